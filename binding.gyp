@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "layerfs_native",
+      "sources": [
+        "native/addon.c",
+        "native/op.c",
+        "native/xattr.c",
+        "native/node.c",
+        "native/data.c"
+      ],
+      "defines": ["_GNU_SOURCE", "_FILE_OFFSET_BITS=64"],
+      # Hidden visibility: only the napi entry points are exported, so helper names such as op_run
+      # cannot collide with symbols of other addons loaded into the same process (fuse-native).
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"]
+    }
+  ]
+}

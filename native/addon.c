@@ -1,0 +1,29 @@
+/* Module registration. The addon keeps no global state (every call owns its op), so it is safe to
+ * load in several contexts at once, e.g. vitest workers or worker_threads. */
+#include "exports.h"
+
+#define FN(js, c) { js, NULL, c, NULL, NULL, NULL, napi_enumerable, NULL }
+
+static napi_value init(napi_env env, napi_value exports) {
+    static const napi_property_descriptor fns[] = {
+        FN("lgetxattr", js_lgetxattr),
+        FN("fgetxattr", js_fgetxattr),
+        FN("lsetxattr", js_lsetxattr),
+        FN("fsetxattr", js_fsetxattr),
+        FN("llistxattr", js_llistxattr),
+        FN("flistxattr", js_flistxattr),
+        FN("lremovexattr", js_lremovexattr),
+        FN("mknod", js_mknod),
+        FN("renameat2", js_renameat2),
+        FN("utimensat", js_utimensat),
+        FN("futimens", js_futimens),
+        FN("seekData", js_seek_data),
+        FN("seekHole", js_seek_hole),
+        FN("copyFileRange", js_copy_file_range),
+        FN("ficlone", js_ficlone),
+    };
+    if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
+    return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

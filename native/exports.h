@@ -1,0 +1,29 @@
+/* The functions addon.c registers, one per JS export; each file implements one concern. */
+#ifndef LAYERFS_EXPORTS_H
+#define LAYERFS_EXPORTS_H
+
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+/* xattr.c */
+napi_value js_lgetxattr(napi_env env, napi_callback_info info);
+napi_value js_fgetxattr(napi_env env, napi_callback_info info);
+napi_value js_lsetxattr(napi_env env, napi_callback_info info);
+napi_value js_fsetxattr(napi_env env, napi_callback_info info);
+napi_value js_llistxattr(napi_env env, napi_callback_info info);
+napi_value js_flistxattr(napi_env env, napi_callback_info info);
+napi_value js_lremovexattr(napi_env env, napi_callback_info info);
+
+/* node.c */
+napi_value js_mknod(napi_env env, napi_callback_info info);
+napi_value js_renameat2(napi_env env, napi_callback_info info);
+napi_value js_utimensat(napi_env env, napi_callback_info info);
+napi_value js_futimens(napi_env env, napi_callback_info info);
+
+/* data.c */
+napi_value js_seek_data(napi_env env, napi_callback_info info);
+napi_value js_seek_hole(napi_env env, napi_callback_info info);
+napi_value js_copy_file_range(napi_env env, napi_callback_info info);
+napi_value js_ficlone(napi_env env, napi_callback_info info);
+
+#endif

@@ -1,0 +1,51 @@
+/* Calls that create, rename or stamp directory entries in ways node:fs cannot: device nodes and
+ * fifos (whiteouts are char 0/0), atomic no-replace / exchange / whiteout renames, and nanosecond
+ * times on a symlink itself. */
+#include "exports.h"
+#include "op.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* The process umask applies to the permission bits, exactly as for mknod(2). */
+static int mknod_exec(op *o) { return mknod(o->path, (mode_t)o->mode, (dev_t)o->dev) < 0 ? errno : 0; }
+
+/* Raw syscall: glibc only gained a renameat2() wrapper in 2.28. */
+static int renameat2_exec(op *o) {
+    return syscall(SYS_renameat2, AT_FDCWD, o->path, AT_FDCWD, o->dest, (unsigned int)o->flags) < 0 ? errno : 0;
+}
+
+static int utimensat_exec(op *o) {
+    int at = o->flags ? AT_SYMLINK_NOFOLLOW : 0;
+    return utimensat(AT_FDCWD, o->path, o->times, at) < 0 ? errno : 0;
+}
+
+static int futimens_exec(op *o) { return futimens(o->fd, o->times) < 0 ? errno : 0; }
+
+napi_value js_mknod(napi_env env, napi_callback_info info) {
+    op *o = op_new("mknod", mknod_exec, op_done_undefined);
+    if (!o) return op_nomem(env);
+    return op_run(env, info, o, "sul", &o->path, &o->mode, &o->dev);
+}
+
+napi_value js_renameat2(napi_env env, napi_callback_info info) {
+    op *o = op_new("renameat2", renameat2_exec, op_done_undefined);
+    if (!o) return op_nomem(env);
+    return op_run(env, info, o, "ssu", &o->path, &o->dest, &o->flags);
+}
+
+napi_value js_utimensat(napi_env env, napi_callback_info info) {
+    op *o = op_new("utimensat", utimensat_exec, op_done_undefined);
+    if (!o) return op_nomem(env);
+    /* o->flags holds the nofollow boolean. */
+    return op_run(env, info, o, "sttB", &o->path, &o->times[0], &o->times[1], &o->flags);
+}
+
+napi_value js_futimens(napi_env env, napi_callback_info info) {
+    op *o = op_new("futimens", futimens_exec, op_done_undefined);
+    if (!o) return op_nomem(env);
+    return op_run(env, info, o, "itt", &o->fd, &o->times[0], &o->times[1]);
+}

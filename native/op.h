@@ -1,0 +1,61 @@
+/* One generic async operation: JS arguments are copied into an `op`, the syscall runs on the libuv
+ * thread pool, and the promise settles on the JS thread. Every exported function is a few lines on
+ * top of this, so argument ownership, error reporting and cleanup live in exactly one place. */
+#ifndef LAYERFS_OP_H
+#define LAYERFS_OP_H
+
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+typedef struct op op;
+
+/* Runs on a pool thread, must not touch napi. Returns 0 or the errno to reject with. */
+typedef int (*op_exec_fn)(op *o);
+/* Runs on the JS thread after success: builds the resolution value. */
+typedef napi_status (*op_done_fn)(napi_env env, op *o, napi_value *out);
+
+struct op {
+    const char *syscall; /* reported to JS on failure */
+    op_exec_fn exec;
+    op_done_fn done;
+    napi_deferred deferred;
+    napi_async_work work;
+    int err;
+
+    /* Arguments: each op uses the slots it needs; strings and data are owned and freed with the op. */
+    char *path, *dest, *name;
+    int fd, fd2;
+    int64_t off, off2, len, dev;
+    uint32_t mode, flags;
+    struct timespec times[2];
+    void *data; /* value to write, or bytes read back */
+    size_t size;
+
+    int64_t ret; /* numeric result for op_done_number */
+};
+
+/* NULL when out of memory: return op_nomem(env) then. */
+op *op_new(const char *syscall, op_exec_fn exec, op_done_fn done);
+napi_value op_nomem(napi_env env);
+
+/* Parses the call's arguments per `fmt`, then queues the op and returns its promise. Takes ownership
+ * of `o`; on bad arguments it throws and returns NULL.
+ *   s  char **        string without NUL bytes (copied)
+ *   i  int *          int32 (file descriptors)
+ *   u  uint32_t *     uint32 (mode, flags)
+ *   l  int64_t *      integral number (offsets, lengths, dev)
+ *   b  void **, size_t *   Buffer / TypedArray contents (copied)
+ *   t  struct timespec *   bigint ns since the epoch, null (UTIME_OMIT) or 'now' (UTIME_NOW)
+ *   B  uint32_t *     boolean, as 0 or 1 */
+napi_value op_run(napi_env env, napi_callback_info info, op *o, const char *fmt, ...);
+
+napi_status op_done_undefined(napi_env env, op *o, napi_value *out);
+napi_status op_done_number(napi_env env, op *o, napi_value *out);
+napi_status op_done_bytes(napi_env env, op *o, napi_value *out);
+/* o->data holds NUL-terminated names back to back (the listxattr format). */
+napi_status op_done_names(napi_env env, op *o, napi_value *out);
+
+#endif

@@ -1,0 +1,41 @@
+/** `layerfs stats MNT [--json]`: what a live daemon has done: ops, cache hit rate, copy-ups. */
+import { resolve } from 'node:path'
+import { readStats } from '../../fuse/bridge.js'
+import type { UnionStats } from '../../union/union.js'
+
+type Stats = UnionStats & { ops: Record<string, number> }
+
+export async function run(args: string[]): Promise<number> {
+  const json = args.includes('--json')
+  const targets = args.filter((a) => a !== '--json')
+  if (targets.length !== 1 || targets[0] === '--help') {
+    process.stderr.write('usage: layerfs stats MNT [--json]\n')
+    return targets[0] === '--help' ? 0 : 2
+  }
+  const mountpoint = resolve(targets[0]!)
+  let stats: Stats
+  try {
+    stats = (await readStats(mountpoint)) as Stats
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    const why = code === 'EOPNOTSUPP' || code === 'ENOTSUP' || code === 'ENODATA' ? 'not a layerfs mount' : (err as Error).message
+    process.stderr.write(`layerfs stats: ${mountpoint}: ${why}\n`)
+    return 1
+  }
+  if (json) {
+    process.stdout.write(JSON.stringify(stats, null, 2) + '\n')
+    return 0
+  }
+  const { cache, copyUps, ops } = stats
+  const lookups = cache.hits + cache.negativeHits + cache.misses
+  const rate = lookups === 0 ? 0 : (100 * (cache.hits + cache.negativeHits)) / lookups
+  const lines = [
+    `mount        ${mountpoint}`,
+    `operations   ${Object.values(ops).reduce((a, b) => a + b, 0)}  (${Object.entries(ops).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+    `lookup cache ${rate.toFixed(1)}% hits  (${cache.hits} hits, ${cache.negativeHits} negative hits, ${cache.misses} misses, ${cache.size} entries)`,
+    `copy-ups     ${copyUps.copyUps}  (${copyUps.copyUpBytes} bytes, ${copyUps.copyUpMs.toFixed(1)} ms), whiteouts ${copyUps.whiteouts}`,
+    `open files   ${stats.openFiles}`,
+  ]
+  process.stdout.write(lines.join('\n') + '\n')
+  return 0
+}

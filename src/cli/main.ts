@@ -1,0 +1,50 @@
+/**
+ * The `layerfs` command. With a subcommand it dispatches; otherwise the arguments are a mount command
+ * line in fuse-overlayfs form (so `mount -t fuse.layerfs` and podman's mount_program work unchanged).
+ */
+type Command = { run(args: string[]): Promise<number> }
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  umount: () => import('./commands/umount.js'),
+  unmount: () => import('./commands/umount.js'),
+  stats: () => import('./commands/stats.js'),
+  import: () => import('./commands/import.js'),
+  inspect: () => import('./commands/inspect.js'),
+  ls: () => import('./commands/ls.js'),
+  cat: () => import('./commands/cat.js'),
+  which: () => import('./commands/which.js'),
+  diff: () => import('./commands/diff.js'),
+  commit: () => import('./commands/commit.js'),
+}
+
+const USAGE = `usage:
+  layerfs [-f] [-d] -o lowerdir=A[:B...][,upperdir=U,workdir=W][,OPTS] MNT   mount a layer stack
+  layerfs SOURCE MNT -o OPTS                  (the form mount.fuse3 uses)
+  layerfs umount MNT                          unmount
+  layerfs stats MNT                           operation counts, cache hit rate, copy-ups
+  layerfs import|inspect|ls|cat|which IMAGE   read container images (see layerfs CMD --help)
+  layerfs diff UPPER | commit ...             a container's changes, and committing them
+
+mount options: lowerdir, upperdir, workdir, ro, volatile, allow_other, cache_entries=N,
+  entry_timeout=S, attr_timeout=S, negative_timeout=S, log=FILE, debug
+`
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+    process.stdout.write(USAGE)
+    return first === undefined ? 2 : 0
+  }
+  const load = COMMANDS[first]
+  if (load) return (await load()).run(rest)
+  const mount = await import('./mount.js')
+  return mount.run(argv)
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code },
+  (err: unknown) => {
+    process.stderr.write(`layerfs: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exitCode = 1
+  },
+)

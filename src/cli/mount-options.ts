@@ -1,0 +1,132 @@
+/**
+ * The mount command line, as fuse-overlayfs takes it, so container tools can swap one for the other:
+ *
+ *   layerfs [-f] [-d] -o lowerdir=A:B,upperdir=U,workdir=W MNT
+ *   layerfs SOURCE MNT -o ...            (what mount.fuse3 runs for `mount -t fuse.layerfs SOURCE MNT`)
+ *
+ * In lowerdir, `:` separates layers (topmost first) and `\:` is a literal colon; `\,` is a literal comma
+ * in any value. Options that mount(8) and mount.fuse3 pass through (rw, dev, suid, ...) are accepted;
+ * anything unknown is warned about and ignored, as fuse-overlayfs does.
+ */
+
+export interface MountOptions {
+  lowers: string[]
+  upper?: string
+  work?: string
+  mountpoint: string
+  source: string
+  foreground: boolean
+  debug: boolean
+  readOnly: boolean
+  fsync: boolean
+  allowOther: boolean
+  cacheEntries: number
+  entryTimeout: number
+  attrTimeout: number
+  negativeTimeout: number
+  log?: string
+  warnings: string[]
+}
+
+export class UsageError extends Error {}
+
+/** Generic options the kernel or mount(8) handle; accepted silently. */
+const PASSTHROUGH = new Set([
+  'rw', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'relatime', 'norelatime',
+  'strictatime', 'diratime', 'nodiratime', 'sync', 'async', 'auto', 'noauto', 'user', 'nouser', 'users',
+  'defaults', 'nofail', '_netdev', 'default_permissions', 'allow_root', 'auto_unmount', 'userxattr',
+])
+
+export function parseMountArgs(argv: string[]): MountOptions {
+  const opts: MountOptions = {
+    lowers: [], mountpoint: '', source: 'layerfs', foreground: false, debug: false, readOnly: false,
+    fsync: true, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
+    entryTimeout: 1, attrTimeout: 1, negativeTimeout: 1, warnings: [],
+  }
+  const positional: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '-f') opts.foreground = true
+    else if (arg === '-d' || arg === '--debug') opts.debug = opts.foreground = true
+    else if (arg === '-o') {
+      const value = argv[++i]
+      if (value === undefined) throw new UsageError('-o needs a value')
+      applyOptions(opts, value)
+    } else if (arg.startsWith('-o')) applyOptions(opts, arg.slice(2))
+    else if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown flag ${arg}`)
+    else positional.push(arg)
+  }
+  if (positional.length === 1) opts.mountpoint = positional[0]!
+  else if (positional.length === 2) [opts.source, opts.mountpoint] = positional as [string, string]
+  else throw new UsageError(positional.length === 0 ? 'no mountpoint given' : `too many arguments: ${positional.join(' ')}`)
+  if (opts.lowers.length === 0) throw new UsageError('no lowerdir given (-o lowerdir=A:B,upperdir=U,workdir=W)')
+  if ((opts.upper === undefined) !== (opts.work === undefined)) throw new UsageError('upperdir and workdir go together')
+  if (opts.readOnly && opts.upper !== undefined) {
+    opts.warnings.push('ro: ignoring upperdir and workdir')
+    delete opts.upper
+    delete opts.work
+  }
+  return opts
+}
+
+function applyOptions(opts: MountOptions, list: string): void {
+  for (const item of splitUnescaped(list, ',')) {
+    if (item === '') continue
+    const eq = item.indexOf('=')
+    const key = eq < 0 ? item : item.slice(0, eq)
+    const value = eq < 0 ? '' : unescape(item.slice(eq + 1))
+    switch (key) {
+      case 'lowerdir':
+        opts.lowers = splitUnescaped(item.slice(eq + 1), ':').map(unescape).filter((dir) => dir !== '')
+        break
+      case 'upperdir': opts.upper = need(key, value); break
+      case 'workdir': opts.work = need(key, value); break
+      case 'ro': opts.readOnly = true; break
+      case 'volatile': opts.fsync = false; break
+      case 'fsync': opts.fsync = value !== '0'; break
+      case 'allow_other': opts.allowOther = true; break
+      case 'debug': opts.debug = true; break
+      case 'log': opts.log = need(key, value); break
+      case 'cache_entries': opts.cacheEntries = number(key, value); break
+      case 'entry_timeout': opts.entryTimeout = number(key, value); break
+      case 'attr_timeout': opts.attrTimeout = number(key, value); break
+      case 'negative_timeout': opts.negativeTimeout = number(key, value); break
+      default:
+        if (!PASSTHROUGH.has(key)) opts.warnings.push(`ignoring unknown option ${item}`)
+    }
+  }
+}
+
+function need(key: string, value: string): string {
+  if (value === '') throw new UsageError(`${key} needs a value`)
+  return value
+}
+
+function number(key: string, value: string): number {
+  const n = Number(value)
+  if (value === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`${key}=${value}: not a number`)
+  return n
+}
+
+/** Split on `sep` where it is not escaped by a backslash; escapes stay for unescape(). */
+export function splitUnescaped(text: string, sep: string): string[] {
+  const parts: string[] = []
+  let current = ''
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!
+    if (ch === '\\' && i + 1 < text.length) {
+      current += ch + text[++i]!
+    } else if (ch === sep) {
+      parts.push(current)
+      current = ''
+    } else {
+      current += ch
+    }
+  }
+  parts.push(current)
+  return parts
+}
+
+export function unescape(text: string): string {
+  return text.replace(/\\(.)/g, '$1')
+}

@@ -1,0 +1,112 @@
+/**
+ * `layerfs [-f] -o lowerdir=...,upperdir=...,workdir=... MNT`: mount a layer stack.
+ *
+ * Without -f the command starts the daemon as a detached child of its own and returns only once the
+ * mount is live (exit 0) or has failed (exit 1, with the daemon's one-line reason): the contract
+ * container runtimes rely on. The child reports over an inherited pipe (fd 3): `ready` or `error: ...`.
+ */
+import { spawn } from 'node:child_process'
+import { openSync, writeSync, closeSync } from 'node:fs'
+import { lstat, stat } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startDaemon } from '../fuse/daemon.js'
+import { Union } from '../union/union.js'
+import { type MountOptions, UsageError, parseMountArgs } from './mount-options.js'
+
+const READY_FD_ENV = 'LAYERFS_READY_FD'
+const READY_TIMEOUT_MS = 60_000
+
+export async function run(argv: string[]): Promise<number> {
+  let opts: MountOptions
+  try {
+    opts = parseMountArgs(argv)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`layerfs: ${err.message}\n`)
+      return 2
+    }
+    throw err
+  }
+  for (const warning of opts.warnings) process.stderr.write(`layerfs: warning: ${warning}\n`)
+  if (!opts.foreground) return daemonize(argv, opts)
+  return serve(opts)
+}
+
+async function serve(opts: MountOptions): Promise<number> {
+  const readyFd = process.env[READY_FD_ENV] ? Number(process.env[READY_FD_ENV]) : undefined
+  const report = (line: string): void => {
+    if (readyFd === undefined) return
+    try {
+      writeSync(readyFd, line + '\n')
+      closeSync(readyFd)
+    } catch { /* the parent gave up waiting */ }
+  }
+  const log = logger(opts.log)
+  try {
+    const mountpoint = resolve(opts.mountpoint)
+    await checkMountpoint(mountpoint)
+    const union = await Union.open({
+      lowers: opts.lowers, upper: opts.upper, work: opts.work, cacheEntries: opts.cacheEntries, fsync: opts.fsync,
+    })
+    // The kernel applies the caller's umask before a create reaches us; ours must not apply twice.
+    process.umask(0)
+    const daemon = await startDaemon(union, mountpoint, {
+      fsname: opts.source, allowOther: opts.allowOther, entryTimeout: opts.entryTimeout,
+      attrTimeout: opts.attrTimeout, negativeTimeout: opts.negativeTimeout, debug: opts.debug, log,
+    })
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void daemon.stop())
+    report('ready')
+    await daemon.closed
+    return 0
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err)
+    report(`error: ${message}`)
+    process.stderr.write(`layerfs: ${message}\n`)
+    return 1
+  }
+}
+
+async function checkMountpoint(mountpoint: string): Promise<void> {
+  let st
+  try {
+    st = await stat(mountpoint)
+  } catch {
+    throw new Error(`mountpoint ${mountpoint}: no such directory`)
+  }
+  if (!st.isDirectory()) throw new Error(`mountpoint ${mountpoint}: not a directory`)
+  const parent = await lstat(dirname(mountpoint))
+  if (mountpoint !== '/' && parent.dev !== st.dev) throw new Error(`mountpoint ${mountpoint} is busy: something is mounted there already`)
+}
+
+function logger(path: string | undefined): (line: string) => void {
+  if (!path) return (line) => { try { process.stderr.write(line + '\n') } catch { /* no stderr */ } }
+  const fd = openSync(path, 'a')
+  return (line) => { writeSync(fd, `${new Date().toISOString()} ${line}\n`) }
+}
+
+async function daemonize(argv: string[], opts: MountOptions): Promise<number> {
+  const cli = fileURLToPath(new URL('./main.js', import.meta.url))
+  const logFd = opts.log ? openSync(opts.log, 'a') : 'ignore'
+  const child = spawn(process.execPath, [cli, ...argv, '-f'], {
+    detached: true,
+    stdio: ['ignore', logFd, logFd, 'pipe'],
+    env: { ...process.env, [READY_FD_ENV]: '3' },
+  })
+  const pipe = child.stdio[3] as NodeJS.ReadableStream
+  const outcome = await new Promise<string>((done) => {
+    let text = ''
+    const timer = setTimeout(() => done('error: the daemon did not report within 60 s'), READY_TIMEOUT_MS)
+    pipe.on('data', (chunk: Buffer) => { text += chunk.toString() })
+    pipe.on('end', () => { clearTimeout(timer); done(text.trim() || 'error: the daemon exited without a word') })
+    child.on('error', (err) => { clearTimeout(timer); done(`error: ${err.message}`) })
+  })
+  if (outcome === 'ready') {
+    child.unref()
+    ;(pipe as unknown as { destroy(): void }).destroy()
+    return 0
+  }
+  if (child.exitCode === null) child.kill('SIGTERM')
+  process.stderr.write(`layerfs: ${outcome.replace(/^error: /, '')}\n`)
+  return 1
+}

@@ -1,0 +1,73 @@
+/**
+ * The daemon's lifecycle around the bridge: mount, report ready, serve, and leave cleanly. It ends
+ * when a signal asks (SIGINT, SIGTERM, SIGHUP: unmount, then exit) or when somebody else unmounts
+ * the filesystem (fusermount3 -u, umount): libfuse 2's loop thread then stops without telling
+ * JavaScript, so the daemon watches /proc/self/mountinfo for its mount to disappear.
+ */
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import Fuse from 'fuse-native'
+import type { Union } from '../union/union.js'
+import { type BridgeOptions, createBridge } from './bridge.js'
+
+export interface Daemon {
+  /** Unmount (if still mounted) and resolve once the FUSE session is over. */
+  stop(): Promise<void>
+  /** Resolves when the filesystem has been unmounted, by us or by anyone. */
+  readonly closed: Promise<void>
+}
+
+// fuse-native unmounts with `fusermount -uz` from libfuse 2, which Debian no longer ships with fuse3.
+Fuse.unmount = (mnt: string, cb: (err: Error | null) => void): void => {
+  unmountPath(mnt).then(() => cb(null), (err: Error) => cb(err))
+}
+
+export function unmountPath(mountpoint: string, lazy = false): Promise<void> {
+  const run = (cmd: string, args: string[]): Promise<void> => new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: 10_000 }, (err, _out, stderr) => (err ? reject(new Error(stderr.trim() || err.message)) : resolve()))
+  })
+  const flag = lazy ? '-uz' : '-u'
+  return run('fusermount3', [flag, mountpoint]).catch(() => run('umount', lazy ? ['-l', mountpoint] : [mountpoint]))
+}
+
+/** Is `mountpoint` a FUSE mount right now? */
+export async function isFuseMounted(mountpoint: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8')
+  return info.split('\n').some((line) => {
+    const fields = line.split(' ')
+    const sep = fields.indexOf('-')
+    return fields[4] === escapeMountinfo(mountpoint) && sep > 0 && (fields[sep + 1] ?? '').startsWith('fuse')
+  })
+}
+
+function escapeMountinfo(path: string): string {
+  return path.replace(/[ \t\n\\]/g, (ch) => '\\' + ch.charCodeAt(0).toString(8).padStart(3, '0'))
+}
+
+export async function startDaemon(union: Union, mountpoint: string, options: BridgeOptions): Promise<Daemon> {
+  const { fuse } = createBridge(union, mountpoint, options)
+  await new Promise<void>((resolve, reject) => {
+    fuse.mount((err) => (err ? reject(new Error(`cannot mount ${mountpoint}: ${err.message}`)) : resolve()))
+  })
+  let markClosed!: () => void
+  const closed = new Promise<void>((resolve) => { markClosed = resolve })
+  const watch = setInterval(() => {
+    isFuseMounted(mountpoint).then((mounted) => { if (!mounted) markClosed() }, () => undefined)
+  }, 1000)
+  watch.unref()
+  void closed.then(() => clearInterval(watch))
+  let stopping: Promise<void> | undefined
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (await isFuseMounted(mountpoint)) {
+        await unmountPath(mountpoint).catch(async (err: Error) => {
+          options.log(`layerfs: ${mountpoint} is busy (${err.message}); detaching it lazily`)
+          await unmountPath(mountpoint, true)
+        })
+      }
+      markClosed()
+    })()
+    return stopping
+  }
+  return { stop, closed }
+}

@@ -1,0 +1,222 @@
+// Typed access to the layerfs_native addon (native/*.c): the Linux calls node:fs lacks. This is the
+// only module that loads the addon. Every call runs on the libuv thread pool and returns a Promise;
+// failures reject with a Node-style errno Error (code, errno < 0, syscall, path, dest), with the
+// same errno names and messages as node:fs, so callers can treat both alike.
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { constants as osConstants } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { getSystemErrorMap } from 'node:util'
+
+export const RENAME_NOREPLACE = 1
+export const RENAME_EXCHANGE = 2
+export const RENAME_WHITEOUT = 4
+export const XATTR_CREATE = 1
+export const XATTR_REPLACE = 2
+
+/** A time for utimensat/futimens: ns since the epoch, null to leave it unchanged, 'now' for the current time. */
+export type TimeNs = bigint | null | 'now'
+
+/** A rejected call: the fields Node sets on fs errors, always present except path/dest. */
+export interface SysError extends Error {
+  code: string
+  errno: number
+  syscall: string
+  path?: string
+  dest?: string
+}
+
+interface Addon {
+  lgetxattr(path: string, name: string): Promise<Buffer>
+  fgetxattr(fd: number, name: string): Promise<Buffer>
+  lsetxattr(path: string, name: string, value: Uint8Array, flags: number): Promise<void>
+  fsetxattr(fd: number, name: string, value: Uint8Array, flags: number): Promise<void>
+  llistxattr(path: string): Promise<string[]>
+  flistxattr(fd: number): Promise<string[]>
+  lremovexattr(path: string, name: string): Promise<void>
+  mknod(path: string, mode: number, dev: number): Promise<void>
+  renameat2(from: string, to: string, flags: number): Promise<void>
+  utimensat(path: string, atime: TimeNs, mtime: TimeNs, nofollow: boolean): Promise<void>
+  futimens(fd: number, atime: TimeNs, mtime: TimeNs): Promise<void>
+  seekData(fd: number, offset: number): Promise<number>
+  seekHole(fd: number, offset: number): Promise<number>
+  copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number): Promise<number>
+  ficlone(fdIn: number, fdOut: number): Promise<void>
+}
+
+// The compiled file sits at dist/src/sys/ and the source at src/sys/ (vitest runs it directly), so
+// the addon is found from the package root rather than from a fixed relative path.
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir)
+    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`)
+    dir = parent
+  }
+  return dir
+}
+
+// Loaded on first use, not at import: code paths that never touch the addon (e.g. --help) keep
+// working on a machine where it was not built.
+let addon: Addon | undefined
+function native(): Addon {
+  if (addon) return addon
+  try {
+    const file = join(packageRoot(), 'build', 'Release', 'layerfs_native.node')
+    addon = createRequire(import.meta.url)(file) as Addon
+    return addon
+  } catch (cause) {
+    const detail = cause instanceof Error ? cause.message : String(cause)
+    throw new Error(`layerfs native addon not available; run \`npm install\` to build it (${detail})`, { cause })
+  }
+}
+
+// ---- errors ----
+
+const errnoNames = new Map<number, string>()
+for (const [name, value] of Object.entries(osConstants.errno)) if (!errnoNames.has(value)) errnoNames.set(value, name)
+const systemErrors = getSystemErrorMap()
+
+function isRaw(e: unknown): e is { errno: number; syscall: string } {
+  return typeof e === 'object' && e !== null && !(e instanceof Error) && typeof (e as { errno?: unknown }).errno === 'number'
+}
+
+/** Turns the addon's plain {errno, syscall} rejection into an Error shaped like node:fs's. */
+function sysError(errno: number, syscall: string, path?: string, dest?: string): SysError {
+  const [code, text] = systemErrors.get(-errno) ?? [errnoNames.get(errno) ?? `E${errno}`, 'unknown error']
+  let message = `${code}: ${text}, ${syscall}`
+  if (path !== undefined) message += ` '${path}'`
+  if (dest !== undefined) message += ` -> '${dest}'`
+  const err = new Error(message) as SysError
+  err.errno = -errno
+  err.code = code
+  err.syscall = syscall
+  if (path !== undefined) err.path = path
+  if (dest !== undefined) err.dest = dest
+  return err
+}
+
+// Awaiting here (not a .catch) keeps the caller's frames in the async stack trace of the Error.
+// `absent` maps one errno to a value: the calls where an error code just means "nothing there".
+async function call<T>(
+  start: (n: Addon) => Promise<T>,
+  path?: string,
+  dest?: string,
+  absent?: { errno: number; value: T },
+): Promise<T> {
+  try {
+    return await start(native())
+  } catch (e) {
+    if (!isRaw(e)) throw e
+    if (absent && e.errno === absent.errno) return absent.value
+    throw sysError(e.errno, e.syscall, path, dest)
+  }
+}
+
+function bytes(value: Buffer | string): Buffer {
+  return typeof value === 'string' ? Buffer.from(value, 'utf8') : value
+}
+
+const ENODATA = osConstants.errno.ENODATA
+const ENXIO = osConstants.errno.ENXIO
+
+// ---- device numbers ----
+// Same encoding as glibc's <sys/sysmacros.h> (and node:fs Stats.rdev); BigInt because the layout
+// spans 64 bits and JS bitwise operators truncate to 32.
+
+export function makedev(major: number, minor: number): number {
+  const ma = BigInt(major)
+  const mi = BigInt(minor)
+  return Number(((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn))
+}
+
+export function major(dev: number): number {
+  const d = BigInt(dev)
+  return Number(((d >> 32n) & 0xfffff000n) | ((d >> 8n) & 0xfffn))
+}
+
+export function minor(dev: number): number {
+  const d = BigInt(dev)
+  return Number(((d >> 12n) & 0xffffff00n) | (d & 0xffn))
+}
+
+// ---- extended attributes (never following symlinks) ----
+
+/** The attribute's value, or undefined when the file has no such attribute (ENODATA). */
+export function lgetxattr(path: string, name: string): Promise<Buffer | undefined> {
+  return call<Buffer | undefined>((n) => n.lgetxattr(path, name), path, undefined, { errno: ENODATA, value: undefined })
+}
+
+export function fgetxattr(fd: number, name: string): Promise<Buffer | undefined> {
+  return call<Buffer | undefined>((n) => n.fgetxattr(fd, name), undefined, undefined, { errno: ENODATA, value: undefined })
+}
+
+/** flags: 0, XATTR_CREATE (EEXIST if present) or XATTR_REPLACE (ENODATA if absent). */
+export function lsetxattr(path: string, name: string, value: Buffer | string, flags = 0): Promise<void> {
+  return call((n) => n.lsetxattr(path, name, bytes(value), flags), path)
+}
+
+export function fsetxattr(fd: number, name: string, value: Buffer | string, flags = 0): Promise<void> {
+  return call((n) => n.fsetxattr(fd, name, bytes(value), flags))
+}
+
+/** Attribute names the caller may see (trusted.* only as root); [] when there are none. */
+export function llistxattr(path: string): Promise<string[]> {
+  return call((n) => n.llistxattr(path), path)
+}
+
+export function flistxattr(fd: number): Promise<string[]> {
+  return call((n) => n.flistxattr(fd))
+}
+
+export function lremovexattr(path: string, name: string): Promise<void> {
+  return call((n) => n.lremovexattr(path, name), path)
+}
+
+// ---- directory entries ----
+
+/**
+ * mknod(2): mode carries the type (S_IFCHR, S_IFBLK, S_IFIFO, S_IFREG, S_IFSOCK) and permission
+ * bits; dev is a makedev() number for device nodes. As with mknod(2), the process umask is applied
+ * to the permission bits: chmod afterwards when exact bits matter.
+ */
+export function mknod(path: string, mode: number, dev: number): Promise<void> {
+  return call((n) => n.mknod(path, mode, dev), path)
+}
+
+/** rename with RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT (0 = plain rename). */
+export function renameat2(from: string, to: string, flags: number): Promise<void> {
+  return call((n) => n.renameat2(from, to, flags), from, to)
+}
+
+/** Sets atime/mtime in ns since the epoch; null leaves one unchanged; nofollow stamps a symlink itself. */
+export function utimensat(path: string, atimeNs: TimeNs, mtimeNs: TimeNs, nofollow: boolean): Promise<void> {
+  return call((n) => n.utimensat(path, atimeNs, mtimeNs, nofollow), path)
+}
+
+export function futimens(fd: number, atimeNs: TimeNs, mtimeNs: TimeNs): Promise<void> {
+  return call((n) => n.futimens(fd, atimeNs, mtimeNs))
+}
+
+// ---- file data ----
+
+/** lseek(SEEK_DATA): start of the first data at or after offset, or -1 when only a hole follows (ENXIO). */
+export function seekData(fd: number, offset: number): Promise<number> {
+  return call((n) => n.seekData(fd, offset), undefined, undefined, { errno: ENXIO, value: -1 })
+}
+
+/** lseek(SEEK_HOLE): start of the first hole at or after offset (EOF counts as one); ENXIO past EOF. */
+export function seekHole(fd: number, offset: number): Promise<number> {
+  return call((n) => n.seekHole(fd, offset))
+}
+
+/** One copy_file_range(2) with explicit offsets (file positions untouched); bytes copied, 0 at EOF. */
+export function copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number): Promise<number> {
+  return call((n) => n.copyFileRange(fdIn, offIn, fdOut, offOut, len))
+}
+
+/** ioctl(FICLONE): makes fdOut share fdIn's extents; rejects as the filesystem says (ENOTSUP, EXDEV, EINVAL...). */
+export function ficlone(fdIn: number, fdOut: number): Promise<void> {
+  return call((n) => n.ficlone(fdIn, fdOut))
+}

@@ -1,0 +1,116 @@
+/**
+ * Attributes: what getattr reports, and the metadata changes (chmod, chown, utimens, truncate,
+ * xattrs). Any change to a lower object copies it up first; reading never does.
+ *
+ * st_ino follows overlayfs on one filesystem: the real inode of the visible object, or for a copy-up
+ * the inode it was copied from (see inode.ts). A merged directory (more than one contributing layer)
+ * reports nlink 1, as overlayfs does: counting subdirectories across layers is not worth it, and 1 tells
+ * find(1) not to rely on the count.
+ */
+import type { Stats } from 'node:fs'
+import { chmod as changeMode, lchown, lstat, truncate as truncatePath } from 'node:fs/promises'
+import { lgetxattr, llistxattr, lremovexattr, lsetxattr, utimensat, type TimeNs } from '../sys/native.js'
+import type { Core } from './core.js'
+import type { Entry } from './entry.js'
+import { fsError, isCode } from './errors.js'
+import { isPrivateXattr, readOrigin } from './inode.js'
+
+export interface Attr {
+  ino: number
+  mode: number
+  nlink: number
+  uid: number
+  gid: number
+  rdev: number
+  size: number
+  blksize: number
+  blocks: number
+  atimeMs: number
+  mtimeMs: number
+  ctimeMs: number
+}
+
+export async function attrOf(entry: Entry): Promise<Attr> {
+  const st = await lstat(entry.layer.path(entry.path))
+  return toAttr(entry, st, await inoOf(entry, st))
+}
+
+export function toAttr(entry: Entry, st: Stats, ino: number): Attr {
+  return {
+    ino,
+    mode: st.mode,
+    nlink: entry.kind === 'dir' && entry.dirLayers.length > 1 ? 1 : st.nlink,
+    uid: st.uid,
+    gid: st.gid,
+    rdev: st.rdev,
+    size: st.size,
+    blksize: st.blksize,
+    blocks: st.blocks,
+    atimeMs: st.atimeMs,
+    mtimeMs: st.mtimeMs,
+    ctimeMs: st.ctimeMs,
+  }
+}
+
+async function inoOf(entry: Entry, st: Stats): Promise<number> {
+  if (entry.ino !== undefined) return entry.ino
+  const ino = entry.layer.writable ? (await readOrigin(entry.layer.path(entry.path))) ?? st.ino : st.ino
+  entry.ino = ino
+  return ino
+}
+
+export async function chmod(core: Core, rel: string, mode: number): Promise<void> {
+  const entry = await core.copyUp(rel, true)
+  await changeMode(entry.layer.path(rel), mode & 0o7777)
+}
+
+export async function chown(core: Core, rel: string, uid: number, gid: number): Promise<void> {
+  const entry = await core.copyUp(rel, true)
+  await lchown(entry.layer.path(rel), uid, gid)
+}
+
+export async function utimens(core: Core, rel: string, atime: TimeNs, mtime: TimeNs): Promise<void> {
+  const entry = await core.copyUp(rel, true)
+  await utimensat(entry.layer.path(rel), atime, mtime, true)
+}
+
+export async function truncate(core: Core, rel: string, size: number): Promise<void> {
+  const current = await core.resolver.get(rel)
+  if (current.kind === 'dir') throw fsError('EISDIR', rel)
+  // Truncating to zero needs none of the old bytes: copy up the metadata alone.
+  const entry = await core.copyUp(rel, size > 0)
+  await truncatePath(entry.layer.path(rel), size)
+}
+
+export async function getxattr(core: Core, rel: string, name: string): Promise<Buffer> {
+  if (isPrivateXattr(name)) throw fsError('EOPNOTSUPP', name)
+  const entry = await core.resolver.get(rel)
+  const value = await lgetxattr(entry.layer.path(rel), name)
+  if (value === undefined) throw fsError('ENODATA', name)
+  return value
+}
+
+export async function listxattr(core: Core, rel: string): Promise<string[]> {
+  const entry = await core.resolver.get(rel)
+  try {
+    return (await llistxattr(entry.layer.path(rel))).filter((name) => !isPrivateXattr(name))
+  } catch (err) {
+    if (isCode(err, 'ENOTSUP', 'EOPNOTSUPP')) return []
+    throw err
+  }
+}
+
+export async function setxattr(core: Core, rel: string, name: string, value: Buffer, flags: number): Promise<void> {
+  if (isPrivateXattr(name)) throw fsError('EOPNOTSUPP', name)
+  const entry = await core.copyUp(rel, true)
+  await lsetxattr(entry.layer.path(rel), name, value, flags)
+}
+
+export async function removexattr(core: Core, rel: string, name: string): Promise<void> {
+  if (isPrivateXattr(name)) throw fsError('EOPNOTSUPP', name)
+  const current = await core.resolver.get(rel)
+  // Removing what is not there fails without a copy-up, as in overlayfs.
+  if ((await lgetxattr(current.layer.path(rel), name)) === undefined) throw fsError('ENODATA', name)
+  const entry = await core.copyUp(rel, true)
+  await lremovexattr(entry.layer.path(rel), name)
+}

@@ -1,0 +1,223 @@
+/**
+ * The union's shared state and the machinery every operation builds on: the layer stack, the resolver
+ * (node table + lookup cache), the namespace lock, copy-up and whiteout writing.
+ *
+ * Locking: `lock` serialises every change to the upper layer's namespace (the commit of a copy-up, a
+ * create, an unlink, a rename). Methods named `...Locked` expect the caller to hold it. Lookups, reads
+ * and writes never take it. A data copy-up runs outside the lock, in the work directory, and commits
+ * under it after checking that the name still means what it meant when the copy began.
+ */
+import { constants } from 'node:fs'
+import { lstat, rename, rm, writeFile, unlink } from 'node:fs/promises'
+import { Layer, joinPath, splitPath } from '../layers/layer.js'
+import { OPAQUE_XATTRS, WHITEOUT_PREFIX, isWhiteoutStat } from '../layers/whiteout.js'
+import { RENAME_EXCHANGE, lsetxattr, mknod, renameat2 } from '../sys/native.js'
+import { type Entry, inUpper } from './entry.js'
+import { fsError, isCode } from './errors.js'
+import { Handles } from './handles.js'
+import { Mutex } from './mutex.js'
+import { Resolver } from './resolver.js'
+import { Stager } from './copy-up.js'
+
+export interface Counters {
+  copyUps: number
+  copyUpBytes: number
+  copyUpMs: number
+  whiteouts: number
+}
+
+export class Core {
+  readonly layers: Layer[]
+  readonly upper: Layer | undefined
+  readonly resolver: Resolver
+  readonly lock = new Mutex()
+  readonly handles = new Handles()
+  readonly counters: Counters = { copyUps: 0, copyUpBytes: 0, copyUpMs: 0, whiteouts: 0 }
+  readonly #stager: Stager | undefined
+  /** Data copy-ups in flight, by path: concurrent openers of one file share one copy. */
+  readonly #inflight = new Map<string, Promise<Entry>>()
+  /** Whether mknod of a char 0/0 works here; false after the first EPERM (then `.wh.` files). */
+  #mknodWhiteouts = true
+
+  constructor(layers: Layer[], stager: Stager | undefined, cacheEntries: number) {
+    this.layers = layers
+    this.upper = layers[0]?.writable ? layers[0] : undefined
+    this.#stager = stager
+    this.resolver = new Resolver(layers, cacheEntries)
+  }
+
+  requireUpper(): Layer {
+    if (!this.upper) throw fsError('EROFS', 'no upper layer')
+    return this.upper
+  }
+
+  get stager(): Stager {
+    if (!this.#stager) throw fsError('EROFS', 'no work directory')
+    return this.#stager
+  }
+
+  /** Make sure the directory `dir` exists in the upper layer, copying it (and its parents) up. */
+  async ensureUpperDirLocked(dir: Entry): Promise<void> {
+    if (inUpper(dir)) return
+    const upper = this.requireUpper()
+    const [parentPath] = splitPath(dir.path)
+    await this.ensureUpperDirLocked(await this.resolver.get(parentPath))
+    const src = dir.layer.path(dir.path)
+    const st = await lstat(src, { bigint: true })
+    const staged = await this.stager.stage(src, st, 'dir', { data: false, origin: st.ino })
+    await rename(staged.tmp, upper.path(dir.path))
+    dir.layer = upper
+    dir.dirLayers = [upper, ...dir.dirLayers]
+    dir.ino = undefined
+    dir.lowerHas = true
+    this.resolver.set(dir.path, dir)
+    this.counters.copyUps++
+  }
+
+  /** Copy `rel` up (whole, or metadata only when `data` is false) and return its upper entry. */
+  async copyUp(rel: string, data: boolean): Promise<Entry> {
+    for (;;) {
+      const entry = await this.resolver.get(rel)
+      if (inUpper(entry)) return entry
+      this.requireUpper()
+      const running = this.#inflight.get(rel)
+      if (running) {
+        await running.catch(() => undefined)
+        continue
+      }
+      const job = entry.kind === 'dir'
+        ? this.lock.run(async () => {
+          await this.ensureUpperDirLocked(entry)
+          return entry
+        })
+        : this.#copyUpObject(entry, data)
+      this.#inflight.set(rel, job)
+      try {
+        return await job
+      } finally {
+        this.#inflight.delete(rel)
+      }
+    }
+  }
+
+  async #copyUpObject(entry: Entry, data: boolean): Promise<Entry> {
+    const upper = this.requireUpper()
+    const rel = entry.path
+    const started = performance.now()
+    await this.lock.run(async () => this.ensureUpperDirLocked(await this.resolver.get(splitPath(rel)[0])))
+    const src = entry.layer.path(rel)
+    const st = await lstat(src, { bigint: true })
+    // A lower file with several links loses them in the copy: it must not keep their inode number.
+    const origin = st.nlink === 1n ? st.ino : undefined
+    const staged = await this.stager.stage(src, st, entry.kind, { data, origin })
+    return this.lock.run(async () => {
+      const current = await this.resolver.resolve(rel)
+      if (!current || current.layer !== entry.layer || current.kind !== entry.kind) {
+        // Removed, replaced or copied up while we copied: our copy is stale.
+        await rm(staged.tmp, { force: true })
+        if (current && inUpper(current)) return current
+        throw fsError('ENOENT', rel)
+      }
+      await rename(staged.tmp, upper.path(rel))
+      current.layer = upper
+      current.ino = origin === undefined ? undefined : Number(origin)
+      current.lowerHas = true
+      this.resolver.set(rel, current)
+      await this.handles.promote(rel, upper.path(rel))
+      this.counters.copyUps++
+      this.counters.copyUpBytes += staged.bytes
+      this.counters.copyUpMs += performance.now() - started
+      return current
+    })
+  }
+
+  /** Leave a whiteout at `rel` in the upper layer, replacing whatever non-directory is there. The
+   *  parent must already be in the upper layer. */
+  async whiteoutLocked(rel: string): Promise<void> {
+    const upper = this.requireUpper()
+    const target = upper.path(rel)
+    if (this.#mknodWhiteouts) {
+      const tmp = this.stager.tempPath()
+      try {
+        await mknod(tmp, constants.S_IFCHR, 0)
+        await rename(tmp, target)
+        this.counters.whiteouts++
+        return
+      } catch (err) {
+        await rm(tmp, { force: true })
+        if (!isCode(err, 'EPERM', 'EOPNOTSUPP')) throw err
+        this.#mknodWhiteouts = false
+      }
+    }
+    const [dir, name] = splitPath(rel)
+    await writeFile(upper.path(joinPath(dir, WHITEOUT_PREFIX + name)), '', { mode: 0o600 })
+    await rm(target, { force: true })
+    this.counters.whiteouts++
+  }
+
+  /**
+   * Create a new object at `rel` in the upper layer with `make(hostPath)`. When the upper layer holds a
+   * whiteout there, the object is made in the work directory and moved over it, so the name is never
+   * missing and never shows the lower object; a directory made over a whiteout is opaque, since the
+   * lower directory it replaces must not show through. Returns whether a whiteout was replaced.
+   */
+  async placeLocked(rel: string, isDir: boolean, make: (path: string) => Promise<void>): Promise<boolean> {
+    const upper = this.requireUpper()
+    const [dir, name] = splitPath(rel)
+    await this.ensureUpperDirLocked(await this.resolver.get(dir))
+    const target = upper.path(rel)
+    const marker = upper.path(joinPath(dir, WHITEOUT_PREFIX + name))
+    const charWhiteout = await isWhiteoutAt(target)
+    const markerWhiteout = !charWhiteout && (await existsAt(marker))
+    if (!charWhiteout && !markerWhiteout) {
+      await make(target)
+      return false
+    }
+    const tmp = this.stager.tempPath()
+    await make(tmp)
+    try {
+      if (isDir) await lsetxattr(tmp, OPAQUE_XATTRS[0], 'y')
+      if (isDir && charWhiteout) {
+        await exchange(tmp, target)
+        await rm(tmp, { force: true })
+      } else {
+        await rename(tmp, target)
+      }
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true })
+      throw err
+    }
+    if (markerWhiteout) await unlink(marker)
+    return true
+  }
+}
+
+/** Swap two paths atomically; where renameat2 is missing, fall back to remove-then-rename. */
+async function exchange(a: string, b: string): Promise<void> {
+  try {
+    await renameat2(a, b, RENAME_EXCHANGE)
+  } catch (err) {
+    if (!isCode(err, 'EINVAL', 'ENOSYS')) throw err
+    await rm(b, { force: true })
+    await rename(a, b)
+  }
+}
+
+async function isWhiteoutAt(path: string): Promise<boolean> {
+  try {
+    return isWhiteoutStat(await lstat(path))
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) return false
+    throw err
+  }
+}
+
+export async function existsAt(path: string): Promise<boolean> {
+  try {
+    await lstat(path)
+    return true
+  } catch (err) {
+    if (isCode(err, 'ENOENT', 'ENAMETOOLONG')) return false
+    throw err
+  }
+}

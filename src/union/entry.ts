@@ -1,0 +1,34 @@
+/**
+ * An entry is what a path resolves to in the merged view: its kind, the layer that shows it, and, for
+ * a directory, every layer whose same-named directory merges into it. Entries are the node table; the
+ * resolver caches them, and every namespace change updates or drops exactly the entries it touches.
+ */
+import type { BigIntStats, Stats } from 'node:fs'
+import type { Layer } from '../layers/layer.js'
+
+export type Kind = 'file' | 'dir' | 'symlink' | 'special'
+
+export interface Entry {
+  readonly path: string
+  kind: Kind
+  /** The layer whose object is visible (for a directory: the topmost contributing one). */
+  layer: Layer
+  /** Directories only: contributing layers, topmost first, down to the first opaque one. */
+  dirLayers: Layer[]
+  /** Memoised st_ino (see inode.ts); dropped when the entry moves to another layer. */
+  ino?: number
+  /** Memoised: a lower layer holds this name, so removing it needs a whiteout. */
+  lowerHas?: boolean
+}
+
+export function kindOf(st: Stats | BigIntStats): Kind {
+  if (st.isFile()) return 'file'
+  if (st.isDirectory()) return 'dir'
+  if (st.isSymbolicLink()) return 'symlink'
+  return 'special'
+}
+
+/** True when the entry has a copy in the writable layer. */
+export function inUpper(entry: Entry): boolean {
+  return entry.layer.writable
+}

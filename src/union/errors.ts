@@ -1,0 +1,30 @@
+/**
+ * The one error type of the union core. It carries an errno name (`ENOENT`), never a number: exactly
+ * one place, the kernel bridge, turns names into the negative numbers FUSE wants. Errors thrown by
+ * node:fs and the native addon already carry `.code` and pass through unchanged.
+ */
+export class FsError extends Error {
+  readonly code: string
+
+  constructor(code: string, message?: string) {
+    super(message ? `${code}: ${message}` : code)
+    this.code = code
+    this.name = 'FsError'
+  }
+}
+
+export function fsError(code: string, message?: string): FsError {
+  return new FsError(code, message)
+}
+
+/** The errno name an error carries, if any. */
+export function errnoCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && code.startsWith('E') ? code : undefined
+}
+
+export function isCode(err: unknown, ...codes: string[]): boolean {
+  const code = errnoCode(err)
+  return code !== undefined && codes.includes(code)
+}

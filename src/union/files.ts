@@ -1,0 +1,54 @@
+/**
+ * Open files and their I/O. Opening for writing (or with O_TRUNC) copies the file up first; an
+ * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
+ */
+import { constants } from 'node:fs'
+import type { Core } from './core.js'
+import { fsError } from './errors.js'
+import { closeFd, fsyncFd, ftruncateFd, openFd, pread, pwrite } from './fd-io.js'
+import { create as createFile } from './namespace.js'
+
+const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR
+/** Flags that describe creation, which open() never performs (FUSE sends create for that). */
+const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_NOCTTY
+
+export async function open(core: Core, rel: string, flags: number): Promise<number> {
+  let entry = await core.resolver.get(rel)
+  if (entry.kind === 'dir' && (flags & WRITE_FLAGS)) throw fsError('EISDIR', rel)
+  const writing = (flags & WRITE_FLAGS) !== 0 || (flags & constants.O_TRUNC) !== 0
+  if (writing) entry = await core.copyUp(rel, (flags & constants.O_TRUNC) === 0)
+  const fd = await openFd(entry.layer.path(rel), (flags & ~CREATE_FLAGS) | constants.O_NOFOLLOW)
+  return core.handles.add({ fd, path: rel, upper: entry.layer.writable })
+}
+
+export async function create(core: Core, rel: string, mode: number): Promise<number> {
+  const { fd } = await createFile(core, rel, mode)
+  return core.handles.add({ fd, path: rel, upper: true })
+}
+
+function handle(core: Core, fh: number): { fd: number } {
+  const h = core.handles.get(fh)
+  if (!h) throw fsError('EBADF', `handle ${fh}`)
+  return h
+}
+
+export function read(core: Core, fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
+  return pread(handle(core, fh).fd, buffer, 0, length, position)
+}
+
+export function write(core: Core, fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
+  return pwrite(handle(core, fh).fd, buffer, 0, length, position)
+}
+
+export function ftruncate(core: Core, fh: number, size: number): Promise<void> {
+  return ftruncateFd(handle(core, fh).fd, size)
+}
+
+export function fsync(core: Core, fh: number, dataOnly: boolean): Promise<void> {
+  return fsyncFd(handle(core, fh).fd, dataOnly)
+}
+
+export async function release(core: Core, fh: number): Promise<void> {
+  const h = core.handles.remove(fh)
+  if (h) await closeFd(h.fd)
+}

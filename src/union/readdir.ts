@@ -1,0 +1,44 @@
+/**
+ * The merged listing of a directory: every contributing layer's names, topmost first, each name once,
+ * minus whiteouts and the markers that encode them. A whiteout (char 0/0 or `.wh.NAME`) hides NAME in
+ * the layers below its own, never in its own layer, as the OCI spec has it. The result is sorted, so a
+ * directory offset means the same thing across calls.
+ */
+import { lstat, readdir } from 'node:fs/promises'
+import { OPAQUE_MARKER, WHITEOUT_PREFIX, isWhiteoutStat, whiteoutTarget } from '../layers/whiteout.js'
+import type { Entry } from './entry.js'
+import { isCode } from './errors.js'
+
+export async function mergedNames(dir: Entry): Promise<string[]> {
+  const seen = new Set<string>()
+  const hidden = new Set<string>()
+  const names: string[] = []
+  for (const layer of dir.dirLayers) {
+    const path = layer.path(dir.path)
+    let dirents
+    try {
+      dirents = await readdir(path, { withFileTypes: true })
+    } catch (err) {
+      if (isCode(err, 'ENOENT', 'ENOTDIR')) continue
+      throw err
+    }
+    const hides: string[] = []
+    for (const dirent of dirents) {
+      const name = dirent.name
+      if (name.startsWith(WHITEOUT_PREFIX)) {
+        const target = name === OPAQUE_MARKER ? undefined : whiteoutTarget(name)
+        if (target !== undefined) hides.push(target)
+        continue
+      }
+      if (seen.has(name) || hidden.has(name)) continue
+      if (dirent.isCharacterDevice() && isWhiteoutStat(await lstat(`${path}/${name}`))) {
+        hides.push(name)
+        continue
+      }
+      seen.add(name)
+      names.push(name)
+    }
+    for (const name of hides) hidden.add(name)
+  }
+  return names.sort()
+}

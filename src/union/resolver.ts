@@ -1,0 +1,195 @@
+/**
+ * The resolver turns a merged-view path into an Entry, layer by layer, and caches the answer (negative
+ * answers too) in a bounded LRU, so memory stays flat however many files are walked.
+ *
+ * Lookup of NAME in a directory D walks D's contributing layers from the top:
+ * - a whiteout (char 0/0, or a `.wh.NAME` file beside it) ends the walk: the name is gone;
+ * - a non-directory wins if nothing was found above it, and hides everything below it;
+ * - directories merge down until one is opaque (xattr or `.wh..wh..opq`) or a non-directory or
+ *   whiteout interrupts the chain.
+ * A layer contributes to a directory only where that directory exists as a real directory in it (lstat,
+ * never stat): symlinks inside a layer are never followed.
+ *
+ * Exactness: every namespace change goes through set/invalidate. A lookup that started before a change
+ * and finishes after it must not store its stale answer, so each store checks a generation counter
+ * that every change bumps.
+ */
+import { lstat } from 'node:fs/promises'
+import { LRUCache } from 'lru-cache'
+import { Layer, joinPath, splitPath } from '../layers/layer.js'
+import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutStat } from '../layers/whiteout.js'
+import { type Entry, kindOf } from './entry.js'
+import { fsError, isCode } from './errors.js'
+
+/** Stands for "no such name" in the cache (lru-cache values cannot be undefined). */
+const MISSING = Object.freeze({ missing: true as const })
+type Cached = Entry | typeof MISSING
+
+export const NAME_MAX = 255
+
+export interface ResolverStats {
+  hits: number
+  misses: number
+  negativeHits: number
+  size: number
+}
+
+export class Resolver {
+  readonly #layers: Layer[]
+  readonly #cache: LRUCache<string, Cached>
+  #generation = 0
+  #hits = 0
+  #misses = 0
+  #negativeHits = 0
+
+  constructor(layers: Layer[], maxEntries: number) {
+    this.#layers = layers
+    this.#cache = new LRUCache<string, Cached>({ max: Math.max(16, maxEntries) })
+  }
+
+  get stats(): ResolverStats {
+    return { hits: this.#hits, misses: this.#misses, negativeHits: this.#negativeHits, size: this.#cache.size }
+  }
+
+  /** The entry at `rel`, or undefined when nothing is there. Throws ENOTDIR when a parent is not a
+   *  directory, ENAMETOOLONG for an over-long component. */
+  async resolve(rel: string): Promise<Entry | undefined> {
+    const cached = this.#cache.get(rel)
+    if (cached !== undefined) {
+      if ('missing' in cached) {
+        this.#negativeHits++
+        return undefined
+      }
+      this.#hits++
+      return cached
+    }
+    this.#misses++
+    const generation = this.#generation
+    const entry = rel === '' ? await this.#root() : await this.#lookup(rel)
+    if (generation === this.#generation) this.#cache.set(rel, entry ?? MISSING)
+    return entry
+  }
+
+  /** Like resolve, but a missing entry is ENOENT. */
+  async get(rel: string): Promise<Entry> {
+    const entry = await this.resolve(rel)
+    if (!entry) throw fsError('ENOENT', rel)
+    return entry
+  }
+
+  /** Record what a change made of `rel` (undefined: the name is now gone). */
+  set(rel: string, entry: Entry | undefined): void {
+    this.#generation++
+    this.#cache.set(rel, entry ?? MISSING)
+  }
+
+  /** Forget `rel` only (a non-directory changed). */
+  invalidate(rel: string): void {
+    this.#generation++
+    this.#cache.delete(rel)
+  }
+
+  /** Forget `rel` and everything below it (a directory moved or was removed). O(cache size): it
+   *  runs only for directory rename and rmdir. */
+  invalidateTree(rel: string): void {
+    this.#generation++
+    if (rel === '') {
+      this.#cache.clear()
+      return
+    }
+    const prefix = rel + '/'
+    for (const key of [...this.#cache.keys()]) {
+      if (key === rel || key.startsWith(prefix)) this.#cache.delete(key)
+    }
+  }
+
+  /** Does a layer below the upper hold `rel` (so removing it must leave a whiteout)? */
+  async lowerHas(entry: Entry): Promise<boolean> {
+    if (entry.lowerHas !== undefined) return entry.lowerHas
+    let found = !entry.layer.writable
+    if (!found && entry.path !== '') {
+      const [dir, name] = splitPath(entry.path)
+      const parent = await this.resolve(dir)
+      for (const layer of parent?.dirLayers ?? []) {
+        if (layer.writable) continue
+        const probe = await probeName(layer, dir, name, true)
+        if (probe === 'whiteout') break
+        if (probe !== 'absent') {
+          found = true
+          break
+        }
+      }
+    }
+    entry.lowerHas = found
+    return found
+  }
+
+  async #root(): Promise<Entry> {
+    const top = this.#layers[0]
+    if (!top) throw fsError('EINVAL', 'no layers')
+    return { path: '', kind: 'dir', layer: top, dirLayers: [...this.#layers] }
+  }
+
+  async #lookup(rel: string): Promise<Entry | undefined> {
+    const [dir, name] = splitPath(rel)
+    if (Buffer.byteLength(name) > NAME_MAX) throw fsError('ENAMETOOLONG', rel)
+    const parent = await this.resolve(dir)
+    if (!parent) return undefined
+    if (parent.kind !== 'dir') throw fsError('ENOTDIR', dir)
+    // Marker names are how layers encode deletions; they are never entries of the merged view.
+    if (name.startsWith(WHITEOUT_PREFIX)) return undefined
+
+    let entry: Entry | undefined
+    const layers = parent.dirLayers
+    for (let i = 0; i < layers.length; i++) {
+      const layer = layers[i]!
+      const last = i === layers.length - 1
+      const probe = await probeName(layer, dir, name, !last)
+      if (probe === 'absent') continue
+      if (probe === 'whiteout') break
+      const kind = kindOf(probe)
+      if (!entry) {
+        entry = { path: rel, kind, layer, dirLayers: [] }
+        if (kind !== 'dir') break
+      } else if (kind !== 'dir') {
+        break // a non-directory below a directory ends the merge
+      }
+      entry.dirLayers.push(layer)
+      if (!last && (await isOpaqueIn(layer, rel))) break
+    }
+    return entry
+  }
+}
+
+type Probe = 'absent' | 'whiteout' | import('node:fs').Stats
+
+/** What `dir/name` is in one layer. `checkMarker`: also look for a `.wh.name` file (pointless in the
+ *  bottom layer, where nothing is left to hide). */
+async function probeName(layer: Layer, dir: string, name: string, checkMarker: boolean): Promise<Probe> {
+  try {
+    const st = await lstat(layer.path(joinPath(dir, name)))
+    return isWhiteoutStat(st) ? 'whiteout' : st
+  } catch (err) {
+    if (!isCode(err, 'ENOENT')) throw err
+  }
+  if (!checkMarker) return 'absent'
+  try {
+    await lstat(layer.path(joinPath(dir, WHITEOUT_PREFIX + name)))
+    return 'whiteout'
+  } catch (err) {
+    if (isCode(err, 'ENOENT', 'ENAMETOOLONG')) return 'absent'
+    throw err
+  }
+}
+
+async function isOpaqueIn(layer: Layer, rel: string): Promise<boolean> {
+  const path = layer.path(rel)
+  if (await hasOpaqueXattr(path)) return true
+  try {
+    await lstat(layer.path(joinPath(rel, OPAQUE_MARKER)))
+    return true
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) return false
+    throw err
+  }
+}

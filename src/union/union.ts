@@ -1,0 +1,267 @@
+/**
+ * Union: the merged view of a layer stack, as a set of syscall-named operations on paths. It knows
+ * nothing of FUSE; the kernel bridge (src/fuse) and the tests drive it alike.
+ *
+ *   const union = await Union.open({ lowers: ['/img/top', '/img/base'], upper: '/c/upper', work: '/c/work' })
+ *   const fh = await union.open('/etc/hosts', O_WRONLY)   // copies /etc/hosts up
+ *
+ * Paths are merged-view paths ('/a/b', as FUSE gives them). Errors carry an errno name (`.code`).
+ */
+
+import { lstat, mkdir, readdir, readlink as readLink, rm, statfs as statFs } from 'node:fs/promises'
+import { join, relative, resolve, sep } from 'node:path'
+import { Layer, joinPath, relPath } from '../layers/layer.js'
+import type { TimeNs } from '../sys/native.js'
+import * as attrs from './attrs.js'
+import { Stager } from './copy-up.js'
+import { Core, type Counters } from './core.js'
+import { fsError } from './errors.js'
+import * as files from './files.js'
+import * as names from './namespace.js'
+import { mergedNames } from './readdir.js'
+import { NAME_MAX, type ResolverStats } from './resolver.js'
+
+export type { Attr } from './attrs.js'
+
+export interface UnionOptions {
+  /** Lower layer directories, topmost first (overlayfs `lowerdir=` order). */
+  lowers: string[]
+  upper?: string
+  work?: string
+  /** Bound of the lookup cache, in entries (positive and negative). */
+  cacheEntries?: number
+  /** fsync each copy-up before it becomes visible (overlayfs does; `volatile` turns it off). */
+  fsync?: boolean
+}
+
+export interface DirEntry {
+  name: string
+  attr: attrs.Attr
+}
+
+export interface StatFs {
+  bsize: number
+  frsize: number
+  blocks: number
+  bfree: number
+  bavail: number
+  files: number
+  ffree: number
+  namemax: number
+}
+
+export interface UnionStats {
+  cache: ResolverStats
+  copyUps: Counters
+  openFiles: number
+}
+
+/** The work directory's scratch area; the same name overlayfs uses, so either can clean up after the other. */
+const WORK_SUBDIR = 'work'
+
+export class Union {
+  readonly #core: Core
+
+  private constructor(core: Core) {
+    this.#core = core
+  }
+
+  /** Check the directories and open the stack. Throws an Error with a one-line reason. */
+  static async open(options: UnionOptions): Promise<Union> {
+    if (options.lowers.length === 0) throw new Error('at least one lower layer is needed')
+    const lowers = options.lowers.map((dir) => resolve(dir))
+    for (const dir of lowers) await requireDir(dir, 'lower layer')
+    let stager: Stager | undefined
+    const layers: Layer[] = []
+    if (options.upper !== undefined || options.work !== undefined) {
+      if (options.upper === undefined) throw new Error('workdir given without upperdir')
+      if (options.work === undefined) throw new Error('upperdir needs a workdir')
+      const upper = resolve(options.upper)
+      const work = resolve(options.work)
+      const upperSt = await requireDir(upper, 'upperdir')
+      const workSt = await requireDir(work, 'workdir')
+      if (upperSt.dev !== workSt.dev) throw new Error(`upperdir ${upper} and workdir ${work} must be on the same filesystem`)
+      if (isInside(work, upper) || isInside(upper, work)) throw new Error('upperdir and workdir must not contain each other')
+      for (const dir of lowers) if (dir === upper) throw new Error(`${dir} is both a lower layer and the upperdir`)
+      const scratch = join(work, WORK_SUBDIR)
+      // Leftovers of an interrupted copy-up or removal: never visible, safe to drop.
+      await rm(scratch, { recursive: true, force: true })
+      await mkdir(scratch, { mode: 0o700 })
+      stager = new Stager(scratch, options.fsync ?? true)
+      layers.push(new Layer(upper, 0, true))
+    }
+    for (const dir of lowers) layers.push(new Layer(dir, layers.length, false))
+    return new Union(new Core(layers, stager, options.cacheEntries ?? 100_000))
+  }
+
+  get readOnly(): boolean {
+    return this.#core.upper === undefined
+  }
+
+  stats(): UnionStats {
+    const core = this.#core
+    return { cache: core.resolver.stats, copyUps: { ...core.counters }, openFiles: core.handles.size }
+  }
+
+  async getattr(path: string): Promise<attrs.Attr> {
+    return attrs.attrOf(await this.#core.resolver.get(relPath(path)))
+  }
+
+  async readlink(path: string): Promise<string> {
+    const entry = await this.#core.resolver.get(relPath(path))
+    if (entry.kind !== 'symlink') throw fsError('EINVAL', path)
+    return readLink(entry.layer.path(entry.path))
+  }
+
+  /** Sorted names of a directory, without '.' and '..'. */
+  async readdir(path: string): Promise<string[]> {
+    const entry = await this.#core.resolver.get(relPath(path))
+    if (entry.kind !== 'dir') throw fsError('ENOTDIR', path)
+    return mergedNames(entry)
+  }
+
+  /** Names with attributes, '.' and '..' first (what a FUSE readdir with inode numbers needs). */
+  async readdirPlus(path: string): Promise<DirEntry[]> {
+    const rel = relPath(path)
+    const resolver = this.#core.resolver
+    const dir = await resolver.get(rel)
+    if (dir.kind !== 'dir') throw fsError('ENOTDIR', path)
+    const list = await mergedNames(dir)
+    const parentRel = rel === '' ? '' : rel.slice(0, Math.max(0, rel.lastIndexOf('/')))
+    const out: DirEntry[] = [
+      { name: '.', attr: await attrs.attrOf(dir) },
+      { name: '..', attr: await attrs.attrOf(await resolver.get(parentRel)) },
+    ]
+    const batch = 64
+    for (let i = 0; i < list.length; i += batch) {
+      const slice = list.slice(i, i + batch)
+      const found = await Promise.all(slice.map(async (name) => {
+        const entry = await resolver.resolve(joinPath(rel, name))
+        // A name can vanish between the listing and its lookup (a concurrent unlink): skip it.
+        return entry ? { name, attr: await attrs.attrOf(entry).catch(() => undefined) } : undefined
+      }))
+      for (const item of found) if (item?.attr) out.push({ name: item.name, attr: item.attr })
+    }
+    return out
+  }
+
+  async statfs(): Promise<StatFs> {
+    const top = this.#core.layers[0]!
+    const st = await statFs(top.root)
+    return {
+      bsize: st.bsize, frsize: st.bsize, blocks: st.blocks, bfree: st.bfree, bavail: st.bavail,
+      files: st.files, ffree: st.ffree, namemax: NAME_MAX,
+    }
+  }
+
+  open(path: string, flags: number): Promise<number> {
+    return files.open(this.#core, relPath(path), flags)
+  }
+
+  create(path: string, mode: number): Promise<number> {
+    return files.create(this.#core, relPath(path), mode)
+  }
+
+  read(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
+    return files.read(this.#core, fh, buffer, length, position)
+  }
+
+  write(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
+    return files.write(this.#core, fh, buffer, length, position)
+  }
+
+  ftruncate(fh: number, size: number): Promise<void> {
+    return files.ftruncate(this.#core, fh, size)
+  }
+
+  fsync(fh: number, dataOnly: boolean): Promise<void> {
+    return files.fsync(this.#core, fh, dataOnly)
+  }
+
+  release(fh: number): Promise<void> {
+    return files.release(this.#core, fh)
+  }
+
+  truncate(path: string, size: number): Promise<void> {
+    return attrs.truncate(this.#core, relPath(path), size)
+  }
+
+  chmod(path: string, mode: number): Promise<void> {
+    return attrs.chmod(this.#core, relPath(path), mode)
+  }
+
+  chown(path: string, uid: number, gid: number): Promise<void> {
+    return attrs.chown(this.#core, relPath(path), uid, gid)
+  }
+
+  /** Times in ns since the epoch; null leaves one unchanged, 'now' sets the current time. */
+  utimens(path: string, atime: TimeNs, mtime: TimeNs): Promise<void> {
+    return attrs.utimens(this.#core, relPath(path), atime, mtime)
+  }
+
+  getxattr(path: string, name: string): Promise<Buffer> {
+    return attrs.getxattr(this.#core, relPath(path), name)
+  }
+
+  listxattr(path: string): Promise<string[]> {
+    return attrs.listxattr(this.#core, relPath(path))
+  }
+
+  setxattr(path: string, name: string, value: Buffer, flags = 0): Promise<void> {
+    return attrs.setxattr(this.#core, relPath(path), name, value, flags)
+  }
+
+  removexattr(path: string, name: string): Promise<void> {
+    return attrs.removexattr(this.#core, relPath(path), name)
+  }
+
+  mkdir(path: string, mode: number): Promise<void> {
+    return names.mkdir(this.#core, relPath(path), mode)
+  }
+
+  mknod(path: string, mode: number, rdev: number): Promise<void> {
+    return names.mknod(this.#core, relPath(path), mode, rdev)
+  }
+
+  symlink(target: string, path: string): Promise<void> {
+    return names.symlink(this.#core, target, relPath(path))
+  }
+
+  link(existing: string, path: string): Promise<void> {
+    return names.link(this.#core, relPath(existing), relPath(path))
+  }
+
+  unlink(path: string): Promise<void> {
+    return names.unlink(this.#core, relPath(path))
+  }
+
+  rmdir(path: string): Promise<void> {
+    return names.rmdir(this.#core, relPath(path))
+  }
+
+  /** flags: RENAME_NOREPLACE and RENAME_EXCHANGE (src/sys/native.ts). */
+  rename(from: string, to: string, flags = 0): Promise<void> {
+    return names.rename(this.#core, relPath(from), relPath(to), flags)
+  }
+}
+
+async function requireDir(dir: string, what: string): Promise<import('node:fs').Stats> {
+  let st
+  try {
+    st = await lstat(dir)
+  } catch {
+    throw new Error(`${what} ${dir}: no such directory`)
+  }
+  if (!st.isDirectory()) throw new Error(`${what} ${dir}: not a directory`)
+  // A layer must be listable: the union merges it.
+  await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`${what} ${dir}: ${err.code ?? err.message}`)
+  })
+  return st
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = relative(parent, child)
+  return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..')
+}
+

@@ -1,0 +1,568 @@
+// The native addon (src/sys/native.ts over native/*.c), checked against the real kernel: these run
+// as root on ext4, where trusted.* xattrs, whiteout renames and device nodes are all permitted.
+import { constants as fsc } from 'node:fs'
+import { lstat, mkdtemp, open, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises'
+import { constants as osc, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import * as sys from '../src/sys/native.js'
+
+let dir = ''
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'layerfs-sys-'))
+})
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function file(name: string, content: string | Buffer = ''): Promise<string> {
+  const p = join(dir, name)
+  await writeFile(p, content)
+  return p
+}
+
+async function withFd<T>(path: string, flags: string, fn: (fd: number) => Promise<T>): Promise<T> {
+  const h = await open(path, flags)
+  try {
+    return await fn(h.fd)
+  } finally {
+    await h.close()
+  }
+}
+
+/** The rejection of `p`, failing the test if it resolves. */
+async function rejection(p: Promise<unknown>): Promise<sys.SysError> {
+  return p.then(
+    () => expect.fail('expected a rejection'),
+    (e: unknown) => e as sys.SysError,
+  )
+}
+
+describe('makedev', () => {
+  it('encodes like the kernel when compared with /dev/null', async () => {
+    expect(sys.makedev(1, 3)).toBe((await stat('/dev/null')).rdev)
+    expect(sys.makedev(0, 0)).toBe(0)
+  })
+
+  it('uses the split 64-bit layout when numbers exceed 8 bits', () => {
+    // glibc: major bits 0-11 at 8, 12-31 at 44; minor bits 0-7 at 0, 8-31 at 20.
+    expect(sys.makedev(0x1234, 0x56789)).toBe(0x1000_5672_3489) // glibc makedev(0x1234, 0x56789)
+  })
+})
+
+describe('major', () => {
+  it('extracts the major number when given a stat rdev', async () => {
+    expect(sys.major((await stat('/dev/null')).rdev)).toBe(1)
+  })
+
+  it('round-trips makedev when numbers exceed 8 bits', () => {
+    expect(sys.major(sys.makedev(0x1234, 0x56789))).toBe(0x1234)
+  })
+})
+
+describe('minor', () => {
+  it('extracts the minor number when given a stat rdev', async () => {
+    expect(sys.minor((await stat('/dev/null')).rdev)).toBe(3)
+  })
+
+  it('round-trips makedev when numbers exceed 8 bits', () => {
+    expect(sys.minor(sys.makedev(0x1234, 0x56789))).toBe(0x56789)
+  })
+})
+
+describe('lgetxattr', () => {
+  it('resolves undefined when the attribute is absent', async () => {
+    const p = await file('f')
+    expect(await sys.lgetxattr(p, 'user.missing')).toBeUndefined()
+  })
+
+  it('returns a large value whole when it exceeds any small first guess', async () => {
+    const p = await file('f')
+    const big = Buffer.alloc(3000, 0)
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff
+    await sys.lsetxattr(p, 'user.big', big)
+    const got = await sys.lgetxattr(p, 'user.big')
+    expect(got?.length).toBe(3000)
+    expect(got?.equals(big)).toBe(true)
+  })
+
+  it('returns an empty Buffer when the value is empty', async () => {
+    const p = await file('f')
+    await sys.lsetxattr(p, 'user.empty', Buffer.alloc(0))
+    const got = await sys.lgetxattr(p, 'user.empty')
+    expect(Buffer.isBuffer(got)).toBe(true)
+    expect(got?.length).toBe(0)
+  })
+
+  it('reads the symlink itself when the target has a different value', async () => {
+    const target = await file('target')
+    const link = join(dir, 'link')
+    await symlink(target, link)
+    await sys.lsetxattr(target, 'trusted.who', 'target')
+    await sys.lsetxattr(link, 'trusted.who', 'link')
+    expect((await sys.lgetxattr(link, 'trusted.who'))?.toString()).toBe('link')
+    expect((await sys.lgetxattr(target, 'trusted.who'))?.toString()).toBe('target')
+  })
+
+  it('rejects with code, errno, syscall and path when the file is missing', async () => {
+    const p = join(dir, 'nope')
+    const e = await rejection(sys.lgetxattr(p, 'user.a'))
+    expect(e).toBeInstanceOf(Error)
+    expect(e.code).toBe('ENOENT')
+    expect(e.errno).toBe(-osc.errno.ENOENT)
+    expect(e.syscall).toBe('lgetxattr')
+    expect(e.path).toBe(p)
+    expect(e.message).toBe(`ENOENT: no such file or directory, lgetxattr '${p}'`)
+  })
+
+  it('throws a TypeError instead of truncating when the path contains a NUL byte', async () => {
+    const p = await file('a')
+    await sys.lsetxattr(p, 'user.a', '1')
+    await expect(sys.lgetxattr(`${p}\0b`, 'user.a')).rejects.toThrow(TypeError)
+  })
+})
+
+describe('lsetxattr', () => {
+  it('round-trips a string value in the user. namespace', async () => {
+    const p = await file('f')
+    await sys.lsetxattr(p, 'user.greeting', 'héllo')
+    expect((await sys.lgetxattr(p, 'user.greeting'))?.toString('utf8')).toBe('héllo')
+  })
+
+  it('round-trips binary values in the trusted. namespace', async () => {
+    const p = await file('f')
+    const v = Buffer.from([0, 1, 2, 255, 0])
+    await sys.lsetxattr(p, 'trusted.overlay.opaque', v)
+    expect((await sys.lgetxattr(p, 'trusted.overlay.opaque'))?.equals(v)).toBe(true)
+  })
+
+  it('replaces an existing value when flags are 0', async () => {
+    const p = await file('f')
+    await sys.lsetxattr(p, 'user.a', 'first')
+    await sys.lsetxattr(p, 'user.a', 'second')
+    expect((await sys.lgetxattr(p, 'user.a'))?.toString()).toBe('second')
+  })
+
+  it('rejects EEXIST with XATTR_CREATE when the attribute exists', async () => {
+    const p = await file('f')
+    await sys.lsetxattr(p, 'user.a', '1')
+    const e = await rejection(sys.lsetxattr(p, 'user.a', '2', sys.XATTR_CREATE))
+    expect(e.code).toBe('EEXIST')
+    expect((await sys.lgetxattr(p, 'user.a'))?.toString()).toBe('1')
+  })
+
+  it('rejects ENODATA with XATTR_REPLACE when the attribute is absent', async () => {
+    const p = await file('f')
+    const e = await rejection(sys.lsetxattr(p, 'user.a', '2', sys.XATTR_REPLACE))
+    expect(e.code).toBe('ENODATA')
+    expect(e.syscall).toBe('lsetxattr')
+    expect(await sys.lgetxattr(p, 'user.a')).toBeUndefined()
+  })
+
+  it('sets trusted.* on the symlink, not its target, when given a symlink', async () => {
+    const target = await file('target')
+    const link = join(dir, 'link')
+    await symlink(target, link)
+    await sys.lsetxattr(link, 'trusted.mark', 'x')
+    expect(await sys.llistxattr(link)).toContain('trusted.mark')
+    expect(await sys.lgetxattr(target, 'trusted.mark')).toBeUndefined()
+  })
+
+  it('rejects EPERM for user.* when given a symlink', async () => {
+    const target = await file('target')
+    const link = join(dir, 'link')
+    await symlink(target, link)
+    const e = await rejection(sys.lsetxattr(link, 'user.mark', 'x'))
+    expect(e.code).toBe('EPERM')
+    expect(e.path).toBe(link)
+    expect(await sys.lgetxattr(target, 'user.mark')).toBeUndefined()
+  })
+})
+
+describe('llistxattr', () => {
+  it('returns [] when the file has no attributes', async () => {
+    const p = await file('f')
+    expect(await sys.llistxattr(p)).toEqual([])
+  })
+
+  it('lists names from both namespaces when set', async () => {
+    const p = await file('f')
+    await sys.lsetxattr(p, 'user.one', '1')
+    await sys.lsetxattr(p, 'trusted.two', '2')
+    expect((await sys.llistxattr(p)).sort()).toEqual(['trusted.two', 'user.one'])
+  })
+
+  it('rejects ENOENT with the path when the file is missing', async () => {
+    const p = join(dir, 'nope')
+    const e = await rejection(sys.llistxattr(p))
+    expect(e.code).toBe('ENOENT')
+    expect(e.syscall).toBe('llistxattr')
+    expect(e.path).toBe(p)
+  })
+})
+
+describe('lremovexattr', () => {
+  it('removes the attribute when present', async () => {
+    const p = await file('f')
+    await sys.lsetxattr(p, 'user.a', '1')
+    await sys.lsetxattr(p, 'trusted.b', '2')
+    await sys.lremovexattr(p, 'user.a')
+    await sys.lremovexattr(p, 'trusted.b')
+    expect(await sys.lgetxattr(p, 'user.a')).toBeUndefined()
+    expect(await sys.llistxattr(p)).toEqual([])
+  })
+
+  it('rejects ENODATA when the attribute is absent', async () => {
+    const p = await file('f')
+    const e = await rejection(sys.lremovexattr(p, 'user.a'))
+    expect(e.code).toBe('ENODATA')
+    expect(e.errno).toBe(-osc.errno.ENODATA)
+    expect(e.syscall).toBe('lremovexattr')
+  })
+})
+
+describe('fgetxattr', () => {
+  it('reads a value set by path when given an fd', async () => {
+    const p = await file('f')
+    await sys.lsetxattr(p, 'user.a', 'via-path')
+    const got = await withFd(p, 'r', (fd) => sys.fgetxattr(fd, 'user.a'))
+    expect(got?.toString()).toBe('via-path')
+  })
+
+  it('resolves undefined when the attribute is absent', async () => {
+    const p = await file('f')
+    expect(await withFd(p, 'r', (fd) => sys.fgetxattr(fd, 'user.none'))).toBeUndefined()
+  })
+
+  it('rejects EBADF without a path when the fd is invalid', async () => {
+    const e = await rejection(sys.fgetxattr(-1, 'user.a'))
+    expect(e.code).toBe('EBADF')
+    expect(e.syscall).toBe('fgetxattr')
+    expect(e.path).toBeUndefined()
+    expect(e.message).toBe('EBADF: bad file descriptor, fgetxattr')
+  })
+})
+
+describe('fsetxattr', () => {
+  it('sets a value readable by path when given an fd', async () => {
+    const p = await file('f')
+    await withFd(p, 'r', (fd) => sys.fsetxattr(fd, 'trusted.t', Buffer.from('fd')))
+    expect((await sys.lgetxattr(p, 'trusted.t'))?.toString()).toBe('fd')
+  })
+
+  it('rejects EEXIST with XATTR_CREATE when the attribute exists', async () => {
+    const p = await file('f')
+    await sys.lsetxattr(p, 'user.a', '1')
+    const e = await rejection(withFd(p, 'r', (fd) => sys.fsetxattr(fd, 'user.a', '2', sys.XATTR_CREATE)))
+    expect(e.code).toBe('EEXIST')
+    expect(e.syscall).toBe('fsetxattr')
+  })
+})
+
+describe('flistxattr', () => {
+  it('lists names when given an fd', async () => {
+    const p = await file('f')
+    await sys.lsetxattr(p, 'user.x', '1')
+    await sys.lsetxattr(p, 'user.y', '2')
+    expect((await withFd(p, 'r', (fd) => sys.flistxattr(fd))).sort()).toEqual(['user.x', 'user.y'])
+  })
+
+  it('returns [] when the file has no attributes', async () => {
+    const p = await file('f')
+    expect(await withFd(p, 'r', (fd) => sys.flistxattr(fd))).toEqual([])
+  })
+})
+
+describe('mknod', () => {
+  it('creates a char 0/0 device (a whiteout) when given S_IFCHR and dev 0', async () => {
+    const p = join(dir, 'wh')
+    await sys.mknod(p, fsc.S_IFCHR | 0o600, sys.makedev(0, 0))
+    const st = await lstat(p)
+    expect(st.isCharacterDevice()).toBe(true)
+    expect(st.rdev).toBe(0)
+  })
+
+  it('creates a char device with the given numbers when dev is non-zero', async () => {
+    const p = join(dir, 'null')
+    await sys.mknod(p, fsc.S_IFCHR | 0o600, sys.makedev(1, 3))
+    const st = await lstat(p)
+    expect(st.isCharacterDevice()).toBe(true)
+    expect(sys.major(st.rdev)).toBe(1)
+    expect(sys.minor(st.rdev)).toBe(3)
+  })
+
+  it('creates a fifo with the permission bits when given S_IFIFO', async () => {
+    const p = join(dir, 'fifo')
+    await sys.mknod(p, fsc.S_IFIFO | 0o600, 0)
+    const st = await lstat(p)
+    expect(st.isFIFO()).toBe(true)
+    expect(st.mode & 0o777).toBe(0o600)
+  })
+
+  it('creates an empty regular file when given S_IFREG', async () => {
+    const p = join(dir, 'reg')
+    await sys.mknod(p, fsc.S_IFREG | 0o600, 0)
+    const st = await lstat(p)
+    expect(st.isFile()).toBe(true)
+    expect(st.size).toBe(0)
+  })
+
+  it('rejects EEXIST with the path when the name exists', async () => {
+    const p = await file('taken')
+    const e = await rejection(sys.mknod(p, fsc.S_IFIFO | 0o600, 0))
+    expect(e.code).toBe('EEXIST')
+    expect(e.syscall).toBe('mknod')
+    expect(e.path).toBe(p)
+  })
+})
+
+describe('renameat2', () => {
+  it('moves the file when flags are 0', async () => {
+    const a = await file('a', 'A')
+    const b = join(dir, 'b')
+    await sys.renameat2(a, b, 0)
+    expect(await readFile(b, 'utf8')).toBe('A')
+    await expect(lstat(a)).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('rejects EEXIST with path and dest when RENAME_NOREPLACE meets an existing target', async () => {
+    const a = await file('a', 'A')
+    const b = await file('b', 'B')
+    const e = await rejection(sys.renameat2(a, b, sys.RENAME_NOREPLACE))
+    expect(e.code).toBe('EEXIST')
+    expect(e.errno).toBe(-osc.errno.EEXIST)
+    expect(e.syscall).toBe('renameat2')
+    expect(e.path).toBe(a)
+    expect(e.dest).toBe(b)
+    expect(e.message).toBe(`EEXIST: file already exists, renameat2 '${a}' -> '${b}'`)
+    expect(await readFile(b, 'utf8')).toBe('B')
+  })
+
+  it('swaps the two files when given RENAME_EXCHANGE', async () => {
+    const a = await file('a', 'A')
+    const b = await file('b', 'B')
+    await sys.renameat2(a, b, sys.RENAME_EXCHANGE)
+    expect(await readFile(a, 'utf8')).toBe('B')
+    expect(await readFile(b, 'utf8')).toBe('A')
+  })
+
+  it('leaves a char 0/0 at the source when given RENAME_WHITEOUT', async () => {
+    const a = await file('a', 'A')
+    const b = join(dir, 'b')
+    await sys.renameat2(a, b, sys.RENAME_WHITEOUT)
+    expect(await readFile(b, 'utf8')).toBe('A')
+    const st = await lstat(a)
+    expect(st.isCharacterDevice()).toBe(true)
+    expect(st.rdev).toBe(0)
+  })
+})
+
+describe('utimensat', () => {
+  it('sets mtime with nanosecond precision and leaves atime alone when atime is null', async () => {
+    const p = await file('f')
+    const before = await lstat(p, { bigint: true })
+    const mtime = 1_600_000_000_123_456_789n
+    await sys.utimensat(p, null, mtime, false)
+    const after = await lstat(p, { bigint: true })
+    expect(after.mtimeNs).toBe(mtime)
+    expect(after.atimeNs).toBe(before.atimeNs)
+  })
+
+  it('leaves mtime alone when mtime is null', async () => {
+    const p = await file('f')
+    await sys.utimensat(p, 1n, 2n, false)
+    await sys.utimensat(p, 1_000_000_000_000_000_001n, null, false)
+    const st = await lstat(p, { bigint: true })
+    expect(st.atimeNs).toBe(1_000_000_000_000_000_001n)
+    expect(st.mtimeNs).toBe(2n)
+  })
+
+  it('stores times before 1970 when given a negative ns count', async () => {
+    const p = await file('f')
+    await sys.utimensat(p, null, -1_500_000_000n, false)
+    expect((await lstat(p, { bigint: true })).mtimeNs).toBe(-1_500_000_000n)
+  })
+
+  it('uses the current time when given now', async () => {
+    const p = await file('f')
+    await sys.utimensat(p, 0n, 0n, false)
+    const t0 = BigInt(Date.now() - 5_000) * 1_000_000n
+    await sys.utimensat(p, 'now', 'now', false)
+    const st = await lstat(p, { bigint: true })
+    expect(st.mtimeNs > t0).toBe(true)
+    expect(st.atimeNs > t0).toBe(true)
+  })
+
+  it('changes the symlink and not its target when nofollow is true', async () => {
+    const target = await file('target')
+    const link = join(dir, 'link')
+    await symlink(target, link)
+    await sys.utimensat(target, 5n, 5n, false)
+    await sys.utimensat(link, 7_000_000_007n, 7_000_000_007n, true)
+    expect((await lstat(link, { bigint: true })).mtimeNs).toBe(7_000_000_007n)
+    expect((await lstat(target, { bigint: true })).mtimeNs).toBe(5n)
+  })
+
+  it('changes the target when nofollow is false', async () => {
+    const target = await file('target')
+    const link = join(dir, 'link')
+    await symlink(target, link)
+    await sys.utimensat(link, null, 9_000_000_009n, false)
+    expect((await lstat(target, { bigint: true })).mtimeNs).toBe(9_000_000_009n)
+    expect((await lstat(link, { bigint: true })).mtimeNs).not.toBe(9_000_000_009n)
+  })
+
+  it('rejects ENOENT with the path when the file is missing', async () => {
+    const p = join(dir, 'nope')
+    const e = await rejection(sys.utimensat(p, 0n, 0n, true))
+    expect(e.code).toBe('ENOENT')
+    expect(e.syscall).toBe('utimensat')
+    expect(e.path).toBe(p)
+  })
+})
+
+describe('futimens', () => {
+  it('sets times with nanosecond precision through an fd and honours null', async () => {
+    const p = await file('f')
+    await sys.utimensat(p, 11n, 22n, false)
+    await withFd(p, 'r+', (fd) => sys.futimens(fd, null, 1_700_000_000_000_000_333n))
+    const st = await lstat(p, { bigint: true })
+    expect(st.mtimeNs).toBe(1_700_000_000_000_000_333n)
+    expect(st.atimeNs).toBe(11n)
+  })
+
+  it('rejects EBADF when the fd is invalid', async () => {
+    const e = await rejection(sys.futimens(-1, 0n, 0n))
+    expect(e.code).toBe('EBADF')
+    expect(e.syscall).toBe('futimens')
+  })
+})
+
+const MiB = 1024 * 1024
+
+/** 4 MiB file: data at [0, 4096) and [1 MiB + 8192, +4096), holes elsewhere. */
+async function sparse(): Promise<string> {
+  const p = join(dir, 'sparse')
+  const h = await open(p, 'w')
+  try {
+    await h.write(Buffer.alloc(4096, 1), 0, 4096, 0)
+    await h.write(Buffer.alloc(4096, 2), 0, 4096, MiB + 8192)
+  } finally {
+    await h.close()
+  }
+  await truncate(p, 4 * MiB)
+  return p
+}
+
+describe('seekData', () => {
+  it('finds data at the offset when the offset is in data', async () => {
+    const p = await sparse()
+    expect(await withFd(p, 'r', (fd) => sys.seekData(fd, 0))).toBe(0)
+  })
+
+  it('skips the hole to the next data when the offset is in a hole', async () => {
+    const p = await sparse()
+    expect(await withFd(p, 'r', (fd) => sys.seekData(fd, 8192))).toBe(MiB + 8192)
+  })
+
+  it('resolves -1 when only a hole follows the offset', async () => {
+    const p = await sparse()
+    expect(await withFd(p, 'r', (fd) => sys.seekData(fd, 2 * MiB))).toBe(-1)
+  })
+
+  it('rejects EBADF when the fd is invalid', async () => {
+    const e = await rejection(sys.seekData(-1, 0))
+    expect(e.code).toBe('EBADF')
+    expect(e.syscall).toBe('lseek')
+  })
+
+  it('throws a RangeError when the offset is not an integer', async () => {
+    const p = await sparse()
+    await expect(withFd(p, 'r', (fd) => sys.seekData(fd, 1.5))).rejects.toThrow(RangeError)
+  })
+})
+
+describe('seekHole', () => {
+  it('finds the end of the first data extent when the offset is in data', async () => {
+    const p = await sparse()
+    expect(await withFd(p, 'r', (fd) => sys.seekHole(fd, 0))).toBe(4096)
+  })
+
+  it('returns the offset itself when the offset is in a hole', async () => {
+    const p = await sparse()
+    expect(await withFd(p, 'r', (fd) => sys.seekHole(fd, 8192))).toBe(8192)
+  })
+
+  it('treats EOF as a hole when the last data is followed by a hole', async () => {
+    const p = await sparse()
+    const h = await withFd(p, 'r', (fd) => sys.seekHole(fd, MiB + 8192))
+    expect(h).toBe(MiB + 8192 + 4096)
+  })
+
+  it('rejects ENXIO when the offset is past EOF', async () => {
+    const p = await sparse()
+    const e = await rejection(withFd(p, 'r', (fd) => sys.seekHole(fd, 5 * MiB)))
+    expect(e.code).toBe('ENXIO')
+  })
+})
+
+describe('copyFileRange', () => {
+  it('copies the requested bytes between explicit offsets', async () => {
+    const src = await file('src', 'hello, world')
+    const dst = await file('dst', '............')
+    const n = await withFd(src, 'r', (fin) => withFd(dst, 'r+', (fout) => sys.copyFileRange(fin, 7, fout, 2, 5)))
+    expect(n).toBe(5)
+    expect(await readFile(dst, 'utf8')).toBe('..world.....')
+  })
+
+  it('copies a whole large file when looped until 0', async () => {
+    const data = Buffer.alloc(3 * MiB + 123)
+    for (let i = 0; i < data.length; i += 4096) data[i] = (i / 4096) & 0xff
+    const src = await file('src', data)
+    const dst = await file('dst')
+    await withFd(src, 'r', (fin) =>
+      withFd(dst, 'r+', async (fout) => {
+        let off = 0
+        for (;;) {
+          const n = await sys.copyFileRange(fin, off, fout, off, data.length)
+          if (n === 0) break
+          off += n
+        }
+      }),
+    )
+    expect((await readFile(dst)).equals(data)).toBe(true)
+  })
+
+  it('returns 0 when the input offset is at EOF', async () => {
+    const src = await file('src', 'abc')
+    const dst = await file('dst')
+    expect(await withFd(src, 'r', (fin) => withFd(dst, 'r+', (fout) => sys.copyFileRange(fin, 3, fout, 0, 10)))).toBe(0)
+  })
+
+  it('rejects EBADF when an fd is invalid', async () => {
+    const src = await file('src', 'abc')
+    const e = await rejection(withFd(src, 'r', (fin) => sys.copyFileRange(fin, 0, -1, 0, 3)))
+    expect(e.code).toBe('EBADF')
+    expect(e.syscall).toBe('copy_file_range')
+  })
+})
+
+describe('ficlone', () => {
+  it('rejects with an errno code when the filesystem cannot reflink (ext4)', async () => {
+    const src = await file('src', 'data')
+    const dst = await file('dst')
+    const e = await rejection(withFd(src, 'r', (fin) => withFd(dst, 'r+', (fout) => sys.ficlone(fin, fout))))
+    expect(e).toBeInstanceOf(Error)
+    expect(e.code).toMatch(/^E[A-Z]+$/)
+    expect(['ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EINVAL']).toContain(e.code)
+    expect(e.errno).toBeLessThan(0)
+    expect(e.syscall).toBe('ioctl')
+    expect(await readFile(dst, 'utf8')).toBe('')
+  })
+
+  it('rejects EBADF when the source fd is invalid', async () => {
+    const dst = await file('dst')
+    const e = await rejection(withFd(dst, 'r+', (fout) => sys.ficlone(-1, fout)))
+    expect(e.code).toBe('EBADF')
+  })
+})
