@@ -11,7 +11,7 @@ import { constants } from 'node:fs'
 import { lstat, rename, rm, writeFile, unlink } from 'node:fs/promises'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX, isWhiteoutStat } from '../layers/whiteout.js'
-import { RENAME_EXCHANGE, lsetxattr, mknod, renameat2 } from '../sys/native.js'
+import { RENAME_EXCHANGE, lsetxattr, mknod, renameat2, utimensat } from '../sys/native.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { Handles } from './handles.js'
@@ -65,7 +65,7 @@ export class Core {
     const src = dir.layer.path(dir.path)
     const st = await lstat(src, { bigint: true })
     const staged = await this.stager.stage(src, st, 'dir', { data: false, origin: st.ino })
-    await rename(staged.tmp, upper.path(dir.path))
+    await this.#commit(staged.tmp, dir.path)
     dir.layer = upper
     dir.dirLayers = [upper, ...dir.dirLayers]
     dir.ino = undefined
@@ -118,7 +118,7 @@ export class Core {
         if (current && inUpper(current)) return current
         throw fsError('ENOENT', rel)
       }
-      await rename(staged.tmp, upper.path(rel))
+      await this.#commit(staged.tmp, rel)
       current.layer = upper
       current.ino = origin === undefined ? undefined : Number(origin)
       current.lowerHas = true
@@ -129,6 +129,16 @@ export class Core {
       this.counters.copyUpMs += performance.now() - started
       return current
     })
+  }
+
+  /** Move a finished copy into place. A copy-up is no change to the parent directory as users see
+   *  it, so the parent keeps its times, as overlayfs keeps them. */
+  async #commit(tmp: string, rel: string): Promise<void> {
+    const upper = this.requireUpper()
+    const parent = upper.path(splitPath(rel)[0])
+    const before = await lstat(parent, { bigint: true })
+    await rename(tmp, upper.path(rel))
+    await utimensat(parent, before.atimeNs, before.mtimeNs, true)
   }
 
   /** Leave a whiteout at `rel` in the upper layer, replacing whatever non-directory is there. The

@@ -1,0 +1,357 @@
+import { constants } from 'node:fs'
+import { lstat, readFile, readdir, writeFile, truncate as truncatePath, open as openFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { lgetxattr, lsetxattr } from '../../src/sys/native.js'
+import { Union } from '../../src/union/union.js'
+import { OLD, type Stack, makeStack } from './fixture.js'
+
+const stacks: Stack[] = []
+async function stack(...args: Parameters<typeof makeStack>): Promise<Stack> {
+  const s = await makeStack(...args)
+  stacks.push(s)
+  return s
+}
+afterEach(async () => {
+  while (stacks.length) await stacks.pop()!.cleanup()
+})
+
+async function readAll(union: Union, path: string): Promise<string> {
+  const fh = await union.open(path, constants.O_RDONLY)
+  const buf = Buffer.alloc(1 << 16)
+  const n = await union.read(fh, buf, buf.length, 0)
+  await union.release(fh)
+  return buf.subarray(0, n).toString()
+}
+
+async function writeAt(union: Union, path: string, text: string, position: number, flags = constants.O_WRONLY): Promise<void> {
+  const fh = await union.open(path, flags)
+  await union.write(fh, Buffer.from(text), Buffer.byteLength(text), position)
+  await union.release(fh)
+}
+
+async function isCharWhiteout(path: string): Promise<boolean> {
+  const st = await lstat(path)
+  return st.isCharacterDevice() && st.rdev === 0
+}
+
+describe('lookup', () => {
+  it('shows the topmost entry of a name', async () => {
+    const { union } = await stack([{ f: 'top' }, { f: 'bottom', g: 'only-bottom' }])
+    expect(await readAll(union, '/f')).toBe('top')
+    expect(await readAll(union, '/g')).toBe('only-bottom')
+  })
+
+  it('lets a file in an upper layer hide a directory below', async () => {
+    const { union } = await stack([{ d: 'file now' }, { 'd/': '', 'd/x': 'x' }])
+    expect((await union.getattr('/d')).mode & constants.S_IFMT).toBe(constants.S_IFREG)
+    await expect(union.getattr('/d/x')).rejects.toMatchObject({ code: 'ENOTDIR' })
+  })
+
+  it('merges directories down to the first opaque one', async () => {
+    const { union } = await stack([{ 'd/a': 'a' }, { 'd/': 'OPAQUE', 'd/b': 'b' }, { 'd/c': 'hidden' }])
+    expect(await union.readdir('/d')).toEqual(['a', 'b'])
+    await expect(union.getattr('/d/c')).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('reads every whiteout encoding: char 0/0, .wh.NAME and .wh..wh..opq', async () => {
+    const { union } = await stack([
+      { gone1: 'WHITEOUT', '.wh.gone2': '', 'o/.wh..wh..opq': '', 'o/new': 'n' },
+      { gone1: '1', gone2: '2', 'o/old': 'o', kept: 'k' },
+    ])
+    expect(await union.readdir('/')).toEqual(['kept', 'o'])
+    expect(await union.readdir('/o')).toEqual(['new'])
+    await expect(union.getattr('/gone2')).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('never lists or resolves marker names', async () => {
+    const { union } = await stack([{ '.wh.x': '' }, { x: '1' }])
+    await expect(union.getattr('/.wh.x')).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('reports nlink 1 for a merged directory and the real count otherwise', async () => {
+    const { union } = await stack([{ 'm/a': '' }, { 'm/b': '', 'solo/sub/': '' }])
+    expect((await union.getattr('/m')).nlink).toBe(1)
+    expect((await union.getattr('/solo')).nlink).toBe(3)
+  })
+
+  it('refuses a 256-byte name with ENAMETOOLONG', async () => {
+    const { union } = await stack([{ f: '' }])
+    await expect(union.getattr('/' + 'n'.repeat(256))).rejects.toMatchObject({ code: 'ENAMETOOLONG' })
+    await expect(union.mkdir('/' + 'n'.repeat(256), 0o755)).rejects.toMatchObject({ code: 'ENAMETOOLONG' })
+  })
+})
+
+describe('copy-up', () => {
+  it('copies data, mode, owner, times and xattrs when a lower file is opened for writing', async () => {
+    const s = await stack([{ 'd/f': 'hello' }])
+    const lower = join(s.lowers[0]!, 'd/f')
+    await lsetxattr(lower, 'user.tag', 'v1')
+    const { chmod, chown } = await import('node:fs/promises')
+    await chmod(lower, 0o640)
+    await chown(lower, 1234, 5678)
+    const { utimes } = await import('node:fs/promises')
+    await utimes(lower, OLD, OLD)
+    const fh = await s.union.open('/d/f', constants.O_RDONLY)
+    await s.union.release(fh)
+    await expect(lstat(join(s.upper, 'd/f'))).rejects.toMatchObject({ code: 'ENOENT' })
+    await writeAt(s.union, '/d/f', 'J', 0)
+    const st = await lstat(join(s.upper, 'd/f'))
+    expect(await readFile(join(s.upper, 'd/f'), 'utf8')).toBe('Jello')
+    expect(await readFile(lower, 'utf8')).toBe('hello')
+    expect(st.mode & 0o7777).toBe(0o640)
+    expect([st.uid, st.gid]).toEqual([1234, 5678])
+    expect((await lgetxattr(join(s.upper, 'd/f'), 'user.tag'))?.toString()).toBe('v1')
+    // The parent came up with its own attributes.
+    const lowerDir = await lstat(join(s.lowers[0]!, 'd'))
+    expect((await lstat(join(s.upper, 'd'))).mtimeMs).toBe(lowerDir.mtimeMs)
+  })
+
+  it('keeps the inode number across copy-up and across a reopen of the stack', async () => {
+    const s = await stack([{ f: 'x' }])
+    const before = (await s.union.getattr('/f')).ino
+    await s.union.chmod('/f', 0o600)
+    expect((await s.union.getattr('/f')).ino).toBe(before)
+    const again = await s.reopen()
+    expect((await again.getattr('/f')).ino).toBe(before)
+  })
+
+  it('copies no data for O_TRUNC', async () => {
+    const s = await stack([{ f: 'x'.repeat(10000) }])
+    const fh = await s.union.open('/f', constants.O_WRONLY | constants.O_TRUNC)
+    await s.union.release(fh)
+    expect((await lstat(join(s.upper, 'f'))).size).toBe(0)
+    expect(s.union.stats().copyUps.copyUpBytes).toBe(0)
+  })
+
+  it('keeps holes in a sparse file', async () => {
+    const s = await stack([{ f: '' }])
+    const lower = join(s.lowers[0]!, 'f')
+    const h = await openFile(lower, 'r+')
+    await h.write('head', 0)
+    await h.write('tail', 8 << 20)
+    await h.close()
+    await s.union.chmod('/f', 0o600)
+    const copy = await lstat(join(s.upper, 'f'))
+    expect(copy.size).toBe((8 << 20) + 4)
+    expect(copy.blocks * 512).toBeLessThan(1 << 20)
+    const fh = await s.union.open('/f', constants.O_RDONLY)
+    const buf = Buffer.alloc(4)
+    await s.union.read(fh, buf, 4, 8 << 20)
+    await s.union.release(fh)
+    expect(buf.toString()).toBe('tail')
+  })
+
+  it('runs one copy-up for concurrent writers of the same file', async () => {
+    const s = await stack([{ f: 'data' }])
+    const handles = await Promise.all([1, 2, 3, 4].map(() => s.union.open('/f', constants.O_RDWR)))
+    for (const fh of handles) await s.union.release(fh)
+    expect(s.union.stats().copyUps.copyUps).toBe(1)
+  })
+
+  it('moves a lower reader onto the copy once another opener writes', async () => {
+    const s = await stack([{ f: 'old!' }])
+    const reader = await s.union.open('/f', constants.O_RDONLY)
+    await writeAt(s.union, '/f', 'new!', 0)
+    const buf = Buffer.alloc(4)
+    await s.union.read(reader, buf, 4, 0)
+    await s.union.release(reader)
+    expect(buf.toString()).toBe('new!')
+  })
+
+  it('gives a copied-up link of a lower hard-link pair its own inode number', async () => {
+    const s = await stack([{ a: 'shared' }])
+    const { link } = await import('node:fs/promises')
+    await link(join(s.lowers[0]!, 'a'), join(s.lowers[0]!, 'b'))
+    const union = await s.reopen()
+    expect((await union.getattr('/a')).ino).toBe((await union.getattr('/b')).ino)
+    await writeAt(union, '/a', 'S', 0)
+    expect((await union.getattr('/a')).ino).not.toBe((await union.getattr('/b')).ino)
+    expect(await readAll(union, '/b')).toBe('shared')
+  })
+})
+
+describe('whiteouts and opaque directories', () => {
+  it('leaves a char 0/0 whiteout when a lower file is unlinked', async () => {
+    const s = await stack([{ f: 'x', g: 'y' }])
+    await s.union.unlink('/f')
+    expect(await isCharWhiteout(join(s.upper, 'f'))).toBe(true)
+    expect(await s.union.readdir('/')).toEqual(['g'])
+  })
+
+  it('removes an upper-only file without a whiteout', async () => {
+    const s = await stack([{ g: 'y' }])
+    const fh = await s.union.create('/new', 0o644)
+    await s.union.release(fh)
+    await s.union.unlink('/new')
+    expect(await readdir(s.upper)).toEqual([])
+  })
+
+  it('replaces a copied-up file by a whiteout on unlink', async () => {
+    const s = await stack([{ f: 'x' }])
+    await s.union.chmod('/f', 0o600)
+    await s.union.unlink('/f')
+    expect(await isCharWhiteout(join(s.upper, 'f'))).toBe(true)
+  })
+
+  it('makes rmdir then mkdir of a lower directory opaque', async () => {
+    const s = await stack([{ 'd/a': 'a', 'd/b': 'b' }])
+    await s.union.unlink('/d/a')
+    await s.union.unlink('/d/b')
+    await s.union.rmdir('/d')
+    expect(await isCharWhiteout(join(s.upper, 'd'))).toBe(true)
+    await s.union.mkdir('/d', 0o755)
+    expect((await lgetxattr(join(s.upper, 'd'), 'trusted.overlay.opaque'))?.toString()).toBe('y')
+    expect(await s.union.readdir('/d')).toEqual([])
+    expect((await s.union.getattr('/d')).nlink).toBe(2)
+  })
+
+  it('refuses rmdir of a directory with visible children', async () => {
+    const s = await stack([{ 'd/a': 'a' }])
+    await expect(s.union.rmdir('/d')).rejects.toMatchObject({ code: 'ENOTEMPTY' })
+  })
+
+  it('creates a file over a whiteout without the lower file showing through', async () => {
+    const s = await stack([{ f: 'lower' }])
+    await s.union.unlink('/f')
+    const fh = await s.union.create('/f', 0o600)
+    await s.union.release(fh)
+    expect((await s.union.getattr('/f')).size).toBe(0)
+    expect((await lstat(join(s.upper, 'f'))).isFile()).toBe(true)
+  })
+
+  it('refuses names starting with .wh.', async () => {
+    const s = await stack([{}])
+    await expect(s.union.create('/.wh.x', 0o644)).rejects.toMatchObject({ code: 'EINVAL' })
+  })
+
+  it('falls back to a .wh. file where the upper already uses them, and reads it back', async () => {
+    const s = await stack([{ f: 'x' }], { '.wh.g': '' })
+    expect(await s.union.readdir('/')).toEqual(['f'])
+  })
+})
+
+describe('rename', () => {
+  it('moves a lower file, leaving a whiteout at the source', async () => {
+    const s = await stack([{ a: 'A' }])
+    await s.union.rename('/a', '/b')
+    expect(await readAll(s.union, '/b')).toBe('A')
+    expect(await isCharWhiteout(join(s.upper, 'a'))).toBe(true)
+    await expect(s.union.getattr('/a')).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('returns EXDEV for a directory that exists in a lower layer', async () => {
+    const s = await stack([{ 'd/x': '' }])
+    await expect(s.union.rename('/d', '/e')).rejects.toMatchObject({ code: 'EXDEV' })
+  })
+
+  it('moves a directory that lives only in the upper layer', async () => {
+    const s = await stack([{}])
+    await s.union.mkdir('/d', 0o755)
+    await s.union.mkdir('/d/sub', 0o755)
+    await s.union.rename('/d', '/e')
+    expect(await s.union.readdir('/e')).toEqual(['sub'])
+    await expect(s.union.getattr('/d/sub')).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('honours RENAME_NOREPLACE and RENAME_EXCHANGE', async () => {
+    const s = await stack([{ a: 'A', b: 'B' }])
+    await expect(s.union.rename('/a', '/b', 1)).rejects.toMatchObject({ code: 'EEXIST' })
+    await s.union.rename('/a', '/b', 2)
+    expect(await readAll(s.union, '/a')).toBe('B')
+    expect(await readAll(s.union, '/b')).toBe('A')
+  })
+
+  it('makes a directory moved onto a whited-out lower directory opaque', async () => {
+    const s = await stack([{ 'old/x': 'x' }])
+    await s.union.unlink('/old/x')
+    await s.union.rmdir('/old')
+    await s.union.mkdir('/fresh', 0o755)
+    await s.union.rename('/fresh', '/old')
+    expect(await s.union.readdir('/old')).toEqual([])
+  })
+})
+
+describe('links and special files', () => {
+  it('hard-links a lower file after copying it up', async () => {
+    const s = await stack([{ f: 'x' }])
+    await s.union.link('/f', '/g')
+    const [f, g] = [await s.union.getattr('/f'), await s.union.getattr('/g')]
+    expect(f.ino).toBe(g.ino)
+    expect(f.nlink).toBe(2)
+  })
+
+  it('creates fifos and symlinks in the upper layer', async () => {
+    const s = await stack([{}])
+    await s.union.mknod('/p', constants.S_IFIFO | 0o644, 0)
+    await s.union.symlink('target', '/l')
+    expect((await lstat(join(s.upper, 'p'))).isFIFO()).toBe(true)
+    expect(await s.union.readlink('/l')).toBe('target')
+  })
+})
+
+describe('xattrs', () => {
+  it('hides and refuses the private overlay namespaces', async () => {
+    const s = await stack([{ 'o/': 'OPAQUE', 'o/x': '' }, {}])
+    expect(await s.union.listxattr('/o')).toEqual([])
+    await expect(s.union.getxattr('/o', 'trusted.overlay.opaque')).rejects.toMatchObject({ code: 'EOPNOTSUPP' })
+    await expect(s.union.setxattr('/o', 'trusted.layerfs.origin', Buffer.from('1'))).rejects.toMatchObject({ code: 'EOPNOTSUPP' })
+  })
+
+  it('removes a missing xattr with ENODATA and no copy-up', async () => {
+    const s = await stack([{ f: '' }])
+    await expect(s.union.removexattr('/f', 'user.none')).rejects.toMatchObject({ code: 'ENODATA' })
+    expect(await readdir(s.upper)).toEqual([])
+  })
+})
+
+describe('lookup cache', () => {
+  it('stays exact through create, unlink and rename', async () => {
+    const s = await stack([{ a: 'A' }])
+    await expect(s.union.getattr('/n')).rejects.toMatchObject({ code: 'ENOENT' })
+    const fh = await s.union.create('/n', 0o644)
+    await s.union.release(fh)
+    expect((await s.union.getattr('/n')).size).toBe(0)
+    await s.union.rename('/n', '/m')
+    await expect(s.union.getattr('/n')).rejects.toMatchObject({ code: 'ENOENT' })
+    await s.union.unlink('/a')
+    await expect(s.union.getattr('/a')).rejects.toMatchObject({ code: 'ENOENT' })
+    const stats = s.union.stats().cache
+    expect(stats.hits + stats.negativeHits).toBeGreaterThan(0)
+  })
+
+  it('stays bounded by its size', async () => {
+    const spec: Record<string, string> = {}
+    for (let i = 0; i < 200; i++) spec[`f${i}`] = ''
+    const s = await stack([spec], {}, { cacheEntries: 50 })
+    for (let i = 0; i < 200; i++) await s.union.getattr(`/f${i}`)
+    expect(s.union.stats().cache.size).toBeLessThanOrEqual(50)
+  })
+})
+
+describe('read-only and bad stacks', () => {
+  it('answers EROFS to writes without an upper layer', async () => {
+    const s = await stack([{ f: 'x' }])
+    const ro = await Union.open({ lowers: s.lowers })
+    await expect(ro.open('/f', constants.O_WRONLY)).rejects.toMatchObject({ code: 'EROFS' })
+    await expect(ro.unlink('/f')).rejects.toMatchObject({ code: 'EROFS' })
+  })
+
+  it('names a missing lower directory', async () => {
+    await expect(Union.open({ lowers: ['/nonexistent/layer'] })).rejects.toThrow(/lower layer \/nonexistent\/layer: no such directory/)
+  })
+
+  it('refuses an upperdir without a workdir', async () => {
+    const s = await stack([{}])
+    await expect(Union.open({ lowers: s.lowers, upper: s.upper })).rejects.toThrow(/workdir/)
+  })
+
+  it('loses nothing when a truncate-extended file is written', async () => {
+    const s = await stack([{ f: 'abc' }])
+    await s.union.truncate('/f', 10)
+    expect((await lstat(join(s.upper, 'f'))).size).toBe(10)
+    expect((await readFile(join(s.upper, 'f'))).subarray(0, 3).toString()).toBe('abc')
+    await writeFile(join(s.dir, 'unused'), '')
+    await truncatePath(join(s.dir, 'unused'), 0)
+  })
+})
