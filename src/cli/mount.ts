@@ -58,7 +58,8 @@ async function serve(opts: MountOptions): Promise<number> {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void daemon.stop())
     report('ready')
     await daemon.closed
-    return 0
+    // fuse-native's handles would keep the event loop alive after the session ended.
+    process.exit(0)
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err)
     report(`error: ${message}`)

@@ -1,0 +1,169 @@
+// The mount command as container tools use it: a daemon in its own process, the fuse-overlayfs
+// command line, readiness, clean unmounts, and one clear line for every bad input.
+import { execFile, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { lstat, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { MountSet, fuseAvailable, isMounted, mountFuse, runCmd } from '../helpers/mount.js'
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
+
+const CLI = resolve('bin/layerfs.js')
+const fuse = fuseAvailable()
+if (!fuse.ok) console.warn(`skipping mount tests: ${fuse.reason}`)
+if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
+
+function layerfs(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
+      done({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr })
+    })
+  })
+}
+
+describe.skipIf(!fuse.ok)('layerfs mount', () => {
+  const mounts = new MountSet()
+  let dir: string
+  let lower: string, lower2: string, upper: string, work: string, mnt: string
+
+  beforeAll(async () => {
+    dir = await makeTempDir('cli')
+  })
+  afterEach(async () => {
+    await mounts.unmountAll()
+  })
+  afterAll(async () => {
+    await mounts.unmountAll()
+    await removeTempDir(dir)
+  })
+
+  let n = 0
+  async function fresh(): Promise<void> {
+    const base = join(dir, `s${++n}`)
+    ;[lower, lower2, upper, work, mnt] = ['lower', 'lower2', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string, string]
+    for (const d of [lower, lower2, upper, work, mnt]) await mkdir(d, { recursive: true })
+    await writeFile(join(lower, 'etc-hosts'), '127.0.0.1 localhost\n')
+    await writeFile(join(lower2, 'base'), 'base layer\n')
+  }
+
+  it('returns only once the mount is live, and serves the merged tree', async () => {
+    await fresh()
+    const h = mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    expect(h.fstype).toBe('fuse.layerfs')
+    expect((await readdir(mnt)).sort()).toEqual(['base', 'etc-hosts'])
+    await writeFile(join(mnt, 'base'), 'changed\n')
+    expect(await readFile(join(upper, 'base'), 'utf8')).toBe('changed\n')
+    expect(await readFile(join(lower2, 'base'), 'utf8')).toBe('base layer\n')
+  })
+
+  it('takes the SOURCE MNT -o form that mount.fuse3 passes, with \\: escapes', async () => {
+    await fresh()
+    const colon = join(dir, `with:colon-${n}`)
+    await mkdir(colon)
+    await writeFile(join(colon, 'c'), 'c')
+    const lowers = `${colon.replace(/:/g, '\\:')}:${lower}`
+    mounts.add(await mountFuse([process.execPath, CLI, 'mysource', mnt, '-o', `rw,nodev,lowerdir=${lowers},upperdir=${upper},workdir=${work}`], mnt))
+    expect((await readdir(mnt)).sort()).toEqual(['c', 'etc-hosts'])
+    const info = await readFile('/proc/self/mountinfo', 'utf8')
+    expect(info).toMatch(new RegExp(`fuse\\.layerfs mysource `))
+  })
+
+  it('mounts read-only without an upperdir (EROFS on writes)', async () => {
+    await fresh()
+    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower}:${lower2}`, mnt], mnt))
+    await expect(writeFile(join(mnt, 'base'), 'x')).rejects.toMatchObject({ code: 'EROFS' })
+    expect(await readFile(join(mnt, 'base'), 'utf8')).toBe('base layer\n')
+  })
+
+  it('warns about unknown options and mounts anyway', async () => {
+    await fresh()
+    const r = await layerfs(['-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},frobnicate=1`, mnt])
+    if (isMounted(mnt)) mounts.add(await adopt(mnt))
+    expect(r.code).toBe(0)
+    expect(r.stderr).toContain('ignoring unknown option frobnicate=1')
+  })
+
+  it('reports statistics of a live mount', async () => {
+    await fresh()
+    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    await writeFile(join(mnt, 'etc-hosts'), 'x')
+    const r = await layerfs(['stats', mnt, '--json'])
+    expect(r.code).toBe(0)
+    const stats = JSON.parse(r.stdout) as { copyUps: { copyUps: number }; ops: Record<string, number> }
+    expect(stats.copyUps.copyUps).toBe(1)
+    expect(stats.ops.open).toBeGreaterThan(0)
+  })
+
+  it('unmounts and exits on SIGTERM', async () => {
+    await fresh()
+    const child = spawn(process.execPath, [CLI, '-f', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, mnt], { stdio: 'ignore' })
+    try {
+      const deadline = Date.now() + 15_000
+      while (!isMounted(mnt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      expect(isMounted(mnt)).toBe(true)
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+      child.kill('SIGTERM')
+      expect(await exited).toBe(0)
+      expect(isMounted(mnt)).toBe(false)
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL')
+      if (isMounted(mnt)) await runCmd('fusermount3', ['-uz', mnt])
+    }
+  })
+
+  it('exits by itself after layerfs umount', async () => {
+    await fresh()
+    const child = spawn(process.execPath, [CLI, '-f', '-o', `lowerdir=${lower}`, mnt], { stdio: 'ignore' })
+    try {
+      const deadline = Date.now() + 15_000
+      while (!isMounted(mnt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+      expect((await layerfs(['umount', mnt])).code).toBe(0)
+      expect(await exited).toBe(0)
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL')
+      if (isMounted(mnt)) await runCmd('fusermount3', ['-uz', mnt])
+    }
+  })
+
+  describe('bad input: one clear line and a non-zero exit', () => {
+    const cases: Array<[string, () => string[], RegExp]> = [
+      ['a missing lower dir', () => ['-o', `lowerdir=${lower}/nope,upperdir=${upper},workdir=${work}`, mnt], /lower layer .*nope: no such directory/],
+      ['no lowerdir', () => ['-o', `upperdir=${upper},workdir=${work}`, mnt], /no lowerdir given/],
+      ['upperdir without workdir', () => ['-o', `lowerdir=${lower},upperdir=${upper}`, mnt], /upperdir and workdir go together/],
+      ['a missing mountpoint', () => ['-o', `lowerdir=${lower}`, `${mnt}-nope`], /mountpoint .*: no such directory/],
+      ['a bad number', () => ['-o', `lowerdir=${lower},cache_entries=lots`, mnt], /cache_entries=lots: not a number/],
+      ['an unknown flag', () => ['--frob', mnt], /unknown flag --frob/],
+      ['upper and work on different filesystems', () => ['-o', `lowerdir=${lower},upperdir=${upper},workdir=/dev/shm`, mnt], /same filesystem/],
+    ]
+    for (const [what, args, message] of cases) {
+      it(`rejects ${what}`, async () => {
+        await fresh()
+        const r = await layerfs(args())
+        if (isMounted(mnt)) mounts.add(await adopt(mnt))
+        expect(r.code).not.toBe(0)
+        expect(r.stderr.trim().split('\n')).toHaveLength(1)
+        expect(r.stderr).toMatch(message)
+        expect(isMounted(mnt)).toBe(false)
+      })
+    }
+
+    it('rejects a busy mountpoint', async () => {
+      await fresh()
+      mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower}`, mnt], mnt))
+      const r = await layerfs(['-o', `lowerdir=${lower2}`, mnt])
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/is busy/)
+      expect(await readdir(mnt)).toEqual(['etc-hosts'])
+    })
+  })
+})
+
+/** A mount a test made without mountFuse (so the set can clean it up). */
+async function adopt(mnt: string): Promise<import('../helpers/mount.js').MountHandle> {
+  const { findMount } = await import('../helpers/mount.js')
+  const m = findMount(mnt)
+  return { mnt, kind: 'fuse', fstype: m?.fstype ?? 'fuse', dev: m?.dev ?? '0:0', daemonPids: [], extraDirs: [], unmounted: false }
+}
+
+void lstat
