@@ -8,6 +8,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   umount: () => import('./commands/umount.js'),
   unmount: () => import('./commands/umount.js'),
   stats: () => import('./commands/stats.js'),
+  demo: () => import('./commands/demo.js'),
   import: () => import('./commands/import.js'),
   inspect: () => import('./commands/inspect.js'),
   ls: () => import('./commands/ls.js'),
@@ -22,6 +23,7 @@ const USAGE = `usage:
   layerfs SOURCE MNT -o OPTS                  (the form mount.fuse3 uses)
   layerfs umount MNT                          unmount
   layerfs stats MNT                           operation counts, cache hit rate, copy-ups
+  layerfs demo [DIR]                          mount the bundled sample image, show copy-up and whiteouts
   layerfs import|inspect|ls|cat|which IMAGE   read container images (see layerfs CMD --help)
   layerfs diff UPPER | commit ...             a container's changes, and committing them
 
