@@ -5,6 +5,7 @@
 type Command = { run(args: string[]): Promise<number> }
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
+  mount: () => import('./commands/mount-image.js'),
   umount: () => import('./commands/umount.js'),
   unmount: () => import('./commands/umount.js'),
   stats: () => import('./commands/stats.js'),
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 const USAGE = `usage:
   layerfs [-f] [-d] -o lowerdir=A[:B...][,upperdir=U,workdir=W][,OPTS] MNT   mount a layer stack
   layerfs SOURCE MNT -o OPTS                  (the form mount.fuse3 uses)
+  layerfs mount IMAGE[:TAG] MNT [--upper U --work W]   mount an image file (docker-save or OCI)
   layerfs umount MNT                          unmount
   layerfs stats MNT                           operation counts, cache hit rate, copy-ups
   layerfs demo [DIR]                          mount the bundled sample image, show copy-up and whiteouts

@@ -1,0 +1,180 @@
+/**
+ * Unpacks one uncompressed layer tar into a directory, safely, keeping whiteouts as markers so the
+ * directory can serve as an overlay lower layer.
+ *
+ * Invariants: nothing is created outside `root` (see safe-path.ts); a symlink is created but never
+ * followed; a hard link may only point at an entry already inside root; device nodes are made only when
+ * `devices` is set (skipped and counted otherwise); an entry declaring more than `maxEntrySize` bytes
+ * fails the whole layer. Whiteouts: `kernel` turns `.wh.NAME` into a char 0/0 device and
+ * `.wh..wh..opq` into `trusted.overlay.opaque=y`; `marker` keeps the `.wh.` files as they are.
+ * Directory mtimes are applied last, since creating children changes them.
+ */
+import { constants } from 'node:fs'
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
+import { OPAQUE_MARKER, WHITEOUT_PREFIX, isErrno } from '../layers/whiteout.js'
+import { lsetxattr, makedev, mknod } from '../sys/native.js'
+import { ImageError } from './errors.js'
+import { entryComponents, safeExisting, safeParent } from './safe-path.js'
+import { readTar, type TarHeader } from './tar-reader.js'
+
+export type WhiteoutFormat = 'kernel' | 'marker'
+
+export interface UnpackOptions {
+  whiteouts: WhiteoutFormat
+  /** Create block/char devices (needs CAP_MKNOD). */
+  devices: boolean
+  /** Apply the entries' uid/gid (needs root). */
+  chown: boolean
+  /** Largest declared size of one entry, in bytes. */
+  maxEntrySize: number
+  /** For error messages. */
+  what: string
+}
+
+export interface UnpackStats {
+  entries: number
+  /** Sum of regular file sizes. */
+  bytes: number
+  skippedDevices: number
+  skippedXattrs: number
+}
+
+export const DEFAULT_MAX_ENTRY_SIZE = 64 * 1024 ** 3
+
+export async function unpackLayer(tarStream: Readable, root: string, opts: UnpackOptions): Promise<UnpackStats> {
+  const stats: UnpackStats = { entries: 0, bytes: 0, skippedDevices: 0, skippedXattrs: 0 }
+  const dirTimes = new Map<string, Date>()
+  await readTar(
+    tarStream,
+    async (header, body) => {
+      stats.entries++
+      await unpackEntry(root, header, body, opts, stats, dirTimes)
+    },
+    { what: opts.what },
+  )
+  // Deepest first, so setting a child's time does not disturb its parent's afterwards.
+  const dirs = [...dirTimes.entries()].sort((a, b) => b[0].length - a[0].length)
+  for (const [dir, mtime] of dirs) await utimes(dir, mtime, mtime)
+  return stats
+}
+
+async function unpackEntry(
+  root: string,
+  h: TarHeader,
+  body: Readable,
+  opts: UnpackOptions,
+  stats: UnpackStats,
+  dirTimes: Map<string, Date>,
+): Promise<void> {
+  const parts = entryComponents(h.name)
+  const size = h.size ?? 0
+  if (size > opts.maxEntrySize) {
+    throw new ImageError(`entry '${h.name}' declares ${size} bytes, over the limit of ${opts.maxEntrySize}`)
+  }
+  if (parts.length === 0) return // "./" itself: the layer root keeps the store's own metadata
+  const parent = await safeParent(root, parts, h.name)
+  const base = parts[parts.length - 1] as string
+  const mode = (h.mode ?? 0o644) & 0o7777
+
+  if (base === OPAQUE_MARKER && opts.whiteouts === 'kernel') {
+    await lsetxattr(parent, 'trusted.overlay.opaque', Buffer.from('y'))
+    return
+  }
+  if (base.startsWith(WHITEOUT_PREFIX) && base !== OPAQUE_MARKER && opts.whiteouts === 'kernel') {
+    const victim = base.slice(WHITEOUT_PREFIX.length)
+    // AUFS-internal names (.wh..wh.plnk etc.) carry nothing an overlay needs.
+    if (victim.startsWith(WHITEOUT_PREFIX) || victim === '') return
+    const target = join(parent, victim)
+    await rm(target, { recursive: true, force: true })
+    await mknod(target, constants.S_IFCHR | 0o000, makedev(0, 0))
+    return
+  }
+
+  const target = join(parent, base)
+  const existing = await lstat(target).catch((err: unknown) => {
+    if (isErrno(err, 'ENOENT')) return undefined
+    throw err
+  })
+  if (existing && !(existing.isDirectory() && h.type === 'directory')) {
+    await rm(target, { recursive: true, force: true })
+  }
+
+  switch (h.type) {
+    case 'file':
+    case 'contiguous-file': {
+      const fh = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+      try {
+        let written = 0
+        for await (const chunk of body) written += (await fh.write(chunk as Buffer)).bytesWritten
+        if (written !== size) throw new ImageError(`entry '${h.name}' is truncated`)
+      } finally {
+        await fh.close()
+      }
+      stats.bytes += size
+      break
+    }
+    case 'directory':
+      if (!existing?.isDirectory()) await mkdir(target, { mode: 0o700 })
+      break
+    case 'symlink':
+      await symlink(h.linkname ?? '', target)
+      break
+    case 'link': {
+      const source = await safeExisting(root, h.linkname ?? '')
+      const st = await lstat(source)
+      if (st.isDirectory()) throw new ImageError(`hard link '${h.name}' points at a directory`)
+      await link(source, target)
+      return // a hard link shares its inode's metadata: touching it would rewrite the source's
+    }
+    case 'fifo':
+      await mknod(target, constants.S_IFIFO | mode, 0)
+      break
+    case 'character-device':
+    case 'block-device': {
+      if (!opts.devices) {
+        stats.skippedDevices++
+        return
+      }
+      const kind = h.type === 'block-device' ? constants.S_IFBLK : constants.S_IFCHR
+      await mknod(target, kind | mode, makedev(h.devmajor ?? 0, h.devminor ?? 0))
+      break
+    }
+    default:
+      throw new ImageError(`entry '${h.name}' has an unsupported type '${h.type}'`)
+  }
+
+  await applyMetadata(target, h, mode, opts, stats)
+  const mtime = h.mtime ?? new Date(0)
+  if (h.type === 'directory') dirTimes.set(target, mtime)
+  else await lutimes(target, mtime, mtime)
+}
+
+async function applyMetadata(target: string, h: TarHeader, mode: number, opts: UnpackOptions, stats: UnpackStats): Promise<void> {
+  if (opts.chown) await lchown(target, h.uid ?? 0, h.gid ?? 0)
+  // chmod after chown: chown clears set-id bits. Symlinks have no mode of their own on Linux.
+  if (h.type !== 'symlink') await chmod(target, mode)
+  for (const [name, value] of paxXattrs(h.pax)) {
+    try {
+      await lsetxattr(target, name, value)
+    } catch (err) {
+      // Unprivileged stores cannot hold trusted.*/security.* names; the file itself is still right.
+      if (!isErrno(err, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES')) throw err
+      stats.skippedXattrs++
+    }
+  }
+}
+
+/** xattrs from PAX records: `SCHILY.xattr.NAME=value` (GNU/Docker) and `LIBARCHIVE.xattr.NAME=base64`. */
+export function paxXattrs(pax: Record<string, string> | null | undefined): Array<[string, Buffer]> {
+  if (!pax) return []
+  const out: Array<[string, Buffer]> = []
+  for (const [key, value] of Object.entries(pax)) {
+    if (key.startsWith('SCHILY.xattr.')) out.push([key.slice('SCHILY.xattr.'.length), Buffer.from(value, 'utf8')])
+    else if (key.startsWith('LIBARCHIVE.xattr.')) {
+      out.push([decodeURIComponent(key.slice('LIBARCHIVE.xattr.'.length)), Buffer.from(value, 'base64')])
+    }
+  }
+  return out
+}
