@@ -7,13 +7,13 @@
  * reports nlink 1, as overlayfs does: counting subdirectories across layers is not worth it, and 1 tells
  * find(1) not to rely on the count.
  */
-import type { Stats } from 'node:fs'
+import type { BigIntStats } from 'node:fs'
 import { chmod as changeMode, lchown, lstat, truncate as truncatePath } from 'node:fs/promises'
 import { lgetxattr, llistxattr, lremovexattr, lsetxattr, utimensat, type TimeNs } from '../sys/native.js'
 import type { Core } from './core.js'
 import type { Entry } from './entry.js'
 import { fsError, isCode } from './errors.js'
-import { isPrivateXattr, readOrigin } from './inode.js'
+import { fromStoredXattr, readOrigin, toStoredXattr } from './inode.js'
 
 export interface Attr {
   ino: number
@@ -25,36 +25,36 @@ export interface Attr {
   size: number
   blksize: number
   blocks: number
-  atimeMs: number
-  mtimeMs: number
-  ctimeMs: number
+  atimeNs: bigint
+  mtimeNs: bigint
+  ctimeNs: bigint
 }
 
 export async function attrOf(entry: Entry): Promise<Attr> {
-  const st = await lstat(entry.layer.path(entry.path))
+  const st = await lstat(entry.layer.path(entry.path), { bigint: true })
   return toAttr(entry, st, await inoOf(entry, st))
 }
 
-export function toAttr(entry: Entry, st: Stats, ino: number): Attr {
+export function toAttr(entry: Entry, st: BigIntStats, ino: number): Attr {
   return {
     ino,
-    mode: st.mode,
-    nlink: entry.kind === 'dir' && entry.dirLayers.length > 1 ? 1 : st.nlink,
-    uid: st.uid,
-    gid: st.gid,
-    rdev: st.rdev,
-    size: st.size,
-    blksize: st.blksize,
-    blocks: st.blocks,
-    atimeMs: st.atimeMs,
-    mtimeMs: st.mtimeMs,
-    ctimeMs: st.ctimeMs,
+    mode: Number(st.mode),
+    nlink: entry.kind === 'dir' && entry.dirLayers.length > 1 ? 1 : Number(st.nlink),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    rdev: Number(st.rdev),
+    size: Number(st.size),
+    blksize: Number(st.blksize),
+    blocks: Number(st.blocks),
+    atimeNs: st.atimeNs,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
   }
 }
 
-async function inoOf(entry: Entry, st: Stats): Promise<number> {
+async function inoOf(entry: Entry, st: BigIntStats): Promise<number> {
   if (entry.ino !== undefined) return entry.ino
-  const ino = entry.layer.writable ? (await readOrigin(entry.layer.path(entry.path))) ?? st.ino : st.ino
+  const ino = entry.layer.writable ? (await readOrigin(entry.layer.path(entry.path))) ?? Number(st.ino) : Number(st.ino)
   entry.ino = ino
   return ino
 }
@@ -82,10 +82,16 @@ export async function truncate(core: Core, rel: string, size: number): Promise<v
   await truncatePath(entry.layer.path(rel), size)
 }
 
+function stored(name: string): string {
+  const real = toStoredXattr(name)
+  if (real === undefined) throw fsError('EOPNOTSUPP', name)
+  return real
+}
+
 export async function getxattr(core: Core, rel: string, name: string): Promise<Buffer> {
-  if (isPrivateXattr(name)) throw fsError('EOPNOTSUPP', name)
+  const real = stored(name)
   const entry = await core.resolver.get(rel)
-  const value = await lgetxattr(entry.layer.path(rel), name)
+  const value = await lgetxattr(entry.layer.path(rel), real)
   if (value === undefined) throw fsError('ENODATA', name)
   return value
 }
@@ -93,7 +99,12 @@ export async function getxattr(core: Core, rel: string, name: string): Promise<B
 export async function listxattr(core: Core, rel: string): Promise<string[]> {
   const entry = await core.resolver.get(rel)
   try {
-    return (await llistxattr(entry.layer.path(rel))).filter((name) => !isPrivateXattr(name))
+    const names: string[] = []
+    for (const name of await llistxattr(entry.layer.path(rel))) {
+      const shown = fromStoredXattr(name)
+      if (shown !== undefined) names.push(shown)
+    }
+    return names
   } catch (err) {
     if (isCode(err, 'ENOTSUP', 'EOPNOTSUPP')) return []
     throw err
@@ -101,16 +112,16 @@ export async function listxattr(core: Core, rel: string): Promise<string[]> {
 }
 
 export async function setxattr(core: Core, rel: string, name: string, value: Buffer, flags: number): Promise<void> {
-  if (isPrivateXattr(name)) throw fsError('EOPNOTSUPP', name)
+  const real = stored(name)
   const entry = await core.copyUp(rel, true)
-  await lsetxattr(entry.layer.path(rel), name, value, flags)
+  await lsetxattr(entry.layer.path(rel), real, value, flags)
 }
 
 export async function removexattr(core: Core, rel: string, name: string): Promise<void> {
-  if (isPrivateXattr(name)) throw fsError('EOPNOTSUPP', name)
+  const real = stored(name)
   const current = await core.resolver.get(rel)
   // Removing what is not there fails without a copy-up, as in overlayfs.
-  if ((await lgetxattr(current.layer.path(rel), name)) === undefined) throw fsError('ENODATA', name)
+  if ((await lgetxattr(current.layer.path(rel), real)) === undefined) throw fsError('ENODATA', name)
   const entry = await core.copyUp(rel, true)
-  await lremovexattr(entry.layer.path(rel), name)
+  await lremovexattr(entry.layer.path(rel), real)
 }

@@ -36,6 +36,8 @@ export class Core {
   readonly #stager: Stager | undefined
   /** Data copy-ups in flight, by path: concurrent openers of one file share one copy. */
   readonly #inflight = new Map<string, Promise<Entry>>()
+  /** See Union.onAttrChange. */
+  onAttrChange: ((path: string) => void) | undefined
   /** Whether mknod of a char 0/0 works here; false after the first EPERM (then `.wh.` files). */
   #mknodWhiteouts = true
 
@@ -72,6 +74,7 @@ export class Core {
     dir.lowerHas = true
     this.resolver.set(dir.path, dir)
     this.counters.copyUps++
+    this.onAttrChange?.('/' + dir.path)
   }
 
   /** Copy `rel` up (whole, or metadata only when `data` is false) and return its upper entry. */
@@ -127,6 +130,7 @@ export class Core {
       this.counters.copyUps++
       this.counters.copyUpBytes += staged.bytes
       this.counters.copyUpMs += performance.now() - started
+      this.onAttrChange?.('/' + rel)
       return current
     })
   }

@@ -5,8 +5,8 @@
 import { constants } from 'node:fs'
 import type { Core } from './core.js'
 import { fsError } from './errors.js'
-import { closeFd, fsyncFd, ftruncateFd, openFd, pread, pwrite } from './fd-io.js'
-import { create as createFile } from './namespace.js'
+import { closeFd, fstatFd, fsyncFd, ftruncateFd, openFd, pread, pwrite } from './fd-io.js'
+import { type Owner, create as createFile } from './namespace.js'
 
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR
 /** Flags that describe creation, which open() never performs (FUSE sends create for that). */
@@ -21,8 +21,8 @@ export async function open(core: Core, rel: string, flags: number): Promise<numb
   return core.handles.add({ fd, path: rel, upper: entry.layer.writable })
 }
 
-export async function create(core: Core, rel: string, mode: number): Promise<number> {
-  const { fd } = await createFile(core, rel, mode)
+export async function create(core: Core, rel: string, mode: number, owner?: Owner): Promise<number> {
+  const { fd } = await createFile(core, rel, mode, owner)
   return core.handles.add({ fd, path: rel, upper: true })
 }
 
@@ -42,6 +42,11 @@ export function write(core: Core, fh: number, buffer: Buffer, length: number, po
 
 export function ftruncate(core: Core, fh: number, size: number): Promise<void> {
   return ftruncateFd(handle(core, fh).fd, size)
+}
+
+/** Attributes through an open handle: for a file whose name is gone (unlinked while open). */
+export async function fstat(core: Core, fh: number): Promise<import('node:fs').BigIntStats> {
+  return fstatFd(handle(core, fh).fd)
 }
 
 export function fsync(core: Core, fh: number, dataOnly: boolean): Promise<void> {

@@ -13,10 +13,29 @@ import { isCode } from './errors.js'
 
 export const ORIGIN_XATTR = 'trusted.layerfs.origin'
 
-/** xattrs that belong to the union machinery, never to the user: hidden from listxattr, refused to
- *  get/set/remove through the mount, and never copied up. */
+const OVERLAY = 'trusted.overlay.'
+const ESCAPED = 'trusted.overlay.overlay.'
+const OWN = 'trusted.layerfs.'
+
+/** xattrs that belong to the union machinery (overlay markers, our origin): hidden from listxattr and
+ *  never copied up. An escaped overlay name (see toStoredXattr) is the user's, not ours. */
 export function isPrivateXattr(name: string): boolean {
-  return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.') || name.startsWith('trusted.layerfs.')
+  return (name.startsWith(OVERLAY) && !name.startsWith(ESCAPED)) || name.startsWith(OWN)
+}
+
+/** The name a user's xattr is stored under. As overlayfs does (Linux 6.7+), `trusted.overlay.X` set
+ *  through the mount is stored escaped as `trusted.overlay.overlay.X`, so a user (or a nested overlay)
+ *  can keep such xattrs without them being read as markers of this union. Our own namespace is
+ *  refused: undefined. */
+export function toStoredXattr(name: string): string | undefined {
+  if (name.startsWith(OWN)) return undefined
+  return name.startsWith(OVERLAY) ? ESCAPED + name.slice(OVERLAY.length) : name
+}
+
+/** The name a stored xattr shows under, or undefined for a private one. */
+export function fromStoredXattr(name: string): string | undefined {
+  if (name.startsWith(ESCAPED)) return OVERLAY + name.slice(ESCAPED.length)
+  return isPrivateXattr(name) ? undefined : name
 }
 
 export function encodeOrigin(ino: bigint | number): string {

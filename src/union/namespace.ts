@@ -8,7 +8,7 @@
  * tools such as mv then copy and delete.
  */
 import { constants } from 'node:fs'
-import { chmod, link as hardlink, mkdir as makeDir, readdir, rename as move, rm, symlink as makeSymlink, unlink as removeFile } from 'node:fs/promises'
+import { chmod, lchown, lstat, link as hardlink, mkdir as makeDir, readdir, rename as move, rm, symlink as makeSymlink, unlink as removeFile } from 'node:fs/promises'
 import { joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX } from '../layers/whiteout.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, lsetxattr, mknod as makeNode, renameat2 } from '../sys/native.js'
@@ -19,6 +19,8 @@ import { closeFd, openFd } from './fd-io.js'
 import { mergedNames } from './readdir.js'
 import { NAME_MAX } from './resolver.js'
 
+const S_ISGID = 0o2000
+
 /** Refuse names the layers reserve, and over-long ones. */
 function checkNewName(rel: string): void {
   if (rel === '') throw fsError('EEXIST', '/')
@@ -28,49 +30,66 @@ function checkNewName(rel: string): void {
   if (name.startsWith(WHITEOUT_PREFIX)) throw fsError('EINVAL', `reserved name ${name}`)
 }
 
+/** Who creates: new objects belong to the caller, as on any filesystem. */
+export interface Owner {
+  uid: number
+  gid: number
+}
+
 /** Common to every create: the name must be free, then the object is placed and recorded. */
-async function createLocked(core: Core, rel: string, kind: Kind, make: (path: string) => Promise<void>): Promise<Entry> {
+async function createLocked(core: Core, rel: string, kind: Kind, make: (path: string) => Promise<void>, owner?: Owner): Promise<Entry> {
   checkNewName(rel)
-  const parent = await core.resolver.get(splitPath(rel)[0])
+  const parentPath = splitPath(rel)[0]
+  const parent = await core.resolver.get(parentPath)
   if (parent.kind !== 'dir') throw fsError('ENOTDIR', parent.path)
   if (await core.resolver.resolve(rel)) throw fsError('EEXIST', rel)
   const upper = core.requireUpper()
-  const overWhiteout = await core.placeLocked(rel, kind === 'dir', make)
+  const place = owner === undefined ? make : async (path: string): Promise<void> => {
+    await make(path)
+    // A set-group-ID directory hands its group down, as the filesystem itself would have.
+    const dir = await lstat(upper.path(parentPath))
+    const gid = dir.mode & S_ISGID ? dir.gid : owner.gid
+    // The daemon runs as root: what it makes is root's unless the caller is somebody else.
+    if (owner.uid !== 0 || gid !== 0) await lchown(path, owner.uid, gid)
+  }
+  const overWhiteout = await core.placeLocked(rel, kind === 'dir', place)
   const entry: Entry = { path: rel, kind, layer: upper, dirLayers: kind === 'dir' ? [upper] : [], lowerHas: overWhiteout }
   core.resolver.set(rel, entry)
   return entry
 }
 
 /** Create and open a regular file; returns the open fd (O_RDWR). */
-export async function create(core: Core, rel: string, mode: number): Promise<{ fd: number; entry: Entry }> {
+export async function create(core: Core, rel: string, mode: number, owner?: Owner): Promise<{ fd: number; entry: Entry }> {
   let fd = -1
   const entry = await core.lock.run(() => createLocked(core, rel, 'file', async (path) => {
     fd = await openFd(path, constants.O_CREAT | constants.O_EXCL | constants.O_RDWR, mode & 0o7777)
     // The kernel applied the caller's umask already; the daemon's own must not apply again.
     await chmod(path, mode & 0o7777)
-  }))
+  }, owner))
   return { fd, entry }
 }
 
-export async function mkdir(core: Core, rel: string, mode: number): Promise<void> {
+export async function mkdir(core: Core, rel: string, mode: number, owner?: Owner): Promise<void> {
   await core.lock.run(() => createLocked(core, rel, 'dir', async (path) => {
     await makeDir(path, { mode: mode & 0o7777 })
     await chmod(path, mode & 0o7777)
-  }))
+  }, owner))
 }
 
-export async function mknod(core: Core, rel: string, mode: number, rdev: number): Promise<void> {
+export async function mknod(core: Core, rel: string, mode: number, rdev: number, owner?: Owner): Promise<void> {
   const type = mode & constants.S_IFMT
+  // A char device 0/0 is how the upper layer spells "deleted": it cannot be made through the mount.
+  if (type === constants.S_IFCHR && rdev === 0) throw fsError('EPERM', 'whiteout device')
   const kind: Kind = type === constants.S_IFREG || type === 0 ? 'file' : 'special'
   await core.lock.run(() => createLocked(core, rel, kind, async (path) => {
     if (kind === 'file') await closeFd(await openFd(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode & 0o7777))
     else await makeNode(path, mode, rdev)
     await chmod(path, mode & 0o7777)
-  }))
+  }, owner))
 }
 
-export async function symlink(core: Core, target: string, rel: string): Promise<void> {
-  await core.lock.run(() => createLocked(core, rel, 'symlink', (path) => makeSymlink(target, path)))
+export async function symlink(core: Core, target: string, rel: string, owner?: Owner): Promise<void> {
+  await core.lock.run(() => createLocked(core, rel, 'symlink', (path) => makeSymlink(target, path), owner))
 }
 
 export async function link(core: Core, fromRel: string, rel: string): Promise<void> {
@@ -171,7 +190,12 @@ async function moveLocked(core: Core, from: Entry, to: Entry | undefined, toRel:
   // must not let that lower directory's children show through it.
   const targetHasLower = to ? await core.resolver.lowerHas(to) : await hiddenByUpperWhiteout(core, toRel)
   if (to?.kind === 'dir' && inUpper(to)) await clearMarkers(toPath)
-  if (from.kind === 'dir' && targetHasLower) await lsetxattr(upper.path(from.path), OPAQUE_XATTRS[0], 'y')
+  const toParent = await core.resolver.get(splitPath(toRel)[0])
+  // Moved where a lower layer may hold (or later show) the name, a directory must not merge with it:
+  // overlayfs marks it opaque whenever it lands in a merged directory.
+  if (from.kind === 'dir' && (targetHasLower || toParent.dirLayers.length > 1)) {
+    await lsetxattr(upper.path(from.path), OPAQUE_XATTRS[0], 'y')
+  }
   if (from.kind === 'dir' && !to && targetHasLower) {
     // rename(2) cannot put a directory over the whiteout (a char device): swap, then drop the whiteout.
     await renameat2(upper.path(from.path), toPath, RENAME_EXCHANGE)
@@ -218,7 +242,6 @@ async function hiddenByUpperWhiteout(core: Core, rel: string): Promise<boolean> 
   const upper = core.requireUpper()
   const [dir, name] = splitPath(rel)
   try {
-    const { lstat } = await import('node:fs/promises')
     const st = await lstat(upper.path(rel))
     return st.isCharacterDevice() && st.rdev === 0
   } catch (err) {

@@ -22,6 +22,7 @@ import { mergedNames } from './readdir.js'
 import { NAME_MAX, type ResolverStats } from './resolver.js'
 
 export type { Attr } from './attrs.js'
+export type { Owner } from './namespace.js'
 
 export interface UnionOptions {
   /** Lower layer directories, topmost first (overlayfs `lowerdir=` order). */
@@ -158,8 +159,18 @@ export class Union {
     return files.open(this.#core, relPath(path), flags)
   }
 
-  create(path: string, mode: number): Promise<number> {
-    return files.create(this.#core, relPath(path), mode)
+  create(path: string, mode: number, owner?: names.Owner): Promise<number> {
+    return files.create(this.#core, relPath(path), mode, owner)
+  }
+
+  /** Attributes of an open file by handle (its name may be gone). */
+  async fgetattr(fh: number, ino: number): Promise<attrs.Attr> {
+    const st = await files.fstat(this.#core, fh)
+    return {
+      ino, mode: Number(st.mode), nlink: Number(st.nlink), uid: Number(st.uid), gid: Number(st.gid),
+      rdev: Number(st.rdev), size: Number(st.size), blksize: Number(st.blksize), blocks: Number(st.blocks),
+      atimeNs: st.atimeNs, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs,
+    }
   }
 
   read(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
@@ -215,16 +226,22 @@ export class Union {
     return attrs.removexattr(this.#core, relPath(path), name)
   }
 
-  mkdir(path: string, mode: number): Promise<void> {
-    return names.mkdir(this.#core, relPath(path), mode)
+  mkdir(path: string, mode: number, owner?: names.Owner): Promise<void> {
+    return names.mkdir(this.#core, relPath(path), mode, owner)
   }
 
-  mknod(path: string, mode: number, rdev: number): Promise<void> {
-    return names.mknod(this.#core, relPath(path), mode, rdev)
+  mknod(path: string, mode: number, rdev: number, owner?: names.Owner): Promise<void> {
+    return names.mknod(this.#core, relPath(path), mode, rdev, owner)
   }
 
-  symlink(target: string, path: string): Promise<void> {
-    return names.symlink(this.#core, target, relPath(path))
+  symlink(target: string, path: string, owner?: names.Owner): Promise<void> {
+    return names.symlink(this.#core, target, relPath(path), owner)
+  }
+
+  /** Called with a merged-view path whenever a change the kernel did not ask for alters what getattr
+   *  would say (a directory copied up becomes merged; a copy-up gives a new ctime). */
+  set onAttrChange(listener: ((path: string) => void) | undefined) {
+    this.#core.onAttrChange = listener
   }
 
   link(existing: string, path: string): Promise<void> {

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { fuseAvailable, isMounted, mountFuse, mountOverlay, MountSet, overlayAvailable, unmount, withMount } from './mount.js'
 import { TempDirs, removeTempDir } from './tmp.js'
 
@@ -22,10 +22,14 @@ function alive(pid: number): boolean {
 const fuse = fuseAvailable()
 const ovl = overlayAvailable()
 const haveFuseOverlayfs = (process.env.PATH ?? '').split(':').some((p) => p !== '' && existsSync(`${p}/fuse-overlayfs`))
-const skip = !fuse.ok ? fuse.reason : !ovl.ok ? ovl.reason : !haveFuseOverlayfs ? 'fuse-overlayfs is not installed' : undefined
+const skip = !fuse.ok ? fuse.reason : !ovl.ok ? ovl.reason : undefined
 if (skip !== undefined) console.warn(`[mount helpers] skipped: ${skip}`)
 
 describe.skipIf(skip !== undefined)('mount helpers', () => {
+  beforeAll(() => {
+    // the test daemon; scripts/setup-system.sh installs it
+    if (!haveFuseOverlayfs) throw new Error('fuse-overlayfs is not installed (run `npm run setup`): it is the FUSE daemon these tests mount')
+  })
   const tmp = new TempDirs()
   const mounts = new MountSet()
   afterEach(async () => {

@@ -120,6 +120,14 @@ export interface MountHandle {
   unmounted: boolean
 }
 
+/** Mounts made by these helpers and not yet unmounted, by mount point: unmount(path) finds the handle here. */
+const active = new Map<string, MountHandle>()
+
+/** Handles of live mounts made by this process through these helpers. */
+export function activeMounts(): MountHandle[] {
+  return [...active.values()]
+}
+
 export interface OverlayOptions {
   lowers: string[]
   upper?: string
@@ -163,7 +171,9 @@ export async function mountOverlay(o: OverlayOptions): Promise<MountHandle> {
     for (const d of extraDirs) await removeTempDir(d).catch(() => undefined)
     throw new Error(`kernel overlay mount failed: ${describe(r)}`)
   }
-  return { mnt, kind: 'overlay', fstype: m.fstype, dev: m.dev, daemonPids: [], extraDirs, unmounted: false }
+  const h: MountHandle = { mnt, kind: 'overlay', fstype: m.fstype, dev: m.dev, daemonPids: [], extraDirs, unmounted: false }
+  active.set(mnt, h)
+  return h
 }
 
 function listPids(): number[] {
@@ -246,6 +256,7 @@ export async function mountFuse(argv: string[], mnt: string, o: FuseMountOptions
         : describe(r)
     throw new Error(`FUSE mount failed: ${why}`)
   }
+  active.set(target, h)
   return h
 }
 
@@ -296,21 +307,21 @@ export interface UnmountOptions {
  */
 export async function unmount(target: MountHandle | string, o: UnmountOptions = {}): Promise<void> {
   const timeoutMs = o.timeoutMs ?? 10_000
-  const h: MountHandle | undefined = typeof target === 'string' ? undefined : target
   const mnt = resolve(typeof target === 'string' ? target : target.mnt)
+  const h: MountHandle | undefined = typeof target === 'string' ? active.get(mnt) : target
   const problems: string[] = []
-  /** FUSE connections that were only lazily detached (something was busy or hung on them) */
-  const lazyFuse = new Set<string>()
+  /** FUSE connections unmounted here */
+  const fuseDevs = new Set<string>()
   for (let round = 0; round < 4; round++) {
     const m = findMount(mnt)
     if (m === undefined) break
     const dev = m.dev // read BEFORE unmounting: it names the FUSE connection
     if (m.fstype.startsWith('fuse')) {
+      fuseDevs.add(dev)
       let r = await runCmd('fusermount3', ['-u', mnt], { timeoutMs })
       if (r.code === 0 && !isMounted(mnt)) continue
       problems.push(describe(r))
       if (r.timedOut) abortFuseConnection(dev)
-      lazyFuse.add(dev)
       r = await runCmd('fusermount3', ['-uz', mnt], { timeoutMs })
       if (r.code === 0 && !isMounted(mnt)) continue
       problems.push(describe(r))
@@ -325,26 +336,20 @@ export async function unmount(target: MountHandle | string, o: UnmountOptions = 
       if (r.code !== 0) problems.push(describe(r))
     }
   }
-  // a lazily detached FUSE mount lives on while anything uses it (a hung request, an open file): abort its
-  // connection so the requests fail and the daemon exits, unless the same connection is still mounted elsewhere
-  for (const dev of lazyFuse) {
-    const minor = dev.split(':')[1]
-    if (minor && existsSync(`/sys/fs/fuse/connections/${minor}`) && !readMountInfo().some((x) => x.dev === dev)) {
-      abortFuseConnection(dev)
-    }
+  // A FUSE connection normally disappears with its mount. One that outlives it is held by requests the daemon
+  // does not answer (a stuck daemon) or by a lazily detached mount still in use: abort it, so those requests
+  // fail and the daemon exits -- unless the same connection is still mounted elsewhere. (Only connections
+  // unmounted in this call: a minor number seen earlier may belong to somebody else's mount by now.)
+  for (const dev of fuseDevs) {
+    const conn = `/sys/fs/fuse/connections/${dev.split(':')[1] ?? ''}`
+    for (let i = 0; i < 25 && existsSync(conn); i++) await sleep(20)
+    if (existsSync(conn) && !readMountInfo().some((x) => x.dev === dev)) abortFuseConnection(dev)
   }
   if (h !== undefined) {
-    if (h.kind === 'fuse') {
-      await reapDaemons(h)
-      // a connection that outlived its mount and daemon (e.g. lazily unmounted with open files) is aborted
-      const minor = h.dev.split(':')[1]
-      if (minor && !isMounted(mnt) && existsSync(`/sys/fs/fuse/connections/${minor}`)) {
-        // only if no other mount uses this device
-        if (!readMountInfo().some((x) => x.dev === h.dev)) abortFuseConnection(h.dev)
-      }
-    }
+    if (h.kind === 'fuse') await reapDaemons(h)
     for (const d of h.extraDirs.splice(0)) await removeTempDir(d).catch(() => undefined)
     h.unmounted = !isMounted(mnt)
+    if (h.unmounted && active.get(mnt) === h) active.delete(mnt)
   }
   if (isMounted(mnt)) throw new Error(`could not unmount ${mnt}: ${problems.join('; ')}`)
 }

@@ -1,0 +1,501 @@
+// Operations as data, an OpTarget interface (one method per op kind) and the runner that turns each op's
+// outcome into a JSON-able, filesystem-independent result: values, 'ok', or { error: 'ECODE' }.
+//
+// FsTarget drives a mounted directory with node:fs/promises; another target (e.g. the in-process union
+// object) can implement OpTarget and run the very same scenarios. Paths in ops are relative to the root.
+import { constants as C } from 'node:fs'
+import * as fs from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { createHash } from 'node:crypto'
+import { ErrnoError, runOrErrno } from '../helpers/exec.js'
+import { defaultXattr, type XattrBackend } from './xattr.js'
+
+// ---------------------------------------------------------------------------------------------------------
+// ops
+
+/** A node flag string ('r', 'r+', 'w', 'wx', 'a', 'ax', 'w+', 'a+' ...) or a list of O_* names. */
+export type OpenFlags = string | string[]
+
+export interface OpenSpec {
+  /** creation mode (default 0o644) */
+  mode?: number
+  /** data to write after opening */
+  write?: string
+  /** position for the write (pwrite); default: the current position */
+  at?: number
+  /** read the whole file (from offset 0) through the fd after the write */
+  read?: boolean
+  /** fstat the fd (after the write) */
+  stat?: boolean
+}
+
+export type Op =
+  | ['writeFile', string, string]
+  | ['appendFile', string, string]
+  | ['open', string, OpenFlags, OpenSpec?]
+  | ['truncate', string, number]
+  | ['unlink', string]
+  | ['rmdir', string]
+  | ['rm', string]
+  | ['mkdir', string, number?]
+  | ['rename', string, string]
+  | ['link', string, string]
+  | ['symlink', string, string]
+  | ['readlink', string]
+  | ['realpath', string]
+  | ['chmod', string, number]
+  | ['chown', string, number, number]
+  | ['lchown', string, number, number]
+  | ['utimes', string, number, number]
+  | ['lutimes', string, number, number]
+  | ['stat', string]
+  | ['lstat', string]
+  | ['readFile', string]
+  | ['readdir', string]
+  | ['access', string, number]
+  | ['setxattr', string, string, string]
+  | ['getxattr', string, string]
+  | ['listxattr', string]
+  | ['removexattr', string, string]
+  | ['mkfifo', string]
+  | ['mknod', string, 'c' | 'b', number, number]
+  | ['statfsNameMax']
+  /** create a file whose name is `n` bytes long in `dir` (composite: target.writeFile) */
+  | ['createLongName', string, number]
+
+export type FileType = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block' | 'socket' | 'unknown'
+
+/** What a target reports for stat/lstat, before normalisation. */
+export interface RawStat {
+  type: FileType
+  /** full st_mode */
+  mode: number
+  uid: number
+  gid: number
+  size: number
+  nlink: number
+  ino: bigint | number
+  dev: bigint | number
+  rdev: number
+  mtimeMs: number
+}
+
+export interface OpTarget {
+  /** Human-readable name for messages. */
+  readonly name: string
+  writeFile(p: string, data: string): Promise<void>
+  appendFile(p: string, data: string): Promise<void>
+  /** Open, optionally write/read/fstat, close. */
+  open(p: string, flags: OpenFlags, spec: OpenSpec): Promise<{ read?: Buffer; stat?: RawStat }>
+  truncate(p: string, len: number): Promise<void>
+  unlink(p: string): Promise<void>
+  rmdir(p: string): Promise<void>
+  /** Recursive removal (rm -r, no -f). */
+  rm(p: string): Promise<void>
+  mkdir(p: string, mode: number): Promise<void>
+  rename(from: string, to: string): Promise<void>
+  link(existing: string, p: string): Promise<void>
+  symlink(target: string, p: string): Promise<void>
+  readlink(p: string): Promise<string>
+  /** Resolve symlinks; returns a path relative to the root ('' for the root), or throws. */
+  realpath(p: string): Promise<string>
+  chmod(p: string, mode: number): Promise<void>
+  chown(p: string, uid: number, gid: number): Promise<void>
+  lchown(p: string, uid: number, gid: number): Promise<void>
+  utimes(p: string, atimeSec: number, mtimeSec: number): Promise<void>
+  lutimes(p: string, atimeSec: number, mtimeSec: number): Promise<void>
+  stat(p: string): Promise<RawStat>
+  lstat(p: string): Promise<RawStat>
+  readFile(p: string): Promise<Buffer>
+  /** Entry names, in whatever order the fs returns them (duplicates kept). */
+  readdir(p: string): Promise<string[]>
+  access(p: string, mode: number): Promise<void>
+  setxattr(p: string, name: string, value: Buffer): Promise<void>
+  getxattr(p: string, name: string): Promise<Buffer>
+  listxattr(p: string): Promise<string[]>
+  removexattr(p: string, name: string): Promise<void>
+  /** Attributes of a path, never following a symlink (for snapshots); names filtered by the getfattr regex. */
+  lxattrs(paths: string[], pattern: string): Promise<Map<string, Record<string, Buffer>>>
+  mkfifo(p: string): Promise<void>
+  mknod(p: string, type: 'c' | 'b', major: number, minor: number): Promise<void>
+  statfsNameMax(): Promise<number>
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// FsTarget: a mounted directory
+
+/** Placeholder for the mount point in symlink targets (fixtures and ops), so absolute links compare. */
+export const MNT_TOKEN = '{{MNT}}'
+
+function typeOf(mode: number): FileType {
+  switch (mode & C.S_IFMT) {
+    case C.S_IFREG:
+      return 'file'
+    case C.S_IFDIR:
+      return 'dir'
+    case C.S_IFLNK:
+      return 'symlink'
+    case C.S_IFIFO:
+      return 'fifo'
+    case C.S_IFCHR:
+      return 'char'
+    case C.S_IFBLK:
+      return 'block'
+    case C.S_IFSOCK:
+      return 'socket'
+    default:
+      return 'unknown'
+  }
+}
+
+export function rawStatOf(st: import('node:fs').BigIntStats): RawStat {
+  const mode = Number(st.mode)
+  return {
+    type: typeOf(mode),
+    mode,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: Number(st.size),
+    nlink: Number(st.nlink),
+    ino: st.ino,
+    dev: st.dev,
+    rdev: Number(st.rdev),
+    mtimeMs: Number(st.mtimeNs / 1_000_000n),
+  }
+}
+
+function openFlags(flags: OpenFlags): string | number {
+  if (typeof flags === 'string') return flags
+  let n = 0
+  for (const f of flags) {
+    const v = (C as unknown as Record<string, number | undefined>)[f]
+    if (v === undefined) throw new Error(`unknown open flag ${f}`)
+    n |= v
+  }
+  return n
+}
+
+export class FsTarget implements OpTarget {
+  readonly name: string
+  readonly root: string
+  constructor(
+    root: string,
+    private readonly xattr: XattrBackend = defaultXattr,
+  ) {
+    this.root = resolve(root)
+    this.name = `fs:${this.root}`
+  }
+  private abs(p: string): string {
+    return p === '' || p === '.' ? this.root : join(this.root, p)
+  }
+  private subst(target: string): string {
+    return target.split(MNT_TOKEN).join(this.root)
+  }
+  private unsubst(target: string): string {
+    return target === this.root || target.startsWith(this.root + '/') ? MNT_TOKEN + target.slice(this.root.length) : target
+  }
+
+  writeFile(p: string, data: string): Promise<void> {
+    return fs.writeFile(this.abs(p), data)
+  }
+  appendFile(p: string, data: string): Promise<void> {
+    return fs.appendFile(this.abs(p), data)
+  }
+  async open(p: string, flags: OpenFlags, spec: OpenSpec): Promise<{ read?: Buffer; stat?: RawStat }> {
+    const fh = await fs.open(this.abs(p), openFlags(flags), spec.mode ?? 0o644)
+    try {
+      const out: { read?: Buffer; stat?: RawStat } = {}
+      if (spec.write !== undefined) {
+        const buf = Buffer.from(spec.write)
+        await fh.write(buf, 0, buf.length, spec.at ?? null)
+      }
+      if (spec.read) {
+        const st = await fh.stat()
+        const buf = Buffer.alloc(Number(st.size))
+        const { bytesRead } = await fh.read(buf, 0, buf.length, 0)
+        out.read = buf.subarray(0, bytesRead)
+      }
+      if (spec.stat) out.stat = rawStatOf(await fh.stat({ bigint: true }))
+      return out
+    } finally {
+      await fh.close()
+    }
+  }
+  truncate(p: string, len: number): Promise<void> {
+    return fs.truncate(this.abs(p), len)
+  }
+  unlink(p: string): Promise<void> {
+    return fs.unlink(this.abs(p))
+  }
+  rmdir(p: string): Promise<void> {
+    return fs.rmdir(this.abs(p))
+  }
+  rm(p: string): Promise<void> {
+    return fs.rm(this.abs(p), { recursive: true })
+  }
+  async mkdir(p: string, mode: number): Promise<void> {
+    await fs.mkdir(this.abs(p), { mode })
+  }
+  rename(from: string, to: string): Promise<void> {
+    return fs.rename(this.abs(from), this.abs(to))
+  }
+  link(existing: string, p: string): Promise<void> {
+    return fs.link(this.abs(existing), this.abs(p))
+  }
+  symlink(target: string, p: string): Promise<void> {
+    return fs.symlink(this.subst(target), this.abs(p))
+  }
+  async readlink(p: string): Promise<string> {
+    return this.unsubst(await fs.readlink(this.abs(p)))
+  }
+  async realpath(p: string): Promise<string> {
+    const r = await fs.realpath(this.abs(p))
+    if (r === this.root) return ''
+    return r.startsWith(this.root + '/') ? r.slice(this.root.length + 1) : `(outside) ${r}`
+  }
+  chmod(p: string, mode: number): Promise<void> {
+    return fs.chmod(this.abs(p), mode)
+  }
+  chown(p: string, uid: number, gid: number): Promise<void> {
+    return fs.chown(this.abs(p), uid, gid)
+  }
+  lchown(p: string, uid: number, gid: number): Promise<void> {
+    return fs.lchown(this.abs(p), uid, gid)
+  }
+  utimes(p: string, a: number, m: number): Promise<void> {
+    return fs.utimes(this.abs(p), a, m)
+  }
+  lutimes(p: string, a: number, m: number): Promise<void> {
+    return fs.lutimes(this.abs(p), a, m)
+  }
+  async stat(p: string): Promise<RawStat> {
+    return rawStatOf(await fs.stat(this.abs(p), { bigint: true }))
+  }
+  async lstat(p: string): Promise<RawStat> {
+    return rawStatOf(await fs.lstat(this.abs(p), { bigint: true }))
+  }
+  readFile(p: string): Promise<Buffer> {
+    return fs.readFile(this.abs(p))
+  }
+  readdir(p: string): Promise<string[]> {
+    return fs.readdir(this.abs(p))
+  }
+  access(p: string, mode: number): Promise<void> {
+    return fs.access(this.abs(p), mode)
+  }
+  setxattr(p: string, name: string, value: Buffer): Promise<void> {
+    return this.xattr.set(this.abs(p), name, value)
+  }
+  getxattr(p: string, name: string): Promise<Buffer> {
+    return this.xattr.get(this.abs(p), name)
+  }
+  listxattr(p: string): Promise<string[]> {
+    return this.xattr.list(this.abs(p))
+  }
+  removexattr(p: string, name: string): Promise<void> {
+    return this.xattr.remove(this.abs(p), name)
+  }
+  async lxattrs(paths: string[], pattern: string): Promise<Map<string, Record<string, Buffer>>> {
+    const dump = await this.xattr.dumpMany(paths.map((p) => this.abs(p)), pattern)
+    return new Map(paths.map((p) => [p, dump.get(this.abs(p)) ?? {}]))
+  }
+  async mkfifo(p: string): Promise<void> {
+    await runOrErrno('mkfifo', ['--', this.abs(p)])
+  }
+  async mknod(p: string, type: 'c' | 'b', major: number, minor: number): Promise<void> {
+    await runOrErrno('mknod', ['--', this.abs(p), type, String(major), String(minor)])
+  }
+  async statfsNameMax(): Promise<number> {
+    return Number((await runOrErrno('stat', ['-f', '-c', '%l', this.root])).trim())
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// normalisation
+
+/** Replaces raw identifiers (inode numbers, device numbers) by labels in first-seen order: ino#1, ino#2 ... */
+export class Labeler {
+  private readonly map = new Map<string, string>()
+  constructor(private readonly prefix: string) {}
+  label(key: bigint | number | string): string {
+    const k = String(key)
+    let l = this.map.get(k)
+    if (l === undefined) {
+      l = `${this.prefix}#${this.map.size + 1}`
+      this.map.set(k, l)
+    }
+    return l
+  }
+}
+
+export interface NormContext {
+  ino: Labeler
+  dev: Labeler
+  /** Unix seconds at the scenario's start: fixture times lie before it, anything at or after it is 'recent'. */
+  startSec: number
+}
+
+export function newNormContext(startSec: number): NormContext {
+  return { ino: new Labeler('ino'), dev: new Labeler('dev'), startSec }
+}
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
+
+export function normTime(ms: number, ctx: NormContext): number | 'recent' {
+  const s = Math.floor(ms / 1000)
+  const now = Date.now() / 1000
+  return s >= ctx.startSec - 1 && s <= now + 3600 ? 'recent' : s
+}
+
+export function octal(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, '0')
+}
+
+export interface StatResult {
+  [k: string]: Json
+}
+
+export function normStat(st: RawStat, ctx: NormContext): StatResult {
+  const r: StatResult = { type: st.type, mode: octal(st.mode), uid: st.uid, gid: st.gid }
+  if (st.type === 'file' || st.type === 'symlink') r.size = st.size
+  r.nlink = st.nlink
+  if (st.type === 'char' || st.type === 'block') r.rdev = `${Math.floor(st.rdev / 256) & 0xfff}:${(st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)}`
+  r.ino = ctx.ino.label(st.ino)
+  r.dev = ctx.dev.label(st.dev)
+  r.mtime = normTime(st.mtimeMs, ctx)
+  return r
+}
+
+export function sha256(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex')
+}
+
+/** File contents in a result: the text itself when short and printable, else size and hash. */
+export function contentOf(b: Buffer): Json {
+  const s = b.toString('utf8')
+  if (b.length <= 200 && Buffer.from(s).equals(b) && !/[\0-\x08\x0e-\x1f]/.test(s)) return s
+  return { size: b.length, sha256: sha256(b) }
+}
+
+const ERRNO_ALIASES: Record<string, string> = { ENOTSUP: 'EOPNOTSUPP' }
+
+export function errorCode(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code
+  if (typeof code === 'string') return ERRNO_ALIASES[code] ?? code
+  throw e // not a filesystem error: a bug in the harness, let it surface
+}
+
+export const isUserXattr = (n: string): boolean => n.startsWith('user.')
+
+/** Run one op against a target; never throws for filesystem errors. */
+export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json> {
+  try {
+    switch (op[0]) {
+      case 'writeFile':
+        await t.writeFile(op[1], op[2])
+        return 'ok'
+      case 'appendFile':
+        await t.appendFile(op[1], op[2])
+        return 'ok'
+      case 'open': {
+        const r = await t.open(op[1], op[2], op[3] ?? {})
+        if (r.read === undefined && r.stat === undefined) return 'ok'
+        const out: { [k: string]: Json } = {}
+        if (r.read !== undefined) out.read = contentOf(r.read)
+        if (r.stat !== undefined) out.stat = normStat(r.stat, ctx)
+        return out
+      }
+      case 'truncate':
+        await t.truncate(op[1], op[2])
+        return 'ok'
+      case 'unlink':
+        await t.unlink(op[1])
+        return 'ok'
+      case 'rmdir':
+        await t.rmdir(op[1])
+        return 'ok'
+      case 'rm':
+        await t.rm(op[1])
+        return 'ok'
+      case 'mkdir':
+        await t.mkdir(op[1], op[2] ?? 0o755)
+        return 'ok'
+      case 'rename':
+        await t.rename(op[1], op[2])
+        return 'ok'
+      case 'link':
+        await t.link(op[1], op[2])
+        return 'ok'
+      case 'symlink':
+        await t.symlink(op[1], op[2])
+        return 'ok'
+      case 'readlink':
+        return await t.readlink(op[1])
+      case 'realpath':
+        return await t.realpath(op[1])
+      case 'chmod':
+        await t.chmod(op[1], op[2])
+        return 'ok'
+      case 'chown':
+        await t.chown(op[1], op[2], op[3])
+        return 'ok'
+      case 'lchown':
+        await t.lchown(op[1], op[2], op[3])
+        return 'ok'
+      case 'utimes':
+        await t.utimes(op[1], op[2], op[3])
+        return 'ok'
+      case 'lutimes':
+        await t.lutimes(op[1], op[2], op[3])
+        return 'ok'
+      case 'stat':
+        return normStat(await t.stat(op[1]), ctx)
+      case 'lstat':
+        return normStat(await t.lstat(op[1]), ctx)
+      case 'readFile':
+        return contentOf(await t.readFile(op[1]))
+      case 'readdir':
+        return (await t.readdir(op[1])).sort()
+      case 'access':
+        await t.access(op[1], op[2])
+        return 'ok'
+      case 'setxattr':
+        await t.setxattr(op[1], op[2], Buffer.from(op[3]))
+        return 'ok'
+      case 'getxattr':
+        return contentOf(await t.getxattr(op[1], op[2]))
+      case 'listxattr':
+        return (await t.listxattr(op[1])).filter(isUserXattr).sort()
+      case 'removexattr':
+        await t.removexattr(op[1], op[2])
+        return 'ok'
+      case 'mkfifo':
+        await t.mkfifo(op[1])
+        return 'ok'
+      case 'mknod':
+        await t.mknod(op[1], op[2], op[3], op[4])
+        return 'ok'
+      case 'statfsNameMax':
+        return await t.statfsNameMax()
+      case 'createLongName': {
+        const dir = op[1] === '' || op[1] === '.' ? '' : op[1] + '/'
+        await t.writeFile(dir + 'n'.repeat(op[2]), 'long')
+        return 'ok'
+      }
+      default: {
+        const never: never = op
+        throw new Error(`unknown op ${JSON.stringify(never)}`)
+      }
+    }
+  } catch (e) {
+    return { error: errorCode(e) }
+  }
+}
+
+export async function runOps(t: OpTarget, ops: Op[], ctx: NormContext): Promise<Json[]> {
+  const out: Json[] = []
+  for (const op of ops) out.push(await runOp(t, op, ctx))
+  return out
+}
+
+export { ErrnoError }

@@ -1,0 +1,612 @@
+// The differential scenarios. Each runs on kernel overlayfs and on the driver under test; op results, the
+// merged view and the upper layer must match. Layers: [0] is the topmost lower. See spec.ts for the DSL and
+// ops.ts for the ops. Timestamps in fixtures default to FIXTURE_TIME (2001-02-03).
+import type { Scenario } from './spec.js'
+
+function group(name: string, list: Scenario[]): Scenario[] {
+  return list.map((s) => ({ ...s, group: name }))
+}
+
+/** Fixed times used by utimes ops (seconds). */
+const T1 = 1_000_000_000 // 2001-09-09
+const T2 = 1_100_000_000 // 2004-11-09
+
+const F_OK = 0
+const X_OK = 1
+const W_OK = 2
+const R_OK = 4
+
+export const SCENARIOS: Scenario[] = [
+  ...group('open/create/truncate', [
+    {
+      name: 'O_TRUNC on a lower file',
+      layers: [{ 'a/f': 'hello lower' }],
+      ops: [['open', 'a/f', 'w', { write: 'new' }], ['readFile', 'a/f'], ['stat', 'a/f'], ['stat', 'a']],
+    },
+    {
+      name: 'O_APPEND on a lower file',
+      layers: [{ 'a/f': { file: 'hello', mode: 0o640, uid: 1000, gid: 1000 } }],
+      ops: [['stat', 'a/f'], ['open', 'a/f', 'a', { write: ' more' }], ['readFile', 'a/f'], ['stat', 'a/f']],
+    },
+    {
+      name: 'write at an offset into a lower file',
+      layers: [{ f: '0123456789' }],
+      ops: [['open', 'f', 'r+', { write: 'XY', at: 3, read: true }], ['readFile', 'f'], ['stat', 'f']],
+    },
+    {
+      name: 'pwrite past the end of a lower file (hole)',
+      layers: [{ f: 'abc' }],
+      ops: [['open', 'f', 'r+', { write: 'Z', at: 10, stat: true }], ['readFile', 'f']],
+    },
+    {
+      name: 'create a new file in a lower-only dir (parent copy-up)',
+      layers: [{ d: { dir: true, mode: 0o750, uid: 1000, gid: 1000, xattrs: { 'user.d': '1' } }, 'd/sub/g': 'x' }],
+      ops: [['writeFile', 'd/new', 'n'], ['stat', 'd'], ['readdir', 'd'], ['stat', 'd/new']],
+    },
+    {
+      name: 'O_EXCL on an existing lower file',
+      layers: [{ f: 'lower' }],
+      ops: [['open', 'f', 'wx', { write: 'nope' }], ['readFile', 'f'], ['open', 'g', 'wx', { write: 'yes' }], ['readFile', 'g']],
+    },
+    {
+      name: 'open O_WRONLY|O_CREAT on a lower file without writing copies up',
+      layers: [{ f: 'keep me' }],
+      ops: [['open', 'f', ['O_WRONLY', 'O_CREAT']], ['readFile', 'f'], ['stat', 'f']],
+    },
+    {
+      name: 'open read-only does not copy up',
+      layers: [{ 'd/f': 'ro' }],
+      ops: [['open', 'd/f', 'r', { read: true, stat: true }], ['readFile', 'd/f']],
+    },
+    {
+      name: 'truncate a lower file shorter',
+      layers: [{ f: 'abcdefgh' }],
+      ops: [['truncate', 'f', 2], ['readFile', 'f'], ['stat', 'f']],
+    },
+    {
+      name: 'truncate a lower file larger (sparse)',
+      layers: [{ f: { file: 'abc', mode: 0o600 } }],
+      ops: [['truncate', 'f', 100_000], ['stat', 'f'], ['readFile', 'f']],
+    },
+    {
+      name: 'O_RDWR|O_CREAT|O_TRUNC with fstat keeps the inode number',
+      layers: [{ f: 'old' }],
+      ops: [['stat', 'f'], ['open', 'f', 'w+', { write: 'new', read: true, stat: true }], ['stat', 'f']],
+    },
+    {
+      name: 'writes then re-read',
+      layers: [{ d: { dir: true } }],
+      ops: [
+        ['writeFile', 'd/n', 'one'],
+        ['appendFile', 'd/n', ' two'],
+        ['readFile', 'd/n'],
+        ['open', 'd/n', 'r+', { write: 'ONE', at: 0 }],
+        ['readFile', 'd/n'],
+        ['writeFile', 'd/n', 'x'],
+        ['readFile', 'd/n'],
+        ['stat', 'd/n'],
+      ],
+    },
+    {
+      name: 'open a file as a directory, and a directory for writing',
+      layers: [{ f: 'x', d: { dir: true } }],
+      ops: [['open', 'f', ['O_RDONLY', 'O_DIRECTORY']], ['open', 'd', 'r+'], ['open', 'missing/x', 'w']],
+    },
+  ]),
+
+  ...group('symlinks', [
+    {
+      name: 'write through a lower symlink to a lower file',
+      layers: [{ 'a/f': 'data', 'a/l': { symlink: 'f' } }],
+      ops: [['writeFile', 'a/l', 'new'], ['readlink', 'a/l'], ['readFile', 'a/f'], ['lstat', 'a/l'], ['stat', 'a/l']],
+    },
+    {
+      name: 'symlink pointing to a dir',
+      layers: [{ 'd/x': 'x', ld: { symlink: 'd' } }],
+      ops: [['readdir', 'ld'], ['writeFile', 'ld/new', 'n'], ['stat', 'ld'], ['lstat', 'ld'], ['realpath', 'ld/new']],
+    },
+    {
+      name: 'dangling symlink, then create through it',
+      layers: [{ l: { symlink: 'missing' } }],
+      ops: [['stat', 'l'], ['lstat', 'l'], ['readlink', 'l'], ['writeFile', 'l', 'created'], ['readFile', 'missing'], ['readdir', '']],
+    },
+    {
+      name: 'relative symlink across dirs',
+      layers: [{ 'a/b/l': { symlink: '../../t/f' }, 't/f': 'T' }],
+      ops: [['readFile', 'a/b/l'], ['realpath', 'a/b/l'], ['appendFile', 'a/b/l', '+']],
+    },
+    {
+      name: 'absolute symlink inside the mount',
+      layers: [{ l: { symlink: '{{MNT}}/t/f' }, 't/f': 'T' }],
+      ops: [['readlink', 'l'], ['readFile', 'l'], ['realpath', 'l'], ['appendFile', 'l', '+'], ['readFile', 't/f']],
+    },
+    {
+      name: 'create symlinks on the mount',
+      layers: [{ 'a/f': 'A' }],
+      ops: [
+        ['symlink', 'a/f', 'rel'],
+        ['symlink', '{{MNT}}/a/f', 'a/abs'],
+        ['readlink', 'rel'],
+        ['readlink', 'a/abs'],
+        ['lstat', 'rel'],
+        ['readFile', 'a/abs'],
+        ['symlink', 'x', 'a/f'],
+      ],
+    },
+    {
+      name: 'lchown and lutimes on a lower symlink',
+      layers: [{ l: { symlink: 'f', uid: 5, gid: 6 }, f: 'x' }],
+      ops: [['lchown', 'l', 1000, 1000], ['lutimes', 'l', T1, T2], ['lstat', 'l'], ['stat', 'f']],
+    },
+    {
+      name: 'chmod through a symlink copies up the target only',
+      layers: [{ l: { symlink: 'd/f' }, 'd/f': 'x' }],
+      ops: [['chmod', 'l', 0o600], ['stat', 'l'], ['lstat', 'l']],
+    },
+    {
+      name: 'O_NOFOLLOW on a symlink, and a symlink loop',
+      layers: [{ l: { symlink: 'f' }, f: 'x', loop1: { symlink: 'loop2' }, loop2: { symlink: 'loop1' } }],
+      ops: [['open', 'l', ['O_RDONLY', 'O_NOFOLLOW']], ['stat', 'loop1'], ['writeFile', 'loop1', 'x'], ['lstat', 'loop2']],
+    },
+    {
+      name: 'unlink a lower symlink keeps its target',
+      layers: [{ l: { symlink: 'f' }, f: 'x' }],
+      ops: [['unlink', 'l'], ['readFile', 'f'], ['lstat', 'l'], ['readdir', '']],
+    },
+  ]),
+
+  ...group('unlink/rmdir', [
+    {
+      name: 'unlink a lower file leaves a whiteout',
+      layers: [{ 'd/f': 'x', 'd/g': 'y' }],
+      ops: [['unlink', 'd/f'], ['readdir', 'd'], ['lstat', 'd/f'], ['readFile', 'd/f']],
+    },
+    {
+      name: 'unlink an upper-only file leaves no whiteout',
+      layers: [{ 'd/g': 'lower' }],
+      upper: { 'd/f': 'upper' },
+      ops: [['unlink', 'd/f'], ['readdir', 'd']],
+    },
+    {
+      name: 'unlink a file present in upper and lower leaves a whiteout',
+      layers: [{ f: 'lower' }],
+      upper: { f: 'upper' },
+      ops: [['readFile', 'f'], ['unlink', 'f'], ['lstat', 'f'], ['readdir', '']],
+    },
+    {
+      name: 'unlink a file created in the session leaves no whiteout',
+      layers: [{ d: { dir: true } }],
+      ops: [['writeFile', 'd/n', 'x'], ['unlink', 'd/n'], ['readdir', 'd']],
+    },
+    {
+      name: 'rmdir a merged empty dir',
+      layers: [{ d: { dir: true } }],
+      upper: { d: { dir: true } },
+      ops: [['stat', 'd'], ['rmdir', 'd'], ['lstat', 'd'], ['readdir', '']],
+    },
+    {
+      name: 'rmdir a non-empty lower dir fails with ENOTEMPTY',
+      layers: [{ 'd/f': 'x', e: { dir: true } }],
+      ops: [['rmdir', 'd'], ['readdir', 'd'], ['rmdir', 'e'], ['readdir', '']],
+    },
+    {
+      name: 'rmdir a dir whose lower children are all whited out',
+      layers: [{ 'd/a': 'a', 'd/b': 'b' }],
+      ops: [['unlink', 'd/a'], ['unlink', 'd/b'], ['readdir', 'd'], ['rmdir', 'd'], ['lstat', 'd']],
+    },
+    {
+      name: 'rm -r of a lower tree',
+      layers: [{ 't/a/b/f': 'f', 't/a/g': 'g', 't/l': { symlink: 'a' }, 't/e': { dir: true }, keep: 'k' }],
+      ops: [['rm', 't'], ['lstat', 't'], ['readdir', '']],
+    },
+    {
+      name: 'unlink a dir and rmdir a file',
+      layers: [{ d: { dir: true }, f: 'x' }],
+      ops: [['unlink', 'd'], ['rmdir', 'f'], ['rmdir', 'missing'], ['unlink', 'missing']],
+    },
+    {
+      name: 'names hidden by a whiteout are ENOENT',
+      layers: [{ f: 'x' }],
+      ops: [['unlink', 'f'], ['unlink', 'f'], ['stat', 'f'], ['chmod', 'f', 0o600], ['rmdir', 'f'], ['rename', 'f', 'g']],
+    },
+  ]),
+
+  ...group('rmdir then mkdir (opaque)', [
+    {
+      name: 'rm -r then mkdir makes an opaque dir',
+      layers: [{ 'd/old': 'o', 'd/sub/x': 'x' }],
+      ops: [['rm', 'd'], ['mkdir', 'd', 0o700], ['readdir', 'd'], ['lstat', 'd/old'], ['writeFile', 'd/new', 'n'], ['readdir', 'd'], ['stat', 'd']],
+    },
+    {
+      name: 'unlink a lower file then mkdir at its name',
+      layers: [{ x: 'file' }],
+      ops: [['unlink', 'x'], ['mkdir', 'x'], ['stat', 'x'], ['readdir', 'x']],
+    },
+    {
+      name: 'rmdir a lower dir then create a file at its name',
+      layers: [{ d: { dir: true } }],
+      ops: [['rmdir', 'd'], ['writeFile', 'd', 'now a file'], ['stat', 'd'], ['readFile', 'd']],
+    },
+    {
+      name: 'rmdir an empty merged dir over a non-empty lower (all whited out) then mkdir',
+      layers: [{ 'd/a': 'a' }, { 'd/b': 'b' }],
+      ops: [['unlink', 'd/a'], ['unlink', 'd/b'], ['rmdir', 'd'], ['mkdir', 'd'], ['readdir', 'd'], ['lstat', 'd/a']],
+    },
+  ]),
+
+  ...group('whiteout/opaque encodings in layers', [
+    {
+      name: 'char 0/0 whiteout in a middle layer hides the lower entry',
+      layers: [{ top: 't' }, { f: { whiteout: true }, d: { whiteout: true } }, { f: 'bottom', g: 'g', 'd/x': 'x' }],
+      ops: [['readdir', ''], ['stat', 'f'], ['stat', 'd'], ['writeFile', 'f', 'new'], ['readFile', 'f']],
+    },
+    {
+      name: 'OCI .wh.name file in a lower layer',
+      layers: [{ '.wh.f': '' }, { f: 'bottom', g: 'g' }],
+      note: 'kernel overlayfs does not interpret OCI whiteouts: both names are visible',
+      ops: [['readdir', ''], ['stat', 'f'], ['lstat', '.wh.f']],
+    },
+    {
+      name: 'OCI .wh..wh..opq in a lower layer',
+      layers: [{ 'd/.wh..wh..opq': '', 'd/new': 'n' }, { 'd/old': 'o' }],
+      note: 'kernel overlayfs does not interpret OCI opaque markers',
+      ops: [['readdir', 'd'], ['stat', 'd/old']],
+    },
+    {
+      name: 'trusted.overlay.opaque dir in a middle layer',
+      layers: [{ 'd/top': 't' }, { d: { opaque: true }, 'd/mid': 'm' }, { 'd/bottom': 'b' }],
+      ops: [['readdir', 'd'], ['stat', 'd/bottom'], ['getxattr', 'd', 'trusted.overlay.opaque'], ['listxattr', 'd']],
+    },
+    {
+      name: 'a file in an upper lower layer above a dir',
+      layers: [{ x: 'file' }, { 'x/child': 'c' }],
+      ops: [['lstat', 'x'], ['stat', 'x/child'], ['readdir', '']],
+    },
+    {
+      name: 'a dir in an upper lower layer above a file',
+      layers: [{ 'x/child': 'c' }, { x: 'file', 'y/a': 'a' }],
+      ops: [['lstat', 'x'], ['readdir', 'x'], ['writeFile', 'x/new', 'n'], ['readdir', 'x']],
+    },
+    {
+      name: 'whiteout in the initial upper layer',
+      layers: [{ f: 'lower', d: { dir: true } }],
+      upper: { f: { whiteout: true } },
+      ops: [['readdir', ''], ['stat', 'f'], ['writeFile', 'f', 'fresh'], ['readFile', 'f'], ['stat', 'f']],
+    },
+    {
+      name: 'opaque dir in the initial upper layer',
+      layers: [{ 'd/old': 'o' }],
+      upper: { d: { opaque: true }, 'd/mine': 'm' },
+      ops: [['readdir', 'd'], ['stat', 'd/old'], ['unlink', 'd/mine'], ['readdir', 'd']],
+    },
+    {
+      name: 'whiteout in the bottom layer hides nothing and shows nothing',
+      layers: [{ a: 'a' }, { w: { whiteout: true }, b: 'b' }],
+      ops: [['readdir', ''], ['lstat', 'w'], ['writeFile', 'w', 'x'], ['readdir', '']],
+    },
+    {
+      name: 'unlink a child of an opaque lower dir',
+      layers: [{ d: { opaque: true }, 'd/a': 'a' }, { 'd/b': 'b' }],
+      ops: [['readdir', 'd'], ['unlink', 'd/a'], ['readdir', 'd'], ['stat', 'd/b']],
+    },
+  ]),
+
+  ...group('rename', [
+    {
+      name: 'rename a lower file to a new name',
+      layers: [{ a: 'A' }],
+      ops: [['stat', 'a'], ['rename', 'a', 'b'], ['stat', 'b'], ['lstat', 'a'], ['readFile', 'b']],
+    },
+    {
+      name: 'rename a lower file over another lower file',
+      layers: [{ a: 'A', b: 'B' }],
+      ops: [['rename', 'a', 'b'], ['readFile', 'b'], ['readdir', '']],
+    },
+    {
+      name: 'rename an upper file over a lower file',
+      layers: [{ old: 'lower' }],
+      ops: [['writeFile', 'n', 'new'], ['rename', 'n', 'old'], ['readFile', 'old'], ['readdir', '']],
+    },
+    {
+      name: 'rename a lower file into another lower-only dir',
+      layers: [{ 'a/f': 'F', 'b/g': 'G' }],
+      ops: [['rename', 'a/f', 'b/f'], ['readdir', 'a'], ['readdir', 'b'], ['stat', 'b']],
+    },
+    {
+      name: 'rename to the same name is a no-op',
+      layers: [{ 'a/f': 'F' }],
+      ops: [['rename', 'a/f', 'a/f'], ['readFile', 'a/f']],
+    },
+    {
+      name: 'rename a merged dir',
+      layers: [{ 'd/x': 'x' }],
+      upper: { 'd/y': 'y' },
+      note: 'with redirect_dir=off (the default here) the kernel returns EXDEV',
+      ops: [['rename', 'd', 'e'], ['readdir', '']],
+    },
+    {
+      name: 'rename a lower-only dir',
+      layers: [{ 'd/x': 'x' }],
+      ops: [['rename', 'd', 'e'], ['readdir', '']],
+    },
+    {
+      name: 'rename an upper-only dir',
+      layers: [{ keep: 'k' }],
+      ops: [['mkdir', 'n'], ['writeFile', 'n/x', 'x'], ['rename', 'n', 'm'], ['readdir', 'm'], ['readdir', '']],
+    },
+    {
+      name: 'rename an upper-only dir over an empty lower dir',
+      layers: [{ e: { dir: true } }],
+      ops: [['mkdir', 'n'], ['writeFile', 'n/x', 'x'], ['rename', 'n', 'e'], ['readdir', 'e'], ['stat', 'e']],
+    },
+    {
+      name: 'rename a file over a dir and a dir over a file',
+      layers: [{ f: 'x', d: { dir: true }, e: { dir: true } }],
+      ops: [['rename', 'f', 'd'], ['rename', 'e', 'f'], ['readdir', '']],
+    },
+    {
+      name: 'rename between two hard links of one lower inode',
+      layers: [{ a: 'A', b: { hardlink: 'a' } }],
+      ops: [['rename', 'a', 'b'], ['readdir', ''], ['stat', 'a']],
+    },
+  ]),
+
+  ...group('hard links', [
+    {
+      name: 'link a lower file',
+      layers: [{ f: 'x' }],
+      ops: [['stat', 'f'], ['link', 'f', 'g'], ['stat', 'f'], ['stat', 'g'], ['appendFile', 'g', 'y'], ['readFile', 'f']],
+    },
+    {
+      name: 'link an upper file',
+      layers: [{ d: { dir: true } }],
+      ops: [['writeFile', 'd/f', 'x'], ['link', 'd/f', 'g'], ['stat', 'g'], ['unlink', 'd/f'], ['stat', 'g']],
+    },
+    {
+      name: 'lower hard-link pair, then write to one',
+      layers: [{ a: 'shared', b: { hardlink: 'a' } }],
+      ops: [['stat', 'a'], ['stat', 'b'], ['writeFile', 'a', 'changed'], ['stat', 'a'], ['stat', 'b'], ['readFile', 'b']],
+    },
+    {
+      name: 'link a lower file into a lower-only dir',
+      layers: [{ f: 'x', 'deep/er/d': { dir: true, mode: 0o711 } }],
+      ops: [['link', 'f', 'deep/er/d/g'], ['stat', 'deep/er/d'], ['stat', 'deep/er/d/g']],
+    },
+    {
+      name: 'link a dir, and link onto an existing name',
+      layers: [{ d: { dir: true }, f: 'x', g: 'y' }],
+      ops: [['link', 'd', 'd2'], ['link', 'f', 'g'], ['link', 'missing', 'h']],
+    },
+  ]),
+
+  ...group('attributes', [
+    {
+      name: 'chmod a lower file keeps data and times',
+      layers: [{ 'd/f': { file: 'data', mode: 0o644, mtime: T1 } }],
+      ops: [['chmod', 'd/f', 0o600], ['stat', 'd/f'], ['readFile', 'd/f']],
+    },
+    {
+      name: 'chown a lower file',
+      layers: [{ f: { file: 'data', uid: 1, gid: 2 } }],
+      ops: [['chown', 'f', 1000, 1001], ['stat', 'f']],
+    },
+    {
+      name: 'utimes a lower file',
+      layers: [{ f: 'data' }],
+      ops: [['utimes', 'f', T1, T2], ['stat', 'f'], ['readFile', 'f']],
+    },
+    {
+      name: 'setuid/setgid/sticky bits',
+      layers: [{ f: { file: 'x', mode: 0o4755 }, g: { file: 'y', mode: 0o2755 }, d: { dir: true, mode: 0o1777 } }],
+      ops: [['stat', 'f'], ['chmod', 'g', 0o6750], ['stat', 'g'], ['stat', 'd'], ['chmod', 'd', 0o3775], ['stat', 'd']],
+    },
+    {
+      name: 'chown of a setuid lower file',
+      layers: [{ f: { file: 'x', mode: 0o6755 } }],
+      ops: [['chown', 'f', 1000, 1000], ['stat', 'f']],
+    },
+    {
+      name: 'chmod a lower dir keeps its lower children visible',
+      layers: [{ 'd/a': 'a', 'd/e/b': 'b' }],
+      ops: [['chmod', 'd', 0o700], ['stat', 'd'], ['readdir', 'd'], ['writeFile', 'd/c', 'c'], ['readdir', 'd']],
+    },
+    {
+      name: 'utimes a lower dir',
+      layers: [{ 'd/a': 'a' }],
+      ops: [['utimes', 'd', T1, T2], ['stat', 'd']],
+    },
+    {
+      name: 'data copy-up preserves mode, owner, times and xattrs',
+      layers: [{ f: { file: 'data', mode: 0o640, uid: 1000, gid: 100, mtime: T1, xattrs: { 'user.a': '1', 'trusted.t': 'T' } } }],
+      ops: [['appendFile', 'f', '+more'], ['stat', 'f'], ['listxattr', 'f'], ['getxattr', 'f', 'trusted.t']],
+    },
+  ]),
+
+  ...group('xattrs', [
+    {
+      name: 'setxattr on a lower file copies it up',
+      layers: [{ 'd/f': 'x' }],
+      ops: [['setxattr', 'd/f', 'user.k', 'v'], ['getxattr', 'd/f', 'user.k'], ['listxattr', 'd/f'], ['readFile', 'd/f']],
+    },
+    {
+      name: 'listxattr of a lower file with several xattrs',
+      layers: [{ f: { file: 'x', xattrs: { 'user.b': '2', 'user.a': '1', 'user.c': '' } } }],
+      ops: [['listxattr', 'f'], ['getxattr', 'f', 'user.c'], ['getxattr', 'f', 'user.missing']],
+    },
+    {
+      name: 'removexattr on a lower file',
+      layers: [{ f: { file: 'x', xattrs: { 'user.a': '1', 'user.b': '2' } } }],
+      ops: [['removexattr', 'f', 'user.a'], ['listxattr', 'f'], ['removexattr', 'f', 'user.a'], ['getxattr', 'f', 'user.a']],
+    },
+    {
+      name: 'setxattr on a lower dir',
+      layers: [{ 'd/x': 'x' }],
+      ops: [['setxattr', 'd', 'user.dir', 'yes'], ['listxattr', 'd'], ['readdir', 'd']],
+    },
+    {
+      name: 'overlay private xattrs through the mount',
+      layers: [{ d: { opaque: true }, 'd/x': 'x', f: 'f' }],
+      ops: [
+        ['getxattr', 'd', 'trusted.overlay.opaque'],
+        ['setxattr', 'f', 'trusted.overlay.opaque', 'y'],
+        ['getxattr', 'f', 'trusted.overlay.opaque'],
+        ['setxattr', 'f', 'trusted.other', 'ok'],
+        ['getxattr', 'f', 'trusted.other'],
+      ],
+    },
+    {
+      name: 'user xattr on a symlink',
+      layers: [{ l: { symlink: 'f' }, f: 'x' }],
+      ops: [['setxattr', 'l', 'user.via', 'link'], ['getxattr', 'f', 'user.via'], ['listxattr', 'l']],
+    },
+  ]),
+
+  ...group('special files', [
+    {
+      name: 'mkfifo on the mount',
+      layers: [{ d: { dir: true } }],
+      ops: [['mkfifo', 'd/p'], ['lstat', 'd/p'], ['readdir', 'd']],
+    },
+    {
+      name: 'lower fifo: stat and chmod (special file copy-up)',
+      layers: [{ p: { fifo: true, mode: 0o640, uid: 7 } }],
+      ops: [['lstat', 'p'], ['chmod', 'p', 0o600], ['lstat', 'p']],
+    },
+    {
+      name: 'mknod of a 0/0 char device through the mount',
+      layers: [{ d: { dir: true } }],
+      ops: [['mknod', 'd/w', 'c', 0, 0], ['lstat', 'd/w'], ['readdir', 'd']],
+    },
+    {
+      name: 'lower char device',
+      layers: [{ 'dev/null': { chardev: [1, 3], mode: 0o666 } }],
+      ops: [['lstat', 'dev/null'], ['chown', 'dev/null', 5, 5], ['lstat', 'dev/null']],
+    },
+  ]),
+
+  ...group('names', [
+    {
+      name: 'ENAMETOOLONG for a 256-byte name',
+      layers: [{ d: { dir: true } }],
+      ops: [['createLongName', '', 256], ['createLongName', 'd', 256], ['createLongName', 'd', 255], ['readdir', 'd']],
+    },
+    {
+      name: 'statfs name max',
+      layers: [{ f: 'x' }],
+      ops: [['statfsNameMax']],
+    },
+    {
+      name: 'lookup of a 256-byte name',
+      layers: [{ f: 'x' }],
+      ops: [['stat', 'n'.repeat(256)], ['lstat', 'd/' + 'n'.repeat(300)]],
+    },
+  ]),
+
+  ...group('three layers', [
+    {
+      name: 'three layers: the topmost entry wins',
+      layers: [{ f: 'top' }, { f: 'mid', g: 'mid-g' }, { f: 'bottom', g: 'bottom-g', h: 'bottom-h' }],
+      ops: [['readFile', 'f'], ['readFile', 'g'], ['readFile', 'h'], ['readdir', ''], ['appendFile', 'h', '!'], ['readFile', 'h']],
+    },
+    {
+      name: 'three layers: a dir merged across all of them',
+      layers: [{ 'd/a': 'a' }, { 'd/b': 'b', 'd/s/x': 'x' }, { 'd/c': 'c', 'd/s/y': 'y', 'd/a': 'old a' }],
+      ops: [['readdir', 'd'], ['readdir', 'd/s'], ['readFile', 'd/a'], ['stat', 'd'], ['writeFile', 'd/s/z', 'z'], ['readdir', 'd/s']],
+    },
+    {
+      name: 'three layers: copy-up from the bottom layer',
+      layers: [{ 'a/x': 'x' }, { 'a/b/y': 'y' }, { 'a/b/c/f': { file: 'deep', mode: 0o600, uid: 3 } }],
+      ops: [['chmod', 'a/b/c/f', 0o644], ['stat', 'a/b/c/f'], ['stat', 'a/b/c'], ['stat', 'a/b'], ['readdir', 'a/b']],
+    },
+    {
+      name: 'three layers: opaque in the middle, then rm -r',
+      layers: [{ 'd/top': 't' }, { d: { opaque: true }, 'd/mid': 'm' }, { 'd/bottom': 'b' }],
+      ops: [['rm', 'd'], ['readdir', ''], ['mkdir', 'd'], ['readdir', 'd']],
+    },
+  ]),
+
+  ...group('readdir', [
+    {
+      name: 'readdir merges and dedups',
+      layers: [{ 'd/a': '1', 'd/b': '1' }, { 'd/b': '2', 'd/c': '2', 'd/s/x': '2' }],
+      upper: { 'd/c': 'u', 'd/u': 'u' },
+      ops: [['readdir', 'd'], ['readdir', 'd/s']],
+    },
+    {
+      name: 'readdir hides whiteouts created in the session',
+      layers: [{ 'd/a': 'a', 'd/b': 'b', 'd/c': { dir: true } }],
+      ops: [['unlink', 'd/a'], ['rmdir', 'd/c'], ['readdir', 'd'], ['writeFile', 'd/a', 'again'], ['readdir', 'd']],
+    },
+    {
+      name: 'readdir of a large merged root',
+      layers: [
+        Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}`, `top ${i}`])),
+        Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i + 20}`, `low ${i}`])),
+      ],
+      ops: [['readdir', ''], ['unlink', 'f30'], ['unlink', 'f55'], ['readdir', '']],
+    },
+    {
+      name: 'readdir of a dir that is a whiteout-hidden name',
+      layers: [{ 'd/x': 'x' }],
+      ops: [['rm', 'd'], ['readdir', 'd'], ['mkdir', 'd'], ['readdir', 'd']],
+    },
+  ]),
+
+  ...group('access', [
+    {
+      name: 'access checks on lower files',
+      layers: [{ f: { file: 'x', mode: 0o644 }, x: { file: 'x', mode: 0o755 }, n: { file: 'x', mode: 0o000 } }],
+      ops: [
+        ['access', 'f', X_OK],
+        ['access', 'x', X_OK],
+        ['access', 'f', W_OK],
+        ['access', 'n', R_OK | W_OK],
+        ['access', 'n', X_OK],
+        ['access', 'missing', F_OK],
+      ],
+    },
+    {
+      name: 'read-only mount (no upper layer)',
+      layers: [{ 'd/f': 'x', g: 'g' }, { h: 'h' }],
+      readonly: true,
+      ops: [
+        ['readdir', ''],
+        ['readFile', 'd/f'],
+        ['access', 'd/f', W_OK],
+        ['writeFile', 'd/f', 'y'],
+        ['writeFile', 'new', 'y'],
+        ['unlink', 'g'],
+        ['mkdir', 'e'],
+        ['chmod', 'g', 0o600],
+        ['setxattr', 'g', 'user.x', '1'],
+      ],
+    },
+  ]),
+
+  ...group('deep copy-up', [
+    {
+      name: 'create a/b/c/d/new where a/b/c/d exist only in a lower',
+      layers: [
+        {
+          a: { dir: true, mode: 0o751, uid: 1000, gid: 1000, mtime: T1, xattrs: { 'user.level': 'a' } },
+          'a/b': { dir: true, mode: 0o700, uid: 2000, gid: 2000, mtime: T2, xattrs: { 'user.level': 'b', 'trusted.t': 'b' } },
+          'a/b/c': { dir: true, mode: 0o2775, uid: 3000, gid: 3000 },
+          'a/b/c/d': { dir: true, mode: 0o1777, xattrs: { 'user.level': 'd' } },
+          'a/b/c/d/old': 'old',
+          'a/side': 'side',
+        },
+      ],
+      ops: [['writeFile', 'a/b/c/d/new', 'new'], ['stat', 'a'], ['stat', 'a/b'], ['stat', 'a/b/c'], ['stat', 'a/b/c/d'], ['listxattr', 'a/b']],
+    },
+    {
+      name: 'deep copy-up with the dirs spread over two lowers',
+      layers: [{ 'a/b': { dir: true, mode: 0o711 } }, { a: { dir: true, mode: 0o750, uid: 9 }, 'a/b/c': { dir: true, mode: 0o700 } }],
+      ops: [['mkdir', 'a/b/c/n'], ['stat', 'a'], ['stat', 'a/b'], ['stat', 'a/b/c'], ['readdir', 'a/b/c']],
+    },
+    {
+      name: 'chmod a deep lower file copies up its parents only',
+      layers: [{ 'p/q/r/f': 'f', 'p/q/r/g': 'g', 'p/q/s/h': 'h' }],
+      ops: [['chmod', 'p/q/r/f', 0o600], ['readdir', 'p/q'], ['stat', 'p/q/r']],
+    },
+  ]),
+]
