@@ -51,7 +51,7 @@ function toStat(attr: Attr): Record<string, number> {
   return {
     mode: attr.mode, uid: attr.uid, gid: attr.gid, size: attr.size, dev: 0, nlink: attr.nlink,
     ino: attr.ino, rdev: attr.rdev, blksize: attr.blksize, blocks: attr.blocks,
-    atime: attr.atimeMs, mtime: attr.mtimeMs, ctime: attr.ctimeMs,
+    atime: Number(attr.atimeNs / 1_000_000n), mtime: Number(attr.mtimeNs / 1_000_000n), ctime: Number(attr.ctimeNs / 1_000_000n),
   }
 }
 
@@ -144,6 +144,8 @@ export function createBridge(union: Union, mountpoint: string, options: BridgeOp
     `negative_timeout=${options.negativeTimeout}`,
   ]
   if (options.allowOther) mountOptions.push('allow_other')
+  // Without an upper layer the kernel itself must answer EROFS (access(W_OK) included).
+  if (union.readOnly) mountOptions.push('ro')
   if (options.debug) mountOptions.push('debug')
   return { fuse: new LayerFuse(mountpoint, ops, mountOptions), counts }
 }
