@@ -10,6 +10,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   unmount: () => import('./commands/umount.js'),
   stats: () => import('./commands/stats.js'),
   demo: () => import('./commands/demo.js'),
+  bench: () => import('./commands/bench.js'),
   import: () => import('./commands/import.js'),
   inspect: () => import('./commands/inspect.js'),
   ls: () => import('./commands/ls.js'),
@@ -26,11 +27,12 @@ const USAGE = `usage:
   layerfs umount MNT                          unmount
   layerfs stats MNT                           operation counts, cache hit rate, copy-ups
   layerfs demo [DIR]                          mount the bundled sample image, show copy-up and whiteouts
+  layerfs bench [--quick|--check] ...         copy-on-write benchmark against kernel overlayfs and fuse-overlayfs
   layerfs import|inspect|ls|cat|which IMAGE   read container images (see layerfs CMD --help)
   layerfs diff UPPER | commit ...             a container's changes, and committing them
 
 mount options: lowerdir, upperdir, workdir, ro, volatile, allow_other, cache_entries=N,
-  entry_timeout=S, attr_timeout=S, negative_timeout=S, log=FILE, debug
+  entry_timeout=S, attr_timeout=S, negative_timeout=S, bridge=ll|fuse-native, log=FILE, debug
 `
 
 async function main(argv: string[]): Promise<number> {

@@ -25,6 +25,7 @@ export interface MountOptions {
   attrTimeout: number
   negativeTimeout: number
   log?: string
+  bridge: 'll' | 'fuse-native'
   warnings: string[]
 }
 
@@ -41,7 +42,7 @@ export function parseMountArgs(argv: string[]): MountOptions {
   const opts: MountOptions = {
     lowers: [], mountpoint: '', source: 'layerfs', foreground: false, debug: false, readOnly: false,
     fsync: true, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
-    entryTimeout: 1, attrTimeout: 1, negativeTimeout: 1, warnings: [],
+    entryTimeout: 1, attrTimeout: 1, negativeTimeout: 1, bridge: 'll', warnings: [],
   }
   const positional: string[] = []
   for (let i = 0; i < argv.length; i++) {
@@ -87,6 +88,10 @@ function applyOptions(opts: MountOptions, list: string): void {
       case 'allow_other': opts.allowOther = true; break
       case 'debug': opts.debug = true; break
       case 'log': opts.log = need(key, value); break
+      case 'bridge':
+        if (value !== 'll' && value !== 'fuse-native') throw new UsageError(`bridge=${value}: expected ll or fuse-native`)
+        opts.bridge = value
+        break
       case 'cache_entries': opts.cacheEntries = number(key, value); break
       case 'entry_timeout': opts.entryTimeout = number(key, value); break
       case 'attr_timeout': opts.attrTimeout = number(key, value); break

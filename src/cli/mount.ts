@@ -53,7 +53,7 @@ async function serve(opts: MountOptions): Promise<number> {
     process.umask(0)
     const daemon = await startDaemon(union, mountpoint, {
       fsname: opts.source, allowOther: opts.allowOther, entryTimeout: opts.entryTimeout,
-      attrTimeout: opts.attrTimeout, negativeTimeout: opts.negativeTimeout, debug: opts.debug, log,
+      attrTimeout: opts.attrTimeout, negativeTimeout: opts.negativeTimeout, debug: opts.debug, log, bridge: opts.bridge,
     })
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void daemon.stop())
     report('ready')

@@ -10,6 +10,10 @@ import Fuse from 'fuse-native'
 import type { Union } from '../union/union.js'
 import { type BridgeOptions, createBridge } from './bridge.js'
 
+/** `ll`: our libfuse3 low-level bridge (native/fuse-ll-*.c), the default; `fuse-native`: libfuse 2's
+ *  high-level API through the fuse-native package, kept selectable for comparison. */
+export type BridgeKind = 'll' | 'fuse-native'
+
 export interface Daemon {
   /** Unmount (if still mounted) and resolve once the FUSE session is over. */
   stop(): Promise<void>
@@ -44,7 +48,8 @@ function escapeMountinfo(path: string): string {
   return path.replace(/[ \t\n\\]/g, (ch) => '\\' + ch.charCodeAt(0).toString(8).padStart(3, '0'))
 }
 
-export async function startDaemon(union: Union, mountpoint: string, options: BridgeOptions): Promise<Daemon> {
+export async function startDaemon(union: Union, mountpoint: string, options: BridgeOptions & { bridge: BridgeKind }): Promise<Daemon> {
+  if (options.bridge === 'll') return startLowLevel(union, mountpoint, options)
   const { fuse } = createBridge(union, mountpoint, options)
   await new Promise<void>((resolve, reject) => {
     fuse.mount((err) => (err ? reject(new Error(`cannot mount ${mountpoint}: ${err.message}`)) : resolve()))
@@ -70,4 +75,31 @@ export async function startDaemon(union: Union, mountpoint: string, options: Bri
     return stopping
   }
   return { stop, closed }
+}
+
+async function startLowLevel(union: Union, mountpoint: string, options: BridgeOptions): Promise<Daemon> {
+  const { LowLevelBridge } = await import('./ll-bridge.js')
+  const bridge = new LowLevelBridge(union, {
+    fsname: options.fsname, allowOther: options.allowOther, readOnly: union.readOnly,
+    entryTimeout: options.entryTimeout, attrTimeout: options.attrTimeout, negativeTimeout: options.negativeTimeout,
+    debug: options.debug, log: options.log,
+  })
+  try {
+    await bridge.mount(mountpoint)
+  } catch (err) {
+    throw new Error(`cannot mount ${mountpoint}: ${(err as Error).message}`)
+  }
+  let stopping: Promise<void> | undefined
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      // A busy mount cannot be unmounted in place: detach it lazily, the session then ends.
+      await unmountPath(mountpoint).catch(async (err: Error) => {
+        options.log(`layerfs: ${mountpoint} is busy (${err.message}); detaching it lazily`)
+        await unmountPath(mountpoint, true).catch(() => bridge.unmount())
+      })
+      await Promise.race([bridge.closed, new Promise((resolve) => setTimeout(resolve, 5000).unref())])
+    })()
+    return stopping
+  }
+  return { stop, closed: bridge.closed }
 }

@@ -355,3 +355,39 @@ describe('read-only and bad stacks', () => {
     await truncatePath(join(s.dir, 'unused'), 0)
   })
 })
+
+describe('xattr escaping', () => {
+  it('stores trusted.overlay.* set through the union escaped, and shows it back unescaped', async () => {
+    const s = await stack([{ f: 'x' }])
+    await s.union.setxattr('/f', 'trusted.overlay.opaque', Buffer.from('y'))
+    expect((await lgetxattr(join(s.upper, 'f'), 'trusted.overlay.overlay.opaque'))?.toString()).toBe('y')
+    expect(await lgetxattr(join(s.upper, 'f'), 'trusted.overlay.opaque')).toBeUndefined()
+    expect(await s.union.listxattr('/f')).toContain('trusted.overlay.opaque')
+    expect((await s.union.getxattr('/f', 'trusted.overlay.opaque')).toString()).toBe('y')
+  })
+
+  it('does not read an escaped opaque xattr as a marker', async () => {
+    const s = await stack([{ 'd/x': '' }, { 'd/y': '' }])
+    await s.union.setxattr('/d', 'trusted.overlay.opaque', Buffer.from('y'))
+    const again = await s.reopen()
+    expect(await again.readdir('/d')).toEqual(['x', 'y'])
+  })
+})
+
+describe('ownership', () => {
+  it('gives new objects to the caller, and a set-group-ID directory its group', async () => {
+    const s = await stack([{}])
+    const fh = await s.union.create('/f', 0o644, { uid: 1000, gid: 1000 })
+    await s.union.release(fh)
+    expect([(await s.union.getattr('/f')).uid, (await s.union.getattr('/f')).gid]).toEqual([1000, 1000])
+    await s.union.mkdir('/shared', 0o2775, { uid: 0, gid: 50 })
+    await s.union.mkdir('/shared/sub', 0o755, { uid: 1000, gid: 1000 })
+    const sub = await s.union.getattr('/shared/sub')
+    expect([sub.uid, sub.gid]).toEqual([1000, 50])
+  })
+
+  it('refuses to create a whiteout device through the union', async () => {
+    const s = await stack([{}])
+    await expect(s.union.mknod('/w', constants.S_IFCHR | 0o644, 0)).rejects.toMatchObject({ code: 'EPERM' })
+  })
+})

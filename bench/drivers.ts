@@ -1,0 +1,187 @@
+/**
+ * The storage drivers compared: a plain directory (the floor), kernel overlayfs, fuse-overlayfs and layerfs.
+ * A driver opens an instance over the fixture: a fresh mount with a fresh upper/work dir (or, for the plain
+ * directory, the merged copy itself, or a scratch copy of what a modifying workload touches), and closes it
+ * again: unmount, reap the daemon, delete the scratch dirs.
+ */
+import { existsSync, mkdirSync, statSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { mustRun, runCmd } from './exec.js'
+import type { Fixture } from './fixture.js'
+import { type MountHandle, checkOptPath, mountFuseCommand, mountKernelOverlay, unmount } from './mounts.js'
+
+export type DriverName = 'plain' | 'kernel' | 'fuse-overlayfs' | 'layerfs'
+export const DRIVER_NAMES: DriverName[] = ['plain', 'kernel', 'fuse-overlayfs', 'layerfs']
+
+export interface Instance {
+  driver: DriverName
+  /** where workloads operate */
+  root: string
+  /** the FUSE daemon process, for CPU time and peak RSS */
+  daemonPid: number | undefined
+  close(): Promise<void>
+}
+
+export interface OpenOptions {
+  /** a scratch directory private to this instance (created here, deleted on close) */
+  scratch: string
+  /** The workload modifies the tree. For the plain driver: these merged-view paths are copied into a scratch
+   * root first ('*small' = everything except the big files). Overlay drivers always get a fresh upper. */
+  mutates: boolean
+  needs: string[]
+}
+
+export interface Driver {
+  name: DriverName
+  /** why this driver cannot run here, or undefined when it can */
+  unavailable(): Promise<string | undefined>
+  open(fx: Fixture, o: OpenOptions): Promise<Instance>
+}
+
+const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0
+
+async function onPath(cmd: string): Promise<boolean> {
+  const r = await runCmd('sh', ['-c', `command -v ${cmd}`], { timeoutMs: 5_000 })
+  return r.code === 0
+}
+
+function fuseMissing(): string | undefined {
+  if (!isRoot()) return 'not running as root'
+  try {
+    if (!statSync('/dev/fuse').isCharacterDevice()) return '/dev/fuse is not a character device'
+  } catch {
+    return '/dev/fuse is missing'
+  }
+  return undefined
+}
+
+async function removeTree(p: string): Promise<void> {
+  if (existsSync(p)) await mustRun('rm', ['-rf', '--one-file-system', p], { timeoutMs: 600_000 })
+}
+
+/** The layer stack as mount options, with a fresh upper and work dir under `scratch`. */
+function stackOptions(fx: Fixture, scratch: string): { options: string; mnt: string } {
+  const upper = join(scratch, 'upper')
+  const work = join(scratch, 'work')
+  const mnt = join(scratch, 'mnt')
+  for (const d of [upper, work, mnt]) mkdirSync(d, { recursive: true })
+  const lowers = fx.lowers.map(checkOptPath).join(':')
+  return { options: `lowerdir=${lowers},upperdir=${checkOptPath(upper)},workdir=${checkOptPath(work)}`, mnt }
+}
+
+function mountedInstance(driver: DriverName, h: MountHandle, scratch: string): Instance {
+  return {
+    driver,
+    root: h.mnt,
+    daemonPid: h.daemonPid,
+    async close() {
+      try {
+        await unmount(h)
+      } finally {
+        await removeTree(scratch)
+      }
+    },
+  }
+}
+
+async function guarded(scratch: string, mount: () => Promise<MountHandle>): Promise<MountHandle> {
+  try {
+    return await mount()
+  } catch (e) {
+    await removeTree(scratch).catch(() => undefined)
+    throw e
+  }
+}
+
+export const plainDriver: Driver = {
+  name: 'plain',
+  async unavailable() { return undefined },
+  async open(fx, o) {
+    if (!o.mutates) return { driver: 'plain', root: fx.plain, daemonPid: undefined, async close() {} }
+    const root = join(o.scratch, 'root')
+    mkdirSync(root, { recursive: true })
+    try {
+      if (o.needs.includes('*small')) {
+        await mustRun('sh', ['-c', `cd "$1" && for e in * .[!.]*; do [ -e "$e" ] || continue; [ "$e" = "${fx.bigDir}" ] && continue; cp -a "$e" "$2/"; done`, 'sh', fx.plain, root], { timeoutMs: 600_000 })
+      }
+      for (const rel of o.needs.filter((n) => n !== '*small')) {
+        mkdirSync(join(root, dirname(rel)), { recursive: true })
+        await mustRun('cp', ['-a', join(fx.plain, rel), join(root, rel)], { timeoutMs: 600_000 })
+      }
+    } catch (e) {
+      await removeTree(o.scratch).catch(() => undefined)
+      throw e
+    }
+    return { driver: 'plain', root, daemonPid: undefined, close: () => removeTree(o.scratch) }
+  },
+}
+
+export const kernelDriver: Driver = {
+  name: 'kernel',
+  async unavailable() {
+    if (!isRoot()) return 'not running as root'
+    let fs = ''
+    try { fs = (await import('node:fs')).readFileSync('/proc/filesystems', 'utf8') } catch { /* ignore */ }
+    if (!/\boverlay\b/.test(fs)) {
+      await runCmd('modprobe', ['overlay'], { timeoutMs: 10_000 })
+      try { fs = (await import('node:fs')).readFileSync('/proc/filesystems', 'utf8') } catch { /* ignore */ }
+      if (!/\boverlay\b/.test(fs)) return 'the kernel has no overlay filesystem'
+    }
+    return undefined
+  },
+  async open(fx, o) {
+    const { options, mnt } = stackOptions(fx, o.scratch)
+    const h = await guarded(o.scratch, () => mountKernelOverlay(options, mnt))
+    return mountedInstance('kernel', h, o.scratch)
+  },
+}
+
+export const fuseOverlayfsDriver: Driver = {
+  name: 'fuse-overlayfs',
+  async unavailable() {
+    const why = fuseMissing()
+    if (why) return why
+    if (!(await onPath('fuse-overlayfs'))) return 'fuse-overlayfs is not installed'
+    if (!(await onPath('fusermount3'))) return 'fusermount3 is not installed'
+    return undefined
+  },
+  async open(fx, o) {
+    const { options, mnt } = stackOptions(fx, o.scratch)
+    const h = await guarded(o.scratch, () => mountFuseCommand(['fuse-overlayfs', '-o', options, mnt], mnt))
+    return mountedInstance('fuse-overlayfs', h, o.scratch)
+  },
+}
+
+/** bin/layerfs.js of this checkout (from dist/bench/ or from bench/ when run as source), or $LAYERFS_BIN. */
+export function layerfsBin(): string {
+  if (process.env.LAYERFS_BIN) return process.env.LAYERFS_BIN
+  const here = dirname(fileURLToPath(import.meta.url))
+  const candidates = [resolve(here, '../../bin/layerfs.js'), resolve(here, '../bin/layerfs.js')]
+  return candidates.find((c) => existsSync(c)) ?? candidates[0]!
+}
+
+export const layerfsDriver: Driver = {
+  name: 'layerfs',
+  async unavailable() {
+    const why = fuseMissing()
+    if (why) return why
+    if (!(await onPath('fusermount3'))) return 'fusermount3 is not installed'
+    const bin = layerfsBin()
+    if (!existsSync(bin)) return `${bin} not found`
+    if (!existsSync(resolve(dirname(bin), '../dist/src/cli/main.js'))) return 'layerfs is not built (npm run build)'
+    return undefined
+  },
+  async open(fx, o) {
+    const { options, mnt } = stackOptions(fx, o.scratch)
+    const h = await guarded(o.scratch, () => mountFuseCommand([process.execPath, layerfsBin(), '-o', options, mnt], mnt))
+    return mountedInstance('layerfs', h, o.scratch)
+  },
+}
+
+export const DRIVERS: Record<DriverName, Driver> = {
+  plain: plainDriver,
+  kernel: kernelDriver,
+  'fuse-overlayfs': fuseOverlayfsDriver,
+  layerfs: layerfsDriver,
+}

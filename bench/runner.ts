@@ -1,0 +1,115 @@
+/**
+ * The measuring loop: repetitions outermost, then workloads, then drivers (interleaved, with the driver order
+ * rotated each repetition so no driver always runs first). Every sample gets a fresh instance (new mount,
+ * new upper); read-only workloads drop caches for the cold sample and then run warm on the same mount.
+ * Daemon CPU (utime+stime) is sampled around each timed run; peak RSS (VmHWM) just before unmounting.
+ */
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { withTimeout } from './exec.js'
+import type { Driver, DriverName } from './drivers.js'
+import type { Fixture } from './fixture.js'
+import { cpuMs, dropCaches, peakRssKiB } from './proc.js'
+import type { Mode, Workload, WorkloadContext } from './workloads.js'
+
+export interface Sample {
+  /** workload name, with ":cold" / ":warm" for read-only ones */
+  key: string
+  workload: string
+  mode: Mode | null
+  driver: DriverName
+  rep: number
+  ms: number | null
+  daemonCpuMs: number | null
+  /** VmHWM of the daemon at the end of the instance's life (same value for a cold/warm pair) */
+  daemonPeakRssKiB: number | null
+  error?: string
+}
+
+export interface RunOptions {
+  fx: Fixture
+  drivers: Driver[]
+  workloads: Workload[]
+  reps: number
+  /** which of cold/warm to measure for read-only workloads */
+  modes: Mode[]
+  /** where instances put their upper/work/mount dirs */
+  workDir: string
+  timeoutMs: number
+  log?: (line: string) => void
+  onSample?: (s: Sample) => void
+  /** checked between samples: stop early (Ctrl-C) */
+  stopped?: () => boolean
+}
+
+let instanceSeq = 0
+
+export async function runBench(o: RunOptions): Promise<Sample[]> {
+  const samples: Sample[] = []
+  const log = o.log ?? (() => {})
+  mkdirSync(o.workDir, { recursive: true })
+  for (let rep = 1; rep <= o.reps; rep++) {
+    for (const w of o.workloads) {
+      const shift = (rep - 1) % o.drivers.length
+      const order = [...o.drivers.slice(shift), ...o.drivers.slice(0, shift)]
+      for (const d of order) {
+        if (o.stopped?.()) return samples
+        const got = await runOne(o, d, w, rep)
+        for (const s of got) {
+          samples.push(s)
+          o.onSample?.(s)
+        }
+        log(`rep ${rep}/${o.reps} ${w.name.padEnd(13)} ${d.name.padEnd(14)} ${got.map((s) => `${s.mode ?? ''}${s.mode ? ' ' : ''}${s.ms === null ? `ERROR ${s.error}` : `${s.ms.toFixed(1)} ms`}`).join(', ')}`)
+      }
+    }
+  }
+  return samples
+}
+
+async function timed(ctx: WorkloadContext, w: Workload, pid: number | undefined): Promise<{ ms: number; cpu: number | null }> {
+  const c0 = pid === undefined ? undefined : cpuMs(pid)
+  const t0 = performance.now()
+  await withTimeout(w.run(ctx), ctx.timeoutMs, `${w.name}`)
+  const ms = performance.now() - t0
+  const c1 = pid === undefined ? undefined : cpuMs(pid)
+  return { ms, cpu: c0 === undefined || c1 === undefined ? null : c1 - c0 }
+}
+
+async function runOne(o: RunOptions, d: Driver, w: Workload, rep: number): Promise<Sample[]> {
+  const modes: (Mode | null)[] = w.mutates ? [null] : o.modes
+  const base = { workload: w.name, driver: d.name, rep }
+  const keyOf = (m: Mode | null): string => (m ? `${w.name}:${m}` : w.name)
+  const out: Sample[] = []
+  const scratch = join(o.workDir, `${d.name}-${++instanceSeq}`)
+  let inst
+  try {
+    inst = await d.open(o.fx, { scratch, mutates: w.mutates, needs: w.needs(o.fx) })
+  } catch (e) {
+    return modes.map((m) => ({ ...base, key: keyOf(m), mode: m, ms: null, daemonCpuMs: null, daemonPeakRssKiB: null, error: (e as Error).message }))
+  }
+  const ctx: WorkloadContext = { root: inst.root, fx: o.fx, timeoutMs: o.timeoutMs }
+  let failure: string | undefined
+  try {
+    if (w.setup) await withTimeout(w.setup(ctx), o.timeoutMs, `${w.name} setup`)
+    for (const m of modes) {
+      if (m === 'cold') await dropCaches()
+      try {
+        const r = await timed(ctx, w, inst.daemonPid)
+        out.push({ ...base, key: keyOf(m), mode: m, ms: r.ms, daemonCpuMs: r.cpu, daemonPeakRssKiB: null })
+      } catch (e) {
+        out.push({ ...base, key: keyOf(m), mode: m, ms: null, daemonCpuMs: null, daemonPeakRssKiB: null, error: (e as Error).message })
+        break
+      }
+    }
+    const rss = inst.daemonPid === undefined ? undefined : peakRssKiB(inst.daemonPid)
+    for (const s of out) s.daemonPeakRssKiB = rss ?? null
+  } catch (e) {
+    failure = (e as Error).message
+  } finally {
+    await inst.close()
+  }
+  for (const m of modes.slice(out.length)) {
+    out.push({ ...base, key: keyOf(m), mode: m, ms: null, daemonCpuMs: null, daemonPeakRssKiB: null, error: failure ?? 'skipped after an earlier failure' })
+  }
+  return out
+}

@@ -1,0 +1,340 @@
+/* The low-level callbacks, run on the loop thread. Each copies what it needs into a record, queues
+ * it for the JS thread and returns at once: the low-level API lets a request be answered later from
+ * any thread, so the loop goes straight back to reading the next request. Anything that points into
+ * libfuse's receive buffer (names, write data, xattr values) is only valid during the callback and
+ * is therefore copied. */
+#include "fuse-ll.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const fll_op_names[FLL_OP_COUNT] = {
+    "lookup", "forget", "getattr", "setattr", "readlink", "mknod", "mkdir", "unlink",
+    "rmdir", "symlink", "rename", "link", "open", "read", "write", "flush", "release",
+    "fsync", "opendir", "readdir", "readdirplus", "releasedir", "fsyncdir", "statfs",
+    "setxattr", "getxattr", "listxattr", "removexattr", "access", "create",
+};
+
+/* A record for `req` with its caller's credentials, or NULL after answering ENOMEM. */
+static fll_rec *rec(fuse_req_t req, int kind) {
+    fll_rec *r = calloc(1, sizeof *r);
+    if (!r) {
+        fuse_reply_err(req, ENOMEM);
+        return NULL;
+    }
+    r->kind = kind;
+    r->req = req;
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    r->uid = c->uid;
+    r->gid = c->gid;
+    r->pid = (uint32_t)c->pid;
+    r->umask = c->umask;
+    return r;
+}
+
+static int dup_str(fll_rec *r, char **dst, const char *src) {
+    if (!(*dst = strdup(src))) {
+        fuse_reply_err(r->req, ENOMEM);
+        free(r->name);
+        free(r);
+        return 0;
+    }
+    return 1;
+}
+
+static void push(fuse_req_t req, fll_rec *r) { fll_push(fuse_req_userdata(req), r); }
+
+static void with_fi(fll_rec *r, struct fuse_file_info *fi) {
+    if (fi) {
+        r->fh = fi->fh;
+        r->has_fh = 1;
+        r->flags = (uint32_t)fi->flags;
+    }
+}
+
+/* ---- ops identified by an inode ---- */
+
+static void ino_op(fuse_req_t req, int kind, fuse_ino_t ino, struct fuse_file_info *fi) {
+    fll_rec *r = rec(req, kind);
+    if (!r) return;
+    r->ino = ino;
+    with_fi(r, fi);
+    push(req, r);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    ino_op(req, FLL_GETATTR, ino, fi);
+}
+static void op_readlink(fuse_req_t req, fuse_ino_t ino) { ino_op(req, FLL_READLINK, ino, NULL); }
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    ino_op(req, FLL_OPEN, ino, fi);
+}
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    ino_op(req, FLL_OPENDIR, ino, fi);
+}
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    ino_op(req, FLL_FLUSH, ino, fi);
+}
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    ino_op(req, FLL_RELEASE, ino, fi);
+}
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    ino_op(req, FLL_RELEASEDIR, ino, fi);
+}
+static void op_statfs(fuse_req_t req, fuse_ino_t ino) { ino_op(req, FLL_STATFS, ino, NULL); }
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+    fll_rec *r = rec(req, FLL_FSYNC);
+    if (!r) return;
+    r->ino = ino;
+    with_fi(r, fi);
+    r->datasync = datasync;
+    push(req, r);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+    fll_rec *r = rec(req, FLL_FSYNCDIR);
+    if (!r) return;
+    r->ino = ino;
+    with_fi(r, fi);
+    r->datasync = datasync;
+    push(req, r);
+}
+
+static void sized(fuse_req_t req, int kind, fuse_ino_t ino, size_t size, off_t off,
+                  struct fuse_file_info *fi) {
+    fll_rec *r = rec(req, kind);
+    if (!r) return;
+    r->ino = ino;
+    with_fi(r, fi);
+    r->size = size;
+    r->offset = off;
+    push(req, r);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+    sized(req, FLL_READ, ino, size, off, fi);
+}
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+    sized(req, FLL_READDIR, ino, size, off, fi);
+}
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi) {
+    sized(req, FLL_READDIRPLUS, ino, size, off, fi);
+}
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    sized(req, FLL_LISTXATTR, ino, size, 0, NULL);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi) {
+    fll_rec *r = rec(req, FLL_WRITE);
+    if (!r) return;
+    r->data = malloc(size ? size : 1);
+    if (!r->data) {
+        free(r);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    memcpy(r->data, buf, size);
+    r->ino = ino;
+    with_fi(r, fi);
+    r->size = size;
+    r->offset = off;
+    push(req, r);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi) {
+    fll_rec *r = rec(req, FLL_SETATTR);
+    if (!r) return;
+    r->ino = ino;
+    with_fi(r, fi);
+    r->valid = (uint32_t)to_set;
+    r->st = *attr;
+    push(req, r);
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
+    fll_rec *r = rec(req, FLL_ACCESS);
+    if (!r) return;
+    r->ino = ino;
+    r->mask = (uint32_t)mask;
+    push(req, r);
+}
+
+/* forget needs no answer: reply here so the kernel never waits on JS for it. */
+static void forget_one(fll_session *s, const struct fuse_ctx *c, fuse_ino_t ino, uint64_t nlookup) {
+    fll_rec *r = calloc(1, sizeof *r);
+    if (!r) return; /* losing a forget only leaks a node in JS */
+    r->kind = FLL_FORGET;
+    r->uid = c->uid;
+    r->gid = c->gid;
+    r->pid = (uint32_t)c->pid;
+    r->ino = ino;
+    r->nlookup = nlookup;
+    fll_push(s, r);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    forget_one(fuse_req_userdata(req), fuse_req_ctx(req), ino, nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
+    for (size_t i = 0; i < count; i++)
+        forget_one(fuse_req_userdata(req), fuse_req_ctx(req), forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
+/* ---- xattrs ---- */
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags) {
+    fll_rec *r = rec(req, FLL_SETXATTR);
+    if (!r || !dup_str(r, &r->name, name)) return;
+    r->data = malloc(size ? size : 1);
+    if (!r->data) {
+        free(r->name);
+        free(r);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    memcpy(r->data, value, size);
+    r->ino = ino;
+    r->size = size;
+    r->flags = (uint32_t)flags;
+    push(req, r);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+    fll_rec *r = rec(req, FLL_GETXATTR);
+    if (!r || !dup_str(r, &r->name, name)) return;
+    r->ino = ino;
+    r->size = size;
+    push(req, r);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+    fll_rec *r = rec(req, FLL_REMOVEXATTR);
+    if (!r || !dup_str(r, &r->name, name)) return;
+    r->ino = ino;
+    push(req, r);
+}
+
+/* ---- ops on a directory entry ---- */
+
+static void entry_op(fuse_req_t req, int kind, fuse_ino_t parent, const char *name, mode_t mode,
+                     dev_t rdev, struct fuse_file_info *fi) {
+    fll_rec *r = rec(req, kind);
+    if (!r || !dup_str(r, &r->name, name)) return;
+    r->parent = parent;
+    r->mode = mode;
+    r->rdev = rdev;
+    with_fi(r, fi);
+    push(req, r);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+    entry_op(req, FLL_LOOKUP, parent, name, 0, 0, NULL);
+}
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
+    entry_op(req, FLL_MKNOD, parent, name, mode, rdev, NULL);
+}
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+    entry_op(req, FLL_MKDIR, parent, name, mode, 0, NULL);
+}
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+    entry_op(req, FLL_UNLINK, parent, name, 0, 0, NULL);
+}
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
+    entry_op(req, FLL_RMDIR, parent, name, 0, 0, NULL);
+}
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi) {
+    entry_op(req, FLL_CREATE, parent, name, mode, 0, fi);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
+    fll_rec *r = rec(req, FLL_SYMLINK);
+    if (!r || !dup_str(r, &r->name, name) || !dup_str(r, &r->name2, link)) return;
+    r->parent = parent;
+    push(req, r);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags) {
+    fll_rec *r = rec(req, FLL_RENAME);
+    if (!r || !dup_str(r, &r->name, name) || !dup_str(r, &r->name2, newname)) return;
+    r->parent = parent;
+    r->newparent = newparent;
+    r->flags = flags;
+    push(req, r);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+    fll_rec *r = rec(req, FLL_LINK);
+    if (!r || !dup_str(r, &r->name2, newname)) return;
+    r->ino = ino;
+    r->newparent = newparent;
+    push(req, r);
+}
+
+/* init (the kernel's INIT) also runs on the loop thread, before any request. */
+static void op_init(void *userdata, struct fuse_conn_info *conn) {
+    fll_session *s = userdata;
+    /* O_TRUNC arrives in open() flags instead of as a separate setattr. */
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+    if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO) conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+    /* Writes must reach JS as they happen (JS owns the data), so no writeback cache. */
+    conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+    /* libfuse3 enables HANDLE_KILLPRIV by default, which would leave clearing setuid/setgid on a
+     * write by an unprivileged user to the filesystem. Let the kernel do it (it sends a setattr). */
+    conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
+    conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    conn->max_write = s->max_write; /* libfuse clamps it to its receive buffer (1 MiB) */
+    if (s->max_readahead && s->max_readahead < conn->max_readahead) conn->max_readahead = s->max_readahead;
+    conn->time_gran = 1;
+
+    fll_rec *r = calloc(1, sizeof *r);
+    if (!r) return; /* mount() then never resolves; the caller's timeout reports it */
+    r->kind = FLL_EV_INIT;
+    fll_push(s, r);
+}
+
+const struct fuse_lowlevel_ops fll_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .fsyncdir = op_fsyncdir,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .access = op_access,
+    .create = op_create,
+};

@@ -1,0 +1,721 @@
+/* Session lifecycle and the request queue (see fuse-ll.h for the threading rules).
+ *
+ *   create   a handle object wrapping an fll_session (no FUSE state yet)
+ *   mount    fuse_session_new + fuse_session_mount on the JS thread (so failures throw at once),
+ *            then the loop thread; the kernel's INIT arrives as an 'init' event
+ *   loop     the thread runs fuse_session_loop's equivalent plus an eventfd to wake it (run_loop);
+ *            callbacks queue records and uv_async_send
+ *   drain    the JS thread turns records into request objects and calls the handler, all in one
+ *            callback scope so promise jobs run once per batch rather than once per request
+ *   end      the loop returns (our unmount() through the eventfd, fusermount3 -u, an abort); the
+ *            thread unmounts and queues an 'exit' event, and the JS thread joins it, destroys the
+ *            session, reports the exit and closes the async handle so the event loop may end.
+ *            process.exit() (shutdown) and environment teardown (cleanup hook) do the same
+ *            synchronously, without the event. */
+#include "fuse-ll.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define IDX_BITS 24
+#define IDX_MASK ((1u << IDX_BITS) - 1)
+#define GEN_MASK ((1u << 29) - 1) /* gen << 24 stays below 2^53: ids are exact JS numbers */
+
+/* ---- JS value helpers ---- */
+
+static int throw_type(napi_env env, const char *name, const char *what) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s must be %s", name, what);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return 0;
+}
+
+int fll_int(napi_env env, napi_value v, const char *name, double min, double max, int64_t *out) {
+    double d;
+    if (napi_get_value_double(env, v, &d) != napi_ok) return throw_type(env, name, "a number");
+    if (!(d >= min && d <= max) || (double)(int64_t)d != d) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s must be an integer in range (got %g)", name, d);
+        napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+        return 0;
+    }
+    *out = (int64_t)d;
+    return 1;
+}
+
+int fll_prop_int(napi_env env, napi_value obj, const char *name, double min, double max, int64_t *out) {
+    napi_value v;
+    if (napi_get_named_property(env, obj, name, &v) != napi_ok) return throw_type(env, name, "readable");
+    return fll_int(env, v, name, min, max, out);
+}
+
+int fll_prop_bool(napi_env env, napi_value obj, const char *name, int *out) {
+    napi_value v;
+    napi_valuetype t;
+    *out = 0;
+    if (napi_get_named_property(env, obj, name, &v) != napi_ok) return throw_type(env, name, "readable");
+    napi_typeof(env, v, &t);
+    if (t == napi_undefined || t == napi_null) return 1;
+    bool b;
+    if (napi_get_value_bool(env, v, &b) != napi_ok) return throw_type(env, name, "a boolean");
+    *out = b;
+    return 1;
+}
+
+char *fll_string(napi_env env, napi_value v, const char *name) {
+    size_t len;
+    if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return throw_type(env, name, "a string"), NULL;
+    char *s = malloc(len + 1);
+    if (!s) return napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
+    napi_get_value_string_utf8(env, v, s, len + 1, &len);
+    if (strlen(s) != len) {
+        free(s);
+        return throw_type(env, name, "a string without null bytes"), NULL;
+    }
+    return s;
+}
+
+static void set_num(napi_env env, napi_value obj, const char *key, double n) {
+    napi_value v;
+    napi_create_double(env, n, &v);
+    napi_set_named_property(env, obj, key, v);
+}
+
+static void set_str(napi_env env, napi_value obj, const char *key, const char *str) {
+    napi_value v;
+    /* Names are bytes to the kernel; invalid UTF-8 is replaced (U+FFFD) on the way to JS. */
+    napi_create_string_utf8(env, str ? str : "", NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, obj, key, v);
+}
+
+static void set_bool(napi_env env, napi_value obj, const char *key, int b) {
+    napi_value v;
+    napi_get_boolean(env, b, &v);
+    napi_set_named_property(env, obj, key, v);
+}
+
+static void free_data(napi_env env, void *data, void *hint) {
+    (void)env, (void)hint;
+    free(data);
+}
+
+/* Hands `r->data` to JS without another copy: the Buffer frees it when collected. */
+static void set_data(napi_env env, napi_value obj, const char *key, fll_rec *r) {
+    napi_value v;
+    if (napi_create_external_buffer(env, r->size, r->data, free_data, NULL, &v) == napi_ok) {
+        r->data = NULL;
+    } else {
+        napi_create_buffer_copy(env, r->size, r->data, NULL, &v);
+    }
+    napi_set_named_property(env, obj, key, v);
+}
+
+/* ---- request ids ---- */
+
+static double slot_put(fll_session *s, fuse_req_t req) {
+    if (!s->free_head) {
+        uint32_t n = s->nslots ? s->nslots * 2 : 64;
+        if (n > IDX_MASK) return -1;
+        fll_slot *grown = realloc(s->slots, n * sizeof *grown);
+        if (!grown) return -1;
+        for (uint32_t i = s->nslots; i < n; i++) grown[i] = (fll_slot){NULL, 1, i + 1 < n ? i + 2 : 0};
+        s->slots = grown;
+        s->free_head = s->nslots + 1;
+        s->nslots = n;
+    }
+    uint32_t idx = s->free_head - 1;
+    fll_slot *sl = &s->slots[idx];
+    s->free_head = sl->next_free;
+    sl->req = req;
+    s->outstanding++;
+    return (double)(((uint64_t)sl->gen << IDX_BITS) | idx);
+}
+
+static void slot_free(fll_session *s, uint32_t idx) {
+    fll_slot *sl = &s->slots[idx];
+    sl->req = NULL;
+    sl->gen = (sl->gen + 1) & GEN_MASK;
+    if (!sl->gen) sl->gen = 1;
+    sl->next_free = s->free_head;
+    s->free_head = idx + 1;
+    s->outstanding--;
+}
+
+fuse_req_t fll_peek_req(napi_env env, fll_session *s, napi_value id, uint32_t *idx_out) {
+    int64_t n;
+    if (!fll_int(env, id, "req", 0, 9007199254740991.0, &n)) return NULL;
+    uint32_t idx = (uint32_t)n & IDX_MASK, gen = (uint32_t)((uint64_t)n >> IDX_BITS);
+    if (idx < s->nslots && s->slots[idx].req && s->slots[idx].gen == gen) {
+        *idx_out = idx;
+        return s->slots[idx].req;
+    }
+    /* After the session ended its requests were dropped: a late reply is not a bug. */
+    if (s->state == FLL_MOUNTED) napi_throw_error(env, "ERR_FUSE_REQ", "unknown request id, or request already replied");
+    return NULL;
+}
+
+void fll_drop_req(fll_session *s, uint32_t idx) { slot_free(s, idx); }
+
+/* ---- queue ---- */
+
+void fll_push(fll_session *s, fll_rec *r) {
+    pthread_mutex_lock(&s->lock);
+    if (s->tail) s->tail->next = r;
+    else s->head = r;
+    s->tail = r;
+    pthread_mutex_unlock(&s->lock);
+    uv_async_send(&s->async);
+}
+
+static void rec_free(fll_rec *r) {
+    free(r->name);
+    free(r->name2);
+    free(r->data);
+    free(r);
+}
+
+/* The request object for JS. Field names follow the TypeScript Request union. */
+static napi_value build_request(napi_env env, fll_session *s, fll_rec *r) {
+    napi_value o, ctx;
+    napi_create_object(env, &o);
+    double id = 0;
+    if (r->req) {
+        id = slot_put(s, r->req);
+        if (id < 0) {
+            fuse_reply_err(r->req, ENOMEM);
+            return NULL;
+        }
+    }
+    set_num(env, o, "req", id);
+    set_str(env, o, "op", fll_op_names[r->kind]);
+    napi_create_object(env, &ctx);
+    set_num(env, ctx, "uid", r->uid);
+    set_num(env, ctx, "gid", r->gid);
+    set_num(env, ctx, "pid", r->pid);
+    set_num(env, ctx, "umask", r->umask);
+    napi_set_named_property(env, o, "ctx", ctx);
+
+    switch (r->kind) {
+    case FLL_LOOKUP: case FLL_UNLINK: case FLL_RMDIR:
+        set_num(env, o, "parent", (double)r->parent);
+        set_str(env, o, "name", r->name);
+        break;
+    case FLL_MKNOD:
+        set_num(env, o, "rdev", (double)r->rdev);
+        /* fall through */
+    case FLL_MKDIR:
+        set_num(env, o, "parent", (double)r->parent);
+        set_str(env, o, "name", r->name);
+        set_num(env, o, "mode", r->mode);
+        break;
+    case FLL_CREATE:
+        set_num(env, o, "parent", (double)r->parent);
+        set_str(env, o, "name", r->name);
+        set_num(env, o, "mode", r->mode);
+        set_num(env, o, "flags", r->flags);
+        break;
+    case FLL_SYMLINK:
+        set_str(env, o, "target", r->name2);
+        set_num(env, o, "parent", (double)r->parent);
+        set_str(env, o, "name", r->name);
+        break;
+    case FLL_RENAME:
+        set_num(env, o, "parent", (double)r->parent);
+        set_str(env, o, "name", r->name);
+        set_num(env, o, "newparent", (double)r->newparent);
+        set_str(env, o, "newname", r->name2);
+        set_num(env, o, "flags", r->flags);
+        break;
+    case FLL_LINK:
+        set_num(env, o, "ino", (double)r->ino);
+        set_num(env, o, "newparent", (double)r->newparent);
+        set_str(env, o, "newname", r->name2);
+        break;
+    case FLL_FORGET:
+        set_num(env, o, "ino", (double)r->ino);
+        set_num(env, o, "nlookup", (double)r->nlookup);
+        break;
+    case FLL_GETATTR:
+        set_num(env, o, "ino", (double)r->ino);
+        if (r->has_fh) set_num(env, o, "fh", (double)r->fh);
+        break;
+    case FLL_SETATTR:
+        set_num(env, o, "ino", (double)r->ino);
+        if (r->has_fh) set_num(env, o, "fh", (double)r->fh);
+        set_num(env, o, "valid", r->valid);
+        set_num(env, o, "mode", r->st.st_mode);
+        set_num(env, o, "uid", r->st.st_uid);
+        set_num(env, o, "gid", r->st.st_gid);
+        set_num(env, o, "size", (double)r->st.st_size);
+        set_num(env, o, "atimeSec", (double)r->st.st_atim.tv_sec);
+        set_num(env, o, "atimeNsec", (double)r->st.st_atim.tv_nsec);
+        set_num(env, o, "mtimeSec", (double)r->st.st_mtim.tv_sec);
+        set_num(env, o, "mtimeNsec", (double)r->st.st_mtim.tv_nsec);
+        break;
+    case FLL_READLINK: case FLL_STATFS:
+        set_num(env, o, "ino", (double)r->ino);
+        break;
+    case FLL_OPEN: case FLL_OPENDIR:
+        set_num(env, o, "ino", (double)r->ino);
+        set_num(env, o, "flags", r->flags);
+        break;
+    case FLL_READ: case FLL_READDIR: case FLL_READDIRPLUS:
+        set_num(env, o, "ino", (double)r->ino);
+        set_num(env, o, "fh", (double)r->fh);
+        set_num(env, o, "size", (double)r->size);
+        set_num(env, o, "offset", (double)r->offset);
+        break;
+    case FLL_WRITE:
+        set_num(env, o, "ino", (double)r->ino);
+        set_num(env, o, "fh", (double)r->fh);
+        set_data(env, o, "data", r);
+        set_num(env, o, "offset", (double)r->offset);
+        break;
+    case FLL_FLUSH: case FLL_RELEASE: case FLL_RELEASEDIR:
+        set_num(env, o, "ino", (double)r->ino);
+        set_num(env, o, "fh", (double)r->fh);
+        break;
+    case FLL_FSYNC: case FLL_FSYNCDIR:
+        set_num(env, o, "ino", (double)r->ino);
+        set_num(env, o, "fh", (double)r->fh);
+        set_bool(env, o, "datasync", r->datasync);
+        break;
+    case FLL_SETXATTR:
+        set_num(env, o, "ino", (double)r->ino);
+        set_str(env, o, "name", r->name);
+        set_data(env, o, "value", r);
+        set_num(env, o, "flags", r->flags);
+        break;
+    case FLL_GETXATTR:
+        set_num(env, o, "ino", (double)r->ino);
+        set_str(env, o, "name", r->name);
+        set_num(env, o, "size", (double)r->size);
+        break;
+    case FLL_LISTXATTR:
+        set_num(env, o, "ino", (double)r->ino);
+        set_num(env, o, "size", (double)r->size);
+        break;
+    case FLL_REMOVEXATTR:
+        set_num(env, o, "ino", (double)r->ino);
+        set_str(env, o, "name", r->name);
+        break;
+    case FLL_ACCESS:
+        set_num(env, o, "ino", (double)r->ino);
+        set_num(env, o, "mask", r->mask);
+        break;
+    }
+    return o;
+}
+
+/* ---- ending ---- */
+
+static void on_closed(uv_handle_t *h) {
+    fll_session *s = h->data;
+    s->async_open = 0;
+    if (s->free_on_close) free(s);
+}
+
+/* Ask the loop to end: flag it and wake its poll() through the eventfd. The loop thread itself then
+ * unmounts, so the /dev/fuse fd is only ever closed by that thread, under fd_lock. (Unmounting from
+ * here to make the kernel fail the blocking read, as libfuse's own loop would need, does not wake
+ * it while an open file or a cwd keeps the lazily unmounted superblock alive.) Idempotent. */
+static void request_end(fll_session *s) {
+    if (s->unmount_requested || !s->se) return;
+    s->unmount_requested = 1;
+    fuse_session_exit(s->se);
+    uint64_t one = 1;
+    if (write(s->wake_fd, &one, sizeof one) < 0) { /* the counter cannot overflow here */ }
+}
+
+/* fuse_session_loop, plus a wake-up fd: poll() both, and read /dev/fuse (non-blocking) only when
+ * the kernel has a request. */
+static int run_loop(fll_session *s) {
+    struct fuse_session *se = s->se;
+    struct fuse_buf fbuf = {.mem = NULL};
+    int res = 0;
+    struct pollfd p[2] = {{.fd = fuse_session_fd(se), .events = POLLIN}, {.fd = s->wake_fd, .events = POLLIN}};
+    while (!fuse_session_exited(se)) {
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            res = -errno;
+            break;
+        }
+        if (p[1].revents || fuse_session_exited(se)) break;
+        /* POLLERR (unmounted or aborted) also lands here: the read then fails with ENODEV, which
+         * libfuse turns into fuse_session_exit and 0. */
+        res = fuse_session_receive_buf(se, &fbuf);
+        if (res == -EINTR || res == -EAGAIN) continue;
+        if (res <= 0) break;
+        fuse_session_process_buf(se, &fbuf);
+    }
+    free(fbuf.mem);
+    return res > 0 ? 0 : res;
+}
+
+static void *loop_thread(void *arg) {
+    fll_session *s = arg;
+    int res = run_loop(s);
+    /* Closes the fd and unmounts (lazily; after fusermount3 -u only the close is left). Under
+     * fd_lock so that no reply is being written to the fd number as it is closed and reused. */
+    pthread_mutex_lock(&s->fd_lock);
+    s->fd_closed = 1;
+    fuse_session_unmount(s->se);
+    pthread_mutex_unlock(&s->fd_lock);
+
+    char reason[160];
+    if (s->unmount_requested) snprintf(reason, sizeof reason, "unmount() called");
+    else if (res == 0) snprintf(reason, sizeof reason, "unmounted (the kernel ended the connection)");
+    else snprintf(reason, sizeof reason, "FUSE loop failed: %s", strerror(-res));
+    fll_rec *r = calloc(1, sizeof *r);
+    if (r) {
+        r->kind = FLL_EV_EXIT;
+        r->name = strdup(reason);
+        fll_push(s, r);
+    }
+    /* Without memory for the record the session is never reported ended; nothing better to do. */
+    return NULL;
+}
+
+/* Everything after the loop thread returned: nothing else touches `se` any more. */
+static void finish(fll_session *s) {
+    pthread_join(s->thread, NULL);
+    s->thread_started = 0;
+    s->state = FLL_ENDED;
+    /* Requests JS has not answered: free them without sending (the connection is gone); JS's late
+     * replies are then dropped by fll_take_req. */
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        if (s->slots[i].req) {
+            fuse_reply_none(s->slots[i].req);
+            slot_free(s, i);
+        }
+    }
+    fuse_session_destroy(s->se);
+    s->se = NULL;
+}
+
+/* Ends a mounted session synchronously, without JS: wake the loop, let it unmount, join it. Never
+ * waits on the filesystem (the loop thread's unmount is lazy). No 'exit' event follows. */
+static void shutdown_now(fll_session *s) {
+    if (s->state != FLL_MOUNTED) return;
+    request_end(s);
+    finish(s);
+    if (s->async_open == 1) {
+        s->async_open = 2;
+        uv_close((uv_handle_t *)&s->async, on_closed);
+    }
+}
+
+/* The environment is going away while mounted (worker termination, embedder teardown). */
+static void cleanup_hook(void *arg) {
+    fll_session *s = arg;
+    s->cleanup_hook = 0;
+    shutdown_now(s);
+}
+
+/* ---- drain (JS thread) ---- */
+
+static void call(napi_env env, napi_ref fn_ref, size_t argc, napi_value *argv) {
+    napi_value fn, undefined, result;
+    napi_get_reference_value(env, fn_ref, &fn);
+    napi_get_undefined(env, &undefined);
+    if (napi_call_function(env, undefined, fn, argc, argv, &result) == napi_pending_exception) {
+        napi_value err;
+        napi_get_and_clear_last_exception(env, &err);
+        napi_fatal_exception(env, err); /* 'uncaughtException', as for any callback */
+    }
+}
+
+static void event(napi_env env, fll_session *s, const char *kind, const char *reason) {
+    napi_value argv[2];
+    napi_create_string_utf8(env, kind, NAPI_AUTO_LENGTH, &argv[0]);
+    napi_create_string_utf8(env, reason ? reason : "", NAPI_AUTO_LENGTH, &argv[1]);
+    call(env, s->on_event, 2, argv);
+}
+
+static void on_async(uv_async_t *h) {
+    fll_session *s = h->data;
+    napi_env env = s->env;
+    pthread_mutex_lock(&s->lock);
+    fll_rec *r = s->head;
+    s->head = s->tail = NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (!r) return;
+
+    napi_handle_scope hs;
+    napi_callback_scope cs;
+    napi_value self;
+    napi_open_handle_scope(env, &hs);
+    napi_get_reference_value(env, s->self, &self);
+    napi_open_callback_scope(env, self, s->actx, &cs);
+    int ended = 0;
+    while (r) {
+        fll_rec *next = r->next;
+        if (r->kind == FLL_EV_INIT) {
+            event(env, s, "init", NULL);
+        } else if (r->kind == FLL_EV_EXIT) {
+            finish(s);
+            if (s->cleanup_hook) napi_remove_env_cleanup_hook(env, cleanup_hook, s);
+            s->cleanup_hook = 0;
+            event(env, s, "exit", r->name);
+            ended = 1;
+        } else {
+            napi_handle_scope rs; /* one per request: a big batch must not pile up handles */
+            napi_open_handle_scope(env, &rs);
+            napi_value o = build_request(env, s, r);
+            if (o) call(env, s->on_request, 1, &o);
+            napi_close_handle_scope(env, rs);
+        }
+        rec_free(r);
+        r = next;
+    }
+    napi_close_callback_scope(env, cs); /* runs promise jobs and nextTicks queued by the handlers */
+    napi_close_handle_scope(env, hs);
+    if (ended) {
+        napi_async_destroy(env, s->actx);
+        s->actx = NULL;
+        s->async_open = 2;
+        uv_close((uv_handle_t *)&s->async, on_closed);
+        napi_reference_unref(env, s->self, NULL); /* collectable again */
+    }
+}
+
+/* ---- create ---- */
+
+static void finalize(napi_env env, void *data, void *hint) {
+    (void)hint;
+    fll_session *s = data;
+    /* Never while mounted: `self` is a strong reference until the exit event. */
+    if (s->on_request) napi_delete_reference(env, s->on_request);
+    if (s->on_event) napi_delete_reference(env, s->on_event);
+    if (s->self) napi_delete_reference(env, s->self);
+    if (s->cleanup_hook) napi_remove_env_cleanup_hook(env, cleanup_hook, s);
+    if (s->wake_fd >= 0) close(s->wake_fd);
+    free(s->mountpoint);
+    free(s->slots);
+    pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->fd_lock);
+    if (s->async_open) s->free_on_close = 1; /* on_closed frees it */
+    else free(s);
+}
+
+fll_session *fll_unwrap(napi_env env, napi_value v) {
+    void *p = NULL;
+    if (napi_unwrap(env, v, &p) != napi_ok || !p) {
+        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "not a FUSE session handle");
+        return NULL;
+    }
+    return p;
+}
+
+/* create(onRequest, onEvent) → handle */
+napi_value fll_js_create(napi_env env, napi_callback_info info) {
+    size_t argc = 2;
+    napi_value argv[2], obj;
+    napi_valuetype t0, t1;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (argc < 2 || napi_typeof(env, argv[0], &t0) != napi_ok || napi_typeof(env, argv[1], &t1) != napi_ok ||
+        t0 != napi_function || t1 != napi_function) {
+        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "create(onRequest, onEvent) takes two functions");
+        return NULL;
+    }
+    fll_session *s = calloc(1, sizeof *s);
+    if (!s) return napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
+    s->env = env;
+    s->wake_fd = -1;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->fd_lock, NULL);
+    napi_create_object(env, &obj);
+    if (napi_wrap(env, obj, s, finalize, NULL, NULL) != napi_ok) {
+        pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->fd_lock);
+        free(s);
+        return napi_throw_error(env, NULL, "napi_wrap failed"), NULL;
+    }
+    napi_create_reference(env, argv[0], 1, &s->on_request);
+    napi_create_reference(env, argv[1], 1, &s->on_event);
+    napi_create_reference(env, obj, 0, &s->self);
+    return obj;
+}
+
+/* ---- mount ---- */
+
+/* Escapes ',' and '\' for libfuse's -o parser. */
+static void opt_append(char *buf, size_t cap, const char *key, const char *val) {
+    size_t n = strlen(buf);
+    if (n && n + 1 < cap) buf[n++] = ',';
+    for (const char *p = key; *p && n + 1 < cap; p++) buf[n++] = *p;
+    if (val) {
+        if (n + 1 < cap) buf[n++] = '=';
+        for (const char *p = val; *p && n + 2 < cap; p++) {
+            if (*p == ',' || *p == '\\') buf[n++] = '\\';
+            buf[n++] = *p;
+        }
+    }
+    buf[n] = 0;
+}
+
+static napi_value throw_errno(napi_env env, int err, const char *fmt, const char *arg) {
+    char msg[PATH_MAX + 200], code[32];
+    snprintf(msg, sizeof msg, fmt, arg, strerror(err));
+    const char *name = strerrorname_np(err);
+    snprintf(code, sizeof code, "%s", name ? name : "EIO");
+    napi_throw_error(env, code, msg);
+    return NULL;
+}
+
+/* mount(handle, mountpoint, {fsname, subtype, allowOther, defaultPermissions, readOnly, maxWrite,
+ * maxReadahead, debug}) → undefined; throws on failure. The 'init' event follows. */
+napi_value fll_js_mount(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3];
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (argc < 3) return napi_throw_type_error(env, NULL, "mount(handle, mountpoint, options)"), NULL;
+    fll_session *s = fll_unwrap(env, argv[0]);
+    if (!s) return NULL;
+    if (s->state != FLL_IDLE) return napi_throw_error(env, "ERR_FUSE_STATE", "session already mounted once"), NULL;
+
+    char *mnt = fll_string(env, argv[1], "mountpoint");
+    if (!mnt) return NULL;
+    napi_value o = argv[2], v;
+    int64_t max_write = 1 << 20, max_ra = 0;
+    int allow_other, default_perms, ro, debug;
+    char *fsname = NULL, *subtype = NULL;
+    napi_valuetype t;
+    if (!fll_prop_bool(env, o, "allowOther", &allow_other) || !fll_prop_bool(env, o, "defaultPermissions", &default_perms) ||
+        !fll_prop_bool(env, o, "readOnly", &ro) || !fll_prop_bool(env, o, "debug", &debug))
+        goto fail;
+    napi_get_named_property(env, o, "maxWrite", &v);
+    if (napi_typeof(env, v, &t) == napi_ok && t != napi_undefined && !fll_int(env, v, "maxWrite", 4096, 1 << 30, &max_write)) goto fail;
+    napi_get_named_property(env, o, "maxReadahead", &v);
+    if (napi_typeof(env, v, &t) == napi_ok && t != napi_undefined && !fll_int(env, v, "maxReadahead", 0, 1 << 30, &max_ra)) goto fail;
+    napi_get_named_property(env, o, "fsname", &v);
+    if (!(fsname = fll_string(env, v, "fsname"))) goto fail;
+    napi_get_named_property(env, o, "subtype", &v);
+    if (!(subtype = fll_string(env, v, "subtype"))) goto fail;
+
+    /* Checked here for a clear message: fuse_session_mount only prints to stderr. */
+    char real[PATH_MAX];
+    struct stat st;
+    if (!realpath(mnt, real)) {
+        throw_errno(env, errno, "cannot mount on %s: %s", mnt);
+        goto fail;
+    }
+    if (stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        throw_errno(env, ENOTDIR, "cannot mount on %s: %s", real);
+        goto fail;
+    }
+
+    char opts[1024] = "";
+    opt_append(opts, sizeof opts, "fsname", fsname);
+    if (*subtype) opt_append(opts, sizeof opts, "subtype", subtype);
+    if (allow_other) opt_append(opts, sizeof opts, "allow_other", NULL);
+    if (default_perms) opt_append(opts, sizeof opts, "default_permissions", NULL);
+    if (ro) opt_append(opts, sizeof opts, "ro", NULL);
+    char *args_v[] = {"layerfs", "-o", opts, debug ? "-d" : NULL, NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(debug ? 4 : 3, args_v);
+
+    s->max_write = (uint32_t)max_write;
+    s->max_readahead = (uint32_t)max_ra;
+    s->se = fuse_session_new(&args, &fll_ops, sizeof fll_ops, s);
+    fuse_opt_free_args(&args);
+    if (!s->se) {
+        napi_throw_error(env, "ERR_FUSE_OPTIONS", "fuse_session_new failed (rejected options; libfuse printed why on stderr)");
+        goto fail;
+    }
+    errno = 0;
+    if (s->wake_fd < 0 && (s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        throw_errno(env, errno, "cannot mount on %s: eventfd: %s", real);
+        fuse_session_destroy(s->se);
+        s->se = NULL;
+        goto fail;
+    }
+    if (fuse_session_mount(s->se, real) != 0) {
+        int err = errno ? errno : EIO;
+        fuse_session_destroy(s->se);
+        s->se = NULL; /* still FLL_IDLE: mount may be retried */
+        throw_errno(env, err, "fuse_session_mount(%s) failed: %s", real);
+        goto fail;
+    }
+    s->mountpoint = strdup(real);
+    /* Non-blocking: poll() says when to read, and a request withdrawn in between must not block. */
+    int fd = fuse_session_fd(s->se);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    uv_loop_t *loop;
+    napi_get_uv_event_loop(env, &loop);
+    uv_async_init(loop, &s->async, on_async);
+    s->async.data = s;
+    s->async_open = 1;
+
+    /* The loop thread must not take Node's signals (nor have its read interrupted by them). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&s->thread, NULL, loop_thread, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err) {
+        fuse_session_unmount(s->se);
+        fuse_session_destroy(s->se);
+        s->se = NULL;
+        s->state = FLL_ENDED;
+        s->async_open = 2;
+        uv_close((uv_handle_t *)&s->async, on_closed);
+        throw_errno(env, err, "cannot start the FUSE thread for %s: %s", real);
+        goto fail;
+    }
+    s->thread_started = 1;
+    s->state = FLL_MOUNTED;
+    napi_value self;
+    napi_get_reference_value(env, s->self, &self);
+    napi_async_init(env, self, argv[1], &s->actx);
+    napi_reference_ref(env, s->self, NULL);
+    napi_add_env_cleanup_hook(env, cleanup_hook, s);
+    s->cleanup_hook = 1;
+    free(mnt);
+    free(fsname);
+    free(subtype);
+    return NULL;
+fail:
+    free(mnt);
+    free(fsname);
+    free(subtype);
+    return NULL;
+}
+
+/* shutdown(handle): for process.on('exit'), where no further event can be delivered: ends the
+ * session synchronously so the process does not leave a dead mount behind. */
+napi_value fll_js_shutdown(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (argc < 1) return napi_throw_type_error(env, NULL, "shutdown(handle)"), NULL;
+    fll_session *s = fll_unwrap(env, argv[0]);
+    if (!s || s->state != FLL_MOUNTED) return NULL;
+    if (s->cleanup_hook) napi_remove_env_cleanup_hook(env, cleanup_hook, s);
+    s->cleanup_hook = 0;
+    shutdown_now(s);
+    if (s->actx) napi_async_destroy(env, s->actx);
+    s->actx = NULL;
+    napi_reference_unref(env, s->self, NULL);
+    return NULL;
+}
+
+/* unmount(handle): ask the loop to end; the 'exit' event follows. Idempotent, never blocks on the
+ * filesystem (it may be called from a request handler). */
+napi_value fll_js_unmount(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (argc < 1) return napi_throw_type_error(env, NULL, "unmount(handle)"), NULL;
+    fll_session *s = fll_unwrap(env, argv[0]);
+    if (!s) return NULL;
+    if (s->state == FLL_MOUNTED) request_end(s);
+    return NULL;
+}

@@ -1,0 +1,147 @@
+/* The libfuse3 low-level bridge, shared by its three files:
+ *   fuse-ll-session.c  session lifecycle (mount, loop thread, unmount), the request queue and its
+ *                      delivery to JS, request ids
+ *   fuse-ll-ops.c      the low-level callbacks: each copies its arguments into a record and queues it
+ *   fuse-ll-reply.c    the JS-facing reply and notify functions (fuse_reply_* is thread-safe, so they
+ *                      answer straight from the JS thread)
+ *
+ * Threads: the loop thread reads and dispatches requests, touching only the queue (under `lock`),
+ * and at the end closes /dev/fuse and unmounts (under `fd_lock`, which every reply also takes);
+ * everything else, napi included, happens on the JS thread. The only state is the session struct,
+ * owned by the JS handle object it is wrapped into. */
+#ifndef LAYERFS_FUSE_LL_H
+#define LAYERFS_FUSE_LL_H
+
+#define FUSE_USE_VERSION 312
+#define NAPI_VERSION 8
+#include <fuse_lowlevel.h>
+#include <node_api.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+/* Record kinds: the ops (names in fll_op_names, same order) and two session events. */
+enum {
+    FLL_LOOKUP, FLL_FORGET, FLL_GETATTR, FLL_SETATTR, FLL_READLINK, FLL_MKNOD, FLL_MKDIR, FLL_UNLINK,
+    FLL_RMDIR, FLL_SYMLINK, FLL_RENAME, FLL_LINK, FLL_OPEN, FLL_READ, FLL_WRITE, FLL_FLUSH, FLL_RELEASE,
+    FLL_FSYNC, FLL_OPENDIR, FLL_READDIR, FLL_READDIRPLUS, FLL_RELEASEDIR, FLL_FSYNCDIR, FLL_STATFS,
+    FLL_SETXATTR, FLL_GETXATTR, FLL_LISTXATTR, FLL_REMOVEXATTR, FLL_ACCESS, FLL_CREATE,
+    FLL_OP_COUNT,
+    FLL_EV_INIT = 100, /* the kernel's INIT was processed: mount() may resolve */
+    FLL_EV_EXIT,       /* the loop thread is about to return; `name` holds the reason */
+};
+extern const char *const fll_op_names[FLL_OP_COUNT];
+
+/* One request (or event) as copied out of a callback. Fields are a union of what the ops need; the
+ * builder in fuse-ll-session.c knows which ones each op exposes. */
+typedef struct fll_rec fll_rec;
+struct fll_rec {
+    fll_rec *next;
+    int kind;
+    fuse_req_t req;
+    uint32_t uid, gid, pid, umask;
+    uint64_t ino, parent, newparent, fh, nlookup, rdev;
+    int has_fh;
+    char *name, *name2; /* owned: entry names, symlink target, xattr name, exit reason */
+    void *data;         /* owned: write data, setxattr value (handed to JS as an external Buffer) */
+    size_t size;        /* data length, or the size argument of read/readdir/getxattr/listxattr */
+    int64_t offset;
+    uint32_t mode, flags, valid, mask;
+    int datasync;
+    struct stat st; /* setattr values */
+};
+
+/* Request ids handed to JS: slot index + generation, so a stale or repeated reply is detected
+ * instead of touching a freed fuse_req_t. */
+typedef struct {
+    fuse_req_t req; /* NULL when free */
+    uint32_t gen;
+    uint32_t next_free;
+} fll_slot;
+
+enum { FLL_IDLE, FLL_MOUNTED, FLL_ENDED };
+
+typedef struct fll_session {
+    napi_env env;
+    napi_ref self;       /* the handle object; strong while mounted so it cannot be collected */
+    napi_ref on_request; /* (request) => void */
+    napi_ref on_event;   /* ('init' | 'exit', reason) => void */
+    napi_async_context actx;
+
+    uv_async_t async;
+    int async_open;   /* uv_async_init done and not yet closed */
+    int free_on_close; /* finalized while the handle was closing: free in the close callback */
+
+    pthread_mutex_t lock;     /* guards head/tail */
+    pthread_mutex_t fd_lock;  /* held while writing to /dev/fuse (replies, notifications), and by
+                               * the loop thread while it closes the fd at the end */
+    int fd_closed;            /* under fd_lock: replies are dropped from then on */
+    int wake_fd;              /* eventfd: unmount() wakes the loop thread's poll() */
+    fll_rec *head, *tail;
+
+    struct fuse_session *se;
+    pthread_t thread;
+    int thread_started;
+    int state;
+    int unmount_requested;
+    int cleanup_hook; /* env cleanup hook registered */
+    char *mountpoint; /* resolved absolute path */
+
+    uint32_t max_write, max_readahead;
+
+    fll_slot *slots;
+    uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */
+    uint64_t outstanding;
+} fll_session;
+
+/* fuse-ll-ops.c */
+extern const struct fuse_lowlevel_ops fll_ops;
+void fll_push(fll_session *s, fll_rec *r);
+
+/* fuse-ll-session.c */
+/* The session behind a handle object; NULL after throwing a TypeError. */
+fll_session *fll_unwrap(napi_env env, napi_value v);
+/* Integral JS number in [min, max] (exact: 1.5 or NaN is an error), or a named property of `obj`
+ * (`name` is used in the error). Return 0 after throwing. */
+int fll_int(napi_env env, napi_value v, const char *name, double min, double max, int64_t *out);
+int fll_prop_int(napi_env env, napi_value obj, const char *name, double min, double max, int64_t *out);
+/* Boolean property; absent/undefined counts as false. */
+int fll_prop_bool(napi_env env, napi_value obj, const char *name, int *out);
+/* UTF-8 copy of a string without NUL bytes (free it); NULL after throwing. */
+char *fll_string(napi_env env, napi_value v, const char *name);
+/* The fuse_req_t behind a JS request id, still in the table (arguments are checked before
+ * fll_drop_req, so a bad argument throws and leaves the request answerable); NULL after throwing
+ * (unknown id while mounted) or silently (the session has ended: late replies are dropped). */
+fuse_req_t fll_peek_req(napi_env env, fll_session *s, napi_value id, uint32_t *idx);
+void fll_drop_req(fll_session *s, uint32_t idx);
+/* Runs `send` (a fuse_reply_* call on `req`) unless the fd is closed; then frees the request. */
+#define FLL_SEND(s, req, send)                                     \
+    do {                                                           \
+        pthread_mutex_lock(&(s)->fd_lock);                         \
+        if ((s)->fd_closed) fuse_reply_none(req);                  \
+        else (void)(send);                                         \
+        pthread_mutex_unlock(&(s)->fd_lock);                       \
+    } while (0)
+napi_value fll_js_create(napi_env env, napi_callback_info info);
+napi_value fll_js_mount(napi_env env, napi_callback_info info);
+napi_value fll_js_unmount(napi_env env, napi_callback_info info);
+napi_value fll_js_shutdown(napi_env env, napi_callback_info info);
+
+/* fuse-ll-reply.c */
+napi_value fll_js_reply_err(napi_env env, napi_callback_info info);
+napi_value fll_js_reply_entry(napi_env env, napi_callback_info info);
+napi_value fll_js_reply_create(napi_env env, napi_callback_info info);
+napi_value fll_js_reply_attr(napi_env env, napi_callback_info info);
+napi_value fll_js_reply_readlink(napi_env env, napi_callback_info info);
+napi_value fll_js_reply_open(napi_env env, napi_callback_info info);
+napi_value fll_js_reply_write(napi_env env, napi_callback_info info);
+napi_value fll_js_reply_buf(napi_env env, napi_callback_info info);
+napi_value fll_js_reply_xattr(napi_env env, napi_callback_info info);
+napi_value fll_js_reply_statfs(napi_env env, napi_callback_info info);
+napi_value fll_js_reply_readdir(napi_env env, napi_callback_info info);
+napi_value fll_js_reply_readdirplus(napi_env env, napi_callback_info info);
+napi_value fll_js_notify_inval_inode(napi_env env, napi_callback_info info);
+napi_value fll_js_notify_inval_entry(napi_env env, napi_callback_info info);
+
+#endif

@@ -1,0 +1,370 @@
+/**
+ * The low-level bridge: libfuse3's node-id protocol (native/fuse-ll-*.c) driven from the libuv loop,
+ * translated to Union calls through the node table (nodes.ts). The default bridge.
+ *
+ * Over the fuse-native bridge it gains what the union's semantics need: nanosecond times and
+ * UTIME_OMIT/UTIME_NOW, 64-bit inode numbers, rename flags (RENAME_NOREPLACE, RENAME_EXCHANGE), the
+ * caller's uid/gid for new files, readdirplus, and exact kernel caching: attributes the kernel cannot
+ * see change (a directory copied up turns into a merged one; hard-link siblings) are invalidated by
+ * notification, so entry and attribute timeouts can be long.
+ *
+ * Replies are sent once per request, from whichever promise settles it; errors go through toErrno,
+ * the one place where errno names become numbers.
+ */
+import {
+  type Attr as KernelAttr, type EntryOut, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
+  SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
+} from '../sys/fuse-ll.js'
+import type { TimeNs } from '../sys/native.js'
+import type { Attr, DirEntry, Union } from '../union/union.js'
+import { STATS_XATTR } from './bridge.js'
+import { toErrno } from './errno.js'
+import { type Node, NodeTable } from './nodes.js'
+
+export interface LowLevelOptions {
+  fsname: string
+  allowOther: boolean
+  readOnly: boolean
+  entryTimeout: number
+  attrTimeout: number
+  negativeTimeout: number
+  debug: boolean
+  log: (line: string) => void
+}
+
+const NS = 1_000_000_000n
+
+function toKernelAttr(attr: Attr): KernelAttr {
+  return {
+    ino: attr.ino, mode: attr.mode, nlink: attr.nlink, uid: attr.uid, gid: attr.gid, rdev: attr.rdev,
+    size: attr.size, blksize: attr.blksize, blocks: attr.blocks,
+    atimeSec: Number(attr.atimeNs / NS), atimeNsec: Number(attr.atimeNs % NS),
+    mtimeSec: Number(attr.mtimeNs / NS), mtimeNsec: Number(attr.mtimeNs % NS),
+    ctimeSec: Number(attr.ctimeNs / NS), ctimeNsec: Number(attr.ctimeNs % NS),
+  }
+}
+
+function timeArg(valid: number, setBit: number, nowBit: number, sec: number, nsec: number): TimeNs {
+  if (valid & nowBit) return 'now'
+  if (valid & setBit) return BigInt(sec) * NS + BigInt(nsec)
+  return null
+}
+
+export class LowLevelBridge {
+  readonly #union: Union
+  readonly #options: LowLevelOptions
+  readonly #nodes = new NodeTable()
+  readonly #dirs = new Map<number, DirEntry[]>()
+  readonly #session: Session
+  #nextDir = 1
+  readonly counts: Record<string, number> = {}
+  #closed!: () => void
+  readonly closed: Promise<void>
+
+  constructor(union: Union, options: LowLevelOptions) {
+    this.#union = union
+    this.#options = options
+    this.closed = new Promise((resolve) => { this.#closed = resolve })
+    this.#session = new Session((r) => this.#dispatch(r), (reason) => {
+      if (reason && options.debug) options.log(`layerfs: session ended: ${reason}`)
+      this.#closed()
+    })
+    union.onAttrChange = (path) => {
+      const node = this.#nodes.byPath(path)
+      if (node) this.#invalidate(node)
+    }
+  }
+
+  async mount(mountpoint: string): Promise<void> {
+    await this.#session.mount(mountpoint, {
+      fsname: this.#options.fsname, subtype: 'layerfs', allowOther: this.#options.allowOther,
+      defaultPermissions: true, readOnly: this.#options.readOnly, maxWrite: 1 << 20, debug: this.#options.debug,
+    })
+  }
+
+  unmount(): void {
+    this.#session.unmount()
+  }
+
+  /** Attributes only (offset −1): never touches the page cache, so it cannot deadlock on a page lock
+   *  held by a request still waiting for us. Deferred until the current reply is out. */
+  #invalidate(node: Node): void {
+    setImmediate(() => this.#session.notifyInvalInode(node.id, -1, 0))
+  }
+
+  #entry(node: Node | undefined, attr: Attr): EntryOut {
+    return {
+      ino: node ? node.id : 0, generation: 0, attr: toKernelAttr(attr),
+      attrTimeout: this.#options.attrTimeout, entryTimeout: this.#options.entryTimeout,
+    }
+  }
+
+  #node(id: number): Node {
+    const node = this.#nodes.get(id)
+    if (!node) throw Object.assign(new Error(`stale node ${id}`), { code: 'ESTALE' })
+    return node
+  }
+
+  #path(node: Node): string {
+    const path = this.#nodes.path(node)
+    if (path === undefined) throw Object.assign(new Error('name gone'), { code: 'ENOENT' })
+    return path
+  }
+
+  #childPath(parentId: number, name: string): { parent: Node; path: string } {
+    const parent = this.#node(parentId)
+    const path = this.#nodes.childPath(parent, name)
+    if (path === undefined) throw Object.assign(new Error('parent gone'), { code: 'ENOENT' })
+    return { parent, path }
+  }
+
+  /** Reply to a request that creates a name: look the new object up and count the reference. */
+  async #replyNewEntry(req: number, parent: Node, name: string, path: string): Promise<void> {
+    const attr = await this.#union.getattr(path)
+    this.#session.replyEntry(req, this.#entry(this.#nodes.remember(parent, name, attr.ino), attr))
+  }
+
+  #dispatch(r: Request): void {
+    this.counts[r.op] = (this.counts[r.op] ?? 0) + 1
+    if (r.op === 'forget') {
+      this.#nodes.forget(r.ino, r.nlookup)
+      return
+    }
+    this.#handle(r).catch((err: unknown) => {
+      const errno = -toErrno(err, r.op, describe(r), this.#options.log)
+      this.#session.replyErr(r.req, errno)
+    })
+  }
+
+  async #handle(r: Request): Promise<void> {
+    const union = this.#union
+    const session = this.#session
+    const owner = { uid: r.ctx.uid, gid: r.ctx.gid }
+    switch (r.op) {
+      case 'lookup': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        let attr: Attr
+        try {
+          attr = await union.getattr(path)
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'ENOENT' || this.#options.negativeTimeout <= 0) throw err
+          // A negative entry: the kernel caches the absence; every creation comes through us.
+          session.replyEntry(r.req, { ...this.#entry(undefined, zeroAttr()), entryTimeout: this.#options.negativeTimeout })
+          return
+        }
+        session.replyEntry(r.req, this.#entry(this.#nodes.remember(parent, r.name, attr.ino), attr))
+        return
+      }
+      case 'getattr': {
+        const node = this.#node(r.ino)
+        const path = this.#nodes.path(node)
+        const attr = path === undefined && r.fh !== undefined ? await union.fgetattr(r.fh, node.ino) : await union.getattr(this.#path(node))
+        session.replyAttr(r.req, toKernelAttr(attr), this.#options.attrTimeout)
+        return
+      }
+      case 'setattr': {
+        const path = this.#path(this.#node(r.ino))
+        if (r.valid & SETATTR_MODE) await union.chmod(path, r.mode)
+        if (r.valid & (SETATTR_UID | SETATTR_GID)) {
+          await union.chown(path, r.valid & SETATTR_UID ? r.uid : -1, r.valid & SETATTR_GID ? r.gid : -1)
+        }
+        if (r.valid & SETATTR_SIZE) {
+          if (r.fh !== undefined) await union.ftruncate(r.fh, r.size)
+          else await union.truncate(path, r.size)
+        }
+        const atime = timeArg(r.valid, SETATTR_ATIME, SETATTR_ATIME_NOW, r.atimeSec, r.atimeNsec)
+        const mtime = timeArg(r.valid, SETATTR_MTIME, SETATTR_MTIME_NOW, r.mtimeSec, r.mtimeNsec)
+        if (atime !== null || mtime !== null) await union.utimens(path, atime, mtime)
+        session.replyAttr(r.req, toKernelAttr(await union.getattr(path)), this.#options.attrTimeout)
+        this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+        return
+      }
+      case 'readlink':
+        session.replyReadlink(r.req, await union.readlink(this.#path(this.#node(r.ino))))
+        return
+      case 'mknod': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        await union.mknod(path, r.mode, r.rdev, owner)
+        return this.#replyNewEntry(r.req, parent, r.name, path)
+      }
+      case 'mkdir': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        await union.mkdir(path, r.mode, owner)
+        return this.#replyNewEntry(r.req, parent, r.name, path)
+      }
+      case 'symlink': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        await union.symlink(r.target, path, owner)
+        return this.#replyNewEntry(r.req, parent, r.name, path)
+      }
+      case 'link': {
+        const source = this.#node(r.ino)
+        const { parent, path } = this.#childPath(r.newparent, r.newname)
+        await union.link(this.#path(source), path)
+        await this.#replyNewEntry(r.req, parent, r.newname, path)
+        this.#invalidateSiblings(source.ino)
+        return
+      }
+      case 'unlink': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        const ino = this.#nodes.byPath(path)?.ino
+        await union.unlink(path)
+        this.#nodes.detach(parent, r.name)
+        session.replyErr(r.req, 0)
+        if (ino !== undefined) this.#invalidateSiblings(ino)
+        return
+      }
+      case 'rmdir': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        await union.rmdir(path)
+        this.#nodes.detach(parent, r.name)
+        session.replyErr(r.req, 0)
+        return
+      }
+      case 'rename': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        const { parent: newParent, path: newPath } = this.#childPath(r.newparent, r.newname)
+        const replaced = this.#nodes.byPath(newPath)?.ino
+        await union.rename(path, newPath, r.flags)
+        if (r.flags & 2) this.#nodes.exchange(parent, r.name, newParent, r.newname)
+        else this.#nodes.move(parent, r.name, newParent, r.newname)
+        session.replyErr(r.req, 0)
+        if (replaced !== undefined) this.#invalidateSiblings(replaced)
+        return
+      }
+      case 'open': {
+        const fh = await union.open(this.#path(this.#node(r.ino)), r.flags)
+        session.replyOpen(r.req, fh, {})
+        return
+      }
+      case 'create': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        const fh = await union.create(path, r.mode, owner)
+        try {
+          const attr = await union.getattr(path)
+          session.replyCreate(r.req, this.#entry(this.#nodes.remember(parent, r.name, attr.ino), attr), fh, {})
+        } catch (err) {
+          await union.release(fh)
+          throw err
+        }
+        return
+      }
+      case 'read': {
+        const buffer = Buffer.allocUnsafe(r.size)
+        const n = await union.read(r.fh, buffer, r.size, r.offset)
+        session.replyBuf(r.req, buffer, n)
+        return
+      }
+      case 'write':
+        session.replyWrite(r.req, await union.write(r.fh, r.data, r.data.length, r.offset))
+        this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+        return
+      case 'flush':
+        session.replyErr(r.req, 0)
+        return
+      case 'release':
+        await union.release(r.fh)
+        session.replyErr(r.req, 0)
+        return
+      case 'fsync':
+        await union.fsync(r.fh, r.datasync)
+        session.replyErr(r.req, 0)
+        return
+      case 'opendir': {
+        const list = await union.readdirPlus(this.#path(this.#node(r.ino)))
+        const fh = this.#nextDir++
+        this.#dirs.set(fh, list)
+        session.replyOpen(r.req, fh, {})
+        return
+      }
+      case 'readdir':
+      case 'readdirplus':
+        return this.#readdir(r)
+      case 'releasedir':
+        this.#dirs.delete(r.fh)
+        session.replyErr(r.req, 0)
+        return
+      case 'fsyncdir':
+        session.replyErr(r.req, 0)
+        return
+      case 'statfs':
+        session.replyStatfs(r.req, await union.statfs())
+        return
+      case 'getxattr': {
+        const node = this.#node(r.ino)
+        const value = node === this.#nodes.root && r.name === STATS_XATTR
+          ? Buffer.from(JSON.stringify({ ops: this.counts, ...union.stats(), nodes: this.#nodes.size }))
+          : await union.getxattr(this.#path(node), r.name)
+        if (r.size === 0) session.replyXattr(r.req, value.length)
+        else if (value.length > r.size) session.replyErr(r.req, 34 /* ERANGE */)
+        else session.replyBuf(r.req, value, value.length)
+        return
+      }
+      case 'listxattr': {
+        const names = await union.listxattr(this.#path(this.#node(r.ino)))
+        const value = Buffer.from(names.map((n) => n + '\0').join(''))
+        if (r.size === 0) session.replyXattr(r.req, value.length)
+        else if (value.length > r.size) session.replyErr(r.req, 34)
+        else session.replyBuf(r.req, value, value.length)
+        return
+      }
+      case 'setxattr':
+        await union.setxattr(this.#path(this.#node(r.ino)), r.name, r.value, r.flags)
+        session.replyErr(r.req, 0)
+        return
+      case 'removexattr':
+        await union.removexattr(this.#path(this.#node(r.ino)), r.name)
+        session.replyErr(r.req, 0)
+        return
+      case 'access':
+        // default_permissions: the kernel has checked the mode bits already.
+        session.replyErr(r.req, 0)
+        return
+    }
+  }
+
+  async #readdir(r: Request & { op: 'readdir' | 'readdirplus' }): Promise<void> {
+    const list = this.#dirs.get(r.fh)
+    if (!list) throw Object.assign(new Error('bad dir handle'), { code: 'EBADF' })
+    const slice = list.slice(r.offset)
+    if (r.op === 'readdir') {
+      this.#session.replyReaddir(r.req, r.size, slice.map((e, i) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode, next: r.offset + i + 1 })))
+      return
+    }
+    const dir = this.#node(r.ino)
+    // The kernel takes a reference for every entry it receives, except '.' and '..' (sent with node
+    // id 0: attributes for d_ino only). Nodes are counted before the reply, since their ids go in it,
+    // and un-counted if they did not fit.
+    const counted: Array<Node | undefined> = []
+    const entries = slice.map((e, i) => {
+      const node = isDot(e.name) ? undefined : this.#nodes.remember(dir, e.name, e.attr.ino)
+      counted.push(node)
+      return { name: e.name, entry: this.#entry(node, e.attr), next: r.offset + i + 1 }
+    })
+    const fit = this.#session.replyReaddirPlus(r.req, r.size, entries)
+    for (let i = fit; i < counted.length; i++) {
+      const node = counted[i]
+      if (node) this.#nodes.forget(node.id, 1)
+    }
+  }
+
+  /** Hard links: the other names of an inode are other kernel inodes (one node per name), so a change
+   *  through one name (nlink, size, times) must be announced to the others. */
+  #invalidateSiblings(ino: number | undefined, except?: number): void {
+    if (ino === undefined) return
+    for (const node of this.#nodes.withIno(ino)) if (node.id !== except) this.#invalidate(node)
+  }
+}
+
+function isDot(name: string): boolean {
+  return name === '.' || name === '..'
+}
+
+function zeroAttr(): Attr {
+  return { ino: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, size: 0, blksize: 0, blocks: 0, atimeNs: 0n, mtimeNs: 0n, ctimeNs: 0n }
+}
+
+function describe(r: Request): string {
+  const fields = r as unknown as Record<string, unknown>
+  return ['ino', 'parent', 'name', 'newname'].filter((k) => fields[k] !== undefined).map((k) => `${k}=${String(fields[k])}`).join(' ')
+}

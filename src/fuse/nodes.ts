@@ -1,0 +1,157 @@
+/**
+ * The node table of the low-level bridge: FUSE node ids ↔ merged-view paths.
+ *
+ * The union is addressed by path; the kernel by node id. A node is one (parent, name) pair the kernel
+ * has looked up, so hard links get one node per name (as in libfuse's high-level API), and a node's
+ * path is computed from its parent chain, so a directory rename moves its whole subtree for free.
+ *
+ * Invariants:
+ * - `lookups` is exactly the kernel's count: +1 for every entry reply (lookup, create, mkdir, mknod,
+ *   symlink, link, and each non-dot readdirplus entry), −n on forget; a node is dropped at 0.
+ * - a name maps to at most one node; unlink, rmdir and rename update the name index at once, while
+ *   the node itself lives on until forgotten (an open file keeps working through its file handle).
+ * - node ids are never reused, so the generation number can stay 0.
+ */
+
+export interface Node {
+  readonly id: number
+  parent: Node | undefined
+  name: string
+  lookups: number
+  /** st_ino last reported for this node (for invalidating hard-link siblings). */
+  ino: number
+}
+
+export const ROOT_ID = 1
+
+export class NodeTable {
+  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0 }
+  readonly #byId = new Map<number, Node>([[ROOT_ID, this.root]])
+  readonly #byName = new Map<string, Node>()
+  readonly #byIno = new Map<number, Set<Node>>()
+  #next = ROOT_ID + 1
+
+  get size(): number {
+    return this.#byId.size
+  }
+
+  get(id: number): Node | undefined {
+    return this.#byId.get(id)
+  }
+
+  /** The merged-view path ('/a/b'), or undefined for a node whose name is gone (unlinked). */
+  path(node: Node): string | undefined {
+    if (node === this.root) return '/'
+    const parts: string[] = []
+    for (let n: Node | undefined = node; n !== this.root; n = n.parent) {
+      if (!n || n.parent === undefined) return undefined
+      parts.push(n.name)
+    }
+    return '/' + parts.reverse().join('/')
+  }
+
+  childPath(parent: Node, name: string): string | undefined {
+    const base = this.path(parent)
+    return base === undefined ? undefined : base === '/' ? '/' + name : `${base}/${name}`
+  }
+
+  /** Count one kernel reference to (parent, name), creating the node on first sight. */
+  remember(parent: Node, name: string, ino: number): Node {
+    const key = nameKey(parent, name)
+    let node = this.#byName.get(key)
+    if (!node) {
+      node = { id: this.#next++, parent, name, lookups: 0, ino }
+      this.#byId.set(node.id, node)
+      this.#byName.set(key, node)
+    }
+    if (node.ino !== ino) {
+      this.#unindexIno(node)
+      node.ino = ino
+    }
+    this.#indexIno(node)
+    node.lookups++
+    return node
+  }
+
+  forget(id: number, count: number): void {
+    const node = this.#byId.get(id)
+    if (!node || node === this.root) return
+    node.lookups -= count
+    if (node.lookups > 0) return
+    this.#byId.delete(id)
+    this.#unindexIno(node)
+    if (node.parent && this.#byName.get(nameKey(node.parent, node.name)) === node) {
+      this.#byName.delete(nameKey(node.parent, node.name))
+    }
+  }
+
+  /** The name is gone (unlink, rmdir): the node, if any, no longer has a path. */
+  detach(parent: Node, name: string): void {
+    const key = nameKey(parent, name)
+    const node = this.#byName.get(key)
+    if (!node) return
+    this.#byName.delete(key)
+    node.parent = undefined
+  }
+
+  /** A rename: whatever was at the target is detached, the source node takes the new name. */
+  move(parent: Node, name: string, newParent: Node, newName: string): void {
+    const node = this.#byName.get(nameKey(parent, name))
+    this.detach(newParent, newName)
+    if (!node) return
+    this.#byName.delete(nameKey(parent, name))
+    node.parent = newParent
+    node.name = newName
+    this.#byName.set(nameKey(newParent, newName), node)
+  }
+
+  /** RENAME_EXCHANGE: the two nodes swap places. */
+  exchange(parent: Node, name: string, newParent: Node, newName: string): void {
+    const a = this.#byName.get(nameKey(parent, name))
+    const b = this.#byName.get(nameKey(newParent, newName))
+    this.#byName.delete(nameKey(parent, name))
+    this.#byName.delete(nameKey(newParent, newName))
+    if (a) {
+      a.parent = newParent
+      a.name = newName
+      this.#byName.set(nameKey(newParent, newName), a)
+    }
+    if (b) {
+      b.parent = parent
+      b.name = name
+      this.#byName.set(nameKey(parent, name), b)
+    }
+  }
+
+  /** Nodes that reported inode `ino` (hard-link siblings). */
+  withIno(ino: number): Iterable<Node> {
+    return this.#byIno.get(ino) ?? []
+  }
+
+  /** Live nodes at or below a merged-view path (for invalidations). */
+  byPath(path: string): Node | undefined {
+    if (path === '/' || path === '') return this.root
+    let node: Node | undefined = this.root
+    for (const part of path.replace(/^\/+/, '').split('/')) {
+      node = this.#byName.get(nameKey(node, part))
+      if (!node) return undefined
+    }
+    return node
+  }
+
+  #indexIno(node: Node): void {
+    let set = this.#byIno.get(node.ino)
+    if (!set) this.#byIno.set(node.ino, (set = new Set()))
+    set.add(node)
+  }
+
+  #unindexIno(node: Node): void {
+    const set = this.#byIno.get(node.ino)
+    set?.delete(node)
+    if (set?.size === 0) this.#byIno.delete(node.ino)
+  }
+}
+
+function nameKey(parent: Node, name: string): string {
+  return `${parent.id}/${name}`
+}
