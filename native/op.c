@@ -246,6 +246,29 @@ napi_value op_run(napi_env env, napi_callback_info info, op *o, const char *fmt,
     return promise;
 }
 
+/* The same op, run on the JS thread. Only for calls that cost a few microseconds on a local
+ * filesystem (an xattr read on the lookup path), where a thread-pool round trip would cost ten times
+ * the syscall. Throws the same {errno, syscall} object the promise would reject with. */
+napi_value op_run_sync(napi_env env, napi_callback_info info, op *o, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int ok = parse_args(env, info, fmt, ap);
+    va_end(ap);
+    if (!ok) {
+        op_free(o);
+        return throw_if_quiet(env);
+    }
+    o->err = o->exec(o);
+    napi_value result = NULL;
+    napi_status s = o->err == 0 ? o->done(env, o, &result) : napi_generic_failure;
+    if (s != napi_ok) {
+        napi_throw(env, failure(env, o, s));
+        result = NULL;
+    }
+    op_free(o);
+    return result;
+}
+
 /* ---- result builders ---- */
 
 napi_status op_done_undefined(napi_env env, op *o, napi_value *out) {

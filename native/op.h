@@ -52,6 +52,9 @@ napi_value op_nomem(napi_env env);
  *   B  uint32_t *     boolean, as 0 or 1 */
 napi_value op_run(napi_env env, napi_callback_info info, op *o, const char *fmt, ...);
 
+/* Like op_run, but runs the syscall now, on the calling thread, and returns the value (or throws). */
+napi_value op_run_sync(napi_env env, napi_callback_info info, op *o, const char *fmt, ...);
+
 napi_status op_done_undefined(napi_env env, op *o, napi_value *out);
 napi_status op_done_number(napi_env env, op *o, napi_value *out);
 napi_status op_done_bytes(napi_env env, op *o, napi_value *out);

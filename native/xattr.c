@@ -60,6 +60,12 @@ napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
     return op_run(env, info, o, "ss", &o->path, &o->name);
 }
 
+napi_value js_lgetxattr_sync(napi_env env, napi_callback_info info) {
+    op *o = op_new("lgetxattr", get_exec, op_done_bytes);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "ss", &o->path, &o->name);
+}
+
 napi_value js_fgetxattr(napi_env env, napi_callback_info info) {
     op *o = op_new("fgetxattr", get_exec, op_done_bytes);
     if (!o) return op_nomem(env);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command (README, CI): install what is missing, build, run every test suite.
+# The test command (README, CI): install what is missing, build, run every test suite, and end with
+# one plain summary line ("N passed, N failed, N skipped").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-system.sh
@@ -7,4 +8,12 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 [ -f build/Release/layerfs_native.node ] || npm run install --silent
-npm test
+results=$(mktemp /tmp/layerfs-results.XXXXXX.json)
+trap 'rm -f "$results"' EXIT
+status=0
+npm test -- --reporter=default --reporter=json --outputFile="$results" || status=$?
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)
+' "$results" || true
+exit "$status"

@@ -31,6 +31,9 @@ export interface MountOptions {
 
 export class UsageError extends Error {}
 
+/** Seconds the kernel may cache entries and attributes with the low-level bridge. */
+export const DEFAULT_LL_TIMEOUT = 3600
+
 /** Generic options the kernel or mount(8) handle; accepted silently. */
 const PASSTHROUGH = new Set([
   'rw', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'relatime', 'norelatime',
@@ -42,7 +45,7 @@ export function parseMountArgs(argv: string[]): MountOptions {
   const opts: MountOptions = {
     lowers: [], mountpoint: '', source: 'layerfs', foreground: false, debug: false, readOnly: false,
     fsync: true, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
-    entryTimeout: 1, attrTimeout: 1, negativeTimeout: 1, bridge: 'll', warnings: [],
+    entryTimeout: NaN, attrTimeout: NaN, negativeTimeout: NaN, bridge: 'll', warnings: [],
   }
   const positional: string[] = []
   for (let i = 0; i < argv.length; i++) {
@@ -61,6 +64,10 @@ export function parseMountArgs(argv: string[]): MountOptions {
   else if (positional.length === 2) [opts.source, opts.mountpoint] = positional as [string, string]
   else throw new UsageError(positional.length === 0 ? 'no mountpoint given' : `too many arguments: ${positional.join(' ')}`)
   if (opts.lowers.length === 0) throw new UsageError('no lowerdir given (-o lowerdir=A:B,upperdir=U,workdir=W)')
+  // The low-level bridge tells the kernel about every change it cannot see, so the kernel may cache
+  // names and attributes for long; fuse-native cannot, and keeps libfuse's one second.
+  const timeout = opts.bridge === 'll' ? DEFAULT_LL_TIMEOUT : 1
+  for (const key of ['entryTimeout', 'attrTimeout', 'negativeTimeout'] as const) if (Number.isNaN(opts[key])) opts[key] = timeout
   if ((opts.upper === undefined) !== (opts.work === undefined)) throw new UsageError('upperdir and workdir go together')
   if (opts.readOnly && opts.upper !== undefined) {
     opts.warnings.push('ro: ignoring upperdir and workdir')

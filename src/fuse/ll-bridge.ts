@@ -54,7 +54,8 @@ export class LowLevelBridge {
   readonly #union: Union
   readonly #options: LowLevelOptions
   readonly #nodes = new NodeTable()
-  readonly #dirs = new Map<number, DirEntry[]>()
+  /** Open directories: the listing, taken at the first readdir (none when the kernel's cache serves). */
+  readonly #dirs = new Map<number, { path: string; list?: DirEntry[] }>()
   readonly #session: Session
   #nextDir = 1
   readonly counts: Record<string, number> = {}
@@ -233,8 +234,13 @@ export class LowLevelBridge {
         return
       }
       case 'open': {
-        const fh = await union.open(this.#path(this.#node(r.ino)), r.flags)
-        session.replyOpen(r.req, fh, {})
+        const path = this.#path(this.#node(r.ino))
+        const fh = await union.open(path, r.flags)
+        // Keep the page cache across opens: layers do not change under the mount and every write
+        // comes through this inode. Not for a hard-linked file, whose other names are other kernel
+        // inodes with page caches of their own.
+        const keepCache = (await union.getattr(path).catch(() => undefined))?.nlink === 1
+        session.replyOpen(r.req, fh, { keepCache })
         return
       }
       case 'create': {
@@ -271,10 +277,12 @@ export class LowLevelBridge {
         session.replyErr(r.req, 0)
         return
       case 'opendir': {
-        const list = await union.readdirPlus(this.#path(this.#node(r.ino)))
+        const path = this.#path(this.#node(r.ino))
         const fh = this.#nextDir++
-        this.#dirs.set(fh, list)
-        session.replyOpen(r.req, fh, {})
+        this.#dirs.set(fh, { path })
+        // The kernel may keep the listing: every change to a directory's names goes through the
+        // kernel, which drops its cache then.
+        session.replyOpen(r.req, fh, { keepCache: true, cacheReaddir: true })
         return
       }
       case 'readdir':
@@ -324,20 +332,23 @@ export class LowLevelBridge {
   }
 
   async #readdir(r: Request & { op: 'readdir' | 'readdirplus' }): Promise<void> {
-    const list = this.#dirs.get(r.fh)
-    if (!list) throw Object.assign(new Error('bad dir handle'), { code: 'EBADF' })
-    const slice = list.slice(r.offset)
+    const dir = this.#dirs.get(r.fh)
+    if (!dir) throw Object.assign(new Error('bad dir handle'), { code: 'EBADF' })
+    // One listing per open directory, taken at its first read, so offsets stay stable (a rewind
+    // included: POSIX lets it show changes, and this shows the listing of the first read).
+    dir.list ??= await this.#union.readdirPlus(dir.path)
+    const slice = dir.list.slice(r.offset)
     if (r.op === 'readdir') {
       this.#session.replyReaddir(r.req, r.size, slice.map((e, i) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode, next: r.offset + i + 1 })))
       return
     }
-    const dir = this.#node(r.ino)
+    const parent = this.#node(r.ino)
     // The kernel takes a reference for every entry it receives, except '.' and '..' (sent with node
     // id 0: attributes for d_ino only). Nodes are counted before the reply, since their ids go in it,
     // and un-counted if they did not fit.
     const counted: Array<Node | undefined> = []
     const entries = slice.map((e, i) => {
-      const node = isDot(e.name) ? undefined : this.#nodes.remember(dir, e.name, e.attr.ino)
+      const node = isDot(e.name) ? undefined : this.#nodes.remember(parent, e.name, e.attr.ino)
       counted.push(node)
       return { name: e.name, entry: this.#entry(node, e.attr), next: r.offset + i + 1 }
     })

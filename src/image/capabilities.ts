@@ -7,6 +7,7 @@ import { constants } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { lsetxattr, makedev, mknod } from '../sys/native.js'
+import { workDirPrefix } from './stale-tmp.js'
 import type { WhiteoutFormat } from './unpack.js'
 
 export interface Capabilities {
@@ -39,7 +40,7 @@ async function probe(dir: string): Promise<Capabilities> {
   const isRoot = process.getuid?.() === 0
   if (!isRoot) return { whiteouts: 'marker', devices: false, chown: false }
   await mkdir(dir, { recursive: true })
-  const tmp = await mkdtemp(join(dir, '.probe-'))
+  const tmp = await mkdtemp(workDirPrefix(dir, '.probe'))
   try {
     const whiteout = await attempt(() => mknod(join(tmp, 'wh'), constants.S_IFCHR, makedev(0, 0)))
     const opaque = await attempt(async () => {

@@ -4,6 +4,7 @@
  * Layout: `STORE/layers/sha256/<hex>/{root/,meta.json}`; work in progress lives in `STORE/tmp/`.
  * Invariants: a layer directory appears by one rename of a complete temp dir (never half a layer);
  * a failed unpack removes its temp dir; an existing layer is never rewritten (first writer wins).
+ * Temp dirs a crashed import left behind are removed before this store's first import (stale-tmp.ts).
  */
 import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
@@ -12,6 +13,7 @@ import { isErrno } from '../layers/whiteout.js'
 import { probeCapabilities, type Capabilities } from './capabilities.js'
 import { digestHex } from './digest.js'
 import { ImageError } from './errors.js'
+import { sweepStaleTmp, workDirPrefix } from './stale-tmp.js'
 import type { WhiteoutFormat } from './unpack.js'
 
 export interface LayerMeta {
@@ -31,6 +33,8 @@ export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export class LayerStore {
+  private swept: Promise<unknown> | undefined
+
   constructor(
     readonly root: string,
     private readonly overrides: Partial<Capabilities> = {},
@@ -63,6 +67,12 @@ export class LayerStore {
     }
   }
 
+  /** Removes temp dirs left by imports that died (once per LayerStore object). */
+  sweepTmp(): Promise<unknown> {
+    this.swept ??= sweepStaleTmp(join(this.root, 'tmp'))
+    return this.swept
+  }
+
   async capabilities(): Promise<Capabilities> {
     const probed = await probeCapabilities(join(this.root, 'tmp'))
     const caps = { ...probed, ...this.overrides }
@@ -80,11 +90,12 @@ export class LayerStore {
     fill: (rootDir: string, caps: Capabilities) => Promise<Omit<LayerMeta, 'diffId' | 'whiteouts'>>,
   ): Promise<LayerMeta> {
     if (await this.has(diffId)) return this.meta(diffId)
+    await this.sweepTmp()
     const caps = await this.capabilities()
     const tmpParent = join(this.root, 'tmp')
     await mkdir(tmpParent, { recursive: true })
     await mkdir(join(this.root, 'layers', 'sha256'), { recursive: true })
-    const tmp = await mkdtemp(join(tmpParent, 'layer-'))
+    const tmp = await mkdtemp(workDirPrefix(tmpParent, 'layer'))
     try {
       const rootDir = join(tmp, 'root')
       await mkdir(rootDir, { mode: 0o755 })

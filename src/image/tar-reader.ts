@@ -5,22 +5,24 @@
  * Tolerance, and only where the archive is unambiguous: a tar whose last entry's data is complete but
  * lacks its 512-byte padding and the end-of-archive blocks (umoci 0.4.7 writes such layers) is
  * accepted. A stream that stops inside an entry's data or inside a header is "truncated" and fails.
+ *
+ * Headers carry `paxRaw`, the entry's PAX records as bytes (see pax-tap.ts), next to tar-stream's
+ * UTF-8-decoded `pax`; the two must agree on the keys and their text, or the archive is refused.
  */
-import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream'
+import { PassThrough, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import tar from 'tar-stream'
 import { ImageError } from './errors.js'
+import type { PaxRecords } from './pax.js'
+import { PaxTap } from './pax-tap.js'
 
-export type TarHeader = Omit<tar.Header, 'pax'> & { byteOffset?: number; pax?: Record<string, string> | null }
-export type EntryHandler = (header: TarHeader, body: Readable) => Promise<void>
-
-class ByteCounter extends Transform {
-  bytes = 0
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length
-    cb(null, chunk)
-  }
+export type TarHeader = Omit<tar.Header, 'pax'> & {
+  byteOffset?: number
+  pax?: Record<string, string> | null
+  /** The same records as `pax`, values as raw bytes. */
+  paxRaw?: PaxRecords
 }
+export type EntryHandler = (header: TarHeader, body: Readable) => Promise<void>
 
 /**
  * tar-stream hands out streamx streams, which Node's pipeline() does not always drive to the end;
@@ -48,16 +50,23 @@ export interface ReadTarOptions {
 
 export async function readTar(input: Readable, onEntry: EntryHandler, opts: ReadTarOptions): Promise<void> {
   const extract = tar.extract()
-  const counter = new ByteCounter()
+  const tap = new PaxTap()
   let lastDataEnd = 0
   let entryFailed: unknown
-  const feeding = pipeline(input, counter, extract).then(
+  const feeding = pipeline(input, tap, extract).then(
     () => undefined,
     (err: unknown) => err,
   )
   try {
     for await (const entry of extract) {
       const header = entry.header as unknown as TarHeader
+      const raw = tap.recordsAt(header.byteOffset ?? -1)
+      if (!paxAgrees(header.pax, raw)) {
+        entryFailed = new ImageError(`${opts.what}: entry '${header.name}' has PAX records that cannot be read consistently`)
+        entry.destroy()
+        throw entryFailed
+      }
+      if (raw) header.paxRaw = raw
       lastDataEnd = (header.byteOffset ?? 0) + (header.type === 'directory' ? 0 : header.size ?? 0)
       const body = nodeStream(entry)
       try {
@@ -81,13 +90,19 @@ export async function readTar(input: Readable, onEntry: EntryHandler, opts: Read
       throw isEndOfData(entryFailed) ? explain(entryFailed, opts.what) : entryFailed
     }
     await feeding
-    if (!isEndOfData(err) || !onlyPaddingMissing(counter.bytes, lastDataEnd)) throw explain(err, opts.what)
+    if (!isEndOfData(err) || !onlyPaddingMissing(tap.bytes, lastDataEnd)) throw explain(err, opts.what)
     return
   }
   const err = await feeding
   if (err !== undefined) {
-    if (!isEndOfData(err) || !onlyPaddingMissing(counter.bytes, lastDataEnd)) throw explain(err, opts.what)
+    if (!isEndOfData(err) || !onlyPaddingMissing(tap.bytes, lastDataEnd)) throw explain(err, opts.what)
   }
+}
+
+function paxAgrees(pax: Record<string, string> | null | undefined, raw: PaxRecords | undefined): boolean {
+  if (!pax || !raw) return !pax === !raw
+  const keys = Object.keys(pax)
+  return keys.length === raw.size && keys.every((k) => raw.get(k)?.toString('utf8') === pax[k])
 }
 
 function isEndOfData(err: unknown): boolean {

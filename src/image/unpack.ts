@@ -16,6 +16,7 @@ import type { Readable } from 'node:stream'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, isErrno } from '../layers/whiteout.js'
 import { lsetxattr, makedev, mknod } from '../sys/native.js'
 import { ImageError } from './errors.js'
+import { paxXattrs } from './pax.js'
 import { entryComponents, safeExisting, safeParent } from './safe-path.js'
 import { readTar, type TarHeader } from './tar-reader.js'
 
@@ -152,10 +153,12 @@ async function unpackEntry(
 }
 
 async function applyMetadata(target: string, h: TarHeader, mode: number, opts: UnpackOptions, stats: UnpackStats): Promise<void> {
-  if (opts.chown) await lchown(target, h.uid ?? 0, h.gid ?? 0)
+  // PAX uid/gid hold ids over the header fields' 6-7 octal digits; tar-stream leaves them in `pax`.
+  const id = (key: 'uid' | 'gid', field: number | undefined) => (h.pax?.[key] && /^[0-9]+$/.test(h.pax[key]) ? Number(h.pax[key]) : field ?? 0)
+  if (opts.chown) await lchown(target, id('uid', h.uid), id('gid', h.gid))
   // chmod after chown: chown clears set-id bits. Symlinks have no mode of their own on Linux.
   if (h.type !== 'symlink') await chmod(target, mode)
-  for (const [name, value] of paxXattrs(h.pax)) {
+  for (const [name, value] of paxXattrs(h.paxRaw ?? h.pax)) {
     try {
       await lsetxattr(target, name, value)
     } catch (err) {
@@ -164,17 +167,4 @@ async function applyMetadata(target: string, h: TarHeader, mode: number, opts: U
       stats.skippedXattrs++
     }
   }
-}
-
-/** xattrs from PAX records: `SCHILY.xattr.NAME=value` (GNU/Docker) and `LIBARCHIVE.xattr.NAME=base64`. */
-export function paxXattrs(pax: Record<string, string> | null | undefined): Array<[string, Buffer]> {
-  if (!pax) return []
-  const out: Array<[string, Buffer]> = []
-  for (const [key, value] of Object.entries(pax)) {
-    if (key.startsWith('SCHILY.xattr.')) out.push([key.slice('SCHILY.xattr.'.length), Buffer.from(value, 'utf8')])
-    else if (key.startsWith('LIBARCHIVE.xattr.')) {
-      out.push([decodeURIComponent(key.slice('LIBARCHIVE.xattr.'.length)), Buffer.from(value, 'base64')])
-    }
-  }
-  return out
 }

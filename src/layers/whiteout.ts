@@ -11,7 +11,7 @@
  * `.wh.NAME` files when mknod is not permitted.
  */
 import type { Stats, BigIntStats } from 'node:fs'
-import { lgetxattr } from '../sys/native.js'
+import { lgetxattrSync } from '../sys/native.js'
 
 export const WHITEOUT_PREFIX = '.wh.'
 export const OPAQUE_MARKER = '.wh..wh..opq'
@@ -40,11 +40,12 @@ export function isOpaqueValue(value: Buffer | undefined): boolean {
 }
 
 /** True when a directory is opaque by its xattr (either namespace). The `.wh..wh..opq` child is the
- *  caller's to check, since it usually has the directory listing at hand. */
-export async function hasOpaqueXattr(dirPath: string): Promise<boolean> {
+ *  caller's to check, since it usually has the directory listing at hand. Synchronous: it sits on
+ *  the lookup path, where a thread-pool hop would cost more than the read (see lgetxattrSync). */
+export function hasOpaqueXattr(dirPath: string): boolean {
   for (const name of OPAQUE_XATTRS) {
     try {
-      if (isOpaqueValue(await lgetxattr(dirPath, name))) return true
+      if (isOpaqueValue(lgetxattrSync(dirPath, name))) return true
     } catch (err) {
       // user.* xattrs are refused on some file types; an unreadable marker is an absent one.
       if (!isErrno(err, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES')) throw err

@@ -29,6 +29,7 @@ export interface SysError extends Error {
 
 interface Addon {
   lgetxattr(path: string, name: string): Promise<Buffer>
+  lgetxattrSync(path: string, name: string): Buffer
   fgetxattr(fd: number, name: string): Promise<Buffer>
   lsetxattr(path: string, name: string, value: Uint8Array, flags: number): Promise<void>
   fsetxattr(fd: number, name: string, value: Uint8Array, flags: number): Promise<void>
@@ -146,6 +147,21 @@ export function minor(dev: number): number {
 /** The attribute's value, or undefined when the file has no such attribute (ENODATA). */
 export function lgetxattr(path: string, name: string): Promise<Buffer | undefined> {
   return call<Buffer | undefined>((n) => n.lgetxattr(path, name), path, undefined, { errno: ENODATA, value: undefined })
+}
+
+/**
+ * lgetxattr on the calling thread. The one synchronous call here, for the lookup path: an xattr read
+ * of a cached inode takes microseconds, a thread-pool round trip ten times that, and a lookup makes
+ * several. Everything that can block on I/O stays asynchronous.
+ */
+export function lgetxattrSync(path: string, name: string): Buffer | undefined {
+  try {
+    return native().lgetxattrSync(path, name)
+  } catch (e) {
+    if (!isRaw(e)) throw e
+    if (e.errno === ENODATA) return undefined
+    throw sysError(e.errno, e.syscall, path)
+  }
 }
 
 export function fgetxattr(fd: number, name: string): Promise<Buffer | undefined> {

@@ -7,8 +7,8 @@
  * reports nlink 1, as overlayfs does: counting subdirectories across layers is not worth it, and 1 tells
  * find(1) not to rely on the count.
  */
-import type { BigIntStats } from 'node:fs'
-import { chmod as changeMode, lchown, lstat, truncate as truncatePath } from 'node:fs/promises'
+import { lstatSync, type BigIntStats } from 'node:fs'
+import { chmod as changeMode, lchown, truncate as truncatePath } from 'node:fs/promises'
 import { lgetxattr, llistxattr, lremovexattr, lsetxattr, utimensat, type TimeNs } from '../sys/native.js'
 import type { Core } from './core.js'
 import type { Entry } from './entry.js'
@@ -30,9 +30,11 @@ export interface Attr {
   ctimeNs: bigint
 }
 
+/** The attributes of an entry. Synchronous underneath: an lstat of a cached inode costs a few
+ *  microseconds, a thread-pool round trip several times that, and getattr is the hottest operation. */
 export async function attrOf(entry: Entry): Promise<Attr> {
-  const st = await lstat(entry.layer.path(entry.path), { bigint: true })
-  return toAttr(entry, st, await inoOf(entry, st))
+  const st = lstatSync(entry.layer.path(entry.path), { bigint: true })
+  return toAttr(entry, st, inoOf(entry, st))
 }
 
 export function toAttr(entry: Entry, st: BigIntStats, ino: number): Attr {
@@ -52,9 +54,9 @@ export function toAttr(entry: Entry, st: BigIntStats, ino: number): Attr {
   }
 }
 
-async function inoOf(entry: Entry, st: BigIntStats): Promise<number> {
+function inoOf(entry: Entry, st: BigIntStats): number {
   if (entry.ino !== undefined) return entry.ino
-  const ino = entry.layer.writable ? (await readOrigin(entry.layer.path(entry.path))) ?? Number(st.ino) : Number(st.ino)
+  const ino = entry.layer.writable ? readOrigin(entry.layer.path(entry.path)) ?? Number(st.ino) : Number(st.ino)
   entry.ino = ino
   return ino
 }

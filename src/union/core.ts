@@ -7,7 +7,7 @@
  * and writes never take it. A data copy-up runs outside the lock, in the work directory, and commits
  * under it after checking that the name still means what it meant when the copy began.
  */
-import { constants } from 'node:fs'
+import { constants, lstatSync } from 'node:fs'
 import { lstat, rename, rm, writeFile, unlink } from 'node:fs/promises'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX, isWhiteoutStat } from '../layers/whiteout.js'
@@ -181,8 +181,8 @@ export class Core {
     await this.ensureUpperDirLocked(await this.resolver.get(dir))
     const target = upper.path(rel)
     const marker = upper.path(joinPath(dir, WHITEOUT_PREFIX + name))
-    const charWhiteout = await isWhiteoutAt(target)
-    const markerWhiteout = !charWhiteout && (await existsAt(marker))
+    const charWhiteout = isWhiteoutAt(target)
+    const markerWhiteout = !charWhiteout && existsAt(marker)
     if (!charWhiteout && !markerWhiteout) {
       await make(target)
       return false
@@ -217,21 +217,17 @@ async function exchange(a: string, b: string): Promise<void> {
   }
 }
 
-async function isWhiteoutAt(path: string): Promise<boolean> {
-  try {
-    return isWhiteoutStat(await lstat(path))
-  } catch (err) {
-    if (isCode(err, 'ENOENT')) return false
-    throw err
-  }
+// Synchronous probes of the upper layer on the create path, for the reason given in resolver.ts.
+function isWhiteoutAt(path: string): boolean {
+  const st = lstatSync(path, { throwIfNoEntry: false })
+  return st !== undefined && isWhiteoutStat(st)
 }
 
-export async function existsAt(path: string): Promise<boolean> {
+function existsAt(path: string): boolean {
   try {
-    await lstat(path)
-    return true
+    return lstatSync(path, { throwIfNoEntry: false }) !== undefined
   } catch (err) {
-    if (isCode(err, 'ENOENT', 'ENAMETOOLONG')) return false
+    if (isCode(err, 'ENAMETOOLONG')) return false
     throw err
   }
 }

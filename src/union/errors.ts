@@ -13,8 +13,16 @@ export class FsError extends Error {
   }
 }
 
+/** An FsError without a stack trace: these are answers (ENOENT, EEXIST...), thrown by the thousand on
+ *  hot paths, not bugs to debug, and capturing a stack costs more than the lookup that failed. */
 export function fsError(code: string, message?: string): FsError {
-  return new FsError(code, message)
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new FsError(code, message)
+  } finally {
+    Error.stackTraceLimit = limit
+  }
 }
 
 /** The errno name an error carries, if any. */

@@ -8,7 +8,7 @@
  * with several hard links gets no origin: its links are broken by copy-up, so the copy must not claim
  * the inode number its old siblings still show.
  */
-import { lgetxattr } from '../sys/native.js'
+import { lgetxattrSync } from '../sys/native.js'
 import { isCode } from './errors.js'
 
 export const ORIGIN_XATTR = 'trusted.layerfs.origin'
@@ -42,10 +42,10 @@ export function encodeOrigin(ino: bigint | number): string {
   return String(ino)
 }
 
-/** The origin inode recorded on an upper object, if any. */
-export async function readOrigin(path: string): Promise<number | undefined> {
+/** The origin inode recorded on an upper object, if any (synchronous: it is on the getattr path). */
+export function readOrigin(path: string): number | undefined {
   try {
-    const value = await lgetxattr(path, ORIGIN_XATTR)
+    const value = lgetxattrSync(path, ORIGIN_XATTR)
     if (!value) return undefined
     const ino = Number(value.toString('latin1'))
     return Number.isSafeInteger(ino) && ino > 0 ? ino : undefined

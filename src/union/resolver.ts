@@ -14,7 +14,7 @@
  * and finishes after it must not store its stale answer, so each store checks a generation counter
  * that every change bumps.
  */
-import { lstat } from 'node:fs/promises'
+import { lstatSync, type Stats } from 'node:fs'
 import { LRUCache } from 'lru-cache'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutStat } from '../layers/whiteout.js'
@@ -112,7 +112,7 @@ export class Resolver {
       const parent = await this.resolve(dir)
       for (const layer of parent?.dirLayers ?? []) {
         if (layer.writable) continue
-        const probe = await probeName(layer, dir, name, true)
+        const probe = probeName(layer, dir, name, true)
         if (probe === 'whiteout') break
         if (probe !== 'absent') {
           found = true
@@ -144,7 +144,7 @@ export class Resolver {
     for (let i = 0; i < layers.length; i++) {
       const layer = layers[i]!
       const last = i === layers.length - 1
-      const probe = await probeName(layer, dir, name, !last)
+      const probe = probeName(layer, dir, name, !last)
       if (probe === 'absent') continue
       if (probe === 'whiteout') break
       const kind = kindOf(probe)
@@ -155,41 +155,35 @@ export class Resolver {
         break // a non-directory below a directory ends the merge
       }
       entry.dirLayers.push(layer)
-      if (!last && (await isOpaqueIn(layer, rel))) break
+      if (!last && isOpaqueIn(layer, rel)) break
     }
     return entry
   }
 }
 
-type Probe = 'absent' | 'whiteout' | import('node:fs').Stats
+type Probe = 'absent' | 'whiteout' | Stats
 
-/** What `dir/name` is in one layer. `checkMarker`: also look for a `.wh.name` file (pointless in the
- *  bottom layer, where nothing is left to hide). */
-async function probeName(layer: Layer, dir: string, name: string, checkMarker: boolean): Promise<Probe> {
-  try {
-    const st = await lstat(layer.path(joinPath(dir, name)))
-    return isWhiteoutStat(st) ? 'whiteout' : st
-  } catch (err) {
-    if (!isCode(err, 'ENOENT')) throw err
-  }
+/**
+ * What `dir/name` is in one layer. `checkMarker`: also look for a `.wh.name` file (pointless in the
+ * bottom layer, where nothing is left to hide).
+ *
+ * Synchronous on purpose: a lookup makes one to three lstats per layer of inodes the kernel almost
+ * always has cached; run on the thread pool, each would cost a round trip several times the syscall,
+ * and absent names (most probes) would each build an Error. throwIfNoEntry answers ENOENT with
+ * undefined instead.
+ */
+function probeName(layer: Layer, dir: string, name: string, checkMarker: boolean): Probe {
+  const st = lstatSync(layer.path(joinPath(dir, name)), { throwIfNoEntry: false })
+  if (st) return isWhiteoutStat(st) ? 'whiteout' : st
   if (!checkMarker) return 'absent'
   try {
-    await lstat(layer.path(joinPath(dir, WHITEOUT_PREFIX + name)))
-    return 'whiteout'
+    return lstatSync(layer.path(joinPath(dir, WHITEOUT_PREFIX + name)), { throwIfNoEntry: false }) ? 'whiteout' : 'absent'
   } catch (err) {
-    if (isCode(err, 'ENOENT', 'ENAMETOOLONG')) return 'absent'
+    if (isCode(err, 'ENAMETOOLONG')) return 'absent'
     throw err
   }
 }
 
-async function isOpaqueIn(layer: Layer, rel: string): Promise<boolean> {
-  const path = layer.path(rel)
-  if (await hasOpaqueXattr(path)) return true
-  try {
-    await lstat(layer.path(joinPath(rel, OPAQUE_MARKER)))
-    return true
-  } catch (err) {
-    if (isCode(err, 'ENOENT')) return false
-    throw err
-  }
+function isOpaqueIn(layer: Layer, rel: string): boolean {
+  return hasOpaqueXattr(layer.path(rel)) || lstatSync(layer.path(joinPath(rel, OPAQUE_MARKER)), { throwIfNoEntry: false }) !== undefined
 }

@@ -68,6 +68,18 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     expect(info).toMatch(new RegExp(`fuse\\.layerfs mysource `))
   })
 
+  it('is mounted by mount(8) through mount.fuse3, as container tools do', async () => {
+    await fresh()
+    // mount.fuse3 runs `PROGRAM SOURCE MNT -o OPTS` for a source written `PROGRAM#SOURCE`.
+    const shim = join(dir, `layerfs-shim-${n}`)
+    await writeFile(shim, `#!/bin/sh\nexec ${process.execPath} ${CLI} "$@"\n`, { mode: 0o755 })
+    const r = await runCmd('mount', ['-t', 'fuse', `${shim}#imgsrc`, mnt, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`], { timeoutMs: 20_000, untilExit: true })
+    if (isMounted(mnt)) mounts.add(await adopt(mnt))
+    expect(r.code).toBe(0)
+    expect((await readdir(mnt)).sort()).toEqual(['base', 'etc-hosts'])
+    expect(await readFile('/proc/self/mountinfo', 'utf8')).toMatch(/ fuse\.layerfs imgsrc /)
+  })
+
   it('mounts read-only without an upperdir (EROFS on writes)', async () => {
     await fresh()
     mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower}:${lower2}`, mnt], mnt))

@@ -1,0 +1,53 @@
+// A full disk during copy-up loses nothing: the copy fails with ENOSPC, the upper layer shows no
+// partial file, the work directory keeps no leftovers, and the lower file is untouched.
+import { execFileSync } from 'node:child_process'
+import { constants } from 'node:fs'
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Union } from '../../src/union/union.js'
+import { makeTempDir } from '../helpers/tmp.js'
+import { rm } from 'node:fs/promises'
+
+const root = process.getuid?.() === 0
+if (!root) console.warn('skipping full-disk tests: mounting a small tmpfs needs root')
+
+describe.skipIf(!root)('copy-up on a full disk', () => {
+  let dir = ''
+  let small = ''
+  afterEach(async () => {
+    if (small) {
+      try { execFileSync('umount', [small], { timeout: 10_000 }) } catch { execFileSync('umount', ['-l', small], { timeout: 10_000 }) }
+      small = ''
+    }
+    if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('fails with ENOSPC and leaves no partial file anywhere', async () => {
+    dir = await makeTempDir('enospc')
+    const lower = join(dir, 'lower')
+    await mkdir(lower)
+    const big = Buffer.alloc(4 << 20, 7)
+    await writeFile(join(lower, 'big'), big)
+    await writeFile(join(lower, 'small'), 'fits')
+    small = join(dir, 'tmpfs')
+    await mkdir(small)
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'layerfs-test', small], { timeout: 10_000 })
+    const upper = join(small, 'upper')
+    const work = join(small, 'work')
+    await mkdir(upper)
+    await mkdir(work)
+    const union = await Union.open({ lowers: [lower], upper, work })
+
+    await expect(union.open('/big', constants.O_WRONLY)).rejects.toMatchObject({ code: 'ENOSPC' })
+    expect(await readdir(upper)).toEqual([])
+    expect(await readdir(join(work, 'work'))).toEqual([])
+    expect((await readFile(join(lower, 'big'))).equals(big)).toBe(true)
+    expect((await union.getattr('/big')).size).toBe(4 << 20)
+
+    // The union goes on working: a file that fits still copies up.
+    const fh = await union.open('/small', constants.O_WRONLY)
+    await union.release(fh)
+    expect(await readFile(join(upper, 'small'), 'utf8')).toBe('fits')
+  })
+})
