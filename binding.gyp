@@ -8,6 +8,7 @@
         "native/xattr.c",
         "native/node.c",
         "native/data.c",
+        "native/copy-up.c",
         "native/fuse-ll-session.c",
         "native/fuse-ll-ops.c",
         "native/fuse-ll-reply.c"

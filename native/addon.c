@@ -8,6 +8,8 @@ static napi_value init(napi_env env, napi_value exports) {
     static const napi_property_descriptor fns[] = {
         FN("lgetxattr", js_lgetxattr),
         FN("lgetxattrSync", js_lgetxattr_sync),
+        FN("stageCopy", js_stage_copy),
+        FN("commitCopy", js_commit_copy),
         FN("fgetxattr", js_fgetxattr),
         FN("lsetxattr", js_lsetxattr),
         FN("fsetxattr", js_fsetxattr),

@@ -8,6 +8,8 @@
 /* xattr.c */
 napi_value js_lgetxattr(napi_env env, napi_callback_info info);
 napi_value js_lgetxattr_sync(napi_env env, napi_callback_info info);
+napi_value js_stage_copy(napi_env env, napi_callback_info info);
+napi_value js_commit_copy(napi_env env, napi_callback_info info);
 napi_value js_fgetxattr(napi_env env, napi_callback_info info);
 napi_value js_lsetxattr(napi_env env, napi_callback_info info);
 napi_value js_fsetxattr(napi_env env, napi_callback_info info);

@@ -30,6 +30,8 @@ export interface SysError extends Error {
 interface Addon {
   lgetxattr(path: string, name: string): Promise<Buffer>
   lgetxattrSync(path: string, name: string): Buffer
+  stageCopy(src: string, tmp: string, kind: number, flags: number, origin: string): Promise<number>
+  commitCopy(tmp: string, target: string, parent: string): Promise<void>
   fgetxattr(fd: number, name: string): Promise<Buffer>
   lsetxattr(path: string, name: string, value: Uint8Array, flags: number): Promise<void>
   fsetxattr(fd: number, name: string, value: Uint8Array, flags: number): Promise<void>
@@ -235,4 +237,35 @@ export function copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut
 /** ioctl(FICLONE): makes fdOut share fdIn's extents; rejects as the filesystem says (ENOTSUP, EXDEV, EINVAL...). */
 export function ficlone(fdIn: number, fdOut: number): Promise<void> {
   return call((n) => n.ficlone(fdIn, fdOut))
+}
+
+// ---- copy-up (native/copy-up.c) ----
+
+export type CopyKind = 'file' | 'dir' | 'symlink' | 'special'
+const COPY_KINDS: Record<CopyKind, number> = { file: 0, dir: 1, symlink: 2, special: 3 }
+
+export interface StageOptions {
+  /** Copy a regular file's bytes (false: the copy is an empty file, for O_TRUNC). */
+  data: boolean
+  /** fsync the copy before it can become visible. */
+  fsync: boolean
+  /** Inode number to record in trusted.layerfs.origin. */
+  origin?: bigint
+}
+
+/**
+ * Build a copy of `src` at `tmp` in one thread-pool job: the object (with its data when asked:
+ * reflink, else copy_file_range over data extents, else read/write; holes kept), owner, mode, xattrs
+ * except the union's private ones, origin, times, and an fsync when asked. Resolves to the bytes of
+ * data copied; on failure `tmp` is gone.
+ */
+export function stageCopy(src: string, tmp: string, kind: CopyKind, options: StageOptions): Promise<number> {
+  const flags = (options.data ? 1 : 0) | (options.fsync ? 2 : 0)
+  const origin = options.origin === undefined ? '' : String(options.origin)
+  return call((n) => n.stageCopy(src, tmp, COPY_KINDS[kind], flags, origin), src, tmp)
+}
+
+/** rename(tmp, target), then give `parent` back the times it had before. */
+export function commitCopy(tmp: string, target: string, parent: string): Promise<void> {
+  return call((n) => n.commitCopy(tmp, target, parent), tmp, target)
 }

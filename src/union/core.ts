@@ -8,10 +8,10 @@
  * under it after checking that the name still means what it meant when the copy began.
  */
 import { constants, lstatSync } from 'node:fs'
-import { lstat, rename, rm, writeFile, unlink } from 'node:fs/promises'
+import { rename, rm, writeFile, unlink } from 'node:fs/promises'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX, isWhiteoutStat } from '../layers/whiteout.js'
-import { RENAME_EXCHANGE, lsetxattr, mknod, renameat2, utimensat } from '../sys/native.js'
+import { RENAME_EXCHANGE, lsetxattr, mknod, renameat2 } from '../sys/native.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { Handles } from './handles.js'
@@ -65,8 +65,8 @@ export class Core {
     const [parentPath] = splitPath(dir.path)
     await this.ensureUpperDirLocked(await this.resolver.get(parentPath))
     const src = dir.layer.path(dir.path)
-    const st = await lstat(src, { bigint: true })
-    const staged = await this.stager.stage(src, st, 'dir', { data: false, origin: st.ino })
+    const st = lstatSync(src, { bigint: true })
+    const staged = await this.stager.stage(src, 'dir', { data: false, origin: st.ino })
     await this.#commit(staged.tmp, dir.path)
     dir.layer = upper
     dir.dirLayers = [upper, ...dir.dirLayers]
@@ -109,10 +109,10 @@ export class Core {
     const started = performance.now()
     await this.lock.run(async () => this.ensureUpperDirLocked(await this.resolver.get(splitPath(rel)[0])))
     const src = entry.layer.path(rel)
-    const st = await lstat(src, { bigint: true })
+    const st = lstatSync(src, { bigint: true })
     // A lower file with several links loses them in the copy: it must not keep their inode number.
     const origin = st.nlink === 1n ? st.ino : undefined
-    const staged = await this.stager.stage(src, st, entry.kind, { data, origin })
+    const staged = await this.stager.stage(src, entry.kind, { data, origin })
     return this.lock.run(async () => {
       const current = await this.resolver.resolve(rel)
       if (!current || current.layer !== entry.layer || current.kind !== entry.kind) {
@@ -139,10 +139,7 @@ export class Core {
    *  it, so the parent keeps its times, as overlayfs keeps them. */
   async #commit(tmp: string, rel: string): Promise<void> {
     const upper = this.requireUpper()
-    const parent = upper.path(splitPath(rel)[0])
-    const before = await lstat(parent, { bigint: true })
-    await rename(tmp, upper.path(rel))
-    await utimensat(parent, before.atimeNs, before.mtimeNs, true)
+    await this.stager.commit(tmp, upper.path(rel), upper.path(splitPath(rel)[0]))
   }
 
   /** Leave a whiteout at `rel` in the upper layer, replacing whatever non-directory is there. The

@@ -1,0 +1,228 @@
+/* Copy-up staging and commit, each as ONE thread-pool job. Done call by call from JavaScript, a copy
+ * takes some twenty pool round trips (open, copy, chown, chmod, xattrs, times, fsync, close, rename,
+ * parent times), and on small files those round trips, not the syscalls, were most of the cost.
+ *
+ * stage: build a copy of SRC at TMP (in the work directory): the object itself (a regular file with
+ * its data when asked, copied by reflink, else copy_file_range over data extents only so holes stay
+ * holes, else read/write), then owner, mode, xattrs (not the union's private ones), the origin inode,
+ * and the times; fsync when asked. On failure TMP is removed.
+ * commit: rename TMP over TARGET and give the parent back its times (a copy-up is not a change users
+ * see in the parent). */
+#include "exports.h"
+#include "op.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+enum { KIND_FILE = 0, KIND_DIR = 1, KIND_SYMLINK = 2, KIND_SPECIAL = 3 };
+enum { STAGE_DATA = 1, STAGE_FSYNC = 2 };
+
+#define ORIGIN_XATTR "trusted.layerfs.origin"
+#define IO_CHUNK (1 << 20)
+
+/* Mirrors isPrivateXattr in src/union/inode.ts: overlay markers (but not the escaped user copies
+ * trusted.overlay.overlay.*) and the union's own namespace never travel with a copy. */
+static int private_xattr(const char *name) {
+    if (strncmp(name, "trusted.overlay.", 16) == 0) return strncmp(name, "trusted.overlay.overlay.", 24) != 0;
+    return strncmp(name, "trusted.layerfs.", 16) == 0;
+}
+
+/* A namespace the destination refuses (user.* on a symlink, or an unsupported one) is dropped, as the
+ * kernel drops what it cannot copy. */
+static int dropped(int e) { return e == ENOTSUP || e == EPERM; }
+
+static int copy_xattrs(const char *src, const char *dst) {
+    ssize_t size = llistxattr(src, NULL, 0);
+    if (size < 0) return errno == ENOTSUP ? 0 : errno;
+    if (size == 0) return 0;
+    char *names = malloc((size_t)size);
+    char *value = NULL;
+    size_t cap = 0;
+    int err = 0;
+    if (!names) return ENOMEM;
+    size = llistxattr(src, names, (size_t)size);
+    if (size < 0) err = errno;
+    for (char *n = names; !err && n < names + size; n += strlen(n) + 1) {
+        if (private_xattr(n)) continue;
+        ssize_t len = lgetxattr(src, n, NULL, 0);
+        if (len < 0) {
+            if (errno != ENODATA) err = errno;
+            continue;
+        }
+        if ((size_t)len > cap) {
+            char *grown = realloc(value, (size_t)len);
+            if (!grown) { err = ENOMEM; break; }
+            value = grown;
+            cap = (size_t)len;
+        }
+        len = lgetxattr(src, n, value, (size_t)len);
+        if (len < 0) {
+            if (errno != ENODATA) err = errno;
+            continue;
+        }
+        if (lsetxattr(dst, n, value, (size_t)len, 0) < 0 && !dropped(errno)) err = errno;
+    }
+    free(value);
+    free(names);
+    return err;
+}
+
+static int write_all(int fd, const char *buf, size_t len, off_t pos) {
+    while (len > 0) {
+        ssize_t n = pwrite(fd, buf, len, pos);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        buf += n;
+        len -= (size_t)n;
+        pos += n;
+    }
+    return 0;
+}
+
+/* [start, end) from in to out at the same offsets; *moved counts bytes. */
+static int copy_range(int in, int out, off_t start, off_t end, int *use_cfr, char **buf, int64_t *moved) {
+    off_t pos = start;
+    while (pos < end) {
+        ssize_t n;
+        if (*use_cfr) {
+            loff_t i = pos, o = pos;
+            n = syscall(SYS_copy_file_range, in, &i, out, &o, (size_t)(end - pos), 0u);
+            if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+                *use_cfr = 0;
+                continue;
+            }
+        } else {
+            if (!*buf && !(*buf = malloc(IO_CHUNK))) return ENOMEM;
+            size_t want = (size_t)(end - pos) < IO_CHUNK ? (size_t)(end - pos) : IO_CHUNK;
+            n = pread(in, *buf, want, pos);
+            if (n > 0) {
+                int err = write_all(out, *buf, (size_t)n, pos);
+                if (err) return err;
+            }
+        }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        if (n == 0) break; /* the source shrank under us: copy what there was */
+        pos += n;
+        *moved += n;
+    }
+    return 0;
+}
+
+static int copy_data(int in, int out, off_t size, int64_t *moved) {
+    if (ioctl(out, FICLONE, in) == 0) {
+        *moved = size;
+        return 0;
+    }
+    int use_cfr = 1, err = 0;
+    char *buf = NULL;
+    off_t off = 0;
+    while (!err && off < size) {
+        off_t data = lseek(in, off, SEEK_DATA), hole;
+        if (data < 0 && errno == ENXIO) break; /* only holes from here on */
+        if (data < 0) {
+            if (errno != EINVAL) { err = errno; break; }
+            data = off; /* no SEEK_DATA here: treat the rest as data */
+            hole = size;
+        } else {
+            hole = lseek(in, data, SEEK_HOLE);
+            if (hole < 0 || hole > size) hole = size;
+        }
+        if (data >= size) break;
+        err = copy_range(in, out, data, hole, &use_cfr, &buf, moved);
+        off = hole;
+    }
+    free(buf);
+    /* Trailing holes, and a file that is all hole, need the size set explicitly. */
+    if (!err && ftruncate(out, size) < 0) err = errno;
+    return err;
+}
+
+static int make_object(op *o, const struct stat *st, int *out) {
+    const char *src = o->path, *tmp = o->dest;
+    switch (o->mode) {
+    case KIND_FILE: {
+        *out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (*out < 0) return errno;
+        if (!(o->flags & STAGE_DATA) || st->st_size == 0) return 0;
+        int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (in < 0) return errno;
+        int err = copy_data(in, *out, st->st_size, &o->ret);
+        close(in);
+        return err;
+    }
+    case KIND_DIR:
+        return mkdir(tmp, 0700) < 0 ? errno : 0;
+    case KIND_SYMLINK: {
+        char target[PATH_MAX + 1];
+        ssize_t n = readlink(src, target, PATH_MAX);
+        if (n < 0) return errno;
+        target[n] = '\0';
+        return symlink(target, tmp) < 0 ? errno : 0;
+    }
+    default:
+        return mknod(tmp, st->st_mode, st->st_rdev) < 0 ? errno : 0;
+    }
+}
+
+static int stage_exec(op *o) {
+    struct stat st;
+    int out = -1, err;
+    o->ret = 0;
+    if (lstat(o->path, &st) < 0) return errno;
+    err = make_object(o, &st, &out);
+    /* Owner before mode (chown clears set-ID bits), mode before xattrs (chown also drops
+     * security.capability), times last (every change before bumps them). */
+    if (!err && lchown(o->dest, st.st_uid, st.st_gid) < 0 && errno != EPERM) err = errno;
+    if (!err && o->mode != KIND_SYMLINK && chmod(o->dest, st.st_mode & 07777) < 0) err = errno;
+    if (!err) err = copy_xattrs(o->path, o->dest);
+    if (!err && o->name[0] && lsetxattr(o->dest, ORIGIN_XATTR, o->name, strlen(o->name), 0) < 0 && !dropped(errno))
+        err = errno;
+    if (!err) {
+        struct timespec times[2] = {st.st_atim, st.st_mtim};
+        if (utimensat(AT_FDCWD, o->dest, times, AT_SYMLINK_NOFOLLOW) < 0) err = errno;
+    }
+    if (!err && out >= 0 && (o->flags & STAGE_FSYNC) && fsync(out) < 0) err = errno;
+    if (out >= 0 && close(out) < 0 && !err) err = errno;
+    if (err) {
+        if (o->mode == KIND_DIR) rmdir(o->dest);
+        else unlink(o->dest);
+    }
+    return err;
+}
+
+static int commit_exec(op *o) {
+    struct stat parent;
+    if (lstat(o->name, &parent) < 0) return errno;
+    if (rename(o->path, o->dest) < 0) return errno;
+    struct timespec times[2] = {parent.st_atim, parent.st_mtim};
+    return utimensat(AT_FDCWD, o->name, times, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+}
+
+/* stageCopy(src, tmp, kind, flags, origin) → bytes of data copied */
+napi_value js_stage_copy(napi_env env, napi_callback_info info) {
+    op *o = op_new("copyup", stage_exec, op_done_number);
+    if (!o) return op_nomem(env);
+    return op_run(env, info, o, "ssuus", &o->path, &o->dest, &o->mode, &o->flags, &o->name);
+}
+
+/* commitCopy(tmp, target, parentDir) */
+napi_value js_commit_copy(napi_env env, napi_callback_info info) {
+    op *o = op_new("rename", commit_exec, op_done_undefined);
+    if (!o) return op_nomem(env);
+    return op_run(env, info, o, "sss", &o->path, &o->dest, &o->name);
+}
