@@ -1,6 +1,7 @@
 /* Module registration. The addon keeps no global state (every call owns its op), so it is safe to
  * load in several contexts at once, e.g. vitest workers or worker_threads. */
 #include "exports.h"
+#include "fuse-ll.h"
 
 #define FN(js, c) { js, NULL, c, NULL, NULL, NULL, napi_enumerable, NULL }
 

@@ -29,24 +29,6 @@ napi_value js_seek_hole(napi_env env, napi_callback_info info);
 napi_value js_copy_file_range(napi_env env, napi_callback_info info);
 napi_value js_ficlone(napi_env env, napi_callback_info info);
 
-/* fuse-ll-session.c, fuse-ll-reply.c: the libfuse3 low-level bridge (see fuse-ll.h) */
-napi_value fll_js_create(napi_env env, napi_callback_info info);
-napi_value fll_js_mount(napi_env env, napi_callback_info info);
-napi_value fll_js_unmount(napi_env env, napi_callback_info info);
-napi_value fll_js_shutdown(napi_env env, napi_callback_info info);
-napi_value fll_js_reply_err(napi_env env, napi_callback_info info);
-napi_value fll_js_reply_entry(napi_env env, napi_callback_info info);
-napi_value fll_js_reply_create(napi_env env, napi_callback_info info);
-napi_value fll_js_reply_attr(napi_env env, napi_callback_info info);
-napi_value fll_js_reply_readlink(napi_env env, napi_callback_info info);
-napi_value fll_js_reply_open(napi_env env, napi_callback_info info);
-napi_value fll_js_reply_write(napi_env env, napi_callback_info info);
-napi_value fll_js_reply_buf(napi_env env, napi_callback_info info);
-napi_value fll_js_reply_xattr(napi_env env, napi_callback_info info);
-napi_value fll_js_reply_statfs(napi_env env, napi_callback_info info);
-napi_value fll_js_reply_readdir(napi_env env, napi_callback_info info);
-napi_value fll_js_reply_readdirplus(napi_env env, napi_callback_info info);
-napi_value fll_js_notify_inval_inode(napi_env env, napi_callback_info info);
-napi_value fll_js_notify_inval_entry(napi_env env, napi_callback_info info);
+/* The FUSE bridge's exports are declared in fuse-ll.h. */
 
 #endif

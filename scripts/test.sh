@@ -3,11 +3,7 @@
 # one plain summary line ("N passed, N failed, N skipped").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-system.sh
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
-[ -f build/Release/layerfs_native.node ] || npm run install --silent
+bash scripts/ensure-deps.sh
 results=$(mktemp /tmp/layerfs-results.XXXXXX.json)
 trap 'rm -f "$results"' EXIT
 status=0

@@ -5,10 +5,7 @@
 //
 // The daemon must never make filesystem calls into its own mount from the JS thread and wait for
 // them synchronously: the requests they cause can only be answered by this very thread.
-import { existsSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { loadAddon } from './addon.js'
 
 // FUSE_SET_ATTR_* bits of a setattr request's `valid`.
 export const SETATTR_MODE = 1
@@ -170,29 +167,10 @@ interface Addon {
   fuseLlNotifyInvalEntry(h: Handle, parent: number, name: string): number
 }
 
-// Same lookup as src/sys/native.ts: from the package root, so both src/ (vitest) and dist/ work.
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir)
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`)
-    dir = parent
-  }
-  return dir
-}
-
-let addon: Addon | undefined
 function native(): Addon {
-  if (addon) return addon
-  try {
-    const file = join(packageRoot(), 'build', 'Release', 'layerfs_native.node')
-    addon = createRequire(import.meta.url)(file) as Addon
-    if (typeof addon.fuseLlCreate !== 'function') throw new Error('the addon was built without the FUSE bridge')
-    return addon
-  } catch (cause) {
-    const detail = cause instanceof Error ? cause.message : String(cause)
-    throw new Error(`layerfs native addon not available; run \`npm install\` to build it (${detail})`, { cause })
-  }
+  const addon = loadAddon<Addon>()
+  if (typeof addon.fuseLlCreate !== 'function') throw new Error('the layerfs addon was built without the FUSE bridge')
+  return addon
 }
 
 const EIO = 5

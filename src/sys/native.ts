@@ -2,12 +2,9 @@
 // only module that loads the addon. Every call runs on the libuv thread pool and returns a Promise;
 // failures reject with a Node-style errno Error (code, errno < 0, syscall, path, dest), with the
 // same errno names and messages as node:fs, so callers can treat both alike.
-import { existsSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { constants as osConstants } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { getSystemErrorMap } from 'node:util'
+import { loadAddon } from './addon.js'
 
 export const RENAME_NOREPLACE = 1
 export const RENAME_EXCHANGE = 2
@@ -48,31 +45,8 @@ interface Addon {
   ficlone(fdIn: number, fdOut: number): Promise<void>
 }
 
-// The compiled file sits at dist/src/sys/ and the source at src/sys/ (vitest runs it directly), so
-// the addon is found from the package root rather than from a fixed relative path.
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir)
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`)
-    dir = parent
-  }
-  return dir
-}
-
-// Loaded on first use, not at import: code paths that never touch the addon (e.g. --help) keep
-// working on a machine where it was not built.
-let addon: Addon | undefined
 function native(): Addon {
-  if (addon) return addon
-  try {
-    const file = join(packageRoot(), 'build', 'Release', 'layerfs_native.node')
-    addon = createRequire(import.meta.url)(file) as Addon
-    return addon
-  } catch (cause) {
-    const detail = cause instanceof Error ? cause.message : String(cause)
-    throw new Error(`layerfs native addon not available; run \`npm install\` to build it (${detail})`, { cause })
-  }
+  return loadAddon<Addon>()
 }
 
 // ---- errors ----

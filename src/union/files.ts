@@ -2,10 +2,10 @@
  * Open files and their I/O. Opening for writing (or with O_TRUNC) copies the file up first; an
  * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
  */
-import { constants } from 'node:fs'
+import { closeSync, constants, openSync } from 'node:fs'
 import type { Core } from './core.js'
 import { fsError } from './errors.js'
-import { closeFd, fstatFd, fsyncFd, ftruncateFd, openFd, pread, pwrite } from './fd-io.js'
+import { fstatFd, fsyncFd, ftruncateFd, pread, pwrite } from './fd-io.js'
 import { type Owner, create as createFile } from './namespace.js'
 
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR
@@ -17,7 +17,9 @@ export async function open(core: Core, rel: string, flags: number): Promise<numb
   if (entry.kind === 'dir' && (flags & WRITE_FLAGS)) throw fsError('EISDIR', rel)
   const writing = (flags & WRITE_FLAGS) !== 0 || (flags & constants.O_TRUNC) !== 0
   if (writing) entry = await core.copyUp(rel, (flags & constants.O_TRUNC) === 0)
-  const fd = await openFd(entry.layer.path(rel), (flags & ~CREATE_FLAGS) | constants.O_NOFOLLOW)
+  // open(2) of a file whose inode is cached costs microseconds; a thread-pool round trip costs more,
+  // and reading many small files is one open per file (the reason lookups are synchronous too).
+  const fd = openSync(entry.layer.path(rel), (flags & ~CREATE_FLAGS) | constants.O_NOFOLLOW)
   return core.handles.add({ fd, path: rel, upper: entry.layer.writable })
 }
 
@@ -55,5 +57,6 @@ export function fsync(core: Core, fh: number, dataOnly: boolean): Promise<void> 
 
 export async function release(core: Core, fh: number): Promise<void> {
   const h = core.handles.remove(fh)
-  if (h) await closeFd(h.fd)
+  // close(2) on a local file does no I/O (dirty pages are written back later): synchronous, as open.
+  if (h) closeSync(h.fd)
 }

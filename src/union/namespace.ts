@@ -7,8 +7,8 @@
  * directory that exists in a lower layer cannot be renamed (EXDEV, as overlayfs without redirect_dir):
  * tools such as mv then copy and delete.
  */
-import { constants } from 'node:fs'
-import { chmod, lchown, lstat, link as hardlink, mkdir as makeDir, readdir, rename as move, rm, symlink as makeSymlink, unlink as removeFile } from 'node:fs/promises'
+import { chmodSync, constants, fchmodSync, mkdirSync, openSync, unlinkSync } from 'node:fs'
+import { chmod, lchown, lstat, link as hardlink, readdir, rename as move, rm, symlink as makeSymlink, unlink as removeFile } from 'node:fs/promises'
 import { joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX } from '../layers/whiteout.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, lsetxattr, mknod as makeNode, renameat2 } from '../sys/native.js'
@@ -58,21 +58,23 @@ async function createLocked(core: Core, rel: string, kind: Kind, make: (path: st
   return entry
 }
 
-/** Create and open a regular file; returns the open fd (O_RDWR). */
+/** Create and open a regular file; returns the open fd (O_RDWR). Metadata calls in the upper layer
+ *  are synchronous here, as lookups are (resolver.ts): each costs microseconds, less than the
+ *  thread-pool round trip that would carry it. */
 export async function create(core: Core, rel: string, mode: number, owner?: Owner): Promise<{ fd: number; entry: Entry }> {
   let fd = -1
   const entry = await core.lock.run(() => createLocked(core, rel, 'file', async (path) => {
-    fd = await openFd(path, constants.O_CREAT | constants.O_EXCL | constants.O_RDWR, mode & 0o7777)
+    fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_RDWR, mode & 0o7777)
     // The kernel applied the caller's umask already; the daemon's own must not apply again.
-    await chmod(path, mode & 0o7777)
+    fchmodSync(fd, mode & 0o7777)
   }, owner))
   return { fd, entry }
 }
 
 export async function mkdir(core: Core, rel: string, mode: number, owner?: Owner): Promise<void> {
   await core.lock.run(() => createLocked(core, rel, 'dir', async (path) => {
-    await makeDir(path, { mode: mode & 0o7777 })
-    await chmod(path, mode & 0o7777)
+    mkdirSync(path, { mode: mode & 0o7777 })
+    chmodSync(path, mode & 0o7777)
   }, owner))
 }
 
@@ -114,7 +116,7 @@ export async function unlink(core: Core, rel: string): Promise<void> {
       await core.ensureUpperDirLocked(await core.resolver.get(splitPath(rel)[0]))
       await core.whiteoutLocked(rel)
     } else {
-      await removeFile(upper.path(rel))
+      unlinkSync(upper.path(rel))
     }
     core.resolver.set(rel, undefined)
   })

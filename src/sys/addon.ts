@@ -1,0 +1,35 @@
+/**
+ * Loads the N-API addon (build/Release/layerfs_native.node, built by `npm ci`) for the typed wrappers
+ * in this directory, the only modules that touch it. Loaded on first use, not at import, so code that
+ * never needs it (--help, the image commands' parsing) works where it was not built.
+ */
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+// The compiled file sits at dist/src/sys/ and the source at src/sys/ (vitest runs it directly), so
+// the addon is found from the package root rather than from a fixed relative path.
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir)
+    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`)
+    dir = parent
+  }
+  return dir
+}
+
+let addon: unknown
+
+/** The addon's exports, typed by the caller. Throws a clear error when it is not built. */
+export function loadAddon<T>(): T {
+  if (addon) return addon as T
+  try {
+    addon = createRequire(import.meta.url)(join(packageRoot(), 'build', 'Release', 'layerfs_native.node'))
+    return addon as T
+  } catch (cause) {
+    const detail = cause instanceof Error ? cause.message : String(cause)
+    throw new Error(`layerfs native addon not available; run \`npm install\` to build it (${detail})`, { cause })
+  }
+}
