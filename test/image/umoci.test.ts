@@ -8,7 +8,10 @@ import { copyFile, lstat, mkdir, readFile, readdir, readlink, rm, symlink, write
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { resolve } from 'node:path'
+import { run as commit } from '../../src/cli/commands/commit.js'
 import { run as inspect } from '../../src/cli/commands/inspect.js'
+import { fuseAvailable, mountFuse, unmount } from '../helpers/mount.js'
 import type { ImageReport } from '../../src/image/analyze.js'
 import { openImage } from '../../src/image/open-image.js'
 import { lgetxattr } from '../../src/sys/native.js'
@@ -124,6 +127,34 @@ describe.skipIf(!hasUmoci)('images built by umoci', () => {
     expect(last.added.count).toBeGreaterThanOrEqual(1)
     expect(report.wastedBytes).toBeGreaterThanOrEqual(4096 + 9 + 4)
     expect(report.efficiency).toBeLessThan(1)
+  })
+
+  it.skipIf(!fuseAvailable().ok)('mounts with layerfs showing what umoci unpacks, and commits changes umoci unpacks back', async () => {
+    const store = join(t.dir, 'store-mount')
+    const [mnt, upper, work] = ['mnt', 'upper', 'work'].map((d) => join(t.dir, d)) as [string, string, string]
+    for (const d of [mnt, upper, work]) await mkdir(d)
+    const truth = join(t.dir, 'truth-mount')
+    await exec('umoci', ['unpack', ...rootless, '--image', `${layout}:t`, truth])
+    const cli = resolve('bin/layerfs.js')
+    const mount = await mountFuse([process.execPath, cli, 'mount', '--store', store, '--upper', upper, '--work', work, `${layout}:t`, mnt], mnt, { timeoutMs: 30_000 })
+    let merged: Record<string, string>
+    try {
+      expect(await snapshot(mnt)).toEqual(await snapshot(join(truth, 'rootfs')))
+      // A container's changes: a rewrite, a deletion of a lower file, a new directory.
+      await writeFile(join(mnt, 'etc/hostname'), 'container\n')
+      await rm(join(mnt, 'hn'))
+      await mkdir(join(mnt, 'srv'))
+      await writeFile(join(mnt, 'srv/data'), 'payload')
+      merged = await snapshot(mnt)
+    } finally {
+      await unmount(mount)
+    }
+    const out = join(t.dir, 'committed')
+    const r = await runCli(commit, ['--upper', upper, '--from', `${layout}:t`, '--tag', 'c', '-o', out])
+    expect(r.code).toBe(0)
+    const back = join(t.dir, 'back')
+    await exec('umoci', ['unpack', ...rootless, '--image', `${out}:c`, back])
+    expect(await snapshot(join(back, 'rootfs'))).toEqual(merged)
   })
 
   it('reads the same image from a tar of the layout', async () => {
