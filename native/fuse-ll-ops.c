@@ -70,17 +70,44 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino) { ino_op(req, FLL_READLI
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     ino_op(req, FLL_OPEN, ino, fi);
 }
+/* Requests whose answer JS does not decide are answered here, on the loop thread: a hop to the JS
+ * thread and back costs more than everything else a walk of a cached tree does. JS learns of the
+ * ones it keeps state for (release, releasedir) afterwards, as records marked `answered`. */
+
+/* A directory handle is only a number: JS takes the listing at the first readdir. The kernel may
+ * cache the listing and keep it across opens, since every change of names goes through it. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-    ino_op(req, FLL_OPENDIR, ino, fi);
+    (void)ino;
+    fll_session *s = fuse_req_userdata(req);
+    fi->fh = ++s->next_dir_fh; /* only the loop thread runs callbacks */
+    fi->keep_cache = 1;
+    fi->cache_readdir = 1;
+    fuse_reply_open(req, fi);
 }
+
+/* flush has nothing to do: writes go straight to the upper file, close(2) comes with release. */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-    ino_op(req, FLL_FLUSH, ino, fi);
+    (void)ino;
+    (void)fi;
+    fuse_reply_err(req, 0);
 }
+
+static void answered(fuse_req_t req, int kind, fuse_ino_t ino, struct fuse_file_info *fi) {
+    fll_session *s = fuse_req_userdata(req);
+    fll_rec *r = rec(req, kind);
+    if (!r) return; /* rec() answered ENOMEM */
+    r->req = NULL;
+    r->ino = ino;
+    with_fi(r, fi);
+    fuse_reply_err(req, 0);
+    fll_push(s, r);
+}
+
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-    ino_op(req, FLL_RELEASE, ino, fi);
+    answered(req, FLL_RELEASE, ino, fi);
 }
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-    ino_op(req, FLL_RELEASEDIR, ino, fi);
+    answered(req, FLL_RELEASEDIR, ino, fi);
 }
 static void op_statfs(fuse_req_t req, fuse_ino_t ino) { ino_op(req, FLL_STATFS, ino, NULL); }
 

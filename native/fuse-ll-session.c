@@ -187,6 +187,8 @@ static napi_value build_request(napi_env env, fll_session *s, fll_rec *r) {
     napi_value o, ctx;
     napi_create_object(env, &o);
     double id = 0;
+    /* No reply is owed for a record without a request: forget, and what C answered itself. */
+    if (!r->req) set_bool(env, o, "answered", 1);
     if (r->req) {
         id = slot_put(s, r->req);
         if (id < 0) {

@@ -89,6 +89,7 @@ typedef struct fll_session {
     char *mountpoint; /* resolved absolute path */
 
     uint32_t max_write, max_readahead;
+    uint64_t next_dir_fh; /* directory handles, handed out on the loop thread (fuse-ll-ops.c) */
 
     fll_slot *slots;
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */

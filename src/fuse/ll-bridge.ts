@@ -57,7 +57,6 @@ export class LowLevelBridge {
   /** Open directories: the listing, taken at the first readdir (none when the kernel's cache serves). */
   readonly #dirs = new Map<number, { path: string; list?: DirEntry[] }>()
   readonly #session: Session
-  #nextDir = 1
   readonly counts: Record<string, number> = {}
   #closed!: () => void
   readonly closed: Promise<void>
@@ -265,32 +264,20 @@ export class LowLevelBridge {
         session.replyWrite(r.req, await union.write(r.fh, r.data, r.data.length, r.offset))
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
         return
-      case 'flush':
-        session.replyErr(r.req, 0)
-        return
       case 'release':
         await union.release(r.fh)
-        session.replyErr(r.req, 0)
+        if (!r.answered) session.replyErr(r.req, 0)
         return
       case 'fsync':
         await union.fsync(r.fh, r.datasync)
         session.replyErr(r.req, 0)
         return
-      case 'opendir': {
-        const path = this.#path(this.#node(r.ino))
-        const fh = this.#nextDir++
-        this.#dirs.set(fh, { path })
-        // The kernel may keep the listing: every change to a directory's names goes through the
-        // kernel, which drops its cache then.
-        session.replyOpen(r.req, fh, { keepCache: true, cacheReaddir: true })
-        return
-      }
       case 'readdir':
       case 'readdirplus':
         return this.#readdir(r)
       case 'releasedir':
         this.#dirs.delete(r.fh)
-        session.replyErr(r.req, 0)
+        if (!r.answered) session.replyErr(r.req, 0)
         return
       case 'fsyncdir':
         session.replyErr(r.req, 0)
@@ -332,8 +319,9 @@ export class LowLevelBridge {
   }
 
   async #readdir(r: Request & { op: 'readdir' | 'readdirplus' }): Promise<void> {
-    const dir = this.#dirs.get(r.fh)
-    if (!dir) throw Object.assign(new Error('bad dir handle'), { code: 'EBADF' })
+    // Directory handles are handed out in C (opendir never reaches us): meet each at its first read.
+    let dir = this.#dirs.get(r.fh)
+    if (!dir) this.#dirs.set(r.fh, (dir = { path: this.#path(this.#node(r.ino)) }))
     // One listing per open directory, taken at its first read, so offsets stay stable (a rewind
     // included: POSIX lets it show changes, and this shows the listing of the first read).
     dir.list ??= await this.#union.readdirPlus(dir.path)

@@ -64,7 +64,13 @@ export interface OpenFlags {
   nonseekable?: boolean
 }
 
-export type Request = { req: number /* opaque id to pass back to a reply fn */; ctx: Ctx } & (
+export type Request = {
+  req: number /* opaque id to pass back to a reply fn */
+  ctx: Ctx
+  /** Already answered in C (forget, release, releasedir): JS only updates its state, never replies.
+   *  opendir and flush are answered in C and never reach JS. */
+  answered?: boolean
+} & (
   | { op: 'lookup'; parent: number; name: string }
   | { op: 'forget'; ino: number; nlookup: number } // already replied in C; forget_multi becomes several
   | { op: 'getattr'; ino: number; fh?: number }
@@ -191,7 +197,7 @@ export class Session {
         handler(r)
       } catch (e) {
         // A throwing handler must not leave the kernel (and the calling process) waiting forever.
-        if (r.op !== 'forget') {
+        if (!r.answered) {
           try {
             this.#n.fuseLlReplyErr(this.#h, r.req, EIO)
           } catch {

@@ -237,7 +237,7 @@ function serve(r) {
     }
     case 'release': case 'releasedir':
       opened.delete(r.fh)
-      return fs.replyErr(r.req, 0)
+      return r.answered ? undefined : fs.replyErr(r.req, 0)
     case 'flush': case 'fsync': case 'fsyncdir': case 'access':
       return fs.replyErr(r.req, 0)
     case 'readdir': case 'readdirplus': {
