@@ -321,6 +321,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
      * write by an unprivileged user to the filesystem. Let the kernel do it (it sends a setattr). */
     conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
     conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    /* auto_inval_data makes the kernel re-check mtime (a getattr) before using cached pages or a
+     * cached listing: a guard against files changed behind its back. Nothing is: every change comes
+     * through the kernel or is announced by an invalidation (ll-bridge.ts). */
+    conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
     conn->max_write = s->max_write; /* libfuse clamps it to its receive buffer (1 MiB) */
     if (s->max_readahead && s->max_readahead < conn->max_readahead) conn->max_readahead = s->max_readahead;
     conn->time_gran = 1;
