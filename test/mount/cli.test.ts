@@ -2,7 +2,7 @@
 // command line, readiness, clean unmounts, and one clear line for every bad input.
 import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { lstat, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { lstat, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { MountSet, fuseAvailable, isMounted, mountFuse, runCmd } from '../helpers/mount.js'
@@ -85,6 +85,17 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower}:${lower2}`, mnt], mnt))
     await expect(writeFile(join(mnt, 'base'), 'x')).rejects.toMatchObject({ code: 'EROFS' })
     expect(await readFile(join(mnt, 'base'), 'utf8')).toBe('base layer\n')
+  })
+
+  it('still serves through the fuse-native bridge when asked (bridge=fuse-native)', async () => {
+    await fresh()
+    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work},bridge=fuse-native`, mnt], mnt))
+    await writeFile(join(mnt, 'base'), 'through libfuse 2\n')
+    await writeFile(join(mnt, 'new'), 'n')
+    await rm(join(mnt, 'etc-hosts'))
+    expect((await readdir(mnt)).sort()).toEqual(['base', 'new'])
+    expect(await readFile(join(upper, 'base'), 'utf8')).toBe('through libfuse 2\n')
+    expect((await lstat(join(upper, 'etc-hosts'))).isCharacterDevice()).toBe(true)
   })
 
   it('warns about unknown options and mounts anyway', async () => {
@@ -178,4 +189,3 @@ async function adopt(mnt: string): Promise<import('../helpers/mount.js').MountHa
   return { mnt, kind: 'fuse', fstype: m?.fstype ?? 'fuse', dev: m?.dev ?? '0:0', daemonPids: [], extraDirs: [], unmounted: false }
 }
 
-void lstat
