@@ -7,8 +7,8 @@
  * reports nlink 1, as overlayfs does: counting subdirectories across layers is not worth it, and 1 tells
  * find(1) not to rely on the count.
  */
-import { lstatSync, type BigIntStats } from 'node:fs'
-import { chmod as changeMode, lchown, truncate as truncatePath } from 'node:fs/promises'
+import { chmodSync, lchownSync, lstatSync, type BigIntStats } from 'node:fs'
+import { truncate as truncatePath } from 'node:fs/promises'
 import { lgetxattr, llistxattr, lremovexattr, lsetxattr, utimensat, type TimeNs } from '../sys/native.js'
 import type { Core } from './core.js'
 import type { Entry } from './entry.js'
@@ -61,14 +61,15 @@ function inoOf(entry: Entry, st: BigIntStats): number {
   return ino
 }
 
+// chmod and chown of an upper file are synchronous, like the lookups before them (resolver.ts).
 export async function chmod(core: Core, rel: string, mode: number): Promise<void> {
   const entry = await core.copyUp(rel, true)
-  await changeMode(entry.layer.path(rel), mode & 0o7777)
+  chmodSync(entry.layer.path(rel), mode & 0o7777)
 }
 
 export async function chown(core: Core, rel: string, uid: number, gid: number): Promise<void> {
   const entry = await core.copyUp(rel, true)
-  await lchown(entry.layer.path(rel), uid, gid)
+  lchownSync(entry.layer.path(rel), uid, gid)
 }
 
 export async function utimens(core: Core, rel: string, atime: TimeNs, mtime: TimeNs): Promise<void> {

@@ -107,7 +107,9 @@ export class Core {
     const upper = this.requireUpper()
     const rel = entry.path
     const started = performance.now()
-    await this.lock.run(async () => this.ensureUpperDirLocked(await this.resolver.get(splitPath(rel)[0])))
+    // The parent usually is in the upper layer already: then there is nothing to lock for.
+    const parent = await this.resolver.get(splitPath(rel)[0])
+    if (!inUpper(parent)) await this.lock.run(async () => this.ensureUpperDirLocked(await this.resolver.get(splitPath(rel)[0])))
     const src = entry.layer.path(rel)
     const st = lstatSync(src, { bigint: true })
     // A lower file with several links loses them in the copy: it must not keep their inode number.
