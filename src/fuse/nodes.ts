@@ -28,7 +28,8 @@ export class NodeTable {
   readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0 }
   readonly #byId = new Map<number, Node>([[ROOT_ID, this.root]])
   readonly #byName = new Map<string, Node>()
-  readonly #byIno = new Map<number, Set<Node>>()
+  /** Most inodes have one name: the node itself; a Set only for hard links (saves a Set per node). */
+  readonly #byIno = new Map<number, Node | Set<Node>>()
   #next = ROOT_ID + 1
 
   get size(): number {
@@ -125,7 +126,8 @@ export class NodeTable {
 
   /** Nodes that reported inode `ino` (hard-link siblings). */
   withIno(ino: number): Iterable<Node> {
-    return this.#byIno.get(ino) ?? []
+    const found = this.#byIno.get(ino)
+    return found === undefined ? [] : found instanceof Set ? found : [found]
   }
 
   /** Live nodes at or below a merged-view path (for invalidations). */
@@ -140,15 +142,19 @@ export class NodeTable {
   }
 
   #indexIno(node: Node): void {
-    let set = this.#byIno.get(node.ino)
-    if (!set) this.#byIno.set(node.ino, (set = new Set()))
-    set.add(node)
+    const found = this.#byIno.get(node.ino)
+    if (found === undefined) this.#byIno.set(node.ino, node)
+    else if (found instanceof Set) found.add(node)
+    else if (found !== node) this.#byIno.set(node.ino, new Set([found, node]))
   }
 
   #unindexIno(node: Node): void {
-    const set = this.#byIno.get(node.ino)
-    set?.delete(node)
-    if (set?.size === 0) this.#byIno.delete(node.ino)
+    const found = this.#byIno.get(node.ino)
+    if (found === node) this.#byIno.delete(node.ino)
+    else if (found instanceof Set) {
+      found.delete(node)
+      if (found.size === 1) this.#byIno.set(node.ino, found.values().next().value as Node)
+    }
   }
 }
 

@@ -21,6 +21,9 @@ export interface Entry {
   lowerHas?: boolean
 }
 
+/** The dirLayers of every non-directory: one shared empty list instead of one per cached entry. */
+export const NO_LAYERS: Layer[] = []
+
 export function kindOf(st: Stats | BigIntStats): Kind {
   if (st.isFile()) return 'file'
   if (st.isDirectory()) return 'dir'

@@ -13,7 +13,7 @@ import { joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX } from '../layers/whiteout.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, lsetxattr, mknod as makeNode, renameat2 } from '../sys/native.js'
 import type { Core } from './core.js'
-import { type Entry, type Kind, inUpper } from './entry.js'
+import { type Entry, type Kind, NO_LAYERS, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { closeFd, openFd } from './fd-io.js'
 import { mergedNames } from './readdir.js'
@@ -53,7 +53,7 @@ async function createLocked(core: Core, rel: string, kind: Kind, make: (path: st
     if (owner.uid !== 0 || gid !== 0) await lchown(path, owner.uid, gid)
   }
   const overWhiteout = await core.placeLocked(rel, kind === 'dir', place)
-  const entry: Entry = { path: rel, kind, layer: upper, dirLayers: kind === 'dir' ? [upper] : [], lowerHas: overWhiteout }
+  const entry: Entry = { path: rel, kind, layer: upper, dirLayers: kind === 'dir' ? [upper] : NO_LAYERS, lowerHas: overWhiteout }
   core.resolver.set(rel, entry)
   return entry
 }

@@ -18,7 +18,7 @@ import { lstatSync, type Stats } from 'node:fs'
 import { LRUCache } from 'lru-cache'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutStat } from '../layers/whiteout.js'
-import { type Entry, kindOf } from './entry.js'
+import { type Entry, NO_LAYERS, kindOf } from './entry.js'
 import { fsError, isCode } from './errors.js'
 
 /** Stands for "no such name" in the cache (lru-cache values cannot be undefined). */
@@ -149,8 +149,11 @@ export class Resolver {
       if (probe === 'whiteout') break
       const kind = kindOf(probe)
       if (!entry) {
+        if (kind !== 'dir') {
+          entry = { path: rel, kind, layer, dirLayers: NO_LAYERS }
+          break
+        }
         entry = { path: rel, kind, layer, dirLayers: [] }
-        if (kind !== 'dir') break
       } else if (kind !== 'dir') {
         break // a non-directory below a directory ends the merge
       }
