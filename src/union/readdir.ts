@@ -7,23 +7,37 @@
 import { lstat, readdir } from 'node:fs/promises'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, isWhiteoutStat, whiteoutTarget } from '../layers/whiteout.js'
 import type { Entry } from './entry.js'
+import type { Listings } from './resolver.js'
 import { isCode } from './errors.js'
 
 export async function mergedNames(dir: Entry): Promise<string[]> {
+  return mergeListings(dir, await listLayers(dir))
+}
+
+/** One readdir per contributing layer (a layer whose copy vanished lists nothing). */
+export async function listLayers(dir: Entry): Promise<Listings> {
+  const listings: Listings = new Map()
+  for (const layer of dir.dirLayers) {
+    try {
+      const dirents = await readdir(layer.path(dir.path), { withFileTypes: true })
+      listings.set(layer, new Map(dirents.map((d) => [d.name, d])))
+    } catch (err) {
+      if (!isCode(err, 'ENOENT', 'ENOTDIR')) throw err
+    }
+  }
+  return listings
+}
+
+export async function mergeListings(dir: Entry, listings: Listings): Promise<string[]> {
   const seen = new Set<string>()
   const hidden = new Set<string>()
   const names: string[] = []
   for (const layer of dir.dirLayers) {
     const path = layer.path(dir.path)
-    let dirents
-    try {
-      dirents = await readdir(path, { withFileTypes: true })
-    } catch (err) {
-      if (isCode(err, 'ENOENT', 'ENOTDIR')) continue
-      throw err
-    }
+    const dirents = listings.get(layer)
+    if (!dirents) continue
     const hides: string[] = []
-    for (const dirent of dirents) {
+    for (const dirent of dirents.values()) {
       const name = dirent.name
       if (name.startsWith(WHITEOUT_PREFIX)) {
         const target = name === OPAQUE_MARKER ? undefined : whiteoutTarget(name)

@@ -14,11 +14,11 @@
  * and finishes after it must not store its stale answer, so each store checks a generation counter
  * that every change bumps.
  */
-import { lstatSync, type Stats } from 'node:fs'
+import { lstatSync, type Dirent } from 'node:fs'
 import { LRUCache } from 'lru-cache'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutStat } from '../layers/whiteout.js'
-import { type Entry, NO_LAYERS, kindOf } from './entry.js'
+import { type Entry, type Kind, NO_LAYERS, kindOf } from './entry.js'
 import { fsError, isCode } from './errors.js'
 
 /** Stands for "no such name" in the cache (lru-cache values cannot be undefined). */
@@ -136,18 +136,42 @@ export class Resolver {
     const parent = await this.resolve(dir)
     if (!parent) return undefined
     if (parent.kind !== 'dir') throw fsError('ENOTDIR', dir)
-    // Marker names are how layers encode deletions; they are never entries of the merged view.
-    if (name.startsWith(WHITEOUT_PREFIX)) return undefined
+    return this.#walk(rel, parent, (layer, checkMarker) => probeName(layer, dir, name, checkMarker))
+  }
 
+  /** The change counter: a listing taken at generation g may prime the cache only while it is g. */
+  get generation(): number {
+    return this.#generation
+  }
+
+  /**
+   * Fill the cache for the children of `dir` from per-layer listings taken at `generation` (readdir
+   * hands them over): the same walk as a lookup, with the listings answering what an lstat would, so
+   * a directory's entries cost no probe each. Entries already cached are left alone; nothing is
+   * stored if any change happened since the listings were taken.
+   */
+  prime(dir: Entry, names: string[], listings: Listings, generation: number): void {
+    for (const name of names) {
+      if (generation !== this.#generation) return
+      const rel = joinPath(dir.path, name)
+      if (this.#cache.has(rel)) continue
+      const entry = this.#walk(rel, dir, (layer, checkMarker) => probeListed(listings.get(layer), layer, dir.path, name, checkMarker))
+      if (generation === this.#generation) this.#cache.set(rel, entry ?? MISSING)
+    }
+  }
+
+  /** The lookup walk proper, over the parent's layers, with `probe` telling what the name is in one. */
+  #walk(rel: string, parent: Entry, probe: (layer: Layer, checkMarker: boolean) => Probe): Entry | undefined {
+    // Marker names are how layers encode deletions; they are never entries of the merged view.
+    if (splitPath(rel)[1].startsWith(WHITEOUT_PREFIX)) return undefined
     let entry: Entry | undefined
     const layers = parent.dirLayers
     for (let i = 0; i < layers.length; i++) {
       const layer = layers[i]!
       const last = i === layers.length - 1
-      const probe = probeName(layer, dir, name, !last)
-      if (probe === 'absent') continue
-      if (probe === 'whiteout') break
-      const kind = kindOf(probe)
+      const kind = probe(layer, !last)
+      if (kind === 'absent') continue
+      if (kind === 'whiteout') break
       if (!entry) {
         if (kind !== 'dir') {
           entry = { path: rel, kind, layer, dirLayers: NO_LAYERS }
@@ -164,7 +188,10 @@ export class Resolver {
   }
 }
 
-type Probe = 'absent' | 'whiteout' | Stats
+/** Per layer, the directory's entries by name, as one readdir saw them (readdir.ts). */
+export type Listings = Map<Layer, Map<string, Dirent>>
+
+type Probe = 'absent' | 'whiteout' | Kind
 
 /**
  * What `dir/name` is in one layer. `checkMarker`: also look for a `.wh.name` file (pointless in the
@@ -177,7 +204,7 @@ type Probe = 'absent' | 'whiteout' | Stats
  */
 function probeName(layer: Layer, dir: string, name: string, checkMarker: boolean): Probe {
   const st = lstatSync(layer.path(joinPath(dir, name)), { throwIfNoEntry: false })
-  if (st) return isWhiteoutStat(st) ? 'whiteout' : st
+  if (st) return isWhiteoutStat(st) ? 'whiteout' : kindOf(st)
   if (!checkMarker) return 'absent'
   try {
     return lstatSync(layer.path(joinPath(dir, WHITEOUT_PREFIX + name)), { throwIfNoEntry: false }) ? 'whiteout' : 'absent'
@@ -185,6 +212,18 @@ function probeName(layer: Layer, dir: string, name: string, checkMarker: boolean
     if (isCode(err, 'ENAMETOOLONG')) return 'absent'
     throw err
   }
+}
+
+/** probeName answered from a listing; only a char device (whiteout or not?) or an unknown d_type
+ *  needs the lstat. */
+function probeListed(names: Map<string, Dirent> | undefined, layer: Layer, dir: string, name: string, checkMarker: boolean): Probe {
+  const dirent = names?.get(name)
+  if (!dirent) return checkMarker && names?.has(WHITEOUT_PREFIX + name) ? 'whiteout' : 'absent'
+  if (dirent.isFile()) return 'file'
+  if (dirent.isDirectory()) return 'dir'
+  if (dirent.isSymbolicLink()) return 'symlink'
+  if (dirent.isFIFO() || dirent.isSocket() || dirent.isBlockDevice()) return 'special'
+  return probeName(layer, dir, name, checkMarker)
 }
 
 function isOpaqueIn(layer: Layer, rel: string): boolean {

@@ -18,7 +18,7 @@ import { Core, type Counters } from './core.js'
 import { fsError } from './errors.js'
 import * as files from './files.js'
 import * as names from './namespace.js'
-import { mergedNames } from './readdir.js'
+import { listLayers, mergeListings, mergedNames } from './readdir.js'
 import { NAME_MAX, type ResolverStats } from './resolver.js'
 
 export type { Attr } from './attrs.js'
@@ -127,7 +127,11 @@ export class Union {
     const resolver = this.#core.resolver
     const dir = await resolver.get(rel)
     if (dir.kind !== 'dir') throw fsError('ENOTDIR', path)
-    const list = await mergedNames(dir)
+    // The listings that give the names also answer the lookups of the children (resolver.prime).
+    const generation = resolver.generation
+    const listings = await listLayers(dir)
+    const list = await mergeListings(dir, listings)
+    resolver.prime(dir, list, listings, generation)
     const parentRel = rel === '' ? '' : rel.slice(0, Math.max(0, rel.lastIndexOf('/')))
     const out: DirEntry[] = [
       { name: '.', attr: await attrs.attrOf(dir) },

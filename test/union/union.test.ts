@@ -391,3 +391,25 @@ describe('ownership', () => {
     await expect(s.union.mknod('/w', constants.S_IFCHR | 0o644, 0)).rejects.toMatchObject({ code: 'EPERM' })
   })
 })
+
+describe('readdir priming the lookup cache', () => {
+  it('answers the lookups of listed children from the listings, with the same results', async () => {
+    const layers = [
+      { 'd/top': 'a', '.wh.x': '', 'd/.wh.gone': '', 'd/sub/': '' },
+      { 'd/gone': 'hidden', 'd/low': 'b', 'd/sub/inner': 'c', x: 'x' },
+    ]
+    const s = await stack(layers)
+    const listed = await s.union.readdirPlus('/d')
+    const missesAfterListing = s.union.stats().cache.misses
+    for (const name of ['top', 'low', 'sub']) await s.union.getattr(`/d/${name}`)
+    expect(s.union.stats().cache.misses).toBe(missesAfterListing)
+    await expect(s.union.getattr('/d/gone')).rejects.toMatchObject({ code: 'ENOENT' })
+    expect(listed.map((e) => e.name)).toEqual(['.', '..', 'low', 'sub', 'top'])
+    // The same answers as a fresh stack that never listed: kinds, and the merged directory below.
+    const fresh = await s.reopen()
+    for (const name of ['top', 'low', 'sub']) {
+      expect((await s.union.getattr(`/d/${name}`)).mode).toBe((await fresh.getattr(`/d/${name}`)).mode)
+    }
+    expect(await s.union.readdir('/d/sub')).toEqual(['inner'])
+  })
+})
