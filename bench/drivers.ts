@@ -161,6 +161,12 @@ export function layerfsBin(): string {
   return candidates.find((c) => existsSync(c)) ?? candidates[0]!
 }
 
+/** Extra mount options for layerfs (`--layerfs-options`, e.g. metacopy=on), to compare configurations. */
+let layerfsExtra = ''
+export function setLayerfsOptions(options: string): void {
+  layerfsExtra = options
+}
+
 export const layerfsDriver: Driver = {
   name: 'layerfs',
   async unavailable() {
@@ -174,7 +180,8 @@ export const layerfsDriver: Driver = {
   },
   async open(fx, o) {
     const { options, mnt } = stackOptions(fx, o.scratch)
-    const h = await guarded(o.scratch, () => mountFuseCommand([process.execPath, layerfsBin(), '-o', options, mnt], mnt))
+    const all = layerfsExtra ? `${options},${layerfsExtra}` : options
+    const h = await guarded(o.scratch, () => mountFuseCommand([process.execPath, layerfsBin(), '-o', all, mnt], mnt))
     return mountedInstance('layerfs', h, o.scratch)
   },
 }

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { renderChart } from './chart.js'
 import { formatCheck, runCheck } from './check.js'
-import { DRIVERS, DRIVER_NAMES, type Driver, type DriverName } from './drivers.js'
+import { DRIVERS, DRIVER_NAMES, type Driver, type DriverName, setLayerfsOptions } from './drivers.js'
 import { PROFILES, ensureFixture } from './fixture.js'
 import { initClockTick, machineInfo } from './proc.js'
 import { formatTable, summarize, worstAgainst, fmtMs } from './report.js'
@@ -31,6 +31,7 @@ const USAGE = `usage: layerfs bench [options]
   --chart FILE         write an SVG chart (ratios to kernel overlayfs, log scale)
   --check              CI gate: tiny fixture, fuse-overlayfs vs layerfs, fail when a ratio > --threshold
   --threshold X        for --check (default 4)
+  --layerfs-options O  extra mount options for layerfs, e.g. metacopy=on
 `
 
 function list<T extends string>(value: string | undefined, all: readonly T[], what: string): T[] | undefined {
@@ -49,6 +50,7 @@ export async function main(argv: string[]): Promise<number> {
         quick: { type: 'boolean' }, check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
         reps: { type: 'string' }, drivers: { type: 'string' }, workloads: { type: 'string' }, modes: { type: 'string' },
         dir: { type: 'string' }, json: { type: 'string' }, chart: { type: 'string' }, threshold: { type: 'string' },
+        'layerfs-options': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -62,6 +64,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   }
   const log = (line: string): void => { process.stderr.write(line + '\n') }
+  if (values['layerfs-options']) setLayerfsOptions(values['layerfs-options'])
   const dir = resolve(values.dir ?? DEFAULT_DIR)
   const reps = values.reps === undefined ? (values.quick ? 2 : values.check ? 3 : 5) : Number(values.reps)
   if (!Number.isInteger(reps) || reps < 1) {

@@ -25,9 +25,12 @@
 #include <unistd.h>
 
 enum { KIND_FILE = 0, KIND_DIR = 1, KIND_SYMLINK = 2, KIND_SPECIAL = 3 };
-enum { STAGE_DATA = 1, STAGE_FSYNC = 2 };
+/* STAGE_META: a metadata-only copy (overlayfs metacopy): a sparse file of the same size marked with
+ * trusted.overlay.metacopy, whose data still comes from the lower file. */
+enum { STAGE_DATA = 1, STAGE_FSYNC = 2, STAGE_META = 4 };
 
 #define ORIGIN_XATTR "trusted.layerfs.origin"
+#define METACOPY_XATTR "trusted.overlay.metacopy"
 #define IO_CHUNK (1 << 20)
 
 /* Mirrors isPrivateXattr in src/union/inode.ts: overlay markers (but not the escaped user copies
@@ -158,8 +161,11 @@ static int make_object(op *o, const struct stat *st, int *out) {
     case KIND_FILE: {
         *out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (*out < 0) return errno;
+        if (o->flags & STAGE_META) return ftruncate(*out, st->st_size) < 0 ? errno : 0;
         if (!(o->flags & STAGE_DATA) || st->st_size == 0) return 0;
-        int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        /* Completing a metacopy: the bytes come from the lower file, everything else from src. */
+        const char *from = o->size > 0 ? (const char *)o->data : src;
+        int in = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (in < 0) return errno;
         int err = copy_data(in, *out, st->st_size, &o->ret);
         close(in);
@@ -192,6 +198,7 @@ static int stage_exec(op *o) {
     if (!err) err = copy_xattrs(o->path, o->dest);
     if (!err && o->name[0] && lsetxattr(o->dest, ORIGIN_XATTR, o->name, strlen(o->name), 0) < 0 && !dropped(errno))
         err = errno;
+    if (!err && (o->flags & STAGE_META) && lsetxattr(o->dest, METACOPY_XATTR, "", 0, 0) < 0) err = errno;
     if (!err) {
         struct timespec times[2] = {st.st_atim, st.st_mtim};
         if (utimensat(AT_FDCWD, o->dest, times, AT_SYMLINK_NOFOLLOW) < 0) err = errno;
@@ -213,11 +220,12 @@ static int commit_exec(op *o) {
     return utimensat(AT_FDCWD, o->name, times, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
 }
 
-/* stageCopy(src, tmp, kind, flags, origin) → bytes of data copied */
+/* stageCopy(src, tmp, kind, flags, origin, dataFrom) → bytes of data copied; dataFrom: a NUL-
+ * terminated path as bytes, empty for "src itself" */
 napi_value js_stage_copy(napi_env env, napi_callback_info info) {
     op *o = op_new("copyup", stage_exec, op_done_number);
     if (!o) return op_nomem(env);
-    return op_run(env, info, o, "ssuus", &o->path, &o->dest, &o->mode, &o->flags, &o->name);
+    return op_run(env, info, o, "ssuusb", &o->path, &o->dest, &o->mode, &o->flags, &o->name, &o->data, &o->size);
 }
 
 /* commitCopy(tmp, target, parentDir) */

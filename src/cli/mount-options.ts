@@ -19,6 +19,7 @@ export interface MountOptions {
   debug: boolean
   readOnly: boolean
   fsync: boolean
+  metacopy: boolean
   allowOther: boolean
   cacheEntries: number
   entryTimeout: number
@@ -44,7 +45,7 @@ const PASSTHROUGH = new Set([
 export function parseMountArgs(argv: string[]): MountOptions {
   const opts: MountOptions = {
     lowers: [], mountpoint: '', source: 'layerfs', foreground: false, debug: false, readOnly: false,
-    fsync: true, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
+    fsync: true, metacopy: false, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
     entryTimeout: NaN, attrTimeout: NaN, negativeTimeout: NaN, bridge: 'll', warnings: [],
   }
   const positional: string[] = []
@@ -92,6 +93,10 @@ function applyOptions(opts: MountOptions, list: string): void {
       case 'ro': opts.readOnly = true; break
       case 'volatile': opts.fsync = false; break
       case 'fsync': opts.fsync = value !== '0'; break
+      case 'metacopy':
+        if (value !== 'on' && value !== 'off') throw new UsageError(`metacopy=${value}: expected on or off`)
+        opts.metacopy = value === 'on'
+        break
       case 'allow_other': opts.allowOther = true; break
       case 'debug': opts.debug = true; break
       case 'log': opts.log = need(key, value); break

@@ -48,6 +48,7 @@ async function serve(opts: MountOptions): Promise<number> {
     await checkMountpoint(mountpoint)
     const union = await Union.open({
       lowers: opts.lowers, upper: opts.upper, work: opts.work, cacheEntries: opts.cacheEntries, fsync: opts.fsync,
+      metacopy: opts.metacopy,
     })
     // The kernel applies the caller's umask before a create reaches us; ours must not apply twice.
     process.umask(0)

@@ -71,6 +71,9 @@ async function* walk(dir: string, rel: string, links: Map<string, string>): Asyn
       }
       yield* walk(host, relName, links)
     } else if (st.isFile()) {
+      if ((await lgetxattr(host, 'trusted.overlay.metacopy')) !== undefined) {
+        throw new ImageError(`${relName} is a metadata-only copy (the mount used metacopy=on): its data is in a lower layer, which commit does not read; write to it through a mount, or commit from an upper made with metacopy=off`)
+      }
       const key = `${st.dev}:${st.ino}`
       const first = st.nlink > 1 ? links.get(key) : undefined
       if (first !== undefined) {

@@ -27,7 +27,7 @@ export interface SysError extends Error {
 interface Addon {
   lgetxattr(path: string, name: string): Promise<Buffer>
   lgetxattrSync(path: string, name: string): Buffer
-  stageCopy(src: string, tmp: string, kind: number, flags: number, origin: string): Promise<number>
+  stageCopy(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array): Promise<number>
   commitCopy(tmp: string, target: string, parent: string): Promise<void>
   fgetxattr(fd: number, name: string): Promise<Buffer>
   lsetxattr(path: string, name: string, value: Uint8Array, flags: number): Promise<void>
@@ -225,6 +225,12 @@ export interface StageOptions {
   fsync: boolean
   /** Inode number to record in trusted.layerfs.origin. */
   origin?: bigint
+  /** Metadata only (overlayfs metacopy): a sparse file of the same size marked
+   *  trusted.overlay.metacopy; its data stays in the lower file. */
+  meta?: boolean
+  /** Where the data comes from when it is not `src` (completing a metacopy: data from the lower
+   *  file, everything else from the upper one). */
+  dataFrom?: string
 }
 
 /**
@@ -234,9 +240,10 @@ export interface StageOptions {
  * data copied; on failure `tmp` is gone.
  */
 export function stageCopy(src: string, tmp: string, kind: CopyKind, options: StageOptions): Promise<number> {
-  const flags = (options.data ? 1 : 0) | (options.fsync ? 2 : 0)
+  const flags = (options.data ? 1 : 0) | (options.fsync ? 2 : 0) | (options.meta ? 4 : 0)
   const origin = options.origin === undefined ? '' : String(options.origin)
-  return call((n) => n.stageCopy(src, tmp, COPY_KINDS[kind], flags, origin), src, tmp)
+  const dataFrom = options.dataFrom === undefined ? new Uint8Array(0) : Buffer.from(options.dataFrom + '\0')
+  return call((n) => n.stageCopy(src, tmp, COPY_KINDS[kind], flags, origin, dataFrom), src, tmp)
 }
 
 /** rename(tmp, target), then give `parent` back the times it had before. */

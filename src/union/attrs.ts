@@ -63,17 +63,17 @@ function inoOf(entry: Entry, st: BigIntStats): number {
 
 // chmod and chown of an upper file are synchronous, like the lookups before them (resolver.ts).
 export async function chmod(core: Core, rel: string, mode: number): Promise<void> {
-  const entry = await core.copyUp(rel, true)
+  const entry = await core.copyUp(rel, 'meta')
   chmodSync(entry.layer.path(rel), mode & 0o7777)
 }
 
 export async function chown(core: Core, rel: string, uid: number, gid: number): Promise<void> {
-  const entry = await core.copyUp(rel, true)
+  const entry = await core.copyUp(rel, 'meta')
   lchownSync(entry.layer.path(rel), uid, gid)
 }
 
 export async function utimens(core: Core, rel: string, atime: TimeNs, mtime: TimeNs): Promise<void> {
-  const entry = await core.copyUp(rel, true)
+  const entry = await core.copyUp(rel, 'meta')
   await utimensat(entry.layer.path(rel), atime, mtime, true)
 }
 
@@ -116,7 +116,7 @@ export async function listxattr(core: Core, rel: string): Promise<string[]> {
 
 export async function setxattr(core: Core, rel: string, name: string, value: Buffer, flags: number): Promise<void> {
   const real = stored(name)
-  const entry = await core.copyUp(rel, true)
+  const entry = await core.copyUp(rel, 'meta')
   await lsetxattr(entry.layer.path(rel), real, value, flags)
 }
 
@@ -125,6 +125,6 @@ export async function removexattr(core: Core, rel: string, name: string): Promis
   const current = await core.resolver.get(rel)
   // Removing what is not there fails without a copy-up, as in overlayfs.
   if ((await lgetxattr(current.layer.path(rel), real)) === undefined) throw fsError('ENODATA', name)
-  const entry = await core.copyUp(rel, true)
+  const entry = await core.copyUp(rel, 'meta')
   await lremovexattr(entry.layer.path(rel), real)
 }

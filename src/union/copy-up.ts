@@ -14,10 +14,14 @@ import { commitCopy, stageCopy } from '../sys/native.js'
 import type { Kind } from './entry.js'
 
 export interface StageOptions {
-  /** Copy the file's bytes (false for an O_TRUNC open or a truncate to 0: metadata only). */
+  /** Copy the file's bytes (false for an O_TRUNC open or a truncate to 0: an empty file). */
   data: boolean
   /** Inode number to record as the copy's origin; undefined for none. */
   origin: bigint | undefined
+  /** A metadata-only copy (metacopy=on): same size, sparse, marked, data left below. */
+  meta?: boolean
+  /** Take the bytes from this host path instead of the source (completing a metacopy). */
+  dataFrom?: string
 }
 
 export interface Staged {
@@ -43,7 +47,8 @@ export class Stager {
   /** Build a copy of the host path `src` in the work directory. */
   async stage(src: string, kind: Kind, options: StageOptions): Promise<Staged> {
     const tmp = this.tempPath()
-    const bytes = await stageCopy(src, tmp, kind, { data: options.data, fsync: this.#fsync && kind === 'file', origin: options.origin })
+    const fsync = this.#fsync && kind === 'file' && options.data && !options.meta
+    const bytes = await stageCopy(src, tmp, kind, { data: options.data, fsync, origin: options.origin, meta: options.meta, dataFrom: options.dataFrom })
     return { tmp, bytes }
   }
 

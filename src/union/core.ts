@@ -11,7 +11,8 @@ import { constants, lstatSync } from 'node:fs'
 import { rename, rm, writeFile, unlink } from 'node:fs/promises'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX, isWhiteoutStat } from '../layers/whiteout.js'
-import { RENAME_EXCHANGE, lsetxattr, mknod, renameat2 } from '../sys/native.js'
+import { RENAME_EXCHANGE, lgetxattrSync, lsetxattr, mknod, renameat2 } from '../sys/native.js'
+import { METACOPY_XATTR, REDIRECT_XATTR, readOrigin } from './inode.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { Handles } from './handles.js'
@@ -41,7 +42,11 @@ export class Core {
   /** Whether mknod of a char 0/0 works here; false after the first EPERM (then `.wh.` files). */
   #mknodWhiteouts = true
 
-  constructor(layers: Layer[], stager: Stager | undefined, cacheEntries: number) {
+  /** Copy up metadata only for metadata changes (metacopy=on). */
+  readonly metacopy: boolean
+
+  constructor(layers: Layer[], stager: Stager | undefined, cacheEntries: number, metacopy = false) {
+    this.metacopy = metacopy
     this.layers = layers
     this.upper = layers[0]?.writable ? layers[0] : undefined
     this.#stager = stager
@@ -77,11 +82,18 @@ export class Core {
     this.onAttrChange?.('/' + dir.path)
   }
 
-  /** Copy `rel` up (whole, or metadata only when `data` is false) and return its upper entry. */
-  async copyUp(rel: string, data: boolean): Promise<Entry> {
+  /**
+   * Copy `rel` up and return its upper entry. `want`: true copies the data too; false makes an empty
+   * file (O_TRUNC, truncate to 0); 'meta' is for changes of metadata only (chmod, chown, utimens,
+   * xattrs, rename): with metacopy on, a file is then copied up without its bytes, which stay in the
+   * lower layer until a write needs them (overlayfs's metacopy, in the kernel's on-disk format).
+   * An upper metadata-only copy asked for its data (or for an empty file) is completed here.
+   */
+  async copyUp(rel: string, want: boolean | 'meta'): Promise<Entry> {
     for (;;) {
       const entry = await this.resolver.get(rel)
-      if (inUpper(entry)) return entry
+      const complete = inUpper(entry) && want !== 'meta' && this.isMetacopy(entry)
+      if (inUpper(entry) && !complete) return entry
       this.requireUpper()
       const running = this.#inflight.get(rel)
       if (running) {
@@ -93,7 +105,7 @@ export class Core {
           await this.ensureUpperDirLocked(entry)
           return entry
         })
-        : this.#copyUpObject(entry, data)
+        : complete ? this.#complete(entry, want === true) : this.#copyUpObject(entry, want)
       this.#inflight.set(rel, job)
       try {
         return await job
@@ -103,7 +115,27 @@ export class Core {
     }
   }
 
-  async #copyUpObject(entry: Entry, data: boolean): Promise<Entry> {
+  /** Is this upper file a metadata-only copy whose data is still below? (Memoised on the entry.) */
+  isMetacopy(entry: Entry): boolean {
+    if (entry.kind !== 'file' || !inUpper(entry)) return false
+    entry.metacopy ??= lgetxattrSync(entry.layer.path(entry.path), METACOPY_XATTR) !== undefined
+    return entry.metacopy
+  }
+
+  /** The host path of a metadata-only copy's data: the lower file at its redirect (set when the copy
+   *  was renamed), else at its own path, as overlayfs finds it. */
+  dataSource(entry: Entry): string {
+    const redirect = lgetxattrSync(entry.layer.path(entry.path), REDIRECT_XATTR)?.toString()
+    const rel = redirect !== undefined ? redirect.replace(/^\/+/, '') : entry.path
+    for (const layer of this.layers) {
+      if (layer.writable) continue
+      const path = layer.path(rel)
+      if (lstatSync(path, { throwIfNoEntry: false })?.isFile()) return path
+    }
+    throw fsError('EIO', `${entry.path}: the lower data of a metadata-only copy is gone`)
+  }
+
+  async #copyUpObject(entry: Entry, want: boolean | 'meta'): Promise<Entry> {
     const upper = this.requireUpper()
     const rel = entry.path
     const started = performance.now()
@@ -114,7 +146,8 @@ export class Core {
     const st = lstatSync(src, { bigint: true })
     // A lower file with several links loses them in the copy: it must not keep their inode number.
     const origin = st.nlink === 1n ? st.ino : undefined
-    const staged = await this.stager.stage(src, entry.kind, { data, origin })
+    const meta = want === 'meta' && this.metacopy && entry.kind === 'file'
+    const staged = await this.stager.stage(src, entry.kind, { data: want !== false && !meta, origin, meta })
     return this.lock.run(async () => {
       const current = await this.resolver.resolve(rel)
       if (!current || current.layer !== entry.layer || current.kind !== entry.kind) {
@@ -127,8 +160,40 @@ export class Core {
       current.layer = upper
       current.ino = origin === undefined ? undefined : Number(origin)
       current.lowerHas = true
+      current.metacopy = meta
       this.resolver.set(rel, current)
-      await this.handles.promote(rel, upper.path(rel))
+      // A metadata-only copy leaves readers on the lower data, which is still the file's.
+      if (!meta) await this.handles.promote(rel, upper.path(rel))
+      this.counters.copyUps++
+      this.counters.copyUpBytes += staged.bytes
+      this.counters.copyUpMs += performance.now() - started
+      this.onAttrChange?.('/' + rel)
+      return current
+    })
+  }
+
+  /** Give a metadata-only copy its data (or make it empty): a new copy with the upper file's
+   *  metadata and the lower bytes, renamed over it. */
+  async #complete(entry: Entry, withData: boolean): Promise<Entry> {
+    const upper = this.requireUpper()
+    const rel = entry.path
+    const started = performance.now()
+    const path = upper.path(rel)
+    const origin = readOrigin(path)
+    const staged = await this.stager.stage(path, 'file', {
+      data: withData, origin: origin === undefined ? undefined : BigInt(origin), dataFrom: withData ? this.dataSource(entry) : undefined,
+    })
+    return this.lock.run(async () => {
+      const current = await this.resolver.resolve(rel)
+      if (current !== entry || !this.isMetacopy(current)) {
+        await rm(staged.tmp, { force: true })
+        if (current) return current
+        throw fsError('ENOENT', rel)
+      }
+      await this.#commit(staged.tmp, rel)
+      current.metacopy = false
+      this.resolver.set(rel, current)
+      await this.handles.promote(rel, path)
       this.counters.copyUps++
       this.counters.copyUpBytes += staged.bytes
       this.counters.copyUpMs += performance.now() - started

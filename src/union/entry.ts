@@ -19,6 +19,8 @@ export interface Entry {
   ino?: number
   /** Memoised: a lower layer holds this name, so removing it needs a whiteout. */
   lowerHas?: boolean
+  /** Memoised: an upper file that is a metadata-only copy (its data is still in a lower layer). */
+  metacopy?: boolean
 }
 
 /** The dirLayers of every non-directory: one shared empty list instead of one per cached entry. */

@@ -19,8 +19,10 @@ export async function open(core: Core, rel: string, flags: number): Promise<numb
   if (writing) entry = await core.copyUp(rel, (flags & constants.O_TRUNC) === 0)
   // open(2) of a file whose inode is cached costs microseconds; a thread-pool round trip costs more,
   // and reading many small files is one open per file (the reason lookups are synchronous too).
-  const fd = openSync(entry.layer.path(rel), (flags & ~CREATE_FLAGS) | constants.O_NOFOLLOW)
-  return core.handles.add({ fd, path: rel, upper: entry.layer.writable })
+  // A metadata-only copy is read from its lower data; a later completion moves the reader over.
+  const lowerData = !writing && core.isMetacopy(entry)
+  const fd = openSync(lowerData ? core.dataSource(entry) : entry.layer.path(rel), (flags & ~CREATE_FLAGS) | constants.O_NOFOLLOW)
+  return core.handles.add({ fd, path: rel, upper: entry.layer.writable && !lowerData })
 }
 
 export async function create(core: Core, rel: string, mode: number, owner?: Owner): Promise<number> {

@@ -12,6 +12,9 @@ import { lgetxattrSync } from '../sys/native.js'
 import { isCode } from './errors.js'
 
 export const ORIGIN_XATTR = 'trusted.layerfs.origin'
+/** overlayfs's marks of a metadata-only copy and of where a renamed one's data lives. */
+export const METACOPY_XATTR = 'trusted.overlay.metacopy'
+export const REDIRECT_XATTR = 'trusted.overlay.redirect'
 
 const OVERLAY = 'trusted.overlay.'
 const ESCAPED = 'trusted.overlay.overlay.'

@@ -11,7 +11,8 @@ import { chmodSync, constants, fchmodSync, mkdirSync, openSync, unlinkSync } fro
 import { chmod, lchown, lstat, link as hardlink, readdir, rename as move, rm, symlink as makeSymlink, unlink as removeFile } from 'node:fs/promises'
 import { joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX } from '../layers/whiteout.js'
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, lsetxattr, mknod as makeNode, renameat2 } from '../sys/native.js'
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, lgetxattrSync, lsetxattr, mknod as makeNode, renameat2 } from '../sys/native.js'
+import { REDIRECT_XATTR } from './inode.js'
 import type { Core } from './core.js'
 import { type Entry, type Kind, NO_LAYERS, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -154,10 +155,11 @@ export async function rename(core: Core, fromRel: string, toRel: string, flags: 
   if (toRel.startsWith(fromRel + '/')) throw fsError('EINVAL', 'a directory cannot move into itself')
   checkNewName(toRel)
   // Copy-ups happen before taking the lock: they can take long and commit under it themselves.
-  if (source.kind !== 'dir') await core.copyUp(fromRel, true)
+  // A rename changes no data: with metacopy on, the bytes stay below (see keepDataReachable).
+  if (source.kind !== 'dir') await core.copyUp(fromRel, 'meta')
   if (flags & RENAME_EXCHANGE) {
     const target = await core.resolver.get(toRel)
-    if (target.kind !== 'dir') await core.copyUp(toRel, true)
+    if (target.kind !== 'dir') await core.copyUp(toRel, 'meta')
   }
   await core.lock.run(async () => {
     const from = await core.resolver.get(fromRel)
@@ -185,6 +187,7 @@ async function moveLocked(core: Core, from: Entry, to: Entry | undefined, toRel:
   }
   if (from.kind === 'dir') await movableDir(core, from)
   if (!inUpper(from)) throw fsError('ENOENT', from.path) // lost a race with an unlink
+  await keepDataReachable(core, from)
   await core.ensureUpperDirLocked(await core.resolver.get(splitPath(toRel)[0]))
   const toPath = upper.path(toRel)
   const sourceHasLower = await core.resolver.lowerHas(from)
@@ -234,10 +237,20 @@ async function exchangeLocked(core: Core, from: Entry, to: Entry | undefined): P
   if (from.kind === 'dir') await movableDir(core, from)
   if (to.kind === 'dir') await movableDir(core, to)
   if (!inUpper(from) || !inUpper(to)) throw fsError('ENOENT', 'exchange raced a removal')
+  await keepDataReachable(core, from)
+  await keepDataReachable(core, to)
   const upper = core.requireUpper()
   await renameat2(upper.path(from.path), upper.path(to.path), RENAME_EXCHANGE)
   core.resolver.invalidateTree(from.path)
   core.resolver.invalidateTree(to.path)
+}
+
+/** A metadata-only copy finds its data at its own path below: before it moves, it records that path
+ *  as its redirect (overlayfs's trusted.overlay.redirect, an absolute path), once. */
+async function keepDataReachable(core: Core, entry: Entry): Promise<void> {
+  if (!core.isMetacopy(entry)) return
+  const path = core.requireUpper().path(entry.path)
+  if (lgetxattrSync(path, REDIRECT_XATTR) === undefined) await lsetxattr(path, REDIRECT_XATTR, '/' + entry.path)
 }
 
 async function hiddenByUpperWhiteout(core: Core, rel: string): Promise<boolean> {

@@ -33,6 +33,8 @@ export interface UnionOptions {
   cacheEntries?: number
   /** fsync each copy-up before it becomes visible (overlayfs does; `volatile` turns it off). */
   fsync?: boolean
+  /** Copy up metadata only for metadata changes (overlayfs `metacopy=on`, same on-disk marks). */
+  metacopy?: boolean
 }
 
 export interface DirEntry {
@@ -92,7 +94,7 @@ export class Union {
       layers.push(new Layer(upper, 0, true))
     }
     for (const dir of lowers) layers.push(new Layer(dir, layers.length, false))
-    return new Union(new Core(layers, stager, options.cacheEntries ?? 100_000))
+    return new Union(new Core(layers, stager, options.cacheEntries ?? 100_000, options.metacopy ?? false))
   }
 
   get readOnly(): boolean {

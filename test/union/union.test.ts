@@ -413,3 +413,51 @@ describe('readdir priming the lookup cache', () => {
     expect(await s.union.readdir('/d/sub')).toEqual(['inner'])
   })
 })
+
+describe('metacopy (metadata-only copy-up)', () => {
+  it('copies up metadata only for chmod, keeping the data below until a write', async () => {
+    const s = await stack([{ 'd/f': 'lower bytes' }], {}, { metacopy: true })
+    await s.union.chmod('/d/f', 0o600)
+    const upperFile = join(s.upper, 'd/f')
+    const st = await lstat(upperFile)
+    expect([st.mode & 0o7777, st.size, st.blocks]).toEqual([0o600, 11, 0])
+    expect(await lgetxattr(upperFile, 'trusted.overlay.metacopy')).toBeDefined()
+    expect(await readAll(s.union, '/d/f')).toBe('lower bytes')
+    expect(s.union.stats().copyUps.copyUpBytes).toBe(0)
+    // A write completes the copy: the bytes come up, the chmod stays, the mark goes.
+    await writeAt(s.union, '/d/f', 'L', 0)
+    expect(await readFile(upperFile, 'utf8')).toBe('Lower bytes')
+    expect((await lstat(upperFile)).mode & 0o7777).toBe(0o600)
+    expect(await lgetxattr(upperFile, 'trusted.overlay.metacopy')).toBeUndefined()
+  })
+
+  it('finds the data of a renamed metadata-only copy through its redirect, also after a remount', async () => {
+    const s = await stack([{ a: 'data of a' }], {}, { metacopy: true })
+    await s.union.chown('/a', 1000, 1000)
+    await s.union.rename('/a', '/b')
+    expect((await lgetxattr(join(s.upper, 'b'), 'trusted.overlay.redirect'))?.toString()).toBe('/a')
+    const again = await s.reopen()
+    expect(await readAll(again, '/b')).toBe('data of a')
+    await expect(again.getattr('/a')).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('moves a reader of the lower data onto the completed copy', async () => {
+    const s = await stack([{ f: 'old!' }], {}, { metacopy: true })
+    await s.union.utimens('/f', 0n, 0n)
+    const reader = await s.union.open('/f', constants.O_RDONLY)
+    await writeAt(s.union, '/f', 'new!', 0)
+    const buf = Buffer.alloc(4)
+    await s.union.read(reader, buf, 4, 0)
+    await s.union.release(reader)
+    expect(buf.toString()).toBe('new!')
+  })
+
+  it('makes an empty file on O_TRUNC without reading the lower data', async () => {
+    const s = await stack([{ f: 'x'.repeat(5000) }], {}, { metacopy: true })
+    await s.union.chmod('/f', 0o640)
+    const fh = await s.union.open('/f', constants.O_WRONLY | constants.O_TRUNC)
+    await s.union.release(fh)
+    const st = await lstat(join(s.upper, 'f'))
+    expect([st.size, st.mode & 0o7777]).toEqual([0, 0o640])
+  })
+})
