@@ -10,7 +10,7 @@ import { openSync, writeSync, closeSync } from 'node:fs'
 import { lstat, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startDaemon } from '../fuse/daemon.js'
+import { type Daemon, startDaemon } from '../fuse/daemon.js'
 import { Union } from '../union/union.js'
 import { type MountOptions, UsageError, parseMountArgs } from './mount-options.js'
 
@@ -43,6 +43,16 @@ async function serve(opts: MountOptions): Promise<number> {
     } catch { /* the parent gave up waiting */ }
   }
   const log = logger(opts.log)
+  // Signals are taken from the start: one that arrives while the mount is being set up must still
+  // end in a clean unmount, not in the default action (which would leave a dead mount behind).
+  let daemon: Daemon | undefined
+  let stopRequested = false
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      stopRequested = true
+      if (daemon) void daemon.stop()
+    })
+  }
   try {
     const mountpoint = resolve(opts.mountpoint)
     await checkMountpoint(mountpoint)
@@ -52,11 +62,11 @@ async function serve(opts: MountOptions): Promise<number> {
     })
     // The kernel applies the caller's umask before a create reaches us; ours must not apply twice.
     process.umask(0)
-    const daemon = await startDaemon(union, mountpoint, {
+    daemon = await startDaemon(union, mountpoint, {
       fsname: opts.source, allowOther: opts.allowOther, entryTimeout: opts.entryTimeout,
       attrTimeout: opts.attrTimeout, negativeTimeout: opts.negativeTimeout, debug: opts.debug, log, bridge: opts.bridge,
     })
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void daemon.stop())
+    if (stopRequested) void daemon.stop()
     report('ready')
     await daemon.closed
     // fuse-native's handles would keep the event loop alive after the session ended.

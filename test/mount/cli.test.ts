@@ -156,6 +156,8 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
       ['upperdir without workdir', () => ['-o', `lowerdir=${lower},upperdir=${upper}`, mnt], /upperdir and workdir go together/],
       ['a missing mountpoint', () => ['-o', `lowerdir=${lower}`, `${mnt}-nope`], /mountpoint .*: no such directory/],
       ['a bad number', () => ['-o', `lowerdir=${lower},cache_entries=lots`, mnt], /cache_entries=lots: not a number/],
+      ['a bad metacopy value', () => ['-o', `lowerdir=${lower},metacopy=maybe`, mnt], /metacopy=maybe: expected on or off/],
+      ['an unknown bridge', () => ['-o', `lowerdir=${lower},bridge=fuse4`, mnt], /bridge=fuse4: expected ll or fuse-native/],
       ['an unknown flag', () => ['--frob', mnt], /unknown flag --frob/],
       ['upper and work on different filesystems', () => ['-o', `lowerdir=${lower},upperdir=${upper},workdir=/dev/shm`, mnt], /same filesystem/],
     ]
