@@ -98,7 +98,9 @@ export async function run(args: string[]): Promise<number> {
   } finally {
     if (await isFuseMounted(mnt)) await unmountPath(mnt)
   }
-  say(`\nunmounted. Everything is in ${root}; the upper dir mounts with kernel overlayfs too:`)
-  say(`  mount -t overlay overlay -o lowerdir=${lowerdir},upperdir=${upper},workdir=${work} ${mnt}`)
+  say(`\nunmounted. Everything is in ${root}. The upper dir is in kernel overlayfs's format (char 0/0`)
+  say(`whiteouts, trusted.overlay.opaque); mount it again with layerfs (which also reads the OCI markers`)
+  say(`of the image layers, which the kernel does not):`)
+  say(`  layerfs -o lowerdir=${lowerdir},upperdir=${upper},workdir=${work} ${mnt}`)
   return 0
 }
