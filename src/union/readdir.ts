@@ -4,7 +4,8 @@
  * the layers below its own, never in its own layer, as the OCI spec has it. The result is sorted, so a
  * directory offset means the same thing across calls.
  */
-import { lstat, readdir } from 'node:fs/promises'
+import { readdirSync } from 'node:fs'
+import { lstat } from 'node:fs/promises'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, isWhiteoutStat, whiteoutTarget } from '../layers/whiteout.js'
 import type { Entry } from './entry.js'
 import type { Listings } from './resolver.js'
@@ -14,12 +15,14 @@ export async function mergedNames(dir: Entry): Promise<string[]> {
   return mergeListings(dir, await listLayers(dir))
 }
 
-/** One readdir per contributing layer (a layer whose copy vanished lists nothing). */
+/** One readdir per contributing layer (a layer whose copy vanished lists nothing). Synchronous, like
+ *  the lookup probes (resolver.ts): a directory read is one getdents on an inode the walk that got
+ *  here has just looked up, cheaper than the thread-pool round trip that would carry it. */
 export async function listLayers(dir: Entry): Promise<Listings> {
   const listings: Listings = new Map()
   for (const layer of dir.dirLayers) {
     try {
-      const dirents = await readdir(layer.path(dir.path), { withFileTypes: true })
+      const dirents = readdirSync(layer.path(dir.path), { withFileTypes: true })
       listings.set(layer, new Map(dirents.map((d) => [d.name, d])))
     } catch (err) {
       if (!isCode(err, 'ENOENT', 'ENOTDIR')) throw err
