@@ -1,5 +1,6 @@
 // Upper layers move between layerfs and kernel overlayfs: what one wrote, the other mounts and shows
-// the same merged tree.
+// the same merged tree. That holds for metadata-only copies too: a metacopy=on union writes the
+// kernel's own on-disk marks, which the kernel mounted with metacopy=on follows to the lower data.
 import { execFileSync } from 'node:child_process'
 import { constants } from 'node:fs'
 import { mkdir, readFile, readdir, rm, writeFile, lstat, readlink, unlink, rename } from 'node:fs/promises'
@@ -72,8 +73,8 @@ describe.skipIf(!overlay.ok)('upper layers shared with kernel overlayfs', () => 
     return { lower, upper, work, mnt }
   }
 
-  function mountKernel(d: { lower: string; upper: string; work: string; mnt: string }): void {
-    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${d.lower},upperdir=${d.upper},workdir=${d.work}`, d.mnt], { timeout: 10_000 })
+  function mountKernel(d: { lower: string; upper: string; work: string; mnt: string }, extra = ''): void {
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${d.lower},upperdir=${d.upper},workdir=${d.work}${extra}`, d.mnt], { timeout: 10_000 })
     mounted = d.mnt
   }
 
@@ -108,5 +109,19 @@ describe.skipIf(!overlay.ok)('upper layers shared with kernel overlayfs', () => 
     expect(await unionTree(union)).toEqual(expected)
     expect(expected['b']).toBe('dir')
     expect(expected['b/x']).toBeUndefined()
+  })
+
+  it('kernel overlayfs with metacopy=on reads the lower data of layerfs metadata-only copies', async () => {
+    const d = await setup()
+    const union = await Union.open({ lowers: [d.lower], upper: d.upper, work: d.work, metacopy: true })
+    await union.chmod('/a/keep', 0o600)
+    await union.chown('/top', 1000, 1000)
+    await union.rename('/top', '/moved')
+    mountKernel(d, ',metacopy=on')
+    expect(await readFile(join(d.mnt, 'a/keep'), 'utf8')).toBe('k')
+    expect((await lstat(join(d.mnt, 'a/keep'))).mode & 0o7777).toBe(0o600)
+    expect(await readFile(join(d.mnt, 'moved'), 'utf8')).toBe('t')
+    expect((await lstat(join(d.mnt, 'moved'))).uid).toBe(1000)
+    await expect(lstat(join(d.mnt, 'top'))).rejects.toMatchObject({ code: 'ENOENT' })
   })
 })
