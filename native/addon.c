@@ -8,8 +8,8 @@
 static napi_value init(napi_env env, napi_value exports) {
     static const napi_property_descriptor fns[] = {
         FN("lgetxattr", js_lgetxattr),
-        FN("lgetxattrSync", js_lgetxattr_sync),
         FN("stageCopy", js_stage_copy),
+        FN("stageCopySync", js_stage_copy_sync),
         FN("commitCopy", js_commit_copy),
         FN("fgetxattr", js_fgetxattr),
         FN("lsetxattr", js_lsetxattr),
@@ -25,6 +25,8 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("seekHole", js_seek_hole),
         FN("copyFileRange", js_copy_file_range),
         FN("ficlone", js_ficlone),
+        FN("preadNowait", js_pread_nowait),
+        FN("pwriteNowait", js_pwrite_nowait),
         FN("fuseLlCreate", fll_js_create),
         FN("fuseLlMount", fll_js_mount),
         FN("fuseLlUnmount", fll_js_unmount),

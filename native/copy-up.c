@@ -228,9 +228,17 @@ napi_value js_stage_copy(napi_env env, napi_callback_info info) {
     return op_run(env, info, o, "ssuusb", &o->path, &o->dest, &o->mode, &o->flags, &o->name, &o->data, &o->size);
 }
 
-/* commitCopy(tmp, target, parentDir) */
+/* The same on the calling thread, for copies without data (directories, links, metadata-only
+ * copies, O_TRUNC opens): a few metadata calls, cheaper than the pool round trip. */
+napi_value js_stage_copy_sync(napi_env env, napi_callback_info info) {
+    op *o = op_new("copyup", stage_exec, op_done_number);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "ssuusb", &o->path, &o->dest, &o->mode, &o->flags, &o->name, &o->data, &o->size);
+}
+
+/* commitCopy(tmp, target, parentDir), on the calling thread: a rename and a utimensat. */
 napi_value js_commit_copy(napi_env env, napi_callback_info info) {
     op *o = op_new("rename", commit_exec, op_done_undefined);
     if (!o) return op_nomem(env);
-    return op_run(env, info, o, "sss", &o->path, &o->dest, &o->name);
+    return op_run_sync(env, info, o, "sss", &o->path, &o->dest, &o->name);
 }

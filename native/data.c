@@ -1,5 +1,5 @@
-/* File data calls for sparse-aware, zero-copy copy-up: hole detection, in-kernel copies with
- * explicit offsets (so no shared file position is touched), and reflink clones. */
+/* File data calls: hole detection, in-kernel copies with explicit offsets (so no shared file
+ * position is touched) and reflink clones for copy-up, and reads and writes that never wait. */
 #include "exports.h"
 #include "op.h"
 
@@ -7,6 +7,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -54,3 +55,33 @@ napi_value js_ficlone(napi_env env, napi_callback_info info) {
     if (!o) return op_nomem(env);
     return op_run(env, info, o, "ii", &o->fd, &o->fd2);
 }
+
+/* ---- reads and writes that never wait ---- */
+
+/* preadNowait(fd, buffer, length, position) / pwriteNowait(...) → bytes, or -errno.
+ * preadv2/pwritev2 with RWF_NOWAIT, on the calling thread: served from the page cache or not at all
+ * (-EAGAIN, or -EOPNOTSUPP where the filesystem cannot promise it). The caller sends the rest to
+ * the thread pool, so the common case, cached data, costs no round trip while a disk read still
+ * never stalls the JS thread. Errors are returned, not thrown: every one means "use the pool". */
+static napi_value rw_nowait(napi_env env, napi_callback_info info, int writing) {
+    size_t argc = 4;
+    napi_value argv[4], result;
+    int32_t fd;
+    int64_t len, pos;
+    void *buf;
+    size_t cap;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (argc < 4 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+        napi_get_buffer_info(env, argv[1], &buf, &cap) != napi_ok || napi_get_value_int64(env, argv[2], &len) != napi_ok ||
+        napi_get_value_int64(env, argv[3], &pos) != napi_ok || len < 0 || (uint64_t)len > cap || pos < 0) {
+        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "(fd, buffer, length <= buffer.length, position >= 0)");
+        return NULL;
+    }
+    struct iovec iov = {buf, (size_t)len};
+    ssize_t n = writing ? pwritev2(fd, &iov, 1, (off_t)pos, RWF_NOWAIT) : preadv2(fd, &iov, 1, (off_t)pos, RWF_NOWAIT);
+    napi_create_int64(env, n < 0 ? -(int64_t)errno : (int64_t)n, &result);
+    return result;
+}
+
+napi_value js_pread_nowait(napi_env env, napi_callback_info info) { return rw_nowait(env, info, 0); }
+napi_value js_pwrite_nowait(napi_env env, napi_callback_info info) { return rw_nowait(env, info, 1); }

@@ -7,8 +7,8 @@
 
 /* xattr.c */
 napi_value js_lgetxattr(napi_env env, napi_callback_info info);
-napi_value js_lgetxattr_sync(napi_env env, napi_callback_info info);
 napi_value js_stage_copy(napi_env env, napi_callback_info info);
+napi_value js_stage_copy_sync(napi_env env, napi_callback_info info);
 napi_value js_commit_copy(napi_env env, napi_callback_info info);
 napi_value js_fgetxattr(napi_env env, napi_callback_info info);
 napi_value js_lsetxattr(napi_env env, napi_callback_info info);
@@ -28,6 +28,8 @@ napi_value js_seek_data(napi_env env, napi_callback_info info);
 napi_value js_seek_hole(napi_env env, napi_callback_info info);
 napi_value js_copy_file_range(napi_env env, napi_callback_info info);
 napi_value js_ficlone(napi_env env, napi_callback_info info);
+napi_value js_pread_nowait(napi_env env, napi_callback_info info);
+napi_value js_pwrite_nowait(napi_env env, napi_callback_info info);
 
 /* The FUSE bridge's exports are declared in fuse-ll.h. */
 

@@ -1,8 +1,8 @@
-/* The low-level callbacks, run on the loop thread. Each copies what it needs into a record, queues
- * it for the JS thread and returns at once: the low-level API lets a request be answered later from
- * any thread, so the loop goes straight back to reading the next request. Anything that points into
- * libfuse's receive buffer (names, write data, xattr values) is only valid during the callback and
- * is therefore copied. */
+/* The low-level callbacks, run by libfuse's dispatch inside the poll callback (fuse-ll-session.c).
+ * Each copies what it needs into a record and queues it; the whole batch goes to JS once the
+ * kernel's queue is empty, and JS answers later (the low-level API lets a request be answered at
+ * any time). Anything that points into libfuse's receive buffer (names, write data, xattr values)
+ * is only valid during the callback and is therefore copied. */
 #include "fuse-ll.h"
 
 #include <errno.h>
@@ -70,26 +70,26 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino) { ino_op(req, FLL_READLI
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     ino_op(req, FLL_OPEN, ino, fi);
 }
-/* Requests whose answer JS does not decide are answered here, on the loop thread: a hop to the JS
- * thread and back costs more than everything else a walk of a cached tree does. JS learns of the
- * ones it keeps state for (release, releasedir) afterwards, as records marked `answered`. */
+/* Requests whose answer JS does not decide are answered here, in C: building a JS request object
+ * and calling into JS costs more than everything else a walk of a cached tree does. JS learns of
+ * the ones it keeps state for (release) afterwards, as records marked `answered`. */
 
-/* A directory handle is only a number: JS takes the listing at the first readdir. The kernel may
- * cache the listing and keep it across opens, since every change of names goes through it. */
+/* ENOSYS tells the kernel (since 5.1) that opens of directories need no request at all: it stops
+ * sending opendir and releasedir, and treats every open directory as if we had answered with
+ * keep_cache and cache_readdir. Listings are then kept by node (ll-bridge.ts), which is all a
+ * handle would have carried. A walk of a cached tree then costs no request. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     (void)ino;
-    fll_session *s = fuse_req_userdata(req);
-    fi->fh = ++s->next_dir_fh; /* only the loop thread runs callbacks */
-    fi->keep_cache = 1;
-    fi->cache_readdir = 1;
-    fuse_reply_open(req, fi);
+    (void)fi;
+    fuse_reply_err(req, ENOSYS);
 }
 
-/* flush has nothing to do: writes go straight to the upper file, close(2) comes with release. */
+/* flush has nothing to do (writes go straight to the upper file, close(2) comes with release), and
+ * ENOSYS makes the kernel stop sending it: a close(2) then waits for no request. */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     (void)ino;
     (void)fi;
-    fuse_reply_err(req, 0);
+    fuse_reply_err(req, ENOSYS);
 }
 
 static void answered(fuse_req_t req, int kind, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -105,9 +105,6 @@ static void answered(fuse_req_t req, int kind, fuse_ino_t ino, struct fuse_file_
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     answered(req, FLL_RELEASE, ino, fi);
-}
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-    answered(req, FLL_RELEASEDIR, ino, fi);
 }
 static void op_statfs(fuse_req_t req, fuse_ino_t ino) { ino_op(req, FLL_STATFS, ino, NULL); }
 
@@ -308,7 +305,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
     push(req, r);
 }
 
-/* init (the kernel's INIT) also runs on the loop thread, before any request. */
+/* init: the kernel's INIT, before any request. */
 static void op_init(void *userdata, struct fuse_conn_info *conn) {
     fll_session *s = userdata;
     /* O_TRUNC arrives in open() flags instead of as a separate setattr. */
@@ -359,7 +356,6 @@ const struct fuse_lowlevel_ops fll_ops = {
     .opendir = op_opendir,
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,
-    .releasedir = op_releasedir,
     .fsyncdir = op_fsyncdir,
     .statfs = op_statfs,
     .setxattr = op_setxattr,

@@ -1,9 +1,7 @@
-/* Replies and notifications, called from JS. fuse_reply_* may be called from any thread, so each
- * answers straight from the JS thread without going back through the loop thread. Every reply first
- * checks its arguments and only then removes the request id: a bad argument throws and leaves the
- * request answerable (the caller can still reply EIO), a valid one is answered exactly once. The
- * write itself goes through FLL_SEND (fd_lock): once the loop thread has closed /dev/fuse, replies
- * only free their request. */
+/* Replies and notifications, called from JS. Every reply first checks its arguments and only then
+ * removes the request id: a bad argument throws and leaves the request answerable (the caller can
+ * still reply EIO), a valid one is answered exactly once. The write itself goes through FLL_SEND:
+ * once the session has closed /dev/fuse, replies only free their request. */
 #include "fuse-ll.h"
 
 #include <errno.h>
@@ -344,9 +342,7 @@ napi_value fll_js_notify_inval_inode(napi_env env, napi_callback_info info) {
         !fll_int(env, argv[3], "length", -MAX_SAFE, MAX_SAFE, &len))
         return NULL;
     if (!err) {
-        pthread_mutex_lock(&s->fd_lock);
         err = s->fd_closed ? -ENOTCONN : fuse_lowlevel_notify_inval_inode(s->se, (fuse_ino_t)ino, (off_t)off, (off_t)len);
-        pthread_mutex_unlock(&s->fd_lock);
     }
     return number(env, err);
 }
@@ -361,9 +357,7 @@ napi_value fll_js_notify_inval_entry(napi_env env, napi_callback_info info) {
     fll_session *s = live(env, argv[0], &err);
     if (!s || !fll_int(env, argv[1], "parent", 1, MAX_SAFE, &parent) || !get_name(env, argv[2], name)) return NULL;
     if (!err) {
-        pthread_mutex_lock(&s->fd_lock);
         err = s->fd_closed ? -ENOTCONN : fuse_lowlevel_notify_inval_entry(s->se, (fuse_ino_t)parent, name, strlen(name));
-        pthread_mutex_unlock(&s->fd_lock);
     }
     return number(env, err);
 }

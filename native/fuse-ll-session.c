@@ -1,28 +1,30 @@
 /* Session lifecycle and the request queue (see fuse-ll.h for the threading rules).
  *
  *   create   a handle object wrapping an fll_session (no FUSE state yet)
- *   mount    fuse_session_new + fuse_session_mount on the JS thread (so failures throw at once),
- *            then the loop thread; the kernel's INIT arrives as an 'init' event
- *   loop     the thread runs fuse_session_loop's equivalent plus an eventfd to wake it (run_loop);
- *            callbacks queue records and uv_async_send
- *   drain    the JS thread turns records into request objects and calls the handler, all in one
- *            callback scope so promise jobs run once per batch rather than once per request
- *   end      the loop returns (our unmount() through the eventfd, fusermount3 -u, an abort); the
- *            thread unmounts and queues an 'exit' event, and the JS thread joins it, destroys the
- *            session, reports the exit and closes the async handle so the event loop may end.
- *            process.exit() (shutdown) and environment teardown (cleanup hook) do the same
- *            synchronously, without the event. */
+ *   mount    fuse_session_new + fuse_session_mount (so failures throw at once), then a uv_poll
+ *            handle on the non-blocking /dev/fuse; the kernel's INIT arrives as an 'init' event
+ *   read     when /dev/fuse is readable, on_readable reads requests until the kernel's queue is
+ *            empty (or a batch is full), running libfuse's dispatch on each: the callbacks queue
+ *            records, and C answers the few it can
+ *   drain    the records become request objects for the JS handler, all in one callback scope so
+ *            promise jobs run once per batch rather than once per request
+ *   end      the kernel ends the connection (fusermount3 -u, an abort: the read fails or poll
+ *            reports an error), or unmount() asks (through the async handle, so never inside the
+ *            caller): the session closes /dev/fuse, unmounts lazily, destroys itself, reports
+ *            'exit' and closes its handles so the event loop may end. process.exit() (shutdown) and
+ *            environment teardown (cleanup hook) do the same synchronously, without the event.
+ *
+ * Before this design a libfuse thread read the requests and queued them to the JS thread through
+ * uv_async: every request then woke two threads instead of one, and on a VM the cross-CPU wakeup
+ * cost more than the request itself. */
 #include "fuse-ll.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #define IDX_BITS 24
@@ -166,13 +168,11 @@ void fll_drop_req(fll_session *s, uint32_t idx) { slot_free(s, idx); }
 
 /* ---- queue ---- */
 
+/* Callbacks only run inside on_readable, which drains the queue before it returns. */
 void fll_push(fll_session *s, fll_rec *r) {
-    pthread_mutex_lock(&s->lock);
     if (s->tail) s->tail->next = r;
     else s->head = r;
     s->tail = r;
-    pthread_mutex_unlock(&s->lock);
-    uv_async_send(&s->async);
 }
 
 static void rec_free(fll_rec *r) {
@@ -271,7 +271,7 @@ static napi_value build_request(napi_env env, fll_session *s, fll_rec *r) {
         break;
     case FLL_READ: case FLL_READDIR: case FLL_READDIRPLUS:
         set_num(env, o, "ino", (double)r->ino);
-        set_num(env, o, "fh", (double)r->fh);
+        if (r->kind == FLL_READ) set_num(env, o, "fh", (double)r->fh);
         set_num(env, o, "size", (double)r->size);
         set_num(env, o, "offset", (double)r->offset);
         break;
@@ -281,7 +281,7 @@ static napi_value build_request(napi_env env, fll_session *s, fll_rec *r) {
         set_data(env, o, "data", r);
         set_num(env, o, "offset", (double)r->offset);
         break;
-    case FLL_FLUSH: case FLL_RELEASE: case FLL_RELEASEDIR:
+    case FLL_RELEASE:
         set_num(env, o, "ino", (double)r->ino);
         set_num(env, o, "fh", (double)r->fh);
         break;
@@ -321,108 +321,52 @@ static napi_value build_request(napi_env env, fll_session *s, fll_rec *r) {
 
 static void on_closed(uv_handle_t *h) {
     fll_session *s = h->data;
-    s->async_open = 0;
-    if (s->free_on_close) free(s);
+    if (--s->handles_open == 0 && s->free_on_close) free(s);
 }
 
-/* Ask the loop to end: flag it and wake its poll() through the eventfd. The loop thread itself then
- * unmounts, so the /dev/fuse fd is only ever closed by that thread, under fd_lock. (Unmounting from
- * here to make the kernel fail the blocking read, as libfuse's own loop would need, does not wake
- * it while an open file or a cwd keeps the lazily unmounted superblock alive.) Idempotent. */
-static void request_end(fll_session *s) {
-    if (s->unmount_requested || !s->se) return;
-    s->unmount_requested = 1;
-    fuse_session_exit(s->se);
-    uint64_t one = 1;
-    if (write(s->wake_fd, &one, sizeof one) < 0) { /* the counter cannot overflow here */ }
+static void close_handles(fll_session *s) {
+    if (s->handles_open != 2) return; /* already closing */
+    uv_close((uv_handle_t *)&s->poll, on_closed);
+    uv_close((uv_handle_t *)&s->async, on_closed);
 }
 
-/* fuse_session_loop, plus a wake-up fd: poll() both, and read /dev/fuse (non-blocking) only when
- * the kernel has a request. */
-static int run_loop(fll_session *s) {
-    struct fuse_session *se = s->se;
-    struct fuse_buf fbuf = {.mem = NULL};
-    int res = 0;
-    struct pollfd p[2] = {{.fd = fuse_session_fd(se), .events = POLLIN}, {.fd = s->wake_fd, .events = POLLIN}};
-    while (!fuse_session_exited(se)) {
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR) continue;
-            res = -errno;
-            break;
-        }
-        if (p[1].revents || fuse_session_exited(se)) break;
-        /* POLLERR (unmounted or aborted) also lands here: the read then fails with ENODEV, which
-         * libfuse turns into fuse_session_exit and 0. */
-        res = fuse_session_receive_buf(se, &fbuf);
-        if (res == -EINTR || res == -EAGAIN) continue;
-        if (res <= 0) break;
-        fuse_session_process_buf(se, &fbuf);
-    }
-    free(fbuf.mem);
-    return res > 0 ? 0 : res;
-}
-
-static void *loop_thread(void *arg) {
-    fll_session *s = arg;
-    int res = run_loop(s);
-    /* Closes the fd and unmounts (lazily; after fusermount3 -u only the close is left). Under
-     * fd_lock so that no reply is being written to the fd number as it is closed and reused. */
-    pthread_mutex_lock(&s->fd_lock);
+/* Ends a mounted session, synchronously and without JS. Stops watching /dev/fuse (the poll handle
+ * must let go of the fd before it is closed), closes it and unmounts lazily: closing the last fd
+ * aborts the connection, so nothing here waits on the filesystem. Requests JS has not answered are
+ * freed without a reply (the connection is gone); their late replies are dropped by fll_peek_req.
+ * Records still queued are freed too. Idempotent. */
+static void end_session(fll_session *s) {
+    if (s->state != FLL_MOUNTED) return;
+    close_handles(s);
     s->fd_closed = 1;
     fuse_session_unmount(s->se);
-    pthread_mutex_unlock(&s->fd_lock);
-
-    char reason[160];
-    if (s->unmount_requested) snprintf(reason, sizeof reason, "unmount() called");
-    else if (res == 0) snprintf(reason, sizeof reason, "unmounted (the kernel ended the connection)");
-    else snprintf(reason, sizeof reason, "FUSE loop failed: %s", strerror(-res));
-    fll_rec *r = calloc(1, sizeof *r);
-    if (r) {
-        r->kind = FLL_EV_EXIT;
-        r->name = strdup(reason);
-        fll_push(s, r);
-    }
-    /* Without memory for the record the session is never reported ended; nothing better to do. */
-    return NULL;
-}
-
-/* Everything after the loop thread returned: nothing else touches `se` any more. */
-static void finish(fll_session *s) {
-    pthread_join(s->thread, NULL);
-    s->thread_started = 0;
     s->state = FLL_ENDED;
-    /* Requests JS has not answered: free them without sending (the connection is gone); JS's late
-     * replies are then dropped by fll_take_req. */
     for (uint32_t i = 0; i < s->nslots; i++) {
         if (s->slots[i].req) {
             fuse_reply_none(s->slots[i].req);
             slot_free(s, i);
         }
     }
+    for (fll_rec *r = s->head, *next; r; r = next) {
+        next = r->next;
+        if (r->req) fuse_reply_none(r->req);
+        rec_free(r);
+    }
+    s->head = s->tail = NULL;
     fuse_session_destroy(s->se);
     s->se = NULL;
-}
-
-/* Ends a mounted session synchronously, without JS: wake the loop, let it unmount, join it. Never
- * waits on the filesystem (the loop thread's unmount is lazy). No 'exit' event follows. */
-static void shutdown_now(fll_session *s) {
-    if (s->state != FLL_MOUNTED) return;
-    request_end(s);
-    finish(s);
-    if (s->async_open == 1) {
-        s->async_open = 2;
-        uv_close((uv_handle_t *)&s->async, on_closed);
-    }
+    free(s->fbuf.mem);
+    s->fbuf.mem = NULL;
 }
 
 /* The environment is going away while mounted (worker termination, embedder teardown). */
 static void cleanup_hook(void *arg) {
     fll_session *s = arg;
     s->cleanup_hook = 0;
-    shutdown_now(s);
+    end_session(s);
 }
 
-/* ---- drain (JS thread) ---- */
+/* ---- delivery to JS ---- */
 
 static void call(napi_env env, napi_ref fn_ref, size_t argc, napi_value *argv) {
     napi_value fn, undefined, result;
@@ -442,51 +386,89 @@ static void event(napi_env env, fll_session *s, const char *kind, const char *re
     call(env, s->on_event, 2, argv);
 }
 
-static void on_async(uv_async_t *h) {
-    fll_session *s = h->data;
+/* Hands the queued records to JS, then, if `reason` is set, ends the session and reports 'exit'.
+ * One callback scope for all of it: promise jobs and nextTicks queued by the handlers run once, at
+ * the end. A handler may call unmount(); that only wakes the async handle. */
+static void deliver(fll_session *s, const char *reason) {
     napi_env env = s->env;
-    pthread_mutex_lock(&s->lock);
-    fll_rec *r = s->head;
-    s->head = s->tail = NULL;
-    pthread_mutex_unlock(&s->lock);
-    if (!r) return;
-
     napi_handle_scope hs;
     napi_callback_scope cs;
     napi_value self;
     napi_open_handle_scope(env, &hs);
     napi_get_reference_value(env, s->self, &self);
     napi_open_callback_scope(env, self, s->actx, &cs);
-    int ended = 0;
-    while (r) {
-        fll_rec *next = r->next;
+    while (s->head) {
+        fll_rec *r = s->head;
+        s->head = r->next;
+        if (!s->head) s->tail = NULL;
         if (r->kind == FLL_EV_INIT) {
             event(env, s, "init", NULL);
-        } else if (r->kind == FLL_EV_EXIT) {
-            finish(s);
-            if (s->cleanup_hook) napi_remove_env_cleanup_hook(env, cleanup_hook, s);
-            s->cleanup_hook = 0;
-            event(env, s, "exit", r->name);
-            ended = 1;
-        } else {
+        } else if (s->state == FLL_MOUNTED) {
             napi_handle_scope rs; /* one per request: a big batch must not pile up handles */
             napi_open_handle_scope(env, &rs);
             napi_value o = build_request(env, s, r);
             if (o) call(env, s->on_request, 1, &o);
             napi_close_handle_scope(env, rs);
+        } else if (r->req) {
+            fuse_reply_none(r->req); /* a handler's shutdown() ended the session mid-batch */
         }
         rec_free(r);
-        r = next;
     }
-    napi_close_callback_scope(env, cs); /* runs promise jobs and nextTicks queued by the handlers */
+    int ended = 0;
+    if (reason && s->state == FLL_MOUNTED) {
+        end_session(s);
+        if (s->cleanup_hook) napi_remove_env_cleanup_hook(env, cleanup_hook, s);
+        s->cleanup_hook = 0;
+        event(env, s, "exit", reason);
+        ended = 1;
+    }
+    napi_close_callback_scope(env, cs);
     napi_close_handle_scope(env, hs);
     if (ended) {
         napi_async_destroy(env, s->actx);
         s->actx = NULL;
-        s->async_open = 2;
-        uv_close((uv_handle_t *)&s->async, on_closed);
         napi_reference_unref(env, s->self, NULL); /* collectable again */
     }
+}
+
+/* Requests per callback: past this, other handles (thread-pool completions carrying data replies)
+ * get their turn before the rest; the poll handle is level-triggered and fires again at once. */
+#define BATCH 64
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+    (void)events;
+    fll_session *s = h->data;
+    if (s->state != FLL_MOUNTED) return;
+    const char *reason = NULL;
+    char failed[160];
+    /* An error from poll: the connection was aborted or unmounted (the kernel reports POLLERR). */
+    if (status < 0) reason = "unmounted (the kernel ended the connection)";
+    for (int n = 0; !reason && n < BATCH; n++) {
+        int res = fuse_session_receive_buf(s->se, &s->fbuf);
+        if (res == -EAGAIN) break; /* the kernel's queue is empty (or a request was withdrawn) */
+        if (res == -EINTR) continue;
+        if (res == 0 || fuse_session_exited(s->se)) {
+            reason = "unmounted (the kernel ended the connection)"; /* ENODEV */
+        } else if (res < 0) {
+            snprintf(failed, sizeof failed, "FUSE read failed: %s", strerror(-res));
+            reason = failed;
+        } else {
+            fuse_session_process_buf(s->se, &s->fbuf);
+        }
+    }
+    if (s->head || reason) deliver(s, reason);
+}
+
+static void on_async(uv_async_t *h) {
+    fll_session *s = h->data;
+    if (s->state == FLL_MOUNTED && s->unmount_requested) deliver(s, "unmount() called");
+}
+
+/* unmount(): the session ends in on_async, outside whatever JS code asked. */
+static void request_end(fll_session *s) {
+    if (s->unmount_requested || s->state != FLL_MOUNTED) return;
+    s->unmount_requested = 1;
+    uv_async_send(&s->async);
 }
 
 /* ---- create ---- */
@@ -499,12 +481,9 @@ static void finalize(napi_env env, void *data, void *hint) {
     if (s->on_event) napi_delete_reference(env, s->on_event);
     if (s->self) napi_delete_reference(env, s->self);
     if (s->cleanup_hook) napi_remove_env_cleanup_hook(env, cleanup_hook, s);
-    if (s->wake_fd >= 0) close(s->wake_fd);
     free(s->mountpoint);
     free(s->slots);
-    pthread_mutex_destroy(&s->lock);
-    pthread_mutex_destroy(&s->fd_lock);
-    if (s->async_open) s->free_on_close = 1; /* on_closed frees it */
+    if (s->handles_open) s->free_on_close = 1; /* the last on_closed frees it */
     else free(s);
 }
 
@@ -531,13 +510,8 @@ napi_value fll_js_create(napi_env env, napi_callback_info info) {
     fll_session *s = calloc(1, sizeof *s);
     if (!s) return napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
     s->env = env;
-    s->wake_fd = -1;
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_mutex_init(&s->fd_lock, NULL);
     napi_create_object(env, &obj);
     if (napi_wrap(env, obj, s, finalize, NULL, NULL) != napi_ok) {
-        pthread_mutex_destroy(&s->lock);
-        pthread_mutex_destroy(&s->fd_lock);
         free(s);
         return napi_throw_error(env, NULL, "napi_wrap failed"), NULL;
     }
@@ -633,12 +607,6 @@ napi_value fll_js_mount(napi_env env, napi_callback_info info) {
         goto fail;
     }
     errno = 0;
-    if (s->wake_fd < 0 && (s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-        throw_errno(env, errno, "cannot mount on %s: eventfd: %s", real);
-        fuse_session_destroy(s->se);
-        s->se = NULL;
-        goto fail;
-    }
     if (fuse_session_mount(s->se, real) != 0) {
         int err = errno ? errno : EIO;
         fuse_session_destroy(s->se);
@@ -647,32 +615,24 @@ napi_value fll_js_mount(napi_env env, napi_callback_info info) {
         goto fail;
     }
     s->mountpoint = strdup(real);
-    /* Non-blocking: poll() says when to read, and a request withdrawn in between must not block. */
+    /* Non-blocking: the poll handle says when to read, and on_readable reads until EAGAIN. */
     int fd = fuse_session_fd(s->se);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     uv_loop_t *loop;
     napi_get_uv_event_loop(env, &loop);
-    uv_async_init(loop, &s->async, on_async);
-    s->async.data = s;
-    s->async_open = 1;
-
-    /* The loop thread must not take Node's signals (nor have its read interrupted by them). */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&s->thread, NULL, loop_thread, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int err = uv_poll_init(loop, &s->poll, fd);
     if (err) {
         fuse_session_unmount(s->se);
         fuse_session_destroy(s->se);
         s->se = NULL;
         s->state = FLL_ENDED;
-        s->async_open = 2;
-        uv_close((uv_handle_t *)&s->async, on_closed);
-        throw_errno(env, err, "cannot start the FUSE thread for %s: %s", real);
+        throw_errno(env, -err, "cannot watch /dev/fuse for %s: %s", real);
         goto fail;
     }
-    s->thread_started = 1;
+    uv_async_init(loop, &s->async, on_async);
+    s->poll.data = s->async.data = s;
+    s->handles_open = 2;
+    uv_poll_start(&s->poll, UV_READABLE, on_readable);
     s->state = FLL_MOUNTED;
     napi_value self;
     napi_get_reference_value(env, s->self, &self);
@@ -702,7 +662,7 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info) {
     if (!s || s->state != FLL_MOUNTED) return NULL;
     if (s->cleanup_hook) napi_remove_env_cleanup_hook(env, cleanup_hook, s);
     s->cleanup_hook = 0;
-    shutdown_now(s);
+    end_session(s);
     if (s->actx) napi_async_destroy(env, s->actx);
     s->actx = NULL;
     napi_reference_unref(env, s->self, NULL);

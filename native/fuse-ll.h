@@ -1,14 +1,13 @@
 /* The libfuse3 low-level bridge, shared by its three files:
- *   fuse-ll-session.c  session lifecycle (mount, loop thread, unmount), the request queue and its
- *                      delivery to JS, request ids
+ *   fuse-ll-session.c  session lifecycle (mount, unmount), reading /dev/fuse from the libuv loop,
+ *                      the batch of requests and its delivery to JS, request ids
  *   fuse-ll-ops.c      the low-level callbacks: each copies its arguments into a record and queues it
- *   fuse-ll-reply.c    the JS-facing reply and notify functions (fuse_reply_* is thread-safe, so they
- *                      answer straight from the JS thread)
+ *   fuse-ll-reply.c    the JS-facing reply and notify functions
  *
- * Threads: the loop thread reads and dispatches requests, touching only the queue (under `lock`),
- * and at the end closes /dev/fuse and unmounts (under `fd_lock`, which every reply also takes);
- * everything else, napi included, happens on the JS thread. The only state is the session struct,
- * owned by the JS handle object it is wrapped into. */
+ * One thread: /dev/fuse is non-blocking and watched by a uv_poll handle, so the JS thread itself
+ * reads the requests, runs libfuse's dispatch (the callbacks), hands the batch to JS and writes the
+ * replies. No request crosses a thread. The only state is the session struct, owned by the JS
+ * handle object it is wrapped into. */
 #ifndef LAYERFS_FUSE_LL_H
 #define LAYERFS_FUSE_LL_H
 
@@ -16,12 +15,12 @@
 #define NAPI_VERSION 8
 #include <fuse_lowlevel.h>
 #include <node_api.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <uv.h>
 
-/* Record kinds: the ops (names in fll_op_names, same order) and two session events. */
+/* Record kinds: the ops (names in fll_op_names, same order) and two session events. opendir, flush
+ * and releasedir are answered in C and never queued (fuse-ll-ops.c). */
 enum {
     FLL_LOOKUP, FLL_FORGET, FLL_GETATTR, FLL_SETATTR, FLL_READLINK, FLL_MKNOD, FLL_MKDIR, FLL_UNLINK,
     FLL_RMDIR, FLL_SYMLINK, FLL_RENAME, FLL_LINK, FLL_OPEN, FLL_READ, FLL_WRITE, FLL_FLUSH, FLL_RELEASE,
@@ -29,7 +28,7 @@ enum {
     FLL_SETXATTR, FLL_GETXATTR, FLL_LISTXATTR, FLL_REMOVEXATTR, FLL_ACCESS, FLL_CREATE,
     FLL_OP_COUNT,
     FLL_EV_INIT = 100, /* the kernel's INIT was processed: mount() may resolve */
-    FLL_EV_EXIT,       /* the loop thread is about to return; `name` holds the reason */
+    FLL_EV_EXIT,       /* the session ended; `name` holds the reason */
 };
 extern const char *const fll_op_names[FLL_OP_COUNT];
 
@@ -69,27 +68,22 @@ typedef struct fll_session {
     napi_ref on_event;   /* ('init' | 'exit', reason) => void */
     napi_async_context actx;
 
-    uv_async_t async;
-    int async_open;   /* uv_async_init done and not yet closed */
-    int free_on_close; /* finalized while the handle was closing: free in the close callback */
+    uv_poll_t poll;    /* readable /dev/fuse */
+    uv_async_t async;  /* unmount() ends the session from a fresh callback, never inside the caller */
+    int handles_open;  /* poll and async handles initialised and not yet closed */
+    int free_on_close; /* finalized while the handles were closing: free in the last close callback */
 
-    pthread_mutex_t lock;     /* guards head/tail */
-    pthread_mutex_t fd_lock;  /* held while writing to /dev/fuse (replies, notifications), and by
-                               * the loop thread while it closes the fd at the end */
-    int fd_closed;            /* under fd_lock: replies are dropped from then on */
-    int wake_fd;              /* eventfd: unmount() wakes the loop thread's poll() */
+    int fd_closed; /* /dev/fuse closed: replies are dropped from then on */
     fll_rec *head, *tail;
+    struct fuse_buf fbuf; /* libfuse's receive buffer, reused */
 
     struct fuse_session *se;
-    pthread_t thread;
-    int thread_started;
     int state;
     int unmount_requested;
     int cleanup_hook; /* env cleanup hook registered */
     char *mountpoint; /* resolved absolute path */
 
     uint32_t max_write, max_readahead;
-    uint64_t next_dir_fh; /* directory handles, handed out on the loop thread (fuse-ll-ops.c) */
 
     fll_slot *slots;
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */
@@ -117,12 +111,10 @@ char *fll_string(napi_env env, napi_value v, const char *name);
 fuse_req_t fll_peek_req(napi_env env, fll_session *s, napi_value id, uint32_t *idx);
 void fll_drop_req(fll_session *s, uint32_t idx);
 /* Runs `send` (a fuse_reply_* call on `req`) unless the fd is closed; then frees the request. */
-#define FLL_SEND(s, req, send)                                     \
-    do {                                                           \
-        pthread_mutex_lock(&(s)->fd_lock);                         \
-        if ((s)->fd_closed) fuse_reply_none(req);                  \
-        else (void)(send);                                         \
-        pthread_mutex_unlock(&(s)->fd_lock);                       \
+#define FLL_SEND(s, req, send)                    \
+    do {                                          \
+        if ((s)->fd_closed) fuse_reply_none(req); \
+        else (void)(send);                        \
     } while (0)
 napi_value fll_js_create(napi_env env, napi_callback_info info);
 napi_value fll_js_mount(napi_env env, napi_callback_info info);

@@ -1,6 +1,6 @@
 /* Calls that create, rename or stamp directory entries in ways node:fs cannot: device nodes and
  * fifos (whiteouts are char 0/0), atomic no-replace / exchange / whiteout renames, and nanosecond
- * times on a symlink itself. */
+ * times on a symlink itself. All run on the calling thread (op_run_sync): metadata only. */
 #include "exports.h"
 #include "op.h"
 
@@ -28,24 +28,24 @@ static int futimens_exec(op *o) { return futimens(o->fd, o->times) < 0 ? errno :
 napi_value js_mknod(napi_env env, napi_callback_info info) {
     op *o = op_new("mknod", mknod_exec, op_done_undefined);
     if (!o) return op_nomem(env);
-    return op_run(env, info, o, "sul", &o->path, &o->mode, &o->dev);
+    return op_run_sync(env, info, o, "sul", &o->path, &o->mode, &o->dev);
 }
 
 napi_value js_renameat2(napi_env env, napi_callback_info info) {
     op *o = op_new("renameat2", renameat2_exec, op_done_undefined);
     if (!o) return op_nomem(env);
-    return op_run(env, info, o, "ssu", &o->path, &o->dest, &o->flags);
+    return op_run_sync(env, info, o, "ssu", &o->path, &o->dest, &o->flags);
 }
 
 napi_value js_utimensat(napi_env env, napi_callback_info info) {
     op *o = op_new("utimensat", utimensat_exec, op_done_undefined);
     if (!o) return op_nomem(env);
     /* o->flags holds the nofollow boolean. */
-    return op_run(env, info, o, "sttB", &o->path, &o->times[0], &o->times[1], &o->flags);
+    return op_run_sync(env, info, o, "sttB", &o->path, &o->times[0], &o->times[1], &o->flags);
 }
 
 napi_value js_futimens(napi_env env, napi_callback_info info) {
     op *o = op_new("futimens", futimens_exec, op_done_undefined);
     if (!o) return op_nomem(env);
-    return op_run(env, info, o, "itt", &o->fd, &o->times[0], &o->times[1]);
+    return op_run_sync(env, info, o, "itt", &o->fd, &o->times[0], &o->times[1]);
 }

@@ -1,6 +1,7 @@
 /* Extended attributes without following symlinks (l*) or by descriptor (f*): the union layer must
  * see a symlink's own attributes (overlay metadata lives in trusted.* on the link itself). The l and
- * f variants share one exec each: an op with a path uses the l call, otherwise the fd. */
+ * f variants share one exec each: an op with a path uses the l call, otherwise the fd. All run on
+ * the calling thread (op_run_sync): inode metadata, microseconds on a local filesystem. */
 #include "exports.h"
 #include "op.h"
 
@@ -57,47 +58,41 @@ static int remove_exec(op *o) { return lremovexattr(o->path, o->name) < 0 ? errn
 napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
     op *o = op_new("lgetxattr", get_exec, op_done_bytes);
     if (!o) return op_nomem(env);
-    return op_run(env, info, o, "ss", &o->path, &o->name);
-}
-
-napi_value js_lgetxattr_sync(napi_env env, napi_callback_info info) {
-    op *o = op_new("lgetxattr", get_exec, op_done_bytes);
-    if (!o) return op_nomem(env);
     return op_run_sync(env, info, o, "ss", &o->path, &o->name);
 }
 
 napi_value js_fgetxattr(napi_env env, napi_callback_info info) {
     op *o = op_new("fgetxattr", get_exec, op_done_bytes);
     if (!o) return op_nomem(env);
-    return op_run(env, info, o, "is", &o->fd, &o->name);
+    return op_run_sync(env, info, o, "is", &o->fd, &o->name);
 }
 
 napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
     op *o = op_new("lsetxattr", set_exec, op_done_undefined);
     if (!o) return op_nomem(env);
-    return op_run(env, info, o, "ssbu", &o->path, &o->name, &o->data, &o->size, &o->flags);
+    return op_run_sync(env, info, o, "ssbu", &o->path, &o->name, &o->data, &o->size, &o->flags);
 }
 
 napi_value js_fsetxattr(napi_env env, napi_callback_info info) {
     op *o = op_new("fsetxattr", set_exec, op_done_undefined);
     if (!o) return op_nomem(env);
-    return op_run(env, info, o, "isbu", &o->fd, &o->name, &o->data, &o->size, &o->flags);
+    return op_run_sync(env, info, o, "isbu", &o->fd, &o->name, &o->data, &o->size, &o->flags);
 }
 
 napi_value js_llistxattr(napi_env env, napi_callback_info info) {
     op *o = op_new("llistxattr", list_exec, op_done_names);
     if (!o) return op_nomem(env);
-    return op_run(env, info, o, "s", &o->path);
+    return op_run_sync(env, info, o, "s", &o->path);
 }
 
 napi_value js_flistxattr(napi_env env, napi_callback_info info) {
     op *o = op_new("flistxattr", list_exec, op_done_names);
     if (!o) return op_nomem(env);
-    return op_run(env, info, o, "i", &o->fd);
+    return op_run_sync(env, info, o, "i", &o->fd);
 }
 
 napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
     op *o = op_new("lremovexattr", remove_exec, op_done_undefined);
     if (!o) return op_nomem(env);
-    return op_run(env, info, o, "ss", &o->path, &o->name);
+    return op_run_sync(env, info, o, "ss", &o->path, &o->name);
 }

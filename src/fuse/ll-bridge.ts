@@ -54,8 +54,9 @@ export class LowLevelBridge {
   readonly #union: Union
   readonly #options: LowLevelOptions
   readonly #nodes = new NodeTable()
-  /** Open directories: the listing, taken at the first readdir (none when the kernel's cache serves). */
-  readonly #dirs = new Map<number, { path: string; list?: DirEntry[] }>()
+  /** Directory listings being read, by node id (there are no directory handles: opendir is ENOSYS),
+   *  oldest first: taken at offset 0, dropped at the end of the listing or when evicted. */
+  readonly #listings = new Map<number, DirEntry[]>()
   readonly #session: Session
   readonly counts: Record<string, number> = {}
   #closed!: () => void
@@ -130,38 +131,125 @@ export class LowLevelBridge {
       this.#nodes.forget(r.ino, r.nlookup)
       return
     }
-    this.#handle(r).catch((err: unknown) => {
-      const errno = -toErrno(err, r.op, describe(r), this.#options.log)
-      this.#session.replyErr(r.req, errno)
-    })
+    let answered: boolean
+    try {
+      answered = this.#answerNow(r)
+    } catch (err) {
+      this.#fail(r, err)
+      return
+    }
+    if (!answered) this.#handle(r).catch((err: unknown) => this.#fail(r, err))
   }
 
-  async #handle(r: Request): Promise<void> {
+  #fail(r: Request, err: unknown): void {
+    this.#session.replyErr(r.req, -toErrno(err, r.op, describe(r), this.#options.log))
+  }
+
+  /**
+   * The requests the union can answer without waiting (its synchronous read side), answered here
+   * with no promise in between: most of a walk, a build's stats and opens, cached reads. Returns
+   * false for everything else, and for an open that needs a copy-up or a read the page cache cannot
+   * serve; #handle takes those.
+   */
+  #answerNow(r: Request): boolean {
     const union = this.#union
     const session = this.#session
-    const owner = { uid: r.ctx.uid, gid: r.ctx.gid }
     switch (r.op) {
       case 'lookup': {
         const { parent, path } = this.#childPath(r.parent, r.name)
         let attr: Attr
         try {
-          attr = await union.getattr(path)
+          attr = union.getattrSync(path)
         } catch (err) {
           if ((err as { code?: string }).code !== 'ENOENT' || this.#options.negativeTimeout <= 0) throw err
           // A negative entry: the kernel caches the absence; every creation comes through us.
           session.replyEntry(r.req, { ...this.#entry(undefined, zeroAttr()), entryTimeout: this.#options.negativeTimeout })
-          return
+          return true
         }
         session.replyEntry(r.req, this.#entry(this.#nodes.remember(parent, r.name, attr.ino), attr))
-        return
+        return true
       }
       case 'getattr': {
         const node = this.#node(r.ino)
         const path = this.#nodes.path(node)
-        const attr = path === undefined && r.fh !== undefined ? await union.fgetattr(r.fh, node.ino) : await union.getattr(this.#path(node))
+        const attr = path === undefined && r.fh !== undefined ? union.fgetattrSync(r.fh, node.ino) : union.getattrSync(this.#path(node))
         session.replyAttr(r.req, toKernelAttr(attr), this.#options.attrTimeout)
-        return
+        return true
       }
+      case 'readlink':
+        session.replyReadlink(r.req, union.readlinkSync(this.#path(this.#node(r.ino))))
+        return true
+      case 'open': {
+        const path = this.#path(this.#node(r.ino))
+        const fh = union.tryOpen(path, r.flags)
+        if (fh === undefined) return false
+        this.#replyOpen(r.req, path, fh)
+        return true
+      }
+      case 'read': {
+        const buffer = Buffer.allocUnsafe(r.size)
+        const n = union.tryRead(r.fh, buffer, r.size, r.offset)
+        if (n === undefined) return false
+        session.replyBuf(r.req, buffer, n)
+        return true
+      }
+      case 'release':
+        union.releaseSync(r.fh)
+        if (!r.answered) session.replyErr(r.req, 0)
+        return true
+      case 'readdir':
+      case 'readdirplus':
+        this.#readdir(r)
+        return true
+      case 'statfs':
+        session.replyStatfs(r.req, union.statfsSync())
+        return true
+      case 'getxattr': {
+        const node = this.#node(r.ino)
+        const value = node === this.#nodes.root && r.name === STATS_XATTR
+          ? Buffer.from(JSON.stringify({ ops: this.counts, ...union.stats(), nodes: this.#nodes.size }))
+          : union.getxattrSync(this.#path(node), r.name)
+        if (r.size === 0) session.replyXattr(r.req, value.length)
+        else if (value.length > r.size) session.replyErr(r.req, 34 /* ERANGE */)
+        else session.replyBuf(r.req, value, value.length)
+        return true
+      }
+      case 'listxattr': {
+        const names = union.listxattrSync(this.#path(this.#node(r.ino)))
+        const value = Buffer.from(names.map((n) => n + '\0').join(''))
+        if (r.size === 0) session.replyXattr(r.req, value.length)
+        else if (value.length > r.size) session.replyErr(r.req, 34)
+        else session.replyBuf(r.req, value, value.length)
+        return true
+      }
+      case 'access':
+        // default_permissions: the kernel has checked the mode bits already.
+        session.replyErr(r.req, 0)
+        return true
+      default:
+        return false
+    }
+  }
+
+  /** Keep the page cache across opens: layers do not change under the mount and every write comes
+   *  through this inode. Not for a hard-linked file, whose other names are other kernel inodes with
+   *  page caches of their own. */
+  #replyOpen(req: number, path: string, fh: number): void {
+    let keepCache = false
+    try {
+      keepCache = this.#union.getattrSync(path).nlink === 1
+    } catch {
+      // Gone since the open (a concurrent unlink): the handle still works, only uncached.
+    }
+    this.#session.replyOpen(req, fh, { keepCache })
+  }
+
+  /** Everything that waits: changes (copy-ups, creates, removals, renames), writes, uncached reads. */
+  async #handle(r: Request): Promise<void> {
+    const union = this.#union
+    const session = this.#session
+    const owner = { uid: r.ctx.uid, gid: r.ctx.gid }
+    switch (r.op) {
       case 'setattr': {
         const path = this.#path(this.#node(r.ino))
         if (r.valid & SETATTR_MODE) await union.chmod(path, r.mode)
@@ -179,9 +267,6 @@ export class LowLevelBridge {
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
         return
       }
-      case 'readlink':
-        session.replyReadlink(r.req, await union.readlink(this.#path(this.#node(r.ino))))
-        return
       case 'mknod': {
         const { parent, path } = this.#childPath(r.parent, r.name)
         await union.mknod(path, r.mode, r.rdev, owner)
@@ -234,12 +319,7 @@ export class LowLevelBridge {
       }
       case 'open': {
         const path = this.#path(this.#node(r.ino))
-        const fh = await union.open(path, r.flags)
-        // Keep the page cache across opens: layers do not change under the mount and every write
-        // comes through this inode. Not for a hard-linked file, whose other names are other kernel
-        // inodes with page caches of their own.
-        const keepCache = (await union.getattr(path).catch(() => undefined))?.nlink === 1
-        session.replyOpen(r.req, fh, { keepCache })
+        this.#replyOpen(r.req, path, await union.open(path, r.flags))
         return
       }
       case 'create': {
@@ -264,45 +344,13 @@ export class LowLevelBridge {
         session.replyWrite(r.req, await union.write(r.fh, r.data, r.data.length, r.offset))
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
         return
-      case 'release':
-        await union.release(r.fh)
-        if (!r.answered) session.replyErr(r.req, 0)
-        return
       case 'fsync':
         await union.fsync(r.fh, r.datasync)
         session.replyErr(r.req, 0)
         return
-      case 'readdir':
-      case 'readdirplus':
-        return this.#readdir(r)
-      case 'releasedir':
-        this.#dirs.delete(r.fh)
-        if (!r.answered) session.replyErr(r.req, 0)
-        return
       case 'fsyncdir':
         session.replyErr(r.req, 0)
         return
-      case 'statfs':
-        session.replyStatfs(r.req, await union.statfs())
-        return
-      case 'getxattr': {
-        const node = this.#node(r.ino)
-        const value = node === this.#nodes.root && r.name === STATS_XATTR
-          ? Buffer.from(JSON.stringify({ ops: this.counts, ...union.stats(), nodes: this.#nodes.size }))
-          : await union.getxattr(this.#path(node), r.name)
-        if (r.size === 0) session.replyXattr(r.req, value.length)
-        else if (value.length > r.size) session.replyErr(r.req, 34 /* ERANGE */)
-        else session.replyBuf(r.req, value, value.length)
-        return
-      }
-      case 'listxattr': {
-        const names = await union.listxattr(this.#path(this.#node(r.ino)))
-        const value = Buffer.from(names.map((n) => n + '\0').join(''))
-        if (r.size === 0) session.replyXattr(r.req, value.length)
-        else if (value.length > r.size) session.replyErr(r.req, 34)
-        else session.replyBuf(r.req, value, value.length)
-        return
-      }
       case 'setxattr':
         await union.setxattr(this.#path(this.#node(r.ino)), r.name, r.value, r.flags)
         session.replyErr(r.req, 0)
@@ -311,21 +359,24 @@ export class LowLevelBridge {
         await union.removexattr(this.#path(this.#node(r.ino)), r.name)
         session.replyErr(r.req, 0)
         return
-      case 'access':
-        // default_permissions: the kernel has checked the mode bits already.
-        session.replyErr(r.req, 0)
-        return
+      default:
+        session.replyErr(r.req, -38 /* ENOSYS */)
     }
   }
 
-  async #readdir(r: Request & { op: 'readdir' | 'readdirplus' }): Promise<void> {
-    // Directory handles are handed out in C (opendir never reaches us): meet each at its first read.
-    let dir = this.#dirs.get(r.fh)
-    if (!dir) this.#dirs.set(r.fh, (dir = { path: this.#path(this.#node(r.ino)) }))
-    // One listing per open directory, taken at its first read, so offsets stay stable (a rewind
-    // included: POSIX lets it show changes, and this shows the listing of the first read).
-    dir.list ??= await this.#union.readdirPlus(dir.path)
-    const slice = dir.list.slice(r.offset)
+  #readdir(r: Request & { op: 'readdir' | 'readdirplus' }): void {
+    // The kernel reads a directory from offset 0 to the empty reply that ends it, caching what it
+    // gets (cache_readdir), so a listing taken at offset 0 serves the rest of that pass; a rewind or
+    // a second reader starts a new one. Offsets index the listing.
+    let list = r.offset === 0 ? undefined : this.#listings.get(r.ino)
+    if (!list) {
+      list = this.#union.readdirPlusSync(this.#path(this.#node(r.ino)))
+      this.#listings.delete(r.ino)
+      if (this.#listings.size >= MAX_LISTINGS) this.#listings.delete(this.#listings.keys().next().value!)
+      this.#listings.set(r.ino, list)
+    }
+    if (r.offset >= list.length && this.#listings.get(r.ino) === list) this.#listings.delete(r.ino)
+    const slice = list.slice(r.offset)
     if (r.op === 'readdir') {
       this.#session.replyReaddir(r.req, r.size, slice.map((e, i) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode, next: r.offset + i + 1 })))
       return
@@ -354,6 +405,9 @@ export class LowLevelBridge {
     for (const node of this.#nodes.withIno(ino)) if (node.id !== except) this.#invalidate(node)
   }
 }
+
+/** Listings kept between the reads of one pass; a reader that stops halfway leaves one behind. */
+const MAX_LISTINGS = 256
 
 function isDot(name: string): boolean {
   return name === '.' || name === '..'

@@ -67,8 +67,8 @@ export interface OpenFlags {
 export type Request = {
   req: number /* opaque id to pass back to a reply fn */
   ctx: Ctx
-  /** Already answered in C (forget, release, releasedir): JS only updates its state, never replies.
-   *  opendir and flush are answered in C and never reach JS. */
+  /** Already answered in C (forget, release): JS only updates its state, never replies. opendir and
+   *  flush are answered ENOSYS in C, which makes the kernel stop sending them (and releasedir). */
   answered?: boolean
 } & (
   | { op: 'lookup'; parent: number; name: string }
@@ -95,13 +95,13 @@ export type Request = {
   | { op: 'symlink'; target: string; parent: number; name: string }
   | { op: 'rename'; parent: number; name: string; newparent: number; newname: string; flags: number }
   | { op: 'link'; ino: number; newparent: number; newname: string }
-  | { op: 'open' | 'opendir'; ino: number; flags: number }
+  | { op: 'open'; ino: number; flags: number }
   | { op: 'create'; parent: number; name: string; mode: number; flags: number }
   | { op: 'read'; ino: number; fh: number; size: number; offset: number }
   | { op: 'write'; ino: number; fh: number; data: Buffer /* a copy owned by JS */; offset: number }
-  | { op: 'flush' | 'release' | 'releasedir'; ino: number; fh: number }
+  | { op: 'release'; ino: number; fh: number }
   | { op: 'fsync' | 'fsyncdir'; ino: number; fh: number; datasync: boolean }
-  | { op: 'readdir' | 'readdirplus'; ino: number; fh: number; size: number; offset: number }
+  | { op: 'readdir' | 'readdirplus'; ino: number; size: number; offset: number } // no fh: no opendir
   | { op: 'statfs'; ino: number }
   | { op: 'setxattr'; ino: number; name: string; value: Buffer; flags: number }
   | { op: 'getxattr'; ino: number; name: string; size: number }

@@ -1,7 +1,10 @@
 // Typed access to the layerfs_native addon (native/*.c): the Linux calls node:fs lacks. This is the
-// only module that loads the addon. Every call runs on the libuv thread pool and returns a Promise;
-// failures reject with a Node-style errno Error (code, errno < 0, syscall, path, dest), with the
-// same errno names and messages as node:fs, so callers can treat both alike.
+// only module that loads the addon. Every call returns a Promise; failures reject with a Node-style
+// errno Error (code, errno < 0, syscall, path, dest), with the same errno names and messages as
+// node:fs, so callers can treat both alike. Metadata calls (xattrs, mknod, renames, times, copies
+// without data) run on the calling thread: on a local filesystem they take microseconds, and a
+// thread-pool round trip costs tens (two cross-CPU wakeups, each dear on a VM). Calls that move
+// data (copy-up of a file's bytes, copy_file_range, hole seeks) run on the thread pool.
 import { constants as osConstants } from 'node:os'
 import { getSystemErrorMap } from 'node:util'
 import { loadAddon } from './addon.js'
@@ -24,21 +27,24 @@ export interface SysError extends Error {
   dest?: string
 }
 
+/** The addon's functions: synchronous ones return their value or throw a raw {errno, syscall}. */
 interface Addon {
-  lgetxattr(path: string, name: string): Promise<Buffer>
-  lgetxattrSync(path: string, name: string): Buffer
+  lgetxattr(path: string, name: string): Buffer
   stageCopy(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array): Promise<number>
-  commitCopy(tmp: string, target: string, parent: string): Promise<void>
-  fgetxattr(fd: number, name: string): Promise<Buffer>
-  lsetxattr(path: string, name: string, value: Uint8Array, flags: number): Promise<void>
-  fsetxattr(fd: number, name: string, value: Uint8Array, flags: number): Promise<void>
-  llistxattr(path: string): Promise<string[]>
-  flistxattr(fd: number): Promise<string[]>
-  lremovexattr(path: string, name: string): Promise<void>
-  mknod(path: string, mode: number, dev: number): Promise<void>
-  renameat2(from: string, to: string, flags: number): Promise<void>
-  utimensat(path: string, atime: TimeNs, mtime: TimeNs, nofollow: boolean): Promise<void>
-  futimens(fd: number, atime: TimeNs, mtime: TimeNs): Promise<void>
+  stageCopySync(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array): number
+  commitCopy(tmp: string, target: string, parent: string): void
+  fgetxattr(fd: number, name: string): Buffer
+  lsetxattr(path: string, name: string, value: Uint8Array, flags: number): void
+  fsetxattr(fd: number, name: string, value: Uint8Array, flags: number): void
+  llistxattr(path: string): string[]
+  flistxattr(fd: number): string[]
+  lremovexattr(path: string, name: string): void
+  mknod(path: string, mode: number, dev: number): void
+  renameat2(from: string, to: string, flags: number): void
+  utimensat(path: string, atime: TimeNs, mtime: TimeNs, nofollow: boolean): void
+  futimens(fd: number, atime: TimeNs, mtime: TimeNs): void
+  preadNowait(fd: number, buffer: Buffer, length: number, position: number): number
+  pwriteNowait(fd: number, buffer: Buffer, length: number, position: number): number
   seekData(fd: number, offset: number): Promise<number>
   seekHole(fd: number, offset: number): Promise<number>
   copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number): Promise<number>
@@ -77,7 +83,7 @@ function sysError(errno: number, syscall: string, path?: string, dest?: string):
 // Awaiting here (not a .catch) keeps the caller's frames in the async stack trace of the Error.
 // `absent` maps one errno to a value: the calls where an error code just means "nothing there".
 async function call<T>(
-  start: (n: Addon) => Promise<T>,
+  start: (n: Addon) => T | Promise<T>,
   path?: string,
   dest?: string,
   absent?: { errno: number; value: T },
@@ -125,14 +131,10 @@ export function lgetxattr(path: string, name: string): Promise<Buffer | undefine
   return call<Buffer | undefined>((n) => n.lgetxattr(path, name), path, undefined, { errno: ENODATA, value: undefined })
 }
 
-/**
- * lgetxattr on the calling thread. The one synchronous call here, for the lookup path: an xattr read
- * of a cached inode takes microseconds, a thread-pool round trip ten times that, and a lookup makes
- * several. Everything that can block on I/O stays asynchronous.
- */
+/** lgetxattr for synchronous callers (the lookup path). */
 export function lgetxattrSync(path: string, name: string): Buffer | undefined {
   try {
-    return native().lgetxattrSync(path, name)
+    return native().lgetxattr(path, name)
   } catch (e) {
     if (!isRaw(e)) throw e
     if (e.errno === ENODATA) return undefined
@@ -156,6 +158,14 @@ export function fsetxattr(fd: number, name: string, value: Buffer | string, flag
 /** Attribute names the caller may see (trusted.* only as root); [] when there are none. */
 export function llistxattr(path: string): Promise<string[]> {
   return call((n) => n.llistxattr(path), path)
+}
+
+export function llistxattrSync(path: string): string[] {
+  try {
+    return native().llistxattr(path)
+  } catch (e) {
+    throw isRaw(e) ? sysError(e.errno, e.syscall, path) : e
+  }
 }
 
 export function flistxattr(fd: number): Promise<string[]> {
@@ -234,19 +244,38 @@ export interface StageOptions {
 }
 
 /**
- * Build a copy of `src` at `tmp` in one thread-pool job: the object (with its data when asked:
- * reflink, else copy_file_range over data extents, else read/write; holes kept), owner, mode, xattrs
- * except the union's private ones, origin, times, and an fsync when asked. Resolves to the bytes of
- * data copied; on failure `tmp` is gone.
+ * Build a copy of `src` at `tmp` in one native job: the object (with its data when asked: reflink,
+ * else copy_file_range over data extents, else read/write; holes kept), owner, mode, xattrs except
+ * the union's private ones, origin, times, and an fsync when asked. A copy that moves data runs on
+ * the thread pool, any other on the calling thread. Resolves to the bytes of data copied; on
+ * failure `tmp` is gone.
  */
 export function stageCopy(src: string, tmp: string, kind: CopyKind, options: StageOptions): Promise<number> {
   const flags = (options.data ? 1 : 0) | (options.fsync ? 2 : 0) | (options.meta ? 4 : 0)
   const origin = options.origin === undefined ? '' : String(options.origin)
   const dataFrom = options.dataFrom === undefined ? new Uint8Array(0) : Buffer.from(options.dataFrom + '\0')
-  return call((n) => n.stageCopy(src, tmp, COPY_KINDS[kind], flags, origin, dataFrom), src, tmp)
+  const movesData = kind === 'file' && options.data && !options.meta
+  return call((n) => (movesData ? n.stageCopy : n.stageCopySync)(src, tmp, COPY_KINDS[kind], flags, origin, dataFrom), src, tmp)
 }
 
 /** rename(tmp, target), then give `parent` back the times it had before. */
 export function commitCopy(tmp: string, target: string, parent: string): Promise<void> {
   return call((n) => n.commitCopy(tmp, target, parent), tmp, target)
+}
+
+// ---- reads and writes that never wait ----
+
+/**
+ * pread/pwrite with RWF_NOWAIT on the calling thread: bytes transferred (possibly fewer than asked),
+ * or undefined when nothing could be done without waiting (data not cached, a filesystem that
+ * cannot promise it) or on any error. The caller then goes to the thread pool, which reports errors.
+ */
+export function preadNowait(fd: number, buffer: Buffer, length: number, position: number): number | undefined {
+  const n = native().preadNowait(fd, buffer, length, position)
+  return n < 0 ? undefined : n
+}
+
+export function pwriteNowait(fd: number, buffer: Buffer, length: number, position: number): number | undefined {
+  const n = native().pwriteNowait(fd, buffer, length, position)
+  return n < 0 ? undefined : n
 }

@@ -7,9 +7,8 @@
  * reports nlink 1, as overlayfs does: counting subdirectories across layers is not worth it, and 1 tells
  * find(1) not to rely on the count.
  */
-import { chmodSync, lchownSync, lstatSync, type BigIntStats } from 'node:fs'
-import { truncate as truncatePath } from 'node:fs/promises'
-import { lgetxattr, llistxattr, lremovexattr, lsetxattr, utimensat, type TimeNs } from '../sys/native.js'
+import { chmodSync, lchownSync, lstatSync, truncateSync, type BigIntStats } from 'node:fs'
+import { lgetxattr, lgetxattrSync, llistxattrSync, lremovexattr, lsetxattr, utimensat, type TimeNs } from '../sys/native.js'
 import type { Core } from './core.js'
 import type { Entry } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -32,7 +31,7 @@ export interface Attr {
 
 /** The attributes of an entry. Synchronous underneath: an lstat of a cached inode costs a few
  *  microseconds, a thread-pool round trip several times that, and getattr is the hottest operation. */
-export async function attrOf(entry: Entry): Promise<Attr> {
+export function attrOf(entry: Entry): Attr {
   const st = lstatSync(entry.layer.path(entry.path), { bigint: true })
   return toAttr(entry, st, inoOf(entry, st))
 }
@@ -78,11 +77,11 @@ export async function utimens(core: Core, rel: string, atime: TimeNs, mtime: Tim
 }
 
 export async function truncate(core: Core, rel: string, size: number): Promise<void> {
-  const current = await core.resolver.get(rel)
+  const current = core.resolver.get(rel)
   if (current.kind === 'dir') throw fsError('EISDIR', rel)
   // Truncating to zero needs none of the old bytes: copy up the metadata alone.
   const entry = await core.copyUp(rel, size > 0)
-  await truncatePath(entry.layer.path(rel), size)
+  truncateSync(entry.layer.path(rel), size)
 }
 
 function stored(name: string): string {
@@ -91,19 +90,19 @@ function stored(name: string): string {
   return real
 }
 
-export async function getxattr(core: Core, rel: string, name: string): Promise<Buffer> {
+export function getxattr(core: Core, rel: string, name: string): Buffer {
   const real = stored(name)
-  const entry = await core.resolver.get(rel)
-  const value = await lgetxattr(entry.layer.path(rel), real)
+  const entry = core.resolver.get(rel)
+  const value = lgetxattrSync(entry.layer.path(rel), real)
   if (value === undefined) throw fsError('ENODATA', name)
   return value
 }
 
-export async function listxattr(core: Core, rel: string): Promise<string[]> {
-  const entry = await core.resolver.get(rel)
+export function listxattr(core: Core, rel: string): string[] {
+  const entry = core.resolver.get(rel)
   try {
     const names: string[] = []
-    for (const name of await llistxattr(entry.layer.path(rel))) {
+    for (const name of llistxattrSync(entry.layer.path(rel))) {
       const shown = fromStoredXattr(name)
       if (shown !== undefined) names.push(shown)
     }
@@ -122,7 +121,7 @@ export async function setxattr(core: Core, rel: string, name: string, value: Buf
 
 export async function removexattr(core: Core, rel: string, name: string): Promise<void> {
   const real = stored(name)
-  const current = await core.resolver.get(rel)
+  const current = core.resolver.get(rel)
   // Removing what is not there fails without a copy-up, as in overlayfs.
   if ((await lgetxattr(current.layer.path(rel), real)) === undefined) throw fsError('ENODATA', name)
   const entry = await core.copyUp(rel, 'meta')

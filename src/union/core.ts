@@ -7,8 +7,7 @@
  * and writes never take it. A data copy-up runs outside the lock, in the work directory, and commits
  * under it after checking that the name still means what it meant when the copy began.
  */
-import { constants, lstatSync } from 'node:fs'
-import { rename, rm, writeFile, unlink } from 'node:fs/promises'
+import { constants, lstatSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX, isWhiteoutStat } from '../layers/whiteout.js'
 import { RENAME_EXCHANGE, lgetxattrSync, lsetxattr, mknod, renameat2 } from '../sys/native.js'
@@ -68,7 +67,7 @@ export class Core {
     if (inUpper(dir)) return
     const upper = this.requireUpper()
     const [parentPath] = splitPath(dir.path)
-    await this.ensureUpperDirLocked(await this.resolver.get(parentPath))
+    await this.ensureUpperDirLocked(this.resolver.get(parentPath))
     const src = dir.layer.path(dir.path)
     const st = lstatSync(src, { bigint: true })
     const staged = await this.stager.stage(src, 'dir', { data: false, origin: st.ino })
@@ -91,7 +90,7 @@ export class Core {
    */
   async copyUp(rel: string, want: boolean | 'meta'): Promise<Entry> {
     for (;;) {
-      const entry = await this.resolver.get(rel)
+      const entry = this.resolver.get(rel)
       const complete = inUpper(entry) && want !== 'meta' && this.isMetacopy(entry)
       if (inUpper(entry) && !complete) return entry
       this.requireUpper()
@@ -140,8 +139,8 @@ export class Core {
     const rel = entry.path
     const started = performance.now()
     // The parent usually is in the upper layer already: then there is nothing to lock for.
-    const parent = await this.resolver.get(splitPath(rel)[0])
-    if (!inUpper(parent)) await this.lock.run(async () => this.ensureUpperDirLocked(await this.resolver.get(splitPath(rel)[0])))
+    const parent = this.resolver.get(splitPath(rel)[0])
+    if (!inUpper(parent)) await this.lock.run(async () => this.ensureUpperDirLocked(this.resolver.get(splitPath(rel)[0])))
     const src = entry.layer.path(rel)
     const st = lstatSync(src, { bigint: true })
     // A lower file with several links loses them in the copy: it must not keep their inode number.
@@ -149,10 +148,10 @@ export class Core {
     const meta = want === 'meta' && this.metacopy && entry.kind === 'file'
     const staged = await this.stager.stage(src, entry.kind, { data: want !== false && !meta, origin, meta })
     return this.lock.run(async () => {
-      const current = await this.resolver.resolve(rel)
+      const current = this.resolver.resolve(rel)
       if (!current || current.layer !== entry.layer || current.kind !== entry.kind) {
         // Removed, replaced or copied up while we copied: our copy is stale.
-        await rm(staged.tmp, { force: true })
+        rmSync(staged.tmp, { force: true })
         if (current && inUpper(current)) return current
         throw fsError('ENOENT', rel)
       }
@@ -184,9 +183,9 @@ export class Core {
       data: withData, origin: origin === undefined ? undefined : BigInt(origin), dataFrom: withData ? this.dataSource(entry) : undefined,
     })
     return this.lock.run(async () => {
-      const current = await this.resolver.resolve(rel)
+      const current = this.resolver.resolve(rel)
       if (current !== entry || !this.isMetacopy(current)) {
-        await rm(staged.tmp, { force: true })
+        rmSync(staged.tmp, { force: true })
         if (current) return current
         throw fsError('ENOENT', rel)
       }
@@ -218,18 +217,18 @@ export class Core {
       const tmp = this.stager.tempPath()
       try {
         await mknod(tmp, constants.S_IFCHR, 0)
-        await rename(tmp, target)
+        renameSync(tmp, target)
         this.counters.whiteouts++
         return
       } catch (err) {
-        await rm(tmp, { force: true })
+        rmSync(tmp, { force: true })
         if (!isCode(err, 'EPERM', 'EOPNOTSUPP')) throw err
         this.#mknodWhiteouts = false
       }
     }
     const [dir, name] = splitPath(rel)
-    await writeFile(upper.path(joinPath(dir, WHITEOUT_PREFIX + name)), '', { mode: 0o600 })
-    await rm(target, { force: true })
+    writeFileSync(upper.path(joinPath(dir, WHITEOUT_PREFIX + name)), '', { mode: 0o600 })
+    rmSync(target, { force: true })
     this.counters.whiteouts++
   }
 
@@ -242,7 +241,7 @@ export class Core {
   async placeLocked(rel: string, isDir: boolean, make: (path: string) => Promise<void>): Promise<boolean> {
     const upper = this.requireUpper()
     const [dir, name] = splitPath(rel)
-    await this.ensureUpperDirLocked(await this.resolver.get(dir))
+    await this.ensureUpperDirLocked(this.resolver.get(dir))
     const target = upper.path(rel)
     const marker = upper.path(joinPath(dir, WHITEOUT_PREFIX + name))
     const charWhiteout = isWhiteoutAt(target)
@@ -257,15 +256,15 @@ export class Core {
       if (isDir) await lsetxattr(tmp, OPAQUE_XATTRS[0], 'y')
       if (isDir && charWhiteout) {
         await exchange(tmp, target)
-        await rm(tmp, { force: true })
+        rmSync(tmp, { force: true })
       } else {
-        await rename(tmp, target)
+        renameSync(tmp, target)
       }
     } catch (err) {
-      await rm(tmp, { recursive: true, force: true })
+      rmSync(tmp, { recursive: true, force: true })
       throw err
     }
-    if (markerWhiteout) await unlink(marker)
+    if (markerWhiteout) unlinkSync(marker)
     return true
   }
 }
@@ -276,8 +275,8 @@ async function exchange(a: string, b: string): Promise<void> {
     await renameat2(a, b, RENAME_EXCHANGE)
   } catch (err) {
     if (!isCode(err, 'EINVAL', 'ENOSYS')) throw err
-    await rm(b, { force: true })
-    await rename(a, b)
+    rmSync(b, { force: true })
+    renameSync(a, b)
   }
 }
 

@@ -2,39 +2,72 @@
  * Positional reads and writes on raw file descriptors, as promises of byte counts. node:fs/promises
  * only offers them on FileHandle objects, which the union does not keep: its handle table holds plain
  * fds so that a FUSE file handle maps to exactly one kernel fd.
+ *
+ * Reads and writes first try the page cache on the calling thread (RWF_NOWAIT) and send only what
+ * that could not do to the thread pool: cached data costs no round trip, a disk read never stalls the
+ * JavaScript thread. open, close, ftruncate and fstat are metadata and run on the calling thread.
  */
-import { close, fstat, fsync, fdatasync, ftruncate, open, read, write, type BigIntStats } from 'node:fs'
+import { closeSync, fstatSync, fsync, fdatasync, ftruncateSync, openSync, read, write, type BigIntStats } from 'node:fs'
+import { preadNowait, pwriteNowait } from '../sys/native.js'
 
-export function pread(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+/** The page size of every Linux architecture Node runs on with 4 KiB pages; larger pages are
+ *  multiples, so a read ending inside a 4 KiB unit still marks the end of the file. */
+const PAGE = 4096
+
+/** Reads up to `length` bytes into the start of `buffer`; fewer only at end of file. */
+export async function pread(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
+  const done = preadNowait(fd, buffer, length, position) ?? 0
+  if (isComplete(done, length, position)) return done
+  return done + (await poolRead(fd, buffer, done, length - done, position + done))
+}
+
+/** pread from the page cache only: the byte count when that settles the read, else undefined. */
+export function preadCached(fd: number, buffer: Buffer, length: number, position: number): number | undefined {
+  const done = preadNowait(fd, buffer, length, position)
+  return done !== undefined && isComplete(done, length, position) ? done : undefined
+}
+
+/** A short read ends at the end of the file or of what is cached. Only the file's end can fall
+ *  inside a page; at a page boundary the pool tells which (it reads 0 bytes at the end). */
+function isComplete(done: number, length: number, position: number): boolean {
+  return done === length || (done > 0 && (position + done) % PAGE !== 0)
+}
+
+/** Writes all of `length` bytes from the start of `buffer`. */
+export async function pwrite(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
+  const done = pwriteNowait(fd, buffer, length, position) ?? 0
+  if (done === length) return done
+  return done + (await poolWrite(fd, buffer, done, length - done, position + done))
+}
+
+function poolRead(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
     read(fd, buffer, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)))
   })
 }
 
-export function pwrite(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+function poolWrite(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
     write(fd, buffer, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)))
   })
 }
 
-export function openFd(path: string, flags: number, mode = 0o666): Promise<number> {
-  return new Promise((resolve, reject) => {
-    open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd)))
-  })
+export async function openFd(path: string, flags: number, mode = 0o666): Promise<number> {
+  return openSync(path, flags, mode)
 }
 
-export function closeFd(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => close(fd, (err) => (err ? reject(err) : resolve())))
+export async function closeFd(fd: number): Promise<void> {
+  closeSync(fd)
 }
 
-export function ftruncateFd(fd: number, size: number): Promise<void> {
-  return new Promise((resolve, reject) => ftruncate(fd, size, (err) => (err ? reject(err) : resolve())))
+export async function ftruncateFd(fd: number, size: number): Promise<void> {
+  ftruncateSync(fd, size)
 }
 
 export function fsyncFd(fd: number, dataOnly: boolean): Promise<void> {
   return new Promise((resolve, reject) => (dataOnly ? fdatasync : fsync)(fd, (err) => (err ? reject(err) : resolve())))
 }
 
-export function fstatFd(fd: number): Promise<BigIntStats> {
-  return new Promise((resolve, reject) => fstat(fd, { bigint: true }, (err, st) => (err ? reject(err) : resolve(st))))
+export async function fstatFd(fd: number): Promise<BigIntStats> {
+  return fstatSync(fd, { bigint: true })
 }

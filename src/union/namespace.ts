@@ -7,8 +7,7 @@
  * directory that exists in a lower layer cannot be renamed (EXDEV, as overlayfs without redirect_dir):
  * tools such as mv then copy and delete.
  */
-import { chmodSync, constants, fchmodSync, mkdirSync, openSync, unlinkSync } from 'node:fs'
-import { chmod, lchown, lstat, link as hardlink, readdir, rename as move, rm, symlink as makeSymlink, unlink as removeFile } from 'node:fs/promises'
+import { chmodSync, constants, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
 import { joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX } from '../layers/whiteout.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, lgetxattrSync, lsetxattr, mknod as makeNode, renameat2 } from '../sys/native.js'
@@ -41,17 +40,17 @@ export interface Owner {
 async function createLocked(core: Core, rel: string, kind: Kind, make: (path: string) => Promise<void>, owner?: Owner): Promise<Entry> {
   checkNewName(rel)
   const parentPath = splitPath(rel)[0]
-  const parent = await core.resolver.get(parentPath)
+  const parent = core.resolver.get(parentPath)
   if (parent.kind !== 'dir') throw fsError('ENOTDIR', parent.path)
-  if (await core.resolver.resolve(rel)) throw fsError('EEXIST', rel)
+  if (core.resolver.resolve(rel)) throw fsError('EEXIST', rel)
   const upper = core.requireUpper()
   const place = owner === undefined ? make : async (path: string): Promise<void> => {
     await make(path)
     // A set-group-ID directory hands its group down, as the filesystem itself would have.
-    const dir = await lstat(upper.path(parentPath))
+    const dir = lstatSync(upper.path(parentPath))
     const gid = dir.mode & S_ISGID ? dir.gid : owner.gid
     // The daemon runs as root: what it makes is root's unless the caller is somebody else.
-    if (owner.uid !== 0 || gid !== 0) await lchown(path, owner.uid, gid)
+    if (owner.uid !== 0 || gid !== 0) lchownSync(path, owner.uid, gid)
   }
   const overWhiteout = await core.placeLocked(rel, kind === 'dir', place)
   const entry: Entry = { path: rel, kind, layer: upper, dirLayers: kind === 'dir' ? [upper] : NO_LAYERS, lowerHas: overWhiteout }
@@ -59,9 +58,7 @@ async function createLocked(core: Core, rel: string, kind: Kind, make: (path: st
   return entry
 }
 
-/** Create and open a regular file; returns the open fd (O_RDWR). Metadata calls in the upper layer
- *  are synchronous here, as lookups are (resolver.ts): each costs microseconds, less than the
- *  thread-pool round trip that would carry it. */
+/** Create and open a regular file; returns the open fd (O_RDWR). */
 export async function create(core: Core, rel: string, mode: number, owner?: Owner): Promise<{ fd: number; entry: Entry }> {
   let fd = -1
   const entry = await core.lock.run(() => createLocked(core, rel, 'file', async (path) => {
@@ -87,22 +84,22 @@ export async function mknod(core: Core, rel: string, mode: number, rdev: number,
   await core.lock.run(() => createLocked(core, rel, kind, async (path) => {
     if (kind === 'file') await closeFd(await openFd(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode & 0o7777))
     else await makeNode(path, mode, rdev)
-    await chmod(path, mode & 0o7777)
+    chmodSync(path, mode & 0o7777)
   }, owner))
 }
 
 export async function symlink(core: Core, target: string, rel: string, owner?: Owner): Promise<void> {
-  await core.lock.run(() => createLocked(core, rel, 'symlink', (path) => makeSymlink(target, path), owner))
+  await core.lock.run(() => createLocked(core, rel, 'symlink', async (path) => symlinkSync(target, path), owner))
 }
 
 export async function link(core: Core, fromRel: string, rel: string): Promise<void> {
-  const source = await core.resolver.get(fromRel)
+  const source = core.resolver.get(fromRel)
   if (source.kind === 'dir') throw fsError('EPERM', 'hard link to a directory')
   core.requireUpper()
   const copied = await core.copyUp(fromRel, true)
   await core.lock.run(async () => {
     const upper = core.requireUpper()
-    await createLocked(core, rel, copied.kind, (path) => hardlink(upper.path(copied.path), path))
+    await createLocked(core, rel, copied.kind, async (path) => linkSync(upper.path(copied.path), path))
     // Both names now share one inode: a memoised nlink-dependent answer for the source is stale.
     core.resolver.invalidate(fromRel)
   })
@@ -110,11 +107,11 @@ export async function link(core: Core, fromRel: string, rel: string): Promise<vo
 
 export async function unlink(core: Core, rel: string): Promise<void> {
   await core.lock.run(async () => {
-    const entry = await core.resolver.get(rel)
+    const entry = core.resolver.get(rel)
     if (entry.kind === 'dir') throw fsError('EISDIR', rel)
     const upper = core.requireUpper()
-    if (await core.resolver.lowerHas(entry)) {
-      await core.ensureUpperDirLocked(await core.resolver.get(splitPath(rel)[0]))
+    if (core.resolver.lowerHas(entry)) {
+      await core.ensureUpperDirLocked(core.resolver.get(splitPath(rel)[0]))
       await core.whiteoutLocked(rel)
     } else {
       unlinkSync(upper.path(rel))
@@ -125,20 +122,20 @@ export async function unlink(core: Core, rel: string): Promise<void> {
 
 export async function rmdir(core: Core, rel: string): Promise<void> {
   await core.lock.run(async () => {
-    const entry = await core.resolver.get(rel)
+    const entry = core.resolver.get(rel)
     if (entry.kind !== 'dir') throw fsError('ENOTDIR', rel)
     if (rel === '') throw fsError('EBUSY', '/')
     const upper = core.requireUpper()
-    if ((await mergedNames(entry)).length > 0) throw fsError('ENOTEMPTY', rel)
-    const lowerHas = await core.resolver.lowerHas(entry)
+    if (mergedNames(entry).length > 0) throw fsError('ENOTEMPTY', rel)
+    const lowerHas = core.resolver.lowerHas(entry)
     if (inUpper(entry)) {
       // The upper copy can still hold whiteouts of its lower children: move it aside, whole.
       const aside = core.stager.tempPath()
-      await move(upper.path(rel), aside)
+      renameSync(upper.path(rel), aside)
       if (lowerHas) await core.whiteoutLocked(rel)
-      await rm(aside, { recursive: true, force: true })
+      rmSync(aside, { recursive: true, force: true })
     } else {
-      await core.ensureUpperDirLocked(await core.resolver.get(splitPath(rel)[0]))
+      await core.ensureUpperDirLocked(core.resolver.get(splitPath(rel)[0]))
       await core.whiteoutLocked(rel)
     }
     core.resolver.invalidateTree(rel)
@@ -151,19 +148,19 @@ export async function rename(core: Core, fromRel: string, toRel: string, flags: 
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) throw fsError('EINVAL', 'rename flags')
   if (fromRel === '' || toRel === '') throw fsError('EBUSY', '/')
   core.requireUpper()
-  const source = await core.resolver.get(fromRel)
+  const source = core.resolver.get(fromRel)
   if (toRel.startsWith(fromRel + '/')) throw fsError('EINVAL', 'a directory cannot move into itself')
   checkNewName(toRel)
   // Copy-ups happen before taking the lock: they can take long and commit under it themselves.
   // A rename changes no data: with metacopy on, the bytes stay below (see keepDataReachable).
   if (source.kind !== 'dir') await core.copyUp(fromRel, 'meta')
   if (flags & RENAME_EXCHANGE) {
-    const target = await core.resolver.get(toRel)
+    const target = core.resolver.get(toRel)
     if (target.kind !== 'dir') await core.copyUp(toRel, 'meta')
   }
   await core.lock.run(async () => {
-    const from = await core.resolver.get(fromRel)
-    const to = await core.resolver.resolve(toRel)
+    const from = core.resolver.get(fromRel)
+    const to = core.resolver.resolve(toRel)
     if (fromRel === toRel) return
     if (flags & RENAME_EXCHANGE) return exchangeLocked(core, from, to)
     if (to && (flags & RENAME_NOREPLACE)) throw fsError('EEXIST', toRel)
@@ -173,7 +170,7 @@ export async function rename(core: Core, fromRel: string, toRel: string, flags: 
 
 async function movableDir(core: Core, dir: Entry): Promise<void> {
   // Only a directory that lives wholly in the upper layer can move by a plain rename.
-  if (!inUpper(dir) || dir.dirLayers.length > 1 || (await core.resolver.lowerHas(dir))) {
+  if (!inUpper(dir) || dir.dirLayers.length > 1 || (core.resolver.lowerHas(dir))) {
     throw fsError('EXDEV', `${dir.path} has lower layers`)
   }
 }
@@ -183,19 +180,19 @@ async function moveLocked(core: Core, from: Entry, to: Entry | undefined, toRel:
   if (to) {
     if (to.kind === 'dir' && from.kind !== 'dir') throw fsError('EISDIR', toRel)
     if (to.kind !== 'dir' && from.kind === 'dir') throw fsError('ENOTDIR', toRel)
-    if (to.kind === 'dir' && (await mergedNames(to)).length > 0) throw fsError('ENOTEMPTY', toRel)
+    if (to.kind === 'dir' && mergedNames(to).length > 0) throw fsError('ENOTEMPTY', toRel)
   }
   if (from.kind === 'dir') await movableDir(core, from)
   if (!inUpper(from)) throw fsError('ENOENT', from.path) // lost a race with an unlink
   await keepDataReachable(core, from)
-  await core.ensureUpperDirLocked(await core.resolver.get(splitPath(toRel)[0]))
+  await core.ensureUpperDirLocked(core.resolver.get(splitPath(toRel)[0]))
   const toPath = upper.path(toRel)
-  const sourceHasLower = await core.resolver.lowerHas(from)
+  const sourceHasLower = core.resolver.lowerHas(from)
   // A lower layer holds the target name (visibly, or under an upper whiteout): a directory moved there
   // must not let that lower directory's children show through it.
-  const targetHasLower = to ? await core.resolver.lowerHas(to) : await hiddenByUpperWhiteout(core, toRel)
+  const targetHasLower = to ? core.resolver.lowerHas(to) : await hiddenByUpperWhiteout(core, toRel)
   if (to?.kind === 'dir' && inUpper(to)) await clearMarkers(toPath)
-  const toParent = await core.resolver.get(splitPath(toRel)[0])
+  const toParent = core.resolver.get(splitPath(toRel)[0])
   // Moved where a lower layer may hold (or later show) the name, a directory must not merge with it:
   // overlayfs marks it opaque whenever it lands in a merged directory.
   if (from.kind === 'dir' && (targetHasLower || toParent.dirLayers.length > 1)) {
@@ -204,11 +201,11 @@ async function moveLocked(core: Core, from: Entry, to: Entry | undefined, toRel:
   if (from.kind === 'dir' && !to && targetHasLower) {
     // rename(2) cannot put a directory over the whiteout (a char device): swap, then drop the whiteout.
     await renameat2(upper.path(from.path), toPath, RENAME_EXCHANGE)
-    if (!sourceHasLower) await removeFile(upper.path(from.path))
+    if (!sourceHasLower) unlinkSync(upper.path(from.path))
   } else if (sourceHasLower) {
     await renameWithWhiteout(core, upper.path(from.path), toPath, from.path)
   } else {
-    await move(upper.path(from.path), toPath)
+    renameSync(upper.path(from.path), toPath)
   }
   await removeMarker(core, toRel)
   if (from.kind === 'dir' || to?.kind === 'dir') {
@@ -227,7 +224,7 @@ async function renameWithWhiteout(core: Core, fromPath: string, toPath: string, 
     core.counters.whiteouts++
   } catch (err) {
     if (!isCode(err, 'EINVAL', 'EPERM', 'ENOSYS', 'EOPNOTSUPP')) throw err
-    await move(fromPath, toPath)
+    renameSync(fromPath, toPath)
     await core.whiteoutLocked(fromRel)
   }
 }
@@ -257,7 +254,7 @@ async function hiddenByUpperWhiteout(core: Core, rel: string): Promise<boolean> 
   const upper = core.requireUpper()
   const [dir, name] = splitPath(rel)
   try {
-    const st = await lstat(upper.path(rel))
+    const st = lstatSync(upper.path(rel))
     return st.isCharacterDevice() && st.rdev === 0
   } catch (err) {
     if (!isCode(err, 'ENOENT', 'ENOTDIR')) throw err
@@ -267,18 +264,18 @@ async function hiddenByUpperWhiteout(core: Core, rel: string): Promise<boolean> 
 
 /** Remove the whiteouts and markers an (empty-looking) upper directory still holds. */
 async function clearMarkers(dirPath: string): Promise<void> {
-  for (const name of await readdirSafe(dirPath)) await rm(`${dirPath}/${name}`, { recursive: true, force: true })
+  for (const name of await readdirSafe(dirPath)) rmSync(`${dirPath}/${name}`, { recursive: true, force: true })
 }
 
 /** A `.wh.NAME` marker beside a name that now exists in the upper layer is obsolete. */
 async function removeMarker(core: Core, rel: string): Promise<void> {
   const [dir, name] = splitPath(rel)
-  await rm(core.requireUpper().path(joinPath(dir, WHITEOUT_PREFIX + name)), { force: true })
+  rmSync(core.requireUpper().path(joinPath(dir, WHITEOUT_PREFIX + name)), { force: true })
 }
 
 async function readdirSafe(path: string): Promise<string[]> {
   try {
-    return await readdir(path)
+    return readdirSync(path)
   } catch (err) {
     if (isCode(err, 'ENOENT', 'ENOTDIR')) return []
     throw err

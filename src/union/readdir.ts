@@ -4,21 +4,20 @@
  * the layers below its own, never in its own layer, as the OCI spec has it. The result is sorted, so a
  * directory offset means the same thing across calls.
  */
-import { readdirSync } from 'node:fs'
-import { lstat } from 'node:fs/promises'
+import { lstatSync, readdirSync } from 'node:fs'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, isWhiteoutStat, whiteoutTarget } from '../layers/whiteout.js'
 import type { Entry } from './entry.js'
 import type { Listings } from './resolver.js'
 import { isCode } from './errors.js'
 
-export async function mergedNames(dir: Entry): Promise<string[]> {
-  return mergeListings(dir, await listLayers(dir))
+export function mergedNames(dir: Entry): string[] {
+  return mergeListings(dir, listLayers(dir))
 }
 
 /** One readdir per contributing layer (a layer whose copy vanished lists nothing). Synchronous, like
  *  the lookup probes (resolver.ts): a directory read is one getdents on an inode the walk that got
  *  here has just looked up, cheaper than the thread-pool round trip that would carry it. */
-export async function listLayers(dir: Entry): Promise<Listings> {
+export function listLayers(dir: Entry): Listings {
   const listings: Listings = new Map()
   for (const layer of dir.dirLayers) {
     try {
@@ -31,7 +30,7 @@ export async function listLayers(dir: Entry): Promise<Listings> {
   return listings
 }
 
-export async function mergeListings(dir: Entry, listings: Listings): Promise<string[]> {
+export function mergeListings(dir: Entry, listings: Listings): string[] {
   const seen = new Set<string>()
   const hidden = new Set<string>()
   const names: string[] = []
@@ -48,7 +47,7 @@ export async function mergeListings(dir: Entry, listings: Listings): Promise<str
         continue
       }
       if (seen.has(name) || hidden.has(name)) continue
-      if (dirent.isCharacterDevice() && isWhiteoutStat(await lstat(`${path}/${name}`))) {
+      if (dirent.isCharacterDevice() && isWhiteoutStat(lstatSync(`${path}/${name}`))) {
         hides.push(name)
         continue
       }

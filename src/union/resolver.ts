@@ -52,8 +52,8 @@ export class Resolver {
   }
 
   /** The entry at `rel`, or undefined when nothing is there. Throws ENOTDIR when a parent is not a
-   *  directory, ENAMETOOLONG for an over-long component. */
-  async resolve(rel: string): Promise<Entry | undefined> {
+   *  directory, ENAMETOOLONG for an over-long component. Synchronous, as every probe is (probeName). */
+  resolve(rel: string): Entry | undefined {
     const cached = this.#cache.get(rel)
     if (cached !== undefined) {
       if ('missing' in cached) {
@@ -65,14 +65,14 @@ export class Resolver {
     }
     this.#misses++
     const generation = this.#generation
-    const entry = rel === '' ? await this.#root() : await this.#lookup(rel)
+    const entry = rel === '' ? this.#root() : this.#lookup(rel)
     if (generation === this.#generation) this.#cache.set(rel, entry ?? MISSING)
     return entry
   }
 
   /** Like resolve, but a missing entry is ENOENT. */
-  async get(rel: string): Promise<Entry> {
-    const entry = await this.resolve(rel)
+  get(rel: string): Entry {
+    const entry = this.resolve(rel)
     if (!entry) throw fsError('ENOENT', rel)
     return entry
   }
@@ -104,12 +104,12 @@ export class Resolver {
   }
 
   /** Does a layer below the upper hold `rel` (so removing it must leave a whiteout)? */
-  async lowerHas(entry: Entry): Promise<boolean> {
+  lowerHas(entry: Entry): boolean {
     if (entry.lowerHas !== undefined) return entry.lowerHas
     let found = !entry.layer.writable
     if (!found && entry.path !== '') {
       const [dir, name] = splitPath(entry.path)
-      const parent = await this.resolve(dir)
+      const parent = this.resolve(dir)
       for (const layer of parent?.dirLayers ?? []) {
         if (layer.writable) continue
         const probe = probeName(layer, dir, name, true)
@@ -124,16 +124,16 @@ export class Resolver {
     return found
   }
 
-  async #root(): Promise<Entry> {
+  #root(): Entry {
     const top = this.#layers[0]
     if (!top) throw fsError('EINVAL', 'no layers')
     return { path: '', kind: 'dir', layer: top, dirLayers: [...this.#layers] }
   }
 
-  async #lookup(rel: string): Promise<Entry | undefined> {
+  #lookup(rel: string): Entry | undefined {
     const [dir, name] = splitPath(rel)
     if (Buffer.byteLength(name) > NAME_MAX) throw fsError('ENAMETOOLONG', rel)
-    const parent = await this.resolve(dir)
+    const parent = this.resolve(dir)
     if (!parent) return undefined
     if (parent.kind !== 'dir') throw fsError('ENOTDIR', dir)
     return this.#walk(rel, parent, (layer, checkMarker) => probeName(layer, dir, name, checkMarker))

@@ -8,7 +8,8 @@
  * Paths are merged-view paths ('/a/b', as FUSE gives them). Errors carry an errno name (`.code`).
  */
 
-import { lstat, mkdir, readdir, readlink as readLink, rm, statfs as statFs } from 'node:fs/promises'
+import { readlinkSync, statfsSync } from 'node:fs'
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises'
 import { join, relative, resolve, sep } from 'node:path'
 import { Layer, joinPath, relPath } from '../layers/layer.js'
 import type { TimeNs } from '../sys/native.js'
@@ -106,55 +107,75 @@ export class Union {
     return { cache: core.resolver.stats, copyUps: { ...core.counters }, openFiles: core.handles.size }
   }
 
+  // The read side never waits: getattr, readlink, readdir, statfs, xattr reads, opens that need no
+  // copy-up and releases each come in a synchronous form (…Sync, tryOpen), answered on the calling
+  // thread from the lookup cache and a few syscalls on inodes the kernel has cached. The FUSE bridge
+  // answers those requests without a promise; the async forms are for everyone else.
+
+  getattrSync(path: string): attrs.Attr {
+    return attrs.attrOf(this.#core.resolver.get(relPath(path)))
+  }
+
   async getattr(path: string): Promise<attrs.Attr> {
-    return attrs.attrOf(await this.#core.resolver.get(relPath(path)))
+    return this.getattrSync(path)
+  }
+
+  readlinkSync(path: string): string {
+    const entry = this.#core.resolver.get(relPath(path))
+    if (entry.kind !== 'symlink') throw fsError('EINVAL', path)
+    return readlinkSync(entry.layer.path(entry.path))
   }
 
   async readlink(path: string): Promise<string> {
-    const entry = await this.#core.resolver.get(relPath(path))
-    if (entry.kind !== 'symlink') throw fsError('EINVAL', path)
-    return readLink(entry.layer.path(entry.path))
+    return this.readlinkSync(path)
   }
 
   /** Sorted names of a directory, without '.' and '..'. */
   async readdir(path: string): Promise<string[]> {
-    const entry = await this.#core.resolver.get(relPath(path))
+    const entry = this.#core.resolver.get(relPath(path))
     if (entry.kind !== 'dir') throw fsError('ENOTDIR', path)
     return mergedNames(entry)
   }
 
   /** Names with attributes, '.' and '..' first (what a FUSE readdir with inode numbers needs). */
   async readdirPlus(path: string): Promise<DirEntry[]> {
+    return this.readdirPlusSync(path)
+  }
+
+  readdirPlusSync(path: string): DirEntry[] {
     const rel = relPath(path)
     const resolver = this.#core.resolver
-    const dir = await resolver.get(rel)
+    const dir = resolver.get(rel)
     if (dir.kind !== 'dir') throw fsError('ENOTDIR', path)
     // The listings that give the names also answer the lookups of the children (resolver.prime).
     const generation = resolver.generation
-    const listings = await listLayers(dir)
-    const list = await mergeListings(dir, listings)
+    const listings = listLayers(dir)
+    const list = mergeListings(dir, listings)
     resolver.prime(dir, list, listings, generation)
     const parentRel = rel === '' ? '' : rel.slice(0, Math.max(0, rel.lastIndexOf('/')))
     const out: DirEntry[] = [
-      { name: '.', attr: await attrs.attrOf(dir) },
-      { name: '..', attr: await attrs.attrOf(await resolver.get(parentRel)) },
+      { name: '.', attr: attrs.attrOf(dir) },
+      { name: '..', attr: attrs.attrOf(resolver.get(parentRel)) },
     ]
-    const batch = 64
-    for (let i = 0; i < list.length; i += batch) {
-      const slice = list.slice(i, i + batch)
-      const found = await Promise.all(slice.map(async (name) => {
-        const entry = await resolver.resolve(joinPath(rel, name))
-        // A name can vanish between the listing and its lookup (a concurrent unlink): skip it.
-        return entry ? { name, attr: await attrs.attrOf(entry).catch(() => undefined) } : undefined
-      }))
-      for (const item of found) if (item?.attr) out.push({ name: item.name, attr: item.attr })
+    for (const name of list) {
+      const entry = resolver.resolve(joinPath(rel, name))
+      if (!entry) continue
+      try {
+        out.push({ name, attr: attrs.attrOf(entry) })
+      } catch {
+        // Listed, but gone before its lstat (removed behind the union's back): skip it.
+      }
     }
     return out
   }
 
   async statfs(): Promise<StatFs> {
+    return this.statfsSync()
+  }
+
+  statfsSync(): StatFs {
     const top = this.#core.layers[0]!
-    const st = await statFs(top.root)
+    const st = statfsSync(top.root)
     return {
       bsize: st.bsize, frsize: st.bsize, blocks: st.blocks, bfree: st.bfree, bavail: st.bavail,
       files: st.files, ffree: st.ffree, namemax: NAME_MAX,
@@ -165,18 +186,32 @@ export class Union {
     return files.open(this.#core, relPath(path), flags)
   }
 
+  /** open when no copy-up is needed (the fh), else undefined: call open then. */
+  tryOpen(path: string, flags: number): number | undefined {
+    return files.tryOpen(this.#core, relPath(path), flags)
+  }
+
   create(path: string, mode: number, owner?: names.Owner): Promise<number> {
     return files.create(this.#core, relPath(path), mode, owner)
   }
 
   /** Attributes of an open file by handle (its name may be gone). */
   async fgetattr(fh: number, ino: number): Promise<attrs.Attr> {
-    const st = await files.fstat(this.#core, fh)
+    return this.fgetattrSync(fh, ino)
+  }
+
+  fgetattrSync(fh: number, ino: number): attrs.Attr {
+    const st = files.fstat(this.#core, fh)
     return {
       ino, mode: Number(st.mode), nlink: Number(st.nlink), uid: Number(st.uid), gid: Number(st.gid),
       rdev: Number(st.rdev), size: Number(st.size), blksize: Number(st.blksize), blocks: Number(st.blocks),
       atimeNs: st.atimeNs, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs,
     }
+  }
+
+  /** read when the page cache has the bytes (the count), else undefined: call read then. */
+  tryRead(fh: number, buffer: Buffer, length: number, position: number): number | undefined {
+    return files.tryRead(this.#core, fh, buffer, length, position)
   }
 
   read(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
@@ -195,8 +230,12 @@ export class Union {
     return files.fsync(this.#core, fh, dataOnly)
   }
 
-  release(fh: number): Promise<void> {
-    return files.release(this.#core, fh)
+  async release(fh: number): Promise<void> {
+    this.releaseSync(fh)
+  }
+
+  releaseSync(fh: number): void {
+    files.release(this.#core, fh)
   }
 
   truncate(path: string, size: number): Promise<void> {
@@ -216,11 +255,19 @@ export class Union {
     return attrs.utimens(this.#core, relPath(path), atime, mtime)
   }
 
-  getxattr(path: string, name: string): Promise<Buffer> {
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    return this.getxattrSync(path, name)
+  }
+
+  getxattrSync(path: string, name: string): Buffer {
     return attrs.getxattr(this.#core, relPath(path), name)
   }
 
-  listxattr(path: string): Promise<string[]> {
+  async listxattr(path: string): Promise<string[]> {
+    return this.listxattrSync(path)
+  }
+
+  listxattrSync(path: string): string[] {
     return attrs.listxattr(this.#core, relPath(path))
   }
 
