@@ -28,6 +28,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("preadNowait", js_pread_nowait),
         FN("pwriteNowait", js_pwrite_nowait),
         FN("fuseLlCreate", fll_js_create),
+        FN("fuseLlOpNames", fll_js_op_names),
         FN("fuseLlMount", fll_js_mount),
         FN("fuseLlUnmount", fll_js_unmount),
         FN("fuseLlShutdown", fll_js_shutdown),

@@ -48,78 +48,74 @@ static int get_double(napi_env env, napi_value v, const char *name, double *out)
     return 0;
 }
 
-static int prop_double(napi_env env, napi_value obj, const char *name, double *out) {
-    napi_value v;
-    napi_get_named_property(env, obj, name, &v);
-    return get_double(env, v, name, out);
-}
-
-/* Attr (see src/sys/fuse-ll.ts) → struct stat. */
-static int get_attr(napi_env env, napi_value o, struct stat *st) {
-    int64_t ino, mode, nlink, uid, gid, rdev, size, blksize, blocks, as, an, ms, mn, cs, cn;
-    if (!get_object(env, o, "attr")) return 0;
-    if (!fll_prop_int(env, o, "ino", 0, MAX_SAFE, &ino) || !fll_prop_int(env, o, "mode", 0, 0xffffffff, &mode) ||
-        !fll_prop_int(env, o, "nlink", 0, MAX_SAFE, &nlink) || !fll_prop_int(env, o, "uid", 0, 0xffffffff, &uid) ||
-        !fll_prop_int(env, o, "gid", 0, 0xffffffff, &gid) || !fll_prop_int(env, o, "rdev", 0, MAX_SAFE, &rdev) ||
-        !fll_prop_int(env, o, "size", 0, MAX_SAFE, &size) || !fll_prop_int(env, o, "blksize", 0, 0x7fffffff, &blksize) ||
-        !fll_prop_int(env, o, "blocks", 0, MAX_SAFE, &blocks) ||
-        !fll_prop_int(env, o, "atimeSec", -MAX_SAFE, MAX_SAFE, &as) || !fll_prop_int(env, o, "atimeNsec", 0, 999999999, &an) ||
-        !fll_prop_int(env, o, "mtimeSec", -MAX_SAFE, MAX_SAFE, &ms) || !fll_prop_int(env, o, "mtimeNsec", 0, 999999999, &mn) ||
-        !fll_prop_int(env, o, "ctimeSec", -MAX_SAFE, MAX_SAFE, &cs) || !fll_prop_int(env, o, "ctimeNsec", 0, 999999999, &cn))
-        return 0;
-    memset(st, 0, sizeof *st);
-    st->st_ino = (ino_t)ino;
-    st->st_mode = (mode_t)mode;
-    st->st_nlink = (nlink_t)nlink;
-    st->st_uid = (uid_t)uid;
-    st->st_gid = (gid_t)gid;
-    st->st_rdev = (dev_t)rdev;
-    st->st_size = size;
-    st->st_blksize = (blksize_t)blksize;
-    st->st_blocks = blocks;
-    st->st_atim = (struct timespec){as, an};
-    st->st_mtim = (struct timespec){ms, mn};
-    st->st_ctim = (struct timespec){cs, cn};
-    return 1;
-}
-
-/* EntryOut → fuse_entry_param. */
-static int get_entry(napi_env env, napi_value o, struct fuse_entry_param *e) {
-    int64_t ino, gen;
-    napi_value attr;
-    if (!get_object(env, o, "entry")) return 0;
-    memset(e, 0, sizeof *e);
-    if (!fll_prop_int(env, o, "ino", 0, MAX_SAFE, &ino) || !fll_prop_int(env, o, "generation", 0, MAX_SAFE, &gen) ||
-        !prop_double(env, o, "attrTimeout", &e->attr_timeout) || !prop_double(env, o, "entryTimeout", &e->entry_timeout))
-        return 0;
-    napi_get_named_property(env, o, "attr", &attr);
-    if (!get_attr(env, attr, &e->attr)) return 0;
-    e->ino = (fuse_ino_t)ino;
-    e->generation = (uint64_t)gen;
-    return 1;
-}
-
-/* OpenFlags → the reply fields of a fuse_file_info. */
-static int get_open(napi_env env, napi_value fh_v, napi_value o, struct fuse_file_info *fi) {
-    int64_t fh;
-    int keep, direct, cache, nonseek;
-    memset(fi, 0, sizeof *fi);
-    if (!fll_int(env, fh_v, "fh", 0, MAX_SAFE, &fh)) return 0;
-    napi_valuetype t;
-    napi_typeof(env, o, &t);
-    if (t == napi_undefined || t == napi_null) {
-        fi->fh = (uint64_t)fh;
-        return 1;
+/* The Float64Array a reply's numbers come in, with at least `need` of them. */
+static const double *get_nums(napi_env env, napi_value v, size_t need) {
+    napi_typedarray_type t;
+    size_t len;
+    void *data;
+    if (napi_get_typedarray_info(env, v, &t, &len, &data, NULL, NULL) != napi_ok || t != napi_float64_array || len < need) {
+        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "reply numbers must be a Float64Array of the layout's length");
+        return NULL;
     }
-    if (!get_object(env, o, "open") || !fll_prop_bool(env, o, "keepCache", &keep) ||
-        !fll_prop_bool(env, o, "directIo", &direct) || !fll_prop_bool(env, o, "cacheReaddir", &cache) ||
-        !fll_prop_bool(env, o, "nonseekable", &nonseek))
+    return data;
+}
+
+/* An attr at `a` (FLL_A_* layout) → struct stat. */
+static int get_attr(napi_env env, const double *a, struct stat *st) {
+    int64_t v[FLL_ATTR_LEN];
+    static const struct { const char *name; double min, max; } f[FLL_ATTR_LEN] = {
+        {"ino", 0, MAX_SAFE}, {"mode", 0, 0xffffffff}, {"nlink", 0, MAX_SAFE}, {"uid", 0, 0xffffffff},
+        {"gid", 0, 0xffffffff}, {"rdev", 0, MAX_SAFE}, {"size", 0, MAX_SAFE}, {"blksize", 0, 0x7fffffff},
+        {"blocks", 0, MAX_SAFE}, {"atimeSec", -MAX_SAFE, MAX_SAFE}, {"atimeNsec", 0, 999999999},
+        {"mtimeSec", -MAX_SAFE, MAX_SAFE}, {"mtimeNsec", 0, 999999999}, {"ctimeSec", -MAX_SAFE, MAX_SAFE},
+        {"ctimeNsec", 0, 999999999},
+    };
+    for (int i = 0; i < FLL_ATTR_LEN; i++)
+        if (!fll_check(env, a[i], f[i].name, f[i].min, f[i].max, &v[i])) return 0;
+    memset(st, 0, sizeof *st);
+    st->st_ino = (ino_t)v[FLL_A_INO];
+    st->st_mode = (mode_t)v[FLL_A_MODE];
+    st->st_nlink = (nlink_t)v[FLL_A_NLINK];
+    st->st_uid = (uid_t)v[FLL_A_UID];
+    st->st_gid = (gid_t)v[FLL_A_GID];
+    st->st_rdev = (dev_t)v[FLL_A_RDEV];
+    st->st_size = v[FLL_A_SIZE];
+    st->st_blksize = (blksize_t)v[FLL_A_BLKSIZE];
+    st->st_blocks = v[FLL_A_BLOCKS];
+    st->st_atim = (struct timespec){v[FLL_A_ATIME], v[FLL_A_ATIME_NS]};
+    st->st_mtim = (struct timespec){v[FLL_A_MTIME], v[FLL_A_MTIME_NS]};
+    st->st_ctim = (struct timespec){v[FLL_A_CTIME], v[FLL_A_CTIME_NS]};
+    return 1;
+}
+
+/* An entry at `e` (attr, then FLL_E_*) → fuse_entry_param. */
+static int get_entry(napi_env env, const double *a, struct fuse_entry_param *e) {
+    int64_t node, gen;
+    memset(e, 0, sizeof *e);
+    if (!get_attr(env, a, &e->attr) || !fll_check(env, a[FLL_E_NODE], "ino", 0, MAX_SAFE, &node) ||
+        !fll_check(env, a[FLL_E_GENERATION], "generation", 0, MAX_SAFE, &gen))
         return 0;
+    if (!(a[FLL_E_ATTR_TIMEOUT] >= 0) || !(a[FLL_E_ENTRY_TIMEOUT] >= 0)) {
+        napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "timeouts must be numbers >= 0");
+        return 0;
+    }
+    e->ino = (fuse_ino_t)node;
+    e->generation = (uint64_t)gen;
+    e->attr_timeout = a[FLL_E_ATTR_TIMEOUT];
+    e->entry_timeout = a[FLL_E_ENTRY_TIMEOUT];
+    return 1;
+}
+
+/* fh and FLL_OPEN_* bits → the reply fields of a fuse_file_info. */
+static int get_open(napi_env env, napi_value fh_v, napi_value bits_v, struct fuse_file_info *fi) {
+    int64_t fh, bits;
+    memset(fi, 0, sizeof *fi);
+    if (!fll_int(env, fh_v, "fh", 0, MAX_SAFE, &fh) || !fll_int(env, bits_v, "open flags", 0, 15, &bits)) return 0;
     fi->fh = (uint64_t)fh;
-    fi->keep_cache = keep;
-    fi->direct_io = direct;
-    fi->cache_readdir = cache;
-    fi->nonseekable = nonseek;
+    fi->keep_cache = !!(bits & FLL_OPEN_KEEP_CACHE);
+    fi->direct_io = !!(bits & FLL_OPEN_DIRECT_IO);
+    fi->cache_readdir = !!(bits & FLL_OPEN_CACHE_READDIR);
+    fi->nonseekable = !!(bits & FLL_OPEN_NONSEEKABLE);
     return 1;
 }
 
@@ -165,7 +161,8 @@ napi_value fll_js_reply_err(napi_env env, napi_callback_info info) {
 napi_value fll_js_reply_entry(napi_env env, napi_callback_info info) {
     BEGIN(3)
     struct fuse_entry_param e;
-    if (!get_entry(env, argv[2], &e)) return NULL;
+    const double *nums = get_nums(env, argv[2], FLL_ENTRY_LEN);
+    if (!nums || !get_entry(env, nums, &e)) return NULL;
     fll_drop_req(s, idx);
     FLL_SEND(s, req, fuse_reply_entry(req, &e));
     return NULL;
@@ -175,7 +172,8 @@ napi_value fll_js_reply_create(napi_env env, napi_callback_info info) {
     BEGIN(5)
     struct fuse_entry_param e;
     struct fuse_file_info fi;
-    if (!get_entry(env, argv[2], &e) || !get_open(env, argv[3], argv[4], &fi)) return NULL;
+    const double *nums = get_nums(env, argv[2], FLL_ENTRY_LEN);
+    if (!nums || !get_entry(env, nums, &e) || !get_open(env, argv[3], argv[4], &fi)) return NULL;
     fll_drop_req(s, idx);
     FLL_SEND(s, req, fuse_reply_create(req, &e, &fi));
     return NULL;
@@ -185,7 +183,8 @@ napi_value fll_js_reply_attr(napi_env env, napi_callback_info info) {
     BEGIN(4)
     struct stat st;
     double timeout;
-    if (!get_attr(env, argv[2], &st) || !get_double(env, argv[3], "timeout", &timeout)) return NULL;
+    const double *nums = get_nums(env, argv[2], FLL_ATTR_LEN);
+    if (!nums || !get_attr(env, nums, &st) || !get_double(env, argv[3], "timeout", &timeout)) return NULL;
     fll_drop_req(s, idx);
     FLL_SEND(s, req, fuse_reply_attr(req, &st, timeout));
     return NULL;
@@ -261,44 +260,45 @@ napi_value fll_js_reply_statfs(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
-/* readdir / readdirplus: packs entries from the first on until `size` bytes are full, replies with
- * what fit and returns that count, so the caller knows which readdirplus entries the kernel now
- * holds a lookup reference for. */
+/* readdir / readdirplus (handle, req, size, names, nums): packs entries from the first on until
+ * `size` bytes are full, replies with what fit and returns that count, so the caller knows which
+ * readdirplus entries the kernel now holds a lookup reference for. names[i]'s numbers are at
+ * nums[i * FLL_DIR_LEN] (readdir) or nums[i * FLL_DIRPLUS_LEN] (readdirplus). */
 static napi_value reply_dir(napi_env env, napi_callback_info info, int plus) {
-    BEGIN(4)
+    BEGIN(5)
     int64_t size;
     uint32_t n;
     bool is_array;
     if (!fll_int(env, argv[2], "size", 0, 1 << 30, &size)) return NULL;
     if (napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array) {
-        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "entries must be an array");
+        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "names must be an array");
         return NULL;
     }
     napi_get_array_length(env, argv[3], &n);
+    size_t stride = plus ? FLL_DIRPLUS_LEN : FLL_DIR_LEN;
+    const double *nums = get_nums(env, argv[4], (size_t)n * stride);
+    if (!nums) return NULL;
     char *buf = malloc(size ? (size_t)size : 1);
     if (!buf) return napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
     size_t used = 0;
     uint32_t count = 0;
     char name[NAME_BUF];
     for (; count < n; count++) {
-        napi_value ent, v;
+        napi_value v;
         int64_t next;
-        napi_get_element(env, argv[3], count, &ent);
-        if (!get_object(env, ent, "entry")) goto fail;
-        napi_get_named_property(env, ent, "name", &v);
-        if (!get_name(env, v, name) || !fll_prop_int(env, ent, "next", 0, MAX_SAFE, &next)) goto fail;
+        const double *a = nums + (size_t)count * stride;
+        napi_get_element(env, argv[3], count, &v);
+        if (!get_name(env, v, name) || !fll_check(env, a[stride - 1], "next", 0, MAX_SAFE, &next)) goto fail;
         size_t rest = (size_t)size - used, need;
         if (plus) {
             struct fuse_entry_param e;
-            napi_get_named_property(env, ent, "entry", &v);
-            if (!get_entry(env, v, &e)) goto fail;
+            if (!get_entry(env, a, &e)) goto fail;
             need = fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0);
             if (need > rest) break;
             fuse_add_direntry_plus(req, buf + used, rest, name, &e, (off_t)next);
         } else {
             int64_t ino, mode;
-            if (!fll_prop_int(env, ent, "ino", 0, MAX_SAFE, &ino) || !fll_prop_int(env, ent, "mode", 0, 0xffffffff, &mode))
-                goto fail;
+            if (!fll_check(env, a[0], "ino", 0, MAX_SAFE, &ino) || !fll_check(env, a[1], "mode", 0, 0xffffffff, &mode)) goto fail;
             need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
             if (need > rest) break;
             /* Only st_ino and the type bits of st_mode are used. */

@@ -43,6 +43,10 @@ static int throw_type(napi_env env, const char *name, const char *what) {
 int fll_int(napi_env env, napi_value v, const char *name, double min, double max, int64_t *out) {
     double d;
     if (napi_get_value_double(env, v, &d) != napi_ok) return throw_type(env, name, "a number");
+    return fll_check(env, d, name, min, max, out);
+}
+
+int fll_check(napi_env env, double d, const char *name, double min, double max, int64_t *out) {
     if (!(d >= min && d <= max) || (double)(int64_t)d != d) {
         char msg[128];
         snprintf(msg, sizeof msg, "%s must be an integer in range (got %g)", name, d);
@@ -85,39 +89,18 @@ char *fll_string(napi_env env, napi_value v, const char *name) {
     return s;
 }
 
-static void set_num(napi_env env, napi_value obj, const char *key, double n) {
-    napi_value v;
-    napi_create_double(env, n, &v);
-    napi_set_named_property(env, obj, key, v);
-}
-
-static void set_str(napi_env env, napi_value obj, const char *key, const char *str) {
-    napi_value v;
-    /* Names are bytes to the kernel; invalid UTF-8 is replaced (U+FFFD) on the way to JS. */
-    napi_create_string_utf8(env, str ? str : "", NAPI_AUTO_LENGTH, &v);
-    napi_set_named_property(env, obj, key, v);
-}
-
-static void set_bool(napi_env env, napi_value obj, const char *key, int b) {
-    napi_value v;
-    napi_get_boolean(env, b, &v);
-    napi_set_named_property(env, obj, key, v);
-}
-
 static void free_data(napi_env env, void *data, void *hint) {
     (void)env, (void)hint;
     free(data);
 }
 
 /* Hands `r->data` to JS without another copy: the Buffer frees it when collected. */
-static void set_data(napi_env env, napi_value obj, const char *key, fll_rec *r) {
-    napi_value v;
-    if (napi_create_external_buffer(env, r->size, r->data, free_data, NULL, &v) == napi_ok) {
+static void set_data(napi_env env, napi_value *out, fll_rec *r) {
+    if (napi_create_external_buffer(env, r->size, r->data, free_data, NULL, out) == napi_ok) {
         r->data = NULL;
     } else {
-        napi_create_buffer_copy(env, r->size, r->data, NULL, &v);
+        napi_create_buffer_copy(env, r->size, r->data, NULL, out);
     }
-    napi_set_named_property(env, obj, key, v);
 }
 
 /* ---- request ids ---- */
@@ -182,139 +165,54 @@ static void rec_free(fll_rec *r) {
     free(r);
 }
 
-/* The request object for JS. Field names follow the TypeScript Request union. */
-static napi_value build_request(napi_env env, fll_session *s, fll_rec *r) {
-    napi_value o, ctx;
-    napi_create_object(env, &o);
-    double id = 0;
-    /* No reply is owed for a record without a request: forget, and what C answered itself. */
-    if (!r->req) set_bool(env, o, "answered", 1);
+/* Writes `r`'s numbers into the request fields (every field, so none is left from the previous
+ * request) and gives it a request id. 0 after answering ENOMEM (no id left). */
+static int fill_fields(fll_session *s, fll_rec *r) {
+    double *f = s->fields, id = 0;
     if (r->req) {
         id = slot_put(s, r->req);
         if (id < 0) {
             fuse_reply_err(r->req, ENOMEM);
-            return NULL;
+            return 0;
         }
     }
-    set_num(env, o, "req", id);
-    set_str(env, o, "op", fll_op_names[r->kind]);
-    napi_create_object(env, &ctx);
-    set_num(env, ctx, "uid", r->uid);
-    set_num(env, ctx, "gid", r->gid);
-    set_num(env, ctx, "pid", r->pid);
-    set_num(env, ctx, "umask", r->umask);
-    napi_set_named_property(env, o, "ctx", ctx);
+    f[FLL_F_REQ] = id;
+    f[FLL_F_UID] = r->uid;
+    f[FLL_F_GID] = r->gid;
+    f[FLL_F_PID] = r->pid;
+    f[FLL_F_UMASK] = r->umask;
+    f[FLL_F_INO] = (double)r->ino;
+    f[FLL_F_PARENT] = (double)r->parent;
+    f[FLL_F_NEWPARENT] = (double)r->newparent;
+    f[FLL_F_FH] = (double)r->fh;
+    f[FLL_F_HAS_FH] = r->has_fh;
+    f[FLL_F_NLOOKUP] = (double)r->nlookup;
+    f[FLL_F_RDEV] = (double)r->rdev;
+    f[FLL_F_SIZE] = (double)r->size;
+    f[FLL_F_OFFSET] = (double)r->offset;
+    f[FLL_F_MODE] = r->mode;
+    f[FLL_F_FLAGS] = r->flags;
+    f[FLL_F_VALID] = r->valid;
+    f[FLL_F_MASK] = r->mask;
+    f[FLL_F_DATASYNC] = r->datasync;
+    f[FLL_F_ST_MODE] = r->st.st_mode;
+    f[FLL_F_ST_UID] = r->st.st_uid;
+    f[FLL_F_ST_GID] = r->st.st_gid;
+    f[FLL_F_ST_SIZE] = (double)r->st.st_size;
+    f[FLL_F_ATIME] = (double)r->st.st_atim.tv_sec;
+    f[FLL_F_ATIME_NS] = (double)r->st.st_atim.tv_nsec;
+    f[FLL_F_MTIME] = (double)r->st.st_mtim.tv_sec;
+    f[FLL_F_MTIME_NS] = (double)r->st.st_mtim.tv_nsec;
+    f[FLL_F_ANSWERED] = r->req == NULL; /* no reply owed: forget, and what C answered itself */
+    return 1;
+}
 
-    switch (r->kind) {
-    case FLL_LOOKUP: case FLL_UNLINK: case FLL_RMDIR:
-        set_num(env, o, "parent", (double)r->parent);
-        set_str(env, o, "name", r->name);
-        break;
-    case FLL_MKNOD:
-        set_num(env, o, "rdev", (double)r->rdev);
-        /* fall through */
-    case FLL_MKDIR:
-        set_num(env, o, "parent", (double)r->parent);
-        set_str(env, o, "name", r->name);
-        set_num(env, o, "mode", r->mode);
-        break;
-    case FLL_CREATE:
-        set_num(env, o, "parent", (double)r->parent);
-        set_str(env, o, "name", r->name);
-        set_num(env, o, "mode", r->mode);
-        set_num(env, o, "flags", r->flags);
-        break;
-    case FLL_SYMLINK:
-        set_str(env, o, "target", r->name2);
-        set_num(env, o, "parent", (double)r->parent);
-        set_str(env, o, "name", r->name);
-        break;
-    case FLL_RENAME:
-        set_num(env, o, "parent", (double)r->parent);
-        set_str(env, o, "name", r->name);
-        set_num(env, o, "newparent", (double)r->newparent);
-        set_str(env, o, "newname", r->name2);
-        set_num(env, o, "flags", r->flags);
-        break;
-    case FLL_LINK:
-        set_num(env, o, "ino", (double)r->ino);
-        set_num(env, o, "newparent", (double)r->newparent);
-        set_str(env, o, "newname", r->name2);
-        break;
-    case FLL_FORGET:
-        set_num(env, o, "ino", (double)r->ino);
-        set_num(env, o, "nlookup", (double)r->nlookup);
-        break;
-    case FLL_GETATTR:
-        set_num(env, o, "ino", (double)r->ino);
-        if (r->has_fh) set_num(env, o, "fh", (double)r->fh);
-        break;
-    case FLL_SETATTR:
-        set_num(env, o, "ino", (double)r->ino);
-        if (r->has_fh) set_num(env, o, "fh", (double)r->fh);
-        set_num(env, o, "valid", r->valid);
-        set_num(env, o, "mode", r->st.st_mode);
-        set_num(env, o, "uid", r->st.st_uid);
-        set_num(env, o, "gid", r->st.st_gid);
-        set_num(env, o, "size", (double)r->st.st_size);
-        set_num(env, o, "atimeSec", (double)r->st.st_atim.tv_sec);
-        set_num(env, o, "atimeNsec", (double)r->st.st_atim.tv_nsec);
-        set_num(env, o, "mtimeSec", (double)r->st.st_mtim.tv_sec);
-        set_num(env, o, "mtimeNsec", (double)r->st.st_mtim.tv_nsec);
-        break;
-    case FLL_READLINK: case FLL_STATFS:
-        set_num(env, o, "ino", (double)r->ino);
-        break;
-    case FLL_OPEN: case FLL_OPENDIR:
-        set_num(env, o, "ino", (double)r->ino);
-        set_num(env, o, "flags", r->flags);
-        break;
-    case FLL_READ: case FLL_READDIR: case FLL_READDIRPLUS:
-        set_num(env, o, "ino", (double)r->ino);
-        if (r->kind == FLL_READ) set_num(env, o, "fh", (double)r->fh);
-        set_num(env, o, "size", (double)r->size);
-        set_num(env, o, "offset", (double)r->offset);
-        break;
-    case FLL_WRITE:
-        set_num(env, o, "ino", (double)r->ino);
-        set_num(env, o, "fh", (double)r->fh);
-        set_data(env, o, "data", r);
-        set_num(env, o, "offset", (double)r->offset);
-        break;
-    case FLL_RELEASE:
-        set_num(env, o, "ino", (double)r->ino);
-        set_num(env, o, "fh", (double)r->fh);
-        break;
-    case FLL_FSYNC: case FLL_FSYNCDIR:
-        set_num(env, o, "ino", (double)r->ino);
-        set_num(env, o, "fh", (double)r->fh);
-        set_bool(env, o, "datasync", r->datasync);
-        break;
-    case FLL_SETXATTR:
-        set_num(env, o, "ino", (double)r->ino);
-        set_str(env, o, "name", r->name);
-        set_data(env, o, "value", r);
-        set_num(env, o, "flags", r->flags);
-        break;
-    case FLL_GETXATTR:
-        set_num(env, o, "ino", (double)r->ino);
-        set_str(env, o, "name", r->name);
-        set_num(env, o, "size", (double)r->size);
-        break;
-    case FLL_LISTXATTR:
-        set_num(env, o, "ino", (double)r->ino);
-        set_num(env, o, "size", (double)r->size);
-        break;
-    case FLL_REMOVEXATTR:
-        set_num(env, o, "ino", (double)r->ino);
-        set_str(env, o, "name", r->name);
-        break;
-    case FLL_ACCESS:
-        set_num(env, o, "ino", (double)r->ino);
-        set_num(env, o, "mask", r->mask);
-        break;
-    }
-    return o;
+static napi_value str_or_undefined(napi_env env, const char *str) {
+    napi_value v;
+    /* Names are bytes to the kernel; invalid UTF-8 is replaced (U+FFFD) on the way to JS. */
+    if (str) napi_create_string_utf8(env, str, NAPI_AUTO_LENGTH, &v);
+    else napi_get_undefined(env, &v);
+    return v;
 }
 
 /* ---- ending ---- */
@@ -406,8 +304,15 @@ static void deliver(fll_session *s, const char *reason) {
         } else if (s->state == FLL_MOUNTED) {
             napi_handle_scope rs; /* one per request: a big batch must not pile up handles */
             napi_open_handle_scope(env, &rs);
-            napi_value o = build_request(env, s, r);
-            if (o) call(env, s->on_request, 1, &o);
+            if (fill_fields(s, r)) {
+                napi_value argv[4];
+                napi_create_uint32(env, (uint32_t)r->kind, &argv[0]);
+                argv[1] = str_or_undefined(env, r->name);
+                argv[2] = str_or_undefined(env, r->name2);
+                if (r->data) set_data(env, &argv[3], r);
+                else napi_get_undefined(env, &argv[3]);
+                call(env, s->on_request, 4, argv);
+            }
             napi_close_handle_scope(env, rs);
         } else if (r->req) {
             fuse_reply_none(r->req); /* a handler's shutdown() ended the session mid-batch */
@@ -478,6 +383,7 @@ static void finalize(napi_env env, void *data, void *hint) {
     fll_session *s = data;
     /* Never while mounted: `self` is a strong reference until the exit event. */
     if (s->on_request) napi_delete_reference(env, s->on_request);
+    if (s->fields_ref) napi_delete_reference(env, s->fields_ref);
     if (s->on_event) napi_delete_reference(env, s->on_event);
     if (s->self) napi_delete_reference(env, s->self);
     if (s->cleanup_hook) napi_remove_env_cleanup_hook(env, cleanup_hook, s);
@@ -496,15 +402,32 @@ fll_session *fll_unwrap(napi_env env, napi_value v) {
     return p;
 }
 
-/* create(onRequest, onEvent) → handle */
+/* opNames() → the op names, indexed by record kind (the `kind` onRequest receives) */
+napi_value fll_js_op_names(napi_env env, napi_callback_info info) {
+    (void)info;
+    napi_value arr, v;
+    napi_create_array_with_length(env, FLL_OP_COUNT, &arr);
+    for (uint32_t i = 0; i < FLL_OP_COUNT; i++) {
+        napi_create_string_utf8(env, fll_op_names[i], NAPI_AUTO_LENGTH, &v);
+        napi_set_element(env, arr, i, v);
+    }
+    return arr;
+}
+
+/* create(onRequest, onEvent, fields) → handle; fields: a Float64Array of FLL_F_COUNT or more */
 napi_value fll_js_create(napi_env env, napi_callback_info info) {
-    size_t argc = 2;
-    napi_value argv[2], obj;
+    size_t argc = 3;
+    napi_value argv[3], obj;
     napi_valuetype t0, t1;
+    napi_typedarray_type ft;
+    size_t flen = 0;
+    void *fdata = NULL;
     napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-    if (argc < 2 || napi_typeof(env, argv[0], &t0) != napi_ok || napi_typeof(env, argv[1], &t1) != napi_ok ||
-        t0 != napi_function || t1 != napi_function) {
-        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "create(onRequest, onEvent) takes two functions");
+    if (argc < 3 || napi_typeof(env, argv[0], &t0) != napi_ok || napi_typeof(env, argv[1], &t1) != napi_ok ||
+        t0 != napi_function || t1 != napi_function ||
+        napi_get_typedarray_info(env, argv[2], &ft, &flen, &fdata, NULL, NULL) != napi_ok || ft != napi_float64_array ||
+        flen < FLL_F_COUNT) {
+        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "create(onRequest, onEvent, fields) takes two functions and a Float64Array");
         return NULL;
     }
     fll_session *s = calloc(1, sizeof *s);
@@ -516,6 +439,8 @@ napi_value fll_js_create(napi_env env, napi_callback_info info) {
         return napi_throw_error(env, NULL, "napi_wrap failed"), NULL;
     }
     napi_create_reference(env, argv[0], 1, &s->on_request);
+    napi_create_reference(env, argv[2], 1, &s->fields_ref); /* keeps `fields` (and its memory) alive */
+    s->fields = fdata;
     napi_create_reference(env, argv[1], 1, &s->on_event);
     napi_create_reference(env, obj, 0, &s->self);
     return obj;

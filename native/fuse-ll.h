@@ -32,6 +32,32 @@ enum {
 };
 extern const char *const fll_op_names[FLL_OP_COUNT];
 
+/* The numbers crossing between C and JS travel in Float64Arrays, in these layouts (mirrored in
+ * src/sys/fuse-ll.ts): a JS object costs a property lookup by name per field on the way in and a
+ * map transition per field on the way out, which was a fifth of the daemon's time per request.
+ *
+ * Request fields, written by C into the array JS handed to create() before each onRequest call. */
+enum {
+    FLL_F_REQ, FLL_F_UID, FLL_F_GID, FLL_F_PID, FLL_F_UMASK, FLL_F_INO, FLL_F_PARENT, FLL_F_NEWPARENT,
+    FLL_F_FH, FLL_F_HAS_FH, FLL_F_NLOOKUP, FLL_F_RDEV, FLL_F_SIZE, FLL_F_OFFSET, FLL_F_MODE, FLL_F_FLAGS,
+    FLL_F_VALID, FLL_F_MASK, FLL_F_DATASYNC, FLL_F_ST_MODE, FLL_F_ST_UID, FLL_F_ST_GID, FLL_F_ST_SIZE,
+    FLL_F_ATIME, FLL_F_ATIME_NS, FLL_F_MTIME, FLL_F_MTIME_NS, FLL_F_ANSWERED,
+    FLL_F_COUNT
+};
+/* Reply layouts: an attr; an entry is an attr followed by four more; a readdirplus entry is an entry
+ * followed by the next offset; a readdir entry is (ino, mode, next). */
+enum {
+    FLL_A_INO, FLL_A_MODE, FLL_A_NLINK, FLL_A_UID, FLL_A_GID, FLL_A_RDEV, FLL_A_SIZE, FLL_A_BLKSIZE,
+    FLL_A_BLOCKS, FLL_A_ATIME, FLL_A_ATIME_NS, FLL_A_MTIME, FLL_A_MTIME_NS, FLL_A_CTIME, FLL_A_CTIME_NS,
+    FLL_ATTR_LEN,
+    FLL_E_NODE = FLL_ATTR_LEN, FLL_E_GENERATION, FLL_E_ATTR_TIMEOUT, FLL_E_ENTRY_TIMEOUT,
+    FLL_ENTRY_LEN,
+    FLL_DIRPLUS_LEN = FLL_ENTRY_LEN + 1,
+    FLL_DIR_LEN = 3
+};
+/* Open reply flags, one bit each. */
+enum { FLL_OPEN_KEEP_CACHE = 1, FLL_OPEN_DIRECT_IO = 2, FLL_OPEN_CACHE_READDIR = 4, FLL_OPEN_NONSEEKABLE = 8 };
+
 /* One request (or event) as copied out of a callback. Fields are a union of what the ops need; the
  * builder in fuse-ll-session.c knows which ones each op exposes. */
 typedef struct fll_rec fll_rec;
@@ -64,7 +90,9 @@ enum { FLL_IDLE, FLL_MOUNTED, FLL_ENDED };
 typedef struct fll_session {
     napi_env env;
     napi_ref self;       /* the handle object; strong while mounted so it cannot be collected */
-    napi_ref on_request; /* (request) => void */
+    napi_ref on_request; /* (kind, name?, name2?, data?) => void, the numbers in `fields` */
+    napi_ref fields_ref; /* the Float64Array of request fields */
+    double *fields;      /* its FLL_F_COUNT doubles */
     napi_ref on_event;   /* ('init' | 'exit', reason) => void */
     napi_async_context actx;
 
@@ -100,6 +128,8 @@ fll_session *fll_unwrap(napi_env env, napi_value v);
 /* Integral JS number in [min, max] (exact: 1.5 or NaN is an error), or a named property of `obj`
  * (`name` is used in the error). Return 0 after throwing. */
 int fll_int(napi_env env, napi_value v, const char *name, double min, double max, int64_t *out);
+/* The same check for a number already read. */
+int fll_check(napi_env env, double d, const char *name, double min, double max, int64_t *out);
 int fll_prop_int(napi_env env, napi_value obj, const char *name, double min, double max, int64_t *out);
 /* Boolean property; absent/undefined counts as false. */
 int fll_prop_bool(napi_env env, napi_value obj, const char *name, int *out);
@@ -117,6 +147,7 @@ void fll_drop_req(fll_session *s, uint32_t idx);
         else (void)(send);                        \
     } while (0)
 napi_value fll_js_create(napi_env env, napi_callback_info info);
+napi_value fll_js_op_names(napi_env env, napi_callback_info info);
 napi_value fll_js_mount(napi_env env, napi_callback_info info);
 napi_value fll_js_unmount(napi_env env, napi_callback_info info);
 napi_value fll_js_shutdown(napi_env env, napi_callback_info info);

@@ -260,6 +260,11 @@ napi_value op_run_sync(napi_env env, napi_callback_info info, op *o, const char 
     }
     o->err = o->exec(o);
     napi_value result = NULL;
+    if (o->err != 0 && o->err == o->absent) {
+        op_free(o);
+        napi_get_undefined(env, &result);
+        return result;
+    }
     napi_status s = o->err == 0 ? o->done(env, o, &result) : napi_generic_failure;
     if (s != napi_ok) {
         napi_throw(env, failure(env, o, s));

@@ -35,6 +35,8 @@ struct op {
     size_t size;
 
     int64_t ret; /* numeric result for op_done_number */
+    int absent;  /* op_run_sync: this errno is an answer ("nothing there"), returned as undefined
+                  * instead of thrown: an exception costs more than the syscall */
 };
 
 /* NULL when out of memory: return op_nomem(env) then. */

@@ -55,15 +55,18 @@ static int set_exec(op *o) {
 
 static int remove_exec(op *o) { return lremovexattr(o->path, o->name) < 0 ? errno : 0; }
 
+/* → the value, or undefined when the file has no such attribute */
 napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
     op *o = op_new("lgetxattr", get_exec, op_done_bytes);
     if (!o) return op_nomem(env);
+    o->absent = ENODATA;
     return op_run_sync(env, info, o, "ss", &o->path, &o->name);
 }
 
 napi_value js_fgetxattr(napi_env env, napi_callback_info info) {
     op *o = op_new("fgetxattr", get_exec, op_done_bytes);
     if (!o) return op_nomem(env);
+    o->absent = ENODATA;
     return op_run_sync(env, info, o, "is", &o->fd, &o->name);
 }
 

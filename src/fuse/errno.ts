@@ -8,10 +8,11 @@ import { errnoCode } from '../union/errors.js'
 
 const ERRNO = constants.errno as Record<string, number>
 
-export function toErrno(err: unknown, op: string, path: string, log: (line: string) => void): number {
+/** `what` names the request in the log line (a function: only called when something is logged). */
+export function toErrno(err: unknown, op: string, what: string | (() => string), log: (line: string) => void): number {
   const code = errnoCode(err)
   const number = code === undefined ? undefined : ERRNO[code] ?? (code === 'ENODATA' ? 61 : undefined)
   if (number !== undefined) return -number
-  log(`layerfs: ${op} ${path}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+  log(`layerfs: ${op} ${typeof what === 'string' ? what : what()}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
   return -ERRNO.EIO!
 }

@@ -142,7 +142,7 @@ export class LowLevelBridge {
   }
 
   #fail(r: Request, err: unknown): void {
-    this.#session.replyErr(r.req, -toErrno(err, r.op, describe(r), this.#options.log))
+    this.#session.replyErr(r.req, -toErrno(err, r.op, () => describe(r), this.#options.log))
   }
 
   /**
@@ -157,16 +157,15 @@ export class LowLevelBridge {
     switch (r.op) {
       case 'lookup': {
         const { parent, path } = this.#childPath(r.parent, r.name)
-        let attr: Attr
-        try {
-          attr = union.getattrSync(path)
-        } catch (err) {
-          if ((err as { code?: string }).code !== 'ENOENT' || this.#options.negativeTimeout <= 0) throw err
+        const attr = union.lookupSync(path)
+        if (attr) {
+          session.replyEntry(r.req, this.#entry(this.#nodes.remember(parent, r.name, attr.ino), attr))
+        } else if (this.#options.negativeTimeout > 0) {
           // A negative entry: the kernel caches the absence; every creation comes through us.
           session.replyEntry(r.req, { ...this.#entry(undefined, zeroAttr()), entryTimeout: this.#options.negativeTimeout })
-          return true
+        } else {
+          session.replyErr(r.req, 2 /* ENOENT */)
         }
-        session.replyEntry(r.req, this.#entry(this.#nodes.remember(parent, r.name, attr.ino), attr))
         return true
       }
       case 'getattr': {
@@ -376,7 +375,7 @@ export class LowLevelBridge {
       this.#listings.set(r.ino, list)
     }
     if (r.offset >= list.length && this.#listings.get(r.ino) === list) this.#listings.delete(r.ino)
-    const slice = list.slice(r.offset)
+    const slice = list.slice(r.offset, r.offset + Session.readdirCapacity(r.size, r.op === 'readdirplus'))
     if (r.op === 'readdir') {
       this.#session.replyReaddir(r.req, r.size, slice.map((e, i) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode, next: r.offset + i + 1 })))
       return

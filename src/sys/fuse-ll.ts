@@ -1,7 +1,10 @@
 // A libfuse3 low-level session driven from the libuv loop (native/fuse-ll*.c). C owns the FUSE
-// session and a thread running fuse_session_loop; each kernel request is copied into a record and
-// handed to `handler` on the JS thread, which answers it later with exactly one reply* call (any
-// time, from any async continuation). Only `forget` needs no reply: C has already answered it.
+// session and reads /dev/fuse on this thread when the loop says it is readable; each kernel request
+// is handed to `handler`, which answers it with exactly one reply* call (at once or later, from any
+// async continuation). Only `forget` needs no reply: C has already answered it.
+//
+// Numbers cross the boundary in Float64Arrays, in the layouts of native/fuse-ll.h (the F, A and E
+// constants below mirror them): objects would cost a lookup by name per field.
 //
 // The daemon must never make filesystem calls into its own mount from the JS thread and wait for
 // them synchronously: the requests they cause can only be answered by this very thread.
@@ -151,24 +154,46 @@ export interface DirEntryPlus {
   next: number
 }
 
+// Request fields (FLL_F_*), in the array C fills before each onRequest call.
+const F = {
+  REQ: 0, UID: 1, GID: 2, PID: 3, UMASK: 4, INO: 5, PARENT: 6, NEWPARENT: 7, FH: 8, HAS_FH: 9, NLOOKUP: 10,
+  RDEV: 11, SIZE: 12, OFFSET: 13, MODE: 14, FLAGS: 15, VALID: 16, MASK: 17, DATASYNC: 18, ST_MODE: 19,
+  ST_UID: 20, ST_GID: 21, ST_SIZE: 22, ATIME: 23, ATIME_NS: 24, MTIME: 25, MTIME_NS: 26, ANSWERED: 27,
+  COUNT: 28,
+} as const
+// Reply layouts (FLL_A_*, FLL_E_*): an attr, an entry (attr + 4), readdirplus (entry + next), readdir.
+const ATTR_LEN = 15
+const E = { NODE: 15, GENERATION: 16, ATTR_TIMEOUT: 17, ENTRY_TIMEOUT: 18 } as const
+const ENTRY_LEN = ATTR_LEN + 4
+const DIRPLUS_LEN = ENTRY_LEN + 1
+const DIR_LEN = 3
+// The smallest packed entries (a one-byte name): bounds how many entries one reply can take.
+const MIN_DIRENT = 32
+const MIN_DIRENTPLUS = 160
+
 type Handle = object
 interface Addon {
-  fuseLlCreate(onRequest: (r: Request) => void, onEvent: (kind: 'init' | 'exit', reason: string) => void): Handle
+  fuseLlOpNames(): Op[]
+  fuseLlCreate(
+    onRequest: (kind: number, name: string | undefined, name2: string | undefined, data: Buffer | undefined) => void,
+    onEvent: (kind: 'init' | 'exit', reason: string) => void,
+    fields: Float64Array,
+  ): Handle
   fuseLlMount(h: Handle, mountpoint: string, options: MountOptions): void
   fuseLlUnmount(h: Handle): void
   fuseLlShutdown(h: Handle): void
   fuseLlReplyErr(h: Handle, req: number, errno: number): void
-  fuseLlReplyEntry(h: Handle, req: number, e: EntryOut): void
-  fuseLlReplyCreate(h: Handle, req: number, e: EntryOut, fh: number, open: OpenFlags): void
-  fuseLlReplyAttr(h: Handle, req: number, attr: Attr, timeout: number): void
+  fuseLlReplyEntry(h: Handle, req: number, entry: Float64Array): void
+  fuseLlReplyCreate(h: Handle, req: number, entry: Float64Array, fh: number, open: number): void
+  fuseLlReplyAttr(h: Handle, req: number, attr: Float64Array, timeout: number): void
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
-  fuseLlReplyOpen(h: Handle, req: number, fh: number, open: OpenFlags): void
+  fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number): void
   fuseLlReplyWrite(h: Handle, req: number, count: number): void
   fuseLlReplyBuf(h: Handle, req: number, data: Uint8Array, length: number): void
   fuseLlReplyXattr(h: Handle, req: number, size: number): void
   fuseLlReplyStatfs(h: Handle, req: number, st: StatfsOut): void
-  fuseLlReplyReaddir(h: Handle, req: number, size: number, entries: DirEntry[]): number
-  fuseLlReplyReaddirPlus(h: Handle, req: number, size: number, entries: DirEntryPlus[]): number
+  fuseLlReplyReaddir(h: Handle, req: number, size: number, names: string[], nums: Float64Array): number
+  fuseLlReplyReaddirPlus(h: Handle, req: number, size: number, names: string[], nums: Float64Array): number
   fuseLlNotifyInvalInode(h: Handle, ino: number, offset: number, length: number): number
   fuseLlNotifyInvalEntry(h: Handle, parent: number, name: string): number
 }
@@ -181,6 +206,94 @@ function native(): Addon {
 
 const EIO = 5
 
+function putAttr(a: Float64Array, at: number, attr: Attr): void {
+  a[at] = attr.ino
+  a[at + 1] = attr.mode
+  a[at + 2] = attr.nlink
+  a[at + 3] = attr.uid
+  a[at + 4] = attr.gid
+  a[at + 5] = attr.rdev
+  a[at + 6] = attr.size
+  a[at + 7] = attr.blksize
+  a[at + 8] = attr.blocks
+  a[at + 9] = attr.atimeSec
+  a[at + 10] = attr.atimeNsec
+  a[at + 11] = attr.mtimeSec
+  a[at + 12] = attr.mtimeNsec
+  a[at + 13] = attr.ctimeSec
+  a[at + 14] = attr.ctimeNsec
+}
+
+function putEntry(a: Float64Array, at: number, e: EntryOut): void {
+  putAttr(a, at, e.attr)
+  a[at + E.NODE] = e.ino
+  a[at + E.GENERATION] = e.generation
+  a[at + E.ATTR_TIMEOUT] = e.attrTimeout
+  a[at + E.ENTRY_TIMEOUT] = e.entryTimeout
+}
+
+function openBits(o: OpenFlags | undefined): number {
+  if (!o) return 0
+  return (o.keepCache ? 1 : 0) | (o.directIo ? 2 : 0) | (o.cacheReaddir ? 4 : 0) | (o.nonseekable ? 8 : 0)
+}
+
+/** The Request for a record: which fields an op carries follows native/fuse-ll-ops.c. */
+function decode(op: Op, f: Float64Array, name: string | undefined, name2: string | undefined, data: Buffer | undefined): Request {
+  const req = f[F.REQ]!
+  const ctx: Ctx = { uid: f[F.UID]!, gid: f[F.GID]!, pid: f[F.PID]!, umask: f[F.UMASK]! }
+  const ino = f[F.INO]!
+  const fh = f[F.HAS_FH] ? f[F.FH]! : undefined
+  switch (op) {
+    case 'lookup': case 'unlink': case 'rmdir':
+      return { req, ctx, op, parent: f[F.PARENT]!, name: name! }
+    case 'mknod':
+      return { req, ctx, op, parent: f[F.PARENT]!, name: name!, mode: f[F.MODE]!, rdev: f[F.RDEV]! }
+    case 'mkdir':
+      return { req, ctx, op, parent: f[F.PARENT]!, name: name!, mode: f[F.MODE]! }
+    case 'create':
+      return { req, ctx, op, parent: f[F.PARENT]!, name: name!, mode: f[F.MODE]!, flags: f[F.FLAGS]! }
+    case 'symlink':
+      return { req, ctx, op, target: name2!, parent: f[F.PARENT]!, name: name! }
+    case 'rename':
+      return { req, ctx, op, parent: f[F.PARENT]!, name: name!, newparent: f[F.NEWPARENT]!, newname: name2!, flags: f[F.FLAGS]! }
+    case 'link':
+      return { req, ctx, op, ino, newparent: f[F.NEWPARENT]!, newname: name2! }
+    case 'forget':
+      return { req, ctx, op, ino, nlookup: f[F.NLOOKUP]!, answered: true }
+    case 'getattr':
+      return { req, ctx, op, ino, fh }
+    case 'setattr':
+      return {
+        req, ctx, op, ino, fh, valid: f[F.VALID]!, mode: f[F.ST_MODE]!, uid: f[F.ST_UID]!, gid: f[F.ST_GID]!,
+        size: f[F.ST_SIZE]!, atimeSec: f[F.ATIME]!, atimeNsec: f[F.ATIME_NS]!, mtimeSec: f[F.MTIME]!, mtimeNsec: f[F.MTIME_NS]!,
+      }
+    case 'readlink': case 'statfs':
+      return { req, ctx, op, ino }
+    case 'open':
+      return { req, ctx, op, ino, flags: f[F.FLAGS]! }
+    case 'read':
+      return { req, ctx, op, ino, fh: f[F.FH]!, size: f[F.SIZE]!, offset: f[F.OFFSET]! }
+    case 'readdir': case 'readdirplus':
+      return { req, ctx, op, ino, size: f[F.SIZE]!, offset: f[F.OFFSET]! }
+    case 'write':
+      return { req, ctx, op, ino, fh: f[F.FH]!, data: data!, offset: f[F.OFFSET]! }
+    case 'release':
+      return { req, ctx, op, ino, fh: f[F.FH]!, answered: f[F.ANSWERED] === 1 }
+    case 'fsync': case 'fsyncdir':
+      return { req, ctx, op, ino, fh: f[F.FH]!, datasync: f[F.DATASYNC] === 1 }
+    case 'setxattr':
+      return { req, ctx, op, ino, name: name!, value: data!, flags: f[F.FLAGS]! }
+    case 'getxattr':
+      return { req, ctx, op, ino, name: name!, size: f[F.SIZE]! }
+    case 'listxattr':
+      return { req, ctx, op, ino, size: f[F.SIZE]! }
+    case 'removexattr':
+      return { req, ctx, op, ino, name: name! }
+    case 'access':
+      return { req, ctx, op, ino, mask: f[F.MASK]! }
+  }
+}
+
 export class Session {
   readonly #n: Addon
   readonly #h: Handle
@@ -189,10 +302,15 @@ export class Session {
   // process.exit() skips native cleanup: end the session synchronously then, or the mount is left
   // dead (ENOTCONN) behind the exited process.
   readonly #onProcessExit = (): void => this.#n.fuseLlShutdown(this.#h)
+  /** Scratch for reply numbers, grown on demand (replies are synchronous: one buffer serves all). */
+  #nums = new Float64Array(64 * DIRPLUS_LEN)
 
   constructor(handler: (r: Request) => void, onExit: (reason: string) => void) {
     this.#n = native()
-    const onRequest = (r: Request): void => {
+    const ops = this.#n.fuseLlOpNames()
+    const fields = new Float64Array(F.COUNT)
+    const onRequest = (kind: number, name: string | undefined, name2: string | undefined, data: Buffer | undefined): void => {
+      const r = decode(ops[kind]!, fields, name, name2, data)
       try {
         handler(r)
       } catch (e) {
@@ -219,7 +337,7 @@ export class Session {
       pending?.reject(new Error(`FUSE session ended before INIT: ${reason}`))
       onExit(reason)
     }
-    this.#h = this.#n.fuseLlCreate(onRequest, onEvent)
+    this.#h = this.#n.fuseLlCreate(onRequest, onEvent, fields)
   }
 
   /**
@@ -253,16 +371,27 @@ export class Session {
     this.#n.fuseLlReplyErr(this.#h, req, errno)
   }
 
+  #scratch(length: number): Float64Array {
+    if (this.#nums.length < length) this.#nums = new Float64Array(Math.max(length, this.#nums.length * 2))
+    return this.#nums
+  }
+
   replyEntry(req: number, e: EntryOut): void {
-    this.#n.fuseLlReplyEntry(this.#h, req, e)
+    const nums = this.#nums
+    putEntry(nums, 0, e)
+    this.#n.fuseLlReplyEntry(this.#h, req, nums)
   }
 
   replyCreate(req: number, e: EntryOut, fh: number, open: OpenFlags): void {
-    this.#n.fuseLlReplyCreate(this.#h, req, e, fh, open)
+    const nums = this.#nums
+    putEntry(nums, 0, e)
+    this.#n.fuseLlReplyCreate(this.#h, req, nums, fh, openBits(open))
   }
 
   replyAttr(req: number, attr: Attr, timeout: number): void {
-    this.#n.fuseLlReplyAttr(this.#h, req, attr, timeout)
+    const nums = this.#nums
+    putAttr(nums, 0, attr)
+    this.#n.fuseLlReplyAttr(this.#h, req, nums, timeout)
   }
 
   replyReadlink(req: number, target: string): void {
@@ -270,7 +399,7 @@ export class Session {
   }
 
   replyOpen(req: number, fh: number, open: OpenFlags): void {
-    this.#n.fuseLlReplyOpen(this.#h, req, fh, open)
+    this.#n.fuseLlReplyOpen(this.#h, req, fh, openBits(open))
   }
 
   replyWrite(req: number, count: number): void {
@@ -291,14 +420,38 @@ export class Session {
     this.#n.fuseLlReplyStatfs(this.#h, req, st)
   }
 
+  /** The most entries one reply of `size` bytes can take: pass no more than this many. */
+  static readdirCapacity(size: number, plus: boolean): number {
+    return Math.floor(size / (plus ? MIN_DIRENTPLUS : MIN_DIRENT)) + 1
+  }
+
   /** Packs entries (from entries[0]) into at most `size` bytes, replies, and returns how many fit. */
   replyReaddir(req: number, size: number, entries: DirEntry[]): number {
-    return this.#n.fuseLlReplyReaddir(this.#h, req, size, entries)
+    const n = Math.min(entries.length, Session.readdirCapacity(size, false))
+    const nums = this.#scratch(n * DIR_LEN)
+    const names: string[] = []
+    for (let i = 0; i < n; i++) {
+      const e = entries[i]!
+      names.push(e.name)
+      nums[i * DIR_LEN] = e.ino
+      nums[i * DIR_LEN + 1] = e.mode
+      nums[i * DIR_LEN + 2] = e.next
+    }
+    return this.#n.fuseLlReplyReaddir(this.#h, req, size, names, nums)
   }
 
   /** As replyReaddir; only the returned count of entries got a lookup reference in the kernel. */
   replyReaddirPlus(req: number, size: number, entries: DirEntryPlus[]): number {
-    return this.#n.fuseLlReplyReaddirPlus(this.#h, req, size, entries)
+    const n = Math.min(entries.length, Session.readdirCapacity(size, true))
+    const nums = this.#scratch(n * DIRPLUS_LEN)
+    const names: string[] = []
+    for (let i = 0; i < n; i++) {
+      const e = entries[i]!
+      names.push(e.name)
+      putEntry(nums, i * DIRPLUS_LEN, e.entry)
+      nums[i * DIRPLUS_LEN + ENTRY_LEN] = e.next
+    }
+    return this.#n.fuseLlReplyReaddirPlus(this.#h, req, size, names, nums)
   }
 
   /**

@@ -29,11 +29,12 @@ export interface SysError extends Error {
 
 /** The addon's functions: synchronous ones return their value or throw a raw {errno, syscall}. */
 interface Addon {
-  lgetxattr(path: string, name: string): Buffer
+  /** undefined: no such attribute (ENODATA, not thrown) */
+  lgetxattr(path: string, name: string): Buffer | undefined
   stageCopy(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array): Promise<number>
   stageCopySync(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array): number
   commitCopy(tmp: string, target: string, parent: string): void
-  fgetxattr(fd: number, name: string): Buffer
+  fgetxattr(fd: number, name: string): Buffer | undefined
   lsetxattr(path: string, name: string, value: Uint8Array, flags: number): void
   fsetxattr(fd: number, name: string, value: Uint8Array, flags: number): void
   llistxattr(path: string): string[]

@@ -120,6 +120,12 @@ export class Union {
     return this.getattrSync(path)
   }
 
+  /** getattr for a name that may well be absent (a lookup): undefined then, with no error built. */
+  lookupSync(path: string): attrs.Attr | undefined {
+    const entry = this.#core.resolver.resolve(relPath(path))
+    return entry && attrs.attrOf(entry)
+  }
+
   readlinkSync(path: string): string {
     const entry = this.#core.resolver.get(relPath(path))
     if (entry.kind !== 'symlink') throw fsError('EINVAL', path)

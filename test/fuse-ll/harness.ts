@@ -89,6 +89,9 @@ export async function startDaemon(options: Record<string, unknown> = {}, mnt?: s
   let err = ''
   child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s))
   child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s))
+  // A daemon may exit between a writable check and the write (its session ended): the EPIPE that
+  // follows says nothing the exit code does not, and must not surface as an uncaught error.
+  child.stdin.on('error', () => undefined)
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
     child.on('exit', (code, signal) => res({ code, signal })),
   )
