@@ -1,6 +1,8 @@
-/* Copy-up staging and commit, each as ONE thread-pool job. Done call by call from JavaScript, a copy
+/* Copy-up staging and commit, each as ONE native job. Done call by call from JavaScript, a copy
  * takes some twenty pool round trips (open, copy, chown, chmod, xattrs, times, fsync, close, rename,
- * parent times), and on small files those round trips, not the syscalls, were most of the cost.
+ * parent times), and on small files those round trips, not the syscalls, were most of the cost. A
+ * stage that copies data runs on the thread pool; one that does not (directories, links, metadata-
+ * only copies, empty files) and every commit run on the calling thread: metadata only.
  *
  * stage: build a copy of SRC at TMP (in the work directory): the object itself (a regular file with
  * its data when asked, copied by reflink, else copy_file_range over data extents only so holes stay

@@ -247,8 +247,9 @@ napi_value op_run(napi_env env, napi_callback_info info, op *o, const char *fmt,
 }
 
 /* The same op, run on the JS thread. Only for calls that cost a few microseconds on a local
- * filesystem (an xattr read on the lookup path), where a thread-pool round trip would cost ten times
- * the syscall. Throws the same {errno, syscall} object the promise would reject with. */
+ * filesystem (metadata: xattrs, mknod, renames, times), where a thread-pool round trip would cost
+ * ten times the syscall. Throws the same {errno, syscall} object the promise would reject with,
+ * except for o->absent, which returns undefined. */
 napi_value op_run_sync(napi_env env, napi_callback_info info, op *o, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

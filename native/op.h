@@ -1,6 +1,7 @@
-/* One generic async operation: JS arguments are copied into an `op`, the syscall runs on the libuv
- * thread pool, and the promise settles on the JS thread. Every exported function is a few lines on
- * top of this, so argument ownership, error reporting and cleanup live in exactly one place. */
+/* One generic operation: JS arguments are copied into an `op`, and the syscall runs either on the
+ * libuv thread pool, settling a promise on the JS thread (op_run), or at once on the calling thread
+ * (op_run_sync). Every exported function is a few lines on top of this, so argument ownership, error
+ * reporting and cleanup live in exactly one place. */
 #ifndef LAYERFS_OP_H
 #define LAYERFS_OP_H
 

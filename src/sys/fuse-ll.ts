@@ -341,7 +341,7 @@ export class Session {
   }
 
   /**
-   * Mounts (fuse_session_new + fuse_session_mount, then starts the loop thread). Throws at once on
+   * Mounts (fuse_session_new + fuse_session_mount, then watches /dev/fuse from the loop). Throws at once on
    * failure (bad options, mount point missing or not a directory, no permission); the promise
    * resolves once the kernel's INIT has been processed. A session mounts once.
    */
@@ -361,7 +361,7 @@ export class Session {
     return done
   }
 
-  /** Ends the session (fuse_session_exit + unmount); onExit follows once the loop thread is done. Idempotent. */
+  /** Ends the session (closes /dev/fuse, unmounts lazily); onExit follows from a later callback. Idempotent. */
   unmount(): void {
     this.#n.fuseLlUnmount(this.#h)
   }
