@@ -141,7 +141,8 @@ function genSystemTree(root: string, files: number, rng: Rng, w: Writer): void {
     while (lo < hi) { const mid = (lo + hi) >> 1; if (cum[mid]! < x) lo = mid + 1; else hi = mid }
     const d = dirs[order[lo]!]!
     let name = word(rng) + rng.pick(EXTS)
-    while (names.has(`${d.path}/${name}`)) name = `${word(rng)}-${i}${rng.pick(EXTS)}`
+    // A file must not take the name of a file or directory already there.
+    while (names.has(`${d.path}/${name}`) || used.has(`${d.path}/${name}`)) name = `${word(rng)}-${i}${rng.pick(EXTS)}`
     const rel = `${d.path}/${name}`
     names.add(rel)
     if (rng.next() < 0.02 && i > 0) {
