@@ -16,7 +16,7 @@ import {
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
 } from '../sys/fuse-ll.js'
 import type { TimeNs } from '../sys/native.js'
-import type { Attr, DirEntry, Union } from '../union/union.js'
+import type { Attr, AttrChange, DirEntry, Union } from '../union/union.js'
 import { STATS_XATTR } from './bridge.js'
 import { toErrno } from './errno.js'
 import { type Node, NodeTable } from './nodes.js'
@@ -178,6 +178,22 @@ export class LowLevelBridge {
       case 'readlink':
         session.replyReadlink(r.req, union.readlinkSync(this.#path(this.#node(r.ino))))
         return true
+      case 'setattr': {
+        // Only when nothing needs copying up; #handle takes the rest.
+        const path = this.#path(this.#node(r.ino))
+        const change: AttrChange = {
+          mode: r.valid & SETATTR_MODE ? r.mode : undefined,
+          uid: r.valid & SETATTR_UID ? r.uid : r.valid & SETATTR_GID ? -1 : undefined,
+          gid: r.valid & SETATTR_GID ? r.gid : r.valid & SETATTR_UID ? -1 : undefined,
+          size: r.valid & SETATTR_SIZE ? r.size : undefined,
+          atime: timeArg(r.valid, SETATTR_ATIME, SETATTR_ATIME_NOW, r.atimeSec, r.atimeNsec),
+          mtime: timeArg(r.valid, SETATTR_MTIME, SETATTR_MTIME_NOW, r.mtimeSec, r.mtimeNsec),
+        }
+        if (!union.trySetattr(path, change, change.size === undefined ? undefined : r.fh)) return false
+        session.replyAttr(r.req, toKernelAttr(union.getattrSync(path)), this.#options.attrTimeout)
+        this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+        return true
+      }
       case 'open': {
         const path = this.#path(this.#node(r.ino))
         const fh = union.tryOpen(path, r.flags)

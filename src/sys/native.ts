@@ -198,6 +198,14 @@ export function utimensat(path: string, atimeNs: TimeNs, mtimeNs: TimeNs, nofoll
   return call((n) => n.utimensat(path, atimeNs, mtimeNs, nofollow), path)
 }
 
+export function utimensatSync(path: string, atimeNs: TimeNs, mtimeNs: TimeNs, nofollow: boolean): void {
+  try {
+    native().utimensat(path, atimeNs, mtimeNs, nofollow)
+  } catch (e) {
+    throw isRaw(e) ? sysError(e.errno, e.syscall, path) : e
+  }
+}
+
 export function futimens(fd: number, atimeNs: TimeNs, mtimeNs: TimeNs): Promise<void> {
   return call((n) => n.futimens(fd, atimeNs, mtimeNs))
 }

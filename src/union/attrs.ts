@@ -8,9 +8,9 @@
  * find(1) not to rely on the count.
  */
 import { chmodSync, lchownSync, lstatSync, truncateSync, type BigIntStats } from 'node:fs'
-import { lgetxattr, lgetxattrSync, llistxattrSync, lremovexattr, lsetxattr, utimensat, type TimeNs } from '../sys/native.js'
+import { lgetxattr, lgetxattrSync, llistxattrSync, lremovexattr, lsetxattr, utimensat, utimensatSync, type TimeNs } from '../sys/native.js'
 import type { Core } from './core.js'
-import type { Entry } from './entry.js'
+import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { fromStoredXattr, readOrigin, toStoredXattr } from './inode.js'
 
@@ -58,6 +58,39 @@ function inoOf(entry: Entry, st: BigIntStats): number {
   const ino = entry.layer.writable ? readOrigin(entry.layer.path(entry.path)) ?? Number(st.ino) : Number(st.ino)
   entry.ino = ino
   return ino
+}
+
+/** The changes of one setattr; absent fields stay as they are. */
+export interface AttrChange {
+  mode?: number
+  uid?: number /* -1: unchanged */
+  gid?: number
+  size?: number
+  atime?: TimeNs
+  mtime?: TimeNs
+}
+
+/**
+ * Apply `change` at once when it needs no copy-up (the object is in the upper layer, with its data
+ * if the size changes): true when done, false when the caller must take the async path. In
+ * setattr's order: mode, owner, size, times.
+ */
+export function trySetattr(core: Core, rel: string, change: AttrChange, truncateFd?: (size: number) => void): boolean {
+  const entry = core.resolver.get(rel)
+  if (!inUpper(entry)) return false
+  if (change.size !== undefined && !truncateFd) {
+    if (entry.kind === 'dir') throw fsError('EISDIR', rel)
+    if (change.size > 0 && core.isMetacopy(entry)) return false
+  }
+  const path = entry.layer.path(rel)
+  if (change.mode !== undefined) chmodSync(path, change.mode & 0o7777)
+  if (change.uid !== undefined || change.gid !== undefined) lchownSync(path, change.uid ?? -1, change.gid ?? -1)
+  if (change.size !== undefined) {
+    if (truncateFd) truncateFd(change.size)
+    else truncateSync(path, change.size)
+  }
+  if (change.atime != null || change.mtime != null) utimensatSync(path, change.atime ?? null, change.mtime ?? null, true)
+  return true
 }
 
 // chmod and chown of an upper file are synchronous, like the lookups before them (resolver.ts).

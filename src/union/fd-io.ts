@@ -5,9 +5,9 @@
  *
  * Reads and writes first try the page cache on the calling thread (RWF_NOWAIT) and send only what
  * that could not do to the thread pool: cached data costs no round trip, a disk read never stalls the
- * JavaScript thread. open, close, ftruncate and fstat are metadata and run on the calling thread.
+ * JavaScript thread. Small writes stay on the calling thread even where RWF_NOWAIT is unsupported. open, close, ftruncate and fstat are metadata and run on the calling thread.
  */
-import { closeSync, fstatSync, fsync, fdatasync, ftruncateSync, openSync, read, write, type BigIntStats } from 'node:fs'
+import { closeSync, fstatSync, fsync, fdatasync, ftruncateSync, openSync, read, write, writeSync, type BigIntStats } from 'node:fs'
 import { preadNowait, pwriteNowait } from '../sys/native.js'
 
 /** The page size of every Linux architecture Node runs on with 4 KiB pages; larger pages are
@@ -37,8 +37,15 @@ function isComplete(done: number, length: number, position: number): boolean {
 export async function pwrite(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
   const done = pwriteNowait(fd, buffer, length, position) ?? 0
   if (done === length) return done
+  // Where the filesystem cannot promise a write without waiting (ext4 among them), a small one is
+  // still a copy into the page cache: done here. Big ones may meet the dirty-page throttle, which
+  // would stall every request behind them, and go to the pool.
+  if (length - done <= SYNC_WRITE_MAX) return done + writeSync(fd, buffer, done, length - done, position + done)
   return done + (await poolWrite(fd, buffer, done, length - done, position + done))
 }
+
+/** The biggest write made on the calling thread when RWF_NOWAIT is not available. */
+const SYNC_WRITE_MAX = 64 * 1024
 
 function poolRead(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => {

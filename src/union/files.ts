@@ -2,7 +2,7 @@
  * Open files and their I/O. Opening for writing (or with O_TRUNC) copies the file up first; an
  * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
  */
-import { closeSync, constants, fstatSync, openSync, type BigIntStats } from 'node:fs'
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, type BigIntStats } from 'node:fs'
 import type { Core } from './core.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError } from './errors.js'
@@ -60,6 +60,10 @@ export function read(core: Core, fh: number, buffer: Buffer, length: number, pos
 
 export function write(core: Core, fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
   return pwrite(handle(core, fh).fd, buffer, length, position)
+}
+
+export function ftruncateNow(core: Core, fh: number, size: number): void {
+  ftruncateSync(handle(core, fh).fd, size)
 }
 
 export function ftruncate(core: Core, fh: number, size: number): Promise<void> {

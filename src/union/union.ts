@@ -22,7 +22,7 @@ import * as names from './namespace.js'
 import { listLayers, mergeListings, mergedNames } from './readdir.js'
 import { NAME_MAX, type ResolverStats } from './resolver.js'
 
-export type { Attr } from './attrs.js'
+export type { Attr, AttrChange } from './attrs.js'
 export type { Owner } from './namespace.js'
 
 export interface UnionOptions {
@@ -242,6 +242,13 @@ export class Union {
 
   releaseSync(fh: number): void {
     files.release(this.#core, fh)
+  }
+
+  /** setattr's changes at once, when they need no copy-up: true if done, false to use the async
+   *  calls (chmod, chown, truncate or ftruncate, utimens). `fh`: truncate through this handle. */
+  trySetattr(path: string, change: attrs.AttrChange, fh?: number): boolean {
+    const core = this.#core
+    return attrs.trySetattr(core, relPath(path), change, fh === undefined ? undefined : (size) => files.ftruncateNow(core, fh, size))
   }
 
   truncate(path: string, size: number): Promise<void> {
