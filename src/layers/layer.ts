@@ -3,8 +3,6 @@
  * entries by a path relative to the layer root without a leading slash ('' is the root itself);
  * this module is the only place that turns such a path into a host path.
  */
-import { join } from 'node:path'
-
 export class Layer {
   /** Absolute host path of the layer's root directory. */
   readonly root: string
@@ -18,8 +16,10 @@ export class Layer {
     this.writable = writable
   }
 
+  /** `rel` is already normal (no '.', '..' or doubled slashes: names come from the kernel), so a
+   *  concatenation does what path.join would, at a fraction of its cost on the hottest path. */
   path(rel: string): string {
-    return rel === '' ? this.root : join(this.root, rel)
+    return rel === '' ? this.root : `${this.root}/${rel}`
   }
 
   toString(): string {

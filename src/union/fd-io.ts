@@ -7,7 +7,7 @@
  * that could not do to the thread pool: cached data costs no round trip, a disk read never stalls the
  * JavaScript thread. Small writes stay on the calling thread even where RWF_NOWAIT is unsupported. open, close, ftruncate and fstat are metadata and run on the calling thread.
  */
-import { closeSync, fstatSync, fsync, fdatasync, ftruncateSync, openSync, read, write, writeSync, type BigIntStats } from 'node:fs'
+import { closeSync, fstatSync, fsync, fdatasync, ftruncateSync, openSync, read, readSync, write, writeSync, type BigIntStats } from 'node:fs'
 import { preadNowait, pwriteNowait } from '../sys/native.js'
 
 /** The page size of every Linux architecture Node runs on with 4 KiB pages; larger pages are
@@ -20,6 +20,14 @@ export async function pread(fd: number, buffer: Buffer, length: number, position
   if (isComplete(done, length, position)) return done
   return done + (await poolRead(fd, buffer, done, length - done, position + done))
 }
+
+/** A small read from the disk, done on the calling thread: a random 4 KiB read waits for the disk
+ *  either way, and the pool would add two wakeups to each. Readahead-sized reads go to the pool. */
+export function preadSmall(fd: number, buffer: Buffer, length: number, position: number): number | undefined {
+  return length <= SYNC_READ_MAX ? readSync(fd, buffer, 0, length, position) : undefined
+}
+
+const SYNC_READ_MAX = 16 * 1024
 
 /** pread from the page cache only: the byte count when that settles the read, else undefined. */
 export function preadCached(fd: number, buffer: Buffer, length: number, position: number): number | undefined {

@@ -6,7 +6,7 @@ import { closeSync, constants, fstatSync, ftruncateSync, openSync, type BigIntSt
 import type { Core } from './core.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError } from './errors.js'
-import { fsyncFd, ftruncateFd, pread, preadCached, pwrite } from './fd-io.js'
+import { fsyncFd, ftruncateFd, pread, preadCached, preadSmall, pwrite } from './fd-io.js'
 import { type Owner, create as createFile } from './namespace.js'
 
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR
@@ -51,7 +51,8 @@ function handle(core: Core, fh: number): { fd: number } {
 
 /** read when the page cache has the bytes (the count), else undefined: call read then. */
 export function tryRead(core: Core, fh: number, buffer: Buffer, length: number, position: number): number | undefined {
-  return preadCached(handle(core, fh).fd, buffer, length, position)
+  const fd = handle(core, fh).fd
+  return preadCached(fd, buffer, length, position) ?? preadSmall(fd, buffer, length, position)
 }
 
 export function read(core: Core, fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
