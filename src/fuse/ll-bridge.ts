@@ -224,7 +224,8 @@ export class LowLevelBridge {
         const value = node === this.#nodes.root && r.name === STATS_XATTR
           ? Buffer.from(JSON.stringify({ ops: this.counts, ...union.stats(), nodes: this.#nodes.size }))
           : union.getxattrSync(this.#path(node), r.name)
-        if (r.size === 0) session.replyXattr(r.req, value.length)
+        if (value === undefined) session.replyErr(r.req, ENODATA)
+        else if (r.size === 0) session.replyXattr(r.req, value.length)
         else if (value.length > r.size) session.replyErr(r.req, 34 /* ERANGE */)
         else session.replyBuf(r.req, value, value.length)
         return true
@@ -420,6 +421,8 @@ export class LowLevelBridge {
     for (const node of this.#nodes.withIno(ino)) if (node.id !== except) this.#invalidate(node)
   }
 }
+
+const ENODATA = 61
 
 /** Listings kept between the reads of one pass; a reader that stops halfway leaves one behind. */
 const MAX_LISTINGS = 256

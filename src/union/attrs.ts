@@ -123,12 +123,12 @@ function stored(name: string): string {
   return real
 }
 
-export function getxattr(core: Core, rel: string, name: string): Buffer {
+/** The value, or undefined when there is no such attribute (the kernel asks for
+ *  security.capability before every write: absence is the common answer, not an error). */
+export function getxattr(core: Core, rel: string, name: string): Buffer | undefined {
   const real = stored(name)
   const entry = core.resolver.get(rel)
-  const value = lgetxattrSync(entry.layer.path(rel), real)
-  if (value === undefined) throw fsError('ENODATA', name)
-  return value
+  return lgetxattrSync(entry.layer.path(rel), real)
 }
 
 export function listxattr(core: Core, rel: string): string[] {

@@ -269,10 +269,13 @@ export class Union {
   }
 
   async getxattr(path: string, name: string): Promise<Buffer> {
-    return this.getxattrSync(path, name)
+    const value = this.getxattrSync(path, name)
+    if (value === undefined) throw fsError('ENODATA', name)
+    return value
   }
 
-  getxattrSync(path: string, name: string): Buffer {
+  /** undefined: no such attribute (ENODATA, without an error built). */
+  getxattrSync(path: string, name: string): Buffer | undefined {
     return attrs.getxattr(this.#core, relPath(path), name)
   }
 
