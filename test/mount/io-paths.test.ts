@@ -1,0 +1,163 @@
+// The request paths of the ll bridge that answer without the thread pool, through a real mount:
+// directory listings kept by node (opendir is ENOSYS, so there are no directory handles), reads
+// served from the page cache, small uncached reads and small writes on the JS thread, big ones on
+// the pool, and setattr of objects already in the upper layer.
+import { existsSync, writeFileSync } from 'node:fs'
+import { chmod, lstat, mkdir, open, opendir, readFile, readdir, stat, truncate, utimes, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { join, resolve } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { MountSet, fuseAvailable, mountFuse } from '../helpers/mount.js'
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
+
+const CLI = resolve('bin/layerfs.js')
+const fuse = fuseAvailable()
+if (!fuse.ok) console.warn(`skipping io-path mount tests: ${fuse.reason}`)
+if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
+
+/** Drops clean page cache, dentries and inodes (root only): the next read of a file must go to the disk. */
+function dropCaches(): boolean {
+  try {
+    writeFileSync('/proc/sys/vm/drop_caches', '3')
+    return true
+  } catch {
+    return false
+  }
+}
+
+describe.skipIf(!fuse.ok)('ll bridge request paths', () => {
+  const mounts = new MountSet()
+  let dir: string
+  let n = 0
+
+  beforeAll(async () => {
+    dir = await makeTempDir('iopaths')
+  })
+  afterEach(async () => {
+    await mounts.unmountAll()
+  })
+  afterAll(async () => {
+    await mounts.unmountAll()
+    await removeTempDir(dir)
+  })
+
+  async function mountStack(fill: (lower: string, lower2: string) => Promise<void>): Promise<{ mnt: string; upper: string }> {
+    const base = join(dir, `s${++n}`)
+    const [lower, lower2, upper, work, mnt] = ['lower', 'lower2', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string, string]
+    for (const d of [lower, lower2, upper, work, mnt]) await mkdir(d, { recursive: true })
+    await fill(lower, lower2)
+    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    return { mnt, upper }
+  }
+
+  it('lists a big merged directory completely, once per name, for interleaved readers and after changes', async () => {
+    // 1200 names over two layers (more than one readdirplus buffer many times over), 100 of them
+    // deleted in the top layer by OCI whiteouts.
+    const { mnt } = await mountStack(async (top, bottom) => {
+      await mkdir(join(top, 'big'))
+      await mkdir(join(bottom, 'big'))
+      for (let i = 0; i < 600; i++) await writeFile(join(bottom, 'big', `low-${i}`), '')
+      for (let i = 0; i < 600; i++) await writeFile(join(top, 'big', `top-${i}`), '')
+      for (let i = 0; i < 100; i++) await writeFile(join(top, 'big', `.wh.low-${i}`), '')
+    })
+    const expected = [...Array.from({ length: 500 }, (_, i) => `low-${i + 100}`), ...Array.from({ length: 600 }, (_, i) => `top-${i}`)].sort()
+    const big = join(mnt, 'big')
+    expect((await readdir(big)).sort()).toEqual(expected)
+
+    // Two open directories read alternately, one entry at a time: each sees every name exactly once.
+    const a = await opendir(big, { bufferSize: 1 })
+    const b = await opendir(big, { bufferSize: 1 })
+    const seenA: string[] = []
+    const seenB: string[] = []
+    for (;;) {
+      const ea = await a.read()
+      const eb = await b.read()
+      if (ea) seenA.push(ea.name)
+      if (eb) seenB.push(eb.name)
+      if (!ea && !eb) break
+    }
+    await a.close()
+    await b.close()
+    expect(seenA.sort()).toEqual(expected)
+    expect(seenB.sort()).toEqual(expected)
+
+    // A listing after a change shows it: the kernel's cached listing is dropped with the change.
+    await writeFile(join(big, 'new-one'), 'x')
+    await writeFile(join(big, 'top-0'), 'copied up') // no change of names
+    const after = await readdir(big)
+    expect(after.length).toBe(expected.length + 1)
+    expect(after).toContain('new-one')
+  })
+
+  it('reads the same bytes cached, uncached in small pieces and in big ones', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 123)
+    const { mnt } = await mountStack(async (top) => {
+      await writeFile(join(top, 'blob'), data)
+    })
+    const path = join(mnt, 'blob')
+    const dropped = dropCaches()
+    if (!dropped) console.warn('not root: the uncached reads below may be served from the page cache')
+    const fh = await open(path, 'r')
+    try {
+      // Small reads at scattered offsets (the small-read path when uncached), the last one short.
+      for (const at of [0, 4096 * 37, 1234567, data.length - 100]) {
+        const buf = Buffer.alloc(4096)
+        const { bytesRead } = await fh.read(buf, 0, 4096, at)
+        expect(bytesRead).toBe(Math.min(4096, data.length - at))
+        expect(buf.subarray(0, bytesRead).equals(data.subarray(at, at + bytesRead))).toBe(true)
+      }
+      // A read past the end returns nothing.
+      expect((await fh.read(Buffer.alloc(16), 0, 16, data.length + 10)).bytesRead).toBe(0)
+    } finally {
+      await fh.close()
+    }
+    // Whole-file reads: big requests (the pool when uncached), then again from the cache.
+    expect((await readFile(path)).equals(data)).toBe(true)
+    expect((await readFile(path)).equals(data)).toBe(true)
+  })
+
+  it('writes small and big pieces into the upper layer, byte for byte', async () => {
+    const { mnt, upper } = await mountStack(async (top) => {
+      await writeFile(join(top, 'lowfile'), 'lower bytes\n')
+    })
+    const small = randomBytes(3000)
+    const big = randomBytes(2 * 1024 * 1024 + 5)
+    const fh = await open(join(mnt, 'written'), 'w+')
+    try {
+      await fh.write(small, 0, small.length, 0)
+      await fh.write(big, 0, big.length, small.length)
+      await fh.write(small, 0, 10, 5) // overwrite inside the first piece
+    } finally {
+      await fh.close()
+    }
+    const expected = Buffer.concat([small, big])
+    small.copy(expected, 5, 0, 10)
+    expect((await readFile(join(mnt, 'written'))).equals(expected)).toBe(true)
+    expect((await readFile(join(upper, 'written'))).equals(expected)).toBe(true)
+    // An append to a lower file copies it up first and keeps its bytes.
+    await writeFile(join(mnt, 'lowfile'), 'more\n', { flag: 'a' })
+    expect(await readFile(join(upper, 'lowfile'), 'utf8')).toBe('lower bytes\nmore\n')
+  })
+
+  it('changes mode, times and size of an upper file at once, and of a lower one through a copy-up', async () => {
+    const { mnt, upper } = await mountStack(async (top) => {
+      await writeFile(join(top, 'low'), 'lower content')
+    })
+    const up = join(mnt, 'up')
+    await writeFile(up, 'upper content')
+    await chmod(up, 0o640)
+    await truncate(up, 5)
+    await utimes(up, 1_000_000, 2_000_000) // last: a truncate sets mtime
+    const st = await stat(up)
+    expect(st.mode & 0o7777).toBe(0o640)
+    expect(st.mtimeMs).toBe(2_000_000_000)
+    expect(st.size).toBe(5)
+    expect(await readFile(up, 'utf8')).toBe('upper')
+    expect((await lstat(join(upper, 'up'))).mode & 0o7777).toBe(0o640)
+
+    await chmod(join(mnt, 'low'), 0o600)
+    await truncate(join(mnt, 'low'), 3)
+    expect((await stat(join(mnt, 'low'))).mode & 0o7777).toBe(0o600)
+    expect(await readFile(join(upper, 'low'), 'utf8')).toBe('low')
+  })
+})
