@@ -97,10 +97,14 @@ function logger(path: string | undefined): (line: string) => void {
   return (line) => { writeSync(fd, `${new Date().toISOString()} ${line}\n`) }
 }
 
+/** The daemon's garbage is short-lived request objects: a small young generation collects it as
+ *  well as a big one and keeps the resident size down (V8 grows it to 16 MiB a half otherwise). */
+const DAEMON_V8_FLAGS = ['--max-semi-space-size=2']
+
 async function daemonize(argv: string[], opts: MountOptions): Promise<number> {
   const cli = fileURLToPath(new URL('./main.js', import.meta.url))
   const logFd = opts.log ? openSync(opts.log, 'a') : 'ignore'
-  const child = spawn(process.execPath, [cli, ...argv, '-f'], {
+  const child = spawn(process.execPath, [...DAEMON_V8_FLAGS, cli, ...argv, '-f'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
     env: { ...process.env, [READY_FD_ENV]: '3' },

@@ -57,6 +57,7 @@ export class LowLevelBridge {
   /** Directory listings being read, by node id (there are no directory handles: opendir is ENOSYS),
    *  oldest first: taken at offset 0, dropped at the end of the listing or when evicted. */
   readonly #listings = new Map<number, DirEntry[]>()
+  #readBuffer = Buffer.allocUnsafeSlow(128 * 1024)
   readonly #session: Session
   readonly counts: Record<string, number> = {}
   #closed!: () => void
@@ -202,7 +203,10 @@ export class LowLevelBridge {
         return true
       }
       case 'read': {
-        const buffer = Buffer.allocUnsafe(r.size)
+        // The reply copies the bytes out before this returns: one scratch buffer serves every read
+        // answered here, and reads make no garbage.
+        if (this.#readBuffer.length < r.size) this.#readBuffer = Buffer.allocUnsafeSlow(r.size)
+        const buffer = this.#readBuffer
         const n = union.tryRead(r.fh, buffer, r.size, r.offset)
         if (n === undefined) return false
         session.replyBuf(r.req, buffer, n)
