@@ -112,6 +112,7 @@ typedef struct fll_session {
     char *mountpoint; /* resolved absolute path */
 
     uint32_t max_write, max_readahead;
+    uint64_t spin_ns; /* busy-poll /dev/fuse this long after answering everything (0: never) */
 
     fll_slot *slots;
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */

@@ -25,6 +25,8 @@ export interface MountOptions {
   entryTimeout: number
   attrTimeout: number
   negativeTimeout: number
+  /** Microseconds to busy-poll for the next request after answering all (bridge=ll). */
+  spinUs: number
   log?: string
   bridge: 'll' | 'fuse-native'
   warnings: string[]
@@ -34,6 +36,10 @@ export class UsageError extends Error {}
 
 /** Seconds the kernel may cache entries and attributes with the low-level bridge. */
 export const DEFAULT_LL_TIMEOUT = 3600
+
+/** Microseconds the daemon busy-polls for the next request once it has answered all (see
+ *  native/fuse-ll-session.c): the client's next request usually comes sooner than a wakeup would. */
+export const DEFAULT_SPIN_US = 50
 
 /** Generic options the kernel or mount(8) handle; accepted silently. */
 const PASSTHROUGH = new Set([
@@ -46,7 +52,7 @@ export function parseMountArgs(argv: string[]): MountOptions {
   const opts: MountOptions = {
     lowers: [], mountpoint: '', source: 'layerfs', foreground: false, debug: false, readOnly: false,
     fsync: true, metacopy: false, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
-    entryTimeout: NaN, attrTimeout: NaN, negativeTimeout: NaN, bridge: 'll', warnings: [],
+    entryTimeout: NaN, attrTimeout: NaN, negativeTimeout: NaN, spinUs: DEFAULT_SPIN_US, bridge: 'll', warnings: [],
   }
   const positional: string[] = []
   for (let i = 0; i < argv.length; i++) {
@@ -108,6 +114,12 @@ function applyOptions(opts: MountOptions, list: string): void {
       case 'entry_timeout': opts.entryTimeout = number(key, value); break
       case 'attr_timeout': opts.attrTimeout = number(key, value); break
       case 'negative_timeout': opts.negativeTimeout = number(key, value); break
+      case 'spin': {
+        const us = number(key, value)
+        if (!Number.isInteger(us) || us > 10_000) throw new UsageError(`spin=${value}: expected microseconds, 0 to 10000`)
+        opts.spinUs = us
+        break
+      }
       default:
         if (!PASSTHROUGH.has(key)) opts.warnings.push(`ignoring unknown option ${item}`)
     }

@@ -27,6 +27,8 @@ export interface BridgeOptions {
   entryTimeout: number
   attrTimeout: number
   negativeTimeout: number
+  /** bridge=ll only: busy-poll /dev/fuse this long (µs) after answering everything. */
+  spinUs?: number
   debug: boolean
   log: (line: string) => void
 }

@@ -28,6 +28,8 @@ export interface LowLevelOptions {
   entryTimeout: number
   attrTimeout: number
   negativeTimeout: number
+  /** Busy-poll /dev/fuse this long (µs) once every request is answered; 0 never. */
+  spinUs: number
   debug: boolean
   log: (line: string) => void
 }
@@ -81,6 +83,7 @@ export class LowLevelBridge {
     await this.#session.mount(mountpoint, {
       fsname: this.#options.fsname, subtype: 'layerfs', allowOther: this.#options.allowOther,
       defaultPermissions: true, readOnly: this.#options.readOnly, maxWrite: 1 << 20, debug: this.#options.debug,
+      spinUs: this.#options.spinUs,
     })
   }
 
@@ -88,10 +91,11 @@ export class LowLevelBridge {
     this.#session.unmount()
   }
 
-  /** Attributes only (offset −1): never touches the page cache, so it cannot deadlock on a page lock
-   *  held by a request still waiting for us. Deferred until the current reply is out. */
+  /** Attributes only (offset −1): the kernel then takes no inode or page lock, only a spinlock, so
+   *  this cannot deadlock on a lock a request still waiting for us holds, and it is sent at once,
+   *  before the reply to the request that caused it: whoever sees that reply sees fresh attributes. */
   #invalidate(node: Node): void {
-    setImmediate(() => this.#session.notifyInvalInode(node.id, -1, 0))
+    this.#session.notifyInvalInode(node.id, -1, 0)
   }
 
   #entry(node: Node | undefined, attr: Attr): EntryOut {
@@ -191,8 +195,8 @@ export class LowLevelBridge {
           mtime: timeArg(r.valid, SETATTR_MTIME, SETATTR_MTIME_NOW, r.mtimeSec, r.mtimeNsec),
         }
         if (!union.trySetattr(path, change, change.size === undefined ? undefined : r.fh)) return false
-        session.replyAttr(r.req, toKernelAttr(union.getattrSync(path)), this.#options.attrTimeout)
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+        session.replyAttr(r.req, toKernelAttr(union.getattrSync(path)), this.#options.attrTimeout)
         return true
       }
       case 'open': {
@@ -283,8 +287,8 @@ export class LowLevelBridge {
         const atime = timeArg(r.valid, SETATTR_ATIME, SETATTR_ATIME_NOW, r.atimeSec, r.atimeNsec)
         const mtime = timeArg(r.valid, SETATTR_MTIME, SETATTR_MTIME_NOW, r.mtimeSec, r.mtimeNsec)
         if (atime !== null || mtime !== null) await union.utimens(path, atime, mtime)
-        session.replyAttr(r.req, toKernelAttr(await union.getattr(path)), this.#options.attrTimeout)
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+        session.replyAttr(r.req, toKernelAttr(await union.getattr(path)), this.#options.attrTimeout)
         return
       }
       case 'mknod': {
@@ -306,17 +310,16 @@ export class LowLevelBridge {
         const source = this.#node(r.ino)
         const { parent, path } = this.#childPath(r.newparent, r.newname)
         await union.link(this.#path(source), path)
-        await this.#replyNewEntry(r.req, parent, r.newname, path)
         this.#invalidateSiblings(source.ino)
-        return
+        return this.#replyNewEntry(r.req, parent, r.newname, path)
       }
       case 'unlink': {
         const { parent, path } = this.#childPath(r.parent, r.name)
         const ino = this.#nodes.byPath(path)?.ino
         await union.unlink(path)
         this.#nodes.detach(parent, r.name)
-        session.replyErr(r.req, 0)
         if (ino !== undefined) this.#invalidateSiblings(ino)
+        session.replyErr(r.req, 0)
         return
       }
       case 'rmdir': {
@@ -333,8 +336,8 @@ export class LowLevelBridge {
         await union.rename(path, newPath, r.flags)
         if (r.flags & 2) this.#nodes.exchange(parent, r.name, newParent, r.newname)
         else this.#nodes.move(parent, r.name, newParent, r.newname)
-        session.replyErr(r.req, 0)
         if (replaced !== undefined) this.#invalidateSiblings(replaced)
+        session.replyErr(r.req, 0)
         return
       }
       case 'open': {
@@ -360,10 +363,12 @@ export class LowLevelBridge {
         session.replyBuf(r.req, buffer, n)
         return
       }
-      case 'write':
-        session.replyWrite(r.req, await union.write(r.fh, r.data, r.data.length, r.offset))
+      case 'write': {
+        const n = await union.write(r.fh, r.data, r.data.length, r.offset)
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+        session.replyWrite(r.req, n)
         return
+      }
       case 'fsync':
         await union.fsync(r.fh, r.datasync)
         session.replyErr(r.req, 0)

@@ -127,6 +127,8 @@ export interface MountOptions {
   maxReadahead?: number
   /** libfuse's -d: every request logged to stderr. */
   debug?: boolean
+  /** Busy-poll /dev/fuse for this many microseconds after every request is answered (0: never). */
+  spinUs?: number
 }
 
 export interface StatfsOut {

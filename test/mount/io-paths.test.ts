@@ -25,7 +25,8 @@ function dropCaches(): boolean {
   }
 }
 
-describe.skipIf(!fuse.ok)('ll bridge request paths', () => {
+// With the default busy-polling after each burst of requests, and without it (spin=0).
+describe.skipIf(!fuse.ok).each(['', ',spin=0'])('ll bridge request paths (options%s)', (extra) => {
   const mounts = new MountSet()
   let dir: string
   let n = 0
@@ -46,7 +47,7 @@ describe.skipIf(!fuse.ok)('ll bridge request paths', () => {
     const [lower, lower2, upper, work, mnt] = ['lower', 'lower2', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string, string]
     for (const d of [lower, lower2, upper, work, mnt]) await mkdir(d, { recursive: true })
     await fill(lower, lower2)
-    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}${extra}`, mnt], mnt))
     return { mnt, upper }
   }
 
