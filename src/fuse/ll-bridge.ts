@@ -8,8 +8,8 @@
  * see change (a directory copied up turns into a merged one; hard-link siblings) are invalidated by
  * notification, so entry and attribute timeouts can be long.
  *
- * Replies are sent once per request, at once (#answerNow) or from the promise that settles it; errors go through toErrno,
- * the one place where errno names become numbers.
+ * Replies are sent once per request, at once (#answerNow) or from the promise that settles it;
+ * errors go through toErrno, the one place where errno names become numbers.
  */
 import {
   type Attr as KernelAttr, type EntryOut, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
