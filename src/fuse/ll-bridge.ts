@@ -46,6 +46,18 @@ function toKernelAttr(attr: Attr): KernelAttr {
   }
 }
 
+/** A setattr request's changes; the size goes through the open handle when the kernel gave one. */
+function attrChange(r: Request & { op: 'setattr' }): AttrChange {
+  return {
+    mode: r.valid & SETATTR_MODE ? r.mode : undefined,
+    uid: r.valid & SETATTR_UID ? r.uid : undefined,
+    gid: r.valid & SETATTR_GID ? r.gid : undefined,
+    size: r.valid & SETATTR_SIZE ? r.size : undefined,
+    atime: timeArg(r.valid, SETATTR_ATIME, SETATTR_ATIME_NOW, r.atimeSec, r.atimeNsec),
+    mtime: timeArg(r.valid, SETATTR_MTIME, SETATTR_MTIME_NOW, r.mtimeSec, r.mtimeNsec),
+  }
+}
+
 function timeArg(valid: number, setBit: number, nowBit: number, sec: number, nsec: number): TimeNs {
   if (valid & nowBit) return 'now'
   if (valid & setBit) return BigInt(sec) * NS + BigInt(nsec)
@@ -186,15 +198,7 @@ export class LowLevelBridge {
       case 'setattr': {
         // Only when nothing needs copying up; #handle takes the rest.
         const path = this.#path(this.#node(r.ino))
-        const change: AttrChange = {
-          mode: r.valid & SETATTR_MODE ? r.mode : undefined,
-          uid: r.valid & SETATTR_UID ? r.uid : r.valid & SETATTR_GID ? -1 : undefined,
-          gid: r.valid & SETATTR_GID ? r.gid : r.valid & SETATTR_UID ? -1 : undefined,
-          size: r.valid & SETATTR_SIZE ? r.size : undefined,
-          atime: timeArg(r.valid, SETATTR_ATIME, SETATTR_ATIME_NOW, r.atimeSec, r.atimeNsec),
-          mtime: timeArg(r.valid, SETATTR_MTIME, SETATTR_MTIME_NOW, r.mtimeSec, r.mtimeNsec),
-        }
-        if (!union.trySetattr(path, change, change.size === undefined ? undefined : r.fh)) return false
+        if (!union.trySetattr(path, attrChange(r), r.fh)) return false
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
         session.replyAttr(r.req, toKernelAttr(union.getattrSync(path)), this.#options.attrTimeout)
         return true
@@ -276,17 +280,7 @@ export class LowLevelBridge {
     switch (r.op) {
       case 'setattr': {
         const path = this.#path(this.#node(r.ino))
-        if (r.valid & SETATTR_MODE) await union.chmod(path, r.mode)
-        if (r.valid & (SETATTR_UID | SETATTR_GID)) {
-          await union.chown(path, r.valid & SETATTR_UID ? r.uid : -1, r.valid & SETATTR_GID ? r.gid : -1)
-        }
-        if (r.valid & SETATTR_SIZE) {
-          if (r.fh !== undefined) await union.ftruncate(r.fh, r.size)
-          else await union.truncate(path, r.size)
-        }
-        const atime = timeArg(r.valid, SETATTR_ATIME, SETATTR_ATIME_NOW, r.atimeSec, r.atimeNsec)
-        const mtime = timeArg(r.valid, SETATTR_MTIME, SETATTR_MTIME_NOW, r.mtimeSec, r.mtimeNsec)
-        if (atime !== null || mtime !== null) await union.utimens(path, atime, mtime)
+        await union.setattr(path, attrChange(r), r.fh)
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
         session.replyAttr(r.req, toKernelAttr(await union.getattr(path)), this.#options.attrTimeout)
         return

@@ -98,11 +98,19 @@ async function call<T>(
   }
 }
 
+/** call() for synchronous callers: the value, or the same Error thrown. */
+function callSync<T>(run: (n: Addon) => T, path?: string): T {
+  try {
+    return run(native())
+  } catch (e) {
+    throw isRaw(e) ? sysError(e.errno, e.syscall, path) : e
+  }
+}
+
 function bytes(value: Buffer | string): Buffer {
   return typeof value === 'string' ? Buffer.from(value, 'utf8') : value
 }
 
-const ENODATA = osConstants.errno.ENODATA
 const ENXIO = osConstants.errno.ENXIO
 
 // ---- device numbers ----
@@ -129,22 +137,16 @@ export function minor(dev: number): number {
 
 /** The attribute's value, or undefined when the file has no such attribute (ENODATA). */
 export function lgetxattr(path: string, name: string): Promise<Buffer | undefined> {
-  return call<Buffer | undefined>((n) => n.lgetxattr(path, name), path, undefined, { errno: ENODATA, value: undefined })
+  return call((n) => n.lgetxattr(path, name), path)
 }
 
 /** lgetxattr for synchronous callers (the lookup path). */
 export function lgetxattrSync(path: string, name: string): Buffer | undefined {
-  try {
-    return native().lgetxattr(path, name)
-  } catch (e) {
-    if (!isRaw(e)) throw e
-    if (e.errno === ENODATA) return undefined
-    throw sysError(e.errno, e.syscall, path)
-  }
+  return callSync((n) => n.lgetxattr(path, name), path)
 }
 
 export function fgetxattr(fd: number, name: string): Promise<Buffer | undefined> {
-  return call<Buffer | undefined>((n) => n.fgetxattr(fd, name), undefined, undefined, { errno: ENODATA, value: undefined })
+  return call((n) => n.fgetxattr(fd, name))
 }
 
 /** flags: 0, XATTR_CREATE (EEXIST if present) or XATTR_REPLACE (ENODATA if absent). */
@@ -162,11 +164,7 @@ export function llistxattr(path: string): Promise<string[]> {
 }
 
 export function llistxattrSync(path: string): string[] {
-  try {
-    return native().llistxattr(path)
-  } catch (e) {
-    throw isRaw(e) ? sysError(e.errno, e.syscall, path) : e
-  }
+  return callSync((n) => n.llistxattr(path), path)
 }
 
 export function flistxattr(fd: number): Promise<string[]> {
@@ -199,11 +197,7 @@ export function utimensat(path: string, atimeNs: TimeNs, mtimeNs: TimeNs, nofoll
 }
 
 export function utimensatSync(path: string, atimeNs: TimeNs, mtimeNs: TimeNs, nofollow: boolean): void {
-  try {
-    native().utimensat(path, atimeNs, mtimeNs, nofollow)
-  } catch (e) {
-    throw isRaw(e) ? sysError(e.errno, e.syscall, path) : e
-  }
+  callSync((n) => n.utimensat(path, atimeNs, mtimeNs, nofollow), path)
 }
 
 export function futimens(fd: number, atimeNs: TimeNs, mtimeNs: TimeNs): Promise<void> {

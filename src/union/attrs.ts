@@ -8,7 +8,7 @@
  * find(1) not to rely on the count.
  */
 import { chmodSync, lchownSync, lstatSync, truncateSync, type BigIntStats } from 'node:fs'
-import { lgetxattr, lgetxattrSync, llistxattrSync, lremovexattr, lsetxattr, utimensat, utimensatSync, type TimeNs } from '../sys/native.js'
+import { lgetxattr, lgetxattrSync, llistxattrSync, lremovexattr, lsetxattr, utimensatSync, type TimeNs } from '../sys/native.js'
 import type { Core } from './core.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -72,16 +72,14 @@ export interface AttrChange {
 
 /**
  * Apply `change` at once when it needs no copy-up (the object is in the upper layer, with its data
- * if the size changes): true when done, false when the caller must take the async path. In
- * setattr's order: mode, owner, size, times.
+ * if the size changes): true when done, false when setattr must copy up first. In setattr's order:
+ * mode, owner, size, times. `truncateFd` truncates through an open handle instead of the path.
  */
 export function trySetattr(core: Core, rel: string, change: AttrChange, truncateFd?: (size: number) => void): boolean {
   const entry = core.resolver.get(rel)
+  if (change.size !== undefined && !truncateFd && entry.kind === 'dir') throw fsError('EISDIR', rel)
   if (!inUpper(entry)) return false
-  if (change.size !== undefined && !truncateFd) {
-    if (entry.kind === 'dir') throw fsError('EISDIR', rel)
-    if (change.size > 0 && core.isMetacopy(entry)) return false
-  }
+  if (change.size !== undefined && change.size > 0 && !truncateFd && core.isMetacopy(entry)) return false
   const path = entry.layer.path(rel)
   if (change.mode !== undefined) chmodSync(path, change.mode & 0o7777)
   if (change.uid !== undefined || change.gid !== undefined) lchownSync(path, change.uid ?? -1, change.gid ?? -1)
@@ -93,28 +91,29 @@ export function trySetattr(core: Core, rel: string, change: AttrChange, truncate
   return true
 }
 
-// chmod and chown of an upper file are synchronous, like the lookups before them (resolver.ts).
-export async function chmod(core: Core, rel: string, mode: number): Promise<void> {
-  const entry = await core.copyUp(rel, 'meta')
-  chmodSync(entry.layer.path(rel), mode & 0o7777)
+/** setattr: copies up what the change needs (metadata only, or the data too when the size grows or
+ *  shrinks to a non-zero length; truncating to 0 needs none of the old bytes), then applies it. */
+export async function setattr(core: Core, rel: string, change: AttrChange, truncateFd?: (size: number) => void): Promise<void> {
+  const want = change.size === undefined || truncateFd ? 'meta' : change.size > 0
+  // A copy-up leaves the object in the upper layer with what `want` asked for, so the second try
+  // applies; the loop only covers a copy-up that lost a race with another change of the name.
+  while (!trySetattr(core, rel, change, truncateFd)) await core.copyUp(rel, want)
 }
 
-export async function chown(core: Core, rel: string, uid: number, gid: number): Promise<void> {
-  const entry = await core.copyUp(rel, 'meta')
-  lchownSync(entry.layer.path(rel), uid, gid)
+export function chmod(core: Core, rel: string, mode: number): Promise<void> {
+  return setattr(core, rel, { mode })
 }
 
-export async function utimens(core: Core, rel: string, atime: TimeNs, mtime: TimeNs): Promise<void> {
-  const entry = await core.copyUp(rel, 'meta')
-  await utimensat(entry.layer.path(rel), atime, mtime, true)
+export function chown(core: Core, rel: string, uid: number, gid: number): Promise<void> {
+  return setattr(core, rel, { uid, gid })
 }
 
-export async function truncate(core: Core, rel: string, size: number): Promise<void> {
-  const current = core.resolver.get(rel)
-  if (current.kind === 'dir') throw fsError('EISDIR', rel)
-  // Truncating to zero needs none of the old bytes: copy up the metadata alone.
-  const entry = await core.copyUp(rel, size > 0)
-  truncateSync(entry.layer.path(rel), size)
+export function utimens(core: Core, rel: string, atime: TimeNs, mtime: TimeNs): Promise<void> {
+  return setattr(core, rel, { atime, mtime })
+}
+
+export function truncate(core: Core, rel: string, size: number): Promise<void> {
+  return setattr(core, rel, { size })
 }
 
 function stored(name: string): string {

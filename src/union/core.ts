@@ -162,7 +162,7 @@ export class Core {
       current.metacopy = meta
       this.resolver.set(rel, current)
       // A metadata-only copy leaves readers on the lower data, which is still the file's.
-      if (!meta) await this.handles.promote(rel, upper.path(rel))
+      if (!meta) this.handles.promote(rel, upper.path(rel))
       this.counters.copyUps++
       this.counters.copyUpBytes += staged.bytes
       this.counters.copyUpMs += performance.now() - started
@@ -192,7 +192,7 @@ export class Core {
       await this.#commit(staged.tmp, rel)
       current.metacopy = false
       this.resolver.set(rel, current)
-      await this.handles.promote(rel, path)
+      this.handles.promote(rel, path)
       this.counters.copyUps++
       this.counters.copyUpBytes += staged.bytes
       this.counters.copyUpMs += performance.now() - started

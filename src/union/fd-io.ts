@@ -4,14 +4,15 @@
  * fds so that a FUSE file handle maps to exactly one kernel fd.
  *
  * Reads and writes first try the page cache on the calling thread (RWF_NOWAIT) and send only what
- * that could not do to the thread pool: cached data costs no round trip, a disk read never stalls the
- * JavaScript thread. Small writes stay on the calling thread even where RWF_NOWAIT is unsupported. open, close, ftruncate and fstat are metadata and run on the calling thread.
+ * that could not do to the thread pool: cached data costs no round trip, and a long disk read never
+ * stalls the JavaScript thread. Small writes stay on the calling thread even where RWF_NOWAIT is
+ * unsupported (ext4); so may small reads (preadSmall).
  */
-import { closeSync, fstatSync, fsync, fdatasync, ftruncateSync, openSync, read, readSync, write, writeSync, type BigIntStats } from 'node:fs'
+import { fsync, fdatasync, read, readSync, write, writeSync } from 'node:fs'
 import { preadNowait, pwriteNowait } from '../sys/native.js'
 
-/** The page size of every Linux architecture Node runs on with 4 KiB pages; larger pages are
- *  multiples, so a read ending inside a 4 KiB unit still marks the end of the file. */
+/** The smallest page size: every page size is a multiple of it, so a cached read that ends inside a
+ *  4 KiB unit ended at the end of the file. */
 const PAGE = 4096
 
 /** Reads up to `length` bytes into the start of `buffer`; fewer only at end of file. */
@@ -67,22 +68,7 @@ function poolWrite(fd: number, buffer: Buffer, offset: number, length: number, p
   })
 }
 
-export async function openFd(path: string, flags: number, mode = 0o666): Promise<number> {
-  return openSync(path, flags, mode)
-}
-
-export async function closeFd(fd: number): Promise<void> {
-  closeSync(fd)
-}
-
-export async function ftruncateFd(fd: number, size: number): Promise<void> {
-  ftruncateSync(fd, size)
-}
-
 export function fsyncFd(fd: number, dataOnly: boolean): Promise<void> {
   return new Promise((resolve, reject) => (dataOnly ? fdatasync : fsync)(fd, (err) => (err ? reject(err) : resolve())))
 }
 
-export async function fstatFd(fd: number): Promise<BigIntStats> {
-  return fstatSync(fd, { bigint: true })
-}

@@ -6,7 +6,7 @@ import { closeSync, constants, fstatSync, ftruncateSync, openSync, type BigIntSt
 import type { Core } from './core.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError } from './errors.js'
-import { fsyncFd, ftruncateFd, pread, preadCached, preadSmall, pwrite } from './fd-io.js'
+import { fsyncFd, pread, preadCached, preadSmall, pwrite } from './fd-io.js'
 import { type Owner, create as createFile } from './namespace.js'
 
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR
@@ -67,8 +67,8 @@ export function ftruncateNow(core: Core, fh: number, size: number): void {
   ftruncateSync(handle(core, fh).fd, size)
 }
 
-export function ftruncate(core: Core, fh: number, size: number): Promise<void> {
-  return ftruncateFd(handle(core, fh).fd, size)
+export async function ftruncate(core: Core, fh: number, size: number): Promise<void> {
+  ftruncateNow(core, fh, size)
 }
 
 /** Attributes through an open handle: for a file whose name is gone (unlinked while open). */

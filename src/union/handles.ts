@@ -3,8 +3,7 @@
  * "promoted" when that file is copied up: it is reopened on the upper copy, so a reader never goes on
  * seeing old bytes after another opener has written new ones (as overlayfs does since Linux 4.19).
  */
-import { constants } from 'node:fs'
-import { closeFd, openFd } from './fd-io.js'
+import { closeSync, constants, openSync } from 'node:fs'
 
 export interface Handle {
   fd: number
@@ -48,16 +47,16 @@ export class Handles {
   }
 
   /** `path` was copied up to `upperPath`: move its lower readers onto the copy. */
-  async promote(path: string, upperPath: string): Promise<void> {
+  promote(path: string, upperPath: string): void {
     const readers = this.#lower.get(path)
     if (!readers) return
     this.#lower.delete(path)
     for (const handle of readers) {
-      const fd = await openFd(upperPath, constants.O_RDONLY | constants.O_NOFOLLOW)
+      const fd = openSync(upperPath, constants.O_RDONLY | constants.O_NOFOLLOW)
       const old = handle.fd
       handle.fd = fd
       handle.upper = true
-      await closeFd(old)
+      closeSync(old)
     }
   }
 

@@ -7,7 +7,7 @@
  * directory that exists in a lower layer cannot be renamed (EXDEV, as overlayfs without redirect_dir):
  * tools such as mv then copy and delete.
  */
-import { chmodSync, constants, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
+import { chmodSync, closeSync, constants, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
 import { joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX } from '../layers/whiteout.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, lgetxattrSync, lsetxattr, mknod as makeNode, renameat2 } from '../sys/native.js'
@@ -15,7 +15,6 @@ import { REDIRECT_XATTR } from './inode.js'
 import type { Core } from './core.js'
 import { type Entry, type Kind, NO_LAYERS, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
-import { closeFd, openFd } from './fd-io.js'
 import { mergedNames } from './readdir.js'
 import { NAME_MAX } from './resolver.js'
 
@@ -82,7 +81,7 @@ export async function mknod(core: Core, rel: string, mode: number, rdev: number,
   if (type === constants.S_IFCHR && rdev === 0) throw fsError('EPERM', 'whiteout device')
   const kind: Kind = type === constants.S_IFREG || type === 0 ? 'file' : 'special'
   await core.lock.run(() => createLocked(core, rel, kind, async (path) => {
-    if (kind === 'file') await closeFd(await openFd(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode & 0o7777))
+    if (kind === 'file') closeSync(openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode & 0o7777))
     else await makeNode(path, mode, rdev)
     chmodSync(path, mode & 0o7777)
   }, owner))

@@ -244,11 +244,20 @@ export class Union {
     files.release(this.#core, fh)
   }
 
-  /** setattr's changes at once, when they need no copy-up: true if done, false to use the async
-   *  calls (chmod, chown, truncate or ftruncate, utimens). `fh`: truncate through this handle. */
+  /** setattr's changes at once, when they need no copy-up: true if done, false to call setattr.
+   *  `fh`: truncate through this open handle. */
   trySetattr(path: string, change: attrs.AttrChange, fh?: number): boolean {
+    return attrs.trySetattr(this.#core, relPath(path), change, this.#truncateFd(fh))
+  }
+
+  /** chmod, chown, truncate (or ftruncate through `fh`) and utimens in one, copying up as needed. */
+  setattr(path: string, change: attrs.AttrChange, fh?: number): Promise<void> {
+    return attrs.setattr(this.#core, relPath(path), change, this.#truncateFd(fh))
+  }
+
+  #truncateFd(fh: number | undefined): ((size: number) => void) | undefined {
     const core = this.#core
-    return attrs.trySetattr(core, relPath(path), change, fh === undefined ? undefined : (size) => files.ftruncateNow(core, fh, size))
+    return fh === undefined ? undefined : (size) => files.ftruncateNow(core, fh, size)
   }
 
   truncate(path: string, size: number): Promise<void> {
