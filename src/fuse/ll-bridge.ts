@@ -137,8 +137,8 @@ export class LowLevelBridge {
   }
 
   /** Reply to a request that creates a name: look the new object up and count the reference. */
-  async #replyNewEntry(req: number, parent: Node, name: string, path: string): Promise<void> {
-    const attr = await this.#union.getattr(path)
+  #replyNewEntry(req: number, parent: Node, name: string, path: string): void {
+    const attr = this.#union.getattrSync(path)
     this.#session.replyEntry(req, this.#entry(this.#nodes.remember(parent, name, attr.ino), attr))
   }
 
@@ -163,10 +163,11 @@ export class LowLevelBridge {
   }
 
   /**
-   * The requests the union can answer without waiting (its synchronous read side), answered here
-   * with no promise in between: most of a walk, a build's stats and opens, cached reads. Returns
-   * false for everything else, and for an open that needs a copy-up or a read the page cache cannot
-   * serve; #handle takes those.
+   * The requests the union can answer without waiting, answered here with no promise in between:
+   * its read side (most of a walk, a build's stats and opens, cached reads) and every namespace
+   * change and setattr whose copy-up moves no data. Returns false for the rest (an open, link, rename
+   * or setattr that must copy file data up first, a read the page cache cannot serve, writes);
+   * #handle takes those.
    */
   #answerNow(r: Request): boolean {
     const union = this.#union
@@ -250,6 +251,68 @@ export class LowLevelBridge {
         else session.replyBuf(r.req, value, value.length)
         return true
       }
+      case 'mknod': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        union.mknodSync(path, r.mode, r.rdev, ownerOf(r))
+        this.#replyNewEntry(r.req, parent, r.name, path)
+        return true
+      }
+      case 'mkdir': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        union.mkdirSync(path, r.mode, ownerOf(r))
+        this.#replyNewEntry(r.req, parent, r.name, path)
+        return true
+      }
+      case 'symlink': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        union.symlinkSync(r.target, path, ownerOf(r))
+        this.#replyNewEntry(r.req, parent, r.name, path)
+        return true
+      }
+      case 'create': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        const fh = union.createSync(path, r.mode, ownerOf(r))
+        try {
+          const attr = union.getattrSync(path)
+          session.replyCreate(r.req, this.#entry(this.#nodes.remember(parent, r.name, attr.ino), attr), fh, {})
+        } catch (err) {
+          union.releaseSync(fh)
+          throw err
+        }
+        return true
+      }
+      case 'link': {
+        const source = this.#node(r.ino)
+        const { parent, path } = this.#childPath(r.newparent, r.newname)
+        if (!union.tryLink(this.#path(source), path)) return false
+        this.#invalidateSiblings(source.ino)
+        this.#replyNewEntry(r.req, parent, r.newname, path)
+        return true
+      }
+      case 'unlink': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        const ino = this.#nodes.byPath(path)?.ino
+        union.unlinkSync(path)
+        this.#nodes.detach(parent, r.name)
+        if (ino !== undefined) this.#invalidateSiblings(ino)
+        session.replyErr(r.req, 0)
+        return true
+      }
+      case 'rmdir': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        union.rmdirSync(path)
+        this.#nodes.detach(parent, r.name)
+        session.replyErr(r.req, 0)
+        return true
+      }
+      case 'rename': {
+        const { parent, path } = this.#childPath(r.parent, r.name)
+        const { parent: newParent, path: newPath } = this.#childPath(r.newparent, r.newname)
+        const replaced = this.#nodes.byPath(newPath)?.ino
+        if (!union.tryRename(path, newPath, r.flags)) return false
+        this.#renamed(r, parent, newParent, replaced)
+        return true
+      }
       case 'access':
         // default_permissions: the kernel has checked the mode bits already.
         session.replyErr(r.req, 0)
@@ -272,11 +335,10 @@ export class LowLevelBridge {
     this.#session.replyOpen(req, fh, { keepCache })
   }
 
-  /** Everything that waits: changes (copy-ups, creates, removals, renames), writes, uncached reads. */
+  /** Everything that waits: data copy-ups and what follows them, writes, uncached reads, fsync. */
   async #handle(r: Request): Promise<void> {
     const union = this.#union
     const session = this.#session
-    const owner = { uid: r.ctx.uid, gid: r.ctx.gid }
     switch (r.op) {
       case 'setattr': {
         const path = this.#path(this.#node(r.ino))
@@ -285,21 +347,6 @@ export class LowLevelBridge {
         session.replyAttr(r.req, toKernelAttr(await union.getattr(path)), this.#options.attrTimeout)
         return
       }
-      case 'mknod': {
-        const { parent, path } = this.#childPath(r.parent, r.name)
-        await union.mknod(path, r.mode, r.rdev, owner)
-        return this.#replyNewEntry(r.req, parent, r.name, path)
-      }
-      case 'mkdir': {
-        const { parent, path } = this.#childPath(r.parent, r.name)
-        await union.mkdir(path, r.mode, owner)
-        return this.#replyNewEntry(r.req, parent, r.name, path)
-      }
-      case 'symlink': {
-        const { parent, path } = this.#childPath(r.parent, r.name)
-        await union.symlink(r.target, path, owner)
-        return this.#replyNewEntry(r.req, parent, r.name, path)
-      }
       case 'link': {
         const source = this.#node(r.ino)
         const { parent, path } = this.#childPath(r.newparent, r.newname)
@@ -307,48 +354,17 @@ export class LowLevelBridge {
         this.#invalidateSiblings(source.ino)
         return this.#replyNewEntry(r.req, parent, r.newname, path)
       }
-      case 'unlink': {
-        const { parent, path } = this.#childPath(r.parent, r.name)
-        const ino = this.#nodes.byPath(path)?.ino
-        await union.unlink(path)
-        this.#nodes.detach(parent, r.name)
-        if (ino !== undefined) this.#invalidateSiblings(ino)
-        session.replyErr(r.req, 0)
-        return
-      }
-      case 'rmdir': {
-        const { parent, path } = this.#childPath(r.parent, r.name)
-        await union.rmdir(path)
-        this.#nodes.detach(parent, r.name)
-        session.replyErr(r.req, 0)
-        return
-      }
       case 'rename': {
         const { parent, path } = this.#childPath(r.parent, r.name)
         const { parent: newParent, path: newPath } = this.#childPath(r.newparent, r.newname)
         const replaced = this.#nodes.byPath(newPath)?.ino
         await union.rename(path, newPath, r.flags)
-        if (r.flags & 2) this.#nodes.exchange(parent, r.name, newParent, r.newname)
-        else this.#nodes.move(parent, r.name, newParent, r.newname)
-        if (replaced !== undefined) this.#invalidateSiblings(replaced)
-        session.replyErr(r.req, 0)
+        this.#renamed(r, parent, newParent, replaced)
         return
       }
       case 'open': {
         const path = this.#path(this.#node(r.ino))
         this.#replyOpen(r.req, path, await union.open(path, r.flags))
-        return
-      }
-      case 'create': {
-        const { parent, path } = this.#childPath(r.parent, r.name)
-        const fh = await union.create(path, r.mode, owner)
-        try {
-          const attr = await union.getattr(path)
-          session.replyCreate(r.req, this.#entry(this.#nodes.remember(parent, r.name, attr.ino), attr), fh, {})
-        } catch (err) {
-          await union.release(fh)
-          throw err
-        }
         return
       }
       case 'read': {
@@ -381,6 +397,14 @@ export class LowLevelBridge {
       default:
         session.replyErr(r.req, -38 /* ENOSYS */)
     }
+  }
+
+  /** The node table follows a rename the union made; a replaced file's other names are told. */
+  #renamed(r: Request & { op: 'rename' }, parent: Node, newParent: Node, replaced: number | undefined): void {
+    if (r.flags & 2 /* RENAME_EXCHANGE */) this.#nodes.exchange(parent, r.name, newParent, r.newname)
+    else this.#nodes.move(parent, r.name, newParent, r.newname)
+    if (replaced !== undefined) this.#invalidateSiblings(replaced)
+    this.#session.replyErr(r.req, 0)
   }
 
   #readdir(r: Request & { op: 'readdir' | 'readdirplus' }): void {
@@ -429,6 +453,11 @@ const ENODATA = 61
 
 /** Listings kept between the reads of one pass; a reader that stops halfway leaves one behind. */
 const MAX_LISTINGS = 256
+
+/** Who creates: new objects belong to the caller. */
+function ownerOf(r: Request): { uid: number; gid: number } {
+  return { uid: r.ctx.uid, gid: r.ctx.gid }
+}
 
 function isDot(name: string): boolean {
   return name === '.' || name === '..'

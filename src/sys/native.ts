@@ -99,11 +99,11 @@ async function call<T>(
 }
 
 /** call() for synchronous callers: the value, or the same Error thrown. */
-function callSync<T>(run: (n: Addon) => T, path?: string): T {
+function callSync<T>(run: (n: Addon) => T, path?: string, dest?: string): T {
   try {
     return run(native())
   } catch (e) {
-    throw isRaw(e) ? sysError(e.errno, e.syscall, path) : e
+    throw isRaw(e) ? sysError(e.errno, e.syscall, path, dest) : e
   }
 }
 
@@ -154,6 +154,10 @@ export function lsetxattr(path: string, name: string, value: Buffer | string, fl
   return call((n) => n.lsetxattr(path, name, bytes(value), flags), path)
 }
 
+export function lsetxattrSync(path: string, name: string, value: Buffer | string, flags = 0): void {
+  callSync((n) => n.lsetxattr(path, name, bytes(value), flags), path)
+}
+
 export function fsetxattr(fd: number, name: string, value: Buffer | string, flags = 0): Promise<void> {
   return call((n) => n.fsetxattr(fd, name, bytes(value), flags))
 }
@@ -175,6 +179,10 @@ export function lremovexattr(path: string, name: string): Promise<void> {
   return call((n) => n.lremovexattr(path, name), path)
 }
 
+export function lremovexattrSync(path: string, name: string): void {
+  callSync((n) => n.lremovexattr(path, name), path)
+}
+
 // ---- directory entries ----
 
 /**
@@ -186,9 +194,17 @@ export function mknod(path: string, mode: number, dev: number): Promise<void> {
   return call((n) => n.mknod(path, mode, dev), path)
 }
 
+export function mknodSync(path: string, mode: number, dev: number): void {
+  callSync((n) => n.mknod(path, mode, dev), path)
+}
+
 /** rename with RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT (0 = plain rename). */
 export function renameat2(from: string, to: string, flags: number): Promise<void> {
   return call((n) => n.renameat2(from, to, flags), from, to)
+}
+
+export function renameat2Sync(from: string, to: string, flags: number): void {
+  callSync((n) => n.renameat2(from, to, flags), from, to)
 }
 
 /** Sets atime/mtime in ns since the epoch; null leaves one unchanged; nofollow stamps a symlink itself. */
@@ -254,16 +270,33 @@ export interface StageOptions {
  * failure `tmp` is gone.
  */
 export function stageCopy(src: string, tmp: string, kind: CopyKind, options: StageOptions): Promise<number> {
-  const flags = (options.data ? 1 : 0) | (options.fsync ? 2 : 0) | (options.meta ? 4 : 0)
-  const origin = options.origin === undefined ? '' : String(options.origin)
-  const dataFrom = options.dataFrom === undefined ? new Uint8Array(0) : Buffer.from(options.dataFrom + '\0')
-  const movesData = kind === 'file' && options.data && !options.meta
-  return call((n) => (movesData ? n.stageCopy : n.stageCopySync)(src, tmp, COPY_KINDS[kind], flags, origin, dataFrom), src, tmp)
+  const args = stageArgs(kind, options)
+  if (!movesData(kind, options)) return call(() => stageCopySync(src, tmp, kind, options))
+  return call((n) => n.stageCopy(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom), src, tmp)
 }
 
-/** rename(tmp, target), then give `parent` back the times it had before. */
-export function commitCopy(tmp: string, target: string, parent: string): Promise<void> {
-  return call((n) => n.commitCopy(tmp, target, parent), tmp, target)
+/** Whether a copy moves file data: only those go to the thread pool. */
+export function movesData(kind: CopyKind, options: { data: boolean; meta?: boolean }): boolean {
+  return kind === 'file' && options.data && !options.meta
+}
+
+/** stageCopy on the calling thread: for copies that move no data (see movesData), or little. */
+export function stageCopySync(src: string, tmp: string, kind: CopyKind, options: StageOptions): number {
+  const args = stageArgs(kind, options)
+  return callSync((n) => n.stageCopySync(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom), src, tmp)
+}
+
+function stageArgs(kind: CopyKind, options: StageOptions): { flags: number; origin: string; dataFrom: Uint8Array } {
+  return {
+    flags: (options.data ? 1 : 0) | (options.fsync ? 2 : 0) | (options.meta ? 4 : 0),
+    origin: options.origin === undefined ? '' : String(options.origin),
+    dataFrom: options.dataFrom === undefined ? new Uint8Array(0) : Buffer.from(options.dataFrom + '\0'),
+  }
+}
+
+/** rename(tmp, target), then give `parent` back the times it had before. On the calling thread. */
+export function commitCopySync(tmp: string, target: string, parent: string): void {
+  callSync((n) => n.commitCopy(tmp, target, parent), tmp, target)
 }
 
 // ---- reads and writes that never wait ----

@@ -8,8 +8,8 @@
  * find(1) not to rely on the count.
  */
 import { chmodSync, lchownSync, lstatSync, truncateSync, type BigIntStats } from 'node:fs'
-import { lgetxattr, lgetxattrSync, llistxattrSync, lremovexattr, lsetxattr, utimensatSync, type TimeNs } from '../sys/native.js'
-import type { Core } from './core.js'
+import { lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, utimensatSync, type TimeNs } from '../sys/native.js'
+import type { Core, CopyUpWant } from './core.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { fromStoredXattr, readOrigin, toStoredXattr } from './inode.js'
@@ -71,15 +71,16 @@ export interface AttrChange {
 }
 
 /**
- * Apply `change` at once when it needs no copy-up (the object is in the upper layer, with its data
- * if the size changes): true when done, false when setattr must copy up first. In setattr's order:
- * mode, owner, size, times. `truncateFd` truncates through an open handle instead of the path.
+ * Apply `change` at once when its copy-up moves no data (the object is in the upper layer already,
+ * or a directory, or metacopy is on and the data is not touched): true when done, false when
+ * setattr must copy the data up first. In setattr's order: mode, owner, size, times. `truncateFd`
+ * truncates through an open handle instead of the path.
  */
 export function trySetattr(core: Core, rel: string, change: AttrChange, truncateFd?: (size: number) => void): boolean {
-  const entry = core.resolver.get(rel)
-  if (change.size !== undefined && !truncateFd && entry.kind === 'dir') throw fsError('EISDIR', rel)
-  if (!inUpper(entry)) return false
-  if (change.size !== undefined && change.size > 0 && !truncateFd && core.isMetacopy(entry)) return false
+  const current = core.resolver.get(rel)
+  if (change.size !== undefined && !truncateFd && current.kind === 'dir') throw fsError('EISDIR', rel)
+  const entry = core.copyUpNow(rel, copyUpWant(change, truncateFd))
+  if (!entry) return false
   const path = entry.layer.path(rel)
   if (change.mode !== undefined) chmodSync(path, change.mode & 0o7777)
   if (change.uid !== undefined || change.gid !== undefined) lchownSync(path, change.uid ?? -1, change.gid ?? -1)
@@ -91,13 +92,17 @@ export function trySetattr(core: Core, rel: string, change: AttrChange, truncate
   return true
 }
 
-/** setattr: copies up what the change needs (metadata only, or the data too when the size grows or
- *  shrinks to a non-zero length; truncating to 0 needs none of the old bytes), then applies it. */
+/** What a change needs copied up: metadata only, or the data too when the size grows or shrinks to
+ *  a non-zero length (truncating to 0 needs none of the old bytes; an open handle has them). */
+function copyUpWant(change: AttrChange, truncateFd: unknown): CopyUpWant {
+  return change.size === undefined || truncateFd ? 'meta' : change.size > 0
+}
+
+/** setattr: copies up what the change needs, then applies it. */
 export async function setattr(core: Core, rel: string, change: AttrChange, truncateFd?: (size: number) => void): Promise<void> {
-  const want = change.size === undefined || truncateFd ? 'meta' : change.size > 0
-  // A copy-up leaves the object in the upper layer with what `want` asked for, so the second try
+  // A copy-up leaves the object in the upper layer with what the change needs, so the second try
   // applies; the loop only covers a copy-up that lost a race with another change of the name.
-  while (!trySetattr(core, rel, change, truncateFd)) await core.copyUp(rel, want)
+  while (!trySetattr(core, rel, change, truncateFd)) await core.copyUp(rel, copyUpWant(change, truncateFd))
 }
 
 export function chmod(core: Core, rel: string, mode: number): Promise<void> {
@@ -147,15 +152,15 @@ export function listxattr(core: Core, rel: string): string[] {
 
 export async function setxattr(core: Core, rel: string, name: string, value: Buffer, flags: number): Promise<void> {
   const real = stored(name)
-  const entry = await core.copyUp(rel, 'meta')
-  await lsetxattr(entry.layer.path(rel), real, value, flags)
+  const entry = core.copyUpNow(rel, 'meta') ?? await core.copyUp(rel, 'meta')
+  lsetxattrSync(entry.layer.path(rel), real, value, flags)
 }
 
 export async function removexattr(core: Core, rel: string, name: string): Promise<void> {
   const real = stored(name)
   const current = core.resolver.get(rel)
   // Removing what is not there fails without a copy-up, as in overlayfs.
-  if ((await lgetxattr(current.layer.path(rel), real)) === undefined) throw fsError('ENODATA', name)
-  const entry = await core.copyUp(rel, 'meta')
-  await lremovexattr(entry.layer.path(rel), real)
+  if (lgetxattrSync(current.layer.path(rel), real) === undefined) throw fsError('ENODATA', name)
+  const entry = core.copyUpNow(rel, 'meta') ?? await core.copyUp(rel, 'meta')
+  lremovexattrSync(entry.layer.path(rel), real)
 }

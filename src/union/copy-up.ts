@@ -2,15 +2,18 @@
  * Copy-up builds a copy of a lower object in the work directory: data (reflink, else the data extents
  * by copy_file_range, so holes stay holes), then owner, mode, xattrs and times, in that order (chown
  * clears set-ID bits, and every later change would bump the times). The caller renames the finished
- * copy into the upper layer under the namespace lock, so a crash or a full disk never leaves a
+ * copy into the upper layer in one synchronous step (see core.ts), so a crash or a full disk never leaves a
  * half-made file in the upper layer: at worst a stray temp file in the work directory, which is
  * cleared at the next mount. The staging runs as one native job (native/copy-up.c): done call by
- * call, the thread-pool round trips cost more than the copy of a small file.
+ * call, the thread-pool round trips cost more than the copy of a small file. A copy that moves no
+ * data (a directory, a symlink, an empty or metadata-only file) or little (a small file) runs on the
+ * calling thread (stageNow): that costs less than the hop to the thread pool and back, which is
+ * for the copies of big files.
  *
  * One copy-up per path at a time: concurrent openers share the one in flight (see core.ts).
  */
 import { join } from 'node:path'
-import { commitCopy, stageCopy } from '../sys/native.js'
+import { commitCopySync, movesData, stageCopy, stageCopySync, type StageOptions as CopyOptions } from '../sys/native.js'
 import type { Kind } from './entry.js'
 
 export interface StageOptions {
@@ -44,16 +47,30 @@ export class Stager {
     return join(this.#dir, `#lfs-${process.pid}-${++this.#seq}`)
   }
 
+  /** Whether staging this copy waits for the thread pool (it moves file data). */
+  static movesData(kind: Kind, options: { data: boolean; meta?: boolean }): boolean {
+    return movesData(kind, options)
+  }
+
   /** Build a copy of the host path `src` in the work directory. */
   async stage(src: string, kind: Kind, options: StageOptions): Promise<Staged> {
     const tmp = this.tempPath()
+    return { tmp, bytes: await stageCopy(src, tmp, kind, this.#options(kind, options)) }
+  }
+
+  /** stage, on the calling thread: for a copy that moves no data (see movesData), or little. */
+  stageNow(src: string, kind: Kind, options: StageOptions): Staged {
+    const tmp = this.tempPath()
+    return { tmp, bytes: stageCopySync(src, tmp, kind, this.#options(kind, options)) }
+  }
+
+  #options(kind: Kind, options: StageOptions): CopyOptions {
     const fsync = this.#fsync && kind === 'file' && options.data && !options.meta
-    const bytes = await stageCopy(src, tmp, kind, { data: options.data, fsync, origin: options.origin, meta: options.meta, dataFrom: options.dataFrom })
-    return { tmp, bytes }
+    return { data: options.data, fsync, origin: options.origin, meta: options.meta, dataFrom: options.dataFrom }
   }
 
   /** Move a finished copy into place; the parent directory keeps its times, as in overlayfs. */
-  commit(tmp: string, target: string, parent: string): Promise<void> {
-    return commitCopy(tmp, target, parent)
+  commit(tmp: string, target: string, parent: string): void {
+    commitCopySync(tmp, target, parent)
   }
 }

@@ -1,23 +1,30 @@
 /**
  * The union's shared state and the machinery every operation builds on: the layer stack, the resolver
- * (node table + lookup cache), the namespace lock, copy-up and whiteout writing.
+ * (node table + lookup cache), copy-up and whiteout writing.
  *
- * Locking: `lock` serialises every change to the upper layer's namespace (the commit of a copy-up, a
- * create, an unlink, a rename). Methods named `...Locked` expect the caller to hold it. Lookups, reads
- * and writes never take it. A data copy-up runs outside the lock, in the work directory, and commits
- * under it after checking that the name still means what it meant when the copy began.
+ * Atomicity: every change to the upper layer's namespace (a create, an unlink, a rename, the commit of
+ * a copy-up) is one synchronous step on the JavaScript thread, from the checks that decide it to the
+ * resolver update that records it. No other change can run in between, as no other can run between
+ * the kernel's checks and its change while it holds a directory's i_rwsem; so there is no lock.
+ * The only thing that waits is a copy of file data, which is built in the work directory, outside
+ * any such step, and committed by one that first checks that the name still means what it meant
+ * when the copy began.
  */
-import { constants, lstatSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { type BigIntStats, constants, lstatSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX, isWhiteoutStat } from '../layers/whiteout.js'
-import { RENAME_EXCHANGE, lgetxattrSync, lsetxattr, mknod, renameat2 } from '../sys/native.js'
+import { RENAME_EXCHANGE, lgetxattrSync, lsetxattrSync, mknodSync, renameat2Sync } from '../sys/native.js'
 import { METACOPY_XATTR, REDIRECT_XATTR, readOrigin } from './inode.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { Handles } from './handles.js'
-import { Mutex } from './mutex.js'
 import { Resolver } from './resolver.js'
-import { Stager } from './copy-up.js'
+import { type Staged, Stager } from './copy-up.js'
+
+/** What a copy-up must bring: true the data too; false an empty file (O_TRUNC, truncate to 0);
+ *  'meta' what a change of metadata needs (chmod, chown, utimens, xattrs, rename), which with
+ *  metacopy on is everything but the bytes. */
+export type CopyUpWant = boolean | 'meta'
 
 export interface Counters {
   copyUps: number
@@ -30,7 +37,6 @@ export class Core {
   readonly layers: Layer[]
   readonly upper: Layer | undefined
   readonly resolver: Resolver
-  readonly lock = new Mutex()
   readonly handles = new Handles()
   readonly counters: Counters = { copyUps: 0, copyUpBytes: 0, copyUpMs: 0, whiteouts: 0 }
   readonly #stager: Stager | undefined
@@ -63,48 +69,73 @@ export class Core {
   }
 
   /** Make sure the directory `dir` exists in the upper layer, copying it (and its parents) up. */
-  async ensureUpperDirLocked(dir: Entry): Promise<void> {
+  ensureUpperDir(dir: Entry): void {
     if (inUpper(dir)) return
     const upper = this.requireUpper()
-    const [parentPath] = splitPath(dir.path)
-    await this.ensureUpperDirLocked(this.resolver.get(parentPath))
+    this.ensureUpperDir(this.resolver.get(splitPath(dir.path)[0]))
     const src = dir.layer.path(dir.path)
     const st = lstatSync(src, { bigint: true })
-    const staged = await this.stager.stage(src, 'dir', { data: false, origin: st.ino })
-    await this.#commit(staged.tmp, dir.path)
+    const staged = this.stager.stageNow(src, 'dir', { data: false, origin: st.ino })
+    this.#commit(staged.tmp, dir.path)
     dir.layer = upper
     dir.dirLayers = [upper, ...dir.dirLayers]
     dir.ino = undefined
     dir.lowerHas = true
     this.resolver.set(dir.path, dir)
     this.counters.copyUps++
-    this.onAttrChange?.('/' + dir.path)
   }
 
   /**
-   * Copy `rel` up and return its upper entry. `want`: true copies the data too; false makes an empty
-   * file (O_TRUNC, truncate to 0); 'meta' is for changes of metadata only (chmod, chown, utimens,
-   * xattrs, rename): with metacopy on, a file is then copied up without its bytes, which stay in the
-   * lower layer until a write needs them (overlayfs's metacopy, in the kernel's on-disk format).
-   * An upper metadata-only copy asked for its data (or for an empty file) is completed here.
+   * Copy `rel` up, at once, when the copy moves no data or little: a directory, a symlink or special
+   * file, an empty file, a metadata-only copy (metacopy on, want 'meta'), a small file. Returns the
+   * upper entry, or undefined when a big file's data must be copied (or a copy is in flight for
+   * this name): call copyUp then.
+   * With metacopy on, the bytes of a metadata-only copy stay in the lower layer until a write needs
+   * them (overlayfs's metacopy, in the kernel's on-disk format); an upper metadata-only copy asked
+   * for its data (or for an empty file) is completed.
    */
-  async copyUp(rel: string, want: boolean | 'meta'): Promise<Entry> {
+  copyUpNow(rel: string, want: CopyUpWant): Entry | undefined {
+    const entry = this.resolver.get(rel)
+    const complete = inUpper(entry) && want !== 'meta' && this.isMetacopy(entry)
+    if (inUpper(entry) && !complete) return entry
+    this.requireUpper()
+    if (this.#inflight.has(rel)) return undefined
+    if (entry.kind === 'dir') {
+      this.ensureUpperDir(entry)
+      return entry
+    }
+    const started = performance.now()
+    if (complete) {
+      // Made empty (O_TRUNC), it needs none of the lower bytes.
+      if (want === true && lstatSync(this.dataSource(entry)).size > COPY_NOW_MAX) return undefined
+      return this.#completed(entry, this.stager.stageNow(this.requireUpper().path(rel), 'file', this.#completion(entry, want === true)), started)
+    }
+    const meta = want === 'meta' && this.metacopy && entry.kind === 'file'
+    const data = want !== false && !meta
+    const src = entry.layer.path(rel)
+    const st = lstatSync(src, { bigint: true })
+    if (Stager.movesData(entry.kind, { data, meta }) && st.size > COPY_NOW_MAX) return undefined
+    return this.#copied(entry, this.#stageNow(entry, src, st, { data, meta }), meta, originOf(st), started)
+  }
+
+  /** Stage a copy of the lower `entry` on the calling thread, its parent made ready first. */
+  #stageNow(entry: Entry, src: string, st: BigIntStats, options: { data: boolean; meta: boolean }): Staged {
+    this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
+    return this.stager.stageNow(src, entry.kind, { ...options, origin: originOf(st) })
+  }
+
+  /** Copy `rel` up with what `want` asks for and return its upper entry (see copyUpNow). */
+  async copyUp(rel: string, want: CopyUpWant): Promise<Entry> {
     for (;;) {
-      const entry = this.resolver.get(rel)
-      const complete = inUpper(entry) && want !== 'meta' && this.isMetacopy(entry)
-      if (inUpper(entry) && !complete) return entry
-      this.requireUpper()
+      const now = this.copyUpNow(rel, want)
+      if (now) return now
       const running = this.#inflight.get(rel)
       if (running) {
         await running.catch(() => undefined)
         continue
       }
-      const job = entry.kind === 'dir'
-        ? this.lock.run(async () => {
-          await this.ensureUpperDirLocked(entry)
-          return entry
-        })
-        : complete ? this.#complete(entry, want === true) : this.#copyUpObject(entry, want)
+      const entry = this.resolver.get(rel)
+      const job = inUpper(entry) ? this.#complete(entry) : this.#copyUpData(entry)
       this.#inflight.set(rel, job)
       try {
         return await job
@@ -134,89 +165,91 @@ export class Core {
     throw fsError('EIO', `${entry.path}: the lower data of a metadata-only copy is gone`)
   }
 
-  async #copyUpObject(entry: Entry, want: boolean | 'meta'): Promise<Entry> {
-    const upper = this.requireUpper()
-    const rel = entry.path
+  async #copyUpData(entry: Entry): Promise<Entry> {
     const started = performance.now()
-    // The parent usually is in the upper layer already: then there is nothing to lock for.
-    const parent = this.resolver.get(splitPath(rel)[0])
-    if (!inUpper(parent)) await this.lock.run(async () => this.ensureUpperDirLocked(this.resolver.get(splitPath(rel)[0])))
-    const src = entry.layer.path(rel)
+    this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
+    const src = entry.layer.path(entry.path)
     const st = lstatSync(src, { bigint: true })
-    // A lower file with several links loses them in the copy: it must not keep their inode number.
-    const origin = st.nlink === 1n ? st.ino : undefined
-    const meta = want === 'meta' && this.metacopy && entry.kind === 'file'
-    const staged = await this.stager.stage(src, entry.kind, { data: want !== false && !meta, origin, meta })
-    return this.lock.run(async () => {
-      const current = this.resolver.resolve(rel)
-      if (!current || current.layer !== entry.layer || current.kind !== entry.kind) {
-        // Removed, replaced or copied up while we copied: our copy is stale.
-        rmSync(staged.tmp, { force: true })
-        if (current && inUpper(current)) return current
-        throw fsError('ENOENT', rel)
-      }
-      await this.#commit(staged.tmp, rel)
-      current.layer = upper
-      current.ino = origin === undefined ? undefined : Number(origin)
-      current.lowerHas = true
-      current.metacopy = meta
-      this.resolver.set(rel, current)
-      // A metadata-only copy leaves readers on the lower data, which is still the file's.
-      if (!meta) this.handles.promote(rel, upper.path(rel))
-      this.counters.copyUps++
-      this.counters.copyUpBytes += staged.bytes
-      this.counters.copyUpMs += performance.now() - started
-      this.onAttrChange?.('/' + rel)
-      return current
-    })
+    const staged = await this.stager.stage(src, entry.kind, { data: true, origin: originOf(st) })
+    return this.#copied(entry, staged, false, originOf(st), started)
   }
 
-  /** Give a metadata-only copy its data (or make it empty): a new copy with the upper file's
-   *  metadata and the lower bytes, renamed over it. */
-  async #complete(entry: Entry, withData: boolean): Promise<Entry> {
+  /** Commit a copy of the lower `entry`, unless the name changed while it was made. */
+  #copied(entry: Entry, staged: Staged, meta: boolean, origin: bigint | undefined, started: number): Entry {
     const upper = this.requireUpper()
     const rel = entry.path
+    const current = this.resolver.resolve(rel)
+    if (!current || current.layer !== entry.layer || current.kind !== entry.kind) {
+      // Removed, replaced or copied up while we copied: our copy is stale.
+      rmSync(staged.tmp, { force: true })
+      if (current && inUpper(current)) return current
+      throw fsError('ENOENT', rel)
+    }
+    this.#commit(staged.tmp, rel)
+    current.layer = upper
+    current.ino = origin === undefined ? undefined : Number(origin)
+    current.lowerHas = true
+    current.metacopy = meta
+    this.resolver.set(rel, current)
+    // A metadata-only copy leaves readers on the lower data, which is still the file's.
+    if (!meta) this.handles.promote(rel, upper.path(rel))
+    this.#count(staged, started)
+    return current
+  }
+
+  /** Give a metadata-only copy its data: a new copy with the upper file's metadata and the lower
+   *  bytes, renamed over it. */
+  async #complete(entry: Entry): Promise<Entry> {
     const started = performance.now()
-    const path = upper.path(rel)
-    const origin = readOrigin(path)
-    const staged = await this.stager.stage(path, 'file', {
-      data: withData, origin: origin === undefined ? undefined : BigInt(origin), dataFrom: withData ? this.dataSource(entry) : undefined,
-    })
-    return this.lock.run(async () => {
-      const current = this.resolver.resolve(rel)
-      if (current !== entry || !this.isMetacopy(current)) {
-        rmSync(staged.tmp, { force: true })
-        if (current) return current
-        throw fsError('ENOENT', rel)
-      }
-      await this.#commit(staged.tmp, rel)
-      current.metacopy = false
-      this.resolver.set(rel, current)
-      this.handles.promote(rel, path)
-      this.counters.copyUps++
-      this.counters.copyUpBytes += staged.bytes
-      this.counters.copyUpMs += performance.now() - started
-      this.onAttrChange?.('/' + rel)
-      return current
-    })
+    const staged = await this.stager.stage(this.requireUpper().path(entry.path), 'file', this.#completion(entry, true))
+    return this.#completed(entry, staged, started)
+  }
+
+  #completion(entry: Entry, withData: boolean): { data: boolean; origin: bigint | undefined; dataFrom: string | undefined } {
+    const origin = readOrigin(this.requireUpper().path(entry.path))
+    return { data: withData, origin: origin === undefined ? undefined : BigInt(origin), dataFrom: withData ? this.dataSource(entry) : undefined }
+  }
+
+  #completed(entry: Entry, staged: Staged, started: number): Entry {
+    const rel = entry.path
+    const current = this.resolver.resolve(rel)
+    if (current !== entry || !this.isMetacopy(current)) {
+      rmSync(staged.tmp, { force: true })
+      if (current) return current
+      throw fsError('ENOENT', rel)
+    }
+    this.#commit(staged.tmp, rel)
+    current.metacopy = false
+    this.resolver.set(rel, current)
+    this.handles.promote(rel, this.requireUpper().path(rel))
+    this.#count(staged, started)
+    return current
+  }
+
+  #count(staged: Staged, started: number): void {
+    this.counters.copyUps++
+    this.counters.copyUpBytes += staged.bytes
+    this.counters.copyUpMs += performance.now() - started
   }
 
   /** Move a finished copy into place. A copy-up is no change to the parent directory as users see
-   *  it, so the parent keeps its times, as overlayfs keeps them. */
-  async #commit(tmp: string, rel: string): Promise<void> {
+   *  it, so the parent keeps its times, as overlayfs keeps them. The kernel is told the attributes
+   *  changed (a new ctime, a directory that now merges). */
+  #commit(tmp: string, rel: string): void {
     const upper = this.requireUpper()
-    await this.stager.commit(tmp, upper.path(rel), upper.path(splitPath(rel)[0]))
+    this.stager.commit(tmp, upper.path(rel), upper.path(splitPath(rel)[0]))
+    this.onAttrChange?.('/' + rel)
   }
 
   /** Leave a whiteout at `rel` in the upper layer, replacing whatever non-directory is there. The
    *  parent must already be in the upper layer. */
-  async whiteoutLocked(rel: string): Promise<void> {
+  whiteout(rel: string): void {
     const upper = this.requireUpper()
     const target = upper.path(rel)
     if (this.#mknodWhiteouts) {
       const tmp = this.stager.tempPath()
       try {
-        await mknod(tmp, constants.S_IFCHR, 0)
+        mknodSync(tmp, constants.S_IFCHR, 0)
         renameSync(tmp, target)
         this.counters.whiteouts++
         return
@@ -238,24 +271,24 @@ export class Core {
    * missing and never shows the lower object; a directory made over a whiteout is opaque, since the
    * lower directory it replaces must not show through. Returns whether a whiteout was replaced.
    */
-  async placeLocked(rel: string, isDir: boolean, make: (path: string) => Promise<void>): Promise<boolean> {
+  place(rel: string, isDir: boolean, make: (path: string) => void): boolean {
     const upper = this.requireUpper()
     const [dir, name] = splitPath(rel)
-    await this.ensureUpperDirLocked(this.resolver.get(dir))
+    this.ensureUpperDir(this.resolver.get(dir))
     const target = upper.path(rel)
     const marker = upper.path(joinPath(dir, WHITEOUT_PREFIX + name))
     const charWhiteout = isWhiteoutAt(target)
     const markerWhiteout = !charWhiteout && existsAt(marker)
     if (!charWhiteout && !markerWhiteout) {
-      await make(target)
+      make(target)
       return false
     }
     const tmp = this.stager.tempPath()
-    await make(tmp)
+    make(tmp)
     try {
-      if (isDir) await lsetxattr(tmp, OPAQUE_XATTRS[0], 'y')
+      if (isDir) lsetxattrSync(tmp, OPAQUE_XATTRS[0], 'y')
       if (isDir && charWhiteout) {
-        await exchange(tmp, target)
+        exchange(tmp, target)
         rmSync(tmp, { force: true })
       } else {
         renameSync(tmp, target)
@@ -269,10 +302,20 @@ export class Core {
   }
 }
 
+/** Files up to this size are copied up on the calling thread: the copy costs less than the trip to
+ *  the thread pool and back. */
+const COPY_NOW_MAX = 64 * 1024
+
+/** The origin a copy records: the lower inode, unless the lower file has other links, which the
+ *  copy does not keep (then it must not keep their inode number). */
+function originOf(st: BigIntStats): bigint | undefined {
+  return st.nlink === 1n ? st.ino : undefined
+}
+
 /** Swap two paths atomically; where renameat2 is missing, fall back to remove-then-rename. */
-async function exchange(a: string, b: string): Promise<void> {
+function exchange(a: string, b: string): void {
   try {
-    await renameat2(a, b, RENAME_EXCHANGE)
+    renameat2Sync(a, b, RENAME_EXCHANGE)
   } catch (err) {
     if (!isCode(err, 'EINVAL', 'ENOSYS')) throw err
     rmSync(b, { force: true })

@@ -4,7 +4,7 @@
  */
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, type BigIntStats } from 'node:fs'
 import type { Core } from './core.js'
-import { type Entry, inUpper } from './entry.js'
+import type { Entry } from './entry.js'
 import { fsError } from './errors.js'
 import { fsyncFd, pread, preadCached, preadSmall, pwrite } from './fd-io.js'
 import { type Owner, create as createFile } from './namespace.js'
@@ -14,21 +14,25 @@ const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR
 const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_NOCTTY
 
 /**
- * Open without waiting, when no copy-up is needed (a read-only open, or any open of a complete upper
- * file): the fh, or undefined when `open` must copy up first.
+ * Open without waiting: a read-only open, any open of a complete upper file, and an open for
+ * writing whose copy-up moves no data (O_TRUNC). The fh, or undefined when `open` must copy data up.
  */
 export function tryOpen(core: Core, rel: string, flags: number): number | undefined {
   const entry = core.resolver.get(rel)
   if (entry.kind === 'dir' && (flags & WRITE_FLAGS)) throw fsError('EISDIR', rel)
   const writing = (flags & WRITE_FLAGS) !== 0 || (flags & constants.O_TRUNC) !== 0
-  if (writing && (!inUpper(entry) || core.isMetacopy(entry))) return undefined
-  return openEntry(core, rel, entry, writing, flags)
+  if (!writing) return openEntry(core, rel, entry, false, flags)
+  const upper = core.copyUpNow(rel, copyUpWant(flags))
+  return upper && openEntry(core, rel, upper, true, flags)
 }
 
 export async function open(core: Core, rel: string, flags: number): Promise<number> {
-  const fh = tryOpen(core, rel, flags)
-  if (fh !== undefined) return fh
-  return openEntry(core, rel, await core.copyUp(rel, (flags & constants.O_TRUNC) === 0), true, flags)
+  return tryOpen(core, rel, flags) ?? openEntry(core, rel, await core.copyUp(rel, copyUpWant(flags)), true, flags)
+}
+
+/** An O_TRUNC open needs none of the old bytes. */
+function copyUpWant(flags: number): boolean {
+  return (flags & constants.O_TRUNC) === 0
 }
 
 function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flags: number): number {
@@ -38,8 +42,8 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   return core.handles.add({ fd, path: rel, upper: entry.layer.writable && !lowerData })
 }
 
-export async function create(core: Core, rel: string, mode: number, owner?: Owner): Promise<number> {
-  const { fd } = await createFile(core, rel, mode, owner)
+export function create(core: Core, rel: string, mode: number, owner?: Owner): number {
+  const { fd } = createFile(core, rel, mode, owner)
   return core.handles.add({ fd, path: rel, upper: true })
 }
 

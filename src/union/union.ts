@@ -197,7 +197,11 @@ export class Union {
     return files.tryOpen(this.#core, relPath(path), flags)
   }
 
-  create(path: string, mode: number, owner?: names.Owner): Promise<number> {
+  async create(path: string, mode: number, owner?: names.Owner): Promise<number> {
+    return this.createSync(path, mode, owner)
+  }
+
+  createSync(path: string, mode: number, owner?: names.Owner): number {
     return files.create(this.#core, relPath(path), mode, owner)
   }
 
@@ -304,16 +308,31 @@ export class Union {
     return attrs.removexattr(this.#core, relPath(path), name)
   }
 
-  mkdir(path: string, mode: number, owner?: names.Owner): Promise<void> {
-    return names.mkdir(this.#core, relPath(path), mode, owner)
+  // Namespace changes are synchronous too (…Sync; tryLink and tryRename when no data must be copied
+  // up first); the async forms wrap them.
+
+  async mkdir(path: string, mode: number, owner?: names.Owner): Promise<void> {
+    this.mkdirSync(path, mode, owner)
   }
 
-  mknod(path: string, mode: number, rdev: number, owner?: names.Owner): Promise<void> {
-    return names.mknod(this.#core, relPath(path), mode, rdev, owner)
+  mkdirSync(path: string, mode: number, owner?: names.Owner): void {
+    names.mkdir(this.#core, relPath(path), mode, owner)
   }
 
-  symlink(target: string, path: string, owner?: names.Owner): Promise<void> {
-    return names.symlink(this.#core, target, relPath(path), owner)
+  async mknod(path: string, mode: number, rdev: number, owner?: names.Owner): Promise<void> {
+    this.mknodSync(path, mode, rdev, owner)
+  }
+
+  mknodSync(path: string, mode: number, rdev: number, owner?: names.Owner): void {
+    names.mknod(this.#core, relPath(path), mode, rdev, owner)
+  }
+
+  async symlink(target: string, path: string, owner?: names.Owner): Promise<void> {
+    this.symlinkSync(target, path, owner)
+  }
+
+  symlinkSync(target: string, path: string, owner?: names.Owner): void {
+    names.symlink(this.#core, target, relPath(path), owner)
   }
 
   /** Called with a merged-view path whenever a change the kernel did not ask for alters what getattr
@@ -326,17 +345,35 @@ export class Union {
     return names.link(this.#core, relPath(existing), relPath(path))
   }
 
-  unlink(path: string): Promise<void> {
-    return names.unlink(this.#core, relPath(path))
+  /** link when the source needs no data copied up: true if done, false to call link. */
+  tryLink(existing: string, path: string): boolean {
+    return names.linkNow(this.#core, relPath(existing), relPath(path))
   }
 
-  rmdir(path: string): Promise<void> {
-    return names.rmdir(this.#core, relPath(path))
+  async unlink(path: string): Promise<void> {
+    this.unlinkSync(path)
+  }
+
+  unlinkSync(path: string): void {
+    names.unlink(this.#core, relPath(path))
+  }
+
+  async rmdir(path: string): Promise<void> {
+    this.rmdirSync(path)
+  }
+
+  rmdirSync(path: string): void {
+    names.rmdir(this.#core, relPath(path))
   }
 
   /** flags: RENAME_NOREPLACE and RENAME_EXCHANGE (src/sys/native.ts). */
   rename(from: string, to: string, flags = 0): Promise<void> {
     return names.rename(this.#core, relPath(from), relPath(to), flags)
+  }
+
+  /** rename when no file involved needs its data copied up: true if done, false to call rename. */
+  tryRename(from: string, to: string, flags = 0): boolean {
+    return names.renameNow(this.#core, relPath(from), relPath(to), flags)
   }
 }
 

@@ -154,10 +154,55 @@ describe('copy-up', () => {
   })
 
   it('runs one copy-up for concurrent writers of the same file', async () => {
-    const s = await stack([{ f: 'data' }])
+    // Big enough for the thread pool: small files are copied at once, with nothing to share.
+    const s = await stack([{ f: 'x'.repeat(100_000) }])
     const handles = await Promise.all([1, 2, 3, 4].map(() => s.union.open('/f', constants.O_RDWR)))
     for (const fh of handles) await s.union.release(fh)
     expect(s.union.stats().copyUps.copyUps).toBe(1)
+  })
+
+  it('drops a data copy-up whose name was removed while it copied', async () => {
+    const s = await stack([{ f: 'x'.repeat(100_000) }])
+    const opening = s.union.open('/f', constants.O_RDWR)
+    // The unlink is one synchronous step: it lands while the copy is still on the thread pool.
+    s.union.unlinkSync('/f')
+    await expect(opening).rejects.toMatchObject({ code: 'ENOENT' })
+    const st = await lstat(join(s.upper, 'f'))
+    expect(st.isCharacterDevice() && st.rdev === 0).toBe(true)
+    await expect(s.union.getattr('/f')).rejects.toMatchObject({ code: 'ENOENT' })
+    expect(await readdir(join(s.work, 'work'))).toEqual([])
+  })
+
+  it('keeps a name created while a copy of the same name was in flight', async () => {
+    const s = await stack([{ f: 'x'.repeat(100_000) }])
+    const opening = s.union.open('/f', constants.O_WRONLY)
+    s.union.unlinkSync('/f')
+    s.union.releaseSync(s.union.createSync('/f', 0o644))
+    await expect(opening).resolves.toBeTypeOf('number')
+    // The opener got the new file, which the stale copy did not replace.
+    expect((await lstat(join(s.upper, 'f'))).size).toBe(0)
+    expect(await readdir(join(s.work, 'work'))).toEqual([])
+  })
+
+  it('says when a change must wait for a data copy-up, and changes nothing then', async () => {
+    const big = 'x'.repeat(100_000)
+    const s = await stack([{ 'd/f': big, 'd/g': big, small: 'small' }])
+    expect(s.union.trySetattr('/d/f', { mode: 0o600 })).toBe(false)
+    expect(s.union.tryRename('/d/g', '/d/h')).toBe(false)
+    expect(s.union.tryLink('/d/f', '/d/l')).toBe(false)
+    expect(await readdir(s.upper)).toEqual([])
+    // A rename of a directory, an O_TRUNC open and a create need no data: done at once.
+    s.union.mkdirSync('/n', 0o755)
+    expect(s.union.tryRename('/n', '/m')).toBe(true)
+    const fh = s.union.tryOpen('/d/f', constants.O_WRONLY | constants.O_TRUNC)
+    expect(fh).toBeTypeOf('number')
+    s.union.releaseSync(fh!)
+    expect(await readdir(s.upper)).toEqual(['d', 'm'])
+    expect((await lstat(join(s.upper, 'd/f'))).size).toBe(0)
+    // A small file is copied with its data at once.
+    expect(s.union.trySetattr('/small', { mode: 0o600 })).toBe(true)
+    expect(await readFile(join(s.upper, 'small'), 'utf8')).toBe('small')
+    expect(s.union.stats().copyUps.copyUpBytes).toBe(5)
   })
 
   it('moves a lower reader onto the copy once another opener writes', async () => {
@@ -451,6 +496,24 @@ describe('metacopy (metadata-only copy-up)', () => {
     const s = await stack([{ f: 'old!' }], {}, { metacopy: true })
     await s.union.utimens('/f', 0n, 0n)
     await expectReaderSeesLaterWrite(s.union)
+  })
+
+  it('copies up metadata only without waiting', async () => {
+    const s = await stack([{ f: 'lower bytes' }], {}, { metacopy: true })
+    expect(s.union.trySetattr('/f', { mode: 0o600 })).toBe(true)
+    expect(s.union.tryRename('/f', '/g')).toBe(true)
+    expect(await readAll(s.union, '/g')).toBe('lower bytes')
+    expect(s.union.stats().copyUps.copyUpBytes).toBe(0)
+  })
+
+  it('truncates a metadata-only copy to 0 by dropping the lower data', async () => {
+    const s = await stack([{ f: 'lower bytes' }], {}, { metacopy: true })
+    await s.union.chmod('/f', 0o600)
+    await s.union.truncate('/f', 0)
+    expect(await readAll(s.union, '/f')).toBe('')
+    expect((await s.union.getattr('/f')).size).toBe(0)
+    expect(await lgetxattr(join(s.upper, 'f'), 'trusted.overlay.metacopy')).toBeUndefined()
+    expect((await lstat(join(s.upper, 'f'))).mode & 0o7777).toBe(0o600)
   })
 
   it('makes an empty file on O_TRUNC without reading the lower data', async () => {
