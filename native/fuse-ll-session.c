@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -365,6 +366,16 @@ static int read_batch(fll_session *s, const char **reason, char *failed, size_t 
 /* The longest one readable callback keeps the loop, busy-polling included. */
 #define SPIN_MAX 2000000u
 
+/* Empty polls between checks for preemption, and callbacks without spinning after one. */
+#define SPIN_CHECK 16
+#define SPIN_BACKOFF 256
+
+/* How often the scheduler took the CPU from this thread (it wanted it for another task). */
+static long involuntary_switches(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
+}
+
 static uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -381,17 +392,28 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     if (status < 0) reason = "unmounted (the kernel ended the connection)";
     else read_batch(s, &reason, failed, sizeof failed);
     if (s->head || reason) deliver(s, reason);
-    /* Busy-poll for a while once every request is answered: the caller usually sends its next one
-     * within microseconds, and catching it here saves the sleep and the cross-CPU wakeup (tens of
-     * microseconds on a VM) that waiting in epoll would cost. Not while a request waits on the thread
-     * pool (its completion needs the loop), and never longer than SPIN_MAX in all, so that timers
-     * and setImmediate work (the deferred invalidations) still run between bursts. */
+    /* Busy-poll for a while once every request is answered: a caller that waits for each answer
+     * usually sends its next request within microseconds, and catching it here saves the sleep and
+     * the cross-CPU wakeup (tens of microseconds on a VM) that waiting in epoll would cost. Not
+     * while a request waits on the thread pool (its completion needs the loop), and never longer
+     * than SPIN_MAX in all, so that timers and setImmediate work still run between bursts. Not
+     * either when the CPU is wanted elsewhere: a spin that was preempted (busy callers need every
+     * core to send their requests) is cut short, and the next SPIN_BACKOFF callbacks sleep. */
     if (!s->spin_ns) return;
+    if (s->spin_backoff > 0) {
+        s->spin_backoff--;
+        return;
+    }
+    long preempted = involuntary_switches();
     uint64_t start = now_ns(), deadline = start + s->spin_ns, now = start;
-    while (s->state == FLL_MOUNTED && !reason && s->outstanding == 0 && now < deadline && now - start < SPIN_MAX) {
+    for (unsigned i = 1; s->state == FLL_MOUNTED && !reason && s->outstanding == 0 && now < deadline && now - start < SPIN_MAX; i++) {
         if (read_batch(s, &reason, failed, sizeof failed) > 0 || reason) {
             deliver(s, reason);
             deadline = now_ns() + s->spin_ns;
+        }
+        if (i % SPIN_CHECK == 0 && involuntary_switches() != preempted) {
+            s->spin_backoff = SPIN_BACKOFF;
+            return;
         }
         now = now_ns();
     }

@@ -113,6 +113,7 @@ typedef struct fll_session {
 
     uint32_t max_write, max_readahead;
     uint64_t spin_ns; /* busy-poll /dev/fuse this long after answering everything (0: never) */
+    unsigned spin_backoff; /* callbacks left without busy-polling, after a preempted spin */
 
     fll_slot *slots;
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */
