@@ -14,6 +14,8 @@ export interface LayerDirs {
   upper?: string
   work?: string
   mnt: string
+  /** extra mount options, passed to every driver */
+  options?: string[]
 }
 
 export interface Driver {
@@ -28,7 +30,7 @@ export const REPO = resolve(import.meta.dirname, '../..')
 function fuseOptions(d: LayerDirs): string {
   const o = [`lowerdir=${d.lowers.join(':')}`]
   if (d.upper !== undefined) o.push(`upperdir=${d.upper}`, `workdir=${d.work ?? ''}`)
-  return o.join(',')
+  return [...o, ...(d.options ?? [])].join(',')
 }
 
 export const kernel: Driver = {

@@ -20,7 +20,7 @@ export async function runScenario(s: Scenario, driver: Driver, base: string, sta
   if (upper !== undefined) await buildLayer(upper, s.upper ?? {}, { mnt })
   else if (s.upper !== undefined) throw new Error(`scenario ${s.name}: readonly with an upper layer`)
 
-  const h = await driver.mount({ lowers, upper, work, mnt })
+  const h = await driver.mount({ lowers, upper, work, mnt, options: s.options })
   let ops, merged
   try {
     const ctx = newNormContext(startSec)

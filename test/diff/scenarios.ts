@@ -94,6 +94,49 @@ export const SCENARIOS: Scenario[] = [
     },
   ]),
 
+  ...group('metacopy=on', [
+    // Metadata changes copy up metadata only (the data stays below until written); every later change
+    // must see the lower bytes, as overlayfs does. Files only: the kernel's redirect_dir (which
+    // metacopy turns on) would also move lower directories, where layerfs answers EXDEV.
+    {
+      name: 'chmod, then read the data from below',
+      layers: [{ 'a/f': { file: 'lower data', mode: 0o644 } }],
+      options: ['metacopy=on'],
+      ops: [['chmod', 'a/f', 0o600], ['stat', 'a/f'], ['readFile', 'a/f'], ['stat', 'a']],
+    },
+    {
+      name: 'chown, then append',
+      layers: [{ f: 'lower data' }],
+      options: ['metacopy=on'],
+      ops: [['chown', 'f', 1000, 1000], ['appendFile', 'f', ' and more'], ['readFile', 'f'], ['stat', 'f']],
+    },
+    {
+      name: 'chmod, then truncate to 0 and to 3',
+      layers: [{ f: 'lower data', g: 'other lower data' }],
+      options: ['metacopy=on'],
+      ops: [['chmod', 'f', 0o600], ['truncate', 'f', 0], ['readFile', 'f'], ['stat', 'f'],
+        ['chmod', 'g', 0o600], ['truncate', 'g', 3], ['readFile', 'g'], ['stat', 'g']],
+    },
+    {
+      name: 'utimes, then open O_TRUNC',
+      layers: [{ f: 'lower data' }],
+      options: ['metacopy=on'],
+      ops: [['utimes', 'f', T1, T2], ['open', 'f', 'w', { write: 'new' }], ['readFile', 'f'], ['stat', 'f']],
+    },
+    {
+      name: 'chmod, rename, then write through the new name',
+      layers: [{ 'a/f': 'lower data' }],
+      options: ['metacopy=on'],
+      ops: [['chmod', 'a/f', 0o600], ['rename', 'a/f', 'a/g'], ['readFile', 'a/g'], ['appendFile', 'a/g', '!'],
+        ['readFile', 'a/g'], ['stat', 'a/g'], ['readdir', 'a']],
+    },
+    {
+      name: 'setxattr, then read and remove',
+      layers: [{ f: 'lower data' }],
+      options: ['metacopy=on'],
+      ops: [['setxattr', 'f', 'user.k', 'v'], ['readFile', 'f'], ['unlink', 'f'], ['readdir', '']],
+    },
+  ]),
   ...group('symlinks', [
     {
       name: 'write through a lower symlink to a lower file',

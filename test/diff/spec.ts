@@ -57,6 +57,8 @@ export interface Scenario {
   upper?: Layer
   /** mount without an upper layer (read-only) */
   readonly?: boolean
+  /** extra mount options for both mounts (e.g. metacopy=on) */
+  options?: string[]
   ops: Op[]
   note?: string
 }
