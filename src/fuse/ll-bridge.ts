@@ -165,8 +165,9 @@ export class LowLevelBridge {
   /**
    * The requests the union can answer without waiting, answered here with no promise in between:
    * its read side (most of a walk, a build's stats and opens, cached reads) and every namespace
-   * change and setattr whose copy-up moves no data. Returns false for the rest (an open, link, rename
-   * or setattr that must copy file data up first, a read the page cache cannot serve, writes);
+   * change and setattr whose copy-up moves no data, small writes. Returns false for the rest (an
+   * open, link, rename or setattr that must copy a big file up first, a read the page cache cannot
+   * serve, big writes);
    * #handle takes those.
    */
   #answerNow(r: Request): boolean {
@@ -219,6 +220,13 @@ export class LowLevelBridge {
         const n = union.tryRead(r.fh, buffer, r.size, r.offset)
         if (n === undefined) return false
         session.replyBuf(r.req, buffer, n)
+        return true
+      }
+      case 'write': {
+        const n = union.tryWrite(r.fh, r.data, r.data.length, r.offset)
+        if (n === undefined) return false
+        this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+        session.replyWrite(r.req, n)
         return true
       }
       case 'release':
@@ -335,7 +343,7 @@ export class LowLevelBridge {
     this.#session.replyOpen(req, fh, { keepCache })
   }
 
-  /** Everything that waits: data copy-ups and what follows them, writes, uncached reads, fsync. */
+  /** Everything that waits: big copy-ups and what follows them, big writes, uncached reads, fsync. */
   async #handle(r: Request): Promise<void> {
     const union = this.#union
     const session = this.#session

@@ -112,6 +112,7 @@ function bytes(value: Buffer | string): Buffer {
 }
 
 const ENXIO = osConstants.errno.ENXIO
+const EOPNOTSUPP = osConstants.errno.EOPNOTSUPP
 
 // ---- device numbers ----
 // Same encoding as glibc's <sys/sysmacros.h> (and node:fs Stats.rdev); BigInt because the layout
@@ -313,5 +314,15 @@ export function preadNowait(fd: number, buffer: Buffer, length: number, position
 
 export function pwriteNowait(fd: number, buffer: Buffer, length: number, position: number): number | undefined {
   const n = native().pwriteNowait(fd, buffer, length, position)
+  if (n === -EOPNOTSUPP) nowaitWritesRefused = true
   return n < 0 ? undefined : n
+}
+
+/** Set once a filesystem refused RWF_NOWAIT for a write (ext4 does, for every buffered write). One
+ *  flag serves the union: all its writes go to the upper layer, one filesystem. */
+let nowaitWritesRefused = false
+
+/** Whether pwriteNowait is worth trying: false after a filesystem said it never promises that. */
+export function nowaitWritesWork(): boolean {
+  return !nowaitWritesRefused
 }

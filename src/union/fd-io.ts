@@ -9,7 +9,7 @@
  * unsupported (ext4); so may small reads (preadSmall).
  */
 import { fsync, fdatasync, read, readSync, write, writeSync } from 'node:fs'
-import { preadNowait, pwriteNowait } from '../sys/native.js'
+import { nowaitWritesWork, preadNowait, pwriteNowait } from '../sys/native.js'
 
 /** The smallest page size: every page size is a multiple of it, so a cached read that ends inside a
  *  4 KiB unit ended at the end of the file. */
@@ -44,13 +44,20 @@ function isComplete(done: number, length: number, position: number): boolean {
 
 /** Writes all of `length` bytes from the start of `buffer`. */
 export async function pwrite(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
-  const done = pwriteNowait(fd, buffer, length, position) ?? 0
+  return pwriteNow(fd, buffer, length, position) ?? poolWrite(fd, buffer, 0, length, position)
+}
+
+/**
+ * A whole write done on the calling thread when it cannot stall it: through RWF_NOWAIT, or, where
+ * the filesystem cannot promise that (ext4), when it is small, a copy into the page cache. The
+ * count, or undefined for a big write, which may meet the dirty-page throttle and belongs in the
+ * pool (which then writes all of it again: the same bytes at the same place).
+ */
+export function pwriteNow(fd: number, buffer: Buffer, length: number, position: number): number | undefined {
+  const done = (nowaitWritesWork() ? pwriteNowait(fd, buffer, length, position) : undefined) ?? 0
   if (done === length) return done
-  // Where the filesystem cannot promise a write without waiting (ext4 among them), a small one is
-  // still a copy into the page cache: done here. Big ones may meet the dirty-page throttle, which
-  // would stall every request behind them, and go to the pool.
   if (length - done <= SYNC_WRITE_MAX) return done + writeSync(fd, buffer, done, length - done, position + done)
-  return done + (await poolWrite(fd, buffer, done, length - done, position + done))
+  return undefined
 }
 
 /** The biggest write made on the calling thread when RWF_NOWAIT is not available. */

@@ -6,7 +6,7 @@ import { closeSync, constants, fstatSync, ftruncateSync, openSync, type BigIntSt
 import type { Core } from './core.js'
 import type { Entry } from './entry.js'
 import { fsError } from './errors.js'
-import { fsyncFd, pread, preadCached, preadSmall, pwrite } from './fd-io.js'
+import { fsyncFd, pread, preadCached, preadSmall, pwrite, pwriteNow } from './fd-io.js'
 import { type Owner, create as createFile } from './namespace.js'
 
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR
@@ -65,6 +65,11 @@ export function read(core: Core, fh: number, buffer: Buffer, length: number, pos
 
 export function write(core: Core, fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
   return pwrite(handle(core, fh).fd, buffer, length, position)
+}
+
+/** write when it can be done without waiting (see pwriteNow): the count, else undefined. */
+export function tryWrite(core: Core, fh: number, buffer: Buffer, length: number, position: number): number | undefined {
+  return pwriteNow(handle(core, fh).fd, buffer, length, position)
 }
 
 export function ftruncateNow(core: Core, fh: number, size: number): void {

@@ -232,6 +232,11 @@ export class Union {
     return files.write(this.#core, fh, buffer, length, position)
   }
 
+  /** write when it cannot stall the calling thread (the count), else undefined: call write then. */
+  tryWrite(fh: number, buffer: Buffer, length: number, position: number): number | undefined {
+    return files.tryWrite(this.#core, fh, buffer, length, position)
+  }
+
   ftruncate(fh: number, size: number): Promise<void> {
     return files.ftruncate(this.#core, fh, size)
   }
