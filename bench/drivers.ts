@@ -2,10 +2,10 @@
  * The storage drivers compared: a plain directory (the floor), kernel overlayfs, fuse-overlayfs and layerfs.
  * A driver opens an instance over the fixture: a fresh mount with a fresh upper/work dir (or, for the plain
  * directory, the merged copy itself, or a scratch copy of what a modifying workload touches), and closes it
- * again: unmount, reap the daemon, delete the scratch dirs.
+ * again: unmount, reap the daemon, set the scratch dirs aside for deletion after the run (see retireTree).
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
+import { existsSync, mkdirSync, renameSync, statSync, statfsSync } from 'node:fs'
+import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { mustRun, runCmd } from './exec.js'
 import type { Fixture } from './fixture.js'
@@ -24,7 +24,7 @@ export interface Instance {
 }
 
 export interface OpenOptions {
-  /** a scratch directory private to this instance (created here, deleted on close) */
+  /** a scratch directory private to this instance (created here, set aside on close) */
   scratch: string
   /** The workload modifies the tree. For the plain driver: these merged-view paths are copied into a scratch
    * root first ('*small' = everything except the big files). Overlay drivers always get a fresh upper. */
@@ -60,6 +60,33 @@ async function removeTree(p: string): Promise<void> {
   if (existsSync(p)) await mustRun('rm', ['-rf', '--one-file-system', p], { timeoutMs: 600_000 })
 }
 
+/**
+ * Set an instance's scratch tree aside instead of deleting it: deleted later, in one go, after the
+ * measurements if space allows. On ext4 without a journal, a new inode is not given a number freed
+ * in the last seconds: every allocation scans past the recently freed ones of its block group, and
+ * after deleting thousands of files each create can cost up to a millisecond. Deleting one run's
+ * upper layer would so slow down the next run's creates and copy-ups, whichever driver that is.
+ */
+async function retireTree(p: string): Promise<void> {
+  if (!existsSync(p)) return
+  const trash = join(dirname(p), '.retired')
+  if (freeFraction(dirname(p)) < RETIRE_MIN_FREE) await removeTree(trash)
+  mkdirSync(trash, { recursive: true })
+  try {
+    renameSync(p, join(trash, `${basename(p)}-${Date.now()}`))
+  } catch {
+    await removeTree(p) // still a mount point (EBUSY), say: rm -rf --one-file-system leaves it be
+  }
+}
+
+/** Below this fraction of free space, retired trees are deleted before another one is set aside. */
+const RETIRE_MIN_FREE = 0.3
+
+function freeFraction(dir: string): number {
+  const st = statfsSync(dir)
+  return st.bavail / st.blocks
+}
+
 /** The layer stack as mount options, with a fresh upper and work dir under `scratch`. */
 function stackOptions(fx: Fixture, scratch: string): { options: string; mnt: string } {
   const upper = join(scratch, 'upper')
@@ -79,7 +106,7 @@ function mountedInstance(driver: DriverName, h: MountHandle, scratch: string): I
       try {
         await unmount(h)
       } finally {
-        await removeTree(scratch)
+        await retireTree(scratch)
       }
     },
   }
@@ -113,7 +140,7 @@ export const plainDriver: Driver = {
       await removeTree(o.scratch).catch(() => undefined)
       throw e
     }
-    return { driver: 'plain', root, daemonPid: undefined, close: () => removeTree(o.scratch) }
+    return { driver: 'plain', root, daemonPid: undefined, close: () => retireTree(o.scratch) }
   },
 }
 

@@ -209,7 +209,7 @@ export class LowLevelBridge {
         const path = this.#path(this.#node(r.ino))
         const fh = union.tryOpen(path, r.flags)
         if (fh === undefined) return false
-        this.#replyOpen(r.req, path, fh)
+        this.#replyOpen(r.req, fh)
         return true
       }
       case 'read': {
@@ -330,17 +330,10 @@ export class LowLevelBridge {
     }
   }
 
-  /** Keep the page cache across opens: layers do not change under the mount and every write comes
-   *  through this inode. Not for a hard-linked file, whose other names are other kernel inodes with
-   *  page caches of their own. */
-  #replyOpen(req: number, path: string, fh: number): void {
-    let keepCache = false
-    try {
-      keepCache = this.#union.getattrSync(path).nlink === 1
-    } catch {
-      // Gone since the open (a concurrent unlink): the handle still works, only uncached.
-    }
-    this.#session.replyOpen(req, fh, { keepCache })
+  /** Keep the page cache across opens (see Union.keepsPages): layers do not change under the mount
+   *  and every write comes through this inode. */
+  #replyOpen(req: number, fh: number): void {
+    this.#session.replyOpen(req, fh, { keepCache: this.#union.keepsPages(fh) })
   }
 
   /** Everything that waits: big copy-ups and what follows them, big writes, uncached reads, fsync. */
@@ -372,7 +365,7 @@ export class LowLevelBridge {
       }
       case 'open': {
         const path = this.#path(this.#node(r.ino))
-        this.#replyOpen(r.req, path, await union.open(path, r.flags))
+        this.#replyOpen(r.req, await union.open(path, r.flags))
         return
       }
       case 'read': {

@@ -21,6 +21,8 @@ export interface Entry {
   lowerHas?: boolean
   /** Memoised: an upper file that is a metadata-only copy (its data is still in a lower layer). */
   metacopy?: boolean
+  /** Memoised for lower files (whose link counts never change): the file has one name. */
+  singleLink?: boolean
 }
 
 /** The dirLayers of every non-directory: one shared empty list instead of one per cached entry. */

@@ -2,9 +2,9 @@
  * Open files and their I/O. Opening for writing (or with O_TRUNC) copies the file up first; an
  * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, type BigIntStats } from 'node:fs'
+import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, type BigIntStats } from 'node:fs'
 import type { Core } from './core.js'
-import type { Entry } from './entry.js'
+import { type Entry, inUpper } from './entry.js'
 import { fsError } from './errors.js'
 import { fsyncFd, pread, preadCached, preadSmall, pwrite, pwriteNow } from './fd-io.js'
 import { type Owner, create as createFile } from './namespace.js'
@@ -39,12 +39,23 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   // A metadata-only copy is read from its lower data; a later completion moves the reader over.
   const lowerData = !writing && core.isMetacopy(entry)
   const fd = openSync(lowerData ? core.dataSource(entry) : entry.layer.path(rel), (flags & ~CREATE_FLAGS) | constants.O_NOFOLLOW)
-  return core.handles.add({ fd, path: rel, upper: entry.layer.writable && !lowerData })
+  return core.handles.add({ fd, path: rel, upper: entry.layer.writable && !lowerData, singleLink: singleLink(entry, fd, lowerData) })
+}
+
+/** Whether the file has one name; lower files' answers are kept, since their links never change. */
+function singleLink(entry: Entry, fd: number, lowerData: boolean): boolean {
+  if (!inUpper(entry)) return (entry.singleLink ??= fstatSync(fd).nlink === 1)
+  return (lowerData ? lstatSync(entry.layer.path(entry.path)) : fstatSync(fd)).nlink === 1
 }
 
 export function create(core: Core, rel: string, mode: number, owner?: Owner): number {
   const { fd } = createFile(core, rel, mode, owner)
-  return core.handles.add({ fd, path: rel, upper: true })
+  return core.handles.add({ fd, path: rel, upper: true, singleLink: true })
+}
+
+/** Whether the kernel may keep the file's pages across opens (see Union.keepsPages). */
+export function keepsPages(core: Core, fh: number): boolean {
+  return core.handles.get(fh)?.singleLink ?? false
 }
 
 function handle(core: Core, fh: number): { fd: number } {

@@ -205,6 +205,13 @@ export class Union {
     return files.create(this.#core, relPath(path), mode, owner)
   }
 
+  /** Whether the kernel may keep an open file's pages for the next open: every write comes through
+   *  the union, but a hard-linked file's other names are other kernel inodes, with pages of their
+   *  own, so not for a file with several names. */
+  keepsPages(fh: number): boolean {
+    return files.keepsPages(this.#core, fh)
+  }
+
   /** Attributes of an open file by handle (its name may be gone). */
   async fgetattr(fh: number, ino: number): Promise<attrs.Attr> {
     return this.fgetattrSync(fh, ino)
