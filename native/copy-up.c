@@ -128,13 +128,28 @@ static int copy_range(int in, int out, off_t start, off_t end, int *use_cfr, cha
     return 0;
 }
 
-static int copy_data(int in, int out, off_t size, int64_t *moved) {
-    if (ioctl(out, FICLONE, in) == 0) {
-        *moved = size;
-        return 0;
+/* Set once FICLONE said the upper filesystem cannot share extents at all (ext4): not tried again. */
+static volatile int no_reflink;
+
+static int copy_data(int in, int out, const struct stat *st, int64_t *moved) {
+    off_t size = st->st_size;
+    if (!no_reflink) {
+        if (ioctl(out, FICLONE, in) == 0) {
+            *moved = size;
+            return 0;
+        }
+        if (errno == EOPNOTSUPP) no_reflink = 1;
     }
     int use_cfr = 1, err = 0;
     char *buf = NULL;
+    /* Blocks for every byte: no holes to look for (were there some after all, the copy would only be
+     * less sparse), nor a size left to set. */
+    if ((off_t)st->st_blocks * 512 >= size) {
+        err = copy_range(in, out, 0, size, &use_cfr, &buf, moved);
+        free(buf);
+        if (!err && *moved < size && ftruncate(out, size) < 0) err = errno;
+        return err;
+    }
     off_t off = 0;
     while (!err && off < size) {
         off_t data = lseek(in, off, SEEK_DATA), hole;
@@ -169,7 +184,7 @@ static int make_object(op *o, const struct stat *st, int *out) {
         const char *from = o->size > 0 ? (const char *)o->data : src;
         int in = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (in < 0) return errno;
-        int err = copy_data(in, *out, st->st_size, &o->ret);
+        int err = copy_data(in, *out, st, &o->ret);
         close(in);
         return err;
     }
@@ -195,7 +210,9 @@ static int stage_exec(op *o) {
     err = make_object(o, &st, &out);
     /* Owner before mode (chown clears set-ID bits), mode before xattrs (chown also drops
      * security.capability), times last (every change before bumps them). */
-    if (!err && lchown(o->dest, st.st_uid, st.st_gid) < 0 && errno != EPERM) err = errno;
+    /* The copy is the daemon's; usually root's, like most of an image, and then already right. */
+    if (!err && (st.st_uid != geteuid() || st.st_gid != getegid()) && lchown(o->dest, st.st_uid, st.st_gid) < 0 && errno != EPERM)
+        err = errno;
     if (!err && o->mode != KIND_SYMLINK && chmod(o->dest, st.st_mode & 07777) < 0) err = errno;
     if (!err) err = copy_xattrs(o->path, o->dest);
     if (!err && o->name[0] && lsetxattr(o->dest, ORIGIN_XATTR, o->name, strlen(o->name), 0) < 0 && !dropped(errno))
