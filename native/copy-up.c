@@ -7,13 +7,15 @@
  * stage: build a copy of SRC at TMP (in the work directory): the object itself (a regular file with
  * its data when asked, copied by reflink, else copy_file_range over data extents only so holes stay
  * holes, else read/write), then owner, mode, xattrs (not the union's private ones), the origin inode,
- * and the times; fsync when asked. On failure TMP is removed.
+ * and the times; fsync when asked (a file to be fsync'd is made unnamed and named TMP once complete,
+ * see create_file). On failure TMP is removed.
  * commit: rename TMP over TARGET and give the parent back its times (a copy-up is not a change users
  * see in the parent). */
 #include "exports.h"
 #include "op.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdio.h>
@@ -46,7 +48,8 @@ static int private_xattr(const char *name) {
  * kernel drops what it cannot copy. */
 static int dropped(int e) { return e == ENOTSUP || e == EPERM; }
 
-static int copy_xattrs(const char *src, const char *dst) {
+/* Onto the open file `fd` when there is one (a regular file), else onto the path `dst`. */
+static int copy_xattrs(const char *src, int fd, const char *dst) {
     ssize_t size = llistxattr(src, NULL, 0);
     if (size < 0) return errno == ENOTSUP ? 0 : errno;
     if (size == 0) return 0;
@@ -75,7 +78,8 @@ static int copy_xattrs(const char *src, const char *dst) {
             if (errno != ENODATA) err = errno;
             continue;
         }
-        if (lsetxattr(dst, n, value, (size_t)len, 0) < 0 && !dropped(errno)) err = errno;
+        int set = fd >= 0 ? fsetxattr(fd, n, value, (size_t)len, 0) : lsetxattr(dst, n, value, (size_t)len, 0);
+        if (set < 0 && !dropped(errno)) err = errno;
     }
     free(value);
     free(names);
@@ -172,11 +176,37 @@ static int copy_data(int in, int out, const struct stat *st, int64_t *moved) {
     return err;
 }
 
-static int make_object(op *o, const struct stat *st, int *out) {
+/* The file a copy is written to. A copy that is fsync'd is made with O_TMPFILE and linked in only
+ * once complete: fsync of a file created by name also writes out its new directory entry (ext4
+ * syncs the parent of a new inode), which costs as much again, and the union does not need that
+ * entry to survive a crash. Elsewhere (or where O_TMPFILE is not supported), by name. *linked tells
+ * which: 0 when the file still needs linking to TMP. */
+static int create_file(const char *tmp, int flags, int *linked) {
+    *linked = 1;
+    if (flags & STAGE_FSYNC) {
+        char dir[PATH_MAX];
+        const char *slash = strrchr(tmp, '/');
+        size_t len = slash ? (size_t)(slash - tmp) : 0;
+        if (slash && len > 0 && len < sizeof dir) {
+            memcpy(dir, tmp, len);
+            dir[len] = '\0';
+            int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+            if (fd >= 0) {
+                *linked = 0;
+                return fd;
+            }
+            if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return -1;
+        }
+    }
+    return open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+}
+
+static int make_object(op *o, const struct stat *st, int *out, int *linked) {
     const char *src = o->path, *tmp = o->dest;
+    *linked = 1;
     switch (o->mode) {
     case KIND_FILE: {
-        *out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        *out = create_file(tmp, o->flags, linked);
         if (*out < 0) return errno;
         if (o->flags & STAGE_META) return ftruncate(*out, st->st_size) < 0 ? errno : 0;
         if (!(o->flags & STAGE_DATA) || st->st_size == 0) return 0;
@@ -202,29 +232,59 @@ static int make_object(op *o, const struct stat *st, int *out) {
     }
 }
 
+/* The metadata of a copy, through its fd when it has one (a regular file), else by path. */
+static int set_owner(const char *path, int fd, const struct stat *st) {
+    /* The copy is the daemon's; usually root's, like most of an image, and then already right. */
+    if (st->st_uid == geteuid() && st->st_gid == getegid()) return 0;
+    int r = fd >= 0 ? fchown(fd, st->st_uid, st->st_gid) : lchown(path, st->st_uid, st->st_gid);
+    return r < 0 && errno != EPERM ? errno : 0;
+}
+
+static int set_xattr(const char *path, int fd, const char *name, const char *value, size_t len) {
+    return (fd >= 0 ? fsetxattr(fd, name, value, len, 0) : lsetxattr(path, name, value, len, 0)) < 0 ? errno : 0;
+}
+
+static int set_times(const char *path, int fd, const struct stat *st) {
+    struct timespec times[2] = {st->st_atim, st->st_mtim};
+    int r = fd >= 0 ? futimens(fd, times) : utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW);
+    return r < 0 ? errno : 0;
+}
+
+/* Give an O_TMPFILE file the name PATH: by its fd (needs CAP_DAC_READ_SEARCH), else through
+ * /proc/self/fd (needs /proc). */
+static int link_tmpfile(int fd, const char *path) {
+    if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0) return 0;
+    if (errno != ENOENT && errno != EPERM) return errno;
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0 ? errno : 0;
+}
+
 static int stage_exec(op *o) {
     struct stat st;
-    int out = -1, err;
+    int out = -1, linked = 1, err;
     o->ret = 0;
     if (lstat(o->path, &st) < 0) return errno;
-    err = make_object(o, &st, &out);
+    err = make_object(o, &st, &out, &linked);
     /* Owner before mode (chown clears set-ID bits), mode before xattrs (chown also drops
      * security.capability), times last (every change before bumps them). */
-    /* The copy is the daemon's; usually root's, like most of an image, and then already right. */
-    if (!err && (st.st_uid != geteuid() || st.st_gid != getegid()) && lchown(o->dest, st.st_uid, st.st_gid) < 0 && errno != EPERM)
+    if (!err) err = set_owner(o->dest, out, &st);
+    if (!err && o->mode != KIND_SYMLINK && (out >= 0 ? fchmod(out, st.st_mode & 07777) : chmod(o->dest, st.st_mode & 07777)) < 0)
         err = errno;
-    if (!err && o->mode != KIND_SYMLINK && chmod(o->dest, st.st_mode & 07777) < 0) err = errno;
-    if (!err) err = copy_xattrs(o->path, o->dest);
-    if (!err && o->name[0] && lsetxattr(o->dest, ORIGIN_XATTR, o->name, strlen(o->name), 0) < 0 && !dropped(errno))
-        err = errno;
-    if (!err && (o->flags & STAGE_META) && lsetxattr(o->dest, METACOPY_XATTR, "", 0, 0) < 0) err = errno;
-    if (!err) {
-        struct timespec times[2] = {st.st_atim, st.st_mtim};
-        if (utimensat(AT_FDCWD, o->dest, times, AT_SYMLINK_NOFOLLOW) < 0) err = errno;
+    if (!err) err = copy_xattrs(o->path, out, o->dest);
+    if (!err && o->name[0]) {
+        err = set_xattr(o->dest, out, ORIGIN_XATTR, o->name, strlen(o->name));
+        if (dropped(err)) err = 0;
     }
+    if (!err && (o->flags & STAGE_META)) err = set_xattr(o->dest, out, METACOPY_XATTR, "", 0);
+    if (!err) err = set_times(o->dest, out, &st);
     if (!err && out >= 0 && (o->flags & STAGE_FSYNC) && fsync(out) < 0) err = errno;
+    if (!err && !linked) {
+        err = link_tmpfile(out, o->dest);
+        linked = !err;
+    }
     if (out >= 0 && close(out) < 0 && !err) err = errno;
-    if (err) {
+    if (err && linked) {
         if (o->mode == KIND_DIR) rmdir(o->dest);
         else unlink(o->dest);
     }

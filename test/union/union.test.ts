@@ -161,6 +161,36 @@ describe('copy-up', () => {
     expect(s.union.stats().copyUps.copyUps).toBe(1)
   })
 
+  for (const fsync of [true, false]) {
+    // fsync'd copies are made unnamed (O_TMPFILE) and named when complete; unsynced ones by name.
+    // A small file is copied on the calling thread, a big one on the thread pool.
+    it(`copies data, owner, mode, xattrs and times (${fsync ? 'fsync' : 'volatile'}), leaving no temp file`, async () => {
+      const s = await stack([{}], {}, { fsync })
+      const { chown, chmod, utimes } = await import('node:fs/promises')
+      const contents: Record<string, string> = { small: 'small data', big: 'x'.repeat(70_000) + 'end' }
+      for (const [name, text] of Object.entries(contents)) {
+        const lowerFile = join(s.lowers[0]!, name)
+        await writeFile(lowerFile, text)
+        await chown(lowerFile, 1234, 5678)
+        await chmod(lowerFile, 0o4751)
+        await lsetxattr(lowerFile, 'user.tag', name)
+        await utimes(lowerFile, OLD, OLD)
+      }
+      const union = await s.reopen()
+      for (const [name, text] of Object.entries(contents)) {
+        // A change of metadata only, so that everything else must have come across unchanged.
+        await union.setxattr(`/${name}`, 'user.more', Buffer.from('1'))
+        const upperFile = join(s.upper, name)
+        const st = await lstat(upperFile)
+        expect([st.uid, st.gid, st.mode & 0o7777, st.mtimeMs]).toEqual([1234, 5678, 0o4751, OLD.getTime()])
+        expect((await lgetxattr(upperFile, 'user.tag'))?.toString()).toBe(name)
+        expect(await readFile(upperFile, 'utf8')).toBe(text)
+      }
+      expect(union.stats().copyUps.copyUps).toBe(2)
+      expect(await readdir(join(s.work, 'work'))).toEqual([])
+    })
+  }
+
   it('drops a data copy-up whose name was removed while it copied', async () => {
     const s = await stack([{ f: 'x'.repeat(100_000) }])
     const opening = s.union.open('/f', constants.O_RDWR)
