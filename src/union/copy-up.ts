@@ -6,9 +6,10 @@
  * half-made file in the upper layer: at worst a stray temp file in the work directory, which is
  * cleared at the next mount. The staging runs as one native job (native/copy-up.c): done call by
  * call, the thread-pool round trips cost more than the copy of a small file. A copy that moves no
- * data (a directory, a symlink, an empty or metadata-only file) or little (a small file) runs on the
- * calling thread (stageNow): that costs less than the hop to the thread pool and back, which is
- * for the copies of big files.
+ * data (a directory, a symlink, an empty or metadata-only file), or little (a small file, when
+ * copies are not fsync'd), runs on the calling thread (stageNow): that costs less than the hop to the
+ * thread pool and back. The pool takes big files, and every copy that ends in an fsync: a disk flush
+ * must not stall every other request, and several copy-ups' flushes then overlap.
  *
  * One copy-up per path at a time: concurrent openers share the one in flight (see core.ts).
  */
@@ -40,6 +41,11 @@ export class Stager {
   constructor(workDir: string, fsync: boolean) {
     this.#dir = workDir
     this.#fsync = fsync
+  }
+
+  /** Whether data copies are fsync'd before they are committed. */
+  get syncsData(): boolean {
+    return this.#fsync
   }
 
   /** A fresh name in the work directory. */

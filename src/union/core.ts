@@ -87,9 +87,9 @@ export class Core {
 
   /**
    * Copy `rel` up, at once, when the copy moves no data or little: a directory, a symlink or special
-   * file, an empty file, a metadata-only copy (metacopy on, want 'meta'), a small file. Returns the
-   * upper entry, or undefined when a big file's data must be copied (or a copy is in flight for
-   * this name): call copyUp then.
+   * file, an empty file, a metadata-only copy (metacopy on, want 'meta'), a small file when copies
+   * are not fsync'd. Returns the upper entry, or undefined when file data must be copied on the
+   * thread pool (or a copy is in flight for this name): call copyUp then.
    * With metacopy on, the bytes of a metadata-only copy stay in the lower layer until a write needs
    * them (overlayfs's metacopy, in the kernel's on-disk format); an upper metadata-only copy asked
    * for its data (or for an empty file) is completed.
@@ -107,14 +107,14 @@ export class Core {
     const started = performance.now()
     if (complete) {
       // Made empty (O_TRUNC), it needs none of the lower bytes.
-      if (want === true && lstatSync(this.dataSource(entry)).size > COPY_NOW_MAX) return undefined
+      if (want === true && (this.stager.syncsData || lstatSync(this.dataSource(entry)).size > COPY_NOW_MAX)) return undefined
       return this.#completed(entry, this.stager.stageNow(this.requireUpper().path(rel), 'file', this.#completion(entry, want === true)), started)
     }
     const meta = want === 'meta' && this.metacopy && entry.kind === 'file'
     const data = want !== false && !meta
     const src = entry.layer.path(rel)
     const st = lstatSync(src, { bigint: true })
-    if (Stager.movesData(entry.kind, { data, meta }) && st.size > COPY_NOW_MAX) return undefined
+    if (Stager.movesData(entry.kind, { data, meta }) && (st.size > COPY_NOW_MAX || this.stager.syncsData)) return undefined
     return this.#copied(entry, this.#stageNow(entry, src, st, { data, meta }), meta, originOf(st), started)
   }
 
@@ -302,8 +302,8 @@ export class Core {
   }
 }
 
-/** Files up to this size are copied up on the calling thread: the copy costs less than the trip to
- *  the thread pool and back. */
+/** Files up to this size are copied up on the calling thread when copies are not fsync'd: the copy
+ *  costs less than the trip to the thread pool and back (see copy-up.ts). */
 const COPY_NOW_MAX = 64 * 1024
 
 /** The origin a copy records: the lower inode, unless the lower file has other links, which the
