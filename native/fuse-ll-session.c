@@ -158,6 +158,7 @@ void fll_push(fll_session *s, fll_rec *r) {
     if (s->tail) s->tail->next = r;
     else s->head = r;
     s->tail = r;
+    s->queued++;
 }
 
 static void rec_free(fll_rec *r) {
@@ -206,6 +207,9 @@ static int fill_fields(fll_session *s, fll_rec *r) {
     f[FLL_F_MTIME] = (double)r->st.st_mtim.tv_sec;
     f[FLL_F_MTIME_NS] = (double)r->st.st_mtim.tv_nsec;
     f[FLL_F_ANSWERED] = r->req == NULL; /* no reply owed: forget, and what C answered itself */
+    /* Other requests read from /dev/fuse and not answered yet: still to be delivered after this
+     * one, or waiting on the thread pool. */
+    f[FLL_F_WAITING] = (double)(s->queued + s->outstanding - (r->req ? 1 : 0));
     return 1;
 }
 
@@ -253,6 +257,7 @@ static void end_session(fll_session *s) {
         rec_free(r);
     }
     s->head = s->tail = NULL;
+    s->queued = 0;
     fuse_session_destroy(s->se);
     s->se = NULL;
     free(s->fbuf.mem);
@@ -301,6 +306,7 @@ static void deliver(fll_session *s, const char *reason) {
         fll_rec *r = s->head;
         s->head = r->next;
         if (!s->head) s->tail = NULL;
+        s->queued--;
         if (r->kind == FLL_EV_INIT) {
             event(env, s, "init", NULL);
         } else if (s->state == FLL_MOUNTED) {

@@ -41,7 +41,7 @@ enum {
     FLL_F_REQ, FLL_F_UID, FLL_F_GID, FLL_F_PID, FLL_F_UMASK, FLL_F_INO, FLL_F_PARENT, FLL_F_NEWPARENT,
     FLL_F_FH, FLL_F_HAS_FH, FLL_F_NLOOKUP, FLL_F_RDEV, FLL_F_SIZE, FLL_F_OFFSET, FLL_F_MODE, FLL_F_FLAGS,
     FLL_F_VALID, FLL_F_MASK, FLL_F_DATASYNC, FLL_F_ST_MODE, FLL_F_ST_UID, FLL_F_ST_GID, FLL_F_ST_SIZE,
-    FLL_F_ATIME, FLL_F_ATIME_NS, FLL_F_MTIME, FLL_F_MTIME_NS, FLL_F_ANSWERED,
+    FLL_F_ATIME, FLL_F_ATIME_NS, FLL_F_MTIME, FLL_F_MTIME_NS, FLL_F_ANSWERED, FLL_F_WAITING,
     FLL_F_COUNT
 };
 /* Reply layouts: an attr; an entry is an attr followed by four more; a readdirplus entry is an entry
@@ -118,6 +118,7 @@ typedef struct fll_session {
     fll_slot *slots;
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */
     uint64_t outstanding;
+    uint64_t queued;     /* records read from /dev/fuse and not yet delivered */
 } fll_session;
 
 /* fuse-ll-ops.c */

@@ -217,7 +217,9 @@ export class LowLevelBridge {
         // answered here, and reads make no garbage.
         if (this.#readBuffer.length < r.size) this.#readBuffer = Buffer.allocUnsafeSlow(r.size)
         const buffer = this.#readBuffer
-        const n = union.tryRead(r.fh, buffer, r.size, r.offset)
+        // A small read may wait for the disk here only when no other request waits: with several
+        // callers, the pool keeps several disk reads in flight.
+        const n = union.tryRead(r.fh, buffer, r.size, r.offset, r.waiting === 0)
         if (n === undefined) return false
         session.replyBuf(r.req, buffer, n)
         return true

@@ -100,7 +100,8 @@ export type Request = {
   | { op: 'link'; ino: number; newparent: number; newname: string }
   | { op: 'open'; ino: number; flags: number }
   | { op: 'create'; parent: number; name: string; mode: number; flags: number }
-  | { op: 'read'; ino: number; fh: number; size: number; offset: number }
+  /** waiting: other requests read from the kernel and not answered yet (0: this one is alone). */
+  | { op: 'read'; ino: number; fh: number; size: number; offset: number; waiting: number }
   | { op: 'write'; ino: number; fh: number; data: Buffer /* a copy owned by JS */; offset: number }
   | { op: 'release'; ino: number; fh: number }
   | { op: 'fsync' | 'fsyncdir'; ino: number; fh: number; datasync: boolean }
@@ -161,7 +162,7 @@ const F = {
   REQ: 0, UID: 1, GID: 2, PID: 3, UMASK: 4, INO: 5, PARENT: 6, NEWPARENT: 7, FH: 8, HAS_FH: 9, NLOOKUP: 10,
   RDEV: 11, SIZE: 12, OFFSET: 13, MODE: 14, FLAGS: 15, VALID: 16, MASK: 17, DATASYNC: 18, ST_MODE: 19,
   ST_UID: 20, ST_GID: 21, ST_SIZE: 22, ATIME: 23, ATIME_NS: 24, MTIME: 25, MTIME_NS: 26, ANSWERED: 27,
-  COUNT: 28,
+  WAITING: 28, COUNT: 29,
 } as const
 // Reply layouts (FLL_A_*, FLL_E_*): an attr, an entry (attr + 4), readdirplus (entry + next), readdir.
 const ATTR_LEN = 15
@@ -274,7 +275,7 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
     case 'open':
       return { req, ctx, op, ino, flags: f[F.FLAGS]! }
     case 'read':
-      return { req, ctx, op, ino, fh: f[F.FH]!, size: f[F.SIZE]!, offset: f[F.OFFSET]! }
+      return { req, ctx, op, ino, fh: f[F.FH]!, size: f[F.SIZE]!, offset: f[F.OFFSET]!, waiting: f[F.WAITING]! }
     case 'readdir': case 'readdirplus':
       return { req, ctx, op, ino, size: f[F.SIZE]!, offset: f[F.OFFSET]! }
     case 'write':

@@ -23,7 +23,9 @@ export async function pread(fd: number, buffer: Buffer, length: number, position
 }
 
 /** A small read from the disk, done on the calling thread: a random 4 KiB read waits for the disk
- *  either way, and the pool would add two wakeups to each. Readahead-sized reads go to the pool. */
+ *  either way, and the pool would add two wakeups to each. Readahead-sized reads go to the pool, and
+ *  so do all reads while other requests wait (the caller decides), so that several disk reads can be
+ *  in flight at once. */
 export function preadSmall(fd: number, buffer: Buffer, length: number, position: number): number | undefined {
   return length <= SYNC_READ_MAX ? readSync(fd, buffer, 0, length, position) : undefined
 }

@@ -64,10 +64,11 @@ function handle(core: Core, fh: number): { fd: number } {
   return h
 }
 
-/** read when the page cache has the bytes (the count), else undefined: call read then. */
-export function tryRead(core: Core, fh: number, buffer: Buffer, length: number, position: number): number | undefined {
+/** read when the page cache has the bytes, or when it is a small read and `waitForDisk` allows
+ *  waiting for it here (the count); else undefined: call read then. */
+export function tryRead(core: Core, fh: number, buffer: Buffer, length: number, position: number, waitForDisk: boolean): number | undefined {
   const fd = handle(core, fh).fd
-  return preadCached(fd, buffer, length, position) ?? preadSmall(fd, buffer, length, position)
+  return preadCached(fd, buffer, length, position) ?? (waitForDisk ? preadSmall(fd, buffer, length, position) : undefined)
 }
 
 export function read(core: Core, fh: number, buffer: Buffer, length: number, position: number): Promise<number> {

@@ -226,9 +226,10 @@ export class Union {
     }
   }
 
-  /** read when the page cache has the bytes (the count), else undefined: call read then. */
-  tryRead(fh: number, buffer: Buffer, length: number, position: number): number | undefined {
-    return files.tryRead(this.#core, fh, buffer, length, position)
+  /** read when the page cache has the bytes, or when it is small and `waitForDisk` allows reading
+   *  it from the disk on the calling thread (the count); else undefined: call read then. */
+  tryRead(fh: number, buffer: Buffer, length: number, position: number, waitForDisk = true): number | undefined {
+    return files.tryRead(this.#core, fh, buffer, length, position, waitForDisk)
   }
 
   read(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
