@@ -80,7 +80,7 @@ async function retireTree(p: string): Promise<void> {
 }
 
 /** Below this fraction of free space, retired trees are deleted before another one is set aside. */
-const RETIRE_MIN_FREE = 0.3
+const RETIRE_MIN_FREE = 0.15
 
 function freeFraction(dir: string): number {
   const st = statfsSync(dir)
