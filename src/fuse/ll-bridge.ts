@@ -72,6 +72,10 @@ export class LowLevelBridge {
    *  oldest first: taken at offset 0, dropped at the end of the listing or when evicted. */
   readonly #listings = new Map<number, DirEntry[]>()
   #readBuffer = Buffer.allocUnsafeSlow(128 * 1024)
+  /** Buffers of reads that waited on the thread pool, for the next ones: the reply copies the bytes
+   *  out, and a new buffer per read left RSS to the garbage collector's pace. As many as there were
+   *  such reads in flight at once. */
+  readonly #spareBuffers: Buffer[] = []
   readonly #session: Session
   readonly counts: Record<string, number> = {}
   #closed!: () => void
@@ -371,9 +375,12 @@ export class LowLevelBridge {
         return
       }
       case 'read': {
-        const buffer = Buffer.allocUnsafe(r.size)
-        const n = await union.read(r.fh, buffer, r.size, r.offset)
-        session.replyBuf(r.req, buffer, n)
+        const buffer = this.#takeBuffer(r.size)
+        try {
+          session.replyBuf(r.req, buffer, await union.read(r.fh, buffer, r.size, r.offset))
+        } finally {
+          this.#spareBuffers.push(buffer)
+        }
         return
       }
       case 'write': {
@@ -400,6 +407,11 @@ export class LowLevelBridge {
       default:
         session.replyErr(r.req, -38 /* ENOSYS */)
     }
+  }
+
+  #takeBuffer(size: number): Buffer {
+    const spare = this.#spareBuffers.pop()
+    return spare !== undefined && spare.length >= size ? spare : Buffer.allocUnsafeSlow(Math.max(size, 128 * 1024))
   }
 
   /** The node table follows a rename the union made; a replaced file's other names are told. */
