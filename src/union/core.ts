@@ -247,10 +247,19 @@ export class Core {
     const upper = this.requireUpper()
     const target = upper.path(rel)
     if (this.#mknodWhiteouts) {
+      // Made in place when the name is free: the inode then comes from the directory's own block
+      // group, not the work directory's, where every copy-up's temp files come and go (ext4 without
+      // a journal scans past recently freed inodes on each allocation). Over an upper object, made
+      // aside and renamed over it, so that the name never goes missing.
       const tmp = this.stager.tempPath()
       try {
-        mknodSync(tmp, constants.S_IFCHR, 0)
-        renameSync(tmp, target)
+        try {
+          mknodSync(target, constants.S_IFCHR, 0)
+        } catch (err) {
+          if (!isCode(err, 'EEXIST')) throw err
+          mknodSync(tmp, constants.S_IFCHR, 0)
+          renameSync(tmp, target)
+        }
         this.counters.whiteouts++
         return
       } catch (err) {

@@ -191,6 +191,19 @@ describe('copy-up', () => {
     })
   }
 
+  it('leaves whiteouts where the name was free and over upper copies, nothing in the work dir', async () => {
+    const s = await stack([{ a: 'lower a', b: 'lower b' }])
+    await s.union.chmod('/b', 0o600) // b gets an upper copy, which its whiteout must replace
+    await s.union.unlink('/a')
+    await s.union.unlink('/b')
+    for (const name of ['a', 'b']) {
+      const st = await lstat(join(s.upper, name))
+      expect(st.isCharacterDevice() && st.rdev === 0).toBe(true)
+    }
+    expect(await s.union.readdir('/')).toEqual([])
+    expect(await readdir(join(s.work, 'work'))).toEqual([])
+  })
+
   it('drops a data copy-up whose name was removed while it copied', async () => {
     const s = await stack([{ f: 'x'.repeat(100_000) }])
     const opening = s.union.open('/f', constants.O_RDWR)
