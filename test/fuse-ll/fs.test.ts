@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as sys from '../../src/sys/native.js'
-import { cleanup, type Daemon, opCounts, sh, startDaemon, unavailable, waitForLine } from './harness.js'
+import { cleanup, type Daemon, opCounts, readWaits, sh, startDaemon, unavailable, waitForLine } from './harness.js'
 
 const skip = unavailable()
 if (skip) console.log(`skipping fuse-ll tests: ${skip}`)
@@ -101,6 +101,22 @@ describe.skipIf(skip !== undefined)('fuse-ll session serving memfs', { timeout: 
       after = (await opCounts(d)).forget ?? 0
     }
     expect(after).toBeGreaterThan(before)
+  })
+
+  it('tells each read how many other requests wait: none alone, some while others are unanswered', async () => {
+    await writeFile(join(m, 'lone'), 'x'.repeat(100))
+    for (let i = 0; i < 4; i++) await writeFile(join(m, `slow-${i}`), 'slow' + 'y'.repeat(100))
+    await readWaits(d)
+    expect((await readFile(join(m, 'lone'))).length).toBe(100)
+    const alone = await readWaits(d)
+    expect(alone.length).toBeGreaterThan(0)
+    expect(alone.every((w) => w === 0)).toBe(true)
+    // Each slow read stays unanswered for 200 ms: the reads that arrive meanwhile count it.
+    await Promise.all([0, 1, 2, 3].map((i) => readFile(join(m, `slow-${i}`))))
+    const busy = await readWaits(d)
+    expect(busy.length).toBeGreaterThanOrEqual(4)
+    expect(busy.every((w) => Number.isInteger(w) && w >= 0)).toBe(true)
+    expect(Math.max(...busy)).toBeGreaterThanOrEqual(1)
   })
 
   it('drops a cached entry at once when the daemon calls notifyInvalEntry', async () => {

@@ -59,6 +59,19 @@ export async function waitForLine(d: Daemon, re: RegExp, ms = 5000): Promise<Reg
 }
 
 /** Op counts seen by the daemon so far. */
+/** Each read request's count of other waiting requests, since the last call. */
+export async function readWaits(d: Daemon): Promise<number[]> {
+  const before = d.stdout().length
+  d.send('waits')
+  const deadline = Date.now() + 5000
+  for (;;) {
+    const m = d.stdout().slice(before).match(/^waits (.*)$/m)
+    if (m?.[1]) return JSON.parse(m[1]) as number[]
+    if (Date.now() > deadline) throw new Error('no waits from the daemon')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
 export async function opCounts(d: Daemon): Promise<Record<string, number>> {
   const before = d.stdout().length
   d.send('stats')

@@ -8,6 +8,7 @@
 // Commands on stdin, one a line:
 //   unmount            session.unmount() (stdin closing, i.e. the test runner went away, does too)
 //   stats              prints `stats {"<op>": count, ...}`
+//   waits              prints `waits [n, ...]`: each read's `waiting` since the last `waits`
 //   process-exit       process.exit(3) while mounted (the session must still unmount)
 //   oob-unlink <name>  removes /<name> behind the kernel's back, then notifyInvalEntry(1, name):
 //                      prints `inval <name> <result>` Node ids start at 2^40 + 5 and file handles at 2^33 + 7 so that 64-bit values
@@ -106,6 +107,8 @@ function drop(parent, name) {
 const opened = new Map() // fh → ino
 
 const counts = {}
+/** What each read request said of the others waiting (r.waiting), since the last `waits`. */
+let readWaits = []
 
 const fs = new Session(
   (r) => {
@@ -220,6 +223,9 @@ function serve(r) {
     case 'read': {
       if (opened.get(r.fh) !== r.ino) throw new FsError(E.EIO) // the fh must round-trip intact
       const d = get(r.ino).data.subarray(r.offset, r.offset + r.size)
+      readWaits.push(r.waiting)
+      // A file whose data starts with `slow` is answered late: its read stays unanswered meanwhile.
+      if (d.subarray(0, 4).toString() === 'slow') return void setTimeout(() => fs.replyBuf(r.req, d, d.length), 200)
       return fs.replyBuf(r.req, d, d.length)
     }
     case 'write': {
@@ -299,6 +305,10 @@ rl.on('line', (line) => {
   if (cmd === 'unmount') fs.unmount()
   else if (cmd === 'process-exit') process.exit(3)
   else if (cmd === 'stats') process.stdout.write(`stats ${JSON.stringify(counts)}\n`)
+  else if (cmd === 'waits') {
+    process.stdout.write(`waits ${JSON.stringify(readWaits)}\n`)
+    readWaits = []
+  }
   else if (cmd === 'oob-unlink') {
     if (child(1, arg)) drop(1, arg)
     // From a stdin callback, never from a request handler: the kernel takes the directory lock.
