@@ -10,9 +10,9 @@
  * A layer contributes to a directory only where that directory exists as a real directory in it (lstat,
  * never stat): symlinks inside a layer are never followed.
  *
- * Exactness: every namespace change goes through set/invalidate. A lookup that started before a change
- * and finishes after it must not store its stale answer, so each store checks a generation counter
- * that every change bumps.
+ * Exactness: every namespace change goes through set/invalidate. Lookups and changes are each one
+ * synchronous step on the JavaScript thread (see core.ts), so no lookup can straddle a change and
+ * store a stale answer.
  */
 import { lstatSync, type Dirent } from 'node:fs'
 import { LRUCache } from 'lru-cache'
@@ -37,7 +37,6 @@ export interface ResolverStats {
 export class Resolver {
   readonly #layers: Layer[]
   readonly #cache: LRUCache<string, Cached>
-  #generation = 0
   #hits = 0
   #misses = 0
   #negativeHits = 0
@@ -64,9 +63,8 @@ export class Resolver {
       return cached
     }
     this.#misses++
-    const generation = this.#generation
     const entry = rel === '' ? this.#root() : this.#lookup(rel)
-    if (generation === this.#generation) this.#cache.set(rel, entry ?? MISSING)
+    this.#cache.set(rel, entry ?? MISSING)
     return entry
   }
 
@@ -79,20 +77,17 @@ export class Resolver {
 
   /** Record what a change made of `rel` (undefined: the name is now gone). */
   set(rel: string, entry: Entry | undefined): void {
-    this.#generation++
     this.#cache.set(rel, entry ?? MISSING)
   }
 
   /** Forget `rel` only (a non-directory changed). */
   invalidate(rel: string): void {
-    this.#generation++
     this.#cache.delete(rel)
   }
 
   /** Forget `rel` and everything below it (a directory moved or was removed). O(cache size): it
    *  runs only for directory rename and rmdir. */
   invalidateTree(rel: string): void {
-    this.#generation++
     if (rel === '') {
       this.#cache.clear()
       return
@@ -139,24 +134,17 @@ export class Resolver {
     return this.#walk(rel, parent, (layer, checkMarker) => probeName(layer, dir, name, checkMarker))
   }
 
-  /** The change counter: a listing taken at generation g may prime the cache only while it is g. */
-  get generation(): number {
-    return this.#generation
-  }
-
   /**
-   * Fill the cache for the children of `dir` from per-layer listings taken at `generation` (readdir
-   * hands them over): the same walk as a lookup, with the listings answering what an lstat would, so
-   * a directory's entries cost no probe each. Entries already cached are left alone; nothing is
-   * stored if any change happened since the listings were taken.
+   * Fill the cache for the children of `dir` from per-layer listings just taken (readdir hands them
+   * over): the same walk as a lookup, with the listings answering what an lstat would, so a
+   * directory's entries cost no probe each. Entries already cached are left alone.
    */
-  prime(dir: Entry, names: string[], listings: Listings, generation: number): void {
+  prime(dir: Entry, names: string[], listings: Listings): void {
     for (const name of names) {
-      if (generation !== this.#generation) return
       const rel = joinPath(dir.path, name)
       if (this.#cache.has(rel)) continue
       const entry = this.#walk(rel, dir, (layer, checkMarker) => probeListed(listings.get(layer), layer, dir.path, name, checkMarker))
-      if (generation === this.#generation) this.#cache.set(rel, entry ?? MISSING)
+      this.#cache.set(rel, entry ?? MISSING)
     }
   }
 

@@ -154,10 +154,9 @@ export class Union {
     const dir = resolver.get(rel)
     if (dir.kind !== 'dir') throw fsError('ENOTDIR', path)
     // The listings that give the names also answer the lookups of the children (resolver.prime).
-    const generation = resolver.generation
     const listings = listLayers(dir)
     const list = mergeListings(dir, listings)
-    resolver.prime(dir, list, listings, generation)
+    resolver.prime(dir, list, listings)
     const parentRel = rel === '' ? '' : rel.slice(0, Math.max(0, rel.lastIndexOf('/')))
     const out: DirEntry[] = [
       { name: '.', attr: attrs.attrOf(dir) },
