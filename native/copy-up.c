@@ -1,8 +1,8 @@
 /* Copy-up staging and commit, each as ONE native job. Done call by call from JavaScript, a copy
  * takes some twenty pool round trips (open, copy, chown, chmod, xattrs, times, fsync, close, rename,
- * parent times), and on small files those round trips, not the syscalls, were most of the cost. A
- * stage that copies data runs on the thread pool; one that does not (directories, links, metadata-
- * only copies, empty files) and every commit run on the calling thread: metadata only.
+ * parent times), and on small files those round trips, not the syscalls, were most of the cost.
+ * stageCopy runs on the thread pool, stageCopySync on the calling thread (the union's choice: copies
+ * that move no data or little, and are not fsync'd); every commit runs on the calling thread.
  *
  * stage: build a copy of SRC at TMP (in the work directory): the object itself (a regular file with
  * its data when asked, copied by reflink, else copy_file_range over data extents only so holes stay
@@ -135,8 +135,8 @@ static int copy_range(int in, int out, off_t start, off_t end, int *use_cfr, cha
 /* Set once FICLONE said the upper filesystem cannot share extents at all (ext4): not tried again. */
 static volatile int no_reflink;
 
-static int copy_data(int in, int out, const struct stat *st, int64_t *moved) {
-    off_t size = st->st_size;
+/* Copies SIZE bytes of IN, whose own blocks are BLOCKS (512-byte units). */
+static int copy_data(int in, int out, off_t size, blkcnt_t blocks, int64_t *moved) {
     if (!no_reflink) {
         if (ioctl(out, FICLONE, in) == 0) {
             *moved = size;
@@ -148,7 +148,7 @@ static int copy_data(int in, int out, const struct stat *st, int64_t *moved) {
     char *buf = NULL;
     /* Blocks for every byte: no holes to look for (were there some after all, the copy would only be
      * less sparse), nor a size left to set. */
-    if ((off_t)st->st_blocks * 512 >= size) {
+    if ((off_t)blocks * 512 >= size) {
         err = copy_range(in, out, 0, size, &use_cfr, &buf, moved);
         free(buf);
         if (!err && *moved < size && ftruncate(out, size) < 0) err = errno;
@@ -214,7 +214,10 @@ static int make_object(op *o, const struct stat *st, int *out, int *linked) {
         const char *from = o->size > 0 ? (const char *)o->data : src;
         int in = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (in < 0) return errno;
-        int err = copy_data(in, *out, st, &o->ret);
+        struct stat data_st;
+        blkcnt_t blocks = st->st_blocks; /* of the bytes' own file: a metacopy's upper file has none */
+        if (o->size > 0) blocks = fstat(in, &data_st) == 0 ? data_st.st_blocks : 0;
+        int err = copy_data(in, *out, st->st_size, blocks, &o->ret);
         close(in);
         return err;
     }
@@ -238,6 +241,10 @@ static int set_owner(const char *path, int fd, const struct stat *st) {
     if (st->st_uid == geteuid() && st->st_gid == getegid()) return 0;
     int r = fd >= 0 ? fchown(fd, st->st_uid, st->st_gid) : lchown(path, st->st_uid, st->st_gid);
     return r < 0 && errno != EPERM ? errno : 0;
+}
+
+static int set_mode(const char *path, int fd, const struct stat *st) {
+    return (fd >= 0 ? fchmod(fd, st->st_mode & 07777) : chmod(path, st->st_mode & 07777)) < 0 ? errno : 0;
 }
 
 static int set_xattr(const char *path, int fd, const char *name, const char *value, size_t len) {
@@ -269,8 +276,7 @@ static int stage_exec(op *o) {
     /* Owner before mode (chown clears set-ID bits), mode before xattrs (chown also drops
      * security.capability), times last (every change before bumps them). */
     if (!err) err = set_owner(o->dest, out, &st);
-    if (!err && o->mode != KIND_SYMLINK && (out >= 0 ? fchmod(out, st.st_mode & 07777) : chmod(o->dest, st.st_mode & 07777)) < 0)
-        err = errno;
+    if (!err && o->mode != KIND_SYMLINK) err = set_mode(o->dest, out, &st);
     if (!err) err = copy_xattrs(o->path, out, o->dest);
     if (!err && o->name[0]) {
         err = set_xattr(o->dest, out, ORIGIN_XATTR, o->name, strlen(o->name));

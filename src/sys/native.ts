@@ -200,10 +200,6 @@ export function mknodSync(path: string, mode: number, dev: number): void {
 }
 
 /** rename with RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT (0 = plain rename). */
-export function renameat2(from: string, to: string, flags: number): Promise<void> {
-  return call((n) => n.renameat2(from, to, flags), from, to)
-}
-
 export function renameat2Sync(from: string, to: string, flags: number): void {
   callSync((n) => n.renameat2(from, to, flags), from, to)
 }
@@ -264,24 +260,17 @@ export interface StageOptions {
 }
 
 /**
- * Build a copy of `src` at `tmp` in one native job: the object (with its data when asked: reflink,
- * else copy_file_range over data extents, else read/write; holes kept), owner, mode, xattrs except
- * the union's private ones, origin, times, and an fsync when asked. A copy that moves data runs on
- * the thread pool, any other on the calling thread. Resolves to the bytes of data copied; on
- * failure `tmp` is gone.
+ * Build a copy of `src` at `tmp` in one native job, on the thread pool: the object (with its data
+ * when asked: reflink, else copy_file_range over data extents, else read/write; holes kept), owner,
+ * mode, xattrs except the union's private ones, origin, times, and an fsync when asked. Resolves to
+ * the bytes of data copied; on failure `tmp` is gone.
  */
 export function stageCopy(src: string, tmp: string, kind: CopyKind, options: StageOptions): Promise<number> {
   const args = stageArgs(kind, options)
-  if (!movesData(kind, options)) return call(() => stageCopySync(src, tmp, kind, options))
   return call((n) => n.stageCopy(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom), src, tmp)
 }
 
-/** Whether a copy moves file data: only those go to the thread pool. */
-export function movesData(kind: CopyKind, options: { data: boolean; meta?: boolean }): boolean {
-  return kind === 'file' && options.data && !options.meta
-}
-
-/** stageCopy on the calling thread: for copies that move no data (see movesData), or little. */
+/** stageCopy on the calling thread: for copies that move no file data, or little. */
 export function stageCopySync(src: string, tmp: string, kind: CopyKind, options: StageOptions): number {
   const args = stageArgs(kind, options)
   return callSync((n) => n.stageCopySync(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom), src, tmp)

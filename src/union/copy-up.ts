@@ -14,7 +14,7 @@
  * One copy-up per path at a time: concurrent openers share the one in flight (see core.ts).
  */
 import { join } from 'node:path'
-import { commitCopySync, movesData, stageCopy, stageCopySync, type StageOptions as CopyOptions } from '../sys/native.js'
+import { commitCopySync, stageCopy, stageCopySync, type StageOptions as CopyOptions } from '../sys/native.js'
 import type { Kind } from './entry.js'
 
 export interface StageOptions {
@@ -53,18 +53,13 @@ export class Stager {
     return join(this.#dir, `#lfs-${process.pid}-${++this.#seq}`)
   }
 
-  /** Whether staging this copy waits for the thread pool (it moves file data). */
-  static movesData(kind: Kind, options: { data: boolean; meta?: boolean }): boolean {
-    return movesData(kind, options)
-  }
-
-  /** Build a copy of the host path `src` in the work directory. */
+  /** Build a copy of the host path `src` in the work directory, on the thread pool. */
   async stage(src: string, kind: Kind, options: StageOptions): Promise<Staged> {
     const tmp = this.tempPath()
     return { tmp, bytes: await stageCopy(src, tmp, kind, this.#options(kind, options)) }
   }
 
-  /** stage, on the calling thread: for a copy that moves no data (see movesData), or little. */
+  /** stage, on the calling thread: for a copy that moves no file data, or little. */
   stageNow(src: string, kind: Kind, options: StageOptions): Staged {
     const tmp = this.tempPath()
     return { tmp, bytes: stageCopySync(src, tmp, kind, this.#options(kind, options)) }

@@ -107,15 +107,21 @@ export class Core {
     const started = performance.now()
     if (complete) {
       // Made empty (O_TRUNC), it needs none of the lower bytes.
-      if (want === true && (this.stager.syncsData || lstatSync(this.dataSource(entry)).size > COPY_NOW_MAX)) return undefined
-      return this.#completed(entry, this.stager.stageNow(this.requireUpper().path(rel), 'file', this.#completion(entry, want === true)), started)
+      const from = want === true ? this.dataSource(entry) : undefined
+      if (from !== undefined && !this.#copiesNow(lstatSync(from).size)) return undefined
+      return this.#completed(entry, this.stager.stageNow(this.requireUpper().path(rel), 'file', this.#completion(entry, from)), started)
     }
     const meta = want === 'meta' && this.metacopy && entry.kind === 'file'
     const data = want !== false && !meta
     const src = entry.layer.path(rel)
     const st = lstatSync(src, { bigint: true })
-    if (Stager.movesData(entry.kind, { data, meta }) && (st.size > COPY_NOW_MAX || this.stager.syncsData)) return undefined
+    if (entry.kind === 'file' && data && !this.#copiesNow(Number(st.size))) return undefined
     return this.#copied(entry, this.#stageNow(entry, src, st, { data, meta }), meta, originOf(st), started)
+  }
+
+  /** Whether a copy of this many bytes is made on the calling thread (see COPY_NOW_MAX). */
+  #copiesNow(bytes: number): boolean {
+    return !this.stager.syncsData && bytes <= COPY_NOW_MAX
   }
 
   /** Stage a copy of the lower `entry` on the calling thread, its parent made ready first. */
@@ -201,13 +207,14 @@ export class Core {
    *  bytes, renamed over it. */
   async #complete(entry: Entry): Promise<Entry> {
     const started = performance.now()
-    const staged = await this.stager.stage(this.requireUpper().path(entry.path), 'file', this.#completion(entry, true))
+    const staged = await this.stager.stage(this.requireUpper().path(entry.path), 'file', this.#completion(entry, this.dataSource(entry)))
     return this.#completed(entry, staged, started)
   }
 
-  #completion(entry: Entry, withData: boolean): { data: boolean; origin: bigint | undefined; dataFrom: string | undefined } {
+  /** How to complete a metadata-only copy: with the bytes of `dataFrom`, or none (empty). */
+  #completion(entry: Entry, dataFrom: string | undefined): { data: boolean; origin: bigint | undefined; dataFrom: string | undefined } {
     const origin = readOrigin(this.requireUpper().path(entry.path))
-    return { data: withData, origin: origin === undefined ? undefined : BigInt(origin), dataFrom: withData ? this.dataSource(entry) : undefined }
+    return { data: dataFrom !== undefined, origin: origin === undefined ? undefined : BigInt(origin), dataFrom }
   }
 
   #completed(entry: Entry, staged: Staged, started: number): Entry {
