@@ -170,9 +170,8 @@ export class LowLevelBridge {
    * The requests the union can answer without waiting, answered here with no promise in between:
    * its read side (most of a walk, a build's stats and opens, cached reads) and every namespace
    * change and setattr whose copy-up moves no data, small writes. Returns false for the rest (an
-   * open, link, rename or setattr that must copy a big file up first, a read the page cache cannot
-   * serve, big writes);
-   * #handle takes those.
+   * open, link, rename or setattr that must copy file data up first on the thread pool, a read that
+   * must wait for the disk there, big writes); #handle takes those.
    */
   #answerNow(r: Request): boolean {
     const union = this.#union
@@ -320,11 +319,9 @@ export class LowLevelBridge {
         return true
       }
       case 'rename': {
-        const { parent, path } = this.#childPath(r.parent, r.name)
-        const { parent: newParent, path: newPath } = this.#childPath(r.newparent, r.newname)
-        const replaced = this.#nodes.byPath(newPath)?.ino
-        if (!union.tryRename(path, newPath, r.flags)) return false
-        this.#renamed(r, parent, newParent, replaced)
+        const names = this.#renameNames(r)
+        if (!union.tryRename(names.path, names.newPath, r.flags)) return false
+        this.#renamed(r, names)
         return true
       }
       case 'access':
@@ -362,11 +359,9 @@ export class LowLevelBridge {
         return this.#replyNewEntry(r.req, parent, r.newname, path)
       }
       case 'rename': {
-        const { parent, path } = this.#childPath(r.parent, r.name)
-        const { parent: newParent, path: newPath } = this.#childPath(r.newparent, r.newname)
-        const replaced = this.#nodes.byPath(newPath)?.ino
-        await union.rename(path, newPath, r.flags)
-        this.#renamed(r, parent, newParent, replaced)
+        const names = this.#renameNames(r)
+        await union.rename(names.path, names.newPath, r.flags)
+        this.#renamed(r, names)
         return
       }
       case 'open': {
@@ -414,11 +409,18 @@ export class LowLevelBridge {
     return spare !== undefined && spare.length >= size ? spare : Buffer.allocUnsafeSlow(Math.max(size, 128 * 1024))
   }
 
+  /** A rename's two names, and the inode of a file it may replace. */
+  #renameNames(r: Request & { op: 'rename' }): RenameNames {
+    const { parent, path } = this.#childPath(r.parent, r.name)
+    const { parent: newParent, path: newPath } = this.#childPath(r.newparent, r.newname)
+    return { parent, path, newParent, newPath, replaced: this.#nodes.byPath(newPath)?.ino }
+  }
+
   /** The node table follows a rename the union made; a replaced file's other names are told. */
-  #renamed(r: Request & { op: 'rename' }, parent: Node, newParent: Node, replaced: number | undefined): void {
-    if (r.flags & 2 /* RENAME_EXCHANGE */) this.#nodes.exchange(parent, r.name, newParent, r.newname)
-    else this.#nodes.move(parent, r.name, newParent, r.newname)
-    if (replaced !== undefined) this.#invalidateSiblings(replaced)
+  #renamed(r: Request & { op: 'rename' }, n: RenameNames): void {
+    if (r.flags & 2 /* RENAME_EXCHANGE */) this.#nodes.exchange(n.parent, r.name, n.newParent, r.newname)
+    else this.#nodes.move(n.parent, r.name, n.newParent, r.newname)
+    if (n.replaced !== undefined) this.#invalidateSiblings(n.replaced)
     this.#session.replyErr(r.req, 0)
   }
 
@@ -468,6 +470,14 @@ const ENODATA = 61
 
 /** Listings kept between the reads of one pass; a reader that stops halfway leaves one behind. */
 const MAX_LISTINGS = 256
+
+interface RenameNames {
+  parent: Node
+  path: string
+  newParent: Node
+  newPath: string
+  replaced: number | undefined
+}
 
 /** Who creates: new objects belong to the caller. */
 function ownerOf(r: Request): { uid: number; gid: number } {
