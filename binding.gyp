@@ -11,7 +11,8 @@
         "native/copy-up.c",
         "native/fuse-ll-session.c",
         "native/fuse-ll-ops.c",
-        "native/fuse-ll-reply.c"
+        "native/fuse-ll-reply.c",
+        "native/fuse-ll-passthrough.c"
       ],
       # libfuse3 for the low-level FUSE bridge (native/fuse-ll*.c).
       "cflags": ["<!@(pkg-config --cflags fuse3)"],

@@ -168,15 +168,30 @@ napi_value fll_js_reply_entry(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
+/* An open reply's result for JS: 0, or -errno when it could not be delivered (-ENOENT: the open
+ * was interrupted, and the caller must release the handle itself; no release request will come). */
+static napi_value sent(napi_env env, fll_session *s, fuse_req_t req, int res) {
+    if (s->fd_closed) {
+        fuse_reply_none(req);
+        res = -EBADF;
+    }
+    return number(env, res > 0 ? 0 : res);
+}
+
+/* reply_create(handle, req, entry, fh, open bits, backing id) → 0 | -errno; backing id 0: no
+ * passthrough. */
 napi_value fll_js_reply_create(napi_env env, napi_callback_info info) {
-    BEGIN(5)
+    BEGIN(6)
     struct fuse_entry_param e;
     struct fuse_file_info fi;
+    int64_t backing;
     const double *nums = get_nums(env, argv[2], FLL_ENTRY_LEN);
-    if (!nums || !get_entry(env, nums, &e) || !get_open(env, argv[3], argv[4], &fi)) return NULL;
+    if (!nums || !get_entry(env, nums, &e) || !get_open(env, argv[3], argv[4], &fi) ||
+        !fll_int(env, argv[5], "backing id", 0, INT32_MAX, &backing))
+        return NULL;
     fll_drop_req(s, idx);
-    FLL_SEND(s, req, fuse_reply_create(req, &e, &fi));
-    return NULL;
+    if (s->fd_closed) return sent(env, s, req, 0);
+    return sent(env, s, req, backing ? fll_reply_create_backing(req, &e, &fi, (int32_t)backing) : fuse_reply_create(req, &e, &fi));
 }
 
 napi_value fll_js_reply_attr(napi_env env, napi_callback_info info) {
@@ -200,13 +215,15 @@ napi_value fll_js_reply_readlink(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
+/* reply_open(handle, req, fh, open bits, backing id) → 0 | -errno, as reply_create. */
 napi_value fll_js_reply_open(napi_env env, napi_callback_info info) {
-    BEGIN(4)
+    BEGIN(5)
     struct fuse_file_info fi;
-    if (!get_open(env, argv[2], argv[3], &fi)) return NULL;
+    int64_t backing;
+    if (!get_open(env, argv[2], argv[3], &fi) || !fll_int(env, argv[4], "backing id", 0, INT32_MAX, &backing)) return NULL;
     fll_drop_req(s, idx);
-    FLL_SEND(s, req, fuse_reply_open(req, &fi));
-    return NULL;
+    if (s->fd_closed) return sent(env, s, req, 0);
+    return sent(env, s, req, backing ? fll_reply_open_backing(req, &fi, (int32_t)backing) : fuse_reply_open(req, &fi));
 }
 
 napi_value fll_js_reply_write(napi_env env, napi_callback_info info) {

@@ -362,7 +362,8 @@ static int read_batch(fll_session *s, const char **reason, char *failed, size_t 
             snprintf(failed, cap, "FUSE read failed: %s", strerror(-res));
             *reason = failed;
         } else {
-            fuse_session_process_buf(s->se, &s->fbuf);
+            if (fll_is_init(&s->fbuf)) fll_process_init(s);
+            else fuse_session_process_buf(s->se, &s->fbuf);
             n++;
         }
     }
@@ -534,7 +535,7 @@ static napi_value throw_errno(napi_env env, int err, const char *fmt, const char
 }
 
 /* mount(handle, mountpoint, {fsname, subtype, allowOther, defaultPermissions, readOnly, maxWrite,
- * maxReadahead, debug}) → undefined; throws on failure. The 'init' event follows. */
+ * maxReadahead, debug, passthrough}) → undefined; throws on failure. The 'init' event follows. */
 napi_value fll_js_mount(napi_env env, napi_callback_info info) {
     size_t argc = 3;
     napi_value argv[3];
@@ -548,11 +549,12 @@ napi_value fll_js_mount(napi_env env, napi_callback_info info) {
     if (!mnt) return NULL;
     napi_value o = argv[2], v;
     int64_t max_write = 1 << 20, max_ra = 0, spin_us = 0;
-    int allow_other, default_perms, ro, debug;
+    int allow_other, default_perms, ro, debug, passthrough;
     char *fsname = NULL, *subtype = NULL;
     napi_valuetype t;
     if (!fll_prop_bool(env, o, "allowOther", &allow_other) || !fll_prop_bool(env, o, "defaultPermissions", &default_perms) ||
-        !fll_prop_bool(env, o, "readOnly", &ro) || !fll_prop_bool(env, o, "debug", &debug))
+        !fll_prop_bool(env, o, "readOnly", &ro) || !fll_prop_bool(env, o, "debug", &debug) ||
+        !fll_prop_bool(env, o, "passthrough", &passthrough))
         goto fail;
     napi_get_named_property(env, o, "maxWrite", &v);
     if (napi_typeof(env, v, &t) == napi_ok && t != napi_undefined && !fll_int(env, v, "maxWrite", 4096, 1 << 30, &max_write)) goto fail;
@@ -589,6 +591,7 @@ napi_value fll_js_mount(napi_env env, napi_callback_info info) {
     s->max_write = (uint32_t)max_write;
     s->spin_ns = (uint64_t)spin_us * 1000;
     s->max_readahead = (uint32_t)max_ra;
+    s->want_passthrough = passthrough;
     s->se = fuse_session_new(&args, &fll_ops, sizeof fll_ops, s);
     fuse_opt_free_args(&args);
     if (!s->se) {

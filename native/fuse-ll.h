@@ -1,8 +1,10 @@
-/* The libfuse3 low-level bridge, shared by its three files:
+/* The libfuse3 low-level bridge, shared by its four files:
  *   fuse-ll-session.c  session lifecycle (mount, unmount), reading /dev/fuse from the libuv loop,
  *                      the batch of requests and its delivery to JS, request ids
  *   fuse-ll-ops.c      the low-level callbacks: each copies its arguments into a record and queues it
  *   fuse-ll-reply.c    the JS-facing reply and notify functions
+ *   fuse-ll-passthrough.c  FUSE passthrough, which libfuse 3.14 cannot negotiate: INIT, backing
+ *                      files, open replies naming them
  *
  * One thread: /dev/fuse is non-blocking and watched by a uv_poll handle, so the JS thread itself
  * reads the requests, runs libfuse's dispatch (the callbacks), hands the batch to JS and writes the
@@ -114,6 +116,8 @@ typedef struct fll_session {
     uint32_t max_write, max_readahead;
     uint64_t spin_ns; /* busy-poll /dev/fuse this long after answering everything (0: never) */
     unsigned spin_backoff; /* callbacks left without busy-polling, after a preempted spin */
+    int want_passthrough;  /* ask for FUSE passthrough at INIT (fuse-ll-passthrough.c) */
+    int passthrough;       /* the kernel granted it */
 
     fll_slot *slots;
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */
@@ -154,6 +158,15 @@ napi_value fll_js_op_names(napi_env env, napi_callback_info info);
 napi_value fll_js_mount(napi_env env, napi_callback_info info);
 napi_value fll_js_unmount(napi_env env, napi_callback_info info);
 napi_value fll_js_shutdown(napi_env env, napi_callback_info info);
+
+/* fuse-ll-passthrough.c */
+int fll_is_init(const struct fuse_buf *buf);
+void fll_process_init(fll_session *s);
+int fll_reply_open_backing(fuse_req_t req, const struct fuse_file_info *fi, int32_t backing);
+int fll_reply_create_backing(fuse_req_t req, const struct fuse_entry_param *e, const struct fuse_file_info *fi,
+                             int32_t backing);
+napi_value fll_js_backing_open(napi_env env, napi_callback_info info);
+napi_value fll_js_backing_close(napi_env env, napi_callback_info info);
 
 /* fuse-ll-reply.c */
 napi_value fll_js_reply_err(napi_env env, napi_callback_info info);

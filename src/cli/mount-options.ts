@@ -9,6 +9,8 @@
  * anything unknown is warned about and ignored, as fuse-overlayfs does.
  */
 
+import type { PassthroughPolicy } from '../fuse/open-files.js'
+
 export interface MountOptions {
   lowers: string[]
   upper?: string
@@ -27,6 +29,8 @@ export interface MountOptions {
   negativeTimeout: number
   /** Microseconds to busy-poll for the next request after answering all (bridge=ll). */
   spinUs: number
+  /** Which files the kernel reads and writes itself (bridge=ll, Linux 6.9+; see OpenFiles). */
+  passthrough: PassthroughPolicy
   log?: string
   bridge: 'll' | 'fuse-native'
   warnings: string[]
@@ -52,7 +56,8 @@ export function parseMountArgs(argv: string[]): MountOptions {
   const opts: MountOptions = {
     lowers: [], mountpoint: '', source: 'layerfs', foreground: false, debug: false, readOnly: false,
     fsync: true, metacopy: false, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
-    entryTimeout: NaN, attrTimeout: NaN, negativeTimeout: NaN, spinUs: DEFAULT_SPIN_US, bridge: 'll', warnings: [],
+    entryTimeout: NaN, attrTimeout: NaN, negativeTimeout: NaN, spinUs: DEFAULT_SPIN_US, passthrough: 'on', bridge: 'll',
+    warnings: [],
   }
   const positional: string[] = []
   for (let i = 0; i < argv.length; i++) {
@@ -109,6 +114,12 @@ function applyOptions(opts: MountOptions, list: string): void {
       case 'bridge':
         if (value !== 'll' && value !== 'fuse-native') throw new UsageError(`bridge=${value}: expected ll or fuse-native`)
         opts.bridge = value
+        break
+      case 'passthrough':
+        if (value !== 'on' && value !== 'upper' && value !== 'off') {
+          throw new UsageError(`passthrough=${value}: expected on, upper or off`)
+        }
+        opts.passthrough = value
         break
       case 'cache_entries': opts.cacheEntries = number(key, value); break
       case 'entry_timeout': opts.entryTimeout = number(key, value); break

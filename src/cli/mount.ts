@@ -64,7 +64,8 @@ async function serve(opts: MountOptions): Promise<number> {
     process.umask(0)
     daemon = await startDaemon(union, mountpoint, {
       fsname: opts.source, allowOther: opts.allowOther, entryTimeout: opts.entryTimeout,
-      attrTimeout: opts.attrTimeout, negativeTimeout: opts.negativeTimeout, spinUs: opts.spinUs, debug: opts.debug, log,
+      attrTimeout: opts.attrTimeout, negativeTimeout: opts.negativeTimeout, spinUs: opts.spinUs, passthrough: opts.passthrough,
+      debug: opts.debug, log,
       bridge: opts.bridge,
     })
     if (stopRequested) void daemon.stop()

@@ -19,6 +19,8 @@ import type { TimeNs } from '../sys/native.js'
 import type { Attr, Union } from '../union/union.js'
 import { toErrno } from './errno.js'
 
+import type { PassthroughPolicy } from './open-files.js'
+
 export const STATS_XATTR = 'trusted.layerfs.stats'
 
 export interface BridgeOptions {
@@ -29,6 +31,8 @@ export interface BridgeOptions {
   negativeTimeout: number
   /** bridge=ll only: busy-poll /dev/fuse this long (µs) after answering everything. */
   spinUs?: number
+  /** bridge=ll only: which files the kernel reads and writes itself (default 'on'; see OpenFiles). */
+  passthrough?: PassthroughPolicy
   debug: boolean
   log: (line: string) => void
 }

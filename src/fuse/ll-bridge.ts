@@ -11,6 +11,7 @@
  * Replies are sent once per request, at once (#answerNow) or from the promise that settles it;
  * errors go through toErrno, the one place where errno names become numbers.
  */
+import { constants } from 'node:fs'
 import {
   type Attr as KernelAttr, type EntryOut, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
@@ -20,6 +21,7 @@ import type { Attr, AttrChange, DirEntry, Union } from '../union/union.js'
 import { STATS_XATTR } from './bridge.js'
 import { toErrno } from './errno.js'
 import { type Node, NodeTable } from './nodes.js'
+import { OpenFiles, type PassthroughPolicy, STALE } from './open-files.js'
 
 export interface LowLevelOptions {
   fsname: string
@@ -30,6 +32,8 @@ export interface LowLevelOptions {
   negativeTimeout: number
   /** Busy-poll /dev/fuse this long (µs) once every request is answered; 0 never. */
   spinUs: number
+  /** Which files the kernel reads and writes itself (see OpenFiles). */
+  passthrough: PassthroughPolicy
   debug: boolean
   log: (line: string) => void
 }
@@ -77,6 +81,7 @@ export class LowLevelBridge {
    *  such reads in flight at once. */
   readonly #spareBuffers: Buffer[] = []
   readonly #session: Session
+  readonly #open: OpenFiles
   readonly counts: Record<string, number> = {}
   #closed!: () => void
   readonly closed: Promise<void>
@@ -89,6 +94,7 @@ export class LowLevelBridge {
       if (reason && options.debug) options.log(`layerfs: session ended: ${reason}`)
       this.#closed()
     })
+    this.#open = new OpenFiles(this.#session, options.passthrough)
     union.onAttrChange = (path) => {
       const node = this.#nodes.byPath(path)
       if (node) this.#invalidate(node)
@@ -99,7 +105,7 @@ export class LowLevelBridge {
     await this.#session.mount(mountpoint, {
       fsname: this.#options.fsname, subtype: 'layerfs', allowOther: this.#options.allowOther,
       defaultPermissions: true, readOnly: this.#options.readOnly, maxWrite: 1 << 20, debug: this.#options.debug,
-      spinUs: this.#options.spinUs,
+      spinUs: this.#options.spinUs, passthrough: this.#options.passthrough !== 'off',
     })
   }
 
@@ -212,7 +218,7 @@ export class LowLevelBridge {
         const path = this.#path(this.#node(r.ino))
         const fh = union.tryOpen(path, r.flags)
         if (fh === undefined) return false
-        this.#replyOpen(r.req, fh)
+        this.#replyOpen(r.req, r.ino, fh, r.flags)
         return true
       }
       case 'read': {
@@ -235,7 +241,7 @@ export class LowLevelBridge {
         return true
       }
       case 'release':
-        union.releaseSync(r.fh)
+        this.#release(r.fh)
         if (!r.answered) session.replyErr(r.req, 0)
         return true
       case 'readdir':
@@ -248,7 +254,7 @@ export class LowLevelBridge {
       case 'getxattr': {
         const node = this.#node(r.ino)
         const value = node === this.#nodes.root && r.name === STATS_XATTR
-          ? Buffer.from(JSON.stringify({ ops: this.counts, ...union.stats(), nodes: this.#nodes.size }))
+          ? Buffer.from(JSON.stringify({ ops: this.counts, ...union.stats(), nodes: this.#nodes.size, passthrough: this.#open.policy, passedThrough: this.#open.passedThrough }))
           : union.getxattrSync(this.#path(node), r.name)
         if (value === undefined) session.replyErr(r.req, ENODATA)
         else if (r.size === 0) session.replyXattr(r.req, value.length)
@@ -285,13 +291,17 @@ export class LowLevelBridge {
       case 'create': {
         const { parent, path } = this.#childPath(r.parent, r.name)
         const fh = union.createSync(path, r.mode, ownerOf(r))
+        let node: Node
+        let attr: Attr
         try {
-          const attr = union.getattrSync(path)
-          session.replyCreate(r.req, this.#entry(this.#nodes.remember(parent, r.name, attr.ino), attr), fh, {})
+          attr = union.getattrSync(path)
+          node = this.#nodes.remember(parent, r.name, attr.ino)
         } catch (err) {
           union.releaseSync(fh)
           throw err
         }
+        const backing = this.#open.opened(node.id, fh, union.openFile(fh), true) // a new node: never STALE
+        if (!session.replyCreate(r.req, this.#entry(node, attr), fh, {}, backing)) this.#release(fh)
         return true
       }
       case 'link': {
@@ -333,10 +343,26 @@ export class LowLevelBridge {
     }
   }
 
-  /** Keep the page cache across opens (see Union.keepsPages): layers do not change under the mount
-   *  and every write comes through this inode. */
-  #replyOpen(req: number, fh: number): void {
-    this.#session.replyOpen(req, fh, { keepCache: this.#union.keepsPages(fh) })
+  /** Passed through when it may be (see OpenFiles); otherwise the page cache is kept across opens
+   *  (see Union.keepsPages): layers do not change under the mount and every write comes through
+   *  this inode. An open the caller never got (interrupted) is released here: no release follows. */
+  #replyOpen(req: number, nodeId: number, fh: number, flags: number): void {
+    const backing = this.#open.opened(nodeId, fh, this.#union.openFile(fh), (flags & (O_WRONLY | O_RDWR)) !== 0)
+    if (backing === STALE) {
+      // The kernel looks the name up again and opens the node that replaces this one.
+      this.#union.releaseSync(fh)
+      const node = this.#nodes.get(nodeId)
+      if (node) this.#nodes.retire(node)
+      this.#session.replyErr(req, ESTALE)
+      return
+    }
+    const keepCache = backing === 0 && this.#union.keepsPages(fh)
+    if (!this.#session.replyOpen(req, fh, { keepCache }, backing)) this.#release(fh)
+  }
+
+  #release(fh: number): void {
+    this.#open.released(fh)
+    this.#union.releaseSync(fh)
   }
 
   /** Everything that waits: big copy-ups and what follows them, big writes, uncached reads, fsync. */
@@ -366,7 +392,7 @@ export class LowLevelBridge {
       }
       case 'open': {
         const path = this.#path(this.#node(r.ino))
-        this.#replyOpen(r.req, await union.open(path, r.flags))
+        this.#replyOpen(r.req, r.ino, await union.open(path, r.flags), r.flags)
         return
       }
       case 'read': {
@@ -467,6 +493,8 @@ export class LowLevelBridge {
 }
 
 const ENODATA = 61
+const ESTALE = 116
+const { O_WRONLY, O_RDWR } = constants
 
 /** Listings kept between the reads of one pass; a reader that stops halfway leaves one behind. */
 const MAX_LISTINGS = 256

@@ -95,6 +95,16 @@ export class NodeTable {
     node.parent = undefined
   }
 
+  /**
+   * The node stops answering for its name; the next lookup of the name makes a new node (a new
+   * kernel inode). The node keeps its path for what its open files still ask (getattr, setattr).
+   */
+  retire(node: Node): void {
+    if (node.parent && this.#byName.get(nameKey(node.parent, node.name)) === node) {
+      this.#byName.delete(nameKey(node.parent, node.name))
+    }
+  }
+
   /** A rename: whatever was at the target is detached, the source node takes the new name. */
   move(parent: Node, name: string, newParent: Node, newName: string): void {
     const node = this.#byName.get(nameKey(parent, name))

@@ -130,6 +130,8 @@ export interface MountOptions {
   debug?: boolean
   /** Busy-poll /dev/fuse for this many microseconds after every request is answered (0: never). */
   spinUs?: number
+  /** Ask the kernel for FUSE passthrough at INIT (see backingOpen). */
+  passthrough?: boolean
 }
 
 export interface StatfsOut {
@@ -187,10 +189,12 @@ interface Addon {
   fuseLlShutdown(h: Handle): void
   fuseLlReplyErr(h: Handle, req: number, errno: number): void
   fuseLlReplyEntry(h: Handle, req: number, entry: Float64Array): void
-  fuseLlReplyCreate(h: Handle, req: number, entry: Float64Array, fh: number, open: number): void
+  fuseLlReplyCreate(h: Handle, req: number, entry: Float64Array, fh: number, open: number, backing: number): number
   fuseLlReplyAttr(h: Handle, req: number, attr: Float64Array, timeout: number): void
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
-  fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number): void
+  fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
+  fuseLlBackingOpen(h: Handle, fd: number): number
+  fuseLlBackingClose(h: Handle, id: number): number
   fuseLlReplyWrite(h: Handle, req: number, count: number): void
   fuseLlReplyBuf(h: Handle, req: number, data: Uint8Array, length: number): void
   fuseLlReplyXattr(h: Handle, req: number, size: number): void
@@ -385,10 +389,11 @@ export class Session {
     this.#n.fuseLlReplyEntry(this.#h, req, nums)
   }
 
-  replyCreate(req: number, e: EntryOut, fh: number, open: OpenFlags): void {
+  /** Like replyOpen, for a create. */
+  replyCreate(req: number, e: EntryOut, fh: number, open: OpenFlags, backing = 0): boolean {
     const nums = this.#nums
     putEntry(nums, 0, e)
-    this.#n.fuseLlReplyCreate(this.#h, req, nums, fh, openBits(open))
+    return this.#n.fuseLlReplyCreate(this.#h, req, nums, fh, openBits(open), backing) === 0
   }
 
   replyAttr(req: number, attr: Attr, timeout: number): void {
@@ -401,8 +406,27 @@ export class Session {
     this.#n.fuseLlReplyReadlink(this.#h, req, target)
   }
 
-  replyOpen(req: number, fh: number, open: OpenFlags): void {
-    this.#n.fuseLlReplyOpen(this.#h, req, fh, openBits(open))
+  /**
+   * `backing`: a backing id (see backingOpen) the kernel passes the file's reads and writes to, 0 for
+   * none. False when the reply was not delivered (the open was interrupted, or the session ended):
+   * the kernel has no such open file and will never release it, so the caller must.
+   */
+  replyOpen(req: number, fh: number, open: OpenFlags, backing = 0): boolean {
+    return this.#n.fuseLlReplyOpen(this.#h, req, fh, openBits(open), backing) === 0
+  }
+
+  /**
+   * Registers an open fd as a backing file for passthrough opens: its id (> 0), or -errno
+   * (-EOPNOTSUPP when the kernel did not grant passthrough at INIT, -EPERM without CAP_SYS_ADMIN,
+   * -ELOOP for a file on a stacked filesystem). The fd may be closed afterwards.
+   */
+  backingOpen(fd: number): number {
+    return this.#n.fuseLlBackingOpen(this.#h, fd)
+  }
+
+  /** Drops a backing id; files opened with it keep their backing file. 0 or -errno. */
+  backingClose(id: number): number {
+    return this.#n.fuseLlBackingClose(this.#h, id)
   }
 
   replyWrite(req: number, count: number): void {

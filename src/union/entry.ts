@@ -21,8 +21,13 @@ export interface Entry {
   lowerHas?: boolean
   /** Memoised: an upper file that is a metadata-only copy (its data is still in a lower layer). */
   metacopy?: boolean
-  /** Memoised for lower files (whose link counts never change): the file has one name. */
-  singleLink?: boolean
+  /** Memoised for lower files (which never change): whether the file has one name, and its size. */
+  shape?: FileShape
+}
+
+export interface FileShape {
+  singleLink: boolean
+  size: number
 }
 
 /** The dirLayers of every non-directory: one shared empty list instead of one per cached entry. */

@@ -4,8 +4,9 @@
  */
 import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, type BigIntStats } from 'node:fs'
 import type { Core } from './core.js'
-import { type Entry, inUpper } from './entry.js'
+import { type Entry, type FileShape, inUpper } from './entry.js'
 import { fsError } from './errors.js'
+import type { Handle } from './handles.js'
 import { fsyncFd, pread, preadCached, preadSmall, pwrite, pwriteNow } from './fd-io.js'
 import { type Owner, create as createFile } from './namespace.js'
 
@@ -39,18 +40,23 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   // A metadata-only copy is read from its lower data; a later completion moves the reader over.
   const lowerData = !writing && core.isMetacopy(entry)
   const fd = openSync(lowerData ? core.dataSource(entry) : entry.layer.path(rel), (flags & ~CREATE_FLAGS) | constants.O_NOFOLLOW)
-  return core.handles.add({ fd, path: rel, upper: entry.layer.writable && !lowerData, singleLink: singleLink(entry, fd, lowerData) })
+  const { singleLink, size } = shapeOf(entry, fd, lowerData)
+  return core.handles.add({ fd, path: rel, upper: entry.layer.writable && !lowerData, singleLink, size })
 }
 
-/** Whether the file has one name; lower files' answers are kept, since their links never change. */
-function singleLink(entry: Entry, fd: number, lowerData: boolean): boolean {
-  if (!inUpper(entry)) return (entry.singleLink ??= fstatSync(fd).nlink === 1)
-  return (lowerData ? lstatSync(entry.layer.path(entry.path)) : fstatSync(fd)).nlink === 1
+/** Whether the file has one name, and its size; kept for lower files, which never change. */
+function shapeOf(entry: Entry, fd: number, lowerData: boolean): FileShape {
+  if (!inUpper(entry)) return (entry.shape ??= shape(fstatSync(fd)))
+  return shape(lowerData ? lstatSync(entry.layer.path(entry.path)) : fstatSync(fd))
+}
+
+function shape(st: { nlink: number; size: number }): FileShape {
+  return { singleLink: st.nlink === 1, size: st.size }
 }
 
 export function create(core: Core, rel: string, mode: number, owner?: Owner): number {
   const { fd } = createFile(core, rel, mode, owner)
-  return core.handles.add({ fd, path: rel, upper: true, singleLink: true })
+  return core.handles.add({ fd, path: rel, upper: true, singleLink: true, size: 0 })
 }
 
 /** Whether the kernel may keep the file's pages across opens (see Union.keepsPages). */
@@ -58,7 +64,13 @@ export function keepsPages(core: Core, fh: number): boolean {
   return core.handles.get(fh)?.singleLink ?? false
 }
 
-function handle(core: Core, fh: number): { fd: number } {
+/** What the FUSE bridge needs to know about an open handle's file to choose how the kernel does
+ *  its I/O (see OpenFiles in src/fuse). */
+export function openFile(core: Core, fh: number): Handle {
+  return handle(core, fh)
+}
+
+function handle(core: Core, fh: number): Handle {
   const h = core.handles.get(fh)
   if (!h) throw fsError('EBADF', `handle ${fh}`)
   return h

@@ -12,6 +12,8 @@ export interface Handle {
   upper: boolean
   /** The file had one name when opened: its pages can be kept across opens. */
   readonly singleLink: boolean
+  /** Its size when opened. */
+  readonly size: number
 }
 
 export class Handles {

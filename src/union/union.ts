@@ -18,6 +18,7 @@ import { Stager } from './copy-up.js'
 import { Core, type Counters } from './core.js'
 import { fsError } from './errors.js'
 import * as files from './files.js'
+import type { Handle } from './handles.js'
 import * as names from './namespace.js'
 import { listLayers, mergeListings, mergedNames } from './readdir.js'
 import { NAME_MAX, type ResolverStats } from './resolver.js'
@@ -209,6 +210,12 @@ export class Union {
    *  own, so not for a file with several names. */
   keepsPages(fh: number): boolean {
     return files.keepsPages(this.#core, fh)
+  }
+
+  /** An open handle: its fd, whether its file is the complete upper copy (false: a lower file, or
+   *  the lower data of a metadata-only copy), whether it had one name and its size when opened. */
+  openFile(fh: number): Readonly<Handle> {
+    return files.openFile(this.#core, fh)
   }
 
   /** Attributes of an open file by handle (its name may be gone). */

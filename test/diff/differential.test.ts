@@ -7,10 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fuseAvailable, overlayAvailable, unmount } from '../helpers/mount.js'
 import { makeTempDir, mountsUnder, removeTempDir } from '../helpers/tmp.js'
 import { diffRuns } from './compare.js'
-import { kernel, selectedDriver } from './drivers.js'
+import { type Driver, kernel, layerfs, layerfsWith, selectedDriver } from './drivers.js'
 import { judgeParts, knownParts, runScenario, verdictMessage, type KnownPart } from './harness.js'
 import { KNOWN_DIFFERENCES } from './known-differences.js'
 import { SCENARIOS } from './scenarios.js'
+import type { Scenario } from './spec.js'
+
+/** Scenario groups whose files are read and written (run again without passthrough). */
+const IO_GROUPS = ['open/create/truncate', 'metacopy=on', 'hard links', 'deep copy-up']
 
 const driver = selectedDriver()
 const fuse = fuseAvailable()
@@ -52,41 +56,55 @@ describe.skipIf(skipReason !== undefined)(`differential: kernel overlayfs vs ${d
     expect(unknown, 'known-differences entries naming no scenario').toEqual([])
   })
 
+  /** Runs `s` on kernel overlayfs and on `drv`, and judges the differences. */
+  async function compareWithKernel(s: Scenario, drv: Driver): Promise<void> {
+    const startSec = Math.floor(Date.now() / 1000)
+    const base = await makeTempDir('diff')
+    liveBases.add(base)
+    try {
+      // watchdog: a hung driver must fail the scenario, not block the suite; unmounting (which aborts a stuck
+      // FUSE connection) makes the hanging syscalls return, so the run ends and reports
+      let fired = false
+      const watchdog = setTimeout(() => {
+        fired = true
+        console.warn(`[differential] "${s.name}" exceeded ${WATCHDOG_MS} ms: unmounting`)
+        for (const m of mountsUnder(base).reverse()) void unmount(m, { timeoutMs: 2_000 }).catch(() => undefined)
+      }, WATCHDOG_MS)
+      let a, b
+      try {
+        a = await runScenario(s, kernel, join(base, 'kernel'), startSec)
+        b = await runScenario(s, drv, join(base, 'driver'), startSec)
+      } finally {
+        clearTimeout(watchdog)
+      }
+      if (fired) expect.fail(`scenario "${s.name}" hung for ${WATCHDOG_MS} ms; its mounts were aborted`)
+      if (dumpDir !== undefined) {
+        await mkdir(dumpDir, { recursive: true })
+        await writeFile(join(dumpDir, s.name.replace(/[^A-Za-z0-9_.-]+/g, '_') + '.json'), JSON.stringify({ scenario: s, kernel: a, driver: b }, null, 1))
+      }
+      const own = knownParts(KNOWN_DIFFERENCES.filter((k) => k.scenario === s.name && k.driver === driver.name))
+      const v = judgeParts(diffRuns(a, b), [...own, ...driverWide], driverWideUsed)
+      if (v.unexplained.length > 0 || v.stale.length > 0) expect.fail(verdictMessage(s, drv.name, v))
+    } finally {
+      await removeTempDir(base)
+      liveBases.delete(base)
+    }
+  }
+
   for (const s of SCENARIOS) {
     it(`${s.group ?? ''}: ${s.name}`, async () => {
-      const startSec = Math.floor(Date.now() / 1000)
-      const base = await makeTempDir('diff')
-      liveBases.add(base)
-      try {
-        // watchdog: a hung driver must fail the scenario, not block the suite; unmounting (which aborts a stuck
-        // FUSE connection) makes the hanging syscalls return, so the run ends and reports
-        let fired = false
-        const watchdog = setTimeout(() => {
-          fired = true
-          console.warn(`[differential] "${s.name}" exceeded ${WATCHDOG_MS} ms: unmounting`)
-          for (const m of mountsUnder(base).reverse()) void unmount(m, { timeoutMs: 2_000 }).catch(() => undefined)
-        }, WATCHDOG_MS)
-        let a, b
-        try {
-          a = await runScenario(s, kernel, join(base, 'kernel'), startSec)
-          b = await runScenario(s, driver, join(base, 'driver'), startSec)
-        } finally {
-          clearTimeout(watchdog)
-        }
-        if (fired) expect.fail(`scenario "${s.name}" hung for ${WATCHDOG_MS} ms; its mounts were aborted`)
-        if (dumpDir !== undefined) {
-          await mkdir(dumpDir, { recursive: true })
-          await writeFile(join(dumpDir, s.name.replace(/[^A-Za-z0-9_.-]+/g, '_') + '.json'), JSON.stringify({ scenario: s, kernel: a, driver: b }, null, 1))
-        }
-        const own = knownParts(KNOWN_DIFFERENCES.filter((k) => k.scenario === s.name && k.driver === driver.name))
-        const v = judgeParts(diffRuns(a, b), [...own, ...driverWide], driverWideUsed)
-        scenariosRun++
-        if (v.unexplained.length > 0 || v.stale.length > 0) expect.fail(verdictMessage(s, driver.name, v))
-      } finally {
-        await removeTempDir(base)
-        liveBases.delete(base)
-      }
+      await compareWithKernel(s, driver)
+      scenariosRun++
     }, 30_000)
+  }
+
+  // layerfs passes file I/O through to the layers by default (FUSE passthrough); the scenarios that
+  // read and write files also run with every read and write going through the daemon.
+  if (driver === layerfs) {
+    const daemonIo = layerfsWith('passthrough=off')
+    for (const s of SCENARIOS.filter((s) => s.group !== undefined && IO_GROUPS.includes(s.group))) {
+      it(`passthrough=off: ${s.group}: ${s.name}`, () => compareWithKernel(s, daemonIo), 30_000)
+    }
   }
 
   it('driver-wide known differences are not stale', (ctx) => {

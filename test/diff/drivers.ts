@@ -51,6 +51,14 @@ export const layerfs: Driver = {
   mount: (d) => mountFuse([process.execPath, resolve(REPO, 'bin/layerfs.js'), '-o', [fuseOptions(d), process.env.LAYERFS_OPTS].filter(Boolean).join(','), d.mnt], d.mnt, { timeoutMs: 15_000 }),
 }
 
+/** layerfs with more mount options (the comparison is the same: the name stays 'layerfs'). */
+export function layerfsWith(options: string): Driver {
+  return {
+    ...layerfs,
+    mount: (d) => mountFuse([process.execPath, resolve(REPO, 'bin/layerfs.js'), '-o', [fuseOptions(d), options].join(','), d.mnt], d.mnt, { timeoutMs: 15_000 }),
+  }
+}
+
 export const fuseOverlayfs: Driver = {
   name: 'fuse-overlayfs',
   problem() {

@@ -25,8 +25,9 @@ function dropCaches(): boolean {
   }
 }
 
-// With the default busy-polling after each burst of requests, and without it (spin=0).
-describe.skipIf(!fuse.ok).each(['', ',spin=0'])('ll bridge request paths (options%s)', (extra) => {
+// With passthrough (the default: writes and big reads bypass the daemon), and without it, with the
+// default busy-polling after each burst of requests and without it (spin=0).
+describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off'])('ll bridge request paths (options%s)', (extra) => {
   const mounts = new MountSet()
   let dir: string
   let n = 0

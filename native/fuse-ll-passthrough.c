@@ -1,0 +1,210 @@
+/* FUSE passthrough (kernel 6.9+): the kernel reads and writes an open file's backing file itself,
+ * so no read or write of that file reaches the daemon. libfuse 3.14 predates it, so three parts are
+ * done here by hand:
+ *
+ *   INIT     libfuse answers the kernel's INIT into a pipe standing in for /dev/fuse; the reply is
+ *            amended (FUSE_PASSTHROUGH, a stacking depth of 1) and written to the device here
+ *   backing  FUSE_DEV_IOC_BACKING_OPEN registers an open fd with the connection and names it by an
+ *            id; FUSE_DEV_IOC_BACKING_CLOSE drops the id (open files keep their own reference)
+ *   replies  an open or create reply carrying FOPEN_PASSTHROUGH and the backing id
+ *
+ * The kernel structures below are the protocol's (7.40+), spelled out because Debian's headers
+ * are older. */
+#include "fuse-ll.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define OP_INIT 26
+#define INIT_EXT (1u << 30)
+#define INIT2_PASSTHROUGH (1u << (37 - 32))
+#define FOPEN_PASSTHROUGH (1u << 7)
+
+struct in_header {
+    uint32_t len, opcode;
+    uint64_t unique, nodeid;
+    uint32_t uid, gid, pid;
+    uint16_t total_extlen, padding;
+};
+struct init_in {
+    uint32_t major, minor, max_readahead, flags, flags2, unused[11];
+};
+struct out_header {
+    uint32_t len;
+    int32_t error;
+    uint64_t unique;
+};
+struct init_out {
+    uint32_t major, minor, max_readahead, flags;
+    uint16_t max_background, congestion_threshold;
+    uint32_t max_write, time_gran;
+    uint16_t max_pages, map_alignment;
+    uint32_t flags2, max_stack_depth;
+    uint16_t request_timeout, unused[11];
+};
+struct open_out {
+    uint64_t fh;
+    uint32_t open_flags;
+    int32_t backing_id;
+};
+struct kattr {
+    uint64_t ino, size, blocks, atime, mtime, ctime;
+    uint32_t atimensec, mtimensec, ctimensec, mode, nlink, uid, gid, rdev, blksize, flags;
+};
+struct entry_out {
+    uint64_t nodeid, generation, entry_valid, attr_valid;
+    uint32_t entry_valid_nsec, attr_valid_nsec;
+    struct kattr attr;
+};
+struct backing_map {
+    int32_t fd;
+    uint32_t flags;
+    uint64_t padding;
+};
+_Static_assert(sizeof(struct init_out) == 64, "fuse_init_out is 64 bytes");
+_Static_assert(sizeof(struct entry_out) == 128, "fuse_entry_out is 128 bytes");
+
+#define DEV_IOC_BACKING_OPEN _IOW(229, 1, struct backing_map)
+#define DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
+
+/* Whether the INIT request in `buf` offers passthrough. */
+static int offers_passthrough(const struct fuse_buf *buf) {
+    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header) + sizeof(struct init_in)) return 0;
+    const struct in_header *ih = buf->mem;
+    const struct init_in *in = (const void *)(ih + 1);
+    return ih->opcode == OP_INIT && in->major == 7 && in->minor >= 40 && (in->flags & INIT_EXT) &&
+           (in->flags2 & INIT2_PASSTHROUGH);
+}
+
+int fll_is_init(const struct fuse_buf *buf) {
+    return !(buf->flags & FUSE_BUF_IS_FD) && buf->size >= sizeof(struct in_header) &&
+           ((const struct in_header *)buf->mem)->opcode == OP_INIT;
+}
+
+/* libfuse processes the INIT in `s->fbuf` with its reply going into a pipe put in place of the
+ * device's fd number for the call (the device stays open through a duplicate); the reply is then
+ * amended and written to the device. Without an offer, or if the detour cannot be set up, libfuse
+ * answers directly. */
+void fll_process_init(fll_session *s) {
+    s->passthrough = 0;
+    if (!s->want_passthrough || !offers_passthrough(&s->fbuf)) {
+        fuse_session_process_buf(s->se, &s->fbuf);
+        return;
+    }
+    int fd = fuse_session_fd(s->se), p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        fuse_session_process_buf(s->se, &s->fbuf);
+        return;
+    }
+    int saved = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (saved < 0 || dup3(p[1], fd, O_CLOEXEC) < 0) {
+        if (saved >= 0) close(saved);
+        close(p[0]);
+        close(p[1]);
+        fuse_session_process_buf(s->se, &s->fbuf);
+        return;
+    }
+    fuse_session_process_buf(s->se, &s->fbuf);
+    dup3(saved, fd, O_CLOEXEC);
+    close(saved);
+    close(p[1]);
+
+    struct {
+        struct out_header h;
+        struct init_out o;
+    } reply;
+    memset(&reply, 0, sizeof reply);
+    ssize_t n = read(p[0], &reply, sizeof reply);
+    close(p[0]);
+    if (n < (ssize_t)sizeof reply.h) return; /* nothing written: libfuse failed; the mount times out */
+    if (reply.h.error == 0) {
+        reply.h.len = sizeof reply; /* an older libfuse may have sent a shorter init_out */
+        reply.o.flags |= INIT_EXT;
+        reply.o.flags2 |= INIT2_PASSTHROUGH;
+        /* Backing files on a filesystem that is not stacked (depth 0); the mount itself then counts
+         * as depth 1, so an overlayfs may still be mounted over it. */
+        reply.o.max_stack_depth = 1;
+        n = sizeof reply;
+    }
+    if (write(fd, &reply, (size_t)n) == n && reply.h.error == 0) s->passthrough = 1;
+}
+
+/* backingOpen(handle, fd) → id > 0, or -errno (EOPNOTSUPP when the connection has no passthrough). */
+napi_value fll_js_backing_open(napi_env env, napi_callback_info info) {
+    size_t argc = 2;
+    napi_value argv[2], out;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    fll_session *s = fll_unwrap(env, argv[0]);
+    int64_t fd;
+    if (!s || !fll_int(env, argv[1], "fd", 0, INT_MAX, &fd)) return NULL;
+    int res;
+    if (!s->passthrough) res = -EOPNOTSUPP;
+    else if (s->fd_closed) res = -EBADF;
+    else {
+        struct backing_map map = {.fd = (int32_t)fd};
+        res = ioctl(fuse_session_fd(s->se), DEV_IOC_BACKING_OPEN, &map);
+        if (res < 0) res = -errno;
+    }
+    napi_create_int32(env, res, &out);
+    return out;
+}
+
+/* backingClose(handle, id) → 0 or -errno. */
+napi_value fll_js_backing_close(napi_env env, napi_callback_info info) {
+    size_t argc = 2;
+    napi_value argv[2], out;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    fll_session *s = fll_unwrap(env, argv[0]);
+    int64_t id;
+    if (!s || !fll_int(env, argv[1], "backing id", 1, INT32_MAX, &id)) return NULL;
+    int res = 0;
+    if (s->fd_closed) res = -EBADF;
+    else {
+        uint32_t id32 = (uint32_t)id;
+        if (ioctl(fuse_session_fd(s->se), DEV_IOC_BACKING_CLOSE, &id32) < 0) res = -errno;
+    }
+    napi_create_int32(env, res, &out);
+    return out;
+}
+
+int fll_reply_open_backing(fuse_req_t req, const struct fuse_file_info *fi, int32_t backing) {
+    struct open_out o = {.fh = fi->fh, .open_flags = FOPEN_PASSTHROUGH, .backing_id = backing};
+    return fuse_reply_buf(req, (const char *)&o, sizeof o);
+}
+
+static uint64_t secs(double t) {
+    return t <= 0 ? 0 : t >= (double)UINT64_MAX ? UINT64_MAX : (uint64_t)t;
+}
+
+static uint32_t nsecs(double t) {
+    return t <= 0 || t >= (double)UINT64_MAX ? 0 : (uint32_t)((t - (double)(uint64_t)t) * 1e9);
+}
+
+int fll_reply_create_backing(fuse_req_t req, const struct fuse_entry_param *e, const struct fuse_file_info *fi,
+                             int32_t backing) {
+    struct {
+        struct entry_out e;
+        struct open_out o;
+    } out;
+    memset(&out, 0, sizeof out);
+    const struct stat *st = &e->attr;
+    out.e.nodeid = e->ino;
+    out.e.generation = e->generation;
+    out.e.entry_valid = secs(e->entry_timeout);
+    out.e.entry_valid_nsec = nsecs(e->entry_timeout);
+    out.e.attr_valid = secs(e->attr_timeout);
+    out.e.attr_valid_nsec = nsecs(e->attr_timeout);
+    out.e.attr = (struct kattr){
+        .ino = st->st_ino, .size = (uint64_t)st->st_size, .blocks = (uint64_t)st->st_blocks,
+        .atime = (uint64_t)st->st_atim.tv_sec, .mtime = (uint64_t)st->st_mtim.tv_sec, .ctime = (uint64_t)st->st_ctim.tv_sec,
+        .atimensec = (uint32_t)st->st_atim.tv_nsec, .mtimensec = (uint32_t)st->st_mtim.tv_nsec,
+        .ctimensec = (uint32_t)st->st_ctim.tv_nsec, .mode = st->st_mode, .nlink = (uint32_t)st->st_nlink,
+        .uid = st->st_uid, .gid = st->st_gid, .rdev = (uint32_t)st->st_rdev, .blksize = (uint32_t)st->st_blksize,
+    };
+    out.o = (struct open_out){.fh = fi->fh, .open_flags = FOPEN_PASSTHROUGH, .backing_id = backing};
+    return fuse_reply_buf(req, (const char *)&out, sizeof out);
+}

@@ -1,0 +1,132 @@
+/**
+ * Which open files the kernel reads and writes itself (FUSE passthrough, Linux 6.9+).
+ *
+ * A passthrough open names a backing file; the kernel then sends no read or write for that file
+ * and does the I/O on the backing file: no request, no copy through the daemon, and the layer's own
+ * page cache (a lower file's pages are shared with every other mount of that layer; an executable
+ * or library is mapped straight from it). The kernel holds each inode in one I/O mode while it has
+ * open files: either every open file passes through, all to the same backing file, or none does; an
+ * open reply that breaks this fails the caller's open with EIO. So the mode is chosen per node at its
+ * first open and kept until its last release.
+ *
+ * Which files pass through (the `passthrough` mount option):
+ * - 'on' (default): files opened for writing, and files of at least 1 MiB opened for reading;
+ *   never an upper file with several names (writes the daemon never sees would leave the other
+ *   names' page caches stale).
+ * - 'upper': the same, but only complete upper copies. Lower files stay with the daemon, which moves
+ *   their readers over to the upper copy when the file is copied up (as overlayfs does since 4.19).
+ * - 'off': none.
+ * A small file read through the daemon costs one read request when cold and none when warm (its
+ * pages are kept across opens), while passing it through costs two ioctls per open and, since the
+ * kernel then drops its cached atime after every read, a getattr at the next stat. A write through
+ * the daemon is one request each; a big read, one per 128 KiB, and page-cache reads through FUSE are
+ * slower than the backing filesystem's own.
+ *
+ * A lower file's data moves when it is copied up, but its passthrough files cannot change backing
+ * file. So a node that passes through to a lower file is retired once its data has moved: the next
+ * open of it is answered ESTALE, which makes the kernel look the name up again (LOOKUP_REVAL) and
+ * open the fresh node, backed by the upper copy. Files opened before the copy-up go on reading the
+ * lower data, as with overlayfs before 4.19 and with fuse-overlayfs (the README lists this).
+ *
+ * Writes that pass through bypass the node's FUSE page cache; the pages it cached before are dropped
+ * by the kernel when the passthrough open is answered (its reply never asks to keep them), and none
+ * are cached while the node passes through.
+ *
+ * The counts here can only run ahead of the kernel's (an open is counted when answered, and the
+ * kernel ends its use of a file before it sends the release), so a node the kernel still holds in one
+ * mode is never answered in the other.
+ */
+import type { Session } from '../sys/fuse-ll.js'
+
+export type PassthroughPolicy = 'on' | 'upper' | 'off'
+
+export interface OpenFile {
+  fd: number
+  /** The complete upper copy (false: a lower file, or the lower data of a metadata-only copy). */
+  upper: boolean
+  singleLink: boolean
+  /** When opened. */
+  size: number
+}
+
+/** Files opened only for reading pass through from this size on. */
+export const PASSTHROUGH_READ_MIN = 1 << 20
+
+interface Mode {
+  /** The backing id every open file of the node passes through to; 0: none does. */
+  backing: number
+  /** Whether that backing file is the upper copy. */
+  upper: boolean
+  opens: number
+}
+
+/** opened(): the node's data has moved away from its backing file; answer ESTALE. */
+export const STALE = -1
+
+const EPERM = 1
+const EOPNOTSUPP = 95
+
+export class OpenFiles {
+  readonly #session: Session
+  /** By node id: the nodes with open files. */
+  readonly #modes = new Map<number, Mode>()
+  /** fh → node id. */
+  readonly #nodes = new Map<number, number>()
+  #policy: PassthroughPolicy
+  /** Opens answered with a passthrough file since the mount (for stats). */
+  passedThrough = 0
+
+  constructor(session: Session, policy: PassthroughPolicy) {
+    this.#session = session
+    this.#policy = policy
+  }
+
+  get policy(): PassthroughPolicy {
+    return this.#policy
+  }
+
+  /**
+   * Records a new open of `node` as `fh` (`writing`: opened for writing): the backing id to answer
+   * it with (0: through the daemon), or STALE, when the node passes through to a lower file that has
+   * since been copied up (the open is not recorded; answer ESTALE and retire the node).
+   */
+  opened(node: number, fh: number, file: OpenFile, writing: boolean): number {
+    const mode = this.#modes.get(node)
+    if (mode) {
+      if (mode.backing && mode.upper !== file.upper) return STALE
+      mode.opens++
+      this.#nodes.set(fh, node)
+      return mode.backing
+    }
+    const backing = this.#passes(file, writing) ? this.#register(file.fd) : 0
+    this.#modes.set(node, { backing, upper: file.upper, opens: 1 })
+    this.#nodes.set(fh, node)
+    if (backing) this.passedThrough++
+    return backing
+  }
+
+  /** The handle is closed (or its open never reached the caller). */
+  released(fh: number): void {
+    const node = this.#nodes.get(fh)
+    if (node === undefined) return
+    this.#nodes.delete(fh)
+    const mode = this.#modes.get(node)!
+    if (--mode.opens > 0) return
+    this.#modes.delete(node)
+    if (mode.backing) this.#session.backingClose(mode.backing)
+  }
+
+  #passes(file: OpenFile, writing: boolean): boolean {
+    if (this.#policy === 'off' || (!writing && file.size < PASSTHROUGH_READ_MIN)) return false
+    return file.upper ? file.singleLink : this.#policy === 'on'
+  }
+
+  #register(fd: number): number {
+    const id = this.#session.backingOpen(fd)
+    if (id > 0) return id
+    // Not granted at INIT, or not allowed to this process: no file will pass through. Other
+    // failures (a backing file on a stacked filesystem: ELOOP) concern this file only.
+    if (id === -EOPNOTSUPP || id === -EPERM) this.#policy = 'off'
+    return 0
+  }
+}

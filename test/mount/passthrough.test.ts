@@ -1,0 +1,220 @@
+// FUSE passthrough (src/fuse/open-files.ts, native/fuse-ll-passthrough.c) through a real mount:
+// which opens pass through (the daemon then sees no read or write), that the kernel's one-mode-per-
+// inode rule never fails an open, and what a reader opened before a copy-up sees under each policy.
+import { existsSync } from 'node:fs'
+import { link, mkdir, open, readFile, stat, truncate, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { join, resolve } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { MountSet, fuseAvailable, mountFuse, runCmd } from '../helpers/mount.js'
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
+import { PASSTHROUGH_READ_MIN } from '../../src/fuse/open-files.js'
+
+const CLI = resolve('bin/layerfs.js')
+const fuse = fuseAvailable()
+if (!fuse.ok) console.warn(`skipping passthrough mount tests: ${fuse.reason}`)
+if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
+
+interface Stats {
+  ops: Record<string, number>
+  passthrough: string
+  passedThrough: number
+}
+
+async function statsOf(mnt: string): Promise<Stats> {
+  const r = await runCmd(process.execPath, [CLI, 'stats', mnt, '--json'])
+  if (r.code !== 0) throw new Error(`layerfs stats failed: ${r.stderr}`)
+  return JSON.parse(r.stdout) as Stats
+}
+
+/** A text of at least PASSTHROUGH_READ_MIN bytes starting with `head`. */
+function bigText(head: string): string {
+  return head + '.'.repeat(PASSTHROUGH_READ_MIN)
+}
+
+/** Request counts between two stats readings (the stats xattr read itself counts as a getxattr). */
+function delta(before: Stats, after: Stats, op: string): number {
+  return (after.ops[op] ?? 0) - (before.ops[op] ?? 0)
+}
+
+describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
+  const mounts = new MountSet()
+  let dir: string
+  let n = 0
+  /** Set by the first test: whether this kernel grants passthrough at all. */
+  let granted = true
+
+  beforeAll(async () => {
+    dir = await makeTempDir('passthrough')
+  })
+  afterEach(async () => {
+    await mounts.unmountAll()
+  })
+  afterAll(async () => {
+    await mounts.unmountAll()
+    await removeTempDir(dir)
+  })
+
+  async function mountStack(options: string, fill: (lower: string) => Promise<void>): Promise<{ mnt: string; upper: string }> {
+    const base = join(dir, `s${++n}`)
+    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
+    for (const d of [lower, upper, work, mnt]) await mkdir(d, { recursive: true })
+    await fill(lower)
+    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}${options}`, mnt], mnt))
+    return { mnt, upper }
+  }
+
+  it('reads big lower files and writes upper files without a read or write request', async () => {
+    const big = randomBytes(PASSTHROUGH_READ_MIN + 4321)
+    const { mnt, upper } = await mountStack('', async (lower) => {
+      await writeFile(join(lower, 'big'), big)
+      await writeFile(join(lower, 'small'), 'small lower')
+    })
+    const before = await statsOf(mnt)
+    expect((await readFile(join(mnt, 'big'))).equals(big)).toBe(true)
+    await writeFile(join(mnt, 'new'), 'first')
+    await writeFile(join(mnt, 'new'), ' second', { flag: 'a' })
+    const after = await statsOf(mnt)
+    if (after.passthrough === 'off') {
+      granted = false
+      console.warn('skipping passthrough assertions: this kernel did not grant FUSE passthrough (needs Linux 6.9+ and CAP_SYS_ADMIN)')
+      return
+    }
+    expect(after.passedThrough - before.passedThrough).toBe(3)
+    expect(delta(before, after, 'read')).toBe(0)
+    expect(delta(before, after, 'write')).toBe(0)
+    expect(await readFile(join(upper, 'new'), 'utf8')).toBe('first second')
+    // The size the kernel reports follows writes it made itself.
+    expect((await stat(join(mnt, 'new'))).size).toBe(12)
+    // Small files opened for reading stay with the daemon (their pages are kept across opens).
+    expect(await readFile(join(mnt, 'small'), 'utf8')).toBe('small lower')
+    expect(await readFile(join(mnt, 'new'), 'utf8')).toBe('first second')
+    const last = await statsOf(mnt)
+    expect(last.passedThrough).toBe(after.passedThrough)
+    expect(delta(after, last, 'read')).toBeGreaterThan(0)
+  })
+
+  it('drops pages cached before a write that passed through', async () => {
+    const { mnt } = await mountStack('', async () => {})
+    const path = join(mnt, 'f')
+    await writeFile(path, 'one')
+    expect(await readFile(path, 'utf8')).toBe('one') // through the daemon: the kernel caches the page
+    await writeFile(path, 'TWO', { flag: 'r+' }) // passes through: the kernel drops the page at open
+    expect(await readFile(path, 'utf8')).toBe('TWO')
+    await writeFile(path, 'three', { flag: 'r+' })
+    expect(await readFile(path, 'utf8')).toBe('three')
+  })
+
+  it('keeps reads and writes with the daemon when passthrough=off', async () => {
+    const { mnt, upper } = await mountStack(',passthrough=off', async (lower) => {
+      await writeFile(join(lower, 'low'), 'lower bytes')
+    })
+    const before = await statsOf(mnt)
+    expect(await readFile(join(mnt, 'low'), 'utf8')).toBe('lower bytes')
+    await writeFile(join(mnt, 'new'), 'data')
+    const after = await statsOf(mnt)
+    expect(after.passthrough).toBe('off')
+    expect(after.passedThrough).toBe(0)
+    expect(delta(before, after, 'read')).toBeGreaterThan(0)
+    expect(delta(before, after, 'write')).toBeGreaterThan(0)
+    expect(await readFile(join(upper, 'new'), 'utf8')).toBe('data')
+  })
+
+  it('opens a big lower file for writing while a reader holds it: the writer gets the upper copy, a new reader sees it', async () => {
+    const { mnt, upper } = await mountStack('', async (lower) => {
+      await writeFile(join(lower, 'f'), bigText('old content'))
+    })
+    const reader = await open(join(mnt, 'f'), 'r')
+    try {
+      const buf = Buffer.alloc(11)
+      expect((await reader.read(buf, 0, 11, 0)).bytesRead).toBe(11)
+      // The write-open copies up; the node passing through to the lower file is retired (ESTALE,
+      // and the kernel's retry opens the fresh node): the caller never sees an error.
+      await writeFile(join(mnt, 'f'), 'new!', { flag: 'r+' })
+      expect(await readFile(join(upper, 'f'), 'utf8') === bigText('new!content')).toBe(true)
+      expect(await readFile(join(mnt, 'f'), 'utf8') === bigText('new!content')).toBe(true)
+      expect((await stat(join(mnt, 'f'))).size).toBe(bigText('old content').length)
+      // The reader opened before the copy-up goes on reading the lower file (as overlayfs before
+      // 4.19 and fuse-overlayfs do); without passthrough it is moved over to the copy.
+      await reader.read(buf, 0, 11, 0)
+      expect(buf.toString()).toBe(granted ? 'old content' : 'new!content')
+    } finally {
+      await reader.close()
+    }
+    // Once the old reader is closed, every open sees the upper copy.
+    expect((await readFile(join(mnt, 'f'), 'utf8')).slice(0, 11)).toBe('new!content')
+  })
+
+  it('passthrough=upper moves a reader opened before a copy-up over to the upper copy', async () => {
+    const { mnt } = await mountStack(',passthrough=upper', async (lower) => {
+      await writeFile(join(lower, 'f'), bigText('old content'))
+    })
+    const reader = await open(join(mnt, 'f'), 'r')
+    try {
+      const buf = Buffer.alloc(11)
+      expect((await reader.read(buf, 0, 11, 0)).bytesRead).toBe(11)
+      await writeFile(join(mnt, 'f'), 'NEW', { flag: 'r+' })
+      // The write went through the daemon and this inode, so the reader's cached page is current.
+      await reader.read(buf, 0, 11, 0)
+      expect(buf.toString()).toBe('NEW content')
+      const stats = await statsOf(mnt)
+      expect(stats.passthrough).toBe(granted ? 'upper' : 'off')
+      expect(stats.passedThrough).toBe(0) // the node stayed with the daemon while the reader held it
+    } finally {
+      await reader.close()
+    }
+    // The node has no open file left: the next open of the now-upper file passes through.
+    const before = await statsOf(mnt)
+    expect((await readFile(join(mnt, 'f'), 'utf8')).slice(0, 11)).toBe('NEW content')
+    expect((await statsOf(mnt)).passedThrough - before.passedThrough).toBe(granted ? 1 : 0)
+  })
+
+  it('truncating a big lower file by name while a reader holds it: new opens see the truncated copy', async () => {
+    const { mnt, upper } = await mountStack('', async (lower) => {
+      await writeFile(join(lower, 'f'), bigText('twelve bytes'))
+    })
+    const reader = await open(join(mnt, 'f'), 'r')
+    try {
+      expect((await reader.read(Buffer.alloc(4), 0, 4, 0)).bytesRead).toBe(4)
+      await truncate(join(mnt, 'f'), 3)
+      expect(await readFile(join(mnt, 'f'), 'utf8')).toBe('twe')
+      expect(await readFile(join(upper, 'f'), 'utf8')).toBe('twe')
+      expect((await stat(join(mnt, 'f'))).size).toBe(3)
+    } finally {
+      await reader.close()
+    }
+  })
+
+  it('writes to an upper file with two names through the daemon, so both names see them', async () => {
+    const { mnt } = await mountStack('', async () => {})
+    await writeFile(join(mnt, 'a'), 'one')
+    await link(join(mnt, 'a'), join(mnt, 'b'))
+    // Cache b's pages first, then write through a.
+    expect(await readFile(join(mnt, 'b'), 'utf8')).toBe('one')
+    const before = await statsOf(mnt)
+    await writeFile(join(mnt, 'a'), 'two', { flag: 'r+' })
+    expect(await readFile(join(mnt, 'b'), 'utf8')).toBe('two')
+    const after = await statsOf(mnt)
+    expect(delta(before, after, 'write')).toBe(1)
+    expect(after.passedThrough - before.passedThrough).toBe(0)
+  })
+
+  it('serves many concurrent opens of one node in one mode, whichever comes first', async () => {
+    const { mnt } = await mountStack('', async (lower) => {
+      for (let i = 0; i < 8; i++) await writeFile(join(lower, `f${i}`), bigText(`lower ${i}`))
+    })
+    // Readers and writers of the same files at once: every open succeeds and every file ends up
+    // with its writer's bytes.
+    await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+      const path = join(mnt, `f${i}`)
+      const readers = await Promise.all([open(path, 'r'), open(path, 'r')])
+      try {
+        await writeFile(path, `upper ${i}`)
+        expect(await readFile(path, 'utf8')).toBe(`upper ${i}`)
+      } finally {
+        await Promise.all(readers.map((r) => r.close()))
+      }
+    }))
+    for (let i = 0; i < 8; i++) expect(await readFile(join(mnt, `f${i}`), 'utf8')).toBe(`upper ${i}`)
+  })
+})
