@@ -2,7 +2,7 @@
 // which opens pass through (the daemon then sees no read or write), that the kernel's one-mode-per-
 // inode rule never fails an open, and what a reader opened before a copy-up sees under each policy.
 import { existsSync } from 'node:fs'
-import { link, mkdir, open, readFile, stat, truncate, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, link, mkdir, open, readFile, stat, truncate, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -183,6 +183,21 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
     } finally {
       await reader.close()
     }
+  })
+
+  it('runs a big lower executable mapped from its backing file', async () => {
+    const { mnt } = await mountStack('', async (lower) => {
+      await copyFile('/usr/bin/bash', join(lower, 'bash'))
+      await chmod(join(lower, 'bash'), 0o755)
+    })
+    const size = (await stat(join(mnt, 'bash'))).size
+    if (size < PASSTHROUGH_READ_MIN) throw new Error(`/usr/bin/bash is ${size} bytes: too small to pass through`)
+    const before = await statsOf(mnt)
+    const r = await runCmd(join(mnt, 'bash'), ['-c', 'echo $((6 * 7))'])
+    expect(r.stdout.trim()).toBe('42')
+    const after = await statsOf(mnt)
+    expect(after.passedThrough - before.passedThrough).toBe(granted ? 1 : 0)
+    if (granted) expect(delta(before, after, 'read')).toBe(0) // exec and mmap read the lower file itself
   })
 
   it('writes to an upper file with two names through the daemon, so both names see them', async () => {
