@@ -157,6 +157,7 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
       ['a missing mountpoint', () => ['-o', `lowerdir=${lower}`, `${mnt}-nope`], /mountpoint .*: no such directory/],
       ['a bad number', () => ['-o', `lowerdir=${lower},cache_entries=lots`, mnt], /cache_entries=lots: not a number/],
       ['a bad metacopy value', () => ['-o', `lowerdir=${lower},metacopy=maybe`, mnt], /metacopy=maybe: expected on or off/],
+      ['a bad passthrough value', () => ['-o', `lowerdir=${lower},passthrough=yes`, mnt], /passthrough=yes: expected on, upper or off/],
       ['an unknown bridge', () => ['-o', `lowerdir=${lower},bridge=fuse4`, mnt], /bridge=fuse4: expected ll or fuse-native/],
       ['a spin out of range', () => ['-o', `lowerdir=${lower},spin=20000`, mnt], /spin=20000: expected microseconds, 0 to 10000/],
       ['an unknown flag', () => ['--frob', mnt], /unknown flag --frob/],
