@@ -133,42 +133,45 @@ void fll_process_init(fll_session *s) {
     if (write(fd, &reply, (size_t)n) == n && reply.h.error == 0) s->passthrough = 1;
 }
 
-/* backingOpen(handle, fd) → id > 0, or -errno (EOPNOTSUPP when the connection has no passthrough). */
-napi_value fll_js_backing_open(napi_env env, napi_callback_info info) {
+/* (handle, n) → the session and n, checked to lie in [min, max]; NULL after throwing. */
+static fll_session *session_and_int(napi_env env, napi_callback_info info, const char *name, double min, double max,
+                                    int64_t *n) {
     size_t argc = 2;
-    napi_value argv[2], out;
+    napi_value argv[2];
     napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
     fll_session *s = fll_unwrap(env, argv[0]);
+    return s && fll_int(env, argv[1], name, min, max, n) ? s : NULL;
+}
+
+/* An ioctl on the session's /dev/fuse: its result, or -errno. */
+static int dev_ioctl(fll_session *s, unsigned long request, void *arg) {
+    if (s->fd_closed) return -EBADF;
+    int res = ioctl(fuse_session_fd(s->se), request, arg);
+    return res < 0 ? -errno : res;
+}
+
+static napi_value int32(napi_env env, int n) {
+    napi_value v;
+    napi_create_int32(env, n, &v);
+    return v;
+}
+
+/* backingOpen(handle, fd) → id > 0, or -errno (EOPNOTSUPP when the connection has no passthrough). */
+napi_value fll_js_backing_open(napi_env env, napi_callback_info info) {
     int64_t fd;
-    if (!s || !fll_int(env, argv[1], "fd", 0, INT_MAX, &fd)) return NULL;
-    int res;
-    if (!s->passthrough) res = -EOPNOTSUPP;
-    else if (s->fd_closed) res = -EBADF;
-    else {
-        struct backing_map map = {.fd = (int32_t)fd};
-        res = ioctl(fuse_session_fd(s->se), DEV_IOC_BACKING_OPEN, &map);
-        if (res < 0) res = -errno;
-    }
-    napi_create_int32(env, res, &out);
-    return out;
+    fll_session *s = session_and_int(env, info, "fd", 0, INT_MAX, &fd);
+    if (!s) return NULL;
+    struct backing_map map = {.fd = (int32_t)fd};
+    return int32(env, s->passthrough ? dev_ioctl(s, DEV_IOC_BACKING_OPEN, &map) : -EOPNOTSUPP);
 }
 
 /* backingClose(handle, id) → 0 or -errno. */
 napi_value fll_js_backing_close(napi_env env, napi_callback_info info) {
-    size_t argc = 2;
-    napi_value argv[2], out;
-    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-    fll_session *s = fll_unwrap(env, argv[0]);
     int64_t id;
-    if (!s || !fll_int(env, argv[1], "backing id", 1, INT32_MAX, &id)) return NULL;
-    int res = 0;
-    if (s->fd_closed) res = -EBADF;
-    else {
-        uint32_t id32 = (uint32_t)id;
-        if (ioctl(fuse_session_fd(s->se), DEV_IOC_BACKING_CLOSE, &id32) < 0) res = -errno;
-    }
-    napi_create_int32(env, res, &out);
-    return out;
+    fll_session *s = session_and_int(env, info, "backing id", 1, INT32_MAX, &id);
+    if (!s) return NULL;
+    uint32_t id32 = (uint32_t)id;
+    return int32(env, dev_ioctl(s, DEV_IOC_BACKING_CLOSE, &id32));
 }
 
 int fll_reply_open_backing(fuse_req_t req, const struct fuse_file_info *fi, int32_t backing) {

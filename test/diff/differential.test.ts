@@ -14,7 +14,7 @@ import { SCENARIOS } from './scenarios.js'
 import type { Scenario } from './spec.js'
 
 /** Scenario groups whose files are read and written (run again without passthrough). */
-const IO_GROUPS = ['open/create/truncate', 'metacopy=on', 'hard links', 'deep copy-up']
+const IO_GROUPS = ['open/create/truncate', 'big files', 'metacopy=on', 'hard links', 'deep copy-up']
 
 const driver = selectedDriver()
 const fuse = fuseAvailable()

@@ -137,6 +137,40 @@ export const SCENARIOS: Scenario[] = [
       ops: [['setxattr', 'f', 'user.k', 'v'], ['readFile', 'f'], ['unlink', 'f'], ['readdir', '']],
     },
   ]),
+  ...group('big files', [
+    // Files of 1 MiB and more, which layerfs lets the kernel read and write itself (FUSE passthrough):
+    // lower reads from the lower file, then the copy-up and the writes to the upper copy.
+    {
+      name: 'read a big lower file, write into it, read it again',
+      layers: [{ 'a/big': { file: 'head of a big file', size: 3 << 20 } }],
+      ops: [['readFile', 'a/big'], ['open', 'a/big', 'r+', { write: 'XYZ', at: 2 << 20, read: true, stat: true }],
+        ['readFile', 'a/big'], ['stat', 'a/big'], ['stat', 'a']],
+    },
+    {
+      name: 'append to a big lower file',
+      layers: [{ big: { file: 'start', size: 2 << 20, mode: 0o640, uid: 1000, gid: 1000 } }],
+      ops: [['appendFile', 'big', 'tail'], ['readFile', 'big'], ['stat', 'big']],
+    },
+    {
+      name: 'truncate a big lower file, then read and extend it',
+      layers: [{ big: { file: 'twelve bytes', size: 2 << 20 } }],
+      ops: [['readFile', 'big'], ['truncate', 'big', 7], ['readFile', 'big'], ['stat', 'big'],
+        ['open', 'big', 'r+', { write: 'END', at: (1 << 20) + 5, stat: true }], ['readFile', 'big']],
+    },
+    {
+      name: 'write a big new file, then rename and read it',
+      layers: [{ d: { dir: true } }],
+      ops: [['writeFile', 'd/new', 'n'.repeat(3 << 19)], ['rename', 'd/new', 'd/moved'], ['readFile', 'd/moved'],
+        ['stat', 'd/moved'], ['readdir', 'd']],
+    },
+    {
+      name: 'chmod a big lower file (metadata only), read it, then write',
+      layers: [{ big: { file: 'lower head', size: 2 << 20 } }],
+      options: ['metacopy=on'],
+      ops: [['chmod', 'big', 0o600], ['readFile', 'big'], ['stat', 'big'],
+        ['open', 'big', 'r+', { write: 'W', at: 1 << 20 }], ['readFile', 'big'], ['stat', 'big']],
+    },
+  ]),
   ...group('symlinks', [
     {
       name: 'write through a lower symlink to a lower file',
