@@ -103,19 +103,13 @@ function logger(path: string | undefined): (line: string) => void {
  *  well as a big one and keeps the resident size down (V8 grows it to 16 MiB a half otherwise). */
 const DAEMON_V8_FLAGS = ['--max-semi-space-size=2']
 
-/** Thread-pool threads of the daemon (libuv's default is 4), unless UV_THREADPOOL_SIZE says: fsync'd
- *  copy-ups spend most of their time waiting for the disk, and as many flushes as callers should be
- *  in flight at once, as in the kernel, where each caller's thread does its own. libuv reads the
- *  variable once, before the first job, so it is set for the forked daemon. */
-const DAEMON_POOL_THREADS = 16
-
 async function daemonize(argv: string[], opts: MountOptions): Promise<number> {
   const cli = fileURLToPath(new URL('./main.js', import.meta.url))
   const logFd = opts.log ? openSync(opts.log, 'a') : 'ignore'
   const child = spawn(process.execPath, [...DAEMON_V8_FLAGS, cli, ...argv, '-f'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: { UV_THREADPOOL_SIZE: String(DAEMON_POOL_THREADS), ...process.env, [READY_FD_ENV]: '3' },
+    env: { ...process.env, [READY_FD_ENV]: '3' },
   })
   const pipe = child.stdio[3] as NodeJS.ReadableStream
   const outcome = await new Promise<string>((done) => {
