@@ -156,6 +156,17 @@ static napi_value int32(napi_env env, int n) {
     return v;
 }
 
+/* passthrough(handle) → whether the kernel granted passthrough at INIT. */
+napi_value fll_js_passthrough(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1], out;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    fll_session *s = fll_unwrap(env, argv[0]);
+    if (!s) return NULL;
+    napi_get_boolean(env, s->passthrough != 0, &out);
+    return out;
+}
+
 /* backingOpen(handle, fd) → id > 0, or -errno (EOPNOTSUPP when the connection has no passthrough). */
 napi_value fll_js_backing_open(napi_env env, napi_callback_info info) {
     int64_t fd;

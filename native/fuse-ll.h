@@ -165,6 +165,7 @@ void fll_process_init(fll_session *s);
 int fll_reply_open_backing(fuse_req_t req, const struct fuse_file_info *fi, int32_t backing);
 int fll_reply_create_backing(fuse_req_t req, const struct fuse_entry_param *e, const struct fuse_file_info *fi,
                              int32_t backing);
+napi_value fll_js_passthrough(napi_env env, napi_callback_info info);
 napi_value fll_js_backing_open(napi_env env, napi_callback_info info);
 napi_value fll_js_backing_close(napi_env env, napi_callback_info info);
 

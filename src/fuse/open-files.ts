@@ -81,8 +81,9 @@ export class OpenFiles {
     this.#policy = policy
   }
 
+  /** The policy in force: 'off' when the kernel did not grant passthrough or refuses backing files. */
   get policy(): PassthroughPolicy {
-    return this.#policy
+    return this.#session.passthrough ? this.#policy : 'off'
   }
 
   /**

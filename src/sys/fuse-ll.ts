@@ -193,6 +193,7 @@ interface Addon {
   fuseLlReplyAttr(h: Handle, req: number, attr: Float64Array, timeout: number): void
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
+  fuseLlPassthrough(h: Handle): boolean
   fuseLlBackingOpen(h: Handle, fd: number): number
   fuseLlBackingClose(h: Handle, id: number): number
   fuseLlReplyWrite(h: Handle, req: number, count: number): void
@@ -413,6 +414,11 @@ export class Session {
    */
   replyOpen(req: number, fh: number, open: OpenFlags, backing = 0): boolean {
     return this.#n.fuseLlReplyOpen(this.#h, req, fh, openBits(open), backing) === 0
+  }
+
+  /** Whether the kernel granted FUSE passthrough at INIT (mount option `passthrough`). */
+  get passthrough(): boolean {
+    return this.#n.fuseLlPassthrough(this.#h)
   }
 
   /**
