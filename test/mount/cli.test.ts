@@ -115,6 +115,11 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     const stats = JSON.parse(r.stdout) as { copyUps: { copyUps: number }; ops: Record<string, number> }
     expect(stats.copyUps.copyUps).toBe(1)
     expect(stats.ops.open).toBeGreaterThan(0)
+    // The text form names the same numbers.
+    const text = await layerfs(['stats', mnt])
+    expect(text.code).toBe(0)
+    expect(text.stdout).toMatch(/^copy-ups +1 /m)
+    expect(text.stdout).toMatch(/^passthrough +(on|off) +\(\d+ opens passed through\)$/m)
   })
 
   it('unmounts and exits on SIGTERM', async () => {

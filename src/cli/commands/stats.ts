@@ -3,7 +3,8 @@ import { resolve } from 'node:path'
 import { readStats } from '../../fuse/bridge.js'
 import type { UnionStats } from '../../union/union.js'
 
-type Stats = UnionStats & { ops: Record<string, number> }
+/** passthrough and passedThrough come from the low-level bridge only. */
+type Stats = UnionStats & { ops: Record<string, number>; passthrough?: string; passedThrough?: number }
 
 export async function run(args: string[]): Promise<number> {
   const json = args.includes('--json')
@@ -36,6 +37,7 @@ export async function run(args: string[]): Promise<number> {
     `copy-ups     ${copyUps.copyUps}  (${copyUps.copyUpBytes} bytes, ${copyUps.copyUpMs.toFixed(1)} ms), whiteouts ${copyUps.whiteouts}`,
     `open files   ${stats.openFiles}`,
   ]
+  if (stats.passthrough !== undefined) lines.push(`passthrough  ${stats.passthrough}  (${stats.passedThrough ?? 0} opens passed through)`)
   process.stdout.write(lines.join('\n') + '\n')
   return 0
 }
