@@ -90,6 +90,7 @@ int fll_is_init(const struct fuse_buf *buf) {
  * amended and written to the device. Without an offer, or if the detour cannot be set up, libfuse
  * answers directly. */
 void fll_process_init(fll_session *s) {
+    s->init_seen = 1;
     s->passthrough = 0;
     if (!s->want_passthrough || !offers_passthrough(&s->fbuf)) {
         fuse_session_process_buf(s->se, &s->fbuf);

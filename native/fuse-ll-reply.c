@@ -168,15 +168,10 @@ napi_value fll_js_reply_entry(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
-/* An open reply's result for JS: 0, or -errno when it could not be delivered (-ENOENT: the open
- * was interrupted, and the caller must release the handle itself; no release request will come). */
-static napi_value sent(napi_env env, fll_session *s, fuse_req_t req, int res) {
-    if (s->fd_closed) {
-        fuse_reply_none(req);
-        res = -EBADF;
-    }
-    return number(env, res > 0 ? 0 : res);
-}
+/* An open or create reply: `send` unless /dev/fuse is closed (then the request is only freed), as
+ * FLL_SEND, but the result goes back to JS: 0, or -errno when the reply was not delivered (-ENOENT:
+ * the open was interrupted; no release will come, so the caller releases the handle itself). */
+#define SEND_OPEN(env, s, req, send) number(env, (s)->fd_closed ? (fuse_reply_none(req), -EBADF) : (send))
 
 /* reply_create(handle, req, entry, fh, open bits, backing id) → 0 | -errno; backing id 0: no
  * passthrough. */
@@ -190,8 +185,7 @@ napi_value fll_js_reply_create(napi_env env, napi_callback_info info) {
         !fll_int(env, argv[5], "backing id", 0, INT32_MAX, &backing))
         return NULL;
     fll_drop_req(s, idx);
-    if (s->fd_closed) return sent(env, s, req, 0);
-    return sent(env, s, req, backing ? fll_reply_create_backing(req, &e, &fi, (int32_t)backing) : fuse_reply_create(req, &e, &fi));
+    return SEND_OPEN(env, s, req, backing ? fll_reply_create_backing(req, &e, &fi, (int32_t)backing) : fuse_reply_create(req, &e, &fi));
 }
 
 napi_value fll_js_reply_attr(napi_env env, napi_callback_info info) {
@@ -222,8 +216,7 @@ napi_value fll_js_reply_open(napi_env env, napi_callback_info info) {
     int64_t backing;
     if (!get_open(env, argv[2], argv[3], &fi) || !fll_int(env, argv[4], "backing id", 0, INT32_MAX, &backing)) return NULL;
     fll_drop_req(s, idx);
-    if (s->fd_closed) return sent(env, s, req, 0);
-    return sent(env, s, req, backing ? fll_reply_open_backing(req, &fi, (int32_t)backing) : fuse_reply_open(req, &fi));
+    return SEND_OPEN(env, s, req, backing ? fll_reply_open_backing(req, &fi, (int32_t)backing) : fuse_reply_open(req, &fi));
 }
 
 napi_value fll_js_reply_write(napi_env env, napi_callback_info info) {

@@ -362,7 +362,7 @@ static int read_batch(fll_session *s, const char **reason, char *failed, size_t 
             snprintf(failed, cap, "FUSE read failed: %s", strerror(-res));
             *reason = failed;
         } else {
-            if (fll_is_init(&s->fbuf)) fll_process_init(s);
+            if (!s->init_seen && fll_is_init(&s->fbuf)) fll_process_init(s);
             else fuse_session_process_buf(s->se, &s->fbuf);
             n++;
         }

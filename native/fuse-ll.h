@@ -118,6 +118,7 @@ typedef struct fll_session {
     unsigned spin_backoff; /* callbacks left without busy-polling, after a preempted spin */
     int want_passthrough;  /* ask for FUSE passthrough at INIT (fuse-ll-passthrough.c) */
     int passthrough;       /* the kernel granted it */
+    int init_seen;         /* the kernel's INIT has been processed (it comes first, once) */
 
     fll_slot *slots;
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */

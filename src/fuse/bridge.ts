@@ -18,7 +18,6 @@ import { lgetxattr } from '../sys/native.js'
 import type { TimeNs } from '../sys/native.js'
 import type { Attr, Union } from '../union/union.js'
 import { toErrno } from './errno.js'
-
 import type { PassthroughPolicy } from './open-files.js'
 
 export const STATS_XATTR = 'trusted.layerfs.stats'

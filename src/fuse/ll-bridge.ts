@@ -343,11 +343,16 @@ export class LowLevelBridge {
     }
   }
 
-  /** Passed through when it may be (see OpenFiles); otherwise the page cache is kept across opens
-   *  (see Union.keepsPages): layers do not change under the mount and every write comes through
-   *  this inode. An open the caller never got (interrupted) is released here: no release follows. */
+  /**
+   * Passed through when it may be (see OpenFiles). Otherwise the kernel keeps the file's pages for
+   * the next open: layers do not change under the mount and every write comes through the union;
+   * but a hard-linked file's other names are other kernel inodes, with pages of their own, so not
+   * for a file with several names. An open the caller never got (interrupted) is released here: no
+   * release follows.
+   */
   #replyOpen(req: number, nodeId: number, fh: number, flags: number): void {
-    const backing = this.#open.opened(nodeId, fh, this.#union.openFile(fh), (flags & (O_WRONLY | O_RDWR)) !== 0)
+    const file = this.#union.openFile(fh)
+    const backing = this.#open.opened(nodeId, fh, file, (flags & (O_WRONLY | O_RDWR)) !== 0)
     if (backing === STALE) {
       // The kernel looks the name up again and opens the node that replaces this one.
       this.#union.releaseSync(fh)
@@ -356,7 +361,7 @@ export class LowLevelBridge {
       this.#session.replyErr(req, ESTALE)
       return
     }
-    const keepCache = backing === 0 && this.#union.keepsPages(fh)
+    const keepCache = backing === 0 && file.singleLink
     if (!this.#session.replyOpen(req, fh, { keepCache }, backing)) this.#release(fh)
   }
 

@@ -59,11 +59,6 @@ export function create(core: Core, rel: string, mode: number, owner?: Owner): nu
   return core.handles.add({ fd, path: rel, upper: true, singleLink: true, size: 0 })
 }
 
-/** Whether the kernel may keep the file's pages across opens (see Union.keepsPages). */
-export function keepsPages(core: Core, fh: number): boolean {
-  return core.handles.get(fh)?.singleLink ?? false
-}
-
 /** What the FUSE bridge needs to know about an open handle's file to choose how the kernel does
  *  its I/O (see OpenFiles in src/fuse). */
 export function openFile(core: Core, fh: number): Handle {

@@ -10,7 +10,7 @@ export interface Handle {
   /** Merged-view path at open time; used only to find lower handles on copy-up. */
   readonly path: string
   upper: boolean
-  /** The file had one name when opened: its pages can be kept across opens. */
+  /** The file had one name when opened (its pages can be kept across opens). */
   readonly singleLink: boolean
   /** Its size when opened. */
   readonly size: number

@@ -205,13 +205,6 @@ export class Union {
     return files.create(this.#core, relPath(path), mode, owner)
   }
 
-  /** Whether the kernel may keep an open file's pages for the next open: every write comes through
-   *  the union, but a hard-linked file's other names are other kernel inodes, with pages of their
-   *  own, so not for a file with several names. */
-  keepsPages(fh: number): boolean {
-    return files.keepsPages(this.#core, fh)
-  }
-
   /** An open handle: its fd, whether its file is the complete upper copy (false: a lower file, or
    *  the lower data of a metadata-only copy), whether it had one name and its size when opened. */
   openFile(fh: number): Readonly<Handle> {
