@@ -38,7 +38,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlReplyAttr", fll_js_reply_attr),
         FN("fuseLlReplyReadlink", fll_js_reply_readlink),
         FN("fuseLlReplyOpen", fll_js_reply_open),
-        FN("fuseLlPassthrough", fll_js_passthrough),
+        FN("fuseLlGranted", fll_js_granted),
         FN("fuseLlBackingOpen", fll_js_backing_open),
         FN("fuseLlBackingClose", fll_js_backing_close),
         FN("fuseLlReplyWrite", fll_js_reply_write),

@@ -30,6 +30,7 @@ static fll_rec *rec(fuse_req_t req, int kind) {
     r->gid = c->gid;
     r->pid = (uint32_t)c->pid;
     r->umask = c->umask;
+    r->kill_suidgid = ((fll_session *)fuse_req_userdata(req))->kill_suidgid;
     return r;
 }
 

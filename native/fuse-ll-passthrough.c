@@ -1,12 +1,18 @@
-/* FUSE passthrough (kernel 6.9+): the kernel reads and writes an open file's backing file itself,
- * so no read or write of that file reaches the daemon. libfuse 3.14 predates it, so three parts are
- * done here by hand:
+/* What libfuse 3.14 cannot negotiate, done here by hand:
  *
+ * FUSE passthrough (kernel 6.9+): the kernel reads and writes an open file's backing file itself, so
+ * no read or write of that file reaches the daemon.
  *   INIT     libfuse answers the kernel's INIT into a pipe standing in for /dev/fuse; the reply is
  *            amended (FUSE_PASSTHROUGH, a stacking depth of 1) and written to the device here
  *   backing  FUSE_DEV_IOC_BACKING_OPEN registers an open fd with the connection and names it by an
  *            id; FUSE_DEV_IOC_BACKING_CLOSE drops the id (open files keep their own reference)
  *   replies  an open or create reply carrying FOPEN_PASSTHROUGH and the backing id
+ *
+ * FUSE_HANDLE_KILLPRIV_V2 (kernel 5.11+), asked for in the same amended INIT reply: the daemon, not
+ * the kernel, clears setuid/setgid after a write, truncate or O_TRUNC open by a process without
+ * CAP_FSETID. The kernel then sends no getattr before each chown, and no getxattr of
+ * security.capability before every write. It marks such requests with a flag libfuse does not pass
+ * on, so the flag is read from the raw request (fll_kills_suidgid) before libfuse dispatches it.
  *
  * The kernel structures below are the protocol's (7.40+), spelled out because Debian's headers
  * are older. */
@@ -19,10 +25,17 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#define OP_SETATTR 4
+#define OP_OPEN 14
+#define OP_WRITE 16
 #define OP_INIT 26
+#define INIT_HANDLE_KILLPRIV_V2 (1u << 28)
 #define INIT_EXT (1u << 30)
 #define INIT2_PASSTHROUGH (1u << (37 - 32))
 #define FOPEN_PASSTHROUGH (1u << 7)
+#define FATTR_KILL_SUIDGID (1u << 11)
+#define OPEN_KILL_SUIDGID (1u << 0)
+#define WRITE_KILL_SUIDGID (1u << 2)
 
 struct in_header {
     uint32_t len, opcode;
@@ -32,6 +45,13 @@ struct in_header {
 };
 struct init_in {
     uint32_t major, minor, max_readahead, flags, flags2, unused[11];
+};
+struct open_in {
+    uint32_t flags, open_flags;
+};
+struct write_in {
+    uint64_t fh, offset;
+    uint32_t size, write_flags;
 };
 struct out_header {
     uint32_t len;
@@ -71,13 +91,15 @@ _Static_assert(sizeof(struct entry_out) == 128, "fuse_entry_out is 128 bytes");
 #define DEV_IOC_BACKING_OPEN _IOW(229, 1, struct backing_map)
 #define DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
 
-/* Whether the INIT request in `buf` offers passthrough. */
-static int offers_passthrough(const struct fuse_buf *buf) {
-    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header) + sizeof(struct init_in)) return 0;
+/* The INIT request in `buf`, or NULL. */
+static const struct init_in *init_in_of(const struct fuse_buf *buf) {
+    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header) + sizeof(struct init_in)) return NULL;
     const struct in_header *ih = buf->mem;
-    const struct init_in *in = (const void *)(ih + 1);
-    return ih->opcode == OP_INIT && in->major == 7 && in->minor >= 40 && (in->flags & INIT_EXT) &&
-           (in->flags2 & INIT2_PASSTHROUGH);
+    return ih->opcode == OP_INIT ? (const struct init_in *)(ih + 1) : NULL;
+}
+
+static int offers_passthrough(const struct init_in *in) {
+    return in->major == 7 && in->minor >= 40 && (in->flags & INIT_EXT) && (in->flags2 & INIT2_PASSTHROUGH);
 }
 
 int fll_is_init(const struct fuse_buf *buf) {
@@ -85,14 +107,35 @@ int fll_is_init(const struct fuse_buf *buf) {
            ((const struct in_header *)buf->mem)->opcode == OP_INIT;
 }
 
+int fll_kills_suidgid(const struct fuse_buf *buf) {
+    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header)) return 0;
+    const struct in_header *ih = buf->mem;
+    const void *arg = ih + 1;
+    size_t len = buf->size - sizeof *ih;
+    switch (ih->opcode) {
+    case OP_SETATTR: /* fuse_setattr_in starts with `valid` */
+        return len >= sizeof(uint32_t) && (*(const uint32_t *)arg & FATTR_KILL_SUIDGID);
+    case OP_OPEN:
+        return len >= sizeof(struct open_in) && (((const struct open_in *)arg)->open_flags & OPEN_KILL_SUIDGID);
+    case OP_WRITE:
+        return len >= sizeof(struct write_in) && (((const struct write_in *)arg)->write_flags & WRITE_KILL_SUIDGID);
+    default:
+        return 0;
+    }
+}
+
 /* libfuse processes the INIT in `s->fbuf` with its reply going into a pipe put in place of the
  * device's fd number for the call (the device stays open through a duplicate); the reply is then
- * amended and written to the device. Without an offer, or if the detour cannot be set up, libfuse
- * answers directly. */
+ * amended and written to the device. Without an offer of what is wanted, or if the detour cannot be
+ * set up, libfuse answers directly. */
 void fll_process_init(fll_session *s) {
     s->init_seen = 1;
     s->passthrough = 0;
-    if (!s->want_passthrough || !offers_passthrough(&s->fbuf)) {
+    s->killpriv = 0;
+    const struct init_in *in = init_in_of(&s->fbuf);
+    int passthrough = in && s->want_passthrough && offers_passthrough(in);
+    int killpriv = in && (in->flags & INIT_HANDLE_KILLPRIV_V2);
+    if (!passthrough && !killpriv) {
         fuse_session_process_buf(s->se, &s->fbuf);
         return;
     }
@@ -124,14 +167,20 @@ void fll_process_init(fll_session *s) {
     if (n < (ssize_t)sizeof reply.h) return; /* nothing written: libfuse failed; the mount times out */
     if (reply.h.error == 0) {
         reply.h.len = sizeof reply; /* an older libfuse may have sent a shorter init_out */
-        reply.o.flags |= INIT_EXT;
-        reply.o.flags2 |= INIT2_PASSTHROUGH;
-        /* Backing files on a filesystem that is not stacked (depth 0); the mount itself then counts
-         * as depth 1, so an overlayfs may still be mounted over it. */
-        reply.o.max_stack_depth = 1;
+        if (passthrough) {
+            reply.o.flags |= INIT_EXT;
+            reply.o.flags2 |= INIT2_PASSTHROUGH;
+            /* Backing files on a filesystem that is not stacked (depth 0); the mount itself then
+             * counts as depth 1, so an overlayfs may still be mounted over it. */
+            reply.o.max_stack_depth = 1;
+        }
+        if (killpriv) reply.o.flags |= INIT_HANDLE_KILLPRIV_V2;
         n = sizeof reply;
     }
-    if (write(fd, &reply, (size_t)n) == n && reply.h.error == 0) s->passthrough = 1;
+    if (write(fd, &reply, (size_t)n) == n && reply.h.error == 0) {
+        s->passthrough = passthrough;
+        s->killpriv = killpriv;
+    }
 }
 
 /* (handle, n) → the session and n, checked to lie in [min, max]; NULL after throwing. */
@@ -157,15 +206,14 @@ static napi_value int32(napi_env env, int n) {
     return v;
 }
 
-/* passthrough(handle) → whether the kernel granted passthrough at INIT. */
-napi_value fll_js_passthrough(napi_env env, napi_callback_info info) {
+/* granted(handle) → what the kernel granted at INIT: FLL_GRANTED_PASSTHROUGH | FLL_GRANTED_KILLPRIV. */
+napi_value fll_js_granted(napi_env env, napi_callback_info info) {
     size_t argc = 1;
-    napi_value argv[1], out;
+    napi_value argv[1];
     napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
     fll_session *s = fll_unwrap(env, argv[0]);
     if (!s) return NULL;
-    napi_get_boolean(env, s->passthrough != 0, &out);
-    return out;
+    return int32(env, (s->passthrough ? FLL_GRANTED_PASSTHROUGH : 0) | (s->killpriv ? FLL_GRANTED_KILLPRIV : 0));
 }
 
 /* backingOpen(handle, fd) → id > 0, or -errno (EOPNOTSUPP when the connection has no passthrough). */

@@ -210,6 +210,7 @@ static int fill_fields(fll_session *s, fll_rec *r) {
     /* Other requests read from /dev/fuse and not answered yet: still to be delivered after this
      * one, or waiting on the thread pool. */
     f[FLL_F_WAITING] = (double)(s->queued + s->outstanding - (r->req ? 1 : 0));
+    f[FLL_F_KILL_SUIDGID] = r->kill_suidgid;
     return 1;
 }
 
@@ -362,8 +363,12 @@ static int read_batch(fll_session *s, const char **reason, char *failed, size_t 
             snprintf(failed, cap, "FUSE read failed: %s", strerror(-res));
             *reason = failed;
         } else {
-            if (!s->init_seen && fll_is_init(&s->fbuf)) fll_process_init(s);
-            else fuse_session_process_buf(s->se, &s->fbuf);
+            if (!s->init_seen && fll_is_init(&s->fbuf)) {
+                fll_process_init(s);
+            } else {
+                s->kill_suidgid = s->killpriv && fll_kills_suidgid(&s->fbuf);
+                fuse_session_process_buf(s->se, &s->fbuf);
+            }
             n++;
         }
     }

@@ -44,6 +44,7 @@ enum {
     FLL_F_FH, FLL_F_HAS_FH, FLL_F_NLOOKUP, FLL_F_RDEV, FLL_F_SIZE, FLL_F_OFFSET, FLL_F_MODE, FLL_F_FLAGS,
     FLL_F_VALID, FLL_F_MASK, FLL_F_DATASYNC, FLL_F_ST_MODE, FLL_F_ST_UID, FLL_F_ST_GID, FLL_F_ST_SIZE,
     FLL_F_ATIME, FLL_F_ATIME_NS, FLL_F_MTIME, FLL_F_MTIME_NS, FLL_F_ANSWERED, FLL_F_WAITING,
+    FLL_F_KILL_SUIDGID,
     FLL_F_COUNT
 };
 /* Reply layouts: an attr; an entry is an attr followed by four more; a readdirplus entry is an entry
@@ -57,6 +58,8 @@ enum {
     FLL_DIRPLUS_LEN = FLL_ENTRY_LEN + 1,
     FLL_DIR_LEN = 3
 };
+/* What the kernel granted at INIT (fll_js_granted), one bit each. */
+enum { FLL_GRANTED_PASSTHROUGH = 1, FLL_GRANTED_KILLPRIV = 2 };
 /* Open reply flags, one bit each. */
 enum { FLL_OPEN_KEEP_CACHE = 1, FLL_OPEN_DIRECT_IO = 2, FLL_OPEN_CACHE_READDIR = 4, FLL_OPEN_NONSEEKABLE = 8 };
 
@@ -76,7 +79,8 @@ struct fll_rec {
     int64_t offset;
     uint32_t mode, flags, valid, mask;
     int datasync;
-    struct stat st; /* setattr values */
+    int kill_suidgid; /* setattr, open, write: clear setuid/setgid after it (killpriv v2) */
+    struct stat st;   /* setattr values */
 };
 
 /* Request ids handed to JS: slot index + generation, so a stale or repeated reply is detected
@@ -118,6 +122,8 @@ typedef struct fll_session {
     unsigned spin_backoff; /* callbacks left without busy-polling, after a preempted spin */
     int want_passthrough;  /* ask for FUSE passthrough at INIT (fuse-ll-passthrough.c) */
     int passthrough;       /* the kernel granted it */
+    int killpriv;          /* the kernel granted FUSE_HANDLE_KILLPRIV_V2 */
+    int kill_suidgid;      /* the request being dispatched asks for it (fll_kills_suidgid) */
     int init_seen;         /* the kernel's INIT has been processed (it comes first, once) */
 
     fll_slot *slots;
@@ -163,10 +169,12 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info);
 /* fuse-ll-passthrough.c */
 int fll_is_init(const struct fuse_buf *buf);
 void fll_process_init(fll_session *s);
+/* Whether the request in `buf` asks the daemon to clear setuid/setgid (killpriv v2). */
+int fll_kills_suidgid(const struct fuse_buf *buf);
 int fll_reply_open_backing(fuse_req_t req, const struct fuse_file_info *fi, int32_t backing);
 int fll_reply_create_backing(fuse_req_t req, const struct fuse_entry_param *e, const struct fuse_file_info *fi,
                              int32_t backing);
-napi_value fll_js_passthrough(napi_env env, napi_callback_info info);
+napi_value fll_js_granted(napi_env env, napi_callback_info info);
 napi_value fll_js_backing_open(napi_env env, napi_callback_info info);
 napi_value fll_js_backing_close(napi_env env, napi_callback_info info);
 

@@ -11,9 +11,9 @@
  * Replies are sent once per request, at once (#answerNow) or from the promise that settles it;
  * errors go through toErrno, the one place where errno names become numbers.
  */
-import { constants } from 'node:fs'
+import { constants, readFileSync } from 'node:fs'
 import {
-  type Attr as KernelAttr, type EntryOut, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
+  type Attr as KernelAttr, type Ctx, type EntryOut, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
 } from '../sys/fuse-ll.js'
 import type { TimeNs } from '../sys/native.js'
@@ -210,6 +210,7 @@ export class LowLevelBridge {
         // Only when nothing needs copying up; #handle takes the rest.
         const path = this.#path(this.#node(r.ino))
         if (!union.trySetattr(path, attrChange(r), r.fh)) return false
+        if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, r.fh)
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
         session.replyAttr(r.req, toKernelAttr(union.getattrSync(path)), this.#options.attrTimeout)
         return true
@@ -218,6 +219,7 @@ export class LowLevelBridge {
         const path = this.#path(this.#node(r.ino))
         const fh = union.tryOpen(path, r.flags)
         if (fh === undefined) return false
+        if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, fh)
         this.#replyOpen(r.req, r.ino, fh, r.flags)
         return true
       }
@@ -236,6 +238,7 @@ export class LowLevelBridge {
       case 'write': {
         const n = union.tryWrite(r.fh, r.data, r.data.length, r.offset)
         if (n === undefined) return false
+        if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, undefined, r.fh)
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
         session.replyWrite(r.req, n)
         return true
@@ -254,7 +257,10 @@ export class LowLevelBridge {
       case 'getxattr': {
         const node = this.#node(r.ino)
         const value = node === this.#nodes.root && r.name === STATS_XATTR
-          ? Buffer.from(JSON.stringify({ ops: this.counts, ...union.stats(), nodes: this.#nodes.size, passthrough: this.#open.policy, passedThrough: this.#open.passedThrough }))
+          ? Buffer.from(JSON.stringify({
+            ops: this.counts, ...union.stats(), nodes: this.#nodes.size,
+            passthrough: this.#open.policy, passedThrough: this.#open.passedThrough, killpriv: session.killpriv,
+          }))
           : union.getxattrSync(this.#path(node), r.name)
         if (value === undefined) session.replyErr(r.req, ENODATA)
         else if (r.size === 0) session.replyXattr(r.req, value.length)
@@ -378,6 +384,7 @@ export class LowLevelBridge {
       case 'setattr': {
         const path = this.#path(this.#node(r.ino))
         await union.setattr(path, attrChange(r), r.fh)
+        if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, r.fh)
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
         session.replyAttr(r.req, toKernelAttr(await union.getattr(path)), this.#options.attrTimeout)
         return
@@ -397,7 +404,9 @@ export class LowLevelBridge {
       }
       case 'open': {
         const path = this.#path(this.#node(r.ino))
-        this.#replyOpen(r.req, r.ino, await union.open(path, r.flags), r.flags)
+        const fh = await union.open(path, r.flags)
+        if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, fh)
+        this.#replyOpen(r.req, r.ino, fh, r.flags)
         return
       }
       case 'read': {
@@ -411,6 +420,7 @@ export class LowLevelBridge {
       }
       case 'write': {
         const n = await union.write(r.fh, r.data, r.data.length, r.offset)
+        if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, undefined, r.fh)
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
         session.replyWrite(r.req, n)
         return
@@ -491,9 +501,30 @@ export class LowLevelBridge {
 
   /** Hard links: the other names of an inode are other kernel inodes (one node per name), so a change
    *  through one name (nlink, size, times) must be announced to the others. */
+  /**
+   * What the kernel leaves to the daemon under killpriv v2 (see Request): after a truncate, O_TRUNC
+   * open or write by a process without CAP_FSETID, setuid/setgid are cleared as the kernel would
+   * clear them. Every name of the file then has its cached attributes dropped (a write's reply
+   * carries none).
+   */
+  #clearSetid(nodeId: number, ctx: Ctx, path: string | undefined, fh: number | undefined): void {
+    if (this.#union.clearSetidSync(path, fh, (gid) => inGroup(ctx, gid))) this.#invalidateSiblings(this.#nodes.get(nodeId)?.ino)
+  }
+
   #invalidateSiblings(ino: number | undefined, except?: number): void {
     if (ino === undefined) return
     for (const node of this.#nodes.withIno(ino)) if (node.id !== except) this.#invalidate(node)
+  }
+}
+
+/** Whether the caller is in group `gid`: its fsgid, or one of its supplementary groups. */
+function inGroup(ctx: Ctx, gid: number): boolean {
+  if (ctx.gid === gid) return true
+  try {
+    const groups = /^Groups:(.*)$/m.exec(readFileSync(`/proc/${ctx.pid}/status`, 'utf8'))?.[1]
+    return groups !== undefined && groups.split(/\s+/).some((g) => g !== '' && Number(g) === gid)
+  } catch {
+    return false // the caller is gone
   }
 }
 

@@ -12,7 +12,9 @@
  * Which files pass through (the `passthrough` mount option):
  * - 'on' (default): files opened for writing, and files of at least 1 MiB opened for reading;
  *   never an upper file with several names (writes the daemon never sees would leave the other
- *   names' page caches stale).
+ *   names' page caches stale), and never a setuid or setgid file: a passthrough write goes to the
+ *   backing file with the daemon's credentials, so the kernel would not clear those bits for an
+ *   unprivileged writer, and with killpriv v2 (ll-bridge.ts) the daemon never hears of the write.
  * - 'upper': the same, but only complete upper copies. Lower files stay with the daemon, which moves
  *   their readers over to the upper copy when the file is copied up (as overlayfs does since 4.19).
  * - 'off': none.
@@ -47,6 +49,8 @@ export interface OpenFile {
   singleLink: boolean
   /** When opened. */
   size: number
+  /** setuid or setgid when opened */
+  setid: boolean
 }
 
 /** Files opened only for reading pass through from this size on. */
@@ -118,7 +122,7 @@ export class OpenFiles {
   }
 
   #passes(file: OpenFile, writing: boolean): boolean {
-    if (this.#policy === 'off' || (!writing && file.size < PASSTHROUGH_READ_MIN)) return false
+    if (this.#policy === 'off' || file.setid || (!writing && file.size < PASSTHROUGH_READ_MIN)) return false
     return file.upper ? file.singleLink : this.#policy === 'on'
   }
 

@@ -67,6 +67,11 @@ export interface OpenFlags {
   nonseekable?: boolean
 }
 
+/**
+ * killSuidgid (setattr, open, write): the caller lacks CAP_FSETID and the kernel, which leaves it to
+ * the daemon (FUSE_HANDLE_KILLPRIV_V2), expects setuid, and setgid where the kernel would clear it, to
+ * be cleared after this truncate, O_TRUNC open or write.
+ */
 export type Request = {
   req: number /* opaque id to pass back to a reply fn */
   ctx: Ctx
@@ -90,6 +95,7 @@ export type Request = {
       atimeNsec: number
       mtimeSec: number
       mtimeNsec: number
+      killSuidgid: boolean
     }
   | { op: 'readlink'; ino: number }
   | { op: 'mknod'; parent: number; name: string; mode: number; rdev: number }
@@ -98,11 +104,11 @@ export type Request = {
   | { op: 'symlink'; target: string; parent: number; name: string }
   | { op: 'rename'; parent: number; name: string; newparent: number; newname: string; flags: number }
   | { op: 'link'; ino: number; newparent: number; newname: string }
-  | { op: 'open'; ino: number; flags: number }
+  | { op: 'open'; ino: number; flags: number; killSuidgid: boolean }
   | { op: 'create'; parent: number; name: string; mode: number; flags: number }
   /** waiting: other requests read from the kernel and not answered yet (0: this one is alone). */
   | { op: 'read'; ino: number; fh: number; size: number; offset: number; waiting: number }
-  | { op: 'write'; ino: number; fh: number; data: Buffer /* a copy owned by JS */; offset: number }
+  | { op: 'write'; ino: number; fh: number; data: Buffer /* a copy owned by JS */; offset: number; killSuidgid: boolean }
   | { op: 'release'; ino: number; fh: number }
   | { op: 'fsync' | 'fsyncdir'; ino: number; fh: number; datasync: boolean }
   | { op: 'readdir' | 'readdirplus'; ino: number; size: number; offset: number } // no fh: no opendir
@@ -164,8 +170,11 @@ const F = {
   REQ: 0, UID: 1, GID: 2, PID: 3, UMASK: 4, INO: 5, PARENT: 6, NEWPARENT: 7, FH: 8, HAS_FH: 9, NLOOKUP: 10,
   RDEV: 11, SIZE: 12, OFFSET: 13, MODE: 14, FLAGS: 15, VALID: 16, MASK: 17, DATASYNC: 18, ST_MODE: 19,
   ST_UID: 20, ST_GID: 21, ST_SIZE: 22, ATIME: 23, ATIME_NS: 24, MTIME: 25, MTIME_NS: 26, ANSWERED: 27,
-  WAITING: 28, COUNT: 29,
+  WAITING: 28, KILL_SUIDGID: 29, COUNT: 30,
 } as const
+// What the kernel granted at INIT (FLL_GRANTED_*).
+const GRANTED_PASSTHROUGH = 1
+const GRANTED_KILLPRIV = 2
 // Reply layouts (FLL_A_*, FLL_E_*): an attr, an entry (attr + 4), readdirplus (entry + next), readdir.
 const ATTR_LEN = 15
 const E = { NODE: 15, GENERATION: 16, ATTR_TIMEOUT: 17, ENTRY_TIMEOUT: 18 } as const
@@ -193,7 +202,7 @@ interface Addon {
   fuseLlReplyAttr(h: Handle, req: number, attr: Float64Array, timeout: number): void
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
-  fuseLlPassthrough(h: Handle): boolean
+  fuseLlGranted(h: Handle): number
   fuseLlBackingOpen(h: Handle, fd: number): number
   fuseLlBackingClose(h: Handle, id: number): number
   fuseLlReplyWrite(h: Handle, req: number, count: number): void
@@ -274,17 +283,18 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
       return {
         req, ctx, op, ino, fh, valid: f[F.VALID]!, mode: f[F.ST_MODE]!, uid: f[F.ST_UID]!, gid: f[F.ST_GID]!,
         size: f[F.ST_SIZE]!, atimeSec: f[F.ATIME]!, atimeNsec: f[F.ATIME_NS]!, mtimeSec: f[F.MTIME]!, mtimeNsec: f[F.MTIME_NS]!,
+        killSuidgid: f[F.KILL_SUIDGID] === 1,
       }
     case 'readlink': case 'statfs':
       return { req, ctx, op, ino }
     case 'open':
-      return { req, ctx, op, ino, flags: f[F.FLAGS]! }
+      return { req, ctx, op, ino, flags: f[F.FLAGS]!, killSuidgid: f[F.KILL_SUIDGID] === 1 }
     case 'read':
       return { req, ctx, op, ino, fh: f[F.FH]!, size: f[F.SIZE]!, offset: f[F.OFFSET]!, waiting: f[F.WAITING]! }
     case 'readdir': case 'readdirplus':
       return { req, ctx, op, ino, size: f[F.SIZE]!, offset: f[F.OFFSET]! }
     case 'write':
-      return { req, ctx, op, ino, fh: f[F.FH]!, data: data!, offset: f[F.OFFSET]! }
+      return { req, ctx, op, ino, fh: f[F.FH]!, data: data!, offset: f[F.OFFSET]!, killSuidgid: f[F.KILL_SUIDGID] === 1 }
     case 'release':
       return { req, ctx, op, ino, fh: f[F.FH]!, answered: f[F.ANSWERED] === 1 }
     case 'fsync': case 'fsyncdir':
@@ -418,7 +428,12 @@ export class Session {
 
   /** Whether the kernel granted FUSE passthrough at INIT (mount option `passthrough`). */
   get passthrough(): boolean {
-    return this.#n.fuseLlPassthrough(this.#h)
+    return (this.#n.fuseLlGranted(this.#h) & GRANTED_PASSTHROUGH) !== 0
+  }
+
+  /** Whether the kernel granted FUSE_HANDLE_KILLPRIV_V2 at INIT (see Request's killSuidgid). */
+  get killpriv(): boolean {
+    return (this.#n.fuseLlGranted(this.#h) & GRANTED_KILLPRIV) !== 0
   }
 
   /**

@@ -28,6 +28,8 @@ export interface Entry {
 export interface FileShape {
   singleLink: boolean
   size: number
+  /** setuid or setgid */
+  setid: boolean
 }
 
 /** The dirLayers of every non-directory: one shared empty list instead of one per cached entry. */

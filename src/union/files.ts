@@ -2,7 +2,7 @@
  * Open files and their I/O. Opening for writing (or with O_TRUNC) copies the file up first; an
  * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, type BigIntStats } from 'node:fs'
+import { closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, openSync, type BigIntStats } from 'node:fs'
 import type { Core } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
 import { fsError } from './errors.js'
@@ -40,8 +40,8 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   // A metadata-only copy is read from its lower data; a later completion moves the reader over.
   const lowerData = !writing && core.isMetacopy(entry)
   const fd = openSync(lowerData ? core.dataSource(entry) : entry.layer.path(rel), (flags & ~CREATE_FLAGS) | constants.O_NOFOLLOW)
-  const { singleLink, size } = shapeOf(entry, fd, lowerData)
-  return core.handles.add({ fd, path: rel, upper: entry.layer.writable && !lowerData, singleLink, size })
+  const { singleLink, size, setid } = shapeOf(entry, fd, lowerData)
+  return core.handles.add({ fd, path: rel, upper: entry.layer.writable && !lowerData, singleLink, size, setid })
 }
 
 /** Whether the file has one name, and its size; kept for lower files, which never change. */
@@ -50,13 +50,18 @@ function shapeOf(entry: Entry, fd: number, lowerData: boolean): FileShape {
   return shape(lowerData ? lstatSync(entry.layer.path(entry.path)) : fstatSync(fd))
 }
 
-function shape(st: { nlink: number; size: number }): FileShape {
-  return { singleLink: st.nlink === 1, size: st.size }
+function shape(st: { nlink: number; size: number; mode: number }): FileShape {
+  return { singleLink: st.nlink === 1, size: st.size, setid: (st.mode & SETID) !== 0 }
 }
+
+/** Mode bits node's fs.constants lacks. */
+const S_ISUID = 0o4000
+const S_ISGID = 0o2000
+const SETID = S_ISUID | S_ISGID
 
 export function create(core: Core, rel: string, mode: number, owner?: Owner): number {
   const { fd } = createFile(core, rel, mode, owner)
-  return core.handles.add({ fd, path: rel, upper: true, singleLink: true, size: 0 })
+  return core.handles.add({ fd, path: rel, upper: true, singleLink: true, size: 0, setid: (mode & SETID) !== 0 })
 }
 
 /** What the FUSE bridge needs to know about an open handle's file to choose how the kernel does
@@ -102,6 +107,32 @@ export async function ftruncate(core: Core, fh: number, size: number): Promise<v
 /** Attributes through an open handle: for a file whose name is gone (unlinked while open). */
 export function fstat(core: Core, fh: number): BigIntStats {
   return fstatSync(handle(core, fh).fd, { bigint: true })
+}
+
+/**
+ * Clear setuid, and setgid where the kernel would, as after a write, truncate or O_TRUNC open by a
+ * process without CAP_FSETID. Whether the mode changed.
+ */
+export function clearSetid(core: Core, fh: number, inGroup: (gid: number) => boolean): boolean {
+  const fd = handle(core, fh).fd
+  const st = fstatSync(fd)
+  const mode = modeWithoutSetid(st.mode, st.gid, inGroup)
+  if (mode === (st.mode & 0o7777)) return false
+  fchmodSync(fd, mode)
+  return true
+}
+
+/**
+ * The kernel's rule (setattr_should_drop_suidgid) for a regular file written by a process without
+ * CAP_FSETID: setuid goes; setgid goes when the group may execute the file (without that, the bit
+ * marks mandatory locking) or when the writer is not in the file's group. Permission bits of `mode`.
+ */
+export function modeWithoutSetid(mode: number, gid: number, inGroup: (gid: number) => boolean): number {
+  let bits = mode & 0o7777
+  if ((mode & constants.S_IFMT) !== constants.S_IFREG) return bits
+  bits &= ~S_ISUID
+  if ((bits & S_ISGID) && ((bits & constants.S_IXGRP) || !inGroup(gid))) bits &= ~S_ISGID
+  return bits
 }
 
 export function fsync(core: Core, fh: number, dataOnly: boolean): Promise<void> {

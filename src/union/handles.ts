@@ -14,6 +14,8 @@ export interface Handle {
   readonly singleLink: boolean
   /** Its size when opened. */
   readonly size: number
+  /** It was setuid or setgid when opened. */
+  readonly setid: boolean
 }
 
 export class Handles {

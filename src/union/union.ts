@@ -211,6 +211,21 @@ export class Union {
     return files.openFile(this.#core, fh)
   }
 
+  /**
+   * Clear setuid, and setgid where the kernel would, after a write, truncate or O_TRUNC open by a
+   * process without CAP_FSETID (`inGroup`: whether it is in a group): by handle when there is one,
+   * else by name (the file is in the upper layer by then). Whether the mode changed.
+   */
+  clearSetidSync(path: string | undefined, fh: number | undefined, inGroup: (gid: number) => boolean): boolean {
+    if (fh !== undefined) return files.clearSetid(this.#core, fh, inGroup)
+    if (path === undefined) throw new Error('clearSetid: neither a name nor a handle')
+    const attr = this.getattrSync(path)
+    const mode = files.modeWithoutSetid(attr.mode, attr.gid, inGroup)
+    if (mode === (attr.mode & 0o7777)) return false
+    if (!this.trySetattr(path, { mode })) throw new Error(`clearSetid: ${path} is not in the upper layer`)
+    return true
+  }
+
   /** Attributes of an open file by handle (its name may be gone). */
   async fgetattr(fh: number, ino: number): Promise<attrs.Attr> {
     return this.fgetattrSync(fh, ino)

@@ -2,7 +2,7 @@
 // DIFF_DRIVER (layerfs by default; fuse-overlayfs; kernel = self-check), and op results, the merged view and
 // the upper layer must be equal, except for parts listed in known-differences.ts (which must still differ).
 import { join } from 'node:path'
-import { writeFile, mkdir } from 'node:fs/promises'
+import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fuseAvailable, overlayAvailable, unmount } from '../helpers/mount.js'
 import { makeTempDir, mountsUnder, removeTempDir } from '../helpers/tmp.js'
@@ -14,7 +14,7 @@ import { SCENARIOS } from './scenarios.js'
 import type { Scenario } from './spec.js'
 
 /** Scenario groups whose files are read and written (run again without passthrough). */
-const IO_GROUPS = ['open/create/truncate', 'big files', 'metacopy=on', 'hard links', 'deep copy-up']
+const IO_GROUPS = ['open/create/truncate', 'big files', 'unprivileged writers', 'metacopy=on', 'hard links', 'deep copy-up']
 
 const driver = selectedDriver()
 const fuse = fuseAvailable()
@@ -61,6 +61,7 @@ describe.skipIf(skipReason !== undefined)(`differential: kernel overlayfs vs ${d
     const startSec = Math.floor(Date.now() / 1000)
     const base = await makeTempDir('diff')
     liveBases.add(base)
+    await chmod(base, 0o711) // the 'asUser' ops run as another user, who must reach the mount point
     try {
       // watchdog: a hung driver must fail the scenario, not block the suite; unmounting (which aborts a stuck
       // FUSE connection) makes the hanging syscalls return, so the run ends and reports

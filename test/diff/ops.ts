@@ -7,7 +7,7 @@ import { constants as C } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { createHash } from 'node:crypto'
-import { ErrnoError, runOrErrno } from '../helpers/exec.js'
+import { ErrnoError, describeCmd, runCmd, runOrErrno } from '../helpers/exec.js'
 import { defaultXattr, type XattrBackend } from './xattr.js'
 
 // ---------------------------------------------------------------------------------------------------------
@@ -28,6 +28,9 @@ export interface OpenSpec {
   /** fstat the fd (after the write) */
   stat?: boolean
 }
+
+/** What `asUser` runs: a write by a process without CAP_FSETID (so the kernel kills setuid/setgid). */
+export type UserOp = ['appendFile', string, string] | ['truncate', string, number] | ['openTrunc', string, string]
 
 export type Op =
   | ['writeFile', string, string]
@@ -62,6 +65,8 @@ export type Op =
   | ['statfsNameMax']
   /** create a file whose name is `n` bytes long in `dir` (composite: target.writeFile) */
   | ['createLongName', string, number]
+  /** run a write as uid:gid with these supplementary groups (default none), without capabilities */
+  | ['asUser', number, number, UserOp, number[]?]
 
 export type FileType = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block' | 'socket' | 'unknown'
 
@@ -119,6 +124,7 @@ export interface OpTarget {
   mkfifo(p: string): Promise<void>
   mknod(p: string, type: 'c' | 'b', major: number, minor: number): Promise<void>
   statfsNameMax(): Promise<number>
+  asUser(uid: number, gid: number, op: UserOp, groups: number[]): Promise<void>
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -308,7 +314,28 @@ export class FsTarget implements OpTarget {
   async statfsNameMax(): Promise<number> {
     return Number((await runOrErrno('stat', ['-f', '-c', '%l', this.root])).trim())
   }
+  async asUser(uid: number, gid: number, op: UserOp, groups: number[]): Promise<void> {
+    const ids = [`--reuid=${uid}`, `--regid=${gid}`, groups.length ? `--groups=${groups.join(',')}` : '--clear-groups']
+    const r = await runCmd('setpriv', [...ids, process.execPath, '-e', USER_OP_SCRIPT, op[0], this.abs(op[1]), String(op[2])])
+    if (r.code === 0 && !r.timedOut) return
+    const code = r.stderr.trim()
+    throw new ErrnoError(/^E[A-Z]+$/.test(code) ? code : 'EUNKNOWN', describeCmd(r))
+  }
 }
+
+/** The child `asUser` runs: argv = [kind, absolute path, argument]; prints the errno code when it fails. */
+const USER_OP_SCRIPT = `
+const fs = require('node:fs')
+const [kind, path, arg] = process.argv.slice(1)
+try {
+  if (kind === 'appendFile') fs.appendFileSync(path, arg)
+  else if (kind === 'truncate') fs.truncateSync(path, Number(arg))
+  else if (kind === 'openTrunc') fs.writeFileSync(path, arg, { flag: 'w' })
+  else throw Object.assign(new Error(kind), { code: 'EINVAL' })
+} catch (e) {
+  process.stderr.write(String(e.code))
+  process.exit(1)
+}`
 
 // ---------------------------------------------------------------------------------------------------------
 // normalisation
@@ -477,6 +504,9 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
         return 'ok'
       case 'statfsNameMax':
         return await t.statfsNameMax()
+      case 'asUser':
+        await t.asUser(op[1], op[2], op[3], op[4] ?? [])
+        return 'ok'
       case 'createLongName': {
         const dir = op[1] === '' || op[1] === '.' ? '' : op[1] + '/'
         await t.writeFile(dir + 'n'.repeat(op[2]), 'long')

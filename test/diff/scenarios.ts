@@ -171,6 +171,51 @@ export const SCENARIOS: Scenario[] = [
         ['open', 'big', 'r+', { write: 'W', at: 1 << 20 }], ['readFile', 'big'], ['stat', 'big']],
     },
   ]),
+  ...group('unprivileged writers', [
+    // A write, truncate or O_TRUNC open by a process without CAP_FSETID clears setuid, and setgid when the
+    // group may execute; root's keep them. (layerfs clears them itself: the kernel tells it when to.)
+    {
+      name: 'append by a user clears setuid and setgid of a lower file',
+      layers: [{ f: { file: 'x', mode: 0o6777 }, g: { file: 'x', mode: 0o2777 }, h: { file: 'x', mode: 0o2767 } }],
+      ops: [['asUser', 1000, 1000, ['appendFile', 'f', 'y']], ['stat', 'f'], ['readFile', 'f'],
+        ['asUser', 1000, 1000, ['appendFile', 'g', 'y']], ['stat', 'g'],
+        ['asUser', 1000, 1000, ['appendFile', 'h', 'y']], ['stat', 'h']],
+    },
+    {
+      name: 'setgid without group execute stays for a writer in the group',
+      layers: [{ f: { file: 'x', mode: 0o2767 }, g: { file: 'x', mode: 0o2767, gid: 1000 } }],
+      ops: [['asUser', 1000, 1000, ['appendFile', 'f', 'y'], [0]], ['stat', 'f'],
+        ['asUser', 1000, 1000, ['appendFile', 'g', 'y']], ['stat', 'g']],
+    },
+    {
+      name: 'append by root keeps setuid',
+      layers: [{ f: { file: 'x', mode: 0o6777 } }],
+      ops: [['appendFile', 'f', 'y'], ['stat', 'f']],
+    },
+    {
+      name: 'truncate and O_TRUNC open by a user clear setuid',
+      layers: [{ f: { file: 'xyz', mode: 0o4777 }, g: { file: 'xyz', mode: 0o6777 } }],
+      ops: [['asUser', 1000, 1000, ['truncate', 'f', 1]], ['stat', 'f'], ['readFile', 'f'],
+        ['asUser', 1000, 1000, ['openTrunc', 'g', 'new']], ['stat', 'g'], ['readFile', 'g']],
+    },
+    {
+      name: 'an upper file made setuid again between two writes by a user',
+      layers: [{ d: { dir: true, mode: 0o777 } }],
+      ops: [['writeFile', 'd/f', 'x'], ['chmod', 'd/f', 0o6777], ['asUser', 1000, 1000, ['appendFile', 'd/f', 'y']],
+        ['stat', 'd/f'], ['chmod', 'd/f', 0o4777], ['asUser', 1000, 1000, ['appendFile', 'd/f', 'z']], ['stat', 'd/f'],
+        ['readFile', 'd/f']],
+    },
+    {
+      name: 'append by a user clears setuid of a big lower file',
+      layers: [{ big: { file: 'start', size: 2 << 20, mode: 0o4777 } }],
+      ops: [['asUser', 1000, 1000, ['appendFile', 'big', 'tail']], ['stat', 'big'], ['readFile', 'big']],
+    },
+    {
+      name: 'write by the owner clears its own setuid, chown by root clears it too',
+      layers: [{ f: { file: 'x', mode: 0o4755, uid: 1000, gid: 1000 } }],
+      ops: [['asUser', 1000, 1000, ['appendFile', 'f', 'y']], ['stat', 'f'], ['chown', 'f', 1000, 1000], ['stat', 'f']],
+    },
+  ]),
   ...group('symlinks', [
     {
       name: 'write through a lower symlink to a lower file',

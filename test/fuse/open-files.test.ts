@@ -32,19 +32,21 @@ function setup(policy: PassthroughPolicy = 'on'): { files: OpenFiles; session: F
 }
 
 const BIG = PASSTHROUGH_READ_MIN
-const lowerBig: OpenFile = { fd: 10, upper: false, singleLink: true, size: BIG }
-const lowerSmall: OpenFile = { fd: 11, upper: false, singleLink: true, size: 100 }
-const upperSmall: OpenFile = { fd: 12, upper: true, singleLink: true, size: 100 }
-const upperLinked: OpenFile = { fd: 13, upper: true, singleLink: false, size: BIG }
+const lowerBig: OpenFile = { fd: 10, upper: false, singleLink: true, size: BIG, setid: false }
+const lowerSmall: OpenFile = { fd: 11, upper: false, singleLink: true, size: 100, setid: false }
+const upperSmall: OpenFile = { fd: 12, upper: true, singleLink: true, size: 100, setid: false }
+const upperLinked: OpenFile = { fd: 13, upper: true, singleLink: false, size: BIG, setid: false }
 
 describe('OpenFiles', () => {
-  it('passes through writers and big readers, not small readers nor files with several names', () => {
+  it('passes through writers and big readers, not small readers, files with several names nor setuid/setgid files', () => {
     const { files, session } = setup()
     expect(files.opened(1, 100, lowerBig, false)).toBe(1)
     expect(files.opened(2, 101, lowerSmall, false)).toBe(0)
     expect(files.opened(3, 102, upperSmall, true)).toBe(2)
     expect(files.opened(4, 103, upperSmall, false)).toBe(0)
     expect(files.opened(5, 104, upperLinked, true)).toBe(0)
+    expect(files.opened(6, 105, { ...upperSmall, setid: true }, true)).toBe(0)
+    expect(files.opened(7, 106, { ...lowerBig, setid: true }, false)).toBe(0)
     expect(session.opened).toEqual([lowerBig.fd, upperSmall.fd])
     expect(files.passedThrough).toBe(2)
   })

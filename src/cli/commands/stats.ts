@@ -3,8 +3,8 @@ import { resolve } from 'node:path'
 import { readStats } from '../../fuse/bridge.js'
 import type { UnionStats } from '../../union/union.js'
 
-/** passthrough and passedThrough come from the low-level bridge only. */
-type Stats = UnionStats & { ops: Record<string, number>; passthrough?: string; passedThrough?: number }
+/** passthrough, passedThrough and killpriv come from the low-level bridge only. */
+type Stats = UnionStats & { ops: Record<string, number>; passthrough?: string; passedThrough?: number; killpriv?: boolean }
 
 export async function run(args: string[]): Promise<number> {
   const json = args.includes('--json')
@@ -38,6 +38,7 @@ export async function run(args: string[]): Promise<number> {
     `open files   ${stats.openFiles}`,
   ]
   if (stats.passthrough !== undefined) lines.push(`passthrough  ${stats.passthrough}  (${stats.passedThrough ?? 0} opens passed through)`)
+  if (stats.killpriv !== undefined) lines.push(`killpriv v2  ${stats.killpriv ? 'on' : 'off'}  (${stats.killpriv ? 'setuid/setgid cleared by the daemon' : 'the kernel asks before each write and chown'})`)
   process.stdout.write(lines.join('\n') + '\n')
   return 0
 }

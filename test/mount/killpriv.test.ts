@@ -1,0 +1,103 @@
+// FUSE_HANDLE_KILLPRIV_V2 (native/fuse-ll-passthrough.c, LowLevelBridge#clearSetid): the daemon clears
+// setuid/setgid itself, so the kernel stops asking for security.capability before every write and for
+// the attributes before every chown. What it clears, and when, is compared with kernel overlayfs in the
+// differential suite ('unprivileged writers'); these tests check the requests saved and that a setuid
+// file never passes through (a passthrough write would leave its bits to no one).
+import { existsSync } from 'node:fs'
+import { chmod, chown, mkdir, open, stat, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { MountSet, fuseAvailable, mountFuse, runCmd } from '../helpers/mount.js'
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
+
+const CLI = resolve('bin/layerfs.js')
+const fuse = fuseAvailable()
+if (!fuse.ok) console.warn(`skipping killpriv mount tests: ${fuse.reason}`)
+if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
+
+interface Stats {
+  ops: Record<string, number>
+  passedThrough: number
+  killpriv: boolean
+}
+
+async function statsOf(mnt: string): Promise<Stats> {
+  const r = await runCmd(process.execPath, [CLI, 'stats', mnt, '--json'])
+  if (r.code !== 0) throw new Error(`layerfs stats failed: ${r.stderr}`)
+  return JSON.parse(r.stdout) as Stats
+}
+
+/** Requests of one kind between two stats readings (reading the stats is itself a getxattr). */
+function delta(before: Stats, after: Stats, op: string): number {
+  return (after.ops[op] ?? 0) - (before.ops[op] ?? 0)
+}
+
+describe.skipIf(!fuse.ok)('killpriv v2', () => {
+  const mounts = new MountSet()
+  let dir: string
+  let n = 0
+
+  beforeAll(async () => {
+    dir = await makeTempDir('killpriv')
+    await chmod(dir, 0o711) // a test writes as another user
+  })
+  afterEach(async () => {
+    await mounts.unmountAll()
+  })
+  afterAll(async () => {
+    await mounts.unmountAll()
+    await removeTempDir(dir)
+  })
+
+  /** A mount over one lower layer holding `f` (mode 0644); undefined, with the reason printed, when
+   *  this kernel does not grant killpriv v2. */
+  async function mountStack(): Promise<string | undefined> {
+    const base = join(dir, `s${++n}`)
+    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
+    for (const d of [lower, upper, work, mnt]) await mkdir(d, { recursive: true })
+    await writeFile(join(lower, 'f'), 'lower')
+    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    if ((await statsOf(mnt)).killpriv) return mnt
+    console.warn('killpriv v2 test skipped: the kernel did not grant FUSE_HANDLE_KILLPRIV_V2 (Linux 5.11+)')
+    return undefined
+  }
+
+  it('asks no security.capability for each write and no attributes before a chown', async (ctx) => {
+    const mnt = await mountStack()
+    if (mnt === undefined) return ctx.skip()
+    const fh = await open(join(mnt, 'new'), 'w')
+    const before = await statsOf(mnt)
+    try {
+      for (let i = 0; i < 50; i++) await fh.write(`line ${i}\n`)
+    } finally {
+      await fh.close()
+    }
+    await stat(join(mnt, 'f')) // looked up and its attributes cached before the chown is counted
+    const middle = await statsOf(mnt)
+    await chown(join(mnt, 'f'), 1000, 1000)
+    const after = await statsOf(mnt)
+    // The first write asks once (a new inode is not known to be free of privileges); then none.
+    expect(delta(before, middle, 'getxattr')).toBeLessThanOrEqual(3)
+    expect(delta(middle, after, 'getattr')).toBe(0)
+    expect(delta(middle, after, 'setattr')).toBe(1)
+    expect((await stat(join(mnt, 'f'))).uid).toBe(1000)
+  })
+
+  it('never passes a setuid or setgid file through, and clears its bits after a user write', async (ctx) => {
+    const mnt = await mountStack()
+    if (mnt === undefined) return ctx.skip()
+    const plain = join(mnt, 'plain')
+    const setuid = join(mnt, 'setuid')
+    await writeFile(plain, 'p')
+    await writeFile(setuid, 's')
+    await chmod(setuid, 0o4777)
+    const before = await statsOf(mnt)
+    for (const p of [plain, setuid]) await (await open(p, 'a')).close()
+    const after = await statsOf(mnt)
+    expect(after.passedThrough - before.passedThrough).toBe(1) // the plain one only
+    const r = await runCmd('setpriv', ['--reuid=1000', '--regid=1000', '--clear-groups', 'sh', '-c', `printf x >> '${setuid}'`])
+    expect(r.code, r.stderr).toBe(0)
+    expect((await stat(setuid)).mode & 0o7777).toBe(0o777)
+    expect(delta(after, await statsOf(mnt), 'write')).toBe(1) // the write reached the daemon
+  })
+})
