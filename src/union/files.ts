@@ -6,7 +6,7 @@ import { closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, 
 import type { Core } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
 import { fsError } from './errors.js'
-import type { Handle } from './handles.js'
+import { Handle } from './handles.js'
 import { fsyncFd, pread, preadCached, preadSmall, pwrite, pwriteNow } from './fd-io.js'
 import { type Owner, create as createFile } from './namespace.js'
 
@@ -39,14 +39,18 @@ function copyUpWant(flags: number): boolean {
 function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flags: number): number {
   // A metadata-only copy is read from its lower data; a later completion moves the reader over.
   const lowerData = !writing && core.isMetacopy(entry)
-  const fd = openSync(lowerData ? core.dataSource(entry) : entry.layer.path(rel), (flags & ~CREATE_FLAGS) | constants.O_NOFOLLOW)
-  const { singleLink, size, setid } = shapeOf(entry, fd, lowerData)
-  return core.handles.add({ fd, path: rel, upper: entry.layer.writable && !lowerData, singleLink, size, setid })
+  const source = lowerData ? core.dataSource(entry) : entry.layer.path(rel)
+  const openFlags = (flags & ~CREATE_FLAGS) | constants.O_NOFOLLOW
+  const upper = entry.layer.writable && !lowerData
+  // A reader of lower data opens it at its first read (see Handle).
+  const fd = upper ? openSync(source, openFlags) : -1
+  const { singleLink, size, setid } = shapeOf(entry, fd, source, lowerData)
+  return core.handles.add(new Handle({ fd, source, flags: openFlags, path: rel, upper, singleLink, size, setid }))
 }
 
-/** Whether the file has one name, and its size; kept for lower files, which never change. */
-function shapeOf(entry: Entry, fd: number, lowerData: boolean): FileShape {
-  if (!inUpper(entry)) return (entry.shape ??= shape(fstatSync(fd)))
+/** Whether the file has one name, its size and setuid/setgid; kept for lower files, which never change. */
+function shapeOf(entry: Entry, fd: number, source: string, lowerData: boolean): FileShape {
+  if (!inUpper(entry)) return (entry.shape ??= shape(lstatSync(source)))
   return shape(lowerData ? lstatSync(entry.layer.path(entry.path)) : fstatSync(fd))
 }
 
@@ -61,7 +65,7 @@ const SETID = S_ISUID | S_ISGID
 
 export function create(core: Core, rel: string, mode: number, owner?: Owner): number {
   const { fd } = createFile(core, rel, mode, owner)
-  return core.handles.add({ fd, path: rel, upper: true, singleLink: true, size: 0, setid: (mode & SETID) !== 0 })
+  return core.handles.add(new Handle({ fd, path: rel, upper: true, singleLink: true, size: 0, setid: (mode & SETID) !== 0 }))
 }
 
 /** What the FUSE bridge needs to know about an open handle's file to choose how the kernel does
@@ -140,6 +144,5 @@ export function fsync(core: Core, fh: number, dataOnly: boolean): Promise<void> 
 }
 
 export function release(core: Core, fh: number): void {
-  const h = core.handles.remove(fh)
-  if (h) closeSync(h.fd)
+  core.handles.remove(fh)?.close()
 }

@@ -2,20 +2,74 @@
  * Open files. A FUSE file handle maps to one host fd. A handle opened read-only on a lower file is
  * "promoted" when that file is copied up: it is reopened on the upper copy, so a reader never goes on
  * seeing old bytes after another opener has written new ones (as overlayfs does since Linux 4.19).
+ *
+ * A read-only handle on a lower layer's file opens its fd at the first use, not at open: lower files
+ * never change, so the same file is opened then, and a reader the kernel serves from its page cache
+ * (a warm small file: its pages are kept across opens) never needs the fd at all. That saves an open
+ * and a close per such open. An error opening it (only EMFILE or ENOMEM can happen to a file the
+ * resolver has seen) then surfaces at that first use.
  */
 import { closeSync, constants, openSync } from 'node:fs'
 
-export interface Handle {
+export interface HandleInit {
+  /** The open fd, or -1 with `source` and `flags`: opened at the first use. */
   fd: number
+  source?: string
+  flags?: number
   /** Merged-view path at open time; used only to find lower handles on copy-up. */
-  readonly path: string
+  path: string
   upper: boolean
   /** The file had one name when opened (its pages can be kept across opens). */
-  readonly singleLink: boolean
+  singleLink: boolean
   /** Its size when opened. */
-  readonly size: number
+  size: number
   /** It was setuid or setgid when opened. */
+  setid: boolean
+}
+
+export class Handle {
+  #fd: number
+  readonly #source: string
+  readonly #flags: number
+  readonly path: string
+  upper: boolean
+  readonly singleLink: boolean
+  readonly size: number
   readonly setid: boolean
+
+  constructor(init: HandleInit) {
+    this.#fd = init.fd
+    this.#source = init.source ?? ''
+    this.#flags = init.flags ?? constants.O_RDONLY
+    this.path = init.path
+    this.upper = init.upper
+    this.singleLink = init.singleLink
+    this.size = init.size
+    this.setid = init.setid
+  }
+
+  /** The host fd, opened now if this is its first use. */
+  get fd(): number {
+    if (this.#fd < 0) this.#fd = openSync(this.#source, this.#flags)
+    return this.#fd
+  }
+
+  /** Whether the fd is open (a lazy handle's may never be). */
+  get opened(): boolean {
+    return this.#fd >= 0
+  }
+
+  /** Move to another file's fd (the upper copy), closing the old one if it was open. */
+  switchTo(fd: number): void {
+    if (this.#fd >= 0) closeSync(this.#fd)
+    this.#fd = fd
+    this.upper = true
+  }
+
+  close(): void {
+    if (this.#fd >= 0) closeSync(this.#fd)
+    this.#fd = -1
+  }
 }
 
 export class Handles {
@@ -57,13 +111,7 @@ export class Handles {
     const readers = this.#lower.get(path)
     if (!readers) return
     this.#lower.delete(path)
-    for (const handle of readers) {
-      const fd = openSync(upperPath, constants.O_RDONLY | constants.O_NOFOLLOW)
-      const old = handle.fd
-      handle.fd = fd
-      handle.upper = true
-      closeSync(old)
-    }
+    for (const handle of readers) handle.switchTo(openSync(upperPath, constants.O_RDONLY | constants.O_NOFOLLOW))
   }
 
   #dropLower(handle: Handle): void {

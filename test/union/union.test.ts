@@ -1,4 +1,4 @@
-import { constants } from 'node:fs'
+import { constants, readdirSync, readlinkSync } from 'node:fs'
 import { lstat, readFile, readdir, writeFile, truncate as truncatePath, open as openFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -254,6 +254,27 @@ describe('copy-up', () => {
   it('moves a lower reader onto the copy once another opener writes', async () => {
     const s = await stack([{ f: 'old!' }])
     await expectReaderSeesLaterWrite(s.union)
+  })
+
+  it('opens a lower reader\'s fd at its first read, and reads it after the name is gone', async () => {
+    const s = await stack([{ f: 'lower data', g: 'other' }])
+    /** This process's fds on the lower layer's files. */
+    const fds = (): number => readdirSync('/proc/self/fd').filter((n) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${n}`).startsWith(s.lowers[0]!)
+      } catch {
+        return false // closed meanwhile (the listing's own fd)
+      }
+    }).length
+    const before = fds()
+    const readers = await Promise.all(Array.from({ length: 20 }, () => s.union.open('/f', constants.O_RDONLY)))
+    expect(fds()).toBe(before) // a reader served from the kernel's page cache never needs one
+    await s.union.unlink('/f')
+    const buf = Buffer.alloc(64)
+    expect(buf.subarray(0, await s.union.read(readers[0]!, buf, 64, 0)).toString()).toBe('lower data')
+    expect(fds()).toBe(before + 1)
+    for (const fh of readers) await s.union.release(fh)
+    expect(fds()).toBe(before)
   })
 
   it('gives a copied-up link of a lower hard-link pair its own inode number', async () => {
