@@ -9,7 +9,7 @@
  * directory that exists in a lower layer cannot be renamed (EXDEV, as overlayfs without redirect_dir):
  * tools such as mv then copy and delete.
  */
-import { chmodSync, closeSync, constants, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
+import { type Stats, chmodSync, closeSync, constants, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
 import { joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX } from '../layers/whiteout.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, lgetxattrSync, lsetxattrSync, mknodSync, renameat2Sync } from '../sys/native.js'
@@ -269,13 +269,18 @@ function keepDataReachable(core: Core, entry: Entry): void {
 function hiddenByUpperWhiteout(core: Core, rel: string): boolean {
   const upper = core.requireUpper()
   const [dir, name] = splitPath(rel)
+  const st = lstatIfAny(upper.path(rel))
+  if (st) return st.isCharacterDevice() && st.rdev === 0
+  return lstatIfAny(upper.path(joinPath(dir, WHITEOUT_PREFIX + name))) !== undefined
+}
+
+function lstatIfAny(path: string): Stats | undefined {
   try {
-    const st = lstatSync(upper.path(rel))
-    return st.isCharacterDevice() && st.rdev === 0
+    return lstatSync(path, { throwIfNoEntry: false })
   } catch (err) {
-    if (!isCode(err, 'ENOENT', 'ENOTDIR')) throw err
+    if (isCode(err, 'ENOTDIR')) return undefined
+    throw err
   }
-  return readdirSafe(upper.path(dir)).includes(WHITEOUT_PREFIX + name)
 }
 
 /** Remove the whiteouts and markers an (empty-looking) upper directory still holds. */
@@ -286,7 +291,11 @@ function clearMarkers(dirPath: string): void {
 /** A `.wh.NAME` marker beside a name that now exists in the upper layer is obsolete. */
 function removeMarker(core: Core, rel: string): void {
   const [dir, name] = splitPath(rel)
-  rmSync(core.requireUpper().path(joinPath(dir, WHITEOUT_PREFIX + name)), { force: true })
+  try {
+    unlinkSync(core.requireUpper().path(joinPath(dir, WHITEOUT_PREFIX + name)))
+  } catch (err) {
+    if (!isCode(err, 'ENOENT')) throw err
+  }
 }
 
 function readdirSafe(path: string): string[] {
