@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -91,11 +92,17 @@ _Static_assert(sizeof(struct entry_out) == 128, "fuse_entry_out is 128 bytes");
 #define DEV_IOC_BACKING_OPEN _IOW(229, 1, struct backing_map)
 #define DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
 
-/* The INIT request in `buf`, or NULL. */
-static const struct init_in *init_in_of(const struct fuse_buf *buf) {
-    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header) + sizeof(struct init_in)) return NULL;
+/* The INIT request in `buf` into `in` (zeroed past what the kernel sent: before 7.36 it ends after
+ * `flags`); 0 when `buf` holds no INIT. */
+static int read_init_in(const struct fuse_buf *buf, struct init_in *in) {
+    memset(in, 0, sizeof *in);
+    const size_t min = offsetof(struct init_in, flags2);
+    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header) + min) return 0;
     const struct in_header *ih = buf->mem;
-    return ih->opcode == OP_INIT ? (const struct init_in *)(ih + 1) : NULL;
+    if (ih->opcode != OP_INIT) return 0;
+    size_t n = buf->size - sizeof *ih;
+    memcpy(in, ih + 1, n < sizeof *in ? n : sizeof *in);
+    return 1;
 }
 
 static int offers_passthrough(const struct init_in *in) {
@@ -132,9 +139,10 @@ void fll_process_init(fll_session *s) {
     s->init_seen = 1;
     s->passthrough = 0;
     s->killpriv = 0;
-    const struct init_in *in = init_in_of(&s->fbuf);
-    int passthrough = in && s->want_passthrough && offers_passthrough(in);
-    int killpriv = in && (in->flags & INIT_HANDLE_KILLPRIV_V2);
+    struct init_in in;
+    int seen = read_init_in(&s->fbuf, &in);
+    int passthrough = seen && s->want_passthrough && offers_passthrough(&in);
+    int killpriv = seen && (in.flags & INIT_HANDLE_KILLPRIV_V2);
     if (!passthrough && !killpriv) {
         fuse_session_process_buf(s->se, &s->fbuf);
         return;
