@@ -51,6 +51,8 @@ export interface OpenFile {
   size: number
   /** setuid or setgid when opened */
   setid: boolean
+  /** st_dev of its data's filesystem */
+  dev: number
 }
 
 /** Files opened only for reading pass through from this size on. */
@@ -69,11 +71,14 @@ export const STALE = -1
 
 const EPERM = 1
 const EOPNOTSUPP = 95
+const ELOOP = 40
 
 export class OpenFiles {
   readonly #session: Session
   /** By node id: the nodes with open files. */
   readonly #modes = new Map<number, Mode>()
+  /** Filesystems (st_dev) that refused to back a file because they are stacked (ELOOP). */
+  readonly #stacked = new Set<number>()
   /** fh → node id. */
   readonly #nodes = new Map<number, number>()
   #policy: PassthroughPolicy
@@ -103,7 +108,7 @@ export class OpenFiles {
       this.#nodes.set(fh, node)
       return mode.backing
     }
-    const backing = this.#passes(file, writing) ? this.#register(file.fd) : 0
+    const backing = this.#passes(file, writing) ? this.#register(file) : 0
     this.#modes.set(node, { backing, upper: file.upper, opens: 1 })
     this.#nodes.set(fh, node)
     if (backing) this.passedThrough++
@@ -126,12 +131,15 @@ export class OpenFiles {
     return file.upper ? file.singleLink : this.#policy === 'on'
   }
 
-  #register(fd: number): number {
-    const id = this.#session.backingOpen(fd)
+  #register(file: OpenFile): number {
+    if (this.#stacked.has(file.dev)) return 0
+    const id = this.#session.backingOpen(file.fd)
     if (id > 0) return id
-    // Not granted at INIT, or not allowed to this process: no file will pass through. Other
-    // failures (a backing file on a stacked filesystem: ELOOP) concern this file only.
+    // Not granted at INIT, or not allowed to this process: no file will pass through. A filesystem
+    // that is itself stacked (a layer on overlayfs: ELOOP) can back none of its files; other
+    // failures concern this file only.
     if (id === -EOPNOTSUPP || id === -EPERM) this.#policy = 'off'
+    else if (id === -ELOOP) this.#stacked.add(file.dev)
     return 0
   }
 }

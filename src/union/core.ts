@@ -63,6 +63,13 @@ export class Core {
     return this.upper
   }
 
+  #upperDev: number | undefined
+
+  /** st_dev of the upper layer, where every new file is made. */
+  get upperDev(): number {
+    return (this.#upperDev ??= lstatSync(this.requireUpper().path('')).dev)
+  }
+
   get stager(): Stager {
     if (!this.#stager) throw fsError('EROFS', 'no work directory')
     return this.#stager

@@ -30,6 +30,8 @@ export interface FileShape {
   size: number
   /** setuid or setgid */
   setid: boolean
+  /** st_dev: the filesystem holding the data */
+  dev: number
 }
 
 /** The dirLayers of every non-directory: one shared empty list instead of one per cached entry. */

@@ -44,18 +44,19 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   const upper = entry.layer.writable && !lowerData
   // A reader of lower data opens it at its first read (see Handle).
   const fd = upper ? openSync(source, openFlags) : -1
-  const { singleLink, size, setid } = shapeOf(entry, fd, source, lowerData)
-  return core.handles.add(new Handle({ fd, source, flags: openFlags, path: rel, upper, singleLink, size, setid }))
+  return core.handles.add(new Handle({ fd, source, flags: openFlags, path: rel, upper, ...shapeOf(entry, fd, source, lowerData) }))
 }
 
-/** Whether the file has one name, its size and setuid/setgid; kept for lower files, which never change. */
+/** What the bridge needs to choose the file's I/O mode (see FileShape); kept for lower files, which
+ *  never change. A metadata-only copy: its name's shape, and the filesystem of its lower data. */
 function shapeOf(entry: Entry, fd: number, source: string, lowerData: boolean): FileShape {
   if (!inUpper(entry)) return (entry.shape ??= shape(lstatSync(source)))
-  return shape(lowerData ? lstatSync(entry.layer.path(entry.path)) : fstatSync(fd))
+  if (!lowerData) return shape(fstatSync(fd))
+  return { ...shape(lstatSync(entry.layer.path(entry.path))), dev: lstatSync(source).dev }
 }
 
-function shape(st: { nlink: number; size: number; mode: number }): FileShape {
-  return { singleLink: st.nlink === 1, size: st.size, setid: (st.mode & SETID) !== 0 }
+function shape(st: { nlink: number; size: number; mode: number; dev: number }): FileShape {
+  return { singleLink: st.nlink === 1, size: st.size, setid: (st.mode & SETID) !== 0, dev: st.dev }
 }
 
 /** Mode bits node's fs.constants lacks. */
@@ -65,7 +66,8 @@ const SETID = S_ISUID | S_ISGID
 
 export function create(core: Core, rel: string, mode: number, owner?: Owner): number {
   const { fd } = createFile(core, rel, mode, owner)
-  return core.handles.add(new Handle({ fd, path: rel, upper: true, singleLink: true, size: 0, setid: (mode & SETID) !== 0 }))
+  const setid = (mode & SETID) !== 0
+  return core.handles.add(new Handle({ fd, path: rel, upper: true, singleLink: true, size: 0, setid, dev: core.upperDev }))
 }
 
 /** What the FUSE bridge needs to know about an open handle's file to choose how the kernel does

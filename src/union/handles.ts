@@ -25,6 +25,8 @@ export interface HandleInit {
   size: number
   /** It was setuid or setgid when opened. */
   setid: boolean
+  /** st_dev of the file its data is read from. */
+  dev: number
 }
 
 export class Handle {
@@ -36,6 +38,7 @@ export class Handle {
   readonly singleLink: boolean
   readonly size: number
   readonly setid: boolean
+  readonly dev: number
 
   constructor(init: HandleInit) {
     this.#fd = init.fd
@@ -46,6 +49,7 @@ export class Handle {
     this.singleLink = init.singleLink
     this.size = init.size
     this.setid = init.setid
+    this.dev = init.dev
   }
 
   /** The host fd, opened now if this is its first use. */

@@ -13,7 +13,11 @@ class FakeSession {
   closed: number[] = []
   #next = 1
 
+  /** backingOpen calls, failed ones included */
+  attempts = 0
+
   backingOpen(fd: number): number {
+    this.attempts++
     const failure = this.failures.shift()
     if (failure !== undefined) return -failure
     this.opened.push(fd)
@@ -32,10 +36,10 @@ function setup(policy: PassthroughPolicy = 'on'): { files: OpenFiles; session: F
 }
 
 const BIG = PASSTHROUGH_READ_MIN
-const lowerBig: OpenFile = { fd: 10, upper: false, singleLink: true, size: BIG, setid: false }
-const lowerSmall: OpenFile = { fd: 11, upper: false, singleLink: true, size: 100, setid: false }
-const upperSmall: OpenFile = { fd: 12, upper: true, singleLink: true, size: 100, setid: false }
-const upperLinked: OpenFile = { fd: 13, upper: true, singleLink: false, size: BIG, setid: false }
+const lowerBig: OpenFile = { fd: 10, upper: false, singleLink: true, size: BIG, setid: false, dev: 1 }
+const lowerSmall: OpenFile = { fd: 11, upper: false, singleLink: true, size: 100, setid: false, dev: 1 }
+const upperSmall: OpenFile = { fd: 12, upper: true, singleLink: true, size: 100, setid: false, dev: 2 }
+const upperLinked: OpenFile = { fd: 13, upper: true, singleLink: false, size: BIG, setid: false, dev: 2 }
 
 describe('OpenFiles', () => {
   it('passes through writers and big readers, not small readers, files with several names nor setuid/setgid files', () => {
@@ -88,7 +92,7 @@ describe('OpenFiles', () => {
     expect(off.session.opened).toEqual([])
   })
 
-  it('stops trying after EPERM or EOPNOTSUPP, but not after a failure of one file (ELOOP)', () => {
+  it('stops trying after EPERM or EOPNOTSUPP, and on a stacked filesystem after its first ELOOP', () => {
     for (const errno of [1 /* EPERM */, 95 /* EOPNOTSUPP */]) {
       const { files, session } = setup()
       session.failures.push(errno)
@@ -102,6 +106,10 @@ describe('OpenFiles', () => {
     expect(files.opened(1, 100, lowerBig, false)).toBe(0)
     expect(files.opened(2, 101, upperSmall, true)).toBe(1)
     expect(files.policy).toBe('on')
+    // Another file on the stacked filesystem is not offered again (it would fail the same way).
+    expect(files.opened(3, 102, { ...lowerBig, fd: 14 }, false)).toBe(0)
+    expect(session.opened).toEqual([upperSmall.fd])
+    expect(session.attempts).toBe(2)
   })
 
   it('reports off when the kernel did not grant passthrough', () => {

@@ -6,7 +6,7 @@ import { chmod, copyFile, link, mkdir, open, readFile, stat, truncate, writeFile
 import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { MountSet, fuseAvailable, mountFuse, runCmd } from '../helpers/mount.js'
+import { MountSet, fuseAvailable, mountFuse, mountOverlay, overlayAvailable, runCmd } from '../helpers/mount.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 import { PASSTHROUGH_READ_MIN } from '../../src/fuse/open-files.js'
 
@@ -231,5 +231,30 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
       }
     }))
     for (let i = 0; i < 8; i++) expect(await readFile(join(mnt, `f${i}`), 'utf8')).toBe(`upper ${i}`)
+  })
+
+  it('reads a layer kept on overlayfs (which cannot back a passthrough file) through the daemon', async (ctx) => {
+    const overlay = overlayAvailable()
+    if (!overlay.ok) {
+      console.warn(`stacked-layer passthrough test skipped: ${overlay.reason}`)
+      return ctx.skip()
+    }
+    const base = join(dir, `stacked${++n}`)
+    const [below, ovl, upper, work, mnt] = ['below', 'ovl', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string, string]
+    for (const d of [below, ovl, upper, work, mnt]) await mkdir(d, { recursive: true })
+    const texts = [bigText('first'), bigText('second')]
+    await writeFile(join(below, 'a'), texts[0]!)
+    await writeFile(join(below, 'b'), texts[1]!)
+    mounts.add(await mountOverlay({ lowers: [below], mnt: ovl }))
+    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${ovl},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    const before = await statsOf(mnt)
+    expect(await readFile(join(mnt, 'a'), 'utf8')).toBe(texts[0])
+    expect(await readFile(join(mnt, 'b'), 'utf8')).toBe(texts[1])
+    await writeFile(join(mnt, 'new'), 'upper file')
+    const after = await statsOf(mnt)
+    // The stacked lower files are read by the daemon; the upper file (on a plain filesystem) still
+    // passes through.
+    expect(delta(before, after, 'read')).toBeGreaterThan(0)
+    expect(after.passedThrough - before.passedThrough).toBe(granted ? 1 : 0)
   })
 })
