@@ -499,8 +499,6 @@ export class LowLevelBridge {
     }
   }
 
-  /** Hard links: the other names of an inode are other kernel inodes (one node per name), so a change
-   *  through one name (nlink, size, times) must be announced to the others. */
   /**
    * What the kernel leaves to the daemon under killpriv v2 (see Request): after a truncate, O_TRUNC
    * open or write by a process without CAP_FSETID, setuid/setgid are cleared as the kernel would
@@ -511,6 +509,8 @@ export class LowLevelBridge {
     if (this.#union.clearSetidSync(path, fh, (gid) => inGroup(ctx, gid))) this.#invalidateSiblings(this.#nodes.get(nodeId)?.ino)
   }
 
+  /** Hard links: the other names of an inode are other kernel inodes (one node per name), so a change
+   *  through one name (nlink, size, times) must be announced to the others. */
   #invalidateSiblings(ino: number | undefined, except?: number): void {
     if (ino === undefined) return
     for (const node of this.#nodes.withIno(ino)) if (node.id !== except) this.#invalidate(node)

@@ -42,7 +42,6 @@ function removeSubtree(tree: Tree, path: string, self: boolean): TreeNode[] {
 
 export function applyLayer(tree: Tree, entries: readonly LayerEntry[], layer: number): LayerChange[] {
   const changes: LayerChange[] = []
-  const bytes = (nodes: TreeNode[]) => nodes.reduce((n, x) => n + x.entry.size, 0)
   for (const e of entries) {
     if (e.kind === 'whiteout') {
       for (const gone of removeSubtree(tree, e.path, true)) {

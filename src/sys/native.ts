@@ -266,17 +266,17 @@ export interface StageOptions {
  * the bytes of data copied; on failure `tmp` is gone.
  */
 export function stageCopy(src: string, tmp: string, kind: CopyKind, options: StageOptions): Promise<number> {
-  const args = stageArgs(kind, options)
+  const args = stageArgs(options)
   return call((n) => n.stageCopy(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom), src, tmp)
 }
 
 /** stageCopy on the calling thread: for copies that move no file data, or little. */
 export function stageCopySync(src: string, tmp: string, kind: CopyKind, options: StageOptions): number {
-  const args = stageArgs(kind, options)
+  const args = stageArgs(options)
   return callSync((n) => n.stageCopySync(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom), src, tmp)
 }
 
-function stageArgs(kind: CopyKind, options: StageOptions): { flags: number; origin: string; dataFrom: Uint8Array } {
+function stageArgs(options: StageOptions): { flags: number; origin: string; dataFrom: Uint8Array } {
   return {
     flags: (options.data ? 1 : 0) | (options.fsync ? 2 : 0) | (options.meta ? 4 : 0),
     origin: options.origin === undefined ? '' : String(options.origin),

@@ -10,7 +10,7 @@
 import { chmodSync, lchownSync, lstatSync, truncateSync, type BigIntStats } from 'node:fs'
 import { lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, utimensatSync, type TimeNs } from '../sys/native.js'
 import type { Core, CopyUpWant } from './core.js'
-import { type Entry, inUpper } from './entry.js'
+import type { Entry } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { fromStoredXattr, readOrigin, toStoredXattr } from './inode.js'
 

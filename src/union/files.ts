@@ -2,7 +2,7 @@
  * Open files and their I/O. Opening for writing (or with O_TRUNC) copies the file up first; an
  * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
  */
-import { closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, openSync, type BigIntStats } from 'node:fs'
+import { constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, openSync, type BigIntStats } from 'node:fs'
 import type { Core } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
 import { fsError } from './errors.js'
