@@ -8,29 +8,13 @@ import { chmod, chown, mkdir, open, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { MountSet, fuseAvailable, mountFuse, runCmd } from '../helpers/mount.js'
+import { delta, statsOf } from '../helpers/daemon-stats.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 
 const CLI = resolve('bin/layerfs.js')
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping killpriv mount tests: ${fuse.reason}`)
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
-
-interface Stats {
-  ops: Record<string, number>
-  passedThrough: number
-  killpriv: boolean
-}
-
-async function statsOf(mnt: string): Promise<Stats> {
-  const r = await runCmd(process.execPath, [CLI, 'stats', mnt, '--json'])
-  if (r.code !== 0) throw new Error(`layerfs stats failed: ${r.stderr}`)
-  return JSON.parse(r.stdout) as Stats
-}
-
-/** Requests of one kind between two stats readings (reading the stats is itself a getxattr). */
-function delta(before: Stats, after: Stats, op: string): number {
-  return (after.ops[op] ?? 0) - (before.ops[op] ?? 0)
-}
 
 describe.skipIf(!fuse.ok)('killpriv v2', () => {
   const mounts = new MountSet()

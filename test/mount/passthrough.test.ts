@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { MountSet, fuseAvailable, mountFuse, mountOverlay, overlayAvailable, runCmd } from '../helpers/mount.js'
+import { delta, statsOf } from '../helpers/daemon-stats.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 import { PASSTHROUGH_READ_MIN } from '../../src/fuse/open-files.js'
 
@@ -15,26 +16,9 @@ const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping passthrough mount tests: ${fuse.reason}`)
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
 
-interface Stats {
-  ops: Record<string, number>
-  passthrough: string
-  passedThrough: number
-}
-
-async function statsOf(mnt: string): Promise<Stats> {
-  const r = await runCmd(process.execPath, [CLI, 'stats', mnt, '--json'])
-  if (r.code !== 0) throw new Error(`layerfs stats failed: ${r.stderr}`)
-  return JSON.parse(r.stdout) as Stats
-}
-
 /** A text of at least PASSTHROUGH_READ_MIN bytes starting with `head`. */
 function bigText(head: string): string {
   return head + '.'.repeat(PASSTHROUGH_READ_MIN)
-}
-
-/** Request counts between two stats readings (the stats xattr read itself counts as a getxattr). */
-function delta(before: Stats, after: Stats, op: string): number {
-  return (after.ops[op] ?? 0) - (before.ops[op] ?? 0)
 }
 
 describe.skipIf(!fuse.ok)('FUSE passthrough', () => {

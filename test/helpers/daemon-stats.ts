@@ -1,0 +1,24 @@
+// A live daemon's statistics (`layerfs stats MNT --json`, the low-level bridge's fields included) and
+// the request counts between two readings.
+import { resolve } from 'node:path'
+import { runCmd } from './exec.js'
+
+const CLI = resolve('bin/layerfs.js')
+
+export interface DaemonStats {
+  ops: Record<string, number>
+  passthrough: string
+  passedThrough: number
+  killpriv: boolean
+}
+
+export async function statsOf(mnt: string): Promise<DaemonStats> {
+  const r = await runCmd(process.execPath, [CLI, 'stats', mnt, '--json'])
+  if (r.code !== 0) throw new Error(`layerfs stats failed: ${r.stderr}`)
+  return JSON.parse(r.stdout) as DaemonStats
+}
+
+/** Requests of one kind between two readings (reading the stats is itself a getxattr). */
+export function delta(before: DaemonStats, after: DaemonStats, op: string): number {
+  return (after.ops[op] ?? 0) - (before.ops[op] ?? 0)
+}
