@@ -58,11 +58,6 @@ export class Handle {
     return this.#fd
   }
 
-  /** Whether the fd is open (a lazy handle's may never be). */
-  get opened(): boolean {
-    return this.#fd >= 0
-  }
-
   /** Move to another file's fd (the upper copy), closing the old one if it was open. */
   switchTo(fd: number): void {
     if (this.#fd >= 0) closeSync(this.#fd)

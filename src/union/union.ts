@@ -205,8 +205,9 @@ export class Union {
     return files.create(this.#core, relPath(path), mode, owner)
   }
 
-  /** An open handle: its fd, whether its file is the complete upper copy (false: a lower file, or
-   *  the lower data of a metadata-only copy), whether it had one name and its size when opened. */
+  /** An open handle: its fd (opened on first use for a lower file), whether its file is the complete
+   *  upper copy (false: a lower file, or the lower data of a metadata-only copy), and, as when it was
+   *  opened, whether it had one name, its size, whether it was setuid/setgid and its filesystem. */
   openFile(fh: number): Readonly<Handle> {
     return files.openFile(this.#core, fh)
   }
