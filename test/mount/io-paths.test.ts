@@ -6,11 +6,10 @@ import { existsSync, writeFileSync } from 'node:fs'
 import { chmod, lstat, mkdir, open, opendir, readFile, readdir, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { MountSet, fuseAvailable, mountFuse } from '../helpers/mount.js'
-import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
+import { describe, expect, it } from 'vitest'
+import { fuseAvailable } from '../helpers/mount.js'
+import { layerfsSuite } from '../helpers/layerfs-suite.js'
 
-const CLI = resolve('bin/layerfs.js')
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping io-path mount tests: ${fuse.reason}`)
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
@@ -28,29 +27,9 @@ function dropCaches(): boolean {
 // With passthrough (the default: writes and big reads bypass the daemon), and without it, with the
 // default busy-polling after each burst of requests and without it (spin=0).
 describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off'])('ll bridge request paths (options%s)', (extra) => {
-  const mounts = new MountSet()
-  let dir: string
-  let n = 0
-
-  beforeAll(async () => {
-    dir = await makeTempDir('iopaths')
-  })
-  afterEach(async () => {
-    await mounts.unmountAll()
-  })
-  afterAll(async () => {
-    await mounts.unmountAll()
-    await removeTempDir(dir)
-  })
-
-  async function mountStack(fill: (lower: string, lower2: string) => Promise<void>): Promise<{ mnt: string; upper: string }> {
-    const base = join(dir, `s${++n}`)
-    const [lower, lower2, upper, work, mnt] = ['lower', 'lower2', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string, string]
-    for (const d of [lower, lower2, upper, work, mnt]) await mkdir(d, { recursive: true })
-    await fill(lower, lower2)
-    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}${extra}`, mnt], mnt))
-    return { mnt, upper }
-  }
+  const suite = layerfsSuite('iopaths')
+  /** Two lower layers, topmost first. */
+  const mountStack = (fill: (top: string, bottom: string) => Promise<void>) => suite.stack(extra, fill, 2)
 
   it('lists a big merged directory completely, once per name, for interleaved readers and after changes', async () => {
     // 1200 names over two layers (more than one readdirplus buffer many times over), 100 of them

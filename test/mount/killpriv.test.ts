@@ -4,43 +4,24 @@
 // differential suite ('unprivileged writers'); these tests check the requests saved and that a setuid
 // file never passes through (a passthrough write would leave its bits to no one).
 import { existsSync } from 'node:fs'
-import { chmod, chown, mkdir, open, stat, writeFile } from 'node:fs/promises'
+import { chmod, chown, open, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { MountSet, fuseAvailable, mountFuse, runCmd } from '../helpers/mount.js'
+import { describe, expect, it } from 'vitest'
+import { fuseAvailable, runCmd } from '../helpers/mount.js'
 import { delta, statsOf } from '../helpers/daemon-stats.js'
-import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
+import { layerfsSuite } from '../helpers/layerfs-suite.js'
 
-const CLI = resolve('bin/layerfs.js')
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping killpriv mount tests: ${fuse.reason}`)
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
 
 describe.skipIf(!fuse.ok)('killpriv v2', () => {
-  const mounts = new MountSet()
-  let dir: string
-  let n = 0
-
-  beforeAll(async () => {
-    dir = await makeTempDir('killpriv')
-    await chmod(dir, 0o711) // a test writes as another user
-  })
-  afterEach(async () => {
-    await mounts.unmountAll()
-  })
-  afterAll(async () => {
-    await mounts.unmountAll()
-    await removeTempDir(dir)
-  })
+  const suite = layerfsSuite('killpriv', 0o711) // a test writes as another user
 
   /** A mount over one lower layer holding `f` (mode 0644); undefined, with the reason printed, when
    *  this kernel does not grant killpriv v2. */
   async function mountStack(): Promise<string | undefined> {
-    const base = join(dir, `s${++n}`)
-    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
-    for (const d of [lower, upper, work, mnt]) await mkdir(d, { recursive: true })
-    await writeFile(join(lower, 'f'), 'lower')
-    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    const { mnt } = await suite.stack('', (lower) => writeFile(join(lower, 'f'), 'lower'))
     if ((await statsOf(mnt)).killpriv) return mnt
     console.warn('killpriv v2 test skipped: the kernel did not grant FUSE_HANDLE_KILLPRIV_V2 (Linux 5.11+)')
     return undefined

@@ -5,13 +5,12 @@ import { existsSync } from 'node:fs'
 import { chmod, copyFile, link, mkdir, open, readFile, stat, truncate, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { MountSet, fuseAvailable, mountFuse, mountOverlay, overlayAvailable, runCmd } from '../helpers/mount.js'
+import { describe, expect, it } from 'vitest'
+import { fuseAvailable, mountOverlay, overlayAvailable, runCmd } from '../helpers/mount.js'
 import { delta, statsOf } from '../helpers/daemon-stats.js'
-import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
+import { layerfsSuite } from '../helpers/layerfs-suite.js'
 import { PASSTHROUGH_READ_MIN } from '../../src/fuse/open-files.js'
 
-const CLI = resolve('bin/layerfs.js')
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping passthrough mount tests: ${fuse.reason}`)
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
@@ -22,35 +21,23 @@ function bigText(head: string): string {
 }
 
 describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
-  const mounts = new MountSet()
-  let dir: string
-  let n = 0
+  const suite = layerfsSuite('passthrough')
   /** Set by the first test: whether this kernel grants passthrough at all. */
   let granted = true
 
-  beforeAll(async () => {
-    dir = await makeTempDir('passthrough')
-  })
-  afterEach(async () => {
-    await mounts.unmountAll()
-  })
-  afterAll(async () => {
-    await mounts.unmountAll()
-    await removeTempDir(dir)
-  })
-
-  async function mountStack(options: string, fill: (lower: string) => Promise<void>): Promise<{ mnt: string; upper: string }> {
-    const base = join(dir, `s${++n}`)
-    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
-    for (const d of [lower, upper, work, mnt]) await mkdir(d, { recursive: true })
-    await fill(lower)
-    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}${options}`, mnt], mnt))
-    return { mnt, upper }
+  /** A stack whose lower `f` is big and starts with 'old content', and a reader of `f` that has read
+   *  those 11 bytes into `buf` (the caller closes it). */
+  async function readingBigLowerFile(options: string) {
+    const { mnt, upper } = await suite.stack(options, (lower) => writeFile(join(lower, 'f'), bigText('old content')))
+    const reader = await open(join(mnt, 'f'), 'r')
+    const buf = Buffer.alloc(11)
+    expect((await reader.read(buf, 0, 11, 0)).bytesRead).toBe(11)
+    return { mnt, upper, reader, buf }
   }
 
   it('reads big lower files and writes upper files without a read or write request', async () => {
     const big = randomBytes(PASSTHROUGH_READ_MIN + 4321)
-    const { mnt, upper } = await mountStack('', async (lower) => {
+    const { mnt, upper } = await suite.stack('', async (lower) => {
       await writeFile(join(lower, 'big'), big)
       await writeFile(join(lower, 'small'), 'small lower')
     })
@@ -79,7 +66,7 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
   })
 
   it('drops pages cached before a write that passed through', async () => {
-    const { mnt } = await mountStack('', async () => {})
+    const { mnt } = await suite.stack('', async () => {})
     const path = join(mnt, 'f')
     await writeFile(path, 'one')
     expect(await readFile(path, 'utf8')).toBe('one') // through the daemon: the kernel caches the page
@@ -90,7 +77,7 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
   })
 
   it('keeps reads and writes with the daemon when passthrough=off', async () => {
-    const { mnt, upper } = await mountStack(',passthrough=off', async (lower) => {
+    const { mnt, upper } = await suite.stack(',passthrough=off', async (lower) => {
       await writeFile(join(lower, 'low'), 'lower bytes')
     })
     const before = await statsOf(mnt)
@@ -105,13 +92,8 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
   })
 
   it('opens a big lower file for writing while a reader holds it: the writer gets the upper copy, a new reader sees it', async () => {
-    const { mnt, upper } = await mountStack('', async (lower) => {
-      await writeFile(join(lower, 'f'), bigText('old content'))
-    })
-    const reader = await open(join(mnt, 'f'), 'r')
+    const { mnt, upper, reader, buf } = await readingBigLowerFile('')
     try {
-      const buf = Buffer.alloc(11)
-      expect((await reader.read(buf, 0, 11, 0)).bytesRead).toBe(11)
       // The write-open copies up; the node passing through to the lower file is retired (ESTALE,
       // and the kernel's retry opens the fresh node): the caller never sees an error.
       await writeFile(join(mnt, 'f'), 'new!', { flag: 'r+' })
@@ -130,13 +112,8 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
   })
 
   it('passthrough=upper moves a reader opened before a copy-up over to the upper copy', async () => {
-    const { mnt } = await mountStack(',passthrough=upper', async (lower) => {
-      await writeFile(join(lower, 'f'), bigText('old content'))
-    })
-    const reader = await open(join(mnt, 'f'), 'r')
+    const { mnt, reader, buf } = await readingBigLowerFile(',passthrough=upper')
     try {
-      const buf = Buffer.alloc(11)
-      expect((await reader.read(buf, 0, 11, 0)).bytesRead).toBe(11)
       await writeFile(join(mnt, 'f'), 'NEW', { flag: 'r+' })
       // The write went through the daemon and this inode, so the reader's cached page is current.
       await reader.read(buf, 0, 11, 0)
@@ -154,7 +131,7 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
   })
 
   it('truncating a big lower file by name while a reader holds it: new opens see the truncated copy', async () => {
-    const { mnt, upper } = await mountStack('', async (lower) => {
+    const { mnt, upper } = await suite.stack('', async (lower) => {
       await writeFile(join(lower, 'f'), bigText('twelve bytes'))
     })
     const reader = await open(join(mnt, 'f'), 'r')
@@ -170,7 +147,7 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
   })
 
   it('runs a big lower executable mapped from its backing file', async () => {
-    const { mnt } = await mountStack('', async (lower) => {
+    const { mnt } = await suite.stack('', async (lower) => {
       await copyFile('/usr/bin/bash', join(lower, 'bash'))
       await chmod(join(lower, 'bash'), 0o755)
     })
@@ -185,7 +162,7 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
   })
 
   it('writes to an upper file with two names through the daemon, so both names see them', async () => {
-    const { mnt } = await mountStack('', async () => {})
+    const { mnt } = await suite.stack('', async () => {})
     await writeFile(join(mnt, 'a'), 'one')
     await link(join(mnt, 'a'), join(mnt, 'b'))
     // Cache b's pages first, then write through a.
@@ -199,7 +176,7 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
   })
 
   it('serves many concurrent opens of one node in one mode, whichever comes first', async () => {
-    const { mnt } = await mountStack('', async (lower) => {
+    const { mnt } = await suite.stack('', async (lower) => {
       for (let i = 0; i < 8; i++) await writeFile(join(lower, `f${i}`), bigText(`lower ${i}`))
     })
     // Readers and writers of the same files at once: every open succeeds and every file ends up
@@ -223,14 +200,14 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
       console.warn(`stacked-layer passthrough test skipped: ${overlay.reason}`)
       return ctx.skip()
     }
-    const base = join(dir, `stacked${++n}`)
-    const [below, ovl, upper, work, mnt] = ['below', 'ovl', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string, string]
-    for (const d of [below, ovl, upper, work, mnt]) await mkdir(d, { recursive: true })
     const texts = [bigText('first'), bigText('second')]
-    await writeFile(join(below, 'a'), texts[0]!)
-    await writeFile(join(below, 'b'), texts[1]!)
-    mounts.add(await mountOverlay({ lowers: [below], mnt: ovl }))
-    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${ovl},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    const { mnt } = await suite.stack('', async (lower) => {
+      const below = `${lower}.below`
+      await mkdir(below)
+      await writeFile(join(below, 'a'), texts[0]!)
+      await writeFile(join(below, 'b'), texts[1]!)
+      suite.mounts.add(await mountOverlay({ lowers: [below], mnt: lower }))
+    })
     const before = await statsOf(mnt)
     expect(await readFile(join(mnt, 'a'), 'utf8')).toBe(texts[0])
     expect(await readFile(join(mnt, 'b'), 'utf8')).toBe(texts[1])

@@ -1,0 +1,62 @@
+// The frame of a describe block whose tests mount layerfs over fresh layer directories: one temp dir
+// for the block, every mount undone after each test (failed or not), and a stack builder.
+import { chmod, mkdir } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { afterAll, afterEach, beforeAll } from 'vitest'
+import { MountSet, mountFuse } from './mount.js'
+import { makeTempDir, removeTempDir } from './tmp.js'
+
+const CLI = resolve('bin/layerfs.js')
+
+export interface Stack {
+  mnt: string
+  upper: string
+  /** topmost first */
+  lowers: string[]
+}
+
+export interface LayerfsSuite {
+  readonly mounts: MountSet
+  /** The block's temp dir (set once beforeAll has run). */
+  readonly dir: string
+  /**
+   * Fresh lower dirs (`lowers` of them, default 1), upper, work and mount point; `fill` writes the
+   * lowers (and may mount something on them, through `mounts`), then layerfs is mounted with
+   * `options` (',name=value...') appended to the layer options.
+   */
+  stack(options: string, fill: (...lowers: string[]) => Promise<void>, lowers?: number): Promise<Stack>
+}
+
+/** Call inside a describe block: registers its hooks. `dirMode`: for tests that act as another user. */
+export function layerfsSuite(label: string, dirMode?: number): LayerfsSuite {
+  const mounts = new MountSet()
+  let dir = ''
+  let n = 0
+  beforeAll(async () => {
+    dir = await makeTempDir(label)
+    if (dirMode !== undefined) await chmod(dir, dirMode)
+  })
+  afterEach(async () => {
+    await mounts.unmountAll()
+  })
+  afterAll(async () => {
+    await mounts.unmountAll()
+    await removeTempDir(dir)
+  })
+  return {
+    mounts,
+    get dir() {
+      return dir
+    },
+    async stack(options, fill, count = 1) {
+      const base = join(dir, `s${++n}`)
+      const lowers = Array.from({ length: count }, (_, i) => join(base, `lower${i || ''}`))
+      const [upper, work, mnt] = ['upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string]
+      for (const d of [...lowers, upper, work, mnt]) await mkdir(d, { recursive: true })
+      await fill(...lowers)
+      const layers = `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}${options}`
+      mounts.add(await mountFuse([process.execPath, CLI, '-o', layers, mnt], mnt))
+      return { mnt, upper, lowers }
+    },
+  }
+}
