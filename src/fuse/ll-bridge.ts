@@ -219,8 +219,7 @@ export class LowLevelBridge {
         const path = this.#path(this.#node(r.ino))
         const fh = union.tryOpen(path, r.flags)
         if (fh === undefined) return false
-        if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, fh)
-        this.#replyOpen(r.req, r.ino, fh, r.flags)
+        this.#opened(r, path, fh)
         return true
       }
       case 'read': {
@@ -349,6 +348,15 @@ export class LowLevelBridge {
     }
   }
 
+  /** An open of an existing file is done: an O_TRUNC one changed the file for its other names too. */
+  #opened(r: Request & { op: 'open' }, path: string, fh: number): void {
+    if (r.flags & O_TRUNC) {
+      if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, fh)
+      this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+    }
+    this.#replyOpen(r.req, r.ino, fh, r.flags)
+  }
+
   /**
    * Passed through when it may be (see OpenFiles). Otherwise the kernel keeps the file's pages for
    * the next open: layers do not change under the mount and every write comes through the union;
@@ -404,9 +412,7 @@ export class LowLevelBridge {
       }
       case 'open': {
         const path = this.#path(this.#node(r.ino))
-        const fh = await union.open(path, r.flags)
-        if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, fh)
-        this.#replyOpen(r.req, r.ino, fh, r.flags)
+        this.#opened(r, path, await union.open(path, r.flags))
         return
       }
       case 'read': {
@@ -502,11 +508,12 @@ export class LowLevelBridge {
   /**
    * What the kernel leaves to the daemon under killpriv v2 (see Request): after a truncate, O_TRUNC
    * open or write by a process without CAP_FSETID, setuid/setgid are cleared as the kernel would
-   * clear them. Every name of the file then has its cached attributes dropped (a write's reply
-   * carries none).
+   * clear them. The node's cached mode is dropped (a write's reply carries no attributes); callers
+   * tell the file's other names, as after any change of its data.
    */
   #clearSetid(nodeId: number, ctx: Ctx, path: string | undefined, fh: number | undefined): void {
-    if (this.#union.clearSetidSync(path, fh, (gid) => inGroup(ctx, gid))) this.#invalidateSiblings(this.#nodes.get(nodeId)?.ino)
+    const node = this.#nodes.get(nodeId)
+    if (this.#union.clearSetidSync(path, fh, (gid) => inGroup(ctx, gid)) && node) this.#invalidate(node)
   }
 
   /** Hard links: the other names of an inode are other kernel inodes (one node per name), so a change
@@ -530,7 +537,7 @@ function inGroup(ctx: Ctx, gid: number): boolean {
 
 const ENODATA = 61
 const ESTALE = 116
-const { O_WRONLY, O_RDWR } = constants
+const { O_WRONLY, O_RDWR, O_TRUNC } = constants
 
 /** Listings kept between the reads of one pass; a reader that stops halfway leaves one behind. */
 const MAX_LISTINGS = 256

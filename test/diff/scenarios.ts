@@ -495,6 +495,12 @@ export const SCENARIOS: Scenario[] = [
       ops: [['link', 'f', 'deep/er/d/g'], ['stat', 'deep/er/d'], ['stat', 'deep/er/d/g']],
     },
     {
+      name: 'O_TRUNC open through one name of an upper hard-link pair',
+      layers: [{ d: { dir: true } }],
+      ops: [['writeFile', 'd/a', 'hello'], ['link', 'd/a', 'd/b'], ['stat', 'd/b'], ['open', 'd/a', ['O_WRONLY', 'O_TRUNC']],
+        ['stat', 'd/b'], ['readFile', 'd/b']],
+    },
+    {
       name: 'link a dir, and link onto an existing name',
       layers: [{ d: { dir: true }, f: 'x', g: 'y' }],
       ops: [['link', 'd', 'd2'], ['link', 'f', 'g'], ['link', 'missing', 'h']],
