@@ -56,12 +56,13 @@ async function serve(opts: MountOptions): Promise<number> {
   try {
     const mountpoint = resolve(opts.mountpoint)
     await checkMountpoint(mountpoint)
+    // The kernel applies the caller's umask before a create reaches us; ours must not apply twice.
+    // Set before the union opens, which reads it once (see Core.umask).
+    process.umask(0)
     const union = await Union.open({
       lowers: opts.lowers, upper: opts.upper, work: opts.work, cacheEntries: opts.cacheEntries, fsync: opts.fsync,
       metacopy: opts.metacopy,
     })
-    // The kernel applies the caller's umask before a create reaches us; ours must not apply twice.
-    process.umask(0)
     daemon = await startDaemon(union, mountpoint, {
       fsname: opts.source, allowOther: opts.allowOther, entryTimeout: opts.entryTimeout,
       attrTimeout: opts.attrTimeout, negativeTimeout: opts.negativeTimeout, spinUs: opts.spinUs, passthrough: opts.passthrough,

@@ -50,6 +50,10 @@ export class Core {
   /** Copy up metadata only for metadata changes (metacopy=on). */
   readonly metacopy: boolean
 
+  /** The process umask when the union opened: 0 in the daemon, which takes modes as the kernel
+   *  computed them. Where it is not 0 (a union used in-process), creates put back what it took. */
+  readonly umask: number = readUmask()
+
   constructor(layers: Layer[], stager: Stager | undefined, cacheEntries: number, metacopy = false) {
     this.metacopy = metacopy
     this.layers = layers
@@ -323,6 +327,13 @@ export class Core {
     if (markerWhiteout) unlinkSync(marker)
     return true
   }
+}
+
+/** The process umask, read by setting it and putting it back (the only way without /proc). */
+function readUmask(): number {
+  const mask = process.umask(0o022)
+  process.umask(mask)
+  return mask
 }
 
 /** Files up to this size are copied up on the calling thread when copies are not fsync'd: the copy

@@ -9,7 +9,7 @@
  * directory that exists in a lower layer cannot be renamed (EXDEV, as overlayfs without redirect_dir):
  * tools such as mv then copy and delete.
  */
-import { type Stats, chmodSync, closeSync, constants, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
+import { type Stats, chmodSync, closeSync, constants, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
 import { joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX } from '../layers/whiteout.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, lgetxattrSync, lsetxattrSync, mknodSync, renameat2Sync } from '../sys/native.js'
@@ -42,13 +42,20 @@ function createEntry(core: Core, rel: string, kind: Kind, make: (path: string) =
   checkFree(core, rel)
   const parentPath = splitPath(rel)[0]
   const upper = core.requireUpper()
-  const place = owner === undefined ? make : (path: string): void => {
+  const target = upper.path(rel)
+  const place = (path: string): void => {
     make(path)
-    // A set-group-ID directory hands its group down, as the filesystem itself would have.
+    const aside = path !== target
+    if (owner === undefined && !aside) return
+    // A set-group-ID directory hands its group down, and to a subdirectory its setgid too. The
+    // filesystem does so for what is made in place; what is made aside in the work directory (over a
+    // whiteout) is given them here.
     const dir = lstatSync(upper.path(parentPath))
-    const gid = dir.mode & S_ISGID ? dir.gid : owner.gid
+    const inherits = (dir.mode & S_ISGID) !== 0
     // The daemon runs as root: what it makes is root's unless the caller is somebody else.
-    if (owner.uid !== 0 || gid !== 0) lchownSync(path, owner.uid, gid)
+    const gid = inherits ? dir.gid : owner?.gid ?? -1
+    if (owner === undefined ? inherits : owner.uid !== 0 || gid !== 0) lchownSync(path, owner?.uid ?? -1, gid)
+    if (inherits && aside && kind === 'dir') chmodSync(path, (lstatSync(path).mode & 0o7777) | S_ISGID)
   }
   const overWhiteout = core.place(rel, kind === 'dir', place)
   const entry: Entry = { path: rel, kind, layer: upper, dirLayers: kind === 'dir' ? [upper] : NO_LAYERS, lowerHas: overWhiteout }
@@ -69,8 +76,7 @@ export function create(core: Core, rel: string, mode: number, owner?: Owner): { 
   let fd = -1
   const entry = createEntry(core, rel, 'file', (path) => {
     fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_RDWR, mode & 0o7777)
-    // The kernel applied the caller's umask already; the daemon's own must not apply again.
-    fchmodSync(fd, mode & 0o7777)
+    if (mode & core.umask) fchmodSync(fd, mode & 0o7777)
   }, owner)
   return { fd, entry }
 }
@@ -78,7 +84,8 @@ export function create(core: Core, rel: string, mode: number, owner?: Owner): { 
 export function mkdir(core: Core, rel: string, mode: number, owner?: Owner): void {
   createEntry(core, rel, 'dir', (path) => {
     mkdirSync(path, { mode: mode & 0o7777 })
-    chmodSync(path, mode & 0o7777)
+    // The setgid a directory inherits from its parent is the filesystem's to give, and stays.
+    if (mode & core.umask) chmodSync(path, (mode & 0o7777) | (lstatSync(path).mode & S_ISGID))
   }, owner)
 }
 
@@ -90,7 +97,7 @@ export function mknod(core: Core, rel: string, mode: number, rdev: number, owner
   createEntry(core, rel, kind, (path) => {
     if (kind === 'file') closeSync(openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode & 0o7777))
     else mknodSync(path, mode, rdev)
-    chmodSync(path, mode & 0o7777)
+    if (mode & core.umask) chmodSync(path, mode & 0o7777)
   }, owner)
 }
 
@@ -135,19 +142,26 @@ export function rmdir(core: Core, rel: string): void {
   if (entry.kind !== 'dir') throw fsError('ENOTDIR', rel)
   if (rel === '') throw fsError('EBUSY', '/')
   const upper = core.requireUpper()
-  if (mergedNames(entry).length > 0) throw fsError('ENOTEMPTY', rel)
   const lowerHas = core.resolver.lowerHas(entry)
-  if (inUpper(entry)) {
-    // The upper copy can still hold whiteouts of its lower children: move it aside, whole.
-    const aside = core.stager.tempPath()
-    renameSync(upper.path(rel), aside)
-    if (lowerHas) core.whiteout(rel)
-    rmSync(aside, { recursive: true, force: true })
-  } else {
-    core.ensureUpperDir(core.resolver.get(splitPath(rel)[0]))
-    core.whiteout(rel)
+  // Nothing below to hide and nothing inside: the directory simply goes (most rmdirs, as in rm -rf
+  // of what was made through the mount). Otherwise the merged view decides whether it is empty.
+  if (lowerHas || !inUpper(entry) || !removedIfEmpty(upper.path(rel))) {
+    if (mergedNames(entry).length > 0) throw fsError('ENOTEMPTY', rel)
+    if (inUpper(entry)) {
+      // The upper copy can still hold whiteouts of its lower children: move it aside, whole.
+      const aside = core.stager.tempPath()
+      renameSync(upper.path(rel), aside)
+      if (lowerHas) core.whiteout(rel)
+      rmSync(aside, { recursive: true, force: true })
+    } else {
+      core.ensureUpperDir(core.resolver.get(splitPath(rel)[0]))
+      core.whiteout(rel)
+    }
   }
-  core.resolver.invalidateTree(rel)
+  // The directory was empty, so all the cache can hold below it is "no such name", which stays
+  // true: a directory made here later starts empty (opaque over a whiteout), and one renamed here
+  // clears the cache below its new name. So only the name itself changes (no O(cache) sweep per rmdir,
+  // which rm -rf of a big tree would pay once per directory).
   core.resolver.set(rel, undefined)
 }
 
@@ -295,6 +309,17 @@ function removeMarker(core: Core, rel: string): void {
     unlinkSync(core.requireUpper().path(joinPath(dir, WHITEOUT_PREFIX + name)))
   } catch (err) {
     if (!isCode(err, 'ENOENT')) throw err
+  }
+}
+
+/** rmdir, false when the directory still holds something (to a user, perhaps only whiteouts). */
+function removedIfEmpty(path: string): boolean {
+  try {
+    rmdirSync(path)
+    return true
+  } catch (err) {
+    if (isCode(err, 'ENOTEMPTY', 'EEXIST')) return false
+    throw err
   }
 }
 

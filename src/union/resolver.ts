@@ -85,8 +85,8 @@ export class Resolver {
     this.#cache.delete(rel)
   }
 
-  /** Forget `rel` and everything below it (a directory moved or was removed). O(cache size): it
-   *  runs only for directory rename and rmdir. */
+  /** Forget `rel` and everything below it (a directory moved). O(cache size): it runs only for
+   *  renames of directories (an rmdir needs none, see namespace.ts). */
   invalidateTree(rel: string): void {
     if (rel === '') {
       this.#cache.clear()

@@ -179,6 +179,13 @@ const fuseOverlayfs: KnownDifference[] = [
     why: 'BUG in fuse-overlayfs: a copied-up parent dir loses its setgid bit (2775 -> 0775)',
   },
   {
+    scenario: 'creates in a setgid directory inherit its group (and a subdirectory its setgid)',
+    driver: FO,
+    ops: [9, 10, 11, 16, 17],
+    fields: ['merged:*#gid', 'merged:*#mode', 'upper:*#gid', 'upper:*#mode', 'upper:*#opaque'],
+    why: 'BUG in fuse-overlayfs: what is created in a setgid dir gets the daemon\'s group, a subdir no setgid (and the copied-up dir itself loses its own); new dirs are marked opaque',
+  },
+  {
     scenario: 'deep copy-up with the dirs spread over two lowers',
     driver: FO,
     fields: ['upper:a/b/c/n#opaque'],

@@ -354,6 +354,19 @@ export const SCENARIOS: Scenario[] = [
       layers: [{ 'd/a': 'a' }, { 'd/b': 'b' }],
       ops: [['unlink', 'd/a'], ['unlink', 'd/b'], ['rmdir', 'd'], ['mkdir', 'd'], ['readdir', 'd'], ['lstat', 'd/a']],
     },
+    {
+      // What was looked up below a removed dir (found or not) must not survive into its successor.
+      name: 'names seen below a removed dir stay gone in the dir made or moved there next',
+      layers: [{ 'l/a': 'a', 'l/b/c': 'c', keep: 'k' }],
+      ops: [
+        ['mkdir', 'u'], ['writeFile', 'u/f', 'f'], ['lstat', 'u/x'], ['unlink', 'u/f'], ['rmdir', 'u'],
+        ['mkdir', 'u'], ['lstat', 'u/f'], ['lstat', 'u/x'], ['writeFile', 'u/x', 'x'], ['readdir', 'u'],
+        ['mkdir', 'v'], ['writeFile', 'v/f', 'moved'], ['unlink', 'u/x'], ['rmdir', 'u'], ['rename', 'v', 'u'],
+        ['readFile', 'u/f'], ['readdir', 'u'],
+        ['readFile', 'l/a'], ['lstat', 'l/b/c'], ['rm', 'l'], ['lstat', 'l/a'], ['mkdir', 'l'], ['lstat', 'l/a'],
+        ['lstat', 'l/b'], ['readdir', 'l'], ['writeFile', 'l/a', 'new'], ['readFile', 'l/a'],
+      ],
+    },
   ]),
 
   ...group('whiteout/opaque encodings in layers', [
@@ -532,6 +545,32 @@ export const SCENARIOS: Scenario[] = [
       name: 'chown of a setuid lower file',
       layers: [{ f: { file: 'x', mode: 0o6755 } }],
       ops: [['chown', 'f', 1000, 1000], ['stat', 'f']],
+    },
+    {
+      // The filesystem, not the caller, decides: a subdirectory inherits setgid and the group, a file the group.
+      name: 'creates in a setgid directory inherit its group (and a subdirectory its setgid)',
+      layers: [{ d: { dir: true, mode: 0o2775, gid: 50 }, 'd/old': 'old', 'd/gone': { dir: true }, 'd/gone2': 'x' }],
+      ops: [
+        ['mkdir', 'd/sub', 0o755],
+        ['mkdir', 'd/sub/deeper', 0o700],
+        ['writeFile', 'd/f', 'f'],
+        ['mkfifo', 'd/p'],
+        ['symlink', 'old', 'd/l'],
+        ['mkdir', 'e', 0o755],
+        ['chown', 'e', 0, 60],
+        ['chmod', 'e', 0o2750],
+        ['mkdir', 'e/sub', 0o777],
+        ['stat', 'd/sub'],
+        ['stat', 'd/sub/deeper'],
+        ['stat', 'e/sub'],
+        // made over a whiteout: built in the work directory, but it must come out the same
+        ['rmdir', 'd/gone'],
+        ['mkdir', 'd/gone', 0o755],
+        ['unlink', 'd/gone2'],
+        ['mkdir', 'd/gone2', 0o755],
+        ['stat', 'd/gone'],
+        ['stat', 'd/gone2'],
+      ],
     },
     {
       name: 'chmod a lower dir keeps its lower children visible',
