@@ -55,7 +55,7 @@ export function toAttr(entry: Entry, st: BigIntStats, ino: number): Attr {
 
 function inoOf(entry: Entry, st: BigIntStats): number {
   if (entry.ino !== undefined) return entry.ino
-  const ino = entry.layer.writable ? readOrigin(entry.layer.path(entry.path)) ?? Number(st.ino) : Number(st.ino)
+  const ino = entry.layer.writable && !entry.originless ? readOrigin(entry.layer.path(entry.path)) ?? Number(st.ino) : Number(st.ino)
   entry.ino = ino
   return ino
 }

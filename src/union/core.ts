@@ -301,11 +301,12 @@ export class Core {
   place(rel: string, isDir: boolean, make: (path: string) => void): boolean {
     const upper = this.requireUpper()
     const [dir, name] = splitPath(rel)
+    const clear = this.resolver.upperClear(rel)
     this.ensureUpperDir(this.resolver.get(dir))
     const target = upper.path(rel)
     const marker = upper.path(joinPath(dir, WHITEOUT_PREFIX + name))
-    const charWhiteout = isWhiteoutAt(target)
-    const markerWhiteout = !charWhiteout && existsAt(marker)
+    const charWhiteout = !clear && isWhiteoutAt(target)
+    const markerWhiteout = !clear && !charWhiteout && existsAt(marker)
     if (!charWhiteout && !markerWhiteout) {
       make(target)
       return false

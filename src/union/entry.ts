@@ -17,6 +17,9 @@ export interface Entry {
   dirLayers: Layer[]
   /** Memoised st_ino (see inode.ts); dropped when the entry moves to another layer. */
   ino?: number
+  /** Made through the mount (create, mkdir, mknod, symlink): it carries no origin, its inode number
+   *  is its own. */
+  originless?: boolean
   /** Memoised: a lower layer holds this name, so removing it needs a whiteout. */
   lowerHas?: boolean
   /** Memoised: an upper file that is a metadata-only copy (its data is still in a lower layer). */

@@ -37,8 +37,9 @@ export interface Owner {
   gid: number
 }
 
-/** Common to every create: the name must be free, then the object is placed and recorded. */
-function createEntry(core: Core, rel: string, kind: Kind, make: (path: string) => void, owner?: Owner): Entry {
+/** Common to every create: the name must be free, then the object is placed and recorded. `linked`:
+ *  the object is an existing inode under a new name (link), which may carry an origin. */
+function createEntry(core: Core, rel: string, kind: Kind, make: (path: string) => void, owner?: Owner, linked = false): Entry {
   checkFree(core, rel)
   const parentPath = splitPath(rel)[0]
   const upper = core.requireUpper()
@@ -46,19 +47,26 @@ function createEntry(core: Core, rel: string, kind: Kind, make: (path: string) =
   const place = (path: string): void => {
     make(path)
     const aside = path !== target
-    if (owner === undefined && !aside) return
-    // A set-group-ID directory hands its group down, and to a subdirectory its setgid too. The
-    // filesystem does so for what is made in place; what is made aside in the work directory (over a
-    // whiteout) is given them here.
+    // The daemon runs as root. Made in place, the object has the group the filesystem gave it: root's,
+    // or in a set-group-ID directory the directory's (and a subdirectory the setgid bit), which is
+    // what a caller of group root gets too. Only a caller of another group, or an object made aside
+    // in the work directory (over a whiteout), needs the parent looked at.
+    if (!aside && (owner?.gid ?? 0) === 0) {
+      if (owner !== undefined && owner.uid !== 0) lchownSync(path, owner.uid, -1)
+      return
+    }
     const dir = lstatSync(upper.path(parentPath))
     const inherits = (dir.mode & S_ISGID) !== 0
-    // The daemon runs as root: what it makes is root's unless the caller is somebody else.
     const gid = inherits ? dir.gid : owner?.gid ?? -1
     if (owner === undefined ? inherits : owner.uid !== 0 || gid !== 0) lchownSync(path, owner?.uid ?? -1, gid)
     if (inherits && aside && kind === 'dir') chmodSync(path, (lstatSync(path).mode & 0o7777) | S_ISGID)
   }
   const overWhiteout = core.place(rel, kind === 'dir', place)
   const entry: Entry = { path: rel, kind, layer: upper, dirLayers: kind === 'dir' ? [upper] : NO_LAYERS, lowerHas: overWhiteout }
+  if (!linked) {
+    entry.originless = true
+    entry.metacopy = false
+  }
   core.resolver.set(rel, entry)
   return entry
 }
@@ -114,7 +122,7 @@ export function linkNow(core: Core, fromRel: string, rel: string): boolean {
   const copied = core.copyUpNow(fromRel, true)
   if (!copied) return false
   const upper = core.requireUpper()
-  createEntry(core, rel, copied.kind, (path) => linkSync(upper.path(copied.path), path))
+  createEntry(core, rel, copied.kind, (path) => linkSync(upper.path(copied.path), path), undefined, true)
   // Both names now share one inode: a memoised nlink-dependent answer for the source is stale.
   core.resolver.invalidate(fromRel)
   return true

@@ -23,7 +23,11 @@ import { fsError, isCode } from './errors.js'
 
 /** Stands for "no such name" in the cache (lru-cache values cannot be undefined). */
 const MISSING = Object.freeze({ missing: true as const })
-type Cached = Entry | typeof MISSING
+/** "No such name", and the upper layer holds nothing by that name either: no whiteout, no `.wh.`
+ *  marker (or no directory at all there yet; or no lower one below it, for which a marker would
+ *  mean anything). A create there needs no look at the upper layer. */
+const CLEAR = Object.freeze({ missing: true as const })
+type Cached = Entry | typeof MISSING | typeof CLEAR
 
 export const NAME_MAX = 255
 
@@ -63,9 +67,14 @@ export class Resolver {
       return cached
     }
     this.#misses++
-    const entry = rel === '' ? this.#root() : this.#lookup(rel)
-    this.#cache.set(rel, entry ?? MISSING)
-    return entry
+    const found = rel === '' ? this.#root() : this.#lookup(rel)
+    this.#cache.set(rel, found)
+    return 'missing' in found ? undefined : found
+  }
+
+  /** Whether `rel` is known to be free in the upper layer too (see CLEAR); false when unknown. */
+  upperClear(rel: string): boolean {
+    return this.#cache.peek(rel) === CLEAR
   }
 
   /** Like resolve, but a missing entry is ENOENT. */
@@ -125,11 +134,11 @@ export class Resolver {
     return { path: '', kind: 'dir', layer: top, dirLayers: [...this.#layers] }
   }
 
-  #lookup(rel: string): Entry | undefined {
+  #lookup(rel: string): Cached {
     const [dir, name] = splitPath(rel)
     if (Buffer.byteLength(name) > NAME_MAX) throw fsError('ENAMETOOLONG', rel)
     const parent = this.resolve(dir)
-    if (!parent) return undefined
+    if (!parent) return MISSING
     if (parent.kind !== 'dir') throw fsError('ENOTDIR', dir)
     return this.#walk(rel, parent, (layer, checkMarker) => probeName(layer, dir, name, checkMarker))
   }
@@ -143,22 +152,27 @@ export class Resolver {
     for (const name of names) {
       const rel = joinPath(dir.path, name)
       if (this.#cache.has(rel)) continue
-      const entry = this.#walk(rel, dir, (layer, checkMarker) => probeListed(listings.get(layer), layer, dir.path, name, checkMarker))
-      this.#cache.set(rel, entry ?? MISSING)
+      this.#cache.set(rel, this.#walk(rel, dir, (layer, checkMarker) => probeListed(listings.get(layer), layer, dir.path, name, checkMarker)))
     }
   }
 
   /** The lookup walk proper, over the parent's layers, with `probe` telling what the name is in one. */
-  #walk(rel: string, parent: Entry, probe: (layer: Layer, checkMarker: boolean) => Probe): Entry | undefined {
+  #walk(rel: string, parent: Entry, probe: (layer: Layer, checkMarker: boolean) => Probe): Cached {
     // Marker names are how layers encode deletions; they are never entries of the merged view.
-    if (splitPath(rel)[1].startsWith(WHITEOUT_PREFIX)) return undefined
+    if (splitPath(rel)[1].startsWith(WHITEOUT_PREFIX)) return MISSING
     let entry: Entry | undefined
     const layers = parent.dirLayers
+    // Without the directory in the upper layer, nothing of the name is there either.
+    let clear = !layers[0]?.writable
     for (let i = 0; i < layers.length; i++) {
       const layer = layers[i]!
       const last = i === layers.length - 1
       const kind = probe(layer, !last)
-      if (kind === 'absent') continue
+      if (kind === 'absent') {
+        // Markers were looked for, or (the upper layer alone) would hide nothing.
+        if (i === 0 && layer.writable) clear = true
+        continue
+      }
       if (kind === 'whiteout') break
       if (!entry) {
         if (kind !== 'dir') {
@@ -172,7 +186,7 @@ export class Resolver {
       entry.dirLayers.push(layer)
       if (!last && isOpaqueIn(layer, rel)) break
     }
-    return entry
+    return entry ?? (clear ? CLEAR : MISSING)
   }
 }
 

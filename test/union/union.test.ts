@@ -438,6 +438,23 @@ describe('lookup cache', () => {
     expect(stats.hits + stats.negativeHits).toBeGreaterThan(0)
   })
 
+  it('knows, after a miss, whether the upper layer holds a whiteout there: a create replaces it', async () => {
+    const s = await stack([{ 'd/x': 'X', 'd/y/a': 'A', 'd/z': 'Z' }], { 'd/x': 'WHITEOUT', 'd/.wh.y': '', 'd/.wh.z': '' })
+    for (const name of ['x', 'y', 'z', 'w']) await expect(s.union.getattr(`/d/${name}`)).rejects.toMatchObject({ code: 'ENOENT' })
+    await s.union.release(await s.union.create('/d/x', 0o600))
+    await s.union.mkdir('/d/y', 0o755)
+    await s.union.symlink('t', '/d/z')
+    await s.union.mkdir('/d/w', 0o755)
+    expect((await lstat(join(s.upper, 'd/x'))).isFile()).toBe(true)
+    expect((await s.union.getattr('/d/x')).size).toBe(0)
+    expect(await s.union.readdir('/d/y')).toEqual([])
+    expect((await lgetxattr(join(s.upper, 'd/y'), 'trusted.overlay.opaque'))?.toString()).toBe('y')
+    expect(await s.union.readlink('/d/z')).toBe('t')
+    // The markers went with the names they hid; the fresh name had none and gets no opaque mark.
+    expect(readdirSync(join(s.upper, 'd')).sort()).toEqual(['w', 'x', 'y', 'z'])
+    expect(await lgetxattr(join(s.upper, 'd/w'), 'trusted.overlay.opaque')).toBeUndefined()
+  })
+
   it('stays bounded by its size', async () => {
     const spec: Record<string, string> = {}
     for (let i = 0; i < 200; i++) spec[`f${i}`] = ''
