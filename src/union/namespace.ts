@@ -139,10 +139,11 @@ export function unlink(core: Core, rel: string): void {
   if (core.resolver.lowerHas(entry)) {
     core.ensureUpperDir(core.resolver.get(splitPath(rel)[0]))
     core.whiteout(rel)
+    core.resolver.set(rel, undefined)
   } else {
     unlinkSync(upper.path(rel))
+    core.resolver.setFree(rel)
   }
-  core.resolver.set(rel, undefined)
 }
 
 export function rmdir(core: Core, rel: string): void {
@@ -153,18 +154,20 @@ export function rmdir(core: Core, rel: string): void {
   const lowerHas = core.resolver.lowerHas(entry)
   // Nothing below to hide and nothing inside: the directory simply goes (most rmdirs, as in rm -rf
   // of what was made through the mount). Otherwise the merged view decides whether it is empty.
-  if (lowerHas || !inUpper(entry) || !removedIfEmpty(upper.path(rel))) {
-    if (mergedNames(entry).length > 0) throw fsError('ENOTEMPTY', rel)
-    if (inUpper(entry)) {
-      // The upper copy can still hold whiteouts of its lower children: move it aside, whole.
-      const aside = core.stager.tempPath()
-      renameSync(upper.path(rel), aside)
-      if (lowerHas) core.whiteout(rel)
-      rmSync(aside, { recursive: true, force: true })
-    } else {
-      core.ensureUpperDir(core.resolver.get(splitPath(rel)[0]))
-      core.whiteout(rel)
-    }
+  if (!lowerHas && inUpper(entry) && removedIfEmpty(upper.path(rel))) {
+    core.resolver.setFree(rel)
+    return
+  }
+  if (mergedNames(entry).length > 0) throw fsError('ENOTEMPTY', rel)
+  if (inUpper(entry)) {
+    // The upper copy can still hold whiteouts of its lower children: move it aside, whole.
+    const aside = core.stager.tempPath()
+    renameSync(upper.path(rel), aside)
+    if (lowerHas) core.whiteout(rel)
+    rmSync(aside, { recursive: true, force: true })
+  } else {
+    core.ensureUpperDir(core.resolver.get(splitPath(rel)[0]))
+    core.whiteout(rel)
   }
   // The directory was empty, so all the cache can hold below it is "no such name", which stays
   // true: a directory made here later starts empty (opaque over a whiteout), and one renamed here

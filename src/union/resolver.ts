@@ -89,6 +89,11 @@ export class Resolver {
     this.#cache.set(rel, entry ?? MISSING)
   }
 
+  /** Record that `rel` is gone and left nothing behind in the upper layer (it had no lower). */
+  setFree(rel: string): void {
+    this.#cache.set(rel, CLEAR)
+  }
+
   /** Forget `rel` only (a non-directory changed). */
   invalidate(rel: string): void {
     this.#cache.delete(rel)
