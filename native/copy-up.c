@@ -31,7 +31,9 @@
 enum { KIND_FILE = 0, KIND_DIR = 1, KIND_SYMLINK = 2, KIND_SPECIAL = 3 };
 /* STAGE_META: a metadata-only copy (overlayfs metacopy): a sparse file of the same size marked with
  * trusted.overlay.metacopy, whose data still comes from the lower file. */
-enum { STAGE_DATA = 1, STAGE_FSYNC = 2, STAGE_META = 4 };
+/* STAGE_UNNAMED: a regular file made with O_TMPFILE in the directory DEST (the target's own parent
+ * in the upper layer) and never named here: the op hands back its fd, and linkCopy names it. */
+enum { STAGE_DATA = 1, STAGE_FSYNC = 2, STAGE_META = 4, STAGE_UNNAMED = 8 };
 
 #define ORIGIN_XATTR "trusted.layerfs.origin"
 #define METACOPY_XATTR "trusted.overlay.metacopy"
@@ -183,6 +185,10 @@ static int copy_data(int in, int out, off_t size, blkcnt_t blocks, int64_t *move
  * which: 0 when the file still needs linking to TMP. */
 static int create_file(const char *tmp, int flags, int *linked) {
     *linked = 1;
+    if (flags & STAGE_UNNAMED) {
+        *linked = 0;
+        return open(tmp, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    }
     if (flags & STAGE_FSYNC) {
         char dir[PATH_MAX];
         const char *slash = strrchr(tmp, '/');
@@ -285,6 +291,10 @@ static int stage_exec(op *o) {
     if (!err && (o->flags & STAGE_META)) err = set_xattr(o->dest, out, METACOPY_XATTR, "", 0);
     if (!err) err = set_times(o->dest, out, &st);
     if (!err && out >= 0 && (o->flags & STAGE_FSYNC) && fsync(out) < 0) err = errno;
+    if (!err && (o->flags & STAGE_UNNAMED)) {
+        o->fd = out;
+        return 0;
+    }
     if (!err && !linked) {
         err = link_tmpfile(out, o->dest);
         linked = !err;
@@ -303,6 +313,30 @@ static int commit_exec(op *o) {
     if (rename(o->path, o->dest) < 0) return errno;
     struct timespec times[2] = {parent.st_atim, parent.st_mtim};
     return utimensat(AT_FDCWD, o->name, times, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+}
+
+/* Names an unnamed copy TARGET (free: link(2) never replaces), gives PARENT back its times, and
+ * closes the fd whatever happens. */
+static int link_exec(op *o) {
+    struct stat parent;
+    int err = lstat(o->name, &parent) < 0 ? errno : link_tmpfile(o->fd, o->dest);
+    if (!err) {
+        struct timespec times[2] = {parent.st_atim, parent.st_mtim};
+        if (utimensat(AT_FDCWD, o->name, times, AT_SYMLINK_NOFOLLOW) < 0) err = errno;
+    }
+    close(o->fd);
+    return err;
+}
+
+/* [bytes copied, fd] of an unnamed copy */
+static napi_status done_unnamed(napi_env env, op *o, napi_value *out) {
+    napi_value bytes, fd;
+    napi_status s = napi_create_array_with_length(env, 2, out);
+    if (s == napi_ok) s = napi_create_int64(env, o->ret, &bytes);
+    if (s == napi_ok) s = napi_create_int32(env, o->fd, &fd);
+    if (s == napi_ok) s = napi_set_element(env, *out, 0, bytes);
+    if (s == napi_ok) s = napi_set_element(env, *out, 1, fd);
+    return s;
 }
 
 /* stageCopy(src, tmp, kind, flags, origin, dataFrom) → bytes of data copied; dataFrom: a NUL-
@@ -326,4 +360,27 @@ napi_value js_commit_copy(napi_env env, napi_callback_info info) {
     op *o = op_new("rename", commit_exec, op_done_undefined);
     if (!o) return op_nomem(env);
     return op_run_sync(env, info, o, "sss", &o->path, &o->dest, &o->name);
+}
+
+/* stageCopyUnnamed(src, dir, flags, origin, dataFrom) → [bytes, fd]: a regular file's copy made with
+ * O_TMPFILE in DIR, on the pool; and the same on the calling thread. */
+napi_value js_stage_copy_unnamed(napi_env env, napi_callback_info info) {
+    op *o = op_new("copyup", stage_exec, done_unnamed);
+    if (!o) return op_nomem(env);
+    o->mode = KIND_FILE;
+    return op_run(env, info, o, "ssusb", &o->path, &o->dest, &o->flags, &o->name, &o->data, &o->size);
+}
+
+napi_value js_stage_copy_unnamed_sync(napi_env env, napi_callback_info info) {
+    op *o = op_new("copyup", stage_exec, done_unnamed);
+    if (!o) return op_nomem(env);
+    o->mode = KIND_FILE;
+    return op_run_sync(env, info, o, "ssusb", &o->path, &o->dest, &o->flags, &o->name, &o->data, &o->size);
+}
+
+/* linkCopy(fd, target, parentDir), on the calling thread: names an unnamed copy (and closes it). */
+napi_value js_link_copy(napi_env env, napi_callback_info info) {
+    op *o = op_new("link", link_exec, op_done_undefined);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "iss", &o->fd, &o->dest, &o->name);
 }

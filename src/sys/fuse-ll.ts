@@ -96,17 +96,19 @@ export type Request = {
       mtimeSec: number
       mtimeNsec: number
       killSuidgid: boolean
+      waiting: number
     }
   | { op: 'readlink'; ino: number }
   | { op: 'mknod'; parent: number; name: string; mode: number; rdev: number }
   | { op: 'mkdir'; parent: number; name: string; mode: number }
   | { op: 'unlink' | 'rmdir'; parent: number; name: string }
   | { op: 'symlink'; target: string; parent: number; name: string }
-  | { op: 'rename'; parent: number; name: string; newparent: number; newname: string; flags: number }
-  | { op: 'link'; ino: number; newparent: number; newname: string }
-  | { op: 'open'; ino: number; flags: number; killSuidgid: boolean }
+  | { op: 'rename'; parent: number; name: string; newparent: number; newname: string; flags: number; waiting: number }
+  | { op: 'link'; ino: number; newparent: number; newname: string; waiting: number }
+  | { op: 'open'; ino: number; flags: number; killSuidgid: boolean; waiting: number }
   | { op: 'create'; parent: number; name: string; mode: number; flags: number }
-  /** waiting: other requests read from the kernel and not answered yet (0: this one is alone). */
+  /** waiting (here and above): other requests read from the kernel and not answered yet (0: this
+   *  one is alone). */
   | { op: 'read'; ino: number; fh: number; size: number; offset: number; waiting: number }
   | { op: 'write'; ino: number; fh: number; data: Buffer /* a copy owned by JS */; offset: number; killSuidgid: boolean }
   | { op: 'release'; ino: number; fh: number }
@@ -272,9 +274,9 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
     case 'symlink':
       return { req, ctx, op, target: name2!, parent: f[F.PARENT]!, name: name! }
     case 'rename':
-      return { req, ctx, op, parent: f[F.PARENT]!, name: name!, newparent: f[F.NEWPARENT]!, newname: name2!, flags: f[F.FLAGS]! }
+      return { req, ctx, op, parent: f[F.PARENT]!, name: name!, newparent: f[F.NEWPARENT]!, newname: name2!, flags: f[F.FLAGS]!, waiting: f[F.WAITING]! }
     case 'link':
-      return { req, ctx, op, ino, newparent: f[F.NEWPARENT]!, newname: name2! }
+      return { req, ctx, op, ino, newparent: f[F.NEWPARENT]!, newname: name2!, waiting: f[F.WAITING]! }
     case 'forget':
       return { req, ctx, op, ino, nlookup: f[F.NLOOKUP]!, answered: true }
     case 'getattr':
@@ -283,12 +285,12 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
       return {
         req, ctx, op, ino, fh, valid: f[F.VALID]!, mode: f[F.ST_MODE]!, uid: f[F.ST_UID]!, gid: f[F.ST_GID]!,
         size: f[F.ST_SIZE]!, atimeSec: f[F.ATIME]!, atimeNsec: f[F.ATIME_NS]!, mtimeSec: f[F.MTIME]!, mtimeNsec: f[F.MTIME_NS]!,
-        killSuidgid: f[F.KILL_SUIDGID] === 1,
+        killSuidgid: f[F.KILL_SUIDGID] === 1, waiting: f[F.WAITING]!,
       }
     case 'readlink': case 'statfs':
       return { req, ctx, op, ino }
     case 'open':
-      return { req, ctx, op, ino, flags: f[F.FLAGS]!, killSuidgid: f[F.KILL_SUIDGID] === 1 }
+      return { req, ctx, op, ino, flags: f[F.FLAGS]!, killSuidgid: f[F.KILL_SUIDGID] === 1, waiting: f[F.WAITING]! }
     case 'read':
       return { req, ctx, op, ino, fh: f[F.FH]!, size: f[F.SIZE]!, offset: f[F.OFFSET]!, waiting: f[F.WAITING]! }
     case 'readdir': case 'readdirplus':

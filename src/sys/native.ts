@@ -34,6 +34,9 @@ interface Addon {
   stageCopy(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array): Promise<number>
   stageCopySync(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array): number
   commitCopy(tmp: string, target: string, parent: string): void
+  stageCopyUnnamed(src: string, dir: string, flags: number, origin: string, dataFrom: Uint8Array): Promise<[number, number]>
+  stageCopyUnnamedSync(src: string, dir: string, flags: number, origin: string, dataFrom: Uint8Array): [number, number]
+  linkCopy(fd: number, target: string, parent: string): void
   fgetxattr(fd: number, name: string): Buffer | undefined
   lsetxattr(path: string, name: string, value: Uint8Array, flags: number): void
   fsetxattr(fd: number, name: string, value: Uint8Array, flags: number): void
@@ -275,6 +278,30 @@ export function stageCopySync(src: string, tmp: string, kind: CopyKind, options:
   const args = stageArgs(options)
   return callSync((n) => n.stageCopySync(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom), src, tmp)
 }
+
+/** A regular file's copy as stageCopy makes it, but unnamed (O_TMPFILE in `dir`, the target's own
+ *  directory): its fd, for linkCopySync to name. Fails with EOPNOTSUPP (or EISDIR, EINVAL) where the
+ *  filesystem has no O_TMPFILE. */
+export async function stageCopyUnnamed(src: string, dir: string, options: StageOptions): Promise<{ fd: number; bytes: number }> {
+  const args = stageArgs(options)
+  const [bytes, fd] = await call((n) => n.stageCopyUnnamed(src, dir, args.flags | UNNAMED, args.origin, args.dataFrom), src, dir)
+  return { fd, bytes }
+}
+
+/** stageCopyUnnamed on the calling thread. */
+export function stageCopyUnnamedSync(src: string, dir: string, options: StageOptions): { fd: number; bytes: number } {
+  const args = stageArgs(options)
+  const [bytes, fd] = callSync((n) => n.stageCopyUnnamedSync(src, dir, args.flags | UNNAMED, args.origin, args.dataFrom), src, dir)
+  return { fd, bytes }
+}
+
+/** Name an unnamed copy `target` (which must be free), give `parent` back its times, and close the
+ *  fd, whatever happens. On the calling thread. */
+export function linkCopySync(fd: number, target: string, parent: string): void {
+  callSync((n) => n.linkCopy(fd, target, parent), target, parent)
+}
+
+const UNNAMED = 8
 
 function stageArgs(options: StageOptions): { flags: number; origin: string; dataFrom: Uint8Array } {
   return {

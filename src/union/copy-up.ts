@@ -1,21 +1,29 @@
 /**
- * Copy-up builds a copy of a lower object in the work directory: data (reflink, else the data extents
- * by copy_file_range, so holes stay holes), then owner, mode, xattrs and times, in that order (chown
- * clears set-ID bits, and every later change would bump the times). The caller renames the finished
- * copy into the upper layer in one synchronous step (see core.ts), so a crash or a full disk never leaves a
- * half-made file in the upper layer: at worst a stray temp file in the work directory, which is
- * cleared at the next mount. The staging runs as one native job (native/copy-up.c): done call by
- * call, the thread-pool round trips cost more than the copy of a small file. A copy that moves no
- * data (a directory, a symlink, an empty or metadata-only file), or little (a small file, when
- * copies are not fsync'd), runs on the calling thread (stageNow): that costs less than the hop to the
- * thread pool and back. The pool takes big files, and every copy that ends in an fsync: a disk flush
- * must not stall every other request, and several copy-ups' flushes then overlap.
+ * Copy-up builds a copy of a lower object: data (reflink, else the data extents by copy_file_range,
+ * so holes stay holes), then owner, mode, xattrs and times, in that order (chown clears set-ID bits,
+ * and every later change would bump the times). The caller names the finished copy in the upper
+ * layer in one synchronous step (see core.ts), so a crash or a full disk never leaves a half-made
+ * file there. A regular file is made unnamed (O_TMPFILE) in its target's own upper directory and
+ * linked in: a crash leaves nothing at all. Anything else (and every file where the filesystem has
+ * no O_TMPFILE) is built in the work directory and renamed into place: at worst a stray temp file
+ * there, cleared at the next mount.
+ *
+ * The staging runs as one native job (native/copy-up.c): done call by call, the thread-pool round
+ * trips cost more than the copy of a small file. A copy that moves no data (a directory, a symlink,
+ * an empty or metadata-only file), or little (a small file, when copies are not fsync'd or no other
+ * request waits), runs on the calling thread (stageNow): that costs less than the hop to the thread
+ * pool and back. The pool takes big files, and copies that end in an fsync while other requests
+ * wait: a disk flush must not stall them, and several copy-ups' flushes then overlap.
  *
  * One copy-up per path at a time: concurrent openers share the one in flight (see core.ts).
  */
+import { closeSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { commitCopySync, stageCopy, stageCopySync, type StageOptions as CopyOptions } from '../sys/native.js'
+import {
+  type StageOptions as CopyOptions, commitCopySync, linkCopySync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync,
+} from '../sys/native.js'
 import type { Kind } from './entry.js'
+import { isCode } from './errors.js'
 
 export interface StageOptions {
   /** Copy the file's bytes (false for an O_TRUNC open or a truncate to 0: an empty file). */
@@ -28,15 +36,15 @@ export interface StageOptions {
   dataFrom?: string
 }
 
-export interface Staged {
-  tmp: string
-  bytes: number
-}
+/** A finished copy: named `tmp` in the work directory, or unnamed and held open by `fd`. */
+export type Staged = { tmp: string; fd?: undefined; bytes: number } | { tmp?: undefined; fd: number; bytes: number }
 
 export class Stager {
   readonly #dir: string
   readonly #fsync: boolean
   #seq = 0
+  /** Whether the upper filesystem makes unnamed files (O_TMPFILE); false after it first refused. */
+  #unnamed = true
 
   constructor(workDir: string, fsync: boolean) {
     this.#dir = workDir
@@ -53,16 +61,42 @@ export class Stager {
     return join(this.#dir, `#lfs-${process.pid}-${++this.#seq}`)
   }
 
-  /** Build a copy of the host path `src` in the work directory, on the thread pool. */
-  async stage(src: string, kind: Kind, options: StageOptions): Promise<Staged> {
+  /**
+   * Build a copy of the host path `src`, on the thread pool. A regular file whose target name is free
+   * (`intoDir`: the target's directory in the upper layer) is made there unnamed, with O_TMPFILE,
+   * and commit links it in: its inode comes from that directory's block group, the work directory
+   * sees no traffic, and a crash leaves nothing behind. Anything else is built in the work directory
+   * and renamed into place.
+   */
+  async stage(src: string, kind: Kind, options: StageOptions, intoDir?: string): Promise<Staged> {
+    if (kind === 'file' && intoDir !== undefined && this.#unnamed) {
+      try {
+        return await stageCopyUnnamed(src, intoDir, this.#options(kind, options))
+      } catch (err) {
+        this.#noUnnamed(err)
+      }
+    }
     const tmp = this.tempPath()
     return { tmp, bytes: await stageCopy(src, tmp, kind, this.#options(kind, options)) }
   }
 
   /** stage, on the calling thread: for a copy that moves no file data, or little. */
-  stageNow(src: string, kind: Kind, options: StageOptions): Staged {
+  stageNow(src: string, kind: Kind, options: StageOptions, intoDir?: string): Staged {
+    if (kind === 'file' && intoDir !== undefined && this.#unnamed) {
+      try {
+        return stageCopyUnnamedSync(src, intoDir, this.#options(kind, options))
+      } catch (err) {
+        this.#noUnnamed(err)
+      }
+    }
     const tmp = this.tempPath()
     return { tmp, bytes: stageCopySync(src, tmp, kind, this.#options(kind, options)) }
+  }
+
+  /** A refusal of O_TMPFILE means "not here": remembered, and the named way taken. */
+  #noUnnamed(err: unknown): void {
+    if (!isCode(err, 'EOPNOTSUPP', 'EISDIR', 'EINVAL')) throw err
+    this.#unnamed = false
   }
 
   #options(kind: Kind, options: StageOptions): CopyOptions {
@@ -71,7 +105,14 @@ export class Stager {
   }
 
   /** Move a finished copy into place; the parent directory keeps its times, as in overlayfs. */
-  commit(tmp: string, target: string, parent: string): void {
-    commitCopySync(tmp, target, parent)
+  commit(staged: Staged, target: string, parent: string): void {
+    if (staged.fd !== undefined) linkCopySync(staged.fd, target, parent)
+    else commitCopySync(staged.tmp, target, parent)
+  }
+
+  /** Drop a copy that is not wanted after all (the name changed while it was made). */
+  discard(staged: Staged): void {
+    if (staged.fd !== undefined) closeSync(staged.fd)
+    else rmSync(staged.tmp, { recursive: true, force: true })
   }
 }

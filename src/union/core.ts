@@ -50,6 +50,9 @@ export class Core {
   /** Copy up metadata only for metadata changes (metacopy=on). */
   readonly metacopy: boolean
 
+  /** See Union.soleRequest. */
+  soleRequest = false
+
   /** The process umask when the union opened: 0 in the daemon, which takes modes as the kernel
    *  computed them. Where it is not 0 (a union used in-process), creates put back what it took. */
   readonly umask: number = readUmask()
@@ -87,7 +90,7 @@ export class Core {
     const src = dir.layer.path(dir.path)
     const st = lstatSync(src, { bigint: true })
     const staged = this.stager.stageNow(src, 'dir', { data: false, origin: st.ino })
-    this.#commit(staged.tmp, dir.path)
+    this.#commit(staged, dir.path)
     dir.layer = upper
     dir.dirLayers = [upper, ...dir.dirLayers]
     dir.ino = undefined
@@ -99,7 +102,7 @@ export class Core {
   /**
    * Copy `rel` up, at once, when the copy moves no data or little: a directory, a symlink or special
    * file, an empty file, a metadata-only copy (metacopy on, want 'meta'), a small file when copies
-   * are not fsync'd. Returns the upper entry, or undefined when file data must be copied on the
+   * are not fsync'd or no other request waits. Returns the upper entry, or undefined when file data must be copied on the
    * thread pool (or a copy is in flight for this name): call copyUp then.
    * With metacopy on, the bytes of a metadata-only copy stay in the lower layer until a write needs
    * them (overlayfs's metacopy, in the kernel's on-disk format); an upper metadata-only copy asked
@@ -130,15 +133,17 @@ export class Core {
     return this.#copied(entry, this.#stageNow(entry, src, st, { data, meta }), meta, originOf(st), started)
   }
 
-  /** Whether a copy of this many bytes is made on the calling thread (see COPY_NOW_MAX). */
+  /** Whether a copy of this many bytes is made on the calling thread (see COPY_NOW_MAX): when it is
+   *  not fsync'd, or no other request waits for the flush to end (see Union.soleRequest). */
   #copiesNow(bytes: number): boolean {
-    return !this.stager.syncsData && bytes <= COPY_NOW_MAX
+    return bytes <= COPY_NOW_MAX && (!this.stager.syncsData || this.soleRequest)
   }
 
   /** Stage a copy of the lower `entry` on the calling thread, its parent made ready first. */
   #stageNow(entry: Entry, src: string, st: BigIntStats, options: { data: boolean; meta: boolean }): Staged {
-    this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
-    return this.stager.stageNow(src, entry.kind, { ...options, origin: originOf(st) })
+    const parent = splitPath(entry.path)[0]
+    this.ensureUpperDir(this.resolver.get(parent))
+    return this.stager.stageNow(src, entry.kind, { ...options, origin: originOf(st) }, this.requireUpper().path(parent))
   }
 
   /** Copy `rel` up with what `want` asks for and return its upper entry (see copyUpNow). */
@@ -184,10 +189,11 @@ export class Core {
 
   async #copyUpData(entry: Entry): Promise<Entry> {
     const started = performance.now()
-    this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
+    const parent = splitPath(entry.path)[0]
+    this.ensureUpperDir(this.resolver.get(parent))
     const src = entry.layer.path(entry.path)
     const st = lstatSync(src, { bigint: true })
-    const staged = await this.stager.stage(src, entry.kind, { data: true, origin: originOf(st) })
+    const staged = await this.stager.stage(src, entry.kind, { data: true, origin: originOf(st) }, this.requireUpper().path(parent))
     return this.#copied(entry, staged, false, originOf(st), started)
   }
 
@@ -198,11 +204,11 @@ export class Core {
     const current = this.resolver.resolve(rel)
     if (!current || current.layer !== entry.layer || current.kind !== entry.kind) {
       // Removed, replaced or copied up while we copied: our copy is stale.
-      rmSync(staged.tmp, { force: true })
+      this.stager.discard(staged)
       if (current && inUpper(current)) return current
       throw fsError('ENOENT', rel)
     }
-    this.#commit(staged.tmp, rel)
+    this.#commit(staged, rel)
     current.layer = upper
     current.ino = origin === undefined ? undefined : Number(origin)
     current.lowerHas = true
@@ -232,11 +238,11 @@ export class Core {
     const rel = entry.path
     const current = this.resolver.resolve(rel)
     if (current !== entry || !this.isMetacopy(current)) {
-      rmSync(staged.tmp, { force: true })
+      this.stager.discard(staged)
       if (current) return current
       throw fsError('ENOENT', rel)
     }
-    this.#commit(staged.tmp, rel)
+    this.#commit(staged, rel)
     current.metacopy = false
     this.resolver.set(rel, current)
     this.handles.promote(rel, this.requireUpper().path(rel))
@@ -253,9 +259,9 @@ export class Core {
   /** Move a finished copy into place. A copy-up is no change to the parent directory as users see
    *  it, so the parent keeps its times, as overlayfs keeps them. The kernel is told the attributes
    *  changed (a new ctime, a directory that now merges). */
-  #commit(tmp: string, rel: string): void {
+  #commit(staged: Staged, rel: string): void {
     const upper = this.requireUpper()
-    this.stager.commit(tmp, upper.path(rel), upper.path(splitPath(rel)[0]))
+    this.stager.commit(staged, upper.path(rel), upper.path(splitPath(rel)[0]))
     this.onAttrChange?.('/' + rel)
   }
 
@@ -337,8 +343,8 @@ function readUmask(): number {
   return mask
 }
 
-/** Files up to this size are copied up on the calling thread when copies are not fsync'd: the copy
- *  costs less than the trip to the thread pool and back (see copy-up.ts). */
+/** Files up to this size are copied up on the calling thread when copies are not fsync'd, or when
+ *  nothing else waits: the copy costs less than the trip to the thread pool and back (copy-up.ts). */
 const COPY_NOW_MAX = 64 * 1024
 
 /** The origin a copy records: the lower inode, unless the lower file has other links, which the

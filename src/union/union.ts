@@ -363,6 +363,13 @@ export class Union {
     names.symlink(this.#core, target, relPath(path), owner)
   }
 
+  /** Set by a bridge while it tries a request at once (tryOpen, trySetattr, tryLink, tryRename) that
+   *  is the only one its daemon has: a small data copy-up that ends in a disk flush may then run on
+   *  this thread, as its flush delays no one else, instead of paying the trip to the pool and back. */
+  set soleRequest(sole: boolean) {
+    this.#core.soleRequest = sole
+  }
+
   /** Called with a merged-view path whenever a change the kernel did not ask for alters what getattr
    *  would say (a directory copied up becomes merged; a copy-up gives a new ctime). */
   set onAttrChange(listener: ((path: string) => void) | undefined) {

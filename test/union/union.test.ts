@@ -227,6 +227,25 @@ describe('copy-up', () => {
     expect(await readdir(join(s.work, 'work'))).toEqual([])
   })
 
+  it('copies a small fsync\'d file at once only for a request that is alone, unnamed until complete', async () => {
+    const s = await stack([{ 'd/f': 'small', 'd/g': 'small', big: 'x'.repeat(100_000) }])
+    expect(s.union.trySetattr('/d/f', { mode: 0o600 })).toBe(false)
+    s.union.soleRequest = true
+    try {
+      expect(s.union.trySetattr('/d/f', { mode: 0o600 })).toBe(true)
+      expect(s.union.tryRename('/d/g', '/d/h')).toBe(true)
+      expect(s.union.trySetattr('/big', { mode: 0o600 })).toBe(false)
+    } finally {
+      s.union.soleRequest = false
+    }
+    expect(await readAll(s.union, '/d/f')).toBe('small')
+    expect(((await lstat(join(s.upper, 'd/f'))).mode & 0o777)).toBe(0o600)
+    expect(await readAll(s.union, '/d/h')).toBe('small')
+    // Made in the upper directory itself and linked in: the work directory never saw them.
+    expect(await readdir(join(s.work, 'work'))).toEqual([])
+    expect((await readdir(join(s.upper, 'd'))).sort()).toEqual(['f', 'g', 'h'])
+  })
+
   it('says when a change must wait for a data copy-up, and changes nothing then', async () => {
     const big = 'x'.repeat(100_000)
     const s = await stack([{ 'd/f': big, 'd/g': big, small: 'small' }])
