@@ -330,10 +330,12 @@ export class LowLevelBridge {
       }
       case 'unlink': {
         const { parent, path } = this.#childPath(r.parent, r.name)
-        const ino = this.#nodes.byPath(path)?.ino
+        const node = this.#nodes.byPath(path)
         union.unlinkSync(path)
         this.#nodes.detach(parent, r.name)
-        if (ino !== undefined) this.#invalidateSiblings(ino)
+        // The kernel drops the unlinked inode's link count itself; its other names (hard links)
+        // it cannot know of.
+        if (node) this.#invalidateSiblings(node.ino, node.id)
         session.replyErr(r.req, 0)
         return true
       }
