@@ -31,8 +31,8 @@
 enum { KIND_FILE = 0, KIND_DIR = 1, KIND_SYMLINK = 2, KIND_SPECIAL = 3 };
 /* STAGE_META: a metadata-only copy (overlayfs metacopy): a sparse file of the same size marked with
  * trusted.overlay.metacopy, whose data still comes from the lower file. */
-/* STAGE_UNNAMED: a regular file made with O_TMPFILE in the directory DEST (the target's own parent
- * in the upper layer) and never named here: the op hands back its fd, and linkCopy names it. */
+/* STAGE_UNNAMED: a regular file made with O_TMPFILE in the directory DEST (on the target's
+ * filesystem) and never named here: the op hands back its fd, and linkCopy names it. */
 enum { STAGE_DATA = 1, STAGE_FSYNC = 2, STAGE_META = 4, STAGE_UNNAMED = 8 };
 
 #define ORIGIN_XATTR "trusted.layerfs.origin"

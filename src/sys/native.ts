@@ -279,8 +279,8 @@ export function stageCopySync(src: string, tmp: string, kind: CopyKind, options:
   return callSync((n) => n.stageCopySync(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom), src, tmp)
 }
 
-/** A regular file's copy as stageCopy makes it, but unnamed (O_TMPFILE in `dir`, the target's own
- *  directory): its fd, for linkCopySync to name. Fails with EOPNOTSUPP (or EISDIR, EINVAL) where the
+/** A regular file's copy as stageCopy makes it, but unnamed (O_TMPFILE in `dir`, on the target's
+ *  filesystem): its fd, for linkCopySync to name. Fails with EOPNOTSUPP (or EISDIR, EINVAL) where the
  *  filesystem has no O_TMPFILE. */
 export async function stageCopyUnnamed(src: string, dir: string, options: StageOptions): Promise<{ fd: number; bytes: number }> {
   const args = stageArgs(options)

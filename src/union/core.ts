@@ -141,9 +141,9 @@ export class Core {
 
   /** Stage a copy of the lower `entry` on the calling thread, its parent made ready first. */
   #stageNow(entry: Entry, src: string, st: BigIntStats, options: { data: boolean; meta: boolean }): Staged {
-    const parent = splitPath(entry.path)[0]
-    this.ensureUpperDir(this.resolver.get(parent))
-    return this.stager.stageNow(src, entry.kind, { ...options, origin: originOf(st) }, this.requireUpper().path(parent))
+    this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
+    // A lower entry's name is free in the upper layer: the copy can be linked straight to it.
+    return this.stager.stageNow(src, entry.kind, { ...options, origin: originOf(st) }, true)
   }
 
   /** Copy `rel` up with what `want` asks for and return its upper entry (see copyUpNow). */
@@ -189,11 +189,10 @@ export class Core {
 
   async #copyUpData(entry: Entry): Promise<Entry> {
     const started = performance.now()
-    const parent = splitPath(entry.path)[0]
-    this.ensureUpperDir(this.resolver.get(parent))
+    this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
     const src = entry.layer.path(entry.path)
     const st = lstatSync(src, { bigint: true })
-    const staged = await this.stager.stage(src, entry.kind, { data: true, origin: originOf(st) }, this.requireUpper().path(parent))
+    const staged = await this.stager.stage(src, entry.kind, { data: true, origin: originOf(st) }, true)
     return this.#copied(entry, staged, false, originOf(st), started)
   }
 

@@ -241,7 +241,7 @@ describe('copy-up', () => {
     expect(await readAll(s.union, '/d/f')).toBe('small')
     expect(((await lstat(join(s.upper, 'd/f'))).mode & 0o777)).toBe(0o600)
     expect(await readAll(s.union, '/d/h')).toBe('small')
-    // Made in the upper directory itself and linked in: the work directory never saw them.
+    // Made unnamed and linked straight to their names: no temporary name is left behind.
     expect(await readdir(join(s.work, 'work'))).toEqual([])
     expect((await readdir(join(s.upper, 'd'))).sort()).toEqual(['f', 'g', 'h'])
   })

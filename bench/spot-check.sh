@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Spot checks outside `layerfs bench`: everyday commands (ls -lR, du, grep -r, cp -a, tar, git,
+# sqlite, mkdir -p/rm -rf, touch and rm -rf of lower files, mv of a lower directory, ...) run on the
+# quick fixture under each driver, a fresh mount per driver and round, rounds interleaved. Prints
+# each command's median wall time per driver and layerfs's ratios.
+#
+#   bash bench/spot-check.sh [ROUNDS]     (default 3; as root; run `layerfs bench --quick` once first)
+#
+# Commands whose tool is missing are skipped. Nothing is deleted until the end (deletions slow the
+# next inode allocations on journal-less ext4, see the README's note), and every mount is undone on
+# exit, also on failure.
+set -euo pipefail
+ROUNDS=${1:-3}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+FX=${LAYERFS_BENCH_DIR:-/var/tmp/layerfs-bench}/fixture-quick/layers
+[ -d "$FX/base" ] || { echo "spot-check: no quick fixture at $FX; run 'node bin/layerfs.js bench --quick' once" >&2; exit 1; }
+WORK=$(mktemp -d /var/tmp/layerfs-spot.XXXXXX)
+M=""
+unmount() {
+  [ -n "$M" ] || return 0
+  if grep -q " $M " /proc/self/mountinfo; then
+    umount "$M" 2>/dev/null || fusermount3 -u "$M" 2>/dev/null || fusermount3 -uz "$M" 2>/dev/null || umount -l "$M"
+  fi
+  M=""
+}
+trap 'unmount; rm -rf "$WORK"' EXIT
+
+drivers=(kernel layerfs)
+command -v fuse-overlayfs >/dev/null && drivers=(kernel fuse-overlayfs layerfs)
+
+mount_driver() { # driver dir
+  local d=$2 lowers="$FX/changes:$FX/nm:$FX/base"
+  mkdir -p "$d/u" "$d/w" "$d/m"
+  local opts="lowerdir=$lowers,upperdir=$d/u,workdir=$d/w"
+  case $1 in
+    kernel) mount -t overlay overlay -o "$opts" "$d/m" ;;
+    fuse-overlayfs) fuse-overlayfs -o "$opts" "$d/m" ;;
+    layerfs) node "$REPO/bin/layerfs.js" -o "$opts" "$d/m" ;;
+  esac
+  M=$d/m
+}
+
+ms() { # run "$@" silently, print its wall time in ms
+  local start
+  start=$(date +%s%N)
+  "$@" >/dev/null 2>&1 || { echo "spot-check: failed: $*" >&2; return 1; }
+  echo $(( ($(date +%s%N) - start) / 1000000 ))
+}
+
+have() { command -v "$1" >/dev/null; }
+
+run() { # workload: prints its time, or nothing when its tool is missing
+  case $1 in
+    ls-lR-cold) sync; echo 3 > /proc/sys/vm/drop_caches; ms ls -lR "$M" ;;
+    ls-lR-warm) ls -lR "$M" >/dev/null; ms ls -lR "$M" ;;
+    du-warm) du -s "$M" >/dev/null; ms du -s "$M" ;;
+    grep-r) ms bash -c "grep -r no-such-text-anywhere '$M/usr' '$M/opt' '$M/etc' '$M/srv' '$M/var'; true" ;;
+    cp-a) ms cp -a "$M/node_modules" "$M/nm-copy" ;;
+    tar-pipe) mkdir "$M/x"; ms bash -c "tar -C '$M' -cf - usr etc | tar -C '$M/x' -xf -" ;;
+    git) if have git; then ms bash -c "cd '$M/etc' && git init -q && git add -A && git -c user.name=a -c user.email=a@b commit -qm x && git status --short"; fi ;;
+    sqlite) if have sqlite3; then ms sqlite3 "$M/db.sqlite" "create table t(a,b);" $(for i in $(seq 300); do echo "insert into t values($i,'x$i');"; done); fi ;;
+    open-append-close) ms node -e "const fs=require('fs');for(let i=0;i<3000;i++){const fd=fs.openSync('$M/log.txt','a');fs.writeSync(fd,'line '+i+'\n');fs.closeSync(fd)}" ;;
+    mkdir-p-rm-rf) ms bash -c "cd '$M' && mkdir -p d/{1..40}/{1..50} && rm -rf d" ;;
+    symlinks) ms node -e "const fs=require('fs');fs.mkdirSync('$M/sl');for(let i=0;i<3000;i++)fs.symlinkSync('t'+i,'$M/sl/l'+i);for(let i=0;i<3000;i++)fs.readlinkSync('$M/sl/l'+i)" ;;
+    create-write-stat) ms node -e "const fs=require('fs');fs.mkdirSync('$M/cs');for(let i=0;i<3000;i++){const p='$M/cs/f'+i;const fd=fs.openSync(p,'w');fs.writeSync(fd,'x'.repeat(100));fs.fstatSync(fd);fs.closeSync(fd);fs.statSync(p)}" ;;
+    touch-lower) ms bash -c "find '$M/node_modules' -type f | head -1500 | xargs touch" ;;
+    rm-rf-lower) ms rm -rf "$M/usr" ;;
+    mv-lower-dir) ms mv "$M/opt" "$M/opt-moved" ;;
+  esac
+}
+
+WORKLOADS="ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat touch-lower rm-rf-lower mv-lower-dir"
+results=$WORK/results.txt
+for round in $(seq "$ROUNDS"); do
+  for driver in "${drivers[@]}"; do
+    mount_driver "$driver" "$WORK/$round-$driver"
+    for w in $WORKLOADS; do
+      t=$(run "$w") || { echo "spot-check: $w failed on $driver" >&2; exit 1; }
+      [ -n "$t" ] && echo "$w $driver $t" >> "$results"
+    done
+    unmount
+  done
+done
+
+python3 - "$results" "${drivers[@]}" <<'EOF'
+import statistics, sys
+path, drivers = sys.argv[1], sys.argv[2:]
+times = {}
+for line in open(path):
+    w, d, t = line.split()
+    times.setdefault(w, {}).setdefault(d, []).append(float(t))
+head = f"{'command':18}" + ''.join(f"{d:>15}" for d in drivers) + f"{'layerfs/kernel':>16}" + (f"{'layerfs/fuse-ovl':>18}" if 'fuse-overlayfs' in drivers else '')
+print(head)
+for w, by in times.items():
+    med = {d: statistics.median(v) for d, v in by.items()}
+    row = f"{w:18}" + ''.join(f"{med[d]:>13.0f}ms" for d in drivers)
+    row += f"{med['layerfs'] / max(med['kernel'], 1):>15.2f}x"
+    if 'fuse-overlayfs' in med:
+        row += f"{med['layerfs'] / max(med['fuse-overlayfs'], 1):>17.2f}x"
+    print(row)
+EOF
