@@ -43,7 +43,7 @@ mount_driver() { # driver dir
 ms() { # run "$@" silently, print its wall time in ms
   local start
   start=$(date +%s%N)
-  "$@" >/dev/null 2>&1 || { echo "spot-check: failed: $*" >&2; return 1; }
+  "$@" >/dev/null 2>&1 || { echo "spot-check: failed: ${*:0:200}" >&2; return 1; }
   echo $(( ($(date +%s%N) - start) / 1000000 ))
 }
 
@@ -58,7 +58,7 @@ run() { # workload: prints its time, or nothing when its tool is missing
     cp-a) ms cp -a "$M/node_modules" "$M/nm-copy" ;;
     tar-pipe) mkdir "$M/x"; ms bash -c "tar -C '$M' -cf - usr etc | tar -C '$M/x' -xf -" ;;
     git) if have git; then ms bash -c "cd '$M/etc' && git init -q && git add -A && git -c user.name=a -c user.email=a@b commit -qm x && git status --short"; fi ;;
-    sqlite) if have sqlite3; then ms sqlite3 "$M/db.sqlite" "create table t(a,b);" $(for i in $(seq 300); do echo "insert into t values($i,'x$i');"; done); fi ;;
+    sqlite) if have sqlite3; then ms sqlite3 "$M/db.sqlite" "create table t(a,b); $(for i in $(seq 300); do printf "insert into t values(%d,'x');" "$i"; done)"; fi ;;
     open-append-close) ms node -e "const fs=require('fs');for(let i=0;i<3000;i++){const fd=fs.openSync('$M/log.txt','a');fs.writeSync(fd,'line '+i+'\n');fs.closeSync(fd)}" ;;
     mkdir-p-rm-rf) ms bash -c "cd '$M' && mkdir -p d/{1..40}/{1..50} && rm -rf d" ;;
     symlinks) ms node -e "const fs=require('fs');fs.mkdirSync('$M/sl');for(let i=0;i<3000;i++)fs.symlinkSync('t'+i,'$M/sl/l'+i);for(let i=0;i<3000;i++)fs.readlinkSync('$M/sl/l'+i)" ;;
