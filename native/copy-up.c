@@ -307,12 +307,17 @@ static int stage_exec(op *o) {
     return err;
 }
 
+/* Give directory DIR back the times it had (`before`). */
+static int restore_times(const char *dir, const struct stat *before) {
+    struct timespec times[2] = {before->st_atim, before->st_mtim};
+    return utimensat(AT_FDCWD, dir, times, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+}
+
 static int commit_exec(op *o) {
     struct stat parent;
     if (lstat(o->name, &parent) < 0) return errno;
     if (rename(o->path, o->dest) < 0) return errno;
-    struct timespec times[2] = {parent.st_atim, parent.st_mtim};
-    return utimensat(AT_FDCWD, o->name, times, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+    return restore_times(o->name, &parent);
 }
 
 /* Names an unnamed copy TARGET (free: link(2) never replaces), gives PARENT back its times, and
@@ -320,10 +325,7 @@ static int commit_exec(op *o) {
 static int link_exec(op *o) {
     struct stat parent;
     int err = lstat(o->name, &parent) < 0 ? errno : link_tmpfile(o->fd, o->dest);
-    if (!err) {
-        struct timespec times[2] = {parent.st_atim, parent.st_mtim};
-        if (utimensat(AT_FDCWD, o->name, times, AT_SYMLINK_NOFOLLOW) < 0) err = errno;
-    }
+    if (!err) err = restore_times(o->name, &parent);
     close(o->fd);
     return err;
 }

@@ -168,17 +168,6 @@ export class LowLevelBridge {
     if (!answered) this.#handle(r).catch((err: unknown) => this.#fail(r, err))
   }
 
-  /** `attempt`, with the union told whether this request is the only one the daemon has (see
-   *  Union.soleRequest): then a small copy-up that ends in a disk flush is made here, not on the pool. */
-  #alone<T>(r: { waiting: number }, attempt: () => T): T {
-    this.#union.soleRequest = r.waiting === 0
-    try {
-      return attempt()
-    } finally {
-      this.#union.soleRequest = false
-    }
-  }
-
   #fail(r: Request, err: unknown): void {
     this.#session.replyErr(r.req, -toErrno(err, r.op, () => describe(r), this.#options.log))
   }
@@ -220,7 +209,7 @@ export class LowLevelBridge {
       case 'setattr': {
         // Only when nothing needs copying up; #handle takes the rest.
         const path = this.#path(this.#node(r.ino))
-        if (!this.#alone(r, () => union.trySetattr(path, attrChange(r), r.fh))) return false
+        if (!union.trySetattr(path, attrChange(r), r.fh, r.waiting === 0)) return false
         if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, r.fh)
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
         session.replyAttr(r.req, toKernelAttr(union.getattrSync(path)), this.#options.attrTimeout)
@@ -228,7 +217,7 @@ export class LowLevelBridge {
       }
       case 'open': {
         const path = this.#path(this.#node(r.ino))
-        const fh = this.#alone(r, () => union.tryOpen(path, r.flags))
+        const fh = union.tryOpen(path, r.flags, r.waiting === 0)
         if (fh === undefined) return false
         this.#opened(r, path, fh)
         return true
@@ -323,7 +312,7 @@ export class LowLevelBridge {
       case 'link': {
         const source = this.#node(r.ino)
         const { parent, path } = this.#childPath(r.newparent, r.newname)
-        if (!this.#alone(r, () => union.tryLink(this.#path(source), path))) return false
+        if (!union.tryLink(this.#path(source), path, r.waiting === 0)) return false
         this.#invalidateSiblings(source.ino)
         this.#replyNewEntry(r.req, parent, r.newname, path)
         return true
@@ -348,7 +337,7 @@ export class LowLevelBridge {
       }
       case 'rename': {
         const names = this.#renameNames(r)
-        if (!this.#alone(r, () => union.tryRename(names.path, names.newPath, r.flags))) return false
+        if (!union.tryRename(names.path, names.newPath, r.flags, r.waiting === 0)) return false
         this.#renamed(r, names)
         return true
       }

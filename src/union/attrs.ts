@@ -76,10 +76,10 @@ export interface AttrChange {
  * setattr must copy the data up first. In setattr's order: mode, owner, size, times. `truncateFd`
  * truncates through an open handle instead of the path.
  */
-export function trySetattr(core: Core, rel: string, change: AttrChange, truncateFd?: (size: number) => void): boolean {
+export function trySetattr(core: Core, rel: string, change: AttrChange, truncateFd?: (size: number) => void, alone = false): boolean {
   const current = core.resolver.get(rel)
   if (change.size !== undefined && !truncateFd && current.kind === 'dir') throw fsError('EISDIR', rel)
-  const entry = core.copyUpNow(rel, copyUpWant(change, truncateFd))
+  const entry = core.copyUpNow(rel, copyUpWant(change, truncateFd), alone)
   if (!entry) return false
   const path = entry.layer.path(rel)
   if (change.mode !== undefined) chmodSync(path, change.mode & 0o7777)

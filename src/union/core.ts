@@ -50,9 +50,6 @@ export class Core {
   /** Copy up metadata only for metadata changes (metacopy=on). */
   readonly metacopy: boolean
 
-  /** See Union.soleRequest. */
-  soleRequest = false
-
   /** The process umask when the union opened: 0 in the daemon, which takes modes as the kernel
    *  computed them. Where it is not 0 (a union used in-process), creates put back what it took. */
   readonly umask: number = readUmask()
@@ -102,13 +99,14 @@ export class Core {
   /**
    * Copy `rel` up, at once, when the copy moves no data or little: a directory, a symlink or special
    * file, an empty file, a metadata-only copy (metacopy on, want 'meta'), a small file when copies
-   * are not fsync'd or no other request waits. Returns the upper entry, or undefined when file data must be copied on the
-   * thread pool (or a copy is in flight for this name): call copyUp then.
+   * are not fsync'd or when `alone` (no other request waits on the daemon: the flush delays nobody,
+   * and the trip to the pool is saved). Returns the upper entry, or undefined when file data must be
+   * copied on the thread pool (or a copy is in flight for this name): call copyUp then.
    * With metacopy on, the bytes of a metadata-only copy stay in the lower layer until a write needs
    * them (overlayfs's metacopy, in the kernel's on-disk format); an upper metadata-only copy asked
    * for its data (or for an empty file) is completed.
    */
-  copyUpNow(rel: string, want: CopyUpWant): Entry | undefined {
+  copyUpNow(rel: string, want: CopyUpWant, alone = false): Entry | undefined {
     const entry = this.resolver.get(rel)
     const complete = inUpper(entry) && want !== 'meta' && this.isMetacopy(entry)
     if (inUpper(entry) && !complete) return entry
@@ -122,21 +120,21 @@ export class Core {
     if (complete) {
       // Made empty (O_TRUNC), it needs none of the lower bytes.
       const from = want === true ? this.dataSource(entry) : undefined
-      if (from !== undefined && !this.#copiesNow(lstatSync(from).size)) return undefined
+      if (from !== undefined && !this.#copiesNow(lstatSync(from).size, alone)) return undefined
       return this.#completed(entry, this.stager.stageNow(this.requireUpper().path(rel), 'file', this.#completion(entry, from)), started)
     }
     const meta = want === 'meta' && this.metacopy && entry.kind === 'file'
     const data = want !== false && !meta
     const src = entry.layer.path(rel)
     const st = lstatSync(src, { bigint: true })
-    if (entry.kind === 'file' && data && !this.#copiesNow(Number(st.size))) return undefined
+    if (entry.kind === 'file' && data && !this.#copiesNow(Number(st.size), alone)) return undefined
     return this.#copied(entry, this.#stageNow(entry, src, st, { data, meta }), meta, originOf(st), started)
   }
 
   /** Whether a copy of this many bytes is made on the calling thread (see COPY_NOW_MAX): when it is
-   *  not fsync'd, or no other request waits for the flush to end (see Union.soleRequest). */
-  #copiesNow(bytes: number): boolean {
-    return bytes <= COPY_NOW_MAX && (!this.stager.syncsData || this.soleRequest)
+   *  not fsync'd, or nobody else waits for its flush (see copyUpNow). */
+  #copiesNow(bytes: number, alone: boolean): boolean {
+    return bytes <= COPY_NOW_MAX && (!this.stager.syncsData || alone)
   }
 
   /** Stage a copy of the lower `entry` on the calling thread, its parent made ready first. */

@@ -18,12 +18,12 @@ const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_NOCTTY
  * Open without waiting: a read-only open, any open of a complete upper file, and an open for
  * writing whose copy-up moves no data (O_TRUNC). The fh, or undefined when `open` must copy data up.
  */
-export function tryOpen(core: Core, rel: string, flags: number): number | undefined {
+export function tryOpen(core: Core, rel: string, flags: number, alone = false): number | undefined {
   const entry = core.resolver.get(rel)
   if (entry.kind === 'dir' && (flags & WRITE_FLAGS)) throw fsError('EISDIR', rel)
   const writing = (flags & WRITE_FLAGS) !== 0 || (flags & constants.O_TRUNC) !== 0
   if (!writing) return openEntry(core, rel, entry, false, flags)
-  const upper = core.copyUpNow(rel, copyUpWant(flags))
+  const upper = core.copyUpNow(rel, copyUpWant(flags), alone)
   return upper && openEntry(core, rel, upper, true, flags)
 }
 

@@ -46,19 +46,22 @@ function createEntry(core: Core, rel: string, kind: Kind, make: (path: string) =
   const target = upper.path(rel)
   const place = (path: string): void => {
     make(path)
+    // The daemon runs as root. Made in place, the object has root's group or, in a set-group-ID
+    // directory, the directory's (and a subdirectory its setgid bit): what the filesystem gives, and
+    // what a caller of group root gets. Made aside in the work directory (over a whiteout), it got
+    // none of that from its directory, so the parent is looked at then, as for a caller of another
+    // group.
     const aside = path !== target
-    // The daemon runs as root. Made in place, the object has the group the filesystem gave it: root's,
-    // or in a set-group-ID directory the directory's (and a subdirectory the setgid bit), which is
-    // what a caller of group root gets too. Only a caller of another group, or an object made aside
-    // in the work directory (over a whiteout), needs the parent looked at.
-    if (!aside && (owner?.gid ?? 0) === 0) {
-      if (owner !== undefined && owner.uid !== 0) lchownSync(path, owner.uid, -1)
-      return
+    const callerGid = owner?.gid ?? 0
+    let gid = -1
+    let inherits = false
+    if (aside || callerGid !== 0) {
+      const dir = lstatSync(upper.path(parentPath))
+      inherits = (dir.mode & S_ISGID) !== 0
+      if (inherits ? aside : callerGid !== 0) gid = inherits ? dir.gid : callerGid
     }
-    const dir = lstatSync(upper.path(parentPath))
-    const inherits = (dir.mode & S_ISGID) !== 0
-    const gid = inherits ? dir.gid : owner?.gid ?? -1
-    if (owner === undefined ? inherits : owner.uid !== 0 || gid !== 0) lchownSync(path, owner?.uid ?? -1, gid)
+    const uid = owner !== undefined && owner.uid !== 0 ? owner.uid : -1
+    if (uid !== -1 || gid !== -1) lchownSync(path, uid, gid)
     if (inherits && aside && kind === 'dir') chmodSync(path, (lstatSync(path).mode & 0o7777) | S_ISGID)
   }
   const overWhiteout = core.place(rel, kind === 'dir', place)
@@ -114,12 +117,12 @@ export function symlink(core: Core, target: string, rel: string, owner?: Owner):
 }
 
 /** link at once: false when the source must have its data copied up first (core.copyUp). */
-export function linkNow(core: Core, fromRel: string, rel: string): boolean {
+export function linkNow(core: Core, fromRel: string, rel: string, alone = false): boolean {
   const source = core.resolver.get(fromRel)
   if (source.kind === 'dir') throw fsError('EPERM', 'hard link to a directory')
   core.requireUpper()
   checkFree(core, rel)
-  const copied = core.copyUpNow(fromRel, true)
+  const copied = core.copyUpNow(fromRel, true, alone)
   if (!copied) return false
   const upper = core.requireUpper()
   createEntry(core, rel, copied.kind, (path) => linkSync(upper.path(copied.path), path), undefined, true)
@@ -177,7 +180,7 @@ export function rmdir(core: Core, rel: string): void {
 }
 
 /** rename at once: false when a file involved must have its data copied up first (renameCopyUps). */
-export function renameNow(core: Core, fromRel: string, toRel: string, flags: number): boolean {
+export function renameNow(core: Core, fromRel: string, toRel: string, flags: number, alone = false): boolean {
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) throw fsError('EINVAL', 'rename flags')
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) throw fsError('EINVAL', 'rename flags')
   if (fromRel === '' || toRel === '') throw fsError('EBUSY', '/')
@@ -186,7 +189,7 @@ export function renameNow(core: Core, fromRel: string, toRel: string, flags: num
   if (toRel.startsWith(fromRel + '/')) throw fsError('EINVAL', 'a directory cannot move into itself')
   checkNewName(toRel)
   // A rename changes no data: with metacopy on, the bytes stay below (see keepDataReachable).
-  for (const rel of renameCopyUps(core, source, toRel, flags)) if (!core.copyUpNow(rel, 'meta')) return false
+  for (const rel of renameCopyUps(core, source, toRel, flags)) if (!core.copyUpNow(rel, 'meta', alone)) return false
   const from = core.resolver.get(fromRel)
   const to = core.resolver.resolve(toRel)
   if (fromRel === toRel) return true

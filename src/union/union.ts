@@ -192,9 +192,12 @@ export class Union {
     return files.open(this.#core, relPath(path), flags)
   }
 
-  /** open when no copy-up is needed (the fh), else undefined: call open then. */
-  tryOpen(path: string, flags: number): number | undefined {
-    return files.tryOpen(this.#core, relPath(path), flags)
+  /** open when no copy-up is needed (the fh), else undefined: call open then. `alone`, here and in
+   *  the other try… methods: the caller is the only request its daemon has, so a small copy-up
+   *  that ends in a disk flush may run on this thread (the flush delays nobody, and the trip to the
+   *  thread pool is saved). */
+  tryOpen(path: string, flags: number, alone = false): number | undefined {
+    return files.tryOpen(this.#core, relPath(path), flags, alone)
   }
 
   async create(path: string, mode: number, owner?: names.Owner): Promise<number> {
@@ -278,8 +281,8 @@ export class Union {
 
   /** setattr's changes at once, when they need no copy-up: true if done, false to call setattr.
    *  `fh`: truncate through this open handle. */
-  trySetattr(path: string, change: attrs.AttrChange, fh?: number): boolean {
-    return attrs.trySetattr(this.#core, relPath(path), change, this.#truncateFd(fh))
+  trySetattr(path: string, change: attrs.AttrChange, fh?: number, alone = false): boolean {
+    return attrs.trySetattr(this.#core, relPath(path), change, this.#truncateFd(fh), alone)
   }
 
   /** chmod, chown, truncate (or ftruncate through `fh`) and utimens in one, copying up as needed. */
@@ -363,13 +366,6 @@ export class Union {
     names.symlink(this.#core, target, relPath(path), owner)
   }
 
-  /** Set by a bridge while it tries a request at once (tryOpen, trySetattr, tryLink, tryRename) that
-   *  is the only one its daemon has: a small data copy-up that ends in a disk flush may then run on
-   *  this thread, as its flush delays no one else, instead of paying the trip to the pool and back. */
-  set soleRequest(sole: boolean) {
-    this.#core.soleRequest = sole
-  }
-
   /** Called with a merged-view path whenever a change the kernel did not ask for alters what getattr
    *  would say (a directory copied up becomes merged; a copy-up gives a new ctime). */
   set onAttrChange(listener: ((path: string) => void) | undefined) {
@@ -381,8 +377,8 @@ export class Union {
   }
 
   /** link when the source needs no data copied up: true if done, false to call link. */
-  tryLink(existing: string, path: string): boolean {
-    return names.linkNow(this.#core, relPath(existing), relPath(path))
+  tryLink(existing: string, path: string, alone = false): boolean {
+    return names.linkNow(this.#core, relPath(existing), relPath(path), alone)
   }
 
   async unlink(path: string): Promise<void> {
@@ -407,8 +403,8 @@ export class Union {
   }
 
   /** rename when no file involved needs its data copied up: true if done, false to call rename. */
-  tryRename(from: string, to: string, flags = 0): boolean {
-    return names.renameNow(this.#core, relPath(from), relPath(to), flags)
+  tryRename(from: string, to: string, flags = 0, alone = false): boolean {
+    return names.renameNow(this.#core, relPath(from), relPath(to), flags, alone)
   }
 }
 

@@ -230,14 +230,9 @@ describe('copy-up', () => {
   it('copies a small fsync\'d file at once only for a request that is alone, unnamed until complete', async () => {
     const s = await stack([{ 'd/f': 'small', 'd/g': 'small', big: 'x'.repeat(100_000) }])
     expect(s.union.trySetattr('/d/f', { mode: 0o600 })).toBe(false)
-    s.union.soleRequest = true
-    try {
-      expect(s.union.trySetattr('/d/f', { mode: 0o600 })).toBe(true)
-      expect(s.union.tryRename('/d/g', '/d/h')).toBe(true)
-      expect(s.union.trySetattr('/big', { mode: 0o600 })).toBe(false)
-    } finally {
-      s.union.soleRequest = false
-    }
+    expect(s.union.trySetattr('/d/f', { mode: 0o600 }, undefined, true)).toBe(true)
+    expect(s.union.tryRename('/d/g', '/d/h', 0, true)).toBe(true)
+    expect(s.union.trySetattr('/big', { mode: 0o600 }, undefined, true)).toBe(false)
     expect(await readAll(s.union, '/d/f')).toBe('small')
     expect(((await lstat(join(s.upper, 'd/f'))).mode & 0o777)).toBe(0o600)
     expect(await readAll(s.union, '/d/h')).toBe('small')
