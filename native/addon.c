@@ -52,6 +52,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlReplyReaddirPlus", fll_js_reply_readdirplus),
         FN("fuseLlNotifyInvalInode", fll_js_notify_inval_inode),
         FN("fuseLlNotifyInvalEntry", fll_js_notify_inval_entry),
+        FN("fuseLlNotifyStore", fll_js_notify_store),
     };
     if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
     return exports;

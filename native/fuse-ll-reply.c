@@ -357,6 +357,29 @@ napi_value fll_js_notify_inval_inode(napi_env env, napi_callback_info info) {
     return number(env, err);
 }
 
+/* notifyStore(h, ino, data, length): puts data[0, length) into the kernel's page cache of `ino` from
+ * offset 0, so that reads of it need no request. The kernel locks each page it fills: never for a
+ * node whose pages a read or write request still waiting for a reply has locked (see live()). */
+napi_value fll_js_notify_store(napi_env env, napi_callback_info info) {
+    size_t argc = 4;
+    napi_value argv[4];
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    int err = 0;
+    int64_t ino, len;
+    void *data;
+    size_t cap;
+    fll_session *s = live(env, argv[0], &err);
+    if (!s || !fll_int(env, argv[1], "ino", 1, MAX_SAFE, &ino) || !get_bytes(env, argv[2], "data", &data, &cap) ||
+        !fll_int(env, argv[3], "length", 0, (double)cap, &len))
+        return NULL;
+    if (!err) {
+        struct fuse_bufvec buf = FUSE_BUFVEC_INIT((size_t)len);
+        buf.buf[0].mem = data;
+        err = s->fd_closed ? -ENOTCONN : fuse_lowlevel_notify_store(s->se, (fuse_ino_t)ino, 0, &buf, 0);
+    }
+    return number(env, err);
+}
+
 napi_value fll_js_notify_inval_entry(napi_env env, napi_callback_info info) {
     size_t argc = 3;
     napi_value argv[3];

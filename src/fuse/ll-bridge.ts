@@ -11,7 +11,7 @@
  * Replies are sent once per request, at once (#answerNow) or from the promise that settles it;
  * errors go through toErrno, the one place where errno names become numbers.
  */
-import { constants, readFileSync } from 'node:fs'
+import { constants, fstatSync, readFileSync } from 'node:fs'
 import {
   type Attr as KernelAttr, type Ctx, type EntryOut, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
@@ -219,7 +219,7 @@ export class LowLevelBridge {
         const path = this.#path(this.#node(r.ino))
         const fh = union.tryOpen(path, r.flags, r.waiting === 0)
         if (fh === undefined) return false
-        this.#opened(r, path, fh)
+        this.#opened(r, path, fh, r.waiting === 0)
         return true
       }
       case 'read': {
@@ -305,6 +305,7 @@ export class LowLevelBridge {
           union.releaseSync(fh)
           throw err
         }
+        node.opened = true
         const backing = this.#open.opened(node.id, fh, union.openFile(fh), true) // a new node: never STALE
         if (!session.replyCreate(r.req, this.#entry(node, attr), fh, {}, backing)) this.#release(fh)
         return true
@@ -351,12 +352,12 @@ export class LowLevelBridge {
   }
 
   /** An open of an existing file is done: an O_TRUNC one changed the file for its other names too. */
-  #opened(r: Request & { op: 'open' }, path: string, fh: number): void {
+  #opened(r: Request & { op: 'open' }, path: string, fh: number, alone: boolean): void {
     if (r.flags & O_TRUNC) {
       if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, fh)
       this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
     }
-    this.#replyOpen(r.req, r.ino, fh, r.flags)
+    this.#replyOpen(r.req, r.ino, fh, r.flags, alone)
   }
 
   /**
@@ -366,20 +367,51 @@ export class LowLevelBridge {
    * for a file with several names. An open the caller never got (interrupted) is released here: no
    * release follows.
    */
-  #replyOpen(req: number, nodeId: number, fh: number, flags: number): void {
+  #replyOpen(req: number, nodeId: number, fh: number, flags: number, alone: boolean): void {
+    const node = this.#nodes.get(nodeId)
+    const first = node !== undefined && !node.opened
+    if (node) node.opened = true
     const file = this.#union.openFile(fh)
     const backing = this.#open.opened(nodeId, fh, file, (flags & (O_WRONLY | O_RDWR)) !== 0)
     if (backing === STALE) {
       // The kernel looks the name up again and opens the node that replaces this one.
       this.#union.releaseSync(fh)
-      const node = this.#nodes.get(nodeId)
       if (node) this.#nodes.retire(node)
       this.#session.replyErr(req, ESTALE)
       return
     }
     const keepCache = backing === 0 && file.singleLink
+    if (keepCache && first && (flags & (O_WRONLY | O_RDWR | O_TRUNC)) === 0) this.#store(node, fh, file.size, alone)
     if (!this.#session.replyOpen(req, fh, { keepCache }, backing)) this.#release(fh)
   }
+
+  /**
+   * The first open of a small file for reading hands the kernel the file's bytes before its reply
+   * (notify_store): the reads that follow find them in the page cache and cost no request, which
+   * halves the round trips of reading a small file the first time. Only when the bytes are cached
+   * below or, for a lone request, small enough to wait for here (the same rule as a read), and only
+   * at the node's first open: until then the kernel holds none of its pages, so none is locked by
+   * an unanswered read or write (the store would wait for it: deadlock) and none was written since.
+   * A store that fails costs nothing: the kernel then asks with a read. The kernel takes the file's
+   * atime afresh after each read it sends, and so it does here when this read changed it.
+   */
+  #store(node: Node, fh: number, size: number, alone: boolean): void {
+    if (size === 0 || size > STORE_MAX) return
+    if (this.#readBuffer.length < size) this.#readBuffer = Buffer.allocUnsafeSlow(size)
+    let n: number | undefined
+    let atimeChanged: boolean
+    try {
+      const fd = this.#union.openFile(fh).fd
+      const atime = fstatSync(fd).atimeMs
+      n = this.#union.tryRead(fh, this.#readBuffer, size, 0, alone)
+      atimeChanged = n !== undefined && fstatSync(fd).atimeMs !== atime
+    } catch {
+      return // the read that follows reports it
+    }
+    if (n) this.#session.notifyStore(node.id, this.#readBuffer, n)
+    if (atimeChanged) this.#invalidate(node)
+  }
+
 
   #release(fh: number): void {
     this.#open.released(fh)
@@ -414,7 +446,7 @@ export class LowLevelBridge {
       }
       case 'open': {
         const path = this.#path(this.#node(r.ino))
-        this.#opened(r, path, await union.open(path, r.flags))
+        this.#opened(r, path, await union.open(path, r.flags), false)
         return
       }
       case 'read': {
@@ -540,6 +572,8 @@ function inGroup(ctx: Ctx, gid: number): boolean {
 const ENODATA = 61
 const ESTALE = 116
 const { O_WRONLY, O_RDWR, O_TRUNC } = constants
+/** The biggest file whose bytes its first open stores in the kernel's page cache (see #store). */
+const STORE_MAX = 64 * 1024
 
 /** Listings kept between the reads of one pass; a reader that stops halfway leaves one behind. */
 const MAX_LISTINGS = 256

@@ -20,12 +20,14 @@ export interface Node {
   lookups: number
   /** st_ino last reported for this node (for invalidating hard-link siblings). */
   ino: number
+  /** Whether the node was ever opened (or created): until then the kernel holds none of its pages. */
+  opened: boolean
 }
 
 export const ROOT_ID = 1
 
 export class NodeTable {
-  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0 }
+  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0, opened: false }
   readonly #byId = new Map<number, Node>([[ROOT_ID, this.root]])
   readonly #byName = new Map<string, Node>()
   /** Most inodes have one name: the node itself; a Set only for hard links (saves a Set per node). */
@@ -61,7 +63,7 @@ export class NodeTable {
     const key = nameKey(parent, name)
     let node = this.#byName.get(key)
     if (!node) {
-      node = { id: this.#next++, parent, name, lookups: 0, ino }
+      node = { id: this.#next++, parent, name, lookups: 0, ino, opened: false }
       this.#byId.set(node.id, node)
       this.#byName.set(key, node)
     }

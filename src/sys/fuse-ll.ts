@@ -215,6 +215,7 @@ interface Addon {
   fuseLlReplyReaddirPlus(h: Handle, req: number, size: number, names: string[], nums: Float64Array): number
   fuseLlNotifyInvalInode(h: Handle, ino: number, offset: number, length: number): number
   fuseLlNotifyInvalEntry(h: Handle, parent: number, name: string): number
+  fuseLlNotifyStore(h: Handle, ino: number, data: Uint8Array, length: number): number
 }
 
 function native(): Addon {
@@ -515,5 +516,16 @@ export class Session {
   /** 0 or -errno. Takes the parent's lock in the kernel: not while a request on that directory is unanswered. */
   notifyInvalEntry(parent: number, name: string): number {
     return this.#n.fuseLlNotifyInvalEntry(this.#h, parent, name)
+  }
+
+  /**
+   * Puts the first `length` bytes of `data` into the kernel's page cache of `ino` as its bytes from
+   * offset 0 (and its size, if that was smaller): reads of them then need no request. 0 or -errno
+   * (-ENOENT: the kernel has no such inode cached). Synchronous in the kernel, which locks each
+   * page it fills: never for an inode with a read or write request unanswered (deadlock), nor one
+   * with pages written that the daemon has not seen.
+   */
+  notifyStore(ino: number, data: Uint8Array, length: number): number {
+    return this.#n.fuseLlNotifyStore(this.#h, ino, data, length)
   }
 }

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { fuseAvailable } from '../helpers/mount.js'
 import { layerfsSuite } from '../helpers/layerfs-suite.js'
+import { delta, statsOf } from '../helpers/daemon-stats.js'
 
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping io-path mount tests: ${fuse.reason}`)
@@ -95,6 +96,49 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     // Whole-file reads: big requests (the pool when uncached), then again from the cache.
     expect((await readFile(path)).equals(data)).toBe(true)
     expect((await readFile(path)).equals(data)).toBe(true)
+  })
+
+  it('hands the kernel a small file\'s bytes at its first open: no read requests, same bytes, same atime', async () => {
+    const sizes = [1, 4095, 4096, 4097, 16 * 1024 + 1, 64 * 1024]
+    const blobs = sizes.map((n) => randomBytes(n))
+    const big = randomBytes(64 * 1024 + 1)
+    const { mnt, lowers } = await mountStack(async (top, bottom) => {
+      for (const [i, blob] of blobs.entries()) await writeFile(join(bottom, `f${i}`), blob)
+      await writeFile(join(top, 'big'), big)
+      // An atime older than the mtime: the first read moves it (relatime), in the lower layer too.
+      await writeFile(join(bottom, 'aged'), 'aged bytes')
+      await utimes(join(bottom, 'aged'), new Date('2000-01-01'), new Date('2001-01-01'))
+    })
+    const before = await statsOf(mnt)
+    for (const [i, blob] of blobs.entries()) expect((await readFile(join(mnt, `f${i}`))).equals(blob)).toBe(true)
+    const afterSmall = await statsOf(mnt)
+    expect(delta(before, afterSmall, 'open')).toBe(sizes.length)
+    expect(delta(before, afterSmall, 'read')).toBe(0)
+    // Bigger files are read by request, as before.
+    expect((await readFile(join(mnt, 'big'))).equals(big)).toBe(true)
+    expect(delta(afterSmall, await statsOf(mnt), 'read')).toBeGreaterThan(0)
+
+    // The kernel's cached atime follows the read the store made.
+    const aged = join(mnt, 'aged')
+    expect((await stat(aged)).atimeMs).toBe(Date.parse('2000-01-01'))
+    expect(await readFile(aged, 'utf8')).toBe('aged bytes')
+    const lowerAtime = (await stat(join(lowers[1]!, 'aged'))).atimeMs
+    expect(lowerAtime).toBeGreaterThan(Date.parse('2001-01-01')) // the lower filesystem is relatime
+    expect((await stat(aged)).atimeMs).toBe(lowerAtime)
+
+    // Uncached below, and read by many at once (the first open stores, the others read the pages).
+    if (!dropCaches()) console.warn('not root: the reads below may be served from the page cache')
+    const readers = await Promise.all(blobs.flatMap((_, i) => [0, 1, 2].map(() => readFile(join(mnt, `f${i}`)))))
+    readers.forEach((got, k) => expect(got.equals(blobs[Math.floor(k / 3)]!)).toBe(true))
+
+    // A file written through the mount and still open for writing: its readers see the new bytes.
+    const handle = await open(join(mnt, 'f0'), 'r+')
+    try {
+      await handle.write('changed', 0)
+      expect(await readFile(join(mnt, 'f0'), 'utf8')).toBe('changed')
+    } finally {
+      await handle.close()
+    }
   })
 
   it('writes small and big pieces into the upper layer, byte for byte', async () => {
