@@ -29,6 +29,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("copyFileRange", js_copy_file_range),
         FN("ficlone", js_ficlone),
         FN("preadNowait", js_pread_nowait),
+        FN("prefetch", js_prefetch),
         FN("pwriteNowait", js_pwrite_nowait),
         FN("fuseLlCreate", fll_js_create),
         FN("fuseLlOpNames", fll_js_op_names),

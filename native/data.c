@@ -4,7 +4,10 @@
 #include "op.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/fs.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -85,3 +88,33 @@ static napi_value rw_nowait(napi_env env, napi_callback_info info, int writing) 
 
 napi_value js_pread_nowait(napi_env env, napi_callback_info info) { return rw_nowait(env, info, 0); }
 napi_value js_pwrite_nowait(napi_env env, napi_callback_info info) { return rw_nowait(env, info, 1); }
+
+/* Starts reading small files into the page cache: o->data holds NUL-terminated paths back to back;
+ * each regular file of 1 to o->len bytes is read ahead whole (readahead(2) queues the reads and
+ * returns). Paths that fail are skipped: whoever reads them later gets the error. The count of
+ * files read ahead. */
+static int prefetch_exec(op *o) {
+    const char *p = o->data, *end = p + o->size;
+    int64_t count = 0;
+    while (p < end) {
+        size_t len = strnlen(p, (size_t)(end - p));
+        if (len == (size_t)(end - p)) break; /* no NUL: not a path */
+        int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            struct stat st;
+            if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && st.st_size <= o->len &&
+                readahead(fd, 0, (size_t)st.st_size) == 0)
+                count++;
+            close(fd);
+        }
+        p += len + 1;
+    }
+    o->ret = count;
+    return 0;
+}
+
+napi_value js_prefetch(napi_env env, napi_callback_info info) {
+    op *o = op_new("readahead", prefetch_exec, op_done_number);
+    if (!o) return op_nomem(env);
+    return op_run(env, info, o, "bl", &o->data, &o->size, &o->len);
+}

@@ -80,6 +80,8 @@ export class LowLevelBridge {
    *  out, and a new buffer per read left RSS to the garbage collector's pace. As many as there were
    *  such reads in flight at once. */
   readonly #spareBuffers: Buffer[] = []
+  /** The directory of the last first open that waited for the disk (see #readFromDisk); 0: none. */
+  #uncachedDir = 0
   readonly #session: Session
   readonly #open: OpenFiles
   readonly counts: Record<string, number> = {}
@@ -388,8 +390,8 @@ export class LowLevelBridge {
   /**
    * The first open of a small file for reading hands the kernel the file's bytes before its reply
    * (notify_store): the reads that follow find them in the page cache and cost no request, which
-   * halves the round trips of reading a small file the first time. Only when the bytes are cached
-   * below or, for a lone request, small enough to wait for here (the same rule as a read), and only
+   * halves the round trips of reading a small file the first time. A lone request waits here for
+   * the disk (one read of at most STORE_MAX); with others waiting, only bytes cached below go. Only
    * at the node's first open: until then the kernel holds none of its pages, so none is locked by
    * an unanswered read or write (the store would wait for it: deadlock) and none was written since.
    * A store that fails costs nothing: the kernel then asks with a read. The kernel takes the file's
@@ -403,7 +405,11 @@ export class LowLevelBridge {
     try {
       const fd = this.#union.openFile(fh).fd
       const atime = fstatSync(fd).atimeMs
-      n = this.#union.tryRead(fh, this.#readBuffer, size, 0, alone)
+      n = this.#union.tryRead(fh, this.#readBuffer, size, 0, false)
+      if (n === undefined && alone) {
+        n = this.#union.readSync(fh, this.#readBuffer, size, 0)
+        this.#readFromDisk(node)
+      }
       atimeChanged = n !== undefined && fstatSync(fd).atimeMs !== atime
     } catch {
       return // the read that follows reports it
@@ -412,6 +418,23 @@ export class LowLevelBridge {
     if (atimeChanged) this.#invalidate(node)
   }
 
+  /**
+   * A first open had to wait for the disk. When the one before it did too, in the same directory,
+   * a reader is going through the directory's files uncached (grep -r, tar, cp -r): the next ones
+   * are read ahead on the thread pool while it reads this one. Two more such opens there read
+   * further ahead.
+   */
+  #readFromDisk(node: Node): void {
+    const dir = node.parent
+    if (!dir) return
+    if (this.#uncachedDir !== dir.id) {
+      this.#uncachedDir = dir.id
+      return
+    }
+    this.#uncachedDir = 0
+    const path = this.#nodes.path(dir)
+    if (path !== undefined) this.#union.prefetch(path, node.name, PREFETCH_FILES, STORE_MAX)
+  }
 
   #release(fh: number): void {
     this.#open.released(fh)
@@ -574,6 +597,8 @@ const ESTALE = 116
 const { O_WRONLY, O_RDWR, O_TRUNC } = constants
 /** The biggest file whose bytes its first open stores in the kernel's page cache (see #store). */
 const STORE_MAX = 64 * 1024
+/** How many files of a directory read uncached one after another are read ahead at a time. */
+const PREFETCH_FILES = 64
 
 /** Listings kept between the reads of one pass; a reader that stops halfway leaves one behind. */
 const MAX_LISTINGS = 256

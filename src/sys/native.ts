@@ -49,6 +49,7 @@ interface Addon {
   futimens(fd: number, atime: TimeNs, mtime: TimeNs): void
   preadNowait(fd: number, buffer: Buffer, length: number, position: number): number
   pwriteNowait(fd: number, buffer: Buffer, length: number, position: number): number
+  prefetch(paths: Uint8Array, maxSize: number): Promise<number>
   seekData(fd: number, offset: number): Promise<number>
   seekHole(fd: number, offset: number): Promise<number>
   copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number): Promise<number>
@@ -223,6 +224,14 @@ export function futimens(fd: number, atimeNs: TimeNs, mtimeNs: TimeNs): Promise<
 // ---- file data ----
 
 /** lseek(SEEK_DATA): start of the first data at or after offset, or -1 when only a hole follows (ENXIO). */
+/**
+ * Starts reading the regular files at `paths` of at most `maxSize` bytes into the page cache, on the
+ * thread pool (readahead(2) of each whole file); paths that fail are skipped. How many were.
+ */
+export function prefetch(paths: string[], maxSize: number): Promise<number> {
+  return call((n) => n.prefetch(Buffer.from(paths.map((p) => p + '\0').join('')), maxSize))
+}
+
 export function seekData(fd: number, offset: number): Promise<number> {
   return call((n) => n.seekData(fd, offset), undefined, undefined, { errno: ENXIO, value: -1 })
 }

@@ -32,6 +32,14 @@ export function preadSmall(fd: number, buffer: Buffer, length: number, position:
 
 const SYNC_READ_MAX = 16 * 1024
 
+/** Reads up to `length` bytes into the start of `buffer` on the calling thread; fewer only at end
+ *  of file. */
+export function preadSync(fd: number, buffer: Buffer, length: number, position: number): number {
+  let done = 0
+  for (let n = -1; done < length && n !== 0; done += n) n = readSync(fd, buffer, done, length - done, position + done)
+  return done
+}
+
 /** pread from the page cache only: the byte count when that settles the read, else undefined. */
 export function preadCached(fd: number, buffer: Buffer, length: number, position: number): number | undefined {
   const done = preadNowait(fd, buffer, length, position)

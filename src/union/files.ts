@@ -7,7 +7,7 @@ import type { Core } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
 import { fsError } from './errors.js'
 import { Handle } from './handles.js'
-import { fsyncFd, pread, preadCached, preadSmall, pwrite, pwriteNow } from './fd-io.js'
+import { fsyncFd, pread, preadCached, preadSmall, preadSync, pwrite, pwriteNow } from './fd-io.js'
 import { type Owner, create as createFile } from './namespace.js'
 
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR
@@ -87,6 +87,11 @@ function handle(core: Core, fh: number): Handle {
 export function tryRead(core: Core, fh: number, buffer: Buffer, length: number, position: number, waitForDisk: boolean): number | undefined {
   const fd = handle(core, fh).fd
   return preadCached(fd, buffer, length, position) ?? (waitForDisk ? preadSmall(fd, buffer, length, position) : undefined)
+}
+
+/** read on the calling thread, waiting for the disk if need be. */
+export function readSync(core: Core, fh: number, buffer: Buffer, length: number, position: number): number {
+  return preadSync(handle(core, fh).fd, buffer, length, position)
 }
 
 export function read(core: Core, fh: number, buffer: Buffer, length: number, position: number): Promise<number> {

@@ -12,7 +12,7 @@ import { readlinkSync, statfsSync } from 'node:fs'
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises'
 import { join, relative, resolve, sep } from 'node:path'
 import { Layer, joinPath, relPath } from '../layers/layer.js'
-import type { TimeNs } from '../sys/native.js'
+import { prefetch, type TimeNs } from '../sys/native.js'
 import * as attrs from './attrs.js'
 import { Stager } from './copy-up.js'
 import { Core, type Counters } from './core.js'
@@ -216,6 +216,27 @@ export class Union {
   }
 
   /**
+   * Starts reading into the page cache, on the thread pool, the regular files of at most `maxSize`
+   * bytes among the `count` names that follow `after` in the directory's listing (from its start if
+   * `after` is not there): for a reader going through a directory whose data is not cached, file
+   * after file, so that its next files come from memory. Errors are left to the reads that follow.
+   */
+  prefetch(path: string, after: string, count: number, maxSize: number): void {
+    const dir = this.#core.resolver.get(relPath(path))
+    if (dir.kind !== 'dir') return
+    const listings = listLayers(dir)
+    const list = mergeListings(dir, listings)
+    const start = list.indexOf(after) + 1
+    const paths: string[] = []
+    for (const name of list.slice(start, start + count)) {
+      // The topmost layer that lists the name shows it (a whiteout would have hidden it from the list).
+      const layer = dir.dirLayers.find((l) => listings.get(l)?.has(name))
+      if (layer && listings.get(layer)!.get(name)!.isFile()) paths.push(`${layer.path(dir.path)}/${name}`)
+    }
+    if (paths.length > 0) prefetch(paths, maxSize).catch(() => {})
+  }
+
+  /**
    * Clear setuid, and setgid where the kernel would, after a write, truncate or O_TRUNC open by a
    * process without CAP_FSETID (`inGroup`: whether it is in a group): by handle when there is one,
    * else by name (the file is in the upper layer by then). Whether the mode changed.
@@ -248,6 +269,11 @@ export class Union {
    *  it from the disk on the calling thread (the count); else undefined: call read then. */
   tryRead(fh: number, buffer: Buffer, length: number, position: number, waitForDisk = true): number | undefined {
     return files.tryRead(this.#core, fh, buffer, length, position, waitForDisk)
+  }
+
+  /** read on the calling thread, waiting for the disk if need be. */
+  readSync(fh: number, buffer: Buffer, length: number, position: number): number {
+    return files.readSync(this.#core, fh, buffer, length, position)
   }
 
   read(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {

@@ -2,6 +2,7 @@
 // directory listings kept by node (opendir is ENOSYS, so there are no directory handles), reads
 // served from the page cache, small uncached reads and small writes on the JS thread, big ones on
 // the pool, and setattr of objects already in the upper layer.
+import { execFileSync } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
 import { chmod, lstat, mkdir, open, opendir, readFile, readdir, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
@@ -13,6 +14,8 @@ import { delta, statsOf } from '../helpers/daemon-stats.js'
 
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping io-path mount tests: ${fuse.reason}`)
+const isRoot = process.getuid?.() === 0
+if (fuse.ok && !isRoot) console.warn('skipping the read-ahead mount test: dropping the page cache needs root')
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
 
 /** Drops clean page cache, dentries and inodes (root only): the next read of a file must go to the disk. */
@@ -139,6 +142,27 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     } finally {
       await handle.close()
     }
+  })
+
+  it.skipIf(!isRoot)('reads ahead the next files of a directory whose files are read uncached one after another', async () => {
+    const blobs = Array.from({ length: 24 }, () => randomBytes(8192))
+    const { mnt, lowers } = await mountStack(async (top) => {
+      await mkdir(join(top, 'dir'))
+      for (const [i, blob] of blobs.entries()) await writeFile(join(top, 'dir', `f${i}`), blob)
+    })
+    execFileSync('sync')
+    expect(dropCaches()).toBe(true)
+    const names = await readdir(join(mnt, 'dir')) // in the order a reader goes through them
+    // fincore asks mincore(2), which reads nothing in (a read that may not wait, RWF_NOWAIT, would).
+    const cached = (name: string): boolean =>
+      Number(execFileSync('fincore', ['-b', '-n', '-o', 'RES', join(lowers[0]!, 'dir', name)], { encoding: 'utf8' }).trim()) === 8192
+    const later = names.slice(2)
+    expect(later.filter(cached)).toEqual([])
+    // Two files read uncached: the others follow on the thread pool.
+    for (const name of names.slice(0, 2)) await readFile(join(mnt, 'dir', name))
+    for (let i = 0; i < 100 && !later.every(cached); i++) await new Promise((r) => setTimeout(r, 20))
+    expect(later.filter((name) => !cached(name))).toEqual([])
+    for (const name of names) expect((await readFile(join(mnt, 'dir', name))).equals(blobs[Number(name.slice(1))]!)).toBe(true)
   })
 
   it('writes small and big pieces into the upper layer, byte for byte', async () => {
