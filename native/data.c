@@ -1,5 +1,6 @@
 /* File data calls: hole detection, in-kernel copies with explicit offsets (so no shared file
- * position is touched) and reflink clones for copy-up, and reads and writes that never wait. */
+ * position is touched) and reflink clones for copy-up, reads and writes that never wait, and
+ * reading files ahead into the page cache. */
 #include "exports.h"
 #include "op.h"
 
@@ -7,8 +8,8 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/types.h>

@@ -223,7 +223,6 @@ export function futimens(fd: number, atimeNs: TimeNs, mtimeNs: TimeNs): Promise<
 
 // ---- file data ----
 
-/** lseek(SEEK_DATA): start of the first data at or after offset, or -1 when only a hole follows (ENXIO). */
 /**
  * Starts reading the regular files at `paths` of at most `maxSize` bytes into the page cache, on the
  * thread pool (readahead(2) of each whole file); paths that fail are skipped. How many were.
@@ -232,6 +231,7 @@ export function prefetch(paths: string[], maxSize: number): Promise<number> {
   return call((n) => n.prefetch(Buffer.from(paths.map((p) => p + '\0').join('')), maxSize))
 }
 
+/** lseek(SEEK_DATA): start of the first data at or after offset, or -1 when only a hole follows (ENXIO). */
 export function seekData(fd: number, offset: number): Promise<number> {
   return call((n) => n.seekData(fd, offset), undefined, undefined, { errno: ENXIO, value: -1 })
 }

@@ -36,7 +36,11 @@ const SYNC_READ_MAX = 16 * 1024
  *  of file. */
 export function preadSync(fd: number, buffer: Buffer, length: number, position: number): number {
   let done = 0
-  for (let n = -1; done < length && n !== 0; done += n) n = readSync(fd, buffer, done, length - done, position + done)
+  while (done < length) {
+    const n = readSync(fd, buffer, done, length - done, position + done)
+    if (n === 0) break
+    done += n
+  }
   return done
 }
 

@@ -222,16 +222,20 @@ export class Union {
    * after file, so that its next files come from memory. Errors are left to the reads that follow.
    */
   prefetch(path: string, after: string, count: number, maxSize: number): void {
-    const dir = this.#core.resolver.get(relPath(path))
-    if (dir.kind !== 'dir') return
-    const listings = listLayers(dir)
-    const list = mergeListings(dir, listings)
-    const start = list.indexOf(after) + 1
     const paths: string[] = []
-    for (const name of list.slice(start, start + count)) {
-      // The topmost layer that lists the name shows it (a whiteout would have hidden it from the list).
-      const layer = dir.dirLayers.find((l) => listings.get(l)?.has(name))
-      if (layer && listings.get(layer)!.get(name)!.isFile()) paths.push(`${layer.path(dir.path)}/${name}`)
+    try {
+      const dir = this.#core.resolver.get(relPath(path))
+      if (dir.kind !== 'dir') return
+      const listings = listLayers(dir)
+      const list = mergeListings(dir, listings)
+      const start = list.indexOf(after) + 1
+      for (const name of list.slice(start, start + count)) {
+        // The topmost layer that lists the name shows it (a whiteout would have hidden it from the list).
+        const layer = dir.dirLayers.find((l) => listings.get(l)?.has(name))
+        if (layer && listings.get(layer)!.get(name)!.isFile()) paths.push(`${layer.path(dir.path)}/${name}`)
+      }
+    } catch {
+      return // gone or unreadable: nothing to read ahead
     }
     if (paths.length > 0) prefetch(paths, maxSize).catch(() => {})
   }
