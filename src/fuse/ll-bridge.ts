@@ -253,6 +253,12 @@ export class LowLevelBridge {
         this.#release(r.fh)
         if (!r.answered) session.replyErr(r.req, 0)
         return true
+      case 'fsync':
+        // The flush delays nobody when no other request waits, and the pool's round trip is saved.
+        if (r.waiting !== 0) return false
+        union.fsyncSync(r.fh, r.datasync)
+        session.replyErr(r.req, 0)
+        return true
       case 'readdir':
       case 'readdirplus':
         this.#readdir(r)

@@ -112,7 +112,7 @@ export type Request = {
   | { op: 'read'; ino: number; fh: number; size: number; offset: number; waiting: number }
   | { op: 'write'; ino: number; fh: number; data: Buffer /* a copy owned by JS */; offset: number; killSuidgid: boolean }
   | { op: 'release'; ino: number; fh: number }
-  | { op: 'fsync' | 'fsyncdir'; ino: number; fh: number; datasync: boolean }
+  | { op: 'fsync' | 'fsyncdir'; ino: number; fh: number; datasync: boolean; waiting: number }
   | { op: 'readdir' | 'readdirplus'; ino: number; size: number; offset: number } // no fh: no opendir
   | { op: 'statfs'; ino: number }
   | { op: 'setxattr'; ino: number; name: string; value: Buffer; flags: number }
@@ -301,7 +301,7 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
     case 'release':
       return { req, ctx, op, ino, fh: f[F.FH]!, answered: f[F.ANSWERED] === 1 }
     case 'fsync': case 'fsyncdir':
-      return { req, ctx, op, ino, fh: f[F.FH]!, datasync: f[F.DATASYNC] === 1 }
+      return { req, ctx, op, ino, fh: f[F.FH]!, datasync: f[F.DATASYNC] === 1, waiting: f[F.WAITING]! }
     case 'setxattr':
       return { req, ctx, op, ino, name: name!, value: data!, flags: f[F.FLAGS]! }
     case 'getxattr':

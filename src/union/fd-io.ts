@@ -8,7 +8,7 @@
  * stalls the JavaScript thread. Small writes stay on the calling thread even where RWF_NOWAIT is
  * unsupported (ext4); so may small reads (preadSmall).
  */
-import { fsync, fdatasync, read, readSync, write, writeSync } from 'node:fs'
+import { fdatasync, fdatasyncSync, fsync, fsyncSync, read, readSync, write, writeSync } from 'node:fs'
 import { nowaitWritesWork, preadNowait, pwriteNowait } from '../sys/native.js'
 
 /** The smallest page size: every page size is a multiple of it, so a cached read that ends inside a
@@ -87,6 +87,11 @@ function poolWrite(fd: number, buffer: Buffer, offset: number, length: number, p
   return new Promise((resolve, reject) => {
     write(fd, buffer, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)))
   })
+}
+
+export function fsyncFdSync(fd: number, dataOnly: boolean): void {
+  if (dataOnly) fdatasyncSync(fd)
+  else fsyncSync(fd)
 }
 
 export function fsyncFd(fd: number, dataOnly: boolean): Promise<void> {

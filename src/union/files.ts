@@ -7,7 +7,7 @@ import type { Core } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
 import { fsError } from './errors.js'
 import { Handle } from './handles.js'
-import { fsyncFd, pread, preadCached, preadSmall, preadSync, pwrite, pwriteNow } from './fd-io.js'
+import { fsyncFd, fsyncFdSync, pread, preadCached, preadSmall, preadSync, pwrite, pwriteNow } from './fd-io.js'
 import { type Owner, create as createFile } from './namespace.js'
 
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR
@@ -144,6 +144,10 @@ export function modeWithoutSetid(mode: number, gid: number, inGroup: (gid: numbe
   bits &= ~S_ISUID
   if ((bits & S_ISGID) && ((bits & constants.S_IXGRP) || !inGroup(gid))) bits &= ~S_ISGID
   return bits
+}
+
+export function fsyncSync(core: Core, fh: number, dataOnly: boolean): void {
+  fsyncFdSync(handle(core, fh).fd, dataOnly)
 }
 
 export function fsync(core: Core, fh: number, dataOnly: boolean): Promise<void> {

@@ -297,6 +297,11 @@ export class Union {
     return files.ftruncate(this.#core, fh, size)
   }
 
+  /** fsync on the calling thread: for a caller that has nothing else to do meanwhile. */
+  fsyncSync(fh: number, dataOnly: boolean): void {
+    files.fsyncSync(this.#core, fh, dataOnly)
+  }
+
   fsync(fh: number, dataOnly: boolean): Promise<void> {
     return files.fsync(this.#core, fh, dataOnly)
   }

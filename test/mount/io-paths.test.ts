@@ -188,6 +188,29 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     expect(await readFile(join(upper, 'lowfile'), 'utf8')).toBe('lower bytes\nmore\n')
   })
 
+  it('answers fsync and fdatasync of new, copied-up and read-only lower files', async () => {
+    const { mnt, upper } = await mountStack(async (top) => {
+      await writeFile(join(top, 'low'), 'lower bytes')
+    })
+    const before = await statsOf(mnt)
+    const created = await open(join(mnt, 'new'), 'w')
+    const copied = await open(join(mnt, 'low'), 'r+')
+    const reader = await open(join(mnt, 'low'), 'r')
+    try {
+      await created.write('new bytes')
+      await created.sync()
+      await created.datasync()
+      await copied.write('LOWER', 0)
+      await copied.datasync()
+      await reader.sync()
+    } finally {
+      await Promise.all([created.close(), copied.close(), reader.close()])
+    }
+    expect(delta(before, await statsOf(mnt), 'fsync')).toBe(4)
+    expect(await readFile(join(upper, 'new'), 'utf8')).toBe('new bytes')
+    expect(await readFile(join(upper, 'low'), 'utf8')).toBe('LOWER bytes')
+  })
+
   it('changes mode, times and size of an upper file at once, and of a lower one through a copy-up', async () => {
     const { mnt, upper } = await mountStack(async (top) => {
       await writeFile(join(top, 'low'), 'lower content')
