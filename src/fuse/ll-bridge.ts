@@ -11,7 +11,7 @@
  * Replies are sent once per request, at once (#answerNow) or from the promise that settles it;
  * errors go through toErrno, the one place where errno names become numbers.
  */
-import { constants, fstatSync, readFileSync } from 'node:fs'
+import { constants, readFileSync } from 'node:fs'
 import {
   type Attr as KernelAttr, type Ctx, type EntryOut, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
@@ -411,22 +411,15 @@ export class LowLevelBridge {
   #store(node: Node, fh: number, size: number, alone: boolean): void {
     if (size === 0 || size > STORE_MAX) return
     if (this.#readBuffer.length < size) this.#readBuffer = Buffer.allocUnsafeSlow(size)
-    let n: number | undefined
-    let atimeChanged: boolean
+    let head
     try {
-      const fd = this.#union.openFile(fh).fd
-      const atime = fstatSync(fd).atimeMs
-      n = this.#union.tryRead(fh, this.#readBuffer, size, 0, false)
-      if (n === undefined && alone) {
-        n = this.#union.readSync(fh, this.#readBuffer, size, 0)
-        this.#uncachedOpen(node)
-      }
-      atimeChanged = n !== undefined && fstatSync(fd).atimeMs !== atime
+      head = this.#union.readHead(fh, this.#readBuffer, size, alone, () => this.#uncachedOpen(node))
     } catch {
       return // the read that follows reports it
     }
-    if (n) this.#session.notifyStore(node.id, this.#readBuffer, n)
-    if (atimeChanged) this.#invalidate(node)
+    if (!head) return
+    if (head.bytes > 0) this.#session.notifyStore(node.id, this.#readBuffer, head.bytes)
+    if (head.atimeMoved) this.#invalidate(node)
   }
 
   /**

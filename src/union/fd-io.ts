@@ -27,7 +27,7 @@ export async function pread(fd: number, buffer: Buffer, length: number, position
  *  so do all reads while other requests wait (the caller decides), so that several disk reads can be
  *  in flight at once. */
 export function preadSmall(fd: number, buffer: Buffer, length: number, position: number): number | undefined {
-  return length <= SYNC_READ_MAX ? readSync(fd, buffer, 0, length, position) : undefined
+  return length <= SYNC_READ_MAX ? preadSync(fd, buffer, length, position) : undefined
 }
 
 const SYNC_READ_MAX = 16 * 1024

@@ -89,9 +89,25 @@ export function tryRead(core: Core, fh: number, buffer: Buffer, length: number, 
   return preadCached(fd, buffer, length, position) ?? (waitForDisk ? preadSmall(fd, buffer, length, position) : undefined)
 }
 
-/** read on the calling thread, waiting for the disk if need be. */
-export function readSync(core: Core, fh: number, buffer: Buffer, length: number, position: number): number {
-  return preadSync(handle(core, fh).fd, buffer, length, position)
+/** What readHead read: the byte count, and whether this read moved the file's atime. */
+export interface Head {
+  bytes: number
+  atimeMoved: boolean
+}
+
+/** The first `length` bytes of an open file: from the page cache, or, when `waitForDisk`, from the
+ *  disk on the calling thread (after calling `beforeWait`); undefined when they are not cached and
+ *  may not be waited for. */
+export function readHead(core: Core, fh: number, buffer: Buffer, length: number, waitForDisk: boolean, beforeWait: () => void): Head | undefined {
+  const fd = handle(core, fh).fd
+  const atime = fstatSync(fd).atimeMs
+  let bytes = preadCached(fd, buffer, length, 0)
+  if (bytes === undefined) {
+    if (!waitForDisk) return undefined
+    beforeWait()
+    bytes = preadSync(fd, buffer, length, 0)
+  }
+  return { bytes, atimeMoved: fstatSync(fd).atimeMs !== atime }
 }
 
 export function read(core: Core, fh: number, buffer: Buffer, length: number, position: number): Promise<number> {

@@ -275,9 +275,14 @@ export class Union {
     return files.tryRead(this.#core, fh, buffer, length, position, waitForDisk)
   }
 
-  /** read on the calling thread, waiting for the disk if need be. */
-  readSync(fh: number, buffer: Buffer, length: number, position: number): number {
-    return files.readSync(this.#core, fh, buffer, length, position)
+  /**
+   * The first `length` bytes of an open file, whole (for handing them to the kernel): from the page
+   * cache, or, when `waitForDisk`, from the disk on the calling thread, after calling `beforeWait`.
+   * undefined when not cached and not to be waited for. Also tells whether this read moved the
+   * file's atime (the kernel, which caches it, then needs telling).
+   */
+  readHead(fh: number, buffer: Buffer, length: number, waitForDisk: boolean, beforeWait: () => void): files.Head | undefined {
+    return files.readHead(this.#core, fh, buffer, length, waitForDisk, beforeWait)
   }
 
   read(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
