@@ -159,7 +159,7 @@ export const kernelDriver: Driver = {
   },
   async open(fx, o) {
     const { options, mnt } = stackOptions(fx, o.scratch)
-    const h = await guarded(o.scratch, () => mountKernelOverlay(options, mnt))
+    const h = await guarded(o.scratch, () => mountKernelOverlay(mountOptionsFor('kernel', options), mnt))
     return mountedInstance('kernel', h, o.scratch)
   },
 }
@@ -175,7 +175,7 @@ export const fuseOverlayfsDriver: Driver = {
   },
   async open(fx, o) {
     const { options, mnt } = stackOptions(fx, o.scratch)
-    const h = await guarded(o.scratch, () => mountFuseCommand(['fuse-overlayfs', '-o', options, mnt], mnt))
+    const h = await guarded(o.scratch, () => mountFuseCommand(['fuse-overlayfs', '-o', mountOptionsFor('fuse-overlayfs', options), mnt], mnt))
     return mountedInstance('fuse-overlayfs', h, o.scratch)
   },
 }
@@ -188,10 +188,30 @@ export function layerfsBin(): string {
   return candidates.find((c) => existsSync(c)) ?? candidates[0]!
 }
 
-/** Extra mount options for layerfs (`--layerfs-options`, e.g. metacopy=on), to compare configurations. */
-let layerfsExtra = ''
-export function setLayerfsOptions(options: string): void {
-  layerfsExtra = options
+/**
+ * Extra mount options per driver (`--kernel-options`, `--fuse-overlayfs-options`, `--layerfs-options`),
+ * to measure a configuration: metacopy=on on both kernel overlayfs and layerfs, say. The layer stack
+ * itself is the bench's: these must not name it.
+ */
+const extraOptions: Partial<Record<DriverName, string>> = {}
+
+export function setDriverOptions(driver: DriverName, options: string): void {
+  if (driver === 'plain') throw new Error('the plain directory takes no mount options')
+  const stack = options.split(',').find((o) => /^(lowerdir|upperdir|workdir)=/.test(o.trim()))
+  if (stack !== undefined) throw new Error(`${driver} options: ${stack.split('=')[0]} is set by the bench`)
+  if (options === '') delete extraOptions[driver]
+  else extraOptions[driver] = options
+}
+
+/** The extra options in effect, for the report. */
+export function driverOptions(): Partial<Record<DriverName, string>> {
+  return { ...extraOptions }
+}
+
+/** A driver's mount option string: the stack's options, then its extra ones. */
+export function mountOptionsFor(driver: DriverName, stack: string): string {
+  const extra = extraOptions[driver]
+  return extra ? `${stack},${extra}` : stack
 }
 
 export const layerfsDriver: Driver = {
@@ -207,8 +227,7 @@ export const layerfsDriver: Driver = {
   },
   async open(fx, o) {
     const { options, mnt } = stackOptions(fx, o.scratch)
-    const all = layerfsExtra ? `${options},${layerfsExtra}` : options
-    const h = await guarded(o.scratch, () => mountFuseCommand([process.execPath, layerfsBin(), '-o', all, mnt], mnt))
+    const h = await guarded(o.scratch, () => mountFuseCommand([process.execPath, layerfsBin(), '-o', mountOptionsFor('layerfs', options), mnt], mnt))
     return mountedInstance('layerfs', h, o.scratch)
   },
 }

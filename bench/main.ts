@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { renderChart } from './chart.js'
 import { formatCheck, runCheck } from './check.js'
-import { DRIVERS, DRIVER_NAMES, type Driver, type DriverName, setLayerfsOptions } from './drivers.js'
+import { DRIVERS, DRIVER_NAMES, type Driver, type DriverName, driverOptions, setDriverOptions } from './drivers.js'
 import { PROFILES, ensureFixture } from './fixture.js'
 import { initClockTick, machineInfo } from './proc.js'
 import { formatTable, summarize, worstAgainst, fmtMs } from './report.js'
@@ -32,6 +32,8 @@ const USAGE = `usage: layerfs bench [options]
   --check              CI gate: tiny fixture, fuse-overlayfs vs layerfs, fail when a ratio > --threshold
   --threshold X        for --check (default 4)
   --layerfs-options O  extra mount options for layerfs, e.g. metacopy=on
+  --kernel-options O   extra mount options for kernel overlayfs, e.g. metacopy=on
+  --fuse-overlayfs-options O   extra mount options for fuse-overlayfs
 `
 
 function list<T extends string>(value: string | undefined, all: readonly T[], what: string): T[] | undefined {
@@ -50,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
         quick: { type: 'boolean' }, check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
         reps: { type: 'string' }, drivers: { type: 'string' }, workloads: { type: 'string' }, modes: { type: 'string' },
         dir: { type: 'string' }, json: { type: 'string' }, chart: { type: 'string' }, threshold: { type: 'string' },
-        'layerfs-options': { type: 'string' },
+        'layerfs-options': { type: 'string' }, 'kernel-options': { type: 'string' }, 'fuse-overlayfs-options': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -64,7 +66,15 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   }
   const log = (line: string): void => { process.stderr.write(line + '\n') }
-  if (values['layerfs-options']) setLayerfsOptions(values['layerfs-options'])
+  try {
+    for (const driver of ['kernel', 'fuse-overlayfs', 'layerfs'] as const) {
+      const options = values[`${driver}-options`]
+      if (options) setDriverOptions(driver, options)
+    }
+  } catch (e) {
+    process.stderr.write(`layerfs bench: ${(e as Error).message}\n`)
+    return 2
+  }
   const dir = resolve(values.dir ?? DEFAULT_DIR)
   const reps = values.reps === undefined ? (values.quick ? 2 : values.check ? 3 : 5) : Number(values.reps)
   if (!Number.isInteger(reps) || reps < 1) {
@@ -143,7 +153,8 @@ export async function main(argv: string[]): Promise<number> {
   const keys = workloads.flatMap((w) => sampleKeys(w, modes))
   const rows = summarize(samples, names, keys)
   const machine = await machineInfo()
-  const title = `layerfs bench (${spec.name}): ${machine.cpuModel}, ${machine.cores} cores, Linux ${machine.kernel}`
+  const options = Object.entries(driverOptions()).map(([d, o]) => `${d} -o ${o}`)
+  const title = `layerfs bench (${spec.name}${options.length > 0 ? `; ${options.join('; ')}` : ''}): ${machine.cpuModel}, ${machine.cores} cores, Linux ${machine.kernel}`
   process.stdout.write(`\n${title}\n\n${formatTable(rows, names)}\n`)
   if (names.includes('layerfs') && names.includes('fuse-overlayfs')) {
     const worst = worstAgainst(rows, 'fuse-overlayfs', 3)
@@ -155,7 +166,7 @@ export async function main(argv: string[]): Promise<number> {
   if (values.json) {
     const doc = {
       tool: 'layerfs bench', startedAt, seconds: (performance.now() - t0) / 1000, machine,
-      config: { profile: spec.name, reps, modes, drivers: names, skippedDrivers: skipped, workloads: workloads.map((w) => ({ name: w.name, description: w.description, mutates: w.mutates })) },
+      config: { profile: spec.name, reps, modes, drivers: names, mountOptions: driverOptions(), skippedDrivers: skipped, workloads: workloads.map((w) => ({ name: w.name, description: w.description, mutates: w.mutates })) },
       fixture: { spec: fx.spec, dir: fx.dir, counts: fx.counts },
       summary: rows, samples,
     }

@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { renderChart } from '../../bench/chart.js'
 import { CHECK_WORKLOADS, runCheck } from '../../bench/check.js'
-import type { FixtureSpec } from '../../bench/fixture.js'
+import { kernelDriver, setDriverOptions } from '../../bench/drivers.js'
+import { type FixtureSpec, ensureFixture } from '../../bench/fixture.js'
 import { summarize } from '../../bench/report.js'
 import type { Sample } from '../../bench/runner.js'
 
@@ -42,6 +43,34 @@ describe('bench --check', () => {
     expect(report.ok).toBe(report.workloads.every((w) => w.ok))
     expect(ourMounts()).toEqual([])
   }, 300_000)
+})
+
+describe('bench --kernel-options', () => {
+  it('mounts kernel overlayfs with the extra options, and refuses options that name the stack', async (ctx) => {
+    const why = await kernelDriver.unavailable()
+    if (why) {
+      console.warn(`kernel overlayfs options test skipped: ${why}`)
+      ctx.skip()
+      return
+    }
+    expect(() => setDriverOptions('kernel', 'metacopy=on,upperdir=/tmp')).toThrow(/upperdir is set by the bench/)
+    expect(() => setDriverOptions('plain', 'ro')).toThrow(/no mount options/)
+    const fx = await ensureFixture(dir, TINY)
+    setDriverOptions('kernel', 'redirect_dir=on,metacopy=on')
+    try {
+      const instance = await kernelDriver.open(fx, { scratch: join(dir, 'options-scratch'), mutates: true, needs: [] })
+      try {
+        const line = ourMounts().find((l) => l.includes(instance.root))
+        expect(line).toMatch(/ overlay overlay /)
+        expect(line).toMatch(/[ ,]metacopy=on/)
+      } finally {
+        await instance.close()
+      }
+    } finally {
+      setDriverOptions('kernel', '')
+    }
+    expect(ourMounts()).toEqual([])
+  }, 120_000)
 })
 
 describe('bench report', () => {
