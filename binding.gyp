@@ -7,6 +7,7 @@
         "native/op.c",
         "native/xattr.c",
         "native/node.c",
+        "native/stat.c",
         "native/data.c",
         "native/copy-up.c",
         "native/fuse-ll-session.c",

@@ -7,6 +7,8 @@
 
 static napi_value init(napi_env env, napi_value exports) {
     static const napi_property_descriptor fns[] = {
+        FN("lstatInto", js_lstat_into),
+        FN("listDir", js_list_dir),
         FN("lgetxattr", js_lgetxattr),
         FN("stageCopy", js_stage_copy),
         FN("stageCopySync", js_stage_copy_sync),

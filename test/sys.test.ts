@@ -1,7 +1,7 @@
 // The native addon (src/sys/native.ts over native/*.c), checked against the real kernel: these run
 // as root on ext4, where trusted.* xattrs, whiteout renames and device nodes are all permitted.
 import { constants as fsc } from 'node:fs'
-import { lstat, mkdtemp, open, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises'
+import { lstat, mkdir, mkdtemp, open, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises'
 import { constants as osc, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -564,5 +564,72 @@ describe('ficlone', () => {
     const dst = await file('dst')
     const e = await rejection(withFd(dst, 'r+', (fout) => sys.ficlone(-1, fout)))
     expect(e.code).toBe('EBADF')
+  })
+})
+
+/** What an lstat array must hold for `path`, from node:fs's nanosecond Stats. */
+async function expectedNumbers(path: string): Promise<number[]> {
+  const st = await lstat(path, { bigint: true })
+  const sec = (ns: bigint): number => Number(ns / 1_000_000_000n)
+  const nsec = (ns: bigint): number => Number(ns % 1_000_000_000n)
+  return [
+    Number(st.ino), Number(st.mode), Number(st.nlink), Number(st.uid), Number(st.gid), Number(st.rdev),
+    Number(st.size), Number(st.blksize), Number(st.blocks),
+    sec(st.atimeNs), nsec(st.atimeNs), sec(st.mtimeNs), nsec(st.mtimeNs), sec(st.ctimeNs), nsec(st.ctimeNs), Number(st.dev),
+  ]
+}
+
+describe('lstatInto', () => {
+  it('fills the numbers of a file, a symlink itself and a device, with nanosecond times', async () => {
+    const f = await file('f', 'hello')
+    await sys.utimensat(f, 1_700_000_000_123_456_789n, 1_600_000_000_000_000_001n, true)
+    const link = join(dir, 'l')
+    await symlink('f', link)
+    const dev = join(dir, 'c')
+    sys.mknodSync(dev, fsc.S_IFCHR | 0o600, sys.makedev(1, 3))
+    const out = new Float64Array(sys.ST_FIELDS)
+    for (const path of [f, link, dev, dir]) {
+      expect(sys.lstatInto(path, out)).toBe(0)
+      expect([...out]).toEqual(await expectedNumbers(path))
+    }
+    expect(sys.lstatInto(f, out)).toBe(0)
+    expect([out[sys.ST.ATIME], out[sys.ST.ATIME_NS], out[sys.ST.MTIME_NS]]).toEqual([1_700_000_000, 123_456_789, 1])
+  })
+
+  it('returns the errno instead of throwing, and leaves the array alone', async () => {
+    const f = await file('f')
+    const out = new Float64Array(sys.ST_FIELDS).fill(7)
+    expect(sys.lstatInto(join(dir, 'missing'), out)).toBe(osc.errno.ENOENT)
+    expect(sys.lstatInto(join(f, 'below'), out)).toBe(osc.errno.ENOTDIR)
+    expect(sys.lstatInto(join(dir, 'x'.repeat(5000)), out)).toBe(osc.errno.ENAMETOOLONG)
+    expect(sys.lstatInto(`${f}\0/etc/passwd`, out)).toBe(osc.errno.EINVAL)
+    expect([...out]).toEqual(new Array(sys.ST_FIELDS).fill(7))
+    expect(() => sys.lstatInto(f, new Float64Array(4))).toThrow(TypeError)
+    expect(() => sys.lstatNumbers(join(dir, 'missing'), out)).toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'lstat' }))
+  })
+})
+
+describe('listDirSync', () => {
+  it('lists every name but . and .., each with its lstat numbers', async () => {
+    const names = ['a', 'b', 'née', 'new\nline', '.hidden', 'x'.repeat(255)]
+    for (const n of names) await file(n, n)
+    await symlink('a', join(dir, 'link'))
+    sys.mknodSync(join(dir, 'wh'), fsc.S_IFCHR, 0)
+    const { names: listed, numbers } = sys.listDirSync(dir)
+    expect([...listed].sort()).toEqual([...names, 'link', 'wh'].sort())
+    expect(numbers.length).toBe(listed.length * sys.ST_FIELDS)
+    for (let i = 0; i < listed.length; i++) {
+      const at = i * sys.ST_FIELDS
+      expect([...numbers.subarray(at, at + sys.ST_FIELDS)]).toEqual(await expectedNumbers(join(dir, listed[i]!)))
+    }
+  })
+
+  it('lists an empty directory as nothing, and throws like node:fs for what is not one', async () => {
+    const f = await file('f')
+    const empty = join(dir, 'empty')
+    await mkdir(empty)
+    expect(sys.listDirSync(empty)).toEqual({ names: [], numbers: new Float64Array(0) })
+    expect(() => sys.listDirSync(join(dir, 'missing'))).toThrow(expect.objectContaining({ code: 'ENOENT', path: join(dir, 'missing') }))
+    expect(() => sys.listDirSync(f)).toThrow(expect.objectContaining({ code: 'ENOTDIR' }))
   })
 })

@@ -51,12 +51,14 @@ class LayerFuse extends Fuse {
   }
 }
 
+const ms = (sec: number, nsec: number): number => sec * 1000 + Math.floor(nsec / 1_000_000)
+
 /** What fuse-native wants from getattr: numbers, times in ms. */
 function toStat(attr: Attr): Record<string, number> {
   return {
     mode: attr.mode, uid: attr.uid, gid: attr.gid, size: attr.size, dev: 0, nlink: attr.nlink,
     ino: attr.ino, rdev: attr.rdev, blksize: attr.blksize, blocks: attr.blocks,
-    atime: Number(attr.atimeNs / 1_000_000n), mtime: Number(attr.mtimeNs / 1_000_000n), ctime: Number(attr.ctimeNs / 1_000_000n),
+    atime: ms(attr.atimeSec, attr.atimeNsec), mtime: ms(attr.mtimeSec, attr.mtimeNsec), ctime: ms(attr.ctimeSec, attr.ctimeNsec),
   }
 }
 

@@ -13,7 +13,7 @@
  */
 import { constants, readFileSync } from 'node:fs'
 import {
-  type Attr as KernelAttr, type Ctx, type EntryOut, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
+  type Ctx, type EntryOut, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
 } from '../sys/fuse-ll.js'
 import type { TimeNs } from '../sys/native.js'
@@ -39,16 +39,6 @@ export interface LowLevelOptions {
 }
 
 const NS = 1_000_000_000n
-
-function toKernelAttr(attr: Attr): KernelAttr {
-  return {
-    ino: attr.ino, mode: attr.mode, nlink: attr.nlink, uid: attr.uid, gid: attr.gid, rdev: attr.rdev,
-    size: attr.size, blksize: attr.blksize, blocks: attr.blocks,
-    atimeSec: Number(attr.atimeNs / NS), atimeNsec: Number(attr.atimeNs % NS),
-    mtimeSec: Number(attr.mtimeNs / NS), mtimeNsec: Number(attr.mtimeNs % NS),
-    ctimeSec: Number(attr.ctimeNs / NS), ctimeNsec: Number(attr.ctimeNs % NS),
-  }
-}
 
 /** A setattr request's changes; the size goes through the open handle when the kernel gave one. */
 function attrChange(r: Request & { op: 'setattr' }): AttrChange {
@@ -127,7 +117,7 @@ export class LowLevelBridge {
 
   #entry(node: Node | undefined, attr: Attr): EntryOut {
     return {
-      ino: node ? node.id : 0, generation: 0, attr: toKernelAttr(attr),
+      ino: node ? node.id : 0, generation: 0, attr: attr,
       attrTimeout: this.#options.attrTimeout, entryTimeout: this.#options.entryTimeout,
     }
   }
@@ -205,7 +195,7 @@ export class LowLevelBridge {
         const node = this.#node(r.ino)
         const path = this.#nodes.path(node)
         const attr = path === undefined && r.fh !== undefined ? union.fgetattrSync(r.fh, node.ino) : union.getattrSync(this.#path(node))
-        session.replyAttr(r.req, toKernelAttr(attr), this.#options.attrTimeout)
+        session.replyAttr(r.req, attr, this.#options.attrTimeout)
         return true
       }
       case 'readlink':
@@ -217,7 +207,7 @@ export class LowLevelBridge {
         if (!union.trySetattr(path, attrChange(r), r.fh, r.waiting === 0)) return false
         if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, r.fh)
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
-        session.replyAttr(r.req, toKernelAttr(union.getattrSync(path)), this.#options.attrTimeout)
+        session.replyAttr(r.req, union.getattrSync(path), this.#options.attrTimeout)
         return true
       }
       case 'open': {
@@ -457,7 +447,7 @@ export class LowLevelBridge {
         await union.setattr(path, attrChange(r), r.fh)
         if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, r.fh)
         this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
-        session.replyAttr(r.req, toKernelAttr(await union.getattr(path)), this.#options.attrTimeout)
+        session.replyAttr(r.req, await union.getattr(path), this.#options.attrTimeout)
         return
       }
       case 'link': {
@@ -629,7 +619,7 @@ function isDot(name: string): boolean {
 }
 
 function zeroAttr(): Attr {
-  return { ino: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, size: 0, blksize: 0, blocks: 0, atimeNs: 0n, mtimeNs: 0n, ctimeNs: 0n }
+  return { ino: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, size: 0, blksize: 0, blocks: 0, atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0 }
 }
 
 function describe(r: Request): string {

@@ -29,6 +29,8 @@ export interface SysError extends Error {
 
 /** The addon's functions: synchronous ones return their value or throw a raw {errno, syscall}. */
 interface Addon {
+  lstatInto(path: string, out: Float64Array): number
+  listDir(path: string): [string[], Float64Array]
   /** undefined: no such attribute (ENODATA, not thrown) */
   lgetxattr(path: string, name: string): Buffer | undefined
   stageCopy(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array): Promise<number>
@@ -58,6 +60,40 @@ interface Addon {
 
 function native(): Addon {
   return loadAddon<Addon>()
+}
+
+// ---- lstat without Stats objects ----
+
+/** The slots of an lstatInto array (native/stat.c): times in seconds and nanoseconds. */
+export const ST = {
+  INO: 0, MODE: 1, NLINK: 2, UID: 3, GID: 4, RDEV: 5, SIZE: 6, BLKSIZE: 7, BLOCKS: 8,
+  ATIME: 9, ATIME_NS: 10, MTIME: 11, MTIME_NS: 12, CTIME: 13, CTIME_NS: 14, DEV: 15,
+} as const
+export const ST_FIELDS = 16
+
+/**
+ * lstat `path` into `out` (slots ST.*, a Float64Array of ST_FIELDS): 0, or the errno (ENOENT for an
+ * absent name). No Stats object, no BigInt, no exception: for getattr, lookup and readdirplus, where
+ * node:fs's nanosecond Stats cost more than the syscall. On the calling thread.
+ */
+export function lstatInto(path: string, out: Float64Array): number {
+  return native().lstatInto(path, out)
+}
+
+/** lstatInto, throwing an Error like node:fs's when it fails. */
+export function lstatNumbers(path: string, out: Float64Array): Float64Array {
+  const errno = native().lstatInto(path, out)
+  if (errno !== 0) throw sysError(errno, 'lstat', path)
+  return out
+}
+
+/**
+ * A directory's entries ('.' and '..' left out) with their lstat numbers, ST_FIELDS per name in the
+ * same order (an entry removed between the readdir and its stat is left out). On the calling thread.
+ */
+export function listDirSync(path: string): { names: string[]; numbers: Float64Array } {
+  const [names, numbers] = callSync((n) => n.listDir(path), path)
+  return { names, numbers }
 }
 
 // ---- errors ----

@@ -7,8 +7,8 @@
  * reports nlink 1, as overlayfs does: counting subdirectories across layers is not worth it, and 1 tells
  * find(1) not to rely on the count.
  */
-import { chmodSync, lchownSync, lstatSync, truncateSync, type BigIntStats } from 'node:fs'
-import { lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, utimensatSync, type TimeNs } from '../sys/native.js'
+import { chmodSync, lchownSync, truncateSync, type BigIntStats } from 'node:fs'
+import { ST, ST_FIELDS, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, utimensatSync, type TimeNs } from '../sys/native.js'
 import type { Core, CopyUpWant } from './core.js'
 import type { Entry } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -24,38 +24,72 @@ export interface Attr {
   size: number
   blksize: number
   blocks: number
-  atimeNs: bigint
-  mtimeNs: bigint
-  ctimeNs: bigint
+  /** Times in seconds and nanoseconds, as the kernel takes them. */
+  atimeSec: number
+  atimeNsec: number
+  mtimeSec: number
+  mtimeNsec: number
+  ctimeSec: number
+  ctimeNsec: number
 }
+
+/** lstat's numbers, for attrOf: one array, refilled by every call (it is read before the next). */
+const scratch = new Float64Array(ST_FIELDS)
 
 /** The attributes of an entry. Synchronous underneath: an lstat of a cached inode costs a few
  *  microseconds, a thread-pool round trip several times that, and getattr is the hottest operation. */
 export function attrOf(entry: Entry): Attr {
-  const st = lstatSync(entry.layer.path(entry.path), { bigint: true })
-  return toAttr(entry, st, inoOf(entry, st))
+  return attrFrom(entry, lstatNumbers(entry.layer.path(entry.path), scratch), 0)
 }
 
-export function toAttr(entry: Entry, st: BigIntStats, ino: number): Attr {
+/** The attributes of an entry from its lstat numbers at `at` in `st` (native ST layout): from
+ *  attrOf's lstat, or from the listing of its directory (readdirplus). */
+export function attrFrom(entry: Entry, st: Float64Array, at: number): Attr {
+  return {
+    ino: inoOf(entry, st[at + ST.INO]!),
+    mode: st[at + ST.MODE]!,
+    nlink: entry.kind === 'dir' && entry.dirLayers.length > 1 ? 1 : st[at + ST.NLINK]!,
+    uid: st[at + ST.UID]!,
+    gid: st[at + ST.GID]!,
+    rdev: st[at + ST.RDEV]!,
+    size: st[at + ST.SIZE]!,
+    blksize: st[at + ST.BLKSIZE]!,
+    blocks: st[at + ST.BLOCKS]!,
+    atimeSec: st[at + ST.ATIME]!,
+    atimeNsec: st[at + ST.ATIME_NS]!,
+    mtimeSec: st[at + ST.MTIME]!,
+    mtimeNsec: st[at + ST.MTIME_NS]!,
+    ctimeSec: st[at + ST.CTIME]!,
+    ctimeNsec: st[at + ST.CTIME_NS]!,
+  }
+}
+
+/** The attributes of node:fs Stats (of an open file, by fstat), with st_ino `ino`. */
+export function attrOfStats(st: BigIntStats, ino: number): Attr {
   return {
     ino,
     mode: Number(st.mode),
-    nlink: entry.kind === 'dir' && entry.dirLayers.length > 1 ? 1 : Number(st.nlink),
+    nlink: Number(st.nlink),
     uid: Number(st.uid),
     gid: Number(st.gid),
     rdev: Number(st.rdev),
     size: Number(st.size),
     blksize: Number(st.blksize),
     blocks: Number(st.blocks),
-    atimeNs: st.atimeNs,
-    mtimeNs: st.mtimeNs,
-    ctimeNs: st.ctimeNs,
+    atimeSec: Number(st.atimeNs / NS),
+    atimeNsec: Number(st.atimeNs % NS),
+    mtimeSec: Number(st.mtimeNs / NS),
+    mtimeNsec: Number(st.mtimeNs % NS),
+    ctimeSec: Number(st.ctimeNs / NS),
+    ctimeNsec: Number(st.ctimeNs % NS),
   }
 }
 
-function inoOf(entry: Entry, st: BigIntStats): number {
+const NS = 1_000_000_000n
+
+function inoOf(entry: Entry, stIno: number): number {
   if (entry.ino !== undefined) return entry.ino
-  const ino = entry.layer.writable && !entry.originless ? readOrigin(entry.layer.path(entry.path)) ?? Number(st.ino) : Number(st.ino)
+  const ino = entry.layer.writable && !entry.originless ? readOrigin(entry.layer.path(entry.path)) ?? stIno : stIno
   entry.ino = ino
   return ino
 }

@@ -4,25 +4,77 @@
  * the layers below its own, never in its own layer, as the OCI spec has it. The result is sorted, so a
  * directory offset means the same thing across calls.
  */
-import { lstatSync, readdirSync } from 'node:fs'
-import { OPAQUE_MARKER, WHITEOUT_PREFIX, isWhiteoutStat, whiteoutTarget } from '../layers/whiteout.js'
+import { constants } from 'node:fs'
+import type { Layer } from '../layers/layer.js'
+import { OPAQUE_MARKER, WHITEOUT_PREFIX, whiteoutTarget } from '../layers/whiteout.js'
+import { ST, ST_FIELDS, listDirSync } from '../sys/native.js'
 import type { Entry } from './entry.js'
-import type { Listings } from './resolver.js'
 import { isCode } from './errors.js'
+
+const { S_IFMT, S_IFREG, S_IFCHR } = constants
+
+/**
+ * One layer's copy of a directory as one read saw it: its names, and each name's lstat numbers
+ * (native/stat.c), which answer a listing's lookups (the kind of each name) and readdirplus's
+ * attributes without another syscall.
+ */
+export class LayerListing {
+  readonly names: string[]
+  readonly numbers: Float64Array
+  readonly #index = new Map<string, number>()
+
+  constructor(path: string) {
+    const { names, numbers } = listDirSync(path)
+    this.names = names
+    this.numbers = numbers
+    for (let i = 0; i < names.length; i++) this.#index.set(names[i]!, i)
+  }
+
+  has(name: string): boolean {
+    return this.#index.has(name)
+  }
+
+  /** Where `name`'s numbers start in `numbers`, or -1 when it is not listed. */
+  offsetOf(name: string): number {
+    const i = this.#index.get(name)
+    return i === undefined ? -1 : i * ST_FIELDS
+  }
+
+  /** The file type bits (S_IFMT) of `name`, or undefined when it is not listed. */
+  typeOf(name: string): number | undefined {
+    const i = this.#index.get(name)
+    return i === undefined ? undefined : this.numbers[i * ST_FIELDS + ST.MODE]! & S_IFMT
+  }
+
+  isFile(name: string): boolean {
+    return this.typeOf(name) === S_IFREG
+  }
+
+  /** A char device 0/0: overlayfs's whiteout. */
+  isWhiteout(name: string): boolean {
+    const i = this.#index.get(name)
+    if (i === undefined) return false
+    const at = i * ST_FIELDS
+    return (this.numbers[at + ST.MODE]! & S_IFMT) === S_IFCHR && this.numbers[at + ST.RDEV] === 0
+  }
+}
+
+/** Per layer, the directory as one read saw it. */
+export type Listings = Map<Layer, LayerListing>
 
 export function mergedNames(dir: Entry): string[] {
   return mergeListings(dir, listLayers(dir))
 }
 
-/** One readdir per contributing layer (a layer whose copy vanished lists nothing). Synchronous, like
- *  the lookup probes (resolver.ts): a directory read is one getdents on an inode the walk that got
- *  here has just looked up, cheaper than the thread-pool round trip that would carry it. */
+/** One read of the directory per contributing layer, with the lstat numbers of its entries (a layer
+ *  whose copy vanished lists nothing). Synchronous, like the lookup probes (resolver.ts): getdents
+ *  on an inode the walk that got here has just looked up, and an fstatat per entry relative to the
+ *  open directory, cost less than the thread-pool round trip that would carry them. */
 export function listLayers(dir: Entry): Listings {
   const listings: Listings = new Map()
   for (const layer of dir.dirLayers) {
     try {
-      const dirents = readdirSync(layer.path(dir.path), { withFileTypes: true })
-      listings.set(layer, new Map(dirents.map((d) => [d.name, d])))
+      listings.set(layer, new LayerListing(layer.path(dir.path)))
     } catch (err) {
       if (!isCode(err, 'ENOENT', 'ENOTDIR')) throw err
     }
@@ -35,19 +87,17 @@ export function mergeListings(dir: Entry, listings: Listings): string[] {
   const hidden = new Set<string>()
   const names: string[] = []
   for (const layer of dir.dirLayers) {
-    const path = layer.path(dir.path)
-    const dirents = listings.get(layer)
-    if (!dirents) continue
+    const listing = listings.get(layer)
+    if (!listing) continue
     const hides: string[] = []
-    for (const dirent of dirents.values()) {
-      const name = dirent.name
+    for (const name of listing.names) {
       if (name.startsWith(WHITEOUT_PREFIX)) {
         const target = name === OPAQUE_MARKER ? undefined : whiteoutTarget(name)
         if (target !== undefined) hides.push(target)
         continue
       }
       if (seen.has(name) || hidden.has(name)) continue
-      if (dirent.isCharacterDevice() && isWhiteoutStat(lstatSync(`${path}/${name}`))) {
+      if (listing.isWhiteout(name)) {
         hides.push(name)
         continue
       }

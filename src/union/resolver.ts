@@ -14,11 +14,12 @@
  * synchronous step on the JavaScript thread (see core.ts), so no lookup can straddle a change and
  * store a stale answer.
  */
-import { lstatSync, type Dirent } from 'node:fs'
+import { constants, lstatSync } from 'node:fs'
 import { LRUCache } from 'lru-cache'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutStat } from '../layers/whiteout.js'
 import { type Entry, type Kind, NO_LAYERS, kindOf } from './entry.js'
+import type { LayerListing, Listings } from './readdir.js'
 import { fsError, isCode } from './errors.js'
 
 /** Stands for "no such name" in the cache (lru-cache values cannot be undefined). */
@@ -157,7 +158,7 @@ export class Resolver {
     for (const name of names) {
       const rel = joinPath(dir.path, name)
       if (this.#cache.has(rel)) continue
-      this.#cache.set(rel, this.#walk(rel, dir, (layer, checkMarker) => probeListed(listings.get(layer), layer, dir.path, name, checkMarker)))
+      this.#cache.set(rel, this.#walk(rel, dir, (layer, checkMarker) => probeListed(listings.get(layer), name, checkMarker)))
     }
   }
 
@@ -195,8 +196,6 @@ export class Resolver {
   }
 }
 
-/** Per layer, the directory's entries by name, as one readdir saw them (readdir.ts). */
-export type Listings = Map<Layer, Map<string, Dirent>>
 
 type Probe = 'absent' | 'whiteout' | Kind
 
@@ -221,17 +220,18 @@ function probeName(layer: Layer, dir: string, name: string, checkMarker: boolean
   }
 }
 
-/** probeName answered from a listing; only a char device (whiteout or not?) or an unknown d_type
- *  needs the lstat. */
-function probeListed(names: Map<string, Dirent> | undefined, layer: Layer, dir: string, name: string, checkMarker: boolean): Probe {
-  const dirent = names?.get(name)
-  if (!dirent) return checkMarker && names?.has(WHITEOUT_PREFIX + name) ? 'whiteout' : 'absent'
-  if (dirent.isFile()) return 'file'
-  if (dirent.isDirectory()) return 'dir'
-  if (dirent.isSymbolicLink()) return 'symlink'
-  if (dirent.isFIFO() || dirent.isSocket() || dirent.isBlockDevice()) return 'special'
-  return probeName(layer, dir, name, checkMarker)
+/** probeName answered from a listing, which holds every name's lstat numbers (readdir.ts). */
+function probeListed(listing: LayerListing | undefined, name: string, checkMarker: boolean): Probe {
+  const type = listing?.typeOf(name)
+  if (type === undefined) return checkMarker && listing?.has(WHITEOUT_PREFIX + name) ? 'whiteout' : 'absent'
+  if (type === S_IFREG) return 'file'
+  if (type === S_IFDIR) return 'dir'
+  if (type === S_IFLNK) return 'symlink'
+  if (listing!.isWhiteout(name)) return 'whiteout'
+  return 'special'
 }
+
+const { S_IFREG, S_IFDIR, S_IFLNK } = constants
 
 function isOpaqueIn(layer: Layer, rel: string): boolean {
   return hasOpaqueXattr(layer.path(rel)) || lstatSync(layer.path(joinPath(rel, OPAQUE_MARKER)), { throwIfNoEntry: false }) !== undefined

@@ -166,6 +166,14 @@ export class Union {
     for (const name of list) {
       const entry = resolver.resolve(joinPath(rel, name))
       if (!entry) continue
+      // The listing of the entry's own layer has its numbers; an entry cached from elsewhere (an
+      // older lookup) is stat'ed afresh.
+      const listing = listings.get(entry.layer)
+      const at = listing ? listing.offsetOf(name) : -1
+      if (at >= 0) {
+        out.push({ name, attr: attrs.attrFrom(entry, listing!.numbers, at) })
+        continue
+      }
       try {
         out.push({ name, attr: attrs.attrOf(entry) })
       } catch {
@@ -232,7 +240,7 @@ export class Union {
       for (const name of list.slice(start, start + count)) {
         // The topmost layer that lists the name shows it (a whiteout would have hidden it from the list).
         const layer = dir.dirLayers.find((l) => listings.get(l)?.has(name))
-        if (layer && listings.get(layer)!.get(name)!.isFile()) paths.push(`${layer.path(dir.path)}/${name}`)
+        if (layer && listings.get(layer)!.isFile(name)) paths.push(`${layer.path(dir.path)}/${name}`)
       }
     } catch {
       return // gone or unreadable: nothing to read ahead
@@ -261,13 +269,9 @@ export class Union {
   }
 
   fgetattrSync(fh: number, ino: number): attrs.Attr {
-    const st = files.fstat(this.#core, fh)
-    return {
-      ino, mode: Number(st.mode), nlink: Number(st.nlink), uid: Number(st.uid), gid: Number(st.gid),
-      rdev: Number(st.rdev), size: Number(st.size), blksize: Number(st.blksize), blocks: Number(st.blocks),
-      atimeNs: st.atimeNs, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs,
-    }
+    return attrs.attrOfStats(files.fstat(this.#core, fh), ino)
   }
+
 
   /** read when the page cache has the bytes, or when it is small and `waitForDisk` allows reading
    *  it from the disk on the calling thread (the count); else undefined: call read then. */

@@ -1,0 +1,161 @@
+/* lstat for the hot paths (getattr, lookup, readdirplus): the numbers go into a Float64Array, times
+ * as seconds and nanoseconds. node:fs's Stats objects (with bigint: true, the only way it gives
+ * nanoseconds) cost more than the syscall: a BigInt per field, and garbage. And a directory's
+ * entries with their numbers in one call: readdir, then fstatat relative to the open directory (no
+ * path walk per entry). On the calling thread: inode metadata, microseconds on a local filesystem. */
+#include "exports.h"
+#include "op.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* The slots of one entry's numbers; src/sys/native.ts (ST) names the same. */
+enum {
+    ST_INO, ST_MODE, ST_NLINK, ST_UID, ST_GID, ST_RDEV, ST_SIZE, ST_BLKSIZE, ST_BLOCKS,
+    ST_ATIME, ST_ATIME_NS, ST_MTIME, ST_MTIME_NS, ST_CTIME, ST_CTIME_NS, ST_DEV, ST_FIELDS
+};
+
+static void fill(double *out, const struct stat *st) {
+    out[ST_INO] = (double)st->st_ino;
+    out[ST_MODE] = st->st_mode;
+    out[ST_NLINK] = (double)st->st_nlink;
+    out[ST_UID] = st->st_uid;
+    out[ST_GID] = st->st_gid;
+    out[ST_RDEV] = (double)st->st_rdev;
+    out[ST_SIZE] = (double)st->st_size;
+    out[ST_BLKSIZE] = (double)st->st_blksize;
+    out[ST_BLOCKS] = (double)st->st_blocks;
+    out[ST_ATIME] = (double)st->st_atim.tv_sec;
+    out[ST_ATIME_NS] = (double)st->st_atim.tv_nsec;
+    out[ST_MTIME] = (double)st->st_mtim.tv_sec;
+    out[ST_MTIME_NS] = (double)st->st_mtim.tv_nsec;
+    out[ST_CTIME] = (double)st->st_ctim.tv_sec;
+    out[ST_CTIME_NS] = (double)st->st_ctim.tv_nsec;
+    out[ST_DEV] = (double)st->st_dev;
+}
+
+static napi_value throw_type(napi_env env, const char *what) {
+    napi_throw_type_error(env, NULL, what);
+    return NULL;
+}
+
+/* lstatInto(path, out: Float64Array) → 0, or the errno: an absent name is an answer, not an
+ * exception. The path is read into a stack buffer: no allocation. */
+napi_value js_lstat_into(napi_env env, napi_callback_info info) {
+    size_t argc = 2, len = 0, n = 0;
+    napi_value argv[2], result;
+    napi_typedarray_type type;
+    void *data = NULL;
+    char path[PATH_MAX + 1];
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2)
+        return throw_type(env, "lstatInto(path, out)");
+    if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok)
+        return throw_type(env, "lstatInto: the path must be a string");
+    if (napi_get_typedarray_info(env, argv[1], &type, &n, &data, NULL, NULL) != napi_ok ||
+        type != napi_float64_array || n < ST_FIELDS)
+        return throw_type(env, "lstatInto: out must be a Float64Array of 16");
+    int err = 0;
+    struct stat st;
+    if (len >= PATH_MAX) err = ENAMETOOLONG; /* (a longer string was cut at the buffer's end) */
+    else if (strlen(path) != len) err = EINVAL; /* a NUL inside: not a path */
+    else if (lstat(path, &st) < 0) err = errno;
+    else fill(data, &st);
+    napi_create_int32(env, err, &result);
+    return result;
+}
+
+/* Grows *buf to hold `need` bytes. */
+static int reserve(char **buf, size_t *cap, size_t need) {
+    if (need <= *cap) return 0;
+    size_t next = *cap ? *cap : 4096;
+    while (next < need) next *= 2;
+    char *p = realloc(*buf, next);
+    if (!p) return ENOMEM;
+    *buf = p;
+    *cap = next;
+    return 0;
+}
+
+/* o->data: the entries' numbers (ST_FIELDS doubles each), then from o->len their names back to
+ * back, NUL-terminated; o->ret: how many. */
+static int list_exec(op *o) {
+    DIR *dir = opendir(o->path);
+    if (!dir) return errno;
+    int fd = dirfd(dir);
+    char *nums = NULL, *names = NULL;
+    size_t nums_cap = 0, names_cap = 0, names_len = 0, count = 0;
+    int err = 0;
+    struct dirent *e;
+    errno = 0;
+    while (!err && (e = readdir(dir)) != NULL) {
+        const char *n = e->d_name;
+        if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) continue;
+        struct stat st;
+        if (fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT) continue; /* removed since the readdir */
+            err = errno;
+            break;
+        }
+        size_t len = strlen(n) + 1;
+        err = reserve(&nums, &nums_cap, (count + 1) * ST_FIELDS * sizeof(double));
+        if (!err) err = reserve(&names, &names_cap, names_len + len);
+        if (err) break;
+        fill((double *)nums + count * ST_FIELDS, &st);
+        memcpy(names + names_len, n, len);
+        names_len += len;
+        count++;
+        errno = 0;
+    }
+    if (!err && errno != 0) err = errno;
+    closedir(dir);
+    if (!err) {
+        size_t nums_len = count * ST_FIELDS * sizeof(double);
+        o->data = malloc(nums_len + names_len + 1);
+        if (!o->data) err = ENOMEM;
+        else {
+            if (nums_len) memcpy(o->data, nums, nums_len);
+            if (names_len) memcpy((char *)o->data + nums_len, names, names_len);
+            o->size = nums_len + names_len;
+            o->len = (int64_t)nums_len;
+            o->ret = (int64_t)count;
+        }
+    }
+    free(nums);
+    free(names);
+    return err;
+}
+
+/* [names: string[], numbers: Float64Array] */
+static napi_status list_done(napi_env env, op *o, napi_value *out) {
+    size_t nums_len = (size_t)o->len;
+    void *copy = NULL;
+    napi_value buffer, numbers, names;
+    napi_status s = napi_create_arraybuffer(env, nums_len, &copy, &buffer);
+    if (s == napi_ok && nums_len) memcpy(copy, o->data, nums_len);
+    if (s == napi_ok) s = napi_create_typedarray(env, napi_float64_array, nums_len / sizeof(double), buffer, 0, &numbers);
+    if (s == napi_ok) s = napi_create_array_with_length(env, (size_t)o->ret, &names);
+    const char *p = (const char *)o->data + nums_len, *end = (const char *)o->data + o->size;
+    for (uint32_t i = 0; s == napi_ok && p < end; i++) {
+        size_t len = strlen(p);
+        napi_value name;
+        s = napi_create_string_utf8(env, p, len, &name);
+        if (s == napi_ok) s = napi_set_element(env, names, i, name);
+        p += len + 1;
+    }
+    if (s == napi_ok) s = napi_create_array_with_length(env, 2, out);
+    if (s == napi_ok) s = napi_set_element(env, *out, 0, names);
+    if (s == napi_ok) s = napi_set_element(env, *out, 1, numbers);
+    return s;
+}
+
+/* listDir(path) → [names, numbers]: numbers holds ST_FIELDS per name, in the same order */
+napi_value js_list_dir(napi_env env, napi_callback_info info) {
+    op *o = op_new("scandir", list_exec, list_done);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "s", &o->path);
+}
