@@ -14,7 +14,7 @@
  * synchronous step on the JavaScript thread (see core.ts), so no lookup can straddle a change and
  * store a stale answer.
  */
-import { constants, lstatSync } from 'node:fs'
+import { constants, lstatSync, readdirSync } from 'node:fs'
 import { LRUCache } from 'lru-cache'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutStat } from '../layers/whiteout.js'
@@ -32,16 +32,34 @@ type Cached = Entry | typeof MISSING | typeof CLEAR
 
 export const NAME_MAX = 255
 
+/** How many lower-directory names the resolver keeps (see #lowerNames): a few MiB. */
+const LOWER_NAMES_MAX = 100_000
+/** A directory with more names than this is probed name by name. */
+const LOWER_DIR_MAX = 20_000
+
 export interface ResolverStats {
   hits: number
   misses: number
   negativeHits: number
   size: number
+  /** Lower directories whose names are held (see #lowerNames). */
+  lowerDirs: number
 }
 
 export class Resolver {
   readonly #layers: Layer[]
   readonly #cache: LRUCache<string, Cached>
+  /**
+   * The names in lower layers' directories, by layer and directory (see #lowerKey). A lower layer
+   * never changes, so a set read once stays exact and needs no invalidation: a name it lacks costs
+   * a lookup no syscall in that layer (fuse-overlayfs keeps whole directories in memory for the
+   * same reason). A directory is read at its second probe: a single lookup costs less probed.
+   * Bounded by the names held.
+   */
+  readonly #lowerNames = new LRUCache<string, Set<string>>({ maxSize: LOWER_NAMES_MAX, sizeCalculation: (names) => names.size + 1 })
+  /** Lower directories probed once and not read yet ('once'), or not to be read: too big to keep,
+   *  or unreadable ('never'). */
+  readonly #probed = new LRUCache<string, 'once' | 'never'>({ max: 1024 })
   #hits = 0
   #misses = 0
   #negativeHits = 0
@@ -52,7 +70,7 @@ export class Resolver {
   }
 
   get stats(): ResolverStats {
-    return { hits: this.#hits, misses: this.#misses, negativeHits: this.#negativeHits, size: this.#cache.size }
+    return { hits: this.#hits, misses: this.#misses, negativeHits: this.#negativeHits, size: this.#cache.size, lowerDirs: this.#lowerNames.size }
   }
 
   /** The entry at `rel`, or undefined when nothing is there. Throws ENOTDIR when a parent is not a
@@ -122,7 +140,7 @@ export class Resolver {
       const parent = this.resolve(dir)
       for (const layer of parent?.dirLayers ?? []) {
         if (layer.writable) continue
-        const probe = probeName(layer, dir, name, true)
+        const probe = this.#probe(layer, dir, name, true)
         if (probe === 'whiteout') break
         if (probe !== 'absent') {
           found = true
@@ -146,7 +164,42 @@ export class Resolver {
     const parent = this.resolve(dir)
     if (!parent) return MISSING
     if (parent.kind !== 'dir') throw fsError('ENOTDIR', dir)
-    return this.#walk(rel, parent, (layer, checkMarker) => probeName(layer, dir, name, checkMarker))
+    return this.#walk(rel, parent, (layer, checkMarker) => this.#probe(layer, dir, name, checkMarker))
+  }
+
+  /** probeName, answered from the names of a lower directory when they have been read (and read at
+   *  the directory's second probe): a name that is not there needs no lstat, and neither does its
+   *  `.wh.` marker. A name that is there is lstat'ed for its kind. */
+  #probe(layer: Layer, dir: string, name: string, checkMarker: boolean): Probe {
+    if (layer.writable) return probeName(layer, dir, name, checkMarker)
+    const names = this.#lowerNamesOf(layer, dir)
+    if (!names) return probeName(layer, dir, name, checkMarker)
+    if (names.has(name)) return probeName(layer, dir, name, false)
+    return checkMarker && names.has(WHITEOUT_PREFIX + name) ? 'whiteout' : 'absent'
+  }
+
+  #lowerNamesOf(layer: Layer, dir: string): Set<string> | undefined {
+    const key = `${layer.index}/${dir}`
+    const known = this.#lowerNames.get(key)
+    if (known) return known
+    const probed = this.#probed.get(key)
+    if (probed !== 'once') {
+      if (probed === undefined) this.#probed.set(key, 'once')
+      return undefined
+    }
+    let names: Set<string> | undefined
+    try {
+      names = new Set(readdirSync(layer.path(dir)))
+    } catch {
+      // Unreadable (a directory one may search but not list, say): probed name by name, as before.
+    }
+    if (!names || names.size > LOWER_DIR_MAX) {
+      this.#probed.set(key, 'never')
+      return undefined
+    }
+    this.#probed.delete(key)
+    this.#lowerNames.set(key, names)
+    return names
   }
 
   /**

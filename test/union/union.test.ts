@@ -541,6 +541,61 @@ describe('ownership', () => {
   })
 })
 
+describe('lookups answered from the names of lower directories', () => {
+  const layers = [
+    { 'd/top': 'a', 'd/.wh.gone': '', 'd/char': 'WHITEOUT', 'd/sub/': '', 'd/link': '->top' },
+    { 'd/gone': 'hidden', 'd/char': 'hidden too', 'd/low': 'b', 'd/sub/inner': 'c', 'd/top': 'shadowed' },
+  ]
+  const names = ['top', 'gone', 'char', 'low', 'sub', 'link', 'absent', '.wh.gone', 'sub/inner', 'sub/nothing']
+
+  /** Each name's answer (its mode, or the error code), in a union whose lookups are all misses. */
+  async function answers(union: Union): Promise<Record<string, number | string>> {
+    const out: Record<string, number | string> = {}
+    for (const name of names) out[name] = await union.getattr(`/d/${name}`).then((a) => a.mode, (e: { code: string }) => e.code)
+    return out
+  }
+
+  it('gives the answers of name-by-name probes, once a directory has been probed twice', async () => {
+    const s = await stack(layers)
+    // Warm: two lookups in /d make the resolver read the lower directories' names; each later
+    // lookup is checked against a fresh union that probes name by name (one lookup per union).
+    await s.union.getattr('/d/x1').catch(() => undefined)
+    await s.union.getattr('/d/x2').catch(() => undefined)
+    expect(s.union.stats().cache.lowerDirs).toBeGreaterThanOrEqual(2)
+    const warm = await answers(s.union)
+    const cold: Record<string, number | string> = {}
+    for (const name of names) {
+      const fresh = await s.reopen()
+      cold[name] = await fresh.getattr(`/d/${name}`).then((a) => a.mode, (e: { code: string }) => e.code)
+    }
+    expect(warm).toEqual(cold)
+    expect(warm).toMatchObject({ gone: 'ENOENT', char: 'ENOENT', absent: 'ENOENT', '.wh.gone': 'ENOENT', 'sub/nothing': 'ENOENT' })
+    expect(await readAll(s.union, '/d/top')).toBe('a')
+    expect(await readAll(s.union, '/d/low')).toBe('b')
+    // A name made after the directory was read is found (the upper layer is always probed).
+    await s.union.mkdir('/d/made', 0o755)
+    expect((await s.union.getattr('/d/made')).mode & constants.S_IFMT).toBe(constants.S_IFDIR)
+    await s.union.unlink('/d/low')
+    await expect(s.union.getattr('/d/low')).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('reads a lower directory only once, and never one probed a single time', async () => {
+    const s = await stack(layers)
+    await s.union.getattr('/d/x1').catch(() => undefined)
+    expect(s.union.stats().cache.lowerDirs).toBe(0)
+    await s.union.getattr('/d/x2').catch(() => undefined)
+    const read = s.union.stats().cache.lowerDirs
+    expect(read).toBe(2) // /d in both lower layers
+    for (let i = 3; i < 50; i++) await s.union.getattr(`/d/x${i}`).catch(() => undefined)
+    expect(s.union.stats().cache.lowerDirs).toBe(read)
+    // Lower layers must not change under a mount; a name added behind its back after the read is
+    // not seen, which shows that the lookups came from memory.
+    await writeFile(join(s.lowers[1]!, 'd', 'late'), '')
+    await expect(s.union.getattr('/d/late')).rejects.toMatchObject({ code: 'ENOENT' })
+    expect((await (await s.reopen()).getattr('/d/late')).size).toBe(0)
+  })
+})
+
 describe('readdir priming the lookup cache', () => {
   it('answers the lookups of listed children from the listings, with the same results', async () => {
     const layers = [
