@@ -103,7 +103,7 @@ function logger(path: string | undefined): (line: string) => void {
 /** The daemon's garbage is short-lived request objects: a small young generation collects it as
  *  well as a big one and keeps the resident size down (V8 grows it to 16 MiB a half otherwise).
  *  With --optimize-for-size the old generation is collected before it grows as far: walking 114k
- *  entries peaked at 133-137 MB against 155-172 MB, with no difference in speed that 5 rounds of
+ *  entries peaked at 129-134 MiB against 150-168 MiB, with no difference in speed that 5 rounds of
  *  the bench's walks, reads, chown -R or build mix could tell from noise. */
 const DAEMON_V8_FLAGS = ['--max-semi-space-size=2', '--optimize-for-size']
 
