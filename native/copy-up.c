@@ -333,11 +333,9 @@ static int link_exec(op *o) {
 /* [bytes copied, fd] of an unnamed copy */
 static napi_status done_unnamed(napi_env env, op *o, napi_value *out) {
     napi_value bytes, fd;
-    napi_status s = napi_create_array_with_length(env, 2, out);
-    if (s == napi_ok) s = napi_create_int64(env, o->ret, &bytes);
+    napi_status s = napi_create_int64(env, o->ret, &bytes);
     if (s == napi_ok) s = napi_create_int32(env, o->fd, &fd);
-    if (s == napi_ok) s = napi_set_element(env, *out, 0, bytes);
-    if (s == napi_ok) s = napi_set_element(env, *out, 1, fd);
+    if (s == napi_ok) s = op_pair(env, bytes, fd, out);
     return s;
 }
 

@@ -304,3 +304,10 @@ napi_status op_done_names(napi_env env, op *o, napi_value *out) {
     }
     return s;
 }
+
+napi_status op_pair(napi_env env, napi_value a, napi_value b, napi_value *out) {
+    napi_status s = napi_create_array_with_length(env, 2, out);
+    if (s == napi_ok) s = napi_set_element(env, *out, 0, a);
+    if (s == napi_ok) s = napi_set_element(env, *out, 1, b);
+    return s;
+}

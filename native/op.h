@@ -63,5 +63,7 @@ napi_status op_done_number(napi_env env, op *o, napi_value *out);
 napi_status op_done_bytes(napi_env env, op *o, napi_value *out);
 /* o->data holds NUL-terminated names back to back (the listxattr format). */
 napi_status op_done_names(napi_env env, op *o, napi_value *out);
+/* [a, b]: the two-value results (a copy's bytes and fd, a listing's names and numbers). */
+napi_status op_pair(napi_env env, napi_value a, napi_value b, napi_value *out);
 
 #endif

@@ -147,9 +147,7 @@ static napi_status list_done(napi_env env, op *o, napi_value *out) {
         if (s == napi_ok) s = napi_set_element(env, names, i, name);
         p += len + 1;
     }
-    if (s == napi_ok) s = napi_create_array_with_length(env, 2, out);
-    if (s == napi_ok) s = napi_set_element(env, *out, 0, names);
-    if (s == napi_ok) s = napi_set_element(env, *out, 1, numbers);
+    if (s == napi_ok) s = op_pair(env, names, numbers, out);
     return s;
 }
 

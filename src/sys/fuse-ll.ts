@@ -8,6 +8,7 @@
 //
 // The daemon must never make filesystem calls into its own mount from the JS thread and wait for
 // them synchronously: the requests they cause can only be answered by this very thread.
+import type { FileAttr } from './native.js'
 import { loadAddon } from './addon.js'
 
 // FUSE_SET_ATTR_* bits of a setattr request's `valid`.
@@ -33,23 +34,7 @@ export interface Ctx {
 }
 
 /** What the kernel gets; times split in sec + nsec. */
-export interface Attr {
-  ino: number
-  mode: number
-  nlink: number
-  uid: number
-  gid: number
-  rdev: number
-  size: number
-  blksize: number
-  blocks: number
-  atimeSec: number
-  atimeNsec: number
-  mtimeSec: number
-  mtimeNsec: number
-  ctimeSec: number
-  ctimeNsec: number
-}
+export type Attr = FileAttr
 
 export interface EntryOut {
   /** FUSE node id; 0 = negative entry (cached for entryTimeout). */

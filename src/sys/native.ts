@@ -64,6 +64,26 @@ function native(): Addon {
 
 // ---- lstat without Stats objects ----
 
+/** A file's attributes as the kernel takes them (struct fuse_attr): times in seconds and
+ *  nanoseconds. The union reports them (getattr, readdirplus) and the FUSE session sends them. */
+export interface FileAttr {
+  ino: number
+  mode: number
+  nlink: number
+  uid: number
+  gid: number
+  rdev: number
+  size: number
+  blksize: number
+  blocks: number
+  atimeSec: number
+  atimeNsec: number
+  mtimeSec: number
+  mtimeNsec: number
+  ctimeSec: number
+  ctimeNsec: number
+}
+
 /** The slots of an lstatInto array (native/stat.c): times in seconds and nanoseconds. */
 export const ST = {
   INO: 0, MODE: 1, NLINK: 2, UID: 3, GID: 4, RDEV: 5, SIZE: 6, BLKSIZE: 7, BLOCKS: 8,

@@ -8,30 +8,14 @@
  * find(1) not to rely on the count.
  */
 import { chmodSync, lchownSync, truncateSync, type BigIntStats } from 'node:fs'
-import { ST, ST_FIELDS, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, utimensatSync, type TimeNs } from '../sys/native.js'
+import { type FileAttr, ST, ST_FIELDS, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, utimensatSync, type TimeNs } from '../sys/native.js'
 import type { Core, CopyUpWant } from './core.js'
 import type { Entry } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { fromStoredXattr, readOrigin, toStoredXattr } from './inode.js'
 
-export interface Attr {
-  ino: number
-  mode: number
-  nlink: number
-  uid: number
-  gid: number
-  rdev: number
-  size: number
-  blksize: number
-  blocks: number
-  /** Times in seconds and nanoseconds, as the kernel takes them. */
-  atimeSec: number
-  atimeNsec: number
-  mtimeSec: number
-  mtimeNsec: number
-  ctimeSec: number
-  ctimeNsec: number
-}
+/** What getattr reports: the attributes as the kernel takes them. */
+export type Attr = FileAttr
 
 /** lstat's numbers, for attrOf: one array, refilled by every call (it is read before the next). */
 const scratch = new Float64Array(ST_FIELDS)
