@@ -117,7 +117,7 @@ export class LowLevelBridge {
 
   #entry(node: Node | undefined, attr: Attr): EntryOut {
     return {
-      ino: node ? node.id : 0, generation: 0, attr: attr,
+      ino: node ? node.id : 0, generation: 0, attr,
       attrTimeout: this.#options.attrTimeout, entryTimeout: this.#options.entryTimeout,
     }
   }
