@@ -8,6 +8,7 @@
 static napi_value init(napi_env env, napi_value exports) {
     static const napi_property_descriptor fns[] = {
         FN("lstatInto", js_lstat_into),
+        FN("fstatInto", js_fstat_into),
         FN("listDir", js_list_dir),
         FN("lgetxattr", js_lgetxattr),
         FN("stageCopy", js_stage_copy),

@@ -35,6 +35,7 @@ napi_value js_pread_nowait(napi_env env, napi_callback_info info);
 napi_value js_pwrite_nowait(napi_env env, napi_callback_info info);
 napi_value js_prefetch(napi_env env, napi_callback_info info);
 napi_value js_lstat_into(napi_env env, napi_callback_info info);
+napi_value js_fstat_into(napi_env env, napi_callback_info info);
 napi_value js_list_dir(napi_env env, napi_callback_info info);
 
 /* The FUSE bridge's exports are declared in fuse-ll.h. */

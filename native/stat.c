@@ -1,8 +1,9 @@
 /* lstat for the hot paths (getattr, lookup, readdirplus): the numbers go into a Float64Array, times
  * as seconds and nanoseconds. node:fs's Stats objects (with bigint: true, the only way it gives
  * nanoseconds) cost more than the syscall: a BigInt per field, and garbage. And a directory's
- * entries with their numbers in one call: readdir, then fstatat relative to the open directory (no
- * path walk per entry). On the calling thread: inode metadata, microseconds on a local filesystem. */
+ * entries in one call: readdir, with each entry's numbers by fstatat relative to the open directory
+ * (no path walk per entry), or only the kind d_type tells. On the calling thread: inode metadata,
+ * microseconds on a local filesystem. */
 #include "exports.h"
 #include "op.h"
 
@@ -44,29 +45,59 @@ static napi_value throw_type(napi_env env, const char *what) {
     return NULL;
 }
 
+/* The Float64Array argument the numbers go into, or NULL (a TypeError thrown). */
+static double *numbers_arg(napi_env env, napi_value v, const char *call) {
+    napi_typedarray_type type;
+    size_t n = 0;
+    void *data = NULL;
+    if (napi_get_typedarray_info(env, v, &type, &n, &data, NULL, NULL) != napi_ok || type != napi_float64_array ||
+        n < ST_FIELDS) {
+        throw_type(env, call);
+        return NULL;
+    }
+    return data;
+}
+
+static napi_value errno_value(napi_env env, int err) {
+    napi_value result;
+    napi_create_int32(env, err, &result);
+    return result;
+}
+
 /* lstatInto(path, out: Float64Array) → 0, or the errno: an absent name is an answer, not an
  * exception. The path is read into a stack buffer: no allocation. */
 napi_value js_lstat_into(napi_env env, napi_callback_info info) {
-    size_t argc = 2, len = 0, n = 0;
-    napi_value argv[2], result;
-    napi_typedarray_type type;
-    void *data = NULL;
+    size_t argc = 2, len = 0;
+    napi_value argv[2];
     char path[PATH_MAX + 1];
     if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2)
         return throw_type(env, "lstatInto(path, out)");
     if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok)
         return throw_type(env, "lstatInto: the path must be a string");
-    if (napi_get_typedarray_info(env, argv[1], &type, &n, &data, NULL, NULL) != napi_ok ||
-        type != napi_float64_array || n < ST_FIELDS)
-        return throw_type(env, "lstatInto: out must be a Float64Array of 16");
-    int err = 0;
+    double *out = numbers_arg(env, argv[1], "lstatInto: out must be a Float64Array of 16");
+    if (!out) return NULL;
     struct stat st;
-    if (len >= PATH_MAX) err = ENAMETOOLONG; /* (a longer string was cut at the buffer's end) */
-    else if (strlen(path) != len) err = EINVAL; /* a NUL inside: not a path */
-    else if (lstat(path, &st) < 0) err = errno;
-    else fill(data, &st);
-    napi_create_int32(env, err, &result);
-    return result;
+    if (len >= PATH_MAX) return errno_value(env, ENAMETOOLONG); /* (a longer string was cut short) */
+    if (strlen(path) != len) return errno_value(env, EINVAL);   /* a NUL inside: not a path */
+    if (lstat(path, &st) < 0) return errno_value(env, errno);
+    fill(out, &st);
+    return errno_value(env, 0);
+}
+
+/* fstatInto(fd, out: Float64Array) → 0, or the errno. */
+napi_value js_fstat_into(napi_env env, napi_callback_info info) {
+    size_t argc = 2;
+    napi_value argv[2];
+    int32_t fd;
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+        napi_get_value_int32(env, argv[0], &fd) != napi_ok)
+        return throw_type(env, "fstatInto(fd, out)");
+    double *out = numbers_arg(env, argv[1], "fstatInto: out must be a Float64Array of 16");
+    if (!out) return NULL;
+    struct stat st;
+    if (fstat(fd, &st) < 0) return errno_value(env, errno);
+    fill(out, &st);
+    return errno_value(env, 0);
 }
 
 /* Grows *buf to hold `need` bytes. */
@@ -81,8 +112,25 @@ static int reserve(char **buf, size_t *cap, size_t need) {
     return 0;
 }
 
+/* The file type bits of a directory entry's d_type; 0 when the type takes an lstat to know (a char
+ * device may be a whiteout, which its rdev tells; DT_UNKNOWN on filesystems without d_type). */
+static mode_t dtype_mode(unsigned char type) {
+    switch (type) {
+    case DT_REG: return S_IFREG;
+    case DT_DIR: return S_IFDIR;
+    case DT_LNK: return S_IFLNK;
+    case DT_FIFO: return S_IFIFO;
+    case DT_SOCK: return S_IFSOCK;
+    case DT_BLK: return S_IFBLK;
+    default: return 0;
+    }
+}
+
+enum { LIST_STATS = 1 };
+
 /* o->data: the entries' numbers (ST_FIELDS doubles each), then from o->len their names back to
- * back, NUL-terminated; o->ret: how many. */
+ * back, NUL-terminated; o->ret: how many. Without LIST_STATS in o->flags only the type bits of
+ * ST_MODE are filled, from d_type, and an entry is stat'ed only when d_type cannot tell. */
 static int list_exec(op *o) {
     DIR *dir = opendir(o->path);
     if (!dir) return errno;
@@ -96,7 +144,8 @@ static int list_exec(op *o) {
         const char *n = e->d_name;
         if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) continue;
         struct stat st;
-        if (fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        mode_t type = (o->flags & LIST_STATS) ? 0 : dtype_mode(e->d_type);
+        if (!type && fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT) continue; /* removed since the readdir */
             err = errno;
             break;
@@ -105,7 +154,13 @@ static int list_exec(op *o) {
         err = reserve(&nums, &nums_cap, (count + 1) * ST_FIELDS * sizeof(double));
         if (!err) err = reserve(&names, &names_cap, names_len + len);
         if (err) break;
-        fill((double *)nums + count * ST_FIELDS, &st);
+        double *slots = (double *)nums + count * ST_FIELDS;
+        if (type) {
+            memset(slots, 0, ST_FIELDS * sizeof(double));
+            slots[ST_MODE] = type;
+        } else {
+            fill(slots, &st);
+        }
         memcpy(names + names_len, n, len);
         names_len += len;
         count++;
@@ -151,9 +206,10 @@ static napi_status list_done(napi_env env, op *o, napi_value *out) {
     return s;
 }
 
-/* listDir(path) → [names, numbers]: numbers holds ST_FIELDS per name, in the same order */
+/* listDir(path, stats) → [names, numbers]: numbers holds ST_FIELDS per name, in the same order;
+ * all of them with `stats`, else the type bits (see list_exec) */
 napi_value js_list_dir(napi_env env, napi_callback_info info) {
     op *o = op_new("scandir", list_exec, list_done);
     if (!o) return op_nomem(env);
-    return op_run_sync(env, info, o, "s", &o->path);
+    return op_run_sync(env, info, o, "sB", &o->path, &o->flags);
 }

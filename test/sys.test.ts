@@ -609,13 +609,26 @@ describe('lstatInto', () => {
   })
 })
 
+describe('fstatNumbers', () => {
+  it('fills the numbers of an open file, and throws like node:fs for a closed descriptor', async () => {
+    const f = await file('f', 'hello')
+    await sys.utimensat(f, 5_000_000_007n, 6_000_000_008n, true)
+    const out = new Float64Array(sys.ST_FIELDS)
+    await withFd(f, 'r', async (fd) => {
+      expect([...sys.fstatNumbers(fd, out)]).toEqual(await expectedNumbers(f))
+    })
+    expect([out[sys.ST.ATIME], out[sys.ST.ATIME_NS], out[sys.ST.MTIME_NS]]).toEqual([5, 7, 8])
+    expect(() => sys.fstatNumbers(1_000_000, out)).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'fstat' }))
+  })
+})
+
 describe('listDirSync', () => {
   it('lists every name but . and .., each with its lstat numbers', async () => {
     const names = ['a', 'b', 'née', 'new\nline', '.hidden', 'x'.repeat(255)]
     for (const n of names) await file(n, n)
     await symlink('a', join(dir, 'link'))
     sys.mknodSync(join(dir, 'wh'), fsc.S_IFCHR, 0)
-    const { names: listed, numbers } = sys.listDirSync(dir)
+    const { names: listed, numbers } = sys.listDirSync(dir, true)
     expect([...listed].sort()).toEqual([...names, 'link', 'wh'].sort())
     expect(numbers.length).toBe(listed.length * sys.ST_FIELDS)
     for (let i = 0; i < listed.length; i++) {
@@ -624,12 +637,33 @@ describe('listDirSync', () => {
     }
   })
 
+  it('without stats gives each kind from the directory, and a char device (a whiteout?) in full', async () => {
+    await file('f', 'x')
+    await mkdir(join(dir, 'd'))
+    await symlink('f', join(dir, 'l'))
+    sys.mknodSync(join(dir, 'wh'), fsc.S_IFCHR, 0)
+    sys.mknodSync(join(dir, 'null'), fsc.S_IFCHR | 0o600, sys.makedev(1, 3))
+    const { names, numbers } = sys.listDirSync(dir, false)
+    expect([...names].sort()).toEqual(['d', 'f', 'l', 'null', 'wh'])
+    for (let i = 0; i < names.length; i++) {
+      const at = i * sys.ST_FIELDS
+      const path = join(dir, names[i]!)
+      const expected = await expectedNumbers(path)
+      if (names[i] === 'wh' || names[i] === 'null') {
+        expect([...numbers.subarray(at, at + sys.ST_FIELDS)]).toEqual(expected)
+      } else {
+        expect(numbers[at + sys.ST.MODE]).toBe(expected[sys.ST.MODE]! & fsc.S_IFMT)
+        expect(numbers[at + sys.ST.INO]).toBe(0) // not stat'ed
+      }
+    }
+  })
+
   it('lists an empty directory as nothing, and throws like node:fs for what is not one', async () => {
     const f = await file('f')
     const empty = join(dir, 'empty')
     await mkdir(empty)
-    expect(sys.listDirSync(empty)).toEqual({ names: [], numbers: new Float64Array(0) })
-    expect(() => sys.listDirSync(join(dir, 'missing'))).toThrow(expect.objectContaining({ code: 'ENOENT', path: join(dir, 'missing') }))
-    expect(() => sys.listDirSync(f)).toThrow(expect.objectContaining({ code: 'ENOTDIR' }))
+    expect(sys.listDirSync(empty, true)).toEqual({ names: [], numbers: new Float64Array(0) })
+    expect(() => sys.listDirSync(join(dir, 'missing'), false)).toThrow(expect.objectContaining({ code: 'ENOENT', path: join(dir, 'missing') }))
+    expect(() => sys.listDirSync(f, false)).toThrow(expect.objectContaining({ code: 'ENOTDIR' }))
   })
 })

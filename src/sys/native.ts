@@ -30,7 +30,8 @@ export interface SysError extends Error {
 /** The addon's functions: synchronous ones return their value or throw a raw {errno, syscall}. */
 interface Addon {
   lstatInto(path: string, out: Float64Array): number
-  listDir(path: string): [string[], Float64Array]
+  fstatInto(fd: number, out: Float64Array): number
+  listDir(path: string, stats: boolean): [string[], Float64Array]
   /** undefined: no such attribute (ENODATA, not thrown) */
   lgetxattr(path: string, name: string): Buffer | undefined
   stageCopy(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array): Promise<number>
@@ -107,12 +108,22 @@ export function lstatNumbers(path: string, out: Float64Array): Float64Array {
   return out
 }
 
+/** fstat into `out`, as lstatNumbers; throws like node:fs when it fails. */
+export function fstatNumbers(fd: number, out: Float64Array): Float64Array {
+  const errno = native().fstatInto(fd, out)
+  if (errno !== 0) throw sysError(errno, 'fstat')
+  return out
+}
+
 /**
- * A directory's entries ('.' and '..' left out) with their lstat numbers, ST_FIELDS per name in the
- * same order (an entry removed between the readdir and its stat is left out). On the calling thread.
+ * A directory's entries ('.' and '..' left out) with their numbers, ST_FIELDS per name in the same
+ * order (an entry removed between the readdir and its stat is left out). With `stats`, each entry's
+ * lstat numbers; without, only the file type bits of ST.MODE, from the directory itself (a char
+ * device, which may be a whiteout, and any entry whose type the filesystem does not record are
+ * stat'ed: their numbers are all there). On the calling thread.
  */
-export function listDirSync(path: string): { names: string[]; numbers: Float64Array } {
-  const [names, numbers] = callSync((n) => n.listDir(path), path)
+export function listDirSync(path: string, stats: boolean): { names: string[]; numbers: Float64Array } {
+  const [names, numbers] = callSync((n) => n.listDir(path, stats), path)
   return { names, numbers }
 }
 

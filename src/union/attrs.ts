@@ -7,7 +7,7 @@
  * reports nlink 1, as overlayfs does: counting subdirectories across layers is not worth it, and 1 tells
  * find(1) not to rely on the count.
  */
-import { chmodSync, lchownSync, truncateSync, type BigIntStats } from 'node:fs'
+import { chmodSync, lchownSync, truncateSync } from 'node:fs'
 import { type FileAttr, ST, ST_FIELDS, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, utimensatSync, type TimeNs } from '../sys/native.js'
 import type { Core, CopyUpWant } from './core.js'
 import type { Entry } from './entry.js'
@@ -29,10 +29,17 @@ export function attrOf(entry: Entry): Attr {
 /** The attributes of an entry from its lstat numbers at `at` in `st` (native ST layout): from
  *  attrOf's lstat, or from the listing of its directory (readdirplus). */
 export function attrFrom(entry: Entry, st: Float64Array, at: number): Attr {
+  const nlink = entry.kind === 'dir' && entry.dirLayers.length > 1 ? 1 : st[at + ST.NLINK]!
+  return attrOfNumbers(st, at, inoOf(entry, st[at + ST.INO]!), nlink)
+}
+
+/** The attributes in the stat numbers at `at` in `st`, with st_ino `ino` and link count `nlink`
+ *  (the union's, which may differ from the layer file's). */
+export function attrOfNumbers(st: Float64Array, at: number, ino: number, nlink: number): Attr {
   return {
-    ino: inoOf(entry, st[at + ST.INO]!),
+    ino,
     mode: st[at + ST.MODE]!,
-    nlink: entry.kind === 'dir' && entry.dirLayers.length > 1 ? 1 : st[at + ST.NLINK]!,
+    nlink,
     uid: st[at + ST.UID]!,
     gid: st[at + ST.GID]!,
     rdev: st[at + ST.RDEV]!,
@@ -47,29 +54,6 @@ export function attrFrom(entry: Entry, st: Float64Array, at: number): Attr {
     ctimeNsec: st[at + ST.CTIME_NS]!,
   }
 }
-
-/** The attributes of node:fs Stats (of an open file, by fstat), with st_ino `ino`. */
-export function attrOfStats(st: BigIntStats, ino: number): Attr {
-  return {
-    ino,
-    mode: Number(st.mode),
-    nlink: Number(st.nlink),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    rdev: Number(st.rdev),
-    size: Number(st.size),
-    blksize: Number(st.blksize),
-    blocks: Number(st.blocks),
-    atimeSec: Number(st.atimeNs / NS),
-    atimeNsec: Number(st.atimeNs % NS),
-    mtimeSec: Number(st.mtimeNs / NS),
-    mtimeNsec: Number(st.mtimeNs % NS),
-    ctimeSec: Number(st.ctimeNs / NS),
-    ctimeNsec: Number(st.ctimeNs % NS),
-  }
-}
-
-const NS = 1_000_000_000n
 
 function inoOf(entry: Entry, stIno: number): number {
   if (entry.ino !== undefined) return entry.ino

@@ -2,7 +2,8 @@
  * Open files and their I/O. Opening for writing (or with O_TRUNC) copies the file up first; an
  * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
  */
-import { constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, openSync, type BigIntStats } from 'node:fs'
+import { constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, openSync } from 'node:fs'
+import { ST, ST_FIELDS, fstatNumbers as fstatNumbersOf } from '../sys/native.js'
 import type { Core } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
 import { fsError } from './errors.js'
@@ -100,15 +101,21 @@ export interface Head {
  *  may not be waited for. */
 export function readHead(core: Core, fh: number, buffer: Buffer, length: number, waitForDisk: boolean, beforeWait: () => void): Head | undefined {
   const fd = handle(core, fh).fd
-  const atime = fstatSync(fd).atimeMs
+  const before = fstatNumbersOf(fd, headStat)
+  const atimeSec = before[ST.ATIME]
+  const atimeNsec = before[ST.ATIME_NS]
   let bytes = preadCached(fd, buffer, length, 0)
   if (bytes === undefined) {
     if (!waitForDisk) return undefined
     beforeWait()
     bytes = preadSync(fd, buffer, length, 0)
   }
-  return { bytes, atimeMoved: fstatSync(fd).atimeMs !== atime }
+  const after = fstatNumbersOf(fd, headStat)
+  return { bytes, atimeMoved: after[ST.ATIME] !== atimeSec || after[ST.ATIME_NS] !== atimeNsec }
 }
+
+/** readHead's fstat numbers: one array, read before the next fstat. */
+const headStat = new Float64Array(ST_FIELDS)
 
 export function read(core: Core, fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
   return pread(handle(core, fh).fd, buffer, length, position)
@@ -131,10 +138,13 @@ export async function ftruncate(core: Core, fh: number, size: number): Promise<v
   ftruncateNow(core, fh, size)
 }
 
-/** Attributes through an open handle: for a file whose name is gone (unlinked while open). */
-export function fstat(core: Core, fh: number): BigIntStats {
-  return fstatSync(handle(core, fh).fd, { bigint: true })
+/** The stat numbers of an open handle (native ST layout; the array is reused by the next call):
+ *  for a file whose name is gone (unlinked while open). */
+export function fstatNumbers(core: Core, fh: number): Float64Array {
+  return fstatNumbersOf(handle(core, fh).fd, handleStat)
 }
+
+const handleStat = new Float64Array(ST_FIELDS)
 
 /**
  * Clear setuid, and setgid where the kernel would, as after a write, truncate or O_TRUNC open by a

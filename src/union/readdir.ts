@@ -14,19 +14,21 @@ import { isCode } from './errors.js'
 const { S_IFMT, S_IFREG, S_IFCHR } = constants
 
 /**
- * One layer's copy of a directory as one read saw it: its names, and each name's lstat numbers
- * (native/stat.c), which answer a listing's lookups (the kind of each name) and readdirplus's
- * attributes without another syscall.
+ * One layer's copy of a directory as one read saw it: its names and each name's kind, which answer
+ * a listing's lookups, and, when read `withStats`, each name's lstat numbers (native/stat.c), which
+ * give readdirplus its attributes without another syscall.
  */
 export class LayerListing {
   readonly names: string[]
   readonly numbers: Float64Array
+  readonly #withStats: boolean
   readonly #index = new Map<string, number>()
 
-  constructor(path: string) {
-    const { names, numbers } = listDirSync(path)
+  constructor(path: string, withStats: boolean) {
+    const { names, numbers } = listDirSync(path, withStats)
     this.names = names
     this.numbers = numbers
+    this.#withStats = withStats
     for (let i = 0; i < names.length; i++) this.#index.set(names[i]!, i)
   }
 
@@ -34,9 +36,10 @@ export class LayerListing {
     return this.#index.has(name)
   }
 
-  /** Where `name`'s numbers start in `numbers`, or -1 when it is not listed. */
-  offsetOf(name: string): number {
-    const i = this.#index.get(name)
+  /** Where `name`'s lstat numbers start in `numbers`; -1 when it is not listed, or the listing was
+   *  read without them. */
+  statsOffset(name: string): number {
+    const i = this.#withStats ? this.#index.get(name) : undefined
     return i === undefined ? -1 : i * ST_FIELDS
   }
 
@@ -63,18 +66,18 @@ export class LayerListing {
 export type Listings = Map<Layer, LayerListing>
 
 export function mergedNames(dir: Entry): string[] {
-  return mergeListings(dir, listLayers(dir))
+  return mergeListings(dir, listLayers(dir, false))
 }
 
-/** One read of the directory per contributing layer, with the lstat numbers of its entries (a layer
- *  whose copy vanished lists nothing). Synchronous, like the lookup probes (resolver.ts): getdents
- *  on an inode the walk that got here has just looked up, and an fstatat per entry relative to the
- *  open directory, cost less than the thread-pool round trip that would carry them. */
-export function listLayers(dir: Entry): Listings {
+/** One read of the directory per contributing layer (a layer whose copy vanished lists nothing),
+ *  `withStats` for readdirplus. Synchronous, like the lookup probes (resolver.ts): getdents on an
+ *  inode the walk that got here has just looked up, and an fstatat per entry relative to the open
+ *  directory, cost less than the thread-pool round trip that would carry them. */
+export function listLayers(dir: Entry, withStats: boolean): Listings {
   const listings: Listings = new Map()
   for (const layer of dir.dirLayers) {
     try {
-      listings.set(layer, new LayerListing(layer.path(dir.path)))
+      listings.set(layer, new LayerListing(layer.path(dir.path), withStats))
     } catch (err) {
       if (!isCode(err, 'ENOENT', 'ENOTDIR')) throw err
     }

@@ -50,7 +50,7 @@ export class Resolver {
   readonly #layers: Layer[]
   readonly #cache: LRUCache<string, Cached>
   /**
-   * The names in lower layers' directories, by layer and directory (see #lowerKey). A lower layer
+   * The names in lower layers' directories, by layer index and directory. A lower layer
    * never changes, so a set read once stays exact and needs no invalidation: a name it lacks costs
    * a lookup no syscall in that layer (fuse-overlayfs keeps whole directories in memory for the
    * same reason). A directory is read at its second probe: a single lookup costs less probed.
@@ -248,7 +248,6 @@ export class Resolver {
     return entry ?? (clear ? CLEAR : MISSING)
   }
 }
-
 
 type Probe = 'absent' | 'whiteout' | Kind
 

@@ -12,7 +12,7 @@ import { readlinkSync, statfsSync } from 'node:fs'
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises'
 import { join, relative, resolve, sep } from 'node:path'
 import { Layer, joinPath, relPath } from '../layers/layer.js'
-import { prefetch, type TimeNs } from '../sys/native.js'
+import { ST, prefetch, type TimeNs } from '../sys/native.js'
 import * as attrs from './attrs.js'
 import { Stager } from './copy-up.js'
 import { Core, type Counters } from './core.js'
@@ -155,7 +155,7 @@ export class Union {
     const dir = resolver.get(rel)
     if (dir.kind !== 'dir') throw fsError('ENOTDIR', path)
     // The listings that give the names also answer the lookups of the children (resolver.prime).
-    const listings = listLayers(dir)
+    const listings = listLayers(dir, true)
     const list = mergeListings(dir, listings)
     resolver.prime(dir, list, listings)
     const parentRel = rel === '' ? '' : rel.slice(0, Math.max(0, rel.lastIndexOf('/')))
@@ -169,7 +169,7 @@ export class Union {
       // The listing of the entry's own layer has its numbers; an entry cached from elsewhere (an
       // older lookup) is stat'ed afresh.
       const listing = listings.get(entry.layer)
-      const at = listing ? listing.offsetOf(name) : -1
+      const at = listing ? listing.statsOffset(name) : -1
       if (at >= 0) {
         out.push({ name, attr: attrs.attrFrom(entry, listing!.numbers, at) })
         continue
@@ -234,7 +234,8 @@ export class Union {
     try {
       const dir = this.#core.resolver.get(relPath(path))
       if (dir.kind !== 'dir') return
-      const listings = listLayers(dir)
+      // Kinds only: this runs because the disk is cold, and stat'ing every entry here would wait for it.
+      const listings = listLayers(dir, false)
       const list = mergeListings(dir, listings)
       const start = list.indexOf(after) + 1
       for (const name of list.slice(start, start + count)) {
@@ -269,9 +270,9 @@ export class Union {
   }
 
   fgetattrSync(fh: number, ino: number): attrs.Attr {
-    return attrs.attrOfStats(files.fstat(this.#core, fh), ino)
+    const st = files.fstatNumbers(this.#core, fh)
+    return attrs.attrOfNumbers(st, 0, ino, st[ST.NLINK]!)
   }
-
 
   /** read when the page cache has the bytes, or when it is small and `waitForDisk` allows reading
    *  it from the disk on the calling thread (the count); else undefined: call read then. */
