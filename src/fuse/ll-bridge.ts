@@ -193,8 +193,10 @@ export class LowLevelBridge {
       }
       case 'getattr': {
         const node = this.#node(r.ino)
-        const path = this.#nodes.path(node)
-        const attr = path === undefined && r.fh !== undefined ? union.fgetattrSync(r.fh, node.ino) : union.getattrSync(this.#path(node))
+        // A file unlinked while open has no name left; its open handle answers (the kernel gives
+        // one only for some getattrs: an fstat comes without).
+        const fh = this.#nodes.path(node) === undefined ? r.fh ?? this.#open.handleOf(node.id) : undefined
+        const attr = fh !== undefined ? union.fgetattrSync(fh, node.ino) : union.getattrSync(this.#path(node))
         session.replyAttr(r.req, attr, this.#options.attrTimeout)
         return true
       }

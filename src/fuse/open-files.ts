@@ -63,7 +63,8 @@ interface Mode {
   backing: number
   /** Whether that backing file is the upper copy. */
   upper: boolean
-  opens: number
+  /** The node's open files. */
+  fhs: Set<number>
 }
 
 /** opened(): the node's data has moved away from its backing file; answer ESTALE. */
@@ -104,12 +105,12 @@ export class OpenFiles {
     const mode = this.#modes.get(node)
     if (mode) {
       if (mode.backing && mode.upper !== file.upper) return STALE
-      mode.opens++
+      mode.fhs.add(fh)
       this.#nodes.set(fh, node)
       return mode.backing
     }
     const backing = this.#passes(file, writing) ? this.#register(file) : 0
-    this.#modes.set(node, { backing, upper: file.upper, opens: 1 })
+    this.#modes.set(node, { backing, upper: file.upper, fhs: new Set([fh]) })
     this.#nodes.set(fh, node)
     if (backing) this.passedThrough++
     return backing
@@ -121,9 +122,16 @@ export class OpenFiles {
     if (node === undefined) return
     this.#nodes.delete(fh)
     const mode = this.#modes.get(node)!
-    if (--mode.opens > 0) return
+    mode.fhs.delete(fh)
+    if (mode.fhs.size > 0) return
     this.#modes.delete(node)
     if (mode.backing) this.#session.backingClose(mode.backing)
+  }
+
+  /** One of the node's open files, if it has any: what is left of a file unlinked while open. */
+  handleOf(node: number): number | undefined {
+    const mode = this.#modes.get(node)
+    return mode ? mode.fhs.values().next().value : undefined
   }
 
   #passes(file: OpenFile, writing: boolean): boolean {

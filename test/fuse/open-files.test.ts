@@ -55,6 +55,19 @@ describe('OpenFiles', () => {
     expect(files.passedThrough).toBe(2)
   })
 
+  it('names one of a node\'s open files while it has any', () => {
+    const { files } = setup()
+    expect(files.handleOf(1)).toBeUndefined()
+    files.opened(1, 100, lowerSmall, false)
+    files.opened(1, 101, lowerSmall, false)
+    files.opened(2, 102, upperSmall, false)
+    files.released(100)
+    expect(files.handleOf(1)).toBe(101)
+    expect(files.handleOf(2)).toBe(102)
+    files.released(101)
+    expect(files.handleOf(1)).toBeUndefined()
+  })
+
   it('keeps a node in its first mode until its last release, then closes the backing id', () => {
     const { files, session } = setup()
     expect(files.opened(1, 100, lowerBig, false)).toBe(1)

@@ -4,7 +4,7 @@
 // the pool, and setattr of objects already in the upper layer.
 import { execFileSync } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
-import { chmod, lstat, mkdir, open, opendir, readFile, readdir, stat, truncate, utimes, writeFile } from 'node:fs/promises'
+import { chmod, lstat, mkdir, open, opendir, readFile, readdir, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -209,6 +209,27 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     expect(delta(before, await statsOf(mnt), 'fsync')).toBe(4)
     expect(await readFile(join(upper, 'new'), 'utf8')).toBe('new bytes')
     expect(await readFile(join(upper, 'low'), 'utf8')).toBe('LOWER bytes')
+  })
+
+  it('answers getattr of a file unlinked while open through its handle', async () => {
+    const { mnt } = await mountStack(async () => {})
+    const path = join(mnt, 'gone')
+    await writeFile(path, 'hello')
+    await chmod(path, 0o640)
+    await utimes(path, 1_000_000, 2_000_000.5)
+    const before = await stat(path)
+    const handle = await open(path, 'r')
+    try {
+      const requests = await statsOf(mnt)
+      await rm(path)
+      // The unlink leaves the kernel's ctime stale: the fstat asks the daemon, which has no name to
+      // go by any more, only the open handle.
+      const st = await handle.stat()
+      expect(delta(requests, await statsOf(mnt), 'getattr')).toBeGreaterThanOrEqual(1)
+      expect([st.ino, st.nlink, st.size, st.mode & 0o7777, st.mtimeMs]).toEqual([before.ino, 0, 5, 0o640, 2_000_000_500])
+    } finally {
+      await handle.close()
+    }
   })
 
   it('changes mode, times and size of an upper file at once, and of a lower one through a copy-up', async () => {
