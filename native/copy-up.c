@@ -243,8 +243,15 @@ static int make_object(op *o, const struct stat *st, int *out, int *linked) {
 
 /* The metadata of a copy, through its fd when it has one (a regular file), else by path. */
 static int set_owner(const char *path, int fd, const struct stat *st) {
-    /* The copy is the daemon's; usually root's, like most of an image, and then already right. */
-    if (st->st_uid == geteuid() && st->st_gid == getegid()) return 0;
+    /* The copy is the daemon's; usually root's, like most of an image, and then already right. (The
+     * daemon never changes its ids: they are read once.) */
+    static uid_t euid = (uid_t)-1;
+    static gid_t egid = (gid_t)-1;
+    if (euid == (uid_t)-1) {
+        euid = geteuid();
+        egid = getegid();
+    }
+    if (st->st_uid == euid && st->st_gid == egid) return 0;
     int r = fd >= 0 ? fchown(fd, st->st_uid, st->st_gid) : lchown(path, st->st_uid, st->st_gid);
     return r < 0 && errno != EPERM ? errno : 0;
 }
@@ -273,17 +280,35 @@ static int link_tmpfile(int fd, const char *path) {
     return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0 ? errno : 0;
 }
 
+/* The caller's own change, applied to the copy before it is named (a setattr that copied the object
+ * up): OWNER_KEEP where a field stays as copied; the times are UTIME_OMIT where they stay. */
+#define OWNER_KEEP (-1)
+
+/* The user's chown, on the copy: after mode and xattrs, so that the kernel clears the set-ID bits
+ * and security.capability as a chown of the named file would. */
+static int change_owner(const char *path, int fd, const op *o) {
+    if (o->off == OWNER_KEEP && o->off2 == OWNER_KEEP) return 0;
+    uid_t uid = o->off == OWNER_KEEP ? (uid_t)-1 : (uid_t)o->off;
+    gid_t gid = o->off2 == OWNER_KEEP ? (gid_t)-1 : (gid_t)o->off2;
+    return (fd >= 0 ? fchown(fd, uid, gid) : lchown(path, uid, gid)) < 0 ? errno : 0;
+}
+
 static int stage_exec(op *o) {
     struct stat st;
     int out = -1, linked = 1, err;
     o->ret = 0;
     if (lstat(o->path, &st) < 0) return errno;
     err = make_object(o, &st, &out, &linked);
+    /* The caller's mode and times replace the copied ones. */
+    if (o->len >= 0) st.st_mode = (st.st_mode & S_IFMT) | (mode_t)(o->len & 07777);
+    if (o->times[0].tv_nsec != UTIME_OMIT) st.st_atim = o->times[0];
+    if (o->times[1].tv_nsec != UTIME_OMIT) st.st_mtim = o->times[1];
     /* Owner before mode (chown clears set-ID bits), mode before xattrs (chown also drops
      * security.capability), times last (every change before bumps them). */
     if (!err) err = set_owner(o->dest, out, &st);
     if (!err && o->mode != KIND_SYMLINK) err = set_mode(o->dest, out, &st);
     if (!err) err = copy_xattrs(o->path, out, o->dest);
+    if (!err) err = change_owner(o->dest, out, o);
     if (!err && o->name[0]) {
         err = set_xattr(o->dest, out, ORIGIN_XATTR, o->name, strlen(o->name));
         if (dropped(err)) err = 0;
@@ -330,6 +355,9 @@ static int link_exec(op *o) {
     return err;
 }
 
+/* The op slots of the caller's change (see stage_exec). */
+#define CHANGE_ARGS(o) &(o)->off, &(o)->off2, &(o)->len, &(o)->times[0], &(o)->times[1]
+
 /* [bytes copied, fd] of an unnamed copy */
 static napi_status done_unnamed(napi_env env, op *o, napi_value *out) {
     napi_value bytes, fd;
@@ -339,12 +367,13 @@ static napi_status done_unnamed(napi_env env, op *o, napi_value *out) {
     return s;
 }
 
-/* stageCopy(src, tmp, kind, flags, origin, dataFrom) → bytes of data copied; dataFrom: a NUL-
- * terminated path as bytes, empty for "src itself" */
+/* stageCopy(src, tmp, kind, flags, origin, dataFrom, uid, gid, mode, atime, mtime) → bytes of data
+ * copied; dataFrom: a NUL-terminated path as bytes, empty for "src itself"; uid, gid, mode: the
+ * caller's change, -1 for none; atime, mtime: the caller's, null for none. */
 napi_value js_stage_copy(napi_env env, napi_callback_info info) {
     op *o = op_new("copyup", stage_exec, op_done_number);
     if (!o) return op_nomem(env);
-    return op_run(env, info, o, "ssuusb", &o->path, &o->dest, &o->mode, &o->flags, &o->name, &o->data, &o->size);
+    return op_run(env, info, o, "ssuusbllltt", &o->path, &o->dest, &o->mode, &o->flags, &o->name, &o->data, &o->size, CHANGE_ARGS(o));
 }
 
 /* The same on the calling thread, for copies without data (directories, links, metadata-only
@@ -352,7 +381,7 @@ napi_value js_stage_copy(napi_env env, napi_callback_info info) {
 napi_value js_stage_copy_sync(napi_env env, napi_callback_info info) {
     op *o = op_new("copyup", stage_exec, op_done_number);
     if (!o) return op_nomem(env);
-    return op_run_sync(env, info, o, "ssuusb", &o->path, &o->dest, &o->mode, &o->flags, &o->name, &o->data, &o->size);
+    return op_run_sync(env, info, o, "ssuusbllltt", &o->path, &o->dest, &o->mode, &o->flags, &o->name, &o->data, &o->size, CHANGE_ARGS(o));
 }
 
 /* commitCopy(tmp, target, parentDir), on the calling thread: a rename and a utimensat. */
@@ -362,20 +391,20 @@ napi_value js_commit_copy(napi_env env, napi_callback_info info) {
     return op_run_sync(env, info, o, "sss", &o->path, &o->dest, &o->name);
 }
 
-/* stageCopyUnnamed(src, dir, flags, origin, dataFrom) → [bytes, fd]: a regular file's copy made with
+/* stageCopyUnnamed(src, dir, flags, origin, dataFrom, uid, gid, mode, atime, mtime) → [bytes, fd]: a regular file's copy made with
  * O_TMPFILE in DIR, on the pool; and the same on the calling thread. */
 napi_value js_stage_copy_unnamed(napi_env env, napi_callback_info info) {
     op *o = op_new("copyup", stage_exec, done_unnamed);
     if (!o) return op_nomem(env);
     o->mode = KIND_FILE;
-    return op_run(env, info, o, "ssusb", &o->path, &o->dest, &o->flags, &o->name, &o->data, &o->size);
+    return op_run(env, info, o, "ssusbllltt", &o->path, &o->dest, &o->flags, &o->name, &o->data, &o->size, CHANGE_ARGS(o));
 }
 
 napi_value js_stage_copy_unnamed_sync(napi_env env, napi_callback_info info) {
     op *o = op_new("copyup", stage_exec, done_unnamed);
     if (!o) return op_nomem(env);
     o->mode = KIND_FILE;
-    return op_run_sync(env, info, o, "ssusb", &o->path, &o->dest, &o->flags, &o->name, &o->data, &o->size);
+    return op_run_sync(env, info, o, "ssusbllltt", &o->path, &o->dest, &o->flags, &o->name, &o->data, &o->size, CHANGE_ARGS(o));
 }
 
 /* linkCopy(fd, target, parentDir), on the calling thread: names an unnamed copy (and closes it). */

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAX_ARGS 8
+#define MAX_ARGS 12
 #define NS_PER_SEC 1000000000LL
 
 op *op_new(const char *syscall, op_exec_fn exec, op_done_fn done) {

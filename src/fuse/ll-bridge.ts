@@ -75,6 +75,9 @@ export class LowLevelBridge {
   /** Opens so far, and the count when the last one came with other requests waiting. */
   #opens = 0
   #lastSharedOpen = -SOLO_OPENS
+  /** The node whose setattr is being answered on the calling thread: its reply carries the new
+   *  attributes, so a copy-up on the way needs no invalidation of it. 0: none. */
+  #replying = 0
   readonly #session: Session
   readonly #open: OpenFiles
   readonly counts: Record<string, number> = {}
@@ -92,7 +95,7 @@ export class LowLevelBridge {
     this.#open = new OpenFiles(this.#session, options.passthrough)
     union.onAttrChange = (path) => {
       const node = this.#nodes.byPath(path)
-      if (node) this.#invalidate(node)
+      if (node && node.id !== this.#replying) this.#invalidate(node)
     }
   }
 
@@ -206,10 +209,13 @@ export class LowLevelBridge {
       case 'setattr': {
         // Only when nothing needs copying up; #handle takes the rest.
         const path = this.#path(this.#node(r.ino))
-        if (!union.trySetattr(path, attrChange(r), r.fh, r.waiting === 0)) return false
-        if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, r.fh)
-        this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
-        session.replyAttr(r.req, union.getattrSync(path), this.#options.attrTimeout)
+        this.#replying = r.ino
+        try {
+          if (!union.trySetattr(path, attrChange(r), r.fh, r.waiting === 0)) return false
+        } finally {
+          this.#replying = 0
+        }
+        this.#replyChanged(r, path, union.getattrSync(path))
         return true
       }
       case 'open': {
@@ -447,9 +453,7 @@ export class LowLevelBridge {
       case 'setattr': {
         const path = this.#path(this.#node(r.ino))
         await union.setattr(path, attrChange(r), r.fh)
-        if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, r.fh)
-        this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
-        session.replyAttr(r.req, await union.getattr(path), this.#options.attrTimeout)
+        this.#replyChanged(r, path, await union.getattr(path))
         return
       }
       case 'link': {
@@ -566,9 +570,21 @@ export class LowLevelBridge {
    * clear them. The node's cached mode is dropped (a write's reply carries no attributes); callers
    * tell the file's other names, as after any change of its data.
    */
-  #clearSetid(nodeId: number, ctx: Ctx, path: string | undefined, fh: number | undefined): void {
+  /** Reply to a setattr that is done, with the attributes it left (`attr`): clear set-ID bits first
+   *  when the kernel asks (its killpriv: the file has no set-ID bits to clear, mostly), and tell
+   *  the node's other names. */
+  #replyChanged(r: Request & { op: 'setattr' }, path: string, attr: Attr): void {
+    if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, path, r.fh)) attr = this.#union.getattrSync(path)
+    this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+    this.#session.replyAttr(r.req, attr, this.#options.attrTimeout)
+  }
+
+  /** Whether the mode changed (the node is told then). */
+  #clearSetid(nodeId: number, ctx: Ctx, path: string | undefined, fh: number | undefined): boolean {
     const node = this.#nodes.get(nodeId)
-    if (this.#union.clearSetidSync(path, fh, (gid) => inGroup(ctx, gid)) && node) this.#invalidate(node)
+    const changed = this.#union.clearSetidSync(path, fh, (gid) => inGroup(ctx, gid))
+    if (changed && node) this.#invalidate(node)
+    return changed
   }
 
   /** Hard links: the other names of an inode are other kernel inodes (one node per name), so a change

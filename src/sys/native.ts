@@ -27,6 +27,9 @@ export interface SysError extends Error {
   dest?: string
 }
 
+/** A copy's own change, as the addon takes it: uid, gid, mode (-1: none), atime, mtime (null: none). */
+type ChangeArgs = [number, number, number, TimeNs, TimeNs]
+
 /** The addon's functions: synchronous ones return their value or throw a raw {errno, syscall}. */
 interface Addon {
   lstatInto(path: string, out: Float64Array): number
@@ -34,11 +37,11 @@ interface Addon {
   listDir(path: string, stats: boolean): [string[], Float64Array]
   /** undefined: no such attribute (ENODATA, not thrown) */
   lgetxattr(path: string, name: string): Buffer | undefined
-  stageCopy(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array): Promise<number>
-  stageCopySync(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array): number
+  stageCopy(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<number>
+  stageCopySync(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): number
   commitCopy(tmp: string, target: string, parent: string): void
-  stageCopyUnnamed(src: string, dir: string, flags: number, origin: string, dataFrom: Uint8Array): Promise<[number, number]>
-  stageCopyUnnamedSync(src: string, dir: string, flags: number, origin: string, dataFrom: Uint8Array): [number, number]
+  stageCopyUnnamed(src: string, dir: string, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<[number, number]>
+  stageCopyUnnamedSync(src: string, dir: string, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): [number, number]
   linkCopy(fd: number, target: string, parent: string): void
   fgetxattr(fd: number, name: string): Buffer | undefined
   lsetxattr(path: string, name: string, value: Uint8Array, flags: number): void
@@ -336,6 +339,19 @@ export interface StageOptions {
   /** Where the data comes from when it is not `src` (completing a metacopy: data from the lower
    *  file, everything else from the upper one). */
   dataFrom?: string
+  /** The caller's own change, made on the copy before it is named (a setattr that copies up): the
+   *  mode and times replace the copied ones, and the chown comes after mode and xattrs, so that it
+   *  clears set-ID bits and security.capability as a chown of the named file would. */
+  change?: CopyChange
+}
+
+/** A metadata change made as part of a copy (see StageOptions.change); absent fields stay. */
+export interface CopyChange {
+  mode?: number
+  uid?: number
+  gid?: number
+  atime?: TimeNs
+  mtime?: TimeNs
 }
 
 /**
@@ -346,13 +362,13 @@ export interface StageOptions {
  */
 export function stageCopy(src: string, tmp: string, kind: CopyKind, options: StageOptions): Promise<number> {
   const args = stageArgs(options)
-  return call((n) => n.stageCopy(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom), src, tmp)
+  return call((n) => n.stageCopy(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom, ...args.change), src, tmp)
 }
 
 /** stageCopy on the calling thread: for copies that move no file data, or little. */
 export function stageCopySync(src: string, tmp: string, kind: CopyKind, options: StageOptions): number {
   const args = stageArgs(options)
-  return callSync((n) => n.stageCopySync(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom), src, tmp)
+  return callSync((n) => n.stageCopySync(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom, ...args.change), src, tmp)
 }
 
 /** A regular file's copy as stageCopy makes it, but unnamed (O_TMPFILE in `dir`, on the target's
@@ -360,14 +376,14 @@ export function stageCopySync(src: string, tmp: string, kind: CopyKind, options:
  *  filesystem has no O_TMPFILE. */
 export async function stageCopyUnnamed(src: string, dir: string, options: StageOptions): Promise<{ fd: number; bytes: number }> {
   const args = stageArgs(options)
-  const [bytes, fd] = await call((n) => n.stageCopyUnnamed(src, dir, args.flags | UNNAMED, args.origin, args.dataFrom), src, dir)
+  const [bytes, fd] = await call((n) => n.stageCopyUnnamed(src, dir, args.flags | UNNAMED, args.origin, args.dataFrom, ...args.change), src, dir)
   return { fd, bytes }
 }
 
 /** stageCopyUnnamed on the calling thread. */
 export function stageCopyUnnamedSync(src: string, dir: string, options: StageOptions): { fd: number; bytes: number } {
   const args = stageArgs(options)
-  const [bytes, fd] = callSync((n) => n.stageCopyUnnamedSync(src, dir, args.flags | UNNAMED, args.origin, args.dataFrom), src, dir)
+  const [bytes, fd] = callSync((n) => n.stageCopyUnnamedSync(src, dir, args.flags | UNNAMED, args.origin, args.dataFrom, ...args.change), src, dir)
   return { fd, bytes }
 }
 
@@ -379,13 +395,17 @@ export function linkCopySync(fd: number, target: string, parent: string): void {
 
 const UNNAMED = 8
 
-function stageArgs(options: StageOptions): { flags: number; origin: string; dataFrom: Uint8Array } {
+function stageArgs(options: StageOptions): { flags: number; origin: string; dataFrom: Uint8Array; change: ChangeArgs } {
+  const change = options.change
   return {
     flags: (options.data ? 1 : 0) | (options.fsync ? 2 : 0) | (options.meta ? 4 : 0),
     origin: options.origin === undefined ? '' : String(options.origin),
     dataFrom: options.dataFrom === undefined ? new Uint8Array(0) : Buffer.from(options.dataFrom + '\0'),
+    change: change === undefined ? NO_CHANGE : [change.uid ?? -1, change.gid ?? -1, change.mode ?? -1, change.atime ?? null, change.mtime ?? null],
   }
 }
+
+const NO_CHANGE: ChangeArgs = [-1, -1, -1, null, null]
 
 /** rename(tmp, target), then give `parent` back the times it had before. On the calling thread. */
 export function commitCopySync(tmp: string, target: string, parent: string): void {

@@ -9,8 +9,8 @@
  */
 import { chmodSync, lchownSync, truncateSync } from 'node:fs'
 import { type FileAttr, ST, ST_FIELDS, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, utimensatSync, type TimeNs } from '../sys/native.js'
-import type { Core, CopyUpWant } from './core.js'
-import type { Entry } from './entry.js'
+import type { Core, CopyUpWant, Fold } from './core.js'
+import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { fromStoredXattr, readOrigin, toStoredXattr } from './inode.js'
 
@@ -81,17 +81,29 @@ export interface AttrChange {
 export function trySetattr(core: Core, rel: string, change: AttrChange, truncateFd?: (size: number) => void, alone = false): boolean {
   const current = core.resolver.get(rel)
   if (change.size !== undefined && !truncateFd && current.kind === 'dir') throw fsError('EISDIR', rel)
-  const entry = core.copyUpNow(rel, copyUpWant(change, truncateFd), alone)
+  const fold = inUpper(current) ? undefined : foldOf(change)
+  const entry = core.copyUpNow(rel, copyUpWant(change, truncateFd), alone, fold)
   if (!entry) return false
   const path = entry.layer.path(rel)
-  if (change.mode !== undefined) chmodSync(path, change.mode & 0o7777)
-  if (change.uid !== undefined || change.gid !== undefined) lchownSync(path, change.uid ?? -1, change.gid ?? -1)
+  const folded = fold?.applied === true
+  if (change.mode !== undefined && !folded) chmodSync(path, change.mode & 0o7777)
+  if ((change.uid !== undefined || change.gid !== undefined) && !folded) lchownSync(path, change.uid ?? -1, change.gid ?? -1)
   if (change.size !== undefined) {
     if (truncateFd) truncateFd(change.size)
     else truncateSync(path, change.size)
   }
-  if (change.atime != null || change.mtime != null) utimensatSync(path, change.atime ?? null, change.mtime ?? null, true)
+  if ((change.atime != null || change.mtime != null) && !(folded && change.size === undefined)) {
+    utimensatSync(path, change.atime ?? null, change.mtime ?? null, true)
+  }
   return true
+}
+
+/** The part of a change a copy-up can make on the copy: mode and owner, and the times unless a
+ *  truncate comes after them (it would move the mtime again). */
+function foldOf(change: AttrChange): Fold {
+  const { mode, uid, gid } = change
+  const timed = change.size === undefined
+  return { change: { mode: mode === undefined ? undefined : mode & 0o7777, uid, gid, atime: timed ? change.atime : null, mtime: timed ? change.mtime : null }, applied: false }
 }
 
 /** What a change needs copied up: metadata only, or the data too when the size grows or shrinks to

@@ -20,7 +20,7 @@
 import { closeSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import {
-  type StageOptions as CopyOptions, commitCopySync, linkCopySync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync,
+  type CopyChange, type StageOptions as CopyOptions, commitCopySync, linkCopySync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync,
 } from '../sys/native.js'
 import type { Kind } from './entry.js'
 import { isCode } from './errors.js'
@@ -34,6 +34,8 @@ export interface StageOptions {
   meta?: boolean
   /** Take the bytes from this host path instead of the source (completing a metacopy). */
   dataFrom?: string
+  /** The caller's metadata change, made on the copy before it is named (see native StageOptions). */
+  change?: CopyChange
 }
 
 /** A finished copy: named `tmp` in the work directory, or unnamed and held open by `fd`. */
@@ -103,7 +105,7 @@ export class Stager {
 
   #options(kind: Kind, options: StageOptions): CopyOptions {
     const fsync = this.#fsync && kind === 'file' && options.data && !options.meta
-    return { data: options.data, fsync, origin: options.origin, meta: options.meta, dataFrom: options.dataFrom }
+    return { data: options.data, fsync, origin: options.origin, meta: options.meta, dataFrom: options.dataFrom, change: options.change }
   }
 
   /** Move a finished copy into place; the parent directory keeps its times, as in overlayfs. */

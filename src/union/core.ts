@@ -13,7 +13,7 @@
 import { type BigIntStats, constants, lstatSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_XATTRS, WHITEOUT_PREFIX, isWhiteoutStat } from '../layers/whiteout.js'
-import { RENAME_EXCHANGE, lgetxattrSync, lsetxattrSync, mknodSync, renameat2Sync } from '../sys/native.js'
+import { type CopyChange, RENAME_EXCHANGE, lgetxattrSync, lsetxattrSync, mknodSync, renameat2Sync } from '../sys/native.js'
 import { METACOPY_XATTR, REDIRECT_XATTR, readOrigin } from './inode.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -25,6 +25,12 @@ import { type Staged, Stager } from './copy-up.js'
  *  'meta' what a change of metadata needs (chmod, chown, utimens, xattrs, rename), which with
  *  metacopy on is everything but the bytes. */
 export type CopyUpWant = boolean | 'meta'
+
+/** A metadata change to make on a copy as it is made (see copyUpNow), and whether it was. */
+export interface Fold {
+  readonly change: CopyChange
+  applied: boolean
+}
 
 export interface Counters {
   copyUps: number
@@ -105,8 +111,11 @@ export class Core {
    * With metacopy on, the bytes of a metadata-only copy stay in the lower layer until a write needs
    * them (overlayfs's metacopy, in the kernel's on-disk format); an upper metadata-only copy asked
    * for its data (or for an empty file) is completed.
+   * `fold` is a setattr's metadata change: when this call copies a lower non-directory, the change
+   * is made on the copy before it is named (one chown or chmod fewer by path, and a copy that
+   * appears complete), and `fold.applied` is set; else the caller makes it.
    */
-  copyUpNow(rel: string, want: CopyUpWant, alone = false): Entry | undefined {
+  copyUpNow(rel: string, want: CopyUpWant, alone = false, fold?: Fold): Entry | undefined {
     const entry = this.resolver.get(rel)
     const complete = inUpper(entry) && want !== 'meta' && this.isMetacopy(entry)
     if (inUpper(entry) && !complete) return entry
@@ -128,7 +137,7 @@ export class Core {
     const src = entry.layer.path(rel)
     const st = lstatSync(src, { bigint: true })
     if (entry.kind === 'file' && data && !this.#copiesNow(Number(st.size), alone)) return undefined
-    return this.#copied(entry, this.#stageNow(entry, src, st, { data, meta }), meta, originOf(st), started)
+    return this.#copied(entry, this.#stageNow(entry, src, st, { data, meta, change: fold?.change }), meta, originOf(st), started, fold)
   }
 
   /** Whether a copy of this many bytes is made on the calling thread (see COPY_NOW_MAX): when it is
@@ -138,7 +147,7 @@ export class Core {
   }
 
   /** Stage a copy of the lower `entry` on the calling thread, its parent made ready first. */
-  #stageNow(entry: Entry, src: string, st: BigIntStats, options: { data: boolean; meta: boolean }): Staged {
+  #stageNow(entry: Entry, src: string, st: BigIntStats, options: { data: boolean; meta: boolean; change: CopyChange | undefined }): Staged {
     this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
     // A lower entry's name is free in the upper layer: the copy can be linked straight to it.
     return this.stager.stageNow(src, entry.kind, { ...options, origin: originOf(st) }, true)
@@ -195,7 +204,7 @@ export class Core {
   }
 
   /** Commit a copy of the lower `entry`, unless the name changed while it was made. */
-  #copied(entry: Entry, staged: Staged, meta: boolean, origin: bigint | undefined, started: number): Entry {
+  #copied(entry: Entry, staged: Staged, meta: boolean, origin: bigint | undefined, started: number, fold?: Fold): Entry {
     const upper = this.requireUpper()
     const rel = entry.path
     const current = this.resolver.resolve(rel)
@@ -206,6 +215,7 @@ export class Core {
       throw fsError('ENOENT', rel)
     }
     this.#commit(staged, rel)
+    if (fold) fold.applied = true
     current.layer = upper
     current.ino = origin === undefined ? undefined : Number(origin)
     current.lowerHas = true

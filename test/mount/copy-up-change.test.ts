@@ -1,0 +1,133 @@
+// A setattr that copies a lower object up makes its change on the copy before the copy is named
+// (native/copy-up.c, stage_exec): the caller's mode and times replace the copied ones, and its chown
+// comes after mode and xattrs. The order decides what survives: a chown clears setuid, setgid (with
+// group-exec) and security.capability, a chmod clears none of them, a time change leaves the other
+// time as it was. Each case runs on kernel overlayfs and on layerfs, and the merged view and the
+// upper files must agree, atime and capabilities included (the differential suite compares neither).
+import { existsSync } from 'node:fs'
+import { chmod, chown, lchown, lstat, lutimes, mkdir, symlink, utimes, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { lgetxattrSync, lsetxattrSync, utimensatSync } from '../../src/sys/native.js'
+import { MountSet, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
+
+const fuse = fuseAvailable()
+if (!fuse.ok) console.warn(`skipping copy-up change tests: ${fuse.reason}`)
+if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
+
+const CLI = resolve('bin/layerfs.js')
+/** A version-2 file capability granting cap_net_raw (bit 13), permitted and effective. */
+const CAP = Buffer.from([1, 0, 0, 2, 0x00, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+const A0 = 1_600_000_000
+const M0 = 1_500_000_000
+const T1 = 1_700_000_000n * 1_000_000_000n + 123_456_789n
+
+async function fillLower(lower: string): Promise<void> {
+  const file = async (name: string, mode: number, uid = 0, gid = 0): Promise<void> => {
+    const p = join(lower, name)
+    await writeFile(p, name)
+    await chown(p, uid, gid)
+    await chmod(p, mode)
+  }
+  await file('capped', 0o755)
+  lsetxattrSync(join(lower, 'capped'), 'security.capability', CAP)
+  await file('capped-chmod', 0o755)
+  lsetxattrSync(join(lower, 'capped-chmod'), 'security.capability', CAP)
+  await file('suid-owned', 0o4755, 1000, 1001)
+  await file('sgid-group', 0o2775, 0, 100)
+  await file('suid-same-owner', 0o4755)
+  await file('touch-m', 0o644)
+  await file('touch-a', 0o644)
+  await file('xattr', 0o644)
+  lsetxattrSync(join(lower, 'xattr'), 'user.kept', Buffer.from('yes'))
+  await symlink('touch-m', join(lower, 'link'))
+  await mkdir(join(lower, 'sgid-dir'))
+  await chmod(join(lower, 'sgid-dir'), 0o2775)
+  for (const name of ['capped', 'capped-chmod', 'suid-owned', 'sgid-group', 'suid-same-owner', 'touch-m', 'touch-a', 'xattr', 'sgid-dir']) {
+    await utimes(join(lower, name), A0, M0)
+  }
+  await lutimes(join(lower, 'link'), A0, M0)
+}
+
+/** The changes, each a setattr of a lower object. */
+async function change(mnt: string): Promise<void> {
+  const at = (name: string): string => join(mnt, name)
+  await chown(at('capped'), 1000, 1000)
+  await chmod(at('capped-chmod'), 0o700)
+  await chmod(at('suid-owned'), 0o4711)
+  await chown(at('sgid-group'), -1, 200)
+  await chown(at('suid-same-owner'), 0, 0)
+  utimensatSync(at('touch-m'), null, T1, false)
+  utimensatSync(at('touch-a'), T1, null, false)
+  await chown(at('xattr'), 1000, 1000)
+  await lchown(at('link'), 1000, 1000)
+  await chown(at('sgid-dir'), 1000, 1000)
+}
+
+const NAMES = ['capped', 'capped-chmod', 'suid-owned', 'sgid-group', 'suid-same-owner', 'touch-m', 'touch-a', 'xattr', 'link', 'sgid-dir']
+
+/** What a user can see of each object: type and mode, owner, atime and mtime to the nanosecond,
+ *  the capability and the user xattr. */
+async function state(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const name of NAMES) {
+    const p = join(root, name)
+    const st = await lstat(p, { bigint: true })
+    const cap = st.isSymbolicLink() ? undefined : lgetxattrSync(p, 'security.capability')
+    const kept = st.isSymbolicLink() ? undefined : lgetxattrSync(p, 'user.kept')
+    out[name] = [
+      st.mode.toString(8), `${st.uid}:${st.gid}`, `a=${st.atimeNs}`, `m=${st.mtimeNs}`,
+      `cap=${cap?.toString('hex') ?? '-'}`, `user.kept=${kept?.toString() ?? '-'}`,
+    ].join(' ')
+  }
+  return out
+}
+
+describe.skipIf(!fuse.ok)('a setattr that copies up', () => {
+  const mounts = new MountSet()
+  let dir = ''
+  let n = 0
+  beforeAll(async () => {
+    dir = await makeTempDir('copy-up-change')
+  })
+  afterEach(async () => {
+    await mounts.unmountAll()
+  })
+  afterAll(async () => {
+    await mounts.unmountAll()
+    await removeTempDir(dir)
+  })
+
+  /** Run the changes over a fresh stack on `driver`; the merged view and the upper layer after. */
+  async function run(driver: 'kernel' | 'layerfs', options = ''): Promise<{ merged: Record<string, string>; upper: Record<string, string> }> {
+    const base = join(dir, `s${++n}`)
+    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
+    for (const d of [lower, upper, work, mnt]) await mkdir(d, { recursive: true })
+    await fillLower(lower)
+    const handle = driver === 'kernel'
+      ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
+      : mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}${options}`, mnt], mnt))
+    try {
+      await change(mnt)
+      return { merged: await state(mnt), upper: await state(upper) }
+    } finally {
+      await mounts.unmount(handle)
+    }
+  }
+
+  it.each(['', ',metacopy=on'])('makes its change as kernel overlayfs does (options %j)', async (options) => {
+    const expected = await run('kernel', options)
+    const actual = await run('layerfs', options)
+    expect(actual.merged).toEqual(expected.merged)
+    expect(actual.upper).toEqual(expected.upper)
+    // What the comparison rests on, spelled out: a chown drops the capability and setuid, a chmod
+    // keeps the capability, a time change keeps the other time.
+    expect(actual.merged['capped']).toMatch(/^100755 1000:1000 .* cap=- /)
+    expect(actual.merged['capped-chmod']).toContain(`cap=${CAP.toString('hex')}`)
+    expect(actual.merged['suid-same-owner']).toMatch(/^100755 0:0 /)
+    expect(actual.merged['suid-owned']).toMatch(/^104711 1000:1001 /)
+    expect(actual.merged['touch-m']).toContain(`a=${BigInt(A0) * 1_000_000_000n} m=${T1}`)
+    expect(actual.merged['touch-a']).toContain(`a=${T1} m=${BigInt(M0) * 1_000_000_000n}`)
+  })
+})
