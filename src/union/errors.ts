@@ -32,7 +32,13 @@ export function errnoCode(err: unknown): string | undefined {
   return typeof code === 'string' && code.startsWith('E') ? code : undefined
 }
 
+/** Linux gives ENOTSUP and EOPNOTSUPP one number; node (libuv) names it ENOTSUP, the union's own
+ *  errors say EOPNOTSUPP. Either name matches both. */
+const SAME_ERRNO: Readonly<Record<string, string>> = { ENOTSUP: 'EOPNOTSUPP' }
+
 export function isCode(err: unknown, ...codes: string[]): boolean {
   const code = errnoCode(err)
-  return code !== undefined && codes.includes(code)
+  if (code === undefined) return false
+  const name = SAME_ERRNO[code] ?? code
+  return codes.some((c) => (SAME_ERRNO[c] ?? c) === name)
 }
