@@ -9,7 +9,7 @@
  */
 
 import { readlinkSync, statfsSync } from 'node:fs'
-import { lstat, mkdir, readdir, rm } from 'node:fs/promises'
+import { mkdir, readdir, realpath, rm, stat } from 'node:fs/promises'
 import { join, relative, resolve, sep } from 'node:path'
 import { Layer, joinPath, relPath } from '../layers/layer.js'
 import { ST, prefetch, type TimeNs } from '../sys/native.js'
@@ -74,17 +74,15 @@ export class Union {
   /** Check the directories and open the stack. Throws an Error with a one-line reason. */
   static async open(options: UnionOptions): Promise<Union> {
     if (options.lowers.length === 0) throw new Error('at least one lower layer is needed')
-    const lowers = options.lowers.map((dir) => resolve(dir))
-    for (const dir of lowers) await requireDir(dir, 'lower layer')
+    const lowers: string[] = []
+    for (const dir of options.lowers) lowers.push((await requireDir(resolve(dir), 'lower layer')).path)
     let stager: Stager | undefined
     const layers: Layer[] = []
     if (options.upper !== undefined || options.work !== undefined) {
       if (options.upper === undefined) throw new Error('workdir given without upperdir')
       if (options.work === undefined) throw new Error('upperdir needs a workdir')
-      const upper = resolve(options.upper)
-      const work = resolve(options.work)
-      const upperSt = await requireDir(upper, 'upperdir')
-      const workSt = await requireDir(work, 'workdir')
+      const { path: upper, st: upperSt } = await requireDir(resolve(options.upper), 'upperdir')
+      const { path: work, st: workSt } = await requireDir(resolve(options.work), 'workdir')
       if (upperSt.dev !== workSt.dev) throw new Error(`upperdir ${upper} and workdir ${work} must be on the same filesystem`)
       if (isInside(work, upper) || isInside(upper, work)) throw new Error('upperdir and workdir must not contain each other')
       for (const dir of lowers) if (dir === upper) throw new Error(`${dir} is both a lower layer and the upperdir`)
@@ -453,19 +451,23 @@ export class Union {
   }
 }
 
-async function requireDir(dir: string, what: string): Promise<import('node:fs').Stats> {
+/** A layer directory, checked: its real path (a symlink to a directory is followed, as overlayfs
+ *  follows it; containers-storage names lower layers by short symlinks) and its stat. */
+async function requireDir(dir: string, what: string): Promise<{ path: string; st: import('node:fs').Stats }> {
   let st
+  let path
   try {
-    st = await lstat(dir)
+    st = await stat(dir)
+    path = await realpath(dir)
   } catch {
     throw new Error(`${what} ${dir}: no such directory`)
   }
   if (!st.isDirectory()) throw new Error(`${what} ${dir}: not a directory`)
   // A layer must be listable: the union merges it.
-  await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+  await readdir(path).catch((err: NodeJS.ErrnoException) => {
     throw new Error(`${what} ${dir}: ${err.code ?? err.message}`)
   })
-  return st
+  return { path, st }
 }
 
 function isInside(child: string, parent: string): boolean {

@@ -1,16 +1,20 @@
 /**
- * A committed image loaded by podman: `layerfs commit --format docker` writes what `podman load`
- * takes, and podman's own unpacking of it shows the container's changes. Skipped, with the reason
- * printed, without podman.
+ * podman: a committed image loaded by podman (`layerfs commit --format docker` writes what `podman
+ * load` takes, and podman's own unpacking of it shows the container's changes), and layerfs as
+ * containers-storage's `mount_program`, the way podman uses fuse-overlayfs: a container's rootfs
+ * mounted, changed, diffed, unmounted and committed, and the committed image mounted read-only over
+ * its two layers. Skipped, with the reason printed, without podman or root.
  */
-import { execFile } from 'node:child_process'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { execFile, execFileSync } from 'node:child_process'
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { run as commit } from '../../src/cli/commands/commit.js'
 import { mknod } from '../../src/sys/native.js'
 import { makeTar, ociLayoutFiles, runCli, tempDir, writeFilesToDir } from './fixtures.js'
+import { readMountInfo } from '../helpers/mount.js'
+import { mountsUnder } from '../helpers/tmp.js'
 
 const exec = promisify(execFile)
 const hasPodman = await exec('which', ['podman']).then(() => true, () => false)
@@ -50,4 +54,67 @@ describe.skipIf(!hasPodman || !root)('committed images loaded by podman', () => 
     expect(await readFile(join(rootfs, 'etc/hostname'), 'utf8')).toBe('container\n')
     await expect(readFile(join(rootfs, 'etc/motd'))).rejects.toMatchObject({ code: 'ENOENT' })
   })
+})
+
+describe.skipIf(!hasPodman || !root)('layerfs as podman\'s mount_program', () => {
+  let t: { dir: string; cleanup: () => Promise<void> }
+  let podman: (...args: string[]) => Promise<string>
+  beforeAll(async () => {
+    t = await tempDir()
+    // A private overlay store whose mounts go through layerfs, as `mount_program` in storage.conf.
+    const storage = [
+      '--root', join(t.dir, 'root'), '--runroot', join(t.dir, 'run'), '--storage-driver', 'overlay',
+      '--storage-opt', `overlay.mount_program=${resolve('bin/layerfs.js')}`,
+    ]
+    podman = async (...args) => (await exec('podman', [...storage, ...args], { timeout: 60_000 })).stdout
+  })
+  afterAll(async () => {
+    if (!t) return
+    await podman('umount', '--all').catch(() => undefined)
+    await podman('image', 'umount', '--all').catch(() => undefined)
+    await podman('rm', '--all', '--force').catch(() => undefined)
+    // Whatever a failed step left mounted is taken down before the store is removed.
+    for (const mnt of mountsUnder(t.dir).reverse()) {
+      try { execFileSync('fusermount3', ['-u', mnt], { timeout: 10_000 }) } catch { execFileSync('fusermount3', ['-uz', mnt], { timeout: 10_000 }) }
+    }
+    await rm(join(t.dir, 'root'), { recursive: true, force: true }).catch(() => undefined)
+    await t.cleanup()
+  })
+
+  /** The filesystem type mounted at `mnt`, or undefined. */
+  const fsTypeAt = (mnt: string): string | undefined => readMountInfo().find((m) => m.mountPoint === mnt)?.fstype
+
+  it('mounts a container rootfs, records its changes, unmounts and commits them', async () => {
+    const rootfs = await makeTar([
+      { name: 'bin/', type: 'directory' },
+      { name: 'bin/sh', content: 'shell\n', mode: 0o755 },
+      { name: 'bin/cat', content: 'cat\n', mode: 0o755 },
+      { name: 'etc/', type: 'directory' },
+      { name: 'etc/motd', content: 'base\n' },
+    ])
+    const tarball = join(t.dir, 'rootfs.tar')
+    await writeFile(tarball, rootfs)
+    await podman('import', tarball, 'localhost/tiny:1')
+    const ctr = (await podman('create', 'localhost/tiny:1', '/bin/sh')).trim()
+
+    const merged = (await podman('mount', ctr)).trim()
+    expect(fsTypeAt(merged)).toBe('fuse.layerfs')
+    expect(await readFile(join(merged, 'etc/motd'), 'utf8')).toBe('base\n')
+    await writeFile(join(merged, 'etc/added'), 'new\n')
+    await writeFile(join(merged, 'etc/motd'), 'changed\n')
+    await rm(join(merged, 'bin/cat'))
+    const diff = (await podman('diff', ctr)).trim().split('\n').sort()
+    expect(diff).toEqual(['A /etc/added', 'C /bin', 'C /etc', 'C /etc/motd', 'D /bin/cat'])
+    await podman('umount', ctr)
+    expect(fsTypeAt(merged)).toBeUndefined()
+
+    await podman('commit', '--quiet', ctr, 'localhost/tiny:2')
+    const image = (await podman('image', 'mount', 'localhost/tiny:2')).trim()
+    expect(fsTypeAt(image)).toBe('fuse.layerfs')
+    expect((await readdir(join(image, 'bin'))).sort()).toEqual(['sh'])
+    expect((await readdir(join(image, 'etc'))).sort()).toEqual(['added', 'motd'])
+    expect(await readFile(join(image, 'etc/motd'), 'utf8')).toBe('changed\n')
+    await podman('image', 'umount', 'localhost/tiny:2')
+    expect(fsTypeAt(image)).toBeUndefined()
+  }, 120_000)
 })

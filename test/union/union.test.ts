@@ -1,5 +1,5 @@
 import { constants, readdirSync, readlinkSync } from 'node:fs'
-import { lstat, readFile, readdir, writeFile, truncate as truncatePath, open as openFile } from 'node:fs/promises'
+import { lstat, mkdir, readFile, readdir, symlink, writeFile, truncate as truncatePath, open as openFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { lgetxattr, lsetxattr } from '../../src/sys/native.js'
@@ -488,6 +488,29 @@ describe('read-only and bad stacks', () => {
 
   it('names a missing lower directory', async () => {
     await expect(Union.open({ lowers: ['/nonexistent/layer'] })).rejects.toThrow(/lower layer \/nonexistent\/layer: no such directory/)
+  })
+
+  it('follows a layer given as a symlink, as overlayfs does (containers-storage names lowers so)', async () => {
+    const s = await stack([{ f: 'lower' }])
+    const dir = join(s.upper, '..')
+    const links = { lower: join(dir, 'l-lower'), upper: join(dir, 'l-upper'), file: join(dir, 'l-file'), dangling: join(dir, 'l-gone') }
+    await symlink(s.lowers[0]!, links.lower)
+    await symlink(s.upper, links.upper)
+    await writeFile(join(dir, 'plain'), '')
+    await symlink(join(dir, 'plain'), links.file)
+    await symlink(join(dir, 'nothing'), links.dangling)
+    const work = join(dir, 'work2')
+    await mkdir(work)
+    const u = await Union.open({ lowers: [links.lower], upper: links.upper, work })
+    expect(await readFile(join(s.lowers[0]!, 'f'), 'utf8')).toBe('lower')
+    const fh = await u.open('/f', constants.O_WRONLY | constants.O_TRUNC)
+    await u.write(fh, Buffer.from('upper'), 5, 0)
+    await u.release(fh)
+    expect(await readFile(join(s.upper, 'f'), 'utf8')).toBe('upper')
+    await expect(Union.open({ lowers: [links.file] })).rejects.toThrow(/lower layer .*l-file: not a directory/)
+    await expect(Union.open({ lowers: [links.dangling] })).rejects.toThrow(/lower layer .*l-gone: no such directory/)
+    // The same directory reached through a link is still the same directory.
+    await expect(Union.open({ lowers: [s.upper], upper: links.upper, work })).rejects.toThrow(/both a lower layer and the upperdir/)
   })
 
   it('refuses an upperdir without a workdir', async () => {
