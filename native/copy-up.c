@@ -391,8 +391,9 @@ napi_value js_commit_copy(napi_env env, napi_callback_info info) {
     return op_run_sync(env, info, o, "sss", &o->path, &o->dest, &o->name);
 }
 
-/* stageCopyUnnamed(src, dir, flags, origin, dataFrom, uid, gid, mode, atime, mtime) → [bytes, fd]: a regular file's copy made with
- * O_TMPFILE in DIR, on the pool; and the same on the calling thread. */
+/* stageCopyUnnamed(src, dir, flags, origin, dataFrom, uid, gid, mode, atime, mtime) → [bytes, fd]:
+ * a regular file's copy made with O_TMPFILE in DIR, on the pool; and the same on the calling
+ * thread. */
 napi_value js_stage_copy_unnamed(napi_env env, napi_callback_info info) {
     op *o = op_new("copyup", stage_exec, done_unnamed);
     if (!o) return op_nomem(env);

@@ -564,22 +564,21 @@ export class LowLevelBridge {
     }
   }
 
-  /**
-   * What the kernel leaves to the daemon under killpriv v2 (see Request): after a truncate, O_TRUNC
-   * open or write by a process without CAP_FSETID, setuid/setgid are cleared as the kernel would
-   * clear them. The node's cached mode is dropped (a write's reply carries no attributes); callers
-   * tell the file's other names, as after any change of its data.
-   */
   /** Reply to a setattr that is done, with the attributes it left (`attr`): clear set-ID bits first
-   *  when the kernel asks (its killpriv: the file has no set-ID bits to clear, mostly), and tell
-   *  the node's other names. */
+   *  when the kernel asks (its killpriv; mostly the file has none to clear, and no syscall is
+   *  spent), and tell the node's other names. */
   #replyChanged(r: Request & { op: 'setattr' }, path: string, attr: Attr): void {
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, path, r.fh)) attr = this.#union.getattrSync(path)
     this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
     this.#session.replyAttr(r.req, attr, this.#options.attrTimeout)
   }
 
-  /** Whether the mode changed (the node is told then). */
+  /**
+   * What the kernel leaves to the daemon under killpriv v2 (see Request): after a truncate, O_TRUNC
+   * open or write by a process without CAP_FSETID, setuid/setgid are cleared as the kernel would
+   * clear them. The node's cached mode is dropped (a write's reply carries no attributes); callers
+   * tell the file's other names, as after any change of its data. Whether the mode changed.
+   */
   #clearSetid(nodeId: number, ctx: Ctx, path: string | undefined, fh: number | undefined): boolean {
     const node = this.#nodes.get(nodeId)
     const changed = this.#union.clearSetidSync(path, fh, (gid) => inGroup(ctx, gid))

@@ -112,8 +112,8 @@ export class Core {
    * them (overlayfs's metacopy, in the kernel's on-disk format); an upper metadata-only copy asked
    * for its data (or for an empty file) is completed.
    * `fold` is a setattr's metadata change: when this call copies a lower non-directory, the change
-   * is made on the copy before it is named (one chown or chmod fewer by path, and a copy that
-   * appears complete), and `fold.applied` is set; else the caller makes it.
+   * is made on the copy before it is named (a chown, chmod or utimensat by path fewer), and
+   * `fold.applied` is set; else the caller makes it.
    */
   copyUpNow(rel: string, want: CopyUpWant, alone = false, fold?: Fold): Entry | undefined {
     const entry = this.resolver.get(rel)
