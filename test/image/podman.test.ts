@@ -20,6 +20,8 @@ const exec = promisify(execFile)
 const hasPodman = await exec('which', ['podman']).then(() => true, () => false)
 const root = process.getuid?.() === 0
 if (!hasPodman || !root) console.log(`skipping podman test: ${!hasPodman ? 'podman is not installed (apt-get install podman)' : 'needs root'}`)
+const hasRunc = await exec('which', ['runc']).then(() => true, () => false)
+if (hasPodman && root && !hasRunc) console.log('skipping the podman run test: runc is not installed (apt-get install runc)')
 
 describe.skipIf(!hasPodman || !root)('committed images loaded by podman', () => {
   let t: { dir: string; cleanup: () => Promise<void> }
@@ -116,5 +118,35 @@ describe.skipIf(!hasPodman || !root)('layerfs as podman\'s mount_program', () =>
     expect(await readFile(join(image, 'etc/motd'), 'utf8')).toBe('changed\n')
     await podman('image', 'umount', 'localhost/tiny:2')
     expect(fsTypeAt(image)).toBeUndefined()
+  }, 120_000)
+
+  it.skipIf(!hasRunc)('runs a container from a layerfs rootfs (runc)', async () => {
+    // /bin/sh (dash) and the libraries it loads, from the host: the container executes them from the
+    // layerfs mount.
+    const libs = execFileSync('ldd', ['/bin/dash'], { encoding: 'utf8' }).match(/\/\S+/g) ?? []
+    const files = await Promise.all(['/bin/dash', ...libs].map(async (path) => ({ path, content: await readFile(path) })))
+    const rootfs = await makeTar([
+      ...files.map((f) => ({ name: (f.path === '/bin/dash' ? '/bin/sh' : f.path).slice(1), content: f.content, mode: 0o755 })),
+      { name: 'etc/motd', content: 'base\n' },
+    ])
+    const tarball = join(t.dir, 'shell.tar')
+    await writeFile(tarball, rootfs)
+    await podman('import', tarball, 'localhost/shell:1')
+    // Lower limits than podman's defaults, which may exceed this machine's hard limits; no network,
+    // and cgroupfs: the runtime's setup is not what this test is about.
+    const out = await podman(
+      '--runtime', 'runc', '--cgroup-manager', 'cgroupfs', 'run', '--rm', '--network', 'none',
+      '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', 'localhost/shell:1',
+      '/bin/sh', '-c', [
+        'read l < /etc/motd; echo "$l"; echo changed > /etc/motd; read l < /etc/motd; echo "$l"',
+        // What the container's / is: the rest of its mountinfo line (fstype after the ' - ').
+        'while read -r id parent dev root mnt rest; do [ "$mnt" = / ] && echo "$rest"; done < /proc/self/mountinfo; true',
+      ].join('; '),
+    )
+    const [first, second, rootMount] = out.split('\n')
+    expect([first, second]).toEqual(['base', 'changed'])
+    expect(rootMount).toMatch(/ - fuse\.layerfs /)
+    // The container's rootfs was unmounted with it.
+    expect(mountsUnder(t.dir)).toEqual([])
   }, 120_000)
 })
