@@ -9,6 +9,7 @@
  * anything unknown is warned about and ignored, as fuse-overlayfs does.
  */
 
+import { type IdRange, parseIdRanges } from '../fuse/id-map.js'
 import type { PassthroughPolicy } from '../fuse/open-files.js'
 
 export interface MountOptions {
@@ -33,6 +34,8 @@ export interface MountOptions {
   passthrough: PassthroughPolicy
   log?: string
   bridge: 'll' | 'fuse-native'
+  /** fuse-overlayfs's id mapping and squashing (see fuse/id-map.ts); bridge=ll only. */
+  ids?: { uids?: IdRange[]; gids?: IdRange[]; squashUid?: number; squashGid?: number }
   warnings: string[]
 }
 
@@ -81,6 +84,7 @@ export function parseMountArgs(argv: string[]): MountOptions {
   const timeout = opts.bridge === 'll' ? DEFAULT_LL_TIMEOUT : 1
   for (const key of ['entryTimeout', 'attrTimeout', 'negativeTimeout'] as const) if (Number.isNaN(opts[key])) opts[key] = timeout
   if ((opts.upper === undefined) !== (opts.work === undefined)) throw new UsageError('upperdir and workdir go together')
+  if (opts.ids && opts.bridge !== 'll') throw new UsageError('uidmapping, gidmapping and squash_to_* need bridge=ll')
   if (opts.readOnly && opts.upper !== undefined) {
     opts.warnings.push('ro: ignoring upperdir and workdir')
     delete opts.upper
@@ -125,6 +129,16 @@ function applyOptions(opts: MountOptions, list: string): void {
       case 'entry_timeout': opts.entryTimeout = number(key, value); break
       case 'attr_timeout': opts.attrTimeout = number(key, value); break
       case 'negative_timeout': opts.negativeTimeout = number(key, value); break
+      case 'uidmapping': (opts.ids ??= {}).uids = idRanges(key, value); break
+      case 'gidmapping': (opts.ids ??= {}).gids = idRanges(key, value); break
+      case 'squash_to_root':
+        opts.ids ??= {}
+        opts.ids.squashUid ??= 0
+        opts.ids.squashGid ??= 0
+        break
+      // These win over squash_to_root, whatever the order.
+      case 'squash_to_uid': (opts.ids ??= {}).squashUid = id(key, value); break
+      case 'squash_to_gid': (opts.ids ??= {}).squashGid = id(key, value); break
       case 'spin': {
         const us = number(key, value)
         if (!Number.isInteger(us) || us > 10_000) throw new UsageError(`spin=${value}: expected microseconds, 0 to 10000`)
@@ -140,6 +154,20 @@ function applyOptions(opts: MountOptions, list: string): void {
 function need(key: string, value: string): string {
   if (value === '') throw new UsageError(`${key} needs a value`)
   return value
+}
+
+function idRanges(key: string, value: string): IdRange[] {
+  try {
+    return parseIdRanges(value)
+  } catch (err) {
+    throw new UsageError(`${key}: ${(err as Error).message}`)
+  }
+}
+
+function id(key: string, value: string): number {
+  const n = Number(value)
+  if (!/^\d+$/.test(value) || n > 0xfffffffe) throw new UsageError(`${key}=${value}: not a uid or gid`)
+  return n
 }
 
 function number(key: string, value: string): number {

@@ -11,6 +11,7 @@ import { lstat, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Daemon, startDaemon } from '../fuse/daemon.js'
+import { IdMap } from '../fuse/id-map.js'
 import { Union } from '../union/union.js'
 import { type MountOptions, UsageError, parseMountArgs } from './mount-options.js'
 
@@ -67,7 +68,7 @@ async function serve(opts: MountOptions): Promise<number> {
       fsname: opts.source, allowOther: opts.allowOther, entryTimeout: opts.entryTimeout,
       attrTimeout: opts.attrTimeout, negativeTimeout: opts.negativeTimeout, spinUs: opts.spinUs, passthrough: opts.passthrough,
       debug: opts.debug, log,
-      bridge: opts.bridge,
+      bridge: opts.bridge, ids: opts.ids ? new IdMap(opts.ids) : undefined,
     })
     if (stopRequested) void daemon.stop()
     report('ready')

@@ -19,6 +19,7 @@ import type { TimeNs } from '../sys/native.js'
 import type { Attr, Union } from '../union/union.js'
 import { toErrno } from './errno.js'
 import type { PassthroughPolicy } from './open-files.js'
+import type { IdMap } from './id-map.js'
 
 export const STATS_XATTR = 'trusted.layerfs.stats'
 
@@ -32,6 +33,8 @@ export interface BridgeOptions {
   spinUs?: number
   /** bridge=ll only: which files the kernel reads and writes itself (default 'on'; see OpenFiles). */
   passthrough?: PassthroughPolicy
+  /** bridge=ll only: ids shown shifted or squashed (fuse-overlayfs's uidmapping and squash_to_*). */
+  ids?: IdMap
   debug: boolean
   log: (line: string) => void
 }

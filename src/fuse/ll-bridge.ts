@@ -20,6 +20,7 @@ import type { TimeNs } from '../sys/native.js'
 import type { Attr, AttrChange, DirEntry, Union } from '../union/union.js'
 import { STATS_XATTR } from './bridge.js'
 import { toErrno } from './errno.js'
+import type { IdMap } from './id-map.js'
 import { type Node, NodeTable } from './nodes.js'
 import { OpenFiles, type PassthroughPolicy, STALE } from './open-files.js'
 
@@ -34,18 +35,21 @@ export interface LowLevelOptions {
   spinUs: number
   /** Which files the kernel reads and writes itself (see OpenFiles). */
   passthrough: PassthroughPolicy
+  /** Ids shown shifted or squashed (fuse-overlayfs's uidmapping and squash_to_*); none: as stored. */
+  ids?: IdMap
   debug: boolean
   log: (line: string) => void
 }
 
 const NS = 1_000_000_000n
 
-/** A setattr request's changes; the size goes through the open handle when the kernel gave one. */
-function attrChange(r: Request & { op: 'setattr' }): AttrChange {
+/** A setattr request's changes, with its owner as stored (`ids`); the size goes through the open
+ *  handle when the kernel gave one. */
+function attrChange(r: Request & { op: 'setattr' }, ids: IdMap | undefined): AttrChange {
   return {
     mode: r.valid & SETATTR_MODE ? r.mode : undefined,
-    uid: r.valid & SETATTR_UID ? r.uid : undefined,
-    gid: r.valid & SETATTR_GID ? r.gid : undefined,
+    uid: r.valid & SETATTR_UID ? ids ? ids.storedUid(r.uid) : r.uid : undefined,
+    gid: r.valid & SETATTR_GID ? ids ? ids.storedGid(r.gid) : r.gid : undefined,
     size: r.valid & SETATTR_SIZE ? r.size : undefined,
     atime: timeArg(r.valid, SETATTR_ATIME, SETATTR_ATIME_NOW, r.atimeSec, r.atimeNsec),
     mtime: timeArg(r.valid, SETATTR_MTIME, SETATTR_MTIME_NOW, r.mtimeSec, r.mtimeNsec),
@@ -118,9 +122,14 @@ export class LowLevelBridge {
     this.#session.notifyInvalInode(node.id, -1, 0)
   }
 
+  /** Attributes as the kernel is shown them (see IdMap). */
+  #shown(attr: Attr): Attr {
+    return this.#options.ids ? this.#options.ids.present(attr) : attr
+  }
+
   #entry(node: Node | undefined, attr: Attr): EntryOut {
     return {
-      ino: node ? node.id : 0, generation: 0, attr,
+      ino: node ? node.id : 0, generation: 0, attr: this.#shown(attr),
       attrTimeout: this.#options.attrTimeout, entryTimeout: this.#options.entryTimeout,
     }
   }
@@ -200,7 +209,7 @@ export class LowLevelBridge {
         // one only for some getattrs: an fstat comes without).
         const fh = this.#nodes.path(node) === undefined ? r.fh ?? this.#open.handleOf(node.id) : undefined
         const attr = fh !== undefined ? union.fgetattrSync(fh, node.ino) : union.getattrSync(this.#path(node))
-        session.replyAttr(r.req, attr, this.#options.attrTimeout)
+        session.replyAttr(r.req, this.#shown(attr), this.#options.attrTimeout)
         return true
       }
       case 'readlink':
@@ -211,7 +220,7 @@ export class LowLevelBridge {
         const path = this.#path(this.#node(r.ino))
         this.#replying = r.ino
         try {
-          if (!union.trySetattr(path, attrChange(r), r.fh, r.waiting === 0)) return false
+          if (!union.trySetattr(path, attrChange(r, this.#options.ids), r.fh, r.waiting === 0)) return false
         } finally {
           this.#replying = 0
         }
@@ -288,25 +297,25 @@ export class LowLevelBridge {
       }
       case 'mknod': {
         const { parent, path } = this.#childPath(r.parent, r.name)
-        union.mknodSync(path, r.mode, r.rdev, ownerOf(r))
+        union.mknodSync(path, r.mode, r.rdev, ownerOf(r, this.#options.ids))
         this.#replyNewEntry(r.req, parent, r.name, path)
         return true
       }
       case 'mkdir': {
         const { parent, path } = this.#childPath(r.parent, r.name)
-        union.mkdirSync(path, r.mode, ownerOf(r))
+        union.mkdirSync(path, r.mode, ownerOf(r, this.#options.ids))
         this.#replyNewEntry(r.req, parent, r.name, path)
         return true
       }
       case 'symlink': {
         const { parent, path } = this.#childPath(r.parent, r.name)
-        union.symlinkSync(r.target, path, ownerOf(r))
+        union.symlinkSync(r.target, path, ownerOf(r, this.#options.ids))
         this.#replyNewEntry(r.req, parent, r.name, path)
         return true
       }
       case 'create': {
         const { parent, path } = this.#childPath(r.parent, r.name)
-        const fh = union.createSync(path, r.mode, ownerOf(r))
+        const fh = union.createSync(path, r.mode, ownerOf(r, this.#options.ids))
         let node: Node
         let attr: Attr
         try {
@@ -452,7 +461,7 @@ export class LowLevelBridge {
     switch (r.op) {
       case 'setattr': {
         const path = this.#path(this.#node(r.ino))
-        await union.setattr(path, attrChange(r), r.fh)
+        await union.setattr(path, attrChange(r, this.#options.ids), r.fh)
         this.#replyChanged(r, path, await union.getattr(path))
         return
       }
@@ -570,7 +579,7 @@ export class LowLevelBridge {
   #replyChanged(r: Request & { op: 'setattr' }, path: string, attr: Attr): void {
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, path, r.fh)) attr = this.#union.getattrSync(path)
     this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
-    this.#session.replyAttr(r.req, attr, this.#options.attrTimeout)
+    this.#session.replyAttr(r.req, this.#shown(attr), this.#options.attrTimeout)
   }
 
   /**
@@ -581,7 +590,8 @@ export class LowLevelBridge {
    */
   #clearSetid(nodeId: number, ctx: Ctx, path: string | undefined, fh: number | undefined): boolean {
     const node = this.#nodes.get(nodeId)
-    const changed = this.#union.clearSetidSync(path, fh, (gid) => inGroup(ctx, gid))
+    const ids = this.#options.ids
+    const changed = this.#union.clearSetidSync(path, fh, (gid) => inGroup(ctx, ids ? ids.shownGid(gid) : gid))
     if (changed && node) this.#invalidate(node)
     return changed
   }
@@ -626,9 +636,9 @@ interface RenameNames {
   replaced: number | undefined
 }
 
-/** Who creates: new objects belong to the caller. */
-function ownerOf(r: Request): { uid: number; gid: number } {
-  return { uid: r.ctx.uid, gid: r.ctx.gid }
+/** Who creates: new objects belong to the caller, stored as `ids` maps it. */
+function ownerOf(r: Request, ids: IdMap | undefined): { uid: number; gid: number } {
+  return ids ? { uid: ids.storedUid(r.ctx.uid), gid: ids.storedGid(r.ctx.gid) } : { uid: r.ctx.uid, gid: r.ctx.gid }
 }
 
 function isDot(name: string): boolean {

@@ -166,6 +166,10 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
       ['an unknown bridge', () => ['-o', `lowerdir=${lower},bridge=fuse4`, mnt], /bridge=fuse4: expected ll or fuse-native/],
       ['a spin out of range', () => ['-o', `lowerdir=${lower},spin=20000`, mnt], /spin=20000: expected microseconds, 0 to 10000/],
       ['an unknown flag', () => ['--frob', mnt], /unknown flag --frob/],
+      ['a uid mapping that is not triples', () => ['-o', `lowerdir=${lower},uidmapping=0:100000`, mnt], /uidmapping: expected INSIDE:OUTSIDE:COUNT triples/],
+      ['a gid mapping with an empty range', () => ['-o', `lowerdir=${lower},gidmapping=0:100000:0`, mnt], /gidmapping: bad range 0:100000:0/],
+      ['a squash to a name', () => ['-o', `lowerdir=${lower},squash_to_uid=root`, mnt], /squash_to_uid=root: not a uid or gid/],
+      ['a mapping with bridge=fuse-native', () => ['-o', `lowerdir=${lower},squash_to_root,bridge=fuse-native`, mnt], /need bridge=ll/],
       ['upper and work on different filesystems', () => ['-o', `lowerdir=${lower},upperdir=${upper},workdir=/dev/shm`, mnt], /same filesystem/],
     ]
     for (const [what, args, message] of cases) {
