@@ -23,10 +23,11 @@ export interface IdRange {
   count: number
 }
 
-/** `INSIDE:OUTSIDE:COUNT[:INSIDE:OUTSIDE:COUNT...]`; throws an Error naming what is wrong. */
+/** `INSIDE:OUTSIDE:COUNT[:INSIDE:OUTSIDE:COUNT...]`; throws an Error naming what is wrong. Empty
+ *  fields are skipped, as fuse-overlayfs skips them: containers-storage writes `:0:100000:65536`. */
 export function parseIdRanges(value: string): IdRange[] {
-  const parts = value.split(':')
-  if (value === '' || parts.length % 3 !== 0) throw new Error(`expected INSIDE:OUTSIDE:COUNT triples, got ${JSON.stringify(value)}`)
+  const parts = value.split(':').filter((p) => p !== '')
+  if (parts.length === 0 || parts.length % 3 !== 0) throw new Error(`expected INSIDE:OUTSIDE:COUNT triples, got ${JSON.stringify(value)}`)
   const ranges: IdRange[] = []
   for (let i = 0; i < parts.length; i += 3) {
     const [inside, outside, count] = parts.slice(i, i + 3).map((p) => (/^\d+$/.test(p) ? Number(p) : NaN)) as [number, number, number]

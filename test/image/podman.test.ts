@@ -75,9 +75,10 @@ describe.skipIf(!hasPodman || !root)('layerfs as podman\'s mount_program', () =>
     await podman('umount', '--all').catch(() => undefined)
     await podman('image', 'umount', '--all').catch(() => undefined)
     await podman('rm', '--all', '--force').catch(() => undefined)
-    // Whatever a failed step left mounted is taken down before the store is removed.
+    // Whatever a failed step left mounted (a layerfs mount, or the store's own bind mount) is taken
+    // down before the store is removed.
     for (const mnt of mountsUnder(t.dir).reverse()) {
-      try { execFileSync('fusermount3', ['-u', mnt], { timeout: 10_000 }) } catch { execFileSync('fusermount3', ['-uz', mnt], { timeout: 10_000 }) }
+      try { execFileSync('umount', [mnt], { timeout: 10_000 }) } catch { execFileSync('umount', ['-l', mnt], { timeout: 10_000 }) }
     }
     await rm(join(t.dir, 'root'), { recursive: true, force: true }).catch(() => undefined)
     await t.cleanup()
