@@ -27,11 +27,17 @@ export interface LayerfsSuite {
   stack(options: string, fill: (...lowers: string[]) => Promise<void>, lowers?: number): Promise<Stack>
 }
 
-/** Call inside a describe block: registers its hooks. `dirMode`: for tests that act as another user. */
-export function layerfsSuite(label: string, dirMode?: number): LayerfsSuite {
+export interface MountFrame {
+  readonly mounts: MountSet
+  /** The block's temp dir (set once beforeAll has run). */
+  readonly dir: string
+}
+
+/** Call inside a describe block: one temp dir for the block (mode `dirMode`, for tests that act as
+ *  another user), and every mount in `mounts` undone after each test, failed or not. */
+export function mountFrame(label: string, dirMode?: number): MountFrame {
   const mounts = new MountSet()
   let dir = ''
-  let n = 0
   beforeAll(async () => {
     dir = await makeTempDir(label)
     if (dirMode !== undefined) await chmod(dir, dirMode)
@@ -48,7 +54,21 @@ export function layerfsSuite(label: string, dirMode?: number): LayerfsSuite {
     get dir() {
       return dir
     },
+  }
+}
+
+/** Call inside a describe block: registers its hooks. `dirMode`: for tests that act as another user. */
+export function layerfsSuite(label: string, dirMode?: number): LayerfsSuite {
+  const frame = mountFrame(label, dirMode)
+  const mounts = frame.mounts
+  let n = 0
+  return {
+    mounts,
+    get dir() {
+      return frame.dir
+    },
     async stack(options, fill, count = 1) {
+      const dir = frame.dir
       const base = join(dir, `s${++n}`)
       const lowers = Array.from({ length: count }, (_, i) => join(base, `lower${i || ''}`))
       const [upper, work, mnt] = ['upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string]

@@ -7,10 +7,10 @@
 import { existsSync } from 'node:fs'
 import { chmod, chown, lchown, lstat, lutimes, mkdir, symlink, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { lgetxattrSync, lsetxattrSync, utimensatSync } from '../../src/sys/native.js'
-import { MountSet, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
-import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
+import { mountFrame } from '../helpers/layerfs-suite.js'
+import { fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
 
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping copy-up change tests: ${fuse.reason}`)
@@ -85,23 +85,13 @@ async function state(root: string): Promise<Record<string, string>> {
 }
 
 describe.skipIf(!fuse.ok)('a setattr that copies up', () => {
-  const mounts = new MountSet()
-  let dir = ''
+  const frame = mountFrame('copy-up-change')
+  const mounts = frame.mounts
   let n = 0
-  beforeAll(async () => {
-    dir = await makeTempDir('copy-up-change')
-  })
-  afterEach(async () => {
-    await mounts.unmountAll()
-  })
-  afterAll(async () => {
-    await mounts.unmountAll()
-    await removeTempDir(dir)
-  })
 
   /** Run the changes over a fresh stack on `driver`; the merged view and the upper layer after. */
   async function run(driver: 'kernel' | 'layerfs', options = ''): Promise<{ merged: Record<string, string>; upper: Record<string, string> }> {
-    const base = join(dir, `s${++n}`)
+    const base = join(frame.dir, `s${++n}`)
     const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
     for (const d of [lower, upper, work, mnt]) await mkdir(d, { recursive: true })
     await fillLower(lower)

@@ -7,9 +7,9 @@ import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { chmod, chown, mkdir, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { MountSet, fuseAvailable, mountFuse } from '../helpers/mount.js'
-import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
+import { describe, expect, it } from 'vitest'
+import { mountFrame } from '../helpers/layerfs-suite.js'
+import { fuseAvailable, mountFuse } from '../helpers/mount.js'
 
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping id mapping tests: ${fuse.reason}`)
@@ -32,23 +32,12 @@ const owners = async (dir: string, names: string[]): Promise<string> =>
   (await Promise.all(names.map(async (n) => { const st = await stat(join(dir, n)); return `${n}=${st.uid}:${st.gid}` }))).join(' ')
 
 describe.skipIf(!fuse.ok)('id mapping', () => {
-  const mounts = new MountSet()
-  let dir = ''
+  const frame = mountFrame('id-map', 0o711) // a test creates a file as another user
+  const mounts = frame.mounts
   let n = 0
-  beforeAll(async () => {
-    dir = await makeTempDir('id-map')
-    await chmod(dir, 0o711) // a test creates a file as another user
-  })
-  afterEach(async () => {
-    await mounts.unmountAll()
-  })
-  afterAll(async () => {
-    await mounts.unmountAll()
-    await removeTempDir(dir)
-  })
 
   async function run(driver: 'layerfs' | 'fuse-overlayfs', options: string): Promise<Outcome> {
-    const base = join(dir, `s${++n}`)
+    const base = join(frame.dir, `s${++n}`)
     const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
     for (const d of [lower, upper, work, mnt]) await mkdir(d, { recursive: true })
     for (const [name, id] of [['a', 0], ['b', 1], ['c', 70000]] as const) {
