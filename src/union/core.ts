@@ -11,8 +11,9 @@
  * when the copy began.
  */
 import { type BigIntStats, constants, lstatSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
-import { OPAQUE_XATTRS, WHITEOUT_PREFIX, isWhiteoutStat } from '../layers/whiteout.js'
+import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, isWhiteoutStat } from '../layers/whiteout.js'
 import { type CopyChange, RENAME_EXCHANGE, lgetxattrSync, lsetxattrSync, mknodSync, renameat2Sync } from '../sys/native.js'
 import { METACOPY_XATTR, REDIRECT_XATTR, readOrigin } from './inode.js'
 import { type Entry, inUpper } from './entry.js'
@@ -305,6 +306,35 @@ export class Core {
     this.counters.whiteouts++
   }
 
+  /** Which opaque mark this upper layer takes (see markOpaque); narrowed at the first refusal. */
+  #opaqueMark: 'trusted' | 'user' | 'marker' = 'trusted'
+
+  /**
+   * Mark the upper directory at host path `path` opaque: trusted.overlay.opaque, as the kernel writes
+   * it; where trusted.* is refused (a daemon without CAP_SYS_ADMIN, as in rootless containers),
+   * user.overlay.opaque, overlayfs's `userxattr` form; where xattrs are refused altogether, the OCI
+   * `.wh..wh..opq` file. The union reads all three.
+   */
+  markOpaque(path: string): void {
+    if (this.#opaqueMark === 'trusted') {
+      try {
+        return lsetxattrSync(path, OPAQUE_XATTRS[0], 'y')
+      } catch (err) {
+        if (!isCode(err, 'EPERM', 'EOPNOTSUPP')) throw err
+        this.#opaqueMark = 'user'
+      }
+    }
+    if (this.#opaqueMark === 'user') {
+      try {
+        return lsetxattrSync(path, OPAQUE_XATTRS[1], 'y')
+      } catch (err) {
+        if (!isCode(err, 'EPERM', 'EOPNOTSUPP')) throw err
+        this.#opaqueMark = 'marker'
+      }
+    }
+    writeFileSync(join(path, OPAQUE_MARKER), '', { mode: 0o600 })
+  }
+
   /**
    * Create a new object at `rel` in the upper layer with `make(hostPath)`. When the upper layer holds a
    * whiteout there, the object is made in the work directory and moved over it, so the name is never
@@ -327,7 +357,7 @@ export class Core {
     const tmp = this.stager.tempPath()
     make(tmp)
     try {
-      if (isDir) lsetxattrSync(tmp, OPAQUE_XATTRS[0], 'y')
+      if (isDir) this.markOpaque(tmp)
       if (isDir && charWhiteout) {
         exchange(tmp, target)
         rmSync(tmp, { force: true })

@@ -11,7 +11,7 @@
  */
 import { type Stats, chmodSync, closeSync, constants, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
 import { joinPath, splitPath } from '../layers/layer.js'
-import { OPAQUE_XATTRS, WHITEOUT_PREFIX } from '../layers/whiteout.js'
+import { WHITEOUT_PREFIX } from '../layers/whiteout.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, lgetxattrSync, lsetxattrSync, mknodSync, renameat2Sync } from '../sys/native.js'
 import { REDIRECT_XATTR } from './inode.js'
 import type { Core } from './core.js'
@@ -240,7 +240,7 @@ function move(core: Core, from: Entry, to: Entry | undefined, toRel: string): vo
   // Moved where a lower layer may hold (or later show) the name, a directory must not merge with it:
   // overlayfs marks it opaque whenever it lands in a merged directory.
   if (from.kind === 'dir' && (targetHasLower || toParent.dirLayers.length > 1)) {
-    lsetxattrSync(upper.path(from.path), OPAQUE_XATTRS[0], 'y')
+    core.markOpaque(upper.path(from.path))
   }
   if (from.kind === 'dir' && !to && targetHasLower) {
     // rename(2) cannot put a directory over the whiteout (a char device): swap, then drop the whiteout.
