@@ -80,7 +80,7 @@ function outward(ranges: IdRange[], id: number): number {
 }
 
 function inward(ranges: IdRange[], id: number): number {
-  if (ranges.length === 0 || id === -1) return id
+  if (ranges.length === 0) return id
   for (const r of ranges) if (id >= r.outside && id - r.outside < r.count) return r.inside + (id - r.outside)
   return OVERFLOW_ID
 }

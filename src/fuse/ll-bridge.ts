@@ -46,10 +46,12 @@ const NS = 1_000_000_000n
 /** A setattr request's changes, with its owner as stored (`ids`); the size goes through the open
  *  handle when the kernel gave one. */
 function attrChange(r: Request & { op: 'setattr' }, ids: IdMap | undefined): AttrChange {
+  const uid = ids ? ids.storedUid(r.uid) : r.uid
+  const gid = ids ? ids.storedGid(r.gid) : r.gid
   return {
     mode: r.valid & SETATTR_MODE ? r.mode : undefined,
-    uid: r.valid & SETATTR_UID ? ids ? ids.storedUid(r.uid) : r.uid : undefined,
-    gid: r.valid & SETATTR_GID ? ids ? ids.storedGid(r.gid) : r.gid : undefined,
+    uid: r.valid & SETATTR_UID ? uid : undefined,
+    gid: r.valid & SETATTR_GID ? gid : undefined,
     size: r.valid & SETATTR_SIZE ? r.size : undefined,
     atime: timeArg(r.valid, SETATTR_ATIME, SETATTR_ATIME_NOW, r.atimeSec, r.atimeNsec),
     mtime: timeArg(r.valid, SETATTR_MTIME, SETATTR_MTIME_NOW, r.mtimeSec, r.mtimeNsec),
