@@ -306,8 +306,9 @@ export class Core {
     this.counters.whiteouts++
   }
 
-  /** Which opaque mark this upper layer takes (see markOpaque); narrowed at the first refusal. */
-  #opaqueMark: 'trusted' | 'user' | 'marker' = 'trusted'
+  /** The opaque xattrs this upper layer may still take, best first (see markOpaque): one is
+   *  dropped at its first refusal. */
+  readonly #opaqueXattrs: string[] = [...OPAQUE_XATTRS]
 
   /**
    * Mark the upper directory at host path `path` opaque: trusted.overlay.opaque, as the kernel writes
@@ -316,20 +317,12 @@ export class Core {
    * `.wh..wh..opq` file. The union reads all three.
    */
   markOpaque(path: string): void {
-    if (this.#opaqueMark === 'trusted') {
+    while (this.#opaqueXattrs.length > 0) {
       try {
-        return lsetxattrSync(path, OPAQUE_XATTRS[0], 'y')
+        return lsetxattrSync(path, this.#opaqueXattrs[0]!, 'y')
       } catch (err) {
         if (!isCode(err, 'EPERM', 'EOPNOTSUPP')) throw err
-        this.#opaqueMark = 'user'
-      }
-    }
-    if (this.#opaqueMark === 'user') {
-      try {
-        return lsetxattrSync(path, OPAQUE_XATTRS[1], 'y')
-      } catch (err) {
-        if (!isCode(err, 'EPERM', 'EOPNOTSUPP')) throw err
-        this.#opaqueMark = 'marker'
+        this.#opaqueXattrs.shift()
       }
     }
     writeFileSync(join(path, OPAQUE_MARKER), '', { mode: 0o600 })
