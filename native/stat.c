@@ -128,9 +128,9 @@ static mode_t dtype_mode(unsigned char type) {
 
 enum { LIST_STATS = 1 };
 
-/* o->data: the entries' numbers (ST_FIELDS doubles each), then from o->len their names back to
- * back, NUL-terminated; o->ret: how many. Without LIST_STATS in o->flags only the type bits of
- * ST_MODE are filled, from d_type, and an entry is stat'ed only when d_type cannot tell. */
+/* o->data: the entries' numbers, ST_FIELDS doubles each; o->name: their names back to back,
+ * NUL-terminated, o->len bytes; o->ret: how many. Without LIST_STATS in o->flags only the type
+ * bits of ST_MODE are filled, from d_type, and an entry is stat'ed only when d_type cannot tell. */
 static int list_exec(op *o) {
     DIR *dir = opendir(o->path);
     if (!dir) return errno;
@@ -168,33 +168,24 @@ static int list_exec(op *o) {
     }
     if (!err && errno != 0) err = errno;
     closedir(dir);
-    if (!err) {
-        size_t nums_len = count * ST_FIELDS * sizeof(double);
-        o->data = malloc(nums_len + names_len + 1);
-        if (!o->data) err = ENOMEM;
-        else {
-            if (nums_len) memcpy(o->data, nums, nums_len);
-            if (names_len) memcpy((char *)o->data + nums_len, names, names_len);
-            o->size = nums_len + names_len;
-            o->len = (int64_t)nums_len;
-            o->ret = (int64_t)count;
-        }
-    }
-    free(nums);
-    free(names);
+    /* The op owns (and frees) both buffers from here, on success or not. */
+    o->data = nums;
+    o->name = names;
+    o->len = (int64_t)names_len;
+    o->ret = (int64_t)count;
     return err;
 }
 
 /* [names: string[], numbers: Float64Array] */
 static napi_status list_done(napi_env env, op *o, napi_value *out) {
-    size_t nums_len = (size_t)o->len;
+    size_t nums_len = (size_t)o->ret * ST_FIELDS * sizeof(double);
     void *copy = NULL;
     napi_value buffer, numbers, names;
     napi_status s = napi_create_arraybuffer(env, nums_len, &copy, &buffer);
     if (s == napi_ok && nums_len) memcpy(copy, o->data, nums_len);
     if (s == napi_ok) s = napi_create_typedarray(env, napi_float64_array, nums_len / sizeof(double), buffer, 0, &numbers);
     if (s == napi_ok) s = napi_create_array_with_length(env, (size_t)o->ret, &names);
-    const char *p = (const char *)o->data + nums_len, *end = (const char *)o->data + o->size;
+    const char *p = o->name, *end = o->name ? o->name + o->len : NULL;
     for (uint32_t i = 0; s == napi_ok && p < end; i++) {
         size_t len = strlen(p);
         napi_value name;
