@@ -10,7 +10,7 @@
  * layerfs writes the kernel form (so the upper layer mounts with kernel overlayfs too) and falls back to
  * `.wh.NAME` files when mknod is not permitted.
  */
-import type { Stats, BigIntStats } from 'node:fs'
+import { type BigIntStats, type Stats, constants } from 'node:fs'
 import { lgetxattrSync } from '../sys/native.js'
 
 export const WHITEOUT_PREFIX = '.wh.'
@@ -20,6 +20,11 @@ export const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'] a
 /** A char device 0/0 is a kernel-format whiteout. */
 export function isWhiteoutStat(st: Stats | BigIntStats): boolean {
   return st.isCharacterDevice() && Number(st.rdev) === 0
+}
+
+/** isWhiteoutStat from an lstat's mode and rdev numbers. */
+export function isWhiteoutMode(mode: number, rdev: number): boolean {
+  return (mode & constants.S_IFMT) === constants.S_IFCHR && rdev === 0
 }
 
 /** `.wh.NAME` → `NAME`; undefined for ordinary names and for the opaque marker itself. */

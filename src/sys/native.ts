@@ -104,6 +104,16 @@ export function lstatInto(path: string, out: Float64Array): number {
   return native().lstatInto(path, out)
 }
 
+/** lstatInto for a name that may well be absent: true when `out` holds its numbers, false when
+ *  there is nothing there (ENOENT, or ENOTDIR: a parent is not a directory, as node:fs's
+ *  throwIfNoEntry has it); other errors throw like node:fs's. */
+export function lstatIfAny(path: string, out: Float64Array): boolean {
+  const errno = native().lstatInto(path, out)
+  if (errno === 0) return true
+  if (errno === ENOENT || errno === ENOTDIR) return false
+  throw sysError(errno, 'lstat', path)
+}
+
 /** lstatInto, throwing an Error like node:fs's when it fails. */
 export function lstatNumbers(path: string, out: Float64Array): Float64Array {
   const errno = native().lstatInto(path, out)
@@ -186,6 +196,8 @@ function bytes(value: Buffer | string): Buffer {
 }
 
 const ENXIO = osConstants.errno.ENXIO
+const ENOENT = osConstants.errno.ENOENT
+const ENOTDIR = osConstants.errno.ENOTDIR
 const EOPNOTSUPP = osConstants.errno.EOPNOTSUPP
 
 // ---- device numbers ----

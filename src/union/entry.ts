@@ -3,7 +3,7 @@
  * a directory, every layer whose same-named directory merges into it. Entries are the node table; the
  * resolver caches them, and every namespace change updates or drops exactly the entries it touches.
  */
-import type { BigIntStats, Stats } from 'node:fs'
+import { type BigIntStats, type Stats, constants } from 'node:fs'
 import type { Layer } from '../layers/layer.js'
 
 export type Kind = 'file' | 'dir' | 'symlink' | 'special'
@@ -45,6 +45,16 @@ export function kindOf(st: Stats | BigIntStats): Kind {
   if (st.isDirectory()) return 'dir'
   if (st.isSymbolicLink()) return 'symlink'
   return 'special'
+}
+
+/** kindOf from an lstat's mode number. */
+export function kindOfMode(mode: number): Kind {
+  switch (mode & constants.S_IFMT) {
+    case constants.S_IFREG: return 'file'
+    case constants.S_IFDIR: return 'dir'
+    case constants.S_IFLNK: return 'symlink'
+    default: return 'special'
+  }
 }
 
 /** True when the entry has a copy in the writable layer. */

@@ -6,12 +6,10 @@
  */
 import { constants } from 'node:fs'
 import type { Layer } from '../layers/layer.js'
-import { OPAQUE_MARKER, WHITEOUT_PREFIX, whiteoutTarget } from '../layers/whiteout.js'
+import { OPAQUE_MARKER, WHITEOUT_PREFIX, isWhiteoutMode, whiteoutTarget } from '../layers/whiteout.js'
 import { ST, ST_FIELDS, listDirSync } from '../sys/native.js'
 import type { Entry } from './entry.js'
 import { isCode } from './errors.js'
-
-const { S_IFMT, S_IFREG, S_IFCHR } = constants
 
 /**
  * One layer's copy of a directory as one read saw it: its names and each name's kind, which answer
@@ -36,29 +34,28 @@ export class LayerListing {
     return this.#index.has(name)
   }
 
-  /** Where `name`'s lstat numbers start in `numbers`; -1 when it is not listed, or the listing was
-   *  read without them. */
-  statsOffset(name: string): number {
-    const i = this.#withStats ? this.#index.get(name) : undefined
+  /** Where `name`'s numbers start in `numbers` (its kind, and a char device's rdev, at least);
+   *  -1 when it is not listed. */
+  offsetOf(name: string): number {
+    const i = this.#index.get(name)
     return i === undefined ? -1 : i * ST_FIELDS
   }
 
-  /** The file type bits (S_IFMT) of `name`, or undefined when it is not listed. */
-  typeOf(name: string): number | undefined {
-    const i = this.#index.get(name)
-    return i === undefined ? undefined : this.numbers[i * ST_FIELDS + ST.MODE]! & S_IFMT
+  /** Where `name`'s full lstat numbers start in `numbers`; -1 when it is not listed, or the listing
+   *  was read without them. */
+  statsOffset(name: string): number {
+    return this.#withStats ? this.offsetOf(name) : -1
   }
 
   isFile(name: string): boolean {
-    return this.typeOf(name) === S_IFREG
+    const at = this.offsetOf(name)
+    return at >= 0 && (this.numbers[at + ST.MODE]! & constants.S_IFMT) === constants.S_IFREG
   }
 
   /** A char device 0/0: overlayfs's whiteout. */
   isWhiteout(name: string): boolean {
-    const i = this.#index.get(name)
-    if (i === undefined) return false
-    const at = i * ST_FIELDS
-    return (this.numbers[at + ST.MODE]! & S_IFMT) === S_IFCHR && this.numbers[at + ST.RDEV] === 0
+    const at = this.offsetOf(name)
+    return at >= 0 && isWhiteoutMode(this.numbers[at + ST.MODE]!, this.numbers[at + ST.RDEV]!)
   }
 }
 

@@ -14,11 +14,12 @@
  * synchronous step on the JavaScript thread (see core.ts), so no lookup can straddle a change and
  * store a stale answer.
  */
-import { constants, lstatSync, readdirSync } from 'node:fs'
+import { lstatSync, readdirSync } from 'node:fs'
 import { LRUCache } from 'lru-cache'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
-import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutStat } from '../layers/whiteout.js'
-import { type Entry, type Kind, NO_LAYERS, kindOf } from './entry.js'
+import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutMode } from '../layers/whiteout.js'
+import { ST, ST_FIELDS, lstatIfAny } from '../sys/native.js'
+import { type Entry, type Kind, NO_LAYERS, kindOfMode } from './entry.js'
 import type { LayerListing, Listings } from './readdir.js'
 import { fsError, isCode } from './errors.js'
 
@@ -261,29 +262,32 @@ type Probe = 'absent' | 'whiteout' | Kind
  * undefined instead.
  */
 function probeName(layer: Layer, dir: string, name: string, checkMarker: boolean): Probe {
-  const st = lstatSync(layer.path(joinPath(dir, name)), { throwIfNoEntry: false })
-  if (st) return isWhiteoutStat(st) ? 'whiteout' : kindOf(st)
+  if (lstatIfAny(layer.path(joinPath(dir, name)), probeStat)) return probeKind(probeStat, 0)
   if (!checkMarker) return 'absent'
   try {
-    return lstatSync(layer.path(joinPath(dir, WHITEOUT_PREFIX + name)), { throwIfNoEntry: false }) ? 'whiteout' : 'absent'
+    return lstatIfAny(layer.path(joinPath(dir, WHITEOUT_PREFIX + name)), probeStat) ? 'whiteout' : 'absent'
   } catch (err) {
     if (isCode(err, 'ENAMETOOLONG')) return 'absent'
     throw err
   }
 }
 
-/** probeName answered from a listing, which holds every name's lstat numbers (readdir.ts). */
-function probeListed(listing: LayerListing | undefined, name: string, checkMarker: boolean): Probe {
-  const type = listing?.typeOf(name)
-  if (type === undefined) return checkMarker && listing?.has(WHITEOUT_PREFIX + name) ? 'whiteout' : 'absent'
-  if (type === S_IFREG) return 'file'
-  if (type === S_IFDIR) return 'dir'
-  if (type === S_IFLNK) return 'symlink'
-  if (listing!.isWhiteout(name)) return 'whiteout'
-  return 'special'
+/** probeName's lstat numbers: one array, read before the next probe. */
+const probeStat = new Float64Array(ST_FIELDS)
+
+/** What the lstat numbers at `at` in `st` show: a whiteout, or an object of some kind. */
+function probeKind(st: Float64Array, at: number): Probe {
+  const mode = st[at + ST.MODE]!
+  return isWhiteoutMode(mode, st[at + ST.RDEV]!) ? 'whiteout' : kindOfMode(mode)
 }
 
-const { S_IFREG, S_IFDIR, S_IFLNK } = constants
+/** probeName answered from a listing, which holds every name's kind, and a char device's rdev
+ *  (readdir.ts). */
+function probeListed(listing: LayerListing | undefined, name: string, checkMarker: boolean): Probe {
+  const at = listing ? listing.offsetOf(name) : -1
+  if (at < 0) return checkMarker && listing?.has(WHITEOUT_PREFIX + name) ? 'whiteout' : 'absent'
+  return probeKind(listing!.numbers, at)
+}
 
 function isOpaqueIn(layer: Layer, rel: string): boolean {
   return hasOpaqueXattr(layer.path(rel)) || lstatSync(layer.path(joinPath(rel, OPAQUE_MARKER)), { throwIfNoEntry: false }) !== undefined
