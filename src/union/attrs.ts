@@ -8,7 +8,7 @@
  * find(1) not to rely on the count.
  */
 import { chmodSync, lchownSync, truncateSync } from 'node:fs'
-import { type FileAttr, ST, ST_FIELDS, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, utimensatSync, type TimeNs } from '../sys/native.js'
+import { type CopyChange, type FileAttr, ST, ST_FIELDS, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, utimensatSync, type TimeNs } from '../sys/native.js'
 import type { Core, CopyUpWant, Fold } from './core.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -63,13 +63,8 @@ function inoOf(entry: Entry, stIno: number): number {
 }
 
 /** The changes of one setattr; absent fields stay as they are. */
-export interface AttrChange {
-  mode?: number
-  uid?: number /* -1: unchanged */
-  gid?: number
+export interface AttrChange extends CopyChange {
   size?: number
-  atime?: TimeNs
-  mtime?: TimeNs
 }
 
 /**
