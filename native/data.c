@@ -33,6 +33,8 @@ static int copy_exec(op *o) {
 
 static int ficlone_exec(op *o) { return ioctl(o->fd2, FICLONE, o->fd) < 0 ? errno : 0; }
 
+static int syncfs_exec(op *o) { return syncfs(o->fd) < 0 ? errno : 0; }
+
 napi_value js_seek_data(napi_env env, napi_callback_info info) {
     op *o = op_new("lseek", seek_exec, op_done_number);
     if (!o) return op_nomem(env);
@@ -58,6 +60,14 @@ napi_value js_ficlone(napi_env env, napi_callback_info info) {
     op *o = op_new("ioctl", ficlone_exec, op_done_undefined);
     if (!o) return op_nomem(env);
     return op_run(env, info, o, "ii", &o->fd, &o->fd2);
+}
+
+/* syncfs(fd): writes out every dirty inode and page of the filesystem holding fd, and waits. One
+ * flush for a batch of copy-ups (see Core's deferred copies) costs a fraction of one fsync each. */
+napi_value js_syncfs(napi_env env, napi_callback_info info) {
+    op *o = op_new("syncfs", syncfs_exec, op_done_undefined);
+    if (!o) return op_nomem(env);
+    return op_run(env, info, o, "i", &o->fd);
 }
 
 /* ---- reads and writes that never wait ---- */

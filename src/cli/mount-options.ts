@@ -22,6 +22,8 @@ export interface MountOptions {
   debug: boolean
   readOnly: boolean
   fsync: boolean
+  /** Answer a chmod/chown/utimens copy-up of a small file before its flush (see Core.#defer). */
+  flushBehind: boolean
   metacopy: boolean
   allowOther: boolean
   cacheEntries: number
@@ -58,7 +60,7 @@ const PASSTHROUGH = new Set([
 export function parseMountArgs(argv: string[]): MountOptions {
   const opts: MountOptions = {
     lowers: [], mountpoint: '', source: 'layerfs', foreground: false, debug: false, readOnly: false,
-    fsync: true, metacopy: false, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
+    fsync: true, flushBehind: true, metacopy: false, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
     entryTimeout: NaN, attrTimeout: NaN, negativeTimeout: NaN, spinUs: DEFAULT_SPIN_US, passthrough: 'on', bridge: 'll',
     warnings: [],
   }
@@ -108,6 +110,10 @@ function applyOptions(opts: MountOptions, list: string): void {
       case 'ro': opts.readOnly = true; break
       case 'volatile': opts.fsync = false; break
       case 'fsync': opts.fsync = value !== '0'; break
+      case 'flush_behind':
+        if (value !== '0' && value !== '1') throw new UsageError(`flush_behind=${value}: expected 0 or 1`)
+        opts.flushBehind = value === '1'
+        break
       case 'metacopy':
         if (value !== 'on' && value !== 'off') throw new UsageError(`metacopy=${value}: expected on or off`)
         opts.metacopy = value === 'on'

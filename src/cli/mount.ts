@@ -62,7 +62,7 @@ async function serve(opts: MountOptions): Promise<number> {
     process.umask(0)
     const union = await Union.open({
       lowers: opts.lowers, upper: opts.upper, work: opts.work, cacheEntries: opts.cacheEntries, fsync: opts.fsync,
-      metacopy: opts.metacopy,
+      metacopy: opts.metacopy, flushBehind: opts.flushBehind,
     })
     daemon = await startDaemon(union, mountpoint, {
       fsname: opts.source, allowOther: opts.allowOther, entryTimeout: opts.entryTimeout,
@@ -73,6 +73,8 @@ async function serve(opts: MountOptions): Promise<number> {
     if (stopRequested) void daemon.stop()
     report('ready')
     await daemon.closed
+    // Copy-ups answered before their flush are named before the daemon goes.
+    union.flush()
     // fuse-native's handles would keep the event loop alive after the session ended.
     process.exit(0)
   } catch (err) {

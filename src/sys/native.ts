@@ -60,6 +60,7 @@ interface Addon {
   seekHole(fd: number, offset: number): Promise<number>
   copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number): Promise<number>
   ficlone(fdIn: number, fdOut: number): Promise<void>
+  syncfs(fd: number): Promise<void>
 }
 
 function native(): Addon {
@@ -331,6 +332,12 @@ export function copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut
 /** ioctl(FICLONE): makes fdOut share fdIn's extents; rejects as the filesystem says (ENOTSUP, EXDEV, EINVAL...). */
 export function ficlone(fdIn: number, fdOut: number): Promise<void> {
   return call((n) => n.ficlone(fdIn, fdOut))
+}
+
+/** syncfs(2) on the thread pool: flush everything the filesystem holding `fd` has not written yet,
+ *  and wait for it; rejects with the first writeback error the filesystem saw since `fd` opened. */
+export function syncfs(fd: number): Promise<void> {
+  return call((n) => n.syncfs(fd))
 }
 
 // ---- copy-up (native/copy-up.c) ----

@@ -8,7 +8,7 @@
  * find(1) not to rely on the count.
  */
 import { chmodSync, lchownSync, truncateSync } from 'node:fs'
-import { type CopyChange, type FileAttr, ST, ST_FIELDS, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, utimensatSync, type TimeNs } from '../sys/native.js'
+import { type CopyChange, type FileAttr, ST, ST_FIELDS, fstatNumbers, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, utimensatSync, type TimeNs } from '../sys/native.js'
 import type { Core, CopyUpWant, Fold } from './core.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -23,7 +23,10 @@ const scratch = new Float64Array(ST_FIELDS)
 /** The attributes of an entry. Synchronous underneath: an lstat of a cached inode costs a few
  *  microseconds, a thread-pool round trip several times that, and getattr is the hottest operation. */
 export function attrOf(entry: Entry): Attr {
-  return attrFrom(entry, lstatNumbers(entry.layer.path(entry.path), scratch), 0)
+  if (entry.staged === undefined) return attrFrom(entry, lstatNumbers(entry.layer.path(entry.path), scratch), 0)
+  // A copy not named yet (Core.#defer): its own numbers, with the one link it is about to get.
+  const st = fstatNumbers(entry.staged, scratch)
+  return attrOfNumbers(st, 0, inoOf(entry, st[ST.INO]!), 1)
 }
 
 /** The attributes of an entry from its lstat numbers at `at` in `st` (native ST layout): from
@@ -98,7 +101,8 @@ export function trySetattr(core: Core, rel: string, change: AttrChange, truncate
 function foldOf(change: AttrChange): Fold {
   const { mode, uid, gid } = change
   const timed = change.size === undefined
-  return { change: { mode: mode === undefined ? undefined : mode & 0o7777, uid, gid, atime: timed ? change.atime : null, mtime: timed ? change.mtime : null }, applied: false }
+  const folded = { mode: mode === undefined ? undefined : mode & 0o7777, uid, gid, atime: timed ? change.atime : null, mtime: timed ? change.mtime : null }
+  return { change: folded, whole: timed, applied: false }
 }
 
 /** What a change needs copied up: metadata only, or the data too when the size grows or shrinks to

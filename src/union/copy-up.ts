@@ -17,7 +17,7 @@
  *
  * One copy-up per path at a time: concurrent openers share the one in flight (see core.ts).
  */
-import { closeSync, rmSync } from 'node:fs'
+import { closeSync, constants, fsyncSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   type CopyChange, type StageOptions as CopyOptions, commitCopySync, linkCopySync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync,
@@ -36,6 +36,9 @@ export interface StageOptions {
   dataFrom?: string
   /** The caller's metadata change, made on the copy before it is named (see native StageOptions). */
   change?: CopyChange
+  /** Leave the copy's data unflushed even when copies are fsync'd: the caller flushes it before
+   *  naming it (Core.defer). */
+  unflushed?: boolean
 }
 
 /** A finished copy: named `tmp` in the work directory, or unnamed and held open by `fd`. */
@@ -56,6 +59,11 @@ export class Stager {
   /** Whether data copies are fsync'd before they are committed. */
   get syncsData(): boolean {
     return this.#fsync
+  }
+
+  /** Whether files are copied unnamed (O_TMPFILE) here, so far. */
+  get unnamed(): boolean {
+    return this.#unnamed
   }
 
   /** A fresh name in the work directory. */
@@ -104,8 +112,19 @@ export class Stager {
   }
 
   #options(kind: Kind, options: StageOptions): CopyOptions {
-    const fsync = this.#fsync && kind === 'file' && options.data && !options.meta
+    const fsync = this.#fsync && kind === 'file' && options.data && !options.meta && !options.unflushed
     return { data: options.data, fsync, origin: options.origin, meta: options.meta, dataFrom: options.dataFrom, change: options.change }
+  }
+
+  /** fsync a copy made by name with `unflushed`. */
+  flush(staged: Staged): void {
+    if (staged.tmp === undefined) return fsyncSync(staged.fd)
+    const fd = openSync(staged.tmp, constants.O_RDONLY | constants.O_NOFOLLOW)
+    try {
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
   }
 
   /** Move a finished copy into place; the parent directory keeps its times, as in overlayfs. */

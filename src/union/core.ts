@@ -10,11 +10,11 @@
  * any such step, and committed by one that first checks that the name still means what it meant
  * when the copy began.
  */
-import { type BigIntStats, constants, lstatSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { type BigIntStats, closeSync, constants, fsyncSync, lstatSync, openSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, isWhiteoutStat } from '../layers/whiteout.js'
-import { type CopyChange, RENAME_EXCHANGE, lgetxattrSync, lsetxattrSync, mknodSync, renameat2Sync } from '../sys/native.js'
+import { type CopyChange, RENAME_EXCHANGE, lgetxattrSync, lsetxattrSync, mknodSync, renameat2Sync, syncfs } from '../sys/native.js'
 import { METACOPY_XATTR, REDIRECT_XATTR, readOrigin } from './inode.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -30,7 +30,18 @@ export type CopyUpWant = boolean | 'meta'
 /** A metadata change to make on a copy as it is made (see copyUpNow), and whether it was. */
 export interface Fold {
   readonly change: CopyChange
+  /** The change is all the caller makes (no truncate follows): the copy's name may wait for its
+   *  flush (see Core.#defer). */
+  readonly whole: boolean
   applied: boolean
+}
+
+/** A copy-up deferred until its flush (see Core.#defer): the entry holds its fd (`staged`). */
+interface Deferred {
+  readonly entry: Entry
+  readonly bytes: number
+  /** A syncfs that began after the copy was made has finished: its data is on disk. */
+  flushed: boolean
 }
 
 export interface Counters {
@@ -38,6 +49,8 @@ export interface Counters {
   copyUpBytes: number
   copyUpMs: number
   whiteouts: number
+  /** Deferred copy-ups that could not be flushed or named (see Core.#defer). */
+  lostCopies: number
 }
 
 export class Core {
@@ -45,7 +58,7 @@ export class Core {
   readonly upper: Layer | undefined
   readonly resolver: Resolver
   readonly handles = new Handles()
-  readonly counters: Counters = { copyUps: 0, copyUpBytes: 0, copyUpMs: 0, whiteouts: 0 }
+  readonly counters: Counters = { copyUps: 0, copyUpBytes: 0, copyUpMs: 0, whiteouts: 0, lostCopies: 0 }
   readonly #stager: Stager | undefined
   /** Data copy-ups in flight, by path: concurrent openers of one file share one copy. */
   readonly #inflight = new Map<string, Promise<Entry>>()
@@ -53,6 +66,14 @@ export class Core {
   onAttrChange: ((path: string) => void) | undefined
   /** Whether mknod of a char 0/0 works here; false after the first EPERM (then `.wh.` files). */
   #mknodWhiteouts = true
+  /** Defer the flush and naming of small copies made by a setattr (see #defer). */
+  flushBehind = false
+  /** Copies made, not flushed or named yet, by path (see #defer). */
+  readonly #deferred = new Map<string, Deferred>()
+  /** A syncfs for deferred copies is running. */
+  #flushing = false
+  /** The upper layer's root, open for syncfs. */
+  #upperFd: number | undefined
 
   /** Copy up metadata only for metadata changes (metacopy=on). */
   readonly metacopy: boolean
@@ -137,8 +158,126 @@ export class Core {
     const data = want !== false && !meta
     const src = entry.layer.path(rel)
     const st = lstatSync(src, { bigint: true })
+    if (fold?.whole && data && this.#defers(entry, st)) {
+      const staged = this.#stageNow(entry, src, st, { data, meta, change: fold.change, unflushed: true })
+      if (staged.fd !== undefined) return this.#defer(entry, staged.fd, staged.bytes, st.ino, started, fold)
+      // O_TMPFILE was refused just now: the copy was made by name, and is flushed before it is.
+      this.stager.flush(staged)
+      return this.#copied(entry, staged, meta, originOf(st), started, fold)
+    }
     if (entry.kind === 'file' && data && !this.#copiesNow(Number(st.size), alone)) return undefined
     return this.#copied(entry, this.#stageNow(entry, src, st, { data, meta, change: fold?.change }), meta, originOf(st), started, fold)
+  }
+
+  /** Whether the copy-up of this lower file for a setattr may be deferred (see #defer). */
+  #defers(entry: Entry, st: BigIntStats): boolean {
+    return this.flushBehind && entry.kind === 'file' && this.stager.syncsData && this.stager.unnamed &&
+      st.nlink === 1n && st.size <= COPY_NOW_MAX && this.#deferred.size < DEFERRED_MAX
+  }
+
+  /**
+   * Make the copy of a lower file, with a setattr's change on it, the entry's upper object before it
+   * is flushed and named. The copy answers for the entry (its fd: `entry.staged`) and the caller
+   * replies at once; the copy is linked to its name once a syncfs has flushed it. One syncfs covers
+   * all the copies made while the one before ran, so `chown -R` pays a fraction of one flush per
+   * file instead of one fsync each, and never waits for the disk.
+   *
+   * Nothing ever sees a name without its data: a crash before the link loses the change (the lower
+   * file shows again, as after a crash before the kernel's own journal commit), never the bytes. Any
+   * operation that needs the copy by name (open, xattrs, another setattr, link, unlink, rename of it
+   * or of a directory above it) first links it, after an fsync of its own if its syncfs has not
+   * finished: see settle. getattr, lookup and readdir answer from the fd and need no link.
+   */
+  #defer(entry: Entry, fd: number, bytes: number, origin: bigint, started: number, fold: Fold): Entry {
+    fold.applied = true
+    entry.layer = this.requireUpper()
+    entry.ino = Number(origin)
+    entry.lowerHas = true
+    entry.metacopy = false
+    entry.staged = fd
+    this.resolver.pin(entry)
+    this.#deferred.set(entry.path, { entry, bytes, flushed: false })
+    this.#count({ fd, bytes }, started)
+    this.#flushSoon()
+    return entry
+  }
+
+  /** Start a syncfs for the deferred copies unless one runs; each is linked when it finishes (and
+   *  the copies made meanwhile get the next one). */
+  #flushSoon(): void {
+    if (this.#flushing || this.#deferred.size === 0) return
+    this.#flushing = true
+    const batch = [...this.#deferred.values()]
+    this.#upperFd ??= openSync(this.requireUpper().path(''), constants.O_RDONLY | constants.O_DIRECTORY)
+    syncfs(this.#upperFd).then(
+      () => { for (const copy of batch) copy.flushed = true },
+      // Left unflushed: each copy gets an fsync of its own when linked, and fails alone.
+      () => undefined,
+    ).finally(() => {
+      this.#flushing = false
+      for (const copy of batch) if (this.#deferred.get(copy.entry.path) === copy) this.#link(copy)
+      this.#flushSoon()
+    })
+  }
+
+  /** Link the deferred copies at `rel` and, with `tree`, below it, now (see #defer). */
+  settle(rel: string, tree = false): void {
+    if (this.#deferred.size === 0) return
+    if (!tree) {
+      const copy = this.#deferred.get(rel)
+      if (copy) this.#link(copy)
+      return
+    }
+    const prefix = rel === '' ? '' : rel + '/'
+    for (const copy of [...this.#deferred.values()]) {
+      if (copy.entry.path === rel || copy.entry.path.startsWith(prefix)) this.#link(copy)
+    }
+  }
+
+  /** Copies waiting for their flush and name. */
+  get deferredCopies(): number {
+    return this.#deferred.size
+  }
+
+  /** Link every deferred copy now: before the daemon exits. */
+  settleAll(): void {
+    this.settle('', true)
+  }
+
+  /** Name a deferred copy, after an fsync unless a syncfs covered it. Never throws: a copy that
+   *  cannot be flushed or named is dropped, and the entry shows the lower file again (#lost). */
+  #link(copy: Deferred): void {
+    const { entry } = copy
+    const rel = entry.path
+    const fd = entry.staged!
+    this.#deferred.delete(rel)
+    this.resolver.unpin(rel)
+    entry.staged = undefined
+    try {
+      if (!copy.flushed) fsyncSync(fd)
+    } catch (err) {
+      closeSync(fd)
+      return this.#lost(rel, err)
+    }
+    try {
+      this.#commit({ fd, bytes: copy.bytes }, rel)
+    } catch (err) {
+      return this.#lost(rel, err)
+    }
+    try {
+      this.handles.promote(rel, this.requireUpper().path(rel))
+    } catch {
+      // Its readers stay on the lower file, which holds the same bytes.
+    }
+  }
+
+  /** A deferred copy could not be made durable or named: the change it carried is lost, as a
+   *  write's is when writeback fails. The name shows the lower object again. */
+  #lost(rel: string, err: unknown): void {
+    this.resolver.invalidate(rel)
+    this.counters.lostCopies++
+    this.onAttrChange?.('/' + rel)
+    process.emitWarning(`layerfs: the copy-up of /${rel} was lost: ${err instanceof Error ? err.message : String(err)}`)
   }
 
   /** Whether a copy of this many bytes is made on the calling thread (see COPY_NOW_MAX): when it is
@@ -148,7 +287,7 @@ export class Core {
   }
 
   /** Stage a copy of the lower `entry` on the calling thread, its parent made ready first. */
-  #stageNow(entry: Entry, src: string, st: BigIntStats, options: { data: boolean; meta: boolean; change: CopyChange | undefined }): Staged {
+  #stageNow(entry: Entry, src: string, st: BigIntStats, options: { data: boolean; meta: boolean; change: CopyChange | undefined; unflushed?: boolean }): Staged {
     this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
     // A lower entry's name is free in the upper layer: the copy can be linked straight to it.
     return this.stager.stageNow(src, entry.kind, { ...options, origin: originOf(st) }, true)
@@ -376,6 +515,11 @@ function readUmask(): number {
 /** Files up to this size are copied up on the calling thread when copies are not fsync'd, or when
  *  nothing else waits: the copy costs less than the trip to the thread pool and back (copy-up.ts). */
 const COPY_NOW_MAX = 64 * 1024
+
+/** At most this many deferred copies (each holds an fd) wait for their flush; past it, copies are
+ *  flushed before they are named, as without deferral. It also bounds the fsyncs a settle of a
+ *  whole tree may run on the calling thread. */
+const DEFERRED_MAX = 128
 
 /** The origin a copy records: the lower inode, unless the lower file has other links, which the
  *  copy does not keep (then it must not keep their inode number). */

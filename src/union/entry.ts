@@ -26,6 +26,9 @@ export interface Entry {
   metacopy?: boolean
   /** Memoised for lower files (which never change): whether the file has one name, and its size. */
   shape?: FileShape
+  /** A copy-up made but not named yet (see Core.defer): the open fd of the unnamed copy, which
+   *  answers for the entry's attributes until the copy is flushed and linked to its name. */
+  staged?: number
 }
 
 export interface FileShape {

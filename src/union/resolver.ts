@@ -61,6 +61,9 @@ export class Resolver {
   /** Lower directories probed once and not read yet ('once'), or not to be read: too big to keep,
    *  or unreadable ('never'). */
   readonly #probed = new LRUCache<string, 'once' | 'never'>({ max: 1024 })
+  /** Entries that must outlive the cache: copy-ups whose names are not on disk yet (Core.defer).
+   *  Looked up from the disk, such a name would show the lower object again. */
+  readonly #pinned = new Map<string, Entry>()
   #hits = 0
   #misses = 0
   #negativeHits = 0
@@ -87,7 +90,7 @@ export class Resolver {
       return cached
     }
     this.#misses++
-    const found = rel === '' ? this.#root() : this.#lookup(rel)
+    const found = this.#pinned.get(rel) ?? (rel === '' ? this.#root() : this.#lookup(rel))
     this.#cache.set(rel, found)
     return 'missing' in found ? undefined : found
   }
@@ -107,6 +110,16 @@ export class Resolver {
   /** Record what a change made of `rel` (undefined: the name is now gone). */
   set(rel: string, entry: Entry | undefined): void {
     this.#cache.set(rel, entry ?? MISSING)
+  }
+
+  /** Keep `entry` at its path until unpin, whatever the cache evicts. */
+  pin(entry: Entry): void {
+    this.#pinned.set(entry.path, entry)
+    this.#cache.set(entry.path, entry)
+  }
+
+  unpin(rel: string): void {
+    this.#pinned.delete(rel)
   }
 
   /** Record that `rel` is gone and left nothing behind in the upper layer (it had no lower). */
@@ -212,7 +225,7 @@ export class Resolver {
     for (const name of names) {
       const rel = joinPath(dir.path, name)
       if (this.#cache.has(rel)) continue
-      this.#cache.set(rel, this.#walk(rel, dir, (layer, checkMarker) => probeListed(listings.get(layer), name, checkMarker)))
+      this.#cache.set(rel, this.#pinned.get(rel) ?? this.#walk(rel, dir, (layer, checkMarker) => probeListed(listings.get(layer), name, checkMarker)))
     }
   }
 

@@ -37,6 +37,10 @@ export interface UnionOptions {
   fsync?: boolean
   /** Copy up metadata only for metadata changes (overlayfs `metacopy=on`, same on-disk marks). */
   metacopy?: boolean
+  /** Answer a chmod, chown or utimens that copies a small lower file up before the copy is flushed,
+   *  and flush such copies in batches (one syncfs each) before naming them. With fsync on only; the
+   *  owner must call flush() before it exits. See Core.#defer. */
+  flushBehind?: boolean
 }
 
 export interface DirEntry {
@@ -59,6 +63,8 @@ export interface UnionStats {
   cache: ResolverStats
   copyUps: Counters
   openFiles: number
+  /** Copy-ups answered and not yet flushed and named (flushBehind). */
+  deferredCopies: number
 }
 
 /** The work directory's scratch area; the same name overlayfs uses, so either can clean up after the other. */
@@ -94,7 +100,30 @@ export class Union {
       layers.push(new Layer(upper, 0, true))
     }
     for (const dir of lowers) layers.push(new Layer(dir, layers.length, false))
-    return new Union(new Core(layers, stager, options.cacheEntries ?? 100_000, options.metacopy ?? false))
+    const core = new Core(layers, stager, options.cacheEntries ?? 100_000, options.metacopy ?? false)
+    core.flushBehind = options.flushBehind ?? false
+    return new Union(core)
+  }
+
+  /** Flush and name every copy-up still waiting for its flush (flushBehind), on the calling thread. */
+  flush(): void {
+    this.#core.settleAll()
+  }
+
+  /** The relative path of `path`, with any deferred copy-up at it named first (see Core.#defer): for
+   *  the operations that need the object by its name. */
+  #named(path: string): string {
+    const rel = relPath(path)
+    this.#core.settle(rel)
+    return rel
+  }
+
+  /** #named, for every deferred copy-up at or below `path` (an operation that moves or removes a
+   *  directory). */
+  #namedTree(path: string): string {
+    const rel = relPath(path)
+    this.#core.settle(rel, true)
+    return rel
   }
 
   get readOnly(): boolean {
@@ -103,7 +132,7 @@ export class Union {
 
   stats(): UnionStats {
     const core = this.#core
-    return { cache: core.resolver.stats, copyUps: { ...core.counters }, openFiles: core.handles.size }
+    return { cache: core.resolver.stats, copyUps: { ...core.counters }, openFiles: core.handles.size, deferredCopies: core.deferredCopies }
   }
 
   // The read side never waits: getattr, readlink, readdir, statfs, xattr reads, opens that need no
@@ -195,7 +224,7 @@ export class Union {
   }
 
   open(path: string, flags: number): Promise<number> {
-    return files.open(this.#core, relPath(path), flags)
+    return files.open(this.#core, this.#named(path), flags)
   }
 
   /** open when no copy-up is needed (the fh), else undefined: call open then. `alone`, here and in
@@ -203,7 +232,7 @@ export class Union {
    *  that ends in a disk flush may run on this thread (the flush delays nobody, and the trip to the
    *  thread pool is saved). */
   tryOpen(path: string, flags: number, alone = false): number | undefined {
-    return files.tryOpen(this.#core, relPath(path), flags, alone)
+    return files.tryOpen(this.#core, this.#named(path), flags, alone)
   }
 
   async create(path: string, mode: number, owner?: names.Owner): Promise<number> {
@@ -211,7 +240,7 @@ export class Union {
   }
 
   createSync(path: string, mode: number, owner?: names.Owner): number {
-    return files.create(this.#core, relPath(path), mode, owner)
+    return files.create(this.#core, this.#named(path), mode, owner)
   }
 
   /** An open handle: its fd (opened on first use for a lower file), whether its file is the complete
@@ -325,12 +354,12 @@ export class Union {
   /** setattr's changes at once, when they need no copy-up: true if done, false to call setattr.
    *  `fh`: truncate through this open handle. */
   trySetattr(path: string, change: attrs.AttrChange, fh?: number, alone = false): boolean {
-    return attrs.trySetattr(this.#core, relPath(path), change, this.#truncateFd(fh), alone)
+    return attrs.trySetattr(this.#core, this.#named(path), change, this.#truncateFd(fh), alone)
   }
 
   /** chmod, chown, truncate (or ftruncate through `fh`) and utimens in one, copying up as needed. */
   setattr(path: string, change: attrs.AttrChange, fh?: number): Promise<void> {
-    return attrs.setattr(this.#core, relPath(path), change, this.#truncateFd(fh))
+    return attrs.setattr(this.#core, this.#named(path), change, this.#truncateFd(fh))
   }
 
   #truncateFd(fh: number | undefined): ((size: number) => void) | undefined {
@@ -339,20 +368,20 @@ export class Union {
   }
 
   truncate(path: string, size: number): Promise<void> {
-    return attrs.truncate(this.#core, relPath(path), size)
+    return attrs.truncate(this.#core, this.#named(path), size)
   }
 
   chmod(path: string, mode: number): Promise<void> {
-    return attrs.chmod(this.#core, relPath(path), mode)
+    return attrs.chmod(this.#core, this.#named(path), mode)
   }
 
   chown(path: string, uid: number, gid: number): Promise<void> {
-    return attrs.chown(this.#core, relPath(path), uid, gid)
+    return attrs.chown(this.#core, this.#named(path), uid, gid)
   }
 
   /** Times in ns since the epoch; null leaves one unchanged, 'now' sets the current time. */
   utimens(path: string, atime: TimeNs, mtime: TimeNs): Promise<void> {
-    return attrs.utimens(this.#core, relPath(path), atime, mtime)
+    return attrs.utimens(this.#core, this.#named(path), atime, mtime)
   }
 
   async getxattr(path: string, name: string): Promise<Buffer> {
@@ -363,7 +392,7 @@ export class Union {
 
   /** undefined: no such attribute (ENODATA, without an error built). */
   getxattrSync(path: string, name: string): Buffer | undefined {
-    return attrs.getxattr(this.#core, relPath(path), name)
+    return attrs.getxattr(this.#core, this.#named(path), name)
   }
 
   async listxattr(path: string): Promise<string[]> {
@@ -371,15 +400,15 @@ export class Union {
   }
 
   listxattrSync(path: string): string[] {
-    return attrs.listxattr(this.#core, relPath(path))
+    return attrs.listxattr(this.#core, this.#named(path))
   }
 
   setxattr(path: string, name: string, value: Buffer, flags = 0): Promise<void> {
-    return attrs.setxattr(this.#core, relPath(path), name, value, flags)
+    return attrs.setxattr(this.#core, this.#named(path), name, value, flags)
   }
 
   removexattr(path: string, name: string): Promise<void> {
-    return attrs.removexattr(this.#core, relPath(path), name)
+    return attrs.removexattr(this.#core, this.#named(path), name)
   }
 
   // Namespace changes are synchronous too (…Sync; tryLink and tryRename when no data must be copied
@@ -390,7 +419,7 @@ export class Union {
   }
 
   mkdirSync(path: string, mode: number, owner?: names.Owner): void {
-    names.mkdir(this.#core, relPath(path), mode, owner)
+    names.mkdir(this.#core, this.#named(path), mode, owner)
   }
 
   async mknod(path: string, mode: number, rdev: number, owner?: names.Owner): Promise<void> {
@@ -398,7 +427,7 @@ export class Union {
   }
 
   mknodSync(path: string, mode: number, rdev: number, owner?: names.Owner): void {
-    names.mknod(this.#core, relPath(path), mode, rdev, owner)
+    names.mknod(this.#core, this.#named(path), mode, rdev, owner)
   }
 
   async symlink(target: string, path: string, owner?: names.Owner): Promise<void> {
@@ -406,7 +435,7 @@ export class Union {
   }
 
   symlinkSync(target: string, path: string, owner?: names.Owner): void {
-    names.symlink(this.#core, target, relPath(path), owner)
+    names.symlink(this.#core, target, this.#named(path), owner)
   }
 
   /** Called with a merged-view path whenever a change the kernel did not ask for alters what getattr
@@ -416,12 +445,12 @@ export class Union {
   }
 
   link(existing: string, path: string): Promise<void> {
-    return names.link(this.#core, relPath(existing), relPath(path))
+    return names.link(this.#core, this.#named(existing), this.#named(path))
   }
 
   /** link when the source needs no data copied up: true if done, false to call link. */
   tryLink(existing: string, path: string, alone = false): boolean {
-    return names.linkNow(this.#core, relPath(existing), relPath(path), alone)
+    return names.linkNow(this.#core, this.#named(existing), this.#named(path), alone)
   }
 
   async unlink(path: string): Promise<void> {
@@ -429,7 +458,7 @@ export class Union {
   }
 
   unlinkSync(path: string): void {
-    names.unlink(this.#core, relPath(path))
+    names.unlink(this.#core, this.#named(path))
   }
 
   async rmdir(path: string): Promise<void> {
@@ -437,17 +466,17 @@ export class Union {
   }
 
   rmdirSync(path: string): void {
-    names.rmdir(this.#core, relPath(path))
+    names.rmdir(this.#core, this.#namedTree(path))
   }
 
   /** flags: RENAME_NOREPLACE and RENAME_EXCHANGE (src/sys/native.ts). */
   rename(from: string, to: string, flags = 0): Promise<void> {
-    return names.rename(this.#core, relPath(from), relPath(to), flags)
+    return names.rename(this.#core, this.#namedTree(from), this.#namedTree(to), flags)
   }
 
   /** rename when no file involved needs its data copied up: true if done, false to call rename. */
   tryRename(from: string, to: string, flags = 0, alone = false): boolean {
-    return names.renameNow(this.#core, relPath(from), relPath(to), flags, alone)
+    return names.renameNow(this.#core, this.#namedTree(from), this.#namedTree(to), flags, alone)
   }
 }
 

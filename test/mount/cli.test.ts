@@ -162,6 +162,7 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
       ['a missing mountpoint', () => ['-o', `lowerdir=${lower}`, `${mnt}-nope`], /mountpoint .*: no such directory/],
       ['a bad number', () => ['-o', `lowerdir=${lower},cache_entries=lots`, mnt], /cache_entries=lots: not a number/],
       ['a bad metacopy value', () => ['-o', `lowerdir=${lower},metacopy=maybe`, mnt], /metacopy=maybe: expected on or off/],
+      ['a bad flush_behind value', () => ['-o', `lowerdir=${lower},flush_behind=yes`, mnt], /flush_behind=yes: expected 0 or 1/],
       ['a bad passthrough value', () => ['-o', `lowerdir=${lower},passthrough=yes`, mnt], /passthrough=yes: expected on, upper or off/],
       ['an unknown bridge', () => ['-o', `lowerdir=${lower},bridge=fuse4`, mnt], /bridge=fuse4: expected ll or fuse-native/],
       ['a spin out of range', () => ['-o', `lowerdir=${lower},spin=20000`, mnt], /spin=20000: expected microseconds, 0 to 10000/],

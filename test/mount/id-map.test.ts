@@ -56,6 +56,8 @@ describe.skipIf(!fuse.ok)('id mapping', () => {
       execFileSync('setpriv', ['--reuid', '100005', '--regid', '100006', '--clear-groups', 'sh', '-c', ': > "$1"', 'sh', join(mnt, 'd/new-user')])
       await chown(join(mnt, 'a'), 100007, 100008)
       const after = await owners(mnt, ['a', 'new-root', 'd/new-user'])
+      await mounts.unmount(handle)
+      // The upper layer at rest: layerfs may name a chown's copy-up a flush after it answered.
       return { shown, after, disk: await owners(upper, ['a', 'new-root', 'd/new-user']) }
     } finally {
       await mounts.unmount(handle)

@@ -21,9 +21,13 @@ const O_TMPFILE = 0o20000000 | constants.O_DIRECTORY
 describe.skipIf(!fuse.ok)('copy-up without O_TMPFILE', () => {
   const suite = layerfsSuite('no-tmpfile')
 
-  it.each([true, false])('copies by name and renames into place (fsync %s)', async (fsync) => {
+  it.each([
+    [true, false], [false, false],
+    // A chown's copy is made by name and flushed before it is (no unnamed copy to defer).
+    [true, true],
+  ])('copies by name and renames into place (fsync %s, flushBehind %s)', async (fsync, flushBehind) => {
     const { mnt } = await suite.stack('', async () => undefined)
-    const lower = join(suite.dir, `lower-${fsync}`)
+    const lower = join(suite.dir, `lower-${fsync}-${flushBehind}`)
     const upper = join(mnt, 'upper')
     const work = join(mnt, 'work')
     for (const d of [lower, upper, work]) await mkdir(d, { recursive: true })
@@ -36,14 +40,17 @@ describe.skipIf(!fuse.ok)('copy-up without O_TMPFILE', () => {
     expect(() => closeSync(openSync(suite.dir, O_TMPFILE | constants.O_WRONLY, 0o600))).not.toThrow()
     expect(() => openSync(work, O_TMPFILE | constants.O_WRONLY, 0o600)).toThrow(/ENOTSUP|EOPNOTSUPP/)
 
-    const union = await Union.open({ lowers: [lower], upper, work, fsync })
+    const union = await Union.open({ lowers: [lower], upper, work, fsync, flushBehind })
+    // With flushBehind, the chown's copy is the first: it meets the refusal of O_TMPFILE itself.
+    if (flushBehind) await union.chown('/owned', 1000, 1001)
     // A small copy made on the calling thread, a big one on the thread pool, and a chown's copy.
     for (const name of ['small', 'big']) {
       const fh = await union.open(`/${name}`, constants.O_WRONLY | constants.O_APPEND)
       await union.write(fh, Buffer.from('+'), 1, 0)
       await union.release(fh)
     }
-    await union.chown('/owned', 1000, 1001)
+    if (!flushBehind) await union.chown('/owned', 1000, 1001)
+    expect(union.stats().deferredCopies).toBe(0)
 
     expect(await readFile(join(upper, 'small'), 'utf8')).toBe('small lower+')
     expect((await readFile(join(upper, 'big'))).equals(Buffer.concat([big, Buffer.from('+')]))).toBe(true)

@@ -34,7 +34,7 @@ export async function run(args: string[]): Promise<number> {
     `mount        ${mountpoint}`,
     `operations   ${Object.values(ops).reduce((a, b) => a + b, 0)}  (${Object.entries(ops).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')})`,
     `lookup cache ${rate.toFixed(1)}% hits  (${cache.hits} hits, ${cache.negativeHits} negative hits, ${cache.misses} misses, ${cache.size} entries; names of ${cache.lowerDirs ?? 0} lower directories)`,
-    `copy-ups     ${copyUps.copyUps}  (${copyUps.copyUpBytes} bytes, ${copyUps.copyUpMs.toFixed(1)} ms), whiteouts ${copyUps.whiteouts}`,
+    `copy-ups     ${copyUps.copyUps}  (${copyUps.copyUpBytes} bytes, ${copyUps.copyUpMs.toFixed(1)} ms; ${stats.deferredCopies ?? 0} waiting for their flush, ${copyUps.lostCopies ?? 0} lost), whiteouts ${copyUps.whiteouts}`,
     `open files   ${stats.openFiles}`,
   ]
   if (stats.passthrough !== undefined) lines.push(`passthrough  ${stats.passthrough}  (${stats.passedThrough ?? 0} opens passed through)`)

@@ -1,0 +1,113 @@
+// flush_behind (on by default): a chown or chmod that copies a small lower file up is answered before
+// the copy is flushed, and the copies are flushed in batches, then named (Core.#defer). At rest the
+// upper layer must be what kernel overlayfs leaves; a daemon killed mid-way must leave no name
+// without its data; and an unmount names every copy before the daemon exits.
+import { execFileSync } from 'node:child_process'
+import { chownSync, existsSync } from 'node:fs'
+import { lstat, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { mountFrame } from '../helpers/layerfs-suite.js'
+import { fuseAvailable, mountFuse, mountOverlay, overlayAvailable } from '../helpers/mount.js'
+
+const fuse = fuseAvailable()
+if (!fuse.ok) console.warn(`skipping flush_behind mount tests: ${fuse.reason}`)
+const overlay = overlayAvailable()
+if (fuse.ok && !overlay.ok) console.warn(`skipping the flush_behind comparison with kernel overlayfs: ${overlay.reason}`)
+if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
+
+const CLI = resolve('bin/layerfs.js')
+const DIRS = 12
+const FILES = 25
+
+/** A node_modules-like tree: DIRS directories of FILES small files, each file's bytes its own. */
+async function fillLower(lower: string): Promise<void> {
+  for (let d = 0; d < DIRS; d++) {
+    await mkdir(join(lower, 't', `p${d}`), { recursive: true })
+    for (let f = 0; f < FILES; f++) await writeFile(join(lower, 't', `p${d}`, `f${f}.js`), `module ${d}/${f}\n`.repeat(f + 1))
+  }
+}
+
+/** Every regular file under `root/t` with its owner, mode and bytes, sorted by path. */
+async function files(root: string): Promise<string[]> {
+  const out: string[] = []
+  const top = join(root, 't')
+  if (!existsSync(top)) return out
+  for (const dir of (await readdir(top)).sort()) {
+    for (const name of (await readdir(join(top, dir))).sort()) {
+      const path = join(top, dir, name)
+      const st = await lstat(path)
+      if (!st.isFile()) continue
+      out.push(`${dir}/${name} ${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)} ${await readFile(path, 'utf8')}`)
+    }
+  }
+  return out
+}
+
+describe.skipIf(!fuse.ok)('flush_behind', () => {
+  const frame = mountFrame('flush-behind')
+  const mounts = frame.mounts
+  let n = 0
+
+  async function stack(): Promise<{ lower: string; upper: string; work: string; mnt: string }> {
+    const base = join(frame.dir, `s${++n}`)
+    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
+    for (const d of [lower, upper, work, mnt]) await mkdir(d, { recursive: true })
+    await fillLower(lower)
+    return { lower, upper, work, mnt }
+  }
+
+  const change = (mnt: string): void => {
+    execFileSync('chown', ['-R', '1000:1001', join(mnt, 't')])
+    execFileSync('chmod', ['-R', 'g+w', join(mnt, 't', 'p3')])
+  }
+
+  it.skipIf(!overlay.ok)('leaves the upper layer kernel overlayfs leaves, named by the time the unmount returns', async () => {
+    const k = await stack()
+    const kernel = mounts.add(await mountOverlay({ lowers: [k.lower], upper: k.upper, work: k.work, mnt: k.mnt }))
+    change(k.mnt)
+    const kernelView = await files(k.mnt)
+    await mounts.unmount(kernel)
+
+    const l = await stack()
+    const layerfs = mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work}`, l.mnt], l.mnt))
+    change(l.mnt)
+    expect(await files(l.mnt)).toEqual(kernelView)
+    // No pause: the unmount itself must leave every copy named.
+    await mounts.unmount(layerfs)
+    expect(await files(l.upper)).toEqual(await files(k.upper))
+    expect((await files(l.upper)).length).toBe(DIRS * FILES)
+    expect(await readdir(join(l.work, 'work'))).toEqual([])
+  })
+
+  it('leaves no name without its data when the daemon is killed', async () => {
+    const l = await stack()
+    const layerfs = mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work}`, l.mnt], l.mnt))
+    expect(layerfs.daemonPids.length).toBe(1)
+    // chown(2) from this thread, and the kill right after the last one: the copies of the last
+    // batch are still waiting for their flush.
+    for (let d = 0; d < DIRS; d++) for (let f = 0; f < FILES; f++) chownSync(join(l.mnt, 't', `p${d}`, `f${f}.js`), 1000, 1001)
+    process.kill(layerfs.daemonPids[0]!, 'SIGKILL')
+    await mounts.unmount(layerfs)
+    // Each file in the upper layer is whole and carries the change; those not named yet show the
+    // lower file again, unchanged.
+    const lowerFiles = new Map((await files(l.lower)).map((line) => [line.split(' ')[0], line]))
+    const upperFiles = await files(l.upper)
+    for (const line of upperFiles) {
+      const [path, owner, mode, ...bytes] = line.split(' ')
+      const [, , lowerMode, ...lowerBytes] = lowerFiles.get(path)!.split(' ')
+      expect(owner).toBe('1000:1001')
+      expect(bytes.join(' ')).toBe(lowerBytes.join(' '))
+      expect(mode).toBe(lowerMode)
+    }
+    expect(upperFiles.length).toBeGreaterThan(0)
+    console.log(`killed daemon: ${upperFiles.length} of ${DIRS * FILES} copies named`)
+  })
+
+  it('with flush_behind=0, names each copy before it answers', async () => {
+    const l = await stack()
+    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work},flush_behind=0`, l.mnt], l.mnt))
+    execFileSync('chown', ['1000:1001', join(l.mnt, 't', 'p0', 'f0.js')])
+    expect((await lstat(join(l.upper, 't', 'p0', 'f0.js'))).uid).toBe(1000)
+  })
+})

@@ -1,0 +1,167 @@
+// flushBehind: a chmod, chown or utimens that copies a small lower file up is answered before the
+// copy is flushed and named (Core.#defer). Until then the copy answers for the entry from its fd;
+// whatever needs the name links it first; a syncfs per batch flushes the rest, which are then named.
+import { constants, existsSync, writeFileSync } from 'node:fs'
+import { readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { lgetxattr } from '../../src/sys/native.js'
+import type { Union } from '../../src/union/union.js'
+import { OLD, type Stack, makeStack } from './fixture.js'
+
+const lowerTree = {
+  'd/': '',
+  'd/a': 'alpha',
+  'd/b': 'bravo',
+  'd/c': 'charlie',
+  'd/sub/': '',
+  'd/sub/e': 'echo',
+  'top': 'top file',
+}
+
+/** Wait (at most 5 s) until no copy waits for its flush. */
+async function settled(union: Union): Promise<void> {
+  for (let i = 0; i < 500 && union.stats().deferredCopies > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  expect(union.stats().deferredCopies).toBe(0)
+}
+
+describe('flushBehind: copy-ups answered before their flush', () => {
+  let stack: Stack | undefined
+  afterEach(async () => {
+    stack?.union.flush()
+    await stack?.cleanup()
+    stack = undefined
+  })
+
+  async function open(extra: Parameters<typeof makeStack>[2] = {}): Promise<Stack> {
+    stack = await makeStack([lowerTree], {}, { flushBehind: true, ...extra })
+    return stack
+  }
+
+  it('shows the change at once, and names the copy with its data and origin after the flush', async () => {
+    const { union, upper, lowers } = await open()
+    const before = await union.getattr('/d/a')
+    expect(union.trySetattr('/d/a', { uid: 1234, gid: 2345 })).toBe(true)
+    // Answered, not named yet: no await has let the flush finish.
+    expect(existsSync(join(upper, 'd/a'))).toBe(false)
+    expect(union.stats().deferredCopies).toBe(1)
+    const shown = await union.getattr('/d/a')
+    expect([shown.uid, shown.gid, shown.nlink, shown.size, shown.ino]).toEqual([1234, 2345, 1, 5, before.ino])
+    expect(shown.mtimeSec).toBe(OLD.getTime() / 1000)
+    const listed = union.readdirPlusSync('/d').find((e) => e.name === 'a')!
+    expect([listed.attr.uid, listed.attr.ino]).toEqual([1234, before.ino])
+    expect(union.lookupSync('/d/a')?.uid).toBe(1234)
+
+    await settled(union)
+    const st = await stat(join(upper, 'd/a'))
+    expect([st.uid, st.gid, st.nlink, st.mtimeMs]).toEqual([1234, 2345, 1, OLD.getTime()])
+    expect(await readFile(join(upper, 'd/a'), 'utf8')).toBe('alpha')
+    expect((await lgetxattr(join(upper, 'd/a'), 'trusted.layerfs.origin')) !== undefined).toBe(true)
+    expect((await union.getattr('/d/a')).ino).toBe(before.ino)
+    // The lower file is untouched, and the copy counted once.
+    expect((await stat(join(lowers[0]!, 'd/a'))).uid).toBe(0)
+    expect(union.stats().copyUps.copyUps).toBe(2) // d, then d/a
+  })
+
+  it('batches: many copies, one flush, all named', async () => {
+    const { union, upper } = await open()
+    for (const name of ['a', 'b', 'c']) expect(union.trySetattr(`/d/${name}`, { mode: 0o600 })).toBe(true)
+    expect(union.trySetattr('/top', { atime: 1_000_000_000_000_000_000n, mtime: 1_100_000_000_000_000_000n })).toBe(true)
+    expect(union.stats().deferredCopies).toBe(4)
+    await settled(union)
+    for (const name of ['a', 'b', 'c']) expect((await stat(join(upper, 'd', name))).mode & 0o7777).toBe(0o600)
+    const top = await stat(join(upper, 'top'), { bigint: true })
+    expect([top.atimeNs, top.mtimeNs]).toEqual([1_000_000_000_000_000_000n, 1_100_000_000_000_000_000n])
+    expect(union.stats().copyUps.lostCopies).toBe(0)
+  })
+
+  it.each([
+    ['an open for writing', 'd/a', (u: Union) => { u.tryOpen('/d/a', constants.O_WRONLY) }],
+    ['an xattr read', 'd/a', (u: Union) => { u.getxattrSync('/d/a', 'user.x') }],
+    ['a second setattr', 'd/a', (u: Union) => { expect(u.trySetattr('/d/a', { mode: 0o640 })).toBe(true) }],
+    ['a hard link', 'd/a2', (u: Union) => { expect(u.tryLink('/d/a', '/d/a2')).toBe(true) }],
+    ['a rename of it', 'd/moved', (u: Union) => { expect(u.tryRename('/d/a', '/d/moved')).toBe(true) }],
+  ])('names the copy first for %s', async (_what, name, op) => {
+    const { union, upper } = await open()
+    expect(union.trySetattr('/d/a', { uid: 77 })).toBe(true)
+    op(union)
+    expect(union.stats().deferredCopies).toBe(0)
+    const named = join(upper, name)
+    expect((await stat(named)).uid).toBe(77)
+    expect(await readFile(named, 'utf8')).toBe('alpha')
+  })
+
+  it('names the copy before an unlink, which then leaves a whiteout', async () => {
+    const { union, upper } = await open()
+    expect(union.trySetattr('/d/a', { uid: 77 })).toBe(true)
+    union.unlinkSync('/d/a')
+    expect(union.stats().deferredCopies).toBe(0)
+    const st = await stat(join(upper, 'd/a'))
+    expect(st.isCharacterDevice() && st.rdev === 0).toBe(true)
+    expect(union.lookupSync('/d/a')).toBeUndefined()
+  })
+
+  it('names the copies below a directory before the directory is renamed or removed', async () => {
+    const { union, upper } = await open()
+    expect(union.trySetattr('/d/sub/e', { uid: 5 })).toBe(true)
+    expect(union.trySetattr('/top', { uid: 6 })).toBe(true)
+    // d exists in the lower layer: overlayfs without redirect_dir refuses to move it (EXDEV), but
+    // only after the copies under it are named.
+    expect(() => union.tryRename('/d', '/e')).toThrow(expect.objectContaining({ code: 'EXDEV' }))
+    expect((await stat(join(upper, 'd/sub/e'))).uid).toBe(5)
+    expect(union.stats().deferredCopies).toBe(1) // top is not under /d
+    expect(() => union.rmdirSync('/d/sub')).toThrow(expect.objectContaining({ code: 'ENOTEMPTY' }))
+    union.flush()
+    expect((await stat(join(upper, 'top'))).uid).toBe(6)
+  })
+
+  it('keeps an unnamed copy for its name when the lookup cache evicts it', async () => {
+    const many: Record<string, string> = { ...lowerTree }
+    for (let i = 0; i < 100; i++) many[`many/f${i}`] = String(i)
+    stack = await makeStack([many], {}, { flushBehind: true, cacheEntries: 16 })
+    const { union } = stack
+    expect(union.trySetattr('/d/a', { uid: 4321 })).toBe(true)
+    for (let i = 0; i < 100; i++) expect(union.lookupSync(`/many/f${i}`)).toBeDefined()
+    expect(union.stats().cache.size).toBeLessThanOrEqual(16)
+    expect((await union.getattr('/d/a')).uid).toBe(4321)
+    expect(union.readdirPlusSync('/d').find((e) => e.name === 'a')!.attr.uid).toBe(4321)
+    await settled(union)
+    expect((await union.getattr('/d/a')).uid).toBe(4321)
+  })
+
+  it('drops a copy it cannot name, and the lower file shows again', async () => {
+    const { union, upper } = await open()
+    expect(union.trySetattr('/d/b', { uid: 99 })).toBe(true)
+    // Somebody writes the name in the upper layer behind the union's back: the link must fail.
+    writeFileSync(join(upper, 'd/b'), 'intruder')
+    const warned = new Promise<string>((resolve) => process.once('warning', (w) => resolve(w.message)))
+    union.flush()
+    expect(await warned).toMatch(/copy-up of \/d\/b was lost: EEXIST/)
+    expect(union.stats().copyUps.lostCopies).toBe(1)
+    expect(await readFile(join(upper, 'd/b'), 'utf8')).toBe('intruder')
+    // The entry is looked up afresh: the union shows what the layers hold now.
+    expect((await union.getattr('/d/b')).size).toBe('intruder'.length)
+  })
+
+  it('copies up at once what it does not defer: a big file, a truncate, volatile, or by default', async () => {
+    const big = Buffer.alloc(100 * 1024, 7)
+    stack = await makeStack([lowerTree], {}, { flushBehind: true })
+    await writeFile(join(stack.lowers[0]!, 'big'), big)
+    const { union, upper } = stack
+    // Too big to copy on the calling thread: the pool copies it, flushed, before setattr resolves.
+    expect(union.trySetattr('/big', { uid: 1 }, undefined, true)).toBe(false)
+    await union.setattr('/big', { uid: 1 })
+    expect((await stat(join(upper, 'big'))).uid).toBe(1)
+    expect(union.trySetattr('/d/a', { size: 3, uid: 2 }, undefined, true)).toBe(true)
+    expect(await readFile(join(upper, 'd/a'), 'utf8')).toBe('alp')
+    expect(union.stats().deferredCopies).toBe(0)
+
+    for (const options of [{ fsync: false }, { flushBehind: false }]) {
+      const other = await stack.reopen(options)
+      expect(other.trySetattr('/d/c', { uid: 3 }, undefined, true)).toBe(true)
+      expect((await stat(join(upper, 'd/c'))).uid).toBe(3)
+      expect(other.stats().deferredCopies).toBe(0)
+      await rm(join(upper, 'd/c'))
+    }
+  })
+})
