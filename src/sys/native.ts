@@ -304,6 +304,10 @@ export function futimens(fd: number, atimeNs: TimeNs, mtimeNs: TimeNs): Promise<
   return call((n) => n.futimens(fd, atimeNs, mtimeNs))
 }
 
+export function futimensSync(fd: number, atimeNs: TimeNs, mtimeNs: TimeNs): void {
+  callSync((n) => n.futimens(fd, atimeNs, mtimeNs))
+}
+
 // ---- file data ----
 
 /**

@@ -7,8 +7,8 @@
  * reports nlink 1, as overlayfs does: counting subdirectories across layers is not worth it, and 1 tells
  * find(1) not to rely on the count.
  */
-import { chmodSync, lchownSync, truncateSync } from 'node:fs'
-import { type CopyChange, type FileAttr, ST, ST_FIELDS, fstatNumbers, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, utimensatSync, type TimeNs } from '../sys/native.js'
+import { chmodSync, fchmodSync, fchownSync, ftruncateSync, lchownSync, truncateSync } from 'node:fs'
+import { type CopyChange, type FileAttr, ST, ST_FIELDS, fstatNumbers, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, futimensSync, utimensatSync, type TimeNs } from '../sys/native.js'
 import type { Core, CopyUpWant, Fold } from './core.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -80,20 +80,48 @@ export function trySetattr(core: Core, rel: string, change: AttrChange, truncate
   const current = core.resolver.get(rel)
   if (change.size !== undefined && !truncateFd && current.kind === 'dir') throw fsError('EISDIR', rel)
   const fold = inUpper(current) ? undefined : foldOf(change)
-  const entry = core.copyUpNow(rel, copyUpWant(change, truncateFd), alone, fold)
+  const entry = core.copyUpNow(rel, copyUpWant(change, truncateFd), alone, fold, true)
   if (!entry) return false
-  const path = entry.layer.path(rel)
+  const target = changesOf(entry)
   const folded = fold?.applied === true
-  if (change.mode !== undefined && !folded) chmodSync(path, change.mode & 0o7777)
-  if ((change.uid !== undefined || change.gid !== undefined) && !folded) lchownSync(path, change.uid ?? -1, change.gid ?? -1)
+  if (change.mode !== undefined && !folded) target.chmod(change.mode & 0o7777)
+  if ((change.uid !== undefined || change.gid !== undefined) && !folded) target.chown(change.uid ?? -1, change.gid ?? -1)
   if (change.size !== undefined) {
     if (truncateFd) truncateFd(change.size)
-    else truncateSync(path, change.size)
+    else target.truncate(change.size)
   }
   if ((change.atime != null || change.mtime != null) && !(folded && change.size === undefined)) {
-    utimensatSync(path, change.atime ?? null, change.mtime ?? null, true)
+    target.utimens(change.atime ?? null, change.mtime ?? null)
   }
   return true
+}
+
+/** The metadata calls of a setattr, on an upper entry: by name, or, for a copy not named yet
+ *  (Core.defer), on the copy's fd. */
+interface Changes {
+  chmod(mode: number): void
+  chown(uid: number, gid: number): void
+  truncate(size: number): void
+  utimens(atime: TimeNs, mtime: TimeNs): void
+}
+
+function changesOf(entry: Entry): Changes {
+  const fd = entry.staged
+  if (fd !== undefined) {
+    return {
+      chmod: (mode) => fchmodSync(fd, mode),
+      chown: (uid, gid) => fchownSync(fd, uid, gid),
+      truncate: (size) => ftruncateSync(fd, size),
+      utimens: (atime, mtime) => futimensSync(fd, atime, mtime),
+    }
+  }
+  const path = entry.layer.path(entry.path)
+  return {
+    chmod: (mode) => chmodSync(path, mode),
+    chown: (uid, gid) => lchownSync(path, uid, gid),
+    truncate: (size) => truncateSync(path, size),
+    utimens: (atime, mtime) => utimensatSync(path, atime, mtime, true),
+  }
 }
 
 /** The part of a change a copy-up can make on the copy: mode and owner, and the times unless a
@@ -101,8 +129,7 @@ export function trySetattr(core: Core, rel: string, change: AttrChange, truncate
 function foldOf(change: AttrChange): Fold {
   const { mode, uid, gid } = change
   const timed = change.size === undefined
-  const folded = { mode: mode === undefined ? undefined : mode & 0o7777, uid, gid, atime: timed ? change.atime : null, mtime: timed ? change.mtime : null }
-  return { change: folded, whole: timed, applied: false }
+  return { change: { mode: mode === undefined ? undefined : mode & 0o7777, uid, gid, atime: timed ? change.atime : null, mtime: timed ? change.mtime : null }, applied: false }
 }
 
 /** What a change needs copied up: metadata only, or the data too when the size grows or shrinks to
@@ -115,7 +142,7 @@ function copyUpWant(change: AttrChange, truncateFd: unknown): CopyUpWant {
 export async function setattr(core: Core, rel: string, change: AttrChange, truncateFd?: (size: number) => void): Promise<void> {
   // A copy-up leaves the object in the upper layer with what the change needs, so the second try
   // applies; the loop only covers a copy-up that lost a race with another change of the name.
-  while (!trySetattr(core, rel, change, truncateFd)) await core.copyUp(rel, copyUpWant(change, truncateFd))
+  while (!trySetattr(core, rel, change, truncateFd)) await core.copyUp(rel, copyUpWant(change, truncateFd), true)
 }
 
 export function chmod(core: Core, rel: string, mode: number): Promise<void> {

@@ -30,9 +30,6 @@ export type CopyUpWant = boolean | 'meta'
 /** A metadata change to make on a copy as it is made (see copyUpNow), and whether it was. */
 export interface Fold {
   readonly change: CopyChange
-  /** The change is all the caller makes (no truncate follows): the copy's name may wait for its
-   *  flush (see Core.#defer). */
-  readonly whole: boolean
   applied: boolean
 }
 
@@ -136,8 +133,10 @@ export class Core {
    * `fold` is a setattr's metadata change: when this call copies a lower non-directory, the change
    * is made on the copy before it is named (a chown, chmod or utimensat by path fewer), and
    * `fold.applied` is set; else the caller makes it.
+   * `defer`: the caller can work with a copy that has no name yet (an open, a setattr): a small file's
+   * copy is then made on the calling thread whoever waits, and named after its flush (see #defer).
    */
-  copyUpNow(rel: string, want: CopyUpWant, alone = false, fold?: Fold): Entry | undefined {
+  copyUpNow(rel: string, want: CopyUpWant, alone = false, fold?: Fold, defer = false): Entry | undefined {
     const entry = this.resolver.get(rel)
     const complete = inUpper(entry) && want !== 'meta' && this.isMetacopy(entry)
     if (inUpper(entry) && !complete) return entry
@@ -158,58 +157,64 @@ export class Core {
     const data = want !== false && !meta
     const src = entry.layer.path(rel)
     const st = lstatSync(src, { bigint: true })
-    if (fold?.whole && data && this.#defers(entry, st)) {
-      const staged = this.#stageNow(entry, src, st, { data, meta, change: fold.change, unflushed: true })
-      if (staged.fd !== undefined) return this.#defer(entry, staged.fd, staged.bytes, st.ino, started, fold)
-      // O_TMPFILE was refused just now: the copy was made by name, and is flushed before it is.
-      this.stager.flush(staged)
-      return this.#copied(entry, staged, meta, originOf(st), started, fold)
+    if (defer && data && st.size <= COPY_NOW_MAX && this.#defers(entry, st)) {
+      const staged = this.#stageNow(entry, src, st, { data, meta, change: fold?.change, unflushed: true })
+      return this.#copied(entry, staged, meta, originOf(st), started, fold, true)
     }
     if (entry.kind === 'file' && data && !this.#copiesNow(Number(st.size), alone)) return undefined
     return this.#copied(entry, this.#stageNow(entry, src, st, { data, meta, change: fold?.change }), meta, originOf(st), started, fold)
   }
 
-  /** Whether the copy-up of this lower file for a setattr may be deferred (see #defer). */
+  /** Whether the flush and name of this lower file's copy may wait (see #defer). */
   #defers(entry: Entry, st: BigIntStats): boolean {
     return this.flushBehind && entry.kind === 'file' && this.stager.syncsData && this.stager.unnamed &&
-      st.nlink === 1n && st.size <= COPY_NOW_MAX && this.#deferred.size < DEFERRED_MAX
+      st.nlink === 1n && this.#deferred.size < DEFERRED_MAX
   }
 
   /**
-   * Make the copy of a lower file, with a setattr's change on it, the entry's upper object before it
-   * is flushed and named. The copy answers for the entry (its fd: `entry.staged`) and the caller
-   * replies at once; the copy is linked to its name once a syncfs has flushed it. One syncfs covers
-   * all the copies made while the one before ran, so `chown -R` pays a fraction of one flush per
+   * Make the copy of a lower file the entry's upper object before it is flushed and named. The copy
+   * answers for the entry (its fd: `entry.staged`): getattr, a setattr, an open (through
+   * /proc/self/fd) and the lower file's readers all use it, and the caller replies at once; the
+   * copy is linked to its name once a syncfs has flushed it. One syncfs covers
+   * the copies of a few milliseconds (#flushSoon), so `chown -R` pays a fraction of one flush per
    * file instead of one fsync each, and never waits for the disk.
    *
    * Nothing ever sees a name without its data: a crash before the link loses the change (the lower
    * file shows again, as after a crash before the kernel's own journal commit), never the bytes. Any
-   * operation that needs the copy by name (open, xattrs, another setattr, link, unlink, rename of it
-   * or of a directory above it) first links it, after an fsync of its own if its syncfs has not
-   * finished: see settle. getattr, lookup and readdir answer from the fd and need no link.
+   * operation that needs the copy by name (xattrs, link, unlink, rename of it or of a directory
+   * above it, an fsync of a handle on it) first links it, after an fsync of its own if its syncfs
+   * has not finished: see settle.
    */
-  #defer(entry: Entry, fd: number, bytes: number, origin: bigint, started: number, fold: Fold): Entry {
-    fold.applied = true
+  #defer(entry: Entry, fd: number, bytes: number, origin: bigint | undefined, started: number): Entry {
+    this.#upperFd ??= openSync(this.requireUpper().path(''), constants.O_RDONLY | constants.O_DIRECTORY)
     entry.layer = this.requireUpper()
-    entry.ino = Number(origin)
+    entry.ino = origin === undefined ? undefined : Number(origin)
     entry.lowerHas = true
     entry.metacopy = false
     entry.staged = fd
     this.resolver.pin(entry)
     this.#deferred.set(entry.path, { entry, bytes, flushed: false })
+    this.handles.promote(entry.path, stagedPath(fd), true)
     this.#count({ fd, bytes }, started)
     this.#flushSoon()
     return entry
   }
 
-  /** Start a syncfs for the deferred copies unless one runs; each is linked when it finishes (and
-   *  the copies made meanwhile get the next one). */
+  /** Unless a flush is on its way, start one FLUSH_WINDOW_MS from now for the deferred copies of
+   *  that moment; each is linked when it finishes, and the copies made meanwhile get the next. */
   #flushSoon(): void {
     if (this.#flushing || this.#deferred.size === 0) return
     this.#flushing = true
+    setTimeout(() => this.#flush(), FLUSH_WINDOW_MS)
+  }
+
+  #flush(): void {
     const batch = [...this.#deferred.values()]
-    this.#upperFd ??= openSync(this.requireUpper().path(''), constants.O_RDONLY | constants.O_DIRECTORY)
-    syncfs(this.#upperFd).then(
+    if (batch.length === 0) {
+      this.#flushing = false
+      return
+    }
+    syncfs(this.#upperFd!).then(
       () => { for (const copy of batch) copy.flushed = true },
       // Left unflushed: each copy gets an fsync of its own when linked, and fails alone.
       () => undefined,
@@ -294,9 +299,9 @@ export class Core {
   }
 
   /** Copy `rel` up with what `want` asks for and return its upper entry (see copyUpNow). */
-  async copyUp(rel: string, want: CopyUpWant): Promise<Entry> {
+  async copyUp(rel: string, want: CopyUpWant, defer = false): Promise<Entry> {
     for (;;) {
-      const now = this.copyUpNow(rel, want)
+      const now = this.copyUpNow(rel, want, false, undefined, defer)
       if (now) return now
       const running = this.#inflight.get(rel)
       if (running) {
@@ -304,7 +309,7 @@ export class Core {
         continue
       }
       const entry = this.resolver.get(rel)
-      const job = inUpper(entry) ? this.#complete(entry) : this.#copyUpData(entry)
+      const job = inUpper(entry) ? this.#complete(entry) : this.#copyUpData(entry, defer)
       this.#inflight.set(rel, job)
       try {
         return await job
@@ -334,17 +339,19 @@ export class Core {
     throw fsError('EIO', `${entry.path}: the lower data of a metadata-only copy is gone`)
   }
 
-  async #copyUpData(entry: Entry): Promise<Entry> {
+  async #copyUpData(entry: Entry, defer: boolean): Promise<Entry> {
     const started = performance.now()
     this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
     const src = entry.layer.path(entry.path)
     const st = lstatSync(src, { bigint: true })
-    const staged = await this.stager.stage(src, entry.kind, { data: true, origin: originOf(st) }, true)
-    return this.#copied(entry, staged, false, originOf(st), started)
+    const unflushed = defer && this.#defers(entry, st)
+    const staged = await this.stager.stage(src, entry.kind, { data: true, origin: originOf(st), unflushed }, true)
+    return this.#copied(entry, staged, false, originOf(st), started, undefined, unflushed)
   }
 
-  /** Commit a copy of the lower `entry`, unless the name changed while it was made. */
-  #copied(entry: Entry, staged: Staged, meta: boolean, origin: bigint | undefined, started: number, fold?: Fold): Entry {
+  /** Commit a copy of the lower `entry`, unless the name changed while it was made; an `unflushed`
+   *  one is deferred instead (see #defer). */
+  #copied(entry: Entry, staged: Staged, meta: boolean, origin: bigint | undefined, started: number, fold?: Fold, unflushed = false): Entry {
     const upper = this.requireUpper()
     const rel = entry.path
     const current = this.resolver.resolve(rel)
@@ -354,8 +361,13 @@ export class Core {
       if (current && inUpper(current)) return current
       throw fsError('ENOENT', rel)
     }
-    this.#commit(staged, rel)
     if (fold) fold.applied = true
+    if (unflushed) {
+      if (staged.fd !== undefined) return this.#defer(current, staged.fd, staged.bytes, origin, started)
+      // O_TMPFILE was refused just now: the copy was made by name, and is flushed before it is.
+      this.stager.flush(staged)
+    }
+    this.#commit(staged, rel)
     current.layer = upper
     current.ino = origin === undefined ? undefined : Number(origin)
     current.lowerHas = true
@@ -516,10 +528,20 @@ function readUmask(): number {
  *  nothing else waits: the copy costs less than the trip to the thread pool and back (copy-up.ts). */
 const COPY_NOW_MAX = 64 * 1024
 
+/** How long deferred copies gather before a syncfs flushes them: a flush writes each block of
+ *  inodes and directories once for all the copies it covers, and one begun at once after the first
+ *  copy covers few. (5 ms: chmod -R of 3,000 lower files took 0.80 s against 0.91 s with none.) */
+const FLUSH_WINDOW_MS = 5
+
 /** At most this many deferred copies (each holds an fd) wait for their flush; past it, copies are
  *  flushed before they are named, as without deferral. It also bounds the fsyncs a settle of a
  *  whole tree may run on the calling thread. */
 const DEFERRED_MAX = 128
+
+/** A path that opens a deferred copy, which has no name yet, through its fd. */
+export function stagedPath(fd: number): string {
+  return `/proc/self/fd/${fd}`
+}
 
 /** The origin a copy records: the lower inode, unless the lower file has other links, which the
  *  copy does not keep (then it must not keep their inode number). */

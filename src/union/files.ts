@@ -4,7 +4,7 @@
  */
 import { constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, openSync } from 'node:fs'
 import { ST, ST_FIELDS, fstatNumbers as fstatNumbersOf } from '../sys/native.js'
-import type { Core } from './core.js'
+import { type Core, stagedPath } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
 import { fsError } from './errors.js'
 import { Handle } from './handles.js'
@@ -24,12 +24,12 @@ export function tryOpen(core: Core, rel: string, flags: number, alone = false): 
   if (entry.kind === 'dir' && (flags & WRITE_FLAGS)) throw fsError('EISDIR', rel)
   const writing = (flags & WRITE_FLAGS) !== 0 || (flags & constants.O_TRUNC) !== 0
   if (!writing) return openEntry(core, rel, entry, false, flags)
-  const upper = core.copyUpNow(rel, copyUpWant(flags), alone)
+  const upper = core.copyUpNow(rel, copyUpWant(flags), alone, undefined, true)
   return upper && openEntry(core, rel, upper, true, flags)
 }
 
 export async function open(core: Core, rel: string, flags: number): Promise<number> {
-  return tryOpen(core, rel, flags) ?? openEntry(core, rel, await core.copyUp(rel, copyUpWant(flags)), true, flags)
+  return tryOpen(core, rel, flags) ?? openEntry(core, rel, await core.copyUp(rel, copyUpWant(flags), true), true, flags)
 }
 
 /** An O_TRUNC open needs none of the old bytes. */
@@ -43,8 +43,9 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   const source = lowerData ? core.dataSource(entry) : entry.layer.path(rel)
   const openFlags = (flags & ~CREATE_FLAGS) | constants.O_NOFOLLOW
   const upper = entry.layer.writable && !lowerData
-  // A reader of lower data opens it at its first read (see Handle).
-  const fd = upper ? openSync(source, openFlags) : -1
+  // A reader of lower data opens it at its first read (see Handle). A copy with no name yet is
+  // opened through its fd (Core.defer).
+  const fd = !upper ? -1 : entry.staged !== undefined ? openSync(stagedPath(entry.staged), openFlags & ~constants.O_NOFOLLOW) : openSync(source, openFlags)
   return core.handles.add(new Handle({ fd, source, flags: openFlags, path: rel, upper, ...shapeOf(entry, fd, source, lowerData) }))
 }
 
@@ -52,7 +53,8 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
  *  never change. A metadata-only copy: its name's shape, and the filesystem of its lower data. */
 function shapeOf(entry: Entry, fd: number, source: string, lowerData: boolean): FileShape {
   if (!inUpper(entry)) return (entry.shape ??= shape(lstatSync(source)))
-  if (!lowerData) return shape(fstatSync(fd))
+  // A copy not named yet (Core.defer) has no link until its flush names it.
+  if (!lowerData) return entry.staged !== undefined ? { ...shape(fstatSync(fd)), singleLink: true } : shape(fstatSync(fd))
   return { ...shape(lstatSync(entry.layer.path(entry.path))), dev: lstatSync(source).dev }
 }
 
@@ -172,12 +174,17 @@ export function modeWithoutSetid(mode: number, gid: number, inGroup: (gid: numbe
   return bits
 }
 
+/** fsync makes the file durable by its name: a copy not named yet (Core.defer) is named first. */
 export function fsyncSync(core: Core, fh: number, dataOnly: boolean): void {
-  fsyncFdSync(handle(core, fh).fd, dataOnly)
+  const h = handle(core, fh)
+  core.settle(h.path)
+  fsyncFdSync(h.fd, dataOnly)
 }
 
 export function fsync(core: Core, fh: number, dataOnly: boolean): Promise<void> {
-  return fsyncFd(handle(core, fh).fd, dataOnly)
+  const h = handle(core, fh)
+  core.settle(h.path)
+  return fsyncFd(h.fd, dataOnly)
 }
 
 export function release(core: Core, fh: number): void {

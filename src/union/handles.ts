@@ -105,12 +105,13 @@ export class Handles {
     return handle
   }
 
-  /** `path` was copied up to `upperPath`: move its lower readers onto the copy. */
-  promote(path: string, upperPath: string): void {
+  /** `path` was copied up to `upperPath`: move its lower readers onto the copy. `follow`: upperPath
+   *  is a /proc/self/fd link to a copy without a name yet (Core.defer). */
+  promote(path: string, upperPath: string, follow = false): void {
     const readers = this.#lower.get(path)
     if (!readers) return
     this.#lower.delete(path)
-    for (const handle of readers) handle.switchTo(openSync(upperPath, constants.O_RDONLY | constants.O_NOFOLLOW))
+    for (const handle of readers) handle.switchTo(openSync(upperPath, constants.O_RDONLY | (follow ? 0 : constants.O_NOFOLLOW)))
   }
 
   #dropLower(handle: Handle): void {

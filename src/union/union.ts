@@ -224,7 +224,7 @@ export class Union {
   }
 
   open(path: string, flags: number): Promise<number> {
-    return files.open(this.#core, this.#named(path), flags)
+    return files.open(this.#core, relPath(path), flags)
   }
 
   /** open when no copy-up is needed (the fh), else undefined: call open then. `alone`, here and in
@@ -232,7 +232,7 @@ export class Union {
    *  that ends in a disk flush may run on this thread (the flush delays nobody, and the trip to the
    *  thread pool is saved). */
   tryOpen(path: string, flags: number, alone = false): number | undefined {
-    return files.tryOpen(this.#core, this.#named(path), flags, alone)
+    return files.tryOpen(this.#core, relPath(path), flags, alone)
   }
 
   async create(path: string, mode: number, owner?: names.Owner): Promise<number> {
@@ -354,12 +354,12 @@ export class Union {
   /** setattr's changes at once, when they need no copy-up: true if done, false to call setattr.
    *  `fh`: truncate through this open handle. */
   trySetattr(path: string, change: attrs.AttrChange, fh?: number, alone = false): boolean {
-    return attrs.trySetattr(this.#core, this.#named(path), change, this.#truncateFd(fh), alone)
+    return attrs.trySetattr(this.#core, relPath(path), change, this.#truncateFd(fh), alone)
   }
 
   /** chmod, chown, truncate (or ftruncate through `fh`) and utimens in one, copying up as needed. */
   setattr(path: string, change: attrs.AttrChange, fh?: number): Promise<void> {
-    return attrs.setattr(this.#core, this.#named(path), change, this.#truncateFd(fh))
+    return attrs.setattr(this.#core, relPath(path), change, this.#truncateFd(fh))
   }
 
   #truncateFd(fh: number | undefined): ((size: number) => void) | undefined {
@@ -368,20 +368,20 @@ export class Union {
   }
 
   truncate(path: string, size: number): Promise<void> {
-    return attrs.truncate(this.#core, this.#named(path), size)
+    return attrs.truncate(this.#core, relPath(path), size)
   }
 
   chmod(path: string, mode: number): Promise<void> {
-    return attrs.chmod(this.#core, this.#named(path), mode)
+    return attrs.chmod(this.#core, relPath(path), mode)
   }
 
   chown(path: string, uid: number, gid: number): Promise<void> {
-    return attrs.chown(this.#core, this.#named(path), uid, gid)
+    return attrs.chown(this.#core, relPath(path), uid, gid)
   }
 
   /** Times in ns since the epoch; null leaves one unchanged, 'now' sets the current time. */
   utimens(path: string, atime: TimeNs, mtime: TimeNs): Promise<void> {
-    return attrs.utimens(this.#core, this.#named(path), atime, mtime)
+    return attrs.utimens(this.#core, relPath(path), atime, mtime)
   }
 
   async getxattr(path: string, name: string): Promise<Buffer> {

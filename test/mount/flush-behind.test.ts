@@ -57,9 +57,11 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
     return { lower, upper, work, mnt }
   }
 
+  /** chown and chmod copy up through setattr, touch and an append through an open for writing. */
   const change = (mnt: string): void => {
     execFileSync('chown', ['-R', '1000:1001', join(mnt, 't')])
     execFileSync('chmod', ['-R', 'g+w', join(mnt, 't', 'p3')])
+    execFileSync('sh', ['-c', 'touch p5/* && for f in p6/*; do echo appended >> "$f"; done', 'sh'], { cwd: join(mnt, 't') })
   }
 
   it.skipIf(!overlay.ok)('leaves the upper layer kernel overlayfs leaves, named by the time the unmount returns', async () => {

@@ -75,10 +75,33 @@ describe('flushBehind: copy-ups answered before their flush', () => {
     expect(union.stats().copyUps.lostCopies).toBe(0)
   })
 
+  it('opens, changes and reads the copy by its fd before it has a name; an fsync names it', async () => {
+    const { union, upper } = await open()
+    // A reader of the lower file, opened before any copy-up.
+    const reader = await union.open('/d/a', constants.O_RDONLY)
+    const fh = union.tryOpen('/d/a', constants.O_RDWR)
+    expect(fh).toBeDefined()
+    expect(existsSync(join(upper, 'd/a'))).toBe(false)
+    expect(await union.write(fh!, Buffer.from('ALPHA!'), 6, 0)).toBe(6)
+    // A second setattr goes to the copy too, and a truncate through the handle.
+    expect(union.trySetattr('/d/a', { mode: 0o640, atime: 1_000_000_000_000_000_000n, mtime: null })).toBe(true)
+    expect(union.trySetattr('/d/a', { size: 5 }, fh)).toBe(true)
+    expect(union.stats().deferredCopies).toBe(1)
+    const shown = await union.getattr('/d/a')
+    expect([shown.mode & 0o7777, shown.size, shown.atimeSec]).toEqual([0o640, 5, 1_000_000_000])
+    // The lower file's reader was moved onto the copy: it sees the write.
+    const buf = Buffer.alloc(16)
+    expect(buf.subarray(0, await union.read(reader, buf, 16, 0)).toString()).toBe('ALPHA')
+    union.fsyncSync(fh!, false)
+    expect(union.stats().deferredCopies).toBe(0)
+    expect(await readFile(join(upper, 'd/a'), 'utf8')).toBe('ALPHA')
+    expect((await stat(join(upper, 'd/a'))).mode & 0o7777).toBe(0o640)
+    await union.release(fh!)
+    await union.release(reader)
+  })
+
   it.each([
-    ['an open for writing', 'd/a', (u: Union) => { u.tryOpen('/d/a', constants.O_WRONLY) }],
     ['an xattr read', 'd/a', (u: Union) => { u.getxattrSync('/d/a', 'user.x') }],
-    ['a second setattr', 'd/a', (u: Union) => { expect(u.trySetattr('/d/a', { mode: 0o640 })).toBe(true) }],
     ['a hard link', 'd/a2', (u: Union) => { expect(u.tryLink('/d/a', '/d/a2')).toBe(true) }],
     ['a rename of it', 'd/moved', (u: Union) => { expect(u.tryRename('/d/a', '/d/moved')).toBe(true) }],
   ])('names the copy first for %s', async (_what, name, op) => {
@@ -143,19 +166,27 @@ describe('flushBehind: copy-ups answered before their flush', () => {
     expect((await union.getattr('/d/b')).size).toBe('intruder'.length)
   })
 
-  it('copies up at once what it does not defer: a big file, a truncate, volatile, or by default', async () => {
+  it('defers a big file copied on the thread pool, and a truncate of a lower file', async () => {
     const big = Buffer.alloc(100 * 1024, 7)
     stack = await makeStack([lowerTree], {}, { flushBehind: true })
     await writeFile(join(stack.lowers[0]!, 'big'), big)
     const { union, upper } = stack
-    // Too big to copy on the calling thread: the pool copies it, flushed, before setattr resolves.
+    // Too big to copy on the calling thread: the pool copies it, and it waits for its flush too.
     expect(union.trySetattr('/big', { uid: 1 }, undefined, true)).toBe(false)
     await union.setattr('/big', { uid: 1 })
-    expect((await stat(join(upper, 'big'))).uid).toBe(1)
+    expect((await union.getattr('/big')).uid).toBe(1)
     expect(union.trySetattr('/d/a', { size: 3, uid: 2 }, undefined, true)).toBe(true)
+    expect((await union.getattr('/d/a')).size).toBe(3)
+    await settled(union)
+    expect((await stat(join(upper, 'big'))).uid).toBe(1)
+    expect((await readFile(join(upper, 'big'))).equals(big)).toBe(true)
     expect(await readFile(join(upper, 'd/a'), 'utf8')).toBe('alp')
-    expect(union.stats().deferredCopies).toBe(0)
+    expect((await stat(join(upper, 'd/a'))).uid).toBe(2)
+  })
 
+  it('copies up at once with volatile, or by default', async () => {
+    stack = await makeStack([lowerTree], {}, { flushBehind: true })
+    const { upper } = stack
     for (const options of [{ fsync: false }, { flushBehind: false }]) {
       const other = await stack.reopen(options)
       expect(other.trySetattr('/d/c', { uid: 3 }, undefined, true)).toBe(true)
