@@ -237,6 +237,10 @@ export function fgetxattr(fd: number, name: string): Promise<Buffer | undefined>
   return call((n) => n.fgetxattr(fd, name))
 }
 
+export function fgetxattrSync(fd: number, name: string): Buffer | undefined {
+  return callSync((n) => n.fgetxattr(fd, name))
+}
+
 /** flags: 0, XATTR_CREATE (EEXIST if present) or XATTR_REPLACE (ENODATA if absent). */
 export function lsetxattr(path: string, name: string, value: Buffer | string, flags = 0): Promise<void> {
   return call((n) => n.lsetxattr(path, name, bytes(value), flags), path)
@@ -261,6 +265,10 @@ export function llistxattrSync(path: string): string[] {
 
 export function flistxattr(fd: number): Promise<string[]> {
   return call((n) => n.flistxattr(fd))
+}
+
+export function flistxattrSync(fd: number): string[] {
+  return callSync((n) => n.flistxattr(fd))
 }
 
 export function lremovexattr(path: string, name: string): Promise<void> {

@@ -8,7 +8,7 @@
  * find(1) not to rely on the count.
  */
 import { chmodSync, fchmodSync, fchownSync, ftruncateSync, lchownSync, truncateSync } from 'node:fs'
-import { type CopyChange, type FileAttr, ST, ST_FIELDS, fstatNumbers, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, futimensSync, utimensatSync, type TimeNs } from '../sys/native.js'
+import { type CopyChange, type FileAttr, ST, ST_FIELDS, fgetxattrSync, flistxattrSync, fstatNumbers, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, futimensSync, utimensatSync, type TimeNs } from '../sys/native.js'
 import type { Core, CopyUpWant, Fold } from './core.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -172,14 +172,16 @@ function stored(name: string): string {
 export function getxattr(core: Core, rel: string, name: string): Buffer | undefined {
   const real = stored(name)
   const entry = core.resolver.get(rel)
-  return lgetxattrSync(entry.layer.path(rel), real)
+  // A copy not named yet (Core.defer) answers through its fd: the kernel asks for
+  // security.capability before the first write through a handle on it.
+  return entry.staged !== undefined ? fgetxattrSync(entry.staged, real) : lgetxattrSync(entry.layer.path(rel), real)
 }
 
 export function listxattr(core: Core, rel: string): string[] {
   const entry = core.resolver.get(rel)
   try {
     const names: string[] = []
-    for (const name of llistxattrSync(entry.layer.path(rel))) {
+    for (const name of entry.staged !== undefined ? flistxattrSync(entry.staged) : llistxattrSync(entry.layer.path(rel))) {
       const shown = fromStoredXattr(name)
       if (shown !== undefined) names.push(shown)
     }

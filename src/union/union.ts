@@ -392,7 +392,7 @@ export class Union {
 
   /** undefined: no such attribute (ENODATA, without an error built). */
   getxattrSync(path: string, name: string): Buffer | undefined {
-    return attrs.getxattr(this.#core, this.#named(path), name)
+    return attrs.getxattr(this.#core, relPath(path), name)
   }
 
   async listxattr(path: string): Promise<string[]> {
@@ -400,7 +400,7 @@ export class Union {
   }
 
   listxattrSync(path: string): string[] {
-    return attrs.listxattr(this.#core, this.#named(path))
+    return attrs.listxattr(this.#core, relPath(path))
   }
 
   setxattr(path: string, name: string, value: Buffer, flags = 0): Promise<void> {
