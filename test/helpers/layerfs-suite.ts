@@ -1,12 +1,24 @@
 // The frame of a describe block whose tests mount layerfs over fresh layer directories: one temp dir
 // for the block, every mount undone after each test (failed or not), and a stack builder.
-import { chmod, mkdir } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { chmod, mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll } from 'vitest'
 import { MountSet, mountFuse } from './mount.js'
 import { makeTempDir, removeTempDir } from './tmp.js'
 
 const CLI = resolve('bin/layerfs.js')
+
+/**
+ * A file of a live mount's upper layer, read once it is there. layerfs names a copy-up once its data
+ * is flushed (flush_behind), a few milliseconds after the call that made it returned, as overlayfs
+ * would after its own fsync: a test of the upper layer right after a copy-up waits for that (5 s at
+ * most, then reads whatever is there).
+ */
+export async function readUpper(path: string): Promise<Buffer> {
+  for (let i = 0; i < 500 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 10))
+  return readFile(path)
+}
 
 export interface Stack {
   mnt: string

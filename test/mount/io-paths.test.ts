@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { fuseAvailable } from '../helpers/mount.js'
-import { layerfsSuite } from '../helpers/layerfs-suite.js'
+import { layerfsSuite, readUpper } from '../helpers/layerfs-suite.js'
 import { delta, statsOf } from '../helpers/daemon-stats.js'
 
 const fuse = fuseAvailable()
@@ -185,7 +185,7 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     expect((await readFile(join(upper, 'written'))).equals(expected)).toBe(true)
     // An append to a lower file copies it up first and keeps its bytes.
     await writeFile(join(mnt, 'lowfile'), 'more\n', { flag: 'a' })
-    expect(await readFile(join(upper, 'lowfile'), 'utf8')).toBe('lower bytes\nmore\n')
+    expect((await readUpper(join(upper, 'lowfile'))).toString()).toBe('lower bytes\nmore\n')
   })
 
   it('answers fsync and fdatasync of new, copied-up and read-only lower files', async () => {
@@ -251,6 +251,6 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     await chmod(join(mnt, 'low'), 0o600)
     await truncate(join(mnt, 'low'), 3)
     expect((await stat(join(mnt, 'low'))).mode & 0o7777).toBe(0o600)
-    expect(await readFile(join(upper, 'low'), 'utf8')).toBe('low')
+    expect((await readUpper(join(upper, 'low'))).toString()).toBe('low')
   })
 })
