@@ -39,6 +39,8 @@ interface Deferred {
   readonly bytes: number
   /** A syncfs that began after the copy was made has finished: its data is on disk. */
   flushed: boolean
+  /** Callers waiting for the copy's name (see whenNamed). */
+  waiters?: Array<{ resolve: () => void; reject: (err: unknown) => void }>
 }
 
 export interface Counters {
@@ -69,6 +71,8 @@ export class Core {
   readonly #deferred = new Map<string, Deferred>()
   /** A syncfs for deferred copies is running. */
   #flushing = false
+  /** Cancels the wait before the next syncfs, when one is scheduled. */
+  #cancelFlush: (() => void) | undefined
   /** The upper layer's root, open for syncfs. */
   #upperFd: number | undefined
 
@@ -200,20 +204,32 @@ export class Core {
     return entry
   }
 
-  /** Unless a flush is on its way, start one FLUSH_WINDOW_MS from now for the deferred copies of
-   *  that moment; each is linked when it finishes, and the copies made meanwhile get the next. */
-  #flushSoon(): void {
+  /** Unless a flush runs or is scheduled, start one FLUSH_WINDOW_MS from now for the deferred copies
+   *  of that moment; each is linked when it finishes, and the copies made meanwhile get the next.
+   *  `now`: somebody waits for a name (see whenNamed): no window, and a scheduled one is cut short. */
+  #flushSoon(now = false): void {
     if (this.#flushing || this.#deferred.size === 0) return
-    this.#flushing = true
-    setTimeout(() => this.#flush(), FLUSH_WINDOW_MS)
+    if (this.#cancelFlush) {
+      if (!now) return
+      this.#cancelFlush()
+    }
+    const run = (): void => {
+      this.#cancelFlush = undefined
+      this.#flush()
+    }
+    if (now) {
+      const immediate = setImmediate(run)
+      this.#cancelFlush = () => clearImmediate(immediate)
+    } else {
+      const timer = setTimeout(run, FLUSH_WINDOW_MS)
+      this.#cancelFlush = () => clearTimeout(timer)
+    }
   }
 
   #flush(): void {
     const batch = [...this.#deferred.values()]
-    if (batch.length === 0) {
-      this.#flushing = false
-      return
-    }
+    if (batch.length === 0) return
+    this.#flushing = true
     syncfs(this.#upperFd!).then(
       () => { for (const copy of batch) copy.flushed = true },
       // Left unflushed: each copy gets an fsync of its own when linked, and fails alone.
@@ -221,7 +237,18 @@ export class Core {
     ).finally(() => {
       this.#flushing = false
       for (const copy of batch) if (this.#deferred.get(copy.entry.path) === copy) this.#link(copy)
-      this.#flushSoon()
+      this.#flushSoon([...this.#deferred.values()].some((copy) => copy.waiters))
+    })
+  }
+
+  /** Resolves once the copy `entry` is named (at once when it is not deferred); rejects with the
+   *  reason when it is lost. Starts its flush without waiting for more copies. */
+  whenNamed(entry: Entry): Promise<void> {
+    const copy = entry.staged === undefined ? undefined : this.#deferred.get(entry.path)
+    if (!copy) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      (copy.waiters ??= []).push({ resolve, reject })
+      this.#flushSoon(true)
     })
   }
 
@@ -262,23 +289,26 @@ export class Core {
       if (!copy.flushed) fsyncSync(fd)
     } catch (err) {
       closeSync(fd)
-      return this.#lost(rel, err)
+      return this.#lost(copy, err)
     }
     try {
       this.#commit({ fd, bytes: copy.bytes }, rel)
     } catch (err) {
-      return this.#lost(rel, err)
+      return this.#lost(copy, err)
     }
     try {
       this.handles.promote(rel, this.requireUpper().path(rel))
     } catch {
       // Its readers stay on the lower file, which holds the same bytes.
     }
+    for (const waiter of copy.waiters ?? []) waiter.resolve()
   }
 
   /** A deferred copy could not be made durable or named: the change it carried is lost, as a
    *  write's is when writeback fails. The name shows the lower object again. */
-  #lost(rel: string, err: unknown): void {
+  #lost(copy: Deferred, err: unknown): void {
+    const rel = copy.entry.path
+    for (const waiter of copy.waiters ?? []) waiter.reject(err)
     this.resolver.invalidate(rel)
     this.counters.lostCopies++
     this.onAttrChange?.('/' + rel)
@@ -344,9 +374,14 @@ export class Core {
     this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
     const src = entry.layer.path(entry.path)
     const st = lstatSync(src, { bigint: true })
-    const unflushed = defer && this.#defers(entry, st)
-    const staged = await this.stager.stage(src, entry.kind, { data: true, origin: originOf(st), unflushed }, true)
-    return this.#copied(entry, staged, false, originOf(st), started, undefined, unflushed)
+    const unflushed = this.#defers(entry, st)
+    const options = { data: true, origin: originOf(st), unflushed }
+    // A small copy is made here: it costs less than the trip to the pool, and its flush is not.
+    const staged = unflushed && st.size <= COPY_NOW_MAX ? this.stager.stageNow(src, entry.kind, options, true) : await this.stager.stage(src, entry.kind, options, true)
+    const copied = this.#copied(entry, staged, false, originOf(st), started, undefined, unflushed)
+    // A caller that needs the name waits for it: the copies of concurrent callers share a flush.
+    if (!defer) await this.whenNamed(copied)
+    return copied
   }
 
   /** Commit a copy of the lower `entry`, unless the name changed while it was made; an `unflushed`

@@ -117,6 +117,32 @@ describe('flushBehind: copy-ups answered before their flush', () => {
     expect(await readFile(named, 'utf8')).toBe('alpha')
   })
 
+  it('lets a caller that needs the name wait for the flush, which concurrent copies share', async () => {
+    const { union, upper } = await open()
+    const renames = ['a', 'b', 'c'].map((name) => union.rename(`/d/${name}`, `/d/${name}.mv`))
+    // Copied at once, flushed together, then named and renamed.
+    expect(union.stats().deferredCopies).toBe(3)
+    await Promise.all(renames)
+    expect(union.stats().deferredCopies).toBe(0)
+    expect(union.stats().copyUps.lostCopies).toBe(0)
+    for (const [name, text] of [['a', 'alpha'], ['b', 'bravo'], ['c', 'charlie']]) {
+      expect(await readFile(join(upper, `d/${name}.mv`), 'utf8')).toBe(text)
+      expect((await stat(join(upper, `d/${name}`))).isCharacterDevice()).toBe(true)
+      expect(union.lookupSync(`/d/${name}`)).toBeUndefined()
+    }
+  })
+
+  it('fails the waiting caller when its copy cannot be named', async () => {
+    const { union, upper } = await open()
+    const warned = new Promise<string>((resolve) => process.once('warning', (w) => resolve(w.message)))
+    const renamed = union.rename('/d/b', '/d/b2')
+    expect(union.stats().deferredCopies).toBe(1)
+    writeFileSync(join(upper, 'd/b'), 'intruder')
+    await expect(renamed).rejects.toMatchObject({ code: 'EEXIST' })
+    expect(await warned).toMatch(/copy-up of \/d\/b was lost/)
+    expect(union.lookupSync('/d/b2')).toBeUndefined()
+  })
+
   it('names the copy before an unlink, which then leaves a whiteout', async () => {
     const { union, upper } = await open()
     expect(union.trySetattr('/d/a', { uid: 77 })).toBe(true)
