@@ -10,11 +10,11 @@
  * any such step, and committed by one that first checks that the name still means what it meant
  * when the copy began.
  */
-import { type BigIntStats, closeSync, constants, fsyncSync, lstatSync, openSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, constants, fsyncSync, lstatSync, openSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, isWhiteoutStat } from '../layers/whiteout.js'
-import { type CopyChange, RENAME_EXCHANGE, lgetxattrSync, lsetxattrSync, mknodSync, renameat2Sync, syncfs } from '../sys/native.js'
+import { type CopyChange, RENAME_EXCHANGE, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatNumbers, mknodSync, renameat2Sync, syncfs } from '../sys/native.js'
 import { METACOPY_XATTR, REDIRECT_XATTR, readOrigin } from './inode.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -114,8 +114,7 @@ export class Core {
     const upper = this.requireUpper()
     this.ensureUpperDir(this.resolver.get(splitPath(dir.path)[0]))
     const src = dir.layer.path(dir.path)
-    const st = lstatSync(src, { bigint: true })
-    const staged = this.stager.stageNow(src, 'dir', { data: false, origin: st.ino })
+    const staged = this.stager.stageNow(src, 'dir', { data: false, origin: sourceOf(src).ino })
     this.#commit(staged, dir.path)
     dir.layer = upper
     dir.dirLayers = [upper, ...dir.dirLayers]
@@ -160,19 +159,19 @@ export class Core {
     const meta = want === 'meta' && this.metacopy && entry.kind === 'file'
     const data = want !== false && !meta
     const src = entry.layer.path(rel)
-    const st = lstatSync(src, { bigint: true })
+    const st = sourceOf(src)
     if (defer && data && st.size <= COPY_NOW_MAX && this.#defers(entry, st)) {
       const staged = this.#stageNow(entry, src, st, { data, meta, change: fold?.change, unflushed: true })
       return this.#copied(entry, staged, meta, originOf(st), started, fold, true)
     }
-    if (entry.kind === 'file' && data && !this.#copiesNow(Number(st.size), alone)) return undefined
+    if (entry.kind === 'file' && data && !this.#copiesNow(st.size, alone)) return undefined
     return this.#copied(entry, this.#stageNow(entry, src, st, { data, meta, change: fold?.change }), meta, originOf(st), started, fold)
   }
 
   /** Whether the flush and name of this lower file's copy may wait (see #defer). */
-  #defers(entry: Entry, st: BigIntStats): boolean {
+  #defers(entry: Entry, st: Source): boolean {
     return this.flushBehind && entry.kind === 'file' && this.stager.syncsData && this.stager.unnamed &&
-      st.nlink === 1n && this.#deferred.size < DEFERRED_MAX
+      st.nlink === 1 && this.#deferred.size < DEFERRED_MAX
   }
 
   /**
@@ -322,7 +321,7 @@ export class Core {
   }
 
   /** Stage a copy of the lower `entry` on the calling thread, its parent made ready first. */
-  #stageNow(entry: Entry, src: string, st: BigIntStats, options: { data: boolean; meta: boolean; change: CopyChange | undefined; unflushed?: boolean }): Staged {
+  #stageNow(entry: Entry, src: string, st: Source, options: { data: boolean; meta: boolean; change: CopyChange | undefined; unflushed?: boolean }): Staged {
     this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
     // A lower entry's name is free in the upper layer: the copy can be linked straight to it.
     return this.stager.stageNow(src, entry.kind, { ...options, origin: originOf(st) }, true)
@@ -373,7 +372,7 @@ export class Core {
     const started = performance.now()
     this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
     const src = entry.layer.path(entry.path)
-    const st = lstatSync(src, { bigint: true })
+    const st = sourceOf(src)
     const unflushed = this.#defers(entry, st)
     const options = { data: true, origin: originOf(st), unflushed }
     // A small copy is made here: it costs less than the trip to the pool, and its flush is not.
@@ -573,6 +572,25 @@ const FLUSH_WINDOW_MS = 5
  *  whole tree may run on the calling thread. */
 const DEFERRED_MAX = 128
 
+/** What a copy-up needs to know of the object it copies. */
+interface Source {
+  size: number
+  nlink: number
+  /** Exact: recorded as the copy's origin. */
+  ino: bigint
+}
+
+/** The lstat of a copy-up's source, without node:fs's BigIntStats (a BigInt per field: it cost
+ *  more than the syscall, once per copy). */
+function sourceOf(path: string): Source {
+  const st = lstatNumbers(path, sourceStat)
+  const ino = st[ST.INO]!
+  // A double holds an inode number exactly up to 2^53; a bigger one is read again, exactly.
+  return { size: st[ST.SIZE]!, nlink: st[ST.NLINK]!, ino: Number.isSafeInteger(ino) ? BigInt(ino) : lstatSync(path, { bigint: true }).ino }
+}
+
+const sourceStat = new Float64Array(ST_FIELDS)
+
 /** A path that opens a deferred copy, which has no name yet, through its fd. */
 export function stagedPath(fd: number): string {
   return `/proc/self/fd/${fd}`
@@ -580,8 +598,8 @@ export function stagedPath(fd: number): string {
 
 /** The origin a copy records: the lower inode, unless the lower file has other links, which the
  *  copy does not keep (then it must not keep their inode number). */
-function originOf(st: BigIntStats): bigint | undefined {
-  return st.nlink === 1n ? st.ino : undefined
+function originOf(st: Source): bigint | undefined {
+  return st.nlink === 1 ? st.ino : undefined
 }
 
 /** Swap two paths atomically; where renameat2 is missing, fall back to remove-then-rename. */
