@@ -197,7 +197,11 @@ export class Core {
     entry.staged = fd
     this.resolver.pin(entry)
     this.#deferred.set(entry.path, { entry, bytes, flushed: false })
-    this.handles.promote(entry.path, stagedPath(fd), true)
+    try {
+      this.handles.promote(entry.path, stagedPath(fd), true)
+    } catch {
+      // Its readers stay on the lower file: the same bytes until somebody writes the copy.
+    }
     this.#count({ fd, bytes }, started)
     this.#flushSoon()
     return entry
@@ -235,7 +239,15 @@ export class Core {
       () => undefined,
     ).finally(() => {
       this.#flushing = false
-      for (const copy of batch) if (this.#deferred.get(copy.entry.path) === copy) this.#link(copy)
+      for (const copy of batch) {
+        if (this.#deferred.get(copy.entry.path) !== copy) continue // named meanwhile
+        try {
+          this.#link(copy)
+        } catch (err) {
+          // Named, but the kernel could not be told (the session is ending): nothing to undo.
+          process.emitWarning(`layerfs: after naming /${copy.entry.path}: ${err instanceof Error ? err.message : String(err)}`)
+        }
+      }
       this.#flushSoon([...this.#deferred.values()].some((copy) => copy.waiters))
     })
   }
@@ -275,8 +287,9 @@ export class Core {
     this.settle('', true)
   }
 
-  /** Name a deferred copy, after an fsync unless a syncfs covered it. Never throws: a copy that
-   *  cannot be flushed or named is dropped, and the entry shows the lower file again (#lost). */
+  /** Name a deferred copy, after an fsync unless a syncfs covered it. A copy that cannot be flushed
+   *  or named is dropped, and the entry shows the lower file again (#lost); only telling the kernel
+   *  (onAttrChange) may throw. */
   #link(copy: Deferred): void {
     const { entry } = copy
     const rel = entry.path
@@ -290,17 +303,14 @@ export class Core {
       closeSync(fd)
       return this.#lost(copy, err)
     }
+    const upper = this.requireUpper()
     try {
-      this.#commit({ fd, bytes: copy.bytes }, rel)
+      this.stager.commit({ fd, bytes: copy.bytes }, upper.path(rel), upper.path(splitPath(rel)[0]))
     } catch (err) {
       return this.#lost(copy, err)
     }
-    try {
-      this.handles.promote(rel, this.requireUpper().path(rel))
-    } catch {
-      // Its readers stay on the lower file, which holds the same bytes.
-    }
     for (const waiter of copy.waiters ?? []) waiter.resolve()
+    this.onAttrChange?.('/' + rel)
   }
 
   /** A deferred copy could not be made durable or named: the change it carried is lost, as a
