@@ -9,10 +9,10 @@
  * directory that exists in a lower layer cannot be renamed (EXDEV, as overlayfs without redirect_dir):
  * tools such as mv then copy and delete.
  */
-import { type Stats, chmodSync, closeSync, constants, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
+import { chmodSync, closeSync, constants, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
 import { joinPath, splitPath } from '../layers/layer.js'
-import { WHITEOUT_PREFIX } from '../layers/whiteout.js'
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, lgetxattrSync, lsetxattrSync, mknodSync, renameat2Sync } from '../sys/native.js'
+import { WHITEOUT_PREFIX, isWhiteoutMode } from '../layers/whiteout.js'
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatIfAny, mknodSync, renameat2Sync } from '../sys/native.js'
 import { REDIRECT_XATTR } from './inode.js'
 import type { Core } from './core.js'
 import { type Entry, type Kind, NO_LAYERS, inUpper } from './entry.js'
@@ -297,33 +297,34 @@ function keepDataReachable(core: Core, entry: Entry): void {
 function hiddenByUpperWhiteout(core: Core, rel: string): boolean {
   const upper = core.requireUpper()
   const [dir, name] = splitPath(rel)
-  const st = lstatIfAny(upper.path(rel))
-  if (st) return st.isCharacterDevice() && st.rdev === 0
-  return lstatIfAny(upper.path(joinPath(dir, WHITEOUT_PREFIX + name))) !== undefined
+  if (lstatIfAny(upper.path(rel), probeStat)) return isWhiteoutMode(probeStat[ST.MODE]!, probeStat[ST.RDEV]!)
+  return markerAt(upper.path(joinPath(dir, WHITEOUT_PREFIX + name)))
 }
 
-function lstatIfAny(path: string): Stats | undefined {
+/** Whether a `.wh.` marker is there; one whose name would be too long cannot be. */
+function markerAt(path: string): boolean {
   try {
-    return lstatSync(path, { throwIfNoEntry: false })
+    return lstatIfAny(path, probeStat)
   } catch (err) {
-    if (isCode(err, 'ENOTDIR')) return undefined
+    if (isCode(err, 'ENAMETOOLONG')) return false
     throw err
   }
 }
+
+/** The numbers of this module's lstat probes: one array, read before the next probe. */
+const probeStat = new Float64Array(ST_FIELDS)
 
 /** Remove the whiteouts and markers an (empty-looking) upper directory still holds. */
 function clearMarkers(dirPath: string): void {
   for (const name of readdirSafe(dirPath)) rmSync(`${dirPath}/${name}`, { recursive: true, force: true })
 }
 
-/** A `.wh.NAME` marker beside a name that now exists in the upper layer is obsolete. */
+/** A `.wh.NAME` marker beside a name that now exists in the upper layer is obsolete. (Looked for
+ *  first: an unlink of the usual absent marker would cost an exception.) */
 function removeMarker(core: Core, rel: string): void {
   const [dir, name] = splitPath(rel)
-  try {
-    unlinkSync(core.requireUpper().path(joinPath(dir, WHITEOUT_PREFIX + name)))
-  } catch (err) {
-    if (!isCode(err, 'ENOENT')) throw err
-  }
+  const marker = core.requireUpper().path(joinPath(dir, WHITEOUT_PREFIX + name))
+  if (markerAt(marker)) unlinkSync(marker)
 }
 
 /** rmdir, false when the directory still holds something (to a user, perhaps only whiteouts). */

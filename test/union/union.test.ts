@@ -91,6 +91,15 @@ describe('lookup', () => {
     await expect(union.getattr('/' + 'n'.repeat(256))).rejects.toMatchObject({ code: 'ENAMETOOLONG' })
     await expect(union.mkdir('/' + 'n'.repeat(256), 0o755)).rejects.toMatchObject({ code: 'ENAMETOOLONG' })
   })
+
+  it('renames to and from 255-byte names, whose .wh. markers could not exist', async () => {
+    const long = 'l'.repeat(255)
+    const { union } = await stack([{ f: 'data', [long]: 'long' }])
+    await union.rename('/f', '/' + long.slice(0, 254) + 'x')
+    await union.rename('/' + long, '/g')
+    expect((await union.readdir('/')).sort()).toEqual(['g', long.slice(0, 254) + 'x'])
+    expect((await union.getattr('/g')).size).toBe(4)
+  })
 })
 
 describe('copy-up', () => {
