@@ -65,7 +65,7 @@ export class Core {
   onAttrChange: ((path: string) => void) | undefined
   /** Whether mknod of a char 0/0 works here; false after the first EPERM (then `.wh.` files). */
   #mknodWhiteouts = true
-  /** Defer the flush and naming of small copies made by a setattr (see #defer). */
+  /** Flush copies of files in batches, after the caller is answered where it can be (see #defer). */
   flushBehind = false
   /** Copies made, not flushed or named yet, by path (see #defer). */
   readonly #deferred = new Map<string, Deferred>()

@@ -37,9 +37,10 @@ export interface UnionOptions {
   fsync?: boolean
   /** Copy up metadata only for metadata changes (overlayfs `metacopy=on`, same on-disk marks). */
   metacopy?: boolean
-  /** Answer a chmod, chown or utimens that copies a small lower file up before the copy is flushed,
-   *  and flush such copies in batches (one syncfs each) before naming them. With fsync on only; the
-   *  owner must call flush() before it exits. See Core.#defer. */
+  /** With fsync on: answer an open or setattr that copies a lower file up before the copy is
+   *  flushed, flush copies in batches (one syncfs each) and name them after; callers that need the
+   *  name (rename, link) share those flushes. The owner must call flush() before it exits. See
+   *  Core.#defer. */
   flushBehind?: boolean
 }
 

@@ -100,7 +100,10 @@ describe.skipIf(!fuse.ok)('a setattr that copies up', () => {
       : mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}${options}`, mnt], mnt))
     try {
       await change(mnt)
-      return { merged: await state(mnt), upper: await state(upper) }
+      const merged = await state(mnt)
+      // The upper layer at rest: layerfs names a copy-up once its flush is done (flush_behind).
+      await mounts.unmount(handle)
+      return { merged, upper: await state(upper) }
     } finally {
       await mounts.unmount(handle)
     }
