@@ -11,6 +11,7 @@
 import { readlinkSync, statfsSync } from 'node:fs'
 import { mkdir, readdir, realpath, rm, stat } from 'node:fs/promises'
 import { join, relative, resolve, sep } from 'node:path'
+import { layerRoot, readMountinfo } from '../layers/held-root.js'
 import { Layer, joinPath, relPath } from '../layers/layer.js'
 import { ST, prefetch, type TimeNs } from '../sys/native.js'
 import * as attrs from './attrs.js'
@@ -100,7 +101,9 @@ export class Union {
       stager = new Stager(scratch, options.fsync ?? true)
       layers.push(new Layer(upper, 0, true))
     }
-    for (const dir of lowers) layers.push(new Layer(dir, layers.length, false))
+    // A lower layer on an idmapped mount is held open: its mount may be detached under us.
+    const mountinfo = readMountinfo()
+    for (const dir of lowers) layers.push(new Layer(layerRoot(dir, mountinfo), layers.length, false))
     const core = new Core(layers, stager, options.cacheEntries ?? 100_000, options.metacopy ?? false)
     core.flushBehind = options.flushBehind ?? false
     return new Union(core)

@@ -121,6 +121,32 @@ describe.skipIf(!hasPodman || !root)('layerfs as podman\'s mount_program', () =>
     expect(fsTypeAt(image)).toBeUndefined()
   }, 120_000)
 
+  it('shows the layers of a container in another user namespace (idmapped lowers, detached after the mount)', async () => {
+    // containers-storage shows the lower layers to the mount program through idmapped mounts that it
+    // detaches once the program returns: layerfs holds such a layer open (src/layers/held-root.ts).
+    const rootfs = await makeTar([
+      { name: 'bin/', type: 'directory' },
+      { name: 'bin/sh', content: 'not really a shell\n', mode: 0o755 },
+      { name: 'etc/motd', content: 'mapped\n' },
+    ])
+    const tarball = join(t.dir, 'mapped.tar')
+    await writeFile(tarball, rootfs)
+    await podman('import', tarball, 'localhost/mapped:1')
+    const ctr = (await podman('create', '--uidmap', '0:100000:65536', '--gidmap', '0:100000:65536', 'localhost/mapped:1', '/bin/sh')).trim()
+    const merged = (await podman('mount', ctr)).trim()
+    try {
+      expect(fsTypeAt(merged)).toBe('fuse.layerfs')
+      expect((await readdir(merged)).sort()).toEqual(['bin', 'etc'])
+      expect(await readFile(join(merged, 'etc/motd'), 'utf8')).toBe('mapped\n')
+      await writeFile(join(merged, 'etc/motd'), 'changed\n')
+      expect(await readFile(join(merged, 'etc/motd'), 'utf8')).toBe('changed\n')
+    } finally {
+      await podman('umount', ctr)
+      await podman('rm', ctr)
+    }
+    expect(fsTypeAt(merged)).toBeUndefined()
+  }, 120_000)
+
   it.skipIf(!hasRunc)('runs a container from a layerfs rootfs (runc)', async () => {
     // /bin/sh (dash) and the libraries it loads, from the host: the container executes them from the
     // layerfs mount.
