@@ -22,7 +22,7 @@ export interface MountOptions {
   debug: boolean
   readOnly: boolean
   fsync: boolean
-  /** Answer a chmod/chown/utimens copy-up of a small file before its flush (see Core.#defer). */
+  /** Flush copy-ups in batches, after answering the opens and setattrs that made them (Core.#defer). */
   flushBehind: boolean
   metacopy: boolean
   allowOther: boolean

@@ -11,7 +11,7 @@
  * `.wh.NAME` files when mknod is not permitted.
  */
 import { type BigIntStats, type Stats, constants } from 'node:fs'
-import { lgetxattrSync } from '../sys/native.js'
+import { ST, ST_FIELDS, lgetxattrSync, lstatIfAny } from '../sys/native.js'
 
 export const WHITEOUT_PREFIX = '.wh.'
 export const OPAQUE_MARKER = '.wh..wh..opq'
@@ -26,6 +26,25 @@ export function isWhiteoutStat(st: Stats | BigIntStats): boolean {
 export function isWhiteoutMode(mode: number, rdev: number): boolean {
   return (mode & constants.S_IFMT) === constants.S_IFCHR && rdev === 0
 }
+
+/** Whether a kernel-format whiteout is at `path` (an upper layer's name, probed). */
+export function whiteoutAt(path: string): boolean {
+  return lstatIfAny(path, probeStat) && isWhiteoutMode(probeStat[ST.MODE]!, probeStat[ST.RDEV]!)
+}
+
+/** Whether there is anything at `path`, the name of a `.wh.` marker: a marker whose name would be
+ *  too long for the filesystem cannot be there. */
+export function markerAt(path: string): boolean {
+  try {
+    return lstatIfAny(path, probeStat)
+  } catch (err) {
+    if (isErrno(err, 'ENAMETOOLONG')) return false
+    throw err
+  }
+}
+
+/** The probes' lstat numbers: one array, read before the next probe. */
+const probeStat = new Float64Array(ST_FIELDS)
 
 /** `.wh.NAME` → `NAME`; undefined for ordinary names and for the opaque marker itself. */
 export function whiteoutTarget(name: string): string | undefined {

@@ -82,46 +82,28 @@ export function trySetattr(core: Core, rel: string, change: AttrChange, truncate
   const fold = inUpper(current) ? undefined : foldOf(change)
   const entry = core.copyUpNow(rel, copyUpWant(change, truncateFd), alone, fold, true)
   if (!entry) return false
-  const target = changesOf(entry)
+  // By name, or, for a copy not named yet (Core.defer), through the copy's fd.
+  const fd = entry.staged
+  const path = entry.layer.path(rel)
   const folded = fold?.applied === true
-  if (change.mode !== undefined && !folded) target.chmod(change.mode & 0o7777)
-  if ((change.uid !== undefined || change.gid !== undefined) && !folded) target.chown(change.uid ?? -1, change.gid ?? -1)
+  if (change.mode !== undefined && !folded) {
+    if (fd === undefined) chmodSync(path, change.mode & 0o7777)
+    else fchmodSync(fd, change.mode & 0o7777)
+  }
+  if ((change.uid !== undefined || change.gid !== undefined) && !folded) {
+    if (fd === undefined) lchownSync(path, change.uid ?? -1, change.gid ?? -1)
+    else fchownSync(fd, change.uid ?? -1, change.gid ?? -1)
+  }
   if (change.size !== undefined) {
     if (truncateFd) truncateFd(change.size)
-    else target.truncate(change.size)
+    else if (fd === undefined) truncateSync(path, change.size)
+    else ftruncateSync(fd, change.size)
   }
   if ((change.atime != null || change.mtime != null) && !(folded && change.size === undefined)) {
-    target.utimens(change.atime ?? null, change.mtime ?? null)
+    if (fd === undefined) utimensatSync(path, change.atime ?? null, change.mtime ?? null, true)
+    else futimensSync(fd, change.atime ?? null, change.mtime ?? null)
   }
   return true
-}
-
-/** The metadata calls of a setattr, on an upper entry: by name, or, for a copy not named yet
- *  (Core.defer), on the copy's fd. */
-interface Changes {
-  chmod(mode: number): void
-  chown(uid: number, gid: number): void
-  truncate(size: number): void
-  utimens(atime: TimeNs, mtime: TimeNs): void
-}
-
-function changesOf(entry: Entry): Changes {
-  const fd = entry.staged
-  if (fd !== undefined) {
-    return {
-      chmod: (mode) => fchmodSync(fd, mode),
-      chown: (uid, gid) => fchownSync(fd, uid, gid),
-      truncate: (size) => ftruncateSync(fd, size),
-      utimens: (atime, mtime) => futimensSync(fd, atime, mtime),
-    }
-  }
-  const path = entry.layer.path(entry.path)
-  return {
-    chmod: (mode) => chmodSync(path, mode),
-    chown: (uid, gid) => lchownSync(path, uid, gid),
-    truncate: (size) => truncateSync(path, size),
-    utimens: (atime, mtime) => utimensatSync(path, atime, mtime, true),
-  }
 }
 
 /** The part of a change a copy-up can make on the copy: mode and owner, and the times unless a

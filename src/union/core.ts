@@ -13,7 +13,7 @@
 import { closeSync, constants, fsyncSync, lstatSync, openSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
-import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, isWhiteoutStat } from '../layers/whiteout.js'
+import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, markerAt, whiteoutAt } from '../layers/whiteout.js'
 import { type CopyChange, RENAME_EXCHANGE, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatNumbers, mknodSync, renameat2Sync, syncfs } from '../sys/native.js'
 import { METACOPY_XATTR, REDIRECT_XATTR, readOrigin } from './inode.js'
 import { type Entry, inUpper } from './entry.js'
@@ -190,10 +190,7 @@ export class Core {
    */
   #defer(entry: Entry, fd: number, bytes: number, origin: bigint | undefined, started: number): Entry {
     this.#upperFd ??= openSync(this.requireUpper().path(''), constants.O_RDONLY | constants.O_DIRECTORY)
-    entry.layer = this.requireUpper()
-    entry.ino = origin === undefined ? undefined : Number(origin)
-    entry.lowerHas = true
-    entry.metacopy = false
+    this.#nowUpper(entry, origin, false)
     entry.staged = fd
     this.resolver.pin(entry)
     this.#deferred.set(entry.path, { entry, bytes, flushed: false })
@@ -412,15 +409,20 @@ export class Core {
       this.stager.flush(staged)
     }
     this.#commit(staged, rel)
-    current.layer = upper
-    current.ino = origin === undefined ? undefined : Number(origin)
-    current.lowerHas = true
-    current.metacopy = meta
+    this.#nowUpper(current, origin, meta)
     this.resolver.set(rel, current)
     // A metadata-only copy leaves readers on the lower data, which is still the file's.
     if (!meta) this.handles.promote(rel, upper.path(rel))
     this.#count(staged, started)
     return current
+  }
+
+  /** The lower `entry` has a copy in the upper layer now (named or not), recording `origin`. */
+  #nowUpper(entry: Entry, origin: bigint | undefined, meta: boolean): void {
+    entry.layer = this.requireUpper()
+    entry.ino = origin === undefined ? undefined : Number(origin)
+    entry.lowerHas = true
+    entry.metacopy = meta
   }
 
   /** Give a metadata-only copy its data: a new copy with the upper file's metadata and the lower
@@ -536,8 +538,8 @@ export class Core {
     this.ensureUpperDir(this.resolver.get(dir))
     const target = upper.path(rel)
     const marker = upper.path(joinPath(dir, WHITEOUT_PREFIX + name))
-    const charWhiteout = !clear && isWhiteoutAt(target)
-    const markerWhiteout = !clear && !charWhiteout && existsAt(marker)
+    const charWhiteout = !clear && whiteoutAt(target)
+    const markerWhiteout = !clear && !charWhiteout && markerAt(marker)
     if (!charWhiteout && !markerWhiteout) {
       make(target)
       return false
@@ -623,17 +625,3 @@ function exchange(a: string, b: string): void {
   }
 }
 
-// Synchronous probes of the upper layer on the create path, for the reason given in resolver.ts.
-function isWhiteoutAt(path: string): boolean {
-  const st = lstatSync(path, { throwIfNoEntry: false })
-  return st !== undefined && isWhiteoutStat(st)
-}
-
-function existsAt(path: string): boolean {
-  try {
-    return lstatSync(path, { throwIfNoEntry: false }) !== undefined
-  } catch (err) {
-    if (isCode(err, 'ENAMETOOLONG')) return false
-    throw err
-  }
-}

@@ -11,7 +11,7 @@
  */
 import { chmodSync, closeSync, constants, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
 import { joinPath, splitPath } from '../layers/layer.js'
-import { WHITEOUT_PREFIX, isWhiteoutMode } from '../layers/whiteout.js'
+import { WHITEOUT_PREFIX, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatIfAny, mknodSync, renameat2Sync } from '../sys/native.js'
 import { REDIRECT_XATTR } from './inode.js'
 import type { Core } from './core.js'
@@ -301,17 +301,7 @@ function hiddenByUpperWhiteout(core: Core, rel: string): boolean {
   return markerAt(upper.path(joinPath(dir, WHITEOUT_PREFIX + name)))
 }
 
-/** Whether a `.wh.` marker is there; one whose name would be too long cannot be. */
-function markerAt(path: string): boolean {
-  try {
-    return lstatIfAny(path, probeStat)
-  } catch (err) {
-    if (isCode(err, 'ENAMETOOLONG')) return false
-    throw err
-  }
-}
-
-/** The numbers of this module's lstat probes: one array, read before the next probe. */
+/** hiddenByUpperWhiteout's lstat numbers. */
 const probeStat = new Float64Array(ST_FIELDS)
 
 /** Remove the whiteouts and markers an (empty-looking) upper directory still holds. */

@@ -17,11 +17,11 @@
 import { lstatSync, readdirSync } from 'node:fs'
 import { LRUCache } from 'lru-cache'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
-import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutMode } from '../layers/whiteout.js'
+import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
 import { ST, ST_FIELDS, lstatIfAny } from '../sys/native.js'
 import { type Entry, type Kind, NO_LAYERS, kindOfMode } from './entry.js'
 import type { LayerListing, Listings } from './readdir.js'
-import { fsError, isCode } from './errors.js'
+import { fsError } from './errors.js'
 
 /** Stands for "no such name" in the cache (lru-cache values cannot be undefined). */
 const MISSING = Object.freeze({ missing: true as const })
@@ -277,12 +277,7 @@ type Probe = 'absent' | 'whiteout' | Kind
 function probeName(layer: Layer, dir: string, name: string, checkMarker: boolean): Probe {
   if (lstatIfAny(layer.path(joinPath(dir, name)), probeStat)) return probeKind(probeStat, 0)
   if (!checkMarker) return 'absent'
-  try {
-    return lstatIfAny(layer.path(joinPath(dir, WHITEOUT_PREFIX + name)), probeStat) ? 'whiteout' : 'absent'
-  } catch (err) {
-    if (isCode(err, 'ENAMETOOLONG')) return 'absent'
-    throw err
-  }
+  return markerAt(layer.path(joinPath(dir, WHITEOUT_PREFIX + name))) ? 'whiteout' : 'absent'
 }
 
 /** probeName's lstat numbers: one array, read before the next probe. */
