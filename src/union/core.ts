@@ -16,7 +16,7 @@ import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, markerAt, whiteoutAt } from '../layers/whiteout.js'
 import { type CopyChange, RENAME_EXCHANGE, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatNumbers, mknodSync, renameat2Sync, syncfs } from '../sys/native.js'
 import { METACOPY_XATTR, REDIRECT_XATTR, readOrigin } from './inode.js'
-import { type Entry, inUpper } from './entry.js'
+import { type Entry, NO_LAYERS, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { Handles } from './handles.js'
 import { Resolver } from './resolver.js'
@@ -41,6 +41,15 @@ interface Deferred {
   flushed: boolean
   /** Callers waiting for the copy's name (see whenNamed). */
   waiters?: Array<{ resolve: () => void; reject: (err: unknown) => void }>
+  /** A rename moved the copy before it was named (see deferMove). */
+  moved?: Moved
+}
+
+/** The rename a deferred copy carries: it is linked at `from`, its old name, and `finish` renames it
+ *  to the entry's path, leaving the whiteout. */
+interface Moved {
+  readonly from: string
+  readonly finish: () => void
 }
 
 export interface Counters {
@@ -69,6 +78,8 @@ export class Core {
   flushBehind = false
   /** Copies made, not flushed or named yet, by path (see #defer). */
   readonly #deferred = new Map<string, Deferred>()
+  /** The deferred copies that carry a rename, by old name (see deferMove). */
+  readonly #movedFrom = new Map<string, Deferred>()
   /** A syncfs for deferred copies is running. */
   #flushing = false
   /** Cancels the wait before the next syncfs, when one is scheduled. */
@@ -188,20 +199,53 @@ export class Core {
    * above it, an fsync of a handle on it) first links it, after an fsync of its own if its syncfs
    * has not finished: see settle.
    */
-  #defer(entry: Entry, fd: number, bytes: number, origin: bigint | undefined, started: number): Entry {
+  #defer(entry: Entry, fd: number, bytes: number, started: number, moved?: Moved): Entry {
     this.#upperFd ??= openSync(this.requireUpper().path(''), constants.O_RDONLY | constants.O_DIRECTORY)
-    this.#nowUpper(entry, origin, false)
     entry.staged = fd
     this.resolver.pin(entry)
-    this.#deferred.set(entry.path, { entry, bytes, flushed: false })
+    const copy: Deferred = { entry, bytes, flushed: false, moved }
+    this.#deferred.set(entry.path, copy)
+    if (moved) {
+      this.resolver.pinMissing(moved.from)
+      this.#movedFrom.set(moved.from, copy)
+    }
     try {
-      this.handles.promote(entry.path, stagedPath(fd), true)
+      this.handles.promote(moved?.from ?? entry.path, stagedPath(fd), true)
     } catch {
       // Its readers stay on the lower file: the same bytes until somebody writes the copy.
     }
     this.#count({ fd, bytes }, started)
     this.#flushSoon()
     return entry
+  }
+
+  /**
+   * Rename the lower file `source` to `toRel` without waiting for the flush of its copy (flush
+   * behind, see #defer). The copy is made now and answers at the new name, and the old name is gone
+   * at once (the resolver pins both). On disk, once a syncfs has flushed the copy, it is linked at
+   * the old name and `finish` renames it to the new one, leaving the whiteout, as a rename that
+   * waited would have: a crash before then loses the rename (the lower file shows at its old name),
+   * never the bytes. Anything that needs either name on disk (a create or link at the old name, a
+   * listing of either directory, the settles of #defer) writes the rename first.
+   * Returns false when the rename cannot be deferred (metacopy, a big or hard-linked file, a copy
+   * in flight): the caller copies up and renames the usual way.
+   */
+  deferMove(source: Entry, toRel: string, finish: () => void): boolean {
+    if (this.metacopy || source.kind !== 'file' || inUpper(source) || this.#inflight.has(source.path)) return false
+    const src = source.layer.path(source.path)
+    const st = sourceOf(src)
+    if (st.size > COPY_NOW_MAX || !this.#defers(source, st)) return false
+    const started = performance.now()
+    const staged = this.#stageNow(source, src, st, { data: true, meta: false, change: undefined, unflushed: true })
+    if (staged.fd === undefined) {
+      // O_TMPFILE was refused just now: the usual way, by name.
+      this.stager.discard(staged)
+      return false
+    }
+    const origin = originOf(st)
+    const moved: Entry = { path: toRel, kind: 'file', layer: this.requireUpper(), dirLayers: NO_LAYERS, ino: origin === undefined ? undefined : Number(origin), metacopy: false }
+    this.#defer(moved, staged.fd, staged.bytes, started, { from: source.path, finish })
+    return true
   }
 
   /** Unless a flush runs or is scheduled, start one FLUSH_WINDOW_MS from now for the deferred copies
@@ -266,11 +310,23 @@ export class Core {
     if (!tree) {
       const copy = this.#deferred.get(rel)
       if (copy) this.#link(copy)
+      const moved = this.#movedFrom.get(rel)
+      if (moved) this.#link(moved)
       return
     }
     const prefix = rel === '' ? '' : rel + '/'
+    const under = (path: string): boolean => path === rel || path.startsWith(prefix)
     for (const copy of [...this.#deferred.values()]) {
-      if (copy.entry.path === rel || copy.entry.path.startsWith(prefix)) this.#link(copy)
+      if (under(copy.entry.path) || (copy.moved && under(copy.moved.from))) this.#link(copy)
+    }
+  }
+
+  /** Write the deferred renames (see deferMove) into or out of the directory `dir`: a listing reads
+   *  its names from the disk. */
+  settleListing(dir: string): void {
+    if (this.#movedFrom.size === 0) return
+    for (const copy of [...this.#movedFrom.values()]) {
+      if (splitPath(copy.moved!.from)[0] === dir || splitPath(copy.entry.path)[0] === dir) this.#link(copy)
     }
   }
 
@@ -288,11 +344,15 @@ export class Core {
    *  or named is dropped, and the entry shows the lower file again (#lost); only telling the kernel
    *  (onAttrChange) may throw. */
   #link(copy: Deferred): void {
-    const { entry } = copy
+    const { entry, moved } = copy
     const rel = entry.path
     const fd = entry.staged!
     this.#deferred.delete(rel)
     this.resolver.unpin(rel)
+    if (moved) {
+      this.#movedFrom.delete(moved.from)
+      this.resolver.unpin(moved.from)
+    }
     entry.staged = undefined
     try {
       if (!copy.flushed) fsyncSync(fd)
@@ -301,8 +361,10 @@ export class Core {
       return this.#lost(copy, err)
     }
     const upper = this.requireUpper()
+    const at = moved?.from ?? rel
     try {
-      this.stager.commit({ fd, bytes: copy.bytes }, upper.path(rel), upper.path(splitPath(rel)[0]))
+      this.stager.commit({ fd, bytes: copy.bytes }, upper.path(at), upper.path(splitPath(at)[0]))
+      moved?.finish()
     } catch (err) {
       return this.#lost(copy, err)
     }
@@ -316,6 +378,7 @@ export class Core {
     const rel = copy.entry.path
     for (const waiter of copy.waiters ?? []) waiter.reject(err)
     this.resolver.invalidate(rel)
+    if (copy.moved) this.resolver.invalidate(copy.moved.from)
     this.counters.lostCopies++
     this.onAttrChange?.('/' + rel)
     process.emitWarning(`layerfs: the copy-up of /${rel} was lost: ${err instanceof Error ? err.message : String(err)}`)
@@ -404,7 +467,10 @@ export class Core {
     }
     if (fold) fold.applied = true
     if (unflushed) {
-      if (staged.fd !== undefined) return this.#defer(current, staged.fd, staged.bytes, origin, started)
+      if (staged.fd !== undefined) {
+        this.#nowUpper(current, origin, false)
+        return this.#defer(current, staged.fd, staged.bytes, started)
+      }
       // O_TMPFILE was refused just now: the copy was made by name, and is flushed before it is.
       this.stager.flush(staged)
     }

@@ -12,7 +12,7 @@
 import { chmodSync, closeSync, constants, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
 import { joinPath, splitPath } from '../layers/layer.js'
 import { WHITEOUT_PREFIX, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatIfAny, mknodSync, renameat2Sync } from '../sys/native.js'
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, utimensatSync } from '../sys/native.js'
 import { REDIRECT_XATTR } from './inode.js'
 import type { Core } from './core.js'
 import { type Entry, type Kind, NO_LAYERS, inUpper } from './entry.js'
@@ -188,6 +188,7 @@ export function renameNow(core: Core, fromRel: string, toRel: string, flags: num
   const source = core.resolver.get(fromRel)
   if (toRel.startsWith(fromRel + '/')) throw fsError('EINVAL', 'a directory cannot move into itself')
   checkNewName(toRel)
+  if (fromRel !== toRel && !(flags & RENAME_EXCHANGE) && movedBehind(core, source, toRel, flags)) return true
   // A rename changes no data: with metacopy on, the bytes stay below (see keepDataReachable).
   for (const rel of renameCopyUps(core, source, toRel, flags)) if (!core.copyUpNow(rel, 'meta', alone)) return false
   const from = core.resolver.get(fromRel)
@@ -210,6 +211,40 @@ export async function rename(core: Core, fromRel: string, toRel: string, flags: 
   while (!renameNow(core, fromRel, toRel, flags)) {
     for (const rel of renameCopyUps(core, core.resolver.get(fromRel), toRel, flags)) await core.copyUp(rel, 'meta')
   }
+}
+
+/**
+ * Rename a lower file without waiting for the flush of its copy (flush behind: Core.deferMove),
+ * when it can be: true if done. The directories show the change at once (new mtimes now, kept
+ * when the rename is written: finishMove).
+ */
+function movedBehind(core: Core, from: Entry, toRel: string, flags: number): boolean {
+  if (!core.flushBehind || from.kind !== 'file' || inUpper(from)) return false
+  const to = core.resolver.resolve(toRel)
+  if (to && (flags & RENAME_NOREPLACE)) throw fsError('EEXIST', toRel)
+  if (to?.kind === 'dir') throw fsError('EISDIR', toRel)
+  const fromDir = splitPath(from.path)[0]
+  const toDir = splitPath(toRel)[0]
+  core.ensureUpperDir(core.resolver.get(toDir))
+  if (!core.deferMove(from, toRel, () => finishMove(core, from.path, toRel))) return false
+  const upper = core.requireUpper()
+  utimensatSync(upper.path(fromDir), null, 'now', true)
+  if (toDir !== fromDir) utimensatSync(upper.path(toDir), null, 'now', true)
+  return true
+}
+
+/** Write a deferred rename, its copy linked at the old name: as move would, but the directories keep
+ *  the times they took when it was answered (or since). */
+function finishMove(core: Core, fromRel: string, toRel: string): void {
+  const upper = core.requireUpper()
+  const dirs = [...new Set([splitPath(fromRel)[0], splitPath(toRel)[0]])].map((dir) => upper.path(dir))
+  const mtimes = dirs.map((dir) => {
+    const st = lstatNumbers(dir, probeStat)
+    return BigInt(st[ST.MTIME]!) * 1_000_000_000n + BigInt(st[ST.MTIME_NS]!)
+  })
+  renameWithWhiteout(core, upper.path(fromRel), upper.path(toRel), fromRel)
+  removeMarker(core, toRel)
+  dirs.forEach((dir, i) => utimensatSync(dir, null, mtimes[i]!, true))
 }
 
 function movableDir(core: Core, dir: Entry): void {

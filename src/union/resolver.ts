@@ -61,9 +61,10 @@ export class Resolver {
   /** Lower directories probed once and not read yet ('once'), or not to be read: too big to keep,
    *  or unreadable ('never'). */
   readonly #probed = new LRUCache<string, 'once' | 'never'>({ max: 1024 })
-  /** Entries that must outlive the cache: copy-ups whose names are not on disk yet (Core.defer).
-   *  Looked up from the disk, such a name would show the lower object again. */
-  readonly #pinned = new Map<string, Entry>()
+  /** Answers that must outlive the cache: copy-ups whose names are not on disk yet, and the old
+   *  names of deferred renames (Core.defer, Core.deferMove). Looked up from the disk, such a name
+   *  would show the lower object again. */
+  readonly #pinned = new Map<string, Cached>()
   #hits = 0
   #misses = 0
   #negativeHits = 0
@@ -116,6 +117,12 @@ export class Resolver {
   pin(entry: Entry): void {
     this.#pinned.set(entry.path, entry)
     this.#cache.set(entry.path, entry)
+  }
+
+  /** Keep `rel` missing until unpin, whatever the cache evicts. */
+  pinMissing(rel: string): void {
+    this.#pinned.set(rel, MISSING)
+    this.#cache.set(rel, MISSING)
   }
 
   unpin(rel: string): void {

@@ -170,8 +170,10 @@ export class Union {
 
   /** Sorted names of a directory, without '.' and '..'. */
   async readdir(path: string): Promise<string[]> {
-    const entry = this.#core.resolver.get(relPath(path))
+    const rel = relPath(path)
+    const entry = this.#core.resolver.get(rel)
     if (entry.kind !== 'dir') throw fsError('ENOTDIR', path)
+    this.#core.settleListing(rel)
     return mergedNames(entry)
   }
 
@@ -185,6 +187,7 @@ export class Union {
     const resolver = this.#core.resolver
     const dir = resolver.get(rel)
     if (dir.kind !== 'dir') throw fsError('ENOTDIR', path)
+    this.#core.settleListing(rel)
     // The listings that give the names also answer the lookups of the children (resolver.prime).
     const listings = listLayers(dir, true)
     const list = mergeListings(dir, listings)

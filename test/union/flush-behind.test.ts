@@ -2,10 +2,10 @@
 // copy is flushed and named (Core.#defer). Until then the copy answers for the entry from its fd;
 // whatever needs the name links it first; a syncfs per batch flushes the rest, which are then named.
 import { constants, existsSync, writeFileSync } from 'node:fs'
-import { readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { lgetxattr } from '../../src/sys/native.js'
+import { RENAME_NOREPLACE, lgetxattr } from '../../src/sys/native.js'
 import type { Union } from '../../src/union/union.js'
 import { OLD, type Stack, makeStack } from './fixture.js'
 
@@ -119,26 +119,26 @@ describe('flushBehind: copy-ups answered before their flush', () => {
 
   it('lets a caller that needs the name wait for the flush, which concurrent copies share', async () => {
     const { union, upper } = await open()
-    const renames = ['a', 'b', 'c'].map((name) => union.rename(`/d/${name}`, `/d/${name}.mv`))
-    // Copied at once, flushed together, then named and renamed.
+    const links = ['a', 'b', 'c'].map((name) => union.link(`/d/${name}`, `/d/${name}.ln`))
+    // Copied at once, flushed together, then named and linked.
     expect(union.stats().deferredCopies).toBe(3)
-    await Promise.all(renames)
+    await Promise.all(links)
     expect(union.stats().deferredCopies).toBe(0)
     expect(union.stats().copyUps.lostCopies).toBe(0)
     for (const [name, text] of [['a', 'alpha'], ['b', 'bravo'], ['c', 'charlie']]) {
-      expect(await readFile(join(upper, `d/${name}.mv`), 'utf8')).toBe(text)
-      expect((await stat(join(upper, `d/${name}`))).isCharacterDevice()).toBe(true)
-      expect(union.lookupSync(`/d/${name}`)).toBeUndefined()
+      expect(await readFile(join(upper, `d/${name}.ln`), 'utf8')).toBe(text)
+      const [st, ln] = [await stat(join(upper, `d/${name}`)), await stat(join(upper, `d/${name}.ln`))]
+      expect([st.nlink, st.ino]).toEqual([2, ln.ino])
     }
   })
 
   it('fails the waiting caller when its copy cannot be named', async () => {
     const { union, upper } = await open()
     const warned = new Promise<string>((resolve) => process.once('warning', (w) => resolve(w.message)))
-    const renamed = union.rename('/d/b', '/d/b2')
+    const linked = union.link('/d/b', '/d/b2')
     expect(union.stats().deferredCopies).toBe(1)
     writeFileSync(join(upper, 'd/b'), 'intruder')
-    await expect(renamed).rejects.toMatchObject({ code: 'EEXIST' })
+    await expect(linked).rejects.toMatchObject({ code: 'EEXIST' })
     expect(await warned).toMatch(/copy-up of \/d\/b was lost/)
     expect(union.lookupSync('/d/b2')).toBeUndefined()
   })
@@ -225,3 +225,124 @@ describe('flushBehind: copy-ups answered before their flush', () => {
     }
   })
 })
+
+describe('flushBehind: renames of lower files answered before their copy is flushed', () => {
+  let stack: Stack | undefined
+  afterEach(async () => {
+    stack?.union.flush()
+    await stack?.cleanup()
+    stack = undefined
+  })
+
+  async function open(upperSpec: Parameters<typeof makeStack>[1] = {}): Promise<Stack> {
+    stack = await makeStack([lowerTree], upperSpec, { flushBehind: true })
+    for (const dir of ['d', 'd/sub']) await utimes(join(stack.lowers[0]!, dir), OLD, OLD)
+    return stack
+  }
+
+  it('renames at once, and writes the rename with its whiteout once the copy is flushed', async () => {
+    const { union, upper } = await open()
+    const before = await union.getattr('/d/a')
+    expect((await union.getattr('/d')).mtimeSec).toBe(OLD.getTime() / 1000)
+    expect(union.tryRename('/d/a', '/d/sub/moved')).toBe(true)
+    // Answered: nothing on disk yet, and the union shows the rename.
+    expect(union.stats().deferredCopies).toBe(1)
+    expect(existsSync(join(upper, 'd/sub/moved'))).toBe(false)
+    expect(existsSync(join(upper, 'd/a'))).toBe(false)
+    expect(union.lookupSync('/d/a')).toBeUndefined()
+    const moved = await union.getattr('/d/sub/moved')
+    expect([moved.ino, moved.size, moved.nlink, moved.mtimeSec]).toEqual([before.ino, 5, 1, OLD.getTime() / 1000])
+    const fh = await union.open('/d/sub/moved', constants.O_RDONLY)
+    const buf = Buffer.alloc(16)
+    expect(buf.subarray(0, await union.read(fh, buf, 16, 0)).toString()).toBe('alpha')
+    await union.release(fh)
+    // Both directories changed now, as with a rename written at once, and keep those times.
+    const dirs = [await union.getattr('/d'), await union.getattr('/d/sub')]
+    for (const dir of dirs) expect(dir.mtimeSec).toBeGreaterThan(OLD.getTime() / 1000)
+
+    await settled(union)
+    expect(await readFile(join(upper, 'd/sub/moved'), 'utf8')).toBe('alpha')
+    const whiteout = await stat(join(upper, 'd/a'))
+    expect(whiteout.isCharacterDevice() && whiteout.rdev === 0).toBe(true)
+    expect((await lgetxattr(join(upper, 'd/sub/moved'), 'trusted.layerfs.origin')) !== undefined).toBe(true)
+    expect(union.lookupSync('/d/a')).toBeUndefined()
+    expect((await union.getattr('/d/sub/moved')).ino).toBe(before.ino)
+    const after = [await union.getattr('/d'), await union.getattr('/d/sub')]
+    expect(after.map((dir) => [dir.mtimeSec, dir.mtimeNsec])).toEqual(dirs.map((dir) => [dir.mtimeSec, dir.mtimeNsec]))
+    expect(union.stats().copyUps.lostCopies).toBe(0)
+  })
+
+  it('writes the rename first for whatever needs either name on disk', async () => {
+    const { union, upper } = await open()
+    // A create at the old name.
+    expect(union.tryRename('/d/a', '/d/a2')).toBe(true)
+    await union.release(await union.create('/d/a', 0o644))
+    expect(await readFile(join(upper, 'd/a2'), 'utf8')).toBe('alpha')
+    expect((await stat(join(upper, 'd/a'))).isFile()).toBe(true)
+    // A listing of either directory.
+    expect(union.tryRename('/d/b', '/d/sub/b2')).toBe(true)
+    expect(union.readdirPlusSync('/d').map((e) => e.name)).toEqual(['.', '..', 'a', 'a2', 'c', 'sub'])
+    expect(union.stats().deferredCopies).toBe(0)
+    expect(await union.readdir('/d/sub')).toEqual(['b2', 'e'])
+    // A rename of the new name.
+    expect(union.tryRename('/d/c', '/d/c2')).toBe(true)
+    expect(union.tryRename('/d/c2', '/d/c3')).toBe(true)
+    expect(await readFile(join(upper, 'd/c3'), 'utf8')).toBe('charlie')
+    expect(existsSync(join(upper, 'd/c2'))).toBe(false)
+    // An unlink of the new name: the old one stays whited out.
+    expect(union.tryRename('/d/sub/e', '/d/sub/e2')).toBe(true)
+    union.unlinkSync('/d/sub/e2')
+    expect(existsSync(join(upper, 'd/sub/e2'))).toBe(false)
+    expect((await stat(join(upper, 'd/sub/e'))).isCharacterDevice()).toBe(true)
+    // A directory above the old name, removed.
+    expect(union.tryRename('/top', '/top2')).toBe(true)
+    expect(union.stats().deferredCopies).toBe(1)
+    union.unlinkSync('/top2')
+    expect(await union.readdir('/')).toEqual(['d'])
+    expect(union.stats().deferredCopies).toBe(0)
+    expect(union.stats().copyUps.lostCopies).toBe(0)
+  })
+
+  it('replaces an upper file when written, and refuses what a rename refuses before copying', async () => {
+    const { union, upper } = await open({ 'd/': '', 'd/new': 'older upper file' })
+    expect(() => union.tryRename('/d/b', '/d/new', RENAME_NOREPLACE)).toThrow(expect.objectContaining({ code: 'EEXIST' }))
+    expect(() => union.tryRename('/d/b', '/d/sub')).toThrow(expect.objectContaining({ code: 'EISDIR' }))
+    expect(union.stats().copyUps.copyUps).toBe(0)
+    expect(union.tryRename('/d/a', '/d/new')).toBe(true)
+    expect((await union.getattr('/d/new')).size).toBe(5)
+    expect(union.stats().deferredCopies).toBe(1)
+    await settled(union)
+    expect(await readFile(join(upper, 'd/new'), 'utf8')).toBe('alpha')
+    expect(existsSync(join(upper, 'd/b'))).toBe(false)
+  })
+
+  it('loses a rename it cannot write: the lower file shows at its old name again', async () => {
+    const { union, upper } = await open()
+    expect(union.tryRename('/d/b', '/d/b2')).toBe(true)
+    // Somebody writes the old name in the upper layer behind the union's back: the link must fail.
+    writeFileSync(join(upper, 'd/b'), 'intruder')
+    const warned = new Promise<string>((resolve) => process.once('warning', (w) => resolve(w.message)))
+    union.flush()
+    expect(await warned).toMatch(/copy-up of \/d\/b2 was lost: EEXIST/)
+    expect(union.lookupSync('/d/b2')).toBeUndefined()
+    expect((await union.getattr('/d/b')).size).toBe('intruder'.length)
+    expect(existsSync(join(upper, 'd/b2'))).toBe(false)
+  })
+
+  it('renames the usual way without flush behind, or when the copy cannot wait', async () => {
+    const big = Buffer.alloc(100 * 1024, 7)
+    stack = await makeStack([lowerTree], {}, { flushBehind: false })
+    await writeFile(join(stack.lowers[0]!, 'big'), big)
+    const { union, upper } = stack
+    await union.rename('/d/a', '/d/a2')
+    expect(union.stats().deferredCopies).toBe(0)
+    expect(await readFile(join(upper, 'd/a2'), 'utf8')).toBe('alpha')
+    const behind = await stack.reopen({ flushBehind: true })
+    // Too big to copy on the calling thread: the pool copies it, and the rename waits for its name.
+    expect(behind.tryRename('/big', '/big2')).toBe(false)
+    await behind.rename('/big', '/big2')
+    expect(behind.stats().deferredCopies).toBe(0)
+    expect((await readFile(join(upper, 'big2'))).equals(big)).toBe(true)
+  })
+})
+
