@@ -97,7 +97,7 @@ export function peakRssKiB(pid: number): number | undefined {
 
 /** `sync; echo 3 > /proc/sys/vm/drop_caches`. Returns false when not permitted (not root). */
 export async function dropCaches(): Promise<boolean> {
-  await runCmd('sync', [], { timeoutMs: 120_000 })
+  await syncDisks()
   try {
     writeFileSync('/proc/sys/vm/drop_caches', '3')
     return true
@@ -139,3 +139,11 @@ export async function initClockTick(): Promise<void> {
   const n = Number(r.stdout.trim())
   if (r.code === 0 && Number.isFinite(n) && n > 0) clkTck = n
 }
+
+/** Write back every dirty page (sync(1)): a sample that changes files starts from a quiet disk, not
+ *  behind the writeback of what the samples before it left dirty (1 GiB after a copy-up by a
+ *  driver that does not flush, or mid-way through the background flush of one that does). */
+export async function syncDisks(): Promise<void> {
+  await runCmd('sync', [], { timeoutMs: 120_000 })
+}
+

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { withTimeout } from './exec.js'
 import type { Driver, DriverName } from './drivers.js'
 import type { Fixture } from './fixture.js'
-import { cpuMs, dropCaches, peakRssKiB } from './proc.js'
+import { cpuMs, dropCaches, peakRssKiB, syncDisks } from './proc.js'
 import type { Mode, Workload, WorkloadContext } from './workloads.js'
 
 export interface Sample {
@@ -93,6 +93,7 @@ async function runOne(o: RunOptions, d: Driver, w: Workload, rep: number): Promi
     if (w.setup) await withTimeout(w.setup(ctx), o.timeoutMs, `${w.name} setup`)
     for (const m of modes) {
       if (m === 'cold') await dropCaches()
+      else if (w.mutates) await syncDisks()
       try {
         const r = await timed(ctx, w, inst.daemonPid)
         out.push({ ...base, key: keyOf(m), mode: m, ms: r.ms, daemonCpuMs: r.cpu, daemonPeakRssKiB: null })
