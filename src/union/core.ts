@@ -307,7 +307,8 @@ export class Core {
   /** Link the deferred copies at `rel` and, with `tree`, below it, now (see #defer). */
   settle(rel: string, tree = false): void {
     if (this.#deferred.size === 0) return
-    if (!tree) {
+    // Only a directory has anything below it (a rename or rmdir of a file needs no scan).
+    if (!tree || !this.#mayBeDir(rel)) {
       const copy = this.#deferred.get(rel)
       if (copy) this.#link(copy)
       const moved = this.#movedFrom.get(rel)
@@ -318,6 +319,15 @@ export class Core {
     const under = (path: string): boolean => path === rel || path.startsWith(prefix)
     for (const copy of [...this.#deferred.values()]) {
       if (under(copy.entry.path) || (copy.moved && under(copy.moved.from))) this.#link(copy)
+    }
+  }
+
+  /** Whether `rel` is a directory, or may be (it cannot be looked up). */
+  #mayBeDir(rel: string): boolean {
+    try {
+      return this.resolver.resolve(rel)?.kind === 'dir'
+    } catch {
+      return true
     }
   }
 

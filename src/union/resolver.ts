@@ -65,6 +65,8 @@ export class Resolver {
    *  names of deferred renames (Core.defer, Core.deferMove). Looked up from the disk, such a name
    *  would show the lower object again. */
   readonly #pinned = new Map<string, Cached>()
+  /** See probedStat. */
+  #justProbed: Entry | undefined
   #hits = 0
   #misses = 0
   #negativeHits = 0
@@ -81,6 +83,7 @@ export class Resolver {
   /** The entry at `rel`, or undefined when nothing is there. Throws ENOTDIR when a parent is not a
    *  directory, ENAMETOOLONG for an over-long component. Synchronous, as every probe is (probeName). */
   resolve(rel: string): Entry | undefined {
+    this.#justProbed = undefined
     const cached = this.#cache.get(rel)
     if (cached !== undefined) {
       if ('missing' in cached) {
@@ -91,9 +94,20 @@ export class Resolver {
       return cached
     }
     this.#misses++
-    const found = this.#pinned.get(rel) ?? (rel === '' ? this.#root() : this.#lookup(rel))
+    const pinned = this.#pinned.get(rel)
+    const found = pinned ?? (rel === '' ? this.#root() : this.#lookup(rel))
     this.#cache.set(rel, found)
-    return 'missing' in found ? undefined : found
+    if ('missing' in found) return undefined
+    // A non-directory's walk ends at the lstat that found it (see #walk).
+    if (!pinned && found.kind !== 'dir') this.#justProbed = found
+    return found
+  }
+
+  /** The lstat numbers of `entry` when the last resolve call returned it after looking it up by an
+   *  lstat (a non-directory, not from the cache): its attributes without a second lstat. Valid until
+   *  the next resolve or probe. */
+  probedStat(entry: Entry): Float64Array | undefined {
+    return this.#justProbed === entry ? probeStat : undefined
   }
 
   /** Whether `rel` is known to be free in the upper layer too (see CLEAR); false when unknown. */

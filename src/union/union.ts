@@ -154,8 +154,11 @@ export class Union {
 
   /** getattr for a name that may well be absent (a lookup): undefined then, with no error built. */
   lookupSync(path: string): attrs.Attr | undefined {
-    const entry = this.#core.resolver.resolve(relPath(path))
-    return entry && attrs.attrOf(entry)
+    const resolver = this.#core.resolver
+    const entry = resolver.resolve(relPath(path))
+    if (!entry) return undefined
+    const probed = resolver.probedStat(entry)
+    return probed ? attrs.attrFrom(entry, probed, 0) : attrs.attrOf(entry)
   }
 
   readlinkSync(path: string): string {

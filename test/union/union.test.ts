@@ -53,6 +53,19 @@ describe('lookup', () => {
     expect(await readAll(union, '/g')).toBe('only-bottom')
   })
 
+  it('answers a lookup with the attributes of the object it found, in whichever layer', async () => {
+    const { union, upper, lowers } = await stack([{ 'a/': '', 'a/f': 'lower one', 'b/': '', 'b/g': 'l1' }, { 'b/g': 'hidden', 'b/h': 'bottom layer', s: '->a/f' }], { 'a/': '', 'a/u': 'upper file' })
+    for (const [path, host] of [['/a/u', join(upper, 'a/u')], ['/a/f', join(lowers[0]!, 'a/f')], ['/b/g', join(lowers[0]!, 'b/g')], ['/b/h', join(lowers[1]!, 'b/h')], ['/s', join(lowers[1]!, 's')]] as const) {
+      // The first lookup of each name (its parent looked up first, for /b/...) against lstat.
+      const attr = union.lookupSync(path)!
+      const st = await lstat(host)
+      expect([attr.mode, attr.size, attr.mtimeSec, attr.nlink]).toEqual([st.mode, st.size, Math.floor(st.mtimeMs / 1000), st.nlink])
+      expect(union.lookupSync(path)).toEqual(attr)
+      expect(await union.getattr(path)).toEqual(attr)
+    }
+    expect(union.lookupSync('/b/nothing')).toBeUndefined()
+  })
+
   it('lets a file in an upper layer hide a directory below', async () => {
     const { union } = await stack([{ d: 'file now' }, { 'd/': '', 'd/x': 'x' }])
     expect((await union.getattr('/d')).mode & constants.S_IFMT).toBe(constants.S_IFREG)
