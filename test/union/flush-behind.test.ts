@@ -25,14 +25,15 @@ async function settled(union: Union): Promise<void> {
   expect(union.stats().deferredCopies).toBe(0)
 }
 
-describe('flushBehind: copy-ups answered before their flush', () => {
-  let stack: Stack | undefined
-  afterEach(async () => {
-    stack?.union.flush()
-    await stack?.cleanup()
-    stack = undefined
-  })
+/** The stack a test opened: every copy named, then removed, after each test. */
+let stack: Stack | undefined
+afterEach(async () => {
+  stack?.union.flush()
+  await stack?.cleanup()
+  stack = undefined
+})
 
+describe('flushBehind: copy-ups answered before their flush', () => {
   async function open(extra: Parameters<typeof makeStack>[2] = {}): Promise<Stack> {
     stack = await makeStack([lowerTree], {}, { flushBehind: true, ...extra })
     return stack
@@ -227,13 +228,6 @@ describe('flushBehind: copy-ups answered before their flush', () => {
 })
 
 describe('flushBehind: renames of lower files answered before their copy is flushed', () => {
-  let stack: Stack | undefined
-  afterEach(async () => {
-    stack?.union.flush()
-    await stack?.cleanup()
-    stack = undefined
-  })
-
   async function open(upperSpec: Parameters<typeof makeStack>[1] = {}): Promise<Stack> {
     stack = await makeStack([lowerTree], upperSpec, { flushBehind: true })
     for (const dir of ['d', 'd/sub']) await utimes(join(stack.lowers[0]!, dir), OLD, OLD)
