@@ -146,4 +146,3 @@ export async function initClockTick(): Promise<void> {
 export async function syncDisks(): Promise<void> {
   await runCmd('sync', [], { timeoutMs: 120_000 })
 }
-
