@@ -339,4 +339,3 @@ describe('flushBehind: renames of lower files answered before their copy is flus
     expect((await readFile(join(upper, 'big2'))).equals(big)).toBe(true)
   })
 })
-
