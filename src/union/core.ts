@@ -171,12 +171,18 @@ export class Core {
     const data = want !== false && !meta
     const src = entry.layer.path(rel)
     const st = sourceOf(src)
-    if (defer && data && st.size <= COPY_NOW_MAX && this.#defers(entry, st)) {
-      const staged = this.#stageNow(entry, src, st, { data, meta, change: fold?.change, unflushed: true })
-      return this.#copied(entry, staged, meta, originOf(st), started, fold, true)
-    }
+    const behind = defer && data ? this.#stageBehind(entry, src, st, fold?.change) : undefined
+    if (behind) return this.#copied(entry, behind, false, originOf(st), started, fold, true)
     if (entry.kind === 'file' && data && !this.#copiesNow(st.size, alone)) return undefined
     return this.#copied(entry, this.#stageNow(entry, src, st, { data, meta, change: fold?.change }), meta, originOf(st), started, fold)
+  }
+
+  /** A copy of the small lower file `entry`, made now on the calling thread and left unflushed, to
+   *  be named after its flush (see #defer); undefined when it may not wait (#defers) or is too big
+   *  for this thread. */
+  #stageBehind(entry: Entry, src: string, st: Source, change: CopyChange | undefined): Staged | undefined {
+    if (st.size > COPY_NOW_MAX || !this.#defers(entry, st)) return undefined
+    return this.#stageNow(entry, src, st, { data: true, meta: false, change, unflushed: true })
   }
 
   /** Whether the flush and name of this lower file's copy may wait (see #defer). */
@@ -231,12 +237,12 @@ export class Core {
    * in flight): the caller copies up and renames the usual way.
    */
   deferMove(source: Entry, toRel: string, finish: () => void): boolean {
-    if (this.metacopy || source.kind !== 'file' || inUpper(source) || this.#inflight.has(source.path)) return false
+    if (this.metacopy || inUpper(source) || this.#inflight.has(source.path)) return false
     const src = source.layer.path(source.path)
     const st = sourceOf(src)
-    if (st.size > COPY_NOW_MAX || !this.#defers(source, st)) return false
     const started = performance.now()
-    const staged = this.#stageNow(source, src, st, { data: true, meta: false, change: undefined, unflushed: true })
+    const staged = this.#stageBehind(source, src, st, undefined)
+    if (!staged) return false
     if (staged.fd === undefined) {
       // O_TMPFILE was refused just now: the usual way, by name.
       this.stager.discard(staged)

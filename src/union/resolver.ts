@@ -14,7 +14,7 @@
  * synchronous step on the JavaScript thread (see core.ts), so no lookup can straddle a change and
  * store a stale answer.
  */
-import { lstatSync, readdirSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import { LRUCache } from 'lru-cache'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
@@ -319,5 +319,5 @@ function probeListed(listing: LayerListing | undefined, name: string, checkMarke
 }
 
 function isOpaqueIn(layer: Layer, rel: string): boolean {
-  return hasOpaqueXattr(layer.path(rel)) || lstatSync(layer.path(joinPath(rel, OPAQUE_MARKER)), { throwIfNoEntry: false }) !== undefined
+  return hasOpaqueXattr(layer.path(rel)) || markerAt(layer.path(joinPath(rel, OPAQUE_MARKER)))
 }

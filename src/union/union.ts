@@ -38,10 +38,10 @@ export interface UnionOptions {
   fsync?: boolean
   /** Copy up metadata only for metadata changes (overlayfs `metacopy=on`, same on-disk marks). */
   metacopy?: boolean
-  /** With fsync on: answer an open or setattr that copies a lower file up before the copy is
-   *  flushed, flush copies in batches (one syncfs each) and name them after; callers that need the
-   *  name (rename, link) share those flushes. The owner must call flush() before it exits. See
-   *  Core.#defer. */
+  /** With fsync on: answer an open, setattr or rename that copies a lower file up before the copy
+   *  is flushed, flush copies in batches (one syncfs each) and name them after; callers that need
+   *  the name (link, xattr writes, a rename of a big file) share those flushes. The owner must call
+   *  flush() before it exits. See Core.#defer and Core.deferMove. */
   flushBehind?: boolean
 }
 
