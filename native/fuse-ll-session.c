@@ -158,7 +158,7 @@ void fll_push(fll_session *s, fll_rec *r) {
     if (s->tail) s->tail->next = r;
     else s->head = r;
     s->tail = r;
-    s->queued++;
+    if (r->req) s->queued++; /* a forget, or what C answered itself, waits for nothing */
 }
 
 static void rec_free(fll_rec *r) {
@@ -307,7 +307,7 @@ static void deliver(fll_session *s, const char *reason) {
         fll_rec *r = s->head;
         s->head = r->next;
         if (!s->head) s->tail = NULL;
-        s->queued--;
+        if (r->req) s->queued--;
         if (r->kind == FLL_EV_INIT) {
             event(env, s, "init", NULL);
         } else if (s->state == FLL_MOUNTED) {

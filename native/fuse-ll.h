@@ -129,7 +129,7 @@ typedef struct fll_session {
     fll_slot *slots;
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */
     uint64_t outstanding;
-    uint64_t queued;     /* records read from /dev/fuse and not yet delivered */
+    uint64_t queued;     /* requests read from /dev/fuse, not yet delivered, that await a reply */
 } fll_session;
 
 /* fuse-ll-ops.c */
