@@ -27,6 +27,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("renameat2", js_renameat2),
         FN("utimensat", js_utimensat),
         FN("futimens", js_futimens),
+        FN("dupFd", js_dup_fd),
         FN("seekData", js_seek_data),
         FN("seekHole", js_seek_hole),
         FN("copyFileRange", js_copy_file_range),

@@ -186,8 +186,9 @@ static int copy_data(int in, int out, off_t size, blkcnt_t blocks, int64_t *move
 static int create_file(const char *tmp, int flags, int *linked) {
     *linked = 1;
     if (flags & STAGE_UNNAMED) {
+        /* Read-write: the union's opens of the copy before it is named share this description. */
         *linked = 0;
-        return open(tmp, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        return open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     }
     if (flags & STAGE_FSYNC) {
         char dir[PATH_MAX];

@@ -1,6 +1,7 @@
 /* Calls that create, rename or stamp directory entries in ways node:fs cannot: device nodes and
  * fifos (whiteouts are char 0/0), atomic no-replace / exchange / whiteout renames, and nanosecond
- * times on a symlink itself. All run on the calling thread (op_run_sync): metadata only. */
+ * times on a symlink itself; and dup, which node:fs lacks. All run on the calling thread
+ * (op_run_sync): metadata only. */
 #include "exports.h"
 #include "op.h"
 
@@ -25,6 +26,11 @@ static int utimensat_exec(op *o) {
 
 static int futimens_exec(op *o) { return futimens(o->fd, o->times) < 0 ? errno : 0; }
 
+static int dup_exec(op *o) {
+    o->ret = fcntl(o->fd, F_DUPFD_CLOEXEC, 0);
+    return o->ret < 0 ? errno : 0;
+}
+
 napi_value js_mknod(napi_env env, napi_callback_info info) {
     op *o = op_new("mknod", mknod_exec, op_done_undefined);
     if (!o) return op_nomem(env);
@@ -48,4 +54,11 @@ napi_value js_futimens(napi_env env, napi_callback_info info) {
     op *o = op_new("futimens", futimens_exec, op_done_undefined);
     if (!o) return op_nomem(env);
     return op_run_sync(env, info, o, "itt", &o->fd, &o->times[0], &o->times[1]);
+}
+
+/* dupFd(fd) → a new fd on the same open file description (close-on-exec). */
+napi_value js_dup_fd(napi_env env, napi_callback_info info) {
+    op *o = op_new("dup", dup_exec, op_done_number);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "i", &o->fd);
 }

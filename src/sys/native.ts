@@ -53,6 +53,7 @@ interface Addon {
   renameat2(from: string, to: string, flags: number): void
   utimensat(path: string, atime: TimeNs, mtime: TimeNs, nofollow: boolean): void
   futimens(fd: number, atime: TimeNs, mtime: TimeNs): void
+  dupFd(fd: number): number
   preadNowait(fd: number, buffer: Buffer, length: number, position: number): number
   pwriteNowait(fd: number, buffer: Buffer, length: number, position: number): number
   prefetch(paths: Uint8Array, maxSize: number): Promise<number>
@@ -314,6 +315,12 @@ export function futimens(fd: number, atimeNs: TimeNs, mtimeNs: TimeNs): Promise<
 
 export function futimensSync(fd: number, atimeNs: TimeNs, mtimeNs: TimeNs): void {
   callSync((n) => n.futimens(fd, atimeNs, mtimeNs))
+}
+
+/** fcntl(F_DUPFD_CLOEXEC): another fd on the same open file description (offset and status flags
+ *  shared). On the calling thread. */
+export function dupFdSync(fd: number): number {
+  return callSync((n) => n.dupFd(fd))
 }
 
 // ---- file data ----

@@ -2,8 +2,8 @@
  * Open files and their I/O. Opening for writing (or with O_TRUNC) copies the file up first; an
  * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
  */
-import { constants, fchmodSync, fstatSync, ftruncateSync, lstatSync, openSync } from 'node:fs'
-import { ST, ST_FIELDS, fstatNumbers as fstatNumbersOf } from '../sys/native.js'
+import { constants, fchmodSync, fstatSync, ftruncateSync, openSync } from 'node:fs'
+import { ST, ST_FIELDS, dupFdSync, fstatNumbers as fstatNumbersOf, lstatNumbers } from '../sys/native.js'
 import { type Core, stagedPath } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
 import { fsError } from './errors.js'
@@ -45,21 +45,38 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   const upper = entry.layer.writable && !lowerData
   // A reader of lower data opens it at its first read (see Handle). A copy with no name yet is
   // opened through its fd (Core.defer).
-  const fd = !upper ? -1 : entry.staged !== undefined ? openSync(stagedPath(entry.staged), openFlags & ~constants.O_NOFOLLOW) : openSync(source, openFlags)
+  const fd = !upper ? -1 : entry.staged !== undefined ? openStaged(entry.staged, openFlags) : openSync(source, openFlags)
   return core.handles.add(new Handle({ fd, source, flags: openFlags, path: rel, upper, ...shapeOf(entry, fd, source, lowerData) }))
+}
+
+/** Open flags that act at open (O_TRUNC) or that the host fd must carry itself (the daemon's own
+ *  writes append, bypass the page cache or sync as the caller asked). */
+const OWN_DESCRIPTION = constants.O_TRUNC | constants.O_APPEND | constants.O_DIRECT | constants.O_SYNC | constants.O_DSYNC
+
+/**
+ * An fd for an open of a copy with no name yet (Core.defer). Usually another fd on the copy's own
+ * open file description (made read-write): the union's I/O is positional and a passthrough open
+ * gets a backing file of its own from the kernel, so sharing the offset and flags changes nothing,
+ * and a dup costs a microsecond where a reopen through /proc/self/fd costs ten. With the flags
+ * above, the copy is reopened through /proc with them.
+ */
+function openStaged(staged: number, flags: number): number {
+  return (flags & OWN_DESCRIPTION) === 0 ? dupFdSync(staged) : openSync(stagedPath(staged), flags & ~constants.O_NOFOLLOW)
 }
 
 /** What the bridge needs to choose the file's I/O mode (see FileShape); kept for lower files, which
  *  never change. A metadata-only copy: its name's shape, and the filesystem of its lower data. */
 function shapeOf(entry: Entry, fd: number, source: string, lowerData: boolean): FileShape {
-  if (!inUpper(entry)) return (entry.shape ??= shape(lstatSync(source)))
+  if (!inUpper(entry)) return (entry.shape ??= shape(lstatNumbers(source, shapeStat)))
   // A copy not named yet (Core.defer) has no link until its flush names it.
-  if (!lowerData) return entry.staged !== undefined ? { ...shape(fstatSync(fd)), singleLink: true } : shape(fstatSync(fd))
-  return { ...shape(lstatSync(entry.layer.path(entry.path))), dev: lstatSync(source).dev }
+  if (!lowerData) return entry.staged !== undefined ? { ...shape(fstatNumbersOf(fd, shapeStat)), singleLink: true } : shape(fstatNumbersOf(fd, shapeStat))
+  return { ...shape(lstatNumbers(entry.layer.path(entry.path), shapeStat)), dev: lstatNumbers(source, shapeStat)[ST.DEV]! }
 }
 
-function shape(st: { nlink: number; size: number; mode: number; dev: number }): FileShape {
-  return { singleLink: st.nlink === 1, size: st.size, setid: (st.mode & SETID) !== 0, dev: st.dev }
+const shapeStat = new Float64Array(ST_FIELDS)
+
+function shape(st: Float64Array): FileShape {
+  return { singleLink: st[ST.NLINK] === 1, size: st[ST.SIZE]!, setid: (st[ST.MODE]! & SETID) !== 0, dev: st[ST.DEV]! }
 }
 
 /** Mode bits node's fs.constants lacks. */

@@ -104,6 +104,32 @@ describe('flushBehind: copy-ups answered before their flush', () => {
     await union.release(reader)
   })
 
+  it('gives each open of a copy without a name its own fd: shared, or reopened for O_APPEND and O_TRUNC', async () => {
+    const { union, upper } = await open()
+    expect(union.trySetattr('/d/b', { uid: 5 })).toBe(true)
+    const plain = union.tryOpen('/d/b', constants.O_RDWR)!
+    // An appender's writes land at the end whatever offset they name, as on its own description.
+    const appender = union.tryOpen('/d/b', constants.O_WRONLY | constants.O_APPEND)!
+    expect(await union.write(appender, Buffer.from('++'), 2, 0)).toBe(2)
+    const buf = Buffer.alloc(16)
+    expect(buf.subarray(0, await union.read(plain, buf, 16, 0)).toString()).toBe('bravo++')
+    // Closing one open leaves the copy, and the others, open.
+    await union.release(plain)
+    expect(union.stats().deferredCopies).toBe(1)
+    const reader = union.tryOpen('/d/b', constants.O_RDONLY)!
+    expect(buf.subarray(0, await union.read(reader, buf, 16, 0)).toString()).toBe('bravo++')
+    // O_TRUNC empties the copy at open.
+    const truncating = union.tryOpen('/d/b', constants.O_WRONLY | constants.O_TRUNC)!
+    expect((await union.getattr('/d/b')).size).toBe(0)
+    await settled(union)
+    expect(await readFile(join(upper, 'd/b'), 'utf8')).toBe('')
+    // The opens outlive the copy's own fd, closed when it was named.
+    expect(await union.write(truncating, Buffer.from('new'), 3, 0)).toBe(3)
+    expect(buf.subarray(0, await union.read(reader, buf, 16, 0)).toString()).toBe('new')
+    expect(await readFile(join(upper, 'd/b'), 'utf8')).toBe('new')
+    for (const fh of [appender, reader, truncating]) await union.release(fh)
+  })
+
   it.each([
     ['an xattr write', 'd/a', (u: Union) => u.setxattr('/d/a', 'user.x', Buffer.from('1'))],
     ['a hard link', 'd/a2', (u: Union) => { expect(u.tryLink('/d/a', '/d/a2')).toBe(true) }],
