@@ -63,6 +63,7 @@ async function serve(opts: MountOptions): Promise<number> {
     const union = await Union.open({
       lowers: opts.lowers, upper: opts.upper, work: opts.work, cacheEntries: opts.cacheEntries, fsync: opts.fsync,
       metacopy: opts.metacopy, flushBehind: opts.flushBehind,
+      unmappedLowers: opts.ids?.uids !== undefined || opts.ids?.gids !== undefined,
     })
     daemon = await startDaemon(union, mountpoint, {
       fsname: opts.source, allowOther: opts.allowOther, entryTimeout: opts.entryTimeout,

@@ -8,15 +8,86 @@
  * there any more. Such a layer is therefore opened once and addressed through its descriptor
  * (`/proc/self/fd/N/...`), which goes on reaching the directory after the mount is detached. Other
  * layers keep their plain paths: a walk through /proc costs every syscall a little.
+ *
+ * containers-storage (podman 4.3) also passes `uidmapping`/`gidmapping` for such a container, as it
+ * does without idmapped lowers: the same shift twice, and the layers' files showed as nobody's (the
+ * container's root could not create /etc/hosts). When the mount maps ids itself, an idmapped layer
+ * is therefore reached through a mount of the same filesystem that shows its ids as stored, when
+ * there is one, and checked to be the same directory; else it is held as above.
  */
-import { constants, openSync, readFileSync } from 'node:fs'
+import { constants, lstatSync, openSync, readFileSync } from 'node:fs'
 
-/** The root to address `dir` (a real path) by: a held descriptor's /proc path when `dir` is on an
- *  idmapped mount, else `dir` itself. */
-export function layerRoot(dir: string, mountinfo = readMountinfo()): string {
-  if (!onIdmappedMount(dir, mountinfo)) return dir
+/** The root to address `dir` (a real path) by: `dir` itself unless it is on an idmapped mount; there,
+ *  with `unmapped`, the same directory through a mount that does not map its ids, when one reaches
+ *  it; else a held descriptor's /proc path. */
+export function layerRoot(dir: string, mountinfo = readMountinfo(), unmapped = false): string {
+  const mounts = parseMountinfo(mountinfo)
+  const holder = mountOf(dir, mounts)
+  if (!holder?.idmapped) return dir
+  const plain = unmapped ? unmappedPath(dir, holder, mounts) : undefined
+  if (plain !== undefined) return plain
   const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY)
   return `/proc/self/fd/${fd}`
+}
+
+/** One line of mountinfo(5): the filesystem (major:minor), the directory of it mounted (`root`),
+ *  where (`point`), and whether the mount maps ids. */
+interface Mount {
+  dev: string
+  root: string
+  point: string
+  idmapped: boolean
+}
+
+function parseMountinfo(mountinfo: string): Mount[] {
+  const mounts: Mount[] = []
+  for (const line of mountinfo.split('\n')) {
+    const fields = line.split(' ')
+    if (fields.length < 6) continue
+    mounts.push({
+      dev: fields[2]!, root: unescapeMountPath(fields[3]!), point: unescapeMountPath(fields[4]!),
+      idmapped: fields[5]!.split(',').includes('idmapped'),
+    })
+  }
+  return mounts
+}
+
+/** The mount that holds `path`: the longest mount point above it, the last of several on one point
+ *  (a later mount covers an earlier one). */
+function mountOf(path: string, mounts: Mount[]): Mount | undefined {
+  let found: Mount | undefined
+  for (const m of mounts) if (under(path, m.point) && m.point.length >= (found?.point.length ?? 0)) found = m
+  return found
+}
+
+/** `dir`, on the idmapped mount `holder`, through another mount of its filesystem that maps no ids
+ *  and reaches it: found in mountinfo, then checked to be the same directory (another mount may
+ *  cover the way there). */
+function unmappedPath(dir: string, holder: Mount, mounts: Mount[]): string | undefined {
+  const inFs = joinUnder(holder.root, dir.slice(holder.point === '/' ? 0 : holder.point.length))
+  let want: { dev: number; ino: number } | undefined
+  for (const m of mounts) {
+    if (m.idmapped || m.dev !== holder.dev || !under(inFs, m.root)) continue
+    const candidate = joinUnder(m.point, inFs.slice(m.root === '/' ? 0 : m.root.length))
+    try {
+      want ??= lstatSync(dir)
+      const st = lstatSync(candidate)
+      if (st.isDirectory() && st.dev === want.dev && st.ino === want.ino && mountOf(candidate, mounts) === m) return candidate
+    } catch {
+      // Not reachable from here: try another.
+    }
+  }
+  return undefined
+}
+
+/** Whether `path` is `dir` or below it. */
+function under(path: string, dir: string): boolean {
+  return dir === '/' || path === dir || path.startsWith(dir + '/')
+}
+
+/** `base` followed by `rest` ('' or '/…'). */
+function joinUnder(base: string, rest: string): string {
+  return base === '/' ? rest || '/' : base + rest
 }
 
 /** /proc/self/mountinfo, or '' where there is none. */
@@ -28,24 +99,9 @@ export function readMountinfo(): string {
   }
 }
 
-/**
- * Whether the mount that holds `dir` carries the `idmapped` option: the last mount in `mountinfo`
- * (mountinfo(5) lines; a later mount on the same point covers an earlier one) whose mount point is
- * `dir` or one of its ancestors, the longest such.
- */
+/** Whether the mount that holds `dir` carries the `idmapped` option (see mountOf). */
 export function onIdmappedMount(dir: string, mountinfo: string): boolean {
-  let best = -1
-  let idmapped = false
-  for (const line of mountinfo.split('\n')) {
-    const fields = line.split(' ')
-    if (fields.length < 6) continue
-    const point = unescapeMountPath(fields[4]!)
-    const covers = point === '/' || dir === point || dir.startsWith(point + '/')
-    if (!covers || point.length < best) continue
-    best = point.length
-    idmapped = fields[5]!.split(',').includes('idmapped')
-  }
-  return idmapped
+  return mountOf(dir, parseMountinfo(mountinfo))?.idmapped ?? false
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal (`\040`). */

@@ -43,6 +43,9 @@ export interface UnionOptions {
    *  the name (link, xattr writes, a rename of a big file) share those flushes. The owner must call
    *  flush() before it exits. See Core.#defer and Core.deferMove. */
   flushBehind?: boolean
+  /** The caller maps ids itself (uidmapping, gidmapping): a lower layer on an idmapped mount is read
+   *  through a mount that shows its ids as stored, where one reaches it (see layers/held-root.ts). */
+  unmappedLowers?: boolean
 }
 
 export interface DirEntry {
@@ -103,7 +106,7 @@ export class Union {
     }
     // A lower layer on an idmapped mount is held open: its mount may be detached under us.
     const mountinfo = readMountinfo()
-    for (const dir of lowers) layers.push(new Layer(layerRoot(dir, mountinfo), layers.length, false))
+    for (const dir of lowers) layers.push(new Layer(layerRoot(dir, mountinfo, options.unmappedLowers), layers.length, false))
     const core = new Core(layers, stager, options.cacheEntries ?? 100_000, options.metacopy ?? false)
     core.flushBehind = options.flushBehind ?? false
     return new Union(core)

@@ -6,8 +6,8 @@
  * its two layers. Skipped, with the reason printed, without podman or root.
  */
 import { execFile, execFileSync } from 'node:child_process'
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { run as commit } from '../../src/cli/commands/commit.js'
@@ -147,9 +147,10 @@ describe.skipIf(!hasPodman || !root)('layerfs as podman\'s mount_program', () =>
     expect(fsTypeAt(merged)).toBeUndefined()
   }, 120_000)
 
-  it.skipIf(!hasRunc)('runs a container from a layerfs rootfs (runc)', async () => {
-    // /bin/sh (dash) and the libraries it loads, from the host: the container executes them from the
-    // layerfs mount.
+  /** An image of /bin/sh (dash) and the libraries it loads, from the host (a container executes them
+   *  from the layerfs mount), and /etc/motd; imported once. */
+  let shell: Promise<string> | undefined
+  const shellImage = (): Promise<string> => (shell ??= (async () => {
     const libs = execFileSync('ldd', ['/bin/dash'], { encoding: 'utf8' }).match(/\/\S+/g) ?? []
     const files = await Promise.all(['/bin/dash', ...libs].map(async (path) => ({ path, content: await readFile(path) })))
     const rootfs = await makeTar([
@@ -159,11 +160,16 @@ describe.skipIf(!hasPodman || !root)('layerfs as podman\'s mount_program', () =>
     const tarball = join(t.dir, 'shell.tar')
     await writeFile(tarball, rootfs)
     await podman('import', tarball, 'localhost/shell:1')
-    // Lower limits than podman's defaults, which may exceed this machine's hard limits; no network,
-    // and cgroupfs: the runtime's setup is not what this test is about.
+    return 'localhost/shell:1'
+  })())
+  // Lower limits than podman's defaults, which may exceed this machine's hard limits; no network,
+  // and cgroupfs: the runtime's setup is not what these tests are about.
+  const runtime = ['--runtime', 'runc', '--cgroup-manager', 'cgroupfs']
+  const limits = ['--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024']
+
+  it.skipIf(!hasRunc)('runs a container from a layerfs rootfs (runc)', async () => {
     const out = await podman(
-      '--runtime', 'runc', '--cgroup-manager', 'cgroupfs', 'run', '--rm', '--network', 'none',
-      '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', 'localhost/shell:1',
+      ...runtime, 'run', '--rm', ...limits, await shellImage(),
       '/bin/sh', '-c', [
         'read l < /etc/motd; echo "$l"; echo changed > /etc/motd; read l < /etc/motd; echo "$l"',
         // What the container's / is: the rest of its mountinfo line (fstype after the ' - ').
@@ -174,6 +180,35 @@ describe.skipIf(!hasPodman || !root)('layerfs as podman\'s mount_program', () =>
     expect([first, second]).toEqual(['base', 'changed'])
     expect(rootMount).toMatch(/ - fuse\.layerfs /)
     // The container's rootfs was unmounted with it.
+    expect(mountsUnder(t.dir)).toEqual([])
+  }, 120_000)
+
+  it.skipIf(!hasRunc)('runs a container in another user namespace: its root owns the image\'s files (--uidmap)', async () => {
+    // containers-storage shows the layers through idmapped mounts and passes uidmapping too: read
+    // through both, the files were nobody's, and runc could not create /etc/hosts in the rootfs.
+    const ctr = (await podman(
+      ...runtime, 'create', ...limits, '--uidmap', '0:100000:65536', '--gidmap', '0:100000:65536', await shellImage(),
+      '/bin/sh', '-c', 'read l < /etc/motd; echo "$l"; echo changed > /etc/motd',
+    )).trim()
+    try {
+      expect((await podman(...runtime, 'start', '--attach', ctr)).trim()).toBe('base')
+      const merged = (await podman('mount', ctr)).trim()
+      try {
+        // On the host, the container's root is 100000; in the upper layer, the copy keeps the
+        // image's ids, as fuse-overlayfs stores them.
+        for (const name of ['etc', 'etc/motd', 'bin/sh']) {
+          const st = await stat(join(merged, name))
+          expect([name, st.uid, st.gid]).toEqual([name, 100000, 100000])
+        }
+        expect(await readFile(join(merged, 'etc/motd'), 'utf8')).toBe('changed\n')
+        const upper = await stat(join(dirname(merged), 'diff/etc/motd'))
+        expect([upper.uid, upper.gid]).toEqual([0, 0])
+      } finally {
+        await podman('umount', ctr)
+      }
+    } finally {
+      await podman('rm', ctr)
+    }
     expect(mountsUnder(t.dir)).toEqual([])
   }, 120_000)
 })

@@ -1,6 +1,8 @@
 // Which lower layers are held open (src/layers/held-root.ts): those on an idmapped mount, found by
 // the longest mount point above them in mountinfo, the last mount on a point winning.
-import { statSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { layerRoot, onIdmappedMount } from '../../src/layers/held-root.js'
 
@@ -30,5 +32,32 @@ describe('held layer roots', () => {
     const held = layerRoot(dir, `1 0 0:1 / / rw,idmapped - ext4 x rw`)
     expect(held).toMatch(/^\/proc\/self\/fd\/\d+$/)
     expect(statSync(held).ino).toBe(statSync(dir).ino)
+  })
+
+  it('reaches an idmapped layer through a mount that maps no ids, when asked and when it is the same directory', () => {
+    // /T/alias stands for the idmapped mount of /T/real (a symlink here, so that both paths reach
+    // one directory, as a bind mount does).
+    const t = mkdtempSync(join(tmpdir(), 'held-root-'))
+    try {
+      mkdirSync(join(t, 'real/layer'), { recursive: true })
+      mkdirSync(join(t, 'other/layer'), { recursive: true })
+      symlinkSync(join(t, 'real'), join(t, 'alias'))
+      const dir = join(t, 'alias/layer')
+      const info = (root: string): string => [
+        '22 1 254:0 / / rw,relatime - ext4 /dev/vda rw',
+        `45 22 254:0 ${root} ${join(t, 'alias')} rw,relatime,idmapped - ext4 /dev/vda rw`,
+      ].join('\n')
+      expect(layerRoot(dir, info(join(t, 'real')), true)).toBe(join(t, 'real/layer'))
+      // Not asked: held, as before.
+      expect(layerRoot(dir, info(join(t, 'real')), false)).toMatch(/^\/proc\/self\/fd\/\d+$/)
+      // The way mountinfo gives leads to another directory (or to none): held.
+      expect(layerRoot(dir, info(join(t, 'other')), true)).toMatch(/^\/proc\/self\/fd\/\d+$/)
+      expect(layerRoot(dir, info(join(t, 'gone')), true)).toMatch(/^\/proc\/self\/fd\/\d+$/)
+      // Only other idmapped mounts of the filesystem, or mounts of another one: held.
+      expect(layerRoot(dir, info(join(t, 'real')).replace('22 1 254:0 / / rw,relatime', '22 1 254:0 / / rw,idmapped'), true)).toMatch(/^\/proc\/self\/fd\/\d+$/)
+      expect(layerRoot(dir, info(join(t, 'real')).replace('22 1 254:0', '22 1 254:9'), true)).toMatch(/^\/proc\/self\/fd\/\d+$/)
+    } finally {
+      rmSync(t, { recursive: true, force: true })
+    }
   })
 })
