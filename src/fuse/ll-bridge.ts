@@ -328,7 +328,7 @@ export class LowLevelBridge {
           throw err
         }
         node.opened = true
-        const backing = this.#open.opened(node.id, fh, union.openFile(fh), true) // a new node: never STALE
+        const backing = this.#open.opened(node.id, fh, union.openFile(fh), true, r.ctx.uid === 0) // a new node: never STALE
         if (!session.replyCreate(r.req, this.#entry(node, attr), fh, {}, backing)) this.#release(fh)
         return true
       }
@@ -379,7 +379,7 @@ export class LowLevelBridge {
       if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, fh)
       this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
     }
-    this.#replyOpen(r.req, r.ino, fh, r.flags, alone)
+    this.#replyOpen(r.req, r.ino, fh, r.flags, alone, r.ctx.uid === 0)
   }
 
   /**
@@ -389,12 +389,12 @@ export class LowLevelBridge {
    * for a file with several names. An open the caller never got (interrupted) is released here: no
    * release follows.
    */
-  #replyOpen(req: number, nodeId: number, fh: number, flags: number, alone: boolean): void {
+  #replyOpen(req: number, nodeId: number, fh: number, flags: number, alone: boolean, root: boolean): void {
     const node = this.#nodes.get(nodeId)
     const first = node !== undefined && !node.opened
     if (node) node.opened = true
     const file = this.#union.openFile(fh)
-    const backing = this.#open.opened(nodeId, fh, file, (flags & (O_WRONLY | O_RDWR)) !== 0)
+    const backing = this.#open.opened(nodeId, fh, file, (flags & (O_WRONLY | O_RDWR)) !== 0, root)
     if (backing === STALE) {
       // The kernel looks the name up again and opens the node that replaces this one.
       this.#union.releaseSync(fh)

@@ -10,11 +10,14 @@
  * first open and kept until its last release.
  *
  * Which files pass through (the `passthrough` mount option):
- * - 'on' (default): files opened for writing, and files of at least 1 MiB opened for reading;
- *   never an upper file with several names (writes the daemon never sees would leave the other
- *   names' page caches stale), and never a setuid or setgid file: a passthrough write goes to the
- *   backing file with the daemon's credentials, so the kernel would not clear those bits for an
+ * - 'on' (default): files opened for writing by root, and files of at least 1 MiB opened for
+ *   reading; never an upper file with several names (writes the daemon never sees would leave the
+ *   other names' page caches stale), and never a setuid or setgid file: a passthrough write goes to
+ *   the backing file with the daemon's credentials, so the kernel would not clear those bits for an
  *   unprivileged writer, and with killpriv v2 (ll-bridge.ts) the daemon never hears of the write.
+ *   For that reason, too, a file another user opens for writing stays with the daemon: the file may
+ *   be made setuid while it is open (a chmod by its owner or root), and each of that user's writes
+ *   must then clear the bit, as the kernel clears it. Root's writes never clear it (CAP_FSETID).
  * - 'upper': the same, but only complete upper copies. Lower files stay with the daemon, which moves
  *   their readers over to the upper copy when the file is copied up (as overlayfs does since 4.19).
  * - 'off': none.
@@ -97,11 +100,12 @@ export class OpenFiles {
   }
 
   /**
-   * Records a new open of `node` as `fh` (`writing`: opened for writing): the backing id to answer
-   * it with (0: through the daemon), or STALE, when the node passes through to a lower file that has
-   * since been copied up (the open is not recorded; answer ESTALE and retire the node).
+   * Records a new open of `node` as `fh` (`writing`: opened for writing; `root`: by uid 0): the
+   * backing id to answer it with (0: through the daemon), or STALE, when the node passes through to
+   * a lower file that has since been copied up (the open is not recorded; answer ESTALE and retire
+   * the node).
    */
-  opened(node: number, fh: number, file: OpenFile, writing: boolean): number {
+  opened(node: number, fh: number, file: OpenFile, writing: boolean, root = true): number {
     const mode = this.#modes.get(node)
     if (mode) {
       if (mode.backing && mode.upper !== file.upper) return STALE
@@ -109,7 +113,7 @@ export class OpenFiles {
       this.#nodes.set(fh, node)
       return mode.backing
     }
-    const backing = this.#passes(file, writing) ? this.#register(file) : 0
+    const backing = this.#passes(file, writing, root) ? this.#register(file) : 0
     this.#modes.set(node, { backing, upper: file.upper, fhs: new Set([fh]) })
     this.#nodes.set(fh, node)
     if (backing) this.passedThrough++
@@ -134,8 +138,8 @@ export class OpenFiles {
     return mode ? mode.fhs.values().next().value : undefined
   }
 
-  #passes(file: OpenFile, writing: boolean): boolean {
-    if (this.#policy === 'off' || file.setid || (!writing && file.size < PASSTHROUGH_READ_MIN)) return false
+  #passes(file: OpenFile, writing: boolean, root: boolean): boolean {
+    if (this.#policy === 'off' || file.setid || (writing && !root) || (!writing && file.size < PASSTHROUGH_READ_MIN)) return false
     return file.upper ? file.singleLink : this.#policy === 'on'
   }
 

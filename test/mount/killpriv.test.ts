@@ -4,7 +4,8 @@
 // differential suite ('unprivileged writers'); these tests check the requests saved and that a setuid
 // file never passes through (a passthrough write would leave its bits to no one).
 import { existsSync } from 'node:fs'
-import { chmod, chown, open, stat, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { fuseAvailable, runCmd } from '../helpers/mount.js'
@@ -64,5 +65,34 @@ describe.skipIf(!fuse.ok)('killpriv v2', () => {
     expect(r.code, r.stderr).toBe(0)
     expect((await stat(setuid)).mode & 0o7777).toBe(0o777)
     expect(delta(after, await statsOf(mnt), 'write')).toBe(1) // the write reached the daemon
+  })
+
+  it('keeps another user\'s writable file with the daemon: a setuid bit set while it is open goes at its next write', async (ctx) => {
+    const mnt = await mountStack()
+    if (mnt === undefined) return ctx.skip()
+    const file = join(mnt, 'shared')
+    await writeFile(file, 'base\n')
+    await chmod(file, 0o666)
+    // The writer opens the file, says so, and writes once told to; root makes the file setuid between.
+    const signals = await mkdtemp(join(tmpdir(), 'killpriv-'))
+    await chmod(signals, 0o777)
+    try {
+      const before = await statsOf(mnt)
+      const script = `exec 3>>'${file}'; : > '${signals}/opened'; while [ ! -e '${signals}/go' ]; do sleep 0.01; done; printf x >&3`
+      const writer = runCmd('setpriv', ['--reuid=1000', '--regid=1000', '--clear-groups', 'sh', '-c', script])
+      for (let i = 0; i < 500 && !existsSync(join(signals, 'opened')); i++) await new Promise((r) => setTimeout(r, 10))
+      await chmod(file, 0o4777)
+      await writeFile(join(signals, 'go'), '')
+      const r = await writer
+      expect(r.code, r.stderr).toBe(0)
+      // As the kernel does for a write by a user without CAP_FSETID (overlayfs gives 0777 too).
+      expect((await stat(file)).mode & 0o7777).toBe(0o777)
+      expect(await readFile(file, 'utf8')).toBe('base\nx')
+      const after = await statsOf(mnt)
+      expect(after.passedThrough - before.passedThrough).toBe(0)
+      expect(delta(before, after, 'write')).toBe(1)
+    } finally {
+      await rm(signals, { recursive: true, force: true })
+    }
   })
 })
