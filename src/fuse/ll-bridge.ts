@@ -132,8 +132,21 @@ export class LowLevelBridge {
   #entry(node: Node | undefined, attr: Attr): EntryOut {
     return {
       ino: node ? node.id : 0, generation: 0, attr: this.#shown(attr),
-      attrTimeout: this.#options.attrTimeout, entryTimeout: this.#options.entryTimeout,
+      attrTimeout: this.#attrTimeout(node, attr), entryTimeout: this.#options.entryTimeout,
     }
+  }
+
+  /**
+   * How long the kernel may keep a node's attributes. Not at all for another name of a file that
+   * passes through while open: its writes never reach the daemon, which therefore cannot tell this
+   * name's kernel inode (one per name) that the size and times moved. Only a link made while the
+   * file was open can be such a name (a file with several names never passes through).
+   */
+  #attrTimeout(node: Node | undefined, attr: Attr): number {
+    if (attr.nlink > 1 && (attr.mode & S_IFMT) === S_IFREG) {
+      for (const other of this.#nodes.withIno(attr.ino)) if (other !== node && this.#open.passesThrough(other.id)) return 0
+    }
+    return this.#options.attrTimeout
   }
 
   #node(id: number): Node {
@@ -211,7 +224,7 @@ export class LowLevelBridge {
         // one only for some getattrs: an fstat comes without).
         const fh = this.#nodes.path(node) === undefined ? r.fh ?? this.#open.handleOf(node.id) : undefined
         const attr = fh !== undefined ? union.fgetattrSync(fh, node.ino) : union.getattrSync(this.#path(node))
-        session.replyAttr(r.req, this.#shown(attr), this.#options.attrTimeout)
+        session.replyAttr(r.req, this.#shown(attr), this.#attrTimeout(node, attr))
         return true
       }
       case 'readlink':
@@ -581,7 +594,7 @@ export class LowLevelBridge {
   #replyChanged(r: Request & { op: 'setattr' }, path: string, attr: Attr): void {
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, path, r.fh)) attr = this.#union.getattrSync(path)
     this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
-    this.#session.replyAttr(r.req, this.#shown(attr), this.#options.attrTimeout)
+    this.#session.replyAttr(r.req, this.#shown(attr), this.#attrTimeout(this.#nodes.get(r.ino), attr))
   }
 
   /**
@@ -619,7 +632,7 @@ function inGroup(ctx: Ctx, gid: number): boolean {
 
 const ENODATA = 61
 const ESTALE = 116
-const { O_WRONLY, O_RDWR, O_TRUNC } = constants
+const { O_WRONLY, O_RDWR, O_TRUNC, S_IFMT, S_IFREG } = constants
 /** The biggest file whose bytes its first open stores in the kernel's page cache (see #store). */
 const STORE_MAX = 64 * 1024
 /** How many files of a directory read uncached one after another are read ahead at a time. */

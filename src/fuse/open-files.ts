@@ -132,6 +132,11 @@ export class OpenFiles {
     if (mode.backing) this.#session.backingClose(mode.backing)
   }
 
+  /** Whether the node's open files pass through (none of their I/O reaches the daemon). */
+  passesThrough(node: number): boolean {
+    return (this.#modes.get(node)?.backing ?? 0) > 0
+  }
+
   /** One of the node's open files, if it has any: what is left of a file unlinked while open. */
   handleOf(node: number): number | undefined {
     const mode = this.#modes.get(node)

@@ -177,6 +177,26 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
     expect(after.passedThrough - before.passedThrough).toBe(0)
   })
 
+  it('keeps no attributes of a name linked to a file while it passes through: its size follows the writes', async () => {
+    const { mnt } = await suite.stack('', async () => {})
+    await writeFile(join(mnt, 'a'), 'one')
+    const before = await statsOf(mnt)
+    const writer = await open(join(mnt, 'a'), 'a')
+    try {
+      await link(join(mnt, 'a'), join(mnt, 'b'))
+      expect((await stat(join(mnt, 'b'))).size).toBe(3)
+      await writer.write('+two')
+      // As with overlayfs, where both names are one inode.
+      expect((await stat(join(mnt, 'b'))).size).toBe(7)
+      expect(await readFile(join(mnt, 'b'), 'utf8')).toBe('one+two')
+      const during = await statsOf(mnt)
+      expect(during.passedThrough - before.passedThrough).toBe(granted ? 1 : 0)
+    } finally {
+      await writer.close()
+    }
+    expect((await stat(join(mnt, 'b'))).size).toBe(7)
+  })
+
   it('serves many concurrent opens of one node in one mode, whichever comes first', async () => {
     const { mnt } = await suite.stack('', async (lower) => {
       for (let i = 0; i < 8; i++) await writeFile(join(lower, `f${i}`), bigText(`lower ${i}`))
