@@ -33,6 +33,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("copyFileRange", js_copy_file_range),
         FN("ficlone", js_ficlone),
         FN("syncfs", js_syncfs),
+        FN("fallocate", js_fallocate),
         FN("preadNowait", js_pread_nowait),
         FN("prefetch", js_prefetch),
         FN("pwriteNowait", js_pwrite_nowait),

@@ -1,6 +1,6 @@
 /* File data calls: hole detection, in-kernel copies with explicit offsets (so no shared file
- * position is touched) and reflink clones for copy-up, reads and writes that never wait, and
- * reading files ahead into the page cache. */
+ * position is touched) and reflink clones for copy-up, space allocation (fallocate), reads and
+ * writes that never wait, and reading files ahead into the page cache. */
 #include "exports.h"
 #include "op.h"
 
@@ -35,6 +35,8 @@ static int ficlone_exec(op *o) { return ioctl(o->fd2, FICLONE, o->fd) < 0 ? errn
 
 static int syncfs_exec(op *o) { return syncfs(o->fd) < 0 ? errno : 0; }
 
+static int fallocate_exec(op *o) { return fallocate(o->fd, (int)o->flags, (off_t)o->off, (off_t)o->len) < 0 ? errno : 0; }
+
 napi_value js_seek_data(napi_env env, napi_callback_info info) {
     op *o = op_new("lseek", seek_exec, op_done_number);
     if (!o) return op_nomem(env);
@@ -68,6 +70,13 @@ napi_value js_syncfs(napi_env env, napi_callback_info info) {
     op *o = op_new("syncfs", syncfs_exec, op_done_undefined);
     if (!o) return op_nomem(env);
     return op_run(env, info, o, "i", &o->fd);
+}
+
+/* fallocate(fd, mode, offset, length), on the pool: allocating or zeroing a range may write. */
+napi_value js_fallocate(napi_env env, napi_callback_info info) {
+    op *o = op_new("fallocate", fallocate_exec, op_done_undefined);
+    if (!o) return op_nomem(env);
+    return op_run(env, info, o, "iull", &o->fd, &o->flags, &o->off, &o->len);
 }
 
 /* ---- reads and writes that never wait ---- */

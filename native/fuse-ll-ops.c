@@ -13,7 +13,7 @@ const char *const fll_op_names[FLL_OP_COUNT] = {
     "lookup", "forget", "getattr", "setattr", "readlink", "mknod", "mkdir", "unlink",
     "rmdir", "symlink", "rename", "link", "open", "read", "write", "flush", "release",
     "fsync", "opendir", "readdir", "readdirplus", "releasedir", "fsyncdir", "statfs",
-    "setxattr", "getxattr", "listxattr", "removexattr", "access", "create",
+    "setxattr", "getxattr", "listxattr", "removexattr", "access", "create", "fallocate",
 };
 
 /* A record for `req` with its caller's credentials, or NULL after answering ENOMEM. */
@@ -115,6 +115,18 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
     r->ino = ino;
     with_fi(r, fi);
     r->datasync = datasync;
+    push(req, r);
+}
+
+/* fallocate(2) on an open file: the mode (FALLOC_FL_*), the range in offset and size. */
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info *fi) {
+    fll_rec *r = rec(req, FLL_FALLOCATE);
+    if (!r) return;
+    r->ino = ino;
+    with_fi(r, fi);
+    r->mode = (uint32_t)mode;
+    r->offset = offset;
+    r->size = (size_t)length;
     push(req, r);
 }
 
@@ -365,4 +377,5 @@ const struct fuse_lowlevel_ops fll_ops = {
     .removexattr = op_removexattr,
     .access = op_access,
     .create = op_create,
+    .fallocate = op_fallocate,
 };

@@ -529,6 +529,14 @@ export class LowLevelBridge {
         await union.removexattr(this.#path(this.#node(r.ino)), r.name)
         session.replyErr(r.req, 0)
         return
+      case 'fallocate':
+        // The kernel moves the size it caches itself. It marks no caller for clearing setuid and
+        // setgid here, as it does writes: a caller other than root is taken to lack CAP_FSETID.
+        await union.fallocate(r.fh, r.mode, r.offset, r.length)
+        if (r.ctx.uid !== 0) this.#clearSetid(r.ino, r.ctx, undefined, r.fh)
+        this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+        session.replyErr(r.req, 0)
+        return
       default:
         session.replyErr(r.req, -38 /* ENOSYS */)
     }

@@ -105,6 +105,7 @@ export type Request = {
   | { op: 'listxattr'; ino: number; size: number }
   | { op: 'removexattr'; ino: number; name: string }
   | { op: 'access'; ino: number; mask: number }
+  | { op: 'fallocate'; ino: number; fh: number; mode: number; offset: number; length: number }
 )
 
 export type Op = Request['op']
@@ -297,6 +298,8 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
       return { req, ctx, op, ino, name: name! }
     case 'access':
       return { req, ctx, op, ino, mask: f[F.MASK]! }
+    case 'fallocate':
+      return { req, ctx, op, ino, fh: f[F.FH]!, mode: f[F.MODE]!, offset: f[F.OFFSET]!, length: f[F.SIZE]! }
   }
 }
 

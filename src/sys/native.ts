@@ -62,6 +62,7 @@ interface Addon {
   copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number): Promise<number>
   ficlone(fdIn: number, fdOut: number): Promise<void>
   syncfs(fd: number): Promise<void>
+  fallocate(fd: number, mode: number, offset: number, length: number): Promise<void>
 }
 
 function native(): Addon {
@@ -357,6 +358,11 @@ export function ficlone(fdIn: number, fdOut: number): Promise<void> {
  *  and wait for it; rejects with the first writeback error the filesystem saw since `fd` opened. */
 export function syncfs(fd: number): Promise<void> {
   return call((n) => n.syncfs(fd))
+}
+
+/** fallocate(2): `mode` is FALLOC_FL_* (0 allocates, growing the file), on the thread pool. */
+export function fallocate(fd: number, mode: number, offset: number, length: number): Promise<void> {
+  return call((n) => n.fallocate(fd, mode, offset, length))
 }
 
 // ---- copy-up (native/copy-up.c) ----

@@ -3,7 +3,7 @@
  * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
  */
 import { constants, fchmodSync, fstatSync, ftruncateSync, openSync } from 'node:fs'
-import { ST, ST_FIELDS, dupFdSync, fstatNumbers as fstatNumbersOf, lstatNumbers } from '../sys/native.js'
+import { ST, ST_FIELDS, dupFdSync, fallocate as fallocateFd, fstatNumbers as fstatNumbersOf, lstatNumbers } from '../sys/native.js'
 import { type Core, stagedPath } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
 import { fsError } from './errors.js'
@@ -155,6 +155,11 @@ export function ftruncateNow(core: Core, fh: number, size: number): void {
 
 export async function ftruncate(core: Core, fh: number, size: number): Promise<void> {
   ftruncateNow(core, fh, size)
+}
+
+/** fallocate(2) on an open file, which was copied up when it was opened for writing. */
+export function fallocate(core: Core, fh: number, mode: number, offset: number, length: number): Promise<void> {
+  return fallocateFd(handle(core, fh).fd, mode, offset, length)
 }
 
 /** The stat numbers of an open handle (native ST layout; the array is reused by the next call):

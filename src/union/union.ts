@@ -347,6 +347,11 @@ export class Union {
     return files.ftruncate(this.#core, fh, size)
   }
 
+  /** fallocate(2) on an open file (FALLOC_FL_* in `mode`). */
+  fallocate(fh: number, mode: number, offset: number, length: number): Promise<void> {
+    return files.fallocate(this.#core, fh, mode, offset, length)
+  }
+
   /** fsync on the calling thread: for a caller that has nothing else to do meanwhile. */
   fsyncSync(fh: number, dataOnly: boolean): void {
     files.fsyncSync(this.#core, fh, dataOnly)

@@ -62,11 +62,15 @@ export type Op =
   | ['removexattr', string, string]
   | ['mkfifo', string]
   | ['mknod', string, 'c' | 'b', number, number]
+  /** fallocate(1): allocate (growing the file), keep the size, punch a hole or zero a range */
+  | ['fallocate', string, FallocateMode, number, number]
   | ['statfsNameMax']
   /** create a file whose name is `n` bytes long in `dir` (composite: target.writeFile) */
   | ['createLongName', string, number]
   /** run a write as uid:gid with these supplementary groups (default none), without capabilities */
   | ['asUser', number, number, UserOp, number[]?]
+
+export type FallocateMode = 'allocate' | 'keep-size' | 'punch-hole' | 'zero-range'
 
 export type FileType = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block' | 'socket' | 'unknown'
 
@@ -123,6 +127,7 @@ export interface OpTarget {
   lxattrs(paths: string[], pattern: string): Promise<Map<string, Record<string, Buffer>>>
   mkfifo(p: string): Promise<void>
   mknod(p: string, type: 'c' | 'b', major: number, minor: number): Promise<void>
+  fallocate(p: string, mode: FallocateMode, offset: number, length: number): Promise<void>
   statfsNameMax(): Promise<number>
   asUser(uid: number, gid: number, op: UserOp, groups: number[]): Promise<void>
 }
@@ -308,6 +313,11 @@ export class FsTarget implements OpTarget {
   async mkfifo(p: string): Promise<void> {
     await runOrErrno('mkfifo', ['--', this.abs(p)])
   }
+  async fallocate(p: string, mode: FallocateMode, offset: number, length: number): Promise<void> {
+    const flag = { 'allocate': [], 'keep-size': ['--keep-size'], 'punch-hole': ['--punch-hole'], 'zero-range': ['--zero-range'] }[mode]
+    await runOrErrno('fallocate', [...flag, '--offset', String(offset), '--length', String(length), '--', this.abs(p)])
+  }
+
   async mknod(p: string, type: 'c' | 'b', major: number, minor: number): Promise<void> {
     await runOrErrno('mknod', ['--', this.abs(p), type, String(major), String(minor)])
   }
@@ -501,6 +511,9 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
         return 'ok'
       case 'mknod':
         await t.mknod(op[1], op[2], op[3], op[4])
+        return 'ok'
+      case 'fallocate':
+        await t.fallocate(op[1], op[2], op[3], op[4])
         return 'ok'
       case 'statfsNameMax':
         return await t.statfsNameMax()

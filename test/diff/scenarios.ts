@@ -69,6 +69,17 @@ export const SCENARIOS: Scenario[] = [
       ops: [['truncate', 'f', 100_000], ['stat', 'f'], ['readFile', 'f']],
     },
     {
+      name: 'fallocate lower files: allocate past the end, keep the size, punch a hole, zero a range',
+      layers: [{ f: 'abcdefghij', d: { dir: true }, 'd/g': 'lower g' }],
+      ops: [
+        ['fallocate', 'f', 'allocate', 0, 100_000], ['stat', 'f'], ['readFile', 'f'],
+        ['fallocate', 'd/g', 'keep-size', 0, 1 << 20], ['stat', 'd/g'], ['readFile', 'd/g'],
+        ['fallocate', 'f', 'punch-hole', 0, 4096], ['readFile', 'f'], ['stat', 'f'],
+        ['fallocate', 'd/g', 'zero-range', 2, 3], ['readFile', 'd/g'], ['stat', 'd/g'],
+        ['fallocate', 'd', 'allocate', 0, 10],
+      ],
+    },
+    {
       name: 'O_RDWR|O_CREAT|O_TRUNC with fstat keeps the inode number',
       layers: [{ f: 'old' }],
       ops: [['stat', 'f'], ['open', 'f', 'w+', { write: 'new', read: true, stat: true }], ['stat', 'f']],
