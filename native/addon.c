@@ -52,6 +52,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlBackingOpen", fll_js_backing_open),
         FN("fuseLlBackingClose", fll_js_backing_close),
         FN("fuseLlReplyWrite", fll_js_reply_write),
+        FN("fuseLlReplyLseek", fll_js_reply_lseek),
         FN("fuseLlReplyBuf", fll_js_reply_buf),
         FN("fuseLlReplyXattr", fll_js_reply_xattr),
         FN("fuseLlReplyStatfs", fll_js_reply_statfs),

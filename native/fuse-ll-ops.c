@@ -14,6 +14,7 @@ const char *const fll_op_names[FLL_OP_COUNT] = {
     "rmdir", "symlink", "rename", "link", "open", "read", "write", "flush", "release",
     "fsync", "opendir", "readdir", "readdirplus", "releasedir", "fsyncdir", "statfs",
     "setxattr", "getxattr", "listxattr", "removexattr", "access", "create", "fallocate",
+    "lseek",
 };
 
 /* A record for `req` with its caller's credentials, or NULL after answering ENOMEM. */
@@ -127,6 +128,17 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
     r->mode = (uint32_t)mode;
     r->offset = offset;
     r->size = (size_t)length;
+    push(req, r);
+}
+
+/* lseek with SEEK_DATA or SEEK_HOLE (the kernel answers the other whences itself). */
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi) {
+    fll_rec *r = rec(req, FLL_LSEEK);
+    if (!r) return;
+    r->ino = ino;
+    with_fi(r, fi);
+    r->offset = off;
+    r->mode = (uint32_t)whence;
     push(req, r);
 }
 
@@ -378,4 +390,5 @@ const struct fuse_lowlevel_ops fll_ops = {
     .access = op_access,
     .create = op_create,
     .fallocate = op_fallocate,
+    .lseek = op_lseek,
 };

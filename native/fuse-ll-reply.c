@@ -228,6 +228,16 @@ napi_value fll_js_reply_write(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
+/* reply_lseek(handle, req, offset): where SEEK_DATA or SEEK_HOLE landed. */
+napi_value fll_js_reply_lseek(napi_env env, napi_callback_info info) {
+    BEGIN(3)
+    int64_t offset;
+    if (!fll_int(env, argv[2], "offset", 0, 9007199254740991.0, &offset)) return NULL;
+    fll_drop_req(s, idx);
+    FLL_SEND(s, req, fuse_reply_lseek(req, (off_t)offset));
+    return NULL;
+}
+
 napi_value fll_js_reply_buf(napi_env env, napi_callback_info info) {
     BEGIN(4)
     void *data;

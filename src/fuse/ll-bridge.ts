@@ -529,6 +529,9 @@ export class LowLevelBridge {
         await union.removexattr(this.#path(this.#node(r.ino)), r.name)
         session.replyErr(r.req, 0)
         return
+      case 'lseek':
+        session.replyLseek(r.req, await union.seek(r.fh, r.offset, r.whence))
+        return
       case 'fallocate':
         // The kernel moves the size it caches itself. It marks no caller for clearing setuid and
         // setgid here, as it does writes: a caller other than root is taken to lack CAP_FSETID.

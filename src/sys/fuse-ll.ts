@@ -106,6 +106,7 @@ export type Request = {
   | { op: 'removexattr'; ino: number; name: string }
   | { op: 'access'; ino: number; mask: number }
   | { op: 'fallocate'; ino: number; fh: number; mode: number; offset: number; length: number }
+  | { op: 'lseek'; ino: number; fh: number; offset: number; whence: number }
 )
 
 export type Op = Request['op']
@@ -194,6 +195,7 @@ interface Addon {
   fuseLlBackingOpen(h: Handle, fd: number): number
   fuseLlBackingClose(h: Handle, id: number): number
   fuseLlReplyWrite(h: Handle, req: number, count: number): void
+  fuseLlReplyLseek(h: Handle, req: number, offset: number): void
   fuseLlReplyBuf(h: Handle, req: number, data: Uint8Array, length: number): void
   fuseLlReplyXattr(h: Handle, req: number, size: number): void
   fuseLlReplyStatfs(h: Handle, req: number, st: StatfsOut): void
@@ -300,6 +302,8 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
       return { req, ctx, op, ino, mask: f[F.MASK]! }
     case 'fallocate':
       return { req, ctx, op, ino, fh: f[F.FH]!, mode: f[F.MODE]!, offset: f[F.OFFSET]!, length: f[F.SIZE]! }
+    case 'lseek':
+      return { req, ctx, op, ino, fh: f[F.FH]!, offset: f[F.OFFSET]!, whence: f[F.MODE]! }
   }
 }
 
@@ -443,6 +447,11 @@ export class Session {
 
   replyWrite(req: number, count: number): void {
     this.#n.fuseLlReplyWrite(this.#h, req, count)
+  }
+
+  /** Where an lseek with SEEK_DATA or SEEK_HOLE landed. */
+  replyLseek(req: number, offset: number): void {
+    this.#n.fuseLlReplyLseek(this.#h, req, offset)
   }
 
   /** Read data or a getxattr/listxattr value: the first `length` bytes of `data`. */

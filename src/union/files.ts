@@ -3,7 +3,7 @@
  * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
  */
 import { constants, fchmodSync, fstatSync, ftruncateSync, openSync } from 'node:fs'
-import { ST, ST_FIELDS, dupFdSync, fallocate as fallocateFd, fstatNumbers as fstatNumbersOf, lstatNumbers } from '../sys/native.js'
+import { ST, ST_FIELDS, dupFdSync, fallocate as fallocateFd, fstatNumbers as fstatNumbersOf, lstatNumbers, seekData, seekHole } from '../sys/native.js'
 import { type Core, stagedPath } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
 import { fsError } from './errors.js'
@@ -156,6 +156,20 @@ export function ftruncateNow(core: Core, fh: number, size: number): void {
 export async function ftruncate(core: Core, fh: number, size: number): Promise<void> {
   ftruncateNow(core, fh, size)
 }
+
+/** lseek(2) with SEEK_DATA (3) or SEEK_HOLE (4) on an open file: where the data or the hole at or
+ *  after `offset` starts; ENXIO when no data follows, or `offset` is past the end. */
+export async function seek(core: Core, fh: number, offset: number, whence: number): Promise<number> {
+  const fd = handle(core, fh).fd
+  if (whence === SEEK_HOLE) return seekHole(fd, offset)
+  if (whence !== SEEK_DATA) throw fsError('EINVAL', `lseek whence ${whence}`)
+  const at = await seekData(fd, offset)
+  if (at < 0) throw fsError('ENXIO', 'no data at or after the offset')
+  return at
+}
+
+const SEEK_DATA = 3
+const SEEK_HOLE = 4
 
 /** fallocate(2) on an open file, which was copied up when it was opened for writing. */
 export function fallocate(core: Core, fh: number, mode: number, offset: number, length: number): Promise<void> {

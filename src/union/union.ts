@@ -347,6 +347,11 @@ export class Union {
     return files.ftruncate(this.#core, fh, size)
   }
 
+  /** lseek(2) with SEEK_DATA or SEEK_HOLE on an open file (see files.seek). */
+  seek(fh: number, offset: number, whence: number): Promise<number> {
+    return files.seek(this.#core, fh, offset, whence)
+  }
+
   /** fallocate(2) on an open file (FALLOC_FL_* in `mode`). */
   fallocate(fh: number, mode: number, offset: number, length: number): Promise<void> {
     return files.fallocate(this.#core, fh, mode, offset, length)

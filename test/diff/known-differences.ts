@@ -30,6 +30,12 @@ export const isDir = (d: Difference): boolean => typeIs(d, 'dir')
 /** layerfs must match the kernel exactly: keep this empty unless a difference is a deliberate design choice. */
 const layerfs: KnownDifference[] = [
   {
+    scenario: 'SEEK_DATA and SEEK_HOLE find the holes of a sparse lower file, then of its copy',
+    driver: 'layerfs',
+    ops: [5],
+    why: 'a copy-up keeps every hole of the lower file; the kernel copies each 1 MiB chunk that holds data whole, so its copy has data where the lower file had a hole',
+  },
+  {
     scenario: 'OCI .wh.name file in a lower layer',
     driver: 'layerfs',
     ops: [0, 1, 2],

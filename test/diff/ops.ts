@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path'
 import { createHash } from 'node:crypto'
 import { ErrnoError, describeCmd, runCmd, runOrErrno } from '../helpers/exec.js'
 import { defaultXattr, type XattrBackend } from './xattr.js'
+import { seekData, seekHole } from '../../src/sys/native.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // ops
@@ -64,6 +65,8 @@ export type Op =
   | ['mknod', string, 'c' | 'b', number, number]
   /** fallocate(1): allocate (growing the file), keep the size, punch a hole or zero a range */
   | ['fallocate', string, FallocateMode, number, number]
+  /** lseek(2) with SEEK_DATA or SEEK_HOLE on a read-only descriptor: the offset it lands on */
+  | ['seek', string, 'data' | 'hole', number]
   | ['statfsNameMax']
   /** create a file whose name is `n` bytes long in `dir` (composite: target.writeFile) */
   | ['createLongName', string, number]
@@ -128,6 +131,7 @@ export interface OpTarget {
   mkfifo(p: string): Promise<void>
   mknod(p: string, type: 'c' | 'b', major: number, minor: number): Promise<void>
   fallocate(p: string, mode: FallocateMode, offset: number, length: number): Promise<void>
+  seek(p: string, whence: 'data' | 'hole', offset: number): Promise<number>
   statfsNameMax(): Promise<number>
   asUser(uid: number, gid: number, op: UserOp, groups: number[]): Promise<void>
 }
@@ -316,6 +320,18 @@ export class FsTarget implements OpTarget {
   async fallocate(p: string, mode: FallocateMode, offset: number, length: number): Promise<void> {
     const flag = { 'allocate': [], 'keep-size': ['--keep-size'], 'punch-hole': ['--punch-hole'], 'zero-range': ['--zero-range'] }[mode]
     await runOrErrno('fallocate', [...flag, '--offset', String(offset), '--length', String(length), '--', this.abs(p)])
+  }
+
+  async seek(p: string, whence: 'data' | 'hole', offset: number): Promise<number> {
+    const fh = await fs.open(this.abs(p), 'r')
+    try {
+      if (whence === 'hole') return await seekHole(fh.fd, offset)
+      const at = await seekData(fh.fd, offset)
+      if (at < 0) throw new ErrnoError('ENXIO', `lseek SEEK_DATA ${p} ${offset}`)
+      return at
+    } finally {
+      await fh.close()
+    }
   }
 
   async mknod(p: string, type: 'c' | 'b', major: number, minor: number): Promise<void> {
@@ -515,6 +531,8 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
       case 'fallocate':
         await t.fallocate(op[1], op[2], op[3], op[4])
         return 'ok'
+      case 'seek':
+        return await t.seek(op[1], op[2], op[3])
       case 'statfsNameMax':
         return await t.statfsNameMax()
       case 'asUser':

@@ -80,6 +80,15 @@ export const SCENARIOS: Scenario[] = [
       ],
     },
     {
+      name: 'SEEK_DATA and SEEK_HOLE find the holes of a sparse lower file, then of its copy',
+      layers: [{ f: { file: 'head', size: 2 << 20 } }],
+      ops: [
+        ['seek', 'f', 'data', 0], ['seek', 'f', 'hole', 0], ['seek', 'f', 'data', 65536], ['seek', 'f', 'hole', 3 << 20],
+        ['open', 'f', 'r+', { write: 'middle', at: 1 << 20 }],
+        ['seek', 'f', 'data', 65536], ['seek', 'f', 'hole', 1 << 20], ['seek', 'f', 'data', (1 << 20) + 65536],
+      ],
+    },
+    {
       name: 'O_RDWR|O_CREAT|O_TRUNC with fstat keeps the inode number',
       layers: [{ f: 'old' }],
       ops: [['stat', 'f'], ['open', 'f', 'w+', { write: 'new', read: true, stat: true }], ['stat', 'f']],
