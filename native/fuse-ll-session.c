@@ -540,7 +540,8 @@ static napi_value throw_errno(napi_env env, int err, const char *fmt, const char
 }
 
 /* mount(handle, mountpoint, {fsname, subtype, allowOther, defaultPermissions, readOnly, maxWrite,
- * maxReadahead, debug, passthrough}) → undefined; throws on failure. The 'init' event follows. */
+ * maxReadahead, debug, passthrough, kernelFlags?}) → undefined; throws on failure. The 'init' event
+ * follows. */
 napi_value fll_js_mount(napi_env env, napi_callback_info info) {
     size_t argc = 3;
     napi_value argv[3];
@@ -555,7 +556,7 @@ napi_value fll_js_mount(napi_env env, napi_callback_info info) {
     napi_value o = argv[2], v;
     int64_t max_write = 1 << 20, max_ra = 0, spin_us = 0;
     int allow_other, default_perms, ro, debug, passthrough;
-    char *fsname = NULL, *subtype = NULL;
+    char *fsname = NULL, *subtype = NULL, *kernel_flags = NULL;
     napi_valuetype t;
     if (!fll_prop_bool(env, o, "allowOther", &allow_other) || !fll_prop_bool(env, o, "defaultPermissions", &default_perms) ||
         !fll_prop_bool(env, o, "readOnly", &ro) || !fll_prop_bool(env, o, "debug", &debug) ||
@@ -571,6 +572,18 @@ napi_value fll_js_mount(napi_env env, napi_callback_info info) {
     if (!(fsname = fll_string(env, v, "fsname"))) goto fail;
     napi_get_named_property(env, o, "subtype", &v);
     if (!(subtype = fll_string(env, v, "subtype"))) goto fail;
+    /* mount(8) flags for libfuse to apply (suid, nodev, noexec, ...): it mounts nosuid,nodev unless
+     * told otherwise. Words of lowercase letters, comma-separated. */
+    napi_get_named_property(env, o, "kernelFlags", &v);
+    if (napi_typeof(env, v, &t) == napi_ok && t != napi_undefined) {
+        if (!(kernel_flags = fll_string(env, v, "kernelFlags"))) goto fail;
+        for (const char *p = kernel_flags; *p; p++) {
+            if ((*p < 'a' || *p > 'z') && *p != ',') {
+                napi_throw_type_error(env, NULL, "kernelFlags: lowercase words separated by commas");
+                goto fail;
+            }
+        }
+    }
 
     /* Checked here for a clear message: fuse_session_mount only prints to stderr. */
     char real[PATH_MAX];
@@ -590,6 +603,10 @@ napi_value fll_js_mount(napi_env env, napi_callback_info info) {
     if (allow_other) opt_append(opts, sizeof opts, "allow_other", NULL);
     if (default_perms) opt_append(opts, sizeof opts, "default_permissions", NULL);
     if (ro) opt_append(opts, sizeof opts, "ro", NULL);
+    if (kernel_flags && *kernel_flags) {
+        for (char *save = NULL, *flag = strtok_r(kernel_flags, ",", &save); flag; flag = strtok_r(NULL, ",", &save))
+            opt_append(opts, sizeof opts, flag, NULL);
+    }
     char *args_v[] = {"layerfs", "-o", opts, debug ? "-d" : NULL, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(debug ? 4 : 3, args_v);
 
@@ -640,11 +657,13 @@ napi_value fll_js_mount(napi_env env, napi_callback_info info) {
     free(mnt);
     free(fsname);
     free(subtype);
+    free(kernel_flags);
     return NULL;
 fail:
     free(mnt);
     free(fsname);
     free(subtype);
+    free(kernel_flags);
     return NULL;
 }
 

@@ -38,6 +38,8 @@ export interface MountOptions {
   bridge: 'll' | 'fuse-native'
   /** fuse-overlayfs's id mapping and squashing (see fuse/id-map.ts); bridge=ll only. */
   ids?: { uids?: IdRange[]; gids?: IdRange[]; squashUid?: number; squashGid?: number }
+  /** mount(8) flags for the mount itself, in the order given (see KERNEL_FLAGS). */
+  kernelFlags: string[]
   warnings: string[]
 }
 
@@ -50,10 +52,21 @@ export const DEFAULT_LL_TIMEOUT = 3600
  *  native/fuse-ll-session.c): the client's next request usually comes sooner than a wakeup would. */
 export const DEFAULT_SPIN_US = 50
 
-/** Generic options the kernel or mount(8) handle; accepted silently. */
+/**
+ * mount(8) flags of the mount itself, handed to libfuse, which applies them (its own default is
+ * nosuid,nodev). As root, a mount honours setuid bits unless `nosuid` is given, as overlayfs and
+ * fuse-overlayfs do: setuid programs of a container's image (su, passwd, ping) work in it. Device
+ * nodes stay inert unless `dev` is given, as with fuse-overlayfs (containers-storage passes
+ * `nodev` to overlayfs by default).
+ */
+const KERNEL_FLAGS = new Set([
+  'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'relatime', 'norelatime',
+  'strictatime', 'nostrictatime', 'diratime', 'nodiratime', 'lazytime', 'nolazytime', 'sync', 'async', 'dirsync',
+])
+
+/** Generic options mount(8) or the kernel handle; accepted silently. */
 const PASSTHROUGH = new Set([
-  'rw', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'relatime', 'norelatime',
-  'strictatime', 'diratime', 'nodiratime', 'sync', 'async', 'auto', 'noauto', 'user', 'nouser', 'users',
+  'rw', 'auto', 'noauto', 'user', 'nouser', 'users',
   'defaults', 'nofail', '_netdev', 'default_permissions', 'allow_root', 'auto_unmount', 'userxattr',
 ])
 
@@ -62,7 +75,7 @@ export function parseMountArgs(argv: string[]): MountOptions {
     lowers: [], mountpoint: '', source: 'layerfs', foreground: false, debug: false, readOnly: false,
     fsync: true, flushBehind: true, metacopy: false, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
     entryTimeout: NaN, attrTimeout: NaN, negativeTimeout: NaN, spinUs: DEFAULT_SPIN_US, passthrough: 'on', bridge: 'll',
-    warnings: [],
+    kernelFlags: process.getuid?.() === 0 ? ['suid'] : [], warnings: [],
   }
   const positional: string[] = []
   for (let i = 0; i < argv.length; i++) {
@@ -152,7 +165,8 @@ function applyOptions(opts: MountOptions, list: string): void {
         break
       }
       default:
-        if (!PASSTHROUGH.has(key)) opts.warnings.push(`ignoring unknown option ${item}`)
+        if (KERNEL_FLAGS.has(key) && eq < 0) opts.kernelFlags.push(key)
+        else if (!PASSTHROUGH.has(key)) opts.warnings.push(`ignoring unknown option ${item}`)
     }
   }
 }

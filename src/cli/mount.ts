@@ -69,7 +69,7 @@ async function serve(opts: MountOptions): Promise<number> {
       fsname: opts.source, allowOther: opts.allowOther, entryTimeout: opts.entryTimeout,
       attrTimeout: opts.attrTimeout, negativeTimeout: opts.negativeTimeout, spinUs: opts.spinUs, passthrough: opts.passthrough,
       debug: opts.debug, log,
-      bridge: opts.bridge, ids: opts.ids ? new IdMap(opts.ids) : undefined,
+      bridge: opts.bridge, ids: opts.ids ? new IdMap(opts.ids) : undefined, kernelFlags: opts.kernelFlags,
     })
     if (stopRequested) void daemon.stop()
     report('ready')

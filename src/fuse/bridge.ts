@@ -35,6 +35,9 @@ export interface BridgeOptions {
   passthrough?: PassthroughPolicy
   /** bridge=ll only: ids shown shifted or squashed (fuse-overlayfs's uidmapping and squash_to_*). */
   ids?: IdMap
+  /** mount(8) flags for the mount itself: suid, dev, noexec, ... (libfuse mounts nosuid,nodev
+   *  unless told otherwise). */
+  kernelFlags?: string[]
   debug: boolean
   log: (line: string) => void
 }
@@ -156,6 +159,7 @@ export function createBridge(union: Union, mountpoint: string, options: BridgeOp
   if (options.allowOther) mountOptions.push('allow_other')
   // Without an upper layer the kernel itself must answer EROFS (access(W_OK) included).
   if (union.readOnly) mountOptions.push('ro')
+  mountOptions.push(...(options.kernelFlags ?? []))
   if (options.debug) mountOptions.push('debug')
   return { fuse: new LayerFuse(mountpoint, ops, mountOptions), counts }
 }

@@ -37,6 +37,8 @@ export interface LowLevelOptions {
   passthrough: PassthroughPolicy
   /** Ids shown shifted or squashed (fuse-overlayfs's uidmapping and squash_to_*); none: as stored. */
   ids?: IdMap
+  /** mount(8) flags for the mount (see MountOptions in sys/fuse-ll.ts). */
+  kernelFlags?: string[]
   debug: boolean
   log: (line: string) => void
 }
@@ -109,7 +111,7 @@ export class LowLevelBridge {
     await this.#session.mount(mountpoint, {
       fsname: this.#options.fsname, subtype: 'layerfs', allowOther: this.#options.allowOther,
       defaultPermissions: true, readOnly: this.#options.readOnly, maxWrite: 1 << 20, debug: this.#options.debug,
-      spinUs: this.#options.spinUs, passthrough: this.#options.passthrough !== 'off',
+      spinUs: this.#options.spinUs, passthrough: this.#options.passthrough !== 'off', kernelFlags: this.#options.kernelFlags,
     })
   }
 

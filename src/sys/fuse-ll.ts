@@ -127,6 +127,9 @@ export interface MountOptions {
   spinUs?: number
   /** Ask the kernel for FUSE passthrough at INIT (see backingOpen). */
   passthrough?: boolean
+  /** mount(8) flags for the mount itself (suid, dev, noexec, ...): libfuse mounts nosuid,nodev
+   *  unless told otherwise. */
+  kernelFlags?: string[]
 }
 
 export interface StatfsOut {
@@ -182,7 +185,7 @@ interface Addon {
     onEvent: (kind: 'init' | 'exit', reason: string) => void,
     fields: Float64Array,
   ): Handle
-  fuseLlMount(h: Handle, mountpoint: string, options: MountOptions): void
+  fuseLlMount(h: Handle, mountpoint: string, options: Omit<MountOptions, 'kernelFlags'> & { kernelFlags?: string }): void
   fuseLlUnmount(h: Handle): void
   fuseLlShutdown(h: Handle): void
   fuseLlReplyErr(h: Handle, req: number, errno: number): void
@@ -364,7 +367,7 @@ export class Session {
       this.#mounting = { resolve, reject }
     })
     try {
-      this.#n.fuseLlMount(this.#h, mountpoint, options)
+      this.#n.fuseLlMount(this.#h, mountpoint, { ...options, kernelFlags: options.kernelFlags?.join(',') })
     } catch (e) {
       this.#mounting = undefined
       throw e

@@ -1,11 +1,12 @@
 // The mount command as container tools use it: a daemon in its own process, the fuse-overlayfs
 // command line, readiness, clean unmounts, and one clear line for every bad input.
 import { execFile, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { lstat, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { constants, existsSync } from 'node:fs'
+import { chmod, copyFile, lstat, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { MountSet, fuseAvailable, isMounted, mountFuse, runCmd } from '../helpers/mount.js'
+import { MountSet, findMount, fuseAvailable, isMounted, mountFuse, runCmd } from '../helpers/mount.js'
+import { mknodSync } from '../../src/sys/native.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 
 const CLI = resolve('bin/layerfs.js')
@@ -54,6 +55,34 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     await writeFile(join(mnt, 'base'), 'changed\n')
     expect(await readFile(join(upper, 'base'), 'utf8')).toBe('changed\n')
     expect(await readFile(join(lower2, 'base'), 'utf8')).toBe('base layer\n')
+  })
+
+  it('honours setuid bits as root unless nosuid, and device nodes only with dev', async () => {
+    await fresh()
+    // A setuid-root copy of id(1) and a node for /dev/null, in the lower layer; another user runs it.
+    await copyFile('/usr/bin/id', join(lower, 'id'))
+    await chmod(join(lower, 'id'), 0o4755)
+    mknodSync(join(lower, 'null'), constants.S_IFCHR | 0o666, (1 << 8) | 3)
+    await chmod(dir, 0o711)
+    const euid = async (): Promise<string> => {
+      const r = await runCmd('setpriv', ['--reuid=1000', '--regid=1000', '--clear-groups', join(mnt, 'id'), '-u'])
+      expect(r.code, r.stderr).toBe(0)
+      return r.stdout.trim()
+    }
+    const stack = `lowerdir=${lower},upperdir=${upper},workdir=${work}`
+    let h = mounts.add(await mountFuse([process.execPath, CLI, '-o', stack, mnt], mnt))
+    expect(findMount(mnt)?.options.split(',')).toEqual(expect.arrayContaining(['nodev']))
+    expect(findMount(mnt)?.options.split(',')).not.toContain('nosuid')
+    expect(await euid()).toBe('0')
+    await expect(writeFile(join(mnt, 'null'), 'x')).rejects.toMatchObject({ code: 'EACCES' })
+    await mounts.unmount(h)
+    h = mounts.add(await mountFuse([process.execPath, CLI, '-o', `${stack},nosuid,dev`, mnt], mnt))
+    expect(findMount(mnt)?.options.split(',')).toEqual(expect.arrayContaining(['nosuid']))
+    expect(findMount(mnt)?.options.split(',')).not.toContain('nodev')
+    expect(await euid()).toBe('1000')
+    await writeFile(join(mnt, 'null'), 'x') // the device's, not a file's: nothing is stored
+    expect(await readFile(join(mnt, 'null'), 'utf8')).toBe('')
+    await mounts.unmount(h)
   })
 
   it('takes the SOURCE MNT -o form that mount.fuse3 passes, with \\: escapes', async () => {
