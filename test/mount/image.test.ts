@@ -70,6 +70,16 @@ describe.skipIf(!fuse.ok)('layerfs mount IMAGE', () => {
     expect(await readdir(join(mnt, 'etc'))).toEqual(['hostname'])
     expect(await readdir(join(mnt, 'srv'))).toEqual(['new.txt'])
     await expect(writeFile(join(mnt, 'etc/hostname'), 'x')).rejects.toMatchObject({ code: 'EROFS' })
+    // An image's setuid programs and device nodes stay inert for whoever looks at it.
+    expect(findMount(mnt)?.options.split(',')).toEqual(expect.arrayContaining(['nosuid', 'nodev']))
+  })
+
+  it('honours setuid bits of an image when asked (-o suid)', async () => {
+    const mnt = join(dir, 'suid')
+    await mkdir(mnt)
+    await mountImage(['-o', 'suid'], mnt)
+    expect(findMount(mnt)?.options.split(',')).not.toContain('nosuid')
+    expect(findMount(mnt)?.options.split(',')).toContain('nodev')
   })
 
   it('takes an upper layer and commits it back as a new image', async () => {

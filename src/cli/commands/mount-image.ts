@@ -9,7 +9,8 @@ import { openImage } from '../../image/open-image.js'
 import { run as mount } from '../mount.js'
 
 const USAGE = `usage: layerfs mount [--store DIR] [--upper U --work W] [-o OPTS] [-f] IMAGE[:TAG] MNT
-Mounts the image's layers (imported into the store once); read-only without --upper.`
+Mounts the image's layers (imported into the store once); read-only without --upper; nosuid and
+nodev unless -o suid or -o dev.`
 
 /** Escape a path for a lowerdir/upperdir value: `:` separates layers and `,` options. */
 function escapeOption(path: string): string {
@@ -30,7 +31,9 @@ export async function run(args: string[]): Promise<number> {
     const image = await openImage(ref, { store: values.store, progress: true })
     const lowers = image.lowerDirs()
     if (lowers.length === 0) throw new ImageError(`${ref}: the image has no layers`)
-    const options = [`lowerdir=${lowers.map(escapeOption).join(':')}`]
+    // An image is mounted to be looked at: its setuid programs and device nodes stay inert unless
+    // -o suid or -o dev says otherwise (later options win).
+    const options = [`lowerdir=${lowers.map(escapeOption).join(':')}`, 'nosuid', 'nodev']
     if (values.upper !== undefined && values.work !== undefined) {
       options.push(`upperdir=${escapeOption(values.upper)}`, `workdir=${escapeOption(values.work)}`)
     }
