@@ -14,7 +14,7 @@ const char *const fll_op_names[FLL_OP_COUNT] = {
     "rmdir", "symlink", "rename", "link", "open", "read", "write", "flush", "release",
     "fsync", "opendir", "readdir", "readdirplus", "releasedir", "fsyncdir", "statfs",
     "setxattr", "getxattr", "listxattr", "removexattr", "access", "create", "fallocate",
-    "lseek",
+    "lseek", "ioctl",
 };
 
 /* A record for `req` with its caller's credentials, or NULL after answering ENOMEM. */
@@ -139,6 +139,35 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, stru
     with_fi(r, fi);
     r->offset = off;
     r->mode = (uint32_t)whence;
+    push(req, r);
+}
+
+/* ioctl: the kernel sends only restricted ones, whose argument it copies in and out by the size in
+ * the command: those of file attributes (chattr and lsattr: FS_IOC_GETFLAGS and SETFLAGS,
+ * FS_IOC_FSGETXATTR and FSSETXATTR) are answered, the rest refused in JS. The input is the data
+ * (size: its length), the room for the output is in offset. 32-bit callers are refused here. */
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi,
+                     unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz) {
+    (void)arg;
+    if (flags & FUSE_IOCTL_COMPAT) {
+        fuse_reply_err(req, ENOTTY);
+        return;
+    }
+    fll_rec *r = rec(req, FLL_IOCTL);
+    if (!r) return;
+    if (in_bufsz > 0) {
+        if (!(r->data = malloc(in_bufsz))) {
+            free(r);
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        memcpy(r->data, in_buf, in_bufsz);
+    }
+    r->ino = ino;
+    with_fi(r, fi);
+    r->mode = cmd;
+    r->size = in_bufsz;
+    r->offset = (int64_t)out_bufsz;
     push(req, r);
 }
 
@@ -391,4 +420,5 @@ const struct fuse_lowlevel_ops fll_ops = {
     .create = op_create,
     .fallocate = op_fallocate,
     .lseek = op_lseek,
+    .ioctl = op_ioctl,
 };

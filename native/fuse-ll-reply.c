@@ -238,6 +238,18 @@ napi_value fll_js_reply_lseek(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
+/* reply_ioctl(handle, req, output) → the ioctl succeeded; `output` (a Buffer, maybe empty) is what
+ * the caller's argument receives. */
+napi_value fll_js_reply_ioctl(napi_env env, napi_callback_info info) {
+    BEGIN(3)
+    void *data = NULL;
+    size_t len = 0;
+    if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) return napi_throw_type_error(env, NULL, "output: a Buffer"), NULL;
+    fll_drop_req(s, idx);
+    FLL_SEND(s, req, fuse_reply_ioctl(req, 0, len ? data : NULL, len));
+    return NULL;
+}
+
 napi_value fll_js_reply_buf(napi_env env, napi_callback_info info) {
     BEGIN(4)
     void *data;

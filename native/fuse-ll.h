@@ -28,7 +28,7 @@ enum {
     FLL_RMDIR, FLL_SYMLINK, FLL_RENAME, FLL_LINK, FLL_OPEN, FLL_READ, FLL_WRITE, FLL_FLUSH, FLL_RELEASE,
     FLL_FSYNC, FLL_OPENDIR, FLL_READDIR, FLL_READDIRPLUS, FLL_RELEASEDIR, FLL_FSYNCDIR, FLL_STATFS,
     FLL_SETXATTR, FLL_GETXATTR, FLL_LISTXATTR, FLL_REMOVEXATTR, FLL_ACCESS, FLL_CREATE, FLL_FALLOCATE,
-    FLL_LSEEK, FLL_OP_COUNT,
+    FLL_LSEEK, FLL_IOCTL, FLL_OP_COUNT,
     FLL_EV_INIT = 100, /* the kernel's INIT was processed: mount() may resolve */
     FLL_EV_EXIT,       /* the session ended; `name` holds the reason */
 };
@@ -187,6 +187,7 @@ napi_value fll_js_reply_readlink(napi_env env, napi_callback_info info);
 napi_value fll_js_reply_open(napi_env env, napi_callback_info info);
 napi_value fll_js_reply_write(napi_env env, napi_callback_info info);
 napi_value fll_js_reply_lseek(napi_env env, napi_callback_info info);
+napi_value fll_js_reply_ioctl(napi_env env, napi_callback_info info);
 napi_value fll_js_reply_buf(napi_env env, napi_callback_info info);
 napi_value fll_js_reply_xattr(napi_env env, napi_callback_info info);
 napi_value fll_js_reply_statfs(napi_env env, napi_callback_info info);

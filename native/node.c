@@ -1,12 +1,13 @@
 /* Calls that create, rename or stamp directory entries in ways node:fs cannot: device nodes and
  * fifos (whiteouts are char 0/0), atomic no-replace / exchange / whiteout renames, and nanosecond
- * times on a symlink itself; and dup, which node:fs lacks. All run on the calling thread
+ * times on a symlink itself; and dup and ioctl, which node:fs lacks. All run on the calling thread
  * (op_run_sync): metadata only. */
 #include "exports.h"
 #include "op.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -25,6 +26,17 @@ static int utimensat_exec(op *o) {
 }
 
 static int futimens_exec(op *o) { return futimens(o->fd, o->times) < 0 ? errno : 0; }
+
+/* The ioctl on a fresh descriptor of the object at path (not following a final symlink; O_NONBLOCK
+ * so that a fifo or device never blocks the open), its argument the op's data, read and written in
+ * place. */
+static int ioctl_exec(op *o) {
+    int fd = open(o->path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno;
+    int err = ioctl(fd, (unsigned long)o->flags, o->data) < 0 ? errno : 0;
+    close(fd);
+    return err;
+}
 
 static int dup_exec(op *o) {
     o->ret = fcntl(o->fd, F_DUPFD_CLOEXEC, 0);
@@ -61,4 +73,12 @@ napi_value js_dup_fd(napi_env env, napi_callback_info info) {
     op *o = op_new("dup", dup_exec, op_done_number);
     if (!o) return op_nomem(env);
     return op_run_sync(env, info, o, "i", &o->fd);
+}
+
+/* ioctlPath(path, cmd, argument) → the argument after the ioctl (a copy), for the restricted ioctls
+ * whose argument is a struct of the size the command says: FS_IOC_GETFLAGS and friends. */
+napi_value js_ioctl_path(napi_env env, napi_callback_info info) {
+    op *o = op_new("ioctl", ioctl_exec, op_done_bytes);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "sub", &o->path, &o->flags, &o->data, &o->size);
 }

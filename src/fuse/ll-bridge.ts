@@ -534,6 +534,20 @@ export class LowLevelBridge {
       case 'lseek':
         session.replyLseek(r.req, await union.seek(r.fh, r.offset, r.whence))
         return
+      case 'ioctl': {
+        // File attributes (lsattr, chattr), which the kernel asks for with these; nothing else.
+        const node = this.#node(r.ino)
+        if (r.cmd === FS_IOC_GETFLAGS || r.cmd === FS_IOC_FSGETXATTR) {
+          session.replyIoctl(r.req, union.readFileAttrIoctl(this.#path(node), r.cmd, r.outSize))
+        } else if (r.cmd === FS_IOC_SETFLAGS || r.cmd === FS_IOC_FSSETXATTR) {
+          await union.writeFileAttrIoctl(this.#path(node), r.cmd, r.input ?? Buffer.alloc(0))
+          this.#invalidate(node) // a new ctime
+          session.replyIoctl(r.req, Buffer.alloc(0))
+        } else {
+          session.replyErr(r.req, -ENOTTY)
+        }
+        return
+      }
       case 'fallocate':
         // The kernel moves the size it caches itself. It marks no caller for clearing setuid and
         // setgid here, as it does writes: a caller other than root is taken to lack CAP_FSETID.
@@ -644,6 +658,12 @@ function inGroup(ctx: Ctx, gid: number): boolean {
 }
 
 const ENODATA = 61
+const ENOTTY = 25
+// The file-attribute ioctls (linux/fs.h, 64-bit encodings), as the kernel passes them on.
+const FS_IOC_GETFLAGS = 0x80086601
+const FS_IOC_SETFLAGS = 0x40086602
+const FS_IOC_FSGETXATTR = 0x801c581f
+const FS_IOC_FSSETXATTR = 0x401c5820
 const ESTALE = 116
 const { O_WRONLY, O_RDWR, O_TRUNC, S_IFMT, S_IFREG } = constants
 /** The biggest file whose bytes its first open stores in the kernel's page cache (see #store). */

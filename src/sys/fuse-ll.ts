@@ -107,6 +107,9 @@ export type Request = {
   | { op: 'access'; ino: number; mask: number }
   | { op: 'fallocate'; ino: number; fh: number; mode: number; offset: number; length: number }
   | { op: 'lseek'; ino: number; fh: number; offset: number; whence: number }
+  /** Restricted ioctls only: `input` is what the caller's argument held, `outSize` the room for
+   *  what it receives. */
+  | { op: 'ioctl'; ino: number; cmd: number; input: Buffer | undefined; outSize: number }
 )
 
 export type Op = Request['op']
@@ -199,6 +202,7 @@ interface Addon {
   fuseLlBackingClose(h: Handle, id: number): number
   fuseLlReplyWrite(h: Handle, req: number, count: number): void
   fuseLlReplyLseek(h: Handle, req: number, offset: number): void
+  fuseLlReplyIoctl(h: Handle, req: number, output: Buffer): void
   fuseLlReplyBuf(h: Handle, req: number, data: Uint8Array, length: number): void
   fuseLlReplyXattr(h: Handle, req: number, size: number): void
   fuseLlReplyStatfs(h: Handle, req: number, st: StatfsOut): void
@@ -307,6 +311,8 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
       return { req, ctx, op, ino, fh: f[F.FH]!, mode: f[F.MODE]!, offset: f[F.OFFSET]!, length: f[F.SIZE]! }
     case 'lseek':
       return { req, ctx, op, ino, fh: f[F.FH]!, offset: f[F.OFFSET]!, whence: f[F.MODE]! }
+    case 'ioctl':
+      return { req, ctx, op, ino, cmd: f[F.MODE]!, input: data, outSize: f[F.OFFSET]! }
   }
 }
 
@@ -450,6 +456,11 @@ export class Session {
 
   replyWrite(req: number, count: number): void {
     this.#n.fuseLlReplyWrite(this.#h, req, count)
+  }
+
+  /** A successful ioctl: `output` is what the caller's argument receives (empty: nothing). */
+  replyIoctl(req: number, output: Buffer): void {
+    this.#n.fuseLlReplyIoctl(this.#h, req, output)
   }
 
   /** Where an lseek with SEEK_DATA or SEEK_HOLE landed. */

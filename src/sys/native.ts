@@ -54,6 +54,7 @@ interface Addon {
   utimensat(path: string, atime: TimeNs, mtime: TimeNs, nofollow: boolean): void
   futimens(fd: number, atime: TimeNs, mtime: TimeNs): void
   dupFd(fd: number): number
+  ioctlPath(path: string, cmd: number, arg: Uint8Array): Buffer
   preadNowait(fd: number, buffer: Buffer, length: number, position: number): number
   pwriteNowait(fd: number, buffer: Buffer, length: number, position: number): number
   prefetch(paths: Uint8Array, maxSize: number): Promise<number>
@@ -316,6 +317,13 @@ export function futimens(fd: number, atimeNs: TimeNs, mtimeNs: TimeNs): Promise<
 
 export function futimensSync(fd: number, atimeNs: TimeNs, mtimeNs: TimeNs): void {
   callSync((n) => n.futimens(fd, atimeNs, mtimeNs))
+}
+
+/** ioctl(2) with a struct argument (`cmd` says its size and direction: FS_IOC_GETFLAGS and the like)
+ *  on a fresh descriptor of the object at `path` (a final symlink not followed): the argument as the
+ *  ioctl left it. On the calling thread. */
+export function ioctlPathSync(path: string, cmd: number, arg: Uint8Array): Buffer {
+  return callSync((n) => n.ioctlPath(path, cmd, arg), path)
 }
 
 /** fcntl(F_DUPFD_CLOEXEC): another fd on the same open file description (offset and status flags

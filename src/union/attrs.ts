@@ -8,7 +8,7 @@
  * find(1) not to rely on the count.
  */
 import { chmodSync, fchmodSync, fchownSync, ftruncateSync, lchownSync, truncateSync } from 'node:fs'
-import { type CopyChange, type FileAttr, ST, ST_FIELDS, fgetxattrSync, flistxattrSync, fstatNumbers, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, futimensSync, utimensatSync, type TimeNs } from '../sys/native.js'
+import { type CopyChange, type FileAttr, ST, ST_FIELDS, fgetxattrSync, ioctlPathSync, flistxattrSync, fstatNumbers, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, futimensSync, utimensatSync, type TimeNs } from '../sys/native.js'
 import type { Core, CopyUpWant, Fold } from './core.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -178,6 +178,19 @@ export async function setxattr(core: Core, rel: string, name: string, value: Buf
   const real = stored(name)
   const entry = core.copyUpNow(rel, 'meta') ?? await core.copyUp(rel, 'meta')
   lsetxattrSync(entry.layer.path(rel), real, value, flags)
+}
+
+/** An ioctl that reads file attributes (FS_IOC_GETFLAGS, FS_IOC_FSGETXATTR: what lsattr shows), on
+ *  the visible object, in whichever layer: its argument, `size` bytes, as the ioctl filled it. */
+export function readFileAttrIoctl(core: Core, rel: string, cmd: number, size: number): Buffer {
+  return ioctlPathSync(core.resolver.get(rel).layer.path(rel), cmd, Buffer.alloc(size))
+}
+
+/** An ioctl that changes them (FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR: chattr), on the upper copy, as
+ *  overlayfs changes them (it keeps the immutable and append-only flags in an xattr instead). */
+export async function writeFileAttrIoctl(core: Core, rel: string, cmd: number, arg: Buffer): Promise<void> {
+  const entry = core.copyUpNow(rel, 'meta') ?? await core.copyUp(rel, 'meta')
+  ioctlPathSync(entry.layer.path(rel), cmd, arg)
 }
 
 export async function removexattr(core: Core, rel: string, name: string): Promise<void> {

@@ -562,26 +562,48 @@ export class Core {
       // group, not the work directory's, where every copy-up's temp files come and go (ext4 without
       // a journal scans past recently freed inodes on each allocation). Over an upper object, made
       // aside and renamed over it, so that the name never goes missing.
-      const tmp = this.stager.tempPath()
+      let inPlace: unknown
       try {
-        try {
-          mknodSync(target, constants.S_IFCHR, 0)
-        } catch (err) {
-          if (!isCode(err, 'EEXIST')) throw err
-          mknodSync(tmp, constants.S_IFCHR, 0)
-          renameSync(tmp, target)
-        }
+        mknodSync(target, constants.S_IFCHR, 0)
         this.counters.whiteouts++
         return
       } catch (err) {
-        rmSync(tmp, { force: true })
+        inPlace = err
+      }
+      const tmp = this.stager.tempPath()
+      try {
+        mknodSync(tmp, constants.S_IFCHR, 0)
+      } catch (err) {
         if (!isCode(err, 'EPERM', 'EOPNOTSUPP')) throw err
+        // No device nodes on this filesystem, or not for this process: `.wh.` files from now on.
         this.#mknodWhiteouts = false
+      }
+      if (this.#mknodWhiteouts) {
+        try {
+          // Refused in place for another reason than a name already there (an immutable or
+          // append-only directory: EPERM), the whiteout is refused.
+          if (!isCode(inPlace, 'EEXIST')) throw inPlace
+          renameSync(tmp, target)
+        } catch (err) {
+          rmSync(tmp, { force: true })
+          throw err
+        }
+        this.counters.whiteouts++
+        return
       }
     }
     const [dir, name] = splitPath(rel)
-    writeFileSync(upper.path(joinPath(dir, WHITEOUT_PREFIX + name)), '', { mode: 0o600 })
-    rmSync(target, { force: true })
+    const marker = upper.path(joinPath(dir, WHITEOUT_PREFIX + name))
+    writeFileSync(marker, '', { mode: 0o600 })
+    try {
+      unlinkSync(target)
+    } catch (err) {
+      if (!isCode(err, 'ENOENT')) {
+        // Still there (immutable, append-only): no whiteout either.
+        rmSync(marker, { force: true })
+        throw err
+      }
+    }
     this.counters.whiteouts++
   }
 

@@ -434,6 +434,16 @@ export class Union {
     return attrs.removexattr(this.#core, this.#named(path), name)
   }
 
+  /** A file-attribute ioctl that reads (lsattr's FS_IOC_GETFLAGS, FS_IOC_FSGETXATTR). */
+  readFileAttrIoctl(path: string, cmd: number, size: number): Buffer {
+    return attrs.readFileAttrIoctl(this.#core, this.#named(path), cmd, size)
+  }
+
+  /** A file-attribute ioctl that changes them (chattr's FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR). */
+  writeFileAttrIoctl(path: string, cmd: number, arg: Buffer): Promise<void> {
+    return attrs.writeFileAttrIoctl(this.#core, this.#named(path), cmd, arg)
+  }
+
   // Namespace changes are synchronous too (…Sync; tryLink and tryRename when no data must be copied
   // up first); the async forms wrap them.
 

@@ -67,6 +67,9 @@ export type Op =
   | ['fallocate', string, FallocateMode, number, number]
   /** lseek(2) with SEEK_DATA or SEEK_HOLE on a read-only descriptor: the offset it lands on */
   | ['seek', string, 'data' | 'hole', number]
+  /** chattr(1) with a change such as '+A' or '-i'; lsattr(1) -d: the flags it shows */
+  | ['chattr', string, string]
+  | ['lsattr', string]
   | ['statfsNameMax']
   /** create a file whose name is `n` bytes long in `dir` (composite: target.writeFile) */
   | ['createLongName', string, number]
@@ -132,6 +135,8 @@ export interface OpTarget {
   mknod(p: string, type: 'c' | 'b', major: number, minor: number): Promise<void>
   fallocate(p: string, mode: FallocateMode, offset: number, length: number): Promise<void>
   seek(p: string, whence: 'data' | 'hole', offset: number): Promise<number>
+  chattr(p: string, change: string): Promise<void>
+  lsattr(p: string): Promise<string>
   statfsNameMax(): Promise<number>
   asUser(uid: number, gid: number, op: UserOp, groups: number[]): Promise<void>
 }
@@ -334,6 +339,14 @@ export class FsTarget implements OpTarget {
     }
   }
 
+  async chattr(p: string, change: string): Promise<void> {
+    await runOrErrno('chattr', [change, '--', this.abs(p)])
+  }
+
+  async lsattr(p: string): Promise<string> {
+    return (await runOrErrno('lsattr', ['-d', '--', this.abs(p)])).split(' ')[0]!
+  }
+
   async mknod(p: string, type: 'c' | 'b', major: number, minor: number): Promise<void> {
     await runOrErrno('mknod', ['--', this.abs(p), type, String(major), String(minor)])
   }
@@ -533,6 +546,11 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
         return 'ok'
       case 'seek':
         return await t.seek(op[1], op[2], op[3])
+      case 'chattr':
+        await t.chattr(op[1], op[2])
+        return 'ok'
+      case 'lsattr':
+        return await t.lsattr(op[1])
       case 'statfsNameMax':
         return await t.statfsNameMax()
       case 'asUser':

@@ -542,6 +542,15 @@ export const SCENARIOS: Scenario[] = [
 
   ...group('attributes', [
     {
+      name: 'chattr and lsattr: the flags of lower objects, set on their copies; an immutable file refuses changes',
+      layers: [{ f: 'x', d: { dir: true }, 'd/g': 'g', 'd/h': 'h' }],
+      ops: [
+        ['lsattr', 'f'], ['lsattr', 'd'], ['chattr', 'f', '+A'], ['lsattr', 'f'], ['chattr', 'd', '+d'], ['lsattr', 'd'],
+        ['chattr', 'd/g', '+i'], ['lsattr', 'd/g'], ['unlink', 'd/g'], ['appendFile', 'd/g', 'more'], ['rename', 'd/g', 'd/moved'],
+        ['chmod', 'd/g', 0o600], ['unlink', 'd/h'], ['chattr', 'd/g', '-i'], ['unlink', 'd/g'], ['readdir', 'd'],
+      ],
+    },
+    {
       name: 'chmod a lower file keeps data and times',
       layers: [{ 'd/f': { file: 'data', mode: 0o644, mtime: T1 } }],
       ops: [['chmod', 'd/f', 0o600], ['stat', 'd/f'], ['readFile', 'd/f']],

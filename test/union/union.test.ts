@@ -2,7 +2,7 @@ import { constants, readdirSync, readlinkSync } from 'node:fs'
 import { lstat, mkdir, readFile, readdir, symlink, writeFile, truncate as truncatePath, open as openFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { lgetxattr, lsetxattr } from '../../src/sys/native.js'
+import { ioctlPathSync, lgetxattr, lsetxattr } from '../../src/sys/native.js'
 import { Union } from '../../src/union/union.js'
 import { OLD, type Stack, makeStack } from './fixture.js'
 
@@ -39,6 +39,21 @@ async function expectReaderSeesLaterWrite(union: Union): Promise<void> {
   await union.read(reader, buf, 4, 0)
   await union.release(reader)
   expect(buf.toString()).toBe('new!')
+}
+
+// chattr's ioctls (linux/fs.h, 64-bit encodings) and the immutable flag.
+const FS_IOC_GETFLAGS = 0x80086601
+const FS_IOC_SETFLAGS = 0x40086602
+const FS_IMMUTABLE_FL = 0x10
+
+function flagsBuffer(flags: number): Buffer {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(flags)
+  return b
+}
+
+function readFlags(path: string): number {
+  return ioctlPathSync(path, FS_IOC_GETFLAGS, Buffer.alloc(4)).readUInt32LE(0)
 }
 
 async function isCharWhiteout(path: string): Promise<boolean> {
@@ -344,6 +359,37 @@ describe('whiteouts and opaque directories', () => {
   it('replaces a copied-up file by a whiteout on unlink', async () => {
     const s = await stack([{ f: 'x' }])
     await s.union.chmod('/f', 0o600)
+    await s.union.unlink('/f')
+    expect(await isCharWhiteout(join(s.upper, 'f'))).toBe(true)
+  })
+
+  it('refuses to replace an immutable upper file by a whiteout, and goes on making char 0/0 ones', async (ctx) => {
+    const s = await stack([{ f: 'x', g: 'y' }])
+    const flags = s.union.readFileAttrIoctl('/f', FS_IOC_GETFLAGS, 4).readUInt32LE(0)
+    try {
+      await s.union.writeFileAttrIoctl('/f', FS_IOC_SETFLAGS, flagsBuffer(flags | FS_IMMUTABLE_FL))
+    } catch (err) {
+      // No CAP_LINUX_IMMUTABLE, or a filesystem without flags.
+      console.log(`skipping the immutable whiteout test: ${(err as Error).message}`)
+      return ctx.skip()
+    }
+    let immutable = false
+    try {
+      immutable = (readFlags(join(s.upper, 'f')) & FS_IMMUTABLE_FL) !== 0
+      if (!immutable) {
+        console.log('skipping the immutable whiteout test: the flag did not stick')
+        return ctx.skip()
+      }
+      await expect(s.union.unlink('/f')).rejects.toMatchObject({ code: 'EPERM' })
+      // Nothing half-done: no `.wh.f`, the file still shows.
+      expect((await readdir(s.upper)).sort()).toEqual(['f'])
+      expect(await readAll(s.union, '/f')).toBe('x')
+      // The refusal was the file's, not the filesystem's: whiteouts are still device nodes.
+      await s.union.unlink('/g')
+      expect(await isCharWhiteout(join(s.upper, 'g'))).toBe(true)
+    } finally {
+      if (immutable) await s.union.writeFileAttrIoctl('/f', FS_IOC_SETFLAGS, flagsBuffer(flags))
+    }
     await s.union.unlink('/f')
     expect(await isCharWhiteout(join(s.upper, 'f'))).toBe(true)
   })
