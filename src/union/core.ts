@@ -10,7 +10,7 @@
  * any such step, and committed by one that first checks that the name still means what it meant
  * when the copy began.
  */
-import { closeSync, constants, fsyncSync, lstatSync, openSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, markerAt, whiteoutAt } from '../layers/whiteout.js'
@@ -619,14 +619,31 @@ export class Core {
    */
   markOpaque(path: string): void {
     while (this.#opaqueXattrs.length > 0) {
+      const name = this.#opaqueXattrs[0]!
       try {
-        return lsetxattrSync(path, this.#opaqueXattrs[0]!, 'y')
+        return lsetxattrSync(path, name, 'y')
       } catch (err) {
         if (!isCode(err, 'EPERM', 'EOPNOTSUPP')) throw err
+        // Refused by this directory (immutable, append-only), not by the filesystem: so is the mark.
+        if (this.#takesXattr(name)) throw err
         this.#opaqueXattrs.shift()
       }
     }
     writeFileSync(join(path, OPAQUE_MARKER), '', { mode: 0o600 })
+  }
+
+  /** Whether a fresh directory of the upper filesystem takes the xattr `name`. */
+  #takesXattr(name: string): boolean {
+    const probe = this.stager.tempPath()
+    try {
+      mkdirSync(probe, { mode: 0o700 })
+      lsetxattrSync(probe, name, 'y')
+      return true
+    } catch {
+      return false
+    } finally {
+      rmSync(probe, { recursive: true, force: true })
+    }
   }
 
   /**

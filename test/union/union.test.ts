@@ -394,6 +394,31 @@ describe('whiteouts and opaque directories', () => {
     expect(await isCharWhiteout(join(s.upper, 'f'))).toBe(true)
   })
 
+  it('refuses to move an immutable directory into a merged one, and goes on marking opaque directories by xattr', async (ctx) => {
+    const s = await stack([{ 'm/a': 'a', 'd/x': 'x' }])
+    await s.union.mkdir('/n', 0o755)
+    const flags = s.union.readFileAttrIoctl('/n', FS_IOC_GETFLAGS, 4).readUInt32LE(0)
+    try {
+      await s.union.writeFileAttrIoctl('/n', FS_IOC_SETFLAGS, flagsBuffer(flags | FS_IMMUTABLE_FL))
+    } catch (err) {
+      console.log(`skipping the immutable directory test: ${(err as Error).message}`)
+      return ctx.skip()
+    }
+    try {
+      // A directory moved into a merged one is marked opaque first; this one refuses the mark.
+      await expect(s.union.rename('/n', '/m/n')).rejects.toMatchObject({ code: 'EPERM' })
+      expect(await s.union.readdir('/m')).toEqual(['a'])
+    } finally {
+      await s.union.writeFileAttrIoctl('/n', FS_IOC_SETFLAGS, flagsBuffer(flags))
+    }
+    // The refusal was the directory's: opaque directories still get trusted.overlay.opaque.
+    await s.union.unlink('/d/x')
+    await s.union.rmdir('/d')
+    await s.union.mkdir('/d', 0o755)
+    expect((await lgetxattr(join(s.upper, 'd'), 'trusted.overlay.opaque'))?.toString()).toBe('y')
+    expect(await readdir(join(s.upper, 'd'))).toEqual([])
+  })
+
   it('makes rmdir then mkdir of a lower directory opaque', async () => {
     const s = await stack([{ 'd/a': 'a', 'd/b': 'b' }])
     await s.union.unlink('/d/a')
