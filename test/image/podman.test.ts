@@ -140,6 +140,14 @@ describe.skipIf(!hasPodman || !root)('layerfs as podman\'s mount_program', () =>
       expect(await readFile(join(merged, 'etc/motd'), 'utf8')).toBe('mapped\n')
       await writeFile(join(merged, 'etc/motd'), 'changed\n')
       expect(await readFile(join(merged, 'etc/motd'), 'utf8')).toBe('changed\n')
+      // Shown as the container's root owns them; the copy in the upper layer keeps the image's ids,
+      // as fuse-overlayfs stores them.
+      for (const name of ['etc', 'etc/motd', 'bin/sh']) {
+        const st = await stat(join(merged, name))
+        expect([name, st.uid, st.gid]).toEqual([name, 100000, 100000])
+      }
+      const upper = await stat(join(dirname(merged), 'diff/etc/motd'))
+      expect([upper.uid, upper.gid]).toEqual([0, 0])
     } finally {
       await podman('umount', ctr)
       await podman('rm', ctr)
@@ -186,29 +194,15 @@ describe.skipIf(!hasPodman || !root)('layerfs as podman\'s mount_program', () =>
   it.skipIf(!hasRunc)('runs a container in another user namespace: its root owns the image\'s files (--uidmap)', async () => {
     // containers-storage shows the layers through idmapped mounts and passes uidmapping too: read
     // through both, the files were nobody's, and runc could not create /etc/hosts in the rootfs.
-    const ctr = (await podman(
-      ...runtime, 'create', ...limits, '--uidmap', '0:100000:65536', '--gidmap', '0:100000:65536', await shellImage(),
-      '/bin/sh', '-c', 'read l < /etc/motd; echo "$l"; echo changed > /etc/motd',
-    )).trim()
-    try {
-      expect((await podman(...runtime, 'start', '--attach', ctr)).trim()).toBe('base')
-      const merged = (await podman('mount', ctr)).trim()
-      try {
-        // On the host, the container's root is 100000; in the upper layer, the copy keeps the
-        // image's ids, as fuse-overlayfs stores them.
-        for (const name of ['etc', 'etc/motd', 'bin/sh']) {
-          const st = await stat(join(merged, name))
-          expect([name, st.uid, st.gid]).toEqual([name, 100000, 100000])
-        }
-        expect(await readFile(join(merged, 'etc/motd'), 'utf8')).toBe('changed\n')
-        const upper = await stat(join(dirname(merged), 'diff/etc/motd'))
-        expect([upper.uid, upper.gid]).toEqual([0, 0])
-      } finally {
-        await podman('umount', ctr)
-      }
-    } finally {
-      await podman('rm', ctr)
-    }
+    const out = await podman(
+      ...runtime, 'run', '--rm', ...limits, '--uidmap', '0:100000:65536', '--gidmap', '0:100000:65536', await shellImage(),
+      '/bin/sh', '-c', [
+        'read l < /etc/motd; echo "$l"; echo changed > /etc/motd; read l < /etc/motd; echo "$l"',
+        // test -O: owned by the effective user, the container's root.
+        'for f in /etc/motd /bin/sh /etc; do [ -O $f ] && echo "$f owned" || echo "$f not owned"; done',
+      ].join('; '),
+    )
+    expect(out.trim().split('\n')).toEqual(['base', 'changed', '/etc/motd owned', '/bin/sh owned', '/etc owned'])
     expect(mountsUnder(t.dir)).toEqual([])
   }, 120_000)
 })
