@@ -55,6 +55,19 @@ static void with_fi(fll_rec *r, struct fuse_file_info *fi) {
     }
 }
 
+/* A copy of the request's data (write data, an ioctl's input) in the record, size its length: 0
+ * after answering ENOMEM (the record is freed then). */
+static int with_data(fll_rec *r, const void *buf, size_t size) {
+    if (!(r->data = malloc(size ? size : 1))) {
+        fuse_reply_err(r->req, ENOMEM);
+        free(r);
+        return 0;
+    }
+    memcpy(r->data, buf, size);
+    r->size = size;
+    return 1;
+}
+
 /* ---- ops identified by an inode ---- */
 
 static void ino_op(fuse_req_t req, int kind, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -154,19 +167,10 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
         return;
     }
     fll_rec *r = rec(req, FLL_IOCTL);
-    if (!r) return;
-    if (in_bufsz > 0) {
-        if (!(r->data = malloc(in_bufsz))) {
-            free(r);
-            fuse_reply_err(req, ENOMEM);
-            return;
-        }
-        memcpy(r->data, in_buf, in_bufsz);
-    }
+    if (!r || !with_data(r, in_buf, in_bufsz)) return;
     r->ino = ino;
     with_fi(r, fi);
     r->mode = cmd;
-    r->size = in_bufsz;
     r->offset = (int64_t)out_bufsz;
     push(req, r);
 }
@@ -208,17 +212,9 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi) {
     fll_rec *r = rec(req, FLL_WRITE);
-    if (!r) return;
-    r->data = malloc(size ? size : 1);
-    if (!r->data) {
-        free(r);
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    memcpy(r->data, buf, size);
+    if (!r || !with_data(r, buf, size)) return;
     r->ino = ino;
     with_fi(r, fi);
-    r->size = size;
     r->offset = off;
     push(req, r);
 }

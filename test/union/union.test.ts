@@ -2,7 +2,7 @@ import { constants, readdirSync, readlinkSync } from 'node:fs'
 import { lstat, mkdir, readFile, readdir, symlink, writeFile, truncate as truncatePath, open as openFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ioctlPathSync, lgetxattr, lsetxattr } from '../../src/sys/native.js'
+import { lgetxattr, lsetxattr } from '../../src/sys/native.js'
 import { Union } from '../../src/union/union.js'
 import { OLD, type Stack, makeStack } from './fixture.js'
 
@@ -52,8 +52,24 @@ function flagsBuffer(flags: number): Buffer {
   return b
 }
 
-function readFlags(path: string): number {
-  return ioctlPathSync(path, FS_IOC_GETFLAGS, Buffer.alloc(4)).readUInt32LE(0)
+/** Make `path` immutable through the union (chattr +i: copied up, the flag set on the copy). Returns
+ *  what undoes it, or undefined, with the reason printed, where the flag cannot be set (no
+ *  CAP_LINUX_IMMUTABLE, a filesystem without flags). */
+async function makeImmutable(union: Union, path: string): Promise<(() => Promise<void>) | undefined> {
+  const flags = union.readFileAttrIoctl(path, FS_IOC_GETFLAGS, 4).readUInt32LE(0)
+  try {
+    await union.writeFileAttrIoctl(path, FS_IOC_SETFLAGS, flagsBuffer(flags | FS_IMMUTABLE_FL))
+  } catch (err) {
+    console.log(`skipping an immutable-file test: ${(err as Error).message}`)
+    return undefined
+  }
+  const undo = (): Promise<void> => union.writeFileAttrIoctl(path, FS_IOC_SETFLAGS, flagsBuffer(flags))
+  if ((union.readFileAttrIoctl(path, FS_IOC_GETFLAGS, 4).readUInt32LE(0) & FS_IMMUTABLE_FL) === 0) {
+    console.log('skipping an immutable-file test: the flag did not stick')
+    await undo()
+    return undefined
+  }
+  return undo
 }
 
 async function isCharWhiteout(path: string): Promise<boolean> {
@@ -365,21 +381,9 @@ describe('whiteouts and opaque directories', () => {
 
   it('refuses to replace an immutable upper file by a whiteout, and goes on making char 0/0 ones', async (ctx) => {
     const s = await stack([{ f: 'x', g: 'y' }])
-    const flags = s.union.readFileAttrIoctl('/f', FS_IOC_GETFLAGS, 4).readUInt32LE(0)
+    const undo = await makeImmutable(s.union, '/f')
+    if (!undo) return ctx.skip()
     try {
-      await s.union.writeFileAttrIoctl('/f', FS_IOC_SETFLAGS, flagsBuffer(flags | FS_IMMUTABLE_FL))
-    } catch (err) {
-      // No CAP_LINUX_IMMUTABLE, or a filesystem without flags.
-      console.log(`skipping the immutable whiteout test: ${(err as Error).message}`)
-      return ctx.skip()
-    }
-    let immutable = false
-    try {
-      immutable = (readFlags(join(s.upper, 'f')) & FS_IMMUTABLE_FL) !== 0
-      if (!immutable) {
-        console.log('skipping the immutable whiteout test: the flag did not stick')
-        return ctx.skip()
-      }
       await expect(s.union.unlink('/f')).rejects.toMatchObject({ code: 'EPERM' })
       // Nothing half-done: no `.wh.f`, the file still shows.
       expect((await readdir(s.upper)).sort()).toEqual(['f'])
@@ -388,7 +392,7 @@ describe('whiteouts and opaque directories', () => {
       await s.union.unlink('/g')
       expect(await isCharWhiteout(join(s.upper, 'g'))).toBe(true)
     } finally {
-      if (immutable) await s.union.writeFileAttrIoctl('/f', FS_IOC_SETFLAGS, flagsBuffer(flags))
+      await undo()
     }
     await s.union.unlink('/f')
     expect(await isCharWhiteout(join(s.upper, 'f'))).toBe(true)
@@ -397,19 +401,14 @@ describe('whiteouts and opaque directories', () => {
   it('refuses to move an immutable directory into a merged one, and goes on marking opaque directories by xattr', async (ctx) => {
     const s = await stack([{ 'm/a': 'a', 'd/x': 'x' }])
     await s.union.mkdir('/n', 0o755)
-    const flags = s.union.readFileAttrIoctl('/n', FS_IOC_GETFLAGS, 4).readUInt32LE(0)
-    try {
-      await s.union.writeFileAttrIoctl('/n', FS_IOC_SETFLAGS, flagsBuffer(flags | FS_IMMUTABLE_FL))
-    } catch (err) {
-      console.log(`skipping the immutable directory test: ${(err as Error).message}`)
-      return ctx.skip()
-    }
+    const undo = await makeImmutable(s.union, '/n')
+    if (!undo) return ctx.skip()
     try {
       // A directory moved into a merged one is marked opaque first; this one refuses the mark.
       await expect(s.union.rename('/n', '/m/n')).rejects.toMatchObject({ code: 'EPERM' })
       expect(await s.union.readdir('/m')).toEqual(['a'])
     } finally {
-      await s.union.writeFileAttrIoctl('/n', FS_IOC_SETFLAGS, flagsBuffer(flags))
+      await undo()
     }
     // The refusal was the directory's: opaque directories still get trusted.overlay.opaque.
     await s.union.unlink('/d/x')
