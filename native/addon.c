@@ -43,6 +43,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlMount", fll_js_mount),
         FN("fuseLlUnmount", fll_js_unmount),
         FN("fuseLlShutdown", fll_js_shutdown),
+        FN("fuseLlLoopStats", fll_js_loop_stats),
         FN("fuseLlReplyErr", fll_js_reply_err),
         FN("fuseLlReplyEntry", fll_js_reply_entry),
         FN("fuseLlReplyCreate", fll_js_reply_create),

@@ -114,6 +114,11 @@ int fll_is_init(const struct fuse_buf *buf) {
            ((const struct in_header *)buf->mem)->opcode == OP_INIT;
 }
 
+uint32_t fll_caller(const struct fuse_buf *buf) {
+    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header)) return 0;
+    return ((const struct in_header *)buf->mem)->pid;
+}
+
 int fll_kills_suidgid(const struct fuse_buf *buf) {
     if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header)) return 0;
     const struct in_header *ih = buf->mem;

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,6 +367,8 @@ static int read_batch(fll_session *s, const char **reason, char *failed, size_t 
             if (!s->init_seen && fll_is_init(&s->fbuf)) {
                 fll_process_init(s);
             } else {
+                uint32_t caller = fll_caller(&s->fbuf);
+                if (caller) s->callers[s->next_caller++ % FLL_CALLERS] = caller;
                 s->kill_suidgid = s->killpriv && fll_kills_suidgid(&s->fbuf);
                 fuse_session_process_buf(s->se, &s->fbuf);
             }
@@ -373,6 +376,29 @@ static int read_batch(fll_session *s, const char **reason, char *failed, size_t 
         }
     }
     return n;
+}
+
+/* How many threads may send requests while the daemon busy-polls: one per CPU this process may run
+ * on, less the daemon's own (at least one). */
+static unsigned spin_callers(void) {
+    cpu_set_t cpus;
+    int n = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 2;
+    return n > 2 ? (unsigned)n - 1 : 1;
+}
+
+/* Whether more than `max` threads sent the last FLL_CALLERS requests. */
+static int many_callers(const fll_session *s, unsigned max) {
+    uint32_t seen[FLL_CALLERS];
+    unsigned n = 0;
+    for (unsigned i = 0; i < FLL_CALLERS; i++) {
+        uint32_t c = s->callers[i];
+        unsigned j = 0;
+        while (j < n && seen[j] != c) j++;
+        if (!c || j < n) continue;
+        if (n == max) return 1;
+        seen[n++] = c;
+    }
+    return 0;
 }
 
 /* The longest one readable callback keeps the loop, busy-polling included. */
@@ -409,13 +435,21 @@ static void on_readable(uv_poll_t *h, int status, int events) {
      * the cross-CPU wakeup (tens of microseconds on a VM) that waiting in epoll would cost. Not
      * while a request waits on the thread pool (its completion needs the loop), and never longer
      * than SPIN_MAX in all, so that timers and setImmediate work still run between bursts. Not
-     * either when the CPU is wanted elsewhere: a spin that was preempted (busy callers need every
-     * core to send their requests) is cut short, and the next SPIN_BACKOFF callbacks sleep. */
+     * either when the CPU is wanted elsewhere. Callers that keep every other CPU busy need this one
+     * to send their requests: when more threads than that sent the last requests, the daemon
+     * sleeps. (Reading all small files with 4 threads, that took 20% less of its CPU, and the
+     * pass 3% less time.) And a spin that was preempted anyway is cut short, and the next
+     * SPIN_BACKOFF callbacks sleep. */
     if (!s->spin_ns) return;
+    if (many_callers(s, s->spin_callers)) {
+        s->spins_skipped++;
+        return;
+    }
     if (s->spin_backoff > 0) {
         s->spin_backoff--;
         return;
     }
+    s->spins++;
     long preempted = involuntary_switches();
     uint64_t start = now_ns(), deadline = start + s->spin_ns, now = start;
     for (unsigned i = 1; s->state == FLL_MOUNTED && !reason && s->outstanding == 0 && now < deadline && now - start < SPIN_MAX; i++) {
@@ -612,6 +646,7 @@ napi_value fll_js_mount(napi_env env, napi_callback_info info) {
 
     s->max_write = (uint32_t)max_write;
     s->spin_ns = (uint64_t)spin_us * 1000;
+    s->spin_callers = spin_callers();
     s->max_readahead = (uint32_t)max_ra;
     s->want_passthrough = passthrough;
     s->se = fuse_session_new(&args, &fll_ops, sizeof fll_ops, s);
@@ -687,6 +722,23 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info) {
 
 /* unmount(handle): ask the loop to end; the 'exit' event follows. Idempotent, never blocks on the
  * filesystem (it may be called from a request handler). */
+/* loopStats(handle) → [busy-polls run, busy-polls skipped for too many callers, the callers allowed]. */
+napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1], out, v;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (argc < 1) return napi_throw_type_error(env, NULL, "loopStats(handle)"), NULL;
+    fll_session *s = fll_unwrap(env, argv[0]);
+    if (!s) return NULL;
+    double stats[3] = {(double)s->spins, (double)s->spins_skipped, (double)s->spin_callers};
+    napi_create_array_with_length(env, 3, &out);
+    for (uint32_t i = 0; i < 3; i++) {
+        napi_create_double(env, stats[i], &v);
+        napi_set_element(env, out, i, v);
+    }
+    return out;
+}
+
 napi_value fll_js_unmount(napi_env env, napi_callback_info info) {
     size_t argc = 1;
     napi_value argv[1];

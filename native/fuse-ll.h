@@ -93,6 +93,9 @@ typedef struct {
 
 enum { FLL_IDLE, FLL_MOUNTED, FLL_ENDED };
 
+/* The last requests, by sender: how many threads are calling at once (see on_readable). */
+#define FLL_CALLERS 16
+
 typedef struct fll_session {
     napi_env env;
     napi_ref self;       /* the handle object; strong while mounted so it cannot be collected */
@@ -120,6 +123,10 @@ typedef struct fll_session {
     uint32_t max_write, max_readahead;
     uint64_t spin_ns; /* busy-poll /dev/fuse this long after answering everything (0: never) */
     unsigned spin_backoff; /* callbacks left without busy-polling, after a preempted spin */
+    unsigned spin_callers; /* busy-poll only while at most this many threads send the requests */
+    uint32_t callers[FLL_CALLERS]; /* who sent the last requests (a ring; 0: unknown) */
+    unsigned next_caller;
+    uint64_t spins, spins_skipped; /* busy-polls run, and skipped for too many callers */
     int want_passthrough;  /* ask for FUSE passthrough at INIT (fuse-ll-passthrough.c) */
     int passthrough;       /* the kernel granted it */
     int killpriv;          /* the kernel granted FUSE_HANDLE_KILLPRIV_V2 */
@@ -165,12 +172,16 @@ napi_value fll_js_op_names(napi_env env, napi_callback_info info);
 napi_value fll_js_mount(napi_env env, napi_callback_info info);
 napi_value fll_js_unmount(napi_env env, napi_callback_info info);
 napi_value fll_js_shutdown(napi_env env, napi_callback_info info);
+napi_value fll_js_loop_stats(napi_env env, napi_callback_info info);
 
 /* fuse-ll-passthrough.c */
 int fll_is_init(const struct fuse_buf *buf);
 void fll_process_init(fll_session *s);
 /* Whether the request in `buf` asks the daemon to clear setuid/setgid (killpriv v2). */
 int fll_kills_suidgid(const struct fuse_buf *buf);
+/* The thread that sent the request in `buf`, as the daemon's pid namespace numbers it (0: none it
+ * can see, or the kernel's own). */
+uint32_t fll_caller(const struct fuse_buf *buf);
 int fll_reply_open_backing(fuse_req_t req, const struct fuse_file_info *fi, int32_t backing);
 int fll_reply_create_backing(fuse_req_t req, const struct fuse_entry_param *e, const struct fuse_file_info *fi,
                              int32_t backing);

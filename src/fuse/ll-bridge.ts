@@ -296,6 +296,7 @@ export class LowLevelBridge {
           ? Buffer.from(JSON.stringify({
             ops: this.counts, ...union.stats(), nodes: this.#nodes.size,
             passthrough: this.#open.policy, passedThrough: this.#open.passedThrough, killpriv: session.killpriv,
+            loop: session.loopStats,
           }))
           : union.getxattrSync(this.#path(node), r.name)
         if (value === undefined) session.replyErr(r.req, ENODATA)

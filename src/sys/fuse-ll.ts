@@ -198,6 +198,7 @@ interface Addon {
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
   fuseLlGranted(h: Handle): number
+  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number]
   fuseLlBackingOpen(h: Handle, fd: number): number
   fuseLlBackingClose(h: Handle, id: number): number
   fuseLlReplyWrite(h: Handle, req: number, count: number): void
@@ -433,6 +434,13 @@ export class Session {
   /** Whether the kernel granted FUSE passthrough at INIT (mount option `passthrough`). */
   get passthrough(): boolean {
     return (this.#n.fuseLlGranted(this.#h) & GRANTED_PASSTHROUGH) !== 0
+  }
+
+  /** The busy-polls of /dev/fuse (MountOptions.spinUs) run so far, those skipped because more
+   *  threads than `spinCallers` sent the last requests, and that limit. */
+  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number } {
+    const [spins, spinsSkipped, spinCallers] = this.#n.fuseLlLoopStats(this.#h)
+    return { spins, spinsSkipped, spinCallers }
   }
 
   /** Whether the kernel granted FUSE_HANDLE_KILLPRIV_V2 at INIT (see Request's killSuidgid). */

@@ -10,6 +10,8 @@ export interface DaemonStats {
   passthrough: string
   passedThrough: number
   killpriv: boolean
+  /** The event loop's busy-polling (low-level bridge only). */
+  loop?: { spins: number; spinsSkipped: number; spinCallers: number }
 }
 
 export async function statsOf(mnt: string): Promise<DaemonStats> {

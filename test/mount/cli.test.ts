@@ -149,6 +149,9 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     expect(text.code).toBe(0)
     expect(text.stdout).toMatch(/^copy-ups +1 /m)
     expect(text.stdout).toMatch(/^passthrough +(on|off) +\(\d+ opens passed through\)$/m)
+    const loop = (JSON.parse(r.stdout) as { loop: { spins: number; spinsSkipped: number; spinCallers: number } }).loop
+    // (Counts move between the two readings: each is a request from another process.)
+    expect(text.stdout).toMatch(new RegExp(`^busy-polls +\\d+ +\\(\\d+ skipped with more calling threads than ${loop.spinCallers}\\)$`, 'm'))
   })
 
   it('unmounts and exits on SIGTERM', async () => {

@@ -3,8 +3,14 @@ import { resolve } from 'node:path'
 import { readStats } from '../../fuse/bridge.js'
 import type { UnionStats } from '../../union/union.js'
 
-/** passthrough, passedThrough and killpriv come from the low-level bridge only. */
-type Stats = UnionStats & { ops: Record<string, number>; passthrough?: string; passedThrough?: number; killpriv?: boolean }
+/** passthrough, passedThrough, killpriv and loop come from the low-level bridge only. */
+type Stats = UnionStats & {
+  ops: Record<string, number>
+  passthrough?: string
+  passedThrough?: number
+  killpriv?: boolean
+  loop?: { spins: number; spinsSkipped: number; spinCallers: number }
+}
 
 export async function run(args: string[]): Promise<number> {
   const json = args.includes('--json')
@@ -39,6 +45,7 @@ export async function run(args: string[]): Promise<number> {
   ]
   if (stats.passthrough !== undefined) lines.push(`passthrough  ${stats.passthrough}  (${stats.passedThrough ?? 0} opens passed through)`)
   if (stats.killpriv !== undefined) lines.push(`killpriv v2  ${stats.killpriv ? 'on' : 'off'}  (${stats.killpriv ? 'setuid/setgid cleared by the daemon' : 'the kernel asks before each write and chown'})`)
+  if (stats.loop !== undefined) lines.push(`busy-polls   ${stats.loop.spins}  (${stats.loop.spinsSkipped} skipped with more calling threads than ${stats.loop.spinCallers})`)
   process.stdout.write(lines.join('\n') + '\n')
   return 0
 }
