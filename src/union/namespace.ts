@@ -46,6 +46,8 @@ function createEntry(core: Core, rel: string, kind: Kind, make: (path: string) =
   const target = upper.path(rel)
   const place = (path: string): void => {
     make(path)
+    // A new name for an existing inode keeps its owner, wherever the name was made.
+    if (linked) return
     // The daemon runs as root. Made in place, the object has root's group or, in a set-group-ID
     // directory, the directory's (and a subdirectory its setgid bit): what the filesystem gives, and
     // what a caller of group root gets. Made aside in the work directory (over a whiteout), it got

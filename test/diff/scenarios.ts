@@ -602,6 +602,20 @@ export const SCENARIOS: Scenario[] = [
       ],
     },
     {
+      // A hard link is no new inode: over a whiteout (made aside in the work directory) too, the
+      // file keeps its group.
+      name: 'a hard link into a setgid directory keeps the file\'s group',
+      layers: [{ d: { dir: true, mode: 0o2775, gid: 50 }, 'd/gone': 'x', f: { file: 'f', gid: 60 }, g: { file: 'g', gid: 70 } }],
+      ops: [
+        ['link', 'f', 'd/f'],
+        ['unlink', 'd/gone'],
+        ['link', 'g', 'd/gone'],
+        ['stat', 'd/f'],
+        ['stat', 'd/gone'],
+        ['stat', 'g'],
+      ],
+    },
+    {
       name: 'chmod a lower dir keeps its lower children visible',
       layers: [{ 'd/a': 'a', 'd/e/b': 'b' }],
       ops: [['chmod', 'd', 0o700], ['stat', 'd'], ['readdir', 'd'], ['writeFile', 'd/c', 'c'], ['readdir', 'd']],
