@@ -14,6 +14,15 @@ import { type Owner, create as createFile } from './namespace.js'
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR
 /** Flags that describe creation, which open() never performs (FUSE sends create for that). */
 const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_NOCTTY
+/**
+ * Flags a host fd does not take from the caller. O_DIRECT: the kernel keeps its promise itself (it
+ * sends a direct reader's and writer's I/O to the daemon uncached, and a passthrough file's goes
+ * straight to the backing file, direct), while the daemon's own reads and writes use its buffers,
+ * whose addresses (and the caller's offsets and sizes, which FUSE does not check) the host
+ * filesystem's direct I/O would refuse: EINVAL for every read and write of a direct opener, as
+ * databases open their files.
+ */
+const HOST_DROPS = CREATE_FLAGS | constants.O_DIRECT
 
 /**
  * Open without waiting: a read-only open, any open of a complete upper file, and an open for
@@ -41,7 +50,7 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   // A metadata-only copy is read from its lower data; a later completion moves the reader over.
   const lowerData = !writing && core.isMetacopy(entry)
   const source = lowerData ? core.dataSource(entry) : entry.layer.path(rel)
-  const openFlags = (flags & ~CREATE_FLAGS) | constants.O_NOFOLLOW
+  const openFlags = (flags & ~HOST_DROPS) | constants.O_NOFOLLOW
   const upper = entry.layer.writable && !lowerData
   // A reader of lower data opens it at its first read (see Handle). A copy with no name yet is
   // opened through its fd (Core.defer).
@@ -50,8 +59,8 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
 }
 
 /** Open flags that act at open (O_TRUNC) or that the host fd must carry itself (the daemon's own
- *  writes append, bypass the page cache or sync as the caller asked). */
-const OWN_DESCRIPTION = constants.O_TRUNC | constants.O_APPEND | constants.O_DIRECT | constants.O_SYNC | constants.O_DSYNC
+ *  writes append or sync as the caller asked). */
+const OWN_DESCRIPTION = constants.O_TRUNC | constants.O_APPEND | constants.O_SYNC | constants.O_DSYNC
 
 /**
  * An fd for an open of a copy with no name yet (Core.defer). Usually another fd on the copy's own

@@ -67,6 +67,9 @@ export type Op =
   | ['fallocate', string, FallocateMode, number, number]
   /** lseek(2) with SEEK_DATA or SEEK_HOLE on a read-only descriptor: the offset it lands on */
   | ['seek', string, 'data' | 'hole', number]
+  /** dd(1) with direct I/O on both sides (O_DIRECT, page-aligned buffers): the first `blocks` 4 KiB
+   *  blocks of the first file over the start of the second (not truncated), as `uid` when given */
+  | ['ddDirect', string, string, number, number?]
   /** chattr(1) with a change such as '+A' or '-i'; lsattr(1) -d: the flags it shows */
   | ['chattr', string, string]
   | ['lsattr', string]
@@ -135,6 +138,7 @@ export interface OpTarget {
   mknod(p: string, type: 'c' | 'b', major: number, minor: number): Promise<void>
   fallocate(p: string, mode: FallocateMode, offset: number, length: number): Promise<void>
   seek(p: string, whence: 'data' | 'hole', offset: number): Promise<number>
+  ddDirect(src: string, dst: string, blocks: number, uid?: number): Promise<void>
   chattr(p: string, change: string): Promise<void>
   lsattr(p: string): Promise<string>
   statfsNameMax(): Promise<number>
@@ -337,6 +341,13 @@ export class FsTarget implements OpTarget {
     } finally {
       await fh.close()
     }
+  }
+
+  async ddDirect(src: string, dst: string, blocks: number, uid?: number): Promise<void> {
+    const dd = ['dd', `if=${this.abs(src)}`, `of=${this.abs(dst)}`, 'bs=4096', `count=${blocks}`, 'iflag=direct', 'oflag=direct', 'conv=notrunc', 'status=none']
+    const as = uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups']
+    const [cmd, ...args] = [...as, ...dd]
+    await runOrErrno(cmd!, args)
   }
 
   async chattr(p: string, change: string): Promise<void> {
@@ -546,6 +557,9 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
         return 'ok'
       case 'seek':
         return await t.seek(op[1], op[2], op[3])
+      case 'ddDirect':
+        await t.ddDirect(op[1], op[2], op[3], op[4])
+        return 'ok'
       case 'chattr':
         await t.chattr(op[1], op[2])
         return 'ok'

@@ -19,6 +19,23 @@ const R_OK = 4
 export const SCENARIOS: Scenario[] = [
   ...group('open/create/truncate', [
     {
+      // Databases open their files O_DIRECT: every read and write of such an opener must work, the
+      // daemon's own (a user's, or with passthrough off) as well as a passthrough file's.
+      name: 'direct I/O reads and writes lower, copied-up and new files',
+      layers: [{ src: 'ab'.repeat(8192), dst: { file: 'cd'.repeat(4096), mode: 0o666 }, 'd/u': { file: 'ef'.repeat(4096), mode: 0o666 }, d: { dir: true, mode: 0o777 } }],
+      ops: [
+        ['ddDirect', 'src', 'dst', 2],
+        ['readFile', 'dst'],
+        ['ddDirect', 'src', 'd/u', 3, 1000],
+        ['readFile', 'd/u'],
+        ['ddDirect', 'dst', 'd/new', 1, 1000],
+        ['readFile', 'd/new'],
+        ['stat', 'd/new'],
+        ['ddDirect', 'src', 'out', 4],
+        ['readFile', 'out'],
+      ],
+    },
+    {
       name: 'O_TRUNC on a lower file',
       layers: [{ 'a/f': 'hello lower' }],
       ops: [['open', 'a/f', 'w', { write: 'new' }], ['readFile', 'a/f'], ['stat', 'a/f'], ['stat', 'a']],
