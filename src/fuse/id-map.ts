@@ -70,6 +70,36 @@ export class IdMap {
   storedGid(gid: number): number {
     return inward(this.#gids, gid)
   }
+
+  /** A POSIX ACL xattr (see ACL_XATTRS) as the mount shows it: its named users and groups mapped
+   *  out (a squash changes owners only). */
+  presentAcl(value: Buffer): Buffer {
+    return mapAcl(value, (uid) => outward(this.#uids, uid), (gid) => outward(this.#gids, gid))
+  }
+
+  /** A POSIX ACL xattr sent by the kernel (setfacl) as it is stored. */
+  storedAcl(value: Buffer): Buffer {
+    return mapAcl(value, (uid) => inward(this.#uids, uid), (gid) => inward(this.#gids, gid))
+  }
+}
+
+/** The xattrs that hold POSIX ACLs; the kernel reads them to enforce ACLs (FUSE_POSIX_ACL). */
+export const ACL_XATTRS: ReadonlySet<string> = new Set(['system.posix_acl_access', 'system.posix_acl_default'])
+
+/** ACL entry tags whose entry names an id (ACL_USER, ACL_GROUP). */
+const ACL_USER = 0x02
+const ACL_GROUP = 0x08
+
+/** The ACL xattr `value` (a 4-byte version header, then 8-byte entries: tag and permissions, 16 bits
+ *  each, and an id, 32 bits, little-endian) with its users' and groups' ids mapped. */
+function mapAcl(value: Buffer, user: (id: number) => number, group: (id: number) => number): Buffer {
+  const out = Buffer.from(value)
+  for (let at = 4; at + 8 <= out.length; at += 8) {
+    const tag = out.readUInt16LE(at)
+    if (tag === ACL_USER) out.writeUInt32LE(user(out.readUInt32LE(at + 4)), at + 4)
+    else if (tag === ACL_GROUP) out.writeUInt32LE(group(out.readUInt32LE(at + 4)), at + 4)
+  }
+  return out
 }
 
 /** With no ranges, ids pass as they are (a squash alone, or only one of the two mappings). */

@@ -17,10 +17,11 @@ import {
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
 } from '../sys/fuse-ll.js'
 import type { TimeNs } from '../sys/native.js'
+import type { Owner } from '../union/namespace.js'
 import type { Attr, AttrChange, DirEntry, Union } from '../union/union.js'
 import { STATS_XATTR } from './bridge.js'
 import { toErrno } from './errno.js'
-import type { IdMap } from './id-map.js'
+import { ACL_XATTRS, type IdMap } from './id-map.js'
 import { type Node, NodeTable } from './nodes.js'
 import { OpenFiles, type PassthroughPolicy, STALE } from './open-files.js'
 
@@ -124,6 +125,11 @@ export class LowLevelBridge {
    *  before the reply to the request that caused it: whoever sees that reply sees fresh attributes. */
   #invalidate(node: Node): void {
     this.#session.notifyInvalInode(node.id, -1, 0)
+  }
+
+  /** An xattr value as the kernel is shown it: an ACL's ids mapped (see IdMap). */
+  #shownXattr(name: string, value: Buffer | undefined): Buffer | undefined {
+    return value !== undefined && this.#options.ids && ACL_XATTRS.has(name) ? this.#options.ids.presentAcl(value) : value
   }
 
   /** Attributes as the kernel is shown them (see IdMap). */
@@ -298,7 +304,7 @@ export class LowLevelBridge {
             passthrough: this.#open.policy, passedThrough: this.#open.passedThrough, killpriv: session.killpriv,
             loop: session.loopStats,
           }))
-          : union.getxattrSync(this.#path(node), r.name)
+          : this.#shownXattr(r.name, union.getxattrSync(this.#path(node), r.name))
         if (value === undefined) session.replyErr(r.req, ENODATA)
         else if (r.size === 0) session.replyXattr(r.req, value.length)
         else if (value.length > r.size) session.replyErr(r.req, 34 /* ERANGE */)
@@ -524,10 +530,12 @@ export class LowLevelBridge {
       case 'fsyncdir':
         session.replyErr(r.req, 0)
         return
-      case 'setxattr':
-        await union.setxattr(this.#path(this.#node(r.ino)), r.name, r.value, r.flags)
+      case 'setxattr': {
+        const value = this.#options.ids && ACL_XATTRS.has(r.name) ? this.#options.ids.storedAcl(r.value) : r.value
+        await union.setxattr(this.#path(this.#node(r.ino)), r.name, value, r.flags)
         session.replyErr(r.req, 0)
         return
+      }
       case 'removexattr':
         await union.removexattr(this.#path(this.#node(r.ino)), r.name)
         session.replyErr(r.req, 0)
@@ -686,8 +694,11 @@ interface RenameNames {
 }
 
 /** Who creates: new objects belong to the caller, stored as `ids` maps it. */
-function ownerOf(r: Request, ids: IdMap | undefined): { uid: number; gid: number } {
-  return ids ? { uid: ids.storedUid(r.ctx.uid), gid: ids.storedGid(r.ctx.gid) } : { uid: r.ctx.uid, gid: r.ctx.gid }
+/** The creator of a new object, with the umask its mode still needs (FUSE_DONT_MASK; applying it
+ *  again, where the kernel already did, changes nothing). */
+function ownerOf(r: Request, ids: IdMap | undefined): Owner {
+  const umask = r.ctx.umask
+  return ids ? { uid: ids.storedUid(r.ctx.uid), gid: ids.storedGid(r.ctx.gid), umask } : { uid: r.ctx.uid, gid: r.ctx.gid, umask }
 }
 
 function isDot(name: string): boolean {

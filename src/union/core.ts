@@ -10,7 +10,7 @@
  * any such step, and committed by one that first checks that the name still means what it meant
  * when the copy began.
  */
-import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, markerAt, whiteoutAt } from '../layers/whiteout.js'
@@ -652,7 +652,7 @@ export class Core {
    * missing and never shows the lower object; a directory made over a whiteout is opaque, since the
    * lower directory it replaces must not show through. Returns whether a whiteout was replaced.
    */
-  place(rel: string, isDir: boolean, make: (path: string) => void): boolean {
+  place(rel: string, isDir: boolean, make: (path: string) => void, defaultAcl?: Buffer): boolean {
     const upper = this.requireUpper()
     const [dir, name] = splitPath(rel)
     const clear = this.resolver.upperClear(rel)
@@ -665,9 +665,17 @@ export class Core {
       make(target)
       return false
     }
-    const tmp = this.stager.tempPath()
-    make(tmp)
+    // Made aside, in the work directory: in a directory of its own carrying the parent's default
+    // ACL, if it has one, for the filesystem to derive the new object's mode and ACLs from, as it
+    // would have in the parent.
+    const scratch = defaultAcl === undefined ? undefined : this.stager.tempPath()
+    if (scratch !== undefined) {
+      mkdirSync(scratch, 0o700)
+      lsetxattrSync(scratch, DEFAULT_ACL, defaultAcl!)
+    }
+    const tmp = scratch === undefined ? this.stager.tempPath() : join(scratch, 'new')
     try {
+      make(tmp)
       if (isDir) this.markOpaque(tmp)
       if (isDir && charWhiteout) {
         exchange(tmp, target)
@@ -676,13 +684,17 @@ export class Core {
         renameSync(tmp, target)
       }
     } catch (err) {
-      rmSync(tmp, { recursive: true, force: true })
+      rmSync(scratch ?? tmp, { recursive: true, force: true })
       throw err
     }
+    if (scratch !== undefined) rmdirSync(scratch)
     if (markerWhiteout) unlinkSync(marker)
     return true
   }
 }
+
+/** A directory's default ACL: what objects made in it inherit. */
+export const DEFAULT_ACL = 'system.posix_acl_default'
 
 /** The process umask, read by setting it and putting it back (the only way without /proc). */
 function readUmask(): number {

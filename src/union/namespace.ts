@@ -14,7 +14,7 @@ import { joinPath, splitPath } from '../layers/layer.js'
 import { WHITEOUT_PREFIX, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, utimensatSync } from '../sys/native.js'
 import { REDIRECT_XATTR } from './inode.js'
-import type { Core } from './core.js'
+import { type Core, DEFAULT_ACL } from './core.js'
 import { type Entry, type Kind, NO_LAYERS, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { mergedNames } from './readdir.js'
@@ -35,17 +35,37 @@ function checkNewName(rel: string): void {
 export interface Owner {
   uid: number
   gid: number
+  /** The caller's umask, when the mode of a create has not been masked yet (the kernel sends it
+   *  apart, FUSE_DONT_MASK): applied unless the parent directory has a default ACL, which then
+   *  decides the new object's mode and ACLs, as POSIX has it. */
+  umask?: number
 }
 
-/** Common to every create: the name must be free, then the object is placed and recorded. `linked`:
- *  the object is an existing inode under a new name (link), which may carry an origin. */
-function createEntry(core: Core, rel: string, kind: Kind, make: (path: string) => void, owner?: Owner, linked = false): Entry {
+/** The default ACL of the upper directory at `path`, if it has one (none where ACLs are not
+ *  supported). */
+function defaultAclOf(path: string): Buffer | undefined {
+  try {
+    return lgetxattrSync(path, DEFAULT_ACL)
+  } catch {
+    return undefined
+  }
+}
+
+/** Common to every create: the name must be free, then the object is placed and recorded. `make`
+ *  gets the path to make it at and the mode to give it: `mode`, with the owner's umask applied where
+ *  that applies. `linked`: the object is an existing inode under a new name (link), which may carry
+ *  an origin. */
+function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (path: string, mode: number) => void, owner?: Owner, linked = false): Entry {
   checkFree(core, rel)
   const parentPath = splitPath(rel)[0]
   const upper = core.requireUpper()
   const target = upper.path(rel)
+  core.ensureUpperDir(core.resolver.get(parentPath))
+  // The upper parent has the visible directory's ACLs (a copy-up copies them).
+  const acl = linked ? undefined : defaultAclOf(upper.path(parentPath))
+  const newMode = acl === undefined && owner?.umask !== undefined ? mode & ~owner.umask : mode
   const place = (path: string): void => {
-    make(path)
+    make(path, newMode)
     // A new name for an existing inode keeps its owner, wherever the name was made.
     if (linked) return
     // The daemon runs as root. Made in place, the object has root's group or, in a set-group-ID
@@ -66,7 +86,7 @@ function createEntry(core: Core, rel: string, kind: Kind, make: (path: string) =
     if (uid !== -1 || gid !== -1) lchownSync(path, uid, gid)
     if (inherits && aside && kind === 'dir') chmodSync(path, (lstatSync(path).mode & 0o7777) | S_ISGID)
   }
-  const overWhiteout = core.place(rel, kind === 'dir', place)
+  const overWhiteout = core.place(rel, kind === 'dir', place, acl)
   const entry: Entry = { path: rel, kind, layer: upper, dirLayers: kind === 'dir' ? [upper] : NO_LAYERS, lowerHas: overWhiteout }
   if (!linked) {
     entry.originless = true
@@ -87,7 +107,7 @@ function checkFree(core: Core, rel: string): void {
 /** Create and open a regular file; returns the open fd (O_RDWR). */
 export function create(core: Core, rel: string, mode: number, owner?: Owner): { fd: number; entry: Entry } {
   let fd = -1
-  const entry = createEntry(core, rel, 'file', (path) => {
+  const entry = createEntry(core, rel, 'file', mode, (path, mode) => {
     fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_RDWR, mode & 0o7777)
     if (mode & core.umask) fchmodSync(fd, mode & 0o7777)
   }, owner)
@@ -95,7 +115,7 @@ export function create(core: Core, rel: string, mode: number, owner?: Owner): { 
 }
 
 export function mkdir(core: Core, rel: string, mode: number, owner?: Owner): void {
-  createEntry(core, rel, 'dir', (path) => {
+  createEntry(core, rel, 'dir', mode, (path, mode) => {
     mkdirSync(path, { mode: mode & 0o7777 })
     // The setgid a directory inherits from its parent is the filesystem's to give, and stays.
     if (mode & core.umask) chmodSync(path, (mode & 0o7777) | (lstatSync(path).mode & S_ISGID))
@@ -107,7 +127,7 @@ export function mknod(core: Core, rel: string, mode: number, rdev: number, owner
   // A char device 0/0 is how the upper layer spells "deleted": it cannot be made through the mount.
   if (type === constants.S_IFCHR && rdev === 0) throw fsError('EPERM', 'whiteout device')
   const kind: Kind = type === constants.S_IFREG || type === 0 ? 'file' : 'special'
-  createEntry(core, rel, kind, (path) => {
+  createEntry(core, rel, kind, mode, (path, mode) => {
     if (kind === 'file') closeSync(openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode & 0o7777))
     else mknodSync(path, mode, rdev)
     if (mode & core.umask) chmodSync(path, mode & 0o7777)
@@ -115,7 +135,7 @@ export function mknod(core: Core, rel: string, mode: number, rdev: number, owner
 }
 
 export function symlink(core: Core, target: string, rel: string, owner?: Owner): void {
-  createEntry(core, rel, 'symlink', (path) => symlinkSync(target, path), owner)
+  createEntry(core, rel, 'symlink', 0o777, (path) => symlinkSync(target, path), owner)
 }
 
 /** link at once: false when the source must have its data copied up first (core.copyUp). */
@@ -127,7 +147,7 @@ export function linkNow(core: Core, fromRel: string, rel: string, alone = false)
   const copied = core.copyUpNow(fromRel, true, alone)
   if (!copied) return false
   const upper = core.requireUpper()
-  createEntry(core, rel, copied.kind, (path) => linkSync(upper.path(copied.path), path), undefined, true)
+  createEntry(core, rel, copied.kind, 0, (path) => linkSync(upper.path(copied.path), path), undefined, true)
   // Both names now share one inode: a memoised nlink-dependent answer for the source is stale.
   core.resolver.invalidate(fromRel)
   return true

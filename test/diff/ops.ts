@@ -31,7 +31,13 @@ export interface OpenSpec {
 }
 
 /** What `asUser` runs: a write by a process without CAP_FSETID (so the kernel kills setuid/setgid). */
-export type UserOp = ['appendFile', string, string] | ['truncate', string, number] | ['openTrunc', string, string]
+export type UserOp =
+  | ['appendFile', string, string]
+  | ['truncate', string, number]
+  | ['openTrunc', string, string]
+  | ['readFile', string]
+  /** a new file or directory, made with this umask */
+  | ['create' | 'mkdir', string, number]
 
 export type Op =
   | ['writeFile', string, string]
@@ -67,6 +73,9 @@ export type Op =
   | ['fallocate', string, FallocateMode, number, number]
   /** lseek(2) with SEEK_DATA or SEEK_HOLE on a read-only descriptor: the offset it lands on */
   | ['seek', string, 'data' | 'hole', number]
+  /** setfacl -m: add or change POSIX ACL entries; getfacl: every entry, ids numeric */
+  | ['setfacl', string, string]
+  | ['getfacl', string]
   /** dd(1) with direct I/O on both sides (O_DIRECT, page-aligned buffers): the first `blocks` 4 KiB
    *  blocks of the first file over the start of the second (not truncated), as `uid` when given */
   | ['ddDirect', string, string, number, number?]
@@ -138,6 +147,8 @@ export interface OpTarget {
   mknod(p: string, type: 'c' | 'b', major: number, minor: number): Promise<void>
   fallocate(p: string, mode: FallocateMode, offset: number, length: number): Promise<void>
   seek(p: string, whence: 'data' | 'hole', offset: number): Promise<number>
+  setfacl(p: string, spec: string): Promise<void>
+  getfacl(p: string): Promise<string>
   ddDirect(src: string, dst: string, blocks: number, uid?: number): Promise<void>
   chattr(p: string, change: string): Promise<void>
   lsattr(p: string): Promise<string>
@@ -343,6 +354,14 @@ export class FsTarget implements OpTarget {
     }
   }
 
+  async setfacl(p: string, spec: string): Promise<void> {
+    await runOrErrno('setfacl', ['-m', spec, '--', this.abs(p)])
+  }
+
+  async getfacl(p: string): Promise<string> {
+    return (await runOrErrno('getfacl', ['--omit-header', '--numeric', '--absolute-names', '--', this.abs(p)])).trim()
+  }
+
   async ddDirect(src: string, dst: string, blocks: number, uid?: number): Promise<void> {
     const dd = ['dd', `if=${this.abs(src)}`, `of=${this.abs(dst)}`, 'bs=4096', `count=${blocks}`, 'iflag=direct', 'oflag=direct', 'conv=notrunc', 'status=none']
     const as = uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups']
@@ -381,6 +400,9 @@ try {
   if (kind === 'appendFile') fs.appendFileSync(path, arg)
   else if (kind === 'truncate') fs.truncateSync(path, Number(arg))
   else if (kind === 'openTrunc') fs.writeFileSync(path, arg, { flag: 'w' })
+  else if (kind === 'readFile') fs.readFileSync(path)
+  else if (kind === 'create') { process.umask(Number(arg)); fs.writeFileSync(path, 'new', { flag: 'wx', mode: 0o666 }) }
+  else if (kind === 'mkdir') { process.umask(Number(arg)); fs.mkdirSync(path, 0o777) }
   else throw Object.assign(new Error(kind), { code: 'EINVAL' })
 } catch (e) {
   process.stderr.write(String(e.code))
@@ -557,6 +579,11 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
         return 'ok'
       case 'seek':
         return await t.seek(op[1], op[2], op[3])
+      case 'setfacl':
+        await t.setfacl(op[1], op[2])
+        return 'ok'
+      case 'getfacl':
+        return await t.getfacl(op[1])
       case 'ddDirect':
         await t.ddDirect(op[1], op[2], op[3], op[4])
         return 'ok'

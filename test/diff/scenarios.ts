@@ -781,6 +781,62 @@ export const SCENARIOS: Scenario[] = [
 
   ...group('access', [
     {
+      // default_permissions alone checks mode bits only: an ACL that denies would be ignored.
+      name: 'POSIX ACLs grant and deny access to lower files and directories',
+      layers: [{
+        f: { file: 'secret', mode: 0o600, acl: 'u:1000:r' },
+        g: { file: 'open', mode: 0o644, acl: 'u:1000:-' },
+        d: { dir: true, mode: 0o700, acl: 'u:1000:rwx' },
+        'd/x': { file: 'in', mode: 0o644 },
+        h: { file: 'h', mode: 0o600 },
+      }],
+      ops: [
+        ['asUser', 1000, 1000, ['readFile', 'f']],
+        ['asUser', 1000, 1000, ['readFile', 'g']],
+        ['asUser', 1000, 1000, ['readFile', 'd/x']],
+        ['asUser', 1000, 1000, ['create', 'd/y', 0o022]],
+        ['getfacl', 'f'],
+        ['getfacl', 'd'],
+        // set through the mount (a copy-up), then enforced
+        ['asUser', 1000, 1000, ['appendFile', 'h', '+']],
+        ['setfacl', 'h', 'u:1000:rw'],
+        ['asUser', 1000, 1000, ['appendFile', 'h', '+']],
+        ['getfacl', 'h'],
+        ['readFile', 'h'],
+        ['setfacl', 'f', 'u:1000:-'],
+        ['asUser', 1000, 1000, ['readFile', 'f']],
+      ],
+    },
+    {
+      // POSIX: with a default ACL on the parent, the new object's mode and ACLs come from it, and
+      // the umask does not apply. Over a whiteout too (made aside in the work directory).
+      name: 'new objects inherit a default ACL, and the umask applies only without one',
+      layers: [{
+        d: { dir: true, mode: 0o777, acl: 'd:u:1000:rwx,d:g::r-x,d:o::---' },
+        'd/gone': 'x',
+        'd/gonedir': { dir: true },
+        e: { dir: true, mode: 0o777 },
+      }],
+      ops: [
+        ['asUser', 1000, 1000, ['create', 'd/new', 0o022]],
+        ['asUser', 1000, 1000, ['create', 'd/new77', 0o077]],
+        ['asUser', 1000, 1000, ['mkdir', 'd/sub', 0o022]],
+        ['unlink', 'd/gone'],
+        ['asUser', 1000, 1000, ['create', 'd/gone', 0o022]],
+        ['rmdir', 'd/gonedir'],
+        ['asUser', 1000, 1000, ['mkdir', 'd/gonedir', 0o022]],
+        ['asUser', 1000, 1000, ['create', 'e/plain', 0o027]],
+        ['asUser', 1000, 1000, ['mkdir', 'e/plaindir', 0o077]],
+        ['getfacl', 'd/new'],
+        ['getfacl', 'd/new77'],
+        ['getfacl', 'd/sub'],
+        ['getfacl', 'd/gone'],
+        ['getfacl', 'd/gonedir'],
+        ['stat', 'e/plain'],
+        ['stat', 'e/plaindir'],
+      ],
+    },
+    {
       name: 'access checks on lower files',
       layers: [{ f: { file: 'x', mode: 0o644 }, x: { file: 'x', mode: 0o755 }, n: { file: 'x', mode: 0o000 } }],
       ops: [

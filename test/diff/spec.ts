@@ -32,6 +32,8 @@ interface Attrs {
   /** seconds; defaults to mtime */
   atime?: number
   xattrs?: Record<string, string>
+  /** POSIX ACL entries, as setfacl -m takes them ('u:1000:r,d:u:1000:rwx') */
+  acl?: string
 }
 
 export type Entry =
@@ -140,6 +142,7 @@ export async function buildLayer(root: string, layer: Layer, o: BuildOptions = {
     }
     if (typeof e === 'object' && 'opaque' in e) await xattr.set(abs(p), 'trusted.overlay.opaque', 'y', { noFollow: true })
     for (const [n, v] of Object.entries(a.xattrs ?? {})) await xattr.set(abs(p), n, v, { noFollow: true })
+    if (a.acl !== undefined) await runOrErrno('setfacl', ['-m', a.acl, '--', abs(p)])
   }
 
   // 3. times, deepest first (creating children changes a directory's mtime)

@@ -47,3 +47,33 @@ describe('IdMap', () => {
     expect(uidsOnly.present(attr(1, 1))).toMatchObject({ uid: 101, gid: 1 })
   })
 })
+
+describe('POSIX ACLs under an id mapping', () => {
+  const map = new IdMap({ uids: parseIdRanges('0:100000:65536'), gids: parseIdRanges('0:200000:65536') })
+
+  /** An ACL xattr: version 2, then (tag, perm, id) entries. */
+  function acl(entries: [tag: number, perm: number, id: number][]): Buffer {
+    const b = Buffer.alloc(4 + 8 * entries.length)
+    b.writeUInt32LE(2, 0)
+    entries.forEach(([tag, perm, id], i) => {
+      b.writeUInt16LE(tag, 4 + 8 * i)
+      b.writeUInt16LE(perm, 6 + 8 * i)
+      b.writeUInt32LE(id, 8 + 8 * i)
+    })
+    return b
+  }
+  const UNDEFINED_ID = 0xffffffff
+
+  it('shows named users and groups mapped out, and leaves the owner, mask and other entries alone', () => {
+    const stored = acl([[0x01, 6, UNDEFINED_ID], [0x02, 4, 1000], [0x04, 4, UNDEFINED_ID], [0x08, 5, 50], [0x10, 7, UNDEFINED_ID], [0x20, 0, UNDEFINED_ID]])
+    const shown = map.presentAcl(stored)
+    expect(shown).toEqual(acl([[0x01, 6, UNDEFINED_ID], [0x02, 4, 101000], [0x04, 4, UNDEFINED_ID], [0x08, 5, 200050], [0x10, 7, UNDEFINED_ID], [0x20, 0, UNDEFINED_ID]]))
+    expect(map.storedAcl(shown)).toEqual(stored)
+    expect(stored.readUInt32LE(16)).toBe(1000) // the value read from the layer is not changed in place
+  })
+
+  it('maps an id outside every range to the overflow id', () => {
+    expect(map.presentAcl(acl([[0x02, 4, 70000]])).readUInt32LE(8)).toBe(OVERFLOW_ID)
+    expect(map.storedAcl(acl([[0x08, 4, 5]])).readUInt32LE(8)).toBe(OVERFLOW_ID)
+  })
+})
