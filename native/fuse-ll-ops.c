@@ -376,7 +376,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
      * so an ACL that denies would be ignored), reading and writing them as system.posix_acl_*
      * xattrs. And it sends a new object's mode unmasked, with the caller's umask beside it: the
      * union applies the umask unless the parent has a default ACL, which POSIX lets decide. */
-    if (conn->capable & FUSE_CAP_POSIX_ACL) conn->want |= FUSE_CAP_POSIX_ACL;
+    if (s->want_posix_acl && (conn->capable & FUSE_CAP_POSIX_ACL)) conn->want |= FUSE_CAP_POSIX_ACL;
     if (conn->capable & FUSE_CAP_DONT_MASK) conn->want |= FUSE_CAP_DONT_MASK;
     conn->max_write = s->max_write; /* libfuse clamps it to its receive buffer (1 MiB) */
     if (s->max_readahead && s->max_readahead < conn->max_readahead) conn->max_readahead = s->max_readahead;

@@ -574,7 +574,7 @@ static napi_value throw_errno(napi_env env, int err, const char *fmt, const char
 }
 
 /* mount(handle, mountpoint, {fsname, subtype, allowOther, defaultPermissions, readOnly, maxWrite,
- * maxReadahead, debug, passthrough, kernelFlags?}) → undefined; throws on failure. The 'init' event
+ * maxReadahead, debug, passthrough, posixAcl, kernelFlags?}) → undefined; throws on failure. The 'init' event
  * follows. */
 napi_value fll_js_mount(napi_env env, napi_callback_info info) {
     size_t argc = 3;
@@ -589,12 +589,12 @@ napi_value fll_js_mount(napi_env env, napi_callback_info info) {
     if (!mnt) return NULL;
     napi_value o = argv[2], v;
     int64_t max_write = 1 << 20, max_ra = 0, spin_us = 0;
-    int allow_other, default_perms, ro, debug, passthrough;
+    int allow_other, default_perms, ro, debug, passthrough, posix_acl;
     char *fsname = NULL, *subtype = NULL, *kernel_flags = NULL;
     napi_valuetype t;
     if (!fll_prop_bool(env, o, "allowOther", &allow_other) || !fll_prop_bool(env, o, "defaultPermissions", &default_perms) ||
         !fll_prop_bool(env, o, "readOnly", &ro) || !fll_prop_bool(env, o, "debug", &debug) ||
-        !fll_prop_bool(env, o, "passthrough", &passthrough))
+        !fll_prop_bool(env, o, "passthrough", &passthrough) || !fll_prop_bool(env, o, "posixAcl", &posix_acl))
         goto fail;
     napi_get_named_property(env, o, "maxWrite", &v);
     if (napi_typeof(env, v, &t) == napi_ok && t != napi_undefined && !fll_int(env, v, "maxWrite", 4096, 1 << 30, &max_write)) goto fail;
@@ -649,6 +649,7 @@ napi_value fll_js_mount(napi_env env, napi_callback_info info) {
     s->spin_callers = spin_callers();
     s->max_readahead = (uint32_t)max_ra;
     s->want_passthrough = passthrough;
+    s->want_posix_acl = posix_acl;
     s->se = fuse_session_new(&args, &fll_ops, sizeof fll_ops, s);
     fuse_opt_free_args(&args);
     if (!s->se) {

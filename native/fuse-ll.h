@@ -128,6 +128,7 @@ typedef struct fll_session {
     unsigned next_caller;
     uint64_t spins, spins_skipped; /* busy-polls run, and skipped for too many callers */
     int want_passthrough;  /* ask for FUSE passthrough at INIT (fuse-ll-passthrough.c) */
+    int want_posix_acl;    /* ask for FUSE_POSIX_ACL at INIT */
     int passthrough;       /* the kernel granted it */
     int killpriv;          /* the kernel granted FUSE_HANDLE_KILLPRIV_V2 */
     int kill_suidgid;      /* the request being dispatched asks for it (fll_kills_suidgid) */

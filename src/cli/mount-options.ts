@@ -34,6 +34,9 @@ export interface MountOptions {
   spinUs: number
   /** Which files the kernel reads and writes itself (bridge=ll, Linux 6.9+; see OpenFiles). */
   passthrough: PassthroughPolicy
+  /** POSIX ACLs enforced by the kernel (bridge=ll; `noacl`: mode bits only. New objects still get
+   *  what the upper filesystem gives them from a default ACL). */
+  acl: boolean
   log?: string
   bridge: 'll' | 'fuse-native'
   /** fuse-overlayfs's id mapping and squashing (see fuse/id-map.ts); bridge=ll only. */
@@ -74,7 +77,7 @@ export function parseMountArgs(argv: string[]): MountOptions {
   const opts: MountOptions = {
     lowers: [], mountpoint: '', source: 'layerfs', foreground: false, debug: false, readOnly: false,
     fsync: true, flushBehind: true, metacopy: false, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
-    entryTimeout: NaN, attrTimeout: NaN, negativeTimeout: NaN, spinUs: DEFAULT_SPIN_US, passthrough: 'on', bridge: 'll',
+    entryTimeout: NaN, attrTimeout: NaN, negativeTimeout: NaN, spinUs: DEFAULT_SPIN_US, passthrough: 'on', acl: true, bridge: 'll',
     kernelFlags: process.getuid?.() === 0 ? ['suid'] : [], warnings: [],
   }
   const positional: string[] = []
@@ -132,6 +135,8 @@ function applyOptions(opts: MountOptions, list: string): void {
         opts.metacopy = value === 'on'
         break
       case 'allow_other': opts.allowOther = true; break
+      case 'acl': opts.acl = true; break
+      case 'noacl': opts.acl = false; break
       case 'debug': opts.debug = true; break
       case 'log': opts.log = need(key, value); break
       case 'bridge':

@@ -57,8 +57,9 @@ async function serve(opts: MountOptions): Promise<number> {
   try {
     const mountpoint = resolve(opts.mountpoint)
     await checkMountpoint(mountpoint)
-    // The kernel applies the caller's umask before a create reaches us; ours must not apply twice.
-    // Set before the union opens, which reads it once (see Core.umask).
+    // A create's mode is what the caller's umask, or the parent's default ACL, makes it (see
+    // Owner.umask): the daemon's own umask must not apply too. Set before the union opens, which
+    // reads it once (see Core.umask).
     process.umask(0)
     const union = await Union.open({
       lowers: opts.lowers, upper: opts.upper, work: opts.work, cacheEntries: opts.cacheEntries, fsync: opts.fsync,
@@ -68,7 +69,7 @@ async function serve(opts: MountOptions): Promise<number> {
     daemon = await startDaemon(union, mountpoint, {
       fsname: opts.source, allowOther: opts.allowOther, entryTimeout: opts.entryTimeout,
       attrTimeout: opts.attrTimeout, negativeTimeout: opts.negativeTimeout, spinUs: opts.spinUs, passthrough: opts.passthrough,
-      debug: opts.debug, log,
+      acl: opts.acl, debug: opts.debug, log,
       bridge: opts.bridge, ids: opts.ids ? new IdMap(opts.ids) : undefined, kernelFlags: opts.kernelFlags,
     })
     if (stopRequested) void daemon.stop()

@@ -83,7 +83,7 @@ async function startLowLevel(union: Union, mountpoint: string, options: BridgeOp
     fsname: options.fsname, allowOther: options.allowOther, readOnly: union.readOnly,
     entryTimeout: options.entryTimeout, attrTimeout: options.attrTimeout, negativeTimeout: options.negativeTimeout,
     spinUs: options.spinUs ?? 0, passthrough: options.passthrough ?? 'on', ids: options.ids, kernelFlags: options.kernelFlags,
-    debug: options.debug, log: options.log,
+    acl: options.acl ?? true, debug: options.debug, log: options.log,
   })
   try {
     await bridge.mount(mountpoint)

@@ -36,6 +36,8 @@ export interface LowLevelOptions {
   spinUs: number
   /** Which files the kernel reads and writes itself (see OpenFiles). */
   passthrough: PassthroughPolicy
+  /** POSIX ACLs enforced by the kernel (FUSE_POSIX_ACL) and inherited by new objects. */
+  acl: boolean
   /** Ids shown shifted or squashed (fuse-overlayfs's uidmapping and squash_to_*); none: as stored. */
   ids?: IdMap
   /** mount(8) flags for the mount (see MountOptions in sys/fuse-ll.ts). */
@@ -113,6 +115,7 @@ export class LowLevelBridge {
       fsname: this.#options.fsname, subtype: 'layerfs', allowOther: this.#options.allowOther,
       defaultPermissions: true, readOnly: this.#options.readOnly, maxWrite: 1 << 20, debug: this.#options.debug,
       spinUs: this.#options.spinUs, passthrough: this.#options.passthrough !== 'off', kernelFlags: this.#options.kernelFlags,
+      posixAcl: this.#options.acl,
     })
   }
 

@@ -130,6 +130,9 @@ export interface MountOptions {
   spinUs?: number
   /** Ask the kernel for FUSE passthrough at INIT (see backingOpen). */
   passthrough?: boolean
+  /** Ask the kernel to enforce POSIX ACLs (FUSE_POSIX_ACL), read and written as system.posix_acl_*
+   *  xattrs. */
+  posixAcl?: boolean
   /** mount(8) flags for the mount itself (suid, dev, noexec, ...): libfuse mounts nosuid,nodev
    *  unless told otherwise. */
   kernelFlags?: string[]

@@ -85,6 +85,26 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     await mounts.unmount(h)
   })
 
+  it('enforces POSIX ACLs unless noacl', async () => {
+    await fresh()
+    // Mode bits let everyone read; the ACL denies uid 1000 (the differential suite compares the
+    // default with overlayfs).
+    await writeFile(join(lower, 'acl'), 'secret\n', { mode: 0o644 })
+    const setfacl = await runCmd('setfacl', ['-m', 'u:1000:-', join(lower, 'acl')])
+    expect(setfacl.code, setfacl.stderr).toBe(0)
+    await chmod(dir, 0o711)
+    const read = () => runCmd('setpriv', ['--reuid=1000', '--regid=1000', '--clear-groups', 'cat', join(mnt, 'acl')])
+    const stack = `lowerdir=${lower},upperdir=${upper},workdir=${work}`
+    let h = mounts.add(await mountFuse([process.execPath, CLI, '-o', stack, mnt], mnt))
+    const denied = await read()
+    expect(denied.code).not.toBe(0)
+    expect(denied.stderr).toMatch(/Permission denied/)
+    await mounts.unmount(h)
+    h = mounts.add(await mountFuse([process.execPath, CLI, '-o', `${stack},noacl`, mnt], mnt))
+    expect((await read()).stdout).toBe('secret\n')
+    await mounts.unmount(h)
+  })
+
   it('takes the SOURCE MNT -o form that mount.fuse3 passes, with \\: escapes', async () => {
     await fresh()
     const colon = join(dir, `with:colon-${n}`)
