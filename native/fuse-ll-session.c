@@ -721,8 +721,6 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
-/* unmount(handle): ask the loop to end; the 'exit' event follows. Idempotent, never blocks on the
- * filesystem (it may be called from a request handler). */
 /* loopStats(handle) → [busy-polls run, busy-polls skipped for too many callers, the callers allowed]. */
 napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     size_t argc = 1;
@@ -740,6 +738,8 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* unmount(handle): ask the loop to end; the 'exit' event follows. Idempotent, never blocks on the
+ * filesystem (it may be called from a request handler). */
 napi_value fll_js_unmount(napi_env env, napi_callback_info info) {
     size_t argc = 1;
     napi_value argv[1];

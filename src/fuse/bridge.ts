@@ -33,7 +33,7 @@ export interface BridgeOptions {
   spinUs?: number
   /** bridge=ll only: which files the kernel reads and writes itself (default 'on'; see OpenFiles). */
   passthrough?: PassthroughPolicy
-  /** bridge=ll only: POSIX ACLs enforced by the kernel and inherited by new objects (default true). */
+  /** bridge=ll only: POSIX ACLs enforced by the kernel (default true). */
   acl?: boolean
   /** bridge=ll only: ids shown shifted or squashed (fuse-overlayfs's uidmapping and squash_to_*). */
   ids?: IdMap

@@ -36,7 +36,7 @@ export interface LowLevelOptions {
   spinUs: number
   /** Which files the kernel reads and writes itself (see OpenFiles). */
   passthrough: PassthroughPolicy
-  /** POSIX ACLs enforced by the kernel (FUSE_POSIX_ACL) and inherited by new objects. */
+  /** POSIX ACLs enforced by the kernel (FUSE_POSIX_ACL). */
   acl: boolean
   /** Ids shown shifted or squashed (fuse-overlayfs's uidmapping and squash_to_*); none: as stored. */
   ids?: IdMap

@@ -651,6 +651,7 @@ export class Core {
    * whiteout there, the object is made in the work directory and moved over it, so the name is never
    * missing and never shows the lower object; a directory made over a whiteout is opaque, since the
    * lower directory it replaces must not show through. Returns whether a whiteout was replaced.
+   * `defaultAcl`: the parent directory's, which an object made aside must inherit all the same.
    */
   place(rel: string, isDir: boolean, make: (path: string) => void, defaultAcl?: Buffer): boolean {
     const upper = this.requireUpper()
