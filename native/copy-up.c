@@ -50,8 +50,11 @@ static int private_xattr(const char *name) {
  * kernel drops what it cannot copy. */
 static int dropped(int e) { return e == ENOTSUP || e == EPERM; }
 
-/* Onto the open file `fd` when there is one (a regular file), else onto the path `dst`. */
-static int copy_xattrs(const char *src, int fd, const char *dst) {
+#define ACCESS_ACL_XATTR "system.posix_acl_access"
+
+/* Onto the open file `fd` when there is one (a regular file), else onto the path `dst`. Sets
+ * *acl when an access ACL was copied (it carries the group and other bits of the mode too). */
+static int copy_xattrs(const char *src, int fd, const char *dst, int *acl) {
     ssize_t size = llistxattr(src, NULL, 0);
     if (size < 0) return errno == ENOTSUP ? 0 : errno;
     if (size == 0) return 0;
@@ -82,6 +85,7 @@ static int copy_xattrs(const char *src, int fd, const char *dst) {
         }
         int set = fd >= 0 ? fsetxattr(fd, n, value, (size_t)len, 0) : lsetxattr(dst, n, value, (size_t)len, 0);
         if (set < 0 && !dropped(errno)) err = errno;
+        if (set == 0 && strcmp(n, ACCESS_ACL_XATTR) == 0) *acl = 1;
     }
     free(value);
     free(names);
@@ -296,7 +300,7 @@ static int change_owner(const char *path, int fd, const op *o) {
 
 static int stage_exec(op *o) {
     struct stat st;
-    int out = -1, linked = 1, err;
+    int out = -1, linked = 1, err, acl = 0;
     o->ret = 0;
     if (lstat(o->path, &st) < 0) return errno;
     err = make_object(o, &st, &out, &linked);
@@ -308,7 +312,10 @@ static int stage_exec(op *o) {
      * security.capability), times last (every change before bumps them). */
     if (!err) err = set_owner(o->dest, out, &st);
     if (!err && o->mode != KIND_SYMLINK) err = set_mode(o->dest, out, &st);
-    if (!err) err = copy_xattrs(o->path, out, o->dest);
+    if (!err) err = copy_xattrs(o->path, out, o->dest, &acl);
+    /* An access ACL sets the group and other bits again: a caller's chmod is made over it, as a
+     * chmod of the named file changes the ACL's mask and other entries. */
+    if (!err && acl && o->len >= 0) err = set_mode(o->dest, out, &st);
     if (!err) err = change_owner(o->dest, out, o);
     if (!err && o->name[0]) {
         err = set_xattr(o->dest, out, ORIGIN_XATTR, o->name, strlen(o->name));

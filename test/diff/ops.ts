@@ -73,7 +73,7 @@ export type Op =
   | ['fallocate', string, FallocateMode, number, number]
   /** lseek(2) with SEEK_DATA or SEEK_HOLE on a read-only descriptor: the offset it lands on */
   | ['seek', string, 'data' | 'hole', number]
-  /** setfacl -m: add or change POSIX ACL entries; getfacl: every entry, ids numeric */
+  /** setfacl with its options ('-m u:1000:r', '-x u:1000', '-b'); getfacl: every entry, ids numeric */
   | ['setfacl', string, string]
   | ['getfacl', string]
   /** dd(1) with direct I/O on both sides (O_DIRECT, page-aligned buffers): the first `blocks` 4 KiB
@@ -355,7 +355,7 @@ export class FsTarget implements OpTarget {
   }
 
   async setfacl(p: string, spec: string): Promise<void> {
-    await runOrErrno('setfacl', ['-m', spec, '--', this.abs(p)])
+    await runOrErrno('setfacl', [...spec.split(' '), '--', this.abs(p)])
   }
 
   async getfacl(p: string): Promise<string> {

@@ -799,12 +799,36 @@ export const SCENARIOS: Scenario[] = [
         ['getfacl', 'd'],
         // set through the mount (a copy-up), then enforced
         ['asUser', 1000, 1000, ['appendFile', 'h', '+']],
-        ['setfacl', 'h', 'u:1000:rw'],
+        ['setfacl', 'h', '-m u:1000:rw'],
         ['asUser', 1000, 1000, ['appendFile', 'h', '+']],
         ['getfacl', 'h'],
         ['readFile', 'h'],
-        ['setfacl', 'f', 'u:1000:-'],
+        ['setfacl', 'f', '-m u:1000:-'],
         ['asUser', 1000, 1000, ['readFile', 'f']],
+      ],
+    },
+    {
+      // A chmod of a file with an ACL changes its mask and other entries; made while the file is
+      // copied up, after the ACL is copied.
+      name: 'chmod and setfacl of lower objects with ACLs',
+      layers: [{
+        f: { file: 'secret', mode: 0o660, acl: 'u:1000:rw' },
+        d: { dir: true, mode: 0o755, acl: 'u:1000:rwx,d:u:1000:rx' },
+      }],
+      ops: [
+        ['chmod', 'f', 0o604],
+        ['stat', 'f'],
+        ['getfacl', 'f'],
+        ['asUser', 1000, 1000, ['readFile', 'f']],
+        ['setfacl', 'f', '-x u:1000'],
+        ['stat', 'f'],
+        ['getfacl', 'f'],
+        ['setfacl', 'd', '-m m::r'],
+        ['stat', 'd'],
+        ['setfacl', 'd', '-b'],
+        ['getfacl', 'd'],
+        ['rename', 'f', 'd/f2'],
+        ['getfacl', 'd/f2'],
       ],
     },
     {
