@@ -23,6 +23,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("llistxattr", js_llistxattr),
         FN("flistxattr", js_flistxattr),
         FN("lremovexattr", js_lremovexattr),
+        FN("fremovexattr", js_fremovexattr),
         FN("mknod", js_mknod),
         FN("renameat2", js_renameat2),
         FN("utimensat", js_utimensat),

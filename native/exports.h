@@ -19,6 +19,7 @@ napi_value js_fsetxattr(napi_env env, napi_callback_info info);
 napi_value js_llistxattr(napi_env env, napi_callback_info info);
 napi_value js_flistxattr(napi_env env, napi_callback_info info);
 napi_value js_lremovexattr(napi_env env, napi_callback_info info);
+napi_value js_fremovexattr(napi_env env, napi_callback_info info);
 
 /* node.c */
 napi_value js_mknod(napi_env env, napi_callback_info info);

@@ -53,7 +53,9 @@ static int set_exec(op *o) {
     return r < 0 ? errno : 0;
 }
 
-static int remove_exec(op *o) { return lremovexattr(o->path, o->name) < 0 ? errno : 0; }
+static int remove_exec(op *o) {
+    return (o->path ? lremovexattr(o->path, o->name) : fremovexattr(o->fd, o->name)) < 0 ? errno : 0;
+}
 
 /* → the value, or undefined when the file has no such attribute */
 napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
@@ -98,4 +100,10 @@ napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
     op *o = op_new("lremovexattr", remove_exec, op_done_undefined);
     if (!o) return op_nomem(env);
     return op_run_sync(env, info, o, "ss", &o->path, &o->name);
+}
+
+napi_value js_fremovexattr(napi_env env, napi_callback_info info) {
+    op *o = op_new("fremovexattr", remove_exec, op_done_undefined);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "is", &o->fd, &o->name);
 }

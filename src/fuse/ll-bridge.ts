@@ -242,8 +242,13 @@ export class LowLevelBridge {
         session.replyReadlink(r.req, union.readlinkSync(this.#path(this.#node(r.ino))))
         return true
       case 'setattr': {
+        const node = this.#node(r.ino)
+        const path = this.#nodes.path(node)
+        if (path === undefined) {
+          this.#setattrUnnamed(r, node)
+          return true
+        }
         // Only when nothing needs copying up; #handle takes the rest.
-        const path = this.#path(this.#node(r.ino))
         this.#replying = r.ino
         try {
           if (!union.trySetattr(path, attrChange(r, this.#options.ids), r.fh, r.waiting === 0)) return false
@@ -307,7 +312,7 @@ export class LowLevelBridge {
             passthrough: this.#open.policy, passedThrough: this.#open.passedThrough, killpriv: session.killpriv,
             loop: session.loopStats,
           }))
-          : this.#shownXattr(r.name, union.getxattrSync(this.#path(node), r.name))
+          : this.#shownXattr(r.name, this.#byName(node, (path) => union.getxattrSync(path, r.name), (fh) => union.fgetxattrSync(fh, r.name)))
         if (value === undefined) session.replyErr(r.req, ENODATA)
         else if (r.size === 0) session.replyXattr(r.req, value.length)
         else if (value.length > r.size) session.replyErr(r.req, 34 /* ERANGE */)
@@ -315,7 +320,7 @@ export class LowLevelBridge {
         return true
       }
       case 'listxattr': {
-        const names = union.listxattrSync(this.#path(this.#node(r.ino)))
+        const names = this.#byName(this.#node(r.ino), (path) => union.listxattrSync(path), (fh) => union.flistxattrSync(fh))
         const value = Buffer.from(names.map((n) => n + '\0').join(''))
         if (r.size === 0) session.replyXattr(r.req, value.length)
         else if (value.length > r.size) session.replyErr(r.req, 34)
@@ -535,14 +540,19 @@ export class LowLevelBridge {
         return
       case 'setxattr': {
         const value = this.#options.ids && ACL_XATTRS.has(r.name) ? this.#options.ids.storedAcl(r.value) : r.value
-        await union.setxattr(this.#path(this.#node(r.ino)), r.name, value, r.flags)
+        const node = this.#node(r.ino)
+        await this.#byName(node, (path) => union.setxattr(path, r.name, value, r.flags), async (fh) => union.fsetxattrSync(fh, r.name, value, r.flags))
+        this.#invalidateSiblings(node.ino, r.ino)
         session.replyErr(r.req, 0)
         return
       }
-      case 'removexattr':
-        await union.removexattr(this.#path(this.#node(r.ino)), r.name)
+      case 'removexattr': {
+        const node = this.#node(r.ino)
+        await this.#byName(node, (path) => union.removexattr(path, r.name), async (fh) => union.fremovexattrSync(fh, r.name))
+        this.#invalidateSiblings(node.ino, r.ino)
         session.replyErr(r.req, 0)
         return
+      }
       case 'lseek':
         session.replyLseek(r.req, await union.seek(r.fh, r.offset, r.whence))
         return
@@ -630,6 +640,30 @@ export class LowLevelBridge {
   /** Reply to a setattr that is done, with the attributes it left (`attr`): clear set-ID bits first
    *  when the kernel asks (its killpriv; mostly the file has none to clear, and no syscall is
    *  spent), and tell the node's other names. */
+  /**
+   * `named` with the node's path, or, for a file whose name is gone (unlinked while open), `unnamed`
+   * with one of its open handles: what overlayfs does through the open file.
+   */
+  #byName<T>(node: Node, named: (path: string) => T, unnamed: (fh: number) => T): T {
+    const path = this.#nodes.path(node)
+    if (path !== undefined) return named(path)
+    const fh = this.#open.handleOf(node.id)
+    if (fh === undefined) throw Object.assign(new Error('name gone'), { code: 'ENOENT' })
+    return unnamed(fh)
+  }
+
+  /** setattr of a file whose name is gone, through its open handle (the kernel's, for a truncate,
+   *  else any of the node's). */
+  #setattrUnnamed(r: Request & { op: 'setattr' }, node: Node): void {
+    const fh = r.fh ?? this.#open.handleOf(node.id)
+    if (fh === undefined) throw Object.assign(new Error('name gone'), { code: 'ENOENT' })
+    this.#union.fsetattrSync(fh, attrChange(r, this.#options.ids))
+    let attr = this.#union.fgetattrSync(fh, node.ino)
+    if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, undefined, fh)) attr = this.#union.fgetattrSync(fh, node.ino)
+    this.#invalidateSiblings(node.ino, r.ino)
+    this.#session.replyAttr(r.req, this.#shown(attr), this.#attrTimeout(node, attr))
+  }
+
   #replyChanged(r: Request & { op: 'setattr' }, path: string, attr: Attr): void {
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, path, r.fh)) attr = this.#union.getattrSync(path)
     this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)

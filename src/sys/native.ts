@@ -49,6 +49,7 @@ interface Addon {
   llistxattr(path: string): string[]
   flistxattr(fd: number): string[]
   lremovexattr(path: string, name: string): void
+  fremovexattr(fd: number, name: string): void
   mknod(path: string, mode: number, dev: number): void
   renameat2(from: string, to: string, flags: number): void
   utimensat(path: string, atime: TimeNs, mtime: TimeNs, nofollow: boolean): void
@@ -280,6 +281,14 @@ export function lremovexattr(path: string, name: string): Promise<void> {
 
 export function lremovexattrSync(path: string, name: string): void {
   callSync((n) => n.lremovexattr(path, name), path)
+}
+
+export function fsetxattrSync(fd: number, name: string, value: Buffer | string, flags = 0): void {
+  callSync((n) => n.fsetxattr(fd, name, bytes(value), flags))
+}
+
+export function fremovexattrSync(fd: number, name: string): void {
+  callSync((n) => n.fremovexattr(fd, name))
 }
 
 // ---- directory entries ----

@@ -8,7 +8,10 @@
  * find(1) not to rely on the count.
  */
 import { chmodSync, fchmodSync, fchownSync, ftruncateSync, lchownSync, truncateSync } from 'node:fs'
-import { type CopyChange, type FileAttr, ST, ST_FIELDS, fgetxattrSync, ioctlPathSync, flistxattrSync, fstatNumbers, lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, futimensSync, utimensatSync, type TimeNs } from '../sys/native.js'
+import {
+  type CopyChange, type FileAttr, ST, ST_FIELDS, fgetxattrSync, fremovexattrSync, fsetxattrSync, ioctlPathSync, flistxattrSync, fstatNumbers,
+  lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, futimensSync, utimensatSync, type TimeNs,
+} from '../sys/native.js'
 import type { Core, CopyUpWant, Fold } from './core.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -104,6 +107,45 @@ export function trySetattr(core: Core, rel: string, change: AttrChange, truncate
     else futimensSync(fd, change.atime ?? null, change.mtime ?? null)
   }
   return true
+}
+
+/**
+ * Files with no name left (unlinked while open) are changed and read through an open handle, as
+ * overlayfs changes them through the open file. Only a file in the upper layer can change: a lower
+ * one would need copying up, which takes a name (overlayfs answers EEXIST).
+ */
+function unnamedFd(core: Core, fh: number, changing: boolean): number {
+  const handle = core.handles.get(fh)
+  if (!handle) throw fsError('EBADF', `handle ${fh}`)
+  if (changing && !handle.upper) throw fsError('EEXIST', 'a lower file with no name left')
+  return handle.fd
+}
+
+/** setattr of a file with no name, through the open handle `fh`, in setattr's order. */
+export function fsetattr(core: Core, fh: number, change: AttrChange): void {
+  const fd = unnamedFd(core, fh, true)
+  if (change.mode !== undefined) fchmodSync(fd, change.mode & 0o7777)
+  if (change.uid !== undefined || change.gid !== undefined) fchownSync(fd, change.uid ?? -1, change.gid ?? -1)
+  if (change.size !== undefined) ftruncateSync(fd, change.size)
+  if (change.atime != null || change.mtime != null) futimensSync(fd, change.atime ?? null, change.mtime ?? null)
+}
+
+export function fgetxattr(core: Core, fh: number, name: string): Buffer | undefined {
+  return fgetxattrSync(unnamedFd(core, fh, false), stored(name))
+}
+
+export function flistxattr(core: Core, fh: number): string[] {
+  return flistxattrSync(unnamedFd(core, fh, false)).flatMap((name) => fromStoredXattr(name) ?? [])
+}
+
+export function fsetxattr(core: Core, fh: number, name: string, value: Buffer, flags: number): void {
+  fsetxattrSync(unnamedFd(core, fh, true), stored(name), value, flags)
+}
+
+export function fremovexattr(core: Core, fh: number, name: string): void {
+  // Removing what is not there fails before any question of copying up, as by name.
+  if (fgetxattr(core, fh, name) === undefined) throw fsError('ENODATA', name)
+  fremovexattrSync(unnamedFd(core, fh, true), stored(name))
 }
 
 /** The part of a change a copy-up can make on the copy: mode and owner, and the times unless a

@@ -434,6 +434,29 @@ export class Union {
     return attrs.removexattr(this.#core, this.#named(path), name)
   }
 
+  // A file with no name left (unlinked while open) is changed and read through an open handle on
+  // it (see attrs.fsetattr): a change needs it in the upper layer (else EEXIST, as in overlayfs).
+
+  fsetattrSync(fh: number, change: attrs.AttrChange): void {
+    attrs.fsetattr(this.#core, fh, change)
+  }
+
+  fgetxattrSync(fh: number, name: string): Buffer | undefined {
+    return attrs.fgetxattr(this.#core, fh, name)
+  }
+
+  flistxattrSync(fh: number): string[] {
+    return attrs.flistxattr(this.#core, fh)
+  }
+
+  fsetxattrSync(fh: number, name: string, value: Buffer, flags = 0): void {
+    attrs.fsetxattr(this.#core, fh, name, value, flags)
+  }
+
+  fremovexattrSync(fh: number, name: string): void {
+    attrs.fremovexattr(this.#core, fh, name)
+  }
+
   /** A file-attribute ioctl that reads (lsattr's FS_IOC_GETFLAGS, FS_IOC_FSGETXATTR). */
   readFileAttrIoctl(path: string, cmd: number, size: number): Buffer {
     return attrs.readFileAttrIoctl(this.#core, this.#named(path), cmd, size)

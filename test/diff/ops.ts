@@ -31,6 +31,8 @@ export interface OpenSpec {
 }
 
 /** What `asUser` runs: a write by a process without CAP_FSETID (so the kernel kills setuid/setgid). */
+export type UnlinkedStep = 'ftruncate' | 'fchmod' | 'fchown' | 'futimes' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'read'
+
 export type UserOp =
   | ['appendFile', string, string]
   | ['truncate', string, number]
@@ -43,6 +45,9 @@ export type Op =
   | ['writeFile', string, string]
   | ['appendFile', string, string]
   | ['open', string, OpenFlags, OpenSpec?]
+  /** open, unlink, then each step through the open file (xattrs through /proc/PID/fd/N): what each
+   *  step left (size, mode, owner, mtime, value, names) or its errno */
+  | ['unlinkedFd', string, OpenFlags, UnlinkedStep[]]
   | ['truncate', string, number]
   | ['unlink', string]
   | ['rmdir', string]
@@ -114,6 +119,7 @@ export interface OpTarget {
   appendFile(p: string, data: string): Promise<void>
   /** Open, optionally write/read/fstat, close. */
   open(p: string, flags: OpenFlags, spec: OpenSpec): Promise<{ read?: Buffer; stat?: RawStat }>
+  unlinkedFd(p: string, flags: OpenFlags, steps: UnlinkedStep[]): Promise<string[]>
   truncate(p: string, len: number): Promise<void>
   unlink(p: string): Promise<void>
   rmdir(p: string): Promise<void>
@@ -258,6 +264,55 @@ export class FsTarget implements OpTarget {
   }
   truncate(p: string, len: number): Promise<void> {
     return fs.truncate(this.abs(p), len)
+  }
+  async unlinkedFd(p: string, flags: OpenFlags, steps: UnlinkedStep[]): Promise<string[]> {
+    const fh = await fs.open(this.abs(p), openFlags(flags))
+    const proc = `/proc/${process.pid}/fd/${fh.fd}`
+    const out: string[] = []
+    try {
+      await fs.unlink(this.abs(p))
+      for (const step of steps) {
+        try {
+          out.push(await this.#unlinkedStep(fh, proc, step))
+        } catch (e) {
+          out.push(String((e as { code?: string }).code ?? e))
+        }
+      }
+    } finally {
+      await fh.close()
+    }
+    return out
+  }
+  async #unlinkedStep(fh: fs.FileHandle, proc: string, step: UnlinkedStep): Promise<string> {
+    switch (step) {
+      case 'ftruncate':
+        await fh.truncate(3)
+        return String((await fh.stat()).size)
+      case 'fchmod':
+        await fh.chmod(0o600)
+        return ((await fh.stat()).mode & 0o7777).toString(8)
+      case 'fchown':
+        await fh.chown(1000, 1001)
+        return `${(await fh.stat()).uid}:${(await fh.stat()).gid}`
+      case 'futimes':
+        await fh.utimes(1, 2)
+        return String((await fh.stat()).mtimeMs)
+      case 'setxattr':
+        await this.xattr.set(proc, 'user.new', 'v')
+        return 'ok'
+      case 'getxattr':
+        return (await this.xattr.get(proc, 'user.x')).toString()
+      case 'listxattr':
+        return (await this.xattr.list(proc)).filter((n) => n.startsWith('user.')).sort().join(',')
+      case 'removexattr':
+        await this.xattr.remove(proc, 'user.x')
+        return 'ok'
+      case 'read': {
+        const buf = Buffer.alloc(64)
+        const { bytesRead } = await fh.read(buf, 0, 64, 0)
+        return buf.subarray(0, bytesRead).toString()
+      }
+    }
   }
   unlink(p: string): Promise<void> {
     return fs.unlink(this.abs(p))
@@ -507,6 +562,8 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
       case 'truncate':
         await t.truncate(op[1], op[2])
         return 'ok'
+      case 'unlinkedFd':
+        return await t.unlinkedFd(op[1], op[2], op[3])
       case 'unlink':
         await t.unlink(op[1])
         return 'ok'

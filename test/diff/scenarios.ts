@@ -19,6 +19,20 @@ const R_OK = 4
 export const SCENARIOS: Scenario[] = [
   ...group('open/create/truncate', [
     {
+      // SQLite's temporary files, tmpfile(3) where O_TMPFILE is refused: opened, unlinked, then
+      // truncated, chmod'ed and so on through the descriptor.
+      name: 'a file unlinked while open keeps changing through its descriptor',
+      layers: [{ rw: { file: 'lower rw', xattrs: { 'user.x': '1' } }, ro: { file: 'lower ro', xattrs: { 'user.x': '2' } } }],
+      ops: [
+        ['writeFile', 'new', 'hello'],
+        ['unlinkedFd', 'new', 'r+', ['ftruncate', 'fchmod', 'fchown', 'futimes', 'setxattr', 'listxattr', 'read']],
+        ['unlinkedFd', 'rw', 'r+', ['getxattr', 'ftruncate', 'fchmod', 'fchown', 'futimes', 'setxattr', 'removexattr', 'listxattr', 'read']],
+        // Read-only on a lower file: reading works, a change would need a copy-up (overlayfs: EEXIST).
+        ['unlinkedFd', 'ro', 'r', ['getxattr', 'listxattr', 'read', 'fchmod', 'futimes', 'setxattr']],
+        ['readdir', ''],
+      ],
+    },
+    {
       // Databases open their files O_DIRECT: every read and write of such an opener must work, the
       // daemon's own (a user's, or with passthrough off) as well as a passthrough file's.
       name: 'direct I/O reads and writes lower, copied-up and new files',
