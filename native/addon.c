@@ -17,6 +17,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("stageCopyUnnamed", js_stage_copy_unnamed),
         FN("stageCopyUnnamedSync", js_stage_copy_unnamed_sync),
         FN("linkCopy", js_link_copy),
+        FN("linkFd", js_link_fd),
         FN("fgetxattr", js_fgetxattr),
         FN("lsetxattr", js_lsetxattr),
         FN("fsetxattr", js_fsetxattr),

@@ -416,6 +416,16 @@ napi_value js_stage_copy_unnamed_sync(napi_env env, napi_callback_info info) {
     return op_run_sync(env, info, o, "ssusbllltt", &o->path, &o->dest, &o->flags, &o->name, &o->data, &o->size, CHANGE_ARGS(o));
 }
 
+static int link_fd_exec(op *o) { return link_tmpfile(o->fd, o->dest); }
+
+/* linkFd(fd, target), on the calling thread: gives the O_TMPFILE file open as fd the name target
+ * (fd stays open). */
+napi_value js_link_fd(napi_env env, napi_callback_info info) {
+    op *o = op_new("link", link_fd_exec, op_done_undefined);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "is", &o->fd, &o->dest);
+}
+
 /* linkCopy(fd, target, parentDir), on the calling thread: names an unnamed copy (and closes it). */
 napi_value js_link_copy(napi_env env, napi_callback_info info) {
     op *o = op_new("link", link_exec, op_done_undefined);

@@ -14,7 +14,7 @@ const char *const fll_op_names[FLL_OP_COUNT] = {
     "rmdir", "symlink", "rename", "link", "open", "read", "write", "flush", "release",
     "fsync", "opendir", "readdir", "readdirplus", "releasedir", "fsyncdir", "statfs",
     "setxattr", "getxattr", "listxattr", "removexattr", "access", "create", "fallocate",
-    "lseek", "ioctl",
+    "lseek", "ioctl", "tmpfile",
 };
 
 /* A record for `req` with its caller's credentials, or NULL after answering ENOMEM. */
@@ -327,7 +327,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
 }
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi) {
-    entry_op(req, FLL_CREATE, parent, name, mode, 0, fi);
+    entry_op(req, ((fll_session *)fuse_req_userdata(req))->tmpfile ? FLL_TMPFILE : FLL_CREATE, parent, name, mode, 0, fi);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {

@@ -1,4 +1,4 @@
-/* What libfuse 3.14 cannot negotiate, done here by hand:
+/* What libfuse 3.14 cannot negotiate or does not know, done here by hand:
  *
  * FUSE passthrough (kernel 6.9+): the kernel reads and writes an open file's backing file itself, so
  * no read or write of that file reaches the daemon.
@@ -30,6 +30,8 @@
 #define OP_OPEN 14
 #define OP_WRITE 16
 #define OP_INIT 26
+#define OP_CREATE 35
+#define OP_TMPFILE 51
 #define INIT_HANDLE_KILLPRIV_V2 (1u << 28)
 #define INIT_EXT (1u << 30)
 #define INIT2_PASSTHROUGH (1u << (37 - 32))
@@ -112,6 +114,14 @@ static int offers_passthrough(const struct init_in *in) {
 int fll_is_init(const struct fuse_buf *buf) {
     return !(buf->flags & FUSE_BUF_IS_FD) && buf->size >= sizeof(struct in_header) &&
            ((const struct in_header *)buf->mem)->opcode == OP_INIT;
+}
+
+int fll_take_tmpfile(struct fuse_buf *buf) {
+    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header)) return 0;
+    struct in_header *ih = buf->mem;
+    if (ih->opcode != OP_TMPFILE) return 0;
+    ih->opcode = OP_CREATE;
+    return 1;
 }
 
 uint32_t fll_caller(const struct fuse_buf *buf) {

@@ -370,6 +370,7 @@ static int read_batch(fll_session *s, const char **reason, char *failed, size_t 
                 uint32_t caller = fll_caller(&s->fbuf);
                 if (caller) s->callers[s->next_caller++ % FLL_CALLERS] = caller;
                 s->kill_suidgid = s->killpriv && fll_kills_suidgid(&s->fbuf);
+                s->tmpfile = fll_take_tmpfile(&s->fbuf);
                 fuse_session_process_buf(s->se, &s->fbuf);
             }
             n++;

@@ -28,7 +28,7 @@ enum {
     FLL_RMDIR, FLL_SYMLINK, FLL_RENAME, FLL_LINK, FLL_OPEN, FLL_READ, FLL_WRITE, FLL_FLUSH, FLL_RELEASE,
     FLL_FSYNC, FLL_OPENDIR, FLL_READDIR, FLL_READDIRPLUS, FLL_RELEASEDIR, FLL_FSYNCDIR, FLL_STATFS,
     FLL_SETXATTR, FLL_GETXATTR, FLL_LISTXATTR, FLL_REMOVEXATTR, FLL_ACCESS, FLL_CREATE, FLL_FALLOCATE,
-    FLL_LSEEK, FLL_IOCTL, FLL_OP_COUNT,
+    FLL_LSEEK, FLL_IOCTL, FLL_TMPFILE, FLL_OP_COUNT,
     FLL_EV_INIT = 100, /* the kernel's INIT was processed: mount() may resolve */
     FLL_EV_EXIT,       /* the session ended; `name` holds the reason */
 };
@@ -132,6 +132,7 @@ typedef struct fll_session {
     int passthrough;       /* the kernel granted it */
     int killpriv;          /* the kernel granted FUSE_HANDLE_KILLPRIV_V2 */
     int kill_suidgid;      /* the request being dispatched asks for it (fll_kills_suidgid) */
+    int tmpfile;           /* the create being dispatched is an O_TMPFILE open (fll_take_tmpfile) */
     int init_seen;         /* the kernel's INIT has been processed (it comes first, once) */
 
     fll_slot *slots;
@@ -183,6 +184,10 @@ int fll_kills_suidgid(const struct fuse_buf *buf);
 /* The thread that sent the request in `buf`, as the daemon's pid namespace numbers it (0: none it
  * can see, or the kernel's own). */
 uint32_t fll_caller(const struct fuse_buf *buf);
+/* FUSE_TMPFILE (an O_TMPFILE open, Linux 6.1+), which libfuse 3.14 does not know: its arguments are
+ * a create's (the name is "/"), and so is the reply it wants. The request in `buf` becomes a
+ * create that op_create hands on as a tmpfile; whether it was one. */
+int fll_take_tmpfile(struct fuse_buf *buf);
 int fll_reply_open_backing(fuse_req_t req, const struct fuse_file_info *fi, int32_t backing);
 int fll_reply_create_backing(fuse_req_t req, const struct fuse_entry_param *e, const struct fuse_file_info *fi,
                              int32_t backing);

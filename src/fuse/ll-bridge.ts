@@ -362,10 +362,22 @@ export class LowLevelBridge {
         if (!session.replyCreate(r.req, this.#entry(node, attr), fh, {}, backing)) this.#release(fh)
         return true
       }
+      case 'tmpfile': {
+        const parent = this.#node(r.parent)
+        const { fh, attr } = union.createUnnamedSync(this.#path(parent), r.mode, ownerOf(r, this.#options.ids))
+        const node = this.#nodes.unnamed(attr.ino)
+        node.opened = true
+        const backing = this.#open.opened(node.id, fh, union.openFile(fh), true, r.ctx.uid === 0) // a new node: never STALE
+        if (!session.replyCreate(r.req, this.#entry(node, attr), fh, {}, backing)) this.#release(fh)
+        return true
+      }
       case 'link': {
         const source = this.#node(r.ino)
         const { parent, path } = this.#childPath(r.newparent, r.newname)
-        if (!union.tryLink(this.#path(source), path, r.waiting === 0)) return false
+        // A file with no name (O_TMPFILE): linked through its open handle.
+        const from = this.#nodes.path(source)
+        if (from === undefined) union.linkUnnamedSync(this.#handleOfUnnamed(source), path)
+        else if (!union.tryLink(from, path, r.waiting === 0)) return false
         this.#invalidateSiblings(source.ino)
         this.#replyNewEntry(r.req, parent, r.newname, path)
         return true
@@ -646,17 +658,19 @@ export class LowLevelBridge {
    */
   #byName<T>(node: Node, named: (path: string) => T, unnamed: (fh: number) => T): T {
     const path = this.#nodes.path(node)
-    if (path !== undefined) return named(path)
-    const fh = this.#open.handleOf(node.id)
+    return path !== undefined ? named(path) : unnamed(this.#handleOfUnnamed(node))
+  }
+
+  /** An open handle on a file with no name (it has one while the kernel can reach the node). */
+  #handleOfUnnamed(node: Node, fh = this.#open.handleOf(node.id)): number {
     if (fh === undefined) throw Object.assign(new Error('name gone'), { code: 'ENOENT' })
-    return unnamed(fh)
+    return fh
   }
 
   /** setattr of a file whose name is gone, through its open handle (the kernel's, for a truncate,
    *  else any of the node's). */
   #setattrUnnamed(r: Request & { op: 'setattr' }, node: Node): void {
-    const fh = r.fh ?? this.#open.handleOf(node.id)
-    if (fh === undefined) throw Object.assign(new Error('name gone'), { code: 'ENOENT' })
+    const fh = this.#handleOfUnnamed(node, r.fh ?? this.#open.handleOf(node.id))
     this.#union.fsetattrSync(fh, attrChange(r, this.#options.ids))
     let attr = this.#union.fgetattrSync(fh, node.ino)
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, undefined, fh)) attr = this.#union.fgetattrSync(fh, node.ino)

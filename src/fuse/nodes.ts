@@ -76,6 +76,15 @@ export class NodeTable {
     return node
   }
 
+  /** A node for a file that never had a name (an O_TMPFILE open), with the kernel's one reference;
+   *  like an unlinked file's, its path is undefined. */
+  unnamed(ino: number): Node {
+    const node: Node = { id: this.#next++, parent: undefined, name: '', lookups: 1, ino, opened: false }
+    this.#byId.set(node.id, node)
+    this.#indexIno(node)
+    return node
+  }
+
   forget(id: number, count: number): void {
     const node = this.#byId.get(id)
     if (!node || node === this.root) return

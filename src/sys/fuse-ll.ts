@@ -92,6 +92,8 @@ export type Request = {
   | { op: 'link'; ino: number; newparent: number; newname: string; waiting: number }
   | { op: 'open'; ino: number; flags: number; killSuidgid: boolean; waiting: number }
   | { op: 'create'; parent: number; name: string; mode: number; flags: number }
+  /** An O_TMPFILE open in the directory `parent`: a new file with no name (answered as a create). */
+  | { op: 'tmpfile'; parent: number; mode: number; flags: number }
   /** waiting (here and above): other requests read from the kernel and not answered yet (0: this
    *  one is alone). */
   | { op: 'read'; ino: number; fh: number; size: number; offset: number; waiting: number }
@@ -271,6 +273,8 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
       return { req, ctx, op, parent: f[F.PARENT]!, name: name!, mode: f[F.MODE]! }
     case 'create':
       return { req, ctx, op, parent: f[F.PARENT]!, name: name!, mode: f[F.MODE]!, flags: f[F.FLAGS]! }
+    case 'tmpfile':
+      return { req, ctx, op, parent: f[F.PARENT]!, mode: f[F.MODE]!, flags: f[F.FLAGS]! }
     case 'symlink':
       return { req, ctx, op, target: name2!, parent: f[F.PARENT]!, name: name! }
     case 'rename':

@@ -43,6 +43,7 @@ interface Addon {
   stageCopyUnnamed(src: string, dir: string, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<[number, number]>
   stageCopyUnnamedSync(src: string, dir: string, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): [number, number]
   linkCopy(fd: number, target: string, parent: string): void
+  linkFd(fd: number, target: string): void
   fgetxattr(fd: number, name: string): Buffer | undefined
   lsetxattr(path: string, name: string, value: Uint8Array, flags: number): void
   fsetxattr(fd: number, name: string, value: Uint8Array, flags: number): void
@@ -450,6 +451,11 @@ export function stageCopyUnnamedSync(src: string, dir: string, options: StageOpt
 
 /** Name an unnamed copy `target` (which must be free), give `parent` back its times, and close the
  *  fd, whatever happens. On the calling thread. */
+/** Give the O_TMPFILE file open as `fd` the name `target` (linkat by fd, else through /proc). */
+export function linkFdSync(fd: number, target: string): void {
+  callSync((n) => n.linkFd(fd, target), target)
+}
+
 export function linkCopySync(fd: number, target: string, parent: string): void {
   callSync((n) => n.linkCopy(fd, target, parent), target, parent)
 }

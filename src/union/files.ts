@@ -9,7 +9,8 @@ import { type Entry, type FileShape, inUpper } from './entry.js'
 import { fsError } from './errors.js'
 import { Handle } from './handles.js'
 import { fsyncFd, fsyncFdSync, pread, preadCached, preadSmall, preadSync, pwrite, pwriteNow } from './fd-io.js'
-import { type Owner, create as createFile } from './namespace.js'
+import { type Attr, attrOfNumbers } from './attrs.js'
+import { type Owner, create as createFile, createUnnamed as createUnnamedFile, linkUnnamed as linkUnnamedFile } from './namespace.js'
 
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR
 /** Flags that describe creation, which open() never performs (FUSE sends create for that). */
@@ -97,6 +98,24 @@ export function create(core: Core, rel: string, mode: number, owner?: Owner): nu
   const { fd } = createFile(core, rel, mode, owner)
   const setid = (mode & SETID) !== 0
   return core.handles.add(new Handle({ fd, path: rel, upper: true, singleLink: true, size: 0, setid, dev: core.upperDev }))
+}
+
+/** O_TMPFILE in the directory `dirRel` (see namespace.createUnnamed): the handle, and the file's
+ *  attributes with its real inode number and one link, which the kernel takes away itself. */
+export function createUnnamed(core: Core, dirRel: string, mode: number, owner?: Owner): { fh: number; attr: Attr } {
+  const fd = createUnnamedFile(core, dirRel, mode, owner)
+  const setid = (mode & SETID) !== 0
+  const fh = core.handles.add(new Handle({ fd, path: '', upper: true, singleLink: true, size: 0, setid, dev: core.upperDev }))
+  const st = fstatNumbersOf(fd, shapeStat)
+  return { fh, attr: attrOfNumbers(st, 0, st[ST.INO]!, 1) }
+}
+
+/** linkat of the file with no name open as `fh` to `rel`. Only an upper file: a lower one would need
+ *  a copy-up, which needs a name (EEXIST, as overlayfs answers changes to such a file). */
+export function linkUnnamed(core: Core, fh: number, rel: string): void {
+  const h = handle(core, fh)
+  if (!h.upper) throw fsError('EEXIST', 'a lower file with no name left')
+  linkUnnamedFile(core, h.fd, rel)
 }
 
 /** What the FUSE bridge needs to know about an open handle's file to choose how the kernel does

@@ -9,10 +9,10 @@
  * directory that exists in a lower layer cannot be renamed (EXDEV, as overlayfs without redirect_dir):
  * tools such as mv then copy and delete.
  */
-import { chmodSync, closeSync, constants, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
 import { joinPath, splitPath } from '../layers/layer.js'
 import { WHITEOUT_PREFIX, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, utimensatSync } from '../sys/native.js'
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, linkFdSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, utimensatSync } from '../sys/native.js'
 import { REDIRECT_XATTR } from './inode.js'
 import { type Core, DEFAULT_ACL } from './core.js'
 import { type Entry, type Kind, NO_LAYERS, inUpper } from './entry.js'
@@ -136,6 +136,42 @@ export function mknod(core: Core, rel: string, mode: number, rdev: number, owner
 
 export function symlink(core: Core, target: string, rel: string, owner?: Owner): void {
   createEntry(core, rel, 'symlink', 0o777, (path) => symlinkSync(target, path), owner)
+}
+
+/** O_TMPFILE: Linux's flag, with the O_DIRECTORY it implies. */
+const O_TMPFILE = 0o20000000 | constants.O_DIRECTORY
+
+/**
+ * O_TMPFILE: a new regular file with no name, in the upper copy of the directory `dirRel`, which
+ * gives it its group and default ACL as it would a named file made there. Returns its fd (O_RDWR).
+ */
+export function createUnnamed(core: Core, dirRel: string, mode: number, owner?: Owner): number {
+  const dir = core.resolver.get(dirRel)
+  if (dir.kind !== 'dir') throw fsError('ENOTDIR', dirRel)
+  core.ensureUpperDir(dir)
+  const dirPath = core.requireUpper().path(dirRel)
+  const newMode = defaultAclOf(dirPath) === undefined && owner?.umask !== undefined ? mode & ~owner.umask : mode
+  const fd = openSync(dirPath, O_TMPFILE | constants.O_RDWR, newMode & 0o7777)
+  try {
+    if (newMode & core.umask) fchmodSync(fd, newMode & 0o7777)
+    // As a file made in place (createEntry): the caller's group unless the directory is setgid.
+    const callerGid = owner?.gid ?? 0
+    const gid = callerGid !== 0 && (lstatSync(dirPath).mode & S_ISGID) === 0 ? callerGid : -1
+    const uid = owner !== undefined && owner.uid !== 0 ? owner.uid : -1
+    if (uid !== -1 || gid !== -1) fchownSync(fd, uid, gid)
+  } catch (err) {
+    closeSync(fd)
+    throw err
+  }
+  return fd
+}
+
+/** linkat of a file with no name (an O_TMPFILE file, or an unlinked one with other names) open as
+ *  `fd`, to the new name `rel`. */
+export function linkUnnamed(core: Core, fd: number, rel: string): void {
+  const entry = createEntry(core, rel, 'file', 0, (path) => linkFdSync(fd, path), undefined, true)
+  entry.originless = true
+  entry.metacopy = false
 }
 
 /** link at once: false when the source must have its data copied up first (core.copyUp). */

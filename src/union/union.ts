@@ -256,6 +256,12 @@ export class Union {
     return files.create(this.#core, this.#named(path), mode, owner)
   }
 
+  /** O_TMPFILE: a new file with no name in the directory `dir`, open read-write: its handle, and its
+   *  attributes as a new file's (one link: the kernel takes it away itself). */
+  createUnnamedSync(dir: string, mode: number, owner?: names.Owner): { fh: number; attr: attrs.Attr } {
+    return files.createUnnamed(this.#core, relPath(dir), mode, owner)
+  }
+
   /** An open handle: its fd (opened on first use for a lower file), whether its file is the complete
    *  upper copy (false: a lower file, or the lower data of a metadata-only copy), and, as when it was
    *  opened, whether it had one name, its size, whether it was setuid/setgid and its filesystem. */
@@ -507,6 +513,11 @@ export class Union {
   /** link when the source needs no data copied up: true if done, false to call link. */
   tryLink(existing: string, path: string, alone = false): boolean {
     return names.linkNow(this.#core, this.#named(existing), this.#named(path), alone)
+  }
+
+  /** linkat of a file with no name (O_TMPFILE), open as `fh`, to `path`. */
+  linkUnnamedSync(fh: number, path: string): void {
+    files.linkUnnamed(this.#core, fh, this.#named(path))
   }
 
   async unlink(path: string): Promise<void> {

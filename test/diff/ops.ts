@@ -31,6 +31,9 @@ export interface OpenSpec {
 }
 
 /** What `asUser` runs: a write by a process without CAP_FSETID (so the kernel kills setuid/setgid). */
+/** open(2)'s O_TMPFILE on Linux (__O_TMPFILE | O_DIRECTORY); node:fs does not export it. */
+const O_TMPFILE = 0o20000000 | fs.constants.O_DIRECTORY
+
 export type UnlinkedStep = 'ftruncate' | 'fchmod' | 'fchown' | 'futimes' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'read'
 
 export type UserOp =
@@ -45,6 +48,9 @@ export type Op =
   | ['writeFile', string, string]
   | ['appendFile', string, string]
   | ['open', string, OpenFlags, OpenSpec?]
+  /** open(dir, O_TMPFILE | O_RDWR, mode), write `content`, then link it (ln -L /proc/PID/fd/N) at
+   *  each name: its link count after each step */
+  | ['tmpfile', string, number, string, string[]]
   /** open, unlink, then each step through the open file (xattrs through /proc/PID/fd/N): what each
    *  step left (size, mode, owner, mtime, value, names) or its errno */
   | ['unlinkedFd', string, OpenFlags, UnlinkedStep[]]
@@ -120,6 +126,7 @@ export interface OpTarget {
   /** Open, optionally write/read/fstat, close. */
   open(p: string, flags: OpenFlags, spec: OpenSpec): Promise<{ read?: Buffer; stat?: RawStat }>
   unlinkedFd(p: string, flags: OpenFlags, steps: UnlinkedStep[]): Promise<string[]>
+  tmpfile(dir: string, mode: number, content: string, names: string[]): Promise<number[]>
   truncate(p: string, len: number): Promise<void>
   unlink(p: string): Promise<void>
   rmdir(p: string): Promise<void>
@@ -264,6 +271,20 @@ export class FsTarget implements OpTarget {
   }
   truncate(p: string, len: number): Promise<void> {
     return fs.truncate(this.abs(p), len)
+  }
+  async tmpfile(dir: string, mode: number, content: string, names: string[]): Promise<number[]> {
+    const fh = await fs.open(this.abs(dir), O_TMPFILE | fs.constants.O_RDWR, mode)
+    try {
+      await fh.write(content)
+      const nlinks = [Number((await fh.stat()).nlink)]
+      for (const name of names) {
+        await runOrErrno('ln', ['-L', `/proc/${process.pid}/fd/${fh.fd}`, this.abs(name)])
+        nlinks.push(Number((await fh.stat()).nlink))
+      }
+      return nlinks
+    } finally {
+      await fh.close()
+    }
   }
   async unlinkedFd(p: string, flags: OpenFlags, steps: UnlinkedStep[]): Promise<string[]> {
     const fh = await fs.open(this.abs(p), openFlags(flags))
@@ -562,6 +583,8 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
       case 'truncate':
         await t.truncate(op[1], op[2])
         return 'ok'
+      case 'tmpfile':
+        return await t.tmpfile(op[1], op[2], op[3], op[4])
       case 'unlinkedFd':
         return await t.unlinkedFd(op[1], op[2], op[3])
       case 'unlink':

@@ -19,6 +19,25 @@ const R_OK = 4
 export const SCENARIOS: Scenario[] = [
   ...group('open/create/truncate', [
     {
+      // O_TMPFILE: a file with no name until linkat gives it one (FUSE_TMPFILE, Linux 6.1+).
+      name: 'O_TMPFILE files, linked in lower and upper directories and over a whiteout',
+      layers: [{ 'd/gone': 'x', 'd/keep': 'k', e: { dir: true, mode: 0o2775, gid: 50 } }],
+      ops: [
+        ['unlink', 'd/gone'],
+        ['tmpfile', 'd', 0o640, 'unnamed data', ['d/gone', 'd/second']],
+        ['tmpfile', 'e', 0o600, 'setgid dir', ['e/t']],
+        ['mkdir', 'n', 0o755],
+        ['tmpfile', 'n', 0o644, 'never linked', []],
+        ['tmpfile', 'd', 0o644, 'taken', ['d/keep']],
+        ['readdir', 'n'],
+        ['readFile', 'd/gone'],
+        ['stat', 'd/gone'],
+        ['stat', 'd/second'],
+        ['stat', 'e/t'],
+        ['readFile', 'd/keep'],
+      ],
+    },
+    {
       // SQLite's temporary files, tmpfile(3) where O_TMPFILE is refused: opened, unlinked, then
       // truncated, chmod'ed and so on through the descriptor.
       name: 'a file unlinked while open keeps changing through its descriptor',

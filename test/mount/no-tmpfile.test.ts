@@ -1,7 +1,8 @@
 // Copy-up where the upper filesystem has no O_TMPFILE: copies are built under a temporary name in
 // the work directory and renamed into place (Stager, and create_file in native/copy-up.c). The
-// upper and work directories here live on a layerfs mount, which implements no tmpfile request,
-// so the kernel answers O_TMPFILE there with EOPNOTSUPP; the union under test runs in this process.
+// upper and work directories here live on a layerfs mount through the fuse-native bridge (libfuse 2
+// knows no tmpfile request), so the kernel answers O_TMPFILE there with EOPNOTSUPP; the union under
+// test runs in this process.
 import { closeSync, constants, existsSync, openSync } from 'node:fs'
 import { mkdir, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
@@ -26,7 +27,7 @@ describe.skipIf(!fuse.ok)('copy-up without O_TMPFILE', () => {
     // A chown's copy is made by name and flushed before it is (no unnamed copy to defer).
     [true, true],
   ])('copies by name and renames into place (fsync %s, flushBehind %s)', async (fsync, flushBehind) => {
-    const { mnt } = await suite.stack('', async () => undefined)
+    const { mnt } = await suite.stack(',bridge=fuse-native', async () => undefined)
     const lower = join(suite.dir, `lower-${fsync}-${flushBehind}`)
     const upper = join(mnt, 'upper')
     const work = join(mnt, 'work')
