@@ -33,7 +33,7 @@ const USAGE = `usage:
 
 mount options: lowerdir, upperdir, workdir, ro, volatile, flush_behind=1|0, metacopy=on|off,
   allow_other, cache_entries=N, entry_timeout=S, attr_timeout=S, negative_timeout=S,
-  bridge=ll|fuse-native, passthrough=on|upper|off, spin=US, uidmapping, gidmapping,
+  bridge=ll|fuse-native, passthrough=on|upper|off, spin=US, acl|noacl, uidmapping, gidmapping,
   squash_to_root, squash_to_uid=N, squash_to_gid=N, log=FILE, debug (see the README)
 `
 
