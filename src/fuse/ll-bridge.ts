@@ -76,6 +76,10 @@ export class LowLevelBridge {
   /** Directory listings being read, by node id (there are no directory handles: opendir is ENOSYS),
    *  oldest first: taken at offset 0, dropped at the end of the listing or when evicted. */
   readonly #listings = new Map<number, DirEntry[]>()
+  /** Directories removed while the kernel still holds them (an open fd, a working directory): the
+   *  attributes they had, with no link left, for what is still asked of them. Their xattrs are not
+   *  kept (none are shown). */
+  readonly #removedDirs = new WeakMap<Node, Attr>()
   #readBuffer = Buffer.allocUnsafeSlow(128 * 1024)
   /** Buffers of reads that waited on the thread pool, for the next ones: the reply copies the bytes
    *  out, and a new buffer per read left RSS to the garbage collector's pace. As many as there were
@@ -231,6 +235,11 @@ export class LowLevelBridge {
       }
       case 'getattr': {
         const node = this.#node(r.ino)
+        const removed = this.#nodes.path(node) === undefined ? this.#removedDirs.get(node) : undefined
+        if (removed) {
+          session.replyAttr(r.req, this.#shown(removed), this.#attrTimeout(node, removed))
+          return true
+        }
         // A file unlinked while open has no name left; its open handle answers (the kernel gives
         // one only for some getattrs: an fstat comes without).
         const fh = this.#nodes.path(node) === undefined ? r.fh ?? this.#open.handleOf(node.id) : undefined
@@ -312,7 +321,7 @@ export class LowLevelBridge {
             passthrough: this.#open.policy, passedThrough: this.#open.passedThrough, killpriv: session.killpriv,
             loop: session.loopStats,
           }))
-          : this.#shownXattr(r.name, this.#byName(node, (path) => union.getxattrSync(path, r.name), (fh) => union.fgetxattrSync(fh, r.name)))
+          : this.#shownXattr(r.name, this.#byName(node, (path) => union.getxattrSync(path, r.name), (fh) => union.fgetxattrSync(fh, r.name), () => undefined))
         if (value === undefined) session.replyErr(r.req, ENODATA)
         else if (r.size === 0) session.replyXattr(r.req, value.length)
         else if (value.length > r.size) session.replyErr(r.req, 34 /* ERANGE */)
@@ -320,7 +329,7 @@ export class LowLevelBridge {
         return true
       }
       case 'listxattr': {
-        const names = this.#byName(this.#node(r.ino), (path) => union.listxattrSync(path), (fh) => union.flistxattrSync(fh))
+        const names = this.#byName(this.#node(r.ino), (path) => union.listxattrSync(path), (fh) => union.flistxattrSync(fh), () => [])
         const value = Buffer.from(names.map((n) => n + '\0').join(''))
         if (r.size === 0) session.replyXattr(r.req, value.length)
         else if (value.length > r.size) session.replyErr(r.req, 34)
@@ -395,8 +404,11 @@ export class LowLevelBridge {
       }
       case 'rmdir': {
         const { parent, path } = this.#childPath(r.parent, r.name)
+        const node = this.#nodes.byPath(path)
+        const attr = node && union.getattrSync(path)
         union.rmdirSync(path)
         this.#nodes.detach(parent, r.name)
+        if (node && attr) this.#removedDirs.set(node, { ...attr, nlink: 0 })
         session.replyErr(r.req, 0)
         return true
       }
@@ -616,6 +628,13 @@ export class LowLevelBridge {
   }
 
   #readdir(r: Request & { op: 'readdir' | 'readdirplus' }): void {
+    const dir = this.#node(r.ino)
+    if (this.#nodes.path(dir) === undefined && this.#removedDirs.has(dir)) {
+      // Removed while open: empty, as the kernel lists a removed directory.
+      if (r.op === 'readdir') this.#session.replyReaddir(r.req, r.size, [])
+      else this.#session.replyReaddirPlus(r.req, r.size, [])
+      return
+    }
     // The kernel reads a directory from offset 0 to the empty reply that ends it, caching what it
     // gets (cache_readdir), so a listing taken at offset 0 serves the rest of that pass; a rewind or
     // a second reader starts a new one. Offsets index the listing.
@@ -649,16 +668,15 @@ export class LowLevelBridge {
     }
   }
 
-  /** Reply to a setattr that is done, with the attributes it left (`attr`): clear set-ID bits first
-   *  when the kernel asks (its killpriv; mostly the file has none to clear, and no syscall is
-   *  spent), and tell the node's other names. */
   /**
    * `named` with the node's path, or, for a file whose name is gone (unlinked while open), `unnamed`
    * with one of its open handles: what overlayfs does through the open file.
    */
-  #byName<T>(node: Node, named: (path: string) => T, unnamed: (fh: number) => T): T {
+  #byName<T>(node: Node, named: (path: string) => T, unnamed: (fh: number) => T, removedDir?: () => T): T {
     const path = this.#nodes.path(node)
-    return path !== undefined ? named(path) : unnamed(this.#handleOfUnnamed(node))
+    if (path !== undefined) return named(path)
+    if (removedDir && this.#removedDirs.has(node)) return removedDir()
+    return unnamed(this.#handleOfUnnamed(node))
   }
 
   /** An open handle on a file with no name (it has one while the kernel can reach the node). */
@@ -678,6 +696,9 @@ export class LowLevelBridge {
     this.#session.replyAttr(r.req, this.#shown(attr), this.#attrTimeout(node, attr))
   }
 
+  /** Reply to a setattr that is done, with the attributes it left (`attr`): clear set-ID bits first
+   *  when the kernel asks (its killpriv; mostly the file has none to clear, and no syscall is
+   *  spent), and tell the node's other names. */
   #replyChanged(r: Request & { op: 'setattr' }, path: string, attr: Attr): void {
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, path, r.fh)) attr = this.#union.getattrSync(path)
     this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)

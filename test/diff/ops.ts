@@ -51,6 +51,9 @@ export type Op =
   /** open(dir, O_TMPFILE | O_RDWR, mode), write `content`, then link it (ln -L /proc/PID/fd/N) at
    *  each name: its link count after each step */
   | ['tmpfile', string, number, string, string[]]
+  /** open a directory, remove it, then ask through the open fd: its link count, mode, listing
+   *  (through /proc/PID/fd/N) and xattr names */
+  | ['removedDir', string, Array<'nlink' | 'mode' | 'list' | 'listxattr'>]
   /** open, unlink, then each step through the open file (xattrs through /proc/PID/fd/N): what each
    *  step left (size, mode, owner, mtime, value, names) or its errno */
   | ['unlinkedFd', string, OpenFlags, UnlinkedStep[]]
@@ -127,6 +130,7 @@ export interface OpTarget {
   open(p: string, flags: OpenFlags, spec: OpenSpec): Promise<{ read?: Buffer; stat?: RawStat }>
   unlinkedFd(p: string, flags: OpenFlags, steps: UnlinkedStep[]): Promise<string[]>
   tmpfile(dir: string, mode: number, content: string, names: string[]): Promise<number[]>
+  removedDir(p: string, steps: Array<'nlink' | 'mode' | 'list' | 'listxattr'>): Promise<string[]>
   truncate(p: string, len: number): Promise<void>
   unlink(p: string): Promise<void>
   rmdir(p: string): Promise<void>
@@ -271,6 +275,27 @@ export class FsTarget implements OpTarget {
   }
   truncate(p: string, len: number): Promise<void> {
     return fs.truncate(this.abs(p), len)
+  }
+  async removedDir(p: string, steps: Array<'nlink' | 'mode' | 'list' | 'listxattr'>): Promise<string[]> {
+    const fh = await fs.open(this.abs(p), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY)
+    const proc = `/proc/${process.pid}/fd/${fh.fd}`
+    const out: string[] = []
+    try {
+      await fs.rmdir(this.abs(p))
+      for (const step of steps) {
+        try {
+          if (step === 'nlink') out.push(String((await fh.stat()).nlink))
+          else if (step === 'mode') out.push(((await fh.stat()).mode).toString(8))
+          else if (step === 'list') out.push((await fs.readdir(proc)).join(','))
+          else out.push((await this.xattr.list(proc)).filter((n) => n.startsWith('user.')).join(','))
+        } catch (e) {
+          out.push(String((e as { code?: string }).code ?? e))
+        }
+      }
+    } finally {
+      await fh.close()
+    }
+    return out
   }
   async tmpfile(dir: string, mode: number, content: string, names: string[]): Promise<number[]> {
     const fh = await fs.open(this.abs(dir), O_TMPFILE | fs.constants.O_RDWR, mode)
@@ -585,6 +610,8 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
         return 'ok'
       case 'tmpfile':
         return await t.tmpfile(op[1], op[2], op[3], op[4])
+      case 'removedDir':
+        return await t.removedDir(op[1], op[2])
       case 'unlinkedFd':
         return await t.unlinkedFd(op[1], op[2], op[3])
       case 'unlink':

@@ -405,6 +405,16 @@ export const SCENARIOS: Scenario[] = [
 
   ...group('rmdir then mkdir (opaque)', [
     {
+      // A shell's working directory, an fd opendir(3) holds: removed, it is still there, empty.
+      name: 'a directory removed while open is still there, with no links and nothing in it',
+      layers: [{ keep: 'k' }],
+      ops: [
+        ['mkdir', 'nd', 0o750],
+        ['removedDir', 'nd', ['nlink', 'mode', 'list', 'listxattr']],
+        ['readdir', ''],
+      ],
+    },
+    {
       name: 'rm -r then mkdir makes an opaque dir',
       layers: [{ 'd/old': 'o', 'd/sub/x': 'x' }],
       ops: [['rm', 'd'], ['mkdir', 'd', 0o700], ['readdir', 'd'], ['lstat', 'd/old'], ['writeFile', 'd/new', 'n'], ['readdir', 'd'], ['stat', 'd']],
