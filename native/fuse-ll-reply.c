@@ -149,13 +149,24 @@ static int get_name(napi_env env, napi_value v, char *buf) {
 
 /* ---- replies ---- */
 
-napi_value fll_js_reply_err(napi_env env, napi_callback_info info) {
+/* The replies that carry one number: (handle, req, n), n checked against [0, max]. */
+typedef int (*send_number)(fuse_req_t req, int64_t n);
+
+static napi_value reply_number(napi_env env, napi_callback_info info, const char *what, double max, send_number send) {
     BEGIN(3)
-    int64_t err;
-    if (!fll_int(env, argv[2], "errno", 0, 4095, &err)) return NULL;
+    int64_t n;
+    if (!fll_int(env, argv[2], what, 0, max, &n)) return NULL;
     fll_drop_req(s, idx);
-    FLL_SEND(s, req, fuse_reply_err(req, (int)err));
+    FLL_SEND(s, req, send(req, n));
     return NULL;
+}
+
+static int send_err(fuse_req_t req, int64_t n) { return fuse_reply_err(req, (int)n); }
+static int send_write(fuse_req_t req, int64_t n) { return fuse_reply_write(req, (size_t)n); }
+static int send_lseek(fuse_req_t req, int64_t n) { return fuse_reply_lseek(req, (off_t)n); }
+
+napi_value fll_js_reply_err(napi_env env, napi_callback_info info) {
+    return reply_number(env, info, "errno", 4095, send_err);
 }
 
 napi_value fll_js_reply_entry(napi_env env, napi_callback_info info) {
@@ -220,22 +231,12 @@ napi_value fll_js_reply_open(napi_env env, napi_callback_info info) {
 }
 
 napi_value fll_js_reply_write(napi_env env, napi_callback_info info) {
-    BEGIN(3)
-    int64_t count;
-    if (!fll_int(env, argv[2], "count", 0, 0xffffffff, &count)) return NULL;
-    fll_drop_req(s, idx);
-    FLL_SEND(s, req, fuse_reply_write(req, (size_t)count));
-    return NULL;
+    return reply_number(env, info, "count", 0xffffffff, send_write);
 }
 
 /* reply_lseek(handle, req, offset): where SEEK_DATA or SEEK_HOLE landed. */
 napi_value fll_js_reply_lseek(napi_env env, napi_callback_info info) {
-    BEGIN(3)
-    int64_t offset;
-    if (!fll_int(env, argv[2], "offset", 0, 9007199254740991.0, &offset)) return NULL;
-    fll_drop_req(s, idx);
-    FLL_SEND(s, req, fuse_reply_lseek(req, (off_t)offset));
-    return NULL;
+    return reply_number(env, info, "offset", 9007199254740991.0, send_lseek);
 }
 
 /* reply_ioctl(handle, req, output) → the ioctl succeeded; `output` (a Buffer, maybe empty) is what

@@ -688,7 +688,7 @@ export class LowLevelBridge {
   /** setattr of a file whose name is gone, through its open handle (the kernel's, for a truncate,
    *  else any of the node's). */
   #setattrUnnamed(r: Request & { op: 'setattr' }, node: Node): void {
-    const fh = this.#handleOfUnnamed(node, r.fh ?? this.#open.handleOf(node.id))
+    const fh = this.#handleOfUnnamed(node, r.fh)
     this.#union.fsetattrSync(fh, attrChange(r, this.#options.ids))
     let attr = this.#union.fgetattrSync(fh, node.ino)
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, undefined, fh)) attr = this.#union.fgetattrSync(fh, node.ino)

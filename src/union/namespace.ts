@@ -51,6 +51,32 @@ function defaultAclOf(path: string): Buffer | undefined {
   }
 }
 
+/** The mode a new object is made with: `mode` with the owner's umask taken off, unless the
+ *  directory has a default ACL (`acl`), which then decides, as POSIX has it. */
+function maskedMode(mode: number, acl: Buffer | undefined, owner?: Owner): number {
+  return acl === undefined && owner?.umask !== undefined ? mode & ~owner.umask : mode
+}
+
+/**
+ * The owner to give an object the daemon (root) made for `owner` in the upper directory `dirPath`
+ * (-1: as made). Made in place, the object has root's group or, in a set-group-ID directory, the
+ * directory's (and a subdirectory its setgid bit): what the filesystem gives, and what a caller of
+ * group root gets. Made aside in the work directory (over a whiteout), it got none of that from its
+ * directory, so the directory is looked at then, as for a caller of another group. `inherits`: the
+ * directory is set-group-ID.
+ */
+function newOwner(dirPath: string, aside: boolean, owner?: Owner): { uid: number; gid: number; inherits: boolean } {
+  const callerGid = owner?.gid ?? 0
+  let gid = -1
+  let inherits = false
+  if (aside || callerGid !== 0) {
+    const dir = lstatSync(dirPath)
+    inherits = (dir.mode & S_ISGID) !== 0
+    if (inherits ? aside : callerGid !== 0) gid = inherits ? dir.gid : callerGid
+  }
+  return { uid: owner !== undefined && owner.uid !== 0 ? owner.uid : -1, gid, inherits }
+}
+
 /** Common to every create: the name must be free, then the object is placed and recorded. `make`
  *  gets the path to make it at and the mode to give it: `mode`, with the owner's umask applied where
  *  that applies. `linked`: the object is an existing inode under a new name (link), which may carry
@@ -63,26 +89,13 @@ function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (p
   core.ensureUpperDir(core.resolver.get(parentPath))
   // The upper parent has the visible directory's ACLs (a copy-up copies them).
   const acl = linked ? undefined : defaultAclOf(upper.path(parentPath))
-  const newMode = acl === undefined && owner?.umask !== undefined ? mode & ~owner.umask : mode
+  const newMode = maskedMode(mode, acl, owner)
   const place = (path: string): void => {
     make(path, newMode)
     // A new name for an existing inode keeps its owner, wherever the name was made.
     if (linked) return
-    // The daemon runs as root. Made in place, the object has root's group or, in a set-group-ID
-    // directory, the directory's (and a subdirectory its setgid bit): what the filesystem gives, and
-    // what a caller of group root gets. Made aside in the work directory (over a whiteout), it got
-    // none of that from its directory, so the parent is looked at then, as for a caller of another
-    // group.
     const aside = path !== target
-    const callerGid = owner?.gid ?? 0
-    let gid = -1
-    let inherits = false
-    if (aside || callerGid !== 0) {
-      const dir = lstatSync(upper.path(parentPath))
-      inherits = (dir.mode & S_ISGID) !== 0
-      if (inherits ? aside : callerGid !== 0) gid = inherits ? dir.gid : callerGid
-    }
-    const uid = owner !== undefined && owner.uid !== 0 ? owner.uid : -1
+    const { uid, gid, inherits } = newOwner(upper.path(parentPath), aside, owner)
     if (uid !== -1 || gid !== -1) lchownSync(path, uid, gid)
     if (inherits && aside && kind === 'dir') chmodSync(path, (lstatSync(path).mode & 0o7777) | S_ISGID)
   }
@@ -150,14 +163,11 @@ export function createUnnamed(core: Core, dirRel: string, mode: number, owner?: 
   if (dir.kind !== 'dir') throw fsError('ENOTDIR', dirRel)
   core.ensureUpperDir(dir)
   const dirPath = core.requireUpper().path(dirRel)
-  const newMode = defaultAclOf(dirPath) === undefined && owner?.umask !== undefined ? mode & ~owner.umask : mode
+  const newMode = maskedMode(mode, defaultAclOf(dirPath), owner)
   const fd = openSync(dirPath, O_TMPFILE | constants.O_RDWR, newMode & 0o7777)
   try {
     if (newMode & core.umask) fchmodSync(fd, newMode & 0o7777)
-    // As a file made in place (createEntry): the caller's group unless the directory is setgid.
-    const callerGid = owner?.gid ?? 0
-    const gid = callerGid !== 0 && (lstatSync(dirPath).mode & S_ISGID) === 0 ? callerGid : -1
-    const uid = owner !== undefined && owner.uid !== 0 ? owner.uid : -1
+    const { uid, gid } = newOwner(dirPath, false, owner)
     if (uid !== -1 || gid !== -1) fchownSync(fd, uid, gid)
   } catch (err) {
     closeSync(fd)

@@ -34,6 +34,8 @@ export interface OpenSpec {
 /** open(2)'s O_TMPFILE on Linux (__O_TMPFILE | O_DIRECTORY); node:fs does not export it. */
 const O_TMPFILE = 0o20000000 | fs.constants.O_DIRECTORY
 
+export type RemovedDirStep = 'nlink' | 'mode' | 'list' | 'listxattr'
+
 export type UnlinkedStep = 'ftruncate' | 'fchmod' | 'fchown' | 'futimes' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'read'
 
 export type UserOp =
@@ -53,7 +55,7 @@ export type Op =
   | ['tmpfile', string, number, string, string[]]
   /** open a directory, remove it, then ask through the open fd: its link count, mode, listing
    *  (through /proc/PID/fd/N) and xattr names */
-  | ['removedDir', string, Array<'nlink' | 'mode' | 'list' | 'listxattr'>]
+  | ['removedDir', string, RemovedDirStep[]]
   /** open, unlink, then each step through the open file (xattrs through /proc/PID/fd/N): what each
    *  step left (size, mode, owner, mtime, value, names) or its errno */
   | ['unlinkedFd', string, OpenFlags, UnlinkedStep[]]
@@ -130,7 +132,7 @@ export interface OpTarget {
   open(p: string, flags: OpenFlags, spec: OpenSpec): Promise<{ read?: Buffer; stat?: RawStat }>
   unlinkedFd(p: string, flags: OpenFlags, steps: UnlinkedStep[]): Promise<string[]>
   tmpfile(dir: string, mode: number, content: string, names: string[]): Promise<number[]>
-  removedDir(p: string, steps: Array<'nlink' | 'mode' | 'list' | 'listxattr'>): Promise<string[]>
+  removedDir(p: string, steps: RemovedDirStep[]): Promise<string[]>
   truncate(p: string, len: number): Promise<void>
   unlink(p: string): Promise<void>
   rmdir(p: string): Promise<void>
@@ -276,18 +278,28 @@ export class FsTarget implements OpTarget {
   truncate(p: string, len: number): Promise<void> {
     return fs.truncate(this.abs(p), len)
   }
-  async removedDir(p: string, steps: Array<'nlink' | 'mode' | 'list' | 'listxattr'>): Promise<string[]> {
-    const fh = await fs.open(this.abs(p), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY)
+  removedDir(p: string, steps: RemovedDirStep[]): Promise<string[]> {
+    return this.#afterRemoval(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, fs.rmdir, steps, async (fh, proc, step) => {
+      if (step === 'nlink') return String((await fh.stat()).nlink)
+      if (step === 'mode') return (await fh.stat()).mode.toString(8)
+      if (step === 'list') return (await fs.readdir(proc)).join(',')
+      return (await this.xattr.list(proc)).filter((n) => n.startsWith('user.')).join(',')
+    })
+  }
+  /** Open `p`, `remove` its name, then run each step through the open file (also reachable as
+   *  /proc/PID/fd/N): what each gave, or its errno. */
+  async #afterRemoval<S>(
+    p: string, flags: string | number, remove: (path: string) => Promise<void>, steps: S[],
+    run: (fh: fs.FileHandle, proc: string, step: S) => Promise<string>,
+  ): Promise<string[]> {
+    const fh = await fs.open(this.abs(p), flags)
     const proc = `/proc/${process.pid}/fd/${fh.fd}`
     const out: string[] = []
     try {
-      await fs.rmdir(this.abs(p))
+      await remove(this.abs(p))
       for (const step of steps) {
         try {
-          if (step === 'nlink') out.push(String((await fh.stat()).nlink))
-          else if (step === 'mode') out.push(((await fh.stat()).mode).toString(8))
-          else if (step === 'list') out.push((await fs.readdir(proc)).join(','))
-          else out.push((await this.xattr.list(proc)).filter((n) => n.startsWith('user.')).join(','))
+          out.push(await run(fh, proc, step))
         } catch (e) {
           out.push(String((e as { code?: string }).code ?? e))
         }
@@ -311,23 +323,8 @@ export class FsTarget implements OpTarget {
       await fh.close()
     }
   }
-  async unlinkedFd(p: string, flags: OpenFlags, steps: UnlinkedStep[]): Promise<string[]> {
-    const fh = await fs.open(this.abs(p), openFlags(flags))
-    const proc = `/proc/${process.pid}/fd/${fh.fd}`
-    const out: string[] = []
-    try {
-      await fs.unlink(this.abs(p))
-      for (const step of steps) {
-        try {
-          out.push(await this.#unlinkedStep(fh, proc, step))
-        } catch (e) {
-          out.push(String((e as { code?: string }).code ?? e))
-        }
-      }
-    } finally {
-      await fh.close()
-    }
-    return out
+  unlinkedFd(p: string, flags: OpenFlags, steps: UnlinkedStep[]): Promise<string[]> {
+    return this.#afterRemoval(p, openFlags(flags), fs.unlink, steps, (fh, proc, step) => this.#unlinkedStep(fh, proc, step))
   }
   async #unlinkedStep(fh: fs.FileHandle, proc: string, step: UnlinkedStep): Promise<string> {
     switch (step) {
