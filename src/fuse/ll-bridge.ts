@@ -235,15 +235,12 @@ export class LowLevelBridge {
       }
       case 'getattr': {
         const node = this.#node(r.ino)
-        const removed = this.#nodes.path(node) === undefined ? this.#removedDirs.get(node) : undefined
-        if (removed) {
-          session.replyAttr(r.req, this.#shown(removed), this.#attrTimeout(node, removed))
-          return true
-        }
-        // A file unlinked while open has no name left; its open handle answers (the kernel gives
-        // one only for some getattrs: an fstat comes without).
-        const fh = this.#nodes.path(node) === undefined ? r.fh ?? this.#open.handleOf(node.id) : undefined
-        const attr = fh !== undefined ? union.fgetattrSync(fh, node.ino) : union.getattrSync(this.#path(node))
+        const path = this.#nodes.path(node)
+        // With no name left: a directory removed while open answers what it was; a file unlinked
+        // while open, through an open handle (the kernel gives one only for some getattrs: an fstat
+        // comes without).
+        const attr = path !== undefined ? union.getattrSync(path)
+          : this.#removedDirs.get(node) ?? union.fgetattrSync(this.#handleOfUnnamed(node, r.fh), node.ino)
         session.replyAttr(r.req, this.#shown(attr), this.#attrTimeout(node, attr))
         return true
       }
