@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.c",
         "native/op.c",
+        "native/names.c",
         "native/xattr.c",
         "native/node.c",
         "native/stat.c",

@@ -44,6 +44,13 @@ napi_value js_lstat_into(napi_env env, napi_callback_info info);
 napi_value js_fstat_into(napi_env env, napi_callback_info info);
 napi_value js_list_dir(napi_env env, napi_callback_info info);
 
+/* names.c */
+napi_value js_name_bytes(napi_env env, napi_callback_info info);
+napi_value js_name_from_bytes(napi_env env, napi_callback_info info);
+
+/* node.c */
+napi_value js_readlink(napi_env env, napi_callback_info info);
+
 /* The FUSE bridge's exports are declared in fuse-ll.h. */
 
 #endif

@@ -3,6 +3,7 @@
  * still reply EIO), a valid one is answered exactly once. The write itself goes through FLL_SEND:
  * once the session has closed /dev/fuse, replies only free their request. */
 #include "fuse-ll.h"
+#include "names.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -136,8 +137,8 @@ static int get_bytes(napi_env env, napi_value v, const char *name, void **data, 
 /* A directory entry name into `buf` (NAME_BUF bytes); 0 after throwing. */
 static int get_name(napi_env env, napi_value v, char *buf) {
     size_t len;
-    if (napi_get_value_string_utf8(env, v, buf, NAME_BUF, &len) != napi_ok) {
-        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "entry name must be a string");
+    if (!name_copy_from_js(env, v, buf, NAME_BUF, &len)) {
+        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "entry name must be a string or Buffer");
         return 0;
     }
     if (len == 0 || len >= NAME_BUF - 1 || strlen(buf) != len || strchr(buf, '/')) {

@@ -18,6 +18,7 @@
  * uv_async: every request then woke two threads instead of one, and on a VM the cross-CPU wakeup
  * cost more than the request itself. */
 #include "fuse-ll.h"
+#include "names.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -81,10 +82,8 @@ int fll_prop_bool(napi_env env, napi_value obj, const char *name, int *out) {
 
 char *fll_string(napi_env env, napi_value v, const char *name) {
     size_t len;
-    if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return throw_type(env, name, "a string"), NULL;
-    char *s = malloc(len + 1);
-    if (!s) return napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
-    napi_get_value_string_utf8(env, v, s, len + 1, &len);
+    char *s = name_from_js(env, v, &len);
+    if (!s) return len ? napi_throw_error(env, "ENOMEM", "out of memory"), NULL : (throw_type(env, name, "a string or Buffer"), NULL);
     if (strlen(s) != len) {
         free(s);
         return throw_type(env, name, "a string without null bytes"), NULL;
@@ -217,9 +216,8 @@ static int fill_fields(fll_session *s, fll_rec *r) {
 
 static napi_value str_or_undefined(napi_env env, const char *str) {
     napi_value v;
-    /* Names are bytes to the kernel; invalid UTF-8 is replaced (U+FFFD) on the way to JS. */
-    if (str) napi_create_string_utf8(env, str, NAPI_AUTO_LENGTH, &v);
-    else napi_get_undefined(env, &v);
+    /* Names are bytes to the kernel: those that are not UTF-8 come escaped (names.h). */
+    if (!str || name_to_js(env, str, strlen(str), &v) != napi_ok) napi_get_undefined(env, &v);
     return v;
 }
 

@@ -156,7 +156,8 @@ int fll_check(napi_env env, double d, const char *name, double min, double max, 
 int fll_prop_int(napi_env env, napi_value obj, const char *name, double min, double max, int64_t *out);
 /* Boolean property; absent/undefined counts as false. */
 int fll_prop_bool(napi_env env, napi_value obj, const char *name, int *out);
-/* UTF-8 copy of a string without NUL bytes (free it); NULL after throwing. */
+/* The bytes of a string (escapes as names.h describes) or a Buffer, without NUL bytes (free them);
+ * NULL after throwing. */
 char *fll_string(napi_env env, napi_value v, const char *name);
 /* The fuse_req_t behind a JS request id, still in the table (arguments are checked before
  * fll_drop_req, so a bad argument throws and leaves the request answerable); NULL after throwing

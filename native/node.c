@@ -1,12 +1,16 @@
 /* Calls that create, rename or stamp directory entries in ways node:fs cannot: device nodes and
  * fifos (whiteouts are char 0/0), atomic no-replace / exchange / whiteout renames, and nanosecond
- * times on a symlink itself; and dup and ioctl, which node:fs lacks. All run on the calling thread
+ * times on a symlink itself; a symlink's target as the bytes it is (node:fs decodes it as UTF-8);
+ * and dup and ioctl, which node:fs lacks. All run on the calling thread
  * (op_run_sync): metadata only. */
 #include "exports.h"
 #include "op.h"
+#include "names.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -36,6 +40,20 @@ static int ioctl_exec(op *o) {
     int err = ioctl(fd, (unsigned long)o->flags, o->data) < 0 ? errno : 0;
     close(fd);
     return err;
+}
+
+/* A symlink's target, as bytes (o->data, o->size). */
+static int readlink_exec(op *o) {
+    o->data = malloc(PATH_MAX);
+    if (!o->data) return ENOMEM;
+    ssize_t n = readlink(o->path, o->data, PATH_MAX);
+    if (n < 0) return errno;
+    o->size = (size_t)n; /* a target is at most PATH_MAX - 1 bytes: n == PATH_MAX cannot happen */
+    return 0;
+}
+
+static napi_status readlink_done(napi_env env, op *o, napi_value *out) {
+    return name_to_js(env, o->data, o->size, out);
 }
 
 static int dup_exec(op *o) {
@@ -81,4 +99,11 @@ napi_value js_ioctl_path(napi_env env, napi_callback_info info) {
     op *o = op_new("ioctl", ioctl_exec, op_done_bytes);
     if (!o) return op_nomem(env);
     return op_run_sync(env, info, o, "sub", &o->path, &o->flags, &o->data, &o->size);
+}
+
+/* readlink(path) → the target, escaped where it is not UTF-8 (names.h) */
+napi_value js_readlink(napi_env env, napi_callback_info info) {
+    op *o = op_new("readlink", readlink_exec, readlink_done);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "s", &o->path);
 }

@@ -4,6 +4,7 @@
  * object; the TypeScript wrapper turns it into a Node-style Error, where the errno names and
  * messages match those of node:fs. */
 #include "op.h"
+#include "names.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -42,15 +43,14 @@ static int bad_arg(napi_env env, size_t i, const char *what) {
     return 0;
 }
 
+/* A path or name: a string (escapes as names.h describes) or a Buffer of the bytes themselves. */
 static int get_string(napi_env env, napi_value v, size_t i, char **out) {
     size_t len;
-    if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return bad_arg(env, i, "a string");
-    char *s = malloc(len + 1);
-    if (!s) return napi_throw_error(env, "ENOMEM", "out of memory"), 0;
-    napi_get_value_string_utf8(env, v, s, len + 1, &len);
+    char *s = name_from_js(env, v, &len);
+    if (!s) return len ? (napi_throw_error(env, "ENOMEM", "out of memory"), 0) : bad_arg(env, i, "a string or Buffer");
     *out = s; /* owned by the op from here on, even if we reject it below */
     /* The C string would stop at an embedded NUL and silently name another file. */
-    if (strlen(s) != len) return bad_arg(env, i, "a string without null bytes");
+    if (strlen(s) != len) return bad_arg(env, i, "a path without null bytes");
     return 1;
 }
 
@@ -297,7 +297,7 @@ napi_status op_done_names(napi_env env, op *o, napi_value *out) {
         size_t len = strnlen(p, (size_t)(end - p));
         napi_value name;
         if (len > 0) {
-            s = napi_create_string_utf8(env, p, len, &name);
+            s = name_to_js(env, p, len, &name);
             if (s == napi_ok) s = napi_set_element(env, *out, i++, name);
         }
         p += len + 1;

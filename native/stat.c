@@ -6,6 +6,7 @@
  * microseconds on a local filesystem. */
 #include "exports.h"
 #include "op.h"
+#include "names.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -72,8 +73,8 @@ napi_value js_lstat_into(napi_env env, napi_callback_info info) {
     char path[PATH_MAX + 1];
     if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2)
         return throw_type(env, "lstatInto(path, out)");
-    if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok)
-        return throw_type(env, "lstatInto: the path must be a string");
+    if (!name_copy_from_js(env, argv[0], path, sizeof path, &len))
+        return throw_type(env, "lstatInto: the path must be a string or Buffer");
     double *out = numbers_arg(env, argv[1], "lstatInto: out must be a Float64Array of 16");
     if (!out) return NULL;
     struct stat st;
@@ -189,7 +190,7 @@ static napi_status list_done(napi_env env, op *o, napi_value *out) {
     for (uint32_t i = 0; s == napi_ok && p < end; i++) {
         size_t len = strlen(p);
         napi_value name;
-        s = napi_create_string_utf8(env, p, len, &name);
+        s = name_to_js(env, p, len, &name);
         if (s == napi_ok) s = napi_set_element(env, names, i, name);
         p += len + 1;
     }

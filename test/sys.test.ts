@@ -5,6 +5,7 @@ import { lstat, mkdir, mkdtemp, open, readFile, rm, stat, symlink, truncate, wri
 import { constants as osc, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import * as names from '../src/sys/names.js'
 import * as sys from '../src/sys/native.js'
 
 let dir = ''
@@ -665,5 +666,62 @@ describe('listDirSync', () => {
     expect(sys.listDirSync(empty, true)).toEqual({ names: [], numbers: new Float64Array(0) })
     expect(() => sys.listDirSync(join(dir, 'missing'), false)).toThrow(expect.objectContaining({ code: 'ENOENT', path: join(dir, 'missing') }))
     expect(() => sys.listDirSync(f, false)).toThrow(expect.objectContaining({ code: 'ENOTDIR' }))
+  })
+})
+
+describe('names that are not UTF-8', () => {
+  const bytesOf = (hex: string): Buffer => Buffer.from(hex, 'hex')
+
+  it('decodes valid UTF-8 as itself and escapes each other byte as U+DC00 + byte', () => {
+    expect(names.nameFromBytes(Buffer.from('café ✓ 😀'))).toBe('café ✓ 😀')
+    expect(names.nameFromBytes(bytesOf('636166e9'))).toBe('caf\udce9') // Latin-1 é
+    expect(names.nameFromBytes(bytesOf('eda080'))).toBe('\udced\udca0\udc80') // a surrogate in UTF-8 form
+    expect(names.nameFromBytes(bytesOf('c0af'))).toBe('\udcc0\udcaf') // overlong '/'
+    expect(names.nameFromBytes(bytesOf('f09f98'))).toBe('\udcf0\udc9f\udc98') // cut short
+    expect(names.nameFromBytes(bytesOf('f4908080'))).toBe('\udcf4\udc90\udc80\udc80') // past U+10FFFF
+  })
+
+  it('keeps a literal U+FFFD apart from the byte that used to be replaced by it', () => {
+    const literal = names.nameFromBytes(Buffer.from('a\ufffd'))
+    const latin = names.nameFromBytes(bytesOf('61e9'))
+    expect(literal).not.toBe(latin)
+    expect(names.hostBytes(literal)).toEqual(Buffer.from('a\ufffd'))
+    expect(names.hostBytes(latin)).toEqual(bytesOf('61e9'))
+  })
+
+  it('round-trips random bytes, and escapes exactly the names TextDecoder refuses', () => {
+    const strict = new TextDecoder('utf-8', { fatal: true })
+    let seed = 7
+    const random = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32
+    for (let i = 0; i < 20_000; i++) {
+      const bytes = Buffer.from(Array.from({ length: 1 + Math.floor(random() * 10) }, () => (random() < 0.5 ? 0x80 + Math.floor(random() * 128) : 1 + Math.floor(random() * 255))))
+      const name = names.nameFromBytes(bytes)
+      expect(names.hostBytes(name)).toEqual(bytes)
+      let valid = true
+      try {
+        expect(strict.decode(bytes)).toBe(name)
+      } catch {
+        valid = false
+      }
+      expect(name.isWellFormed()).toBe(valid)
+    }
+  })
+
+  it('gives host calls a string when the name is UTF-8, and its bytes otherwise', () => {
+    expect(names.hostPath('/a/café')).toBe('/a/café')
+    expect(names.hostPath('/a/caf\udce9')).toEqual(bytesOf('2f612f636166e9'))
+    expect(names.hostJoin(bytesOf('2fe9'), 'x\udcff')).toEqual(bytesOf('2fe92f78ff'))
+    expect(names.byteLength('\udce9'.repeat(255))).toBe(255)
+  })
+
+  it('creates, lists, stats and reads back a Latin-1 name through the addon', async () => {
+    const latin = names.nameFromBytes(bytesOf('6ce9'))
+    await writeFile(Buffer.concat([Buffer.from(dir + '/'), bytesOf('6ce9')]), 'x')
+    expect(sys.listDirSync(dir, false).names).toEqual([latin])
+    const out = new Float64Array(sys.ST_FIELDS)
+    expect(sys.lstatInto(names.hostJoin(dir, latin), out)).toBe(0)
+    expect(out[sys.ST.SIZE]).toBe(1)
+    await symlink(bytesOf('74e9'), join(dir, 'ln'))
+    expect(sys.readlinkSync(join(dir, 'ln'))).toBe('t\udce9')
   })
 })

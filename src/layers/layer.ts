@@ -1,3 +1,5 @@
+import { hostPath, type HostPath } from '../sys/names.js'
+
 /**
  * A layer is a host directory: read-only (a lower) or writable (the upper). The union addresses
  * entries by a path relative to the layer root without a leading slash ('' is the root itself);
@@ -17,9 +19,10 @@ export class Layer {
   }
 
   /** `rel` is already normal (no '.', '..' or doubled slashes: names come from the kernel), so a
-   *  concatenation does what path.join would, at a fraction of its cost on the hottest path. */
-  path(rel: string): string {
-    return rel === '' ? this.root : `${this.root}/${rel}`
+   *  concatenation does what path.join would, at a fraction of its cost on the hottest path. A
+   *  string, unless `rel` carries bytes that are not UTF-8 (see sys/names.ts). */
+  path(rel: string): HostPath {
+    return rel === '' ? this.root : hostPath(`${this.root}/${rel}`)
   }
 
   toString(): string {

@@ -11,6 +11,7 @@
  * `.wh.NAME` files when mknod is not permitted.
  */
 import { type BigIntStats, type Stats, constants } from 'node:fs'
+import type { HostPath } from '../sys/names.js'
 import { ST, ST_FIELDS, lgetxattrSync, lstatIfAny } from '../sys/native.js'
 
 export const WHITEOUT_PREFIX = '.wh.'
@@ -28,13 +29,13 @@ export function isWhiteoutMode(mode: number, rdev: number): boolean {
 }
 
 /** Whether a kernel-format whiteout is at `path` (an upper layer's name, probed). */
-export function whiteoutAt(path: string): boolean {
+export function whiteoutAt(path: HostPath): boolean {
   return lstatIfAny(path, probeStat) && isWhiteoutMode(probeStat[ST.MODE]!, probeStat[ST.RDEV]!)
 }
 
 /** Whether there is anything at `path`, the name of a `.wh.` marker: a marker whose name would be
  *  too long for the filesystem cannot be there. */
-export function markerAt(path: string): boolean {
+export function markerAt(path: HostPath): boolean {
   try {
     return lstatIfAny(path, probeStat)
   } catch (err) {
@@ -66,7 +67,7 @@ export function isOpaqueValue(value: Buffer | undefined): boolean {
 /** True when a directory is opaque by its xattr (either namespace). The `.wh..wh..opq` child is the
  *  caller's to check, since it usually has the directory listing at hand. Synchronous: it sits on
  *  the lookup path, where a thread-pool hop would cost more than the read (see lgetxattrSync). */
-export function hasOpaqueXattr(dirPath: string): boolean {
+export function hasOpaqueXattr(dirPath: HostPath): boolean {
   for (const name of OPAQUE_XATTRS) {
     try {
       if (isOpaqueValue(lgetxattrSync(dirPath, name))) return true

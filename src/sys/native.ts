@@ -8,6 +8,7 @@
 import { constants as osConstants } from 'node:os'
 import { getSystemErrorMap } from 'node:util'
 import { loadAddon } from './addon.js'
+import { hostBytes, pathString, type HostPath } from './names.js'
 
 export const RENAME_NOREPLACE = 1
 export const RENAME_EXCHANGE = 2
@@ -32,31 +33,32 @@ type ChangeArgs = [number, number, number, TimeNs, TimeNs]
 
 /** The addon's functions: synchronous ones return their value or throw a raw {errno, syscall}. */
 interface Addon {
-  lstatInto(path: string, out: Float64Array): number
+  lstatInto(path: HostPath, out: Float64Array): number
   fstatInto(fd: number, out: Float64Array): number
-  listDir(path: string, stats: boolean): [string[], Float64Array]
+  listDir(path: HostPath, stats: boolean): [string[], Float64Array]
   /** undefined: no such attribute (ENODATA, not thrown) */
-  lgetxattr(path: string, name: string): Buffer | undefined
-  stageCopy(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<number>
-  stageCopySync(src: string, tmp: string, kind: number, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): number
-  commitCopy(tmp: string, target: string, parent: string): void
-  stageCopyUnnamed(src: string, dir: string, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<[number, number]>
-  stageCopyUnnamedSync(src: string, dir: string, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): [number, number]
-  linkCopy(fd: number, target: string, parent: string): void
-  linkFd(fd: number, target: string): void
+  lgetxattr(path: HostPath, name: string): Buffer | undefined
+  stageCopy(src: HostPath, tmp: HostPath, kind: number, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<number>
+  stageCopySync(src: HostPath, tmp: HostPath, kind: number, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): number
+  commitCopy(tmp: HostPath, target: HostPath, parent: HostPath): void
+  stageCopyUnnamed(src: HostPath, dir: HostPath, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<[number, number]>
+  stageCopyUnnamedSync(src: HostPath, dir: HostPath, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): [number, number]
+  linkCopy(fd: number, target: HostPath, parent: HostPath): void
+  linkFd(fd: number, target: HostPath): void
   fgetxattr(fd: number, name: string): Buffer | undefined
-  lsetxattr(path: string, name: string, value: Uint8Array, flags: number): void
+  lsetxattr(path: HostPath, name: string, value: Uint8Array, flags: number): void
   fsetxattr(fd: number, name: string, value: Uint8Array, flags: number): void
-  llistxattr(path: string): string[]
+  llistxattr(path: HostPath): string[]
   flistxattr(fd: number): string[]
-  lremovexattr(path: string, name: string): void
+  lremovexattr(path: HostPath, name: string): void
   fremovexattr(fd: number, name: string): void
-  mknod(path: string, mode: number, dev: number): void
-  renameat2(from: string, to: string, flags: number): void
-  utimensat(path: string, atime: TimeNs, mtime: TimeNs, nofollow: boolean): void
+  mknod(path: HostPath, mode: number, dev: number): void
+  readlink(path: HostPath): string
+  renameat2(from: HostPath, to: HostPath, flags: number): void
+  utimensat(path: HostPath, atime: TimeNs, mtime: TimeNs, nofollow: boolean): void
   futimens(fd: number, atime: TimeNs, mtime: TimeNs): void
   dupFd(fd: number): number
-  ioctlPath(path: string, cmd: number, arg: Uint8Array): Buffer
+  ioctlPath(path: HostPath, cmd: number, arg: Uint8Array): Buffer
   preadNowait(fd: number, buffer: Buffer, length: number, position: number): number
   pwriteNowait(fd: number, buffer: Buffer, length: number, position: number): number
   prefetch(paths: Uint8Array, maxSize: number): Promise<number>
@@ -106,14 +108,14 @@ export const ST_FIELDS = 16
  * absent name). No Stats object, no BigInt, no exception: for getattr, lookup and readdirplus, where
  * node:fs's nanosecond Stats cost more than the syscall. On the calling thread.
  */
-export function lstatInto(path: string, out: Float64Array): number {
+export function lstatInto(path: HostPath, out: Float64Array): number {
   return native().lstatInto(path, out)
 }
 
 /** lstatInto for a name that may well be absent: true when `out` holds its numbers, false when
  *  there is nothing there (ENOENT, or ENOTDIR: a parent is not a directory, as node:fs's
  *  throwIfNoEntry has it); other errors throw like node:fs's. */
-export function lstatIfAny(path: string, out: Float64Array): boolean {
+export function lstatIfAny(path: HostPath, out: Float64Array): boolean {
   const errno = native().lstatInto(path, out)
   if (errno === 0) return true
   if (errno === ENOENT || errno === ENOTDIR) return false
@@ -121,7 +123,7 @@ export function lstatIfAny(path: string, out: Float64Array): boolean {
 }
 
 /** lstatInto, throwing an Error like node:fs's when it fails. */
-export function lstatNumbers(path: string, out: Float64Array): Float64Array {
+export function lstatNumbers(path: HostPath, out: Float64Array): Float64Array {
   const errno = native().lstatInto(path, out)
   if (errno !== 0) throw sysError(errno, 'lstat', path)
   return out
@@ -141,7 +143,7 @@ export function fstatNumbers(fd: number, out: Float64Array): Float64Array {
  * device, which may be a whiteout, and any entry whose type the filesystem does not record are
  * stat'ed: their numbers are all there). On the calling thread.
  */
-export function listDirSync(path: string, stats: boolean): { names: string[]; numbers: Float64Array } {
+export function listDirSync(path: HostPath, stats: boolean): { names: string[]; numbers: Float64Array } {
   const [names, numbers] = callSync((n) => n.listDir(path, stats), path)
   return { names, numbers }
 }
@@ -157,7 +159,9 @@ function isRaw(e: unknown): e is { errno: number; syscall: string } {
 }
 
 /** Turns the addon's plain {errno, syscall} rejection into an Error shaped like node:fs's. */
-function sysError(errno: number, syscall: string, path?: string, dest?: string): SysError {
+function sysError(errno: number, syscall: string, hostPath?: HostPath, hostDest?: HostPath): SysError {
+  const path = hostPath === undefined ? undefined : pathString(hostPath)
+  const dest = hostDest === undefined ? undefined : pathString(hostDest)
   const [code, text] = systemErrors.get(-errno) ?? [errnoNames.get(errno) ?? `E${errno}`, 'unknown error']
   let message = `${code}: ${text}, ${syscall}`
   if (path !== undefined) message += ` '${path}'`
@@ -175,8 +179,8 @@ function sysError(errno: number, syscall: string, path?: string, dest?: string):
 // `absent` maps one errno to a value: the calls where an error code just means "nothing there".
 async function call<T>(
   start: (n: Addon) => T | Promise<T>,
-  path?: string,
-  dest?: string,
+  path?: HostPath,
+  dest?: HostPath,
   absent?: { errno: number; value: T },
 ): Promise<T> {
   try {
@@ -189,13 +193,15 @@ async function call<T>(
 }
 
 /** call() for synchronous callers: the value, or the same Error thrown. */
-function callSync<T>(run: (n: Addon) => T, path?: string, dest?: string): T {
+function callSync<T>(run: (n: Addon) => T, path?: HostPath, dest?: HostPath): T {
   try {
     return run(native())
   } catch (e) {
     throw isRaw(e) ? sysError(e.errno, e.syscall, path, dest) : e
   }
 }
+
+const NUL = Buffer.alloc(1)
 
 function bytes(value: Buffer | string): Buffer {
   return typeof value === 'string' ? Buffer.from(value, 'utf8') : value
@@ -229,12 +235,12 @@ export function minor(dev: number): number {
 // ---- extended attributes (never following symlinks) ----
 
 /** The attribute's value, or undefined when the file has no such attribute (ENODATA). */
-export function lgetxattr(path: string, name: string): Promise<Buffer | undefined> {
+export function lgetxattr(path: HostPath, name: string): Promise<Buffer | undefined> {
   return call((n) => n.lgetxattr(path, name), path)
 }
 
 /** lgetxattr for synchronous callers (the lookup path). */
-export function lgetxattrSync(path: string, name: string): Buffer | undefined {
+export function lgetxattrSync(path: HostPath, name: string): Buffer | undefined {
   return callSync((n) => n.lgetxattr(path, name), path)
 }
 
@@ -247,11 +253,11 @@ export function fgetxattrSync(fd: number, name: string): Buffer | undefined {
 }
 
 /** flags: 0, XATTR_CREATE (EEXIST if present) or XATTR_REPLACE (ENODATA if absent). */
-export function lsetxattr(path: string, name: string, value: Buffer | string, flags = 0): Promise<void> {
+export function lsetxattr(path: HostPath, name: string, value: Buffer | string, flags = 0): Promise<void> {
   return call((n) => n.lsetxattr(path, name, bytes(value), flags), path)
 }
 
-export function lsetxattrSync(path: string, name: string, value: Buffer | string, flags = 0): void {
+export function lsetxattrSync(path: HostPath, name: string, value: Buffer | string, flags = 0): void {
   callSync((n) => n.lsetxattr(path, name, bytes(value), flags), path)
 }
 
@@ -260,11 +266,11 @@ export function fsetxattr(fd: number, name: string, value: Buffer | string, flag
 }
 
 /** Attribute names the caller may see (trusted.* only as root); [] when there are none. */
-export function llistxattr(path: string): Promise<string[]> {
+export function llistxattr(path: HostPath): Promise<string[]> {
   return call((n) => n.llistxattr(path), path)
 }
 
-export function llistxattrSync(path: string): string[] {
+export function llistxattrSync(path: HostPath): string[] {
   return callSync((n) => n.llistxattr(path), path)
 }
 
@@ -276,11 +282,11 @@ export function flistxattrSync(fd: number): string[] {
   return callSync((n) => n.flistxattr(fd))
 }
 
-export function lremovexattr(path: string, name: string): Promise<void> {
+export function lremovexattr(path: HostPath, name: string): Promise<void> {
   return call((n) => n.lremovexattr(path, name), path)
 }
 
-export function lremovexattrSync(path: string, name: string): void {
+export function lremovexattrSync(path: HostPath, name: string): void {
   callSync((n) => n.lremovexattr(path, name), path)
 }
 
@@ -299,25 +305,31 @@ export function fremovexattrSync(fd: number, name: string): void {
  * bits; dev is a makedev() number for device nodes. As with mknod(2), the process umask is applied
  * to the permission bits: chmod afterwards when exact bits matter.
  */
-export function mknod(path: string, mode: number, dev: number): Promise<void> {
+export function mknod(path: HostPath, mode: number, dev: number): Promise<void> {
   return call((n) => n.mknod(path, mode, dev), path)
 }
 
-export function mknodSync(path: string, mode: number, dev: number): void {
+export function mknodSync(path: HostPath, mode: number, dev: number): void {
   callSync((n) => n.mknod(path, mode, dev), path)
 }
 
 /** rename with RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT (0 = plain rename). */
-export function renameat2Sync(from: string, to: string, flags: number): void {
+/** A symlink's target, its bytes kept (escaped where they are not UTF-8: see names.ts), where
+ *  node:fs's readlink would replace them. On the calling thread. */
+export function readlinkSync(path: HostPath): string {
+  return callSync((n) => n.readlink(path), path)
+}
+
+export function renameat2Sync(from: HostPath, to: HostPath, flags: number): void {
   callSync((n) => n.renameat2(from, to, flags), from, to)
 }
 
 /** Sets atime/mtime in ns since the epoch; null leaves one unchanged; nofollow stamps a symlink itself. */
-export function utimensat(path: string, atimeNs: TimeNs, mtimeNs: TimeNs, nofollow: boolean): Promise<void> {
+export function utimensat(path: HostPath, atimeNs: TimeNs, mtimeNs: TimeNs, nofollow: boolean): Promise<void> {
   return call((n) => n.utimensat(path, atimeNs, mtimeNs, nofollow), path)
 }
 
-export function utimensatSync(path: string, atimeNs: TimeNs, mtimeNs: TimeNs, nofollow: boolean): void {
+export function utimensatSync(path: HostPath, atimeNs: TimeNs, mtimeNs: TimeNs, nofollow: boolean): void {
   callSync((n) => n.utimensat(path, atimeNs, mtimeNs, nofollow), path)
 }
 
@@ -332,7 +344,7 @@ export function futimensSync(fd: number, atimeNs: TimeNs, mtimeNs: TimeNs): void
 /** ioctl(2) with a struct argument (`cmd` says its size and direction: FS_IOC_GETFLAGS and the like)
  *  on a fresh descriptor of the object at `path` (a final symlink not followed): the argument as the
  *  ioctl left it. On the calling thread. */
-export function ioctlPathSync(path: string, cmd: number, arg: Uint8Array): Buffer {
+export function ioctlPathSync(path: HostPath, cmd: number, arg: Uint8Array): Buffer {
   return callSync((n) => n.ioctlPath(path, cmd, arg), path)
 }
 
@@ -348,8 +360,8 @@ export function dupFdSync(fd: number): number {
  * Starts reading the regular files at `paths` of at most `maxSize` bytes into the page cache, on the
  * thread pool (readahead(2) of each whole file); paths that fail are skipped. How many were.
  */
-export function prefetch(paths: string[], maxSize: number): Promise<number> {
-  return call((n) => n.prefetch(Buffer.from(paths.map((p) => p + '\0').join('')), maxSize))
+export function prefetch(paths: HostPath[], maxSize: number): Promise<number> {
+  return call((n) => n.prefetch(Buffer.concat(paths.flatMap((p) => [hostBytes(p), NUL])), maxSize))
 }
 
 /** lseek(SEEK_DATA): start of the first data at or after offset, or -1 when only a hole follows (ENXIO). */
@@ -400,7 +412,7 @@ export interface StageOptions {
   meta?: boolean
   /** Where the data comes from when it is not `src` (completing a metacopy: data from the lower
    *  file, everything else from the upper one). */
-  dataFrom?: string
+  dataFrom?: HostPath
   /** The caller's own change, made on the copy before it is named (a setattr that copies up): the
    *  mode and times replace the copied ones, and the chown comes after mode and xattrs, so that it
    *  clears set-ID bits and security.capability as a chown of the named file would. */
@@ -422,13 +434,13 @@ export interface CopyChange {
  * mode, xattrs except the union's private ones, origin, times, and an fsync when asked. Resolves to
  * the bytes of data copied; on failure `tmp` is gone.
  */
-export function stageCopy(src: string, tmp: string, kind: CopyKind, options: StageOptions): Promise<number> {
+export function stageCopy(src: HostPath, tmp: HostPath, kind: CopyKind, options: StageOptions): Promise<number> {
   const args = stageArgs(options)
   return call((n) => n.stageCopy(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom, ...args.change), src, tmp)
 }
 
 /** stageCopy on the calling thread: for copies that move no file data, or little. */
-export function stageCopySync(src: string, tmp: string, kind: CopyKind, options: StageOptions): number {
+export function stageCopySync(src: HostPath, tmp: HostPath, kind: CopyKind, options: StageOptions): number {
   const args = stageArgs(options)
   return callSync((n) => n.stageCopySync(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom, ...args.change), src, tmp)
 }
@@ -436,14 +448,14 @@ export function stageCopySync(src: string, tmp: string, kind: CopyKind, options:
 /** A regular file's copy as stageCopy makes it, but unnamed (O_TMPFILE in `dir`, on the target's
  *  filesystem): its fd, for linkCopySync to name. Fails with EOPNOTSUPP (or EISDIR, EINVAL) where the
  *  filesystem has no O_TMPFILE. */
-export async function stageCopyUnnamed(src: string, dir: string, options: StageOptions): Promise<{ fd: number; bytes: number }> {
+export async function stageCopyUnnamed(src: HostPath, dir: HostPath, options: StageOptions): Promise<{ fd: number; bytes: number }> {
   const args = stageArgs(options)
   const [bytes, fd] = await call((n) => n.stageCopyUnnamed(src, dir, args.flags | UNNAMED, args.origin, args.dataFrom, ...args.change), src, dir)
   return { fd, bytes }
 }
 
 /** stageCopyUnnamed on the calling thread. */
-export function stageCopyUnnamedSync(src: string, dir: string, options: StageOptions): { fd: number; bytes: number } {
+export function stageCopyUnnamedSync(src: HostPath, dir: HostPath, options: StageOptions): { fd: number; bytes: number } {
   const args = stageArgs(options)
   const [bytes, fd] = callSync((n) => n.stageCopyUnnamedSync(src, dir, args.flags | UNNAMED, args.origin, args.dataFrom, ...args.change), src, dir)
   return { fd, bytes }
@@ -452,11 +464,11 @@ export function stageCopyUnnamedSync(src: string, dir: string, options: StageOpt
 /** Name an unnamed copy `target` (which must be free), give `parent` back its times, and close the
  *  fd, whatever happens. On the calling thread. */
 /** Give the O_TMPFILE file open as `fd` the name `target` (linkat by fd, else through /proc). */
-export function linkFdSync(fd: number, target: string): void {
+export function linkFdSync(fd: number, target: HostPath): void {
   callSync((n) => n.linkFd(fd, target), target)
 }
 
-export function linkCopySync(fd: number, target: string, parent: string): void {
+export function linkCopySync(fd: number, target: HostPath, parent: HostPath): void {
   callSync((n) => n.linkCopy(fd, target, parent), target, parent)
 }
 
@@ -467,7 +479,7 @@ function stageArgs(options: StageOptions): { flags: number; origin: string; data
   return {
     flags: (options.data ? 1 : 0) | (options.fsync ? 2 : 0) | (options.meta ? 4 : 0),
     origin: options.origin === undefined ? '' : String(options.origin),
-    dataFrom: options.dataFrom === undefined ? new Uint8Array(0) : Buffer.from(options.dataFrom + '\0'),
+    dataFrom: options.dataFrom === undefined ? new Uint8Array(0) : Buffer.concat([hostBytes(options.dataFrom), NUL]),
     change: change === undefined ? NO_CHANGE : [change.uid ?? -1, change.gid ?? -1, change.mode ?? -1, change.atime ?? null, change.mtime ?? null],
   }
 }
@@ -475,7 +487,7 @@ function stageArgs(options: StageOptions): { flags: number; origin: string; data
 const NO_CHANGE: ChangeArgs = [-1, -1, -1, null, null]
 
 /** rename(tmp, target), then give `parent` back the times it had before. On the calling thread. */
-export function commitCopySync(tmp: string, target: string, parent: string): void {
+export function commitCopySync(tmp: HostPath, target: HostPath, parent: HostPath): void {
   callSync((n) => n.commitCopy(tmp, target, parent), tmp, target)
 }
 

@@ -19,6 +19,7 @@
  */
 import { closeSync, constants, fsyncSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import type { HostPath } from '../sys/names.js'
 import {
   type CopyChange, type StageOptions as CopyOptions, commitCopySync, linkCopySync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync,
 } from '../sys/native.js'
@@ -33,7 +34,7 @@ export interface StageOptions {
   /** A metadata-only copy (metacopy=on): same size, sparse, marked, data left below. */
   meta?: boolean
   /** Take the bytes from this host path instead of the source (completing a metacopy). */
-  dataFrom?: string
+  dataFrom?: HostPath
   /** The caller's metadata change, made on the copy before it is named (see native StageOptions). */
   change?: CopyChange
   /** Leave the copy's data unflushed even when copies are fsync'd: the caller flushes it before
@@ -80,7 +81,7 @@ export class Stager {
    * the upper directories' groups.) Anything else is built in the work directory under a temporary
    * name and renamed into place.
    */
-  async stage(src: string, kind: Kind, options: StageOptions, linkable = false): Promise<Staged> {
+  async stage(src: HostPath, kind: Kind, options: StageOptions, linkable = false): Promise<Staged> {
     if (kind === 'file' && linkable && this.#unnamed) {
       try {
         return await stageCopyUnnamed(src, this.#dir, this.#options(kind, options))
@@ -93,7 +94,7 @@ export class Stager {
   }
 
   /** stage, on the calling thread: for a copy that moves no file data, or little. */
-  stageNow(src: string, kind: Kind, options: StageOptions, linkable = false): Staged {
+  stageNow(src: HostPath, kind: Kind, options: StageOptions, linkable = false): Staged {
     if (kind === 'file' && linkable && this.#unnamed) {
       try {
         return stageCopyUnnamedSync(src, this.#dir, this.#options(kind, options))
@@ -128,7 +129,7 @@ export class Stager {
   }
 
   /** Move a finished copy into place; the parent directory keeps its times, as in overlayfs. */
-  commit(staged: Staged, target: string, parent: string): void {
+  commit(staged: Staged, target: HostPath, parent: HostPath): void {
     if (staged.fd !== undefined) linkCopySync(staged.fd, target, parent)
     else commitCopySync(staged.tmp, target, parent)
   }

@@ -14,6 +14,7 @@ import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, rename
 import { join } from 'node:path'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, markerAt, whiteoutAt } from '../layers/whiteout.js'
+import { hostJoin, nameFromBytes, type HostPath } from '../sys/names.js'
 import { type CopyChange, RENAME_EXCHANGE, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatNumbers, mknodSync, renameat2Sync, syncfs } from '../sys/native.js'
 import { METACOPY_XATTR, REDIRECT_XATTR, readOrigin } from './inode.js'
 import { type Entry, NO_LAYERS, inUpper } from './entry.js'
@@ -180,7 +181,7 @@ export class Core {
   /** A copy of the small lower file `entry`, made now on the calling thread and left unflushed, to
    *  be named after its flush (see #defer); undefined when it may not wait (#defers) or is too big
    *  for this thread. */
-  #stageBehind(entry: Entry, src: string, st: Source, change: CopyChange | undefined): Staged | undefined {
+  #stageBehind(entry: Entry, src: HostPath, st: Source, change: CopyChange | undefined): Staged | undefined {
     if (st.size > COPY_NOW_MAX || !this.#defers(entry, st)) return undefined
     return this.#stageNow(entry, src, st, { data: true, meta: false, change, unflushed: true })
   }
@@ -407,7 +408,7 @@ export class Core {
   }
 
   /** Stage a copy of the lower `entry` on the calling thread, its parent made ready first. */
-  #stageNow(entry: Entry, src: string, st: Source, options: { data: boolean; meta: boolean; change: CopyChange | undefined; unflushed?: boolean }): Staged {
+  #stageNow(entry: Entry, src: HostPath, st: Source, options: { data: boolean; meta: boolean; change: CopyChange | undefined; unflushed?: boolean }): Staged {
     this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
     // A lower entry's name is free in the upper layer: the copy can be linked straight to it.
     return this.stager.stageNow(src, entry.kind, { ...options, origin: originOf(st) }, true)
@@ -443,8 +444,9 @@ export class Core {
 
   /** The host path of a metadata-only copy's data: the lower file at its redirect (set when the copy
    *  was renamed), else at its own path, as overlayfs finds it. */
-  dataSource(entry: Entry): string {
-    const redirect = lgetxattrSync(entry.layer.path(entry.path), REDIRECT_XATTR)?.toString()
+  dataSource(entry: Entry): HostPath {
+    const value = lgetxattrSync(entry.layer.path(entry.path), REDIRECT_XATTR)
+    const redirect = value === undefined ? undefined : nameFromBytes(value)
     const rel = redirect !== undefined ? redirect.replace(/^\/+/, '') : entry.path
     for (const layer of this.layers) {
       if (layer.writable) continue
@@ -516,7 +518,7 @@ export class Core {
   }
 
   /** How to complete a metadata-only copy: with the bytes of `dataFrom`, or none (empty). */
-  #completion(entry: Entry, dataFrom: string | undefined): { data: boolean; origin: bigint | undefined; dataFrom: string | undefined } {
+  #completion(entry: Entry, dataFrom: HostPath | undefined): { data: boolean; origin: bigint | undefined; dataFrom: HostPath | undefined } {
     const origin = readOrigin(this.requireUpper().path(entry.path))
     return { data: dataFrom !== undefined, origin: origin === undefined ? undefined : BigInt(origin), dataFrom }
   }
@@ -617,7 +619,7 @@ export class Core {
    * user.overlay.opaque, overlayfs's `userxattr` form; where xattrs are refused altogether, the OCI
    * `.wh..wh..opq` file. The union reads all three.
    */
-  markOpaque(path: string): void {
+  markOpaque(path: HostPath): void {
     while (this.#opaqueXattrs.length > 0) {
       const name = this.#opaqueXattrs[0]!
       try {
@@ -629,7 +631,7 @@ export class Core {
         this.#opaqueXattrs.shift()
       }
     }
-    writeFileSync(join(path, OPAQUE_MARKER), '', { mode: 0o600 })
+    writeFileSync(hostJoin(path, OPAQUE_MARKER), '', { mode: 0o600 })
   }
 
   /** Whether a fresh directory of the upper filesystem takes the xattr `name`. */
@@ -647,13 +649,14 @@ export class Core {
   }
 
   /**
-   * Create a new object at `rel` in the upper layer with `make(hostPath)`. When the upper layer holds a
-   * whiteout there, the object is made in the work directory and moved over it, so the name is never
-   * missing and never shows the lower object; a directory made over a whiteout is opaque, since the
-   * lower directory it replaces must not show through. Returns whether a whiteout was replaced.
-   * `defaultAcl`: the parent directory's, which an object made aside must inherit all the same.
+   * Create a new object at `rel` in the upper layer with `make(hostPath, aside)`. When the upper
+   * layer holds a whiteout there, the object is made aside, in the work directory, and moved over
+   * it, so the name is never missing and never shows the lower object; a directory made over a
+   * whiteout is opaque, since the lower directory it replaces must not show through. Returns
+   * whether a whiteout was replaced. `defaultAcl`: the parent directory's, which an object made
+   * aside must inherit all the same.
    */
-  place(rel: string, isDir: boolean, make: (path: string) => void, defaultAcl?: Buffer): boolean {
+  place(rel: string, isDir: boolean, make: (path: HostPath, aside: boolean) => void, defaultAcl?: Buffer): boolean {
     const upper = this.requireUpper()
     const [dir, name] = splitPath(rel)
     const clear = this.resolver.upperClear(rel)
@@ -663,7 +666,7 @@ export class Core {
     const charWhiteout = !clear && whiteoutAt(target)
     const markerWhiteout = !clear && !charWhiteout && markerAt(marker)
     if (!charWhiteout && !markerWhiteout) {
-      make(target)
+      make(target, false)
       return false
     }
     // Made aside, in the work directory: in a directory of its own carrying the parent's default
@@ -676,7 +679,7 @@ export class Core {
     }
     const tmp = scratch === undefined ? this.stager.tempPath() : join(scratch, 'new')
     try {
-      make(tmp)
+      make(tmp, true)
       if (isDir) this.markOpaque(tmp)
       if (isDir && charWhiteout) {
         exchange(tmp, target)
@@ -728,7 +731,7 @@ interface Source {
 
 /** The lstat of a copy-up's source, without node:fs's BigIntStats (a BigInt per field: it cost
  *  more than the syscall, once per copy). */
-function sourceOf(path: string): Source {
+function sourceOf(path: HostPath): Source {
   const st = lstatNumbers(path, sourceStat)
   const ino = st[ST.INO]!
   // A double holds an inode number exactly up to 2^53; a bigger one is read again, exactly.
@@ -749,7 +752,7 @@ function originOf(st: Source): bigint | undefined {
 }
 
 /** Swap two paths atomically; where renameat2 is missing, fall back to remove-then-rename. */
-function exchange(a: string, b: string): void {
+function exchange(a: HostPath, b: HostPath): void {
   try {
     renameat2Sync(a, b, RENAME_EXCHANGE)
   } catch (err) {

@@ -3,6 +3,7 @@
  * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
  */
 import { constants, fchmodSync, fstatSync, ftruncateSync, openSync } from 'node:fs'
+import type { HostPath } from '../sys/names.js'
 import { ST, ST_FIELDS, dupFdSync, fallocate as fallocateFd, fstatNumbers as fstatNumbersOf, lstatNumbers, seekData, seekHole } from '../sys/native.js'
 import { type Core, stagedPath } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
@@ -76,7 +77,7 @@ function openStaged(staged: number, flags: number): number {
 
 /** What the bridge needs to choose the file's I/O mode (see FileShape); kept for lower files, which
  *  never change. A metadata-only copy: its name's shape, and the filesystem of its lower data. */
-function shapeOf(entry: Entry, fd: number, source: string, lowerData: boolean): FileShape {
+function shapeOf(entry: Entry, fd: number, source: HostPath, lowerData: boolean): FileShape {
   if (!inUpper(entry)) return (entry.shape ??= shape(lstatNumbers(source, shapeStat)))
   // A copy not named yet (Core.defer) has no link until its flush names it.
   if (!lowerData) return entry.staged !== undefined ? { ...shape(fstatNumbersOf(fd, shapeStat)), singleLink: true } : shape(fstatNumbersOf(fd, shapeStat))

@@ -9,12 +9,13 @@
  * and a close per such open. An error opening it (only EMFILE or ENOMEM can happen to a file the
  * resolver has seen) then surfaces at that first use.
  */
+import type { HostPath } from '../sys/names.js'
 import { closeSync, constants, openSync } from 'node:fs'
 
 export interface HandleInit {
   /** The open fd, or -1 with `source` and `flags`: opened at the first use. */
   fd: number
-  source?: string
+  source?: HostPath
   flags?: number
   /** Merged-view path at open time; used only to find lower handles on copy-up. */
   path: string
@@ -31,7 +32,7 @@ export interface HandleInit {
 
 export class Handle {
   #fd: number
-  readonly #source: string
+  readonly #source: HostPath
   readonly #flags: number
   readonly path: string
   upper: boolean
@@ -107,7 +108,7 @@ export class Handles {
 
   /** `path` was copied up to `upperPath`: move its lower readers onto the copy. `follow`: upperPath
    *  is a /proc/self/fd link to a copy without a name yet (Core.defer). */
-  promote(path: string, upperPath: string, follow = false): void {
+  promote(path: string, upperPath: HostPath, follow = false): void {
     const readers = this.#lower.get(path)
     if (!readers) return
     this.#lower.delete(path)

@@ -8,6 +8,7 @@
  * with several hard links gets no origin: its links are broken by copy-up, so the copy must not claim
  * the inode number its old siblings still show.
  */
+import type { HostPath } from '../sys/names.js'
 import { lgetxattrSync } from '../sys/native.js'
 import { isCode } from './errors.js'
 
@@ -46,7 +47,7 @@ export function encodeOrigin(ino: bigint | number): string {
 }
 
 /** The origin inode recorded on an upper object, if any (synchronous: it is on the getattr path). */
-export function readOrigin(path: string): number | undefined {
+export function readOrigin(path: HostPath): number | undefined {
   try {
     const value = lgetxattrSync(path, ORIGIN_XATTR)
     if (!value) return undefined

@@ -9,10 +9,11 @@
  * directory that exists in a lower layer cannot be renamed (EXDEV, as overlayfs without redirect_dir):
  * tools such as mv then copy and delete.
  */
-import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
 import { joinPath, splitPath } from '../layers/layer.js'
 import { WHITEOUT_PREFIX, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, linkFdSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, utimensatSync } from '../sys/native.js'
+import { byteLength, hostBytes, hostJoin, hostPath, type HostPath } from '../sys/names.js'
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, linkFdSync, listDirSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, utimensatSync } from '../sys/native.js'
 import { REDIRECT_XATTR } from './inode.js'
 import { type Core, DEFAULT_ACL } from './core.js'
 import { type Entry, type Kind, NO_LAYERS, inUpper } from './entry.js'
@@ -26,7 +27,7 @@ const S_ISGID = 0o2000
 function checkNewName(rel: string): void {
   if (rel === '') throw fsError('EEXIST', '/')
   const name = splitPath(rel)[1]
-  if (Buffer.byteLength(name) > NAME_MAX) throw fsError('ENAMETOOLONG', rel)
+  if (byteLength(name) > NAME_MAX) throw fsError('ENAMETOOLONG', rel)
   // `.wh.` names encode deletions in every layer: a file by that name would delete its sibling.
   if (name.startsWith(WHITEOUT_PREFIX)) throw fsError('EINVAL', `reserved name ${name}`)
 }
@@ -43,7 +44,7 @@ export interface Owner {
 
 /** The default ACL of the upper directory at `path`, if it has one (none where ACLs are not
  *  supported). */
-function defaultAclOf(path: string): Buffer | undefined {
+function defaultAclOf(path: HostPath): Buffer | undefined {
   try {
     return lgetxattrSync(path, DEFAULT_ACL)
   } catch {
@@ -65,7 +66,7 @@ function maskedMode(mode: number, acl: Buffer | undefined, owner?: Owner): numbe
  * directory, so the directory is looked at then, as for a caller of another group. `inherits`: the
  * directory is set-group-ID.
  */
-function newOwner(dirPath: string, aside: boolean, owner?: Owner): { uid: number; gid: number; inherits: boolean } {
+function newOwner(dirPath: HostPath, aside: boolean, owner?: Owner): { uid: number; gid: number; inherits: boolean } {
   const callerGid = owner?.gid ?? 0
   let gid = -1
   let inherits = false
@@ -81,20 +82,18 @@ function newOwner(dirPath: string, aside: boolean, owner?: Owner): { uid: number
  *  gets the path to make it at and the mode to give it: `mode`, with the owner's umask applied where
  *  that applies. `linked`: the object is an existing inode under a new name (link), which may carry
  *  an origin. */
-function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (path: string, mode: number) => void, owner?: Owner, linked = false): Entry {
+function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (path: HostPath, mode: number) => void, owner?: Owner, linked = false): Entry {
   checkFree(core, rel)
   const parentPath = splitPath(rel)[0]
   const upper = core.requireUpper()
-  const target = upper.path(rel)
   core.ensureUpperDir(core.resolver.get(parentPath))
   // The upper parent has the visible directory's ACLs (a copy-up copies them).
   const acl = linked ? undefined : defaultAclOf(upper.path(parentPath))
   const newMode = maskedMode(mode, acl, owner)
-  const place = (path: string): void => {
+  const place = (path: HostPath, aside: boolean): void => {
     make(path, newMode)
     // A new name for an existing inode keeps its owner, wherever the name was made.
     if (linked) return
-    const aside = path !== target
     const { uid, gid, inherits } = newOwner(upper.path(parentPath), aside, owner)
     if (uid !== -1 || gid !== -1) lchownSync(path, uid, gid)
     if (inherits && aside && kind === 'dir') chmodSync(path, (lstatSync(path).mode & 0o7777) | S_ISGID)
@@ -148,7 +147,7 @@ export function mknod(core: Core, rel: string, mode: number, rdev: number, owner
 }
 
 export function symlink(core: Core, target: string, rel: string, owner?: Owner): void {
-  createEntry(core, rel, 'symlink', 0o777, (path) => symlinkSync(target, path), owner)
+  createEntry(core, rel, 'symlink', 0o777, (path) => symlinkSync(hostPath(target), path), owner)
 }
 
 /** O_TMPFILE: Linux's flag, with the O_DIRECTORY it implies. */
@@ -365,7 +364,7 @@ function move(core: Core, from: Entry, to: Entry | undefined, toRel: string): vo
   core.resolver.set(from.path, undefined)
 }
 
-function renameWithWhiteout(core: Core, fromPath: string, toPath: string, fromRel: string): void {
+function renameWithWhiteout(core: Core, fromPath: HostPath, toPath: HostPath, fromRel: string): void {
   try {
     renameat2Sync(fromPath, toPath, RENAME_WHITEOUT)
     core.counters.whiteouts++
@@ -394,7 +393,7 @@ function exchangeEntries(core: Core, from: Entry, to: Entry | undefined): void {
 function keepDataReachable(core: Core, entry: Entry): void {
   if (!core.isMetacopy(entry)) return
   const path = core.requireUpper().path(entry.path)
-  if (lgetxattrSync(path, REDIRECT_XATTR) === undefined) lsetxattrSync(path, REDIRECT_XATTR, '/' + entry.path)
+  if (lgetxattrSync(path, REDIRECT_XATTR) === undefined) lsetxattrSync(path, REDIRECT_XATTR, hostBytes('/' + entry.path))
 }
 
 function hiddenByUpperWhiteout(core: Core, rel: string): boolean {
@@ -408,8 +407,8 @@ function hiddenByUpperWhiteout(core: Core, rel: string): boolean {
 const probeStat = new Float64Array(ST_FIELDS)
 
 /** Remove the whiteouts and markers an (empty-looking) upper directory still holds. */
-function clearMarkers(dirPath: string): void {
-  for (const name of readdirSafe(dirPath)) rmSync(`${dirPath}/${name}`, { recursive: true, force: true })
+function clearMarkers(dirPath: HostPath): void {
+  for (const name of readdirSafe(dirPath)) rmSync(hostJoin(dirPath, name), { recursive: true, force: true })
 }
 
 /** A `.wh.NAME` marker beside a name that now exists in the upper layer is obsolete. (Looked for
@@ -421,7 +420,7 @@ function removeMarker(core: Core, rel: string): void {
 }
 
 /** rmdir, false when the directory still holds something (to a user, perhaps only whiteouts). */
-function removedIfEmpty(path: string): boolean {
+function removedIfEmpty(path: HostPath): boolean {
   try {
     rmdirSync(path)
     return true
@@ -431,9 +430,9 @@ function removedIfEmpty(path: string): boolean {
   }
 }
 
-function readdirSafe(path: string): string[] {
+function readdirSafe(path: HostPath): string[] {
   try {
-    return readdirSync(path)
+    return listDirSync(path, false).names
   } catch (err) {
     if (isCode(err, 'ENOENT', 'ENOTDIR')) return []
     throw err

@@ -7,6 +7,7 @@
 import { constants } from 'node:fs'
 import type { Layer } from '../layers/layer.js'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, isWhiteoutMode, whiteoutTarget } from '../layers/whiteout.js'
+import type { HostPath } from '../sys/names.js'
 import { ST, ST_FIELDS, listDirSync } from '../sys/native.js'
 import type { Entry } from './entry.js'
 import { isCode } from './errors.js'
@@ -22,7 +23,7 @@ export class LayerListing {
   readonly #withStats: boolean
   readonly #index = new Map<string, number>()
 
-  constructor(path: string, withStats: boolean) {
+  constructor(path: HostPath, withStats: boolean) {
     const { names, numbers } = listDirSync(path, withStats)
     this.names = names
     this.numbers = numbers

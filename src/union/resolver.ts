@@ -14,11 +14,11 @@
  * synchronous step on the JavaScript thread (see core.ts), so no lookup can straddle a change and
  * store a stale answer.
  */
-import { readdirSync } from 'node:fs'
 import { LRUCache } from 'lru-cache'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
-import { ST, ST_FIELDS, lstatIfAny } from '../sys/native.js'
+import { byteLength } from '../sys/names.js'
+import { ST, ST_FIELDS, listDirSync, lstatIfAny } from '../sys/native.js'
 import { type Entry, type Kind, NO_LAYERS, kindOfMode } from './entry.js'
 import type { LayerListing, Listings } from './readdir.js'
 import { fsError } from './errors.js'
@@ -195,7 +195,7 @@ export class Resolver {
 
   #lookup(rel: string): Cached {
     const [dir, name] = splitPath(rel)
-    if (Buffer.byteLength(name) > NAME_MAX) throw fsError('ENAMETOOLONG', rel)
+    if (byteLength(name) > NAME_MAX) throw fsError('ENAMETOOLONG', rel)
     const parent = this.resolve(dir)
     if (!parent) return MISSING
     if (parent.kind !== 'dir') throw fsError('ENOTDIR', dir)
@@ -224,7 +224,7 @@ export class Resolver {
     }
     let names: Set<string> | undefined
     try {
-      names = new Set(readdirSync(layer.path(dir)))
+      names = new Set(listDirSync(layer.path(dir), false).names)
     } catch {
       // Unreadable (a directory one may search but not list, say): probed name by name, as before.
     }

@@ -8,12 +8,13 @@
  * Paths are merged-view paths ('/a/b', as FUSE gives them). Errors carry an errno name (`.code`).
  */
 
-import { readlinkSync, statfsSync } from 'node:fs'
+import { statfsSync } from 'node:fs'
 import { mkdir, readdir, realpath, rm, stat } from 'node:fs/promises'
 import { join, relative, resolve, sep } from 'node:path'
 import { layerRoot, readMountinfo } from '../layers/held-root.js'
 import { Layer, joinPath, relPath } from '../layers/layer.js'
-import { ST, prefetch, type TimeNs } from '../sys/native.js'
+import type { HostPath } from '../sys/names.js'
+import { ST, prefetch, readlinkSync, type TimeNs } from '../sys/native.js'
 import * as attrs from './attrs.js'
 import { Stager } from './copy-up.js'
 import { Core, type Counters } from './core.js'
@@ -276,7 +277,7 @@ export class Union {
    * after file, so that its next files come from memory. Errors are left to the reads that follow.
    */
   prefetch(path: string, after: string, count: number, maxSize: number): void {
-    const paths: string[] = []
+    const paths: HostPath[] = []
     try {
       const dir = this.#core.resolver.get(relPath(path))
       if (dir.kind !== 'dir') return
@@ -287,7 +288,7 @@ export class Union {
       for (const name of list.slice(start, start + count)) {
         // The topmost layer that lists the name shows it (a whiteout would have hidden it from the list).
         const layer = dir.dirLayers.find((l) => listings.get(l)?.has(name))
-        if (layer && listings.get(layer)!.isFile(name)) paths.push(`${layer.path(dir.path)}/${name}`)
+        if (layer && listings.get(layer)!.isFile(name)) paths.push(layer.path(joinPath(dir.path, name)))
       }
     } catch {
       return // gone or unreadable: nothing to read ahead
