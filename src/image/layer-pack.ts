@@ -3,6 +3,7 @@
  * before children): char 0/0 whiteouts become `.wh.NAME`, `.wh.` files stay as they are, opaque
  * directories (xattr or marker) get a `.wh..wh..opq` entry, hard links within the dir become link
  * entries, xattrs go into PAX `SCHILY.xattr.` records as raw bytes, except overlay/layerfs private ones.
+ * Names and link targets keep their bytes (sys/names.ts), UTF-8 or not.
  * Headers are encoded by tar-writer.ts; the stream is an async generator, so it has backpressure.
  */
 import { createReadStream } from 'node:fs'
@@ -10,13 +11,15 @@ import { lstat, readdir, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isErrno, isWhiteoutStat } from '../layers/whiteout.js'
+import { hostBytes, hostPath, nameFromBytes, type HostPath } from '../sys/names.js'
 import { lgetxattr, llistxattr, major, minor } from '../sys/native.js'
 import { ImageError } from './errors.js'
+import { listNames } from './layer-walk.js'
 import { END_OF_ARCHIVE, encodeHeader, padding } from './tar-writer.js'
 
 const PRIVATE_XATTR = /^(trusted|user)\.(overlay|layerfs)\./
 
-async function xattrsOf(path: string): Promise<Array<[string, Buffer]>> {
+async function xattrsOf(path: HostPath): Promise<Array<[string, Buffer]>> {
   let names: string[]
   try {
     names = await llistxattr(path)
@@ -33,7 +36,7 @@ async function xattrsOf(path: string): Promise<Array<[string, Buffer]>> {
 }
 
 /** The file's bytes, exactly `size` of them (a file that changes size while packed fails). */
-async function* fileData(path: string, size: number, name: string): AsyncGenerator<Buffer> {
+async function* fileData(path: HostPath, size: number, name: string): AsyncGenerator<Buffer> {
   let n = 0
   for await (const chunk of createReadStream(path)) {
     n += (chunk as Buffer).length
@@ -46,15 +49,16 @@ async function* fileData(path: string, size: number, name: string): AsyncGenerat
 
 async function* walk(dir: string, rel: string, links: Map<string, string>): AsyncGenerator<Buffer> {
   const children = await Promise.all(
-    (await readdir(dir)).map(async (name) => {
-      const st = await lstat(join(dir, name))
+    (await listNames(hostPath(dir))).map(async (name) => {
+      const st = await lstat(hostPath(join(dir, name)))
       // Sorted by the name the entry gets in the tar, so kernel whiteouts sort as `.wh.NAME`.
-      return { name, st, key: Buffer.from(isWhiteoutStat(st) ? `${WHITEOUT_PREFIX}${name}` : name) }
+      return { name, st, key: hostBytes(isWhiteoutStat(st) ? `${WHITEOUT_PREFIX}${name}` : name) }
     }),
   )
   children.sort((a, b) => Buffer.compare(a.key, b.key))
   for (const { name, st } of children) {
-    const host = join(dir, name)
+    const hostName = join(dir, name)
+    const host = hostPath(hostName)
     const relName = rel === '' ? name : `${rel}/${name}`
     const base = { uid: st.uid, gid: st.gid, mtime: st.mtime, mode: st.mode & 0o7777, size: 0 }
     if (isWhiteoutStat(st)) {
@@ -69,7 +73,7 @@ async function* walk(dir: string, rel: string, links: Map<string, string>): Asyn
       if (!(await readdir(host)).includes(OPAQUE_MARKER) && (await hasOpaqueXattr(host))) {
         yield encodeHeader({ name: `${relName}/${OPAQUE_MARKER}`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: st.mtime })
       }
-      yield* walk(host, relName, links)
+      yield* walk(hostName, relName, links)
     } else if (st.isFile()) {
       if ((await lgetxattr(host, 'trusted.overlay.metacopy')) !== undefined) {
         throw new ImageError(`${relName} is a metadata-only copy (the mount used metacopy=on): its data is in a lower layer, which commit does not read; write to it through a mount, or commit from an upper made with metacopy=off`)
@@ -84,7 +88,7 @@ async function* walk(dir: string, rel: string, links: Map<string, string>): Asyn
         yield* fileData(host, st.size, relName)
       }
     } else if (st.isSymbolicLink()) {
-      yield encodeHeader({ ...header, type: 'symlink', linkname: await readlink(host) })
+      yield encodeHeader({ ...header, type: 'symlink', linkname: nameFromBytes(await readlink(host, { encoding: 'buffer' })) })
     } else if (st.isFIFO()) {
       yield encodeHeader({ ...header, type: 'fifo' })
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {

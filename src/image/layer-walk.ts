@@ -3,11 +3,13 @@
  * encodings normalised: a char 0/0 device or a `.wh.NAME` file becomes a whiteout of NAME, and a
  * directory with `trusted/user.overlay.opaque=y` or a `.wh..wh..opq` child becomes opaque. Marker
  * files themselves are never listed. Paths are absolute within the image (`/etc/passwd`), sorted.
+ * Names are kept byte for byte, escaped where they are not UTF-8 (sys/names.ts).
  */
 import type { Stats } from 'node:fs'
 import { lstat, readdir, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { OPAQUE_MARKER, hasOpaqueXattr, isWhiteoutStat, whiteoutTarget } from '../layers/whiteout.js'
+import { hostPath, nameFromBytes, type HostPath } from '../sys/names.js'
 
 export type EntryKind = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block' | 'socket'
 
@@ -15,7 +17,7 @@ export interface LayerEntry {
   path: string
   kind: EntryKind | 'whiteout'
   /** Absolute host path of the entry (for whiteouts: of the marker). */
-  hostPath: string
+  hostPath: HostPath
   /** Bytes counted for the entry: regular file size, 0 for the rest (and for extra hard links). */
   size: number
   opaque: boolean
@@ -33,14 +35,20 @@ export function kindOf(st: Stats): EntryKind {
   return 'socket'
 }
 
+/** A directory's names, byte for byte. */
+export async function listNames(dir: HostPath): Promise<string[]> {
+  return (await readdir(dir, { encoding: 'buffer' })).map(nameFromBytes)
+}
+
 export async function walkLayer(root: string): Promise<LayerEntry[]> {
   const out: LayerEntry[] = []
   const seenInodes = new Set<number>()
   async function visit(dir: string, rel: string): Promise<void> {
-    const names = (await readdir(dir)).sort()
+    const names = (await listNames(hostPath(dir))).sort()
     for (const name of names) {
       if (name === OPAQUE_MARKER) continue
-      const host = join(dir, name)
+      const hostName = join(dir, name)
+      const host = hostPath(hostName)
       const target = whiteoutTarget(name)
       const st = await lstat(host)
       if (target !== undefined) {
@@ -59,11 +67,11 @@ export async function walkLayer(root: string): Promise<LayerEntry[]> {
         if (st.nlink > 1) seenInodes.add(st.ino)
       }
       const entry: LayerEntry = { path, kind, hostPath: host, size, opaque: false, stat: st, linkTarget: undefined }
-      if (kind === 'symlink') entry.linkTarget = await readlink(host)
+      if (kind === 'symlink') entry.linkTarget = nameFromBytes(await readlink(host, { encoding: 'buffer' }))
       out.push(entry)
       if (kind === 'dir') {
-        entry.opaque = (await readdir(host)).includes(OPAQUE_MARKER) || (await hasOpaqueXattr(host))
-        await visit(host, path)
+        entry.opaque = (await readdir(host)).includes(OPAQUE_MARKER) || hasOpaqueXattr(host)
+        await visit(hostName, path)
       }
     }
   }

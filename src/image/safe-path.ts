@@ -4,12 +4,14 @@
  * Invariants: a name with a `..` component is refused (never "cleaned" into something else); a leading
  * `/` or `./` is dropped (Docker and containerd do the same); parents are walked one component at a
  * time with lstat and a symlink on the way is refused, so no entry is ever created through a symlink,
- * whoever planted it. Missing parents are created as plain 0755 directories.
+ * whoever planted it. Missing parents are created as plain 0755 directories. Names are union strings
+ * (sys/names.ts): bytes that are not UTF-8 are escaped, and go to the host as themselves.
  */
 import { lstat, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ImageError } from './errors.js'
 import { isErrno } from '../layers/whiteout.js'
+import { hostPath } from '../sys/names.js'
 
 /** Entry name → path components inside the root ([] is the root itself). */
 export function entryComponents(name: string): string[] {
@@ -29,7 +31,7 @@ export async function safeParent(root: string, parts: readonly string[], name: s
     const comp = parts[i] as string
     const next = join(cur, comp)
     try {
-      const st = await lstat(next)
+      const st = await lstat(hostPath(next))
       if (st.isSymbolicLink()) {
         throw new ImageError(`entry '${name}' goes through the symlink '${parts.slice(0, i + 1).join('/')}'`)
       }
@@ -38,7 +40,7 @@ export async function safeParent(root: string, parts: readonly string[], name: s
       }
     } catch (err) {
       if (!isErrno(err, 'ENOENT') || !create) throw err
-      await mkdir(next, { mode: 0o755 })
+      await mkdir(hostPath(next), { mode: 0o755 })
     }
     cur = next
   }
@@ -52,7 +54,7 @@ export async function safeExisting(root: string, name: string): Promise<string> 
   try {
     const parent = await safeParent(root, parts, name, false)
     const target = join(parent, parts[parts.length - 1] as string)
-    await lstat(target)
+    await lstat(hostPath(target))
     return target
   } catch (err) {
     if (isErrno(err, 'ENOENT', 'ENOTDIR')) throw new ImageError(`hard link target '${name}' does not exist in the layer`)

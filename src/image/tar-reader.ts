@@ -8,10 +8,14 @@
  *
  * Headers carry `paxRaw`, the entry's PAX records as bytes (see pax-tap.ts), next to tar-stream's
  * UTF-8-decoded `pax`; the two must agree on the keys and their text, or the archive is refused.
+ *
+ * Entry names and link targets are bytes, as a filesystem's names are: they come out as the union
+ * carries names (sys/names.ts), escaped where they are not UTF-8, never replaced.
  */
 import { PassThrough, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import tar from 'tar-stream'
+import { nameFromBytes } from '../sys/names.js'
 import { ImageError } from './errors.js'
 import type { PaxRecords } from './pax.js'
 import { PaxTap } from './pax-tap.js'
@@ -49,7 +53,9 @@ export interface ReadTarOptions {
 }
 
 export async function readTar(input: Readable, onEntry: EntryHandler, opts: ReadTarOptions): Promise<void> {
-  const extract = tar.extract()
+  // Latin-1: one character per byte of the header's name fields, for entryName to take back.
+  // (tar-stream takes the option; its type definitions do not list it.)
+  const extract = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0])
   const tap = new PaxTap()
   let lastDataEnd = 0
   let entryFailed: unknown
@@ -67,6 +73,8 @@ export async function readTar(input: Readable, onEntry: EntryHandler, opts: Read
         throw entryFailed
       }
       if (raw) header.paxRaw = raw
+      header.name = entryName(header.name, raw?.get('path'))
+      if (header.linkname != null) header.linkname = entryName(header.linkname, raw?.get('linkpath'))
       lastDataEnd = (header.byteOffset ?? 0) + (header.type === 'directory' ? 0 : header.size ?? 0)
       const body = nodeStream(entry)
       try {
@@ -97,6 +105,13 @@ export async function readTar(input: Readable, onEntry: EntryHandler, opts: Read
   if (err !== undefined) {
     if (!isEndOfData(err) || !onlyPaddingMissing(tap.bytes, lastDataEnd)) throw explain(err, opts.what)
   }
+}
+
+/** A name from the header fields (as Latin-1 text, byte for byte), or from its PAX record, which
+ *  holds the bytes themselves and wins. */
+function entryName(latin1: string, pax: Buffer | undefined): string {
+  if (pax !== undefined) return nameFromBytes(pax)
+  return /^[\x00-\x7f]*$/.test(latin1) ? latin1 : nameFromBytes(Buffer.from(latin1, 'latin1'))
 }
 
 function paxAgrees(pax: Record<string, string> | null | undefined, raw: PaxRecords | undefined): boolean {

@@ -2,11 +2,14 @@
  * Encodes tar entry headers (ustar, as tar-stream's pack lays them out) with a PAX `x` header in
  * front when the entry needs one: a name or link target ustar cannot hold, a uid/gid over 6 octal
  * digits, or xattrs. tar-stream's pack writes PAX values as strings only; here every record is
- * written from bytes with its exact byte length, so binary xattr values survive.
+ * written from bytes with its exact byte length, so binary xattr values survive, and so do names
+ * that are not UTF-8 (union strings, sys/names.ts: their bytes go in the `path` and `linkpath`
+ * records, marked `hdrcharset=BINARY` as POSIX has it).
  *
  * The caller writes the entry's data after the header bytes, then `padding(size)`, and ends the
  * archive with `END_OF_ARCHIVE`.
  */
+import { hostBytes } from '../sys/names.js'
 import { ImageError } from './errors.js'
 import { encodePaxRecords } from './pax.js'
 
@@ -116,7 +119,9 @@ export function encodeHeader(h: EntryHeader): Buffer {
   }
   if (split && linkFits && records.length === 0) return ustar({ ...base, ...split, linkname: link })
   // path/linkpath first, as tar-stream writes them; readers take the PAX values over the header's.
-  const pax = encodePaxRecords([['path', h.name], ...(link !== '' ? [['linkpath', link] as [string, string]] : []), ...records])
+  const binary = !h.name.isWellFormed() || !link.isWellFormed() ? [['hdrcharset', 'BINARY'] as [string, string]] : []
+  const names: Array<[string, Uint8Array]> = [['path', hostBytes(h.name)], ...(link !== '' ? [['linkpath', hostBytes(link)] as [string, Uint8Array]] : [])]
+  const pax = encodePaxRecords([...binary, ...names, ...records])
   const paxHeader = ustar({ ...base, name: 'PaxHeader', prefix: '', type: 'pax-header', size: pax.length, linkname: '', devmajor: 0, devminor: 0 })
   const entry = ustar({ ...base, ...(split ?? { name: 'PaxHeader', prefix: '' }), linkname: linkFits ? link : 'PaxHeader' })
   return Buffer.concat([paxHeader, pax, padding(pax.length), entry])

@@ -14,6 +14,7 @@ import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes }
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, isErrno } from '../layers/whiteout.js'
+import { hostPath, type HostPath } from '../sys/names.js'
 import { lsetxattr, makedev, mknod } from '../sys/native.js'
 import { ImageError } from './errors.js'
 import { paxXattrs } from './pax.js'
@@ -57,7 +58,7 @@ export async function unpackLayer(tarStream: Readable, root: string, opts: Unpac
   )
   // Deepest first, so setting a child's time does not disturb its parent's afterwards.
   const dirs = [...dirTimes.entries()].sort((a, b) => b[0].length - a[0].length)
-  for (const [dir, mtime] of dirs) await utimes(dir, mtime, mtime)
+  for (const [dir, mtime] of dirs) await utimes(hostPath(dir), mtime, mtime)
   return stats
 }
 
@@ -80,20 +81,21 @@ async function unpackEntry(
   const mode = (h.mode ?? 0o644) & 0o7777
 
   if (base === OPAQUE_MARKER && opts.whiteouts === 'kernel') {
-    await lsetxattr(parent, 'trusted.overlay.opaque', Buffer.from('y'))
+    await lsetxattr(hostPath(parent), 'trusted.overlay.opaque', Buffer.from('y'))
     return
   }
   if (base.startsWith(WHITEOUT_PREFIX) && base !== OPAQUE_MARKER && opts.whiteouts === 'kernel') {
     const victim = base.slice(WHITEOUT_PREFIX.length)
     // AUFS-internal names (.wh..wh.plnk etc.) carry nothing an overlay needs.
     if (victim.startsWith(WHITEOUT_PREFIX) || victim === '') return
-    const target = join(parent, victim)
+    const target = hostPath(join(parent, victim))
     await rm(target, { recursive: true, force: true })
     await mknod(target, constants.S_IFCHR | 0o000, makedev(0, 0))
     return
   }
 
-  const target = join(parent, base)
+  const path = join(parent, base)
+  const target = hostPath(path)
   const existing = await lstat(target).catch((err: unknown) => {
     if (isErrno(err, 'ENOENT')) return undefined
     throw err
@@ -120,10 +122,10 @@ async function unpackEntry(
       if (!existing?.isDirectory()) await mkdir(target, { mode: 0o700 })
       break
     case 'symlink':
-      await symlink(h.linkname ?? '', target)
+      await symlink(hostPath(h.linkname ?? ''), target)
       break
     case 'link': {
-      const source = await safeExisting(root, h.linkname ?? '')
+      const source = hostPath(await safeExisting(root, h.linkname ?? ''))
       const st = await lstat(source)
       if (st.isDirectory()) throw new ImageError(`hard link '${h.name}' points at a directory`)
       await link(source, target)
@@ -148,11 +150,11 @@ async function unpackEntry(
 
   await applyMetadata(target, h, mode, opts, stats)
   const mtime = h.mtime ?? new Date(0)
-  if (h.type === 'directory') dirTimes.set(target, mtime)
+  if (h.type === 'directory') dirTimes.set(path, mtime)
   else await lutimes(target, mtime, mtime)
 }
 
-async function applyMetadata(target: string, h: TarHeader, mode: number, opts: UnpackOptions, stats: UnpackStats): Promise<void> {
+async function applyMetadata(target: HostPath, h: TarHeader, mode: number, opts: UnpackOptions, stats: UnpackStats): Promise<void> {
   // PAX uid/gid hold ids over the header fields' 6-7 octal digits; tar-stream leaves them in `pax`.
   const id = (key: 'uid' | 'gid', field: number | undefined) => (h.pax?.[key] && /^[0-9]+$/.test(h.pax[key]) ? Number(h.pax[key]) : field ?? 0)
   if (opts.chown) await lchown(target, id('uid', h.uid), id('gid', h.gid))
