@@ -16,6 +16,7 @@ import {
   type Ctx, type EntryOut, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
 } from '../sys/fuse-ll.js'
+import { hostBytes } from '../sys/names.js'
 import type { TimeNs } from '../sys/native.js'
 import type { Owner } from '../union/namespace.js'
 import type { Attr, AttrChange, DirEntry, Union } from '../union/union.js'
@@ -327,7 +328,7 @@ export class LowLevelBridge {
       }
       case 'listxattr': {
         const names = this.#byName(this.#node(r.ino), (path) => union.listxattrSync(path), (fh) => union.flistxattrSync(fh), () => [])
-        const value = Buffer.from(names.map((n) => n + '\0').join(''))
+        const value = hostBytes(names.map((n) => n + '\0').join(''))
         if (r.size === 0) session.replyXattr(r.req, value.length)
         else if (value.length > r.size) session.replyErr(r.req, 34)
         else session.replyBuf(r.req, value, value.length)

@@ -160,6 +160,12 @@ function runOps(m: Buffer): Record<string, Json> {
   // NAME_MAX counts bytes: 250 + 5 escaped bytes is 255, one more is too long.
   r['255-byte name'] = attempt(() => writeFileSync(at(b('a'.repeat(250) + '\xe9'.repeat(5))), ''))
   r['256-byte name'] = attempt(() => writeFileSync(at(b('a'.repeat(251) + '\xe9'.repeat(5))), ''))
+  r['xattr names'] = attempt(() =>
+    python(
+      "p = paths[0]\nos.setxattr(p, b'user.caf\\xe9', b'v\\xff', follow_symlinks=False)\nprint(sorted(os.fsencode(n).hex() for n in os.listxattr(p, follow_symlinks=False)), os.getxattr(p, b'user.caf\\xe9').hex())",
+      [at(NAMES.utf8)],
+    ).trim(),
+  )
   r['merged dir'] = attempt(() => list(at(NAMES.merged)))
   r['random names listed'] = attempt(() => list(at(b('rnd'))))
   r['random names read'] = attempt(() => RANDOM.filter((n) => readFileSync(at(b('rnd'), n), 'latin1') !== n.toString('hex')).map(show))
