@@ -22,17 +22,22 @@ export interface Node {
   ino: number
   /** Whether the node was ever opened (or created): until then the kernel holds none of its pages. */
   opened: boolean
+  /** Its path, kept once a child's path was built from it: valid while `pathEpoch` is the table's. */
+  cachedPath: string | undefined
+  pathEpoch: number
 }
 
 export const ROOT_ID = 1
 
 export class NodeTable {
-  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0, opened: false }
+  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0, opened: false, cachedPath: '/', pathEpoch: 0 }
   readonly #byId = new Map<number, Node>([[ROOT_ID, this.root]])
   readonly #byName = new Map<string, Node>()
   /** Most inodes have one name: the node itself; a Set only for hard links (saves a Set per node). */
   readonly #byIno = new Map<number, Node | Set<Node>>()
   #next = ROOT_ID + 1
+  /** Moves on whenever a node's name or parent changes: every cached path is stale then. */
+  #pathEpoch = 0
 
   get size(): number {
     return this.#byId.size
@@ -42,15 +47,20 @@ export class NodeTable {
     return this.#byId.get(id)
   }
 
-  /** The merged-view path ('/a/b'), or undefined for a node whose name is gone (unlinked). */
+  /** The merged-view path ('/a/b'), or undefined for a node whose name is gone (unlinked). Built on
+   *  its parent's path, which is kept: a file's path then costs one concatenation. */
   path(node: Node): string | undefined {
     if (node === this.root) return '/'
-    const parts: string[] = []
-    for (let n: Node | undefined = node; n !== this.root; n = n.parent) {
-      if (!n || n.parent === undefined) return undefined
-      parts.push(n.name)
-    }
-    return '/' + parts.reverse().join('/')
+    const base = node.parent === undefined ? undefined : this.#dirPath(node.parent)
+    return base === undefined ? undefined : base === '/' ? '/' + node.name : `${base}/${node.name}`
+  }
+
+  #dirPath(dir: Node): string | undefined {
+    if (dir.pathEpoch === this.#pathEpoch) return dir.cachedPath
+    const path = this.path(dir)
+    dir.cachedPath = path
+    dir.pathEpoch = this.#pathEpoch
+    return path
   }
 
   childPath(parent: Node, name: string): string | undefined {
@@ -63,7 +73,7 @@ export class NodeTable {
     const key = nameKey(parent, name)
     let node = this.#byName.get(key)
     if (!node) {
-      node = { id: this.#next++, parent, name, lookups: 0, ino, opened: false }
+      node = { id: this.#next++, parent, name, lookups: 0, ino, opened: false, cachedPath: undefined, pathEpoch: -1 }
       this.#byId.set(node.id, node)
       this.#byName.set(key, node)
     }
@@ -79,7 +89,7 @@ export class NodeTable {
   /** A node for a file that never had a name (an O_TMPFILE open), with the kernel's one reference;
    *  like an unlinked file's, its path is undefined. */
   unnamed(ino: number): Node {
-    const node: Node = { id: this.#next++, parent: undefined, name: '', lookups: 1, ino, opened: false }
+    const node: Node = { id: this.#next++, parent: undefined, name: '', lookups: 1, ino, opened: false, cachedPath: undefined, pathEpoch: -1 }
     this.#byId.set(node.id, node)
     this.#indexIno(node)
     return node
@@ -104,6 +114,7 @@ export class NodeTable {
     if (!node) return
     this.#byName.delete(key)
     node.parent = undefined
+    this.#renamed(node)
   }
 
   /**
@@ -125,6 +136,7 @@ export class NodeTable {
     node.parent = newParent
     node.name = newName
     this.#byName.set(nameKey(newParent, newName), node)
+    this.#renamed(node)
   }
 
   /** RENAME_EXCHANGE: the two nodes swap places. */
@@ -134,15 +146,23 @@ export class NodeTable {
     this.#byName.delete(nameKey(parent, name))
     this.#byName.delete(nameKey(newParent, newName))
     if (a) {
+      this.#renamed(a)
       a.parent = newParent
       a.name = newName
       this.#byName.set(nameKey(newParent, newName), a)
     }
     if (b) {
+      this.#renamed(b)
       b.parent = parent
       b.name = name
       this.#byName.set(nameKey(parent, name), b)
     }
+  }
+
+  /** `node` moved or lost its name: the paths kept below it are stale. Only a node whose own path
+   *  is kept can have any below it (a path is kept after its parent's), so a file costs nothing. */
+  #renamed(node: Node): void {
+    if (node.pathEpoch === this.#pathEpoch) this.#pathEpoch++
   }
 
   /** Nodes that reported inode `ino` (hard-link siblings). */

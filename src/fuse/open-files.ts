@@ -66,8 +66,8 @@ interface Mode {
   backing: number
   /** Whether that backing file is the upper copy. */
   upper: boolean
-  /** The node's open files. */
-  fhs: Set<number>
+  /** The node's open files: most nodes have one, kept bare. */
+  fhs: number | number[]
 }
 
 /** opened(): the node's data has moved away from its backing file; answer ESTALE. */
@@ -109,12 +109,13 @@ export class OpenFiles {
     const mode = this.#modes.get(node)
     if (mode) {
       if (mode.backing && mode.upper !== file.upper) return STALE
-      mode.fhs.add(fh)
+      if (typeof mode.fhs === 'number') mode.fhs = [mode.fhs, fh]
+      else mode.fhs.push(fh)
       this.#nodes.set(fh, node)
       return mode.backing
     }
     const backing = this.#passes(file, writing, root) ? this.#register(file) : 0
-    this.#modes.set(node, { backing, upper: file.upper, fhs: new Set([fh]) })
+    this.#modes.set(node, { backing, upper: file.upper, fhs: fh })
     this.#nodes.set(fh, node)
     if (backing) this.passedThrough++
     return backing
@@ -126,8 +127,12 @@ export class OpenFiles {
     if (node === undefined) return
     this.#nodes.delete(fh)
     const mode = this.#modes.get(node)!
-    mode.fhs.delete(fh)
-    if (mode.fhs.size > 0) return
+    if (typeof mode.fhs !== 'number') {
+      mode.fhs.splice(mode.fhs.indexOf(fh), 1)
+      if (mode.fhs.length > 1) return
+      mode.fhs = mode.fhs[0]!
+      return
+    }
     this.#modes.delete(node)
     if (mode.backing) this.#session.backingClose(mode.backing)
   }
@@ -140,7 +145,7 @@ export class OpenFiles {
   /** One of the node's open files, if it has any: what is left of a file unlinked while open. */
   handleOf(node: number): number | undefined {
     const mode = this.#modes.get(node)
-    return mode ? mode.fhs.values().next().value : undefined
+    return mode === undefined ? undefined : typeof mode.fhs === 'number' ? mode.fhs : mode.fhs[0]
   }
 
   #passes(file: OpenFile, writing: boolean, root: boolean): boolean {

@@ -25,12 +25,13 @@ export const SETATTR_CTIME = 1024
 export const RENAME_NOREPLACE = 1
 export const RENAME_EXCHANGE = 2
 
+/** The caller. Shared between requests from the same caller: never changed once made. */
 export interface Ctx {
-  uid: number
-  gid: number
-  pid: number
+  readonly uid: number
+  readonly gid: number
+  readonly pid: number
   /** The caller's umask for mknod/mkdir/create (the kernel has already applied it to `mode`); 0 otherwise. */
-  umask: number
+  readonly umask: number
 }
 
 /** What the kernel gets; times split in sec + nsec. */
@@ -258,10 +259,23 @@ function openBits(o: OpenFlags | undefined): number {
   return (o.keepCache ? 1 : 0) | (o.directIo ? 2 : 0) | (o.cacheReaddir ? 4 : 0) | (o.nonseekable ? 8 : 0)
 }
 
+/** The last callers seen: the threads calling at a time are few, and each request of theirs then
+ *  shares its Ctx instead of making one. */
+const recentCallers: Ctx[] = []
+let nextCaller = 0
+const CALLERS_KEPT = 8
+
+function ctxOf(uid: number, gid: number, pid: number, umask: number): Ctx {
+  for (const c of recentCallers) if (c.pid === pid && c.uid === uid && c.gid === gid && c.umask === umask) return c
+  const ctx = { uid, gid, pid, umask }
+  recentCallers[nextCaller++ % CALLERS_KEPT] = ctx
+  return ctx
+}
+
 /** The Request for a record: which fields an op carries follows native/fuse-ll-ops.c. */
 function decode(op: Op, f: Float64Array, name: string | undefined, name2: string | undefined, data: Buffer | undefined): Request {
   const req = f[F.REQ]!
-  const ctx: Ctx = { uid: f[F.UID]!, gid: f[F.GID]!, pid: f[F.PID]!, umask: f[F.UMASK]! }
+  const ctx = ctxOf(f[F.UID]!, f[F.GID]!, f[F.PID]!, f[F.UMASK]!)
   const ino = f[F.INO]!
   const fh = f[F.HAS_FH] ? f[F.FH]! : undefined
   switch (op) {

@@ -57,7 +57,7 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   // A reader of lower data opens it at its first read (see Handle). A copy with no name yet is
   // opened through its fd (Core.defer).
   const fd = !upper ? -1 : entry.staged !== undefined ? openStaged(entry.staged, openFlags) : openSync(source, openFlags)
-  return core.handles.add(new Handle({ fd, source, flags: openFlags, path: rel, upper, ...shapeOf(entry, fd, source, lowerData) }))
+  return core.handles.add(new Handle(fd, rel, upper, shapeOf(entry, fd, source, lowerData), source, openFlags))
 }
 
 /** Open flags that act at open (O_TRUNC) or that the host fd must carry itself (the daemon's own
@@ -98,7 +98,7 @@ const SETID = S_ISUID | S_ISGID
 export function create(core: Core, rel: string, mode: number, owner?: Owner): number {
   const { fd } = createFile(core, rel, mode, owner)
   const setid = (mode & SETID) !== 0
-  return core.handles.add(new Handle({ fd, path: rel, upper: true, singleLink: true, size: 0, setid, dev: core.upperDev }))
+  return core.handles.add(new Handle(fd, rel, true, { singleLink: true, size: 0, setid, dev: core.upperDev }))
 }
 
 /** O_TMPFILE in the directory `dirRel` (see namespace.createUnnamed): the handle, and the file's
@@ -106,7 +106,7 @@ export function create(core: Core, rel: string, mode: number, owner?: Owner): nu
 export function createUnnamed(core: Core, dirRel: string, mode: number, owner?: Owner): { fh: number; attr: Attr } {
   const fd = createUnnamedFile(core, dirRel, mode, owner)
   const setid = (mode & SETID) !== 0
-  const fh = core.handles.add(new Handle({ fd, path: '', upper: true, singleLink: true, size: 0, setid, dev: core.upperDev }))
+  const fh = core.handles.add(new Handle(fd, '', true, { singleLink: true, size: 0, setid, dev: core.upperDev }))
   const st = fstatNumbersOf(fd, shapeStat)
   return { fh, attr: attrOfNumbers(st, 0, st[ST.INO]!, 1) }
 }

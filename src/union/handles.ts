@@ -11,15 +11,10 @@
  */
 import type { HostPath } from '../sys/names.js'
 import { closeSync, constants, openSync } from 'node:fs'
+import { fsError } from './errors.js'
 
-export interface HandleInit {
-  /** The open fd, or -1 with `source` and `flags`: opened at the first use. */
-  fd: number
-  source?: HostPath
-  flags?: number
-  /** Merged-view path at open time; used only to find lower handles on copy-up. */
-  path: string
-  upper: boolean
+/** What a handle keeps of its file's shape when opened (see FileShape). */
+export interface HandleShape {
   /** The file had one name when opened (its pages can be kept across opens). */
   singleLink: boolean
   /** Its size when opened. */
@@ -34,23 +29,36 @@ export class Handle {
   #fd: number
   readonly #source: HostPath
   readonly #flags: number
+  /** Merged-view path at open time; used only to find lower handles on copy-up. */
   readonly path: string
   upper: boolean
-  readonly singleLink: boolean
-  readonly size: number
-  readonly setid: boolean
-  readonly dev: number
+  /** Shared with the entry for a lower file (its shape never changes): nothing copied per open. */
+  readonly #shape: HandleShape
 
-  constructor(init: HandleInit) {
-    this.#fd = init.fd
-    this.#source = init.source ?? ''
-    this.#flags = init.flags ?? constants.O_RDONLY
-    this.path = init.path
-    this.upper = init.upper
-    this.singleLink = init.singleLink
-    this.size = init.size
-    this.setid = init.setid
-    this.dev = init.dev
+  /** `fd`: the open fd, or -1 with `source` and `flags`, to be opened at the first use. */
+  constructor(fd: number, path: string, upper: boolean, shape: HandleShape, source: HostPath = '', flags: number = constants.O_RDONLY) {
+    this.#fd = fd
+    this.#source = source
+    this.#flags = flags
+    this.path = path
+    this.upper = upper
+    this.#shape = shape
+  }
+
+  get singleLink(): boolean {
+    return this.#shape.singleLink
+  }
+
+  get size(): number {
+    return this.#shape.size
+  }
+
+  get setid(): boolean {
+    return this.#shape.setid
+  }
+
+  get dev(): number {
+    return this.#shape.dev
   }
 
   /** The host fd, opened now if this is its first use. */
@@ -72,36 +80,57 @@ export class Handle {
   }
 }
 
+/** File handles are `generation × SLOTS + slot`, the generation counting the slot's uses: slots are
+ *  reused, handle numbers never, so a stale one (kept by work that outlived its release) finds
+ *  nothing. */
+const SLOTS = 2 ** 20
+
+/**
+ * The open handles, in a table of slots: an open and its release allocate nothing here (a Map
+ * keyed by ever-growing numbers rehashes as it churns, which the garbage collector pays for on
+ * every open of a small file).
+ */
 export class Handles {
-  readonly #open = new Map<number, Handle>()
-  /** Lower read-only handles by path. */
-  readonly #lower = new Map<string, Set<Handle>>()
-  #next = 1
+  readonly #slots: Array<Handle | undefined> = []
+  readonly #generations: number[] = []
+  readonly #free: number[] = []
+  #size = 0
+  /** Lower read-only handles by path: most paths have one, kept bare. */
+  readonly #lower = new Map<string, Handle | Handle[]>()
 
   add(handle: Handle): number {
-    const fh = this.#next++
-    this.#open.set(fh, handle)
+    const slot = this.#free.pop() ?? this.#slots.length
+    if (slot === SLOTS) throw fsError('EMFILE', `${SLOTS} files open`)
+    const generation = (this.#generations[slot] ?? 0) + 1
+    this.#generations[slot] = generation
+    this.#slots[slot] = handle
+    this.#size++
     if (!handle.upper) {
-      let set = this.#lower.get(handle.path)
-      if (!set) this.#lower.set(handle.path, (set = new Set()))
-      set.add(handle)
+      const known = this.#lower.get(handle.path)
+      if (known === undefined) this.#lower.set(handle.path, handle)
+      else if (Array.isArray(known)) known.push(handle)
+      else this.#lower.set(handle.path, [known, handle])
     }
-    return fh
+    return generation * SLOTS + slot
   }
 
   get(fh: number): Handle | undefined {
-    return this.#open.get(fh)
+    const slot = fh % SLOTS
+    return this.#generations[slot] === (fh - slot) / SLOTS ? this.#slots[slot] : undefined
   }
 
   get size(): number {
-    return this.#open.size
+    return this.#size
   }
 
   /** Forget `fh` and return its handle (the caller closes the fd). */
   remove(fh: number): Handle | undefined {
-    const handle = this.#open.get(fh)
+    const handle = this.get(fh)
     if (!handle) return undefined
-    this.#open.delete(fh)
+    const slot = fh % SLOTS
+    this.#slots[slot] = undefined
+    this.#free.push(slot)
+    this.#size--
     this.#dropLower(handle)
     return handle
   }
@@ -112,13 +141,18 @@ export class Handles {
     const readers = this.#lower.get(path)
     if (!readers) return
     this.#lower.delete(path)
-    for (const handle of readers) handle.switchTo(openSync(upperPath, constants.O_RDONLY | (follow ? 0 : constants.O_NOFOLLOW)))
+    for (const handle of Array.isArray(readers) ? readers : [readers]) {
+      handle.switchTo(openSync(upperPath, constants.O_RDONLY | (follow ? 0 : constants.O_NOFOLLOW)))
+    }
   }
 
   #dropLower(handle: Handle): void {
     if (handle.upper) return
-    const set = this.#lower.get(handle.path)
-    set?.delete(handle)
-    if (set?.size === 0) this.#lower.delete(handle.path)
+    const known = this.#lower.get(handle.path)
+    if (known === handle) this.#lower.delete(handle.path)
+    else if (Array.isArray(known)) {
+      known.splice(known.indexOf(handle), 1)
+      if (known.length === 1) this.#lower.set(handle.path, known[0]!)
+    }
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { NodeTable, ROOT_ID } from '../../src/fuse/nodes.js'
+import { type Node, NodeTable, ROOT_ID } from '../../src/fuse/nodes.js'
 
 describe('NodeTable', () => {
   it('gives one node per name and counts every reference', () => {
@@ -44,6 +44,42 @@ describe('NodeTable', () => {
     const b = t.remember(t.root, 'b', 2)
     t.exchange(t.root, 'a', t.root, 'b')
     expect([t.path(a), t.path(b)]).toEqual(['/b', '/a'])
+  })
+
+  it('keeps paths exact through renames, exchanges and unlinks made after they were built', () => {
+    const t = new NodeTable()
+    // What path() must say, from the parent chain alone.
+    const naive = (n: Node): string | undefined => {
+      const parts: string[] = []
+      for (let x: Node | undefined = n; x !== t.root; x = x.parent) {
+        if (x === undefined || x.parent === undefined) return undefined
+        parts.unshift(x.name)
+      }
+      return '/' + parts.join('/')
+    }
+    let seed = 11
+    const pick = <T>(xs: T[]): T => xs[(seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % xs.length]!
+    const dirs: Node[] = [t.root]
+    const all: Node[] = []
+    for (let i = 0; i < 60; i++) {
+      const n = t.remember(pick(dirs), `n${i}`, i + 2)
+      all.push(n)
+      if (i % 2 === 0) dirs.push(n)
+    }
+    for (let step = 0; step < 400; step++) {
+      for (const n of all) expect(t.path(n)).toBe(naive(n)) // builds (and keeps) the paths first
+      const a = pick(all)
+      const to = pick(dirs)
+      if (a.parent === undefined || to === a || naive(to)?.startsWith(naive(a) + '/')) continue
+      const kind = step % 5
+      if (kind === 0) t.detach(a.parent, a.name)
+      else if (kind === 1) {
+        const b = pick(all)
+        if (b.parent === undefined || b === a || naive(b)?.startsWith(naive(a) + '/') || naive(a)?.startsWith(naive(b) + '/')) continue
+        t.exchange(a.parent, a.name, b.parent, b.name)
+      } else t.move(a.parent, a.name, to, `m${step}`)
+    }
+    for (const n of all) expect(t.path(n)).toBe(naive(n))
   })
 
   it('finds hard-link siblings by inode number', () => {
