@@ -3,7 +3,6 @@
  * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
  */
 import { constants, fchmodSync, fstatSync, ftruncateSync, openSync } from 'node:fs'
-import type { HostPath } from '../sys/names.js'
 import { ST, ST_FIELDS, dupFdSync, fallocate as fallocateFd, fstatNumbers as fstatNumbersOf, lstatNumbers, seekData, seekHole } from '../sys/native.js'
 import { type Core, stagedPath } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
@@ -49,15 +48,27 @@ function copyUpWant(flags: number): boolean {
 }
 
 function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flags: number): number {
-  // A metadata-only copy is read from its lower data; a later completion moves the reader over.
-  const lowerData = !writing && core.isMetacopy(entry)
-  const source = lowerData ? core.dataSource(entry) : entry.layer.path(rel)
   const openFlags = (flags & ~HOST_DROPS) | constants.O_NOFOLLOW
-  const upper = entry.layer.writable && !lowerData
-  // A reader of lower data opens it at its first read (see Handle). A copy with no name yet is
-  // opened through its fd (Core.defer).
-  const fd = !upper ? -1 : entry.staged !== undefined ? openStaged(entry.staged, openFlags) : openSync(source, openFlags)
-  return core.handles.add(new Handle(fd, rel, upper, shapeOf(entry, fd, source, lowerData), source, openFlags))
+  // A reader of a lower file opens it at its first read (see Handle): by its layer, so that the
+  // reader of a warm file, who never reads through us, costs no host path either.
+  if (!inUpper(entry)) {
+    entry.shape ??= shape(lstatNumbers(entry.layer.path(rel), shapeStat))
+    return core.handles.add(new Handle(-1, rel, false, entry.shape, entry.layer, openFlags))
+  }
+  // A metadata-only copy is read from its lower data; a later completion moves the reader over.
+  if (!writing && core.isMetacopy(entry)) {
+    const source = core.dataSource(entry)
+    const metaShape = { ...shape(lstatNumbers(entry.layer.path(rel), shapeStat)), dev: lstatNumbers(source, shapeStat)[ST.DEV]! }
+    return core.handles.add(new Handle(-1, rel, false, metaShape, source, openFlags))
+  }
+  // A copy with no name yet is opened through its fd (Core.defer), and has no link until its flush
+  // names it.
+  if (entry.staged !== undefined) {
+    const fd = openStaged(entry.staged, openFlags)
+    return core.handles.add(new Handle(fd, rel, true, { ...shape(fstatNumbersOf(fd, shapeStat)), singleLink: true }))
+  }
+  const fd = openSync(entry.layer.path(rel), openFlags)
+  return core.handles.add(new Handle(fd, rel, true, shape(fstatNumbersOf(fd, shapeStat))))
 }
 
 /** Open flags that act at open (O_TRUNC) or that the host fd must carry itself (the daemon's own
@@ -73,15 +84,6 @@ const OWN_DESCRIPTION = constants.O_TRUNC | constants.O_APPEND | constants.O_SYN
  */
 function openStaged(staged: number, flags: number): number {
   return (flags & OWN_DESCRIPTION) === 0 ? dupFdSync(staged) : openSync(stagedPath(staged), flags & ~constants.O_NOFOLLOW)
-}
-
-/** What the bridge needs to choose the file's I/O mode (see FileShape); kept for lower files, which
- *  never change. A metadata-only copy: its name's shape, and the filesystem of its lower data. */
-function shapeOf(entry: Entry, fd: number, source: HostPath, lowerData: boolean): FileShape {
-  if (!inUpper(entry)) return (entry.shape ??= shape(lstatNumbers(source, shapeStat)))
-  // A copy not named yet (Core.defer) has no link until its flush names it.
-  if (!lowerData) return entry.staged !== undefined ? { ...shape(fstatNumbersOf(fd, shapeStat)), singleLink: true } : shape(fstatNumbersOf(fd, shapeStat))
-  return { ...shape(lstatNumbers(entry.layer.path(entry.path), shapeStat)), dev: lstatNumbers(source, shapeStat)[ST.DEV]! }
 }
 
 const shapeStat = new Float64Array(ST_FIELDS)

@@ -11,6 +11,7 @@
  */
 import type { HostPath } from '../sys/names.js'
 import { closeSync, constants, openSync } from 'node:fs'
+import { Layer } from '../layers/layer.js'
 import { fsError } from './errors.js'
 
 /** What a handle keeps of its file's shape when opened (see FileShape). */
@@ -27,7 +28,8 @@ export interface HandleShape {
 
 export class Handle {
   #fd: number
-  readonly #source: HostPath
+  /** What to open at the first use: a host path, or the layer holding the file at `path`. */
+  readonly #source: HostPath | Layer
   readonly #flags: number
   /** Merged-view path at open time; used only to find lower handles on copy-up. */
   readonly path: string
@@ -36,7 +38,7 @@ export class Handle {
   readonly #shape: HandleShape
 
   /** `fd`: the open fd, or -1 with `source` and `flags`, to be opened at the first use. */
-  constructor(fd: number, path: string, upper: boolean, shape: HandleShape, source: HostPath = '', flags: number = constants.O_RDONLY) {
+  constructor(fd: number, path: string, upper: boolean, shape: HandleShape, source: HostPath | Layer = '', flags: number = constants.O_RDONLY) {
     this.#fd = fd
     this.#source = source
     this.#flags = flags
@@ -63,7 +65,10 @@ export class Handle {
 
   /** The host fd, opened now if this is its first use. */
   get fd(): number {
-    if (this.#fd < 0) this.#fd = openSync(this.#source, this.#flags)
+    if (this.#fd < 0) {
+      const source = this.#source
+      this.#fd = openSync(source instanceof Layer ? source.path(this.path) : source, this.#flags)
+    }
     return this.#fd
   }
 
