@@ -2,7 +2,7 @@
 // and on layerfs, with every name handled as bytes (Buffer paths, listings as Buffers), and the merged view
 // and the upper layer compared byte for byte. The differential suite's harness carries names as strings,
 // which would replace such bytes before either filesystem saw them.
-import { appendFileSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chmodSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -243,6 +243,27 @@ async function run(driver: Driver, base: string): Promise<Run> {
   return { ops, merged, upper: snapshot(Buffer.from(upper), true) }
 }
 
+/** metacopy=on: a chmod copies up metadata only, and a rename then records where the data is (the
+ *  redirect xattr), a path that must keep its bytes. Returns what reading through the new name gave. */
+async function metacopyRename(driver: Driver, base: string): Promise<{ ops: Record<string, Json>; upper: string }> {
+  const [lower, upper, work, mnt] = ['L', 'U', 'W', 'M'].map((d) => join(base, d)) as [string, string, string, string]
+  for (const d of [lower, upper, work, mnt]) mkdirSync(d, { recursive: true })
+  mkdirSync(under(Buffer.from(lower), b('d\xe9')))
+  writeFileSync(under(Buffer.from(lower), b('d\xe9'), b('f\xe9')), 'lower data')
+  const h = await driver.mount({ lowers: [lower], upper, work, mnt, options: ['metacopy=on'] })
+  const at = (...names: Buffer[]): Buffer => under(Buffer.from(mnt), ...names)
+  const ops: Record<string, Json> = {}
+  try {
+    ops['chmod'] = attempt(() => chmodSync(at(b('d\xe9'), b('f\xe9')), 0o600))
+    ops['rename'] = attempt(() => renameSync(at(b('d\xe9'), b('f\xe9')), at(b('d\xe9'), b('g\xe8'))))
+    ops['read'] = attempt(() => readFileSync(at(b('d\xe9'), b('g\xe8')), 'latin1'))
+    ops['mode'] = attempt(() => (lstatSync(at(b('d\xe9'), b('g\xe8'))).mode & 0o7777).toString(8))
+  } finally {
+    await unmount(h)
+  }
+  return { ops, upper }
+}
+
 describe.skipIf(skipReason !== undefined)('names that are not UTF-8: kernel overlayfs vs layerfs', () => {
   const bases: string[] = []
   afterAll(async () => {
@@ -260,6 +281,27 @@ describe.skipIf(skipReason !== undefined)('names that are not UTF-8: kernel over
     reference = await run(kernel, base)
     return reference
   }
+
+  it('metacopy=on: a renamed metadata-only copy finds its data by the bytes of its old name, and overlayfs reads the same upper', async () => {
+    const kbase = await makeTempDir('bytes-meta-kernel')
+    const lbase = await makeTempDir('bytes-meta-layerfs')
+    bases.push(kbase, lbase)
+    const want = await metacopyRename(kernel, kbase)
+    expect(want.ops).toEqual({ chmod: 'ok', rename: 'ok', read: 'lower data', mode: '600' })
+    const got = await metacopyRename(layerfs, lbase)
+    expect(got.ops).toEqual(want.ops)
+    // layerfs's upper layer, mounted by the kernel: the redirect it wrote leads to the lower data.
+    const mnt = join(lbase, 'M2')
+    const work = join(lbase, 'W2')
+    mkdirSync(mnt)
+    mkdirSync(work)
+    const h = await kernel.mount({ lowers: [join(lbase, 'L')], upper: got.upper, work, mnt, options: ['metacopy=on'] })
+    try {
+      expect(readFileSync(under(Buffer.from(mnt), b('d\xe9'), b('g\xe8')), 'latin1')).toBe('lower data')
+    } finally {
+      await unmount(h)
+    }
+  }, 45_000)
 
   for (const [label, driver] of [['layerfs', layerfs], ['layerfs, passthrough=off', layerfsWith('passthrough=off')]] as const) {
     it(`${label}: the same results, merged view and upper layer, byte for byte`, async () => {
