@@ -64,6 +64,18 @@ function attrChange(r: Request & { op: 'setattr' }, ids: IdMap | undefined): Att
   }
 }
 
+/** Nanoseconds since the epoch as [seconds, nanoseconds], nanoseconds in [0, 1e9). */
+function splitNs(ns: bigint): [number, number] {
+  const sec = ns / NS - (ns % NS < 0n ? 1n : 0n)
+  return [Number(sec), Number(ns - sec * NS)]
+}
+
+/** What is kept of a directory removed while the kernel holds it. */
+interface RemovedDir {
+  attr: Attr
+  upper: boolean
+}
+
 function timeArg(valid: number, setBit: number, nowBit: number, sec: number, nsec: number): TimeNs {
   if (valid & nowBit) return 'now'
   if (valid & setBit) return BigInt(sec) * NS + BigInt(nsec)
@@ -78,9 +90,9 @@ export class LowLevelBridge {
    *  oldest first: taken at offset 0, dropped at the end of the listing or when evicted. */
   readonly #listings = new Map<number, DirEntry[]>()
   /** Directories removed while the kernel still holds them (an open fd, a working directory): the
-   *  attributes they had, with no link left, for what is still asked of them. Their xattrs are not
-   *  kept (none are shown). */
-  readonly #removedDirs = new WeakMap<Node, Attr>()
+   *  attributes they had, for what is still asked of them, and whether they were in the upper layer
+   *  (see #setattrRemoved). Their xattrs are not kept (none are shown). */
+  readonly #removedDirs = new WeakMap<Node, RemovedDir>()
   #readBuffer = Buffer.allocUnsafeSlow(128 * 1024)
   /** Buffers of reads that waited on the thread pool, for the next ones: the reply copies the bytes
    *  out, and a new buffer per read left RSS to the garbage collector's pace. As many as there were
@@ -241,7 +253,7 @@ export class LowLevelBridge {
         // while open, through an open handle (the kernel gives one only for some getattrs: an fstat
         // comes without).
         const attr = path !== undefined ? union.getattrSync(path)
-          : this.#removedDirs.get(node) ?? union.fgetattrSync(this.#handleOfUnnamed(node, r.fh), node.ino)
+          : this.#removedDirs.get(node)?.attr ?? union.fgetattrSync(this.#handleOfUnnamed(node, r.fh), node.ino)
         session.replyAttr(r.req, this.#shown(attr), this.#attrTimeout(node, attr))
         return true
       }
@@ -404,9 +416,11 @@ export class LowLevelBridge {
         const { parent, path } = this.#childPath(r.parent, r.name)
         const node = this.#nodes.byPath(path)
         const attr = node && union.getattrSync(path)
+        const upper = node !== undefined && union.isUpperSync(path)
         union.rmdirSync(path)
         this.#nodes.detach(parent, r.name)
-        if (node && attr) this.#removedDirs.set(node, { ...attr, nlink: 0 })
+        // An upper directory is gone with its links; a lower one stays as it was, below the whiteout.
+        if (node && attr) this.#removedDirs.set(node, { attr: upper ? { ...attr, nlink: 0 } : attr, upper })
         session.replyErr(r.req, 0)
         return true
       }
@@ -686,11 +700,34 @@ export class LowLevelBridge {
   /** setattr of a file whose name is gone, through its open handle (the kernel's, for a truncate,
    *  else any of the node's). */
   #setattrUnnamed(r: Request & { op: 'setattr' }, node: Node): void {
+    const removed = this.#removedDirs.get(node)
+    if (removed !== undefined) return this.#setattrRemoved(r, node, removed)
     const fh = this.#handleOfUnnamed(node, r.fh)
     this.#union.fsetattrSync(fh, attrChange(r, this.#options.ids))
     let attr = this.#union.fgetattrSync(fh, node.ino)
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, undefined, fh)) attr = this.#union.fgetattrSync(fh, node.ino)
     this.#invalidateSiblings(node.ino, r.ino)
+    this.#session.replyAttr(r.req, this.#shown(attr), this.#attrTimeout(node, attr))
+  }
+
+  /**
+   * setattr of a directory removed while open. An upper one still exists on the host, unnamed, and
+   * takes the change, as overlayfs lets it: the daemon holds no fd on it, so the change is made to
+   * the attributes kept for it, which are all that can still be asked of it. A lower one would need
+   * a copy-up, which needs its name: ENOTDIR, as overlayfs answers.
+   */
+  #setattrRemoved(r: Request & { op: 'setattr' }, node: Node, removed: RemovedDir): void {
+    if (!removed.upper) throw Object.assign(new Error('a lower directory with no name left'), { code: 'ENOTDIR' })
+    const change = attrChange(r, this.#options.ids)
+    const now = Date.now()
+    const [nowSec, nowNsec] = [Math.floor(now / 1000), (now % 1000) * 1e6]
+    const attr = { ...removed.attr, ctimeSec: nowSec, ctimeNsec: nowNsec }
+    if (change.mode !== undefined) attr.mode = (attr.mode & S_IFMT) | (change.mode & 0o7777)
+    if (change.uid !== undefined) attr.uid = change.uid
+    if (change.gid !== undefined) attr.gid = change.gid
+    if (change.atime != null) [attr.atimeSec, attr.atimeNsec] = change.atime === 'now' ? [nowSec, nowNsec] : splitNs(change.atime)
+    if (change.mtime != null) [attr.mtimeSec, attr.mtimeNsec] = change.mtime === 'now' ? [nowSec, nowNsec] : splitNs(change.mtime)
+    removed.attr = attr
     this.#session.replyAttr(r.req, this.#shown(attr), this.#attrTimeout(node, attr))
   }
 

@@ -18,6 +18,7 @@ import { ST, prefetch, readlinkSync, type TimeNs } from '../sys/native.js'
 import * as attrs from './attrs.js'
 import { Stager } from './copy-up.js'
 import { Core, type Counters } from './core.js'
+import { inUpper } from './entry.js'
 import { fsError } from './errors.js'
 import * as files from './files.js'
 import type { Handle } from './handles.js'
@@ -163,6 +164,11 @@ export class Union {
     if (!entry) return undefined
     const probed = resolver.probedStat(entry)
     return probed ? attrs.attrFrom(entry, probed, 0) : attrs.attrOf(entry)
+  }
+
+  /** Whether the object at `path` is in the upper layer (made or copied up there), not only below. */
+  isUpperSync(path: string): boolean {
+    return inUpper(this.#core.resolver.get(relPath(path)))
   }
 
   readlinkSync(path: string): string {

@@ -34,7 +34,7 @@ export interface OpenSpec {
 /** open(2)'s O_TMPFILE on Linux (__O_TMPFILE | O_DIRECTORY); node:fs does not export it. */
 const O_TMPFILE = 0o20000000 | fs.constants.O_DIRECTORY
 
-export type RemovedDirStep = 'nlink' | 'mode' | 'list' | 'listxattr'
+export type RemovedDirStep = 'nlink' | 'mode' | 'list' | 'listxattr' | 'chmod' | 'chown' | 'utimes'
 
 export type UnlinkedStep = 'ftruncate' | 'fchmod' | 'fchown' | 'futimes' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'read'
 
@@ -54,7 +54,8 @@ export type Op =
    *  each name: its link count after each step */
   | ['tmpfile', string, number, string, string[]]
   /** open a directory, remove it, then ask through the open fd: its link count, mode, listing
-   *  (through /proc/PID/fd/N) and xattr names */
+   *  (through /proc/PID/fd/N) and xattr names; or change it (through /proc/PID/fd/N: mode 0701,
+   *  owner 1000:1001, times 1e9 s) and read the change back */
   | ['removedDir', string, RemovedDirStep[]]
   /** open, unlink, then each step through the open file (xattrs through /proc/PID/fd/N): what each
    *  step left (size, mode, owner, mtime, value, names) or its errno */
@@ -283,6 +284,19 @@ export class FsTarget implements OpTarget {
       if (step === 'nlink') return String((await fh.stat()).nlink)
       if (step === 'mode') return (await fh.stat()).mode.toString(8)
       if (step === 'list') return (await fs.readdir(proc)).join(',')
+      if (step === 'chmod') {
+        await fs.chmod(proc, 0o701)
+        return (await fh.stat()).mode.toString(8)
+      }
+      if (step === 'chown') {
+        await fs.chown(proc, 1000, 1001)
+        const st = await fh.stat()
+        return `${st.uid}:${st.gid}`
+      }
+      if (step === 'utimes') {
+        await fs.utimes(proc, 1e9, 1e9)
+        return String((await fh.stat()).mtimeMs)
+      }
       return (await this.xattr.list(proc)).filter((n) => n.startsWith('user.')).join(',')
     })
   }

@@ -410,7 +410,19 @@ export const SCENARIOS: Scenario[] = [
       layers: [{ keep: 'k' }],
       ops: [
         ['mkdir', 'nd', 0o750],
-        ['removedDir', 'nd', ['nlink', 'mode', 'list', 'listxattr']],
+        ['removedDir', 'nd', ['nlink', 'mode', 'list', 'listxattr', 'chmod', 'chown', 'utimes']],
+        ['readdir', ''],
+      ],
+    },
+    {
+      // Removed, a directory of the upper layer still exists on the host and takes changes; a lower
+      // one is the lower directory, under a whiteout, and cannot be copied up without a name.
+      name: 'a removed upper directory takes changes through its fd, a removed lower one refuses them',
+      layers: [{ low: { dir: true, mode: 0o755 } }],
+      upper: { up: { dir: true, mode: 0o750 } },
+      ops: [
+        ['removedDir', 'up', ['nlink', 'mode', 'chmod', 'chown', 'utimes', 'list']],
+        ['removedDir', 'low', ['nlink', 'mode', 'chmod', 'chown', 'utimes']],
         ['readdir', ''],
       ],
     },
