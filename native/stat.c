@@ -127,11 +127,12 @@ static mode_t dtype_mode(unsigned char type) {
     }
 }
 
-enum { LIST_STATS = 1 };
+enum { LIST_STATS = 1, LIST_NAMES = 2 };
 
 /* o->data: the entries' numbers, ST_FIELDS doubles each; o->name: their names back to back,
  * NUL-terminated, o->len bytes; o->ret: how many. Without LIST_STATS in o->flags only the type
- * bits of ST_MODE are filled, from d_type, and an entry is stat'ed only when d_type cannot tell. */
+ * bits of ST_MODE are filled, from d_type, and an entry is stat'ed only when d_type cannot tell;
+ * with LIST_NAMES nothing is stat'ed (the type bits are d_type's, or 0). */
 static int list_exec(op *o) {
     DIR *dir = opendir(o->path);
     if (!dir) return errno;
@@ -145,8 +146,9 @@ static int list_exec(op *o) {
         const char *n = e->d_name;
         if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) continue;
         struct stat st;
+        int names_only = (o->flags & LIST_NAMES) != 0;
         mode_t type = (o->flags & LIST_STATS) ? 0 : dtype_mode(e->d_type);
-        if (!type && fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (!type && !names_only && fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT) continue; /* removed since the readdir */
             err = errno;
             break;
@@ -156,7 +158,7 @@ static int list_exec(op *o) {
         if (!err) err = reserve(&names, &names_cap, names_len + len);
         if (err) break;
         double *slots = (double *)nums + count * ST_FIELDS;
-        if (type) {
+        if (type || names_only) {
             memset(slots, 0, ST_FIELDS * sizeof(double));
             slots[ST_MODE] = type;
         } else {
@@ -203,5 +205,5 @@ static napi_status list_done(napi_env env, op *o, napi_value *out) {
 napi_value js_list_dir(napi_env env, napi_callback_info info) {
     op *o = op_new("scandir", list_exec, list_done);
     if (!o) return op_nomem(env);
-    return op_run_sync(env, info, o, "sB", &o->path, &o->flags);
+    return op_run_sync(env, info, o, "su", &o->path, &o->flags);
 }

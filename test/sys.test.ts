@@ -669,6 +669,18 @@ describe('listDirSync', () => {
   })
 })
 
+describe('listNamesSync', () => {
+  it('lists the names alone, whiteouts and names that are not UTF-8 among them, and throws like node:fs', async () => {
+    await file('f', 'x')
+    await mkdir(join(dir, 'd'))
+    sys.mknodSync(join(dir, 'wh'), fsc.S_IFCHR, 0)
+    await writeFile(Buffer.concat([Buffer.from(dir + '/'), Buffer.from('6ce9', 'hex')]), '')
+    expect([...sys.listNamesSync(dir)].sort()).toEqual(['d', 'f', 'l\udce9', 'wh'])
+    expect(() => sys.listNamesSync(join(dir, 'missing'))).toThrow(expect.objectContaining({ code: 'ENOENT' }))
+    expect(() => sys.listNamesSync(join(dir, 'f'))).toThrow(expect.objectContaining({ code: 'ENOTDIR' }))
+  })
+})
+
 describe('names that are not UTF-8', () => {
   const bytesOf = (hex: string): Buffer => Buffer.from(hex, 'hex')
 

@@ -35,7 +35,8 @@ type ChangeArgs = [number, number, number, TimeNs, TimeNs]
 interface Addon {
   lstatInto(path: HostPath, out: Float64Array): number
   fstatInto(fd: number, out: Float64Array): number
-  listDir(path: HostPath, stats: boolean): [string[], Float64Array]
+  /** flags: LIST_STATS, LIST_NAMES (native/stat.c) */
+  listDir(path: HostPath, flags: number): [string[], Float64Array]
   /** undefined: no such attribute (ENODATA, not thrown) */
   lgetxattr(path: HostPath, name: string): Buffer | undefined
   stageCopy(src: HostPath, tmp: HostPath, kind: number, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<number>
@@ -136,6 +137,10 @@ export function fstatNumbers(fd: number, out: Float64Array): Float64Array {
   return out
 }
 
+/** listDir's flags (native/stat.c). */
+const LIST_STATS = 1
+const LIST_NAMES = 2
+
 /**
  * A directory's entries ('.' and '..' left out) with their numbers, ST_FIELDS per name in the same
  * order (an entry removed between the readdir and its stat is left out). With `stats`, each entry's
@@ -144,8 +149,13 @@ export function fstatNumbers(fd: number, out: Float64Array): Float64Array {
  * stat'ed: their numbers are all there). On the calling thread.
  */
 export function listDirSync(path: HostPath, stats: boolean): { names: string[]; numbers: Float64Array } {
-  const [names, numbers] = callSync((n) => n.listDir(path, stats), path)
+  const [names, numbers] = callSync((n) => n.listDir(path, stats ? LIST_STATS : 0), path)
   return { names, numbers }
+}
+
+/** A directory's names ('.' and '..' left out), with no stat of any entry. On the calling thread. */
+export function listNamesSync(path: HostPath): string[] {
+  return callSync((n) => n.listDir(path, LIST_NAMES), path)[0]
 }
 
 // ---- errors ----

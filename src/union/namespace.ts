@@ -13,7 +13,7 @@ import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, li
 import { joinPath, splitPath } from '../layers/layer.js'
 import { WHITEOUT_PREFIX, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
 import { byteLength, hostBytes, hostJoin, hostPath, type HostPath } from '../sys/names.js'
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, linkFdSync, listDirSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, utimensatSync } from '../sys/native.js'
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, linkFdSync, listNamesSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, utimensatSync } from '../sys/native.js'
 import { REDIRECT_XATTR } from './inode.js'
 import { type Core, DEFAULT_ACL } from './core.js'
 import { type Entry, type Kind, NO_LAYERS, inUpper } from './entry.js'
@@ -432,7 +432,7 @@ function removedIfEmpty(path: HostPath): boolean {
 
 function readdirSafe(path: HostPath): string[] {
   try {
-    return listDirSync(path, false).names
+    return listNamesSync(path)
   } catch (err) {
     if (isCode(err, 'ENOENT', 'ENOTDIR')) return []
     throw err

@@ -18,7 +18,7 @@ import { LRUCache } from 'lru-cache'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
 import { byteLength } from '../sys/names.js'
-import { ST, ST_FIELDS, listDirSync, lstatIfAny } from '../sys/native.js'
+import { ST, ST_FIELDS, listNamesSync, lstatIfAny } from '../sys/native.js'
 import { type Entry, type Kind, NO_LAYERS, kindOfMode } from './entry.js'
 import type { LayerListing, Listings } from './readdir.js'
 import { fsError } from './errors.js'
@@ -224,7 +224,7 @@ export class Resolver {
     }
     let names: Set<string> | undefined
     try {
-      names = new Set(listDirSync(layer.path(dir), false).names)
+      names = new Set(listNamesSync(layer.path(dir)))
     } catch {
       // Unreadable (a directory one may search but not list, say): probed name by name, as before.
     }
