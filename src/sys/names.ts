@@ -25,7 +25,8 @@ export function hostPath(p: string): HostPath {
 
 /** The bytes a host path stands for. */
 export function hostBytes(p: HostPath): Buffer {
-  return typeof p === 'string' ? (p.isWellFormed() ? Buffer.from(p) : loadAddon<NamesAddon>().nameBytes(p)) : p
+  const host = typeof p === 'string' ? hostPath(p) : p
+  return typeof host === 'string' ? Buffer.from(host) : host
 }
 
 /** How many bytes a name is on the host (what NAME_MAX limits). */

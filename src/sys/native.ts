@@ -323,13 +323,13 @@ export function mknodSync(path: HostPath, mode: number, dev: number): void {
   callSync((n) => n.mknod(path, mode, dev), path)
 }
 
-/** rename with RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT (0 = plain rename). */
 /** A symlink's target, its bytes kept (escaped where they are not UTF-8: see names.ts), where
  *  node:fs's readlink would replace them. On the calling thread. */
 export function readlinkSync(path: HostPath): string {
   return callSync((n) => n.readlink(path), path)
 }
 
+/** rename with RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT (0 = plain rename). */
 export function renameat2Sync(from: HostPath, to: HostPath, flags: number): void {
   callSync((n) => n.renameat2(from, to, flags), from, to)
 }
