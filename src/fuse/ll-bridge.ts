@@ -17,7 +17,7 @@ import {
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
 } from '../sys/fuse-ll.js'
 import { hostBytes } from '../sys/names.js'
-import type { TimeNs } from '../sys/native.js'
+import { type TimeNs, XATTR_CREATE, XATTR_REPLACE } from '../sys/native.js'
 import type { Owner } from '../union/namespace.js'
 import type { Attr, AttrChange, DirEntry, Union } from '../union/union.js'
 import { STATS_XATTR } from './bridge.js'
@@ -74,6 +74,8 @@ function splitNs(ns: bigint): [number, number] {
 interface RemovedDir {
   attr: Attr
   upper: boolean
+  /** Its xattrs, as stored (taken at the rmdir: nothing of it is left to read afterwards). */
+  xattrs: Map<string, Buffer>
 }
 
 function timeArg(valid: number, setBit: number, nowBit: number, sec: number, nsec: number): TimeNs {
@@ -91,7 +93,7 @@ export class LowLevelBridge {
   readonly #listings = new Map<number, DirEntry[]>()
   /** Directories removed while the kernel still holds them (an open fd, a working directory): the
    *  attributes they had, for what is still asked of them, and whether they were in the upper layer
-   *  (see #setattrRemoved). Their xattrs are not kept (none are shown). */
+   *  (see #setattrRemoved), and their xattrs (see #xattrRemoved). */
   readonly #removedDirs = new WeakMap<Node, RemovedDir>()
   #readBuffer = Buffer.allocUnsafeSlow(128 * 1024)
   /** Buffers of reads that waited on the thread pool, for the next ones: the reply copies the bytes
@@ -331,7 +333,7 @@ export class LowLevelBridge {
             passthrough: this.#open.policy, passedThrough: this.#open.passedThrough, killpriv: session.killpriv,
             loop: session.loopStats,
           }))
-          : this.#shownXattr(r.name, this.#byName(node, (path) => union.getxattrSync(path, r.name), (fh) => union.fgetxattrSync(fh, r.name), () => undefined))
+          : this.#shownXattr(r.name, this.#byName(node, (path) => union.getxattrSync(path, r.name), (fh) => union.fgetxattrSync(fh, r.name), (removed) => removed.xattrs.get(r.name)))
         if (value === undefined) session.replyErr(r.req, ENODATA)
         else if (r.size === 0) session.replyXattr(r.req, value.length)
         else if (value.length > r.size) session.replyErr(r.req, 34 /* ERANGE */)
@@ -339,7 +341,7 @@ export class LowLevelBridge {
         return true
       }
       case 'listxattr': {
-        const names = this.#byName(this.#node(r.ino), (path) => union.listxattrSync(path), (fh) => union.flistxattrSync(fh), () => [])
+        const names = this.#byName(this.#node(r.ino), (path) => union.listxattrSync(path), (fh) => union.flistxattrSync(fh), (removed) => [...removed.xattrs.keys()])
         const value = hostBytes(names.map((n) => n + '\0').join(''))
         if (r.size === 0) session.replyXattr(r.req, value.length)
         else if (value.length > r.size) session.replyErr(r.req, 34)
@@ -417,10 +419,11 @@ export class LowLevelBridge {
         const node = this.#nodes.byPath(path)
         const attr = node && union.getattrSync(path)
         const upper = node !== undefined && union.isUpperSync(path)
+        const xattrs = node && this.#xattrsOf(path)
         union.rmdirSync(path)
         this.#nodes.detach(parent, r.name)
         // An upper directory is gone with its links; a lower one stays as it was, below the whiteout.
-        if (node && attr) this.#removedDirs.set(node, { attr: upper ? { ...attr, nlink: 0 } : attr, upper })
+        if (node && attr && xattrs) this.#removedDirs.set(node, { attr: upper ? { ...attr, nlink: 0 } : attr, upper, xattrs })
         session.replyErr(r.req, 0)
         return true
       }
@@ -577,14 +580,16 @@ export class LowLevelBridge {
       case 'setxattr': {
         const value = this.#options.ids && ACL_XATTRS.has(r.name) ? this.#options.ids.storedAcl(r.value) : r.value
         const node = this.#node(r.ino)
-        await this.#byName(node, (path) => union.setxattr(path, r.name, value, r.flags), async (fh) => union.fsetxattrSync(fh, r.name, value, r.flags))
+        await this.#byName(node, (path) => union.setxattr(path, r.name, value, r.flags), async (fh) => union.fsetxattrSync(fh, r.name, value, r.flags),
+          async (removed) => xattrRemoved(removed, r.name, value, r.flags))
         this.#invalidateSiblings(node.ino, r.ino)
         session.replyErr(r.req, 0)
         return
       }
       case 'removexattr': {
         const node = this.#node(r.ino)
-        await this.#byName(node, (path) => union.removexattr(path, r.name), async (fh) => union.fremovexattrSync(fh, r.name))
+        await this.#byName(node, (path) => union.removexattr(path, r.name), async (fh) => union.fremovexattrSync(fh, r.name),
+          async (removed) => xattrRemoved(removed, r.name))
         this.#invalidateSiblings(node.ino, r.ino)
         session.replyErr(r.req, 0)
         return
@@ -684,11 +689,22 @@ export class LowLevelBridge {
    * `named` with the node's path, or, for a file whose name is gone (unlinked while open), `unnamed`
    * with one of its open handles: what overlayfs does through the open file.
    */
-  #byName<T>(node: Node, named: (path: string) => T, unnamed: (fh: number) => T, removedDir?: () => T): T {
+  #byName<T>(node: Node, named: (path: string) => T, unnamed: (fh: number) => T, removedDir: (removed: RemovedDir) => T): T {
     const path = this.#nodes.path(node)
     if (path !== undefined) return named(path)
-    if (removedDir && this.#removedDirs.has(node)) return removedDir()
+    const removed = this.#removedDirs.get(node)
+    if (removed !== undefined) return removedDir(removed)
     return unnamed(this.#handleOfUnnamed(node))
+  }
+
+  /** The xattrs of the object at `path`, as stored, by name. */
+  #xattrsOf(path: string): Map<string, Buffer> {
+    const xattrs = new Map<string, Buffer>()
+    for (const name of this.#union.listxattrSync(path)) {
+      const value = this.#union.getxattrSync(path, name)
+      if (value !== undefined) xattrs.set(name, value)
+    }
+    return xattrs
   }
 
   /** An open handle on a file with no name (it has one while the kernel can reach the node). */
@@ -760,6 +776,25 @@ export class LowLevelBridge {
     if (ino === undefined) return
     for (const node of this.#nodes.withIno(ino)) if (node.id !== except) this.#invalidate(node)
   }
+}
+
+/**
+ * setxattr (`value`) or removexattr (none) on a directory removed while the kernel holds it, as
+ * overlayfs does it: an upper directory still exists on the host and takes the change; a lower one
+ * cannot be copied up without a name (ENOTDIR, as for its mode). The change is kept here, where the
+ * only reader of the directory (its fd) reads it back.
+ */
+function xattrRemoved(removed: RemovedDir, name: string, value?: Buffer, flags = 0): void {
+  const fail = (code: string, message: string): never => { throw Object.assign(new Error(message), { code }) }
+  if (!removed.upper) fail('ENOTDIR', 'a lower directory with no name left')
+  const present = removed.xattrs.has(name)
+  if (value === undefined || flags & XATTR_REPLACE) {
+    if (!present) fail('ENODATA', name)
+  } else if (flags & XATTR_CREATE && present) {
+    fail('EEXIST', name)
+  }
+  if (value === undefined) removed.xattrs.delete(name)
+  else removed.xattrs.set(name, Buffer.from(value))
 }
 
 /** Whether the caller is in group `gid`: its fsgid, or one of its supplementary groups. */

@@ -197,6 +197,19 @@ const fuseOverlayfs: KnownDifference[] = [
     fields: ['upper:a/b/c/n#opaque'],
     why: 'fuse-overlayfs marks every new dir created in a merged dir as opaque; the kernel only when it replaces a whiteout',
   },
+  {
+    scenario: 'a directory removed while open is still there, with no links and nothing in it',
+    driver: FO,
+    ops: [1],
+    fields: ['upper:nd'],
+    why: 'fuse-overlayfs shows a removed directory with its two links, and leaves a whiteout for a directory that only the upper layer had',
+  },
+  {
+    scenario: 'a directory removed while open keeps its xattrs',
+    driver: FO,
+    ops: [1],
+    why: 'fuse-overlayfs takes xattr changes on a removed lower directory; the kernel refuses them (ENOTDIR), as it refuses a chmod',
+  },
 ]
 
 export const KNOWN_DIFFERENCES: KnownDifference[] = [...layerfs, ...fuseOverlayfs]

@@ -34,7 +34,7 @@ export interface OpenSpec {
 /** open(2)'s O_TMPFILE on Linux (__O_TMPFILE | O_DIRECTORY); node:fs does not export it. */
 const O_TMPFILE = 0o20000000 | fs.constants.O_DIRECTORY
 
-export type RemovedDirStep = 'nlink' | 'mode' | 'list' | 'listxattr' | 'chmod' | 'chown' | 'utimes'
+export type RemovedDirStep = 'nlink' | 'mode' | 'list' | 'listxattr' | 'chmod' | 'chown' | 'utimes' | 'getxattr' | 'setxattr' | 'removexattr'
 
 export type UnlinkedStep = 'ftruncate' | 'fchmod' | 'fchown' | 'futimes' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'read'
 
@@ -297,7 +297,13 @@ export class FsTarget implements OpTarget {
         await fs.utimes(proc, 1e9, 1e9)
         return String((await fh.stat()).mtimeMs)
       }
-      return (await this.xattr.list(proc)).filter((n) => n.startsWith('user.')).join(',')
+      if (step === 'getxattr') return (await this.xattr.get(proc, 'user.x')).toString()
+      if (step === 'setxattr') {
+        await this.xattr.set(proc, 'user.new', 'v')
+        return (await this.xattr.get(proc, 'user.new')).toString()
+      }
+      if (step === 'removexattr') await this.xattr.remove(proc, 'user.x')
+      return (await this.xattr.list(proc)).filter((n) => n.startsWith('user.')).sort().join(',')
     })
   }
   /** Open `p`, `remove` its name, then run each step through the open file (also reachable as

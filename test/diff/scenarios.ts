@@ -427,6 +427,17 @@ export const SCENARIOS: Scenario[] = [
       ],
     },
     {
+      // Its xattrs stay readable through the fd; an upper one takes new ones, a lower one none.
+      name: 'a directory removed while open keeps its xattrs',
+      layers: [{ low: { dir: true, mode: 0o755, xattrs: { 'user.x': 'lower' } } }],
+      upper: { up: { dir: true, mode: 0o750, xattrs: { 'user.x': 'upper' } } },
+      ops: [
+        ['removedDir', 'up', ['getxattr', 'listxattr', 'setxattr', 'listxattr', 'removexattr', 'listxattr', 'getxattr']],
+        ['removedDir', 'low', ['getxattr', 'listxattr', 'setxattr', 'removexattr', 'listxattr']],
+        ['readdir', ''],
+      ],
+    },
+    {
       name: 'rm -r then mkdir makes an opaque dir',
       layers: [{ 'd/old': 'o', 'd/sub/x': 'x' }],
       ops: [['rm', 'd'], ['mkdir', 'd', 0o700], ['readdir', 'd'], ['lstat', 'd/old'], ['writeFile', 'd/new', 'n'], ['readdir', 'd'], ['stat', 'd']],
