@@ -112,21 +112,25 @@ export function trySetattr(core: Core, rel: string, change: AttrChange, truncate
 /**
  * Files with no name left (unlinked while open) are changed and read through an open handle, as
  * overlayfs changes them through the open file. Only a file in the upper layer can change: a lower
- * one would need copying up, which takes a name (overlayfs answers EEXIST).
+ * one would need copying up, which takes a name (overlayfs answers EEXIST). A metadata-only copy's
+ * metadata is in the upper layer (Handle.meta), its data is not: `data` asks for the data.
  */
-function unnamedFd(core: Core, fh: number, changing: boolean): number {
+function unnamedFd(core: Core, fh: number, changing: boolean, data = false): number {
   const handle = core.handles.get(fh)
   if (!handle) throw fsError('EBADF', `handle ${fh}`)
+  if (handle.meta >= 0 && !data) return handle.meta
   if (changing && !handle.upper) throw fsError('EEXIST', 'a lower file with no name left')
   return handle.fd
 }
 
 /** setattr of a file with no name, through the open handle `fh`, in setattr's order. */
 export function fsetattr(core: Core, fh: number, change: AttrChange): void {
+  // A size change needs the data in the upper layer: checked before anything changes.
+  if (change.size !== undefined) unnamedFd(core, fh, true, true)
   const fd = unnamedFd(core, fh, true)
   if (change.mode !== undefined) fchmodSync(fd, change.mode & 0o7777)
   if (change.uid !== undefined || change.gid !== undefined) fchownSync(fd, change.uid ?? -1, change.gid ?? -1)
-  if (change.size !== undefined) ftruncateSync(fd, change.size)
+  if (change.size !== undefined) ftruncateSync(unnamedFd(core, fh, true, true), change.size)
   if (change.atime != null || change.mtime != null) futimensSync(fd, change.atime ?? null, change.mtime ?? null)
 }
 

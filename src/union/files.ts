@@ -4,9 +4,10 @@
  */
 import { constants, fchmodSync, fstatSync, ftruncateSync, openSync } from 'node:fs'
 import { ST, ST_FIELDS, dupFdSync, fallocate as fallocateFd, fstatNumbers as fstatNumbersOf, lstatNumbers, seekData, seekHole } from '../sys/native.js'
+import type { HostPath } from '../sys/names.js'
 import { type Core, stagedPath } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
-import { fsError } from './errors.js'
+import { fsError, isCode } from './errors.js'
 import { Handle } from './handles.js'
 import { fsyncFd, fsyncFdSync, pread, preadCached, preadSmall, preadSync, pwrite, pwriteNow } from './fd-io.js'
 import { type Attr, attrOfNumbers } from './attrs.js'
@@ -56,10 +57,15 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
     return core.handles.add(new Handle(-1, rel, false, entry.shape, entry.layer, openFlags))
   }
   // A metadata-only copy is read from its lower data; a later completion moves the reader over.
+  // The copy itself is held open too: its attributes and xattrs are the file's, and stay reachable
+  // through the handle when the name goes (Handle.meta).
   if (!writing && core.isMetacopy(entry)) {
     const source = core.dataSource(entry)
-    const metaShape = { ...shape(lstatNumbers(entry.layer.path(rel), shapeStat)), dev: lstatNumbers(source, shapeStat)[ST.DEV]! }
-    return core.handles.add(new Handle(-1, rel, false, metaShape, source, openFlags))
+    const meta = openMeta(entry.layer.path(rel))
+    const metaShape = { ...shape(meta < 0 ? lstatNumbers(entry.layer.path(rel), shapeStat) : fstatNumbersOf(meta, shapeStat)), dev: lstatNumbers(source, shapeStat)[ST.DEV]! }
+    const handle = new Handle(-1, rel, false, metaShape, source, openFlags)
+    handle.meta = meta
+    return core.handles.add(handle)
   }
   // A copy with no name yet is opened through its fd (Core.defer), and has no link until its flush
   // names it.
@@ -87,6 +93,17 @@ function openStaged(staged: number, flags: number): number {
 }
 
 const shapeStat = new Float64Array(ST_FIELDS)
+
+/** An fd on a metadata-only copy, or -1 where the daemon may not open it (a rootless daemon and a
+ *  file it may not read): its changes are then refused once it has no name, as before. */
+function openMeta(path: HostPath): number {
+  try {
+    return openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW)
+  } catch (err) {
+    if (isCode(err, 'EACCES', 'EPERM')) return -1
+    throw err
+  }
+}
 
 function shape(st: Float64Array): FileShape {
   return { singleLink: st[ST.NLINK] === 1, size: st[ST.SIZE]!, setid: (st[ST.MODE]! & SETID) !== 0, dev: st[ST.DEV]! }
@@ -210,7 +227,8 @@ export function fallocate(core: Core, fh: number, mode: number, offset: number, 
 /** The stat numbers of an open handle (native ST layout; the array is reused by the next call):
  *  for a file whose name is gone (unlinked while open). */
 export function fstatNumbers(core: Core, fh: number): Float64Array {
-  return fstatNumbersOf(handle(core, fh).fd, handleStat)
+  const h = handle(core, fh)
+  return fstatNumbersOf(h.meta >= 0 ? h.meta : h.fd, handleStat)
 }
 
 const handleStat = new Float64Array(ST_FIELDS)

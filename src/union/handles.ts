@@ -36,6 +36,9 @@ export class Handle {
   upper: boolean
   /** Shared with the entry for a lower file (its shape never changes): nothing copied per open. */
   readonly #shape: HandleShape
+  /** For a reader of a metadata-only copy (its data read from below): an fd on the copy itself, or
+   *  -1. Through it, the file's attributes and xattrs are read and changed once it has no name. */
+  meta = -1
 
   /** `fd`: the open fd, or -1 with `source` and `flags`, to be opened at the first use. */
   constructor(fd: number, path: string, upper: boolean, shape: HandleShape, source: HostPath | Layer = '', flags: number = constants.O_RDONLY) {
@@ -77,11 +80,18 @@ export class Handle {
     if (this.#fd >= 0) closeSync(this.#fd)
     this.#fd = fd
     this.upper = true
+    this.#closeMeta()
   }
 
   close(): void {
     if (this.#fd >= 0) closeSync(this.#fd)
     this.#fd = -1
+    this.#closeMeta()
+  }
+
+  #closeMeta(): void {
+    if (this.meta >= 0) closeSync(this.meta)
+    this.meta = -1
   }
 }
 

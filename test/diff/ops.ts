@@ -36,7 +36,7 @@ const O_TMPFILE = 0o20000000 | fs.constants.O_DIRECTORY
 
 export type RemovedDirStep = 'nlink' | 'mode' | 'list' | 'listxattr' | 'chmod' | 'chown' | 'utimes' | 'getxattr' | 'setxattr' | 'removexattr'
 
-export type UnlinkedStep = 'ftruncate' | 'fchmod' | 'fchown' | 'futimes' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'read'
+export type UnlinkedStep = 'mode' | 'ftruncate' | 'fchmod' | 'fchown' | 'futimes' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'read'
 
 export type UserOp =
   | ['appendFile', string, string]
@@ -348,6 +348,8 @@ export class FsTarget implements OpTarget {
   }
   async #unlinkedStep(fh: fs.FileHandle, proc: string, step: UnlinkedStep): Promise<string> {
     switch (step) {
+      case 'mode':
+        return ((await fh.stat()).mode & 0o7777).toString(8)
       case 'ftruncate':
         await fh.truncate(3)
         return String((await fh.stat()).size)

@@ -206,6 +206,18 @@ export const SCENARIOS: Scenario[] = [
       options: ['metacopy=on'],
       ops: [['setxattr', 'f', 'user.k', 'v'], ['readFile', 'f'], ['unlink', 'f'], ['readdir', '']],
     },
+    {
+      // A metadata-only copy unlinked while open: its data is still the lower file's.
+      name: 'chmod, open, unlink: the open file reads the lower data and takes changes',
+      layers: [{ ro: { file: 'lower ro', xattrs: { 'user.x': '1' } }, rw: { file: 'lower rw', xattrs: { 'user.x': '2' } } }],
+      options: ['metacopy=on'],
+      ops: [
+        ['chmod', 'ro', 0o640], ['chmod', 'rw', 0o640],
+        ['unlinkedFd', 'ro', 'r', ['mode', 'getxattr', 'listxattr', 'read', 'fchmod', 'futimes', 'setxattr', 'listxattr', 'read']],
+        ['unlinkedFd', 'rw', 'r+', ['mode', 'getxattr', 'read', 'fchmod', 'setxattr', 'ftruncate', 'read', 'listxattr']],
+        ['readdir', ''],
+      ],
+    },
   ]),
   ...group('big files', [
     // Files of 1 MiB and more, which layerfs lets the kernel read and write itself (FUSE passthrough):

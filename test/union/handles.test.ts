@@ -1,5 +1,5 @@
 // The open-handle table: handle numbers, their reuse, and the lower readers moved on copy-up.
-import { mkdtempSync, readSync, rmSync, writeFileSync } from 'node:fs'
+import { fstatSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -70,5 +70,25 @@ describe('Handles', () => {
     expect([read(a), read(c), read(other)]).toEqual(['U', 'U', 'L'])
     expect([a.upper, b.upper, c.upper, other.upper]).toEqual([true, false, true, false])
     for (const h of [a, b, c, other]) h.close()
+  })
+
+  it("closes a metadata-only copy's fd when its reader moves onto the full copy, or closes", () => {
+    const [low, meta, up] = ['low', 'meta', 'up'].map((n) => join(dir, n))
+    for (const p of [low, meta!, up!]) writeFileSync(p!, 'x')
+    const t = new Handles()
+    const [a, b] = [lower('/f', low!), lower('/g', low!)]
+    a.meta = openSync(meta!, 'r')
+    b.meta = openSync(meta!, 'r')
+    const [metaA, metaB] = [a.meta, b.meta]
+    t.add(a)
+    t.add(b)
+    t.promote('/f', up!)
+    expect(a.meta).toBe(-1)
+    expect(() => fstatSync(metaA)).toThrow(expect.objectContaining({ code: 'EBADF' }))
+    expect(fstatSync(metaB).isFile()).toBe(true) // /g was not copied up
+    b.close()
+    expect(b.meta).toBe(-1)
+    expect(() => fstatSync(metaB)).toThrow(expect.objectContaining({ code: 'EBADF' }))
+    a.close()
   })
 })
