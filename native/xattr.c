@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
 
@@ -24,8 +25,23 @@ static ssize_t list_call(op *o, void *buf, size_t size) {
     return o->path ? llistxattr(o->path, buf, size) : flistxattr(o->fd, buf, size);
 }
 
-/* Size query with 0, allocate exactly, read; again if it grew in between. */
+/* Values this small (an origin, an opaque mark, most ACLs and name lists) are read in one call. */
+#define SMALL_VALUE 256
+
+/* One read into a small buffer; past that, a size query with 0, allocate exactly, read; again if it
+ * grew in between. */
 static int fetch(op *o, fetch_fn call) {
+    char small[SMALL_VALUE];
+    ssize_t got = call(o, small, sizeof small);
+    if (got >= 0) {
+        free(o->data);
+        o->data = malloc(got ? (size_t)got : 1);
+        if (!o->data) return ENOMEM;
+        memcpy(o->data, small, (size_t)got);
+        o->size = (size_t)got;
+        return 0;
+    }
+    if (errno != ERANGE) return errno;
     for (int tries = 0; tries < MAX_TRIES; tries++) {
         ssize_t want = call(o, NULL, 0);
         if (want < 0) return errno;

@@ -87,6 +87,20 @@ describe('lgetxattr', () => {
     expect(got?.equals(big)).toBe(true)
   })
 
+  it('returns values whole on either side of the one-call size (256 bytes)', async () => {
+    const p = await file('f')
+    for (const size of [1, 255, 256, 257]) {
+      const value = Buffer.alloc(size, size & 0xff)
+      await sys.lsetxattr(p, `user.s${size}`, value)
+      expect((await sys.lgetxattr(p, `user.s${size}`))?.equals(value)).toBe(true)
+    }
+    // A list of names longer than that comes whole too.
+    const names = (await sys.llistxattr(p)).sort()
+    expect(names).toEqual(['user.s1', 'user.s255', 'user.s256', 'user.s257'])
+    for (let i = 0; i < 40; i++) await sys.lsetxattr(p, `user.${'n'.repeat(20)}${i}`, 'v')
+    expect(await sys.llistxattr(p)).toHaveLength(44)
+  })
+
   it('returns an empty Buffer when the value is empty', async () => {
     const p = await file('f')
     await sys.lsetxattr(p, 'user.empty', Buffer.alloc(0))
