@@ -255,16 +255,36 @@ export function renameNow(core: Core, fromRel: string, toRel: string, flags: num
   const source = core.resolver.get(fromRel)
   if (toRel.startsWith(fromRel + '/')) throw fsError('EINVAL', 'a directory cannot move into itself')
   checkNewName(toRel)
-  if (fromRel !== toRel && !(flags & RENAME_EXCHANGE) && movedBehind(core, source, toRel, flags)) return true
+  refuseEarly(core, source, core.resolver.resolve(toRel), toRel, flags)
+  // A name renamed to itself: the kernel's VFS answers it before overlayfs sees it.
+  if (fromRel === toRel) return true
+  if (!(flags & RENAME_EXCHANGE) && movedBehind(core, source, toRel, flags)) return true
   // A rename changes no data: with metacopy on, the bytes stay below (see keepDataReachable).
   for (const rel of renameCopyUps(core, source, toRel, flags)) if (!core.copyUpNow(rel, 'meta', alone)) return false
   const from = core.resolver.get(fromRel)
   const to = core.resolver.resolve(toRel)
-  if (fromRel === toRel) return true
   if (flags & RENAME_EXCHANGE) exchangeEntries(core, from, to)
   else if (to && (flags & RENAME_NOREPLACE)) throw fsError('EEXIST', toRel)
   else move(core, from, to, toRel)
   return true
+}
+
+/**
+ * The refusals of a rename that need nothing copied up to be found, made before anything is: a
+ * refused rename leaves no copy behind, as in overlayfs, whose VFS checks the kinds of the two
+ * names (and RENAME_NOREPLACE) and which checks that the directories can move before it copies up.
+ * move and exchangeEntries check all of it again, after their copy-ups.
+ */
+function refuseEarly(core: Core, from: Entry, to: Entry | undefined, toRel: string, flags: number): void {
+  if (flags & RENAME_EXCHANGE) {
+    if (!to) throw fsError('ENOENT', toRel)
+    if (from.kind === 'dir') movableDir(core, from)
+    if (to.kind === 'dir') movableDir(core, to)
+    return
+  }
+  if (!to) return
+  if (flags & RENAME_NOREPLACE) throw fsError('EEXIST', toRel)
+  if (to.kind === 'dir' && from.kind !== 'dir') throw fsError('EISDIR', toRel)
 }
 
 /** The names a rename copies up first: the files it moves (directories move only from the upper). */

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path'
 import { createHash } from 'node:crypto'
 import { ErrnoError, describeCmd, runCmd, runOrErrno } from '../helpers/exec.js'
 import { defaultXattr, type XattrBackend } from './xattr.js'
-import { seekData, seekHole } from '../../src/sys/native.js'
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, renameat2Sync, seekData, seekHole } from '../../src/sys/native.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // ops
@@ -35,6 +35,8 @@ export interface OpenSpec {
 const O_TMPFILE = 0o20000000 | fs.constants.O_DIRECTORY
 
 export type RemovedDirStep = 'nlink' | 'mode' | 'list' | 'listxattr' | 'chmod' | 'chown' | 'utimes' | 'getxattr' | 'setxattr' | 'removexattr'
+
+export type RenameFlag = 'noreplace' | 'exchange' | 'whiteout'
 
 export type UnlinkedStep = 'mode' | 'ftruncate' | 'fchmod' | 'fchown' | 'futimes' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'read'
 
@@ -66,6 +68,8 @@ export type Op =
   | ['rm', string]
   | ['mkdir', string, number?]
   | ['rename', string, string]
+  /** renameat2(2) with RENAME_* flags: 'noreplace', 'exchange', 'whiteout' */
+  | ['renameat2', string, string, RenameFlag]
   | ['link', string, string]
   | ['symlink', string, string]
   | ['readlink', string]
@@ -141,6 +145,7 @@ export interface OpTarget {
   rm(p: string): Promise<void>
   mkdir(p: string, mode: number): Promise<void>
   rename(from: string, to: string): Promise<void>
+  renameat2(from: string, to: string, flag: RenameFlag): Promise<void>
   link(existing: string, p: string): Promise<void>
   symlink(target: string, p: string): Promise<void>
   readlink(p: string): Promise<string>
@@ -393,6 +398,10 @@ export class FsTarget implements OpTarget {
   }
   rename(from: string, to: string): Promise<void> {
     return fs.rename(this.abs(from), this.abs(to))
+  }
+  async renameat2(from: string, to: string, flag: RenameFlag): Promise<void> {
+    const flags = { noreplace: RENAME_NOREPLACE, exchange: RENAME_EXCHANGE, whiteout: RENAME_WHITEOUT }[flag]
+    renameat2Sync(this.abs(from), this.abs(to), flags)
   }
   link(existing: string, p: string): Promise<void> {
     return fs.link(this.abs(existing), this.abs(p))
@@ -647,6 +656,9 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
         return 'ok'
       case 'rename':
         await t.rename(op[1], op[2])
+        return 'ok'
+      case 'renameat2':
+        await t.renameat2(op[1], op[2], op[3])
         return 'ok'
       case 'link':
         await t.link(op[1], op[2])

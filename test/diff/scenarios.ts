@@ -563,6 +563,29 @@ export const SCENARIOS: Scenario[] = [
       ops: [['rename', 'a/f', 'b/f'], ['readdir', 'a'], ['readdir', 'b'], ['stat', 'b']],
     },
     {
+      // renameat2(2): NOREPLACE refuses a taken name; EXCHANGE swaps two names, each of which may
+      // be lower, upper or a directory; WHITEOUT is the kernel's own (overlayfs refuses it).
+      name: 'renameat2 with RENAME_NOREPLACE, RENAME_EXCHANGE and RENAME_WHITEOUT',
+      layers: [{ a: 'lower a', b: 'lower b', c: 'lower c', 'd/x': 'in d', 'e/y': 'in e', f: 'lower f' }],
+      upper: { u: 'upper u', v: 'upper v' },
+      ops: [
+        ['renameat2', 'a', 'b', 'noreplace'],
+        ['renameat2', 'a', 'a', 'noreplace'],
+        ['renameat2', 'a', 'd', 'noreplace'],
+        ['rename', 'a', 'd'],
+        ['renameat2', 'a', 'new', 'noreplace'],
+        ['renameat2', 'b', 'c', 'exchange'],
+        ['renameat2', 'u', 'c', 'exchange'],
+        ['renameat2', 'u', 'v', 'exchange'],
+        ['renameat2', 'u', 'missing', 'exchange'],
+        ['renameat2', 'f', 'd', 'exchange'],
+        ['renameat2', 'd', 'e', 'exchange'],
+        ['renameat2', 'v', 'w', 'whiteout'],
+        ['readFile', 'b'], ['readFile', 'c'], ['readFile', 'u'], ['readFile', 'v'], ['readFile', 'new'],
+        ['readdir', ''], ['readdir', 'd'], ['readdir', 'e'],
+      ],
+    },
+    {
       name: 'rename to the same name is a no-op',
       layers: [{ 'a/f': 'F' }],
       ops: [['rename', 'a/f', 'a/f'], ['readFile', 'a/f']],
