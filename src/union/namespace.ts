@@ -99,7 +99,9 @@ function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (p
     if (inherits && aside && kind === 'dir') chmodSync(path, (lstatSync(path).mode & 0o7777) | S_ISGID)
   }
   const overWhiteout = core.place(rel, kind === 'dir', place, acl)
-  const entry: Entry = { path: rel, kind, layer: upper, dirLayers: kind === 'dir' ? [upper] : NO_LAYERS, lowerHas: overWhiteout }
+  // Made over a whiteout, whether a lower layer still has the name is looked up when it matters (a
+  // removal leaves a whiteout only then, as in overlayfs): a whiteout may hide nothing any more.
+  const entry: Entry = { path: rel, kind, layer: upper, dirLayers: kind === 'dir' ? [upper] : NO_LAYERS, lowerHas: overWhiteout ? undefined : false }
   if (!linked) {
     entry.originless = true
     entry.metacopy = false
@@ -255,7 +257,7 @@ export function renameNow(core: Core, fromRel: string, toRel: string, flags: num
   const source = core.resolver.get(fromRel)
   if (toRel.startsWith(fromRel + '/')) throw fsError('EINVAL', 'a directory cannot move into itself')
   checkNewName(toRel)
-  refuseEarly(core, source, core.resolver.resolve(toRel), toRel, flags)
+  refuseEarly(source, core.resolver.resolve(toRel), toRel, flags)
   // A name renamed to itself: the kernel's VFS answers it before overlayfs sees it.
   if (fromRel === toRel) return true
   if (!(flags & RENAME_EXCHANGE) && movedBehind(core, source, toRel, flags)) return true
@@ -275,11 +277,11 @@ export function renameNow(core: Core, fromRel: string, toRel: string, flags: num
  * names (and RENAME_NOREPLACE) and which checks that the directories can move before it copies up.
  * move and exchangeEntries check all of it again, after their copy-ups.
  */
-function refuseEarly(core: Core, from: Entry, to: Entry | undefined, toRel: string, flags: number): void {
+function refuseEarly(from: Entry, to: Entry | undefined, toRel: string, flags: number): void {
   if (flags & RENAME_EXCHANGE) {
     if (!to) throw fsError('ENOENT', toRel)
-    if (from.kind === 'dir') movableDir(core, from)
-    if (to.kind === 'dir') movableDir(core, to)
+    if (from.kind === 'dir') movableDir(from)
+    if (to.kind === 'dir') movableDir(to)
     return
   }
   if (!to) return
@@ -334,21 +336,27 @@ function finishMove(core: Core, fromRel: string, toRel: string): void {
   dirs.forEach((dir, i) => utimensatSync(dir, null, mtimes[i]!, true))
 }
 
-function movableDir(core: Core, dir: Entry): void {
-  // Only a directory that lives wholly in the upper layer can move by a plain rename.
-  if (!inUpper(dir) || dir.dirLayers.length > 1 || (core.resolver.lowerHas(dir))) {
-    throw fsError('EXDEV', `${dir.path} has lower layers`)
-  }
+/**
+ * Only a directory whose contents live wholly in the upper layer can move by a plain rename: one
+ * that merges with a lower directory, or is only below, cannot (EXDEV, as overlayfs without
+ * redirect_dir). One that merges with nothing moves, even where a lower layer has the name (an
+ * opaque directory made over a removed one, a directory over a whiteout): the move leaves a
+ * whiteout there (see move), as overlayfs does.
+ */
+function movableDir(dir: Entry): void {
+  if (!inUpper(dir) || dir.dirLayers.length > 1) throw fsError('EXDEV', `${dir.path} has lower layers`)
 }
 
 function move(core: Core, from: Entry, to: Entry | undefined, toRel: string): void {
   const upper = core.requireUpper()
+  // In overlayfs's order: the kinds (the VFS checks them), whether the directory may move, then
+  // whether the one it replaces is empty.
   if (to) {
     if (to.kind === 'dir' && from.kind !== 'dir') throw fsError('EISDIR', toRel)
     if (to.kind !== 'dir' && from.kind === 'dir') throw fsError('ENOTDIR', toRel)
-    if (to.kind === 'dir' && mergedNames(to).length > 0) throw fsError('ENOTEMPTY', toRel)
   }
-  if (from.kind === 'dir') movableDir(core, from)
+  if (from.kind === 'dir') movableDir(from)
+  if (to?.kind === 'dir' && mergedNames(to).length > 0) throw fsError('ENOTEMPTY', toRel)
   if (!inUpper(from)) throw fsError('ENOENT', from.path) // lost a race with an unlink
   keepDataReachable(core, from)
   core.ensureUpperDir(core.resolver.get(splitPath(toRel)[0]))
@@ -397,12 +405,16 @@ function renameWithWhiteout(core: Core, fromPath: HostPath, toPath: HostPath, fr
 
 function exchangeEntries(core: Core, from: Entry, to: Entry | undefined): void {
   if (!to) throw fsError('ENOENT', 'exchange target')
-  if (from.kind === 'dir') movableDir(core, from)
-  if (to.kind === 'dir') movableDir(core, to)
+  if (from.kind === 'dir') movableDir(from)
+  if (to.kind === 'dir') movableDir(to)
   if (!inUpper(from) || !inUpper(to)) throw fsError('ENOENT', 'exchange raced a removal')
   keepDataReachable(core, from)
   keepDataReachable(core, to)
   const upper = core.requireUpper()
+  // A directory that lands in a merged directory is made opaque, as move does it (overlayfs too).
+  const mergedParent = (rel: string): boolean => core.resolver.get(splitPath(rel)[0]).dirLayers.length > 1
+  if (from.kind === 'dir' && mergedParent(to.path)) core.markOpaque(upper.path(from.path))
+  if (to.kind === 'dir' && mergedParent(from.path)) core.markOpaque(upper.path(to.path))
   renameat2Sync(upper.path(from.path), upper.path(to.path), RENAME_EXCHANGE)
   core.resolver.invalidateTree(from.path)
   core.resolver.invalidateTree(to.path)

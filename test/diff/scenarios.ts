@@ -586,6 +586,41 @@ export const SCENARIOS: Scenario[] = [
       ],
     },
     {
+      // Found by the random scripts (random.test.ts). overlayfs first refuses to move a directory
+      // that is (or merges with) a lower one (EXDEV), then a non-empty target (ENOTEMPTY).
+      name: 'rename of a lower directory onto a non-empty one is EXDEV',
+      layers: [{ 'low/f': 'in low', 'full/g': 'in full' }],
+      upper: { up: { dir: true }, 'up/h': 'in up' },
+      ops: [['rename', 'low', 'full'], ['rename', 'up', 'full'], ['readdir', ''], ['readdir', 'full']],
+    },
+    {
+      // A directory that merges with nothing moves, though a lower layer has its name (a file there,
+      // whited out; or a directory it was made opaque over): a whiteout stays behind.
+      name: 'an upper directory over a lower name moves, leaving a whiteout',
+      layers: [{ f: 'lower file', 'd/x': 'lower x' }],
+      ops: [
+        ['unlink', 'f'], ['mkdir', 'f', 0o755], ['writeFile', 'f/in', 'new'], ['rename', 'f', 'g'],
+        ['rm', 'd'], ['mkdir', 'd', 0o755], ['rename', 'd', 'e'],
+        ['readdir', ''], ['readdir', 'g'], ['stat', 'f'], ['stat', 'd'],
+      ],
+    },
+    {
+      // RENAME_EXCHANGE moving an upper-only directory into a merged directory makes it opaque, as a
+      // plain rename there does.
+      name: 'an exchange that moves a directory into a merged directory makes it opaque',
+      layers: [{ 'm/low': 'lower' }],
+      upper: { m: { dir: true }, 'm/f': 'upper f', 'solo/d': { dir: true }, 'solo/d/x': 'x' },
+      ops: [['renameat2', 'm/f', 'solo/d', 'exchange'], ['readdir', 'm'], ['readdir', 'm/f'], ['readdir', 'solo']],
+    },
+    {
+      // An upper layer may hold a whiteout that hides nothing (the lower layer changed since): a
+      // file made over it and removed again leaves no whiteout, since no lower layer has the name.
+      name: 'a file made over a whiteout that hides nothing leaves none when removed',
+      layers: [{ 'd/other': 'lower' }],
+      upper: { d: { dir: true }, 'd/stale': { whiteout: true }, 'd/stale2': { whiteout: true } },
+      ops: [['writeFile', 'd/stale', 'new'], ['unlink', 'd/stale'], ['mkdir', 'd/stale2', 0o755], ['rmdir', 'd/stale2'], ['readdir', 'd']],
+    },
+    {
       name: 'rename to the same name is a no-op',
       layers: [{ 'a/f': 'F' }],
       ops: [['rename', 'a/f', 'a/f'], ['readFile', 'a/f']],

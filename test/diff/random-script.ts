@@ -1,0 +1,99 @@
+// The generator of the random differential scripts (random.test.ts): layers and operations drawn
+// from a seed over a few names, so that they collide.
+import type { Op, RenameFlag } from './ops.js'
+import type { Layer, Scenario } from './spec.js'
+
+/** mulberry32: small, fast, and the same sequence for a seed everywhere. */
+function generator(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** The directories scripts work in, and the names in them. */
+const DIRS = ['', 'a', 'b', 'a/c']
+const NAMES = ['x', 'y', 'a', 'b', 'c']
+
+export function randomScript(seed: number, ops = 30): Scenario {
+  const rnd = generator(seed)
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
+  const chance = (p: number): boolean => rnd() < p
+  const join2 = (d: string, n: string): string => (d === '' ? n : `${d}/${n}`)
+  const path = (): string => (chance(0.15) ? pick(DIRS.filter((d) => d !== '')) : join2(pick(DIRS), pick(NAMES)))
+  const text = (): string => pick(['', 'one', 'two two', 'three three three'])
+
+  // Each layer: some of the directories, then files, symlinks and whiteouts at names not taken by a
+  // directory of that layer; a directory is sometimes opaque. A whiteout goes only where its
+  // directory merges with the layer below (`below`), as overlayfs leaves them: the kernel lists one
+  // in a directory that does not merge (and then cannot stat it).
+  const layer = (below: Layer | undefined): Layer => {
+    const bottom = below === undefined
+    const l: Layer = {}
+    const dirs = new Set([''])
+    for (const d of DIRS) {
+      if (d !== '' && dirs.has(d.split('/').slice(0, -1).join('/')) && chance(0.6)) {
+        dirs.add(d)
+        l[d] = chance(bottom ? 0 : 0.15) ? { opaque: true, mode: 0o755 } : { dir: true, mode: pick([0o755, 0o750]) }
+      }
+    }
+    for (const d of dirs) {
+      for (const n of NAMES) {
+        const p = join2(d, n)
+        if (dirs.has(p) || !chance(0.35)) continue
+        const r = rnd()
+        if (r < 0.6) l[p] = { file: text(), mode: pick([0o644, 0o600, 0o755]), xattrs: chance(0.2) ? { 'user.k': 'v' } : undefined }
+        else if (r < 0.75) l[p] = { symlink: pick(['x', '../x', 'a/x', 'nowhere']) }
+        else if (merges(l, below, d)) l[p] = { whiteout: true }
+        else l[p] = text()
+      }
+    }
+    return l
+  }
+
+  /** Whether directory `d` of layer `l` merges with the layer below: a plain directory in both, and
+   *  so are its parents. */
+  const merges = (l: Layer, below: Layer | undefined, d: string): boolean => {
+    if (below === undefined) return false
+    if (d === '') return true
+    if (!merges(l, below, d.split('/').slice(0, -1).join('/'))) return false
+    const here = l[d]
+    const there = below[d]
+    return typeof here === 'object' && 'dir' in here && typeof there === 'object' && ('dir' in there || 'opaque' in there)
+  }
+
+  const list: Op[] = []
+  for (let i = 0; i < ops; i++) {
+    const p = path()
+    const q = path()
+    const r = rnd()
+    if (r < 0.1) list.push(['writeFile', p, text()])
+    else if (r < 0.16) list.push(['appendFile', p, text()])
+    else if (r < 0.24) list.push(['mkdir', p, 0o755])
+    else if (r < 0.3) list.push(['rmdir', p])
+    else if (r < 0.38) list.push(['unlink', p])
+    else if (r < 0.48) list.push(['rename', p, q])
+    else if (r < 0.53) list.push(['renameat2', p, q, pick<RenameFlag>(['noreplace', 'exchange'])])
+    else if (r < 0.57) list.push(['link', p, q])
+    else if (r < 0.6) list.push(['symlink', pick(['x', '../y', 'a']), p])
+    else if (r < 0.65) list.push(['chmod', p, pick([0o600, 0o755, 0o4755])])
+    else if (r < 0.68) list.push(['chown', p, 1000, pick([1000, 0])])
+    else if (r < 0.71) list.push(['utimes', p, 1e9, 1.1e9])
+    else if (r < 0.75) list.push(['truncate', p, pick([0, 2, 100])])
+    else if (r < 0.78) list.push(['setxattr', p, 'user.k', text() || 'v'])
+    else if (r < 0.8) list.push(['removexattr', p, 'user.k'])
+    else if (r < 0.83) list.push(['rm', p])
+    else if (r < 0.9) list.push(['readFile', p])
+    else if (r < 0.95) list.push(['readdir', pick(DIRS)])
+    // (No stat: its inode number could be one the filesystem hands out again after a removal.)
+    else list.push(['getxattr', p, 'user.k'])
+  }
+  const bottom = layer(undefined)
+  const top = layer(bottom)
+  const upper = chance(0.5) ? layer(top) : undefined
+  return { name: `random script, seed ${seed}`, group: 'random', layers: [top, bottom], upper, ops: list }
+}
