@@ -770,11 +770,21 @@ export class LowLevelBridge {
     return changed
   }
 
-  /** Hard links: the other names of an inode are other kernel inodes (one node per name), so a change
-   *  through one name (nlink, size, times) must be announced to the others. */
+  /**
+   * Hard links: the other names of an inode are other kernel inodes (one node per name), so a change
+   * through one name (nlink, size, times, data) must be announced to the others. Their attributes
+   * are dropped, and their cached pages too where no file is open on them: a name may hold pages
+   * from when it was the file's only one (kept across opens), and its next read must not find
+   * them. Not where a file is open on it: the kernel locks the pages it drops, and a read in flight
+   * holds its pages locked until this thread answers it.
+   */
   #invalidateSiblings(ino: number | undefined, except?: number): void {
     if (ino === undefined) return
-    for (const node of this.#nodes.withIno(ino)) if (node.id !== except) this.#invalidate(node)
+    for (const node of this.#nodes.withIno(ino)) {
+      if (node.id === except) continue
+      if (this.#open.handleOf(node.id) === undefined) this.#session.notifyInvalInode(node.id, 0, 0)
+      else this.#invalidate(node)
+    }
   }
 }
 

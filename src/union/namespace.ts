@@ -258,8 +258,9 @@ export function renameNow(core: Core, fromRel: string, toRel: string, flags: num
   if (toRel.startsWith(fromRel + '/')) throw fsError('EINVAL', 'a directory cannot move into itself')
   checkNewName(toRel)
   refuseEarly(source, core.resolver.resolve(toRel), toRel, flags)
-  // A name renamed to itself: the kernel's VFS answers it before overlayfs sees it.
-  if (fromRel === toRel) return true
+  // A name renamed to itself, or to another name of the same file: rename(2) does nothing (the
+  // kernel's VFS answers it before overlayfs sees it; through FUSE, each name is an inode of its own).
+  if (fromRel === toRel || sameUpperFile(core, source, core.resolver.resolve(toRel))) return true
   if (!(flags & RENAME_EXCHANGE) && movedBehind(core, source, toRel, flags)) return true
   // A rename changes no data: with metacopy on, the bytes stay below (see keepDataReachable).
   for (const rel of renameCopyUps(core, source, toRel, flags)) if (!core.copyUpNow(rel, 'meta', alone)) return false
@@ -287,6 +288,16 @@ function refuseEarly(from: Entry, to: Entry | undefined, toRel: string, flags: n
   if (!to) return
   if (flags & RENAME_NOREPLACE) throw fsError('EEXIST', toRel)
   if (to.kind === 'dir' && from.kind !== 'dir') throw fsError('EISDIR', toRel)
+}
+
+/** Whether `a` and `b` are two names (hard links) of one file of the upper layer. */
+function sameUpperFile(core: Core, a: Entry, b: Entry | undefined): boolean {
+  if (!b || a.kind === 'dir' || b.kind === 'dir' || !inUpper(a) || !inUpper(b) || a.staged !== undefined || b.staged !== undefined) return false
+  const upper = core.requireUpper()
+  const st = lstatNumbers(upper.path(a.path), probeStat)
+  const [ino, dev] = [st[ST.INO], st[ST.DEV]]
+  lstatNumbers(upper.path(b.path), probeStat)
+  return probeStat[ST.INO] === ino && probeStat[ST.DEV] === dev
 }
 
 /** The names a rename copies up first: the files it moves (directories move only from the upper). */

@@ -19,7 +19,11 @@ function generator(seed: number): () => number {
 const DIRS = ['', 'a', 'b', 'a/c']
 const NAMES = ['x', 'y', 'a', 'b', 'c']
 
-export function randomScript(seed: number, ops = 30): Scenario {
+/** 'namespace': names made, moved and removed; 'io': files opened, written, read, linked and
+ *  unlinked while open, over the same layers. */
+export type Flavor = 'namespace' | 'io'
+
+export function randomScript(seed: number, ops = 30, flavor: Flavor = 'namespace'): Scenario {
   const rnd = generator(seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
   const chance = (p: number): boolean => rnd() < p
@@ -67,7 +71,15 @@ export function randomScript(seed: number, ops = 30): Scenario {
   }
 
   const list: Op[] = []
-  for (let i = 0; i < ops; i++) {
+  // An io script's layers come first: its paths are mostly files of theirs.
+  const ioLayers = flavor === 'io' ? [layer(undefined)] : []
+  if (flavor === 'io') {
+    ioLayers.unshift(layer(ioLayers[0]))
+    const files = [...new Set(ioLayers.flatMap((l) => Object.entries(l).filter(([, e]) => typeof e === 'string' || 'file' in e).map(([p]) => p)))]
+    const filePath = (): string => (files.length > 0 && chance(0.75) ? pick(files) : path())
+    for (let i = 0; i < ops; i++) list.push(ioOp(rnd, filePath, text))
+  }
+  for (let i = 0; i < ops && flavor === 'namespace'; i++) {
     const p = path()
     const q = path()
     const r = rnd()
@@ -92,8 +104,34 @@ export function randomScript(seed: number, ops = 30): Scenario {
     // (No stat: its inode number could be one the filesystem hands out again after a removal.)
     else list.push(['getxattr', p, 'user.k'])
   }
-  const bottom = layer(undefined)
-  const top = layer(bottom)
+  const bottom = ioLayers[1] ?? layer(undefined)
+  const top = ioLayers[0] ?? layer(bottom)
   const upper = chance(0.5) ? layer(top) : undefined
-  return { name: `random script, seed ${seed}`, group: 'random', layers: [top, bottom], upper, ops: list }
+  const name = flavor === 'namespace' ? `random script, seed ${seed}` : `random ${flavor} script, seed ${seed}`
+  return { name, group: 'random', layers: [top, bottom], upper, ops: list }
+}
+
+/** One operation of an 'io' script. */
+function ioOp(rnd: () => number, path: () => string, text: () => string): Op {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
+  const p = path()
+  const r = rnd()
+  if (r < 0.3) {
+    const flags = pick(['r', 'r+', 'w', 'a', 'a+', 'wx', ['O_RDWR', 'O_CREAT'], ['O_WRONLY', 'O_TRUNC']])
+    const write = flags === 'r' ? undefined : text() || 'w'
+    return ['open', p, flags, { write, at: rnd() < 0.5 ? undefined : pick([0, 1, 5]), read: rnd() < 0.7 }]
+  }
+  if (r < 0.38) return ['appendFile', p, text()]
+  if (r < 0.45) return ['truncate', p, pick([0, 1, 50])]
+  if (r < 0.53) return ['link', p, path()]
+  if (r < 0.6) return ['unlink', p]
+  if (r < 0.67) return ['rename', p, path()]
+  if (r < 0.74) {
+    const steps = ['read', 'ftruncate', 'fchmod', 'futimes', 'setxattr', 'listxattr', 'read'] as const
+    return ['unlinkedFd', p, pick(['r', 'r+']), steps.filter(() => rnd() < 0.6)]
+  }
+  if (r < 0.8) return ['chmod', p, pick([0o600, 0o644, 0o2755])]
+  if (r < 0.85) return ['setxattr', p, 'user.k', text() || 'v']
+  if (r < 0.92) return ['readFile', p]
+  return ['readdir', pick(DIRS)]
 }

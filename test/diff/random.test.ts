@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { fuseAvailable, overlayAvailable, unmount } from '../helpers/mount.js'
 import { makeTempDir, mountsUnder, removeTempDir } from '../helpers/tmp.js'
 import { diffRuns } from './compare.js'
-import { kernel, layerfs } from './drivers.js'
+import { kernel, layerfs, layerfsWith } from './drivers.js'
 import { judgeParts, knownParts, runScenario, verdictMessage, type KnownPart } from './harness.js'
 import type { Json } from './ops.js'
 import type { Scenario } from './spec.js'
@@ -62,23 +62,28 @@ describe.skipIf(skipReason !== undefined)('differential: random scripts, kernel 
     expect(randomScript(7).ops).not.toEqual(randomScript(8).ops)
   })
 
-  for (let seed = firstSeed; seed < firstSeed + count; seed++) {
-    it(`seed ${seed}`, async () => {
-      const s = randomScript(seed, opsPerScript)
+  const runs = Array.from({ length: count }, (_, i) => firstSeed + i).flatMap((seed) => [
+    { seed, flavor: 'namespace' as const, driver: layerfs },
+    // Files opened, written and read: through the daemon and passed through, one seed each.
+    ...(seed % 2 === 0 ? [{ seed, flavor: 'io' as const, driver: seed % 4 === 0 ? layerfsWith('passthrough=off') : layerfs }] : []),
+  ])
+  for (const { seed, flavor, driver } of runs) {
+    it(`${flavor} seed ${seed}${driver === layerfs ? '' : ' (passthrough=off)'}`, async () => {
+      const s = randomScript(seed, opsPerScript, flavor)
       const startSec = Math.floor(Date.now() / 1000)
       const base = await makeTempDir('diff-random')
       liveBases.add(base)
       await chmod(base, 0o711)
       try {
         const a = await runScenario(s, kernel, join(base, 'kernel'), startSec)
-        const b = await runScenario(s, layerfs, join(base, 'driver'), startSec)
+        const b = await runScenario(s, driver, join(base, 'driver'), startSec)
         if (dumpDir !== undefined) {
           await mkdir(dumpDir, { recursive: true })
-          await writeFile(join(dumpDir, `random-${seed}.json`), JSON.stringify({ scenario: s, kernel: a, driver: b }, null, 1))
+          await writeFile(join(dumpDir, `random-${flavor}-${seed}.json`), JSON.stringify({ scenario: s, kernel: a, driver: b }, null, 1))
         }
         const v = judgeParts(diffRuns(a, b), kernelLeftovers(s, a.ops))
         if (v.unexplained.length > 0) {
-          expect.fail(`${verdictMessage(s, 'layerfs', v)}\nlayers: ${JSON.stringify(s.layers)}\nupper: ${JSON.stringify(s.upper)}`)
+          expect.fail(`${verdictMessage(s, driver.name, v)}\nlayers: ${JSON.stringify(s.layers)}\nupper: ${JSON.stringify(s.upper)}`)
         }
       } finally {
         await removeTempDir(base)

@@ -657,6 +657,19 @@ export const SCENARIOS: Scenario[] = [
       layers: [{ a: 'A', b: { hardlink: 'a' } }],
       ops: [['rename', 'a', 'b'], ['readdir', ''], ['stat', 'a']],
     },
+    {
+      // Found by the random scripts. Two names of one upper file: rename(2) does nothing and
+      // succeeds, as POSIX has it (through FUSE each name is an inode of its own, so the daemon is
+      // asked; it removed the source name from its view while the disk kept it).
+      name: 'rename between two names of one upper file does nothing',
+      layers: [{ d: { dir: true } }],
+      upper: { x: 'upper x' },
+      ops: [
+        ['link', 'x', 'd/x'], ['rename', 'x', 'd/x'], ['readdir', ''], ['readFile', 'x'],
+        ['renameat2', 'd/x', 'x', 'exchange'], ['readFile', 'd/x'],
+        ['writeFile', 'n', 'new'], ['link', 'n', 'd/n'], ['rename', 'd/n', 'n'], ['readdir', 'd'], ['appendFile', 'n', '!'], ['readFile', 'd/n'],
+      ],
+    },
   ]),
 
   ...group('hard links', [
@@ -685,6 +698,18 @@ export const SCENARIOS: Scenario[] = [
       layers: [{ d: { dir: true } }],
       ops: [['writeFile', 'd/a', 'hello'], ['link', 'd/a', 'd/b'], ['stat', 'd/b'], ['open', 'd/a', ['O_WRONLY', 'O_TRUNC']],
         ['stat', 'd/b'], ['readFile', 'd/b']],
+    },
+    {
+      // Found by the random scripts. A name read while it was the file's only one keeps its pages
+      // across opens; a link makes another name (another kernel inode), and a write through that
+      // one must not leave the first showing the old bytes once it is the only name again.
+      name: 'a write through a new link reaches the name that cached the file alone',
+      layers: [{ f: 'lower data' }],
+      ops: [
+        ['open', 'f', 'r+', { write: 'A', at: 0, read: true }], ['readFile', 'f'],
+        ['link', 'f', 'g'], ['open', 'g', 'r+', { write: 'BBBB', at: 2, read: true }], ['unlink', 'g'], ['readFile', 'f'],
+        ['link', 'f', 'h'], ['appendFile', 'h', '!'], ['unlink', 'h'], ['readFile', 'f'],
+      ],
     },
     {
       name: 'link a dir, and link onto an existing name',
