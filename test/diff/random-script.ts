@@ -105,10 +105,13 @@ export function randomScript(seed: number, ops = 30, flavor: Flavor = 'namespace
     else list.push(['getxattr', p, 'user.k'])
   }
   const bottom = ioLayers[1] ?? layer(undefined)
-  const top = ioLayers[0] ?? layer(bottom)
+  // A third lower layer in a third of the namespace scripts: whiteouts and opaque directories in
+  // the middle of the stack.
+  const middle = flavor === 'namespace' && chance(1 / 3) ? layer(bottom) : undefined
+  const top = ioLayers[0] ?? layer(middle ?? bottom)
   const upper = chance(0.5) ? layer(top) : undefined
   const name = flavor === 'namespace' ? `random script, seed ${seed}` : `random ${flavor} script, seed ${seed}`
-  return { name, group: 'random', layers: [top, bottom], upper, ops: list }
+  return { name, group: 'random', layers: middle ? [top, middle, bottom] : [top, bottom], upper, ops: list }
 }
 
 /** One operation of an 'io' script. */
