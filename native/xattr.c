@@ -25,8 +25,10 @@ static ssize_t list_call(op *o, void *buf, size_t size) {
     return o->path ? llistxattr(o->path, buf, size) : flistxattr(o->fd, buf, size);
 }
 
-/* Values this small (an origin, an opaque mark, most ACLs and name lists) are read in one call. */
-#define SMALL_VALUE 256
+/* Values this small are read in one call: every value on ext4 without ea_inode, whose xattrs share
+ * one block (an origin, an opaque mark, ACLs, name lists, and the daemon's own statistics). A bigger
+ * one costs a call more than a size query and a read would (through FUSE, a request more). */
+#define SMALL_VALUE 4096
 
 /* One read into a small buffer; past that, a size query with 0, allocate exactly, read; again if it
  * grew in between. */
