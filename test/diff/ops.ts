@@ -47,6 +47,10 @@ export type UserOp =
   | ['readFile', string]
   /** a new file or directory, made with this umask */
   | ['create' | 'mkdir', string, number]
+  | ['unlink', string, '']
+  /** to the second path */
+  | ['rename', string, string]
+  | ['chmod', string, number]
 
 export type Op =
   | ['writeFile', string, string]
@@ -514,7 +518,8 @@ export class FsTarget implements OpTarget {
   }
   async asUser(uid: number, gid: number, op: UserOp, groups: number[]): Promise<void> {
     const ids = [`--reuid=${uid}`, `--regid=${gid}`, groups.length ? `--groups=${groups.join(',')}` : '--clear-groups']
-    const r = await runCmd('setpriv', [...ids, process.execPath, '-e', USER_OP_SCRIPT, op[0], this.abs(op[1]), String(op[2])])
+    const arg = op[0] === 'rename' ? this.abs(op[2]) : String(op[2])
+    const r = await runCmd('setpriv', [...ids, process.execPath, '-e', USER_OP_SCRIPT, op[0], this.abs(op[1]), arg])
     if (r.code === 0 && !r.timedOut) return
     const code = r.stderr.trim()
     throw new ErrnoError(/^E[A-Z]+$/.test(code) ? code : 'EUNKNOWN', describeCmd(r))
@@ -532,6 +537,9 @@ try {
   else if (kind === 'readFile') fs.readFileSync(path)
   else if (kind === 'create') { process.umask(Number(arg)); fs.writeFileSync(path, 'new', { flag: 'wx', mode: 0o666 }) }
   else if (kind === 'mkdir') { process.umask(Number(arg)); fs.mkdirSync(path, 0o777) }
+  else if (kind === 'unlink') fs.unlinkSync(path)
+  else if (kind === 'rename') fs.renameSync(path, arg)
+  else if (kind === 'chmod') fs.chmodSync(path, Number(arg))
   else throw Object.assign(new Error(kind), { code: 'EINVAL' })
 } catch (e) {
   process.stderr.write(String(e.code))

@@ -20,8 +20,9 @@ const DIRS = ['', 'a', 'b', 'a/c']
 const NAMES = ['x', 'y', 'a', 'b', 'c']
 
 /** 'namespace': names made, moved and removed; 'io': files opened, written, read, linked and
- *  unlinked while open, over the same layers. */
-export type Flavor = 'namespace' | 'io'
+ *  unlinked while open, over the same layers; 'users': root hands out modes and owners (setuid,
+ *  setgid, sticky), and two unprivileged users read, write, create, remove and rename. */
+export type Flavor = 'namespace' | 'io' | 'users'
 
 export function randomScript(seed: number, ops = 30, flavor: Flavor = 'namespace'): Scenario {
   const rnd = generator(seed)
@@ -79,6 +80,7 @@ export function randomScript(seed: number, ops = 30, flavor: Flavor = 'namespace
     const filePath = (): string => (files.length > 0 && chance(0.75) ? pick(files) : path())
     for (let i = 0; i < ops; i++) list.push(ioOp(rnd, filePath, text))
   }
+  for (let i = 0; i < ops && flavor === 'users'; i++) list.push(usersOp(rnd, path))
   for (let i = 0; i < ops && flavor === 'namespace'; i++) {
     const p = path()
     const q = path()
@@ -110,8 +112,45 @@ export function randomScript(seed: number, ops = 30, flavor: Flavor = 'namespace
   const middle = flavor === 'namespace' && chance(1 / 3) ? layer(bottom) : undefined
   const top = ioLayers[0] ?? layer(middle ?? bottom)
   const upper = chance(0.5) ? layer(top) : undefined
+  // Users need directories they may write in: the users' scripts open them up, some sticky, some
+  // set-group-ID with group 1000.
+  if (flavor === 'users') {
+    for (const l of [top, middle, bottom, upper]) {
+      if (!l) continue
+      l[''] = { dir: true, mode: 0o777 }
+      for (const [p, e] of Object.entries(l)) {
+        if (p !== '' && typeof e === 'object' && ('dir' in e || 'opaque' in e)) {
+          l[p] = { ...e, mode: pick([0o777, 0o1777, 0o2777, 0o755]), gid: pick([0, 1000]) }
+        }
+      }
+    }
+  }
   const name = flavor === 'namespace' ? `random script, seed ${seed}` : `random ${flavor} script, seed ${seed}`
   return { name, group: 'random', layers: middle ? [top, middle, bottom] : [top, bottom], upper, ops: list }
+}
+
+/** One operation of a 'users' script: as root, modes and owners; as uid 1000 or 1001 (group 1000,
+ *  and 1001 also in group 1000 half the time), what a user does. */
+function usersOp(rnd: () => number, path: () => string): Op {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
+  const p = path()
+  const r = rnd()
+  if (r < 0.2) return ['chmod', p, pick([0o644, 0o664, 0o666, 0o600, 0o755, 0o775, 0o777, 0o1777, 0o2775, 0o4755, 0o6775])]
+  if (r < 0.3) return ['chown', p, pick([0, 1000, 1001]), pick([0, 1000])]
+  if (r < 0.35) return ['mkdir', p, 0o777]
+  if (r < 0.4) return ['writeFile', p, 'root']
+  const [uid, groups] = pick([[1000, []], [1001, []], [1001, [1000]]] as const)
+  const gid = uid
+  const u = rnd()
+  const op: Op = u < 0.2 ? ['asUser', uid, gid, ['appendFile', p, 'u'], [...groups]]
+    : u < 0.3 ? ['asUser', uid, gid, ['truncate', p, 1], [...groups]]
+    : u < 0.4 ? ['asUser', uid, gid, ['readFile', p], [...groups]]
+    : u < 0.55 ? ['asUser', uid, gid, ['create', p, pick([0o022, 0o002])], [...groups]]
+    : u < 0.65 ? ['asUser', uid, gid, ['mkdir', p, 0o022], [...groups]]
+    : u < 0.8 ? ['asUser', uid, gid, ['unlink', p, ''], [...groups]]
+    : u < 0.9 ? ['asUser', uid, gid, ['rename', p, path()], [...groups]]
+    : ['asUser', uid, gid, ['chmod', p, pick([0o600, 0o2755, 0o4755])], [...groups]]
+  return op
 }
 
 /** One operation of an 'io' script. */

@@ -3,8 +3,11 @@
 // third; renames onto each other, links, removals and re-creations), run on kernel overlayfs and on
 // layerfs, and compared like the hand-written scenarios. A failure prints the seed and the script.
 //
+// Each seed draws a namespace script; every second seed an io script too (every fourth of them
+// with passthrough=off), and every fourth a users script (random-script.ts).
+//
 //   DIFF_RANDOM_SEED=N     the first seed (default 1: CI runs the same scripts every time)
-//   DIFF_RANDOM_COUNT=N    how many scripts (default 24)
+//   DIFF_RANDOM_COUNT=N    how many seeds (default 24)
 //   DIFF_RANDOM_OPS=N      operations per script (default 30)
 //   DIFF_DUMP=<dir>        write each script's two runs there as JSON
 import { join } from 'node:path'
@@ -66,6 +69,8 @@ describe.skipIf(skipReason !== undefined)('differential: random scripts, kernel 
     { seed, flavor: 'namespace' as const, driver: layerfs },
     // Files opened, written and read: through the daemon and passed through, one seed each.
     ...(seed % 2 === 0 ? [{ seed, flavor: 'io' as const, driver: seed % 4 === 0 ? layerfsWith('passthrough=off') : layerfs }] : []),
+    // Other users: each of their operations is a process of its own (a second each way).
+    ...(seed % 4 === 1 ? [{ seed, flavor: 'users' as const, driver: layerfs }] : []),
   ])
   for (const { seed, flavor, driver } of runs) {
     it(`${flavor} seed ${seed}${driver === layerfs ? '' : ' (passthrough=off)'}`, async () => {
