@@ -473,13 +473,14 @@ export function stageCopyUnnamedSync(src: HostPath, dir: HostPath, options: Stag
 
 /** Name an unnamed copy `target` (which must be free), give `parent` back its times, and close the
  *  fd, whatever happens. On the calling thread. */
-/** Give the O_TMPFILE file open as `fd` the name `target` (linkat by fd, else through /proc). */
-export function linkFdSync(fd: number, target: HostPath): void {
-  callSync((n) => n.linkFd(fd, target), target)
-}
-
 export function linkCopySync(fd: number, target: HostPath, parent: HostPath): void {
   callSync((n) => n.linkCopy(fd, target, parent), target, parent)
+}
+
+/** Give the O_TMPFILE file open as `fd` the name `target` (linkat by fd, else through /proc); the
+ *  fd stays open. On the calling thread. */
+export function linkFdSync(fd: number, target: HostPath): void {
+  callSync((n) => n.linkFd(fd, target), target)
 }
 
 const UNNAMED = 8

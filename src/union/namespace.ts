@@ -257,11 +257,12 @@ export function renameNow(core: Core, fromRel: string, toRel: string, flags: num
   const source = core.resolver.get(fromRel)
   if (toRel.startsWith(fromRel + '/')) throw fsError('EINVAL', 'a directory cannot move into itself')
   checkNewName(toRel)
-  refuseEarly(source, core.resolver.resolve(toRel), toRel, flags)
+  const target = core.resolver.resolve(toRel)
+  refuseEarly(source, target, toRel, flags)
   // A name renamed to itself, or to another name of the same file: rename(2) does nothing (the
   // kernel's VFS answers it before overlayfs sees it; through FUSE, each name is an inode of its own).
-  if (fromRel === toRel || sameUpperFile(core, source, core.resolver.resolve(toRel))) return true
-  if (!(flags & RENAME_EXCHANGE) && movedBehind(core, source, toRel, flags)) return true
+  if (fromRel === toRel || sameUpperFile(core, source, target)) return true
+  if (!(flags & RENAME_EXCHANGE) && movedBehind(core, source, toRel)) return true
   // A rename changes no data: with metacopy on, the bytes stay below (see keepDataReachable).
   for (const rel of renameCopyUps(core, source, toRel, flags)) if (!core.copyUpNow(rel, 'meta', alone)) return false
   const from = core.resolver.get(fromRel)
@@ -315,14 +316,11 @@ export async function rename(core: Core, fromRel: string, toRel: string, flags: 
 
 /**
  * Rename a lower file without waiting for the flush of its copy (flush behind: Core.deferMove),
- * when it can be: true if done. The directories show the change at once (new mtimes now, kept
- * when the rename is written: finishMove).
+ * when it can be: true if done (refuseEarly has made its refusals). The directories show the
+ * change at once (new mtimes now, kept when the rename is written: finishMove).
  */
-function movedBehind(core: Core, from: Entry, toRel: string, flags: number): boolean {
+function movedBehind(core: Core, from: Entry, toRel: string): boolean {
   if (!core.flushBehind || from.kind !== 'file' || inUpper(from)) return false
-  const to = core.resolver.resolve(toRel)
-  if (to && (flags & RENAME_NOREPLACE)) throw fsError('EEXIST', toRel)
-  if (to?.kind === 'dir') throw fsError('EISDIR', toRel)
   const fromDir = splitPath(from.path)[0]
   const toDir = splitPath(toRel)[0]
   core.ensureUpperDir(core.resolver.get(toDir))

@@ -1,6 +1,6 @@
 // The generator of the random differential scripts (random.test.ts): layers and operations drawn
 // from a seed over a few names, so that they collide.
-import type { Op, RenameFlag } from './ops.js'
+import type { Op, RenameFlag, UserOp } from './ops.js'
 import type { Layer, Scenario } from './spec.js'
 
 /** mulberry32: small, fast, and the same sequence for a seed everywhere. */
@@ -15,6 +15,18 @@ function generator(seed: number): () => number {
   }
 }
 
+/** A script's draws, all from its seed's one sequence. */
+interface Draw {
+  rnd: () => number
+  pick: <T>(xs: readonly T[]) => T
+  chance: (p: number) => boolean
+}
+
+function draws(seed: number): Draw {
+  const rnd = generator(seed)
+  return { rnd, pick: (xs) => xs[Math.floor(rnd() * xs.length)]!, chance: (p) => rnd() < p }
+}
+
 /** The directories scripts work in, and the names in them. */
 const DIRS = ['', 'a', 'b', 'a/c']
 const NAMES = ['x', 'y', 'a', 'b', 'c']
@@ -25,9 +37,8 @@ const NAMES = ['x', 'y', 'a', 'b', 'c']
 export type Flavor = 'namespace' | 'io' | 'users'
 
 export function randomScript(seed: number, ops = 30, flavor: Flavor = 'namespace'): Scenario {
-  const rnd = generator(seed)
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
-  const chance = (p: number): boolean => rnd() < p
+  const draw = draws(seed)
+  const { rnd, pick, chance } = draw
   const join2 = (d: string, n: string): string => (d === '' ? n : `${d}/${n}`)
   const path = (): string => (chance(0.15) ? pick(DIRS.filter((d) => d !== '')) : join2(pick(DIRS), pick(NAMES)))
   const text = (): string => pick(['', 'one', 'two two', 'three three three'])
@@ -78,9 +89,9 @@ export function randomScript(seed: number, ops = 30, flavor: Flavor = 'namespace
     ioLayers.unshift(layer(ioLayers[0]))
     const files = [...new Set(ioLayers.flatMap((l) => Object.entries(l).filter(([, e]) => typeof e === 'string' || 'file' in e).map(([p]) => p)))]
     const filePath = (): string => (files.length > 0 && chance(0.75) ? pick(files) : path())
-    for (let i = 0; i < ops; i++) list.push(ioOp(rnd, filePath, text))
+    for (let i = 0; i < ops; i++) list.push(ioOp(draw, filePath, text))
   }
-  for (let i = 0; i < ops && flavor === 'users'; i++) list.push(usersOp(rnd, path))
+  for (let i = 0; i < ops && flavor === 'users'; i++) list.push(usersOp(draw, path))
   for (let i = 0; i < ops && flavor === 'namespace'; i++) {
     const p = path()
     const q = path()
@@ -129,10 +140,9 @@ export function randomScript(seed: number, ops = 30, flavor: Flavor = 'namespace
   return { name, group: 'random', layers: middle ? [top, middle, bottom] : [top, bottom], upper, ops: list }
 }
 
-/** One operation of a 'users' script: as root, modes and owners; as uid 1000 or 1001 (group 1000,
- *  and 1001 also in group 1000 half the time), what a user does. */
-function usersOp(rnd: () => number, path: () => string): Op {
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
+/** One operation of a 'users' script: as root, modes and owners; as uid 1000 or 1001 (each in a
+ *  group of its own, 1001 now and then in group 1000 too), what a user does. */
+function usersOp({ rnd, pick }: Draw, path: () => string): Op {
   const p = path()
   const r = rnd()
   if (r < 0.2) return ['chmod', p, pick([0o644, 0o664, 0o666, 0o600, 0o755, 0o775, 0o777, 0o1777, 0o2775, 0o4755, 0o6775])]
@@ -140,22 +150,20 @@ function usersOp(rnd: () => number, path: () => string): Op {
   if (r < 0.35) return ['mkdir', p, 0o777]
   if (r < 0.4) return ['writeFile', p, 'root']
   const [uid, groups] = pick([[1000, []], [1001, []], [1001, [1000]]] as const)
-  const gid = uid
   const u = rnd()
-  const op: Op = u < 0.2 ? ['asUser', uid, gid, ['appendFile', p, 'u'], [...groups]]
-    : u < 0.3 ? ['asUser', uid, gid, ['truncate', p, 1], [...groups]]
-    : u < 0.4 ? ['asUser', uid, gid, ['readFile', p], [...groups]]
-    : u < 0.55 ? ['asUser', uid, gid, ['create', p, pick([0o022, 0o002])], [...groups]]
-    : u < 0.65 ? ['asUser', uid, gid, ['mkdir', p, 0o022], [...groups]]
-    : u < 0.8 ? ['asUser', uid, gid, ['unlink', p, ''], [...groups]]
-    : u < 0.9 ? ['asUser', uid, gid, ['rename', p, path()], [...groups]]
-    : ['asUser', uid, gid, ['chmod', p, pick([0o600, 0o2755, 0o4755])], [...groups]]
-  return op
+  const op: UserOp = u < 0.2 ? ['appendFile', p, 'u']
+    : u < 0.3 ? ['truncate', p, 1]
+    : u < 0.4 ? ['readFile', p]
+    : u < 0.55 ? ['create', p, pick([0o022, 0o002])]
+    : u < 0.65 ? ['mkdir', p, 0o022]
+    : u < 0.8 ? ['unlink', p, '']
+    : u < 0.9 ? ['rename', p, path()]
+    : ['chmod', p, pick([0o600, 0o2755, 0o4755])]
+  return ['asUser', uid, uid, op, [...groups]]
 }
 
 /** One operation of an 'io' script. */
-function ioOp(rnd: () => number, path: () => string, text: () => string): Op {
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
+function ioOp({ rnd, pick }: Draw, path: () => string, text: () => string): Op {
   const p = path()
   const r = rnd()
   if (r < 0.3) {
