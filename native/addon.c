@@ -69,6 +69,10 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlNotifyInvalInode", fll_js_notify_inval_inode),
         FN("fuseLlNotifyInvalEntry", fll_js_notify_inval_entry),
         FN("fuseLlNotifyStore", fll_js_notify_store),
+        FN("fuseLlFastAllow", fll_js_fast_allow),
+        FN("fuseLlFastDeny", fll_js_fast_deny),
+        FN("fuseLlFastOpens", fll_js_fast_opens),
+        FN("fuseLlFastWatch", fll_js_fast_watch),
     };
     if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
     return exports;

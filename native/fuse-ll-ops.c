@@ -83,6 +83,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 static void op_readlink(fuse_req_t req, fuse_ino_t ino) { ino_op(req, FLL_READLINK, ino, NULL); }
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    if (fll_fast_open(fuse_req_userdata(req), req, ino, fi)) return;
     ino_op(req, FLL_OPEN, ino, fi);
 }
 /* Requests whose answer JS does not decide are answered here, in C: building a JS request object
@@ -119,6 +120,7 @@ static void answered(fuse_req_t req, int kind, fuse_ino_t ino, struct fuse_file_
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    if (fll_fast_release(fuse_req_userdata(req), req, ino, fi)) return;
     answered(req, FLL_RELEASE, ino, fi);
 }
 static void op_statfs(fuse_req_t req, fuse_ino_t ino) { ino_op(req, FLL_STATFS, ino, NULL); }

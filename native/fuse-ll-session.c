@@ -489,6 +489,7 @@ static void finalize(napi_env env, void *data, void *hint) {
     if (s->cleanup_hook) napi_remove_env_cleanup_hook(env, cleanup_hook, s);
     free(s->mountpoint);
     free(s->slots);
+    fll_fast_free(s);
     if (s->handles_open) s->free_on_close = 1; /* the last on_closed frees it */
     else free(s);
 }
@@ -720,7 +721,8 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
-/* loopStats(handle) → [busy-polls run, busy-polls skipped for too many callers, the callers allowed]. */
+/* loopStats(handle) → [busy-polls run, busy-polls skipped for too many callers, the callers allowed,
+ * opens answered in C]. */
 napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     size_t argc = 1;
     napi_value argv[1], out, v;
@@ -728,9 +730,9 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     if (argc < 1) return napi_throw_type_error(env, NULL, "loopStats(handle)"), NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     if (!s) return NULL;
-    double stats[3] = {(double)s->spins, (double)s->spins_skipped, (double)s->spin_callers};
-    napi_create_array_with_length(env, 3, &out);
-    for (uint32_t i = 0; i < 3; i++) {
+    double stats[4] = {(double)s->spins, (double)s->spins_skipped, (double)s->spin_callers, (double)s->fast_opens};
+    napi_create_array_with_length(env, 4, &out);
+    for (uint32_t i = 0; i < 4; i++) {
         napi_create_double(env, stats[i], &v);
         napi_set_element(env, out, i, v);
     }

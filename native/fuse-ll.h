@@ -1,10 +1,11 @@
-/* The libfuse3 low-level bridge, shared by its four files:
+/* The libfuse3 low-level bridge, shared by its five files:
  *   fuse-ll-session.c  session lifecycle (mount, unmount), reading /dev/fuse from the libuv loop,
  *                      the batch of requests and its delivery to JS, request ids
  *   fuse-ll-ops.c      the low-level callbacks: each copies its arguments into a record and queues it
  *   fuse-ll-reply.c    the JS-facing reply and notify functions
  *   fuse-ll-passthrough.c  FUSE passthrough, which libfuse 3.14 cannot negotiate: INIT, backing
  *                      files, open replies naming them
+ *   fuse-ll-fast.c     opens for reading of nodes JS has marked, answered without JS
  *
  * One thread: /dev/fuse is non-blocking and watched by a uv_poll handle, so the JS thread itself
  * reads the requests, runs libfuse's dispatch (the callbacks), hands the batch to JS and writes the
@@ -93,6 +94,16 @@ typedef struct {
 
 enum { FLL_IDLE, FLL_MOUNTED, FLL_ENDED };
 
+/* The file handle of an open answered in C (fuse-ll-fast.c); JS's own handles are small numbers. */
+#define FLL_FAST_FH (1ULL << 52)
+
+/* A node whose opens for reading C may answer, or that has such opens (fuse-ll-fast.c). */
+typedef struct {
+    uint64_t ino; /* 0: a free slot */
+    uint32_t opens;
+    uint8_t allowed, watched;
+} fll_fast_node;
+
 /* The last requests, by sender: how many threads are calling at once (see on_readable). */
 #define FLL_CALLERS 16
 
@@ -135,6 +146,10 @@ typedef struct fll_session {
     int tmpfile;           /* the create being dispatched is an O_TMPFILE open (fll_take_tmpfile) */
     int init_seen;         /* the kernel's INIT has been processed (it comes first, once) */
 
+    fll_fast_node *fast_nodes; /* open addressing by ino, at most half full */
+    uint32_t fast_mask, fast_count;
+    uint64_t fast_opens; /* opens answered in C */
+
     fll_slot *slots;
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */
     uint64_t outstanding;
@@ -176,6 +191,17 @@ napi_value fll_js_mount(napi_env env, napi_callback_info info);
 napi_value fll_js_unmount(napi_env env, napi_callback_info info);
 napi_value fll_js_shutdown(napi_env env, napi_callback_info info);
 napi_value fll_js_loop_stats(napi_env env, napi_callback_info info);
+
+/* fuse-ll-fast.c */
+fll_fast_node *fll_fast_find(fll_session *s, uint64_t ino);
+/* Answers the open or release in C when it may (then 1). */
+int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fll_fast_free(fll_session *s);
+napi_value fll_js_fast_allow(napi_env env, napi_callback_info info);
+napi_value fll_js_fast_deny(napi_env env, napi_callback_info info);
+napi_value fll_js_fast_opens(napi_env env, napi_callback_info info);
+napi_value fll_js_fast_watch(napi_env env, napi_callback_info info);
 
 /* fuse-ll-passthrough.c */
 int fll_is_init(const struct fuse_buf *buf);

@@ -13,7 +13,7 @@
  */
 import { constants, readFileSync } from 'node:fs'
 import {
-  type Ctx, type EntryOut, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
+  type Ctx, type EntryOut, FAST_FH, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
 } from '../sys/fuse-ll.js'
 import { hostBytes } from '../sys/names.js'
@@ -110,6 +110,12 @@ export class LowLevelBridge {
   #replying = 0
   readonly #session: Session
   readonly #open: OpenFiles
+  /**
+   * By node id: the file opened for a node's opens answered in C (FAST_FH), its anchor: what the
+   * union reads, fstats or seeks for them, and what keeps the data of such a file once its name is
+   * gone. Closed with the node's last fast open (Session.fastWatch).
+   */
+  readonly #anchors = new Map<number, number>()
   readonly counts: Record<string, number> = {}
   #closed!: () => void
   readonly closed: Promise<void>
@@ -207,17 +213,75 @@ export class LowLevelBridge {
   #dispatch(r: Request): void {
     this.counts[r.op] = (this.counts[r.op] ?? 0) + 1
     if (r.op === 'forget') {
-      this.#nodes.forget(r.ino, r.nlookup)
+      this.#forget(r.ino, r.nlookup)
       return
     }
     let answered: boolean
     try {
+      if ((r as { fh?: number }).fh === FAST_FH && !this.#fromFastOpen(r as Request & { fh: number; ino: number })) return
       answered = this.#answerNow(r)
     } catch (err) {
       this.#fail(r, err)
       return
     }
     if (!answered) this.#handle(r).catch((err: unknown) => this.#fail(r, err))
+  }
+
+  #forget(id: number, count: number): void {
+    const node = this.#nodes.get(id)
+    this.#nodes.forget(id, count)
+    if (node === undefined || !node.fast || this.#nodes.get(id) !== undefined) return
+    this.#session.fastDeny(id)
+    this.#releaseAnchor(id) // only when its watch came too late (see #anchor)
+  }
+
+  /**
+   * A request on a file opened in C (FAST_FH): the release of a node's last one closes the node's
+   * anchor (false: nothing more to do); anything else is answered through the anchor, opened now
+   * if need be.
+   */
+  #fromFastOpen(r: Request & { fh: number; ino: number }): boolean {
+    if (r.op === 'release') {
+      this.#releaseAnchor(r.ino)
+      return false
+    }
+    r.fh = this.#anchor(this.#node(r.ino))
+    return true
+  }
+
+  /** The node's anchor (see #anchors), opened if it has none: the node must still have its name. */
+  #anchor(node: Node): number {
+    let fh = this.#anchors.get(node.id)
+    if (fh !== undefined) return fh
+    fh = this.#union.tryOpen(this.#path(node), O_RDONLY, true)!
+    this.#open.opened(node.id, fh, this.#union.openFile(fh), false, true, true)
+    this.#anchors.set(node.id, fh)
+    // Watched from now on. With no fast open left (never: the kernel releases a file only after its
+    // last request is answered), the anchor stays until the node is forgotten.
+    this.#session.fastWatch(node.id)
+    return fh
+  }
+
+  #releaseAnchor(id: number): void {
+    const fh = this.#anchors.get(id)
+    if (fh === undefined) return
+    this.#anchors.delete(id)
+    this.#release(fh)
+  }
+
+  /** The node has files opened in C: they will read what is under its name now. */
+  #fastOpens(node: Node): number {
+    return node.fast ? this.#session.fastOpens(node.id) : 0
+  }
+
+  /** Before `node` loses its name: its files opened in C keep the data through the anchor. */
+  #keepFastData(node: Node | undefined): void {
+    if (node !== undefined && this.#fastOpens(node) > 0) this.#anchor(node)
+  }
+
+  /** Opens of the node (and of every name of its inode) go to JS again. */
+  #fastDenyIno(ino: number): void {
+    for (const node of this.#nodes.withIno(ino)) if (node.fast) this.#session.fastDeny(node.id)
   }
 
   #fail(r: Request, err: unknown): void {
@@ -399,6 +463,7 @@ export class LowLevelBridge {
         const from = this.#nodes.path(source)
         if (from === undefined) union.linkUnnamedSync(this.#handleOfUnnamed(source), path)
         else if (!union.tryLink(from, path, r.waiting === 0)) return false
+        this.#fastDenyIno(source.ino)
         this.#invalidateSiblings(source.ino)
         this.#replyNewEntry(r.req, parent, r.newname, path)
         return true
@@ -406,6 +471,7 @@ export class LowLevelBridge {
       case 'unlink': {
         const { parent, path } = this.#childPath(r.parent, r.name)
         const node = this.#nodes.byPath(path)
+        this.#keepFastData(node)
         union.unlinkSync(path)
         this.#nodes.detach(parent, r.name)
         // The kernel drops the unlinked inode's link count itself; its other names (hard links)
@@ -463,15 +529,27 @@ export class LowLevelBridge {
     const first = node !== undefined && !node.opened
     if (node) node.opened = true
     const file = this.#union.openFile(fh)
-    const backing = this.#open.opened(nodeId, fh, file, (flags & (O_WRONLY | O_RDWR)) !== 0, root)
+    // Files opened in C are in the daemon's I/O mode: the node stays in it while they are open.
+    const shared = node !== undefined && this.#fastOpens(node) > 0
+    const backing = this.#open.opened(nodeId, fh, file, (flags & (O_WRONLY | O_RDWR)) !== 0, root, shared)
     if (backing === STALE) {
       // The kernel looks the name up again and opens the node that replaces this one.
       this.#union.releaseSync(fh)
-      if (node) this.#nodes.retire(node)
+      if (node) {
+        this.#nodes.retire(node)
+        if (node.fast) this.#session.fastDeny(nodeId)
+      }
       this.#session.replyErr(req, ESTALE)
       return
     }
     const keepCache = backing === 0 && file.singleLink
+    // Later opens for reading are answered in C while the kernel may keep the file's pages and such
+    // an open would stay in the daemon's I/O mode (one that passes through must come here: the
+    // modes cannot mix). A file that grows past the size that passes through stays with C.
+    if (node !== undefined) {
+      if (keepCache && !this.#open.passesReading(file)) node.fast = this.#session.fastAllow(nodeId) || node.fast
+      else if (node.fast) this.#session.fastDeny(nodeId)
+    }
     if (keepCache && first && (flags & (O_WRONLY | O_RDWR | O_TRUNC)) === 0) this.#store(node, fh, file.size, alone)
     if (!this.#session.replyOpen(req, fh, { keepCache }, backing)) this.#release(fh)
   }
@@ -540,6 +618,7 @@ export class LowLevelBridge {
         const source = this.#node(r.ino)
         const { parent, path } = this.#childPath(r.newparent, r.newname)
         await union.link(this.#path(source), path)
+        this.#fastDenyIno(source.ino)
         this.#invalidateSiblings(source.ino)
         return this.#replyNewEntry(r.req, parent, r.newname, path)
       }
@@ -633,7 +712,9 @@ export class LowLevelBridge {
   #renameNames(r: Request & { op: 'rename' }): RenameNames {
     const { parent, path } = this.#childPath(r.parent, r.name)
     const { parent: newParent, path: newPath } = this.#childPath(r.newparent, r.newname)
-    return { parent, path, newParent, newPath, replaced: this.#nodes.byPath(newPath)?.ino }
+    const replaced = this.#nodes.byPath(newPath)
+    this.#keepFastData(replaced)
+    return { parent, path, newParent, newPath, replaced: replaced?.ino }
   }
 
   /** The node table follows a rename the union made; a replaced file's other names are told. */
@@ -782,7 +863,7 @@ export class LowLevelBridge {
     if (ino === undefined) return
     for (const node of this.#nodes.withIno(ino)) {
       if (node.id === except) continue
-      if (this.#open.handleOf(node.id) === undefined) this.#session.notifyInvalInode(node.id, 0, 0)
+      if (this.#open.handleOf(node.id) === undefined && this.#fastOpens(node) === 0) this.#session.notifyInvalInode(node.id, 0, 0)
       else this.#invalidate(node)
     }
   }
@@ -826,7 +907,7 @@ const FS_IOC_SETFLAGS = 0x40086602
 const FS_IOC_FSGETXATTR = 0x801c581f
 const FS_IOC_FSSETXATTR = 0x401c5820
 const ESTALE = 116
-const { O_WRONLY, O_RDWR, O_TRUNC, S_IFMT, S_IFREG } = constants
+const { O_RDONLY, O_WRONLY, O_RDWR, O_TRUNC, S_IFMT, S_IFREG } = constants
 /** The biggest file whose bytes its first open stores in the kernel's page cache (see #store). */
 const STORE_MAX = 64 * 1024
 /** How many files of a directory read uncached one after another are read ahead at a time. */

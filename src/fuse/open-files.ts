@@ -100,12 +100,13 @@ export class OpenFiles {
   }
 
   /**
-   * Records a new open of `node` as `fh` (`writing`: opened for writing; `root`: by uid 0): the
+   * Records a new open of `node` as `fh` (`writing`: opened for writing; `root`: by uid 0; `shared`:
+   * the node has files open that the daemon reads, which it cannot see here): the
    * backing id to answer it with (0: through the daemon), or STALE, when the node passes through to
    * a lower file that has since been copied up (the open is not recorded; answer ESTALE and retire
    * the node).
    */
-  opened(node: number, fh: number, file: OpenFile, writing: boolean, root = true): number {
+  opened(node: number, fh: number, file: OpenFile, writing: boolean, root = true, shared = false): number {
     const mode = this.#modes.get(node)
     if (mode) {
       if (mode.backing && mode.upper !== file.upper) return STALE
@@ -114,7 +115,7 @@ export class OpenFiles {
       this.#nodes.set(fh, node)
       return mode.backing
     }
-    const backing = this.#passes(file, writing, root) ? this.#register(file) : 0
+    const backing = !shared && this.#passes(file, writing, root) ? this.#register(file) : 0
     this.#modes.set(node, { backing, upper: file.upper, fhs: fh })
     this.#nodes.set(fh, node)
     if (backing) this.passedThrough++
@@ -146,6 +147,11 @@ export class OpenFiles {
   handleOf(node: number): number | undefined {
     const mode = this.#modes.get(node)
     return mode === undefined ? undefined : typeof mode.fhs === 'number' ? mode.fhs : mode.fhs[0]
+  }
+
+  /** Whether an open of `file` for reading alone would pass through (now: it may change size). */
+  passesReading(file: OpenFile): boolean {
+    return this.policy !== 'off' && this.#passes(file, false, true)
   }
 
   #passes(file: OpenFile, writing: boolean, root: boolean): boolean {

@@ -204,7 +204,11 @@ interface Addon {
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
   fuseLlGranted(h: Handle): number
-  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number]
+  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number]
+  fuseLlFastAllow(h: Handle, node: number): number
+  fuseLlFastDeny(h: Handle, node: number): number
+  fuseLlFastOpens(h: Handle, node: number): number
+  fuseLlFastWatch(h: Handle, node: number): number
   fuseLlBackingOpen(h: Handle, fd: number): number
   fuseLlBackingClose(h: Handle, id: number): number
   fuseLlReplyWrite(h: Handle, req: number, count: number): void
@@ -338,6 +342,9 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
   }
 }
 
+/** The file handle of the opens answered in C (see Session.fastAllow); JS's own are small numbers. */
+export const FAST_FH = 2 ** 52
+
 export class Session {
   readonly #n: Addon
   readonly #h: Handle
@@ -459,9 +466,34 @@ export class Session {
 
   /** The busy-polls of /dev/fuse (MountOptions.spinUs) run so far, those skipped because more
    *  threads than `spinCallers` sent the last requests, and that limit. */
-  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number } {
-    const [spins, spinsSkipped, spinCallers] = this.#n.fuseLlLoopStats(this.#h)
-    return { spins, spinsSkipped, spinCallers }
+  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number } {
+    const [spins, spinsSkipped, spinCallers, fastOpens] = this.#n.fuseLlLoopStats(this.#h)
+    return { spins, spinsSkipped, spinCallers, fastOpens }
+  }
+
+  /**
+   * Opens answered in C (native/fuse-ll-fast.c): from now on, an open of `node` for reading only is
+   * answered without a request, with keep_cache and the file handle FAST_FH. False when out of
+   * memory (its opens then keep coming).
+   */
+  fastAllow(node: number): boolean {
+    return this.#n.fuseLlFastAllow(this.#h, node) === 1
+  }
+
+  /** Opens of `node` come as requests again. Returns its fast opens still open. */
+  fastDeny(node: number): number {
+    return this.#n.fuseLlFastDeny(this.#h, node)
+  }
+
+  /** How many fast opens of `node` are open. */
+  fastOpens(node: number): number {
+    return this.#n.fuseLlFastOpens(this.#h, node)
+  }
+
+  /** Hands the release of the last fast open of `node` (open now) to JS, as a release request
+   *  (answered, fh FAST_FH). Returns the node's fast opens. */
+  fastWatch(node: number): number {
+    return this.#n.fuseLlFastWatch(this.#h, node)
   }
 
   /** Whether the kernel granted FUSE_HANDLE_KILLPRIV_V2 at INIT (see Request's killSuidgid). */

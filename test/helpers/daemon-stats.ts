@@ -11,7 +11,9 @@ export interface DaemonStats {
   passedThrough: number
   killpriv: boolean
   /** The event loop's busy-polling (low-level bridge only). */
-  loop?: { spins: number; spinsSkipped: number; spinCallers: number }
+  loop?: { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number }
+  /** Files the union holds open. */
+  openFiles: number
 }
 
 export async function statsOf(mnt: string): Promise<DaemonStats> {

@@ -1,0 +1,185 @@
+/* Opens answered in C. Reading a small file the kernel has cached (a build's headers, a walk that
+ * reads every file a second time) costs two requests: an open and a release. JS decides nothing on
+ * either once it has opened the node for reading before: the union would open the same host file,
+ * and the kernel would read no byte of it, since its pages are kept. So JS marks such a node
+ * (`fastAllow`), and the next open for reading only (no O_TRUNC, O_APPEND, O_DIRECT or sync flag) is
+ * answered here with keep_cache and the file handle FLL_FAST_FH, which no host file backs; its
+ * release is answered here too. The node table counts each node's fast opens.
+ *
+ * What JS keeps in step (ll-bridge.ts):
+ * - A request that needs a host file behind a fast handle (a read of pages the kernel dropped, an
+ *   fstat of an unlinked file, lseek, ioctl, fsync) makes JS open one for the node, its anchor,
+ *   and `fastWatch` it: the release of the node's last fast open is then handed to JS (a record
+ *   marked answered, fh FLL_FAST_FH), which closes the anchor.
+ * - Before a node loses its name (unlink, a rename onto it) while it has fast opens, JS opens its
+ *   anchor, which keeps the data as any open file does.
+ * - A node JS answers in passthrough mode, one that gains a hard link (its pages would go stale)
+ *   or one JS forgets is denied (`fastDeny`): its later opens go to JS again. A node JS opens while
+ *   it has fast opens stays in the daemon's I/O mode (the kernel refuses to mix the two). */
+#include "fuse-ll.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+
+/* Open flags the fast path answers: read-only with none of these. */
+#define SLOW_FLAGS (O_ACCMODE | O_TRUNC | O_APPEND | O_DIRECT | O_SYNC | O_DSYNC | O_CREAT | O_PATH)
+
+static uint64_t hash(uint64_t ino) {
+    ino ^= ino >> 33;
+    ino *= 0xff51afd7ed558ccdULL;
+    return ino ^ (ino >> 33);
+}
+
+fll_fast_node *fll_fast_find(fll_session *s, uint64_t ino) {
+    if (!s->fast_nodes) return NULL;
+    for (uint32_t i = (uint32_t)hash(ino) & s->fast_mask;; i = (i + 1) & s->fast_mask) {
+        fll_fast_node *n = &s->fast_nodes[i];
+        if (n->ino == ino) return n;
+        if (n->ino == 0) return NULL;
+    }
+}
+
+static fll_fast_node *place(fll_fast_node *table, uint32_t mask, uint64_t ino) {
+    uint32_t i = (uint32_t)hash(ino) & mask;
+    while (table[i].ino != 0 && table[i].ino != ino) i = (i + 1) & mask;
+    return &table[i];
+}
+
+/* The node's entry, added if missing; NULL when out of memory. Kept at most half full. */
+static fll_fast_node *fast_add(fll_session *s, uint64_t ino) {
+    fll_fast_node *n = fll_fast_find(s, ino);
+    if (n) return n;
+    if (!s->fast_nodes || (s->fast_count + 1) * 2 > s->fast_mask + 1) {
+        uint32_t size = s->fast_nodes ? (s->fast_mask + 1) * 2 : 1024;
+        fll_fast_node *table = calloc(size, sizeof *table);
+        if (!table) return NULL;
+        for (uint32_t i = 0; s->fast_nodes && i <= s->fast_mask; i++)
+            if (s->fast_nodes[i].ino != 0) *place(table, size - 1, s->fast_nodes[i].ino) = s->fast_nodes[i];
+        free(s->fast_nodes);
+        s->fast_nodes = table;
+        s->fast_mask = size - 1;
+    }
+    n = place(s->fast_nodes, s->fast_mask, ino);
+    n->ino = ino;
+    s->fast_count++;
+    return n;
+}
+
+/* Linear probing without tombstones: the entries after the hole that probed past it move up. */
+static void fast_remove(fll_session *s, fll_fast_node *n) {
+    uint32_t hole = (uint32_t)(n - s->fast_nodes), mask = s->fast_mask;
+    s->fast_nodes[hole].ino = 0;
+    s->fast_count--;
+    for (uint32_t i = (hole + 1) & mask; s->fast_nodes[i].ino != 0; i = (i + 1) & mask) {
+        uint32_t home = (uint32_t)hash(s->fast_nodes[i].ino) & mask;
+        /* Moves into the hole unless its home lies cyclically in (hole, i]. */
+        if (((i - home) & mask) >= ((i - hole) & mask)) {
+            s->fast_nodes[hole] = s->fast_nodes[i];
+            s->fast_nodes[i].ino = 0;
+            hole = i;
+        }
+    }
+}
+
+int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    if (fi->flags & SLOW_FLAGS) return 0;
+    fll_fast_node *n = fll_fast_find(s, ino);
+    if (!n || !n->allowed) return 0;
+    n->opens++;
+    s->fast_opens++;
+    fi->fh = FLL_FAST_FH;
+    fi->keep_cache = 1;
+    FLL_SEND(s, req, fuse_reply_open(req, fi));
+    return 1;
+}
+
+int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    if (fi->fh != FLL_FAST_FH) return 0;
+    FLL_SEND(s, req, fuse_reply_err(req, 0));
+    fll_fast_node *n = fll_fast_find(s, ino);
+    if (!n || n->opens == 0) return 1; /* never: every fast open was counted */
+    if (--n->opens > 0) return 1;
+    if (n->watched) {
+        n->watched = 0;
+        fll_rec *r = calloc(1, sizeof *r);
+        if (r) { /* lost only when out of memory: the anchor then stays open until the node is forgotten */
+            r->kind = FLL_RELEASE;
+            r->ino = ino;
+            r->fh = FLL_FAST_FH;
+            r->has_fh = 1;
+            fll_push(s, r);
+        }
+    }
+    if (!n->allowed) fast_remove(s, n);
+    return 1;
+}
+
+void fll_fast_free(fll_session *s) {
+    free(s->fast_nodes);
+    s->fast_nodes = NULL;
+    s->fast_count = 0;
+}
+
+/* The handle and a node id; NULL after throwing. */
+static fll_session *session_and_ino(napi_env env, napi_callback_info info, uint64_t *ino) {
+    size_t argc = 2;
+    napi_value argv[2];
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (argc < 2) return napi_throw_type_error(env, NULL, "(handle, node)"), NULL;
+    fll_session *s = fll_unwrap(env, argv[0]);
+    int64_t v;
+    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &v)) return NULL;
+    *ino = (uint64_t)v;
+    return s;
+}
+
+static napi_value count(napi_env env, uint32_t n) {
+    napi_value v;
+    napi_create_uint32(env, n, &v);
+    return v;
+}
+
+/* fastAllow(handle, node) → 1, or 0 when out of memory (the node's opens then go to JS). */
+napi_value fll_js_fast_allow(napi_env env, napi_callback_info info) {
+    uint64_t ino;
+    fll_session *s = session_and_ino(env, info, &ino);
+    if (!s) return NULL;
+    fll_fast_node *n = fast_add(s, ino);
+    if (n) n->allowed = 1;
+    return count(env, n != NULL);
+}
+
+/* fastDeny(handle, node) → the node's fast opens still open (its entry goes once they are closed). */
+napi_value fll_js_fast_deny(napi_env env, napi_callback_info info) {
+    uint64_t ino;
+    fll_session *s = session_and_ino(env, info, &ino);
+    if (!s) return NULL;
+    fll_fast_node *n = fll_fast_find(s, ino);
+    if (!n) return count(env, 0);
+    uint32_t opens = n->opens;
+    n->allowed = 0;
+    if (opens == 0) fast_remove(s, n);
+    return count(env, opens);
+}
+
+/* fastOpens(handle, node) → the node's fast opens. */
+napi_value fll_js_fast_opens(napi_env env, napi_callback_info info) {
+    uint64_t ino;
+    fll_session *s = session_and_ino(env, info, &ino);
+    if (!s) return NULL;
+    fll_fast_node *n = fll_fast_find(s, ino);
+    return count(env, n ? n->opens : 0);
+}
+
+/* fastWatch(handle, node) → the node's fast opens; while there are any, the last one's release is
+ * handed to JS. */
+napi_value fll_js_fast_watch(napi_env env, napi_callback_info info) {
+    uint64_t ino;
+    fll_session *s = session_and_ino(env, info, &ino);
+    if (!s) return NULL;
+    fll_fast_node *n = fll_fast_find(s, ino);
+    if (!n || n->opens == 0) return count(env, 0);
+    n->watched = 1;
+    return count(env, n->opens);
+}
