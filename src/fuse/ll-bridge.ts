@@ -269,7 +269,7 @@ export class LowLevelBridge {
     this.#release(fh)
   }
 
-  /** The node has files opened in C: they will read what is under its name now. */
+  /** How many of the node's files are open through C (0 for a node never marked). */
   #fastOpens(node: Node): number {
     return node.fast ? this.#session.fastOpens(node.id) : 0
   }

@@ -22,7 +22,7 @@ export interface Node {
   ino: number
   /** Whether the node was ever opened (or created): until then the kernel holds none of its pages. */
   opened: boolean
-  /** Whether its opens for reading were ever answered in C (Session.fastAllow): it may have such open files. */
+  /** Whether it was ever marked for opens answered in C (Session.fastAllow): it may have files open that way. */
   fast: boolean
   /** Its path, kept once a child's path was built from it: valid while `pathEpoch` is the table's. */
   cachedPath: string | undefined
