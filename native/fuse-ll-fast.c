@@ -8,7 +8,7 @@
  *
  * What JS keeps in step (ll-bridge.ts):
  * - A request that needs a host file behind a fast handle (a read of pages the kernel dropped, an
- *   fstat of an unlinked file, lseek, ioctl, fsync) makes JS open one for the node, its anchor,
+ *   fstat of an unlinked file, lseek, fsync) makes JS open one for the node, its anchor,
  *   and `fastWatch` it: the release of the node's last fast open is then handed to JS (a record
  *   marked answered, fh FLL_FAST_FH), which closes the anchor.
  * - Before a node loses its name (unlink, a rename onto it) while it has fast opens, JS opens its
@@ -18,7 +18,6 @@
  *   it has fast opens stays in the daemon's I/O mode (the kernel refuses to mix the two). */
 #include "fuse-ll.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 
@@ -31,7 +30,7 @@ static uint64_t hash(uint64_t ino) {
     return ino ^ (ino >> 33);
 }
 
-fll_fast_node *fll_fast_find(fll_session *s, uint64_t ino) {
+static fll_fast_node *fast_find(fll_session *s, uint64_t ino) {
     if (!s->fast_nodes) return NULL;
     for (uint32_t i = (uint32_t)hash(ino) & s->fast_mask;; i = (i + 1) & s->fast_mask) {
         fll_fast_node *n = &s->fast_nodes[i];
@@ -48,7 +47,7 @@ static fll_fast_node *place(fll_fast_node *table, uint32_t mask, uint64_t ino) {
 
 /* The node's entry, added if missing; NULL when out of memory. Kept at most half full. */
 static fll_fast_node *fast_add(fll_session *s, uint64_t ino) {
-    fll_fast_node *n = fll_fast_find(s, ino);
+    fll_fast_node *n = fast_find(s, ino);
     if (n) return n;
     if (!s->fast_nodes || (s->fast_count + 1) * 2 > s->fast_mask + 1) {
         uint32_t size = s->fast_nodes ? (s->fast_mask + 1) * 2 : 1024;
@@ -84,7 +83,7 @@ static void fast_remove(fll_session *s, fll_fast_node *n) {
 
 int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     if (fi->flags & SLOW_FLAGS) return 0;
-    fll_fast_node *n = fll_fast_find(s, ino);
+    fll_fast_node *n = fast_find(s, ino);
     if (!n || !n->allowed) return 0;
     n->opens++;
     s->fast_opens++;
@@ -97,7 +96,7 @@ int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
 int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     if (fi->fh != FLL_FAST_FH) return 0;
     FLL_SEND(s, req, fuse_reply_err(req, 0));
-    fll_fast_node *n = fll_fast_find(s, ino);
+    fll_fast_node *n = fast_find(s, ino);
     if (!n || n->opens == 0) return 1; /* never: every fast open was counted */
     if (--n->opens > 0) return 1;
     if (n->watched) {
@@ -121,65 +120,46 @@ void fll_fast_free(fll_session *s) {
     s->fast_count = 0;
 }
 
-/* The handle and a node id; NULL after throwing. */
-static fll_session *session_and_ino(napi_env env, napi_callback_info info, uint64_t *ino) {
-    size_t argc = 2;
-    napi_value argv[2];
-    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-    if (argc < 2) return napi_throw_type_error(env, NULL, "(handle, node)"), NULL;
-    fll_session *s = fll_unwrap(env, argv[0]);
-    int64_t v;
-    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &v)) return NULL;
-    *ino = (uint64_t)v;
-    return s;
-}
-
-static napi_value count(napi_env env, uint32_t n) {
-    napi_value v;
-    napi_create_uint32(env, n, &v);
-    return v;
-}
-
 /* fastAllow(handle, node) → 1, or 0 when out of memory (the node's opens then go to JS). */
 napi_value fll_js_fast_allow(napi_env env, napi_callback_info info) {
-    uint64_t ino;
-    fll_session *s = session_and_ino(env, info, &ino);
+    int64_t ino;
+    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
     if (!s) return NULL;
     fll_fast_node *n = fast_add(s, ino);
     if (n) n->allowed = 1;
-    return count(env, n != NULL);
+    return fll_int32(env, n != NULL);
 }
 
 /* fastDeny(handle, node) → the node's fast opens still open (its entry goes once they are closed). */
 napi_value fll_js_fast_deny(napi_env env, napi_callback_info info) {
-    uint64_t ino;
-    fll_session *s = session_and_ino(env, info, &ino);
+    int64_t ino;
+    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
     if (!s) return NULL;
-    fll_fast_node *n = fll_fast_find(s, ino);
-    if (!n) return count(env, 0);
+    fll_fast_node *n = fast_find(s, ino);
+    if (!n) return fll_int32(env, 0);
     uint32_t opens = n->opens;
     n->allowed = 0;
     if (opens == 0) fast_remove(s, n);
-    return count(env, opens);
+    return fll_int32(env, (int32_t)opens);
 }
 
 /* fastOpens(handle, node) → the node's fast opens. */
 napi_value fll_js_fast_opens(napi_env env, napi_callback_info info) {
-    uint64_t ino;
-    fll_session *s = session_and_ino(env, info, &ino);
+    int64_t ino;
+    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
     if (!s) return NULL;
-    fll_fast_node *n = fll_fast_find(s, ino);
-    return count(env, n ? n->opens : 0);
+    fll_fast_node *n = fast_find(s, ino);
+    return fll_int32(env, n ? (int32_t)n->opens : 0);
 }
 
 /* fastWatch(handle, node) → the node's fast opens; while there are any, the last one's release is
  * handed to JS. */
 napi_value fll_js_fast_watch(napi_env env, napi_callback_info info) {
-    uint64_t ino;
-    fll_session *s = session_and_ino(env, info, &ino);
+    int64_t ino;
+    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
     if (!s) return NULL;
-    fll_fast_node *n = fll_fast_find(s, ino);
-    if (!n || n->opens == 0) return count(env, 0);
+    fll_fast_node *n = fast_find(s, ino);
+    if (!n || n->opens == 0) return fll_int32(env, 0);
     n->watched = 1;
-    return count(env, n->opens);
+    return fll_int32(env, (int32_t)n->opens);
 }

@@ -206,27 +206,11 @@ void fll_process_init(fll_session *s) {
     }
 }
 
-/* (handle, n) → the session and n, checked to lie in [min, max]; NULL after throwing. */
-static fll_session *session_and_int(napi_env env, napi_callback_info info, const char *name, double min, double max,
-                                    int64_t *n) {
-    size_t argc = 2;
-    napi_value argv[2];
-    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-    fll_session *s = fll_unwrap(env, argv[0]);
-    return s && fll_int(env, argv[1], name, min, max, n) ? s : NULL;
-}
-
 /* An ioctl on the session's /dev/fuse: its result, or -errno. */
 static int dev_ioctl(fll_session *s, unsigned long request, void *arg) {
     if (s->fd_closed) return -EBADF;
     int res = ioctl(fuse_session_fd(s->se), request, arg);
     return res < 0 ? -errno : res;
-}
-
-static napi_value int32(napi_env env, int n) {
-    napi_value v;
-    napi_create_int32(env, n, &v);
-    return v;
 }
 
 /* granted(handle) → what the kernel granted at INIT: FLL_GRANTED_PASSTHROUGH | FLL_GRANTED_KILLPRIV. */
@@ -236,25 +220,25 @@ napi_value fll_js_granted(napi_env env, napi_callback_info info) {
     napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
     fll_session *s = fll_unwrap(env, argv[0]);
     if (!s) return NULL;
-    return int32(env, (s->passthrough ? FLL_GRANTED_PASSTHROUGH : 0) | (s->killpriv ? FLL_GRANTED_KILLPRIV : 0));
+    return fll_int32(env, (s->passthrough ? FLL_GRANTED_PASSTHROUGH : 0) | (s->killpriv ? FLL_GRANTED_KILLPRIV : 0));
 }
 
 /* backingOpen(handle, fd) → id > 0, or -errno (EOPNOTSUPP when the connection has no passthrough). */
 napi_value fll_js_backing_open(napi_env env, napi_callback_info info) {
     int64_t fd;
-    fll_session *s = session_and_int(env, info, "fd", 0, INT_MAX, &fd);
+    fll_session *s = fll_session_and_int(env, info, "fd", 0, INT_MAX, &fd);
     if (!s) return NULL;
     struct backing_map map = {.fd = (int32_t)fd};
-    return int32(env, s->passthrough ? dev_ioctl(s, DEV_IOC_BACKING_OPEN, &map) : -EOPNOTSUPP);
+    return fll_int32(env, s->passthrough ? dev_ioctl(s, DEV_IOC_BACKING_OPEN, &map) : -EOPNOTSUPP);
 }
 
 /* backingClose(handle, id) → 0 or -errno. */
 napi_value fll_js_backing_close(napi_env env, napi_callback_info info) {
     int64_t id;
-    fll_session *s = session_and_int(env, info, "backing id", 1, INT32_MAX, &id);
+    fll_session *s = fll_session_and_int(env, info, "backing id", 1, INT32_MAX, &id);
     if (!s) return NULL;
     uint32_t id32 = (uint32_t)id;
-    return int32(env, dev_ioctl(s, DEV_IOC_BACKING_CLOSE, &id32));
+    return fll_int32(env, dev_ioctl(s, DEV_IOC_BACKING_CLOSE, &id32));
 }
 
 int fll_reply_open_backing(fuse_req_t req, const struct fuse_file_info *fi, int32_t backing) {

@@ -61,6 +61,21 @@ int fll_check(napi_env env, double d, const char *name, double min, double max, 
     return 1;
 }
 
+fll_session *fll_session_and_int(napi_env env, napi_callback_info info, const char *name, double min, double max,
+                                int64_t *n) {
+    size_t argc = 2;
+    napi_value argv[2];
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    fll_session *s = fll_unwrap(env, argv[0]);
+    return s && fll_int(env, argv[1], name, min, max, n) ? s : NULL;
+}
+
+napi_value fll_int32(napi_env env, int32_t n) {
+    napi_value v;
+    napi_create_int32(env, n, &v);
+    return v;
+}
+
 int fll_prop_int(napi_env env, napi_value obj, const char *name, double min, double max, int64_t *out) {
     napi_value v;
     if (napi_get_named_property(env, obj, name, &v) != napi_ok) return throw_type(env, name, "readable");

@@ -168,6 +168,10 @@ fll_session *fll_unwrap(napi_env env, napi_value v);
 int fll_int(napi_env env, napi_value v, const char *name, double min, double max, int64_t *out);
 /* The same check for a number already read. */
 int fll_check(napi_env env, double d, const char *name, double min, double max, int64_t *out);
+/* (handle, integer): the session, the integer in *n, checked as fll_int does; NULL after throwing. */
+fll_session *fll_session_and_int(napi_env env, napi_callback_info info, const char *name, double min, double max,
+                                int64_t *n);
+napi_value fll_int32(napi_env env, int32_t n);
 int fll_prop_int(napi_env env, napi_value obj, const char *name, double min, double max, int64_t *out);
 /* Boolean property; absent/undefined counts as false. */
 int fll_prop_bool(napi_env env, napi_value obj, const char *name, int *out);
@@ -193,7 +197,6 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info);
 napi_value fll_js_loop_stats(napi_env env, napi_callback_info info);
 
 /* fuse-ll-fast.c */
-fll_fast_node *fll_fast_find(fll_session *s, uint64_t ino);
 /* Answers the open or release in C when it may (then 1). */
 int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
