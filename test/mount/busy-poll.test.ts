@@ -50,11 +50,12 @@ describe.skipIf(!fuse.ok)('busy-polling', () => {
       console.warn(`busy-poll test: the many-callers half skipped: it would need ${callers} processes on this machine`)
       return ctx.skip()
     }
-    await Promise.all(Array.from({ length: callers }, () => opener(file, 2000)))
+    await Promise.all(Array.from({ length: callers }, () => opener(file, 5000)))
     const crowded = loop(await statsOf(mnt))
-    // 4,000 opens and as many releases: here 2,400-3,000 callbacks found too many callers.
+    // How many readable callbacks find too many callers depends on how the requests batch: with
+    // opens answered in C, 2,000 opens per caller gave 420-2,100 here and on CI, 20 alone.
     const skippedCrowded = crowded.spinsSkipped - alone.spinsSkipped
-    expect(skippedCrowded).toBeGreaterThan(500)
-    expect(skippedCrowded).toBeGreaterThan(10 * skippedAlone)
+    expect(skippedCrowded).toBeGreaterThan(250)
+    expect(skippedCrowded).toBeGreaterThan(5 * skippedAlone)
   })
 })
