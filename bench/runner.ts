@@ -1,6 +1,6 @@
 /**
- * The measuring loop: repetitions outermost, then workloads, then drivers (interleaved, with the driver order
- * rotated each repetition so no driver always runs first). Every sample gets a fresh instance (new mount,
+ * The measuring loop: repetitions outermost, then workloads, then drivers (interleaved, in an order that
+ * changes each repetition: see driverOrder). Every sample gets a fresh instance (new mount,
  * new upper); read-only workloads drop caches for the cold sample and then run warm on the same mount.
  * Daemon CPU (utime+stime) is sampled around each timed run; peak RSS (VmHWM) just before unmounting.
  */
@@ -50,9 +50,7 @@ export async function runBench(o: RunOptions): Promise<Sample[]> {
   mkdirSync(o.workDir, { recursive: true })
   for (let rep = 1; rep <= o.reps; rep++) {
     for (const w of o.workloads) {
-      const shift = (rep - 1) % o.drivers.length
-      const order = [...o.drivers.slice(shift), ...o.drivers.slice(0, shift)]
-      for (const d of order) {
+      for (const d of driverOrder(o.drivers, rep)) {
         if (o.stopped?.()) return samples
         const got = await runOne(o, d, w, rep)
         for (const s of got) {
@@ -64,6 +62,20 @@ export async function runBench(o: RunOptions): Promise<Sample[]> {
     }
   }
   return samples
+}
+
+/**
+ * The drivers' order in repetition `rep` (from 1): every second repetition runs the one before it
+ * backwards, and each pair of repetitions starts one place further on. A sample can inherit state
+ * from the one just before it (dirty pages it left, memory it freed that the host must back again,
+ * inodes it deleted), so no driver may always follow the same other one; in a fixed rotation each
+ * did. Two repetitions of a, b, c, d run a b c d, then d c b a: every driver follows each neighbour
+ * once and runs at both ends of the order.
+ */
+export function driverOrder<T>(drivers: readonly T[], rep: number): T[] {
+  const shift = Math.floor((rep - 1) / 2) % Math.max(drivers.length, 1)
+  const order = [...drivers.slice(shift), ...drivers.slice(0, shift)]
+  return rep % 2 === 0 ? order.reverse() : order
 }
 
 async function timed(ctx: WorkloadContext, w: Workload, pid: number | undefined): Promise<{ ms: number; cpu: number | null }> {

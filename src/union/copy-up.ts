@@ -21,7 +21,7 @@ import { closeSync, constants, fsyncSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { HostPath } from '../sys/names.js'
 import {
-  type CopyChange, type StageOptions as CopyOptions, commitCopySync, linkCopySync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync,
+  type CopyChange, type StageOptions as CopyOptions, commitCopySync, linkCopySync, linkFdSync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync,
 } from '../sys/native.js'
 import type { Kind } from './entry.js'
 import { isCode } from './errors.js'
@@ -128,10 +128,16 @@ export class Stager {
     }
   }
 
-  /** Move a finished copy into place; the parent directory keeps its times, as in overlayfs. */
-  commit(staged: Staged, target: HostPath, parent: HostPath): void {
-    if (staged.fd !== undefined) linkCopySync(staged.fd, target, parent)
-    else commitCopySync(staged.tmp, target, parent)
+  /** Move a finished copy into place; the parent directory keeps its times, as in overlayfs. Without
+   *  `parent` the caller puts its times back (an unnamed copy only). */
+  commit(staged: Staged, target: HostPath, parent: HostPath | undefined): void {
+    if (staged.fd === undefined) return commitCopySync(staged.tmp, target, parent!)
+    if (parent !== undefined) return linkCopySync(staged.fd, target, parent)
+    try {
+      linkFdSync(staged.fd, target)
+    } finally {
+      closeSync(staged.fd)
+    }
   }
 
   /** Drop a copy that is not wanted after all (the name changed while it was made). */

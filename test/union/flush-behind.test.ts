@@ -67,10 +67,14 @@ describe('flushBehind: copy-ups answered before their flush', () => {
   it('batches: many copies, one flush, all named', async () => {
     const { union, upper } = await open()
     for (const name of ['a', 'b', 'c']) expect(union.trySetattr(`/d/${name}`, { mode: 0o600 })).toBe(true)
+    const copiedDir = await stat(join(upper, 'd'), { bigint: true })
     expect(union.trySetattr('/top', { atime: 1_000_000_000_000_000_000n, mtime: 1_100_000_000_000_000_000n })).toBe(true)
     expect(union.stats().deferredCopies).toBe(4)
     await settled(union)
     for (const name of ['a', 'b', 'c']) expect((await stat(join(upper, 'd', name))).mode & 0o7777).toBe(0o600)
+    // Named together, the three leave their directory the times it had, as one copy-up does.
+    const dir = await stat(join(upper, 'd'), { bigint: true })
+    expect([dir.atimeNs, dir.mtimeNs]).toEqual([copiedDir.atimeNs, copiedDir.mtimeNs])
     const top = await stat(join(upper, 'top'), { bigint: true })
     expect([top.atimeNs, top.mtimeNs]).toEqual([1_000_000_000_000_000_000n, 1_100_000_000_000_000_000n])
     expect(union.stats().copyUps.lostCopies).toBe(0)
