@@ -324,7 +324,7 @@ function movedBehind(core: Core, from: Entry, toRel: string): boolean {
   const fromDir = splitPath(from.path)[0]
   const toDir = splitPath(toRel)[0]
   core.ensureUpperDir(core.resolver.get(toDir))
-  if (!core.deferMove(from, toRel, () => finishMove(core, from.path, toRel))) return false
+  if (!core.deferMove(from, toRel, (dirTimes) => finishMove(core, from.path, toRel, dirTimes))) return false
   const upper = core.requireUpper()
   utimensatSync(upper.path(fromDir), null, 'now', true)
   if (toDir !== fromDir) utimensatSync(upper.path(toDir), null, 'now', true)
@@ -332,10 +332,10 @@ function movedBehind(core: Core, from: Entry, toRel: string): boolean {
 }
 
 /** Write a deferred rename, its copy linked at the old name: as move would, but the directories keep
- *  the times they took when it was answered (or since). */
-function finishMove(core: Core, fromRel: string, toRel: string): void {
+ *  the times they took when it was answered (or since); without `dirTimes` the caller sees to that. */
+function finishMove(core: Core, fromRel: string, toRel: string, dirTimes: boolean): void {
   const upper = core.requireUpper()
-  const dirs = [...new Set([splitPath(fromRel)[0], splitPath(toRel)[0]])].map((dir) => upper.path(dir))
+  const dirs = dirTimes ? [...new Set([splitPath(fromRel)[0], splitPath(toRel)[0]])].map((dir) => upper.path(dir)) : []
   const mtimes = dirs.map((dir) => {
     const st = lstatNumbers(dir, probeStat)
     return BigInt(st[ST.MTIME]!) * 1_000_000_000n + BigInt(st[ST.MTIME_NS]!)

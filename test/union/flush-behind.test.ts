@@ -296,6 +296,21 @@ describe('flushBehind: renames of lower files answered before their copy is flus
     expect(union.stats().copyUps.lostCopies).toBe(0)
   })
 
+  it('writes a batch of renames between two directories, which keep the times the renames gave them', async () => {
+    const { union, upper } = await open()
+    for (const name of ['a', 'b', 'c']) expect(union.tryRename(`/d/${name}`, `/d/sub/${name}2`)).toBe(true)
+    expect(union.stats().deferredCopies).toBe(3)
+    const answered = [await union.getattr('/d'), await union.getattr('/d/sub')].map((dir) => [dir.mtimeSec, dir.mtimeNsec])
+    await settled(union)
+    for (const name of ['a', 'b', 'c']) {
+      expect(existsSync(join(upper, 'd/sub', `${name}2`))).toBe(true)
+      expect((await stat(join(upper, 'd', name))).isCharacterDevice()).toBe(true)
+    }
+    const written = [await union.getattr('/d'), await union.getattr('/d/sub')].map((dir) => [dir.mtimeSec, dir.mtimeNsec])
+    expect(written).toEqual(answered)
+    expect(union.stats().copyUps.lostCopies).toBe(0)
+  })
+
   it('writes the rename first for whatever needs either name on disk', async () => {
     const { union, upper } = await open()
     // A create at the old name.
