@@ -288,7 +288,7 @@ export class Core {
       () => undefined,
     ).finally(() => {
       this.#flushing = false
-      for (const [dirs, copies] of byDirectories(batch)) {
+      for (const { dirs, copies } of byDirectories(batch)) {
         if (copies.length === 1) this.#linkFlushed(copies[0]!)
         else this.#keepingTimes(dirs, () => { for (const copy of copies) this.#linkFlushed(copy, false) })
       }
@@ -781,7 +781,7 @@ function timeNs(sec: number, nsec: number): bigint {
 
 /** Copies by the upper directories their naming changes: the one each is named in, and for a
  *  deferred rename the one it moves to as well. */
-function byDirectories(copies: Deferred[]): Map<string[], Deferred[]> {
+function byDirectories(copies: Deferred[]): Array<{ dirs: string[]; copies: Deferred[] }> {
   const groups = new Map<string, { dirs: string[]; copies: Deferred[] }>()
   for (const copy of copies) {
     const at = splitPath(copy.moved?.from ?? copy.entry.path)[0]
@@ -793,7 +793,7 @@ function byDirectories(copies: Deferred[]): Map<string[], Deferred[]> {
     if (group) group.copies.push(copy)
     else groups.set(key, { dirs, copies: [copy] })
   }
-  return new Map([...groups.values()].map(({ dirs, copies }) => [dirs, copies]))
+  return [...groups.values()]
 }
 
 /** A path that opens a deferred copy, which has no name yet, through its fd. */
