@@ -104,6 +104,12 @@ export const ST = {
 } as const
 export const ST_FIELDS = 16
 
+/** A time of an lstatInto array, in ns since the epoch: `slot` is ST.ATIME, ST.MTIME or ST.CTIME
+ *  (its nanoseconds follow it). */
+export function stTimeNs(st: Float64Array, slot: number): bigint {
+  return BigInt(st[slot]!) * 1_000_000_000n + BigInt(st[slot + 1]!)
+}
+
 /**
  * lstat `path` into `out` (slots ST.*, a Float64Array of ST_FIELDS): 0, or the errno (ENOENT for an
  * absent name). No Stats object, no BigInt, no exception: for getattr, lookup and readdirplus, where

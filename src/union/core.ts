@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, markerAt, whiteoutAt } from '../layers/whiteout.js'
 import { hostJoin, nameFromBytes, type HostPath } from '../sys/names.js'
-import { type CopyChange, RENAME_EXCHANGE, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, syncfs, utimensatSync } from '../sys/native.js'
+import { type CopyChange, RENAME_EXCHANGE, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, stTimeNs, syncfs, utimensatSync } from '../sys/native.js'
 import { METACOPY_XATTR, REDIRECT_XATTR, readOrigin } from './inode.js'
 import { type Entry, NO_LAYERS, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -321,7 +321,7 @@ export class Core {
       } catch {
         continue // unreadable: the links fail alike, each on its own
       }
-      kept.push({ dir, atime: timeNs(parentStat[ST.ATIME]!, parentStat[ST.ATIME_NS]!), mtime: timeNs(parentStat[ST.MTIME]!, parentStat[ST.MTIME_NS]!) })
+      kept.push({ dir, atime: stTimeNs(parentStat, ST.ATIME), mtime: stTimeNs(parentStat, ST.MTIME) })
     }
     link()
     for (const { dir, atime, mtime } of kept) {
@@ -774,10 +774,6 @@ function sourceOf(path: HostPath): Source {
 
 const sourceStat = new Float64Array(ST_FIELDS)
 const parentStat = new Float64Array(ST_FIELDS)
-
-function timeNs(sec: number, nsec: number): bigint {
-  return BigInt(sec) * 1_000_000_000n + BigInt(nsec)
-}
 
 /** Copies by the upper directories their naming changes: the one each is named in, and for a
  *  deferred rename the one it moves to as well. */

@@ -13,7 +13,7 @@ import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, li
 import { joinPath, splitPath } from '../layers/layer.js'
 import { WHITEOUT_PREFIX, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
 import { byteLength, hostBytes, hostJoin, hostPath, type HostPath } from '../sys/names.js'
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, linkFdSync, listNamesSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, utimensatSync } from '../sys/native.js'
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, linkFdSync, listNamesSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, stTimeNs, utimensatSync } from '../sys/native.js'
 import { REDIRECT_XATTR } from './inode.js'
 import { type Core, DEFAULT_ACL } from './core.js'
 import { type Entry, type Kind, NO_LAYERS, inUpper } from './entry.js'
@@ -336,10 +336,7 @@ function movedBehind(core: Core, from: Entry, toRel: string): boolean {
 function finishMove(core: Core, fromRel: string, toRel: string, dirTimes: boolean): void {
   const upper = core.requireUpper()
   const dirs = dirTimes ? [...new Set([splitPath(fromRel)[0], splitPath(toRel)[0]])].map((dir) => upper.path(dir)) : []
-  const mtimes = dirs.map((dir) => {
-    const st = lstatNumbers(dir, probeStat)
-    return BigInt(st[ST.MTIME]!) * 1_000_000_000n + BigInt(st[ST.MTIME_NS]!)
-  })
+  const mtimes = dirs.map((dir) => stTimeNs(lstatNumbers(dir, probeStat), ST.MTIME))
   renameWithWhiteout(core, upper.path(fromRel), upper.path(toRel), fromRel)
   removeMarker(core, toRel)
   dirs.forEach((dir, i) => utimensatSync(dir, null, mtimes[i]!, true))
