@@ -19,6 +19,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("commitCopy", js_commit_copy),
         FN("stageCopyUnnamed", js_stage_copy_unnamed),
         FN("stageCopyUnnamedSync", js_stage_copy_unnamed_sync),
+        FN("stageSmallUnnamedSync", js_stage_small_unnamed_sync),
         FN("linkCopy", js_link_copy),
         FN("linkFd", js_link_fd),
         FN("fgetxattr", js_fgetxattr),

@@ -33,7 +33,13 @@ enum { KIND_FILE = 0, KIND_DIR = 1, KIND_SYMLINK = 2, KIND_SPECIAL = 3 };
  * trusted.overlay.metacopy, whose data still comes from the lower file. */
 /* STAGE_UNNAMED: a regular file made with O_TMPFILE in the directory DEST (on the target's
  * filesystem) and never named here: the op hands back its fd, and linkCopy names it. */
-enum { STAGE_DATA = 1, STAGE_FSYNC = 2, STAGE_META = 4, STAGE_UNNAMED = 8 };
+/* STAGE_SMALL: only a regular file with one link and at most o->limit bytes is copied; anything
+ * else is declined (o->fd stays -1) with nothing made. Either way the source's lstat is handed back
+ * in o->numbers: the caller decides by it, with no lstat of its own (stageSmallUnnamedSync). */
+/* STAGE_OWN_ORIGIN: the origin recorded is the source's own inode, as the copy's lstat reads it
+ * (the caller passes none), unless it is a file with other links: the copy keeps none of them, so
+ * it must not keep their inode number either. */
+enum { STAGE_DATA = 1, STAGE_FSYNC = 2, STAGE_META = 4, STAGE_UNNAMED = 8, STAGE_SMALL = 16, STAGE_OWN_ORIGIN = 32 };
 
 #define ORIGIN_XATTR "trusted.layerfs.origin"
 #define METACOPY_XATTR "trusted.overlay.metacopy"
@@ -298,11 +304,25 @@ static int change_owner(const char *path, int fd, const op *o) {
     return (fd >= 0 ? fchown(fd, uid, gid) : lchown(path, uid, gid)) < 0 ? errno : 0;
 }
 
+/* STAGE_OWN_ORIGIN: o->name, the origin, from the source's lstat. */
+static int own_origin(op *o, const struct stat *st) {
+    char origin[24] = "";
+    if (!S_ISREG(st->st_mode) || st->st_nlink == 1) snprintf(origin, sizeof origin, "%llu", (unsigned long long)st->st_ino);
+    char *copy = strdup(origin);
+    if (!copy) return ENOMEM;
+    free(o->name);
+    o->name = copy;
+    return 0;
+}
+
 static int stage_exec(op *o) {
     struct stat st;
     int out = -1, linked = 1, err, acl = 0;
     o->ret = 0;
     if (lstat(o->path, &st) < 0) return errno;
+    if (o->numbers) stat_numbers(o->numbers, &st);
+    if ((o->flags & STAGE_SMALL) && (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_size > o->limit)) return 0;
+    if ((o->flags & STAGE_OWN_ORIGIN) && (err = own_origin(o, &st))) return err;
     err = make_object(o, &st, &out, &linked);
     /* The caller's mode and times replace the copied ones. */
     if (o->len >= 0) st.st_mode = (st.st_mode & S_IFMT) | (mode_t)(o->len & 07777);
@@ -317,7 +337,7 @@ static int stage_exec(op *o) {
      * chmod of the named file changes the ACL's mask and other entries. */
     if (!err && acl && o->len >= 0) err = set_mode(o->dest, out, &st);
     if (!err) err = change_owner(o->dest, out, o);
-    if (!err && o->name[0]) {
+    if (!err && o->name && o->name[0]) {
         err = set_xattr(o->dest, out, ORIGIN_XATTR, o->name, strlen(o->name));
         if (dropped(err)) err = 0;
     }
@@ -414,6 +434,23 @@ napi_value js_stage_copy_unnamed_sync(napi_env env, napi_callback_info info) {
     if (!o) return op_nomem(env);
     o->mode = KIND_FILE;
     return op_run_sync(env, info, o, "ssusbllltt", &o->path, &o->dest, &o->flags, &o->name, &o->data, &o->size, CHANGE_ARGS(o));
+}
+
+/* stageSmallUnnamedSync(src, dir, flags, maxSize, numbers, dataFrom, uid, gid, mode, atime, mtime)
+ * → [bytes, fd], fd -1 when declined: stageCopyUnnamedSync for a small file with one link, its
+ * origin its own inode, and src's lstat in `numbers` (STAGE_SMALL, STAGE_OWN_ORIGIN): a copy-up's
+ * one lstat. */
+static int stage_small_exec(op *o) {
+    o->flags |= STAGE_SMALL | STAGE_UNNAMED | STAGE_OWN_ORIGIN;
+    return stage_exec(o);
+}
+
+napi_value js_stage_small_unnamed_sync(napi_env env, napi_callback_info info) {
+    op *o = op_new("copyup", stage_small_exec, done_unnamed);
+    if (!o) return op_nomem(env);
+    o->mode = KIND_FILE;
+    return op_run_sync(env, info, o, "ssulFbllltt", &o->path, &o->dest, &o->flags, &o->limit, &o->numbers, &o->data,
+                       &o->size, CHANGE_ARGS(o));
 }
 
 static int link_fd_exec(op *o) { return link_tmpfile(o->fd, o->dest); }

@@ -157,6 +157,16 @@ static int parse_args(napi_env env, napi_callback_info info, const char *fmt, va
         case 't':
             if (!get_time(env, v, i, va_arg(ap, struct timespec *))) return 0;
             break;
+        case 'F': {
+            napi_typedarray_type type;
+            size_t n = 0;
+            void *numbers = NULL;
+            if (napi_get_typedarray_info(env, v, &type, &n, &numbers, NULL, NULL) != napi_ok ||
+                type != napi_float64_array || n < 16)
+                return bad_arg(env, i, "a Float64Array of 16");
+            *va_arg(ap, double **) = numbers;
+            break;
+        }
         case 'B': {
             bool b;
             if (napi_get_value_bool(env, v, &b) != napi_ok) return bad_arg(env, i, "a boolean");
@@ -221,6 +231,11 @@ napi_value op_nomem(napi_env env) {
 }
 
 napi_value op_run(napi_env env, napi_callback_info info, op *o, const char *fmt, ...) {
+    if (strchr(fmt, 'F')) { /* the array could be gone by the time a pool thread writes it */
+        op_free(o);
+        napi_throw_error(env, NULL, "layerfs_native: 'F' arguments are for calls on the JS thread");
+        return NULL;
+    }
     va_list ap;
     va_start(ap, fmt);
     int ok = parse_args(env, info, fmt, ap);

@@ -35,6 +35,9 @@ struct op {
     void *data; /* value to write, or bytes read back */
     size_t size;
 
+    double *numbers; /* 'F': the caller's Float64Array (op_run_sync only), for numbers handed back */
+    int64_t limit;   /* an op's bound (a copy's largest size) */
+
     int64_t ret; /* numeric result for op_done_number */
     int absent;  /* op_run_sync: this errno is an answer ("nothing there"), returned as undefined
                   * instead of thrown: an exception costs more than the syscall */
@@ -52,11 +55,18 @@ napi_value op_nomem(napi_env env);
  *   l  int64_t *      integral number (offsets, lengths, dev)
  *   b  void **, size_t *   Buffer / TypedArray contents (copied)
  *   t  struct timespec *   bigint ns since the epoch, null (UTIME_OMIT) or 'now' (UTIME_NOW)
- *   B  uint32_t *     boolean, as 0 or 1 */
+ *   B  uint32_t *     boolean, as 0 or 1
+ *   F  double **      Float64Array of at least 16 (the stat numbers' ST_FIELDS), NOT copied: the op
+ *                     writes into the caller's array, so op_run_sync only (op_run refuses it) */
 napi_value op_run(napi_env env, napi_callback_info info, op *o, const char *fmt, ...);
 
 /* Like op_run, but runs the syscall now, on the calling thread, and returns the value (or throws). */
 napi_value op_run_sync(napi_env env, napi_callback_info info, op *o, const char *fmt, ...);
+
+/* A struct stat as the ST_FIELDS numbers JS reads (stat.c; src/sys/native.ts names the slots): what
+ * an 'F' argument receives. */
+struct stat;
+void stat_numbers(double *out, const struct stat *st);
 
 napi_status op_done_undefined(napi_env env, op *o, napi_value *out);
 napi_status op_done_number(napi_env env, op *o, napi_value *out);

@@ -22,7 +22,7 @@ enum {
     ST_ATIME, ST_ATIME_NS, ST_MTIME, ST_MTIME_NS, ST_CTIME, ST_CTIME_NS, ST_DEV, ST_FIELDS
 };
 
-static void fill(double *out, const struct stat *st) {
+void stat_numbers(double *out, const struct stat *st) {
     out[ST_INO] = (double)st->st_ino;
     out[ST_MODE] = st->st_mode;
     out[ST_NLINK] = (double)st->st_nlink;
@@ -81,7 +81,7 @@ napi_value js_lstat_into(napi_env env, napi_callback_info info) {
     if (len >= PATH_MAX) return errno_value(env, ENAMETOOLONG); /* (a longer string was cut short) */
     if (strlen(path) != len) return errno_value(env, EINVAL);   /* a NUL inside: not a path */
     if (lstat(path, &st) < 0) return errno_value(env, errno);
-    fill(out, &st);
+    stat_numbers(out, &st);
     return errno_value(env, 0);
 }
 
@@ -97,7 +97,7 @@ napi_value js_fstat_into(napi_env env, napi_callback_info info) {
     if (!out) return NULL;
     struct stat st;
     if (fstat(fd, &st) < 0) return errno_value(env, errno);
-    fill(out, &st);
+    stat_numbers(out, &st);
     return errno_value(env, 0);
 }
 
@@ -162,7 +162,7 @@ static int list_exec(op *o) {
             memset(slots, 0, ST_FIELDS * sizeof(double));
             slots[ST_MODE] = type;
         } else {
-            fill(slots, &st);
+            stat_numbers(slots, &st);
         }
         memcpy(names + names_len, n, len);
         names_len += len;

@@ -1,7 +1,7 @@
 // The native addon (src/sys/native.ts over native/*.c), checked against the real kernel: these run
 // as root on ext4, where trusted.* xattrs, whiteout renames and device nodes are all permitted.
-import { constants as fsc } from 'node:fs'
-import { lstat, mkdir, mkdtemp, open, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises'
+import { closeSync, constants as fsc } from 'node:fs'
+import { link, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises'
 import { constants as osc, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -658,6 +658,60 @@ describe('fstatNumbers', () => {
     })
     expect([out[sys.ST.ATIME], out[sys.ST.ATIME_NS], out[sys.ST.MTIME_NS]]).toEqual([5, 7, 8])
     expect(() => sys.fstatNumbers(1_000_000, out)).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'fstat' }))
+  })
+})
+
+describe('stageSmallUnnamedSync', () => {
+  const ORIGIN = 'trusted.layerfs.origin'
+  const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length
+
+  it('copies a small file with one link unnamed, its own inode the origin, with one lstat handed back', async () => {
+    const f = await file('small', 'hello')
+    await sys.utimensat(f, 1_700_000_000_000_000_001n, 1_600_000_000_000_000_002n, true)
+    const st = new Float64Array(sys.ST_FIELDS)
+    // Taken before the copy reads the file (and moves its atime).
+    const expected = await expectedNumbers(f)
+    const copy = sys.stageSmallUnnamedSync(f, dir, 64, st, { data: true, fsync: false, change: { mode: 0o600 } })
+    expect(copy).toBeDefined()
+    try {
+      expect([...st]).toEqual(expected)
+      expect(copy!.bytes).toBe(5)
+      const fd = copy!.fd
+      expect(sys.fgetxattrSync(fd, ORIGIN)?.toString()).toBe(String((await lstat(f, { bigint: true })).ino))
+      const numbers = sys.fstatNumbers(fd, new Float64Array(sys.ST_FIELDS))
+      expect(numbers[sys.ST.MODE]! & 0o7777).toBe(0o600)
+      expect([numbers[sys.ST.MTIME], numbers[sys.ST.MTIME_NS], numbers[sys.ST.NLINK]]).toEqual([1_600_000_000, 2, 0])
+    } finally {
+      closeSync(copy!.fd)
+    }
+  })
+
+  it('declines a file with other links, a bigger file and a directory, making nothing, the lstat handed back', async () => {
+    const linked = await file('linked', 'x')
+    await link(linked, join(dir, 'second'))
+    const big = await file('big', 'y'.repeat(65))
+    const before = await openFds()
+    const entries = await readdir(dir)
+    for (const path of [linked, big, dir]) {
+      const st = new Float64Array(sys.ST_FIELDS)
+      expect(sys.stageSmallUnnamedSync(path, dir, 64, st, { data: true, fsync: false })).toBeUndefined()
+      expect([...st]).toEqual(await expectedNumbers(path))
+    }
+    expect(await openFds()).toBe(before)
+    expect(await readdir(dir)).toEqual(entries)
+    expect(() => sys.stageSmallUnnamedSync(join(dir, 'missing'), dir, 64, new Float64Array(sys.ST_FIELDS), { data: true, fsync: false }))
+      .toThrow(expect.objectContaining({ code: 'ENOENT' }))
+  })
+
+  it("records a directory's own inode as its origin ('own'), and none for a file with other links", async () => {
+    await mkdir(join(dir, 'd'))
+    sys.stageCopySync(join(dir, 'd'), join(dir, 'd-copy'), 'dir', { data: false, fsync: false, origin: 'own' })
+    expect(sys.lgetxattrSync(join(dir, 'd-copy'), ORIGIN)?.toString()).toBe(String((await lstat(join(dir, 'd'), { bigint: true })).ino))
+    const linked = await file('linked', 'x')
+    await link(linked, join(dir, 'second'))
+    sys.stageCopySync(linked, join(dir, 'linked-copy'), 'file', { data: true, fsync: false, origin: 'own' })
+    expect(sys.lgetxattrSync(join(dir, 'linked-copy'), ORIGIN)).toBeUndefined()
+    expect(await readFile(join(dir, 'linked-copy'), 'utf8')).toBe('x')
   })
 })
 

@@ -44,6 +44,7 @@ interface Addon {
   commitCopy(tmp: HostPath, target: HostPath, parent: HostPath): void
   stageCopyUnnamed(src: HostPath, dir: HostPath, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<[number, number]>
   stageCopyUnnamedSync(src: HostPath, dir: HostPath, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): [number, number]
+  stageSmallUnnamedSync(src: HostPath, dir: HostPath, flags: number, maxSize: number, st: Float64Array, dataFrom: Uint8Array, ...change: ChangeArgs): [number, number]
   linkCopy(fd: number, target: HostPath, parent: HostPath): void
   linkFd(fd: number, target: HostPath): void
   fgetxattr(fd: number, name: string): Buffer | undefined
@@ -421,8 +422,9 @@ export interface StageOptions {
   data: boolean
   /** fsync the copy before it can become visible. */
   fsync: boolean
-  /** Inode number to record in trusted.layerfs.origin. */
-  origin?: bigint
+  /** Inode number to record in trusted.layerfs.origin; 'own': the source's, as the copy reads it
+   *  (none for a file with other links). */
+  origin?: bigint | 'own'
   /** Metadata only (overlayfs metacopy): a sparse file of the same size marked
    *  trusted.overlay.metacopy; its data stays in the lower file. */
   meta?: boolean
@@ -477,6 +479,18 @@ export function stageCopyUnnamedSync(src: HostPath, dir: HostPath, options: Stag
   return { fd, bytes }
 }
 
+/**
+ * stageCopyUnnamedSync for a small lower file, with the copy-up's one lstat: the copy when `src` is
+ * a regular file with one link and at most `maxSize` bytes (its own inode recorded as the origin,
+ * whatever `options.origin` says), else undefined, nothing made. Either way, once it did not throw
+ * for the lstat, `st` holds src's lstat numbers (ST layout), for the caller's decision.
+ */
+export function stageSmallUnnamedSync(src: HostPath, dir: HostPath, maxSize: number, st: Float64Array, options: StageOptions): { fd: number; bytes: number } | undefined {
+  const args = stageArgs(options)
+  const [bytes, fd] = callSync((n) => n.stageSmallUnnamedSync(src, dir, args.flags, maxSize, st, args.dataFrom, ...args.change), src, dir)
+  return fd < 0 ? undefined : { fd, bytes }
+}
+
 /** Name an unnamed copy `target` (which must be free), give `parent` back its times, and close the
  *  fd, whatever happens. On the calling thread. */
 export function linkCopySync(fd: number, target: HostPath, parent: HostPath): void {
@@ -490,12 +504,13 @@ export function linkFdSync(fd: number, target: HostPath): void {
 }
 
 const UNNAMED = 8
+const OWN_ORIGIN = 32
 
 function stageArgs(options: StageOptions): { flags: number; origin: string; dataFrom: Uint8Array; change: ChangeArgs } {
   const change = options.change
   return {
-    flags: (options.data ? 1 : 0) | (options.fsync ? 2 : 0) | (options.meta ? 4 : 0),
-    origin: options.origin === undefined ? '' : String(options.origin),
+    flags: (options.data ? 1 : 0) | (options.fsync ? 2 : 0) | (options.meta ? 4 : 0) | (options.origin === 'own' ? OWN_ORIGIN : 0),
+    origin: options.origin === undefined || options.origin === 'own' ? '' : String(options.origin),
     dataFrom: options.dataFrom === undefined ? new Uint8Array(0) : Buffer.concat([hostBytes(options.dataFrom), NUL]),
     change: change === undefined ? NO_CHANGE : [change.uid ?? -1, change.gid ?? -1, change.mode ?? -1, change.atime ?? null, change.mtime ?? null],
   }

@@ -21,7 +21,7 @@ import { closeSync, constants, fsyncSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { HostPath } from '../sys/names.js'
 import {
-  type CopyChange, type StageOptions as CopyOptions, commitCopySync, linkCopySync, linkFdSync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync,
+  type CopyChange, type StageOptions as CopyOptions, commitCopySync, linkCopySync, linkFdSync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync, stageSmallUnnamedSync,
 } from '../sys/native.js'
 import type { Kind } from './entry.js'
 import { isCode } from './errors.js'
@@ -29,8 +29,9 @@ import { isCode } from './errors.js'
 export interface StageOptions {
   /** Copy the file's bytes (false for an O_TRUNC open or a truncate to 0: an empty file). */
   data: boolean
-  /** Inode number to record as the copy's origin; undefined for none. */
-  origin: bigint | undefined
+  /** Inode number to record as the copy's origin; undefined for none; 'own': the source's, as the
+   *  copy's lstat reads it (none for a file with other links). */
+  origin: bigint | 'own' | undefined
   /** A metadata-only copy (metacopy=on): same size, sparse, marked, data left below. */
   meta?: boolean
   /** Take the bytes from this host path instead of the source (completing a metacopy). */
@@ -104,6 +105,18 @@ export class Stager {
     }
     const tmp = this.tempPath()
     return { tmp, bytes: stageCopySync(src, tmp, kind, this.#options(kind, options)) }
+  }
+
+  /** stageNow of a small regular file with one link, unnamed, taking the source's lstat into `st`
+   *  (stageSmallUnnamedSync): undefined when the file is not one, or the filesystem refused
+   *  O_TMPFILE (remembered). `st` is filled either way, unless this throws. */
+  stageSmallNow(src: HostPath, maxSize: number, st: Float64Array, options: StageOptions): Staged | undefined {
+    try {
+      return stageSmallUnnamedSync(src, this.#dir, maxSize, st, this.#options('file', options))
+    } catch (err) {
+      this.#noUnnamed(err)
+      return undefined
+    }
   }
 
   /** A refusal of O_TMPFILE means "not here": remembered, and the named way taken. */

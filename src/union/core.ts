@@ -121,13 +121,14 @@ export class Core {
     return this.#stager
   }
 
-  /** Make sure the directory `dir` exists in the upper layer, copying it (and its parents) up. */
-  ensureUpperDir(dir: Entry): void {
+  /** Make sure the directory `dir` exists in the upper layer, copying it (and its parents) up; a
+   *  setattr's `fold` is made on the copy before it is named (see copyUpNow). */
+  ensureUpperDir(dir: Entry, fold?: Fold): void {
     if (inUpper(dir)) return
     const upper = this.requireUpper()
     this.ensureUpperDir(this.resolver.get(splitPath(dir.path)[0]))
-    const src = dir.layer.path(dir.path)
-    const staged = this.stager.stageNow(src, 'dir', { data: false, origin: sourceOf(src).ino })
+    const staged = this.stager.stageNow(dir.layer.path(dir.path), 'dir', { data: false, origin: 'own', change: fold?.change })
+    if (fold) fold.applied = true
     this.#commit(staged, dir.path)
     dir.layer = upper
     dir.dirLayers = [upper, ...dir.dirLayers]
@@ -146,8 +147,8 @@ export class Core {
    * With metacopy on, the bytes of a metadata-only copy stay in the lower layer until a write needs
    * them (overlayfs's metacopy, in the kernel's on-disk format); an upper metadata-only copy asked
    * for its data (or for an empty file) is completed.
-   * `fold` is a setattr's metadata change: when this call copies a lower non-directory, the change
-   * is made on the copy before it is named (a chown, chmod or utimensat by path fewer), and
+   * `fold` is a setattr's metadata change: when this call copies the lower object, the change is
+   * made on the copy before it is named (a chown, chmod or utimensat by path fewer), and
    * `fold.applied` is set; else the caller makes it.
    * `defer`: the caller can work with a copy that has no name yet (an open, a setattr): a small file's
    * copy is then made on the calling thread whoever waits, and named after its flush (see #defer).
@@ -159,7 +160,7 @@ export class Core {
     this.requireUpper()
     if (this.#inflight.has(rel)) return undefined
     if (entry.kind === 'dir') {
-      this.ensureUpperDir(entry)
+      this.ensureUpperDir(entry, fold)
       return entry
     }
     const started = performance.now()
@@ -172,25 +173,28 @@ export class Core {
     const meta = want === 'meta' && this.metacopy && entry.kind === 'file'
     const data = want !== false && !meta
     const src = entry.layer.path(rel)
-    const st = sourceOf(src)
-    const behind = defer && data ? this.#stageBehind(entry, src, st, fold?.change) : undefined
-    if (behind) return this.#copied(entry, behind, false, originOf(st), started, fold, true)
+    const behind = defer && data ? this.#stageBehind(entry, src, fold?.change) : undefined
+    if (behind?.staged) return this.#copied(entry, behind.staged, false, originOf(behind.st), started, fold, true)
+    const st = behind?.st ?? sourceOf(src)
     if (entry.kind === 'file' && data && !this.#copiesNow(st.size, alone)) return undefined
     return this.#copied(entry, this.#stageNow(entry, src, st, { data, meta, change: fold?.change }), meta, originOf(st), started, fold)
   }
 
   /** A copy of the small lower file `entry`, made now on the calling thread and left unflushed, to
-   *  be named after its flush (see #defer); undefined when it may not wait (#defers) or is too big
-   *  for this thread. */
-  #stageBehind(entry: Entry, src: HostPath, st: Source, change: CopyChange | undefined): Staged | undefined {
-    if (st.size > COPY_NOW_MAX || !this.#defers(entry, st)) return undefined
-    return this.#stageNow(entry, src, st, { data: true, meta: false, change, unflushed: true })
+   *  be named after its flush (see #defer), and what it was copied from; no copy (`staged`
+   *  undefined) when it may not wait (#defers) or is too big for this thread. Its lstat is the
+   *  copy's own (one per copy-up), whenever the copy may wait. */
+  #stageBehind(entry: Entry, src: HostPath, change: CopyChange | undefined): { staged?: Staged; st: Source } {
+    if (!this.#defers(entry)) return { st: sourceOf(src) }
+    this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
+    const staged = this.stager.stageSmallNow(src, COPY_NOW_MAX, sourceStat, { data: true, origin: undefined, change, unflushed: true })
+    return { staged, st: sourceFrom(src, sourceStat) }
   }
 
-  /** Whether the flush and name of this lower file's copy may wait (see #defer). */
-  #defers(entry: Entry, st: Source): boolean {
+  /** Whether the flush and name of this lower file's copy may wait (see #defer), if it has one link. */
+  #defers(entry: Entry): boolean {
     return this.flushBehind && entry.kind === 'file' && this.stager.syncsData && this.stager.unnamed &&
-      st.nlink === 1 && this.#deferred.size < DEFERRED_MAX
+      this.#deferred.size < DEFERRED_MAX
   }
 
   /**
@@ -241,15 +245,9 @@ export class Core {
   deferMove(source: Entry, toRel: string, finish: (dirTimes: boolean) => void): boolean {
     if (this.metacopy || inUpper(source) || this.#inflight.has(source.path)) return false
     const src = source.layer.path(source.path)
-    const st = sourceOf(src)
     const started = performance.now()
-    const staged = this.#stageBehind(source, src, st, undefined)
-    if (!staged) return false
-    if (staged.fd === undefined) {
-      // O_TMPFILE was refused just now: the usual way, by name.
-      this.stager.discard(staged)
-      return false
-    }
+    const { staged, st } = this.#stageBehind(source, src, undefined)
+    if (staged?.fd === undefined) return false
     const origin = originOf(st)
     const moved: Entry = { path: toRel, kind: 'file', layer: this.requireUpper(), dirLayers: NO_LAYERS, ino: origin === undefined ? undefined : Number(origin), metacopy: false }
     this.#defer(moved, staged.fd, staged.bytes, started, { from: source.path, finish })
@@ -495,7 +493,7 @@ export class Core {
     this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
     const src = entry.layer.path(entry.path)
     const st = sourceOf(src)
-    const unflushed = this.#defers(entry, st)
+    const unflushed = this.#defers(entry) && st.nlink === 1
     const options = { data: true, origin: originOf(st), unflushed }
     // A small copy is made here: it costs less than the trip to the pool, and its flush is not.
     const staged = unflushed && st.size <= COPY_NOW_MAX ? this.stager.stageNow(src, entry.kind, options, true) : await this.stager.stage(src, entry.kind, options, true)
@@ -766,7 +764,11 @@ interface Source {
 /** The lstat of a copy-up's source, without node:fs's BigIntStats (a BigInt per field: it cost
  *  more than the syscall, once per copy). */
 function sourceOf(path: HostPath): Source {
-  const st = lstatNumbers(path, sourceStat)
+  return sourceFrom(path, lstatNumbers(path, sourceStat))
+}
+
+/** sourceOf from the lstat numbers `st` of `path`. */
+function sourceFrom(path: HostPath, st: Float64Array): Source {
   const ino = st[ST.INO]!
   // A double holds an inode number exactly up to 2^53; a bigger one is read again, exactly.
   return { size: st[ST.SIZE]!, nlink: st[ST.NLINK]!, ino: Number.isSafeInteger(ino) ? BigInt(ino) : lstatSync(path, { bigint: true }).ino }

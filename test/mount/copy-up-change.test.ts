@@ -44,7 +44,12 @@ async function fillLower(lower: string): Promise<void> {
   await symlink('touch-m', join(lower, 'link'))
   await mkdir(join(lower, 'sgid-dir'))
   await chmod(join(lower, 'sgid-dir'), 0o2775)
-  for (const name of ['capped', 'capped-chmod', 'suid-owned', 'sgid-group', 'suid-same-owner', 'touch-m', 'touch-a', 'xattr', 'sgid-dir']) {
+  for (const name of ['dir-chmod', 'dir-touch']) {
+    await mkdir(join(lower, name, 'inside'), { recursive: true })
+    await utimes(join(lower, name, 'inside'), A0, M0)
+    lsetxattrSync(join(lower, name), 'user.kept', Buffer.from('yes'))
+  }
+  for (const name of ['capped', 'capped-chmod', 'suid-owned', 'sgid-group', 'suid-same-owner', 'touch-m', 'touch-a', 'xattr', 'sgid-dir', 'dir-chmod', 'dir-touch']) {
     await utimes(join(lower, name), A0, M0)
   }
   await lutimes(join(lower, 'link'), A0, M0)
@@ -63,9 +68,12 @@ async function change(mnt: string): Promise<void> {
   await chown(at('xattr'), 1000, 1000)
   await lchown(at('link'), 1000, 1000)
   await chown(at('sgid-dir'), 1000, 1000)
+  // Directories: the change is made on the copy before it is named, as for files.
+  await chmod(at('dir-chmod'), 0o750)
+  utimensatSync(at('dir-touch'), null, T1, false)
 }
 
-const NAMES = ['capped', 'capped-chmod', 'suid-owned', 'sgid-group', 'suid-same-owner', 'touch-m', 'touch-a', 'xattr', 'link', 'sgid-dir']
+const NAMES = ['capped', 'capped-chmod', 'suid-owned', 'sgid-group', 'suid-same-owner', 'touch-m', 'touch-a', 'xattr', 'link', 'sgid-dir', 'dir-chmod', 'dir-touch']
 
 /** What a user can see of each object: type and mode, owner, atime and mtime to the nanosecond,
  *  the capability and the user xattr. */
@@ -122,5 +130,7 @@ describe.skipIf(!fuse.ok)('a setattr that copies up', () => {
     expect(actual.merged['suid-owned']).toMatch(/^104711 1000:1001 /)
     expect(actual.merged['touch-m']).toContain(`a=${BigInt(A0) * 1_000_000_000n} m=${T1}`)
     expect(actual.merged['touch-a']).toContain(`a=${T1} m=${BigInt(M0) * 1_000_000_000n}`)
+    expect(actual.merged['dir-chmod']).toMatch(/^40750 0:0 a=\d+ m=\d+ cap=- user.kept=yes$/)
+    expect(actual.upper['dir-touch']).toContain(`m=${T1} cap=- user.kept=yes`)
   })
 })
