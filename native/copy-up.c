@@ -405,11 +405,14 @@ napi_value js_stage_copy(napi_env env, napi_callback_info info) {
 }
 
 /* The same on the calling thread, for copies without data (directories, links, metadata-only
- * copies, O_TRUNC opens): a few metadata calls, cheaper than the pool round trip. */
+ * copies, O_TRUNC opens): a few metadata calls, cheaper than the pool round trip. A last argument,
+ * a Float64Array, receives src's lstat numbers (with STAGE_OWN_ORIGIN, the caller's only lstat);
+ * stageCopyUnnamedSync takes it too. */
 napi_value js_stage_copy_sync(napi_env env, napi_callback_info info) {
     op *o = op_new("copyup", stage_exec, op_done_number);
     if (!o) return op_nomem(env);
-    return op_run_sync(env, info, o, "ssuusbllltt", &o->path, &o->dest, &o->mode, &o->flags, &o->name, &o->data, &o->size, CHANGE_ARGS(o));
+    return op_run_sync(env, info, o, "ssuusblllttf", &o->path, &o->dest, &o->mode, &o->flags, &o->name, &o->data, &o->size,
+                       CHANGE_ARGS(o), &o->numbers);
 }
 
 /* commitCopy(tmp, target, parentDir), on the calling thread: a rename and a utimensat. */
@@ -433,7 +436,8 @@ napi_value js_stage_copy_unnamed_sync(napi_env env, napi_callback_info info) {
     op *o = op_new("copyup", stage_exec, done_unnamed);
     if (!o) return op_nomem(env);
     o->mode = KIND_FILE;
-    return op_run_sync(env, info, o, "ssusbllltt", &o->path, &o->dest, &o->flags, &o->name, &o->data, &o->size, CHANGE_ARGS(o));
+    return op_run_sync(env, info, o, "ssusblllttf", &o->path, &o->dest, &o->flags, &o->name, &o->data, &o->size, CHANGE_ARGS(o),
+                       &o->numbers);
 }
 
 /* stageSmallUnnamedSync(src, dir, flags, maxSize, numbers, dataFrom, uid, gid, mode, atime, mtime)

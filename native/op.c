@@ -157,14 +157,22 @@ static int parse_args(napi_env env, napi_callback_info info, const char *fmt, va
         case 't':
             if (!get_time(env, v, i, va_arg(ap, struct timespec *))) return 0;
             break;
-        case 'F': {
+        case 'F':
+        case 'f': {
+            napi_valuetype t;
+            napi_typeof(env, v, &t);
+            double **out = va_arg(ap, double **);
+            if (fmt[i] == 'f' && (t == napi_undefined || t == napi_null)) {
+                *out = NULL;
+                break;
+            }
             napi_typedarray_type type;
             size_t n = 0;
             void *numbers = NULL;
             if (napi_get_typedarray_info(env, v, &type, &n, &numbers, NULL, NULL) != napi_ok ||
                 type != napi_float64_array || n < 16)
                 return bad_arg(env, i, "a Float64Array of 16");
-            *va_arg(ap, double **) = numbers;
+            *out = numbers;
             break;
         }
         case 'B': {
@@ -231,9 +239,9 @@ napi_value op_nomem(napi_env env) {
 }
 
 napi_value op_run(napi_env env, napi_callback_info info, op *o, const char *fmt, ...) {
-    if (strchr(fmt, 'F')) { /* the array could be gone by the time a pool thread writes it */
+    if (strpbrk(fmt, "Ff")) { /* the array could be gone by the time a pool thread writes it */
         op_free(o);
-        napi_throw_error(env, NULL, "layerfs_native: 'F' arguments are for calls on the JS thread");
+        napi_throw_error(env, NULL, "layerfs_native: 'F' and 'f' arguments are for calls on the JS thread");
         return NULL;
     }
     va_list ap;

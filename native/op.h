@@ -35,7 +35,7 @@ struct op {
     void *data; /* value to write, or bytes read back */
     size_t size;
 
-    double *numbers; /* 'F': the caller's Float64Array (op_run_sync only), for numbers handed back */
+    double *numbers; /* 'F', 'f': the caller's Float64Array (op_run_sync only), for numbers handed back */
     int64_t limit;   /* an op's bound (a copy's largest size) */
 
     int64_t ret; /* numeric result for op_done_number */
@@ -57,7 +57,8 @@ napi_value op_nomem(napi_env env);
  *   t  struct timespec *   bigint ns since the epoch, null (UTIME_OMIT) or 'now' (UTIME_NOW)
  *   B  uint32_t *     boolean, as 0 or 1
  *   F  double **      Float64Array of at least 16 (the stat numbers' ST_FIELDS), NOT copied: the op
- *                     writes into the caller's array, so op_run_sync only (op_run refuses it) */
+ *                     writes into the caller's array, so op_run_sync only (op_run refuses it)
+ *   f  double **      the same, or undefined/null for none (NULL) */
 napi_value op_run(napi_env env, napi_callback_info info, op *o, const char *fmt, ...);
 
 /* Like op_run, but runs the syscall now, on the calling thread, and returns the value (or throws). */

@@ -705,13 +705,29 @@ describe('stageSmallUnnamedSync', () => {
 
   it("records a directory's own inode as its origin ('own'), and none for a file with other links", async () => {
     await mkdir(join(dir, 'd'))
-    sys.stageCopySync(join(dir, 'd'), join(dir, 'd-copy'), 'dir', { data: false, fsync: false, origin: 'own' })
+    const expected = await expectedNumbers(join(dir, 'd'))
+    const st = new Float64Array(sys.ST_FIELDS)
+    sys.stageCopySync(join(dir, 'd'), join(dir, 'd-copy'), 'dir', { data: false, fsync: false, origin: 'own' }, st)
     expect(sys.lgetxattrSync(join(dir, 'd-copy'), ORIGIN)?.toString()).toBe(String((await lstat(join(dir, 'd'), { bigint: true })).ino))
+    // The numbers of the source, as the copy's own lstat read them.
+    expect([...st]).toEqual(expected)
     const linked = await file('linked', 'x')
     await link(linked, join(dir, 'second'))
     sys.stageCopySync(linked, join(dir, 'linked-copy'), 'file', { data: true, fsync: false, origin: 'own' })
     expect(sys.lgetxattrSync(join(dir, 'linked-copy'), ORIGIN)).toBeUndefined()
     expect(await readFile(join(dir, 'linked-copy'), 'utf8')).toBe('x')
+    // Unnamed, empty (no data asked): origin and numbers alike.
+    const single = await file('single', 'abc')
+    const before = await expectedNumbers(single)
+    const empty = sys.stageCopyUnnamedSync(single, dir, { data: false, fsync: false, origin: 'own' }, st)
+    try {
+      expect(sys.fgetxattrSync(empty.fd, ORIGIN)?.toString()).toBe(String((await lstat(single, { bigint: true })).ino))
+      expect(sys.fstatNumbers(empty.fd, new Float64Array(sys.ST_FIELDS))[sys.ST.SIZE]).toBe(0)
+      expect([...st]).toEqual(before)
+    } finally {
+      closeSync(empty.fd)
+    }
+    expect(() => sys.stageCopySync(single, join(dir, 'bad'), 'file', { data: false, fsync: false }, new Float64Array(4) as Float64Array)).toThrow(/Float64Array of 16/)
   })
 })
 

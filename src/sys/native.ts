@@ -40,10 +40,10 @@ interface Addon {
   /** undefined: no such attribute (ENODATA, not thrown) */
   lgetxattr(path: HostPath, name: string): Buffer | undefined
   stageCopy(src: HostPath, tmp: HostPath, kind: number, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<number>
-  stageCopySync(src: HostPath, tmp: HostPath, kind: number, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): number
+  stageCopySync(src: HostPath, tmp: HostPath, kind: number, flags: number, origin: string, dataFrom: Uint8Array, ...rest: [...ChangeArgs, Float64Array?]): number
   commitCopy(tmp: HostPath, target: HostPath, parent: HostPath): void
   stageCopyUnnamed(src: HostPath, dir: HostPath, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<[number, number]>
-  stageCopyUnnamedSync(src: HostPath, dir: HostPath, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): [number, number]
+  stageCopyUnnamedSync(src: HostPath, dir: HostPath, flags: number, origin: string, dataFrom: Uint8Array, ...rest: [...ChangeArgs, Float64Array?]): [number, number]
   stageSmallUnnamedSync(src: HostPath, dir: HostPath, flags: number, maxSize: number, st: Float64Array, dataFrom: Uint8Array, ...change: ChangeArgs): [number, number]
   linkCopy(fd: number, target: HostPath, parent: HostPath): void
   linkFd(fd: number, target: HostPath): void
@@ -457,10 +457,11 @@ export function stageCopy(src: HostPath, tmp: HostPath, kind: CopyKind, options:
   return call((n) => n.stageCopy(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom, ...args.change), src, tmp)
 }
 
-/** stageCopy on the calling thread: for copies that move no file data, or little. */
-export function stageCopySync(src: HostPath, tmp: HostPath, kind: CopyKind, options: StageOptions): number {
+/** stageCopy on the calling thread: for copies that move no file data, or little. `st`, when
+ *  given, receives src's lstat numbers (ST layout): with origin 'own', the copy-up's only lstat. */
+export function stageCopySync(src: HostPath, tmp: HostPath, kind: CopyKind, options: StageOptions, st?: Float64Array): number {
   const args = stageArgs(options)
-  return callSync((n) => n.stageCopySync(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom, ...args.change), src, tmp)
+  return callSync((n) => n.stageCopySync(src, tmp, COPY_KINDS[kind], args.flags, args.origin, args.dataFrom, ...args.change, st), src, tmp)
 }
 
 /** A regular file's copy as stageCopy makes it, but unnamed (O_TMPFILE in `dir`, on the target's
@@ -472,10 +473,10 @@ export async function stageCopyUnnamed(src: HostPath, dir: HostPath, options: St
   return { fd, bytes }
 }
 
-/** stageCopyUnnamed on the calling thread. */
-export function stageCopyUnnamedSync(src: HostPath, dir: HostPath, options: StageOptions): { fd: number; bytes: number } {
+/** stageCopyUnnamed on the calling thread; `st` as for stageCopySync. */
+export function stageCopyUnnamedSync(src: HostPath, dir: HostPath, options: StageOptions, st?: Float64Array): { fd: number; bytes: number } {
   const args = stageArgs(options)
-  const [bytes, fd] = callSync((n) => n.stageCopyUnnamedSync(src, dir, args.flags | UNNAMED, args.origin, args.dataFrom, ...args.change), src, dir)
+  const [bytes, fd] = callSync((n) => n.stageCopyUnnamedSync(src, dir, args.flags | UNNAMED, args.origin, args.dataFrom, ...args.change, st), src, dir)
   return { fd, bytes }
 }
 

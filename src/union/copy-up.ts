@@ -94,17 +94,18 @@ export class Stager {
     return { tmp, bytes: await stageCopy(src, tmp, kind, this.#options(kind, options)) }
   }
 
-  /** stage, on the calling thread: for a copy that moves no file data, or little. */
-  stageNow(src: HostPath, kind: Kind, options: StageOptions, linkable = false): Staged {
+  /** stage, on the calling thread: for a copy that moves no file data, or little. `st`, when given,
+   *  receives the source's lstat numbers (see stageCopySync). */
+  stageNow(src: HostPath, kind: Kind, options: StageOptions, linkable = false, st?: Float64Array): Staged {
     if (kind === 'file' && linkable && this.#unnamed) {
       try {
-        return stageCopyUnnamedSync(src, this.#dir, this.#options(kind, options))
+        return stageCopyUnnamedSync(src, this.#dir, this.#options(kind, options), st)
       } catch (err) {
         this.#noUnnamed(err)
       }
     }
     const tmp = this.tempPath()
-    return { tmp, bytes: stageCopySync(src, tmp, kind, this.#options(kind, options)) }
+    return { tmp, bytes: stageCopySync(src, tmp, kind, this.#options(kind, options), st) }
   }
 
   /** stageNow of a small regular file with one link, unnamed, taking the source's lstat into `st`

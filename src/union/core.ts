@@ -173,11 +173,17 @@ export class Core {
     const meta = want === 'meta' && this.metacopy && entry.kind === 'file'
     const data = want !== false && !meta
     const src = entry.layer.path(rel)
-    const behind = defer && data ? this.#stageBehind(entry, src, fold?.change) : undefined
+    const change = fold?.change
+    if (!data) {
+      // No bytes to copy, so nothing to decide first: the copy's lstat is the only one.
+      const staged = this.#stageNow(entry, src, 'own', { data, meta, change }, sourceStat)
+      return this.#copied(entry, staged, meta, originOf(sourceFrom(src, sourceStat)), started, fold)
+    }
+    const behind = defer ? this.#stageBehind(entry, src, change) : undefined
     if (behind?.staged) return this.#copied(entry, behind.staged, false, originOf(behind.st), started, fold, true)
     const st = behind?.st ?? sourceOf(src)
-    if (entry.kind === 'file' && data && !this.#copiesNow(st.size, alone)) return undefined
-    return this.#copied(entry, this.#stageNow(entry, src, st, { data, meta, change: fold?.change }), meta, originOf(st), started, fold)
+    if (entry.kind === 'file' && !this.#copiesNow(st.size, alone)) return undefined
+    return this.#copied(entry, this.#stageNow(entry, src, originOf(st), { data, meta, change }), meta, originOf(st), started, fold)
   }
 
   /** A copy of the small lower file `entry`, made now on the calling thread and left unflushed, to
@@ -439,11 +445,12 @@ export class Core {
     return bytes <= COPY_NOW_MAX && (!this.stager.syncsData || alone)
   }
 
-  /** Stage a copy of the lower `entry` on the calling thread, its parent made ready first. */
-  #stageNow(entry: Entry, src: HostPath, st: Source, options: { data: boolean; meta: boolean; change: CopyChange | undefined; unflushed?: boolean }): Staged {
+  /** Stage a copy of the lower `entry` on the calling thread, its parent made ready first; `st` as
+   *  for Stager.stageNow. */
+  #stageNow(entry: Entry, src: HostPath, origin: bigint | 'own' | undefined, options: { data: boolean; meta: boolean; change: CopyChange | undefined }, st?: Float64Array): Staged {
     this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
     // A lower entry's name is free in the upper layer: the copy can be linked straight to it.
-    return this.stager.stageNow(src, entry.kind, { ...options, origin: originOf(st) }, true)
+    return this.stager.stageNow(src, entry.kind, { ...options, origin }, true, st)
   }
 
   /** Copy `rel` up with what `want` asks for and return its upper entry (see copyUpNow). */
