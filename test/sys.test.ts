@@ -727,7 +727,7 @@ describe('stageSmallUnnamedSync', () => {
     } finally {
       closeSync(empty.fd)
     }
-    expect(() => sys.stageCopySync(single, join(dir, 'bad'), 'file', { data: false, fsync: false }, new Float64Array(4) as Float64Array)).toThrow(/Float64Array of 16/)
+    expect(() => sys.stageCopySync(single, join(dir, 'bad'), 'file', { data: false, fsync: false }, new Float64Array(4))).toThrow(/Float64Array of 16/)
   })
 })
 

@@ -131,7 +131,7 @@ export class LowLevelBridge {
     this.#open = new OpenFiles(this.#session, options.passthrough)
     union.onAttrChange = (path) => {
       const node = this.#nodes.byPath(path)
-      if (node && node.id !== this.#replying) this.#invalidate(node)
+      if (node && node.id !== this.#replying && !node.attrsExpired) this.#invalidate(node)
     }
   }
 
@@ -168,8 +168,20 @@ export class LowLevelBridge {
   #entry(node: Node | undefined, attr: Attr): EntryOut {
     return {
       ino: node ? node.id : 0, generation: 0, attr: this.#shown(attr),
-      attrTimeout: this.#attrTimeout(node, attr), entryTimeout: this.#options.entryTimeout,
+      attrTimeout: this.#attrTimeout(node, attr, true), entryTimeout: this.#options.entryTimeout,
     }
+  }
+
+  /**
+   * Reply with a node's attributes. Those of a copy-up not named yet are given no time to live
+   * (#attrTimeout), and the node remembers it: when the copy is named, which moves its ctime, the
+   * kernel holds no attributes to invalidate (chmod -R sends no stat after its chmods, and was
+   * spared a notification per file).
+   */
+  #replyAttr(req: number, node: Node | undefined, attr: Attr): void {
+    const timeout = this.#attrTimeout(node, attr)
+    if (node) node.attrsExpired = timeout === 0
+    this.#session.replyAttr(req, this.#shown(attr), timeout)
   }
 
   /**
@@ -178,7 +190,11 @@ export class LowLevelBridge {
    * name's kernel inode (one per name) that the size and times moved. Only a link made while the
    * file was open can be such a name (a file with several names never passes through).
    */
-  #attrTimeout(node: Node | undefined, attr: Attr): number {
+  #attrTimeout(node: Node | undefined, attr: Attr, entry = false): number {
+    if (attr.unnamed) return 0
+    // An entry reply may not reach the kernel (a readdirplus entry that did not fit): only one that
+    // gives the attributes time to live is known to leave the node holding valid ones.
+    if (entry && node) node.attrsExpired = false
     if (attr.nlink > 1 && (attr.mode & S_IFMT) === S_IFREG) {
       for (const other of this.#nodes.withIno(attr.ino)) if (other !== node && this.#open.passesThrough(other.id)) return 0
     }
@@ -320,7 +336,7 @@ export class LowLevelBridge {
         // comes without).
         const attr = path !== undefined ? union.getattrSync(path)
           : this.#removedDirs.get(node)?.attr ?? union.fgetattrSync(this.#handleOfUnnamed(node, r.fh), node.ino)
-        session.replyAttr(r.req, this.#shown(attr), this.#attrTimeout(node, attr))
+        this.#replyAttr(r.req, node, attr)
         return true
       }
       case 'readlink':
@@ -804,7 +820,7 @@ export class LowLevelBridge {
     let attr = this.#union.fgetattrSync(fh, node.ino)
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, undefined, fh)) attr = this.#union.fgetattrSync(fh, node.ino)
     this.#invalidateSiblings(node.ino, r.ino)
-    this.#session.replyAttr(r.req, this.#shown(attr), this.#attrTimeout(node, attr))
+    this.#replyAttr(r.req, node, attr)
   }
 
   /**
@@ -825,7 +841,7 @@ export class LowLevelBridge {
     if (change.atime != null) [attr.atimeSec, attr.atimeNsec] = change.atime === 'now' ? [nowSec, nowNsec] : splitNs(change.atime)
     if (change.mtime != null) [attr.mtimeSec, attr.mtimeNsec] = change.mtime === 'now' ? [nowSec, nowNsec] : splitNs(change.mtime)
     removed.attr = attr
-    this.#session.replyAttr(r.req, this.#shown(attr), this.#attrTimeout(node, attr))
+    this.#replyAttr(r.req, node, attr)
   }
 
   /** Reply to a setattr that is done, with the attributes it left (`attr`): clear set-ID bits first
@@ -834,7 +850,7 @@ export class LowLevelBridge {
   #replyChanged(r: Request & { op: 'setattr' }, path: string, attr: Attr): void {
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, path, r.fh)) attr = this.#union.getattrSync(path)
     this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
-    this.#session.replyAttr(r.req, this.#shown(attr), this.#attrTimeout(this.#nodes.get(r.ino), attr))
+    this.#replyAttr(r.req, this.#nodes.get(r.ino), attr)
   }
 
   /**

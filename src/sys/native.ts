@@ -96,6 +96,9 @@ export interface FileAttr {
   mtimeNsec: number
   ctimeSec: number
   ctimeNsec: number
+  /** The attributes of a copy-up not named yet (Core.#defer): the copy's own, but its ctime moves
+   *  when it is named. */
+  unnamed?: true
 }
 
 /** The slots of an lstatInto array (native/stat.c): times in seconds and nanoseconds. */

@@ -29,7 +29,9 @@ export function attrOf(entry: Entry): Attr {
   if (entry.staged === undefined) return attrFrom(entry, lstatNumbers(entry.layer.path(entry.path), scratch), 0)
   // A copy not named yet (Core.#defer): its own numbers, with the one link it is about to get.
   const st = fstatNumbers(entry.staged, scratch)
-  return attrOfNumbers(st, 0, inoOf(entry, st[ST.INO]!), 1)
+  const attr = attrOfNumbers(st, 0, inoOf(entry, st[ST.INO]!), 1)
+  attr.unnamed = true
+  return attr
 }
 
 /** The attributes of an entry from its lstat numbers at `at` in `st` (native ST layout): from

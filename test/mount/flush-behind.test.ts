@@ -134,6 +134,23 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
     console.log(`killed daemon: ${upperFiles.length - renamed.length} of ${(DIRS - 1) * FILES} copies named`)
   })
 
+  it("shows a copy's ctime once it is named, as the upper file has it", async () => {
+    const l = await stack()
+    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work}`, l.mnt], l.mnt))
+    const names = Array.from({ length: 5 }, (_, f) => join('t', 'p4', `f${f}.js`))
+    for (const name of names) execFileSync('chmod', ['0600', join(l.mnt, name)])
+    // Answered before it is named: the new mode at once (the kernel asks again, or holds the reply's).
+    for (const name of names) expect((await lstat(join(l.mnt, name))).mode & 0o7777).toBe(0o600)
+    // Named by its flush a few milliseconds later, which moves its ctime: the merged view follows.
+    const deadline = Date.now() + 10_000
+    while (!names.every((name) => existsSync(join(l.upper, name))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    for (const name of names) {
+      const upper = await lstat(join(l.upper, name), { bigint: true })
+      const merged = await lstat(join(l.mnt, name), { bigint: true })
+      expect([merged.mode & 0o7777n, merged.ctimeNs]).toEqual([0o600n, upper.ctimeNs])
+    }
+  })
+
   it('with flush_behind=0, names each copy before it answers', async () => {
     const l = await stack()
     mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work},flush_behind=0`, l.mnt], l.mnt))
