@@ -15,7 +15,8 @@
         "native/fuse-ll-ops.c",
         "native/fuse-ll-reply.c",
         "native/fuse-ll-passthrough.c",
-        "native/fuse-ll-fast.c"
+        "native/fuse-ll-fast.c",
+        "native/fuse-ll-cow.c"
       ],
       # libfuse3 for the low-level FUSE bridge (native/fuse-ll*.c).
       "cflags": ["<!@(pkg-config --cflags fuse3)"],

@@ -74,6 +74,10 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlFastDeny", fll_js_fast_deny),
         FN("fuseLlFastOpens", fll_js_fast_opens),
         FN("fuseLlFastWatch", fll_js_fast_watch),
+        FN("fuseLlCowConfigure", fll_js_cow_configure),
+        FN("fuseLlCowRoom", fll_js_cow_room),
+        FN("fuseLlCowAllow", fll_js_cow_allow),
+        FN("fuseLlCowDeny", fll_js_cow_deny),
     };
     if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
     return exports;

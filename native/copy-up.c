@@ -457,6 +457,17 @@ napi_value js_stage_small_unnamed_sync(napi_env env, napi_callback_info info) {
                        &o->size, CHANGE_ARGS(o));
 }
 
+int copy_small_unnamed(const char *src, const char *dir, int64_t limit, int64_t uid, int64_t gid, int64_t mode,
+                       const struct timespec times[2], double *numbers, int *fd, int64_t *bytes) {
+    op o = {.path = (char *)src, .dest = (char *)dir, .fd = -1, .fd2 = -1, .mode = KIND_FILE, .flags = STAGE_DATA,
+            .limit = limit, .off = uid, .off2 = gid, .len = mode, .times = {times[0], times[1]}, .numbers = numbers};
+    int err = stage_small_exec(&o);
+    free(o.name); /* the origin own_origin made; path and dest are the caller's */
+    *fd = err ? -1 : o.fd;
+    *bytes = o.ret;
+    return err;
+}
+
 static int link_fd_exec(op *o) { return link_tmpfile(o->fd, o->dest); }
 
 /* linkFd(fd, target), on the calling thread: gives the O_TMPFILE file open as fd the name target

@@ -30,7 +30,7 @@ static uint64_t hash(uint64_t ino) {
     return ino ^ (ino >> 33);
 }
 
-static fll_fast_node *fast_find(fll_session *s, uint64_t ino) {
+fll_fast_node *fll_node_find(fll_session *s, uint64_t ino) {
     if (!s->fast_nodes) return NULL;
     for (uint32_t i = (uint32_t)hash(ino) & s->fast_mask;; i = (i + 1) & s->fast_mask) {
         fll_fast_node *n = &s->fast_nodes[i];
@@ -46,8 +46,8 @@ static fll_fast_node *place(fll_fast_node *table, uint32_t mask, uint64_t ino) {
 }
 
 /* The node's entry, added if missing; NULL when out of memory. Kept at most half full. */
-static fll_fast_node *fast_add(fll_session *s, uint64_t ino) {
-    fll_fast_node *n = fast_find(s, ino);
+fll_fast_node *fll_node_add(fll_session *s, uint64_t ino) {
+    fll_fast_node *n = fll_node_find(s, ino);
     if (n) return n;
     if (!s->fast_nodes || (s->fast_count + 1) * 2 > s->fast_mask + 1) {
         uint32_t size = s->fast_nodes ? (s->fast_mask + 1) * 2 : 1024;
@@ -66,16 +66,17 @@ static fll_fast_node *fast_add(fll_session *s, uint64_t ino) {
 }
 
 /* Linear probing without tombstones: the entries after the hole that probed past it move up. */
-static void fast_remove(fll_session *s, fll_fast_node *n) {
+static void node_remove(fll_session *s, fll_fast_node *n) {
     uint32_t hole = (uint32_t)(n - s->fast_nodes), mask = s->fast_mask;
-    s->fast_nodes[hole].ino = 0;
+    /* A free slot is all zeros: the next node placed there starts with nothing of this one's. */
+    s->fast_nodes[hole] = (fll_fast_node){0};
     s->fast_count--;
     for (uint32_t i = (hole + 1) & mask; s->fast_nodes[i].ino != 0; i = (i + 1) & mask) {
         uint32_t home = (uint32_t)hash(s->fast_nodes[i].ino) & mask;
         /* Moves into the hole unless its home lies cyclically in (hole, i]. */
         if (((i - home) & mask) >= ((i - hole) & mask)) {
             s->fast_nodes[hole] = s->fast_nodes[i];
-            s->fast_nodes[i].ino = 0;
+            s->fast_nodes[i] = (fll_fast_node){0};
             hole = i;
         }
     }
@@ -83,7 +84,7 @@ static void fast_remove(fll_session *s, fll_fast_node *n) {
 
 int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     if (fi->flags & SLOW_FLAGS) return 0;
-    fll_fast_node *n = fast_find(s, ino);
+    fll_fast_node *n = fll_node_find(s, ino);
     if (!n || !n->allowed) return 0;
     n->opens++;
     s->fast_opens++;
@@ -96,7 +97,7 @@ int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
 int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     if (fi->fh != FLL_FAST_FH) return 0;
     FLL_SEND(s, req, fuse_reply_err(req, 0));
-    fll_fast_node *n = fast_find(s, ino);
+    fll_fast_node *n = fll_node_find(s, ino);
     if (!n || n->opens == 0) return 1; /* never: every fast open was counted */
     if (--n->opens > 0) return 1;
     if (n->watched) {
@@ -110,11 +111,16 @@ int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse
             fll_push(s, r);
         }
     }
-    if (!n->allowed) fast_remove(s, n);
+    fll_node_drop_unused(s, n);
     return 1;
 }
 
+void fll_node_drop_unused(fll_session *s, fll_fast_node *n) {
+    if (!n->allowed && n->opens == 0 && !n->src) node_remove(s, n);
+}
+
 void fll_fast_free(fll_session *s) {
+    for (uint32_t i = 0; s->fast_nodes && i <= s->fast_mask; i++) free(s->fast_nodes[i].src);
     free(s->fast_nodes);
     s->fast_nodes = NULL;
     s->fast_count = 0;
@@ -125,7 +131,7 @@ napi_value fll_js_fast_allow(napi_env env, napi_callback_info info) {
     int64_t ino;
     fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
     if (!s) return NULL;
-    fll_fast_node *n = fast_add(s, ino);
+    fll_fast_node *n = fll_node_add(s, ino);
     if (n) n->allowed = 1;
     return fll_int32(env, n != NULL);
 }
@@ -135,11 +141,11 @@ napi_value fll_js_fast_deny(napi_env env, napi_callback_info info) {
     int64_t ino;
     fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
     if (!s) return NULL;
-    fll_fast_node *n = fast_find(s, ino);
+    fll_fast_node *n = fll_node_find(s, ino);
     if (!n) return fll_int32(env, 0);
     uint32_t opens = n->opens;
     n->allowed = 0;
-    if (opens == 0) fast_remove(s, n);
+    fll_node_drop_unused(s, n);
     return fll_int32(env, (int32_t)opens);
 }
 
@@ -148,7 +154,7 @@ napi_value fll_js_fast_opens(napi_env env, napi_callback_info info) {
     int64_t ino;
     fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
     if (!s) return NULL;
-    fll_fast_node *n = fast_find(s, ino);
+    fll_fast_node *n = fll_node_find(s, ino);
     return fll_int32(env, n ? (int32_t)n->opens : 0);
 }
 
@@ -158,7 +164,7 @@ napi_value fll_js_fast_watch(napi_env env, napi_callback_info info) {
     int64_t ino;
     fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
     if (!s) return NULL;
-    fll_fast_node *n = fast_find(s, ino);
+    fll_fast_node *n = fll_node_find(s, ino);
     if (!n || n->opens == 0) return fll_int32(env, 0);
     n->watched = 1;
     return fll_int32(env, (int32_t)n->opens);

@@ -223,6 +223,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi) {
+    if (fll_cow_setattr(fuse_req_userdata(req), req, ino, attr, to_set, fi)) return;
     fll_rec *r = rec(req, FLL_SETATTR);
     if (!r) return;
     r->ino = ino;

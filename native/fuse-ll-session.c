@@ -505,6 +505,7 @@ static void finalize(napi_env env, void *data, void *hint) {
     free(s->mountpoint);
     free(s->slots);
     fll_fast_free(s);
+    fll_cow_free(s);
     if (s->handles_open) s->free_on_close = 1; /* the last on_closed frees it */
     else free(s);
 }
@@ -745,9 +746,10 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     if (argc < 1) return napi_throw_type_error(env, NULL, "loopStats(handle)"), NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     if (!s) return NULL;
-    double stats[4] = {(double)s->spins, (double)s->spins_skipped, (double)s->spin_callers, (double)s->fast_opens};
-    napi_create_array_with_length(env, 4, &out);
-    for (uint32_t i = 0; i < 4; i++) {
+    double stats[5] = {(double)s->spins, (double)s->spins_skipped, (double)s->spin_callers, (double)s->fast_opens,
+                       (double)s->cow_setattrs};
+    napi_create_array_with_length(env, 5, &out);
+    for (uint32_t i = 0; i < 5; i++) {
         napi_create_double(env, stats[i], &v);
         napi_set_element(env, out, i, v);
     }

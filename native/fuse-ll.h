@@ -1,4 +1,4 @@
-/* The libfuse3 low-level bridge, shared by its five files:
+/* The libfuse3 low-level bridge, shared by its six files:
  *   fuse-ll-session.c  session lifecycle (mount, unmount), reading /dev/fuse from the libuv loop,
  *                      the batch of requests and its delivery to JS, request ids
  *   fuse-ll-ops.c      the low-level callbacks: each copies its arguments into a record and queues it
@@ -6,6 +6,7 @@
  *   fuse-ll-passthrough.c  FUSE passthrough, which libfuse 3.14 cannot negotiate: INIT, backing
  *                      files, open replies naming them
  *   fuse-ll-fast.c     opens for reading of nodes JS has marked, answered without JS
+ *   fuse-ll-cow.c      setattrs that copy a small lower file up, answered without JS
  *
  * One thread: /dev/fuse is non-blocking and watched by a uv_poll handle, so the JS thread itself
  * reads the requests, runs libfuse's dispatch (the callbacks), hands the batch to JS and writes the
@@ -97,11 +98,14 @@ enum { FLL_IDLE, FLL_MOUNTED, FLL_ENDED };
 /* The file handle of an open answered in C (fuse-ll-fast.c); JS's own handles are small numbers. */
 #define FLL_FAST_FH (1ULL << 52)
 
-/* A node whose opens for reading C may answer, or that has such opens (fuse-ll-fast.c). */
+/* A node C answers some requests of: opens for reading (fuse-ll-fast.c), a setattr that copies it
+ * up (fuse-ll-cow.c). */
 typedef struct {
     uint64_t ino; /* 0: a free slot */
     uint32_t opens;
     uint8_t allowed, watched;
+    char *src;      /* owned: the lower file a setattr may copy up in C; NULL: none */
+    uint64_t shown; /* with src: the st_ino JS shows for the node */
 } fll_fast_node;
 
 /* The last requests, by sender: how many threads are calling at once (see on_readable). */
@@ -149,6 +153,13 @@ typedef struct fll_session {
     fll_fast_node *fast_nodes; /* open addressing by ino, at most half full */
     uint32_t fast_mask, fast_count;
     uint64_t fast_opens; /* opens answered in C */
+
+    char *cow_dir;        /* where setattrs answered in C make their copies; NULL: none are (fuse-ll-cow.c) */
+    int64_t cow_limit;    /* the biggest file they copy */
+    uint32_t cow_room;    /* copies they may still make before JS says again */
+    uint64_t *cow_ring;   /* the marked nodes, oldest first from cow_next (COW_MAX) */
+    uint32_t cow_next;
+    uint64_t cow_setattrs; /* setattrs answered in C */
 
     fll_slot *slots;
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */
@@ -201,10 +212,25 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info);
 int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fll_fast_free(fll_session *s);
+/* The table of nodes C answers for (shared with fuse-ll-cow.c): find, add (NULL when out of
+ * memory), and remove an entry nothing uses any more. */
+fll_fast_node *fll_node_find(fll_session *s, uint64_t ino);
+fll_fast_node *fll_node_add(fll_session *s, uint64_t ino);
+void fll_node_drop_unused(fll_session *s, fll_fast_node *n);
 napi_value fll_js_fast_allow(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_deny(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_opens(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_watch(napi_env env, napi_callback_info info);
+
+/* fuse-ll-cow.c */
+/* Answers the setattr in C when it may (then 1). */
+int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
+                    const struct fuse_file_info *fi);
+void fll_cow_free(fll_session *s);
+napi_value fll_js_cow_configure(napi_env env, napi_callback_info info);
+napi_value fll_js_cow_room(napi_env env, napi_callback_info info);
+napi_value fll_js_cow_allow(napi_env env, napi_callback_info info);
+napi_value fll_js_cow_deny(napi_env env, napi_callback_info info);
 
 /* fuse-ll-passthrough.c */
 int fll_is_init(const struct fuse_buf *buf);

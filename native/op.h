@@ -64,10 +64,24 @@ napi_value op_run(napi_env env, napi_callback_info info, op *o, const char *fmt,
 /* Like op_run, but runs the syscall now, on the calling thread, and returns the value (or throws). */
 napi_value op_run_sync(napi_env env, napi_callback_info info, op *o, const char *fmt, ...);
 
+/* The slots of one object's stat numbers; src/sys/native.ts (ST) names the same. */
+enum {
+    ST_INO, ST_MODE, ST_NLINK, ST_UID, ST_GID, ST_RDEV, ST_SIZE, ST_BLKSIZE, ST_BLOCKS,
+    ST_ATIME, ST_ATIME_NS, ST_MTIME, ST_MTIME_NS, ST_CTIME, ST_CTIME_NS, ST_DEV, ST_FIELDS
+};
+
 /* A struct stat as the ST_FIELDS numbers JS reads (stat.c; src/sys/native.ts names the slots): what
  * an 'F' argument receives. */
 struct stat;
 void stat_numbers(double *out, const struct stat *st);
+
+/* copy-up.c, for the FUSE bridge's setattrs answered in C (fuse-ll-cow.c): stageSmallUnnamedSync's
+ * copy of SRC, made with O_TMPFILE in DIR, with the caller's change (uid, gid, mode: -1 for none;
+ * times: UTIME_OMIT for none). 0 with *fd -1 when declined (not a regular file with one link of at
+ * most `limit` bytes), 0 with the copy's fd and its bytes, or an errno (nothing left behind).
+ * `numbers` receives SRC's lstat (ST_FIELDS). */
+int copy_small_unnamed(const char *src, const char *dir, int64_t limit, int64_t uid, int64_t gid, int64_t mode,
+                       const struct timespec times[2], double *numbers, int *fd, int64_t *bytes);
 
 napi_status op_done_undefined(napi_env env, op *o, napi_value *out);
 napi_status op_done_number(napi_env env, op *o, napi_value *out);

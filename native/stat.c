@@ -16,12 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* The slots of one entry's numbers; src/sys/native.ts (ST) names the same. */
-enum {
-    ST_INO, ST_MODE, ST_NLINK, ST_UID, ST_GID, ST_RDEV, ST_SIZE, ST_BLKSIZE, ST_BLOCKS,
-    ST_ATIME, ST_ATIME_NS, ST_MTIME, ST_MTIME_NS, ST_CTIME, ST_CTIME_NS, ST_DEV, ST_FIELDS
-};
-
 void stat_numbers(double *out, const struct stat *st) {
     out[ST_INO] = (double)st->st_ino;
     out[ST_MODE] = st->st_mode;

@@ -11,12 +11,12 @@
  * Replies are sent once per request, at once (#answerNow) or from the promise that settles it;
  * errors go through toErrno, the one place where errno names become numbers.
  */
-import { constants, readFileSync } from 'node:fs'
+import { closeSync, constants, readFileSync } from 'node:fs'
 import {
   type Ctx, type EntryOut, FAST_FH, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
 } from '../sys/fuse-ll.js'
-import { hostBytes } from '../sys/names.js'
+import { type HostPath, hostBytes } from '../sys/names.js'
 import { type TimeNs, XATTR_CREATE, XATTR_REPLACE } from '../sys/native.js'
 import type { Owner } from '../union/namespace.js'
 import type { Attr, AttrChange, DirEntry, Union } from '../union/union.js'
@@ -110,6 +110,8 @@ export class LowLevelBridge {
   #replying = 0
   readonly #session: Session
   readonly #open: OpenFiles
+  /** Setattrs of small lower files may be answered in C (see #markCopyable). */
+  #cow = false
   /**
    * By node id: the file opened for a node's opens answered in C (FAST_FH), its anchor: what the
    * union reads, fstats or seeks for them, and what keeps the data of such a file once its name is
@@ -129,6 +131,16 @@ export class LowLevelBridge {
       this.#closed()
     })
     this.#open = new OpenFiles(this.#session, options.passthrough)
+    // Setattrs that copy a small lower file up are answered in C (native/fuse-ll-cow.c), where the
+    // union would defer the copy's flush itself; not where ids are shown mapped (C shows them as
+    // stored).
+    const behind = options.ids ? undefined : union.copyBehind
+    if (behind) {
+      this.#session.cowConfigure(behind.dir, behind.maxSize)
+      this.#session.cowRoom(behind.room)
+      union.onCopyRoom = (room) => this.#session.cowRoom(room)
+      this.#cow = true
+    }
     union.onAttrChange = (path) => {
       const node = this.#nodes.byPath(path)
       if (node && node.id !== this.#replying && !node.attrsExpired) this.#invalidate(node)
@@ -232,8 +244,13 @@ export class LowLevelBridge {
       this.#forget(r.ino, r.nlookup)
       return
     }
+    if (r.op === 'setattr' && r.copy) {
+      this.#adoptCopy(r, r.copy)
+      return
+    }
     let answered: boolean
     try {
+      if (this.#cow) this.#unmarkChanged(r)
       if ((r as { fh?: number }).fh === FAST_FH && !this.#fromFastOpen(r as Request & { fh: number; ino: number })) return
       answered = this.#answerNow(r)
     } catch (err) {
@@ -246,9 +263,72 @@ export class LowLevelBridge {
   #forget(id: number, count: number): void {
     const node = this.#nodes.get(id)
     this.#nodes.forget(id, count)
-    if (node === undefined || !node.fast || this.#nodes.get(id) !== undefined) return
+    if (node === undefined || this.#nodes.get(id) !== undefined) return
+    this.#unmark(node)
+    if (!node.fast) return
     this.#session.fastDeny(id)
     this.#releaseAnchor(id) // only when its watch came too late (see #anchor)
+  }
+
+  /**
+   * Marks `node`, the lower file `src` (see Union.copyBehindSource), shown as inode `ino`: its next
+   * setattr that changes only mode, owner or times may be answered in C, which copies the file up
+   * (native/fuse-ll-cow.c, #adoptCopy). `chmod -R` and `chown -R` of a layer's files are made of
+   * them. The mark goes before anything else may change the node (#unmarkChanged).
+   */
+  #markCopyable(node: Node, src: HostPath | undefined, ino: number): void {
+    if (src !== undefined && this.#session.cowAllow(node.id, src, ino)) node.cow = true
+  }
+
+  /** The node's setattrs go to JS again. */
+  #unmark(node: Node | undefined): void {
+    if (!node?.cow) return
+    node.cow = false
+    this.#session.cowDeny(node.id)
+  }
+
+  /** Before a request that may change a node or take its name: the node's mark goes (see
+   *  #markCopyable). A request C could see coming is unmarked before C sees the next one. */
+  #unmarkChanged(r: Request): void {
+    switch (r.op) {
+      case 'setattr': case 'setxattr': case 'removexattr': case 'link': case 'ioctl':
+        return this.#unmark(this.#nodes.get(r.ino))
+      case 'open':
+        if ((r.flags & (O_WRONLY | O_RDWR | O_TRUNC)) !== 0) this.#unmark(this.#nodes.get(r.ino))
+        return
+      case 'unlink': case 'rmdir':
+        return this.#unmarkChild(r.parent, r.name)
+      case 'rename':
+        this.#unmarkChild(r.parent, r.name)
+        return this.#unmarkChild(r.newparent, r.newname)
+      default:
+    }
+  }
+
+  #unmarkChild(parentId: number, name: string): void {
+    const parent = this.#nodes.get(parentId)
+    if (parent) this.#unmark(this.#nodes.child(parent, name))
+  }
+
+  /**
+   * A setattr answered in C, which copied the node's lower file up and made the change on the copy
+   * (see #markCopyable): the union takes the copy over, as if it had made it. Nothing came between
+   * that answer and this. The reply gave the attributes no time to live, as #replyAttr gives those
+   * of any copy not named yet.
+   */
+  #adoptCopy(r: Request & { op: 'setattr' }, copy: { fd: number; bytes: number; srcIno: number }): void {
+    const node = this.#nodes.get(r.ino)
+    const path = node && this.#nodes.path(node)
+    try {
+      if (!node || path === undefined) throw new Error(`node ${r.ino} has no name`)
+      node.cow = false
+      node.attrsExpired = true
+      this.#union.adoptCopySync(path, copy.fd, copy.bytes, copy.srcIno)
+      this.#invalidateSiblings(node.ino, node.id)
+    } catch (err) {
+      if (path === undefined) closeSync(copy.fd)
+      this.#options.log(`layerfs: a setattr answered in C lost its copy-up: ${err instanceof Error ? err.message : String(err)}`)
+    }
   }
 
   /**
@@ -319,7 +399,9 @@ export class LowLevelBridge {
         const { parent, path } = this.#childPath(r.parent, r.name)
         const attr = union.lookupSync(path)
         if (attr) {
-          session.replyEntry(r.req, this.#entry(this.#nodes.remember(parent, r.name, attr.ino), attr))
+          const node = this.#nodes.remember(parent, r.name, attr.ino)
+          session.replyEntry(r.req, this.#entry(node, attr))
+          if (this.#cow && (attr.mode & S_IFMT) === S_IFREG) this.#markCopyable(node, union.copyBehindSource(path, attr), attr.ino)
         } else if (this.#options.negativeTimeout > 0) {
           // A negative entry: the kernel caches the absence; every creation comes through us.
           session.replyEntry(r.req, { ...this.#entry(undefined, zeroAttr()), entryTimeout: this.#options.negativeTimeout })
@@ -553,6 +635,7 @@ export class LowLevelBridge {
       this.#union.releaseSync(fh)
       if (node) {
         this.#nodes.retire(node)
+        this.#unmark(node)
         if (node.fast) this.#session.fastDeny(nodeId)
       }
       this.#session.replyErr(req, ESTALE)
@@ -754,7 +837,7 @@ export class LowLevelBridge {
     // a second reader starts a new one. Offsets index the listing.
     let list = r.offset === 0 ? undefined : this.#listings.get(r.ino)
     if (!list) {
-      list = this.#union.readdirPlusSync(this.#path(this.#node(r.ino)))
+      list = this.#union.readdirPlusSync(this.#path(this.#node(r.ino)), this.#cow)
       this.#listings.delete(r.ino)
       if (this.#listings.size >= MAX_LISTINGS) this.#listings.delete(this.#listings.keys().next().value!)
       this.#listings.set(r.ino, list)
@@ -776,9 +859,11 @@ export class LowLevelBridge {
       return { name: e.name, entry: this.#entry(node, e.attr), next: r.offset + i + 1 }
     })
     const fit = this.#session.replyReaddirPlus(r.req, r.size, entries)
-    for (let i = fit; i < counted.length; i++) {
+    for (let i = 0; i < counted.length; i++) {
       const node = counted[i]
-      if (node) this.#nodes.forget(node.id, 1)
+      if (!node) continue
+      if (i >= fit) this.#nodes.forget(node.id, 1)
+      else if (slice[i]!.src !== undefined) this.#markCopyable(node, slice[i]!.src, slice[i]!.attr.ino)
     }
   }
 

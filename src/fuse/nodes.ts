@@ -24,6 +24,9 @@ export interface Node {
   opened: boolean
   /** Whether it was ever marked for opens answered in C (Session.fastAllow): it may have files open that way. */
   fast: boolean
+  /** Whether it may be marked for a setattr answered in C (Session.cowAllow): true until JS takes
+   *  the mark away or adopts the copy (the mark may be gone from C earlier). */
+  cow: boolean
   /** The last attributes the kernel was sent for it were given no time to live (a copy not named
    *  yet): it holds none valid, and a change needs no invalidation (see LowLevelBridge.#replyAttr). */
   attrsExpired: boolean
@@ -35,7 +38,7 @@ export interface Node {
 export const ROOT_ID = 1
 
 export class NodeTable {
-  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0, opened: false, fast: false, attrsExpired: false, cachedPath: '/', pathEpoch: 0 }
+  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0, opened: false, fast: false, cow: false, attrsExpired: false, cachedPath: '/', pathEpoch: 0 }
   readonly #byId = new Map<number, Node>([[ROOT_ID, this.root]])
   readonly #byName = new Map<string, Node>()
   /** Most inodes have one name: the node itself; a Set only for hard links (saves a Set per node). */
@@ -78,7 +81,7 @@ export class NodeTable {
     const key = nameKey(parent, name)
     let node = this.#byName.get(key)
     if (!node) {
-      node = { id: this.#next++, parent, name, lookups: 0, ino, opened: false, fast: false, attrsExpired: false, cachedPath: undefined, pathEpoch: -1 }
+      node = { id: this.#next++, parent, name, lookups: 0, ino, opened: false, fast: false, cow: false, attrsExpired: false, cachedPath: undefined, pathEpoch: -1 }
       this.#byId.set(node.id, node)
       this.#byName.set(key, node)
     }
@@ -94,7 +97,7 @@ export class NodeTable {
   /** A node for a file that never had a name (an O_TMPFILE open), with the kernel's one reference;
    *  like an unlinked file's, its path is undefined. */
   unnamed(ino: number): Node {
-    const node: Node = { id: this.#next++, parent: undefined, name: '', lookups: 1, ino, opened: false, fast: false, attrsExpired: false, cachedPath: undefined, pathEpoch: -1 }
+    const node: Node = { id: this.#next++, parent: undefined, name: '', lookups: 1, ino, opened: false, fast: false, cow: false, attrsExpired: false, cachedPath: undefined, pathEpoch: -1 }
     this.#byId.set(node.id, node)
     this.#indexIno(node)
     return node
@@ -110,6 +113,11 @@ export class NodeTable {
     if (node.parent && this.#byName.get(nameKey(node.parent, node.name)) === node) {
       this.#byName.delete(nameKey(node.parent, node.name))
     }
+  }
+
+  /** The node that answers for `name` in `parent`, if any. */
+  child(parent: Node, name: string): Node | undefined {
+    return this.#byName.get(nameKey(parent, name))
   }
 
   /** The name is gone (unlink, rmdir): the node, if any, no longer has a path. */

@@ -83,6 +83,9 @@ export type Request = {
       mtimeNsec: number
       killSuidgid: boolean
       waiting: number
+      /** `answered`: the copy-up C made and answered for (see Session.cowConfigure): its fd, its
+       *  bytes of data, and the lower file's inode number. */
+      copy?: { fd: number; bytes: number; srcIno: number }
     }
   | { op: 'readlink'; ino: number }
   | { op: 'mknod'; parent: number; name: string; mode: number; rdev: number }
@@ -204,7 +207,11 @@ interface Addon {
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
   fuseLlGranted(h: Handle): number
-  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number]
+  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number]
+  fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number): void
+  fuseLlCowRoom(h: Handle, room: number): void
+  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number): number
+  fuseLlCowDeny(h: Handle, node: number): void
   fuseLlFastAllow(h: Handle, node: number): number
   fuseLlFastDeny(h: Handle, node: number): number
   fuseLlFastOpens(h: Handle, node: number): number
@@ -308,6 +315,7 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
         req, ctx, op, ino, fh, valid: f[F.VALID]!, mode: f[F.ST_MODE]!, uid: f[F.ST_UID]!, gid: f[F.ST_GID]!,
         size: f[F.ST_SIZE]!, atimeSec: f[F.ATIME]!, atimeNsec: f[F.ATIME_NS]!, mtimeSec: f[F.MTIME]!, mtimeNsec: f[F.MTIME_NS]!,
         killSuidgid: f[F.KILL_SUIDGID] === 1, waiting: f[F.WAITING]!,
+        ...(f[F.ANSWERED] === 1 ? { answered: true, copy: { fd: f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]! } } : {}),
       }
     case 'readlink': case 'statfs':
       return { req, ctx, op, ino }
@@ -466,9 +474,35 @@ export class Session {
 
   /** The busy-polls of /dev/fuse (MountOptions.spinUs) run so far, those skipped because more
    *  threads than `spinCallers` sent the last requests, and that limit. */
-  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number } {
-    const [spins, spinsSkipped, spinCallers, fastOpens] = this.#n.fuseLlLoopStats(this.#h)
-    return { spins, spinsSkipped, spinCallers, fastOpens }
+  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number } {
+    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs] = this.#n.fuseLlLoopStats(this.#h)
+    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs }
+  }
+
+  /**
+   * Setattrs answered in C (native/fuse-ll-cow.c): a setattr changing only the mode, owner or times
+   * of a node marked with cowAllow copies its lower file up in C, into `workDir` (O_TMPFILE), and
+   * is answered there; JS then gets it as an answered setattr carrying the copy (Request's `copy`).
+   * Only files of at most `maxSize` bytes, and only while cowRoom allows.
+   */
+  cowConfigure(workDir: string | Buffer, maxSize: number): void {
+    this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize)
+  }
+
+  /** How many more copies C may make before it is told again. */
+  cowRoom(room: number): void {
+    this.#n.fuseLlCowRoom(this.#h, room)
+  }
+
+  /** Mark `node`, the lower file `src` (a host path), shown with inode number `shownIno`: its next
+   *  setattr may be answered in C. False when not configured or out of memory. */
+  cowAllow(node: number, src: string | Buffer, shownIno: number): boolean {
+    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno) === 1
+  }
+
+  /** The node's setattrs come as requests again. */
+  cowDeny(node: number): void {
+    this.#n.fuseLlCowDeny(this.#h, node)
   }
 
   /**

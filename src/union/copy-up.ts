@@ -63,6 +63,11 @@ export class Stager {
     return this.#fsync
   }
 
+  /** Where copies are made. */
+  get dir(): string {
+    return this.#dir
+  }
+
   /** Whether files are copied unnamed (O_TMPFILE) here, so far. */
   get unnamed(): boolean {
     return this.#unnamed

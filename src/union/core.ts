@@ -74,6 +74,8 @@ export class Core {
   readonly #inflight = new Map<string, Promise<Entry>>()
   /** See Union.onAttrChange. */
   onAttrChange: ((path: string) => void) | undefined
+  /** Told how many more copies may wait for their flush whenever that changes (see copyBehind). */
+  onCopyRoom: ((room: number) => void) | undefined
   /** Whether mknod of a char 0/0 works here; false after the first EPERM (then `.wh.` files). */
   #mknodWhiteouts = true
   /** Flush copies of files in batches, after the caller is answered where it can be (see #defer). */
@@ -197,6 +199,45 @@ export class Core {
     return { staged, st: sourceFrom(src, sourceStat) }
   }
 
+  /**
+   * Where a copy of a small lower file may be made outside the union, with a setattr's change on it,
+   * to be adopted as one of its own (adoptCopy): the work directory, the biggest file it may be
+   * for, and how many such copies may wait for their flush now (onCopyRoom tells the changes). Undefined where the union would not make such a copy itself (no flush behind, metacopy).
+   * The FUSE bridge answers such setattrs in C (native/fuse-ll-cow.c).
+   */
+  get copyBehind(): { dir: HostPath; maxSize: number; room: number } | undefined {
+    const stager = this.#stager
+    if (!this.upper || !stager || this.metacopy || !this.flushBehind || !stager.syncsData || !stager.unnamed) return undefined
+    return { dir: stager.dir, maxSize: COPY_NOW_MAX, room: DEFERRED_MAX - this.#deferred.size }
+  }
+
+  /** Whether a lower file, as listed or looked up, is one copyBehind is for (see there). */
+  copiesBehind(entry: Entry, size: number, nlink: number): boolean {
+    return entry.kind === 'file' && !inUpper(entry) && nlink === 1 && size <= COPY_NOW_MAX && this.upper !== undefined
+  }
+
+  /**
+   * Take over a copy of the lower file `rel` made outside the union (see copyBehind), held open as
+   * `fd`, of `bytes` bytes of data, from the lower inode `srcIno`: deferred as #stageBehind's are.
+   * Its caller has been answered already: a copy that cannot be taken (its directory cannot be
+   * copied up, or the name no longer means that file) is lost, as one whose flush fails.
+   */
+  adoptCopy(rel: string, fd: number, bytes: number, srcIno: number): void {
+    const started = performance.now()
+    const entry = this.resolver.resolve(rel)
+    try {
+      if (!entry || inUpper(entry) || entry.kind !== 'file') throw fsError('ESTALE', `/${rel} is no longer that lower file`)
+      this.ensureUpperDir(this.resolver.get(splitPath(rel)[0]))
+    } catch (err) {
+      closeSync(fd)
+      this.counters.lostCopies++
+      this.onAttrChange?.('/' + rel)
+      process.emitWarning(`layerfs: the copy-up of /${rel} was lost: ${err instanceof Error ? err.message : String(err)}`)
+      return
+    }
+    this.#copied(entry, { fd, bytes }, false, BigInt(srcIno), started, undefined, true)
+  }
+
   /** Whether the flush and name of this lower file's copy may wait (see #defer), if it has one link. */
   #defers(entry: Entry): boolean {
     return this.flushBehind && entry.kind === 'file' && this.stager.syncsData && this.stager.unnamed &&
@@ -223,6 +264,7 @@ export class Core {
     this.resolver.pin(entry)
     const copy: Deferred = { entry, bytes, flushed: false, moved }
     this.#deferred.set(entry.path, copy)
+    this.onCopyRoom?.(DEFERRED_MAX - this.#deferred.size)
     if (moved) {
       this.resolver.pinMissing(moved.from)
       this.#movedFrom.set(moved.from, copy)
@@ -403,6 +445,7 @@ export class Core {
     const rel = entry.path
     const fd = entry.staged!
     this.#deferred.delete(rel)
+    this.onCopyRoom?.(DEFERRED_MAX - this.#deferred.size)
     this.resolver.unpin(rel)
     if (moved) {
       this.#movedFrom.delete(moved.from)

@@ -53,6 +53,9 @@ export interface UnionOptions {
 export interface DirEntry {
   name: string
   attr: attrs.Attr
+  /** readdirPlusSync with `sources`: the host path of a lower file a copy may be made of outside the
+   *  union (see copyBehind). */
+  src?: HostPath
 }
 
 export interface StatFs {
@@ -195,9 +198,10 @@ export class Union {
     return this.readdirPlusSync(path)
   }
 
-  readdirPlusSync(path: string): DirEntry[] {
+  readdirPlusSync(path: string, sources = false): DirEntry[] {
     const rel = relPath(path)
-    const resolver = this.#core.resolver
+    const core = this.#core
+    const resolver = core.resolver
     const dir = resolver.get(rel)
     if (dir.kind !== 'dir') throw fsError('ENOTDIR', path)
     this.#core.settleListing(rel)
@@ -218,7 +222,8 @@ export class Union {
       const listing = listings.get(entry.layer)
       const at = listing ? listing.statsOffset(name) : -1
       if (at >= 0) {
-        out.push({ name, attr: attrs.attrFrom(entry, listing!.numbers, at) })
+        const attr = attrs.attrFrom(entry, listing!.numbers, at)
+        out.push(sources && core.copiesBehind(entry, attr.size, attr.nlink) ? { name, attr, src: entry.layer.path(entry.path) } : { name, attr })
         continue
       }
       try {
@@ -505,6 +510,33 @@ export class Union {
 
   symlinkSync(target: string, path: string, owner?: names.Owner): void {
     names.symlink(this.#core, target, this.#named(path), owner)
+  }
+
+  /**
+   * Setattrs of small lower files may be answered outside the union, which then adopts their copies
+   * (adoptCopySync): where to make them, how big a file may be and how many may wait for their
+   * flush now, or undefined when they may not be (see Core.copyBehind).
+   */
+  get copyBehind(): { dir: HostPath; maxSize: number; room: number } | undefined {
+    return this.#core.copyBehind
+  }
+
+  /** The host path of the object at `path`, with attributes `attr` (as looked up), when it is a
+   *  lower file copyBehind is for. */
+  copyBehindSource(path: string, attr: attrs.Attr): HostPath | undefined {
+    const entry = this.#core.resolver.resolve(relPath(path))
+    return entry && this.#core.copiesBehind(entry, attr.size, attr.nlink) ? entry.layer.path(entry.path) : undefined
+  }
+
+  /** Take over the copy of the lower file at `path` made outside the union (see Core.adoptCopy). */
+  adoptCopySync(path: string, fd: number, bytes: number, srcIno: number): void {
+    this.#core.adoptCopy(relPath(path), fd, bytes, srcIno)
+  }
+
+  /** Called with how many more copies may wait for their flush, whenever that changes (see
+   *  copyBehind). */
+  set onCopyRoom(listener: ((room: number) => void) | undefined) {
+    this.#core.onCopyRoom = listener
   }
 
   /** Called with a merged-view path whenever a change the kernel did not ask for alters what getattr

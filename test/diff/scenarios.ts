@@ -164,6 +164,54 @@ export const SCENARIOS: Scenario[] = [
     },
   ]),
 
+  ...group('setattrs answered in C', [
+    // A file the kernel has listed (readdirplus) or looked up is marked, and its next chmod, chown or
+    // utimes is copied up and answered in C (native/fuse-ll-cow.c). Anything that changes the file or
+    // its name first takes the mark away: the setattr must then see what that left, not the file
+    // below.
+    {
+      name: 'listed files removed and made again, or renamed, then changed',
+      layers: [{ 'd/f': 'lower f', 'd/g': 'lower g', 'd/k': 'lower k' }],
+      ops: [
+        ['readdir', 'd'],
+        ['unlink', 'd/f'], ['writeFile', 'd/f', 'new f'], ['chmod', 'd/f', 0o600], ['readFile', 'd/f'], ['stat', 'd/f'],
+        ['rename', 'd/g', 'd/h'], ['chmod', 'd/h', 0o640], ['readFile', 'd/h'], ['stat', 'd/g'],
+        ['writeFile', 'd/g', 'new g'], ['chown', 'd/g', 1000, 1000], ['readFile', 'd/g'], ['stat', 'd/g'],
+        ['rename', 'd/k', 'd/h'], ['utimes', 'd/h', T1, T2], ['readFile', 'd/h'], ['stat', 'd/h'],
+        ['readdir', 'd'],
+      ],
+    },
+    {
+      name: 'listed files written, given an xattr or a link, then changed',
+      layers: [{ 'd/f': 'lower f', 'd/g': { file: 'lower g', xattrs: { 'user.kept': 'yes' } }, 'd/l': 'lower l', 'd/t': 'lower t' }],
+      ops: [
+        ['readdir', 'd'],
+        ['appendFile', 'd/f', '!'], ['chmod', 'd/f', 0o600], ['readFile', 'd/f'], ['stat', 'd/f'],
+        ['setxattr', 'd/g', 'user.k', 'v'], ['chown', 'd/g', 1000, 1000], ['getxattr', 'd/g', 'user.k'],
+        ['getxattr', 'd/g', 'user.kept'], ['stat', 'd/g'],
+        ['link', 'd/l', 'd/l2'], ['chmod', 'd/l', 0o640], ['stat', 'd/l2'], ['readFile', 'd/l2'],
+        ['truncate', 'd/t', 2], ['utimes', 'd/t', T1, T2], ['readFile', 'd/t'], ['stat', 'd/t'],
+      ],
+    },
+    {
+      name: 'every file of a listed tree changed, hard-linked and big ones among them',
+      layers: [{
+        'a/s1': { file: 'small one', mode: 0o755, xattrs: { 'user.k': 'v' } }, 'a/s2': { file: 'small two', uid: 1000, gid: 1000 },
+        'a/big': { file: 'big', size: 100_000 }, 'a/h1': 'linked', 'a/h2': { hardlink: 'a/h1' }, 'a/b/c/deep': 'deep',
+        'a/b/e': { file: '', mode: 0o4755 }, 'a/sym': { symlink: 's1' },
+      }, { 'a/s3': 'from the lowest layer', 'a/s1': 'hidden' }],
+      ops: [
+        ['readdir', 'a'], ['readdir', 'a/b'], ['readdir', 'a/b/c'],
+        ['chmod', 'a/s1', 0o700], ['chown', 'a/s2', 0, 0], ['chmod', 'a/s3', 0o600], ['chmod', 'a/big', 0o600],
+        ['chmod', 'a/h1', 0o600], ['chown', 'a/b/c/deep', 1000, 1000], ['chmod', 'a/b/e', 0o4700],
+        ['utimes', 'a/s2', T1, T2], ['lchown', 'a/sym', 1000, 1000],
+        ['stat', 'a/s1'], ['stat', 'a/s2'], ['stat', 'a/s3'], ['stat', 'a/big'], ['stat', 'a/h1'], ['stat', 'a/h2'],
+        ['stat', 'a/b/c/deep'], ['stat', 'a/b/e'], ['lstat', 'a/sym'], ['getxattr', 'a/s1', 'user.k'],
+        ['readFile', 'a/s1'], ['readFile', 'a/s3'], ['readFile', 'a/big'], ['readFile', 'a/h2'], ['readFile', 'a/b/c/deep'],
+      ],
+    },
+  ]),
+
   ...group('metacopy=on', [
     // Metadata changes copy up metadata only (the data stays below until written); every later change
     // must see the lower bytes, as overlayfs does. Files only: the kernel's redirect_dir (which

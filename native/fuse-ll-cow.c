@@ -1,0 +1,179 @@
+/* Setattrs answered in C: the chmod, chown or touch of a small lower file, which copies it up
+ * (`chmod -R` and `chown -R` of an image's layer are made of them). Through JS such a setattr
+ * costs as much CPU again as its copy; here it is one call from request to reply.
+ *
+ * JS marks the nodes it may be done for (cowAllow: a lower regular file, with flush behind on and
+ * no ids mapped, listed by readdirplus or looked up), with the lower file's host path and the inode
+ * number JS shows for it. A setattr of such a node that changes only mode, owner or times and comes
+ * with no file handle is answered here when no request read before it still waits for JS (and,
+ * when it asks to clear set-ID bits, when the copy has none left): the copy is made as Core.#stageBehind makes it (copy_small_unnamed: O_TMPFILE
+ * in the work directory, the change folded in, origin and times, no flush), and the reply carries
+ * its attributes with no time to live, as JS gives those of a copy not named yet. The node's mark
+ * goes whatever happens. A file that turns out too big or hard-linked, or a copy that fails, goes
+ * to JS as a request, which copies it up its own way (or reports the error).
+ *
+ * JS then gets a record in the request's place, marked answered: a setattr whose fh is the copy's
+ * fd, whose size is the bytes copied and whose offset is the lower file's inode number. It adopts
+ * the copy as if it had made it (Core.adoptCopy: deferred, flushed and named with the others). No
+ * request can come between the reply and the adoption: the record is queued first, and JS takes
+ * records in order.
+ *
+ * What JS keeps in step (ll-bridge.ts): before any request that may change a marked node or its name
+ * (a setattr JS answers, an open for writing, xattrs, link, unlink, rename), and when it forgets
+ * the node, it takes the mark away (cowDeny). And it tells C how many more copies may wait for
+ * their flush (cowRoom), as Core bounds them. */
+#include "fuse-ll.h"
+#include "op.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Clear set-ID bits (FATTR_KILL_SUIDGID, killpriv v2: every chown of a file asks for it). */
+#define COW_KILL (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID)
+/* The changes answered here; anything else (a size, a file handle, ctime) goes to JS. */
+#define COW_VALID \
+    (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | \
+     FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | COW_KILL)
+
+/* Nodes marked at most: the oldest marks go first (a walk marks every file it lists). */
+#define COW_MAX 16384
+
+static void unmark(fll_session *s, fll_fast_node *n) {
+    free(n->src);
+    n->src = NULL;
+    fll_node_drop_unused(s, n);
+}
+
+static struct timespec time_arg(const struct stat *attr, int to_set, int set, int now, int atime) {
+    struct timespec t = {0, UTIME_OMIT};
+    if (to_set & now) t.tv_nsec = UTIME_NOW;
+    else if (to_set & set) t = atime ? attr->st_atim : attr->st_mtim;
+    return t;
+}
+
+int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
+                    const struct fuse_file_info *fi) {
+    if (!s->cow_dir || s->cow_room == 0 || s->head || fi || (to_set & ~COW_VALID)) return 0;
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (!n || !n->src) return 0;
+    struct timespec times[2] = {
+        time_arg(attr, to_set, FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW, 1),
+        time_arg(attr, to_set, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW, 0),
+    };
+    double src[ST_FIELDS];
+    int fd = -1;
+    int64_t bytes = 0;
+    int err = copy_small_unnamed(n->src, s->cow_dir, s->cow_limit, to_set & FUSE_SET_ATTR_UID ? (int64_t)attr->st_uid : -1,
+                                 to_set & FUSE_SET_ATTR_GID ? (int64_t)attr->st_gid : -1,
+                                 to_set & FUSE_SET_ATTR_MODE ? (int64_t)(attr->st_mode & 07777) : -1, times, src, &fd, &bytes);
+    uint64_t shown = n->shown;
+    unmark(s, n);
+    if (err || fd < 0) return 0;
+    struct stat st;
+    fll_rec *r = calloc(1, sizeof *r);
+    /* killpriv (every chown asks for it): the copy's own chown cleared setuid and setgid as the
+     * kernel clears them; what JS would still clear it checks by the mode, which only a set-ID
+     * bit left over leaves to it. */
+    if (!r || fstat(fd, &st) < 0 || ((s->kill_suidgid || (to_set & COW_KILL)) && (st.st_mode & (S_ISUID | S_ISGID)))) {
+        free(r);
+        close(fd);
+        return 0;
+    }
+    st.st_ino = shown;
+    st.st_nlink = 1;
+    r->kind = FLL_SETATTR;
+    r->ino = ino;
+    r->fh = (uint64_t)fd; /* with no has_fh: it is the copy's fd, no file handle of the kernel's */
+    r->size = (size_t)bytes;
+    r->offset = (int64_t)src[ST_INO];
+    r->valid = (uint32_t)to_set;
+    r->st = *attr;
+    s->cow_room--;
+    s->cow_setattrs++;
+    FLL_SEND(s, req, fuse_reply_attr(req, &st, 0.0));
+    fll_push(s, r);
+    return 1;
+}
+
+void fll_cow_free(fll_session *s) {
+    free(s->cow_dir);
+    s->cow_dir = NULL;
+    free(s->cow_ring);
+    s->cow_ring = NULL;
+}
+
+/* cowConfigure(handle, workDir, maxSize): setattrs of marked nodes may be answered in C, their copies
+ * made in workDir, for files of at most maxSize bytes. */
+napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3];
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+    fll_session *s = fll_unwrap(env, argv[0]);
+    int64_t limit;
+    if (!s || !fll_int(env, argv[2], "maxSize", 0, 9007199254740991.0, &limit)) return NULL;
+    char *dir = fll_string(env, argv[1], "workDir");
+    if (!dir) return NULL;
+    uint64_t *ring = s->cow_ring ? s->cow_ring : calloc(COW_MAX, sizeof *ring);
+    if (!ring) {
+        free(dir);
+        napi_throw_error(env, "ENOMEM", "out of memory");
+        return NULL;
+    }
+    free(s->cow_dir);
+    s->cow_dir = dir;
+    s->cow_ring = ring;
+    s->cow_limit = limit;
+    return NULL;
+}
+
+/* cowRoom(handle, n): how many more copies may be made in C before JS says again. */
+napi_value fll_js_cow_room(napi_env env, napi_callback_info info) {
+    int64_t n;
+    fll_session *s = fll_session_and_int(env, info, "room", 0, 4294967295.0, &n);
+    if (s) s->cow_room = (uint32_t)n;
+    return NULL;
+}
+
+/* cowAllow(handle, node, src, shownIno) → 1, or 0 when not configured or out of memory. */
+napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
+    size_t argc = 4;
+    napi_value argv[4];
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+    fll_session *s = fll_unwrap(env, argv[0]);
+    int64_t ino, shown;
+    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &ino) ||
+        !fll_int(env, argv[3], "shownIno", 0, 9007199254740991.0, &shown))
+        return NULL;
+    if (!s->cow_ring) return fll_int32(env, 0);
+    char *src = fll_string(env, argv[2], "src");
+    if (!src) return NULL;
+    fll_fast_node *n = fll_node_add(s, (uint64_t)ino);
+    if (!n) {
+        free(src);
+        return fll_int32(env, 0);
+    }
+    free(n->src);
+    n->src = src;
+    n->shown = (uint64_t)shown;
+    /* The mark COW_MAX marks ago goes (if it is still there: it may have been used or denied). */
+    uint64_t old = s->cow_ring[s->cow_next];
+    s->cow_ring[s->cow_next] = (uint64_t)ino;
+    s->cow_next = (s->cow_next + 1) % COW_MAX;
+    if (old && old != (uint64_t)ino) {
+        fll_fast_node *o = fll_node_find(s, old);
+        if (o && o->src) unmark(s, o);
+    }
+    return fll_int32(env, 1);
+}
+
+/* cowDeny(handle, node): the node's setattrs go to JS again. */
+napi_value fll_js_cow_deny(napi_env env, napi_callback_info info) {
+    int64_t ino;
+    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
+    if (!s) return NULL;
+    fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
+    if (n && n->src) unmark(s, n);
+    return NULL;
+}
