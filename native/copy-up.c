@@ -24,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -218,6 +219,14 @@ static int create_file(const char *tmp, int flags, int *linked) {
     return open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
+/* Whether the first byte of `fd` is in the page cache: a read that may not wait for the disk
+ * (RWF_NOWAIT) gets it. Where the kernel refuses the flag, say yes. */
+static int page_cached(int fd) {
+    char byte;
+    struct iovec iov = {&byte, 1};
+    return preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0 || errno != EAGAIN;
+}
+
 static int make_object(op *o, const struct stat *st, int *out, int *linked) {
     const char *src = o->path, *tmp = o->dest;
     *linked = 1;
@@ -231,6 +240,7 @@ static int make_object(op *o, const struct stat *st, int *out, int *linked) {
         const char *from = o->size > 0 ? (const char *)o->data : src;
         int in = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (in < 0) return errno;
+        if (o->flags & STAGE_SMALL) o->cold = !page_cached(in);
         struct stat data_st;
         blkcnt_t blocks = st->st_blocks; /* of the bytes' own file: a metacopy's upper file has none */
         if (o->size > 0) blocks = fstat(in, &data_st) == 0 ? data_st.st_blocks : 0;
@@ -458,13 +468,14 @@ napi_value js_stage_small_unnamed_sync(napi_env env, napi_callback_info info) {
 }
 
 int copy_small_unnamed(const char *src, const char *dir, int64_t limit, int64_t uid, int64_t gid, int64_t mode,
-                       const struct timespec times[2], double *numbers, int *fd, int64_t *bytes) {
+                       const struct timespec times[2], double *numbers, int *fd, int64_t *bytes, int *cold) {
     op o = {.path = (char *)src, .dest = (char *)dir, .fd = -1, .fd2 = -1, .mode = KIND_FILE, .flags = STAGE_DATA,
             .limit = limit, .off = uid, .off2 = gid, .len = mode, .times = {times[0], times[1]}, .numbers = numbers};
     int err = stage_small_exec(&o);
     free(o.name); /* the origin own_origin made; path and dest are the caller's */
     *fd = err ? -1 : o.fd;
     *bytes = o.ret;
+    *cold = o.cold;
     return err;
 }
 

@@ -13,7 +13,8 @@
  * to JS as a request, which copies it up its own way (or reports the error).
  *
  * JS then gets a record in the request's place, marked answered: a setattr whose fh is the copy's
- * fd, whose size is the bytes copied and whose offset is the lower file's inode number. It adopts
+ * fd, whose size is the bytes copied, whose offset is the lower file's inode number and whose flags
+ * are 1 when its data had to be read from the disk (JS then reads the next files ahead). It adopts
  * the copy as if it had made it (Core.adoptCopy: deferred, flushed and named with the others). No
  * request can come between the reply and the adoption: the record is queued first, and JS takes
  * records in order.
@@ -63,11 +64,11 @@ int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct
         time_arg(attr, to_set, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW, 0),
     };
     double src[ST_FIELDS];
-    int fd = -1;
+    int fd = -1, cold = 0;
     int64_t bytes = 0;
     int err = copy_small_unnamed(n->src, s->cow_dir, s->cow_limit, to_set & FUSE_SET_ATTR_UID ? (int64_t)attr->st_uid : -1,
                                  to_set & FUSE_SET_ATTR_GID ? (int64_t)attr->st_gid : -1,
-                                 to_set & FUSE_SET_ATTR_MODE ? (int64_t)(attr->st_mode & 07777) : -1, times, src, &fd, &bytes);
+                                 to_set & FUSE_SET_ATTR_MODE ? (int64_t)(attr->st_mode & 07777) : -1, times, src, &fd, &bytes, &cold);
     uint64_t shown = n->shown;
     unmark(s, n);
     if (err || fd < 0) return 0;
@@ -89,6 +90,7 @@ int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct
     r->size = (size_t)bytes;
     r->offset = (int64_t)src[ST_INO];
     r->valid = (uint32_t)to_set;
+    r->flags = (uint32_t)cold;
     r->st = *attr;
     s->cow_room--;
     s->cow_setattrs++;

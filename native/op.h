@@ -39,6 +39,7 @@ struct op {
     int64_t limit;   /* an op's bound (a copy's largest size) */
 
     int64_t ret; /* numeric result for op_done_number */
+    int cold;    /* a copy-up found its source's first page not in the page cache (STAGE_SMALL) */
     int absent;  /* op_run_sync: this errno is an answer ("nothing there"), returned as undefined
                   * instead of thrown: an exception costs more than the syscall */
 };
@@ -79,9 +80,9 @@ void stat_numbers(double *out, const struct stat *st);
  * copy of SRC, made with O_TMPFILE in DIR, with the caller's change (uid, gid, mode: -1 for none;
  * times: UTIME_OMIT for none). 0 with *fd -1 when declined (not a regular file with one link of at
  * most `limit` bytes), 0 with the copy's fd and its bytes, or an errno (nothing left behind).
- * `numbers` receives SRC's lstat (ST_FIELDS). */
+ * `numbers` receives SRC's lstat (ST_FIELDS); *cold whether its data had to be read from the disk. */
 int copy_small_unnamed(const char *src, const char *dir, int64_t limit, int64_t uid, int64_t gid, int64_t mode,
-                       const struct timespec times[2], double *numbers, int *fd, int64_t *bytes);
+                       const struct timespec times[2], double *numbers, int *fd, int64_t *bytes, int *cold);
 
 napi_status op_done_undefined(napi_env env, op *o, napi_value *out);
 napi_status op_done_number(napi_env env, op *o, napi_value *out);

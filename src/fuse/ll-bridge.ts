@@ -316,7 +316,7 @@ export class LowLevelBridge {
    * that answer and this. The reply gave the attributes no time to live, as #replyAttr gives those
    * of any copy not named yet.
    */
-  #adoptCopy(r: Request & { op: 'setattr' }, copy: { fd: number; bytes: number; srcIno: number }): void {
+  #adoptCopy(r: Request & { op: 'setattr' }, copy: { fd: number; bytes: number; srcIno: number; cold: boolean }): void {
     const node = this.#nodes.get(r.ino)
     const path = node && this.#nodes.path(node)
     try {
@@ -325,6 +325,8 @@ export class LowLevelBridge {
       node.attrsExpired = true
       this.#union.adoptCopySync(path, copy.fd, copy.bytes, copy.srcIno)
       this.#invalidateSiblings(node.ino, node.id)
+      // chmod -R of a layer not in the page cache reads its files one after another, as a reader does.
+      if (copy.cold) this.#uncachedRead(node)
     } catch (err) {
       if (path === undefined) closeSync(copy.fd)
       this.#options.log(`layerfs: a setattr answered in C lost its copy-up: ${err instanceof Error ? err.message : String(err)}`)
@@ -668,7 +670,9 @@ export class LowLevelBridge {
     if (this.#readBuffer.length < size) this.#readBuffer = Buffer.allocUnsafeSlow(size)
     let head
     try {
-      head = this.#union.readHead(fh, this.#readBuffer, size, alone, () => this.#uncachedOpen(node))
+      head = this.#union.readHead(fh, this.#readBuffer, size, alone, () => {
+        if (this.#opens - this.#lastSharedOpen >= SOLO_OPENS) this.#uncachedRead(node)
+      })
     } catch {
       return // the read that follows reports it
     }
@@ -678,16 +682,17 @@ export class LowLevelBridge {
   }
 
   /**
-   * A first open had to wait for the disk. When the one before it did too, in the same directory,
-   * a reader is going through the directory's files uncached (grep -r, tar, cp -r): the next ones
-   * are read ahead on the thread pool while it reads this one. Two more such opens there read
-   * further ahead. Only for a lone reader (the last SOLO_OPENS opens each came alone): with several
-   * readers the disk is busy already, and a pool thread reading ahead delays their reads (reading
-   * every small file of the full fixture with 8 in flight took 15% longer).
+   * A first open, or a copy-up answered in C, had to wait for the disk. When the one before it did
+   * too, in the same directory, a reader is going through the directory's files uncached (grep -r,
+   * tar, cp -r; chmod -R, chown -R of a layer): the next ones are read ahead on the thread pool
+   * while it reads this one. Two more such reads there read further ahead. Opens only for a lone
+   * reader (the last SOLO_OPENS opens each came alone): with several readers the disk is busy
+   * already, and a pool thread reading ahead delays their reads (reading every small file of the
+   * full fixture with 8 in flight took 15% longer). A copy answered in C came alone.
    */
-  #uncachedOpen(node: Node): void {
+  #uncachedRead(node: Node): void {
     const dir = node.parent
-    if (!dir || this.#opens - this.#lastSharedOpen < SOLO_OPENS) return
+    if (!dir) return
     if (this.#uncachedDir !== dir.id) {
       this.#uncachedDir = dir.id
       return

@@ -84,8 +84,8 @@ export type Request = {
       killSuidgid: boolean
       waiting: number
       /** `answered`: the copy-up C made and answered for (see Session.cowConfigure): its fd, its
-       *  bytes of data, and the lower file's inode number. */
-      copy?: { fd: number; bytes: number; srcIno: number }
+       *  bytes of data, the lower file's inode number, and whether its data was read from the disk. */
+      copy?: { fd: number; bytes: number; srcIno: number; cold: boolean }
     }
   | { op: 'readlink'; ino: number }
   | { op: 'mknod'; parent: number; name: string; mode: number; rdev: number }
@@ -315,7 +315,7 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
         req, ctx, op, ino, fh, valid: f[F.VALID]!, mode: f[F.ST_MODE]!, uid: f[F.ST_UID]!, gid: f[F.ST_GID]!,
         size: f[F.ST_SIZE]!, atimeSec: f[F.ATIME]!, atimeNsec: f[F.ATIME_NS]!, mtimeSec: f[F.MTIME]!, mtimeNsec: f[F.MTIME_NS]!,
         killSuidgid: f[F.KILL_SUIDGID] === 1, waiting: f[F.WAITING]!,
-        ...(f[F.ANSWERED] === 1 ? { answered: true, copy: { fd: f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]! } } : {}),
+        ...(f[F.ANSWERED] === 1 ? { answered: true, copy: { fd: f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: f[F.FLAGS] === 1 } } : {}),
       }
     case 'readlink': case 'statfs':
       return { req, ctx, op, ino }

@@ -14,6 +14,8 @@ export interface DaemonStats {
   loop?: { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number }
   /** Files the union holds open. */
   openFiles: number
+  /** Copy-ups answered and not yet flushed and named. */
+  deferredCopies: number
 }
 
 export async function statsOf(mnt: string): Promise<DaemonStats> {

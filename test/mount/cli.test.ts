@@ -161,17 +161,20 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
 
   it('reports statistics of a live mount', async () => {
     await fresh()
+    await writeFile(join(lower, 'chmodded'), 'x')
     mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, mnt], mnt))
     await writeFile(join(mnt, 'etc-hosts'), 'x')
+    await chmod(join(mnt, 'chmodded'), 0o600) // looked up, then copied up and answered in C
     const r = await layerfs(['stats', mnt, '--json'])
     expect(r.code).toBe(0)
     const stats = JSON.parse(r.stdout) as { copyUps: { copyUps: number }; ops: Record<string, number> }
-    expect(stats.copyUps.copyUps).toBe(1)
+    expect(stats.copyUps.copyUps).toBe(2)
     expect(stats.ops.open).toBeGreaterThan(0)
     // The text form names the same numbers.
     const text = await layerfs(['stats', mnt])
     expect(text.code).toBe(0)
-    expect(text.stdout).toMatch(/^copy-ups +1 /m)
+    expect(text.stdout).toMatch(/^copy-ups +2 /m)
+    expect(text.stdout).toMatch(/^answered in C +\d+ opens for reading, 1 setattrs that copied up$/m)
     expect(text.stdout).toMatch(/^passthrough +(on|off) +\(\d+ opens passed through\)$/m)
     const loop = (JSON.parse(r.stdout) as { loop: { spins: number; spinsSkipped: number; spinCallers: number } }).loop
     // (Counts move between the two readings: each is a request from another process.)

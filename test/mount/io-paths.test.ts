@@ -166,6 +166,31 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     for (const name of names) expect((await readFile(join(mnt, 'dir', name))).equals(blobs[Number(name.slice(1))]!)).toBe(true)
   })
 
+  it.skipIf(!isRoot)('reads ahead the next files of a directory whose files chmod copies up uncached', async () => {
+    const blobs = Array.from({ length: 24 }, () => randomBytes(8192))
+    const { mnt, lowers, upper } = await mountStack(async (top) => {
+      await mkdir(join(top, 'dir'))
+      for (const [i, blob] of blobs.entries()) await writeFile(join(top, 'dir', `f${i}`), blob)
+    })
+    execFileSync('sync')
+    expect(dropCaches()).toBe(true)
+    const names = await readdir(join(mnt, 'dir')) // in the order chmod -R goes through them
+    const cached = (name: string): boolean =>
+      Number(execFileSync('fincore', ['-b', '-n', '-o', 'RES', join(lowers[0]!, 'dir', name)], { encoding: 'utf8' }).trim()) === 8192
+    const later = names.slice(2)
+    expect(later.filter(cached)).toEqual([])
+    const before = await statsOf(mnt)
+    // Two copy-ups (answered in C) that read their data from the disk: the others follow on the pool.
+    for (const name of names.slice(0, 2)) await chmod(join(mnt, 'dir', name), 0o600)
+    expect((await statsOf(mnt)).loop!.cowSetattrs - before.loop!.cowSetattrs).toBe(2)
+    for (let i = 0; i < 500 && !later.every(cached); i++) await new Promise((r) => setTimeout(r, 20))
+    expect(later.filter((name) => !cached(name))).toEqual([])
+    // Read ahead, not copied up: only the two are in the upper layer once flushed.
+    for (const name of names) expect((await readFile(join(mnt, 'dir', name))).equals(blobs[Number(name.slice(1))]!)).toBe(true)
+    for (let i = 0; i < 250 && (await statsOf(mnt)).deferredCopies > 0; i++) await new Promise((r) => setTimeout(r, 20))
+    expect((await readdir(join(upper, 'dir'))).sort()).toEqual(names.slice(0, 2).sort())
+  })
+
   it('writes small and big pieces into the upper layer, byte for byte', async () => {
     const { mnt, upper } = await mountStack(async (top) => {
       await writeFile(join(top, 'lowfile'), 'lower bytes\n')

@@ -9,7 +9,7 @@ type Stats = UnionStats & {
   passthrough?: string
   passedThrough?: number
   killpriv?: boolean
-  loop?: { spins: number; spinsSkipped: number; spinCallers: number }
+  loop?: { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number }
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -45,7 +45,10 @@ export async function run(args: string[]): Promise<number> {
   ]
   if (stats.passthrough !== undefined) lines.push(`passthrough  ${stats.passthrough}  (${stats.passedThrough ?? 0} opens passed through)`)
   if (stats.killpriv !== undefined) lines.push(`killpriv v2  ${stats.killpriv ? 'on' : 'off'}  (${stats.killpriv ? 'setuid/setgid cleared by the daemon' : 'the kernel asks before each write and chown'})`)
-  if (stats.loop !== undefined) lines.push(`busy-polls   ${stats.loop.spins}  (${stats.loop.spinsSkipped} skipped with more calling threads than ${stats.loop.spinCallers})`)
+  if (stats.loop !== undefined) {
+    lines.push(`busy-polls   ${stats.loop.spins}  (${stats.loop.spinsSkipped} skipped with more calling threads than ${stats.loop.spinCallers})`)
+    lines.push(`answered in C  ${stats.loop.fastOpens} opens for reading, ${stats.loop.cowSetattrs} setattrs that copied up`)
+  }
   process.stdout.write(lines.join('\n') + '\n')
   return 0
 }
