@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -109,26 +110,44 @@ static napi_value rw_nowait(napi_env env, napi_callback_info info, int writing) 
 napi_value js_pread_nowait(napi_env env, napi_callback_info info) { return rw_nowait(env, info, 0); }
 napi_value js_pwrite_nowait(napi_env env, napi_callback_info info) { return rw_nowait(env, info, 1); }
 
-/* Starts reading small files into the page cache: o->data holds NUL-terminated paths back to back;
- * each regular file of 1 to o->len bytes is read ahead whole (readahead(2) queues the reads and
- * returns). Paths that fail are skipped: whoever reads them later gets the error. The count of
- * files read ahead. */
+/* Reads small files into the page cache: o->data holds NUL-terminated paths back to back; each
+ * regular file of 1 to o->len bytes is read whole. readahead(2) queues them all first, so the disk
+ * gets them together; then each is read on this pool thread, since the block layer may drop
+ * readahead I/O when its queue is busy (the second pass then reads what was dropped; else it finds
+ * the pages cached). Paths that fail are skipped: whoever reads them later gets the error. The
+ * count of files read. */
+#define PREFETCH_CHUNK (64 * 1024)
+#define PREFETCH_MAX 256
+
 static int prefetch_exec(op *o) {
     const char *p = o->data, *end = p + o->size;
-    int64_t count = 0;
-    while (p < end) {
+    int fds[PREFETCH_MAX];
+    off_t sizes[PREFETCH_MAX];
+    int n = 0;
+    while (p < end && n < PREFETCH_MAX) {
         size_t len = strnlen(p, (size_t)(end - p));
         if (len == (size_t)(end - p)) break; /* no NUL: not a path */
         int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd >= 0) {
-            struct stat st;
-            if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && st.st_size <= o->len &&
-                readahead(fd, 0, (size_t)st.st_size) == 0)
-                count++;
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && st.st_size <= o->len &&
+            readahead(fd, 0, (size_t)st.st_size) == 0) {
+            fds[n] = fd;
+            sizes[n++] = st.st_size;
+        } else if (fd >= 0) {
             close(fd);
         }
         p += len + 1;
     }
+    char *buf = n > 0 ? malloc(PREFETCH_CHUNK) : NULL;
+    int64_t count = 0;
+    for (int i = 0; i < n; i++) {
+        off_t at = 0;
+        ssize_t got;
+        while (buf && at < sizes[i] && (got = pread(fds[i], buf, PREFETCH_CHUNK, at)) > 0) at += got;
+        if (at >= sizes[i]) count++;
+        close(fds[i]);
+    }
+    free(buf);
     o->ret = count;
     return 0;
 }
