@@ -75,6 +75,8 @@ export interface UnionStats {
   openFiles: number
   /** Copy-ups answered and not yet flushed and named (flushBehind). */
   deferredCopies: number
+  /** Files read ahead (prefetch), counted once read. */
+  prefetched: number
 }
 
 /** The work directory's scratch area; the same name overlayfs uses, so either can clean up after the other. */
@@ -82,6 +84,8 @@ const WORK_SUBDIR = 'work'
 
 export class Union {
   readonly #core: Core
+  /** See UnionStats.prefetched. */
+  #prefetched = 0
 
   private constructor(core: Core) {
     this.#core = core
@@ -144,7 +148,7 @@ export class Union {
 
   stats(): UnionStats {
     const core = this.#core
-    return { cache: core.resolver.stats, copyUps: { ...core.counters }, openFiles: core.handles.size, deferredCopies: core.deferredCopies }
+    return { cache: core.resolver.stats, copyUps: { ...core.counters }, openFiles: core.handles.size, deferredCopies: core.deferredCopies, prefetched: this.#prefetched }
   }
 
   // The read side never waits: getattr, readlink, readdir, statfs, xattr reads, opens that need no
@@ -304,7 +308,7 @@ export class Union {
     } catch {
       return // gone or unreadable: nothing to read ahead
     }
-    if (paths.length > 0) prefetch(paths, maxSize).catch(() => {})
+    if (paths.length > 0) prefetch(paths, maxSize).then((n) => { this.#prefetched += n }, () => {})
   }
 
   /**

@@ -16,6 +16,8 @@ export interface DaemonStats {
   openFiles: number
   /** Copy-ups answered and not yet flushed and named. */
   deferredCopies: number
+  /** Files read ahead, counted once read. */
+  prefetched: number
 }
 
 export async function statsOf(mnt: string): Promise<DaemonStats> {

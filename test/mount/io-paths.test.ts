@@ -18,6 +18,18 @@ const isRoot = process.getuid?.() === 0
 if (fuse.ok && !isRoot) console.warn('skipping the read-ahead mount test: dropping the page cache needs root')
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
 
+/**
+ * Waits until the daemon has read `files` ahead (its count of files read ahead; up to 40 s: behind
+ * the writeback of earlier tests a pool thread's reads have taken over 10 s), then expects every
+ * one of them in the page cache.
+ */
+async function readAhead(mnt: string, files: string[], cached: (name: string) => boolean): Promise<void> {
+  const deadline = Date.now() + 40_000
+  while (Date.now() < deadline && (await statsOf(mnt)).prefetched < files.length) await new Promise((r) => setTimeout(r, 100))
+  expect((await statsOf(mnt)).prefetched).toBeGreaterThanOrEqual(files.length)
+  expect(files.filter((name) => !cached(name))).toEqual([])
+}
+
 /** Drops clean page cache, dentries and inodes (root only): the next read of a file must go to the disk. */
 function dropCaches(): boolean {
   try {
@@ -160,11 +172,9 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     expect(later.filter(cached)).toEqual([])
     // Two files read uncached: the others follow on the thread pool.
     for (const name of names.slice(0, 2)) await readFile(join(mnt, 'dir', name))
-    // At most 10 s: under heavy I/O from elsewhere the pool's reads can take seconds.
-    for (let i = 0; i < 500 && !later.every(cached); i++) await new Promise((r) => setTimeout(r, 20))
-    expect(later.filter((name) => !cached(name))).toEqual([])
+    await readAhead(mnt, later, cached)
     for (const name of names) expect((await readFile(join(mnt, 'dir', name))).equals(blobs[Number(name.slice(1))]!)).toBe(true)
-  })
+  }, 90_000)
 
   it.skipIf(!isRoot)('reads ahead the next files of a directory whose files chmod copies up uncached', async () => {
     const blobs = Array.from({ length: 24 }, () => randomBytes(8192))
@@ -183,13 +193,12 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     // Two copy-ups (answered in C) that read their data from the disk: the others follow on the pool.
     for (const name of names.slice(0, 2)) await chmod(join(mnt, 'dir', name), 0o600)
     expect((await statsOf(mnt)).loop!.cowSetattrs - before.loop!.cowSetattrs).toBe(2)
-    for (let i = 0; i < 500 && !later.every(cached); i++) await new Promise((r) => setTimeout(r, 20))
-    expect(later.filter((name) => !cached(name))).toEqual([])
+    await readAhead(mnt, later, cached)
     // Read ahead, not copied up: only the two are in the upper layer once flushed.
     for (const name of names) expect((await readFile(join(mnt, 'dir', name))).equals(blobs[Number(name.slice(1))]!)).toBe(true)
     for (let i = 0; i < 250 && (await statsOf(mnt)).deferredCopies > 0; i++) await new Promise((r) => setTimeout(r, 20))
     expect((await readdir(join(upper, 'dir'))).sort()).toEqual(names.slice(0, 2).sort())
-  })
+  }, 90_000)
 
   it('writes small and big pieces into the upper layer, byte for byte', async () => {
     const { mnt, upper } = await mountStack(async (top) => {
