@@ -112,9 +112,9 @@ napi_value js_pwrite_nowait(napi_env env, napi_callback_info info) { return rw_n
 
 /* Reads small files into the page cache: o->data holds NUL-terminated paths back to back; each
  * regular file of 1 to o->len bytes is read whole. readahead(2) queues them all first, so the disk
- * gets them together; then each is read on this pool thread, since the block layer may drop
- * readahead I/O when its queue is busy (the second pass then reads what was dropped; else it finds
- * the pages cached). Paths that fail are skipped: whoever reads them later gets the error. The
+ * gets them together; then each is read on this pool thread, since readahead is advisory (the
+ * kernel may read less than asked): the second pass reads what it left, and otherwise finds the
+ * pages cached. Paths that fail are skipped: whoever reads them later gets the error. The
  * count of files read. */
 #define PREFETCH_CHUNK (64 * 1024)
 #define PREFETCH_MAX 256
