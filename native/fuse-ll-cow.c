@@ -6,9 +6,10 @@
  * no ids mapped, listed by readdirplus or looked up), with the lower file's host path and the inode
  * number JS shows for it. A setattr of such a node that changes only mode, owner or times and comes
  * with no file handle is answered here when no request read before it still waits for JS (and,
- * when it asks to clear set-ID bits, when the copy has none left): the copy is made as Core.#stageBehind makes it (copy_small_unnamed: O_TMPFILE
- * in the work directory, the change folded in, origin and times, no flush), and the reply carries
- * its attributes with no time to live, as JS gives those of a copy not named yet. The node's mark
+ * when it asks to clear set-ID bits, when the copy has none left): the copy is made as
+ * Core.#stageBehind makes it (copy_small_unnamed: O_TMPFILE in the work directory, the change
+ * folded in, origin and times, no flush), and the reply carries its attributes with no time to
+ * live, as JS gives those of a copy not named yet. The node's mark
  * goes whatever happens. A file that turns out too big or hard-linked, or a copy that fails, goes
  * to JS as a request, which copies it up its own way (or reports the error).
  *
@@ -159,13 +160,16 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     free(n->src);
     n->src = src;
     n->shown = (uint64_t)shown;
-    /* The mark COW_MAX marks ago goes (if it is still there: it may have been used or denied). */
-    uint64_t old = s->cow_ring[s->cow_next];
-    s->cow_ring[s->cow_next] = (uint64_t)ino;
-    s->cow_next = (s->cow_next + 1) % COW_MAX;
+    /* The mark made COW_MAX marks ago goes, unless it was used, denied or made again since (the
+     * node's ring slot is then another). */
+    uint32_t slot = s->cow_next;
+    uint64_t old = s->cow_ring[slot];
+    s->cow_ring[slot] = (uint64_t)ino;
+    s->cow_next = (slot + 1) % COW_MAX;
+    n->cow_at = slot;
     if (old && old != (uint64_t)ino) {
         fll_fast_node *o = fll_node_find(s, old);
-        if (o && o->src) unmark(s, o);
+        if (o && o->src && o->cow_at == slot) unmark(s, o);
     }
     return fll_int32(env, 1);
 }

@@ -106,6 +106,7 @@ typedef struct {
     uint8_t allowed, watched;
     char *src;      /* owned: the lower file a setattr may copy up in C; NULL: none */
     uint64_t shown; /* with src: the st_ino JS shows for the node */
+    uint32_t cow_at; /* with src: its slot in cow_ring */
 } fll_fast_node;
 
 /* The last requests, by sender: how many threads are calling at once (see on_readable). */

@@ -202,8 +202,9 @@ export class Core {
   /**
    * Where a copy of a small lower file may be made outside the union, with a setattr's change on it,
    * to be adopted as one of its own (adoptCopy): the work directory, the biggest file it may be
-   * for, and how many such copies may wait for their flush now (onCopyRoom tells the changes). Undefined where the union would not make such a copy itself (no flush behind, metacopy).
-   * The FUSE bridge answers such setattrs in C (native/fuse-ll-cow.c).
+   * for, and how many such copies may wait for their flush now (onCopyRoom tells the changes).
+   * Undefined where the union would not make such a copy itself (no flush behind, metacopy). The
+   * FUSE bridge answers such setattrs in C (native/fuse-ll-cow.c).
    */
   get copyBehind(): { dir: HostPath; maxSize: number; room: number } | undefined {
     const stager = this.#stager
@@ -213,7 +214,7 @@ export class Core {
 
   /** Whether a lower file, as listed or looked up, is one copyBehind is for (see there). */
   copiesBehind(entry: Entry, size: number, nlink: number): boolean {
-    return entry.kind === 'file' && !inUpper(entry) && nlink === 1 && size <= COPY_NOW_MAX && this.upper !== undefined
+    return entry.kind === 'file' && !inUpper(entry) && nlink === 1 && size <= COPY_NOW_MAX
   }
 
   /**
@@ -230,10 +231,7 @@ export class Core {
       this.ensureUpperDir(this.resolver.get(splitPath(rel)[0]))
     } catch (err) {
       closeSync(fd)
-      this.counters.lostCopies++
-      this.onAttrChange?.('/' + rel)
-      process.emitWarning(`layerfs: the copy-up of /${rel} was lost: ${err instanceof Error ? err.message : String(err)}`)
-      return
+      return this.#reportLost(rel, err)
     }
     this.#copied(entry, { fd, bytes }, false, BigInt(srcIno), started, undefined, true)
   }
@@ -477,6 +475,11 @@ export class Core {
     for (const waiter of copy.waiters ?? []) waiter.reject(err)
     this.resolver.invalidate(rel)
     if (copy.moved) this.resolver.invalidate(copy.moved.from)
+    this.#reportLost(rel, err)
+  }
+
+  /** A copy-up of `rel` the caller was answered for is lost: counted, the kernel told, a warning. */
+  #reportLost(rel: string, err: unknown): void {
     this.counters.lostCopies++
     this.onAttrChange?.('/' + rel)
     process.emitWarning(`layerfs: the copy-up of /${rel} was lost: ${err instanceof Error ? err.message : String(err)}`)
