@@ -479,6 +479,33 @@ int copy_small_unnamed(const char *src, const char *dir, int64_t limit, int64_t 
     return err;
 }
 
+int copy_dir_named(const char *src, const char *dir, const char *target, int64_t uid, int64_t gid, int64_t mode,
+                   const struct timespec times[2], struct stat *out) {
+    static unsigned long seq;
+    char tmp[PATH_MAX], parent[PATH_MAX];
+    const char *slash = strrchr(target, '/');
+    if (!slash || slash == target || (size_t)(slash - target) >= sizeof parent) return EINVAL;
+    memcpy(parent, target, (size_t)(slash - target));
+    parent[slash - target] = '\0';
+    if (snprintf(tmp, sizeof tmp, "%s/#lfs-%d-c%lu", dir, (int)getpid(), ++seq) >= (int)sizeof tmp) return ENAMETOOLONG;
+    op o = {.path = (char *)src, .dest = tmp, .fd = -1, .fd2 = -1, .mode = KIND_DIR, .flags = STAGE_OWN_ORIGIN,
+            .off = uid, .off2 = gid, .len = mode, .times = {times[0], times[1]}};
+    int err = stage_exec(&o); /* removes tmp when it fails */
+    free(o.name);
+    if (err) return err;
+    struct stat before;
+    if (lstat(tmp, out) < 0 || lstat(parent, &before) < 0 ||
+        syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, target, RENAME_NOREPLACE) < 0) {
+        err = errno;
+        rmdir(tmp);
+        return err;
+    }
+    /* Named: whatever follows, the copy-up happened. (The rename gave it a new ctime.) */
+    restore_times(parent, &before);
+    lstat(target, out);
+    return 0;
+}
+
 static int link_fd_exec(op *o) { return link_tmpfile(o->fd, o->dest); }
 
 /* linkFd(fd, target), on the calling thread: gives the O_TMPFILE file open as fd the name target

@@ -20,6 +20,15 @@
  * request can come between the reply and the adoption: the record is queued first, and JS takes
  * records in order.
  *
+ * A marked lower directory (whose parent is in the upper layer: chmod -R and chown -R change a
+ * directory before they list it) is copied up the same way, as Core.ensureUpperDir copies one: under
+ * a temporary name in the work directory, with the change, its origin and times, then renamed to
+ * its place, which must still be free (RENAME_NOREPLACE: anything JS did in the directory since it
+ * was marked, such as a create in it, has copied it up already; the request then goes to JS). It
+ * is named at once, as JS names directories, and the reply gives its attributes the time to live
+ * JS gives them. The record that follows carries flags 2 (no fd): JS updates its view of the
+ * directory (Core.adoptDir).
+ *
  * What JS keeps in step (ll-bridge.ts): before any request that may change a marked node or its name
  * (a setattr JS answers, an open for writing, xattrs, link, unlink, rename), and when it forgets
  * the node, it takes the mark away (cowDeny). And it tells C how many more copies may wait for
@@ -55,15 +64,51 @@ static struct timespec time_arg(const struct stat *attr, int to_set, int set, in
     return t;
 }
 
+/* Record flags of an answered setattr: the copy's data came from the disk; the copy is a directory. */
+enum { COW_COLD = 1, COW_DIR = 2 };
+
+/* A marked directory's setattr (see the top): 1 when answered. */
+static int cow_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const struct stat *attr, int to_set,
+                   const struct timespec times[2]) {
+    /* The record first: once the copy is named, JS must hear of it. */
+    fll_rec *r = calloc(1, sizeof *r);
+    struct stat st;
+    int err = !r ? ENOMEM
+                 : copy_dir_named(n->src, s->cow_dir, n->src + strlen(n->src) + 1, to_set & FUSE_SET_ATTR_UID ? (int64_t)attr->st_uid : -1,
+                                  to_set & FUSE_SET_ATTR_GID ? (int64_t)attr->st_gid : -1,
+                                  to_set & FUSE_SET_ATTR_MODE ? (int64_t)(attr->st_mode & 07777) : -1, times, &st);
+    uint64_t shown = n->shown;
+    unmark(s, n);
+    if (err) {
+        free(r);
+        return 0;
+    }
+    /* As JS shows a directory that merges (nlink 1, see attrs.ts), with the inode number it had. */
+    st.st_ino = shown;
+    st.st_nlink = 1;
+    r->kind = FLL_SETATTR;
+    r->ino = ino;
+    r->valid = (uint32_t)to_set;
+    r->flags = COW_DIR;
+    r->st = *attr;
+    s->cow_setattrs++;
+    FLL_SEND(s, req, fuse_reply_attr(req, &st, s->cow_attr_timeout));
+    fll_push(s, r);
+    return 1;
+}
+
 int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
                     const struct fuse_file_info *fi) {
-    if (!s->cow_dir || s->cow_room == 0 || s->head || fi || (to_set & ~COW_VALID)) return 0;
+    if (!s->cow_dir || s->head || fi || (to_set & ~COW_VALID)) return 0;
     fll_fast_node *n = fll_node_find(s, ino);
     if (!n || !n->src) return 0;
     struct timespec times[2] = {
         time_arg(attr, to_set, FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW, 1),
         time_arg(attr, to_set, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW, 0),
     };
+    /* Set-ID bits to clear are JS's to judge (the kernel asks only for files). */
+    if (n->dir) return s->kill_suidgid || (to_set & COW_KILL) ? 0 : cow_dir(s, req, ino, n, attr, to_set, times);
+    if (s->cow_room == 0) return 0;
     double src[ST_FIELDS];
     int fd = -1, cold = 0;
     int64_t bytes = 0;
@@ -91,7 +136,7 @@ int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct
     r->size = (size_t)bytes;
     r->offset = (int64_t)src[ST_INO];
     r->valid = (uint32_t)to_set;
-    r->flags = (uint32_t)cold;
+    r->flags = cold ? COW_COLD : 0;
     r->st = *attr;
     s->cow_room--;
     s->cow_setattrs++;
@@ -107,15 +152,21 @@ void fll_cow_free(fll_session *s) {
     s->cow_ring = NULL;
 }
 
-/* cowConfigure(handle, workDir, maxSize): setattrs of marked nodes may be answered in C, their copies
- * made in workDir, for files of at most maxSize bytes. */
+/* cowConfigure(handle, workDir, maxSize, attrTimeout): setattrs of marked nodes may be answered in
+ * C, their copies made in workDir, for files of at most maxSize bytes; a directory's attributes
+ * are given attrTimeout seconds to live. */
 napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
-    size_t argc = 3;
-    napi_value argv[3];
+    size_t argc = 4;
+    napi_value argv[4];
     if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     int64_t limit;
+    double timeout;
     if (!s || !fll_int(env, argv[2], "maxSize", 0, 9007199254740991.0, &limit)) return NULL;
+    if (napi_get_value_double(env, argv[3], &timeout) != napi_ok || !(timeout >= 0)) {
+        napi_throw_type_error(env, "EINVAL", "attrTimeout: expected a number of seconds, at least 0");
+        return NULL;
+    }
     char *dir = fll_string(env, argv[1], "workDir");
     if (!dir) return NULL;
     uint64_t *ring = s->cow_ring ? s->cow_ring : calloc(COW_MAX, sizeof *ring);
@@ -128,6 +179,7 @@ napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
     s->cow_dir = dir;
     s->cow_ring = ring;
     s->cow_limit = limit;
+    s->cow_attr_timeout = timeout;
     return NULL;
 }
 
@@ -139,10 +191,11 @@ napi_value fll_js_cow_room(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
-/* cowAllow(handle, node, src, shownIno) → 1, or 0 when not configured or out of memory. */
+/* cowAllow(handle, node, src, shownIno, dst?) → 1, or 0 when not configured or out of memory. With
+ * dst (where its copy goes in the upper layer), src is a lower directory, else a lower file. */
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
-    size_t argc = 4;
-    napi_value argv[4];
+    size_t argc = 5;
+    napi_value argv[5];
     if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     int64_t ino, shown;
@@ -150,8 +203,27 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
         !fll_int(env, argv[3], "shownIno", 0, 9007199254740991.0, &shown))
         return NULL;
     if (!s->cow_ring) return fll_int32(env, 0);
+    napi_valuetype dst_type = napi_undefined;
+    if (argc > 4 && napi_typeof(env, argv[4], &dst_type) != napi_ok) return NULL;
     char *src = fll_string(env, argv[2], "src");
     if (!src) return NULL;
+    if (dst_type != napi_undefined) {
+        /* One allocation: "src\0dst\0". */
+        char *dst = fll_string(env, argv[4], "dst");
+        if (!dst) {
+            free(src);
+            return NULL;
+        }
+        char *both = malloc(strlen(src) + strlen(dst) + 2);
+        if (both) {
+            strcpy(both, src);
+            strcpy(both + strlen(src) + 1, dst);
+        }
+        free(src);
+        free(dst);
+        if (!both) return fll_int32(env, 0);
+        src = both;
+    }
     fll_fast_node *n = fll_node_add(s, (uint64_t)ino);
     if (!n) {
         free(src);
@@ -159,6 +231,7 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     }
     free(n->src);
     n->src = src;
+    n->dir = dst_type != napi_undefined;
     n->shown = (uint64_t)shown;
     /* The mark made COW_MAX marks ago goes, unless it was used, denied or made again since (the
      * node's ring slot is then another). */

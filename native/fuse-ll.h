@@ -104,7 +104,9 @@ typedef struct {
     uint64_t ino; /* 0: a free slot */
     uint32_t opens;
     uint8_t allowed, watched;
-    char *src;      /* owned: the lower file a setattr may copy up in C; NULL: none */
+    uint8_t dir;    /* with src: src is a lower directory, and its copy's place follows it */
+    char *src;      /* owned: the lower file a setattr may copy up in C; NULL: none. For a
+                     * directory, "src\0dst": the lower directory, then where its copy goes */
     uint64_t shown; /* with src: the st_ino JS shows for the node */
     uint32_t cow_at; /* with src: its slot in cow_ring */
 } fll_fast_node;
@@ -161,6 +163,7 @@ typedef struct fll_session {
     uint64_t *cow_ring;   /* the marked nodes, oldest first from cow_next (COW_MAX) */
     uint32_t cow_next;
     uint64_t cow_setattrs; /* setattrs answered in C */
+    double cow_attr_timeout; /* seconds a copied-up directory's attributes live (JS's attr timeout) */
 
     fll_slot *slots;
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */

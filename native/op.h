@@ -84,6 +84,14 @@ void stat_numbers(double *out, const struct stat *st);
 int copy_small_unnamed(const char *src, const char *dir, int64_t limit, int64_t uid, int64_t gid, int64_t mode,
                        const struct timespec times[2], double *numbers, int *fd, int64_t *bytes, int *cold);
 
+/* The same for the lower directory SRC (a setattr of it answered in C): copied up as
+ * stageCopySync copies a directory, under a temporary name in DIR, with the caller's change and
+ * its own origin, then renamed to TARGET, which must not exist yet (RENAME_NOREPLACE), and
+ * TARGET's parent given back its times. 0 with the copy's lstat in *out, or an errno (nothing
+ * left behind, nothing named). */
+int copy_dir_named(const char *src, const char *dir, const char *target, int64_t uid, int64_t gid, int64_t mode,
+                   const struct timespec times[2], struct stat *out);
+
 napi_status op_done_undefined(napi_env env, op *o, napi_value *out);
 napi_status op_done_number(napi_env env, op *o, napi_value *out);
 napi_status op_done_bytes(napi_env env, op *o, napi_value *out);

@@ -16,10 +16,10 @@ import {
   type Ctx, type EntryOut, FAST_FH, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
 } from '../sys/fuse-ll.js'
-import { type HostPath, hostBytes } from '../sys/names.js'
+import { hostBytes } from '../sys/names.js'
 import { type TimeNs, XATTR_CREATE, XATTR_REPLACE } from '../sys/native.js'
 import type { Owner } from '../union/namespace.js'
-import type { Attr, AttrChange, DirEntry, Union } from '../union/union.js'
+import type { Attr, AttrChange, CopySource, DirEntry, Union } from '../union/union.js'
 import { STATS_XATTR } from './bridge.js'
 import { toErrno } from './errno.js'
 import { ACL_XATTRS, type IdMap } from './id-map.js'
@@ -136,7 +136,7 @@ export class LowLevelBridge {
     // stored).
     const behind = options.ids ? undefined : union.copyBehind
     if (behind) {
-      this.#session.cowConfigure(behind.dir, behind.maxSize)
+      this.#session.cowConfigure(behind.dir, behind.maxSize, options.attrTimeout)
       this.#session.cowRoom(behind.room)
       union.onCopyRoom = (room) => this.#session.cowRoom(room)
       this.#cow = true
@@ -276,8 +276,8 @@ export class LowLevelBridge {
    * (native/fuse-ll-cow.c, #adoptCopy). `chmod -R` and `chown -R` of a layer's files are made of
    * them. The mark goes before anything else may change the node (#unmarkChanged).
    */
-  #markCopyable(node: Node, src: HostPath | undefined, ino: number): void {
-    if (src !== undefined && this.#session.cowAllow(node.id, src, ino)) node.cow = true
+  #markCopyable(node: Node, source: CopySource | undefined, ino: number): void {
+    if (source !== undefined && this.#session.cowAllow(node.id, source.src, ino, source.dst)) node.cow = true
   }
 
   /** The node's setattrs go to JS again. */
@@ -316,19 +316,25 @@ export class LowLevelBridge {
    * that answer and this. The reply gave the attributes no time to live, as #replyAttr gives those
    * of any copy not named yet.
    */
-  #adoptCopy(r: Request & { op: 'setattr' }, copy: { fd: number; bytes: number; srcIno: number; cold: boolean }): void {
+  #adoptCopy(r: Request & { op: 'setattr' }, copy: NonNullable<(Request & { op: 'setattr' })['copy']>): void {
     const node = this.#nodes.get(r.ino)
     const path = node && this.#nodes.path(node)
     try {
       if (!node || path === undefined) throw new Error(`node ${r.ino} has no name`)
       node.cow = false
+      if (copy.dir) {
+        // Named already, and its attributes were given the usual time to live.
+        node.attrsExpired = false
+        this.#union.adoptDirSync(path)
+        return
+      }
       node.attrsExpired = true
       this.#union.adoptCopySync(path, copy.fd, copy.bytes, copy.srcIno)
       this.#invalidateSiblings(node.ino, node.id)
       // chmod -R of a layer not in the page cache reads its files one after another, as a reader does.
       if (copy.cold) this.#uncachedRead(node)
     } catch (err) {
-      if (path === undefined) closeSync(copy.fd)
+      if (path === undefined && !copy.dir) closeSync(copy.fd)
       this.#options.log(`layerfs: a setattr answered in C lost its copy-up: ${err instanceof Error ? err.message : String(err)}`)
     }
   }
@@ -403,7 +409,7 @@ export class LowLevelBridge {
         if (attr) {
           const node = this.#nodes.remember(parent, r.name, attr.ino)
           session.replyEntry(r.req, this.#entry(node, attr))
-          if (this.#cow && (attr.mode & S_IFMT) === S_IFREG) this.#markCopyable(node, union.copyBehindSource(path, attr), attr.ino)
+          if (this.#cow && ((attr.mode & S_IFMT) === S_IFREG || (attr.mode & S_IFMT) === S_IFDIR)) this.#markCopyable(node, union.copyBehindSource(path, attr), attr.ino)
         } else if (this.#options.negativeTimeout > 0) {
           // A negative entry: the kernel caches the absence; every creation comes through us.
           session.replyEntry(r.req, { ...this.#entry(undefined, zeroAttr()), entryTimeout: this.#options.negativeTimeout })
@@ -1013,7 +1019,7 @@ const FS_IOC_SETFLAGS = 0x40086602
 const FS_IOC_FSGETXATTR = 0x801c581f
 const FS_IOC_FSSETXATTR = 0x401c5820
 const ESTALE = 116
-const { O_RDONLY, O_WRONLY, O_RDWR, O_TRUNC, S_IFMT, S_IFREG } = constants
+const { O_RDONLY, O_WRONLY, O_RDWR, O_TRUNC, S_IFMT, S_IFREG, S_IFDIR } = constants
 /** The biggest file whose bytes its first open stores in the kernel's page cache (see #store). */
 const STORE_MAX = 64 * 1024
 /** How many files of a directory read uncached one after another are read ahead at a time. */

@@ -83,9 +83,10 @@ export type Request = {
       mtimeNsec: number
       killSuidgid: boolean
       waiting: number
-      /** `answered`: the copy-up C made and answered for (see Session.cowConfigure): its fd, its
-       *  bytes of data, the lower file's inode number, and whether its data was read from the disk. */
-      copy?: { fd: number; bytes: number; srcIno: number; cold: boolean }
+      /** `answered`: the copy-up C made and answered for (see Session.cowConfigure): of a file, its
+       *  fd, its bytes of data, the lower file's inode number, and whether its data was read from
+       *  the disk; of a directory (`dir`), named already, none of those. */
+      copy?: { dir: false; fd: number; bytes: number; srcIno: number; cold: boolean } | { dir: true }
     }
   | { op: 'readlink'; ino: number }
   | { op: 'mknod'; parent: number; name: string; mode: number; rdev: number }
@@ -208,9 +209,9 @@ interface Addon {
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
   fuseLlGranted(h: Handle): number
   fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number]
-  fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number): void
+  fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
-  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number): number
+  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer): number
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlFastAllow(h: Handle, node: number): number
   fuseLlFastDeny(h: Handle, node: number): number
@@ -284,6 +285,12 @@ function ctxOf(uid: number, gid: number, pid: number, umask: number): Ctx {
 }
 
 /** The Request for a record: which fields an op carries follows native/fuse-ll-ops.c. */
+/** The copy an answered setattr carries (see fuse-ll-cow.c: flags 1, its data came from the disk; 2, a directory). */
+function answeredCopy(f: Float64Array): NonNullable<(Request & { op: 'setattr' })['copy']> {
+  if (f[F.FLAGS] === 2) return { dir: true }
+  return { dir: false, fd: f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: f[F.FLAGS] === 1 }
+}
+
 function decode(op: Op, f: Float64Array, name: string | undefined, name2: string | undefined, data: Buffer | undefined): Request {
   const req = f[F.REQ]!
   const ctx = ctxOf(f[F.UID]!, f[F.GID]!, f[F.PID]!, f[F.UMASK]!)
@@ -315,7 +322,7 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
         req, ctx, op, ino, fh, valid: f[F.VALID]!, mode: f[F.ST_MODE]!, uid: f[F.ST_UID]!, gid: f[F.ST_GID]!,
         size: f[F.ST_SIZE]!, atimeSec: f[F.ATIME]!, atimeNsec: f[F.ATIME_NS]!, mtimeSec: f[F.MTIME]!, mtimeNsec: f[F.MTIME_NS]!,
         killSuidgid: f[F.KILL_SUIDGID] === 1, waiting: f[F.WAITING]!,
-        ...(f[F.ANSWERED] === 1 ? { answered: true, copy: { fd: f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: f[F.FLAGS] === 1 } } : {}),
+        ...(f[F.ANSWERED] === 1 ? { answered: true, copy: answeredCopy(f) } : {}),
       }
     case 'readlink': case 'statfs':
       return { req, ctx, op, ino }
@@ -483,10 +490,11 @@ export class Session {
    * Setattrs answered in C (native/fuse-ll-cow.c): a setattr changing only the mode, owner or times
    * of a node marked with cowAllow copies its lower file up in C, into `workDir` (O_TMPFILE), and
    * is answered there; JS then gets it as an answered setattr carrying the copy (Request's `copy`).
-   * Only files of at most `maxSize` bytes, and only while cowRoom allows.
+   * Only files of at most `maxSize` bytes, and only while cowRoom allows. A marked directory is
+   * copied up and named in C, and its attributes given `attrTimeout` seconds to live.
    */
-  cowConfigure(workDir: string | Buffer, maxSize: number): void {
-    this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize)
+  cowConfigure(workDir: string | Buffer, maxSize: number, attrTimeout: number): void {
+    this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize, attrTimeout)
   }
 
   /** How many more copies C may make before it is told again. */
@@ -495,9 +503,10 @@ export class Session {
   }
 
   /** Mark `node`, the lower file `src` (a host path), shown with inode number `shownIno`: its next
-   *  setattr may be answered in C. False when not configured or out of memory. */
-  cowAllow(node: number, src: string | Buffer, shownIno: number): boolean {
-    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno) === 1
+   *  setattr may be answered in C. With `dst`, `src` is a lower directory and `dst` the host path
+   *  its copy is to take in the upper layer. False when not configured or out of memory. */
+  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer): boolean {
+    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst) === 1
   }
 
   /** The node's setattrs come as requests again. */

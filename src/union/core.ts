@@ -132,6 +132,11 @@ export class Core {
     const staged = this.stager.stageNow(dir.layer.path(dir.path), 'dir', { data: false, origin: 'own', change: fold?.change })
     if (fold) fold.applied = true
     this.#commit(staged, dir.path)
+    this.#upperDir(dir, upper)
+  }
+
+  /** The lower directory `dir` has its copy in the upper layer now. */
+  #upperDir(dir: Entry, upper: Layer): void {
     dir.layer = upper
     dir.dirLayers = [upper, ...dir.dirLayers]
     dir.ino = undefined
@@ -215,6 +220,22 @@ export class Core {
   /** Whether a lower file, as listed or looked up, is one copyBehind is for (see there). */
   copiesBehind(entry: Entry, size: number, nlink: number): boolean {
     return entry.kind === 'file' && !inUpper(entry) && nlink === 1 && size <= COPY_NOW_MAX
+  }
+
+  /** Whether a lower directory, as listed or looked up in `parent`, may be copied up outside the
+   *  union, to be adopted as one of its own (adoptDir): when its parent is in the upper layer
+   *  already (chmod -R and chown -R change a directory before they list it), so that its copy is
+   *  named at once, under its own name, as ensureUpperDir names one. */
+  copiesDirBehind(entry: Entry, parent: Entry): boolean {
+    return entry.kind === 'dir' && !inUpper(entry) && inUpper(parent)
+  }
+
+  /** Take over the copy-up of the lower directory `rel`, made and named outside the union (see
+   *  copiesDirBehind): the union shows it merged from now on, as after ensureUpperDir. */
+  adoptDir(rel: string): void {
+    const dir = this.resolver.resolve(rel)
+    // An entry looked up afresh (not cached) has found the copy already.
+    if (dir?.kind === 'dir' && !inUpper(dir)) this.#upperDir(dir, this.requireUpper())
   }
 
   /**

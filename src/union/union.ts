@@ -12,13 +12,13 @@ import { statfsSync } from 'node:fs'
 import { mkdir, readdir, realpath, rm, stat } from 'node:fs/promises'
 import { join, relative, resolve, sep } from 'node:path'
 import { layerRoot, readMountinfo } from '../layers/held-root.js'
-import { Layer, joinPath, relPath } from '../layers/layer.js'
+import { Layer, joinPath, relPath, splitPath } from '../layers/layer.js'
 import type { HostPath } from '../sys/names.js'
 import { ST, prefetch, readlinkSync, type TimeNs } from '../sys/native.js'
 import * as attrs from './attrs.js'
 import { Stager } from './copy-up.js'
 import { Core, type Counters } from './core.js'
-import { inUpper } from './entry.js'
+import { type Entry, inUpper } from './entry.js'
 import { fsError } from './errors.js'
 import * as files from './files.js'
 import type { Handle } from './handles.js'
@@ -53,9 +53,16 @@ export interface UnionOptions {
 export interface DirEntry {
   name: string
   attr: attrs.Attr
-  /** readdirPlusSync with `sources`: the host path of a lower file a copy may be made of outside the
-   *  union (see copyBehind). */
-  src?: HostPath
+  /** readdirPlusSync with `sources`: where a copy of a lower object may be made outside the union
+   *  (see copyBehind). */
+  src?: CopySource
+}
+
+/** A lower object a copy may be made of outside the union (see Union.copyBehind): a small file
+ *  (`src`, its host path), or a directory (`src`, and `dst`, the host path its copy takes). */
+export interface CopySource {
+  src: HostPath
+  dst?: HostPath
 }
 
 export interface StatFs {
@@ -227,7 +234,8 @@ export class Union {
       const at = listing ? listing.statsOffset(name) : -1
       if (at >= 0) {
         const attr = attrs.attrFrom(entry, listing!.numbers, at)
-        out.push(sources && core.copiesBehind(entry, attr.size, attr.nlink) ? { name, attr, src: entry.layer.path(entry.path) } : { name, attr })
+        const src = sources ? this.#copySource(entry, attr, dir) : undefined
+        out.push(src ? { name, attr, src } : { name, attr })
         continue
       }
       try {
@@ -525,11 +533,25 @@ export class Union {
     return this.#core.copyBehind
   }
 
-  /** The host path of the object at `path`, with attributes `attr` (as looked up), when it is a
-   *  lower file copyBehind is for. */
-  copyBehindSource(path: string, attr: attrs.Attr): HostPath | undefined {
-    const entry = this.#core.resolver.resolve(relPath(path))
-    return entry && this.#core.copiesBehind(entry, attr.size, attr.nlink) ? entry.layer.path(entry.path) : undefined
+  /** Where a copy of the object at `path`, with attributes `attr` (as looked up), may be made
+   *  outside the union, when it is a lower object copyBehind is for. */
+  copyBehindSource(path: string, attr: attrs.Attr): CopySource | undefined {
+    const rel = relPath(path)
+    const entry = this.#core.resolver.resolve(rel)
+    return entry && rel !== '' ? this.#copySource(entry, attr, this.#core.resolver.get(splitPath(rel)[0])) : undefined
+  }
+
+  #copySource(entry: Entry, attr: attrs.Attr, parent: Entry): CopySource | undefined {
+    const core = this.#core
+    if (core.copiesBehind(entry, attr.size, attr.nlink)) return { src: entry.layer.path(entry.path) }
+    if (core.copiesDirBehind(entry, parent)) return { src: entry.layer.path(entry.path), dst: core.requireUpper().path(entry.path) }
+    return undefined
+  }
+
+  /** Take over the copy of the lower directory at `path` made and named outside the union (see
+   *  Core.adoptDir). */
+  adoptDirSync(path: string): void {
+    this.#core.adoptDir(relPath(path))
   }
 
   /** Take over the copy of the lower file at `path` made outside the union (see Core.adoptCopy). */

@@ -3,7 +3,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { unmount } from '../helpers/mount.js'
-import { diffRuns, formatDifferences, keyPattern, type Difference, type RunResult } from './compare.js'
+import { formatDifferences, keyPattern, type Difference, type RunResult } from './compare.js'
 import type { Driver } from './drivers.js'
 import type { KnownDifference } from './known-differences.js'
 import { FsTarget, newNormContext, runOps } from './ops.js'

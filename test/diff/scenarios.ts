@@ -210,6 +210,46 @@ export const SCENARIOS: Scenario[] = [
         ['readFile', 'a/s1'], ['readFile', 'a/s3'], ['readFile', 'a/big'], ['readFile', 'a/h2'], ['readFile', 'a/b/c/deep'],
       ],
     },
+    // A lower directory listed or looked up in a directory of the upper layer is marked too, and its
+    // change copies it up and names it in C; whatever JS did there since (a create in it, a removal)
+    // leaves its name taken, and the change then goes to the union.
+    {
+      name: 'listed directories changed: modes, owners, times, set-ID, xattrs, ACLs, merged and opaque ones',
+      layers: [{
+        'a/d1': { dir: true, mode: 0o750, uid: 1000, gid: 1000, xattrs: { 'user.k': 'v' } }, 'a/d1/f': 'f',
+        'a/d2': { dir: true, mode: 0o2775 }, 'a/d2/sub/g': 'g',
+        'a/d3': { opaque: true }, 'a/d3/h': 'h',
+        'a/d4/one': 'from the top layer',
+        'a/d5': { dir: true, acl: 'u:1000:r-x,d:u:1000:rwx' },
+      }, { 'a/d3/hidden': 'hidden by the opaque d3', 'a/d4/two': 'from the lowest layer' }],
+      ops: [
+        ['chmod', 'a', 0o750], ['readdir', 'a'],
+        ['chmod', 'a/d1', 0o700], ['chown', 'a/d2', 1000, 1000], ['utimes', 'a/d3', T1, T2], ['chmod', 'a/d4', 0o2775],
+        ['chmod', 'a/d5', 0o700],
+        ['stat', 'a'], ['stat', 'a/d1'], ['stat', 'a/d2'], ['stat', 'a/d3'], ['stat', 'a/d4'], ['stat', 'a/d5'],
+        ['getxattr', 'a/d1', 'user.k'], ['getfacl', 'a/d5'],
+        ['readdir', 'a/d1'], ['readdir', 'a/d2'], ['readdir', 'a/d3'], ['readdir', 'a/d4'], ['readdir', 'a/d2/sub'],
+        ['chmod', 'a/d2/sub', 0o711], ['stat', 'a/d2/sub'], ['readFile', 'a/d2/sub/g'], ['readFile', 'a/d4/two'],
+        ['writeFile', 'a/d1/new', 'x'], ['writeFile', 'a/d5/new', 'x'], ['getfacl', 'a/d5/new'], ['readdir', 'a/d1'],
+        ['stat', 'a/d1'], ['stat', 'a'],
+      ],
+    },
+    {
+      name: 'listed directories copied up, removed or made again before their change',
+      layers: [{ 'a/d1/f': 'f', 'a/d2/f': 'f', 'a/d3/f': 'f', 'a/d4/f': 'f', 'a/d5/f': 'f', 'a/d5/g': 'g', 'a/d6/f': 'f' }],
+      ops: [
+        ['chmod', 'a', 0o755], ['readdir', 'a'],
+        ['writeFile', 'a/d1/new', 'x'], ['chmod', 'a/d1', 0o700],
+        // Copied up by a create, and empty again in the upper layer: its copy must stay.
+        ['writeFile', 'a/d6/new', 'x'], ['unlink', 'a/d6/new'], ['chmod', 'a/d6', 0o700], ['stat', 'a/d6'], ['readdir', 'a/d6'],
+        ['rm', 'a/d2'], ['mkdir', 'a/d2'], ['chmod', 'a/d2', 0o700], ['readdir', 'a/d2'],
+        ['setxattr', 'a/d3', 'user.k', 'v'], ['chmod', 'a/d3', 0o711], ['getxattr', 'a/d3', 'user.k'],
+        ['rename', 'a/d4', 'a/d7'], ['chmod', 'a/d4', 0o750],
+        ['unlink', 'a/d5/f'], ['chown', 'a/d5', 1000, 1000], ['readdir', 'a/d5'],
+        ['stat', 'a/d1'], ['stat', 'a/d2'], ['stat', 'a/d3'], ['stat', 'a/d4'], ['stat', 'a/d5'],
+        ['readdir', 'a/d1'], ['readdir', 'a'], ['stat', 'a'],
+      ],
+    },
   ]),
 
   ...group('metacopy=on', [
