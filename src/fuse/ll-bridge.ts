@@ -100,8 +100,12 @@ export class LowLevelBridge {
    *  out, and a new buffer per read left RSS to the garbage collector's pace. As many as there were
    *  such reads in flight at once. */
   readonly #spareBuffers: Buffer[] = []
-  /** The directory of the last first open that waited for the disk (see #uncachedOpen); 0: none. */
+  /** The directory of the last first open that waited for the disk (see #uncachedRead); 0: none. */
   #uncachedDir = 0
+  /** Reading ahead (see #uncachedRead), counted for the statistics: first opens and copies that
+   *  waited for the disk, those of them that came too soon after an open shared with other requests
+   *  (no read-ahead then), and read-aheads started. */
+  readonly #readAhead = { uncached: 0, shared: 0, started: 0 }
   /** Opens so far, and the count when the last one came with other requests waiting. */
   #opens = 0
   #lastSharedOpen = -SOLO_OPENS
@@ -143,7 +147,10 @@ export class LowLevelBridge {
     }
     union.onAttrChange = (path) => {
       const node = this.#nodes.byPath(path)
-      if (node && node.id !== this.#replying && !node.attrsExpired) this.#invalidate(node)
+      if (!node) return
+      // A directory copied up by the union (ensureUpperDir): C must not try to copy it again.
+      this.#unmark(node)
+      if (node.id !== this.#replying && !node.attrsExpired) this.#invalidate(node)
     }
   }
 
@@ -332,7 +339,10 @@ export class LowLevelBridge {
       this.#union.adoptCopySync(path, copy.fd, copy.bytes, copy.srcIno)
       this.#invalidateSiblings(node.ino, node.id)
       // chmod -R of a layer not in the page cache reads its files one after another, as a reader does.
-      if (copy.cold) this.#uncachedRead(node)
+      if (copy.cold) {
+        this.#readAhead.uncached++
+        this.#uncachedRead(node)
+      }
     } catch (err) {
       if (path === undefined && !copy.dir) closeSync(copy.fd)
       this.#options.log(`layerfs: a setattr answered in C lost its copy-up: ${err instanceof Error ? err.message : String(err)}`)
@@ -501,7 +511,7 @@ export class LowLevelBridge {
           ? Buffer.from(JSON.stringify({
             ops: this.counts, ...union.stats(), nodes: this.#nodes.size,
             passthrough: this.#open.policy, passedThrough: this.#open.passedThrough, killpriv: session.killpriv,
-            loop: session.loopStats,
+            loop: session.loopStats, readAhead: this.#readAhead,
           }))
           : this.#shownXattr(r.name, this.#byName(node, (path) => union.getxattrSync(path, r.name), (fh) => union.fgetxattrSync(fh, r.name), (removed) => removed.xattrs.get(r.name)))
         if (value === undefined) session.replyErr(r.req, ENODATA)
@@ -677,7 +687,9 @@ export class LowLevelBridge {
     let head
     try {
       head = this.#union.readHead(fh, this.#readBuffer, size, alone, () => {
+        this.#readAhead.uncached++
         if (this.#opens - this.#lastSharedOpen >= SOLO_OPENS) this.#uncachedRead(node)
+        else this.#readAhead.shared++
       })
     } catch {
       return // the read that follows reports it
@@ -705,7 +717,9 @@ export class LowLevelBridge {
     }
     this.#uncachedDir = 0
     const path = this.#nodes.path(dir)
-    if (path !== undefined) this.#union.prefetch(path, node.name, PREFETCH_FILES, STORE_MAX)
+    if (path === undefined) return
+    this.#readAhead.started++
+    this.#union.prefetch(path, node.name, PREFETCH_FILES, STORE_MAX)
   }
 
   #release(fh: number): void {

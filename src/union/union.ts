@@ -84,6 +84,8 @@ export interface UnionStats {
   deferredCopies: number
   /** Files read ahead (prefetch), counted once read. */
   prefetched: number
+  /** Read-aheads that failed as a whole (a file that cannot be read is only left out). */
+  prefetchFailures: number
 }
 
 /** The work directory's scratch area; the same name overlayfs uses, so either can clean up after the other. */
@@ -93,6 +95,7 @@ export class Union {
   readonly #core: Core
   /** See UnionStats.prefetched. */
   #prefetched = 0
+  #prefetchFailures = 0
 
   private constructor(core: Core) {
     this.#core = core
@@ -155,7 +158,7 @@ export class Union {
 
   stats(): UnionStats {
     const core = this.#core
-    return { cache: core.resolver.stats, copyUps: { ...core.counters }, openFiles: core.handles.size, deferredCopies: core.deferredCopies, prefetched: this.#prefetched }
+    return { cache: core.resolver.stats, copyUps: { ...core.counters }, openFiles: core.handles.size, deferredCopies: core.deferredCopies, prefetched: this.#prefetched, prefetchFailures: this.#prefetchFailures }
   }
 
   // The read side never waits: getattr, readlink, readdir, statfs, xattr reads, opens that need no
@@ -316,7 +319,7 @@ export class Union {
     } catch {
       return // gone or unreadable: nothing to read ahead
     }
-    if (paths.length > 0) prefetch(paths, maxSize).then((n) => { this.#prefetched += n }, () => {})
+    if (paths.length > 0) prefetch(paths, maxSize).then((n) => { this.#prefetched += n }, () => { this.#prefetchFailures++ })
   }
 
   /**

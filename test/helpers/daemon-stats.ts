@@ -16,8 +16,12 @@ export interface DaemonStats {
   openFiles: number
   /** Copy-ups answered and not yet flushed and named. */
   deferredCopies: number
-  /** Files read ahead, counted once read. */
+  /** Files read ahead, counted once read, and read-aheads that failed. */
   prefetched: number
+  prefetchFailures: number
+  /** First opens and copy-ups that waited for the disk, those of them too soon after an open shared
+   *  with other requests to read ahead, and read-aheads started (low-level bridge only). */
+  readAhead?: { uncached: number; shared: number; started: number }
 }
 
 export async function statsOf(mnt: string): Promise<DaemonStats> {
