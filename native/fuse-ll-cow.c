@@ -27,7 +27,9 @@
  * was marked, such as a create in it, has copied it up already; the request then goes to JS). It
  * is named at once, as JS names directories, and the reply gives its attributes the time to live
  * JS gives them. The record that follows carries flags 2 (no fd): JS updates its view of the
- * directory (Core.adoptDir).
+ * directory (Core.adoptDir). A directory once copied up (in C or by JS) is marked again, as in the
+ * upper layer: its next setattrs (chown -R changes a directory after its files, whose copy-ups
+ * copied it up) are made on the copy by path and answered, with no record.
  *
  * What JS keeps in step (ll-bridge.ts): before any request that may change a marked node or its name
  * (a setattr JS answers, an open for writing, xattrs, link, unlink, rename), and when it forgets
@@ -37,6 +39,7 @@
 #include "op.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -66,8 +69,37 @@ static struct timespec time_arg(const struct stat *attr, int to_set, int set, in
 
 /* Record flags of an answered setattr: the copy's data came from the disk; the copy is a directory. */
 enum { COW_COLD = 1, COW_DIR = 2 };
+/* fll_fast_node.dir: a lower directory; one in the upper layer (src empty). */
+enum { COW_MARK_LOWER_DIR = 1, COW_MARK_UPPER_DIR = 2 };
 
-/* A marked directory's setattr (see the top): 1 when answered. */
+/* A marked directory in the upper layer, merging with a lower one (see the top): the change is made
+ * on it as JS makes it (mode, owner, times, in setattr's order), answered with its attributes, and
+ * the mark stays. No record: JS keeps nothing a setattr changes. 1 when answered. */
+static int cow_upper_dir(fll_session *s, fuse_req_t req, fll_fast_node *n, const struct stat *attr, int to_set,
+                         const struct timespec times[2]) {
+    const char *path = n->src + strlen(n->src) + 1;
+    struct stat st;
+    int err = 0;
+    if ((to_set & FUSE_SET_ATTR_MODE) && chmod(path, attr->st_mode & 07777) < 0) err = errno;
+    if (!err && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
+        lchown(path, to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1, to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1) < 0)
+        err = errno;
+    if (!err && (times[0].tv_nsec != UTIME_OMIT || times[1].tv_nsec != UTIME_OMIT) &&
+        utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) < 0)
+        err = errno;
+    if (!err && lstat(path, &st) < 0) err = errno;
+    s->cow_setattrs++;
+    if (err) {
+        FLL_SEND(s, req, fuse_reply_err(req, err));
+        return 1;
+    }
+    st.st_ino = n->shown;
+    st.st_nlink = 1;
+    FLL_SEND(s, req, fuse_reply_attr(req, &st, s->cow_attr_timeout));
+    return 1;
+}
+
+/* A marked lower directory's setattr (see the top): 1 when answered. */
 static int cow_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const struct stat *attr, int to_set,
                    const struct timespec times[2]) {
     /* The record first: once the copy is named, JS must hear of it. */
@@ -107,7 +139,9 @@ int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct
         time_arg(attr, to_set, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW, 0),
     };
     /* Set-ID bits to clear are JS's to judge (the kernel asks only for files). */
-    if (n->dir) return s->kill_suidgid || (to_set & COW_KILL) ? 0 : cow_dir(s, req, ino, n, attr, to_set, times);
+    if (n->dir && (s->kill_suidgid || (to_set & COW_KILL))) return 0;
+    if (n->dir == COW_MARK_UPPER_DIR) return cow_upper_dir(s, req, n, attr, to_set, times);
+    if (n->dir) return cow_dir(s, req, ino, n, attr, to_set, times);
     if (s->cow_room == 0) return 0;
     double src[ST_FIELDS];
     int fd = -1, cold = 0;
@@ -192,7 +226,8 @@ napi_value fll_js_cow_room(napi_env env, napi_callback_info info) {
 }
 
 /* cowAllow(handle, node, src, shownIno, dst?) → 1, or 0 when not configured or out of memory. With
- * dst (where its copy goes in the upper layer), src is a lower directory, else a lower file. */
+ * dst (where its copy goes in the upper layer), src is a lower directory, else a lower file; with
+ * dst and src '', dst is a directory in the upper layer that merges with a lower one. */
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     size_t argc = 5;
     napi_value argv[5];
@@ -231,7 +266,7 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     }
     free(n->src);
     n->src = src;
-    n->dir = dst_type != napi_undefined;
+    n->dir = dst_type == napi_undefined ? 0 : src[0] ? COW_MARK_LOWER_DIR : COW_MARK_UPPER_DIR;
     n->shown = (uint64_t)shown;
     /* The mark made COW_MAX marks ago goes, unless it was used, denied or made again since (the
      * node's ring slot is then another). */

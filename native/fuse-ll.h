@@ -104,7 +104,8 @@ typedef struct {
     uint64_t ino; /* 0: a free slot */
     uint32_t opens;
     uint8_t allowed, watched;
-    uint8_t dir;    /* with src: src is a lower directory, and its copy's place follows it */
+    uint8_t dir;    /* with src: 1, src is a lower directory, and its copy's place follows it; 2, src
+                     * is empty, and the directory in the upper layer follows it */
     char *src;      /* owned: the lower file a setattr may copy up in C; NULL: none. For a
                      * directory, "src\0dst": the lower directory, then where its copy goes */
     uint64_t shown; /* with src: the st_ino JS shows for the node */

@@ -143,6 +143,13 @@ export class LowLevelBridge {
       this.#session.cowConfigure(behind.dir, behind.maxSize, options.attrTimeout)
       this.#session.cowRoom(behind.room)
       union.onCopyRoom = (room) => this.#session.cowRoom(room)
+      // A directory copied up (by the union, or in C and adopted) has its later setattrs answered
+      // in C too, on the copy (chown -R changes a directory after its files, whose copy-ups copied
+      // it up).
+      union.onDirCopiedUp = (path, upperPath) => {
+        const node = this.#nodes.byPath(path)
+        if (node && this.#session.cowAllowUpperDir(node.id, upperPath, union.getattrSync(path).ino)) node.cow = true
+      }
       this.#cow = true
     }
     union.onAttrChange = (path) => {

@@ -509,6 +509,14 @@ export class Session {
     return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst) === 1
   }
 
+  /** Mark `node`, a directory copied up to the host path `upperPath` that merges with a lower one,
+   *  shown with inode number `shownIno`: its setattrs changing only mode, owner or times may be
+   *  made on `upperPath` and answered in C, with no request. False when not configured or out of
+   *  memory. */
+  cowAllowUpperDir(node: number, upperPath: string | Buffer, shownIno: number): boolean {
+    return this.#n.fuseLlCowAllow(this.#h, node, '', shownIno, upperPath) === 1
+  }
+
   /** The node's setattrs come as requests again. */
   cowDeny(node: number): void {
     this.#n.fuseLlCowDeny(this.#h, node)

@@ -76,6 +76,8 @@ export class Core {
   onAttrChange: ((path: string) => void) | undefined
   /** Told how many more copies may wait for their flush whenever that changes (see copyBehind). */
   onCopyRoom: ((room: number) => void) | undefined
+  /** See Union.onDirCopiedUp. */
+  onDirCopiedUp: ((path: string, upperPath: HostPath) => void) | undefined
   /** Whether mknod of a char 0/0 works here; false after the first EPERM (then `.wh.` files). */
   #mknodWhiteouts = true
   /** Flush copies of files in batches, after the caller is answered where it can be (see #defer). */
@@ -143,6 +145,7 @@ export class Core {
     dir.lowerHas = true
     this.resolver.set(dir.path, dir)
     this.counters.copyUps++
+    this.onDirCopiedUp?.('/' + dir.path, upper.path(dir.path))
   }
 
   /**

@@ -568,6 +568,12 @@ export class Union {
     this.#core.onCopyRoom = listener
   }
 
+  /** Called with a merged-view path and the host path of its copy whenever a lower directory is
+   *  copied up (it merges from then on). */
+  set onDirCopiedUp(listener: ((path: string, upperPath: HostPath) => void) | undefined) {
+    this.#core.onDirCopiedUp = listener
+  }
+
   /** Called with a merged-view path whenever a change the kernel did not ask for alters what getattr
    *  would say (a directory copied up becomes merged; a copy-up gives a new ctime). */
   set onAttrChange(listener: ((path: string) => void) | undefined) {

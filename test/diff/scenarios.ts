@@ -232,6 +232,22 @@ export const SCENARIOS: Scenario[] = [
         ['chmod', 'a/d2/sub', 0o711], ['stat', 'a/d2/sub'], ['readFile', 'a/d2/sub/g'], ['readFile', 'a/d4/two'],
         ['writeFile', 'a/d1/new', 'x'], ['writeFile', 'a/d5/new', 'x'], ['getfacl', 'a/d5/new'], ['readdir', 'a/d1'],
         ['stat', 'a/d1'], ['stat', 'a'],
+        // Copied up now: changed again on the copy.
+        ['chown', 'a/d1', 1000, 1000], ['utimes', 'a/d1', T2, T1], ['chmod', 'a/d5', 0o750], ['getfacl', 'a/d5'],
+        ['stat', 'a/d1'], ['stat', 'a/d5'], ['stat', 'a'],
+      ],
+    },
+    {
+      name: 'a listed tree changed files first, as chown -R does',
+      layers: [{ 't/x/f': 'f', 't/x/g': 'g', 't/x/s': { dir: true, mode: 0o2755 }, 't/y/h': 'h', 't/y/z/i': 'i' }],
+      ops: [
+        ['readdir', 't'], ['readdir', 't/x'], ['chown', 't/x/f', 1000, 1000], ['chown', 't/x/g', 1000, 1000],
+        ['readdir', 't/x/s'], ['chown', 't/x/s', 1000, 1000], ['chown', 't/x', 1000, 1000],
+        ['readdir', 't/y'], ['readdir', 't/y/z'], ['chown', 't/y/z/i', 1000, 1000], ['chown', 't/y/z', 1000, 1000],
+        ['chown', 't/y/h', 1000, 1000], ['chown', 't/y', 1000, 1000], ['chown', 't', 1000, 1000],
+        ['stat', 't'], ['stat', 't/x'], ['stat', 't/x/s'], ['stat', 't/y'], ['stat', 't/y/z'], ['stat', 't/x/f'], ['stat', 't/y/z/i'],
+        ['chmod', 't/x', 0o700], ['utimes', 't/y', T1, T2], ['chmod', 't/x/s', 0o3775],
+        ['stat', 't/x'], ['stat', 't/y'], ['stat', 't/x/s'], ['stat', 't'], ['readdir', 't/x'],
       ],
     },
     {
