@@ -72,83 +72,89 @@ enum { COW_COLD = 1, COW_DIR = 2 };
 /* fll_fast_node.dir: a lower directory; one in the upper layer (src empty). */
 enum { COW_MARK_LOWER_DIR = 1, COW_MARK_UPPER_DIR = 2 };
 
+/* A setattr's change as copy-up.c takes it: -1 for a field left as it is; the times UTIME_OMIT
+ * where they stay. */
+typedef struct {
+    int64_t uid, gid, mode;
+    struct timespec times[2];
+} cow_change;
+
+static cow_change change_of(const struct stat *attr, int to_set) {
+    return (cow_change){
+        .uid = to_set & FUSE_SET_ATTR_UID ? (int64_t)attr->st_uid : -1,
+        .gid = to_set & FUSE_SET_ATTR_GID ? (int64_t)attr->st_gid : -1,
+        .mode = to_set & FUSE_SET_ATTR_MODE ? (int64_t)(attr->st_mode & 07777) : -1,
+        .times = {time_arg(attr, to_set, FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW, 1),
+                  time_arg(attr, to_set, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW, 0)},
+    };
+}
+
+/* Replies with `st` as JS shows the node (its inode number; nlink 1: a copy of a file has one name,
+ * a copied-up directory merges, see attrs.ts), given `timeout` seconds to live, and queues `r`, the
+ * record JS takes the copy over from, when there is one. */
+static void answer(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct stat *st, uint64_t shown, double timeout,
+                   fll_rec *r, const struct stat *attr, int to_set) {
+    st->st_ino = shown;
+    st->st_nlink = 1;
+    s->cow_setattrs++;
+    if (r) {
+        r->kind = FLL_SETATTR;
+        r->ino = ino;
+        r->valid = (uint32_t)to_set;
+        r->st = *attr;
+    }
+    FLL_SEND(s, req, fuse_reply_attr(req, st, timeout));
+    if (r) fll_push(s, r);
+}
+
 /* A marked directory in the upper layer, merging with a lower one (see the top): the change is made
  * on it as JS makes it (mode, owner, times, in setattr's order), answered with its attributes, and
- * the mark stays. No record: JS keeps nothing a setattr changes. 1 when answered. */
-static int cow_upper_dir(fll_session *s, fuse_req_t req, fll_fast_node *n, const struct stat *attr, int to_set,
-                         const struct timespec times[2]) {
+ * the mark stays. No record: JS keeps nothing a setattr changes. */
+static void cow_upper_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const cow_change *c,
+                          const struct stat *attr, int to_set) {
     const char *path = n->src + strlen(n->src) + 1;
     struct stat st;
     int err = 0;
-    if ((to_set & FUSE_SET_ATTR_MODE) && chmod(path, attr->st_mode & 07777) < 0) err = errno;
-    if (!err && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
-        lchown(path, to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1, to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1) < 0)
-        err = errno;
-    if (!err && (times[0].tv_nsec != UTIME_OMIT || times[1].tv_nsec != UTIME_OMIT) &&
-        utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) < 0)
+    if (c->mode >= 0 && chmod(path, (mode_t)c->mode) < 0) err = errno;
+    if (!err && (c->uid >= 0 || c->gid >= 0) && lchown(path, (uid_t)c->uid, (gid_t)c->gid) < 0) err = errno;
+    if (!err && (c->times[0].tv_nsec != UTIME_OMIT || c->times[1].tv_nsec != UTIME_OMIT) &&
+        utimensat(AT_FDCWD, path, c->times, AT_SYMLINK_NOFOLLOW) < 0)
         err = errno;
     if (!err && lstat(path, &st) < 0) err = errno;
-    s->cow_setattrs++;
     if (err) {
+        s->cow_setattrs++;
         FLL_SEND(s, req, fuse_reply_err(req, err));
-        return 1;
+        return;
     }
-    st.st_ino = n->shown;
-    st.st_nlink = 1;
-    FLL_SEND(s, req, fuse_reply_attr(req, &st, s->cow_attr_timeout));
-    return 1;
+    answer(s, req, ino, &st, n->shown, s->cow_attr_timeout, NULL, attr, to_set);
 }
 
 /* A marked lower directory's setattr (see the top): 1 when answered. */
-static int cow_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const struct stat *attr, int to_set,
-                   const struct timespec times[2]) {
+static int cow_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const cow_change *c,
+                   const struct stat *attr, int to_set) {
     /* The record first: once the copy is named, JS must hear of it. */
     fll_rec *r = calloc(1, sizeof *r);
     struct stat st;
-    int err = !r ? ENOMEM
-                 : copy_dir_named(n->src, s->cow_dir, n->src + strlen(n->src) + 1, to_set & FUSE_SET_ATTR_UID ? (int64_t)attr->st_uid : -1,
-                                  to_set & FUSE_SET_ATTR_GID ? (int64_t)attr->st_gid : -1,
-                                  to_set & FUSE_SET_ATTR_MODE ? (int64_t)(attr->st_mode & 07777) : -1, times, &st);
+    int err = !r ? ENOMEM : copy_dir_named(n->src, s->cow_dir, n->src + strlen(n->src) + 1, c->uid, c->gid, c->mode, c->times, &st);
     uint64_t shown = n->shown;
     unmark(s, n);
     if (err) {
         free(r);
         return 0;
     }
-    /* As JS shows a directory that merges (nlink 1, see attrs.ts), with the inode number it had. */
-    st.st_ino = shown;
-    st.st_nlink = 1;
-    r->kind = FLL_SETATTR;
-    r->ino = ino;
-    r->valid = (uint32_t)to_set;
     r->flags = COW_DIR;
-    r->st = *attr;
-    s->cow_setattrs++;
-    FLL_SEND(s, req, fuse_reply_attr(req, &st, s->cow_attr_timeout));
-    fll_push(s, r);
+    answer(s, req, ino, &st, shown, s->cow_attr_timeout, r, attr, to_set);
     return 1;
 }
 
-int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
-                    const struct fuse_file_info *fi) {
-    if (!s->cow_dir || s->head || fi || (to_set & ~COW_VALID)) return 0;
-    fll_fast_node *n = fll_node_find(s, ino);
-    if (!n || !n->src) return 0;
-    struct timespec times[2] = {
-        time_arg(attr, to_set, FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW, 1),
-        time_arg(attr, to_set, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW, 0),
-    };
-    /* Set-ID bits to clear are JS's to judge (the kernel asks only for files). */
-    if (n->dir && (s->kill_suidgid || (to_set & COW_KILL))) return 0;
-    if (n->dir == COW_MARK_UPPER_DIR) return cow_upper_dir(s, req, n, attr, to_set, times);
-    if (n->dir) return cow_dir(s, req, ino, n, attr, to_set, times);
+/* A marked lower file's setattr (see the top): 1 when answered. */
+static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const cow_change *c,
+                    const struct stat *attr, int to_set) {
     if (s->cow_room == 0) return 0;
     double src[ST_FIELDS];
     int fd = -1, cold = 0;
     int64_t bytes = 0;
-    int err = copy_small_unnamed(n->src, s->cow_dir, s->cow_limit, to_set & FUSE_SET_ATTR_UID ? (int64_t)attr->st_uid : -1,
-                                 to_set & FUSE_SET_ATTR_GID ? (int64_t)attr->st_gid : -1,
-                                 to_set & FUSE_SET_ATTR_MODE ? (int64_t)(attr->st_mode & 07777) : -1, times, src, &fd, &bytes, &cold);
+    int err = copy_small_unnamed(n->src, s->cow_dir, s->cow_limit, c->uid, c->gid, c->mode, c->times, src, &fd, &bytes, &cold);
     uint64_t shown = n->shown;
     unmark(s, n);
     if (err || fd < 0) return 0;
@@ -162,20 +168,27 @@ int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct
         close(fd);
         return 0;
     }
-    st.st_ino = shown;
-    st.st_nlink = 1;
-    r->kind = FLL_SETATTR;
-    r->ino = ino;
     r->fh = (uint64_t)fd; /* with no has_fh: it is the copy's fd, no file handle of the kernel's */
     r->size = (size_t)bytes;
     r->offset = (int64_t)src[ST_INO];
-    r->valid = (uint32_t)to_set;
     r->flags = cold ? COW_COLD : 0;
-    r->st = *attr;
     s->cow_room--;
-    s->cow_setattrs++;
-    FLL_SEND(s, req, fuse_reply_attr(req, &st, 0.0));
-    fll_push(s, r);
+    /* No time to live: the copy is not named yet (JS names it after its flush). */
+    answer(s, req, ino, &st, shown, 0.0, r, attr, to_set);
+    return 1;
+}
+
+int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
+                    const struct fuse_file_info *fi) {
+    if (!s->cow_dir || s->head || fi || (to_set & ~COW_VALID)) return 0;
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (!n || !n->src) return 0;
+    cow_change c = change_of(attr, to_set);
+    if (!n->dir) return cow_file(s, req, ino, n, &c, attr, to_set);
+    /* Set-ID bits to clear are JS's to judge (the kernel asks only for files). */
+    if (s->kill_suidgid || (to_set & COW_KILL)) return 0;
+    if (n->dir == COW_MARK_LOWER_DIR) return cow_dir(s, req, ino, n, &c, attr, to_set);
+    cow_upper_dir(s, req, ino, n, &c, attr, to_set);
     return 1;
 }
 
