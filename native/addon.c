@@ -42,6 +42,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("syncfs", js_syncfs),
         FN("fallocate", js_fallocate),
         FN("preadNowait", js_pread_nowait),
+        FN("firstPageCached", js_first_page_cached),
         FN("prefetch", js_prefetch),
         FN("pwriteNowait", js_pwrite_nowait),
         FN("fuseLlCreate", fll_js_create),

@@ -219,9 +219,13 @@ static int create_file(const char *tmp, int flags, int *linked) {
     return open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
-/* Whether the first byte of `fd` is in the page cache: a read that may not wait for the disk
- * (RWF_NOWAIT) gets it. Where the kernel refuses the flag, say yes. */
+/* Whether the first byte of `fd` is in the page cache: cachestat says, else a read that may not
+ * wait for the disk (RWF_NOWAIT) gets it. Where the kernel refuses the flag, say yes. */
 static int page_cached(int fd) {
+    int cached = first_page_cached(fd);
+    if (cached >= 0) return cached;
+    /* No cachestat: a one-byte read that may not wait, which may say cached for a page it read in
+     * itself (see first_page_cached). */
     char byte;
     struct iovec iov = {&byte, 1};
     return preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0 || errno != EAGAIN;

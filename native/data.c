@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -78,6 +79,41 @@ napi_value js_fallocate(napi_env env, napi_callback_info info) {
     op *o = op_new("fallocate", fallocate_exec, op_done_undefined);
     if (!o) return op_nomem(env);
     return op_run(env, info, o, "iull", &o->fd, &o->flags, &o->off, &o->len);
+}
+
+/* ---- whether data is cached ---- */
+
+#ifndef SYS_cachestat
+#define SYS_cachestat 451
+#endif
+
+/* Whether the first page of the file open as `fd` is in the page cache: 1, 0, or -1 when cachestat(2)
+ * (Linux 6.5) cannot tell (missing, or refused). cachestat only looks. A read that may not wait
+ * (RWF_NOWAIT) is no such probe: it starts reading the page in, and on a fast disk (a VM's, cached
+ * by its host) finds it read before it gives up, and returns the byte as if it had been cached. */
+int first_page_cached(int fd) {
+    struct {
+        uint64_t off, len;
+    } range = {0, 1};
+    struct {
+        uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+    } cs;
+    if (syscall(SYS_cachestat, fd, &range, &cs, 0) < 0) return -1;
+    return cs.nr_cache > 0;
+}
+
+/* firstPageCached(fd) → 1, 0, or -1 (unknown; see first_page_cached). */
+napi_value js_first_page_cached(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1], result;
+    int32_t fd;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "(fd)");
+        return NULL;
+    }
+    napi_create_int32(env, first_page_cached(fd), &result);
+    return result;
 }
 
 /* ---- reads and writes that never wait ---- */

@@ -39,6 +39,7 @@ napi_value js_ficlone(napi_env env, napi_callback_info info);
 napi_value js_syncfs(napi_env env, napi_callback_info info);
 napi_value js_fallocate(napi_env env, napi_callback_info info);
 napi_value js_pread_nowait(napi_env env, napi_callback_info info);
+napi_value js_first_page_cached(napi_env env, napi_callback_info info);
 napi_value js_pwrite_nowait(napi_env env, napi_callback_info info);
 napi_value js_prefetch(napi_env env, napi_callback_info info);
 napi_value js_lstat_into(napi_env env, napi_callback_info info);

@@ -92,6 +92,9 @@ int copy_small_unnamed(const char *src, const char *dir, int64_t limit, int64_t 
 int copy_dir_named(const char *src, const char *dir, const char *target, int64_t uid, int64_t gid, int64_t mode,
                    const struct timespec times[2], struct stat *out);
 
+/* data.c: whether the first page of `fd` is in the page cache (1, 0; -1 when that cannot be told). */
+int first_page_cached(int fd);
+
 napi_status op_done_undefined(napi_env env, op *o, napi_value *out);
 napi_status op_done_number(napi_env env, op *o, napi_value *out);
 napi_status op_done_bytes(napi_env env, op *o, napi_value *out);

@@ -155,7 +155,8 @@ export class LowLevelBridge {
     union.onAttrChange = (path) => {
       const node = this.#nodes.byPath(path)
       if (!node) return
-      // A directory copied up by the union (ensureUpperDir): C must not try to copy it again.
+      // Changed behind C's back (a directory the union copied up: C must not copy it again; it is
+      // marked again as one in the upper layer, see onDirCopiedUp).
       this.#unmark(node)
       if (node.id !== this.#replying && !node.attrsExpired) this.#invalidate(node)
     }
@@ -328,7 +329,8 @@ export class LowLevelBridge {
    * A setattr answered in C, which copied the node's lower file up and made the change on the copy
    * (see #markCopyable): the union takes the copy over, as if it had made it. Nothing came between
    * that answer and this. The reply gave the attributes no time to live, as #replyAttr gives those
-   * of any copy not named yet.
+   * of any copy not named yet. A lower directory's copy was named in C already: the union only
+   * takes note (and the directory is marked again, as one in the upper layer: onDirCopiedUp).
    */
   #adoptCopy(r: Request & { op: 'setattr' }, copy: NonNullable<(Request & { op: 'setattr' })['copy']>): void {
     const node = this.#nodes.get(r.ino)

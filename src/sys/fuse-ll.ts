@@ -284,13 +284,13 @@ function ctxOf(uid: number, gid: number, pid: number, umask: number): Ctx {
   return ctx
 }
 
-/** The Request for a record: which fields an op carries follows native/fuse-ll-ops.c. */
 /** The copy an answered setattr carries (see fuse-ll-cow.c: flags 1, its data came from the disk; 2, a directory). */
 function answeredCopy(f: Float64Array): NonNullable<(Request & { op: 'setattr' })['copy']> {
   if (f[F.FLAGS] === 2) return { dir: true }
   return { dir: false, fd: f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: f[F.FLAGS] === 1 }
 }
 
+/** The Request for a record: which fields an op carries follows native/fuse-ll-ops.c. */
 function decode(op: Op, f: Float64Array, name: string | undefined, name2: string | undefined, data: Buffer | undefined): Request {
   const req = f[F.REQ]!
   const ctx = ctxOf(f[F.UID]!, f[F.GID]!, f[F.PID]!, f[F.UMASK]!)

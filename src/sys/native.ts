@@ -62,6 +62,7 @@ interface Addon {
   dupFd(fd: number): number
   ioctlPath(path: HostPath, cmd: number, arg: Uint8Array): Buffer
   preadNowait(fd: number, buffer: Buffer, length: number, position: number): number
+  firstPageCached(fd: number): number
   pwriteNowait(fd: number, buffer: Buffer, length: number, position: number): number
   prefetch(paths: Uint8Array, maxSize: number): Promise<number>
   seekData(fd: number, offset: number): Promise<number>
@@ -534,6 +535,14 @@ export function commitCopySync(tmp: HostPath, target: HostPath, parent: HostPath
  * or undefined when nothing could be done without waiting (data not cached, a filesystem that
  * cannot promise it) or on any error. The caller then goes to the thread pool, which reports errors.
  */
+/** Whether the first page of the open file `fd` is in the page cache, asked without reading it
+ *  (cachestat(2)); undefined where that cannot be told. (A read that may not wait is no such probe:
+ *  it starts reading the page, and on a fast disk may return it, read just now.) */
+export function firstPageCached(fd: number): boolean | undefined {
+  const cached = native().firstPageCached(fd)
+  return cached < 0 ? undefined : cached === 1
+}
+
 export function preadNowait(fd: number, buffer: Buffer, length: number, position: number): number | undefined {
   const n = native().preadNowait(fd, buffer, length, position)
   return n < 0 ? undefined : n

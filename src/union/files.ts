@@ -3,7 +3,7 @@
  * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
  */
 import { constants, fchmodSync, fstatSync, ftruncateSync, openSync } from 'node:fs'
-import { ST, ST_FIELDS, dupFdSync, fallocate as fallocateFd, fstatNumbers as fstatNumbersOf, lstatNumbers, seekData, seekHole } from '../sys/native.js'
+import { ST, ST_FIELDS, dupFdSync, fallocate as fallocateFd, firstPageCached, fstatNumbers as fstatNumbersOf, lstatNumbers, seekData, seekHole } from '../sys/native.js'
 import type { HostPath } from '../sys/names.js'
 import { type Core, stagedPath } from './core.js'
 import { type Entry, type FileShape, inUpper } from './entry.js'
@@ -171,7 +171,9 @@ export function readHead(core: Core, fh: number, buffer: Buffer, length: number,
   const before = fstatNumbersOf(fd, headStat)
   const atimeSec = before[ST.ATIME]
   const atimeNsec = before[ST.ATIME_NS]
-  let bytes = preadCached(fd, buffer, length, 0)
+  // Asked without reading first: a read that may not wait starts reading the page in, and on a fast
+  // disk may return it, read just now, as if it had been cached (see firstPageCached).
+  let bytes = firstPageCached(fd) === false ? undefined : preadCached(fd, buffer, length, 0)
   if (bytes === undefined) {
     if (!waitForDisk) return undefined
     beforeWait()
