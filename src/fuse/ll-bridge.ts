@@ -145,20 +145,18 @@ export class LowLevelBridge {
       union.onCopyRoom = (room) => this.#session.cowRoom(room)
       // A directory copied up (by the union, or in C and adopted) has its later setattrs answered
       // in C too, on the copy (chown -R changes a directory after its files, whose copy-ups copied
-      // it up).
+      // it up). The mark replaces one it had as a lower directory: C must not copy it again.
       union.onDirCopiedUp = (path, upperPath) => {
         const node = this.#nodes.byPath(path)
-        if (node && this.#session.cowAllowUpperDir(node.id, upperPath, union.getattrSync(path).ino)) node.cow = true
+        if (!node) return
+        if (this.#session.cowAllowUpperDir(node.id, upperPath, union.getattrSync(path).ino)) node.cow = true
+        else this.#unmark(node)
       }
       this.#cow = true
     }
     union.onAttrChange = (path) => {
       const node = this.#nodes.byPath(path)
-      if (!node) return
-      // Changed behind C's back (a directory the union copied up: C must not copy it again; it is
-      // marked again as one in the upper layer, see onDirCopiedUp).
-      this.#unmark(node)
-      if (node.id !== this.#replying && !node.attrsExpired) this.#invalidate(node)
+      if (node && node.id !== this.#replying && !node.attrsExpired) this.#invalidate(node)
     }
   }
 

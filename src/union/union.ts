@@ -237,7 +237,7 @@ export class Union {
       const at = listing ? listing.statsOffset(name) : -1
       if (at >= 0) {
         const attr = attrs.attrFrom(entry, listing!.numbers, at)
-        const src = sources ? this.#copySource(entry, attr, dir) : undefined
+        const src = sources ? this.#copySource(entry, attr, () => dir) : undefined
         out.push(src ? { name, attr, src } : { name, attr })
         continue
       }
@@ -541,13 +541,14 @@ export class Union {
   copyBehindSource(path: string, attr: attrs.Attr): CopySource | undefined {
     const rel = relPath(path)
     const entry = this.#core.resolver.resolve(rel)
-    return entry && rel !== '' ? this.#copySource(entry, attr, this.#core.resolver.get(splitPath(rel)[0])) : undefined
+    return entry && rel !== '' ? this.#copySource(entry, attr, () => this.#core.resolver.get(splitPath(rel)[0])) : undefined
   }
 
-  #copySource(entry: Entry, attr: attrs.Attr, parent: Entry): CopySource | undefined {
+  /** `parent` is asked for only for a directory (a lookup's file needs none). */
+  #copySource(entry: Entry, attr: attrs.Attr, parent: () => Entry): CopySource | undefined {
     const core = this.#core
     if (core.copiesBehind(entry, attr.size, attr.nlink)) return { src: entry.layer.path(entry.path) }
-    if (core.copiesDirBehind(entry, parent)) return { src: entry.layer.path(entry.path), dst: core.requireUpper().path(entry.path) }
+    if (entry.kind === 'dir' && core.copiesDirBehind(entry, parent())) return { src: entry.layer.path(entry.path), dst: core.requireUpper().path(entry.path) }
     return undefined
   }
 
