@@ -6,7 +6,8 @@
  *   fuse-ll-passthrough.c  FUSE passthrough, which libfuse 3.14 cannot negotiate: INIT, backing
  *                      files, open replies naming them
  *   fuse-ll-fast.c     opens for reading of nodes JS has marked, answered without JS
- *   fuse-ll-cow.c      setattrs that copy a small lower file up, answered without JS
+ *   fuse-ll-cow.c      setattrs that copy a small lower file or a directory up (or change a
+ *                      copied-up directory), answered without JS
  *
  * One thread: /dev/fuse is non-blocking and watched by a uv_poll handle, so the JS thread itself
  * reads the requests, runs libfuse's dispatch (the callbacks), hands the batch to JS and writes the
