@@ -1,6 +1,8 @@
 /* Setattrs answered in C: the chmod, chown or touch of a small lower file, which copies it up
  * (`chmod -R` and `chown -R` of an image's layer are made of them). Through JS such a setattr
- * costs as much CPU again as its copy; here it is one call from request to reply.
+ * costs as much CPU again as its copy; here it is one call from request to reply. The getattrs of
+ * the same marked files are answered here too (fll_cow_getattr): the lower file's lstat is all
+ * JS would give.
  *
  * JS marks the nodes it may be done for (cowAllow: a lower regular file, with flush behind on and
  * no ids mapped, listed by readdirplus or looked up), with the lower file's host path and the inode
@@ -52,7 +54,7 @@
      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | COW_KILL)
 
 /* Nodes marked at most: the oldest marks go first (a walk marks every file it lists). */
-#define COW_MAX 16384
+#define COW_MAX 65536
 
 static void unmark(fll_session *s, fll_fast_node *n) {
     free(n->src);
@@ -175,6 +177,22 @@ static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_nod
     s->cow_room--;
     /* No time to live: the copy is not named yet (JS names it after its flush). */
     answer(s, req, ino, &st, shown, 0.0, r, attr, to_set);
+    return 1;
+}
+
+/* The getattr of a marked lower file: its lstat, as attrs.ts shows a lower file's (the inode number
+ * JS shows, the rest as the layer has it), given JS's time to live. The mark stays: reading changes
+ * nothing. When a request read before it waits for JS, JS answers (it may change the node first). A
+ * file handle changes nothing: JS's handles on a lower file are that file. */
+int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
+    if (!s->cow_dir || s->head) return 0;
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (!n || !n->src || n->dir) return 0;
+    struct stat st;
+    if (lstat(n->src, &st) < 0) return 0;
+    st.st_ino = n->shown;
+    s->cow_getattrs++;
+    FLL_SEND(s, req, fuse_reply_attr(req, &st, s->cow_attr_timeout));
     return 1;
 }
 

@@ -79,6 +79,7 @@ static void ino_op(fuse_req_t req, int kind, fuse_ino_t ino, struct fuse_file_in
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    if (fll_cow_getattr(fuse_req_userdata(req), req, ino)) return;
     ino_op(req, FLL_GETATTR, ino, fi);
 }
 static void op_readlink(fuse_req_t req, fuse_ino_t ino) { ino_op(req, FLL_READLINK, ino, NULL); }

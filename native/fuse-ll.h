@@ -7,7 +7,7 @@
  *                      files, open replies naming them
  *   fuse-ll-fast.c     opens for reading of nodes JS has marked, answered without JS
  *   fuse-ll-cow.c      setattrs that copy a small lower file or a directory up (or change a
- *                      copied-up directory), answered without JS
+ *                      copied-up directory), and getattrs of those lower files, answered without JS
  *
  * One thread: /dev/fuse is non-blocking and watched by a uv_poll handle, so the JS thread itself
  * reads the requests, runs libfuse's dispatch (the callbacks), hands the batch to JS and writes the
@@ -165,6 +165,7 @@ typedef struct fll_session {
     uint64_t *cow_ring;   /* the marked nodes, oldest first from cow_next (COW_MAX) */
     uint32_t cow_next;
     uint64_t cow_setattrs; /* setattrs answered in C */
+    uint64_t cow_getattrs; /* getattrs of marked lower files answered in C */
     double cow_attr_timeout; /* seconds a copied-up directory's attributes live (JS's attr timeout) */
 
     fll_slot *slots;
@@ -229,6 +230,8 @@ napi_value fll_js_fast_opens(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_watch(napi_env env, napi_callback_info info);
 
 /* fuse-ll-cow.c */
+/* Answers the getattr of a marked lower file in C when it may (then 1). */
+int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino);
 /* Answers the setattr in C when it may (then 1). */
 int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
                     const struct fuse_file_info *fi);

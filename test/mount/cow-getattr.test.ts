@@ -1,0 +1,122 @@
+// The getattr of a small lower file JS has marked (listed by readdirplus or looked up, see
+// native/fuse-ll-cow.c) is answered in C from the lower file's lstat, and the mark stays. Whatever
+// changes the file afterwards (its data, xattrs, links, its name, its mode) must take the mark
+// away first, or C would keep answering with the lower file's attributes. With attr_timeout=0 every
+// stat below reaches the daemon; the same script runs on kernel overlayfs, and what stat shows must
+// agree.
+import { existsSync } from 'node:fs'
+import { appendFile, chmod, link, lstat, mkdir, open, readdir, rename, truncate, unlink, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { lsetxattrSync } from '../../src/sys/native.js'
+import { statsOf } from '../helpers/daemon-stats.js'
+import { mountFrame } from '../helpers/layerfs-suite.js'
+import { fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
+
+const fuse = fuseAvailable()
+if (!fuse.ok) console.warn(`skipping getattr-in-C tests: ${fuse.reason}`)
+if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
+
+const CLI = resolve('bin/layerfs.js')
+const SMALL = ['append', 'xattr', 'linked', 'renamed', 'remade', 'truncated', 'chmodded', 'written', 'kept']
+/** Names stat'ed after the changes (the link and the rename's target included). */
+const AFTER = [...SMALL.filter((n) => n !== 'renamed'), 'linked2', 'renamed2', 'big', 'hard1', 'hard2', 'sub']
+
+async function fillLowers(top: string, bottom: string): Promise<void> {
+  await mkdir(join(top, 'd', 'sub', 'merged'), { recursive: true })
+  await mkdir(join(bottom, 'd', 'sub', 'merged'), { recursive: true })
+  await writeFile(join(bottom, 'd', 'sub', 'merged', 'below'), 'below')
+  for (const name of SMALL) await writeFile(join(top, 'd', name), `lower ${name}`)
+  await writeFile(join(top, 'd', 'big'), Buffer.alloc(100_000, 1))
+  await writeFile(join(top, 'd', 'hard1'), 'hard')
+  await link(join(top, 'd', 'hard1'), join(top, 'd', 'hard2'))
+}
+
+type Before = Map<string, { ino: bigint; mtimeNs: bigint; ctimeNs: bigint }>
+
+/** What stat shows of a name: type and mode, links, owner, size, and whether the inode number,
+ *  mtime and ctime are those stat showed before the changes. */
+async function shown(mnt: string, name: string, before?: Before): Promise<string> {
+  const st = await lstat(join(mnt, 'd', name), { bigint: true })
+  const was = before?.get(name)
+  const word = (same: boolean): string => same ? 'same' : 'other'
+  const same = was === undefined ? '' : ` ino ${word(st.ino === was.ino)} mtime ${word(st.mtimeNs === was.mtimeNs)} ctime ${word(st.ctimeNs === was.ctimeNs)}`
+  return `${st.mode.toString(8)} nlink ${st.nlink} ${st.uid}:${st.gid} size ${st.size}${same}`
+}
+
+/** The changes, each through a request that must take the file's mark away first. */
+async function change(mnt: string): Promise<void> {
+  const at = (name: string): string => join(mnt, 'd', name)
+  await appendFile(at('append'), ' and more')
+  lsetxattrSync(at('xattr'), 'user.k', Buffer.from('v'))
+  await link(at('linked'), at('linked2'))
+  await rename(at('renamed'), at('renamed2'))
+  await unlink(at('remade'))
+  await writeFile(at('remade'), 'made again, longer than before')
+  await truncate(at('truncated'), 2)
+  await chmod(at('chmodded'), 0o600)
+  const fh = await open(at('written'), 'r+')
+  try {
+    await fh.write('W', 20)
+    // An fstat through the open handle, before the close.
+    expect((await fh.stat()).size).toBe(21)
+  } finally {
+    await fh.close()
+  }
+}
+
+describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => {
+  const frame = mountFrame('cow-getattr')
+  const mounts = frame.mounts
+  let n = 0
+
+  async function run(driver: 'kernel' | 'layerfs'): Promise<{ listed: string[]; after: string[]; inC?: [number, number] }> {
+    const base = join(frame.dir, `s${++n}`)
+    const [top, bottom, upper, work, mnt] = ['top', 'bottom', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string, string]
+    for (const d of [top, bottom, upper, work, mnt]) await mkdir(d, { recursive: true })
+    await fillLowers(top, bottom)
+    const handle = driver === 'kernel'
+      ? mounts.add(await mountOverlay({ lowers: [top, bottom], upper, work, mnt }))
+      : mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${top}:${bottom},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
+    try {
+      // The parent is copied up first (a chmod), so that the listing marks the directory in it too
+      // ('sub', merged): a merged directory's attributes are not its top layer's lstat (nlink 1 here,
+      // 3 there), and stay JS's to give.
+      await chmod(join(mnt, 'd'), 0o755)
+      const names = (await readdir(join(mnt, 'd'))).sort()
+      const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop?.cowGetattrs ?? 0 : 0
+      const before: Before = new Map()
+      const listed: string[] = []
+      for (const name of names) {
+        const st = await lstat(join(mnt, 'd', name), { bigint: true })
+        before.set(name, { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs })
+        listed.push(`${name}: ${await shown(mnt, name)}`)
+      }
+      const inC1 = driver === 'layerfs' ? (await statsOf(mnt)).loop?.cowGetattrs ?? 0 : 0
+      await change(mnt)
+      const after: string[] = []
+      for (const name of AFTER) after.push(`${name}: ${await shown(mnt, name, before)}`)
+      return { listed, after, inC: driver === 'layerfs' ? [inC0, inC1] : undefined }
+    } finally {
+      await mounts.unmount(handle)
+    }
+  }
+
+  it('shows what kernel overlayfs shows, before and after each kind of change', async () => {
+    const expected = await run('kernel')
+    const actual = await run('layerfs')
+    expect(actual.listed).toEqual(expected.listed)
+    expect(actual.after).toEqual(expected.after)
+    // Each small file was stat'ed twice after the listing, through C: the nine small ones, not the
+    // big one, the hard-linked ones or the directories.
+    const [inC0, inC1] = actual.inC!
+    expect(inC1 - inC0).toBe(2 * SMALL.length)
+    // What the comparison rests on, spelled out.
+    expect(actual.after).toContain('append: 100644 nlink 1 0:0 size 21 ino same mtime other ctime other')
+    expect(actual.after).toContain('linked: 100644 nlink 2 0:0 size 12 ino same mtime same ctime other')
+    expect(actual.after).toContain('chmodded: 100600 nlink 1 0:0 size 14 ino same mtime same ctime other')
+    expect(actual.after).toContain('xattr: 100644 nlink 1 0:0 size 11 ino same mtime same ctime other')
+    expect(actual.after).toContain('kept: 100644 nlink 1 0:0 size 10 ino same mtime same ctime same')
+    expect(actual.after.find((line) => line.startsWith('sub: '))).toMatch(/^sub: 40755 nlink 1 0:0 size \d+ ino same mtime same ctime same$/)
+  })
+})
