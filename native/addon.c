@@ -75,6 +75,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlFastDeny", fll_js_fast_deny),
         FN("fuseLlFastOpens", fll_js_fast_opens),
         FN("fuseLlFastWatch", fll_js_fast_watch),
+        FN("fuseLlDirEnd", fll_js_dir_end),
         FN("fuseLlCowConfigure", fll_js_cow_configure),
         FN("fuseLlCowRoom", fll_js_cow_room),
         FN("fuseLlCowAllow", fll_js_cow_allow),

@@ -116,7 +116,33 @@ int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse
 }
 
 void fll_node_drop_unused(fll_session *s, fll_fast_node *n) {
-    if (!n->allowed && n->opens == 0 && !n->src) node_remove(s, n);
+    if (!n->allowed && n->opens == 0 && !n->src && !n->dir_end) node_remove(s, n);
+}
+
+/* The end of a listing. A reader of a directory reads until a reply comes back empty, so every
+ * pass costs one request more than its entries need: the read at the offset where the last reply
+ * ended. JS keeps a pass's listing until then (ll-bridge.ts, #readdir); instead, when a reply of
+ * its reaches the end, it drops the listing and tells C where it ended (dirEnd), and the read there
+ * is answered here, empty, as JS would answer it from that listing. The end holds for that listing
+ * only: any other read of the directory goes to JS and takes the end away first (JS sets it again
+ * if its reply ends the new listing), and so does the node's forget. */
+int fll_dir_end_read(fll_session *s, fuse_req_t req, fuse_ino_t ino, off_t off) {
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (!n || !n->dir_end) return 0;
+    int at_end = off == n->dir_end;
+    n->dir_end = 0;
+    fll_node_drop_unused(s, n);
+    if (!at_end) return 0;
+    s->dir_ends++;
+    FLL_SEND(s, req, fuse_reply_buf(req, NULL, 0));
+    return 1;
+}
+
+void fll_dir_end_forget(fll_session *s, fuse_ino_t ino) {
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (!n || !n->dir_end) return;
+    n->dir_end = 0;
+    fll_node_drop_unused(s, n);
 }
 
 void fll_fast_free(fll_session *s) {
@@ -147,6 +173,22 @@ napi_value fll_js_fast_deny(napi_env env, napi_callback_info info) {
     n->allowed = 0;
     fll_node_drop_unused(s, n);
     return fll_int32(env, (int32_t)opens);
+}
+
+/* dirEnd(handle, node, offset) → 1, or 0 when out of memory: the listing JS just gave of the
+ * directory `node` ends at `offset` (at least 1), where a read is answered in C. */
+napi_value fll_js_dir_end(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3];
+    int64_t ino, end;
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+    fll_session *s = fll_unwrap(env, argv[0]);
+    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &ino) ||
+        !fll_int(env, argv[2], "offset", 1, 9007199254740991.0, &end))
+        return NULL;
+    fll_fast_node *n = fll_node_add(s, (uint64_t)ino);
+    if (n) n->dir_end = end;
+    return fll_int32(env, n != NULL);
 }
 
 /* fastOpens(handle, node) → the node's fast opens. */

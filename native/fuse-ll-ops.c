@@ -202,10 +202,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
     sized(req, FLL_READ, ino, size, off, fi);
 }
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+    if (fll_dir_end_read(fuse_req_userdata(req), req, ino, off)) return;
     sized(req, FLL_READDIR, ino, size, off, fi);
 }
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                            struct fuse_file_info *fi) {
+    if (fll_dir_end_read(fuse_req_userdata(req), req, ino, off)) return;
     sized(req, FLL_READDIRPLUS, ino, size, off, fi);
 }
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
@@ -244,6 +246,7 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
 
 /* forget needs no answer: reply here so the kernel never waits on JS for it. */
 static void forget_one(fll_session *s, const struct fuse_ctx *c, fuse_ino_t ino, uint64_t nlookup) {
+    fll_dir_end_forget(s, ino);
     fll_rec *r = calloc(1, sizeof *r);
     if (!r) return; /* losing a forget only leaks a node in JS */
     r->kind = FLL_FORGET;

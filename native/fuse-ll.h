@@ -5,7 +5,8 @@
  *   fuse-ll-reply.c    the JS-facing reply and notify functions
  *   fuse-ll-passthrough.c  FUSE passthrough, which libfuse 3.14 cannot negotiate: INIT, backing
  *                      files, open replies naming them
- *   fuse-ll-fast.c     opens for reading of nodes JS has marked, answered without JS
+ *   fuse-ll-fast.c     opens for reading of nodes JS has marked, and the empty read that ends a
+ *                      listing, answered without JS
  *   fuse-ll-cow.c      setattrs that copy a small lower file or a directory up (or change a
  *                      copied-up directory), and getattrs of those lower files, answered without JS
  *
@@ -111,6 +112,7 @@ typedef struct {
                      * directory, "src\0dst": the lower directory, then where its copy goes */
     uint64_t shown; /* with src: the st_ino JS shows for the node */
     uint32_t cow_at; /* with src: its slot in cow_ring */
+    int64_t dir_end; /* a directory: the offset its last listing JS gave ends at (0: none) */
 } fll_fast_node;
 
 /* The last requests, by sender: how many threads are calling at once (see on_readable). */
@@ -158,6 +160,7 @@ typedef struct fll_session {
     fll_fast_node *fast_nodes; /* open addressing by ino, at most half full */
     uint32_t fast_mask, fast_count;
     uint64_t fast_opens; /* opens answered in C */
+    uint64_t dir_ends;   /* reads past the end of a listing answered in C */
 
     char *cow_dir;        /* where setattrs answered in C make their copies; NULL: none are (fuse-ll-cow.c) */
     int64_t cow_limit;    /* the biggest file they copy */
@@ -219,6 +222,10 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info);
 int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fll_fast_free(fll_session *s);
+/* Answers a readdir at the end of the listing JS last gave of the directory (then 1); any other
+ * readdir of it, and its forget, take that end away. */
+int fll_dir_end_read(fll_session *s, fuse_req_t req, fuse_ino_t ino, off_t off);
+void fll_dir_end_forget(fll_session *s, fuse_ino_t ino);
 /* The table of nodes C answers for (shared with fuse-ll-cow.c): find, add (NULL when out of
  * memory), and remove an entry nothing uses any more. */
 fll_fast_node *fll_node_find(fll_session *s, uint64_t ino);
@@ -228,6 +235,7 @@ napi_value fll_js_fast_allow(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_deny(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_opens(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_watch(napi_env env, napi_callback_info info);
+napi_value fll_js_dir_end(napi_env env, napi_callback_info info);
 
 /* fuse-ll-cow.c */
 /* Answers the getattr of a marked lower file in C when it may (then 1). */

@@ -865,8 +865,9 @@ export class LowLevelBridge {
       return
     }
     // The kernel reads a directory from offset 0 to the empty reply that ends it, caching what it
-    // gets (cache_readdir), so a listing taken at offset 0 serves the rest of that pass; a rewind or
-    // a second reader starts a new one. Offsets index the listing.
+    // gets (cache_readdir), so a listing taken at offset 0 serves the rest of that pass, up to the
+    // reply that gives its last entry (the empty read after it is answered in C: #listingGiven); a
+    // rewind or a second reader starts a new one. Offsets index the listing.
     let list = r.offset === 0 ? undefined : this.#listings.get(r.ino)
     if (!list) {
       list = this.#union.readdirPlusSync(this.#path(this.#node(r.ino)), this.#cow)
@@ -877,7 +878,8 @@ export class LowLevelBridge {
     if (r.offset >= list.length && this.#listings.get(r.ino) === list) this.#listings.delete(r.ino)
     const slice = list.slice(r.offset, r.offset + Session.readdirCapacity(r.size, r.op === 'readdirplus'))
     if (r.op === 'readdir') {
-      this.#session.replyReaddir(r.req, r.size, slice.map((e, i) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode, next: r.offset + i + 1 })))
+      const fit = this.#session.replyReaddir(r.req, r.size, slice.map((e, i) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode, next: r.offset + i + 1 })))
+      this.#listingGiven(r, list, fit)
       return
     }
     const parent = this.#node(r.ino)
@@ -897,6 +899,17 @@ export class LowLevelBridge {
       if (i >= fit) this.#nodes.forget(node.id, 1)
       else if (slice[i]!.src !== undefined) this.#markCopyable(node, slice[i]!.src, slice[i]!.attr.ino)
     }
+    this.#listingGiven(r, list, fit)
+  }
+
+  /** After a reply of `fit` entries of `list`: when it gave the last one, the reader's next read,
+   *  at the end, comes back empty. That read is answered in C (Session.dirEnd), as it would be
+   *  from the listing, which goes now. */
+  #listingGiven(r: Request & { op: 'readdir' | 'readdirplus' }, list: DirEntry[], fit: number): void {
+    const end = r.offset + fit
+    if (fit === 0 || end < list.length) return
+    if (this.#listings.get(r.ino) === list) this.#listings.delete(r.ino)
+    this.#session.dirEnd(r.ino, end)
   }
 
   /**

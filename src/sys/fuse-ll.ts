@@ -208,7 +208,7 @@ interface Addon {
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
   fuseLlGranted(h: Handle): number
-  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number]
+  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number]
   fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer): number
@@ -217,6 +217,7 @@ interface Addon {
   fuseLlFastDeny(h: Handle, node: number): number
   fuseLlFastOpens(h: Handle, node: number): number
   fuseLlFastWatch(h: Handle, node: number): number
+  fuseLlDirEnd(h: Handle, node: number, offset: number): number
   fuseLlBackingOpen(h: Handle, fd: number): number
   fuseLlBackingClose(h: Handle, id: number): number
   fuseLlReplyWrite(h: Handle, req: number, count: number): void
@@ -481,9 +482,9 @@ export class Session {
 
   /** The busy-polls of /dev/fuse (MountOptions.spinUs) run so far, those skipped because more
    *  threads than `spinCallers` sent the last requests, and that limit. */
-  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number } {
-    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs] = this.#n.fuseLlLoopStats(this.#h)
-    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs }
+  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number } {
+    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds] = this.#n.fuseLlLoopStats(this.#h)
+    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds }
   }
 
   /**
@@ -534,6 +535,12 @@ export class Session {
   /** Opens of `node` come as requests again. Returns its fast opens still open. */
   fastDeny(node: number): number {
     return this.#n.fuseLlFastDeny(this.#h, node)
+  }
+
+  /** The listing of the directory `node` just given ends at `offset`: the read there, which ends
+   *  the reader's pass, is answered in C, empty (native/fuse-ll-fast.c). False when out of memory. */
+  dirEnd(node: number, offset: number): boolean {
+    return this.#n.fuseLlDirEnd(this.#h, node, offset) === 1
   }
 
   /** How many fast opens of `node` are open. */

@@ -108,6 +108,43 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     expect(after).toContain('new-one')
   })
 
+  it('answers the empty read that ends a listing in C, and lists every name after changes and a reader that stopped', async () => {
+    const { mnt } = await mountStack(async (top, bottom) => {
+      await mkdir(join(top, 'empty'))
+      await mkdir(join(top, 'small'))
+      await mkdir(join(bottom, 'small'))
+      for (const name of ['a', 'b', 'c']) await writeFile(join(top, 'small', name), name)
+      for (const name of ['c', 'd', 'e']) await writeFile(join(bottom, 'small', name), name)
+      await mkdir(join(top, 'big'))
+      for (let i = 0; i < 1000; i++) await writeFile(join(top, 'big', `name-${String(i).padStart(4, '0')}`), '')
+    })
+    const names = (n: number, from = 0): string[] => Array.from({ length: n }, (_, i) => `name-${String(i + from).padStart(4, '0')}`)
+    const before = await statsOf(mnt)
+    expect(await readdir(join(mnt, 'empty'))).toEqual([])
+    expect((await readdir(join(mnt, 'small'))).sort()).toEqual(['a', 'b', 'c', 'd', 'e'])
+    expect((await readdir(join(mnt, 'big'))).sort()).toEqual(names(1000))
+    // Each pass ended with one read past its last entry (the big one's after many replies), and C
+    // answered it: JS saw none of them.
+    const after = await statsOf(mnt)
+    expect(after.loop!.dirEnds - before.loop!.dirEnds).toBe(3)
+    expect(delta(before, after, 'readdir') + delta(before, after, 'readdirplus')).toBeGreaterThan(3)
+
+    // Changes between passes: the next pass is a new listing, whose end is its own (the old end
+    // falls many replies before the new one).
+    for (let i = 1000; i < 1200; i++) await writeFile(join(mnt, 'big', `name-${i}`), '')
+    expect((await readdir(join(mnt, 'big'))).sort()).toEqual(names(1200))
+    await rm(join(mnt, 'big', 'name-0000'))
+    await rm(join(mnt, 'small', 'e'))
+    expect((await readdir(join(mnt, 'big'))).sort()).toEqual(names(1199, 1))
+    expect((await readdir(join(mnt, 'small'))).sort()).toEqual(['a', 'b', 'c', 'd'])
+    // A reader that stops part of the way leaves no end behind; the listing after a change is whole.
+    const partial = await opendir(join(mnt, 'big'), { bufferSize: 1 })
+    for (let i = 0; i < 10; i++) expect(await partial.read()).not.toBeNull()
+    await partial.close()
+    for (let i = 1200; i < 1300; i++) await writeFile(join(mnt, 'big', `name-${i}`), '')
+    expect((await readdir(join(mnt, 'big'))).sort()).toEqual(names(1299, 1))
+  })
+
   it('reads the same bytes cached, uncached in small pieces and in big ones', async () => {
     const data = randomBytes(3 * 1024 * 1024 + 123)
     const { mnt } = await mountStack(async (top) => {
