@@ -219,13 +219,12 @@ static int create_file(const char *tmp, int flags, int *linked) {
     return open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
-/* Whether the first byte of `fd` is in the page cache: cachestat says, else a read that may not
- * wait for the disk (RWF_NOWAIT) gets it. Where the kernel refuses the flag, say yes. */
+/* Whether the first byte of `fd` is in the page cache: cachestat says, else (less surely: see
+ * first_page_cached) a read that may not wait for the disk (RWF_NOWAIT) gets it. Where the kernel
+ * refuses the flag, say yes. */
 static int page_cached(int fd) {
     int cached = first_page_cached(fd);
     if (cached >= 0) return cached;
-    /* No cachestat: a one-byte read that may not wait, which may say cached for a page it read in
-     * itself (see first_page_cached). */
     char byte;
     struct iovec iov = {&byte, 1};
     return preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0 || errno != EAGAIN;
@@ -498,16 +497,16 @@ int copy_dir_named(const char *src, const char *dir, const char *target, int64_t
     free(o.name);
     if (err) return err;
     struct stat before;
-    if (lstat(tmp, out) < 0 || lstat(parent, &before) < 0 ||
-        syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, target, RENAME_NOREPLACE) < 0) {
+    if (lstat(parent, &before) < 0 || syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, target, RENAME_NOREPLACE) < 0) {
         err = errno;
         rmdir(tmp);
         return err;
     }
-    /* Named: whatever follows, the copy-up happened. (The rename gave it a new ctime.) */
+    /* Named: the copy-up happened. Its attributes are taken after the rename, which gave it a new
+     * ctime; should that lstat fail, the request goes to JS, whose copy-up renames its own copy over
+     * this one (empty, and the same). */
     restore_times(parent, &before);
-    lstat(target, out);
-    return 0;
+    return lstat(target, out) < 0 ? errno : 0;
 }
 
 static int link_fd_exec(op *o) { return link_tmpfile(o->fd, o->dest); }

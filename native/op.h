@@ -87,8 +87,8 @@ int copy_small_unnamed(const char *src, const char *dir, int64_t limit, int64_t 
 /* The same for the lower directory SRC (a setattr of it answered in C): copied up as
  * stageCopySync copies a directory, under a temporary name in DIR, with the caller's change and
  * its own origin, then renamed to TARGET, which must not exist yet (RENAME_NOREPLACE), and
- * TARGET's parent given back its times. 0 with the copy's lstat in *out, or an errno (nothing
- * left behind, nothing named). */
+ * TARGET's parent given back its times. 0 with the copy's lstat in *out, or an errno: nothing
+ * named and nothing left behind, unless only the lstat after the rename failed. */
 int copy_dir_named(const char *src, const char *dir, const char *target, int64_t uid, int64_t gid, int64_t mode,
                    const struct timespec times[2], struct stat *out);
 

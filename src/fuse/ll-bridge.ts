@@ -149,7 +149,7 @@ export class LowLevelBridge {
       union.onDirCopiedUp = (path, upperPath) => {
         const node = this.#nodes.byPath(path)
         if (!node) return
-        if (this.#session.cowAllowUpperDir(node.id, upperPath, union.getattrSync(path).ino)) node.cow = true
+        if (this.#session.cowAllowUpperDir(node.id, upperPath, union.shownInoSync(path))) node.cow = true
         else this.#unmark(node)
       }
       this.#cow = true

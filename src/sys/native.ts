@@ -530,19 +530,19 @@ export function commitCopySync(tmp: HostPath, target: HostPath, parent: HostPath
 
 // ---- reads and writes that never wait ----
 
-/**
- * pread/pwrite with RWF_NOWAIT on the calling thread: bytes transferred (possibly fewer than asked),
- * or undefined when nothing could be done without waiting (data not cached, a filesystem that
- * cannot promise it) or on any error. The caller then goes to the thread pool, which reports errors.
- */
 /** Whether the first page of the open file `fd` is in the page cache, asked without reading it
- *  (cachestat(2)); undefined where that cannot be told. (A read that may not wait is no such probe:
- *  it starts reading the page, and on a fast disk may return it, read just now.) */
+ *  (cachestat(2)); undefined where that cannot be told (see first_page_cached in native/data.c for
+ *  why a read that may not wait is no such probe). */
 export function firstPageCached(fd: number): boolean | undefined {
   const cached = native().firstPageCached(fd)
   return cached < 0 ? undefined : cached === 1
 }
 
+/**
+ * pread/pwrite with RWF_NOWAIT on the calling thread: bytes transferred (possibly fewer than asked),
+ * or undefined when nothing could be done without waiting (data not cached, a filesystem that
+ * cannot promise it) or on any error. The caller then goes to the thread pool, which reports errors.
+ */
 export function preadNowait(fd: number, buffer: Buffer, length: number, position: number): number | undefined {
   const n = native().preadNowait(fd, buffer, length, position)
   return n < 0 ? undefined : n

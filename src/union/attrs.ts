@@ -63,6 +63,14 @@ export function attrOfNumbers(st: Float64Array, at: number, ino: number, nlink: 
   }
 }
 
+/** The st_ino attrOf gives `entry`, with no lstat where the origin of a copy in the upper layer
+ *  tells it. */
+export function shownIno(entry: Entry): number {
+  if (entry.ino !== undefined) return entry.ino
+  const origin = entry.layer.writable && !entry.originless ? readOrigin(entry.layer.path(entry.path)) : undefined
+  return origin !== undefined ? (entry.ino = origin) : attrOf(entry).ino
+}
+
 function inoOf(entry: Entry, stIno: number): number {
   if (entry.ino !== undefined) return entry.ino
   const ino = entry.layer.writable && !entry.originless ? readOrigin(entry.layer.path(entry.path)) ?? stIno : stIno

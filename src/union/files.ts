@@ -171,9 +171,7 @@ export function readHead(core: Core, fh: number, buffer: Buffer, length: number,
   const before = fstatNumbersOf(fd, headStat)
   const atimeSec = before[ST.ATIME]
   const atimeNsec = before[ST.ATIME_NS]
-  // When it may wait, whether it must is asked without reading first: a read that may not wait
-  // starts reading the page in, and on a fast disk may return it, read just now, as if it had been
-  // cached (see firstPageCached).
+  // When it may wait, whether it must is asked without reading first (see firstPageCached).
   let bytes = waitForDisk && firstPageCached(fd) === false ? undefined : preadCached(fd, buffer, length, 0)
   if (bytes === undefined) {
     if (!waitForDisk) return undefined

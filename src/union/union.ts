@@ -174,6 +174,11 @@ export class Union {
     return this.getattrSync(path)
   }
 
+  /** getattrSync(path).ino, with no lstat where a copy's origin tells it. */
+  shownInoSync(path: string): number {
+    return attrs.shownIno(this.#core.resolver.get(relPath(path)))
+  }
+
   /** getattr for a name that may well be absent (a lookup): undefined then, with no error built. */
   lookupSync(path: string): attrs.Attr | undefined {
     const resolver = this.#core.resolver
