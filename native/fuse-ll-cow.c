@@ -2,7 +2,8 @@
  * (`chmod -R` and `chown -R` of an image's layer are made of them). Through JS such a setattr
  * costs as much CPU again as its copy; here it is one call from request to reply. The getattrs of
  * the same marked files are answered here too (fll_cow_getattr): the lower file's lstat is all
- * JS would give.
+ * JS would give; and so are their reads of `security.` xattrs (fll_cow_getxattr), which a chown
+ * asks for first.
  *
  * JS marks the nodes it may be done for (cowAllow: a lower regular file, with flush behind on and
  * no ids mapped, listed by readdirplus or looked up), with the lower file's host path and the inode
@@ -44,6 +45,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* Clear set-ID bits (FATTR_KILL_SUIDGID, killpriv v2: every chown of a file asks for it). */
@@ -193,6 +195,30 @@ int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
     st.st_ino = n->shown;
     s->cow_getattrs++;
     FLL_SEND(s, req, fuse_reply_attr(req, &st, s->cow_attr_timeout));
+    return 1;
+}
+
+/* The getxattr of a `security.` attribute of a marked lower file: the lower file's, as attrs.ts
+ * reads it (names in that namespace are stored as they are shown). Every chown asks for
+ * security.capability first (the kernel decides whether the change must drop it), so chown -R of
+ * a layer asks once per file. Other names, and errors other than ENODATA and ERANGE, go to JS. */
+int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+    if (!s->cow_dir || s->head || strncmp(name, "security.", 9) != 0) return 0;
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (!n || !n->src || n->dir) return 0;
+    char *value = size ? malloc(size) : NULL;
+    if (size && !value) return 0;
+    ssize_t len = lgetxattr(n->src, name, value, size);
+    int err = len < 0 ? errno : 0;
+    if (err && err != ENODATA && err != ERANGE) {
+        free(value);
+        return 0;
+    }
+    s->cow_getxattrs++;
+    if (err) FLL_SEND(s, req, fuse_reply_err(req, err));
+    else if (!size) FLL_SEND(s, req, fuse_reply_xattr(req, (size_t)len));
+    else FLL_SEND(s, req, fuse_reply_buf(req, value, (size_t)len));
+    free(value);
     return 1;
 }
 

@@ -290,6 +290,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+    if (fll_cow_getxattr(fuse_req_userdata(req), req, ino, name, size)) return;
     fll_rec *r = rec(req, FLL_GETXATTR);
     if (!r || !dup_str(r, &r->name, name)) return;
     r->ino = ino;

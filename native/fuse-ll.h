@@ -8,7 +8,8 @@
  *   fuse-ll-fast.c     opens for reading of nodes JS has marked, and the empty read that ends a
  *                      listing, answered without JS
  *   fuse-ll-cow.c      setattrs that copy a small lower file or a directory up (or change a
- *                      copied-up directory), and getattrs of those lower files, answered without JS
+ *                      copied-up directory), and getattrs and security xattrs of those lower
+ *                      files, answered without JS
  *
  * One thread: /dev/fuse is non-blocking and watched by a uv_poll handle, so the JS thread itself
  * reads the requests, runs libfuse's dispatch (the callbacks), hands the batch to JS and writes the
@@ -169,6 +170,7 @@ typedef struct fll_session {
     uint32_t cow_next;
     uint64_t cow_setattrs; /* setattrs answered in C */
     uint64_t cow_getattrs; /* getattrs of marked lower files answered in C */
+    uint64_t cow_getxattrs; /* and their getxattrs */
     double cow_attr_timeout; /* seconds a copied-up directory's attributes live (JS's attr timeout) */
 
     fll_slot *slots;
@@ -240,6 +242,8 @@ napi_value fll_js_dir_end(napi_env env, napi_callback_info info);
 /* fuse-ll-cow.c */
 /* Answers the getattr of a marked lower file in C when it may (then 1). */
 int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino);
+/* Answers the getxattr of a `security.` xattr of a marked lower file in C when it may (then 1). */
+int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 /* Answers the setattr in C when it may (then 1). */
 int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
                     const struct fuse_file_info *fi);

@@ -1,14 +1,15 @@
 // The getattr of a small lower file JS has marked (listed by readdirplus or looked up, see
-// native/fuse-ll-cow.c) is answered in C from the lower file's lstat, and the mark stays. Whatever
+// native/fuse-ll-cow.c) is answered in C from the lower file's lstat, and the mark stays; so is the
+// read of its `security.` xattrs (a chown asks for security.capability first). Whatever
 // changes the file afterwards (its data, xattrs, links, its name, its mode) must take the mark
 // away first, or C would keep answering with the lower file's attributes. With attr_timeout=0 every
 // stat below reaches the daemon; the same script runs on kernel overlayfs, and what stat shows must
 // agree.
 import { existsSync } from 'node:fs'
-import { appendFile, chmod, link, lstat, mkdir, open, readdir, rename, truncate, unlink, writeFile } from 'node:fs/promises'
+import { appendFile, chmod, chown, link, lstat, mkdir, open, readdir, rename, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { lsetxattrSync } from '../../src/sys/native.js'
+import { lgetxattrSync, lsetxattrSync } from '../../src/sys/native.js'
 import { statsOf } from '../helpers/daemon-stats.js'
 import { mountFrame } from '../helpers/layerfs-suite.js'
 import { fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
@@ -18,6 +19,8 @@ if (!fuse.ok) console.warn(`skipping getattr-in-C tests: ${fuse.reason}`)
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
 
 const CLI = resolve('bin/layerfs.js')
+/** A version-2 file capability granting cap_net_raw (bit 13), permitted and effective. */
+const CAP = Buffer.from([1, 0, 0, 2, 0x00, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
 const SMALL = ['append', 'xattr', 'linked', 'renamed', 'remade', 'truncated', 'chmodded', 'written', 'kept']
 /** Names stat'ed after the changes (the link and the rename's target included). */
 const AFTER = [...SMALL.filter((n) => n !== 'renamed'), 'linked2', 'renamed2', 'big', 'hard1', 'hard2', 'sub']
@@ -27,6 +30,10 @@ async function fillLowers(top: string, bottom: string): Promise<void> {
   await mkdir(join(bottom, 'd', 'sub', 'merged'), { recursive: true })
   await writeFile(join(bottom, 'd', 'sub', 'merged', 'below'), 'below')
   for (const name of SMALL) await writeFile(join(top, 'd', name), `lower ${name}`)
+  for (const name of ['capped', 'capped-chowned']) {
+    await writeFile(join(top, 'd', name), `lower ${name}`)
+    lsetxattrSync(join(top, 'd', name), 'security.capability', CAP)
+  }
   await writeFile(join(top, 'd', 'big'), Buffer.alloc(100_000, 1))
   await writeFile(join(top, 'd', 'hard1'), 'hard')
   await link(join(top, 'd', 'hard1'), join(top, 'd', 'hard2'))
@@ -70,7 +77,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   const mounts = frame.mounts
   let n = 0
 
-  async function run(driver: 'kernel' | 'layerfs'): Promise<{ listed: string[]; after: string[]; inC?: [number, number] }> {
+  async function run(driver: 'kernel' | 'layerfs'): Promise<{ listed: string[]; after: string[]; caps: string[]; inC?: [number, number]; xattrsInC?: number }> {
     const base = join(frame.dir, `s${++n}`)
     const [top, bottom, upper, work, mnt] = ['top', 'bottom', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string, string]
     for (const d of [top, bottom, upper, work, mnt]) await mkdir(d, { recursive: true })
@@ -93,10 +100,17 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         listed.push(`${name}: ${await shown(mnt, name)}`)
       }
       const inC1 = driver === 'layerfs' ? (await statsOf(mnt)).loop?.cowGetattrs ?? 0 : 0
+      // Capabilities: read as they are, then after a chown, which drops them (its copy has none).
+      const cap = (name: string): string => `${name}: ${lgetxattrSync(join(mnt, 'd', name), 'security.capability')?.toString('hex') ?? '-'}`
+      const x0 = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowGetxattrs : 0
+      const caps = [cap('capped'), cap('capped-chowned'), cap('kept')]
+      await chown(join(mnt, 'd', 'capped-chowned'), 1000, 1000)
+      caps.push(cap('capped-chowned'), cap('capped'))
+      const xattrsInC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowGetxattrs - x0 : undefined
       await change(mnt)
       const after: string[] = []
       for (const name of AFTER) after.push(`${name}: ${await shown(mnt, name, before)}`)
-      return { listed, after, inC: driver === 'layerfs' ? [inC0, inC1] : undefined }
+      return { listed, after, caps, inC: driver === 'layerfs' ? [inC0, inC1] : undefined, xattrsInC }
     } finally {
       await mounts.unmount(handle)
     }
@@ -107,10 +121,18 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     const actual = await run('layerfs')
     expect(actual.listed).toEqual(expected.listed)
     expect(actual.after).toEqual(expected.after)
-    // Each small file was stat'ed twice after the listing, through C: the nine small ones, not the
+    expect(actual.caps).toEqual(expected.caps)
+    expect(actual.caps).toEqual([
+      `capped: ${CAP.toString('hex')}`, `capped-chowned: ${CAP.toString('hex')}`, 'kept: -', 'capped-chowned: -', `capped: ${CAP.toString('hex')}`,
+    ])
+    // In C: the reads of marked files (lgetxattrSync asks for the size, then the value: two requests
+    // for 'capped' twice and 'capped-chowned' once, one for 'kept', which has none) and the chown's
+    // own (the kernel asks for the size only); the read of the chowned file's copy went to JS.
+    expect(actual.xattrsInC).toBe(8)
+    // Each small file was stat'ed twice after the listing, through C: the eleven small ones, not the
     // big one, the hard-linked ones or the directories.
     const [inC0, inC1] = actual.inC!
-    expect(inC1 - inC0).toBe(2 * SMALL.length)
+    expect(inC1 - inC0).toBe(2 * (SMALL.length + 2))
     // What the comparison rests on, spelled out.
     expect(actual.after).toContain('append: 100644 nlink 1 0:0 size 21 ino same mtime other ctime other')
     expect(actual.after).toContain('linked: 100644 nlink 2 0:0 size 12 ino same mtime same ctime other')
