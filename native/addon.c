@@ -16,6 +16,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("lgetxattr", js_lgetxattr),
         FN("stageCopy", js_stage_copy),
         FN("stageCopySync", js_stage_copy_sync),
+        FN("copyDirSync", js_copy_dir_sync),
         FN("commitCopy", js_commit_copy),
         FN("stageCopyUnnamed", js_stage_copy_unnamed),
         FN("stageCopyUnnamedSync", js_stage_copy_unnamed_sync),

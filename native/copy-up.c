@@ -352,7 +352,10 @@ static int stage_exec(op *o) {
     if (!err) err = change_owner(o->dest, out, o);
     if (!err && o->name && o->name[0]) {
         err = set_xattr(o->dest, out, ORIGIN_XATTR, o->name, strlen(o->name));
-        if (dropped(err)) err = 0;
+        if (dropped(err)) {
+            err = 0;
+            o->name[0] = '\0'; /* none recorded, and the caller may ask (copy_dir_named) */
+        }
     }
     if (!err && (o->flags & STAGE_META)) err = set_xattr(o->dest, out, METACOPY_XATTR, "", 0);
     if (!err) err = set_times(o->dest, out, &st);
@@ -483,7 +486,7 @@ int copy_small_unnamed(const char *src, const char *dir, int64_t limit, int64_t 
 }
 
 int copy_dir_named(const char *src, const char *dir, const char *target, int64_t uid, int64_t gid, int64_t mode,
-                   const struct timespec times[2], struct stat *out) {
+                   const struct timespec times[2], unsigned rename_flags, double *numbers, int *origin, struct stat *out) {
     static unsigned long seq;
     char tmp[PATH_MAX], parent[PATH_MAX];
     const char *slash = strrchr(target, '/');
@@ -492,12 +495,13 @@ int copy_dir_named(const char *src, const char *dir, const char *target, int64_t
     parent[slash - target] = '\0';
     if (snprintf(tmp, sizeof tmp, "%s/#lfs-%d-c%lu", dir, (int)getpid(), ++seq) >= (int)sizeof tmp) return ENAMETOOLONG;
     op o = {.path = (char *)src, .dest = tmp, .fd = -1, .fd2 = -1, .mode = KIND_DIR, .flags = STAGE_OWN_ORIGIN,
-            .off = uid, .off2 = gid, .len = mode, .times = {times[0], times[1]}};
+            .off = uid, .off2 = gid, .len = mode, .times = {times[0], times[1]}, .numbers = numbers};
     int err = stage_exec(&o); /* removes tmp when it fails */
+    if (origin) *origin = o.name && o.name[0];
     free(o.name);
     if (err) return err;
     struct stat before;
-    if (lstat(parent, &before) < 0 || syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, target, RENAME_NOREPLACE) < 0) {
+    if (lstat(parent, &before) < 0 || syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, target, rename_flags) < 0) {
         err = errno;
         rmdir(tmp);
         return err;
@@ -506,7 +510,24 @@ int copy_dir_named(const char *src, const char *dir, const char *target, int64_t
      * ctime; should that lstat fail, the request goes to JS, whose copy-up renames its own copy over
      * this one (empty, and the same). */
     restore_times(parent, &before);
-    return lstat(target, out) < 0 ? errno : 0;
+    return out && lstat(target, out) < 0 ? errno : 0;
+}
+
+static int copy_dir_exec(op *o) {
+    int origin = 0;
+    int err = copy_dir_named(o->path, o->dest, o->name, o->off, o->off2, o->len, o->times, 0, o->numbers, &origin, NULL);
+    o->ret = origin;
+    return err;
+}
+
+/* copyDirSync(src, dir, target, numbers, uid, gid, mode, atime, mtime) → whether the copy records
+ * its origin: copy_dir_named for the union, on the calling thread (one call where staging and
+ * naming took two), src's lstat in `numbers`. A plain rename, as the union's copies are named: over
+ * an empty directory there, a copy C named but could not answer with (see fuse-ll-cow.c). */
+napi_value js_copy_dir_sync(napi_env env, napi_callback_info info) {
+    op *o = op_new("copyup", copy_dir_exec, op_done_number);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "sssFllltt", &o->path, &o->dest, &o->name, &o->numbers, CHANGE_ARGS(o));
 }
 
 static int link_fd_exec(op *o) { return link_tmpfile(o->fd, o->dest); }

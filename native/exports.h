@@ -9,6 +9,7 @@
 napi_value js_lgetxattr(napi_env env, napi_callback_info info);
 napi_value js_stage_copy(napi_env env, napi_callback_info info);
 napi_value js_stage_copy_sync(napi_env env, napi_callback_info info);
+napi_value js_copy_dir_sync(napi_env env, napi_callback_info info);
 napi_value js_commit_copy(napi_env env, napi_callback_info info);
 napi_value js_stage_copy_unnamed(napi_env env, napi_callback_info info);
 napi_value js_stage_copy_unnamed_sync(napi_env env, napi_callback_info info);

@@ -43,6 +43,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h> /* RENAME_NOREPLACE */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
@@ -139,7 +140,7 @@ static int cow_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node
     /* The record first: once the copy is named, JS must hear of it. */
     fll_rec *r = calloc(1, sizeof *r);
     struct stat st;
-    int err = !r ? ENOMEM : copy_dir_named(n->src, s->cow_dir, n->src + strlen(n->src) + 1, c->uid, c->gid, c->mode, c->times, &st);
+    int err = !r ? ENOMEM : copy_dir_named(n->src, s->cow_dir, n->src + strlen(n->src) + 1, c->uid, c->gid, c->mode, c->times, RENAME_NOREPLACE, NULL, NULL, &st);
     uint64_t shown = n->shown;
     unmark(s, n);
     if (err) {

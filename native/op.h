@@ -84,13 +84,16 @@ void stat_numbers(double *out, const struct stat *st);
 int copy_small_unnamed(const char *src, const char *dir, int64_t limit, int64_t uid, int64_t gid, int64_t mode,
                        const struct timespec times[2], double *numbers, int *fd, int64_t *bytes, int *cold);
 
-/* The same for the lower directory SRC (a setattr of it answered in C): copied up as
- * stageCopySync copies a directory, under a temporary name in DIR, with the caller's change and
- * its own origin, then renamed to TARGET, which must not exist yet (RENAME_NOREPLACE), and
- * TARGET's parent given back its times. 0 with the copy's lstat in *out, or an errno: nothing
- * named and nothing left behind, unless only the lstat after the rename failed. */
+/* The same for the lower directory SRC (a setattr of it answered in C, and every directory copy-up
+ * of the union): copied up as stageCopySync copies a directory, under a temporary name in DIR,
+ * with the caller's change and its own origin, then renamed to TARGET (renameat2 with
+ * `rename_flags`: RENAME_NOREPLACE where TARGET must not exist yet), and TARGET's parent given
+ * back its times. 0 with the copy's lstat in *out,
+ * or an errno: nothing named and nothing left behind, unless only the lstat after the rename
+ * failed. Any of `numbers` (SRC's lstat, ST_FIELDS), *origin (whether the origin could be
+ * recorded) and `out` may be NULL. */
 int copy_dir_named(const char *src, const char *dir, const char *target, int64_t uid, int64_t gid, int64_t mode,
-                   const struct timespec times[2], struct stat *out);
+                   const struct timespec times[2], unsigned rename_flags, double *numbers, int *origin, struct stat *out);
 
 /* data.c: whether the first page of `fd` is in the page cache (1, 0; -1 when that cannot be told). */
 int first_page_cached(int fd);

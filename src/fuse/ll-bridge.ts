@@ -48,6 +48,7 @@ export interface LowLevelOptions {
 }
 
 const NS = 1_000_000_000n
+const NO_NODES: readonly number[] = []
 
 /** A setattr request's changes, with its owner as stored (`ids`); the size goes through the open
  *  handle when the kernel gave one. */
@@ -109,9 +110,12 @@ export class LowLevelBridge {
   /** Opens so far, and the count when the last one came with other requests waiting. */
   #opens = 0
   #lastSharedOpen = -SOLO_OPENS
-  /** The node whose setattr is being answered on the calling thread: its reply carries the new
-   *  attributes, so a copy-up on the way needs no invalidation of it. 0: none. */
-  #replying = 0
+  /** The nodes whose attributes the kernel drops or replaces once the request being answered on
+   *  the calling thread succeeds (see #answering): a copy-up on the way needs no invalidation of
+   *  them. */
+  #replying: readonly number[] = NO_NODES
+  /** Those of #replying whose invalidation was left to the reply, to be made if it fails. */
+  readonly #leftToReply: number[] = []
   readonly #session: Session
   readonly #open: OpenFiles
   /** Setattrs of small lower files may be answered in C (see #markCopyable). */
@@ -154,9 +158,11 @@ export class LowLevelBridge {
       }
       this.#cow = true
     }
-    union.onAttrChange = (path) => {
+    union.onAttrChange = (path, ctimeOnly) => {
       const node = this.#nodes.byPath(path)
-      if (node && node.id !== this.#replying && !node.attrsExpired) this.#invalidate(node)
+      if (!node || node.attrsExpired || (ctimeOnly && node.ctimeExpired)) return
+      if (this.#replying.includes(node.id)) this.#leftToReply.push(node.id)
+      else this.#invalidate(node)
     }
   }
 
@@ -178,6 +184,31 @@ export class LowLevelBridge {
    *  before the reply to the request that caused it: whoever sees that reply sees fresh attributes. */
   #invalidate(node: Node): void {
     this.#session.notifyInvalInode(node.id, -1, 0)
+  }
+
+  /**
+   * Run `step`, the synchronous part of a request whose success makes the kernel drop or replace
+   * the attributes of the nodes `ids` (a setattr's reply carries its node's; after a rename the
+   * kernel drops both directories'). The attribute changes `step` makes on the way to them (a
+   * copy-up) then need no invalidation; should it fail, or leave the request for later (false),
+   * they get it after all.
+   */
+  #answering(ids: readonly number[], step: () => boolean): boolean {
+    this.#replying = ids
+    let done = false
+    try {
+      done = step()
+      return done
+    } finally {
+      this.#replying = NO_NODES
+      const left = this.#leftToReply.splice(0)
+      if (!done) {
+        for (const id of left) {
+          const node = this.#nodes.get(id)
+          if (node) this.#invalidate(node)
+        }
+      }
+    }
   }
 
   /** An xattr value as the kernel is shown it: an ACL's ids mapped (see IdMap). */
@@ -205,7 +236,10 @@ export class LowLevelBridge {
    */
   #replyAttr(req: number, node: Node | undefined, attr: Attr): void {
     const timeout = this.#attrTimeout(node, attr)
-    if (node) node.attrsExpired = timeout === 0
+    if (node) {
+      node.attrsExpired = timeout === 0
+      node.ctimeExpired = false
+    }
     this.#session.replyAttr(req, this.#shown(attr), timeout)
   }
 
@@ -219,7 +253,10 @@ export class LowLevelBridge {
     if (attr.unnamed) return 0
     // An entry reply may not reach the kernel (a readdirplus entry that did not fit): only one that
     // gives the attributes time to live is known to leave the node holding valid ones.
-    if (entry && node) node.attrsExpired = false
+    if (entry && node) {
+      node.attrsExpired = false
+      node.ctimeExpired = false
+    }
     if (attr.nlink > 1 && (attr.mode & S_IFMT) === S_IFREG) {
       for (const other of this.#nodes.withIno(attr.ino)) if (other !== node && this.#open.passesThrough(other.id)) return 0
     }
@@ -336,6 +373,7 @@ export class LowLevelBridge {
     try {
       if (!node || path === undefined) throw new Error(`node ${r.ino} has no name`)
       node.cow = false
+      node.ctimeExpired = false
       if (copy.dir) {
         // Named already, and its attributes were given the usual time to live.
         node.attrsExpired = false
@@ -456,13 +494,9 @@ export class LowLevelBridge {
           this.#setattrUnnamed(r, node)
           return true
         }
-        // Only when nothing needs copying up; #handle takes the rest.
-        this.#replying = r.ino
-        try {
-          if (!union.trySetattr(path, attrChange(r, this.#options.ids), r.fh, r.waiting === 0)) return false
-        } finally {
-          this.#replying = 0
-        }
+        // Only when nothing needs copying up; #handle takes the rest. The reply carries the node's
+        // new attributes.
+        if (!this.#answering([r.ino], () => union.trySetattr(path, attrChange(r, this.#options.ids), r.fh, r.waiting === 0))) return false
         this.#replyChanged(r, path, union.getattrSync(path))
         return true
       }
@@ -618,7 +652,9 @@ export class LowLevelBridge {
       }
       case 'rename': {
         const names = this.#renameNames(r)
-        if (!union.tryRename(names.path, names.newPath, r.flags, r.waiting === 0)) return false
+        // Once it succeeds, the kernel drops both directories' attributes (and so needs no word of
+        // a directory copied up on the way: one per directory renamed in, under rename of lower files).
+        if (!this.#answering([r.parent, r.newparent], () => union.tryRename(names.path, names.newPath, r.flags, r.waiting === 0))) return false
         this.#renamed(r, names)
         return true
       }
@@ -850,8 +886,15 @@ export class LowLevelBridge {
 
   /** The node table follows a rename the union made; a replaced file's other names are told. */
   #renamed(r: Request & { op: 'rename' }, n: RenameNames): void {
-    if (r.flags & 2 /* RENAME_EXCHANGE */) this.#nodes.exchange(n.parent, r.name, n.newParent, r.newname)
+    const exchange = (r.flags & 2 /* RENAME_EXCHANGE */) !== 0
+    if (exchange) this.#nodes.exchange(n.parent, r.name, n.newParent, r.newname)
     else this.#nodes.move(n.parent, r.name, n.newParent, r.newname)
+    // The kernel has dropped the ctime of what moved: naming a deferred copy there later moves only
+    // its ctime (Union.onAttrChange), which then needs no invalidation.
+    const moved = this.#nodes.child(n.newParent, r.newname)
+    if (moved) moved.ctimeExpired = true
+    const other = exchange ? this.#nodes.child(n.parent, r.name) : undefined
+    if (other) other.ctimeExpired = true
     if (n.replaced !== undefined) this.#invalidateSiblings(n.replaced)
     this.#session.replyErr(r.req, 0)
   }

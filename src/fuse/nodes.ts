@@ -30,6 +30,9 @@ export interface Node {
   /** The last attributes the kernel was sent for it were given no time to live (a copy not named
    *  yet): it holds none valid, and a change needs no invalidation (see LowLevelBridge.#replyAttr). */
   attrsExpired: boolean
+  /** A rename moved it and no attributes were sent since: the kernel dropped its ctime (fuse's
+   *  rename updates the moved inode's ctime itself and marks it for the next stat to fetch). */
+  ctimeExpired: boolean
   /** Its path, kept once a child's path was built from it: valid while `pathEpoch` is the table's. */
   cachedPath: string | undefined
   pathEpoch: number
@@ -38,7 +41,7 @@ export interface Node {
 export const ROOT_ID = 1
 
 export class NodeTable {
-  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0, opened: false, fast: false, cow: false, attrsExpired: false, cachedPath: '/', pathEpoch: 0 }
+  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0, opened: false, fast: false, cow: false, attrsExpired: false, ctimeExpired: false, cachedPath: '/', pathEpoch: 0 }
   readonly #byId = new Map<number, Node>([[ROOT_ID, this.root]])
   readonly #byName = new Map<string, Node>()
   /** Most inodes have one name: the node itself; a Set only for hard links (saves a Set per node). */
@@ -81,7 +84,7 @@ export class NodeTable {
     const key = nameKey(parent, name)
     let node = this.#byName.get(key)
     if (!node) {
-      node = { id: this.#next++, parent, name, lookups: 0, ino, opened: false, fast: false, cow: false, attrsExpired: false, cachedPath: undefined, pathEpoch: -1 }
+      node = { id: this.#next++, parent, name, lookups: 0, ino, opened: false, fast: false, cow: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1 }
       this.#byId.set(node.id, node)
       this.#byName.set(key, node)
     }
@@ -97,7 +100,7 @@ export class NodeTable {
   /** A node for a file that never had a name (an O_TMPFILE open), with the kernel's one reference;
    *  like an unlinked file's, its path is undefined. */
   unnamed(ino: number): Node {
-    const node: Node = { id: this.#next++, parent: undefined, name: '', lookups: 1, ino, opened: false, fast: false, cow: false, attrsExpired: false, cachedPath: undefined, pathEpoch: -1 }
+    const node: Node = { id: this.#next++, parent: undefined, name: '', lookups: 1, ino, opened: false, fast: false, cow: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1 }
     this.#byId.set(node.id, node)
     this.#indexIno(node)
     return node

@@ -42,6 +42,7 @@ interface Addon {
   stageCopy(src: HostPath, tmp: HostPath, kind: number, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<number>
   stageCopySync(src: HostPath, tmp: HostPath, kind: number, flags: number, origin: string, dataFrom: Uint8Array, ...rest: [...ChangeArgs, Float64Array?]): number
   commitCopy(tmp: HostPath, target: HostPath, parent: HostPath): void
+  copyDirSync(src: HostPath, dir: HostPath, target: HostPath, st: Float64Array, ...change: ChangeArgs): number
   stageCopyUnnamed(src: HostPath, dir: HostPath, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<[number, number]>
   stageCopyUnnamedSync(src: HostPath, dir: HostPath, flags: number, origin: string, dataFrom: Uint8Array, ...rest: [...ChangeArgs, Float64Array?]): [number, number]
   stageSmallUnnamedSync(src: HostPath, dir: HostPath, flags: number, maxSize: number, st: Float64Array, dataFrom: Uint8Array, ...change: ChangeArgs): [number, number]
@@ -512,16 +513,30 @@ const UNNAMED = 8
 const OWN_ORIGIN = 32
 
 function stageArgs(options: StageOptions): { flags: number; origin: string; dataFrom: Uint8Array; change: ChangeArgs } {
-  const change = options.change
   return {
     flags: (options.data ? 1 : 0) | (options.fsync ? 2 : 0) | (options.meta ? 4 : 0) | (options.origin === 'own' ? OWN_ORIGIN : 0),
     origin: options.origin === undefined || options.origin === 'own' ? '' : String(options.origin),
     dataFrom: options.dataFrom === undefined ? new Uint8Array(0) : Buffer.concat([hostBytes(options.dataFrom), NUL]),
-    change: change === undefined ? NO_CHANGE : [change.uid ?? -1, change.gid ?? -1, change.mode ?? -1, change.atime ?? null, change.mtime ?? null],
+    change: changeArgs(options.change),
   }
 }
 
+function changeArgs(change: CopyChange | undefined): ChangeArgs {
+  return change === undefined ? NO_CHANGE : [change.uid ?? -1, change.gid ?? -1, change.mode ?? -1, change.atime ?? null, change.mtime ?? null]
+}
+
 const NO_CHANGE: ChangeArgs = [-1, -1, -1, null, null]
+
+/**
+ * Copy the directory `src` up to `target`, which must not exist, on the calling thread: made under
+ * a temporary name in the work directory `dir` as stageCopySync makes one (its own inode recorded
+ * as its origin, `change` made on it), renamed into place, and its parent given back its times; on
+ * failure nothing is left. `st` receives src's lstat numbers (ST layout). Returns whether the
+ * origin was recorded (not where the filesystem refuses trusted xattrs).
+ */
+export function copyDirSync(src: HostPath, dir: HostPath, target: HostPath, st: Float64Array, change?: CopyChange): boolean {
+  return callSync((n) => n.copyDirSync(src, dir, target, st, ...changeArgs(change)), src, target) === 1
+}
 
 /** rename(tmp, target), then give `parent` back the times it had before. On the calling thread. */
 export function commitCopySync(tmp: HostPath, target: HostPath, parent: HostPath): void {

@@ -21,7 +21,7 @@ import { closeSync, constants, fsyncSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { HostPath } from '../sys/names.js'
 import {
-  type CopyChange, type StageOptions as CopyOptions, commitCopySync, linkCopySync, linkFdSync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync, stageSmallUnnamedSync,
+  type CopyChange, type StageOptions as CopyOptions, commitCopySync, copyDirSync, linkCopySync, linkFdSync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync, stageSmallUnnamedSync,
 } from '../sys/native.js'
 import type { Kind } from './entry.js'
 import { isCode } from './errors.js'
@@ -111,6 +111,13 @@ export class Stager {
     }
     const tmp = this.tempPath()
     return { tmp, bytes: stageCopySync(src, tmp, kind, this.#options(kind, options), st) }
+  }
+
+  /** Copy the directory `src` up to `target` (free), named at once, on the calling thread: as
+   *  stageNow and commit make one (its own origin, `change` on it), in one call. `st` receives the
+   *  source's lstat numbers; returns whether the origin was recorded. */
+  copyDirNow(src: HostPath, target: HostPath, change: CopyChange | undefined, st: Float64Array): boolean {
+    return copyDirSync(src, this.#dir, target, st, change)
   }
 
   /** stageNow of a small regular file with one link, unnamed, taking the source's lstat into `st`

@@ -73,7 +73,7 @@ export class Core {
   /** Data copy-ups in flight, by path: concurrent openers of one file share one copy. */
   readonly #inflight = new Map<string, Promise<Entry>>()
   /** See Union.onAttrChange. */
-  onAttrChange: ((path: string) => void) | undefined
+  onAttrChange: ((path: string, ctimeOnly: boolean) => void) | undefined
   /** Told how many more copies may wait for their flush whenever that changes (see copyBehind). */
   onCopyRoom: ((room: number) => void) | undefined
   /** See Union.onDirCopiedUp. */
@@ -131,17 +131,21 @@ export class Core {
     if (inUpper(dir)) return
     const upper = this.requireUpper()
     this.ensureUpperDir(this.resolver.get(splitPath(dir.path)[0]))
-    const staged = this.stager.stageNow(dir.layer.path(dir.path), 'dir', { data: false, origin: 'own', change: fold?.change })
+    const origin = this.stager.copyDirNow(dir.layer.path(dir.path), upper.path(dir.path), fold?.change, sourceStat)
     if (fold) fold.applied = true
-    this.#commit(staged, dir.path)
-    this.#upperDir(dir, upper)
+    this.onAttrChange?.('/' + dir.path, false)
+    // Its inode number is its origin's, the lower directory's own, which the copy just lstat'ed.
+    const ino = sourceStat[ST.INO]!
+    this.#upperDir(dir, upper, origin && Number.isSafeInteger(ino) ? ino : undefined)
   }
 
-  /** The lower directory `dir` has its copy in the upper layer now. */
-  #upperDir(dir: Entry, upper: Layer): void {
+  /** The lower directory `dir` has its copy in the upper layer now; `ino`, when known, the inode
+   *  number it shows (its origin). */
+  #upperDir(dir: Entry, upper: Layer, ino?: number): void {
     dir.layer = upper
     dir.dirLayers = [upper, ...dir.dirLayers]
-    dir.ino = undefined
+    dir.ino = ino
+    this.resolver.madeUpperDir(dir.path)
     dir.lowerHas = true
     this.resolver.set(dir.path, dir)
     this.counters.copyUps++
@@ -489,7 +493,8 @@ export class Core {
       return this.#lost(copy, err)
     }
     for (const waiter of copy.waiters ?? []) waiter.resolve()
-    this.onAttrChange?.('/' + rel)
+    // The copy was shown as it is now, with the one link it just got: naming it moved its ctime.
+    this.onAttrChange?.('/' + rel, true)
   }
 
   /** A deferred copy could not be made durable or named: the change it carried is lost, as a
@@ -505,7 +510,7 @@ export class Core {
   /** A copy-up of `rel` the caller was answered for is lost: counted, the kernel told, a warning. */
   #reportLost(rel: string, err: unknown): void {
     this.counters.lostCopies++
-    this.onAttrChange?.('/' + rel)
+    this.onAttrChange?.('/' + rel, false)
     process.emitWarning(`layerfs: the copy-up of /${rel} was lost: ${err instanceof Error ? err.message : String(err)}`)
   }
 
@@ -660,7 +665,7 @@ export class Core {
   #commit(staged: Staged, rel: string): void {
     const upper = this.requireUpper()
     this.stager.commit(staged, upper.path(rel), upper.path(splitPath(rel)[0]))
-    this.onAttrChange?.('/' + rel)
+    this.onAttrChange?.('/' + rel, false)
   }
 
   /** Leave a whiteout at `rel` in the upper layer, replacing whatever non-directory is there. The
@@ -705,6 +710,7 @@ export class Core {
     }
     const [dir, name] = splitPath(rel)
     const marker = upper.path(joinPath(dir, WHITEOUT_PREFIX + name))
+    this.resolver.markersWritten()
     writeFileSync(marker, '', { mode: 0o600 })
     try {
       unlinkSync(target)
@@ -740,6 +746,7 @@ export class Core {
         this.#opaqueXattrs.shift()
       }
     }
+    this.resolver.markersWritten()
     writeFileSync(hostJoin(path, OPAQUE_MARKER), '', { mode: 0o600 })
   }
 
@@ -773,7 +780,7 @@ export class Core {
     const target = upper.path(rel)
     const marker = upper.path(joinPath(dir, WHITEOUT_PREFIX + name))
     const charWhiteout = !clear && whiteoutAt(target)
-    const markerWhiteout = !clear && !charWhiteout && markerAt(marker)
+    const markerWhiteout = !clear && !charWhiteout && !this.resolver.markerFree(dir) && markerAt(marker)
     if (!charWhiteout && !markerWhiteout) {
       make(target, false)
       return false

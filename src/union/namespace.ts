@@ -107,6 +107,7 @@ function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (p
     entry.metacopy = false
   }
   core.resolver.set(rel, entry)
+  if (kind === 'dir') core.resolver.madeUpperDir(rel)
   return entry
 }
 
@@ -438,7 +439,7 @@ function hiddenByUpperWhiteout(core: Core, rel: string): boolean {
   const upper = core.requireUpper()
   const [dir, name] = splitPath(rel)
   if (lstatIfAny(upper.path(rel), probeStat)) return isWhiteoutMode(probeStat[ST.MODE]!, probeStat[ST.RDEV]!)
-  return markerAt(upper.path(joinPath(dir, WHITEOUT_PREFIX + name)))
+  return !core.resolver.markerFree(dir) && markerAt(upper.path(joinPath(dir, WHITEOUT_PREFIX + name)))
 }
 
 /** hiddenByUpperWhiteout's lstat numbers. */
@@ -453,6 +454,7 @@ function clearMarkers(dirPath: HostPath): void {
  *  first: an unlink of the usual absent marker would cost an exception.) */
 function removeMarker(core: Core, rel: string): void {
   const [dir, name] = splitPath(rel)
+  if (core.resolver.markerFree(dir)) return
   const marker = core.requireUpper().path(joinPath(dir, WHITEOUT_PREFIX + name))
   if (markerAt(marker)) unlinkSync(marker)
 }

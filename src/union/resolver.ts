@@ -37,6 +37,8 @@ export const NAME_MAX = 255
 const LOWER_NAMES_MAX = 100_000
 /** A directory with more names than this is probed name by name. */
 const LOWER_DIR_MAX = 20_000
+/** How many upper directories the resolver knows to hold no `.wh.` file (see #markerFree). */
+const MARKER_FREE_MAX = 65_536
 
 export interface ResolverStats {
   hits: number
@@ -65,6 +67,15 @@ export class Resolver {
    *  names of deferred renames (Core.defer, Core.deferMove). Looked up from the disk, such a name
    *  would show the lower object again. */
   readonly #pinned = new Map<string, Cached>()
+  /**
+   * Upper directories this union made (copied up, or made by mkdir) while its whiteouts are char
+   * devices: no `.wh.` file can be in one, so a probe there looks for none (a rename of lower
+   * files into fresh copies of their directories lstat'ed one per name). By path, so a directory
+   * rename forgets both subtrees (invalidateTree); bounded, an evicted one is probed as any other.
+   * Off for good once the union writes a `.wh.` file (markersWritten).
+   */
+  readonly #markerFree = new LRUCache<string, true>({ max: MARKER_FREE_MAX })
+  #markersWritten = false
   /** See probedStat. */
   #justProbed: Entry | undefined
   #hits = 0
@@ -158,12 +169,32 @@ export class Resolver {
   invalidateTree(rel: string): void {
     if (rel === '') {
       this.#cache.clear()
+      this.#markerFree.clear()
       return
     }
     const prefix = rel + '/'
-    for (const key of [...this.#cache.keys()]) {
-      if (key === rel || key.startsWith(prefix)) this.#cache.delete(key)
+    for (const cache of [this.#cache, this.#markerFree]) {
+      for (const key of [...cache.keys()]) {
+        if (key === rel || key.startsWith(prefix)) cache.delete(key)
+      }
     }
+  }
+
+  /** The union made the upper directory `rel` (see #markerFree). */
+  madeUpperDir(rel: string): void {
+    if (!this.#markersWritten) this.#markerFree.set(rel, true)
+  }
+
+  /** Whether the upper directory `rel` is known to hold no `.wh.` file (see #markerFree). */
+  markerFree(rel: string): boolean {
+    return this.#markerFree.has(rel)
+  }
+
+  /** The union wrote a `.wh.` file (it cannot make device nodes): no directory is known free of
+   *  them from now on. */
+  markersWritten(): void {
+    this.#markersWritten = true
+    this.#markerFree.clear()
   }
 
   /** Does a layer below the upper hold `rel` (so removing it must leave a whiteout)? */
@@ -206,7 +237,7 @@ export class Resolver {
    *  the directory's second probe): a name that is not there needs no lstat, and neither does its
    *  `.wh.` marker. A name that is there is lstat'ed for its kind. */
   #probe(layer: Layer, dir: string, name: string, checkMarker: boolean): Probe {
-    if (layer.writable) return probeName(layer, dir, name, checkMarker)
+    if (layer.writable) return probeName(layer, dir, name, checkMarker && !this.#markerFree.has(dir))
     const names = this.#lowerNamesOf(layer, dir)
     if (!names) return probeName(layer, dir, name, checkMarker)
     if (names.has(name)) return probeName(layer, dir, name, false)
@@ -278,7 +309,7 @@ export class Resolver {
         break // a non-directory below a directory ends the merge
       }
       entry.dirLayers.push(layer)
-      if (!last && isOpaqueIn(layer, rel)) break
+      if (!last && isOpaqueIn(layer, rel, layer.writable && this.#markerFree.has(rel))) break
     }
     return entry ?? (clear ? CLEAR : MISSING)
   }
@@ -318,6 +349,7 @@ function probeListed(listing: LayerListing | undefined, name: string, checkMarke
   return probeKind(listing!.numbers, at)
 }
 
-function isOpaqueIn(layer: Layer, rel: string): boolean {
-  return hasOpaqueXattr(layer.path(rel)) || markerAt(layer.path(joinPath(rel, OPAQUE_MARKER)))
+/** `markerFree`: the directory holds no `.wh.` file, `.wh..wh..opq` included (see #markerFree). */
+function isOpaqueIn(layer: Layer, rel: string, markerFree: boolean): boolean {
+  return hasOpaqueXattr(layer.path(rel)) || (!markerFree && markerAt(layer.path(joinPath(rel, OPAQUE_MARKER))))
 }

@@ -581,8 +581,9 @@ export class Union {
   }
 
   /** Called with a merged-view path whenever a change the kernel did not ask for alters what getattr
-   *  would say (a directory copied up becomes merged; a copy-up gives a new ctime). */
-  set onAttrChange(listener: ((path: string) => void) | undefined) {
+   *  would say (a directory copied up becomes merged; a copy-up gives a new ctime), and whether only
+   *  the ctime moved (a deferred copy named). */
+  set onAttrChange(listener: ((path: string, ctimeOnly: boolean) => void) | undefined) {
     this.#core.onAttrChange = listener
   }
 
