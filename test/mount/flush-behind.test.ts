@@ -151,6 +151,27 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
     }
   })
 
+  // The kernel drops the attributes of a rename's directories and the moved file's ctime itself:
+  // the daemon leaves those to it (no invalidation of its own), and must still tell it of the rest
+  // (a directory above, copied up on the way).
+  it("shows a renamed file's ctime once it is named, and the directories the rename copied up as the upper has them", async () => {
+    const l = await stack()
+    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work},attr_timeout=60,entry_timeout=60`, l.mnt], l.mnt))
+    const rels = ['t', join('t', 'p10'), join('t', 'p10', 'f3.js')]
+    // Looked at first, so that the kernel holds the lower attributes for a minute.
+    const before = await Promise.all(rels.map((rel) => lstat(join(l.mnt, rel), { bigint: true })))
+    renameSync(join(l.mnt, rels[2]!), join(l.mnt, 't', 'p10', 'g3.js'))
+    const deadline = Date.now() + 10_000
+    while (!existsSync(join(l.upper, 't', 'p10', 'g3.js')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    for (const [i, rel] of [rels[0]!, rels[1]!, join('t', 'p10', 'g3.js')].entries()) {
+      const upper = await lstat(join(l.upper, rel), { bigint: true })
+      const merged = await lstat(join(l.mnt, rel), { bigint: true })
+      // Copied up: the inode number kept, the upper's ctime, a directory merged (one link).
+      expect([merged.ino, merged.ctimeNs, merged.nlink]).toEqual([before[i]!.ino, upper.ctimeNs, 1n])
+      expect(merged.ctimeNs).not.toBe(before[i]!.ctimeNs)
+    }
+  })
+
   it('with flush_behind=0, names each copy before it answers', async () => {
     const l = await stack()
     mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work},flush_behind=0`, l.mnt], l.mnt))
