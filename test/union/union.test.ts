@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { lgetxattr, lsetxattr } from '../../src/sys/native.js'
 import { Union } from '../../src/union/union.js'
-import { OLD, type Stack, makeStack } from './fixture.js'
+import { type LayerSpec, OLD, type Stack, makeStack } from './fixture.js'
 
 const stacks: Stack[] = []
 async function stack(...args: Parameters<typeof makeStack>): Promise<Stack> {
@@ -657,7 +657,7 @@ describe('ownership', () => {
 })
 
 describe('lookups answered from the names of lower directories', () => {
-  const layers = [
+  const layers: LayerSpec[] = [
     { 'd/top': 'a', 'd/.wh.gone': '', 'd/char': 'WHITEOUT', 'd/sub/': '', 'd/link': '->top' },
     { 'd/gone': 'hidden', 'd/char': 'hidden too', 'd/low': 'b', 'd/sub/inner': 'c', 'd/top': 'shadowed' },
   ]
