@@ -713,7 +713,7 @@ describe('lookups answered from the names of lower directories', () => {
 
 describe('readdir priming the lookup cache', () => {
   it('answers the lookups of listed children from the listings, with the same results', async () => {
-    const layers = [
+    const layers: LayerSpec[] = [
       { 'd/top': 'a', '.wh.x': '', 'd/.wh.gone': '', 'd/sub/': '' },
       { 'd/gone': 'hidden', 'd/low': 'b', 'd/sub/inner': 'c', x: 'x' },
     ]
