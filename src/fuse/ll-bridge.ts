@@ -913,7 +913,7 @@ export class LowLevelBridge {
     // rewind or a second reader starts a new one. Offsets index the listing.
     let list = r.offset === 0 ? undefined : this.#listings.get(r.ino)
     if (!list) {
-      list = this.#union.readdirPlusSync(this.#path(this.#node(r.ino)), this.#cow)
+      list = this.#union.readdirPlusSync(this.#path(this.#node(r.ino)), this.#cow, true)
       this.#listings.delete(r.ino)
       if (this.#listings.size >= MAX_LISTINGS) this.#listings.delete(this.#listings.keys().next().value!)
       this.#listings.set(r.ino, list)

@@ -8,7 +8,7 @@
  * Paths are merged-view paths ('/a/b', as FUSE gives them). Errors carry an errno name (`.code`).
  */
 
-import { statfsSync } from 'node:fs'
+import { constants, statfsSync } from 'node:fs'
 import { mkdir, readdir, realpath, rm, stat } from 'node:fs/promises'
 import { join, relative, resolve, sep } from 'node:path'
 import { layerRoot, readMountinfo } from '../layers/held-root.js'
@@ -86,6 +86,15 @@ export interface UnionStats {
   prefetched: number
   /** Read-aheads that failed as a whole (a file that cannot be read is only left out). */
   prefetchFailures: number
+}
+
+/** A directory's attributes as readdirPlusSync gives '.' and '..' with `dotsByIno`: its inode number
+ *  and type, nothing else. */
+function dotAttr(ino: number): attrs.Attr {
+  return {
+    ino, mode: constants.S_IFDIR, nlink: 0, uid: 0, gid: 0, rdev: 0, size: 0, blksize: 0, blocks: 0,
+    atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0,
+  }
 }
 
 /** The work directory's scratch area; the same name overlayfs uses, so either can clean up after the other. */
@@ -217,7 +226,10 @@ export class Union {
     return this.readdirPlusSync(path)
   }
 
-  readdirPlusSync(path: string, sources = false): DirEntry[] {
+  /** readdirPlus on the calling thread. `dotsByIno`: '.' and '..' carry their inode numbers and
+   *  type only, all that a listing gives of them, and the kernel takes (no lstat of each where the
+   *  inode numbers are known: two fewer per directory of a walk). */
+  readdirPlusSync(path: string, sources = false, dotsByIno = false): DirEntry[] {
     const rel = relPath(path)
     const core = this.#core
     const resolver = core.resolver
@@ -229,10 +241,10 @@ export class Union {
     const list = mergeListings(dir, listings)
     resolver.prime(dir, list, listings)
     const parentRel = rel === '' ? '' : rel.slice(0, Math.max(0, rel.lastIndexOf('/')))
-    const out: DirEntry[] = [
-      { name: '.', attr: attrs.attrOf(dir) },
-      { name: '..', attr: attrs.attrOf(resolver.get(parentRel)) },
-    ]
+    const parent = resolver.get(parentRel)
+    const out: DirEntry[] = dotsByIno
+      ? [{ name: '.', attr: dotAttr(attrs.shownIno(dir)) }, { name: '..', attr: dotAttr(attrs.shownIno(parent)) }]
+      : [{ name: '.', attr: attrs.attrOf(dir) }, { name: '..', attr: attrs.attrOf(parent) }]
     for (const name of list) {
       const entry = resolver.resolve(joinPath(rel, name))
       if (!entry) continue

@@ -32,6 +32,39 @@ async function readAhead(mnt: string, files: string[], cached: (name: string) =>
   expect(files.filter((name) => !cached(name))).toEqual([])
 }
 
+/** The inode numbers getdents64(2) gives '.' and '..' in `dir` (readdir(3) wrappers skip both). */
+function dotInos(dir: string): Record<string, bigint> {
+  const script = `
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+buf = ctypes.create_string_buffer(65536)
+out = {}
+while True:
+    n = libc.syscall(217, fd, buf, len(buf))  # SYS_getdents64 on x86-64
+    if n <= 0:
+        break
+    at = 0
+    while at < n:
+        ino, off, reclen, kind = struct.unpack_from('<QqHB', buf.raw, at)
+        name = buf.raw[at + 19:at + reclen].split(b'\\0', 1)[0].decode()
+        if name in ('.', '..'):
+            out[name] = (ino, kind)
+        at += reclen
+assert n == 0, ctypes.get_errno()
+print(' '.join(f'{k}={v[0]}:{v[1]}' for k, v in sorted(out.items())))
+`
+  const line = execFileSync('python3', ['-c', script, dir], { encoding: 'utf8' }).trim()
+  const out: Record<string, bigint> = {}
+  for (const part of line.split(' ')) {
+    const [name, value] = part.split('=') as [string, string]
+    const [ino, type] = value.split(':')
+    expect(type, `${dir}: the type of ${name}`).toBe('4') // DT_DIR
+    out[name] = BigInt(ino!)
+  }
+  return out
+}
+
 /** Drops clean page cache, dentries and inodes (root only): the next read of a file must go to the disk. */
 function dropCaches(): boolean {
   try {
@@ -106,6 +139,27 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     const after = await readdir(big)
     expect(after.length).toBe(expected.length + 1)
     expect(after).toContain('new-one')
+  })
+
+  // The daemon gives '.' and '..' their inode numbers and type only (no lstat each): getdents must
+  // still show the numbers stat shows, for lower, merged, copied-up and new directories and the root.
+  it("gives '.' and '..' the inode numbers stat shows", async () => {
+    const { mnt } = await mountStack(async (top, bottom) => {
+      await mkdir(join(bottom, 'low', 'deeper'), { recursive: true })
+      await mkdir(join(top, 'merged', 'sub'), { recursive: true })
+      await mkdir(join(bottom, 'merged', 'sub'), { recursive: true })
+      await mkdir(join(bottom, 'copied', 'in'), { recursive: true })
+    })
+    await chmod(join(mnt, 'copied', 'in'), 0o700) // both copied up
+    await mkdir(join(mnt, 'copied', 'in', 'new'))
+    for (const dir of ['', 'low', 'low/deeper', 'merged', 'merged/sub', 'copied', 'copied/in', 'copied/in/new']) {
+      const path = join(mnt, dir)
+      const shown = dotInos(path)
+      const own = (await stat(path, { bigint: true })).ino
+      // The root's '..' is its own (the mount's parent is outside it), as on any filesystem's root.
+      const parent = dir === '' ? own : (await stat(join(path, '..'), { bigint: true })).ino
+      expect(shown, dir).toEqual({ '.': own, '..': parent })
+    }
   })
 
   it('answers the empty read that ends a listing in C, and lists every name after changes and a reader that stopped', async () => {
