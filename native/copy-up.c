@@ -40,7 +40,9 @@ enum { KIND_FILE = 0, KIND_DIR = 1, KIND_SYMLINK = 2, KIND_SPECIAL = 3 };
 /* STAGE_OWN_ORIGIN: the origin recorded is the source's own inode, as the copy's lstat reads it
  * (the caller passes none), unless it is a file with other links: the copy keeps none of them, so
  * it must not keep their inode number either. */
-enum { STAGE_DATA = 1, STAGE_FSYNC = 2, STAGE_META = 4, STAGE_UNNAMED = 8, STAGE_SMALL = 16, STAGE_OWN_ORIGIN = 32 };
+/* STAGE_EXACT_MODE: the process umask is 0, so an unnamed copy is made with its final mode and
+ * needs no chmod after (unless it has set-ID or sticky bits, which a chown would clear). */
+enum { STAGE_DATA = 1, STAGE_FSYNC = 2, STAGE_META = 4, STAGE_UNNAMED = 8, STAGE_SMALL = 16, STAGE_OWN_ORIGIN = 32, STAGE_EXACT_MODE = 64 };
 
 #define ORIGIN_XATTR "trusted.layerfs.origin"
 #define METACOPY_XATTR "trusted.overlay.metacopy"
@@ -194,12 +196,13 @@ static int copy_data(int in, int out, off_t size, blkcnt_t blocks, int64_t *move
  * syncs the parent of a new inode), which costs as much again, and the union does not need that
  * entry to survive a crash. Elsewhere (or where O_TMPFILE is not supported), by name. *linked tells
  * which: 0 when the file still needs linking to TMP. */
-static int create_file(const char *tmp, int flags, int *linked) {
+static int create_file(const char *tmp, int flags, mode_t mode, int *linked) {
     *linked = 1;
     if (flags & STAGE_UNNAMED) {
-        /* Read-write: the union's opens of the copy before it is named share this description. */
+        /* Read-write: the union's opens of the copy before it is named share this description. It
+         * has no name to be opened by until it is complete, so it may have its mode from the start. */
         *linked = 0;
-        return open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        return open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, (flags & STAGE_EXACT_MODE) ? mode : 0600);
     }
     if (flags & STAGE_FSYNC) {
         char dir[PATH_MAX];
@@ -235,7 +238,7 @@ static int make_object(op *o, const struct stat *st, int *out, int *linked) {
     *linked = 1;
     switch (o->mode) {
     case KIND_FILE: {
-        *out = create_file(tmp, o->flags, linked);
+        *out = create_file(tmp, o->flags, st->st_mode & 0777, linked);
         if (*out < 0) return errno;
         if (o->flags & STAGE_META) return ftruncate(*out, st->st_size) < 0 ? errno : 0;
         if (!(o->flags & STAGE_DATA) || st->st_size == 0) return 0;
@@ -336,15 +339,17 @@ static int stage_exec(op *o) {
     if (o->numbers) stat_numbers(o->numbers, &st);
     if ((o->flags & STAGE_SMALL) && (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_size > o->limit)) return 0;
     if ((o->flags & STAGE_OWN_ORIGIN) && (err = own_origin(o, &st))) return err;
-    err = make_object(o, &st, &out, &linked);
     /* The caller's mode and times replace the copied ones. */
     if (o->len >= 0) st.st_mode = (st.st_mode & S_IFMT) | (mode_t)(o->len & 07777);
+    err = make_object(o, &st, &out, &linked);
     if (o->times[0].tv_nsec != UTIME_OMIT) st.st_atim = o->times[0];
     if (o->times[1].tv_nsec != UTIME_OMIT) st.st_mtim = o->times[1];
+    /* Made with its mode already (STAGE_EXACT_MODE), a file without set-ID or sticky bits. */
+    int has_mode = (o->flags & STAGE_EXACT_MODE) && o->mode == KIND_FILE && !linked && !(st.st_mode & 07000);
     /* Owner before mode (chown clears set-ID bits), mode before xattrs (chown also drops
      * security.capability), times last (every change before bumps them). */
     if (!err) err = set_owner(o->dest, out, &st);
-    if (!err && o->mode != KIND_SYMLINK) err = set_mode(o->dest, out, &st);
+    if (!err && o->mode != KIND_SYMLINK && !has_mode) err = set_mode(o->dest, out, &st);
     if (!err) err = copy_xattrs(o->path, out, o->dest, &acl);
     /* An access ACL sets the group and other bits again: a caller's chmod is made over it, as a
      * chmod of the named file changes the ACL's mask and other entries. */
@@ -473,9 +478,10 @@ napi_value js_stage_small_unnamed_sync(napi_env env, napi_callback_info info) {
                        &o->size, CHANGE_ARGS(o));
 }
 
-int copy_small_unnamed(const char *src, const char *dir, int64_t limit, int64_t uid, int64_t gid, int64_t mode,
+int copy_small_unnamed(const char *src, const char *dir, int exact_mode, int64_t limit, int64_t uid, int64_t gid, int64_t mode,
                        const struct timespec times[2], double *numbers, int *fd, int64_t *bytes, int *cold) {
-    op o = {.path = (char *)src, .dest = (char *)dir, .fd = -1, .fd2 = -1, .mode = KIND_FILE, .flags = STAGE_DATA,
+    op o = {.path = (char *)src, .dest = (char *)dir, .fd = -1, .fd2 = -1, .mode = KIND_FILE,
+            .flags = STAGE_DATA | (exact_mode ? STAGE_EXACT_MODE : 0),
             .limit = limit, .off = uid, .off2 = gid, .len = mode, .times = {times[0], times[1]}, .numbers = numbers};
     int err = stage_small_exec(&o);
     free(o.name); /* the origin own_origin made; path and dest are the caller's */

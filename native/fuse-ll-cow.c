@@ -159,7 +159,7 @@ static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_nod
     double src[ST_FIELDS];
     int fd = -1, cold = 0;
     int64_t bytes = 0;
-    int err = copy_small_unnamed(n->src, s->cow_dir, s->cow_limit, c->uid, c->gid, c->mode, c->times, src, &fd, &bytes, &cold);
+    int err = copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, c->uid, c->gid, c->mode, c->times, src, &fd, &bytes, &cold);
     uint64_t shown = n->shown;
     unmark(s, n);
     if (err || fd < 0) return 0;
@@ -244,12 +244,12 @@ void fll_cow_free(fll_session *s) {
     s->cow_ring = NULL;
 }
 
-/* cowConfigure(handle, workDir, maxSize, attrTimeout): setattrs of marked nodes may be answered in
+/* cowConfigure(handle, workDir, maxSize, attrTimeout, exactModes): setattrs of marked nodes may be answered in
  * C, their copies made in workDir, for files of at most maxSize bytes; a directory's attributes
  * are given attrTimeout seconds to live. */
 napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
-    size_t argc = 4;
-    napi_value argv[4];
+    size_t argc = 5;
+    napi_value argv[5];
     if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     int64_t limit;
@@ -257,6 +257,11 @@ napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
     if (!s || !fll_int(env, argv[2], "maxSize", 0, 9007199254740991.0, &limit)) return NULL;
     if (napi_get_value_double(env, argv[3], &timeout) != napi_ok || !(timeout >= 0)) {
         napi_throw_type_error(env, "EINVAL", "attrTimeout: expected a number of seconds, at least 0");
+        return NULL;
+    }
+    bool exact_mode = false;
+    if (argc < 5 || napi_get_value_bool(env, argv[4], &exact_mode) != napi_ok) {
+        napi_throw_type_error(env, "EINVAL", "exactModes: expected a boolean");
         return NULL;
     }
     char *dir = fll_string(env, argv[1], "workDir");
@@ -272,6 +277,7 @@ napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
     s->cow_ring = ring;
     s->cow_limit = limit;
     s->cow_attr_timeout = timeout;
+    s->cow_exact_mode = exact_mode;
     return NULL;
 }
 

@@ -144,7 +144,7 @@ export class LowLevelBridge {
     // stored).
     const behind = options.ids ? undefined : union.copyBehind
     if (behind) {
-      this.#session.cowConfigure(behind.dir, behind.maxSize, options.attrTimeout)
+      this.#session.cowConfigure(behind.dir, behind.maxSize, options.attrTimeout, behind.exactModes)
       this.#session.cowRoom(behind.room)
       union.onCopyRoom = (room) => this.#session.cowRoom(room)
       // A directory copied up (by the union, or in C and adopted) has its later setattrs answered

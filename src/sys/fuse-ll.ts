@@ -209,7 +209,7 @@ interface Addon {
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
   fuseLlGranted(h: Handle): number
   fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number, cowGetxattrs: number]
-  fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number): void
+  fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer): number
   fuseLlCowDeny(h: Handle, node: number): void
@@ -492,10 +492,11 @@ export class Session {
    * of a node marked with cowAllow copies its lower file up in C, into `workDir` (O_TMPFILE), and
    * is answered there; JS then gets it as an answered setattr carrying the copy (Request's `copy`).
    * Only files of at most `maxSize` bytes, and only while cowRoom allows. A marked directory is
-   * copied up and named in C, and its attributes given `attrTimeout` seconds to live.
+   * copied up and named in C, and its attributes given `attrTimeout` seconds to live. `exactModes`:
+   * the process umask is 0, so a copy may be made with its mode (see Stager.exactModes).
    */
-  cowConfigure(workDir: string | Buffer, maxSize: number, attrTimeout: number): void {
-    this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize, attrTimeout)
+  cowConfigure(workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean): void {
+    this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize, attrTimeout, exactModes)
   }
 
   /** How many more copies C may make before it is told again. */

@@ -440,6 +440,8 @@ export interface StageOptions {
    *  mode and times replace the copied ones, and the chown comes after mode and xattrs, so that it
    *  clears set-ID bits and security.capability as a chown of the named file would. */
   change?: CopyChange
+  /** The process umask is 0: an unnamed copy may be made with its mode (see Stager.exactModes). */
+  exactMode?: boolean
 }
 
 /** A metadata change made as part of a copy (see StageOptions.change); absent fields stay. */
@@ -511,10 +513,12 @@ export function linkFdSync(fd: number, target: HostPath): void {
 
 const UNNAMED = 8
 const OWN_ORIGIN = 32
+const EXACT_MODE = 64
 
 function stageArgs(options: StageOptions): { flags: number; origin: string; dataFrom: Uint8Array; change: ChangeArgs } {
   return {
-    flags: (options.data ? 1 : 0) | (options.fsync ? 2 : 0) | (options.meta ? 4 : 0) | (options.origin === 'own' ? OWN_ORIGIN : 0),
+    flags: (options.data ? 1 : 0) | (options.fsync ? 2 : 0) | (options.meta ? 4 : 0) | (options.origin === 'own' ? OWN_ORIGIN : 0) |
+      (options.exactMode ? EXACT_MODE : 0),
     origin: options.origin === undefined || options.origin === 'own' ? '' : String(options.origin),
     dataFrom: options.dataFrom === undefined ? new Uint8Array(0) : Buffer.concat([hostBytes(options.dataFrom), NUL]),
     change: changeArgs(options.change),

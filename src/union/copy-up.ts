@@ -52,6 +52,9 @@ export class Stager {
   #seq = 0
   /** Whether the upper filesystem makes unnamed files (O_TMPFILE); false after it first refused. */
   #unnamed = true
+  /** The process umask is 0 (as in the daemon): an unnamed copy is then made with its mode, and
+   *  needs no chmod after (native/copy-up.c, STAGE_EXACT_MODE). Set by the union that uses it. */
+  exactModes = false
 
   constructor(workDir: string, fsync: boolean) {
     this.#dir = workDir
@@ -140,7 +143,7 @@ export class Stager {
 
   #options(kind: Kind, options: StageOptions): CopyOptions {
     const fsync = this.#fsync && kind === 'file' && options.data && !options.meta && !options.unflushed
-    return { data: options.data, fsync, origin: options.origin, meta: options.meta, dataFrom: options.dataFrom, change: options.change }
+    return { data: options.data, fsync, origin: options.origin, meta: options.meta, dataFrom: options.dataFrom, change: options.change, exactMode: this.exactModes }
   }
 
   /** fsync a copy made by name with `unflushed`. */

@@ -105,6 +105,7 @@ export class Core {
     this.layers = layers
     this.upper = layers[0]?.writable ? layers[0] : undefined
     this.#stager = stager
+    if (stager) stager.exactModes = this.umask === 0
     this.resolver = new Resolver(layers, cacheEntries)
   }
 
@@ -218,10 +219,10 @@ export class Core {
    * Undefined where the union would not make such a copy itself (no flush behind, metacopy). The
    * FUSE bridge answers such setattrs in C (native/fuse-ll-cow.c).
    */
-  get copyBehind(): { dir: HostPath; maxSize: number; room: number } | undefined {
+  get copyBehind(): { dir: HostPath; maxSize: number; room: number; exactModes: boolean } | undefined {
     const stager = this.#stager
     if (!this.upper || !stager || this.metacopy || !this.flushBehind || !stager.syncsData || !stager.unnamed) return undefined
-    return { dir: stager.dir, maxSize: COPY_NOW_MAX, room: DEFERRED_MAX - this.#deferred.size }
+    return { dir: stager.dir, maxSize: COPY_NOW_MAX, room: DEFERRED_MAX - this.#deferred.size, exactModes: stager.exactModes }
   }
 
   /** Whether a lower file, as listed or looked up, is one copyBehind is for (see there). */

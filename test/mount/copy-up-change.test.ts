@@ -41,6 +41,12 @@ async function fillLower(lower: string): Promise<void> {
   await file('touch-m', 0o644)
   await file('touch-a', 0o644)
   await file('xattr', 0o644)
+  // Copies are made with their mode from the start where the umask is 0 (STAGE_EXACT_MODE): a mode
+  // that lets nobody write must still take the data, the xattrs and the change.
+  await file('mode-0', 0o000)
+  await file('read-only', 0o444, 1000, 1000)
+  await file('to-read-only', 0o664)
+  lsetxattrSync(join(lower, 'mode-0'), 'user.kept', Buffer.from('yes'))
   lsetxattrSync(join(lower, 'xattr'), 'user.kept', Buffer.from('yes'))
   await symlink('touch-m', join(lower, 'link'))
   await mkdir(join(lower, 'sgid-dir'))
@@ -50,7 +56,7 @@ async function fillLower(lower: string): Promise<void> {
     await utimes(join(lower, name, 'inside'), A0, M0)
     lsetxattrSync(join(lower, name), 'user.kept', Buffer.from('yes'))
   }
-  for (const name of ['capped', 'capped-chmod', 'suid-owned', 'sgid-group', 'suid-same-owner', 'touch-m', 'touch-a', 'xattr', 'sgid-dir', 'dir-chmod', 'dir-touch']) {
+  for (const name of ['capped', 'capped-chmod', 'suid-owned', 'sgid-group', 'suid-same-owner', 'touch-m', 'touch-a', 'xattr', 'mode-0', 'read-only', 'to-read-only', 'sgid-dir', 'dir-chmod', 'dir-touch']) {
     await utimes(join(lower, name), A0, M0)
   }
   await lutimes(join(lower, 'link'), A0, M0)
@@ -67,6 +73,9 @@ async function change(mnt: string): Promise<void> {
   utimensatSync(at('touch-m'), null, T1, false)
   utimensatSync(at('touch-a'), T1, null, false)
   await chown(at('xattr'), 1000, 1000)
+  await chown(at('mode-0'), 1000, 1000)
+  utimensatSync(at('read-only'), null, T1, false)
+  await chmod(at('to-read-only'), 0o444)
   await lchown(at('link'), 1000, 1000)
   await chown(at('sgid-dir'), 1000, 1000)
   // Directories: the change is made on the copy before it is named, as for files.
@@ -74,7 +83,7 @@ async function change(mnt: string): Promise<void> {
   utimensatSync(at('dir-touch'), null, T1, false)
 }
 
-const NAMES = ['capped', 'capped-chmod', 'suid-owned', 'sgid-group', 'suid-same-owner', 'touch-m', 'touch-a', 'xattr', 'link', 'sgid-dir', 'dir-chmod', 'dir-touch']
+const NAMES = ['capped', 'capped-chmod', 'suid-owned', 'sgid-group', 'suid-same-owner', 'touch-m', 'touch-a', 'xattr', 'mode-0', 'read-only', 'to-read-only', 'link', 'sgid-dir', 'dir-chmod', 'dir-touch']
 
 /** What a user can see of each object: type and mode, owner, atime and mtime to the nanosecond,
  *  the capability and the user xattr. */
@@ -127,11 +136,11 @@ describe.skipIf(!fuse.ok)('a setattr that copies up', () => {
     const actual = await run('layerfs', options)
     expect(actual.merged).toEqual(expected.merged)
     expect(actual.upper).toEqual(expected.upper)
-    // Seven of the eight regular files, and the three directories (their parent, the root, is in the
+    // Ten of the eleven regular files, and the three directories (their parent, the root, is in the
     // upper layer). The chgrp of 'sgid-group' asks to clear set-ID bits (killpriv), and its copy
     // keeps setgid (root's chgrp does): the union decides that one. The symlink goes through the
     // union too.
-    expect(actual.inC).toBe(options === '' ? 10 : 0)
+    expect(actual.inC).toBe(options === '' ? 13 : 0)
     // What the comparison rests on, spelled out: a chown drops the capability and setuid, a chmod
     // keeps the capability, a time change keeps the other time.
     expect(actual.merged['capped']).toMatch(/^100755 1000:1000 .* cap=- /)
@@ -142,5 +151,8 @@ describe.skipIf(!fuse.ok)('a setattr that copies up', () => {
     expect(actual.merged['touch-a']).toContain(`a=${T1} m=${BigInt(M0) * 1_000_000_000n}`)
     expect(actual.merged['dir-chmod']).toMatch(/^40750 0:0 a=\d+ m=\d+ cap=- user.kept=yes$/)
     expect(actual.upper['dir-touch']).toContain(`m=${T1} cap=- user.kept=yes`)
+    expect(actual.upper['mode-0']).toMatch(/^100000 1000:1000 .* user.kept=yes$/)
+    expect(actual.upper['read-only']).toMatch(new RegExp(`^100444 1000:1000 .* m=${T1} `))
+    expect(actual.upper['to-read-only']).toMatch(/^100444 0:0 /)
   })
 })
