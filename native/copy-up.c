@@ -199,8 +199,9 @@ static int copy_data(int in, int out, off_t size, blkcnt_t blocks, int64_t *move
 static int create_file(const char *tmp, int flags, mode_t mode, int *linked) {
     *linked = 1;
     if (flags & STAGE_UNNAMED) {
-        /* Read-write: the union's opens of the copy before it is named share this description. It
-         * has no name to be opened by until it is complete, so it may have its mode from the start. */
+        /* Read-write: the union's opens of the copy before it is named share this description. Like
+         * the O_TMPFILE copy below, it has no name to be opened by until it is complete, so it may
+         * have its mode from the start (STAGE_EXACT_MODE). */
         *linked = 0;
         return open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, (flags & STAGE_EXACT_MODE) ? mode : 0600);
     }
@@ -211,7 +212,7 @@ static int create_file(const char *tmp, int flags, mode_t mode, int *linked) {
         if (slash && len > 0 && len < sizeof dir) {
             memcpy(dir, tmp, len);
             dir[len] = '\0';
-            int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+            int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, (flags & STAGE_EXACT_MODE) ? mode : 0600);
             if (fd >= 0) {
                 *linked = 0;
                 return fd;
@@ -344,7 +345,8 @@ static int stage_exec(op *o) {
     err = make_object(o, &st, &out, &linked);
     if (o->times[0].tv_nsec != UTIME_OMIT) st.st_atim = o->times[0];
     if (o->times[1].tv_nsec != UTIME_OMIT) st.st_mtim = o->times[1];
-    /* Made with its mode already (STAGE_EXACT_MODE), a file without set-ID or sticky bits. */
+    /* Made with its mode already (STAGE_EXACT_MODE, an O_TMPFILE file: not linked yet), a file
+     * without set-ID or sticky bits. */
     int has_mode = (o->flags & STAGE_EXACT_MODE) && o->mode == KIND_FILE && !linked && !(st.st_mode & 07000);
     /* Owner before mode (chown clears set-ID bits), mode before xattrs (chown also drops
      * security.capability), times last (every change before bumps them). */

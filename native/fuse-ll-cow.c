@@ -72,8 +72,9 @@ static struct timespec time_arg(const struct stat *attr, int to_set, int set, in
     return t;
 }
 
-/* Record flags of an answered setattr: the copy's data came from the disk; the copy is a directory. */
-enum { COW_COLD = 1, COW_DIR = 2 };
+/* Record flags of an answered setattr: the copy's data came from the disk; the copy is a directory;
+ * the directory's copy records its origin (the lower inode number, in the record's offset). */
+enum { COW_COLD = 1, COW_DIR = 2, COW_DIR_ORIGIN = 4 };
 /* fll_fast_node.dir: a lower directory; one in the upper layer (src empty). */
 enum { COW_MARK_LOWER_DIR = 1, COW_MARK_UPPER_DIR = 2 };
 
@@ -140,14 +141,19 @@ static int cow_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node
     /* The record first: once the copy is named, JS must hear of it. */
     fll_rec *r = calloc(1, sizeof *r);
     struct stat st;
-    int err = !r ? ENOMEM : copy_dir_named(n->src, s->cow_dir, n->src + strlen(n->src) + 1, c->uid, c->gid, c->mode, c->times, RENAME_NOREPLACE, NULL, NULL, &st);
+    double src[ST_FIELDS];
+    int origin = 0;
+    int err = !r ? ENOMEM : copy_dir_named(n->src, s->cow_dir, n->src + strlen(n->src) + 1, c->uid, c->gid, c->mode, c->times, RENAME_NOREPLACE, src, &origin, &st);
     uint64_t shown = n->shown;
     unmark(s, n);
     if (err) {
         free(r);
         return 0;
     }
-    r->flags = COW_DIR;
+    /* JS reads the number as a double: exact below 2^53 (else JS reads the origin itself). */
+    if (origin && src[ST_INO] >= 9007199254740992.0) origin = 0;
+    r->flags = COW_DIR | (origin ? COW_DIR_ORIGIN : 0);
+    if (origin) r->offset = (int64_t)src[ST_INO];
     answer(s, req, ino, &st, shown, s->cow_attr_timeout, r, attr, to_set);
     return 1;
 }

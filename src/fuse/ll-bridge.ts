@@ -201,9 +201,9 @@ export class LowLevelBridge {
       return done
     } finally {
       this.#replying = NO_NODES
-      const left = this.#leftToReply.splice(0)
-      if (!done) {
-        for (const id of left) {
+      if (this.#leftToReply.length > 0) {
+        const left = this.#leftToReply.splice(0)
+        for (const id of done ? [] : left) {
           const node = this.#nodes.get(id)
           if (node) this.#invalidate(node)
         }
@@ -377,7 +377,7 @@ export class LowLevelBridge {
       if (copy.dir) {
         // Named already, and its attributes were given the usual time to live.
         node.attrsExpired = false
-        this.#union.adoptDirSync(path)
+        this.#union.adoptDirSync(path, copy.ino)
         return
       }
       node.attrsExpired = true

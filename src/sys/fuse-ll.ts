@@ -85,8 +85,9 @@ export type Request = {
       waiting: number
       /** `answered`: the copy-up C made and answered for (see Session.cowConfigure): of a file, its
        *  fd, its bytes of data, the lower file's inode number, and whether its data was read from
-       *  the disk; of a directory (`dir`), named already, none of those. */
-      copy?: { dir: false; fd: number; bytes: number; srcIno: number; cold: boolean } | { dir: true }
+       *  the disk; of a directory (`dir`), named already, the inode number it shows (`ino`, its
+       *  lower one) when its copy recorded that as its origin. */
+      copy?: { dir: false; fd: number; bytes: number; srcIno: number; cold: boolean } | { dir: true; ino?: number }
     }
   | { op: 'readlink'; ino: number }
   | { op: 'mknod'; parent: number; name: string; mode: number; rdev: number }
@@ -285,9 +286,11 @@ function ctxOf(uid: number, gid: number, pid: number, umask: number): Ctx {
   return ctx
 }
 
-/** The copy an answered setattr carries (see fuse-ll-cow.c: flags 1, its data came from the disk; 2, a directory). */
+/** The copy an answered setattr carries (see fuse-ll-cow.c: flags 1, its data came from the disk; 2,
+ *  a directory; 4, one whose copy records its origin, the inode number in the offset). */
 function answeredCopy(f: Float64Array): NonNullable<(Request & { op: 'setattr' })['copy']> {
-  if (f[F.FLAGS] === 2) return { dir: true }
+  const flags = f[F.FLAGS]!
+  if (flags & 2) return flags & 4 ? { dir: true, ino: f[F.OFFSET]! } : { dir: true }
   return { dir: false, fd: f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: f[F.FLAGS] === 1 }
 }
 

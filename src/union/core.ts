@@ -133,10 +133,10 @@ export class Core {
     const upper = this.requireUpper()
     this.ensureUpperDir(this.resolver.get(splitPath(dir.path)[0]))
     const origin = this.stager.copyDirNow(dir.layer.path(dir.path), upper.path(dir.path), fold?.change, sourceStat)
-    if (fold) fold.applied = true
-    this.onAttrChange?.('/' + dir.path, false)
     // Its inode number is its origin's, the lower directory's own, which the copy just lstat'ed.
     const ino = sourceStat[ST.INO]!
+    if (fold) fold.applied = true
+    this.onAttrChange?.('/' + dir.path, false)
     this.#upperDir(dir, upper, origin && Number.isSafeInteger(ino) ? ino : undefined)
   }
 
@@ -239,11 +239,12 @@ export class Core {
   }
 
   /** Take over the copy-up of the lower directory `rel`, made and named outside the union (see
-   *  copiesDirBehind): the union shows it merged from now on, as after ensureUpperDir. */
-  adoptDir(rel: string): void {
+   *  copiesDirBehind): the union shows it merged from now on, as after ensureUpperDir. `ino`: the
+   *  inode number the copy recorded as its origin, when it could (else read when needed). */
+  adoptDir(rel: string, ino?: number): void {
     const dir = this.resolver.resolve(rel)
     // An entry looked up afresh (not cached) has found the copy already.
-    if (dir?.kind === 'dir' && !inUpper(dir)) this.#upperDir(dir, this.requireUpper())
+    if (dir?.kind === 'dir' && !inUpper(dir)) this.#upperDir(dir, this.requireUpper(), ino)
   }
 
   /**

@@ -572,8 +572,8 @@ export class Union {
 
   /** Take over the copy of the lower directory at `path` made and named outside the union (see
    *  Core.adoptDir). */
-  adoptDirSync(path: string): void {
-    this.#core.adoptDir(relPath(path))
+  adoptDirSync(path: string, ino?: number): void {
+    this.#core.adoptDir(relPath(path), ino)
   }
 
   /** Take over the copy of the lower file at `path` made outside the union (see Core.adoptCopy). */

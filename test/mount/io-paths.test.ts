@@ -142,20 +142,30 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
   })
 
   // The daemon gives '.' and '..' their inode numbers and type only (no lstat each): getdents must
-  // still show the numbers stat shows, for lower, merged, copied-up and new directories and the root.
-  it("gives '.' and '..' the inode numbers stat shows", async () => {
+  // still show the numbers stat shows, for lower, merged, copied-up and new directories and the root;
+  // and a directory's copy-up (by the union, or in C) keeps the number it showed.
+  it("gives '.' and '..' the inode numbers stat shows, and copied-up directories their own", async () => {
     const { mnt } = await mountStack(async (top, bottom) => {
       await mkdir(join(bottom, 'low', 'deeper'), { recursive: true })
       await mkdir(join(top, 'merged', 'sub'), { recursive: true })
       await mkdir(join(bottom, 'merged', 'sub'), { recursive: true })
       await mkdir(join(bottom, 'copied', 'in'), { recursive: true })
     })
-    await chmod(join(mnt, 'copied', 'in'), 0o700) // both copied up
+    const dirs = ['', 'low', 'low/deeper', 'merged', 'merged/sub', 'copied', 'copied/in']
+    const before = new Map<string, bigint>()
+    for (const dir of dirs) before.set(dir, (await stat(join(mnt, dir), { bigint: true })).ino)
+    await chmod(join(mnt, 'copied', 'in'), 0o700) // both copied up by the union
+    // Its parent (the root) is in the upper layer: copied up in C, and the inode number handed over.
+    const inC = (await statsOf(mnt)).loop!.cowSetattrs
+    await chmod(join(mnt, 'low'), 0o750)
+    expect((await statsOf(mnt)).loop!.cowSetattrs).toBe(inC + 1)
     await mkdir(join(mnt, 'copied', 'in', 'new'))
-    for (const dir of ['', 'low', 'low/deeper', 'merged', 'merged/sub', 'copied', 'copied/in', 'copied/in/new']) {
+    for (const dir of [...dirs, 'copied/in/new']) {
       const path = join(mnt, dir)
       const shown = dotInos(path)
       const own = (await stat(path, { bigint: true })).ino
+      // A copy-up keeps the inode number.
+      if (before.has(dir)) expect(own, dir).toBe(before.get(dir))
       // The root's '..' is its own (the mount's parent is outside it), as on any filesystem's root.
       const parent = dir === '' ? own : (await stat(join(path, '..'), { bigint: true })).ino
       expect(shown, dir).toEqual({ '.': own, '..': parent })
