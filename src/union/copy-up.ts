@@ -23,6 +23,7 @@ import type { HostPath } from '../sys/names.js'
 import {
   type CopyChange, type StageOptions as CopyOptions, commitCopySync, copyDirSync, linkCopySync, linkFdSync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync, stageSmallUnnamedSync,
 } from '../sys/native.js'
+import { defaultAclOf } from './acl.js'
 import type { Kind } from './entry.js'
 import { isCode } from './errors.js'
 
@@ -52,13 +53,22 @@ export class Stager {
   #seq = 0
   /** Whether the upper filesystem makes unnamed files (O_TMPFILE); false after it first refused. */
   #unnamed = true
-  /** The process umask is 0 (as in the daemon): an unnamed copy is then made with its mode, and
-   *  needs no chmod after (native/copy-up.c, STAGE_EXACT_MODE). Set by the union that uses it. */
-  exactModes = false
+  /** The process umask is 0, as in the daemon (set by the union that uses this stager): see
+   *  exactModes. */
+  umaskZero = false
+  /** The work directory has a default ACL, which decides a new file's mode in place of the umask. */
+  readonly #defaultAcl: boolean
 
   constructor(workDir: string, fsync: boolean) {
     this.#dir = workDir
     this.#fsync = fsync
+    this.#defaultAcl = defaultAclOf(workDir) !== undefined
+  }
+
+  /** Whether a file made here gets exactly the mode it is made with: an unnamed copy then has its
+   *  mode from the start, and needs no chmod after (native/copy-up.c, STAGE_EXACT_MODE). */
+  get exactModes(): boolean {
+    return this.umaskZero && !this.#defaultAcl
   }
 
   /** Whether data copies are fsync'd before they are committed. */

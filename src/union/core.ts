@@ -16,6 +16,7 @@ import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, markerAt, whiteoutAt } from '../layers/whiteout.js'
 import { hostJoin, nameFromBytes, type HostPath } from '../sys/names.js'
 import { type CopyChange, RENAME_EXCHANGE, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, stTimeNs, syncfs, utimensatSync } from '../sys/native.js'
+import { DEFAULT_ACL } from './acl.js'
 import { METACOPY_XATTR, REDIRECT_XATTR, readOrigin } from './inode.js'
 import { type Entry, NO_LAYERS, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
@@ -105,7 +106,7 @@ export class Core {
     this.layers = layers
     this.upper = layers[0]?.writable ? layers[0] : undefined
     this.#stager = stager
-    if (stager) stager.exactModes = this.umask === 0
+    if (stager) stager.umaskZero = this.umask === 0
     this.resolver = new Resolver(layers, cacheEntries)
   }
 
@@ -814,9 +815,6 @@ export class Core {
     return true
   }
 }
-
-/** A directory's default ACL: what objects made in it inherit. */
-export const DEFAULT_ACL = 'system.posix_acl_default'
 
 /** The process umask, read by setting it and putting it back (the only way without /proc). */
 function readUmask(): number {

@@ -15,7 +15,8 @@ import { WHITEOUT_PREFIX, isWhiteoutMode, markerAt } from '../layers/whiteout.js
 import { byteLength, hostBytes, hostJoin, hostPath, type HostPath } from '../sys/names.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, linkFdSync, listNamesSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, stTimeNs, utimensatSync } from '../sys/native.js'
 import { REDIRECT_XATTR } from './inode.js'
-import { type Core, DEFAULT_ACL } from './core.js'
+import { defaultAclOf } from './acl.js'
+import type { Core } from './core.js'
 import { type Entry, type Kind, NO_LAYERS, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { mergedNames } from './readdir.js'
@@ -40,16 +41,6 @@ export interface Owner {
    *  apart, FUSE_DONT_MASK): applied unless the parent directory has a default ACL, which then
    *  decides the new object's mode and ACLs, as POSIX has it. */
   umask?: number
-}
-
-/** The default ACL of the upper directory at `path`, if it has one (none where ACLs are not
- *  supported). */
-function defaultAclOf(path: HostPath): Buffer | undefined {
-  try {
-    return lgetxattrSync(path, DEFAULT_ACL)
-  } catch {
-    return undefined
-  }
 }
 
 /** The mode a new object is made with: `mode` with the owner's umask taken off, unless the

@@ -4,6 +4,7 @@
 // group-exec) and security.capability, a chmod clears none of them, a time change leaves the other
 // time as it was. Each case runs on kernel overlayfs and on layerfs, and the merged view and the
 // upper files must agree, atime and capabilities included (the differential suite compares neither).
+import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { chmod, chown, lchown, lstat, lutimes, mkdir, symlink, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
@@ -154,5 +155,31 @@ describe.skipIf(!fuse.ok)('a setattr that copies up', () => {
     expect(actual.upper['mode-0']).toMatch(/^100000 1000:1000 .* user.kept=yes$/)
     expect(actual.upper['read-only']).toMatch(new RegExp(`^100444 1000:1000 .* m=${T1} `))
     expect(actual.upper['to-read-only']).toMatch(/^100444 0:0 /)
+  })
+
+  // Copies are made in the work directory, with their modes from the start where the umask is 0.
+  // A default ACL there would decide a new file's mode instead (masked by the ACL, not the umask):
+  // the copies must keep the modes they are given all the same.
+  it('keeps the modes of copies made where the work directory has a default ACL', async () => {
+    const base = join(frame.dir, `s${++n}`)
+    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
+    for (const d of [lower, upper, work, mnt]) await mkdir(d, { recursive: true })
+    for (const [name, mode] of [['chowned', 0o644], ['chmodded', 0o644], ['touched', 0o755]] as const) {
+      await writeFile(join(lower, name), name)
+      await chmod(join(lower, name), mode)
+    }
+    execFileSync('setfacl', ['-d', '-m', 'u::rwx,g::---,o::---', work])
+    const handle = mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    try {
+      await chown(join(mnt, 'chowned'), 1000, 1000)
+      await chmod(join(mnt, 'chmodded'), 0o755)
+      utimensatSync(join(mnt, 'touched'), null, T1, false)
+      await mounts.unmount(handle)
+      const modes = async (root: string): Promise<string[]> =>
+        Promise.all(['chowned', 'chmodded', 'touched'].map(async (name) => ((await lstat(join(root, name))).mode & 0o7777).toString(8)))
+      expect(await modes(upper)).toEqual(['644', '755', '755'])
+    } finally {
+      await mounts.unmount(handle)
+    }
   })
 })
