@@ -40,8 +40,10 @@ enum { KIND_FILE = 0, KIND_DIR = 1, KIND_SYMLINK = 2, KIND_SPECIAL = 3 };
 /* STAGE_OWN_ORIGIN: the origin recorded is the source's own inode, as the copy's lstat reads it
  * (the caller passes none), unless it is a file with other links: the copy keeps none of them, so
  * it must not keep their inode number either. */
-/* STAGE_EXACT_MODE: the process umask is 0, so an unnamed copy is made with its final mode and
- * needs no chmod after (unless it has set-ID or sticky bits, which a chown would clear). */
+/* STAGE_EXACT_MODE: a file made in the work directory gets exactly the mode it is made with (the
+ * process umask is 0, and the directory has no default ACL), so an unnamed copy is made with its
+ * final mode and needs no chmod after (unless it has set-ID or sticky bits, which a chown would
+ * clear). */
 enum { STAGE_DATA = 1, STAGE_FSYNC = 2, STAGE_META = 4, STAGE_UNNAMED = 8, STAGE_SMALL = 16, STAGE_OWN_ORIGIN = 32, STAGE_EXACT_MODE = 64 };
 
 #define ORIGIN_XATTR "trusted.layerfs.origin"

@@ -189,14 +189,20 @@ static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_nod
     return 1;
 }
 
+/* The node of a marked lower file, when C may answer for it now: no request read before this one
+ * still waits for JS (which may change the node first). NULL otherwise. */
+static fll_fast_node *marked_lower_file(fll_session *s, fuse_ino_t ino) {
+    if (!s->cow_dir || s->head) return NULL;
+    fll_fast_node *n = fll_node_find(s, ino);
+    return n && n->src && !n->dir ? n : NULL;
+}
+
 /* The getattr of a marked lower file: its lstat, as attrs.ts shows a lower file's (the inode number
  * JS shows, the rest as the layer has it), given JS's time to live. The mark stays: reading changes
- * nothing. When a request read before it waits for JS, JS answers (it may change the node first). A
- * file handle changes nothing: JS's handles on a lower file are that file. */
+ * nothing. A file handle changes nothing: JS's handles on a lower file are that file. */
 int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
-    if (!s->cow_dir || s->head) return 0;
-    fll_fast_node *n = fll_node_find(s, ino);
-    if (!n || !n->src || n->dir) return 0;
+    fll_fast_node *n = marked_lower_file(s, ino);
+    if (!n) return 0;
     struct stat st;
     if (lstat(n->src, &st) < 0) return 0;
     st.st_ino = n->shown;
@@ -210,9 +216,8 @@ int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
  * security.capability first (the kernel decides whether the change must drop it), so chown -R of
  * a layer asks once per file. Other names, and errors other than ENODATA and ERANGE, go to JS. */
 int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
-    if (!s->cow_dir || s->head || strncmp(name, "security.", 9) != 0) return 0;
-    fll_fast_node *n = fll_node_find(s, ino);
-    if (!n || !n->src || n->dir) return 0;
+    fll_fast_node *n = strncmp(name, "security.", 9) == 0 ? marked_lower_file(s, ino) : NULL;
+    if (!n) return 0;
     char *value = size ? malloc(size) : NULL;
     if (size && !value) return 0;
     ssize_t len = lgetxattr(n->src, name, value, size);
@@ -250,9 +255,10 @@ void fll_cow_free(fll_session *s) {
     s->cow_ring = NULL;
 }
 
-/* cowConfigure(handle, workDir, maxSize, attrTimeout, exactModes): setattrs of marked nodes may be answered in
- * C, their copies made in workDir, for files of at most maxSize bytes; a directory's attributes
- * are given attrTimeout seconds to live. */
+/* cowConfigure(handle, workDir, maxSize, attrTimeout, exactModes): setattrs of marked nodes may be
+ * answered in C, their copies made in workDir, for files of at most maxSize bytes; a directory's
+ * attributes are given attrTimeout seconds to live; exactModes: copies may be made with their
+ * modes (STAGE_EXACT_MODE, see Stager.exactModes). */
 napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
     size_t argc = 5;
     napi_value argv[5];

@@ -172,7 +172,7 @@ typedef struct fll_session {
     uint64_t cow_getattrs; /* getattrs of marked lower files answered in C */
     uint64_t cow_getxattrs; /* and their getxattrs */
     double cow_attr_timeout; /* seconds a copied-up directory's attributes live (JS's attr timeout) */
-    int cow_exact_mode;      /* the process umask is 0: copies are made with their modes (copy-up.c) */
+    int cow_exact_mode;      /* copies are made with their modes (STAGE_EXACT_MODE) */
 
     fll_slot *slots;
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */

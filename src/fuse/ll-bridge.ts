@@ -201,9 +201,9 @@ export class LowLevelBridge {
       return done
     } finally {
       this.#replying = NO_NODES
-      if (this.#leftToReply.length > 0) {
-        const left = this.#leftToReply.splice(0)
-        for (const id of done ? [] : left) {
+      const left = this.#leftToReply.length > 0 ? this.#leftToReply.splice(0) : NO_NODES
+      if (!done) {
+        for (const id of left) {
           const node = this.#nodes.get(id)
           if (node) this.#invalidate(node)
         }

@@ -496,7 +496,7 @@ export class Session {
    * is answered there; JS then gets it as an answered setattr carrying the copy (Request's `copy`).
    * Only files of at most `maxSize` bytes, and only while cowRoom allows. A marked directory is
    * copied up and named in C, and its attributes given `attrTimeout` seconds to live. `exactModes`:
-   * the process umask is 0, so a copy may be made with its mode (see Stager.exactModes).
+   * a copy may be made with its mode from the start (see Stager.exactModes).
    */
   cowConfigure(workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean): void {
     this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize, attrTimeout, exactModes)

@@ -440,7 +440,7 @@ export interface StageOptions {
    *  mode and times replace the copied ones, and the chown comes after mode and xattrs, so that it
    *  clears set-ID bits and security.capability as a chown of the named file would. */
   change?: CopyChange
-  /** The process umask is 0: an unnamed copy may be made with its mode (see Stager.exactModes). */
+  /** An unnamed copy may be made with its mode from the start (see Stager.exactModes). */
   exactMode?: boolean
 }
 

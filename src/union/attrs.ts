@@ -66,16 +66,22 @@ export function attrOfNumbers(st: Float64Array, at: number, ino: number, nlink: 
 /** The st_ino attrOf gives `entry`, with no lstat where the origin of a copy in the upper layer
  *  tells it. */
 export function shownIno(entry: Entry): number {
-  if (entry.ino !== undefined) return entry.ino
-  const origin = entry.layer.writable && !entry.originless ? readOrigin(entry.layer.path(entry.path)) : undefined
-  return origin !== undefined ? (entry.ino = origin) : attrOf(entry).ino
+  return originIno(entry) ?? attrOf(entry).ino
 }
 
+/** The st_ino of `entry`, whose own inode number is `stIno`: its origin's, if it records one. */
 function inoOf(entry: Entry, stIno: number): number {
+  return originIno(entry) ?? (entry.ino = stIno)
+}
+
+/** The inode number `entry` shows when it is known without an lstat: kept from before, or the
+ *  origin a copy in the upper layer records (then kept). */
+function originIno(entry: Entry): number | undefined {
   if (entry.ino !== undefined) return entry.ino
-  const ino = entry.layer.writable && !entry.originless ? readOrigin(entry.layer.path(entry.path)) ?? stIno : stIno
-  entry.ino = ino
-  return ino
+  if (!entry.layer.writable || entry.originless) return undefined
+  const origin = readOrigin(entry.layer.path(entry.path))
+  if (origin !== undefined) entry.ino = origin
+  return origin
 }
 
 /** The changes of one setattr; absent fields stay as they are. */

@@ -13,7 +13,7 @@
 import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
-import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, markerAt, whiteoutAt } from '../layers/whiteout.js'
+import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, whiteoutAt } from '../layers/whiteout.js'
 import { hostJoin, nameFromBytes, type HostPath } from '../sys/names.js'
 import { type CopyChange, RENAME_EXCHANGE, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, stTimeNs, syncfs, utimensatSync } from '../sys/native.js'
 import { DEFAULT_ACL } from './acl.js'
@@ -781,10 +781,9 @@ export class Core {
     const clear = this.resolver.upperClear(rel)
     this.ensureUpperDir(this.resolver.get(dir))
     const target = upper.path(rel)
-    const marker = upper.path(joinPath(dir, WHITEOUT_PREFIX + name))
     const charWhiteout = !clear && whiteoutAt(target)
-    const markerWhiteout = !clear && !charWhiteout && !this.resolver.markerFree(dir) && markerAt(marker)
-    if (!charWhiteout && !markerWhiteout) {
+    const marker = clear || charWhiteout ? undefined : this.resolver.upperMarker(dir, name)
+    if (!charWhiteout && !marker) {
       make(target, false)
       return false
     }
@@ -811,7 +810,7 @@ export class Core {
       throw err
     }
     if (scratch !== undefined) rmdirSync(scratch)
-    if (markerWhiteout) unlinkSync(marker)
+    if (marker) unlinkSync(marker)
     return true
   }
 }

@@ -10,8 +10,8 @@
  * tools such as mv then copy and delete.
  */
 import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
-import { joinPath, splitPath } from '../layers/layer.js'
-import { WHITEOUT_PREFIX, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
+import { splitPath } from '../layers/layer.js'
+import { WHITEOUT_PREFIX, isWhiteoutMode } from '../layers/whiteout.js'
 import { byteLength, hostBytes, hostJoin, hostPath, type HostPath } from '../sys/names.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, linkFdSync, listNamesSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, stTimeNs, utimensatSync } from '../sys/native.js'
 import { REDIRECT_XATTR } from './inode.js'
@@ -430,7 +430,7 @@ function hiddenByUpperWhiteout(core: Core, rel: string): boolean {
   const upper = core.requireUpper()
   const [dir, name] = splitPath(rel)
   if (lstatIfAny(upper.path(rel), probeStat)) return isWhiteoutMode(probeStat[ST.MODE]!, probeStat[ST.RDEV]!)
-  return !core.resolver.markerFree(dir) && markerAt(upper.path(joinPath(dir, WHITEOUT_PREFIX + name)))
+  return core.resolver.upperMarker(dir, name) !== undefined
 }
 
 /** hiddenByUpperWhiteout's lstat numbers. */
@@ -444,10 +444,8 @@ function clearMarkers(dirPath: HostPath): void {
 /** A `.wh.NAME` marker beside a name that now exists in the upper layer is obsolete. (Looked for
  *  first: an unlink of the usual absent marker would cost an exception.) */
 function removeMarker(core: Core, rel: string): void {
-  const [dir, name] = splitPath(rel)
-  if (core.resolver.markerFree(dir)) return
-  const marker = core.requireUpper().path(joinPath(dir, WHITEOUT_PREFIX + name))
-  if (markerAt(marker)) unlinkSync(marker)
+  const marker = core.resolver.upperMarker(...splitPath(rel))
+  if (marker) unlinkSync(marker)
 }
 
 /** rmdir, false when the directory still holds something (to a user, perhaps only whiteouts). */

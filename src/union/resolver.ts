@@ -17,7 +17,7 @@
 import { LRUCache } from 'lru-cache'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
-import { byteLength } from '../sys/names.js'
+import { byteLength, type HostPath } from '../sys/names.js'
 import { ST, ST_FIELDS, listNamesSync, lstatIfAny } from '../sys/native.js'
 import { type Entry, type Kind, NO_LAYERS, kindOfMode } from './entry.js'
 import type { LayerListing, Listings } from './readdir.js'
@@ -185,9 +185,13 @@ export class Resolver {
     if (!this.#markersWritten) this.#markerFree.set(rel, true)
   }
 
-  /** Whether the upper directory `rel` is known to hold no `.wh.` file (see #markerFree). */
-  markerFree(rel: string): boolean {
-    return this.#markerFree.has(rel)
+  /** The host path of the `.wh.` marker of `name` in the upper directory `dir`, if there is one;
+   *  not looked for in a directory known to hold none (see #markerFree). */
+  upperMarker(dir: string, name: string): HostPath | undefined {
+    const upper = this.#layers[0]
+    if (!upper?.writable || this.#markerFree.has(dir)) return undefined
+    const path = upper.path(joinPath(dir, WHITEOUT_PREFIX + name))
+    return markerAt(path) ? path : undefined
   }
 
   /** The union wrote a `.wh.` file (it cannot make device nodes): no directory is known free of
