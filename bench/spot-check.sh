@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Spot checks outside `layerfs bench`: everyday commands (ls -lR, du, grep -r, cp -a, tar, git,
-# sqlite, mkdir -p/rm -rf, touch and rm -rf of lower files, mv of a lower directory, ...) run on the
-# quick fixture under each driver, a fresh mount per driver and round, rounds interleaved. Prints
-# each command's median wall time per driver and layerfs's ratios.
+# sqlite, mkdir -p/rm -rf, touch and rm -rf of lower files, mv of a lower directory, a mount's
+# start and end, ...) run on the quick fixture under each driver, a fresh mount per driver and
+# round, rounds interleaved. Prints each command's median wall time per driver and layerfs's ratios.
 #
 #   bash bench/spot-check.sh [ROUNDS]     (default 3; as root; run `layerfs bench --quick` once first)
 #
-# Commands whose tool is missing are skipped. Nothing is deleted until the end (deletions slow the
-# next inode allocations on journal-less ext4, see the README's note), and every mount is undone on
-# exit, also on failure.
+# Commands whose tool is missing are skipped. Each command starts after a `sync` (untimed), so that
+# no driver pays for the writeback of what the one before it left dirty (fuse-overlayfs does not
+# fsync its copies, kernel overlayfs and layerfs do), and the drivers' order turns each round.
+# Nothing is deleted until the end (deletions slow the next inode allocations on journal-less
+# ext4, see the README's note), and every mount is undone on exit, also on failure.
 set -euo pipefail
 ROUNDS=${1:-3}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +30,7 @@ trap 'unmount; rm -rf "$WORK"' EXIT
 drivers=(kernel layerfs)
 command -v fuse-overlayfs >/dev/null && drivers=(kernel fuse-overlayfs layerfs)
 
-mount_driver() { # driver dir
+mount_stack() { # driver dir: mounts a fresh stack at dir/m
   local d=$2 lowers="$FX/changes:$FX/nm:$FX/base"
   mkdir -p "$d/u" "$d/w" "$d/m"
   local opts="lowerdir=$lowers,upperdir=$d/u,workdir=$d/w"
@@ -37,11 +39,26 @@ mount_driver() { # driver dir
     fuse-overlayfs) fuse-overlayfs -o "$opts" "$d/m" ;;
     layerfs) node "$REPO/bin/layerfs.js" -o "$opts" "$d/m" ;;
   esac
-  M=$d/m
+}
+
+mount_driver() { # driver dir
+  mount_stack "$1" "$2"
+  M=$2/m
+}
+
+# What a container's start asks of its storage: mount the stack, read its root, and (at its end)
+# unmount. Undone even when the listing fails.
+mount_cycle() { # driver dir
+  mount_stack "$1" "$2" || return 1
+  local ok=0
+  ls -l "$2/m" "$2/m/etc" >/dev/null || ok=$?
+  umount "$2/m" 2>/dev/null || fusermount3 -u "$2/m" 2>/dev/null || fusermount3 -uz "$2/m"
+  return $ok
 }
 
 ms() { # run "$@" silently, print its wall time in ms
   local start
+  sync
   start=$(date +%s%N)
   "$@" >/dev/null 2>&1 || { echo "spot-check: failed: ${*:0:200}" >&2; return 1; }
   echo $(( ($(date +%s%N) - start) / 1000000 ))
@@ -66,13 +83,16 @@ run() { # workload: prints its time, or nothing when its tool is missing
     touch-lower) ms bash -c "find '$M/node_modules' -type f | head -1500 | xargs touch" ;;
     rm-rf-lower) ms rm -rf "$M/usr" ;;
     mv-lower-dir) ms mv "$M/opt" "$M/opt-moved" ;;
+    mount-cycle) ms mount_cycle "$driver" "$WORK/$round-$driver-cycle" ;;
   esac
 }
 
-WORKLOADS="ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat touch-lower rm-rf-lower mv-lower-dir"
+WORKLOADS="ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat touch-lower rm-rf-lower mv-lower-dir mount-cycle"
 results=$WORK/results.txt
 for round in $(seq "$ROUNDS"); do
-  for driver in "${drivers[@]}"; do
+  n=${#drivers[@]}
+  for i in $(seq 0 $((n - 1))); do
+    driver=${drivers[$(( (i + round) % n ))]}
     mount_driver "$driver" "$WORK/$round-$driver"
     for w in $WORKLOADS; do
       t=$(run "$w") || { echo "spot-check: $w failed on $driver" >&2; exit 1; }

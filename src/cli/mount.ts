@@ -10,9 +10,7 @@ import { openSync, writeSync, closeSync } from 'node:fs'
 import { lstat, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { type Daemon, startDaemon } from '../fuse/daemon.js'
-import { IdMap } from '../fuse/id-map.js'
-import { Union } from '../union/union.js'
+import type { Daemon } from '../fuse/daemon.js'
 import { type MountOptions, UsageError, parseMountArgs } from './mount-options.js'
 
 const READY_FD_ENV = 'LAYERFS_READY_FD'
@@ -61,6 +59,11 @@ async function serve(opts: MountOptions): Promise<number> {
     // Owner.umask): the daemon's own umask must not apply too. Set before the union opens, which
     // reads it once (see Core.umask).
     process.umask(0)
+    // The union and the bridges load here, in the daemon only: the command that starts it need not
+    // (a mount's latency is two Node starts in a row, and these modules are a third of each).
+    const [{ Union }, { startDaemon }, { IdMap }] = await Promise.all([
+      import('../union/union.js'), import('../fuse/daemon.js'), import('../fuse/id-map.js'),
+    ])
     const union = await Union.open({
       lowers: opts.lowers, upper: opts.upper, work: opts.work, cacheEntries: opts.cacheEntries, fsync: opts.fsync,
       metacopy: opts.metacopy, flushBehind: opts.flushBehind,
@@ -74,6 +77,7 @@ async function serve(opts: MountOptions): Promise<number> {
     })
     if (stopRequested) void daemon.stop()
     report('ready')
+    setImmediate(() => union.allocateCaches())
     await daemon.closed
     // Copy-ups answered before their flush are named before the daemon goes.
     union.flush()
