@@ -2,8 +2,8 @@
  * (`chmod -R` and `chown -R` of an image's layer are made of them). Through JS such a setattr
  * costs as much CPU again as its copy; here it is one call from request to reply. The getattrs of
  * the same marked files are answered here too (fll_cow_getattr): the lower file's lstat is all
- * JS would give; and so are their reads of `security.` xattrs (fll_cow_getxattr), which a chown
- * asks for first.
+ * JS would give; and so are their reads and lists of xattrs stored as they show (fll_cow_getxattr,
+ * fll_cow_listxattr), which a chown (security.capability) and cp -a ask for.
  *
  * JS marks the nodes it may be done for (cowAllow: a lower regular file, with flush behind on and
  * no ids mapped, listed by readdirplus or looked up), with the lower file's host path and the inode
@@ -43,6 +43,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h> /* XATTR_LIST_MAX */
 #include <stdio.h> /* RENAME_NOREPLACE */
 #include <stdlib.h>
 #include <string.h>
@@ -211,12 +212,17 @@ int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
     return 1;
 }
 
-/* The getxattr of a `security.` attribute of a marked lower file: the lower file's, as attrs.ts
- * reads it (names in that namespace are stored as they are shown). Every chown asks for
- * security.capability first (the kernel decides whether the change must drop it), so chown -R of
- * a layer asks once per file. Other names, and errors other than ENODATA and ERANGE, go to JS. */
+/* Whether an xattr name is stored under the name it shows: every name outside `trusted.` (JS
+ * hides the union's own trusted.overlay. and trusted.layerfs. names and unescapes the user's
+ * trusted.overlay.overlay. ones: inode.ts). */
+static int shown_as_stored(const char *name) { return strncmp(name, "trusted.", 8) != 0; }
+
+/* The getxattr of a marked lower file, of a name stored as it shows: the lower file's, as attrs.ts
+ * reads it. Every chown asks for security.capability first (the kernel decides whether the change
+ * must drop it), so chown -R of a layer asks once per file; cp -a asks for the source's ACL
+ * (system.posix_acl_access). trusted. names, and errors other than ENODATA and ERANGE, go to JS. */
 int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
-    fll_fast_node *n = strncmp(name, "security.", 9) == 0 ? marked_lower_file(s, ino) : NULL;
+    fll_fast_node *n = shown_as_stored(name) ? marked_lower_file(s, ino) : NULL;
     if (!n) return 0;
     char *value = size ? malloc(size) : NULL;
     if (size && !value) return 0;
@@ -231,6 +237,24 @@ int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
     else if (!size) FLL_SEND(s, req, fuse_reply_xattr(req, (size_t)len));
     else FLL_SEND(s, req, fuse_reply_buf(req, value, (size_t)len));
     free(value);
+    return 1;
+}
+
+/* The listxattr of a marked lower file whose names all show as they are stored (no trusted. name:
+ * most files hold none at all); cp -a and tar --xattrs list every file they copy, twice (size,
+ * then names). Any trusted. name, or an error, and JS lists it. */
+int fll_cow_listxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, size_t size) {
+    fll_fast_node *n = marked_lower_file(s, ino);
+    if (!n) return 0;
+    char names[XATTR_LIST_MAX];
+    ssize_t len = llistxattr(n->src, names, sizeof names);
+    if (len < 0) return 0;
+    for (ssize_t at = 0; at < len; at += (ssize_t)strlen(names + at) + 1)
+        if (!shown_as_stored(names + at)) return 0;
+    s->cow_listxattrs++;
+    if (!size) FLL_SEND(s, req, fuse_reply_xattr(req, (size_t)len));
+    else if ((size_t)len > size) FLL_SEND(s, req, fuse_reply_err(req, ERANGE));
+    else FLL_SEND(s, req, fuse_reply_buf(req, names, (size_t)len));
     return 1;
 }
 

@@ -211,6 +211,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
     sized(req, FLL_READDIRPLUS, ino, size, off, fi);
 }
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    if (fll_cow_listxattr(fuse_req_userdata(req), req, ino, size)) return;
     sized(req, FLL_LISTXATTR, ino, size, 0, NULL);
 }
 

@@ -171,6 +171,7 @@ typedef struct fll_session {
     uint64_t cow_setattrs; /* setattrs answered in C */
     uint64_t cow_getattrs; /* getattrs of marked lower files answered in C */
     uint64_t cow_getxattrs; /* and their getxattrs */
+    uint64_t cow_listxattrs; /* and listxattrs */
     double cow_attr_timeout; /* seconds a copied-up directory's attributes live (JS's attr timeout) */
     int cow_exact_mode;      /* copies are made with their modes (STAGE_EXACT_MODE) */
 
@@ -245,6 +246,7 @@ napi_value fll_js_dir_end(napi_env env, napi_callback_info info);
 int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino);
 /* Answers the getxattr of a `security.` xattr of a marked lower file in C when it may (then 1). */
 int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+int fll_cow_listxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, size_t size);
 /* Answers the setattr in C when it may (then 1). */
 int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
                     const struct fuse_file_info *fi);

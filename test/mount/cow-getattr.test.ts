@@ -1,6 +1,7 @@
 // The getattr of a small lower file JS has marked (listed by readdirplus or looked up, see
-// native/fuse-ll-cow.c) is answered in C from the lower file's lstat, and the mark stays; so is the
-// read of its `security.` xattrs (a chown asks for security.capability first). Whatever
+// native/fuse-ll-cow.c) is answered in C from the lower file's lstat, and the mark stays; so are
+// the reads of its xattrs outside `trusted.` (a chown asks for security.capability first, cp -a for
+// the ACL) and its xattr list when it holds no `trusted.` name. Whatever
 // changes the file afterwards (its data, xattrs, links, its name, its mode) must take the mark
 // away first, or C would keep answering with the lower file's attributes. With attr_timeout=0 every
 // stat below reaches the daemon; the same script runs on kernel overlayfs, and what stat shows must
@@ -9,7 +10,7 @@ import { existsSync } from 'node:fs'
 import { appendFile, chmod, chown, link, lstat, mkdir, open, readdir, rename, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { lgetxattrSync, lsetxattrSync } from '../../src/sys/native.js'
+import { lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
 import { statsOf } from '../helpers/daemon-stats.js'
 import { mountFrame } from '../helpers/layerfs-suite.js'
 import { fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
@@ -37,6 +38,27 @@ async function fillLowers(top: string, bottom: string): Promise<void> {
   await writeFile(join(top, 'd', 'big'), Buffer.alloc(100_000, 1))
   await writeFile(join(top, 'd', 'hard1'), 'hard')
   await link(join(top, 'd', 'hard1'), join(top, 'd', 'hard2'))
+}
+
+/** An access ACL beyond the mode (a named user and a mask), which the filesystem keeps as an xattr:
+ *  user::rw-, user:1000:rw-, group::r--, mask::rw-, other::r--. */
+const ACL = Buffer.from([
+  2, 0, 0, 0,
+  1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
+  2, 0, 6, 0, 0xe8, 3, 0, 0,
+  4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+  0x10, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
+  0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+])
+/** Lower files and the xattrs they hold, as stored. The first three hold only names stored as they
+ *  show (listed in C); the others a trusted. name, which JS shows its own way (escaped, hidden). */
+const XATTR_FILES: Record<string, Record<string, Buffer>> = {
+  none: {},
+  user: { 'user.a': Buffer.from('1'), 'user.b': Buffer.from('two') },
+  acl: { 'system.posix_acl_access': ACL, 'user.c': Buffer.from('3') },
+  trusted: { 'trusted.t': Buffer.from('t') },
+  escaped: { 'trusted.overlay.overlay.x': Buffer.from('x'), 'user.d': Buffer.from('4') },
+  private: { 'trusted.overlay.redirect': Buffer.from('/elsewhere'), 'user.e': Buffer.from('5') },
 }
 
 type Before = Map<string, { ino: bigint; mtimeNs: bigint; ctimeNs: bigint }>
@@ -141,4 +163,58 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     expect(actual.after).toContain('kept: 100644 nlink 1 0:0 size 10 ino same mtime same ctime same')
     expect(actual.after.find((line) => line.startsWith('sub: '))).toMatch(/^sub: 40755 nlink 1 0:0 size \d+ ino same mtime same ctime same$/)
   })
+
+  it('lists and reads the xattrs of marked lower files as kernel overlayfs shows them, in C where stored as shown', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: { lists: number; reads: number } }> => {
+      const base = join(frame.dir, `x${++n}`)
+      const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
+      for (const d of [join(lower, 'd'), upper, work, mnt]) await mkdir(d, { recursive: true })
+      for (const [name, xattrs] of Object.entries(XATTR_FILES)) {
+        await writeFile(join(lower, 'd', name), name)
+        for (const [key, value] of Object.entries(xattrs)) lsetxattrSync(join(lower, 'd', name), key, value)
+      }
+      const handle = driver === 'kernel'
+        ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
+        : mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
+      try {
+        await readdir(join(mnt, 'd')) // the listing marks the files
+        const loop = async (): Promise<{ cowListxattrs: number; cowGetxattrs: number } | undefined> => driver === 'layerfs' ? (await statsOf(mnt)).loop : undefined
+        const before = await loop()
+        const shown: string[] = []
+        const show = (name: string): void => {
+          const path = join(mnt, 'd', name)
+          const names = llistxattrSync(path).sort()
+          shown.push(`${name}: ${names.map((key) => `${key}=${lgetxattrSync(path, key)?.toString('hex')}`).join(' ')}`)
+        }
+        for (const name of Object.keys(XATTR_FILES)) show(name)
+        const after = await loop()
+        // A change takes the mark away: the list is JS's again, and shows it.
+        lsetxattrSync(join(mnt, 'd', 'user'), 'user.new', Buffer.from('n'))
+        show('user')
+        const inC = before && after ? { lists: after.cowListxattrs - before.cowListxattrs, reads: after.cowGetxattrs - before.cowGetxattrs } : undefined
+        return { shown, inC }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const expected = await run('kernel')
+    const actual = await run('layerfs')
+    expect(actual.shown).toEqual(expected.shown)
+    const hex = (text: string): string => Buffer.from(text).toString('hex')
+    expect(actual.shown).toEqual([
+      'none: ',
+      `user: user.a=${hex('1')} user.b=${hex('two')}`,
+      `acl: system.posix_acl_access=${ACL.toString('hex')} user.c=${hex('3')}`,
+      `trusted: trusted.t=${hex('t')}`,
+      `escaped: trusted.overlay.x=${hex('x')} user.d=${hex('4')}`,
+      `private: user.e=${hex('5')}`,
+      `user: user.a=${hex('1')} user.b=${hex('two')} user.new=${hex('n')}`,
+    ])
+    // One request per list or read (the native calls offer a buffer big enough). In C: the lists of
+    // the three files with no trusted. name, the five user. values (those of files listed by JS
+    // too: only the list of a file holding a trusted. name goes to JS), and the ACL, read once into
+    // the kernel's cache of ACLs. trusted. names are read by JS.
+    expect(actual.inC).toEqual({ lists: 3, reads: 6 })
+  })
 })
+
