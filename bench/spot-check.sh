@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Spot checks outside `layerfs bench`: everyday commands (ls -lR, du, grep -r, cp -a, tar, git,
-# sqlite, mkdir -p/rm -rf, touch and rm -rf of lower files, mv of a lower directory, a mount's
-# start and end, ...) run on the quick fixture under each driver, a fresh mount per driver and
-# round, rounds interleaved. Prints each command's median wall time per driver and layerfs's ratios.
+# sqlite, mkdir -p/rm -rf, atomic replaces (write, fsync, rename), touch and rm -rf of lower
+# files, mv of a lower directory, a mount's start and end, ...) run on the quick fixture under
+# each driver, a fresh mount per driver and round, rounds interleaved. Prints each command's
+# median wall time per driver and layerfs's ratios.
 #
 #   bash bench/spot-check.sh [ROUNDS]     (default 3; as root; run `layerfs bench --quick` once first)
 #
@@ -80,6 +81,7 @@ run() { # workload: prints its time, or nothing when its tool is missing
     mkdir-p-rm-rf) ms bash -c "cd '$M' && mkdir -p d/{1..40}/{1..50} && rm -rf d" ;;
     symlinks) ms node -e "const fs=require('fs');fs.mkdirSync('$M/sl');for(let i=0;i<3000;i++)fs.symlinkSync('t'+i,'$M/sl/l'+i);for(let i=0;i<3000;i++)fs.readlinkSync('$M/sl/l'+i)" ;;
     create-write-stat) ms node -e "const fs=require('fs');fs.mkdirSync('$M/cs');for(let i=0;i<3000;i++){const p='$M/cs/f'+i;const fd=fs.openSync(p,'w');fs.writeSync(fd,'x'.repeat(100));fs.fstatSync(fd);fs.closeSync(fd);fs.statSync(p)}" ;;
+    write-fsync-rename) ms node -e "const fs=require('fs');fs.mkdirSync('$M/atomic');for(let i=0;i<400;i++){const t='$M/atomic/f'+i+'.tmp';const fd=fs.openSync(t,'w');fs.writeSync(fd,'x'.repeat(3000));fs.fsyncSync(fd);fs.closeSync(fd);fs.renameSync(t,'$M/atomic/f'+i)}" ;;
     touch-lower) ms bash -c "find '$M/node_modules' -type f | head -1500 | xargs touch" ;;
     rm-rf-lower) ms rm -rf "$M/usr" ;;
     mv-lower-dir) ms mv "$M/opt" "$M/opt-moved" ;;
@@ -87,7 +89,7 @@ run() { # workload: prints its time, or nothing when its tool is missing
   esac
 }
 
-WORKLOADS="ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat touch-lower rm-rf-lower mv-lower-dir mount-cycle"
+WORKLOADS="ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat write-fsync-rename touch-lower rm-rf-lower mv-lower-dir mount-cycle"
 results=$WORK/results.txt
 for round in $(seq "$ROUNDS"); do
   n=${#drivers[@]}

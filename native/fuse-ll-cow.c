@@ -3,7 +3,10 @@
  * costs as much CPU again as its copy; here it is one call from request to reply. The getattrs of
  * the same marked files are answered here too (fll_cow_getattr): the lower file's lstat is all
  * JS would give; and so are their reads and lists of xattrs stored as they show (fll_cow_getxattr,
- * fll_cow_listxattr), which a chown (security.capability) and cp -a ask for.
+ * fll_cow_listxattr), which a chown (security.capability) and cp -a ask for. So is the getattr of
+ * a directory only in the upper layer (COW_MARK_SOLE_DIR): the kernel drops a directory's
+ * attributes at every create, removal and rename in it, and asks again at the next permission
+ * check, one getattr per file made in a directory (cp -a, tar x, mkdir -p, atomic replaces).
  *
  * JS marks the nodes it may be done for (cowAllow: a lower regular file, with flush behind on and
  * no ids mapped, listed by readdirplus or looked up), with the lower file's host path and the inode
@@ -77,7 +80,9 @@ static struct timespec time_arg(const struct stat *attr, int to_set, int set, in
  * the directory's copy records its origin (the lower inode number, in the record's offset). */
 enum { COW_COLD = 1, COW_DIR = 2, COW_DIR_ORIGIN = 4 };
 /* fll_fast_node.dir: a lower directory; one in the upper layer (src empty). */
-enum { COW_MARK_LOWER_DIR = 1, COW_MARK_UPPER_DIR = 2 };
+/* A marked directory: a lower one (copied up at its setattr), one in the upper layer that merges
+ * with a lower one (changed there), or one only in the upper layer (its getattr answered here). */
+enum { COW_MARK_LOWER_DIR = 1, COW_MARK_UPPER_DIR = 2, COW_MARK_SOLE_DIR = 3 };
 
 /* A setattr's change as copy-up.c takes it: -1 for a field left as it is; the times UTIME_OMIT
  * where they stay. */
@@ -202,10 +207,18 @@ static fll_fast_node *marked_lower_file(fll_session *s, fuse_ino_t ino) {
  * JS shows, the rest as the layer has it), given JS's time to live. The mark stays: reading changes
  * nothing. A file handle changes nothing: JS's handles on a lower file are that file. */
 int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
-    fll_fast_node *n = marked_lower_file(s, ino);
-    if (!n) return 0;
+    if (!s->cow_dir) return 0;
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (!n || !n->src || (n->dir && n->dir != COW_MARK_SOLE_DIR)) return 0;
+    /* A directory only in the upper layer shows its own lstat too (its link count included: only a
+     * merged directory shows 1), under the inode number JS shows. Even with requests still queued
+     * for JS: none of them has changed anything yet, the host path included (a rename that moves
+     * the directory drops its mark before JS makes it), so the answer is the state before them,
+     * which the kernel may be given while it has not had their replies. */
+    if (!n->dir && s->head) return 0;
+    const char *path = n->dir ? n->src + strlen(n->src) + 1 : n->src;
     struct stat st;
-    if (lstat(n->src, &st) < 0) return 0;
+    if (lstat(path, &st) < 0 || (n->dir && !S_ISDIR(st.st_mode))) return 0;
     st.st_ino = n->shown;
     s->cow_getattrs++;
     FLL_SEND(s, req, fuse_reply_attr(req, &st, s->cow_attr_timeout));
@@ -262,7 +275,9 @@ int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct
                     const struct fuse_file_info *fi) {
     if (!s->cow_dir || s->head || fi || (to_set & ~COW_VALID)) return 0;
     fll_fast_node *n = fll_node_find(s, ino);
-    if (!n || !n->src) return 0;
+    /* A directory only in the upper layer has its setattrs made by JS (a merged one's answer shows
+     * one link, see answer()). */
+    if (!n || !n->src || n->dir == COW_MARK_SOLE_DIR) return 0;
     cow_change c = change_of(attr, to_set);
     if (!n->dir) return cow_file(s, req, ino, n, &c, attr, to_set);
     /* Set-ID bits to clear are JS's to judge (the kernel asks only for files). */
@@ -325,12 +340,13 @@ napi_value fll_js_cow_room(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
-/* cowAllow(handle, node, src, shownIno, dst?) → 1, or 0 when not configured or out of memory. With
- * dst (where its copy goes in the upper layer), src is a lower directory, else a lower file; with
- * dst and src '', dst is a directory in the upper layer that merges with a lower one. */
+/* cowAllow(handle, node, src, shownIno, dst?, sole?) → 1, or 0 when not configured or out of
+ * memory. With dst (where its copy goes in the upper layer), src is a lower directory, else a lower
+ * file; with dst and src '', dst is a directory in the upper layer that merges with a lower one, or
+ * with sole true one that is only there. */
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
-    size_t argc = 5;
-    napi_value argv[5];
+    size_t argc = 6;
+    napi_value argv[6];
     if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     int64_t ino, shown;
@@ -340,6 +356,11 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     if (!s->cow_ring) return fll_int32(env, 0);
     napi_valuetype dst_type = napi_undefined;
     if (argc > 4 && napi_typeof(env, argv[4], &dst_type) != napi_ok) return NULL;
+    bool sole = false;
+    napi_valuetype sole_type = napi_undefined;
+    if (argc > 5 && (napi_typeof(env, argv[5], &sole_type) != napi_ok ||
+                     (sole_type == napi_boolean && napi_get_value_bool(env, argv[5], &sole) != napi_ok)))
+        return NULL;
     char *src = fll_string(env, argv[2], "src");
     if (!src) return NULL;
     if (dst_type != napi_undefined) {
@@ -366,7 +387,7 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     }
     free(n->src);
     n->src = src;
-    n->dir = dst_type == napi_undefined ? 0 : src[0] ? COW_MARK_LOWER_DIR : COW_MARK_UPPER_DIR;
+    n->dir = dst_type == napi_undefined ? 0 : src[0] ? COW_MARK_LOWER_DIR : sole ? COW_MARK_SOLE_DIR : COW_MARK_UPPER_DIR;
     n->shown = (uint64_t)shown;
     /* The mark made COW_MAX marks ago goes, unless it was used, denied or made again since (the
      * node's ring slot is then another). */

@@ -120,6 +120,8 @@ export class LowLevelBridge {
   readonly #open: OpenFiles
   /** Setattrs of small lower files may be answered in C (see #markCopyable). */
   #cow = false
+  /** The marked directories only in the upper layer (see #unmarkMovedDirs). */
+  readonly #soleDirs = new Set<Node>()
   /**
    * By node id: the file opened for a node's opens answered in C (FAST_FH), its anchor: what the
    * union reads, fstats or seeks for them, and what keeps the data of such a file once its name is
@@ -283,9 +285,11 @@ export class LowLevelBridge {
   }
 
   /** Reply to a request that creates a name: look the new object up and count the reference. */
-  #replyNewEntry(req: number, parent: Node, name: string, path: string): void {
+  #replyNewEntry(req: number, parent: Node, name: string, path: string): { node: Node; attr: Attr } {
     const attr = this.#union.getattrSync(path)
-    this.#session.replyEntry(req, this.#entry(this.#nodes.remember(parent, name, attr.ino), attr))
+    const node = this.#nodes.remember(parent, name, attr.ino)
+    this.#session.replyEntry(req, this.#entry(node, attr))
+    return { node, attr }
   }
 
   #dispatch(r: Request): void {
@@ -327,14 +331,28 @@ export class LowLevelBridge {
    * them. The mark goes before anything else may change the node (#unmarkChanged).
    */
   #markCopyable(node: Node, source: CopySource | undefined, ino: number): void {
-    if (source !== undefined && this.#session.cowAllow(node.id, source.src, ino, source.dst)) node.cow = true
+    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole)) return
+    node.cow = true
+    if (source.sole) this.#soleDirs.add(node)
   }
 
   /** The node's setattrs go to JS again. */
   #unmark(node: Node | undefined): void {
     if (!node?.cow) return
     node.cow = false
+    this.#soleDirs.delete(node)
     this.#session.cowDeny(node.id)
+  }
+
+  /** A rename that moves a directory (or exchanges one) moves the host paths of everything marked
+   *  under it: the marks of directories only in the upper layer, which C answers from their paths,
+   *  all go (the few there are; they come back at their next lookup or listing). */
+  #unmarkMovedDirs(r: Request & { op: 'rename' }): void {
+    if (this.#soleDirs.size === 0) return
+    const union = this.#union
+    const moves = union.isDirSync(this.#childPath(r.parent, r.name).path) ||
+      ((r.flags & 2 /* RENAME_EXCHANGE */) !== 0 && union.isDirSync(this.#childPath(r.newparent, r.newname).path))
+    if (moves) for (const node of [...this.#soleDirs]) this.#unmark(node)
   }
 
   /** Before a request that may change a node or take its name: the node's mark goes (see
@@ -350,7 +368,8 @@ export class LowLevelBridge {
         return this.#unmarkChild(r.parent, r.name)
       case 'rename':
         this.#unmarkChild(r.parent, r.name)
-        return this.#unmarkChild(r.newparent, r.newname)
+        this.#unmarkChild(r.newparent, r.newname)
+        return this.#unmarkMovedDirs(r)
       default:
     }
   }
@@ -578,7 +597,9 @@ export class LowLevelBridge {
       case 'mkdir': {
         const { parent, path } = this.#childPath(r.parent, r.name)
         union.mkdirSync(path, r.mode, ownerOf(r, this.#options.ids))
-        this.#replyNewEntry(r.req, parent, r.name, path)
+        const made = this.#replyNewEntry(r.req, parent, r.name, path)
+        // Its getattrs, which follow every file made in it, are answered in C (see #markCopyable).
+        if (this.#cow) this.#markCopyable(made.node, union.copyBehindSource(path, made.attr), made.attr.ino)
         return true
       }
       case 'symlink': {
@@ -787,7 +808,8 @@ export class LowLevelBridge {
         await union.link(this.#path(source), path)
         this.#fastDenyIno(source.ino)
         this.#invalidateSiblings(source.ino)
-        return this.#replyNewEntry(r.req, parent, r.newname, path)
+        this.#replyNewEntry(r.req, parent, r.newname, path)
+        return
       }
       case 'rename': {
         const names = this.#renameNames(r)

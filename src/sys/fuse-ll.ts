@@ -212,7 +212,7 @@ interface Addon {
   fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number, cowGetxattrs: number, cowListxattrs: number]
   fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean): void
   fuseLlCowRoom(h: Handle, room: number): void
-  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer): number
+  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean): number
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlFastAllow(h: Handle, node: number): number
   fuseLlFastDeny(h: Handle, node: number): number
@@ -509,9 +509,10 @@ export class Session {
 
   /** Mark `node`, the lower file `src` (a host path), shown with inode number `shownIno`: its next
    *  setattr may be answered in C. With `dst`, `src` is a lower directory and `dst` the host path
-   *  its copy is to take in the upper layer. False when not configured or out of memory. */
-  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer): boolean {
-    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst) === 1
+   *  its copy is to take in the upper layer; with `sole`, `src` is '' and `dst` a directory only in
+   *  the upper layer, whose getattrs are answered in C. False when not configured or out of memory. */
+  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean): boolean {
+    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole) === 1
   }
 
   /** Mark `node`, a directory copied up to the host path `upperPath` that merges with a lower one,

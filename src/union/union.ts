@@ -63,6 +63,8 @@ export interface DirEntry {
 export interface CopySource {
   src: HostPath
   dst?: HostPath
+  /** With `dst` and `src` '': a directory only in the upper layer, at `dst` (see #copySource). */
+  sole?: true
 }
 
 export interface StatFs {
@@ -572,8 +574,21 @@ export class Union {
   #copySource(entry: Entry, attr: attrs.Attr, parent: () => Entry): CopySource | undefined {
     const core = this.#core
     if (core.copiesBehind(entry, attr.size, attr.nlink)) return { src: entry.layer.path(entry.path) }
-    if (entry.kind === 'dir' && core.copiesDirBehind(entry, parent())) return { src: entry.layer.path(entry.path), dst: core.requireUpper().path(entry.path) }
+    if (entry.kind !== 'dir') return undefined
+    // A directory only in the upper layer (made there, or opaque) shows its own lstat: its getattr
+    // may be answered outside the union, from its host path, while that path stays its own.
+    if (entry.layer.writable && entry.dirLayers.length === 1) return { src: '', dst: entry.layer.path(entry.path), sole: true }
+    if (core.copiesDirBehind(entry, parent())) return { src: entry.layer.path(entry.path), dst: core.requireUpper().path(entry.path) }
     return undefined
+  }
+
+  /** Whether `path` names a directory (from the resolver's cache when it holds the name). */
+  isDirSync(path: string): boolean {
+    try {
+      return this.#core.resolver.resolve(relPath(path))?.kind === 'dir'
+    } catch {
+      return false
+    }
   }
 
   /** Take over the copy of the lower directory at `path` made and named outside the union (see

@@ -7,7 +7,7 @@
 // stat below reaches the daemon; the same script runs on kernel overlayfs, and what stat shows must
 // agree.
 import { existsSync } from 'node:fs'
-import { appendFile, chmod, chown, link, lstat, mkdir, open, readdir, rename, truncate, unlink, writeFile } from 'node:fs/promises'
+import { appendFile, chmod, chown, link, lstat, mkdir, open, readdir, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
@@ -215,6 +215,67 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     // too: only the list of a file holding a trusted. name goes to JS), and the ACL, read once into
     // the kernel's cache of ACLs. trusted. names are read by JS.
     expect(actual.inC).toEqual({ lists: 3, reads: 6 })
+  })
+
+  it('answers the getattrs of directories only in the upper layer in C, never from a path a rename moved', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: number[] }> => {
+      const base = join(frame.dir, `u${++n}`)
+      const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
+      for (const d of [join(lower, 'merged'), join(lower, 'gone'), upper, work, mnt]) await mkdir(d, { recursive: true })
+      await writeFile(join(lower, 'merged', 'f'), 'f')
+      await writeFile(join(lower, 'gone', 'x'), 'x')
+      const handle = driver === 'kernel'
+        ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
+        : mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
+      try {
+        const at = (name: string): string => join(mnt, name)
+        const inos = new Map<string, bigint>()
+        const shown: string[] = []
+        const inC: number[] = []
+        const count = async (): Promise<void> => { if (driver === 'layerfs') inC.push((await statsOf(mnt)).loop!.cowGetattrs) }
+        const show = async (step: string, names: string[]): Promise<void> => {
+          for (const name of names) {
+            const st = await lstat(at(name), { bigint: true })
+            const was = inos.get(name)
+            if (was === undefined) inos.set(name, st.ino)
+            shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} ${st.uid}:${st.gid}${was === undefined ? '' : ` ino ${st.ino === was ? 'same' : 'other'}`}`)
+          }
+        }
+        await mkdir(at('a/b/c'), { recursive: true })
+        await mkdir(at('merged/new'))
+        await rm(at('gone'), { recursive: true })
+        await mkdir(at('gone'), 0o750)
+        await count()
+        await show('made', ['a', 'a/b', 'a/b/c', 'merged/new', 'gone', 'merged'])
+        await writeFile(at('a/b/f'), 'f')
+        await mkdir(at('a/b/c2'))
+        await show('filled', ['a/b', 'a/b/c'])
+        await count()
+        await chmod(at('a/b'), 0o700)
+        await show('chmodded', ['a/b'])
+        // The directory moves, and new ones take its old paths.
+        await rename(at('a'), at('z'))
+        await mkdir(at('a/b/c'), { recursive: true, mode: 0o751 })
+        await show('moved', ['z/b', 'z/b/c', 'z/b/c2', 'a/b', 'a/b/c'])
+        await count()
+        return { shown, inC: driver === 'layerfs' ? inC : undefined }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const expected = await run('kernel')
+    const actual = await run('layerfs')
+    expect(actual.shown).toEqual(expected.shown)
+    // What the comparison rests on: the moved directories keep their own attributes.
+    expect(actual.shown).toContain('moved z/b: 40700 nlink 4 0:0')
+    expect(actual.shown).toContain('moved a/b/c: 40751 nlink 2 0:0 ino other')
+    // In C: at least the stats of the directories made through the mount (a, a/b, a/b/c,
+    // merged/new, gone: five, then two) and, after the rename, of the new a/b and a/b/c; not the
+    // merged directory's (its link count is the union's), nor those of the moved ones, whose marks
+    // the rename took away (without that, z/b/c showed the new a/b/c's mode).
+    const [before, filled, moved] = actual.inC as [number, number, number]
+    expect(filled - before).toBeGreaterThanOrEqual(5 + 2)
+    expect(moved - filled).toBeGreaterThanOrEqual(2)
   })
 })
 
