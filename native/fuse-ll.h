@@ -169,7 +169,7 @@ typedef struct fll_session {
     uint64_t *cow_ring;   /* the marked nodes, oldest first from cow_next (COW_MAX) */
     uint32_t cow_next;
     uint64_t cow_setattrs; /* setattrs answered in C */
-    uint64_t cow_getattrs; /* getattrs of marked lower files answered in C */
+    uint64_t cow_getattrs; /* getattrs of marked lower files and upper-only directories answered in C */
     uint64_t cow_getxattrs; /* and their getxattrs */
     uint64_t cow_listxattrs; /* and listxattrs */
     double cow_attr_timeout; /* seconds a copied-up directory's attributes live (JS's attr timeout) */
@@ -242,10 +242,11 @@ napi_value fll_js_fast_watch(napi_env env, napi_callback_info info);
 napi_value fll_js_dir_end(napi_env env, napi_callback_info info);
 
 /* fuse-ll-cow.c */
-/* Answers the getattr of a marked lower file in C when it may (then 1). */
+/* Answers the getattr of a marked lower file or upper-only directory in C when it may (then 1). */
 int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino);
-/* Answers the getxattr of a `security.` xattr of a marked lower file in C when it may (then 1). */
+/* Answers the getxattr of a marked lower file in C, for a name outside `trusted.`, when it may (then 1). */
 int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+/* Answers the listxattr of a marked lower file that holds no `trusted.` name in C when it may (then 1). */
 int fll_cow_listxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, size_t size);
 /* Answers the setattr in C when it may (then 1). */
 int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,

@@ -328,7 +328,8 @@ export class LowLevelBridge {
    * Marks `node`, the lower file `src` (see Union.copyBehindSource), shown as inode `ino`: its next
    * setattr that changes only mode, owner or times may be answered in C, which copies the file up
    * (native/fuse-ll-cow.c, #adoptCopy). `chmod -R` and `chown -R` of a layer's files are made of
-   * them. The mark goes before anything else may change the node (#unmarkChanged).
+   * them. A directory only in the upper layer (`source.sole`) is marked for its getattrs alone. The
+   * mark goes before anything else may change the node (#unmarkChanged).
    */
   #markCopyable(node: Node, source: CopySource | undefined, ino: number): void {
     if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole)) return
@@ -345,8 +346,9 @@ export class LowLevelBridge {
   }
 
   /** A rename that moves a directory (or exchanges one) moves the host paths of everything marked
-   *  under it: the marks of directories only in the upper layer, which C answers from their paths,
-   *  all go (the few there are; they come back at their next lookup or listing). */
+   *  under it. Only a directory only in the upper layer is renamed in place (one with lower layers
+   *  is EXDEV, namespace.ts), so all beneath it are such directories: their marks, which C answers
+   *  from their paths, all go (they come back at their next lookup or listing). */
   #unmarkMovedDirs(r: Request & { op: 'rename' }): void {
     if (this.#soleDirs.size === 0) return
     const union = this.#union

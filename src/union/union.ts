@@ -54,12 +54,13 @@ export interface DirEntry {
   name: string
   attr: attrs.Attr
   /** readdirPlusSync with `sources`: where a copy of a lower object may be made outside the union
-   *  (see copyBehind). */
+   *  (see copyBehind), or where a directory only in the upper layer is (CopySource.sole). */
   src?: CopySource
 }
 
 /** A lower object a copy may be made of outside the union (see Union.copyBehind): a small file
- *  (`src`, its host path), or a directory (`src`, and `dst`, the host path its copy takes). */
+ *  (`src`, its host path), or a directory (`src`, and `dst`, the host path its copy takes); or
+ *  (`sole`) a directory only in the upper layer, whose attributes are its own lstat at `dst`. */
 export interface CopySource {
   src: HostPath
   dst?: HostPath
