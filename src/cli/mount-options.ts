@@ -98,9 +98,14 @@ export function parseMountArgs(argv: string[]): MountOptions {
   else throw new UsageError(positional.length === 0 ? 'no mountpoint given' : `too many arguments: ${positional.join(' ')}`)
   if (opts.lowers.length === 0) throw new UsageError('no lowerdir given (-o lowerdir=A:B,upperdir=U,workdir=W)')
   // The low-level bridge tells the kernel about every change it cannot see, so the kernel may cache
-  // names and attributes for long; fuse-native cannot, and keeps libfuse's one second.
-  const timeout = opts.bridge === 'll' ? DEFAULT_LL_TIMEOUT : 1
-  for (const key of ['entryTimeout', 'attrTimeout', 'negativeTimeout'] as const) if (Number.isNaN(opts[key])) opts[key] = timeout
+  // names and attributes for long. fuse-native can tell it nothing: names keep libfuse's one second,
+  // and attributes are not cached, since the union changes them where the kernel does not look (a
+  // copy-up makes a directory merged, one link of a lower file another name's; libfuse 2 gives each
+  // name a node of its own).
+  const timeouts = opts.bridge === 'll'
+    ? { entryTimeout: DEFAULT_LL_TIMEOUT, attrTimeout: DEFAULT_LL_TIMEOUT, negativeTimeout: DEFAULT_LL_TIMEOUT }
+    : { entryTimeout: 1, attrTimeout: 0, negativeTimeout: 1 }
+  for (const key of ['entryTimeout', 'attrTimeout', 'negativeTimeout'] as const) if (Number.isNaN(opts[key])) opts[key] = timeouts[key]
   if ((opts.upper === undefined) !== (opts.work === undefined)) throw new UsageError('upperdir and workdir go together')
   if (opts.ids && opts.bridge !== 'll') throw new UsageError('uidmapping, gidmapping and squash_to_* need bridge=ll')
   if (opts.readOnly && opts.upper !== undefined) {

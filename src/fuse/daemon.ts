@@ -56,9 +56,11 @@ export async function startDaemon(union: Union, mountpoint: string, options: Bri
   })
   let markClosed!: () => void
   const closed = new Promise<void>((resolve) => { markClosed = resolve })
+  // fuse-native does not say when the kernel ends the session: the daemon looks for its mount ten
+  // times a second (a container runtime unmounts and waits for the daemon to go).
   const watch = setInterval(() => {
     isFuseMounted(mountpoint).then((mounted) => { if (!mounted) markClosed() }, () => undefined)
-  }, 1000)
+  }, 100)
   watch.unref()
   void closed.then(() => clearInterval(watch))
   let stopping: Promise<void> | undefined

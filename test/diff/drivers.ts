@@ -4,8 +4,9 @@ import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { mountFuse, mountOverlay, type MountHandle } from '../helpers/mount.js'
 
-/** 'kernel' (kernel vs kernel) is a self-check of the harness: every scenario must come out equal. */
-export type DriverName = 'layerfs' | 'fuse-overlayfs' | 'kernel'
+/** 'kernel' (kernel vs kernel) is a self-check of the harness: every scenario must come out equal.
+ *  'layerfs-fuse-native' is layerfs served by its second bridge (bridge=fuse-native, libfuse 2). */
+export type DriverName = 'layerfs' | 'layerfs-fuse-native' | 'fuse-overlayfs' | 'kernel'
 
 export interface LayerDirs {
   /** [0] = topmost lower */
@@ -59,6 +60,14 @@ export function layerfsWith(options: string): Driver {
   }
 }
 
+/** layerfs through the fuse-native bridge: its own name, since libfuse 2 and the fuse-native package
+ *  cannot carry everything (known-differences.ts lists what). */
+export const layerfsFuseNative: Driver = {
+  ...layerfs,
+  name: 'layerfs-fuse-native',
+  mount: (d) => mountFuse([process.execPath, resolve(REPO, 'bin/layerfs.js'), '-o', [fuseOptions(d), 'bridge=fuse-native'].join(','), d.mnt], d.mnt, { timeoutMs: 15_000 }),
+}
+
 export const fuseOverlayfs: Driver = {
   name: 'fuse-overlayfs',
   problem() {
@@ -73,6 +82,8 @@ export function selectedDriver(): Driver {
   switch (name) {
     case 'layerfs':
       return layerfs
+    case 'layerfs-fuse-native':
+      return layerfsFuseNative
     case 'fuse-overlayfs':
       return fuseOverlayfs
     case 'kernel':
@@ -80,7 +91,7 @@ export function selectedDriver(): Driver {
     default:
       return {
         name: name as DriverName,
-        problem: () => `unknown DIFF_DRIVER=${name} (expected layerfs, fuse-overlayfs or kernel)`,
+        problem: () => `unknown DIFF_DRIVER=${name} (expected layerfs, layerfs-fuse-native, fuse-overlayfs or kernel)`,
         mount: () => Promise.reject(new Error(`unknown DIFF_DRIVER=${name}`)),
       }
   }

@@ -27,27 +27,210 @@ const typeIs = (d: Difference, t: string): boolean => {
 }
 export const isDir = (d: Difference): boolean => typeIs(d, 'dir')
 
-/** layerfs must match the kernel exactly: keep this empty unless a difference is a deliberate design choice. */
-const layerfs: KnownDifference[] = [
+/** layerfs must match the kernel exactly: keep this empty unless a difference is a deliberate design choice.
+ *  Both bridges serve the same union, so these hold for layerfs-fuse-native too. */
+const layerfsDeliberate: Omit<KnownDifference, 'driver'>[] = [
   {
     scenario: 'SEEK_DATA and SEEK_HOLE find the holes of a sparse lower file, then of its copy',
-    driver: 'layerfs',
     ops: [5],
     why: 'a copy-up keeps every hole of the lower file; the kernel copies each 1 MiB chunk that holds data whole, so its copy has data where the lower file had a hole',
   },
   {
     scenario: 'OCI .wh.name file in a lower layer',
-    driver: 'layerfs',
     ops: [0, 1, 2],
     fields: ['merged:.#ino', 'merged:.wh.f', 'merged:f', 'merged:g#ino'],
     why: 'layerfs reads OCI whiteouts in every layer (image layer dirs come in both encodings); the kernel shows .wh.f and f as plain files',
   },
   {
     scenario: 'OCI .wh..wh..opq in a lower layer',
-    driver: 'layerfs',
     ops: [0, 1],
     fields: ['merged:.#ino', 'merged:d#ino', 'merged:d#nlink', 'merged:d/.wh..wh..opq', 'merged:d/new#ino', 'merged:d/old'],
     why: 'layerfs reads the OCI opaque marker; the kernel shows it as a plain file and merges d/old through',
+  },
+]
+
+const layerfs: KnownDifference[] = layerfsDeliberate.map((k) => ({ ...k, driver: 'layerfs' as const }))
+
+const FN = 'layerfs-fuse-native' as const
+
+// What layerfs's second bridge cannot carry: libfuse 2's high-level API and the fuse-native package
+// over it (fuse-native 2.2.6). The default bridge (native/fuse-ll-*.c, libfuse 3's low-level API)
+// was built for these.
+const TMPFILE = 'libfuse 2 has no create without a name: O_TMPFILE gets EOPNOTSUPP'
+const UNLINKED = 'fuse-native calls every operation by path, and a file unlinked or a directory removed while open has none left: what its descriptor asks fails with ENOENT'
+const IDS = "fuse-native does not pass the caller's uid and gid: new objects are the daemon's (root's)"
+const KILL = "over libfuse 2 (no killpriv) the kernel clears set-ID bits itself before a write, by a rule that keeps setgid without group execute; overlayfs's upper filesystem drops it for a writer outside the file's group"
+const MTIME = 'fuse-native hands utimens the access time twice, so the modification time a utimes asks for is lost'
+const DIRS = 'fuse-native hands utimens the access time twice (a set mtime is lost), and libfuse 2 cannot ask for FUSE_POSIX_ACL: the kernel applies the umask to a new file in a directory with a default ACL, which narrows the inherited mask'
+const ACL = "libfuse 2 cannot ask for FUSE_POSIX_ACL: the kernel checks mode bits only (ACL entries grant and deny nothing) and applies the umask itself; and fuse-native does not pass the caller's ids (new objects are root's)"
+const RENAME = 'libfuse 2 has no rename flags: renameat2 with RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT gets EINVAL'
+const FALLOC = 'fuse-native has no fallocate: EOPNOTSUPP'
+const SEEK = 'fuse-native has no lseek: the kernel answers SEEK_DATA and SEEK_HOLE itself (data up to the size, no holes)'
+const IOCTL = 'fuse-native has no ioctl: lsattr and chattr get EOPNOTSUPP'
+
+const layerfsFuseNative: KnownDifference[] = [
+  // (fuse-native has no lseek at all: SEEK_HOLE's own entry below covers that scenario)
+  ...layerfsDeliberate.filter((k) => !k.scenario.startsWith('SEEK_DATA')).map((k) => ({ ...k, driver: FN })),
+  {
+    scenario: 'O_TMPFILE files, linked in lower and upper directories and over a whiteout',
+    driver: FN,
+    ops: [1, 2, 4, 5, 7, 8, 9, 10],
+    fields: ['merged:.#ino', 'merged:d#ino', 'merged:d/gone', 'merged:d/keep#ino', 'merged:d/second', 'merged:e#ino', 'merged:e#mtime', 'merged:e#nlink', 'merged:e/t', 'merged:n#ino', 'upper:d/gone#gid', 'upper:d/gone#link', 'upper:d/gone#mode', 'upper:d/gone#mtime', 'upper:d/gone#nlink', 'upper:d/gone#sha256', 'upper:d/gone#size', 'upper:d/gone#type', 'upper:d/gone#uid', 'upper:d/gone#whiteout', 'upper:d/second', 'upper:e', 'upper:e/t'],
+    why: TMPFILE,
+  },
+  {
+    scenario: 'POSIX ACLs grant and deny access to lower files and directories',
+    driver: FN,
+    ops: [0, 1, 2, 3, 8, 10],
+    fields: ['merged:d#mtime', 'merged:d#nlink', 'merged:d/y', 'merged:f#ino', 'merged:g#ino', 'merged:h#ino', 'merged:h#mtime', 'merged:h#sha256', 'merged:h#size', 'upper:d', 'upper:d/y', 'upper:h#mtime', 'upper:h#sha256', 'upper:h#size'],
+    why: ACL,
+  },
+  {
+    scenario: 'SEEK_DATA and SEEK_HOLE find the holes of a sparse lower file, then of its copy',
+    driver: FN,
+    ops: [1, 2, 6, 7],
+    why: SEEK,
+  },
+  {
+    scenario: 'a directory removed while open is still there, with no links and nothing in it',
+    driver: FN,
+    ops: [1],
+    why: UNLINKED,
+  },
+  {
+    scenario: 'a directory removed while open keeps its xattrs',
+    driver: FN,
+    ops: [0, 1],
+    why: UNLINKED,
+  },
+  {
+    scenario: 'a file unlinked while open keeps changing through its descriptor',
+    driver: FN,
+    ops: [1, 2, 3],
+    why: UNLINKED,
+  },
+  {
+    scenario: 'a listed tree changed files first, as chown -R does',
+    driver: FN,
+    ops: [25],
+    fields: ['merged:t/y#mtime', 'upper:t/y#mtime'],
+    why: MTIME,
+  },
+  {
+    scenario: 'a removed upper directory takes changes through its fd, a removed lower one refuses them',
+    driver: FN,
+    ops: [0, 1],
+    why: UNLINKED,
+  },
+  {
+    scenario: 'an exchange that moves a directory into a merged directory makes it opaque',
+    driver: FN,
+    ops: [0, 2],
+    fields: ['merged:m#mtime', 'merged:m/f#mode', 'merged:m/f#nlink', 'merged:m/f#sha256', 'merged:m/f#size', 'merged:m/f#type', 'merged:m/f/x', 'merged:m/low#ino', 'merged:solo#ino', 'merged:solo#mtime', 'merged:solo#nlink', 'merged:solo/d#ino', 'merged:solo/d#mode', 'merged:solo/d#nlink', 'merged:solo/d#sha256', 'merged:solo/d#size', 'merged:solo/d#type', 'merged:solo/d/x', 'upper:m#mtime', 'upper:m/f#mode', 'upper:m/f#nlink', 'upper:m/f#opaque', 'upper:m/f#sha256', 'upper:m/f#size', 'upper:m/f#type', 'upper:m/f/x', 'upper:solo#mtime', 'upper:solo/d#mode', 'upper:solo/d#nlink', 'upper:solo/d#sha256', 'upper:solo/d#size', 'upper:solo/d#type', 'upper:solo/d/x'],
+    why: RENAME,
+  },
+  {
+    scenario: 'append by a user clears setuid and setgid of a lower file',
+    driver: FN,
+    ops: [6],
+    fields: ['merged:h#mode', 'upper:h#mode'],
+    why: KILL,
+  },
+  {
+    scenario: 'chattr and lsattr: the flags of lower objects, set on their copies; an immutable file refuses changes',
+    driver: FN,
+    ops: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15],
+    fields: ['merged:d/moved', 'merged:f#ino', 'upper:d/moved', 'upper:f'],
+    why: IOCTL,
+  },
+  {
+    scenario: 'chmod, open, unlink: the open file reads the lower data and takes changes',
+    driver: FN,
+    ops: [2, 3],
+    why: UNLINKED,
+  },
+  {
+    scenario: 'direct I/O reads and writes lower, copied-up and new files',
+    driver: FN,
+    ops: [6],
+    fields: ['merged:d/new#gid', 'merged:d/new#uid', 'upper:d/new#gid', 'upper:d/new#uid'],
+    why: IDS,
+  },
+  {
+    scenario: 'every file of a listed tree changed, hard-linked and big ones among them',
+    driver: FN,
+    ops: [13],
+    fields: ['merged:a/s2#mtime', 'upper:a/s2#mtime'],
+    why: MTIME,
+  },
+  {
+    scenario: 'fallocate lower files: allocate past the end, keep the size, punch a hole, zero a range',
+    driver: FN,
+    ops: [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11],
+    fields: ['merged:d/g#mtime', 'merged:d/g#sha256', 'merged:f#mtime', 'merged:f#sha256', 'merged:f#size', 'upper:d/g#mtime', 'upper:d/g#sha256', 'upper:f#mtime', 'upper:f#sha256', 'upper:f#size'],
+    why: FALLOC,
+  },
+  {
+    scenario: 'lchown and lutimes on a lower symlink',
+    driver: FN,
+    ops: [2],
+    fields: ['merged:l#mtime'],
+    why: MTIME,
+  },
+  {
+    scenario: 'listed directories changed: modes, owners, times, set-ID, xattrs, ACLs, merged and opaque ones',
+    driver: FN,
+    ops: [10, 26, 34],
+    fields: ['merged:a/d1#mtime', 'merged:a/d3#mtime', 'merged:a/d5/new#mode', 'upper:a/d1#mtime', 'upper:a/d3#mtime', 'upper:a/d5/new#mode', 'upper:a/d5/new#xattrs.system.posix_acl_access.sha256'],
+    why: DIRS,
+  },
+  {
+    scenario: 'listed files removed and made again, or renamed, then changed',
+    driver: FN,
+    ops: [17],
+    fields: ['merged:d/h#mtime', 'upper:d/h#mtime'],
+    why: MTIME,
+  },
+  {
+    scenario: 'listed files written, given an xattr or a link, then changed',
+    driver: FN,
+    ops: [17],
+    fields: ['merged:d/t#mtime', 'upper:d/t#mtime'],
+    why: MTIME,
+  },
+  {
+    scenario: 'new objects inherit a default ACL, and the umask applies only without one',
+    driver: FN,
+    ops: [9, 10, 11, 12, 13, 14, 15],
+    fields: ['merged:d/gone#gid', 'merged:d/gone#mode', 'merged:d/gone#uid', 'merged:d/gonedir#gid', 'merged:d/gonedir#mode', 'merged:d/gonedir#uid', 'merged:d/new#gid', 'merged:d/new#mode', 'merged:d/new#uid', 'merged:d/new77#gid', 'merged:d/new77#mode', 'merged:d/new77#uid', 'merged:d/sub#gid', 'merged:d/sub#mode', 'merged:d/sub#uid', 'merged:e/plain#gid', 'merged:e/plain#uid', 'merged:e/plaindir#gid', 'merged:e/plaindir#uid', 'upper:d/gone#gid', 'upper:d/gone#mode', 'upper:d/gone#uid', 'upper:d/gone#xattrs.system.posix_acl_access.sha256', 'upper:d/gonedir#gid', 'upper:d/gonedir#mode', 'upper:d/gonedir#uid', 'upper:d/gonedir#xattrs.system.posix_acl_access.sha256', 'upper:d/new#gid', 'upper:d/new#mode', 'upper:d/new#uid', 'upper:d/new#xattrs.system.posix_acl_access.sha256', 'upper:d/new77#gid', 'upper:d/new77#mode', 'upper:d/new77#uid', 'upper:d/new77#xattrs.system.posix_acl_access.sha256', 'upper:d/sub#gid', 'upper:d/sub#mode', 'upper:d/sub#uid', 'upper:d/sub#xattrs.system.posix_acl_access.sha256', 'upper:e/plain#gid', 'upper:e/plain#uid', 'upper:e/plaindir#gid', 'upper:e/plaindir#uid'],
+    why: ACL,
+  },
+  {
+    scenario: 'rename between two names of one upper file does nothing',
+    driver: FN,
+    ops: [4],
+    why: RENAME,
+  },
+  {
+    scenario: 'renameat2 with RENAME_NOREPLACE, RENAME_EXCHANGE and RENAME_WHITEOUT',
+    driver: FN,
+    ops: [4, 5, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17],
+    fields: ['merged:.#mtime', 'merged:a', 'merged:b#ino', 'merged:b#sha256', 'merged:c#ino', 'merged:c#sha256', 'merged:d#ino', 'merged:d/x#ino', 'merged:e#ino', 'merged:e/y#ino', 'merged:f#ino', 'merged:new', 'merged:u#sha256', 'merged:v#sha256', 'upper:.#mtime', 'upper:a', 'upper:b', 'upper:c', 'upper:new', 'upper:u#sha256', 'upper:v#sha256'],
+    why: RENAME,
+  },
+  {
+    scenario: 'utimes a lower dir',
+    driver: FN,
+    ops: [1],
+    fields: ['merged:d#mtime', 'upper:d#mtime'],
+    why: MTIME,
+  },
+  {
+    scenario: 'utimes a lower file',
+    driver: FN,
+    ops: [1],
+    fields: ['merged:f#mtime', 'upper:f#mtime'],
+    why: MTIME,
   },
 ]
 
@@ -212,4 +395,4 @@ const fuseOverlayfs: KnownDifference[] = [
   },
 ]
 
-export const KNOWN_DIFFERENCES: KnownDifference[] = [...layerfs, ...fuseOverlayfs]
+export const KNOWN_DIFFERENCES: KnownDifference[] = [...layerfs, ...layerfsFuseNative, ...fuseOverlayfs]
