@@ -180,12 +180,18 @@ export const fuseOverlayfsDriver: Driver = {
   },
 }
 
-/** bin/layerfs.js of this checkout (from dist/bench/ or from bench/ when run as source), or $LAYERFS_BIN. */
+/** bin/layerfs of this checkout (the installed command; from dist/bench/ or from bench/ when run as
+ *  source), or $LAYERFS_BIN. */
 export function layerfsBin(): string {
   if (process.env.LAYERFS_BIN) return process.env.LAYERFS_BIN
   const here = dirname(fileURLToPath(import.meta.url))
-  const candidates = [resolve(here, '../../bin/layerfs.js'), resolve(here, '../bin/layerfs.js')]
+  const candidates = [resolve(here, '../../bin/layerfs'), resolve(here, '../bin/layerfs')]
   return candidates.find((c) => existsSync(c)) ?? candidates[0]!
+}
+
+/** The command line that runs `bin`: a script of Node's through this Node, any other file itself. */
+function layerfsCommand(bin: string): string[] {
+  return bin.endsWith('.js') ? [process.execPath, bin] : [bin]
 }
 
 /**
@@ -227,7 +233,7 @@ export const layerfsDriver: Driver = {
   },
   async open(fx, o) {
     const { options, mnt } = stackOptions(fx, o.scratch)
-    const h = await guarded(o.scratch, () => mountFuseCommand([process.execPath, layerfsBin(), '-o', mountOptionsFor('layerfs', options), mnt], mnt))
+    const h = await guarded(o.scratch, () => mountFuseCommand([...layerfsCommand(layerfsBin()), '-o', mountOptionsFor('layerfs', options), mnt], mnt))
     return mountedInstance('layerfs', h, o.scratch)
   },
 }

@@ -38,7 +38,7 @@ mount_stack() { # driver dir: mounts a fresh stack at dir/m
   case $1 in
     kernel) mount -t overlay overlay -o "$opts" "$d/m" ;;
     fuse-overlayfs) fuse-overlayfs -o "$opts" "$d/m" ;;
-    layerfs) node "$REPO/bin/layerfs.js" -o "$opts" "$d/m" ;;
+    layerfs) "$REPO/bin/layerfs" -o "$opts" "$d/m" ;;
   esac
 }
 

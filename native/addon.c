@@ -35,6 +35,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("utimensat", js_utimensat),
         FN("futimens", js_futimens),
         FN("dupFd", js_dup_fd),
+        FN("setsid", js_setsid),
         FN("ioctlPath", js_ioctl_path),
         FN("seekData", js_seek_data),
         FN("seekHole", js_seek_hole),

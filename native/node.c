@@ -93,6 +93,19 @@ napi_value js_dup_fd(napi_env env, napi_callback_info info) {
     return op_run_sync(env, info, o, "i", &o->fd);
 }
 
+static int setsid_exec(op *o) {
+    o->ret = setsid();
+    return o->ret < 0 ? errno : 0;
+}
+
+/* setsid() → the new session's id: a daemon started by a shell leaves its caller's session and
+ * terminal (what spawn's `detached` does for a child of Node). */
+napi_value js_setsid(napi_env env, napi_callback_info info) {
+    op *o = op_new("setsid", setsid_exec, op_done_number);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "");
+}
+
 /* ioctlPath(path, cmd, argument) → the argument after the ioctl (a copy), for the restricted ioctls
  * whose argument is a struct of the size the command says: FS_IOC_GETFLAGS and friends. */
 napi_value js_ioctl_path(napi_env env, napi_callback_info info) {

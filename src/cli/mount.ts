@@ -3,9 +3,14 @@
  *
  * Without -f the command starts the daemon as a detached child of its own and returns only once the
  * mount is live (exit 0) or has failed (exit 1, with the daemon's one-line reason): the contract
- * container runtimes rely on. The child reports over an inherited pipe (fd 3): `ready` or `error: ...`.
+ * container runtimes rely on. The installed `layerfs` command (bin/layerfs, a shell script) does the
+ * same without starting Node twice: it runs the daemon (`-f`) itself, in the background.
+ *
+ * A daemon started so reports to its starter over an inherited pipe, whose fd LAYERFS_READY_FD names,
+ * one line each: `warning: ...` any number of times, then `ready`, `error: ...` (exit 1) or
+ * `usage: ...` (a bad command line, exit 2), and closes it. LAYERFS_DETACH=1 asks it to leave its
+ * starter's session (setsid), as spawn's `detached` does for a child of Node.
  */
-import { spawn } from 'node:child_process'
 import { openSync, writeSync, closeSync } from 'node:fs'
 import { lstat, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
@@ -14,32 +19,60 @@ import type { Daemon } from '../fuse/daemon.js'
 import { type MountOptions, UsageError, parseMountArgs } from './mount-options.js'
 
 const READY_FD_ENV = 'LAYERFS_READY_FD'
+const DETACH_ENV = 'LAYERFS_DETACH'
 const READY_TIMEOUT_MS = 60_000
 
+/** The pipe to whoever waits for this daemon (see the top of this file), if anyone does. */
+class Starter {
+  readonly #fd = process.env[READY_FD_ENV] ? Number(process.env[READY_FD_ENV]) : undefined
+
+  get waiting(): boolean {
+    return this.#fd !== undefined
+  }
+
+  /** A line for the starter; `last` closes the pipe. */
+  say(line: string, last = false): void {
+    if (this.#fd === undefined) return
+    try {
+      writeSync(this.#fd, line + '\n')
+      if (last) closeSync(this.#fd)
+    } catch { /* the starter gave up waiting */ }
+  }
+}
+
 export async function run(argv: string[]): Promise<number> {
+  const starter = new Starter()
   let opts: MountOptions
   try {
     opts = parseMountArgs(argv)
   } catch (err) {
     if (err instanceof UsageError) {
+      starter.say(`usage: ${err.message}`, true)
       process.stderr.write(`layerfs: ${err.message}\n`)
       return 2
     }
     throw err
   }
-  for (const warning of opts.warnings) process.stderr.write(`layerfs: warning: ${warning}\n`)
   if (!opts.foreground) return daemonize(argv, opts)
-  return serve(opts)
+  for (const warning of opts.warnings) {
+    if (starter.waiting) starter.say(`warning: ${warning}`)
+    else process.stderr.write(`layerfs: warning: ${warning}\n`)
+  }
+  return serve(opts, starter)
 }
 
-async function serve(opts: MountOptions): Promise<number> {
-  const readyFd = process.env[READY_FD_ENV] ? Number(process.env[READY_FD_ENV]) : undefined
+async function serve(opts: MountOptions, starter: Starter): Promise<number> {
+  if (process.env[DETACH_ENV] === '1') (await import('../sys/native.js')).setsidSync()
+  // Whoever waits is told within a minute, whatever hangs (a mount point on a dead FUSE mount).
+  const deadline = starter.waiting
+    ? setTimeout(() => {
+      starter.say('error: the daemon did not get ready within 60 s', true)
+      process.exit(1)
+    }, READY_TIMEOUT_MS)
+    : undefined
   const report = (line: string): void => {
-    if (readyFd === undefined) return
-    try {
-      writeSync(readyFd, line + '\n')
-      closeSync(readyFd)
-    } catch { /* the parent gave up waiting */ }
+    clearTimeout(deadline)
+    starter.say(line, true)
   }
   const log = logger(opts.log)
   // Signals are taken from the start: one that arrives while the mount is being set up must still
@@ -115,30 +148,41 @@ function logger(path: string | undefined): (line: string) => void {
  *  walking 115k entries, then lstat'ing and reading every small file, peaked at 173 MB against
  *  220 MB. --optimize-for-size bounds it as well (169 MB) but slows V8's compiled code: the daemon
  *  spent 35% more user CPU on chmod -R and the walk took 40% longer. */
-const DAEMON_V8_FLAGS = ['--max-semi-space-size=2', '--heap-growing-percent=10']
+export const DAEMON_V8_FLAGS = ['--max-semi-space-size=2', '--heap-growing-percent=10']
+
+/** The daemon's environment: its starter's, but for NODE_EXTRA_CA_CERTS. Node reads that bundle of
+ *  certificates at every start, before any code runs (40 ms of a mount here with Debian's 140
+ *  certificates), and the daemon makes no TLS connection. */
+export function daemonEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { NODE_EXTRA_CA_CERTS: _unused, ...rest } = env
+  return rest
+}
 
 async function daemonize(argv: string[], opts: MountOptions): Promise<number> {
+  const { spawn } = await import('node:child_process') // not in the daemon: 8 ms of its start
   const cli = fileURLToPath(new URL('./main.js', import.meta.url))
   const logFd = opts.log ? openSync(opts.log, 'a') : 'ignore'
   const child = spawn(process.execPath, [...DAEMON_V8_FLAGS, cli, ...argv, '-f'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: { ...process.env, [READY_FD_ENV]: '3' },
+    env: { ...daemonEnv(process.env), [READY_FD_ENV]: '3' },
   })
   const pipe = child.stdio[3] as NodeJS.ReadableStream
-  const outcome = await new Promise<string>((done) => {
+  const lines = await new Promise<string[]>((done) => {
     let text = ''
-    const timer = setTimeout(() => done('error: the daemon did not report within 60 s'), READY_TIMEOUT_MS)
+    const timer = setTimeout(() => done(['error: the daemon did not report within 60 s']), READY_TIMEOUT_MS)
     pipe.on('data', (chunk: Buffer) => { text += chunk.toString() })
-    pipe.on('end', () => { clearTimeout(timer); done(text.trim() || 'error: the daemon exited without a word') })
-    child.on('error', (err) => { clearTimeout(timer); done(`error: ${err.message}`) })
+    pipe.on('end', () => { clearTimeout(timer); done(text.split('\n').filter((line) => line !== '')) })
+    child.on('error', (err) => { clearTimeout(timer); done([`error: ${err.message}`]) })
   })
+  for (const line of lines) if (line.startsWith('warning: ')) process.stderr.write(`layerfs: ${line}\n`)
+  const outcome = lines.filter((line) => !line.startsWith('warning: ')).at(-1) ?? 'error: the daemon exited without a word'
   if (outcome === 'ready') {
     child.unref()
     ;(pipe as unknown as { destroy(): void }).destroy()
     return 0
   }
   if (child.exitCode === null) child.kill('SIGTERM')
-  process.stderr.write(`layerfs: ${outcome.replace(/^error: /, '')}\n`)
-  return 1
+  process.stderr.write(`layerfs: ${outcome.replace(/^(error|usage): /, '')}\n`)
+  return outcome.startsWith('usage: ') ? 2 : 1
 }

@@ -14,14 +14,12 @@
  * this bridge, listed in the README.
  */
 import Fuse from 'fuse-native'
-import { lgetxattr } from '../sys/native.js'
 import type { TimeNs } from '../sys/native.js'
 import type { Attr, Union } from '../union/union.js'
 import { toErrno } from './errno.js'
+import { STATS_XATTR } from './stats-xattr.js'
 import type { PassthroughPolicy } from './open-files.js'
 import type { IdMap } from './id-map.js'
-
-export const STATS_XATTR = 'trusted.layerfs.stats'
 
 export interface BridgeOptions {
   fsname: string
@@ -164,11 +162,4 @@ export function createBridge(union: Union, mountpoint: string, options: BridgeOp
   mountOptions.push(...(options.kernelFlags ?? []))
   if (options.debug) mountOptions.push('debug')
   return { fuse: new LayerFuse(mountpoint, ops, mountOptions), counts }
-}
-
-/** Read a live mount's statistics (the daemon answers a private xattr on its root). */
-export async function readStats(mountpoint: string): Promise<unknown> {
-  const value = await lgetxattr(mountpoint, STATS_XATTR)
-  if (!value) throw new Error(`${mountpoint}: no statistics (is it a layerfs mount?)`)
-  return JSON.parse(value.toString('utf8'))
 }

@@ -20,11 +20,11 @@ import { hostBytes } from '../sys/names.js'
 import { type TimeNs, XATTR_CREATE, XATTR_REPLACE } from '../sys/native.js'
 import type { Owner } from '../union/namespace.js'
 import type { Attr, AttrChange, CopySource, DirEntry, Union } from '../union/union.js'
-import { STATS_XATTR } from './bridge.js'
 import { toErrno } from './errno.js'
 import { ACL_XATTRS, type IdMap } from './id-map.js'
 import { type Node, NodeTable } from './nodes.js'
 import { OpenFiles, type PassthroughPolicy, STALE } from './open-files.js'
+import { STATS_XATTR } from './stats-xattr.js'
 
 export interface LowLevelOptions {
   fsname: string

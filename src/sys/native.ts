@@ -61,6 +61,7 @@ interface Addon {
   utimensat(path: HostPath, atime: TimeNs, mtime: TimeNs, nofollow: boolean): void
   futimens(fd: number, atime: TimeNs, mtime: TimeNs): void
   dupFd(fd: number): number
+  setsid(): number
   ioctlPath(path: HostPath, cmd: number, arg: Uint8Array): Buffer
   preadNowait(fd: number, buffer: Buffer, length: number, position: number): number
   firstPageCached(fd: number): number
@@ -374,6 +375,11 @@ export function ioctlPathSync(path: HostPath, cmd: number, arg: Uint8Array): Buf
  *  shared). On the calling thread. */
 export function dupFdSync(fd: number): number {
   return callSync((n) => n.dupFd(fd))
+}
+
+/** setsid(2): the calling process leads a new session, with no controlling terminal. */
+export function setsidSync(): number {
+  return callSync((n) => n.setsid())
 }
 
 // ---- file data ----

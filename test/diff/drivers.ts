@@ -27,6 +27,8 @@ export interface Driver {
 }
 
 export const REPO = resolve(import.meta.dirname, '../..')
+/** The installed command: a shell script that starts the daemon itself (bin/layerfs). */
+const LAYERFS = resolve(REPO, 'bin/layerfs')
 
 function fuseOptions(d: LayerDirs): string {
   const o = [`lowerdir=${d.lowers.join(':')}`]
@@ -49,14 +51,14 @@ export const layerfs: Driver = {
     return undefined
   },
   // LAYERFS_OPTS adds mount options (e.g. bridge=fuse-native) to compare configurations.
-  mount: (d) => mountFuse([process.execPath, resolve(REPO, 'bin/layerfs.js'), '-o', [fuseOptions(d), process.env.LAYERFS_OPTS].filter(Boolean).join(','), d.mnt], d.mnt, { timeoutMs: 15_000 }),
+  mount: (d) => mountFuse([LAYERFS, '-o', [fuseOptions(d), process.env.LAYERFS_OPTS].filter(Boolean).join(','), d.mnt], d.mnt, { timeoutMs: 15_000 }),
 }
 
 /** layerfs with more mount options (the comparison is the same: the name stays 'layerfs'). */
 export function layerfsWith(options: string): Driver {
   return {
     ...layerfs,
-    mount: (d) => mountFuse([process.execPath, resolve(REPO, 'bin/layerfs.js'), '-o', [fuseOptions(d), options].join(','), d.mnt], d.mnt, { timeoutMs: 15_000 }),
+    mount: (d) => mountFuse([LAYERFS, '-o', [fuseOptions(d), options].join(','), d.mnt], d.mnt, { timeoutMs: 15_000 }),
   }
 }
 
@@ -65,7 +67,7 @@ export function layerfsWith(options: string): Driver {
 export const layerfsFuseNative: Driver = {
   ...layerfs,
   name: 'layerfs-fuse-native',
-  mount: (d) => mountFuse([process.execPath, resolve(REPO, 'bin/layerfs.js'), '-o', [fuseOptions(d), 'bridge=fuse-native'].join(','), d.mnt], d.mnt, { timeoutMs: 15_000 }),
+  mount: (d) => mountFuse([LAYERFS, '-o', [fuseOptions(d), 'bridge=fuse-native'].join(','), d.mnt], d.mnt, { timeoutMs: 15_000 }),
 }
 
 export const fuseOverlayfs: Driver = {

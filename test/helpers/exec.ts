@@ -19,6 +19,8 @@ export interface RunOptions {
   /** Resolve on 'exit' instead of 'close': for commands that fork a daemon which may keep our pipes open. */
   untilExit?: boolean
   onSpawn?: (pid: number) => void
+  /** the command's environment (default: this process's) */
+  env?: NodeJS.ProcessEnv
 }
 
 /** Run a command (no shell) with a timeout. Never rejects: failures are in the result. */
@@ -30,7 +32,7 @@ export function runCmd(cmd: string, args: string[], opts: RunOptions = {}): Prom
     let stderr = ''
     let timedOut = false
     let settled = false
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env })
     if (child.pid !== undefined) opts.onSpawn?.(child.pid)
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))

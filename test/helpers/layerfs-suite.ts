@@ -7,7 +7,8 @@ import { afterAll, afterEach, beforeAll } from 'vitest'
 import { MountSet, mountFuse } from './mount.js'
 import { makeTempDir, removeTempDir } from './tmp.js'
 
-const CLI = resolve('bin/layerfs.js')
+/** The installed command (a shell script that starts the daemon itself). */
+const CLI = resolve('bin/layerfs')
 
 /**
  * A file of a live mount's upper layer, read once it is there. layerfs names a copy-up once its data
@@ -87,7 +88,7 @@ export function layerfsSuite(label: string, dirMode?: number): LayerfsSuite {
       for (const d of [...lowers, upper, work, mnt]) await mkdir(d, { recursive: true })
       await fill(...lowers)
       const layers = `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}${options}`
-      mounts.add(await mountFuse([process.execPath, CLI, '-o', layers, mnt], mnt))
+      mounts.add(await mountFuse([CLI, '-o', layers, mnt], mnt))
       return { mnt, upper, lowers }
     },
   }

@@ -207,6 +207,8 @@ function pidAlive(pid: number): boolean {
 
 export interface FuseMountOptions {
   timeoutMs?: number
+  /** the command's environment (default: this process's) */
+  env?: NodeJS.ProcessEnv
 }
 
 /**
@@ -224,6 +226,7 @@ export async function mountFuse(argv: string[], mnt: string, o: FuseMountOptions
     timeoutMs: o.timeoutMs ?? 15_000,
     untilExit: true,
     onSpawn: (pid) => (spawned = pid),
+    env: o.env,
   })
   // the daemon the command forked: a new process whose command line names our (unique) mount point
   const daemonPids = listPids().filter(

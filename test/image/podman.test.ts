@@ -66,7 +66,7 @@ describe.skipIf(!hasPodman || !root)('layerfs as podman\'s mount_program', () =>
     // A private overlay store whose mounts go through layerfs, as `mount_program` in storage.conf.
     const storage = [
       '--root', join(t.dir, 'root'), '--runroot', join(t.dir, 'run'), '--storage-driver', 'overlay',
-      '--storage-opt', `overlay.mount_program=${resolve('bin/layerfs.js')}`,
+      '--storage-opt', `overlay.mount_program=${resolve('bin/layerfs')}`,
     ]
     podman = async (...args) => (await exec('podman', [...storage, ...args], { timeout: 60_000 })).stdout
   })

@@ -7,19 +7,34 @@ import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { MountSet, findMount, fuseAvailable, isMounted, mountFuse, runCmd } from '../helpers/mount.js'
 import { mknodSync } from '../../src/sys/native.js'
+import { DAEMON_V8_FLAGS } from '../../src/cli/mount.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 
 const CLI = resolve('bin/layerfs.js')
+/** The installed command: a shell script that starts the daemon itself (one Node start, not two). */
+const LAUNCHER = resolve('bin/layerfs')
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping mount tests: ${fuse.reason}`)
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
 
-function layerfs(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+type Outcome = { code: number | null; stdout: string; stderr: string }
+
+function run(cmd: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<Outcome> {
   return new Promise((done) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
+    execFile(cmd, args, { timeout: timeoutMs, env }, (err, stdout, stderr) => {
       done({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr })
     })
   })
+}
+
+/** `node bin/layerfs.js ARGS`: the command through Node, which starts the daemon's Node. */
+function layerfs(args: string[], timeoutMs = 20_000): Promise<Outcome> {
+  return run(process.execPath, [CLI, ...args], timeoutMs)
+}
+
+/** `bin/layerfs ARGS`, the installed command. */
+function launcher(args: string[], timeoutMs = 20_000, env?: NodeJS.ProcessEnv): Promise<Outcome> {
+  return run(LAUNCHER, args, timeoutMs, env)
 }
 
 describe.skipIf(!fuse.ok)('layerfs mount', () => {
@@ -123,7 +138,7 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     await fresh()
     // mount.fuse3 runs `PROGRAM SOURCE MNT -o OPTS` for a source written `PROGRAM#SOURCE`.
     const shim = join(dir, `layerfs-shim-${n}`)
-    await writeFile(shim, `#!/bin/sh\nexec ${process.execPath} ${CLI} "$@"\n`, { mode: 0o755 })
+    await writeFile(shim, `#!/bin/sh\nexec ${LAUNCHER} "$@"\n`, { mode: 0o755 })
     const r = await runCmd('mount', ['-t', 'fuse', `${shim}#imgsrc`, mnt, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`], { timeoutMs: 20_000, untilExit: true })
     if (isMounted(mnt)) mounts.add(await adopt(mnt))
     expect(r.code).toBe(0)
@@ -151,12 +166,51 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     expect((await lstat(join(upper, 'etc-hosts'))).isCharacterDevice()).toBe(true)
   })
 
-  it('warns about unknown options and mounts anyway', async () => {
+  it('warns about unknown options and mounts anyway, through Node and through the installed command', async () => {
     await fresh()
-    const r = await layerfs(['-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},frobnicate=1`, mnt])
+    const args = ['-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},frobnicate=1`, mnt]
+    const r = await layerfs(args)
     if (isMounted(mnt)) mounts.add(await adopt(mnt))
     expect(r.code).toBe(0)
-    expect(r.stderr).toContain('ignoring unknown option frobnicate=1')
+    expect(r.stderr).toBe('layerfs: warning: ignoring unknown option frobnicate=1\n')
+    await mounts.unmountAll()
+    const l = await launcher(args)
+    if (isMounted(mnt)) mounts.add(await adopt(mnt))
+    expect({ code: l.code, stderr: l.stderr }).toEqual({ code: 0, stderr: r.stderr })
+    expect(isMounted(mnt)).toBe(true)
+  })
+
+  it('mounts through the installed command with one Node start: the daemon in its own session, with the V8 flags and environment it gets from Node', async () => {
+    await fresh()
+    // NODE_EXTRA_CA_CERTS costs every Node start the parsing of its certificates; the daemon goes without.
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt', LAYERFS_PROBE: 'kept' }
+    const h = mounts.add(await mountFuse([LAUNCHER, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt], mnt, { env }))
+    expect(h.daemonPids).toHaveLength(1)
+    const pid = h.daemonPids[0]!
+    const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).slice((await readFile(`/proc/${pid}/stat`, 'utf8')).lastIndexOf(')') + 2).split(' ')
+    expect(Number(stat[1]), 'parent: the command has gone, the daemon is init\'s').toBe(1)
+    expect(Number(stat[3]), 'session: its own').toBe(pid)
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')
+    expect(cmdline.slice(1, 1 + DAEMON_V8_FLAGS.length)).toEqual(DAEMON_V8_FLAGS)
+    const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')
+    expect(environ).toContain('LAYERFS_PROBE=kept')
+    expect(environ.filter((e) => e.startsWith('NODE_EXTRA_CA_CERTS='))).toEqual([])
+    expect((await readdir(mnt)).sort()).toEqual(['base', 'etc-hosts'])
+    await writeFile(join(mnt, 'base'), 'changed\n')
+    await mounts.unmount(h)
+    expect(await readFile(join(upper, 'base'), 'utf8')).toBe('changed\n')
+  })
+
+  it('hands subcommands and help to Node: the installed command knows the subcommands main.ts knows', async () => {
+    const help = await launcher(['--help'])
+    expect(help).toEqual(await layerfs(['--help']))
+    expect(help.stdout).toMatch(/^usage:/)
+    const script = await readFile(LAUNCHER, 'utf8')
+    const listed = /'' \| -h \| --help \| help \| ([a-z| ]+)\)/.exec(script)?.[1]?.split(' | ').sort()
+    const known = [...(await readFile(resolve('src/cli/main.ts'), 'utf8')).matchAll(/^ {2}(\w+): \(\) => import\(/gm)].map((m) => m[1]).sort()
+    expect(known.length).toBeGreaterThan(5)
+    expect(listed).toEqual(known)
+    expect(script).toContain(`"$node" ${DAEMON_V8_FLAGS.join(' ')} \\\n`)
   })
 
   it('reports statistics of a live mount', async () => {
@@ -233,13 +287,18 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
       ['upper and work on different filesystems', () => ['-o', `lowerdir=${lower},upperdir=${upper},workdir=/dev/shm`, mnt], /same filesystem/],
     ]
     for (const [what, args, message] of cases) {
-      it(`rejects ${what}`, async () => {
+      it(`rejects ${what}, through Node and through the installed command alike`, async () => {
         await fresh()
         const r = await layerfs(args())
         if (isMounted(mnt)) mounts.add(await adopt(mnt))
         expect(r.code).not.toBe(0)
         expect(r.stderr.trim().split('\n')).toHaveLength(1)
         expect(r.stderr).toMatch(message)
+        expect(isMounted(mnt)).toBe(false)
+        // bin/layerfs learns the outcome from the daemon's report: the same line and exit code.
+        const l = await launcher(args())
+        if (isMounted(mnt)) mounts.add(await adopt(mnt))
+        expect({ code: l.code, stderr: l.stderr }).toEqual({ code: r.code, stderr: r.stderr })
         expect(isMounted(mnt)).toBe(false)
       })
     }

@@ -18,7 +18,8 @@ const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping copy-up change tests: ${fuse.reason}`)
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
 
-const CLI = resolve('bin/layerfs.js')
+/** The installed command (a shell script that starts the daemon itself). */
+const CLI = resolve('bin/layerfs')
 /** A version-2 file capability granting cap_net_raw (bit 13), permitted and effective. */
 const CAP = Buffer.from([1, 0, 0, 2, 0x00, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
 const A0 = 1_600_000_000
@@ -117,7 +118,7 @@ describe.skipIf(!fuse.ok)('a setattr that copies up', () => {
     await fillLower(lower)
     const handle = driver === 'kernel'
       ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
-      : mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}${options}`, mnt], mnt))
+      : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}${options}`, mnt], mnt))
     try {
       await change(mnt)
       const merged = await state(mnt)
@@ -169,7 +170,7 @@ describe.skipIf(!fuse.ok)('a setattr that copies up', () => {
       await chmod(join(lower, name), mode)
     }
     execFileSync('setfacl', ['-d', '-m', 'u::rwx,g::---,o::---', work])
-    const handle = mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    const handle = mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, mnt], mnt))
     try {
       await chown(join(mnt, 'chowned'), 1000, 1000)
       await chmod(join(mnt, 'chmodded'), 0o755)

@@ -19,7 +19,8 @@ const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping getattr-in-C tests: ${fuse.reason}`)
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
 
-const CLI = resolve('bin/layerfs.js')
+/** The installed command (a shell script that starts the daemon itself). */
+const CLI = resolve('bin/layerfs')
 /** A version-2 file capability granting cap_net_raw (bit 13), permitted and effective. */
 const CAP = Buffer.from([1, 0, 0, 2, 0x00, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
 const SMALL = ['append', 'xattr', 'linked', 'renamed', 'remade', 'truncated', 'chmodded', 'written', 'kept']
@@ -106,7 +107,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     await fillLowers(top, bottom)
     const handle = driver === 'kernel'
       ? mounts.add(await mountOverlay({ lowers: [top, bottom], upper, work, mnt }))
-      : mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${top}:${bottom},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
+      : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${top}:${bottom},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
     try {
       // The parent is copied up first (a chmod), so that the listing marks the directory in it too
       // ('sub', merged): a merged directory's attributes are not its top layer's lstat (nlink 1 here,
@@ -175,7 +176,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
       }
       const handle = driver === 'kernel'
         ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
-        : mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
+        : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
       try {
         await readdir(join(mnt, 'd')) // the listing marks the files
         const loop = async (): Promise<{ cowListxattrs: number; cowGetxattrs: number } | undefined> => driver === 'layerfs' ? (await statsOf(mnt)).loop : undefined
@@ -226,7 +227,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
       await writeFile(join(lower, 'gone', 'x'), 'x')
       const handle = driver === 'kernel'
         ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
-        : mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
+        : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
       try {
         const at = (name: string): string => join(mnt, name)
         const inos = new Map<string, bigint>()

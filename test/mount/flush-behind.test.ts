@@ -17,7 +17,8 @@ const overlay = overlayAvailable()
 if (fuse.ok && !overlay.ok) console.warn(`skipping the flush_behind comparison with kernel overlayfs: ${overlay.reason}`)
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
 
-const CLI = resolve('bin/layerfs.js')
+/** The installed command (a shell script that starts the daemon itself). */
+const CLI = resolve('bin/layerfs')
 const DIRS = 12
 const FILES = 25
 
@@ -78,7 +79,7 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
     await mounts.unmount(kernel)
 
     const l = await stack()
-    const layerfs = mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work}`, l.mnt], l.mnt))
+    const layerfs = mounts.add(await mountFuse([CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work}`, l.mnt], l.mnt))
     change(l.mnt)
     expect(await files(l.mnt)).toEqual(kernelView)
     // No pause: the unmount itself must leave every copy named.
@@ -90,7 +91,7 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
 
   it('leaves no name without its data when the daemon is killed', async () => {
     const l = await stack()
-    const layerfs = mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work}`, l.mnt], l.mnt))
+    const layerfs = mounts.add(await mountFuse([CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work}`, l.mnt], l.mnt))
     expect(layerfs.daemonPids.length).toBe(1)
     // chown(2) from this thread, and the kill right after the last one: the copies of the last
     // batch are still waiting for their flush.
@@ -136,7 +137,7 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
 
   it("shows a copy's ctime once it is named, as the upper file has it", async () => {
     const l = await stack()
-    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work}`, l.mnt], l.mnt))
+    mounts.add(await mountFuse([CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work}`, l.mnt], l.mnt))
     const names = Array.from({ length: 5 }, (_, f) => join('t', 'p4', `f${f}.js`))
     for (const name of names) execFileSync('chmod', ['0600', join(l.mnt, name)])
     // Answered before it is named: the new mode at once (the kernel asks again, or holds the reply's).
@@ -156,7 +157,7 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
   // (a directory above, copied up on the way).
   it("shows a renamed file's ctime once it is named, and the directories the rename copied up as the upper has them", async () => {
     const l = await stack()
-    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work},attr_timeout=60,entry_timeout=60`, l.mnt], l.mnt))
+    mounts.add(await mountFuse([CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work},attr_timeout=60,entry_timeout=60`, l.mnt], l.mnt))
     const rels = ['t', join('t', 'p10'), join('t', 'p10', 'f3.js')]
     // Looked at first, so that the kernel holds the lower attributes for a minute.
     const before = await Promise.all(rels.map((rel) => lstat(join(l.mnt, rel), { bigint: true })))
@@ -174,7 +175,7 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
 
   it('with flush_behind=0, names each copy before it answers', async () => {
     const l = await stack()
-    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work},flush_behind=0`, l.mnt], l.mnt))
+    mounts.add(await mountFuse([CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work},flush_behind=0`, l.mnt], l.mnt))
     execFileSync('chown', ['1000:1001', join(l.mnt, 't', 'p0', 'f0.js')])
     expect((await lstat(join(l.upper, 't', 'p0', 'f0.js'))).uid).toBe(1000)
   })

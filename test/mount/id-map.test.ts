@@ -17,7 +17,8 @@ if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('bu
 const hasFo = (process.env.PATH ?? '').split(':').some((p) => p !== '' && existsSync(`${p}/fuse-overlayfs`))
 if (fuse.ok && !hasFo) console.warn('id mapping tests: fuse-overlayfs is not installed, layerfs is checked against the recorded expectations only')
 
-const CLI = resolve('bin/layerfs.js')
+/** The installed command (a shell script that starts the daemon itself). */
+const CLI = resolve('bin/layerfs')
 
 interface Outcome {
   /** Owners shown before any change. */
@@ -48,7 +49,7 @@ describe.skipIf(!fuse.ok)('id mapping', () => {
     await chown(join(lower, 'd'), 3, 3)
     await chmod(join(lower, 'd'), 0o777)
     const layers = `lowerdir=${lower},upperdir=${upper},workdir=${work},${options}`
-    const argv = driver === 'layerfs' ? [process.execPath, CLI, '-o', layers, mnt] : ['fuse-overlayfs', '-o', layers, mnt]
+    const argv = driver === 'layerfs' ? [CLI, '-o', layers, mnt] : ['fuse-overlayfs', '-o', layers, mnt]
     const handle = mounts.add(await mountFuse(argv, mnt))
     try {
       const shown = await owners(mnt, ['a', 'b', 'c', 'd'])

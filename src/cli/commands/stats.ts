@@ -1,6 +1,6 @@
 /** `layerfs stats MNT [--json]`: what a live daemon has done: ops, cache hit rate, copy-ups. */
 import { resolve } from 'node:path'
-import { readStats } from '../../fuse/bridge.js'
+import { readStats } from '../../fuse/stats-xattr.js'
 import type { UnionStats } from '../../union/union.js'
 
 /** passthrough, passedThrough, killpriv and loop come from the low-level bridge only. */
