@@ -4,7 +4,8 @@
 // directory gets user.overlay.opaque, as overlayfs's `userxattr` writes it) and makes its whiteouts
 // as the 0/0 char devices the kernel lets anyone make. The same script runs on kernel overlayfs
 // mounted in such a namespace (-o userxattr); the merged views and upper layers must match.
-import { readdirSync, readFileSync, readlinkSync, lstatSync, existsSync, statSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs'
 import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -25,6 +26,8 @@ function whyNot(): string | undefined {
     if (!(process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(join(d, tool)))) return `${tool} is not installed`
   }
   if (!existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
+  const probe = spawnSync('setpriv', ['--reuid', String(UID), '--regid', String(UID), '--clear-groups', 'unshare', '-Urm', 'true'], { timeout: 10_000 })
+  if (probe.status !== 0) return `an unprivileged user cannot make a user namespace here (${probe.stderr?.toString().trim() || probe.error?.message})`
   return undefined
 }
 
