@@ -68,6 +68,10 @@ const FALLOC = 'fuse-native has no fallocate: EOPNOTSUPP'
 const SEEK = 'fuse-native has no lseek: the kernel answers SEEK_DATA and SEEK_HOLE itself (data up to the size, no holes)'
 const IOCTL = 'fuse-native has no ioctl: lsattr and chattr get EOPNOTSUPP'
 
+/** A utimes of `path` (op `op`) whose mtime fuse-native lost: its result and the mtime shown and stored. */
+const mtimeLost = (scenario: string, op: number, path: string): KnownDifference =>
+  ({ scenario, driver: FN, ops: [op], fields: [`merged:${path}#mtime`, `upper:${path}#mtime`], why: MTIME })
+
 const layerfsFuseNative: KnownDifference[] = [
   // (fuse-native has no lseek at all: SEEK_HOLE's own entry below covers that scenario)
   ...layerfsDeliberate.filter((k) => !k.scenario.startsWith('SEEK_DATA')).map((k) => ({ ...k, driver: FN })),
@@ -109,13 +113,7 @@ const layerfsFuseNative: KnownDifference[] = [
     ops: [1, 2, 3],
     why: UNLINKED,
   },
-  {
-    scenario: 'a listed tree changed files first, as chown -R does',
-    driver: FN,
-    ops: [25],
-    fields: ['merged:t/y#mtime', 'upper:t/y#mtime'],
-    why: MTIME,
-  },
+  mtimeLost('a listed tree changed files first, as chown -R does', 25, 't/y'),
   {
     scenario: 'a removed upper directory takes changes through its fd, a removed lower one refuses them',
     driver: FN,
@@ -156,13 +154,7 @@ const layerfsFuseNative: KnownDifference[] = [
     fields: ['merged:d/new#gid', 'merged:d/new#uid', 'upper:d/new#gid', 'upper:d/new#uid'],
     why: IDS,
   },
-  {
-    scenario: 'every file of a listed tree changed, hard-linked and big ones among them',
-    driver: FN,
-    ops: [13],
-    fields: ['merged:a/s2#mtime', 'upper:a/s2#mtime'],
-    why: MTIME,
-  },
+  mtimeLost('every file of a listed tree changed, hard-linked and big ones among them', 13, 'a/s2'),
   {
     scenario: 'fallocate lower files: allocate past the end, keep the size, punch a hole, zero a range',
     driver: FN,
@@ -184,20 +176,8 @@ const layerfsFuseNative: KnownDifference[] = [
     fields: ['merged:a/d1#mtime', 'merged:a/d3#mtime', 'merged:a/d5/new#mode', 'upper:a/d1#mtime', 'upper:a/d3#mtime', 'upper:a/d5/new#mode', 'upper:a/d5/new#xattrs.system.posix_acl_access.sha256'],
     why: DIRS,
   },
-  {
-    scenario: 'listed files removed and made again, or renamed, then changed',
-    driver: FN,
-    ops: [17],
-    fields: ['merged:d/h#mtime', 'upper:d/h#mtime'],
-    why: MTIME,
-  },
-  {
-    scenario: 'listed files written, given an xattr or a link, then changed',
-    driver: FN,
-    ops: [17],
-    fields: ['merged:d/t#mtime', 'upper:d/t#mtime'],
-    why: MTIME,
-  },
+  mtimeLost('listed files removed and made again, or renamed, then changed', 17, 'd/h'),
+  mtimeLost('listed files written, given an xattr or a link, then changed', 17, 'd/t'),
   {
     scenario: 'new objects inherit a default ACL, and the umask applies only without one',
     driver: FN,
@@ -218,20 +198,8 @@ const layerfsFuseNative: KnownDifference[] = [
     fields: ['merged:.#mtime', 'merged:a', 'merged:b#ino', 'merged:b#sha256', 'merged:c#ino', 'merged:c#sha256', 'merged:d#ino', 'merged:d/x#ino', 'merged:e#ino', 'merged:e/y#ino', 'merged:f#ino', 'merged:new', 'merged:u#sha256', 'merged:v#sha256', 'upper:.#mtime', 'upper:a', 'upper:b', 'upper:c', 'upper:new', 'upper:u#sha256', 'upper:v#sha256'],
     why: RENAME,
   },
-  {
-    scenario: 'utimes a lower dir',
-    driver: FN,
-    ops: [1],
-    fields: ['merged:d#mtime', 'upper:d#mtime'],
-    why: MTIME,
-  },
-  {
-    scenario: 'utimes a lower file',
-    driver: FN,
-    ops: [1],
-    fields: ['merged:f#mtime', 'upper:f#mtime'],
-    why: MTIME,
-  },
+  mtimeLost('utimes a lower dir', 1, 'd'),
+  mtimeLost('utimes a lower file', 1, 'f'),
 ]
 
 const FO = 'fuse-overlayfs' as const
