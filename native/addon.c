@@ -36,6 +36,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("futimens", js_futimens),
         FN("dupFd", js_dup_fd),
         FN("setsid", js_setsid),
+        FN("mallocThresholds", js_malloc_thresholds),
         FN("ioctlPath", js_ioctl_path),
         FN("seekData", js_seek_data),
         FN("seekHole", js_seek_hole),

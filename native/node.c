@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -104,6 +105,19 @@ napi_value js_setsid(napi_env env, napi_callback_info info) {
     op *o = op_new("setsid", setsid_exec, op_done_number);
     if (!o) return op_nomem(env);
     return op_run_sync(env, info, o, "");
+}
+
+static int malloc_thresholds_exec(op *o) {
+    /* mallopt answers 1 on success, 0 on a bad value (it sets no errno). */
+    return mallopt(M_MMAP_THRESHOLD, (int)o->off) && mallopt(M_TRIM_THRESHOLD, (int)o->len) ? 0 : EINVAL;
+}
+
+/* mallocThresholds(mmap, trim): glibc malloc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD, fixed (which
+ * also ends their dynamic adjustment). See DAEMON_MALLOC in src/cli/mount.ts. */
+napi_value js_malloc_thresholds(napi_env env, napi_callback_info info) {
+    op *o = op_new("mallopt", malloc_thresholds_exec, op_done_undefined);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "ll", &o->off, &o->len);
 }
 
 /* ioctlPath(path, cmd, argument) → the argument after the ioctl (a copy), for the restricted ioctls

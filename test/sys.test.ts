@@ -845,3 +845,11 @@ describe('names that are not UTF-8', () => {
     expect(sys.readlinkSync(join(dir, 'ln'))).toBe('t\udce9')
   })
 })
+
+describe('mallocThresholdsSync', () => {
+  it('sets the daemon\'s thresholds, and takes only whole byte counts', () => {
+    // In the test's process: the daemon's own values, which it sets at start (mount.ts).
+    expect(() => sys.mallocThresholdsSync(1 << 20, 4 << 20)).not.toThrow()
+    expect(() => sys.mallocThresholdsSync(1.5, 4 << 20)).toThrow(RangeError)
+  })
+})

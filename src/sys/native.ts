@@ -62,6 +62,7 @@ interface Addon {
   futimens(fd: number, atime: TimeNs, mtime: TimeNs): void
   dupFd(fd: number): number
   setsid(): number
+  mallocThresholds(mmap: number, trim: number): void
   ioctlPath(path: HostPath, cmd: number, arg: Uint8Array): Buffer
   preadNowait(fd: number, buffer: Buffer, length: number, position: number): number
   firstPageCached(fd: number): number
@@ -380,6 +381,12 @@ export function dupFdSync(fd: number): number {
 /** setsid(2): the calling process leads a new session, with no controlling terminal. */
 export function setsidSync(): number {
   return callSync((n) => n.setsid())
+}
+
+/** glibc malloc's mmap and trim thresholds (mallopt M_MMAP_THRESHOLD, M_TRIM_THRESHOLD), in bytes,
+ *  fixed from now on (they no longer adjust themselves). */
+export function mallocThresholdsSync(mmap: number, trim: number): void {
+  callSync((n) => n.mallocThresholds(mmap, trim))
 }
 
 // ---- file data ----
