@@ -194,6 +194,12 @@ function cmdlineOf(pid: number): string[] | undefined {
   }
 }
 
+/** Live processes with an argument that contains `text` (a test's unique temp dir: the daemons it
+ *  started there, wherever they run). */
+export function processesNaming(text: string): number[] {
+  return listPids().filter((pid) => pidAlive(pid) && (cmdlineOf(pid) ?? []).some((a) => a.includes(text)))
+}
+
 function pidAlive(pid: number): boolean {
   try {
     const st = readFileSync(`/proc/${pid}/stat`, 'utf8')

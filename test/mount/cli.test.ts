@@ -187,7 +187,8 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     const h = mounts.add(await mountFuse([LAUNCHER, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt], mnt, { env }))
     expect(h.daemonPids).toHaveLength(1)
     const pid = h.daemonPids[0]!
-    const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).slice((await readFile(`/proc/${pid}/stat`, 'utf8')).lastIndexOf(')') + 2).split(' ')
+    const statLine = await readFile(`/proc/${pid}/stat`, 'utf8')
+    const stat = statLine.slice(statLine.lastIndexOf(')') + 2).split(' ')
     expect(Number(stat[1]), 'parent: the command has gone, the daemon is init\'s').toBe(1)
     expect(Number(stat[3]), 'session: its own').toBe(pid)
     const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { lgetxattrSync, major, minor } from '../../src/sys/native.js'
 import { runCmd } from '../helpers/exec.js'
-import { fuseAvailable } from '../helpers/mount.js'
+import { fuseAvailable, processesNaming } from '../helpers/mount.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 
 const LAYERFS = resolve('bin/layerfs')
@@ -38,17 +38,6 @@ if (skipReason !== undefined) console.warn(`skipping the rootless mount test: ${
 function asRootlessUser(script: string): ReturnType<typeof runCmd> {
   return runCmd('setpriv', ['--reuid', String(UID), '--regid', String(UID), '--clear-groups', '--inh-caps=-all',
     'env', 'HOME=/tmp', 'unshare', '-Urm', 'sh', '-c', script], { timeoutMs: 30_000 })
-}
-
-/** PIDs of processes whose command line names `dir` (the daemons this test started there). */
-function processesUnder(dir: string): number[] {
-  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)
-    } catch {
-      return false
-    }
-  })
 }
 
 /** The layers: two lowers with files, a directory to be emptied and made again, and the names the
@@ -146,8 +135,8 @@ describe.skipIf(skipReason !== undefined)('rootless: layerfs in an unprivileged 
     if (fuseMode !== undefined) await chmod('/dev/fuse', fuseMode)
     if (base === undefined) return
     // A daemon that outlived its script (a failure half-way): it holds the namespace and the mount.
-    for (let i = 0; i < 50 && processesUnder(base).length > 0; i++) await new Promise((r) => setTimeout(r, 20))
-    for (const pid of processesUnder(base)) process.kill(pid, 'SIGKILL')
+    for (let i = 0; i < 50 && processesNaming(base).length > 0; i++) await new Promise((r) => setTimeout(r, 20))
+    for (const pid of processesNaming(base)) process.kill(pid, 'SIGKILL')
     await removeTempDir(base)
   })
 
@@ -165,8 +154,8 @@ describe.skipIf(skipReason !== undefined)('rootless: layerfs in an unprivileged 
     const r = await asRootlessUser(`set -e; M='${mnt}'; OUT='${out}'; ${mount}; trap '${unmount.replace(/'/g, `'\\''`)}' EXIT; ${OPS}`)
     expect(r.code, `${driver}: ${r.stderr}`).toBe(0)
     // The daemon goes once its mount is gone.
-    for (let i = 0; i < 100 && processesUnder(dir).length > 0; i++) await new Promise((res) => setTimeout(res, 20))
-    expect(processesUnder(dir), `${driver}: processes left`).toEqual([])
+    for (let i = 0; i < 100 && processesNaming(dir).length > 0; i++) await new Promise((res) => setTimeout(res, 20))
+    expect(processesNaming(dir), `${driver}: processes left`).toEqual([])
     return { merged: readFileSync(join(out, 'merged.txt'), 'utf8'), read: readFileSync(join(out, 'read.txt'), 'utf8'), upper: walkUpper(upper) }
   }
 
