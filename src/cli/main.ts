@@ -2,6 +2,8 @@
  * The `layerfs` command. With a subcommand it dispatches; otherwise the arguments are a mount command
  * line in fuse-overlayfs form (so `mount -t fuse.layerfs` and podman's mount_program work unchanged).
  */
+import { exitWith } from './exit.js'
+
 type Command = { run(args: string[]): Promise<number> }
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
@@ -49,10 +51,4 @@ async function main(argv: string[]): Promise<number> {
   return mount.run(argv)
 }
 
-main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code },
-  (err: unknown) => {
-    process.stderr.write(`layerfs: ${err instanceof Error ? err.message : String(err)}\n`)
-    process.exitCode = 1
-  },
-)
+exitWith(main(process.argv.slice(2)))

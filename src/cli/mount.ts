@@ -11,11 +11,11 @@
  * `usage: ...` (a bad command line, exit 2), and closes it. LAYERFS_DETACH=1 asks it to leave its
  * starter's session (setsid), as spawn's `detached` does for a child of Node.
  */
-import { openSync, writeSync, closeSync } from 'node:fs'
+import { closeSync, openSync, statSync, writeSync } from 'node:fs'
 import { lstat, stat } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { dirname, join, resolve } from 'node:path'
 import type { Daemon } from '../fuse/daemon.js'
+import { packageRoot } from '../sys/addon.js'
 import { type MountOptions, UsageError, parseMountArgs } from './mount-options.js'
 
 const READY_FD_ENV = 'LAYERFS_READY_FD'
@@ -112,7 +112,6 @@ async function serve(opts: MountOptions, starter: Starter): Promise<number> {
     })
     if (stopRequested) void daemon.stop()
     report('ready')
-    setImmediate(() => union.allocateCaches())
     await daemon.closed
     // Copy-ups answered before their flush are named before the daemon goes.
     union.flush()
@@ -171,9 +170,18 @@ export function daemonEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return rest
 }
 
+/** The daemon's entry point: the bundle the build makes (src/cli/daemon-main.ts), as bin/layerfs
+ *  chooses it, else main.js. */
+function daemonEntry(): string {
+  const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js')
+  const bundle = join(packageRoot(), 'dist', 'layerfs-daemon.cjs')
+  const mtime = (path: string): number => statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? -1
+  return mtime(bundle) >= mtime(main) ? bundle : main
+}
+
 async function daemonize(argv: string[], opts: MountOptions): Promise<number> {
   const { spawn } = await import('node:child_process') // not in the daemon: 8 ms of its start
-  const cli = fileURLToPath(new URL('./main.js', import.meta.url))
+  const cli = daemonEntry()
   const logFd = opts.log ? openSync(opts.log, 'a') : 'ignore'
   const child = spawn(process.execPath, [...DAEMON_V8_FLAGS, cli, ...argv, '-f'], {
     detached: true,

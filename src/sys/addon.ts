@@ -8,9 +8,10 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-// The compiled file sits at dist/src/sys/ and the source at src/sys/ (vitest runs it directly), so
-// the addon is found from the package root rather than from a fixed relative path.
-function packageRoot(): string {
+/** The package's root directory. The compiled file sits at dist/src/sys/, the source at src/sys/
+ *  (vitest runs it directly) and the daemon's bundle at dist/: files are found from the root
+ *  rather than by a fixed relative path. */
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url))
   while (!existsSync(join(dir, 'package.json'))) {
     const parent = dirname(dir)

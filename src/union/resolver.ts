@@ -15,6 +15,7 @@
  * store a stale answer.
  */
 import { LRUCache } from 'lru-cache'
+import { GrowingLru } from './growing-lru.js'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
 import { byteLength, type HostPath } from '../sys/names.js'
@@ -51,9 +52,8 @@ export interface ResolverStats {
 
 export class Resolver {
   readonly #layers: Layer[]
-  /** See #cache. */
-  #cacheLru: LRUCache<string, Cached> | undefined
-  readonly #maxEntries: number
+  /** The answers of lookups by merged path, negative ones included. */
+  readonly #cache: GrowingLru<string, Cached>
   /**
    * The names in lower layers' directories, by layer index and directory. A lower layer
    * never changes, so a set read once stays exact and needs no invalidation: a name it lacks costs
@@ -76,7 +76,7 @@ export class Resolver {
    * rename forgets both subtrees (invalidateTree); bounded, an evicted one is probed as any other.
    * Off for good once the union writes a `.wh.` file (markersWritten).
    */
-  #markerFreeLru: LRUCache<string, true> | undefined
+  readonly #markerFree = new GrowingLru<string, true>(MARKER_FREE_MAX)
   #markersWritten = false
   /** See probedStat. */
   #justProbed: Entry | undefined
@@ -86,30 +86,11 @@ export class Resolver {
 
   constructor(layers: Layer[], maxEntries: number) {
     this.#layers = layers
-    this.#maxEntries = Math.max(16, maxEntries)
-  }
-
-  /**
-   * The cache of answers, made at its first use or by allocate(). lru-cache allocates its slots
-   * up front: 100,000 entries took 15-20 ms here (page faults of two arrays of 0.8 MB), and the
-   * marker-free set half of that, both on the path of a mount until they were made late.
-   */
-  get #cache(): LRUCache<string, Cached> {
-    return this.#cacheLru ??= new LRUCache<string, Cached>({ max: this.#maxEntries })
-  }
-
-  get #markerFree(): LRUCache<string, true> {
-    return this.#markerFreeLru ??= new LRUCache<string, true>({ max: MARKER_FREE_MAX })
-  }
-
-  /** Makes the caches now, rather than at the first requests (see #cache). */
-  allocate(): void {
-    void this.#cache
-    void this.#markerFree
+    this.#cache = new GrowingLru<string, Cached>(Math.max(16, maxEntries))
   }
 
   get stats(): ResolverStats {
-    return { hits: this.#hits, misses: this.#misses, negativeHits: this.#negativeHits, size: this.#cacheLru?.size ?? 0, lowerDirs: this.#lowerNames.size }
+    return { hits: this.#hits, misses: this.#misses, negativeHits: this.#negativeHits, size: this.#cache.size, lowerDirs: this.#lowerNames.size }
   }
 
   /** The entry at `rel`, or undefined when nothing is there. Throws ENOTDIR when a parent is not a

@@ -143,12 +143,6 @@ export class Union {
     return new Union(core)
   }
 
-  /** Allocates the lookup caches now instead of at the first requests: a daemon does it once its
-   *  mount is up, off the path of the mount's latency. */
-  allocateCaches(): void {
-    this.#core.resolver.allocate()
-  }
-
   /** Flush and name every copy-up still waiting for its flush (flushBehind), on the calling thread. */
   flush(): void {
     this.#core.settleAll()

@@ -2,7 +2,7 @@
 // command line, readiness, clean unmounts, and one clear line for every bad input.
 import { execFile, spawn } from 'node:child_process'
 import { constants, existsSync } from 'node:fs'
-import { chmod, copyFile, lstat, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, lstat, mkdir, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { MountSet, findMount, fuseAvailable, isMounted, mountFuse, runCmd } from '../helpers/mount.js'
@@ -13,9 +13,11 @@ import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 const CLI = resolve('bin/layerfs.js')
 /** The installed command: a shell script that starts the daemon itself (one Node start, not two). */
 const LAUNCHER = resolve('bin/layerfs')
+/** The daemon's entry point as the build bundles it (src/cli/daemon-main.ts). */
+const BUNDLE = resolve('dist/layerfs-daemon.cjs')
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping mount tests: ${fuse.reason}`)
-if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
+if (fuse.ok && !existsSync(BUNDLE)) throw new Error('build first: npm run build')
 
 type Outcome = { code: number | null; stdout: string; stderr: string }
 
@@ -188,11 +190,12 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     expect(h.daemonPids).toHaveLength(1)
     const pid = h.daemonPids[0]!
     const statLine = await readFile(`/proc/${pid}/stat`, 'utf8')
-    const stat = statLine.slice(statLine.lastIndexOf(')') + 2).split(' ')
-    expect(Number(stat[1]), 'parent: the command has gone, the daemon is init\'s').toBe(1)
-    expect(Number(stat[3]), 'session: its own').toBe(pid)
+    const fields = statLine.slice(statLine.lastIndexOf(')') + 2).split(' ')
+    expect(Number(fields[1]), 'parent: the command has gone, the daemon is init\'s').toBe(1)
+    expect(Number(fields[3]), 'session: its own').toBe(pid)
     const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')
     expect(cmdline.slice(1, 1 + DAEMON_V8_FLAGS.length)).toEqual(DAEMON_V8_FLAGS)
+    expect(cmdline[1 + DAEMON_V8_FLAGS.length], 'the bundled daemon').toBe(BUNDLE)
     const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')
     expect(environ).toContain('LAYERFS_PROBE=kept')
     expect(environ.filter((e) => e.startsWith('NODE_EXTRA_CA_CERTS='))).toEqual([])
@@ -200,6 +203,29 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     await writeFile(join(mnt, 'base'), 'changed\n')
     await mounts.unmount(h)
     expect(await readFile(join(upper, 'base'), 'utf8')).toBe('changed\n')
+  })
+
+  it('starts the daemon from the compiled modules when the bundle is older than them (tsc was run alone), through Node and through the installed command', async () => {
+    const { mtime } = await stat(BUNDLE)
+    const main = resolve('dist/src/cli/main.js')
+    try {
+      await utimes(BUNDLE, mtime, new Date((await stat(main)).mtimeMs - 3_600_000))
+      for (const command of [LAUNCHER, process.execPath]) {
+        await fresh()
+        const args = ['-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt]
+        const h = mounts.add(await mountFuse(command === LAUNCHER ? [LAUNCHER, ...args] : [process.execPath, CLI, ...args], mnt))
+        const cmdline = (await readFile(`/proc/${h.daemonPids[0]!}/cmdline`, 'utf8')).split('\0')
+        expect(cmdline[1 + DAEMON_V8_FLAGS.length], command).toBe(main)
+        expect((await readdir(mnt)).sort()).toEqual(['base', 'etc-hosts'])
+        await mounts.unmount(h)
+      }
+    } finally {
+      await utimes(BUNDLE, mtime, mtime)
+    }
+    // Current again: both commands start the bundle.
+    await fresh()
+    const h = mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    expect((await readFile(`/proc/${h.daemonPids[0]!}/cmdline`, 'utf8')).split('\0')[1 + DAEMON_V8_FLAGS.length]).toBe(BUNDLE)
   })
 
   it('hands subcommands and help to Node: the installed command knows the subcommands main.ts knows', async () => {
