@@ -7,6 +7,9 @@
 import type { HostPath } from '../sys/names.js'
 import { lgetxattrSync } from '../sys/native.js'
 
+/** An object's access ACL (beyond its mode bits). */
+export const ACCESS_ACL = 'system.posix_acl_access'
+
 /** A directory's default ACL: what objects made in it inherit. */
 export const DEFAULT_ACL = 'system.posix_acl_default'
 

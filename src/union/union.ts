@@ -14,12 +14,13 @@ import { join, relative, resolve, sep } from 'node:path'
 import { layerRoot, readMountinfo } from '../layers/held-root.js'
 import { Layer, joinPath, relPath, splitPath } from '../layers/layer.js'
 import type { HostPath } from '../sys/names.js'
-import { ST, prefetch, readlinkSync, type TimeNs } from '../sys/native.js'
+import { ST, lremovexattrSync, prefetch, readlinkSync, type TimeNs } from '../sys/native.js'
+import { ACCESS_ACL, DEFAULT_ACL } from './acl.js'
 import * as attrs from './attrs.js'
 import { Stager } from './copy-up.js'
 import { Core, type Counters } from './core.js'
 import { type Entry, inUpper } from './entry.js'
-import { fsError } from './errors.js'
+import { fsError, isCode } from './errors.js'
 import * as files from './files.js'
 import type { Handle } from './handles.js'
 import * as names from './namespace.js'
@@ -103,6 +104,21 @@ function dotAttr(ino: number): attrs.Attr {
 /** The work directory's scratch area; the same name overlayfs uses, so either can clean up after the other. */
 const WORK_SUBDIR = 'work'
 
+/**
+ * A default ACL on the work directory is inherited by the scratch area made in it, and from there,
+ * as an access ACL, by every copy made in it: a copied-up file gained entries its lower file never
+ * had. overlayfs removes both ACLs from its work directory when it makes it; so does this.
+ */
+function dropAcls(dir: HostPath): void {
+  for (const name of [DEFAULT_ACL, ACCESS_ACL]) {
+    try {
+      lremovexattrSync(dir, name)
+    } catch (err) {
+      if (!isCode(err, 'ENODATA', 'EOPNOTSUPP', 'ENOTSUP')) throw err
+    }
+  }
+}
+
 export class Union {
   readonly #core: Core
   /** See UnionStats.prefetched. */
@@ -132,6 +148,7 @@ export class Union {
       // Leftovers of an interrupted copy-up or removal: never visible, safe to drop.
       await rm(scratch, { recursive: true, force: true })
       await mkdir(scratch, { mode: 0o700 })
+      dropAcls(scratch)
       stager = new Stager(scratch, options.fsync ?? true)
       layers.push(new Layer(upper, 0, true))
     }
