@@ -23,6 +23,7 @@ import { fsError, isCode } from './errors.js'
 import { Handles } from './handles.js'
 import { Resolver } from './resolver.js'
 import { type Staged, Stager } from './copy-up.js'
+import { Trash } from './trash.js'
 
 /** What a copy-up must bring: true the data too; false an empty file (O_TRUNC, truncate to 0);
  *  'meta' what a change of metadata needs (chmod, chown, utimens, xattrs, rename), which with
@@ -71,6 +72,7 @@ export class Core {
   readonly handles = new Handles()
   readonly counters: Counters = { copyUps: 0, copyUpBytes: 0, copyUpMs: 0, whiteouts: 0, lostCopies: 0 }
   readonly #stager: Stager | undefined
+  #trash: Trash | undefined
   /** Data copy-ups in flight, by path: concurrent openers of one file share one copy. */
   readonly #inflight = new Map<string, Promise<Entry>>()
   /** See Union.onAttrChange. */
@@ -120,6 +122,11 @@ export class Core {
   /** st_dev of the upper layer, where every new file is made. */
   get upperDev(): number {
     return (this.#upperDev ??= lstatSync(this.requireUpper().path('')).dev)
+  }
+
+  /** Where removed upper directories wait to be deleted (see Trash). */
+  get trash(): Trash {
+    return this.#trash ??= new Trash(() => this.stager.tempPath())
   }
 
   get stager(): Stager {

@@ -9,7 +9,7 @@
  * directory that exists in a lower layer cannot be renamed (EXDEV, as overlayfs without redirect_dir):
  * tools such as mv then copy and delete.
  */
-import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
 import { splitPath } from '../layers/layer.js'
 import { WHITEOUT_PREFIX, isWhiteoutMode } from '../layers/whiteout.js'
 import { byteLength, hostBytes, hostJoin, hostPath, type HostPath } from '../sys/names.js'
@@ -218,7 +218,7 @@ export function rmdir(core: Core, rel: string): void {
   const lowerHas = core.resolver.lowerHas(entry)
   // Nothing below to hide and nothing inside: the directory simply goes (most rmdirs, as in rm -rf
   // of what was made through the mount). Otherwise the merged view decides whether it is empty.
-  if (!lowerHas && inUpper(entry) && removedIfEmpty(upper.path(rel))) {
+  if (!lowerHas && inUpper(entry) && core.trash.removeDir(upper.path(rel))) {
     core.resolver.setFree(rel)
     return
   }
@@ -448,16 +448,6 @@ function removeMarker(core: Core, rel: string): void {
   if (marker) unlinkSync(marker)
 }
 
-/** rmdir, false when the directory still holds something (to a user, perhaps only whiteouts). */
-function removedIfEmpty(path: HostPath): boolean {
-  try {
-    rmdirSync(path)
-    return true
-  } catch (err) {
-    if (isCode(err, 'ENOTEMPTY', 'EEXIST')) return false
-    throw err
-  }
-}
 
 function readdirSafe(path: HostPath): string[] {
   try {

@@ -160,9 +160,11 @@ export class Union {
     return new Union(core)
   }
 
-  /** Flush and name every copy-up still waiting for its flush (flushBehind), on the calling thread. */
+  /** Flush and name every copy-up still waiting for its flush (flushBehind), and delete the removed
+   *  directories still set aside (Trash), on the calling thread: the daemon does it as it exits. */
   flush(): void {
     this.#core.settleAll()
+    if (this.#core.upper) this.#core.trash.emptySync()
   }
 
   /** The relative path of `path`, with any deferred copy-up at it named first (see Core.#defer): for

@@ -71,6 +71,7 @@ echo more >> deep/er/x
 ln -s e/new sl2
 mkdir -p n/o
 echo made > n/o/p
+mkdir -p q/r && chmod 0 q/r && rmdir q/r && rmdir q
 rm sl
 find . | sort | while read -r p; do
   if [ -L "$p" ]; then echo "$p link $(readlink "$p")"

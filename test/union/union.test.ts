@@ -430,6 +430,39 @@ describe('whiteouts and opaque directories', () => {
     expect((await s.union.getattr('/d')).nlink).toBe(2)
   })
 
+  it('removes upper-only directories by setting them aside in the work directory, deleted once idle or at flush', async () => {
+    const s = await stack([{ 'low/f': 'f' }])
+    const scratch = join(s.work, 'work')
+    for (const d of ['/new', '/new/a', '/new/b', '/low/sub']) await s.union.mkdir(d, 0o755)
+    const aside = (): string[] => readdirSync(scratch).filter((name) => name.startsWith('#lfs-'))
+    const before = aside().length
+    // Not empty on disk: refused, as rmdir(2) refuses, and nothing is moved.
+    await s.union.mknod('/new/b/f', 0o100644, 0)
+    await expect(s.union.rmdir('/new/b')).rejects.toMatchObject({ code: 'ENOTEMPTY' })
+    expect(aside().length).toBe(before)
+    await s.union.unlink('/new/b/f')
+    const parentLinks = (await lstat(join(s.upper, 'new'))).nlink
+    for (const d of ['/new/a', '/new/b', '/low/sub']) await s.union.rmdir(d)
+    // Gone from the upper layer and the merged view at once; waiting in the scratch area.
+    expect(await readdir(join(s.upper, 'new'))).toEqual([])
+    expect(await s.union.readdir('/new')).toEqual([])
+    expect(await s.union.readdir('/low')).toEqual(['f'])
+    expect((await lstat(join(s.upper, 'new'))).nlink).toBe(parentLinks - 2)
+    expect(aside().length).toBe(before + 3)
+    // A name removed can be made again at once.
+    await s.union.mkdir('/new/a', 0o700)
+    expect(((await lstat(join(s.upper, 'new', 'a'))).mode & 0o777).toString(8)).toBe('700')
+    // Deleted once no rmdir came for a while.
+    for (let i = 0; i < 100 && aside().length > before; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(aside().length).toBe(before)
+    // Or at the flush a daemon makes as it exits.
+    await s.union.rmdir('/new/a')
+    await s.union.rmdir('/new')
+    expect(aside().length).toBe(before + 2)
+    s.union.flush()
+    expect(aside().length).toBe(before)
+  })
+
   it('refuses rmdir of a directory with visible children', async () => {
     const s = await stack([{ 'd/a': 'a' }])
     await expect(s.union.rmdir('/d')).rejects.toMatchObject({ code: 'ENOTEMPTY' })
