@@ -50,7 +50,15 @@ export class Trash {
     }
     if (names.length > 0) return false
     const aside = this.#tempPath()
-    renameSync(path, aside)
+    try {
+      renameSync(path, aside)
+    } catch (err) {
+      // Moving a directory to another parent rewrites its '..': it needs write permission on the
+      // directory itself, which rmdir does not (a directory of mode 0555, to a daemon without
+      // CAP_DAC_OVERRIDE).
+      if (isCode(err, 'EACCES', 'EPERM')) return removedIfEmpty(path)
+      throw err
+    }
     this.#pending.push(aside)
     if (this.#timer) this.#timer.refresh()
     else this.#timer = setTimeout(() => void this.#drain(), IDLE_MS).unref()

@@ -3,8 +3,8 @@
 // opaque with user.overlay.opaque (overlayfs's userxattr form) instead, and still hides what lies
 // below. The union runs in a child process whose capabilities exclude CAP_SYS_ADMIN (setpriv).
 import { execFileSync } from 'node:child_process'
-import { existsSync, lstatSync } from 'node:fs'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { existsSync, lstatSync, readdirSync } from 'node:fs'
+import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { lgetxattr } from '../../src/sys/native.js'
@@ -85,5 +85,28 @@ describe.skipIf(!root || !hasSetpriv)('a union without CAP_SYS_ADMIN', () => {
     expect(existsSync(join(upper, 'd/.wh.a'))).toBe(true)
     // A rename leaves the kernel's whiteout (RENAME_WHITEOUT makes it, no mknod call).
     expect(lstatSync(join(upper, 'd/b')).isCharacterDevice()).toBe(true)
+  })
+
+  // rmdir sets an empty directory aside in the work directory (src/union/trash.ts), which needs
+  // what rmdir does not: reading it (to find it empty) and writing it (its '..' changes). A daemon
+  // of an ordinary user, with no capability, removes such directories all the same.
+  it('removes its own directories of modes 0555 and 0 as an ordinary user', async () => {
+    const base = join(dir, 'plain-user')
+    const [lower, upper, work] = ['lower', 'upper', 'work'].map((d) => join(base, d)) as [string, string, string]
+    for (const d of [lower, upper, work]) await mkdir(d, { recursive: true })
+    await chmod(dir, 0o755)
+    execFileSync('chown', ['-R', '1000:1000', base])
+    const out = unprivileged([lower], upper, work, `
+      for (const [name, mode] of [['ro', 0o555], ['none', 0o000], ['plain', 0o755]]) {
+        await u.mkdir('/' + name, 0o755)
+        await u.chmod('/' + name, mode)
+        await u.rmdir('/' + name)
+      }
+      u.flush()
+      console.log(JSON.stringify(await u.readdir('/')))
+    `, '{}', ['setpriv', '--reuid=1000', '--regid=1000', '--clear-groups'])
+    expect(JSON.parse(out)).toEqual([])
+    expect(readdirSync(upper)).toEqual([])
+    expect(readdirSync(join(work, 'work'))).toEqual([])
   })
 })
