@@ -448,7 +448,6 @@ function removeMarker(core: Core, rel: string): void {
   if (marker) unlinkSync(marker)
 }
 
-
 function readdirSafe(path: HostPath): string[] {
   try {
     return listNamesSync(path)

@@ -15,7 +15,6 @@
  * store a stale answer.
  */
 import { LRUCache } from 'lru-cache'
-import { GrowingLru } from './growing-lru.js'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, hasOpaqueXattr, isWhiteoutMode, markerAt } from '../layers/whiteout.js'
 import { byteLength, type HostPath } from '../sys/names.js'
@@ -23,6 +22,7 @@ import { ST, ST_FIELDS, listNamesSync, lstatIfAny } from '../sys/native.js'
 import { type Entry, type Kind, NO_LAYERS, kindOfMode } from './entry.js'
 import type { LayerListing, Listings } from './readdir.js'
 import { fsError } from './errors.js'
+import { GrowingLru } from './growing-lru.js'
 
 /** Stands for "no such name" in the cache (lru-cache values cannot be undefined). */
 const MISSING = Object.freeze({ missing: true as const })
