@@ -173,8 +173,9 @@ export function daemonEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 /** The daemon's entry point: the bundle the build makes (src/cli/daemon-main.ts), as bin/layerfs
  *  chooses it, else main.js. */
 function daemonEntry(): string {
-  const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js')
-  const bundle = join(packageRoot(), 'dist', 'layerfs-daemon.cjs')
+  const dist = join(packageRoot(), 'dist')
+  const main = join(dist, 'src', 'cli', 'main.js')
+  const bundle = join(dist, 'layerfs-daemon.cjs')
   const mtime = (path: string): number => statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? -1
   return mtime(bundle) >= mtime(main) ? bundle : main
 }

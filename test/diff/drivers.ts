@@ -2,7 +2,7 @@
 // options and returns once the FUSE mount is live.
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { mountFuse, mountOverlay, type MountHandle } from '../helpers/mount.js'
+import { LAYERFS_COMMAND as LAYERFS, mountFuse, mountOverlay, type MountHandle } from '../helpers/mount.js'
 
 /** 'kernel' (kernel vs kernel) is a self-check of the harness: every scenario must come out equal.
  *  'layerfs-fuse-native' is layerfs served by its second bridge (bridge=fuse-native, libfuse 2). */
@@ -27,8 +27,6 @@ export interface Driver {
 }
 
 export const REPO = resolve(import.meta.dirname, '../..')
-/** The installed command: a shell script that starts the daemon itself (bin/layerfs). */
-const LAYERFS = resolve(REPO, 'bin/layerfs')
 
 function fuseOptions(d: LayerDirs): string {
   const o = [`lowerdir=${d.lowers.join(':')}`]

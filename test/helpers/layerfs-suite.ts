@@ -2,13 +2,11 @@
 // for the block, every mount undone after each test (failed or not), and a stack builder.
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, readFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll } from 'vitest'
-import { MountSet, mountFuse } from './mount.js'
+import { LAYERFS_COMMAND as CLI, MountSet, mountFuse } from './mount.js'
 import { makeTempDir, removeTempDir } from './tmp.js'
 
-/** The installed command (a shell script that starts the daemon itself). */
-const CLI = resolve('bin/layerfs')
 
 /**
  * A file of a live mount's upper layer, read once it is there. layerfs names a copy-up once its data

@@ -12,6 +12,10 @@ import { resolve } from 'node:path'
 import { describeCmd as describe, runCmd } from './exec.js'
 import { decodeMountPath, makeTempDir, removeTempDir } from './tmp.js'
 
+/** The installed `layerfs` command, bin/layerfs: a shell script that starts the daemon itself (one
+ *  Node start); what container tools run, and what the mount tests run. */
+export const LAYERFS_COMMAND = resolve(import.meta.dirname, '../../bin/layerfs')
+
 export { runCmd } from './exec.js'
 export type { CmdResult } from './exec.js'
 

@@ -7,13 +7,13 @@
  */
 import { execFile, execFileSync } from 'node:child_process'
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { run as commit } from '../../src/cli/commands/commit.js'
 import { mknod } from '../../src/sys/native.js'
 import { makeTar, ociLayoutFiles, runCli, tempDir, writeFilesToDir } from './fixtures.js'
-import { readMountInfo } from '../helpers/mount.js'
+import { LAYERFS_COMMAND, readMountInfo } from '../helpers/mount.js'
 import { mountsUnder } from '../helpers/tmp.js'
 
 const exec = promisify(execFile)
@@ -66,7 +66,7 @@ describe.skipIf(!hasPodman || !root)('layerfs as podman\'s mount_program', () =>
     // A private overlay store whose mounts go through layerfs, as `mount_program` in storage.conf.
     const storage = [
       '--root', join(t.dir, 'root'), '--runroot', join(t.dir, 'run'), '--storage-driver', 'overlay',
-      '--storage-opt', `overlay.mount_program=${resolve('bin/layerfs')}`,
+      '--storage-opt', `overlay.mount_program=${LAYERFS_COMMAND}`,
     ]
     podman = async (...args) => (await exec('podman', [...storage, ...args], { timeout: 60_000 })).stdout
   })

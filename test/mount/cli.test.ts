@@ -5,14 +5,12 @@ import { constants, existsSync } from 'node:fs'
 import { chmod, copyFile, lstat, mkdir, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { MountSet, findMount, fuseAvailable, isMounted, mountFuse, runCmd } from '../helpers/mount.js'
+import { LAYERFS_COMMAND as LAUNCHER, MountSet, findMount, fuseAvailable, isMounted, mountFuse, runCmd } from '../helpers/mount.js'
 import { mknodSync } from '../../src/sys/native.js'
 import { DAEMON_V8_FLAGS } from '../../src/cli/mount.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 
 const CLI = resolve('bin/layerfs.js')
-/** The installed command: a shell script that starts the daemon itself (one Node start, not two). */
-const LAUNCHER = resolve('bin/layerfs')
 /** The daemon's entry point as the build bundles it (src/cli/daemon-main.ts). */
 const BUNDLE = resolve('dist/layerfs-daemon.cjs')
 const fuse = fuseAvailable()

@@ -13,14 +13,12 @@ import { describe, expect, it } from 'vitest'
 import { lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
 import { statsOf } from '../helpers/daemon-stats.js'
 import { mountFrame } from '../helpers/layerfs-suite.js'
-import { fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
+import { LAYERFS_COMMAND as CLI, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
 
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping getattr-in-C tests: ${fuse.reason}`)
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
 
-/** The installed command (a shell script that starts the daemon itself). */
-const CLI = resolve('bin/layerfs')
 /** A version-2 file capability granting cap_net_raw (bit 13), permitted and effective. */
 const CAP = Buffer.from([1, 0, 0, 2, 0x00, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
 const SMALL = ['append', 'xattr', 'linked', 'renamed', 'remade', 'truncated', 'chmodded', 'written', 'kept']

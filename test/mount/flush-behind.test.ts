@@ -9,7 +9,7 @@ import { lstat, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { mountFrame } from '../helpers/layerfs-suite.js'
-import { fuseAvailable, mountFuse, mountOverlay, overlayAvailable } from '../helpers/mount.js'
+import { LAYERFS_COMMAND as CLI, fuseAvailable, mountFuse, mountOverlay, overlayAvailable } from '../helpers/mount.js'
 
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping flush_behind mount tests: ${fuse.reason}`)
@@ -17,8 +17,6 @@ const overlay = overlayAvailable()
 if (fuse.ok && !overlay.ok) console.warn(`skipping the flush_behind comparison with kernel overlayfs: ${overlay.reason}`)
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
 
-/** The installed command (a shell script that starts the daemon itself). */
-const CLI = resolve('bin/layerfs')
 const DIRS = 12
 const FILES = 25
 

@@ -9,7 +9,7 @@ import { chmod, chown, mkdir, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { mountFrame } from '../helpers/layerfs-suite.js'
-import { fuseAvailable, mountFuse } from '../helpers/mount.js'
+import { LAYERFS_COMMAND as CLI, fuseAvailable, mountFuse } from '../helpers/mount.js'
 
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping id mapping tests: ${fuse.reason}`)
@@ -17,8 +17,6 @@ if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('bu
 const hasFo = (process.env.PATH ?? '').split(':').some((p) => p !== '' && existsSync(`${p}/fuse-overlayfs`))
 if (fuse.ok && !hasFo) console.warn('id mapping tests: fuse-overlayfs is not installed, layerfs is checked against the recorded expectations only')
 
-/** The installed command (a shell script that starts the daemon itself). */
-const CLI = resolve('bin/layerfs')
 
 interface Outcome {
   /** Owners shown before any change. */

@@ -11,10 +11,9 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { lgetxattrSync, major, minor } from '../../src/sys/native.js'
 import { runCmd } from '../helpers/exec.js'
-import { fuseAvailable, processesNaming } from '../helpers/mount.js'
+import { LAYERFS_COMMAND as LAYERFS, fuseAvailable, processesNaming } from '../helpers/mount.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 
-const LAYERFS = resolve('bin/layerfs')
 /** The unprivileged user the script runs as (it needs no passwd entry). */
 const UID = 1000
 
