@@ -15,7 +15,7 @@
  * is therefore reached through a mount of the same filesystem that shows its ids as stored, when
  * there is one, and checked to be the same directory; else it is held as above.
  */
-import { constants, lstatSync, openSync, readFileSync } from 'node:fs'
+import { closeSync, constants, lstatSync, openSync, readFileSync } from 'node:fs'
 
 /** The root to address `dir` (a real path) by: `dir` itself unless it is on an idmapped mount; there,
  *  with `unmapped`, the same directory through a mount that does not map its ids, when one reaches
@@ -28,6 +28,14 @@ export function layerRoot(dir: string, mountinfo = readMountinfo(), unmapped = f
   if (plain !== undefined) return plain
   const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY)
   return `/proc/self/fd/${fd}`
+}
+
+const HELD = /^\/proc\/self\/fd\/(\d+)$/
+
+/** Close the descriptor behind a root layerRoot returned held; nothing for any other root. */
+export function releaseRoot(root: string): void {
+  const held = HELD.exec(root)
+  if (held) closeSync(Number(held[1]))
 }
 
 /** One line of mountinfo(5): the filesystem (major:minor), the directory of it mounted (`root`),

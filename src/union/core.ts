@@ -89,8 +89,8 @@ export class Core {
   readonly #deferred = new Map<string, Deferred>()
   /** The deferred copies that carry a rename, by old name (see deferMove). */
   readonly #movedFrom = new Map<string, Deferred>()
-  /** A syncfs for deferred copies is running. */
-  #flushing = false
+  /** A syncfs for deferred copies is running: its end, with the copies it covered named. */
+  #flushing: Promise<void> | undefined
   /** Cancels the wait before the next syncfs, when one is scheduled. */
   #cancelFlush: (() => void) | undefined
   /** The upper layer's root, open for syncfs. */
@@ -363,13 +363,12 @@ export class Core {
   #flush(): void {
     const batch = [...this.#deferred.values()]
     if (batch.length === 0) return
-    this.#flushing = true
-    syncfs(this.#upperFd!).then(
+    this.#flushing = syncfs(this.#upperFd!).then(
       () => { for (const copy of batch) copy.flushed = true },
       // Left unflushed: each copy gets an fsync of its own when linked, and fails alone.
       () => undefined,
     ).finally(() => {
-      this.#flushing = false
+      this.#flushing = undefined
       for (const { dirs, copies } of byDirectories(batch)) {
         if (copies.length === 1) this.#linkFlushed(copies[0]!)
         else this.#keepingTimes(dirs, () => { for (const copy of copies) this.#linkFlushed(copy, false) })
@@ -470,6 +469,18 @@ export class Core {
   /** Link every deferred copy now: before the daemon exits. */
   settleAll(): void {
     this.settle('', true)
+  }
+
+  /** Name every deferred copy, let a syncfs still running end, and close what the core holds open:
+   *  the handles callers left open and the upper layer's root. See Union.close. */
+  async close(): Promise<void> {
+    this.settleAll()
+    this.#cancelFlush?.()
+    this.#cancelFlush = undefined
+    await this.#flushing
+    this.handles.closeAll()
+    if (this.#upperFd !== undefined) closeSync(this.#upperFd)
+    this.#upperFd = undefined
   }
 
   /** Name a deferred copy, after an fsync unless a syncfs covered it. A copy that cannot be flushed

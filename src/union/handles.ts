@@ -150,6 +150,18 @@ export class Handles {
     return handle
   }
 
+  /** Close every handle still open, and forget them all (the union is closing). */
+  closeAll(): void {
+    this.#slots.forEach((handle, slot) => {
+      if (!handle) return
+      handle.close()
+      this.#slots[slot] = undefined
+      this.#free.push(slot)
+    })
+    this.#size = 0
+    this.#lower.clear()
+  }
+
   /** `path` was copied up to `upperPath`: move its lower readers onto the copy. `follow`: upperPath
    *  is a /proc/self/fd link to a copy without a name yet (Core.defer). */
   promote(path: string, upperPath: HostPath, follow = false): void {

@@ -23,7 +23,8 @@ export class Trash {
   readonly #tempPath: () => HostPath
   readonly #pending: HostPath[] = []
   #timer: NodeJS.Timeout | undefined
-  #draining = false
+  /** The deletion running on the thread pool. */
+  #draining: Promise<void> | undefined
 
   /** `tempPath`: a fresh name in the scratch area, on the upper layer's filesystem. */
   constructor(tempPath: () => HostPath) {
@@ -61,8 +62,14 @@ export class Trash {
     }
     this.#pending.push(aside)
     if (this.#timer) this.#timer.refresh()
-    else this.#timer = setTimeout(() => void this.#drain(), IDLE_MS).unref()
+    else this.#timer = setTimeout(() => this.#drain(), IDLE_MS).unref()
     return true
+  }
+
+  /** Deletes what waits, now, and lets a deletion running on the thread pool end (Union.close). */
+  async close(): Promise<void> {
+    this.emptySync()
+    await this.#draining
   }
 
   /** Deletes what waits, now (the daemon's exit). */
@@ -78,17 +85,13 @@ export class Trash {
     }
   }
 
-  async #drain(): Promise<void> {
+  #drain(): void {
     this.#timer = undefined
-    if (this.#draining) return
-    this.#draining = true
-    try {
+    this.#draining ??= (async () => {
       for (let path = this.#pending.shift(); path !== undefined; path = this.#pending.shift()) {
         await rmdir(path).catch(() => undefined) // left to the next mount
       }
-    } finally {
-      this.#draining = false
-    }
+    })().finally(() => { this.#draining = undefined })
   }
 }
 

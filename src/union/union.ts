@@ -11,7 +11,7 @@
 import { constants, statfsSync } from 'node:fs'
 import { mkdir, readdir, realpath, rm, stat } from 'node:fs/promises'
 import { join, relative, resolve, sep } from 'node:path'
-import { layerRoot, readMountinfo } from '../layers/held-root.js'
+import { layerRoot, readMountinfo, releaseRoot } from '../layers/held-root.js'
 import { Layer, joinPath, relPath, splitPath } from '../layers/layer.js'
 import type { HostPath } from '../sys/names.js'
 import { ST, lremovexattrSync, prefetch, readlinkSync, type TimeNs } from '../sys/native.js'
@@ -165,6 +165,17 @@ export class Union {
   flush(): void {
     this.#core.settleAll()
     if (this.#core.upper) this.#core.trash.emptySync()
+  }
+
+  /** Flush as `flush` does, let the deletions and the syncfs still running end, and close every
+   *  descriptor the union holds: the handles left open, the upper layer's root, the layers held
+   *  open. For a program that uses a union in-process and then unmounts or removes its layers (the
+   *  daemon exits instead). The union is not to be used afterwards. */
+  async close(): Promise<void> {
+    this.#core.settleAll()
+    if (this.#core.upper) await this.#core.trash.close()
+    await this.#core.close()
+    for (const layer of this.#core.layers) releaseRoot(layer.root)
   }
 
   /** The relative path of `path`, with any deferred copy-up at it named first (see Core.#defer): for

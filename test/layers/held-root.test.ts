@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { layerRoot, onIdmappedMount } from '../../src/layers/held-root.js'
+import { layerRoot, onIdmappedMount, releaseRoot } from '../../src/layers/held-root.js'
 
 const MOUNTINFO = [
   '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw',
@@ -26,12 +26,17 @@ describe('held layer roots', () => {
     expect(onIdmappedMount('/anything', '')).toBe(false)
   })
 
-  it('addresses an idmapped layer through a descriptor that reaches the same directory', () => {
+  it('addresses an idmapped layer through a descriptor that reaches the same directory, until released', () => {
     const dir = process.cwd()
     expect(layerRoot(dir, '')).toBe(dir)
     const held = layerRoot(dir, `1 0 0:1 / / rw,idmapped - ext4 x rw`)
     expect(held).toMatch(/^\/proc\/self\/fd\/\d+$/)
     expect(statSync(held).ino).toBe(statSync(dir).ino)
+    releaseRoot(held)
+    expect(() => statSync(held)).toThrow(expect.objectContaining({ code: 'ENOENT' }))
+    // A root that is not held has nothing to release.
+    releaseRoot(dir)
+    expect(statSync(dir).isDirectory()).toBe(true)
   })
 
   it('reaches an idmapped layer through a mount that maps no ids, when asked and when it is the same directory', () => {
@@ -43,19 +48,25 @@ describe('held layer roots', () => {
       mkdirSync(join(t, 'other/layer'), { recursive: true })
       symlinkSync(join(t, 'real'), join(t, 'alias'))
       const dir = join(t, 'alias/layer')
+      const roots: string[] = []
+      const layerRootOf = (...args: Parameters<typeof layerRoot>): string => {
+        roots.push(layerRoot(...args))
+        return roots.at(-1)!
+      }
       const info = (root: string): string => [
         '22 1 254:0 / / rw,relatime - ext4 /dev/vda rw',
         `45 22 254:0 ${root} ${join(t, 'alias')} rw,relatime,idmapped - ext4 /dev/vda rw`,
       ].join('\n')
-      expect(layerRoot(dir, info(join(t, 'real')), true)).toBe(join(t, 'real/layer'))
+      expect(layerRootOf(dir, info(join(t, 'real')), true)).toBe(join(t, 'real/layer'))
       // Not asked: held, as before.
-      expect(layerRoot(dir, info(join(t, 'real')), false)).toMatch(/^\/proc\/self\/fd\/\d+$/)
+      expect(layerRootOf(dir, info(join(t, 'real')), false)).toMatch(/^\/proc\/self\/fd\/\d+$/)
       // The way mountinfo gives leads to another directory (or to none): held.
-      expect(layerRoot(dir, info(join(t, 'other')), true)).toMatch(/^\/proc\/self\/fd\/\d+$/)
-      expect(layerRoot(dir, info(join(t, 'gone')), true)).toMatch(/^\/proc\/self\/fd\/\d+$/)
+      expect(layerRootOf(dir, info(join(t, 'other')), true)).toMatch(/^\/proc\/self\/fd\/\d+$/)
+      expect(layerRootOf(dir, info(join(t, 'gone')), true)).toMatch(/^\/proc\/self\/fd\/\d+$/)
       // Only other idmapped mounts of the filesystem, or mounts of another one: held.
-      expect(layerRoot(dir, info(join(t, 'real')).replace('22 1 254:0 / / rw,relatime', '22 1 254:0 / / rw,idmapped'), true)).toMatch(/^\/proc\/self\/fd\/\d+$/)
-      expect(layerRoot(dir, info(join(t, 'real')).replace('22 1 254:0', '22 1 254:9'), true)).toMatch(/^\/proc\/self\/fd\/\d+$/)
+      expect(layerRootOf(dir, info(join(t, 'real')).replace('22 1 254:0 / / rw,relatime', '22 1 254:0 / / rw,idmapped'), true)).toMatch(/^\/proc\/self\/fd\/\d+$/)
+      expect(layerRootOf(dir, info(join(t, 'real')).replace('22 1 254:0', '22 1 254:9'), true)).toMatch(/^\/proc\/self\/fd\/\d+$/)
+      for (const root of roots) releaseRoot(root)
     } finally {
       rmSync(t, { recursive: true, force: true })
     }

@@ -463,6 +463,30 @@ describe('whiteouts and opaque directories', () => {
     expect(aside().length).toBe(before)
   })
 
+  it('close names deferred copies, deletes what waits, and lets go of every descriptor', async () => {
+    const s = await stack([{ 'big': 'x'.repeat(4096), 'small': 'lower', 'd/': '' }], {}, { flushBehind: true })
+    const held = (): string[] => readdirSync('/proc/self/fd').flatMap((fd) => {
+      try {
+        const target = readlinkSync(`/proc/self/fd/${fd}`)
+        return target.startsWith(s.dir) ? [target] : []
+      } catch {
+        return [] // the directory's own descriptor, closed by now
+      }
+    })
+    expect(held()).toEqual([])
+    // A copy answered before its flush, a handle never released, a directory set aside.
+    await s.union.chmod('/small', 0o600)
+    const fh = await s.union.open('/big', constants.O_RDONLY)
+    expect(await s.union.read(fh, Buffer.alloc(8), 8, 0)).toBe(8)
+    await s.union.mkdir('/new', 0o755)
+    await s.union.rmdir('/new')
+    expect(held().length).toBeGreaterThan(0)
+    await s.union.close()
+    expect(held()).toEqual([])
+    expect(((await lstat(join(s.upper, 'small'))).mode & 0o777).toString(8)).toBe('600')
+    expect(readdirSync(join(s.work, 'work')).filter((name) => name.startsWith('#lfs-'))).toEqual([])
+  })
+
   it('refuses rmdir of a directory with visible children', async () => {
     const s = await stack([{ 'd/a': 'a' }])
     await expect(s.union.rmdir('/d')).rejects.toMatchObject({ code: 'ENOTEMPTY' })
