@@ -429,11 +429,16 @@ export class LowLevelBridge {
     return true
   }
 
-  /** The node's anchor (see #anchors), opened if it has none: the node must still have its name. */
+  /** The node's anchor (see #anchors), opened if it has none: by its name, or, once that is gone,
+   *  from one of the node's handles (a file opened by JS, unlinked, then opened again in C through
+   *  /proc/PID/fd). */
   #anchor(node: Node): number {
     let fh = this.#anchors.get(node.id)
     if (fh !== undefined) return fh
-    fh = this.#union.tryOpen(this.#path(node), O_RDONLY, true)!
+    const path = this.#nodes.path(node)
+    fh = path === undefined
+      ? this.#union.reopenUnnamedSync(this.#handleOfUnnamed(node), O_RDONLY)
+      : this.#union.tryOpen(path, O_RDONLY, true)!
     this.#open.opened(node.id, fh, this.#union.openFile(fh), false, true, true)
     this.#anchors.set(node.id, fh)
     // Watched from now on. With no fast open left (never: the kernel releases a file only after its
@@ -524,7 +529,12 @@ export class LowLevelBridge {
       case 'open': {
         this.#opens++
         if (r.waiting !== 0) this.#lastSharedOpen = this.#opens
-        const path = this.#path(this.#node(r.ino))
+        const node = this.#node(r.ino)
+        const path = this.#nodes.path(node)
+        if (path === undefined) {
+          this.#opened(r, undefined, union.reopenUnnamedSync(this.#handleOfUnnamed(node), r.flags), r.waiting === 0)
+          return true
+        }
         const fh = union.tryOpen(path, r.flags, r.waiting === 0)
         if (fh === undefined) return false
         this.#opened(r, path, fh, r.waiting === 0)
@@ -691,7 +701,8 @@ export class LowLevelBridge {
   }
 
   /** An open of an existing file is done: an O_TRUNC one changed the file for its other names too. */
-  #opened(r: Request & { op: 'open' }, path: string, fh: number, alone: boolean): void {
+  /** `path` undefined: a file with no name left, opened again (through /proc/PID/fd). */
+  #opened(r: Request & { op: 'open' }, path: string | undefined, fh: number, alone: boolean): void {
     if (r.flags & O_TRUNC) {
       if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, fh)
       this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
@@ -820,8 +831,10 @@ export class LowLevelBridge {
         return
       }
       case 'open': {
-        const path = this.#path(this.#node(r.ino))
-        this.#opened(r, path, await union.open(path, r.flags), false)
+        const node = this.#node(r.ino)
+        const path = this.#nodes.path(node)
+        if (path === undefined) this.#opened(r, undefined, union.reopenUnnamedSync(this.#handleOfUnnamed(node), r.flags), false)
+        else this.#opened(r, path, await union.open(path, r.flags), false)
         return
       }
       case 'read': {
@@ -877,7 +890,7 @@ export class LowLevelBridge {
           this.#invalidate(node) // a new ctime
           session.replyIoctl(r.req, Buffer.alloc(0))
         } else {
-          session.replyErr(r.req, -ENOTTY)
+          session.replyErr(r.req, ENOTTY)
         }
         return
       }
@@ -890,7 +903,7 @@ export class LowLevelBridge {
         session.replyErr(r.req, 0)
         return
       default:
-        session.replyErr(r.req, -38 /* ENOSYS */)
+        session.replyErr(r.req, 38 /* ENOSYS */)
     }
   }
 

@@ -7,7 +7,7 @@
  * reports nlink 1, as overlayfs does: counting subdirectories across layers is not worth it, and 1 tells
  * find(1) not to rely on the count.
  */
-import { chmodSync, fchmodSync, fchownSync, ftruncateSync, lchownSync, truncateSync } from 'node:fs'
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, ftruncateSync, lchownSync, openSync, readSync, truncateSync, writeSync } from 'node:fs'
 import {
   type CopyChange, type FileAttr, ST, ST_FIELDS, fgetxattrSync, fremovexattrSync, fsetxattrSync, ioctlPathSync, flistxattrSync, fstatNumbers,
   lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, futimensSync, utimensatSync, type TimeNs,
@@ -15,7 +15,8 @@ import {
 import type { Core, CopyUpWant, Fold } from './core.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
-import { fromStoredXattr, readOrigin, toStoredXattr } from './inode.js'
+import type { Handle } from './handles.js'
+import { METACOPY_XATTR, REDIRECT_XATTR, fromStoredXattr, readOrigin, toStoredXattr } from './inode.js'
 
 /** What getattr reports: the attributes as the kernel takes them. */
 export type Attr = FileAttr
@@ -141,13 +142,83 @@ function unnamedFd(core: Core, fh: number, changing: boolean, data = false): num
 
 /** setattr of a file with no name, through the open handle `fh`, in setattr's order. */
 export function fsetattr(core: Core, fh: number, change: AttrChange): void {
-  // A size change needs the data in the upper layer: checked before anything changes.
-  if (change.size !== undefined) unnamedFd(core, fh, true, true)
+  // A size change needs the data in the upper layer: checked, or copied there, before anything
+  // changes.
+  if (change.size !== undefined) {
+    const handle = core.handles.get(fh)
+    if (handle && handle.meta >= 0) completeUnnamed(core, handle)
+    unnamedFd(core, fh, true, true)
+  }
   const fd = unnamedFd(core, fh, true)
   if (change.mode !== undefined) fchmodSync(fd, change.mode & 0o7777)
   if (change.uid !== undefined || change.gid !== undefined) fchownSync(fd, change.uid ?? -1, change.gid ?? -1)
-  if (change.size !== undefined) ftruncateSync(unnamedFd(core, fh, true, true), change.size)
+  if (change.size !== undefined) truncateOpen(unnamedFd(core, fh, true, true), change.size)
   if (change.atime != null || change.mtime != null) futimensSync(fd, change.atime ?? null, change.mtime ?? null)
+}
+
+/**
+ * Give a metadata-only copy with no name left its data, as overlayfs does before such a file's size
+ * changes (a truncate through /proc/PID/fd): the lower bytes are written into the copy itself,
+ * reached through the handle's descriptor on it (a new copy could not take its place: there is no
+ * name to rename it over), its markers are removed, and every handle on it reads the copy from then
+ * on. Ranges of zeros stay holes (the copy is all hole until then). A failure (a full disk) leaves
+ * the copy marked and the handles on the lower bytes, as they were.
+ */
+export function completeUnnamed(core: Core, handle: Handle): void {
+  const copy = openSync(`/proc/self/fd/${handle.meta}`, constants.O_RDWR)
+  try {
+    copyNonZero(handle.fd, copy, fstatSync(copy).size)
+    fremovexattrSync(copy, METACOPY_XATTR)
+    try {
+      fremovexattrSync(copy, REDIRECT_XATTR)
+    } catch (err) {
+      if (!isCode(err, 'ENODATA')) throw err
+    }
+  } catch (err) {
+    closeSync(copy)
+    throw err
+  }
+  const { dev, ino } = fstatSync(copy)
+  const others = core.handles.filter((h) => h !== handle && h.meta >= 0 && sameFile(fstatSync(h.meta), dev, ino))
+  for (const other of others) other.switchTo(openSync(`/proc/self/fd/${copy}`, constants.O_RDONLY))
+  handle.switchTo(copy)
+}
+
+/** ftruncate through `fd`, or through a descriptor open for writing on the same file where `fd` is
+ *  open for reading only (the kernel's truncate by path of a file with no name, /proc/PID/fd/N,
+ *  names one of its handles, whatever its mode). */
+function truncateOpen(fd: number, size: number): void {
+  try {
+    ftruncateSync(fd, size)
+  } catch (err) {
+    if (!isCode(err, 'EINVAL', 'EBADF')) throw err
+    const writable = openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY)
+    try {
+      ftruncateSync(writable, size)
+    } finally {
+      closeSync(writable)
+    }
+  }
+}
+
+function sameFile(st: { dev: number; ino: number }, dev: number, ino: number): boolean {
+  return st.dev === dev && st.ino === ino
+}
+
+const CHUNK = 1 << 16
+
+/** Copy `size` bytes from `from` to `to` (same offsets), skipping chunks that are all zeros. */
+function copyNonZero(from: number, to: number, size: number): void {
+  const buf = Buffer.allocUnsafe(Math.min(size, CHUNK))
+  const zeros = Buffer.alloc(buf.length)
+  for (let at = 0; at < size;) {
+    const n = readSync(from, buf, 0, Math.min(buf.length, size - at), at)
+    if (n === 0) break
+    if (buf.compare(zeros, 0, n, 0, n) !== 0) {
+      for (let done = 0; done < n;) done += writeSync(to, buf, done, n - done, at + done)
+    }
+    at += n
+  }
 }
 
 export function fgetxattr(core: Core, fh: number, name: string): Buffer | undefined {

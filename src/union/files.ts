@@ -2,7 +2,7 @@
  * Open files and their I/O. Opening for writing (or with O_TRUNC) copies the file up first; an
  * O_TRUNC open copies no data. Reads and writes are positional on the handle's fd.
  */
-import { constants, fchmodSync, fstatSync, ftruncateSync, openSync } from 'node:fs'
+import { closeSync, constants, fchmodSync, fstatSync, ftruncateSync, openSync } from 'node:fs'
 import { ST, ST_FIELDS, dupFdSync, fallocate as fallocateFd, firstPageCached, fstatNumbers as fstatNumbersOf, lstatNumbers, seekData, seekHole } from '../sys/native.js'
 import type { HostPath } from '../sys/names.js'
 import { type Core, stagedPath } from './core.js'
@@ -10,7 +10,7 @@ import { type Entry, type FileShape, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { Handle } from './handles.js'
 import { fsyncFd, fsyncFdSync, pread, preadCached, preadSmall, preadSync, pwrite, pwriteNow } from './fd-io.js'
-import { type Attr, attrOfNumbers } from './attrs.js'
+import { type Attr, attrOfNumbers, completeUnnamed } from './attrs.js'
 import { type Owner, create as createFile, createUnnamed as createUnnamedFile, linkUnnamed as linkUnnamedFile } from './namespace.js'
 
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR
@@ -136,6 +136,33 @@ export function linkUnnamed(core: Core, fh: number, rel: string): void {
   const h = handle(core, fh)
   if (!h.upper) throw fsError('EEXIST', 'a lower file with no name left')
   linkUnnamedFile(core, h.fd, rel)
+}
+
+/**
+ * Open again a file whose name is gone, from one of its open handles (`fh`), as an open of
+ * /proc/PID/fd/N asks: overlayfs opens the same file again. An upper file opens as any would; a
+ * metadata-only copy opened for writing or truncating takes its data first (see
+ * attrs.completeUnnamed); a lower file opens for reading only (writing it would need a copy-up,
+ * which needs a name: EEXIST, as overlayfs answers).
+ */
+export function reopenUnnamed(core: Core, fh: number, flags: number): number {
+  const h = handle(core, fh)
+  const writing = (flags & WRITE_FLAGS) !== 0 || (flags & constants.O_TRUNC) !== 0
+  if (writing && h.meta >= 0) completeUnnamed(core, h)
+  if (writing && !h.upper) throw fsError('EEXIST', 'a lower file with no name left')
+  const fd = openSync(`/proc/self/fd/${h.fd}`, flags & ~HOST_DROPS)
+  try {
+    const data = shape(fstatNumbersOf(fd, shapeStat))
+    if (h.meta < 0) return core.handles.add(new Handle(fd, h.path, h.upper, data))
+    // A reader of a metadata-only copy: the data from below, the rest from the copy (see openEntry).
+    const meta = openSync(`/proc/self/fd/${h.meta}`, constants.O_RDONLY)
+    const reader = new Handle(fd, h.path, false, { ...shape(fstatNumbersOf(meta, shapeStat)), dev: data.dev })
+    reader.meta = meta
+    return core.handles.add(reader)
+  } catch (err) {
+    closeSync(fd)
+    throw err
+  }
 }
 
 /** What the FUSE bridge needs to know about an open handle's file to choose how the kernel does

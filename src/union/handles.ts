@@ -150,6 +150,11 @@ export class Handles {
     return handle
   }
 
+  /** The open handles that `test` accepts. */
+  filter(test: (handle: Handle) => boolean): Handle[] {
+    return this.#slots.filter((handle): handle is Handle => handle !== undefined && test(handle))
+  }
+
   /** Close every handle still open, and forget them all (the union is closing). */
   closeAll(): void {
     this.#slots.forEach((handle, slot) => {

@@ -524,6 +524,11 @@ export class Union {
     attrs.fsetattr(this.#core, fh, change)
   }
 
+  /** Open a file with no name left again (as /proc/PID/fd/N reopens it), from its open handle `fh`. */
+  reopenUnnamedSync(fh: number, flags: number): number {
+    return files.reopenUnnamed(this.#core, fh, flags)
+  }
+
   fgetxattrSync(fh: number, name: string): Buffer | undefined {
     return attrs.fgetxattr(this.#core, fh, name)
   }

@@ -38,7 +38,7 @@ export type RemovedDirStep = 'nlink' | 'mode' | 'list' | 'listxattr' | 'chmod' |
 
 export type RenameFlag = 'noreplace' | 'exchange' | 'whiteout'
 
-export type UnlinkedStep = 'mode' | 'ftruncate' | 'fchmod' | 'fchown' | 'futimes' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'read'
+export type UnlinkedStep = 'mode' | 'ftruncate' | 'truncate' | 'reopen' | 'reopenRead' | 'fchmod' | 'fchown' | 'futimes' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'read'
 
 export type UserOp =
   | ['appendFile', string, string]
@@ -107,6 +107,8 @@ export type Op =
   /** chattr(1) with a change such as '+A' or '-i'; lsattr(1) -d: the flags it shows */
   | ['chattr', string, string]
   | ['lsattr', string]
+  /** an ioctl no file attribute answers (TCGETS, as isatty(3) asks it): its errno */
+  | ['ttyIoctl', string]
   | ['statfsNameMax']
   /** create a file whose name is `n` bytes long in `dir` (composite: target.writeFile) */
   | ['createLongName', string, number]
@@ -181,6 +183,7 @@ export interface OpTarget {
   ddDirect(src: string, dst: string, blocks: number, uid?: number): Promise<void>
   chattr(p: string, change: string): Promise<void>
   lsattr(p: string): Promise<string>
+  ttyIoctl(p: string): Promise<void>
   statfsNameMax(): Promise<number>
   asUser(uid: number, gid: number, op: UserOp, groups: number[]): Promise<void>
 }
@@ -362,6 +365,31 @@ export class FsTarget implements OpTarget {
       case 'ftruncate':
         await fh.truncate(3)
         return String((await fh.stat()).size)
+      case 'truncate':
+        // truncate(2) by path, through /proc: possible on a descriptor open for reading only. (Node's
+        // fs.truncate opens the file and truncates the descriptor.)
+        await runOrErrno('python3', ['-c', 'import os, sys; os.truncate(sys.argv[1], 5)', proc])
+        return String((await fh.stat()).size)
+      case 'reopen': {
+        // Opened again for writing through /proc, whatever the first descriptor's mode.
+        const again = await fs.open(proc, 'r+')
+        try {
+          await again.write('XY', 0)
+        } finally {
+          await again.close()
+        }
+        return String((await fh.stat()).size)
+      }
+      case 'reopenRead': {
+        const again = await fs.open(proc, 'r')
+        try {
+          const buf = Buffer.alloc(64)
+          const { bytesRead } = await again.read(buf, 0, 64, 0)
+          return buf.subarray(0, bytesRead).toString()
+        } finally {
+          await again.close()
+        }
+      }
       case 'fchmod':
         await fh.chmod(0o600)
         return ((await fh.stat()).mode & 0o7777).toString(8)
@@ -506,6 +534,9 @@ export class FsTarget implements OpTarget {
     await runOrErrno('chattr', [change, '--', this.abs(p)])
   }
 
+  async ttyIoctl(p: string): Promise<void> {
+    await runOrErrno('python3', ['-c', 'import fcntl, os, sys, termios; fcntl.ioctl(os.open(sys.argv[1], os.O_RDONLY), termios.TCGETS, bytes(64))', this.abs(p)])
+  }
   async lsattr(p: string): Promise<string> {
     return (await runOrErrno('lsattr', ['-d', '--', this.abs(p)])).split(' ')[0]!
   }
@@ -738,6 +769,9 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
         return 'ok'
       case 'lsattr':
         return await t.lsattr(op[1])
+      case 'ttyIoctl':
+        await t.ttyIoctl(op[1])
+        return 'ok'
       case 'statfsNameMax':
         return await t.statfsNameMax()
       case 'asUser':

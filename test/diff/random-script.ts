@@ -177,7 +177,7 @@ function ioOp({ rnd, pick }: Draw, path: () => string, text: () => string): Op {
   if (r < 0.6) return ['unlink', p]
   if (r < 0.67) return ['rename', p, path()]
   if (r < 0.74) {
-    const steps = ['read', 'ftruncate', 'fchmod', 'futimes', 'setxattr', 'listxattr', 'read'] as const
+    const steps = ['read', 'ftruncate', 'fchmod', 'futimes', 'setxattr', 'listxattr', 'read', 'truncate', 'reopen', 'read'] as const
     return ['unlinkedFd', p, pick(['r', 'r+']), steps.filter(() => rnd() < 0.6)]
   }
   if (r < 0.8) return ['chmod', p, pick([0o600, 0o644, 0o2755])]

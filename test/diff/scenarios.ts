@@ -44,10 +44,13 @@ export const SCENARIOS: Scenario[] = [
       layers: [{ rw: { file: 'lower rw', xattrs: { 'user.x': '1' } }, ro: { file: 'lower ro', xattrs: { 'user.x': '2' } } }],
       ops: [
         ['writeFile', 'new', 'hello'],
-        ['unlinkedFd', 'new', 'r+', ['ftruncate', 'fchmod', 'fchown', 'futimes', 'setxattr', 'listxattr', 'read']],
+        ['unlinkedFd', 'new', 'r+', ['ftruncate', 'fchmod', 'fchown', 'futimes', 'setxattr', 'listxattr', 'read', 'reopen', 'read']],
         ['unlinkedFd', 'rw', 'r+', ['getxattr', 'ftruncate', 'fchmod', 'fchown', 'futimes', 'setxattr', 'removexattr', 'listxattr', 'read']],
+        // Opened for reading only, then truncated by path and opened again for writing through /proc.
+        ['writeFile', 'new2', 'hello again'],
+        ['unlinkedFd', 'new2', 'r', ['reopenRead', 'truncate', 'read', 'reopen', 'read', 'reopenRead']],
         // Read-only on a lower file: reading works, a change would need a copy-up (overlayfs: EEXIST).
-        ['unlinkedFd', 'ro', 'r', ['getxattr', 'listxattr', 'read', 'fchmod', 'futimes', 'setxattr']],
+        ['unlinkedFd', 'ro', 'r', ['getxattr', 'listxattr', 'read', 'fchmod', 'futimes', 'setxattr', 'truncate', 'reopen', 'reopenRead']],
         ['readdir', ''],
       ],
     },
@@ -311,13 +314,15 @@ export const SCENARIOS: Scenario[] = [
       ops: [['setxattr', 'f', 'user.k', 'v'], ['readFile', 'f'], ['unlink', 'f'], ['readdir', '']],
     },
     {
-      // A metadata-only copy unlinked while open: its data is still the lower file's.
+      // A metadata-only copy unlinked while open: its data is still the lower file's, until a size
+      // change (a truncate by path, through /proc, of one open read-only) copies it into the copy.
       name: 'chmod, open, unlink: the open file reads the lower data and takes changes',
-      layers: [{ ro: { file: 'lower ro', xattrs: { 'user.x': '1' } }, rw: { file: 'lower rw', xattrs: { 'user.x': '2' } } }],
+      layers: [{ ro: { file: 'lower ro', xattrs: { 'user.x': '1' } }, rw: { file: 'lower rw', xattrs: { 'user.x': '2' } }, big: { file: 'lower big data'.repeat(10_000) } }],
       options: ['metacopy=on'],
       ops: [
-        ['chmod', 'ro', 0o640], ['chmod', 'rw', 0o640],
-        ['unlinkedFd', 'ro', 'r', ['mode', 'getxattr', 'listxattr', 'read', 'fchmod', 'futimes', 'setxattr', 'listxattr', 'read']],
+        ['chmod', 'ro', 0o640], ['chmod', 'rw', 0o640], ['chmod', 'big', 0o640],
+        ['unlinkedFd', 'ro', 'r', ['mode', 'getxattr', 'listxattr', 'read', 'fchmod', 'futimes', 'setxattr', 'listxattr', 'read', 'reopenRead', 'truncate', 'read', 'mode', 'listxattr']],
+        ['unlinkedFd', 'big', 'r', ['read', 'reopenRead', 'reopen', 'read', 'fchmod', 'mode', 'truncate', 'read']],
         ['unlinkedFd', 'rw', 'r+', ['mode', 'getxattr', 'read', 'fchmod', 'setxattr', 'ftruncate', 'read', 'listxattr']],
         ['readdir', ''],
       ],
@@ -830,6 +835,8 @@ export const SCENARIOS: Scenario[] = [
         ['lsattr', 'f'], ['lsattr', 'd'], ['chattr', 'f', '+A'], ['lsattr', 'f'], ['chattr', 'd', '+d'], ['lsattr', 'd'],
         ['chattr', 'd/g', '+i'], ['lsattr', 'd/g'], ['unlink', 'd/g'], ['appendFile', 'd/g', 'more'], ['rename', 'd/g', 'd/moved'],
         ['chmod', 'd/g', 0o600], ['unlink', 'd/h'], ['chattr', 'd/g', '-i'], ['unlink', 'd/g'], ['readdir', 'd'],
+        // Any other ioctl is not the file's to answer: ENOTTY (layerfs answered EIO until 2026-12-02).
+        ['ttyIoctl', 'f'], ['ttyIoctl', 'd'],
       ],
     },
     {

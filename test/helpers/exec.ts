@@ -98,6 +98,7 @@ const STRERROR: Record<string, string> = {
   'File exists': 'EEXIST',
   'Directory not empty': 'ENOTEMPTY',
   'Input/output error': 'EIO',
+  'Inappropriate ioctl for device': 'ENOTTY',
   'Device or resource busy': 'EBUSY',
   'Transport endpoint is not connected': 'ENOTCONN',
   'No such device': 'ENODEV',

@@ -817,6 +817,40 @@ describe('metacopy (metadata-only copy-up)', () => {
     await expect(again.getattr('/a')).rejects.toMatchObject({ code: 'ENOENT' })
   })
 
+  it('gives a copy with no name left its data when its size changes, and moves every reader onto it', async () => {
+    const s = await stack([{ f: 'lower bytes' }], {}, { metacopy: true })
+    await s.union.chmod('/f', 0o600)
+    const [a, b] = [await s.union.open('/f', constants.O_RDONLY), await s.union.open('/f', constants.O_RDONLY)]
+    const read = async (fh: number): Promise<string> => {
+      const buf = Buffer.alloc(64)
+      return buf.subarray(0, await s.union.read(fh, buf, 64, 0)).toString()
+    }
+    expect([await read(a), await read(b)]).toEqual(['lower bytes', 'lower bytes'])
+    await s.union.unlink('/f')
+    // A reopen for writing (through /proc) needs the data above as much as a truncate does.
+    const c = s.union.reopenUnnamedSync(b, constants.O_RDONLY)
+    s.union.fsetattrSync(a, { size: 5 })
+    expect([await read(a), await read(b), await read(c)]).toEqual(['lower', 'lower', 'lower'])
+    expect(s.union.fgetattrSync(b, 0).mode & 0o7777).toBe(0o600)
+    expect(await readFile(join(s.lowers[0]!, 'f'), 'utf8')).toBe('lower bytes')
+    const w = s.union.reopenUnnamedSync(c, constants.O_RDWR)
+    await s.union.write(w, Buffer.from('L'), 1, 0)
+    expect([await read(a), await read(c)]).toEqual(['Lower', 'Lower'])
+    for (const fh of [a, b, c, w]) await s.union.release(fh)
+  })
+
+  it('opens a lower file with no name left again for reading only', async () => {
+    const s = await stack([{ f: 'lower bytes' }])
+    const a = await s.union.open('/f', constants.O_RDONLY)
+    await s.union.unlink('/f')
+    expect(() => s.union.reopenUnnamedSync(a, constants.O_RDWR)).toThrow(expect.objectContaining({ code: 'EEXIST' }))
+    expect(() => s.union.reopenUnnamedSync(a, constants.O_RDONLY | constants.O_TRUNC)).toThrow(expect.objectContaining({ code: 'EEXIST' }))
+    const b = s.union.reopenUnnamedSync(a, constants.O_RDONLY)
+    const buf = Buffer.alloc(64)
+    expect(buf.subarray(0, await s.union.read(b, buf, 64, 0)).toString()).toBe('lower bytes')
+    for (const fh of [a, b]) await s.union.release(fh)
+  })
+
   it('moves a reader of the lower data onto the completed copy', async () => {
     const s = await stack([{ f: 'old!' }], {}, { metacopy: true })
     await s.union.utimens('/f', 0n, 0n)
