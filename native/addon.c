@@ -72,6 +72,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlReplyReaddir", fll_js_reply_readdir),
         FN("fuseLlReplyReaddirPlus", fll_js_reply_readdirplus),
         FN("fuseLlNotifyInvalInode", fll_js_notify_inval_inode),
+        FN("fuseLlNotifyInvalInodeAsync", fll_js_notify_inval_inode_async),
         FN("fuseLlNotifyInvalEntry", fll_js_notify_inval_entry),
         FN("fuseLlNotifyStore", fll_js_notify_store),
         FN("fuseLlFastAllow", fll_js_fast_allow),

@@ -381,6 +381,79 @@ napi_value fll_js_notify_inval_inode(napi_env env, napi_callback_info info) {
     return number(env, err);
 }
 
+/* An invalidation of pages, sent from the thread pool. The kernel locks each cached page of the
+ * inode to drop it, and waits for a page that a read or write request still waiting for its reply
+ * has locked: sent from the JS thread, which is the one to answer that request, it would wait
+ * forever (see live()). From a pool thread it waits until JS has answered. */
+typedef struct {
+    napi_async_work work;
+    napi_deferred deferred;
+    napi_ref holder; /* the session's handle: `s` outlives the job */
+    fll_session *s;
+    struct fuse_session *se;
+    uint64_t ino;
+    int64_t off, len;
+    int err;
+} inval_job;
+
+static void inval_execute(napi_env env, void *data) {
+    (void)env;
+    inval_job *j = data;
+    j->err = fuse_lowlevel_notify_inval_inode(j->se, (fuse_ino_t)j->ino, (off_t)j->off, (off_t)j->len);
+}
+
+static void inval_complete(napi_env env, napi_status status, void *data) {
+    inval_job *j = data;
+    fll_session *s = j->s;
+    if (--s->notifies == 0 && s->destroy_pending) {
+        s->destroy_pending = 0;
+        fuse_session_destroy(s->se);
+        s->se = NULL;
+    }
+    napi_resolve_deferred(env, j->deferred, number(env, status == napi_ok ? j->err : -ECANCELED));
+    napi_delete_async_work(env, j->work);
+    napi_delete_reference(env, j->holder);
+    free(j);
+}
+
+/* notifyInvalInodeAsync(h, ino, offset, length) → a promise of 0 or -errno: notifyInvalInode, sent
+ * from the thread pool (pages may be dropped while requests on the inode wait for JS). */
+napi_value fll_js_notify_inval_inode_async(napi_env env, napi_callback_info info) {
+    size_t argc = 4;
+    napi_value argv[4], promise, name;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    int err = 0;
+    int64_t ino, off, len;
+    fll_session *s = live(env, argv[0], &err);
+    if (!s || !fll_int(env, argv[1], "ino", 1, MAX_SAFE, &ino) || !fll_int(env, argv[2], "offset", -MAX_SAFE, MAX_SAFE, &off) ||
+        !fll_int(env, argv[3], "length", -MAX_SAFE, MAX_SAFE, &len))
+        return NULL;
+    inval_job *j = calloc(1, sizeof *j);
+    if (!j) return napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
+    *j = (inval_job){.s = s, .se = s->se, .ino = (uint64_t)ino, .off = off, .len = len};
+    if (napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+        free(j);
+        return NULL;
+    }
+    if (err || s->fd_closed) {
+        napi_resolve_deferred(env, j->deferred, number(env, err ? err : -ENOTCONN));
+        free(j);
+        return promise;
+    }
+    napi_create_string_utf8(env, "notifyInvalInode", NAPI_AUTO_LENGTH, &name);
+    if (napi_create_reference(env, argv[0], 1, &j->holder) != napi_ok ||
+        napi_create_async_work(env, NULL, name, inval_execute, inval_complete, j, &j->work) != napi_ok ||
+        napi_queue_async_work(env, j->work) != napi_ok) {
+        napi_resolve_deferred(env, j->deferred, number(env, -EAGAIN));
+        if (j->work) napi_delete_async_work(env, j->work);
+        if (j->holder) napi_delete_reference(env, j->holder);
+        free(j);
+        return promise;
+    }
+    s->notifies++;
+    return promise;
+}
+
 /* notifyStore(h, ino, data, length): puts data[0, length) into the kernel's page cache of `ino` from
  * offset 0, so that reads of it need no request. The kernel locks each page it fills: never for a
  * node whose pages a read or write request still waiting for a reply has locked (see live()). */

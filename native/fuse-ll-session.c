@@ -273,8 +273,14 @@ static void end_session(fll_session *s) {
     }
     s->head = s->tail = NULL;
     s->queued = 0;
-    fuse_session_destroy(s->se);
-    s->se = NULL;
+    /* An invalidation on the thread pool still writes through `se`: the last to complete destroys
+     * it (fll_notify_done). */
+    if (s->notifies > 0) {
+        s->destroy_pending = 1;
+    } else {
+        fuse_session_destroy(s->se);
+        s->se = NULL;
+    }
     free(s->fbuf.mem);
     s->fbuf.mem = NULL;
 }

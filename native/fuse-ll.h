@@ -179,6 +179,9 @@ typedef struct fll_session {
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */
     uint64_t outstanding;
     uint64_t queued;     /* requests read from /dev/fuse, not yet delivered, that await a reply */
+
+    unsigned notifies;   /* invalidations on the thread pool (notifyInvalInodeAsync), not completed */
+    int destroy_pending; /* the session ended while some were: the last one destroys `se` */
 } fll_session;
 
 /* fuse-ll-ops.c */
@@ -292,6 +295,7 @@ napi_value fll_js_reply_statfs(napi_env env, napi_callback_info info);
 napi_value fll_js_reply_readdir(napi_env env, napi_callback_info info);
 napi_value fll_js_reply_readdirplus(napi_env env, napi_callback_info info);
 napi_value fll_js_notify_inval_inode(napi_env env, napi_callback_info info);
+napi_value fll_js_notify_inval_inode_async(napi_env env, napi_callback_info info);
 napi_value fll_js_notify_inval_entry(napi_env env, napi_callback_info info);
 napi_value fll_js_notify_store(napi_env env, napi_callback_info info);
 

@@ -514,14 +514,16 @@ export class LowLevelBridge {
         session.replyReadlink(r.req, union.readlinkSync(this.#path(this.#node(r.ino))))
         return true
       case 'setattr': {
+        // Only when nothing needs copying up, and a truncate only when no other name of a hard link
+        // has the file open (see #dropSiblingPages); #handle takes the rest. The reply carries the
+        // node's new attributes.
+        if ((r.valid & SETATTR_SIZE) !== 0 && this.#siblingOpen(r.ino)) return false
         const node = this.#node(r.ino)
         const path = this.#nodes.path(node)
         if (path === undefined) {
           this.#setattrUnnamed(r, node)
           return true
         }
-        // Only when nothing needs copying up; #handle takes the rest. The reply carries the node's
-        // new attributes.
         if (!this.#answering([r.ino], () => union.trySetattr(path, attrChange(r, this.#options.ids), r.fh, r.waiting === 0))) return false
         this.#replyChanged(r, path, union.getattrSync(path))
         return true
@@ -529,6 +531,8 @@ export class LowLevelBridge {
       case 'open': {
         this.#opens++
         if (r.waiting !== 0) this.#lastSharedOpen = this.#opens
+        // A truncating open waits for other open names of a hard link to drop their pages (#handle).
+        if ((r.flags & O_TRUNC) !== 0 && this.#siblingOpen(r.ino)) return false
         const node = this.#node(r.ino)
         const path = this.#nodes.path(node)
         if (path === undefined) {
@@ -553,6 +557,8 @@ export class LowLevelBridge {
         return true
       }
       case 'write': {
+        // A hard link open under another name must lose its pages before the reply: see #handle.
+        if (this.#siblingOpen(r.ino)) return false
         const n = union.tryWrite(r.fh, r.data, r.data.length, r.offset)
         if (n === undefined) return false
         if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, undefined, r.fh)
@@ -702,12 +708,16 @@ export class LowLevelBridge {
 
   /** An open of an existing file is done: an O_TRUNC one changed the file for its other names too. */
   /** `path` undefined: a file with no name left, opened again (through /proc/PID/fd). */
-  #opened(r: Request & { op: 'open' }, path: string | undefined, fh: number, alone: boolean): void {
-    if (r.flags & O_TRUNC) {
+  #opened(r: Request & { op: 'open' }, path: string | undefined, fh: number, alone: boolean): Promise<void> | undefined {
+    const reply = (): void => this.#replyOpen(r.req, r.ino, fh, r.flags, alone, r.ctx.uid === 0)
+    if ((r.flags & O_TRUNC) !== 0) {
       if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, fh)
-      this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+      // The reply comes once other open names of a hard link have dropped their pages.
+      const drop = this.#dropSiblingPages(r.ino)
+      if (drop !== undefined) return drop.then(reply)
     }
-    this.#replyOpen(r.req, r.ino, fh, r.flags, alone, r.ctx.uid === 0)
+    reply()
+    return undefined
   }
 
   /**
@@ -810,9 +820,11 @@ export class LowLevelBridge {
     const session = this.#session
     switch (r.op) {
       case 'setattr': {
-        const path = this.#path(this.#node(r.ino))
+        const node = this.#node(r.ino)
+        const path = this.#nodes.path(node)
+        if (path === undefined) return await this.#setattrUnnamed(r, node)
         await union.setattr(path, attrChange(r, this.#options.ids), r.fh)
-        this.#replyChanged(r, path, await union.getattr(path))
+        await this.#replyChanged(r, path, await union.getattr(path))
         return
       }
       case 'link': {
@@ -833,8 +845,8 @@ export class LowLevelBridge {
       case 'open': {
         const node = this.#node(r.ino)
         const path = this.#nodes.path(node)
-        if (path === undefined) this.#opened(r, undefined, union.reopenUnnamedSync(this.#handleOfUnnamed(node), r.flags), false)
-        else this.#opened(r, path, await union.open(path, r.flags), false)
+        const fh = path === undefined ? union.reopenUnnamedSync(this.#handleOfUnnamed(node), r.flags) : await union.open(path, r.flags)
+        await this.#opened(r, path, fh, false)
         return
       }
       case 'read': {
@@ -849,7 +861,7 @@ export class LowLevelBridge {
       case 'write': {
         const n = await union.write(r.fh, r.data, r.data.length, r.offset)
         if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, undefined, r.fh)
-        this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+        await this.#dropSiblingPages(r.ino)
         session.replyWrite(r.req, n)
         return
       }
@@ -899,7 +911,7 @@ export class LowLevelBridge {
         // setgid here, as it does writes: a caller other than root is taken to lack CAP_FSETID.
         await union.fallocate(r.fh, r.mode, r.offset, r.length)
         if (r.ctx.uid !== 0) this.#clearSetid(r.ino, r.ctx, undefined, r.fh)
-        this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+        await this.#dropSiblingPages(r.ino)
         session.replyErr(r.req, 0)
         return
       default:
@@ -1022,15 +1034,25 @@ export class LowLevelBridge {
 
   /** setattr of a file whose name is gone, through its open handle (the kernel's, for a truncate,
    *  else any of the node's). */
-  #setattrUnnamed(r: Request & { op: 'setattr' }, node: Node): void {
+  #setattrUnnamed(r: Request & { op: 'setattr' }, node: Node): Promise<void> | undefined {
     const removed = this.#removedDirs.get(node)
-    if (removed !== undefined) return this.#setattrRemoved(r, node, removed)
+    if (removed !== undefined) {
+      this.#setattrRemoved(r, node, removed)
+      return undefined
+    }
     const fh = this.#handleOfUnnamed(node, r.fh)
     this.#union.fsetattrSync(fh, attrChange(r, this.#options.ids))
     let attr = this.#union.fgetattrSync(fh, node.ino)
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, undefined, fh)) attr = this.#union.fgetattrSync(fh, node.ino)
-    this.#invalidateSiblings(node.ino, r.ino)
-    this.#replyAttr(r.req, node, attr)
+    const reply = (): void => this.#replyAttr(r.req, node, attr)
+    if ((r.valid & SETATTR_SIZE) !== 0) {
+      const drop = this.#dropSiblingPages(r.ino)
+      if (drop !== undefined) return drop.then(reply)
+    } else {
+      this.#invalidateSiblings(node.ino, r.ino)
+    }
+    reply()
+    return undefined
   }
 
   /**
@@ -1057,10 +1079,19 @@ export class LowLevelBridge {
   /** Reply to a setattr that is done, with the attributes it left (`attr`): clear set-ID bits first
    *  when the kernel asks (its killpriv; mostly the file has none to clear, and no syscall is
    *  spent), and tell the node's other names. */
-  #replyChanged(r: Request & { op: 'setattr' }, path: string, attr: Attr): void {
+  /** Replies now, unless a truncate must first drop the pages of other names (#dropSiblingPages):
+   *  then once they are dropped. */
+  #replyChanged(r: Request & { op: 'setattr' }, path: string, attr: Attr): Promise<void> | undefined {
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, path, r.fh)) attr = this.#union.getattrSync(path)
-    this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
-    this.#replyAttr(r.req, this.#nodes.get(r.ino), attr)
+    const reply = (): void => this.#replyAttr(r.req, this.#nodes.get(r.ino), attr)
+    if ((r.valid & SETATTR_SIZE) !== 0) {
+      const drop = this.#dropSiblingPages(r.ino)
+      if (drop !== undefined) return drop.then(reply)
+    } else {
+      this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
+    }
+    reply()
+    return undefined
   }
 
   /**
@@ -1078,12 +1109,49 @@ export class LowLevelBridge {
   }
 
   /**
+   * Whether another name of node `id`'s inode (a hard link) has a file open: a change of the data
+   * must then drop its pages from the thread pool before the reply (see #dropSiblingPages).
+   */
+  #siblingOpen(id: number): boolean {
+    const ino = this.#nodes.get(id)?.ino
+    if (ino === undefined || !this.#nodes.shared(ino)) return false
+    for (const node of this.#nodes.withIno(ino)) {
+      if (node.id !== id && (this.#open.handleOf(node.id) !== undefined || this.#fastOpens(node) > 0)) return true
+    }
+    return false
+  }
+
+  /**
+   * #invalidateSiblings after a change of the data through node `id`, and the names with a file
+   * open lose their cached pages as well, as overlayfs's one inode would show the new bytes to its
+   * every open file (until 2026-12-02 they read their old pages until opened again). Dropping
+   * pages may wait, in the kernel, for a request on that name still unanswered (libfuse warns of a
+   * setattr of the inode; the kernel locks each page it drops), which only this thread answers: so
+   * those invalidations go out from the thread pool, and the request that changed the data is
+   * answered once they are done. Nothing to wait for (undefined) without such a name.
+   */
+  #dropSiblingPages(id: number): Promise<void> | undefined {
+    const ino = this.#nodes.get(id)?.ino
+    if (ino === undefined || !this.#siblingOpen(id)) {
+      this.#invalidateSiblings(ino, id)
+      return undefined
+    }
+    const drops: Array<Promise<number>> = []
+    for (const node of this.#nodes.withIno(ino)) {
+      if (node.id === id) continue
+      if (this.#open.handleOf(node.id) === undefined && this.#fastOpens(node) === 0) this.#session.notifyInvalInode(node.id, 0, 0)
+      else drops.push(this.#session.notifyInvalInodeAsync(node.id, 0, 0))
+    }
+    return Promise.all(drops).then(() => undefined)
+  }
+
+  /**
    * Hard links: the other names of an inode are other kernel inodes (one node per name), so a change
    * through one name (nlink, size, times, data) must be announced to the others. Their attributes
    * are dropped, and their cached pages too where no file is open on them: a name may hold pages
    * from when it was the file's only one (kept across opens), and its next read must not find
-   * them. Not where a file is open on it: the kernel locks the pages it drops, and a read in flight
-   * holds its pages locked until this thread answers it.
+   * them. Where a file is open on it, only the attributes here: dropping pages from this thread
+   * could wait for a request on that name that only this thread answers (see #dropSiblingPages).
    */
   #invalidateSiblings(ino: number | undefined, except?: number): void {
     if (ino === undefined) return

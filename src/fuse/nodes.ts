@@ -182,6 +182,11 @@ export class NodeTable {
   }
 
   /** Nodes that reported inode `ino` (hard-link siblings). */
+  /** Whether more than one node shows inode `ino` (the names of a hard link). */
+  shared(ino: number): boolean {
+    return this.#byIno.get(ino) instanceof Set
+  }
+
   withIno(ino: number): Iterable<Node> {
     const found = this.#byIno.get(ino)
     return found === undefined ? [] : found instanceof Set ? found : [found]

@@ -230,6 +230,7 @@ interface Addon {
   fuseLlReplyReaddir(h: Handle, req: number, size: number, names: string[], nums: Float64Array): number
   fuseLlReplyReaddirPlus(h: Handle, req: number, size: number, names: string[], nums: Float64Array): number
   fuseLlNotifyInvalInode(h: Handle, ino: number, offset: number, length: number): number
+  fuseLlNotifyInvalInodeAsync(h: Handle, ino: number, offset: number, length: number): Promise<number>
   fuseLlNotifyInvalEntry(h: Handle, parent: number, name: string): number
   fuseLlNotifyStore(h: Handle, ino: number, data: Uint8Array, length: number): number
 }
@@ -646,6 +647,16 @@ export class Session {
    */
   notifyInvalInode(ino: number, offset: number, length: number): number {
     return this.#n.fuseLlNotifyInvalInode(this.#h, ino, offset, length)
+  }
+
+  /**
+   * notifyInvalInode, sent from the thread pool: a promise of 0 or -errno, never rejected. The
+   * kernel may wait in it for pages that requests on the inode hold, until JS answers them: for
+   * dropping the pages of an inode that may have requests in flight (the open names of a hard link
+   * written through another).
+   */
+  notifyInvalInodeAsync(ino: number, offset: number, length: number): Promise<number> {
+    return this.#n.fuseLlNotifyInvalInodeAsync(this.#h, ino, offset, length)
   }
 
   /** 0 or -errno. Takes the parent's lock in the kernel: not while a request on that directory is unanswered. */

@@ -142,6 +142,12 @@ const layerfsFuseNative: KnownDifference[] = [
     why: IOCTL,
   },
   {
+    scenario: 'a name held open reads what a write, append or truncate through another name made',
+    driver: FN,
+    ops: [2],
+    why: "libfuse 2's high-level API gives each name of a hard link a node of its own, and fuse-native cannot tell the kernel to drop pages: a file open under one name reads its old pages after a write through another, until a size change or a new open drops them",
+  },
+  {
     scenario: 'chmod, open, unlink: the open file reads the lower data and takes changes',
     driver: FN,
     ops: [3, 4, 5],
@@ -360,6 +366,26 @@ const fuseOverlayfs: KnownDifference[] = [
     driver: FO,
     ops: [1],
     why: 'fuse-overlayfs takes xattr changes on a removed lower directory; the kernel refuses them (ENOTDIR), as it refuses a chmod',
+  },
+  {
+    scenario: 'a file unlinked while open keeps changing through its descriptor',
+    driver: FO,
+    ops: [5],
+    why: 'fuse-overlayfs changes an unlinked lower file through a read-only descriptor (chmod, times, xattrs, truncate; an open for writing through /proc, whose writes land on a copy the descriptor then reads); the kernel refuses them with EEXIST: the copy-up needs a name',
+  },
+  {
+    scenario: 'a name held open reads what a write, append or truncate through another name made',
+    driver: FO,
+    ops: [4, 7],
+    fields: ['merged:l1#nlink', 'merged:l2#ino', 'merged:l2#mtime', 'merged:l2#sha256', 'upper:l1', 'upper:l2'],
+    why: 'fuse-overlayfs keeps lower hard links together on copy-up (the other name sees the write); the kernel with index=off breaks the link',
+  },
+  {
+    scenario: 'chattr and lsattr: the flags of lower objects, set on their copies; an immutable file refuses changes',
+    driver: FO,
+    ops: [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15],
+    fields: ['merged:d/moved', 'merged:f#ino', 'upper:d/moved', 'upper:f'],
+    why: 'fuse-overlayfs sets no file flags (EOPNOTSUPP), so nothing becomes immutable and what the kernel refuses goes through',
   },
 ]
 

@@ -38,6 +38,10 @@ export type RemovedDirStep = 'nlink' | 'mode' | 'list' | 'listxattr' | 'chmod' |
 
 export type RenameFlag = 'noreplace' | 'exchange' | 'whiteout'
 
+/** Steps of heldOpen: through the file held open ('read' its first bytes, its 'size'), or a change
+ *  through the other name ('write' over its start, 'append', 'truncate' to 2 bytes, an O_TRUNC
+ *  open 'otrunc' that writes one byte). */
+export type HeldStep = 'read' | 'size' | 'write' | 'append' | 'truncate' | 'otrunc'
 export type UnlinkedStep = 'mode' | 'ftruncate' | 'truncate' | 'reopen' | 'reopenRead' | 'fchmod' | 'fchown' | 'futimes' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'read'
 
 export type UserOp =
@@ -66,6 +70,9 @@ export type Op =
   /** open, unlink, then each step through the open file (xattrs through /proc/PID/fd/N): what each
    *  step left (size, mode, owner, mtime, value, names) or its errno */
   | ['unlinkedFd', string, OpenFlags, UnlinkedStep[]]
+  /** open the first path for reading and keep it open while the steps change the file through the
+   *  second (a hard link's other name): what each step gave, or its errno */
+  | ['heldOpen', string, string, HeldStep[]]
   | ['truncate', string, number]
   | ['unlink', string]
   | ['rmdir', string]
@@ -142,6 +149,7 @@ export interface OpTarget {
   /** Open, optionally write/read/fstat, close. */
   open(p: string, flags: OpenFlags, spec: OpenSpec): Promise<{ read?: Buffer; stat?: RawStat }>
   unlinkedFd(p: string, flags: OpenFlags, steps: UnlinkedStep[]): Promise<string[]>
+  heldOpen(held: string, other: string, steps: HeldStep[]): Promise<string[]>
   tmpfile(dir: string, mode: number, content: string, names: string[]): Promise<number[]>
   removedDir(p: string, steps: RemovedDirStep[]): Promise<string[]>
   truncate(p: string, len: number): Promise<void>
@@ -353,6 +361,45 @@ export class FsTarget implements OpTarget {
       return nlinks
     } finally {
       await fh.close()
+    }
+  }
+  async heldOpen(held: string, other: string, steps: HeldStep[]): Promise<string[]> {
+    const fh = await fs.open(this.abs(held), 'r')
+    const out: string[] = []
+    try {
+      for (const step of steps) {
+        try {
+          out.push(await this.#heldStep(fh, this.abs(other), step))
+        } catch (e) {
+          out.push(String((e as { code?: string }).code ?? e))
+        }
+      }
+    } finally {
+      await fh.close()
+    }
+    return out
+  }
+  async #heldStep(fh: fs.FileHandle, other: string, step: HeldStep): Promise<string> {
+    switch (step) {
+      case 'read': {
+        const buf = Buffer.alloc(64)
+        const { bytesRead } = await fh.read(buf, 0, 64, 0)
+        return buf.subarray(0, bytesRead).toString()
+      }
+      case 'size':
+        return String((await fh.stat()).size)
+      case 'write':
+        await fs.writeFile(other, 'NEW', { flag: 'r+' })
+        return 'ok'
+      case 'append':
+        await fs.appendFile(other, '+')
+        return 'ok'
+      case 'truncate':
+        await fs.truncate(other, 2)
+        return 'ok'
+      case 'otrunc':
+        await fs.writeFile(other, 'T')
+        return 'ok'
     }
   }
   unlinkedFd(p: string, flags: OpenFlags, steps: UnlinkedStep[]): Promise<string[]> {
@@ -681,6 +728,8 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
         return await t.removedDir(op[1], op[2])
       case 'unlinkedFd':
         return await t.unlinkedFd(op[1], op[2], op[3])
+      case 'heldOpen':
+        return await t.heldOpen(op[1], op[2], op[3])
       case 'unlink':
         await t.unlink(op[1])
         return 'ok'

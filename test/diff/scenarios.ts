@@ -809,6 +809,22 @@ export const SCENARIOS: Scenario[] = [
         ['stat', 'd/b'], ['readFile', 'd/b']],
     },
     {
+      // One inode in overlayfs: a file open under one name reads what was written through another,
+      // at once. layerfs shows each name as an inode of its own to the kernel, which drops the
+      // pages of the open name before the change is answered. A lower pair copies one name up and
+      // parts (overlayfs without index).
+      name: 'a name held open reads what a write, append or truncate through another name made',
+      layers: [{ l1: 'lower link pair', l2: { hardlink: 'l1' }, 'd/x': '' }],
+      ops: [
+        ['writeFile', 'd/a', 'hello world'], ['link', 'd/a', 'd/b'],
+        ['heldOpen', 'd/b', 'd/a', ['read', 'write', 'read', 'size', 'append', 'read', 'size', 'truncate', 'read', 'size', 'otrunc', 'read', 'size']],
+        // Opened again: the kernel keeps no pages of a hard-linked file across opens.
+        ['heldOpen', 'd/b', 'd/a', ['read', 'write', 'read']],
+        ['heldOpen', 'l2', 'l1', ['read', 'write', 'read', 'size']],
+        ['readFile', 'd/b'], ['readFile', 'l1'], ['readFile', 'l2'],
+      ],
+    },
+    {
       // Found by the random scripts. A name read while it was the file's only one keeps its pages
       // across opens; a link makes another name (another kernel inode), and a write through that
       // one must not leave the first showing the old bytes once it is the only name again.
