@@ -35,6 +35,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("utimensat", js_utimensat),
         FN("futimens", js_futimens),
         FN("dupFd", js_dup_fd),
+        FN("flockNowait", js_flock_nowait),
         FN("setsid", js_setsid),
         FN("mallocThresholds", js_malloc_thresholds),
         FN("ioctlPath", js_ioctl_path),

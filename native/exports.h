@@ -30,6 +30,7 @@ napi_value js_renameat2(napi_env env, napi_callback_info info);
 napi_value js_utimensat(napi_env env, napi_callback_info info);
 napi_value js_futimens(napi_env env, napi_callback_info info);
 napi_value js_dup_fd(napi_env env, napi_callback_info info);
+napi_value js_flock_nowait(napi_env env, napi_callback_info info);
 napi_value js_setsid(napi_env env, napi_callback_info info);
 napi_value js_malloc_thresholds(napi_env env, napi_callback_info info);
 napi_value js_ioctl_path(napi_env env, napi_callback_info info);

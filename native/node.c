@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <limits.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -88,6 +89,20 @@ napi_value js_futimens(napi_env env, napi_callback_info info) {
 }
 
 /* dupFd(fd) → a new fd on the same open file description (close-on-exec). */
+static int flock_exec(op *o) {
+    o->ret = 1;
+    return flock(o->fd, LOCK_EX | LOCK_NB) < 0 ? errno : 0;
+}
+
+/* flockNowait(fd) → 1 once the open file holds an exclusive flock(2), undefined when another open
+ * file holds one (EWOULDBLOCK); throws otherwise. */
+napi_value js_flock_nowait(napi_env env, napi_callback_info info) {
+    op *o = op_new("flock", flock_exec, op_done_number);
+    if (!o) return op_nomem(env);
+    o->absent = EWOULDBLOCK;
+    return op_run_sync(env, info, o, "i", &o->fd);
+}
+
 napi_value js_dup_fd(napi_env env, napi_callback_info info) {
     op *o = op_new("dup", dup_exec, op_done_number);
     if (!o) return op_nomem(env);

@@ -103,6 +103,10 @@ async function serve(opts: MountOptions, starter: Starter): Promise<number> {
       lowers: opts.lowers, upper: opts.upper, work: opts.work, cacheEntries: opts.cacheEntries, fsync: opts.fsync,
       metacopy: opts.metacopy, flushBehind: opts.flushBehind,
       unmappedLowers: opts.ids?.uids !== undefined || opts.ids?.gids !== undefined,
+      onWarning: (warning) => {
+        if (starter.waiting) starter.say(`warning: ${warning}`)
+        else process.stderr.write(`layerfs: warning: ${warning}\n`)
+      },
     })
     daemon = await startDaemon(union, mountpoint, {
       fsname: opts.source, allowOther: opts.allowOther, entryTimeout: opts.entryTimeout,

@@ -61,6 +61,7 @@ interface Addon {
   utimensat(path: HostPath, atime: TimeNs, mtime: TimeNs, nofollow: boolean): void
   futimens(fd: number, atime: TimeNs, mtime: TimeNs): void
   dupFd(fd: number): number
+  flockNowait(fd: number): number | undefined
   setsid(): number
   mallocThresholds(mmap: number, trim: number): void
   ioctlPath(path: HostPath, cmd: number, arg: Uint8Array): Buffer
@@ -376,6 +377,12 @@ export function ioctlPathSync(path: HostPath, cmd: number, arg: Uint8Array): Buf
  *  shared). On the calling thread. */
 export function dupFdSync(fd: number): number {
   return callSync((n) => n.dupFd(fd))
+}
+
+/** flock(2) LOCK_EX | LOCK_NB: true once the open file `fd` holds the lock, false when another open
+ *  file (another process's) holds it. On the calling thread. */
+export function flockNowaitSync(fd: number): boolean {
+  return callSync((n) => n.flockNowait(fd)) !== undefined
 }
 
 /** setsid(2): the calling process leads a new session, with no controlling terminal. */

@@ -8,13 +8,13 @@
  * Paths are merged-view paths ('/a/b', as FUSE gives them). Errors carry an errno name (`.code`).
  */
 
-import { constants, statfsSync } from 'node:fs'
+import { closeSync, constants, openSync, statfsSync } from 'node:fs'
 import { mkdir, readdir, realpath, rm, stat } from 'node:fs/promises'
 import { join, relative, resolve, sep } from 'node:path'
 import { layerRoot, readMountinfo, releaseRoot } from '../layers/held-root.js'
 import { Layer, joinPath, relPath, splitPath } from '../layers/layer.js'
 import type { HostPath } from '../sys/names.js'
-import { ST, lremovexattrSync, prefetch, readlinkSync, type TimeNs } from '../sys/native.js'
+import { ST, flockNowaitSync, lremovexattrSync, prefetch, readlinkSync, type TimeNs } from '../sys/native.js'
 import { ACCESS_ACL, DEFAULT_ACL } from './acl.js'
 import * as attrs from './attrs.js'
 import { Stager } from './copy-up.js'
@@ -49,6 +49,8 @@ export interface UnionOptions {
   /** The caller maps ids itself (uidmapping, gidmapping): a lower layer on an idmapped mount is read
    *  through a mount that shows its ids as stored, where one reaches it (see layers/held-root.ts). */
   unmappedLowers?: boolean
+  /** Told what is odd but not fatal (an upperdir or workdir another union holds). */
+  onWarning?: (message: string) => void
 }
 
 export interface DirEntry {
@@ -121,12 +123,15 @@ function dropAcls(dir: HostPath): void {
 
 export class Union {
   readonly #core: Core
+  /** Open on the upperdir and workdir, each holding an exclusive flock(2) (see claimDir). */
+  readonly #claims: number[]
   /** See UnionStats.prefetched. */
   #prefetched = 0
   #prefetchFailures = 0
 
-  private constructor(core: Core) {
+  private constructor(core: Core, claims: number[]) {
     this.#core = core
+    this.#claims = claims
   }
 
   /** Check the directories and open the stack. Throws an Error with a one-line reason. */
@@ -136,28 +141,41 @@ export class Union {
     for (const dir of options.lowers) lowers.push((await requireDir(resolve(dir), 'lower layer')).path)
     let stager: Stager | undefined
     const layers: Layer[] = []
-    if (options.upper !== undefined || options.work !== undefined) {
-      if (options.upper === undefined) throw new Error('workdir given without upperdir')
-      if (options.work === undefined) throw new Error('upperdir needs a workdir')
-      const { path: upper, st: upperSt } = await requireDir(resolve(options.upper), 'upperdir')
-      const { path: work, st: workSt } = await requireDir(resolve(options.work), 'workdir')
-      if (upperSt.dev !== workSt.dev) throw new Error(`upperdir ${upper} and workdir ${work} must be on the same filesystem`)
-      if (isInside(work, upper) || isInside(upper, work)) throw new Error('upperdir and workdir must not contain each other')
-      for (const dir of lowers) if (dir === upper) throw new Error(`${dir} is both a lower layer and the upperdir`)
-      const scratch = join(work, WORK_SUBDIR)
-      // Leftovers of an interrupted copy-up or removal: never visible, safe to drop.
-      await rm(scratch, { recursive: true, force: true })
-      await mkdir(scratch, { mode: 0o700 })
-      dropAcls(scratch)
-      stager = new Stager(scratch, options.fsync ?? true)
-      layers.push(new Layer(upper, 0, true))
+    const claims: number[] = []
+    try {
+      if (options.upper !== undefined || options.work !== undefined) {
+        if (options.upper === undefined) throw new Error('workdir given without upperdir')
+        if (options.work === undefined) throw new Error('upperdir needs a workdir')
+        const { path: upper, st: upperSt } = await requireDir(resolve(options.upper), 'upperdir')
+        const { path: work, st: workSt } = await requireDir(resolve(options.work), 'workdir')
+        if (upperSt.dev !== workSt.dev) throw new Error(`upperdir ${upper} and workdir ${work} must be on the same filesystem`)
+        if (isInside(work, upper) || isInside(upper, work)) throw new Error('upperdir and workdir must not contain each other')
+        for (const dir of lowers) if (dir === upper) throw new Error(`${dir} is both a lower layer and the upperdir`)
+        const warn = options.onWarning ?? ((message: string) => process.emitWarning(message))
+        const upperShared = claimDir(upper, claims)
+        const workShared = claimDir(work, claims)
+        // As overlayfs does, a second mount of the same directories is only warned of.
+        if (upperShared) warn(`upperdir ${upper} is in use by another layerfs mount: changes made through both are undefined`)
+        if (workShared) warn(`workdir ${work} is in use by another layerfs mount: its scratch area is left as it is`)
+        const scratch = join(work, WORK_SUBDIR)
+        // Leftovers of an interrupted copy-up or removal: never visible, safe to drop (unless another
+        // mount is using them).
+        if (!workShared) await rm(scratch, { recursive: true, force: true })
+        await mkdir(scratch, { mode: 0o700, recursive: workShared })
+        dropAcls(scratch)
+        stager = new Stager(scratch, options.fsync ?? true)
+        layers.push(new Layer(upper, 0, true))
+      }
+      // A lower layer on an idmapped mount is held open: its mount may be detached under us.
+      const mountinfo = readMountinfo()
+      for (const dir of lowers) layers.push(new Layer(layerRoot(dir, mountinfo, options.unmappedLowers), layers.length, false))
+      const core = new Core(layers, stager, options.cacheEntries ?? 100_000, options.metacopy ?? false)
+      core.flushBehind = options.flushBehind ?? false
+      return new Union(core, claims)
+    } catch (err) {
+      for (const fd of claims) closeSync(fd)
+      throw err
     }
-    // A lower layer on an idmapped mount is held open: its mount may be detached under us.
-    const mountinfo = readMountinfo()
-    for (const dir of lowers) layers.push(new Layer(layerRoot(dir, mountinfo, options.unmappedLowers), layers.length, false))
-    const core = new Core(layers, stager, options.cacheEntries ?? 100_000, options.metacopy ?? false)
-    core.flushBehind = options.flushBehind ?? false
-    return new Union(core)
   }
 
   /** Flush and name every copy-up still waiting for its flush (flushBehind), and delete the removed
@@ -176,6 +194,7 @@ export class Union {
     if (this.#core.upper) await this.#core.trash.close()
     await this.#core.close()
     for (const layer of this.#core.layers) releaseRoot(layer.root)
+    for (const fd of this.#claims.splice(0)) closeSync(fd)
   }
 
   /** The relative path of `path`, with any deferred copy-up at it named first (see Core.#defer): for
@@ -690,6 +709,30 @@ export class Union {
   tryRename(from: string, to: string, flags = 0, alone = false): boolean {
     return names.renameNow(this.#core, this.#namedTree(from), this.#namedTree(to), flags, alone)
   }
+}
+
+/**
+ * Claim `dir` for this union: an exclusive flock(2) on a descriptor kept open (added to `claims`)
+ * until the union closes or its process ends. True when another union holds it: two mounts on one
+ * upperdir or workdir (overlayfs warns of those, and mounts all the same). Where the directory
+ * cannot be opened or locked, nothing is claimed and nothing is reported.
+ */
+function claimDir(dir: string, claims: number[]): boolean {
+  let fd: number
+  try {
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY)
+  } catch {
+    return false // a directory the daemon may write but not read: nothing to claim it by
+  }
+  let held: boolean
+  try {
+    held = flockNowaitSync(fd)
+  } catch {
+    held = true // ENOLCK, EINVAL: a filesystem without locks
+  }
+  if (held) claims.push(fd)
+  else closeSync(fd)
+  return !held
 }
 
 /** A layer directory, checked: its real path (a symlink to a directory is followed, as overlayfs

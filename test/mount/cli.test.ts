@@ -5,7 +5,7 @@ import { constants, existsSync } from 'node:fs'
 import { chmod, copyFile, lstat, mkdir, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { LAYERFS_COMMAND as LAUNCHER, MountSet, findMount, fuseAvailable, isMounted, mountFuse, runCmd } from '../helpers/mount.js'
+import { LAYERFS_COMMAND as LAUNCHER, MountSet, findMount, fuseAvailable, isMounted, mountFuse, processesNaming, runCmd } from '../helpers/mount.js'
 import { mknodSync } from '../../src/sys/native.js'
 import { DAEMON_V8_FLAGS } from '../../src/cli/mount.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
@@ -178,6 +178,33 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     if (isMounted(mnt)) mounts.add(await adopt(mnt))
     expect({ code: l.code, stderr: l.stderr }).toEqual({ code: 0, stderr: r.stderr })
     expect(isMounted(mnt)).toBe(true)
+  })
+
+  it('warns when another mount holds the upperdir and workdir, as overlayfs does, and mounts anyway', async () => {
+    await fresh()
+    const args = ['-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`]
+    const first = await launcher([...args, mnt])
+    if (isMounted(mnt)) mounts.add(await adopt(mnt))
+    expect({ code: first.code, stderr: first.stderr }).toEqual({ code: 0, stderr: '' })
+    const mnt2 = `${mnt}2`
+    await mkdir(mnt2)
+    const second = await launcher([...args, mnt2])
+    if (isMounted(mnt2)) mounts.add(await adopt(mnt2))
+    expect(second.code).toBe(0)
+    expect(second.stderr).toBe(
+      `layerfs: warning: upperdir ${upper} is in use by another layerfs mount: changes made through both are undefined\n` +
+      `layerfs: warning: workdir ${work} is in use by another layerfs mount: its scratch area is left as it is\n`)
+    await writeFile(join(mnt, 'through-first'), 'x')
+    expect(await readFile(join(mnt2, 'through-first'), 'utf8')).toBe('x')
+    // Once both daemons are gone, the directories are free again.
+    const daemons = processesNaming(mnt)
+    expect(daemons).toHaveLength(2)
+    await mounts.unmountAll()
+    for (let i = 0; i < 100 && processesNaming(mnt).length > 0; i++) await new Promise((r) => setTimeout(r, 50))
+    expect(processesNaming(mnt)).toEqual([])
+    const third = await layerfs([...args, mnt])
+    if (isMounted(mnt)) mounts.add(await adopt(mnt))
+    expect({ code: third.code, stderr: third.stderr }).toEqual({ code: 0, stderr: '' })
   })
 
   it('mounts through the installed command with one Node start: the daemon in its own session, with the V8 flags and environment it gets from Node', async () => {

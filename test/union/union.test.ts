@@ -463,6 +463,26 @@ describe('whiteouts and opaque directories', () => {
     expect(aside().length).toBe(before)
   })
 
+  it('warns of an upperdir and workdir another union holds, and leaves that union its scratch area', async () => {
+    const s = await stack([{ f: 'lower' }])
+    const scratch = join(s.work, 'work')
+    await writeFile(join(scratch, '#lfs-in-use'), 'a copy being made')
+    const warnings: string[] = []
+    const second = await s.reopen({ onWarning: (w) => warnings.push(w) })
+    expect(warnings).toEqual([
+      expect.stringMatching(/^upperdir .*upper is in use by another layerfs mount/),
+      expect.stringMatching(/^workdir .*work is in use by another layerfs mount/),
+    ])
+    expect(readdirSync(scratch)).toContain('#lfs-in-use')
+    await second.close()
+    await s.union.close()
+    // Both closed: the next union claims the directories and empties the scratch area.
+    const third = await s.reopen({ onWarning: (w) => warnings.push(w) })
+    expect(warnings).toHaveLength(2)
+    expect(readdirSync(scratch)).toEqual([])
+    await third.close()
+  })
+
   it('close names deferred copies, deletes what waits, and lets go of every descriptor', async () => {
     const s = await stack([{ 'big': 'x'.repeat(4096), 'small': 'lower', 'd/': '' }], {}, { flushBehind: true })
     const held = (): string[] => readdirSync('/proc/self/fd').flatMap((fd) => {
@@ -473,14 +493,15 @@ describe('whiteouts and opaque directories', () => {
         return [] // the directory's own descriptor, closed by now
       }
     })
-    expect(held()).toEqual([])
+    // Its claims on the upperdir and workdir (see Union.open).
+    expect(held().sort()).toEqual([s.upper, s.work])
     // A copy answered before its flush, a handle never released, a directory set aside.
     await s.union.chmod('/small', 0o600)
     const fh = await s.union.open('/big', constants.O_RDONLY)
     expect(await s.union.read(fh, Buffer.alloc(8), 8, 0)).toBe(8)
     await s.union.mkdir('/new', 0o755)
     await s.union.rmdir('/new')
-    expect(held().length).toBeGreaterThan(0)
+    expect(held().length).toBeGreaterThan(2)
     await s.union.close()
     expect(held()).toEqual([])
     expect(((await lstat(join(s.upper, 'small'))).mode & 0o777).toString(8)).toBe('600')
