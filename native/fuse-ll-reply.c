@@ -365,16 +365,25 @@ static fll_session *live(napi_env env, napi_value h, int *err) {
     return s;
 }
 
-napi_value fll_js_notify_inval_inode(napi_env env, napi_callback_info info) {
+/* The arguments (h, ino, offset, length) of notifyInvalInode and notifyInvalInodeAsync: false once
+ * it has thrown. `*handle` is h; `*err` -ENOTCONN when the session no longer serves. */
+static int inval_args(napi_env env, napi_callback_info info, napi_value *handle, fll_session **s, int *err,
+                      int64_t *ino, int64_t *off, int64_t *len) {
     size_t argc = 4;
     napi_value argv[4];
     napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    *handle = argv[0];
+    *s = live(env, argv[0], err);
+    return *s && fll_int(env, argv[1], "ino", 1, MAX_SAFE, ino) && fll_int(env, argv[2], "offset", -MAX_SAFE, MAX_SAFE, off) &&
+           fll_int(env, argv[3], "length", -MAX_SAFE, MAX_SAFE, len);
+}
+
+napi_value fll_js_notify_inval_inode(napi_env env, napi_callback_info info) {
+    napi_value h;
+    fll_session *s;
     int err = 0;
     int64_t ino, off, len;
-    fll_session *s = live(env, argv[0], &err);
-    if (!s || !fll_int(env, argv[1], "ino", 1, MAX_SAFE, &ino) || !fll_int(env, argv[2], "offset", -MAX_SAFE, MAX_SAFE, &off) ||
-        !fll_int(env, argv[3], "length", -MAX_SAFE, MAX_SAFE, &len))
-        return NULL;
+    if (!inval_args(env, info, &h, &s, &err, &ino, &off, &len)) return NULL;
     if (!err) {
         err = s->fd_closed ? -ENOTCONN : fuse_lowlevel_notify_inval_inode(s->se, (fuse_ino_t)ino, (off_t)off, (off_t)len);
     }
@@ -419,15 +428,11 @@ static void inval_complete(napi_env env, napi_status status, void *data) {
 /* notifyInvalInodeAsync(h, ino, offset, length) → a promise of 0 or -errno: notifyInvalInode, sent
  * from the thread pool (pages may be dropped while requests on the inode wait for JS). */
 napi_value fll_js_notify_inval_inode_async(napi_env env, napi_callback_info info) {
-    size_t argc = 4;
-    napi_value argv[4], promise, name;
-    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    napi_value h, promise, name;
+    fll_session *s;
     int err = 0;
     int64_t ino, off, len;
-    fll_session *s = live(env, argv[0], &err);
-    if (!s || !fll_int(env, argv[1], "ino", 1, MAX_SAFE, &ino) || !fll_int(env, argv[2], "offset", -MAX_SAFE, MAX_SAFE, &off) ||
-        !fll_int(env, argv[3], "length", -MAX_SAFE, MAX_SAFE, &len))
-        return NULL;
+    if (!inval_args(env, info, &h, &s, &err, &ino, &off, &len)) return NULL;
     inval_job *j = calloc(1, sizeof *j);
     if (!j) return napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
     *j = (inval_job){.s = s, .se = s->se, .ino = (uint64_t)ino, .off = off, .len = len};
@@ -441,7 +446,7 @@ napi_value fll_js_notify_inval_inode_async(napi_env env, napi_callback_info info
         return promise;
     }
     napi_create_string_utf8(env, "notifyInvalInode", NAPI_AUTO_LENGTH, &name);
-    if (napi_create_reference(env, argv[0], 1, &j->holder) != napi_ok ||
+    if (napi_create_reference(env, h, 1, &j->holder) != napi_ok ||
         napi_create_async_work(env, NULL, name, inval_execute, inval_complete, j, &j->work) != napi_ok ||
         napi_queue_async_work(env, j->work) != napi_ok) {
         napi_resolve_deferred(env, j->deferred, number(env, -EAGAIN));

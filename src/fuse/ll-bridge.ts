@@ -706,13 +706,13 @@ export class LowLevelBridge {
     }
   }
 
-  /** An open of an existing file is done: an O_TRUNC one changed the file for its other names too. */
-  /** `path` undefined: a file with no name left, opened again (through /proc/PID/fd). */
+  /** An open of an existing file is done: an O_TRUNC one changed the file for its other names too,
+   *  and is answered once those with a file open have dropped their pages (#dropSiblingPages).
+   *  `path` undefined: a file with no name left, opened again (through /proc/PID/fd). */
   #opened(r: Request & { op: 'open' }, path: string | undefined, fh: number, alone: boolean): Promise<void> | undefined {
     const reply = (): void => this.#replyOpen(r.req, r.ino, fh, r.flags, alone, r.ctx.uid === 0)
     if ((r.flags & O_TRUNC) !== 0) {
       if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, fh)
-      // The reply comes once other open names of a hard link have dropped their pages.
       const drop = this.#dropSiblingPages(r.ino)
       if (drop !== undefined) return drop.then(reply)
     }
@@ -1078,9 +1078,8 @@ export class LowLevelBridge {
 
   /** Reply to a setattr that is done, with the attributes it left (`attr`): clear set-ID bits first
    *  when the kernel asks (its killpriv; mostly the file has none to clear, and no syscall is
-   *  spent), and tell the node's other names. */
-  /** Replies now, unless a truncate must first drop the pages of other names (#dropSiblingPages):
-   *  then once they are dropped. */
+   *  spent), and tell the node's other names: a truncate is answered once those with a file open
+   *  have dropped their pages (#dropSiblingPages). */
   #replyChanged(r: Request & { op: 'setattr' }, path: string, attr: Attr): Promise<void> | undefined {
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, path, r.fh)) attr = this.#union.getattrSync(path)
     const reply = (): void => this.#replyAttr(r.req, this.#nodes.get(r.ino), attr)

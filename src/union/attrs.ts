@@ -9,7 +9,7 @@
  */
 import { chmodSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, ftruncateSync, lchownSync, openSync, readSync, truncateSync, writeSync } from 'node:fs'
 import {
-  type CopyChange, type FileAttr, ST, ST_FIELDS, fgetxattrSync, fremovexattrSync, fsetxattrSync, ioctlPathSync, flistxattrSync, fstatNumbers,
+  type CopyChange, type FileAttr, ST, ST_FIELDS, dupFdSync, fgetxattrSync, fremovexattrSync, fsetxattrSync, ioctlPathSync, flistxattrSync, fstatNumbers,
   lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, futimensSync, utimensatSync, type TimeNs,
 } from '../sys/native.js'
 import type { Core, CopyUpWant, Fold } from './core.js'
@@ -180,8 +180,8 @@ export function completeUnnamed(core: Core, handle: Handle): void {
   }
   const { dev, ino } = fstatSync(copy)
   const others = core.handles.filter((h) => h !== handle && h.meta >= 0 && sameFile(fstatSync(h.meta), dev, ino))
-  for (const other of others) other.switchTo(openSync(`/proc/self/fd/${copy}`, constants.O_RDONLY))
   handle.switchTo(copy)
+  for (const other of others) other.switchTo(dupFdSync(copy))
 }
 
 /** ftruncate through `fd`, or through a descriptor open for writing on the same file where `fd` is

@@ -139,37 +139,14 @@ export class Union {
     if (options.lowers.length === 0) throw new Error('at least one lower layer is needed')
     const lowers: string[] = []
     for (const dir of options.lowers) lowers.push((await requireDir(resolve(dir), 'lower layer')).path)
-    let stager: Stager | undefined
-    const layers: Layer[] = []
     const claims: number[] = []
     try {
-      if (options.upper !== undefined || options.work !== undefined) {
-        if (options.upper === undefined) throw new Error('workdir given without upperdir')
-        if (options.work === undefined) throw new Error('upperdir needs a workdir')
-        const { path: upper, st: upperSt } = await requireDir(resolve(options.upper), 'upperdir')
-        const { path: work, st: workSt } = await requireDir(resolve(options.work), 'workdir')
-        if (upperSt.dev !== workSt.dev) throw new Error(`upperdir ${upper} and workdir ${work} must be on the same filesystem`)
-        if (isInside(work, upper) || isInside(upper, work)) throw new Error('upperdir and workdir must not contain each other')
-        for (const dir of lowers) if (dir === upper) throw new Error(`${dir} is both a lower layer and the upperdir`)
-        const warn = options.onWarning ?? ((message: string) => process.emitWarning(message))
-        const upperShared = claimDir(upper, claims)
-        const workShared = claimDir(work, claims)
-        // As overlayfs does, a second mount of the same directories is only warned of.
-        if (upperShared) warn(`upperdir ${upper} is in use by another layerfs mount: changes made through both are undefined`)
-        if (workShared) warn(`workdir ${work} is in use by another layerfs mount: its scratch area is left as it is`)
-        const scratch = join(work, WORK_SUBDIR)
-        // Leftovers of an interrupted copy-up or removal: never visible, safe to drop (unless another
-        // mount is using them).
-        if (!workShared) await rm(scratch, { recursive: true, force: true })
-        await mkdir(scratch, { mode: 0o700, recursive: workShared })
-        dropAcls(scratch)
-        stager = new Stager(scratch, options.fsync ?? true)
-        layers.push(new Layer(upper, 0, true))
-      }
+      const top = options.upper !== undefined || options.work !== undefined ? await openUpper(options, lowers, claims) : undefined
+      const layers: Layer[] = top ? [top.layer] : []
       // A lower layer on an idmapped mount is held open: its mount may be detached under us.
       const mountinfo = readMountinfo()
       for (const dir of lowers) layers.push(new Layer(layerRoot(dir, mountinfo, options.unmappedLowers), layers.length, false))
-      const core = new Core(layers, stager, options.cacheEntries ?? 100_000, options.metacopy ?? false)
+      const core = new Core(layers, top?.stager, options.cacheEntries ?? 100_000, options.metacopy ?? false)
       core.flushBehind = options.flushBehind ?? false
       return new Union(core, claims)
     } catch (err) {
@@ -709,6 +686,31 @@ export class Union {
   tryRename(from: string, to: string, flags = 0, alone = false): boolean {
     return names.renameNow(this.#core, this.#namedTree(from), this.#namedTree(to), flags, alone)
   }
+}
+
+/** The upper layer and its stager, the directories checked and claimed (their descriptors added to
+ *  `claims`), the work directory's scratch area made and emptied. */
+async function openUpper(options: UnionOptions, lowers: string[], claims: number[]): Promise<{ layer: Layer; stager: Stager }> {
+  if (options.upper === undefined) throw new Error('workdir given without upperdir')
+  if (options.work === undefined) throw new Error('upperdir needs a workdir')
+  const { path: upper, st: upperSt } = await requireDir(resolve(options.upper), 'upperdir')
+  const { path: work, st: workSt } = await requireDir(resolve(options.work), 'workdir')
+  if (upperSt.dev !== workSt.dev) throw new Error(`upperdir ${upper} and workdir ${work} must be on the same filesystem`)
+  if (isInside(work, upper) || isInside(upper, work)) throw new Error('upperdir and workdir must not contain each other')
+  for (const dir of lowers) if (dir === upper) throw new Error(`${dir} is both a lower layer and the upperdir`)
+  const warn = options.onWarning ?? ((message: string) => process.emitWarning(message))
+  const upperShared = claimDir(upper, claims)
+  const workShared = claimDir(work, claims)
+  // As overlayfs does, a second mount of the same directories is only warned of.
+  if (upperShared) warn(`upperdir ${upper} is in use by another layerfs mount: changes made through both are undefined`)
+  if (workShared) warn(`workdir ${work} is in use by another layerfs mount: its scratch area is left as it is`)
+  const scratch = join(work, WORK_SUBDIR)
+  // Leftovers of an interrupted copy-up or removal: never visible, safe to drop (unless another
+  // mount is using them).
+  if (!workShared) await rm(scratch, { recursive: true, force: true })
+  await mkdir(scratch, { mode: 0o700, recursive: workShared })
+  dropAcls(scratch)
+  return { layer: new Layer(upper, 0, true), stager: new Stager(scratch, options.fsync ?? true) }
 }
 
 /**
