@@ -102,6 +102,9 @@ async function startLowLevel(union: Union, mountpoint: string, options: BridgeOp
         await unmountPath(mountpoint, true).catch(() => bridge.unmount())
       })
       await Promise.race([bridge.closed, new Promise((resolve) => setTimeout(resolve, 5000).unref())])
+      // Still mounted (files open): the process may end next, and must not while a page
+      // invalidation waits for a request only it can answer.
+      await bridge.dropsSettled(2000)
     })()
     return stopping
   }

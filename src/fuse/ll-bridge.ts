@@ -131,6 +131,8 @@ export class LowLevelBridge {
   readonly counts: Record<string, number> = {}
   #closed!: () => void
   readonly closed: Promise<void>
+  /** Page invalidations sent from the thread pool and not done (see #dropSiblingPages). */
+  readonly #drops = new Set<Promise<unknown>>()
 
   constructor(union: Union, options: LowLevelOptions) {
     this.#union = union
@@ -179,6 +181,18 @@ export class LowLevelBridge {
 
   unmount(): void {
     this.#session.unmount()
+  }
+
+  /**
+   * Settles once the page invalidations in flight are done (at most `ms` later). One can wait in the
+   * kernel for a request this thread has yet to answer: a daemon that exited before answering it
+   * would leave its pool thread, and so its /dev/fuse, waiting for good (see #dropSiblingPages).
+   */
+  async dropsSettled(ms: number): Promise<void> {
+    const deadline = Date.now() + ms
+    while (this.#drops.size > 0 && Date.now() < deadline) {
+      await Promise.race([Promise.all(this.#drops), new Promise((resolve) => setTimeout(resolve, deadline - Date.now()).unref())])
+    }
   }
 
   /** Attributes only (offset −1): the kernel then takes no inode or page lock, only a spinlock, so
@@ -1141,7 +1155,9 @@ export class LowLevelBridge {
       if (this.#open.handleOf(node.id) === undefined && this.#fastOpens(node) === 0) this.#session.notifyInvalInode(node.id, 0, 0)
       else drops.push(this.#session.notifyInvalInodeAsync(node.id, 0, 0))
     }
-    return Promise.all(drops).then(() => undefined)
+    const done = Promise.all(drops).then(() => undefined)
+    this.#drops.add(done)
+    return done.finally(() => this.#drops.delete(done))
   }
 
   /**
