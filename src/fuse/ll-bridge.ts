@@ -1128,10 +1128,13 @@ export class LowLevelBridge {
   #siblingOpen(id: number): boolean {
     const ino = this.#nodes.get(id)?.ino
     if (ino === undefined || !this.#nodes.shared(ino)) return false
-    for (const node of this.#nodes.withIno(ino)) {
-      if (node.id !== id && (this.#open.handleOf(node.id) !== undefined || this.#fastOpens(node) > 0)) return true
-    }
+    for (const node of this.#nodes.withIno(ino)) if (node.id !== id && this.#hasOpenFiles(node)) return true
     return false
+  }
+
+  /** Whether files are open on `node`, by JS or in C: requests of theirs may be in flight. */
+  #hasOpenFiles(node: Node): boolean {
+    return this.#open.handleOf(node.id) !== undefined || this.#fastOpens(node) > 0
   }
 
   /**
@@ -1145,16 +1148,14 @@ export class LowLevelBridge {
    */
   #dropSiblingPages(id: number): Promise<void> | undefined {
     const ino = this.#nodes.get(id)?.ino
-    if (ino === undefined || !this.#siblingOpen(id)) {
-      this.#invalidateSiblings(ino, id)
-      return undefined
-    }
-    const drops: Array<Promise<number>> = []
+    if (ino === undefined) return undefined
+    let drops: Array<Promise<number>> | undefined
     for (const node of this.#nodes.withIno(ino)) {
       if (node.id === id) continue
-      if (this.#open.handleOf(node.id) === undefined && this.#fastOpens(node) === 0) this.#session.notifyInvalInode(node.id, 0, 0)
-      else drops.push(this.#session.notifyInvalInodeAsync(node.id, 0, 0))
+      if (!this.#hasOpenFiles(node)) this.#session.notifyInvalInode(node.id, 0, 0)
+      else (drops ??= []).push(this.#session.notifyInvalInodeAsync(node.id, 0, 0))
     }
+    if (drops === undefined) return undefined
     const done = Promise.all(drops).then(() => undefined)
     this.#drops.add(done)
     return done.finally(() => this.#drops.delete(done))
@@ -1172,7 +1173,7 @@ export class LowLevelBridge {
     if (ino === undefined) return
     for (const node of this.#nodes.withIno(ino)) {
       if (node.id === except) continue
-      if (this.#open.handleOf(node.id) === undefined && this.#fastOpens(node) === 0) this.#session.notifyInvalInode(node.id, 0, 0)
+      if (!this.#hasOpenFiles(node)) this.#session.notifyInvalInode(node.id, 0, 0)
       else this.#invalidate(node)
     }
   }
