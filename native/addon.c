@@ -85,6 +85,8 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlCowRoom", fll_js_cow_room),
         FN("fuseLlCowAllow", fll_js_cow_allow),
         FN("fuseLlCowDeny", fll_js_cow_deny),
+        FN("fuseLlMade", fll_js_made),
+        FN("fuseLlMadeEnd", fll_js_made_end),
     };
     if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
     return exports;

@@ -6,13 +6,16 @@
  * fll_cow_listxattr), which a chown (security.capability) and cp -a ask for. So is the getattr of
  * a directory only in the upper layer (COW_MARK_SOLE_DIR): the kernel drops a directory's
  * attributes at every create, removal and rename in it, and asks again at the next permission
- * check, one getattr per file made in a directory (cp -a, tar x, mkdir -p, atomic replaces).
+ * check, one getattr per file made in a directory (cp -a, tar x, mkdir -p, atomic replaces); and
+ * so are its setattrs that change only mode, owner or times, made on it by path (cow_upper_dir).
  *
  * JS marks the nodes it may be done for (cowAllow: a lower regular file, with flush behind on and
  * no ids mapped, listed by readdirplus or looked up), with the lower file's host path and the inode
  * number JS shows for it. A setattr of such a node that changes only mode, owner or times and comes
  * with no file handle is answered here when no request read before it still waits for JS (and,
- * when it asks to clear set-ID bits, when the copy has none left): the copy is made as
+ * when it asks to clear set-ID bits, when the copy has none left). The records of copies made here
+ * may wait: chmod -R sends its next setattr as soon as it has the last one's answer, often within
+ * the same batch of reads (waiting for them sent every other file to JS). The copy is made as
  * Core.#stageBehind makes it (copy_small_unnamed: O_TMPFILE in the work directory, the change
  * folded in, origin and times, no flush), and the reply carries its attributes with no time to
  * live, as JS gives those of a copy not named yet. The node's mark
@@ -40,7 +43,16 @@
  * What JS keeps in step (ll-bridge.ts): before any request that may change a marked node or its name
  * (a setattr JS answers, an open for writing, xattrs, link, unlink, rename), and when it forgets
  * the node, it takes the mark away (cowDeny). And it tells C how many more copies may wait for
- * their flush (cowRoom), as Core bounds them. */
+ * their flush (cowRoom), as Core bounds them.
+ *
+ * A file JS made (create, O_TMPFILE) is marked too (made), until a setxattr, removexattr or link
+ * of it, or its forget: its getxattr of security.capability is answered ENODATA here (see CAPS).
+ * And while the open that made it lives (until C answers its release), its setattrs that change
+ * only mode, owner or times are made through a copy of that open's descriptor, in setattr's order,
+ * and answered with its fstat and JS's time to live: tar x changes each file it writes three
+ * times (owner, mode, times), cp -a twice. JS keeps nothing such a change moves (the inode number
+ * a made file shows is its own), so there is no record. A set-ID bit goes to JS, which takes the
+ * mark away before it answers any setattr of the node itself (madeEnd). */
 #include "fuse-ll.h"
 #include "op.h"
 
@@ -101,13 +113,13 @@ static cow_change change_of(const struct stat *attr, int to_set) {
     };
 }
 
-/* Replies with `st` as JS shows the node (its inode number; nlink 1: a copy of a file has one name,
- * a copied-up directory merges, see attrs.ts), given `timeout` seconds to live, and queues `r`, the
- * record JS takes the copy over from, when there is one. */
+/* Replies with `st` as JS shows the node (its inode number; nlink 1 unless `own_links`: a copy of a
+ * file has one name, a copied-up directory merges, see attrs.ts), given `timeout` seconds to live,
+ * and queues `r`, the record JS takes the copy over from, when there is one. */
 static void answer(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct stat *st, uint64_t shown, double timeout,
-                   fll_rec *r, const struct stat *attr, int to_set) {
+                   fll_rec *r, const struct stat *attr, int to_set, int own_links) {
     st->st_ino = shown;
-    st->st_nlink = 1;
+    if (!own_links) st->st_nlink = 1;
     s->cow_setattrs++;
     if (r) {
         r->kind = FLL_SETATTR;
@@ -119,9 +131,10 @@ static void answer(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct stat *
     if (r) fll_push(s, r);
 }
 
-/* A marked directory in the upper layer, merging with a lower one (see the top): the change is made
- * on it as JS makes it (mode, owner, times, in setattr's order), answered with its attributes, and
- * the mark stays. No record: JS keeps nothing a setattr changes. */
+/* A marked directory in the upper layer, merging with a lower one or only there (see the top): the
+ * change is made on it as JS makes it (mode, owner, times, in setattr's order), answered with its
+ * attributes (a merged one's link count 1, as JS shows it), and the mark stays. No record: JS
+ * keeps nothing a setattr changes. tar x changes every directory it made three times at its end. */
 static void cow_upper_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const cow_change *c,
                           const struct stat *attr, int to_set) {
     const char *path = n->src + strlen(n->src) + 1;
@@ -138,7 +151,7 @@ static void cow_upper_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fa
         FLL_SEND(s, req, fuse_reply_err(req, err));
         return;
     }
-    answer(s, req, ino, &st, n->shown, s->cow_attr_timeout, NULL, attr, to_set);
+    answer(s, req, ino, &st, n->shown, s->cow_attr_timeout, NULL, attr, to_set, n->dir == COW_MARK_SOLE_DIR);
 }
 
 /* A marked lower directory's setattr (see the top): 1 when answered. */
@@ -160,7 +173,7 @@ static int cow_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node
     if (origin && src[ST_INO] >= 9007199254740992.0) origin = 0;
     r->flags = COW_DIR | (origin ? COW_DIR_ORIGIN : 0);
     if (origin) r->offset = (int64_t)src[ST_INO];
-    answer(s, req, ino, &st, shown, s->cow_attr_timeout, r, attr, to_set);
+    answer(s, req, ino, &st, shown, s->cow_attr_timeout, r, attr, to_set, 0);
     return 1;
 }
 
@@ -191,14 +204,15 @@ static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_nod
     r->flags = cold ? COW_COLD : 0;
     s->cow_room--;
     /* No time to live: the copy is not named yet (JS names it after its flush). */
-    answer(s, req, ino, &st, shown, 0.0, r, attr, to_set);
+    answer(s, req, ino, &st, shown, 0.0, r, attr, to_set, 0);
     return 1;
 }
 
 /* The node of a marked lower file, when C may answer for it now: no request read before this one
- * still waits for JS (which may change the node first). NULL otherwise. */
+ * still waits for JS (which may change the node first; records of what C answered change only
+ * their own nodes, unmarked already). NULL otherwise. */
 static fll_fast_node *marked_lower_file(fll_session *s, fuse_ino_t ino) {
-    if (!s->cow_dir || s->head) return NULL;
+    if (!s->cow_dir || s->queued) return NULL;
     fll_fast_node *n = fll_node_find(s, ino);
     return n && n->src && !n->dir ? n : NULL;
 }
@@ -215,13 +229,49 @@ int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
      * for JS: none of them has changed anything yet, the host path included (a rename that moves
      * the directory drops its mark before JS makes it), so the answer is the state before them,
      * which the kernel may be given while it has not had their replies. */
-    if (!n->dir && s->head) return 0;
+    if (!n->dir && s->queued) return 0;
     const char *path = n->dir ? n->src + strlen(n->src) + 1 : n->src;
     struct stat st;
     if (lstat(path, &st) < 0 || (n->dir && !S_ISDIR(st.st_mode))) return 0;
     st.st_ino = n->shown;
     s->cow_getattrs++;
     FLL_SEND(s, req, fuse_reply_attr(req, &st, s->cow_attr_timeout));
+    return 1;
+}
+
+/* What a chown and the first write of a file ask for (security_inode_need_killpriv). A file JS made
+ * (create, O_TMPFILE) starts with none, and only a setxattr can give it one, which JS sees first
+ * (madeEnd): until then, the answer is known without a syscall. Untar, cp -a and a build make
+ * one or two such requests per file they write. */
+#define CAPS "security.capability"
+
+/* The lookup of a name in a marked directory only in the upper layer (COW_MARK_SOLE_DIR), when the
+ * name is missing from its host path: no lower layer can hold it, and JS would find it missing
+ * too, so the absence is answered here as JS answers it (a negative entry living JS's negative
+ * timeout, or ENOENT). Every file made through the mount is looked up first (tar x, cp -a, a build
+ * writing its objects). A name that is there (a whiteout included), or any other error, goes to
+ * JS. JS takes the mark away before anything may give the directory a name that is not on the disk
+ * yet (a rename of a lower file into it, which may be written after its copy's flush), as before
+ * anything that moves the directory. Read-only, as the getattr: answered even with requests queued
+ * for JS, which have changed nothing yet. */
+int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
+    if (!s->cow_dir) return 0;
+    fll_fast_node *n = fll_node_find(s, parent);
+    if (!n || !n->src || n->dir != COW_MARK_SOLE_DIR) return 0;
+    char path[PATH_MAX];
+    int len = snprintf(path, sizeof path, "%s/%s", n->src + strlen(n->src) + 1, name);
+    struct stat st;
+    if (len < 0 || (size_t)len >= sizeof path || lstat(path, &st) == 0 || errno != ENOENT) return 0;
+    s->cow_lookups++;
+    if (s->cow_negative_timeout > 0) {
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof e);
+        e.attr_timeout = s->cow_attr_timeout;
+        e.entry_timeout = s->cow_negative_timeout;
+        FLL_SEND(s, req, fuse_reply_entry(req, &e));
+    } else {
+        FLL_SEND(s, req, fuse_reply_err(req, ENOENT));
+    }
     return 1;
 }
 
@@ -235,6 +285,14 @@ static int shown_as_stored(const char *name) { return strncmp(name, "trusted.", 
  * must drop it), so chown -R of a layer asks once per file; cp -a asks for the source's ACL
  * (system.posix_acl_access). trusted. names, and errors other than ENODATA and ERANGE, go to JS. */
 int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+    if (!s->queued && strcmp(name, CAPS) == 0) {
+        fll_fast_node *made = fll_node_find(s, ino);
+        if (made && made->no_caps) {
+            s->cow_getxattrs++;
+            FLL_SEND(s, req, fuse_reply_err(req, ENODATA));
+            return 1;
+        }
+    }
     fll_fast_node *n = shown_as_stored(name) ? marked_lower_file(s, ino) : NULL;
     if (!n) return 0;
     char *value = size ? malloc(size) : NULL;
@@ -271,18 +329,60 @@ int fll_cow_listxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, size_t siz
     return 1;
 }
 
+/* The changes answered on a file JS made, through its creating open: mode, owner and times, and
+ * the clearing of set-ID bits a chown asks for, which such a file never has (see made_setattr). */
+#define MADE_VALID COW_VALID
+
+void fll_made_end(fll_session *s, fll_fast_node *n) {
+    (void)s;
+    if (n->made) close(n->made_fd);
+    n->made = 0;
+}
+
+void fll_made_release(fll_session *s, fuse_ino_t ino, const struct fuse_file_info *fi) {
+    fll_fast_node *n = fi ? fll_node_find(s, ino) : NULL;
+    if (!n || !n->made || n->made_fh != fi->fh) return;
+    fll_made_end(s, n);
+    fll_node_drop_unused(s, n);
+}
+
+/* A setattr of a file JS made, while the open that made it lives (see the top): 1 when answered. */
+static int made_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
+                        const struct fuse_file_info *fi) {
+    if (s->queued || (to_set & ~MADE_VALID)) return 0;
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (!n || !n->made || (fi && fi->fh != n->made_fh)) return 0;
+    cow_change c = change_of(attr, to_set);
+    /* Set-ID bits are JS's to give: its handles remember whether their file has them. JS marks no
+     * file made with them, and takes the mark away before it answers any setattr itself, so a
+     * marked file has none, and a chown or a write has none to clear. */
+    if (c.mode >= 0 && (c.mode & (S_ISUID | S_ISGID))) return 0;
+    int fd = n->made_fd, err = 0;
+    struct stat st;
+    if (c.mode >= 0 && fchmod(fd, (mode_t)c.mode) < 0) err = errno;
+    if (!err && (c.uid >= 0 || c.gid >= 0) && fchown(fd, (uid_t)c.uid, (gid_t)c.gid) < 0) err = errno;
+    if (!err && (c.times[0].tv_nsec != UTIME_OMIT || c.times[1].tv_nsec != UTIME_OMIT) && futimens(fd, c.times) < 0)
+        err = errno;
+    if (!err && fstat(fd, &st) < 0) err = errno;
+    s->cow_setattrs++;
+    if (err) FLL_SEND(s, req, fuse_reply_err(req, err));
+    else FLL_SEND(s, req, fuse_reply_attr(req, &st, s->made_attr_timeout));
+    return 1;
+}
+
 int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
                     const struct fuse_file_info *fi) {
-    if (!s->cow_dir || s->head || fi || (to_set & ~COW_VALID)) return 0;
+    if (made_setattr(s, req, ino, attr, to_set, fi)) return 1;
+    if (!s->cow_dir || s->queued || fi || (to_set & ~COW_VALID)) return 0;
     fll_fast_node *n = fll_node_find(s, ino);
-    /* A directory only in the upper layer has its setattrs made by JS (a merged one's answer shows
-     * one link, see answer()). */
-    if (!n || !n->src || n->dir == COW_MARK_SOLE_DIR) return 0;
+    if (!n || !n->src) return 0;
     cow_change c = change_of(attr, to_set);
     if (!n->dir) return cow_file(s, req, ino, n, &c, attr, to_set);
     /* Set-ID bits to clear are JS's to judge (the kernel asks only for files). */
     if (s->kill_suidgid || (to_set & COW_KILL)) return 0;
-    if (n->dir == COW_MARK_LOWER_DIR) return cow_dir(s, req, ino, n, &c, attr, to_set);
+    /* Not even behind a record of a copy made here: its adoption would copy the directory up in JS,
+     * over this copy (chown -R changes a directory after its files). */
+    if (n->dir == COW_MARK_LOWER_DIR) return !s->head && cow_dir(s, req, ino, n, &c, attr, to_set);
     cow_upper_dir(s, req, ino, n, &c, attr, to_set);
     return 1;
 }
@@ -294,13 +394,14 @@ void fll_cow_free(fll_session *s) {
     s->cow_ring = NULL;
 }
 
-/* cowConfigure(handle, workDir, maxSize, attrTimeout, exactModes): setattrs of marked nodes may be
- * answered in C, their copies made in workDir, for files of at most maxSize bytes; a directory's
- * attributes are given attrTimeout seconds to live; exactModes: copies may be made with their
- * modes (STAGE_EXACT_MODE, see Stager.exactModes). */
+/* cowConfigure(handle, workDir, maxSize, attrTimeout, exactModes, negativeTimeout): setattrs of
+ * marked nodes may be answered in C, their copies made in workDir, for files of at most maxSize
+ * bytes; a directory's attributes are given attrTimeout seconds to live; exactModes: copies may be
+ * made with their modes (STAGE_EXACT_MODE, see Stager.exactModes); a name missing from a marked
+ * directory, negativeTimeout seconds (0: answered ENOENT). */
 napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
-    size_t argc = 5;
-    napi_value argv[5];
+    size_t argc = 6;
+    napi_value argv[6];
     if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     int64_t limit;
@@ -313,6 +414,11 @@ napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
     bool exact_mode = false;
     if (argc < 5 || napi_get_value_bool(env, argv[4], &exact_mode) != napi_ok) {
         napi_throw_type_error(env, "EINVAL", "exactModes: expected a boolean");
+        return NULL;
+    }
+    double negative;
+    if (argc < 6 || napi_get_value_double(env, argv[5], &negative) != napi_ok || !(negative >= 0)) {
+        napi_throw_type_error(env, "EINVAL", "negativeTimeout: expected a number of seconds, at least 0");
         return NULL;
     }
     char *dir = fll_string(env, argv[1], "workDir");
@@ -328,6 +434,7 @@ napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
     s->cow_ring = ring;
     s->cow_limit = limit;
     s->cow_attr_timeout = timeout;
+    s->cow_negative_timeout = negative;
     s->cow_exact_mode = exact_mode;
     return NULL;
 }
@@ -401,6 +508,61 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
         if (o && o->src && o->cow_at == slot) unmark(s, o);
     }
     return fll_int32(env, 1);
+}
+
+/* made(handle, node, fh, fd, attrTimeout): the node is a file JS made, so it holds no
+ * security.capability, and it is open as JS's handle fh, on the host descriptor fd (-1: none to
+ * change it through, the capability alone); its attributes live attrTimeout seconds. 1, or 0 when
+ * out of memory. */
+napi_value fll_js_made(napi_env env, napi_callback_info info) {
+    size_t argc = 5;
+    napi_value argv[5];
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+    fll_session *s = fll_unwrap(env, argv[0]);
+    int64_t ino, fh, fd;
+    double timeout;
+    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &ino) ||
+        !fll_int(env, argv[2], "fh", 0, 9007199254740991.0, &fh) || !fll_int(env, argv[3], "fd", -1, INT_MAX, &fd))
+        return NULL;
+    if (argc < 5 || napi_get_value_double(env, argv[4], &timeout) != napi_ok || !(timeout >= 0)) {
+        napi_throw_type_error(env, "EINVAL", "attrTimeout: expected a number of seconds, at least 0");
+        return NULL;
+    }
+    fll_fast_node *n = fll_node_add(s, (uint64_t)ino);
+    if (!n) return fll_int32(env, 0);
+    if (n->made) close(n->made_fd);
+    n->made = 0;
+    n->no_caps = 1;
+    /* A descriptor of C's own: JS may close its handle's before C hears of the release. */
+    int own = fd >= 0 ? fcntl((int)fd, F_DUPFD_CLOEXEC, 3) : -1;
+    if (own >= 0) {
+        n->made = 1;
+        n->made_fd = own;
+        n->made_fh = (uint64_t)fh;
+        s->made_attr_timeout = timeout;
+    }
+    return fll_int32(env, 1);
+}
+
+/* madeEnd(handle, node, all): the node's setattrs go to JS again; with all, its getxattrs too. */
+napi_value fll_js_made_end(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3];
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+    fll_session *s = fll_unwrap(env, argv[0]);
+    int64_t ino;
+    bool all = false;
+    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &ino)) return NULL;
+    if (argc < 3 || napi_get_value_bool(env, argv[2], &all) != napi_ok) {
+        napi_throw_type_error(env, "EINVAL", "all: expected a boolean");
+        return NULL;
+    }
+    fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
+    if (!n) return NULL;
+    if (all) n->no_caps = 0;
+    fll_made_end(s, n);
+    fll_node_drop_unused(s, n);
+    return NULL;
 }
 
 /* cowDeny(handle, node): the node's setattrs go to JS again. */

@@ -121,6 +121,7 @@ static void answered(fuse_req_t req, int kind, fuse_ino_t ino, struct fuse_file_
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    fll_made_release(fuse_req_userdata(req), ino, fi);
     if (fll_fast_release(fuse_req_userdata(req), req, ino, fi)) return;
     answered(req, FLL_RELEASE, ino, fi);
 }
@@ -320,6 +321,7 @@ static void entry_op(fuse_req_t req, int kind, fuse_ino_t parent, const char *na
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+    if (fll_cow_lookup(fuse_req_userdata(req), req, parent, name)) return;
     entry_op(req, FLL_LOOKUP, parent, name, 0, 0, NULL);
 }
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {

@@ -102,11 +102,15 @@ enum { FLL_IDLE, FLL_MOUNTED, FLL_ENDED };
 #define FLL_FAST_FH (1ULL << 52)
 
 /* A node C answers some requests of: opens for reading (fuse-ll-fast.c), a setattr that copies it
- * up (fuse-ll-cow.c). */
+ * up, the getxattr of security.capability of a file JS made (fuse-ll-cow.c). */
 typedef struct {
     uint64_t ino; /* 0: a free slot */
     uint32_t opens;
     uint8_t allowed, watched;
+    uint8_t no_caps; /* a file JS made: it holds no security.capability (fll_cow_getxattr) */
+    uint8_t made;    /* and its creating open, made_fh, is still open: setattrs go through made_fd */
+    int made_fd;     /* owned: a dup of that open's descriptor */
+    uint64_t made_fh;
     uint8_t dir;    /* with src: 1, src is a lower directory, and its copy's place follows it; 2, src
                      * is empty, and the directory in the upper layer follows it */
     char *src;      /* owned: the lower file a setattr may copy up in C; NULL: none. For a
@@ -172,7 +176,10 @@ typedef struct fll_session {
     uint64_t cow_getattrs; /* getattrs of marked lower files and upper-only directories answered in C */
     uint64_t cow_getxattrs; /* and their getxattrs */
     uint64_t cow_listxattrs; /* and listxattrs */
+    uint64_t cow_lookups;    /* lookups of names missing from marked upper-only directories */
+    double cow_negative_timeout; /* seconds such an absence lives (JS's negative timeout; 0: ENOENT) */
     double cow_attr_timeout; /* seconds a copied-up directory's attributes live (JS's attr timeout) */
+    double made_attr_timeout; /* seconds the attributes of a file JS made live (JS's attr timeout) */
     int cow_exact_mode;      /* copies are made with their modes (STAGE_EXACT_MODE) */
 
     fll_slot *slots;
@@ -251,6 +258,8 @@ int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino);
 int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 /* Answers the listxattr of a marked lower file that holds no `trusted.` name in C when it may (then 1). */
 int fll_cow_listxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, size_t size);
+/* Answers the lookup of a name missing from a marked directory only in the upper layer (then 1). */
+int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name);
 /* Answers the setattr in C when it may (then 1). */
 int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
                     const struct fuse_file_info *fi);
@@ -259,6 +268,11 @@ napi_value fll_js_cow_configure(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_room(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_deny(napi_env env, napi_callback_info info);
+/* The release of a file JS made: its creating open's ends the setattrs answered through it. */
+void fll_made_release(fll_session *s, fuse_ino_t ino, const struct fuse_file_info *fi);
+void fll_made_end(fll_session *s, fll_fast_node *n);
+napi_value fll_js_made(napi_env env, napi_callback_info info);
+napi_value fll_js_made_end(napi_env env, napi_callback_info info);
 
 /* fuse-ll-passthrough.c */
 int fll_is_init(const struct fuse_buf *buf);

@@ -148,7 +148,7 @@ export class LowLevelBridge {
     // stored).
     const behind = options.ids ? undefined : union.copyBehind
     if (behind) {
-      this.#session.cowConfigure(behind.dir, behind.maxSize, options.attrTimeout, behind.exactModes)
+      this.#session.cowConfigure(behind.dir, behind.maxSize, options.attrTimeout, behind.exactModes, options.negativeTimeout > 0 ? options.negativeTimeout : 0)
       this.#session.cowRoom(behind.room)
       union.onCopyRoom = (room) => this.#session.cowRoom(room)
       // A directory copied up (by the union, or in C and adopted) has its later setattrs answered
@@ -318,7 +318,7 @@ export class LowLevelBridge {
     }
     let answered: boolean
     try {
-      if (this.#cow) this.#unmarkChanged(r)
+      this.#unmarkChanged(r)
       if ((r as { fh?: number }).fh === FAST_FH && !this.#fromFastOpen(r as Request & { fh: number; ino: number })) return
       answered = this.#answerNow(r)
     } catch (err) {
@@ -333,6 +333,7 @@ export class LowLevelBridge {
     this.#nodes.forget(id, count)
     if (node === undefined || this.#nodes.get(id) !== undefined) return
     this.#unmark(node)
+    this.#unmarkMade(node, true)
     if (!node.fast) return
     this.#session.fastDeny(id)
     this.#releaseAnchor(id) // only when its watch came too late (see #anchor)
@@ -342,13 +343,38 @@ export class LowLevelBridge {
    * Marks `node`, the lower file `src` (see Union.copyBehindSource), shown as inode `ino`: its next
    * setattr that changes only mode, owner or times may be answered in C, which copies the file up
    * (native/fuse-ll-cow.c, #adoptCopy). `chmod -R` and `chown -R` of a layer's files are made of
-   * them. A directory only in the upper layer (`source.sole`) is marked for its getattrs alone. The
+   * them. A directory only in the upper layer (`source.sole`) is marked for its getattrs and its
+   * setattrs, made on it by path (tar x changes every directory it made at its end). The
    * mark goes before anything else may change the node (#unmarkChanged).
    */
   #markCopyable(node: Node, source: CopySource | undefined, ino: number): void {
     if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole)) return
     node.cow = true
     if (source.sole) this.#soleDirs.add(node)
+  }
+
+  /**
+   * `node`, a file just made and open as `fh`, holds no security.capability: C answers the getxattr
+   * of it that a chown and the first write of the file make (native/fuse-ll-cow.c, CAPS); and while
+   * that open lives, the setattrs that change its mode, owner or times (tar x makes three per file)
+   * are made and answered in C through a copy of the open's descriptor. Not with ids mapped (C
+   * would have to map them), nor for a file made set-ID: whether a file has those bits is JS's to
+   * know (its handles remember it), so a setattr giving them one goes to JS too.
+   */
+  #markMade(node: Node, fh: number, mode: number): void {
+    const fd = this.#options.ids || (mode & 0o6000) !== 0 ? -1 : this.#union.openFile(fh).fd
+    node.noCaps = this.#session.made(node.id, fh, fd, this.#options.attrTimeout)
+    node.made = node.noCaps && fd >= 0
+  }
+
+  /** Before a setattr JS answers (a set-ID bit, a size), whose change C would not know of: the
+   *  node's setattrs come as requests again. With `all`, before a request that may give the node
+   *  security.capability, or another name that could (link): its getxattrs too. */
+  #unmarkMade(node: Node | undefined, all: boolean): void {
+    if (!node || !(node.made || (all && node.noCaps))) return
+    node.made = false
+    if (all) node.noCaps = false
+    this.#session.madeEnd(node.id, all)
   }
 
   /** The node's setattrs go to JS again. */
@@ -375,7 +401,13 @@ export class LowLevelBridge {
    *  #markCopyable). A request C could see coming is unmarked before C sees the next one. */
   #unmarkChanged(r: Request): void {
     switch (r.op) {
-      case 'setattr': case 'setxattr': case 'removexattr': case 'link': case 'ioctl':
+      case 'setxattr': case 'removexattr': case 'link':
+        this.#unmarkMade(this.#nodes.get(r.ino), true)
+        return this.#unmark(this.#nodes.get(r.ino))
+      case 'setattr':
+        this.#unmarkMade(this.#nodes.get(r.ino), false)
+        return this.#unmark(this.#nodes.get(r.ino))
+      case 'ioctl':
         return this.#unmark(this.#nodes.get(r.ino))
       case 'open':
         if ((r.flags & (O_WRONLY | O_RDWR | O_TRUNC)) !== 0) this.#unmark(this.#nodes.get(r.ino))
@@ -385,9 +417,29 @@ export class LowLevelBridge {
       case 'rename':
         this.#unmarkChild(r.parent, r.name)
         this.#unmarkChild(r.newparent, r.newname)
+        this.#unmarkLowerInto(r)
         return this.#unmarkMovedDirs(r)
       default:
     }
+  }
+
+  /** A lower file renamed into a directory only in the upper layer may reach that directory on the
+   *  disk only after its copy's flush (Core.deferMove): the directory's mark goes, or C would answer
+   *  the lookup of the new name as missing meanwhile (fll_cow_lookup). So for the other side of an
+   *  exchange. */
+  #unmarkLowerInto(r: Request & { op: 'rename' }): void {
+    if (this.#soleDirs.size === 0) return
+    const fromLower = (parentId: number, name: string): boolean => {
+      try {
+        return !this.#union.isUpperSync(this.#childPath(parentId, name).path)
+      } catch {
+        return true
+      }
+    }
+    const into = this.#nodes.get(r.newparent)
+    if (into && this.#soleDirs.has(into) && fromLower(r.parent, r.name)) this.#unmark(into)
+    const back = (r.flags & 2 /* RENAME_EXCHANGE */) !== 0 ? this.#nodes.get(r.parent) : undefined
+    if (back && this.#soleDirs.has(back) && fromLower(r.newparent, r.newname)) this.#unmark(back)
   }
 
   #unmarkChild(parentId: number, name: string): void {
@@ -655,6 +707,7 @@ export class LowLevelBridge {
         node.opened = true
         const backing = this.#open.opened(node.id, fh, union.openFile(fh), true, r.ctx.uid === 0) // a new node: never STALE
         if (!session.replyCreate(r.req, this.#entry(node, attr), fh, {}, backing)) this.#release(fh)
+        else this.#markMade(node, fh, attr.mode)
         return true
       }
       case 'tmpfile': {
@@ -664,6 +717,7 @@ export class LowLevelBridge {
         node.opened = true
         const backing = this.#open.opened(node.id, fh, union.openFile(fh), true, r.ctx.uid === 0) // a new node: never STALE
         if (!session.replyCreate(r.req, this.#entry(node, attr), fh, {}, backing)) this.#release(fh)
+        else this.#markMade(node, fh, attr.mode)
         return true
       }
       case 'link': {

@@ -27,6 +27,12 @@ export interface Node {
   /** Whether it may be marked for a setattr answered in C (Session.cowAllow): true until JS takes
    *  the mark away or adopts the copy (the mark may be gone from C earlier). */
   cow: boolean
+  /** A file the daemon made, marked as holding no security.capability (Session.made): until a
+   *  request that may give it one. */
+  noCaps: boolean
+  /** And its setattrs may be answered in C: while the open that made it lives (C ends that at its
+   *  release), until JS answers one itself. */
+  made: boolean
   /** The last attributes the kernel was sent for it were given no time to live (a copy not named
    *  yet): it holds none valid, and a change needs no invalidation (see LowLevelBridge.#replyAttr). */
   attrsExpired: boolean
@@ -41,7 +47,7 @@ export interface Node {
 export const ROOT_ID = 1
 
 export class NodeTable {
-  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0, opened: false, fast: false, cow: false, attrsExpired: false, ctimeExpired: false, cachedPath: '/', pathEpoch: 0 }
+  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0, opened: false, fast: false, cow: false, noCaps: false, made: false, attrsExpired: false, ctimeExpired: false, cachedPath: '/', pathEpoch: 0 }
   readonly #byId = new Map<number, Node>([[ROOT_ID, this.root]])
   readonly #byName = new Map<string, Node>()
   /** Most inodes have one name: the node itself; a Set only for hard links (saves a Set per node). */
@@ -84,7 +90,7 @@ export class NodeTable {
     const key = nameKey(parent, name)
     let node = this.#byName.get(key)
     if (!node) {
-      node = { id: this.#next++, parent, name, lookups: 0, ino, opened: false, fast: false, cow: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1 }
+      node = { id: this.#next++, parent, name, lookups: 0, ino, opened: false, fast: false, cow: false, noCaps: false, made: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1 }
       this.#byId.set(node.id, node)
       this.#byName.set(key, node)
     }
@@ -100,7 +106,7 @@ export class NodeTable {
   /** A node for a file that never had a name (an O_TMPFILE open), with the kernel's one reference;
    *  like an unlinked file's, its path is undefined. */
   unnamed(ino: number): Node {
-    const node: Node = { id: this.#next++, parent: undefined, name: '', lookups: 1, ino, opened: false, fast: false, cow: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1 }
+    const node: Node = { id: this.#next++, parent: undefined, name: '', lookups: 1, ino, opened: false, fast: false, cow: false, noCaps: false, made: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1 }
     this.#byId.set(node.id, node)
     this.#indexIno(node)
     return node

@@ -209,11 +209,13 @@ interface Addon {
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
   fuseLlGranted(h: Handle): number
-  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number, cowGetxattrs: number, cowListxattrs: number]
-  fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean): void
+  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number, cowGetxattrs: number, cowListxattrs: number, cowLookups: number]
+  fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean): number
   fuseLlCowDeny(h: Handle, node: number): void
+  fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number): number
+  fuseLlMadeEnd(h: Handle, node: number, all: boolean): void
   fuseLlFastAllow(h: Handle, node: number): number
   fuseLlFastDeny(h: Handle, node: number): number
   fuseLlFastOpens(h: Handle, node: number): number
@@ -486,9 +488,9 @@ export class Session {
 
   /** The busy-polls of /dev/fuse (MountOptions.spinUs) run so far, those skipped because more
    *  threads than `spinCallers` sent the last requests, and that limit. */
-  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number } {
-    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs] = this.#n.fuseLlLoopStats(this.#h)
-    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs }
+  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number } {
+    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups] = this.#n.fuseLlLoopStats(this.#h)
+    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups }
   }
 
   /**
@@ -497,10 +499,12 @@ export class Session {
    * is answered there; JS then gets it as an answered setattr carrying the copy (Request's `copy`).
    * Only files of at most `maxSize` bytes, and only while cowRoom allows. A marked directory is
    * copied up and named in C, and its attributes given `attrTimeout` seconds to live. `exactModes`:
-   * a copy may be made with its mode from the start (see Stager.exactModes).
+   * a copy may be made with its mode from the start (see Stager.exactModes). A name missing from a
+   * directory marked as only in the upper layer is answered in C too, as a negative entry living
+   * `negativeTimeout` seconds (0: ENOENT).
    */
-  cowConfigure(workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean): void {
-    this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize, attrTimeout, exactModes)
+  cowConfigure(workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number): void {
+    this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize, attrTimeout, exactModes, negativeTimeout)
   }
 
   /** How many more copies C may make before it is told again. */
@@ -511,7 +515,8 @@ export class Session {
   /** Mark `node`, the lower file `src` (a host path), shown with inode number `shownIno`: its next
    *  setattr may be answered in C. With `dst`, `src` is a lower directory and `dst` the host path
    *  its copy is to take in the upper layer; with `sole`, `src` is '' and `dst` a directory only in
-   *  the upper layer, whose getattrs are answered in C. False when not configured or out of memory. */
+   *  the upper layer, whose getattrs, and setattrs changing only mode, owner or times, are answered
+   *  in C. False when not configured or out of memory. */
   cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean): boolean {
     return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole) === 1
   }
@@ -527,6 +532,22 @@ export class Session {
   /** The node's setattrs come as requests again. */
   cowDeny(node: number): void {
     this.#n.fuseLlCowDeny(this.#h, node)
+  }
+
+  /**
+   * `node` is a file the daemon made, open as its file handle `fh` on the host descriptor `fd`
+   * (-1: none to change it through): it holds no security.capability, so its getxattr of that
+   * name is answered in C with no request; and while that open lives, its setattrs that change
+   * only mode (no set-ID bit), owner or times are made through the descriptor and answered in C,
+   * the attributes given `attrTimeout` seconds. False when out of memory.
+   */
+  made(node: number, fh: number, fd: number, attrTimeout: number): boolean {
+    return this.#n.fuseLlMade(this.#h, node, fh, fd, attrTimeout) === 1
+  }
+
+  /** The node's setattrs come as requests again; with `all`, its getxattrs too. */
+  madeEnd(node: number, all: boolean): void {
+    this.#n.fuseLlMadeEnd(this.#h, node, all)
   }
 
   /**

@@ -461,6 +461,14 @@ export class Core {
     }
   }
 
+  /** Whether a deferred rename (see deferMove) has yet to write a name into the directory `dir`:
+   *  until then, the disk does not hold all of its names. */
+  movesInto(dir: string): boolean {
+    if (this.#movedFrom.size === 0) return false
+    for (const copy of this.#movedFrom.values()) if (splitPath(copy.entry.path)[0] === dir) return true
+    return false
+  }
+
   /** Copies waiting for their flush and name. */
   get deferredCopies(): number {
     return this.#deferred.size

@@ -602,8 +602,11 @@ export class Union {
     if (core.copiesBehind(entry, attr.size, attr.nlink)) return { src: entry.layer.path(entry.path) }
     if (entry.kind !== 'dir') return undefined
     // A directory only in the upper layer (made there, or opaque) shows its own lstat: its getattr
-    // may be answered outside the union, from its host path, while that path stays its own.
-    if (entry.layer.writable && entry.dirLayers.length === 1) return { src: '', dst: entry.layer.path(entry.path), sole: true }
+    // may be answered outside the union, from its host path, while that path stays its own; and a
+    // name missing there is missing, unless a deferred rename has yet to write it.
+    if (entry.layer.writable && entry.dirLayers.length === 1) {
+      return core.movesInto(entry.path) ? undefined : { src: '', dst: entry.layer.path(entry.path), sole: true }
+    }
     if (core.copiesDirBehind(entry, parent())) return { src: entry.layer.path(entry.path), dst: core.requireUpper().path(entry.path) }
     return undefined
   }

@@ -7,7 +7,7 @@
 // stat below reaches the daemon; the same script runs on kernel overlayfs, and what stat shows must
 // agree.
 import { existsSync } from 'node:fs'
-import { appendFile, chmod, chown, link, lstat, mkdir, open, readdir, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises'
+import { appendFile, chmod, chown, link, lstat, mkdir, open, readFile, readdir, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
@@ -216,8 +216,178 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     expect(actual.inC).toEqual({ lists: 3, reads: 6 })
   })
 
+  // A file the daemon made holds no security.capability until a setxattr gives it one: the
+  // getxattrs of that name (the first write and a chown ask) are answered in C until then. A link
+  // takes the mark away too: a setxattr through the other name would not reach this node.
+  it('answers security.capability of files it made in C until a setxattr or link, as kernel overlayfs shows it', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: number; inJs?: number }> => {
+      const base = join(frame.dir, `c${++n}`)
+      const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
+      for (const d of [join(lower, 'd'), upper, work, mnt]) await mkdir(d, { recursive: true })
+      const handle = driver === 'kernel'
+        ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
+        : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, mnt], mnt))
+      try {
+        const at = (name: string): string => join(mnt, 'd', name)
+        const shown: string[] = []
+        const cap = (name: string): void => {
+          shown.push(`${name}: ${lgetxattrSync(at(name), 'security.capability')?.toString('hex') ?? '-'}`)
+        }
+        const counts = async (): Promise<[number, number]> => {
+          if (driver !== 'layerfs') return [0, 0]
+          const stats = await statsOf(mnt)
+          return [stats.loop!.cowGetxattrs, stats.ops['getxattr'] ?? 0]
+        }
+        const [c0, j0] = await counts()
+        await writeFile(at('made'), 'made') // its write asks
+        cap('made')
+        await chown(at('made'), 1000, 1000) // asks again
+        cap('made')
+        await writeFile(at('linked'), 'linked')
+        const [c1, j1] = await counts()
+        lsetxattrSync(at('made'), 'security.capability', CAP)
+        cap('made')
+        await appendFile(at('made'), 'more') // a write drops it
+        cap('made')
+        await link(at('linked'), at('linked2'))
+        lsetxattrSync(at('linked2'), 'security.capability', CAP)
+        cap('linked')
+        cap('linked2')
+        return { shown, inC: c1 - c0, inJs: j1 - j0 }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const expected = await run('kernel')
+    const actual = await run('layerfs')
+    expect(actual.shown).toEqual(expected.shown)
+    const cap = CAP.toString('hex')
+    expect(actual.shown).toEqual(['made: -', 'made: -', `made: ${cap}`, 'made: -', `linked: ${cap}`, `linked2: ${cap}`])
+    // Before the setxattr: two reads, the writes' and the chown's asks, all in C; in JS only the
+    // read of the daemon's stats (a getxattr of the mount's root) that took the second count.
+    expect(actual.inC).toBeGreaterThanOrEqual(4)
+    expect(actual.inJs).toBe(1)
+  })
+
+  // While the open that made a file lives, its changes of mode, owner and times are made and
+  // answered in C through that open's descriptor (tar x makes three per file), also after a rename
+  // or unlink of it; a set-ID bit, another open's change, and anything after the close go to JS.
+  it('changes files it made through their open in C, as kernel overlayfs changes them', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
+      const base = join(frame.dir, `m${++n}`)
+      const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
+      for (const d of [join(lower, 'd'), upper, work, mnt]) await mkdir(d, { recursive: true })
+      const handle = driver === 'kernel'
+        ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
+        : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
+      try {
+        const at = (name: string): string => join(mnt, 'd', name)
+        // Times too, where the script set them (a file's creation time differs between the runs).
+        const show = (st: { mode: bigint; uid: bigint; gid: bigint; atimeNs: bigint; mtimeNs: bigint; nlink: bigint; size: bigint }, times = true): string =>
+          `${st.mode.toString(8)} ${st.uid}:${st.gid}${times ? ` a=${st.atimeNs} m=${st.mtimeNs}` : ''} n=${st.nlink} s=${st.size}`
+        const shown: string[] = []
+        const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetattrs : 0
+        // As tar x: write, then owner, mode and times through the open.
+        const made = await open(at('made'), 'wx', 0o600)
+        await made.write('data')
+        await made.chown(1000, 1001)
+        await made.chmod(0o640)
+        await made.utimes(1_000, 2_000)
+        await chmod(at('made'), 0o644) // by name, while open
+        shown.push(`made: ${show(await made.stat({ bigint: true }))}`)
+        // Renamed and unlinked while open: the changes follow the file.
+        await rename(at('made'), at('moved'))
+        await made.chmod(0o604)
+        shown.push(`moved: ${show(await lstat(at('moved'), { bigint: true }))}`)
+        await unlink(at('moved'))
+        await made.chown(1002, 1002)
+        shown.push(`unlinked: ${show(await made.stat({ bigint: true }))}`)
+        await made.close()
+        // A set-ID bit, then another open's change, then a change after the close.
+        const setid = await open(at('setid'), 'wx', 0o700)
+        await setid.chmod(0o4755)
+        await setid.chmod(0o755)
+        const other = await open(at('setid'), 'r')
+        await other.chmod(0o750)
+        await other.close()
+        await setid.close()
+        await chmod(at('setid'), 0o700)
+        shown.push(`setid: ${show(await lstat(at('setid'), { bigint: true }), false)}`)
+        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetattrs - inC0 : undefined
+        await mounts.unmount(handle)
+        const upperShown = [`setid: ${show(await lstat(join(upper, 'd', 'setid'), { bigint: true }), false)}`]
+        return { shown, upper: upperShown, inC }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const expected = await run('kernel')
+    const actual = await run('layerfs')
+    expect(actual.shown).toEqual(expected.shown)
+    expect(actual.upper).toEqual(expected.upper)
+    expect(actual.shown).toEqual([
+      'made: 100644 1000:1001 a=1000000000000 m=2000000000000 n=1 s=4',
+      'moved: 100604 1000:1001 a=1000000000000 m=2000000000000 n=1 s=4',
+      'unlinked: 100604 1002:1002 a=1000000000000 m=2000000000000 n=0 s=4',
+      'setid: 100700 0:0 n=1 s=0',
+    ])
+    // In C: the four changes of 'made' while named (owner, mode and times through the open, the mode
+    // by name), its chmod after the rename and its chown after the unlink; the rest (a set-ID bit,
+    // and after it, another open's change, a change after the close) in JS.
+    expect(actual.inC).toBe(6)
+  })
+
+  // A name missing from a directory only in the upper layer is answered missing in C, from its
+  // host path. A lower file renamed into such a directory reaches the disk only after its copy's
+  // flush (Core.deferMove): the directory's mark must go first, or its lookup (entry_timeout=0:
+  // every stat looks the name up) would find nothing meanwhile.
+  it('answers lookups of names missing from directories only in the upper layer in C, and finds lower files renamed into them', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; lookupsInC?: number }> => {
+      const base = join(frame.dir, `l${++n}`)
+      const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
+      for (const d of [join(lower, 'src'), upper, work, mnt]) await mkdir(d, { recursive: true })
+      for (let i = 0; i < 8; i++) await writeFile(join(lower, 'src', `f${i}`), `lower ${i}`)
+      const handle = driver === 'kernel'
+        ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
+        : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},entry_timeout=0,negative_timeout=0`, mnt], mnt))
+      try {
+        const at = (name: string): string => join(mnt, name)
+        const shown: string[] = []
+        const missing = async (name: string): Promise<void> => {
+          shown.push(`${name}: ${await lstat(at(name)).then(() => 'there', (err: NodeJS.ErrnoException) => err.code)}`)
+        }
+        const lookups = async (): Promise<number> => driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowLookups : 0
+        await mkdir(at('new'))
+        await readdir(at('src'))
+        const l0 = await lookups()
+        for (const name of ['new/a', 'new/b', 'new/c']) await missing(name)
+        await writeFile(at('new/a'), 'a')
+        await missing('new/a')
+        const lookupsInC = (await lookups()) - l0
+        // Lower files renamed in, each looked up at once, then the mark comes back with a lookup.
+        for (let i = 0; i < 8; i++) {
+          await rename(at(`src/f${i}`), at(`new/f${i}`))
+          await missing(`new/f${i}`)
+          shown.push(`new/f${i}: ${await readFile(at(`new/f${i}`), 'utf8')}`)
+        }
+        await lstat(at('new'))
+        await missing('new/zzz')
+        shown.push(`new: ${(await readdir(at('new'))).sort().join(' ')}`)
+        return { shown, lookupsInC: driver === 'layerfs' ? lookupsInC : undefined }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const expected = await run('kernel')
+    const actual = await run('layerfs')
+    expect(actual.shown).toEqual(expected.shown)
+    expect(actual.shown).toContain('new/f7: lower 7')
+    // The three missing names and the one created (its lookup before the create) at least.
+    expect(actual.lookupsInC).toBeGreaterThanOrEqual(4)
+  })
+
   it('answers the getattrs of directories only in the upper layer in C, never from a path a rename moved', async () => {
-    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: number[] }> => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: number[]; setattrsInC?: number }> => {
       const base = join(frame.dir, `u${++n}`)
       const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
       for (const d of [join(lower, 'merged'), join(lower, 'gone'), upper, work, mnt]) await mkdir(d, { recursive: true })
@@ -250,6 +420,8 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await mkdir(at('a/b/c2'))
         await show('filled', ['a/b', 'a/b/c'])
         await count()
+        const setattrs = async (): Promise<number> => driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetattrs : 0
+        const s0 = await setattrs()
         await chmod(at('a/b'), 0o700)
         await show('chmodded', ['a/b'])
         // The directory moves, and new ones take its old paths.
@@ -257,7 +429,13 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await mkdir(at('a/b/c'), { recursive: true, mode: 0o751 })
         await show('moved', ['z/b', 'z/b/c', 'z/b/c2', 'a/b', 'a/b/c'])
         await count()
-        return { shown, inC: driver === 'layerfs' ? inC : undefined }
+        // Changed by path: the moved ones where they are now, the new ones at the old paths.
+        await chmod(at('z/b/c'), 0o711)
+        await chown(at('a/b'), 1000, 1000)
+        await chmod(at('a/b/c'), 0o700)
+        await show('changed', ['z/b/c', 'a/b', 'a/b/c', 'z/b'])
+        const setattrsInC = (await setattrs()) - s0
+        return { shown, inC: driver === 'layerfs' ? inC : undefined, setattrsInC }
       } finally {
         await mounts.unmount(handle)
       }
@@ -275,6 +453,15 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     const [before, filled, moved] = actual.inC as [number, number, number]
     expect(filled - before).toBeGreaterThanOrEqual(5 + 2)
     expect(moved - filled).toBeGreaterThanOrEqual(2)
+    // Their setattrs too, by path: at least the chmod of a/b before the rename and the two changes
+    // of the new a/b and a/b/c after it.
+    expect(actual.shown.filter((line) => line.startsWith('changed'))).toEqual([
+      'changed z/b/c: 40711 nlink 2 0:0 ino same',
+      'changed a/b: 40751 nlink 3 1000:1000 ino other',
+      'changed a/b/c: 40700 nlink 2 0:0 ino other',
+      'changed z/b: 40700 nlink 4 0:0 ino same',
+    ])
+    expect(actual.setattrsInC).toBeGreaterThanOrEqual(3)
   })
 })
 
