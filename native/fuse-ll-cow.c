@@ -8,6 +8,8 @@
  * attributes at every create, removal and rename in it, and asks again at the next permission
  * check, one getattr per file made in a directory (cp -a, tar x, mkdir -p, atomic replaces); and
  * so are its setattrs that change only mode, owner or times, made on it by path (cow_upper_dir).
+ * And the getattr of a directory copied up while mounted (COW_MARK_UPPER_DIR), which merges: its
+ * upper lstat with one link.
  *
  * JS marks the nodes it may be done for (cowAllow: a lower regular file, with flush behind on and
  * no ids mapped, listed by readdirplus or looked up), with the lower file's host path and the inode
@@ -223,17 +225,20 @@ static fll_fast_node *marked_lower_file(fll_session *s, fuse_ino_t ino) {
 int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
     if (!s->cow_dir) return 0;
     fll_fast_node *n = fll_node_find(s, ino);
-    if (!n || !n->src || (n->dir && n->dir != COW_MARK_SOLE_DIR)) return 0;
-    /* A directory only in the upper layer shows its own lstat too (its link count included: only a
-     * merged directory shows 1), under the inode number JS shows. Even with requests still queued
-     * for JS: none of them has changed anything yet, the host path included (a rename that moves
-     * the directory drops its mark before JS makes it), so the answer is the state before them,
-     * which the kernel may be given while it has not had their replies. */
+    if (!n || !n->src || n->dir == COW_MARK_LOWER_DIR) return 0;
+    /* A directory in the upper layer shows its own lstat too, under the inode number JS shows: its
+     * link count as well when it is only there, 1 when it merges with a lower one (a rename in it
+     * moves its attributes, and the next permission check in it asks: the rename workload's
+     * directories). Even with requests still queued for JS: none of them has changed anything
+     * yet, the host path included (a rename that moves a directory drops its mark before JS makes
+     * it; a merged one is not renamed at all), so the answer is the state before them, which the
+     * kernel may be given while it has not had their replies. */
     if (!n->dir && s->queued) return 0;
     const char *path = n->dir ? n->src + strlen(n->src) + 1 : n->src;
     struct stat st;
     if (lstat(path, &st) < 0 || (n->dir && !S_ISDIR(st.st_mode))) return 0;
     st.st_ino = n->shown;
+    if (n->dir == COW_MARK_UPPER_DIR) st.st_nlink = 1;
     s->cow_getattrs++;
     FLL_SEND(s, req, fuse_reply_attr(req, &st, s->cow_attr_timeout));
     return 1;
