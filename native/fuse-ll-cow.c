@@ -399,6 +399,24 @@ void fll_cow_free(fll_session *s) {
     s->cow_ring = NULL;
 }
 
+/* argv[i] as a number of seconds, at least 0: 0 after throwing a TypeError that names it. */
+static int seconds_arg(napi_env env, const napi_value *argv, size_t argc, size_t i, const char *name, double *out) {
+    if (i < argc && napi_get_value_double(env, argv[i], out) == napi_ok && *out >= 0) return 1;
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s: expected a number of seconds, at least 0", name);
+    napi_throw_type_error(env, "EINVAL", msg);
+    return 0;
+}
+
+/* argv[i] as a boolean: 0 after throwing a TypeError that names it. */
+static int bool_arg(napi_env env, const napi_value *argv, size_t argc, size_t i, const char *name, bool *out) {
+    if (i < argc && napi_get_value_bool(env, argv[i], out) == napi_ok) return 1;
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s: expected a boolean", name);
+    napi_throw_type_error(env, "EINVAL", msg);
+    return 0;
+}
+
 /* cowConfigure(handle, workDir, maxSize, attrTimeout, exactModes, negativeTimeout): setattrs of
  * marked nodes may be answered in C, their copies made in workDir, for files of at most maxSize
  * bytes; a directory's attributes are given attrTimeout seconds to live; exactModes: copies may be
@@ -410,22 +428,12 @@ napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
     if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     int64_t limit;
-    double timeout;
-    if (!s || !fll_int(env, argv[2], "maxSize", 0, 9007199254740991.0, &limit)) return NULL;
-    if (napi_get_value_double(env, argv[3], &timeout) != napi_ok || !(timeout >= 0)) {
-        napi_throw_type_error(env, "EINVAL", "attrTimeout: expected a number of seconds, at least 0");
-        return NULL;
-    }
+    double timeout, negative;
     bool exact_mode = false;
-    if (argc < 5 || napi_get_value_bool(env, argv[4], &exact_mode) != napi_ok) {
-        napi_throw_type_error(env, "EINVAL", "exactModes: expected a boolean");
+    if (!s || !fll_int(env, argv[2], "maxSize", 0, 9007199254740991.0, &limit) ||
+        !seconds_arg(env, argv, argc, 3, "attrTimeout", &timeout) || !bool_arg(env, argv, argc, 4, "exactModes", &exact_mode) ||
+        !seconds_arg(env, argv, argc, 5, "negativeTimeout", &negative))
         return NULL;
-    }
-    double negative;
-    if (argc < 6 || napi_get_value_double(env, argv[5], &negative) != napi_ok || !(negative >= 0)) {
-        napi_throw_type_error(env, "EINVAL", "negativeTimeout: expected a number of seconds, at least 0");
-        return NULL;
-    }
     char *dir = fll_string(env, argv[1], "workDir");
     if (!dir) return NULL;
     uint64_t *ring = s->cow_ring ? s->cow_ring : calloc(COW_MAX, sizeof *ring);
@@ -527,16 +535,12 @@ napi_value fll_js_made(napi_env env, napi_callback_info info) {
     int64_t ino, fh, fd;
     double timeout;
     if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &ino) ||
-        !fll_int(env, argv[2], "fh", 0, 9007199254740991.0, &fh) || !fll_int(env, argv[3], "fd", -1, INT_MAX, &fd))
+        !fll_int(env, argv[2], "fh", 0, 9007199254740991.0, &fh) || !fll_int(env, argv[3], "fd", -1, INT_MAX, &fd) ||
+        !seconds_arg(env, argv, argc, 4, "attrTimeout", &timeout))
         return NULL;
-    if (argc < 5 || napi_get_value_double(env, argv[4], &timeout) != napi_ok || !(timeout >= 0)) {
-        napi_throw_type_error(env, "EINVAL", "attrTimeout: expected a number of seconds, at least 0");
-        return NULL;
-    }
     fll_fast_node *n = fll_node_add(s, (uint64_t)ino);
     if (!n) return fll_int32(env, 0);
-    if (n->made) close(n->made_fd);
-    n->made = 0;
+    fll_made_end(s, n);
     n->no_caps = 1;
     /* A descriptor of C's own: JS may close its handle's before C hears of the release. */
     int own = fd >= 0 ? fcntl((int)fd, F_DUPFD_CLOEXEC, 3) : -1;
@@ -557,11 +561,8 @@ napi_value fll_js_made_end(napi_env env, napi_callback_info info) {
     fll_session *s = fll_unwrap(env, argv[0]);
     int64_t ino;
     bool all = false;
-    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &ino)) return NULL;
-    if (argc < 3 || napi_get_value_bool(env, argv[2], &all) != napi_ok) {
-        napi_throw_type_error(env, "EINVAL", "all: expected a boolean");
+    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &ino) || !bool_arg(env, argv, argc, 2, "all", &all))
         return NULL;
-    }
     fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
     if (!n) return NULL;
     if (all) n->no_caps = 0;

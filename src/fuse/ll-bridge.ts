@@ -362,7 +362,12 @@ export class LowLevelBridge {
    * know (its handles remember it), so a setattr giving them one goes to JS too.
    */
   #markMade(node: Node, fh: number, mode: number): void {
-    const fd = this.#options.ids || (mode & 0o6000) !== 0 ? -1 : this.#union.openFile(fh).fd
+    let fd = -1
+    try {
+      if (!this.#options.ids && (mode & 0o6000) === 0) fd = this.#union.openFile(fh).fd
+    } catch {
+      // Answered already: without a descriptor, its setattrs simply stay JS's.
+    }
     node.noCaps = this.#session.made(node.id, fh, fd, this.#options.attrTimeout)
     node.made = node.noCaps && fd >= 0
   }

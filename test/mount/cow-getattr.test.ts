@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest'
 import { lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
 import { statsOf } from '../helpers/daemon-stats.js'
 import { mountFrame } from '../helpers/layerfs-suite.js'
-import { LAYERFS_COMMAND as CLI, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
+import { LAYERFS_COMMAND as CLI, type MountHandle, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
 
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping getattr-in-C tests: ${fuse.reason}`)
@@ -98,6 +98,19 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   const mounts = frame.mounts
   let n = 0
 
+  /** A fresh stack over one lower layer, which `fill` fills first, mounted with `driver` (layerfs
+   *  with `options` after its layers). */
+  async function stack(driver: 'kernel' | 'layerfs', prefix: string, options: string, fill: (lower: string) => Promise<void>): Promise<{ upper: string; mnt: string; handle: MountHandle }> {
+    const base = join(frame.dir, `${prefix}${++n}`)
+    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
+    for (const d of [lower, upper, work, mnt]) await mkdir(d, { recursive: true })
+    await fill(lower)
+    const handle = driver === 'kernel'
+      ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
+      : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}${options}`, mnt], mnt))
+    return { upper, mnt, handle }
+  }
+
   async function run(driver: 'kernel' | 'layerfs'): Promise<{ listed: string[]; after: string[]; caps: string[]; inC?: [number, number]; xattrsInC?: number }> {
     const base = join(frame.dir, `s${++n}`)
     const [top, bottom, upper, work, mnt] = ['top', 'bottom', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string, string]
@@ -170,16 +183,13 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
 
   it('lists and reads the xattrs of marked lower files as kernel overlayfs shows them, in C where stored as shown', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: { lists: number; reads: number } }> => {
-      const base = join(frame.dir, `x${++n}`)
-      const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
-      for (const d of [join(lower, 'd'), upper, work, mnt]) await mkdir(d, { recursive: true })
-      for (const [name, xattrs] of Object.entries(XATTR_FILES)) {
-        await writeFile(join(lower, 'd', name), name)
-        for (const [key, value] of Object.entries(xattrs)) lsetxattrSync(join(lower, 'd', name), key, value)
-      }
-      const handle = driver === 'kernel'
-        ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
-        : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
+      const { mnt, handle } = await stack(driver, 'x', ',attr_timeout=0', async (lower) => {
+        await mkdir(join(lower, 'd'))
+        for (const [name, xattrs] of Object.entries(XATTR_FILES)) {
+          await writeFile(join(lower, 'd', name), name)
+          for (const [key, value] of Object.entries(xattrs)) lsetxattrSync(join(lower, 'd', name), key, value)
+        }
+      })
       try {
         await readdir(join(mnt, 'd')) // the listing marks the files
         const loop = async (): Promise<{ cowListxattrs: number; cowGetxattrs: number } | undefined> => driver === 'layerfs' ? (await statsOf(mnt)).loop : undefined
@@ -226,12 +236,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // takes the mark away too: a setxattr through the other name would not reach this node.
   it('answers security.capability of files it made in C until a setxattr or link, as kernel overlayfs shows it', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: number; inJs?: number }> => {
-      const base = join(frame.dir, `c${++n}`)
-      const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
-      for (const d of [join(lower, 'd'), upper, work, mnt]) await mkdir(d, { recursive: true })
-      const handle = driver === 'kernel'
-        ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
-        : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, mnt], mnt))
+      const { mnt, handle } = await stack(driver, 'c', '', (lower) => mkdir(join(lower, 'd')))
       try {
         const at = (name: string): string => join(mnt, 'd', name)
         const shown: string[] = []
@@ -279,12 +284,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // or unlink of it; a set-ID bit, another open's change, and anything after the close go to JS.
   it('changes files it made through their open in C, as kernel overlayfs changes them', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
-      const base = join(frame.dir, `m${++n}`)
-      const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
-      for (const d of [join(lower, 'd'), upper, work, mnt]) await mkdir(d, { recursive: true })
-      const handle = driver === 'kernel'
-        ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
-        : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
+      const { upper, mnt, handle } = await stack(driver, 'm', ',attr_timeout=0', (lower) => mkdir(join(lower, 'd')))
       try {
         const at = (name: string): string => join(mnt, 'd', name)
         // Times too, where the script set them (a file's creation time differs between the runs).
@@ -348,13 +348,10 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // every stat looks the name up) would find nothing meanwhile.
   it('answers lookups of names missing from directories only in the upper layer in C, and finds lower files renamed into them', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; lookupsInC?: number }> => {
-      const base = join(frame.dir, `l${++n}`)
-      const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
-      for (const d of [join(lower, 'src'), upper, work, mnt]) await mkdir(d, { recursive: true })
-      for (let i = 0; i < 8; i++) await writeFile(join(lower, 'src', `f${i}`), `lower ${i}`)
-      const handle = driver === 'kernel'
-        ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
-        : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},entry_timeout=0,negative_timeout=0`, mnt], mnt))
+      const { mnt, handle } = await stack(driver, 'l', ',entry_timeout=0,negative_timeout=0', async (lower) => {
+        await mkdir(join(lower, 'src'))
+        for (let i = 0; i < 8; i++) await writeFile(join(lower, 'src', `f${i}`), `lower ${i}`)
+      })
       try {
         const at = (name: string): string => join(mnt, name)
         const shown: string[] = []
@@ -393,14 +390,11 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
 
   it('answers the getattrs of directories only in the upper layer in C, never from a path a rename moved', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: number[]; setattrsInC?: number }> => {
-      const base = join(frame.dir, `u${++n}`)
-      const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
-      for (const d of [join(lower, 'merged'), join(lower, 'gone'), upper, work, mnt]) await mkdir(d, { recursive: true })
-      await writeFile(join(lower, 'merged', 'f'), 'f')
-      await writeFile(join(lower, 'gone', 'x'), 'x')
-      const handle = driver === 'kernel'
-        ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
-        : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
+      const { mnt, handle } = await stack(driver, 'u', ',attr_timeout=0', async (lower) => {
+        for (const d of ['merged', 'gone']) await mkdir(join(lower, d))
+        await writeFile(join(lower, 'merged', 'f'), 'f')
+        await writeFile(join(lower, 'gone', 'x'), 'x')
+      })
       try {
         const at = (name: string): string => join(mnt, name)
         const inos = new Map<string, bigint>()
