@@ -87,6 +87,8 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlCowDeny", fll_js_cow_deny),
         FN("fuseLlMade", fll_js_made),
         FN("fuseLlMadeEnd", fll_js_made_end),
+        FN("fuseLlProbeAllow", fll_js_probe_allow),
+        FN("fuseLlProbeDeny", fll_js_probe_deny),
     };
     if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
     return exports;

@@ -56,6 +56,7 @@
  * a made file shows is its own), so there is no record. A set-ID bit goes to JS, which takes the
  * mark away before it answers any setattr of the node itself (madeEnd). */
 #include "fuse-ll.h"
+#include "names.h"
 #include "op.h"
 
 #include <errno.h>
@@ -250,23 +251,27 @@ int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
  * one or two such requests per file they write. */
 #define CAPS "security.capability"
 
-/* The lookup of a name in a marked directory only in the upper layer (COW_MARK_SOLE_DIR), when the
- * name is missing from its host path: no lower layer can hold it, and JS would find it missing
- * too, so the absence is answered here as JS answers it (a negative entry living JS's negative
- * timeout, or ENOENT). Every file made through the mount is looked up first (tar x, cp -a, a build
- * writing its objects). A name that is there (a whiteout included), or any other error, goes to
- * JS. JS takes the mark away before anything may give the directory a name that is not on the disk
- * yet (a rename of a lower file into it, which may be written after its copy's flush), as before
- * anything that moves the directory. Read-only, as the getattr: answered even with requests queued
- * for JS, which have changed nothing yet. */
+/* The lookup of a name in a directory JS marked with its host paths in every layer that could hold
+ * a name in it (probeAllow: the upper layer's, made or not, and each contributing lower one's),
+ * when the name is missing from all of them: then no layer holds it, whatever whiteouts or opaque
+ * marks say, and JS would find it missing too, so the absence is answered here as JS answers it (a
+ * negative entry living JS's negative timeout, or ENOENT). Every file made through the mount is
+ * looked up first (tar x, cp -a, a build writing its objects), and compilers and module loaders
+ * probe many names that are not there. A name that is there anywhere (a whiteout included), or any
+ * other error, goes to JS. JS takes the mark away before anything may give the directory a name
+ * that is not on the disk yet (a rename of a lower file into it, which may be written after its
+ * copy's flush) and before anything moves it or takes its name. Read-only, as the getattr:
+ * answered even with requests queued for JS, which have changed nothing yet. */
 int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
     if (!s->cow_dir) return 0;
     fll_fast_node *n = fll_node_find(s, parent);
-    if (!n || !n->src || n->dir != COW_MARK_SOLE_DIR) return 0;
-    char path[PATH_MAX];
-    int len = snprintf(path, sizeof path, "%s/%s", n->src + strlen(n->src) + 1, name);
-    struct stat st;
-    if (len < 0 || (size_t)len >= sizeof path || lstat(path, &st) == 0 || errno != ENOENT) return 0;
+    if (!n || !n->probe) return 0;
+    for (const char *dir = n->probe; *dir; dir += strlen(dir) + 1) {
+        char path[PATH_MAX];
+        int len = snprintf(path, sizeof path, "%s/%s", dir, name);
+        struct stat st;
+        if (len < 0 || (size_t)len >= sizeof path || lstat(path, &st) == 0 || errno != ENOENT) return 0;
+    }
     s->cow_lookups++;
     if (s->cow_negative_timeout > 0) {
         struct fuse_entry_param e;
@@ -290,7 +295,10 @@ static int shown_as_stored(const char *name) { return strncmp(name, "trusted.", 
  * must drop it), so chown -R of a layer asks once per file; cp -a asks for the source's ACL
  * (system.posix_acl_access). trusted. names, and errors other than ENODATA and ERANGE, go to JS. */
 int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
-    if (!s->queued && strcmp(name, CAPS) == 0) {
+    /* Even with requests queued for JS, as a getattr: a setxattr among them has changed nothing
+     * yet, so the answer is the state before it (with four writers at once, a third of these
+     * found one queued). */
+    if (strcmp(name, CAPS) == 0) {
         fll_fast_node *made = fll_node_find(s, ino);
         if (made && made->no_caps) {
             s->cow_getxattrs++;
@@ -420,8 +428,8 @@ static int bool_arg(napi_env env, const napi_value *argv, size_t argc, size_t i,
 /* cowConfigure(handle, workDir, maxSize, attrTimeout, exactModes, negativeTimeout): setattrs of
  * marked nodes may be answered in C, their copies made in workDir, for files of at most maxSize
  * bytes; a directory's attributes are given attrTimeout seconds to live; exactModes: copies may be
- * made with their modes (STAGE_EXACT_MODE, see Stager.exactModes); a name missing from a marked
- * directory, negativeTimeout seconds (0: answered ENOENT). */
+ * made with their modes (STAGE_EXACT_MODE, see Stager.exactModes); a name missing from a directory
+ * marked with probeAllow, negativeTimeout seconds (0: answered ENOENT). */
 napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
     size_t argc = 6;
     napi_value argv[6];
@@ -567,6 +575,57 @@ napi_value fll_js_made_end(napi_env env, napi_callback_info info) {
     if (!n) return NULL;
     if (all) n->no_caps = 0;
     fll_made_end(s, n);
+    fll_node_drop_unused(s, n);
+    return NULL;
+}
+
+/* probeAllow(handle, node, paths) → 1, or 0 when out of memory: paths (a string or Buffer) are the
+ * directory's host paths in the layers, each ended by a null byte (see fll_cow_lookup). */
+napi_value fll_js_probe_allow(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3];
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+    fll_session *s = fll_unwrap(env, argv[0]);
+    int64_t ino;
+    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &ino)) return NULL;
+    size_t len = 0;
+    char *paths = argc > 2 ? name_from_js(env, argv[2], &len) : NULL;
+    if (!paths) {
+        if (len) return fll_int32(env, 0); /* out of memory */
+        napi_throw_type_error(env, "EINVAL", "paths: expected a string or Buffer");
+        return NULL;
+    }
+    if (len == 0 || paths[len - 1] != '\0') {
+        free(paths);
+        napi_throw_type_error(env, "EINVAL", "paths: expected paths each ended by a null byte");
+        return NULL;
+    }
+    /* The list's end: one more null byte after the last path's own. */
+    char *list = realloc(paths, len + 2);
+    if (!list) {
+        free(paths);
+        return fll_int32(env, 0);
+    }
+    list[len] = list[len + 1] = '\0';
+    fll_fast_node *n = fll_node_add(s, (uint64_t)ino);
+    if (!n) {
+        free(list);
+        return fll_int32(env, 0);
+    }
+    free(n->probe);
+    n->probe = list;
+    return fll_int32(env, 1);
+}
+
+/* probeDeny(handle, node): lookups in the node go to JS again. */
+napi_value fll_js_probe_deny(napi_env env, napi_callback_info info) {
+    int64_t ino;
+    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
+    if (!s) return NULL;
+    fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
+    if (!n || !n->probe) return NULL;
+    free(n->probe);
+    n->probe = NULL;
     fll_node_drop_unused(s, n);
     return NULL;
 }

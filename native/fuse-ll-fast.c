@@ -117,7 +117,7 @@ int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse
 }
 
 void fll_node_drop_unused(fll_session *s, fll_fast_node *n) {
-    if (!n->allowed && n->opens == 0 && !n->src && !n->dir_end && !n->no_caps && !n->made) node_remove(s, n);
+    if (!n->allowed && n->opens == 0 && !n->src && !n->dir_end && !n->no_caps && !n->made && !n->probe) node_remove(s, n);
 }
 
 /* The end of a listing. A reader of a directory reads until a reply comes back empty, so every
@@ -149,6 +149,7 @@ void fll_dir_end_forget(fll_session *s, fuse_ino_t ino) {
 void fll_fast_free(fll_session *s) {
     for (uint32_t i = 0; s->fast_nodes && i <= s->fast_mask; i++) {
         free(s->fast_nodes[i].src);
+        free(s->fast_nodes[i].probe);
         if (s->fast_nodes[i].made) close(s->fast_nodes[i].made_fd);
     }
     free(s->fast_nodes);

@@ -111,6 +111,8 @@ typedef struct {
     uint8_t made;    /* and its creating open, made_fh, is still open: setattrs go through made_fd */
     int made_fd;     /* owned: a dup of that open's descriptor */
     uint64_t made_fh;
+    char *probe;     /* owned: a directory's host paths, in every layer a name in it could be in,
+                      * "path\0path\0\0": a name missing from all is missing (fll_cow_lookup) */
     uint8_t dir;    /* with src: 1, src is a lower directory, and its copy's place follows it; 2, src
                      * is empty, and the directory in the upper layer follows it */
     char *src;      /* owned: the lower file a setattr may copy up in C; NULL: none. For a
@@ -258,7 +260,7 @@ int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino);
 int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 /* Answers the listxattr of a marked lower file that holds no `trusted.` name in C when it may (then 1). */
 int fll_cow_listxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, size_t size);
-/* Answers the lookup of a name missing from a marked directory only in the upper layer (then 1). */
+/* Answers the lookup of a name missing from every layer of a marked directory (then 1). */
 int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name);
 /* Answers the setattr in C when it may (then 1). */
 int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
@@ -273,6 +275,8 @@ void fll_made_release(fll_session *s, fuse_ino_t ino, const struct fuse_file_inf
 void fll_made_end(fll_session *s, fll_fast_node *n);
 napi_value fll_js_made(napi_env env, napi_callback_info info);
 napi_value fll_js_made_end(napi_env env, napi_callback_info info);
+napi_value fll_js_probe_allow(napi_env env, napi_callback_info info);
+napi_value fll_js_probe_deny(napi_env env, napi_callback_info info);
 
 /* fuse-ll-passthrough.c */
 int fll_is_init(const struct fuse_buf *buf);

@@ -122,6 +122,8 @@ export class LowLevelBridge {
   #cow = false
   /** The marked directories only in the upper layer (see #unmarkMovedDirs). */
   readonly #soleDirs = new Set<Node>()
+  /** Directories marked for their lookups (#markProbe) whose host paths a rename may move. */
+  readonly #movableProbes = new Set<Node>()
   /**
    * By node id: the file opened for a node's opens answered in C (FAST_FH), its anchor: what the
    * union reads, fstats or seeks for them, and what keeps the data of such a file once its name is
@@ -334,6 +336,7 @@ export class LowLevelBridge {
     if (node === undefined || this.#nodes.get(id) !== undefined) return
     this.#unmark(node)
     this.#unmarkMade(node, true)
+    this.#unprobe(node)
     if (!node.fast) return
     this.#session.fastDeny(id)
     this.#releaseAnchor(id) // only when its watch came too late (see #anchor)
@@ -382,6 +385,25 @@ export class LowLevelBridge {
     this.#session.madeEnd(node.id, all)
   }
 
+  /** `node`, the directory at `path`: the lookup of a name missing from all its layers is answered in
+   *  C (native/fuse-ll-cow.c, fll_cow_lookup), every file made in it and every name probed there
+   *  that is not. The mark goes before anything may put a name there that the disk does not hold
+   *  yet, or move the directory (#unmarkChanged). */
+  #markProbe(node: Node, path: string): void {
+    const where = this.#union.probeDirsSync(path)
+    if (!where || !this.#session.probeAllow(node.id, where.dirs)) return
+    node.probe = true
+    if (where.movable) this.#movableProbes.add(node)
+  }
+
+  /** Lookups in the node go to JS again. */
+  #unprobe(node: Node | undefined): void {
+    if (!node?.probe) return
+    node.probe = false
+    this.#movableProbes.delete(node)
+    this.#session.probeDeny(node.id)
+  }
+
   /** The node's setattrs go to JS again. */
   #unmark(node: Node | undefined): void {
     if (!node?.cow) return
@@ -395,11 +417,13 @@ export class LowLevelBridge {
    *  is EXDEV, namespace.ts), so all beneath it are such directories: their marks, which C answers
    *  from their paths, all go (they come back at their next lookup or listing). */
   #unmarkMovedDirs(r: Request & { op: 'rename' }): void {
-    if (this.#soleDirs.size === 0) return
+    if (this.#soleDirs.size === 0 && this.#movableProbes.size === 0) return
     const union = this.#union
     const moves = union.isDirSync(this.#childPath(r.parent, r.name).path) ||
       ((r.flags & 2 /* RENAME_EXCHANGE */) !== 0 && union.isDirSync(this.#childPath(r.newparent, r.newname).path))
-    if (moves) for (const node of [...this.#soleDirs]) this.#unmark(node)
+    if (!moves) return
+    for (const node of [...this.#soleDirs]) this.#unmark(node)
+    for (const node of [...this.#movableProbes]) this.#unprobe(node)
   }
 
   /** Before a request that may change a node or take its name: the node's mark goes (see
@@ -428,12 +452,10 @@ export class LowLevelBridge {
     }
   }
 
-  /** A lower file renamed into a directory only in the upper layer may reach that directory on the
-   *  disk only after its copy's flush (Core.deferMove): the directory's mark goes, or C would answer
-   *  the lookup of the new name as missing meanwhile (fll_cow_lookup). So for the other side of an
-   *  exchange. */
+  /** A lower file renamed into a directory may reach that directory on the disk only after its
+   *  copy's flush (Core.deferMove): the directory's lookup mark goes, or C would answer the lookup
+   *  of the new name as missing meanwhile (fll_cow_lookup). So for the other side of an exchange. */
   #unmarkLowerInto(r: Request & { op: 'rename' }): void {
-    if (this.#soleDirs.size === 0) return
     const fromLower = (parentId: number, name: string): boolean => {
       try {
         return !this.#union.isUpperSync(this.#childPath(parentId, name).path)
@@ -442,14 +464,17 @@ export class LowLevelBridge {
       }
     }
     const into = this.#nodes.get(r.newparent)
-    if (into && this.#soleDirs.has(into) && fromLower(r.parent, r.name)) this.#unmark(into)
+    if (into?.probe && fromLower(r.parent, r.name)) this.#unprobe(into)
     const back = (r.flags & 2 /* RENAME_EXCHANGE */) !== 0 ? this.#nodes.get(r.parent) : undefined
-    if (back && this.#soleDirs.has(back) && fromLower(r.newparent, r.newname)) this.#unmark(back)
+    if (back?.probe && fromLower(r.newparent, r.newname)) this.#unprobe(back)
   }
 
   #unmarkChild(parentId: number, name: string): void {
     const parent = this.#nodes.get(parentId)
-    if (parent) this.#unmark(this.#nodes.child(parent, name))
+    if (!parent) return
+    const child = this.#nodes.child(parent, name)
+    this.#unmark(child)
+    this.#unprobe(child)
   }
 
   /**
@@ -562,6 +587,7 @@ export class LowLevelBridge {
           const node = this.#nodes.remember(parent, r.name, attr.ino)
           session.replyEntry(r.req, this.#entry(node, attr))
           if (this.#cow && ((attr.mode & S_IFMT) === S_IFREG || (attr.mode & S_IFMT) === S_IFDIR)) this.#markCopyable(node, union.copyBehindSource(path, attr), attr.ino)
+          if (this.#cow && (attr.mode & S_IFMT) === S_IFDIR) this.#markProbe(node, path)
         } else if (this.#options.negativeTimeout > 0) {
           // A negative entry: the kernel caches the absence; every creation comes through us.
           session.replyEntry(r.req, { ...this.#entry(undefined, zeroAttr()), entryTimeout: this.#options.negativeTimeout })
@@ -687,8 +713,12 @@ export class LowLevelBridge {
         const { parent, path } = this.#childPath(r.parent, r.name)
         union.mkdirSync(path, r.mode, ownerOf(r, this.#options.ids))
         const made = this.#replyNewEntry(r.req, parent, r.name, path)
-        // Its getattrs, which follow every file made in it, are answered in C (see #markCopyable).
-        if (this.#cow) this.#markCopyable(made.node, union.copyBehindSource(path, made.attr), made.attr.ino)
+        // Its getattrs, which follow every file made in it, are answered in C (see #markCopyable), and
+        // so are the lookups before each (#markProbe).
+        if (this.#cow) {
+          this.#markCopyable(made.node, union.copyBehindSource(path, made.attr), made.attr.ino)
+          this.#markProbe(made.node, path)
+        }
         return true
       }
       case 'symlink': {
@@ -1061,8 +1091,15 @@ export class LowLevelBridge {
     for (let i = 0; i < counted.length; i++) {
       const node = counted[i]
       if (!node) continue
-      if (i >= fit) this.#nodes.forget(node.id, 1)
-      else if (slice[i]!.src !== undefined) this.#markCopyable(node, slice[i]!.src, slice[i]!.attr.ino)
+      if (i >= fit) {
+        this.#nodes.forget(node.id, 1)
+        continue
+      }
+      if (slice[i]!.src !== undefined) this.#markCopyable(node, slice[i]!.src, slice[i]!.attr.ino)
+      if (this.#cow && (slice[i]!.attr.mode & S_IFMT) === S_IFDIR) {
+        const path = this.#nodes.path(node)
+        if (path !== undefined) this.#markProbe(node, path)
+      }
     }
     this.#listingGiven(r, list, fit)
   }

@@ -33,6 +33,8 @@ export interface Node {
   /** And its setattrs may be answered in C: while the open that made it lives (C ends that at its
    *  release), until JS answers one itself. */
   made: boolean
+  /** A directory whose lookups of missing names are answered in C (Session.probeAllow). */
+  probe: boolean
   /** The last attributes the kernel was sent for it were given no time to live (a copy not named
    *  yet): it holds none valid, and a change needs no invalidation (see LowLevelBridge.#replyAttr). */
   attrsExpired: boolean
@@ -47,7 +49,7 @@ export interface Node {
 export const ROOT_ID = 1
 
 export class NodeTable {
-  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0, opened: false, fast: false, cow: false, noCaps: false, made: false, attrsExpired: false, ctimeExpired: false, cachedPath: '/', pathEpoch: 0 }
+  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0, opened: false, fast: false, cow: false, noCaps: false, made: false, probe: false, attrsExpired: false, ctimeExpired: false, cachedPath: '/', pathEpoch: 0 }
   readonly #byId = new Map<number, Node>([[ROOT_ID, this.root]])
   readonly #byName = new Map<string, Node>()
   /** Most inodes have one name: the node itself; a Set only for hard links (saves a Set per node). */
@@ -90,7 +92,7 @@ export class NodeTable {
     const key = nameKey(parent, name)
     let node = this.#byName.get(key)
     if (!node) {
-      node = { id: this.#next++, parent, name, lookups: 0, ino, opened: false, fast: false, cow: false, noCaps: false, made: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1 }
+      node = { id: this.#next++, parent, name, lookups: 0, ino, opened: false, fast: false, cow: false, noCaps: false, made: false, probe: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1 }
       this.#byId.set(node.id, node)
       this.#byName.set(key, node)
     }
@@ -106,7 +108,7 @@ export class NodeTable {
   /** A node for a file that never had a name (an O_TMPFILE open), with the kernel's one reference;
    *  like an unlinked file's, its path is undefined. */
   unnamed(ino: number): Node {
-    const node: Node = { id: this.#next++, parent: undefined, name: '', lookups: 1, ino, opened: false, fast: false, cow: false, noCaps: false, made: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1 }
+    const node: Node = { id: this.#next++, parent: undefined, name: '', lookups: 1, ino, opened: false, fast: false, cow: false, noCaps: false, made: false, probe: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1 }
     this.#byId.set(node.id, node)
     this.#indexIno(node)
     return node

@@ -10,6 +10,7 @@
 // them synchronously: the requests they cause can only be answered by this very thread.
 import type { FileAttr } from './native.js'
 import { loadAddon } from './addon.js'
+import { type HostPath, hostBytes } from './names.js'
 
 // FUSE_SET_ATTR_* bits of a setattr request's `valid`.
 export const SETATTR_MODE = 1
@@ -216,6 +217,8 @@ interface Addon {
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number): number
   fuseLlMadeEnd(h: Handle, node: number, all: boolean): void
+  fuseLlProbeAllow(h: Handle, node: number, paths: string | Buffer): number
+  fuseLlProbeDeny(h: Handle, node: number): void
   fuseLlFastAllow(h: Handle, node: number): number
   fuseLlFastDeny(h: Handle, node: number): number
   fuseLlFastOpens(h: Handle, node: number): number
@@ -500,7 +503,7 @@ export class Session {
    * Only files of at most `maxSize` bytes, and only while cowRoom allows. A marked directory is
    * copied up and named in C, and its attributes given `attrTimeout` seconds to live. `exactModes`:
    * a copy may be made with its mode from the start (see Stager.exactModes). A name missing from a
-   * directory marked as only in the upper layer is answered in C too, as a negative entry living
+   * directory marked with probeAllow is answered in C too, as a negative entry living
    * `negativeTimeout` seconds (0: ENOENT).
    */
   cowConfigure(workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number): void {
@@ -548,6 +551,21 @@ export class Session {
   /** The node's setattrs come as requests again; with `all`, its getxattrs too. */
   madeEnd(node: number, all: boolean): void {
     this.#n.fuseLlMadeEnd(this.#h, node, all)
+  }
+
+  /** `node`, a directory, is at the host paths `dirs`, in every layer a name in it could be in: the
+   *  lookup of a name missing from all of them is answered in C (when cowConfigure was called), as
+   *  a missing name. False when out of memory. */
+  probeAllow(node: number, dirs: readonly HostPath[]): boolean {
+    const joined = dirs.every((dir) => typeof dir === 'string')
+      ? dirs.map((dir) => `${dir}\0`).join('')
+      : Buffer.concat(dirs.flatMap((dir) => [hostBytes(dir), Buffer.alloc(1)]))
+    return this.#n.fuseLlProbeAllow(this.#h, node, joined) === 1
+  }
+
+  /** Lookups in `node` come as requests again. */
+  probeDeny(node: number): void {
+    this.#n.fuseLlProbeDeny(this.#h, node)
   }
 
   /**

@@ -602,13 +602,28 @@ export class Union {
     if (core.copiesBehind(entry, attr.size, attr.nlink)) return { src: entry.layer.path(entry.path) }
     if (entry.kind !== 'dir') return undefined
     // A directory only in the upper layer (made there, or opaque) shows its own lstat: its getattr
-    // may be answered outside the union, from its host path, while that path stays its own; and a
-    // name missing there is missing, unless a deferred rename has yet to write it.
-    if (entry.layer.writable && entry.dirLayers.length === 1) {
-      return core.movesInto(entry.path) ? undefined : { src: '', dst: entry.layer.path(entry.path), sole: true }
-    }
+    // may be answered outside the union, from its host path, while that path stays its own.
+    if (entry.layer.writable && entry.dirLayers.length === 1) return { src: '', dst: entry.layer.path(entry.path), sole: true }
     if (core.copiesDirBehind(entry, parent())) return { src: entry.layer.path(entry.path), dst: core.requireUpper().path(entry.path) }
     return undefined
+  }
+
+  /**
+   * Where a name in the directory `path` could be: its host path in the upper layer (made or not)
+   * and in each lower layer that contributes to it, down to the first opaque one. A name missing
+   * from all of them is missing from the directory, whatever whiteouts say: the FUSE bridge answers
+   * such lookups outside the union (native/fuse-ll-cow.c). `movable`: the directory is only in the
+   * upper layer, the one kind renamed in place, so the paths hold until a rename moves it or a
+   * directory above it. Undefined for anything else, and while a deferred rename has yet to write a
+   * name into it (Core.deferMove): the disk does not hold all its names then.
+   */
+  probeDirsSync(path: string): { dirs: HostPath[]; movable: boolean } | undefined {
+    const rel = relPath(path)
+    const core = this.#core
+    const entry = core.resolver.resolve(rel)
+    if (entry?.kind !== 'dir' || core.movesInto(rel)) return undefined
+    const layers = core.upper && entry.dirLayers[0] !== core.upper ? [core.upper, ...entry.dirLayers] : entry.dirLayers
+    return { dirs: layers.map((layer) => layer.path(rel)), movable: entry.layer.writable && entry.dirLayers.length === 1 }
   }
 
   /** Whether `path` names a directory (from the resolver's cache when it holds the name). */

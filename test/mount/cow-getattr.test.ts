@@ -342,15 +342,18 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     expect(actual.inC).toBe(6)
   })
 
-  // A name missing from a directory only in the upper layer is answered missing in C, from its
-  // host path. A lower file renamed into such a directory reaches the disk only after its copy's
-  // flush (Core.deferMove): the directory's mark must go first, or its lookup (entry_timeout=0:
-  // every stat looks the name up) would find nothing meanwhile.
-  it('answers lookups of names missing from directories only in the upper layer in C, and finds lower files renamed into them', async () => {
+  // A name missing from every layer of a directory (only in the upper layer, merged, or only below)
+  // is answered missing in C, from the directory's host paths; a name any layer holds, a whiteout
+  // included, goes to JS. A lower file renamed into a directory reaches the disk only after its
+  // copy's flush (Core.deferMove): the directory's mark must go first, or its lookup
+  // (entry_timeout=0: every stat looks the name up) would find nothing meanwhile.
+  it('answers lookups of names missing from every layer in C, and finds lower files renamed into a directory', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; lookupsInC?: number }> => {
       const { mnt, handle } = await stack(driver, 'l', ',entry_timeout=0,negative_timeout=0', async (lower) => {
-        await mkdir(join(lower, 'src'))
+        for (const d of ['src', 'merged', 'below']) await mkdir(join(lower, d))
         for (let i = 0; i < 8; i++) await writeFile(join(lower, 'src', `f${i}`), `lower ${i}`)
+        await writeFile(join(lower, 'merged', 'x'), 'x')
+        await writeFile(join(lower, 'below', 'y'), 'y')
       })
       try {
         const at = (name: string): string => join(mnt, name)
@@ -361,8 +364,11 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         const lookups = async (): Promise<number> => driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowLookups : 0
         await mkdir(at('new'))
         await readdir(at('src'))
+        await writeFile(at('merged/made'), 'm') // copies 'merged' up: it merges from now on
+        await readdir(mnt)
         const l0 = await lookups()
-        for (const name of ['new/a', 'new/b', 'new/c']) await missing(name)
+        for (const name of ['new/a', 'new/b', 'new/c', 'merged/zz', 'below/zz', 'src/zz']) await missing(name)
+        for (const name of ['merged/x', 'merged/made', 'below/y']) await missing(name)
         await writeFile(at('new/a'), 'a')
         await missing('new/a')
         const lookupsInC = (await lookups()) - l0
@@ -374,6 +380,8 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         }
         await lstat(at('new'))
         await missing('new/zzz')
+        // Whiteouts: the lower names renamed away are missing, as JS finds them.
+        for (const name of ['src/f0', 'src/f7']) await missing(name)
         shown.push(`new: ${(await readdir(at('new'))).sort().join(' ')}`)
         return { shown, lookupsInC: driver === 'layerfs' ? lookupsInC : undefined }
       } finally {
@@ -384,8 +392,10 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     const actual = await run('layerfs')
     expect(actual.shown).toEqual(expected.shown)
     expect(actual.shown).toContain('new/f7: lower 7')
-    // The three missing names and the one created (its lookup before the create) at least.
-    expect(actual.lookupsInC).toBeGreaterThanOrEqual(4)
+    expect(actual.shown).toContain('src/f0: ENOENT')
+    expect(actual.shown).toContain('merged/x: there')
+    // The six missing names and the one created (its lookup before the create) at least.
+    expect(actual.lookupsInC).toBeGreaterThanOrEqual(7)
   })
 
   it('answers the getattrs of directories only in the upper layer in C, never from a path a rename moved', async () => {
