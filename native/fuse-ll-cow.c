@@ -407,6 +407,14 @@ void fll_cow_free(fll_session *s) {
     s->cow_ring = NULL;
 }
 
+/* The call's arguments into argv (*argc: its room, then how many came), its session (argv[0]) and
+ * node id (argv[1]): NULL after throwing. */
+static fll_session *session_node_args(napi_env env, napi_callback_info info, napi_value *argv, size_t *argc, int64_t *ino) {
+    if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok) return NULL;
+    fll_session *s = fll_unwrap(env, argv[0]);
+    return s && fll_int(env, argv[1], "node", 1, 9007199254740991.0, ino) ? s : NULL;
+}
+
 /* argv[i] as a number of seconds, at least 0: 0 after throwing a TypeError that names it. */
 static int seconds_arg(napi_env env, const napi_value *argv, size_t argc, size_t i, const char *name, double *out) {
     if (i < argc && napi_get_value_double(env, argv[i], out) == napi_ok && *out >= 0) return 1;
@@ -475,11 +483,9 @@ napi_value fll_js_cow_room(napi_env env, napi_callback_info info) {
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     size_t argc = 6;
     napi_value argv[6];
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-    fll_session *s = fll_unwrap(env, argv[0]);
     int64_t ino, shown;
-    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &ino) ||
-        !fll_int(env, argv[3], "shownIno", 0, 9007199254740991.0, &shown))
+    fll_session *s = session_node_args(env, info, argv, &argc, &ino);
+    if (!s || !fll_int(env, argv[3], "shownIno", 0, 9007199254740991.0, &shown))
         return NULL;
     if (!s->cow_ring) return fll_int32(env, 0);
     napi_valuetype dst_type = napi_undefined;
@@ -538,12 +544,10 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
 napi_value fll_js_made(napi_env env, napi_callback_info info) {
     size_t argc = 5;
     napi_value argv[5];
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-    fll_session *s = fll_unwrap(env, argv[0]);
     int64_t ino, fh, fd;
     double timeout;
-    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &ino) ||
-        !fll_int(env, argv[2], "fh", 0, 9007199254740991.0, &fh) || !fll_int(env, argv[3], "fd", -1, INT_MAX, &fd) ||
+    fll_session *s = session_node_args(env, info, argv, &argc, &ino);
+    if (!s || !fll_int(env, argv[2], "fh", 0, 9007199254740991.0, &fh) || !fll_int(env, argv[3], "fd", -1, INT_MAX, &fd) ||
         !seconds_arg(env, argv, argc, 4, "attrTimeout", &timeout))
         return NULL;
     fll_fast_node *n = fll_node_add(s, (uint64_t)ino);
@@ -565,12 +569,10 @@ napi_value fll_js_made(napi_env env, napi_callback_info info) {
 napi_value fll_js_made_end(napi_env env, napi_callback_info info) {
     size_t argc = 3;
     napi_value argv[3];
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-    fll_session *s = fll_unwrap(env, argv[0]);
     int64_t ino;
     bool all = false;
-    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &ino) || !bool_arg(env, argv, argc, 2, "all", &all))
-        return NULL;
+    fll_session *s = session_node_args(env, info, argv, &argc, &ino);
+    if (!s || !bool_arg(env, argv, argc, 2, "all", &all)) return NULL;
     fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
     if (!n) return NULL;
     if (all) n->no_caps = 0;
@@ -584,10 +586,9 @@ napi_value fll_js_made_end(napi_env env, napi_callback_info info) {
 napi_value fll_js_probe_allow(napi_env env, napi_callback_info info) {
     size_t argc = 3;
     napi_value argv[3];
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-    fll_session *s = fll_unwrap(env, argv[0]);
     int64_t ino;
-    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &ino)) return NULL;
+    fll_session *s = session_node_args(env, info, argv, &argc, &ino);
+    if (!s) return NULL;
     size_t len = 0;
     char *paths = argc > 2 ? name_from_js(env, argv[2], &len) : NULL;
     if (!paths) {
