@@ -346,8 +346,8 @@ int fll_cow_listxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, size_t siz
  * the clearing of set-ID bits a chown asks for, which such a file never has (see made_setattr). */
 #define MADE_VALID COW_VALID
 
-void fll_made_end(fll_session *s, fll_fast_node *n) {
-    (void)s;
+/* The made file's setattrs go to JS again: C's descriptor closes. */
+static void made_end(fll_fast_node *n) {
     if (n->made) close(n->made_fd);
     n->made = 0;
 }
@@ -355,7 +355,7 @@ void fll_made_end(fll_session *s, fll_fast_node *n) {
 void fll_made_release(fll_session *s, fuse_ino_t ino, const struct fuse_file_info *fi) {
     fll_fast_node *n = fi ? fll_node_find(s, ino) : NULL;
     if (!n || !n->made || n->made_fh != fi->fh) return;
-    fll_made_end(s, n);
+    made_end(n);
     fll_node_drop_unused(s, n);
 }
 
@@ -552,7 +552,7 @@ napi_value fll_js_made(napi_env env, napi_callback_info info) {
         return NULL;
     fll_fast_node *n = fll_node_add(s, (uint64_t)ino);
     if (!n) return fll_int32(env, 0);
-    fll_made_end(s, n);
+    made_end(n);
     n->no_caps = 1;
     /* A descriptor of C's own: JS may close its handle's before C hears of the release. */
     int own = fd >= 0 ? fcntl((int)fd, F_DUPFD_CLOEXEC, 3) : -1;
@@ -576,7 +576,7 @@ napi_value fll_js_made_end(napi_env env, napi_callback_info info) {
     fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
     if (!n) return NULL;
     if (all) n->no_caps = 0;
-    fll_made_end(s, n);
+    made_end(n);
     fll_node_drop_unused(s, n);
     return NULL;
 }

@@ -272,7 +272,6 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_deny(napi_env env, napi_callback_info info);
 /* The release of a file JS made: its creating open's ends the setattrs answered through it. */
 void fll_made_release(fll_session *s, fuse_ino_t ino, const struct fuse_file_info *fi);
-void fll_made_end(fll_session *s, fll_fast_node *n);
 napi_value fll_js_made(napi_env env, napi_callback_info info);
 napi_value fll_js_made_end(napi_env env, napi_callback_info info);
 napi_value fll_js_probe_allow(napi_env env, napi_callback_info info);

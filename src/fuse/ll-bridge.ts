@@ -162,6 +162,9 @@ export class LowLevelBridge {
         if (this.#session.cowAllowUpperDir(node.id, upperPath, union.shownInoSync(path))) node.cow = true
         else this.#unmark(node)
       }
+      // A lower file renamed into a directory reaches its disk only after its copy's flush: C would
+      // answer the lookup of the new name as missing meanwhile (#markProbe).
+      union.onMovePending = (dir) => this.#unprobe(this.#nodes.byPath(dir))
       this.#cow = true
     }
     union.onAttrChange = (path, ctimeOnly) => {
@@ -446,27 +449,9 @@ export class LowLevelBridge {
       case 'rename':
         this.#unmarkChild(r.parent, r.name)
         this.#unmarkChild(r.newparent, r.newname)
-        this.#unmarkLowerInto(r)
         return this.#unmarkMovedDirs(r)
       default:
     }
-  }
-
-  /** A lower file renamed into a directory may reach that directory on the disk only after its
-   *  copy's flush (Core.deferMove): the directory's lookup mark goes, or C would answer the lookup
-   *  of the new name as missing meanwhile (fll_cow_lookup). So for the other side of an exchange. */
-  #unmarkLowerInto(r: Request & { op: 'rename' }): void {
-    const fromLower = (parentId: number, name: string): boolean => {
-      try {
-        return !this.#union.isUpperSync(this.#childPath(parentId, name).path)
-      } catch {
-        return true
-      }
-    }
-    const into = this.#nodes.get(r.newparent)
-    if (into?.probe && fromLower(r.parent, r.name)) this.#unprobe(into)
-    const back = (r.flags & 2 /* RENAME_EXCHANGE */) !== 0 ? this.#nodes.get(r.parent) : undefined
-    if (back?.probe && fromLower(r.newparent, r.newname)) this.#unprobe(back)
   }
 
   #unmarkChild(parentId: number, name: string): void {

@@ -81,6 +81,8 @@ export class Core {
   onCopyRoom: ((room: number) => void) | undefined
   /** See Union.onDirCopiedUp. */
   onDirCopiedUp: ((path: string, upperPath: HostPath) => void) | undefined
+  /** See Union.onMovePending. */
+  onMovePending: ((dir: string) => void) | undefined
   /** Whether mknod of a char 0/0 works here; false after the first EPERM (then `.wh.` files). */
   #mknodWhiteouts = true
   /** Flush copies of files in batches, after the caller is answered where it can be (see #defer). */
@@ -304,6 +306,7 @@ export class Core {
     if (moved) {
       this.resolver.pinMissing(moved.from)
       this.#movedFrom.set(moved.from, copy)
+      this.onMovePending?.('/' + splitPath(entry.path)[0])
     }
     try {
       this.handles.promote(moved?.from ?? entry.path, stagedPath(fd), true)

@@ -658,6 +658,12 @@ export class Union {
     this.#core.onDirCopiedUp = listener
   }
 
+  /** Called with the merged-view path of a directory whenever a rename into it is deferred (see
+   *  Core.deferMove): until it is written, the disk lacks a name the directory shows (probeDirsSync). */
+  set onMovePending(listener: ((dir: string) => void) | undefined) {
+    this.#core.onMovePending = listener
+  }
+
   /** Called with a merged-view path whenever a change the kernel did not ask for alters what getattr
    *  would say (a directory copied up becomes merged; a copy-up gives a new ctime), and whether only
    *  the ctime moved (a deferred copy named). */
