@@ -476,13 +476,14 @@ napi_value fll_js_cow_room(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
-/* cowAllow(handle, node, src, shownIno, dst?, sole?) → 1, or 0 when not configured or out of
- * memory. With dst (where its copy goes in the upper layer), src is a lower directory, else a lower
- * file; with dst and src '', dst is a directory in the upper layer that merges with a lower one, or
- * with sole true one that is only there. */
+/* cowAllow(handle, node, src, shownIno, dst?, sole?, first?) → 1, or 0 when not configured or out
+ * of memory. With dst (where its copy goes in the upper layer), src is a lower directory, else a
+ * lower file; with dst and src '', dst is a directory in the upper layer that merges with a lower
+ * one, or with sole true one that is only there. first, for a file: no open of it was answered yet,
+ * and its first may be answered in C (fll_fast_open). */
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
-    size_t argc = 6;
-    napi_value argv[6];
+    size_t argc = 7;
+    napi_value argv[7];
     int64_t ino, shown;
     fll_session *s = session_node_args(env, info, argv, &argc, &ino);
     if (!s || !fll_int(env, argv[3], "shownIno", 0, 9007199254740991.0, &shown))
@@ -490,11 +491,12 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     if (!s->cow_ring) return fll_int32(env, 0);
     napi_valuetype dst_type = napi_undefined;
     if (argc > 4 && napi_typeof(env, argv[4], &dst_type) != napi_ok) return NULL;
-    bool sole = false;
+    bool sole = false, first = false;
     napi_valuetype sole_type = napi_undefined;
     if (argc > 5 && (napi_typeof(env, argv[5], &sole_type) != napi_ok ||
                      (sole_type == napi_boolean && napi_get_value_bool(env, argv[5], &sole) != napi_ok)))
         return NULL;
+    if (argc > 6 && !bool_arg(env, argv, argc, 6, "first", &first)) return NULL;
     char *src = fll_string(env, argv[2], "src");
     if (!src) return NULL;
     if (dst_type != napi_undefined) {
@@ -522,6 +524,7 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     free(n->src);
     n->src = src;
     n->dir = dst_type == napi_undefined ? 0 : src[0] ? COW_MARK_LOWER_DIR : sole ? COW_MARK_SOLE_DIR : COW_MARK_UPPER_DIR;
+    if (first && !n->dir) n->first = 1;
     n->shown = (uint64_t)shown;
     /* The mark made COW_MAX marks ago goes, unless it was used, denied or made again since (the
      * node's ring slot is then another). */

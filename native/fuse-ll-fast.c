@@ -15,11 +15,26 @@
  *   anchor, which keeps the data as any open file does.
  * - A node JS answers in passthrough mode, one that gains a hard link (its pages would go stale)
  *   or one JS forgets is denied (`fastDeny`): its later opens go to JS again. A node JS opens while
- *   it has fast opens stays in the daemon's I/O mode (the kernel refuses to mix the two). */
+ *   it has fast opens stays in the daemon's I/O mode (the kernel refuses to mix the two).
+ *
+ * A node's first open for reading is answered here too when it is a small lower file whose bytes
+ * the host's page cache holds (a container started again from an image used before, a build's
+ * sources): JS marks such a file with its host path for copy-ups in C (fuse-ll-cow.c) and, when no
+ * open of it has been answered yet, gives it `first` with that mark. The open then does what JS's
+ * first open does (ll-bridge.ts, #store): it reads the file's bytes, without waiting for the disk
+ * (RWF_NOWAIT), hands them to the kernel's page cache of the node (notify_store, safe only while
+ * the kernel holds no page of it, hence the first open only), tells the kernel to fetch the
+ * attributes again if that read moved the file's atime, and answers as a fast open. A file the
+ * host has not cached (cachestat, then the read), that is too big (FLL_FIRST_MAX), has another name or cannot be opened goes
+ * to JS, whose reads of it wait for the disk (and read ahead) where the loop must not. Whoever
+ * answers a node's first open takes `first` from it: an open that goes to JS carries it (size 1),
+ * and JS stores the file's bytes only at that open, or at the first of a node it never marked. */
 #include "fuse-ll.h"
+#include "op.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Open flags the fast path answers: read-only with none of these. */
@@ -83,16 +98,64 @@ static void node_remove(fll_session *s, fll_fast_node *n) {
     }
 }
 
-int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-    if (fi->flags & SLOW_FLAGS) return 0;
-    fll_fast_node *n = fll_node_find(s, ino);
-    if (!n || !n->allowed) return 0;
+static int fast_reply(fll_session *s, fuse_req_t req, fll_fast_node *n, struct fuse_file_info *fi) {
     n->opens++;
     s->fast_opens++;
     fi->fh = FLL_FAST_FH;
     fi->keep_cache = 1;
     FLL_SEND(s, req, fuse_reply_open(req, fi));
     return 1;
+}
+
+static int atime_moved(const struct stat *before, const struct stat *after) {
+    return before->st_atim.tv_sec != after->st_atim.tv_sec || before->st_atim.tv_nsec != after->st_atim.tv_nsec;
+}
+
+/* The first open of `n`, a marked lower file (see the top): 1 when answered. */
+static int first_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
+    if (!n->src || n->dir || s->fd_closed) return 0;
+    if (!s->first_buf && !(s->first_buf = malloc(FLL_FIRST_MAX))) return 0;
+    int fd = open(n->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (fi->flags & O_NOATIME));
+    if (fd < 0) return 0;
+    struct stat before = {.st_size = -1}, after;
+    ssize_t got = -2; /* no size matches */
+    if (fstat(fd, &before) == 0 && S_ISREG(before.st_mode) && before.st_nlink == 1 && before.st_size <= FLL_FIRST_MAX) {
+        struct iovec v = {s->first_buf, (size_t)before.st_size};
+        /* Asked first without reading: a read that may not wait still starts reading pages in. */
+        if (before.st_size == 0) got = 0;
+        else if (first_page_cached(fd) != 0) got = preadv2(fd, &v, 1, 0, RWF_NOWAIT);
+        /* Read in part or not at all, too, it may have moved the atime the kernel holds. */
+        if (got != 0 && fstat(fd, &after) == 0 && atime_moved(&before, &after))
+            fuse_lowlevel_notify_inval_inode(s->se, ino, -1, 0);
+    }
+    close(fd);
+    if (got != before.st_size) return 0;
+    if (got > 0) {
+        /* A store that fails costs nothing: the kernel asks with a read then. */
+        struct fuse_bufvec buf = FUSE_BUFVEC_INIT((size_t)got);
+        buf.buf[0].mem = s->first_buf;
+        (void)fuse_lowlevel_notify_store(s->se, ino, 0, &buf, 0);
+    }
+    n->allowed = 1;
+    s->first_opens++;
+    return fast_reply(s, req, n, fi);
+}
+
+/* 1 when answered; else *first is 1 when this is the node's first open (see the top). */
+int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int *first) {
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (!n) return 0;
+    *first = n->first;
+    n->first = 0;
+    if (!(fi->flags & SLOW_FLAGS)) {
+        if (n->allowed) return fast_reply(s, req, n, fi);
+        if (*first && first_open(s, req, ino, n, fi)) {
+            *first = 0;
+            return 1;
+        }
+    }
+    fll_node_drop_unused(s, n);
+    return 0;
 }
 
 int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -117,7 +180,7 @@ int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse
 }
 
 void fll_node_drop_unused(fll_session *s, fll_fast_node *n) {
-    if (!n->allowed && n->opens == 0 && !n->src && !n->dir_end && !n->no_caps && !n->made && !n->probe) node_remove(s, n);
+    if (!n->allowed && !n->first && n->opens == 0 && !n->src && !n->dir_end && !n->no_caps && !n->made && !n->probe) node_remove(s, n);
 }
 
 /* The end of a listing. A reader of a directory reads until a reply comes back empty, so every
@@ -155,6 +218,8 @@ void fll_fast_free(fll_session *s) {
     free(s->fast_nodes);
     s->fast_nodes = NULL;
     s->fast_count = 0;
+    free(s->first_buf);
+    s->first_buf = NULL;
 }
 
 /* fastAllow(handle, node) → 1, or 0 when out of memory (the node's opens then go to JS). */
@@ -167,7 +232,8 @@ napi_value fll_js_fast_allow(napi_env env, napi_callback_info info) {
     return fll_int32(env, n != NULL);
 }
 
-/* fastDeny(handle, node) → the node's fast opens still open (its entry goes once they are closed). */
+/* fastDeny(handle, node) → the node's fast opens still open (its entry goes once they are closed).
+ * Its first open, if none was answered yet, is JS's too. */
 napi_value fll_js_fast_deny(napi_env env, napi_callback_info info) {
     int64_t ino;
     fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
@@ -176,6 +242,7 @@ napi_value fll_js_fast_deny(napi_env env, napi_callback_info info) {
     if (!n) return fll_int32(env, 0);
     uint32_t opens = n->opens;
     n->allowed = 0;
+    n->first = 0;
     fll_node_drop_unused(s, n);
     return fll_int32(env, (int32_t)opens);
 }

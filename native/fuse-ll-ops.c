@@ -83,9 +83,17 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     ino_op(req, FLL_GETATTR, ino, fi);
 }
 static void op_readlink(fuse_req_t req, fuse_ino_t ino) { ino_op(req, FLL_READLINK, ino, NULL); }
+/* An open C did not answer; its size is 1 when it is the node's first and C took that from the
+ * node (fll_fast_open): JS may then hand the kernel the file's bytes. */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-    if (fll_fast_open(fuse_req_userdata(req), req, ino, fi)) return;
-    ino_op(req, FLL_OPEN, ino, fi);
+    int first = 0;
+    if (fll_fast_open(fuse_req_userdata(req), req, ino, fi, &first)) return;
+    fll_rec *r = rec(req, FLL_OPEN);
+    if (!r) return;
+    r->ino = ino;
+    with_fi(r, fi);
+    r->size = (size_t)first;
+    push(req, r);
 }
 /* Requests whose answer JS does not decide are answered here, in C: building a JS request object
  * and calling into JS costs more than everything else a walk of a cached tree does. JS learns of

@@ -100,6 +100,8 @@ enum { FLL_IDLE, FLL_MOUNTED, FLL_ENDED };
 
 /* The file handle of an open answered in C (fuse-ll-fast.c); JS's own handles are small numbers. */
 #define FLL_FAST_FH (1ULL << 52)
+/* The biggest file whose first open C answers, its bytes stored (ll-bridge.ts: STORE_MAX). */
+#define FLL_FIRST_MAX (64 * 1024)
 
 /* A node C answers some requests of: opens for reading (fuse-ll-fast.c), a setattr that copies it
  * up, the getxattr of security.capability of a file JS made (fuse-ll-cow.c). */
@@ -107,6 +109,8 @@ typedef struct {
     uint64_t ino; /* 0: a free slot */
     uint32_t opens;
     uint8_t allowed, watched;
+    uint8_t first;   /* no open of the node has been answered: its first may be answered in C
+                      * (fll_fast_open), and whoever answers it takes this */
     uint8_t no_caps; /* a file JS made: it holds no security.capability (fll_cow_getxattr) */
     uint8_t made;    /* and its creating open, made_fh, is still open: setattrs go through made_fd */
     int made_fd;     /* owned: a dup of that open's descriptor */
@@ -167,6 +171,8 @@ typedef struct fll_session {
     fll_fast_node *fast_nodes; /* open addressing by ino, at most half full */
     uint32_t fast_mask, fast_count;
     uint64_t fast_opens; /* opens answered in C */
+    uint64_t first_opens; /* of them, first opens of lower files, their bytes stored (fll_fast_open) */
+    char *first_buf;      /* FLL_FIRST_MAX bytes for those, allocated at the first */
     uint64_t dir_ends;   /* reads past the end of a listing answered in C */
 
     char *cow_dir;        /* where setattrs answered in C make their copies; NULL: none are (fuse-ll-cow.c) */
@@ -235,7 +241,7 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info);
 
 /* fuse-ll-fast.c */
 /* Answers the open or release in C when it may (then 1). */
-int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int *first);
 int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fll_fast_free(fll_session *s);
 /* Answers a readdir at the end of the listing JS last gave of the directory (then 1); any other

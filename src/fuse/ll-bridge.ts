@@ -354,9 +354,15 @@ export class LowLevelBridge {
    * mark goes before anything else may change the node (#unmarkChanged).
    */
   #markCopyable(node: Node, source: CopySource | undefined, ino: number): void {
-    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole)) return
+    // A file never opened: C may answer its first open as well (native/fuse-ll-fast.c), and the
+    // open that reaches JS instead says whether it is that first one (#replyOpen).
+    const first = source?.dst === undefined && !node.opened
+    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole, first)) return
     node.cow = true
     if (source.sole) this.#soleDirs.add(node)
+    if (!first) return
+    node.opened = true
+    node.fast = true
   }
 
   /**
@@ -798,7 +804,7 @@ export class LowLevelBridge {
    *  and is answered once those with a file open have dropped their pages (#dropSiblingPages).
    *  `path` undefined: a file with no name left, opened again (through /proc/PID/fd). */
   #opened(r: Request & { op: 'open' }, path: string | undefined, fh: number, alone: boolean): Promise<void> | undefined {
-    const reply = (): void => this.#replyOpen(r.req, r.ino, fh, r.flags, alone, r.ctx.uid === 0)
+    const reply = (): void => this.#replyOpen(r.req, r.ino, fh, r.flags, alone, r.ctx.uid === 0, r.first)
     if ((r.flags & O_TRUNC) !== 0) {
       if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, fh)
       const drop = this.#dropSiblingPages(r.ino)
@@ -815,9 +821,9 @@ export class LowLevelBridge {
    * for a file with several names. An open the caller never got (interrupted) is released here: no
    * release follows.
    */
-  #replyOpen(req: number, nodeId: number, fh: number, flags: number, alone: boolean, root: boolean): void {
+  #replyOpen(req: number, nodeId: number, fh: number, flags: number, alone: boolean, root: boolean, firstFromC: boolean): void {
     const node = this.#nodes.get(nodeId)
-    const first = node !== undefined && !node.opened
+    const first = node !== undefined && (firstFromC || !node.opened)
     if (node) node.opened = true
     const file = this.#union.openFile(fh)
     // Files opened in C are in the daemon's I/O mode: the node stays in it while they are open.
@@ -842,7 +848,7 @@ export class LowLevelBridge {
       if (keepCache && !this.#open.passesReading(file)) node.fast = this.#session.fastAllow(nodeId) || node.fast
       else if (node.fast) this.#session.fastDeny(nodeId)
     }
-    if (keepCache && first && (flags & (O_WRONLY | O_RDWR | O_TRUNC)) === 0) this.#store(node, fh, file.size, alone)
+    if (keepCache && first && node !== undefined && (flags & (O_WRONLY | O_RDWR | O_TRUNC)) === 0) this.#store(node, fh, file.size, alone)
     if (!this.#session.replyOpen(req, fh, { keepCache }, backing)) this.#release(fh)
   }
 

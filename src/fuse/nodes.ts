@@ -20,9 +20,11 @@ export interface Node {
   lookups: number
   /** st_ino last reported for this node (for invalidating hard-link siblings). */
   ino: number
-  /** Whether the node was ever opened (or created): until then the kernel holds none of its pages. */
+  /** Whether the node was ever opened (or created), or its first open was left to C (then the
+   *  open that reaches JS says whether it is the first): until then the kernel holds none of its pages. */
   opened: boolean
-  /** Whether it was ever marked for opens answered in C (Session.fastAllow): it may have files open that way. */
+  /** Whether it was ever marked for opens answered in C (Session.fastAllow, or the first open
+   *  Session.cowAllow may give C): it may have files open that way. */
   fast: boolean
   /** Whether it may be marked for a setattr answered in C (Session.cowAllow): true until JS takes
    *  the mark away or adopts the copy (the mark may be gone from C earlier). */

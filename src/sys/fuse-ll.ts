@@ -97,7 +97,8 @@ export type Request = {
   | { op: 'symlink'; target: string; parent: number; name: string }
   | { op: 'rename'; parent: number; name: string; newparent: number; newname: string; flags: number; waiting: number }
   | { op: 'link'; ino: number; newparent: number; newname: string; waiting: number }
-  | { op: 'open'; ino: number; flags: number; killSuidgid: boolean; waiting: number }
+  /** first: the node's first open, which C could have answered (see Session.cowAllow). */
+  | { op: 'open'; ino: number; flags: number; killSuidgid: boolean; waiting: number; first: boolean }
   | { op: 'create'; parent: number; name: string; mode: number; flags: number }
   /** An O_TMPFILE open in the directory `parent`: a new file with no name (answered as a create). */
   | { op: 'tmpfile'; parent: number; mode: number; flags: number }
@@ -210,10 +211,10 @@ interface Addon {
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
   fuseLlGranted(h: Handle): number
-  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number, cowGetxattrs: number, cowListxattrs: number, cowLookups: number]
+  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number, cowGetxattrs: number, cowListxattrs: number, cowLookups: number, firstOpens: number]
   fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
-  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean): number
+  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean): number
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number): number
   fuseLlMadeEnd(h: Handle, node: number, all: boolean): void
@@ -337,7 +338,7 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
     case 'readlink': case 'statfs':
       return { req, ctx, op, ino }
     case 'open':
-      return { req, ctx, op, ino, flags: f[F.FLAGS]!, killSuidgid: f[F.KILL_SUIDGID] === 1, waiting: f[F.WAITING]! }
+      return { req, ctx, op, ino, flags: f[F.FLAGS]!, killSuidgid: f[F.KILL_SUIDGID] === 1, waiting: f[F.WAITING]!, first: f[F.SIZE] === 1 }
     case 'read':
       return { req, ctx, op, ino, fh: f[F.FH]!, size: f[F.SIZE]!, offset: f[F.OFFSET]!, waiting: f[F.WAITING]! }
     case 'readdir': case 'readdirplus':
@@ -491,9 +492,9 @@ export class Session {
 
   /** The busy-polls of /dev/fuse (MountOptions.spinUs) run so far, those skipped because more
    *  threads than `spinCallers` sent the last requests, and that limit. */
-  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number } {
-    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups] = this.#n.fuseLlLoopStats(this.#h)
-    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups }
+  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number } {
+    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens] = this.#n.fuseLlLoopStats(this.#h)
+    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens }
   }
 
   /**
@@ -519,9 +520,11 @@ export class Session {
    *  setattr may be answered in C. With `dst`, `src` is a lower directory and `dst` the host path
    *  its copy is to take in the upper layer; with `sole`, `src` is '' and `dst` a directory only in
    *  the upper layer, whose getattrs, and setattrs changing only mode, owner or times, are answered
-   *  in C. False when not configured or out of memory. */
-  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean): boolean {
-    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole) === 1
+   *  in C. With `first` (a file no open of which was answered yet), its first open for reading may
+   *  be answered in C too, its bytes stored in the kernel's page cache (native/fuse-ll-fast.c); an
+   *  open that comes to JS instead carries `first` then. False when not configured or out of memory. */
+  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false): boolean {
+    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first) === 1
   }
 
   /** Mark `node`, a directory copied up to the host path `upperPath` that merges with a lower one,

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { fuseAvailable } from '../helpers/mount.js'
 import { layerfsSuite, readUpper } from '../helpers/layerfs-suite.js'
-import { delta, statsOf } from '../helpers/daemon-stats.js'
+import { type DaemonStats, delta, statsOf } from '../helpers/daemon-stats.js'
 
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping io-path mount tests: ${fuse.reason}`)
@@ -103,6 +103,18 @@ function dropCaches(): boolean {
   } catch {
     return false
   }
+}
+
+/** Drops the page cache's pages of `path` (posix_fadvise DONTNEED, through dd), written to the
+ *  disk first (dirty pages stay). */
+function dropPages(path: string): void {
+  execFileSync('sync', [path])
+  execFileSync('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none'])
+}
+
+/** Opens answered in C that were a node's first (their bytes stored there). */
+function firstOpens(stats: DaemonStats): number {
+  return stats.loop?.firstOpens ?? 0
 }
 
 /** Bytes of `path` in the page cache: fincore asks mincore(2), which reads nothing in (a read that
@@ -273,26 +285,48 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     const { mnt, lowers } = await mountStack(async (top, bottom) => {
       for (const [i, blob] of blobs.entries()) await writeFile(join(bottom, `f${i}`), blob)
       await writeFile(join(top, 'big'), big)
-      // An atime older than the mtime: the first read moves it (relatime), in the lower layer too.
-      await writeFile(join(bottom, 'aged'), 'aged bytes')
-      await utimes(join(bottom, 'aged'), new Date('2000-01-01'), new Date('2001-01-01'))
+      // Atimes older than the mtimes: the first read moves them (relatime), in the lower layer too.
+      for (const name of ['aged', 'cold']) {
+        await writeFile(join(bottom, name), `${name} bytes`)
+        await utimes(join(bottom, name), new Date('2000-01-01'), new Date('2001-01-01'))
+      }
     })
+    // Files the host has cached (just written): their first opens are answered in C
+    // (native/fuse-ll-fast.c), which stores their bytes as JS does.
     const before = await statsOf(mnt)
     for (const [i, blob] of blobs.entries()) expect((await readFile(join(mnt, `f${i}`))).equals(blob)).toBe(true)
     const afterSmall = await statsOf(mnt)
-    expect(delta(before, afterSmall, 'open')).toBe(sizes.length)
+    expect(delta(before, afterSmall, 'open')).toBe(0)
+    expect(firstOpens(afterSmall) - firstOpens(before)).toBe(sizes.length)
     expect(delta(before, afterSmall, 'read')).toBe(0)
-    // Bigger files are read by request, as before.
+    // Bigger files are opened by JS and read by request, as before.
     expect((await readFile(join(mnt, 'big'))).equals(big)).toBe(true)
-    expect(delta(afterSmall, await statsOf(mnt), 'read')).toBeGreaterThan(0)
+    const afterBig = await statsOf(mnt)
+    expect(delta(afterSmall, afterBig, 'open')).toBe(1)
+    expect(delta(afterSmall, afterBig, 'read')).toBeGreaterThan(0)
 
-    // The kernel's cached atime follows the read the store made.
+    // The kernel's cached atime follows the read the store made, in C and in JS.
     const aged = join(mnt, 'aged')
     expect((await stat(aged)).atimeMs).toBe(Date.parse('2000-01-01'))
     expect(await readFile(aged, 'utf8')).toBe('aged bytes')
     const lowerAtime = (await stat(join(lowers[1]!, 'aged'))).atimeMs
     expect(lowerAtime).toBeGreaterThan(Date.parse('2001-01-01')) // the lower filesystem is relatime
     expect((await stat(aged)).atimeMs).toBe(lowerAtime)
+    // One the host has not cached goes to JS, which stores its bytes: C handed it the first open.
+    const cold = join(mnt, 'cold')
+    dropPages(join(lowers[1]!, 'cold'))
+    expect(residentBytes(join(lowers[1]!, 'cold'))).toBe(0)
+    // fincore maps the file, which moves its atime: aged again.
+    await utimes(join(lowers[1]!, 'cold'), new Date('2000-01-01'), new Date('2001-01-01'))
+    expect((await stat(cold)).atimeMs).toBe(Date.parse('2000-01-01'))
+    const beforeCold = await statsOf(mnt)
+    expect(await readFile(cold, 'utf8')).toBe('cold bytes')
+    const afterCold = await statsOf(mnt)
+    expect(delta(beforeCold, afterCold, 'open')).toBe(1)
+    expect(delta(beforeCold, afterCold, 'read')).toBe(0)
+    expect(firstOpens(afterCold)).toBe(firstOpens(beforeCold))
+    expect((await stat(cold)).atimeMs).toBe((await stat(join(lowers[1]!, 'cold'))).atimeMs)
+    expect((await stat(cold)).atimeMs).toBeGreaterThan(Date.parse('2001-01-01'))
 
     // Uncached below, and read by many at once (the first open stores, the others read the pages).
     if (!dropCaches()) console.warn('not root: the reads below may be served from the page cache')
