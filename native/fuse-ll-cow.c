@@ -53,7 +53,8 @@
  * only mode, owner or times are made through a copy of that open's descriptor, in setattr's order,
  * and answered with its fstat and JS's time to live: tar x changes each file it writes three
  * times (owner, mode, times), cp -a twice. JS keeps nothing such a change moves (the inode number
- * a made file shows is its own), so there is no record. A set-ID bit goes to JS, which takes the
+ * a made file shows is its own), so there is no record. So is the setxattr of its access ACL
+ * (made_setxattr), which cp -a makes on every file it copies, from the source's ACL or its mode. A set-ID bit goes to JS, which takes the
  * mark away before it answers any setattr of the node itself (madeEnd). */
 #include "fuse-ll.h"
 #include "names.h"
@@ -246,10 +247,12 @@ int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
 }
 
 /* What a chown and the first write of a file ask for (security_inode_need_killpriv). A file JS made
- * (create, O_TMPFILE) starts with none, and only a setxattr can give it one, which JS sees first
- * (madeEnd): until then, the answer is known without a syscall. Untar, cp -a and a build make
+ * (create, O_TMPFILE) starts with none, and only a setxattr of it can give it one, which JS sees
+ * first (madeEnd; C answers only the ACL's): until then, the answer is known without a syscall. Untar, cp -a and a build make
  * one or two such requests per file they write. */
 #define CAPS "security.capability"
+/* The access ACL, which cp -a sets on every file it makes (made_setxattr). */
+#define ACL_ACCESS "system.posix_acl_access"
 
 /* The lookup of a name in a directory JS marked with its host paths in every layer that could hold
  * a name in it (probeAllow: the upper layer's, made or not, and each contributing lower one's),
@@ -380,6 +383,20 @@ static int made_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const st
     s->cow_setattrs++;
     if (err) FLL_SEND(s, req, fuse_reply_err(req, err));
     else FLL_SEND(s, req, fuse_reply_attr(req, &st, s->made_attr_timeout));
+    return 1;
+}
+
+/* The access ACL of a file JS made, set through its creating open (see the top): 1 when answered.
+ * The host filesystem turns an ACL the mode can hold into that mode, and stores any other, as it
+ * does when JS sets it by name; such a file has no set-ID bit for it to clear. */
+int fll_made_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                      size_t size, int flags) {
+    if (s->queued || strcmp(name, ACL_ACCESS) != 0) return 0;
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (!n || !n->made) return 0;
+    int err = fsetxattr(n->made_fd, name, value, size, flags) < 0 ? errno : 0;
+    s->made_setxattrs++;
+    FLL_SEND(s, req, fuse_reply_err(req, err));
     return 1;
 }
 
@@ -527,7 +544,9 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     if (first && !n->dir) n->first = 1;
     n->shown = (uint64_t)shown;
     /* The mark made COW_MAX marks ago goes, unless it was used, denied or made again since (the
-     * node's ring slot is then another). */
+     * node's ring slot is then another), and so does its first open (JS then stores no bytes at
+     * it, and the kernel reads them by request): a walk marks every file it lists, and the node
+     * table holds no more of them than this. */
     uint32_t slot = s->cow_next;
     uint64_t old = s->cow_ring[slot];
     s->cow_ring[slot] = (uint64_t)ino;
@@ -535,7 +554,10 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     n->cow_at = slot;
     if (old && old != (uint64_t)ino) {
         fll_fast_node *o = fll_node_find(s, old);
-        if (o && o->src && o->cow_at == slot) unmark(s, o);
+        if (o && o->src && o->cow_at == slot) {
+            o->first = 0;
+            unmark(s, o);
+        }
     }
     return fll_int32(env, 1);
 }

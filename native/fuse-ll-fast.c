@@ -25,10 +25,12 @@
  * (RWF_NOWAIT), hands them to the kernel's page cache of the node (notify_store, safe only while
  * the kernel holds no page of it, hence the first open only), tells the kernel to fetch the
  * attributes again if that read moved the file's atime, and answers as a fast open. A file the
- * host has not cached (cachestat, then the read), that is too big (FLL_FIRST_MAX), has another name or cannot be opened goes
- * to JS, whose reads of it wait for the disk (and read ahead) where the loop must not. Whoever
- * answers a node's first open takes `first` from it: an open that goes to JS carries it (size 1),
- * and JS stores the file's bytes only at that open, or at the first of a node it never marked. */
+ * host has not cached (cachestat, then the read), that is too big (FLL_FIRST_MAX), has another
+ * name or cannot be opened goes to JS, whose reads of it wait for the disk (and read ahead) where
+ * the loop must not. Whoever answers a node's first open takes `first` from it: an open that goes
+ * to JS carries it (size 1), and JS stores the file's bytes only at that open, or at the first of
+ * a node it never marked. A mark pushed out of the table (fuse-ll-cow.c, COW_MAX) takes `first`
+ * along: no bytes are stored at that node's first open, and the kernel reads them by request. */
 #include "fuse-ll.h"
 #include "op.h"
 
@@ -123,10 +125,11 @@ static int first_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_n
         struct iovec v = {s->first_buf, (size_t)before.st_size};
         /* Asked first without reading: a read that may not wait still starts reading pages in. */
         if (before.st_size == 0) got = 0;
-        else if (first_page_cached(fd) != 0) got = preadv2(fd, &v, 1, 0, RWF_NOWAIT);
-        /* Read in part or not at all, too, it may have moved the atime the kernel holds. */
-        if (got != 0 && fstat(fd, &after) == 0 && atime_moved(&before, &after))
-            fuse_lowlevel_notify_inval_inode(s->se, ino, -1, 0);
+        else if (first_page_cached(fd) != 0) {
+            got = preadv2(fd, &v, 1, 0, RWF_NOWAIT);
+            /* Read in part or not at all, it may still have moved the atime the kernel holds. */
+            if (fstat(fd, &after) == 0 && atime_moved(&before, &after)) fuse_lowlevel_notify_inval_inode(s->se, ino, -1, 0);
+        }
     }
     close(fd);
     if (got != before.st_size) return 0;

@@ -184,6 +184,7 @@ typedef struct fll_session {
     uint64_t cow_getattrs; /* getattrs of marked lower files and upper-only directories answered in C */
     uint64_t cow_getxattrs; /* and their getxattrs */
     uint64_t cow_listxattrs; /* and listxattrs */
+    uint64_t made_setxattrs; /* ACLs set on files JS made, through their creating open */
     uint64_t cow_lookups;    /* lookups of names missing from marked upper-only directories */
     double cow_negative_timeout; /* seconds such an absence lives (JS's negative timeout; 0: ENOENT) */
     double cow_attr_timeout; /* seconds a copied-up directory's attributes live (JS's attr timeout) */
@@ -278,6 +279,8 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_deny(napi_env env, napi_callback_info info);
 /* The release of a file JS made: its creating open's ends the setattrs answered through it. */
 void fll_made_release(fll_session *s, fuse_ino_t ino, const struct fuse_file_info *fi);
+int fll_made_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                      size_t size, int flags);
 napi_value fll_js_made(napi_env env, napi_callback_info info);
 napi_value fll_js_made_end(napi_env env, napi_callback_info info);
 napi_value fll_js_probe_allow(napi_env env, napi_callback_info info);

@@ -369,7 +369,8 @@ export class LowLevelBridge {
    * `node`, a file just made and open as `fh`, holds no security.capability: C answers the getxattr
    * of it that a chown and the first write of the file make (native/fuse-ll-cow.c, CAPS); and while
    * that open lives, the setattrs that change its mode, owner or times (tar x makes three per file)
-   * are made and answered in C through a copy of the open's descriptor. Not with ids mapped (C
+   * and the setxattr of its access ACL (cp -a makes one per file) are made and answered in C
+   * through a copy of the open's descriptor. Not with ids mapped (C
    * would have to map them), nor for a file made set-ID: whether a file has those bits is JS's to
    * know (its handles remember it), so a setattr giving them one goes to JS too.
    */

@@ -6,6 +6,7 @@
 // away first, or C would keep answering with the lower file's attributes. With attr_timeout=0 every
 // stat below reaches the daemon; the same script runs on kernel overlayfs, and what stat shows must
 // agree.
+import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { appendFile, chmod, chown, link, lstat, mkdir, open, readFile, readdir, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
@@ -100,6 +101,12 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
 
   /** A fresh stack over one lower layer, which `fill` fills first, mounted with `driver` (layerfs
    *  with `options` after its layers). */
+  /** getfacl's account of the tree `copy` under `root`, one entry per file, sorted (listing orders
+   *  differ between the drivers). */
+  function acls(root: string): string[] {
+    return execFileSync('getfacl', ['-R', '-n', 'copy'], { cwd: root, encoding: 'utf8' }).trim().split(/\n\n+/).sort()
+  }
+
   async function stack(driver: 'kernel' | 'layerfs', prefix: string, options: string, fill: (lower: string) => Promise<void>): Promise<{ upper: string; mnt: string; handle: MountHandle }> {
     const base = join(frame.dir, `${prefix}${++n}`)
     const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
@@ -340,6 +347,43 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     // by name), its chmod after the rename and its chown after the unlink; the rest (a set-ID bit,
     // and after it, another open's change, a change after the close) in JS.
     expect(actual.inC).toBe(6)
+  })
+
+  // cp -a sets the access ACL of every file it copies, through the open that made the copy (from
+  // the source's ACL, or from its mode where it has none): answered in C through that open's
+  // descriptor, where the host filesystem turns an ACL the mode can hold into that mode and stores
+  // any other. A directory's (set by name), and a file's once that open is closed, go to JS.
+  it('sets the access ACLs of files it made through their open in C, as kernel overlayfs sets them', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
+      const { upper, mnt, handle } = await stack(driver, 'a', '', async (lower) => {
+        await mkdir(join(lower, 'src'), { mode: 0o750 })
+        await writeFile(join(lower, 'src', 'plain'), 'p', { mode: 0o640 })
+        await writeFile(join(lower, 'src', 'exec'), 'x', { mode: 0o755 })
+        await writeFile(join(lower, 'src', 'acl'), 'a', { mode: 0o640 })
+        execFileSync('setfacl', ['-m', 'u:1000:rw,g:1001:r', join(lower, 'src', 'acl')])
+        execFileSync('setfacl', ['-m', 'u:1000:rx', join(lower, 'src')])
+      })
+      try {
+        const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop!.madeSetxattrs : 0
+        execFileSync('cp', ['-a', join(mnt, 'src'), join(mnt, 'copy')])
+        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.madeSetxattrs - inC0 : undefined
+        execFileSync('setfacl', ['-m', 'u:1002:r', join(mnt, 'copy', 'plain')]) // after the close
+        const shown = acls(mnt)
+        await mounts.unmount(handle)
+        return { shown, upper: acls(upper), inC }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const expected = await run('kernel')
+    const actual = await run('layerfs')
+    expect(actual.shown).toEqual(expected.shown)
+    expect(actual.upper).toEqual(expected.upper)
+    // What the comparison rests on: the extended ACLs came through, the mode-only ones as modes.
+    expect(actual.shown).toContain('# file: copy/acl\n# owner: 0\n# group: 0\nuser::rw-\nuser:1000:rw-\ngroup::r--\ngroup:1001:r--\nmask::rw-\nother::---')
+    expect(actual.shown).toContain('# file: copy/exec\n# owner: 0\n# group: 0\nuser::rwx\ngroup::r-x\nother::r-x')
+    // In C: the three files' ACLs, set through the open that made each copy.
+    expect(actual.inC).toBe(3)
   })
 
   // A name missing from every layer of a directory (only in the upper layer, merged, or only below)
