@@ -54,7 +54,9 @@
  * and answered with its fstat and JS's time to live: tar x changes each file it writes three
  * times (owner, mode, times), cp -a twice. JS keeps nothing such a change moves (the inode number
  * a made file shows is its own), so there is no record. So is the setxattr of its access ACL
- * (made_setxattr), which cp -a makes on every file it copies, from the source's ACL or its mode. A set-ID bit goes to JS, which takes the
+ * (made_setxattr), which cp -a makes on every file it copies, from the source's ACL or its mode,
+ * and, for a file made with a name, its getattr (made_getattr: a write, above all one passed
+ * through, leaves the kernel without its size and times). A set-ID bit goes to JS, which takes the
  * mark away before it answers any setattr of the node itself (madeEnd). */
 #include "fuse-ll.h"
 #include "names.h"
@@ -224,10 +226,23 @@ static fll_fast_node *marked_lower_file(fll_session *s, fuse_ino_t ino) {
 /* The getattr of a marked lower file: its lstat, as attrs.ts shows a lower file's (the inode number
  * JS shows, the rest as the layer has it), given JS's time to live. The mark stays: reading changes
  * nothing. A file handle changes nothing: JS's handles on a lower file are that file. */
+/* The getattr of a file JS made with a name, while the open that made it lives: its fstat, as JS
+ * would give it (its own inode number, its links), with JS's time to live. A program that writes
+ * a file and then stats it (the write changed the size and times the kernel held, and a write
+ * that passed through never reached the daemon) sends one. Not for an O_TMPFILE one, whose
+ * attributes JS gives no time to live until a link names it. 1 when answered. */
+static int made_getattr(fll_session *s, fuse_req_t req, fll_fast_node *n) {
+    struct stat st;
+    if (fstat(n->made_fd, &st) < 0) return 0;
+    s->cow_getattrs++;
+    FLL_SEND(s, req, fuse_reply_attr(req, &st, s->made_attr_timeout));
+    return 1;
+}
+
 int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
-    if (!s->cow_dir) return 0;
     fll_fast_node *n = fll_node_find(s, ino);
-    if (!n || !n->src || n->dir == COW_MARK_LOWER_DIR) return 0;
+    if (n && n->made && n->made_named) return made_getattr(s, req, n);
+    if (!s->cow_dir || !n || !n->src || n->dir == COW_MARK_LOWER_DIR) return 0;
     /* A directory in the upper layer shows its own lstat too, under the inode number JS shows: its
      * link count as well when it is only there, 1 when it merges with a lower one (a rename in it
      * moves its attributes, and the next permission check in it asks: the rename workload's
@@ -248,8 +263,8 @@ int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
 
 /* What a chown and the first write of a file ask for (security_inode_need_killpriv). A file JS made
  * (create, O_TMPFILE) starts with none, and only a setxattr of it can give it one, which JS sees
- * first (madeEnd; C answers only the ACL's): until then, the answer is known without a syscall. Untar, cp -a and a build make
- * one or two such requests per file they write. */
+ * first (madeEnd; C answers only the ACL's): until then, the answer is known without a syscall.
+ * Untar, cp -a and a build make one or two such requests per file they write. */
 #define CAPS "security.capability"
 /* The access ACL, which cp -a sets on every file it makes (made_setxattr). */
 #define ACL_ACCESS "system.posix_acl_access"
@@ -352,7 +367,7 @@ int fll_cow_listxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, size_t siz
 /* The made file's setattrs go to JS again: C's descriptor closes. */
 static void made_end(fll_fast_node *n) {
     if (n->made) close(n->made_fd);
-    n->made = 0;
+    n->made = n->made_named = 0;
 }
 
 void fll_made_release(fll_session *s, fuse_ino_t ino, const struct fuse_file_info *fi) {
@@ -562,18 +577,20 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     return fll_int32(env, 1);
 }
 
-/* made(handle, node, fh, fd, attrTimeout): the node is a file JS made, so it holds no
+/* made(handle, node, fh, fd, attrTimeout, named): the node is a file JS made, so it holds no
  * security.capability, and it is open as JS's handle fh, on the host descriptor fd (-1: none to
- * change it through, the capability alone); its attributes live attrTimeout seconds. 1, or 0 when
- * out of memory. */
+ * change it through, the capability alone); its attributes live attrTimeout seconds; named: made
+ * with a name (not O_TMPFILE), so its getattrs may be answered through fd too. 1, or 0 when out of
+ * memory. */
 napi_value fll_js_made(napi_env env, napi_callback_info info) {
-    size_t argc = 5;
-    napi_value argv[5];
+    size_t argc = 6;
+    napi_value argv[6];
     int64_t ino, fh, fd;
     double timeout;
+    bool named = false;
     fll_session *s = session_node_args(env, info, argv, &argc, &ino);
     if (!s || !fll_int(env, argv[2], "fh", 0, 9007199254740991.0, &fh) || !fll_int(env, argv[3], "fd", -1, INT_MAX, &fd) ||
-        !seconds_arg(env, argv, argc, 4, "attrTimeout", &timeout))
+        !seconds_arg(env, argv, argc, 4, "attrTimeout", &timeout) || !bool_arg(env, argv, argc, 5, "named", &named))
         return NULL;
     fll_fast_node *n = fll_node_add(s, (uint64_t)ino);
     if (!n) return fll_int32(env, 0);
@@ -585,6 +602,7 @@ napi_value fll_js_made(napi_env env, napi_callback_info info) {
         n->made = 1;
         n->made_fd = own;
         n->made_fh = (uint64_t)fh;
+        n->made_named = named;
         s->made_attr_timeout = timeout;
     }
     return fll_int32(env, 1);

@@ -115,6 +115,7 @@ typedef struct {
     uint8_t made;    /* and its creating open, made_fh, is still open: setattrs go through made_fd */
     int made_fd;     /* owned: a dup of that open's descriptor */
     uint64_t made_fh;
+    uint8_t made_named; /* and it was made with a name (not O_TMPFILE): its getattrs too */
     char *probe;     /* owned: a directory's host paths, in every layer a name in it could be in,
                       * "path\0path\0\0": a name missing from all is missing (fll_cow_lookup) */
     uint8_t dir;    /* with src: 1, src is a lower directory, and its copy's place follows it; 2, src
@@ -181,7 +182,7 @@ typedef struct fll_session {
     uint64_t *cow_ring;   /* the marked nodes, oldest first from cow_next (COW_MAX) */
     uint32_t cow_next;
     uint64_t cow_setattrs; /* setattrs answered in C */
-    uint64_t cow_getattrs; /* getattrs of marked lower files and upper-only directories answered in C */
+    uint64_t cow_getattrs; /* getattrs of marked lower files, upper directories and made files answered in C */
     uint64_t cow_getxattrs; /* and their getxattrs */
     uint64_t cow_listxattrs; /* and listxattrs */
     uint64_t made_setxattrs; /* ACLs set on files JS made, through their creating open */

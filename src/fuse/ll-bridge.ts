@@ -182,6 +182,8 @@ export class LowLevelBridge {
       spinUs: this.#options.spinUs, passthrough: this.#options.passthrough !== 'off', kernelFlags: this.#options.kernelFlags,
       posixAcl: this.#options.acl,
     })
+    // The root is never looked up or listed as an entry: it is marked here, and at its listings.
+    if (this.#cow) this.#markProbe(this.#nodes.root, '/')
   }
 
   unmount(): void {
@@ -370,18 +372,19 @@ export class LowLevelBridge {
    * of it that a chown and the first write of the file make (native/fuse-ll-cow.c, CAPS); and while
    * that open lives, the setattrs that change its mode, owner or times (tar x makes three per file)
    * and the setxattr of its access ACL (cp -a makes one per file) are made and answered in C
-   * through a copy of the open's descriptor. Not with ids mapped (C
-   * would have to map them), nor for a file made set-ID: whether a file has those bits is JS's to
-   * know (its handles remember it), so a setattr giving them one goes to JS too.
+   * through a copy of the open's descriptor, and, for a file made with a name (`named`), its
+   * getattrs (an O_TMPFILE file's attributes get no time to live until a link names it). Not with
+   * ids mapped (C would have to map them), nor for a file made set-ID: whether a file has those
+   * bits is JS's to know (its handles remember it), so a setattr giving them one goes to JS too.
    */
-  #markMade(node: Node, fh: number, mode: number): void {
+  #markMade(node: Node, fh: number, mode: number, named: boolean): void {
     let fd = -1
     try {
       if (!this.#options.ids && (mode & 0o6000) === 0) fd = this.#union.openFile(fh).fd
     } catch {
       // Answered already: without a descriptor, its setattrs simply stay JS's.
     }
-    node.noCaps = this.#session.made(node.id, fh, fd, this.#options.attrTimeout)
+    node.noCaps = this.#session.made(node.id, fh, fd, this.#options.attrTimeout, named)
     node.made = node.noCaps && fd >= 0
   }
 
@@ -734,7 +737,7 @@ export class LowLevelBridge {
         node.opened = true
         const backing = this.#open.opened(node.id, fh, union.openFile(fh), true, r.ctx.uid === 0) // a new node: never STALE
         if (!session.replyCreate(r.req, this.#entry(node, attr), fh, {}, backing)) this.#release(fh)
-        else this.#markMade(node, fh, attr.mode)
+        else this.#markMade(node, fh, attr.mode, true)
         return true
       }
       case 'tmpfile': {
@@ -744,7 +747,7 @@ export class LowLevelBridge {
         node.opened = true
         const backing = this.#open.opened(node.id, fh, union.openFile(fh), true, r.ctx.uid === 0) // a new node: never STALE
         if (!session.replyCreate(r.req, this.#entry(node, attr), fh, {}, backing)) this.#release(fh)
-        else this.#markMade(node, fh, attr.mode)
+        else this.#markMade(node, fh, attr.mode, false)
         return true
       }
       case 'link': {
@@ -1058,6 +1061,7 @@ export class LowLevelBridge {
     let list = r.offset === 0 ? undefined : this.#listings.get(r.ino)
     if (!list) {
       list = this.#union.readdirPlusSync(this.#path(this.#node(r.ino)), this.#cow, true)
+      if (this.#cow && dir === this.#nodes.root && !dir.probe) this.#markProbe(dir, '/')
       this.#listings.delete(r.ino)
       if (this.#listings.size >= MAX_LISTINGS) this.#listings.delete(this.#listings.keys().next().value!)
       this.#listings.set(r.ino, list)

@@ -216,7 +216,7 @@ interface Addon {
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean): number
   fuseLlCowDeny(h: Handle, node: number): void
-  fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number): number
+  fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number, named: boolean): number
   fuseLlMadeEnd(h: Handle, node: number, all: boolean): void
   fuseLlProbeAllow(h: Handle, node: number, paths: string | Buffer): number
   fuseLlProbeDeny(h: Handle, node: number): void
@@ -545,10 +545,11 @@ export class Session {
    * (-1: none to change it through): it holds no security.capability, so its getxattr of that
    * name is answered in C with no request; and while that open lives, its setattrs that change
    * only mode (no set-ID bit), owner or times are made through the descriptor and answered in C,
-   * the attributes given `attrTimeout` seconds. False when out of memory.
+   * the attributes given `attrTimeout` seconds, and so are the setxattrs of its access ACL; with
+   * `named` (made with a name, not O_TMPFILE), its getattrs too. False when out of memory.
    */
-  made(node: number, fh: number, fd: number, attrTimeout: number): boolean {
-    return this.#n.fuseLlMade(this.#h, node, fh, fd, attrTimeout) === 1
+  made(node: number, fh: number, fd: number, attrTimeout: number, named: boolean): boolean {
+    return this.#n.fuseLlMade(this.#h, node, fh, fd, attrTimeout, named) === 1
   }
 
   /** The node's setattrs come as requests again; with `all`, its getxattrs too. */

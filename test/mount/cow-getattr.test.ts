@@ -101,6 +101,16 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
 
   /** A fresh stack over one lower layer, which `fill` fills first, mounted with `driver` (layerfs
    *  with `options` after its layers). */
+  /** Runs `run` on kernel overlayfs, then on layerfs, and expects the same `shown` (and `upper`,
+   *  where it gives one): layerfs's run, for what the comparison rests on. */
+  async function sameAsKernel<T extends { shown: string[]; upper?: string[] }>(run: (driver: 'kernel' | 'layerfs') => Promise<T>): Promise<T> {
+    const expected = await run('kernel')
+    const actual = await run('layerfs')
+    expect(actual.shown).toEqual(expected.shown)
+    expect(actual.upper).toEqual(expected.upper)
+    return actual
+  }
+
   /** getfacl's account of the tree `copy` under `root`, one entry per file, sorted (listing orders
    *  differ between the drivers). */
   function acls(root: string): string[] {
@@ -218,9 +228,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await mounts.unmount(handle)
       }
     }
-    const expected = await run('kernel')
-    const actual = await run('layerfs')
-    expect(actual.shown).toEqual(expected.shown)
+    const actual = await sameAsKernel(run)
     const hex = (text: string): string => Buffer.from(text).toString('hex')
     expect(actual.shown).toEqual([
       'none: ',
@@ -275,9 +283,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await mounts.unmount(handle)
       }
     }
-    const expected = await run('kernel')
-    const actual = await run('layerfs')
-    expect(actual.shown).toEqual(expected.shown)
+    const actual = await sameAsKernel(run)
     const cap = CAP.toString('hex')
     expect(actual.shown).toEqual(['made: -', 'made: -', `made: ${cap}`, 'made: -', `linked: ${cap}`, `linked2: ${cap}`])
     // Before the setxattr: two reads, the writes' and the chown's asks, all in C; in JS only the
@@ -333,10 +339,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await mounts.unmount(handle)
       }
     }
-    const expected = await run('kernel')
-    const actual = await run('layerfs')
-    expect(actual.shown).toEqual(expected.shown)
-    expect(actual.upper).toEqual(expected.upper)
+    const actual = await sameAsKernel(run)
     expect(actual.shown).toEqual([
       'made: 100644 1000:1001 a=1000000000000 m=2000000000000 n=1 s=4',
       'moved: 100604 1000:1001 a=1000000000000 m=2000000000000 n=1 s=4',
@@ -347,6 +350,48 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     // by name), its chmod after the rename and its chown after the unlink; the rest (a set-ID bit,
     // and after it, another open's change, a change after the close) in JS.
     expect(actual.inC).toBe(6)
+  })
+
+  // A file written and then stat'ed while the open that made it lives (the write moved its size
+  // and times under the kernel, and one passed through never reached the daemon): the getattr is
+  // answered in C from that open's descriptor, also once the file is unlinked; after the close,
+  // and for a file made by another open, it goes to JS.
+  it('answers the getattrs of files it made in C while the open that made them lives, as kernel overlayfs shows them', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inJs?: number }> => {
+      const { mnt, handle } = await stack(driver, 'g', '', (lower) => mkdir(join(lower, 'd')))
+      try {
+        const at = (name: string): string => join(mnt, 'd', name)
+        const show = (st: { mode: bigint; nlink: bigint; size: bigint }): string => `${st.mode.toString(8)} n=${st.nlink} s=${st.size}`
+        const shown: string[] = []
+        await writeFile(at('warm'), '') // the directory's copy-up, before the count
+        const j0 = driver === 'layerfs' ? (await statsOf(mnt)).ops['getattr'] ?? 0 : 0
+        for (const name of ['a', 'b', 'c']) {
+          const fh = await open(at(name), 'wx', 0o640)
+          await fh.write('x'.repeat(100))
+          const first = await fh.stat({ bigint: true })
+          await fh.write('more', 100)
+          const second = await fh.stat({ bigint: true })
+          await fh.close()
+          const named = await lstat(at(name), { bigint: true })
+          shown.push(`${name}: ${show(first)}, ${show(second)}, ${show(named)}, one inode ${first.ino === named.ino}, mtime kept ${second.mtimeNs === named.mtimeNs}`)
+        }
+        const gone = await open(at('gone'), 'wx', 0o600)
+        await gone.write('gone')
+        await unlink(at('gone'))
+        shown.push(`gone: ${show(await gone.stat({ bigint: true }))}`)
+        await gone.close()
+        const j1 = driver === 'layerfs' ? (await statsOf(mnt)).ops['getattr'] ?? 0 : 0
+        return { shown, inJs: driver === 'layerfs' ? j1 - j0 : undefined }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const actual = await sameAsKernel(run)
+    expect(actual.shown[0]).toBe('a: 100640 n=1 s=100, 100640 n=1 s=104, 100640 n=1 s=104, one inode true, mtime kept true')
+    expect(actual.shown[3]).toBe('gone: 100600 n=0 s=4')
+    // The seven fstats went to C (each after a write, which drops the attributes the kernel held);
+    // to JS at most what the stats read asks of the mount's root.
+    expect(actual.inJs).toBeLessThanOrEqual(2)
   })
 
   // cp -a sets the access ACL of every file it copies, through the open that made the copy (from
@@ -375,10 +420,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await mounts.unmount(handle)
       }
     }
-    const expected = await run('kernel')
-    const actual = await run('layerfs')
-    expect(actual.shown).toEqual(expected.shown)
-    expect(actual.upper).toEqual(expected.upper)
+    const actual = await sameAsKernel(run)
     // What the comparison rests on: the extended ACLs came through, the mode-only ones as modes.
     expect(actual.shown).toContain('# file: copy/acl\n# owner: 0\n# group: 0\nuser::rw-\nuser:1000:rw-\ngroup::r--\ngroup:1001:r--\nmask::rw-\nother::---')
     expect(actual.shown).toContain('# file: copy/exec\n# owner: 0\n# group: 0\nuser::rwx\ngroup::r-x\nother::r-x')
@@ -396,6 +438,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
       const { mnt, handle } = await stack(driver, 'l', ',entry_timeout=0,negative_timeout=0', async (lower) => {
         for (const d of ['src', 'merged', 'below']) await mkdir(join(lower, d))
         for (let i = 0; i < 8; i++) await writeFile(join(lower, 'src', `f${i}`), `lower ${i}`)
+        for (let i = 0; i < 4; i++) await writeFile(join(lower, 'src', `g${i}`), `to the top ${i}`)
         await writeFile(join(lower, 'merged', 'x'), 'x')
         await writeFile(join(lower, 'below', 'y'), 'y')
       })
@@ -411,7 +454,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await writeFile(at('merged/made'), 'm') // copies 'merged' up: it merges from now on
         await readdir(mnt)
         const l0 = await lookups()
-        for (const name of ['new/a', 'new/b', 'new/c', 'merged/zz', 'below/zz', 'src/zz']) await missing(name)
+        for (const name of ['new/a', 'new/b', 'new/c', 'merged/zz', 'below/zz', 'src/zz', 'zz', 'yy']) await missing(name)
         for (const name of ['merged/x', 'merged/made', 'below/y']) await missing(name)
         await writeFile(at('new/a'), 'a')
         await missing('new/a')
@@ -421,6 +464,11 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
           await rename(at(`src/f${i}`), at(`new/f${i}`))
           await missing(`new/f${i}`)
           shown.push(`new/f${i}: ${await readFile(at(`new/f${i}`), 'utf8')}`)
+        }
+        // And into the mount's root, marked at the mount and at its listings.
+        for (let i = 0; i < 4; i++) {
+          await rename(at(`src/g${i}`), at(`g${i}`))
+          await missing(`g${i}`)
         }
         await lstat(at('new'))
         await missing('new/zzz')
@@ -432,14 +480,14 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await mounts.unmount(handle)
       }
     }
-    const expected = await run('kernel')
-    const actual = await run('layerfs')
-    expect(actual.shown).toEqual(expected.shown)
+    const actual = await sameAsKernel(run)
     expect(actual.shown).toContain('new/f7: lower 7')
     expect(actual.shown).toContain('src/f0: ENOENT')
     expect(actual.shown).toContain('merged/x: there')
-    // The six missing names and the one created (its lookup before the create) at least.
-    expect(actual.lookupsInC).toBeGreaterThanOrEqual(7)
+    expect(actual.shown).toContain('g3: there')
+    // The eight missing names (two at the root) and the one created (its lookup before the
+    // create) at least.
+    expect(actual.lookupsInC).toBeGreaterThanOrEqual(9)
   })
 
   it('answers the getattrs of directories only in the upper layer in C, never from a path a rename moved', async () => {
@@ -493,9 +541,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await mounts.unmount(handle)
       }
     }
-    const expected = await run('kernel')
-    const actual = await run('layerfs')
-    expect(actual.shown).toEqual(expected.shown)
+    const actual = await sameAsKernel(run)
     // What the comparison rests on: the moved directories keep their own attributes.
     expect(actual.shown).toContain('moved z/b: 40700 nlink 4 0:0')
     expect(actual.shown).toContain('moved a/b/c: 40751 nlink 2 0:0 ino other')
