@@ -223,9 +223,6 @@ static fll_fast_node *marked_lower_file(fll_session *s, fuse_ino_t ino) {
     return n && n->src && !n->dir ? n : NULL;
 }
 
-/* The getattr of a marked lower file: its lstat, as attrs.ts shows a lower file's (the inode number
- * JS shows, the rest as the layer has it), given JS's time to live. The mark stays: reading changes
- * nothing. A file handle changes nothing: JS's handles on a lower file are that file. */
 /* The getattr of a file JS made with a name, while the open that made it lives: its fstat, as JS
  * would give it (its own inode number, its links), with JS's time to live. A program that writes
  * a file and then stats it (the write changed the size and times the kernel held, and a write
@@ -239,6 +236,9 @@ static int made_getattr(fll_session *s, fuse_req_t req, fll_fast_node *n) {
     return 1;
 }
 
+/* Else the getattr of a marked lower file: its lstat, as attrs.ts shows a lower file's (the inode
+ * number JS shows, the rest as the layer has it), given JS's time to live. The mark stays: reading
+ * changes nothing. A file handle changes nothing: JS's handles on a lower file are that file. */
 int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
     fll_fast_node *n = fll_node_find(s, ino);
     if (n && n->made && n->made_named) return made_getattr(s, req, n);
