@@ -214,15 +214,6 @@ static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_nod
     return 1;
 }
 
-/* The node of a marked lower file, when C may answer for it now: no request read before this one
- * still waits for JS (which may change the node first; records of what C answered change only
- * their own nodes, unmarked already). NULL otherwise. */
-static fll_fast_node *marked_lower_file(fll_session *s, fuse_ino_t ino) {
-    if (!s->cow_dir || s->queued) return NULL;
-    fll_fast_node *n = fll_node_find(s, ino);
-    return n && n->src && !n->dir ? n : NULL;
-}
-
 /* The getattr of a file JS made with a name, while the open that made it lives: its fstat, as JS
  * would give it (its own inode number, its links), with JS's time to live. A program that writes
  * a file and then stats it (the write changed the size and times the kernel held, and a write
@@ -308,10 +299,29 @@ int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
  * trusted.overlay.overlay. ones: inode.ts). */
 static int shown_as_stored(const char *name) { return strncmp(name, "trusted.", 8) != 0; }
 
-/* The getxattr of a marked lower file, of a name stored as it shows: the lower file's, as attrs.ts
- * reads it. Every chown asks for security.capability first (the kernel decides whether the change
- * must drop it), so chown -R of a layer asks once per file; cp -a asks for the source's ACL
- * (system.posix_acl_access). trusted. names, and errors other than ENODATA and ERANGE, go to JS. */
+/* Where the xattrs of node `ino` show from, when C may answer for it now (no request read before
+ * this one still waits for JS, which may change the node first; records of what C answered change
+ * only their own nodes, unmarked already): a marked lower file's host path, or, for a directory
+ * marked for lookups (probe), the first of its host paths that exists, the upper layer's first
+ * (each lower one there holds the directory): the layer attrs.ts reads a directory's from, the
+ * topmost that holds it. NULL otherwise. */
+static const char *xattr_source(fll_session *s, fuse_ino_t ino) {
+    fll_fast_node *n = s->cow_dir && !s->queued ? fll_node_find(s, ino) : NULL;
+    if (!n) return NULL;
+    if (n->src && !n->dir) return n->src;
+    for (const char *dir = n->probe; dir && *dir; dir += strlen(dir) + 1) {
+        struct stat st;
+        if (lstat(dir, &st) == 0) return S_ISDIR(st.st_mode) ? dir : NULL;
+        if (errno != ENOENT) return NULL;
+    }
+    return NULL;
+}
+
+/* The getxattr of a marked lower file or directory (see xattr_source), of a name stored as it
+ * shows, as attrs.ts reads it. Every chown asks for security.capability first (the kernel decides
+ * whether the change must drop it), so chown -R of a layer asks once per file; cp -a asks for the
+ * source's ACL (system.posix_acl_access), and ls -l for every entry's (and a directory's default
+ * ACL, and its SELinux label). trusted. names, and errors other than ENODATA and ERANGE, go to JS. */
 int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
     /* Even with requests queued for JS, as a getattr: a setxattr among them has changed nothing
      * yet, so the answer is the state before it (with four writers at once, a third of these
@@ -324,11 +334,11 @@ int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
             return 1;
         }
     }
-    fll_fast_node *n = shown_as_stored(name) ? marked_lower_file(s, ino) : NULL;
-    if (!n) return 0;
+    const char *path = shown_as_stored(name) ? xattr_source(s, ino) : NULL;
+    if (!path) return 0;
     char *value = size ? malloc(size) : NULL;
     if (size && !value) return 0;
-    ssize_t len = lgetxattr(n->src, name, value, size);
+    ssize_t len = lgetxattr(path, name, value, size);
     int err = len < 0 ? errno : 0;
     if (err && err != ENODATA && err != ERANGE) {
         free(value);
@@ -342,14 +352,15 @@ int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
     return 1;
 }
 
-/* The listxattr of a marked lower file whose names all show as they are stored (no trusted. name:
- * most files hold none at all); cp -a and tar --xattrs list every file they copy, twice (size,
- * then names). Any trusted. name, or an error, and JS lists it. */
+/* The listxattr of a marked lower file or directory (see xattr_source) whose names all show as
+ * they are stored (no trusted. name: most hold none at all); cp -a and tar --xattrs list every
+ * file and directory they copy, twice (size, then names). Any trusted. name (an upper directory's
+ * origin or opaque mark among them), or an error, and JS lists it. */
 int fll_cow_listxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, size_t size) {
-    fll_fast_node *n = marked_lower_file(s, ino);
-    if (!n) return 0;
+    const char *path = xattr_source(s, ino);
+    if (!path) return 0;
     char names[XATTR_LIST_MAX];
-    ssize_t len = llistxattr(n->src, names, sizeof names);
+    ssize_t len = llistxattr(path, names, sizeof names);
     if (len < 0) return 0;
     for (ssize_t at = 0; at < len; at += (ssize_t)strlen(names + at) + 1)
         if (!shown_as_stored(names + at)) return 0;

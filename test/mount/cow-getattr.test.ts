@@ -199,13 +199,18 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   })
 
   it('lists and reads the xattrs of marked lower files as kernel overlayfs shows them, in C where stored as shown', async () => {
-    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: { lists: number; reads: number } }> => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: { lists: number; reads: number }; dirsInC?: { lists: number; reads: number } }> => {
       const { mnt, handle } = await stack(driver, 'x', ',attr_timeout=0', async (lower) => {
         await mkdir(join(lower, 'd'))
         for (const [name, xattrs] of Object.entries(XATTR_FILES)) {
           await writeFile(join(lower, 'd', name), name)
           for (const [key, value] of Object.entries(xattrs)) lsetxattrSync(join(lower, 'd', name), key, value)
         }
+        // Directories: one with xattrs only below, and 'd' itself, copied up below by a change.
+        await mkdir(join(lower, 'd', 'sub'))
+        lsetxattrSync(join(lower, 'd', 'sub'), 'user.s', Buffer.from('s'))
+        lsetxattrSync(join(lower, 'd', 'sub'), 'system.posix_acl_access', ACL)
+        lsetxattrSync(join(lower, 'd'), 'user.top', Buffer.from('d'))
       })
       try {
         await readdir(join(mnt, 'd')) // the listing marks the files
@@ -222,8 +227,16 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         // A change takes the mark away: the list is JS's again, and shows it.
         lsetxattrSync(join(mnt, 'd', 'user'), 'user.new', Buffer.from('n'))
         show('user')
+        // A directory's xattrs, from the topmost layer that holds it: 'sub' from below, 'd' from
+        // its copy, made by the change above (a list holding the copy's origin, a trusted. name
+        // of the union's, is JS's; reads of user. names are C's).
+        const dirs0 = await loop()
+        show('sub')
+        show('.')
+        const dirs1 = await loop()
         const inC = before && after ? { lists: after.cowListxattrs - before.cowListxattrs, reads: after.cowGetxattrs - before.cowGetxattrs } : undefined
-        return { shown, inC }
+        const dirsInC = dirs0 && dirs1 ? { lists: dirs1.cowListxattrs - dirs0.cowListxattrs, reads: dirs1.cowGetxattrs - dirs0.cowGetxattrs } : undefined
+        return { shown, inC, dirsInC }
       } finally {
         await mounts.unmount(handle)
       }
@@ -238,7 +251,12 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
       `escaped: trusted.overlay.x=${hex('x')} user.d=${hex('4')}`,
       `private: user.e=${hex('5')}`,
       `user: user.a=${hex('1')} user.b=${hex('two')} user.new=${hex('n')}`,
+      `sub: system.posix_acl_access=${ACL.toString('hex')} user.s=${hex('s')}`,
+      `.: user.top=${hex('d')}`,
     ])
+    // The directories: in C the list of 'sub' (that of 'd', whose copy holds its origin, is JS's)
+    // and the reads of 'sub''s two values (its ACL once, into the kernel's cache) and 'd''s one.
+    expect(actual.dirsInC).toEqual({ lists: 1, reads: 3 })
     // One request per list or read (the native calls offer a buffer big enough). In C: the lists of
     // the three files with no trusted. name, the five user. values (those of files listed by JS
     // too: only the list of a file holding a trusted. name goes to JS), and the ACL, read once into
