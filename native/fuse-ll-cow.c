@@ -299,25 +299,25 @@ int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
  * trusted.overlay.overlay. ones: inode.ts). */
 static int shown_as_stored(const char *name) { return strncmp(name, "trusted.", 8) != 0; }
 
-/* Where the xattrs of node `ino` show from, when C may answer for it now (no request read before
- * this one still waits for JS, which may change the node first; records of what C answered change
- * only their own nodes, unmarked already): a marked lower file's host path, or, for a directory
- * marked for lookups (probe), the first of its host paths that exists, the upper layer's first
- * (each lower one there holds the directory): the layer attrs.ts reads a directory's from, the
- * topmost that holds it. NULL otherwise. */
-static const char *xattr_source(fll_session *s, fuse_ino_t ino) {
+/* lgetxattr of `name`, or llistxattr when `name` is NULL, where the xattrs of node `ino` show
+ * from, when C may answer for it now (no request read before this one still waits for JS, which
+ * may change the node first; records of what C answered change only their own nodes, unmarked
+ * already): a marked lower file's host path, or, for a directory marked for lookups (probe), the
+ * first of its host paths that exists, the upper layer's first (each lower one there holds the
+ * directory): the layer attrs.ts reads a directory's from, the topmost that holds it. The call's
+ * result (errno set when -1), or -2 when C may not answer. */
+static ssize_t source_xattr(fll_session *s, fuse_ino_t ino, const char *name, char *buf, size_t size) {
     fll_fast_node *n = s->cow_dir && !s->queued ? fll_node_find(s, ino) : NULL;
-    if (!n) return NULL;
-    if (n->src && !n->dir) return n->src;
+    if (!n) return -2;
+    if (n->src && !n->dir) return name ? lgetxattr(n->src, name, buf, size) : llistxattr(n->src, buf, size);
     for (const char *dir = n->probe; dir && *dir; dir += strlen(dir) + 1) {
-        struct stat st;
-        if (lstat(dir, &st) == 0) return S_ISDIR(st.st_mode) ? dir : NULL;
-        if (errno != ENOENT) return NULL;
+        ssize_t len = name ? lgetxattr(dir, name, buf, size) : llistxattr(dir, buf, size);
+        if (len >= 0 || errno != ENOENT) return len;
     }
-    return NULL;
+    return -2;
 }
 
-/* The getxattr of a marked lower file or directory (see xattr_source), of a name stored as it
+/* The getxattr of a marked lower file or directory (see source_xattr), of a name stored as it
  * shows, as attrs.ts reads it. Every chown asks for security.capability first (the kernel decides
  * whether the change must drop it), so chown -R of a layer asks once per file; cp -a asks for the
  * source's ACL (system.posix_acl_access), and ls -l for every entry's (and a directory's default
@@ -334,13 +334,12 @@ int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
             return 1;
         }
     }
-    const char *path = shown_as_stored(name) ? xattr_source(s, ino) : NULL;
-    if (!path) return 0;
+    if (!shown_as_stored(name)) return 0;
     char *value = size ? malloc(size) : NULL;
     if (size && !value) return 0;
-    ssize_t len = lgetxattr(path, name, value, size);
-    int err = len < 0 ? errno : 0;
-    if (err && err != ENODATA && err != ERANGE) {
+    ssize_t len = source_xattr(s, ino, name, value, size);
+    int err = len == -1 ? errno : 0;
+    if (len == -2 || (err && err != ENODATA && err != ERANGE)) {
         free(value);
         return 0;
     }
@@ -352,15 +351,13 @@ int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
     return 1;
 }
 
-/* The listxattr of a marked lower file or directory (see xattr_source) whose names all show as
+/* The listxattr of a marked lower file or directory (see source_xattr) whose names all show as
  * they are stored (no trusted. name: most hold none at all); cp -a and tar --xattrs list every
  * file and directory they copy, twice (size, then names). Any trusted. name (an upper directory's
  * origin or opaque mark among them), or an error, and JS lists it. */
 int fll_cow_listxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, size_t size) {
-    const char *path = xattr_source(s, ino);
-    if (!path) return 0;
     char names[XATTR_LIST_MAX];
-    ssize_t len = llistxattr(path, names, sizeof names);
+    ssize_t len = source_xattr(s, ino, NULL, names, sizeof names);
     if (len < 0) return 0;
     for (ssize_t at = 0; at < len; at += (ssize_t)strlen(names + at) + 1)
         if (!shown_as_stored(names + at)) return 0;

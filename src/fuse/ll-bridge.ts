@@ -182,7 +182,7 @@ export class LowLevelBridge {
       spinUs: this.#options.spinUs, passthrough: this.#options.passthrough !== 'off', kernelFlags: this.#options.kernelFlags,
       posixAcl: this.#options.acl,
     })
-    // The root is never looked up or listed as an entry: it is marked here, and at its listings.
+    // The root is never looked up or listed as an entry: it is marked here, and at its listings (#readdir).
     if (this.#cow) this.#markProbe(this.#nodes.root, '/')
   }
 
@@ -1060,8 +1060,11 @@ export class LowLevelBridge {
     // rewind or a second reader starts a new one. Offsets index the listing.
     let list = r.offset === 0 ? undefined : this.#listings.get(r.ino)
     if (!list) {
-      list = this.#union.readdirPlusSync(this.#path(this.#node(r.ino)), this.#cow, true)
-      if (this.#cow && dir === this.#nodes.root && !dir.probe) this.#markProbe(dir, '/')
+      const path = this.#path(dir)
+      list = this.#union.readdirPlusSync(path, this.#cow, true)
+      // A directory listed is marked for its lookups too (its entries are, below): the root, never an
+      // entry, and one whose mark a rename took away.
+      if (this.#cow && !dir.probe) this.#markProbe(dir, path)
       this.#listings.delete(r.ino)
       if (this.#listings.size >= MAX_LISTINGS) this.#listings.delete(this.#listings.keys().next().value!)
       this.#listings.set(r.ino, list)

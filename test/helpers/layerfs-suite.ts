@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs'
 import { chmod, mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll } from 'vitest'
-import { LAYERFS_COMMAND as CLI, MountSet, mountFuse } from './mount.js'
+import { LAYERFS_COMMAND as CLI, type MountHandle, MountSet, mountFuse, mountOverlay } from './mount.js'
 import { makeTempDir, removeTempDir } from './tmp.js'
 
 
@@ -42,6 +42,12 @@ export interface MountFrame {
   readonly mounts: MountSet
   /** The block's temp dir (set once beforeAll has run). */
   readonly dir: string
+  /**
+   * Fresh lower dirs (`lowers` of them, default 1), upper, work and mount point; `fill` writes the
+   * lowers, then `driver` mounts them: kernel overlayfs, or layerfs with `options` (',name=value...')
+   * appended to the layer options. The differential tests run one script on each.
+   */
+  stack(driver: 'kernel' | 'layerfs', options: string, fill: (...lowers: string[]) => Promise<void>, lowers?: number): Promise<Stack & { handle: MountHandle }>
 }
 
 /** Call inside a describe block: one temp dir for the block (mode `dirMode`, for tests that act as
@@ -60,10 +66,22 @@ export function mountFrame(label: string, dirMode?: number): MountFrame {
     await mounts.unmountAll()
     await removeTempDir(dir)
   })
+  let n = 0
   return {
     mounts,
     get dir() {
       return dir
+    },
+    async stack(driver, options, fill, count = 1) {
+      const base = join(dir, `s${++n}`)
+      const lowers = Array.from({ length: count }, (_, i) => join(base, `lower${i || ''}`))
+      const [upper, work, mnt] = ['upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string]
+      for (const d of [...lowers, upper, work, mnt]) await mkdir(d, { recursive: true })
+      await fill(...lowers)
+      const handle = driver === 'kernel'
+        ? mounts.add(await mountOverlay({ lowers, upper, work, mnt }))
+        : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}${options}`, mnt], mnt))
+      return { mnt, upper, lowers, handle }
     },
   }
 }
@@ -71,22 +89,13 @@ export function mountFrame(label: string, dirMode?: number): MountFrame {
 /** Call inside a describe block: registers its hooks. `dirMode`: for tests that act as another user. */
 export function layerfsSuite(label: string, dirMode?: number): LayerfsSuite {
   const frame = mountFrame(label, dirMode)
-  const mounts = frame.mounts
-  let n = 0
   return {
-    mounts,
+    mounts: frame.mounts,
     get dir() {
       return frame.dir
     },
     async stack(options, fill, count = 1) {
-      const dir = frame.dir
-      const base = join(dir, `s${++n}`)
-      const lowers = Array.from({ length: count }, (_, i) => join(base, `lower${i || ''}`))
-      const [upper, work, mnt] = ['upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string]
-      for (const d of [...lowers, upper, work, mnt]) await mkdir(d, { recursive: true })
-      await fill(...lowers)
-      const layers = `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}${options}`
-      mounts.add(await mountFuse([CLI, '-o', layers, mnt], mnt))
+      const { mnt, upper, lowers } = await frame.stack('layerfs', options, fill, count)
       return { mnt, upper, lowers }
     },
   }

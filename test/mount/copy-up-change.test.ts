@@ -110,13 +110,7 @@ describe.skipIf(!fuse.ok)('a setattr that copies up', () => {
   /** Run the changes over a fresh stack on `driver`; the merged view and the upper layer after, and
    *  (layerfs) how many setattrs were answered in C. */
   async function run(driver: 'kernel' | 'layerfs', options = ''): Promise<{ merged: Record<string, string>; upper: Record<string, string>; inC?: number }> {
-    const base = join(frame.dir, `s${++n}`)
-    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
-    for (const d of [lower, upper, work, mnt]) await mkdir(d, { recursive: true })
-    await fillLower(lower)
-    const handle = driver === 'kernel'
-      ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
-      : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}${options}`, mnt], mnt))
+    const { upper, mnt, handle } = await frame.stack(driver, options, (lower) => fillLower(lower))
     try {
       await change(mnt)
       const merged = await state(mnt)

@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest'
 import { lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
 import { statsOf } from '../helpers/daemon-stats.js'
 import { mountFrame } from '../helpers/layerfs-suite.js'
-import { LAYERFS_COMMAND as CLI, type MountHandle, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
+import { fuseAvailable } from '../helpers/mount.js'
 
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping getattr-in-C tests: ${fuse.reason}`)
@@ -97,10 +97,7 @@ async function change(mnt: string): Promise<void> {
 describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => {
   const frame = mountFrame('cow-getattr')
   const mounts = frame.mounts
-  let n = 0
 
-  /** A fresh stack over one lower layer, which `fill` fills first, mounted with `driver` (layerfs
-   *  with `options` after its layers). */
   /** Runs `run` on kernel overlayfs, then on layerfs, and expects the same `shown` (and `upper`,
    *  where it gives one): layerfs's run, for what the comparison rests on. */
   async function sameAsKernel<T extends { shown: string[]; upper?: string[] }>(run: (driver: 'kernel' | 'layerfs') => Promise<T>): Promise<T> {
@@ -117,25 +114,9 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     return execFileSync('getfacl', ['-R', '-n', 'copy'], { cwd: root, encoding: 'utf8' }).trim().split(/\n\n+/).sort()
   }
 
-  async function stack(driver: 'kernel' | 'layerfs', prefix: string, options: string, fill: (lower: string) => Promise<void>): Promise<{ upper: string; mnt: string; handle: MountHandle }> {
-    const base = join(frame.dir, `${prefix}${++n}`)
-    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
-    for (const d of [lower, upper, work, mnt]) await mkdir(d, { recursive: true })
-    await fill(lower)
-    const handle = driver === 'kernel'
-      ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
-      : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}${options}`, mnt], mnt))
-    return { upper, mnt, handle }
-  }
 
   async function run(driver: 'kernel' | 'layerfs'): Promise<{ listed: string[]; after: string[]; caps: string[]; inC?: [number, number]; xattrsInC?: number }> {
-    const base = join(frame.dir, `s${++n}`)
-    const [top, bottom, upper, work, mnt] = ['top', 'bottom', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string, string]
-    for (const d of [top, bottom, upper, work, mnt]) await mkdir(d, { recursive: true })
-    await fillLowers(top, bottom)
-    const handle = driver === 'kernel'
-      ? mounts.add(await mountOverlay({ lowers: [top, bottom], upper, work, mnt }))
-      : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${top}:${bottom},upperdir=${upper},workdir=${work},attr_timeout=0`, mnt], mnt))
+    const { mnt, handle } = await frame.stack(driver, ',attr_timeout=0', (top, bottom) => fillLowers(top, bottom), 2)
     try {
       // The parent is copied up first (a chmod), so that the listing marks the directory in it too
       // ('sub', merged): a merged directory's attributes are not its top layer's lstat (nlink 1 here,
@@ -200,7 +181,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
 
   it('lists and reads the xattrs of marked lower files as kernel overlayfs shows them, in C where stored as shown', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: { lists: number; reads: number }; dirsInC?: { lists: number; reads: number } }> => {
-      const { mnt, handle } = await stack(driver, 'x', ',attr_timeout=0', async (lower) => {
+      const { mnt, handle } = await frame.stack(driver, ',attr_timeout=0', async (lower) => {
         await mkdir(join(lower, 'd'))
         for (const [name, xattrs] of Object.entries(XATTR_FILES)) {
           await writeFile(join(lower, 'd', name), name)
@@ -269,7 +250,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // takes the mark away too: a setxattr through the other name would not reach this node.
   it('answers security.capability of files it made in C until a setxattr or link, as kernel overlayfs shows it', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: number; inJs?: number }> => {
-      const { mnt, handle } = await stack(driver, 'c', '', (lower) => mkdir(join(lower, 'd')))
+      const { mnt, handle } = await frame.stack(driver, '', (lower) => mkdir(join(lower, 'd')))
       try {
         const at = (name: string): string => join(mnt, 'd', name)
         const shown: string[] = []
@@ -315,7 +296,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // or unlink of it; a set-ID bit, another open's change, and anything after the close go to JS.
   it('changes files it made through their open in C, as kernel overlayfs changes them', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
-      const { upper, mnt, handle } = await stack(driver, 'm', ',attr_timeout=0', (lower) => mkdir(join(lower, 'd')))
+      const { upper, mnt, handle } = await frame.stack(driver, ',attr_timeout=0', (lower) => mkdir(join(lower, 'd')))
       try {
         const at = (name: string): string => join(mnt, 'd', name)
         // Times too, where the script set them (a file's creation time differs between the runs).
@@ -376,7 +357,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // and for a file made by another open, it goes to JS.
   it('answers the getattrs of files it made in C while the open that made them lives, as kernel overlayfs shows them', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inJs?: number }> => {
-      const { mnt, handle } = await stack(driver, 'g', '', (lower) => mkdir(join(lower, 'd')))
+      const { mnt, handle } = await frame.stack(driver, '', (lower) => mkdir(join(lower, 'd')))
       try {
         const at = (name: string): string => join(mnt, 'd', name)
         const show = (st: { mode: bigint; nlink: bigint; size: bigint }): string => `${st.mode.toString(8)} n=${st.nlink} s=${st.size}`
@@ -418,7 +399,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // any other. A directory's (set by name), and a file's once that open is closed, go to JS.
   it('sets the access ACLs of files it made through their open in C, as kernel overlayfs sets them', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
-      const { upper, mnt, handle } = await stack(driver, 'a', '', async (lower) => {
+      const { upper, mnt, handle } = await frame.stack(driver, '', async (lower) => {
         await mkdir(join(lower, 'src'), { mode: 0o750 })
         await writeFile(join(lower, 'src', 'plain'), 'p', { mode: 0o640 })
         await writeFile(join(lower, 'src', 'exec'), 'x', { mode: 0o755 })
@@ -453,7 +434,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // (entry_timeout=0: every stat looks the name up) would find nothing meanwhile.
   it('answers lookups of names missing from every layer in C, and finds lower files renamed into a directory', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; lookupsInC?: number }> => {
-      const { mnt, handle } = await stack(driver, 'l', ',entry_timeout=0,negative_timeout=0', async (lower) => {
+      const { mnt, handle } = await frame.stack(driver, ',entry_timeout=0,negative_timeout=0', async (lower) => {
         for (const d of ['src', 'merged', 'below']) await mkdir(join(lower, d))
         for (let i = 0; i < 8; i++) await writeFile(join(lower, 'src', `f${i}`), `lower ${i}`)
         for (let i = 0; i < 4; i++) await writeFile(join(lower, 'src', `g${i}`), `to the top ${i}`)
@@ -510,7 +491,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
 
   it('answers the getattrs of directories only in the upper layer in C, never from a path a rename moved', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: number[]; setattrsInC?: number }> => {
-      const { mnt, handle } = await stack(driver, 'u', ',attr_timeout=0', async (lower) => {
+      const { mnt, handle } = await frame.stack(driver, ',attr_timeout=0', async (lower) => {
         for (const d of ['merged', 'gone']) await mkdir(join(lower, d))
         await writeFile(join(lower, 'merged', 'f'), 'f')
         await writeFile(join(lower, 'gone', 'x'), 'x')
