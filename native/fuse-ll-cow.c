@@ -376,6 +376,7 @@ int fll_cow_listxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, size_t siz
 static void made_end(fll_fast_node *n) {
     if (n->made) close(n->made_fd);
     n->made = n->made_named = 0;
+    n->made_shown = 0;
 }
 
 void fll_made_release(fll_session *s, fuse_ino_t ino, const struct fuse_file_info *fi) {
@@ -404,8 +405,18 @@ static int made_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const st
         err = errno;
     if (!err && fstat(fd, &st) < 0) err = errno;
     s->cow_setattrs++;
-    if (err) FLL_SEND(s, req, fuse_reply_err(req, err));
-    else FLL_SEND(s, req, fuse_reply_attr(req, &st, s->made_attr_timeout));
+    if (err) {
+        FLL_SEND(s, req, fuse_reply_err(req, err));
+    } else if (n->made_shown) {
+        /* As JS shows a file opened for writing: its inode number, the one link it has (a copy
+         * not named yet has none until JS names it), and no time to live (JS gives none to such
+         * a copy, and C cannot tell when it is named). */
+        st.st_ino = n->made_shown;
+        st.st_nlink = 1;
+        FLL_SEND(s, req, fuse_reply_attr(req, &st, 0.0));
+    } else {
+        FLL_SEND(s, req, fuse_reply_attr(req, &st, s->made_attr_timeout));
+    }
     return 1;
 }
 
@@ -416,7 +427,8 @@ int fll_made_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char
                       size_t size, int flags) {
     if (s->queued || strcmp(name, ACL_ACCESS) != 0) return 0;
     fll_fast_node *n = fll_node_find(s, ino);
-    if (!n || !n->made) return 0;
+    /* Not for a file opened for writing (made_shown): JS names a copy before any xattr of it. */
+    if (!n || !n->made || n->made_shown) return 0;
     int err = fsetxattr(n->made_fd, name, value, size, flags) < 0 ? errno : 0;
     s->made_setxattrs++;
     FLL_SEND(s, req, fuse_reply_err(req, err));
@@ -585,33 +597,44 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     return fll_int32(env, 1);
 }
 
-/* made(handle, node, fh, fd, attrTimeout, named): the node is a file JS made, so it holds no
+/* made(handle, node, fh, fd, attrTimeout, named, shown): the node is a file JS made, so it holds no
  * security.capability, and it is open as JS's handle fh, on the host descriptor fd (-1: none to
  * change it through, the capability alone); its attributes live attrTimeout seconds; named: made
- * with a name (not O_TMPFILE), so its getattrs may be answered through fd too. 1, or 0 when out of
- * memory. */
+ * with a name (not O_TMPFILE), so its getattrs may be answered through fd too. With shown (not 0),
+ * the node was not made but opened for writing as fh (a copy-up's open, touch's): its setattrs
+ * alone are answered through fd, with the inode number shown, its capability left to JS, and
+ * attrTimeout and named unused; but a file still open as the open that made it keeps that mark. 1, or 0 when out of memory (and, with shown, when the descriptor
+ * could not be copied: nothing is marked then). */
 napi_value fll_js_made(napi_env env, napi_callback_info info) {
-    size_t argc = 6;
-    napi_value argv[6];
-    int64_t ino, fh, fd;
+    size_t argc = 7;
+    napi_value argv[7];
+    int64_t ino, fh, fd, shown = 0;
     double timeout;
     bool named = false;
     fll_session *s = session_node_args(env, info, argv, &argc, &ino);
     if (!s || !fll_int(env, argv[2], "fh", 0, 9007199254740991.0, &fh) || !fll_int(env, argv[3], "fd", -1, INT_MAX, &fd) ||
-        !seconds_arg(env, argv, argc, 4, "attrTimeout", &timeout) || !bool_arg(env, argv, argc, 5, "named", &named))
+        !seconds_arg(env, argv, argc, 4, "attrTimeout", &timeout) || !bool_arg(env, argv, argc, 5, "named", &named) ||
+        (argc > 6 && !fll_int(env, argv[6], "shown", 0, 9007199254740991.0, &shown)))
         return NULL;
     fll_fast_node *n = fll_node_add(s, (uint64_t)ino);
     if (!n) return fll_int32(env, 0);
+    /* The open that made the file, still open, keeps its mark: a writer's changes go to JS. */
+    if (shown && n->made && !n->made_shown) return fll_int32(env, 1);
     made_end(n);
-    n->no_caps = 1;
+    if (!shown) n->no_caps = 1;
     /* A descriptor of C's own: JS may close its handle's before C hears of the release. */
     int own = fd >= 0 ? fcntl((int)fd, F_DUPFD_CLOEXEC, 3) : -1;
     if (own >= 0) {
         n->made = 1;
         n->made_fd = own;
         n->made_fh = (uint64_t)fh;
-        n->made_named = named;
-        s->made_attr_timeout = timeout;
+        n->made_shown = (uint64_t)shown;
+        n->made_named = named && !shown;
+        if (!shown) s->made_attr_timeout = timeout;
+    } else if (shown) {
+        /* A writer with no descriptor to go through has no mark at all. */
+        fll_node_drop_unused(s, n);
+        return fll_int32(env, 0);
     }
     return fll_int32(env, 1);
 }

@@ -116,6 +116,8 @@ typedef struct {
     int made_fd;     /* owned: a dup of that open's descriptor */
     uint64_t made_fh;
     uint8_t made_named; /* and it was made with a name (not O_TMPFILE): its getattrs too */
+    uint64_t made_shown; /* not made but opened for writing (made_fh): the st_ino JS shows for it;
+                          * 0: a file JS made, which shows its own */
     char *probe;     /* owned: a directory's host paths, in every layer a name in it could be in,
                       * "path\0path\0\0": a name missing from all is missing (fll_cow_lookup) */
     uint8_t dir;    /* with src: 1, src is a lower directory, and its copy's place follows it; 2, src

@@ -854,6 +854,21 @@ export class LowLevelBridge {
     }
     if (keepCache && first && node !== undefined && (flags & (O_WRONLY | O_RDWR | O_TRUNC)) === 0) this.#store(node, fh, file.size, alone)
     if (!this.#session.replyOpen(req, fh, { keepCache }, backing)) this.#release(fh)
+    else if (node !== undefined && (flags & (O_WRONLY | O_RDWR)) !== 0) this.#markWriter(node, fh, file)
+  }
+
+  /**
+   * `node`, just opened for writing as `fh`: while that open lives, its setattrs that change only
+   * mode, owner or times are made through the open's descriptor and answered in C, as a made
+   * file's are (#markMade). `touch` of a lower file is an open for writing (its copy-up), a
+   * setattr of its times with that handle, and a release. Only for a file in the upper layer with
+   * one link and no set-ID bit, and no ids mapped: JS's setattr reply then changes nothing else
+   * (no other name to tell, no bits for killpriv to clear). A file still held by the open that made
+   * it keeps that mark (C knows: `node.made` may outlive the release that ended it).
+   */
+  #markWriter(node: Node, fh: number, file: ReturnType<Union['openFile']>): void {
+    if (this.#options.ids || !file.upper || !file.singleLink || file.setid) return
+    if (this.#session.writer(node.id, fh, file.fd, node.ino)) node.made = true
   }
 
   /**

@@ -216,7 +216,7 @@ interface Addon {
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean): number
   fuseLlCowDeny(h: Handle, node: number): void
-  fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number, named: boolean): number
+  fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number, named: boolean, shown?: number): number
   fuseLlMadeEnd(h: Handle, node: number, all: boolean): void
   fuseLlProbeAllow(h: Handle, node: number, paths: string | Buffer): number
   fuseLlProbeDeny(h: Handle, node: number): void
@@ -550,6 +550,17 @@ export class Session {
    */
   made(node: number, fh: number, fd: number, attrTimeout: number, named: boolean): boolean {
     return this.#n.fuseLlMade(this.#h, node, fh, fd, attrTimeout, named) === 1
+  }
+
+  /**
+   * `node`, a file with one link and no set-ID bit that the daemon did not make, is open for
+   * writing as `fh` on the host descriptor `fd`: while that open lives, its setattrs that change
+   * only mode (no set-ID bit), owner or times are made through the descriptor and answered in C,
+   * with st_ino `shown`, one link and no time to live (as a copy not named yet shows). Its
+   * capability and xattrs stay JS's. False when out of memory.
+   */
+  writer(node: number, fh: number, fd: number, shown: number): boolean {
+    return this.#n.fuseLlMade(this.#h, node, fh, fd, 0, false, shown) === 1
   }
 
   /** The node's setattrs come as requests again; with `all`, its getxattrs too. */

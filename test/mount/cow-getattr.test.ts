@@ -8,7 +8,7 @@
 // agree.
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { appendFile, chmod, chown, link, lstat, mkdir, open, readFile, readdir, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises'
+import { type FileHandle, appendFile, chmod, chown, link, lstat, mkdir, open, readFile, readdir, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
@@ -425,6 +425,95 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     expect(actual.shown).toContain('# file: copy/exec\n# owner: 0\n# group: 0\nuser::rwx\ngroup::r-x\nother::r-x')
     // In C: the three files' ACLs, set through the open that made each copy.
     expect(actual.inC).toBe(3)
+  })
+
+  // A file opened for writing, with one link and no set-ID bit (a lower file's copy-up, an upper
+  // file reopened), has its changes of mode, owner and times made and answered in C through the
+  // open's descriptor while it lives, shown with the inode number JS gives it: touch(1) is an open
+  // for writing, a change of the times through it, and a close. The capability stays as the host's
+  // chmod or chown leaves it; a set-ID file, a hard link's other name, an open for reading and
+  // anything after the close go to JS.
+  it('changes files opened for writing through their open in C, as kernel overlayfs changes them', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
+      const { upper, mnt, handle } = await frame.stack(driver, ',attr_timeout=0', async (lower) => {
+        await mkdir(join(lower, 'd'))
+        for (const name of ['touched', 'capped', 'capped-chown', 'suid', 'hard1']) await writeFile(join(lower, 'd', name), name, { mode: 0o644 })
+        await chmod(join(lower, 'd', 'suid'), 0o4755)
+        for (const name of ['capped', 'capped-chown']) lsetxattrSync(join(lower, 'd', name), 'security.capability', CAP)
+        await link(join(lower, 'd', 'hard1'), join(lower, 'd', 'hard2'))
+      })
+      try {
+        const at = (name: string): string => join(mnt, 'd', name)
+        const show = (st: { mode: bigint; uid: bigint; gid: bigint; atimeNs: bigint; mtimeNs: bigint; nlink: bigint; size: bigint }, times = true): string =>
+          `${st.mode.toString(8)} ${st.uid}:${st.gid}${times ? ` a=${st.atimeNs} m=${st.mtimeNs}` : ''} n=${st.nlink} s=${st.size}`
+        const cap = (name: string): string => lgetxattrSync(at(name), 'security.capability')?.toString('hex') ?? '-'
+        const shown: string[] = []
+        await writeFile(at('mine'), 'mine')
+        const ino = new Map<string, bigint>()
+        for (const name of ['touched', 'mine']) ino.set(name, (await lstat(at(name), { bigint: true })).ino)
+        const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetattrs : 0
+        // touch's way, and more: times, mode and owner through the open, the mode by name too.
+        const touched = await open(at('touched'), 'r+')
+        await touched.utimes(1_000, 2_000)
+        await touched.chmod(0o600)
+        await touched.chown(1000, 1001)
+        await chmod(at('touched'), 0o640)
+        const open1 = await touched.stat({ bigint: true })
+        shown.push(`touched: ${show(open1)}, inode kept ${open1.ino === ino.get('touched')}`)
+        // A link of it while open (C showed the copy, not named yet, with the one link it gets).
+        await link(at('touched'), at('touched-link'))
+        await touched.close()
+        shown.push(`touched closed: ${show(await lstat(at('touched'), { bigint: true }))}`)
+        await unlink(at('touched-link'))
+        // An upper file reopened, renamed while open: the change follows it.
+        const mine = await open(at('mine'), 'r+')
+        await mine.utimes(3_000, 4_000)
+        await rename(at('mine'), at('mine2'))
+        await mine.chmod(0o604)
+        const open2 = await mine.stat({ bigint: true })
+        shown.push(`mine: ${show(open2)}, inode kept ${open2.ino === ino.get('mine')}`)
+        await mine.close()
+        // A chmod keeps the capability, a chown drops it.
+        for (const [name, change] of [['capped', (f: FileHandle) => f.chmod(0o700)], ['capped-chown', (f: FileHandle) => f.chown(1000, 1000)]] as const) {
+          const f = await open(at(name), 'r+')
+          await change(f)
+          await f.close()
+          shown.push(`${name}: ${show(await lstat(at(name), { bigint: true }), false)} cap=${cap(name)}`)
+        }
+        // Set-ID, another name of a hard link, and a change after the close.
+        const suid = await open(at('suid'), 'r+')
+        await suid.chmod(0o4711)
+        await suid.chown(0, 0)
+        await suid.close()
+        const hard = await open(at('hard1'), 'r+')
+        await hard.chmod(0o600)
+        shown.push(`hard2 while hard1 open: ${show(await lstat(at('hard2'), { bigint: true }), false)}`)
+        await hard.close()
+        await chmod(at('touched'), 0o644)
+        for (const name of ['suid', 'hard1', 'hard2', 'touched']) shown.push(`${name}: ${show(await lstat(at(name), { bigint: true }), false)}`)
+        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetattrs - inC0 : undefined
+        await mounts.unmount(handle)
+        const upperShown: string[] = []
+        for (const name of ['touched', 'mine2', 'capped', 'capped-chown', 'suid', 'hard1']) upperShown.push(`${name}: ${show(await lstat(join(upper, 'd', name), { bigint: true }), name === 'touched')}`)
+        return { shown, upper: upperShown, inC }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const actual = await sameAsKernel(run)
+    // What the comparison rests on.
+    expect(actual.shown.slice(0, 3)).toEqual([
+      'touched: 100640 1000:1001 a=1000000000000 m=2000000000000 n=1 s=7, inode kept true',
+      'touched closed: 100640 1000:1001 a=1000000000000 m=2000000000000 n=2 s=7',
+      'mine: 100604 0:0 a=3000000000000 m=4000000000000 n=1 s=4, inode kept true',
+    ])
+    expect(actual.shown[3]).toBe(`capped: 100700 0:0 n=1 s=6 cap=${CAP.toString('hex')}`)
+    expect(actual.shown[4]).toBe('capped-chown: 100644 1000:1000 n=1 s=12 cap=-')
+    // In C: touched's four (three through the open, one by name), mine's two, capped's chmod, and
+    // hard1's (its copy has one link). In JS: capped-chown's chown (the kernel removes the
+    // capability first, a removexattr, which takes the mark away), the set-ID file's two, and the
+    // chmod after the close.
+    expect(actual.inC).toBe(8)
   })
 
   // A name missing from every layer of a directory (only in the upper layer, merged, or only below)
