@@ -4,7 +4,7 @@
  * mount, caches dropped) and then warm (same mount, right after); modifying ones get a fresh upper (a new
  * mount) every repetition and run once.
  */
-import { constants } from 'node:fs'
+import { constants, existsSync } from 'node:fs'
 import { lstat, mkdir, open, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describeCmd, runCmd } from './exec.js'
@@ -27,6 +27,8 @@ export interface Workload {
   mutates: boolean
   /** for the plain driver when mutating: merged-view paths to copy ('*small' = all but the big files) */
   needs: (fx: Fixture) => string[]
+  /** host paths it reads besides the mount (a tarball) */
+  reads?: (fx: Fixture) => string[]
   /** untimed preparation on the fresh instance */
   setup?: (ctx: WorkloadContext) => Promise<void>
   run: (ctx: WorkloadContext) => Promise<void>
@@ -169,6 +171,7 @@ export const WORKLOADS: Workload[] = [
     description: 'tar xf of the node_modules tarball into the mount',
     mutates: true,
     needs: none,
+    reads: (fx) => [fx.tarball],
     run: async (ctx) => {
       const dir = join(ctx.root, 'bench-untar')
       await mkdir(dir)
@@ -215,6 +218,28 @@ export const WORKLOADS: Workload[] = [
 ]
 
 export const WORKLOAD_NAMES = WORKLOADS.map((w) => w.name)
+
+/**
+ * The host files a changing workload reads its data from, as `find` operands: the lower layers'
+ * copies of what it `needs` ('*small': every layer, the big files pruned), and what it `reads`.
+ * The layers are shared by every driver, so the first driver of a round would otherwise read
+ * them from the disk and leave them cached for the ones after it (see runner.ts, warmData).
+ */
+export function dataPaths(fx: Fixture, w: Workload): { paths: string[]; prune: string[] } {
+  const paths: string[] = []
+  const prune: string[] = []
+  for (const rel of w.needs(fx)) {
+    for (const lower of fx.lowers) {
+      if (rel === '*small') {
+        paths.push(lower)
+        prune.push(join(lower, fx.bigDir))
+      } else if (existsSync(join(lower, rel))) {
+        paths.push(join(lower, rel))
+      }
+    }
+  }
+  return { paths: [...paths, ...(w.reads?.(fx) ?? [])], prune }
+}
 
 /** "find:cold" etc.: the names samples and report rows are keyed by. */
 export function sampleKeys(w: Workload, modes: Mode[]): string[] {

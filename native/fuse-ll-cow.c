@@ -232,7 +232,7 @@ static int made_getattr(fll_session *s, fuse_req_t req, fll_fast_node *n) {
  * changes nothing. A file handle changes nothing: JS's handles on a lower file are that file. */
 int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
     fll_fast_node *n = fll_node_find(s, ino);
-    if (n && n->made && n->made_named) return made_getattr(s, req, n);
+    if (n && n->made && n->made_named && !n->made_shown) return made_getattr(s, req, n);
     if (!s->cow_dir || !n || !n->src || n->dir == COW_MARK_LOWER_DIR) return 0;
     /* A directory in the upper layer shows its own lstat too, under the inode number JS shows: its
      * link count as well when it is only there, 1 when it merges with a lower one (a rename in it
@@ -408,12 +408,12 @@ static int made_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const st
     if (err) {
         FLL_SEND(s, req, fuse_reply_err(req, err));
     } else if (n->made_shown) {
-        /* As JS shows a file opened for writing: its inode number, the one link it has (a copy
-         * not named yet has none until JS names it), and no time to live (JS gives none to such
-         * a copy, and C cannot tell when it is named). */
+        /* As JS shows a file opened for writing: its inode number; a copy not named yet (JS names
+         * it after its flush) with the one link it is about to get and no time to live, as JS
+         * gives none to such a copy (C cannot tell when it is named: it stays so). */
         st.st_ino = n->made_shown;
-        st.st_nlink = 1;
-        FLL_SEND(s, req, fuse_reply_attr(req, &st, 0.0));
+        if (!n->made_named) st.st_nlink = 1;
+        FLL_SEND(s, req, fuse_reply_attr(req, &st, n->made_named ? s->made_attr_timeout : 0.0));
     } else {
         FLL_SEND(s, req, fuse_reply_attr(req, &st, s->made_attr_timeout));
     }
@@ -602,9 +602,10 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
  * change it through, the capability alone); its attributes live attrTimeout seconds; named: made
  * with a name (not O_TMPFILE), so its getattrs may be answered through fd too. With shown (not 0),
  * the node was not made but opened for writing as fh (a copy-up's open, touch's): its setattrs
- * alone are answered through fd, with the inode number shown, its capability left to JS, and
- * attrTimeout and named unused; but a file still open as the open that made it keeps that mark. 1, or 0 when out of memory (and, with shown, when the descriptor
- * could not be copied: nothing is marked then). */
+ * alone are answered through fd, with the inode number shown, and its capability is left to JS;
+ * named false: a copy not named yet (see made_setattr). A file still open as the open that made
+ * it keeps that mark. 1, or 0 when out of memory (and, with shown, when the descriptor could not
+ * be copied: nothing is marked then). */
 napi_value fll_js_made(napi_env env, napi_callback_info info) {
     size_t argc = 7;
     napi_value argv[7];
@@ -629,8 +630,8 @@ napi_value fll_js_made(napi_env env, napi_callback_info info) {
         n->made_fd = own;
         n->made_fh = (uint64_t)fh;
         n->made_shown = (uint64_t)shown;
-        n->made_named = named && !shown;
-        if (!shown) s->made_attr_timeout = timeout;
+        n->made_named = named;
+        s->made_attr_timeout = timeout;
     } else if (shown) {
         /* A writer with no descriptor to go through has no mark at all. */
         fll_node_drop_unused(s, n);
@@ -639,16 +640,17 @@ napi_value fll_js_made(napi_env env, napi_callback_info info) {
     return fll_int32(env, 1);
 }
 
-/* madeEnd(handle, node, all): the node's setattrs go to JS again; with all, its getxattrs too. */
+/* madeEnd(handle, node, all, writer): the node's setattrs go to JS again; with all, its getxattrs
+ * too; with writer, only if its mark is a writer's (made with shown). */
 napi_value fll_js_made_end(napi_env env, napi_callback_info info) {
-    size_t argc = 3;
-    napi_value argv[3];
+    size_t argc = 4;
+    napi_value argv[4];
     int64_t ino;
-    bool all = false;
+    bool all = false, writer = false;
     fll_session *s = session_node_args(env, info, argv, &argc, &ino);
-    if (!s || !bool_arg(env, argv, argc, 2, "all", &all)) return NULL;
+    if (!s || !bool_arg(env, argv, argc, 2, "all", &all) || !bool_arg(env, argv, argc, 3, "writer", &writer)) return NULL;
     fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
-    if (!n) return NULL;
+    if (!n || (writer && !n->made_shown)) return NULL;
     if (all) n->no_caps = 0;
     made_end(n);
     fll_node_drop_unused(s, n);

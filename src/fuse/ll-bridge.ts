@@ -470,6 +470,7 @@ export class LowLevelBridge {
     const child = this.#nodes.child(parent, name)
     this.#unmark(child)
     this.#unprobe(child)
+    if (child?.made) this.#session.writerEnd(child.id)
   }
 
   /**
@@ -864,11 +865,12 @@ export class LowLevelBridge {
    * setattr of its times with that handle, and a release. Only for a file in the upper layer with
    * one link and no set-ID bit, and no ids mapped: JS's setattr reply then changes nothing else
    * (no other name to tell, no bits for killpriv to clear). A file still held by the open that made
-   * it keeps that mark (C knows: `node.made` may outlive the release that ended it).
+   * it keeps that mark (C knows: `node.made` may outlive the release that ended it). The mark goes
+   * when the file's name does (#unmarkChild): C shows a copy not named yet with one link.
    */
   #markWriter(node: Node, fh: number, file: ReturnType<Union['openFile']>): void {
     if (this.#options.ids || !file.upper || !file.singleLink || file.setid) return
-    if (this.#session.writer(node.id, fh, file.fd, node.ino)) node.made = true
+    if (this.#session.writer(node.id, fh, file.fd, node.ino, this.#options.attrTimeout, file.unnamed)) node.made = true
   }
 
   /**

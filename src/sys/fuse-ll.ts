@@ -217,7 +217,7 @@ interface Addon {
   fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean): number
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number, named: boolean, shown?: number): number
-  fuseLlMadeEnd(h: Handle, node: number, all: boolean): void
+  fuseLlMadeEnd(h: Handle, node: number, all: boolean, writer: boolean): void
   fuseLlProbeAllow(h: Handle, node: number, paths: string | Buffer): number
   fuseLlProbeDeny(h: Handle, node: number): void
   fuseLlFastAllow(h: Handle, node: number): number
@@ -556,16 +556,22 @@ export class Session {
    * `node`, a file with one link and no set-ID bit that the daemon did not make, is open for
    * writing as `fh` on the host descriptor `fd`: while that open lives, its setattrs that change
    * only mode (no set-ID bit), owner or times are made through the descriptor and answered in C,
-   * with st_ino `shown`, one link and no time to live (as a copy not named yet shows). Its
-   * capability and xattrs stay JS's. False when out of memory.
+   * with st_ino `shown` and `attrTimeout` seconds to live; with `unnamed` (a copy not named yet),
+   * with one link and no time to live, as such a copy shows. Its capability and xattrs stay JS's.
+   * False when out of memory, or when the open that made the file still holds its mark.
    */
-  writer(node: number, fh: number, fd: number, shown: number): boolean {
-    return this.#n.fuseLlMade(this.#h, node, fh, fd, 0, false, shown) === 1
+  writer(node: number, fh: number, fd: number, shown: number, attrTimeout: number, unnamed: boolean): boolean {
+    return this.#n.fuseLlMade(this.#h, node, fh, fd, attrTimeout, !unnamed, shown) === 1
   }
 
   /** The node's setattrs come as requests again; with `all`, its getxattrs too. */
   madeEnd(node: number, all: boolean): void {
-    this.#n.fuseLlMadeEnd(this.#h, node, all)
+    this.#n.fuseLlMadeEnd(this.#h, node, all, false)
+  }
+
+  /** As madeEnd(node, false), when the node's mark is a writer's (see writer). */
+  writerEnd(node: number): void {
+    this.#n.fuseLlMadeEnd(this.#h, node, false, true)
   }
 
   /** `node`, a directory, is at the host paths `dirs`, in every layer a name in it could be in: the

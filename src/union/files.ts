@@ -71,7 +71,7 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   // names it.
   if (entry.staged !== undefined) {
     const fd = openStaged(entry.staged, openFlags)
-    return core.handles.add(new Handle(fd, rel, true, { ...shape(fstatNumbersOf(fd, shapeStat)), singleLink: true }))
+    return core.handles.add(new Handle(fd, rel, true, { ...shape(fstatNumbersOf(fd, shapeStat)), singleLink: true, unnamed: true }))
   }
   const fd = openSync(entry.layer.path(rel), openFlags)
   return core.handles.add(new Handle(fd, rel, true, shape(fstatNumbersOf(fd, shapeStat))))

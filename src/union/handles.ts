@@ -24,6 +24,9 @@ export interface HandleShape {
   setid: boolean
   /** st_dev of the file its data is read from. */
   dev: number
+  /** A copy not named yet when opened (Core.defer): on the host it has no link until its flush
+   *  names it. */
+  unnamed?: boolean
 }
 
 export class Handle {
@@ -64,6 +67,10 @@ export class Handle {
 
   get dev(): number {
     return this.#shape.dev
+  }
+
+  get unnamed(): boolean {
+    return this.#shape.unnamed === true
   }
 
   /** The host fd, opened now if this is its first use. */

@@ -429,15 +429,15 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
 
   // A file opened for writing, with one link and no set-ID bit (a lower file's copy-up, an upper
   // file reopened), has its changes of mode, owner and times made and answered in C through the
-  // open's descriptor while it lives, shown with the inode number JS gives it: touch(1) is an open
-  // for writing, a change of the times through it, and a close. The capability stays as the host's
-  // chmod or chown leaves it; a set-ID file, a hard link's other name, an open for reading and
-  // anything after the close go to JS.
+  // open's descriptor while it lives and keeps its name, shown with the inode number JS gives it:
+  // touch(1) is an open for writing, a change of the times through it, and a close. The capability
+  // stays as the host's chmod or chown leaves it; a set-ID file, a hard link's other name, a file
+  // renamed or unlinked while open and anything after the close go to JS.
   it('changes files opened for writing through their open in C, as kernel overlayfs changes them', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
       const { upper, mnt, handle } = await frame.stack(driver, ',attr_timeout=0', async (lower) => {
         await mkdir(join(lower, 'd'))
-        for (const name of ['touched', 'capped', 'capped-chown', 'suid', 'hard1']) await writeFile(join(lower, 'd', name), name, { mode: 0o644 })
+        for (const name of ['touched', 'gone', 'capped', 'capped-chown', 'suid', 'hard1']) await writeFile(join(lower, 'd', name), name, { mode: 0o644 })
         await chmod(join(lower, 'd', 'suid'), 0o4755)
         for (const name of ['capped', 'capped-chown']) lsetxattrSync(join(lower, 'd', name), 'security.capability', CAP)
         await link(join(lower, 'd', 'hard1'), join(lower, 'd', 'hard2'))
@@ -473,6 +473,13 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         const open2 = await mine.stat({ bigint: true })
         shown.push(`mine: ${show(open2)}, inode kept ${open2.ino === ino.get('mine')}`)
         await mine.close()
+        // A copy unlinked while open: no link left (C would show the copy with the one it got).
+        const gone = await open(at('gone'), 'r+')
+        await gone.utimes(5_000, 6_000)
+        await unlink(at('gone'))
+        await gone.chmod(0o600)
+        shown.push(`gone: ${show(await gone.stat({ bigint: true }))}`)
+        await gone.close()
         // A chmod keeps the capability, a chown drops it.
         for (const [name, change] of [['capped', (f: FileHandle) => f.chmod(0o700)], ['capped-chown', (f: FileHandle) => f.chown(1000, 1000)]] as const) {
           const f = await open(at(name), 'r+')
@@ -502,17 +509,19 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     }
     const actual = await sameAsKernel(run)
     // What the comparison rests on.
-    expect(actual.shown.slice(0, 3)).toEqual([
+    expect(actual.shown.slice(0, 6)).toEqual([
       'touched: 100640 1000:1001 a=1000000000000 m=2000000000000 n=1 s=7, inode kept true',
       'touched closed: 100640 1000:1001 a=1000000000000 m=2000000000000 n=2 s=7',
       'mine: 100604 0:0 a=3000000000000 m=4000000000000 n=1 s=4, inode kept true',
+      'gone: 100600 0:0 a=5000000000000 m=6000000000000 n=0 s=4',
+      `capped: 100700 0:0 n=1 s=6 cap=${CAP.toString('hex')}`,
+      'capped-chown: 100644 1000:1000 n=1 s=12 cap=-',
     ])
-    expect(actual.shown[3]).toBe(`capped: 100700 0:0 n=1 s=6 cap=${CAP.toString('hex')}`)
-    expect(actual.shown[4]).toBe('capped-chown: 100644 1000:1000 n=1 s=12 cap=-')
-    // In C: touched's four (three through the open, one by name), mine's two, capped's chmod, and
-    // hard1's (its copy has one link). In JS: capped-chown's chown (the kernel removes the
-    // capability first, a removexattr, which takes the mark away), the set-ID file's two, and the
-    // chmod after the close.
+    // In C: touched's four (three through the open, one by name), the first change of mine and of
+    // gone (a rename or unlink of the name takes the mark away), capped's chmod, and hard1's (its
+    // copy has one link). In JS: the changes after the rename and the unlink, capped-chown's chown
+    // (the kernel removes the capability first, a removexattr, which takes the mark away), the
+    // set-ID file's two, and the chmod after the close.
     expect(actual.inC).toBe(8)
   })
 
