@@ -57,7 +57,13 @@
  * (made_setxattr), which cp -a makes on every file it copies, from the source's ACL or its mode,
  * and, for a file made with a name, its getattr (made_getattr: a write, above all one passed
  * through, leaves the kernel without its size and times). A set-ID bit goes to JS, which takes the
- * mark away before it answers any setattr of the node itself (madeEnd). */
+ * mark away before it answers any setattr of the node itself (madeEnd).
+ *
+ * A file JS opened for writing (a lower file's copy-up, an upper file reopened: touch(1) is such an
+ * open, a change of its times through it, and a close) is marked the same way while that open lives
+ * and the file keeps its name (JS ends the mark at an unlink or rename of it): its setattrs alone,
+ * shown with the inode number JS gives it (made_shown), for a file with one link, no set-ID bit and
+ * no ids mapped. Its capability, ACL and getattrs stay JS's. */
 #include "fuse-ll.h"
 #include "names.h"
 #include "op.h"
@@ -386,7 +392,8 @@ void fll_made_release(fll_session *s, fuse_ino_t ino, const struct fuse_file_inf
     fll_node_drop_unused(s, n);
 }
 
-/* A setattr of a file JS made, while the open that made it lives (see the top): 1 when answered. */
+/* A setattr of a file JS made, while the open that made it lives, or of one JS opened for writing
+ * (see the top): 1 when answered. */
 static int made_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
                         const struct fuse_file_info *fi) {
     if (s->queued || (to_set & ~MADE_VALID)) return 0;
