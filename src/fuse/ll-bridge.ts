@@ -183,7 +183,11 @@ export class LowLevelBridge {
       posixAcl: this.#options.acl,
     })
     // The root is never looked up or listed as an entry: it is marked here, and at its listings (#readdir).
-    if (this.#cow) this.#markProbe(this.#nodes.root, '/')
+    if (this.#cow) {
+      this.#markProbe(this.#nodes.root, '/')
+      const attr = this.#union.getattrSync('/')
+      this.#markCopyable(this.#nodes.root, this.#union.copyBehindSource('/', attr), attr.ino)
+    }
   }
 
   unmount(): void {
@@ -351,9 +355,9 @@ export class LowLevelBridge {
    * Marks `node`, the lower file `src` (see Union.copyBehindSource), shown as inode `ino`: its next
    * setattr that changes only mode, owner or times may be answered in C, which copies the file up
    * (native/fuse-ll-cow.c, #adoptCopy). `chmod -R` and `chown -R` of a layer's files are made of
-   * them. A directory only in the upper layer (`source.sole`) is marked for its getattrs and its
-   * setattrs, made on it by path (tar x changes every directory it made at its end). The
-   * mark goes before anything else may change the node (#unmarkChanged).
+   * them. A directory in the upper layer (only there, `source.sole`, or merging with lower ones) is
+   * marked for its getattrs and its setattrs, made on it by path (tar x changes every directory it
+   * made at its end). The mark goes before anything else may change the node (#unmarkChanged).
    */
   #markCopyable(node: Node, source: CopySource | undefined, ino: number): void {
     // A file never opened: C may answer its first open as well (native/fuse-ll-fast.c), and the
@@ -435,8 +439,10 @@ export class LowLevelBridge {
     const moves = union.isDirSync(this.#childPath(r.parent, r.name).path) ||
       ((r.flags & 2 /* RENAME_EXCHANGE */) !== 0 && union.isDirSync(this.#childPath(r.newparent, r.newname).path))
     if (!moves) return
-    for (const node of [...this.#soleDirs]) this.#unmark(node)
-    for (const node of [...this.#movableProbes]) this.#unprobe(node)
+    // (Not the root's: it never moves, nor has a directory above it that could.)
+    const root = this.#nodes.root
+    for (const node of [...this.#soleDirs]) if (node !== root) this.#unmark(node)
+    for (const node of [...this.#movableProbes]) if (node !== root) this.#unprobe(node)
   }
 
   /** Before a request that may change a node or take its name: the node's mark goes (see

@@ -67,7 +67,8 @@ export interface DirEntry {
 export interface CopySource {
   src: HostPath
   dst?: HostPath
-  /** With `dst` and `src` '': a directory only in the upper layer, at `dst` (see #copySource). */
+  /** With `dst` and `src` '': a directory in the upper layer, at `dst`, only there (see
+   *  #copySource); without, one there that merges with lower ones. */
   sole?: true
 }
 
@@ -589,11 +590,13 @@ export class Union {
   }
 
   /** Where a copy of the object at `path`, with attributes `attr` (as looked up), may be made
-   *  outside the union, when it is a lower object copyBehind is for. */
+   *  outside the union, when it is a lower object copyBehind is for; for a directory in the upper
+   *  layer (the root included), its host path there (see #copySource). */
   copyBehindSource(path: string, attr: attrs.Attr): CopySource | undefined {
     const rel = relPath(path)
     const entry = this.#core.resolver.resolve(rel)
-    return entry && rel !== '' ? this.#copySource(entry, attr, () => this.#core.resolver.get(splitPath(rel)[0])) : undefined
+    if (!entry || (rel === '' && !entry.layer.writable)) return undefined
+    return this.#copySource(entry, attr, () => this.#core.resolver.get(splitPath(rel)[0]))
   }
 
   /** `parent` is asked for only for a directory (a lookup's file needs none). */
@@ -604,6 +607,10 @@ export class Union {
     // A directory only in the upper layer (made there, or opaque) shows its own lstat: its getattr
     // may be answered outside the union, from its host path, while that path stays its own.
     if (entry.layer.writable && entry.dirLayers.length === 1) return { src: '', dst: entry.layer.path(entry.path), sole: true }
+    // One in the upper layer that merges with lower ones shows its upper lstat with one link, as
+    // one copied up while mounted does (onDirCopiedUp): the upper layer's from an earlier mount, the
+    // mount's root. Such a directory is never renamed (EXDEV), so its path stays its own.
+    if (entry.layer.writable) return { src: '', dst: entry.layer.path(entry.path) }
     if (core.copiesDirBehind(entry, parent())) return { src: entry.layer.path(entry.path), dst: core.requireUpper().path(entry.path) }
     return undefined
   }

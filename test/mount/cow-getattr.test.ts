@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest'
 import { lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
 import { statsOf } from '../helpers/daemon-stats.js'
 import { mountFrame } from '../helpers/layerfs-suite.js'
-import { fuseAvailable } from '../helpers/mount.js'
+import { LAYERFS_COMMAND as CLI, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
 
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping getattr-in-C tests: ${fuse.reason}`)
@@ -585,6 +585,63 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     // The eight missing names (two at the root) and the one created (its lookup before the
     // create) at least.
     expect(actual.lookupsInC).toBeGreaterThanOrEqual(9)
+  })
+
+  // A directory the upper layer held before the mount, merging with a lower one, and the mount's
+  // root show their upper lstat with one link: their getattrs (the kernel drops a directory's
+  // attributes at every file made or removed in it) are answered in C from the upper path, and so
+  // are their setattrs by path, as for a directory copied up while mounted. The same upper and work
+  // directories are mounted twice: the first mount copies the directory up.
+  it("answers the getattrs of the upper layer's merged directories and of the root in C", async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; getattrsInC?: number; setattrsInC?: number }> => {
+      const base = join(frame.dir, `again-${driver}`)
+      const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => join(base, d)) as [string, string, string, string]
+      for (const d of [upper, work, mnt]) await mkdir(d, { recursive: true })
+      await mkdir(join(lower, 'merged'), { recursive: true })
+      await writeFile(join(lower, 'merged', 'f'), 'f')
+      const mount = async (options: string) => driver === 'kernel'
+        ? mounts.add(await mountOverlay({ lowers: [lower], upper, work, mnt }))
+        : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}${options}`, mnt], mnt))
+      const first = await mount('')
+      try {
+        await writeFile(join(mnt, 'merged', 'new'), 'n') // copies 'merged' up
+        await chmod(join(mnt, 'merged'), 0o750)
+      } finally {
+        await mounts.unmount(first)
+      }
+      const handle = await mount(',attr_timeout=0')
+      try {
+        const shown: string[] = []
+        const show = async (step: string): Promise<void> => {
+          for (const name of ['', 'merged']) {
+            const st = await lstat(join(mnt, name), { bigint: true })
+            shown.push(`${step} /${name}: ${st.mode.toString(8)} nlink ${st.nlink} ${st.uid}:${st.gid}`)
+          }
+        }
+        const loop = async () => driver === 'layerfs' ? (await statsOf(mnt)).loop! : { cowGetattrs: 0, cowSetattrs: 0 }
+        await readdir(mnt)
+        const before = await loop()
+        await show('mounted')
+        for (const dir of [mnt, join(mnt, 'merged')]) await writeFile(join(dir, 'made'), 'm')
+        await show('filled')
+        await chmod(join(mnt, 'merged'), 0o700)
+        await chown(mnt, 1000, 1000)
+        await show('changed')
+        const after = await loop()
+        return { shown, getattrsInC: after.cowGetattrs - before.cowGetattrs, setattrsInC: after.cowSetattrs - before.cowSetattrs }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const expected = await run('kernel')
+    const actual = await run('layerfs')
+    expect(actual.shown).toEqual(expected.shown)
+    // What the comparison rests on: one link each, the changes made.
+    expect(actual.shown).toContain('changed /merged: 40700 nlink 1 0:0')
+    expect(actual.shown).toContain('changed /: 40755 nlink 1 1000:1000')
+    // In C: the six stats (with attr_timeout=0, each sends a getattr), and both setattrs.
+    expect(actual.getattrsInC).toBeGreaterThanOrEqual(6)
+    expect(actual.setattrsInC).toBe(2)
   })
 
   it('answers the getattrs of directories only in the upper layer in C, never from a path a rename moved', async () => {
