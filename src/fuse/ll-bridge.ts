@@ -182,12 +182,9 @@ export class LowLevelBridge {
       spinUs: this.#options.spinUs, passthrough: this.#options.passthrough !== 'off', kernelFlags: this.#options.kernelFlags,
       posixAcl: this.#options.acl,
     })
-    // The root is never looked up or listed as an entry: it is marked here, and at its listings (#readdir).
-    if (this.#cow) {
-      this.#markProbe(this.#nodes.root, '/')
-      const attr = this.#union.getattrSync('/')
-      this.#markCopyable(this.#nodes.root, this.#union.copyBehindSource('/', attr), attr.ino)
-    }
+    // The root is never looked up or listed as an entry: it is marked here (and for its lookups
+    // again at its listings, #readdir).
+    if (this.#cow) this.#markDir(this.#nodes.root, '/', this.#union.getattrSync('/'))
   }
 
   unmount(): void {
@@ -402,6 +399,14 @@ export class LowLevelBridge {
     this.#session.madeEnd(node.id, all)
   }
 
+  /** `node`, the directory at `path` with attributes `attr`, as looked up or made: marked for its
+   *  getattrs and setattrs where C may answer them (#markCopyable) and for the lookups in it
+   *  (#markProbe). */
+  #markDir(node: Node, path: string, attr: Attr): void {
+    this.#markCopyable(node, this.#union.copyBehindSource(path, attr), attr.ino)
+    this.#markProbe(node, path)
+  }
+
   /** `node`, the directory at `path`: the lookup of a name missing from all its layers is answered in
    *  C (native/fuse-ll-cow.c, fll_cow_lookup), every file made in it and every name probed there
    *  that is not. The mark goes before anything may put a name there that the disk does not hold
@@ -588,8 +593,8 @@ export class LowLevelBridge {
         if (attr) {
           const node = this.#nodes.remember(parent, r.name, attr.ino)
           session.replyEntry(r.req, this.#entry(node, attr))
-          if (this.#cow && ((attr.mode & S_IFMT) === S_IFREG || (attr.mode & S_IFMT) === S_IFDIR)) this.#markCopyable(node, union.copyBehindSource(path, attr), attr.ino)
-          if (this.#cow && (attr.mode & S_IFMT) === S_IFDIR) this.#markProbe(node, path)
+          if (this.#cow && (attr.mode & S_IFMT) === S_IFDIR) this.#markDir(node, path, attr)
+          else if (this.#cow && (attr.mode & S_IFMT) === S_IFREG) this.#markCopyable(node, union.copyBehindSource(path, attr), attr.ino)
         } else if (this.#options.negativeTimeout > 0) {
           // A negative entry: the kernel caches the absence; every creation comes through us.
           session.replyEntry(r.req, { ...this.#entry(undefined, zeroAttr()), entryTimeout: this.#options.negativeTimeout })
@@ -715,12 +720,9 @@ export class LowLevelBridge {
         const { parent, path } = this.#childPath(r.parent, r.name)
         union.mkdirSync(path, r.mode, ownerOf(r, this.#options.ids))
         const made = this.#replyNewEntry(r.req, parent, r.name, path)
-        // Its getattrs, which follow every file made in it, are answered in C (see #markCopyable), and
-        // so are the lookups before each (#markProbe).
-        if (this.#cow) {
-          this.#markCopyable(made.node, union.copyBehindSource(path, made.attr), made.attr.ino)
-          this.#markProbe(made.node, path)
-        }
+        // Its getattrs, which follow every file made in it, are answered in C, and so are the
+        // lookups before each (#markDir).
+        if (this.#cow) this.#markDir(made.node, path, made.attr)
         return true
       }
       case 'symlink': {

@@ -558,7 +558,8 @@ export class Session {
    * only mode (no set-ID bit), owner or times are made through the descriptor and answered in C,
    * with st_ino `shown` and `attrTimeout` seconds to live; with `unnamed` (a copy not named yet),
    * with one link and no time to live, as such a copy shows. Its capability and xattrs stay JS's.
-   * False when out of memory, or when the open that made the file still holds its mark.
+   * A file the open that made it still holds keeps that mark (true: the node has one). False when
+   * out of memory, or the descriptor could not be copied.
    */
   writer(node: number, fh: number, fd: number, shown: number, attrTimeout: number, unnamed: boolean): boolean {
     return this.#n.fuseLlMade(this.#h, node, fh, fd, attrTimeout, !unnamed, shown) === 1
