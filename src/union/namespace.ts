@@ -10,7 +10,7 @@
  * tools such as mv then copy and delete.
  */
 import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
-import { splitPath } from '../layers/layer.js'
+import { type Layer, splitPath } from '../layers/layer.js'
 import { WHITEOUT_PREFIX, isWhiteoutMode } from '../layers/whiteout.js'
 import { byteLength, hostBytes, hostJoin, hostPath, type HostPath } from '../sys/names.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, linkFdSync, listNamesSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, stTimeNs, utimensatSync } from '../sys/native.js'
@@ -74,10 +74,16 @@ function newOwner(dirPath: HostPath, aside: boolean, owner?: Owner): { uid: numb
  *  that applies. `linked`: the object is an existing inode under a new name (link), which may carry
  *  an origin. */
 function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (path: HostPath, mode: number) => void, owner?: Owner, linked = false): Entry {
-  checkFree(core, rel)
-  const parentPath = splitPath(rel)[0]
+  const parent = checkParent(core, rel)
   const upper = core.requireUpper()
-  core.ensureUpperDir(core.resolver.get(parentPath))
+  // In a directory only the upper layer holds, the name is free when the host call that makes it
+  // (an exclusive open, mkdir, mknod, symlink, link) finds it free: no lstat first, which would only
+  // ask the same question (cp -a and tar x make every file in such a directory). Anything there
+  // (a whiteout included) fails that call with EEXIST, and the create then takes the usual way.
+  let made = !linked && soleUpper(parent, upper) && !core.resolver.isCached(rel)
+  if (!made) checkFree(core, rel)
+  const parentPath = splitPath(rel)[0]
+  core.ensureUpperDir(parent)
   // The upper parent has the visible directory's ACLs (a copy-up copies them).
   const acl = linked ? undefined : defaultAclOf(upper.path(parentPath))
   const newMode = maskedMode(mode, acl, owner)
@@ -89,7 +95,16 @@ function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (p
     if (uid !== -1 || gid !== -1) lchownSync(path, uid, gid)
     if (inherits && aside && kind === 'dir') chmodSync(path, (lstatSync(path).mode & 0o7777) | S_ISGID)
   }
-  const overWhiteout = core.place(rel, kind === 'dir', place, acl)
+  if (made) {
+    try {
+      place(upper.path(rel), false)
+    } catch (err) {
+      if (!isCode(err, 'EEXIST')) throw err
+      made = false
+      checkFree(core, rel)
+    }
+  }
+  const overWhiteout = made ? false : core.place(rel, kind === 'dir', place, acl)
   // Made over a whiteout, whether a lower layer still has the name is looked up when it matters (a
   // removal leaves a whiteout only then, as in overlayfs): a whiteout may hide nothing any more.
   const entry: Entry = { path: rel, kind, layer: upper, dirLayers: kind === 'dir' ? [upper] : NO_LAYERS, lowerHas: overWhiteout ? undefined : false }
@@ -104,10 +119,22 @@ function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (p
 
 /** A new name must be allowed, in a directory, and not taken. */
 function checkFree(core: Core, rel: string): void {
+  checkParent(core, rel)
+  if (core.resolver.resolve(rel)) throw fsError('EEXIST', rel)
+}
+
+/** A new name must be allowed, and in a directory: that directory. */
+function checkParent(core: Core, rel: string): Entry {
   checkNewName(rel)
   const parent = core.resolver.get(splitPath(rel)[0])
   if (parent.kind !== 'dir') throw fsError('ENOTDIR', parent.path)
-  if (core.resolver.resolve(rel)) throw fsError('EEXIST', rel)
+  return parent
+}
+
+/** Whether the directory `dir` is in the upper layer `upper` alone (made there, opaque, or none of
+ *  the layers below holds it): what is there is all it holds. */
+function soleUpper(dir: Entry, upper: Layer): boolean {
+  return dir.dirLayers.length === 1 && dir.dirLayers[0] === upper
 }
 
 /** Create and open a regular file; returns the open fd (O_RDWR). */

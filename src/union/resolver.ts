@@ -123,6 +123,11 @@ export class Resolver {
     return this.#justProbed === entry ? probeStat : undefined
   }
 
+  /** Whether anything is known of `rel` without a probe (cached or pinned, found or missing). */
+  isCached(rel: string): boolean {
+    return this.#cache.has(rel) || this.#pinned.has(rel)
+  }
+
   /** Whether `rel` is known to be free in the upper layer too (see CLEAR); false when unknown. */
   upperClear(rel: string): boolean {
     return this.#cache.peek(rel) === CLEAR

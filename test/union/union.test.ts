@@ -639,6 +639,31 @@ describe('lookup cache', () => {
     expect(await lgetxattr(join(s.upper, 'd/w'), 'trusted.overlay.opaque')).toBeUndefined()
   })
 
+  it('makes a name in a directory only the upper layer holds without probing it first, and falls back when the host has it', async () => {
+    const s = await stack([{ x: 'X', 'o/hidden': 'H' }], { 'u/old': 'O', 'u/wo': 'WHITEOUT', 'o/': 'OPAQUE' })
+    await s.union.getattr('/u')
+    await s.union.getattr('/o')
+    const misses = s.union.stats().cache.misses
+    await s.union.release(await s.union.create('/u/new', 0o600))
+    await s.union.mkdir('/u/dir', 0o755)
+    await s.union.symlink('t', '/u/link')
+    await s.union.release(await s.union.create('/o/hidden', 0o600))
+    // None of those names was probed before it was made: the host call found each free.
+    expect(s.union.stats().cache.misses).toBe(misses)
+    // Names the cache does not know but the host holds: the make fails, and the usual way decides.
+    await expect(s.union.create('/u/old', 0o600)).rejects.toMatchObject({ code: 'EEXIST' })
+    await expect(s.union.mkdir('/u/old', 0o755)).rejects.toMatchObject({ code: 'EEXIST' })
+    await expect(s.union.symlink('t', '/u/old')).rejects.toMatchObject({ code: 'EEXIST' })
+    expect(await readAll(s.union, '/u/old')).toBe('O')
+    // A whiteout there hides nothing, and is replaced.
+    await s.union.release(await s.union.create('/u/wo', 0o600))
+    expect((await lstat(join(s.upper, 'u/wo'))).isFile()).toBe(true)
+    expect((await s.union.getattr('/o/hidden')).size).toBe(0)
+    expect((await s.union.readdir('/u')).sort()).toEqual(['dir', 'link', 'new', 'old', 'wo'])
+    expect(await s.union.readlink('/u/link')).toBe('t')
+    expect((await s.union.getattr('/u/dir')).mode & constants.S_IFMT).toBe(constants.S_IFDIR)
+  })
+
   it('stays bounded by its size', async () => {
     const spec: Record<string, string> = {}
     for (let i = 0; i < 200; i++) spec[`f${i}`] = ''
