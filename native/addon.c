@@ -83,6 +83,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlDirEnd", fll_js_dir_end),
         FN("fuseLlCowConfigure", fll_js_cow_configure),
         FN("fuseLlCowRoom", fll_js_cow_room),
+        FN("fuseLlCowOpenFh", fll_js_cow_open_fh),
         FN("fuseLlCowAllow", fll_js_cow_allow),
         FN("fuseLlCowDeny", fll_js_cow_deny),
         FN("fuseLlMade", fll_js_made),

@@ -63,7 +63,10 @@
  * open, a change of its times through it, and a close) is marked the same way while that open lives
  * and the file keeps its name (JS ends the mark at an unlink or rename of it): its setattrs alone,
  * shown with the inode number JS gives it (made_shown), for a file with one link, no set-ID bit and
- * no ids mapped. Its capability, ACL and getattrs stay JS's. */
+ * no ids mapped. Its capability, ACL and getattrs stay JS's.
+ *
+ * And the first open for writing of a marked lower file, by root, is such a copy-up's open, made
+ * here as JS would make it (fll_cow_open): the copy, passthrough to it, and the writer's mark. */
 #include "fuse-ll.h"
 #include "names.h"
 #include "op.h"
@@ -217,6 +220,91 @@ static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_nod
     s->cow_room--;
     /* No time to live: the copy is not named yet (JS names it after its flush). */
     answer(s, req, ino, &st, shown, 0.0, r, attr, to_set, 0);
+    return 1;
+}
+
+static void made_end(fll_fast_node *n);
+
+/* Open flags of an open for writing answered here (fll_cow_open): none of these. O_TRUNC copies no
+ * data, and the others ask for a host descriptor of their own (files.ts, openStaged): JS's. */
+#define COW_OPEN_SLOW (O_TRUNC | O_APPEND | O_DIRECT | O_SYNC | O_DSYNC | O_PATH)
+/* Record flags of an answered open: its data came from the disk; the reply never reached the
+ * caller (interrupted), so no release will come. */
+enum { COW_OPEN_COLD = 1, COW_OPEN_UNSENT = 2 };
+
+/* The first open for writing of a marked lower file, by root: the copy-up JS's open would make
+ * (copy_small_unnamed, as Core.#stageBehind makes it, with no change), answered passing through to
+ * it with a file handle JS reserved (cowOpenFh), and the file marked as JS marks a writer's
+ * (#markWriter: its setattrs made through C's own descriptor, its inode number the one shown, one
+ * link and no time to live while the copy is not named). The node's first open: the kernel holds
+ * no open file of it, so no I/O mode to keep, and JS would pass a root writer's open of a copy
+ * with one link through. JS gets a record in the request's place, marked answered: the open's
+ * flags and file handle, the copy's fd (rdev), its bytes (size), the lower inode number (offset),
+ * the backing id (mode) and the flags above (valid); it adopts the copy as after a setattr
+ * answered here, and records the open as its own (ll-bridge.ts, #adoptOpen). touch(1) of a lower
+ * file is such an open, a setattr of its times through it (made_setattr) and a release. 1 when
+ * answered; the mark goes whatever happens, as at a setattr. */
+int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
+    int access = fi->flags & O_ACCMODE;
+    if (!s->cow_dir || s->queued || s->cow_room == 0 || s->open_fh_count == 0 || !s->passthrough || !n->src || n->dir ||
+        n->made || n->opens || (access != O_WRONLY && access != O_RDWR) || (fi->flags & COW_OPEN_SLOW) ||
+        fuse_req_ctx(req)->uid != 0)
+        return 0;
+    const struct timespec keep[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+    double src[ST_FIELDS];
+    int fd = -1, cold = 0;
+    int64_t bytes = 0;
+    int err = copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, -1, -1, -1, keep, src, &fd, &bytes, &cold);
+    /* The mark goes (the caller drops the node if nothing else keeps it). */
+    free(n->src);
+    n->src = NULL;
+    if (err || fd < 0) return 0;
+    struct stat st;
+    fll_rec *r = calloc(1, sizeof *r);
+    int own = -1, backing = 0;
+    /* A set-ID file is JS's: its handles keep that, and a writer's changes clear those bits. */
+    if (r && fstat(fd, &st) == 0 && !(st.st_mode & (S_ISUID | S_ISGID)) && st.st_nlink <= 1 &&
+        (own = fcntl(fd, F_DUPFD_CLOEXEC, 3)) >= 0) {
+        backing = fll_backing_open(s, fd);
+        /* Not allowed, or a stacked upper layer (ELOOP): JS finds out, and decides for every file. */
+        if (backing <= 0) {
+            s->open_fhs_refused = 1;
+            s->open_fh_count = 0;
+        }
+    }
+    if (backing <= 0) {
+        if (own >= 0) close(own);
+        close(fd);
+        free(r);
+        return 0;
+    }
+    uint64_t fh = s->open_fhs[--s->open_fh_count];
+    made_end(n);
+    n->made = 1;
+    n->made_fd = own;
+    n->made_fh = fh;
+    n->made_shown = n->shown;
+    n->made_named = 0;
+    s->cow_room--;
+    s->cow_opens++;
+    fi->fh = fh;
+    int sent = s->fd_closed ? -EBADF : fll_reply_open_backing(req, fi, backing);
+    if (s->fd_closed) fuse_reply_none(req);
+    if (sent < 0) {
+        made_end(n);
+        fll_node_drop_unused(s, n);
+    }
+    r->kind = FLL_OPEN;
+    r->ino = ino;
+    r->fh = fh;
+    r->has_fh = 1;
+    r->flags = (uint32_t)fi->flags;
+    r->rdev = (uint64_t)fd;
+    r->size = (size_t)bytes;
+    r->offset = (int64_t)src[ST_INO];
+    r->mode = (uint32_t)backing;
+    r->valid = (cold ? COW_OPEN_COLD : 0) | (sent < 0 ? COW_OPEN_UNSENT : 0);
+    fll_push(s, r);
     return 1;
 }
 
@@ -533,6 +621,17 @@ napi_value fll_js_cow_room(napi_env env, napi_callback_info info) {
     fll_session *s = fll_session_and_int(env, info, "room", 0, 4294967295.0, &n);
     if (s) s->cow_room = (uint32_t)n;
     return NULL;
+}
+
+/* cowOpenFh(handle, fh) → 1 when C keeps the file handle fh, which JS reserved, for an open for
+ * writing it may answer (fll_cow_open); 0 when it keeps enough, or answers none. */
+napi_value fll_js_cow_open_fh(napi_env env, napi_callback_info info) {
+    int64_t fh;
+    fll_session *s = fll_session_and_int(env, info, "fh", 1, 9007199254740991.0, &fh);
+    if (!s) return NULL;
+    if (s->open_fhs_refused || s->open_fh_count == FLL_OPEN_FHS) return fll_int32(env, 0);
+    s->open_fhs[s->open_fh_count++] = (uint64_t)fh;
+    return fll_int32(env, 1);
 }
 
 /* cowAllow(handle, node, src, shownIno, dst?, sole?, first?) → 1, or 0 when not configured or out

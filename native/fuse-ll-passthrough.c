@@ -213,6 +213,17 @@ static int dev_ioctl(fll_session *s, unsigned long request, void *arg) {
     return res < 0 ? -errno : res;
 }
 
+/* Registers `fd` as a backing file: its id (> 0), or -errno (EOPNOTSUPP with no passthrough). */
+int fll_backing_open(fll_session *s, int fd) {
+    struct backing_map map = {.fd = fd};
+    return s->passthrough ? dev_ioctl(s, DEV_IOC_BACKING_OPEN, &map) : -EOPNOTSUPP;
+}
+
+int fll_backing_close(fll_session *s, int32_t id) {
+    uint32_t id32 = (uint32_t)id;
+    return dev_ioctl(s, DEV_IOC_BACKING_CLOSE, &id32);
+}
+
 /* granted(handle) → what the kernel granted at INIT: FLL_GRANTED_PASSTHROUGH | FLL_GRANTED_KILLPRIV. */
 napi_value fll_js_granted(napi_env env, napi_callback_info info) {
     size_t argc = 1;
@@ -228,8 +239,7 @@ napi_value fll_js_backing_open(napi_env env, napi_callback_info info) {
     int64_t fd;
     fll_session *s = fll_session_and_int(env, info, "fd", 0, INT_MAX, &fd);
     if (!s) return NULL;
-    struct backing_map map = {.fd = (int32_t)fd};
-    return fll_int32(env, s->passthrough ? dev_ioctl(s, DEV_IOC_BACKING_OPEN, &map) : -EOPNOTSUPP);
+    return fll_int32(env, fll_backing_open(s, (int)fd));
 }
 
 /* backingClose(handle, id) → 0 or -errno. */
@@ -237,8 +247,7 @@ napi_value fll_js_backing_close(napi_env env, napi_callback_info info) {
     int64_t id;
     fll_session *s = fll_session_and_int(env, info, "backing id", 1, INT32_MAX, &id);
     if (!s) return NULL;
-    uint32_t id32 = (uint32_t)id;
-    return fll_int32(env, dev_ioctl(s, DEV_IOC_BACKING_CLOSE, &id32));
+    return fll_int32(env, fll_backing_close(s, (int32_t)id));
 }
 
 int fll_reply_open_backing(fuse_req_t req, const struct fuse_file_info *fi, int32_t backing) {

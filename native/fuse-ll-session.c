@@ -745,7 +745,7 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info) {
 
 /* loopStats(handle) → [busy-polls run, busy-polls skipped for too many callers, the callers allowed,
  * opens, setattrs, getattrs, listing ends, getxattrs, listxattrs and lookups answered in C, of
- * the opens the first ones, and the ACLs set on files JS made]. */
+ * the opens the first ones, the ACLs set on files JS made, and the opens for writing copied up]. */
 napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     size_t argc = 1;
     napi_value argv[1], out, v;
@@ -753,12 +753,13 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     if (argc < 1) return napi_throw_type_error(env, NULL, "loopStats(handle)"), NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     if (!s) return NULL;
-    double stats[12] = {(double)s->spins,        (double)s->spins_skipped, (double)s->spin_callers,
+    double stats[13] = {(double)s->spins,        (double)s->spins_skipped, (double)s->spin_callers,
                         (double)s->fast_opens,   (double)s->cow_setattrs,  (double)s->cow_getattrs,
                         (double)s->dir_ends,     (double)s->cow_getxattrs, (double)s->cow_listxattrs,
-                        (double)s->cow_lookups,  (double)s->first_opens,  (double)s->made_setxattrs};
-    napi_create_array_with_length(env, 12, &out);
-    for (uint32_t i = 0; i < 12; i++) {
+                        (double)s->cow_lookups,  (double)s->first_opens,  (double)s->made_setxattrs,
+                        (double)s->cow_opens};
+    napi_create_array_with_length(env, 13, &out);
+    for (uint32_t i = 0; i < 13; i++) {
         napi_create_double(env, stats[i], &v);
         napi_set_element(env, out, i, v);
     }

@@ -100,6 +100,8 @@ enum { FLL_IDLE, FLL_MOUNTED, FLL_ENDED };
 
 /* The file handle of an open answered in C (fuse-ll-fast.c); JS's own handles are small numbers. */
 #define FLL_FAST_FH (1ULL << 52)
+/* File handles JS keeps reserved for the opens for writing C answers (fll_cow_open). */
+#define FLL_OPEN_FHS 8
 /* The biggest file whose first open C answers, its bytes stored (ll-bridge.ts: STORE_MAX). */
 #define FLL_FIRST_MAX (64 * 1024)
 
@@ -189,6 +191,10 @@ typedef struct fll_session {
     uint64_t cow_listxattrs; /* and listxattrs */
     uint64_t made_setxattrs; /* ACLs set on files JS made, through their creating open */
     uint64_t cow_lookups;    /* lookups of names missing from marked upper-only directories */
+    uint64_t cow_opens;      /* opens for writing of marked lower files, copied up (fll_cow_open) */
+    uint64_t open_fhs[FLL_OPEN_FHS]; /* file handles JS reserved for those opens (cowOpenFh) */
+    uint32_t open_fh_count;
+    int open_fhs_refused;    /* a backing file C could not register: those opens are JS's */
     double cow_negative_timeout; /* seconds such an absence lives (JS's negative timeout; 0: ENOENT) */
     double cow_attr_timeout; /* seconds a copied-up directory's attributes live (JS's attr timeout) */
     double made_attr_timeout; /* seconds the attributes of a file JS made live (JS's attr timeout) */
@@ -266,6 +272,7 @@ napi_value fll_js_dir_end(napi_env env, napi_callback_info info);
 /* fuse-ll-cow.c */
 /* Answers the getattr of a marked lower file or upper-only directory in C when it may (then 1). */
 int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino);
+int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi);
 /* Answers the getxattr of a marked lower file in C, for a name outside `trusted.`, when it may (then 1). */
 int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 /* Answers the listxattr of a marked lower file that holds no `trusted.` name in C when it may (then 1). */
@@ -278,6 +285,7 @@ int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct
 void fll_cow_free(fll_session *s);
 napi_value fll_js_cow_configure(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_room(napi_env env, napi_callback_info info);
+napi_value fll_js_cow_open_fh(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_deny(napi_env env, napi_callback_info info);
 /* The release of a file JS made: its creating open's ends the setattrs answered through it. */
@@ -302,6 +310,8 @@ uint32_t fll_caller(const struct fuse_buf *buf);
  * create that op_create hands on as a tmpfile; whether it was one. */
 int fll_take_tmpfile(struct fuse_buf *buf);
 int fll_reply_open_backing(fuse_req_t req, const struct fuse_file_info *fi, int32_t backing);
+int fll_backing_open(fll_session *s, int fd);
+int fll_backing_close(fll_session *s, int32_t id);
 int fll_reply_create_backing(fuse_req_t req, const struct fuse_entry_param *e, const struct fuse_file_info *fi,
                              int32_t backing);
 napi_value fll_js_granted(napi_env env, napi_callback_info info);

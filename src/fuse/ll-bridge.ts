@@ -85,6 +85,10 @@ function timeArg(valid: number, setBit: number, nowBit: number, sec: number, nse
   return null
 }
 
+/** How many file handles C holds for opens for writing it answers (a burst of them in one batch
+ *  of requests uses several before JS gives more). */
+const OPEN_HANDLES_GIVEN = 8
+
 export class LowLevelBridge {
   readonly #union: Union
   readonly #options: LowLevelOptions
@@ -120,6 +124,8 @@ export class LowLevelBridge {
   readonly #open: OpenFiles
   /** Setattrs of small lower files may be answered in C (see #markCopyable). */
   #cow = false
+  /** File handles C holds for the opens for writing it may answer (#giveOpenHandles). */
+  #openHandlesGiven = 0
   /** The marked directories only in the upper layer (see #unmarkMovedDirs). */
   readonly #soleDirs = new Set<Node>()
   /** Directories marked for their lookups (#markProbe) whose host paths a rename may move. */
@@ -185,6 +191,9 @@ export class LowLevelBridge {
     // The root is never looked up or listed as an entry: it is marked here (and for its lookups
     // again at its listings, #readdir).
     if (this.#cow) this.#markDir(this.#nodes.root, '/', this.#union.getattrSync('/'))
+    // Opens for writing of small lower files by root are answered in C where JS would pass them
+    // through (#adoptOpen).
+    if (this.#cow && this.#open.policy !== 'off') this.#giveOpenHandles()
   }
 
   unmount(): void {
@@ -322,6 +331,10 @@ export class LowLevelBridge {
     }
     if (r.op === 'setattr' && r.copy) {
       this.#adoptCopy(r, r.copy)
+      return
+    }
+    if (r.op === 'open' && r.copy) {
+      this.#adoptOpen(r, r.copy)
       return
     }
     let answered: boolean
@@ -515,6 +528,49 @@ export class LowLevelBridge {
     } catch (err) {
       if (path === undefined && !copy.dir) closeSync(copy.fd)
       this.#options.log(`layerfs: a setattr answered in C lost its copy-up: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+
+  /**
+   * An open for writing answered in C, which copied the node's lower file up and passed the open
+   * through to the copy, as the file handle reserved for it (#giveOpenHandles), marking the file a
+   * writer's (see Session.cowOpenFh): the union takes the copy over and opens it as `copy.fh`, and
+   * the open is recorded as one JS would have passed through. Nothing came between that answer and
+   * this. An open whose reply never reached the caller is released at once (no release follows).
+   */
+  #adoptOpen(r: Request & { op: 'open' }, copy: NonNullable<(Request & { op: 'open' })['copy']>): void {
+    this.#openHandlesGiven--
+    const node = this.#nodes.get(r.ino)
+    const path = node && this.#nodes.path(node)
+    try {
+      if (!node || path === undefined) throw new Error(`node ${r.ino} has no name`)
+      node.cow = false
+      node.opened = true
+      node.made = !copy.unsent
+      this.#union.adoptCopySync(path, copy.fd, copy.bytes, copy.srcIno)
+      this.#union.adoptOpenSync(path, copy.fh)
+      if (copy.cold) {
+        this.#readAhead.uncached++
+        this.#uncachedRead(node)
+      }
+    } catch (err) {
+      this.#options.log(`layerfs: an open answered in C lost its copy-up: ${err instanceof Error ? err.message : String(err)}`)
+    }
+    // Whatever became of the copy, the kernel holds the open: its release closes the backing file.
+    this.#open.adopted(r.ino, copy.fh, copy.backing)
+    if (copy.unsent) this.#release(copy.fh)
+    this.#giveOpenHandles()
+  }
+
+  /** Keep C holding file handles for the opens for writing it may answer (Session.cowOpenFh). */
+  #giveOpenHandles(): void {
+    while (this.#openHandlesGiven < OPEN_HANDLES_GIVEN) {
+      const fh = this.#union.reserveHandle()
+      if (!this.#session.cowOpenFh(fh)) {
+        this.#union.unreserveHandle(fh)
+        return
+      }
+      this.#openHandlesGiven++
     }
   }
 

@@ -122,6 +122,14 @@ export class OpenFiles {
     return backing
   }
 
+  /** Records the open of `node` as `fh` that C answered passing through to `backing`, the node's
+   *  first (Session.cowOpenFh): a copy with one link, written by root, as opened() passes one. */
+  adopted(node: number, fh: number, backing: number): void {
+    this.#modes.set(node, { backing, upper: true, fhs: fh })
+    this.#nodes.set(fh, node)
+    this.passedThrough++
+  }
+
   /** The handle is closed (or its open never reached the caller). */
   released(fh: number): void {
     const node = this.#nodes.get(fh)

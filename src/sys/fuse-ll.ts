@@ -98,7 +98,14 @@ export type Request = {
   | { op: 'rename'; parent: number; name: string; newparent: number; newname: string; flags: number; waiting: number }
   | { op: 'link'; ino: number; newparent: number; newname: string; waiting: number }
   /** first: the node's first open, which C could have answered (see Session.cowAllow). */
-  | { op: 'open'; ino: number; flags: number; killSuidgid: boolean; waiting: number; first: boolean }
+  | {
+      op: 'open'; ino: number; flags: number; killSuidgid: boolean; waiting: number; first: boolean
+      /** `answered`: the copy-up C made and answered the open with (see Session.cowOpenFh): the
+       *  file handle it gave, the copy's fd, its bytes of data, the lower file's inode number,
+       *  whether its data was read from the disk, the backing id the open passes through to, and
+       *  whether the reply never reached the caller (then no release follows). */
+      copy?: { fh: number; fd: number; bytes: number; srcIno: number; cold: boolean; backing: number; unsent: boolean }
+    }
   | { op: 'create'; parent: number; name: string; mode: number; flags: number }
   /** An O_TMPFILE open in the directory `parent`: a new file with no name (answered as a create). */
   | { op: 'tmpfile'; parent: number; mode: number; flags: number }
@@ -211,9 +218,10 @@ interface Addon {
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
   fuseLlGranted(h: Handle): number
-  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number, cowGetxattrs: number, cowListxattrs: number, cowLookups: number, firstOpens: number, madeSetxattrs: number]
+  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number, cowGetxattrs: number, cowListxattrs: number, cowLookups: number, firstOpens: number, madeSetxattrs: number, cowOpens: number]
   fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
+  fuseLlCowOpenFh(h: Handle, fh: number): number
   fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean): number
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number, named: boolean, shown?: number): number
@@ -338,6 +346,10 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
     case 'readlink': case 'statfs':
       return { req, ctx, op, ino }
     case 'open':
+      if (f[F.ANSWERED] === 1) {
+        const copy = { fh: f[F.FH]!, fd: f[F.RDEV]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: (f[F.VALID]! & 1) !== 0, backing: f[F.MODE]!, unsent: (f[F.VALID]! & 2) !== 0 }
+        return { req, ctx, op, ino, flags: f[F.FLAGS]!, killSuidgid: false, waiting: 0, first: false, answered: true, copy }
+      }
       return { req, ctx, op, ino, flags: f[F.FLAGS]!, killSuidgid: f[F.KILL_SUIDGID] === 1, waiting: f[F.WAITING]!, first: f[F.SIZE] === 1 }
     case 'read':
       return { req, ctx, op, ino, fh: f[F.FH]!, size: f[F.SIZE]!, offset: f[F.OFFSET]!, waiting: f[F.WAITING]! }
@@ -492,9 +504,9 @@ export class Session {
 
   /** The busy-polls of /dev/fuse (MountOptions.spinUs) run so far, those skipped because more
    *  threads than `spinCallers` sent the last requests, and that limit. */
-  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number; madeSetxattrs: number } {
-    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs] = this.#n.fuseLlLoopStats(this.#h)
-    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs }
+  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number; madeSetxattrs: number; cowOpens: number } {
+    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs, cowOpens] = this.#n.fuseLlLoopStats(this.#h)
+    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs, cowOpens }
   }
 
   /**
@@ -514,6 +526,19 @@ export class Session {
   /** How many more copies C may make before it is told again. */
   cowRoom(room: number): void {
     this.#n.fuseLlCowRoom(this.#h, room)
+  }
+
+  /**
+   * Opens for writing answered in C (native/fuse-ll-cow.c, fll_cow_open): the first open of a node
+   * marked with cowAllow (a small lower file, no open of it answered yet), for writing, by root,
+   * none of O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC, is copied up as a setattr's would be and
+   * answered passing through to the copy, with a file handle JS reserved and gave here, marked as a
+   * writer's (see writer). JS then gets it as an answered open carrying the copy (Request's
+   * `copy`). False when C holds enough handles already, or answers no such open any more (it could
+   * not register a backing file: JS's own opens find out why).
+   */
+  cowOpenFh(fh: number): boolean {
+    return this.#n.fuseLlCowOpenFh(this.#h, fh) === 1
   }
 
   /** Mark `node`, the lower file `src` (a host path), shown with inode number `shownIno`: its next

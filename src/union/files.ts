@@ -77,6 +77,21 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   return core.handles.add(new Handle(fd, rel, true, shape(fstatNumbersOf(fd, shapeStat))))
 }
 
+/** The open of `rel`'s copy not named yet that the FUSE bridge answered itself (Session.cowOpenFh),
+ *  after the union adopted the copy (Core.adoptCopy): its handle, as openEntry opens such a copy,
+ *  under the number `fh` reserved for it. */
+export function adoptOpen(core: Core, rel: string, fh: number): void {
+  const entry = core.resolver.get(rel)
+  if (entry.staged === undefined) throw fsError('ESTALE', `/${rel} has no copy to open`)
+  const fd = dupFdSync(entry.staged)
+  try {
+    core.handles.fill(fh, new Handle(fd, rel, true, { ...shape(fstatNumbersOf(fd, shapeStat)), singleLink: true, unnamed: true }))
+  } catch (err) {
+    closeSync(fd)
+    throw err
+  }
+}
+
 /** Open flags that act at open (O_TRUNC) or that the host fd must carry itself (the daemon's own
  *  writes append or sync as the caller asked). */
 const OWN_DESCRIPTION = constants.O_TRUNC | constants.O_APPEND | constants.O_SYNC | constants.O_DSYNC

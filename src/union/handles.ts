@@ -136,6 +136,32 @@ export class Handles {
     return generation * SLOTS + slot
   }
 
+  /** A file handle number for a handle that comes later (fill): one the FUSE bridge's C side may
+   *  answer an open with (see Session.cowOpenFh). Until filled it holds nothing. */
+  reserve(): number {
+    const slot = this.#free.pop() ?? this.#slots.length
+    if (slot === SLOTS) throw fsError('EMFILE', `${SLOTS} files open`)
+    const generation = (this.#generations[slot] ?? 0) + 1
+    this.#generations[slot] = generation
+    this.#slots[slot] = undefined
+    return generation * SLOTS + slot
+  }
+
+  /** The handle a reserved number stands for from now on (an upper file's). */
+  fill(fh: number, handle: Handle): void {
+    const slot = fh % SLOTS
+    if (this.#generations[slot] !== (fh - slot) / SLOTS || this.#slots[slot] !== undefined) throw fsError('EBADF', `file handle ${fh} is not reserved`)
+    if (!handle.upper) throw fsError('EINVAL', 'a reserved file handle is for an upper file')
+    this.#slots[slot] = handle
+    this.#size++
+  }
+
+  /** A reserved number that will not be filled is free again. */
+  unreserve(fh: number): void {
+    const slot = fh % SLOTS
+    if (this.#generations[slot] === (fh - slot) / SLOTS && this.#slots[slot] === undefined) this.#free.push(slot)
+  }
+
   get(fh: number): Handle | undefined {
     const slot = fh % SLOTS
     return this.#generations[slot] === (fh - slot) / SLOTS ? this.#slots[slot] : undefined

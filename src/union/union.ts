@@ -648,6 +648,22 @@ export class Union {
     this.#core.adoptDir(relPath(path), ino)
   }
 
+  /** A file handle number for an open made outside the union (adoptOpenSync), or given up
+   *  (unreserveHandle). */
+  reserveHandle(): number {
+    return this.#core.handles.reserve()
+  }
+
+  unreserveHandle(fh: number): void {
+    this.#core.handles.unreserve(fh)
+  }
+
+  /** The open of the copy adopted at `path` (adoptCopySync) made outside the union, as `fh` (a
+   *  reserved number). */
+  adoptOpenSync(path: string, fh: number): void {
+    files.adoptOpen(this.#core, relPath(path), fh)
+  }
+
   /** Take over the copy of the lower file at `path` made outside the union (see Core.adoptCopy). */
   adoptCopySync(path: string, fd: number, bytes: number, srcIno: number): void {
     this.#core.adoptCopy(relPath(path), fd, bytes, srcIno)

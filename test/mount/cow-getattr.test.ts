@@ -7,7 +7,7 @@
 // stat below reaches the daemon; the same script runs on kernel overlayfs, and what stat shows must
 // agree.
 import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { constants, existsSync } from 'node:fs'
 import { type FileHandle, appendFile, chmod, chown, link, lstat, mkdir, open, readFile, readdir, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -523,6 +523,100 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     // (the kernel removes the capability first, a removexattr, which takes the mark away), the
     // set-ID file's two, and the chmod after the close.
     expect(actual.inC).toBe(8)
+  })
+
+  // The first open for writing of a small lower file by root is copied up and answered in C,
+  // passing through to the copy (fll_cow_open); JS adopts the copy and the open afterwards. The
+  // open's file handle then serves writes, reads, fstat, fsync, an unlink or rename of the name and
+  // the release; an O_TRUNC or O_APPEND open, a file opened before, a set-ID file and a hard link
+  // go to JS.
+  it('copies lower files up at their first open for writing in C, as kernel overlayfs copies them', async () => {
+    const NAMES = ['written', 'wronly', 'unlinked', 'renamed', 'synced', 'trunc', 'append', 'read-first', 'suid', 'hard1']
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
+      const { upper, mnt, handle } = await frame.stack(driver, ',attr_timeout=0', async (lower) => {
+        await mkdir(join(lower, 'd'))
+        for (const name of NAMES) await writeFile(join(lower, 'd', name), `lower ${name}`, { mode: 0o644 })
+        await chmod(join(lower, 'd', 'suid'), 0o4755)
+        await link(join(lower, 'd', 'hard1'), join(lower, 'd', 'hard2'))
+      })
+      try {
+        const at = (name: string): string => join(mnt, 'd', name)
+        const show = (st: { mode: bigint; nlink: bigint; size: bigint }): string => `${st.mode.toString(8)} n=${st.nlink} s=${st.size}`
+        const ino = new Map<string, bigint>()
+        for (const name of NAMES) ino.set(name, (await lstat(at(name), { bigint: true })).ino)
+        await readFile(at('read-first'))
+        const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowOpens : 0
+        const shown: string[] = []
+        const kept = async (name: string, f: FileHandle): Promise<string> => {
+          const st = await f.stat({ bigint: true })
+          return `${name}: ${show(st)}, inode kept ${st.ino === ino.get(name)}`
+        }
+        // Written and read back through the open, stat'ed through it and by name.
+        const written = await open(at('written'), 'r+')
+        await written.write('W', 0)
+        const back = Buffer.alloc(32)
+        const { bytesRead } = await written.read(back, 0, 32, 0)
+        shown.push(`${await kept('written', written)} read ${back.subarray(0, bytesRead).toString()}`)
+        shown.push(`written by name: ${show(await lstat(at('written'), { bigint: true }))}`)
+        await written.close()
+        const wronly = await open(at('wronly'), constants.O_WRONLY)
+        await wronly.write('more', 6)
+        await wronly.utimes(7_000, 8_000)
+        shown.push(await kept('wronly', wronly))
+        await wronly.close()
+        // The name goes or moves while the copy is open.
+        const unlinked = await open(at('unlinked'), 'r+')
+        await unlink(at('unlinked'))
+        await unlinked.write('U', 0)
+        shown.push(`${await kept('unlinked', unlinked)}`)
+        await unlinked.close()
+        const renamed = await open(at('renamed'), 'r+')
+        await rename(at('renamed'), at('renamed2'))
+        await renamed.write('R', 0)
+        await renamed.sync()
+        shown.push(await kept('renamed', renamed))
+        await renamed.close()
+        const synced = await open(at('synced'), 'r+')
+        await synced.truncate(3)
+        await synced.datasync()
+        shown.push(await kept('synced', synced))
+        await synced.close()
+        // JS's: O_TRUNC, O_APPEND, a file opened before, a set-ID file, a hard link.
+        for (const [name, flags] of [['trunc', 'w'], ['append', 'a'], ['read-first', 'r+'], ['suid', 'r+'], ['hard1', 'r+']] as const) {
+          const f = await open(at(name), flags)
+          await f.write('J', flags === 'a' ? null : 0)
+          shown.push(await kept(name, f))
+          await f.close()
+        }
+        for (const name of ['written', 'wronly', 'renamed2', 'synced', 'trunc', 'append', 'read-first', 'suid', 'hard1', 'hard2']) {
+          shown.push(`${name}: ${show(await lstat(at(name), { bigint: true }))} ${await readFile(at(name), 'utf8')}`)
+        }
+        shown.push(`wronly times: ${(await lstat(at('wronly'))).mtimeMs}`)
+        shown.push(`names: ${(await readdir(join(mnt, 'd'))).sort().join(' ')}`)
+        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowOpens - inC0 : undefined
+        await mounts.unmount(handle)
+        const upperShown: string[] = []
+        for (const name of ['written', 'wronly', 'renamed2', 'synced', 'trunc', 'append', 'read-first', 'suid', 'hard1']) {
+          upperShown.push(`${name}: ${show(await lstat(join(upper, 'd', name), { bigint: true }))} ${await readFile(join(upper, 'd', name), 'utf8')}`)
+        }
+        return { shown, upper: upperShown, inC }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const actual = await sameAsKernel(run)
+    // What the comparison rests on.
+    expect(actual.shown.slice(0, 6)).toEqual([
+      'written: 100644 n=1 s=13, inode kept true read Wower written',
+      'written by name: 100644 n=1 s=13',
+      'wronly: 100644 n=1 s=12, inode kept true',
+      'unlinked: 100644 n=0 s=14, inode kept true',
+      'renamed: 100644 n=1 s=13, inode kept true',
+      'synced: 100644 n=1 s=3, inode kept true',
+    ])
+    // In C: the five first opens for writing by root of small lower files with one name, none
+    // set-ID.
+    expect(actual.inC).toBe(5)
   })
 
   // A name missing from every layer of a directory (only in the upper layer, merged, or only below)
