@@ -6,7 +6,7 @@ import { chmod, copyFile, link, mkdir, open, readFile, stat, truncate, writeFile
 import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { fuseAvailable, mountOverlay, overlayAvailable, runCmd } from '../helpers/mount.js'
+import { LAYERFS_COMMAND as CLI, fuseAvailable, mountFuse, mountOverlay, overlayAvailable, runCmd } from '../helpers/mount.js'
 import { delta, statsOf } from '../helpers/daemon-stats.js'
 import { layerfsSuite, readUpper } from '../helpers/layerfs-suite.js'
 import { PASSTHROUGH_READ_MIN } from '../../src/fuse/open-files.js'
@@ -214,6 +214,38 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
       }
     }))
     for (let i = 0; i < 8; i++) expect(await readFile(join(mnt, `f${i}`), 'utf8')).toBe(`upper ${i}`)
+  })
+
+  // The first open for writing of a small lower file is copied up in C, which registers the copy
+  // as its backing file (fll_cow_open); an upper layer on overlayfs cannot back one (ELOOP): C then
+  // leaves such opens to JS, which finds out the same and writes through the daemon.
+  it('writes lower files copied up at their first open through the daemon when the upper layer is on overlayfs', async (ctx) => {
+    const overlay = overlayAvailable()
+    if (!overlay.ok) {
+      console.warn(`stacked-upper passthrough test skipped: ${overlay.reason}`)
+      return ctx.skip()
+    }
+    const base = join(suite.dir, 'stacked-upper')
+    const [lower, below, onTop, scratch, stacked, mnt] = ['lower', 'below', 'on-top', 'scratch', 'stacked', 'mnt'].map((d) => join(base, d)) as [string, string, string, string, string, string]
+    for (const d of [lower, below, onTop, scratch, stacked, mnt]) await mkdir(d, { recursive: true })
+    for (const name of ['f', 'g']) await writeFile(join(lower, name), `lower ${name}`)
+    suite.mounts.add(await mountOverlay({ lowers: [below], upper: onTop, work: scratch, mnt: stacked }))
+    for (const d of ['upper', 'work']) await mkdir(join(stacked, d))
+    suite.mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lower},upperdir=${stacked}/upper,workdir=${stacked}/work`, mnt], mnt))
+    for (const name of ['f', 'g']) await stat(join(mnt, name)) // looked up: marked for copy-ups in C
+    const before = await statsOf(mnt)
+    for (const [name, byte] of [['f', 'W'], ['g', 'V']]) {
+      const file = await open(join(mnt, name!), 'r+')
+      await file.write(byte!, 0)
+      await file.close()
+    }
+    expect(await readFile(join(mnt, 'f'), 'utf8')).toBe('Wower f')
+    expect(await readFile(join(mnt, 'g'), 'utf8')).toBe('Vower g')
+    const after = await statsOf(mnt)
+    expect(after.loop!.cowOpens - before.loop!.cowOpens).toBe(0)
+    expect(after.passedThrough - before.passedThrough).toBe(0)
+    expect(delta(before, after, 'write')).toBe(2)
+    expect((await readUpper(join(stacked, 'upper', 'f'))).toString()).toBe('Wower f')
   })
 
   it('reads a layer kept on overlayfs (which cannot back a passthrough file) through the daemon', async (ctx) => {
