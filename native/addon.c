@@ -84,6 +84,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlCowConfigure", fll_js_cow_configure),
         FN("fuseLlCowRoom", fll_js_cow_room),
         FN("fuseLlCowOpenFh", fll_js_cow_open_fh),
+        FN("fuseLlCowIdle", fll_js_cow_idle),
         FN("fuseLlCowAllow", fll_js_cow_allow),
         FN("fuseLlCowDeny", fll_js_cow_deny),
         FN("fuseLlMade", fll_js_made),

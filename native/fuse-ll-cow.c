@@ -232,13 +232,14 @@ static void made_end(fll_fast_node *n);
  * caller (interrupted), so no release will come. */
 enum { COW_OPEN_COLD = 1, COW_OPEN_UNSENT = 2 };
 
-/* The first open for writing of a marked lower file, by root: the copy-up JS's open would make
- * (copy_small_unnamed, as Core.#stageBehind makes it, with no change), answered passing through to
- * it with a file handle JS reserved (cowOpenFh), and the file marked as JS marks a writer's
- * (#markWriter: its setattrs made through C's own descriptor, its inode number the one shown, one
- * link and no time to live while the copy is not named). The node's first open: the kernel holds
- * no open file of it, so no I/O mode to keep, and JS would pass a root writer's open of a copy
- * with one link through. JS gets a record in the request's place, marked answered: the open's
+/* An open for writing of a marked lower file, by root, while no file of it is open: the copy-up
+ * JS's open would make (copy_small_unnamed, as Core.#stageBehind makes it, with no change),
+ * answered passing through to it with a file handle JS reserved (cowOpenFh), and the file marked
+ * as JS marks a writer's (#markWriter: its setattrs made through C's own descriptor, its inode
+ * number the one shown, one link and no time to live while the copy is not named). No file of it
+ * open (no open answered here, none JS may hold: js_open): the kernel holds it in no I/O mode, and
+ * JS would pass a root writer's open of a copy with one link through (the kernel drops the pages
+ * earlier reads cached when such an open is answered). JS gets a record in the request's place, marked answered: the open's
  * flags and file handle, the copy's fd (rdev), its bytes (size), the lower inode number (offset),
  * the backing id (mode) and the flags above (valid); it adopts the copy as after a setattr
  * answered here, and records the open as its own (ll-bridge.ts, #adoptOpen). touch(1) of a lower
@@ -247,7 +248,7 @@ enum { COW_OPEN_COLD = 1, COW_OPEN_UNSENT = 2 };
 int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
     int access = fi->flags & O_ACCMODE;
     if (!s->cow_dir || s->queued || s->cow_room == 0 || s->open_fh_count == 0 || !s->passthrough || !n->src || n->dir ||
-        n->made || n->opens || (access != O_WRONLY && access != O_RDWR) || (fi->flags & COW_OPEN_SLOW) ||
+        n->made || n->opens || n->js_open || (access != O_WRONLY && access != O_RDWR) || (fi->flags & COW_OPEN_SLOW) ||
         fuse_req_ctx(req)->uid != 0)
         return 0;
     const struct timespec keep[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
@@ -279,6 +280,10 @@ int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *
         return 0;
     }
     uint64_t fh = s->open_fhs[--s->open_fh_count];
+    /* Its opens for reading go to JS from now on, as after JS's own open passing through
+     * (#replyOpen: fastDeny): answered here, in the daemon's I/O mode, they would fail while this
+     * one is open. */
+    n->allowed = 0;
     made_end(n);
     n->made = 1;
     n->made_fd = own;
@@ -634,14 +639,25 @@ napi_value fll_js_cow_open_fh(napi_env env, napi_callback_info info) {
     return fll_int32(env, 1);
 }
 
-/* cowAllow(handle, node, src, shownIno, dst?, sole?, first?) → 1, or 0 when not configured or out
+/* cowIdle(handle, node): JS holds no open file of the node any more (see fll_cow_open). */
+napi_value fll_js_cow_idle(napi_env env, napi_callback_info info) {
+    int64_t ino;
+    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
+    if (!s) return NULL;
+    fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
+    if (n) n->js_open = 0;
+    return NULL;
+}
+
+/* cowAllow(handle, node, src, shownIno, dst?, sole?, first?, busy?) → 1, or 0 when not configured or out
  * of memory. With dst (where its copy goes in the upper layer), src is a lower directory, else a
  * lower file; with dst and src '', dst is a directory in the upper layer that merges with a lower
  * one, or with sole true one that is only there. first, for a file: no open of it was answered yet,
- * and its first may be answered in C (fll_fast_open). */
+ * and its first may be answered in C (fll_fast_open). busy: JS holds an open file of it (until
+ * cowIdle). */
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
-    size_t argc = 7;
-    napi_value argv[7];
+    size_t argc = 8;
+    napi_value argv[8];
     int64_t ino, shown;
     fll_session *s = session_node_args(env, info, argv, &argc, &ino);
     if (!s || !fll_int(env, argv[3], "shownIno", 0, 9007199254740991.0, &shown))
@@ -654,7 +670,9 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     if (argc > 5 && (napi_typeof(env, argv[5], &sole_type) != napi_ok ||
                      (sole_type == napi_boolean && napi_get_value_bool(env, argv[5], &sole) != napi_ok)))
         return NULL;
+    bool busy = false;
     if (argc > 6 && !bool_arg(env, argv, argc, 6, "first", &first)) return NULL;
+    if (argc > 7 && !bool_arg(env, argv, argc, 7, "busy", &busy)) return NULL;
     char *src = fll_string(env, argv[2], "src");
     if (!src) return NULL;
     if (dst_type != napi_undefined) {
@@ -683,6 +701,7 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     n->src = src;
     n->dir = dst_type == napi_undefined ? 0 : src[0] ? COW_MARK_LOWER_DIR : sole ? COW_MARK_SOLE_DIR : COW_MARK_UPPER_DIR;
     if (first && !n->dir) n->first = 1;
+    n->js_open = busy;
     n->shown = (uint64_t)shown;
     /* The mark made COW_MAX marks ago goes, unless it was used, denied or made again since (the
      * node's ring slot is then another), and so does its first open (JS then stores no bytes at

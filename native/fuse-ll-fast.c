@@ -31,8 +31,8 @@
  * to JS carries it (size 1), and JS stores the file's bytes only at that open, or at the first of
  * a node it never marked. A mark pushed out of the table (fuse-ll-cow.c, COW_MAX) takes `first`
  * along: no bytes are stored at that node's first open, and the kernel reads them by request.
- * A first open for writing of such a file, by root, is copied up and answered in C too
- * (fuse-ll-cow.c, fll_cow_open). */
+ * An open for writing of such a file by root, while no file of it is open, is copied up and
+ * answered in C too (fuse-ll-cow.c, fll_cow_open). */
 #include "fuse-ll.h"
 #include "op.h"
 
@@ -158,10 +158,12 @@ int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
             *first = 0;
             return 1;
         }
-    } else if (*first && fll_cow_open(s, req, ino, n, fi)) {
+    } else if (fll_cow_open(s, req, ino, n, fi)) {
         *first = 0;
-        return 1; /* n may be gone: it is no longer looked at */
+        return 1;
     }
+    /* JS answers it: it may hold the file open from now on (see fll_cow_open). */
+    n->js_open = 1;
     fll_node_drop_unused(s, n);
     return 0;
 }

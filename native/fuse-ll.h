@@ -115,6 +115,8 @@ typedef struct {
                       * (fll_fast_open), and whoever answers it takes this */
     uint8_t no_caps; /* a file JS made: it holds no security.capability (fll_cow_getxattr) */
     uint8_t made;    /* and its creating open, made_fh, is still open: setattrs go through made_fd */
+    uint8_t js_open; /* JS may hold an open file of it (an open went to JS, or JS said so at its mark,
+                      * until JS says its last is closed): no open for writing is answered in C */
     int made_fd;     /* owned: a dup of that open's descriptor */
     uint64_t made_fh;
     uint8_t made_named; /* and it was made with a name (not O_TMPFILE): its getattrs too */
@@ -286,6 +288,7 @@ void fll_cow_free(fll_session *s);
 napi_value fll_js_cow_configure(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_room(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_open_fh(napi_env env, napi_callback_info info);
+napi_value fll_js_cow_idle(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_deny(napi_env env, napi_callback_info info);
 /* The release of a file JS made: its creating open's ends the setattrs answered through it. */

@@ -373,7 +373,8 @@ export class LowLevelBridge {
     // A file never opened: C may answer its first open as well (native/fuse-ll-fast.c), and the
     // open that reaches JS instead says whether it is that first one (#replyOpen).
     const first = source?.dst === undefined && !node.opened
-    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole, first)) return
+    const busy = source?.dst === undefined && this.#open.handleOf(node.id) !== undefined
+    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole, first, busy)) return
     node.cow = true
     if (source.sole) this.#soleDirs.add(node)
     if (!first) return
@@ -629,7 +630,9 @@ export class LowLevelBridge {
   }
 
   #fail(r: Request, err: unknown): void {
-    this.#session.replyErr(r.req, -toErrno(err, r.op, () => describe(r), this.#options.log))
+    const errno = toErrno(err, r.op, () => describe(r), this.#options.log)
+    // One C answered already (a release, a copy-up's record): there is no one to tell.
+    if (!r.answered) this.#session.replyErr(r.req, -errno)
   }
 
   /**
@@ -989,8 +992,10 @@ export class LowLevelBridge {
   }
 
   #release(fh: number): void {
-    this.#open.released(fh)
+    const idle = this.#open.released(fh)
     this.#union.releaseSync(fh)
+    // Its next open for writing may be answered in C again (#adoptOpen).
+    if (idle !== undefined && this.#nodes.get(idle)?.cow) this.#session.cowIdle(idle)
   }
 
   /** Everything that waits: big copy-ups and what follows them, big writes, uncached reads, fsync. */

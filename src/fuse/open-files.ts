@@ -125,25 +125,37 @@ export class OpenFiles {
   /** Records the open of `node` as `fh` that C answered passing through to `backing`, the node's
    *  first (Session.cowOpenFh): a copy with one link, written by root, as opened() passes one. */
   adopted(node: number, fh: number, backing: number): void {
-    this.#modes.set(node, { backing, upper: true, fhs: fh })
     this.#nodes.set(fh, node)
     this.passedThrough++
+    const mode = this.#modes.get(node)
+    if (!mode) {
+      this.#modes.set(node, { backing, upper: true, fhs: fh })
+      return
+    }
+    // Never while C keeps to its rule (the node had no open file); should it break, the open is
+    // counted with the others and its backing id goes (the kernel's file keeps the backing file).
+    if (typeof mode.fhs === 'number') mode.fhs = [mode.fhs, fh]
+    else mode.fhs.push(fh)
+    if (backing !== mode.backing) this.#session.backingClose(backing)
   }
 
-  /** The handle is closed (or its open never reached the caller). */
-  released(fh: number): void {
+  /** The handle is closed (or its open never reached the caller): the node, when that was its
+   *  last open file. */
+  released(fh: number): number | undefined {
     const node = this.#nodes.get(fh)
-    if (node === undefined) return
+    if (node === undefined) return undefined
     this.#nodes.delete(fh)
-    const mode = this.#modes.get(node)!
+    const mode = this.#modes.get(node)
+    if (mode === undefined) return undefined
     if (typeof mode.fhs !== 'number') {
       mode.fhs.splice(mode.fhs.indexOf(fh), 1)
-      if (mode.fhs.length > 1) return
+      if (mode.fhs.length > 1) return undefined
       mode.fhs = mode.fhs[0]!
-      return
+      return undefined
     }
     this.#modes.delete(node)
     if (mode.backing) this.#session.backingClose(mode.backing)
+    return node
   }
 
   /** Whether the node's open files pass through (none of their I/O reaches the daemon). */

@@ -222,7 +222,8 @@ interface Addon {
   fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowOpenFh(h: Handle, fh: number): number
-  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean): number
+  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean): number
+  fuseLlCowIdle(h: Handle, node: number): void
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number, named: boolean, shown?: number): number
   fuseLlMadeEnd(h: Handle, node: number, all: boolean, writer: boolean): void
@@ -529,8 +530,8 @@ export class Session {
   }
 
   /**
-   * Opens for writing answered in C (native/fuse-ll-cow.c, fll_cow_open): the first open of a node
-   * marked with cowAllow (a small lower file, no open of it answered yet), for writing, by root,
+   * Opens for writing answered in C (native/fuse-ll-cow.c, fll_cow_open): an open of a node marked
+   * with cowAllow (a small lower file) while no file of it is open (see cowIdle), for writing, by root,
    * none of O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC, is copied up as a setattr's would be and
    * answered passing through to the copy, with a file handle JS reserved and gave here, marked as a
    * writer's (see writer). JS then gets it as an answered open carrying the copy (Request's
@@ -548,8 +549,15 @@ export class Session {
    *  in C. With `first` (a file no open of which was answered yet), its first open for reading may
    *  be answered in C too, its bytes stored in the kernel's page cache (native/fuse-ll-fast.c); an
    *  open that comes to JS instead carries `first` then. False when not configured or out of memory. */
-  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false): boolean {
-    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first) === 1
+  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false, busy = false): boolean {
+    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first, busy) === 1
+  }
+
+  /** JS holds no open file of `node` any more: an open of it for writing may be answered in C
+   *  (see cowOpenFh). C holds it busy from its mark with `busy` on, or from any open that went to
+   *  JS. */
+  cowIdle(node: number): void {
+    this.#n.fuseLlCowIdle(this.#h, node)
   }
 
   /** Mark `node`, a directory copied up to the host path `upperPath` that merges with a lower one,

@@ -42,6 +42,25 @@ const upperSmall: OpenFile = { fd: 12, upper: true, singleLink: true, size: 100,
 const upperLinked: OpenFile = { fd: 13, upper: true, singleLink: false, size: BIG, setid: false, dev: 2 }
 
 describe('OpenFiles', () => {
+  it('records an open C passed through (adopted), says which release was a node\'s last, and survives a mode C should not have broken', () => {
+    const { files, session } = setup()
+    // The usual case: the node had no open file.
+    files.adopted(1, 100, 7)
+    expect(files.passesThrough(1)).toBe(true)
+    expect(files.opened(1, 101, upperSmall, true)).toBe(7) // a second writer shares C's backing id
+    expect(files.released(100)).toBeUndefined()
+    expect(files.released(101)).toBe(1)
+    expect(session.closed).toEqual([7])
+    // A node JS holds in the daemon's mode (a reader): C's open joins it, its id goes at once.
+    expect(files.opened(2, 200, lowerSmall, false)).toBe(0)
+    files.adopted(2, 201, 8)
+    expect(session.closed).toEqual([7, 8])
+    expect(files.released(201)).toBeUndefined()
+    expect(files.released(200)).toBe(2)
+    expect(files.released(200)).toBeUndefined() // twice: nothing left, no throw
+    expect(files.passedThrough).toBe(2) // the two C answered so (a second open of a mode is not counted)
+  })
+
   it('passes through writers and big readers, not small readers, files with several names nor setuid/setgid files', () => {
     const { files, session } = setup()
     expect(files.opened(1, 100, lowerBig, false)).toBe(1)

@@ -525,13 +525,13 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     expect(actual.inC).toBe(8)
   })
 
-  // The first open for writing of a small lower file by root is copied up and answered in C,
-  // passing through to the copy (fll_cow_open); JS adopts the copy and the open afterwards. The
-  // open's file handle then serves writes, reads, fstat, fsync, an unlink or rename of the name and
-  // the release; an O_TRUNC or O_APPEND open, a file opened before, a set-ID file and a hard link
-  // go to JS.
-  it('copies lower files up at their first open for writing in C, as kernel overlayfs copies them', async () => {
-    const NAMES = ['written', 'wronly', 'unlinked', 'renamed', 'synced', 'trunc', 'append', 'read-first', 'suid', 'hard1']
+  // An open for writing of a small lower file by root, while no file of it is open, is copied up
+  // and answered in C, passing through to the copy (fll_cow_open); JS adopts the copy and the open
+  // afterwards. The open's file handle then serves writes, reads, fstat, fsync, an unlink or rename
+  // of the name and the release; a file read before is such a file again once closed. An O_TRUNC
+  // or O_APPEND open, a file held open by a reader, a set-ID file and a hard link go to JS.
+  it('copies lower files up at an open for writing in C, as kernel overlayfs copies them', async () => {
+    const NAMES = ['written', 'wronly', 'unlinked', 'renamed', 'synced', 'read-first', 'trunc', 'append', 'held', 'held-cold', 'suid', 'hard1']
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
       const { upper, mnt, handle } = await frame.stack(driver, ',attr_timeout=0', async (lower) => {
         await mkdir(join(lower, 'd'))
@@ -581,14 +581,27 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await synced.datasync()
         shown.push(await kept('synced', synced))
         await synced.close()
-        // JS's: O_TRUNC, O_APPEND, a file opened before, a set-ID file, a hard link.
-        for (const [name, flags] of [['trunc', 'w'], ['append', 'a'], ['read-first', 'r+'], ['suid', 'r+'], ['hard1', 'r+']] as const) {
+        // Read before, and closed: C's again; read again by name while open (that open joins
+        // the writer's mode).
+        const readFirst = await open(at('read-first'), 'r+')
+        await readFirst.write('C', 0)
+        shown.push(`${await kept('read-first', readFirst)} read by name ${await readFile(at('read-first'), 'utf8')}`)
+        await readFirst.close()
+        // JS's: O_TRUNC, O_APPEND, a file a reader holds open (opened in C, or by JS: its data
+        // not cached, JS's first open waits for the disk), a set-ID file, a hard link.
+        const reader = await open(at('held'), 'r')
+        execFileSync('sync')
+        await writeFile('/proc/sys/vm/drop_caches', '3')
+        const coldReader = await open(at('held-cold'), 'r')
+        for (const [name, flags] of [['trunc', 'w'], ['append', 'a'], ['held', 'r+'], ['held-cold', 'r+'], ['suid', 'r+'], ['hard1', 'r+']] as const) {
           const f = await open(at(name), flags)
           await f.write('J', flags === 'a' ? null : 0)
           shown.push(await kept(name, f))
           await f.close()
         }
-        for (const name of ['written', 'wronly', 'renamed2', 'synced', 'trunc', 'append', 'read-first', 'suid', 'hard1', 'hard2']) {
+        await reader.close()
+        await coldReader.close()
+        for (const name of ['written', 'wronly', 'renamed2', 'synced', 'read-first', 'trunc', 'append', 'held', 'held-cold', 'suid', 'hard1', 'hard2']) {
           shown.push(`${name}: ${show(await lstat(at(name), { bigint: true }))} ${await readFile(at(name), 'utf8')}`)
         }
         shown.push(`wronly times: ${(await lstat(at('wronly'))).mtimeMs}`)
@@ -596,7 +609,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowOpens - inC0 : undefined
         await mounts.unmount(handle)
         const upperShown: string[] = []
-        for (const name of ['written', 'wronly', 'renamed2', 'synced', 'trunc', 'append', 'read-first', 'suid', 'hard1']) {
+        for (const name of ['written', 'wronly', 'renamed2', 'synced', 'read-first', 'trunc', 'append', 'held', 'held-cold', 'suid', 'hard1']) {
           upperShown.push(`${name}: ${show(await lstat(join(upper, 'd', name), { bigint: true }))} ${await readFile(join(upper, 'd', name), 'utf8')}`)
         }
         return { shown, upper: upperShown, inC }
@@ -614,9 +627,9 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
       'renamed: 100644 n=1 s=13, inode kept true',
       'synced: 100644 n=1 s=3, inode kept true',
     ])
-    // In C: the five first opens for writing by root of small lower files with one name, none
-    // set-ID.
-    expect(actual.inC).toBe(5)
+    // In C: the six opens for writing by root of small lower files with one name, none set-ID,
+    // none open.
+    expect(actual.inC).toBe(6)
   })
 
   // A name missing from every layer of a directory (only in the upper layer, merged, or only below)
