@@ -65,8 +65,9 @@
  * shown with the inode number JS gives it (made_shown), for a file with one link, no set-ID bit and
  * no ids mapped. Its capability, ACL and getattrs stay JS's.
  *
- * And the first open for writing of a marked lower file, by root, is such a copy-up's open, made
- * here as JS would make it (fll_cow_open): the copy, passthrough to it, and the writer's mark. */
+ * And an open for writing of a marked lower file, by root, while no file of it is open, is such a
+ * copy-up's open, made here as JS would make it (fll_cow_open): the copy, passthrough to it, and
+ * the writer's mark. */
 #include "fuse-ll.h"
 #include "names.h"
 #include "op.h"
@@ -239,12 +240,13 @@ enum { COW_OPEN_COLD = 1, COW_OPEN_UNSENT = 2 };
  * number the one shown, one link and no time to live while the copy is not named). No file of it
  * open (no open answered here, none JS may hold: js_open): the kernel holds it in no I/O mode, and
  * JS would pass a root writer's open of a copy with one link through (the kernel drops the pages
- * earlier reads cached when such an open is answered). JS gets a record in the request's place, marked answered: the open's
- * flags and file handle, the copy's fd (rdev), its bytes (size), the lower inode number (offset),
- * the backing id (mode) and the flags above (valid); it adopts the copy as after a setattr
- * answered here, and records the open as its own (ll-bridge.ts, #adoptOpen). touch(1) of a lower
- * file is such an open, a setattr of its times through it (made_setattr) and a release. 1 when
- * answered; the mark goes whatever happens, as at a setattr. */
+ * earlier reads cached when such an open is answered). JS gets a record in the request's place,
+ * marked answered: the open's flags and file handle, the copy's fd (rdev), its bytes (size), the
+ * lower inode number (offset), the backing id (mode) and the flags above (valid); it adopts the
+ * copy as after a setattr answered here, and records the open as its own (ll-bridge.ts,
+ * #adoptOpen). touch(1) of a lower file is such an open, a setattr of its times through it
+ * (made_setattr) and a release. 1 when answered; the mark goes whatever happens, as at a
+ * setattr. */
 int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
     int access = fi->flags & O_ACCMODE;
     if (!s->cow_dir || s->queued || s->cow_room == 0 || s->open_fh_count == 0 || !s->passthrough || !n->src || n->dir ||
@@ -649,8 +651,8 @@ napi_value fll_js_cow_idle(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
-/* cowAllow(handle, node, src, shownIno, dst?, sole?, first?, busy?) → 1, or 0 when not configured or out
- * of memory. With dst (where its copy goes in the upper layer), src is a lower directory, else a
+/* cowAllow(handle, node, src, shownIno, dst?, sole?, first?, busy?) → 1, or 0 when not configured
+ * or out of memory. With dst (where its copy goes in the upper layer), src is a lower directory, else a
  * lower file; with dst and src '', dst is a directory in the upper layer that merges with a lower
  * one, or with sole true one that is only there. first, for a file: no open of it was answered yet,
  * and its first may be answered in C (fll_fast_open). busy: JS holds an open file of it (until

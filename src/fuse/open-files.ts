@@ -122,8 +122,9 @@ export class OpenFiles {
     return backing
   }
 
-  /** Records the open of `node` as `fh` that C answered passing through to `backing`, the node's
-   *  first (Session.cowOpenFh): a copy with one link, written by root, as opened() passes one. */
+  /** Records the open of `node` as `fh` that C answered passing through to `backing` while the
+   *  node had no open file (Session.cowOpenFh): a copy with one link, written by root, as opened()
+   *  passes one. */
   adopted(node: number, fh: number, backing: number): void {
     this.#nodes.set(fh, node)
     this.passedThrough++

@@ -531,12 +531,12 @@ export class Session {
 
   /**
    * Opens for writing answered in C (native/fuse-ll-cow.c, fll_cow_open): an open of a node marked
-   * with cowAllow (a small lower file) while no file of it is open (see cowIdle), for writing, by root,
-   * none of O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC, is copied up as a setattr's would be and
-   * answered passing through to the copy, with a file handle JS reserved and gave here, marked as a
-   * writer's (see writer). JS then gets it as an answered open carrying the copy (Request's
-   * `copy`). False when C holds enough handles already, or answers no such open any more (it could
-   * not register a backing file: JS's own opens find out why).
+   * with cowAllow (a small lower file) while no file of it is open (see cowIdle), for writing, by
+   * root, with none of O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC, is copied up as a setattr's
+   * would be and answered passing through to the copy, with a file handle JS reserved and gave
+   * here, the file marked a writer's (see writer). JS then gets it as an answered open carrying the
+   * copy (Request's `copy`). False when C holds enough handles already, or answers no such open
+   * any more (it could not register a backing file: JS's own opens find out why).
    */
   cowOpenFh(fh: number): boolean {
     return this.#n.fuseLlCowOpenFh(this.#h, fh) === 1
