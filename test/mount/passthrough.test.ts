@@ -216,6 +216,64 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
     for (let i = 0; i < 8; i++) expect(await readFile(join(mnt, `f${i}`), 'utf8')).toBe(`upper ${i}`)
   })
 
+  // Opens for writing of small lower files copied up in C (fll_cow_open) pass through while readers
+  // of the same files come and go, opened in C or by JS: every open must find the node in one
+  // mode. Some one at a time first (C answers them), then many at once, in an order a seeded random
+  // walk picks: no operation may fail.
+  it('keeps one mode per node while small lower files are opened for writing and reading at once', async () => {
+    const N = 120
+    const { mnt } = await suite.stack('', async (lower) => {
+      await mkdir(join(lower, 'd'))
+      for (let i = 0; i < N; i++) await writeFile(join(lower, 'd', `f${i}`), `lower ${i}`)
+    })
+    const at = (i: number): string => join(mnt, 'd', `f${i}`)
+    await stat(at(0))
+    const before = await statsOf(mnt)
+    for (let i = 0; i < 10; i++) {
+      await readFile(at(i))
+      const f = await open(at(i), 'r+')
+      await f.write('s', 0)
+      await f.close()
+    }
+    const after = await statsOf(mnt)
+    if (granted) expect(after.loop!.cowOpens - before.loop!.cowOpens).toBe(10)
+    let seed = 12345
+    const next = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return seed % n
+    }
+    const last = new Map<number, string>()
+    const failures: string[] = []
+    await Promise.all(Array.from({ length: 12 }, async (_, w) => {
+      for (let k = 0; k < 60; k++) {
+        const i = 10 + next(N - 10)
+        const kind = next(5)
+        try {
+          if (kind === 0) await readFile(at(i))
+          else if (kind === 1) await stat(at(i))
+          else {
+            // A writer, alone, beside a reader that stays open across it, or read by name while
+            // it is open.
+            const reader = kind === 3 ? await open(at(i), 'r') : undefined
+            const f = await open(at(i), 'r+')
+            const text = `w${w}-${k}`
+            await f.write(text, 0)
+            last.set(i, text)
+            if (kind === 4) await readFile(at(i))
+            await f.close()
+            await reader?.close()
+          }
+        } catch (err) {
+          failures.push(`${kind} f${i}: ${(err as Error).message}`)
+        }
+      }
+    }))
+    expect(failures).toEqual([])
+    // Every file a writer opened begins with some writer's text (writers of one file may overlap).
+    for (const [i, text] of last) expect((await readFile(at(i), 'utf8')).slice(0, text.length)).toMatch(/^w\d+-\d+$/)
+    expect((await readFile(at(0), 'utf8'))).toBe('sower 0')
+  })
+
   // The first open for writing of a small lower file is copied up in C, which registers the copy
   // as its backing file (fll_cow_open); an upper layer on overlayfs cannot back one (ELOOP): C then
   // leaves such opens to JS, which finds out the same and writes through the daemon.
