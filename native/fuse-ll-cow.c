@@ -226,6 +226,18 @@ static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_nod
 
 static void made_end(fll_fast_node *n);
 
+/* Marks `n` as open as `fh`, its setattrs made through `own` (C's own descriptor, which the mark
+ * closes when it ends): a file JS made (shown 0), or one opened for writing shown with inode
+ * number `shown` (named: with a name already; else a copy not named yet). See the top. */
+static void made_mark(fll_fast_node *n, int own, uint64_t fh, uint64_t shown, int named) {
+    made_end(n);
+    n->made = 1;
+    n->made_fd = own;
+    n->made_fh = fh;
+    n->made_shown = shown;
+    n->made_named = (uint8_t)named;
+}
+
 /* Open flags of an open for writing answered here (fll_cow_open): none of these. O_TRUNC copies no
  * data, and the others ask for a host descriptor of their own (files.ts, openStaged): JS's. */
 #define COW_OPEN_SLOW (O_TRUNC | O_APPEND | O_DIRECT | O_SYNC | O_DSYNC | O_PATH)
@@ -262,12 +274,11 @@ int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *
     free(n->src);
     n->src = NULL;
     if (err || fd < 0) return 0;
-    struct stat st;
     fll_rec *r = calloc(1, sizeof *r);
     int own = -1, backing = 0;
-    /* A set-ID file is JS's: its handles keep that, and a writer's changes clear those bits. */
-    if (r && fstat(fd, &st) == 0 && !(st.st_mode & (S_ISUID | S_ISGID)) && st.st_nlink <= 1 &&
-        (own = fcntl(fd, F_DUPFD_CLOEXEC, 3)) >= 0) {
+    /* A set-ID file is JS's: its handles keep that, and a writer's changes clear those bits. The
+     * copy has the lower file's mode (and one link: a hard-linked file is not copied here). */
+    if (r && !((mode_t)src[ST_MODE] & (S_ISUID | S_ISGID)) && (own = fcntl(fd, F_DUPFD_CLOEXEC, 3)) >= 0) {
         backing = fll_backing_open(s, fd);
         /* Not allowed, or a stacked upper layer (ELOOP): JS finds out, and decides for every file. */
         if (backing <= 0) {
@@ -286,17 +297,13 @@ int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *
      * (#replyOpen: fastDeny): answered here, in the daemon's I/O mode, they would fail while this
      * one is open. */
     n->allowed = 0;
-    made_end(n);
-    n->made = 1;
-    n->made_fd = own;
-    n->made_fh = fh;
-    n->made_shown = n->shown;
-    n->made_named = 0;
+    made_mark(n, own, fh, n->shown, 0);
     s->cow_room--;
     s->cow_opens++;
     fi->fh = fh;
-    int sent = s->fd_closed ? -EBADF : fll_reply_open_backing(req, fi, backing);
+    int sent = -EBADF;
     if (s->fd_closed) fuse_reply_none(req);
+    else sent = fll_reply_open_backing(req, fi, backing);
     if (sent < 0) {
         made_end(n);
         fll_node_drop_unused(s, n);
@@ -753,11 +760,7 @@ napi_value fll_js_made(napi_env env, napi_callback_info info) {
     /* A descriptor of C's own: JS may close its handle's before C hears of the release. */
     int own = fd >= 0 ? fcntl((int)fd, F_DUPFD_CLOEXEC, 3) : -1;
     if (own >= 0) {
-        n->made = 1;
-        n->made_fd = own;
-        n->made_fh = (uint64_t)fh;
-        n->made_shown = (uint64_t)shown;
-        n->made_named = named;
+        made_mark(n, own, (uint64_t)fh, (uint64_t)shown, named);
         s->made_attr_timeout = timeout;
     } else if (shown) {
         /* A writer with no descriptor to go through has no mark at all. */

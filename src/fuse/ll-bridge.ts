@@ -519,13 +519,8 @@ export class LowLevelBridge {
         return
       }
       node.attrsExpired = true
-      this.#union.adoptCopySync(path, copy.fd, copy.bytes, copy.srcIno)
+      this.#adoptedFile(node, path, copy)
       this.#invalidateSiblings(node.ino, node.id)
-      // chmod -R of a layer not in the page cache reads its files one after another, as a reader does.
-      if (copy.cold) {
-        this.#readAhead.uncached++
-        this.#uncachedRead(node)
-      }
     } catch (err) {
       if (path === undefined && !copy.dir) closeSync(copy.fd)
       this.#options.log(`layerfs: a setattr answered in C lost its copy-up: ${err instanceof Error ? err.message : String(err)}`)
@@ -545,15 +540,10 @@ export class LowLevelBridge {
     const path = node && this.#nodes.path(node)
     try {
       if (!node || path === undefined) throw new Error(`node ${r.ino} has no name`)
-      node.cow = false
       node.opened = true
       node.made = !copy.unsent
-      this.#union.adoptCopySync(path, copy.fd, copy.bytes, copy.srcIno)
+      this.#adoptedFile(node, path, copy)
       this.#union.adoptOpenSync(path, copy.fh)
-      if (copy.cold) {
-        this.#readAhead.uncached++
-        this.#uncachedRead(node)
-      }
     } catch (err) {
       this.#options.log(`layerfs: an open answered in C lost its copy-up: ${err instanceof Error ? err.message : String(err)}`)
     }
@@ -561,6 +551,17 @@ export class LowLevelBridge {
     this.#open.adopted(r.ino, copy.fh, copy.backing)
     if (copy.unsent) this.#release(copy.fh)
     this.#giveOpenHandles()
+  }
+
+  /** The copy of the lower file `node` (at `path`) C made at a setattr or an open: the union takes
+   *  it over. A copy that read its data from the disk is what a reader going through a directory's
+   *  files uncached makes (chmod -R of a layer not in the page cache): the next ones are read ahead. */
+  #adoptedFile(node: Node, path: string, copy: { fd: number; bytes: number; srcIno: number; cold: boolean }): void {
+    node.cow = false
+    this.#union.adoptCopySync(path, copy.fd, copy.bytes, copy.srcIno)
+    if (!copy.cold) return
+    this.#readAhead.uncached++
+    this.#uncachedRead(node)
   }
 
   /** Keep C holding file handles for the opens for writing it may answer (Session.cowOpenFh). */

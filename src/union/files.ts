@@ -69,10 +69,7 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   }
   // A copy with no name yet is opened through its fd (Core.defer), and has no link until its flush
   // names it.
-  if (entry.staged !== undefined) {
-    const fd = openStaged(entry.staged, openFlags)
-    return core.handles.add(new Handle(fd, rel, true, { ...shape(fstatNumbersOf(fd, shapeStat)), singleLink: true, unnamed: true }))
-  }
+  if (entry.staged !== undefined) return core.handles.add(stagedHandle(openStaged(entry.staged, openFlags), rel))
   const fd = openSync(entry.layer.path(rel), openFlags)
   return core.handles.add(new Handle(fd, rel, true, shape(fstatNumbersOf(fd, shapeStat))))
 }
@@ -83,13 +80,18 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
 export function adoptOpen(core: Core, rel: string, fh: number): void {
   const entry = core.resolver.get(rel)
   if (entry.staged === undefined) throw fsError('ESTALE', `/${rel} has no copy to open`)
-  const fd = dupFdSync(entry.staged)
+  const handle = stagedHandle(openStaged(entry.staged, constants.O_RDWR), rel)
   try {
-    core.handles.fill(fh, new Handle(fd, rel, true, { ...shape(fstatNumbersOf(fd, shapeStat)), singleLink: true, unnamed: true }))
+    core.handles.fill(fh, handle)
   } catch (err) {
-    closeSync(fd)
+    handle.close()
     throw err
   }
+}
+
+/** A handle on `fd`, open on the copy of `rel` not named yet (Core.defer): one link to come. */
+function stagedHandle(fd: number, rel: string): Handle {
+  return new Handle(fd, rel, true, { ...shape(fstatNumbersOf(fd, shapeStat)), singleLink: true, unnamed: true })
 }
 
 /** Open flags that act at open (O_TRUNC) or that the host fd must carry itself (the daemon's own

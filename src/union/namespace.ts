@@ -80,8 +80,8 @@ function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (p
   // (an exclusive open, mkdir, mknod, symlink, link) finds it free: no lstat first, which would only
   // ask the same question (cp -a and tar x make every file in such a directory). Anything there
   // (a whiteout included) fails that call with EEXIST, and the create then takes the usual way.
-  let made = !linked && soleUpper(parent, upper) && !core.resolver.isCached(rel)
-  if (!made) checkFree(core, rel)
+  let atOnce = !linked && soleUpper(parent, upper) && !core.resolver.isCached(rel)
+  if (!atOnce && core.resolver.resolve(rel)) throw fsError('EEXIST', rel)
   const parentPath = splitPath(rel)[0]
   core.ensureUpperDir(parent)
   // The upper parent has the visible directory's ACLs (a copy-up copies them).
@@ -95,16 +95,15 @@ function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (p
     if (uid !== -1 || gid !== -1) lchownSync(path, uid, gid)
     if (inherits && aside && kind === 'dir') chmodSync(path, (lstatSync(path).mode & 0o7777) | S_ISGID)
   }
-  if (made) {
+  if (atOnce) {
     try {
       place(upper.path(rel), false)
     } catch (err) {
-      if (!isCode(err, 'EEXIST')) throw err
-      made = false
-      checkFree(core, rel)
+      if (!isCode(err, 'EEXIST') || core.resolver.resolve(rel)) throw err
+      atOnce = false
     }
   }
-  const overWhiteout = made ? false : core.place(rel, kind === 'dir', place, acl)
+  const overWhiteout = atOnce ? false : core.place(rel, kind === 'dir', place, acl)
   // Made over a whiteout, whether a lower layer still has the name is looked up when it matters (a
   // removal leaves a whiteout only then, as in overlayfs): a whiteout may hide nothing any more.
   const entry: Entry = { path: rel, kind, layer: upper, dirLayers: kind === 'dir' ? [upper] : NO_LAYERS, lowerHas: overWhiteout ? undefined : false }
