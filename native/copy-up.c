@@ -504,14 +504,17 @@ int copy_dir_named(const char *src, const char *dir, const char *target, int64_t
     memcpy(parent, target, (size_t)(slash - target));
     parent[slash - target] = '\0';
     if (snprintf(tmp, sizeof tmp, "%s/#lfs-%d-c%lu", dir, (int)getpid(), ++seq) >= (int)sizeof tmp) return ENAMETOOLONG;
+    /* The parent's times, given back after the rename; and a parent not in the upper layer yet
+     * (fuse-ll-cow.c marks lower directories whatever their parent) is ENOENT before any work. */
+    struct stat before;
+    if (lstat(parent, &before) < 0) return errno;
     op o = {.path = (char *)src, .dest = tmp, .fd = -1, .fd2 = -1, .mode = KIND_DIR, .flags = STAGE_OWN_ORIGIN,
             .off = uid, .off2 = gid, .len = mode, .times = {times[0], times[1]}, .numbers = numbers};
     int err = stage_exec(&o); /* removes tmp when it fails */
     if (origin) *origin = o.name && o.name[0];
     free(o.name);
     if (err) return err;
-    struct stat before;
-    if (lstat(parent, &before) < 0 || syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, target, rename_flags) < 0) {
+    if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, target, rename_flags) < 0) {
         err = errno;
         rmdir(tmp);
         return err;

@@ -31,11 +31,13 @@
  * request can come between the reply and the adoption: the record is queued first, and JS takes
  * records in order.
  *
- * A marked lower directory (whose parent is in the upper layer: chmod -R and chown -R change a
- * directory before they list it) is copied up the same way, as Core.ensureUpperDir copies one: under
- * a temporary name in the work directory, with the change, its origin and times, then renamed to
- * its place, which must still be free (RENAME_NOREPLACE: anything JS did in the directory since it
- * was marked, such as a create in it, has copied it up already; the request then goes to JS). It
+ * A marked lower directory whose parent is in the upper layer by then (chmod -R and chown -R
+ * change a directory before they list it) is copied up the same way, as Core.ensureUpperDir copies
+ * one: under a temporary name in the work directory, with the change, its origin and times, then
+ * renamed to its place, which must still be free (RENAME_NOREPLACE: anything JS did in the
+ * directory since it was marked, such as a create in it, has copied it up already; the request
+ * then goes to JS), and not while a record waits whose adoption may copy directories up (the copy
+ * of a file whose directory was lower at its mark: `lifts`). A parent still lower goes to JS. It
  * is named at once, as JS names directories, and the reply gives its attributes the time to live
  * JS gives them. The record that follows carries flags 2 (no fd): JS updates its view of the
  * directory (Core.adoptDir). A directory once copied up (in C or by JS) is marked again, as in the
@@ -193,6 +195,16 @@ static int cow_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node
     return 1;
 }
 
+/* Whether adopting a copy of the marked file `n` may copy directories up (see fll_rec.lifts): its
+ * directory was lower at its mark, and is not marked as one in the upper layer now (a lower one
+ * copied up, in C or by JS, is marked so at once: the listing chmod -R reads after changing a
+ * directory may come from the kernel's cache, its files marked while the directory was lower). */
+static uint8_t cow_lifts(fll_session *s, const fll_fast_node *n) {
+    if (n->parent_upper) return 0;
+    const fll_fast_node *p = n->parent ? fll_node_find(s, n->parent) : NULL;
+    return !(p && p->src && (p->dir == COW_MARK_UPPER_DIR || p->dir == COW_MARK_SOLE_DIR));
+}
+
 /* A marked lower file's setattr (see the top): 1 when answered. */
 static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const cow_change *c,
                     const struct stat *attr, int to_set) {
@@ -202,6 +214,7 @@ static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_nod
     int64_t bytes = 0;
     int err = copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, c->uid, c->gid, c->mode, c->times, src, &fd, &bytes, &cold);
     uint64_t shown = n->shown;
+    uint8_t lifts = cow_lifts(s, n);
     unmark(s, n);
     if (err || fd < 0) return 0;
     struct stat st;
@@ -218,6 +231,7 @@ static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_nod
     r->size = (size_t)bytes;
     r->offset = (int64_t)src[ST_INO];
     r->flags = cold ? COW_COLD : 0;
+    r->lifts = lifts;
     s->cow_room--;
     /* No time to live: the copy is not named yet (JS names it after its flush). */
     answer(s, req, ino, &st, shown, 0.0, r, attr, to_set, 0);
@@ -270,6 +284,7 @@ int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *
     int fd = -1, cold = 0;
     int64_t bytes = 0;
     int err = copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, -1, -1, -1, keep, src, &fd, &bytes, &cold);
+    uint8_t lifts = cow_lifts(s, n);
     /* The mark goes (the caller drops the node if nothing else keeps it). */
     free(n->src);
     n->src = NULL;
@@ -318,6 +333,7 @@ int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *
     r->offset = (int64_t)src[ST_INO];
     r->mode = (uint32_t)backing;
     r->valid = (cold ? COW_OPEN_COLD : 0) | (sent < 0 ? COW_OPEN_UNSENT : 0);
+    r->lifts = lifts;
     fll_push(s, r);
     return 1;
 }
@@ -341,20 +357,24 @@ static int made_getattr(fll_session *s, fuse_req_t req, fll_fast_node *n) {
 int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
     fll_fast_node *n = fll_node_find(s, ino);
     if (n && n->made && n->made_named && !n->made_shown) return made_getattr(s, req, n);
-    if (!s->cow_dir || !n || !n->src || n->dir == COW_MARK_LOWER_DIR) return 0;
+    if (!s->cow_dir || !n || !n->src) return 0;
     /* A directory in the upper layer shows its own lstat too, under the inode number JS shows: its
      * link count as well when it is only there, 1 when it merges with a lower one (a rename in it
      * moves its attributes, and the next permission check in it asks: the rename workload's
      * directories). Even with requests still queued for JS: none of them has changed anything
      * yet, the host path included (a rename that moves a directory drops its mark before JS makes
      * it; a merged one is not renamed at all), so the answer is the state before them, which the
-     * kernel may be given while it has not had their replies. */
-    if (!n->dir && s->queued) return 0;
-    const char *path = n->dir ? n->src + strlen(n->src) + 1 : n->src;
+     * kernel may be given while it has not had their replies. A lower directory shows its topmost
+     * layer's lstat, 1 link when it merges (attrs.ts), as a lower file does: not while requests
+     * wait for JS, any of which could copy it up (a create in it) or remove it. The kernel asks for
+     * a directory's attributes after every listing of it (its atime): chmod -R of a tree walked
+     * before, find -ls, ls -lR. */
+    if ((!n->dir || n->dir == COW_MARK_LOWER_DIR) && s->queued) return 0;
+    const char *path = n->dir && n->dir != COW_MARK_LOWER_DIR ? n->src + strlen(n->src) + 1 : n->src;
     struct stat st;
     if (lstat(path, &st) < 0 || (n->dir && !S_ISDIR(st.st_mode))) return 0;
     st.st_ino = n->shown;
-    if (n->dir == COW_MARK_UPPER_DIR) st.st_nlink = 1;
+    if (n->dir == COW_MARK_UPPER_DIR || (n->dir == COW_MARK_LOWER_DIR && !n->lone)) st.st_nlink = 1;
     s->cow_getattrs++;
     FLL_SEND(s, req, fuse_reply_attr(req, &st, s->cow_attr_timeout));
     return 1;
@@ -554,9 +574,11 @@ int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct
     if (!n->dir) return cow_file(s, req, ino, n, &c, attr, to_set);
     /* Set-ID bits to clear are JS's to judge (the kernel asks only for files). */
     if (s->kill_suidgid || (to_set & COW_KILL)) return 0;
-    /* Not even behind a record of a copy made here: its adoption would copy the directory up in JS,
-     * over this copy (chown -R changes a directory after its files). */
-    if (n->dir == COW_MARK_LOWER_DIR) return !s->head && cow_dir(s, req, ino, n, &c, attr, to_set);
+    /* Not behind the record of a copy made here whose adoption may copy directories up: it could
+     * copy this one up in JS, over this copy (a file in it changed just before it). A copy in a
+     * directory in the upper layer copies none: chmod -R of a layer changes each directory before
+     * its files, right behind the copies of the files listed before it. */
+    if (n->dir == COW_MARK_LOWER_DIR) return !s->queued_lifts && cow_dir(s, req, ino, n, &c, attr, to_set);
     cow_upper_dir(s, req, ino, n, &c, attr, to_set);
     return 1;
 }
@@ -658,15 +680,17 @@ napi_value fll_js_cow_idle(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
-/* cowAllow(handle, node, src, shownIno, dst?, sole?, first?, busy?) → 1, or 0 when not configured
- * or out of memory. With dst (where its copy goes in the upper layer), src is a lower directory, else a
- * lower file; with dst and src '', dst is a directory in the upper layer that merges with a lower
- * one, or with sole true one that is only there. first, for a file: no open of it was answered yet,
- * and its first may be answered in C (fll_fast_open). busy: JS holds an open file of it (until
- * cowIdle). */
+/* cowAllow(handle, node, src, shownIno, dst?, sole?, first?, busy?, parentUpper?, parent?) → 1, or 0
+ * when not configured or out of memory. With dst (where its copy goes in the upper layer), src is a lower
+ * directory, else a lower file; with dst and src '', dst is a directory in the upper layer that
+ * merges with a lower one, or with sole true one that is only there. A lower directory with sole
+ * true is only in src's layer (it shows its own link count). first, for a file: no open of
+ * it was answered yet, and its first may be answered in C (fll_fast_open). busy: JS holds an open
+ * file of it (until cowIdle). parentUpper, for a file: its directory is in the upper layer; parent:
+ * its directory's node (0: unknown). */
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
-    size_t argc = 8;
-    napi_value argv[8];
+    size_t argc = 10;
+    napi_value argv[10];
     int64_t ino, shown;
     fll_session *s = session_node_args(env, info, argv, &argc, &ino);
     if (!s || !fll_int(env, argv[3], "shownIno", 0, 9007199254740991.0, &shown))
@@ -679,9 +703,12 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     if (argc > 5 && (napi_typeof(env, argv[5], &sole_type) != napi_ok ||
                      (sole_type == napi_boolean && napi_get_value_bool(env, argv[5], &sole) != napi_ok)))
         return NULL;
-    bool busy = false;
+    bool busy = false, parent_upper = false;
     if (argc > 6 && !bool_arg(env, argv, argc, 6, "first", &first)) return NULL;
     if (argc > 7 && !bool_arg(env, argv, argc, 7, "busy", &busy)) return NULL;
+    int64_t parent = 0;
+    if (argc > 8 && !bool_arg(env, argv, argc, 8, "parentUpper", &parent_upper)) return NULL;
+    if (argc > 9 && !fll_int(env, argv[9], "parent", 0, 9007199254740991.0, &parent)) return NULL;
     char *src = fll_string(env, argv[2], "src");
     if (!src) return NULL;
     if (dst_type != napi_undefined) {
@@ -709,8 +736,11 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     free(n->src);
     n->src = src;
     n->dir = dst_type == napi_undefined ? 0 : src[0] ? COW_MARK_LOWER_DIR : sole ? COW_MARK_SOLE_DIR : COW_MARK_UPPER_DIR;
+    n->lone = n->dir == COW_MARK_LOWER_DIR && sole;
     if (first && !n->dir) n->first = 1;
     n->js_open = busy;
+    n->parent_upper = !n->dir && parent_upper;
+    n->parent = n->dir ? 0 : (uint64_t)parent;
     n->shown = (uint64_t)shown;
     /* The mark made COW_MAX marks ago goes, unless it was used, denied or made again since (the
      * node's ring slot is then another), and so does its first open (JS then stores no bytes at

@@ -174,6 +174,7 @@ void fll_push(fll_session *s, fll_rec *r) {
     else s->head = r;
     s->tail = r;
     if (r->req) s->queued++; /* a forget, or what C answered itself, waits for nothing */
+    if (r->lifts) s->queued_lifts++;
 }
 
 static void rec_free(fll_rec *r) {
@@ -273,6 +274,7 @@ static void end_session(fll_session *s) {
     }
     s->head = s->tail = NULL;
     s->queued = 0;
+    s->queued_lifts = 0;
     /* An invalidation on the thread pool still writes through `se`: the last to complete destroys
      * it (fll_notify_done). */
     if (s->notifies > 0) {
@@ -328,6 +330,7 @@ static void deliver(fll_session *s, const char *reason) {
         s->head = r->next;
         if (!s->head) s->tail = NULL;
         if (r->req) s->queued--;
+        if (r->lifts) s->queued_lifts--;
         if (r->kind == FLL_EV_INIT) {
             event(env, s, "init", NULL);
         } else if (s->state == FLL_MOUNTED) {

@@ -85,6 +85,8 @@ struct fll_rec {
     uint32_t mode, flags, valid, mask;
     int datasync;
     int kill_suidgid; /* setattr, open, write: clear setuid/setgid after it (killpriv v2) */
+    uint8_t lifts;    /* a copy C made of a file whose directory may be lower: its adoption may
+                       * copy directories up (fll_session.queued_lifts) */
     struct stat st;   /* setattr values */
 };
 
@@ -117,6 +119,10 @@ typedef struct {
     uint8_t made;    /* and its creating open, made_fh, is still open: setattrs go through made_fd */
     uint8_t js_open; /* JS may hold an open file of it (an open went to JS, or JS said so at its mark,
                       * until JS says its last is closed): no open for writing is answered in C */
+    uint8_t parent_upper; /* a marked file whose directory was in the upper layer at its mark (and
+                           * so are all above it): adopting its copy copies no directory up */
+    uint64_t parent;      /* a marked file: its directory's node (0: unknown), which may be marked as
+                           * one in the upper layer by the time it is copied (cow_lifts) */
     int made_fd;     /* owned: a dup of that open's descriptor */
     uint64_t made_fh;
     uint8_t made_named; /* and it was made with a name (not O_TMPFILE): its getattrs too */
@@ -126,6 +132,7 @@ typedef struct {
                       * "path\0path\0\0": a name missing from all is missing (fll_cow_lookup) */
     uint8_t dir;    /* with src: 1, src is a lower directory, and its copy's place follows it; 2, src
                      * is empty, and the directory in the upper layer follows it */
+    uint8_t lone;   /* a lower directory only in src's layer: it shows its own link count (else 1) */
     char *src;      /* owned: the lower file a setattr may copy up in C; NULL: none. For a
                      * directory, "src\0dst": the lower directory, then where its copy goes */
     uint64_t shown; /* with src: the st_ino JS shows for the node */
@@ -152,6 +159,7 @@ typedef struct fll_session {
 
     int fd_closed; /* /dev/fuse closed: replies are dropped from then on */
     fll_rec *head, *tail;
+    uint32_t queued_lifts; /* queued records with `lifts` set */
     struct fuse_buf fbuf; /* libfuse's receive buffer, reused */
 
     struct fuse_session *se;

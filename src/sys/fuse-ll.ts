@@ -222,7 +222,7 @@ interface Addon {
   fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowOpenFh(h: Handle, fh: number): number
-  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean): number
+  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parentUpper?: boolean, parent?: number): number
   fuseLlCowIdle(h: Handle, node: number): void
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number, named: boolean, shown?: number): number
@@ -544,13 +544,18 @@ export class Session {
 
   /** Mark `node`, the lower file `src` (a host path), shown with inode number `shownIno`: its next
    *  setattr may be answered in C. With `dst`, `src` is a lower directory and `dst` the host path
-   *  its copy is to take in the upper layer; with `sole`, `src` is '' and `dst` a directory only in
-   *  the upper layer, whose getattrs, and setattrs changing only mode, owner or times, are answered
-   *  in C. With `first` (a file no open of which was answered yet), its first open for reading may
+   *  its copy is to take in the upper layer, its getattrs answered in C too (with `sole`, it is in
+   *  `src`'s layer only: its own link count); with `sole` and `src` '', `dst` is a directory only
+   *  in the upper layer, whose getattrs, and setattrs changing only mode, owner or times, are
+   *  answered in C. With `first` (a file no open of which was answered yet), its first open for reading may
    *  be answered in C too, its bytes stored in the kernel's page cache (native/fuse-ll-fast.c); an
-   *  open that comes to JS instead carries `first` then. False when not configured or out of memory. */
-  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false, busy = false): boolean {
-    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first, busy) === 1
+   *  open that comes to JS instead carries `first` then. A file's directory is node `parent`;
+   *  with `parentUpper` it is in the upper layer: adopting the file's copy copies no directory up,
+   *  so a lower directory's setattr may still be answered in C behind it (as it may once C holds
+   *  `parent` marked as a directory in the upper layer). False when not configured or out of
+   *  memory. */
+  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false, busy = false, parentUpper = false, parent = 0): boolean {
+    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first, busy, parentUpper, parent) === 1
   }
 
   /** JS holds no open file of `node` any more: an open of it for writing may be answered in C

@@ -240,12 +240,13 @@ export class Core {
     return entry.kind === 'file' && !inUpper(entry) && nlink === 1 && size <= COPY_NOW_MAX
   }
 
-  /** Whether a lower directory, as listed or looked up in `parent`, may be copied up outside the
-   *  union, to be adopted as one of its own (adoptDir): when its parent is in the upper layer
-   *  already (chmod -R and chown -R change a directory before they list it), so that its copy is
-   *  named at once, under its own name, as ensureUpperDir names one. */
-  copiesDirBehind(entry: Entry, parent: Entry): boolean {
-    return entry.kind === 'dir' && !inUpper(entry) && inUpper(parent)
+  /** Whether a directory, as listed or looked up, is a lower one that may be copied up outside the
+   *  union, to be adopted as one of its own (adoptDir). Its copy is named at once, under its own
+   *  name, as ensureUpperDir names one: only once its parent is in the upper layer (chmod -R and
+   *  chown -R change a directory before they list it, but may list it again from the kernel's
+   *  cache, with no request, after a first walk listed it while its parent was lower). */
+  copiesDirBehind(entry: Entry): boolean {
+    return entry.kind === 'dir' && !inUpper(entry)
   }
 
   /** Take over the copy-up of the lower directory `rel`, made and named outside the union (see

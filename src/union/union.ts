@@ -70,6 +70,11 @@ export interface CopySource {
   /** With `dst` and `src` '': a directory in the upper layer, at `dst`, only there (see
    *  #copySource); without, one there that merges with lower ones. */
   sole?: true
+  /** A file whose directory is in the upper layer (and so is every one above it): taking its copy
+   *  over copies no directory up. */
+  parentUpper?: true
+  /** A lower directory only in `src`'s layer: it shows its own link count (a merged one shows 1). */
+  lone?: true
 }
 
 export interface StatFs {
@@ -599,10 +604,13 @@ export class Union {
     return this.#copySource(entry, attr, () => this.#core.resolver.get(splitPath(rel)[0]))
   }
 
-  /** `parent` is asked for only for a directory (a lookup's file needs none). */
+  /** `parent`: the directory the entry is in, asked for only when it matters. */
   #copySource(entry: Entry, attr: attrs.Attr, parent: () => Entry): CopySource | undefined {
     const core = this.#core
-    if (core.copiesBehind(entry, attr.size, attr.nlink)) return { src: entry.layer.path(entry.path) }
+    if (core.copiesBehind(entry, attr.size, attr.nlink)) {
+      const src = entry.layer.path(entry.path)
+      return inUpper(parent()) ? { src, parentUpper: true } : { src }
+    }
     if (entry.kind !== 'dir') return undefined
     // A directory only in the upper layer (made there, or opaque) shows its own lstat: its getattr
     // may be answered outside the union, from its host path, while that path stays its own.
@@ -611,7 +619,11 @@ export class Union {
     // one copied up while mounted does (onDirCopiedUp): the upper layer's from an earlier mount, the
     // mount's root. Such a directory is never renamed (EXDEV), so its path stays its own.
     if (entry.layer.writable) return { src: '', dst: entry.layer.path(entry.path) }
-    if (core.copiesDirBehind(entry, parent())) return { src: entry.layer.path(entry.path), dst: core.requireUpper().path(entry.path) }
+    if (core.copiesDirBehind(entry)) {
+      const source: CopySource = { src: entry.layer.path(entry.path), dst: core.requireUpper().path(entry.path) }
+      if (entry.dirLayers.length === 1) source.lone = true
+      return source
+    }
     return undefined
   }
 

@@ -5,7 +5,7 @@
 // time as it was. Each case runs on kernel overlayfs and on layerfs, and the merged view and the
 // upper files must agree, atime and capabilities included (the differential suite compares neither).
 import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, lstatSync, readdirSync } from 'node:fs'
 import { chmod, chown, lchown, lstat, lutimes, mkdir, symlink, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -148,6 +148,95 @@ describe.skipIf(!fuse.ok)('a setattr that copies up', () => {
     expect(actual.upper['mode-0']).toMatch(/^100000 1000:1000 .* user.kept=yes$/)
     expect(actual.upper['read-only']).toMatch(new RegExp(`^100444 1000:1000 .* m=${T1} `))
     expect(actual.upper['to-read-only']).toMatch(/^100444 0:0 /)
+  })
+
+  /** A lower tree of `dirs` directories under 'tree', each holding `files` small files, with times
+   *  and a user xattr to keep. */
+  async function fillTree(lower: string, dirs: number, files: number): Promise<void> {
+    for (let d = 0; d < dirs; d++) {
+      // Three levels: tree/a<i>/b<j>, so that directories are listed inside lower directories.
+      const dir = join(lower, 'tree', `a${d % 4}`, `b${d}`)
+      await mkdir(dir, { recursive: true })
+      for (let f = 0; f < files; f++) {
+        await writeFile(join(dir, `f${f}`), `file ${d}/${f}`)
+        await utimes(join(dir, `f${f}`), A0, M0 + f)
+      }
+      lsetxattrSync(dir, 'user.kept', Buffer.from(`b${d}`))
+      await utimes(dir, A0, M0 + d)
+    }
+    for (let a = 0; a < 4; a++) await utimes(join(lower, 'tree', `a${a}`), A0, M0 - a)
+    await utimes(join(lower, 'tree'), A0, M0)
+  }
+
+  /** Type, mode, owner, mtime and user xattr of everything under `root`, by path. */
+  function treeState(root: string): Record<string, string> {
+    const out: Record<string, string> = {}
+    const walk = (rel: string): void => {
+      const p = join(root, rel)
+      const st = lstatSync(p, { bigint: true })
+      out[rel] = `${st.mode.toString(8)} ${st.uid}:${st.gid} m=${st.mtimeNs} user.kept=${lgetxattrSync(p, 'user.kept')?.toString() ?? '-'}`
+      if (st.isDirectory()) for (const name of readdirSync(p).sort()) walk(join(rel, name))
+    }
+    walk('tree')
+    return out
+  }
+
+  // chmod -R changes a directory before it lists it. A tree listed before (a first walk, while its
+  // directories were lower) is listed again from the kernel's cache, with no request: its
+  // directories' setattrs are still answered in C, their copies named at once below the copy of
+  // the directory changed just before, and so are their files'.
+  it.each([['chmod', 'g+w'], ['chown', '1000:1001']])('copies a listed lower tree up under %s -R as kernel overlayfs does, every setattr in C', async (tool, arg) => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ merged: Record<string, string>; upper: Record<string, string>; inC: number }> => {
+      const { upper, mnt, handle } = await frame.stack(driver, '', (lower) => fillTree(lower, 12, 3))
+      try {
+        execFileSync('ls', ['-lR', join(mnt, 'tree')], { stdio: 'ignore' })
+        const before = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetattrs : 0
+        execFileSync(tool, ['-R', arg, join(mnt, 'tree')])
+        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetattrs - before : 0
+        const merged = treeState(mnt)
+        await mounts.unmount(handle)
+        return { merged, upper: treeState(upper), inC }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const expected = await run('kernel')
+    const actual = await run('layerfs')
+    expect(actual.merged).toEqual(expected.merged)
+    expect(actual.upper).toEqual(expected.upper)
+    // 'tree', 4 a<i>, 12 b<j>, 36 files. chown -R changes a directory after its files: one whose
+    // files' copies (made in C, their directory lower then) JS has not taken over yet goes to JS.
+    expect(Object.keys(actual.merged)).toHaveLength(53)
+    if (tool === 'chmod') expect(actual.inC).toBe(53)
+    else expect(actual.inC).toBeGreaterThanOrEqual(36 + 1)
+  })
+
+  // A file's copy made in C in a lower directory is taken over by JS after the reply, copying the
+  // directory up then; a setattr of that directory arriving before (the same batch of requests)
+  // must not be copied up in C as well: JS's copy-up of the directory, made from the lower one,
+  // would replace C's and lose the change. Each file is changed, then its directory, by one chmod.
+  it('keeps a directory\'s change made right after a change of a file in it that copied the file up in C', async () => {
+    const { upper, mnt, handle } = await frame.stack('layerfs', '', (lower) => fillTree(lower, 160, 1))
+    try {
+      const paths = Array.from({ length: 160 }, (_, d) => join(mnt, 'tree', `a${d % 4}`, `b${d}`))
+      // Looked up, not listed: a listing would make the kernel ask for the directory's attributes
+      // again (its atime), a request that would hand JS the file's copy before the directory's
+      // setattr comes.
+      execFileSync('stat', paths.map((dir) => join(dir, 'f0')), { stdio: 'ignore' })
+      // The a<i> directories copied up first: the b<j> in them stay lower, their parents upper.
+      execFileSync('chmod', ['g+w', ...[0, 1, 2, 3].map((a) => join(mnt, 'tree', `a${a}`))])
+      execFileSync('chmod', ['o+w', ...paths.flatMap((dir) => [join(dir, 'f0'), dir])])
+      const modes = (root: string): string[] => paths.flatMap((dir) => {
+        const rel = dir.slice(mnt.length)
+        return [join(rel, 'f0'), rel].map((p) => `${p} ${(lstatSync(join(root, p)).mode & 0o777).toString(8)}`)
+      })
+      const want = paths.flatMap((dir) => [`${join(dir.slice(mnt.length), 'f0')} 646`, `${dir.slice(mnt.length)} 757`])
+      expect(modes(mnt)).toEqual(want)
+      await mounts.unmount(handle)
+      expect(modes(upper)).toEqual(want)
+    } finally {
+      await mounts.unmount(handle)
+    }
   })
 
   // Copies are made in the work directory, with their modes from the start where the umask is 0.

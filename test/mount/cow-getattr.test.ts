@@ -751,6 +751,58 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     expect(actual.setattrsInC).toBe(2)
   })
 
+  // The kernel asks for a directory's attributes again after every listing of it (its atime):
+  // ls -lR, find -ls, chmod -R of a tree walked before. A lower directory's are answered in C: its
+  // topmost layer's lstat, its own link count when only one layer holds it, 1 when it merges. Until
+  // something changes it: a file made in it copies it up, a removal whites it out.
+  it('answers the getattrs of lower directories in C, as kernel overlayfs shows them', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC: number }> => {
+      const { mnt, handle } = await frame.stack(driver, ',attr_timeout=0', async (top, bottom) => {
+        await mkdir(join(bottom, 'merged', 'sub1'), { recursive: true })
+        await mkdir(join(top, 'merged', 'sub2'), { recursive: true })
+        await mkdir(join(top, 'lone', 'a'), { recursive: true })
+        await mkdir(join(top, 'lone', 'b'))
+        await mkdir(join(top, 'lone', 'gone'))
+        await chmod(join(top, 'lone'), 0o750)
+        await chown(join(top, 'merged'), 1000, 1001)
+      }, 2)
+      try {
+        const shown: string[] = []
+        const show = async (step: string): Promise<void> => {
+          for (const name of ['merged', 'lone', 'lone/a', 'lone/gone']) {
+            const st = await lstat(join(mnt, name), { bigint: true }).catch(() => undefined)
+            shown.push(`${step} ${name}: ${st ? `${st.mode.toString(8)} nlink ${st.nlink} ${st.uid}:${st.gid}` : 'missing'}`)
+          }
+        }
+        const inC = async (): Promise<number> => driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowGetattrs : 0
+        execFileSync('ls', ['-lR', mnt], { stdio: 'ignore' })
+        // Reading the statistics asks for some attributes itself (the root's): counted alone first.
+        const c0 = await inC()
+        const c1 = await inC()
+        await show('listed')
+        const listed = (await inC()) - c1 - (c1 - c0)
+        await writeFile(join(mnt, 'lone', 'made'), 'm')
+        await rm(join(mnt, 'lone', 'gone'), { recursive: true })
+        await mkdir(join(mnt, 'merged', 'new'))
+        await show('changed')
+        return { shown, inC: listed }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const expected = await run('kernel')
+    const actual = await run('layerfs')
+    expect(actual.shown).toEqual(expected.shown)
+    // What the comparison rests on: a merged directory shows one link, a lone one its own.
+    expect(actual.shown).toContain('listed merged: 40755 nlink 1 1000:1001')
+    expect(actual.shown).toContain('listed lone: 40750 nlink 5 0:0')
+    expect(actual.shown).toContain('changed lone/gone: missing')
+    // attr_timeout=0: each stat sends a getattr of every directory on its path (permission checks)
+    // and of its own: the root's four (a directory in the upper layer, answered in C before) and
+    // six of lower directories (merged, lone three times, lone/a, lone/gone).
+    expect(actual.inC).toBe(10)
+  })
+
   it('answers the getattrs of directories only in the upper layer in C, never from a path a rename moved', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC?: number[]; setattrsInC?: number }> => {
       const { mnt, handle } = await frame.stack(driver, ',attr_timeout=0', async (lower) => {
