@@ -69,7 +69,12 @@
  *
  * And an open for writing of a marked lower file, by root, while no file of it is open, is such a
  * copy-up's open, made here as JS would make it (fll_cow_open): the copy, passthrough to it, and
- * the writer's mark. */
+ * the writer's mark.
+ *
+ * A marked directory (lower, or in the upper layer) is looked up here too, by the name in its
+ * parent JS gave with its mark (dir_lookup): an entry with its node id and the attributes its
+ * getattr would get, and a record for JS, which counts the kernel's new reference. A lower
+ * directory copied up here stays marked, as one in the upper layer, before JS has its record. */
 #include "fuse-ll.h"
 #include "names.h"
 #include "op.h"
@@ -93,7 +98,60 @@
 /* Nodes marked at most: the oldest marks go first (a walk marks every file it lists). */
 #define COW_MAX 65536
 
+/* A marked directory's name in its parent: its lookups are answered in C (fll_cow_lookup). */
+typedef struct fll_cow_name {
+    struct fll_cow_name *next;
+    uint64_t parent, ino;
+    char name[];
+} fll_cow_name;
+
+#define COW_NAME_BUCKETS 65536
+
+static uint32_t name_hash(uint64_t parent, const char *name) {
+    uint64_t h = 1469598103934665603ULL ^ parent; /* FNV-1a over the name, seeded by the parent */
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++) h = (h ^ *c) * 1099511628211ULL;
+    return (uint32_t)(h ^ (h >> 32)) & (COW_NAME_BUCKETS - 1);
+}
+
+/* The node `n` no longer answers for its name (its mark went, or another one takes it). */
+static void name_drop(fll_session *s, fll_fast_node *n) {
+    fll_cow_name *e = n->named;
+    if (!e) return;
+    n->named = NULL;
+    for (fll_cow_name **at = &s->cow_names[name_hash(e->parent, e->name)]; *at; at = &(*at)->next) {
+        if (*at == e) {
+            *at = e->next;
+            break;
+        }
+    }
+    free(e);
+}
+
+/* `n` (node `ino`) answers for `name` in `parent`, in place of any node that did. */
+static void name_set(fll_session *s, fll_fast_node *n, uint64_t ino, uint64_t parent, const char *name) {
+    name_drop(s, n);
+    if (!s->cow_names || !parent || !name) return;
+    fll_cow_name **bucket = &s->cow_names[name_hash(parent, name)];
+    for (fll_cow_name *e = *bucket; e; e = e->next) {
+        if (e->parent == parent && strcmp(e->name, name) == 0) {
+            fll_fast_node *other = fll_node_find(s, e->ino);
+            if (other) name_drop(s, other);
+            break;
+        }
+    }
+    size_t len = strlen(name);
+    fll_cow_name *e = malloc(sizeof *e + len + 1);
+    if (!e) return;
+    e->parent = parent;
+    e->ino = ino;
+    memcpy(e->name, name, len + 1);
+    e->next = *bucket;
+    *bucket = e;
+    n->named = e;
+}
+
 static void unmark(fll_session *s, fll_fast_node *n) {
+    name_drop(s, n);
     free(n->src);
     n->src = NULL;
     fll_node_drop_unused(s, n);
@@ -182,11 +240,20 @@ static int cow_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node
     int origin = 0;
     int err = !r ? ENOMEM : copy_dir_named(n->src, s->cow_dir, n->src + strlen(n->src) + 1, c->uid, c->gid, c->mode, c->times, RENAME_NOREPLACE, src, &origin, &st);
     uint64_t shown = n->shown;
-    unmark(s, n);
     if (err) {
+        unmark(s, n);
         free(r);
         return 0;
     }
+    /* Marked at once as what it is now, a directory in the upper layer that merges ("\0dst"), as
+     * JS marks it again when it takes the record (onDirCopiedUp): chmod -R looks the directory up
+     * right after changing it (the kernel drops the name of a directory whose mode changed), and
+     * copies the files in it up before JS has the record. */
+    size_t at = strlen(n->src);
+    memmove(n->src + 1, n->src + at + 1, strlen(n->src + at + 1) + 1);
+    n->src[0] = '\0';
+    n->dir = COW_MARK_UPPER_DIR;
+    n->lone = 0;
     /* JS reads the number as a double: exact below 2^53 (else JS reads the origin itself). */
     if (origin && src[ST_INO] >= 9007199254740992.0) origin = 0;
     r->flags = COW_DIR | (origin ? COW_DIR_ORIGIN : 0);
@@ -399,8 +466,45 @@ int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
  * that is not on the disk yet (a rename of a lower file into it, which may be written after its
  * copy's flush) and before anything moves it or takes its name. Read-only, as the getattr:
  * answered even with requests queued for JS, which have changed nothing yet. */
+/* The lookup of a marked directory by its name (name_set): its attributes as fll_cow_getattr gives
+ * them, with JS's time to live, under its node id, and a record for JS, which counts the kernel's
+ * new reference (ll-bridge.ts, #lookedUp). Not while a request waits for JS (it could remove or
+ * rename the directory), nor while a forget does (JS may drop the node at it: the reference
+ * counted after it would name a node JS no longer has). The kernel drops the name of a directory
+ * whose mode changes and looks it up again at once: chmod -R, one per directory. 1 when
+ * answered. */
+static int dir_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
+    if (!s->cow_names || s->queued || s->queued_forgets) return 0;
+    const fll_cow_name *e = s->cow_names[name_hash(parent, name)];
+    while (e && !(e->parent == parent && strcmp(e->name, name) == 0)) e = e->next;
+    fll_fast_node *n = e ? fll_node_find(s, e->ino) : NULL;
+    if (!n || !n->src || !n->dir) return 0;
+    const char *path = n->dir != COW_MARK_LOWER_DIR ? n->src + strlen(n->src) + 1 : n->src;
+    fll_rec *r = calloc(1, sizeof *r);
+    struct fuse_entry_param out;
+    memset(&out, 0, sizeof out);
+    if (!r || lstat(path, &out.attr) < 0 || !S_ISDIR(out.attr.st_mode)) {
+        free(r);
+        return 0;
+    }
+    out.attr.st_ino = n->shown;
+    if (n->dir == COW_MARK_UPPER_DIR || (n->dir == COW_MARK_LOWER_DIR && !n->lone)) out.attr.st_nlink = 1;
+    out.ino = e->ino;
+    out.attr_timeout = s->cow_attr_timeout;
+    out.entry_timeout = s->cow_entry_timeout;
+    s->cow_dir_lookups++;
+    /* Counted whether or not the reply arrives, as JS counts its own entry replies. */
+    r->kind = FLL_LOOKUP;
+    r->parent = parent;
+    r->ino = e->ino;
+    fll_push(s, r);
+    FLL_SEND(s, req, fuse_reply_entry(req, &out));
+    return 1;
+}
+
 int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
     if (!s->cow_dir) return 0;
+    if (dir_lookup(s, req, parent, name)) return 1;
     fll_fast_node *n = fll_node_find(s, parent);
     if (!n || !n->probe) return 0;
     for (const char *dir = n->probe; *dir; dir += strlen(dir) + 1) {
@@ -584,6 +688,14 @@ int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct
 }
 
 void fll_cow_free(fll_session *s) {
+    for (uint32_t i = 0; s->cow_names && i < COW_NAME_BUCKETS; i++) {
+        for (fll_cow_name *e = s->cow_names[i], *next; e; e = next) {
+            next = e->next;
+            free(e);
+        }
+    }
+    free(s->cow_names);
+    s->cow_names = NULL;
     free(s->cow_dir);
     s->cow_dir = NULL;
     free(s->cow_ring);
@@ -622,21 +734,24 @@ static int bool_arg(napi_env env, const napi_value *argv, size_t argc, size_t i,
  * made with their modes (STAGE_EXACT_MODE, see Stager.exactModes); a name missing from a directory
  * marked with probeAllow, negativeTimeout seconds (0: answered ENOENT). */
 napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
-    size_t argc = 6;
-    napi_value argv[6];
+    size_t argc = 7;
+    napi_value argv[7];
     if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     int64_t limit;
-    double timeout, negative;
+    double timeout, negative, entry;
     bool exact_mode = false;
     if (!s || !fll_int(env, argv[2], "maxSize", 0, 9007199254740991.0, &limit) ||
         !seconds_arg(env, argv, argc, 3, "attrTimeout", &timeout) || !bool_arg(env, argv, argc, 4, "exactModes", &exact_mode) ||
-        !seconds_arg(env, argv, argc, 5, "negativeTimeout", &negative))
+        !seconds_arg(env, argv, argc, 5, "negativeTimeout", &negative) || !seconds_arg(env, argv, argc, 6, "entryTimeout", &entry))
         return NULL;
     char *dir = fll_string(env, argv[1], "workDir");
     if (!dir) return NULL;
     uint64_t *ring = s->cow_ring ? s->cow_ring : calloc(COW_MAX, sizeof *ring);
-    if (!ring) {
+    fll_cow_name **names = s->cow_names ? s->cow_names : calloc(COW_NAME_BUCKETS, sizeof *names);
+    if (!ring || !names) {
+        if (ring != s->cow_ring) free(ring);
+        if (names != s->cow_names) free(names);
         free(dir);
         napi_throw_error(env, "ENOMEM", "out of memory");
         return NULL;
@@ -644,6 +759,8 @@ napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
     free(s->cow_dir);
     s->cow_dir = dir;
     s->cow_ring = ring;
+    s->cow_names = names;
+    s->cow_entry_timeout = entry;
     s->cow_limit = limit;
     s->cow_attr_timeout = timeout;
     s->cow_negative_timeout = negative;
@@ -680,17 +797,18 @@ napi_value fll_js_cow_idle(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
-/* cowAllow(handle, node, src, shownIno, dst?, sole?, first?, busy?, parentUpper?, parent?) → 1, or 0
- * when not configured or out of memory. With dst (where its copy goes in the upper layer), src is a lower
+/* cowAllow(handle, node, src, shownIno, dst?, sole?, first?, busy?, parentUpper?, parent?, name?) → 1,
+ * or 0 when not configured or out of memory. With dst (where its copy goes in the upper layer), src is a lower
  * directory, else a lower file; with dst and src '', dst is a directory in the upper layer that
  * merges with a lower one, or with sole true one that is only there. A lower directory with sole
  * true is only in src's layer (it shows its own link count). first, for a file: no open of
  * it was answered yet, and its first may be answered in C (fll_fast_open). busy: JS holds an open
  * file of it (until cowIdle). parentUpper, for a file: its directory is in the upper layer; parent:
- * its directory's node (0: unknown). */
+ * the node's directory's node (0: unknown); name, for a directory: its name there, by which its
+ * lookups are answered in C. */
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
-    size_t argc = 10;
-    napi_value argv[10];
+    size_t argc = 11;
+    napi_value argv[11];
     int64_t ino, shown;
     fll_session *s = session_node_args(env, info, argv, &argc, &ino);
     if (!s || !fll_int(env, argv[3], "shownIno", 0, 9007199254740991.0, &shown))
@@ -709,13 +827,21 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     int64_t parent = 0;
     if (argc > 8 && !bool_arg(env, argv, argc, 8, "parentUpper", &parent_upper)) return NULL;
     if (argc > 9 && !fll_int(env, argv[9], "parent", 0, 9007199254740991.0, &parent)) return NULL;
+    char *name = NULL;
+    napi_valuetype name_type = napi_undefined;
+    if (argc > 10 && napi_typeof(env, argv[10], &name_type) != napi_ok) return NULL;
+    if (name_type != napi_undefined && !(name = fll_string(env, argv[10], "name"))) return NULL;
     char *src = fll_string(env, argv[2], "src");
-    if (!src) return NULL;
+    if (!src) {
+        free(name);
+        return NULL;
+    }
     if (dst_type != napi_undefined) {
         /* One allocation: "src\0dst\0". */
         char *dst = fll_string(env, argv[4], "dst");
         if (!dst) {
             free(src);
+            free(name);
             return NULL;
         }
         char *both = malloc(strlen(src) + strlen(dst) + 2);
@@ -725,12 +851,16 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
         }
         free(src);
         free(dst);
-        if (!both) return fll_int32(env, 0);
+        if (!both) {
+            free(name);
+            return fll_int32(env, 0);
+        }
         src = both;
     }
     fll_fast_node *n = fll_node_add(s, (uint64_t)ino);
     if (!n) {
         free(src);
+        free(name);
         return fll_int32(env, 0);
     }
     free(n->src);
@@ -740,7 +870,10 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     if (first && !n->dir) n->first = 1;
     n->js_open = busy;
     n->parent_upper = !n->dir && parent_upper;
-    n->parent = n->dir ? 0 : (uint64_t)parent;
+    n->parent = (uint64_t)parent;
+    /* A directory answers for its name in its parent; a file does not. */
+    name_set(s, n, (uint64_t)ino, (uint64_t)parent, n->dir ? name : NULL);
+    free(name);
     n->shown = (uint64_t)shown;
     /* The mark made COW_MAX marks ago goes, unless it was used, denied or made again since (the
      * node's ring slot is then another), and so does its first open (JS then stores no bytes at

@@ -175,6 +175,7 @@ void fll_push(fll_session *s, fll_rec *r) {
     s->tail = r;
     if (r->req) s->queued++; /* a forget, or what C answered itself, waits for nothing */
     if (r->lifts) s->queued_lifts++;
+    if (r->kind == FLL_FORGET) s->queued_forgets++;
 }
 
 static void rec_free(fll_rec *r) {
@@ -275,6 +276,7 @@ static void end_session(fll_session *s) {
     s->head = s->tail = NULL;
     s->queued = 0;
     s->queued_lifts = 0;
+    s->queued_forgets = 0;
     /* An invalidation on the thread pool still writes through `se`: the last to complete destroys
      * it (fll_notify_done). */
     if (s->notifies > 0) {
@@ -331,6 +333,7 @@ static void deliver(fll_session *s, const char *reason) {
         if (!s->head) s->tail = NULL;
         if (r->req) s->queued--;
         if (r->lifts) s->queued_lifts--;
+        if (r->kind == FLL_FORGET) s->queued_forgets--;
         if (r->kind == FLL_EV_INIT) {
             event(env, s, "init", NULL);
         } else if (s->state == FLL_MOUNTED) {
@@ -756,13 +759,13 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     if (argc < 1) return napi_throw_type_error(env, NULL, "loopStats(handle)"), NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     if (!s) return NULL;
-    double stats[13] = {(double)s->spins,        (double)s->spins_skipped, (double)s->spin_callers,
+    double stats[14] = {(double)s->spins,        (double)s->spins_skipped, (double)s->spin_callers,
                         (double)s->fast_opens,   (double)s->cow_setattrs,  (double)s->cow_getattrs,
                         (double)s->dir_ends,     (double)s->cow_getxattrs, (double)s->cow_listxattrs,
                         (double)s->cow_lookups,  (double)s->first_opens,  (double)s->made_setxattrs,
-                        (double)s->cow_opens};
-    napi_create_array_with_length(env, 13, &out);
-    for (uint32_t i = 0; i < 13; i++) {
+                        (double)s->cow_opens,    (double)s->cow_dir_lookups};
+    napi_create_array_with_length(env, 14, &out);
+    for (uint32_t i = 0; i < 14; i++) {
         napi_create_double(env, stats[i], &v);
         napi_set_element(env, out, i, v);
     }

@@ -123,6 +123,8 @@ typedef struct {
                            * so are all above it): adopting its copy copies no directory up */
     uint64_t parent;      /* a marked file: its directory's node (0: unknown), which may be marked as
                            * one in the upper layer by the time it is copied (cow_lifts) */
+    struct fll_cow_name *named; /* owned: a marked directory's name in its parent, by which its
+                                 * lookups are answered in C (fll_cow_lookup); NULL: none */
     int made_fd;     /* owned: a dup of that open's descriptor */
     uint64_t made_fh;
     uint8_t made_named; /* and it was made with a name (not O_TMPFILE): its getattrs too */
@@ -201,6 +203,10 @@ typedef struct fll_session {
     uint64_t cow_listxattrs; /* and listxattrs */
     uint64_t made_setxattrs; /* ACLs set on files JS made, through their creating open */
     uint64_t cow_lookups;    /* lookups of names missing from marked upper-only directories */
+    uint64_t cow_dir_lookups; /* lookups of marked directories answered in C */
+    struct fll_cow_name **cow_names; /* the marked directories' names, by (parent, name) hash */
+    double cow_entry_timeout; /* seconds a name looked up in C lives (JS's entry timeout) */
+    uint32_t queued_forgets; /* forgets queued for JS: their nodes may be gone for JS already */
     uint64_t cow_opens;      /* opens for writing of marked lower files, copied up (fll_cow_open) */
     uint64_t open_fhs[FLL_OPEN_FHS]; /* file handles JS reserved for those opens (cowOpenFh) */
     uint32_t open_fh_count;

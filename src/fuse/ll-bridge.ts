@@ -156,7 +156,7 @@ export class LowLevelBridge {
     // stored).
     const behind = options.ids ? undefined : union.copyBehind
     if (behind) {
-      this.#session.cowConfigure(behind.dir, behind.maxSize, options.attrTimeout, behind.exactModes, options.negativeTimeout > 0 ? options.negativeTimeout : 0)
+      this.#session.cowConfigure(behind.dir, behind.maxSize, options.attrTimeout, behind.exactModes, options.negativeTimeout > 0 ? options.negativeTimeout : 0, options.entryTimeout)
       this.#session.cowRoom(behind.room)
       union.onCopyRoom = (room) => this.#session.cowRoom(room)
       // A directory copied up (by the union, or in C and adopted) has its later setattrs answered
@@ -165,7 +165,7 @@ export class LowLevelBridge {
       union.onDirCopiedUp = (path, upperPath) => {
         const node = this.#nodes.byPath(path)
         if (!node) return
-        if (this.#session.cowAllowUpperDir(node.id, upperPath, union.shownInoSync(path))) node.cow = true
+        if (this.#session.cowAllowUpperDir(node.id, upperPath, union.shownInoSync(path), node.parent?.id, node.parent && node.name)) node.cow = true
         else this.#unmark(node)
       }
       // A lower file renamed into a directory reaches its disk only after its copy's flush: C would
@@ -337,6 +337,10 @@ export class LowLevelBridge {
       this.#adoptOpen(r, r.copy)
       return
     }
+    if (r.op === 'lookup' && r.child !== undefined) {
+      this.#lookedUp(r.child)
+      return
+    }
     let answered: boolean
     try {
       this.#unmarkChanged(r)
@@ -347,6 +351,20 @@ export class LowLevelBridge {
       return
     }
     if (!answered) this.#handle(r).catch((err: unknown) => this.#fail(r, err))
+  }
+
+  /** A marked directory's lookup answered in C (see Session.cowAllow's `name`): the kernel holds
+   *  one more reference to the node, and its attributes, given the usual time to live. No forget
+   *  of it came between (C answers none while one waits for JS). */
+  #lookedUp(id: number): void {
+    const node = this.#nodes.get(id)
+    if (!node) {
+      this.#options.log(`layerfs: a lookup answered in C named node ${id}, which is gone`)
+      return
+    }
+    this.#nodes.counted(node)
+    node.attrsExpired = false
+    node.ctimeExpired = false
   }
 
   #forget(id: number, count: number): void {
@@ -374,7 +392,7 @@ export class LowLevelBridge {
     // open that reaches JS instead says whether it is that first one (#replyOpen).
     const first = source?.dst === undefined && !node.opened
     const busy = source?.dst === undefined && this.#open.handleOf(node.id) !== undefined
-    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole ?? source.lone, first, busy, source.parentUpper, node.parent?.id)) return
+    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole ?? source.lone, first, busy, source.parentUpper, node.parent?.id, source.dst !== undefined && node.parent ? node.name : undefined)) return
     node.cow = true
     if (source.sole) this.#soleDirs.add(node)
     if (!first) return
@@ -502,22 +520,23 @@ export class LowLevelBridge {
    * A setattr answered in C, which copied the node's lower file up and made the change on the copy
    * (see #markCopyable): the union takes the copy over, as if it had made it. Nothing came between
    * that answer and this. The reply gave the attributes no time to live, as #replyAttr gives those
-   * of any copy not named yet. A lower directory's copy was named in C already: the union only
-   * takes note (and the directory is marked again, as one in the upper layer: onDirCopiedUp).
+   * of any copy not named yet. A lower directory's copy was named in C already, and C marked it
+   * as one in the upper layer: the union only takes note (and onDirCopiedUp marks it so again).
    */
   #adoptCopy(r: Request & { op: 'setattr' }, copy: NonNullable<(Request & { op: 'setattr' })['copy']>): void {
     const node = this.#nodes.get(r.ino)
     const path = node && this.#nodes.path(node)
     try {
       if (!node || path === undefined) throw new Error(`node ${r.ino} has no name`)
-      node.cow = false
       node.ctimeExpired = false
       if (copy.dir) {
-        // Named already, and its attributes were given the usual time to live.
+        // Named already, and its attributes were given the usual time to live. C marked it again
+        // at once, as one in the upper layer (and so does onDirCopiedUp): the mark stays.
         node.attrsExpired = false
         this.#union.adoptDirSync(path, copy.ino)
         return
       }
+      node.cow = false
       node.attrsExpired = true
       this.#adoptedFile(node, path, copy)
       this.#invalidateSiblings(node.ino, node.id)

@@ -107,6 +107,12 @@ export class NodeTable {
     return node
   }
 
+  /** One more kernel reference to `node`, given by an entry reply made outside this table (a
+   *  lookup answered in C). */
+  counted(node: Node): void {
+    node.lookups++
+  }
+
   /** A node for a file that never had a name (an O_TMPFILE open), with the kernel's one reference;
    *  like an unlinked file's, its path is undefined. */
   unnamed(ino: number): Node {

@@ -66,7 +66,9 @@ export type Request = {
    *  flush are answered ENOSYS in C, which makes the kernel stop sending them (and releasedir). */
   answered?: boolean
 } & (
-  | { op: 'lookup'; parent: number; name: string }
+  /** `answered` (`child` set, `name` empty): the lookup of a marked directory answered in C by
+   *  node `child`, whose new kernel reference JS counts (see Session.cowAllow's `name`). */
+  | { op: 'lookup'; parent: number; name: string; child?: number }
   | { op: 'forget'; ino: number; nlookup: number } // already replied in C; forget_multi becomes several
   | { op: 'getattr'; ino: number; fh?: number }
   | {
@@ -218,11 +220,11 @@ interface Addon {
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
   fuseLlGranted(h: Handle): number
-  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number, cowGetxattrs: number, cowListxattrs: number, cowLookups: number, firstOpens: number, madeSetxattrs: number, cowOpens: number]
-  fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number): void
+  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number, cowGetxattrs: number, cowListxattrs: number, cowLookups: number, firstOpens: number, madeSetxattrs: number, cowOpens: number, cowDirLookups: number]
+  fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowOpenFh(h: Handle, fh: number): number
-  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parentUpper?: boolean, parent?: number): number
+  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parentUpper?: boolean, parent?: number, name?: string | Buffer): number
   fuseLlCowIdle(h: Handle, node: number): void
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number, named: boolean, shown?: number): number
@@ -317,7 +319,10 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
   const ino = f[F.INO]!
   const fh = f[F.HAS_FH] ? f[F.FH]! : undefined
   switch (op) {
-    case 'lookup': case 'unlink': case 'rmdir':
+    case 'lookup':
+      if (f[F.ANSWERED] === 1) return { req, ctx, op, parent: f[F.PARENT]!, name: '', child: ino, answered: true }
+      return { req, ctx, op, parent: f[F.PARENT]!, name: name! }
+    case 'unlink': case 'rmdir':
       return { req, ctx, op, parent: f[F.PARENT]!, name: name! }
     case 'mknod':
       return { req, ctx, op, parent: f[F.PARENT]!, name: name!, mode: f[F.MODE]!, rdev: f[F.RDEV]! }
@@ -505,9 +510,9 @@ export class Session {
 
   /** The busy-polls of /dev/fuse (MountOptions.spinUs) run so far, those skipped because more
    *  threads than `spinCallers` sent the last requests, and that limit. */
-  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number; madeSetxattrs: number; cowOpens: number } {
-    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs, cowOpens] = this.#n.fuseLlLoopStats(this.#h)
-    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs, cowOpens }
+  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number; madeSetxattrs: number; cowOpens: number; cowDirLookups: number } {
+    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs, cowOpens, cowDirLookups] = this.#n.fuseLlLoopStats(this.#h)
+    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs, cowOpens, cowDirLookups }
   }
 
   /**
@@ -518,10 +523,11 @@ export class Session {
    * copied up and named in C, and its attributes given `attrTimeout` seconds to live. `exactModes`:
    * a copy may be made with its mode from the start (see Stager.exactModes). A name missing from a
    * directory marked with probeAllow is answered in C too, as a negative entry living
-   * `negativeTimeout` seconds (0: ENOENT).
+   * `negativeTimeout` seconds (0: ENOENT); and the lookup of a marked directory by the name
+   * cowAllow gave it, as an entry living `entryTimeout` seconds.
    */
-  cowConfigure(workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number): void {
-    this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize, attrTimeout, exactModes, negativeTimeout)
+  cowConfigure(workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number): void {
+    this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize, attrTimeout, exactModes, negativeTimeout, entryTimeout)
   }
 
   /** How many more copies C may make before it is told again. */
@@ -552,10 +558,11 @@ export class Session {
    *  open that comes to JS instead carries `first` then. A file's directory is node `parent`;
    *  with `parentUpper` it is in the upper layer: adopting the file's copy copies no directory up,
    *  so a lower directory's setattr may still be answered in C behind it (as it may once C holds
-   *  `parent` marked as a directory in the upper layer). False when not configured or out of
-   *  memory. */
-  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false, busy = false, parentUpper = false, parent = 0): boolean {
-    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first, busy, parentUpper, parent) === 1
+   *  `parent` marked as a directory in the upper layer). A directory's lookups by `name` in
+   *  `parent` are answered in C while it is marked; JS then gets an answered lookup naming it,
+   *  and counts the kernel's reference. False when not configured or out of memory. */
+  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false, busy = false, parentUpper = false, parent = 0, name?: string | Buffer): boolean {
+    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first, busy, parentUpper, parent, name) === 1
   }
 
   /** JS holds no open file of `node` any more: an open of it for writing may be answered in C
@@ -567,10 +574,10 @@ export class Session {
 
   /** Mark `node`, a directory copied up to the host path `upperPath` that merges with a lower one,
    *  shown with inode number `shownIno`: its setattrs changing only mode, owner or times may be
-   *  made on `upperPath` and answered in C, with no request. False when not configured or out of
-   *  memory. */
-  cowAllowUpperDir(node: number, upperPath: string | Buffer, shownIno: number): boolean {
-    return this.#n.fuseLlCowAllow(this.#h, node, '', shownIno, upperPath) === 1
+   *  made on `upperPath` and answered in C, with no request, and its lookups by `name` in `parent`
+   *  (see cowAllow). False when not configured or out of memory. */
+  cowAllowUpperDir(node: number, upperPath: string | Buffer, shownIno: number, parent = 0, name?: string | Buffer): boolean {
+    return this.#n.fuseLlCowAllow(this.#h, node, '', shownIno, upperPath, undefined, false, false, false, parent, name) === 1
   }
 
   /** The node's setattrs come as requests again. */

@@ -7,7 +7,7 @@
 // stat below reaches the daemon; the same script runs on kernel overlayfs, and what stat shows must
 // agree.
 import { execFileSync } from 'node:child_process'
-import { constants, existsSync } from 'node:fs'
+import { constants, existsSync, writeFileSync } from 'node:fs'
 import { type FileHandle, appendFile, chmod, chown, link, lstat, mkdir, open, readFile, readdir, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -801,6 +801,70 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     // and of its own: the root's four (a directory in the upper layer, answered in C before) and
     // six of lower directories (merged, lone three times, lone/a, lone/gone).
     expect(actual.inC).toBe(10)
+  })
+
+  // A marked directory's lookup by its name is answered in C: its attributes as its getattr gives
+  // them, under its node, whose new reference JS counts from a record. The kernel looks a directory
+  // up again after a chmod of it (chmod -R: one per directory), and at every path walk with
+  // entry_timeout=0, as here. Never for a name removed, renamed, made anew or forgotten since.
+  it('answers lookups of marked directories in C, as kernel overlayfs answers them, and none for a name gone or made anew', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; inC: number }> => {
+      const { mnt, handle } = await frame.stack(driver, ',entry_timeout=0', async (lower) => {
+        for (const d of ['d1/sub', 'd2', 'd3/deep/er']) await mkdir(join(lower, d), { recursive: true })
+        await writeFile(join(lower, 'd1', 'f'), 'f')
+        await writeFile(join(lower, 'd3', 'deep', 'g'), 'g')
+      })
+      try {
+        const shown: string[] = []
+        const inos = new Map<string, bigint>()
+        const show = async (step: string, names: string[]): Promise<void> => {
+          for (const name of names) {
+            const st = await lstat(join(mnt, name), { bigint: true }).catch(() => undefined)
+            if (!st) {
+              shown.push(`${step} ${name}: missing`)
+              continue
+            }
+            const was = inos.get(name)
+            if (was === undefined) inos.set(name, st.ino)
+            const list = st.isDirectory() ? (await readdir(join(mnt, name))).sort().join(',') : ''
+            shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink}${was === undefined ? '' : ` ino ${st.ino === was ? 'same' : 'other'}`} [${list}]`)
+          }
+        }
+        const inC = async (): Promise<number> => driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowDirLookups : 0
+        execFileSync('ls', ['-lR', mnt], { stdio: 'ignore' })
+        const c0 = await inC()
+        const all = ['d1', 'd1/sub', 'd2', 'd3', 'd3/deep', 'd3/deep/er']
+        await show('listed', all)
+        await chmod(join(mnt, 'd1'), 0o700)
+        await chmod(join(mnt, 'd3', 'deep'), 0o750)
+        await show('chmodded', all)
+        await rm(join(mnt, 'd2'), { recursive: true })
+        await mkdir(join(mnt, 'made'))
+        await mkdir(join(mnt, 'made', 'in'))
+        await rename(join(mnt, 'made'), join(mnt, 'moved'))
+        await show('changed', [...all, 'made', 'made/in', 'moved', 'moved/in'])
+        await rm(join(mnt, 'd1'), { recursive: true })
+        await mkdir(join(mnt, 'd1'))
+        await mkdir(join(mnt, 'd2'))
+        await show('remade', ['d1', 'd1/sub', 'd2'])
+        // The kernel drops its inodes: forgets, and the nodes go (their marks with them).
+        execFileSync('sync')
+        writeFileSync('/proc/sys/vm/drop_caches', '2')
+        await show('forgotten', ['d1', 'd3', 'd3/deep', 'd3/deep/er', 'moved/in'])
+        return { shown, inC: (await inC()) - c0 }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const expected = await run('kernel')
+    const actual = await run('layerfs')
+    expect(actual.shown).toEqual(expected.shown)
+    // What the comparison rests on: the removed name is gone, the names made anew are new.
+    expect(actual.shown).toContain('changed d2: missing')
+    expect(actual.shown).toContain('remade d1/sub: missing')
+    expect(actual.shown).toContain('changed made: missing')
+    expect(actual.shown.find((line) => line.startsWith('remade d1:'))).toMatch(/ \[\]$/)
+    expect(actual.inC).toBeGreaterThan(20)
   })
 
   it('answers the getattrs of directories only in the upper layer in C, never from a path a rename moved', async () => {
