@@ -171,6 +171,16 @@ export class LowLevelBridge {
       // A lower file renamed into a directory reaches its disk only after its copy's flush: C would
       // answer the lookup of the new name as missing meanwhile (#markProbe).
       union.onMovePending = (dir) => this.#unprobe(this.#nodes.byPath(dir))
+      // Once the renames into it are written, C may answer them again (renaming files in place
+      // looks each new name up first).
+      union.onMovesWritten = (dir) => {
+        const node = this.#nodes.byPath(dir)
+        try {
+          if (node && !node.probe) this.#markProbe(node, dir)
+        } catch {
+          // Unreadable now: its lookups stay JS's.
+        }
+      }
       this.#cow = true
     }
     union.onAttrChange = (path, ctimeOnly) => {

@@ -83,6 +83,8 @@ export class Core {
   onDirCopiedUp: ((path: string, upperPath: HostPath) => void) | undefined
   /** See Union.onMovePending. */
   onMovePending: ((dir: string) => void) | undefined
+  /** See Union.onMovesWritten. */
+  onMovesWritten: ((dir: string) => void) | undefined
   /** Whether mknod of a char 0/0 works here; false after the first EPERM (then `.wh.` files). */
   #mknodWhiteouts = true
   /** Flush copies of files in batches, after the caller is answered where it can be (see #defer). */
@@ -91,6 +93,8 @@ export class Core {
   readonly #deferred = new Map<string, Deferred>()
   /** The deferred copies that carry a rename, by old name (see deferMove). */
   readonly #movedFrom = new Map<string, Deferred>()
+  /** How many of them rename into each directory, by its path (movesInto). */
+  readonly #movesInto = new Map<string, number>()
   /** A syncfs for deferred copies is running: its end, with the copies it covered named. */
   #flushing: Promise<void> | undefined
   /** Cancels the wait before the next syncfs, when one is scheduled. */
@@ -307,7 +311,9 @@ export class Core {
     if (moved) {
       this.resolver.pinMissing(moved.from)
       this.#movedFrom.set(moved.from, copy)
-      this.onMovePending?.('/' + splitPath(entry.path)[0])
+      const dir = splitPath(entry.path)[0]
+      this.#movesInto.set(dir, (this.#movesInto.get(dir) ?? 0) + 1)
+      this.onMovePending?.('/' + dir)
     }
     try {
       this.handles.promote(moved?.from ?? entry.path, stagedPath(fd), true)
@@ -468,9 +474,7 @@ export class Core {
   /** Whether a deferred rename (see deferMove) has yet to write a name into the directory `dir`:
    *  until then, the disk does not hold all of its names. */
   movesInto(dir: string): boolean {
-    if (this.#movedFrom.size === 0) return false
-    for (const copy of this.#movedFrom.values()) if (splitPath(copy.entry.path)[0] === dir) return true
-    return false
+    return this.#movesInto.has(dir)
   }
 
   /** Copies waiting for their flush and name. */
@@ -498,8 +502,24 @@ export class Core {
   /** Name a deferred copy, after an fsync unless a syncfs covered it. A copy that cannot be flushed
    *  or named is dropped, and the entry shows the lower file again (#lost); only telling the kernel
    *  (onAttrChange) may throw. Without `dirTimes` the caller gives the directories back their times
-   *  (see #keepingTimes). */
+   *  (see #keepingTimes). The last deferred rename into a directory, written (or lost), tells
+   *  onMovesWritten. */
   #link(copy: Deferred, dirTimes = true): void {
+    if (!copy.moved) return this.#name(copy, dirTimes)
+    const dir = splitPath(copy.entry.path)[0]
+    try {
+      this.#name(copy, dirTimes)
+    } finally {
+      const left = (this.#movesInto.get(dir) ?? 1) - 1
+      if (left > 0) this.#movesInto.set(dir, left)
+      else {
+        this.#movesInto.delete(dir)
+        this.onMovesWritten?.('/' + dir)
+      }
+    }
+  }
+
+  #name(copy: Deferred, dirTimes: boolean): void {
     const { entry, moved } = copy
     const rel = entry.path
     const fd = entry.staged!

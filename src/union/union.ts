@@ -699,6 +699,12 @@ export class Union {
     this.#core.onMovePending = listener
   }
 
+  /** Called with the merged-view path of a directory when the last deferred rename into it is
+   *  written (or lost): the disk holds every name it shows again. */
+  set onMovesWritten(listener: ((dir: string) => void) | undefined) {
+    this.#core.onMovesWritten = listener
+  }
+
   /** Called with a merged-view path whenever a change the kernel did not ask for alters what getattr
    *  would say (a directory copied up becomes merged; a copy-up gives a new ctime), and whether only
    *  the ctime moved (a deferred copy named). */

@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
 import { statsOf } from '../helpers/daemon-stats.js'
-import { mountFrame } from '../helpers/layerfs-suite.js'
+import { mountFrame, readUpper } from '../helpers/layerfs-suite.js'
 import { LAYERFS_COMMAND as CLI, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
 
 const fuse = fuseAvailable()
@@ -638,8 +638,8 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // copy's flush (Core.deferMove): the directory's mark must go first, or its lookup
   // (entry_timeout=0: every stat looks the name up) would find nothing meanwhile.
   it('answers lookups of names missing from every layer in C, and finds lower files renamed into a directory', async () => {
-    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; lookupsInC?: number }> => {
-      const { mnt, handle } = await frame.stack(driver, ',entry_timeout=0,negative_timeout=0', async (lower) => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; lookupsInC?: number; afterWritten?: number }> => {
+      const { mnt, upper, handle } = await frame.stack(driver, ',entry_timeout=0,negative_timeout=0', async (lower) => {
         for (const d of ['src', 'merged', 'below']) await mkdir(join(lower, d))
         for (let i = 0; i < 8; i++) await writeFile(join(lower, 'src', `f${i}`), `lower ${i}`)
         for (let i = 0; i < 4; i++) await writeFile(join(lower, 'src', `g${i}`), `to the top ${i}`)
@@ -674,12 +674,17 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
           await rename(at(`src/g${i}`), at(`g${i}`))
           await missing(`g${i}`)
         }
-        await lstat(at('new'))
+        // Once the renames into it are written (their copies flushed and named), C answers the
+        // directory's missing names again, with no lookup or listing of it by JS in between (its
+        // own lookup is answered in C).
+        if (driver === 'layerfs') for (let i = 0; i < 8; i++) await readUpper(join(upper, 'new', `f${i}`))
+        const l1 = await lookups()
         await missing('new/zzz')
+        const afterWritten = (await lookups()) - l1
         // Whiteouts: the lower names renamed away are missing, as JS finds them.
         for (const name of ['src/f0', 'src/f7']) await missing(name)
         shown.push(`new: ${(await readdir(at('new'))).sort().join(' ')}`)
-        return { shown, lookupsInC: driver === 'layerfs' ? lookupsInC : undefined }
+        return { shown, lookupsInC: driver === 'layerfs' ? lookupsInC : undefined, afterWritten }
       } finally {
         await mounts.unmount(handle)
       }
@@ -692,6 +697,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     // The eight missing names (two at the root) and the one created (its lookup before the
     // create) at least.
     expect(actual.lookupsInC).toBeGreaterThanOrEqual(9)
+    expect(actual.afterWritten).toBe(1)
   })
 
   // A directory the upper layer held before the mount, merging with a lower one, and the mount's
