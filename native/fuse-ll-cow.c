@@ -37,7 +37,8 @@
  * renamed to its place, which must still be free (RENAME_NOREPLACE: anything JS did in the
  * directory since it was marked, such as a create in it, has copied it up already; the request
  * then goes to JS), and not while a record waits whose adoption may copy directories up (the copy
- * of a file whose directory was lower at its mark: `lifts`). A parent still lower goes to JS. It
+ * of a file whose directory is not marked as one in the upper layer: `lifts`). A parent still
+ * lower goes to JS. It
  * is named at once, as JS names directories, and the reply gives its attributes the time to live
  * JS gives them. The record that follows carries flags 2 (no fd): JS updates its view of the
  * directory (Core.adoptDir). A directory once copied up (in C or by JS) is marked again, as in the
@@ -263,11 +264,12 @@ static int cow_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node
 }
 
 /* Whether adopting a copy of the marked file `n` may copy directories up (see fll_rec.lifts): its
- * directory was lower at its mark, and is not marked as one in the upper layer now (a lower one
- * copied up, in C or by JS, is marked so at once: the listing chmod -R reads after changing a
- * directory may come from the kernel's cache, its files marked while the directory was lower). */
+ * directory is not marked as one in the upper layer (a directory in the upper layer is marked so
+ * at its lookup, listing or mkdir, the root at the mount, and a lower one copied up, in C or by
+ * JS, at once: the listing chmod -R reads after changing a directory may come from the kernel's
+ * cache, its files marked while the directory was lower). A mark gone from the ring answers
+ * "may": the directory's setattr then goes to JS. */
 static uint8_t cow_lifts(fll_session *s, const fll_fast_node *n) {
-    if (n->parent_upper) return 0;
     const fll_fast_node *p = n->parent ? fll_node_find(s, n->parent) : NULL;
     return !(p && p->src && (p->dir == COW_MARK_UPPER_DIR || p->dir == COW_MARK_SOLE_DIR));
 }
@@ -418,6 +420,19 @@ static int made_getattr(fll_session *s, fuse_req_t req, fll_fast_node *n) {
     return 1;
 }
 
+/* The attributes of the marked node `n` as JS shows them (attrs.ts): the lstat of its host path (a
+ * lower file's or directory's; a directory in the upper layer, its copy's) under the inode number
+ * JS shows, with one link for a directory that merges (one in the upper layer that merges with a
+ * lower one, a lower one in more than one layer). 0 when the path cannot be read, or a directory's
+ * is no directory. */
+static int mark_attrs(const fll_fast_node *n, struct stat *st) {
+    const char *path = n->dir && n->dir != COW_MARK_LOWER_DIR ? n->src + strlen(n->src) + 1 : n->src;
+    if (lstat(path, st) < 0 || (n->dir && !S_ISDIR(st->st_mode))) return 0;
+    st->st_ino = n->shown;
+    if (n->dir == COW_MARK_UPPER_DIR || (n->dir == COW_MARK_LOWER_DIR && !n->lone)) st->st_nlink = 1;
+    return 1;
+}
+
 /* Else the getattr of a marked lower file: its lstat, as attrs.ts shows a lower file's (the inode
  * number JS shows, the rest as the layer has it), given JS's time to live. The mark stays: reading
  * changes nothing. A file handle changes nothing: JS's handles on a lower file are that file. */
@@ -437,11 +452,8 @@ int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
      * a directory's attributes after every listing of it (its atime): chmod -R of a tree walked
      * before, find -ls, ls -lR. */
     if ((!n->dir || n->dir == COW_MARK_LOWER_DIR) && s->queued) return 0;
-    const char *path = n->dir && n->dir != COW_MARK_LOWER_DIR ? n->src + strlen(n->src) + 1 : n->src;
     struct stat st;
-    if (lstat(path, &st) < 0 || (n->dir && !S_ISDIR(st.st_mode))) return 0;
-    st.st_ino = n->shown;
-    if (n->dir == COW_MARK_UPPER_DIR || (n->dir == COW_MARK_LOWER_DIR && !n->lone)) st.st_nlink = 1;
+    if (!mark_attrs(n, &st)) return 0;
     s->cow_getattrs++;
     FLL_SEND(s, req, fuse_reply_attr(req, &st, s->cow_attr_timeout));
     return 1;
@@ -479,16 +491,13 @@ static int dir_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const c
     while (e && !(e->parent == parent && strcmp(e->name, name) == 0)) e = e->next;
     fll_fast_node *n = e ? fll_node_find(s, e->ino) : NULL;
     if (!n || !n->src || !n->dir) return 0;
-    const char *path = n->dir != COW_MARK_LOWER_DIR ? n->src + strlen(n->src) + 1 : n->src;
     fll_rec *r = calloc(1, sizeof *r);
     struct fuse_entry_param out;
     memset(&out, 0, sizeof out);
-    if (!r || lstat(path, &out.attr) < 0 || !S_ISDIR(out.attr.st_mode)) {
+    if (!r || !mark_attrs(n, &out.attr)) {
         free(r);
         return 0;
     }
-    out.attr.st_ino = n->shown;
-    if (n->dir == COW_MARK_UPPER_DIR || (n->dir == COW_MARK_LOWER_DIR && !n->lone)) out.attr.st_nlink = 1;
     out.ino = e->ino;
     out.attr_timeout = s->cow_attr_timeout;
     out.entry_timeout = s->cow_entry_timeout;
@@ -797,18 +806,17 @@ napi_value fll_js_cow_idle(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
-/* cowAllow(handle, node, src, shownIno, dst?, sole?, first?, busy?, parentUpper?, parent?, name?) → 1,
- * or 0 when not configured or out of memory. With dst (where its copy goes in the upper layer), src is a lower
+/* cowAllow(handle, node, src, shownIno, dst?, sole?, first?, busy?, parent?, name?) → 1, or 0 when
+ * not configured or out of memory. With dst (where its copy goes in the upper layer), src is a lower
  * directory, else a lower file; with dst and src '', dst is a directory in the upper layer that
  * merges with a lower one, or with sole true one that is only there. A lower directory with sole
  * true is only in src's layer (it shows its own link count). first, for a file: no open of
  * it was answered yet, and its first may be answered in C (fll_fast_open). busy: JS holds an open
- * file of it (until cowIdle). parentUpper, for a file: its directory is in the upper layer; parent:
- * the node's directory's node (0: unknown); name, for a directory: its name there, by which its
- * lookups are answered in C. */
+ * file of it (until cowIdle). parent: the node's directory's node (0: unknown); name, for a
+ * directory: its name there, by which its lookups are answered in C. */
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
-    size_t argc = 11;
-    napi_value argv[11];
+    size_t argc = 10;
+    napi_value argv[10];
     int64_t ino, shown;
     fll_session *s = session_node_args(env, info, argv, &argc, &ino);
     if (!s || !fll_int(env, argv[3], "shownIno", 0, 9007199254740991.0, &shown))
@@ -821,16 +829,15 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     if (argc > 5 && (napi_typeof(env, argv[5], &sole_type) != napi_ok ||
                      (sole_type == napi_boolean && napi_get_value_bool(env, argv[5], &sole) != napi_ok)))
         return NULL;
-    bool busy = false, parent_upper = false;
+    bool busy = false;
     if (argc > 6 && !bool_arg(env, argv, argc, 6, "first", &first)) return NULL;
     if (argc > 7 && !bool_arg(env, argv, argc, 7, "busy", &busy)) return NULL;
     int64_t parent = 0;
-    if (argc > 8 && !bool_arg(env, argv, argc, 8, "parentUpper", &parent_upper)) return NULL;
-    if (argc > 9 && !fll_int(env, argv[9], "parent", 0, 9007199254740991.0, &parent)) return NULL;
+    if (argc > 8 && !fll_int(env, argv[8], "parent", 0, 9007199254740991.0, &parent)) return NULL;
     char *name = NULL;
     napi_valuetype name_type = napi_undefined;
-    if (argc > 10 && napi_typeof(env, argv[10], &name_type) != napi_ok) return NULL;
-    if (name_type != napi_undefined && !(name = fll_string(env, argv[10], "name"))) return NULL;
+    if (argc > 9 && napi_typeof(env, argv[9], &name_type) != napi_ok) return NULL;
+    if (name_type != napi_undefined && !(name = fll_string(env, argv[9], "name"))) return NULL;
     char *src = fll_string(env, argv[2], "src");
     if (!src) {
         free(name);
@@ -869,7 +876,6 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     n->lone = n->dir == COW_MARK_LOWER_DIR && sole;
     if (first && !n->dir) n->first = 1;
     n->js_open = busy;
-    n->parent_upper = !n->dir && parent_upper;
     n->parent = (uint64_t)parent;
     /* A directory answers for its name in its parent; a file does not. */
     name_set(s, n, (uint64_t)ino, (uint64_t)parent, n->dir ? name : NULL);

@@ -119,10 +119,8 @@ typedef struct {
     uint8_t made;    /* and its creating open, made_fh, is still open: setattrs go through made_fd */
     uint8_t js_open; /* JS may hold an open file of it (an open went to JS, or JS said so at its mark,
                       * until JS says its last is closed): no open for writing is answered in C */
-    uint8_t parent_upper; /* a marked file whose directory was in the upper layer at its mark (and
-                           * so are all above it): adopting its copy copies no directory up */
-    uint64_t parent;      /* a marked file: its directory's node (0: unknown), which may be marked as
-                           * one in the upper layer by the time it is copied (cow_lifts) */
+    uint64_t parent;      /* a marked node's directory's node (0: unknown): a file's copy copies no
+                           * directory up when that one is marked as in the upper layer (cow_lifts) */
     struct fll_cow_name *named; /* owned: a marked directory's name in its parent, by which its
                                  * lookups are answered in C (fll_cow_lookup); NULL: none */
     int made_fd;     /* owned: a dup of that open's descriptor */

@@ -402,7 +402,7 @@ export class LowLevelBridge {
     // open that reaches JS instead says whether it is that first one (#replyOpen).
     const first = source?.dst === undefined && !node.opened
     const busy = source?.dst === undefined && this.#open.handleOf(node.id) !== undefined
-    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole ?? source.lone, first, busy, source.parentUpper, node.parent?.id, source.dst !== undefined && node.parent ? node.name : undefined)) return
+    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole ?? source.lone, first, busy, node.parent?.id, source.dst !== undefined && node.parent ? node.name : undefined)) return
     node.cow = true
     if (source.sole) this.#soleDirs.add(node)
     if (!first) return

@@ -224,7 +224,7 @@ interface Addon {
   fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowOpenFh(h: Handle, fh: number): number
-  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parentUpper?: boolean, parent?: number, name?: string | Buffer): number
+  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parent?: number, name?: string | Buffer): number
   fuseLlCowIdle(h: Handle, node: number): void
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number, named: boolean, shown?: number): number
@@ -555,14 +555,14 @@ export class Session {
    *  in the upper layer, whose getattrs, and setattrs changing only mode, owner or times, are
    *  answered in C. With `first` (a file no open of which was answered yet), its first open for reading may
    *  be answered in C too, its bytes stored in the kernel's page cache (native/fuse-ll-fast.c); an
-   *  open that comes to JS instead carries `first` then. A file's directory is node `parent`;
-   *  with `parentUpper` it is in the upper layer: adopting the file's copy copies no directory up,
-   *  so a lower directory's setattr may still be answered in C behind it (as it may once C holds
-   *  `parent` marked as a directory in the upper layer). A directory's lookups by `name` in
-   *  `parent` are answered in C while it is marked; JS then gets an answered lookup naming it,
-   *  and counts the kernel's reference. False when not configured or out of memory. */
-  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false, busy = false, parentUpper = false, parent = 0, name?: string | Buffer): boolean {
-    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first, busy, parentUpper, parent, name) === 1
+   *  open that comes to JS instead carries `first` then. The node's directory is node `parent`:
+   *  while C holds that one marked as a directory in the upper layer, adopting a file's copy
+   *  copies no directory up, so a lower directory's setattr may still be answered in C behind it.
+   *  A directory's lookups by `name` in `parent` are answered in C while it is marked; JS then
+   *  gets an answered lookup naming it, and counts the kernel's reference. False when not
+   *  configured or out of memory. */
+  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false, busy = false, parent = 0, name?: string | Buffer): boolean {
+    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first, busy, parent, name) === 1
   }
 
   /** JS holds no open file of `node` any more: an open of it for writing may be answered in C
@@ -577,7 +577,7 @@ export class Session {
    *  made on `upperPath` and answered in C, with no request, and its lookups by `name` in `parent`
    *  (see cowAllow). False when not configured or out of memory. */
   cowAllowUpperDir(node: number, upperPath: string | Buffer, shownIno: number, parent = 0, name?: string | Buffer): boolean {
-    return this.#n.fuseLlCowAllow(this.#h, node, '', shownIno, upperPath, undefined, false, false, false, parent, name) === 1
+    return this.#n.fuseLlCowAllow(this.#h, node, '', shownIno, upperPath, undefined, false, false, parent, name) === 1
   }
 
   /** The node's setattrs come as requests again. */

@@ -12,7 +12,7 @@ import { closeSync, constants, openSync, statfsSync } from 'node:fs'
 import { mkdir, readdir, realpath, rm, stat } from 'node:fs/promises'
 import { join, relative, resolve, sep } from 'node:path'
 import { layerRoot, readMountinfo, releaseRoot } from '../layers/held-root.js'
-import { Layer, joinPath, relPath, splitPath } from '../layers/layer.js'
+import { Layer, joinPath, relPath } from '../layers/layer.js'
 import type { HostPath } from '../sys/names.js'
 import { ST, flockNowaitSync, lremovexattrSync, prefetch, readlinkSync, type TimeNs } from '../sys/native.js'
 import { ACCESS_ACL, DEFAULT_ACL } from './acl.js'
@@ -70,9 +70,6 @@ export interface CopySource {
   /** With `dst` and `src` '': a directory in the upper layer, at `dst`, only there (see
    *  #copySource); without, one there that merges with lower ones. */
   sole?: true
-  /** A file whose directory is in the upper layer (and so is every one above it): taking its copy
-   *  over copies no directory up. */
-  parentUpper?: true
   /** A lower directory only in `src`'s layer: it shows its own link count (a merged one shows 1). */
   lone?: true
 }
@@ -289,7 +286,7 @@ export class Union {
       const at = listing ? listing.statsOffset(name) : -1
       if (at >= 0) {
         const attr = attrs.attrFrom(entry, listing!.numbers, at)
-        const src = sources ? this.#copySource(entry, attr, () => dir) : undefined
+        const src = sources ? this.#copySource(entry, attr) : undefined
         out.push(src ? { name, attr, src } : { name, attr })
         continue
       }
@@ -601,16 +598,12 @@ export class Union {
     const rel = relPath(path)
     const entry = this.#core.resolver.resolve(rel)
     if (!entry || (rel === '' && !entry.layer.writable)) return undefined
-    return this.#copySource(entry, attr, () => this.#core.resolver.get(splitPath(rel)[0]))
+    return this.#copySource(entry, attr)
   }
 
-  /** `parent`: the directory the entry is in, asked for only when it matters. */
-  #copySource(entry: Entry, attr: attrs.Attr, parent: () => Entry): CopySource | undefined {
+  #copySource(entry: Entry, attr: attrs.Attr): CopySource | undefined {
     const core = this.#core
-    if (core.copiesBehind(entry, attr.size, attr.nlink)) {
-      const src = entry.layer.path(entry.path)
-      return inUpper(parent()) ? { src, parentUpper: true } : { src }
-    }
+    if (core.copiesBehind(entry, attr.size, attr.nlink)) return { src: entry.layer.path(entry.path) }
     if (entry.kind !== 'dir') return undefined
     // A directory only in the upper layer (made there, or opaque) shows its own lstat: its getattr
     // may be answered outside the union, from its host path, while that path stays its own.
