@@ -503,7 +503,9 @@ int copy_dir_named(const char *src, const char *dir, const char *target, int64_t
     if (!slash || slash == target || (size_t)(slash - target) >= sizeof parent) return EINVAL;
     memcpy(parent, target, (size_t)(slash - target));
     parent[slash - target] = '\0';
-    if (snprintf(tmp, sizeof tmp, "%s/#lfs-%d-c%lu", dir, (int)getpid(), ++seq) >= (int)sizeof tmp) return ENAMETOOLONG;
+    static pid_t pid; /* the daemon's own, read once (it never forks) */
+    if (!pid) pid = getpid();
+    if (snprintf(tmp, sizeof tmp, "%s/#lfs-%d-c%lu", dir, (int)pid, ++seq) >= (int)sizeof tmp) return ENAMETOOLONG;
     /* The parent's times, given back after the rename; and a parent not in the upper layer yet
      * (fuse-ll-cow.c marks lower directories whatever their parent) is ENOENT before any work. */
     struct stat before;

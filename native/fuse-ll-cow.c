@@ -166,8 +166,9 @@ static struct timespec time_arg(const struct stat *attr, int to_set, int set, in
 }
 
 /* Record flags of an answered setattr: the copy's data came from the disk; the copy is a directory;
- * the directory's copy records its origin (the lower inode number, in the record's offset). */
-enum { COW_COLD = 1, COW_DIR = 2, COW_DIR_ORIGIN = 4 };
+ * the directory's copy records its origin (the lower inode number, in the record's offset); the
+ * directory was copied up for a rename answered here (fll_cow_rename), no setattr asked for it. */
+enum { COW_COLD = 1, COW_DIR = 2, COW_DIR_ORIGIN = 4, COW_DIR_LIFTED = 8 };
 /* fll_fast_node.dir: a lower directory; one in the upper layer (src empty). */
 /* A marked directory: a lower one (copied up at its setattr), one in the upper layer that merges
  * with a lower one (changed there), or one only in the upper layer (its getattr answered here). */
@@ -231,20 +232,20 @@ static void cow_upper_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fa
     answer(s, req, ino, &st, n->shown, s->cow_attr_timeout, NULL, attr, to_set, n->dir == COW_MARK_SOLE_DIR);
 }
 
-/* A marked lower directory's setattr (see the top): 1 when answered. */
-static int cow_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const cow_change *c,
-                   const struct stat *attr, int to_set) {
+/* The copy-up of the marked lower directory `n` (see the top), with the change `c`: named at once
+ * (RENAME_NOREPLACE), its mark turned into one in the upper layer, its lstat in *st. The record JS
+ * takes note from, its flags and origin filled in (the caller fills the rest and queues it); NULL,
+ * and the mark gone, when it could not be made. */
+static fll_rec *dir_copy(fll_session *s, fll_fast_node *n, const cow_change *c, struct stat *st) {
     /* The record first: once the copy is named, JS must hear of it. */
     fll_rec *r = calloc(1, sizeof *r);
-    struct stat st;
     double src[ST_FIELDS];
     int origin = 0;
-    int err = !r ? ENOMEM : copy_dir_named(n->src, s->cow_dir, n->src + strlen(n->src) + 1, c->uid, c->gid, c->mode, c->times, RENAME_NOREPLACE, src, &origin, &st);
-    uint64_t shown = n->shown;
+    int err = !r ? ENOMEM : copy_dir_named(n->src, s->cow_dir, n->src + strlen(n->src) + 1, c->uid, c->gid, c->mode, c->times, RENAME_NOREPLACE, src, &origin, st);
     if (err) {
         unmark(s, n);
         free(r);
-        return 0;
+        return NULL;
     }
     /* Marked at once as what it is now, a directory in the upper layer that merges ("\0dst"), as
      * JS marks it again when it takes the record (onDirCopiedUp): chmod -R looks the directory up
@@ -259,6 +260,16 @@ static int cow_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node
     if (origin && src[ST_INO] >= 9007199254740992.0) origin = 0;
     r->flags = COW_DIR | (origin ? COW_DIR_ORIGIN : 0);
     if (origin) r->offset = (int64_t)src[ST_INO];
+    return r;
+}
+
+/* A marked lower directory's setattr (see the top): 1 when answered. */
+static int cow_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const cow_change *c,
+                   const struct stat *attr, int to_set) {
+    uint64_t shown = n->shown;
+    struct stat st;
+    fll_rec *r = dir_copy(s, n, c, &st);
+    if (!r) return 0;
     answer(s, req, ino, &st, shown, s->cow_attr_timeout, r, attr, to_set, 0);
     return 1;
 }
@@ -511,18 +522,83 @@ static int dir_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const c
     return 1;
 }
 
-int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
-    if (!s->cow_dir) return 0;
-    if (dir_lookup(s, req, parent, name)) return 1;
-    fll_fast_node *n = fll_node_find(s, parent);
-    if (!n || !n->probe) return 0;
+/* A name a rename answered here gave a directory (by node) before the disk has it: JS writes the
+ * rename after its copy's flush, and says so (pendingDrop). Until then the name is not missing,
+ * whatever the layers hold. */
+static int pending_has(const fll_session *s, uint64_t parent, const char *name) {
+    for (const fll_cow_name *e = s->cow_pending ? s->cow_pending[name_hash(parent, name)] : NULL; e; e = e->next)
+        if (e->parent == parent && strcmp(e->name, name) == 0) return 1;
+    return 0;
+}
+
+static int pending_add(fll_session *s, uint64_t parent, const char *name) {
+    size_t len = strlen(name);
+    fll_cow_name *e = malloc(sizeof *e + len + 1);
+    if (!e) return 0;
+    e->parent = parent;
+    e->ino = 0;
+    memcpy(e->name, name, len + 1);
+    fll_cow_name **bucket = &s->cow_pending[name_hash(parent, name)];
+    e->next = *bucket;
+    *bucket = e;
+    return 1;
+}
+
+/* One of the name's entries goes (a name renamed to twice before either was written has two). */
+static void pending_drop(fll_session *s, uint64_t parent, const char *name) {
+    for (fll_cow_name **at = s->cow_pending ? &s->cow_pending[name_hash(parent, name)] : NULL; at && *at; at = &(*at)->next) {
+        if ((*at)->parent == parent && strcmp((*at)->name, name) == 0) {
+            fll_cow_name *e = *at;
+            *at = e->next;
+            free(e);
+            return;
+        }
+    }
+}
+
+/* Whether `name` is missing from every layer of the directory node `parent`, as JS marked it for
+ * its lookups (probeAllow), and no rename answered here gave it that name yet unwritten. */
+static int missing_in(fll_session *s, fuse_ino_t parent, const char *name) {
+    const fll_fast_node *n = fll_node_find(s, parent);
+    if (!n || !n->probe || pending_has(s, parent, name)) return 0;
     for (const char *dir = n->probe; *dir; dir += strlen(dir) + 1) {
         char path[PATH_MAX];
         int len = snprintf(path, sizeof path, "%s/%s", dir, name);
         struct stat st;
         if (len < 0 || (size_t)len >= sizeof path || lstat(path, &st) == 0 || errno != ENOENT) return 0;
     }
+    return 1;
+}
+
+/* missing_in without its lstats when one of the last lookups answered here found the name missing
+ * and nothing since could have given it one: the kernel looks a rename's new name up under the
+ * lock of its directory, which it holds until the rename's reply (so no create, link or rename
+ * into it comes between), JS has had no request or forget since (it may have made a name at one;
+ * the records of what C answered only take its note, and name nothing that was missing: a
+ * directory copied up was in a lower layer), and a rename answered here since made it pending. */
+static int missing_known(fll_session *s, fuse_ino_t parent, const char *name) {
+    const fll_fast_node *n = fll_node_find(s, parent);
+    if (!n || !n->probe || pending_has(s, parent, name)) return 0;
+    for (uint32_t i = 0; i < FLL_MISSING; i++) {
+        const struct fll_missing *m = &s->missing[i];
+        if (m->parent == parent && m->epoch == s->js_epoch && strcmp(m->name, name) == 0) return 1;
+    }
+    return 0;
+}
+
+int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
+    if (!s->cow_dir) return 0;
+    if (dir_lookup(s, req, parent, name)) return 1;
+    if (!missing_in(s, parent, name)) return 0;
     s->cow_lookups++;
+    size_t len = strlen(name);
+    struct fll_missing *m = &s->missing[s->missing_next];
+    if (len < sizeof m->name) {
+        memcpy(m->name, name, len + 1);
+        m->parent = parent;
+        m->epoch = s->js_epoch;
+        s->missing_next = (s->missing_next + 1) % FLL_MISSING;
+    }
     if (s->cow_negative_timeout > 0) {
         struct fuse_entry_param e;
         memset(&e, 0, sizeof e);
@@ -532,6 +608,164 @@ int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     } else {
         FLL_SEND(s, req, fuse_reply_err(req, ENOENT));
     }
+    return 1;
+}
+
+/* Lower directories a rename answered here copies up for one of its directories, at most. */
+#define LIFT_MAX 32
+
+/* The marked lower directories from the directory node `ino` up to the first one marked as in the
+ * upper layer, into chain (LIFT_MAX), `ino` first: their count, or -1 when a mark on the way is
+ * gone or there are more. */
+static int lift_chain(fll_session *s, uint64_t ino, uint64_t *chain) {
+    int depth = 0;
+    fll_fast_node *n = fll_node_find(s, ino);
+    for (; n && n->src && n->dir == COW_MARK_LOWER_DIR; n = n->parent ? fll_node_find(s, n->parent) : NULL) {
+        if (depth == LIFT_MAX) return -1;
+        chain[depth++] = n->ino;
+    }
+    return n && n->src && (n->dir == COW_MARK_UPPER_DIR || n->dir == COW_MARK_SOLE_DIR) ? depth : -1;
+}
+
+/* Copies the lower directories of a lift_chain up, top down (those still lower), each as a
+ * setattr's copy of it (dir_copy, with no change): JS gets each one's record, with COW_DIR_LIFTED, and takes note as
+ * after that setattr. 0 when a copy fails (the copies made stay: they are named, and JS has their
+ * records); the rename then goes to JS, which copies the rest. */
+static int lift(fll_session *s, const uint64_t *chain, int depth) {
+    const struct timespec keep[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+    const cow_change none = {.uid = -1, .gid = -1, .mode = -1, .times = {keep[0], keep[1]}};
+    while (depth > 0) {
+        /* Found again each time: a failed copy's unmark may drop a node, which moves others. */
+        uint64_t dir = chain[--depth];
+        fll_fast_node *n = fll_node_find(s, dir);
+        /* Copied up already: the other directory's chain shares this part. */
+        if (n && n->src && (n->dir == COW_MARK_UPPER_DIR || n->dir == COW_MARK_SOLE_DIR)) continue;
+        struct stat st;
+        fll_rec *r = n && n->src && n->dir == COW_MARK_LOWER_DIR ? dir_copy(s, n, &none, &st) : NULL;
+        if (!r) return 0;
+        r->kind = FLL_SETATTR;
+        r->ino = dir;
+        r->flags |= COW_DIR_LIFTED;
+        fll_push(s, r);
+    }
+    return 1;
+}
+
+/* The host path of the directory node `ino` in the upper layer ("\0dst", marked as one there, by
+ * now), copied to `out` (PATH_MAX): 0 when it no longer is, or does not fit. */
+static int upper_path(fll_session *s, uint64_t ino, char *out) {
+    const fll_fast_node *n = fll_node_find(s, ino);
+    if (!n || !n->src || (n->dir != COW_MARK_UPPER_DIR && n->dir != COW_MARK_SOLE_DIR)) return 0;
+    size_t len = strlen(n->src + 1);
+    if (len >= PATH_MAX) return 0;
+    memcpy(out, n->src + 1, len + 1);
+    return 1;
+}
+
+/* Whether a request queued for JS (read before the one being answered, not handed to JS yet) names
+ * one of the nodes `ids` (as its node, directory or new directory): JS will answer it before it
+ * takes the record of what C answers now, from the state before it. */
+static int queue_names(const fll_session *s, const uint64_t *ids, int count) {
+    for (const fll_rec *r = s->head; r; r = r->next) {
+        if (!r->req) continue;
+        for (int i = 0; i < count; i++)
+            if (r->ino == ids[i] || r->parent == ids[i] || r->newparent == ids[i]) return 1;
+    }
+    return 0;
+}
+
+/* A directory in the upper layer changed now (a rename in it): its mtime and ctime, as JS's
+ * rename gives them (namespace.ts, movedBehind). */
+static void touch_dir(const char *path) {
+    const struct timespec now[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+    (void)utimensat(AT_FDCWD, path, now, AT_SYMLINK_NOFOLLOW);
+}
+
+/*
+ * The rename of a marked lower file (found by its name: JS gives a file's mark its name too) to a
+ * name missing from every layer of a directory marked for its lookups (missing_in): mv of lower
+ * files, in place or into another directory (the rename workload). Answered here as JS answers it
+ * when its copy may wait for its flush (namespace.ts, movedBehind; Core.deferMove). The file is
+ * copied up as a setattr's copy is (copy_small_unnamed: O_TMPFILE in the work directory, its
+ * origin and times, no flush); both directories are in the upper layer by then (marked lower
+ * ones are copied up as ensureUpperDir would: lift_chain, lift) and take their new times now; the
+ * new name is pending in C's lookups until JS has written the rename (pendingDrop); the node's
+ * mark goes. JS then gets a record in the request's place, marked answered: the rename's names,
+ * the node (ino), the copy's fd (fh), its bytes (size), the lower inode number (offset) and
+ * whether its data was read from the disk (valid). It takes the copy over as a rename it deferred
+ * itself (Core.adoptMove): linked at the old name after the copy's flush, then renamed to the new
+ * one, leaving the whiteout.
+ *
+ * Not while a request waiting for JS names the file, either directory or one of the lower ones it
+ * copies up (JS answers it first, from the state before this; a request that could give the new
+ * name, or take the old one, cannot be waiting: the kernel holds both directories locked from the
+ * lookup of the new name to the rename's reply, and the file's inode too), nor while a forget
+ * waits (JS may drop a node at it), nor behind the record of a copy whose adoption may copy
+ * directories up. Only RENAME_NOREPLACE among the flags (the name is missing anyway), for a file
+ * with no open of it (JS moves the readers of a file it renames to the copy; C's would stay on the
+ * lower one), and no `.wh.` name (JS refuses those). A file too big or hard-linked, a copy that
+ * fails or a directory that cannot be copied up goes to JS as a request. 1 when answered.
+ */
+int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                   const char *newname, unsigned int flags) {
+    if (!s->cow_dir || !s->cow_names || !s->cow_pending || s->queued_forgets || s->queued_lifts || s->cow_room == 0 ||
+        (flags & ~(unsigned int)RENAME_NOREPLACE) || strncmp(newname, ".wh.", 4) == 0)
+        return 0;
+    const fll_cow_name *e = s->cow_names[name_hash(parent, name)];
+    while (e && !(e->parent == parent && strcmp(e->name, name) == 0)) e = e->next;
+    fll_fast_node *n = e ? fll_node_find(s, e->ino) : NULL;
+    if (!n || !n->src || n->dir || n->made || n->opens || n->js_open ||
+        !(missing_known(s, newparent, newname) || missing_in(s, newparent, newname)))
+        return 0;
+    uint64_t ino = e->ino;
+    /* The nodes it changes: the file, both directories and the lower ones it copies up. */
+    uint64_t ids[2 * LIFT_MAX + 1];
+    int from_lifts = lift_chain(s, parent, ids + 1);
+    int to_lifts = newparent == parent ? 0 : lift_chain(s, newparent, ids + 1 + (from_lifts > 0 ? from_lifts : 0));
+    ids[0] = ino;
+    if (from_lifts < 0 || to_lifts < 0) return 0;
+    int count = 1 + from_lifts + to_lifts;
+    if (from_lifts == 0) ids[count++] = parent;
+    if (newparent != parent && to_lifts == 0) ids[count++] = newparent;
+    if (s->queued && queue_names(s, ids, count)) return 0;
+    const struct timespec keep[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+    double src[ST_FIELDS];
+    int fd = -1, cold = 0;
+    int64_t bytes = 0;
+    if (copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, -1, -1, -1, keep, src, &fd, &bytes, &cold) != 0 ||
+        fd < 0)
+        return 0;
+    char from[PATH_MAX], to[PATH_MAX];
+    fll_rec *r = NULL;
+    if (!lift(s, ids + 1, from_lifts) || !lift(s, ids + 1 + from_lifts, to_lifts) || !upper_path(s, parent, from) ||
+        (newparent != parent && !upper_path(s, newparent, to)) ||
+        !(r = calloc(1, sizeof *r)) || !(r->name = strdup(name)) || !(r->name2 = strdup(newname)) ||
+        !pending_add(s, newparent, newname)) {
+        if (r) {
+            free(r->name);
+            free(r->name2);
+            free(r);
+        }
+        close(fd);
+        return 0;
+    }
+    touch_dir(from);
+    if (newparent != parent) touch_dir(to);
+    n = fll_node_find(s, ino); /* lift's copies may have moved it */
+    if (n) unmark(s, n);
+    s->cow_room--;
+    s->cow_renames++;
+    r->kind = FLL_RENAME;
+    r->ino = ino;
+    r->parent = parent;
+    r->newparent = newparent;
+    r->flags = flags;
+    r->fh = (uint64_t)fd;
+    r->size = (size_t)bytes;
+    r->offset = (int64_t)src[ST_INO];
+    r->valid = cold ? COW_COLD : 0;
+    FLL_SEND(s, req, fuse_reply_err(req, 0));
+    fll_push(s, r);
     return 1;
 }
 
@@ -696,15 +930,20 @@ int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct
     return 1;
 }
 
-void fll_cow_free(fll_session *s) {
-    for (uint32_t i = 0; s->cow_names && i < COW_NAME_BUCKETS; i++) {
-        for (fll_cow_name *e = s->cow_names[i], *next; e; e = next) {
+static void names_free(fll_cow_name ***names) {
+    for (uint32_t i = 0; *names && i < COW_NAME_BUCKETS; i++) {
+        for (fll_cow_name *e = (*names)[i], *next; e; e = next) {
             next = e->next;
             free(e);
         }
     }
-    free(s->cow_names);
-    s->cow_names = NULL;
+    free(*names);
+    *names = NULL;
+}
+
+void fll_cow_free(fll_session *s) {
+    names_free(&s->cow_names);
+    names_free(&s->cow_pending);
     free(s->cow_dir);
     s->cow_dir = NULL;
     free(s->cow_ring);
@@ -758,9 +997,11 @@ napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
     if (!dir) return NULL;
     uint64_t *ring = s->cow_ring ? s->cow_ring : calloc(COW_MAX, sizeof *ring);
     fll_cow_name **names = s->cow_names ? s->cow_names : calloc(COW_NAME_BUCKETS, sizeof *names);
-    if (!ring || !names) {
+    fll_cow_name **pending = s->cow_pending ? s->cow_pending : calloc(COW_NAME_BUCKETS, sizeof *pending);
+    if (!ring || !names || !pending) {
         if (ring != s->cow_ring) free(ring);
         if (names != s->cow_names) free(names);
+        if (pending != s->cow_pending) free(pending);
         free(dir);
         napi_throw_error(env, "ENOMEM", "out of memory");
         return NULL;
@@ -769,6 +1010,7 @@ napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
     s->cow_dir = dir;
     s->cow_ring = ring;
     s->cow_names = names;
+    s->cow_pending = pending;
     s->cow_entry_timeout = entry;
     s->cow_limit = limit;
     s->cow_attr_timeout = timeout;
@@ -877,8 +1119,8 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     if (first && !n->dir) n->first = 1;
     n->js_open = busy;
     n->parent = (uint64_t)parent;
-    /* A directory answers for its name in its parent; a file does not. */
-    name_set(s, n, (uint64_t)ino, (uint64_t)parent, n->dir ? name : NULL);
+    /* A node answers for its name in its parent: a directory's lookups, a file's renames. */
+    name_set(s, n, (uint64_t)ino, (uint64_t)parent, name);
     free(name);
     n->shown = (uint64_t)shown;
     /* The mark made COW_MAX marks ago goes, unless it was used, denied or made again since (the
@@ -1003,6 +1245,26 @@ napi_value fll_js_probe_deny(napi_env env, napi_callback_info info) {
     free(n->probe);
     n->probe = NULL;
     fll_node_drop_unused(s, n);
+    return NULL;
+}
+
+/* pendingDrop(handle, parent, name): the rename answered in C that gave the directory node `parent`
+ * the name `name` is written (or lost): the name is on the disk as the union shows it (see
+ * fll_cow_rename). */
+napi_value fll_js_pending_drop(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3];
+    int64_t parent;
+    fll_session *s = session_node_args(env, info, argv, &argc, &parent);
+    if (!s) return NULL;
+    size_t len = 0;
+    char *name = argc > 2 ? name_from_js(env, argv[2], &len) : NULL;
+    if (!name) {
+        if (!len) napi_throw_type_error(env, "EINVAL", "name: expected a string or Buffer");
+        return NULL;
+    }
+    pending_drop(s, (uint64_t)parent, name);
+    free(name);
     return NULL;
 }
 

@@ -359,6 +359,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                       const char *newname, unsigned int flags) {
+    if (fll_cow_rename(fuse_req_userdata(req), req, parent, name, newparent, newname, flags)) return;
     fll_rec *r = rec(req, FLL_RENAME);
     if (!r || !dup_str(r, &r->name, name) || !dup_str(r, &r->name2, newname)) return;
     r->parent = parent;

@@ -334,6 +334,9 @@ static void deliver(fll_session *s, const char *reason) {
         if (r->req) s->queued--;
         if (r->lifts) s->queued_lifts--;
         if (r->kind == FLL_FORGET) s->queued_forgets--;
+        /* A request or a forget: JS may make or free names at it (what C answered itself only takes
+         * JS's note, and names nothing that was missing: see missing_known). */
+        if (r->req || r->kind == FLL_FORGET) s->js_epoch++;
         if (r->kind == FLL_EV_INIT) {
             event(env, s, "init", NULL);
         } else if (s->state == FLL_MOUNTED) {
@@ -759,13 +762,13 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     if (argc < 1) return napi_throw_type_error(env, NULL, "loopStats(handle)"), NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     if (!s) return NULL;
-    double stats[14] = {(double)s->spins,        (double)s->spins_skipped, (double)s->spin_callers,
+    double stats[15] = {(double)s->spins,        (double)s->spins_skipped, (double)s->spin_callers,
                         (double)s->fast_opens,   (double)s->cow_setattrs,  (double)s->cow_getattrs,
                         (double)s->dir_ends,     (double)s->cow_getxattrs, (double)s->cow_listxattrs,
                         (double)s->cow_lookups,  (double)s->first_opens,  (double)s->made_setxattrs,
-                        (double)s->cow_opens,    (double)s->cow_dir_lookups};
-    napi_create_array_with_length(env, 14, &out);
-    for (uint32_t i = 0; i < 14; i++) {
+                        (double)s->cow_opens,    (double)s->cow_dir_lookups, (double)s->cow_renames};
+    napi_create_array_with_length(env, 15, &out);
+    for (uint32_t i = 0; i < 15; i++) {
         napi_create_double(env, stats[i], &v);
         napi_set_element(env, out, i, v);
     }

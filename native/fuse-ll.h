@@ -121,8 +121,9 @@ typedef struct {
                       * until JS says its last is closed): no open for writing is answered in C */
     uint64_t parent;      /* a marked node's directory's node (0: unknown): a file's copy copies no
                            * directory up when that one is marked as in the upper layer (cow_lifts) */
-    struct fll_cow_name *named; /* owned: a marked directory's name in its parent, by which its
-                                 * lookups are answered in C (fll_cow_lookup); NULL: none */
+    struct fll_cow_name *named; /* owned: a marked node's name in its parent, by which a directory's
+                                 * lookups and a file's renames are answered in C (fll_cow_lookup,
+                                 * fll_cow_rename); NULL: none */
     int made_fd;     /* owned: a dup of that open's descriptor */
     uint64_t made_fh;
     uint8_t made_named; /* and it was made with a name (not O_TMPFILE): its getattrs too */
@@ -139,6 +140,9 @@ typedef struct {
     uint32_t cow_at; /* with src: its slot in cow_ring */
     int64_t dir_end; /* a directory: the offset its last listing JS gave ends at (0: none) */
 } fll_fast_node;
+
+/* Names found missing by lookups in C, kept for the renames that follow them (missing_known). */
+#define FLL_MISSING 16
 
 /* The last requests, by sender: how many threads are calling at once (see on_readable). */
 #define FLL_CALLERS 16
@@ -202,7 +206,16 @@ typedef struct fll_session {
     uint64_t made_setxattrs; /* ACLs set on files JS made, through their creating open */
     uint64_t cow_lookups;    /* lookups of names missing from marked upper-only directories */
     uint64_t cow_dir_lookups; /* lookups of marked directories answered in C */
-    struct fll_cow_name **cow_names; /* the marked directories' names, by (parent, name) hash */
+    struct fll_cow_name **cow_names; /* the marked nodes' names, by (parent, name) hash */
+    struct fll_cow_name **cow_pending; /* names renames answered in C gave their directories before
+                                        * the disk has them (fll_cow_rename), by the same hash */
+    uint64_t cow_renames;    /* renames of marked lower files answered in C */
+    uint64_t js_epoch;       /* requests and forgets handed to JS so far (see missing_known) */
+    struct fll_missing {     /* the last names lookups in C found missing, a ring (parent 0: none) */
+        uint64_t parent, epoch; /* and js_epoch then (see missing_known) */
+        char name[256];
+    } missing[FLL_MISSING];
+    uint32_t missing_next;
     double cow_entry_timeout; /* seconds a name looked up in C lives (JS's entry timeout) */
     uint32_t queued_forgets; /* forgets queued for JS: their nodes may be gone for JS already */
     uint64_t cow_opens;      /* opens for writing of marked lower files, copied up (fll_cow_open) */
@@ -293,6 +306,9 @@ int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
 int fll_cow_listxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, size_t size);
 /* Answers the lookup of a name missing from every layer of a marked directory (then 1). */
 int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name);
+/* Answers the rename of a marked lower file to a missing name in C when it may (then 1). */
+int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                   const char *newname, unsigned int flags);
 /* Answers the setattr in C when it may (then 1). */
 int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
                     const struct fuse_file_info *fi);
@@ -303,6 +319,7 @@ napi_value fll_js_cow_open_fh(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_idle(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_deny(napi_env env, napi_callback_info info);
+napi_value fll_js_pending_drop(napi_env env, napi_callback_info info);
 /* The release of a file JS made: its creating open's ends the setattrs answered through it. */
 void fll_made_release(fll_session *s, fuse_ino_t ino, const struct fuse_file_info *fi);
 int fll_made_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,

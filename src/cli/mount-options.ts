@@ -24,6 +24,8 @@ export interface MountOptions {
   fsync: boolean
   /** Flush copy-ups in batches, after answering the opens and setattrs that made them (Core.#defer). */
   flushBehind: boolean
+  /** Milliseconds the copies flushed behind wait for the others of their batch (Core.flushWindowMs). */
+  flushWindowMs: number
   metacopy: boolean
   allowOther: boolean
   cacheEntries: number
@@ -76,7 +78,7 @@ const PASSTHROUGH = new Set([
 export function parseMountArgs(argv: string[]): MountOptions {
   const opts: MountOptions = {
     lowers: [], mountpoint: '', source: 'layerfs', foreground: false, debug: false, readOnly: false,
-    fsync: true, flushBehind: true, metacopy: false, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
+    fsync: true, flushBehind: true, flushWindowMs: 20, metacopy: false, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
     entryTimeout: NaN, attrTimeout: NaN, negativeTimeout: NaN, spinUs: DEFAULT_SPIN_US, passthrough: 'on', acl: true, bridge: 'll',
     kernelFlags: process.getuid?.() === 0 ? ['suid'] : [], warnings: [],
   }
@@ -135,6 +137,12 @@ function applyOptions(opts: MountOptions, list: string): void {
         if (value !== '0' && value !== '1') throw new UsageError(`flush_behind=${value}: expected 0 or 1`)
         opts.flushBehind = value === '1'
         break
+      case 'flush_window': {
+        const ms = Number(value)
+        if (!/^\d+$/.test(value) || ms > 60_000) throw new UsageError(`flush_window=${value}: expected milliseconds, 0 to 60000`)
+        opts.flushWindowMs = ms
+        break
+      }
       case 'metacopy':
         if (value !== 'on' && value !== 'off') throw new UsageError(`metacopy=${value}: expected on or off`)
         opts.metacopy = value === 'on'

@@ -334,7 +334,8 @@ export class LowLevelBridge {
   }
 
   #dispatch(r: Request): void {
-    this.counts[r.op] = (this.counts[r.op] ?? 0) + 1
+    // (A directory C copied up for a rename it answered came with no request.)
+    if (!(r.op === 'setattr' && r.copy?.dir && r.copy.lifted)) this.counts[r.op] = (this.counts[r.op] ?? 0) + 1
     if (r.op === 'forget') {
       this.#forget(r.ino, r.nlookup)
       return
@@ -345,6 +346,10 @@ export class LowLevelBridge {
     }
     if (r.op === 'open' && r.copy) {
       this.#adoptOpen(r, r.copy)
+      return
+    }
+    if (r.op === 'rename' && r.copy) {
+      this.#adoptMove(r, r.copy)
       return
     }
     if (r.op === 'lookup' && r.child !== undefined) {
@@ -402,7 +407,7 @@ export class LowLevelBridge {
     // open that reaches JS instead says whether it is that first one (#replyOpen).
     const first = source?.dst === undefined && !node.opened
     const busy = source?.dst === undefined && this.#open.handleOf(node.id) !== undefined
-    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole ?? source.lone, first, busy, node.parent?.id, source.dst !== undefined && node.parent ? node.name : undefined)) return
+    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole ?? source.lone, first, busy, node.parent?.id, node.parent ? node.name : undefined)) return
     node.cow = true
     if (source.sole) this.#soleDirs.add(node)
     if (!first) return
@@ -540,10 +545,12 @@ export class LowLevelBridge {
       if (!node || path === undefined) throw new Error(`node ${r.ino} has no name`)
       node.ctimeExpired = false
       if (copy.dir) {
-        // Named already, and its attributes were given the usual time to live. C marked it again
-        // at once, as one in the upper layer (and so does onDirCopiedUp): the mark stays.
-        node.attrsExpired = false
-        this.#union.adoptDirSync(path, copy.ino)
+        // Named already, and its attributes were given the usual time to live; C marked it again
+        // at once, as one in the upper layer (and so does onDirCopiedUp): the mark stays. One C
+        // copied up for a rename was answered with no attributes: the kernel is told (a merged
+        // directory shows one link, and the copy's ctime).
+        if (!copy.lifted) node.attrsExpired = false
+        this.#union.adoptDirSync(path, copy.ino, copy.lifted)
         return
       }
       node.cow = false
@@ -580,6 +587,36 @@ export class LowLevelBridge {
     this.#open.adopted(r.ino, copy.fh, copy.backing)
     if (copy.unsent) this.#release(copy.fh)
     this.#giveOpenHandles()
+  }
+
+  /**
+   * A rename of a lower file answered in C (Session.pendingDrop), which copied the file up and the
+   * directories it needed, gave them their new times and took the file's mark: the union takes
+   * the copy over as a rename it deferred itself, and tells C once it is written, which then
+   * answers lookups of the new name again. Nothing came between that answer and this (a rename
+   * the union cannot take is lost, as a deferred copy whose flush fails: Core.adoptMove).
+   */
+  #adoptMove(r: Request & { op: 'rename' }, copy: NonNullable<(Request & { op: 'rename' })['copy']>): void {
+    const written = (): void => this.#session.pendingDrop(r.newparent, r.newname)
+    let names: { parent: Node; path: string; newParent: Node; newPath: string } | undefined
+    try {
+      const { parent, path } = this.#childPath(r.parent, r.name)
+      const { parent: newParent, path: newPath } = this.#childPath(r.newparent, r.newname)
+      names = { parent, path, newParent, newPath }
+    } catch (err) {
+      closeSync(copy.fd)
+      written()
+      this.#options.log(`layerfs: a rename answered in C lost its copy-up: ${err instanceof Error ? err.message : String(err)}`)
+      return
+    }
+    this.#union.adoptMoveSync(names.path, names.newPath, copy.fd, copy.bytes, copy.srcIno, written)
+    this.#nodes.move(names.parent, r.name, names.newParent, r.newname)
+    const moved = this.#nodes.child(names.newParent, r.newname)
+    if (moved) {
+      moved.cow = false
+      // As after a rename JS answers (#renamed): the kernel has dropped the moved file's ctime.
+      moved.ctimeExpired = true
+    }
   }
 
   /** The copy of the lower file `node` (at `path`) C made at a setattr or an open: the union takes

@@ -89,15 +89,22 @@ export type Request = {
       /** `answered`: the copy-up C made and answered for (see Session.cowConfigure): of a file, its
        *  fd, its bytes of data, the lower file's inode number, and whether its data was read from
        *  the disk; of a directory (`dir`), named already, the inode number it shows (`ino`, its
-       *  lower one) when its copy recorded that as its origin. */
-      copy?: { dir: false; fd: number; bytes: number; srcIno: number; cold: boolean } | { dir: true; ino?: number }
+       *  lower one) when its copy recorded that as its origin, and whether it was copied up for a
+       *  rename answered in C (`lifted`: no setattr asked for it). */
+      copy?: { dir: false; fd: number; bytes: number; srcIno: number; cold: boolean } | { dir: true; ino?: number; lifted: boolean }
     }
   | { op: 'readlink'; ino: number }
   | { op: 'mknod'; parent: number; name: string; mode: number; rdev: number }
   | { op: 'mkdir'; parent: number; name: string; mode: number }
   | { op: 'unlink' | 'rmdir'; parent: number; name: string }
   | { op: 'symlink'; target: string; parent: number; name: string }
-  | { op: 'rename'; parent: number; name: string; newparent: number; newname: string; flags: number; waiting: number }
+  | {
+      op: 'rename'; parent: number; name: string; newparent: number; newname: string; flags: number; waiting: number
+      /** `answered`: the rename of a marked lower file C made and answered (see Session.pendingDrop):
+       *  the file's node, its copy's fd, bytes of data and lower inode number, and whether its data
+       *  was read from the disk. */
+      copy?: { node: number; fd: number; bytes: number; srcIno: number; cold: boolean }
+    }
   | { op: 'link'; ino: number; newparent: number; newname: string; waiting: number }
   /** first: the node's first open, which C could have answered (see Session.cowAllow). */
   | {
@@ -220,13 +227,14 @@ interface Addon {
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
   fuseLlGranted(h: Handle): number
-  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number, cowGetxattrs: number, cowListxattrs: number, cowLookups: number, firstOpens: number, madeSetxattrs: number, cowOpens: number, cowDirLookups: number]
+  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number, cowGetxattrs: number, cowListxattrs: number, cowLookups: number, firstOpens: number, madeSetxattrs: number, cowOpens: number, cowDirLookups: number, cowRenames: number]
   fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowOpenFh(h: Handle, fh: number): number
   fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parent?: number, name?: string | Buffer): number
   fuseLlCowIdle(h: Handle, node: number): void
   fuseLlCowDeny(h: Handle, node: number): void
+  fuseLlPendingDrop(h: Handle, parent: number, name: string | Buffer): void
   fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number, named: boolean, shown?: number): number
   fuseLlMadeEnd(h: Handle, node: number, all: boolean, writer: boolean): void
   fuseLlProbeAllow(h: Handle, node: number, paths: string | Buffer): number
@@ -305,10 +313,11 @@ function ctxOf(uid: number, gid: number, pid: number, umask: number): Ctx {
 }
 
 /** The copy an answered setattr carries (see fuse-ll-cow.c: flags 1, its data came from the disk; 2,
- *  a directory; 4, one whose copy records its origin, the inode number in the offset). */
+ *  a directory; 4, one whose copy records its origin, the inode number in the offset; 8, one copied
+ *  up for a rename). */
 function answeredCopy(f: Float64Array): NonNullable<(Request & { op: 'setattr' })['copy']> {
   const flags = f[F.FLAGS]!
-  if (flags & 2) return flags & 4 ? { dir: true, ino: f[F.OFFSET]! } : { dir: true }
+  if (flags & 2) return { dir: true, ino: flags & 4 ? f[F.OFFSET]! : undefined, lifted: (flags & 8) !== 0 }
   return { dir: false, fd: f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: f[F.FLAGS] === 1 }
 }
 
@@ -335,6 +344,10 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
     case 'symlink':
       return { req, ctx, op, target: name2!, parent: f[F.PARENT]!, name: name! }
     case 'rename':
+      if (f[F.ANSWERED] === 1) {
+        const copy = { node: ino, fd: f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: (f[F.VALID]! & 1) !== 0 }
+        return { req, ctx, op, parent: f[F.PARENT]!, name: name!, newparent: f[F.NEWPARENT]!, newname: name2!, flags: f[F.FLAGS]!, waiting: 0, answered: true, copy }
+      }
       return { req, ctx, op, parent: f[F.PARENT]!, name: name!, newparent: f[F.NEWPARENT]!, newname: name2!, flags: f[F.FLAGS]!, waiting: f[F.WAITING]! }
     case 'link':
       return { req, ctx, op, ino, newparent: f[F.NEWPARENT]!, newname: name2!, waiting: f[F.WAITING]! }
@@ -510,9 +523,9 @@ export class Session {
 
   /** The busy-polls of /dev/fuse (MountOptions.spinUs) run so far, those skipped because more
    *  threads than `spinCallers` sent the last requests, and that limit. */
-  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number; madeSetxattrs: number; cowOpens: number; cowDirLookups: number } {
-    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs, cowOpens, cowDirLookups] = this.#n.fuseLlLoopStats(this.#h)
-    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs, cowOpens, cowDirLookups }
+  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number; madeSetxattrs: number; cowOpens: number; cowDirLookups: number; cowRenames: number } {
+    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs, cowOpens, cowDirLookups, cowRenames] = this.#n.fuseLlLoopStats(this.#h)
+    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs, cowOpens, cowDirLookups, cowRenames }
   }
 
   /**
@@ -583,6 +596,18 @@ export class Session {
   /** The node's setattrs come as requests again. */
   cowDeny(node: number): void {
     this.#n.fuseLlCowDeny(this.#h, node)
+  }
+
+  /**
+   * Renames answered in C (native/fuse-ll-cow.c, fll_cow_rename): the rename of a node marked as a
+   * lower file (found by the `name` cowAllow gave it) to a name missing from every layer of a
+   * directory marked with probeAllow is made there as the union defers one (the copy made, both
+   * directories in the upper layer, the rename written after the copy's flush), and JS gets it as
+   * an answered rename carrying the copy (Request's `copy`). The new name stays out of C's answers
+   * to lookups until JS says it is on the disk: pendingDrop(parent, name), once per such rename.
+   */
+  pendingDrop(parent: number, name: string): void {
+    this.#n.fuseLlPendingDrop(this.#h, parent, name)
   }
 
   /**

@@ -54,6 +54,10 @@ interface Moved {
   readonly from: string
   /** `dirTimes`: false when the caller gives both directories back their times. */
   readonly finish: (dirTimes: boolean) => void
+  /** A rename made outside the union (adoptMove): called once it is written, or lost. Whoever made
+   *  it keeps the new name out of its own lookups until then, so the directory's stay marked (no
+   *  onMovePending). */
+  readonly onWritten?: () => void
 }
 
 export interface Counters {
@@ -89,6 +93,8 @@ export class Core {
   #mknodWhiteouts = true
   /** Flush copies of files in batches, after the caller is answered where it can be (see #defer). */
   flushBehind = false
+  /** How long a deferred copy waits for the others of its batch before their syncfs (#flushSoon). */
+  flushWindowMs = FLUSH_WINDOW_MS
   /** Copies made, not flushed or named yet, by path (see #defer). */
   readonly #deferred = new Map<string, Deferred>()
   /** The deferred copies that carry a rename, by old name (see deferMove). */
@@ -255,9 +261,12 @@ export class Core {
 
   /** Take over the copy-up of the lower directory `rel`, made and named outside the union (see
    *  copiesDirBehind): the union shows it merged from now on, as after ensureUpperDir. `ino`: the
-   *  inode number the copy recorded as its origin, when it could (else read when needed). */
-  adoptDir(rel: string, ino?: number): void {
+   *  inode number the copy recorded as its origin, when it could (else read when needed).
+   *  `unseen`: its maker answered nobody with the copy's attributes (onAttrChange tells). */
+  adoptDir(rel: string, ino?: number, unseen = false): void {
     const dir = this.resolver.resolve(rel)
+    // The caller was answered with the copy's attributes, unless `unseen` (copied up on the way).
+    if (unseen) this.onAttrChange?.('/' + rel, false)
     // An entry looked up afresh (not cached) has found the copy already.
     if (dir?.kind === 'dir' && !inUpper(dir)) this.#upperDir(dir, this.requireUpper(), ino)
   }
@@ -313,7 +322,7 @@ export class Core {
       this.#movedFrom.set(moved.from, copy)
       const dir = splitPath(entry.path)[0]
       this.#movesInto.set(dir, (this.#movesInto.get(dir) ?? 0) + 1)
-      this.onMovePending?.('/' + dir)
+      if (!moved.onWritten) this.onMovePending?.('/' + dir)
     }
     try {
       this.handles.promote(moved?.from ?? entry.path, stagedPath(fd), true)
@@ -348,7 +357,32 @@ export class Core {
     return true
   }
 
-  /** Unless a flush runs or is scheduled, start one FLUSH_WINDOW_MS from now for the deferred copies
+  /**
+   * Take over the rename of the lower file `fromRel` to `toRel` made outside the union, as deferMove
+   * makes one: its copy held open as `fd`, of `bytes` bytes of data, from the lower inode `srcIno`,
+   * both directories in the upper layer already, with their new times, and the new name missing
+   * (its maker checked every layer). Its caller has been answered already: a rename that cannot be
+   * taken (the old name no longer means that lower file) is lost, as a deferred copy whose flush
+   * fails, and reported.
+   * `onWritten`: see Moved.
+   */
+  adoptMove(fromRel: string, toRel: string, fd: number, bytes: number, srcIno: number, finish: (dirTimes: boolean) => void, onWritten: () => void): void {
+    const started = performance.now()
+    try {
+      const source = this.resolver.resolve(fromRel)
+      if (!source || inUpper(source) || source.kind !== 'file' || this.#inflight.has(fromRel)) throw fsError('ESTALE', `/${fromRel} is no longer that lower file`)
+      this.ensureUpperDir(this.resolver.get(splitPath(fromRel)[0]))
+      this.ensureUpperDir(this.resolver.get(splitPath(toRel)[0]))
+    } catch (err) {
+      closeSync(fd)
+      onWritten()
+      return this.#reportLost(toRel, err)
+    }
+    const moved: Entry = { path: toRel, kind: 'file', layer: this.requireUpper(), dirLayers: NO_LAYERS, ino: srcIno, metacopy: false }
+    this.#defer(moved, fd, bytes, started, { from: fromRel, finish, onWritten })
+  }
+
+  /** Unless a flush runs or is scheduled, start one flushWindowMs from now for the deferred copies
    *  of that moment; each is linked when it finishes, and the copies made meanwhile get the next.
    *  `now`: somebody waits for a name (see whenNamed): no window, and a scheduled one is cut short. */
   #flushSoon(now = false): void {
@@ -365,7 +399,7 @@ export class Core {
       const immediate = setImmediate(run)
       this.#cancelFlush = () => clearImmediate(immediate)
     } else {
-      const timer = setTimeout(run, FLUSH_WINDOW_MS)
+      const timer = setTimeout(run, this.flushWindowMs)
       this.#cancelFlush = () => clearTimeout(timer)
     }
   }
@@ -380,7 +414,9 @@ export class Core {
     ).finally(() => {
       this.#flushing = undefined
       for (const { dirs, copies } of byDirectories(batch)) {
-        if (copies.length === 1) this.#linkFlushed(copies[0]!)
+        // One copy alone names itself and gives its directory back its times in one call; a rename
+        // takes its directories' times once for its link and its rename.
+        if (copies.length === 1 && !copies[0]!.moved) this.#linkFlushed(copies[0]!)
         else this.#keepingTimes(dirs, () => { for (const copy of copies) this.#linkFlushed(copy, false) })
       }
       this.#flushSoon([...this.#deferred.values()].some((copy) => copy.waiters))
@@ -510,6 +546,7 @@ export class Core {
     try {
       this.#name(copy, dirTimes)
     } finally {
+      copy.moved.onWritten?.()
       const left = (this.#movesInto.get(dir) ?? 1) - 1
       if (left > 0) this.#movesInto.set(dir, left)
       else {

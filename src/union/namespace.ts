@@ -349,6 +349,12 @@ function movedBehind(core: Core, from: Entry, toRel: string): boolean {
   return true
 }
 
+/** Take over the rename of the lower file `fromRel` to `toRel` made outside the union, as
+ *  movedBehind makes one (Core.adoptMove). */
+export function adoptMove(core: Core, fromRel: string, toRel: string, fd: number, bytes: number, srcIno: number, onWritten: () => void): void {
+  core.adoptMove(fromRel, toRel, fd, bytes, srcIno, (dirTimes) => finishMove(core, fromRel, toRel, dirTimes), onWritten)
+}
+
 /** Write a deferred rename, its copy linked at the old name: as move would, but the directories keep
  *  the times they took when it was answered (or since); without `dirTimes` the caller sees to that. */
 function finishMove(core: Core, fromRel: string, toRel: string, dirTimes: boolean): void {

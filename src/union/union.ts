@@ -46,6 +46,8 @@ export interface UnionOptions {
    *  the name (link, xattr writes, a rename of a big file) share those flushes. The owner must call
    *  flush() before it exits. See Core.#defer and Core.deferMove. */
   flushBehind?: boolean
+  /** With flushBehind: how long a copy waits for others to share its flush, in milliseconds (20). */
+  flushWindowMs?: number
   /** The caller maps ids itself (uidmapping, gidmapping): a lower layer on an idmapped mount is read
    *  through a mount that shows its ids as stored, where one reaches it (see layers/held-root.ts). */
   unmappedLowers?: boolean
@@ -151,6 +153,7 @@ export class Union {
       for (const dir of lowers) layers.push(new Layer(layerRoot(dir, mountinfo, options.unmappedLowers), layers.length, false))
       const core = new Core(layers, top?.stager, options.cacheEntries ?? 100_000, options.metacopy ?? false)
       core.flushBehind = options.flushBehind ?? false
+      if (options.flushWindowMs !== undefined) core.flushWindowMs = options.flushWindowMs
       return new Union(core, claims)
     } catch (err) {
       for (const fd of claims) closeSync(fd)
@@ -649,8 +652,8 @@ export class Union {
 
   /** Take over the copy of the lower directory at `path` made and named outside the union (see
    *  Core.adoptDir). */
-  adoptDirSync(path: string, ino?: number): void {
-    this.#core.adoptDir(relPath(path), ino)
+  adoptDirSync(path: string, ino?: number, unseen = false): void {
+    this.#core.adoptDir(relPath(path), ino, unseen)
   }
 
   /** A file handle number for an open made outside the union (adoptOpenSync), or given up
@@ -672,6 +675,12 @@ export class Union {
   /** Take over the copy of the lower file at `path` made outside the union (see Core.adoptCopy). */
   adoptCopySync(path: string, fd: number, bytes: number, srcIno: number): void {
     this.#core.adoptCopy(relPath(path), fd, bytes, srcIno)
+  }
+
+  /** Take over the rename of the lower file at `from` to `to` made outside the union, its copy
+   *  held open as `fd` (see Core.adoptMove). */
+  adoptMoveSync(from: string, to: string, fd: number, bytes: number, srcIno: number, onWritten: () => void): void {
+    names.adoptMove(this.#core, relPath(from), relPath(to), fd, bytes, srcIno, onWritten)
   }
 
   /** Called with how many more copies may wait for their flush, whenever that changes (see

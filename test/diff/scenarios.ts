@@ -781,6 +781,66 @@ export const SCENARIOS: Scenario[] = [
     },
   ]),
 
+  ...group('renames answered in C', [
+    // A lower file looked up or listed is marked with its name, and its rename to a name missing
+    // from every layer of a directory marked for its lookups is copied up and answered in C
+    // (native/fuse-ll-cow.c, fll_cow_rename), the lower directories above it copied up first; the
+    // rename reaches the disk after the copy's flush. Whatever comes after must find it done.
+    {
+      name: 'lower files renamed in place and into deeper lower directories, then read, listed and changed',
+      layers: [
+        { 'a/b/c/f': 'f', 'a/b/c/g': 'g', 'a/b/h': 'h', 'x/y/z/keep': 'k', top: 't', 'n/o/p': 'p' },
+        { 'a/b/c/deep': 'deep', 'x/y/other': 'o' },
+      ],
+      ops: [
+        ['stat', 'a/b/c/f'], ['stat', 'a/b/c/g'], ['stat', 'a/b/h'], ['stat', 'top'], ['stat', 'a/b/c/deep'],
+        ['readdir', 'x/y/z'], ['stat', 'n/o/p'], ['readdir', 'n/o'],
+        ['rename', 'a/b/c/f', 'a/b/c/f2'],
+        ['rename', 'a/b/c/g', 'x/y/z/g'],
+        ['rename', 'a/b/c/deep', 'a/b/c/deep2'],
+        ['rename', 'top', 'a/top'],
+        ['rename', 'n/o/p', 'n/o/q'],
+        ['readFile', 'a/b/c/f2'], ['stat', 'a/b/c/f'], ['stat', 'a/b/c/f2'], ['readdir', 'a/b/c'], ['readdir', 'x/y/z'],
+        ['readdir', ''], ['readdir', 'a'], ['readdir', 'n/o'], ['readFile', 'n/o/q'],
+        ['rename', 'a/b/c/f2', 'a/b/c/f3'],
+        ['chmod', 'x/y/z/g', 0o600], ['appendFile', 'a/top', '!'], ['readFile', 'a/top'],
+        ['unlink', 'a/b/c/deep2'], ['writeFile', 'a/b/c/deep', 'new'], ['readFile', 'a/b/c/deep'],
+        ['stat', 'a/b/h'], ['rename', 'a/b/h', 'a/b/c/f'],
+        ['readdir', 'a/b/c'], ['readdir', 'a/b'], ['readFile', 'a/b/c/f'], ['readFile', 'a/b/c/f3'],
+      ],
+    },
+    {
+      // The new name is on no disk until the flush: a second rename onto it, or a lookup of it, must
+      // still find it; the old name shows nothing, though the lower file is still there.
+      name: 'lower files renamed onto a name another rename gave, onto a whiteout and onto a name renamed away',
+      layers: [{ 'd/a': 'a', 'd/b': 'b', 'd/c': 'c', 'd/gone': 'g', 'd/e': 'e', 'd/s/t': 't' }],
+      ops: [
+        ['readdir', 'd'], ['readdir', 'd/s'],
+        ['rename', 'd/a', 'd/n'],
+        ['stat', 'd/n'],
+        ['rename', 'd/b', 'd/n'],
+        ['readFile', 'd/n'],
+        ['unlink', 'd/gone'],
+        ['rename', 'd/c', 'd/gone'],
+        ['rename', 'd/e', 'd/a'],
+        ['rename', 'd/s/t', 'd/t'],
+        ['readdir', 'd'], ['readdir', 'd/s'], ['readFile', 'd/gone'], ['readFile', 'd/a'], ['readFile', 'd/t'],
+        ['stat', 'd/b'], ['stat', 'd/e'], ['stat', 'd/c'],
+      ],
+    },
+    {
+      // A file whose lower directory merges with a directory of a second layer, renamed into a
+      // directory of that second layer only; and a hard-linked lower file, which goes to the union.
+      name: 'lower files renamed across merged directories, and a hard-linked one',
+      layers: [{ 'm/f': 'f', 'm/g': 'g', 'm/l': 'l', 'm/l2': { hardlink: 'm/l' } }, { 'm/h': 'h', 'only/x': 'x' }],
+      ops: [
+        ['readdir', 'm'], ['readdir', 'only'],
+        ['rename', 'm/f', 'only/f'], ['rename', 'm/h', 'm/h2'], ['rename', 'm/l', 'only/l'],
+        ['readdir', 'm'], ['readdir', 'only'], ['readFile', 'only/f'], ['readFile', 'm/h2'], ['readFile', 'only/l'], ['stat', 'm/l2'],
+      ],
+    },
+  ]),
+
   ...group('hard links', [
     {
       name: 'link a lower file',

@@ -280,7 +280,7 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     const text = await layerfs(['stats', mnt])
     expect(text.code).toBe(0)
     expect(text.stdout).toMatch(/^copy-ups +2 /m)
-    expect(text.stdout).toMatch(/^answered in C +\d+ opens for reading \(\d+ of them first opens, their bytes stored\), \d+ opens for writing \(copy-ups\), 1 setattrs \(copy-ups, directories copied up, files it made or opened for writing\), \d+ getattrs \(lower files and directories, directories in the upper layer, files it made\), \d+ getxattrs \(lower files, files it made\), \d+ listxattrs of lower files, \d+ ACLs set on files it made, \d+ lookups of directories, \d+ lookups of missing names, \d+ ends of listings$/m)
+    expect(text.stdout).toMatch(/^answered in C +\d+ opens for reading \(\d+ of them first opens, their bytes stored\), \d+ opens for writing \(copy-ups\), 1 setattrs \(copy-ups, directories copied up, files it made or opened for writing\), \d+ getattrs \(lower files and directories, directories in the upper layer, files it made\), \d+ getxattrs \(lower files, files it made\), \d+ listxattrs of lower files, \d+ ACLs set on files it made, \d+ lookups of directories, \d+ renames of lower files, \d+ lookups of missing names, \d+ ends of listings$/m)
     expect(text.stdout).toMatch(/^passthrough +(on|off) +\(\d+ opens passed through\)$/m)
     const loop = (JSON.parse(r.stdout) as { loop: { spins: number; spinsSkipped: number; spinCallers: number } }).loop
     // (Counts move between the two readings: each is a request from another process.)
@@ -328,6 +328,7 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
       ['a bad number', () => ['-o', `lowerdir=${lower},cache_entries=lots`, mnt], /cache_entries=lots: not a number/],
       ['a bad metacopy value', () => ['-o', `lowerdir=${lower},metacopy=maybe`, mnt], /metacopy=maybe: expected on or off/],
       ['a bad flush_behind value', () => ['-o', `lowerdir=${lower},flush_behind=yes`, mnt], /flush_behind=yes: expected 0 or 1/],
+      ['a flush window out of range', () => ['-o', `lowerdir=${lower},flush_window=90000`, mnt], /flush_window=90000: expected milliseconds, 0 to 60000/],
       ['a bad passthrough value', () => ['-o', `lowerdir=${lower},passthrough=yes`, mnt], /passthrough=yes: expected on, upper or off/],
       ['an unknown bridge', () => ['-o', `lowerdir=${lower},bridge=fuse4`, mnt], /bridge=fuse4: expected ll or fuse-native/],
       ['a spin out of range', () => ['-o', `lowerdir=${lower},spin=20000`, mnt], /spin=20000: expected microseconds, 0 to 10000/],
