@@ -1198,21 +1198,34 @@ napi_value fll_js_made_end(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
+/* (handle, node, bytes): the session, the node id in *ino, and the third argument, a string or
+ * Buffer, as malloc'ed bytes in *bytes (name_from_js: NUL-terminated, their length in *len). NULL
+ * after throwing a TypeError that calls it `what`; the session with *bytes NULL when out of
+ * memory. */
+static fll_session *node_bytes_args(napi_env env, napi_callback_info info, const char *what, int64_t *ino, char **bytes,
+                                    size_t *len) {
+    size_t argc = 3;
+    napi_value argv[3];
+    fll_session *s = session_node_args(env, info, argv, &argc, ino);
+    if (!s) return NULL;
+    *len = 0;
+    *bytes = argc > 2 ? name_from_js(env, argv[2], len) : NULL;
+    if (*bytes || *len) return s;
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s: expected a string or Buffer", what);
+    napi_throw_type_error(env, "EINVAL", msg);
+    return NULL;
+}
+
 /* probeAllow(handle, node, paths) → 1, or 0 when out of memory: paths (a string or Buffer) are the
  * directory's host paths in the layers, each ended by a null byte (see fll_cow_lookup). */
 napi_value fll_js_probe_allow(napi_env env, napi_callback_info info) {
-    size_t argc = 3;
-    napi_value argv[3];
     int64_t ino;
-    fll_session *s = session_node_args(env, info, argv, &argc, &ino);
+    char *paths;
+    size_t len;
+    fll_session *s = node_bytes_args(env, info, "paths", &ino, &paths, &len);
     if (!s) return NULL;
-    size_t len = 0;
-    char *paths = argc > 2 ? name_from_js(env, argv[2], &len) : NULL;
-    if (!paths) {
-        if (len) return fll_int32(env, 0); /* out of memory */
-        napi_throw_type_error(env, "EINVAL", "paths: expected a string or Buffer");
-        return NULL;
-    }
+    if (!paths) return fll_int32(env, 0); /* out of memory */
     if (len == 0 || paths[len - 1] != '\0') {
         free(paths);
         napi_throw_type_error(env, "EINVAL", "paths: expected paths each ended by a null byte");
@@ -1252,17 +1265,12 @@ napi_value fll_js_probe_deny(napi_env env, napi_callback_info info) {
  * the name `name` is written (or lost): the name is on the disk as the union shows it (see
  * fll_cow_rename). */
 napi_value fll_js_pending_drop(napi_env env, napi_callback_info info) {
-    size_t argc = 3;
-    napi_value argv[3];
     int64_t parent;
-    fll_session *s = session_node_args(env, info, argv, &argc, &parent);
-    if (!s) return NULL;
-    size_t len = 0;
-    char *name = argc > 2 ? name_from_js(env, argv[2], &len) : NULL;
-    if (!name) {
-        if (!len) napi_throw_type_error(env, "EINVAL", "name: expected a string or Buffer");
-        return NULL;
-    }
+    char *name;
+    size_t len;
+    fll_session *s = node_bytes_args(env, info, "name", &parent, &name, &len);
+    /* Out of memory, the entry stays: the name's lookups go to JS. */
+    if (!s || !name) return NULL;
     pending_drop(s, (uint64_t)parent, name);
     free(name);
     return NULL;
