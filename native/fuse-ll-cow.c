@@ -75,7 +75,12 @@
  * A marked directory (lower, or in the upper layer) is looked up here too, by the name in its
  * parent JS gave with its mark (dir_lookup): an entry with its node id and the attributes its
  * getattr would get, and a record for JS, which counts the kernel's new reference. A lower
- * directory copied up here stays marked, as one in the upper layer, before JS has its record. */
+ * directory copied up here stays marked, as one in the upper layer, before JS has its record.
+ *
+ * And the rename of a marked lower file (a file's mark carries its name too) to a name missing
+ * from every layer of a directory marked for its lookups is made here as JS defers one: the copy,
+ * the lower directories above both names copied up, the new name pending in C's lookups until JS
+ * has written it (fll_cow_rename). */
 #include "fuse-ll.h"
 #include "names.h"
 #include "op.h"
@@ -691,8 +696,8 @@ static void touch_dir(const char *path) {
  * ones are copied up as ensureUpperDir would: lift_chain, lift) and take their new times now; the
  * new name is pending in C's lookups until JS has written the rename (pendingDrop); the node's
  * mark goes. JS then gets a record in the request's place, marked answered: the rename's names,
- * the node (ino), the copy's fd (fh), its bytes (size), the lower inode number (offset) and
- * whether its data was read from the disk (valid). It takes the copy over as a rename it deferred
+ * the copy's fd (fh), its bytes (size), the lower inode number (offset) and whether its data was
+ * read from the disk (valid). It takes the copy over as a rename it deferred
  * itself (Core.adoptMove): linked at the old name after the copy's flush, then renamed to the new
  * one, leaving the whiteout.
  *
@@ -756,7 +761,6 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     s->cow_room--;
     s->cow_renames++;
     r->kind = FLL_RENAME;
-    r->ino = ino;
     r->parent = parent;
     r->newparent = newparent;
     r->flags = flags;

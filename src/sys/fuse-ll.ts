@@ -101,9 +101,9 @@ export type Request = {
   | {
       op: 'rename'; parent: number; name: string; newparent: number; newname: string; flags: number; waiting: number
       /** `answered`: the rename of a marked lower file C made and answered (see Session.pendingDrop):
-       *  the file's node, its copy's fd, bytes of data and lower inode number, and whether its data
-       *  was read from the disk. */
-      copy?: { node: number; fd: number; bytes: number; srcIno: number; cold: boolean }
+       *  its copy's fd, bytes of data and lower inode number, and whether its data was read from
+       *  the disk. */
+      copy?: { fd: number; bytes: number; srcIno: number; cold: boolean }
     }
   | { op: 'link'; ino: number; newparent: number; newname: string; waiting: number }
   /** first: the node's first open, which C could have answered (see Session.cowAllow). */
@@ -345,7 +345,7 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
       return { req, ctx, op, target: name2!, parent: f[F.PARENT]!, name: name! }
     case 'rename':
       if (f[F.ANSWERED] === 1) {
-        const copy = { node: ino, fd: f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: (f[F.VALID]! & 1) !== 0 }
+        const copy = { fd: f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: (f[F.VALID]! & 1) !== 0 }
         return { req, ctx, op, parent: f[F.PARENT]!, name: name!, newparent: f[F.NEWPARENT]!, newname: name2!, flags: f[F.FLAGS]!, waiting: 0, answered: true, copy }
       }
       return { req, ctx, op, parent: f[F.PARENT]!, name: name!, newparent: f[F.NEWPARENT]!, newname: name2!, flags: f[F.FLAGS]!, waiting: f[F.WAITING]! }
