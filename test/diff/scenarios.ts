@@ -830,13 +830,15 @@ export const SCENARIOS: Scenario[] = [
     },
     {
       // A file whose lower directory merges with a directory of a second layer, renamed into a
-      // directory of that second layer only; and a hard-linked lower file, which goes to the union.
-      name: 'lower files renamed across merged directories, and a hard-linked one',
-      layers: [{ 'm/f': 'f', 'm/g': 'g', 'm/l': 'l', 'm/l2': { hardlink: 'm/l' } }, { 'm/h': 'h', 'only/x': 'x' }],
+      // directory of that second layer only; and a hard-linked lower file and one too big to copy
+      // at once, which go to the union.
+      name: 'lower files renamed across merged directories, a hard-linked one and a big one',
+      layers: [{ 'm/f': 'f', 'm/g': 'g', 'm/l': 'l', 'm/l2': { hardlink: 'm/l' }, 'm/big': 'big lower file'.repeat(10_000) }, { 'm/h': 'h', 'only/x': 'x' }],
       ops: [
         ['readdir', 'm'], ['readdir', 'only'],
-        ['rename', 'm/f', 'only/f'], ['rename', 'm/h', 'm/h2'], ['rename', 'm/l', 'only/l'],
+        ['rename', 'm/f', 'only/f'], ['rename', 'm/h', 'm/h2'], ['rename', 'm/l', 'only/l'], ['rename', 'm/big', 'only/big'],
         ['readdir', 'm'], ['readdir', 'only'], ['readFile', 'only/f'], ['readFile', 'm/h2'], ['readFile', 'only/l'], ['stat', 'm/l2'],
+        ['readFile', 'only/big'], ['stat', 'm/big'],
       ],
     },
   ]),
