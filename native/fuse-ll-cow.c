@@ -561,11 +561,28 @@ static void pending_drop(fll_session *s, uint64_t parent, const char *name) {
     }
 }
 
+/* Whether one of the last lookups answered here found `name` missing from the directory node
+ * `parent` and nothing since could have given it one (see missing_in). */
+static int found_missing(const fll_session *s, fuse_ino_t parent, const char *name) {
+    for (uint32_t i = 0; i < FLL_MISSING; i++) {
+        const struct fll_missing *m = &s->missing[i];
+        if (m->parent == parent && m->epoch == s->js_epoch && strcmp(m->name, name) == 0) return 1;
+    }
+    return 0;
+}
+
 /* Whether `name` is missing from every layer of the directory node `parent`, as JS marked it for
- * its lookups (probeAllow), and no rename answered here gave it that name yet unwritten. */
-static int missing_in(fll_session *s, fuse_ino_t parent, const char *name) {
+ * its lookups (probeAllow), and no rename answered here gave it that name yet unwritten. With
+ * `recent`, a name one of the last lookups answered here found missing is taken as missing without
+ * the lstats, when nothing since could have given it one: the kernel looks a rename's new name up
+ * under the lock of its directory, which it holds until the rename's reply (so no create, link or
+ * rename into it comes between), JS has had no request or forget since (it may have made a name
+ * at one; the records of what C answered only take its note, and name nothing that was missing: a
+ * directory copied up was in a lower layer), and a rename answered here since made it pending. */
+static int missing_in(fll_session *s, fuse_ino_t parent, const char *name, int recent) {
     const fll_fast_node *n = fll_node_find(s, parent);
     if (!n || !n->probe || pending_has(s, parent, name)) return 0;
+    if (recent && found_missing(s, parent, name)) return 1;
     for (const char *dir = n->probe; *dir; dir += strlen(dir) + 1) {
         char path[PATH_MAX];
         int len = snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -575,26 +592,10 @@ static int missing_in(fll_session *s, fuse_ino_t parent, const char *name) {
     return 1;
 }
 
-/* missing_in without its lstats when one of the last lookups answered here found the name missing
- * and nothing since could have given it one: the kernel looks a rename's new name up under the
- * lock of its directory, which it holds until the rename's reply (so no create, link or rename
- * into it comes between), JS has had no request or forget since (it may have made a name at one;
- * the records of what C answered only take its note, and name nothing that was missing: a
- * directory copied up was in a lower layer), and a rename answered here since made it pending. */
-static int missing_known(fll_session *s, fuse_ino_t parent, const char *name) {
-    const fll_fast_node *n = fll_node_find(s, parent);
-    if (!n || !n->probe || pending_has(s, parent, name)) return 0;
-    for (uint32_t i = 0; i < FLL_MISSING; i++) {
-        const struct fll_missing *m = &s->missing[i];
-        if (m->parent == parent && m->epoch == s->js_epoch && strcmp(m->name, name) == 0) return 1;
-    }
-    return 0;
-}
-
 int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
     if (!s->cow_dir) return 0;
     if (dir_lookup(s, req, parent, name)) return 1;
-    if (!missing_in(s, parent, name)) return 0;
+    if (!missing_in(s, parent, name, 0)) return 0;
     s->cow_lookups++;
     size_t len = strlen(name);
     struct fll_missing *m = &s->missing[s->missing_next];
@@ -719,9 +720,7 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     const fll_cow_name *e = s->cow_names[name_hash(parent, name)];
     while (e && !(e->parent == parent && strcmp(e->name, name) == 0)) e = e->next;
     fll_fast_node *n = e ? fll_node_find(s, e->ino) : NULL;
-    if (!n || !n->src || n->dir || n->made || n->opens || n->js_open ||
-        !(missing_known(s, newparent, newname) || missing_in(s, newparent, newname)))
-        return 0;
+    if (!n || !n->src || n->dir || n->made || n->opens || n->js_open || !missing_in(s, newparent, newname, 1)) return 0;
     uint64_t ino = e->ino;
     /* The nodes it changes: the file, both directories and the lower ones it copies up. */
     uint64_t ids[2 * LIFT_MAX + 1];

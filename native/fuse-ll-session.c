@@ -335,7 +335,7 @@ static void deliver(fll_session *s, const char *reason) {
         if (r->lifts) s->queued_lifts--;
         if (r->kind == FLL_FORGET) s->queued_forgets--;
         /* A request or a forget: JS may make or free names at it (what C answered itself only takes
-         * JS's note, and names nothing that was missing: see missing_known). */
+         * JS's note, and names nothing that was missing: see missing_in). */
         if (r->req || r->kind == FLL_FORGET) s->js_epoch++;
         if (r->kind == FLL_EV_INIT) {
             event(env, s, "init", NULL);

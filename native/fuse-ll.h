@@ -141,7 +141,7 @@ typedef struct {
     int64_t dir_end; /* a directory: the offset its last listing JS gave ends at (0: none) */
 } fll_fast_node;
 
-/* Names found missing by lookups in C, kept for the renames that follow them (missing_known). */
+/* Names found missing by lookups in C, kept for the renames that follow them (missing_in). */
 #define FLL_MISSING 16
 
 /* The last requests, by sender: how many threads are calling at once (see on_readable). */
@@ -210,9 +210,9 @@ typedef struct fll_session {
     struct fll_cow_name **cow_pending; /* names renames answered in C gave their directories before
                                         * the disk has them (fll_cow_rename), by the same hash */
     uint64_t cow_renames;    /* renames of marked lower files answered in C */
-    uint64_t js_epoch;       /* requests and forgets handed to JS so far (see missing_known) */
+    uint64_t js_epoch;       /* requests and forgets handed to JS so far (see missing_in) */
     struct fll_missing {     /* the last names lookups in C found missing, a ring (parent 0: none) */
-        uint64_t parent, epoch; /* and js_epoch then (see missing_known) */
+        uint64_t parent, epoch; /* and js_epoch then (see missing_in) */
         char name[256];
     } missing[FLL_MISSING];
     uint32_t missing_next;
