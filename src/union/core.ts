@@ -800,10 +800,11 @@ export class Core {
       return
     }
     if (this.#mknodWhiteouts) {
-      // Made in place when the name is free: the inode then comes from the directory's own block
-      // group, not the work directory's, where every copy-up's temp files come and go (ext4 without
-      // a journal scans past recently freed inodes on each allocation). Over an upper object, made
-      // aside and renamed over it, so that the name never goes missing.
+      // Not linked: made in place when the name is free (the inode then comes from the directory's
+      // own block group, not the work directory's, where every copy-up's temp files come and go:
+      // ext4 without a journal scans past recently freed inodes on each allocation). Over an upper
+      // object, made aside (a link where it can be) and renamed over it, so that the name never
+      // goes missing.
       let inPlace: unknown
       try {
         mknodSync(target, constants.S_IFCHR, 0)
@@ -814,7 +815,7 @@ export class Core {
       }
       const tmp = this.stager.tempPath()
       try {
-        mknodSync(tmp, constants.S_IFCHR, 0)
+        if (!this.#linkWhiteout(tmp)) mknodSync(tmp, constants.S_IFCHR, 0)
       } catch (err) {
         if (!isCode(err, 'EPERM', 'EOPNOTSUPP')) throw err
         // No device nodes on this filesystem, or not for this process: `.wh.` files from now on.

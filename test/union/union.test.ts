@@ -376,12 +376,14 @@ describe('whiteouts and opaque directories', () => {
 
   it('makes the whiteouts of unlinks links of one inode, as overlayfs does, and removes it at close', async () => {
     const s = await stack([{ a: '1', b: '2', c: '3', d: '4' }])
+    await s.union.chmod('/b', 0o600) // b gets an upper copy, which its whiteout replaces
     await s.union.unlink('/a')
     await s.union.unlink('/b')
     const [a, b] = [await lstat(join(s.upper, 'a')), await lstat(join(s.upper, 'b'))]
     expect(await isCharWhiteout(join(s.upper, 'b'))).toBe(true)
     expect(b.ino).toBe(a.ino)
     expect(b.nlink).toBe(3) // with the one in the work directory
+    expect(await leftovers(s.work)).toEqual([])
     // Gone from the work directory (cleaned up by hand): the next whiteout makes another.
     for (const name of await readdir(join(s.work, 'work'))) await rm(join(s.work, 'work', name))
     await s.union.unlink('/c')
