@@ -339,6 +339,10 @@ export async function rename(core: Core, fromRel: string, toRel: string, flags: 
  */
 function movedBehind(core: Core, from: Entry, toRel: string): boolean {
   if (!core.flushBehind || from.kind !== 'file' || inUpper(from)) return false
+  // A file it replaces that has other names: their link count drops when the rename is made, and
+  // the kernel is told at the reply (ll-bridge.ts, #renamed), so it is made now.
+  const replaced = core.resolver.resolve(toRel)
+  if (replaced && replaced.kind === 'file' && inUpper(replaced) && (lstatSync(core.requireUpper().path(toRel), { throwIfNoEntry: false })?.nlink ?? 1) > 1) return false
   const fromDir = splitPath(from.path)[0]
   const toDir = splitPath(toRel)[0]
   core.ensureUpperDir(core.resolver.get(toDir))

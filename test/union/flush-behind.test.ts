@@ -64,6 +64,18 @@ describe('flushBehind: copy-ups answered before their flush', () => {
     expect(union.stats().copyUps.copyUps).toBe(2) // d, then d/a
   })
 
+  it('renames a lower file over a file with other names at once: their link count drops with it', async () => {
+    const s = await open()
+    await s.union.releaseSync(s.union.createSync('/d/made', 0o644))
+    await s.union.link('/d/made', '/linked')
+    expect((await s.union.getattr('/linked')).nlink).toBe(2)
+    await s.union.rename('/d/a', '/d/made', 0)
+    expect((await s.union.getattr('/linked')).nlink).toBe(1)
+    expect((await stat(join(s.upper, 'linked'))).nlink).toBe(1)
+    expect((await s.union.getattr('/d/made')).size).toBe('alpha'.length)
+    await settled(s.union)
+  })
+
   it('batches: many copies, one flush, all named', async () => {
     const { union, upper } = await open()
     for (const name of ['a', 'b', 'c']) expect(union.trySetattr(`/d/${name}`, { mode: 0o600 })).toBe(true)
