@@ -58,7 +58,7 @@ export class Resolver {
    * The names in lower layers' directories, by layer index and directory. A lower layer
    * never changes, so a set read once stays exact and needs no invalidation: a name it lacks costs
    * a lookup no syscall in that layer (fuse-overlayfs keeps whole directories in memory for the
-   * same reason). A directory is read at its second probe: a single lookup costs less probed.
+   * same reason). A directory is read once a second name was found missing there (#missedIn).
    * Bounded by the names held.
    */
   readonly #lowerNames = new LRUCache<string, Set<string>>({ maxSize: LOWER_NAMES_MAX, sizeCalculation: (names) => names.size + 1 })
@@ -244,25 +244,34 @@ export class Resolver {
     return this.#walk(rel, parent, (layer, checkMarker) => this.#probe(layer, dir, name, checkMarker))
   }
 
-  /** probeName, answered from the names of a lower directory when they have been read (and read at
-   *  the directory's second probe): a name that is not there needs no lstat, and neither does its
-   *  `.wh.` marker. A name that is there is lstat'ed for its kind. */
+  /** probeName, answered from the names of a lower directory when they have been read (read after
+   *  the second name found missing there): a name that is not there needs no lstat, and neither
+   *  does its `.wh.` marker. A name that is there is lstat'ed for its kind. */
   #probe(layer: Layer, dir: string, name: string, checkMarker: boolean): Probe {
     if (layer.writable) return probeName(layer, dir, name, checkMarker && !this.#markerFree.has(dir))
-    const names = this.#lowerNamesOf(layer, dir)
-    if (!names) return probeName(layer, dir, name, checkMarker)
-    if (names.has(name)) return probeName(layer, dir, name, false)
-    return checkMarker && names.has(WHITEOUT_PREFIX + name) ? 'whiteout' : 'absent'
+    const key = `${layer.index}/${dir}`
+    const names = this.#lowerNames.get(key)
+    if (names) {
+      if (names.has(name)) return probeName(layer, dir, name, false)
+      return checkMarker && names.has(WHITEOUT_PREFIX + name) ? 'whiteout' : 'absent'
+    }
+    const probe = probeName(layer, dir, name, checkMarker)
+    if (probe === 'absent') this.#missedIn(layer, dir, key)
+    return probe
   }
 
-  #lowerNamesOf(layer: Layer, dir: string): Set<string> | undefined {
-    const key = `${layer.index}/${dir}`
-    const known = this.#lowerNames.get(key)
-    if (known) return known
+  /**
+   * A name was found missing from the lower directory `dir` by lstat: the second time, its names
+   * are read and kept (#lowerNames). Only misses count: a name that is there costs its lstat
+   * anyway, for its kind, so reading the names of a directory whose files are looked up one by one
+   * (`mv` of many lower files, each looked up once) cost more than it saved (the rename workload's
+   * daemon spent 7% of its time reading the names of directories it then asked nothing more of).
+   */
+  #missedIn(layer: Layer, dir: string, key: string): void {
     const probed = this.#probed.get(key)
     if (probed !== 'once') {
       if (probed === undefined) this.#probed.set(key, 'once')
-      return undefined
+      return
     }
     let names: Set<string> | undefined
     try {
@@ -272,11 +281,10 @@ export class Resolver {
     }
     if (!names || names.size > LOWER_DIR_MAX) {
       this.#probed.set(key, 'never')
-      return undefined
+      return
     }
     this.#probed.delete(key)
     this.#lowerNames.set(key, names)
-    return names
   }
 
   /**

@@ -97,4 +97,45 @@ describe('NodeTable', () => {
     expect(t.get(ROOT_ID)).toBe(t.root)
     expect(t.path(t.root)).toBe('/')
   })
+  it('finds a path again after its directories were renamed, replaced, retired or forgotten', () => {
+    const t = new NodeTable()
+    const d = t.remember(t.root, 'd', 1)
+    const sub = t.remember(d, 'sub', 2)
+    const f = t.remember(sub, 'f', 3)
+    expect(t.byPath('/d/sub/f')).toBe(f)
+    expect(t.byPath('/d/sub/f')).toBe(f) // through the remembered directory
+
+    t.move(d, 'sub', t.root, 'moved')
+    expect(t.byPath('/d/sub/f')).toBeUndefined()
+    expect(t.byPath('/moved/f')).toBe(f)
+
+    // rmdir and mkdir of the same name: a new node answers, the old one has no path
+    t.detach(t.root, 'moved')
+    const again = t.remember(t.root, 'moved', 4)
+    expect(t.byPath('/moved/f')).toBeUndefined()
+    const g = t.remember(again, 'f', 5)
+    expect(t.byPath('/moved/f')).toBe(g)
+
+    // a retired directory keeps its path for its open files, but no longer answers for it
+    t.retire(again)
+    expect(t.byPath('/moved/f')).toBeUndefined()
+    const third = t.remember(t.root, 'moved', 6)
+    const h = t.remember(third, 'f', 7)
+    expect(t.byPath('/moved/f')).toBe(h)
+
+    t.forget(third.id, 1)
+    expect(t.byPath('/moved/f')).toBeUndefined()
+    expect(t.byPath('moved')).toBeUndefined()
+    expect(t.byPath('/d')).toBe(d)
+    expect(t.byPath('d')).toBe(d)
+  })
+
+  it('remembers a bounded number of directories and still finds the others', () => {
+    const t = new NodeTable()
+    const files: Node[] = []
+    for (let i = 0; i < 5000; i++) files.push(t.remember(t.remember(t.root, `d${i}`, 2 * i + 1), 'f', 2 * i + 2))
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 5000; i += 7) expect(t.byPath(`/d${i}/f`)).toBe(files[i])
+    }
+  })
 })

@@ -846,6 +846,16 @@ describe('lookups answered from the names of lower directories', () => {
     await expect(s.union.getattr('/d/late')).rejects.toMatchObject({ code: 'ENOENT' })
     expect((await (await s.reopen()).getattr('/d/late')).size).toBe(0)
   })
+
+  it('reads no lower directory for names found there, only after two found missing', async () => {
+    const s = await stack([{ 'f/a': '1', 'f/b': '2', 'f/c': '3', 'f/d': '4' }])
+    for (const name of ['a', 'b', 'c', 'd']) expect((await s.union.getattr(`/f/${name}`)).size).toBe(1)
+    expect(s.union.stats().cache.lowerDirs).toBe(0)
+    await expect(s.union.getattr('/f/x1')).rejects.toMatchObject({ code: 'ENOENT' })
+    expect(s.union.stats().cache.lowerDirs).toBe(0)
+    await expect(s.union.getattr('/f/x2')).rejects.toMatchObject({ code: 'ENOENT' })
+    expect(s.union.stats().cache.lowerDirs).toBe(1)
+  })
 })
 
 describe('readdir priming the lookup cache', () => {
