@@ -230,7 +230,7 @@ export function readHead(core: Core, fh: number, buffer: Buffer, length: number,
 const headStat = new Float64Array(ST_FIELDS)
 
 export function read(core: Core, fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
-  return pread(handle(core, fh).fd, buffer, length, position)
+  return handle(core, fh).withFd((fd) => pread(fd, buffer, length, position))
 }
 
 export function write(core: Core, fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
@@ -253,10 +253,10 @@ export async function ftruncate(core: Core, fh: number, size: number): Promise<v
 /** lseek(2) with SEEK_DATA (3) or SEEK_HOLE (4) on an open file: where the data or the hole at or
  *  after `offset` starts; ENXIO when no data follows, or `offset` is past the end. */
 export async function seek(core: Core, fh: number, offset: number, whence: number): Promise<number> {
-  const fd = handle(core, fh).fd
-  if (whence === SEEK_HOLE) return seekHole(fd, offset)
+  const h = handle(core, fh)
+  if (whence === SEEK_HOLE) return seekHole(h.fd, offset)
   if (whence !== SEEK_DATA) throw fsError('EINVAL', `lseek whence ${whence}`)
-  const at = await seekData(fd, offset)
+  const at = await h.withFd((fd) => seekData(fd, offset))
   if (at < 0) throw fsError('ENXIO', 'no data at or after the offset')
   return at
 }
@@ -314,7 +314,7 @@ export function fsyncSync(core: Core, fh: number, dataOnly: boolean): void {
 export function fsync(core: Core, fh: number, dataOnly: boolean): Promise<void> {
   const h = handle(core, fh)
   core.settle(h.path)
-  return fsyncFd(h.fd, dataOnly)
+  return h.withFd((fd) => fsyncFd(fd, dataOnly))
 }
 
 export function release(core: Core, fh: number): void {

@@ -42,6 +42,8 @@ export class Handle {
   /** For a reader of a metadata-only copy (its data read from below): an fd on the copy itself, or
    *  -1. Through it, the file's attributes and xattrs are read and changed once it has no name. */
   meta = -1
+  /** The fds withFd operations use, with how many use each. */
+  #busy: Map<number, number> | undefined
 
   /** `fd`: the open fd, or -1 with `source` and `flags`, to be opened at the first use. */
   constructor(fd: number, path: string, upper: boolean, shape: HandleShape, source: HostPath | Layer = '', flags: number = constants.O_RDONLY) {
@@ -82,18 +84,45 @@ export class Handle {
     return this.#fd
   }
 
+  /**
+   * Run `io` with the host fd; it stays open until `io` ends, whatever happens to the handle
+   * meanwhile. A copy-up that moves the handle to its copy (switchTo), or a close, would close it at
+   * once, and another open could get its number back before a thread of the pool reads it: that
+   * read would take another file's bytes. Such a close waits for the last `io` on the fd.
+   */
+  async withFd<T>(io: (fd: number) => Promise<T>): Promise<T> {
+    const fd = this.fd
+    const busy = (this.#busy ??= new Map())
+    busy.set(fd, (busy.get(fd) ?? 0) + 1)
+    try {
+      return await io(fd)
+    } finally {
+      const left = busy.get(fd)! - 1
+      if (left > 0) busy.set(fd, left)
+      else {
+        busy.delete(fd)
+        if (fd !== this.#fd) closeSync(fd)
+      }
+    }
+  }
+
   /** Move to another file's fd (the upper copy), closing the old one if it was open. */
   switchTo(fd: number): void {
-    if (this.#fd >= 0) closeSync(this.#fd)
+    this.#closeFd()
     this.#fd = fd
     this.upper = true
     this.#closeMeta()
   }
 
   close(): void {
-    if (this.#fd >= 0) closeSync(this.#fd)
+    this.#closeFd()
     this.#fd = -1
     this.#closeMeta()
+  }
+
+  /** Close the fd, unless an operation still uses it (see withFd: its end closes it). */
+  #closeFd(): void {
+    if (this.#fd >= 0 && !this.#busy?.has(this.#fd)) closeSync(this.#fd)
   }
 
   #closeMeta(): void {

@@ -1,4 +1,5 @@
-import { constants, readdirSync, readlinkSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { closeSync, constants, fsyncSync, openSync, readdirSync, readlinkSync } from 'node:fs'
 import { lstat, mkdir, readFile, readdir, rm, symlink, writeFile, truncate as truncatePath, open as openFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -974,3 +975,55 @@ describe('metacopy (metadata-only copy-up)', () => {
     expect([st.size, st.mode & 0o7777]).toEqual([0, 0o640])
   })
 })
+
+describe('a read waiting for the thread pool', () => {
+  it('keeps its descriptor while a copy-up moves the reader to the copy', async () => {
+    const s = await stack([{ f: 'the lower bytes', g: 'another file' }])
+    const lowerF = join(s.lowers[0]!, 'f')
+    const fh = await s.union.open('/f', constants.O_RDONLY)
+    // Out of the page cache, so that the read goes to the pool (GNU dd: count=0 drops the file's pages).
+    const fd = openSync(lowerF, 'r')
+    fsyncSync(fd)
+    closeSync(fd)
+    execFileSync('dd', [`if=${lowerF}`, 'iflag=nocache', 'count=0', 'status=none'])
+    // Every pool thread waits in the open of a FIFO, so the read waits in the queue until they go.
+    const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4)
+    const fifos = Array.from({ length: threads }, (_, i) => join(s.dir, `fifo${i}`))
+    for (const fifo of fifos) execFileSync('mkfifo', [fifo])
+    const blocked = fifos.map((fifo) => openFile(fifo, 'r'))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const buf = Buffer.alloc(64)
+    const reading = s.union.read(fh, buf, buf.length, 0)
+    // The copy-up (of a small file: at once) moves the reader to the copy; the number of the fd
+    // it read from is free now unless the read still holds it, and the next open would get it.
+    expect(s.union.trySetattr('/f', { mode: 0o600 }, undefined, true)).toBe(true)
+    const other = openSync(join(s.lowers[0]!, 'g'), 'r')
+    try {
+      await unblock(fifos)
+      const n = await reading
+      expect(buf.subarray(0, n).toString()).toBe('the lower bytes')
+    } finally {
+      await unblock(fifos)
+      for (const handle of await Promise.all(blocked)) await handle.close()
+      closeSync(other)
+      await s.union.release(fh)
+    }
+    expect((await s.union.getattr('/f')).mode & 0o777).toBe(0o600)
+  })
+})
+
+/** Let the opens of `fifos` for reading end: open each for writing (retried while its reader has
+ *  not come yet), then close it. */
+async function unblock(fifos: string[]): Promise<void> {
+  for (const fifo of fifos) {
+    for (let tries = 0; ; tries++) {
+      try {
+        closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK))
+        break
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'ENXIO' || tries >= 100) throw err
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    }
+  }
+}
