@@ -1,0 +1,110 @@
+// Concurrency: four processes make random renames, reads, stats, writes, unlinks, chmods, listings,
+// mkdirs and rmdirs in one small tree of two lower layers, all at once, while the kernel's caches
+// are dropped every 0.2 s (its forgets race with the requests). Many of these are answered in C
+// (renames, chmods and lookups of lower files), the rest in JS, and copies wait for their flush:
+// nothing may fail but with the errors such a race gives (ENOENT, EEXIST, ...), no read may return
+// anything but a whole file's text, and the tree the live mount shows must be the tree a fresh
+// mount of the same upper layer shows, and kernel overlayfs too.
+import { execFileSync, spawn } from 'node:child_process'
+import { lstatSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { statsOf } from '../helpers/daemon-stats.js'
+import { mountFrame } from '../helpers/layerfs-suite.js'
+import { LAYERFS_COMMAND, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
+
+const fuse = fuseAvailable()
+if (!fuse.ok) console.warn(`skipping the stress test: ${fuse.reason}`)
+const isRoot = process.getuid?.() === 0
+const WORKER = resolve(import.meta.dirname, 'stress-worker.mjs')
+
+/** d0-d7, each with f0-f9 in the top layer and f10-f19 in the bottom one, which also holds f0-f4
+ *  (shadowed), and every other directory merged from both. */
+async function fill(top: string, bottom: string): Promise<void> {
+  for (let d = 0; d < 8; d++) {
+    await mkdir(join(top, 'tree', `d${d}`), { recursive: true })
+    if (d % 2 === 0) await mkdir(join(bottom, 'tree', `d${d}`), { recursive: true })
+    for (let f = 0; f < 20; f++) {
+      const layer = f < 10 || d % 2 === 1 ? top : bottom
+      await writeFile(join(layer, 'tree', `d${d}`, `f${f}`), `lower d${d}/f${f}`)
+    }
+    if (d % 2 === 0) for (let f = 0; f < 5; f++) await writeFile(join(bottom, 'tree', `d${d}`, `f${f}`), 'shadowed')
+  }
+}
+
+/** Everything under `root`/tree: a file's type, mode and text; a directory's mode. */
+function treeState(root: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  const walk = (rel: string): void => {
+    const p = join(root, rel)
+    const st = lstatSync(p)
+    if (st.isDirectory()) {
+      out[rel] = `dir ${st.mode.toString(8)}`
+      for (const name of readdirSync(p).sort()) walk(join(rel, name))
+    } else {
+      out[rel] = `${st.mode.toString(8)} ${st.nlink} ${readFileSync(p, 'utf8')}`
+    }
+  }
+  walk('tree')
+  return out
+}
+
+function worker(mnt: string, seed: number, ops: number): Promise<{ done: number; unexpected: string[] }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [WORKER, mnt, String(seed), String(ops)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (b: Buffer) => (out += b))
+    child.stderr.on('data', (b: Buffer) => (err += b))
+    child.on('error', fail)
+    child.on('close', (code) => {
+      if (code !== 0) fail(new Error(`worker ${seed} exited ${code}: ${err}`))
+      else done(JSON.parse(out) as { done: number; unexpected: string[] })
+    })
+  })
+}
+
+describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
+  const frame = mountFrame('stress')
+
+  it('get only the errors of the race, whole files, and the tree a fresh mount and kernel overlayfs show', { timeout: 120_000 }, async () => {
+    const { mnt, upper, lowers, handle } = await frame.stack('layerfs', '', (top, bottom) => fill(top!, bottom!), 2)
+    execFileSync('find', [join(mnt, 'tree'), '-exec', 'stat', '{}', '+'], { stdio: 'ignore' })
+    const dropping = isRoot ? setInterval(() => writeFileSync('/proc/sys/vm/drop_caches', '2'), 200) : undefined
+    let results
+    try {
+      results = await Promise.all([1, 2, 3, 4].map((seed) => worker(mnt, seed * 7919, 2500)))
+    } finally {
+      clearInterval(dropping)
+    }
+    for (const r of results) expect(r.unexpected).toEqual([])
+    // Most operations did something (the rest met a name another worker had just taken away).
+    expect(results.reduce((n, r) => n + r.done, 0)).toBeGreaterThan(4000)
+    const live = treeState(mnt)
+    // Both halves of the daemon took part: renames and chmods of lower files answered in C.
+    const loop = (await statsOf(mnt)).loop!
+    console.log(`stress: ${JSON.stringify({ done: results.map((r) => r.done), renamesInC: loop.cowRenames, setattrsInC: loop.cowSetattrs, lookupsInC: loop.cowLookups })}`)
+    expect(loop.cowRenames).toBeGreaterThan(0)
+    expect(loop.cowSetattrs).toBeGreaterThan(0)
+    await frame.mounts.unmount(handle)
+
+    const again = join(frame.dir, 'again')
+    await mkdir(again)
+    const fresh = frame.mounts.add(await mountFuse([LAYERFS_COMMAND, '-o', `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${join(upper, '..', 'work')}`, again], again))
+    const remounted = treeState(again)
+    await frame.mounts.unmount(fresh)
+    expect(remounted).toEqual(live)
+
+    const kmnt = join(frame.dir, 'kernel')
+    const kwork = join(frame.dir, 'kwork')
+    await mkdir(kmnt)
+    await mkdir(kwork)
+    const kernel = frame.mounts.add(await mountOverlay({ lowers, upper, work: kwork, mnt: kmnt }))
+    const shown = treeState(kmnt)
+    await frame.mounts.unmount(kernel)
+    expect(shown).toEqual(live)
+    // The workers changed the tree: files were renamed away, written and made.
+    expect(Object.values(live).some((v) => / w\d+ \d+$/.test(v))).toBe(true)
+  })
+})
