@@ -70,10 +70,12 @@ function worker(mnt: string, seed: number, ops: number): Promise<{ done: number;
 describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
   const frame = mountFrame('stress')
 
-  it('get only the errors of the race, whole files, and the tree a fresh mount and kernel overlayfs show', { timeout: 120_000 }, async () => {
-    const { mnt, upper, lowers, handle } = await frame.stack('layerfs', '', (top, bottom) => fill(top!, bottom!), 2)
+  /** The workers on a fresh stack mounted with `options`, the caches dropped (`drop`, as written
+   *  to drop_caches) every 0.2 s, and the checks. */
+  async function stress(options: string, drop: '2' | '3'): Promise<void> {
+    const { mnt, upper, lowers, handle } = await frame.stack('layerfs', options, (top, bottom) => fill(top!, bottom!), 2)
     execFileSync('find', [join(mnt, 'tree'), '-exec', 'stat', '{}', '+'], { stdio: 'ignore' })
-    const dropping = isRoot ? setInterval(() => writeFileSync('/proc/sys/vm/drop_caches', '2'), 200) : undefined
+    const dropping = isRoot ? setInterval(() => writeFileSync('/proc/sys/vm/drop_caches', drop), 200) : undefined
     let results
     try {
       results = await Promise.all([1, 2, 3, 4].map((seed) => worker(mnt, seed * SEED, 2500)))
@@ -91,15 +93,15 @@ describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
     expect(loop.cowSetattrs).toBeGreaterThan(0)
     await frame.mounts.unmount(handle)
 
-    const again = join(frame.dir, 'again')
+    const again = join(frame.dir, `again${++runs}`)
     await mkdir(again)
-    const fresh = frame.mounts.add(await mountFuse([LAYERFS_COMMAND, '-o', `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${join(upper, '..', 'work')}`, again], again))
+    const fresh = frame.mounts.add(await mountFuse([LAYERFS_COMMAND, '-o', `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${join(upper, '..', 'work')}${options}`, again], again))
     const remounted = treeState(again)
     await frame.mounts.unmount(fresh)
     expect(remounted).toEqual(live)
 
-    const kmnt = join(frame.dir, 'kernel')
-    const kwork = join(frame.dir, 'kwork')
+    const kmnt = join(frame.dir, `kernel${runs}`)
+    const kwork = join(frame.dir, `kwork${runs}`)
     await mkdir(kmnt)
     await mkdir(kwork)
     const kernel = frame.mounts.add(await mountOverlay({ lowers, upper, work: kwork, mnt: kmnt }))
@@ -108,5 +110,16 @@ describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
     expect(shown).toEqual(live)
     // The workers changed the tree: files were renamed away, written and made.
     expect(Object.values(live).some((v) => / w\d+ \d+$/.test(v))).toBe(true)
+  }
+  let runs = 0
+
+  it('get only the errors of the race, whole files, and the tree a fresh mount and kernel overlayfs show', { timeout: 120_000 }, async () => {
+    await stress('', '2')
+  })
+
+  // The daemon's own reads (no passthrough), with the page cache dropped too: reads wait for the
+  // pool while copy-ups move their readers to the copies.
+  it('as much with passthrough off and the page cache dropped too', { timeout: 120_000 }, async () => {
+    await stress(',passthrough=off', '3')
   })
 })
