@@ -69,6 +69,8 @@ function worker(mnt: string, seed: number, ops: number): Promise<{ done: number;
 
 describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
   const frame = mountFrame('stress')
+  /** Runs so far: each one's second mounts get directories of their own. */
+  let runs = 0
 
   /** The workers on a fresh stack mounted with `options`, the caches dropped (`drop`, as written
    *  to drop_caches) every 0.2 s, and the checks. */
@@ -111,7 +113,6 @@ describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
     // The workers changed the tree: files were renamed away, written and made.
     expect(Object.values(live).some((v) => / w\d+ \d+$/.test(v))).toBe(true)
   }
-  let runs = 0
 
   it('get only the errors of the race, whole files, and the tree a fresh mount and kernel overlayfs show', { timeout: 120_000 }, async () => {
     await stress('', '2')
