@@ -307,10 +307,18 @@ export function listxattr(core: Core, rel: string): string[] {
   }
 }
 
+/** The upper object an xattr change applies to, copied up first: a small file's copy may stay
+ *  unnamed until its flush (Core.defer), changed through its fd as setattr changes it. Waiting for
+ *  its name cost every `setfattr` of a lower file a syncfs. */
+async function xattrTarget(core: Core, rel: string): Promise<Entry> {
+  return core.copyUpNow(rel, 'meta', false, undefined, true) ?? await core.copyUp(rel, 'meta', true)
+}
+
 export async function setxattr(core: Core, rel: string, name: string, value: Buffer, flags: number): Promise<void> {
   const real = stored(name)
-  const entry = core.copyUpNow(rel, 'meta') ?? await core.copyUp(rel, 'meta')
-  lsetxattrSync(entry.layer.path(rel), real, value, flags)
+  const entry = await xattrTarget(core, rel)
+  if (entry.staged !== undefined) fsetxattrSync(entry.staged, real, value, flags)
+  else lsetxattrSync(entry.layer.path(rel), real, value, flags)
 }
 
 /** An ioctl that reads file attributes (FS_IOC_GETFLAGS, FS_IOC_FSGETXATTR: what lsattr shows), on
@@ -328,9 +336,9 @@ export async function writeFileAttrIoctl(core: Core, rel: string, cmd: number, a
 
 export async function removexattr(core: Core, rel: string, name: string): Promise<void> {
   const real = stored(name)
-  const current = core.resolver.get(rel)
   // Removing what is not there fails without a copy-up, as in overlayfs.
-  if (lgetxattrSync(current.layer.path(rel), real) === undefined) throw fsError('ENODATA', name)
-  const entry = core.copyUpNow(rel, 'meta') ?? await core.copyUp(rel, 'meta')
-  lremovexattrSync(entry.layer.path(rel), real)
+  if (getxattr(core, rel, name) === undefined) throw fsError('ENODATA', name)
+  const entry = await xattrTarget(core, rel)
+  if (entry.staged !== undefined) fremovexattrSync(entry.staged, real)
+  else lremovexattrSync(entry.layer.path(rel), real)
 }

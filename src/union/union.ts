@@ -512,11 +512,11 @@ export class Union {
   }
 
   setxattr(path: string, name: string, value: Buffer, flags = 0): Promise<void> {
-    return attrs.setxattr(this.#core, this.#named(path), name, value, flags)
+    return attrs.setxattr(this.#core, relPath(path), name, value, flags)
   }
 
   removexattr(path: string, name: string): Promise<void> {
-    return attrs.removexattr(this.#core, this.#named(path), name)
+    return attrs.removexattr(this.#core, relPath(path), name)
   }
 
   // A file with no name left (unlinked while open) is changed and read through an open handle on
