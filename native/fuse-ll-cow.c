@@ -53,7 +53,8 @@
  * A file JS made (create, O_TMPFILE) is marked too (made), until a setxattr, removexattr or link
  * of it, or its forget: its getxattr of security.capability is answered ENODATA here (see CAPS).
  * And while the open that made it lives (until C answers its release), its setattrs that change
- * only mode, owner or times are made through a copy of that open's descriptor, in setattr's order,
+ * only mode, owner, times or size are made through a copy of that open's descriptor (the size
+ * first, then in setattr's order),
  * and answered with its fstat and JS's time to live: tar x changes each file it writes three
  * times (owner, mode, times), cp -a twice. JS keeps nothing such a change moves (the inode number
  * a made file shows is its own), so there is no record. So is the setxattr of its access ACL
@@ -100,6 +101,13 @@
 #define COW_VALID \
     (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | \
      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | COW_KILL)
+
+/* What a chown and the first write of a file ask for (security_inode_need_killpriv). A file JS made
+ * (create, O_TMPFILE) starts with none, and only a setxattr of it can give it one, which JS sees
+ * first (madeEnd; C answers only the ACL's): until then, the answer is known without a syscall.
+ * Untar, cp -a and a build make one or two such requests per file they write. A file open for
+ * writing under a writer's mark is read once, at the mark (`echo x > file` sends two). */
+#define CAPS "security.capability"
 
 /* Nodes marked at most: the oldest marks go first (a walk marks every file it lists). */
 #define COW_MAX 65536
@@ -335,6 +343,9 @@ static void made_mark(fll_fast_node *n, int own, uint64_t fh, uint64_t shown, in
     n->made_fh = fh;
     n->made_shown = shown;
     n->made_named = (uint8_t)named;
+    /* A writer's file with no capability (most): the getxattr of it that each write and truncate
+     * by name sends is answered here while the mark lives (fll_cow_getxattr). */
+    n->made_no_caps = shown && fgetxattr(own, CAPS, NULL, 0) < 0 && errno == ENODATA;
 }
 
 /* Open flags of an open for writing answered here (fll_cow_open): none of these. O_TRUNC copies no
@@ -475,11 +486,6 @@ int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
     return 1;
 }
 
-/* What a chown and the first write of a file ask for (security_inode_need_killpriv). A file JS made
- * (create, O_TMPFILE) starts with none, and only a setxattr of it can give it one, which JS sees
- * first (madeEnd; C answers only the ACL's): until then, the answer is known without a syscall.
- * Untar, cp -a and a build make one or two such requests per file they write. */
-#define CAPS "security.capability"
 /* The access ACL, which cp -a sets on every file it makes (made_setxattr). */
 #define ACL_ACCESS "system.posix_acl_access"
 
@@ -806,7 +812,7 @@ int fll_cow_getxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
      * found one queued). */
     if (strcmp(name, CAPS) == 0) {
         fll_fast_node *made = fll_node_find(s, ino);
-        if (made && made->no_caps) {
+        if (made && (made->no_caps || (made->made && made->made_no_caps))) {
             s->cow_getxattrs++;
             FLL_SEND(s, req, fuse_reply_err(req, ENODATA));
             return 1;
@@ -846,14 +852,15 @@ int fll_cow_listxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, size_t siz
     return 1;
 }
 
-/* The changes answered on a file JS made, through its creating open: mode, owner and times, and
- * the clearing of set-ID bits a chown asks for, which such a file never has (see made_setattr). */
-#define MADE_VALID COW_VALID
+/* The changes answered on a file JS made, through its creating open: mode, owner, times and size,
+ * and the clearing of set-ID bits a chown or truncate asks for, which such a file never has (see
+ * made_setattr). */
+#define MADE_VALID (COW_VALID | FUSE_SET_ATTR_SIZE)
 
 /* The made file's setattrs go to JS again: C's descriptor closes. */
 static void made_end(fll_fast_node *n) {
     if (n->made) close(n->made_fd);
-    n->made = n->made_named = 0;
+    n->made = n->made_named = n->made_no_caps = 0;
     n->made_shown = 0;
 }
 
@@ -878,7 +885,15 @@ static int made_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const st
     if (c.mode >= 0 && (c.mode & (S_ISUID | S_ISGID))) return 0;
     int fd = n->made_fd, err = 0;
     struct stat st;
-    if (c.mode >= 0 && fchmod(fd, (mode_t)c.mode) < 0) err = errno;
+    /* A size first (`truncate -s` of a lower file opens it for writing, then truncates through
+     * that open): a descriptor not open for writing (a file made by a read-only create) leaves the
+     * whole change to JS, which truncates by name. The file has one link: no other name's pages
+     * to drop (JS's #dropSiblingPages); the kernel drops the node's own past the new size. */
+    if ((to_set & FUSE_SET_ATTR_SIZE) && ftruncate(fd, attr->st_size) < 0) {
+        if (errno == EINVAL || errno == EBADF) return 0;
+        err = errno;
+    }
+    if (!err && c.mode >= 0 && fchmod(fd, (mode_t)c.mode) < 0) err = errno;
     if (!err && (c.uid >= 0 || c.gid >= 0) && fchown(fd, (uid_t)c.uid, (gid_t)c.gid) < 0) err = errno;
     if (!err && (c.times[0].tv_nsec != UTIME_OMIT || c.times[1].tv_nsec != UTIME_OMIT) && futimens(fd, c.times) < 0)
         err = errno;

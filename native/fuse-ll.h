@@ -127,6 +127,8 @@ typedef struct {
     int made_fd;     /* owned: a dup of that open's descriptor */
     uint64_t made_fh;
     uint8_t made_named; /* and it was made with a name (not O_TMPFILE): its getattrs too */
+    uint8_t made_no_caps; /* a writer's mark (made_shown): its file held no security.capability
+                           * when marked, which only JS could give it (it ends the mark first) */
     uint64_t made_shown; /* not made but opened for writing (made_fh): the st_ino JS shows for it;
                           * 0: a file JS made, which shows its own */
     char *probe;     /* owned: a directory's host paths, in every layer a name in it could be in,

@@ -418,7 +418,7 @@ export class LowLevelBridge {
   /**
    * `node`, a file just made and open as `fh`, holds no security.capability: C answers the getxattr
    * of it that a chown and the first write of the file make (native/fuse-ll-cow.c, CAPS); and while
-   * that open lives, the setattrs that change its mode, owner or times (tar x makes three per file)
+   * that open lives, the setattrs that change its mode, owner, times or size (tar x makes three per file)
    * and the setxattr of its access ACL (cp -a makes one per file) are made and answered in C
    * through a copy of the open's descriptor, and, for a file made with a name (`named`), its
    * getattrs (an O_TMPFILE file's attributes get no time to live until a link names it). Not with
@@ -436,8 +436,8 @@ export class LowLevelBridge {
     node.made = node.noCaps && fd >= 0
   }
 
-  /** Before a setattr JS answers (a set-ID bit, a size), whose change C would not know of: the
-   *  node's setattrs come as requests again. With `all`, before a request that may give the node
+  /** Before a setattr JS answers (one C left to it: a set-ID bit, ctime, a change queued behind a
+   *  request for JS), whose change C would not know of: the node's setattrs come as requests again. With `all`, before a request that may give the node
    *  security.capability, or another name that could (link): its getxattrs too. */
   #unmarkMade(node: Node | undefined, all: boolean): void {
     if (!node || !(node.made || (all && node.noCaps))) return
@@ -994,7 +994,7 @@ export class LowLevelBridge {
 
   /**
    * `node`, just opened for writing as `fh`: while that open lives, its setattrs that change only
-   * mode, owner or times are made through the open's descriptor and answered in C, as a made
+   * mode, owner, times or size are made through the open's descriptor and answered in C, as a made
    * file's are (#markMade). `touch` of a lower file is an open for writing (its copy-up), a
    * setattr of its times with that handle, and a release. Only for a file in the upper layer with
    * one link and no set-ID bit, and no ids mapped: JS's setattr reply then changes nothing else
