@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Spot checks outside `layerfs bench`: everyday commands (ls -lR, du, grep -r, cp -a, tar, git,
-# sqlite, mkdir -p/rm -rf, atomic replaces (write, fsync, rename), touch and rm -rf of lower
-# files, mv of a lower directory, a mount's start and end, ...) run on the quick fixture under
-# each driver, a fresh mount per driver and round, rounds interleaved. Prints each command's
-# median wall time per driver and layerfs's ratios.
+# sqlite, mkdir -p/rm -rf, atomic replaces (write, fsync, rename), touch, setfattr, truncate -s,
+# cp -al and rm -rf of lower files, mv of a lower directory, a mount's start and end, ...) run on
+# the quick fixture under each driver, a fresh mount per driver and round, rounds interleaved.
+# Prints each command's median wall time per driver and layerfs's ratios.
 #
 #   bash bench/spot-check.sh [ROUNDS]     (default 3; as root; run `layerfs bench --quick` once first)
 #
@@ -83,13 +83,16 @@ run() { # workload: prints its time, or nothing when its tool is missing
     create-write-stat) ms node -e "const fs=require('fs');fs.mkdirSync('$M/cs');for(let i=0;i<3000;i++){const p='$M/cs/f'+i;const fd=fs.openSync(p,'w');fs.writeSync(fd,'x'.repeat(100));fs.fstatSync(fd);fs.closeSync(fd);fs.statSync(p)}" ;;
     write-fsync-rename) ms node -e "const fs=require('fs');fs.mkdirSync('$M/atomic');for(let i=0;i<400;i++){const t='$M/atomic/f'+i+'.tmp';const fd=fs.openSync(t,'w');fs.writeSync(fd,'x'.repeat(3000));fs.fsyncSync(fd);fs.closeSync(fd);fs.renameSync(t,'$M/atomic/f'+i)}" ;;
     touch-lower) ms bash -c "find '$M/node_modules' -type f | head -1500 | xargs touch" ;;
+    setfattr-lower) if have setfattr; then ms bash -c "find '$M/node_modules' -type f | sed -n 1601,2100p | xargs setfattr -n user.spot -v 1"; fi ;;
+    truncate-lower) ms bash -c "find '$M/node_modules' -type f | tail -n 800 | xargs truncate -s 100" ;;
+    cp-al) ms cp -al "$M/srv" "$M/srv-links" ;;
     rm-rf-lower) ms rm -rf "$M/usr" ;;
     mv-lower-dir) ms mv "$M/opt" "$M/opt-moved" ;;
     mount-cycle) ms mount_cycle "$driver" "$WORK/$round-$driver-cycle" ;;
   esac
 }
 
-WORKLOADS="ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat write-fsync-rename touch-lower rm-rf-lower mv-lower-dir mount-cycle"
+WORKLOADS="ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat write-fsync-rename touch-lower setfattr-lower truncate-lower cp-al rm-rf-lower mv-lower-dir mount-cycle"
 results=$WORK/results.txt
 for round in $(seq "$ROUNDS"); do
   n=${#drivers[@]}

@@ -78,6 +78,9 @@
  * getattr would get, and a record for JS, which counts the kernel's new reference. A lower
  * directory copied up here stays marked, as one in the upper layer, before JS has its record.
  *
+ * And the setxattr of a `user.` name on a marked lower file copies it up the same way, the name
+ * set on the copy (fll_cow_setxattr).
+ *
  * And the rename of a marked lower file (a file's mark carries its name too) to a name missing
  * from every layer of a directory marked for its lookups is made here as JS defers one: the copy,
  * the lower directories above both names copied up, the new name pending in C's lookups until JS
@@ -926,6 +929,49 @@ int fll_made_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char
     int err = fsetxattr(n->made_fd, name, value, size, flags) < 0 ? errno : 0;
     s->made_setxattrs++;
     FLL_SEND(s, req, fuse_reply_err(req, err));
+    return 1;
+}
+
+/* The setxattr of a `user.` name on a marked lower file (setfattr of an image's files): the copy a
+ * setattr would make here (copy_small_unnamed, with no change), the name set on it through its fd,
+ * and a record for JS as after a setattr answered here, with no change: JS adopts the copy
+ * (Core.adoptCopy). Answered with the setxattr's own result: as in overlayfs (and in JS), the
+ * copy-up stays when the setxattr then fails (XATTR_CREATE of a name the file has, XATTR_REPLACE of
+ * one it lacks). Not a set-ID file (JS's), nor `user.overlay.` names (a `userxattr` union's
+ * markers). 1 when answered; the mark goes whatever happens, as at a setattr. */
+int fll_cow_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                     size_t size, int flags) {
+    if (!s->cow_dir || s->queued || s->cow_room == 0 || strncmp(name, "user.", 5) != 0 ||
+        strncmp(name, "user.overlay.", 13) == 0)
+        return 0;
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (!n || !n->src || n->dir) return 0;
+    const struct timespec keep[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+    double src[ST_FIELDS];
+    int fd = -1, cold = 0;
+    int64_t bytes = 0;
+    int err = copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, -1, -1, -1, keep, src, &fd, &bytes, &cold);
+    uint8_t lifts = cow_lifts(s, n);
+    unmark(s, n);
+    if (err || fd < 0) return 0;
+    fll_rec *r = calloc(1, sizeof *r);
+    if (!r || ((mode_t)src[ST_MODE] & (S_ISUID | S_ISGID))) {
+        free(r);
+        close(fd);
+        return 0;
+    }
+    int set = fsetxattr(fd, name, value, size, flags) < 0 ? errno : 0;
+    r->kind = FLL_SETATTR;
+    r->ino = ino;
+    r->fh = (uint64_t)fd; /* the copy's fd, as cow_file's record carries it */
+    r->size = (size_t)bytes;
+    r->offset = (int64_t)src[ST_INO];
+    r->flags = cold ? COW_COLD : 0;
+    r->lifts = lifts;
+    s->cow_room--;
+    s->cow_setxattrs++;
+    FLL_SEND(s, req, fuse_reply_err(req, set));
+    fll_push(s, r);
     return 1;
 }
 

@@ -284,6 +284,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                         size_t size, int flags) {
     if (fll_made_setxattr(fuse_req_userdata(req), req, ino, name, value, size, flags)) return;
+    if (fll_cow_setxattr(fuse_req_userdata(req), req, ino, name, value, size, flags)) return;
     fll_rec *r = rec(req, FLL_SETXATTR);
     if (!r || !dup_str(r, &r->name, name)) return;
     r->data = malloc(size ? size : 1);

@@ -212,6 +212,7 @@ typedef struct fll_session {
     struct fll_cow_name **cow_pending; /* names renames answered in C gave their directories before
                                         * the disk has them (fll_cow_rename), by the same hash */
     uint64_t cow_renames;    /* renames of marked lower files answered in C */
+    uint64_t cow_setxattrs;  /* setxattrs of marked lower files answered in C (their copy-ups) */
     uint64_t js_epoch;       /* requests and forgets handed to JS so far (see missing_in) */
     struct fll_missing {     /* the last names lookups in C found missing, a ring (parent 0: none) */
         uint64_t parent, epoch; /* and js_epoch then (see missing_in) */
@@ -326,6 +327,9 @@ napi_value fll_js_pending_drop(napi_env env, napi_callback_info info);
 void fll_made_release(fll_session *s, fuse_ino_t ino, const struct fuse_file_info *fi);
 int fll_made_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                       size_t size, int flags);
+/* Answers the setxattr of a `user.` name on a marked lower file in C, copying it up (then 1). */
+int fll_cow_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                     size_t size, int flags);
 napi_value fll_js_made(napi_env env, napi_callback_info info);
 napi_value fll_js_made_end(napi_env env, napi_callback_info info);
 napi_value fll_js_probe_allow(napi_env env, napi_callback_info info);

@@ -11,7 +11,7 @@ export interface DaemonStats {
   passedThrough: number
   killpriv: boolean
   /** The event loop's busy-polling (low-level bridge only). */
-  loop?: { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number; madeSetxattrs: number; cowOpens: number; cowDirLookups: number; cowRenames: number }
+  loop?: { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number; madeSetxattrs: number; cowOpens: number; cowDirLookups: number; cowRenames: number; cowSetxattrs: number }
   /** Files the union holds open. */
   openFiles: number
   /** Copy-ups answered and not yet flushed and named. */

@@ -11,7 +11,7 @@ import { constants, existsSync, writeFileSync } from 'node:fs'
 import { type FileHandle, appendFile, chmod, chown, link, lstat, mkdir, open, readFile, readdir, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
+import { XATTR_CREATE, XATTR_REPLACE, lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
 import { statsOf } from '../helpers/daemon-stats.js'
 import { mountFrame, readUpper } from '../helpers/layerfs-suite.js'
 import { LAYERFS_COMMAND as CLI, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
@@ -425,6 +425,65 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     expect(actual.shown).toContain('# file: copy/acl\n# owner: 0\n# group: 0\nuser::rw-\nuser:1000:rw-\ngroup::r--\ngroup:1001:r--\nmask::rw-\nother::---')
     expect(actual.shown).toContain('# file: copy/exec\n# owner: 0\n# group: 0\nuser::rwx\ngroup::r-x\nother::r-x')
     // In C: the three files' ACLs, set through the open that made each copy.
+    expect(actual.inC).toBe(3)
+  })
+
+  // The setxattr of a user. name on a marked lower file copies it up in C and sets the name on the
+  // copy (setfattr of an image's files); the copy-up stays when the setxattr then fails, as in
+  // kernel overlayfs. A set-ID file goes to JS.
+  it('copies lower files up at a setxattr in C, as kernel overlayfs copies them', async () => {
+    const NAMES = ['plain', 'created', 'replaced', 'suid']
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
+      const { upper, mnt, handle } = await frame.stack(driver, ',attr_timeout=0', async (lower) => {
+        await mkdir(join(lower, 'd'))
+        for (const name of NAMES) await writeFile(join(lower, 'd', name), `lower ${name}`, { mode: 0o644 })
+        await chmod(join(lower, 'd', 'suid'), 0o4755)
+        lsetxattrSync(join(lower, 'd', 'created'), 'user.had', 'below')
+      })
+      try {
+        const at = (name: string): string => join(mnt, 'd', name)
+        const ino = new Map<string, bigint>()
+        await readdir(join(mnt, 'd'))
+        for (const name of NAMES) ino.set(name, (await lstat(at(name), { bigint: true })).ino)
+        const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetxattrs : 0
+        const shown: string[] = []
+        const attempt = (name: string, flags: number): string => {
+          try {
+            lsetxattrSync(at(name), name === 'created' ? 'user.had' : 'user.new', `set on ${name}`, flags)
+            return 'ok'
+          } catch (err) {
+            return (err as NodeJS.ErrnoException).code ?? String(err)
+          }
+        }
+        for (const [name, flags] of [['plain', 0], ['created', XATTR_CREATE], ['replaced', XATTR_REPLACE], ['suid', 0]] as const) {
+          const result = attempt(name, flags)
+          const st = await lstat(at(name), { bigint: true })
+          const names = llistxattrSync(at(name)).filter((x) => x.startsWith('user.')).sort()
+          shown.push(`${name}: ${result}, ${st.mode.toString(8)} n=${st.nlink} s=${st.size}, inode kept ${st.ino === ino.get(name)}, ${names.map((x) => `${x}=${lgetxattrSync(at(name), x)?.toString()}`).join(' ')}`)
+        }
+        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetxattrs - inC0 : undefined
+        await mounts.unmount(handle)
+        const upperShown: string[] = []
+        for (const name of NAMES) {
+          const host = join(upper, 'd', name)
+          const names = llistxattrSync(host).filter((x) => x.startsWith('user.')).sort()
+          upperShown.push(`${name}: ${await readFile(host, 'utf8')} ${names.map((x) => `${x}=${lgetxattrSync(host, x)?.toString()}`).join(' ')}`)
+        }
+        return { shown, upper: upperShown, inC }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const actual = await sameAsKernel(run)
+    // What the comparison rests on.
+    expect(actual.shown).toEqual([
+      'plain: ok, 100644 n=1 s=11, inode kept true, user.new=set on plain',
+      'created: EEXIST, 100644 n=1 s=13, inode kept true, user.had=below',
+      'replaced: ENODATA, 100644 n=1 s=14, inode kept true, ',
+      'suid: ok, 104755 n=1 s=10, inode kept true, user.new=set on suid',
+    ])
+    expect(actual.upper).toEqual(['plain: lower plain user.new=set on plain', 'created: lower created user.had=below', 'replaced: lower replaced ', 'suid: lower suid user.new=set on suid'])
+    // In C: the first three (the set-ID file is JS's).
     expect(actual.inC).toBe(3)
   })
 

@@ -9,7 +9,7 @@ type Stats = UnionStats & {
   passthrough?: string
   passedThrough?: number
   killpriv?: boolean
-  loop?: { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number; madeSetxattrs: number; cowOpens: number; cowDirLookups: number; cowRenames: number }
+  loop?: { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number; madeSetxattrs: number; cowOpens: number; cowDirLookups: number; cowRenames: number; cowSetxattrs: number }
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -47,7 +47,7 @@ export async function run(args: string[]): Promise<number> {
   if (stats.killpriv !== undefined) lines.push(`killpriv v2  ${stats.killpriv ? 'on' : 'off'}  (${stats.killpriv ? 'setuid/setgid cleared by the daemon' : 'the kernel asks before each write and chown'})`)
   if (stats.loop !== undefined) {
     lines.push(`busy-polls   ${stats.loop.spins}  (${stats.loop.spinsSkipped} skipped with more calling threads than ${stats.loop.spinCallers})`)
-    lines.push(`answered in C  ${stats.loop.fastOpens} opens for reading (${stats.loop.firstOpens} of them first opens, their bytes stored), ${stats.loop.cowOpens} opens for writing (copy-ups), ${stats.loop.cowSetattrs} setattrs (copy-ups, directories copied up, files it made or opened for writing), ${stats.loop.cowGetattrs} getattrs (lower files and directories, directories in the upper layer, files it made), ${stats.loop.cowGetxattrs} getxattrs (lower files, files it made), ${stats.loop.cowListxattrs} listxattrs of lower files, ${stats.loop.madeSetxattrs} ACLs set on files it made, ${stats.loop.cowDirLookups} lookups of directories, ${stats.loop.cowRenames} renames of lower files, ${stats.loop.cowLookups} lookups of missing names, ${stats.loop.dirEnds} ends of listings`)
+    lines.push(`answered in C  ${stats.loop.fastOpens} opens for reading (${stats.loop.firstOpens} of them first opens, their bytes stored), ${stats.loop.cowOpens} opens for writing (copy-ups), ${stats.loop.cowSetattrs} setattrs (copy-ups, directories copied up, files it made or opened for writing), ${stats.loop.cowGetattrs} getattrs (lower files and directories, directories in the upper layer, files it made), ${stats.loop.cowGetxattrs} getxattrs (lower files, files it made), ${stats.loop.cowListxattrs} listxattrs of lower files, ${stats.loop.madeSetxattrs} ACLs set on files it made, ${stats.loop.cowSetxattrs} setxattrs of lower files (copy-ups), ${stats.loop.cowDirLookups} lookups of directories, ${stats.loop.cowRenames} renames of lower files, ${stats.loop.cowLookups} lookups of missing names, ${stats.loop.dirEnds} ends of listings`)
   }
   process.stdout.write(lines.join('\n') + '\n')
   return 0
