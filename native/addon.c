@@ -88,6 +88,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlCowAllow", fll_js_cow_allow),
         FN("fuseLlCowDeny", fll_js_cow_deny),
         FN("fuseLlPendingDrop", fll_js_pending_drop),
+        FN("fuseLlPendingAdd", fll_js_pending_add),
         FN("fuseLlMade", fll_js_made),
         FN("fuseLlMadeEnd", fll_js_made_end),
         FN("fuseLlProbeAllow", fll_js_probe_allow),

@@ -1328,6 +1328,23 @@ napi_value fll_js_probe_deny(napi_env env, napi_callback_info info) {
 /* pendingDrop(handle, parent, name): the rename answered in C that gave the directory node `parent`
  * the name `name` is written (or lost): the name is on the disk as the union shows it (see
  * fll_cow_rename). */
+/* pendingAdd(handle, parent, name) → whether C took it: a name JS gave the directory node `parent`
+ * (a link it deferred) before the disk has it, kept out of C's answers to lookups as a pending
+ * rename's is, until pendingDrop. False (out of memory, no copy-ups in C): JS keeps the directory
+ * unmarked instead. */
+napi_value fll_js_pending_add(napi_env env, napi_callback_info info) {
+    int64_t parent;
+    char *name;
+    size_t len;
+    fll_session *s = node_bytes_args(env, info, "name", &parent, &name, &len);
+    if (!s) return NULL;
+    bool added = name && s->cow_pending && pending_add(s, (uint64_t)parent, name);
+    free(name);
+    napi_value out;
+    napi_get_boolean(env, added, &out);
+    return out;
+}
+
 napi_value fll_js_pending_drop(napi_env env, napi_callback_info info) {
     int64_t parent;
     char *name;

@@ -323,6 +323,7 @@ napi_value fll_js_cow_idle(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_deny(napi_env env, napi_callback_info info);
 napi_value fll_js_pending_drop(napi_env env, napi_callback_info info);
+napi_value fll_js_pending_add(napi_env env, napi_callback_info info);
 /* The release of a file JS made: its creating open's ends the setattrs answered through it. */
 void fll_made_release(fll_session *s, fuse_ino_t ino, const struct fuse_file_info *fi);
 int fll_made_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,

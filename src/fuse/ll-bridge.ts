@@ -171,6 +171,18 @@ export class LowLevelBridge {
       // A lower file renamed into a directory reaches its disk only after its copy's flush: C would
       // answer the lookup of the new name as missing meanwhile (#markProbe).
       union.onMovePending = (dir) => this.#unprobe(this.#nodes.byPath(dir))
+      // A link made before the disk has it keeps only its own name from C's lookups of missing
+      // names in its directory: cp -al looks every new name up first.
+      union.onLinkPending = (path) => {
+        const [dir, name] = parentAndName(path)
+        const node = this.#nodes.byPath(dir)
+        if (node?.probe && !this.#session.pendingAdd(node.id, name)) this.#unprobe(node)
+      }
+      union.onLinkWritten = (path) => {
+        const [dir, name] = parentAndName(path)
+        const node = this.#nodes.byPath(dir)
+        if (node) this.#session.pendingDrop(node.id, name)
+      }
       // Once the renames into it are written, C may answer them again (renaming files in place
       // looks each new name up first).
       union.onMovesWritten = (dir) => {
@@ -1503,4 +1515,10 @@ function zeroAttr(): Attr {
 function describe(r: Request): string {
   const fields = r as unknown as Record<string, unknown>
   return ['ino', 'parent', 'name', 'newname'].filter((k) => fields[k] !== undefined).map((k) => `${k}=${String(fields[k])}`).join(' ')
+}
+
+/** A merged-view path's directory and name: '/a/b/c' → ['/a/b', 'c'], '/c' → ['/', 'c']. */
+function parentAndName(path: string): [string, string] {
+  const at = path.lastIndexOf('/')
+  return [at <= 0 ? '/' : path.slice(0, at), path.slice(at + 1)]
 }

@@ -235,6 +235,7 @@ interface Addon {
   fuseLlCowIdle(h: Handle, node: number): void
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlPendingDrop(h: Handle, parent: number, name: string | Buffer): void
+  fuseLlPendingAdd(h: Handle, parent: number, name: string | Buffer): boolean
   fuseLlMade(h: Handle, node: number, fh: number, fd: number, attrTimeout: number, named: boolean, shown?: number): number
   fuseLlMadeEnd(h: Handle, node: number, all: boolean, writer: boolean): void
   fuseLlProbeAllow(h: Handle, node: number, paths: string | Buffer): number
@@ -608,6 +609,13 @@ export class Session {
    */
   pendingDrop(parent: number, name: string): void {
     this.#n.fuseLlPendingDrop(this.#h, parent, name)
+  }
+
+  /** A name JS gave the directory node `parent` before the disk has it (a deferred link): kept out
+   *  of C's answers to lookups, as a rename's new name above, until pendingDrop. False when C did
+   *  not take it (out of memory): the caller keeps the directory from C's lookups instead. */
+  pendingAdd(parent: number, name: string): boolean {
+    return this.#n.fuseLlPendingAdd(this.#h, parent, name)
   }
 
   /**

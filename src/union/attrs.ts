@@ -28,9 +28,9 @@ const scratch = new Float64Array(ST_FIELDS)
  *  microseconds, a thread-pool round trip several times that, and getattr is the hottest operation. */
 export function attrOf(entry: Entry): Attr {
   if (entry.staged === undefined) return attrFrom(entry, lstatNumbers(entry.layer.path(entry.path), scratch), 0)
-  // A copy not named yet (Core.#defer): its own numbers, with the one link it is about to get.
+  // A copy not named yet (Core.#defer): its own numbers, with the links it is about to get.
   const st = fstatNumbers(entry.staged, scratch)
-  const attr = attrOfNumbers(st, 0, inoOf(entry, st[ST.INO]!), 1)
+  const attr = attrOfNumbers(st, 0, inoOf(entry, st[ST.INO]!), entry.stagedNames ?? 1)
   attr.unnamed = true
   return attr
 }

@@ -46,6 +46,9 @@ interface Deferred {
   waiters?: Array<{ resolve: () => void; reject: (err: unknown) => void }>
   /** A rename moved the copy before it was named (see deferMove). */
   moved?: Moved
+  /** Names linked to the copy before it was named (see deferLink): their entries, which answer
+   *  with the copy's fd until it is, and are then linked on disk. */
+  links?: Entry[]
 }
 
 /** The rename a deferred copy carries: it is linked at `from`, its old name, and `finish` renames it
@@ -89,6 +92,10 @@ export class Core {
   onMovePending: ((dir: string) => void) | undefined
   /** See Union.onMovesWritten. */
   onMovesWritten: ((dir: string) => void) | undefined
+  /** See Union.onLinkPending. */
+  onLinkPending: ((path: string) => void) | undefined
+  /** See Union.onLinkWritten. */
+  onLinkWritten: ((path: string) => void) | undefined
   /** Whether mknod of a char 0/0 works here; false after the first EPERM (then `.wh.` files). */
   #mknodWhiteouts = true
   /** A char 0/0 in the work directory that whiteouts are made as links of (#linkWhiteout), as
@@ -102,6 +109,8 @@ export class Core {
   readonly #deferred = new Map<string, Deferred>()
   /** The deferred copies that carry a rename, by old name (see deferMove). */
   readonly #movedFrom = new Map<string, Deferred>()
+  /** The deferred copies given another name, by that name (see deferLink). */
+  readonly #linkedAt = new Map<string, Deferred>()
   /** How many of them rename into each directory, by its path (movesInto). */
   readonly #movesInto = new Map<string, number>()
   /** A syncfs for deferred copies is running: its end, with the copies it covered named. */
@@ -361,6 +370,41 @@ export class Core {
   }
 
   /**
+   * Give the lower file whose copy `source` has just been deferred (see #defer) the new name `toRel`
+   * too (link) without waiting for the copy's flush: the new name answers at once, through the
+   * copy's fd, and both names show the two links they will have. On disk the name is linked once the
+   * copy is named (#name), so that no name shows a copy before its data is on disk, as a link that
+   * waited for the flush would; a crash before then loses the link and the copy, never the bytes.
+   * Until then a listing of the new name's directory, or anything that needs either name on disk,
+   * names the copy first (settle, settleListing), and the directory takes its new times at once,
+   * keeping them when the link is written. `cp -al` of lower files waited for an fsync at every
+   * link. False when the link cannot wait (no copy deferred just now, a rename it carries, a
+   * whiteout or marker to replace at the new name, a deferred rename's old name): the caller names
+   * the copy and links by name.
+   */
+  deferLink(source: Entry, toRel: string): boolean {
+    const copy = source.staged === undefined ? undefined : this.#deferred.get(source.path)
+    if (!copy || copy.entry !== source || copy.moved || this.#movedFrom.has(toRel) || this.#linkedAt.has(toRel)) return false
+    const upper = this.requireUpper()
+    const [dir, name] = splitPath(toRel)
+    if (!this.resolver.upperClear(toRel) && (whiteoutAt(upper.path(toRel)) || this.resolver.upperMarker(dir, name))) return false
+    this.ensureUpperDir(this.resolver.get(dir))
+    const linked: Entry = { path: toRel, kind: 'file', layer: upper, dirLayers: NO_LAYERS, ino: source.ino, lowerHas: false, metacopy: false, staged: source.staged }
+    const links = (copy.links ??= [])
+    links.push(linked)
+    for (const entry of [source, ...links]) entry.stagedNames = 1 + links.length
+    this.#linkedAt.set(toRel, copy)
+    this.resolver.set(toRel, linked)
+    this.resolver.pin(linked)
+    // Counted as a rename into the directory is (no listing answered from the disk meanwhile), but
+    // only this name is kept from lookups that probe the disk (onLinkPending).
+    this.#movesInto.set(dir, (this.#movesInto.get(dir) ?? 0) + 1)
+    this.onLinkPending?.('/' + toRel)
+    utimensatSync(upper.path(dir), null, 'now', true)
+    return true
+  }
+
+  /**
    * Take over the rename of the lower file `fromRel` to `toRel` made outside the union, as deferMove
    * makes one: its copy held open as `fd`, of `bytes` bytes of data, from the lower inode `srcIno`,
    * both directories in the upper layer already, with their new times, and the new name missing
@@ -483,12 +527,15 @@ export class Core {
       if (copy) this.#link(copy)
       const moved = this.#movedFrom.get(rel)
       if (moved) this.#link(moved)
+      const linked = this.#linkedAt.get(rel)
+      if (linked && this.#deferred.get(linked.entry.path) === linked) this.#link(linked)
       return
     }
     const prefix = rel === '' ? '' : rel + '/'
     const under = (path: string): boolean => path === rel || path.startsWith(prefix)
     for (const copy of [...this.#deferred.values()]) {
-      if (under(copy.entry.path) || (copy.moved && under(copy.moved.from))) this.#link(copy)
+      if (this.#deferred.get(copy.entry.path) !== copy) continue // named meanwhile, with another
+      if (under(copy.entry.path) || (copy.moved && under(copy.moved.from)) || copy.links?.some((l) => under(l.path))) this.#link(copy)
     }
   }
 
@@ -504,14 +551,17 @@ export class Core {
   /** Write the deferred renames (see deferMove) into or out of the directory `dir`: a listing reads
    *  its names from the disk. */
   settleListing(dir: string): void {
-    if (this.#movedFrom.size === 0) return
+    if (this.#movedFrom.size === 0 && this.#linkedAt.size === 0) return
     for (const copy of [...this.#movedFrom.values()]) {
       if (splitPath(copy.moved!.from)[0] === dir || splitPath(copy.entry.path)[0] === dir) this.#link(copy)
     }
+    for (const [to, copy] of [...this.#linkedAt]) {
+      if (splitPath(to)[0] === dir && this.#deferred.get(copy.entry.path) === copy) this.#link(copy)
+    }
   }
 
-  /** Whether a deferred rename (see deferMove) has yet to write a name into the directory `dir`:
-   *  until then, the disk does not hold all of its names. */
+  /** Whether a deferred rename or link (see deferMove, deferLink) has yet to write a name into the
+   *  directory `dir`: until then, the disk does not hold all of its names. */
   movesInto(dir: string): boolean {
     return this.#movesInto.has(dir)
   }
@@ -563,6 +613,7 @@ export class Core {
 
   #name(copy: Deferred, dirTimes: boolean): void {
     const { entry, moved } = copy
+    const links = copy.links ?? []
     const rel = entry.path
     const fd = entry.staged!
     this.#deferred.delete(rel)
@@ -572,24 +623,68 @@ export class Core {
       this.#movedFrom.delete(moved.from)
       this.resolver.unpin(moved.from)
     }
-    entry.staged = undefined
-    try {
-      if (!copy.flushed) fsyncSync(fd)
-    } catch (err) {
-      closeSync(fd)
-      return this.#lost(copy, err)
+    for (const linked of [entry, ...links]) {
+      linked.staged = undefined
+      linked.stagedNames = undefined
     }
+    for (const linked of links) {
+      this.#linkedAt.delete(linked.path)
+      this.resolver.unpin(linked.path)
+    }
+    let named = false
+    try {
+      try {
+        if (!copy.flushed) fsyncSync(fd)
+      } catch (err) {
+        closeSync(fd)
+        return this.#lost(copy, err)
+      }
+      const upper = this.requireUpper()
+      const at = moved?.from ?? rel
+      try {
+        this.stager.commit({ fd, bytes: copy.bytes }, upper.path(at), dirTimes ? upper.path(splitPath(at)[0]) : undefined)
+        moved?.finish(dirTimes)
+      } catch (err) {
+        return this.#lost(copy, err)
+      }
+      named = true
+      for (const waiter of copy.waiters ?? []) waiter.resolve()
+      // The copy was shown as it is now, with the one link it just got: naming it moved its ctime.
+      this.onAttrChange?.('/' + rel, true)
+    } finally {
+      for (const linked of links) this.#writeLink(rel, linked, named)
+    }
+  }
+
+  /** Write a link deferLink answered, once its copy is named at `rel` (`named`; else the link is
+   *  lost with it): its directory keeps the times it took when the link was answered. The last
+   *  deferred name written into a directory tells onMovesWritten, as a rename's does. */
+  #writeLink(rel: string, linked: Entry, named: boolean): void {
     const upper = this.requireUpper()
-    const at = moved?.from ?? rel
+    const dir = splitPath(linked.path)[0]
     try {
-      this.stager.commit({ fd, bytes: copy.bytes }, upper.path(at), dirTimes ? upper.path(splitPath(at)[0]) : undefined)
-      moved?.finish(dirTimes)
+      if (named) {
+        const dirPath = upper.path(dir)
+        const times = lstatIfAny(dirPath, parentStat) ? { atime: stTimeNs(parentStat, ST.ATIME), mtime: stTimeNs(parentStat, ST.MTIME) } : undefined
+        linkSync(upper.path(rel), upper.path(linked.path))
+        if (times) utimensatSync(dirPath, times.atime, times.mtime, true)
+        this.onAttrChange?.('/' + linked.path, true)
+      } else {
+        this.resolver.invalidate(linked.path)
+        this.onAttrChange?.('/' + linked.path, false)
+      }
     } catch (err) {
-      return this.#lost(copy, err)
+      this.resolver.invalidate(linked.path)
+      this.#reportLost(linked.path, err)
+    } finally {
+      this.onLinkWritten?.('/' + linked.path)
+      const left = (this.#movesInto.get(dir) ?? 1) - 1
+      if (left > 0) this.#movesInto.set(dir, left)
+      else {
+        this.#movesInto.delete(dir)
+        this.onMovesWritten?.('/' + dir)
+      }
     }
-    for (const waiter of copy.waiters ?? []) waiter.resolve()
-    // The copy was shown as it is now, with the one link it just got: naming it moved its ctime.
-    this.onAttrChange?.('/' + rel, true)
   }
 
   /** A deferred copy could not be made durable or named: the change it carried is lost, as a

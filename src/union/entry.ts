@@ -29,6 +29,9 @@ export interface Entry {
   /** A copy-up made but not named yet (see Core.defer): the open fd of the unnamed copy, which
    *  answers for the entry's attributes until the copy is flushed and linked to its name. */
   staged?: number
+  /** With `staged`: the names the copy will have when it is, when links were made to it meanwhile
+   *  (Core.deferLink); one otherwise. */
+  stagedNames?: number
 }
 
 export interface FileShape {

@@ -69,7 +69,7 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   }
   // A copy with no name yet is opened through its fd (Core.defer), and has no link until its flush
   // names it.
-  if (entry.staged !== undefined) return core.handles.add(stagedHandle(openStaged(entry.staged, openFlags), rel))
+  if (entry.staged !== undefined) return core.handles.add(stagedHandle(openStaged(entry.staged, openFlags), rel, entry.stagedNames ?? 1))
   const fd = openSync(entry.layer.path(rel), openFlags)
   return core.handles.add(new Handle(fd, rel, true, shape(fstatNumbersOf(fd, shapeStat))))
 }
@@ -89,9 +89,10 @@ export function adoptOpen(core: Core, rel: string, fh: number): void {
   }
 }
 
-/** A handle on `fd`, open on the copy of `rel` not named yet (Core.defer): one link to come. */
-function stagedHandle(fd: number, rel: string): Handle {
-  return new Handle(fd, rel, true, { ...shape(fstatNumbersOf(fd, shapeStat)), singleLink: true, unnamed: true })
+/** A handle on `fd`, open on the copy of `rel` not named yet (Core.defer): `names` links to come
+ *  (one, unless links were made to it meanwhile: Core.deferLink). */
+function stagedHandle(fd: number, rel: string, names = 1): Handle {
+  return new Handle(fd, rel, true, { ...shape(fstatNumbersOf(fd, shapeStat)), singleLink: names === 1, unnamed: true })
 }
 
 /** Open flags that act at open (O_TRUNC) or that the host fd must carry itself (the daemon's own

@@ -209,8 +209,13 @@ export function linkNow(core: Core, fromRel: string, rel: string, alone = false)
   if (source.kind === 'dir') throw fsError('EPERM', 'hard link to a directory')
   core.requireUpper()
   checkFree(core, rel)
-  const copied = core.copyUpNow(fromRel, true, alone)
+  // A small lower file's copy may wait for its flush, and the new name with it (Core.deferLink).
+  const copied = core.copyUpNow(fromRel, true, alone, undefined, !inUpper(source))
   if (!copied) return false
+  if (copied.staged !== undefined) {
+    if (core.deferLink(copied, rel)) return true
+    core.settle(copied.path) // named, after an fsync of its own, then linked by name
+  }
   const upper = core.requireUpper()
   createEntry(core, rel, copied.kind, 0, (path) => linkSync(upper.path(copied.path), path), undefined, true)
   // Both names now share one inode: a memoised nlink-dependent answer for the source is stale.

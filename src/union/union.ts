@@ -707,6 +707,18 @@ export class Union {
     this.#core.onMovesWritten = listener
   }
 
+  /** Called with the merged-view path of a link made before the disk has it (see Core.deferLink):
+   *  until onLinkWritten, a lookup of that name finds nothing on the disk. Its directory cannot be
+   *  marked for lookups meanwhile (probeDirsSync), as while a rename into it waits. */
+  set onLinkPending(listener: ((path: string) => void) | undefined) {
+    this.#core.onLinkPending = listener
+  }
+
+  /** Called with the merged-view path of a deferred link once it is written (or lost). */
+  set onLinkWritten(listener: ((path: string) => void) | undefined) {
+    this.#core.onLinkWritten = listener
+  }
+
   /** Called with a merged-view path whenever a change the kernel did not ask for alters what getattr
    *  would say (a directory copied up becomes merged; a copy-up gives a new ctime), and whether only
    *  the ctime moved (a deferred copy named). */

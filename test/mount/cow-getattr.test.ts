@@ -749,6 +749,49 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // included, goes to JS. A lower file renamed into a directory reaches the disk only after its
   // copy's flush (Core.deferMove): the directory's mark must go first, or its lookup
   // (entry_timeout=0: every stat looks the name up) would find nothing meanwhile.
+  // A link of a small lower file answers before its copy is flushed, and its new name reaches the
+  // disk only after (Core.deferLink): C must not answer that name missing meanwhile (a lookup with
+  // entry_timeout=0 at every stat), while it goes on answering the directory's missing names.
+  it('finds links of lower files made into a directory marked for its lookups before the disk has them', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; lookupsInC?: number }> => {
+      const { mnt, upper, handle } = await frame.stack(driver, ',entry_timeout=0,negative_timeout=0', async (lower) => {
+        await mkdir(join(lower, 'src'))
+        for (let i = 0; i < 6; i++) await writeFile(join(lower, 'src', `f${i}`), `lower ${i}`)
+      })
+      try {
+        const at = (name: string): string => join(mnt, name)
+        const shown: string[] = []
+        const look = async (name: string): Promise<string> => {
+          const st = await lstat(at(name)).catch((err: NodeJS.ErrnoException) => err.code ?? String(err))
+          return typeof st === 'string' ? st : `n=${st.nlink} s=${st.size}`
+        }
+        const lookups = async (): Promise<number> => driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowLookups : 0
+        await mkdir(at('links'))
+        await readdir(at('src'))
+        await readdir(at('links'))
+        const l0 = await lookups()
+        for (let i = 0; i < 6; i++) {
+          await link(at(`src/f${i}`), at(`links/f${i}`))
+          shown.push(`links/f${i}: ${await look(`links/f${i}`)}, src/f${i}: ${await look(`src/f${i}`)}, links/zz${i}: ${await look(`links/zz${i}`)}`)
+        }
+        const lookupsInC = (await lookups()) - l0
+        shown.push(`links: ${(await readdir(at('links'))).sort().join(' ')}`)
+        shown.push(`links/f5: ${await readFile(at('links/f5'), 'utf8')}`)
+        await mounts.unmount(handle)
+        const [a, b] = [await lstat(join(upper, 'src', 'f3')), await lstat(join(upper, 'links', 'f3'))]
+        shown.push(`upper: n=${a.nlink} same inode ${a.ino === b.ino}`)
+        return { shown, lookupsInC: driver === 'layerfs' ? lookupsInC : undefined }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const actual = await sameAsKernel(run)
+    expect(actual.shown[0]).toBe('links/f0: n=2 s=7, src/f0: n=2 s=7, links/zz0: ENOENT')
+    expect(actual.shown.at(-1)).toBe('upper: n=2 same inode true')
+    // The missing names' lookups (each link's new name, looked up before it is made, and zz*).
+    expect(actual.lookupsInC).toBeGreaterThanOrEqual(12)
+  })
+
   it('answers lookups of names missing from every layer in C, and finds lower files renamed into a directory', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; lookupsInC?: number; afterWritten?: number }> => {
       const { mnt, upper, handle } = await frame.stack(driver, ',entry_timeout=0,negative_timeout=0', async (lower) => {

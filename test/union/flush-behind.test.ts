@@ -2,7 +2,7 @@
 // copy is flushed and named (Core.#defer). Until then the copy answers for the entry from its fd;
 // whatever needs the name links it first; a syncfs per batch flushes the rest, which are then named.
 import { constants, existsSync, writeFileSync } from 'node:fs'
-import { readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { lstat, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { RENAME_NOREPLACE, XATTR_REPLACE, lgetxattr, lsetxattrSync } from '../../src/sys/native.js'
@@ -181,30 +181,73 @@ describe('flushBehind: copy-ups answered before their flush', () => {
     expect(await readFile(named, 'utf8')).toBe('alpha')
   })
 
-  it('lets a caller that needs the name wait for the flush, which concurrent copies share', async () => {
+  it('answers links of small lower files before the flush, and links them on disk with their copies', async () => {
     const { union, upper } = await open()
-    const links = ['a', 'b', 'c'].map((name) => union.link(`/d/${name}`, `/d/${name}.ln`))
-    // Copied at once, flushed together, then named and linked.
-    expect(union.stats().deferredCopies).toBe(3)
-    await Promise.all(links)
-    expect(union.stats().deferredCopies).toBe(0)
-    expect(union.stats().copyUps.lostCopies).toBe(0)
+    const before = await union.getattr('/d/a')
+    for (const name of ['a', 'b', 'c']) expect(union.tryLink(`/d/${name}`, `/d/${name}.ln`)).toBe(true)
+    expect(union.tryLink('/top', '/d/sub/top.ln')).toBe(true)
+    // Answered with no name on disk: each name shows the copy, with the two links it will have.
+    expect(union.stats().deferredCopies).toBe(4)
+    expect(existsSync(join(upper, 'd/a.ln'))).toBe(false)
+    for (const path of ['/d/a', '/d/a.ln']) {
+      const st = await union.getattr(path)
+      expect([st.nlink, st.ino, st.size]).toEqual([2, before.ino, 5])
+    }
+    // A change through one name shows through the other.
+    expect(union.trySetattr('/d/b.ln', { mode: 0o600 })).toBe(true)
+    expect((await union.getattr('/d/b')).mode & 0o7777).toBe(0o600)
+    // A listing of the new name's directory writes its links first (the disk holds its names).
+    expect(union.readdirPlusSync('/d/sub').map((e) => e.name).filter((n) => !n.startsWith('.')).sort()).toEqual(['e', 'top.ln'])
+    expect((await stat(join(upper, 'd/sub/top.ln'))).nlink).toBe(2)
+    await settled(union)
     for (const [name, text] of [['a', 'alpha'], ['b', 'bravo'], ['c', 'charlie']]) {
       expect(await readFile(join(upper, `d/${name}.ln`), 'utf8')).toBe(text)
       const [st, ln] = [await stat(join(upper, `d/${name}`)), await stat(join(upper, `d/${name}.ln`))]
       expect([st.nlink, st.ino]).toEqual([2, ln.ino])
     }
+    expect((await stat(join(upper, 'd/b.ln'))).mode & 0o7777).toBe(0o600)
+    expect((await union.getattr('/d/a.ln')).nlink).toBe(2)
+    expect(union.stats().copyUps.lostCopies).toBe(0)
   })
 
-  it('fails the waiting caller when its copy cannot be named', async () => {
+  it('names the copy and its links first for an unlink or rename of either name', async () => {
+    const { union, upper } = await open()
+    expect(union.tryLink('/d/a', '/d/a.ln')).toBe(true)
+    union.unlinkSync('/d/a')
+    expect(union.stats().deferredCopies).toBe(0)
+    // The lower file's name leaves a whiteout; the copy keeps the link's.
+    expect([(await lstat(join(upper, 'd/a'))).isCharacterDevice(), (await stat(join(upper, 'd/a.ln'))).nlink]).toEqual([true, 1])
+    expect(await readFile(join(upper, 'd/a.ln'), 'utf8')).toBe('alpha')
+    expect(union.tryLink('/d/b', '/d/b.ln')).toBe(true)
+    await union.rename('/d/b.ln', '/d/b.mv', 0)
+    expect(union.stats().deferredCopies).toBe(0)
+    expect((await stat(join(upper, 'd/b'))).ino).toBe((await stat(join(upper, 'd/b.mv'))).ino)
+    expect(union.lookupSync('/d/b.ln')).toBeUndefined()
+  })
+
+  it('lets a link of a big lower file wait for its flush, which concurrent ones share', async () => {
+    const { union, upper, lowers } = await open()
+    for (const name of ['big1', 'big2', 'big3']) writeFileSync(join(lowers[0]!, 'd', name), Buffer.alloc(100_000, name.charCodeAt(3)))
+    await Promise.all(['big1', 'big2', 'big3'].map((name) => union.link(`/d/${name}`, `/d/${name}.ln`)))
+    expect(union.stats().deferredCopies).toBe(0)
+    for (const name of ['big1', 'big2', 'big3']) {
+      const [st, ln] = [await stat(join(upper, `d/${name}`)), await stat(join(upper, `d/${name}.ln`))]
+      expect([st.nlink, st.ino, st.size]).toEqual([2, ln.ino, 100_000])
+    }
+    expect(union.stats().copyUps.lostCopies).toBe(0)
+  })
+
+  it('loses a link with its copy when the copy cannot be named', async () => {
     const { union, upper } = await open()
     const warned = new Promise<string>((resolve) => process.once('warning', (w) => resolve(w.message)))
-    const linked = union.link('/d/b', '/d/b2')
+    await union.link('/d/b', '/d/b2')
     expect(union.stats().deferredCopies).toBe(1)
     writeFileSync(join(upper, 'd/b'), 'intruder')
-    await expect(linked).rejects.toMatchObject({ code: 'EEXIST' })
+    await settled(union)
     expect(await warned).toMatch(/copy-up of \/d\/b was lost/)
     expect(union.lookupSync('/d/b2')).toBeUndefined()
+    expect(existsSync(join(upper, 'd/b2'))).toBe(false)
+    expect(union.stats().copyUps.lostCopies).toBe(1)
   })
 
   it('names the copy before an unlink, which then leaves a whiteout', async () => {
