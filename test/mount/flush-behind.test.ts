@@ -1,10 +1,10 @@
-// flush_behind (on by default): a chown, chmod or rename that copies a small lower file up is answered
-// before the copy is flushed, and the copies are flushed in batches, then named (Core.#defer,
-// Core.deferMove). At rest the upper layer must be what kernel overlayfs leaves; a daemon killed
-// mid-way must leave no name without its data, and no rename half made; and an unmount names every
-// copy before the daemon exits.
+// flush_behind (on by default): a chown, chmod, rename or link that copies a small lower file up is
+// answered before the copy is flushed, and the copies are flushed in batches, then named
+// (Core.#defer, Core.deferMove, Core.deferLink). At rest the upper layer must be what kernel
+// overlayfs leaves; a daemon killed mid-way must leave no name without its data, and no rename or
+// link half made; and an unmount names every copy before the daemon exits.
 import { execFileSync } from 'node:child_process'
-import { chownSync, existsSync, renameSync } from 'node:fs'
+import { chownSync, existsSync, linkSync, renameSync } from 'node:fs'
 import { lstat, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -60,13 +60,15 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
   }
 
   /** chown and chmod copy up through setattr, touch and an append through an open for writing;
-   *  renames of lower files (within a directory, across, over another lower file, twice). */
+   *  renames of lower files (within a directory, across, over another lower file, twice); links of
+   *  lower files (within a directory, and into one a rename also writes into). */
   const change = (mnt: string): void => {
     execFileSync('chown', ['-R', '1000:1001', join(mnt, 't', 'p0'), join(mnt, 't', 'p1'), join(mnt, 't', 'p2')])
     execFileSync('chmod', ['-R', 'g+w', join(mnt, 't', 'p3')])
     execFileSync('sh', ['-c', 'touch p5/* && for f in p6/*; do echo appended >> "$f"; done', 'sh'], { cwd: join(mnt, 't') })
     const script = 'for f in p7/*; do mv "$f" "$f.mv"; done; mv p8/f1.js p9/; mv p8/f2.js p8/f3.js; mv p8/f4.js p8/x; mv p8/x p8/y'
     execFileSync('sh', ['-c', script, 'sh'], { cwd: join(mnt, 't') })
+    execFileSync('sh', ['-c', 'for f in p4/*; do ln "$f" "$f.ln"; done; ln p10/f0.js p9/linked.js', 'sh'], { cwd: join(mnt, 't') })
   }
 
   it.skipIf(!overlay.ok)('leaves the upper layer kernel overlayfs leaves, named by the time the unmount returns', async () => {
@@ -83,7 +85,7 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
     // No pause: the unmount itself must leave every copy named.
     await mounts.unmount(layerfs)
     expect(await files(l.upper)).toEqual(await files(k.upper))
-    expect((await files(l.upper)).filter((line) => !line.endsWith(' whiteout')).length).toBe(7 * FILES + 3)
+    expect((await files(l.upper)).filter((line) => !line.endsWith(' whiteout')).length).toBe(9 * FILES + 5)
     expect(await readdir(join(l.work, 'work'))).toEqual([])
   })
 
@@ -93,10 +95,13 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
     expect(layerfs.daemonPids.length).toBe(1)
     // chown(2) from this thread, and the kill right after the last one: the copies of the last
     // batch are still waiting for their flush.
-    // The last directory's files are renamed instead, from this thread too.
-    for (let d = 0; d < DIRS - 1; d++) for (let f = 0; f < FILES; f++) chownSync(join(l.mnt, 't', `p${d}`, `f${f}.js`), 1000, 1001)
+    // The last directory's files are renamed instead, and then those of the one before it linked,
+    // from this thread too.
+    const linkDir = `p${DIRS - 2}`
+    for (let d = 0; d < DIRS - 2; d++) for (let f = 0; f < FILES; f++) chownSync(join(l.mnt, 't', `p${d}`, `f${f}.js`), 1000, 1001)
     const last = join(l.mnt, 't', `p${DIRS - 1}`)
     for (let f = 0; f < FILES; f++) renameSync(join(last, `f${f}.js`), join(last, `r${f}.js`))
+    for (let f = 0; f < FILES; f++) linkSync(join(l.mnt, 't', linkDir, `f${f}.js`), join(l.mnt, 't', linkDir, `f${f}.ln`))
     process.kill(layerfs.daemonPids[0]!, 'SIGKILL')
     await mounts.unmount(layerfs)
     const lowerFiles = new Map((await files(l.lower)).map((line) => [line.split(' ')[0], line]))
@@ -120,9 +125,25 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
       expect(renamed).toContain(`${from} whiteout`)
     }
     console.log(`killed daemon: ${written} of ${FILES} renames written`)
+    // Each link is written with its copy, whole (both names, the lower file's bytes, one inode),
+    // or not at all; a copy named without its link yet is the lower file's.
+    let linked = 0
+    for (let f = 0; f < FILES; f++) {
+      const [name, ln] = [`${linkDir}/f${f}.js`, `${linkDir}/f${f}.ln`]
+      const nameLine = upperFiles.find((line) => line.startsWith(name + ' '))
+      const lnLine = upperFiles.find((line) => line.startsWith(ln + ' '))
+      if (nameLine !== undefined) expect(nameLine).toBe(lowerFiles.get(name))
+      if (lnLine === undefined) continue
+      linked++
+      expect(nameLine).toBeDefined()
+      expect(lnLine.slice(ln.length)).toBe(lowerFiles.get(name)!.slice(name.length))
+      expect((await lstat(join(l.upper, 't', ln))).ino).toBe((await lstat(join(l.upper, 't', name))).ino)
+    }
+    console.log(`killed daemon: ${linked} of ${FILES} links written`)
     // Each other file in the upper layer is whole and carries the change; those not named yet show
     // the lower file again, unchanged.
-    for (const line of upperFiles.filter((line) => !line.startsWith(`p${DIRS - 1}/`))) {
+    const changed = upperFiles.filter((line) => !line.startsWith(`p${DIRS - 1}/`) && !line.startsWith(`${linkDir}/`))
+    for (const line of changed) {
       const [path, owner, mode, ...bytes] = line.split(' ')
       const [, , lowerMode, ...lowerBytes] = lowerFiles.get(path)!.split(' ')
       expect(owner).toBe('1000:1001')
@@ -130,7 +151,7 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
       expect(mode).toBe(lowerMode)
     }
     expect(upperFiles.length).toBeGreaterThan(0)
-    console.log(`killed daemon: ${upperFiles.length - renamed.length} of ${(DIRS - 1) * FILES} copies named`)
+    console.log(`killed daemon: ${changed.length} of ${(DIRS - 2) * FILES} copies named`)
   })
 
   it("shows a copy's ctime once it is named, as the upper file has it", async () => {
