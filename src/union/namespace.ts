@@ -389,13 +389,16 @@ function movableDir(dir: Entry): void {
 function move(core: Core, from: Entry, to: Entry | undefined, toRel: string): void {
   const upper = core.requireUpper()
   // In overlayfs's order: the kinds (the VFS checks them), whether the directory may move, then
-  // whether the one it replaces is empty.
+  // whether the one it replaces is empty: overlayfs checks a merged (or lower) one itself, and
+  // leaves one only in the upper layer to the host's rename, after it has made a moved directory
+  // opaque (below): a rename that then fails keeps that mark, as in overlayfs.
   if (to) {
     if (to.kind === 'dir' && from.kind !== 'dir') throw fsError('EISDIR', toRel)
     if (to.kind !== 'dir' && from.kind === 'dir') throw fsError('ENOTDIR', toRel)
   }
   if (from.kind === 'dir') movableDir(from)
-  if (to?.kind === 'dir' && mergedNames(to).length > 0) throw fsError('ENOTEMPTY', toRel)
+  const toMerged = to !== undefined && (!inUpper(to) || to.dirLayers.length > 1)
+  if (to?.kind === 'dir' && toMerged && mergedNames(to).length > 0) throw fsError('ENOTEMPTY', toRel)
   if (!inUpper(from)) throw fsError('ENOENT', from.path) // lost a race with an unlink
   keepDataReachable(core, from)
   core.ensureUpperDir(core.resolver.get(splitPath(toRel)[0]))
@@ -404,7 +407,9 @@ function move(core: Core, from: Entry, to: Entry | undefined, toRel: string): vo
   // A lower layer holds the target name (visibly, or under an upper whiteout): a directory moved there
   // must not let that lower directory's children show through it.
   const targetHasLower = to ? core.resolver.lowerHas(to) : hiddenByUpperWhiteout(core, toRel)
-  if (to?.kind === 'dir' && inUpper(to)) clearMarkers(toPath)
+  // What a merged directory it replaces still holds in the upper layer (whiteouts, markers) goes;
+  // one only in the upper layer must be empty on the host (its rename fails otherwise).
+  if (to?.kind === 'dir' && inUpper(to) && toMerged) clearMarkers(toPath)
   const toParent = core.resolver.get(splitPath(toRel)[0])
   // Moved where a lower layer may hold (or later show) the name, a directory must not merge with it:
   // overlayfs marks it opaque whenever it lands in a merged directory.

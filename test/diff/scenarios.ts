@@ -722,6 +722,16 @@ export const SCENARIOS: Scenario[] = [
       ops: [['renameat2', 'm/f', 'solo/d', 'exchange'], ['readdir', 'm'], ['readdir', 'm/f'], ['readdir', 'solo']],
     },
     {
+      // Renaming a directory over a directory only the upper layer holds: overlayfs leaves its
+      // emptiness to the host's rename, after it has made the moved directory opaque (it lands in a
+      // merged directory), so a rename refused ENOTEMPTY keeps that mark; over an empty one it moves.
+      // (Random users script, seed 6969: layerfs refused before marking it.)
+      name: 'a directory renamed over a non-empty one only the upper layer holds: ENOTEMPTY, and made opaque',
+      layers: [{ 'm/low': 'lower', 'full/old': 'hidden' }],
+      upper: { m: { dir: true }, 'm/d': { dir: true }, 'm/d/x': 'x', 'm/e': { dir: true }, full: { opaque: true }, 'full/kept': 'kept', 'solo/empty': { dir: true } },
+      ops: [['rename', 'm/d', 'full'], ['readdir', 'full'], ['readdir', 'm/d'], ['rename', 'm/e', 'solo/empty'], ['readdir', 'solo']],
+    },
+    {
       // An upper layer may hold a whiteout that hides nothing (the lower layer changed since): a
       // file made over it and removed again leaves no whiteout, since no lower layer has the name.
       name: 'a file made over a whiteout that hides nothing leaves none when removed',
