@@ -181,7 +181,11 @@ export class LowLevelBridge {
       union.onLinkWritten = (path) => {
         const [dir, name] = parentAndName(path)
         const node = this.#nodes.byPath(dir)
-        if (node) this.#session.pendingDrop(node.id, name)
+        try {
+          if (node) this.#session.pendingDrop(node.id, name)
+        } catch {
+          // The session has ended (an unmount names every copy first): nothing to tell.
+        }
       }
       // Once the renames into it are written, C may answer them again (renaming files in place
       // looks each new name up first).
