@@ -301,18 +301,45 @@ static uint8_t cow_lifts(fll_session *s, const fll_fast_node *n) {
     return !(p && p->src && (p->dir == COW_MARK_UPPER_DIR || p->dir == COW_MARK_SOLE_DIR));
 }
 
+/* The copy of the marked lower file `n` a copy-up here makes (copy_small_unnamed, as
+ * Core.#stageBehind makes one), with the change `c` folded in (NULL: none): its fd (-1: none made,
+ * too big, hard-linked or failed), its bytes, the lower file's lstat (src) and whether its data came
+ * from the disk; `lifts`: whether its adoption may copy directories up. The caller takes the mark. */
+static int cow_copy(fll_session *s, const fll_fast_node *n, const cow_change *c, double *src, int64_t *bytes, int *cold,
+                    uint8_t *lifts) {
+    static const cow_change none = {-1, -1, -1, {{0, UTIME_OMIT}, {0, UTIME_OMIT}}};
+    if (!c) c = &none;
+    int fd = -1;
+    *bytes = 0;
+    *cold = 0;
+    /* An error leaves no fd (copy_small_unnamed gives -1). */
+    copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, c->uid, c->gid, c->mode, c->times, src, &fd, bytes, cold);
+    *lifts = cow_lifts(s, n);
+    return fd;
+}
+
+/* A copy's record, adopted by JS as after a setattr answered here (Core.adoptCopy): with no has_fh,
+ * its fh is the copy's fd, no file handle of the kernel's. */
+static void copy_rec(fll_rec *r, int fd, int64_t bytes, const double *src, int cold, uint8_t lifts) {
+    r->fh = (uint64_t)fd;
+    r->size = (size_t)bytes;
+    r->offset = (int64_t)src[ST_INO];
+    r->flags = cold ? COW_COLD : 0;
+    r->lifts = lifts;
+}
+
 /* A marked lower file's setattr (see the top): 1 when answered. */
 static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const cow_change *c,
                     const struct stat *attr, int to_set) {
     if (s->cow_room == 0) return 0;
     double src[ST_FIELDS];
-    int fd = -1, cold = 0;
-    int64_t bytes = 0;
-    int err = copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, c->uid, c->gid, c->mode, c->times, src, &fd, &bytes, &cold);
+    int cold;
+    int64_t bytes;
+    uint8_t lifts;
+    int fd = cow_copy(s, n, c, src, &bytes, &cold, &lifts);
     uint64_t shown = n->shown;
-    uint8_t lifts = cow_lifts(s, n);
     unmark(s, n);
-    if (err || fd < 0) return 0;
+    if (fd < 0) return 0;
     struct stat st;
     fll_rec *r = calloc(1, sizeof *r);
     /* killpriv (every chown asks for it): the copy's own chown cleared setuid and setgid as the
@@ -323,11 +350,7 @@ static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_nod
         close(fd);
         return 0;
     }
-    r->fh = (uint64_t)fd; /* with no has_fh: it is the copy's fd, no file handle of the kernel's */
-    r->size = (size_t)bytes;
-    r->offset = (int64_t)src[ST_INO];
-    r->flags = cold ? COW_COLD : 0;
-    r->lifts = lifts;
+    copy_rec(r, fd, bytes, src, cold, lifts);
     s->cow_room--;
     /* No time to live: the copy is not named yet (JS names it after its flush). */
     answer(s, req, ino, &st, shown, 0.0, r, attr, to_set, 0);
@@ -378,16 +401,15 @@ int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *
         n->made || n->opens || n->js_open || (access != O_WRONLY && access != O_RDWR) || (fi->flags & COW_OPEN_SLOW) ||
         fuse_req_ctx(req)->uid != 0)
         return 0;
-    const struct timespec keep[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
     double src[ST_FIELDS];
-    int fd = -1, cold = 0;
-    int64_t bytes = 0;
-    int err = copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, -1, -1, -1, keep, src, &fd, &bytes, &cold);
-    uint8_t lifts = cow_lifts(s, n);
+    int cold;
+    int64_t bytes;
+    uint8_t lifts;
+    int fd = cow_copy(s, n, NULL, src, &bytes, &cold, &lifts);
     /* The mark goes (the caller drops the node if nothing else keeps it). */
     free(n->src);
     n->src = NULL;
-    if (err || fd < 0) return 0;
+    if (fd < 0) return 0;
     fll_rec *r = calloc(1, sizeof *r);
     int own = -1, backing = 0;
     /* A set-ID file is JS's: its handles keep that, and a writer's changes clear those bits. The
@@ -946,14 +968,13 @@ int fll_cow_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
         return 0;
     fll_fast_node *n = fll_node_find(s, ino);
     if (!n || !n->src || n->dir) return 0;
-    const struct timespec keep[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
     double src[ST_FIELDS];
-    int fd = -1, cold = 0;
-    int64_t bytes = 0;
-    int err = copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, -1, -1, -1, keep, src, &fd, &bytes, &cold);
-    uint8_t lifts = cow_lifts(s, n);
+    int cold;
+    int64_t bytes;
+    uint8_t lifts;
+    int fd = cow_copy(s, n, NULL, src, &bytes, &cold, &lifts);
     unmark(s, n);
-    if (err || fd < 0) return 0;
+    if (fd < 0) return 0;
     fll_rec *r = calloc(1, sizeof *r);
     if (!r || ((mode_t)src[ST_MODE] & (S_ISUID | S_ISGID))) {
         free(r);
@@ -963,11 +984,7 @@ int fll_cow_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
     int set = fsetxattr(fd, name, value, size, flags) < 0 ? errno : 0;
     r->kind = FLL_SETATTR;
     r->ino = ino;
-    r->fh = (uint64_t)fd; /* the copy's fd, as cow_file's record carries it */
-    r->size = (size_t)bytes;
-    r->offset = (int64_t)src[ST_INO];
-    r->flags = cold ? COW_COLD : 0;
-    r->lifts = lifts;
+    copy_rec(r, fd, bytes, src, cold, lifts);
     s->cow_room--;
     s->cow_setxattrs++;
     FLL_SEND(s, req, fuse_reply_err(req, set));
@@ -1325,9 +1342,6 @@ napi_value fll_js_probe_deny(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
-/* pendingDrop(handle, parent, name): the rename answered in C that gave the directory node `parent`
- * the name `name` is written (or lost): the name is on the disk as the union shows it (see
- * fll_cow_rename). */
 /* pendingAdd(handle, parent, name) → whether C took it: a name JS gave the directory node `parent`
  * (a link it deferred) before the disk has it, kept out of C's answers to lookups as a pending
  * rename's is, until pendingDrop. False (out of memory, no copy-ups in C): JS keeps the directory
@@ -1345,6 +1359,9 @@ napi_value fll_js_pending_add(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* pendingDrop(handle, parent, name): the rename answered in C that gave the directory node `parent`
+ * the name `name` (or the link JS deferred there: pendingAdd) is written (or lost): the name is on
+ * the disk as the union shows it (see fll_cow_rename). */
 napi_value fll_js_pending_drop(napi_env env, napi_callback_info info) {
     int64_t parent;
     char *name;
