@@ -662,21 +662,30 @@ export class Core {
   #writeLink(rel: string, linked: Entry, named: boolean): void {
     const upper = this.requireUpper()
     const dir = splitPath(linked.path)[0]
+    let written = false
     try {
       if (named) {
         const dirPath = upper.path(dir)
         const times = lstatIfAny(dirPath, parentStat) ? { atime: stTimeNs(parentStat, ST.ATIME), mtime: stTimeNs(parentStat, ST.MTIME) } : undefined
         linkSync(upper.path(rel), upper.path(linked.path))
+        written = true
         if (times) utimensatSync(dirPath, times.atime, times.mtime, true)
-        this.onAttrChange?.('/' + linked.path, true)
       } else {
         this.resolver.invalidate(linked.path)
-        this.onAttrChange?.('/' + linked.path, false)
       }
     } catch (err) {
-      this.resolver.invalidate(linked.path)
-      this.#reportLost(linked.path, err)
+      if (!written) {
+        this.resolver.invalidate(linked.path)
+        this.counters.lostCopies++
+        process.emitWarning(`layerfs: the link /${linked.path} to /${rel} was lost: ${err instanceof Error ? err.message : String(err)}`)
+      }
     } finally {
+      try {
+        // Written, the name shows the ctime the link gave the file; lost, it is gone.
+        this.onAttrChange?.('/' + linked.path, written)
+      } catch {
+        // The session is ending: the kernel cannot be told.
+      }
       this.onLinkWritten?.('/' + linked.path)
       const left = (this.#movesInto.get(dir) ?? 1) - 1
       if (left > 0) this.#movesInto.set(dir, left)
