@@ -434,8 +434,8 @@ export class LowLevelBridge {
   /**
    * `node`, a file just made and open as `fh`, holds no security.capability: C answers the getxattr
    * of it that a chown and the first write of the file make (native/fuse-ll-cow.c, CAPS); and while
-   * that open lives, the setattrs that change its mode, owner, times or size (tar x makes three per file)
-   * and the setxattr of its access ACL (cp -a makes one per file) are made and answered in C
+   * that open lives, the setattrs that change its mode, owner, times or size (tar x makes three per
+   * file) and the setxattr of its access ACL (cp -a makes one per file) are made and answered in C
    * through a copy of the open's descriptor, and, for a file made with a name (`named`), its
    * getattrs (an O_TMPFILE file's attributes get no time to live until a link names it). Not with
    * ids mapped (C would have to map them), nor for a file made set-ID: whether a file has those
@@ -453,8 +453,9 @@ export class LowLevelBridge {
   }
 
   /** Before a setattr JS answers (one C left to it: a set-ID bit, ctime, a change queued behind a
-   *  request for JS), whose change C would not know of: the node's setattrs come as requests again. With `all`, before a request that may give the node
-   *  security.capability, or another name that could (link): its getxattrs too. */
+   *  request for JS), whose change C would not know of: the node's setattrs come as requests
+   *  again. With `all`, before a request that may give the node security.capability, or another
+   *  name that could (link): its getxattrs too. */
   #unmarkMade(node: Node | undefined, all: boolean): void {
     if (!node || !(node.made || (all && node.noCaps))) return
     node.made = false
