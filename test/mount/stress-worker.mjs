@@ -2,7 +2,7 @@
 // fast as it can. Prints a JSON summary: how many operations it made, and every error that is not
 // one of the answers these operations may get from a tree others change at the same time.
 // usage: node stress-worker.mjs MNT SEED OPS
-import { chmod, mkdir, readFile, readdir, rename, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
+import { chmod, link, mkdir, readFile, readdir, rename, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
 const [mnt, seedArg, opsArg] = process.argv.slice(2)
@@ -16,9 +16,9 @@ const random = () => {
 const pick = (n) => Math.floor(random() * n)
 const DIRS = 8
 const dir = () => join(mnt, 'tree', `d${pick(DIRS)}`)
-// Names the fixture holds (f0-f19) and names only workers make (n0-n9, m0-m39), so that renames
-// and writes often land on each other's names, and renames of lower files to missing names (which
-// the daemon answers in C) come often too.
+// Names the fixture holds (f0-f19) and names only workers make (n0-n9, m0-m39), so that renames,
+// links and writes often land on each other's names, and renames of lower files to missing names
+// (which the daemon answers in C) come often too.
 const name = () => {
   const r = random()
   return r < 0.5 ? `f${pick(20)}` : r < 0.7 ? `n${pick(10)}` : `m${pick(40)}`
@@ -35,7 +35,12 @@ for (let i = 0; i < ops; i++) {
   const r = random()
   const path = join(dir(), name())
   try {
-    if (r < 0.3) await rename(path, join(dir(), name()))
+    if (r < 0.26) await rename(path, join(dir(), name()))
+    // A link of a lower file answers before its copy's flush (Core.deferLink). Its names (l0-l9)
+    // are never read or written: a hard link's other names are other kernel inodes, whose cached
+    // pages may lag a write that passed through another name within an open (see the README).
+    else if (r < 0.28) await link(path, join(dir(), `l${pick(10)}`))
+    else if (r < 0.3) await unlink(join(dir(), `l${pick(10)}`))
     else if (r < 0.45) {
       const text = await readFile(path, 'utf8')
       if (!WELL_FORMED.test(text)) unexpected.push(`read ${path}: ${JSON.stringify(text.slice(0, 80))}`)

@@ -1,7 +1,8 @@
-// Concurrency: four processes make random renames, reads, stats, writes, unlinks, chmods, listings,
-// mkdirs and rmdirs in one small tree of two lower layers, all at once, while the kernel's caches
-// are dropped every 0.2 s (its forgets race with the requests). Many of these are answered in C
-// (renames, chmods and lookups of lower files), the rest in JS, and copies wait for their flush:
+// Concurrency: four processes make random renames, links, reads, stats, writes, unlinks, chmods,
+// listings, mkdirs and rmdirs in one small tree of two lower layers, all at once, while the kernel's
+// caches are dropped every 0.2 s (its forgets race with the requests). Many of these are answered in
+// C (renames, chmods and lookups of lower files), the rest in JS, and copies (and the renames and
+// links made with them) wait for their flush:
 // nothing may fail but with the errors such a race gives (ENOENT, EEXIST, ...), no read may return
 // anything but a whole file's text, and the tree the live mount shows must be the tree a fresh
 // mount of the same upper layer shows, and kernel overlayfs too.
