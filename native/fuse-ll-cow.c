@@ -197,6 +197,9 @@ typedef struct {
     struct timespec times[2];
 } cow_change;
 
+/* A copy-up that changes nothing: the source's owner, mode and times. */
+static const cow_change NO_CHANGE = {.uid = -1, .gid = -1, .mode = -1, .times = {{0, UTIME_OMIT}, {0, UTIME_OMIT}}};
+
 static cow_change change_of(const struct stat *attr, int to_set) {
     return (cow_change){
         .uid = to_set & FUSE_SET_ATTR_UID ? (int64_t)attr->st_uid : -1,
@@ -304,17 +307,17 @@ static uint8_t cow_lifts(fll_session *s, const fll_fast_node *n) {
 /* The copy of the marked lower file `n` a copy-up here makes (copy_small_unnamed, as
  * Core.#stageBehind makes one), with the change `c` folded in (NULL: none): its fd (-1: none made,
  * too big, hard-linked or failed), its bytes, the lower file's lstat (src) and whether its data came
- * from the disk; `lifts`: whether its adoption may copy directories up. The caller takes the mark. */
+ * from the disk; `lifts` (unless NULL): whether its adoption may copy directories up. The caller
+ * takes the mark. */
 static int cow_copy(fll_session *s, const fll_fast_node *n, const cow_change *c, double *src, int64_t *bytes, int *cold,
                     uint8_t *lifts) {
-    static const cow_change none = {-1, -1, -1, {{0, UTIME_OMIT}, {0, UTIME_OMIT}}};
-    if (!c) c = &none;
+    if (!c) c = &NO_CHANGE;
     int fd = -1;
     *bytes = 0;
     *cold = 0;
     /* An error leaves no fd (copy_small_unnamed gives -1). */
     copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, c->uid, c->gid, c->mode, c->times, src, &fd, bytes, cold);
-    *lifts = cow_lifts(s, n);
+    if (lifts) *lifts = cow_lifts(s, n);
     return fd;
 }
 
@@ -669,8 +672,6 @@ static int lift_chain(fll_session *s, uint64_t ino, uint64_t *chain) {
  * after that setattr. 0 when a copy fails (the copies made stay: they are named, and JS has their
  * records); the rename then goes to JS, which copies the rest. */
 static int lift(fll_session *s, const uint64_t *chain, int depth) {
-    const struct timespec keep[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
-    const cow_change none = {.uid = -1, .gid = -1, .mode = -1, .times = {keep[0], keep[1]}};
     while (depth > 0) {
         /* Found again each time: a failed copy's unmark may drop a node, which moves others. */
         uint64_t dir = chain[--depth];
@@ -678,7 +679,7 @@ static int lift(fll_session *s, const uint64_t *chain, int depth) {
         /* Copied up already: the other directory's chain shares this part. */
         if (n && n->src && (n->dir == COW_MARK_UPPER_DIR || n->dir == COW_MARK_SOLE_DIR)) continue;
         struct stat st;
-        fll_rec *r = n && n->src && n->dir == COW_MARK_LOWER_DIR ? dir_copy(s, n, &none, &st) : NULL;
+        fll_rec *r = n && n->src && n->dir == COW_MARK_LOWER_DIR ? dir_copy(s, n, &NO_CHANGE, &st) : NULL;
         if (!r) return 0;
         r->kind = FLL_SETATTR;
         r->ino = dir;
@@ -763,13 +764,11 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     if (from_lifts == 0) ids[count++] = parent;
     if (newparent != parent && to_lifts == 0) ids[count++] = newparent;
     if (s->queued && queue_names(s, ids, count)) return 0;
-    const struct timespec keep[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
     double src[ST_FIELDS];
-    int fd = -1, cold = 0;
-    int64_t bytes = 0;
-    if (copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, -1, -1, -1, keep, src, &fd, &bytes, &cold) != 0 ||
-        fd < 0)
-        return 0;
+    int cold;
+    int64_t bytes;
+    int fd = cow_copy(s, n, NULL, src, &bytes, &cold, NULL);
+    if (fd < 0) return 0;
     char from[PATH_MAX], to[PATH_MAX];
     fll_rec *r = NULL;
     if (!lift(s, ids + 1, from_lifts) || !lift(s, ids + 1 + from_lifts, to_lifts) || !upper_path(s, parent, from) ||

@@ -16,6 +16,7 @@ import {
   type Ctx, type EntryOut, FAST_FH, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
 } from '../sys/fuse-ll.js'
+import { relPath, splitPath } from '../layers/layer.js'
 import { hostBytes } from '../sys/names.js'
 import { type TimeNs, XATTR_CREATE, XATTR_REPLACE } from '../sys/native.js'
 import type { Owner } from '../union/namespace.js'
@@ -174,18 +175,14 @@ export class LowLevelBridge {
       // A link made before the disk has it keeps only its own name from C's lookups of missing
       // names in its directory: cp -al looks every new name up first.
       union.onLinkPending = (path) => {
-        const [dir, name] = parentAndName(path)
-        const node = this.#nodes.byPath(dir)
+        const [dir, name] = splitPath(relPath(path))
+        const node = this.#nodes.byPath('/' + dir)
         if (node?.probe && !this.#session.pendingAdd(node.id, name)) this.#unprobe(node)
       }
       union.onLinkWritten = (path) => {
-        const [dir, name] = parentAndName(path)
-        const node = this.#nodes.byPath(dir)
-        try {
-          if (node) this.#session.pendingDrop(node.id, name)
-        } catch {
-          // The session has ended (an unmount names every copy first): nothing to tell.
-        }
+        const [dir, name] = splitPath(relPath(path))
+        const node = this.#nodes.byPath('/' + dir)
+        if (node) this.#session.pendingDrop(node.id, name)
       }
       // Once the renames into it are written, C may answer them again (renaming files in place
       // looks each new name up first).
@@ -1520,10 +1517,4 @@ function zeroAttr(): Attr {
 function describe(r: Request): string {
   const fields = r as unknown as Record<string, unknown>
   return ['ino', 'parent', 'name', 'newname'].filter((k) => fields[k] !== undefined).map((k) => `${k}=${String(fields[k])}`).join(' ')
-}
-
-/** A merged-view path's directory and name: '/a/b/c' → ['/a/b', 'c'], '/c' → ['/', 'c']. */
-function parentAndName(path: string): [string, string] {
-  const at = path.lastIndexOf('/')
-  return [at <= 0 ? '/' : path.slice(0, at), path.slice(at + 1)]
 }

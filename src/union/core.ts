@@ -602,12 +602,18 @@ export class Core {
       this.#name(copy, dirTimes)
     } finally {
       copy.moved.onWritten?.()
-      const left = (this.#movesInto.get(dir) ?? 1) - 1
-      if (left > 0) this.#movesInto.set(dir, left)
-      else {
-        this.#movesInto.delete(dir)
-        this.onMovesWritten?.('/' + dir)
-      }
+      this.#writtenInto(dir)
+    }
+  }
+
+  /** A deferred rename or link has written its name into `dir` (or lost it): the last one tells
+   *  onMovesWritten. */
+  #writtenInto(dir: string): void {
+    const left = (this.#movesInto.get(dir) ?? 1) - 1
+    if (left > 0) this.#movesInto.set(dir, left)
+    else {
+      this.#movesInto.delete(dir)
+      this.onMovesWritten?.('/' + dir)
     }
   }
 
@@ -657,8 +663,7 @@ export class Core {
   }
 
   /** Write a link deferLink answered, once its copy is named at `rel` (`named`; else the link is
-   *  lost with it): its directory keeps the times it took when the link was answered. The last
-   *  deferred name written into a directory tells onMovesWritten, as a rename's does. */
+   *  lost with it): its directory keeps the times it took when the link was answered. */
   #writeLink(rel: string, linked: Entry, named: boolean): void {
     const upper = this.requireUpper()
     const dir = splitPath(linked.path)[0]
@@ -687,12 +692,7 @@ export class Core {
         // The session is ending: the kernel cannot be told.
       }
       this.onLinkWritten?.('/' + linked.path)
-      const left = (this.#movesInto.get(dir) ?? 1) - 1
-      if (left > 0) this.#movesInto.set(dir, left)
-      else {
-        this.#movesInto.delete(dir)
-        this.onMovesWritten?.('/' + dir)
-      }
+      this.#writtenInto(dir)
     }
   }
 

@@ -442,6 +442,8 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
       })
       try {
         const at = (name: string): string => join(mnt, 'd', name)
+        const userXattrs = (path: string): string => llistxattrSync(path).filter((x) => x.startsWith('user.')).sort()
+          .map((x) => `${x}=${lgetxattrSync(path, x)?.toString()}`).join(' ')
         const ino = new Map<string, bigint>()
         await readdir(join(mnt, 'd'))
         for (const name of NAMES) ino.set(name, (await lstat(at(name), { bigint: true })).ino)
@@ -458,17 +460,12 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         for (const [name, flags] of [['plain', 0], ['created', XATTR_CREATE], ['replaced', XATTR_REPLACE], ['suid', 0]] as const) {
           const result = attempt(name, flags)
           const st = await lstat(at(name), { bigint: true })
-          const names = llistxattrSync(at(name)).filter((x) => x.startsWith('user.')).sort()
-          shown.push(`${name}: ${result}, ${st.mode.toString(8)} n=${st.nlink} s=${st.size}, inode kept ${st.ino === ino.get(name)}, ${names.map((x) => `${x}=${lgetxattrSync(at(name), x)?.toString()}`).join(' ')}`)
+          shown.push(`${name}: ${result}, ${st.mode.toString(8)} n=${st.nlink} s=${st.size}, inode kept ${st.ino === ino.get(name)}, ${userXattrs(at(name))}`)
         }
         const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetxattrs - inC0 : undefined
         await mounts.unmount(handle)
         const upperShown: string[] = []
-        for (const name of NAMES) {
-          const host = join(upper, 'd', name)
-          const names = llistxattrSync(host).filter((x) => x.startsWith('user.')).sort()
-          upperShown.push(`${name}: ${await readFile(host, 'utf8')} ${names.map((x) => `${x}=${lgetxattrSync(host, x)?.toString()}`).join(' ')}`)
-        }
+        for (const name of NAMES) upperShown.push(`${name}: ${await readFile(join(upper, 'd', name), 'utf8')} ${userXattrs(join(upper, 'd', name))}`)
         return { shown, upper: upperShown, inC }
       } finally {
         await mounts.unmount(handle)
