@@ -164,7 +164,19 @@ export class Core {
     if (inUpper(dir)) return
     const upper = this.requireUpper()
     this.ensureUpperDir(this.resolver.get(splitPath(dir.path)[0]))
-    const origin = this.stager.copyDirNow(dir.layer.path(dir.path), upper.path(dir.path), fold?.change, sourceStat)
+    const target = upper.path(dir.path)
+    let origin: boolean
+    try {
+      origin = this.stager.copyDirNow(dir.layer.path(dir.path), target, fold?.change, sourceStat)
+    } catch (err) {
+      // Copied up already, and not empty: C copied it up for a rename it answered (fuse-ll-cow.c,
+      // lift) after the request this serves was queued, and that record comes later. Taken over
+      // as adoptDir takes it (the record then finds it done); the caller makes `fold` itself.
+      if (!isCode(err, 'ENOTEMPTY', 'EEXIST') || !lstatIfAny(target, sourceStat) || (sourceStat[ST.MODE]! & constants.S_IFMT) !== constants.S_IFDIR) throw err
+      this.onAttrChange?.('/' + dir.path, false)
+      this.#upperDir(dir, upper)
+      return
+    }
     // Its inode number is its origin's, the lower directory's own, which the copy just lstat'ed.
     const ino = sourceStat[ST.INO]!
     if (fold) fold.applied = true
