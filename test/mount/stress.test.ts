@@ -23,14 +23,16 @@ const WORKER = resolve(import.meta.dirname, 'stress-worker.mjs')
 const SEED = Number(process.env.STRESS_SEED ?? 7919)
 
 /** d0-d7, each with f0-f9 in the top layer and f10-f19 in the bottom one, which also holds f0-f4
- *  (shadowed), and every other directory merged from both. */
+ *  (shadowed), and every other directory merged from both. f18 and f19 are big (their copies are
+ *  made on the thread pool, so their renames, writes and links wait for JS while C answers the
+ *  small files' beside them). */
 async function fill(top: string, bottom: string): Promise<void> {
   for (let d = 0; d < 8; d++) {
     await mkdir(join(top, 'tree', `d${d}`), { recursive: true })
     if (d % 2 === 0) await mkdir(join(bottom, 'tree', `d${d}`), { recursive: true })
     for (let f = 0; f < 20; f++) {
       const layer = f < 10 || d % 2 === 1 ? top : bottom
-      await writeFile(join(layer, 'tree', `d${d}`, `f${f}`), `lower d${d}/f${f}`)
+      await writeFile(join(layer, 'tree', `d${d}`, `f${f}`), `lower d${d}/f${f}`.padEnd(f >= 18 ? 100_000 : 0))
     }
     if (d % 2 === 0) for (let f = 0; f < 5; f++) await writeFile(join(bottom, 'tree', `d${d}`, `f${f}`), 'shadowed')
   }
