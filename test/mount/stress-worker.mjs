@@ -1,11 +1,11 @@
 // One worker of stress.test.ts: random operations on a mounted tree, from a seeded generator, as
 // fast as it can. Prints a JSON summary: how many operations it made, and every error that is not
 // one of the answers these operations may get from a tree others change at the same time.
-// usage: node stress-worker.mjs MNT SEED OPS
+// usage: node stress-worker.mjs MNT SEED OPS [deep]   (deep: the tree's d<i>/e<j> too)
 import { chmod, link, mkdir, readFile, readdir, rename, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
-const [mnt, seedArg, opsArg] = process.argv.slice(2)
+const [mnt, seedArg, opsArg, shape] = process.argv.slice(2)
 let seed = Number(seedArg) >>> 0 || 1
 const random = () => {
   seed ^= seed << 13; seed >>>= 0
@@ -14,8 +14,8 @@ const random = () => {
   return seed / 2 ** 32
 }
 const pick = (n) => Math.floor(random() * n)
-const DIRS = 8
-const dir = () => join(mnt, 'tree', `d${pick(DIRS)}`)
+const DIRS = Array.from({ length: 8 }, (_, d) => [`d${d}`, ...(shape === 'deep' ? [0, 1, 2, 3].map((e) => `d${d}/e${e}`) : [])]).flat()
+const dir = () => join(mnt, 'tree', DIRS[pick(DIRS.length)])
 // Names the fixture holds (f0-f19) and names only workers make (n0-n9, m0-m39), so that renames,
 // links and writes often land on each other's names, and renames of lower files to missing names
 // (which the daemon answers in C) come often too.

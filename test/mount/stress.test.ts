@@ -26,15 +26,18 @@ const SEED = Number(process.env.STRESS_SEED ?? 7919)
  *  (shadowed), and every other directory merged from both. f18 and f19 are big (their copies are
  *  made on the thread pool, so their renames, writes and links wait for JS while C answers the
  *  small files' beside them). */
-async function fill(top: string, bottom: string): Promise<void> {
+async function fill(top: string, bottom: string, deep: boolean): Promise<void> {
   for (let d = 0; d < 8; d++) {
-    await mkdir(join(top, 'tree', `d${d}`), { recursive: true })
-    if (d % 2 === 0) await mkdir(join(bottom, 'tree', `d${d}`), { recursive: true })
-    for (let f = 0; f < 20; f++) {
-      const layer = f < 10 || d % 2 === 1 ? top : bottom
-      await writeFile(join(layer, 'tree', `d${d}`, `f${f}`), `lower d${d}/f${f}`.padEnd(f >= 18 ? 100_000 : 0))
+    for (const sub of deep ? ['', 'e0', 'e1', 'e2', 'e3'] : ['']) {
+      const rel = join('tree', `d${d}`, sub)
+      await mkdir(join(top, rel), { recursive: true })
+      if (d % 2 === 0) await mkdir(join(bottom, rel), { recursive: true })
+      for (let f = 0; f < 20; f++) {
+        const layer = f < 10 || d % 2 === 1 ? top : bottom
+        await writeFile(join(layer, rel, `f${f}`), `lower d${d}/f${f}`.padEnd(f >= 18 ? 100_000 : 0))
+      }
+      if (d % 2 === 0) for (let f = 0; f < 5; f++) await writeFile(join(bottom, rel, `f${f}`), 'shadowed')
     }
-    if (d % 2 === 0) for (let f = 0; f < 5; f++) await writeFile(join(bottom, 'tree', `d${d}`, `f${f}`), 'shadowed')
   }
 }
 
@@ -55,9 +58,9 @@ function treeState(root: string): Record<string, string> {
   return out
 }
 
-function worker(mnt: string, seed: number, ops: number): Promise<{ done: number; unexpected: string[] }> {
+function worker(mnt: string, seed: number, ops: number, deep: boolean): Promise<{ done: number; unexpected: string[] }> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [WORKER, mnt, String(seed), String(ops)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [WORKER, mnt, String(seed), String(ops), deep ? 'deep' : 'flat'], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
     child.stdout.on('data', (b: Buffer) => (out += b))
@@ -76,14 +79,15 @@ describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
   let runs = 0
 
   /** The workers on a fresh stack mounted with `options`, the caches dropped (`drop`, as written
-   *  to drop_caches) every 0.2 s, and the checks. */
-  async function stress(options: string, drop: '2' | '3'): Promise<void> {
-    const { mnt, upper, lowers, handle } = await frame.stack('layerfs', options, (top, bottom) => fill(top!, bottom!), 2)
+   *  to drop_caches) every 0.2 s, and the checks. `deep`: each d<i> holds e0-e3 too, as lower
+   *  directories with files of their own. */
+  async function stress(options: string, drop: '2' | '3', deep = false): Promise<void> {
+    const { mnt, upper, lowers, handle } = await frame.stack('layerfs', options, (top, bottom) => fill(top!, bottom!, deep), 2)
     execFileSync('find', [join(mnt, 'tree'), '-exec', 'stat', '{}', '+'], { stdio: 'ignore' })
     const dropping = isRoot ? setInterval(() => writeFileSync('/proc/sys/vm/drop_caches', drop), 200) : undefined
     let results
     try {
-      results = await Promise.all([1, 2, 3, 4].map((seed) => worker(mnt, seed * SEED, 2500)))
+      results = await Promise.all([1, 2, 3, 4].map((seed) => worker(mnt, seed * SEED, 2500, deep)))
     } finally {
       clearInterval(dropping)
     }
@@ -125,5 +129,11 @@ describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
   // pool while copy-ups move their readers to the copies.
   it('as much with passthrough off and the page cache dropped too', { timeout: 120_000 }, async () => {
     await stress(',passthrough=off', '3')
+  })
+
+  // Forty lower directories two deep: C copies them up for the renames it answers (an ancestor
+  // shared with a request waiting for JS, more often than in the flat tree).
+  it('as much in a tree of nested lower directories', { timeout: 120_000 }, async () => {
+    await stress('', '2', true)
   })
 })
