@@ -27,6 +27,9 @@ function draws(seed: number): Draw {
   return { rnd, pick: (xs) => xs[Math.floor(rnd() * xs.length)]!, chance: (p) => rnd() < p }
 }
 
+/** A big file's text. */
+const BIG = 'big '.repeat(18_000)
+
 /** The directories scripts work in, and the names in them. */
 const DIRS = ['', 'a', 'b', 'a/c']
 const NAMES = ['x', 'y', 'a', 'b', 'c']
@@ -42,6 +45,9 @@ export function randomScript(seed: number, ops = 30, flavor: Flavor = 'namespace
   const join2 = (d: string, n: string): string => (d === '' ? n : `${d}/${n}`)
   const path = (): string => (chance(0.15) ? pick(DIRS.filter((d) => d !== '')) : join2(pick(DIRS), pick(NAMES)))
   const text = (): string => pick(['', 'one', 'two two', 'three three three'])
+  // A file's bytes: now and then more than the daemon copies up on the calling thread (64 KiB), so
+  // that those copies are made on the thread pool and their requests wait for JS.
+  const content = (): string => (chance(0.1) ? BIG : text())
 
   // Each layer: some of the directories, then files, symlinks and whiteouts at names not taken by a
   // directory of that layer; a directory is sometimes opaque. A whiteout goes only where its
@@ -62,10 +68,10 @@ export function randomScript(seed: number, ops = 30, flavor: Flavor = 'namespace
         const p = join2(d, n)
         if (dirs.has(p) || !chance(0.35)) continue
         const r = rnd()
-        if (r < 0.6) l[p] = { file: text(), mode: pick([0o644, 0o600, 0o755]), xattrs: chance(0.2) ? { 'user.k': 'v' } : undefined }
+        if (r < 0.6) l[p] = { file: content(), mode: pick([0o644, 0o600, 0o755]), xattrs: chance(0.2) ? { 'user.k': 'v' } : undefined }
         else if (r < 0.75) l[p] = { symlink: pick(['x', '../x', 'a/x', 'nowhere']) }
         else if (merges(l, below, d)) l[p] = { whiteout: true }
-        else l[p] = text()
+        else l[p] = content()
       }
     }
     return l
@@ -89,15 +95,15 @@ export function randomScript(seed: number, ops = 30, flavor: Flavor = 'namespace
     ioLayers.unshift(layer(ioLayers[0]))
     const files = [...new Set(ioLayers.flatMap((l) => Object.entries(l).filter(([, e]) => typeof e === 'string' || 'file' in e).map(([p]) => p)))]
     const filePath = (): string => (files.length > 0 && chance(0.75) ? pick(files) : path())
-    for (let i = 0; i < ops; i++) list.push(ioOp(draw, filePath, text))
+    for (let i = 0; i < ops; i++) list.push(ioOp(draw, filePath, text, content))
   }
   for (let i = 0; i < ops && flavor === 'users'; i++) list.push(usersOp(draw, path))
   for (let i = 0; i < ops && flavor === 'namespace'; i++) {
     const p = path()
     const q = path()
     const r = rnd()
-    if (r < 0.1) list.push(['writeFile', p, text()])
-    else if (r < 0.16) list.push(['appendFile', p, text()])
+    if (r < 0.1) list.push(['writeFile', p, content()])
+    else if (r < 0.16) list.push(['appendFile', p, content()])
     else if (r < 0.24) list.push(['mkdir', p, 0o755])
     else if (r < 0.3) list.push(['rmdir', p])
     else if (r < 0.38) list.push(['unlink', p])
@@ -163,15 +169,15 @@ function usersOp({ rnd, pick }: Draw, path: () => string): Op {
 }
 
 /** One operation of an 'io' script. */
-function ioOp({ rnd, pick }: Draw, path: () => string, text: () => string): Op {
+function ioOp({ rnd, pick }: Draw, path: () => string, text: () => string, content: () => string): Op {
   const p = path()
   const r = rnd()
   if (r < 0.3) {
     const flags = pick(['r', 'r+', 'w', 'a', 'a+', 'wx', ['O_RDWR', 'O_CREAT'], ['O_WRONLY', 'O_TRUNC']])
-    const write = flags === 'r' ? undefined : text() || 'w'
+    const write = flags === 'r' ? undefined : content() || 'w'
     return ['open', p, flags, { write, at: rnd() < 0.5 ? undefined : pick([0, 1, 5]), read: rnd() < 0.7 }]
   }
-  if (r < 0.38) return ['appendFile', p, text()]
+  if (r < 0.38) return ['appendFile', p, content()]
   if (r < 0.45) return ['truncate', p, pick([0, 1, 50])]
   if (r < 0.53) return ['link', p, path()]
   if (r < 0.6) return ['unlink', p]
