@@ -530,15 +530,16 @@ int copy_dir_named(const char *src, const char *dir, const char *target, int64_t
 
 static int copy_dir_exec(op *o) {
     int origin = 0;
-    int err = copy_dir_named(o->path, o->dest, o->name, o->off, o->off2, o->len, o->times, 0, o->numbers, &origin, NULL);
+    int err = copy_dir_named(o->path, o->dest, o->name, o->off, o->off2, o->len, o->times, RENAME_NOREPLACE, o->numbers, &origin, NULL);
     o->ret = origin;
     return err;
 }
 
 /* copyDirSync(src, dir, target, numbers, uid, gid, mode, atime, mtime) → whether the copy records
  * its origin: copy_dir_named for the union, on the calling thread (one call where staging and
- * naming took two), src's lstat in `numbers`. A plain rename, as the union's copies are named: over
- * an empty directory there, a copy C named but could not answer with (see fuse-ll-cow.c). */
+ * naming took two), src's lstat in `numbers`. Never over a directory there (EEXIST): that is a copy
+ * C named (fuse-ll-cow.c) before the union heard of it, which the union takes over (ensureUpperDir)
+ * with whatever C did in it since (a rename's new times). */
 napi_value js_copy_dir_sync(napi_env env, napi_callback_info info) {
     op *o = op_new("copyup", copy_dir_exec, op_done_number);
     if (!o) return op_nomem(env);

@@ -169,9 +169,10 @@ export class Core {
     try {
       origin = this.stager.copyDirNow(dir.layer.path(dir.path), target, fold?.change, sourceStat)
     } catch (err) {
-      // Copied up already, and not empty: C copied it up for a rename it answered (fuse-ll-cow.c,
-      // lift) after the request this serves was queued, and that record comes later. Taken over
-      // as adoptDir takes it (the record then finds it done); the caller makes `fold` itself.
+      // Copied up already: C copied it up (fuse-ll-cow.c, lift, for a rename it answered in it or
+      // below it) after the request this serves was queued, and that record comes later. Taken
+      // over as adoptDir takes it (the record then finds it done), with what C did in it since (a
+      // rename's new times, names): copyDirNow never renames over it. The caller makes `fold`.
       if (!isCode(err, 'ENOTEMPTY', 'EEXIST') || !lstatIfAny(target, sourceStat) || (sourceStat[ST.MODE]! & constants.S_IFMT) !== constants.S_IFDIR) throw err
       this.onAttrChange?.('/' + dir.path, false)
       this.#upperDir(dir, upper)
