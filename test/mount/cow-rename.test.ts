@@ -61,6 +61,11 @@ function treeState(root: string): Record<string, string> {
   return out
 }
 
+/** The mtime of each of `dirs` under `root`: the fixture's (M0), or moved (by a rename in it). */
+function dirTimes(root: string, dirs: string[]): Record<string, string> {
+  return Object.fromEntries(dirs.map((rel) => [rel, lstatSync(join(root, rel)).mtimeMs === M0 * 1000 ? 'fixture' : 'moved']))
+}
+
 /** The renames: every file of every third directory renamed in place, and one file of each other
  *  directory moved into the next directory (across lower directories, merged or not). */
 function renames(dirs: number, files: number): Array<[string, string]> {
@@ -136,6 +141,31 @@ describe.skipIf(!fuse.ok)('renames of lower files answered in C', () => {
     expect(actual.inC).toBeGreaterThan(renames(DIRS, FILES).length / 2)
   })
 
+  /** The renames of `list` (each to its name with `.mv` added), eight at a time, on a fresh stack of
+   *  one lower layer that `fill` writes, after every file was looked up: the merged view and the
+   *  upper layer at rest, the mtime of each of `dirs` in both, and (layerfs) how many renames were
+   *  answered in C. */
+  async function renameAll(driver: 'kernel' | 'layerfs', fill: (top: string) => Promise<void>, list: string[], dirs: string[] = []): Promise<{ merged: Record<string, string>; upper: Record<string, string>; times: Record<string, string>; upperTimes: Record<string, string>; inC: number }> {
+    const { upper, mnt, handle } = await frame.stack(driver, '', (top) => fill(top!), 1)
+    try {
+      for (const rel of list) lstatSync(join(mnt, rel))
+      let next = 0
+      await Promise.all(Array.from({ length: 8 }, async () => {
+        while (next < list.length) {
+          const rel = list[next++]!
+          await rename(join(mnt, rel), join(mnt, `${rel}.mv`))
+        }
+      }))
+      const merged = treeState(mnt)
+      const times = dirTimes(mnt, dirs)
+      const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowRenames : 0
+      await mounts.unmount(handle)
+      return { merged, upper: treeState(upper), times, upperTimes: dirTimes(upper, dirs), inC }
+    } finally {
+      await mounts.unmount(handle)
+    }
+  }
+
   // A rename of a big lower file waits for JS (its copy is made on the thread pool); one of a small
   // file in a sibling directory, read in the same batch, is answered in C, which copies up the
   // lower directory both share first. The union, answering the first, found that directory copied
@@ -153,27 +183,8 @@ describe.skipIf(!fuse.ok)('renames of lower files answered in C', () => {
       }
     }
     const list = Array.from({ length: PAIRS }, (_, i) => [`tree/p${i}/big/f`, `tree/p${i}/small/g`]).flat()
-    const runPairs = async (driver: 'kernel' | 'layerfs'): Promise<{ merged: Record<string, string>; upper: Record<string, string>; inC: number }> => {
-      const { upper, mnt, handle } = await frame.stack(driver, '', (top) => fill(top!), 1)
-      try {
-        for (const rel of list) lstatSync(join(mnt, rel))
-        let next = 0
-        await Promise.all(Array.from({ length: 8 }, async () => {
-          while (next < list.length) {
-            const rel = list[next++]!
-            await rename(join(mnt, rel), join(mnt, `${rel}.mv`))
-          }
-        }))
-        const merged = treeState(mnt)
-        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowRenames : 0
-        await mounts.unmount(handle)
-        return { merged, upper: treeState(upper), inC }
-      } finally {
-        await mounts.unmount(handle)
-      }
-    }
-    const expected = await runPairs('kernel')
-    const actual = await runPairs('layerfs')
+    const expected = await renameAll('kernel', fill, list)
+    const actual = await renameAll('layerfs', fill, list)
     expect(actual.merged).toEqual(expected.merged)
     expect(actual.upper).toEqual(expected.upper)
     // The small files' renames were C's (the big ones are JS's).
@@ -202,46 +213,15 @@ describe.skipIf(!fuse.ok)('renames of lower files answered in C', () => {
       }
     }
     const list = Array.from({ length: PAIRS }, (_, i) => [`tree/p${i}/small/big/f`, `tree/p${i}/small/g`]).flat()
-    /** Each directory's mtime: the fixture's, or moved (by a rename in it). */
-    const dirTimes = (root: string): Record<string, string> => {
-      const out: Record<string, string> = {}
-      for (let i = 0; i < PAIRS; i++) {
-        for (const rel of [`tree/p${i}`, `tree/p${i}/small`, `tree/p${i}/small/big`]) {
-          out[rel] = lstatSync(join(root, rel)).mtimeMs === M0 * 1000 ? 'fixture' : 'moved'
-        }
-      }
-      return out
-    }
-    const runPairs = async (driver: 'kernel' | 'layerfs'): Promise<{ merged: Record<string, string>; times: Record<string, string>; upper: Record<string, string>; upperTimes: Record<string, string>; inC: number }> => {
-      const { upper, mnt, handle } = await frame.stack(driver, '', (top) => fill(top!), 1)
-      try {
-        for (const rel of list) lstatSync(join(mnt, rel))
-        let next = 0
-        await Promise.all(Array.from({ length: 8 }, async () => {
-          while (next < list.length) {
-            const rel = list[next++]!
-            await rename(join(mnt, rel), join(mnt, `${rel}.mv`))
-          }
-        }))
-        const merged = treeState(mnt)
-        const times = dirTimes(mnt)
-        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowRenames : 0
-        await mounts.unmount(handle)
-        return { merged, times, upper: treeState(upper), upperTimes: dirTimes(upper), inC }
-      } finally {
-        await mounts.unmount(handle)
-      }
-    }
-    const expected = await runPairs('kernel')
-    const actual = await runPairs('layerfs')
+    const dirs = Array.from({ length: PAIRS }, (_, i) => [`tree/p${i}`, `tree/p${i}/small`, `tree/p${i}/small/big`]).flat()
+    const expected = await renameAll('kernel', fill, list, dirs)
+    const actual = await renameAll('layerfs', fill, list, dirs)
     expect(actual.merged).toEqual(expected.merged)
     expect(actual.upper).toEqual(expected.upper)
     // Each directory a rename was made in moved, in the view and in the upper layer; p<i> did not.
-    const renamedIn = (times: Record<string, string>): Record<string, string> =>
-      Object.fromEntries(Object.entries(times).map(([rel, t]) => [rel, /p\d+$/.test(rel) ? t : `renamed in: ${t}`]))
-    const want = Object.fromEntries(Object.keys(actual.times).map((rel) => [rel, /p\d+$/.test(rel) ? 'fixture' : 'renamed in: moved']))
-    expect(renamedIn(actual.times)).toEqual(want)
-    expect(renamedIn(actual.upperTimes)).toEqual(want)
+    const want = Object.fromEntries(dirs.map((rel) => [rel, /p\d+$/.test(rel) ? 'fixture' : 'moved']))
+    expect(actual.times).toEqual(want)
+    expect(actual.upperTimes).toEqual(want)
     expect(actual.inC).toBeGreaterThan(PAIRS / 2)
   })
 

@@ -5,13 +5,14 @@
 // upper and work directories are on a small tmpfs (which fails a write at once, where a delayed
 // allocation could fail only at the flush).
 import { execFileSync } from 'node:child_process'
-import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, lstatSync, readFileSync } from 'node:fs'
 import { chmod, link, mkdir, open, rename, truncate, unlink, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { lsetxattrSync } from '../../src/sys/native.js'
 import { statsOf } from '../helpers/daemon-stats.js'
 import { mountFrame } from '../helpers/layerfs-suite.js'
+import { treeOf } from '../helpers/tree.js'
 import { LAYERFS_COMMAND, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
 
 const fuse = fuseAvailable()
@@ -36,23 +37,14 @@ const OPS: Array<[string, (mnt: string) => Promise<unknown>]> = [
 /** Everything under `root`: kind, mode, size, links, mtime (the fixture's, or 'now'), a file's
  *  bytes' sum and its user xattrs. */
 function treeState(root: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  const walk = (rel: string): void => {
-    const p = join(root, rel)
-    const st = lstatSync(p)
-    if (st.isDirectory()) {
-      out[rel || '.'] = `dir ${st.mode.toString(8)}`
-      for (const name of readdirSync(p).sort()) if (name !== 'filler') walk(join(rel, name))
-    } else if (st.isCharacterDevice()) {
-      out[rel] = `char ${st.rdev}`
-    } else {
-      const sum = readFileSync(p).reduce((a, b) => (a + b) % 65521, 0)
-      const xattr = execFileSync('getfattr', ['-h', '-d', '-m', '^user\\.', '--absolute-names', p], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('user.')).join(',')
-      out[rel] = `${st.mode.toString(8)} ${st.size} ${st.nlink} m=${st.mtimeMs < 1.6e12 ? st.mtimeMs : 'now'} sum=${sum} ${xattr}`
-    }
-  }
-  walk('')
-  return out
+  return treeOf(root, '', (st, path) => {
+    if (path.endsWith('/filler')) return undefined
+    if (st.isDirectory()) return `dir ${st.mode.toString(8)}`
+    if (st.isCharacterDevice()) return `char ${st.rdev}`
+    const sum = readFileSync(path).reduce((a, b) => (a + b) % 65521, 0)
+    const xattr = execFileSync('getfattr', ['-h', '-d', '-m', '^user\\.', '--absolute-names', path], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('user.')).join(',')
+    return `${st.mode.toString(8)} ${st.size} ${st.nlink} m=${st.mtimeMs < 1.6e12 ? st.mtimeMs : 'now'} sum=${sum} ${xattr}`
+  })
 }
 
 /** Writes `filler` through the mount until the disk is full. */

@@ -7,12 +7,13 @@
 // anything but a whole file's text, and the tree the live mount shows must be the tree a fresh
 // mount of the same upper layer shows, and kernel overlayfs too.
 import { execFileSync, spawn } from 'node:child_process'
-import { lstatSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { statsOf } from '../helpers/daemon-stats.js'
 import { mountFrame } from '../helpers/layerfs-suite.js'
+import { treeOf } from '../helpers/tree.js'
 import { LAYERFS_COMMAND, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
 
 const fuse = fuseAvailable()
@@ -43,19 +44,7 @@ async function fill(top: string, bottom: string, deep: boolean): Promise<void> {
 
 /** Everything under `root`/tree: a file's type, mode and text; a directory's mode. */
 function treeState(root: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  const walk = (rel: string): void => {
-    const p = join(root, rel)
-    const st = lstatSync(p)
-    if (st.isDirectory()) {
-      out[rel] = `dir ${st.mode.toString(8)}`
-      for (const name of readdirSync(p).sort()) walk(join(rel, name))
-    } else {
-      out[rel] = `${st.mode.toString(8)} ${st.nlink} ${readFileSync(p, 'utf8')}`
-    }
-  }
-  walk('tree')
-  return out
+  return treeOf(root, 'tree', (st, path) => st.isDirectory() ? `dir ${st.mode.toString(8)}` : `${st.mode.toString(8)} ${st.nlink} ${readFileSync(path, 'utf8')}`)
 }
 
 function worker(mnt: string, seed: number, ops: number, deep: boolean): Promise<{ done: number; unexpected: string[] }> {
