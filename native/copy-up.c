@@ -522,8 +522,8 @@ int copy_dir_named(const char *src, const char *dir, const char *target, int64_t
         return err;
     }
     /* Named: the copy-up happened. Its attributes are taken after the rename, which gave it a new
-     * ctime; should that lstat fail, the request goes to JS, whose copy-up renames its own copy over
-     * this one (empty, and the same). */
+     * ctime; should that lstat fail, the request goes to JS, whose copy-up takes this one over
+     * (copyDirSync never renames over it). */
     restore_times(parent, &before);
     return out && lstat(target, out) < 0 ? errno : 0;
 }

@@ -173,7 +173,7 @@ export class Core {
       // below it) after the request this serves was queued, and that record comes later. Taken
       // over as adoptDir takes it (the record then finds it done), with what C did in it since (a
       // rename's new times, names): copyDirNow never renames over it. The caller makes `fold`.
-      if (!isCode(err, 'ENOTEMPTY', 'EEXIST') || !lstatIfAny(target, sourceStat) || (sourceStat[ST.MODE]! & constants.S_IFMT) !== constants.S_IFDIR) throw err
+      if (!isCode(err, 'EEXIST') || !lstatIfAny(target, sourceStat) || (sourceStat[ST.MODE]! & constants.S_IFMT) !== constants.S_IFDIR) throw err
       this.onAttrChange?.('/' + dir.path, false)
       this.#upperDir(dir, upper)
       return
