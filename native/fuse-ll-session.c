@@ -755,7 +755,8 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info) {
 /* loopStats(handle) → [busy-polls run, busy-polls skipped for too many callers, the callers allowed,
  * opens, setattrs, getattrs, listing ends, getxattrs, listxattrs and lookups answered in C, of
  * the opens the first ones, the ACLs set on files JS made, the opens for writing copied up, the
- * lookups of directories, the renames, and the setxattrs of lower files]. */
+ * lookups of directories, the renames, and the setxattrs of lower files]: in the order of
+ * LOOP_STATS (src/sys/fuse-ll.ts), which names them. */
 napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     size_t argc = 1;
     napi_value argv[1], out, v;
@@ -763,14 +764,15 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     if (argc < 1) return napi_throw_type_error(env, NULL, "loopStats(handle)"), NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     if (!s) return NULL;
-    double stats[16] = {(double)s->spins,        (double)s->spins_skipped, (double)s->spin_callers,
+    const double stats[] = {(double)s->spins,        (double)s->spins_skipped, (double)s->spin_callers,
                         (double)s->fast_opens,   (double)s->cow_setattrs,  (double)s->cow_getattrs,
                         (double)s->dir_ends,     (double)s->cow_getxattrs, (double)s->cow_listxattrs,
                         (double)s->cow_lookups,  (double)s->first_opens,  (double)s->made_setxattrs,
                         (double)s->cow_opens,    (double)s->cow_dir_lookups, (double)s->cow_renames,
                         (double)s->cow_setxattrs};
-    napi_create_array_with_length(env, 16, &out);
-    for (uint32_t i = 0; i < 16; i++) {
+    const uint32_t count = sizeof stats / sizeof *stats;
+    napi_create_array_with_length(env, count, &out);
+    for (uint32_t i = 0; i < count; i++) {
         napi_create_double(env, stats[i], &v);
         napi_set_element(env, out, i, v);
     }

@@ -175,13 +175,11 @@ export class LowLevelBridge {
       // A link made before the disk has it keeps only its own name from C's lookups of missing
       // names in its directory: cp -al looks every new name up first.
       union.onLinkPending = (path) => {
-        const [dir, name] = splitPath(relPath(path))
-        const node = this.#nodes.byPath('/' + dir)
+        const [node, name] = this.#dirAndName(path)
         if (node?.probe && !this.#session.pendingAdd(node.id, name)) this.#unprobe(node)
       }
       union.onLinkWritten = (path) => {
-        const [dir, name] = splitPath(relPath(path))
-        const node = this.#nodes.byPath('/' + dir)
+        const [node, name] = this.#dirAndName(path)
         if (node) this.#session.pendingDrop(node.id, name)
       }
       // Once the renames into it are written, C may answer them again (renaming files in place
@@ -336,6 +334,12 @@ export class LowLevelBridge {
     const path = this.#nodes.childPath(parent, name)
     if (path === undefined) throw Object.assign(new Error('parent gone'), { code: 'ENOENT' })
     return { parent, path }
+  }
+
+  /** The node of the directory of the merged-view `path` (if the kernel holds one), and the name. */
+  #dirAndName(path: string): [Node | undefined, string] {
+    const [dir, name] = splitPath(relPath(path))
+    return [this.#nodes.byPath('/' + dir), name]
   }
 
   /** Reply to a request that creates a name: look the new object up and count the reference. */

@@ -227,7 +227,7 @@ interface Addon {
   fuseLlReplyReadlink(h: Handle, req: number, target: string): void
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
   fuseLlGranted(h: Handle): number
-  fuseLlLoopStats(h: Handle): [spins: number, spinsSkipped: number, spinCallers: number, fastOpens: number, cowSetattrs: number, cowGetattrs: number, dirEnds: number, cowGetxattrs: number, cowListxattrs: number, cowLookups: number, firstOpens: number, madeSetxattrs: number, cowOpens: number, cowDirLookups: number, cowRenames: number, cowSetxattrs: number]
+  fuseLlLoopStats(h: Handle): number[]
   fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowOpenFh(h: Handle, fh: number): number
@@ -403,6 +403,15 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
 /** The file handle of the opens answered in C (see Session.fastAllow); JS's own are small numbers. */
 export const FAST_FH = 2 ** 52
 
+/** What the event loop answered in C, and its busy-polls, by name: in the order of
+ *  native/fuse-ll-session.c's loopStats. */
+export const LOOP_STATS = [
+  'spins', 'spinsSkipped', 'spinCallers', 'fastOpens', 'cowSetattrs', 'cowGetattrs', 'dirEnds', 'cowGetxattrs',
+  'cowListxattrs', 'cowLookups', 'firstOpens', 'madeSetxattrs', 'cowOpens', 'cowDirLookups', 'cowRenames', 'cowSetxattrs',
+] as const
+
+export type LoopStats = Record<(typeof LOOP_STATS)[number], number>
+
 export class Session {
   readonly #n: Addon
   readonly #h: Handle
@@ -523,10 +532,11 @@ export class Session {
   }
 
   /** The busy-polls of /dev/fuse (MountOptions.spinUs) run so far, those skipped because more
-   *  threads than `spinCallers` sent the last requests, and that limit. */
-  get loopStats(): { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number; madeSetxattrs: number; cowOpens: number; cowDirLookups: number; cowRenames: number; cowSetxattrs: number } {
-    const [spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs, cowOpens, cowDirLookups, cowRenames, cowSetxattrs] = this.#n.fuseLlLoopStats(this.#h)
-    return { spins, spinsSkipped, spinCallers, fastOpens, cowSetattrs, cowGetattrs, dirEnds, cowGetxattrs, cowListxattrs, cowLookups, firstOpens, madeSetxattrs, cowOpens, cowDirLookups, cowRenames, cowSetxattrs }
+   *  threads than `spinCallers` sent the last requests, and that limit; and the requests answered
+   *  in C, by kind (LOOP_STATS). */
+  get loopStats(): LoopStats {
+    const values = this.#n.fuseLlLoopStats(this.#h)
+    return Object.fromEntries(LOOP_STATS.map((name, i) => [name, values[i] ?? 0])) as LoopStats
   }
 
   /**

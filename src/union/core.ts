@@ -483,9 +483,15 @@ export class Core {
     })
   }
 
+  /** Whether the deferred `copy` still waits to be named (a batch's naming may have named it, or
+   *  another copy of the name may have taken its place). */
+  #waiting(copy: Deferred): boolean {
+    return this.#deferred.get(copy.entry.path) === copy
+  }
+
   /** #link for a flushed batch's copy, unless it was named meanwhile; `dirTimes`: see #link. */
   #linkFlushed(copy: Deferred, dirTimes = true): void {
-    if (this.#deferred.get(copy.entry.path) !== copy) return
+    if (!this.#waiting(copy)) return
     try {
       this.#link(copy, dirTimes)
     } catch (err) {
@@ -541,13 +547,13 @@ export class Core {
       const moved = this.#movedFrom.get(rel)
       if (moved) this.#link(moved)
       const linked = this.#linkedAt.get(rel)
-      if (linked && this.#deferred.get(linked.entry.path) === linked) this.#link(linked)
+      if (linked && this.#waiting(linked)) this.#link(linked)
       return
     }
     const prefix = rel === '' ? '' : rel + '/'
     const under = (path: string): boolean => path === rel || path.startsWith(prefix)
     for (const copy of [...this.#deferred.values()]) {
-      if (this.#deferred.get(copy.entry.path) !== copy) continue // named meanwhile, with another
+      if (!this.#waiting(copy)) continue // named meanwhile, with another
       if (under(copy.entry.path) || (copy.moved && under(copy.moved.from)) || copy.links?.some((l) => under(l.path))) this.#link(copy)
     }
   }
@@ -569,7 +575,7 @@ export class Core {
       if (splitPath(copy.moved!.from)[0] === dir || splitPath(copy.entry.path)[0] === dir) this.#link(copy)
     }
     for (const [to, copy] of [...this.#linkedAt]) {
-      if (splitPath(to)[0] === dir && this.#deferred.get(copy.entry.path) === copy) this.#link(copy)
+      if (splitPath(to)[0] === dir && this.#waiting(copy)) this.#link(copy)
     }
   }
 

@@ -2,6 +2,7 @@
 // the request counts between two readings.
 import { resolve } from 'node:path'
 import { runCmd } from './exec.js'
+import type { LoopStats } from '../../src/sys/fuse-ll.js'
 
 const CLI = resolve('bin/layerfs.js')
 
@@ -11,7 +12,7 @@ export interface DaemonStats {
   passedThrough: number
   killpriv: boolean
   /** The event loop's busy-polling (low-level bridge only). */
-  loop?: { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number; madeSetxattrs: number; cowOpens: number; cowDirLookups: number; cowRenames: number; cowSetxattrs: number }
+  loop?: LoopStats
   /** Files the union holds open. */
   openFiles: number
   /** Copy-ups answered and not yet flushed and named. */
@@ -33,4 +34,12 @@ export async function statsOf(mnt: string): Promise<DaemonStats> {
 /** Requests of one kind between two readings (reading the stats is itself a getxattr). */
 export function delta(before: DaemonStats, after: DaemonStats, op: string): number {
   return (after.ops[op] ?? 0) - (before.ops[op] ?? 0)
+}
+
+/** On layerfs, a reading of how many more requests of the kind `key` C has answered since this
+ *  call (LoopStats); on kernel overlayfs, one of undefined. */
+export async function answeredInC(driver: 'kernel' | 'layerfs', mnt: string, key: keyof LoopStats): Promise<() => Promise<number | undefined>> {
+  if (driver !== 'layerfs') return async () => undefined
+  const from = (await statsOf(mnt)).loop![key]
+  return async () => (await statsOf(mnt)).loop![key] - from
 }

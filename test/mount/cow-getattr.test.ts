@@ -12,7 +12,7 @@ import { type FileHandle, appendFile, chmod, chown, link, lstat, mkdir, open, re
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { XATTR_CREATE, XATTR_REPLACE, lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
-import { statsOf } from '../helpers/daemon-stats.js'
+import { answeredInC, statsOf } from '../helpers/daemon-stats.js'
 import { mountFrame, readUpper } from '../helpers/layerfs-suite.js'
 import { LAYERFS_COMMAND as CLI, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
 
@@ -134,11 +134,11 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
       const inC1 = driver === 'layerfs' ? (await statsOf(mnt)).loop?.cowGetattrs ?? 0 : 0
       // Capabilities: read as they are, then after a chown, which drops them (its copy has none).
       const cap = (name: string): string => `${name}: ${lgetxattrSync(join(mnt, 'd', name), 'security.capability')?.toString('hex') ?? '-'}`
-      const x0 = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowGetxattrs : 0
+      const xattrsAnswered = await answeredInC(driver, mnt, 'cowGetxattrs')
       const caps = [cap('capped'), cap('capped-chowned'), cap('kept')]
       await chown(join(mnt, 'd', 'capped-chowned'), 1000, 1000)
       caps.push(cap('capped-chowned'), cap('capped'))
-      const xattrsInC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowGetxattrs - x0 : undefined
+      const xattrsInC = await xattrsAnswered()
       await change(mnt)
       const after: string[] = []
       for (const name of AFTER) after.push(`${name}: ${await shown(mnt, name, before)}`)
@@ -304,7 +304,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         const show = (st: { mode: bigint; uid: bigint; gid: bigint; atimeNs: bigint; mtimeNs: bigint; nlink: bigint; size: bigint }, times = true): string =>
           `${st.mode.toString(8)} ${st.uid}:${st.gid}${times ? ` a=${st.atimeNs} m=${st.mtimeNs}` : ''} n=${st.nlink} s=${st.size}`
         const shown: string[] = []
-        const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetattrs : 0
+        const answered = await answeredInC(driver, mnt, 'cowSetattrs')
         // As tar x: write, then owner, mode and times through the open.
         const made = await open(at('made'), 'wx', 0o600)
         await made.write('data')
@@ -331,7 +331,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await setid.close()
         await chmod(at('setid'), 0o700)
         shown.push(`setid: ${show(await lstat(at('setid'), { bigint: true }), false)}`)
-        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetattrs - inC0 : undefined
+        const inC = await answered()
         await mounts.unmount(handle)
         const upperShown = [`setid: ${show(await lstat(join(upper, 'd', 'setid'), { bigint: true }), false)}`]
         return { shown, upper: upperShown, inC }
@@ -409,9 +409,9 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         execFileSync('setfacl', ['-m', 'u:1000:rx', join(lower, 'src')])
       })
       try {
-        const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop!.madeSetxattrs : 0
+        const answered = await answeredInC(driver, mnt, 'madeSetxattrs')
         execFileSync('cp', ['-a', join(mnt, 'src'), join(mnt, 'copy')])
-        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.madeSetxattrs - inC0 : undefined
+        const inC = await answered()
         execFileSync('setfacl', ['-m', 'u:1002:r', join(mnt, 'copy', 'plain')]) // after the close
         const shown = acls(mnt)
         await mounts.unmount(handle)
@@ -447,7 +447,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         const ino = new Map<string, bigint>()
         await readdir(join(mnt, 'd'))
         for (const name of NAMES) ino.set(name, (await lstat(at(name), { bigint: true })).ino)
-        const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetxattrs : 0
+        const answered = await answeredInC(driver, mnt, 'cowSetxattrs')
         const shown: string[] = []
         const attempt = (name: string, flags: number): string => {
           try {
@@ -462,7 +462,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
           const st = await lstat(at(name), { bigint: true })
           shown.push(`${name}: ${result}, ${st.mode.toString(8)} n=${st.nlink} s=${st.size}, inode kept ${st.ino === ino.get(name)}, ${userXattrs(at(name))}`)
         }
-        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetxattrs - inC0 : undefined
+        const inC = await answered()
         await mounts.unmount(handle)
         const upperShown: string[] = []
         for (const name of NAMES) upperShown.push(`${name}: ${await readFile(join(upper, 'd', name), 'utf8')} ${userXattrs(join(upper, 'd', name))}`)
@@ -500,7 +500,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         const cap = (name: string): string => lgetxattrSync(at(name), 'security.capability')?.toString('hex') ?? '-'
         await writeFile(at('mine'), 'mine, in the upper layer')
         for (const name of ['plain', 'capped', 'mine']) await lstat(at(name))
-        const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowGetxattrs : 0
+        const answered = await answeredInC(driver, mnt, 'cowGetxattrs')
         const shown: string[] = []
         for (const name of ['plain', 'capped', 'mine']) {
           const f = await open(at(name), 'r+')
@@ -511,7 +511,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
           await f.close()
           shown.push(`${name} closed: ${await readFile(at(name), 'utf8')}, cap ${cap(name)}`)
         }
-        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowGetxattrs - inC0 : undefined
+        const inC = await answered()
         await mounts.unmount(handle)
         const upperShown: string[] = []
         for (const name of ['plain', 'capped', 'mine']) {
@@ -557,7 +557,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await writeFile(at('mine'), 'mine')
         const ino = new Map<string, bigint>()
         for (const name of ['touched', 'mine']) ino.set(name, (await lstat(at(name), { bigint: true })).ino)
-        const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetattrs : 0
+        const answered = await answeredInC(driver, mnt, 'cowSetattrs')
         // touch's way, and more: a size (truncate -s), times, mode and owner through the open, the
         // mode by name too.
         const touched = await open(at('touched'), 'r+')
@@ -607,7 +607,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await hard.close()
         await chmod(at('touched'), 0o644)
         for (const name of ['suid', 'hard1', 'hard2', 'touched']) shown.push(`${name}: ${show(await lstat(at(name), { bigint: true }), false)}`)
-        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowSetattrs - inC0 : undefined
+        const inC = await answered()
         await mounts.unmount(handle)
         const upperShown: string[] = []
         for (const name of ['touched', 'mine2', 'capped', 'capped-chown', 'suid', 'hard1']) upperShown.push(`${name}: ${show(await lstat(join(upper, 'd', name), { bigint: true }), name === 'touched')}`)
@@ -654,7 +654,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         const ino = new Map<string, bigint>()
         for (const name of NAMES) ino.set(name, (await lstat(at(name), { bigint: true })).ino)
         await readFile(at('read-first'))
-        const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowOpens : 0
+        const answered = await answeredInC(driver, mnt, 'cowOpens')
         const shown: string[] = []
         const kept = async (name: string, f: FileHandle): Promise<string> => {
           const st = await f.stat({ bigint: true })
@@ -715,7 +715,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         }
         shown.push(`wronly times: ${(await lstat(at('wronly'))).mtimeMs}`)
         shown.push(`names: ${(await readdir(join(mnt, 'd'))).sort().join(' ')}`)
-        const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowOpens - inC0 : undefined
+        const inC = await answered()
         await mounts.unmount(handle)
         const upperShown: string[] = []
         for (const name of ['written', 'wronly', 'renamed2', 'synced', 'read-first', 'trunc', 'append', 'held', 'held-cold', 'suid', 'hard1']) {

@@ -2,6 +2,7 @@
 import { resolve } from 'node:path'
 import { readStats } from '../../fuse/stats-xattr.js'
 import type { UnionStats } from '../../union/union.js'
+import type { LoopStats } from '../../sys/fuse-ll.js'
 
 /** passthrough, passedThrough, killpriv and loop come from the low-level bridge only. */
 type Stats = UnionStats & {
@@ -9,7 +10,7 @@ type Stats = UnionStats & {
   passthrough?: string
   passedThrough?: number
   killpriv?: boolean
-  loop?: { spins: number; spinsSkipped: number; spinCallers: number; fastOpens: number; cowSetattrs: number; cowGetattrs: number; dirEnds: number; cowGetxattrs: number; cowListxattrs: number; cowLookups: number; firstOpens: number; madeSetxattrs: number; cowOpens: number; cowDirLookups: number; cowRenames: number; cowSetxattrs: number }
+  loop?: LoopStats
 }
 
 export async function run(args: string[]): Promise<number> {
