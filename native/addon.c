@@ -93,6 +93,8 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlMadeEnd", fll_js_made_end),
         FN("fuseLlProbeAllow", fll_js_probe_allow),
         FN("fuseLlProbeDeny", fll_js_probe_deny),
+        FN("fuseLlPositiveAllow", fll_js_positive_allow),
+        FN("fuseLlLookupIds", fll_js_lookup_ids),
     };
     if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
     return exports;

@@ -174,6 +174,18 @@ static void unmark(fll_session *s, fll_fast_node *n) {
     fll_node_drop_unused(s, n);
 }
 
+/* The mark goes, the name stays: a file whose copy was made here (a setattr's, a setxattr's, an
+ * open's), or whose mark left the ring, still answers for its name in JS, which may show it as the
+ * disk does not (a copy not named yet): the lookups of that name stay JS's (file_lookup) until JS
+ * takes the name away too (cowDeny), at the node's forget or before it changes it. */
+static void unmark_src(fll_fast_node *n) {
+    free(n->src);
+    n->src = NULL;
+}
+
+static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int lone, int first, int busy, uint64_t parent,
+                     const char *name, uint64_t shown);
+
 static struct timespec time_arg(const struct stat *attr, int to_set, int set, int now, int atime) {
     struct timespec t = {0, UTIME_OMIT};
     if (to_set & now) t.tv_nsec = UTIME_NOW;
@@ -185,6 +197,9 @@ static struct timespec time_arg(const struct stat *attr, int to_set, int set, in
  * the directory's copy records its origin (the lower inode number, in the record's offset); the
  * directory was copied up for a rename answered here (fll_cow_rename), no setattr asked for it. */
 enum { COW_COLD = 1, COW_DIR = 2, COW_DIR_ORIGIN = 4, COW_DIR_LIFTED = 8 };
+/* Record flags of an answered lookup: the node is new (file_lookup), its inode number in the
+ * record's offset; else a marked directory's (dir_lookup). */
+enum { COW_LOOKUP_NEW = 1 };
 /* fll_fast_node.dir: a lower directory; one in the upper layer (src empty). */
 /* A marked directory: a lower one (copied up at its setattr), one in the upper layer that merges
  * with a lower one (changed there), or one only in the upper layer (its getattr answered here). */
@@ -341,7 +356,7 @@ static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_nod
     uint8_t lifts;
     int fd = cow_copy(s, n, c, src, &bytes, &cold, &lifts);
     uint64_t shown = n->shown;
-    unmark(s, n);
+    unmark_src(n);
     if (fd < 0) return 0;
     struct stat st;
     fll_rec *r = calloc(1, sizeof *r);
@@ -595,6 +610,17 @@ static void pending_drop(fll_session *s, uint64_t parent, const char *name) {
     }
 }
 
+/* A rename answered here, written by JS after its copy's flush: both its names are pending until
+ * then (JS drops each, pendingDrop), the new one as missing_in says above, and the old one, which
+ * the disk shows as the lower file until the whiteout is written (file_lookup). Both, or neither
+ * (out of memory). */
+static int pending_pair(fll_session *s, uint64_t parent, const char *name, uint64_t newparent, const char *newname) {
+    if (!pending_add(s, newparent, newname)) return 0;
+    if (pending_add(s, parent, name)) return 1;
+    pending_drop(s, newparent, newname);
+    return 0;
+}
+
 /* Whether one of the last lookups answered here found `name` missing from the directory node
  * `parent` and nothing since could have given it one (see missing_in). */
 static int found_missing(const fll_session *s, fuse_ino_t parent, const char *name) {
@@ -626,10 +652,95 @@ static int missing_in(fll_session *s, fuse_ino_t parent, const char *name, int r
     return 1;
 }
 
+/* Whether a node JS holds answers for `name` in the directory node `parent`, as far as C knows: it
+ * was marked with that name (a name stays after the mark: unmark_src). */
+static int name_known(const fll_session *s, uint64_t parent, const char *name) {
+    for (const fll_cow_name *e = s->cow_names[name_hash(parent, name)]; e; e = e->next)
+        if (e->parent == parent && strcmp(e->name, name) == 0) return 1;
+    return 0;
+}
+
+/*
+ * The first lookup of a small lower file, answered as a new node, with an id JS reserved for it
+ * (lookupIds), marked as JS marks a lower file it looks up (cowAllow: its name, its first open),
+ * and a record from which JS makes the node (ll-bridge.ts, #lookedUpNew). A build's stats of its
+ * sources, a module loader's of the files it finds, the lookup of each file `mv` renames.
+ *
+ * Only in a directory JS marked for it (positiveAllow), with every layer's host path (probe), and
+ * only when JS would show the name as the disk holds it: no request or forget waits for JS (any of
+ * them could change that); no node JS holds answers for the name unless C knows it by that name
+ * (name_known: then the lookup is JS's, which gives that node); and the name is not pending (a
+ * rename answered here, not written yet, gave it or took it away). JS takes the directory's mark
+ * away before it holds a node for such a file that C does not know by name, or shows a name there
+ * otherwise than the disk does (a copy of its own not named yet: ll-bridge.ts, #taint). The name
+ * must be missing from the upper layer and found in a lower one as a regular file with one link
+ * and at most the size C copies up, with no `.wh.` file for it in the layers above (the union's
+ * walk, resolver.ts; the probe paths stop at the first opaque directory). Anything else, a
+ * `.wh.` name included, goes to JS. 1 when answered.
+ */
+static int file_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
+    if (s->queued || s->queued_forgets || s->ids_next >= s->ids_end || !s->cow_names || !s->cow_pending ||
+        strncmp(name, ".wh.", 4) == 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return 0;
+    const fll_fast_node *p = fll_node_find(s, parent);
+    if (!p || !p->probe || !p->positive || pending_has(s, parent, name) || name_known(s, parent, name)) return 0;
+    char path[PATH_MAX];
+    struct stat st;
+    int depth = 0;
+    const char *dir = p->probe;
+    for (; *dir; dir += strlen(dir) + 1, depth++) {
+        int len = snprintf(path, sizeof path, "%s/%s", dir, name);
+        if (len < 0 || (size_t)len >= sizeof path) return 0;
+        if (lstat(path, &st) == 0) break;
+        if (errno != ENOENT) return 0;
+    }
+    if (!*dir || depth == 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_size > s->cow_limit ||
+        (double)st.st_ino >= 9007199254740992.0)
+        return 0;
+    const char *above = p->probe;
+    for (int i = 0; i < depth; i++, above += strlen(above) + 1) {
+        char marker[PATH_MAX];
+        struct stat ms;
+        int len = snprintf(marker, sizeof marker, "%s/.wh.%s", above, name);
+        if (len < 0 || (size_t)len >= sizeof marker || lstat(marker, &ms) == 0 || errno != ENOENT) return 0;
+    }
+    uint64_t ino = s->ids_next;
+    fll_rec *r = calloc(1, sizeof *r);
+    char *src = strdup(path);
+    if (!r || !src || !(r->name = strdup(name))) {
+        if (r) free(r->name);
+        free(r);
+        free(src);
+        return 0;
+    }
+    /* (p may move: mark_node adds a node.) */
+    if (!mark_node(s, ino, src, 0, 0, 1, 0, parent, name, (uint64_t)st.st_ino)) {
+        free(r->name);
+        free(r);
+        return 0;
+    }
+    s->ids_next++;
+    s->cow_file_lookups++;
+    struct fuse_entry_param out;
+    memset(&out, 0, sizeof out);
+    out.ino = ino;
+    out.attr = st;
+    out.attr_timeout = s->cow_attr_timeout;
+    out.entry_timeout = s->cow_entry_timeout;
+    r->kind = FLL_LOOKUP;
+    r->parent = parent;
+    r->ino = ino;
+    r->offset = (int64_t)st.st_ino;
+    r->flags = COW_LOOKUP_NEW;
+    fll_push(s, r);
+    FLL_SEND(s, req, fuse_reply_entry(req, &out));
+    return 1;
+}
+
 int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
     if (!s->cow_dir) return 0;
     if (dir_lookup(s, req, parent, name)) return 1;
-    if (!missing_in(s, parent, name, 0)) return 0;
+    if (!missing_in(s, parent, name, 0)) return file_lookup(s, req, parent, name);
     s->cow_lookups++;
     size_t len = strlen(name);
     struct fll_missing *m = &s->missing[s->missing_next];
@@ -774,7 +885,7 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     if (!lift(s, ids + 1, from_lifts) || !lift(s, ids + 1 + from_lifts, to_lifts) || !upper_path(s, parent, from) ||
         (newparent != parent && !upper_path(s, newparent, to)) ||
         !(r = calloc(1, sizeof *r)) || !(r->name = strdup(name)) || !(r->name2 = strdup(newname)) ||
-        !pending_add(s, newparent, newname)) {
+        !pending_pair(s, parent, name, newparent, newname)) {
         if (r) {
             free(r->name);
             free(r->name2);
@@ -972,7 +1083,7 @@ int fll_cow_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
     int64_t bytes;
     uint8_t lifts;
     int fd = cow_copy(s, n, NULL, src, &bytes, &cold, &lifts);
-    unmark(s, n);
+    unmark_src(n);
     if (fd < 0) return 0;
     fll_rec *r = calloc(1, sizeof *r);
     if (!r || ((mode_t)src[ST_MODE] & (S_ISUID | S_ISGID))) {
@@ -1128,6 +1239,46 @@ napi_value fll_js_cow_idle(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
+/* Marks node `ino` as cowAllow describes: `src` (owned, taken whatever happens), `dir` (0: a file,
+ * or a COW_MARK_*), `lone`, `first`, `busy`, its directory node `parent` and `name` in it (NULL:
+ * none), shown as inode `shown`. 1, or 0 when out of memory. */
+static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int lone, int first, int busy, uint64_t parent,
+                     const char *name, uint64_t shown) {
+    fll_fast_node *n = fll_node_add(s, ino);
+    if (!n) {
+        free(src);
+        return 0;
+    }
+    free(n->src);
+    n->src = src;
+    n->dir = dir;
+    n->lone = dir == COW_MARK_LOWER_DIR && lone;
+    if (first && !dir) n->first = 1;
+    n->js_open = busy;
+    n->parent = parent;
+    /* A node answers for its name in its parent: a directory's lookups, a file's renames. */
+    name_set(s, n, ino, parent, name);
+    n->shown = shown;
+    /* The mark made COW_MAX marks ago goes, unless it was used, denied or made again since (the
+     * node's ring slot is then another), and so does its first open (JS then stores no bytes at
+     * it, and the kernel reads them by request): a walk marks every file it lists, and the node
+     * table holds no more of them than this. Its name stays (unmark_src). */
+    uint32_t slot = s->cow_next;
+    uint64_t old = s->cow_ring[slot];
+    s->cow_ring[slot] = ino;
+    s->cow_next = (slot + 1) % COW_MAX;
+    n->cow_at = slot;
+    if (old && old != ino) {
+        fll_fast_node *o = fll_node_find(s, old);
+        if (o && o->src && o->cow_at == slot) {
+            o->first = 0;
+            unmark_src(o);
+            fll_node_drop_unused(s, o);
+        }
+    }
+    return 1;
+}
+
 /* cowAllow(handle, node, src, shownIno, dst?, sole?, first?, busy?, parent?, name?) → 1, or 0 when
  * not configured or out of memory. With dst (where its copy goes in the upper layer), src is a lower
  * directory, else a lower file; with dst and src '', dst is a directory in the upper layer that
@@ -1186,40 +1337,10 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
         }
         src = both;
     }
-    fll_fast_node *n = fll_node_add(s, (uint64_t)ino);
-    if (!n) {
-        free(src);
-        free(name);
-        return fll_int32(env, 0);
-    }
-    free(n->src);
-    n->src = src;
-    n->dir = dst_type == napi_undefined ? 0 : src[0] ? COW_MARK_LOWER_DIR : sole ? COW_MARK_SOLE_DIR : COW_MARK_UPPER_DIR;
-    n->lone = n->dir == COW_MARK_LOWER_DIR && sole;
-    if (first && !n->dir) n->first = 1;
-    n->js_open = busy;
-    n->parent = (uint64_t)parent;
-    /* A node answers for its name in its parent: a directory's lookups, a file's renames. */
-    name_set(s, n, (uint64_t)ino, (uint64_t)parent, name);
+    uint8_t dir = dst_type == napi_undefined ? 0 : src[0] ? COW_MARK_LOWER_DIR : sole ? COW_MARK_SOLE_DIR : COW_MARK_UPPER_DIR;
+    int marked = mark_node(s, (uint64_t)ino, src, dir, sole, first, busy, (uint64_t)parent, name, (uint64_t)shown);
     free(name);
-    n->shown = (uint64_t)shown;
-    /* The mark made COW_MAX marks ago goes, unless it was used, denied or made again since (the
-     * node's ring slot is then another), and so does its first open (JS then stores no bytes at
-     * it, and the kernel reads them by request): a walk marks every file it lists, and the node
-     * table holds no more of them than this. */
-    uint32_t slot = s->cow_next;
-    uint64_t old = s->cow_ring[slot];
-    s->cow_ring[slot] = (uint64_t)ino;
-    s->cow_next = (slot + 1) % COW_MAX;
-    n->cow_at = slot;
-    if (old && old != (uint64_t)ino) {
-        fll_fast_node *o = fll_node_find(s, old);
-        if (o && o->src && o->cow_at == slot) {
-            o->first = 0;
-            unmark(s, o);
-        }
-    }
-    return fll_int32(env, 1);
+    return fll_int32(env, marked);
 }
 
 /* made(handle, node, fh, fd, attrTimeout, named, shown): the node is a file JS made, so it holds no
@@ -1325,6 +1446,7 @@ napi_value fll_js_probe_allow(napi_env env, napi_callback_info info) {
     }
     free(n->probe);
     n->probe = list;
+    n->positive = 0;
     return fll_int32(env, 1);
 }
 
@@ -1337,7 +1459,37 @@ napi_value fll_js_probe_deny(napi_env env, napi_callback_info info) {
     if (!n || !n->probe) return NULL;
     free(n->probe);
     n->probe = NULL;
+    n->positive = 0;
     fll_node_drop_unused(s, n);
+    return NULL;
+}
+
+/* positiveAllow(handle, node, on) → 1 when on and the node is marked for its lookups (probeAllow),
+ * else 0: on, a small lower file found in it may be looked up in C as a new node (file_lookup);
+ * off, no more, until JS says again. A probeAllow takes it away too. */
+napi_value fll_js_positive_allow(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3];
+    int64_t ino;
+    bool on = false;
+    fll_session *s = session_node_args(env, info, argv, &argc, &ino);
+    if (!s || !bool_arg(env, argv, argc, 2, "on", &on)) return NULL;
+    fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
+    if (!n || !n->probe) return fll_int32(env, 0);
+    n->positive = on;
+    return fll_int32(env, on);
+}
+
+/* lookupIds(handle, first, count): the node ids [first, first + count) are C's to give the files it
+ * looks up (file_lookup), in place of any not given yet. */
+napi_value fll_js_lookup_ids(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3];
+    int64_t first, count;
+    fll_session *s = session_node_args(env, info, argv, &argc, &first);
+    if (!s || !fll_int(env, argv[2], "count", 0, 1 << 20, &count)) return NULL;
+    s->ids_next = (uint64_t)first;
+    s->ids_end = (uint64_t)(first + count);
     return NULL;
 }
 
@@ -1379,6 +1531,6 @@ napi_value fll_js_cow_deny(napi_env env, napi_callback_info info) {
     fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
     if (!s) return NULL;
     fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
-    if (n && n->src) unmark(s, n);
+    if (n && (n->src || n->named)) unmark(s, n);
     return NULL;
 }

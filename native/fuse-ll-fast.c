@@ -190,7 +190,10 @@ int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse
 }
 
 void fll_node_drop_unused(fll_session *s, fll_fast_node *n) {
-    if (!n->allowed && !n->first && n->opens == 0 && !n->src && !n->dir_end && !n->no_caps && !n->made && !n->probe) node_remove(s, n);
+    /* A name stays until JS takes it away (cowDeny): a copy made here keeps it (see unmark_src). */
+    if (!n->allowed && !n->first && n->opens == 0 && !n->src && !n->dir_end && !n->no_caps && !n->made && !n->probe &&
+        !n->named)
+        node_remove(s, n);
 }
 
 /* The end of a listing. A reader of a directory reads until a reply comes back empty, so every

@@ -133,6 +133,8 @@ typedef struct {
                           * 0: a file JS made, which shows its own */
     char *probe;     /* owned: a directory's host paths, in every layer a name in it could be in,
                       * "path\0path\0\0": a name missing from all is missing (fll_cow_lookup) */
+    uint8_t positive; /* with probe: a small lower file found there may be looked up in C too, as a
+                       * new node (file_lookup); JS gives it and takes it away (positiveAllow) */
     uint8_t dir;    /* with src: 1, src is a lower directory, and its copy's place follows it; 2, src
                      * is empty, and the directory in the upper layer follows it */
     uint8_t lone;   /* a lower directory only in src's layer: it shows its own link count (else 1) */
@@ -208,6 +210,8 @@ typedef struct fll_session {
     uint64_t made_setxattrs; /* ACLs set on files JS made, through their creating open */
     uint64_t cow_lookups;    /* lookups of names missing from marked upper-only directories */
     uint64_t cow_dir_lookups; /* lookups of marked directories answered in C */
+    uint64_t cow_file_lookups; /* first lookups of small lower files answered in C (file_lookup) */
+    uint64_t ids_next, ids_end; /* node ids JS reserved for those: [next, end) (lookupIds) */
     struct fll_cow_name **cow_names; /* the marked nodes' names, by (parent, name) hash */
     struct fll_cow_name **cow_pending; /* names renames answered in C gave their directories before
                                         * the disk has them (fll_cow_rename), by the same hash */
@@ -335,6 +339,8 @@ napi_value fll_js_made(napi_env env, napi_callback_info info);
 napi_value fll_js_made_end(napi_env env, napi_callback_info info);
 napi_value fll_js_probe_allow(napi_env env, napi_callback_info info);
 napi_value fll_js_probe_deny(napi_env env, napi_callback_info info);
+napi_value fll_js_positive_allow(napi_env env, napi_callback_info info);
+napi_value fll_js_lookup_ids(napi_env env, napi_callback_info info);
 
 /* fuse-ll-passthrough.c */
 int fll_is_init(const struct fuse_buf *buf);

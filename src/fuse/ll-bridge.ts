@@ -89,6 +89,8 @@ function timeArg(valid: number, setBit: number, nowBit: number, sec: number, nse
 /** How many file handles C holds for opens for writing it answers (a burst of them in one batch
  *  of requests uses several before JS gives more). */
 const OPEN_HANDLES_GIVEN = 8
+/** Node ids C is given at a time for the files it looks up (#giveLookupIds). */
+const LOOKUP_IDS = 1024
 
 export class LowLevelBridge {
   readonly #union: Union
@@ -127,6 +129,8 @@ export class LowLevelBridge {
   #cow = false
   /** File handles C holds for the opens for writing it may answer (#giveOpenHandles). */
   #openHandlesGiven = 0
+  /** Node ids of the last block C was given (#giveLookupIds) that no answered lookup named yet. */
+  #lookupIdsLeft = 0
   /** The marked directories only in the upper layer (see #unmarkMovedDirs). */
   readonly #soleDirs = new Set<Node>()
   /** Directories marked for their lookups (#markProbe) whose host paths a rename may move. */
@@ -166,8 +170,12 @@ export class LowLevelBridge {
       union.onDirCopiedUp = (path, upperPath) => {
         const node = this.#nodes.byPath(path)
         if (!node) return
-        if (this.#session.cowAllowUpperDir(node.id, upperPath, union.shownInoSync(path), node.parent?.id, node.parent && node.name)) node.cow = true
-        else this.#unmark(node)
+        if (this.#session.cowAllowUpperDir(node.id, upperPath, union.shownInoSync(path), node.parent?.id, node.parent && node.name)) {
+          node.cow = true
+          if (node.parent) node.named = true
+        } else {
+          this.#unmark(node)
+        }
       }
       // A lower file renamed into a directory reaches its disk only after its copy's flush: C would
       // answer the lookup of the new name as missing meanwhile (#markProbe).
@@ -211,7 +219,10 @@ export class LowLevelBridge {
     })
     // The root is never looked up or listed as an entry: it is marked here (and for its lookups
     // again at its listings, #readdir).
-    if (this.#cow) this.#markDir(this.#nodes.root, '/', this.#union.getattrSync('/'))
+    if (this.#cow) {
+      this.#giveLookupIds()
+      this.#markDir(this.#nodes.root, '/', this.#union.getattrSync('/'))
+    }
     // Opens for writing of small lower files by root are answered in C where JS would pass them
     // through (#adoptOpen).
     if (this.#cow && this.#open.policy !== 'off') this.#giveOpenHandles()
@@ -370,7 +381,8 @@ export class LowLevelBridge {
       return
     }
     if (r.op === 'lookup' && r.child !== undefined) {
-      this.#lookedUp(r.child)
+      if (r.shownIno === undefined) this.#lookedUp(r.child)
+      else this.#lookedUpNew(r.parent, r.name, r.child, r.shownIno)
       return
     }
     let answered: boolean
@@ -399,11 +411,38 @@ export class LowLevelBridge {
     node.ctimeExpired = false
   }
 
+  /** The first lookup of a small lower file answered in C (Session.positiveAllow): node `id`, one
+   *  JS reserved (#giveLookupIds), marked in C as #markCopyable marks a file it looks up, answers
+   *  for `name` in the directory node `parentId` from now on. No request or forget came between. */
+  #lookedUpNew(parentId: number, name: string, id: number, shownIno: number): void {
+    const parent = this.#nodes.get(parentId)
+    if (!parent) {
+      this.#options.log(`layerfs: a lookup answered in C gave node ${id} a name in node ${parentId}, which is gone`)
+      return
+    }
+    if (this.#nodes.child(parent, name)) this.#options.log(`layerfs: a lookup answered in C gave ${name} a new node while node ${this.#nodes.child(parent, name)!.id} had it`)
+    const node = this.#nodes.adopt(id, parent, name, shownIno)
+    node.cow = true
+    node.named = true
+    node.opened = true
+    node.fast = true
+    if (--this.#lookupIdsLeft < LOOKUP_IDS / 4) this.#giveLookupIds()
+  }
+
+  /** A block of node ids for the lookups C answers (Session.lookupIds), in place of what is left of
+   *  the last one. */
+  #giveLookupIds(): void {
+    this.#session.lookupIds(this.#nodes.reserve(LOOKUP_IDS), LOOKUP_IDS)
+    this.#lookupIdsLeft = LOOKUP_IDS
+  }
+
   #forget(id: number, count: number): void {
     const node = this.#nodes.get(id)
     this.#nodes.forget(id, count)
     if (node === undefined || this.#nodes.get(id) !== undefined) return
-    this.#unmark(node)
+    // Gone from JS, its name may be looked up in C again, unless the disk does not show it yet.
+    const path = this.#nodes.path(node)
+    this.#unmark(node, path !== undefined && this.#union.unwrittenSync(path))
     this.#unmarkMade(node, true)
     this.#unprobe(node)
     if (!node.fast) return
@@ -426,6 +465,7 @@ export class LowLevelBridge {
     const busy = source?.dst === undefined && this.#open.handleOf(node.id) !== undefined
     if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole ?? source.lone, first, busy, node.parent?.id, node.parent ? node.name : undefined)) return
     node.cow = true
+    if (node.parent) node.named = true
     if (source.sole) this.#soleDirs.add(node)
     if (!first) return
     node.opened = true
@@ -478,25 +518,57 @@ export class LowLevelBridge {
    *  yet, or move the directory (#unmarkChanged). */
   #markProbe(node: Node, path: string): void {
     const where = this.#union.probeDirsSync(path)
+    node.positive = false
     if (!where || !this.#session.probeAllow(node.id, where.dirs)) return
     node.probe = true
     if (where.movable) this.#movableProbes.add(node)
+    // And its first lookups of small lower files, unless it may hold a name C would find otherwise
+    // than the union shows it: a node for it C does not know (#taint), or, the node or its files
+    // forgotten meanwhile, a name not written yet.
+    node.positive = !node.tainted && !this.#union.unwrittenInSync(path) && this.#session.positiveAllow(node.id, true)
   }
 
   /** Lookups in the node go to JS again. */
   #unprobe(node: Node | undefined): void {
     if (!node?.probe) return
     node.probe = false
+    node.positive = false
     this.#movableProbes.delete(node)
     this.#session.probeDeny(node.id)
   }
 
-  /** The node's setattrs go to JS again. */
-  #unmark(node: Node | undefined): void {
-    if (!node?.cow) return
+  /**
+   * The directory `dir` may hold a node for a small lower file that C does not know by its name
+   * (its mark and name taken away while it still answers for it, or never given), or a name the disk
+   * does not show as the union does yet (a copy not named, a rename's old name not whited out):
+   * C's first lookups of files in it would answer that name with a new node, and the disk's file.
+   * They end, for as long as the directory's node lives.
+   */
+  #taint(dir: Node | undefined): void {
+    if (!dir || dir.tainted) return
+    dir.tainted = true
+    if (!dir.positive) return
+    dir.positive = false
+    this.#session.positiveAllow(dir.id, false)
+  }
+
+  /** A file looked up or listed by JS, with attributes `attr`: marked where C may answer for it
+   *  (#markCopyable); one that is not, if it is a small lower file or a name not written yet, keeps C
+   *  from looking files up in its directory (#taint). */
+  #markFile(node: Node, path: string, attr: Attr, source: CopySource | undefined): void {
+    if (source !== undefined) this.#markCopyable(node, source, attr.ino)
+    if (!node.named && (!this.#union.isUpperSync(path) || this.#union.unwrittenSync(path))) this.#taint(node.parent)
+  }
+
+  /** The node's setattrs go to JS again, and C forgets its name: with `taint`, as the node may still
+   *  answer for it, C no longer looks files up in its directory (#taint). */
+  #unmark(node: Node | undefined, taint = true): void {
+    if (!node || !(node.cow || node.named)) return
     node.cow = false
+    node.named = false
     this.#soleDirs.delete(node)
     this.#session.cowDeny(node.id)
+    if (taint) this.#taint(node.parent)
   }
 
   /** A rename that moves a directory (or exchanges one) moves the host paths of everything marked
@@ -615,7 +687,11 @@ export class LowLevelBridge {
    * the union cannot take is lost, as a deferred copy whose flush fails: Core.adoptMove).
    */
   #adoptMove(r: Request & { op: 'rename' }, copy: NonNullable<(Request & { op: 'rename' })['copy']>): void {
-    const written = (): void => this.#session.pendingDrop(r.newparent, r.newname)
+    // Both names are pending in C until the rename is written (fll_cow_rename, pending_pair).
+    const written = (): void => {
+      this.#session.pendingDrop(r.newparent, r.newname)
+      this.#session.pendingDrop(r.parent, r.name)
+    }
     let names: { parent: Node; path: string; newParent: Node; newPath: string } | undefined
     try {
       const { parent, path } = this.#childPath(r.parent, r.name)
@@ -631,7 +707,9 @@ export class LowLevelBridge {
     this.#nodes.move(names.parent, r.name, names.newParent, r.newname)
     const moved = this.#nodes.child(names.newParent, r.newname)
     if (moved) {
+      // (C took its mark and name.)
       moved.cow = false
+      moved.named = false
       // As after a rename JS answers (#renamed): the kernel has dropped the moved file's ctime.
       moved.ctimeExpired = true
     }
@@ -738,7 +816,7 @@ export class LowLevelBridge {
           const node = this.#nodes.remember(parent, r.name, attr.ino)
           session.replyEntry(r.req, this.#entry(node, attr))
           if (this.#cow && (attr.mode & S_IFMT) === S_IFDIR) this.#markDir(node, path, attr)
-          else if (this.#cow && (attr.mode & S_IFMT) === S_IFREG) this.#markCopyable(node, union.copyBehindSource(path, attr), attr.ino)
+          else if (this.#cow && (attr.mode & S_IFMT) === S_IFREG) this.#markFile(node, path, attr, union.copyBehindSource(path, attr))
         } else if (this.#options.negativeTimeout > 0) {
           // A negative entry: the kernel caches the absence; every creation comes through us.
           session.replyEntry(r.req, { ...this.#entry(undefined, zeroAttr()), entryTimeout: this.#options.negativeTimeout })
@@ -1265,8 +1343,14 @@ export class LowLevelBridge {
         this.#nodes.forget(node.id, 1)
         continue
       }
-      if (slice[i]!.src !== undefined) this.#markCopyable(node, slice[i]!.src, slice[i]!.attr.ino)
-      if (this.#cow && (slice[i]!.attr.mode & S_IFMT) === S_IFDIR) {
+      const kind = slice[i]!.attr.mode & S_IFMT
+      if (this.#cow && kind === S_IFREG) {
+        const path = this.#nodes.path(node)
+        if (path !== undefined) this.#markFile(node, path, slice[i]!.attr, slice[i]!.src)
+      } else if (slice[i]!.src !== undefined) {
+        this.#markCopyable(node, slice[i]!.src, slice[i]!.attr.ino)
+      }
+      if (this.#cow && kind === S_IFDIR) {
         const path = this.#nodes.path(node)
         if (path !== undefined) this.#markProbe(node, path)
       }

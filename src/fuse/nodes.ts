@@ -37,6 +37,14 @@ export interface Node {
   made: boolean
   /** A directory whose lookups of missing names are answered in C (Session.probeAllow). */
   probe: boolean
+  /** And its first lookups of small lower files (Session.positiveAllow). */
+  positive: boolean
+  /** A directory that may hold a name JS shows otherwise than its layers do, or a node for a small
+   *  lower file C does not know by name: C never looks files up in it (LowLevelBridge.#taint). */
+  tainted: boolean
+  /** C may know the node by its name (a mark with a name, Session.cowAllow, which outlives the mark
+   *  when C copied the file up): it is told when the node goes (cowDeny). */
+  named: boolean
   /** The last attributes the kernel was sent for it were given no time to live (a copy not named
    *  yet): it holds none valid, and a change needs no invalidation (see LowLevelBridge.#replyAttr). */
   attrsExpired: boolean
@@ -54,7 +62,7 @@ export const ROOT_ID = 1
 const DIRS_MAX = 4096
 
 export class NodeTable {
-  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1, ino: 0, opened: false, fast: false, cow: false, noCaps: false, made: false, probe: false, attrsExpired: false, ctimeExpired: false, cachedPath: '/', pathEpoch: 0 }
+  readonly root: Node = { ...newNode(ROOT_ID, undefined, '', 0), lookups: 1, cachedPath: '/', pathEpoch: 0 }
   readonly #byId = new Map<number, Node>([[ROOT_ID, this.root]])
   readonly #byName = new Map<string, Node>()
   /** Most inodes have one name: the node itself; a Set only for hard links (saves a Set per node). */
@@ -104,7 +112,7 @@ export class NodeTable {
     const key = nameKey(parent, name)
     let node = this.#byName.get(key)
     if (!node) {
-      node = { id: this.#next++, parent, name, lookups: 0, ino, opened: false, fast: false, cow: false, noCaps: false, made: false, probe: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1 }
+      node = newNode(this.#next++, parent, name, ino)
       this.#byId.set(node.id, node)
       this.#byName.set(key, node)
     }
@@ -117,6 +125,26 @@ export class NodeTable {
     return node
   }
 
+  /** `count` node ids no node of this table will take: the first. */
+  reserve(count: number): number {
+    const first = this.#next
+    this.#next += count
+    return first
+  }
+
+  /** A node C made (an id reserve gave) for (parent, name), showing inode `ino`, with the kernel's one
+   *  reference: it answers for the name, in place of any node that did. */
+  adopt(id: number, parent: Node, name: string, ino: number): Node {
+    const node = newNode(id, parent, name, ino)
+    node.lookups = 1
+    const old = this.#byName.get(nameKey(parent, name))
+    if (old) this.retire(old)
+    this.#byId.set(id, node)
+    this.#byName.set(nameKey(parent, name), node)
+    this.#indexIno(node)
+    return node
+  }
+
   /** One more kernel reference to `node`, given by an entry reply made outside this table (a
    *  lookup answered in C). */
   counted(node: Node): void {
@@ -126,7 +154,8 @@ export class NodeTable {
   /** A node for a file that never had a name (an O_TMPFILE open), with the kernel's one reference;
    *  like an unlinked file's, its path is undefined. */
   unnamed(ino: number): Node {
-    const node: Node = { id: this.#next++, parent: undefined, name: '', lookups: 1, ino, opened: false, fast: false, cow: false, noCaps: false, made: false, probe: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1 }
+    const node = newNode(this.#next++, undefined, '', ino)
+    node.lookups = 1
     this.#byId.set(node.id, node)
     this.#indexIno(node)
     return node
@@ -260,6 +289,13 @@ export class NodeTable {
       found.delete(node)
       if (found.size === 1) this.#byIno.set(node.ino, found.values().next().value as Node)
     }
+  }
+}
+
+function newNode(id: number, parent: Node | undefined, name: string, ino: number): Node {
+  return {
+    id, parent, name, lookups: 0, ino, opened: false, fast: false, cow: false, noCaps: false, made: false, probe: false,
+    positive: false, tainted: false, named: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1,
   }
 }
 

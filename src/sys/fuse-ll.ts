@@ -66,9 +66,11 @@ export type Request = {
    *  flush are answered ENOSYS in C, which makes the kernel stop sending them (and releasedir). */
   answered?: boolean
 } & (
-  /** `answered` (`child` set, `name` empty): the lookup of a marked directory answered in C by
-   *  node `child`, whose new kernel reference JS counts (see Session.cowAllow's `name`). */
-  | { op: 'lookup'; parent: number; name: string; child?: number }
+  /** `answered` (`child` set): the lookup of a marked directory answered in C by node `child`
+   *  (`name` empty), whose new kernel reference JS counts (see Session.cowAllow's `name`); or, with
+   *  `shownIno`, the first lookup of a small lower file `name`, answered by `child`, a new node from
+   *  the ids JS reserved (see Session.lookupIds), shown as inode `shownIno`. */
+  | { op: 'lookup'; parent: number; name: string; child?: number; shownIno?: number }
   | { op: 'forget'; ino: number; nlookup: number } // already replied in C; forget_multi becomes several
   | { op: 'getattr'; ino: number; fh?: number }
   | {
@@ -240,6 +242,8 @@ interface Addon {
   fuseLlMadeEnd(h: Handle, node: number, all: boolean, writer: boolean): void
   fuseLlProbeAllow(h: Handle, node: number, paths: string | Buffer): number
   fuseLlProbeDeny(h: Handle, node: number): void
+  fuseLlPositiveAllow(h: Handle, node: number, on: boolean): number
+  fuseLlLookupIds(h: Handle, first: number, count: number): void
   fuseLlFastAllow(h: Handle, node: number): number
   fuseLlFastDeny(h: Handle, node: number): number
   fuseLlFastOpens(h: Handle, node: number): number
@@ -330,7 +334,11 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
   const fh = f[F.HAS_FH] ? f[F.FH]! : undefined
   switch (op) {
     case 'lookup':
-      if (f[F.ANSWERED] === 1) return { req, ctx, op, parent: f[F.PARENT]!, name: '', child: ino, answered: true }
+      if (f[F.ANSWERED] === 1) {
+        // (flags 1: a new node, native/fuse-ll-cow.c, file_lookup)
+        if (f[F.FLAGS] === 1) return { req, ctx, op, parent: f[F.PARENT]!, name: name!, child: ino, shownIno: f[F.OFFSET]!, answered: true }
+        return { req, ctx, op, parent: f[F.PARENT]!, name: '', child: ino, answered: true }
+      }
       return { req, ctx, op, parent: f[F.PARENT]!, name: name! }
     case 'unlink': case 'rmdir':
       return { req, ctx, op, parent: f[F.PARENT]!, name: name! }
@@ -408,6 +416,7 @@ export const FAST_FH = 2 ** 52
 export const LOOP_STATS = [
   'spins', 'spinsSkipped', 'spinCallers', 'fastOpens', 'cowSetattrs', 'cowGetattrs', 'dirEnds', 'cowGetxattrs',
   'cowListxattrs', 'cowLookups', 'firstOpens', 'madeSetxattrs', 'cowOpens', 'cowDirLookups', 'cowRenames', 'cowSetxattrs',
+  'cowFileLookups',
 ] as const
 
 export type LoopStats = Record<(typeof LOOP_STATS)[number], number>
@@ -676,6 +685,26 @@ export class Session {
   /** Lookups in `node` come as requests again. */
   probeDeny(node: number): void {
     this.#n.fuseLlProbeDeny(this.#h, node)
+  }
+
+  /**
+   * Whether the first lookup of a small lower file found in `node`, a directory marked with
+   * probeAllow, may be answered in C (`on`), as a new node (native/fuse-ll-cow.c, file_lookup): a
+   * regular file with one link, of at most cowConfigure's `maxSize` bytes, in a lower layer, missing
+   * from the upper one and hidden by no `.wh.` file above it, whose name no node C knows of holds
+   * (a node marked with cowAllow and a `name`), and that is not pending. It is marked as cowAllow
+   * marks a lower file (its name, its first open), and JS gets an answered lookup with the new
+   * node's id and inode number. False when not on, or `node` is not marked with probeAllow; a
+   * probeAllow or probeDeny of the node takes it away.
+   */
+  positiveAllow(node: number, on: boolean): boolean {
+    return this.#n.fuseLlPositiveAllow(this.#h, node, on) === 1
+  }
+
+  /** The node ids from `first` to `first + count - 1` are C's to give to the files it looks up
+   *  (see positiveAllow), in place of those it was given before. */
+  lookupIds(first: number, count: number): void {
+    this.#n.fuseLlLookupIds(this.#h, first, count)
   }
 
   /**

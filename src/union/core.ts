@@ -111,6 +111,8 @@ export class Core {
   readonly #movedFrom = new Map<string, Deferred>()
   /** The deferred copies given another name, by that name (see deferLink). */
   readonly #linkedAt = new Map<string, Deferred>()
+  /** How many names of each directory, by its path, the three maps above hold (unwrittenIn). */
+  readonly #unwrittenIn = new Map<string, number>()
   /** How many of them rename into each directory, by its path (movesInto). */
   readonly #movesInto = new Map<string, number>()
   /** A syncfs for deferred copies is running: its end, with the copies it covered named. */
@@ -340,10 +342,12 @@ export class Core {
     entry.staged = fd
     this.resolver.pin(entry)
     const copy: Deferred = { entry, bytes, flushed: false, moved }
+    this.#track(this.#deferred, entry.path, true)
     this.#deferred.set(entry.path, copy)
     this.onCopyRoom?.(DEFERRED_MAX - this.#deferred.size)
     if (moved) {
       this.resolver.pinMissing(moved.from)
+      this.#track(this.#movedFrom, moved.from, true)
       this.#movedFrom.set(moved.from, copy)
       const dir = splitPath(entry.path)[0]
       this.#movesInto.set(dir, (this.#movesInto.get(dir) ?? 0) + 1)
@@ -406,6 +410,7 @@ export class Core {
     const links = (copy.links ??= [])
     links.push(linked)
     for (const entry of [source, ...links]) entry.stagedNames = 1 + links.length
+    this.#track(this.#linkedAt, toRel, true)
     this.#linkedAt.set(toRel, copy)
     this.resolver.set(toRel, linked)
     this.resolver.pin(linked)
@@ -585,6 +590,28 @@ export class Core {
     return this.#movesInto.has(dir)
   }
 
+  /** `rel` goes into the map (`add`), one of #deferred, #movedFrom and #linkedAt, or out of it:
+   *  #unwrittenIn follows. */
+  #track(map: Map<string, Deferred>, rel: string, add: boolean): void {
+    if (map.has(rel) === add) return
+    const dir = splitPath(rel)[0]
+    const count = (this.#unwrittenIn.get(dir) ?? 0) + (add ? 1 : -1)
+    if (count > 0) this.#unwrittenIn.set(dir, count)
+    else this.#unwrittenIn.delete(dir)
+  }
+
+  /** Whether the directory `dir` holds a name the disk does not show as the union does yet (see
+   *  unwritten). */
+  unwrittenIn(dir: string): boolean {
+    return this.#unwrittenIn.has(dir)
+  }
+
+  /** Whether the disk does not show `rel` as the union does yet: a copy there not named (deferred,
+   *  or given that name by a deferred link), or the old name of a deferred rename, not whited out. */
+  unwritten(rel: string): boolean {
+    return this.#deferred.has(rel) || this.#movedFrom.has(rel) || this.#linkedAt.has(rel)
+  }
+
   /** Copies waiting for their flush and name. */
   get deferredCopies(): number {
     return this.#deferred.size
@@ -641,10 +668,12 @@ export class Core {
     const links = copy.links ?? []
     const rel = entry.path
     const fd = entry.staged!
+    this.#track(this.#deferred, rel, false)
     this.#deferred.delete(rel)
     this.onCopyRoom?.(DEFERRED_MAX - this.#deferred.size)
     this.resolver.unpin(rel)
     if (moved) {
+      this.#track(this.#movedFrom, moved.from, false)
       this.#movedFrom.delete(moved.from)
       this.resolver.unpin(moved.from)
     }
@@ -653,6 +682,7 @@ export class Core {
       linked.stagedNames = undefined
     }
     for (const linked of links) {
+      this.#track(this.#linkedAt, linked.path, false)
       this.#linkedAt.delete(linked.path)
       this.resolver.unpin(linked.path)
     }

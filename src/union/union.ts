@@ -232,6 +232,16 @@ export class Union {
     return probed ? attrs.attrFrom(entry, probed, 0) : attrs.attrOf(entry)
   }
 
+  /** Whether the directory `path` holds a name the disk does not show as the union does yet. */
+  unwrittenInSync(path: string): boolean {
+    return this.#core.unwrittenIn(relPath(path))
+  }
+
+  /** Whether the disk does not show the name `path` as the union does yet (Core.unwritten). */
+  unwrittenSync(path: string): boolean {
+    return this.#core.unwritten(relPath(path))
+  }
+
   /** Whether the object at `path` is in the upper layer (made or copied up there), not only below. */
   isUpperSync(path: string): boolean {
     return inUpper(this.#core.resolver.get(relPath(path)))

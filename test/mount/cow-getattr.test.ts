@@ -8,11 +8,12 @@
 // agree.
 import { execFileSync } from 'node:child_process'
 import { constants, existsSync, writeFileSync } from 'node:fs'
-import { type FileHandle, appendFile, chmod, chown, link, lstat, mkdir, open, readFile, readdir, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises'
+import { type FileHandle, appendFile, chmod, chown, link, lstat, mkdir, open, readFile, readdir, rename, rm, truncate, unlink, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { XATTR_CREATE, XATTR_REPLACE, lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
 import { answeredInC, statsOf } from '../helpers/daemon-stats.js'
+import { treeOf } from '../helpers/tree.js'
 import { mountFrame, readUpper } from '../helpers/layerfs-suite.js'
 import { LAYERFS_COMMAND as CLI, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
 
@@ -22,6 +23,8 @@ if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('bu
 
 /** A version-2 file capability granting cap_net_raw (bit 13), permitted and effective. */
 const CAP = Buffer.from([1, 0, 0, 2, 0x00, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+/** The times a change gives files (lookups-in-C test). */
+const OLD = new Date(1_000_000_000_000)
 const SMALL = ['append', 'xattr', 'linked', 'renamed', 'remade', 'truncated', 'chmodded', 'written', 'kept']
 /** Names stat'ed after the changes (the link and the rename's target included). */
 const AFTER = [...SMALL.filter((n) => n !== 'renamed'), 'linked2', 'renamed2', 'big', 'hard1', 'hard2', 'sub']
@@ -1097,5 +1100,95 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     ])
     expect(actual.setattrsInC).toBeGreaterThanOrEqual(3)
   })
-})
 
+  // The first lookup of a small lower file is answered in C, as a new node (fll_cow_lookup,
+  // file_lookup), and never where the union shows the name otherwise than the disk does yet: a copy
+  // not named (a touch, a chmod), the old name of a rename not written. The flush window holds the
+  // copies unnamed for the whole script; the caches are dropped after each change, so that the
+  // kernel forgets the nodes and looks the names up again. Each change is made in a directory of its
+  // own: one where a name was not written yet when a node was forgotten stays out of C's lookups.
+  it('looks small lower files up in C as new nodes, never a name the disk does not show yet', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
+      const { mnt, upper, handle } = await frame.stack(driver, ',entry_timeout=0,attr_timeout=0,flush_window=30000', async (top, bottom) => {
+        for (const dir of ['d', 't', 'r', 'u']) {
+          await mkdir(join(top, dir), { recursive: true })
+          for (const name of ['a', 'b', 'c']) await writeFile(join(top, dir, name), `lower ${dir}/${name}`)
+        }
+        await mkdir(join(top, 'd', 'sub'))
+        await mkdir(join(bottom, 'd'))
+        for (const name of ['below', 'gone']) await writeFile(join(bottom, 'd', name), `bottom ${name}`)
+        execFileSync('mknod', [join(top, 'd', 'gone'), 'c', '0', '0'])
+        await writeFile(join(top, 'd', 'big'), Buffer.alloc(100_000, 1))
+        await writeFile(join(top, 'd', 'hard1'), 'hard')
+        await link(join(top, 'd', 'hard1'), join(top, 'd', 'hard2'))
+      }, 2)
+      try {
+        const shown: string[] = []
+        const inos = new Map<string, bigint>()
+        const show = async (step: string, names: string[]): Promise<void> => {
+          for (const name of names) {
+            const st = await lstat(join(mnt, name), { bigint: true }).catch((err: NodeJS.ErrnoException) => err.code)
+            if (typeof st === 'string') {
+              shown.push(`${step} ${name}: ${st}`)
+              continue
+            }
+            const was = inos.get(name)
+            if (was === undefined) inos.set(name, st.ino)
+            const text = st.isFile() ? ` ${(await readFile(join(mnt, name), 'utf8')).slice(0, 12)}` : ''
+            const when = Number(st.mtimeMs) === OLD.getTime() ? 'set' : 'kept'
+            shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} size ${st.size} mtime ${when}${was === undefined ? '' : ` ino ${st.ino === was ? 'same' : 'other'}`}${text}`)
+          }
+        }
+        const forget = (): void => writeFileSync('/proc/sys/vm/drop_caches', '2')
+        const lookups = await answeredInC(driver, mnt, 'cowFileLookups')
+        const all = ['a', 'b', 'c', 'below', 'gone', 'big', 'hard1', 'hard2', 'sub'].map((name) => `d/${name}`)
+        await show('first', all)
+        forget()
+        await show('again', all)
+        // Copies not named yet: the new times and mode, not the lower file's; the directory held
+        // open, so that the kernel forgets its files and not it.
+        await show('first', ['t/a', 't/b'])
+        await utimes(join(mnt, 't/a'), OLD, OLD)
+        await chmod(join(mnt, 't/b'), 0o600)
+        await show('changed', ['t/a', 't/b', 't/c'])
+        const pinned = await open(join(mnt, 't'), 'r')
+        try {
+          forget()
+          await show('forgotten', ['t/a', 't/b', 't/c'])
+        } finally {
+          await pinned.close()
+        }
+        // A rename's old name is gone and its new one there, before the rename is written.
+        await rename(join(mnt, 'r/a'), join(mnt, 'r/a2'))
+        await show('renamed', ['r/a', 'r/b'])
+        forget()
+        await show('forgotten', ['r/a', 'r/a2', 'r/c'])
+        // Removed, then made again over its whiteout.
+        await unlink(join(mnt, 'u/a'))
+        await show('removed', ['u/a', 'u/b'])
+        forget()
+        await writeFile(join(mnt, 'u/a'), 'made')
+        forget()
+        await show('made', ['u/a', 'u/c'])
+        const inC = await lookups()
+        await mounts.unmount(handle)
+        const described = treeOf(upper, '', (st) => st.isCharacterDevice() ? 'whiteout' : `${(st.mode & 0o7777).toString(8)}${st.isFile() ? ` size ${st.size}` : ''}`)
+        return { shown, upper: Object.entries(described).map(([path, what]) => `${path}: ${what}`), inC }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const actual = await sameAsKernel(run)
+    // What the comparison rests on.
+    expect(actual.shown).toContain('changed t/a: 100644 nlink 1 size 9 mtime set ino same lower t/a')
+    expect(actual.shown).toContain('forgotten t/b: 100600 nlink 1 size 9 mtime kept ino same lower t/b')
+    expect(actual.shown).toContain('renamed r/a: ENOENT')
+    expect(actual.shown).toContain('forgotten r/a: ENOENT')
+    expect(actual.shown).toContain('forgotten r/a2: 100644 nlink 1 size 9 mtime kept lower r/a')
+    expect(actual.shown).toContain('again d/gone: ENOENT')
+    // In C: the first lookups of the small files with one link (d/a, d/b, d/c, d/below, t/a, t/b)
+    // and again of those the kernel forgot in d, at least, and the names looked up after a change
+    // in a directory with nothing unwritten (r/b, u/b).
+    expect(actual.inC).toBeGreaterThanOrEqual(12)
+  })
+})
