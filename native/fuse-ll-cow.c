@@ -83,8 +83,13 @@
  *
  * And the rename of a marked lower file (a file's mark carries its name too) to a name missing
  * from every layer of a directory marked for its lookups is made here as JS defers one: the copy,
- * the lower directories above both names copied up, the new name pending in C's lookups until JS
- * has written it (fll_cow_rename). */
+ * the lower directories above both names copied up, both names pending in C's lookups until JS
+ * has written it (fll_cow_rename).
+ *
+ * And the first lookup of a small lower file in a directory JS marked for it, as a new node, from
+ * node ids JS reserved, marked as JS marks a file it looks up (file_lookup). A name C knows from a
+ * mark stays known after the mark goes, until JS takes it away too (unmark_src), so that no node
+ * JS holds is ever looked up again as a new one. */
 #include "fuse-ll.h"
 #include "names.h"
 #include "op.h"
@@ -576,9 +581,9 @@ static int dir_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const c
     return 1;
 }
 
-/* A name a rename answered here gave a directory (by node) before the disk has it: JS writes the
- * rename after its copy's flush, and says so (pendingDrop). Until then the name is not missing,
- * whatever the layers hold. */
+/* A name a rename answered here gave a directory (by node) or took from it before the disk shows
+ * that: JS writes the rename after its copy's flush, and says so (pendingDrop). Until then the name
+ * is neither missing nor the lower file, whatever the layers hold. */
 static int pending_has(const fll_session *s, uint64_t parent, const char *name) {
     for (const fll_cow_name *e = s->cow_pending ? s->cow_pending[name_hash(parent, name)] : NULL; e; e = e->next)
         if (e->parent == parent && strcmp(e->name, name) == 0) return 1;
@@ -652,6 +657,20 @@ static int missing_in(fll_session *s, fuse_ino_t parent, const char *name, int r
     return 1;
 }
 
+/* Whether a request queued for JS (read before this lookup, not handed to JS yet) names the directory
+ * node `parent` (as its node, directory or new directory), other than the lookup of another name in
+ * it: JS answers it first, from the state before, and it could give JS a node for `name` there (a
+ * listing) before it takes the record of the node C gives it. The lookup of another name makes a
+ * node for that name alone (the kernel looks one name up at a time, and any request about a file
+ * comes after its lookup's reply). */
+static int queue_touches(const fll_session *s, uint64_t parent, const char *name) {
+    for (const fll_rec *r = s->head; r; r = r->next) {
+        if (!r->req || !(r->ino == parent || r->parent == parent || r->newparent == parent)) continue;
+        if (r->kind != FLL_LOOKUP || r->parent != parent || !r->name || strcmp(r->name, name) == 0) return 1;
+    }
+    return 0;
+}
+
 /* Whether a node JS holds answers for `name` in the directory node `parent`, as far as C knows: it
  * was marked with that name (a name stays after the mark: unmark_src). */
 static int name_known(const fll_session *s, uint64_t parent, const char *name) {
@@ -667,8 +686,9 @@ static int name_known(const fll_session *s, uint64_t parent, const char *name) {
  * sources, a module loader's of the files it finds, the lookup of each file `mv` renames.
  *
  * Only in a directory JS marked for it (positiveAllow), with every layer's host path (probe), and
- * only when JS would show the name as the disk holds it: no request or forget waits for JS (any of
- * them could change that); no node JS holds answers for the name unless C knows it by that name
+ * only when JS would show the name as the disk holds it: no forget waits for JS (it could drop a
+ * node of the directory's, or of a name not written yet), nor a request about the directory but
+ * the lookup of another name (queue_touches); no node JS holds answers for the name unless C knows it by that name
  * (name_known: then the lookup is JS's, which gives that node); and the name is not pending (a
  * rename answered here, not written yet, gave it or took it away). JS takes the directory's mark
  * away before it holds a node for such a file that C does not know by name, or shows a name there
@@ -679,8 +699,9 @@ static int name_known(const fll_session *s, uint64_t parent, const char *name) {
  * `.wh.` name included, goes to JS. 1 when answered.
  */
 static int file_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
-    if (s->queued || s->queued_forgets || s->ids_next >= s->ids_end || !s->cow_names || !s->cow_pending ||
-        strncmp(name, ".wh.", 4) == 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    if (s->queued_forgets || s->ids_next >= s->ids_end || !s->cow_names || !s->cow_pending ||
+        strncmp(name, ".wh.", 4) == 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+        (s->queued && queue_touches(s, parent, name)))
         return 0;
     const fll_fast_node *p = fll_node_find(s, parent);
     if (!p || !p->probe || !p->positive || pending_has(s, parent, name) || name_known(s, parent, name)) return 0;
@@ -837,9 +858,9 @@ static void touch_dir(const char *path) {
  * when its copy may wait for its flush (namespace.ts, movedBehind; Core.deferMove). The file is
  * copied up as a setattr's copy is (copy_small_unnamed: O_TMPFILE in the work directory, its
  * origin and times, no flush); both directories are in the upper layer by then (marked lower
- * ones are copied up as ensureUpperDir would: lift_chain, lift) and take their new times now; the
- * new name is pending in C's lookups until JS has written the rename (pendingDrop); the node's
- * mark goes. JS then gets a record in the request's place, marked answered: the rename's names,
+ * ones are copied up as ensureUpperDir would: lift_chain, lift) and take their new times now; both
+ * names are pending in C's lookups until JS has written the rename (pendingDrop, pending_pair); the
+ * node's mark and name go. JS then gets a record in the request's place, marked answered: the rename's names,
  * the copy's fd (fh), its bytes (size), the lower inode number (offset) and whether its data was
  * read from the disk (valid). It takes the copy over as a rename it deferred
  * itself (Core.adoptMove): linked at the old name after the copy's flush, then renamed to the new

@@ -553,11 +553,12 @@ export class LowLevelBridge {
   }
 
   /** A file looked up or listed by JS, with attributes `attr`: marked where C may answer for it
-   *  (#markCopyable); one that is not, if it is a small lower file or a name not written yet, keeps C
-   *  from looking files up in its directory (#taint). */
+   *  (#markCopyable). A small lower file (`source`) it could not mark, or a name not written yet,
+   *  keeps C from looking files up in its directory (#taint); any other file C would not look up
+   *  as the union shows it (too big, hard-linked, in the upper layer). */
   #markFile(node: Node, path: string, attr: Attr, source: CopySource | undefined): void {
     if (source !== undefined) this.#markCopyable(node, source, attr.ino)
-    if (!node.named && (!this.#union.isUpperSync(path) || this.#union.unwrittenSync(path))) this.#taint(node.parent)
+    if ((source !== undefined && !node.named) || this.#union.unwrittenSync(path)) this.#taint(node.parent)
   }
 
   /** The node's setattrs go to JS again, and C forgets its name: with `taint`, as the node may still

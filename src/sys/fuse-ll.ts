@@ -623,8 +623,9 @@ export class Session {
    * lower file (found by the `name` cowAllow gave it) to a name missing from every layer of a
    * directory marked with probeAllow is made there as the union defers one (the copy made, both
    * directories in the upper layer, the rename written after the copy's flush), and JS gets it as
-   * an answered rename carrying the copy (Request's `copy`). The new name stays out of C's answers
-   * to lookups until JS says it is on the disk: pendingDrop(parent, name), once per such rename.
+   * an answered rename carrying the copy (Request's `copy`). Both names stay out of C's answers to
+   * lookups until JS says the rename is on the disk: pendingDrop(parent, name) for each of them,
+   * once per such rename.
    */
   pendingDrop(parent: number, name: string): void {
     this.#n.fuseLlPendingDrop(this.#h, parent, name)
