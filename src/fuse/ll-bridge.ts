@@ -441,8 +441,10 @@ export class LowLevelBridge {
     this.#nodes.forget(id, count)
     if (node === undefined || this.#nodes.get(id) !== undefined) return
     // Gone from JS, its name may be looked up in C again, unless the disk does not show it yet.
-    const path = this.#nodes.path(node)
-    this.#unmark(node, path !== undefined && this.#union.unwrittenSync(path))
+    if (node.cow || node.named) {
+      const path = this.#nodes.path(node)
+      this.#unmark(node, path !== undefined && this.#union.unwrittenSync(path))
+    }
     this.#unmarkMade(node, true)
     this.#unprobe(node)
     if (!node.fast) return
