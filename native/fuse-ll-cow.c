@@ -688,9 +688,9 @@ static int name_known(const fll_session *s, uint64_t parent, const char *name) {
  * Only in a directory JS marked for it (positiveAllow), with every layer's host path (probe), and
  * only when JS would show the name as the disk holds it: no forget waits for JS (it could drop a
  * node of the directory's, or of a name not written yet), nor a request about the directory but
- * the lookup of another name (queue_touches); no node JS holds answers for the name unless C knows it by that name
- * (name_known: then the lookup is JS's, which gives that node); and the name is not pending (a
- * rename answered here, not written yet, gave it or took it away). JS takes the directory's mark
+ * the lookup of another name (queue_touches); no node JS holds answers for the name unless C
+ * knows it by that name (name_known: then the lookup is JS's, which gives that node); and the name
+ * is not pending (a rename answered here, not written yet, gave it or took it away). JS takes the directory's mark
  * away before it holds a node for such a file that C does not know by name, or shows a name there
  * otherwise than the disk does (a copy of its own not named yet: ll-bridge.ts, #taint). The name
  * must be missing from the upper layer and found in a lower one as a regular file with one link
@@ -860,9 +860,9 @@ static void touch_dir(const char *path) {
  * origin and times, no flush); both directories are in the upper layer by then (marked lower
  * ones are copied up as ensureUpperDir would: lift_chain, lift) and take their new times now; both
  * names are pending in C's lookups until JS has written the rename (pendingDrop, pending_pair); the
- * node's mark and name go. JS then gets a record in the request's place, marked answered: the rename's names,
- * the copy's fd (fh), its bytes (size), the lower inode number (offset) and whether its data was
- * read from the disk (valid). It takes the copy over as a rename it deferred
+ * node's mark and name go. JS then gets a record in the request's place, marked answered: the
+ * rename's names, the copy's fd (fh), its bytes (size), the lower inode number (offset) and
+ * whether its data was read from the disk (valid). It takes the copy over as a rename it deferred
  * itself (Core.adoptMove): linked at the old name after the copy's flush, then renamed to the new
  * one, leaving the whiteout.
  *
