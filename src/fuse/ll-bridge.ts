@@ -555,12 +555,12 @@ export class LowLevelBridge {
   }
 
   /** A file looked up or listed by JS, with attributes `attr`: marked where C may answer for it
-   *  (#markCopyable). A small lower file (`source`) it could not mark, or a name not written yet,
-   *  keeps C from looking files up in its directory (#taint); any other file C would not look up
-   *  as the union shows it (too big, hard-linked, in the upper layer). */
-  #markFile(node: Node, path: string, attr: Attr, source: CopySource | undefined): void {
+   *  (#markCopyable). A small lower file (`source`) it could not mark, or a name not written yet
+   *  (`unwritten`), keeps C from looking files up in its directory (#taint); any other file C would
+   *  not look up as the union shows it (too big, hard-linked, in the upper layer). */
+  #markFile(node: Node, attr: Attr, source: CopySource | undefined, unwritten: boolean): void {
     if (source !== undefined) this.#markCopyable(node, source, attr.ino)
-    if ((source !== undefined && !node.named) || this.#union.unwrittenSync(path)) this.#taint(node.parent)
+    if ((source !== undefined && !node.named) || unwritten) this.#taint(node.parent)
   }
 
   /** The node's setattrs go to JS again, and C forgets its name: with `taint`, as the node may still
@@ -819,7 +819,7 @@ export class LowLevelBridge {
           const node = this.#nodes.remember(parent, r.name, attr.ino)
           session.replyEntry(r.req, this.#entry(node, attr))
           if (this.#cow && (attr.mode & S_IFMT) === S_IFDIR) this.#markDir(node, path, attr)
-          else if (this.#cow && (attr.mode & S_IFMT) === S_IFREG) this.#markFile(node, path, attr, union.copyBehindSource(path, attr))
+          else if (this.#cow && (attr.mode & S_IFMT) === S_IFREG) this.#markFile(node, attr, union.copyBehindSource(path, attr), union.unwrittenSync(path))
         } else if (this.#options.negativeTimeout > 0) {
           // A negative entry: the kernel caches the absence; every creation comes through us.
           session.replyEntry(r.req, { ...this.#entry(undefined, zeroAttr()), entryTimeout: this.#options.negativeTimeout })
@@ -1339,6 +1339,10 @@ export class LowLevelBridge {
       return { name: e.name, entry: this.#entry(node, e.attr), next: r.offset + i + 1 }
     })
     const fit = this.#session.replyReaddirPlus(r.req, r.size, entries)
+    // Its names not written yet, asked of the directory once (a listing is long, and has none most
+    // of the time), of its files only when it has some (#markFile).
+    const parentPath = this.#cow && !parent.tainted ? this.#nodes.path(parent) : undefined
+    const unwrittenIn = parentPath !== undefined && this.#union.unwrittenInSync(parentPath)
     for (let i = 0; i < counted.length; i++) {
       const node = counted[i]
       if (!node) continue
@@ -1348,8 +1352,8 @@ export class LowLevelBridge {
       }
       const kind = slice[i]!.attr.mode & S_IFMT
       if (this.#cow && kind === S_IFREG) {
-        const path = this.#nodes.path(node)
-        if (path !== undefined) this.#markFile(node, path, slice[i]!.attr, slice[i]!.src)
+        const path = unwrittenIn ? this.#nodes.path(node) : undefined
+        this.#markFile(node, slice[i]!.attr, slice[i]!.src, path !== undefined && this.#union.unwrittenSync(path))
       } else if (slice[i]!.src !== undefined) {
         this.#markCopyable(node, slice[i]!.src, slice[i]!.attr.ino)
       }
