@@ -135,6 +135,14 @@ static uint32_t name_hash(uint64_t parent, const char *name) {
     return (uint32_t)(h ^ (h >> 32)) & (COW_NAME_BUCKETS - 1);
 }
 
+/* The entry for `name` in the directory node `parent` in a table of names (cow_names, cow_pending;
+ * NULL: none), or NULL. */
+static fll_cow_name *name_entry(fll_cow_name **table, uint64_t parent, const char *name) {
+    fll_cow_name *e = table ? table[name_hash(parent, name)] : NULL;
+    while (e && !(e->parent == parent && strcmp(e->name, name) == 0)) e = e->next;
+    return e;
+}
+
 /* The node `n` no longer answers for its name (its mark went, or another one takes it). */
 static void name_drop(fll_session *s, fll_fast_node *n) {
     fll_cow_name *e = n->named;
@@ -153,14 +161,10 @@ static void name_drop(fll_session *s, fll_fast_node *n) {
 static void name_set(fll_session *s, fll_fast_node *n, uint64_t ino, uint64_t parent, const char *name) {
     name_drop(s, n);
     if (!s->cow_names || !parent || !name) return;
+    const fll_cow_name *had = name_entry(s->cow_names, parent, name);
+    fll_fast_node *other = had ? fll_node_find(s, had->ino) : NULL;
+    if (other) name_drop(s, other);
     fll_cow_name **bucket = &s->cow_names[name_hash(parent, name)];
-    for (fll_cow_name *e = *bucket; e; e = e->next) {
-        if (e->parent == parent && strcmp(e->name, name) == 0) {
-            fll_fast_node *other = fll_node_find(s, e->ino);
-            if (other) name_drop(s, other);
-            break;
-        }
-    }
     size_t len = strlen(name);
     fll_cow_name *e = malloc(sizeof *e + len + 1);
     if (!e) return;
@@ -557,8 +561,7 @@ int fll_cow_getattr(fll_session *s, fuse_req_t req, fuse_ino_t ino) {
  * answered. */
 static int dir_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
     if (!s->cow_names || s->queued || s->queued_forgets) return 0;
-    const fll_cow_name *e = s->cow_names[name_hash(parent, name)];
-    while (e && !(e->parent == parent && strcmp(e->name, name) == 0)) e = e->next;
+    const fll_cow_name *e = name_entry(s->cow_names, parent, name);
     fll_fast_node *n = e ? fll_node_find(s, e->ino) : NULL;
     if (!n || !n->src || !n->dir) return 0;
     fll_rec *r = calloc(1, sizeof *r);
@@ -585,9 +588,7 @@ static int dir_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const c
  * that: JS writes the rename after its copy's flush, and says so (pendingDrop). Until then the name
  * is neither missing nor the lower file, whatever the layers hold. */
 static int pending_has(const fll_session *s, uint64_t parent, const char *name) {
-    for (const fll_cow_name *e = s->cow_pending ? s->cow_pending[name_hash(parent, name)] : NULL; e; e = e->next)
-        if (e->parent == parent && strcmp(e->name, name) == 0) return 1;
-    return 0;
+    return name_entry(s->cow_pending, parent, name) != NULL;
 }
 
 static int pending_add(fll_session *s, uint64_t parent, const char *name) {
@@ -636,6 +637,23 @@ static int found_missing(const fll_session *s, fuse_ino_t parent, const char *na
     return 0;
 }
 
+/* holder: no layer holds the name; one could not be asked (an error but ENOENT, a path too long). */
+enum { HOLDER_NONE = -1, HOLDER_UNKNOWN = -2 };
+
+/* The first of the host paths of the directory node `n` (marked for its lookups: probe) that holds
+ * `name`, by its place in them (0: the upper layer's), its path in `path` (PATH_MAX) and its lstat
+ * in *st; or HOLDER_NONE, or HOLDER_UNKNOWN. */
+static int holder(const fll_fast_node *n, const char *name, char *path, struct stat *st) {
+    int depth = 0;
+    for (const char *dir = n->probe; *dir; dir += strlen(dir) + 1, depth++) {
+        int len = snprintf(path, PATH_MAX, "%s/%s", dir, name);
+        if (len < 0 || len >= PATH_MAX) return HOLDER_UNKNOWN;
+        if (lstat(path, st) == 0) return depth;
+        if (errno != ENOENT) return HOLDER_UNKNOWN;
+    }
+    return HOLDER_NONE;
+}
+
 /* Whether `name` is missing from every layer of the directory node `parent`, as JS marked it for
  * its lookups (probeAllow), and no rename answered here gave it that name yet unwritten. With
  * `recent`, a name one of the last lookups answered here found missing is taken as missing without
@@ -648,13 +666,9 @@ static int missing_in(fll_session *s, fuse_ino_t parent, const char *name, int r
     const fll_fast_node *n = fll_node_find(s, parent);
     if (!n || !n->probe || pending_has(s, parent, name)) return 0;
     if (recent && found_missing(s, parent, name)) return 1;
-    for (const char *dir = n->probe; *dir; dir += strlen(dir) + 1) {
-        char path[PATH_MAX];
-        int len = snprintf(path, sizeof path, "%s/%s", dir, name);
-        struct stat st;
-        if (len < 0 || (size_t)len >= sizeof path || lstat(path, &st) == 0 || errno != ENOENT) return 0;
-    }
-    return 1;
+    char path[PATH_MAX];
+    struct stat st;
+    return holder(n, name, path, &st) == HOLDER_NONE;
 }
 
 /* Whether a request queued for JS (read before this lookup, not handed to JS yet) names the directory
@@ -671,52 +685,33 @@ static int queue_touches(const fll_session *s, uint64_t parent, const char *name
     return 0;
 }
 
-/* Whether a node JS holds answers for `name` in the directory node `parent`, as far as C knows: it
- * was marked with that name (a name stays after the mark: unmark_src). */
-static int name_known(const fll_session *s, uint64_t parent, const char *name) {
-    for (const fll_cow_name *e = s->cow_names[name_hash(parent, name)]; e; e = e->next)
-        if (e->parent == parent && strcmp(e->name, name) == 0) return 1;
-    return 0;
-}
-
 /*
  * The first lookup of a small lower file, answered as a new node, with an id JS reserved for it
  * (lookupIds), marked as JS marks a lower file it looks up (cowAllow: its name, its first open),
  * and a record from which JS makes the node (ll-bridge.ts, #lookedUpNew). A build's stats of its
  * sources, a module loader's of the files it finds, the lookup of each file `mv` renames.
  *
- * Only in a directory JS marked for it (positiveAllow), with every layer's host path (probe), and
- * only when JS would show the name as the disk holds it: no forget waits for JS (it could drop a
- * node of the directory's, or of a name not written yet), nor a request about the directory but
- * the lookup of another name (queue_touches); no node JS holds answers for the name unless C
- * knows it by that name (name_known: then the lookup is JS's, which gives that node); and the name
- * is not pending (a rename answered here, not written yet, gave it or took it away). JS takes the directory's mark
- * away before it holds a node for such a file that C does not know by name, or shows a name there
- * otherwise than the disk does (a copy of its own not named yet: ll-bridge.ts, #taint). The name
- * must be missing from the upper layer and found in a lower one as a regular file with one link
- * and at most the size C copies up, with no `.wh.` file for it in the layers above (the union's
- * walk, resolver.ts; the probe paths stop at the first opaque directory). Anything else, a
- * `.wh.` name included, goes to JS. 1 when answered.
+ * The caller found the name first in the layer at `depth` of the directory node `p` (holder: its
+ * host path `path`, its lstat *st), not pending. Answered only in a directory JS marked for it
+ * (positiveAllow), and only when JS would show the name as the disk holds it: no forget waits for
+ * JS (it could drop a node of the directory's, or of a name not written yet), nor a request about
+ * the directory but the lookup of another name (queue_touches); no node JS holds answers for the
+ * name unless C knows it by that name (in cow_names: then the lookup is JS's, which gives that
+ * node); and the name is not pending (a rename answered here, not written yet, gave it or took it
+ * away). JS takes the directory's mark away for good before it holds a node for such a file that
+ * C does not know by name, or shows a name there otherwise than the disk does (a copy of its own
+ * not named yet: ll-bridge.ts, #taint). The name must be missing from the upper layer (depth 0)
+ * and found in a lower one as a regular file with one link and at most the size C copies up, with
+ * no `.wh.` file for it in the layers above (the union's walk, resolver.ts; the probe paths stop
+ * at the first opaque directory). Anything else, a `.wh.` name included, goes to JS. 1 when
+ * answered.
  */
-static int file_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
-    if (s->queued_forgets || s->ids_next >= s->ids_end || !s->cow_names || !s->cow_pending ||
-        strncmp(name, ".wh.", 4) == 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+static int file_lookup(fll_session *s, fuse_req_t req, const fll_fast_node *p, fuse_ino_t parent, const char *name,
+                       int depth, const char *path, const struct stat *st) {
+    if (!p->positive || depth == 0 || !S_ISREG(st->st_mode) || st->st_nlink != 1 || st->st_size > s->cow_limit ||
+        (double)st->st_ino >= 9007199254740992.0 || s->queued_forgets || s->ids_next >= s->ids_end ||
+        strncmp(name, ".wh.", 4) == 0 || name_entry(s->cow_names, parent, name) ||
         (s->queued && queue_touches(s, parent, name)))
-        return 0;
-    const fll_fast_node *p = fll_node_find(s, parent);
-    if (!p || !p->probe || !p->positive || pending_has(s, parent, name) || name_known(s, parent, name)) return 0;
-    char path[PATH_MAX];
-    struct stat st;
-    int depth = 0;
-    const char *dir = p->probe;
-    for (; *dir; dir += strlen(dir) + 1, depth++) {
-        int len = snprintf(path, sizeof path, "%s/%s", dir, name);
-        if (len < 0 || (size_t)len >= sizeof path) return 0;
-        if (lstat(path, &st) == 0) break;
-        if (errno != ENOENT) return 0;
-    }
-    if (!*dir || depth == 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_size > s->cow_limit ||
-        (double)st.st_ino >= 9007199254740992.0)
         return 0;
     const char *above = p->probe;
     for (int i = 0; i < depth; i++, above += strlen(above) + 1) {
@@ -735,7 +730,7 @@ static int file_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const 
         return 0;
     }
     /* (p may move: mark_node adds a node.) */
-    if (!mark_node(s, ino, src, 0, 0, 1, 0, parent, name, (uint64_t)st.st_ino)) {
+    if (!mark_node(s, ino, src, 0, 0, 1, 0, parent, name, (uint64_t)st->st_ino)) {
         free(r->name);
         free(r);
         return 0;
@@ -745,13 +740,13 @@ static int file_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const 
     struct fuse_entry_param out;
     memset(&out, 0, sizeof out);
     out.ino = ino;
-    out.attr = st;
+    out.attr = *st;
     out.attr_timeout = s->cow_attr_timeout;
     out.entry_timeout = s->cow_entry_timeout;
     r->kind = FLL_LOOKUP;
     r->parent = parent;
     r->ino = ino;
-    r->offset = (int64_t)st.st_ino;
+    r->offset = (int64_t)st->st_ino;
     r->flags = COW_LOOKUP_NEW;
     fll_push(s, r);
     FLL_SEND(s, req, fuse_reply_entry(req, &out));
@@ -761,7 +756,13 @@ static int file_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const 
 int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
     if (!s->cow_dir) return 0;
     if (dir_lookup(s, req, parent, name)) return 1;
-    if (!missing_in(s, parent, name, 0)) return file_lookup(s, req, parent, name);
+    /* One walk of the directory's layers for both answers: missing, or a lower file. */
+    const fll_fast_node *n = fll_node_find(s, parent);
+    if (!n || !n->probe || pending_has(s, parent, name)) return 0;
+    char path[PATH_MAX];
+    struct stat st;
+    int depth = holder(n, name, path, &st);
+    if (depth != HOLDER_NONE) return depth > 0 && file_lookup(s, req, n, parent, name, depth, path, &st);
     s->cow_lookups++;
     size_t len = strlen(name);
     struct fll_missing *m = &s->missing[s->missing_next];
@@ -881,8 +882,7 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     if (!s->cow_dir || !s->cow_names || !s->cow_pending || s->queued_forgets || s->queued_lifts || s->cow_room == 0 ||
         (flags & ~(unsigned int)RENAME_NOREPLACE) || strncmp(newname, ".wh.", 4) == 0)
         return 0;
-    const fll_cow_name *e = s->cow_names[name_hash(parent, name)];
-    while (e && !(e->parent == parent && strcmp(e->name, name) == 0)) e = e->next;
+    const fll_cow_name *e = name_entry(s->cow_names, parent, name);
     fll_fast_node *n = e ? fll_node_find(s, e->ino) : NULL;
     if (!n || !n->src || n->dir || n->made || n->opens || n->js_open || !missing_in(s, newparent, newname, 1)) return 0;
     uint64_t ino = e->ino;

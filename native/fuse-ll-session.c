@@ -756,8 +756,7 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info) {
  * opens, setattrs, getattrs, listing ends, getxattrs, listxattrs and lookups answered in C, of
  * the opens the first ones, the ACLs set on files JS made, the opens for writing copied up, the
  * lookups of directories, the renames, the setxattrs of lower files, and the first lookups of
- * lower files]: in the order of
- * LOOP_STATS (src/sys/fuse-ll.ts), which names them. */
+ * lower files]: in the order of LOOP_STATS (src/sys/fuse-ll.ts), which names them. */
 napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     size_t argc = 1;
     napi_value argv[1], out, v;

@@ -420,7 +420,8 @@ export class LowLevelBridge {
       this.#options.log(`layerfs: a lookup answered in C gave node ${id} a name in node ${parentId}, which is gone`)
       return
     }
-    if (this.#nodes.child(parent, name)) this.#options.log(`layerfs: a lookup answered in C gave ${name} a new node while node ${this.#nodes.child(parent, name)!.id} had it`)
+    const had = this.#nodes.child(parent, name)
+    if (had) this.#options.log(`layerfs: a lookup answered in C gave ${name} a new node while node ${had.id} had it`)
     const node = this.#nodes.adopt(id, parent, name, shownIno)
     node.cow = true
     node.named = true

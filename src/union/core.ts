@@ -342,13 +342,11 @@ export class Core {
     entry.staged = fd
     this.resolver.pin(entry)
     const copy: Deferred = { entry, bytes, flushed: false, moved }
-    this.#track(this.#deferred, entry.path, true)
-    this.#deferred.set(entry.path, copy)
+    this.#put(this.#deferred, entry.path, copy)
     this.onCopyRoom?.(DEFERRED_MAX - this.#deferred.size)
     if (moved) {
       this.resolver.pinMissing(moved.from)
-      this.#track(this.#movedFrom, moved.from, true)
-      this.#movedFrom.set(moved.from, copy)
+      this.#put(this.#movedFrom, moved.from, copy)
       const dir = splitPath(entry.path)[0]
       this.#movesInto.set(dir, (this.#movesInto.get(dir) ?? 0) + 1)
       if (!moved.onWritten) this.onMovePending?.('/' + dir)
@@ -410,8 +408,7 @@ export class Core {
     const links = (copy.links ??= [])
     links.push(linked)
     for (const entry of [source, ...links]) entry.stagedNames = 1 + links.length
-    this.#track(this.#linkedAt, toRel, true)
-    this.#linkedAt.set(toRel, copy)
+    this.#put(this.#linkedAt, toRel, copy)
     this.resolver.set(toRel, linked)
     this.resolver.pin(linked)
     // Counted as a rename into the directory is (no listing answered from the disk meanwhile), but
@@ -590,12 +587,21 @@ export class Core {
     return this.#movesInto.has(dir)
   }
 
-  /** `rel` goes into the map (`add`), one of #deferred, #movedFrom and #linkedAt, or out of it:
-   *  #unwrittenIn follows. */
-  #track(map: Map<string, Deferred>, rel: string, add: boolean): void {
-    if (map.has(rel) === add) return
+  /** `rel` goes into `map`, one of #deferred, #movedFrom and #linkedAt, as `copy`'s (#unwrittenIn
+   *  counts it, unless it was there). */
+  #put(map: Map<string, Deferred>, rel: string, copy: Deferred): void {
+    if (!map.has(rel)) this.#countUnwritten(rel, 1)
+    map.set(rel, copy)
+  }
+
+  /** `rel` leaves `map` (see #put). */
+  #take(map: Map<string, Deferred>, rel: string): void {
+    if (map.delete(rel)) this.#countUnwritten(rel, -1)
+  }
+
+  #countUnwritten(rel: string, by: number): void {
     const dir = splitPath(rel)[0]
-    const count = (this.#unwrittenIn.get(dir) ?? 0) + (add ? 1 : -1)
+    const count = (this.#unwrittenIn.get(dir) ?? 0) + by
     if (count > 0) this.#unwrittenIn.set(dir, count)
     else this.#unwrittenIn.delete(dir)
   }
@@ -668,13 +674,11 @@ export class Core {
     const links = copy.links ?? []
     const rel = entry.path
     const fd = entry.staged!
-    this.#track(this.#deferred, rel, false)
-    this.#deferred.delete(rel)
+    this.#take(this.#deferred, rel)
     this.onCopyRoom?.(DEFERRED_MAX - this.#deferred.size)
     this.resolver.unpin(rel)
     if (moved) {
-      this.#track(this.#movedFrom, moved.from, false)
-      this.#movedFrom.delete(moved.from)
+      this.#take(this.#movedFrom, moved.from)
       this.resolver.unpin(moved.from)
     }
     for (const linked of [entry, ...links]) {
@@ -682,8 +686,7 @@ export class Core {
       linked.stagedNames = undefined
     }
     for (const linked of links) {
-      this.#track(this.#linkedAt, linked.path, false)
-      this.#linkedAt.delete(linked.path)
+      this.#take(this.#linkedAt, linked.path)
       this.resolver.unpin(linked.path)
     }
     let named = false
