@@ -431,8 +431,7 @@ export class Core {
   adoptMove(fromRel: string, toRel: string, fd: number, bytes: number, srcIno: number, finish: (dirTimes: boolean) => void, onWritten: () => void): void {
     const started = performance.now()
     try {
-      const source = this.resolver.resolve(fromRel)
-      if (!source || inUpper(source) || source.kind !== 'file' || this.#inflight.has(fromRel)) throw fsError('ESTALE', `/${fromRel} is no longer that lower file`)
+      if (!this.#stillLower(fromRel)) throw fsError('ESTALE', `/${fromRel} is no longer that lower file`)
       this.ensureUpperDir(this.resolver.get(splitPath(fromRel)[0]))
       this.ensureUpperDir(this.resolver.get(splitPath(toRel)[0]))
     } catch (err) {
@@ -442,6 +441,19 @@ export class Core {
     }
     const moved: Entry = { path: toRel, kind: 'file', layer: this.requireUpper(), dirLayers: NO_LAYERS, ino: srcIno, metacopy: false }
     this.#defer(moved, fd, bytes, started, { from: fromRel, finish, onWritten })
+  }
+
+  /** Whether `rel`, whose copy-up C made, is still the lower file it copied: as the cache knows it,
+   *  or, for a name the cache does not hold (C answered its lookup itself), as C found it. What the
+   *  cache does not hold, the disk shows (what it does not show yet is pinned), and C's mark on the
+   *  file went before anything JS did could change it (ll-bridge.ts, #unmarkChanged). Not walked
+   *  again: a lookup's walk, two lstats a layer, cost a rename answered in C more CPU than the rest
+   *  of its adoption. */
+  #stillLower(rel: string): boolean {
+    if (this.#inflight.has(rel)) return false
+    if (!this.resolver.isCached(rel)) return true
+    const source = this.resolver.resolve(rel)
+    return source !== undefined && !inUpper(source) && source.kind === 'file'
   }
 
   /** Unless a flush runs or is scheduled, start one flushWindowMs from now for the deferred copies
