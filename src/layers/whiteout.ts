@@ -12,7 +12,7 @@
  */
 import { type BigIntStats, type Stats, constants } from 'node:fs'
 import type { HostPath } from '../sys/names.js'
-import { ST, ST_FIELDS, lgetxattrSync, lstatIfAny } from '../sys/native.js'
+import { ST, ST_FIELDS, lgetxattrSync, llistxattrSync, lstatIfAny } from '../sys/native.js'
 
 export const WHITEOUT_PREFIX = '.wh.'
 export const OPAQUE_MARKER = '.wh..wh..opq'
@@ -66,9 +66,20 @@ export function isOpaqueValue(value: Buffer | undefined): boolean {
 
 /** True when a directory is opaque by its xattr (either namespace). The `.wh..wh..opq` child is the
  *  caller's to check, since it usually has the directory listing at hand. Synchronous: it sits on
- *  the lookup path, where a thread-pool hop would cost more than the read (see lgetxattrSync). */
+ *  the lookup path, where a thread-pool hop would cost more than the read (see lgetxattrSync). One
+ *  listing of the directory's xattr names, and a read only of a marker it lists: most directories
+ *  hold none (a copied-up one an origin), and a read per name had cost each directory of a lookup
+ *  walk two syscalls a layer. */
 export function hasOpaqueXattr(dirPath: HostPath): boolean {
+  let names: string[]
+  try {
+    names = llistxattrSync(dirPath)
+  } catch (err) {
+    if (isErrno(err, 'ENOTSUP', 'EOPNOTSUPP')) return false // no xattrs on this filesystem
+    throw err
+  }
   for (const name of OPAQUE_XATTRS) {
+    if (!names.includes(name)) continue
     try {
       if (isOpaqueValue(lgetxattrSync(dirPath, name))) return true
     } catch (err) {
