@@ -16,7 +16,8 @@
         "native/fuse-ll-reply.c",
         "native/fuse-ll-passthrough.c",
         "native/fuse-ll-fast.c",
-        "native/fuse-ll-cow.c"
+        "native/fuse-ll-cow.c",
+        "native/lower-names.c"
       ],
       # libfuse3 for the low-level FUSE bridge (native/fuse-ll*.c).
       "cflags": ["<!@(pkg-config --cflags fuse3)"],

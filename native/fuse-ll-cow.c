@@ -643,13 +643,18 @@ enum { HOLDER_NONE = -1, HOLDER_UNKNOWN = -2 };
 /* The first of the host paths of the directory node `n` (marked for its lookups: probe) that holds
  * `name`, by its place in them (0: the upper layer's), its path in `path` (PATH_MAX) and its lstat
  * in *st; or HOLDER_NONE, or HOLDER_UNKNOWN. */
-static int holder(const fll_fast_node *n, const char *name, char *path, struct stat *st) {
+static int holder(fll_session *s, const fll_fast_node *n, const char *name, char *path, struct stat *st) {
     int depth = 0;
     for (const char *dir = n->probe; *dir; dir += strlen(dir) + 1, depth++) {
+        /* Below the upper layer's (the first, probeAllow), a name a lower directory's names do not
+         * list is not there (lower-names.c). */
+        int listed = depth > 0 ? fll_lower_lists(s, dir, name) : -1;
+        if (listed == 0) continue;
         int len = snprintf(path, PATH_MAX, "%s/%s", dir, name);
         if (len < 0 || len >= PATH_MAX) return HOLDER_UNKNOWN;
         if (lstat(path, st) == 0) return depth;
         if (errno != ENOENT) return HOLDER_UNKNOWN;
+        if (listed < 0 && depth > 0) fll_lower_missed(s, dir);
     }
     return HOLDER_NONE;
 }
@@ -668,7 +673,7 @@ static int missing_in(fll_session *s, fuse_ino_t parent, const char *name, int r
     if (recent && found_missing(s, parent, name)) return 1;
     char path[PATH_MAX];
     struct stat st;
-    return holder(n, name, path, &st) == HOLDER_NONE;
+    return holder(s, n, name, path, &st) == HOLDER_NONE;
 }
 
 /* Whether a request queued for JS (read before this lookup, not handed to JS yet) names the directory
@@ -718,7 +723,11 @@ static int file_lookup(fll_session *s, fuse_req_t req, const fll_fast_node *p, f
         char marker[PATH_MAX];
         struct stat ms;
         int len = snprintf(marker, sizeof marker, "%s/.wh.%s", above, name);
-        if (len < 0 || (size_t)len >= sizeof marker || lstat(marker, &ms) == 0 || errno != ENOENT) return 0;
+        if (len < 0 || (size_t)len >= sizeof marker) return 0;
+        int listed = i > 0 ? fll_lower_lists(s, above, marker + strlen(above) + 1) : -1;
+        if (listed == 0) continue;
+        if (listed == 1 || lstat(marker, &ms) == 0 || errno != ENOENT) return 0;
+        if (i > 0) fll_lower_missed(s, above);
     }
     uint64_t ino = s->ids_next;
     fll_rec *r = calloc(1, sizeof *r);
@@ -761,7 +770,7 @@ int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     if (!n || !n->probe || pending_has(s, parent, name)) return 0;
     char path[PATH_MAX];
     struct stat st;
-    int depth = holder(n, name, path, &st);
+    int depth = holder(s, n, name, path, &st);
     if (depth != HOLDER_NONE) return depth > 0 && file_lookup(s, req, n, parent, name, depth, path, &st);
     s->cow_lookups++;
     size_t len = strlen(name);
@@ -1154,6 +1163,7 @@ static void names_free(fll_cow_name ***names) {
 }
 
 void fll_cow_free(fll_session *s) {
+    fll_lower_free(s);
     names_free(&s->cow_names);
     names_free(&s->cow_pending);
     free(s->cow_dir);

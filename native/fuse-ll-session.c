@@ -755,8 +755,8 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info) {
 /* loopStats(handle) → [busy-polls run, busy-polls skipped for too many callers, the callers allowed,
  * opens, setattrs, getattrs, listing ends, getxattrs, listxattrs and lookups answered in C, of
  * the opens the first ones, the ACLs set on files JS made, the opens for writing copied up, the
- * lookups of directories, the renames, the setxattrs of lower files, and the first lookups of
- * lower files]: in the order of LOOP_STATS (src/sys/fuse-ll.ts), which names them. */
+ * lookups of directories, the renames, the setxattrs of lower files, the first lookups of lower
+ * files, and the lower directories whose names those lookups read]: in the order of LOOP_STATS (src/sys/fuse-ll.ts), which names them. */
 napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     size_t argc = 1;
     napi_value argv[1], out, v;
@@ -769,7 +769,8 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
                         (double)s->dir_ends,     (double)s->cow_getxattrs, (double)s->cow_listxattrs,
                         (double)s->cow_lookups,  (double)s->first_opens,  (double)s->made_setxattrs,
                         (double)s->cow_opens,    (double)s->cow_dir_lookups, (double)s->cow_renames,
-                        (double)s->cow_setxattrs, (double)s->cow_file_lookups};
+                        (double)s->cow_setxattrs, (double)s->cow_file_lookups,
+                        (double)fll_lower_reads(s)};
     const uint32_t count = sizeof stats / sizeof *stats;
     napi_create_array_with_length(env, count, &out);
     for (uint32_t i = 0; i < count; i++) {

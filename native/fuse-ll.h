@@ -151,6 +151,8 @@ typedef struct {
 /* The last requests, by sender: how many threads are calling at once (see on_readable). */
 #define FLL_CALLERS 16
 
+typedef struct fll_lower_names fll_lower_names; /* lower-names.c */
+
 typedef struct fll_session {
     napi_env env;
     napi_ref self;       /* the handle object; strong while mounted so it cannot be collected */
@@ -211,6 +213,7 @@ typedef struct fll_session {
     uint64_t cow_lookups;    /* lookups of names missing from marked upper-only directories */
     uint64_t cow_dir_lookups; /* lookups of marked directories answered in C */
     uint64_t cow_file_lookups; /* first lookups of small lower files answered in C (file_lookup) */
+    fll_lower_names *lower_names; /* names of lower directories read for those lookups (lower-names.c) */
     uint64_t ids_next, ids_end; /* node ids JS reserved for those: [next, end) (lookupIds) */
     struct fll_cow_name **cow_names; /* the marked nodes' names, by (parent, name) hash */
     struct fll_cow_name **cow_pending; /* names renames answered in C gave their directories before
@@ -320,6 +323,16 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
 int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
                     const struct fuse_file_info *fi);
 void fll_cow_free(fll_session *s);
+
+/* lower-names.c. Whether the lower directory `dir` (a host path) lists `name`: 1 or 0, or -1 when
+ * its names are not known (not read yet, or not kept). */
+int fll_lower_lists(const fll_session *s, const char *dir, const char *name);
+/* A name was found missing from the lower directory `dir` by lstat: the second such miss reads
+ * its names. */
+void fll_lower_missed(fll_session *s, const char *dir);
+/* Lower directories read so far (loopStats). */
+uint64_t fll_lower_reads(const fll_session *s);
+void fll_lower_free(fll_session *s);
 napi_value fll_js_cow_configure(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_room(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_open_fh(napi_env env, napi_callback_info info);

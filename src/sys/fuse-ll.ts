@@ -416,7 +416,7 @@ export const FAST_FH = 2 ** 52
 export const LOOP_STATS = [
   'spins', 'spinsSkipped', 'spinCallers', 'fastOpens', 'cowSetattrs', 'cowGetattrs', 'dirEnds', 'cowGetxattrs',
   'cowListxattrs', 'cowLookups', 'firstOpens', 'madeSetxattrs', 'cowOpens', 'cowDirLookups', 'cowRenames', 'cowSetxattrs',
-  'cowFileLookups',
+  'cowFileLookups', 'lowerDirsRead',
 ] as const
 
 export type LoopStats = Record<(typeof LOOP_STATS)[number], number>

@@ -634,13 +634,14 @@ export class Union {
   }
 
   /**
-   * Where a name in the directory `path` could be: its host path in the upper layer (made or not)
-   * and in each lower layer that contributes to it, down to the first opaque one. A name missing
-   * from all of them is missing from the directory, whatever whiteouts say: the FUSE bridge answers
-   * such lookups outside the union (native/fuse-ll-cow.c). `movable`: the directory is only in the
-   * upper layer, the one kind renamed in place, so the paths hold until a rename moves it or a
-   * directory above it. Undefined for anything else, and while a deferred rename has yet to write a
-   * name into it (Core.deferMove): the disk does not hold all its names then.
+   * Where a name in the directory `path` could be: its host path in the upper layer (made or not),
+   * first whenever the union has one, and in each lower layer that contributes to it, down to the
+   * first opaque one (C reads the names of those, which never change: native/lower-names.c). A
+   * name missing from all of them is missing from the directory, whatever whiteouts say: the FUSE
+   * bridge answers such lookups outside the union (native/fuse-ll-cow.c). `movable`: the directory
+   * is only in the upper layer, the one kind renamed in place, so the paths hold until a rename
+   * moves it or a directory above it. Undefined for anything else, and while a deferred rename has
+   * yet to write a name into it (Core.deferMove): the disk does not hold all its names then.
    */
   probeDirsSync(path: string): { dirs: HostPath[]; movable: boolean } | undefined {
     const rel = relPath(path)

@@ -1127,7 +1127,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         const inos = new Map<string, bigint>()
         const show = async (step: string, names: string[]): Promise<void> => {
           for (const name of names) {
-            const st = await lstat(join(mnt, name), { bigint: true }).catch((err: NodeJS.ErrnoException) => err.code)
+            const st = await lstat(join(mnt, name), { bigint: true }).catch((err: NodeJS.ErrnoException) => err.code ?? String(err))
             if (typeof st === 'string') {
               shown.push(`${step} ${name}: ${st}`)
               continue
@@ -1190,5 +1190,68 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     // at least (those after the caches were dropped may find the kernel's forgets still waiting
     // for JS, and go to JS).
     expect(actual.inC).toBeGreaterThanOrEqual(6)
+  })
+
+  // Lookups in C read a lower directory's names once four names were found missing there, and from
+  // then on answer from them without an lstat (native/lower-names.c): every name must still come
+  // out as the layers hold it, the one shadowing another, the one whited out, the one below both.
+  it('answers lookups from the names of lower directories once it has read them', async () => {
+    const probes = ['x1', 'x2', 'x3', 'x4', 'x5', 'x6'].map((name) => `p/${name}`)
+    const names = ['t1', 'm1', 'b1', 'sh', 'wo', 'deep', 'x7'].map((name) => `p/${name}`)
+    const lookUp = async (mnt: string, step: string, paths: string[], shown: string[]): Promise<void> => {
+      for (const path of paths) {
+        const text = await readFile(join(mnt, path), 'utf8').catch((err: NodeJS.ErrnoException) => err.code)
+        shown.push(`${step} ${path}: ${text}`)
+      }
+    }
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; read?: number }> => {
+      const { mnt, handle } = await frame.stack(driver, ',entry_timeout=0,attr_timeout=0', async (top, mid, bottom) => {
+        const files: Array<[string, string[]]> = [[top, ['t1', 't2']], [mid, ['m1', 'wo', 'sh']], [bottom, ['b1', 'wo', 'sh', 'deep']]]
+        for (const [layer, list] of files) {
+          await mkdir(join(layer, 'p'))
+          for (const name of list) await writeFile(join(layer, 'p', name), `${layer === top ? 'top' : layer === mid ? 'mid' : 'bottom'} ${name}`)
+        }
+        execFileSync('mknod', [join(top, 'p', 'wo'), 'c', '0', '0'])
+      }, 3)
+      try {
+        const read = await answeredInC(driver, mnt, 'lowerDirsRead')
+        const shown: string[] = []
+        await lookUp(mnt, 'probe', probes, shown)
+        await lookUp(mnt, 'first', names, shown)
+        writeFileSync('/proc/sys/vm/drop_caches', '2')
+        await lookUp(mnt, 'again', names, shown)
+        return { shown, read: await read() }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const actual = await sameAsKernel(run)
+    expect(actual.shown).toContain('again p/sh: mid sh')
+    expect(actual.shown).toContain('again p/wo: ENOENT')
+    expect(actual.shown).toContain('again p/deep: bottom deep')
+    // The three lower directories (more when a probe of the directory itself missed a name).
+    expect(actual.read).toBeGreaterThanOrEqual(3)
+
+    // The OCI encoding, which kernel overlayfs does not read: a `.wh.` file hides its name below,
+    // listed or not, and never shows itself.
+    const { mnt, handle } = await frame.stack('layerfs', ',entry_timeout=0,attr_timeout=0', async (top, bottom) => {
+      await mkdir(join(top, 'q'))
+      await mkdir(join(bottom, 'q'))
+      await writeFile(join(top, 'q', '.wh.hid'), '')
+      await writeFile(join(top, 'q', 'f1'), 'top f1')
+      for (const name of ['hid', 'g1']) await writeFile(join(bottom, 'q', name), `bottom ${name}`)
+    }, 2)
+    try {
+      const read = await answeredInC('layerfs', mnt, 'lowerDirsRead')
+      const shown: string[] = []
+      await lookUp(mnt, 'probe', probes.map((path) => path.replace('p/', 'q/')), shown)
+      await lookUp(mnt, 'first', ['q/hid', 'q/.wh.hid', 'q/g1', 'q/f1'], shown)
+      expect(shown.filter((line) => line.startsWith('first'))).toEqual([
+        'first q/hid: ENOENT', 'first q/.wh.hid: ENOENT', 'first q/g1: bottom g1', 'first q/f1: top f1',
+      ])
+      expect(await read()).toBeGreaterThanOrEqual(2)
+    } finally {
+      await mounts.unmount(handle)
+    }
   })
 })
