@@ -327,8 +327,8 @@ void fll_cow_free(fll_session *s);
 /* lower-names.c. Whether the lower directory `dir` (a host path) lists `name`: 1 or 0, or -1 when
  * its names are not known (not read yet, or not kept). */
 int fll_lower_lists(const fll_session *s, const char *dir, const char *name);
-/* A name was found missing from the lower directory `dir` by lstat: the second such miss reads
- * its names. */
+/* A name was found missing from the lower directory `dir` by lstat: the fourth such miss reads its
+ * names (LOWER_MISSES). */
 void fll_lower_missed(fll_session *s, const char *dir);
 /* Lower directories read so far (loopStats). */
 uint64_t fll_lower_reads(const fll_session *s);
