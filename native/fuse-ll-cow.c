@@ -130,8 +130,7 @@ typedef struct fll_cow_name {
 #define COW_NAME_BUCKETS 65536
 
 static uint32_t name_hash(uint64_t parent, const char *name) {
-    uint64_t h = 1469598103934665603ULL ^ parent; /* FNV-1a over the name, seeded by the parent */
-    for (const unsigned char *c = (const unsigned char *)name; *c; c++) h = (h ^ *c) * 1099511628211ULL;
+    uint64_t h = fll_fnv1a(parent, name);
     return (uint32_t)(h ^ (h >> 32)) & (COW_NAME_BUCKETS - 1);
 }
 
@@ -646,15 +645,9 @@ enum { HOLDER_NONE = -1, HOLDER_UNKNOWN = -2 };
 static int holder(fll_session *s, const fll_fast_node *n, const char *name, char *path, struct stat *st) {
     int depth = 0;
     for (const char *dir = n->probe; *dir; dir += strlen(dir) + 1, depth++) {
-        /* Below the upper layer's (the first, probeAllow), a name a lower directory's names do not
-         * list is not there (lower-names.c). */
-        int listed = depth > 0 ? fll_lower_lists(s, dir, name) : -1;
-        if (listed == 0) continue;
-        int len = snprintf(path, PATH_MAX, "%s/%s", dir, name);
-        if (len < 0 || len >= PATH_MAX) return HOLDER_UNKNOWN;
-        if (lstat(path, st) == 0) return depth;
-        if (errno != ENOENT) return HOLDER_UNKNOWN;
-        if (listed < 0 && depth > 0) fll_lower_missed(s, dir);
+        int there = fll_probe_name(s, dir, depth, name, path, st);
+        if (there < 0) return HOLDER_UNKNOWN;
+        if (there) return depth;
     }
     return HOLDER_NONE;
 }
@@ -718,17 +711,13 @@ static int file_lookup(fll_session *s, fuse_req_t req, const fll_fast_node *p, f
         strncmp(name, ".wh.", 4) == 0 || name_entry(s->cow_names, parent, name) ||
         (s->queued && queue_touches(s, parent, name)))
         return 0;
+    /* (A name of the kernel's has at most NAME_MAX bytes; its marker may be too long to exist.) */
+    char marker[NAME_MAX + 5], marker_path[PATH_MAX];
+    struct stat ms;
+    snprintf(marker, sizeof marker, ".wh.%s", name);
     const char *above = p->probe;
-    for (int i = 0; i < depth; i++, above += strlen(above) + 1) {
-        char marker[PATH_MAX];
-        struct stat ms;
-        int len = snprintf(marker, sizeof marker, "%s/.wh.%s", above, name);
-        if (len < 0 || (size_t)len >= sizeof marker) return 0;
-        int listed = i > 0 ? fll_lower_lists(s, above, marker + strlen(above) + 1) : -1;
-        if (listed == 0) continue;
-        if (listed == 1 || lstat(marker, &ms) == 0 || errno != ENOENT) return 0;
-        if (i > 0) fll_lower_missed(s, above);
-    }
+    for (int i = 0; i < depth; i++, above += strlen(above) + 1)
+        if (fll_probe_name(s, above, i, marker, marker_path, &ms) != 0) return 0;
     uint64_t ino = s->ids_next;
     fll_rec *r = calloc(1, sizeof *r);
     char *src = strdup(path);

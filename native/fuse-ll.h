@@ -153,6 +153,14 @@ typedef struct {
 
 typedef struct fll_lower_names fll_lower_names; /* lower-names.c */
 
+/* FNV-1a over the bytes of `s`, its offset basis mixed with `seed` (the name tables of
+ * fuse-ll-cow.c, seeded by the parent; lower-names.c). */
+static inline uint64_t fll_fnv1a(uint64_t seed, const char *s) {
+    uint64_t h = 1469598103934665603ULL ^ seed;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) h = (h ^ *c) * 1099511628211ULL;
+    return h;
+}
+
 typedef struct fll_session {
     napi_env env;
     napi_ref self;       /* the handle object; strong while mounted so it cannot be collected */
@@ -324,12 +332,12 @@ int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct
                     const struct fuse_file_info *fi);
 void fll_cow_free(fll_session *s);
 
-/* lower-names.c. Whether the lower directory `dir` (a host path) lists `name`: 1 or 0, or -1 when
- * its names are not known (not read yet, or not kept). */
-int fll_lower_lists(const fll_session *s, const char *dir, const char *name);
-/* A name was found missing from the lower directory `dir` by lstat: the fourth such miss reads its
- * names (LOWER_MISSES). */
-void fll_lower_missed(fll_session *s, const char *dir);
+/* lower-names.c. Whether `name` is in `dir`, the probe path at `depth` of a directory marked for
+ * its lookups (0: the upper layer's, which changes; the others lower, which never do): 1, with its
+ * host path in `path` (PATH_MAX) and its lstat in *st; 0, not there; -1, unknown (an error but
+ * ENOENT, a path too long). A lower directory's names, once read, spare the lstat of a name it does
+ * not list. */
+int fll_probe_name(fll_session *s, const char *dir, int depth, const char *name, char *path, struct stat *st);
 /* Lower directories read so far (loopStats). */
 uint64_t fll_lower_reads(const fll_session *s);
 void fll_lower_free(fll_session *s);

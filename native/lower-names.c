@@ -9,8 +9,11 @@
  * others are dropped (read again at their next misses), as are all records past LOWER_DIRS_MAX. */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fuse-ll.h"
 
@@ -41,9 +44,8 @@ struct fll_lower_names {
 };
 
 static uint32_t fnv(const char *s) {
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
+    uint64_t h = fll_fnv1a(0, s);
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 static lower_dir *dir_find(const fll_lower_names *ln, const char *path, uint32_t hash) {
@@ -145,11 +147,8 @@ static void dir_read(fll_lower_names *ln, lower_dir *d) {
     ln->reads++;
 }
 
-int fll_lower_lists(const fll_session *s, const char *dir, const char *name) {
-    const fll_lower_names *ln = s->lower_names;
-    if (!ln) return -1;
-    const lower_dir *d = dir_find(ln, dir, fnv(dir));
-    if (!d || d->state != LOWER_READ) return -1;
+/* Whether d, read, lists `name`. */
+static int lists(const lower_dir *d, const char *name) {
     if (!d->count) return 0;
     /* Never full (twice as many slots as names): a free slot ends every probe. */
     for (uint32_t i = fnv(name) & d->mask;; i = (i + 1) & d->mask) {
@@ -159,11 +158,11 @@ int fll_lower_lists(const fll_session *s, const char *dir, const char *name) {
     }
 }
 
-void fll_lower_missed(fll_session *s, const char *dir) {
+/* A name was found missing from the lower directory `dir` (its record d, or none yet) by lstat:
+ * the LOWER_MISSES-th miss reads its names. */
+static void missed(fll_session *s, const char *dir, uint32_t hash, lower_dir *d) {
     if (!s->lower_names && !(s->lower_names = calloc(1, sizeof *s->lower_names))) return;
     fll_lower_names *ln = s->lower_names;
-    uint32_t hash = fnv(dir);
-    lower_dir *d = dir_find(ln, dir, hash);
     if (!d) {
         if (ln->dirs >= LOWER_DIRS_MAX) lower_clear(ln, NULL, 1);
         size_t len = strlen(dir);
@@ -175,6 +174,22 @@ void fll_lower_missed(fll_session *s, const char *dir) {
         ln->dirs++;
     }
     if (d->state == LOWER_UNREAD && ++d->misses >= LOWER_MISSES) dir_read(ln, d);
+}
+
+int fll_probe_name(fll_session *s, const char *dir, int depth, const char *name, char *path, struct stat *st) {
+    uint32_t hash = 0;
+    lower_dir *d = NULL;
+    if (depth > 0) {
+        hash = fnv(dir);
+        d = s->lower_names ? dir_find(s->lower_names, dir, hash) : NULL;
+        if (d && d->state == LOWER_READ && !lists(d, name)) return 0;
+    }
+    int len = snprintf(path, PATH_MAX, "%s/%s", dir, name);
+    if (len < 0 || len >= PATH_MAX) return -1;
+    if (lstat(path, st) == 0) return 1;
+    if (errno != ENOENT) return -1;
+    if (depth > 0 && !(d && d->state != LOWER_UNREAD)) missed(s, dir, hash, d);
+    return 0;
 }
 
 uint64_t fll_lower_reads(const fll_session *s) {

@@ -137,10 +137,11 @@ export class NodeTable {
   adopt(id: number, parent: Node, name: string, ino: number): Node {
     const node = newNode(id, parent, name, ino)
     node.lookups = 1
-    const old = this.#byName.get(nameKey(parent, name))
+    const key = nameKey(parent, name)
+    const old = this.#byName.get(key)
     if (old) this.retire(old)
     this.#byId.set(id, node)
-    this.#byName.set(nameKey(parent, name), node)
+    this.#byName.set(key, node)
     this.#indexIno(node)
     return node
   }
