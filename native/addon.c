@@ -10,6 +10,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("lstatInto", js_lstat_into),
         FN("fstatInto", js_fstat_into),
         FN("listDir", js_list_dir),
+        FN("listDirAsync", js_list_dir_async),
         FN("nameBytes", js_name_bytes),
         FN("nameFromBytes", js_name_from_bytes),
         FN("readlink", js_readlink),

@@ -49,6 +49,7 @@ napi_value js_prefetch(napi_env env, napi_callback_info info);
 napi_value js_lstat_into(napi_env env, napi_callback_info info);
 napi_value js_fstat_into(napi_env env, napi_callback_info info);
 napi_value js_list_dir(napi_env env, napi_callback_info info);
+napi_value js_list_dir_async(napi_env env, napi_callback_info info);
 
 /* names.c */
 napi_value js_name_bytes(napi_env env, napi_callback_info info);

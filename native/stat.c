@@ -194,10 +194,17 @@ static napi_status list_done(napi_env env, op *o, napi_value *out) {
     return s;
 }
 
-/* listDir(path, stats) → [names, numbers]: numbers holds ST_FIELDS per name, in the same order;
- * all of them with `stats`, else the type bits (see list_exec) */
+/* listDir(path, flags) → [names, numbers]: numbers holds ST_FIELDS per name, in the same order;
+ * all of them with LIST_STATS, else the type bits (see list_exec) */
 napi_value js_list_dir(napi_env env, napi_callback_info info) {
     op *o = op_new("scandir", list_exec, list_done);
     if (!o) return op_nomem(env);
     return op_run_sync(env, info, o, "su", &o->path, &o->flags);
+}
+
+/* listDirAsync(path, flags) → Promise<[names, numbers]>: listDir on the thread pool. */
+napi_value js_list_dir_async(napi_env env, napi_callback_info info) {
+    op *o = op_new("scandir", list_exec, list_done);
+    if (!o) return op_nomem(env);
+    return op_run(env, info, o, "su", &o->path, &o->flags);
 }

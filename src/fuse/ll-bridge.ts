@@ -24,7 +24,7 @@ import type { Attr, AttrChange, CopySource, DirEntry, Union } from '../union/uni
 import { toErrno } from './errno.js'
 import { ACL_XATTRS, type IdMap } from './id-map.js'
 import { type Node, NodeTable } from './nodes.js'
-import { OpenFiles, type PassthroughPolicy, STALE } from './open-files.js'
+import { OpenFiles, PASSTHROUGH_READ_MIN, type PassthroughPolicy, STALE } from './open-files.js'
 import { STATS_XATTR } from './stats-xattr.js'
 
 export interface LowLevelOptions {
@@ -908,8 +908,7 @@ export class LowLevelBridge {
         return true
       case 'readdir':
       case 'readdirplus':
-        this.#readdir(r)
-        return true
+        return this.#readdir(r, true)
       case 'statfs':
         session.replyStatfs(r.req, union.statfsSync())
         return true
@@ -1059,15 +1058,27 @@ export class LowLevelBridge {
    * but a hard-linked file's other names are other kernel inodes, with pages of their own, so not
    * for a file with several names. An open the caller never got (interrupted) is released here: no
    * release follows.
+   *
+   * The first open for reading of a small file the host has not cached passes through (`cold`):
+   * its reads then wait for the disk in the reader's own thread, as many at once as there are
+   * readers, where through the daemon each would cost a read request and wait on the pool (or, its
+   * bytes stored at the open, on this thread, one file at a time). Reading every small file of the
+   * full fixture cold with 8 in flight: 10.0-10.7 s instead of 11.6-14.6 s. Once its last file
+   * passing through is closed the kernel holds none of its pages, so the next open is a first one
+   * again (#release): a second reading finds the host's pages and stores them.
    */
   #replyOpen(req: number, nodeId: number, fh: number, flags: number, alone: boolean, root: boolean, firstFromC: boolean): void {
     const node = this.#nodes.get(nodeId)
     const first = node !== undefined && (firstFromC || !node.opened)
     if (node) node.opened = true
     const file = this.#union.openFile(fh)
+    const reading = (flags & (O_WRONLY | O_RDWR | O_TRUNC)) === 0
+    const cold = first && reading && file.size > 0 && file.size < PASSTHROUGH_READ_MIN && this.#open.policy !== 'off' &&
+      this.#union.headCached(fh) === false
     // Files opened in C are in the daemon's I/O mode: the node stays in it while they are open.
     const shared = node !== undefined && this.#fastOpens(node) > 0
-    const backing = this.#open.opened(nodeId, fh, file, (flags & (O_WRONLY | O_RDWR)) !== 0, root, shared)
+    const backing = this.#open.opened(nodeId, fh, file, (flags & (O_WRONLY | O_RDWR)) !== 0, root, shared, cold)
+    if (cold && backing > 0) this.#readsUncached(node!)
     if (backing === STALE) {
       // The kernel looks the name up again and opens the node that replaces this one.
       this.#union.releaseSync(fh)
@@ -1087,7 +1098,7 @@ export class LowLevelBridge {
       if (keepCache && !this.#open.passesReading(file)) node.fast = this.#session.fastAllow(nodeId) || node.fast
       else if (node.fast) this.#session.fastDeny(nodeId)
     }
-    if (keepCache && first && node !== undefined && (flags & (O_WRONLY | O_RDWR | O_TRUNC)) === 0) this.#store(node, fh, file.size, alone)
+    if (keepCache && first && node !== undefined && reading) this.#store(node, fh, file.size, alone)
     if (!this.#session.replyOpen(req, fh, { keepCache }, backing)) this.#release(fh)
     else if (node !== undefined && (flags & (O_WRONLY | O_RDWR)) !== 0) this.#markWriter(node, fh, file)
   }
@@ -1122,17 +1133,20 @@ export class LowLevelBridge {
     if (this.#readBuffer.length < size) this.#readBuffer = Buffer.allocUnsafeSlow(size)
     let head
     try {
-      head = this.#union.readHead(fh, this.#readBuffer, size, alone, () => {
-        this.#readAhead.uncached++
-        if (this.#opens - this.#lastSharedOpen >= SOLO_OPENS) this.#uncachedRead(node)
-        else this.#readAhead.shared++
-      })
+      head = this.#union.readHead(fh, this.#readBuffer, size, alone, () => this.#readsUncached(node))
     } catch {
       return // the read that follows reports it
     }
     if (!head) return
     if (head.bytes > 0) this.#session.notifyStore(node.id, this.#readBuffer, head.bytes)
     if (head.atimeMoved) this.#invalidate(node)
+  }
+
+  /** The first open of `node` reads it from the disk (its store waits, or it passes through). */
+  #readsUncached(node: Node): void {
+    this.#readAhead.uncached++
+    if (this.#opens - this.#lastSharedOpen >= SOLO_OPENS) this.#uncachedRead(node)
+    else this.#readAhead.shared++
   }
 
   /**
@@ -1159,10 +1173,17 @@ export class LowLevelBridge {
   }
 
   #release(fh: number): void {
+    const passed = this.#open.passesThroughFh(fh)
     const idle = this.#open.released(fh)
     this.#union.releaseSync(fh)
-    // Its next open for writing may be answered in C again (#adoptOpen).
-    if (idle !== undefined && this.#nodes.get(idle)?.cow) this.#session.cowIdle(idle)
+    if (idle === undefined) return
+    const node = this.#nodes.get(idle)
+    if (!node) return
+    // Its next open for writing may be answered in C again (#adoptOpen); after files that passed
+    // through, which leave the kernel no page of it, its next open is a first one (#replyOpen),
+    // answered in C when C has it marked.
+    const firstInC = node.cow && this.#session.cowIdle(idle, passed)
+    if (passed && !firstInC) node.opened = false
   }
 
   /** Everything that waits: big copy-ups and what follows them, big writes, uncached reads, fsync. */
@@ -1198,6 +1219,14 @@ export class LowLevelBridge {
         const path = this.#nodes.path(node)
         const fh = path === undefined ? union.reopenUnnamedSync(this.#handleOfUnnamed(node), r.flags) : await union.open(path, r.flags)
         await this.#opened(r, path, fh, false)
+        return
+      }
+      case 'readdir':
+      case 'readdirplus': {
+        // Its lower layers' listings, read on the pool (#readdir).
+        const path = this.#nodes.path(this.#node(r.ino))
+        if (path !== undefined) await union.readAhead(path)
+        this.#readdir(r, false)
         return
       }
       case 'read': {
@@ -1299,13 +1328,15 @@ export class LowLevelBridge {
     this.#session.replyErr(r.req, 0)
   }
 
-  #readdir(r: Request & { op: 'readdir' | 'readdirplus' }): void {
+  /** Answers the listing request (then true), or, with `mayWait`, leaves it to #handle (false)
+   *  while the lower layers' listings of a new listing are read on the thread pool. */
+  #readdir(r: Request & { op: 'readdir' | 'readdirplus' }, mayWait: boolean): boolean {
     const dir = this.#node(r.ino)
     if (this.#nodes.path(dir) === undefined && this.#removedDirs.has(dir)) {
       // Removed while open: empty, as the kernel lists a removed directory.
       if (r.op === 'readdir') this.#session.replyReaddir(r.req, r.size, [])
       else this.#session.replyReaddirPlus(r.req, r.size, [])
-      return
+      return true
     }
     // The kernel reads a directory from offset 0 to the empty reply that ends it, caching what it
     // gets (cache_readdir), so a listing taken at offset 0 serves the rest of that pass, up to the
@@ -1314,6 +1345,11 @@ export class LowLevelBridge {
     let list = r.offset === 0 ? undefined : this.#listings.get(r.ino)
     if (!list) {
       const path = this.#path(dir)
+      // A readdirplus reads every entry's inode: a directory the host has not cached waits for the
+      // disk once per entry. Its lower layers are read on the pool (they never change), while
+      // this thread answers other requests, and several such reads are at the disk at once; the
+      // upper layer, which changes, is read at the reply (ListingsAhead).
+      if (mayWait && r.op === 'readdirplus' && this.#union.readAhead(path) !== undefined) return false
       list = this.#union.readdirPlusSync(path, this.#cow, true)
       // A directory listed is marked for its lookups too (its entries are, below): the root, never an
       // entry, and one whose mark a rename took away.
@@ -1327,7 +1363,7 @@ export class LowLevelBridge {
     if (r.op === 'readdir') {
       const fit = this.#session.replyReaddir(r.req, r.size, slice.map((e, i) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode, next: r.offset + i + 1 })))
       this.#listingGiven(r, list, fit)
-      return
+      return true
     }
     const parent = this.#node(r.ino)
     // The kernel takes a reference for every entry it receives, except '.' and '..' (sent with node
@@ -1364,6 +1400,7 @@ export class LowLevelBridge {
       }
     }
     this.#listingGiven(r, list, fit)
+    return true
   }
 
   /** After a reply of `fit` entries of `list`: when it gave the last one, the reader's next read,

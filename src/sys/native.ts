@@ -37,6 +37,7 @@ interface Addon {
   fstatInto(fd: number, out: Float64Array): number
   /** flags: LIST_STATS, LIST_NAMES (native/stat.c) */
   listDir(path: HostPath, flags: number): [string[], Float64Array]
+  listDirAsync(path: HostPath, flags: number): Promise<[string[], Float64Array]>
   /** undefined: no such attribute (ENODATA, not thrown) */
   lgetxattr(path: HostPath, name: string): Buffer | undefined
   stageCopy(src: HostPath, tmp: HostPath, kind: number, flags: number, origin: string, dataFrom: Uint8Array, ...change: ChangeArgs): Promise<number>
@@ -165,6 +166,12 @@ const LIST_NAMES = 2
  */
 export function listDirSync(path: HostPath, stats: boolean): { names: string[]; numbers: Float64Array } {
   const [names, numbers] = callSync((n) => n.listDir(path, stats ? LIST_STATS : 0), path)
+  return { names, numbers }
+}
+
+/** listDirSync on the thread pool. */
+export async function listDir(path: HostPath, stats: boolean): Promise<{ names: string[]; numbers: Float64Array }> {
+  const [names, numbers] = await call((n) => n.listDirAsync(path, stats ? LIST_STATS : 0), path)
   return { names, numbers }
 }
 

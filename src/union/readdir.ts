@@ -8,7 +8,7 @@ import { constants } from 'node:fs'
 import type { Layer } from '../layers/layer.js'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, isWhiteoutMode, whiteoutTarget } from '../layers/whiteout.js'
 import type { HostPath } from '../sys/names.js'
-import { ST, ST_FIELDS, listDirSync } from '../sys/native.js'
+import { ST, ST_FIELDS, listDir, listDirSync } from '../sys/native.js'
 import type { Entry } from './entry.js'
 import { isCode } from './errors.js'
 
@@ -23,8 +23,8 @@ export class LayerListing {
   readonly #withStats: boolean
   readonly #index = new Map<string, number>()
 
-  constructor(path: HostPath, withStats: boolean) {
-    const { names, numbers } = listDirSync(path, withStats)
+  constructor(path: HostPath, withStats: boolean, read = listDirSync(path, withStats)) {
+    const { names, numbers } = read
     this.names = names
     this.numbers = numbers
     this.#withStats = withStats
@@ -70,18 +70,78 @@ export function mergedNames(dir: Entry): string[] {
 /** One read of the directory per contributing layer (a layer whose copy vanished lists nothing),
  *  `withStats` for readdirplus. Synchronous, like the lookup probes (resolver.ts): getdents on an
  *  inode the walk that got here has just looked up, and an fstatat per entry relative to the open
- *  directory, cost less than the thread-pool round trip that would carry them. */
-export function listLayers(dir: Entry, withStats: boolean): Listings {
+ *  directory, cost less than the thread-pool round trip that would carry them, when cached. A
+ *  lower layer's read `ahead` on the thread pool is taken instead. */
+export function listLayers(dir: Entry, withStats: boolean, ahead?: ListingsAhead): Listings {
   const listings: Listings = new Map()
   for (const layer of dir.dirLayers) {
     try {
-      listings.set(layer, new LayerListing(layer.path(dir.path), withStats))
+      const path = layer.path(dir.path)
+      const read = withStats && !layer.writable ? ahead?.take(path) : undefined
+      listings.set(layer, new LayerListing(path, withStats, read))
     } catch (err) {
       if (!isCode(err, 'ENOENT', 'ENOTDIR')) throw err
     }
   }
   return listings
 }
+
+/**
+ * Lower layers' listings (with stats) read ahead on the thread pool, by host path, until a listing
+ * takes them. The first listing of a directory the host has not cached waits for the disk, for its
+ * names and for every entry's inode: on the daemon's one thread, a walker's other requests would
+ * wait behind it, and only one such read would be at the disk at a time. Lower layers do not
+ * change while mounted, so a listing read early is as good as one read at the reply; the upper
+ * layer's, which changes, is always read at the reply.
+ */
+export class ListingsAhead {
+  readonly #ready = new Map<string, { names: string[]; numbers: Float64Array }>()
+  readonly #reading = new Map<string, Promise<void>>()
+  /** Listings read ahead that a listing took. */
+  taken = 0
+
+  /** Reads `dir`'s lower layers' listings that are neither read nor being read: a promise that
+   *  settles (never rejects) once all of them are, or undefined when there is none to wait for. A
+   *  listing that fails is left to the synchronous read, which reports it. */
+  read(dir: Entry): Promise<void> | undefined {
+    let waits: Promise<void>[] | undefined
+    for (const layer of dir.dirLayers) {
+      if (layer.writable) continue
+      const path = layer.path(dir.path)
+      if (typeof path !== 'string' || this.#ready.has(path)) continue
+      let reading = this.#reading.get(path)
+      if (!reading) {
+        if (this.#reading.size >= MAX_READING) return undefined
+        reading = listDir(path, true).then(
+          (read) => {
+            // A reader that gave up leaves its listings behind: the oldest go.
+            if (this.#ready.size >= MAX_READY) this.#ready.delete(this.#ready.keys().next().value!)
+            this.#ready.set(path, read)
+          },
+          () => undefined,
+        ).finally(() => this.#reading.delete(path))
+        this.#reading.set(path, reading)
+      }
+      ;(waits ??= []).push(reading)
+    }
+    return waits && (waits.length === 1 ? waits[0] : Promise.all(waits).then(() => undefined))
+  }
+
+  /** The listing read ahead for `path`, which it hands over. */
+  take(path: HostPath): { names: string[]; numbers: Float64Array } | undefined {
+    if (typeof path !== 'string') return undefined
+    const read = this.#ready.get(path)
+    if (read) {
+      this.#ready.delete(path)
+      this.taken++
+    }
+    return read
+  }
+}
+
+/** Listings being read ahead, and read and not yet taken, at most. */
+const MAX_READING = 64
+const MAX_READY = 256
 
 export function mergeListings(dir: Entry, listings: Listings): string[] {
   const seen = new Set<string>()

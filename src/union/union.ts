@@ -24,7 +24,7 @@ import { fsError, isCode } from './errors.js'
 import * as files from './files.js'
 import type { Handle } from './handles.js'
 import * as names from './namespace.js'
-import { listLayers, mergeListings, mergedNames } from './readdir.js'
+import { ListingsAhead, listLayers, mergeListings, mergedNames } from './readdir.js'
 import { NAME_MAX, type ResolverStats } from './resolver.js'
 
 export type { Attr, AttrChange } from './attrs.js'
@@ -97,6 +97,8 @@ export interface UnionStats {
   prefetched: number
   /** Read-aheads that failed as a whole (a file that cannot be read is only left out). */
   prefetchFailures: number
+  /** Lower layers' listings read on the thread pool and taken by a listing (readAhead). */
+  listingsAhead: number
 }
 
 /** A directory's attributes as readdirPlusSync gives '.' and '..' with `dotsByIno`: its inode number
@@ -130,6 +132,7 @@ export class Union {
   readonly #core: Core
   /** Open on the upperdir and workdir, each holding an exclusive flock(2) (see claimDir). */
   readonly #claims: number[]
+  readonly #ahead = new ListingsAhead()
   /** See UnionStats.prefetched. */
   #prefetched = 0
   #prefetchFailures = 0
@@ -202,7 +205,7 @@ export class Union {
 
   stats(): UnionStats {
     const core = this.#core
-    return { cache: core.resolver.stats, copyUps: { ...core.counters }, openFiles: core.handles.size, deferredCopies: core.deferredCopies, prefetched: this.#prefetched, prefetchFailures: this.#prefetchFailures }
+    return { cache: core.resolver.stats, copyUps: { ...core.counters }, openFiles: core.handles.size, deferredCopies: core.deferredCopies, prefetched: this.#prefetched, prefetchFailures: this.#prefetchFailures, listingsAhead: this.#ahead.taken }
   }
 
   // The read side never waits: getattr, readlink, readdir, statfs, xattr reads, opens that need no
@@ -271,6 +274,19 @@ export class Union {
     return this.readdirPlusSync(path)
   }
 
+  /** Reads the lower layers' listings of the directory at `path` on the thread pool, for the next
+   *  readdirPlusSync of it to take (see ListingsAhead): a promise that never rejects, or undefined
+   *  when there is nothing to wait for (none to read, or not a directory: the listing says why). */
+  readAhead(path: string): Promise<void> | undefined {
+    let dir
+    try {
+      dir = this.#core.resolver.get(relPath(path))
+    } catch {
+      return undefined
+    }
+    return dir.kind === 'dir' ? this.#ahead.read(dir) : undefined
+  }
+
   /** readdirPlus on the calling thread. `dotsByIno`: '.' and '..' carry their inode numbers and
    *  type only, all that a listing gives of them, and the kernel takes (no lstat of each where the
    *  inode numbers are known: two fewer per directory of a walk). */
@@ -282,7 +298,7 @@ export class Union {
     if (dir.kind !== 'dir') throw fsError('ENOTDIR', path)
     this.#core.settleListing(rel)
     // The listings that give the names also answer the lookups of the children (resolver.prime).
-    const listings = listLayers(dir, true)
+    const listings = listLayers(dir, true, this.#ahead)
     const list = mergeListings(dir, listings)
     resolver.prime(dir, list, listings)
     const parentRel = rel === '' ? '' : rel.slice(0, Math.max(0, rel.lastIndexOf('/')))
@@ -423,6 +439,11 @@ export class Union {
    */
   readHead(fh: number, buffer: Buffer, length: number, waitForDisk: boolean, beforeWait: () => void): files.Head | undefined {
     return files.readHead(this.#core, fh, buffer, length, waitForDisk, beforeWait)
+  }
+
+  /** Whether the host's page cache holds the first page of an open file (undefined: cannot tell). */
+  headCached(fh: number): boolean | undefined {
+    return files.headCached(this.#core, fh)
   }
 
   read(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {

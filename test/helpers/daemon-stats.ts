@@ -20,6 +20,8 @@ export interface DaemonStats {
   /** Files read ahead, counted once read, and read-aheads that failed. */
   prefetched: number
   prefetchFailures: number
+  /** Lower layers' listings read on the thread pool and taken by a listing. */
+  listingsAhead: number
   /** First opens and copy-ups that waited for the disk, those of them too soon after an open shared
    *  with other requests to read ahead, and read-aheads started (low-level bridge only). */
   readAhead?: { uncached: number; shared: number; started: number }

@@ -156,7 +156,10 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     })
     const expected = [...Array.from({ length: 500 }, (_, i) => `low-${i + 100}`), ...Array.from({ length: 600 }, (_, i) => `top-${i}`)].sort()
     const big = join(mnt, 'big')
+    const before = await statsOf(mnt)
     expect((await readdir(big)).sort()).toEqual(expected)
+    // Both lower layers' listings were read on the thread pool, and the listing took them.
+    expect((await statsOf(mnt)).listingsAhead - before.listingsAhead).toBe(2)
 
     // Two open directories read alternately, one entry at a time: each sees every name exactly once.
     const a = await opendir(big, { bufferSize: 1 })
