@@ -95,6 +95,43 @@ describe.skipIf(!fuse.ok)('FUSE passthrough', () => {
     expect(delta(after, last, 'read')).toBe(0)
   })
 
+  it('copies up a small lower file passing through while read (chmod answered in C, then a write): new opens see the copy', async () => {
+    const files: string[] = []
+    const { mnt, upper } = await suite.stack('', async (lower) => {
+      for (const name of ['f', 'g']) {
+        files.push(join(lower, name))
+        await writeFile(join(lower, name), `${name} lower bytes\n`)
+      }
+    })
+    await runCmd('sync', files)
+    for (const file of files) expect((await runCmd('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'])).code).toBe(0)
+    const before = await statsOf(mnt)
+    const readers = [await open(join(mnt, 'f'), 'r'), await open(join(mnt, 'g'), 'r')]
+    try {
+      const passing = (await statsOf(mnt)).passedThrough - before.passedThrough
+      await chmod(join(mnt, 'f'), 0o600)
+      await writeFile(join(mnt, 'f'), 'new f\n', { flag: 'r+' })
+      await truncate(join(mnt, 'g'), 3)
+      expect(await readFile(join(mnt, 'f'), 'utf8')).toBe('new f\nr bytes\n')
+      expect(await readFile(join(mnt, 'g'), 'utf8')).toBe('g l')
+      expect((await stat(join(mnt, 'f'))).mode & 0o777).toBe(0o600)
+      // Readers opened before the copy-ups read the lower bytes when they passed through (as
+      // fuse-overlayfs's do), else they were moved over to the copies.
+      const got: string[] = []
+      for (const r of readers) {
+        const buf = Buffer.alloc(64)
+        got.push(buf.toString('utf8', 0, (await r.read(buf, 0, 64, 0)).bytesRead))
+      }
+      expect(got).toEqual(passing === 2 ? ['f lower bytes\n', 'g lower bytes\n'] : ['new f\nr bytes\n', 'g l'])
+      if (granted) expect(passing).toBe(2)
+    } finally {
+      for (const r of readers) await r.close()
+    }
+    expect(await readFile(join(mnt, 'f'), 'utf8')).toBe('new f\nr bytes\n')
+    expect((await readUpper(join(upper, 'f'))).toString()).toBe('new f\nr bytes\n')
+    expect((await readUpper(join(upper, 'g'))).toString()).toBe('g l')
+  })
+
   it('drops pages cached before a write that passed through', async () => {
     const { mnt } = await suite.stack('', async () => {})
     const path = join(mnt, 'f')
