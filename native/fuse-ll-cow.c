@@ -1249,23 +1249,14 @@ napi_value fll_js_cow_open_fh(napi_env env, napi_callback_info info) {
     return fll_int32(env, 1);
 }
 
-/* cowIdle(handle, node, again) → 1 when the node's next open is a first one C may answer: JS holds
- * no open file of the node any more (see fll_cow_open); with `again`, the kernel holds none of its
- * pages either (they passed through), so a marked lower file's next open may store its bytes again
- * (fuse-ll-fast.c, first_open). */
+/* cowIdle(handle, node): JS holds no open file of the node any more (see fll_cow_open). */
 napi_value fll_js_cow_idle(napi_env env, napi_callback_info info) {
-    size_t argc = 3;
-    napi_value argv[3];
-    int64_t ino, again;
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-    fll_session *s = fll_unwrap(env, argv[0]);
-    if (!s || !fll_int(env, argv[1], "node", 1, 9007199254740991.0, &ino) || !fll_int(env, argv[2], "again", 0, 1, &again))
-        return NULL;
+    int64_t ino;
+    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
+    if (!s) return NULL;
     fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
-    if (!n) return fll_int32(env, 0);
-    n->js_open = 0;
-    if (again && n->src && !n->dir && !n->allowed && n->opens == 0) n->first = 1;
-    return fll_int32(env, again && n->first);
+    if (n) n->js_open = 0;
+    return NULL;
 }
 
 /* Marks node `ino` as cowAllow describes: `src` (owned, taken whatever happens), `dir` (0: a file,

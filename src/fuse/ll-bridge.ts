@@ -24,7 +24,7 @@ import type { Attr, AttrChange, CopySource, DirEntry, Union } from '../union/uni
 import { toErrno } from './errno.js'
 import { ACL_XATTRS, type IdMap } from './id-map.js'
 import { type Node, NodeTable } from './nodes.js'
-import { OpenFiles, PASSTHROUGH_READ_MIN, type PassthroughPolicy, STALE } from './open-files.js'
+import { OpenFiles, type PassthroughPolicy, STALE } from './open-files.js'
 import { STATS_XATTR } from './stats-xattr.js'
 
 export interface LowLevelOptions {
@@ -1058,27 +1058,15 @@ export class LowLevelBridge {
    * but a hard-linked file's other names are other kernel inodes, with pages of their own, so not
    * for a file with several names. An open the caller never got (interrupted) is released here: no
    * release follows.
-   *
-   * The first open for reading of a small file the host has not cached passes through (`cold`):
-   * its reads then wait for the disk in the reader's own thread, as many at once as there are
-   * readers, where through the daemon each would cost a read request and wait on the pool (or, its
-   * bytes stored at the open, on this thread, one file at a time). Reading every small file of the
-   * full fixture cold with 8 in flight: 10.0-10.7 s instead of 11.6-14.6 s. Once its last file
-   * passing through is closed the kernel holds none of its pages, so the next open is a first one
-   * again (#release): a second reading finds the host's pages and stores them.
    */
   #replyOpen(req: number, nodeId: number, fh: number, flags: number, alone: boolean, root: boolean, firstFromC: boolean): void {
     const node = this.#nodes.get(nodeId)
     const first = node !== undefined && (firstFromC || !node.opened)
     if (node) node.opened = true
     const file = this.#union.openFile(fh)
-    const reading = (flags & (O_WRONLY | O_RDWR | O_TRUNC)) === 0
-    const cold = first && reading && file.size > 0 && file.size < PASSTHROUGH_READ_MIN && this.#open.policy !== 'off' &&
-      this.#union.headCached(fh) === false
     // Files opened in C are in the daemon's I/O mode: the node stays in it while they are open.
     const shared = node !== undefined && this.#fastOpens(node) > 0
-    const backing = this.#open.opened(nodeId, fh, file, (flags & (O_WRONLY | O_RDWR)) !== 0, root, shared, cold)
-    if (cold && backing > 0) this.#readsUncached(node!)
+    const backing = this.#open.opened(nodeId, fh, file, (flags & (O_WRONLY | O_RDWR)) !== 0, root, shared)
     if (backing === STALE) {
       // The kernel looks the name up again and opens the node that replaces this one.
       this.#union.releaseSync(fh)
@@ -1098,7 +1086,7 @@ export class LowLevelBridge {
       if (keepCache && !this.#open.passesReading(file)) node.fast = this.#session.fastAllow(nodeId) || node.fast
       else if (node.fast) this.#session.fastDeny(nodeId)
     }
-    if (keepCache && first && node !== undefined && reading) this.#store(node, fh, file.size, alone)
+    if (keepCache && first && node !== undefined && (flags & (O_WRONLY | O_RDWR | O_TRUNC)) === 0) this.#store(node, fh, file.size, alone)
     if (!this.#session.replyOpen(req, fh, { keepCache }, backing)) this.#release(fh)
     else if (node !== undefined && (flags & (O_WRONLY | O_RDWR)) !== 0) this.#markWriter(node, fh, file)
   }
@@ -1133,20 +1121,17 @@ export class LowLevelBridge {
     if (this.#readBuffer.length < size) this.#readBuffer = Buffer.allocUnsafeSlow(size)
     let head
     try {
-      head = this.#union.readHead(fh, this.#readBuffer, size, alone, () => this.#readsUncached(node))
+      head = this.#union.readHead(fh, this.#readBuffer, size, alone, () => {
+        this.#readAhead.uncached++
+        if (this.#opens - this.#lastSharedOpen >= SOLO_OPENS) this.#uncachedRead(node)
+        else this.#readAhead.shared++
+      })
     } catch {
       return // the read that follows reports it
     }
     if (!head) return
     if (head.bytes > 0) this.#session.notifyStore(node.id, this.#readBuffer, head.bytes)
     if (head.atimeMoved) this.#invalidate(node)
-  }
-
-  /** The first open of `node` reads it from the disk (its store waits, or it passes through). */
-  #readsUncached(node: Node): void {
-    this.#readAhead.uncached++
-    if (this.#opens - this.#lastSharedOpen >= SOLO_OPENS) this.#uncachedRead(node)
-    else this.#readAhead.shared++
   }
 
   /**
@@ -1173,17 +1158,10 @@ export class LowLevelBridge {
   }
 
   #release(fh: number): void {
-    const passed = this.#open.passesThroughFh(fh)
     const idle = this.#open.released(fh)
     this.#union.releaseSync(fh)
-    if (idle === undefined) return
-    const node = this.#nodes.get(idle)
-    if (!node) return
-    // Its next open for writing may be answered in C again (#adoptOpen); after files that passed
-    // through, which leave the kernel no page of it, its next open is a first one (#replyOpen),
-    // answered in C when C has it marked.
-    const firstInC = node.cow && this.#session.cowIdle(idle, passed)
-    if (passed && !firstInC) node.opened = false
+    // Its next open for writing may be answered in C again (#adoptOpen).
+    if (idle !== undefined && this.#nodes.get(idle)?.cow) this.#session.cowIdle(idle)
   }
 
   /** Everything that waits: big copy-ups and what follows them, big writes, uncached reads, fsync. */

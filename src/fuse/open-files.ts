@@ -10,10 +10,8 @@
  * first open and kept until its last release.
  *
  * Which files pass through (the `passthrough` mount option):
- * - 'on' (default): files opened for writing by root, files of at least 1 MiB opened for reading,
- *   and smaller ones opened for reading when the host's page cache holds none of their data (`cold`:
- *   the caller's own thread then waits for the disk, many at once, where a read request would wait
- *   on the daemon's; see ll-bridge.ts, #replyOpen); never an upper file with several names (writes the daemon never sees would leave the
+ * - 'on' (default): files opened for writing by root, and files of at least 1 MiB opened for
+ *   reading; never an upper file with several names (writes the daemon never sees would leave the
  *   other names' page caches stale), and never a setuid or setgid file: a passthrough write goes to
  *   the backing file with the daemon's credentials, so the kernel would not clear those bits for an
  *   unprivileged writer, and with killpriv v2 (ll-bridge.ts) the daemon never hears of the write.
@@ -23,11 +21,9 @@
  * - 'upper': the same, but only complete upper copies. Lower files stay with the daemon, which moves
  *   their readers over to the upper copy when the file is copied up (as overlayfs does since 4.19).
  * - 'off': none.
- * A small cached file read through the daemon costs no read request (its bytes are handed to the
- * kernel at its first open, and its pages are kept across opens), while passing it through costs
- * two ioctls per open and, since the kernel then drops its cached atime after every read, a getattr
- * at the next stat. An uncached one costs a read request that waits for the disk through the
- * daemon, or, passed through, none. A write through
+ * A small file read through the daemon costs one read request when cold and none when warm (its
+ * pages are kept across opens), while passing it through costs two ioctls per open and, since the
+ * kernel then drops its cached atime after every read, a getattr at the next stat. A write through
  * the daemon is one request each; a big read, one per 128 KiB, and page-cache reads through FUSE are
  * slower than the backing filesystem's own.
  *
@@ -105,13 +101,12 @@ export class OpenFiles {
 
   /**
    * Records a new open of `node` as `fh` (`writing`: opened for writing; `root`: by uid 0; `shared`:
-   * the node has files open that the daemon reads, which it cannot see here; `cold`: opened for
-   * reading, and the host's page cache holds none of its data): the
+   * the node has files open that the daemon reads, which it cannot see here): the
    * backing id to answer it with (0: through the daemon), or STALE, when the node passes through to
    * a lower file that has since been copied up (the open is not recorded; answer ESTALE and retire
    * the node).
    */
-  opened(node: number, fh: number, file: OpenFile, writing: boolean, root = true, shared = false, cold = false): number {
+  opened(node: number, fh: number, file: OpenFile, writing: boolean, root = true, shared = false): number {
     const mode = this.#modes.get(node)
     if (mode) {
       if (mode.backing && mode.upper !== file.upper) return STALE
@@ -120,7 +115,7 @@ export class OpenFiles {
       this.#nodes.set(fh, node)
       return mode.backing
     }
-    const backing = !shared && this.#passes(file, writing, root, cold) ? this.#register(file) : 0
+    const backing = !shared && this.#passes(file, writing, root) ? this.#register(file) : 0
     this.#modes.set(node, { backing, upper: file.upper, fhs: fh })
     this.#nodes.set(fh, node)
     if (backing) this.passedThrough++
@@ -164,12 +159,6 @@ export class OpenFiles {
     return node
   }
 
-  /** Whether the open file `fh` passes through. */
-  passesThroughFh(fh: number): boolean {
-    const node = this.#nodes.get(fh)
-    return node !== undefined && this.passesThrough(node)
-  }
-
   /** Whether the node's open files pass through (none of their I/O reaches the daemon). */
   passesThrough(node: number): boolean {
     return (this.#modes.get(node)?.backing ?? 0) > 0
@@ -186,8 +175,8 @@ export class OpenFiles {
     return this.policy !== 'off' && this.#passes(file, false, true)
   }
 
-  #passes(file: OpenFile, writing: boolean, root: boolean, cold = false): boolean {
-    if (this.#policy === 'off' || file.setid || (writing && !root) || (!writing && !cold && file.size < PASSTHROUGH_READ_MIN)) return false
+  #passes(file: OpenFile, writing: boolean, root: boolean): boolean {
+    if (this.#policy === 'off' || file.setid || (writing && !root) || (!writing && file.size < PASSTHROUGH_READ_MIN)) return false
     return file.upper ? file.singleLink : this.#policy === 'on'
   }
 

@@ -234,7 +234,7 @@ interface Addon {
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowOpenFh(h: Handle, fh: number): number
   fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parent?: number, name?: string | Buffer): number
-  fuseLlCowIdle(h: Handle, node: number, again: number): number
+  fuseLlCowIdle(h: Handle, node: number): void
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlPendingDrop(h: Handle, parent: number, name: string | Buffer): void
   fuseLlPendingAdd(h: Handle, parent: number, name: string | Buffer): boolean
@@ -600,11 +600,9 @@ export class Session {
 
   /** JS holds no open file of `node` any more: an open of it for writing may be answered in C
    *  (see cowOpenFh). C holds it busy from its mark with `busy` on, or from any open that went to
-   *  JS. With `again`, the kernel holds none of the node's pages either (its files passed
-   *  through): its next open may be answered as a first one (see cowAllow's `first`) when it is
-   *  marked with a lower file; whether it is. */
-  cowIdle(node: number, again = false): boolean {
-    return this.#n.fuseLlCowIdle(this.#h, node, again ? 1 : 0) === 1
+   *  JS. */
+  cowIdle(node: number): void {
+    this.#n.fuseLlCowIdle(this.#h, node)
   }
 
   /** Mark `node`, a directory copied up to the host path `upperPath` that merges with a lower one,

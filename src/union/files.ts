@@ -227,11 +227,6 @@ export function readHead(core: Core, fh: number, buffer: Buffer, length: number,
   return { bytes, atimeMoved: after[ST.ATIME] !== atimeSec || after[ST.ATIME_NS] !== atimeNsec }
 }
 
-/** Whether the host's page cache holds the first page of an open file (see firstPageCached). */
-export function headCached(core: Core, fh: number): boolean | undefined {
-  return firstPageCached(handle(core, fh).fd)
-}
-
 /** readHead's fstat numbers: one array, read before the next fstat. */
 const headStat = new Float64Array(ST_FIELDS)
 

@@ -97,8 +97,15 @@ export function listLayers(dir: Entry, withStats: boolean, ahead?: ListingsAhead
 export class ListingsAhead {
   readonly #ready = new Map<string, { names: string[]; numbers: Float64Array }>()
   readonly #reading = new Map<string, Promise<void>>()
+  /** The names the listings in #ready hold. */
+  #readyNames = 0
   /** Listings read ahead that a listing took. */
   taken = 0
+  readonly #maxReadyNames: number
+
+  constructor(maxReadyNames = MAX_READY_NAMES) {
+    this.#maxReadyNames = maxReadyNames
+  }
 
   /** Reads `dir`'s lower layers' listings that are neither read nor being read: a promise that
    *  settles (never rejects) once all of them are, or undefined when there is none to wait for. A
@@ -115,8 +122,13 @@ export class ListingsAhead {
         reading = listDir(path, true).then(
           (read) => {
             // A reader that gave up leaves its listings behind: the oldest go.
-            if (this.#ready.size >= MAX_READY) this.#ready.delete(this.#ready.keys().next().value!)
+            this.#readyNames += read.names.length
             this.#ready.set(path, read)
+            for (const [old, gone] of this.#ready) {
+              if (this.#readyNames <= this.#maxReadyNames || old === path) break
+              this.#ready.delete(old)
+              this.#readyNames -= gone.names.length
+            }
           },
           () => undefined,
         ).finally(() => this.#reading.delete(path))
@@ -133,15 +145,17 @@ export class ListingsAhead {
     const read = this.#ready.get(path)
     if (read) {
       this.#ready.delete(path)
+      this.#readyNames -= read.names.length
       this.taken++
     }
     return read
   }
 }
 
-/** Listings being read ahead, and read and not yet taken, at most. */
+/** Listings being read ahead at most, and names in those read and not yet taken (about 130 bytes
+ *  each, with their numbers), beyond the one just read. */
 const MAX_READING = 64
-const MAX_READY = 256
+const MAX_READY_NAMES = 100_000
 
 export function mergeListings(dir: Entry, listings: Listings): string[] {
   const seen = new Set<string>()

@@ -441,11 +441,6 @@ export class Union {
     return files.readHead(this.#core, fh, buffer, length, waitForDisk, beforeWait)
   }
 
-  /** Whether the host's page cache holds the first page of an open file (undefined: cannot tell). */
-  headCached(fh: number): boolean | undefined {
-    return files.headCached(this.#core, fh)
-  }
-
   read(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
     return files.read(this.#core, fh, buffer, length, position)
   }
