@@ -109,7 +109,8 @@ export class ListingsAhead {
 
   /** Reads `dir`'s lower layers' listings that are neither read nor being read: a promise that
    *  settles (never rejects) once all of them are, or undefined when there is none to wait for. A
-   *  listing that fails is left to the synchronous read, which reports it. */
+   *  listing that fails, or that finds MAX_READING reads in flight, is left to the synchronous
+   *  read (which reports a failure). */
   read(dir: Entry): Promise<void> | undefined {
     let waits: Promise<void>[] | undefined
     for (const layer of dir.dirLayers) {
@@ -118,7 +119,7 @@ export class ListingsAhead {
       if (typeof path !== 'string' || this.#ready.has(path)) continue
       let reading = this.#reading.get(path)
       if (!reading) {
-        if (this.#reading.size >= MAX_READING) return undefined
+        if (this.#reading.size >= MAX_READING) break
         reading = listDir(path, true).then(
           (read) => {
             // A reader that gave up leaves its listings behind: the oldest go.
