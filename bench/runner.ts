@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { describeCmd, runCmd, withTimeout } from './exec.js'
-import type { Driver, DriverName } from './drivers.js'
+import { type Driver, type DriverName, spreadInstances } from './drivers.js'
 import type { Fixture } from './fixture.js'
 import { cpuMs, dropCaches, peakRssKiB, syncDisks } from './proc.js'
 import { type Mode, type Workload, type WorkloadContext, dataPaths } from './workloads.js'
@@ -48,6 +48,7 @@ export async function runBench(o: RunOptions): Promise<Sample[]> {
   const samples: Sample[] = []
   const log = o.log ?? (() => {})
   mkdirSync(o.workDir, { recursive: true })
+  await spreadInstances(o.workDir, log)
   for (let rep = 1; rep <= o.reps; rep++) {
     for (const w of o.workloads) {
       for (const d of driverOrder(o.drivers, rep)) {
