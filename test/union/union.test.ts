@@ -120,6 +120,25 @@ describe('lookup', () => {
     await expect(union.getattr('/d/c')).rejects.toMatchObject({ code: 'ENOENT' })
   })
 
+  it('merges directories down to the first opaque one when their parent was listed first', async () => {
+    // A listing primes its entries' lookups from the layers' listings (Resolver.prime): the walk
+    // that reads the subdirectories' opacity then runs on names the listings give.
+    const { union } = await stack([
+      { 'd/a': 'a', 'm/.wh..wh..opq': '', 'm/new': 'n', 'solo/.wh..wh..opq': '', 'solo/s': 's' },
+      { 'd/': 'OPAQUE', 'd/b': 'b', 'm/old': 'o' },
+      { 'd/c': 'hidden', 'm/older': 'o2', 'u/under': 'hidden' },
+    ], { 'u/': 'OPAQUE', 'u/x': 'x' })
+    // readdirPlus primes; readdir alone does not.
+    expect((await union.readdirPlus('/')).map((e) => e.name)).toEqual(['.', '..', 'd', 'm', 'solo', 'u'])
+    expect(await union.readdir('/d')).toEqual(['a', 'b'])
+    await expect(union.getattr('/d/c')).rejects.toMatchObject({ code: 'ENOENT' })
+    expect(await union.readdir('/m')).toEqual(['new'])
+    await expect(union.getattr('/m/old')).rejects.toMatchObject({ code: 'ENOENT' })
+    expect(await union.readdir('/solo')).toEqual(['s'])
+    expect(await union.readdir('/u')).toEqual(['x'])
+    await expect(union.getattr('/u/under')).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
   it('reads every whiteout encoding: char 0/0, .wh.NAME and .wh..wh..opq', async () => {
     const { union } = await stack([
       { gone1: 'WHITEOUT', '.wh.gone2': '', 'o/.wh..wh..opq': '', 'o/new': 'n' },
