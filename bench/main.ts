@@ -13,7 +13,7 @@ import { formatCheck, runCheck } from './check.js'
 import { DRIVERS, DRIVER_NAMES, type Driver, type DriverName, driverOptions, setDriverOptions } from './drivers.js'
 import { PROFILES, ensureFixture } from './fixture.js'
 import { initClockTick, machineInfo } from './proc.js'
-import { formatTable, summarize, worstAgainst, fmtMs } from './report.js'
+import { fmtMs, fmtRange, formatTable, summarize, worstAgainst } from './report.js'
 import { type Sample, runBench } from './runner.js'
 import { clearStaleMounts, openSession } from './session.js'
 import { type Mode, WORKLOADS, WORKLOAD_NAMES, sampleKeys } from './workloads.js'
@@ -158,7 +158,7 @@ export async function main(argv: string[]): Promise<number> {
   process.stdout.write(`\n${title}\n\n${formatTable(rows, names)}\n`)
   if (names.includes('layerfs') && names.includes('fuse-overlayfs')) {
     const worst = worstAgainst(rows, 'fuse-overlayfs', 3)
-    process.stdout.write(`\nworst vs fuse-overlayfs: ${worst.map((r) => `${r.key} ${r.ratios['fuse-overlayfs']!.toFixed(2)}x (daemon cpu layerfs ${fmtMs(r.drivers.layerfs?.cpuMs)} vs ${fmtMs(r.drivers['fuse-overlayfs']?.cpuMs)})`).join('; ')}\n`)
+    process.stdout.write(`\nworst vs fuse-overlayfs: ${worst.map((r) => `${r.key} ${r.ratios['fuse-overlayfs']!.toFixed(2)}x (per round ${fmtRange(r.perRound['fuse-overlayfs'])}; daemon cpu layerfs ${fmtMs(r.drivers.layerfs?.cpuMs)} vs ${fmtMs(r.drivers['fuse-overlayfs']?.cpuMs)})`).join('; ')}\n`)
   }
   const errors = samples.filter((s) => s.error)
   if (errors.length > 0) process.stdout.write(`\n${errors.length} failed sample(s), e.g. ${errors[0]!.key} on ${errors[0]!.driver}: ${errors[0]!.error}\n`)

@@ -1,6 +1,7 @@
 /**
  * Summaries and the terminal table: per workload the median time per driver with its min-max spread, the
- * ratios layerfs/kernel and layerfs/fuse-overlayfs, and the daemons' CPU time and peak RSS.
+ * ratios layerfs/kernel and layerfs/fuse-overlayfs (of the medians, and against fuse-overlayfs also round
+ * by round), and the daemons' CPU time and peak RSS.
  */
 import type { DriverName } from './drivers.js'
 import type { Sample } from './runner.js'
@@ -12,11 +13,14 @@ export interface Row {
   drivers: Partial<Record<DriverName, { time: Spread | undefined; cpuMs: number | undefined; peakRssKiB: number | undefined; errors: number }>>
   /** layerfs median / other driver median */
   ratios: Partial<Record<DriverName, number>>
+  /** layerfs / other driver, sample by sample within each repetition (both ran it in the same round
+   *  of drivers, within minutes): a slow spell of the machine more often weighs on both sides */
+  perRound: Partial<Record<DriverName, Spread>>
 }
 
 export function summarize(samples: Sample[], drivers: DriverName[], keys: string[]): Row[] {
   return keys.map((key) => {
-    const row: Row = { key, drivers: {}, ratios: {} }
+    const row: Row = { key, drivers: {}, ratios: {}, perRound: {} }
     for (const d of drivers) {
       const mine = samples.filter((s) => s.key === key && s.driver === d)
       const ok = mine.flatMap((s) => (s.ms === null ? [] : [s.ms]))
@@ -31,8 +35,26 @@ export function summarize(samples: Sample[], drivers: DriverName[], keys: string
         if (d !== 'layerfs' && other !== undefined && other > 0) row.ratios[d] = l / other
       }
     }
+    const mine = timesByRep(samples, key, 'layerfs')
+    for (const d of drivers) {
+      if (d === 'layerfs') continue
+      const theirs = timesByRep(samples, key, d)
+      const ratios = [...mine].flatMap(([rep, ms]) => {
+        const other = theirs.get(rep)
+        return other !== undefined && other > 0 ? [ms / other] : []
+      })
+      const s = spread(ratios)
+      if (s !== undefined) row.perRound[d] = s
+    }
     return row
   })
+}
+
+/** A driver's successful times for `key`, by repetition. */
+function timesByRep(samples: Sample[], key: string, driver: DriverName): Map<number, number> {
+  const out = new Map<number, number>()
+  for (const s of samples) if (s.key === key && s.driver === driver && s.ms !== null) out.set(s.rep, s.ms)
+  return out
 }
 
 export function fmtMs(ms: number | undefined): string {
@@ -46,6 +68,12 @@ export function fmtMs(ms: number | undefined): string {
 
 const fmtRatio = (r: number | undefined): string => (r === undefined ? '-' : `${r >= 10 ? r.toFixed(0) : r.toFixed(2)}x`)
 
+/** The spread of per-round ratios: "0.92-1.31x", or the one ratio of a single round. */
+export function fmtRange(s: Spread | undefined): string {
+  if (s === undefined) return '-'
+  return s.n === 1 || fmtRatio(s.min) === fmtRatio(s.max) ? fmtRatio(s.min) : `${fmtRatio(s.min).slice(0, -1)}-${fmtRatio(s.max)}`
+}
+
 function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')
@@ -56,7 +84,7 @@ export function formatTable(rows: Row[], drivers: DriverName[]): string {
   const head = ['workload', ...drivers.map((d) => `${d} (min-max)`)]
   if (drivers.includes('layerfs')) {
     if (drivers.includes('kernel')) head.push('layerfs/kernel')
-    if (drivers.includes('fuse-overlayfs')) head.push('layerfs/fuse-ovl')
+    if (drivers.includes('fuse-overlayfs')) head.push('layerfs/fuse-ovl', 'per round')
   }
   const body = rows.map((r) => {
     const cells = [r.key]
@@ -67,7 +95,7 @@ export function formatTable(rows: Row[], drivers: DriverName[]): string {
     }
     if (drivers.includes('layerfs')) {
       if (drivers.includes('kernel')) cells.push(fmtRatio(r.ratios.kernel))
-      if (drivers.includes('fuse-overlayfs')) cells.push(fmtRatio(r.ratios['fuse-overlayfs']))
+      if (drivers.includes('fuse-overlayfs')) cells.push(fmtRatio(r.ratios['fuse-overlayfs']), fmtRange(r.perRound['fuse-overlayfs']))
     }
     return cells
   })
