@@ -35,11 +35,11 @@ export function summarize(samples: Sample[], drivers: DriverName[], keys: string
         if (d !== 'layerfs' && other !== undefined && other > 0) row.ratios[d] = l / other
       }
     }
-    const mine = timesByRep(samples, key, 'layerfs')
+    const layerfsTimes = timesByRep(samples, key, 'layerfs')
     for (const d of drivers) {
       if (d === 'layerfs') continue
       const theirs = timesByRep(samples, key, d)
-      const ratios = [...mine].flatMap(([rep, ms]) => {
+      const ratios = [...layerfsTimes].flatMap(([rep, ms]) => {
         const other = theirs.get(rep)
         return other !== undefined && other > 0 ? [ms / other] : []
       })
