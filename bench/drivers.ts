@@ -62,10 +62,9 @@ async function removeTree(p: string): Promise<void> {
 
 /**
  * Set an instance's scratch tree aside instead of deleting it: deleted later, in one go, after the
- * measurements if space allows. On ext4 without a journal, a new inode is not given a number freed
- * in the last seconds: every allocation scans past the recently freed ones of its block group, and
- * after deleting thousands of files each create can cost up to a millisecond. Deleting one run's
- * upper layer would so slow down the next run's creates and copy-ups, whichever driver that is.
+ * measurements if space allows. On ext4 without a journal, inodes freed in the last minutes slow
+ * every allocation in their block group (see spreadInstances); a deleted tree would also leave its
+ * group nearly empty of directories, the kind the allocator picks for the next instance's.
  */
 async function retireTree(p: string): Promise<void> {
   if (!existsSync(p)) return
