@@ -150,23 +150,29 @@ napi_value js_pwrite_nowait(napi_env env, napi_callback_info info) { return rw_n
  * regular file of 1 to o->len bytes is read whole. readahead(2) queues them all first, so the disk
  * gets them together; then each is read on this pool thread, since readahead is advisory (the
  * kernel may read less than asked): the second pass reads what it left, and otherwise finds the
- * pages cached. Paths that fail are skipped: whoever reads them later gets the error. The
- * count of files read. */
+ * pages cached. Paths that fail are skipped: whoever reads them later gets the error. The count
+ * of files read or found cached, plus PREFETCH_COLD times the count of those whose first page was
+ * not cached (the reader it reads for goes through files the page cache does not hold). */
 #define PREFETCH_CHUNK (64 * 1024)
 #define PREFETCH_MAX 256
+#define PREFETCH_COLD 65536
 
 static int prefetch_exec(op *o) {
     const char *p = o->data, *end = p + o->size;
     int fds[PREFETCH_MAX];
     off_t sizes[PREFETCH_MAX];
-    int n = 0;
+    int n = 0, cold = 0, warm = 0;
     while (p < end && n < PREFETCH_MAX) {
         size_t len = strnlen(p, (size_t)(end - p));
         if (len == (size_t)(end - p)) break; /* no NUL: not a path */
         int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         struct stat st;
-        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && st.st_size <= o->len &&
-            readahead(fd, 0, (size_t)st.st_size) == 0) {
+        int wanted = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && st.st_size <= o->len;
+        /* A file whose first page is cached was read before (or is being read): left as it is. */
+        int cached = wanted ? first_page_cached(fd) : -1;
+        if (cached == 1) warm++;
+        else if (cached == 0) cold++;
+        if (wanted && cached != 1 && readahead(fd, 0, (size_t)st.st_size) == 0) {
             fds[n] = fd;
             sizes[n++] = st.st_size;
         } else if (fd >= 0) {
@@ -175,7 +181,7 @@ static int prefetch_exec(op *o) {
         p += len + 1;
     }
     char *buf = n > 0 ? malloc(PREFETCH_CHUNK) : NULL;
-    int64_t count = 0;
+    int64_t count = warm;
     for (int i = 0; i < n; i++) {
         off_t at = 0;
         ssize_t got;
@@ -184,7 +190,7 @@ static int prefetch_exec(op *o) {
         close(fds[i]);
     }
     free(buf);
-    o->ret = count;
+    o->ret = count + (int64_t)cold * PREFETCH_COLD;
     return 0;
 }
 

@@ -407,11 +407,17 @@ export function mallocThresholdsSync(mmap: number, trim: number): void {
 
 /**
  * Starts reading the regular files at `paths` of at most `maxSize` bytes into the page cache, on the
- * thread pool (readahead(2) of each whole file); paths that fail are skipped. How many were.
+ * thread pool (readahead(2) of each whole file); paths that fail are skipped, files whose first
+ * page is cached are left alone. How many were read or found cached, and how many of them were not
+ * cached (their first page) when it began.
  */
-export function prefetch(paths: HostPath[], maxSize: number): Promise<number> {
-  return call((n) => n.prefetch(Buffer.concat(paths.flatMap((p) => [hostBytes(p), NUL])), maxSize))
+export async function prefetch(paths: HostPath[], maxSize: number): Promise<{ read: number; cold: number }> {
+  const n = await call((a) => a.prefetch(Buffer.concat(paths.flatMap((p) => [hostBytes(p), NUL])), maxSize))
+  return { read: n % PREFETCH_COLD, cold: Math.floor(n / PREFETCH_COLD) }
 }
+
+/** native/data.c's PREFETCH_COLD: the multiple of the cold files' count in prefetch's number. */
+const PREFETCH_COLD = 65536
 
 /** lseek(SEEK_DATA): start of the first data at or after offset, or -1 when only a hole follows (ENXIO). */
 export function seekData(fd: number, offset: number): Promise<number> {

@@ -209,9 +209,9 @@ export interface Head {
 }
 
 /** The first `length` bytes of an open file: from the page cache, or, when `waitForDisk`, from the
- *  disk on the calling thread (after calling `beforeWait`); undefined when they are not cached and
- *  may not be waited for. */
-export function readHead(core: Core, fh: number, buffer: Buffer, length: number, waitForDisk: boolean, beforeWait: () => void): Head | undefined {
+ *  disk on the calling thread; undefined when they are not cached and may not be waited for.
+ *  `uncached` is called when they are not (before the wait, if any). */
+export function readHead(core: Core, fh: number, buffer: Buffer, length: number, waitForDisk: boolean, uncached: () => void): Head | undefined {
   const fd = handle(core, fh).fd
   const before = fstatNumbersOf(fd, headStat)
   const atimeSec = before[ST.ATIME]
@@ -219,8 +219,8 @@ export function readHead(core: Core, fh: number, buffer: Buffer, length: number,
   // When it may wait, whether it must is asked without reading first (see firstPageCached).
   let bytes = waitForDisk && firstPageCached(fd) === false ? undefined : preadCached(fd, buffer, length, 0)
   if (bytes === undefined) {
+    uncached()
     if (!waitForDisk) return undefined
-    beforeWait()
     bytes = preadSync(fd, buffer, length, 0)
   }
   const after = fstatNumbersOf(fd, headStat)

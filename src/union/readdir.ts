@@ -184,3 +184,24 @@ export function mergeListings(dir: Entry, listings: Listings): string[] {
   }
   return names.sort()
 }
+
+/** A directory's names in the order readdir gives them, and the file each stands for. */
+export interface DirOrder {
+  readonly size: number
+  /** The place of `name` in the order, or -1. */
+  indexOf(name: string): number
+  /** The host path of the regular file at place `i`, or undefined (not a file, gone). */
+  file(i: number): HostPath | undefined
+}
+
+/** The place of `name` in `names`, sorted as mergeListings sorts them (by UTF-16 code units), or -1. */
+export function sortedIndexOf(names: readonly string[], name: string): number {
+  let lo = 0
+  let hi = names.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (names[mid]! < name) lo = mid + 1
+    else hi = mid
+  }
+  return lo < names.length && names[lo] === name ? lo : -1
+}

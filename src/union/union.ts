@@ -24,7 +24,7 @@ import { fsError, isCode } from './errors.js'
 import * as files from './files.js'
 import type { Handle } from './handles.js'
 import * as names from './namespace.js'
-import { ListingsAhead, listLayers, mergeListings, mergedNames } from './readdir.js'
+import { type DirOrder, ListingsAhead, listLayers, mergeListings, mergedNames, sortedIndexOf } from './readdir.js'
 import { NAME_MAX, type ResolverStats } from './resolver.js'
 
 export type { Attr, AttrChange } from './attrs.js'
@@ -375,29 +375,57 @@ export class Union {
   }
 
   /**
-   * Starts reading into the page cache, on the thread pool, the regular files of at most `maxSize`
-   * bytes among the `count` names that follow `after` in the directory's listing (from its start if
-   * `after` is not there): for a reader going through a directory whose data is not cached, file
-   * after file, so that its next files come from memory. Errors are left to the reads that follow.
+   * The directory at `path` as readdir gives it (see ReadAhead): its names in order, and for each
+   * the host path of the regular file it shows. Kinds only: this runs because the disk is cold, and
+   * stat'ing every entry here would wait for it. Undefined when it is gone or not a directory.
    */
-  prefetch(path: string, after: string, count: number, maxSize: number): void {
-    const paths: HostPath[] = []
+  dirOrder(path: string): DirOrder | undefined {
+    let dir: Entry
+    let listings: ReturnType<typeof listLayers>
+    let list: string[]
     try {
-      const dir = this.#core.resolver.get(relPath(path))
-      if (dir.kind !== 'dir') return
-      // Kinds only: this runs because the disk is cold, and stat'ing every entry here would wait for it.
-      const listings = listLayers(dir, false)
-      const list = mergeListings(dir, listings)
-      const start = list.indexOf(after) + 1
-      for (const name of list.slice(start, start + count)) {
+      dir = this.#core.resolver.get(relPath(path))
+      if (dir.kind !== 'dir') return undefined
+      listings = listLayers(dir, false)
+      list = mergeListings(dir, listings)
+    } catch {
+      return undefined // gone or unreadable: nothing to read ahead
+    }
+    return {
+      size: list.length,
+      indexOf: (name) => sortedIndexOf(list, name),
+      file: (i) => {
+        const name = list[i]
+        if (name === undefined) return undefined
         // The topmost layer that lists the name shows it (a whiteout would have hidden it from the list).
         const layer = dir.dirLayers.find((l) => listings.get(l)?.has(name))
-        if (layer && listings.get(layer)!.isFile(name)) paths.push(layer.path(joinPath(dir.path, name)))
-      }
-    } catch {
-      return // gone or unreadable: nothing to read ahead
+        return layer && listings.get(layer)!.isFile(name) ? layer.path(joinPath(dir.path, name)) : undefined
+      },
     }
-    if (paths.length > 0) prefetch(paths, maxSize).then((n) => { this.#prefetched += n }, () => { this.#prefetchFailures++ })
+  }
+
+  /** Reads the regular files at `paths` of at most `maxSize` bytes into the page cache, on the
+   *  thread pool: how many of them were not cached (never rejects). Errors are left to the reads
+   *  that follow. */
+  prefetch(paths: HostPath[], maxSize: number): Promise<number> {
+    return prefetch(paths, maxSize).then(({ read, cold }) => {
+      this.#prefetched += read
+      return cold
+    }, () => {
+      this.#prefetchFailures++
+      return 0
+    })
+  }
+
+  /** The host path of the regular file shown at `path` (its data's, for reading ahead), or
+   *  undefined: not a regular file, or gone. */
+  filePathSync(path: string): HostPath | undefined {
+    try {
+      const entry = this.#core.resolver.get(relPath(path))
+      return entry.kind === 'file' ? entry.layer.path(entry.path) : undefined
+    } catch {
+      return undefined
+    }
   }
 
   /**
@@ -433,12 +461,12 @@ export class Union {
 
   /**
    * The first `length` bytes of an open file, whole (for handing them to the kernel): from the page
-   * cache, or, when `waitForDisk`, from the disk on the calling thread, after calling `beforeWait`.
-   * undefined when not cached and not to be waited for. Also tells whether this read moved the
+   * cache, or, when `waitForDisk`, from the disk on the calling thread. `uncached` is called when
+   * they are not cached (before the wait). undefined when not cached and not to be waited for. Also tells whether this read moved the
    * file's atime (the kernel, which caches it, then needs telling).
    */
-  readHead(fh: number, buffer: Buffer, length: number, waitForDisk: boolean, beforeWait: () => void): files.Head | undefined {
-    return files.readHead(this.#core, fh, buffer, length, waitForDisk, beforeWait)
+  readHead(fh: number, buffer: Buffer, length: number, waitForDisk: boolean, uncached: () => void): files.Head | undefined {
+    return files.readHead(this.#core, fh, buffer, length, waitForDisk, uncached)
   }
 
   read(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {

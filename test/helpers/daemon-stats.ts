@@ -24,7 +24,7 @@ export interface DaemonStats {
   listingsAhead: number
   /** First opens and copy-ups that waited for the disk, those of them too soon after an open shared
    *  with other requests to read ahead, and read-aheads started (low-level bridge only). */
-  readAhead?: { uncached: number; shared: number; started: number }
+  readAhead?: { uncached: number; started: number }
 }
 
 export async function statsOf(mnt: string): Promise<DaemonStats> {

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { chmod, lstat, mkdir, open, opendir, readFile, readdir, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { fuseAvailable } from '../helpers/mount.js'
 import { layerfsSuite, readUpper } from '../helpers/layerfs-suite.js'
@@ -363,6 +363,42 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     for (const name of names.slice(0, 2)) await readFile(join(mnt, 'dir', name))
     await readAhead(mnt, later, cached, pageouts)
     for (const name of names) expect((await readFile(join(mnt, 'dir', name))).equals(blobs[Number(name.slice(1))]!)).toBe(true)
+  }, 90_000)
+
+  it.skipIf(!isRoot)('reads ahead the files before, for a reader going through a directory backwards', async () => {
+    const blobs = Array.from({ length: 24 }, () => randomBytes(8192))
+    const { mnt, lowers } = await mountStack(async (top) => {
+      await mkdir(join(top, 'dir'))
+      for (const [i, blob] of blobs.entries()) await writeFile(join(top, 'dir', `f${i}`), blob)
+    })
+    const resident = (name: string): number => residentBytes(join(lowers[0]!, 'dir', name))
+    await dropUntilUncached(await readdir(join(lowers[0]!, 'dir')), (name) => resident(name) > 0)
+    const names = (await readdir(join(mnt, 'dir'))).reverse() // the last name listed first
+    const cached = (name: string): boolean => resident(name) === 8192
+    const pageouts = damonPageouts()
+    for (const name of names.slice(0, 2)) await readFile(join(mnt, 'dir', name))
+    await readAhead(mnt, names.slice(2), cached, pageouts)
+    for (const name of names) expect((await readFile(join(mnt, 'dir', name))).equals(blobs[Number(name.slice(1))]!)).toBe(true)
+  }, 90_000)
+
+  it.skipIf(!isRoot)('reads ahead the files of a directory listed after a reader found files uncached', async () => {
+    const blobs = Array.from({ length: 12 }, () => randomBytes(8192))
+    const { mnt, lowers } = await mountStack(async (top) => {
+      for (const dir of ['a', 'b']) {
+        await mkdir(join(top, dir))
+        for (const [i, blob] of blobs.entries()) await writeFile(join(top, dir, `f${i}`), blob)
+      }
+    })
+    const resident = (dir: string, name: string): number => residentBytes(join(lowers[0]!, dir, name))
+    const names = await readdir(join(lowers[0]!, 'a'))
+    await dropUntilUncached([...names.map((n) => `a/${n}`), ...names.map((n) => `b/${n}`)], (path) => resident(dirname(path), basename(path)) > 0)
+    const inA = await readdir(join(mnt, 'a'))
+    const pageouts = damonPageouts()
+    // One file of a/ read uncached, then b/ listed: b's files are read ahead before any is opened.
+    await readFile(join(mnt, 'a', inA[0]!))
+    expect(await readdir(join(mnt, 'b'))).toEqual(inA)
+    await readAhead(mnt, inA.map((n) => `b/${n}`), (path) => resident(dirname(path), basename(path)) === 8192, pageouts)
+    for (const name of inA) expect((await readFile(join(mnt, 'b', name))).equals(blobs[Number(name.slice(1))]!)).toBe(true)
   }, 90_000)
 
   it.skipIf(!isRoot)('reads ahead the next files of a directory whose files chmod copies up uncached', async () => {
