@@ -112,8 +112,9 @@ export class LowLevelBridge {
   /** The next files of a directory read uncached, read ahead (see #uncachedRead). */
   readonly #ahead: ReadAhead
   /** First opens and copies that found their file uncached, for the statistics (the batches read
-   *  ahead are ReadAhead.started). */
+   *  ahead are ReadAhead.started), and those here that found it cached. */
   #uncachedOpens = 0
+  #cachedOpens = 0
   /** The nodes whose attributes the kernel drops or replaces once the request being answered on
    *  the calling thread succeeds (see #answering): a copy-up on the way needs no invalidation of
    *  them. */
@@ -153,7 +154,11 @@ export class LowLevelBridge {
       this.#closed()
     })
     this.#open = new OpenFiles(this.#session, options.passthrough)
-    this.#ahead = new ReadAhead({ order: (path) => union.dirOrder(path), fetch: (paths) => union.prefetch(paths, STORE_MAX) })
+    this.#ahead = new ReadAhead({
+      order: (path) => union.dirOrder(path),
+      fetch: (paths) => union.prefetch(paths, STORE_MAX),
+      opened: () => this.#session.firstOpens + this.#cachedOpens,
+    })
     // Setattrs that copy a small lower file up are answered in C (native/fuse-ll-cow.c), where the
     // union would defer the copy's flush itself; not where ids are shown mapped (C shows them as
     // stored).
@@ -1147,6 +1152,7 @@ export class LowLevelBridge {
   /** A first open, or a copy-up answered in C, found its file cached: the reader reading ahead
    *  for, if any, goes on (ReadAhead). */
   #cachedRead(node: Node): void {
+    this.#cachedOpens++
     const dir = node.parent
     if (dir) this.#ahead.cached(dir.id, node.name)
   }

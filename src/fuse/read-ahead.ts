@@ -27,6 +27,8 @@ export interface ReadAheadSource {
   /** Read these files into the page cache, on the thread pool: how many of them were not cached
    *  (never rejects). */
   fetch(paths: HostPath[]): Promise<number>
+  /** A count that grows with every first open (or copy-up) that found its file cached. */
+  opened(): number
 }
 
 /** Files asked for at a time. */
@@ -60,6 +62,10 @@ export class ReadAhead {
   #direction = 1
   /** Listings left that read ahead (see listed). */
   #heat = 0
+  /** source.opened() at the last listing, and whether the last read-ahead to end found files
+   *  uncached. */
+  #opened = 0
+  #coldSeen = false
   /** Reads asked of the pool (batches of files). */
   started = 0
 
@@ -121,11 +127,16 @@ export class ReadAhead {
    * files uncached lately reads a directory's files next, most of the time: with a few files to a
    * directory (a node_modules tree has six or seven), waiting for two of them to start reading
    * ahead would leave a third of them to the disk. So the first WINDOW files, from the end the
-   * reader went towards last, are read ahead now, for HEAT listings after the last uncached open,
-   * or the last read-ahead that found files uncached: a reader whose files are all cached stops it
-   * within HEAT listings, and `find` (no opens) never starts it.
+   * reader went towards last, are read ahead now, for HEAT listings after the last uncached open;
+   * and for HEAT more whenever the reader opened files since the last listing while the last
+   * read-ahead still found files uncached. So `find` (no opens) never starts it, `ls -lR` after an
+   * uncached read stops it within HEAT listings (it opens nothing), and so does a reader whose
+   * files are all cached (reading ahead finds nothing to read).
    */
   listed(dir: number, order: () => DirOrder | undefined): void {
+    const opened = this.#source.opened()
+    if (opened !== this.#opened && this.#coldSeen) this.#heat = HEAT
+    this.#opened = opened
     if (this.#heat === 0) return
     this.#heat--
     const o = order()
@@ -168,7 +179,7 @@ export class ReadAhead {
     if (paths.length === 0) return
     this.started++
     void this.#source.fetch(paths).then((cold) => {
-      if (cold > 0) this.#heat = HEAT
+      this.#coldSeen = cold > 0
     })
   }
 

@@ -421,6 +421,8 @@ export const LOOP_STATS = [
 
 export type LoopStats = Record<(typeof LOOP_STATS)[number], number>
 
+const FIRST_OPENS = LOOP_STATS.indexOf('firstOpens')
+
 export class Session {
   readonly #n: Addon
   readonly #h: Handle
@@ -546,6 +548,11 @@ export class Session {
   get loopStats(): LoopStats {
     const values = this.#n.fuseLlLoopStats(this.#h)
     return Object.fromEntries(LOOP_STATS.map((name, i) => [name, values[i] ?? 0])) as LoopStats
+  }
+
+  /** loopStats.firstOpens alone: first opens answered in C, their bytes stored. */
+  get firstOpens(): number {
+    return this.#n.fuseLlLoopStats(this.#h)[FIRST_OPENS] ?? 0
   }
 
   /**

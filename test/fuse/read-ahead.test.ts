@@ -24,6 +24,12 @@ class Source {
   readonly fetched: string[][] = []
   readonly #settle: Array<(cold: number) => void> = []
   ordersTaken = 0
+  /** What opened() answers: first opens that found their file cached. */
+  openedCount = 0
+
+  opened(): number {
+    return this.openedCount
+  }
 
   order(path: string): DirOrder | undefined {
     this.ordersTaken++
@@ -112,7 +118,7 @@ describe('ReadAhead', () => {
     expect(source.fetched).toEqual([])
   })
 
-  it('reads a listed directory\'s first files ahead for HEAT listings after a cold reader, renewed by cold read-aheads', async () => {
+  it('reads a listed directory\'s first files ahead after a cold reader, for as long as it opens files found uncached', async () => {
     const { source, ahead, a } = setup()
     const small = dirOf('s', 5)
     let listings = 0
@@ -128,16 +134,22 @@ describe('ReadAhead', () => {
     for (let i = 0; i < HEAT; i++) ahead.listed(100 + i, order)
     expect(source.fetched.length).toBe(HEAT)
     expect(source.fetched[0]).toEqual(files('s', small.names))
+    // Nothing opened since (ls -lR after one uncached read): it stops, though files were uncached.
+    await source.settle(0, 3)
     ahead.listed(200, order)
-    expect(source.fetched.length).toBe(HEAT) // cooled down: every read-ahead found its files cached
-    expect(listings).toBe(HEAT)
-    // A read-ahead that found uncached files renews it.
-    await source.settle(0, 0)
-    ahead.listed(201, order)
     expect(source.fetched.length).toBe(HEAT)
-    await source.settle(1, 3)
-    ahead.listed(202, order)
+    expect(listings).toBe(HEAT)
+    // Files opened, and the last read-ahead found uncached ones: HEAT more listings.
+    source.openedCount += 5
+    ahead.listed(201, order)
     expect(source.fetched.length).toBe(HEAT + 1)
+    // Files opened, but the last read-ahead found every one cached: no more than those.
+    await source.settle(1, 0)
+    for (let i = 0; i < 2 * HEAT; i++) {
+      source.openedCount++
+      ahead.listed(300 + i, order)
+    }
+    expect(source.fetched.length).toBe(2 * HEAT)
   })
 
   it('reads a listed directory from its end after a reader that went backwards', () => {
