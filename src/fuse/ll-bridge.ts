@@ -1141,7 +1141,7 @@ export class LowLevelBridge {
    * directory's files uncached (grep -r, tar, cp -r; chmod -R, chown -R of a layer) has its next
    * ones read ahead on the thread pool (ReadAhead). Readers in parallel too: each of their requests
    * would otherwise wait for the disk in turn (reading every small file of the full fixture cold,
-   * 8 in flight, took 7% less time with it, and a third less CPU).
+   * 8 in flight, took 7% less time with it, and an eighth less of the daemon's CPU).
    */
   #uncachedRead(node: Node): void {
     this.#uncachedOpens++

@@ -2,13 +2,14 @@
  * Reading ahead for a reader that goes through a directory's files uncached, one after another
  * (tar, cp -r, grep -r, a loader; chmod -R and chown -R of a layer, whose copy-ups read each file).
  * The kernel reads ahead within a file, never across files: each next file's first read would
- * wait for the disk while the daemon's one thread waits with it. Once two first opens in a row of
- * one directory have waited for the disk, its next files in listing order, in the direction the
- * reader goes (find and tar go the way readdir gives the names; a walker that stacks them, the other
- * way), are read into the page cache on the thread pool, WINDOW at a time. Each open of the
- * directory that finds its file cached says how far the reader got: once it comes within MARGIN of
- * the end of what was asked for, the next WINDOW follow, so the reader keeps finding its files in
- * memory rather than catching up with the disk every WINDOW files.
+ * wait for the disk. Once two first opens in a row of one directory have found their file
+ * uncached, its next files in listing order, in the direction the reader goes (find and tar go the
+ * way readdir gives the names; a walker that stacks them, the other way), are read into the page
+ * cache on the thread pool, WINDOW at a time. Each open of the directory that finds its file
+ * cached says how far the reader got: once it comes within MARGIN of the end of what was asked
+ * for, the next WINDOW follow, so the reader keeps finding its files in memory rather than
+ * catching up with the disk every WINDOW files. And while a reader finds files uncached, each
+ * directory listed has its first files read ahead before any is opened (listed).
  *
  * The order is the merged listing's (the order readdir gives), taken once per directory while it
  * is read, for the few directories read most recently: reading it again at every step would cost
@@ -74,8 +75,8 @@ export class ReadAhead {
   }
 
   /**
-   * A first open (or a copy-up) of `name` in directory `dir` waited for the disk. The second in a
-   * row of the same directory starts reading ahead; `path` gives the directory's path, then.
+   * A first open (or a copy-up) of `name` in directory `dir` found its file uncached. The second
+   * in a row of the same directory starts reading ahead; `path` gives the directory's path, then.
    */
   uncached(dir: number, name: string, path: () => string | undefined): void {
     const last = this.#last
@@ -123,7 +124,7 @@ export class ReadAhead {
   }
 
   /**
-   * A lone reader listed directory `dir` afresh (`order` gives its names). One that went through
+   * Directory `dir` was listed afresh (`order` gives its names). A reader that went through
    * files uncached lately reads a directory's files next, most of the time: with a few files to a
    * directory (a node_modules tree has six or seven), waiting for two of them to start reading
    * ahead would leave a third of them to the disk. So the first WINDOW files, from the end the
