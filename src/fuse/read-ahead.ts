@@ -5,10 +5,11 @@
  * wait for the disk. Once two first opens in a row of one directory have found their file
  * uncached, its next files in listing order, in the direction the reader goes (find and tar go the
  * way readdir gives the names; a walker that stacks them, the other way), are read into the page
- * cache on the thread pool, WINDOW at a time. Each open of the directory that finds its file
- * cached says how far the reader got: once it comes within MARGIN of the end of what was asked
- * for, the next WINDOW follow, so the reader keeps finding its files in memory rather than
- * catching up with the disk every WINDOW files. And while a reader finds files uncached, each
+ * cache on the thread pool, WINDOW at a time. Each open of the directory the bridge's JS answers
+ * says how far the reader got (first opens of cached files answered in C go unseen; the next
+ * uncached one then asks again): once it comes within MARGIN of the end of what was asked for, the
+ * next WINDOW follow, so the reader keeps finding its files in memory rather than catching up
+ * with the disk every WINDOW files. And while a reader finds files uncached, each
  * directory listed has its first files read ahead before any is opened (listed).
  *
  * The order is the merged listing's (the order readdir gives), taken once per directory while it
