@@ -346,40 +346,30 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
     }
   })
 
-  it.skipIf(!isRoot)('reads ahead the next files of a directory whose files are read uncached one after another', async () => {
-    const blobs = Array.from({ length: 24 }, () => randomBytes(8192))
-    const { mnt, lowers } = await mountStack(async (top) => {
-      await mkdir(join(top, 'dir'))
-      for (const [i, blob] of blobs.entries()) await writeFile(join(top, 'dir', `f${i}`), blob)
-    })
-    // Dropped before the listing: the kernel's forgets of the mount's dropped inodes come first.
-    const resident = (name: string): number => residentBytes(join(lowers[0]!, 'dir', name))
-    await dropUntilUncached(await readdir(join(lowers[0]!, 'dir')), (name) => resident(name) > 0)
-    const names = await readdir(join(mnt, 'dir')) // in the order a reader goes through them
-    const cached = (name: string): boolean => resident(name) === 8192
-    const later = names.slice(2)
-    const pageouts = damonPageouts()
-    // Two files read uncached: the others follow on the thread pool.
-    for (const name of names.slice(0, 2)) await readFile(join(mnt, 'dir', name))
-    await readAhead(mnt, later, cached, pageouts)
-    for (const name of names) expect((await readFile(join(mnt, 'dir', name))).equals(blobs[Number(name.slice(1))]!)).toBe(true)
-  }, 90_000)
-
-  it.skipIf(!isRoot)('reads ahead the files before, for a reader going through a directory backwards', async () => {
-    const blobs = Array.from({ length: 24 }, () => randomBytes(8192))
-    const { mnt, lowers } = await mountStack(async (top) => {
-      await mkdir(join(top, 'dir'))
-      for (const [i, blob] of blobs.entries()) await writeFile(join(top, 'dir', `f${i}`), blob)
-    })
-    const resident = (name: string): number => residentBytes(join(lowers[0]!, 'dir', name))
-    await dropUntilUncached(await readdir(join(lowers[0]!, 'dir')), (name) => resident(name) > 0)
-    const names = (await readdir(join(mnt, 'dir'))).reverse() // the last name listed first
-    const cached = (name: string): boolean => resident(name) === 8192
-    const pageouts = damonPageouts()
-    for (const name of names.slice(0, 2)) await readFile(join(mnt, 'dir', name))
-    await readAhead(mnt, names.slice(2), cached, pageouts)
-    for (const name of names) expect((await readFile(join(mnt, 'dir', name))).equals(blobs[Number(name.slice(1))]!)).toBe(true)
-  }, 90_000)
+  // A reader going through the names as readdir gives them, and one going the other way.
+  const orders: Array<[string, (names: string[]) => string[]]> = [
+    ['the next files of a directory whose files are read uncached one after another', (names) => names],
+    ['the files before, for a reader going through a directory backwards', (names) => [...names].reverse()],
+  ]
+  for (const [what, inOrder] of orders) {
+    it.skipIf(!isRoot)(`reads ahead ${what}`, async () => {
+      const blobs = Array.from({ length: 24 }, () => randomBytes(8192))
+      const { mnt, lowers } = await mountStack(async (top) => {
+        await mkdir(join(top, 'dir'))
+        for (const [i, blob] of blobs.entries()) await writeFile(join(top, 'dir', `f${i}`), blob)
+      })
+      // Dropped before the listing: the kernel's forgets of the mount's dropped inodes come first.
+      const resident = (name: string): number => residentBytes(join(lowers[0]!, 'dir', name))
+      await dropUntilUncached(await readdir(join(lowers[0]!, 'dir')), (name) => resident(name) > 0)
+      const names = inOrder(await readdir(join(mnt, 'dir'))) // in the order the reader goes through them
+      const cached = (name: string): boolean => resident(name) === 8192
+      const pageouts = damonPageouts()
+      // Two files read uncached: the others follow on the thread pool.
+      for (const name of names.slice(0, 2)) await readFile(join(mnt, 'dir', name))
+      await readAhead(mnt, names.slice(2), cached, pageouts)
+      for (const name of names) expect((await readFile(join(mnt, 'dir', name))).equals(blobs[Number(name.slice(1))]!)).toBe(true)
+    }, 90_000)
+  }
 
   it.skipIf(!isRoot)('reads ahead the files of a directory listed after a reader found files uncached', async () => {
     const blobs = Array.from({ length: 12 }, () => randomBytes(8192))
