@@ -64,8 +64,8 @@ export class ReadAhead {
   #direction = 1
   /** Listings left that read ahead (see listed). */
   #heat = 0
-  /** source.opened() at the last listing, and whether the last read-ahead to end found files
-   *  uncached. */
+  /** source.opened() when a listing last asked, and whether the last read-ahead to end found
+   *  files uncached. */
   #opened = 0
   #coldSeen = false
   /** Reads asked of the pool (batches of files). */
@@ -136,9 +136,12 @@ export class ReadAhead {
    * files are all cached (reading ahead finds nothing to read).
    */
   listed(dir: number, order: () => DirOrder | undefined): void {
-    const opened = this.#source.opened()
-    if (opened !== this.#opened && this.#coldSeen) this.#heat = HEAT
-    this.#opened = opened
+    // Asked only after a read-ahead that found files uncached: every listing of a walk comes here.
+    if (this.#coldSeen) {
+      const opened = this.#source.opened()
+      if (opened !== this.#opened) this.#heat = HEAT
+      this.#opened = opened
+    }
     if (this.#heat === 0) return
     this.#heat--
     const o = order()

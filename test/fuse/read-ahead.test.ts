@@ -26,8 +26,11 @@ class Source {
   ordersTaken = 0
   /** What opened() answers: first opens that found their file cached. */
   openedCount = 0
+  /** How many times it was asked. */
+  openedAsked = 0
 
   opened(): number {
+    this.openedAsked++
     return this.openedCount
   }
 
@@ -134,6 +137,8 @@ describe('ReadAhead', () => {
     for (let i = 0; i < HEAT; i++) ahead.listed(100 + i, order)
     expect(source.fetched.length).toBe(HEAT)
     expect(source.fetched[0]).toEqual(files('s', small.names))
+    // No read-ahead has ended finding files uncached: the listings never asked for the opens.
+    expect(source.openedAsked).toBe(0)
     // Nothing opened since (ls -lR after one uncached read): it stops, though files were uncached.
     await source.settle(0, 3)
     ahead.listed(200, order)
