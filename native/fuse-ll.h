@@ -107,6 +107,12 @@ enum { FLL_IDLE, FLL_MOUNTED, FLL_ENDED };
 /* The biggest file whose first open C answers, its bytes stored (ll-bridge.ts: STORE_MAX). */
 #define FLL_FIRST_MAX (64 * 1024)
 
+/* An entry of the node table's index (fuse-ll-fast.c): a node's ino (0: a free slot) and its place. */
+typedef struct fll_node_slot {
+    uint64_t ino;
+    uint32_t at;
+} fll_node_slot;
+
 /* A node C answers some requests of: opens for reading (fuse-ll-fast.c), a setattr that copies it
  * up, the getxattr of security.capability of a file JS made (fuse-ll-cow.c). */
 typedef struct {
@@ -201,8 +207,13 @@ typedef struct fll_session {
     int tmpfile;           /* the create being dispatched is an O_TMPFILE open (fll_take_tmpfile) */
     int init_seen;         /* the kernel's INIT has been processed (it comes first, once) */
 
-    fll_fast_node *fast_nodes; /* open addressing by ino, at most half full */
-    uint32_t fast_mask, fast_count;
+    /* The node table (fuse-ll-fast.c): nodes in chunks that never move, found through an index */
+    fll_fast_node **node_chunks;
+    uint32_t node_chunk_cap, node_places; /* chunks allocated room for; places ever used */
+    struct fll_node_slot *node_index;      /* open addressing by ino, at most half full */
+    uint32_t node_mask, node_count;
+    uint32_t *node_free;                   /* removed nodes' places, to reuse */
+    uint32_t node_free_count, node_free_cap;
     uint64_t fast_opens; /* opens answered in C */
     uint64_t first_opens; /* of them, first opens of lower files, their bytes stored (fll_fast_open) */
     char *first_buf;      /* FLL_FIRST_MAX bytes for those, allocated at the first */
