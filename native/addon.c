@@ -56,6 +56,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlUnmount", fll_js_unmount),
         FN("fuseLlShutdown", fll_js_shutdown),
         FN("fuseLlLoopStats", fll_js_loop_stats),
+        FN("fuseLlSoleCaller", fll_js_sole_caller),
         FN("fuseLlReplyErr", fll_js_reply_err),
         FN("fuseLlReplyEntry", fll_js_reply_entry),
         FN("fuseLlReplyCreate", fll_js_reply_create),

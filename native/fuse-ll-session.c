@@ -780,6 +780,19 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* soleCaller(handle) → whether one thread sent all of the last FLL_CALLERS requests (those seen so
+ * far, at the start): a listing it waits for may be read at the reply (ll-bridge.ts, #readdir). */
+napi_value fll_js_sole_caller(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1], out;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (argc < 1) return napi_throw_type_error(env, NULL, "soleCaller(handle)"), NULL;
+    fll_session *s = fll_unwrap(env, argv[0]);
+    if (!s) return NULL;
+    napi_get_boolean(env, !many_callers(s, 1), &out);
+    return out;
+}
+
 /* unmount(handle): ask the loop to end; the 'exit' event follows. Idempotent, never blocks on the
  * filesystem (it may be called from a request handler). */
 napi_value fll_js_unmount(napi_env env, napi_callback_info info) {

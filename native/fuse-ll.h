@@ -304,6 +304,7 @@ napi_value fll_js_mount(napi_env env, napi_callback_info info);
 napi_value fll_js_unmount(napi_env env, napi_callback_info info);
 napi_value fll_js_shutdown(napi_env env, napi_callback_info info);
 napi_value fll_js_loop_stats(napi_env env, napi_callback_info info);
+napi_value fll_js_sole_caller(napi_env env, napi_callback_info info);
 
 /* fuse-ll-fast.c */
 /* Answers the open or release in C when it may (then 1). */

@@ -1326,10 +1326,13 @@ export class LowLevelBridge {
       const path = this.#path(dir)
       fresh = path
       // A readdirplus reads every entry's inode: a directory the host has not cached waits for the
-      // disk once per entry. Its lower layers are read on the pool (they never change), while
-      // this thread answers other requests, and several such reads are at the disk at once; the
-      // upper layer, which changes, is read at the reply (ListingsAhead).
-      if (mayWait && r.op === 'readdirplus' && this.#union.readAhead(path) !== undefined) return false
+      // disk once per entry. While several threads call, its lower layers are read on the pool
+      // (they never change), where several such reads are at the disk at once while this thread
+      // answers other requests; the upper layer, which changes, is read at the reply
+      // (ListingsAhead). A lone caller (find, tar, chmod -R) waits for its listing whichever
+      // thread reads it, and the trip to the pool and back only adds to its wait: its listings are
+      // read here, at the reply.
+      if (mayWait && r.op === 'readdirplus' && !this.#session.soleCaller && this.#union.readAhead(path) !== undefined) return false
       list = this.#union.readdirPlusSync(path, this.#cow, true)
       // A directory listed is marked for its lookups too (its entries are, below): the root, never an
       // entry, and one whose mark a rename took away.

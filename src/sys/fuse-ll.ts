@@ -230,6 +230,7 @@ interface Addon {
   fuseLlReplyOpen(h: Handle, req: number, fh: number, open: number, backing: number): number
   fuseLlGranted(h: Handle): number
   fuseLlLoopStats(h: Handle): number[]
+  fuseLlSoleCaller(h: Handle): boolean
   fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowOpenFh(h: Handle, fh: number): number
@@ -548,6 +549,11 @@ export class Session {
   get loopStats(): LoopStats {
     const values = this.#n.fuseLlLoopStats(this.#h)
     return Object.fromEntries(LOOP_STATS.map((name, i) => [name, values[i] ?? 0])) as LoopStats
+  }
+
+  /** Whether one thread sent all of the last requests (16; all of them, before that many came). */
+  get soleCaller(): boolean {
+    return this.#n.fuseLlSoleCaller(this.#h)
   }
 
   /** loopStats.firstOpens alone: first opens answered in C, their bytes stored. */
