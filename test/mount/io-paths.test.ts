@@ -153,13 +153,28 @@ describe.skipIf(!fuse.ok).each(['', ',passthrough=off', ',spin=0,passthrough=off
       for (let i = 0; i < 600; i++) await writeFile(join(bottom, 'big', `low-${i}`), '')
       for (let i = 0; i < 600; i++) await writeFile(join(top, 'big', `top-${i}`), '')
       for (let i = 0; i < 100; i++) await writeFile(join(top, 'big', `.wh.low-${i}`), '')
+      await mkdir(join(top, 'two'))
+      await mkdir(join(bottom, 'two'))
+      await writeFile(join(top, 'two', 'a'), '')
+      await writeFile(join(bottom, 'two', 'b'), '')
     })
     const expected = [...Array.from({ length: 500 }, (_, i) => `low-${i + 100}`), ...Array.from({ length: 600 }, (_, i) => `top-${i}`)].sort()
     const big = join(mnt, 'big')
-    const before = await statsOf(mnt)
+    // Several threads calling (node's thread pool, missing names): both lower layers' listings
+    // are read on the daemon's thread pool, and the listing takes them.
+    let before = await statsOf(mnt)
+    await Promise.all(Array.from({ length: 20 }, (_, i) => stat(join(mnt, `missing-${i}`)).catch(() => undefined)))
     expect((await readdir(big)).sort()).toEqual(expected)
-    // Both lower layers' listings were read on the thread pool, and the listing took them.
     expect((await statsOf(mnt)).listingsAhead - before.listingsAhead).toBe(2)
+    // One thread alone calling (a process's, synchronously): the listing of another merged
+    // directory is read at the reply, with no trip to the pool.
+    before = await statsOf(mnt)
+    const lone = execFileSync(process.execPath, ['-e', `
+      const { readdirSync, statSync } = require('node:fs')
+      for (let i = 0; i < 20; i++) { try { statSync(process.argv[1] + '/lone-' + i) } catch {} }
+      console.log(JSON.stringify(readdirSync(process.argv[1] + '/two')))`, mnt], { encoding: 'utf8' })
+    expect((JSON.parse(lone) as string[]).sort()).toEqual(['a', 'b'])
+    expect((await statsOf(mnt)).listingsAhead - before.listingsAhead).toBe(0)
 
     // Two open directories read alternately, one entry at a time: each sees every name exactly once.
     const a = await opendir(big, { bufferSize: 1 })
