@@ -53,7 +53,7 @@ static uint64_t hash(uint64_t ino) {
 /* The node table: the nodes live in chunks of NODE_CHUNK, which never move (a node keeps its
  * address until it is removed), and an index of (ino, place) pairs, open addressing with linear
  * probing, at most half full, finds them. A probe reads 16 bytes per step and touches no node: the
- * index of 36,000 nodes takes 1 MiB where a table of the nodes themselves took 16 (and a lookup
+ * index of 36,000 nodes takes 2 MiB where a table of the nodes themselves took 16 (and a lookup
  * there, a cache and TLB miss at each step; its growths copied every node and faulted in pages
  * the size of the whole table). Removed nodes' places are reused first. */
 #define NODE_CHUNK 1024
