@@ -54,6 +54,9 @@ export interface Node {
   /** Its path, kept once a child's path was built from it: valid while `pathEpoch` is the table's. */
   cachedPath: string | undefined
   pathEpoch: number
+  /** The nodes answering for its names (the table's name index, kept on each directory: a lookup is
+   *  one small map's, by the name alone), or undefined while it has none. */
+  children: Map<string, Node> | undefined
 }
 
 export const ROOT_ID = 1
@@ -64,7 +67,6 @@ const DIRS_MAX = 4096
 export class NodeTable {
   readonly root: Node = { ...newNode(ROOT_ID, undefined, '', 0), lookups: 1, cachedPath: '/', pathEpoch: 0 }
   readonly #byId = new Map<number, Node>([[ROOT_ID, this.root]])
-  readonly #byName = new Map<string, Node>()
   /** Most inodes have one name: the node itself; a Set only for hard links (saves a Set per node). */
   readonly #byIno = new Map<number, Node | Set<Node>>()
   #next = ROOT_ID + 1
@@ -109,12 +111,11 @@ export class NodeTable {
 
   /** Count one kernel reference to (parent, name), creating the node on first sight. */
   remember(parent: Node, name: string, ino: number): Node {
-    const key = nameKey(parent, name)
-    let node = this.#byName.get(key)
+    let node = parent.children?.get(name)
     if (!node) {
       node = newNode(this.#next++, parent, name, ino)
       this.#byId.set(node.id, node)
-      this.#byName.set(key, node)
+      setChild(parent, name, node)
     }
     if (node.ino !== ino) {
       this.#unindexIno(node)
@@ -137,11 +138,10 @@ export class NodeTable {
   adopt(id: number, parent: Node, name: string, ino: number): Node {
     const node = newNode(id, parent, name, ino)
     node.lookups = 1
-    const key = nameKey(parent, name)
-    const old = this.#byName.get(key)
+    const old = parent.children?.get(name)
     if (old) this.retire(old)
     this.#byId.set(id, node)
-    this.#byName.set(key, node)
+    setChild(parent, name, node)
     this.#indexIno(node)
     return node
   }
@@ -169,22 +169,19 @@ export class NodeTable {
     if (node.lookups > 0) return
     this.#byId.delete(id)
     this.#unindexIno(node)
-    if (node.parent && this.#byName.get(nameKey(node.parent, node.name)) === node) {
-      this.#byName.delete(nameKey(node.parent, node.name))
-    }
+    this.retire(node)
   }
 
   /** The node that answers for `name` in `parent`, if any. */
   child(parent: Node, name: string): Node | undefined {
-    return this.#byName.get(nameKey(parent, name))
+    return parent.children?.get(name)
   }
 
   /** The name is gone (unlink, rmdir): the node, if any, no longer has a path. */
   detach(parent: Node, name: string): void {
-    const key = nameKey(parent, name)
-    const node = this.#byName.get(key)
+    const node = parent.children?.get(name)
     if (!node) return
-    this.#byName.delete(key)
+    deleteChild(parent, name)
     node.parent = undefined
     this.#renamed(node)
   }
@@ -194,40 +191,38 @@ export class NodeTable {
    * kernel inode). The node keeps its path for what its open files still ask (getattr, setattr).
    */
   retire(node: Node): void {
-    if (node.parent && this.#byName.get(nameKey(node.parent, node.name)) === node) {
-      this.#byName.delete(nameKey(node.parent, node.name))
-    }
+    if (node.parent?.children?.get(node.name) === node) deleteChild(node.parent, node.name)
   }
 
   /** A rename: whatever was at the target is detached, the source node takes the new name. */
   move(parent: Node, name: string, newParent: Node, newName: string): void {
-    const node = this.#byName.get(nameKey(parent, name))
+    const node = parent.children?.get(name)
     this.detach(newParent, newName)
     if (!node) return
-    this.#byName.delete(nameKey(parent, name))
+    deleteChild(parent, name)
     node.parent = newParent
     node.name = newName
-    this.#byName.set(nameKey(newParent, newName), node)
+    setChild(newParent, newName, node)
     this.#renamed(node)
   }
 
   /** RENAME_EXCHANGE: the two nodes swap places. */
   exchange(parent: Node, name: string, newParent: Node, newName: string): void {
-    const a = this.#byName.get(nameKey(parent, name))
-    const b = this.#byName.get(nameKey(newParent, newName))
-    this.#byName.delete(nameKey(parent, name))
-    this.#byName.delete(nameKey(newParent, newName))
+    const a = parent.children?.get(name)
+    const b = newParent.children?.get(newName)
+    if (a) deleteChild(parent, name)
+    if (b) deleteChild(newParent, newName)
     if (a) {
       this.#renamed(a)
       a.parent = newParent
       a.name = newName
-      this.#byName.set(nameKey(newParent, newName), a)
+      setChild(newParent, newName, a)
     }
     if (b) {
       this.#renamed(b)
       b.parent = parent
       b.name = name
-      this.#byName.set(nameKey(parent, name), b)
+      setChild(parent, name, b)
     }
   }
 
@@ -253,7 +248,7 @@ export class NodeTable {
     if (path === '/' || path === '') return this.root
     const cut = path.lastIndexOf('/')
     const dir = cut <= 0 ? this.root : this.#dirAt(path.slice(0, cut))
-    return dir === undefined ? undefined : this.#byName.get(nameKey(dir, path.slice(cut + 1)))
+    return dir?.children?.get(path.slice(cut + 1))
   }
 
   /** byPath for a directory: remembered (#dirs), and walked name by name when it is not. */
@@ -263,7 +258,7 @@ export class NodeTable {
     let node: Node | undefined = this.root
     for (const part of path.split('/')) {
       if (part === '') continue
-      node = this.#byName.get(nameKey(node, part))
+      node = node.children?.get(part)
       if (!node) return undefined
     }
     if (this.#dirs.size >= DIRS_MAX) this.#dirs.clear()
@@ -273,7 +268,7 @@ export class NodeTable {
 
   /** Whether `node` still answers for its name (it was not forgotten, detached or retired). */
   #answers(node: Node): boolean {
-    return node.parent !== undefined && this.#byName.get(nameKey(node.parent, node.name)) === node
+    return node.parent?.children?.get(node.name) === node
   }
 
   #indexIno(node: Node): void {
@@ -297,9 +292,18 @@ function newNode(id: number, parent: Node | undefined, name: string, ino: number
   return {
     id, parent, name, lookups: 0, ino, opened: false, fast: false, cow: false, noCaps: false, made: false, probe: false,
     positive: false, tainted: false, named: false, attrsExpired: false, ctimeExpired: false, cachedPath: undefined, pathEpoch: -1,
+    children: undefined,
   }
 }
 
-function nameKey(parent: Node, name: string): string {
-  return `${parent.id}/${name}`
+/** `node` answers for `name` in `parent`. */
+function setChild(parent: Node, name: string, node: Node): void {
+  if (parent.children === undefined) parent.children = new Map()
+  parent.children.set(name, node)
+}
+
+/** Nothing answers for `name` in `parent`; a directory with no names known holds no map. */
+function deleteChild(parent: Node, name: string): void {
+  const children = parent.children
+  if (children?.delete(name) && children.size === 0) parent.children = undefined
 }

@@ -15,6 +15,32 @@ describe('NodeTable', () => {
     expect(t.byPath('/a')).toBeUndefined()
   })
 
+  it("keeps each directory's names apart, and a directory with no names known holds no index", () => {
+    const t = new NodeTable()
+    const d = t.remember(t.root, 'd', 1)
+    const e = t.remember(t.root, 'e', 2)
+    const df = t.remember(d, 'f', 3)
+    const ef = t.remember(e, 'f', 4)
+    expect(df).not.toBe(ef)
+    expect([t.child(d, 'f'), t.child(e, 'f'), t.child(t.root, 'f')]).toEqual([df, ef, undefined])
+    t.move(d, 'f', e, 'g')
+    expect(d.children).toBeUndefined()
+    expect([t.child(e, 'f'), t.child(e, 'g')]).toEqual([ef, df])
+    t.exchange(e, 'f', e, 'f')
+    expect(t.byPath('/e/f')).toBe(ef)
+    t.forget(ef.id, 1)
+    t.detach(e, 'g')
+    expect(e.children).toBeUndefined()
+    expect(t.byPath('/e/f')).toBeUndefined()
+    // A forgotten directory's children stay findable only through it, not through a new node for its name.
+    const dd = t.remember(d, 'sub', 5)
+    t.remember(dd, 'x', 6)
+    t.forget(dd.id, 1)
+    const again = t.remember(d, 'sub', 5)
+    expect(again).not.toBe(dd)
+    expect(t.child(again, 'x')).toBeUndefined()
+  })
+
   it('moves a whole subtree with a directory rename', () => {
     const t = new NodeTable()
     const d = t.remember(t.root, 'd', 1)
