@@ -722,20 +722,21 @@ export class Core {
       // The copy was shown as it is now, with the one link it just got: naming it moved its ctime.
       this.onAttrChange?.('/' + rel, true)
     } finally {
-      for (const linked of links) this.#writeLink(rel, linked, named)
+      for (const linked of links) this.#writeLink(rel, linked, named, dirTimes)
     }
   }
 
   /** Write a link deferLink answered, once its copy is named at `rel` (`named`; else the link is
-   *  lost with it): its directory keeps the times it took when the link was answered. */
-  #writeLink(rel: string, linked: Entry, named: boolean): void {
+   *  lost with it): its directory keeps the times it took when the link was answered (without
+   *  `dirTimes`, the caller sees to that: see #keepingTimes). */
+  #writeLink(rel: string, linked: Entry, named: boolean, dirTimes: boolean): void {
     const upper = this.requireUpper()
     const dir = splitPath(linked.path)[0]
     let written = false
     try {
       if (named) {
         const dirPath = upper.path(dir)
-        const times = lstatIfAny(dirPath, parentStat) ? { atime: stTimeNs(parentStat, ST.ATIME), mtime: stTimeNs(parentStat, ST.MTIME) } : undefined
+        const times = dirTimes && lstatIfAny(dirPath, parentStat) ? { atime: stTimeNs(parentStat, ST.ATIME), mtime: stTimeNs(parentStat, ST.MTIME) } : undefined
         linkSync(upper.path(rel), upper.path(linked.path))
         written = true
         if (times) utimensatSync(dirPath, times.atime, times.mtime, true)
@@ -1156,14 +1157,19 @@ function sourceFrom(path: HostPath, st: Float64Array): Source {
 const sourceStat = new Float64Array(ST_FIELDS)
 const parentStat = new Float64Array(ST_FIELDS)
 
-/** Copies by the upper directories their naming changes: the one each is named in, and for a
- *  deferred rename the one it moves to as well. */
+/** Copies by the upper directories their naming changes: the one each is named in, for a
+ *  deferred rename the one it moves to as well, and those its deferred links are written into. */
 function byDirectories(copies: Deferred[]): Array<{ dirs: string[]; copies: Deferred[] }> {
   const groups = new Map<string, { dirs: string[]; copies: Deferred[] }>()
   for (const copy of copies) {
     const at = splitPath(copy.moved?.from ?? copy.entry.path)[0]
     const to = splitPath(copy.entry.path)[0]
     const dirs = copy.moved && to !== at ? [at, to] : [at]
+    // The directories its deferred links go into (cp -al: most often one other, for every file).
+    for (const linked of copy.links ?? []) {
+      const dir = splitPath(linked.path)[0]
+      if (!dirs.includes(dir)) dirs.push(dir)
+    }
     // Directory paths hold no NUL: the key is exact.
     const key = dirs.join('\0')
     const group = groups.get(key)

@@ -290,14 +290,29 @@ export class Resolver {
   /**
    * Fill the cache for the children of `dir` from per-layer listings just taken (readdir hands them
    * over): the same walk as a lookup, with the listings answering what an lstat would, so a
-   * directory's entries cost no probe each. Entries already cached are left alone.
+   * directory's entries cost no probe each. Entries already cached are left alone. Returns what
+   * resolve would of each name, in order (the listing's caller needs them all: resolving each
+   * again built its path a second time and looked it up twice more).
    */
-  prime(dir: Entry, names: string[], listings: Listings): void {
-    for (const name of names) {
+  prime(dir: Entry, names: string[], listings: Listings): Array<Entry | undefined> {
+    this.#justProbed = undefined
+    const found: Array<Entry | undefined> = new Array(names.length)
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!
       const rel = joinPath(dir.path, name)
-      if (this.#cache.has(rel)) continue
-      this.#cache.set(rel, this.#pinned.get(rel) ?? this.#walk(rel, dir, (layer, checkMarker) => probeListed(listings.get(layer), name, checkMarker)))
+      let cached = this.#cache.get(rel)
+      if (cached === undefined) {
+        cached = this.#pinned.get(rel) ?? this.#walk(rel, dir, (layer, checkMarker) => probeListed(listings.get(layer), name, checkMarker))
+        this.#cache.set(rel, cached)
+      }
+      // Counted as the lookups of a listing's names always were: answered by the cache.
+      if ('missing' in cached) this.#negativeHits++
+      else {
+        this.#hits++
+        found[i] = cached
+      }
     }
+    return found
   }
 
   /** The lookup walk proper, over the parent's layers, with `probe` telling what the name is in one. */

@@ -300,14 +300,15 @@ export class Union {
     // The listings that give the names also answer the lookups of the children (resolver.prime).
     const listings = listLayers(dir, true, this.#ahead)
     const list = mergeListings(dir, listings)
-    resolver.prime(dir, list, listings)
+    const entries = resolver.prime(dir, list, listings)
     const parentRel = rel === '' ? '' : rel.slice(0, Math.max(0, rel.lastIndexOf('/')))
     const parent = resolver.get(parentRel)
     const out: DirEntry[] = dotsByIno
       ? [{ name: '.', attr: dotAttr(attrs.shownIno(dir)) }, { name: '..', attr: dotAttr(attrs.shownIno(parent)) }]
       : [{ name: '.', attr: attrs.attrOf(dir) }, { name: '..', attr: attrs.attrOf(parent) }]
-    for (const name of list) {
-      const entry = resolver.resolve(joinPath(rel, name))
+    for (let i = 0; i < list.length; i++) {
+      const name = list[i]!
+      const entry = entries[i]
       if (!entry) continue
       // The listing of the entry's own layer has its numbers; an entry cached from elsewhere (an
       // older lookup) is stat'ed afresh.

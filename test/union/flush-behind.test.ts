@@ -387,6 +387,20 @@ describe('flushBehind: renames of lower files answered before their copy is flus
     expect(union.stats().copyUps.lostCopies).toBe(0)
   })
 
+  it('writes a batch of links into another directory, which keeps the times the links gave it', async () => {
+    const { union, upper } = await open()
+    for (const name of ['a', 'b', 'c']) expect(union.tryLink(`/d/${name}`, `/d/sub/${name}.ln`)).toBe(true)
+    const answered = [await union.getattr('/d'), await union.getattr('/d/sub')].map((dir) => [dir.mtimeSec, dir.mtimeNsec])
+    await settled(union)
+    for (const name of ['a', 'b', 'c']) {
+      const [st, ln] = [await stat(join(upper, 'd', name)), await stat(join(upper, 'd/sub', `${name}.ln`))]
+      expect([st.nlink, st.ino]).toEqual([2, ln.ino])
+    }
+    const written = [await union.getattr('/d'), await union.getattr('/d/sub')].map((dir) => [dir.mtimeSec, dir.mtimeNsec])
+    expect(written).toEqual(answered)
+    expect(union.stats().copyUps.lostCopies).toBe(0)
+  })
+
   it('writes the rename first for whatever needs either name on disk', async () => {
     const { union, upper } = await open()
     // A create at the old name.
