@@ -11,8 +11,7 @@
  * `usage: ...` (a bad command line, exit 2), and closes it. LAYERFS_DETACH=1 asks it to leave its
  * starter's session (setsid), as spawn's `detached` does for a child of Node.
  */
-import { closeSync, openSync, statSync, writeSync } from 'node:fs'
-import { lstat, stat } from 'node:fs/promises'
+import { closeSync, lstatSync, openSync, statSync, writeSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import type { Daemon } from '../fuse/daemon.js'
 import { packageRoot } from '../sys/addon.js'
@@ -132,12 +131,12 @@ async function serve(opts: MountOptions, starter: Starter): Promise<number> {
 async function checkMountpoint(mountpoint: string): Promise<void> {
   let st
   try {
-    st = await stat(mountpoint)
+    st = statSync(mountpoint)
   } catch {
     throw new Error(`mountpoint ${mountpoint}: no such directory`)
   }
   if (!st.isDirectory()) throw new Error(`mountpoint ${mountpoint}: not a directory`)
-  const parent = await lstat(dirname(mountpoint))
+  const parent = lstatSync(dirname(mountpoint))
   if (mountpoint !== '/' && parent.dev !== st.dev) throw new Error(`mountpoint ${mountpoint} is busy: something is mounted there already`)
 }
 

@@ -4,7 +4,7 @@
  * the filesystem (fusermount3 -u, umount): libfuse 2's loop thread then stops without telling
  * JavaScript, so the daemon watches /proc/self/mountinfo for its mount to disappear.
  */
-import { readFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import type { Union } from '../union/union.js'
 import type { BridgeOptions } from './bridge.js'
 
@@ -31,7 +31,7 @@ export async function unmountPath(mountpoint: string, lazy = false): Promise<voi
 
 /** Is `mountpoint` a FUSE mount right now? */
 export async function isFuseMounted(mountpoint: string): Promise<boolean> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8')
+  const info = readFileSync('/proc/self/mountinfo', 'utf8')
   return info.split('\n').some((line) => {
     const fields = line.split(' ')
     const sep = fields.indexOf('-')

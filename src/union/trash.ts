@@ -1,5 +1,4 @@
-import { renameSync, rmdirSync } from 'node:fs'
-import { rmdir } from 'node:fs/promises'
+import { renameSync, rmdir, rmdirSync } from 'node:fs'
 import type { HostPath } from '../sys/names.js'
 import { listNamesSync } from '../sys/native.js'
 import { isCode } from './errors.js'
@@ -89,7 +88,7 @@ export class Trash {
     this.#timer = undefined
     this.#draining ??= (async () => {
       for (let path = this.#pending.shift(); path !== undefined; path = this.#pending.shift()) {
-        await rmdir(path).catch(() => undefined) // left to the next mount
+        await new Promise<void>((done) => rmdir(path, () => done())) // an error: left to the next mount
       }
     })().finally(() => { this.#draining = undefined })
   }

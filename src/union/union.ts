@@ -8,8 +8,7 @@
  * Paths are merged-view paths ('/a/b', as FUSE gives them). Errors carry an errno name (`.code`).
  */
 
-import { closeSync, constants, openSync, statfsSync } from 'node:fs'
-import { mkdir, readdir, realpath, rm, stat } from 'node:fs/promises'
+import { closeSync, constants, mkdirSync, openSync, readdirSync, realpathSync, rmSync, statSync, statfsSync } from 'node:fs'
 import { join, relative, resolve, sep } from 'node:path'
 import { layerRoot, readMountinfo, releaseRoot } from '../layers/held-root.js'
 import { Layer, joinPath, relPath } from '../layers/layer.js'
@@ -842,8 +841,8 @@ async function openUpper(options: UnionOptions, lowers: string[], claims: number
   const scratch = join(work, WORK_SUBDIR)
   // Leftovers of an interrupted copy-up or removal: never visible, safe to drop (unless another
   // mount is using them).
-  if (!workShared) await rm(scratch, { recursive: true, force: true })
-  await mkdir(scratch, { mode: 0o700, recursive: workShared })
+  if (!workShared) rmSync(scratch, { recursive: true, force: true })
+  mkdirSync(scratch, { mode: 0o700, recursive: workShared })
   dropAcls(scratch)
   return { layer: new Layer(upper, 0, true), stager: new Stager(scratch, options.fsync ?? true) }
 }
@@ -878,16 +877,18 @@ async function requireDir(dir: string, what: string): Promise<{ path: string; st
   let st
   let path
   try {
-    st = await stat(dir)
-    path = await realpath(dir)
+    st = statSync(dir)
+    path = realpathSync(dir)
   } catch {
     throw new Error(`${what} ${dir}: no such directory`)
   }
   if (!st.isDirectory()) throw new Error(`${what} ${dir}: not a directory`)
   // A layer must be listable: the union merges it.
-  await readdir(path).catch((err: NodeJS.ErrnoException) => {
-    throw new Error(`${what} ${dir}: ${err.code ?? err.message}`)
-  })
+  try {
+    readdirSync(path)
+  } catch (err) {
+    throw new Error(`${what} ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
   return { path, st }
 }
 
