@@ -878,7 +878,7 @@ async function requireDir(dir: string, what: string): Promise<{ path: string; st
   let path
   try {
     st = statSync(dir)
-    path = realpathSync(dir)
+    path = realpathSync.native(dir)
   } catch {
     throw new Error(`${what} ${dir}: no such directory`)
   }
