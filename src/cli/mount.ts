@@ -88,7 +88,7 @@ async function serve(opts: MountOptions, starter: Starter): Promise<number> {
   }
   try {
     const mountpoint = resolve(opts.mountpoint)
-    await checkMountpoint(mountpoint)
+    checkMountpoint(mountpoint)
     // A create's mode is what the caller's umask, or the parent's default ACL, makes it (see
     // Owner.umask): the daemon's own umask must not apply too. Set before the union opens, which
     // reads it once (see Core.umask).
@@ -128,7 +128,7 @@ async function serve(opts: MountOptions, starter: Starter): Promise<number> {
   }
 }
 
-async function checkMountpoint(mountpoint: string): Promise<void> {
+function checkMountpoint(mountpoint: string): void {
   let st
   try {
     st = statSync(mountpoint)

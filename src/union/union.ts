@@ -145,10 +145,10 @@ export class Union {
   static async open(options: UnionOptions): Promise<Union> {
     if (options.lowers.length === 0) throw new Error('at least one lower layer is needed')
     const lowers: string[] = []
-    for (const dir of options.lowers) lowers.push((await requireDir(resolve(dir), 'lower layer')).path)
+    for (const dir of options.lowers) lowers.push(requireDir(resolve(dir), 'lower layer').path)
     const claims: number[] = []
     try {
-      const top = options.upper !== undefined || options.work !== undefined ? await openUpper(options, lowers, claims) : undefined
+      const top = options.upper !== undefined || options.work !== undefined ? openUpper(options, lowers, claims) : undefined
       const layers: Layer[] = top ? [top.layer] : []
       // A lower layer on an idmapped mount is held open: its mount may be detached under us.
       const mountinfo = readMountinfo()
@@ -824,11 +824,11 @@ export class Union {
 
 /** The upper layer and its stager, the directories checked and claimed (their descriptors added to
  *  `claims`), the work directory's scratch area made and emptied. */
-async function openUpper(options: UnionOptions, lowers: string[], claims: number[]): Promise<{ layer: Layer; stager: Stager }> {
+function openUpper(options: UnionOptions, lowers: string[], claims: number[]): { layer: Layer; stager: Stager } {
   if (options.upper === undefined) throw new Error('workdir given without upperdir')
   if (options.work === undefined) throw new Error('upperdir needs a workdir')
-  const { path: upper, st: upperSt } = await requireDir(resolve(options.upper), 'upperdir')
-  const { path: work, st: workSt } = await requireDir(resolve(options.work), 'workdir')
+  const { path: upper, st: upperSt } = requireDir(resolve(options.upper), 'upperdir')
+  const { path: work, st: workSt } = requireDir(resolve(options.work), 'workdir')
   if (upperSt.dev !== workSt.dev) throw new Error(`upperdir ${upper} and workdir ${work} must be on the same filesystem`)
   if (isInside(work, upper) || isInside(upper, work)) throw new Error('upperdir and workdir must not contain each other')
   for (const dir of lowers) if (dir === upper) throw new Error(`${dir} is both a lower layer and the upperdir`)
@@ -873,7 +873,7 @@ function claimDir(dir: string, claims: number[]): boolean {
 
 /** A layer directory, checked: its real path (a symlink to a directory is followed, as overlayfs
  *  follows it; containers-storage names lower layers by short symlinks) and its stat. */
-async function requireDir(dir: string, what: string): Promise<{ path: string; st: import('node:fs').Stats }> {
+function requireDir(dir: string, what: string): { path: string; st: import('node:fs').Stats } {
   let st
   let path
   try {
