@@ -962,7 +962,7 @@ export class LowLevelBridge {
         let node: Node
         let attr: Attr
         try {
-          attr = union.getattrSync(path)
+          attr = union.createdAttrSync(fh)
           node = this.#nodes.remember(parent, r.name, attr.ino)
         } catch (err) {
           union.releaseSync(fh)

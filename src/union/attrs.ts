@@ -13,6 +13,7 @@ import {
   lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, futimensSync, utimensatSync, type TimeNs,
 } from '../sys/native.js'
 import type { Core, CopyUpWant, Fold } from './core.js'
+import { DEFAULT_ACL } from './acl.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import type { Handle } from './handles.js'
@@ -310,6 +311,13 @@ export function listxattr(core: Core, rel: string): string[] {
 /** The upper object an xattr change applies to, copied up first: a small file's copy may stay
  *  unnamed until its flush (Core.defer), changed through its fd as setattr changes it. Waiting for
  *  its name cost every `setfattr` of a lower file a syncfs. */
+/** The default ACL of the directory `rel` changes: its memo goes (namespace.defaultAclIn). */
+function forgetDefaultAcl(core: Core, rel: string, entry: Entry): void {
+  entry.defaultAcl = undefined
+  const cached = core.resolver.resolve(rel)
+  if (cached) cached.defaultAcl = undefined
+}
+
 async function xattrTarget(core: Core, rel: string): Promise<Entry> {
   return core.copyUpNow(rel, 'meta', false, undefined, true) ?? await core.copyUp(rel, 'meta', true)
 }
@@ -317,6 +325,7 @@ async function xattrTarget(core: Core, rel: string): Promise<Entry> {
 export async function setxattr(core: Core, rel: string, name: string, value: Buffer, flags: number): Promise<void> {
   const real = stored(name)
   const entry = await xattrTarget(core, rel)
+  if (real === DEFAULT_ACL) forgetDefaultAcl(core, rel, entry)
   if (entry.staged !== undefined) fsetxattrSync(entry.staged, real, value, flags)
   else lsetxattrSync(entry.layer.path(rel), real, value, flags)
 }
@@ -339,6 +348,7 @@ export async function removexattr(core: Core, rel: string, name: string): Promis
   // Removing what is not there fails without a copy-up, as in overlayfs.
   if (getxattr(core, rel, name) === undefined) throw fsError('ENODATA', name)
   const entry = await xattrTarget(core, rel)
+  if (real === DEFAULT_ACL) forgetDefaultAcl(core, rel, entry)
   if (entry.staged !== undefined) fremovexattrSync(entry.staged, real)
   else lremovexattrSync(entry.layer.path(rel), real)
 }

@@ -32,6 +32,10 @@ export interface Entry {
   /** With `staged`: the names the copy will have when it is, when links were made to it meanwhile
    *  (Core.deferLink); one otherwise. */
   stagedNames?: number
+  /** Directories in the upper layer: memoised default ACL of the upper directory (null: none),
+   *  read at the first object made in it (see namespace.defaultAclIn) and dropped when the union
+   *  sets or removes it. */
+  defaultAcl?: Buffer | null
 }
 
 export interface FileShape {

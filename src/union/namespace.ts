@@ -85,7 +85,7 @@ function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (p
   const parentPath = splitPath(rel)[0]
   core.ensureUpperDir(parent)
   // The upper parent has the visible directory's ACLs (a copy-up copies them).
-  const acl = linked ? undefined : defaultAclOf(upper.path(parentPath))
+  const acl = linked ? undefined : defaultAclIn(parent, upper)
   const newMode = maskedMode(mode, acl, owner)
   const place = (path: HostPath, aside: boolean): void => {
     make(path, newMode)
@@ -114,6 +114,20 @@ function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (p
   core.resolver.set(rel, entry)
   if (kind === 'dir') core.resolver.madeUpperDir(rel)
   return entry
+}
+
+/**
+ * The default ACL of `dir`'s copy in the upper layer `upper` (where it is), read once: a build or
+ * an untar makes thousands of files in a few directories, and each lgetxattr walked the whole path
+ * again. The memo stays exact, since the union alone writes the upper layer: a default ACL changes
+ * only by a setxattr or removexattr through it (attrs.ts drops the memo there; C answers neither
+ * for directories), a copy-up copies the one the lower directory had before anything is made in
+ * it, and a directory made, renamed or removed is another entry.
+ */
+function defaultAclIn(dir: Entry, upper: Layer): Buffer | undefined {
+  if (dir.layer !== upper) return defaultAclOf(upper.path(dir.path))
+  if (dir.defaultAcl === undefined) dir.defaultAcl = defaultAclOf(upper.path(dir.path)) ?? null
+  return dir.defaultAcl ?? undefined
 }
 
 /** A new name must be allowed, in a directory, and not taken. */
@@ -181,8 +195,9 @@ export function createUnnamed(core: Core, dirRel: string, mode: number, owner?: 
   const dir = core.resolver.get(dirRel)
   if (dir.kind !== 'dir') throw fsError('ENOTDIR', dirRel)
   core.ensureUpperDir(dir)
-  const dirPath = core.requireUpper().path(dirRel)
-  const newMode = maskedMode(mode, defaultAclOf(dirPath), owner)
+  const upper = core.requireUpper()
+  const dirPath = upper.path(dirRel)
+  const newMode = maskedMode(mode, defaultAclIn(dir, upper), owner)
   const fd = openSync(dirPath, O_TMPFILE | constants.O_RDWR, newMode & 0o7777)
   try {
     if (newMode & core.umask) fchmodSync(fd, newMode & 0o7777)

@@ -220,6 +220,13 @@ export class Union {
     return this.getattrSync(path)
   }
 
+  /** getattrSync of the file createSync made as `fh`, from the handle: an fstat where an lstat would
+   *  walk the path again (a file made through the mount has no origin: its inode number is its own). */
+  createdAttrSync(fh: number): attrs.Attr {
+    const st = files.fstatNumbers(this.#core, fh)
+    return attrs.attrOfNumbers(st, 0, st[ST.INO]!, st[ST.NLINK]!)
+  }
+
   /** getattrSync(path).ino, with no lstat where a copy's origin tells it. */
   shownInoSync(path: string): number {
     return attrs.shownIno(this.#core.resolver.get(relPath(path)))

@@ -1221,6 +1221,32 @@ export const SCENARIOS: Scenario[] = [
       ],
     },
     {
+      // A directory's default ACL is read once and remembered (namespace.defaultAclIn): set, changed
+      // or removed between two objects made in it, the next one follows, in a lower directory and
+      // in one made through the mount.
+      name: 'a default ACL set, changed and removed between creates in the same directory',
+      layers: [{ e: { dir: true, mode: 0o777 }, 'e/old': 'x' }],
+      ops: [
+        ['asUser', 1000, 1000, ['create', 'e/a', 0o077]],
+        ['setfacl', 'e', '-d -m u:1000:rwx,g::r-x,o::r-x'],
+        ['asUser', 1000, 1000, ['create', 'e/b', 0o077]],
+        ['asUser', 1000, 1000, ['mkdir', 'e/sub', 0o077]],
+        ['setfacl', 'e', '-d -m o::---'],
+        ['asUser', 1000, 1000, ['create', 'e/c', 0o022]],
+        ['setfacl', 'e', '-k'],
+        ['asUser', 1000, 1000, ['create', 'e/d', 0o077]],
+        ['mkdir', 'n', 0o777],
+        ['chmod', 'n', 0o777],
+        ['asUser', 1000, 1000, ['create', 'n/a', 0o022]],
+        ['setfacl', 'n', '-d -m u:1000:rwx,g::---,o::---'],
+        ['asUser', 1000, 1000, ['create', 'n/b', 0o022]],
+        ['setfacl', 'n', '-b'],
+        ['asUser', 1000, 1000, ['create', 'n/c', 0o022]],
+        ['stat', 'e/a'], ['getfacl', 'e/b'], ['getfacl', 'e/sub'], ['getfacl', 'e/c'], ['stat', 'e/d'], ['getfacl', 'e/d'],
+        ['stat', 'n/a'], ['getfacl', 'n/b'], ['stat', 'n/c'], ['getfacl', 'n/c'],
+      ],
+    },
+    {
       name: 'access checks on lower files',
       layers: [{ f: { file: 'x', mode: 0o644 }, x: { file: 'x', mode: 0o755 }, n: { file: 'x', mode: 0o000 } }],
       ops: [
