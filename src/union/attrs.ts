@@ -308,9 +308,6 @@ export function listxattr(core: Core, rel: string): string[] {
   }
 }
 
-/** The upper object an xattr change applies to, copied up first: a small file's copy may stay
- *  unnamed until its flush (Core.defer), changed through its fd as setattr changes it. Waiting for
- *  its name cost every `setfattr` of a lower file a syncfs. */
 /** The default ACL of the directory `rel` changes: its memo goes (namespace.defaultAclIn). */
 function forgetDefaultAcl(core: Core, rel: string, entry: Entry): void {
   entry.defaultAcl = undefined
@@ -318,6 +315,9 @@ function forgetDefaultAcl(core: Core, rel: string, entry: Entry): void {
   if (cached) cached.defaultAcl = undefined
 }
 
+/** The upper object an xattr change applies to, copied up first: a small file's copy may stay
+ *  unnamed until its flush (Core.defer), changed through its fd as setattr changes it. Waiting for
+ *  its name cost every `setfattr` of a lower file a syncfs. */
 async function xattrTarget(core: Core, rel: string): Promise<Entry> {
   return core.copyUpNow(rel, 'meta', false, undefined, true) ?? await core.copyUp(rel, 'meta', true)
 }

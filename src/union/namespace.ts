@@ -117,7 +117,7 @@ function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (p
 }
 
 /**
- * The default ACL of `dir`'s copy in the upper layer `upper` (where it is), read once: a build or
+ * The default ACL of the directory `dir`, in the upper layer `upper`, read once while `dir` is there: a build or
  * an untar makes thousands of files in a few directories, and each lgetxattr walked the whole path
  * again. The memo stays exact, since the union alone writes the upper layer: a default ACL changes
  * only by a setxattr or removexattr through it (attrs.ts drops the memo there; C answers neither
