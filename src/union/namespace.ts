@@ -117,12 +117,12 @@ function createEntry(core: Core, rel: string, kind: Kind, mode: number, make: (p
 }
 
 /**
- * The default ACL of the directory `dir`, in the upper layer `upper`, read once while `dir` is there: a build or
- * an untar makes thousands of files in a few directories, and each lgetxattr walked the whole path
- * again. The memo stays exact, since the union alone writes the upper layer: a default ACL changes
- * only by a setxattr or removexattr through it (attrs.ts drops the memo there; C answers neither
- * for directories), a copy-up copies the one the lower directory had before anything is made in
- * it, and a directory made, renamed or removed is another entry.
+ * The default ACL of the directory `dir` in the upper layer `upper`, read once while `dir` is
+ * there: a build or an untar makes thousands of files in a few directories, and each lgetxattr
+ * walked the whole path again. The memo stays exact, since the union alone writes the upper layer:
+ * a default ACL changes only by a setxattr or removexattr through it (attrs.ts drops the memo
+ * there; C answers neither for directories), a copy-up copies the one the lower directory had
+ * before anything is made in it, and a directory made, renamed or removed is another entry.
  */
 function defaultAclIn(dir: Entry, upper: Layer): Buffer | undefined {
   if (dir.layer !== upper) return defaultAclOf(upper.path(dir.path))
