@@ -962,7 +962,7 @@ export class LowLevelBridge {
         let node: Node
         let attr: Attr
         try {
-          attr = union.createdAttrSync(fh)
+          attr = union.fgetattrSync(fh) // a made file: its own inode number, no second path walk
           node = this.#nodes.remember(parent, r.name, attr.ino)
         } catch (err) {
           union.releaseSync(fh)

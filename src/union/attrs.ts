@@ -308,13 +308,6 @@ export function listxattr(core: Core, rel: string): string[] {
   }
 }
 
-/** The default ACL of the directory `rel` changes: its memo goes (namespace.defaultAclIn). */
-function forgetDefaultAcl(core: Core, rel: string, entry: Entry): void {
-  entry.defaultAcl = undefined
-  const cached = core.resolver.resolve(rel)
-  if (cached) cached.defaultAcl = undefined
-}
-
 /** The upper object an xattr change applies to, copied up first: a small file's copy may stay
  *  unnamed until its flush (Core.defer), changed through its fd as setattr changes it. Waiting for
  *  its name cost every `setfattr` of a lower file a syncfs. */
@@ -325,7 +318,8 @@ async function xattrTarget(core: Core, rel: string): Promise<Entry> {
 export async function setxattr(core: Core, rel: string, name: string, value: Buffer, flags: number): Promise<void> {
   const real = stored(name)
   const entry = await xattrTarget(core, rel)
-  if (real === DEFAULT_ACL) forgetDefaultAcl(core, rel, entry)
+  // xattrTarget's entry is the resolver's: a directory's remembered default ACL goes with it.
+  if (real === DEFAULT_ACL) entry.defaultAcl = undefined
   if (entry.staged !== undefined) fsetxattrSync(entry.staged, real, value, flags)
   else lsetxattrSync(entry.layer.path(rel), real, value, flags)
 }
@@ -348,7 +342,7 @@ export async function removexattr(core: Core, rel: string, name: string): Promis
   // Removing what is not there fails without a copy-up, as in overlayfs.
   if (getxattr(core, rel, name) === undefined) throw fsError('ENODATA', name)
   const entry = await xattrTarget(core, rel)
-  if (real === DEFAULT_ACL) forgetDefaultAcl(core, rel, entry)
+  if (real === DEFAULT_ACL) entry.defaultAcl = undefined
   if (entry.staged !== undefined) fremovexattrSync(entry.staged, real)
   else lremovexattrSync(entry.layer.path(rel), real)
 }

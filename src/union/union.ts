@@ -220,13 +220,6 @@ export class Union {
     return this.getattrSync(path)
   }
 
-  /** getattrSync of the file createSync made as `fh`, from the handle: an fstat where an lstat would
-   *  walk the path again (a file made through the mount has no origin: its inode number is its own). */
-  createdAttrSync(fh: number): attrs.Attr {
-    const st = files.fstatNumbers(this.#core, fh)
-    return attrs.attrOfNumbers(st, 0, st[ST.INO]!, st[ST.NLINK]!)
-  }
-
   /** getattrSync(path).ino, with no lstat where a copy's origin tells it. */
   shownInoSync(path: string): number {
     return attrs.shownIno(this.#core.resolver.get(relPath(path)))
@@ -450,14 +443,16 @@ export class Union {
     return true
   }
 
-  /** Attributes of an open file by handle (its name may be gone). */
-  async fgetattr(fh: number, ino: number): Promise<attrs.Attr> {
+  /** Attributes of an open file by handle (its name may be gone), shown with inode number `ino`:
+   *  by default the file's own, as a file made through the mount shows it (it has no origin; a
+   *  create's reply takes its attributes so, without walking the path again). */
+  async fgetattr(fh: number, ino?: number): Promise<attrs.Attr> {
     return this.fgetattrSync(fh, ino)
   }
 
-  fgetattrSync(fh: number, ino: number): attrs.Attr {
+  fgetattrSync(fh: number, ino?: number): attrs.Attr {
     const st = files.fstatNumbers(this.#core, fh)
-    return attrs.attrOfNumbers(st, 0, ino, st[ST.NLINK]!)
+    return attrs.attrOfNumbers(st, 0, ino ?? st[ST.INO]!, st[ST.NLINK]!)
   }
 
   /** read when the page cache has the bytes, or when it is small and `waitForDisk` allows reading
