@@ -30,7 +30,7 @@ export async function unmountPath(mountpoint: string, lazy = false): Promise<voi
 }
 
 /** Is `mountpoint` a FUSE mount right now? */
-export async function isFuseMounted(mountpoint: string): Promise<boolean> {
+export function isFuseMounted(mountpoint: string): boolean {
   const info = readFileSync('/proc/self/mountinfo', 'utf8')
   return info.split('\n').some((line) => {
     const fields = line.split(' ')
@@ -60,14 +60,18 @@ export async function startDaemon(union: Union, mountpoint: string, options: Bri
   // fuse-native does not say when the kernel ends the session: the daemon looks for its mount ten
   // times a second (a container runtime unmounts and waits for the daemon to go).
   const watch = setInterval(() => {
-    isFuseMounted(mountpoint).then((mounted) => { if (!mounted) markClosed() }, () => undefined)
+    try {
+      if (!isFuseMounted(mountpoint)) markClosed()
+    } catch {
+      // mountinfo unreadable for a moment: the next look decides
+    }
   }, 100)
   watch.unref()
   void closed.then(() => clearInterval(watch))
   let stopping: Promise<void> | undefined
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      if (await isFuseMounted(mountpoint)) {
+      if (isFuseMounted(mountpoint)) {
         await unmountPath(mountpoint).catch(async (err: Error) => {
           options.log(`layerfs: ${mountpoint} is busy (${err.message}); detaching it lazily`)
           await unmountPath(mountpoint, true)

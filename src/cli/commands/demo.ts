@@ -96,7 +96,7 @@ export async function run(args: string[]): Promise<number> {
     say('\n$ layerfs stats ' + mnt)
     show((await runCli(['stats', mnt])).out.split('\n'))
   } finally {
-    if (await isFuseMounted(mnt)) await unmountPath(mnt)
+    if (isFuseMounted(mnt)) await unmountPath(mnt)
   }
   say(`\nunmounted. Everything is in ${root}. The upper dir is in kernel overlayfs's format (char 0/0`)
   say(`whiteouts, trusted.overlay.opaque); mount it again with layerfs (which also reads the OCI markers`)

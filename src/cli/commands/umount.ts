@@ -9,7 +9,7 @@ export async function run(args: string[]): Promise<number> {
     return target === '--help' ? 0 : 2
   }
   const mountpoint = resolve(target)
-  if (!(await isFuseMounted(mountpoint))) {
+  if (!isFuseMounted(mountpoint)) {
     process.stderr.write(`layerfs umount: ${mountpoint} is not a FUSE mount\n`)
     return 1
   }
