@@ -192,6 +192,29 @@ describe.skipIf(!fuse.ok)('flush_behind', () => {
     }
   })
 
+  // A link: every name of the file shows the new link count at once, and the kernel is told once
+  // (at the link) of each name's new attributes; naming the copy and its new name later moves
+  // their ctime, which the merged view must show as the upper layer has it.
+  it("shows a linked lower file's links at once, and both names' ctime once named, as the upper has them", async () => {
+    const l = await stack()
+    mounts.add(await mountFuse([CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work},attr_timeout=60,entry_timeout=60`, l.mnt], l.mnt))
+    const [from, to] = [join('t', 'p11', 'f2.js'), join('t', 'p11', 'f2.ln')]
+    // Looked at first, so that the kernel holds the lower file's attributes for a minute.
+    const before = await lstat(join(l.mnt, from), { bigint: true })
+    expect(before.nlink).toBe(1n)
+    linkSync(join(l.mnt, from), join(l.mnt, to))
+    const linked = await Promise.all([from, to].map((rel) => lstat(join(l.mnt, rel), { bigint: true })))
+    expect(linked.map((st) => [st.nlink, st.ino])).toEqual([[2n, before.ino], [2n, before.ino]])
+    const deadline = Date.now() + 10_000
+    while (!existsSync(join(l.upper, to)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    for (const rel of [from, to]) {
+      const upper = await lstat(join(l.upper, rel), { bigint: true })
+      const merged = await lstat(join(l.mnt, rel), { bigint: true })
+      expect([merged.ino, merged.nlink, merged.ctimeNs]).toEqual([before.ino, 2n, upper.ctimeNs])
+    }
+    expect(await readFile(join(l.mnt, to), 'utf8')).toBe(await readFile(join(l.lower, from), 'utf8'))
+  })
+
   it('with flush_behind=0, names each copy before it answers', async () => {
     const l = await stack()
     mounts.add(await mountFuse([CLI, '-o', `lowerdir=${l.lower},upperdir=${l.upper},workdir=${l.work},flush_behind=0`, l.mnt], l.mnt))
