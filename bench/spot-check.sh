@@ -2,10 +2,12 @@
 # Spot checks outside `layerfs bench`: everyday commands (ls -lR, du, grep -r, cp -a, tar, git,
 # sqlite, mkdir -p/rm -rf, atomic replaces (write, fsync, rename), touch, setfattr, truncate -s,
 # cp -al and rm -rf of lower files, mv of a lower directory, a mount's start and end, ...) run on
-# the quick fixture under each driver, a fresh mount per driver and round, rounds interleaved.
+# the quick fixture under each driver, a fresh mount per driver and round, rounds interleaved; and
+# a container's first command, Python importing modules from an image (the host's /usr).
 # Prints each command's median wall time per driver and layerfs's ratios.
 #
 #   bash bench/spot-check.sh [ROUNDS]     (default 3; as root; run `layerfs bench --quick` once first)
+#   SPOT_WORKLOADS='cp-al touch-lower' bash bench/spot-check.sh 5     (some of them only)
 #
 # Commands whose tool is missing are skipped. Each command starts after a `sync` (untimed), so that
 # no driver pays for the writeback of what the one before it left dirty (fuse-overlayfs does not
@@ -57,6 +59,32 @@ mount_cycle() { # driver dir
   return $ok
 }
 
+# A container's first command: the image's own Python (the host's /usr as the one lower layer),
+# started through the image's dynamic loader and libraries, importing a dozen standard modules.
+# `cold`: on a fresh mount with the caches dropped; else the second run on it. The mount and
+# unmount are not timed. Undone even when the run fails.
+LDSO=$(ls /usr/lib/*/ld-linux*.so.* 2>/dev/null | head -1 || true)
+py_imports() { # mnt
+  local lib=${LDSO%/*}
+  "$1/${LDSO#/usr/}" --library-path "$1/${lib#/usr/}" "$1/bin/python3" -c \
+    'import json, asyncio, email, http.client, unittest, sqlite3, argparse, xml.dom.minidom, decimal, logging.handlers'
+}
+py_stack() { # driver dir cold|warm: prints the run's time
+  local d=$2 ok=0 t
+  mkdir -p "$d/u" "$d/w" "$d/m"
+  local opts="lowerdir=/usr,upperdir=$d/u,workdir=$d/w"
+  case $1 in
+    kernel) mount -t overlay overlay -o "$opts" "$d/m" ;;
+    fuse-overlayfs) fuse-overlayfs -o "$opts" "$d/m" ;;
+    layerfs) "$REPO/bin/layerfs" -o "$opts" "$d/m" ;;
+  esac || return 1
+  if [ "$3" = cold ]; then sync; echo 3 > /proc/sys/vm/drop_caches; else py_imports "$d/m" >/dev/null 2>&1 || ok=$?; fi
+  [ $ok = 0 ] && { t=$(ms py_imports "$d/m") || ok=1; }
+  umount "$d/m" 2>/dev/null || fusermount3 -u "$d/m" 2>/dev/null || fusermount3 -uz "$d/m"
+  [ $ok = 0 ] && echo "$t"
+  return $ok
+}
+
 ms() { # run "$@" silently, print its wall time in ms
   local start
   sync
@@ -89,10 +117,12 @@ run() { # workload: prints its time, or nothing when its tool is missing
     rm-rf-lower) ms rm -rf "$M/usr" ;;
     mv-lower-dir) ms mv "$M/opt" "$M/opt-moved" ;;
     mount-cycle) ms mount_cycle "$driver" "$WORK/$round-$driver-cycle" ;;
+    py-import-cold) if [ -x /usr/bin/python3 ] && [ -n "$LDSO" ]; then py_stack "$driver" "$WORK/$round-$driver-pyc" cold; fi ;;
+    py-import-warm) if [ -x /usr/bin/python3 ] && [ -n "$LDSO" ]; then py_stack "$driver" "$WORK/$round-$driver-pyw" warm; fi ;;
   esac
 }
 
-WORKLOADS="ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat write-fsync-rename touch-lower setfattr-lower truncate-lower cp-al rm-rf-lower mv-lower-dir mount-cycle"
+WORKLOADS=${SPOT_WORKLOADS:-"ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat write-fsync-rename touch-lower setfattr-lower truncate-lower cp-al rm-rf-lower mv-lower-dir mount-cycle py-import-cold py-import-warm"}
 results=$WORK/results.txt
 for round in $(seq "$ROUNDS"); do
   n=${#drivers[@]}
