@@ -1185,7 +1185,7 @@ export class LowLevelBridge {
         const { parent, path } = this.#childPath(r.newparent, r.newname)
         await union.link(this.#path(source), path)
         this.#fastDenyIno(source.ino)
-        this.#invalidateSiblings(source.ino)
+        this.#linked(source)
         this.#replyNewEntry(r.req, parent, r.newname, path)
         return
       }
