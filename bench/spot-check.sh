@@ -37,8 +37,8 @@ trap 'unmount; rm -rf "$WORK"' EXIT
 drivers=(kernel layerfs)
 command -v fuse-overlayfs >/dev/null && drivers=(kernel fuse-overlayfs layerfs)
 
-mount_stack() { # driver dir: mounts a fresh stack at dir/m
-  local d=$2 lowers="$FX/changes:$FX/nm:$FX/base"
+mount_stack() { # driver dir [lowers]: mounts a fresh stack at dir/m (of the fixture's layers)
+  local d=$2 lowers=${3:-"$FX/changes:$FX/nm:$FX/base"}
   mkdir -p "$d/u" "$d/w" "$d/m"
   local opts="lowerdir=$lowers,upperdir=$d/u,workdir=$d/w"
   case $1 in
@@ -46,6 +46,10 @@ mount_stack() { # driver dir: mounts a fresh stack at dir/m
     fuse-overlayfs) fuse-overlayfs -o "$opts" "$d/m" ;;
     layerfs) "$REPO/bin/layerfs" -o "$opts" "$d/m" ;;
   esac
+}
+
+unmount_stack() { # dir: unmounts dir/m
+  umount "$1/m" 2>/dev/null || fusermount3 -u "$1/m" 2>/dev/null || fusermount3 -uz "$1/m"
 }
 
 mount_driver() { # driver dir
@@ -59,7 +63,7 @@ mount_cycle() { # driver dir
   mount_stack "$1" "$2" || return 1
   local ok=0
   ls -l "$2/m" "$2/m/etc" >/dev/null || ok=$?
-  umount "$2/m" 2>/dev/null || fusermount3 -u "$2/m" 2>/dev/null || fusermount3 -uz "$2/m"
+  unmount_stack "$2"
   return $ok
 }
 
@@ -75,16 +79,10 @@ py_imports() { # mnt
 }
 py_stack() { # driver dir cold|warm: prints the run's time
   local d=$2 ok=0 t
-  mkdir -p "$d/u" "$d/w" "$d/m"
-  local opts="lowerdir=/usr,upperdir=$d/u,workdir=$d/w"
-  case $1 in
-    kernel) mount -t overlay overlay -o "$opts" "$d/m" ;;
-    fuse-overlayfs) fuse-overlayfs -o "$opts" "$d/m" ;;
-    layerfs) "$REPO/bin/layerfs" -o "$opts" "$d/m" ;;
-  esac || return 1
+  mount_stack "$1" "$d" /usr || return 1
   if [ "$3" = cold ]; then sync; echo 3 > /proc/sys/vm/drop_caches; else py_imports "$d/m" >/dev/null 2>&1 || ok=$?; fi
   [ $ok = 0 ] && { t=$(ms py_imports "$d/m") || ok=1; }
-  umount "$d/m" 2>/dev/null || fusermount3 -u "$d/m" 2>/dev/null || fusermount3 -uz "$d/m"
+  unmount_stack "$d"
   [ $ok = 0 ] && echo "$t"
   return $ok
 }
