@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { LAYERFS_COMMAND as LAUNCHER, MountSet, findMount, fuseAvailable, isMounted, mountFuse, processesNaming, runCmd } from '../helpers/mount.js'
 import { mknodSync } from '../../src/sys/native.js'
-import { DAEMON_V8_FLAGS } from '../../src/cli/mount.js'
+import { DAEMON_V8_FLAGS, STARTUP_JIT_MS } from '../../src/cli/mount.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 
 const CLI = resolve('bin/layerfs.js')
@@ -228,6 +228,20 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     await writeFile(join(mnt, 'base'), 'changed\n')
     await mounts.unmount(h)
     expect(await readFile(join(upper, 'base'), 'utf8')).toBe('changed\n')
+  })
+
+  it('goes on serving once its first seconds are over and it takes V8\'s own optimizing budget again', async () => {
+    await fresh()
+    const h = mounts.add(await mountFuse([LAUNCHER, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    const pid = h.daemonPids[0]!
+    expect((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0'), 'started with the larger budget').toContain(DAEMON_V8_FLAGS.at(-1))
+    // The switch loads node:v8 from the bundle: a daemon that failed to would die of the rejection.
+    await new Promise((r) => setTimeout(r, STARTUP_JIT_MS + 500))
+    expect(existsSync(`/proc/${pid}`), 'the daemon is alive').toBe(true)
+    await writeFile(join(mnt, 'base'), 'later\n')
+    expect(await readFile(join(mnt, 'base'), 'utf8')).toBe('later\n')
+    await mounts.unmount(h)
+    expect(await readFile(join(upper, 'base'), 'utf8')).toBe('later\n')
   })
 
   it('bundles a daemon that does not load node:fs/promises at its start (7 ms of a mount, for calls made once)', async () => {
