@@ -161,10 +161,10 @@ export const DAEMON_V8_FLAGS = ['--max-semi-space-size=2', '--heap-growing-perce
  * A fresh daemon starts with 16 times V8's budget (the last flag above: 1,081,344 bytes against
  * 67,584 in Node 20's V8), so that a short job (a mount that lists, stats, touches or changes a few
  * thousand files) pays for little compiling; STARTUP_JIT_MS after it is ready, the daemon takes
- * V8's budget again, and a long job gets its optimized code as early as before. On the quick
+ * V8's budget again, and a long job gets its optimized code a few seconds later. On the quick
  * fixture (3 runs of the quick bench each), the daemon's CPU over the workloads fell from 6.2-7.3 s
- * to 5.1-5.6 s; kept for the whole life of the daemon, the larger budget cost `chmod -R` of the
- * full layer 10-20% (README, Performance).
+ * to 5.2-6.0 s; kept for the whole life of the daemon, the larger budget cost `chmod -R` of the
+ * full layer 8-18% more of the daemon's CPU (README, Architecture: the daemon's JIT).
  */
 export const STARTUP_JIT_MS = 3000
 const V8_INTERRUPT_BUDGET = 67_584
