@@ -147,18 +147,10 @@ function logger(path: string | undefined): (line: string) => void {
   return (line) => { writeSync(fd, `${new Date().toISOString()} ${line}\n`) }
 }
 
-/** The daemon's garbage is short-lived request objects: a small young generation collects it as
- *  well as a big one and keeps the resident size down (V8 grows it to 16 MiB a half otherwise).
- *  The old generation may grow by a tenth between collections (V8's default is up to fourfold):
- *  walking 115k entries, then lstat'ing and reading every small file, peaked at 173 MB against
- *  220 MB. --optimize-for-size bounds it as well (169 MB) but slows V8's compiled code: the daemon
- *  spent 35% more user CPU on chmod -R and the walk took 40% longer. */
-export const DAEMON_V8_FLAGS = ['--max-semi-space-size=2', '--heap-growing-percent=10', '--interrupt-budget=1081344']
-
 /**
  * The daemon's JIT, in its first seconds: V8 optimizes a function once it has run a budget's
  * worth of bytecode, and compiles it on worker threads, which take a core the caller could have.
- * A fresh daemon starts with 16 times V8's budget (the last flag above: 1,081,344 bytes against
+ * A fresh daemon starts with 16 times V8's budget (STARTUP_BUDGET_FLAG: 1,081,344 bytes against
  * 67,584 in Node 20's V8), so that a short job (a mount that lists, stats, touches or changes a few
  * thousand files) pays for little compiling; STARTUP_JIT_MS after it is ready, the daemon takes
  * V8's budget again, and a long job gets its optimized code a few seconds later. On the quick
@@ -168,10 +160,20 @@ export const DAEMON_V8_FLAGS = ['--max-semi-space-size=2', '--heap-growing-perce
  */
 export const STARTUP_JIT_MS = 3000
 const V8_INTERRUPT_BUDGET = 67_584
+export const STARTUP_BUDGET_FLAG = `--interrupt-budget=${16 * V8_INTERRUPT_BUDGET}`
+
+/** The daemon's garbage is short-lived request objects: a small young generation collects it as
+ *  well as a big one and keeps the resident size down (V8 grows it to 16 MiB a half otherwise).
+ *  The old generation may grow by a tenth between collections (V8's default is up to fourfold):
+ *  walking 115k entries, then lstat'ing and reading every small file, peaked at 173 MB against
+ *  220 MB. --optimize-for-size bounds it as well (169 MB) but slows V8's compiled code: the daemon
+ *  spent 35% more user CPU on chmod -R and the walk took 40% longer. Last, the JIT's budget in the
+ *  daemon's first seconds (above). */
+export const DAEMON_V8_FLAGS = ['--max-semi-space-size=2', '--heap-growing-percent=10', STARTUP_BUDGET_FLAG]
 
 /** After STARTUP_JIT_MS, V8's own budget, if the daemon started with the larger one. */
 function steadyJitLater(): void {
-  if (!process.execArgv.includes(DAEMON_V8_FLAGS.at(-1)!)) return
+  if (!process.execArgv.includes(STARTUP_BUDGET_FLAG)) return
   setTimeout(() => {
     void import('node:v8').then((v8) => v8.setFlagsFromString(`--interrupt-budget=${V8_INTERRUPT_BUDGET}`))
   }, STARTUP_JIT_MS).unref()

@@ -1558,8 +1558,7 @@ export class LowLevelBridge {
    * invalidation (Union.onAttrChange). `cp -al` of lower files sent three per file.
    */
   #linked(source: Node): void {
-    for (const node of this.#nodes.withIno(source.ino)) if (node !== source) this.#invalidate(node)
-    this.#invalidate(source)
+    for (const node of this.#nodes.withIno(source.ino)) this.#invalidate(node)
     if (!source.cow) source.attrsExpired = true
   }
 

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { LAYERFS_COMMAND as LAUNCHER, MountSet, findMount, fuseAvailable, isMounted, mountFuse, processesNaming, runCmd } from '../helpers/mount.js'
 import { mknodSync } from '../../src/sys/native.js'
-import { DAEMON_V8_FLAGS, STARTUP_JIT_MS } from '../../src/cli/mount.js'
+import { DAEMON_V8_FLAGS, STARTUP_BUDGET_FLAG, STARTUP_JIT_MS } from '../../src/cli/mount.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 
 const CLI = resolve('bin/layerfs.js')
@@ -234,7 +234,7 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     await fresh()
     const h = mounts.add(await mountFuse([LAUNCHER, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt], mnt))
     const pid = h.daemonPids[0]!
-    expect((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0'), 'started with the larger budget').toContain(DAEMON_V8_FLAGS.at(-1))
+    expect((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0'), 'started with the larger budget').toContain(STARTUP_BUDGET_FLAG)
     // The switch loads node:v8 from the bundle: a daemon that failed to would die of the rejection.
     await new Promise((r) => setTimeout(r, STARTUP_JIT_MS + 500))
     expect(existsSync(`/proc/${pid}`), 'the daemon is alive').toBe(true)
