@@ -679,7 +679,7 @@ export class LowLevelBridge {
       node.opened = true
       node.made = !copy.unsent
       this.#adoptedFile(node, path, copy)
-      this.#union.adoptOpenSync(path, copy.fh)
+      this.#union.adoptOpenSync(path, copy.fh, copy.bytes)
     } catch (err) {
       this.#options.log(`layerfs: an open answered in C lost its copy-up: ${err instanceof Error ? err.message : String(err)}`)
     }

@@ -702,6 +702,8 @@ export class Core {
       this.resolver.unpin(linked.path)
     }
     let named = false
+    // The copy's fd closes below (named or lost): the handles that borrow it take their own.
+    this.handles.ownLent(fd)
     try {
       try {
         if (!copy.flushed) fsyncSync(fd)

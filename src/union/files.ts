@@ -74,19 +74,18 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   return core.handles.add(new Handle(fd, rel, true, shape(fstatNumbersOf(fd, shapeStat))))
 }
 
-/** The open of `rel`'s copy not named yet that the FUSE bridge answered itself (Session.cowOpenFh),
- *  after the union adopted the copy (Core.adoptCopy): its handle, as openEntry opens such a copy,
- *  under the number `fh` reserved for it. */
-export function adoptOpen(core: Core, rel: string, fh: number): void {
+/** The open of `rel`'s copy not named yet, of `size` bytes, that the FUSE bridge answered itself
+ *  (Session.cowOpenFh) after the union adopted the copy (Core.adoptCopy): its handle, under the
+ *  number `fh` reserved for it. The handle borrows the copy's own fd (Handles.lend) rather than
+ *  taking a dup of it as openEntry's do, so an open the kernel closes without sending the daemon
+ *  anything but its release (touch) costs no dup, fstat or close. The bridge passes only a copy
+ *  with one link and no set-ID bit through. */
+export function adoptOpen(core: Core, rel: string, fh: number, size: number): void {
   const entry = core.resolver.get(rel)
   if (entry.staged === undefined) throw fsError('ESTALE', `/${rel} has no copy to open`)
-  const handle = stagedHandle(openStaged(entry.staged, constants.O_RDWR), rel)
-  try {
-    core.handles.fill(fh, handle)
-  } catch (err) {
-    handle.close()
-    throw err
-  }
+  const handle = new Handle(-1, rel, true, { singleLink: true, size, setid: false, dev: core.upperDev, unnamed: true })
+  core.handles.fill(fh, handle)
+  core.handles.lend(handle, entry.staged)
 }
 
 /** A handle on `fd`, open on the copy of `rel` not named yet (Core.defer): `names` links to come

@@ -8,10 +8,17 @@
  * (a warm small file: its pages are kept across opens) never needs the fd at all. That saves an open
  * and a close per such open. An error opening it (only EMFILE or ENOMEM can happen to a file the
  * resolver has seen) then surfaces at that first use.
+ *
+ * A handle on a copy not named yet that the FUSE bridge opened in C (Handles.lend) borrows the
+ * copy's own fd and takes one of its own at its first use: `touch` of a lower file opens it,
+ * changes its times and closes it, all answered in C or passed through, and its handle is never
+ * used. The copy's fd closes when the copy is named (Core.#name), which first gives each handle
+ * still borrowing it an fd of its own (Handles.ownLent).
  */
 import type { HostPath } from '../sys/names.js'
 import { closeSync, constants, openSync } from 'node:fs'
 import { Layer } from '../layers/layer.js'
+import { dupFdSync } from '../sys/native.js'
 import { fsError } from './errors.js'
 
 /** What a handle keeps of its file's shape when opened (see FileShape). */
@@ -44,6 +51,10 @@ export class Handle {
   meta = -1
   /** The fds withFd operations use, with how many use each. */
   #busy: Map<number, number> | undefined
+  /** An fd this handle borrows (Handles.lend), and the handles that borrow it with this one. */
+  #lent: { fd: number; borrowers: Set<Handle> } | undefined
+  /** It borrowed an fd and could not take its own when that closed (Handles.ownLent). */
+  #broken = false
 
   /** `fd`: the open fd, or -1 with `source` and `flags`, to be opened at the first use. */
   constructor(fd: number, path: string, upper: boolean, shape: HandleShape, source: HostPath | Layer = '', flags: number = constants.O_RDONLY) {
@@ -75,13 +86,42 @@ export class Handle {
     return this.#shape.unnamed === true
   }
 
-  /** The host fd, opened now if this is its first use. */
+  /** The host fd, opened now if this is its first use (a dup of the one it borrows, if it does). */
   get fd(): number {
     if (this.#fd < 0) {
-      const source = this.#source
-      this.#fd = openSync(source instanceof Layer ? source.path(this.path) : source, this.#flags)
+      if (this.#lent) this.own()
+      else if (this.#broken) throw fsError('EBADF', `${this.path}: its copy's fd could not be kept`)
+      else {
+        const source = this.#source
+        this.#fd = openSync(source instanceof Layer ? source.path(this.path) : source, this.#flags)
+      }
     }
     return this.#fd
+  }
+
+  /** Borrow `fd` (see Handles.lend), with the other handles in `borrowers`. */
+  borrow(fd: number, borrowers: Set<Handle>): void {
+    borrowers.add(this)
+    this.#lent = { fd, borrowers }
+  }
+
+  /** Take an fd of its own in place of the one it borrows. */
+  own(): void {
+    const lent = this.#lent
+    if (!lent) return
+    this.#fd = dupFdSync(lent.fd)
+    this.#unborrow()
+  }
+
+  /** Stop borrowing, without an fd of its own: the next use fails (EBADF). */
+  disown(): void {
+    this.#unborrow()
+    this.#broken = true
+  }
+
+  #unborrow(): void {
+    this.#lent?.borrowers.delete(this)
+    this.#lent = undefined
   }
 
   /**
@@ -108,6 +148,7 @@ export class Handle {
 
   /** Move to another file's fd (the upper copy), closing the old one if it was open. */
   switchTo(fd: number): void {
+    this.#unborrow()
     this.#closeFd()
     this.#fd = fd
     this.upper = true
@@ -115,6 +156,7 @@ export class Handle {
   }
 
   close(): void {
+    this.#unborrow()
     this.#closeFd()
     this.#fd = -1
     this.#closeMeta()
@@ -148,6 +190,8 @@ export class Handles {
   #size = 0
   /** Lower read-only handles by path: most paths have one, kept bare. */
   readonly #lower = new Map<string, Handle | Handle[]>()
+  /** The handles that borrow each lent fd (lend). */
+  readonly #lent = new Map<number, Set<Handle>>()
 
   add(handle: Handle): number {
     const slot = this.#free.pop() ?? this.#slots.length
@@ -174,6 +218,29 @@ export class Handles {
     this.#generations[slot] = generation
     this.#slots[slot] = undefined
     return generation * SLOTS + slot
+  }
+
+  /** Let `handle` (not used yet) borrow `fd`, which stays open until ownLent(fd): the handle takes a
+   *  dup of it at its first use, and not before. */
+  lend(handle: Handle, fd: number): void {
+    let borrowers = this.#lent.get(fd)
+    if (!borrowers) this.#lent.set(fd, (borrowers = new Set()))
+    handle.borrow(fd, borrowers)
+  }
+
+  /** `fd` is about to close: every handle that still borrows it takes a dup of its own now. One
+   *  that cannot (EMFILE) is left with none, and fails its next use. */
+  ownLent(fd: number): void {
+    const borrowers = this.#lent.get(fd)
+    if (!borrowers) return
+    this.#lent.delete(fd)
+    for (const handle of [...borrowers]) {
+      try {
+        handle.own()
+      } catch {
+        handle.disown()
+      }
+    }
   }
 
   /** The handle a reserved number stands for from now on (an upper file's). */

@@ -723,10 +723,10 @@ export class Union {
     this.#core.handles.unreserve(fh)
   }
 
-  /** The open of the copy adopted at `path` (adoptCopySync) made outside the union, as `fh` (a
-   *  reserved number). */
-  adoptOpenSync(path: string, fh: number): void {
-    files.adoptOpen(this.#core, relPath(path), fh)
+  /** The open of the copy adopted at `path` (adoptCopySync), of `size` bytes, made outside the
+   *  union, as `fh` (a reserved number). */
+  adoptOpenSync(path: string, fh: number, size: number): void {
+    files.adoptOpen(this.#core, relPath(path), fh, size)
   }
 
   /** Take over the copy of the lower file at `path` made outside the union (see Core.adoptCopy). */

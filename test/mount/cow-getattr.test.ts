@@ -744,6 +744,47 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     expect(actual.inC).toBe(6)
   })
 
+  // The handle of an open answered in C borrows its copy's fd (Handles.lend): it takes a dup of its
+  // own at its first use, or when the copy is named and that fd closes (Handles.ownLent), so a
+  // handle first used after the name reached the disk still reaches the same file. With a long
+  // flush window nothing is named but what an operation names: here, a rename of the name.
+  it('keeps the file of an open answered in C once its copy is named, the handle used before or only after', async () => {
+    const { upper, mnt, handle } = await frame.stack('layerfs', ',flush_window=30000', async (lower) => {
+      await mkdir(join(lower, 'd'))
+      for (const name of ['early', 'late']) await writeFile(join(lower, 'd', name), `lower ${name}`)
+    })
+    try {
+      const answered = await answeredInC('layerfs', mnt, 'cowOpens')
+      const script = [
+        'import os, sys',
+        'd = sys.argv[1]',
+        "early = os.open(d + '/early', os.O_RDWR)",
+        "os.pwrite(early, b'E', 0)",
+        'os.posix_fallocate(early, 0, 100)', // the handle's first use, its copy not named
+        "late = os.open(d + '/late', os.O_RDWR)",
+        "os.pwrite(late, b'L', 0)",
+        "os.rename(d + '/late', d + '/late2')", // names late's copy, whose handle was never used
+        "os.rename(d + '/early', d + '/early2')",
+        'os.posix_fallocate(late, 0, 200)',
+        "os.pwrite(early, b'F', 1)",
+        'os.fsync(late)',
+        'os.fsync(early)',
+        "print(os.fstat(early).st_size, os.fstat(late).st_size)",
+        'os.close(early)',
+        'os.close(late)',
+      ].join('\n')
+      expect(execFileSync('python3', ['-c', script, join(mnt, 'd')], { encoding: 'utf8' }).trim()).toBe('100 200')
+      expect(await answered()).toBe(2)
+      expect((await readFile(join(mnt, 'd', 'late2'))).subarray(0, 10).toString()).toBe('Lower late')
+    } finally {
+      await mounts.unmount(handle)
+    }
+    const early = await readFile(join(upper, 'd', 'early2'))
+    const late = await readFile(join(upper, 'd', 'late2'))
+    expect([early.length, early.subarray(0, 11).toString()]).toEqual([100, 'EFwer early'])
+    expect([late.length, late.subarray(0, 10).toString()]).toEqual([200, 'Lower late'])
+  })
+
   // A name missing from every layer of a directory (only in the upper layer, merged, or only below)
   // is answered missing in C, from the directory's host paths; a name any layer holds, a whiteout
   // included, goes to JS. A lower file renamed into a directory reaches the disk only after its
