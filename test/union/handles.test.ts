@@ -1,5 +1,5 @@
 // The open-handle table: handle numbers, their reuse, and the lower readers moved on copy-up.
-import { fstatSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -90,5 +90,47 @@ describe('Handles', () => {
     expect(b.meta).toBe(-1)
     expect(() => fstatSync(metaB)).toThrow(expect.objectContaining({ code: 'EBADF' }))
     a.close()
+  })
+
+  it('lends an fd: a handle takes a dup of it at its first use, or at ownLent, and a closed one takes none', () => {
+    const [f, g] = ['f', 'g'].map((n) => join(dir, n))
+    writeFileSync(f!, 'F')
+    writeFileSync(g!, 'G')
+    const t = new Handles()
+    const upper = (): Handle => new Handle(-1, '/f', true, shape)
+    const lent = openSync(f!, 'r')
+    const [used, unused, closed] = [upper(), upper(), upper()]
+    for (const h of [used, unused, closed]) t.lend(h, lent)
+    const read = (fd: number): string => {
+      const buf = Buffer.alloc(1)
+      readSync(fd, buf, 0, 1, 0)
+      return buf.toString()
+    }
+    const usedFd = used.fd
+    expect(usedFd).not.toBe(lent)
+    expect(read(usedFd)).toBe('F')
+    closed.close()
+    t.ownLent(lent)
+    closeSync(lent)
+    // The lent fd's number goes to another file: the handles kept theirs, on the lent file.
+    const reused = openSync(g!, 'r')
+    expect(used.fd).toBe(usedFd)
+    expect([read(used.fd), read(unused.fd)]).toEqual(['F', 'F'])
+    expect(unused.fd).not.toBe(reused)
+    expect(read(reused)).toBe('G')
+    // The closed handle took no fd at ownLent (it has nothing to open: no source, nothing lent).
+    expect(() => closed.fd).toThrow(expect.objectContaining({ code: 'ENOENT' }))
+    closeSync(reused)
+    used.close()
+    unused.close()
+  })
+
+  it('fails the next use of a handle that could not take its own fd when the lent one closed', () => {
+    const t = new Handles()
+    const h = new Handle(-1, '/f', true, shape)
+    t.lend(h, 1 << 29) // no such fd: the dup at ownLent fails (EBADF), as EMFILE would
+    t.ownLent(1 << 29)
+    expect(() => h.fd).toThrow(expect.objectContaining({ code: 'EBADF' }))
+    h.close()
   })
 })
