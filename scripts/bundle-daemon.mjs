@@ -1,23 +1,36 @@
 // Bundles the daemon (dist/src/cli/daemon-main.js, as tsc compiled it, and everything it imports)
-// into one CommonJS file, dist/layerfs-daemon.cjs, which bin/layerfs starts for a mount command
-// line (see src/cli/daemon-main.ts). Run by `npm run build`, after tsc.
+// into one CommonJS file, dist/layerfs-daemon-code.cjs, and its loader (src/cli/daemon-start.ts)
+// into another, dist/layerfs-daemon.cjs, which bin/layerfs starts for a mount command line: the
+// loader compiles the code with V8's code cache of it (see daemon-start.ts). Run by `npm run
+// build`, after tsc. A cache of the code built before goes.
 import { build } from 'esbuild'
+import { readFile, rm } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-await build({
-  entryPoints: [`${root}/dist/src/cli/daemon-main.js`],
-  outfile: `${root}/dist/layerfs-daemon.cjs`,
+const common = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  // fuse-native finds its prebuilt binary from its own directory: loaded from node_modules as is.
-  external: ['fuse-native'],
   // In one CommonJS file every module's import.meta.url is the bundle's own URL (the addon is found
   // from the package root above it: src/sys/addon.ts).
   define: { 'import.meta.url': '__bundleUrl' },
+  // import() as a require in a promise: the loader runs the code as a vm.Script, which has no
+  // module loader for a dynamic import.
+  supported: { 'dynamic-import': false },
   // ("use strict" first: the modules were ES modules, strict throughout.)
   banner: { js: `"use strict";\nconst __bundleUrl = require('node:url').pathToFileURL(__filename).href;` },
   logLevel: 'warning',
+}
+const code = `${root}/dist/layerfs-daemon-code.cjs`
+await rm(`${root}/dist/layerfs-daemon-code.cache`, { force: true })
+await build({
+  ...common,
+  entryPoints: [`${root}/dist/src/cli/daemon-main.js`],
+  outfile: code,
+  // fuse-native finds its prebuilt binary from its own directory: loaded from node_modules as is.
+  external: ['fuse-native'],
 })
+await build({ ...common, entryPoints: [`${root}/dist/src/cli/daemon-start.js`], outfile: `${root}/dist/layerfs-daemon.cjs` })
+if (/\bimport\(/.test(await readFile(code, 'utf8'))) throw new Error(`${code}: a dynamic import() is left, which the loader cannot run`)

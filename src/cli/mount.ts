@@ -15,6 +15,7 @@ import { closeSync, lstatSync, openSync, statSync, writeSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import type { Daemon } from '../fuse/daemon.js'
 import { packageRoot } from '../sys/addon.js'
+import { codeCache } from '../sys/code-cache.js'
 import { type MountOptions, UsageError, parseMountArgs } from './mount-options.js'
 
 const READY_FD_ENV = 'LAYERFS_READY_FD'
@@ -171,11 +172,15 @@ export const STARTUP_BUDGET_FLAG = `--interrupt-budget=${16 * V8_INTERRUPT_BUDGE
  *  daemon's first seconds (above). */
 export const DAEMON_V8_FLAGS = ['--max-semi-space-size=2', '--heap-growing-percent=10', STARTUP_BUDGET_FLAG]
 
-/** After STARTUP_JIT_MS, V8's own budget, if the daemon started with the larger one. */
+/** After STARTUP_JIT_MS, V8's own budget, if the daemon started with the larger one; and first the
+ *  code cache of what the daemon compiled so far, under the flags it started with (code-cache.ts). */
 function steadyJitLater(): void {
-  if (!process.execArgv.includes(STARTUP_BUDGET_FLAG)) return
+  const startup = process.execArgv.includes(STARTUP_BUDGET_FLAG)
+  const cache = codeCache()
+  if (!startup && !cache) return
   setTimeout(() => {
-    void import('node:v8').then((v8) => v8.setFlagsFromString(`--interrupt-budget=${V8_INTERRUPT_BUDGET}`))
+    cache?.saveFull()
+    if (startup) void import('node:v8').then((v8) => v8.setFlagsFromString(`--interrupt-budget=${V8_INTERRUPT_BUDGET}`))
   }, STARTUP_JIT_MS).unref()
 }
 

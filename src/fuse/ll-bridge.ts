@@ -12,6 +12,7 @@
  * errors go through toErrno, the one place where errno names become numbers.
  */
 import { closeSync, constants, readFileSync } from 'node:fs'
+import { codeCache } from '../sys/code-cache.js'
 import {
   type Ctx, type EntryOut, FAST_FH, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
@@ -922,6 +923,7 @@ export class LowLevelBridge {
             ops: this.counts, ...union.stats(), nodes: this.#nodes.size,
             passthrough: this.#open.policy, passedThrough: this.#open.passedThrough, killpriv: session.killpriv,
             loop: session.loopStats, readAhead: { uncached: this.#uncachedOpens, started: this.#ahead.started },
+            codeCache: codeCache()?.use,
           }))
           : this.#shownXattr(r.name, this.#byName(node, (path) => union.getxattrSync(path, r.name), (fh) => union.fgetxattrSync(fh, r.name), (removed) => removed.xattrs.get(r.name)))
         if (value === undefined) session.replyErr(r.req, ENODATA)

@@ -11,13 +11,22 @@ import { DAEMON_V8_FLAGS, STARTUP_BUDGET_FLAG, STARTUP_JIT_MS } from '../../src/
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 
 const CLI = resolve('bin/layerfs.js')
-/** The daemon's entry point as the build bundles it (src/cli/daemon-main.ts). */
+/** The daemon's entry point as the build bundles it: its loader (src/cli/daemon-start.ts), which
+ *  compiles and runs its code (src/cli/daemon-main.ts and what it imports, CODE). */
 const BUNDLE = resolve('dist/layerfs-daemon.cjs')
+const CODE = resolve('dist/layerfs-daemon-code.cjs')
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping mount tests: ${fuse.reason}`)
-if (fuse.ok && !existsSync(BUNDLE)) throw new Error('build first: npm run build')
+if (fuse.ok && !(existsSync(BUNDLE) && existsSync(CODE))) throw new Error('build first: npm run build')
 
 type Outcome = { code: number | null; stdout: string; stderr: string }
+
+/** The first line of a code cache the daemon wrote (src/cli/daemon-start.ts), and its size. */
+function cacheHeader(bytes: Buffer): { magic: string; key: string; length: number; kind: string; size: number } {
+  const end = bytes.indexOf(10)
+  const [magic = '', key = '', length = '', kind = ''] = bytes.subarray(0, end).toString('latin1').split(' ')
+  return { magic, key, length: Number(length), kind, ...(end < 0 ? { size: 0 } : { size: end + 1 }) }
+}
 
 function run(cmd: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<Outcome> {
   return new Promise((done) => {
@@ -30,6 +39,13 @@ function run(cmd: string, args: string[], timeoutMs: number, env?: NodeJS.Proces
 /** `node bin/layerfs.js ARGS`: the command through Node, which starts the daemon's Node. */
 function layerfs(args: string[], timeoutMs = 20_000): Promise<Outcome> {
   return run(process.execPath, [CLI, ...args], timeoutMs)
+}
+
+/** How the daemon serving `mnt` compiled its code (layerfs stats). */
+async function codeCacheUse(mnt: string): Promise<string | undefined> {
+  const r = await layerfs(['stats', mnt, '--json'])
+  if (r.code !== 0) throw new Error(`layerfs stats: ${r.stderr}`)
+  return (JSON.parse(r.stdout) as { codeCache?: string }).codeCache
 }
 
 /** `bin/layerfs ARGS`, the installed command. */
@@ -230,22 +246,81 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     expect(await readFile(join(upper, 'base'), 'utf8')).toBe('changed\n')
   })
 
-  it('goes on serving once its first seconds are over and it takes V8\'s own optimizing budget again', async () => {
+  it('goes on serving once its first seconds are over and it takes V8\'s own optimizing budget again, having written its code cache', async () => {
     await fresh()
-    const h = mounts.add(await mountFuse([LAUNCHER, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    const cache = join(dir, 'code-full.cache')
+    const env = { ...process.env, LAYERFS_CODE_CACHE: cache }
+    const h = mounts.add(await mountFuse([LAUNCHER, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt], mnt, { env }))
     const pid = h.daemonPids[0]!
     expect((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0'), 'started with the larger budget').toContain(STARTUP_BUDGET_FLAG)
+    expect(existsSync(cache), 'no cache written yet').toBe(false)
     // The switch loads node:v8 from the bundle: a daemon that failed to would die of the rejection.
     await new Promise((r) => setTimeout(r, STARTUP_JIT_MS + 500))
     expect(existsSync(`/proc/${pid}`), 'the daemon is alive').toBe(true)
+    expect(cacheHeader(await readFile(cache)).kind, 'written as the first seconds ended').toBe('full')
     await writeFile(join(mnt, 'base'), 'later\n')
     expect(await readFile(join(mnt, 'base'), 'utf8')).toBe('later\n')
     await mounts.unmount(h)
     expect(await readFile(join(upper, 'base'), 'utf8')).toBe('later\n')
+    // The next daemon compiles its code from it.
+    await fresh()
+    mounts.add(await mountFuse([LAUNCHER, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt], mnt, { env }))
+    expect(await codeCacheUse(mnt)).toBe('full')
+    expect((await readdir(mnt)).sort()).toEqual(['base', 'etc-hosts'])
+  })
+
+  it('compiles the daemon\'s code from a code cache the daemons write themselves, and ignores one it cannot trust', async () => {
+    const cache = join(dir, 'code-early.cache')
+    const env = { ...process.env, LAYERFS_CODE_CACHE: cache }
+    /** A mount through the installed command, used and unmounted: how its daemon compiled its code. */
+    const cycle = async (): Promise<string | undefined> => {
+      await fresh()
+      const h = mounts.add(await mountFuse([LAUNCHER, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt], mnt, { env }))
+      const use = await codeCacheUse(mnt)
+      expect((await readdir(mnt)).sort()).toEqual(['base', 'etc-hosts'])
+      await writeFile(join(mnt, 'base'), 'changed\n')
+      await mounts.unmount(h)
+      expect(await readFile(join(upper, 'base'), 'utf8')).toBe('changed\n')
+      return use
+    }
+    const code = await stat(CODE)
+    // None yet: the code is compiled from its source, and the cache written as the daemon exits.
+    expect(await cycle()).toBe('none')
+    const written = await readFile(cache)
+    const header = cacheHeader(written)
+    const { size: _size, ...fields } = header
+    expect(fields).toEqual({ magic: 'layerfs-code-cache-1', key: `${code.size}:${code.mtimeMs}:${code.ino}`, length: written.length - header.size, kind: 'early' })
+    expect((await stat(cache)).mode & 0o777, 'writable by its owner alone').toBe(0o644)
+    // The next daemon compiles from it, and says so.
+    await fresh()
+    const h = mounts.add(await mountFuse([LAUNCHER, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt], mnt, { env }))
+    expect((await layerfs(['stats', mnt])).stdout).toMatch(/^code cache +early +\(the daemon's code compiled from the cache a shorter-lived daemon wrote as it exited\)$/m)
+    await mounts.unmount(h)
+    // A cache V8 rejects (its header right, its data garbage): compiled from the source, and replaced.
+    const head = written.subarray(0, header.size)
+    await writeFile(cache, Buffer.concat([head, Buffer.alloc(written.length - header.size, 0x5a)]))
+    expect(await cycle()).toBe('none')
+    expect(await cycle()).toBe('early')
+    // One made for another build of the code: not used, and replaced.
+    const other = `${code.size}:${code.mtimeMs}:${code.ino + 1}`
+    await writeFile(cache, Buffer.concat([Buffer.from(head.toString('latin1').replace(header.key, other), 'latin1'), written.subarray(header.size)]))
+    expect(await cycle()).toBe('none')
+    expect(cacheHeader(await readFile(cache)).key).toBe(header.key)
+    // One that others may write is not used: it is code the daemon runs.
+    await chmod(cache, 0o666)
+    expect(await cycle()).toBe('none')
+    expect((await stat(cache)).mode & 0o777).toBe(0o644)
+    // LAYERFS_CODE_CACHE=off: none read, none written.
+    await rm(cache)
+    await fresh()
+    const off = mounts.add(await mountFuse([LAUNCHER, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, mnt], mnt, { env: { ...env, LAYERFS_CODE_CACHE: 'off' } }))
+    expect(await codeCacheUse(mnt)).toBe('none')
+    await mounts.unmount(off)
+    expect(existsSync(cache)).toBe(false)
   })
 
   it('bundles a daemon that does not load node:fs/promises at its start (7 ms of a mount, for calls made once)', async () => {
-    const bundle = await readFile(BUNDLE, 'utf8')
+    const bundle = await readFile(CODE, 'utf8')
     expect(bundle).toContain('require("node:fs")')
     expect(bundle).not.toContain('require("node:fs/promises")')
   })

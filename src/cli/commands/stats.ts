@@ -3,14 +3,23 @@ import { resolve } from 'node:path'
 import { readStats } from '../../fuse/stats-xattr.js'
 import type { UnionStats } from '../../union/union.js'
 import type { LoopStats } from '../../sys/fuse-ll.js'
+import type { CodeCacheUse } from '../../sys/code-cache.js'
 
-/** passthrough, passedThrough, killpriv and loop come from the low-level bridge only. */
+/** passthrough, passedThrough, killpriv, loop and codeCache come from the low-level bridge only
+ *  (codeCache: when the daemon was started through its loader, dist/layerfs-daemon.cjs). */
 type Stats = UnionStats & {
   ops: Record<string, number>
   passthrough?: string
   passedThrough?: number
   killpriv?: boolean
   loop?: LoopStats
+  codeCache?: CodeCacheUse
+}
+
+const CODE_CACHE_USES: Record<CodeCacheUse, string> = {
+  full: 'the daemon\'s code compiled from the cache written after a daemon\'s first seconds',
+  early: 'the daemon\'s code compiled from the cache a shorter-lived daemon wrote as it exited',
+  none: 'the daemon\'s code compiled from its source',
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -50,6 +59,7 @@ export async function run(args: string[]): Promise<number> {
     lines.push(`busy-polls   ${stats.loop.spins}  (${stats.loop.spinsSkipped} skipped with more calling threads than ${stats.loop.spinCallers})`)
     lines.push(`answered in C  ${stats.loop.fastOpens} opens for reading (${stats.loop.firstOpens} of them first opens, their bytes stored), ${stats.loop.cowOpens} opens for writing (copy-ups), ${stats.loop.cowSetattrs} setattrs (copy-ups, directories copied up, files it made or opened for writing), ${stats.loop.cowGetattrs} getattrs (lower files and directories, directories in the upper layer, files it made), ${stats.loop.cowGetxattrs} getxattrs (lower files, files it made), ${stats.loop.cowListxattrs} listxattrs of lower files, ${stats.loop.madeSetxattrs} ACLs set on files it made, ${stats.loop.cowSetxattrs} setxattrs of lower files (copy-ups), ${stats.loop.cowDirLookups} lookups of directories, ${stats.loop.cowFileLookups} first lookups of lower files, ${stats.loop.cowRenames} renames of lower files, ${stats.loop.cowLookups} lookups of missing names (for these lookups, ${stats.loop.lowerDirsRead} lower directories' names read), ${stats.loop.dirEnds} ends of listings`)
   }
+  if (stats.codeCache !== undefined) lines.push(`code cache   ${stats.codeCache}  (${CODE_CACHE_USES[stats.codeCache]})`)
   process.stdout.write(lines.join('\n') + '\n')
   return 0
 }
