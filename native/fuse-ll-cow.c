@@ -932,6 +932,94 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     return 1;
 }
 
+/*
+ * The link of a marked lower file to a name missing from every layer of a directory marked for its
+ * lookups (missing_in): `cp -al` of a lower tree, `ln` of a lower file. Answered here as JS answers
+ * it when its copy may wait for its flush (namespace.ts, linkNow; Core.deferLink): the file is
+ * copied up as a setattr's copy is (copy_small_unnamed), the lower directories above it and above
+ * the new name are copied up (lift_chain, lift), the new name's directory takes its new times, and
+ * the new name is pending in C's lookups until JS has written the link (pendingDrop). The new name
+ * is a new node (one per name, as JS gives each name of a file its own), from the ids JS reserved
+ * for the lookups C answers, and the reply gives its attributes as JS gives a name of a copy not
+ * named yet: the copy's, under the inode number JS shows, with two links and no time to live. The
+ * kernel is told first that the file's own node changed (its link count), as JS tells it, and that
+ * node's mark goes (its name stays, as at a setattr's copy). JS then gets a record in the request's place, marked answered: the link's
+ * names, the new node's id (rdev), the copy's fd (fh), its bytes (size), the lower inode number
+ * (offset) and whether its data was read from the disk (valid). It takes the copy over as a link it
+ * deferred itself (Core.adoptLink): the copy linked at the file's name after its flush, then at the
+ * new one.
+ *
+ * Under the conditions of a rename answered here (fll_cow_rename: no request waiting for JS names
+ * the file, either directory or a lower one copied up, no forget waiting, no `.wh.` name, no open of
+ * the file), and while JS has ids left to give. 1 when answered.
+ */
+int fll_cow_link(fll_session *s, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+    if (!s->cow_dir || !s->cow_pending || s->queued_forgets || s->queued_lifts || s->cow_room == 0 ||
+        s->ids_next >= s->ids_end || strncmp(newname, ".wh.", 4) == 0)
+        return 0;
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (!n || !n->src || n->dir || n->made || n->opens || n->js_open || !n->parent || !missing_in(s, newparent, newname, 1))
+        return 0;
+    uint64_t parent = n->parent, shown = n->shown;
+    /* The nodes it changes: the file, both directories and the lower ones it copies up. */
+    uint64_t ids[2 * LIFT_MAX + 1];
+    int from_lifts = lift_chain(s, parent, ids + 1);
+    int to_lifts = newparent == parent ? 0 : lift_chain(s, newparent, ids + 1 + (from_lifts > 0 ? from_lifts : 0));
+    ids[0] = ino;
+    if (from_lifts < 0 || to_lifts < 0) return 0;
+    int count = 1 + from_lifts + to_lifts;
+    if (from_lifts == 0) ids[count++] = parent;
+    if (newparent != parent && to_lifts == 0) ids[count++] = newparent;
+    if (s->queued && queue_names(s, ids, count)) return 0;
+    double src[ST_FIELDS];
+    int cold;
+    int64_t bytes;
+    int fd = cow_copy(s, n, NULL, src, &bytes, &cold, NULL);
+    if (fd < 0) return 0;
+    char to[PATH_MAX];
+    struct stat st;
+    fll_rec *r = NULL;
+    if (!lift(s, ids + 1, from_lifts) || !lift(s, ids + 1 + from_lifts, to_lifts) || !upper_path(s, newparent, to) ||
+        fstat(fd, &st) < 0 || !(r = calloc(1, sizeof *r)) || !(r->name2 = strdup(newname)) ||
+        !pending_add(s, newparent, newname)) {
+        if (r) free(r->name2);
+        free(r);
+        close(fd);
+        return 0;
+    }
+    touch_dir(to);
+    /* The mark goes, the name stays (unmark_src: the disk shows the name as the lower file until JS
+     * names the copy), and its opens go to JS, as after any link JS answers (#fastDenyIno). */
+    n = fll_node_find(s, ino); /* lift's copies may have moved it */
+    if (n) {
+        unmark_src(n);
+        n->allowed = 0;
+    }
+    uint64_t child = s->ids_next++;
+    s->cow_room--;
+    s->cow_links++;
+    r->kind = FLL_LINK;
+    r->ino = ino;
+    r->newparent = newparent;
+    r->rdev = child;
+    r->fh = (uint64_t)fd;
+    r->size = (size_t)bytes;
+    r->offset = (int64_t)src[ST_INO];
+    r->valid = cold ? COW_COLD : 0;
+    if (!s->fd_closed) (void)fuse_lowlevel_notify_inval_inode(s->se, ino, -1, 0);
+    struct fuse_entry_param out;
+    memset(&out, 0, sizeof out);
+    out.ino = child;
+    out.attr = st;
+    out.attr.st_ino = shown;
+    out.attr.st_nlink = 2;
+    out.attr_timeout = 0;
+    out.entry_timeout = s->cow_entry_timeout;
+    FLL_SEND(s, req, fuse_reply_entry(req, &out));
+    fll_push(s, r);
+    return 1;
+}
+
 /* Whether an xattr name is stored under the name it shows: every name outside `trusted.` (JS
  * hides the union's own trusted.overlay. and trusted.layerfs. names and unescapes the user's
  * trusted.overlay.overlay. ones: inode.ts). */

@@ -370,6 +370,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+    if (fll_cow_link(fuse_req_userdata(req), req, ino, newparent, newname)) return;
     fll_rec *r = rec(req, FLL_LINK);
     if (!r || !dup_str(r, &r->name2, newname)) return;
     r->ino = ino;

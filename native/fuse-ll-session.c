@@ -770,7 +770,7 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
                         (double)s->cow_lookups,  (double)s->first_opens,  (double)s->made_setxattrs,
                         (double)s->cow_opens,    (double)s->cow_dir_lookups, (double)s->cow_renames,
                         (double)s->cow_setxattrs, (double)s->cow_file_lookups,
-                        (double)fll_lower_reads(s)};
+                        (double)fll_lower_reads(s), (double)s->cow_links};
     const uint32_t count = sizeof stats / sizeof *stats;
     napi_create_array_with_length(env, count, &out);
     for (uint32_t i = 0; i < count; i++) {

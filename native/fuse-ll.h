@@ -238,6 +238,7 @@ typedef struct fll_session {
     struct fll_cow_name **cow_pending; /* names renames answered in C gave their directories before
                                         * the disk has them (fll_cow_rename), by the same hash */
     uint64_t cow_renames;    /* renames of marked lower files answered in C */
+    uint64_t cow_links;      /* links of marked lower files answered in C */
     uint64_t cow_setxattrs;  /* setxattrs of marked lower files answered in C (their copy-ups) */
     uint64_t js_epoch;       /* requests and forgets handed to JS so far (see missing_in) */
     struct fll_missing {     /* the last names lookups in C found missing, a ring (parent 0: none) */
@@ -339,6 +340,8 @@ int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
 /* Answers the rename of a marked lower file to a missing name in C when it may (then 1). */
 int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                    const char *newname, unsigned int flags);
+/* Answers the link of a marked lower file to a missing name in C when it may (then 1). */
+int fll_cow_link(fll_session *s, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
 /* Answers the setattr in C when it may (then 1). */
 int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
                     const struct fuse_file_info *fi);

@@ -387,6 +387,10 @@ export class LowLevelBridge {
       this.#adoptMove(r, r.copy)
       return
     }
+    if (r.op === 'link' && r.copy) {
+      this.#adoptLink(r, r.copy)
+      return
+    }
     if (r.op === 'lookup' && r.child !== undefined) {
       if (r.shownIno === undefined) this.#lookedUp(r.child)
       else this.#lookedUpNew(r.parent, r.name, r.child, r.shownIno)
@@ -723,6 +727,45 @@ export class LowLevelBridge {
       moved.named = false
       // As after a rename JS answers (#renamed): the kernel has dropped the moved file's ctime.
       moved.ctimeExpired = true
+    }
+  }
+
+  /**
+   * A link of a lower file answered in C (Session.pendingDrop), which copied the file up and the
+   * directories it needed, gave the new name's directory its new times, made the new name a node of
+   * its own (`copy.child`, from the ids given for its lookups), told the kernel that the file's node
+   * changed, and took that node's mark: the union takes the copy and the link over as ones it
+   * deferred itself (Union.adoptLinkSync), and tells C once the link is written (onLinkWritten),
+   * which then answers lookups of the new name again. Nothing came between that answer and this.
+   * The kernel holds the new node whatever becomes of the link; a link the union cannot take is
+   * lost, as a deferred copy whose flush fails.
+   */
+  #adoptLink(r: Request & { op: 'link' }, copy: NonNullable<(Request & { op: 'link' })['copy']>): void {
+    const source = this.#nodes.get(r.ino)
+    const from = source && this.#nodes.path(source)
+    const parent = this.#nodes.get(r.newparent)
+    let taken = false
+    try {
+      if (!source || from === undefined || !parent) throw new Error(`node ${source ? r.newparent : r.ino} has no name`)
+      const { path } = this.#childPath(r.newparent, r.newname)
+      source.cow = false
+      taken = true // (the union closes the copy's fd should it lose it)
+      this.#union.adoptLinkSync(from, path, copy.fd, copy.bytes, copy.srcIno)
+      if (copy.cold) this.#uncachedRead(source)
+      else this.#cachedRead(source)
+    } catch (err) {
+      if (!taken) closeSync(copy.fd)
+      this.#session.pendingDrop(r.newparent, r.newname)
+      this.#options.log(`layerfs: a link answered in C lost its copy-up: ${err instanceof Error ? err.message : String(err)}`)
+    }
+    if (parent) {
+      // Its attributes were given no time to live, as those of a name of a copy not named yet.
+      this.#nodes.adopt(copy.child, parent, r.newname, source?.ino ?? 0).attrsExpired = true
+    }
+    if (--this.#lookupIdsLeft < LOOKUP_IDS / 4) this.#giveLookupIds()
+    if (source) {
+      this.#fastDenyIno(source.ino)
+      source.attrsExpired = true
     }
   }
 

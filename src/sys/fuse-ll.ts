@@ -107,7 +107,13 @@ export type Request = {
        *  the disk. */
       copy?: { fd: number; bytes: number; srcIno: number; cold: boolean }
     }
-  | { op: 'link'; ino: number; newparent: number; newname: string; waiting: number }
+  | {
+      op: 'link'; ino: number; newparent: number; newname: string; waiting: number
+      /** `answered`: the link of a marked lower file C made and answered (see Session.pendingDrop):
+       *  the new name's node id (`child`), the copy's fd, bytes of data and lower inode number, and
+       *  whether its data was read from the disk. */
+      copy?: { child: number; fd: number; bytes: number; srcIno: number; cold: boolean }
+    }
   /** first: the node's first open, which C could have answered (see Session.cowAllow). */
   | {
       op: 'open'; ino: number; flags: number; killSuidgid: boolean; waiting: number; first: boolean
@@ -360,6 +366,10 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
       }
       return { req, ctx, op, parent: f[F.PARENT]!, name: name!, newparent: f[F.NEWPARENT]!, newname: name2!, flags: f[F.FLAGS]!, waiting: f[F.WAITING]! }
     case 'link':
+      if (f[F.ANSWERED] === 1) {
+        const copy = { child: f[F.RDEV]!, fd: f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: (f[F.VALID]! & 1) !== 0 }
+        return { req, ctx, op, ino, newparent: f[F.NEWPARENT]!, newname: name2!, waiting: 0, answered: true, copy }
+      }
       return { req, ctx, op, ino, newparent: f[F.NEWPARENT]!, newname: name2!, waiting: f[F.WAITING]! }
     case 'forget':
       return { req, ctx, op, ino, nlookup: f[F.NLOOKUP]!, answered: true }
@@ -417,7 +427,7 @@ export const FAST_FH = 2 ** 52
 export const LOOP_STATS = [
   'spins', 'spinsSkipped', 'spinCallers', 'fastOpens', 'cowSetattrs', 'cowGetattrs', 'dirEnds', 'cowGetxattrs',
   'cowListxattrs', 'cowLookups', 'firstOpens', 'madeSetxattrs', 'cowOpens', 'cowDirLookups', 'cowRenames', 'cowSetxattrs',
-  'cowFileLookups', 'lowerDirsRead',
+  'cowFileLookups', 'lowerDirsRead', 'cowLinks',
 ] as const
 
 export type LoopStats = Record<(typeof LOOP_STATS)[number], number>

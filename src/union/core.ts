@@ -395,9 +395,11 @@ export class Core {
    * keeping them when the link is written. `cp -al` of lower files waited for an fsync at every
    * link. False when the link cannot wait (no copy deferred just now, a rename it carries, a
    * whiteout or marker to replace at the new name, a deferred rename's old name): the caller names
-   * the copy and links by name.
+   * the copy and links by name. `outside`: the link was answered outside the union (Union.adoptLinkSync),
+   * whose maker gave the directory its times and keeps the name out of its lookups until
+   * onLinkWritten.
    */
-  deferLink(source: Entry, toRel: string): boolean {
+  deferLink(source: Entry, toRel: string, outside = false): boolean {
     const copy = source.staged === undefined ? undefined : this.#deferred.get(source.path)
     if (!copy || copy.entry !== source || copy.moved || this.#movedFrom.has(toRel) || this.#linkedAt.has(toRel)) return false
     const upper = this.requireUpper()
@@ -414,6 +416,7 @@ export class Core {
     // Counted as a rename into the directory is (no listing answered from the disk meanwhile), but
     // only this name is kept from lookups that probe the disk (onLinkPending).
     this.#movesInto.set(dir, (this.#movesInto.get(dir) ?? 0) + 1)
+    if (outside) return true
     this.onLinkPending?.('/' + toRel)
     utimensatSync(upper.path(dir), null, 'now', true)
     return true

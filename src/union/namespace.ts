@@ -218,8 +218,9 @@ export function linkUnnamed(core: Core, fd: number, rel: string): void {
   entry.metacopy = false
 }
 
-/** link at once: false when the source must have its data copied up first (core.copyUp). */
-export function linkNow(core: Core, fromRel: string, rel: string, alone = false): boolean {
+/** link at once: false when the source must have its data copied up first (core.copyUp).
+ *  `outside`: a link answered outside the union, taken over (Union.adoptLinkSync; Core.deferLink). */
+export function linkNow(core: Core, fromRel: string, rel: string, alone = false, outside = false): boolean {
   const source = core.resolver.get(fromRel)
   if (source.kind === 'dir') throw fsError('EPERM', 'hard link to a directory')
   core.requireUpper()
@@ -228,13 +229,15 @@ export function linkNow(core: Core, fromRel: string, rel: string, alone = false)
   const copied = core.copyUpNow(fromRel, true, alone, undefined, !inUpper(source))
   if (!copied) return false
   if (copied.staged !== undefined) {
-    if (core.deferLink(copied, rel)) return true
+    if (core.deferLink(copied, rel, outside)) return true
     core.settle(copied.path) // named, after an fsync of its own, then linked by name
   }
   const upper = core.requireUpper()
   createEntry(core, rel, copied.kind, 0, (path) => linkSync(upper.path(copied.path), path), undefined, true)
   // Both names now share one inode: a memoised nlink-dependent answer for the source is stale.
   core.resolver.invalidate(fromRel)
+  // Written: its maker may answer lookups of the name from the disk again.
+  if (outside) core.onLinkWritten?.('/' + rel)
   return true
 }
 

@@ -792,6 +792,21 @@ export class Union {
     return names.linkNow(this.#core, this.#named(existing), this.#named(path), alone)
   }
 
+  /**
+   * Take over a link of the lower file `existing` to the new name `path` made outside the union
+   * (the FUSE bridge answers some in C, native/fuse-ll-cow.c): its copy, held open as `fd`, of
+   * `bytes` bytes from the lower inode `srcIno`, deferred as adoptCopy's, and the new name with it
+   * (Core.deferLink), as tryLink would have made them. Its maker gave the new name's directory its
+   * times and keeps the name out of its own lookups until onLinkWritten. A copy the union cannot
+   * take is lost (adoptCopy), and the link is then made the usual way, from the lower file again;
+   * throws when even that fails.
+   */
+  adoptLinkSync(existing: string, path: string, fd: number, bytes: number, srcIno: number): void {
+    const [from, to] = [this.#named(existing), this.#named(path)]
+    this.#core.adoptCopy(from, fd, bytes, srcIno)
+    if (!names.linkNow(this.#core, from, to, true, true)) throw fsError('EIO', `${path}: the link of ${existing} could not be made`)
+  }
+
   /** linkat of a file with no name (O_TMPFILE), open as `fh`, to `path`. */
   linkUnnamedSync(fh: number, path: string): void {
     files.linkUnnamed(this.#core, fh, this.#named(path))
