@@ -746,6 +746,7 @@ static int file_lookup(fll_session *s, fuse_req_t req, const fll_fast_node *p, f
     r->ino = ino;
     r->offset = (int64_t)st->st_ino;
     r->flags = COW_LOOKUP_NEW;
+    r->size = (size_t)depth; /* where JS finds it too, without a walk (Union.learnLowerFileSync) */
     fll_push(s, r);
     FLL_SEND(s, req, fuse_reply_entry(req, &out));
     return 1;

@@ -393,7 +393,7 @@ export class LowLevelBridge {
     }
     if (r.op === 'lookup' && r.child !== undefined) {
       if (r.shownIno === undefined) this.#lookedUp(r.child)
-      else this.#lookedUpNew(r.parent, r.name, r.child, r.shownIno)
+      else this.#lookedUpNew(r.parent, r.name, r.child, r.shownIno, r.depth ?? -1)
       return
     }
     let answered: boolean
@@ -425,7 +425,7 @@ export class LowLevelBridge {
   /** The first lookup of a small lower file answered in C (Session.positiveAllow): node `id`, one
    *  JS reserved (#giveLookupIds), marked in C as #markCopyable marks a file it looks up, answers
    *  for `name` in the directory node `parentId` from now on. No request or forget came between. */
-  #lookedUpNew(parentId: number, name: string, id: number, shownIno: number): void {
+  #lookedUpNew(parentId: number, name: string, id: number, shownIno: number, depth: number): void {
     const parent = this.#nodes.get(parentId)
     if (!parent) {
       this.#options.log(`layerfs: a lookup answered in C gave node ${id} a name in node ${parentId}, which is gone`)
@@ -434,6 +434,14 @@ export class LowLevelBridge {
     const had = this.#nodes.child(parent, name)
     if (had) this.#options.log(`layerfs: a lookup answered in C gave ${name} a new node while node ${had.id} had it`)
     const node = this.#nodes.adopt(id, parent, name, shownIno)
+    // The union learns what C found, as its own lookup would have (its copy-up at an open for
+    // writing answered in C next, touch(1)'s, walked the layers for it again).
+    const path = this.#nodes.path(node)
+    try {
+      if (path !== undefined) this.#union.learnLowerFileSync(path, depth)
+    } catch {
+      // Its directory could not be resolved: the union looks the file up itself when it needs it.
+    }
     node.cow = true
     node.named = true
     node.opened = true

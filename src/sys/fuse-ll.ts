@@ -69,8 +69,9 @@ export type Request = {
   /** `answered` (`child` set): the lookup of a marked directory answered in C by node `child`
    *  (`name` empty), whose new kernel reference JS counts (see Session.cowAllow's `name`); or, with
    *  `shownIno`, the first lookup of a small lower file `name`, answered by `child`, a new node from
-   *  the ids JS reserved (see Session.lookupIds), shown as inode `shownIno`. */
-  | { op: 'lookup'; parent: number; name: string; child?: number; shownIno?: number }
+   *  the ids JS reserved (see Session.lookupIds), shown as inode `shownIno`, found at `depth` in the
+   *  directory's host paths (see Session.probeAllow). */
+  | { op: 'lookup'; parent: number; name: string; child?: number; shownIno?: number; depth?: number }
   | { op: 'forget'; ino: number; nlookup: number } // already replied in C; forget_multi becomes several
   | { op: 'getattr'; ino: number; fh?: number }
   | {
@@ -343,7 +344,7 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
     case 'lookup':
       if (f[F.ANSWERED] === 1) {
         // (flags 1: a new node, native/fuse-ll-cow.c, file_lookup)
-        if (f[F.FLAGS] === 1) return { req, ctx, op, parent: f[F.PARENT]!, name: name!, child: ino, shownIno: f[F.OFFSET]!, answered: true }
+        if (f[F.FLAGS] === 1) return { req, ctx, op, parent: f[F.PARENT]!, name: name!, child: ino, shownIno: f[F.OFFSET]!, depth: f[F.SIZE]!, answered: true }
         return { req, ctx, op, parent: f[F.PARENT]!, name: '', child: ino, answered: true }
       }
       return { req, ctx, op, parent: f[F.PARENT]!, name: name! }

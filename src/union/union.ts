@@ -11,14 +11,14 @@
 import { closeSync, constants, mkdirSync, openSync, readdirSync, realpathSync, rmSync, statSync, statfsSync } from 'node:fs'
 import { join, relative, resolve, sep } from 'node:path'
 import { layerRoot, readMountinfo, releaseRoot } from '../layers/held-root.js'
-import { Layer, joinPath, relPath } from '../layers/layer.js'
+import { Layer, joinPath, relPath, splitPath } from '../layers/layer.js'
 import type { HostPath } from '../sys/names.js'
 import { ST, flockNowaitSync, lremovexattrSync, prefetch, readlinkSync, type TimeNs } from '../sys/native.js'
 import { ACCESS_ACL, DEFAULT_ACL } from './acl.js'
 import * as attrs from './attrs.js'
 import { Stager } from './copy-up.js'
 import { Core, type Counters } from './core.js'
-import { type Entry, inUpper } from './entry.js'
+import { type Entry, NO_LAYERS, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import * as files from './files.js'
 import type { Handle } from './handles.js'
@@ -694,8 +694,31 @@ export class Union {
     const core = this.#core
     const entry = core.resolver.resolve(rel)
     if (entry?.kind !== 'dir' || core.movesInto(rel)) return undefined
-    const layers = core.upper && entry.dirLayers[0] !== core.upper ? [core.upper, ...entry.dirLayers] : entry.dirLayers
-    return { dirs: layers.map((layer) => layer.path(rel)), movable: entry.layer.writable && entry.dirLayers.length === 1 }
+    return { dirs: this.#probeLayers(entry).map((layer) => layer.path(rel)), movable: entry.layer.writable && entry.dirLayers.length === 1 }
+  }
+
+  /** The layers of probeDirsSync's host paths for the directory `entry`: the upper layer (whether
+   *  the directory is there yet or not), then each it merges. */
+  #probeLayers(entry: Entry): Layer[] {
+    const upper = this.#core.upper
+    return upper && entry.dirLayers[0] !== upper ? [upper, ...entry.dirLayers] : entry.dirLayers
+  }
+
+  /**
+   * A lower file found outside the union at `depth` of the host paths probeDirsSync gave for its
+   * directory (the first lookups of small lower files answered in C, native/fuse-ll-cow.c,
+   * file_lookup): the lookup cache holds it as the union's own lookup would have found it, unless it
+   * knows the name already. Found there, the name is missing from the layers above, whose `.wh.`
+   * names for it were looked for as a lookup does, and none of those is opaque (the host paths end
+   * at the first opaque one, as the directory's layers do).
+   */
+  learnLowerFileSync(path: string, depth: number): void {
+    const rel = relPath(path)
+    const resolver = this.#core.resolver
+    if (depth <= 0 || resolver.isCached(rel)) return
+    const dir = resolver.resolve(splitPath(rel)[0])
+    const layer = dir?.kind === 'dir' ? this.#probeLayers(dir)[depth] : undefined
+    if (layer && !layer.writable) resolver.set(rel, { path: rel, kind: 'file', layer, dirLayers: NO_LAYERS })
   }
 
   /** Whether `path` names a directory (from the resolver's cache when it holds the name). */

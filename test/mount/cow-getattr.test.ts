@@ -7,7 +7,7 @@
 // stat below reaches the daemon; the same script runs on kernel overlayfs, and what stat shows must
 // agree.
 import { execFileSync } from 'node:child_process'
-import { constants, existsSync, writeFileSync } from 'node:fs'
+import { constants, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { type FileHandle, appendFile, chmod, chown, link, lstat, mkdir, open, readFile, readdir, rename, rm, truncate, unlink, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -1294,5 +1294,34 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     } finally {
       await mounts.unmount(handle)
     }
+  })
+
+  // A lower file looked up in C is known to the union as C found it, in the layer it found it in
+  // (Union.learnLowerFileSync), with no walk of its own: an append to it (O_APPEND, which JS
+  // copies up) must copy that layer's file, not one it hides or one above it.
+  it('copies up the lower file a lookup in C found, from the layer it found it in', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
+      const { mnt, upper, handle } = await frame.stack(driver, '', async (top, mid, bottom) => {
+        for (const layer of [top, mid, bottom]) await mkdir(join(layer, 'v'))
+        await writeFile(join(top, 'v', 'other'), 'top other\n')
+        await writeFile(join(mid, 'v', 'f'), 'mid f\n')
+        for (const name of ['f', 'g']) await writeFile(join(bottom, 'v', name), `bottom ${name}\n`)
+      }, 3)
+      try {
+        const lookups = await answeredInC(driver, mnt, 'cowFileLookups')
+        for (const name of ['f', 'g']) await lstat(join(mnt, 'v', name))
+        const inC = await lookups()
+        for (const name of ['f', 'g']) await appendFile(join(mnt, 'v', name), `appended ${name}\n`)
+        const shown = await Promise.all(['f', 'g', 'other'].map(async (name) => `v/${name}: ${await readFile(join(mnt, 'v', name), 'utf8')}`))
+        await mounts.unmount(handle)
+        return { shown, upper: ['f', 'g'].map((name) => `v/${name}: ${readFileSync(join(upper, 'v', name), 'utf8')}`), inC }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const actual = await sameAsKernel(run)
+    expect(actual.shown).toEqual(['v/f: mid f\nappended f\n', 'v/g: bottom g\nappended g\n', 'v/other: top other\n'])
+    // Both looked up in C, in the second and third layers.
+    expect(actual.inC).toBe(2)
   })
 })
