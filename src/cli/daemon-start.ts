@@ -115,7 +115,6 @@ function save(kind: 'full' | 'early', wait: boolean): void {
 
 setCodeCache({
   use,
-  path: cachePath,
   saveFull: () => {
     if (use === 'full') written = true
     save('full', false)

@@ -11,8 +11,6 @@ export type CodeCacheUse = 'full' | 'early' | 'none'
 
 export interface CodeCacheState {
   readonly use: CodeCacheUse
-  /** Where the cache is read and written; undefined with LAYERFS_CODE_CACHE=off. */
-  readonly path: string | undefined
   /** Write the cache now, as `full`, unless the one used is full already; afterwards nothing more is
    *  written. Called as the daemon's first seconds end, before it changes a V8 flag: V8 keys a cache
    *  to the flags it was made under, and the next daemon starts with the first ones. */
