@@ -844,6 +844,32 @@ static int queue_names(const fll_session *s, const uint64_t *ids, int count) {
     return 0;
 }
 
+/* The nodes a rename or link of the marked file `ino` from the directory node `parent` into
+ * `newparent` changes: the file, both directories, and the lower directories above each that it
+ * copies up (lift_chain), which move_lift copies. */
+typedef struct {
+    uint64_t ids[2 * LIFT_MAX + 3];
+    int from_lifts, to_lifts;
+} cow_move;
+
+/* 0 when it cannot be answered here: a chain of lower directories too long or not marked, or a
+ * request waiting for JS that names one of those nodes (JS answers it first, from the state before). */
+static int move_chains(fll_session *s, uint64_t ino, uint64_t parent, uint64_t newparent, cow_move *m) {
+    m->from_lifts = lift_chain(s, parent, m->ids + 1);
+    m->to_lifts = newparent == parent ? 0 : lift_chain(s, newparent, m->ids + 1 + (m->from_lifts > 0 ? m->from_lifts : 0));
+    m->ids[0] = ino;
+    if (m->from_lifts < 0 || m->to_lifts < 0) return 0;
+    int count = 1 + m->from_lifts + m->to_lifts;
+    if (m->from_lifts == 0) m->ids[count++] = parent;
+    if (newparent != parent && m->to_lifts == 0) m->ids[count++] = newparent;
+    return !(s->queued && queue_names(s, m->ids, count));
+}
+
+/* Copies up the lower directories of move_chains, above the file's directory, then above the other. */
+static int move_lift(fll_session *s, const cow_move *m) {
+    return lift(s, m->ids + 1, m->from_lifts) && lift(s, m->ids + 1 + m->from_lifts, m->to_lifts);
+}
+
 /* A directory in the upper layer changed now (a rename in it): its mtime and ctime, as JS's
  * rename gives them (namespace.ts, movedBehind). */
 static void touch_dir(const char *path) {
@@ -885,16 +911,8 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     fll_fast_node *n = e ? fll_node_find(s, e->ino) : NULL;
     if (!n || !n->src || n->dir || n->made || n->opens || n->js_open || !missing_in(s, newparent, newname, 1)) return 0;
     uint64_t ino = e->ino;
-    /* The nodes it changes: the file, both directories and the lower ones it copies up. */
-    uint64_t ids[2 * LIFT_MAX + 1];
-    int from_lifts = lift_chain(s, parent, ids + 1);
-    int to_lifts = newparent == parent ? 0 : lift_chain(s, newparent, ids + 1 + (from_lifts > 0 ? from_lifts : 0));
-    ids[0] = ino;
-    if (from_lifts < 0 || to_lifts < 0) return 0;
-    int count = 1 + from_lifts + to_lifts;
-    if (from_lifts == 0) ids[count++] = parent;
-    if (newparent != parent && to_lifts == 0) ids[count++] = newparent;
-    if (s->queued && queue_names(s, ids, count)) return 0;
+    cow_move m;
+    if (!move_chains(s, ino, parent, newparent, &m)) return 0;
     double src[ST_FIELDS];
     int cold;
     int64_t bytes;
@@ -902,7 +920,7 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     if (fd < 0) return 0;
     char from[PATH_MAX], to[PATH_MAX];
     fll_rec *r = NULL;
-    if (!lift(s, ids + 1, from_lifts) || !lift(s, ids + 1 + from_lifts, to_lifts) || !upper_path(s, parent, from) ||
+    if (!move_lift(s, &m) || !upper_path(s, parent, from) ||
         (newparent != parent && !upper_path(s, newparent, to)) ||
         !(r = calloc(1, sizeof *r)) || !(r->name = strdup(name)) || !(r->name2 = strdup(newname)) ||
         !pending_pair(s, parent, name, newparent, newname)) {
@@ -962,16 +980,8 @@ int fll_cow_link(fll_session *s, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newp
     if (!n || !n->src || n->dir || n->made || n->opens || n->js_open || !n->parent || !missing_in(s, newparent, newname, 1))
         return 0;
     uint64_t parent = n->parent, shown = n->shown;
-    /* The nodes it changes: the file, both directories and the lower ones it copies up. */
-    uint64_t ids[2 * LIFT_MAX + 1];
-    int from_lifts = lift_chain(s, parent, ids + 1);
-    int to_lifts = newparent == parent ? 0 : lift_chain(s, newparent, ids + 1 + (from_lifts > 0 ? from_lifts : 0));
-    ids[0] = ino;
-    if (from_lifts < 0 || to_lifts < 0) return 0;
-    int count = 1 + from_lifts + to_lifts;
-    if (from_lifts == 0) ids[count++] = parent;
-    if (newparent != parent && to_lifts == 0) ids[count++] = newparent;
-    if (s->queued && queue_names(s, ids, count)) return 0;
+    cow_move m;
+    if (!move_chains(s, ino, parent, newparent, &m)) return 0;
     double src[ST_FIELDS];
     int cold;
     int64_t bytes;
@@ -980,7 +990,7 @@ int fll_cow_link(fll_session *s, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newp
     char to[PATH_MAX];
     struct stat st;
     fll_rec *r = NULL;
-    if (!lift(s, ids + 1, from_lifts) || !lift(s, ids + 1 + from_lifts, to_lifts) || !upper_path(s, newparent, to) ||
+    if (!move_lift(s, &m) || !upper_path(s, newparent, to) ||
         fstat(fd, &st) < 0 || !(r = calloc(1, sizeof *r)) || !(r->name2 = strdup(newname)) ||
         !pending_add(s, newparent, newname)) {
         if (r) free(r->name2);
