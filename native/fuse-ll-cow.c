@@ -870,6 +870,15 @@ static int move_lift(fll_session *s, const cow_move *m) {
     return lift(s, m->ids + 1, m->from_lifts) && lift(s, m->ids + 1 + m->from_lifts, m->to_lifts);
 }
 
+/* The copy a rename or link answered here carries to JS: its fd (fh), its bytes (size), the lower
+ * inode number (offset), and whether its data came from the disk (valid). */
+static void move_rec(fll_rec *r, int fd, int64_t bytes, const double *src, int cold) {
+    r->fh = (uint64_t)fd;
+    r->size = (size_t)bytes;
+    r->offset = (int64_t)src[ST_INO];
+    r->valid = cold ? COW_COLD : 0;
+}
+
 /* A directory in the upper layer changed now (a rename in it): its mtime and ctime, as JS's
  * rename gives them (namespace.ts, movedBehind). */
 static void touch_dir(const char *path) {
@@ -942,10 +951,7 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     r->parent = parent;
     r->newparent = newparent;
     r->flags = flags;
-    r->fh = (uint64_t)fd;
-    r->size = (size_t)bytes;
-    r->offset = (int64_t)src[ST_INO];
-    r->valid = cold ? COW_COLD : 0;
+    move_rec(r, fd, bytes, src, cold);
     FLL_SEND(s, req, fuse_reply_err(req, 0));
     fll_push(s, r);
     return 1;
@@ -1013,10 +1019,7 @@ int fll_cow_link(fll_session *s, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newp
     r->ino = ino;
     r->newparent = newparent;
     r->rdev = child;
-    r->fh = (uint64_t)fd;
-    r->size = (size_t)bytes;
-    r->offset = (int64_t)src[ST_INO];
-    r->valid = cold ? COW_COLD : 0;
+    move_rec(r, fd, bytes, src, cold);
     if (!s->fd_closed) (void)fuse_lowlevel_notify_inval_inode(s->se, ino, -1, 0);
     struct fuse_entry_param out;
     memset(&out, 0, sizeof out);
