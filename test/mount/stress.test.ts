@@ -88,7 +88,7 @@ describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
     // first lookups of lower files, logged: between the caches dropped every 0.2 s and the
     // directories the workers' changes keep from C, a run may have few).
     const loop = (await statsOf(mnt)).loop!
-    console.log(`stress: ${JSON.stringify({ done: results.map((r) => r.done), renamesInC: loop.cowRenames, setattrsInC: loop.cowSetattrs, lookupsInC: loop.cowLookups, fileLookupsInC: loop.cowFileLookups, lowerDirsRead: loop.lowerDirsRead })}`)
+    console.log(`stress: ${JSON.stringify({ done: results.map((r) => r.done), renamesInC: loop.cowRenames, linksInC: loop.cowLinks, setattrsInC: loop.cowSetattrs, lookupsInC: loop.cowLookups, fileLookupsInC: loop.cowFileLookups, lowerDirsRead: loop.lowerDirsRead })}`)
     expect(loop.cowRenames).toBeGreaterThan(0)
     expect(loop.cowSetattrs).toBeGreaterThan(0)
     await frame.mounts.unmount(handle)
