@@ -257,6 +257,8 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     // The switch loads node:v8 from the bundle: a daemon that failed to would die of the rejection.
     await new Promise((r) => setTimeout(r, STARTUP_JIT_MS + 500))
     expect(existsSync(`/proc/${pid}`), 'the daemon is alive').toBe(true)
+    // (Written on the thread pool and flushed to the disk: allowed a few seconds more.)
+    for (let i = 0; i < 50 && !existsSync(cache); i++) await new Promise((r) => setTimeout(r, 100))
     expect(cacheHeader(await readFile(cache)).kind, 'written as the first seconds ended').toBe('full')
     await writeFile(join(mnt, 'base'), 'later\n')
     expect(await readFile(join(mnt, 'base'), 'utf8')).toBe('later\n')
