@@ -844,12 +844,15 @@ static int queue_names(const fll_session *s, const uint64_t *ids, int count) {
     return 0;
 }
 
-/* The nodes a rename or link of the marked file `ino` from the directory node `parent` into
- * `newparent` changes: the file, both directories, and the lower directories above each that it
- * copies up (lift_chain), which move_lift copies. */
+/* A rename or link of a marked lower file answered here (move_copy): the nodes it changes (the
+ * file, both directories, and the lower directories above each that it copies up, lift_chain),
+ * which move_lift copies; and the file's copy (cow_copy). */
 typedef struct {
     uint64_t ids[2 * LIFT_MAX + 3];
     int from_lifts, to_lifts;
+    int fd, cold;
+    int64_t bytes;
+    double src[ST_FIELDS];
 } cow_move;
 
 /* 0 when it cannot be answered here: a chain of lower directories too long or not marked, or a
@@ -870,13 +873,26 @@ static int move_lift(fll_session *s, const cow_move *m) {
     return lift(s, m->ids + 1, m->from_lifts) && lift(s, m->ids + 1 + m->from_lifts, m->to_lifts);
 }
 
+/* The start of a rename or link of the marked file `n` (node `ino`) from the directory node
+ * `parent` to `newname` in `newparent`: a lower file no open holds (JS's or C's), the new name
+ * missing from every layer there (missing_in), the nodes it changes free of requests waiting for
+ * JS (move_chains), and the file copied into m (cow_copy). 0 when it cannot be answered here. */
+static int move_copy(fll_session *s, const fll_fast_node *n, uint64_t ino, uint64_t parent, uint64_t newparent,
+                     const char *newname, cow_move *m) {
+    if (!n || !n->src || n->dir || n->made || n->opens || n->js_open || !missing_in(s, newparent, newname, 1) ||
+        !move_chains(s, ino, parent, newparent, m))
+        return 0;
+    m->fd = cow_copy(s, n, NULL, m->src, &m->bytes, &m->cold, NULL);
+    return m->fd >= 0;
+}
+
 /* The copy a rename or link answered here carries to JS: its fd (fh), its bytes (size), the lower
  * inode number (offset), and whether its data came from the disk (valid). */
-static void move_rec(fll_rec *r, int fd, int64_t bytes, const double *src, int cold) {
-    r->fh = (uint64_t)fd;
-    r->size = (size_t)bytes;
-    r->offset = (int64_t)src[ST_INO];
-    r->valid = cold ? COW_COLD : 0;
+static void move_rec(fll_rec *r, const cow_move *m) {
+    r->fh = (uint64_t)m->fd;
+    r->size = (size_t)m->bytes;
+    r->offset = (int64_t)m->src[ST_INO];
+    r->valid = m->cold ? COW_COLD : 0;
 }
 
 /* A directory in the upper layer changed now (a rename in it): its mtime and ctime, as JS's
@@ -917,16 +933,11 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
         (flags & ~(unsigned int)RENAME_NOREPLACE) || strncmp(newname, ".wh.", 4) == 0)
         return 0;
     const fll_cow_name *e = name_entry(s->cow_names, parent, name);
-    fll_fast_node *n = e ? fll_node_find(s, e->ino) : NULL;
-    if (!n || !n->src || n->dir || n->made || n->opens || n->js_open || !missing_in(s, newparent, newname, 1)) return 0;
+    if (!e) return 0;
     uint64_t ino = e->ino;
+    fll_fast_node *n = fll_node_find(s, ino);
     cow_move m;
-    if (!move_chains(s, ino, parent, newparent, &m)) return 0;
-    double src[ST_FIELDS];
-    int cold;
-    int64_t bytes;
-    int fd = cow_copy(s, n, NULL, src, &bytes, &cold, NULL);
-    if (fd < 0) return 0;
+    if (!move_copy(s, n, ino, parent, newparent, newname, &m)) return 0;
     char from[PATH_MAX], to[PATH_MAX];
     fll_rec *r = NULL;
     if (!move_lift(s, &m) || !upper_path(s, parent, from) ||
@@ -938,7 +949,7 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
             free(r->name2);
             free(r);
         }
-        close(fd);
+        close(m.fd);
         return 0;
     }
     touch_dir(from);
@@ -951,7 +962,7 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     r->parent = parent;
     r->newparent = newparent;
     r->flags = flags;
-    move_rec(r, fd, bytes, src, cold);
+    move_rec(r, &m);
     FLL_SEND(s, req, fuse_reply_err(req, 0));
     fll_push(s, r);
     return 1;
@@ -968,11 +979,11 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
  * for the lookups C answers, and the reply gives its attributes as JS gives a name of a copy not
  * named yet: the copy's, under the inode number JS shows, with two links and no time to live. The
  * kernel is told first that the file's own node changed (its link count), as JS tells it, and that
- * node's mark goes (its name stays, as at a setattr's copy). JS then gets a record in the request's place, marked answered: the link's
- * names, the new node's id (rdev), the copy's fd (fh), its bytes (size), the lower inode number
- * (offset) and whether its data was read from the disk (valid). It takes the copy over as a link it
- * deferred itself (Core.adoptLink): the copy linked at the file's name after its flush, then at the
- * new one.
+ * node's mark goes (its name stays, as at a setattr's copy). JS then gets a record in the request's
+ * place, marked answered: the link's names, the new node's id (rdev), the copy's fd (fh), its bytes
+ * (size), the lower inode number (offset) and whether its data was read from the disk (valid). It
+ * takes the copy over as a link it deferred itself (Union.adoptLinkSync): the copy linked at the
+ * file's name after its flush, then at the new one.
  *
  * Under the conditions of a rename answered here (fll_cow_rename: no request waiting for JS names
  * the file, either directory or a lower one copied up, no forget waiting, no `.wh.` name, no open of
@@ -983,25 +994,19 @@ int fll_cow_link(fll_session *s, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newp
         s->ids_next >= s->ids_end || strncmp(newname, ".wh.", 4) == 0)
         return 0;
     fll_fast_node *n = fll_node_find(s, ino);
-    if (!n || !n->src || n->dir || n->made || n->opens || n->js_open || !n->parent || !missing_in(s, newparent, newname, 1))
-        return 0;
+    if (!n || !n->parent) return 0;
     uint64_t parent = n->parent, shown = n->shown;
     cow_move m;
-    if (!move_chains(s, ino, parent, newparent, &m)) return 0;
-    double src[ST_FIELDS];
-    int cold;
-    int64_t bytes;
-    int fd = cow_copy(s, n, NULL, src, &bytes, &cold, NULL);
-    if (fd < 0) return 0;
+    if (!move_copy(s, n, ino, parent, newparent, newname, &m)) return 0;
     char to[PATH_MAX];
     struct stat st;
     fll_rec *r = NULL;
     if (!move_lift(s, &m) || !upper_path(s, newparent, to) ||
-        fstat(fd, &st) < 0 || !(r = calloc(1, sizeof *r)) || !(r->name2 = strdup(newname)) ||
+        fstat(m.fd, &st) < 0 || !(r = calloc(1, sizeof *r)) || !(r->name2 = strdup(newname)) ||
         !pending_add(s, newparent, newname)) {
         if (r) free(r->name2);
         free(r);
-        close(fd);
+        close(m.fd);
         return 0;
     }
     touch_dir(to);
@@ -1019,7 +1024,7 @@ int fll_cow_link(fll_session *s, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newp
     r->ino = ino;
     r->newparent = newparent;
     r->rdev = child;
-    move_rec(r, fd, bytes, src, cold);
+    move_rec(r, &m);
     if (!s->fd_closed) (void)fuse_lowlevel_notify_inval_inode(s->se, ino, -1, 0);
     struct fuse_entry_param out;
     memset(&out, 0, sizeof out);
