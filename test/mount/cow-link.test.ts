@@ -10,6 +10,7 @@ import { link, mkdir, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { statsOf } from '../helpers/daemon-stats.js'
+import { eachInFlight } from '../helpers/in-flight.js'
 import { mountFrame } from '../helpers/layerfs-suite.js'
 import { fuseAvailable } from '../helpers/mount.js'
 
@@ -98,15 +99,7 @@ describe.skipIf(!fuse.ok)('links of lower files answered in C', () => {
       execFileSync('stat', [join(mnt, 'lib', 'only', 'deep')], { stdio: 'ignore' })
       for (let d = 0; d < DIRS; d++) await mkdir(join(mnt, 'copy', `s${d}`), { recursive: true })
       const list = links()
-      let next = 0
-      const worker = async (): Promise<void> => {
-        while (next < list.length) {
-          const [from, to] = list[next++]!
-          if (next === Math.floor(list.length / 2)) between?.()
-          await link(join(mnt, from), join(mnt, to))
-        }
-      }
-      await Promise.all(Array.from({ length: inFlight }, worker))
+      await eachInFlight(list, inFlight, ([from, to]) => link(join(mnt, from), join(mnt, to)), between)
       // Written through the new name, read through both (the state reads every file).
       for (const [, to] of list.slice(0, 6)) appendFileSync(join(mnt, to), 'appended\n')
       const merged = treeState(mnt)

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { RENAME_NOREPLACE, renameat2Sync } from '../../src/sys/native.js'
 import { statsOf } from '../helpers/daemon-stats.js'
+import { eachInFlight } from '../helpers/in-flight.js'
 import { mountFrame } from '../helpers/layerfs-suite.js'
 import { fuseAvailable } from '../helpers/mount.js'
 
@@ -94,15 +95,7 @@ describe.skipIf(!fuse.ok)('renames of lower files answered in C', () => {
       execFileSync('find', [join(mnt, 'tree'), '-name', 'f*', '-exec', 'stat', '{}', '+'], { stdio: 'ignore' })
       execFileSync('stat', [join(mnt, 'tree', 'only', 'deep')], { stdio: 'ignore' })
       const list = renames(DIRS, FILES)
-      let next = 0
-      const worker = async (): Promise<void> => {
-        while (next < list.length) {
-          const [from, to] = list[next++]!
-          if (next === Math.floor(list.length / 2)) between?.()
-          await rename(join(mnt, from), join(mnt, to))
-        }
-      }
-      await Promise.all(Array.from({ length: inFlight }, worker))
+      await eachInFlight(list, inFlight, ([from, to]) => rename(join(mnt, from), join(mnt, to)), between)
       const merged = treeState(mnt)
       const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowRenames : 0
       await mounts.unmount(handle)
@@ -149,13 +142,7 @@ describe.skipIf(!fuse.ok)('renames of lower files answered in C', () => {
     const { upper, mnt, handle } = await frame.stack(driver, '', (top) => fill(top!), 1)
     try {
       for (const rel of list) lstatSync(join(mnt, rel))
-      let next = 0
-      await Promise.all(Array.from({ length: 8 }, async () => {
-        while (next < list.length) {
-          const rel = list[next++]!
-          await rename(join(mnt, rel), join(mnt, `${rel}.mv`))
-        }
-      }))
+      await eachInFlight(list, 8, (rel) => rename(join(mnt, rel), join(mnt, `${rel}.mv`)))
       const merged = treeState(mnt)
       const times = dirTimes(mnt, dirs)
       const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowRenames : 0
