@@ -191,8 +191,8 @@ static void unmark_src(fll_fast_node *n) {
     n->src = NULL;
 }
 
-static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int lone, int first, int busy, uint64_t parent,
-                     const char *name, uint64_t shown);
+static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int lone, int upper, int first, int busy,
+                     uint64_t parent, const char *name, uint64_t shown);
 
 static struct timespec time_arg(const struct stat *attr, int to_set, int set, int now, int atime) {
     struct timespec t = {0, UTIME_OMIT};
@@ -251,27 +251,51 @@ static void answer(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct stat *
     if (r) fll_push(s, r);
 }
 
+/* A change made on a marked path in the upper layer as JS makes it: mode, owner, times, in
+ * setattr's order, then its lstat in *st. 0, or the errno of the step that failed. */
+static int change_path(const char *path, const cow_change *c, struct stat *st) {
+    if (c->mode >= 0 && chmod(path, (mode_t)c->mode) < 0) return errno;
+    if ((c->uid >= 0 || c->gid >= 0) && lchown(path, (uid_t)c->uid, (gid_t)c->gid) < 0) return errno;
+    if ((c->times[0].tv_nsec != UTIME_OMIT || c->times[1].tv_nsec != UTIME_OMIT) &&
+        utimensat(AT_FDCWD, path, c->times, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno;
+    return lstat(path, st) < 0 ? errno : 0;
+}
+
 /* A marked directory in the upper layer, merging with a lower one or only there (see the top): the
  * change is made on it as JS makes it (mode, owner, times, in setattr's order), answered with its
  * attributes (a merged one's link count 1, as JS shows it), and the mark stays. No record: JS
  * keeps nothing a setattr changes. tar x changes every directory it made three times at its end. */
 static void cow_upper_dir(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const cow_change *c,
                           const struct stat *attr, int to_set) {
-    const char *path = n->src + strlen(n->src) + 1;
     struct stat st;
-    int err = 0;
-    if (c->mode >= 0 && chmod(path, (mode_t)c->mode) < 0) err = errno;
-    if (!err && (c->uid >= 0 || c->gid >= 0) && lchown(path, (uid_t)c->uid, (gid_t)c->gid) < 0) err = errno;
-    if (!err && (c->times[0].tv_nsec != UTIME_OMIT || c->times[1].tv_nsec != UTIME_OMIT) &&
-        utimensat(AT_FDCWD, path, c->times, AT_SYMLINK_NOFOLLOW) < 0)
-        err = errno;
-    if (!err && lstat(path, &st) < 0) err = errno;
+    int err = change_path(n->src + strlen(n->src) + 1, c, &st);
     if (err) {
         s->cow_setattrs++;
         FLL_SEND(s, req, fuse_reply_err(req, err));
         return;
     }
     answer(s, req, ino, &st, n->shown, s->cow_attr_timeout, NULL, attr, to_set, n->dir == COW_MARK_SOLE_DIR);
+}
+
+/* A marked file in the upper layer (see the top): the change made on it by path, as for a directory
+ * there, answered with its attributes (its own link count), and the mark stays; no record. Not while
+ * JS may hold it open, nor for a file with a set-ID bit or given one (JS's handles remember those;
+ * a killpriv of a file with none clears nothing), nor once it has another name. 1 when answered. */
+static int upper_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const cow_change *c,
+                      const struct stat *attr, int to_set) {
+    struct stat st;
+    if (n->js_open || n->made || lstat(n->src, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+        (st.st_mode & (S_ISUID | S_ISGID)) || (c->mode >= 0 && (c->mode & (S_ISUID | S_ISGID))))
+        return 0;
+    int err = change_path(n->src, c, &st);
+    if (err) {
+        s->cow_setattrs++;
+        FLL_SEND(s, req, fuse_reply_err(req, err));
+        return 1;
+    }
+    answer(s, req, ino, &st, n->shown, s->cow_attr_timeout, NULL, attr, to_set, 1);
+    return 1;
 }
 
 /* The copy-up of the marked lower directory `n` (see the top), with the change `c`: named at once
@@ -338,6 +362,9 @@ static int cow_copy(fll_session *s, const fll_fast_node *n, const cow_change *c,
     int fd = -1;
     *bytes = 0;
     *cold = 0;
+    if (lifts) *lifts = 0;
+    /* A file in the upper layer is copied by nobody (its callers refuse it first). */
+    if (n->upper) return -1;
     /* An error leaves no fd (copy_small_unnamed gives -1). */
     copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, c->uid, c->gid, c->mode, c->times, src, &fd, bytes, cold);
     if (lifts) *lifts = cow_lifts(s, n);
@@ -424,8 +451,8 @@ enum { COW_OPEN_COLD = 1, COW_OPEN_UNSENT = 2 };
 int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
     int access = fi->flags & O_ACCMODE;
     if (!s->cow_dir || s->queued || s->cow_room == 0 || s->open_fh_count == 0 || !s->passthrough || !n->src || n->dir ||
-        n->made || n->opens || n->js_open || (access != O_WRONLY && access != O_RDWR) || (fi->flags & COW_OPEN_SLOW) ||
-        fuse_req_ctx(req)->uid != 0)
+        n->upper || n->made || n->opens || n->js_open || (access != O_WRONLY && access != O_RDWR) ||
+        (fi->flags & COW_OPEN_SLOW) || fuse_req_ctx(req)->uid != 0)
         return 0;
     double src[ST_FIELDS];
     int cold;
@@ -728,7 +755,7 @@ static int file_lookup(fll_session *s, fuse_req_t req, const fll_fast_node *p, f
         return 0;
     }
     /* (p may move: mark_node adds a node.) */
-    if (!mark_node(s, ino, src, 0, 0, 1, 0, parent, name, (uint64_t)st->st_ino)) {
+    if (!mark_node(s, ino, src, 0, 0, 0, 1, 0, parent, name, (uint64_t)st->st_ino)) {
         free(r->name);
         free(r);
         return 0;
@@ -879,7 +906,7 @@ static int move_lift(fll_session *s, const cow_move *m) {
  * JS (move_chains), and the file copied into m (cow_copy). 0 when it cannot be answered here. */
 static int move_copy(fll_session *s, const fll_fast_node *n, uint64_t ino, uint64_t parent, uint64_t newparent,
                      const char *newname, cow_move *m) {
-    if (!n || !n->src || n->dir || n->made || n->opens || n->js_open || !missing_in(s, newparent, newname, 1) ||
+    if (!n || !n->src || n->dir || n->upper || n->made || n->opens || n->js_open || !missing_in(s, newparent, newname, 1) ||
         !move_chains(s, ino, parent, newparent, m))
         return 0;
     m->fd = cow_copy(s, n, NULL, m->src, &m->bytes, &m->cold, NULL);
@@ -1203,7 +1230,7 @@ int fll_cow_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
         strncmp(name, "user.overlay.", 13) == 0)
         return 0;
     fll_fast_node *n = fll_node_find(s, ino);
-    if (!n || !n->src || n->dir) return 0;
+    if (!n || !n->src || n->dir || n->upper) return 0;
     double src[ST_FIELDS];
     int cold;
     int64_t bytes;
@@ -1235,6 +1262,7 @@ int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct
     fll_fast_node *n = fll_node_find(s, ino);
     if (!n || !n->src) return 0;
     cow_change c = change_of(attr, to_set);
+    if (n->upper) return upper_file(s, req, ino, n, &c, attr, to_set);
     if (!n->dir) return cow_file(s, req, ino, n, &c, attr, to_set);
     /* Set-ID bits to clear are JS's to judge (the kernel asks only for files). */
     if (s->kill_suidgid || (to_set & COW_KILL)) return 0;
@@ -1367,10 +1395,10 @@ napi_value fll_js_cow_idle(napi_env env, napi_callback_info info) {
 }
 
 /* Marks node `ino` as cowAllow describes: `src` (owned, taken whatever happens), `dir` (0: a file,
- * or a COW_MARK_*), `lone`, `first`, `busy`, its directory node `parent` and `name` in it (NULL:
- * none), shown as inode `shown`. 1, or 0 when out of memory. */
-static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int lone, int first, int busy, uint64_t parent,
-                     const char *name, uint64_t shown) {
+ * or a COW_MARK_*), `lone`, `upper`, `first`, `busy`, its directory node `parent` and `name` in it
+ * (NULL: none), shown as inode `shown`. 1, or 0 when out of memory. */
+static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int lone, int upper, int first, int busy,
+                     uint64_t parent, const char *name, uint64_t shown) {
     fll_fast_node *n = fll_node_add(s, ino);
     if (!n) {
         free(src);
@@ -1380,6 +1408,7 @@ static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int l
     n->src = src;
     n->dir = dir;
     n->lone = dir == COW_MARK_LOWER_DIR && lone;
+    n->upper = !dir && upper;
     if (first && !dir) n->first = 1;
     n->js_open = busy;
     n->parent = parent;
@@ -1415,8 +1444,8 @@ static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int l
  * file of it (until cowIdle). parent: the node's directory's node (0: unknown); name, for a
  * directory: its name there, by which its lookups are answered in C. */
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
-    size_t argc = 10;
-    napi_value argv[10];
+    size_t argc = 11;
+    napi_value argv[11];
     int64_t ino, shown;
     fll_session *s = session_node_args(env, info, argv, &argc, &ino);
     if (!s || !fll_int(env, argv[3], "shownIno", 0, 9007199254740991.0, &shown))
@@ -1438,6 +1467,11 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     napi_valuetype name_type = napi_undefined;
     if (argc > 9 && napi_typeof(env, argv[9], &name_type) != napi_ok) return NULL;
     if (name_type != napi_undefined && !(name = fll_string(env, argv[9], "name"))) return NULL;
+    bool upper = false;
+    if (argc > 10 && !bool_arg(env, argv, argc, 10, "upper", &upper)) {
+        free(name);
+        return NULL;
+    }
     char *src = fll_string(env, argv[2], "src");
     if (!src) {
         free(name);
@@ -1465,7 +1499,7 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
         src = both;
     }
     uint8_t dir = dst_type == napi_undefined ? 0 : src[0] ? COW_MARK_LOWER_DIR : sole ? COW_MARK_SOLE_DIR : COW_MARK_UPPER_DIR;
-    int marked = mark_node(s, (uint64_t)ino, src, dir, sole, first, busy, (uint64_t)parent, name, (uint64_t)shown);
+    int marked = mark_node(s, (uint64_t)ino, src, dir, sole, upper, first, busy, (uint64_t)parent, name, (uint64_t)shown);
     free(name);
     return fll_int32(env, marked);
 }

@@ -20,7 +20,10 @@
  * A node's first open for reading is answered here too when it is a small lower file whose bytes
  * the host's page cache holds (a container started again from an image used before, a build's
  * sources): JS marks such a file with its host path for copy-ups in C (fuse-ll-cow.c) and, when no
- * open of it has been answered yet, gives it `first` with that mark. The open then does what JS's
+ * open of it has been answered yet, gives it `first` with that mark. So is one in the upper layer
+ * (a container started again over the changes it made before), which JS marks with its own path,
+ * as `upper`: nothing copies it, and one that is a metadata-only copy (its bytes below, an earlier
+ * mount's metacopy) goes to JS. The open then does what JS's
  * first open does (ll-bridge.ts, #store): it reads the file's bytes, without waiting for the disk
  * (RWF_NOWAIT), hands them to the kernel's page cache of the node (notify_store, safe only while
  * the kernel holds no page of it, hence the first open only), tells the kernel to fetch the
@@ -36,10 +39,15 @@
 #include "fuse-ll.h"
 #include "op.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <unistd.h>
+
+/* Overlayfs's mark of a metadata-only copy (src/union/inode.ts: METACOPY_XATTR). */
+#define METACOPY_XATTR "trusted.overlay.metacopy"
 
 /* Open flags the fast path answers: read-only with none of these. */
 #define SLOW_FLAGS (O_ACCMODE | O_TRUNC | O_APPEND | O_DIRECT | O_SYNC | O_DSYNC | O_CREAT | O_PATH)
@@ -169,9 +177,12 @@ static int atime_moved(const struct stat *before, const struct stat *after) {
     return before->st_atim.tv_sec != after->st_atim.tv_sec || before->st_atim.tv_nsec != after->st_atim.tv_nsec;
 }
 
-/* The first open of `n`, a marked lower file (see the top): 1 when answered. */
+/* The first open of `n`, a marked lower file, or a file in the upper layer (see the top): 1 when
+ * answered. */
 static int first_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
     if (!n->src || n->dir || s->fd_closed) return 0;
+    /* A metadata-only copy (an earlier mount's metacopy) has its bytes in a lower layer: JS's. */
+    if (n->upper && (lgetxattr(n->src, METACOPY_XATTR, NULL, 0) >= 0 || errno != ENODATA)) return 0;
     if (!s->first_buf && !(s->first_buf = malloc(FLL_FIRST_MAX))) return 0;
     int fd = open(n->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (fi->flags & O_NOATIME));
     if (fd < 0) return 0;

@@ -144,6 +144,8 @@ typedef struct {
     uint8_t dir;    /* with src: 1, src is a lower directory, and its copy's place follows it; 2, src
                      * is empty, and the directory in the upper layer follows it */
     uint8_t lone;   /* a lower directory only in src's layer: it shows its own link count (else 1) */
+    uint8_t upper;  /* with src, a file: src is the file itself, in the upper layer, marked for its
+                     * getattrs, xattrs and first open only; nothing copies it (cow_copy) */
     char *src;      /* owned: the lower file a setattr may copy up in C; NULL: none. For a
                      * directory, "src\0dst": the lower directory, then where its copy goes */
     uint64_t shown; /* with src: the st_ino JS shows for the node */

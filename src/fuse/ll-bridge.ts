@@ -132,6 +132,9 @@ export class LowLevelBridge {
   #lookupIdsLeft = 0
   /** The marked directories only in the upper layer (see #unmarkMovedDirs). */
   readonly #soleDirs = new Set<Node>()
+  /** The marked files in the upper layer, which C answers for from their host paths (see
+   *  #unmarkMovedDirs). */
+  readonly #upperFiles = new Set<Node>()
   /** Directories marked for their lookups (#markProbe) whose host paths a rename may move. */
   readonly #movableProbes = new Set<Node>()
   /**
@@ -478,17 +481,20 @@ export class LowLevelBridge {
    * (native/fuse-ll-cow.c, #adoptCopy). `chmod -R` and `chown -R` of a layer's files are made of
    * them. A directory in the upper layer (only there, `source.sole`, or merging with lower ones) is
    * marked for its getattrs and its setattrs, made on it by path (tar x changes every directory it
-   * made at its end). The mark goes before anything else may change the node (#unmarkChanged).
+   * made at its end), and a file there (`source.upper`) for its getattrs, its xattrs and its first
+   * open, read from its host path (a container started again reads and stats the files it made
+   * before). The mark goes before anything else may change the node (#unmarkChanged).
    */
   #markCopyable(node: Node, source: CopySource | undefined, ino: number): void {
     // A file never opened: C may answer its first open as well (native/fuse-ll-fast.c), and the
     // open that reaches JS instead says whether it is that first one (#replyOpen).
     const first = source?.dst === undefined && !node.opened
     const busy = source?.dst === undefined && this.#open.handleOf(node.id) !== undefined
-    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole ?? source.lone, first, busy, node.parent?.id, node.parent ? node.name : undefined)) return
+    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole ?? source.lone, first, busy, node.parent?.id, node.parent ? node.name : undefined, source.upper)) return
     node.cow = true
     if (node.parent) node.named = true
     if (source.sole) this.#soleDirs.add(node)
+    if (source.upper) this.#upperFiles.add(node)
     if (!first) return
     node.opened = true
     node.fast = true
@@ -590,16 +596,18 @@ export class LowLevelBridge {
     node.cow = false
     node.named = false
     this.#soleDirs.delete(node)
+    this.#upperFiles.delete(node)
     this.#session.cowDeny(node.id)
     if (taint) this.#taint(node.parent)
   }
 
   /** A rename that moves a directory (or exchanges one) moves the host paths of everything marked
    *  under it. Only a directory only in the upper layer is renamed in place (one with lower layers
-   *  is EXDEV, namespace.ts), so all beneath it are such directories: their marks, which C answers
-   *  from their paths, all go (they come back at their next lookup or listing). */
+   *  is EXDEV, namespace.ts), so all directories beneath it are such directories, and all files
+   *  beneath it are in the upper layer: the marks of both kinds, which C answers from their paths,
+   *  all go (they come back at their next lookup or listing). */
   #unmarkMovedDirs(r: Request & { op: 'rename' }): void {
-    if (this.#soleDirs.size === 0 && this.#movableProbes.size === 0) return
+    if (this.#soleDirs.size === 0 && this.#movableProbes.size === 0 && this.#upperFiles.size === 0) return
     const union = this.#union
     const moves = union.isDirSync(this.#childPath(r.parent, r.name).path) ||
       ((r.flags & 2 /* RENAME_EXCHANGE */) !== 0 && union.isDirSync(this.#childPath(r.newparent, r.newname).path))
@@ -608,6 +616,8 @@ export class LowLevelBridge {
     const root = this.#nodes.root
     for (const node of [...this.#soleDirs]) if (node !== root) this.#unmark(node)
     for (const node of [...this.#movableProbes]) if (node !== root) this.#unprobe(node)
+    // (The files in the upper layer, all of them: a file under the directory moves with it.)
+    for (const node of [...this.#upperFiles]) this.#unmark(node)
   }
 
   /** Before a request that may change a node or take its name: the node's mark goes (see

@@ -241,7 +241,7 @@ interface Addon {
   fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowOpenFh(h: Handle, fh: number): number
-  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parent?: number, name?: string | Buffer): number
+  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parent?: number, name?: string | Buffer, upper?: boolean): number
   fuseLlCowIdle(h: Handle, node: number): void
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlPendingDrop(h: Handle, parent: number, name: string | Buffer): void
@@ -616,10 +616,12 @@ export class Session {
    *  while C holds that one marked as a directory in the upper layer, adopting a file's copy
    *  copies no directory up, so a lower directory's setattr may still be answered in C behind it.
    *  A directory's lookups by `name` in `parent` are answered in C while it is marked; JS then
-   *  gets an answered lookup naming it, and counts the kernel's reference. False when not
-   *  configured or out of memory. */
-  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false, busy = false, parent = 0, name?: string | Buffer): boolean {
-    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first, busy, parent, name) === 1
+   *  gets an answered lookup naming it, and counts the kernel's reference. With `upper` (and no
+   *  `dst`), `src` is the file itself, in the upper layer: its getattrs, xattrs and first open may
+   *  be answered in C, nothing else, and nothing copies it. False when not configured or out of
+   *  memory. */
+  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false, busy = false, parent = 0, name?: string | Buffer, upper = false): boolean {
+    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first, busy, parent, name, upper) === 1
   }
 
   /** JS holds no open file of `node` any more: an open of it for writing may be answered in C

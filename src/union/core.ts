@@ -277,6 +277,13 @@ export class Core {
     return entry.kind === 'file' && !inUpper(entry) && nlink === 1 && size <= COPY_NOW_MAX
   }
 
+  /** Whether a file, as listed or looked up, is one in the upper layer whose host path holds what
+   *  the union shows of it: one link, named (no copy of it waiting for its flush), and no deferred
+   *  rename or link still to write that name (see #copySource in union.ts). */
+  showsUpperFile(entry: Entry, nlink: number): boolean {
+    return entry.kind === 'file' && inUpper(entry) && nlink === 1 && entry.staged === undefined && !this.unwritten(entry.path)
+  }
+
   /** Whether a directory, as listed or looked up, is a lower one that may be copied up outside the
    *  union, to be adopted as one of its own (adoptDir). Its copy is named at once, under its own
    *  name, as ensureUpperDir names one: only once its parent is in the upper layer (chmod -R and

@@ -73,6 +73,8 @@ export interface CopySource {
   sole?: true
   /** A lower directory only in `src`'s layer: it shows its own link count (a merged one shows 1). */
   lone?: true
+  /** Without `dst`: `src` is the file itself, in the upper layer (see #copySource), never copied. */
+  upper?: true
 }
 
 export interface StatFs {
@@ -663,6 +665,10 @@ export class Union {
   #copySource(entry: Entry, attr: attrs.Attr): CopySource | undefined {
     const core = this.#core
     if (core.copiesBehind(entry, attr.size, attr.nlink)) return { src: entry.layer.path(entry.path) }
+    // A file in the upper layer with one name, on the disk as the union shows it (no copy waiting
+    // to be named there, nor a rename to be written over it): its getattrs, xattrs and first open
+    // may be answered outside the union, from its host path, while that path stays its own.
+    if (core.showsUpperFile(entry, attr.nlink)) return { src: entry.layer.path(entry.path), upper: true }
     if (entry.kind !== 'dir') return undefined
     // A directory only in the upper layer (made there, or opaque) shows its own lstat: its getattr
     // may be answered outside the union, from its host path, while that path stays its own.
