@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Spot checks outside `layerfs bench`: everyday commands (ls -lR, du, grep -r, cp -a, tar, git,
 # sqlite, mkdir -p/rm -rf, atomic replaces (write, fsync, rename), touch, setfattr, truncate -s,
-# cp -al and rm -rf of lower files, mv of a lower directory, a mount's start and end, ...) run on
-# the quick fixture under each driver, a fresh mount per driver and round, rounds interleaved; and
-# a container's first command, Python importing modules from an image (the host's /usr).
+# cp -al and rm -rf of lower files, mv of a lower directory, a mount's start and end, reads and
+# changes of files an earlier run left in the upper layer, ...) run on the quick fixture under each
+# driver, a fresh mount per driver and round, rounds interleaved; and a container's first command,
+# Python importing modules from an image (the host's /usr).
 # Prints each command's median wall time per driver and layerfs's ratios.
 #
 #   bash bench/spot-check.sh [ROUNDS]     (default 3; as root; run `layerfs bench --quick` once first)
@@ -87,6 +88,21 @@ py_stack() { # driver dir cold|warm: prints the run's time
   return $ok
 }
 
+# A container started again over the changes its last run made: the quick fixture's node_modules
+# layer copied into the upper layer as `nm2` (untimed), a fresh mount, a `find` that lists it
+# (untimed), then the command, run in the mount. Undone even when the command fails.
+upper_stack() { # driver dir command: prints the command's time
+  local d=$2 ok=0 t
+  mkdir -p "$d/u"
+  cp -a "$FX/nm/node_modules" "$d/u/nm2"
+  mount_stack "$1" "$d" || return 1
+  find "$d/m/nm2" -type f > "$d/list" || ok=$?
+  [ $ok = 0 ] && { t=$(cd "$d/m" && ms bash -c "$3 < '$d/list'") || ok=1; }
+  unmount_stack "$d"
+  [ $ok = 0 ] && echo "$t"
+  return $ok
+}
+
 ms() { # run "$@" silently, print its wall time in ms
   local start
   sync
@@ -119,12 +135,15 @@ run() { # workload: prints its time, or nothing when its tool is missing
     rm-rf-lower) ms rm -rf "$M/usr" ;;
     mv-lower-dir) ms mv "$M/opt" "$M/opt-moved" ;;
     mount-cycle) ms mount_cycle "$driver" "$WORK/$round-$driver-cycle" ;;
+    upper-cat) upper_stack "$driver" "$WORK/$round-$driver-ucat" 'xargs cat' ;;
+    upper-touch) upper_stack "$driver" "$WORK/$round-$driver-utouch" 'xargs touch' ;;
+    upper-chown) upper_stack "$driver" "$WORK/$round-$driver-uchown" 'xargs chown 7:7' ;;
     py-import-cold) if [ -x /usr/bin/python3 ] && [ -n "$LDSO" ]; then py_stack "$driver" "$WORK/$round-$driver-pyc" cold; fi ;;
     py-import-warm) if [ -x /usr/bin/python3 ] && [ -n "$LDSO" ]; then py_stack "$driver" "$WORK/$round-$driver-pyw" warm; fi ;;
   esac
 }
 
-WORKLOADS=${SPOT_WORKLOADS:-"ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat write-fsync-rename touch-lower setfattr-lower truncate-lower cp-al rm-rf-lower mv-lower-dir mount-cycle py-import-cold py-import-warm"}
+WORKLOADS=${SPOT_WORKLOADS:-"ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat write-fsync-rename touch-lower setfattr-lower truncate-lower cp-al rm-rf-lower mv-lower-dir mount-cycle upper-cat upper-touch upper-chown py-import-cold py-import-warm"}
 results=$WORK/results.txt
 for round in $(seq "$ROUNDS"); do
   n=${#drivers[@]}

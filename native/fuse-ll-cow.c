@@ -89,7 +89,13 @@
  * And the first lookup of a small lower file in a directory JS marked for it, as a new node, from
  * node ids JS reserved, marked as JS marks a file it looks up (file_lookup). A name C knows from a
  * mark stays known after the mark goes, until JS takes it away too (unmark_src), so that no node
- * JS holds is ever looked up again as a new one. */
+ * JS holds is ever looked up again as a new one.
+ *
+ * And a file in the upper layer that JS lists or looks up (one link, on the disk as the union
+ * shows it) is marked with its own path, as `upper`: its getattrs, xattr reads and first open are
+ * answered as a lower file's, its setattrs changing only mode, owner or times are made on it by
+ * path (upper_file), and an open for writing by root opens it as it is (upper_open). Nothing
+ * copies it (cow_copy). */
 #include "fuse-ll.h"
 #include "names.h"
 #include "op.h"
@@ -431,43 +437,24 @@ static void made_mark(fll_fast_node *n, int own, uint64_t fh, uint64_t shown, in
  * data, and the others ask for a host descriptor of their own (files.ts, openStaged): JS's. */
 #define COW_OPEN_SLOW (O_TRUNC | O_APPEND | O_DIRECT | O_SYNC | O_DSYNC | O_PATH)
 /* Record flags of an answered open: its data came from the disk; the reply never reached the
- * caller (interrupted), so no release will come. */
-enum { COW_OPEN_COLD = 1, COW_OPEN_UNSENT = 2 };
+ * caller (interrupted), so no release will come; the file is one in the upper layer, opened as it
+ * is (no copy). */
+enum { COW_OPEN_COLD = 1, COW_OPEN_UNSENT = 2, COW_OPEN_UPPER = 4 };
 
-/* An open for writing of a marked lower file, by root, while no file of it is open: the copy-up
- * JS's open would make (copy_small_unnamed, as Core.#stageBehind makes it, with no change),
- * answered passing through to it with a file handle JS reserved (cowOpenFh), and the file marked
- * as JS marks a writer's (#markWriter: its setattrs made through C's own descriptor, its inode
- * number the one shown, one link and no time to live while the copy is not named). No file of it
- * open (no open answered here, none JS may hold: js_open): the kernel holds it in no I/O mode, and
- * JS would pass a root writer's open of a copy with one link through (the kernel drops the pages
- * earlier reads cached when such an open is answered). JS gets a record in the request's place,
- * marked answered: the open's flags and file handle, the copy's fd (rdev), its bytes (size), the
- * lower inode number (offset), the backing id (mode) and the flags above (valid); it adopts the
- * copy as after a setattr answered here, and records the open as its own (ll-bridge.ts,
- * #adoptOpen). touch(1) of a lower file is such an open, a setattr of its times through it
- * (made_setattr) and a release. 1 when answered; the mark goes whatever happens, as at a
- * setattr. */
-int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
-    int access = fi->flags & O_ACCMODE;
-    if (!s->cow_dir || s->queued || s->cow_room == 0 || s->open_fh_count == 0 || !s->passthrough || !n->src || n->dir ||
-        n->upper || n->made || n->opens || n->js_open || (access != O_WRONLY && access != O_RDWR) ||
-        (fi->flags & COW_OPEN_SLOW) || fuse_req_ctx(req)->uid != 0)
-        return 0;
-    double src[ST_FIELDS];
-    int cold;
-    int64_t bytes;
-    uint8_t lifts;
-    int fd = cow_copy(s, n, NULL, src, &bytes, &cold, &lifts);
-    /* The mark goes (the caller drops the node if nothing else keeps it). */
-    free(n->src);
-    n->src = NULL;
-    if (fd < 0) return 0;
+/* Answers an open for writing of `n` passing through to `fd` (taken, whatever happens), with a
+ * file handle JS reserved (cowOpenFh), and marks the file a writer's (#markWriter: its setattrs
+ * made through C's own copy of `fd`, its inode number the one shown; `named`: it has its name,
+ * else it is a copy not named yet, with one link and no time to live). Its opens for reading go to
+ * JS from then on, as after JS's own open passing through (#replyOpen: fastDeny): answered here,
+ * in the daemon's I/O mode, they would fail while this one is open. The record JS gets in the
+ * request's place, marked answered (the caller adds what it knows and queues it): the open's flags
+ * and file handle, `fd` (rdev), the backing id (mode); or NULL, and nothing answered, when the
+ * backing file cannot be registered. */
+static fll_rec *open_answer(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi,
+                            int fd, int named) {
     fll_rec *r = calloc(1, sizeof *r);
     int own = -1, backing = 0;
-    /* A set-ID file is JS's: its handles keep that, and a writer's changes clear those bits. The
-     * copy has the lower file's mode (and one link: a hard-linked file is not copied here). */
-    if (r && !((mode_t)src[ST_MODE] & (S_ISUID | S_ISGID)) && (own = fcntl(fd, F_DUPFD_CLOEXEC, 3)) >= 0) {
+    if (r && (own = fcntl(fd, F_DUPFD_CLOEXEC, 3)) >= 0) {
         backing = fll_backing_open(s, fd);
         /* Not allowed, or a stacked upper layer (ELOOP): JS finds out, and decides for every file. */
         if (backing <= 0) {
@@ -479,15 +466,11 @@ int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *
         if (own >= 0) close(own);
         close(fd);
         free(r);
-        return 0;
+        return NULL;
     }
     uint64_t fh = s->open_fhs[--s->open_fh_count];
-    /* Its opens for reading go to JS from now on, as after JS's own open passing through
-     * (#replyOpen: fastDeny): answered here, in the daemon's I/O mode, they would fail while this
-     * one is open. */
     n->allowed = 0;
-    made_mark(n, own, fh, n->shown, 0);
-    s->cow_room--;
+    made_mark(n, own, fh, n->shown, named);
     s->cow_opens++;
     fi->fh = fh;
     int sent = -EBADF;
@@ -503,10 +486,76 @@ int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *
     r->has_fh = 1;
     r->flags = (uint32_t)fi->flags;
     r->rdev = (uint64_t)fd;
+    r->mode = (uint32_t)backing;
+    r->valid = sent < 0 ? COW_OPEN_UNSENT : 0;
+    return r;
+}
+
+/* An open for writing of a marked file in the upper layer (fll_cow_open's conditions): the open
+ * JS's would make of it (files.ts, openEntry: the caller's flags but those that only act at a
+ * create), answered as below, with no copy. Not a file with another name, a set-ID one (JS's: its
+ * handles keep that), nor a metadata-only copy (its open for writing copies its bytes up: JS's).
+ * JS takes the open over (ll-bridge.ts, #adoptOpen: Union.adoptUpperOpenSync). The mark goes
+ * whatever happens. */
+static int upper_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
+    int fd = open(n->src, (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_NOFOLLOW | O_CLOEXEC);
+    unmark_src(n);
+    if (fd < 0) return 0;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || (st.st_mode & (S_ISUID | S_ISGID)) ||
+        fgetxattr(fd, METACOPY_XATTR, NULL, 0) >= 0 || errno != ENODATA) {
+        close(fd);
+        return 0;
+    }
+    fll_rec *r = open_answer(s, req, ino, n, fi, fd, 1);
+    if (!r) return 0;
+    r->size = (size_t)st.st_size;
+    r->offset = (int64_t)n->shown;
+    r->valid |= COW_OPEN_UPPER;
+    fll_push(s, r);
+    return 1;
+}
+
+/* An open for writing of a marked lower file, by root, while no file of it is open: the copy-up
+ * JS's open would make (copy_small_unnamed, as Core.#stageBehind makes it, with no change),
+ * answered passing through to it (open_answer). No file of it open (no open answered here, none
+ * JS may hold: js_open): the kernel holds it in no I/O mode, and JS would pass a root writer's
+ * open of a copy with one link through (the kernel drops the pages earlier reads cached when such
+ * an open is answered). JS's record carries, besides open_answer's, the copy's bytes (size), the
+ * lower inode number (offset) and whether the data came from the disk (valid); JS adopts the copy
+ * as after a setattr answered here, and records the open as its own (ll-bridge.ts, #adoptOpen).
+ * touch(1) of a lower file is such an open, a setattr of its times through it (made_setattr) and a
+ * release. So is that of a marked file in the upper layer (upper_open). 1 when answered; the mark
+ * goes whatever happens, as at a setattr. */
+int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
+    int access = fi->flags & O_ACCMODE;
+    if (!s->cow_dir || s->queued || s->open_fh_count == 0 || !s->passthrough || !n->src || n->dir || n->made ||
+        n->opens || n->js_open || (access != O_WRONLY && access != O_RDWR) || (fi->flags & COW_OPEN_SLOW) ||
+        fuse_req_ctx(req)->uid != 0)
+        return 0;
+    if (n->upper) return upper_open(s, req, ino, n, fi);
+    if (s->cow_room == 0) return 0;
+    double src[ST_FIELDS];
+    int cold;
+    int64_t bytes;
+    uint8_t lifts;
+    int fd = cow_copy(s, n, NULL, src, &bytes, &cold, &lifts);
+    /* The mark goes (the caller drops the node if nothing else keeps it). */
+    free(n->src);
+    n->src = NULL;
+    if (fd < 0) return 0;
+    /* A set-ID file is JS's: its handles keep that, and a writer's changes clear those bits. The
+     * copy has the lower file's mode (and one link: a hard-linked file is not copied here). */
+    if ((mode_t)src[ST_MODE] & (S_ISUID | S_ISGID)) {
+        close(fd);
+        return 0;
+    }
+    fll_rec *r = open_answer(s, req, ino, n, fi, fd, 0);
+    if (!r) return 0;
+    s->cow_room--;
     r->size = (size_t)bytes;
     r->offset = (int64_t)src[ST_INO];
-    r->mode = (uint32_t)backing;
-    r->valid = (cold ? COW_OPEN_COLD : 0) | (sent < 0 ? COW_OPEN_UNSENT : 0);
+    r->valid |= cold ? COW_OPEN_COLD : 0;
     r->lifts = lifts;
     fll_push(s, r);
     return 1;

@@ -46,9 +46,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-/* Overlayfs's mark of a metadata-only copy (src/union/inode.ts: METACOPY_XATTR). */
-#define METACOPY_XATTR "trusted.overlay.metacopy"
-
 /* Open flags the fast path answers: read-only with none of these. */
 #define SLOW_FLAGS (O_ACCMODE | O_TRUNC | O_APPEND | O_DIRECT | O_SYNC | O_DSYNC | O_CREAT | O_PATH)
 

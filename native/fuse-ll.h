@@ -104,6 +104,8 @@ enum { FLL_IDLE, FLL_MOUNTED, FLL_ENDED };
 #define FLL_FAST_FH (1ULL << 52)
 /* File handles JS keeps reserved for the opens for writing C answers (fll_cow_open). */
 #define FLL_OPEN_FHS 8
+/* Overlayfs's mark of a metadata-only copy (src/union/inode.ts: METACOPY_XATTR). */
+#define METACOPY_XATTR "trusted.overlay.metacopy"
 /* The biggest file whose first open C answers, its bytes stored (ll-bridge.ts: STORE_MAX). */
 #define FLL_FIRST_MAX (64 * 1024)
 

@@ -690,19 +690,31 @@ export class LowLevelBridge {
    * An open for writing answered in C, which copied the node's lower file up and passed the open
    * through to the copy, as the file handle reserved for it (#giveOpenHandles), marking the file a
    * writer's (see Session.cowOpenFh): the union takes the copy over and opens it as `copy.fh`, and
-   * the open is recorded as one JS would have passed through. Nothing came between that answer and
-   * this. An open whose reply never reached the caller is released at once (no release follows).
+   * the open is recorded as one JS would have passed through. Or, with `copy.upper`, one of a file
+   * in the upper layer (#markCopyable's `upper`), which C opened as it is: the union takes C's
+   * descriptor as that handle's. Nothing came between that answer and this. An open whose reply
+   * never reached the caller is released at once (no release follows).
    */
   #adoptOpen(r: Request & { op: 'open' }, copy: NonNullable<(Request & { op: 'open' })['copy']>): void {
     this.#openHandlesGiven--
     const node = this.#nodes.get(r.ino)
     const path = node && this.#nodes.path(node)
     try {
-      if (!node || path === undefined) throw new Error(`node ${r.ino} has no name`)
+      if (!node || path === undefined) {
+        if (copy.upper) closeSync(copy.fd)
+        throw new Error(`node ${r.ino} has no name`)
+      }
       node.opened = true
       node.made = !copy.unsent
-      this.#adoptedFile(node, path, copy)
-      this.#union.adoptOpenSync(path, copy.fh, copy.bytes)
+      if (copy.upper) {
+        // A file in the upper layer, opened as it is: C took its mark.
+        node.cow = false
+        this.#upperFiles.delete(node)
+        this.#union.adoptUpperOpenSync(path, copy.fh, copy.fd)
+      } else {
+        this.#adoptedFile(node, path, copy)
+        this.#union.adoptOpenSync(path, copy.fh, copy.bytes)
+      }
     } catch (err) {
       this.#options.log(`layerfs: an open answered in C lost its copy-up: ${err instanceof Error ? err.message : String(err)}`)
     }

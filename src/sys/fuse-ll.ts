@@ -121,8 +121,10 @@ export type Request = {
       /** `answered`: the copy-up C made and answered the open with (see Session.cowOpenFh): the
        *  file handle it gave, the copy's fd, its bytes of data, the lower file's inode number,
        *  whether its data was read from the disk, the backing id the open passes through to, and
-       *  whether the reply never reached the caller (then no release follows). */
-      copy?: { fh: number; fd: number; bytes: number; srcIno: number; cold: boolean; backing: number; unsent: boolean }
+       *  whether the reply never reached the caller (then no release follows). With `upper`, no
+       *  copy: `fd` is C's open of the file itself, in the upper layer (Session.cowAllow's
+       *  `upper`), `bytes` its size and `srcIno` the inode number it shows. */
+      copy?: { fh: number; fd: number; bytes: number; srcIno: number; cold: boolean; backing: number; unsent: boolean; upper: boolean }
     }
   | { op: 'create'; parent: number; name: string; mode: number; flags: number }
   /** An O_TMPFILE open in the directory `parent`: a new file with no name (answered as a create). */
@@ -387,7 +389,7 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
       return { req, ctx, op, ino }
     case 'open':
       if (f[F.ANSWERED] === 1) {
-        const copy = { fh: f[F.FH]!, fd: f[F.RDEV]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: (f[F.VALID]! & 1) !== 0, backing: f[F.MODE]!, unsent: (f[F.VALID]! & 2) !== 0 }
+        const copy = { fh: f[F.FH]!, fd: f[F.RDEV]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: (f[F.VALID]! & 1) !== 0, backing: f[F.MODE]!, unsent: (f[F.VALID]! & 2) !== 0, upper: (f[F.VALID]! & 4) !== 0 }
         return { req, ctx, op, ino, flags: f[F.FLAGS]!, killSuidgid: false, waiting: 0, first: false, answered: true, copy }
       }
       return { req, ctx, op, ino, flags: f[F.FLAGS]!, killSuidgid: f[F.KILL_SUIDGID] === 1, waiting: f[F.WAITING]!, first: f[F.SIZE] === 1 }

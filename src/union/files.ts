@@ -88,6 +88,18 @@ export function adoptOpen(core: Core, rel: string, fh: number, size: number): vo
   core.handles.lend(handle, entry.staged)
 }
 
+/** The open for writing of `rel`, a file in the upper layer, that the FUSE bridge answered itself
+ *  (Session.cowAllow's `upper`) on `fd`, its own descriptor of the file, made as openEntry makes
+ *  one: its handle, under the number `fh` reserved for it, holding `fd` (closed if it cannot). */
+export function adoptUpperOpen(core: Core, rel: string, fh: number, fd: number): void {
+  const entry = core.resolver.get(rel)
+  if (entry.kind !== 'file' || !inUpper(entry) || entry.staged !== undefined) {
+    closeSync(fd)
+    throw fsError('ESTALE', `/${rel} is no file of the upper layer`)
+  }
+  core.handles.fill(fh, new Handle(fd, rel, true, shape(fstatNumbersOf(fd, shapeStat))))
+}
+
 /** A handle on `fd`, open on the copy of `rel` not named yet (Core.defer): `names` links to come
  *  (one, unless links were made to it meanwhile: Core.deferLink). */
 function stagedHandle(fd: number, rel: string, names = 1): Handle {

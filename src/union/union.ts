@@ -758,6 +758,12 @@ export class Union {
     files.adoptOpen(this.#core, relPath(path), fh, size)
   }
 
+  /** The open of the file in the upper layer at `path` made outside the union, on `fd` (taken
+   *  over), as `fh` (a reserved number): as an open of it for writing would have made it. */
+  adoptUpperOpenSync(path: string, fh: number, fd: number): void {
+    files.adoptUpperOpen(this.#core, relPath(path), fh, fd)
+  }
+
   /** Take over the copy of the lower file at `path` made outside the union (see Core.adoptCopy). */
   adoptCopySync(path: string, fd: number, bytes: number, srcIno: number): void {
     this.#core.adoptCopy(relPath(path), fd, bytes, srcIno)

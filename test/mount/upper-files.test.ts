@@ -1,12 +1,13 @@
 // Files already in the upper layer when the mount starts (a container started again over the changes
 // it made before) are marked like small lower files when listed or looked up (native/fuse-ll-cow.c,
-// `upper`): their getattrs, the reads of their xattrs, their first open for reading and their
-// setattrs changing mode, owner or times are answered in C from their host paths. Nothing copies
+// `upper`): their getattrs, the reads of their xattrs, their first open for reading, an open for
+// writing by root and their setattrs changing mode, owner or times are answered in C from their
+// host paths. Nothing copies
 // them, and whatever moves a path or changes a file otherwise takes the mark away first: a rename of
 // the directory above them, above all, which C cannot see. The same script runs on kernel overlayfs
 // (attr_timeout=0 on layerfs: every stat reaches the daemon), and what it shows must agree.
 import { existsSync } from 'node:fs'
-import { appendFile, chmod, chown, link, lstat, mkdir, readFile, readdir, rename, utimes, writeFile } from 'node:fs/promises'
+import { appendFile, chmod, chown, link, lstat, mkdir, open, readFile, readdir, rename, utimes, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { lgetxattrSync, lsetxattrSync } from '../../src/sys/native.js'
@@ -19,7 +20,7 @@ if (!fuse.ok) console.warn(`skipping upper-file tests: ${fuse.reason}`)
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
 
 /** The small files the upper layer holds in `d` before the mount, each with its own content. */
-const SMALL = ['read', 'shadowed', 'chmodded', 'chowned', 'timed', 'appended', 'renamed', 'linked', 'xattr', 'setid', 'kept']
+const SMALL = ['read', 'shadowed', 'chmodded', 'chowned', 'timed', 'written', 'appended', 'renamed', 'linked', 'xattr', 'setid', 'kept']
 /** Names read after the changes. */
 const AFTER = [...SMALL.filter((n) => n !== 'renamed'), 'renamed2', 'linked2', 'big', 'hard1', 'hard2', 'below']
 
@@ -78,10 +79,19 @@ describe.skipIf(!fuse.ok)('files in the upper layer answered in C', () => {
       }
       listed.push(`xattr user.k: ${lgetxattrSync(at('xattr'), 'user.k')?.toString() ?? '-'}`)
       const loop1 = driver === 'layerfs' ? (await statsOf(mnt)).loop : undefined
-      // Changes answered in C (mode, owner, times) and in JS (the rest, each taking the mark away).
+      // Changes answered in C (mode, owner, times; an open for writing, and what is done through
+      // it) and in JS (the rest, each taking the mark away).
       await chmod(at('chmodded'), 0o600)
       await chown(at('chowned'), 1000, 1001)
       await utimes(at('timed'), 1_000_000, 1_000_000)
+      const fh = await open(at('written'), 'r+')
+      try {
+        await fh.write('W', 2)
+        await fh.utimes(2_000_000, 2_000_000)
+        listed.push(`written, through its open: size ${(await fh.stat()).size}`)
+      } finally {
+        await fh.close()
+      }
       const loop2 = driver === 'layerfs' ? (await statsOf(mnt)).loop : undefined
       await appendFile(at('appended'), ' and more')
       await rename(at('renamed'), at('renamed2'))
@@ -105,7 +115,7 @@ describe.skipIf(!fuse.ok)('files in the upper layer answered in C', () => {
       for (const name of ['f1', 'f2']) moved.push(`moved2/${name}: ${await shown(join(mnt, 'moved2', name), movedBefore, name)}`)
       moved.push(`moved/f1: ${await shown(join(mnt, 'moved', 'f1'))}`)
       const counts = loop0 && loop1 && loop2
-        ? { getattrs: loop1.cowGetattrs - loop0.cowGetattrs, firstOpens: loop1.firstOpens - loop0.firstOpens, getxattrs: loop1.cowGetxattrs - loop0.cowGetxattrs, setattrs: loop2.cowSetattrs - loop1.cowSetattrs }
+        ? { getattrs: loop1.cowGetattrs - loop0.cowGetattrs, firstOpens: loop1.firstOpens - loop0.firstOpens, getxattrs: loop1.cowGetxattrs - loop0.cowGetxattrs, setattrs: loop2.cowSetattrs - loop1.cowSetattrs, opens: loop2.cowOpens - loop1.cowOpens }
         : undefined
       return { listed, after, moved, counts }
     } finally {
@@ -113,7 +123,7 @@ describe.skipIf(!fuse.ok)('files in the upper layer answered in C', () => {
     }
   }
 
-  it('shows what kernel overlayfs shows, before and after each kind of change, and answers the reads and the changes of mode, owner and times in C', async () => {
+  it('shows what kernel overlayfs shows, before and after each kind of change, and answers the reads, the opens for writing and the changes of mode, owner and times in C', async () => {
     const expected = await run('kernel')
     const actual = await run('layerfs')
     expect(actual.listed).toEqual(expected.listed)
@@ -133,19 +143,22 @@ describe.skipIf(!fuse.ok)('files in the upper layer answered in C', () => {
       'moved2/f2: 100644 nlink 1 0:0 size 8 "moved f2" ino same mtime same ctime same',
       'moved/f1: 100644 nlink 1 0:0 size 34 "made again at the old pa"',
     ])
+    expect(actual.after).toContain('written: 100644 nlink 1 0:0 size 13 "upWer written" ino same mtime other ctime other')
     // In C: each small file's first open (not the big one, nor the hard-linked ones; and that of
     // the small lower file 'below'), its stats (two each, and the kernel's own after the first open
-    // moved its atime), the xattr read, and the three changes of mode, owner and times.
+    // moved its atime), the xattr read, the three changes of mode, owner and times, the open for
+    // writing and the change of times through it.
     const counts = actual.counts!
     expect(counts.firstOpens).toBe(SMALL.length + 1)
     expect(counts.getattrs).toBeGreaterThanOrEqual(2 * SMALL.length)
     expect(counts.getxattrs).toBeGreaterThanOrEqual(1)
-    expect(counts.setattrs).toBe(3)
+    expect(counts.setattrs).toBe(4)
+    expect(counts.opens).toBe(1)
   })
 
   // A metadata-only copy (an earlier mount's metacopy=on) holds no bytes of its own: its first open
   // is JS's, which reads them from the lower file.
-  it('reads a metadata-only copy an earlier mount left from its lower file', async () => {
+  it('reads and writes a metadata-only copy an earlier mount left from its lower file', async () => {
     const { mnt, upper, lowers, handle } = await frame.stack('layerfs', ',metacopy=on', async (lower) => {
       await mkdir(join(lower, 'd'))
       await writeFile(join(lower, 'd', 'meta'), 'the bytes below')
@@ -163,6 +176,14 @@ describe.skipIf(!fuse.ok)('files in the upper layer answered in C', () => {
       expect(await readFile(join(again, 'd', 'meta'), 'utf8')).toBe('the bytes below')
       expect((await lstat(join(again, 'd', 'meta'))).mode & 0o777).toBe(0o600)
       expect((await statsOf(again)).loop!.firstOpens, 'its first open went to JS').toBe(first)
+      // Nor is its open for writing C's: it copies the bytes up first.
+      const fh = await open(join(again, 'd', 'meta'), 'r+')
+      try {
+        await fh.write('T', 0)
+      } finally {
+        await fh.close()
+      }
+      expect(await readFile(join(again, 'd', 'meta'), 'utf8')).toBe('The bytes below')
     } finally {
       await mounts.unmount(h)
     }
