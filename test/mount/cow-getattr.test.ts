@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { XATTR_CREATE, XATTR_REPLACE, lgetxattrSync, llistxattrSync, lsetxattrSync } from '../../src/sys/native.js'
 import { answeredInC, statsOf } from '../helpers/daemon-stats.js'
+import { type Before, remember, statLine } from '../helpers/stat-line.js'
 import { treeOf } from '../helpers/tree.js'
 import { mountFrame, readUpper } from '../helpers/layerfs-suite.js'
 import { LAYERFS_COMMAND as CLI, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
@@ -64,16 +65,9 @@ const XATTR_FILES: Record<string, Record<string, Buffer>> = {
   private: { 'trusted.overlay.redirect': Buffer.from('/elsewhere'), 'user.e': Buffer.from('5') },
 }
 
-type Before = Map<string, { ino: bigint; mtimeNs: bigint; ctimeNs: bigint }>
-
-/** What stat shows of a name: type and mode, links, owner, size, and whether the inode number,
- *  mtime and ctime are those stat showed before the changes. */
-async function shown(mnt: string, name: string, before?: Before): Promise<string> {
-  const st = await lstat(join(mnt, 'd', name), { bigint: true })
-  const was = before?.get(name)
-  const word = (same: boolean): string => same ? 'same' : 'other'
-  const same = was === undefined ? '' : ` ino ${word(st.ino === was.ino)} mtime ${word(st.mtimeNs === was.mtimeNs)} ctime ${word(st.ctimeNs === was.ctimeNs)}`
-  return `${st.mode.toString(8)} nlink ${st.nlink} ${st.uid}:${st.gid} size ${st.size}${same}`
+/** What stat shows of a name in `d` (statLine), against what it showed before the changes. */
+function shown(mnt: string, name: string, before?: Before): Promise<string> {
+  return statLine(join(mnt, 'd', name), { before, key: name })
 }
 
 /** The changes, each through a request that must take the file's mark away first. */
@@ -130,8 +124,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
       const before: Before = new Map()
       const listed: string[] = []
       for (const name of names) {
-        const st = await lstat(join(mnt, 'd', name), { bigint: true })
-        before.set(name, { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs })
+        await remember(before, name, join(mnt, 'd', name))
         listed.push(`${name}: ${await shown(mnt, name)}`)
       }
       const inC1 = driver === 'layerfs' ? (await statsOf(mnt)).loop?.cowGetattrs ?? 0 : 0

@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest'
 import { lgetxattrSync, lsetxattrSync } from '../../src/sys/native.js'
 import { statsOf } from '../helpers/daemon-stats.js'
 import { mountFrame } from '../helpers/layerfs-suite.js'
+import { type Before, remember, statLine } from '../helpers/stat-line.js'
 import { LAYERFS_COMMAND, fuseAvailable, mountFuse } from '../helpers/mount.js'
 
 const fuse = fuseAvailable()
@@ -46,17 +47,9 @@ async function fill(lower: string): Promise<void> {
   for (const name of ['f1', 'f2']) await writeFile(join(upper, 'moved', name), `moved ${name}`)
 }
 
-type Before = Map<string, { ino: bigint; mtimeNs: bigint; ctimeNs: bigint }>
-
-/** What stat and a read show of `path`: type and mode, links, owner, size, the content's start, and
- *  whether the inode number, mtime and ctime are those before the changes. */
-async function shown(path: string, before?: Before, key = path): Promise<string> {
-  const st = await lstat(path, { bigint: true })
-  const was = before?.get(key)
-  const word = (same: boolean): string => same ? 'same' : 'other'
-  const same = was === undefined ? '' : ` ino ${word(st.ino === was.ino)} mtime ${word(st.mtimeNs === was.mtimeNs)} ctime ${word(st.ctimeNs === was.ctimeNs)}`
-  const text = (await readFile(path)).subarray(0, 24).toString()
-  return `${st.mode.toString(8)} nlink ${st.nlink} ${st.uid}:${st.gid} size ${st.size} "${text}"${same}`
+/** What stat and a read show of `path` (statLine), against what it showed before the changes. */
+function shown(path: string, before?: Before, key = path): Promise<string> {
+  return statLine(path, { before, key, content: 24 })
 }
 
 describe.skipIf(!fuse.ok)('files in the upper layer answered in C', () => {
@@ -73,8 +66,7 @@ describe.skipIf(!fuse.ok)('files in the upper layer answered in C', () => {
       const before: Before = new Map()
       const listed: string[] = []
       for (const name of names) {
-        const st = await lstat(at(name), { bigint: true })
-        before.set(name, { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs })
+        await remember(before, name, at(name))
         listed.push(`${name}: ${await shown(at(name))}`)
       }
       listed.push(`xattr user.k: ${lgetxattrSync(at('xattr'), 'user.k')?.toString() ?? '-'}`)
@@ -104,10 +96,7 @@ describe.skipIf(!fuse.ok)('files in the upper layer answered in C', () => {
       // The directory above marked files moves, and a new file takes one's old path: the moved
       // file's node must show itself, not what its old host path holds now.
       const movedBefore: Before = new Map()
-      for (const name of ['f1', 'f2']) {
-        const st = await lstat(join(mnt, 'moved', name), { bigint: true })
-        movedBefore.set(name, { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs })
-      }
+      for (const name of ['f1', 'f2']) await remember(movedBefore, name, join(mnt, 'moved', name))
       await rename(join(mnt, 'moved'), join(mnt, 'moved2'))
       await mkdir(join(mnt, 'moved'))
       await writeFile(join(mnt, 'moved', 'f1'), 'made again at the old path, longer')
