@@ -1,15 +1,16 @@
 // Concurrency: four processes make random renames, links, reads, stats, writes, unlinks, chmods,
-// listings, mkdirs and rmdirs in one small tree of two lower layers, all at once, while the kernel's
-// caches are dropped every 0.2 s (its forgets race with the requests). Many of these are answered in
-// C (renames, chmods and lookups of lower files), the rest in JS, and copies (and the renames and
-// links made with them) wait for their flush:
+// listings, mkdirs and rmdirs in one small tree of two lower layers (and, in one run, an upper
+// layer an earlier run left files in), all at once, while the kernel's caches are dropped every
+// 0.2 s (its forgets race with the requests). Many of these are answered in C (renames, chmods
+// and lookups of lower files; reads and chmods of the upper layer's files), the rest in JS, and
+// copies (and the renames and links made with them) wait for their flush:
 // nothing may fail but with the errors such a race gives (ENOENT, EEXIST, ...), no read may return
 // anything but a whole file's text, and the tree the live mount shows must be the tree a fresh
 // mount of the same upper layer shows, and kernel overlayfs too.
 import { execFileSync, spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { statsOf } from '../helpers/daemon-stats.js'
 import { mountFrame } from '../helpers/layerfs-suite.js'
@@ -42,6 +43,19 @@ async function fill(top: string, bottom: string, deep: boolean): Promise<void> {
   }
 }
 
+/** The upper layer an earlier run left (a stack's upper, beside its lower `top`: see mountFrame):
+ *  every d<i> there, merging with the lowers, with n0-n4 in it and, in the odd ones, f5 over the
+ *  lower f5, all with a worker's text. C answers for such files too (their getattrs, first opens
+ *  and chmods). */
+async function fillUpper(top: string): Promise<void> {
+  for (let d = 0; d < 8; d++) {
+    const dir = join(dirname(top), 'upper', 'tree', `d${d}`)
+    await mkdir(dir, { recursive: true })
+    for (let n = 0; n < 5; n++) await writeFile(join(dir, `n${n}`), `w0 ${d * 10 + n}`)
+    if (d % 2 === 1) await writeFile(join(dir, 'f5'), `w0 ${d * 10 + 5}`)
+  }
+}
+
 /** Everything under `root`/tree: a file's type, mode and text; a directory's mode. */
 function treeState(root: string): Record<string, string> {
   return treeOf(root, 'tree', (st, path) => st.isDirectory() ? `dir ${st.mode.toString(8)}` : `${st.mode.toString(8)} ${st.nlink} ${readFileSync(path, 'utf8')}`)
@@ -69,9 +83,13 @@ describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
 
   /** The workers on a fresh stack mounted with `options`, the caches dropped (`drop`, as written
    *  to drop_caches) every 0.2 s, and the checks. `deep`: each d<i> holds e0-e3 too, as lower
-   *  directories with files of their own. */
-  async function stress(options: string, drop: '2' | '3', deep = false): Promise<void> {
-    const { mnt, upper, lowers, handle } = await frame.stack('layerfs', options, (top, bottom) => fill(top!, bottom!, deep), 2)
+   *  directories with files of their own. `upperFiles`: the upper layer starts with files of its
+   *  own (fillUpper). */
+  async function stress(options: string, drop: '2' | '3', deep = false, upperFiles = false): Promise<void> {
+    const { mnt, upper, lowers, handle } = await frame.stack('layerfs', options, async (top, bottom) => {
+      await fill(top!, bottom!, deep)
+      if (upperFiles) await fillUpper(top!)
+    }, 2)
     execFileSync('find', [join(mnt, 'tree'), '-exec', 'stat', '{}', '+'], { stdio: 'ignore' })
     const dropping = isRoot ? setInterval(() => writeFileSync('/proc/sys/vm/drop_caches', drop), 200) : undefined
     let results
@@ -88,7 +106,7 @@ describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
     // first lookups of lower files, logged: between the caches dropped every 0.2 s and the
     // directories the workers' changes keep from C, a run may have few).
     const loop = (await statsOf(mnt)).loop!
-    console.log(`stress: ${JSON.stringify({ done: results.map((r) => r.done), renamesInC: loop.cowRenames, linksInC: loop.cowLinks, setattrsInC: loop.cowSetattrs, lookupsInC: loop.cowLookups, fileLookupsInC: loop.cowFileLookups, lowerDirsRead: loop.lowerDirsRead })}`)
+    console.log(`stress: ${JSON.stringify({ done: results.map((r) => r.done), renamesInC: loop.cowRenames, linksInC: loop.cowLinks, setattrsInC: loop.cowSetattrs, lookupsInC: loop.cowLookups, fileLookupsInC: loop.cowFileLookups, lowerDirsRead: loop.lowerDirsRead, firstOpensInC: loop.firstOpens, getattrsInC: loop.cowGetattrs })}`)
     expect(loop.cowRenames).toBeGreaterThan(0)
     expect(loop.cowSetattrs).toBeGreaterThan(0)
     await frame.mounts.unmount(handle)
@@ -120,6 +138,12 @@ describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
   // pool while copy-ups move their readers to the copies.
   it('as much with passthrough off and the page cache dropped too', { timeout: 120_000 }, async () => {
     await stress(',passthrough=off', '3')
+  })
+
+  // Over the upper layer an earlier run left: its files' reads, stats and chmods answered in C
+  // beside the changes JS makes to them.
+  it('as much over an upper layer holding files of an earlier run', { timeout: 120_000 }, async () => {
+    await stress('', '2', false, true)
   })
 
   // Forty lower directories two deep: C copies them up for the renames it answers (an ancestor
