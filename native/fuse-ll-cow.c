@@ -509,8 +509,6 @@ static int upper_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_n
     }
     fll_rec *r = open_answer(s, req, ino, n, fi, fd, 1);
     if (!r) return 0;
-    r->size = (size_t)st.st_size;
-    r->offset = (int64_t)n->shown;
     r->valid |= COW_OPEN_UPPER;
     fll_push(s, r);
     return 1;

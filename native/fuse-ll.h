@@ -147,7 +147,8 @@ typedef struct {
                      * is empty, and the directory in the upper layer follows it */
     uint8_t lone;   /* a lower directory only in src's layer: it shows its own link count (else 1) */
     uint8_t upper;  /* with src, a file: src is the file itself, in the upper layer, marked for its
-                     * getattrs, xattrs and first open only; nothing copies it (cow_copy) */
+                     * getattrs, xattr reads, first open, setattrs of mode, owner and times, and an
+                     * open for writing; nothing copies it (cow_copy) */
     char *src;      /* owned: the lower file a setattr may copy up in C; NULL: none. For a
                      * directory, "src\0dst": the lower directory, then where its copy goes */
     uint64_t shown; /* with src: the st_ino JS shows for the node */

@@ -481,9 +481,10 @@ export class LowLevelBridge {
    * (native/fuse-ll-cow.c, #adoptCopy). `chmod -R` and `chown -R` of a layer's files are made of
    * them. A directory in the upper layer (only there, `source.sole`, or merging with lower ones) is
    * marked for its getattrs and its setattrs, made on it by path (tar x changes every directory it
-   * made at its end), and a file there (`source.upper`) for its getattrs, its xattrs and its first
-   * open, read from its host path (a container started again reads and stats the files it made
-   * before). The mark goes before anything else may change the node (#unmarkChanged).
+   * made at its end), and a file there (`source.upper`) for its getattrs, xattr reads, first open,
+   * setattrs of mode, owner and times and an open for writing, all made on its host path (a
+   * container started again reads, stats and changes the files it made before). The mark goes
+   * before anything else may change the node (#unmarkChanged).
    */
   #markCopyable(node: Node, source: CopySource | undefined, ino: number): void {
     // A file never opened: C may answer its first open as well (native/fuse-ll-fast.c), and the
@@ -701,7 +702,9 @@ export class LowLevelBridge {
     const path = node && this.#nodes.path(node)
     try {
       if (!node || path === undefined) {
-        if (copy.upper) closeSync(copy.fd)
+        // (Nobody takes the fd: the copy, or C's open of the file, goes; the kernel's open keeps
+        // its backing file.)
+        closeSync(copy.fd)
         throw new Error(`node ${r.ino} has no name`)
       }
       node.opened = true

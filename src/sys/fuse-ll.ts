@@ -123,7 +123,7 @@ export type Request = {
        *  whether its data was read from the disk, the backing id the open passes through to, and
        *  whether the reply never reached the caller (then no release follows). With `upper`, no
        *  copy: `fd` is C's open of the file itself, in the upper layer (Session.cowAllow's
-       *  `upper`), `bytes` its size and `srcIno` the inode number it shows. */
+       *  `upper`), and `bytes`, `srcIno` and `cold` say nothing. */
       copy?: { fh: number; fd: number; bytes: number; srcIno: number; cold: boolean; backing: number; unsent: boolean; upper: boolean }
     }
   | { op: 'create'; parent: number; name: string; mode: number; flags: number }
@@ -619,9 +619,9 @@ export class Session {
    *  copies no directory up, so a lower directory's setattr may still be answered in C behind it.
    *  A directory's lookups by `name` in `parent` are answered in C while it is marked; JS then
    *  gets an answered lookup naming it, and counts the kernel's reference. With `upper` (and no
-   *  `dst`), `src` is the file itself, in the upper layer: its getattrs, xattrs and first open may
-   *  be answered in C, nothing else, and nothing copies it. False when not configured or out of
-   *  memory. */
+   *  `dst`), `src` is the file itself, in the upper layer: its getattrs, xattr reads, first open,
+   *  setattrs of mode, owner and times and an open for writing may be answered in C, and nothing
+   *  copies it. False when not configured or out of memory. */
   cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false, busy = false, parent = 0, name?: string | Buffer, upper = false): boolean {
     return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first, busy, parent, name, upper) === 1
   }

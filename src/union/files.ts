@@ -70,8 +70,12 @@ function openEntry(core: Core, rel: string, entry: Entry, writing: boolean, flag
   // A copy with no name yet is opened through its fd (Core.defer), and has no link until its flush
   // names it.
   if (entry.staged !== undefined) return core.handles.add(stagedHandle(openStaged(entry.staged, openFlags), rel, entry.stagedNames ?? 1))
-  const fd = openSync(entry.layer.path(rel), openFlags)
-  return core.handles.add(new Handle(fd, rel, true, shape(fstatNumbersOf(fd, shapeStat))))
+  return core.handles.add(upperHandle(openSync(entry.layer.path(rel), openFlags), rel))
+}
+
+/** A handle on `fd`, open on `rel`'s file in the upper layer, named. */
+function upperHandle(fd: number, rel: string): Handle {
+  return new Handle(fd, rel, true, shape(fstatNumbersOf(fd, shapeStat)))
 }
 
 /** The open of `rel`'s copy not named yet, of `size` bytes, that the FUSE bridge answered itself
@@ -97,7 +101,7 @@ export function adoptUpperOpen(core: Core, rel: string, fh: number, fd: number):
     closeSync(fd)
     throw fsError('ESTALE', `/${rel} is no file of the upper layer`)
   }
-  core.handles.fill(fh, new Handle(fd, rel, true, shape(fstatNumbersOf(fd, shapeStat))))
+  core.handles.fill(fh, upperHandle(fd, rel))
 }
 
 /** A handle on `fd`, open on the copy of `rel` not named yet (Core.defer): `names` links to come

@@ -666,8 +666,9 @@ export class Union {
     const core = this.#core
     if (core.copiesBehind(entry, attr.size, attr.nlink)) return { src: entry.layer.path(entry.path) }
     // A file in the upper layer with one name, on the disk as the union shows it (no copy waiting
-    // to be named there, nor a rename to be written over it): its getattrs, xattrs and first open
-    // may be answered outside the union, from its host path, while that path stays its own.
+    // to be named there, nor a rename to be written over it): its getattrs, xattr reads, first
+    // open, setattrs of mode, owner and times and an open for writing may be answered outside the
+    // union, on its host path, while that path stays its own.
     if (core.showsUpperFile(entry, attr.nlink)) return { src: entry.layer.path(entry.path), upper: true }
     if (entry.kind !== 'dir') return undefined
     // A directory only in the upper layer (made there, or opaque) shows its own lstat: its getattr
