@@ -2,9 +2,10 @@
 # Spot checks outside `layerfs bench`: everyday commands (ls -lR, du, grep -r, cp -a, tar, git,
 # sqlite, mkdir -p/rm -rf, atomic replaces (write, fsync, rename), touch, setfattr, truncate -s,
 # cp -al and rm -rf of lower files, mv of a lower directory, a mount's start and end, reads and
-# changes of files an earlier run left in the upper layer, ...) run on the quick fixture under each
-# driver, a fresh mount per driver and round, rounds interleaved; and a container's first command,
-# Python importing modules from an image (the host's /usr).
+# changes of files an earlier run left in the upper layer, lower files overwritten or edited in
+# place, stats of missing names, four readers at once, ...) run on the quick fixture under each
+# driver, a fresh mount per driver and round, rounds interleaved; and a container's commands,
+# programs started and Python importing modules from an image (the host's /usr).
 # Prints each command's median wall time per driver and layerfs's ratios.
 #
 #   bash bench/spot-check.sh [ROUNDS]     (default 3; as root; run `layerfs bench --quick` once first)
@@ -103,6 +104,20 @@ upper_stack() { # driver dir command: prints the command's time
   return $ok
 }
 
+# A container's commands: programs of the image (the host's /usr as the one lower layer) started
+# through its loader and libraries, `true` and `ls` of a directory, 300 times each, on a fresh
+# mount (their first runs untimed). Undone even when a run fails.
+programs_stack() { # driver dir: prints the runs' time
+  local d=$2 ok=0 t lib=${LDSO%/*}
+  mount_stack "$1" "$d" /usr || return 1
+  local ld="$d/m/${LDSO#/usr/}" libs="$d/m/${lib#/usr/}"
+  { "$ld" --library-path "$libs" "$d/m/bin/true" && "$ld" --library-path "$libs" "$d/m/bin/ls" "$d/m/share" >/dev/null; } || ok=1
+  [ $ok = 0 ] && { t=$(ms bash -c "for i in \$(seq 300); do '$ld' --library-path '$libs' '$d/m/bin/true' && '$ld' --library-path '$libs' '$d/m/bin/ls' '$d/m/share' || exit 1; done") || ok=1; }
+  unmount_stack "$d"
+  [ $ok = 0 ] && echo "$t"
+  return $ok
+}
+
 ms() { # run "$@" silently, print its wall time in ms
   local start
   sync
@@ -138,13 +153,28 @@ run() { # workload: prints its time, or nothing when its tool is missing
     upper-cat) upper_stack "$driver" "$WORK/$round-$driver-ucat" 'xargs cat' ;;
     upper-touch) upper_stack "$driver" "$WORK/$round-$driver-utouch" 'xargs touch' ;;
     upper-chown) upper_stack "$driver" "$WORK/$round-$driver-uchown" 'xargs chown 7:7' ;;
+    overwrite-lower) ms node -e "const fs=require('fs');for(const f of fs.readFileSync('$WORK/files','utf8').trim().split('\\n').slice(0,1500))fs.writeFileSync('$M/'+f,'x\\n')" ;;
+    sed-i-lower) ms bash -c "cd '$M' && sed -n 1601,1900p '$WORK/files' | xargs sed -i s/a/b/" ;;
+    stat-missing) ms node -e "const fs=require('fs');const l=fs.readFileSync('$WORK/files','utf8').trim().split('\\n');for(let r=0;r<3;r++)for(const f of l){try{fs.statSync('$M/'+f+'.no'+(r%2))}catch{}}" ;;
+    cat-4-cold) sync; echo 3 > /proc/sys/vm/drop_caches; ms bash -c "cd '$M' && xargs -P4 -n100 cat < '$WORK/files'" ;;
+    cat-4-warm) (cd "$M" && xargs -P4 -n100 cat < "$WORK/files" >/dev/null); ms bash -c "cd '$M' && xargs -P4 -n100 cat < '$WORK/files'" ;;
+    stat-4-warm) (cd "$M" && xargs -P4 -n100 stat < "$WORK/files" >/dev/null); ms bash -c "cd '$M' && xargs -P4 -n100 stat < '$WORK/files'" ;;
+    mkdir-lower) ms bash -c "cd '$M' && sed 's|\$|/new|' '$WORK/dirs' | head -400 | xargs mkdir" ;;
+    programs) if [ -n "$LDSO" ]; then programs_stack "$driver" "$WORK/$round-$driver-prog"; fi ;;
     py-import-cold) if [ -x /usr/bin/python3 ] && [ -n "$LDSO" ]; then py_stack "$driver" "$WORK/$round-$driver-pyc" cold; fi ;;
     py-import-warm) if [ -x /usr/bin/python3 ] && [ -n "$LDSO" ]; then py_stack "$driver" "$WORK/$round-$driver-pyw" warm; fi ;;
   esac
 }
 
-WORKLOADS=${SPOT_WORKLOADS:-"ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat write-fsync-rename touch-lower setfattr-lower truncate-lower cp-al rm-rf-lower mv-lower-dir mount-cycle upper-cat upper-touch upper-chown py-import-cold py-import-warm"}
+WORKLOADS=${SPOT_WORKLOADS:-"ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat write-fsync-rename touch-lower setfattr-lower truncate-lower cp-al rm-rf-lower mv-lower-dir mount-cycle upper-cat upper-touch upper-chown overwrite-lower sed-i-lower stat-missing cat-4-cold cat-4-warm stat-4-warm mkdir-lower programs py-import-cold py-import-warm"}
 results=$WORK/results.txt
+# The node_modules files and directories the stack shows (the changes layer removes some), by a
+# read-only kernel overlayfs mount of its layers.
+mkdir "$WORK/ro"
+mount -t overlay overlay -o "lowerdir=$FX/changes:$FX/nm:$FX/base" "$WORK/ro"
+M=$WORK/ro
+(cd "$WORK/ro" && find node_modules -type f | sort > "$WORK/files" && find node_modules -mindepth 1 -type d | sort > "$WORK/dirs")
+unmount
 for round in $(seq "$ROUNDS"); do
   n=${#drivers[@]}
   for i in $(seq 0 $((n - 1))); do

@@ -81,6 +81,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlFastAllow", fll_js_fast_allow),
         FN("fuseLlFastDeny", fll_js_fast_deny),
         FN("fuseLlFastOpens", fll_js_fast_opens),
+        FN("fuseLlFastPassing", fll_js_fast_passing),
         FN("fuseLlFastWatch", fll_js_fast_watch),
         FN("fuseLlDirEnd", fll_js_dir_end),
         FN("fuseLlCowConfigure", fll_js_cow_configure),

@@ -95,7 +95,14 @@
  * shows it) is marked with its own path, as `upper`: its getattrs, xattr reads and first open are
  * answered as a lower file's, its setattrs changing only mode, owner or times are made on it by
  * path (upper_file), and an open for writing by root opens it as it is (upper_open). Nothing
- * copies it (cow_copy). */
+ * copies it (cow_copy).
+ *
+ * And a lower file that is not copied here, too big or with other names (a binary of the image, a
+ * shared library, a file a layer holds hard links of), is marked with its path as `held`: its
+ * getattrs and xattr reads are answered as a lower file's, from a path that never changes. exec(2)
+ * asks for the security.capability of every program it starts, and a passed-through open's
+ * mmap drops the file's atime, which the loader's fstat then asks for. Its changes, its opens and
+ * its copies are JS's. */
 #include "fuse-ll.h"
 #include "names.h"
 #include "op.h"
@@ -197,7 +204,7 @@ static void unmark_src(fll_fast_node *n) {
     n->src = NULL;
 }
 
-static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int lone, int upper, int first, int busy,
+static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int lone, int kind, int first, int busy,
                      uint64_t parent, const char *name, uint64_t shown);
 
 static struct timespec time_arg(const struct stat *attr, int to_set, int set, int now, int atime) {
@@ -369,8 +376,8 @@ static int cow_copy(fll_session *s, const fll_fast_node *n, const cow_change *c,
     *bytes = 0;
     *cold = 0;
     if (lifts) *lifts = 0;
-    /* A file in the upper layer is copied by nobody (its callers refuse it first). */
-    if (n->upper) return -1;
+    /* A file in the upper layer, or a held one, is copied by nobody (its callers refuse it first). */
+    if (n->upper || n->held) return -1;
     /* An error leaves no fd (copy_small_unnamed gives -1). */
     copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, c->uid, c->gid, c->mode, c->times, src, &fd, bytes, cold);
     if (lifts) *lifts = cow_lifts(s, n);
@@ -527,7 +534,7 @@ static int upper_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_n
  * goes whatever happens, as at a setattr. */
 int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
     int access = fi->flags & O_ACCMODE;
-    if (!s->cow_dir || s->queued || s->open_fh_count == 0 || !s->passthrough || !n->src || n->dir || n->made ||
+    if (!s->cow_dir || s->queued || s->open_fh_count == 0 || !s->passthrough || !n->src || n->dir || n->held || n->made ||
         n->opens || n->js_open || (access != O_WRONLY && access != O_RDWR) || (fi->flags & COW_OPEN_SLOW) ||
         fuse_req_ctx(req)->uid != 0)
         return 0;
@@ -953,7 +960,7 @@ static int move_lift(fll_session *s, const cow_move *m) {
  * JS (move_chains), and the file copied into m (cow_copy). 0 when it cannot be answered here. */
 static int move_copy(fll_session *s, const fll_fast_node *n, uint64_t ino, uint64_t parent, uint64_t newparent,
                      const char *newname, cow_move *m) {
-    if (!n || !n->src || n->dir || n->upper || n->made || n->opens || n->js_open || !missing_in(s, newparent, newname, 1) ||
+    if (!n || !n->src || n->dir || n->upper || n->held || n->made || n->opens || n->js_open || !missing_in(s, newparent, newname, 1) ||
         !move_chains(s, ino, parent, newparent, m))
         return 0;
     m->fd = cow_copy(s, n, NULL, m->src, &m->bytes, &m->cold, NULL);
@@ -1277,7 +1284,7 @@ int fll_cow_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
         strncmp(name, "user.overlay.", 13) == 0)
         return 0;
     fll_fast_node *n = fll_node_find(s, ino);
-    if (!n || !n->src || n->dir || n->upper) return 0;
+    if (!n || !n->src || n->dir || n->upper || n->held) return 0;
     double src[ST_FIELDS];
     int cold;
     int64_t bytes;
@@ -1307,7 +1314,7 @@ int fll_cow_setattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const struct
     if (made_setattr(s, req, ino, attr, to_set, fi)) return 1;
     if (!s->cow_dir || s->queued || fi || (to_set & ~COW_VALID)) return 0;
     fll_fast_node *n = fll_node_find(s, ino);
-    if (!n || !n->src) return 0;
+    if (!n || !n->src || n->held) return 0;
     cow_change c = change_of(attr, to_set);
     if (n->upper) return upper_file(s, req, ino, n, &c, attr, to_set);
     if (!n->dir) return cow_file(s, req, ino, n, &c, attr, to_set);
@@ -1442,9 +1449,9 @@ napi_value fll_js_cow_idle(napi_env env, napi_callback_info info) {
 }
 
 /* Marks node `ino` as cowAllow describes: `src` (owned, taken whatever happens), `dir` (0: a file,
- * or a COW_MARK_*), `lone`, `upper`, `first`, `busy`, its directory node `parent` and `name` in it
- * (NULL: none), shown as inode `shown`. 1, or 0 when out of memory. */
-static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int lone, int upper, int first, int busy,
+ * or a COW_MARK_*), `lone`, a file's `kind` (a COW_FILE_*), `first`, `busy`, its directory node
+ * `parent` and `name` in it (NULL: none), shown as inode `shown`. 1, or 0 when out of memory. */
+static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int lone, int kind, int first, int busy,
                      uint64_t parent, const char *name, uint64_t shown) {
     fll_fast_node *n = fll_node_add(s, ino);
     if (!n) {
@@ -1455,8 +1462,10 @@ static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int l
     n->src = src;
     n->dir = dir;
     n->lone = dir == COW_MARK_LOWER_DIR && lone;
-    n->upper = !dir && upper;
-    if (first && !dir) n->first = 1;
+    n->upper = !dir && kind == COW_FILE_UPPER;
+    n->held = !dir && (kind == COW_FILE_HELD || kind == COW_FILE_PASSED);
+    n->pass = !dir && kind == COW_FILE_PASSED;
+    if (first && !dir && !n->held) n->first = 1;
     n->js_open = busy;
     n->parent = parent;
     /* A node answers for its name in its parent: a directory's lookups, a file's renames. */
@@ -1482,14 +1491,15 @@ static int mark_node(fll_session *s, uint64_t ino, char *src, uint8_t dir, int l
     return 1;
 }
 
-/* cowAllow(handle, node, src, shownIno, dst?, sole?, first?, busy?, parent?, name?) → 1, or 0 when
- * not configured or out of memory. With dst (where its copy goes in the upper layer), src is a lower
- * directory, else a lower file; with dst and src '', dst is a directory in the upper layer that
- * merges with a lower one, or with sole true one that is only there. A lower directory with sole
- * true is only in src's layer (it shows its own link count). first, for a file: no open of
- * it was answered yet, and its first may be answered in C (fll_fast_open). busy: JS holds an open
- * file of it (until cowIdle). parent: the node's directory's node (0: unknown); name, for a
- * directory: its name there, by which its lookups are answered in C. */
+/* cowAllow(handle, node, src, shownIno, dst?, sole?, first?, busy?, parent?, name?, kind?) → 1, or 0
+ * when not configured or out of memory. With dst (where its copy goes in the upper layer), src is a
+ * lower directory, else a file (kind: a COW_FILE_*, a lower file by default); with dst and src '',
+ * dst is a directory in the upper layer that merges with a lower one, or with sole true one that is
+ * only there. A lower directory with sole true is only in src's layer (it shows its own link
+ * count). first, for a file: no open of it was answered yet, and its first may be answered in C
+ * (fll_fast_open). busy: JS holds an open file of it (until cowIdle). parent: the node's
+ * directory's node (0: unknown); name, for a directory: its name there, by which its lookups are
+ * answered in C. */
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     size_t argc = 11;
     napi_value argv[11];
@@ -1514,8 +1524,8 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
     napi_valuetype name_type = napi_undefined;
     if (argc > 9 && napi_typeof(env, argv[9], &name_type) != napi_ok) return NULL;
     if (name_type != napi_undefined && !(name = fll_string(env, argv[9], "name"))) return NULL;
-    bool upper = false;
-    if (argc > 10 && !bool_arg(env, argv, argc, 10, "upper", &upper)) {
+    int64_t kind = COW_FILE_LOWER;
+    if (argc > 10 && !fll_int(env, argv[10], "kind", COW_FILE_LOWER, COW_FILE_PASSED, &kind)) {
         free(name);
         return NULL;
     }
@@ -1546,7 +1556,7 @@ napi_value fll_js_cow_allow(napi_env env, napi_callback_info info) {
         src = both;
     }
     uint8_t dir = dst_type == napi_undefined ? 0 : src[0] ? COW_MARK_LOWER_DIR : sole ? COW_MARK_SOLE_DIR : COW_MARK_UPPER_DIR;
-    int marked = mark_node(s, (uint64_t)ino, src, dir, sole, upper, first, busy, (uint64_t)parent, name, (uint64_t)shown);
+    int marked = mark_node(s, (uint64_t)ino, src, dir, sole, (int)kind, first, busy, (uint64_t)parent, name, (uint64_t)shown);
     free(name);
     return fll_int32(env, marked);
 }

@@ -170,6 +170,14 @@ static int fast_reply(fll_session *s, fuse_req_t req, fll_fast_node *n, struct f
     return 1;
 }
 
+/* One of the node's opens answered in C is released: with the last, the backing id its files
+ * passed through to goes (the kernel's files keep their own references). */
+static void pass_release(fll_session *s, fll_fast_node *n) {
+    if (--n->opens > 0 || !n->pass_backing) return;
+    (void)fll_backing_close(s, n->pass_backing);
+    n->pass_backing = 0;
+}
+
 static int atime_moved(const struct stat *before, const struct stat *after) {
     return before->st_atim.tv_sec != after->st_atim.tv_sec || before->st_atim.tv_nsec != after->st_atim.tv_nsec;
 }
@@ -208,6 +216,38 @@ static int first_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_n
     return fast_reply(s, req, n, fi);
 }
 
+/* An open for reading of a lower file JS passes through (a mark of kind passed: too big to copy
+ * here, and at least the size JS passes through; see the top): passed through as JS would pass it,
+ * to the backing file the node's other open files pass through to, or, at the first, to the file
+ * opened and registered now. Not while JS may hold a file of the node open (its mode could be
+ * another). The id goes with the node's last such open (fll_fast_release). 1 when answered. */
+static int pass_open(fll_session *s, fuse_req_t req, fll_fast_node *n, struct fuse_file_info *fi) {
+    if (!n->pass || !n->src || n->js_open || n->allowed || s->pass_refused || s->fd_closed) return 0;
+    if (!n->pass_backing) {
+        if (n->opens) return 0; /* never: opens in the daemon's mode come with allowed */
+        int fd = open(n->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (fi->flags & O_NOATIME));
+        if (fd < 0) return 0;
+        int id = fll_backing_open(s, fd);
+        close(fd); /* the kernel keeps its own reference */
+        /* Not allowed, or a stacked layer (ELOOP): JS finds out which, and decides for every file. */
+        if (id <= 0) {
+            s->pass_refused = 1;
+            return 0;
+        }
+        n->pass_backing = id;
+    }
+    n->opens++;
+    fi->fh = FLL_FAST_FH;
+    if (fll_reply_open_backing(req, fi, n->pass_backing) < 0) {
+        /* It never reached the caller (interrupted): no release follows. */
+        pass_release(s, n);
+        return 1;
+    }
+    s->fast_opens++;
+    s->pass_opens++;
+    return 1;
+}
+
 /* 1 when answered; else *first is 1 when this is the node's first open (see the top). */
 int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int *first) {
     fll_fast_node *n = fll_node_find(s, ino);
@@ -215,7 +255,8 @@ int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
     *first = n->first;
     n->first = 0;
     if (!(fi->flags & SLOW_FLAGS)) {
-        if (n->allowed) return fast_reply(s, req, n, fi);
+        if (n->allowed && !n->pass_backing) return fast_reply(s, req, n, fi);
+        if (pass_open(s, req, n, fi)) return 1;
         if (*first && first_open(s, req, ino, n, fi)) {
             *first = 0;
             return 1;
@@ -235,7 +276,8 @@ int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse
     FLL_SEND(s, req, fuse_reply_err(req, 0));
     fll_fast_node *n = fll_node_find(s, ino);
     if (!n || n->opens == 0) return 1; /* never: every fast open was counted */
-    if (--n->opens > 0) return 1;
+    pass_release(s, n);
+    if (n->opens > 0) return 1;
     if (n->watched) {
         n->watched = 0;
         fll_rec *r = calloc(1, sizeof *r);
@@ -353,6 +395,16 @@ napi_value fll_js_fast_opens(napi_env env, napi_callback_info info) {
     if (!s) return NULL;
     fll_fast_node *n = fll_node_find(s, ino);
     return fll_int32(env, n ? (int32_t)n->opens : 0);
+}
+
+/* fastPassing(handle, node) → 1 when the node's opens answered in C pass through (pass_open): the
+ * kernel holds it in that mode, to their backing file, until they are released. */
+napi_value fll_js_fast_passing(napi_env env, napi_callback_info info) {
+    int64_t ino;
+    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
+    if (!s) return NULL;
+    fll_fast_node *n = fll_node_find(s, ino);
+    return fll_int32(env, n && n->opens > 0 && n->pass_backing ? 1 : 0);
 }
 
 /* fastWatch(handle, node) → the node's fast opens; while there are any, the last one's release is

@@ -401,6 +401,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
      * union applies the umask unless the parent has a default ACL, which POSIX lets decide. */
     if (s->want_posix_acl && (conn->capable & FUSE_CAP_POSIX_ACL)) conn->want |= FUSE_CAP_POSIX_ACL;
     if (conn->capable & FUSE_CAP_DONT_MASK) conn->want |= FUSE_CAP_DONT_MASK;
+    /* The kernel keeps a symlink's target in its page cache: a node's target never changes (a
+     * copy-up keeps it, and a new link at that name is a new node), and the loader reads the same
+     * library links at every program's start. */
+    if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
     conn->max_write = s->max_write; /* libfuse clamps it to its receive buffer (1 MiB) */
     if (s->max_readahead && s->max_readahead < conn->max_readahead) conn->max_readahead = s->max_readahead;
     conn->time_gran = 1;

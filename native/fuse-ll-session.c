@@ -756,7 +756,8 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info) {
  * opens, setattrs, getattrs, listing ends, getxattrs, listxattrs and lookups answered in C, of
  * the opens the first ones, the ACLs set on files JS made, the opens for writing copied up, the
  * lookups of directories, the renames, the setxattrs of lower files, the first lookups of lower
- * files, and the lower directories whose names those lookups read]: in the order of LOOP_STATS (src/sys/fuse-ll.ts), which names them. */
+ * files, the lower directories whose names those lookups read, the links of lower files, and
+ * of the opens, those passed through]: in the order of LOOP_STATS (src/sys/fuse-ll.ts), which names them. */
 napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     size_t argc = 1;
     napi_value argv[1], out, v;
@@ -770,7 +771,7 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
                         (double)s->cow_lookups,  (double)s->first_opens,  (double)s->made_setxattrs,
                         (double)s->cow_opens,    (double)s->cow_dir_lookups, (double)s->cow_renames,
                         (double)s->cow_setxattrs, (double)s->cow_file_lookups,
-                        (double)fll_lower_reads(s), (double)s->cow_links};
+                        (double)fll_lower_reads(s), (double)s->cow_links, (double)s->pass_opens};
     const uint32_t count = sizeof stats / sizeof *stats;
     napi_create_array_with_length(env, count, &out);
     for (uint32_t i = 0; i < count; i++) {

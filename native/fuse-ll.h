@@ -149,12 +149,22 @@ typedef struct {
     uint8_t upper;  /* with src, a file: src is the file itself, in the upper layer, marked for its
                      * getattrs, xattr reads, first open, setattrs of mode, owner and times, and an
                      * open for writing; nothing copies it (cow_copy) */
+    uint8_t held;   /* with src, a file: src is a lower file C does not copy (too big, or with other
+                     * names), marked for its getattrs and xattr reads */
+    uint8_t pass;   /* and JS would pass its opens for reading through: so are C's (fll_fast_open) */
+    int32_t pass_backing; /* the backing id its opens counted in `opens` pass through to (0: none:
+                           * they are in the daemon's I/O mode), registered at the first of them */
     char *src;      /* owned: the lower file a setattr may copy up in C; NULL: none. For a
                      * directory, "src\0dst": the lower directory, then where its copy goes */
     uint64_t shown; /* with src: the st_ino JS shows for the node */
     uint32_t cow_at; /* with src: its slot in cow_ring */
     int64_t dir_end; /* a directory: the offset its last listing JS gave ends at (0: none) */
 } fll_fast_node;
+
+/* What a marked file is (cowAllow's kind): a lower file C may copy up, a file in the upper layer
+ * (upper), a lower file C does not copy (held), and one of those that JS passes through when opened
+ * for reading (passed: held and pass). */
+enum { COW_FILE_LOWER = 0, COW_FILE_UPPER = 1, COW_FILE_HELD = 2, COW_FILE_PASSED = 3 };
 
 /* Names found missing by lookups in C, kept for the renames that follow them (missing_in). */
 #define FLL_MISSING 16
@@ -221,6 +231,8 @@ typedef struct fll_session {
     uint32_t node_free_count, node_free_cap;
     uint64_t fast_opens; /* opens answered in C */
     uint64_t first_opens; /* of them, first opens of lower files, their bytes stored (fll_fast_open) */
+    uint64_t pass_opens;  /* of them, opens of lower files passed through (fll_fast_open) */
+    uint8_t pass_refused; /* the kernel refused a lower file as a backing file: C passes none through */
     char *first_buf;      /* FLL_FIRST_MAX bytes for those, allocated at the first */
     uint64_t dir_ends;   /* reads past the end of a listing answered in C */
 
@@ -329,6 +341,7 @@ void fll_node_drop_unused(fll_session *s, fll_fast_node *n);
 napi_value fll_js_fast_allow(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_deny(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_opens(napi_env env, napi_callback_info info);
+napi_value fll_js_fast_passing(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_watch(napi_env env, napi_callback_info info);
 napi_value fll_js_dir_end(napi_env env, napi_callback_info info);
 

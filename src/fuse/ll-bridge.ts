@@ -483,16 +483,21 @@ export class LowLevelBridge {
    * marked for its getattrs and its setattrs, made on it by path (tar x changes every directory it
    * made at its end), and a file there (`source.upper`) for its getattrs, xattr reads, first open,
    * setattrs of mode, owner and times and an open for writing, all made on its host path (a
-   * container started again reads, stats and changes the files it made before). The mark goes
-   * before anything else may change the node (#unmarkChanged).
+   * container started again reads, stats and changes the files it made before). Any other lower
+   * file (`source.held`: too big, or with other names) is marked for its getattrs and xattr reads
+   * alone (a program's start asks for its security.capability). The mark goes before anything
+   * else may change the node (#unmarkChanged).
    */
-  #markCopyable(node: Node, source: CopySource | undefined, ino: number): void {
+  #markCopyable(node: Node, source: CopySource | undefined, attr: Attr): void {
     // A file never opened: C may answer its first open as well (native/fuse-ll-fast.c), and the
     // open that reaches JS instead says whether it is that first one (#replyOpen).
-    const first = source?.dst === undefined && !node.opened
+    const first = source?.dst === undefined && !source?.held && !node.opened
     const busy = source?.dst === undefined && this.#open.handleOf(node.id) !== undefined
-    if (source === undefined || !this.#session.cowAllow(node.id, source.src, ino, source.dst, source.sole ?? source.lone, first, busy, node.parent?.id, node.parent ? node.name : undefined, source.upper)) return
+    const kind = source?.upper ? 'upper' : !source?.held ? 'lower' : this.#open.passesLower(attr.size, attr.mode) ? 'passed' : 'held'
+    if (source === undefined || !this.#session.cowAllow(node.id, source.src, attr.ino, source.dst, source.sole ?? source.lone, first, busy, node.parent?.id, node.parent ? node.name : undefined, kind)) return
     node.cow = true
+    // Its opens answered in C are counted as fast opens (#fastOpens).
+    if (kind === 'passed') node.fast = true
     if (node.parent) node.named = true
     if (source.sole) this.#soleDirs.add(node)
     if (source.upper) this.#upperFiles.add(node)
@@ -537,7 +542,7 @@ export class LowLevelBridge {
    *  getattrs and setattrs where C may answer them (#markCopyable) and for the lookups in it
    *  (#markProbe). */
   #markDir(node: Node, path: string, attr: Attr): void {
-    this.#markCopyable(node, this.#union.copyBehindSource(path, attr), attr.ino)
+    this.#markCopyable(node, this.#union.copyBehindSource(path, attr), attr)
     this.#markProbe(node, path)
   }
 
@@ -586,7 +591,7 @@ export class LowLevelBridge {
    *  (`unwritten`), keeps C from looking files up in its directory (#taint); any other file C would
    *  not look up as the union shows it (too big, hard-linked, in the upper layer). */
   #markFile(node: Node, attr: Attr, source: CopySource | undefined, unwritten: boolean): void {
-    if (source !== undefined) this.#markCopyable(node, source, attr.ino)
+    if (source !== undefined) this.#markCopyable(node, source, attr)
     if ((source !== undefined && !node.named) || unwritten) this.#taint(node.parent)
   }
 
@@ -994,11 +999,13 @@ export class LowLevelBridge {
         return true
       case 'getxattr': {
         const node = this.#node(r.ino)
-        const value = node === this.#nodes.root && r.name === STATS_XATTR
+        const loop = node === this.#nodes.root && r.name === STATS_XATTR ? session.loopStats : undefined
+        const value = loop !== undefined
           ? Buffer.from(JSON.stringify({
             ops: this.counts, ...union.stats(), nodes: this.#nodes.size,
-            passthrough: this.#open.policy, passedThrough: this.#open.passedThrough, killpriv: session.killpriv,
-            loop: session.loopStats, readAhead: { uncached: this.#uncachedOpens, started: this.#ahead.started },
+            // Every open passed through, those C answered (loop.passOpens) included.
+            passthrough: this.#open.policy, passedThrough: this.#open.passedThrough + loop.passOpens, killpriv: session.killpriv,
+            loop, readAhead: { uncached: this.#uncachedOpens, started: this.#ahead.started },
             codeCache: codeCache()?.use,
           }))
           : this.#shownXattr(r.name, this.#byName(node, (path) => union.getxattrSync(path, r.name), (fh) => union.fgetxattrSync(fh, r.name), (removed) => removed.xattrs.get(r.name)))
@@ -1137,17 +1144,22 @@ export class LowLevelBridge {
    * Passed through when it may be (see OpenFiles). Otherwise the kernel keeps the file's pages for
    * the next open: layers do not change under the mount and every write comes through the union;
    * but a hard-linked file's other names are other kernel inodes, with pages of their own, so not
-   * for a file with several names. An open the caller never got (interrupted) is released here: no
-   * release follows.
+   * for a file in the upper layer with several names. A lower one's names change nothing of each
+   * other: a write through one copies that name up, apart from the rest (as in overlayfs, without
+   * `index`), so its pages are kept (a layer's hard-linked programs, started again and again). An
+   * open the caller never got (interrupted) is released here: no release follows.
    */
   #replyOpen(req: number, nodeId: number, fh: number, flags: number, alone: boolean, root: boolean, firstFromC: boolean): void {
     const node = this.#nodes.get(nodeId)
     const first = node !== undefined && (firstFromC || !node.opened)
     if (node) node.opened = true
     const file = this.#union.openFile(fh)
-    // Files opened in C are in the daemon's I/O mode: the node stays in it while they are open.
+    // Files opened in C are in the daemon's I/O mode, or pass through to their lower file (a mark
+    // of kind 'passed'): the node stays in that mode while they are open. Beside those, no open
+    // may be answered (C's backing id is C's), so it goes to a new node, as one whose data has
+    // moved: an open for writing (its copy-up), one with flags C leaves to JS.
     const shared = node !== undefined && this.#fastOpens(node) > 0
-    const backing = this.#open.opened(nodeId, fh, file, (flags & (O_WRONLY | O_RDWR)) !== 0, root, shared)
+    const backing = shared && this.#session.fastPassing(nodeId) ? STALE : this.#open.opened(nodeId, fh, file, (flags & (O_WRONLY | O_RDWR)) !== 0, root, shared)
     if (backing === STALE) {
       // The kernel looks the name up again and opens the node that replaces this one.
       this.#union.releaseSync(fh)
@@ -1159,7 +1171,7 @@ export class LowLevelBridge {
       this.#session.replyErr(req, ESTALE)
       return
     }
-    const keepCache = backing === 0 && file.singleLink
+    const keepCache = backing === 0 && (file.singleLink || !file.upper)
     // Later opens for reading are answered in C while the kernel may keep the file's pages and such
     // an open would stay in the daemon's I/O mode (one that passes through must come here: the
     // modes cannot mix). A file that grows past the size that passes through stays with C.
@@ -1457,7 +1469,7 @@ export class LowLevelBridge {
         const path = unwrittenIn ? this.#nodes.path(node) : undefined
         this.#markFile(node, slice[i]!.attr, slice[i]!.src, path !== undefined && this.#union.unwrittenSync(path))
       } else if (slice[i]!.src !== undefined) {
-        this.#markCopyable(node, slice[i]!.src, slice[i]!.attr.ino)
+        this.#markCopyable(node, slice[i]!.src, slice[i]!.attr)
       }
       if (this.#cow && kind === S_IFDIR) {
         const path = this.#nodes.path(node)

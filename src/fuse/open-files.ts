@@ -74,6 +74,7 @@ interface Mode {
 export const STALE = -1
 
 const EPERM = 1
+const SETID = 0o6000
 const EOPNOTSUPP = 95
 const ELOOP = 40
 
@@ -173,6 +174,12 @@ export class OpenFiles {
   /** Whether an open of `file` for reading alone would pass through (now: it may change size). */
   passesReading(file: OpenFile): boolean {
     return this.policy !== 'off' && this.#passes(file, false, true)
+  }
+
+  /** Whether an open for reading of a lower file of `size` bytes and mode `mode` would pass through
+   *  (C's opens of it then pass through too: Session.cowAllow's 'passed'). */
+  passesLower(size: number, mode: number): boolean {
+    return this.policy === 'on' && size >= PASSTHROUGH_READ_MIN && (mode & SETID) === 0
   }
 
   #passes(file: OpenFile, writing: boolean, root: boolean): boolean {

@@ -26,6 +26,14 @@ export const SETATTR_CTIME = 1024
 export const RENAME_NOREPLACE = 1
 export const RENAME_EXCHANGE = 2
 
+/** What a file marked for requests answered in C is (Session.cowAllow): a lower file C may copy up
+ *  at a setattr; a file in the upper layer, changed where it is; a lower file C does not copy (too
+ *  big, or with other names), whose getattrs and xattr reads alone C answers; or one of those whose
+ *  opens for reading JS passes through, as C then does too. */
+export type MarkedFile = 'lower' | 'upper' | 'held' | 'passed'
+/** As native/fuse-ll.h numbers them (COW_FILE_*). */
+const MARKED_FILE: Record<MarkedFile, number> = { lower: 0, upper: 1, held: 2, passed: 3 }
+
 /** The caller. Shared between requests from the same caller: never changed once made. */
 export interface Ctx {
   readonly uid: number
@@ -243,7 +251,7 @@ interface Addon {
   fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowOpenFh(h: Handle, fh: number): number
-  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parent?: number, name?: string | Buffer, upper?: boolean): number
+  fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parent?: number, name?: string | Buffer, kind?: number): number
   fuseLlCowIdle(h: Handle, node: number): void
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlPendingDrop(h: Handle, parent: number, name: string | Buffer): void
@@ -257,6 +265,7 @@ interface Addon {
   fuseLlFastAllow(h: Handle, node: number): number
   fuseLlFastDeny(h: Handle, node: number): number
   fuseLlFastOpens(h: Handle, node: number): number
+  fuseLlFastPassing(h: Handle, node: number): number
   fuseLlFastWatch(h: Handle, node: number): number
   fuseLlDirEnd(h: Handle, node: number, offset: number): number
   fuseLlBackingOpen(h: Handle, fd: number): number
@@ -430,7 +439,7 @@ export const FAST_FH = 2 ** 52
 export const LOOP_STATS = [
   'spins', 'spinsSkipped', 'spinCallers', 'fastOpens', 'cowSetattrs', 'cowGetattrs', 'dirEnds', 'cowGetxattrs',
   'cowListxattrs', 'cowLookups', 'firstOpens', 'madeSetxattrs', 'cowOpens', 'cowDirLookups', 'cowRenames', 'cowSetxattrs',
-  'cowFileLookups', 'lowerDirsRead', 'cowLinks',
+  'cowFileLookups', 'lowerDirsRead', 'cowLinks', 'passOpens',
 ] as const
 
 export type LoopStats = Record<(typeof LOOP_STATS)[number], number>
@@ -618,12 +627,15 @@ export class Session {
    *  while C holds that one marked as a directory in the upper layer, adopting a file's copy
    *  copies no directory up, so a lower directory's setattr may still be answered in C behind it.
    *  A directory's lookups by `name` in `parent` are answered in C while it is marked; JS then
-   *  gets an answered lookup naming it, and counts the kernel's reference. With `upper` (and no
-   *  `dst`), `src` is the file itself, in the upper layer: its getattrs, xattr reads, first open,
-   *  setattrs of mode, owner and times and an open for writing may be answered in C, and nothing
-   *  copies it. False when not configured or out of memory. */
-  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false, busy = false, parent = 0, name?: string | Buffer, upper = false): boolean {
-    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first, busy, parent, name, upper) === 1
+   *  gets an answered lookup naming it, and counts the kernel's reference. A file (no `dst`) is
+   *  of `kind` (see MarkedFile): with 'upper', `src` is the file itself, in the upper layer, whose
+   *  getattrs, xattr reads, first open, setattrs of mode, owner and times and an open for writing
+   *  may be answered in C, and nothing copies it; with 'held', a lower file C does not copy, whose
+   *  getattrs and xattr reads may be answered there (no `first`); with 'passed', one of those that
+   *  JS passes through when opened for reading: C's opens of it for reading pass through too (see
+   *  fastPassing), and count as fast opens. False when not configured or out of memory. */
+  cowAllow(node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first = false, busy = false, parent = 0, name?: string | Buffer, kind: MarkedFile = 'lower'): boolean {
+    return this.#n.fuseLlCowAllow(this.#h, node, src, shownIno, dst, sole, first, busy, parent, name, MARKED_FILE[kind]) === 1
   }
 
   /** JS holds no open file of `node` any more: an open of it for writing may be answered in C
@@ -759,6 +771,13 @@ export class Session {
   /** How many fast opens of `node` are open. */
   fastOpens(node: number): number {
     return this.#n.fuseLlFastOpens(this.#h, node)
+  }
+
+  /** Whether the fast opens of `node` open now pass through (a lower file marked 'passed', see
+   *  cowAllow): the kernel then holds the node in that mode, to their backing file, until they are
+   *  released, and an open JS answers otherwise fails. */
+  fastPassing(node: number): boolean {
+    return this.#n.fuseLlFastPassing(this.#h, node) === 1
   }
 
   /** Hands the release of the last fast open of `node` (open now) to JS, as a release request

@@ -277,6 +277,12 @@ export class Core {
     return entry.kind === 'file' && !inUpper(entry) && nlink === 1 && size <= COPY_NOW_MAX
   }
 
+  /** Whether a file, as listed or looked up, is a lower one: its host path holds what the union
+   *  shows of it until it is copied up. */
+  showsLowerFile(entry: Entry): boolean {
+    return entry.kind === 'file' && !inUpper(entry)
+  }
+
   /** Whether a file, as listed or looked up, is one in the upper layer whose host path holds what
    *  the union shows of it: one link, named (no copy of it waiting for its flush), and no deferred
    *  rename or link still to write that name (see #copySource in union.ts). */

@@ -75,6 +75,8 @@ export interface CopySource {
   lone?: true
   /** Without `dst`: `src` is the file itself, in the upper layer (see #copySource), never copied. */
   upper?: true
+  /** Without `dst`: `src` is a lower file never copied outside the union (see #copySource). */
+  held?: true
 }
 
 export interface StatFs {
@@ -665,6 +667,10 @@ export class Union {
   #copySource(entry: Entry, attr: attrs.Attr): CopySource | undefined {
     const core = this.#core
     if (core.copiesBehind(entry, attr.size, attr.nlink)) return { src: entry.layer.path(entry.path) }
+    // Any other lower file (too big, or with other names: a program or library of the image, a
+    // file the layer holds hard links of) is copied by the union alone, but its getattrs and xattr
+    // reads may be answered outside it, from its host path, which never changes.
+    if (core.showsLowerFile(entry)) return { src: entry.layer.path(entry.path), held: true }
     // A file in the upper layer with one name, on the disk as the union shows it (no copy waiting
     // to be named there, nor a rename to be written over it): its getattrs, xattr reads, first
     // open, setattrs of mode, owner and times and an open for writing may be answered outside the
