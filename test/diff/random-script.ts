@@ -27,8 +27,9 @@ function draws(seed: number): Draw {
   return { rnd, pick: (xs) => xs[Math.floor(rnd() * xs.length)]!, chance: (p) => rnd() < p }
 }
 
-/** A big file's text. */
+/** A big file's text, and a huge one's: past the 1 MiB from which reads pass through. */
 const BIG = 'big '.repeat(18_000)
+const HUGE = 'huge'.repeat(280_000)
 
 /** The directories scripts work in, and the names in them. */
 const DIRS = ['', 'a', 'b', 'a/c']
@@ -46,8 +47,9 @@ export function randomScript(seed: number, ops = 30, flavor: Flavor = 'namespace
   const path = (): string => (chance(0.15) ? pick(DIRS.filter((d) => d !== '')) : join2(pick(DIRS), pick(NAMES)))
   const text = (): string => pick(['', 'one', 'two two', 'three three three'])
   // A file's bytes: now and then more than the daemon copies up on the calling thread (64 KiB), so
-  // that those copies are made on the thread pool and their requests wait for JS.
-  const content = (): string => (chance(0.1) ? BIG : text())
+  // that those copies are made on the thread pool and their requests wait for JS; and rarely more
+  // than 1 MiB, whose opens for reading pass through (a lower one's in C).
+  const content = (): string => (chance(0.1) ? (chance(0.25) ? HUGE : BIG) : text())
 
   // Each layer: some of the directories, then files, symlinks and whiteouts at names not taken by a
   // directory of that layer; a directory is sometimes opaque. A whiteout goes only where its
@@ -73,6 +75,13 @@ export function randomScript(seed: number, ops = 30, flavor: Flavor = 'namespace
         else if (merges(l, below, d)) l[p] = { whiteout: true }
         else l[p] = content()
       }
+    }
+    // Now and then a second name of one of its files, in any of its directories (an image's hard
+    // links: one name copied up parts from the others, whose pages the kernel keeps).
+    const files = Object.entries(l).filter(([, e]) => typeof e === 'string' || 'file' in e).map(([p]) => p)
+    if (files.length > 0 && chance(0.3)) {
+      const p = join2(pick([...dirs]), pick(NAMES))
+      if (l[p] === undefined && !dirs.has(p)) l[p] = { hardlink: pick(files) }
     }
     return l
   }
