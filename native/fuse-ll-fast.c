@@ -170,13 +170,7 @@ static int fast_reply(fll_session *s, fuse_req_t req, fll_fast_node *n, struct f
     return 1;
 }
 
-/* One of the node's opens answered in C is released: with the last, the backing id its files
- * passed through to goes (the kernel's files keep their own references). */
-static void pass_release(fll_session *s, fll_fast_node *n) {
-    if (--n->opens > 0 || !n->pass_backing) return;
-    (void)fll_backing_close(s, n->pass_backing);
-    n->pass_backing = 0;
-}
+static void fast_closed(fll_session *s, fuse_ino_t ino, fll_fast_node *n);
 
 static int atime_moved(const struct stat *before, const struct stat *after) {
     return before->st_atim.tv_sec != after->st_atim.tv_sec || before->st_atim.tv_nsec != after->st_atim.tv_nsec;
@@ -220,8 +214,8 @@ static int first_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_n
  * here, and at least the size JS passes through; see the top): passed through as JS would pass it,
  * to the backing file the node's other open files pass through to, or, at the first, to the file
  * opened and registered now. Not while JS may hold a file of the node open (its mode could be
- * another). The id goes with the node's last such open (fll_fast_release). 1 when answered. */
-static int pass_open(fll_session *s, fuse_req_t req, fll_fast_node *n, struct fuse_file_info *fi) {
+ * another). The id goes with the node's last such open (fast_closed). 1 when answered. */
+static int pass_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
     if (!n->pass || !n->src || n->js_open || n->allowed || s->pass_refused || s->fd_closed) return 0;
     if (!n->pass_backing) {
         if (n->opens) return 0; /* never: opens in the daemon's mode come with allowed */
@@ -239,8 +233,8 @@ static int pass_open(fll_session *s, fuse_req_t req, fll_fast_node *n, struct fu
     n->opens++;
     fi->fh = FLL_FAST_FH;
     if (fll_reply_open_backing(req, fi, n->pass_backing) < 0) {
-        /* It never reached the caller (interrupted): no release follows. */
-        pass_release(s, n);
+        /* It never reached the caller (interrupted): no release follows, so this is it. */
+        fast_closed(s, ino, n);
         return 1;
     }
     s->fast_opens++;
@@ -255,9 +249,10 @@ int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
     *first = n->first;
     n->first = 0;
     if (!(fi->flags & SLOW_FLAGS)) {
+        /* Files of the node C passed through hold it in that mode: no other open is answered here. */
         if (n->allowed && !n->pass_backing) return fast_reply(s, req, n, fi);
-        if (pass_open(s, req, n, fi)) return 1;
-        if (*first && first_open(s, req, ino, n, fi)) {
+        if (pass_open(s, req, ino, n, fi)) return 1;
+        if (*first && !n->pass_backing && first_open(s, req, ino, n, fi)) {
             *first = 0;
             return 1;
         }
@@ -275,9 +270,19 @@ int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse
     if (fi->fh != FLL_FAST_FH) return 0;
     FLL_SEND(s, req, fuse_reply_err(req, 0));
     fll_fast_node *n = fll_node_find(s, ino);
-    if (!n || n->opens == 0) return 1; /* never: every fast open was counted */
-    pass_release(s, n);
-    if (n->opens > 0) return 1;
+    if (n && n->opens > 0) fast_closed(s, ino, n); /* else never: every fast open was counted */
+    return 1;
+}
+
+/* One of the opens of node `ino` answered here is closed: with its last, the backing id they passed
+ * through to goes (the kernel's files keep their own references), and JS hears of it when it
+ * watches them. */
+static void fast_closed(fll_session *s, fuse_ino_t ino, fll_fast_node *n) {
+    if (--n->opens > 0) return;
+    if (n->pass_backing) {
+        (void)fll_backing_close(s, n->pass_backing);
+        n->pass_backing = 0;
+    }
     if (n->watched) {
         n->watched = 0;
         fll_rec *r = calloc(1, sizeof *r);
@@ -290,7 +295,6 @@ int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse
         }
     }
     fll_node_drop_unused(s, n);
-    return 1;
 }
 
 void fll_node_drop_unused(fll_session *s, fll_fast_node *n) {
