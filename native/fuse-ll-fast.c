@@ -411,6 +411,29 @@ napi_value fll_js_fast_passing(napi_env env, napi_callback_info info) {
     return fll_int32(env, n && n->opens > 0 && n->pass_backing ? 1 : 0);
 }
 
+/* fastJoin(handle, node) → the backing id the node's opens answered here pass through to (0: they
+ * do not, or there are none), which JS's own files of the node then pass through to as well: they
+ * count as one more of those opens, which keeps the id, until fastLeave. */
+napi_value fll_js_fast_join(napi_env env, napi_callback_info info) {
+    int64_t ino;
+    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
+    if (!s) return NULL;
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (!n || n->opens == 0 || !n->pass_backing) return fll_int32(env, 0);
+    n->opens++;
+    return fll_int32(env, n->pass_backing);
+}
+
+/* fastLeave(handle, node): JS's files of the node that joined its opens answered here are closed. */
+napi_value fll_js_fast_leave(napi_env env, napi_callback_info info) {
+    int64_t ino;
+    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
+    if (!s) return NULL;
+    fll_fast_node *n = fll_node_find(s, ino);
+    if (n && n->opens > 0) fast_closed(s, (fuse_ino_t)ino, n);
+    return NULL;
+}
+
 /* fastWatch(handle, node) → the node's fast opens; while there are any, the last one's release is
  * handed to JS. */
 napi_value fll_js_fast_watch(napi_env env, napi_callback_info info) {

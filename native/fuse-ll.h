@@ -342,6 +342,8 @@ napi_value fll_js_fast_allow(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_deny(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_opens(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_passing(napi_env env, napi_callback_info info);
+napi_value fll_js_fast_join(napi_env env, napi_callback_info info);
+napi_value fll_js_fast_leave(napi_env env, napi_callback_info info);
 napi_value fll_js_fast_watch(napi_env env, napi_callback_info info);
 napi_value fll_js_dir_end(napi_env env, napi_callback_info info);
 
@@ -378,6 +380,7 @@ napi_value fll_js_cow_configure(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_room(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_open_fh(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_idle(napi_env env, napi_callback_info info);
+napi_value fll_js_cow_busy(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_allow(napi_env env, napi_callback_info info);
 napi_value fll_js_cow_deny(napi_env env, napi_callback_info info);
 napi_value fll_js_pending_drop(napi_env env, napi_callback_info info);

@@ -1155,11 +1155,14 @@ export class LowLevelBridge {
     if (node) node.opened = true
     const file = this.#union.openFile(fh)
     // Files opened in C are in the daemon's I/O mode, or pass through to their lower file (a mark
-    // of kind 'passed'): the node stays in that mode while they are open. Beside those, no open
-    // may be answered (C's backing id is C's), so it goes to a new node, as one whose data has
-    // moved: an open for writing (its copy-up), one with flags C leaves to JS.
+    // of kind 'passed'): the node stays in that mode while they are open. An open that reads that
+    // file too (one with flags C leaves to JS, such as O_DSYNC) joins them, on C's backing id; any
+    // other (an open for writing, whose copy-up moved the data) goes to a new node.
     const shared = node !== undefined && this.#fastOpens(node) > 0
-    const backing = shared && this.#session.fastPassing(nodeId) ? STALE : this.#open.opened(nodeId, fh, file, (flags & (O_WRONLY | O_RDWR)) !== 0, root, shared)
+    const writing = (flags & (O_WRONLY | O_RDWR)) !== 0
+    const backing = !shared || !this.#session.fastPassing(nodeId)
+      ? this.#open.opened(nodeId, fh, file, writing, root, shared)
+      : !writing && !file.upper ? this.#open.joinedC(nodeId, fh) : STALE
     if (backing === STALE) {
       // The kernel looks the name up again and opens the node that replaces this one.
       this.#union.releaseSync(fh)
@@ -1180,8 +1183,13 @@ export class LowLevelBridge {
       else if (node.fast) this.#session.fastDeny(nodeId)
     }
     if (keepCache && first && node !== undefined && (flags & (O_WRONLY | O_RDWR | O_TRUNC)) === 0) this.#store(node, fh, file.size, alone)
-    if (!this.#session.replyOpen(req, fh, { keepCache }, backing)) this.#release(fh)
-    else if (node !== undefined && (flags & (O_WRONLY | O_RDWR)) !== 0) this.#markWriter(node, fh, file)
+    if (!this.#session.replyOpen(req, fh, { keepCache }, backing)) {
+      this.#release(fh)
+      return
+    }
+    // C answers no open of the node beside this one (cowIdle, at its last release, says otherwise).
+    if (node?.cow) this.#session.cowBusy(nodeId)
+    if (node !== undefined && (flags & (O_WRONLY | O_RDWR)) !== 0) this.#markWriter(node, fh, file)
   }
 
   /**

@@ -66,6 +66,8 @@ interface Mode {
   backing: number
   /** Whether that backing file is the upper copy. */
   upper: boolean
+  /** The backing id is C's, joined (Session.fastJoin): left with fastLeave, not closed. */
+  joined?: true
   /** The node's open files: most nodes have one, kept bare. */
   fhs: number | number[]
 }
@@ -123,6 +125,35 @@ export class OpenFiles {
     return backing
   }
 
+  /**
+   * Records a new open of `node` as `fh` for reading its lower file while the node's opens answered
+   * in C pass through to it (Session.fastPassing): the kernel holds the node in that mode, to that
+   * backing file, so this open joins them (Session.fastJoin, once for all of the node's files here).
+   * The backing id to answer it with, or STALE when C's opens have just ended (then the open goes
+   * to a new node as any the node cannot take).
+   */
+  joinedC(node: number, fh: number): number {
+    const mode = this.#modes.get(node)
+    if (!mode?.joined) {
+      // What the node had here could only be its anchor (ll-bridge.ts), which the kernel never saw.
+      if (mode && mode.backing > 0) return STALE
+      const backing = this.#session.fastJoin(node)
+      if (backing <= 0) return STALE
+      this.passedThrough++ // (counted as opened() counts: once per mode)
+      if (!mode) {
+        this.#modes.set(node, { backing, upper: false, fhs: fh, joined: true })
+        this.#nodes.set(fh, node)
+        return backing
+      }
+      mode.backing = backing
+      mode.joined = true
+    }
+    if (typeof mode.fhs === 'number') mode.fhs = [mode.fhs, fh]
+    else mode.fhs.push(fh)
+    this.#nodes.set(fh, node)
+    return mode.backing
+  }
+
   /** Records the open of `node` as `fh` that C answered passing through to `backing` while the
    *  node had no open file (Session.cowOpenFh): a copy with one link, written by root, as opened()
    *  passes one. */
@@ -156,7 +187,8 @@ export class OpenFiles {
       return undefined
     }
     this.#modes.delete(node)
-    if (mode.backing) this.#session.backingClose(mode.backing)
+    if (mode.joined) this.#session.fastLeave(node)
+    else if (mode.backing) this.#session.backingClose(mode.backing)
     return node
   }
 

@@ -253,6 +253,7 @@ interface Addon {
   fuseLlCowOpenFh(h: Handle, fh: number): number
   fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parent?: number, name?: string | Buffer, kind?: number): number
   fuseLlCowIdle(h: Handle, node: number): void
+  fuseLlCowBusy(h: Handle, node: number): void
   fuseLlCowDeny(h: Handle, node: number): void
   fuseLlPendingDrop(h: Handle, parent: number, name: string | Buffer): void
   fuseLlPendingAdd(h: Handle, parent: number, name: string | Buffer): boolean
@@ -266,6 +267,8 @@ interface Addon {
   fuseLlFastDeny(h: Handle, node: number): number
   fuseLlFastOpens(h: Handle, node: number): number
   fuseLlFastPassing(h: Handle, node: number): number
+  fuseLlFastJoin(h: Handle, node: number): number
+  fuseLlFastLeave(h: Handle, node: number): void
   fuseLlFastWatch(h: Handle, node: number): number
   fuseLlDirEnd(h: Handle, node: number, offset: number): number
   fuseLlBackingOpen(h: Handle, fd: number): number
@@ -645,6 +648,12 @@ export class Session {
     this.#n.fuseLlCowIdle(this.#h, node)
   }
 
+  /** JS holds an open file of `node` it answered: no open of it is answered in C until cowIdle
+   *  (a cowIdle delivered just before that open, for JS's earlier files, may have said otherwise). */
+  cowBusy(node: number): void {
+    this.#n.fuseLlCowBusy(this.#h, node)
+  }
+
   /** Mark `node`, a directory copied up to the host path `upperPath` that merges with a lower one,
    *  shown with inode number `shownIno`: its setattrs changing only mode, owner or times may be
    *  made on `upperPath` and answered in C, with no request, and its lookups by `name` in `parent`
@@ -778,6 +787,17 @@ export class Session {
    *  released, and an open JS answers otherwise fails. */
   fastPassing(node: number): boolean {
     return this.#n.fuseLlFastPassing(this.#h, node) === 1
+  }
+
+  /** The backing id the fast opens of `node` pass through to (0: they do not, or there are none),
+   *  for JS's own files of it to pass through to as well: C keeps it until fastLeave. */
+  fastJoin(node: number): number {
+    return this.#n.fuseLlFastJoin(this.#h, node)
+  }
+
+  /** JS's files of `node` that joined its fast opens (fastJoin) are all closed. */
+  fastLeave(node: number): void {
+    this.#n.fuseLlFastLeave(this.#h, node)
   }
 
   /** Hands the release of the last fast open of `node` (open now) to JS, as a release request

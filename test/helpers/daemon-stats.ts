@@ -15,6 +15,8 @@ export interface DaemonStats {
   loop?: LoopStats
   /** Files the union holds open. */
   openFiles: number
+  /** The nodes the kernel holds (low-level bridge only). */
+  nodes?: number
   /** Copy-ups answered and not yet flushed and named. */
   deferredCopies: number
   /** Files read ahead, counted once read, and read-aheads that failed. */

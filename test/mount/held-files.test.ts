@@ -69,8 +69,9 @@ describe.skipIf(!fuse.ok || !existsSync(PROGRAM))('lower files C holds but does 
   const frame = mountFrame('held-files')
   const mounts = frame.mounts
 
-  async function script(driver: 'kernel' | 'layerfs'): Promise<{ listed: string[]; after: string[]; counts?: Record<string, number> }> {
+  async function script(driver: 'kernel' | 'layerfs'): Promise<{ listed: string[]; after: string[]; counts?: Record<string, number>; joined: boolean }> {
     const { mnt, handle } = await frame.stack(driver, ',attr_timeout=0', fill)
+    let joined = false
     try {
       const at = (name: string): string => join(mnt, 'd', name)
       const before: Before = new Map()
@@ -90,9 +91,11 @@ describe.skipIf(!fuse.ok || !existsSync(PROGRAM))('lower files C holds but does 
         const bytes = await readFile(at(name))
         listed.push(`${name} read: ${bytes.length} bytes, block 3 ${bytes.length > 3 * 4096 ? bytes.readUInt32LE(3 * 4096) : '-'}`)
       }
-      // An open C leaves to JS (O_DSYNC) while C's open of the node passes through: on a new node.
+      // An open C leaves to JS (O_DSYNC) while C's open of the node passes through: it joins C's.
       const first = await open(at('big2'), 'r')
+      const nodes = driver === 'layerfs' ? (await statsOf(mnt)).nodes : 0
       const dsync = await open(at('big2'), constants.O_RDONLY | constants.O_DSYNC)
+      if (driver === 'layerfs') joined = (await statsOf(mnt)).nodes === nodes
       try {
         await first.read(block, 0, 8, 7 * 4096)
         listed.push(`big2 at block 7: ${block.readUInt32LE(0)}`)
@@ -142,7 +145,7 @@ describe.skipIf(!fuse.ok || !existsSync(PROGRAM))('lower files C holds but does 
             setattrs: c1.loop.cowSetattrs - c0.loop.cowSetattrs,
           }
         : undefined
-      return { listed, after, counts }
+      return { listed, after, counts, joined }
     } finally {
       await mounts.unmount(handle)
     }
@@ -171,5 +174,51 @@ describe.skipIf(!fuse.ok || !existsSync(PROGRAM))('lower files C holds but does 
     expect(counts.getxattrs).toBeGreaterThanOrEqual(3)
     expect(counts.passOpens).toBeGreaterThanOrEqual(7)
     expect(counts.setattrs, 'the chmods of held files were made in JS').toBe(0)
+    expect(actual.joined, 'the O_DSYNC open joined the open C passed through, on the same node').toBe(true)
+  })
+
+  // Readers of big lower files, some opening them with flags C leaves to JS: their opens, in C or
+  // in JS, must agree on each node's I/O mode and backing file at every moment (the kernel fails an
+  // open that does not: EIO). A release JS takes just before an open of the same node once let C
+  // answer beside JS's open file.
+  it('lets readers open big lower files at once, in C and in JS, with no error', async () => {
+    const { mnt, handle } = await frame.stack('layerfs', '', async (lower) => {
+      await mkdir(join(lower, 'd'))
+      for (let i = 0; i < 3; i++) await writeFile(join(lower, 'd', `big${i}`), pattern(MIB + 4096 * i, 10 + i))
+    })
+    try {
+      await readdir(join(mnt, 'd'))
+      const errors: string[] = []
+      let opens = 0
+      const until = Date.now() + 2500
+      const reader = async (seed: number): Promise<void> => {
+        let x = seed
+        const block = Buffer.alloc(4)
+        while (Date.now() < until) {
+          x = (x * 1103515245 + 12345) >>> 0
+          const i = x % 3
+          const flags = constants.O_RDONLY | ((x >>> 8) % 16 === 0 ? constants.O_DSYNC : 0)
+          try {
+            const fh = await open(join(mnt, 'd', `big${i}`), flags)
+            try {
+              await fh.read(block, 0, 4, 4096 * 2)
+              if (block.readUInt32LE(0) !== 12 + i) errors.push(`big${i}: read ${block.readUInt32LE(0)}`)
+            } finally {
+              await fh.close()
+            }
+            opens++
+          } catch (e) {
+            errors.push(`big${i} (flags ${flags.toString(8)}): ${(e as Error).message}`)
+          }
+        }
+      }
+      await Promise.all([1, 2, 3, 4].map(reader))
+      const stats = await statsOf(mnt)
+      console.log(`held files: ${opens} opens, ${stats.loop?.passOpens ?? 0} passed through in C, ${stats.passedThrough} in all`)
+      expect(errors.slice(0, 5)).toEqual([])
+      expect(opens).toBeGreaterThan(100)
+    } finally {
+      await mounts.unmount(handle)
+    }
   })
 })
