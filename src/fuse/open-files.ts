@@ -7,7 +7,9 @@
  * or library is mapped straight from it). The kernel holds each inode in one I/O mode while it has
  * open files: either every open file passes through, all to the same backing file, or none does; an
  * open reply that breaks this fails the caller's open with EIO. So the mode is chosen per node at its
- * first open and kept until its last release.
+ * first open and kept until its last release. The opens for reading of a big lower file that C
+ * answered (native/fuse-ll-fast.c, pass_open) pass through to a backing id of C's: an open here
+ * beside them joins them on that id (joinedC), which C keeps until the node's files here are closed.
  *
  * Which files pass through (the `passthrough` mount option):
  * - 'on' (default): files opened for writing by root, and files of at least 1 MiB opened for
