@@ -1438,28 +1438,28 @@ napi_value fll_js_cow_open_fh(napi_env env, napi_callback_info info) {
     return fll_int32(env, 1);
 }
 
+/* js_open of the node named by the call's second argument, set to `busy`. */
+static napi_value set_js_open(napi_env env, napi_callback_info info, uint8_t busy) {
+    int64_t ino;
+    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
+    if (!s) return NULL;
+    fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
+    if (n) n->js_open = busy;
+    return NULL;
+}
+
 /* cowBusy(handle, node): JS holds an open file of the node, one it answered. The open went to JS
  * with js_open set, but a cowIdle for JS's earlier files may have cleared that before JS took the
  * open (both delivered at once, the release first): no open is answered in C beside JS's
  * (fll_cow_open, and pass_open in fuse-ll-fast.c, whose files would take the node into another
  * I/O mode or to another backing file: EIO). */
 napi_value fll_js_cow_busy(napi_env env, napi_callback_info info) {
-    int64_t ino;
-    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
-    if (!s) return NULL;
-    fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
-    if (n) n->js_open = 1;
-    return NULL;
+    return set_js_open(env, info, 1);
 }
 
 /* cowIdle(handle, node): JS holds no open file of the node any more (see fll_cow_open). */
 napi_value fll_js_cow_idle(napi_env env, napi_callback_info info) {
-    int64_t ino;
-    fll_session *s = fll_session_and_int(env, info, "node", 1, 9007199254740991.0, &ino);
-    if (!s) return NULL;
-    fll_fast_node *n = fll_node_find(s, (uint64_t)ino);
-    if (n) n->js_open = 0;
-    return NULL;
+    return set_js_open(env, info, 0);
 }
 
 /* Marks node `ino` as cowAllow describes: `src` (owned, taken whatever happens), `dir` (0: a file,
