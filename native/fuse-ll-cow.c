@@ -441,7 +441,8 @@ static void made_mark(fll_fast_node *n, int own, uint64_t fh, uint64_t shown, in
 }
 
 /* Open flags of an open for writing answered here (fll_cow_open): none of these. O_TRUNC copies no
- * data, and the others ask for a host descriptor of their own (files.ts, openStaged): JS's. */
+ * data, and the others ask for a host descriptor of their own (files.ts, openStaged): JS's. But a
+ * file in the upper layer is truncated here (upper_open). */
 #define COW_OPEN_SLOW (O_TRUNC | O_APPEND | O_DIRECT | O_SYNC | O_DSYNC | O_PATH)
 /* Record flags of an answered open: its data came from the disk; the reply never reached the
  * caller (interrupted), so no release will come; the file is one in the upper layer, opened as it
@@ -502,15 +503,17 @@ static fll_rec *open_answer(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_
  * JS's would make of it (files.ts, openEntry: the caller's flags but those that only act at a
  * create), answered as below, with no copy. Not a file with another name, a set-ID one (JS's: its
  * handles keep that), nor a metadata-only copy (its open for writing copies its bytes up: JS's).
- * JS takes the open over (ll-bridge.ts, #adoptOpen: Union.adoptUpperOpenSync). The mark goes
- * whatever happens. */
+ * O_TRUNC truncates it once it is known to be one answered here, as the open would (new mtime and
+ * ctime, whatever its size), so that JS finds the others as they were (`echo > file` of files a
+ * container wrote before). JS takes the open over (ll-bridge.ts, #adoptOpen:
+ * Union.adoptUpperOpenSync). The mark goes whatever happens. */
 static int upper_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
-    int fd = open(n->src, (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open(n->src, (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)) | O_NOFOLLOW | O_CLOEXEC);
     unmark_src(n);
     if (fd < 0) return 0;
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || (st.st_mode & (S_ISUID | S_ISGID)) ||
-        fgetxattr(fd, METACOPY_XATTR, NULL, 0) >= 0 || errno != ENODATA) {
+        fgetxattr(fd, METACOPY_XATTR, NULL, 0) >= 0 || errno != ENODATA || ((fi->flags & O_TRUNC) && ftruncate(fd, 0) < 0)) {
         close(fd);
         return 0;
     }
@@ -535,7 +538,8 @@ static int upper_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_n
 int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
     int access = fi->flags & O_ACCMODE;
     if (!s->cow_dir || s->queued || s->open_fh_count == 0 || !s->passthrough || !n->src || n->dir || n->held || n->made ||
-        n->opens || n->js_open || (access != O_WRONLY && access != O_RDWR) || (fi->flags & COW_OPEN_SLOW) ||
+        n->opens || n->js_open || (access != O_WRONLY && access != O_RDWR) ||
+        (fi->flags & (n->upper ? COW_OPEN_SLOW & ~O_TRUNC : COW_OPEN_SLOW)) ||
         fuse_req_ctx(req)->uid != 0)
         return 0;
     if (n->upper) return upper_open(s, req, ino, n, fi);
