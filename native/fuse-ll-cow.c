@@ -101,8 +101,9 @@
  * shared library, a file a layer holds hard links of), is marked with its path as `held`: its
  * getattrs and xattr reads are answered as a lower file's, from a path that never changes. exec(2)
  * asks for the security.capability of every program it starts, and a passed-through open's
- * mmap drops the file's atime, which the loader's fstat then asks for. Its changes, its opens and
- * its copies are JS's. */
+ * mmap drops the file's atime, which the loader's fstat then asks for. Its changes and copies are
+ * JS's, and so are its opens, but the opens for reading of one JS would pass through (`pass`),
+ * which are passed through here (pass_open, fuse-ll-fast.c). */
 #include "fuse-ll.h"
 #include "names.h"
 #include "op.h"
