@@ -35,7 +35,15 @@
  * a node it never marked. A mark pushed out of the table (fuse-ll-cow.c, COW_MAX) takes `first`
  * along: no bytes are stored at that node's first open, and the kernel reads them by request.
  * An open for writing of such a file by root, while no file of it is open, is copied up and
- * answered in C too (fuse-ll-cow.c, fll_cow_open). */
+ * answered in C too (fuse-ll-cow.c, fll_cow_open).
+ *
+ * And the opens for reading of a lower file JS would pass through (1 MiB or more; a `held` mark
+ * with `pass`, fuse-ll-cow.c: a program, a library) are passed through here (pass_open), while JS
+ * holds no file of it open: to a backing file registered at the first of them and closed with the
+ * last (fast_closed). They count as the node's fast opens (FLL_FAST_FH), so JS's rules for those
+ * hold, and JS's own opens of the node beside them join them on that backing id (fastJoin,
+ * fastLeave): the kernel keeps an inode in one I/O mode, to one backing file, while any file of it
+ * is open. */
 #include "fuse-ll.h"
 #include "op.h"
 
