@@ -853,7 +853,7 @@ export class LowLevelBridge {
     fh = path === undefined
       ? this.#union.reopenUnnamedSync(this.#handleOfUnnamed(node), O_RDONLY)
       : this.#union.tryOpen(path, O_RDONLY, true)!
-    this.#open.opened(node.id, fh, this.#union.openFile(fh), false, true, true)
+    this.#open.anchored(node.id, fh, this.#union.openFile(fh))
     this.#anchors.set(node.id, fh)
     // Watched from now on. With no fast open left (never: the kernel releases a file only after its
     // last request is answered), the anchor stays until the node is forgotten.

@@ -90,6 +90,8 @@ export class OpenFiles {
   readonly #stacked = new Set<number>()
   /** fh → node id. */
   readonly #nodes = new Map<number, number>()
+  /** The bridge's own handles among them (its anchors, ll-bridge.ts): files the kernel never saw. */
+  readonly #own = new Set<number>()
   #policy: PassthroughPolicy
   /** Opens answered with a passthrough file since the mount (for stats). */
   passedThrough = 0
@@ -174,24 +176,44 @@ export class OpenFiles {
     if (backing !== mode.backing) this.#session.backingClose(backing)
   }
 
+  /** Records the bridge's own handle `fh` of `node` (an anchor, for requests on files opened in
+   *  C), in the node's mode as a file the daemon reads: the kernel never sees it. */
+  anchored(node: number, fh: number, file: OpenFile): void {
+    this.opened(node, fh, file, false, true, true)
+    this.#own.add(fh)
+  }
+
   /** The handle is closed (or its open never reached the caller): the node, when that was its
    *  last open file. */
   released(fh: number): number | undefined {
     const node = this.#nodes.get(fh)
     if (node === undefined) return undefined
     this.#nodes.delete(fh)
+    this.#own.delete(fh)
     const mode = this.#modes.get(node)
     if (mode === undefined) return undefined
     if (typeof mode.fhs !== 'number') {
       mode.fhs.splice(mode.fhs.indexOf(fh), 1)
-      if (mode.fhs.length > 1) return undefined
-      mode.fhs = mode.fhs[0]!
+      if (mode.fhs.length === 1) mode.fhs = mode.fhs[0]!
+      this.#leaveIfOwn(node, mode)
       return undefined
     }
     this.#modes.delete(node)
     if (mode.joined) this.#session.fastLeave(node)
     else if (mode.backing) this.#session.backingClose(mode.backing)
     return node
+  }
+
+  /** A node whose files joined C's is left when only the bridge's own handles remain: they keep
+   *  no file of the kernel's in that mode, and C closes its backing id (and ends the anchor, at
+   *  its own last release) only once none of the node's files count for it. */
+  #leaveIfOwn(node: number, mode: Mode): void {
+    if (!mode.joined) return
+    const fhs = typeof mode.fhs === 'number' ? [mode.fhs] : mode.fhs
+    if (!fhs.every((fh) => this.#own.has(fh))) return
+    this.#session.fastLeave(node)
+    mode.joined = undefined
+    mode.backing = 0
   }
 
   /** Whether the node's open files pass through (none of their I/O reaches the daemon). */

@@ -177,6 +177,33 @@ describe.skipIf(!fuse.ok || !existsSync(PROGRAM))('lower files C holds but does 
     expect(actual.joined, 'the O_DSYNC open joined the open C passed through, on the same node').toBe(true)
   })
 
+  // A request on a file C passed through that C leaves to JS (an fsync) gives JS a file of its own
+  // of the node, its anchor, kept until C's last file of the node is closed. JS's open beside C's joins C's backing id; once that one is closed, only the anchor is
+  // left with JS, and the join must end with it, or C's files never all close (nor the anchor), and
+  // the node's opens stay JS's for as long as it lives.
+  it('ends a join with JS\'s last file of the node, its anchor aside, and answers the next opens in C again', async () => {
+    const { mnt, handle } = await frame.stack('layerfs', '', async (lower) => {
+      await mkdir(join(lower, 'd'))
+      await writeFile(join(lower, 'd', 'big'), pattern(2 * MIB, 7))
+    })
+    try {
+      const big = join(mnt, 'd', 'big')
+      await readdir(join(mnt, 'd'))
+      const held = await open(big, 'r')
+      await held.sync()
+      expect((await statsOf(mnt)).openFiles, 'the anchor').toBe(1)
+      const dsync = await open(big, constants.O_RDONLY | constants.O_DSYNC)
+      await dsync.close()
+      await held.close()
+      expect((await statsOf(mnt)).openFiles, 'no file of the node left with JS').toBe(0)
+      const before = (await statsOf(mnt)).loop!.passOpens
+      expect((await readFile(big)).readUInt32LE(4096 * 3)).toBe(10)
+      expect((await statsOf(mnt)).loop!.passOpens - before, 'the open after them passed through in C').toBe(1)
+    } finally {
+      await mounts.unmount(handle)
+    }
+  })
+
   // Readers of big lower files, some opening them with flags C leaves to JS: their opens, in C or
   // in JS, must agree on each node's I/O mode and backing file at every moment (the kernel fails an
   // open that does not: EIO). A release JS takes just before an open of the same node once let C
