@@ -365,45 +365,47 @@ static uint8_t cow_lifts(fll_session *s, const fll_fast_node *n) {
     return !(p && p->src && (p->dir == COW_MARK_UPPER_DIR || p->dir == COW_MARK_SOLE_DIR));
 }
 
+/* A copy of a marked lower file made here (cow_copy), with what JS's record of it carries: its fd
+ * (-1: none made, too big, hard-linked or failed), its bytes, the lower file's lstat (src), whether
+ * its data came from the disk, and whether its adoption may copy directories up (cow_lifts). */
+typedef struct {
+    int fd, cold;
+    int64_t bytes;
+    uint8_t lifts;
+    double src[ST_FIELDS];
+} cow_copied;
+
 /* The copy of the marked lower file `n` a copy-up here makes (copy_small_unnamed, as
- * Core.#stageBehind makes one), with the change `c` folded in (NULL: none): its fd (-1: none made,
- * too big, hard-linked or failed), its bytes, the lower file's lstat (src) and whether its data came
- * from the disk; `lifts` (unless NULL): whether its adoption may copy directories up. The caller
- * takes the mark. */
-static int cow_copy(fll_session *s, const fll_fast_node *n, const cow_change *c, double *src, int64_t *bytes, int *cold,
-                    uint8_t *lifts) {
+ * Core.#stageBehind makes one), with the change `c` folded in (NULL: none), into `k`: its fd. The
+ * caller takes the mark. */
+static int cow_copy(fll_session *s, const fll_fast_node *n, const cow_change *c, cow_copied *k) {
     if (!c) c = &NO_CHANGE;
-    int fd = -1;
-    *bytes = 0;
-    *cold = 0;
-    if (lifts) *lifts = 0;
+    *k = (cow_copied){.fd = -1};
     /* A file in the upper layer, or a held one, is copied by nobody (its callers refuse it first). */
     if (n->upper || n->held) return -1;
     /* An error leaves no fd (copy_small_unnamed gives -1). */
-    copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, c->uid, c->gid, c->mode, c->times, src, &fd, bytes, cold);
-    if (lifts) *lifts = cow_lifts(s, n);
-    return fd;
+    copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, c->uid, c->gid, c->mode, c->times, k->src,
+                       &k->fd, &k->bytes, &k->cold);
+    k->lifts = cow_lifts(s, n);
+    return k->fd;
 }
 
 /* A copy's record, adopted by JS as after a setattr answered here (Core.adoptCopy): with no has_fh,
  * its fh is the copy's fd, no file handle of the kernel's. */
-static void copy_rec(fll_rec *r, int fd, int64_t bytes, const double *src, int cold, uint8_t lifts) {
-    r->fh = (uint64_t)fd;
-    r->size = (size_t)bytes;
-    r->offset = (int64_t)src[ST_INO];
-    r->flags = cold ? COW_COLD : 0;
-    r->lifts = lifts;
+static void copy_rec(fll_rec *r, const cow_copied *k) {
+    r->fh = (uint64_t)k->fd;
+    r->size = (size_t)k->bytes;
+    r->offset = (int64_t)k->src[ST_INO];
+    r->flags = k->cold ? COW_COLD : 0;
+    r->lifts = k->lifts;
 }
 
 /* A marked lower file's setattr (see the top): 1 when answered. */
 static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const cow_change *c,
                     const struct stat *attr, int to_set) {
     if (s->cow_room == 0) return 0;
-    double src[ST_FIELDS];
-    int cold;
-    int64_t bytes;
-    uint8_t lifts;
-    int fd = cow_copy(s, n, c, src, &bytes, &cold, &lifts);
+    cow_copied k;
+    int fd = cow_copy(s, n, c, &k);
     uint64_t shown = n->shown;
     unmark_src(n);
     if (fd < 0) return 0;
@@ -417,7 +419,7 @@ static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_nod
         close(fd);
         return 0;
     }
-    copy_rec(r, fd, bytes, src, cold, lifts);
+    copy_rec(r, &k);
     s->cow_room--;
     /* No time to live: the copy is not named yet (JS names it after its flush). */
     answer(s, req, ino, &st, shown, 0.0, r, attr, to_set, 0);
@@ -545,28 +547,24 @@ int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *
         return 0;
     if (n->upper) return upper_open(s, req, ino, n, fi);
     if (s->cow_room == 0) return 0;
-    double src[ST_FIELDS];
-    int cold;
-    int64_t bytes;
-    uint8_t lifts;
-    int fd = cow_copy(s, n, NULL, src, &bytes, &cold, &lifts);
+    cow_copied k;
+    int fd = cow_copy(s, n, NULL, &k);
     /* The mark goes (the caller drops the node if nothing else keeps it). */
-    free(n->src);
-    n->src = NULL;
+    unmark_src(n);
     if (fd < 0) return 0;
     /* A set-ID file is JS's: its handles keep that, and a writer's changes clear those bits. The
      * copy has the lower file's mode (and one link: a hard-linked file is not copied here). */
-    if ((mode_t)src[ST_MODE] & (S_ISUID | S_ISGID)) {
+    if ((mode_t)k.src[ST_MODE] & (S_ISUID | S_ISGID)) {
         close(fd);
         return 0;
     }
     fll_rec *r = open_answer(s, req, ino, n, fi, fd, 0);
     if (!r) return 0;
     s->cow_room--;
-    r->size = (size_t)bytes;
-    r->offset = (int64_t)src[ST_INO];
-    r->valid |= cold ? COW_OPEN_COLD : 0;
-    r->lifts = lifts;
+    r->size = (size_t)k.bytes;
+    r->offset = (int64_t)k.src[ST_INO];
+    r->valid |= k.cold ? COW_OPEN_COLD : 0;
+    r->lifts = k.lifts;
     fll_push(s, r);
     return 1;
 }
@@ -936,9 +934,7 @@ static int queue_names(const fll_session *s, const uint64_t *ids, int count) {
 typedef struct {
     uint64_t ids[2 * LIFT_MAX + 3];
     int from_lifts, to_lifts;
-    int fd, cold;
-    int64_t bytes;
-    double src[ST_FIELDS];
+    cow_copied copy;
 } cow_move;
 
 /* 0 when it cannot be answered here: a chain of lower directories too long or not marked, or a
@@ -968,17 +964,16 @@ static int move_copy(fll_session *s, const fll_fast_node *n, uint64_t ino, uint6
     if (!n || !n->src || n->dir || n->upper || n->held || n->made || n->opens || n->js_open || !missing_in(s, newparent, newname, 1) ||
         !move_chains(s, ino, parent, newparent, m))
         return 0;
-    m->fd = cow_copy(s, n, NULL, m->src, &m->bytes, &m->cold, NULL);
-    return m->fd >= 0;
+    return cow_copy(s, n, NULL, &m->copy) >= 0;
 }
 
 /* The copy a rename or link answered here carries to JS: its fd (fh), its bytes (size), the lower
  * inode number (offset), and whether its data came from the disk (valid). */
 static void move_rec(fll_rec *r, const cow_move *m) {
-    r->fh = (uint64_t)m->fd;
-    r->size = (size_t)m->bytes;
-    r->offset = (int64_t)m->src[ST_INO];
-    r->valid = m->cold ? COW_COLD : 0;
+    r->fh = (uint64_t)m->copy.fd;
+    r->size = (size_t)m->copy.bytes;
+    r->offset = (int64_t)m->copy.src[ST_INO];
+    r->valid = m->copy.cold ? COW_COLD : 0;
 }
 
 /* A directory in the upper layer changed now (a rename in it): its mtime and ctime, as JS's
@@ -1035,7 +1030,7 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
             free(r->name2);
             free(r);
         }
-        close(m.fd);
+        close(m.copy.fd);
         return 0;
     }
     touch_dir(from);
@@ -1088,11 +1083,11 @@ int fll_cow_link(fll_session *s, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newp
     struct stat st;
     fll_rec *r = NULL;
     if (!move_lift(s, &m) || !upper_path(s, newparent, to) ||
-        fstat(m.fd, &st) < 0 || !(r = calloc(1, sizeof *r)) || !(r->name2 = strdup(newname)) ||
+        fstat(m.copy.fd, &st) < 0 || !(r = calloc(1, sizeof *r)) || !(r->name2 = strdup(newname)) ||
         !pending_add(s, newparent, newname)) {
         if (r) free(r->name2);
         free(r);
-        close(m.fd);
+        close(m.copy.fd);
         return 0;
     }
     touch_dir(to);
@@ -1290,15 +1285,12 @@ int fll_cow_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
         return 0;
     fll_fast_node *n = fll_node_find(s, ino);
     if (!n || !n->src || n->dir || n->upper || n->held) return 0;
-    double src[ST_FIELDS];
-    int cold;
-    int64_t bytes;
-    uint8_t lifts;
-    int fd = cow_copy(s, n, NULL, src, &bytes, &cold, &lifts);
+    cow_copied k;
+    int fd = cow_copy(s, n, NULL, &k);
     unmark_src(n);
     if (fd < 0) return 0;
     fll_rec *r = calloc(1, sizeof *r);
-    if (!r || ((mode_t)src[ST_MODE] & (S_ISUID | S_ISGID))) {
+    if (!r || ((mode_t)k.src[ST_MODE] & (S_ISUID | S_ISGID))) {
         free(r);
         close(fd);
         return 0;
@@ -1306,7 +1298,7 @@ int fll_cow_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char 
     int set = fsetxattr(fd, name, value, size, flags) < 0 ? errno : 0;
     r->kind = FLL_SETATTR;
     r->ino = ino;
-    copy_rec(r, fd, bytes, src, cold, lifts);
+    copy_rec(r, &k);
     s->cow_room--;
     s->cow_setxattrs++;
     FLL_SEND(s, req, fuse_reply_err(req, set));
