@@ -48,6 +48,12 @@ export interface MountFrame {
    * appended to the layer options. The differential tests run one script on each.
    */
   stack(driver: 'kernel' | 'layerfs', options: string, fill: (...lowers: string[]) => Promise<void>, lowers?: number): Promise<Stack & { handle: MountHandle }>
+  /**
+   * `script` run on a stack of its own under kernel overlayfs, then under layerfs (stack()'s
+   * arguments), each unmounted once the script is done, failed or not: both results, for the
+   * test to compare.
+   */
+  onBoth<T>(options: string, fill: (...lowers: string[]) => Promise<void>, script: (stack: Stack, driver: 'kernel' | 'layerfs') => Promise<T>, lowers?: number): Promise<{ kernel: T; layerfs: T }>
 }
 
 /** Call inside a describe block: one temp dir for the block (mode `dirMode`, for tests that act as
@@ -82,6 +88,17 @@ export function mountFrame(label: string, dirMode?: number): MountFrame {
         ? mounts.add(await mountOverlay({ lowers, upper, work, mnt }))
         : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}${options}`, mnt], mnt))
       return { mnt, upper, lowers, handle }
+    },
+    async onBoth(options, fill, script, count = 1) {
+      const run = async (driver: 'kernel' | 'layerfs'): Promise<Awaited<ReturnType<typeof script>>> => {
+        const { handle, ...stack } = await this.stack(driver, options, fill, count)
+        try {
+          return await script(stack, driver)
+        } finally {
+          await mounts.unmount(handle)
+        }
+      }
+      return { kernel: await run('kernel'), layerfs: await run('layerfs') }
     },
   }
 }

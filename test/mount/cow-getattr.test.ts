@@ -15,7 +15,7 @@ import { XATTR_CREATE, XATTR_REPLACE, lgetxattrSync, llistxattrSync, lsetxattrSy
 import { answeredInC, statsOf } from '../helpers/daemon-stats.js'
 import { type Before, remember, statLine } from '../helpers/stat-line.js'
 import { treeOf } from '../helpers/tree.js'
-import { mountFrame, readUpper } from '../helpers/layerfs-suite.js'
+import { type Stack, mountFrame, readUpper } from '../helpers/layerfs-suite.js'
 import { LAYERFS_COMMAND as CLI, fuseAvailable, mountFuse, mountOverlay } from '../helpers/mount.js'
 
 const fuse = fuseAvailable()
@@ -112,44 +112,38 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   }
 
 
-  async function run(driver: 'kernel' | 'layerfs'): Promise<{ listed: string[]; after: string[]; caps: string[]; inC?: [number, number]; xattrsInC?: number }> {
-    const { mnt, handle } = await frame.stack(driver, ',attr_timeout=0', (top, bottom) => fillLowers(top, bottom), 2)
-    try {
-      // The parent is copied up first (a chmod), so that the listing marks the directory in it too
-      // ('sub', merged): a merged directory's attributes are not its top layer's lstat (nlink 1 here,
-      // 3 there), and stay JS's to give.
-      await chmod(join(mnt, 'd'), 0o755)
-      const names = (await readdir(join(mnt, 'd'))).sort()
-      const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop?.cowGetattrs ?? 0 : 0
-      const before: Before = new Map()
-      const listed: string[] = []
-      for (const name of names) {
-        await remember(before, name, join(mnt, 'd', name))
-        listed.push(`${name}: ${await shown(mnt, name)}`)
-      }
-      const inC1 = driver === 'layerfs' ? (await statsOf(mnt)).loop?.cowGetattrs ?? 0 : 0
-      // Capabilities: read as they are, then after a chown, which drops them (its copy has none).
-      const cap = (name: string): string => `${name}: ${lgetxattrSync(join(mnt, 'd', name), 'security.capability')?.toString('hex') ?? '-'}`
-      const xattrsAnswered = await answeredInC(driver, mnt, 'cowGetxattrs')
-      const caps = [cap('capped'), cap('capped-chowned'), cap('kept')]
-      await chown(join(mnt, 'd', 'capped-chowned'), 1000, 1000)
-      caps.push(cap('capped-chowned'), cap('capped'))
-      const xattrsInC = await xattrsAnswered()
-      await change(mnt)
-      const after: string[] = []
-      for (const name of AFTER) after.push(`${name}: ${await shown(mnt, name, before)}`)
-      // The directory, copied up by the chmod (merged: one link), its getattrs answered in C.
-      const dir = await lstat(join(mnt, 'd'), { bigint: true })
-      after.push(`d: ${dir.mode.toString(8)} nlink ${dir.nlink} ${dir.uid}:${dir.gid}`)
-      return { listed, after, caps, inC: driver === 'layerfs' ? [inC0, inC1] : undefined, xattrsInC }
-    } finally {
-      await mounts.unmount(handle)
+  async function run({ mnt }: Stack, driver: 'kernel' | 'layerfs'): Promise<{ listed: string[]; after: string[]; caps: string[]; inC?: [number, number]; xattrsInC?: number }> {
+    // The parent is copied up first (a chmod), so that the listing marks the directory in it too
+    // ('sub', merged): a merged directory's attributes are not its top layer's lstat (nlink 1 here,
+    // 3 there), and stay JS's to give.
+    await chmod(join(mnt, 'd'), 0o755)
+    const names = (await readdir(join(mnt, 'd'))).sort()
+    const inC0 = driver === 'layerfs' ? (await statsOf(mnt)).loop?.cowGetattrs ?? 0 : 0
+    const before: Before = new Map()
+    const listed: string[] = []
+    for (const name of names) {
+      await remember(before, name, join(mnt, 'd', name))
+      listed.push(`${name}: ${await shown(mnt, name)}`)
     }
+    const inC1 = driver === 'layerfs' ? (await statsOf(mnt)).loop?.cowGetattrs ?? 0 : 0
+    // Capabilities: read as they are, then after a chown, which drops them (its copy has none).
+    const cap = (name: string): string => `${name}: ${lgetxattrSync(join(mnt, 'd', name), 'security.capability')?.toString('hex') ?? '-'}`
+    const xattrsAnswered = await answeredInC(driver, mnt, 'cowGetxattrs')
+    const caps = [cap('capped'), cap('capped-chowned'), cap('kept')]
+    await chown(join(mnt, 'd', 'capped-chowned'), 1000, 1000)
+    caps.push(cap('capped-chowned'), cap('capped'))
+    const xattrsInC = await xattrsAnswered()
+    await change(mnt)
+    const after: string[] = []
+    for (const name of AFTER) after.push(`${name}: ${await shown(mnt, name, before)}`)
+    // The directory, copied up by the chmod (merged: one link), its getattrs answered in C.
+    const dir = await lstat(join(mnt, 'd'), { bigint: true })
+    after.push(`d: ${dir.mode.toString(8)} nlink ${dir.nlink} ${dir.uid}:${dir.gid}`)
+    return { listed, after, caps, inC: driver === 'layerfs' ? [inC0, inC1] : undefined, xattrsInC }
   }
 
   it('shows what kernel overlayfs shows, before and after each kind of change', async () => {
-    const expected = await run('kernel')
-    const actual = await run('layerfs')
+    const { kernel: expected, layerfs: actual } = await frame.onBoth(',attr_timeout=0', (top, bottom) => fillLowers(top, bottom), run, 2)
     expect(actual.listed).toEqual(expected.listed)
     expect(actual.after).toEqual(expected.after)
     expect(actual.caps).toEqual(expected.caps)

@@ -15,7 +15,7 @@ import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { lgetxattrSync, lsetxattrSync } from '../../src/sys/native.js'
 import { statsOf } from '../helpers/daemon-stats.js'
-import { mountFrame } from '../helpers/layerfs-suite.js'
+import { type Stack, mountFrame } from '../helpers/layerfs-suite.js'
 import { fuseAvailable } from '../helpers/mount.js'
 import { type Before, remember, statLine } from '../helpers/stat-line.js'
 
@@ -69,91 +69,85 @@ describe.skipIf(!fuse.ok || !existsSync(PROGRAM))('lower files C holds but does 
   const frame = mountFrame('held-files')
   const mounts = frame.mounts
 
-  async function script(driver: 'kernel' | 'layerfs'): Promise<{ listed: string[]; after: string[]; counts?: Record<string, number>; joined: boolean }> {
-    const { mnt, handle } = await frame.stack(driver, ',attr_timeout=0', fill)
+  async function script({ mnt }: Stack, driver: 'kernel' | 'layerfs'): Promise<{ listed: string[]; after: string[]; counts?: Record<string, number>; joined: boolean }> {
     let joined = false
-    try {
-      const at = (name: string): string => join(mnt, 'd', name)
-      const before: Before = new Map()
-      const listed: string[] = [(await readdir(join(mnt, 'd'))).sort().join(' ')]
-      const s0 = driver === 'layerfs' ? await statsOf(mnt) : undefined
-      for (const name of NAMES) {
-        await remember(before, name, at(name))
-        listed.push(`${name}: ${await statLine(at(name), { content: 8 })}`)
-      }
-      listed.push(`mid user.k: ${lgetxattrSync(at('mid'), 'user.k')?.toString() ?? '-'}`)
-      // Opened again and again, one of them kept open across the changes below.
-      const held = await open(at('big'), 'r')
-      const block = Buffer.alloc(8)
-      await held.read(block, 0, 8, 5 * 4096)
-      listed.push(`big at block 5, held open: ${block.readUInt32LE(0)}`)
-      for (const name of ['big', 'big', 'big2', 'hbig2', 'hb', 'hb']) {
-        const bytes = await readFile(at(name))
-        listed.push(`${name} read: ${bytes.length} bytes, block 3 ${bytes.length > 3 * 4096 ? bytes.readUInt32LE(3 * 4096) : '-'}`)
-      }
-      // An open C leaves to JS (O_DSYNC) while C's open of the node passes through: it joins C's.
-      const first = await open(at('big2'), 'r')
-      const nodes = driver === 'layerfs' ? (await statsOf(mnt)).nodes : 0
-      const dsync = await open(at('big2'), constants.O_RDONLY | constants.O_DSYNC)
-      if (driver === 'layerfs') joined = (await statsOf(mnt)).nodes === nodes
-      try {
-        await first.read(block, 0, 8, 7 * 4096)
-        listed.push(`big2 at block 7: ${block.readUInt32LE(0)}`)
-        await dsync.read(block, 0, 8, 9 * 4096)
-        listed.push(`big2 at block 9, opened O_DSYNC: ${block.readUInt32LE(0)}`)
-      } finally {
-        await dsync.close()
-        await first.close()
-      }
-      for (const prog of ['prog', 'prog2', 'bigprog', 'bigprog']) listed.push(`${prog}: ${await started(at(prog), '-d', '/')}`)
-      const s1 = driver === 'layerfs' ? await statsOf(mnt) : undefined
-      // Every kind of change, each JS's: a write to the file held open (its copy-up moves its data,
-      // and the open goes to a new node), chmods (one of a small file with two names, which C
-      // would copy up if it had one), an append through one name of a lower pair, a truncate and a
-      // link through one name of a big pair, an xattr, a rename and an unlink.
-      const w = await open(at('big'), 'r+')
-      try {
-        await w.write('changed!', 0)
-      } finally {
-        await w.close()
-      }
-      const c0 = driver === 'layerfs' ? await statsOf(mnt) : undefined
-      await chmod(at('mid'), 0o600)
-      await chmod(at('hc'), 0o640)
-      const c1 = driver === 'layerfs' ? await statsOf(mnt) : undefined
-      lsetxattrSync(at('mid'), 'user.k', Buffer.from('upper value'))
-      await appendFile(at('ha'), ', then one')
-      await truncate(at('hbig1'), 4096)
-      await link(at('hbig2'), at('hbig3'))
-      await rename(at('big2'), at('big2-renamed'))
-      await unlink(at('prog2'))
-      // Each stat right after the changes, before a listing marks the files anew.
-      const after: string[] = []
-      for (const name of [...NAMES.filter((n) => n !== 'big2' && n !== 'prog2'), 'big2-renamed', 'hbig3']) {
-        after.push(`${name}: ${await statLine(at(name), { before, key: name === 'big2-renamed' ? 'big2' : name === 'hbig3' ? 'hbig2' : name, content: 8 })}`)
-      }
-      after.push(`mid user.k: ${lgetxattrSync(at('mid'), 'user.k')?.toString() ?? '-'}`)
-      for (const name of ['big', 'hb', 'hbig2', 'big2-renamed']) after.push(`${name} read: ${(await readFile(at(name))).subarray(0, 24).toString('hex')}`)
-      for (const prog of ['prog', 'bigprog']) after.push(`${prog}: ${await started(at(prog), '-d', '/')}`)
-      after.push((await readdir(join(mnt, 'd'))).sort().join(' '))
-      await held.close()
-      const counts = s0?.loop && s1?.loop && c0?.loop && c1?.loop
-        ? {
-            getattrs: s1.loop.cowGetattrs - s0.loop.cowGetattrs,
-            getxattrs: s1.loop.cowGetxattrs - s0.loop.cowGetxattrs,
-            passOpens: s1.loop.passOpens - s0.loop.passOpens,
-            setattrs: c1.loop.cowSetattrs - c0.loop.cowSetattrs,
-          }
-        : undefined
-      return { listed, after, counts, joined }
-    } finally {
-      await mounts.unmount(handle)
+    const at = (name: string): string => join(mnt, 'd', name)
+    const before: Before = new Map()
+    const listed: string[] = [(await readdir(join(mnt, 'd'))).sort().join(' ')]
+    const s0 = driver === 'layerfs' ? await statsOf(mnt) : undefined
+    for (const name of NAMES) {
+      await remember(before, name, at(name))
+      listed.push(`${name}: ${await statLine(at(name), { content: 8 })}`)
     }
+    listed.push(`mid user.k: ${lgetxattrSync(at('mid'), 'user.k')?.toString() ?? '-'}`)
+    // Opened again and again, one of them kept open across the changes below.
+    const held = await open(at('big'), 'r')
+    const block = Buffer.alloc(8)
+    await held.read(block, 0, 8, 5 * 4096)
+    listed.push(`big at block 5, held open: ${block.readUInt32LE(0)}`)
+    for (const name of ['big', 'big', 'big2', 'hbig2', 'hb', 'hb']) {
+      const bytes = await readFile(at(name))
+      listed.push(`${name} read: ${bytes.length} bytes, block 3 ${bytes.length > 3 * 4096 ? bytes.readUInt32LE(3 * 4096) : '-'}`)
+    }
+    // An open C leaves to JS (O_DSYNC) while C's open of the node passes through: it joins C's.
+    const first = await open(at('big2'), 'r')
+    const nodes = driver === 'layerfs' ? (await statsOf(mnt)).nodes : 0
+    const dsync = await open(at('big2'), constants.O_RDONLY | constants.O_DSYNC)
+    if (driver === 'layerfs') joined = (await statsOf(mnt)).nodes === nodes
+    try {
+      await first.read(block, 0, 8, 7 * 4096)
+      listed.push(`big2 at block 7: ${block.readUInt32LE(0)}`)
+      await dsync.read(block, 0, 8, 9 * 4096)
+      listed.push(`big2 at block 9, opened O_DSYNC: ${block.readUInt32LE(0)}`)
+    } finally {
+      await dsync.close()
+      await first.close()
+    }
+    for (const prog of ['prog', 'prog2', 'bigprog', 'bigprog']) listed.push(`${prog}: ${await started(at(prog), '-d', '/')}`)
+    const s1 = driver === 'layerfs' ? await statsOf(mnt) : undefined
+    // Every kind of change, each JS's: a write to the file held open (its copy-up moves its data,
+    // and the open goes to a new node), chmods (one of a small file with two names, which C
+    // would copy up if it had one), an append through one name of a lower pair, a truncate and a
+    // link through one name of a big pair, an xattr, a rename and an unlink.
+    const w = await open(at('big'), 'r+')
+    try {
+      await w.write('changed!', 0)
+    } finally {
+      await w.close()
+    }
+    const c0 = driver === 'layerfs' ? await statsOf(mnt) : undefined
+    await chmod(at('mid'), 0o600)
+    await chmod(at('hc'), 0o640)
+    const c1 = driver === 'layerfs' ? await statsOf(mnt) : undefined
+    lsetxattrSync(at('mid'), 'user.k', Buffer.from('upper value'))
+    await appendFile(at('ha'), ', then one')
+    await truncate(at('hbig1'), 4096)
+    await link(at('hbig2'), at('hbig3'))
+    await rename(at('big2'), at('big2-renamed'))
+    await unlink(at('prog2'))
+    // Each stat right after the changes, before a listing marks the files anew.
+    const after: string[] = []
+    for (const name of [...NAMES.filter((n) => n !== 'big2' && n !== 'prog2'), 'big2-renamed', 'hbig3']) {
+      after.push(`${name}: ${await statLine(at(name), { before, key: name === 'big2-renamed' ? 'big2' : name === 'hbig3' ? 'hbig2' : name, content: 8 })}`)
+    }
+    after.push(`mid user.k: ${lgetxattrSync(at('mid'), 'user.k')?.toString() ?? '-'}`)
+    for (const name of ['big', 'hb', 'hbig2', 'big2-renamed']) after.push(`${name} read: ${(await readFile(at(name))).subarray(0, 24).toString('hex')}`)
+    for (const prog of ['prog', 'bigprog']) after.push(`${prog}: ${await started(at(prog), '-d', '/')}`)
+    after.push((await readdir(join(mnt, 'd'))).sort().join(' '))
+    await held.close()
+    const counts = s0?.loop && s1?.loop && c0?.loop && c1?.loop
+      ? {
+          getattrs: s1.loop.cowGetattrs - s0.loop.cowGetattrs,
+          getxattrs: s1.loop.cowGetxattrs - s0.loop.cowGetxattrs,
+          passOpens: s1.loop.passOpens - s0.loop.passOpens,
+          setattrs: c1.loop.cowSetattrs - c0.loop.cowSetattrs,
+        }
+      : undefined
+    return { listed, after, counts, joined }
   }
 
   it('shows what kernel overlayfs shows, before and after each kind of change, and answers their stats, xattr reads and big opens for reading in C', async () => {
-    const expected = await script('kernel')
-    const actual = await script('layerfs')
+    const { kernel: expected, layerfs: actual } = await frame.onBoth(',attr_timeout=0', fill, script)
     expect(actual.listed).toEqual(expected.listed)
     expect(actual.after).toEqual(expected.after)
     // What the comparison rests on, spelled out.

@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { lgetxattrSync, lsetxattrSync } from '../../src/sys/native.js'
 import { statsOf } from '../helpers/daemon-stats.js'
-import { mountFrame } from '../helpers/layerfs-suite.js'
+import { type Stack, mountFrame } from '../helpers/layerfs-suite.js'
 import { type Before, remember, statLine } from '../helpers/stat-line.js'
 import { LAYERFS_COMMAND, fuseAvailable, mountFuse } from '../helpers/mount.js'
 
@@ -56,67 +56,61 @@ describe.skipIf(!fuse.ok)('files in the upper layer answered in C', () => {
   const frame = mountFrame('upper-files')
   const mounts = frame.mounts
 
-  async function run(driver: 'kernel' | 'layerfs'): Promise<{ listed: string[]; after: string[]; moved: string[]; counts?: Record<string, number> }> {
-    const { mnt, handle } = await frame.stack(driver, ',attr_timeout=0', fill)
-    try {
-      const at = (name: string): string => join(mnt, 'd', name)
-      const names = (await readdir(join(mnt, 'd'))).sort()
-      await readdir(join(mnt, 'moved'))
-      const loop0 = driver === 'layerfs' ? (await statsOf(mnt)).loop : undefined
-      const before: Before = new Map()
-      const listed: string[] = []
-      for (const name of names) {
-        await remember(before, name, at(name))
-        listed.push(`${name}: ${await shown(at(name))}`)
-      }
-      listed.push(`xattr user.k: ${lgetxattrSync(at('xattr'), 'user.k')?.toString() ?? '-'}`)
-      const loop1 = driver === 'layerfs' ? (await statsOf(mnt)).loop : undefined
-      // Changes answered in C (mode, owner, times; an open for writing, and what is done through
-      // it) and in JS (the rest, each taking the mark away).
-      await chmod(at('chmodded'), 0o600)
-      await chown(at('chowned'), 1000, 1001)
-      await utimes(at('timed'), 1_000_000, 1_000_000)
-      const fh = await open(at('written'), 'r+')
-      try {
-        await fh.write('W', 2)
-        await fh.utimes(2_000_000, 2_000_000)
-        listed.push(`written, through its open: size ${(await fh.stat()).size}`)
-      } finally {
-        await fh.close()
-      }
-      // Written anew (O_TRUNC), as `echo > file` does.
-      await writeFile(at('overwritten'), 'new')
-      const loop2 = driver === 'layerfs' ? (await statsOf(mnt)).loop : undefined
-      await appendFile(at('appended'), ' and more')
-      await rename(at('renamed'), at('renamed2'))
-      await link(at('linked'), at('linked2'))
-      lsetxattrSync(at('xattr'), 'user.k', Buffer.from('changed'))
-      await chmod(at('setid'), 0o755)
-      const after: string[] = []
-      for (const name of AFTER) after.push(`${name}: ${await shown(at(name), before, name)}`)
-      after.push(`xattr user.k: ${lgetxattrSync(at('xattr'), 'user.k')?.toString() ?? '-'}`)
-      // The directory above marked files moves, and a new file takes one's old path: the moved
-      // file's node must show itself, not what its old host path holds now.
-      const movedBefore: Before = new Map()
-      for (const name of ['f1', 'f2']) await remember(movedBefore, name, join(mnt, 'moved', name))
-      await rename(join(mnt, 'moved'), join(mnt, 'moved2'))
-      await mkdir(join(mnt, 'moved'))
-      await writeFile(join(mnt, 'moved', 'f1'), 'made again at the old path, longer')
-      const moved: string[] = []
-      for (const name of ['f1', 'f2']) moved.push(`moved2/${name}: ${await shown(join(mnt, 'moved2', name), movedBefore, name)}`)
-      moved.push(`moved/f1: ${await shown(join(mnt, 'moved', 'f1'))}`)
-      const counts = loop0 && loop1 && loop2
-        ? { getattrs: loop1.cowGetattrs - loop0.cowGetattrs, firstOpens: loop1.firstOpens - loop0.firstOpens, getxattrs: loop1.cowGetxattrs - loop0.cowGetxattrs, setattrs: loop2.cowSetattrs - loop1.cowSetattrs, opens: loop2.cowOpens - loop1.cowOpens }
-        : undefined
-      return { listed, after, moved, counts }
-    } finally {
-      await mounts.unmount(handle)
+  async function run({ mnt }: Stack, driver: 'kernel' | 'layerfs'): Promise<{ listed: string[]; after: string[]; moved: string[]; counts?: Record<string, number> }> {
+    const at = (name: string): string => join(mnt, 'd', name)
+    const names = (await readdir(join(mnt, 'd'))).sort()
+    await readdir(join(mnt, 'moved'))
+    const loop0 = driver === 'layerfs' ? (await statsOf(mnt)).loop : undefined
+    const before: Before = new Map()
+    const listed: string[] = []
+    for (const name of names) {
+      await remember(before, name, at(name))
+      listed.push(`${name}: ${await shown(at(name))}`)
     }
+    listed.push(`xattr user.k: ${lgetxattrSync(at('xattr'), 'user.k')?.toString() ?? '-'}`)
+    const loop1 = driver === 'layerfs' ? (await statsOf(mnt)).loop : undefined
+    // Changes answered in C (mode, owner, times; an open for writing, and what is done through
+    // it) and in JS (the rest, each taking the mark away).
+    await chmod(at('chmodded'), 0o600)
+    await chown(at('chowned'), 1000, 1001)
+    await utimes(at('timed'), 1_000_000, 1_000_000)
+    const fh = await open(at('written'), 'r+')
+    try {
+      await fh.write('W', 2)
+      await fh.utimes(2_000_000, 2_000_000)
+      listed.push(`written, through its open: size ${(await fh.stat()).size}`)
+    } finally {
+      await fh.close()
+    }
+    // Written anew (O_TRUNC), as `echo > file` does.
+    await writeFile(at('overwritten'), 'new')
+    const loop2 = driver === 'layerfs' ? (await statsOf(mnt)).loop : undefined
+    await appendFile(at('appended'), ' and more')
+    await rename(at('renamed'), at('renamed2'))
+    await link(at('linked'), at('linked2'))
+    lsetxattrSync(at('xattr'), 'user.k', Buffer.from('changed'))
+    await chmod(at('setid'), 0o755)
+    const after: string[] = []
+    for (const name of AFTER) after.push(`${name}: ${await shown(at(name), before, name)}`)
+    after.push(`xattr user.k: ${lgetxattrSync(at('xattr'), 'user.k')?.toString() ?? '-'}`)
+    // The directory above marked files moves, and a new file takes one's old path: the moved
+    // file's node must show itself, not what its old host path holds now.
+    const movedBefore: Before = new Map()
+    for (const name of ['f1', 'f2']) await remember(movedBefore, name, join(mnt, 'moved', name))
+    await rename(join(mnt, 'moved'), join(mnt, 'moved2'))
+    await mkdir(join(mnt, 'moved'))
+    await writeFile(join(mnt, 'moved', 'f1'), 'made again at the old path, longer')
+    const moved: string[] = []
+    for (const name of ['f1', 'f2']) moved.push(`moved2/${name}: ${await shown(join(mnt, 'moved2', name), movedBefore, name)}`)
+    moved.push(`moved/f1: ${await shown(join(mnt, 'moved', 'f1'))}`)
+    const counts = loop0 && loop1 && loop2
+      ? { getattrs: loop1.cowGetattrs - loop0.cowGetattrs, firstOpens: loop1.firstOpens - loop0.firstOpens, getxattrs: loop1.cowGetxattrs - loop0.cowGetxattrs, setattrs: loop2.cowSetattrs - loop1.cowSetattrs, opens: loop2.cowOpens - loop1.cowOpens }
+      : undefined
+    return { listed, after, moved, counts }
   }
 
   it('shows what kernel overlayfs shows, before and after each kind of change, and answers the reads, the opens for writing and the changes of mode, owner and times in C', async () => {
-    const expected = await run('kernel')
-    const actual = await run('layerfs')
+    const { kernel: expected, layerfs: actual } = await frame.onBoth(',attr_timeout=0', fill, run)
     expect(actual.listed).toEqual(expected.listed)
     expect(actual.after).toEqual(expected.after)
     expect(actual.moved).toEqual(expected.moved)
