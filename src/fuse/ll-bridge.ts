@@ -481,26 +481,27 @@ export class LowLevelBridge {
    * (native/fuse-ll-cow.c, #adoptCopy). `chmod -R` and `chown -R` of a layer's files are made of
    * them. A directory in the upper layer (only there, `source.sole`, or merging with lower ones) is
    * marked for its getattrs and its setattrs, made on it by path (tar x changes every directory it
-   * made at its end), and a file there (`source.upper`) for its getattrs, xattr reads, first open,
+   * made at its end), and a file there (`source.file` 'upper') for its getattrs, xattr reads, first open,
    * setattrs of mode, owner and times and an open for writing, all made on its host path (a
    * container started again reads, stats and changes the files it made before). Any other lower
-   * file (`source.held`: too big, or with other names) is marked for its getattrs and xattr reads
+   * file ('held': too big, or with other names) is marked for its getattrs and xattr reads
    * alone (a program's start asks for its security.capability). The mark goes before anything
    * else may change the node (#unmarkChanged).
    */
   #markCopyable(node: Node, source: CopySource | undefined, attr: Attr): void {
+    if (source === undefined) return
     // A file never opened: C may answer its first open as well (native/fuse-ll-fast.c), and the
     // open that reaches JS instead says whether it is that first one (#replyOpen).
-    const first = source?.dst === undefined && !source?.held && !node.opened
-    const busy = source?.dst === undefined && this.#open.handleOf(node.id) !== undefined
-    const kind = source?.upper ? 'upper' : !source?.held ? 'lower' : this.#open.passesLower(attr.size, attr.mode) ? 'passed' : 'held'
-    if (source === undefined || !this.#session.cowAllow(node.id, source.src, attr.ino, source.dst, source.sole ?? source.lone, first, busy, node.parent?.id, node.parent ? node.name : undefined, kind)) return
+    const first = source.dst === undefined && source.file !== 'held' && !node.opened
+    const busy = source.dst === undefined && this.#open.handleOf(node.id) !== undefined
+    const kind = source.file !== 'held' ? source.file ?? 'lower' : this.#open.passesLower(attr.size, attr.mode) ? 'passed' : 'held'
+    if (!this.#session.cowAllow(node.id, source.src, attr.ino, source.dst, source.sole ?? source.lone, first, busy, node.parent?.id, node.parent ? node.name : undefined, kind)) return
     node.cow = true
     // Its opens answered in C are counted as fast opens (#fastOpens).
     if (kind === 'passed') node.fast = true
     if (node.parent) node.named = true
     if (source.sole) this.#soleDirs.add(node)
-    if (source.upper) this.#upperFiles.add(node)
+    if (source.file === 'upper') this.#upperFiles.add(node)
     if (!first) return
     node.opened = true
     node.fast = true

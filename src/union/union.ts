@@ -73,10 +73,10 @@ export interface CopySource {
   sole?: true
   /** A lower directory only in `src`'s layer: it shows its own link count (a merged one shows 1). */
   lone?: true
-  /** Without `dst`: `src` is the file itself, in the upper layer (see #copySource), never copied. */
-  upper?: true
-  /** Without `dst`: `src` is a lower file never copied outside the union (see #copySource). */
-  held?: true
+  /** Without `dst`, what else `src` may be (see #copySource): 'upper', the file itself, in the
+   *  upper layer, never copied; 'held', a lower file never copied outside the union. Else a lower
+   *  file that may be. */
+  file?: 'upper' | 'held'
 }
 
 export interface StatFs {
@@ -670,12 +670,12 @@ export class Union {
     // Any other lower file (too big, or with other names: a program or library of the image, a
     // file the layer holds hard links of) is copied by the union alone, but its getattrs and xattr
     // reads may be answered outside it, from its host path, which never changes.
-    if (core.showsLowerFile(entry)) return { src: entry.layer.path(entry.path), held: true }
+    if (core.showsLowerFile(entry)) return { src: entry.layer.path(entry.path), file: 'held' }
     // A file in the upper layer with one name, on the disk as the union shows it (no copy waiting
     // to be named there, nor a rename to be written over it): its getattrs, xattr reads, first
     // open, setattrs of mode, owner and times and an open for writing may be answered outside the
     // union, on its host path, while that path stays its own.
-    if (core.showsUpperFile(entry, attr.nlink)) return { src: entry.layer.path(entry.path), upper: true }
+    if (core.showsUpperFile(entry, attr.nlink)) return { src: entry.layer.path(entry.path), file: 'upper' }
     if (entry.kind !== 'dir') return undefined
     // A directory only in the upper layer (made there, or opaque) shows its own lstat: its getattr
     // may be answered outside the union, from its host path, while that path stays its own.
