@@ -17,23 +17,31 @@
  *   or one JS forgets is denied (`fastDeny`): its later opens go to JS again. A node JS opens while
  *   it has fast opens stays in the daemon's I/O mode (the kernel refuses to mix the two).
  *
- * A node's first open for reading is answered here too when it is a small lower file whose bytes
- * the host's page cache holds (a container started again from an image used before, a build's
- * sources): JS marks such a file with its host path for copy-ups in C (fuse-ll-cow.c) and, when no
- * open of it has been answered yet, gives it `first` with that mark. So is one in the upper layer
- * (a container started again over the changes it made before), which JS marks with its own path,
- * as `upper`: nothing copies it, and one that is a metadata-only copy (its bytes below, an earlier
- * mount's metacopy) goes to JS. The open then does what JS's
- * first open does (ll-bridge.ts, #store): it reads the file's bytes, without waiting for the disk
- * (RWF_NOWAIT), hands them to the kernel's page cache of the node (notify_store, safe only while
- * the kernel holds no page of it, hence the first open only), tells the kernel to fetch the
- * attributes again if that read moved the file's atime, and answers as a fast open. A file the
- * host has not cached (cachestat, then the read), that is too big (FLL_FIRST_MAX), has another
- * name or cannot be opened goes to JS, whose reads of it wait for the disk (and read ahead) where
- * the loop must not. Whoever answers a node's first open takes `first` from it: an open that goes
- * to JS carries it (size 1), and JS stores the file's bytes only at that open, or at the first of
- * a node it never marked. A mark pushed out of the table (fuse-ll-cow.c, COW_MAX) takes `first`
- * along: no bytes are stored at that node's first open, and the kernel reads them by request.
+ * A node's first open for reading is answered here too when it is a small lower file (a container
+ * started again from an image used before, a build's sources, a walk that reads every file): JS
+ * marks such a file with its host path for copy-ups in C (fuse-ll-cow.c) and, when no open of it
+ * has been answered yet, gives it `first` with that mark. So is one in the upper layer (a
+ * container started again over the changes it made before), which JS marks with its own path, as
+ * `upper`: nothing copies it, and one that is a metadata-only copy (its bytes below, an earlier
+ * mount's metacopy) goes to JS. The open then does what JS's first open does (ll-bridge.ts,
+ * #store): it reads the file's bytes, hands them to the kernel's page cache of the node
+ * (notify_store, safe only while the kernel holds no page of it, hence the first open only), tells
+ * the kernel to fetch the attributes again if that read moved the file's atime, and answers as a
+ * fast open. A file the host has not cached (cachestat) has its read started (RWF_NOWAIT starts
+ * reading the pages in) and its open *parked* (fll_parked): the other requests of the batch read
+ * from /dev/fuse are answered meanwhile, and their files' reads started too, so that the disk
+ * serves several readers at once, as it would a threaded daemon's. At the end of the batch
+ * (fll_fast_unpark) the opens whose reads ended are answered; if the kernel's queue is empty the
+ * rest wait for theirs, else they go to JS, whose reads do not hold up the loop. A request of the
+ * batch that names a parked node, or that may change a node it does not name (a rename, a link),
+ * has the parked opens answered first (fll_fast_before): a copy-up or a truncation must come
+ * after the bytes stored, never before. JS hears of each file read from the disk (tell_uncached)
+ * and reads the next ones of its directory ahead. A file that is too big (FLL_FIRST_MAX), has
+ * another name or cannot be opened goes to JS. Whoever answers a node's first open takes `first`
+ * from it: an open that goes to JS carries it (size bit 1), and JS stores the file's bytes only at
+ * that open, or at the first of a node it never marked. A mark pushed out of the table
+ * (fuse-ll-cow.c, COW_MAX) takes `first` along: no bytes are stored at that node's first open, and
+ * the kernel reads them by request.
  * An open for writing of such a file by root, while no file of it is open, is copied up and
  * answered in C too (fuse-ll-cow.c, fll_cow_open).
  *
@@ -169,44 +177,37 @@ static void node_remove(fll_session *s, fll_fast_node *n) {
     }
 }
 
+static void fast_closed(fll_session *s, fuse_ino_t ino, fll_fast_node *n);
+
 static int fast_reply(fll_session *s, fuse_req_t req, fll_fast_node *n, struct fuse_file_info *fi) {
     n->opens++;
     s->fast_opens++;
     fi->fh = FLL_FAST_FH;
     fi->keep_cache = 1;
-    FLL_SEND(s, req, fuse_reply_open(req, fi));
+    /* One that never reached the caller (interrupted) has no release to follow: this is it. */
+    if (s->fd_closed) fuse_reply_none(req);
+    else if (fuse_reply_open(req, fi) < 0) fast_closed(s, n->ino, n);
     return 1;
 }
-
-static void fast_closed(fll_session *s, fuse_ino_t ino, fll_fast_node *n);
 
 static int atime_moved(const struct stat *before, const struct stat *after) {
     return before->st_atim.tv_sec != after->st_atim.tv_sec || before->st_atim.tv_nsec != after->st_atim.tv_nsec;
 }
 
-/* The first open of `n`, a marked lower file, or a file in the upper layer (see the top): 1 when
- * answered. */
-static int first_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
-    if (!n->src || n->dir || s->fd_closed) return 0;
-    /* A metadata-only copy (an earlier mount's metacopy) has its bytes in a lower layer: JS's. */
-    if (n->upper && (lgetxattr(n->src, METACOPY_XATTR, NULL, 0) >= 0 || errno != ENODATA)) return 0;
-    if (!s->first_buf && !(s->first_buf = malloc(FLL_FIRST_MAX))) return 0;
-    int fd = open(n->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (fi->flags & O_NOATIME));
-    if (fd < 0) return 0;
-    struct stat before = {.st_size = -1}, after;
-    ssize_t got = -2; /* no size matches */
-    if (fstat(fd, &before) == 0 && S_ISREG(before.st_mode) && before.st_nlink == 1 && before.st_size <= FLL_FIRST_MAX) {
-        struct iovec v = {s->first_buf, (size_t)before.st_size};
-        /* Asked first without reading: a read that may not wait still starts reading pages in. */
-        if (before.st_size == 0) got = 0;
-        else if (first_page_cached(fd) != 0) {
-            got = preadv2(fd, &v, 1, 0, RWF_NOWAIT);
-            /* Read in part or not at all, it may still have moved the atime the kernel holds. */
-            if (fstat(fd, &after) == 0 && atime_moved(&before, &after)) fuse_lowlevel_notify_inval_inode(s->se, ino, -1, 0);
-        }
-    }
-    close(fd);
-    if (got != before.st_size) return 0;
+/* Tells JS that a first open answered here found its file uncached: the reader goes through files
+ * the host has not cached, and JS reads the next ones of the directory ahead (read-ahead.ts). */
+static void tell_uncached(fll_session *s, fuse_ino_t ino) {
+    fll_rec *r = calloc(1, sizeof *r);
+    if (!r) return; /* out of memory: no read-ahead for it */
+    r->kind = FLL_OPEN;
+    r->ino = ino;
+    r->valid = FLL_OPEN_UNCACHED;
+    fll_push(s, r);
+}
+
+/* The end of a first open answered here once the file's `got` bytes are in first_buf: they go to
+ * the kernel's page cache of the node, and the open is answered. */
+static int first_stored(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi, ssize_t got, int uncached) {
     if (got > 0) {
         /* A store that fails costs nothing: the kernel asks with a read then. */
         struct fuse_bufvec buf = FUSE_BUFVEC_INIT((size_t)got);
@@ -215,7 +216,91 @@ static int first_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_n
     }
     n->allowed = 1;
     s->first_opens++;
+    if (uncached) {
+        s->first_uncached++;
+        tell_uncached(s, ino);
+    }
     return fast_reply(s, req, n, fi);
+}
+
+/* A read that moved the file's atime: the kernel's is stale (read in part or not at all, it may
+ * still have moved it). */
+static void atime_check(fll_session *s, fuse_ino_t ino, int fd, const struct stat *before) {
+    struct stat after;
+    if (fstat(fd, &after) == 0 && atime_moved(before, &after)) fuse_lowlevel_notify_inval_inode(s->se, ino, -1, 0);
+}
+
+/* The first open of `n`, a marked lower file, or a file in the upper layer (see the top): 1 when
+ * answered, or parked (see the top). */
+static int first_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi, int *uncached) {
+    if (!n->src || n->dir || s->fd_closed) return 0;
+    /* A metadata-only copy (an earlier mount's metacopy) has its bytes in a lower layer: JS's. */
+    if (n->upper && (lgetxattr(n->src, METACOPY_XATTR, NULL, 0) >= 0 || errno != ENODATA)) return 0;
+    if (!s->first_buf && !(s->first_buf = malloc(FLL_FIRST_MAX))) return 0;
+    int fd = open(n->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (fi->flags & O_NOATIME));
+    if (fd < 0) return 0;
+    struct stat before = {.st_size = -1};
+    ssize_t got = -2; /* no size matches */
+    if (fstat(fd, &before) == 0 && S_ISREG(before.st_mode) && before.st_nlink == 1 && before.st_size <= FLL_FIRST_MAX) {
+        struct iovec v = {s->first_buf, (size_t)before.st_size};
+        if (before.st_size == 0) {
+            got = 0;
+        } else {
+            /* Asked without reading: a read that may not wait starts reading the pages in. */
+            *uncached = first_page_cached(fd) == 0;
+            got = preadv2(fd, &v, 1, 0, RWF_NOWAIT);
+            if (got != before.st_size && *uncached && s->parked_count < FLL_PARKED) {
+                /* Parked: answered at the end of the batch (fll_fast_unpark). */
+                s->parked[s->parked_count++] = (fll_parked){.req = req, .ino = ino, .fi = *fi, .fd = fd, .before = before};
+                n->parked = 1;
+                return 1;
+            }
+            atime_check(s, ino, fd, &before);
+        }
+    }
+    close(fd);
+    if (got != before.st_size) return 0;
+    return first_stored(s, req, ino, n, fi, got, *uncached);
+}
+
+void fll_fast_unpark(fll_session *s, int may_wait) {
+    uint32_t count = s->parked_count;
+    if (count == 0) return;
+    s->parked_count = 0;
+    /* Those read meanwhile first, then the rest in turn: the first wait lets the others' reads end. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < count; i++) {
+            fll_parked *p = &s->parked[i];
+            if (p->fd < 0) continue;
+            const size_t size = (size_t)p->before.st_size;
+            struct iovec v = {s->first_buf, size};
+            ssize_t got = preadv2(p->fd, &v, 1, 0, pass == 1 && may_wait ? 0 : RWF_NOWAIT);
+            if ((size_t)got != size && pass == 0) continue;
+            atime_check(s, p->ino, p->fd, &p->before);
+            close(p->fd);
+            p->fd = -1;
+            fll_fast_node *n = fll_node_find(s, p->ino); /* never gone: parked keeps it */
+            if (n) n->parked = 0;
+            if (n && (size_t)got == size) {
+                first_stored(s, p->req, p->ino, n, &p->fi, got, 1);
+            } else {
+                /* JS answers it (a first open that carries `first`), and may hold the file open. */
+                if (n) n->js_open = 1;
+                int kill = s->kill_suidgid;
+                s->kill_suidgid = 0; /* never asked at an open for reading */
+                fll_open_to_js(p->req, p->ino, &p->fi, 1, 1);
+                s->kill_suidgid = kill;
+            }
+        }
+    }
+}
+
+void fll_fast_before(fll_session *s, const struct fuse_buf *buf) {
+    uint64_t nodeid;
+    uint32_t opcode = fll_opcode(buf, &nodeid);
+    int named = 0;
+    for (uint32_t i = 0; i < s->parked_count && !named; i++) named = s->parked[i].ino == nodeid;
+    if (named || !fll_leaves_others(opcode)) fll_fast_unpark(s, 0);
 }
 
 /* An open for reading of a lower file JS passes through (a mark of kind passed: too big to copy
@@ -250,8 +335,9 @@ static int pass_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_no
     return 1;
 }
 
-/* 1 when answered; else *first is 1 when this is the node's first open (see the top). */
-int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int *first) {
+/* 1 when answered; else *first is 1 when this is the node's first open (see the top), and
+ * *uncached 1 when C found that file uncached, its read started. */
+int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int *first, int *uncached) {
     fll_fast_node *n = fll_node_find(s, ino);
     if (!n) return 0;
     *first = n->first;
@@ -260,7 +346,7 @@ int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
         /* Files of the node C passed through hold it in that mode: no other open is answered here. */
         if (n->allowed && !n->pass_backing) return fast_reply(s, req, n, fi);
         if (pass_open(s, req, ino, n, fi)) return 1;
-        if (*first && !n->pass_backing && first_open(s, req, ino, n, fi)) {
+        if (*first && !n->pass_backing && first_open(s, req, ino, n, fi, uncached)) {
             *first = 0;
             return 1;
         }
@@ -308,7 +394,7 @@ static void fast_closed(fll_session *s, fuse_ino_t ino, fll_fast_node *n) {
 void fll_node_drop_unused(fll_session *s, fll_fast_node *n) {
     /* A name stays until JS takes it away (cowDeny): a copy made here keeps it (see unmark_src). */
     if (!n->allowed && !n->first && n->opens == 0 && !n->src && !n->dir_end && !n->no_caps && !n->made && !n->probe &&
-        !n->named)
+        !n->named && !n->parked)
         node_remove(s, n);
 }
 

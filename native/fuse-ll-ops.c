@@ -83,16 +83,21 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     ino_op(req, FLL_GETATTR, ino, fi);
 }
 static void op_readlink(fuse_req_t req, fuse_ino_t ino) { ino_op(req, FLL_READLINK, ino, NULL); }
-/* An open C did not answer; its size is 1 when it is the node's first and C took that from the
- * node (fll_fast_open): JS may then hand the kernel the file's bytes. */
+/* An open C did not answer; its size has bit 1 when it is the node's first and C took that from
+ * the node (fll_fast_open): JS may then hand the kernel the file's bytes; and bit 2 when C found
+ * that file uncached and started reading it. */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-    int first = 0;
-    if (fll_fast_open(fuse_req_userdata(req), req, ino, fi, &first)) return;
+    int first = 0, uncached = 0;
+    if (fll_fast_open(fuse_req_userdata(req), req, ino, fi, &first, &uncached)) return;
+    fll_open_to_js(req, ino, fi, first, uncached);
+}
+
+void fll_open_to_js(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int first, int uncached) {
     fll_rec *r = rec(req, FLL_OPEN);
     if (!r) return;
     r->ino = ino;
     with_fi(r, fi);
-    r->size = (size_t)first;
+    r->size = (size_t)(first | uncached << 1);
     push(req, r);
 }
 /* Requests whose answer JS does not decide are answered here, in C: building a JS request object

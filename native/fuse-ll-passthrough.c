@@ -129,6 +129,41 @@ uint32_t fll_caller(const struct fuse_buf *buf) {
     return ((const struct in_header *)buf->mem)->pid;
 }
 
+uint32_t fll_opcode(const struct fuse_buf *buf, uint64_t *nodeid) {
+    *nodeid = 0;
+    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header)) return 0;
+    const struct in_header *ih = buf->mem;
+    *nodeid = ih->nodeid;
+    return ih->opcode;
+}
+
+int fll_leaves_others(uint32_t opcode) {
+    switch (opcode) {
+    case 1:  /* LOOKUP */
+    case 2:  /* FORGET */
+    case 3:  /* GETATTR */
+    case 5:  /* READLINK */
+    case 14: /* OPEN */
+    case 15: /* READ */
+    case 17: /* STATFS */
+    case 18: /* RELEASE */
+    case 22: /* GETXATTR */
+    case 23: /* LISTXATTR */
+    case 25: /* FLUSH */
+    case 27: /* OPENDIR */
+    case 28: /* READDIR */
+    case 29: /* RELEASEDIR */
+    case 34: /* ACCESS */
+    case 36: /* INTERRUPT */
+    case 42: /* BATCH_FORGET */
+    case 44: /* READDIRPLUS */
+    case 52: /* STATX */
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int fll_kills_suidgid(const struct fuse_buf *buf) {
     if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header)) return 0;
     const struct in_header *ih = buf->mem;

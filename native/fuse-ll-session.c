@@ -381,10 +381,13 @@ static void deliver(fll_session *s, const char *reason) {
 /* Reads and dispatches requests until the kernel's queue is empty or BATCH are done; returns how
  * many were read. Sets *reason when the connection ended. */
 static int read_batch(fll_session *s, const char **reason, char *failed, size_t cap) {
-    int n = 0;
+    int n = 0, drained = 0;
     while (!*reason && n < BATCH) {
         int res = fuse_session_receive_buf(s->se, &s->fbuf);
-        if (res == -EAGAIN) break; /* the kernel's queue is empty (or a request was withdrawn) */
+        if (res == -EAGAIN) { /* the kernel's queue is empty (or a request was withdrawn) */
+            drained = 1;
+            break;
+        }
         if (res == -EINTR) continue;
         if (res == 0 || fuse_session_exited(s->se)) {
             *reason = "unmounted (the kernel ended the connection)"; /* ENODEV */
@@ -399,11 +402,15 @@ static int read_batch(fll_session *s, const char **reason, char *failed, size_t 
                 if (caller) s->callers[s->next_caller++ % FLL_CALLERS] = caller;
                 s->kill_suidgid = s->killpriv && fll_kills_suidgid(&s->fbuf);
                 s->tmpfile = fll_take_tmpfile(&s->fbuf);
+                if (s->parked_count) fll_fast_before(s, &s->fbuf);
                 fuse_session_process_buf(s->se, &s->fbuf);
             }
             n++;
         }
     }
+    /* First opens parked while their files are read (fuse-ll-fast.c): waited for once every
+     * request the kernel had is answered or on its way to JS. */
+    fll_fast_unpark(s, drained && !*reason);
     return n;
 }
 
@@ -756,8 +763,8 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info) {
  * opens, setattrs, getattrs, listing ends, getxattrs, listxattrs and lookups answered in C, of
  * the opens the first ones, the ACLs set on files JS made, the opens for writing copied up, the
  * lookups of directories, the renames, the setxattrs of lower files, the first lookups of lower
- * files, the lower directories whose names those lookups read, the links of lower files, and
- * of the opens, those passed through]: in the order of LOOP_STATS (src/sys/fuse-ll.ts), which names them. */
+ * files, the lower directories whose names those lookups read, the links of lower files, of
+ * the opens, those passed through, and of the first opens, those that read from the disk]: in the order of LOOP_STATS (src/sys/fuse-ll.ts), which names them. */
 napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     size_t argc = 1;
     napi_value argv[1], out, v;
@@ -771,7 +778,8 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
                         (double)s->cow_lookups,  (double)s->first_opens,  (double)s->made_setxattrs,
                         (double)s->cow_opens,    (double)s->cow_dir_lookups, (double)s->cow_renames,
                         (double)s->cow_setxattrs, (double)s->cow_file_lookups,
-                        (double)fll_lower_reads(s), (double)s->cow_links, (double)s->pass_opens};
+                        (double)fll_lower_reads(s), (double)s->cow_links, (double)s->pass_opens,
+                        (double)s->first_uncached};
     const uint32_t count = sizeof stats / sizeof *stats;
     napi_create_array_with_length(env, count, &out);
     for (uint32_t i = 0; i < count; i++) {

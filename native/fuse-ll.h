@@ -106,8 +106,21 @@ enum { FLL_IDLE, FLL_MOUNTED, FLL_ENDED };
 #define FLL_OPEN_FHS 8
 /* Overlayfs's mark of a metadata-only copy (src/union/inode.ts: METACOPY_XATTR). */
 #define METACOPY_XATTR "trusted.overlay.metacopy"
+/* The `valid` of a record telling JS that a first open answered in C found its file uncached. */
+#define FLL_OPEN_UNCACHED 8
 /* The biggest file whose first open C answers, its bytes stored (ll-bridge.ts: STORE_MAX). */
 #define FLL_FIRST_MAX (64 * 1024)
+
+/* First opens of uncached files whose reads were started, answered at the end of the batch of
+ * requests they came in (fuse-ll-fast.c: parked). */
+#define FLL_PARKED 8
+typedef struct fll_parked {
+    fuse_req_t req;
+    uint64_t ino;
+    struct fuse_file_info fi;
+    int fd;            /* owned: the file, open */
+    struct stat before; /* its fstat at the open (size, atime) */
+} fll_parked;
 
 /* An entry of the node table's index (fuse-ll-fast.c): a node's ino (0: a free slot) and its place. */
 typedef struct fll_node_slot {
@@ -125,6 +138,7 @@ typedef struct {
                       * (fll_fast_open), and whoever answers it takes this */
     uint8_t no_caps; /* a file JS made: it holds no security.capability (fll_cow_getxattr) */
     uint8_t made;    /* and its creating open, made_fh, is still open: setattrs go through made_fd */
+    uint8_t parked;  /* its first open waits for its file's read (fll_parked): the node stays */
     uint8_t js_open; /* JS may hold an open file of it (an open went to JS, or JS said so at its mark,
                       * until JS says its last is closed): no open for writing is answered in C */
     uint64_t parent;      /* a marked node's directory's node (0: unknown): a file's copy copies no
@@ -231,9 +245,12 @@ typedef struct fll_session {
     uint32_t node_free_count, node_free_cap;
     uint64_t fast_opens; /* opens answered in C */
     uint64_t first_opens; /* of them, first opens of lower files, their bytes stored (fll_fast_open) */
+    uint64_t first_uncached; /* of those, the ones that read their file from the disk */
     uint64_t pass_opens;  /* of them, opens of lower files passed through (fll_fast_open) */
     uint8_t pass_refused; /* the kernel refused a lower file as a backing file: C passes none through */
     char *first_buf;      /* FLL_FIRST_MAX bytes for those, allocated at the first */
+    fll_parked parked[FLL_PARKED]; /* those waiting for their reads, in the order they came */
+    uint32_t parked_count;
     uint64_t dir_ends;   /* reads past the end of a listing answered in C */
 
     char *cow_dir;        /* where setattrs answered in C make their copies; NULL: none are (fuse-ll-cow.c) */
@@ -286,6 +303,8 @@ typedef struct fll_session {
 /* fuse-ll-ops.c */
 extern const struct fuse_lowlevel_ops fll_ops;
 void fll_push(fll_session *s, fll_rec *r);
+/* An open for JS to answer: `first`, the node's first; `uncached`, C started reading its file. */
+void fll_open_to_js(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int first, int uncached);
 
 /* fuse-ll-session.c */
 /* The session behind a handle object; NULL after throwing a TypeError. */
@@ -326,8 +345,13 @@ napi_value fll_js_sole_caller(napi_env env, napi_callback_info info);
 
 /* fuse-ll-fast.c */
 /* Answers the open or release in C when it may (then 1). */
-int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int *first);
+int fll_fast_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int *first, int *uncached);
 int fll_fast_release(fll_session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Before the request in `buf` is processed: parked first opens it could bear on are answered. */
+void fll_fast_before(fll_session *s, const struct fuse_buf *buf);
+/* At the end of a batch: the parked first opens are answered, their reads waited for when
+ * `may_wait` (else those not read yet go to JS). */
+void fll_fast_unpark(fll_session *s, int may_wait);
 void fll_fast_free(fll_session *s);
 /* Answers a readdir at the end of the listing JS last gave of the directory (then 1); any other
  * readdir of it, and its forget, take that end away. */
@@ -407,6 +431,11 @@ int fll_kills_suidgid(const struct fuse_buf *buf);
 /* The thread that sent the request in `buf`, as the daemon's pid namespace numbers it (0: none it
  * can see, or the kernel's own). */
 uint32_t fll_caller(const struct fuse_buf *buf);
+/* The opcode of the request in `buf`, and the node it names (0 when it cannot be read). */
+uint32_t fll_opcode(const struct fuse_buf *buf, uint64_t *nodeid);
+/* Whether a request of `opcode` leaves every node it does not name (by its nodeid) as it was:
+ * lookups, reads, listings, opens, releases, forgets. */
+int fll_leaves_others(uint32_t opcode);
 /* FUSE_TMPFILE (an O_TMPFILE open, Linux 6.1+), which libfuse 3.14 does not know: its arguments are
  * a create's (the name is "/"), and so is the reply it wants. The request in `buf` becomes a
  * create that op_create hands on as a tmpfile; whether it was one. */

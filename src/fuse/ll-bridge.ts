@@ -373,7 +373,7 @@ export class LowLevelBridge {
 
   #dispatch(r: Request): void {
     // (A directory C copied up for a rename it answered came with no request.)
-    if (!(r.op === 'setattr' && r.copy?.dir && r.copy.lifted)) this.counts[r.op] = (this.counts[r.op] ?? 0) + 1
+    if (!(r.op === 'setattr' && r.copy?.dir && r.copy.lifted) && !(r.op === 'open' && r.uncached && r.answered)) this.counts[r.op] = (this.counts[r.op] ?? 0) + 1
     if (r.op === 'forget') {
       this.#forget(r.ino, r.nlookup)
       return
@@ -384,6 +384,12 @@ export class LowLevelBridge {
     }
     if (r.op === 'open' && r.copy) {
       this.#adoptOpen(r, r.copy)
+      return
+    }
+    if (r.op === 'open' && r.answered) {
+      // A first open answered in C that read its file from the disk: JS reads the next ones ahead.
+      const node = this.#nodes.get(r.ino)
+      if (node) this.#uncachedRead(node)
       return
     }
     if (r.op === 'rename' && r.copy) {
@@ -1131,7 +1137,7 @@ export class LowLevelBridge {
    *  and is answered once those with a file open have dropped their pages (#dropSiblingPages).
    *  `path` undefined: a file with no name left, opened again (through /proc/PID/fd). */
   #opened(r: Request & { op: 'open' }, path: string | undefined, fh: number, alone: boolean): Promise<void> | undefined {
-    const reply = (): void => this.#replyOpen(r.req, r.ino, fh, r.flags, alone, r.ctx.uid === 0, r.first)
+    const reply = (): void => this.#replyOpen(r.req, r.ino, fh, r.flags, alone, r.ctx.uid === 0, r.first, r.uncached === true)
     if ((r.flags & O_TRUNC) !== 0) {
       if (r.killSuidgid) this.#clearSetid(r.ino, r.ctx, path, fh)
       const drop = this.#dropSiblingPages(r.ino)
@@ -1150,7 +1156,7 @@ export class LowLevelBridge {
    * `index`), so its pages are kept (a layer's hard-linked programs, started again and again). An
    * open the caller never got (interrupted) is released here: no release follows.
    */
-  #replyOpen(req: number, nodeId: number, fh: number, flags: number, alone: boolean, root: boolean, firstFromC: boolean): void {
+  #replyOpen(req: number, nodeId: number, fh: number, flags: number, alone: boolean, root: boolean, firstFromC: boolean, uncachedInC: boolean): void {
     const node = this.#nodes.get(nodeId)
     const first = node !== undefined && (firstFromC || !node.opened)
     if (node) node.opened = true
@@ -1183,7 +1189,7 @@ export class LowLevelBridge {
       if (keepCache && !this.#open.passesReading(file)) node.fast = this.#session.fastAllow(nodeId) || node.fast
       else if (node.fast) this.#session.fastDeny(nodeId)
     }
-    if (keepCache && first && node !== undefined && (flags & (O_WRONLY | O_RDWR | O_TRUNC)) === 0) this.#store(node, fh, file.size, alone)
+    if (keepCache && first && node !== undefined && (flags & (O_WRONLY | O_RDWR | O_TRUNC)) === 0) this.#store(node, fh, file.size, alone, uncachedInC)
     if (!this.#session.replyOpen(req, fh, { keepCache }, backing)) {
       this.#release(fh)
       return
@@ -1219,13 +1225,16 @@ export class LowLevelBridge {
    * A store that fails costs nothing: the kernel then asks with a read. The kernel takes the file's
    * atime afresh after each read it sends, and so it does here when this read changed it.
    */
-  #store(node: Node, fh: number, size: number, alone: boolean): void {
+  #store(node: Node, fh: number, size: number, alone: boolean, uncachedInC: boolean): void {
     if (size === 0 || size > STORE_MAX) return
     if (this.#readBuffer.length < size) this.#readBuffer = Buffer.allocUnsafeSlow(size)
-    let uncached = false
+    // C found it uncached and started its read, which may have ended by now.
+    let uncached = uncachedInC
+    if (uncached) this.#uncachedRead(node)
     let head
     try {
       head = this.#union.readHead(fh, this.#readBuffer, size, alone, () => {
+        if (uncached) return
         uncached = true
         this.#uncachedRead(node)
       })

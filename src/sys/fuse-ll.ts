@@ -123,9 +123,11 @@ export type Request = {
        *  whether its data was read from the disk. */
       copy?: { child: number; fd: number; bytes: number; srcIno: number; cold: boolean }
     }
-  /** first: the node's first open, which C could have answered (see Session.cowAllow). */
+  /** first: the node's first open, which C could have answered (see Session.cowAllow); uncached:
+   *  C found that file uncached and started reading it (with `answered` and no `copy`, a first open
+   *  C answered after reading its file from the disk). */
   | {
-      op: 'open'; ino: number; flags: number; killSuidgid: boolean; waiting: number; first: boolean
+      op: 'open'; ino: number; flags: number; killSuidgid: boolean; waiting: number; first: boolean; uncached?: boolean
       /** `answered`: the copy-up C made and answered the open with (see Session.cowOpenFh): the
        *  file handle it gave, the copy's fd, its bytes of data, the lower file's inode number,
        *  whether its data was read from the disk, the backing id the open passes through to, and
@@ -400,11 +402,13 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
     case 'readlink': case 'statfs':
       return { req, ctx, op, ino }
     case 'open':
+      // (valid 8: FLL_OPEN_UNCACHED, native/fuse-ll-fast.c, tell_uncached)
+      if (f[F.ANSWERED] === 1 && f[F.VALID] === 8) return { req, ctx, op, ino, flags: 0, killSuidgid: false, waiting: 0, first: false, uncached: true, answered: true }
       if (f[F.ANSWERED] === 1) {
         const copy = { fh: f[F.FH]!, fd: f[F.RDEV]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: (f[F.VALID]! & 1) !== 0, backing: f[F.MODE]!, unsent: (f[F.VALID]! & 2) !== 0, upper: (f[F.VALID]! & 4) !== 0 }
         return { req, ctx, op, ino, flags: f[F.FLAGS]!, killSuidgid: false, waiting: 0, first: false, answered: true, copy }
       }
-      return { req, ctx, op, ino, flags: f[F.FLAGS]!, killSuidgid: f[F.KILL_SUIDGID] === 1, waiting: f[F.WAITING]!, first: f[F.SIZE] === 1 }
+      return { req, ctx, op, ino, flags: f[F.FLAGS]!, killSuidgid: f[F.KILL_SUIDGID] === 1, waiting: f[F.WAITING]!, first: (f[F.SIZE]! & 1) !== 0, uncached: (f[F.SIZE]! & 2) !== 0 }
     case 'read':
       return { req, ctx, op, ino, fh: f[F.FH]!, size: f[F.SIZE]!, offset: f[F.OFFSET]!, waiting: f[F.WAITING]! }
     case 'readdir': case 'readdirplus':
@@ -442,7 +446,7 @@ export const FAST_FH = 2 ** 52
 export const LOOP_STATS = [
   'spins', 'spinsSkipped', 'spinCallers', 'fastOpens', 'cowSetattrs', 'cowGetattrs', 'dirEnds', 'cowGetxattrs',
   'cowListxattrs', 'cowLookups', 'firstOpens', 'madeSetxattrs', 'cowOpens', 'cowDirLookups', 'cowRenames', 'cowSetxattrs',
-  'cowFileLookups', 'lowerDirsRead', 'cowLinks', 'passOpens',
+  'cowFileLookups', 'lowerDirsRead', 'cowLinks', 'passOpens', 'firstOpensUncached',
 ] as const
 
 export type LoopStats = Record<(typeof LOOP_STATS)[number], number>
