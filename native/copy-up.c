@@ -482,10 +482,10 @@ napi_value js_stage_small_unnamed_sync(napi_env env, napi_callback_info info) {
                        &o->size, CHANGE_ARGS(o));
 }
 
-int copy_small_unnamed(const char *src, const char *dir, int exact_mode, int64_t limit, int64_t uid, int64_t gid, int64_t mode,
-                       const struct timespec times[2], double *numbers, int *fd, int64_t *bytes, int *cold) {
+int copy_small_unnamed(const char *src, const char *dir, int exact_mode, int empty, int64_t limit, int64_t uid, int64_t gid,
+                       int64_t mode, const struct timespec times[2], double *numbers, int *fd, int64_t *bytes, int *cold) {
     op o = {.path = (char *)src, .dest = (char *)dir, .fd = -1, .fd2 = -1, .mode = KIND_FILE,
-            .flags = STAGE_DATA | (exact_mode ? STAGE_EXACT_MODE : 0),
+            .flags = (empty ? 0 : STAGE_DATA) | (exact_mode ? STAGE_EXACT_MODE : 0),
             .limit = limit, .off = uid, .off2 = gid, .len = mode, .times = {times[0], times[1]}, .numbers = numbers};
     int err = stage_small_exec(&o);
     free(o.name); /* the origin own_origin made; path and dest are the caller's */

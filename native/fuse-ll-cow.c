@@ -228,14 +228,18 @@ enum { COW_LOOKUP_NEW = 1 };
 enum { COW_MARK_LOWER_DIR = 1, COW_MARK_UPPER_DIR = 2, COW_MARK_SOLE_DIR = 3 };
 
 /* A setattr's change as copy-up.c takes it: -1 for a field left as it is; the times UTIME_OMIT
- * where they stay. */
+ * where they stay; empty: none of the file's bytes (an O_TRUNC open). */
 typedef struct {
     int64_t uid, gid, mode;
     struct timespec times[2];
+    int empty;
 } cow_change;
 
 /* A copy-up that changes nothing: the source's owner, mode and times. */
 static const cow_change NO_CHANGE = {.uid = -1, .gid = -1, .mode = -1, .times = {{0, UTIME_OMIT}, {0, UTIME_OMIT}}};
+/* An O_TRUNC open's: no bytes, and a new mtime (the copy's ctime is new anyway), as the open's own
+ * truncation of a copy with the lower file's bytes would leave it. */
+static const cow_change TRUNCATED = {.uid = -1, .gid = -1, .mode = -1, .times = {{0, UTIME_OMIT}, {0, UTIME_NOW}}, .empty = 1};
 
 static cow_change change_of(const struct stat *attr, int to_set) {
     return (cow_change){
@@ -384,8 +388,8 @@ static int cow_copy(fll_session *s, const fll_fast_node *n, const cow_change *c,
     /* A file in the upper layer, or a held one, is copied by nobody (its callers refuse it first). */
     if (n->upper || n->held) return -1;
     /* An error leaves no fd (copy_small_unnamed gives -1). */
-    copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, s->cow_limit, c->uid, c->gid, c->mode, c->times, k->src,
-                       &k->fd, &k->bytes, &k->cold);
+    copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, c->empty, s->cow_limit, c->uid, c->gid, c->mode, c->times,
+                       k->src, &k->fd, &k->bytes, &k->cold);
     k->lifts = cow_lifts(s, n);
     return k->fd;
 }
@@ -443,10 +447,10 @@ static void made_mark(fll_fast_node *n, int own, uint64_t fh, uint64_t shown, in
     n->made_no_caps = shown && fgetxattr(own, CAPS, NULL, 0) < 0 && errno == ENODATA;
 }
 
-/* Open flags of an open for writing answered here (fll_cow_open): none of these. O_TRUNC copies no
- * data, and the others ask for a host descriptor of their own (files.ts, openStaged): JS's. But a
- * file in the upper layer is truncated here (upper_open). */
-#define COW_OPEN_SLOW (O_TRUNC | O_APPEND | O_DIRECT | O_SYNC | O_DSYNC | O_PATH)
+/* Open flags of an open for writing answered here (fll_cow_open): none of these, which ask for a
+ * host descriptor of their own (files.ts, openStaged): JS's. (O_TRUNC is answered: a lower file's
+ * copy gets no bytes, a file in the upper layer is truncated.) */
+#define COW_OPEN_SLOW (O_APPEND | O_DIRECT | O_SYNC | O_DSYNC | O_PATH)
 /* Record flags of an answered open: its data came from the disk; the reply never reached the
  * caller (interrupted), so no release will come; the file is one in the upper layer, opened as it
  * is (no copy). */
@@ -528,27 +532,28 @@ static int upper_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_n
 }
 
 /* An open for writing of a marked lower file, by root, while no file of it is open: the copy-up
- * JS's open would make (copy_small_unnamed, as Core.#stageBehind makes it, with no change),
- * answered passing through to it (open_answer). No file of it open (no open answered here, none
+ * JS's open would make (copy_small_unnamed, as Core.#stageBehind makes it, with no change; for an
+ * O_TRUNC open, with no bytes and a new mtime), answered passing through to it (open_answer). No file of it open (no open answered here, none
  * JS may hold: js_open): the kernel holds it in no I/O mode, and JS would pass a root writer's
  * open of a copy with one link through (the kernel drops the pages earlier reads cached when such
  * an open is answered). JS's record carries, besides open_answer's, the copy's bytes (size), the
  * lower inode number (offset) and whether the data came from the disk (valid); JS adopts the copy
  * as after a setattr answered here, and records the open as its own (ll-bridge.ts, #adoptOpen).
  * touch(1) of a lower file is such an open, a setattr of its times through it (made_setattr) and a
- * release. So is that of a marked file in the upper layer (upper_open). 1 when answered; the mark
+ * release; `echo x > file` is an O_TRUNC one. So is that of a marked file in the upper layer
+ * (upper_open). 1 when answered; the mark
  * goes whatever happens, as at a setattr. */
 int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
     int access = fi->flags & O_ACCMODE;
     if (!s->cow_dir || s->queued || s->open_fh_count == 0 || !s->passthrough || !n->src || n->dir || n->held || n->made ||
         n->opens || n->js_open || (access != O_WRONLY && access != O_RDWR) ||
-        (fi->flags & (n->upper ? COW_OPEN_SLOW & ~O_TRUNC : COW_OPEN_SLOW)) ||
+        (fi->flags & COW_OPEN_SLOW) ||
         fuse_req_ctx(req)->uid != 0)
         return 0;
     if (n->upper) return upper_open(s, req, ino, n, fi);
     if (s->cow_room == 0) return 0;
     cow_copied k;
-    int fd = cow_copy(s, n, NULL, &k);
+    int fd = cow_copy(s, n, fi->flags & O_TRUNC ? &TRUNCATED : NULL, &k);
     /* The mark goes (the caller drops the node if nothing else keeps it). */
     unmark_src(n);
     if (fd < 0) return 0;

@@ -764,7 +764,8 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info) {
  * the opens the first ones, the ACLs set on files JS made, the opens for writing copied up, the
  * lookups of directories, the renames, the setxattrs of lower files, the first lookups of lower
  * files, the lower directories whose names those lookups read, the links of lower files, of
- * the opens, those passed through, and of the first opens, those that read from the disk]: in the order of LOOP_STATS (src/sys/fuse-ll.ts), which names them. */
+ * the opens, those passed through, and of the first opens, those that read from the disk]: in
+ * the order of LOOP_STATS (src/sys/fuse-ll.ts), which names them. */
 napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     size_t argc = 1;
     napi_value argv[1], out, v;

@@ -81,9 +81,10 @@ void stat_numbers(double *out, const struct stat *st);
  * times: UTIME_OMIT for none). 0 with *fd -1 when declined (not a regular file with one link of at
  * most `limit` bytes), 0 with the copy's fd and its bytes, or an errno (nothing left behind).
  * `numbers` receives SRC's lstat (ST_FIELDS); *cold whether its data had to be read from the disk.
- * `exact_mode`: a file made in DIR gets exactly the mode it is made with (see STAGE_EXACT_MODE). */
-int copy_small_unnamed(const char *src, const char *dir, int exact_mode, int64_t limit, int64_t uid, int64_t gid, int64_t mode,
-                       const struct timespec times[2], double *numbers, int *fd, int64_t *bytes, int *cold);
+ * `exact_mode`: a file made in DIR gets exactly the mode it is made with (see STAGE_EXACT_MODE);
+ * `empty`: the copy gets none of SRC's bytes (an O_TRUNC open's). */
+int copy_small_unnamed(const char *src, const char *dir, int exact_mode, int empty, int64_t limit, int64_t uid, int64_t gid,
+                       int64_t mode, const struct timespec times[2], double *numbers, int *fd, int64_t *bytes, int *cold);
 
 /* The same for the lower directory SRC (a setattr of it answered in C, and every directory copy-up
  * of the union): copied up as stageCopySync copies a directory, under a temporary name in DIR,

@@ -628,7 +628,8 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // and answered in C, passing through to the copy (fll_cow_open); JS adopts the copy and the open
   // afterwards. The open's file handle then serves writes, reads, fstat, fsync, an unlink or rename
   // of the name and the release; a file read before is such a file again once closed. An O_TRUNC
-  // or O_APPEND open, a file held open by a reader, a set-ID file and a hard link go to JS.
+  // open's copy gets none of the bytes and a new mtime. An O_APPEND open, a file held open by a
+  // reader, a set-ID file and a hard link go to JS.
   it('copies lower files up at an open for writing in C, as kernel overlayfs copies them', async () => {
     const NAMES = ['written', 'wronly', 'unlinked', 'renamed', 'synced', 'read-first', 'trunc', 'append', 'held', 'held-cold', 'suid', 'hard1']
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
@@ -686,14 +687,18 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await readFirst.write('C', 0)
         shown.push(`${await kept('read-first', readFirst)} read by name ${await readFile(at('read-first'), 'utf8')}`)
         await readFirst.close()
-        // JS's: O_TRUNC, O_APPEND, a file a reader holds open (opened in C, or by JS: its data
-        // not cached, JS's first open waits for the disk), a set-ID file, a hard link.
+        // C's: O_TRUNC (the file written anew). JS's: O_APPEND, a file a reader holds open
+        // (opened in C, or by JS: its data not cached, JS's first open waits for the disk), a
+        // set-ID file, a hard link.
+        const truncMtime = (await lstat(at('trunc'), { bigint: true })).mtimeNs
         const reader = await open(at('held'), 'r')
         execFileSync('sync')
         await writeFile('/proc/sys/vm/drop_caches', '3')
         const coldReader = await open(at('held-cold'), 'r')
         for (const [name, flags] of [['trunc', 'w'], ['append', 'a'], ['held', 'r+'], ['held-cold', 'r+'], ['suid', 'r+'], ['hard1', 'r+']] as const) {
           const f = await open(at(name), flags)
+          // The truncation moved the mtime, before any write.
+          if (name === 'trunc') shown.push(`trunc after its open: ${show(await f.stat({ bigint: true }))}, mtime moved ${(await f.stat({ bigint: true })).mtimeNs > truncMtime}`)
           await f.write('J', flags === 'a' ? null : 0)
           shown.push(await kept(name, f))
           await f.close()
@@ -726,9 +731,11 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
       'renamed: 100644 n=1 s=13, inode kept true',
       'synced: 100644 n=1 s=3, inode kept true',
     ])
-    // In C: the six opens for writing by root of small lower files with one name, none set-ID,
-    // none open.
-    expect(actual.inC).toBe(6)
+    // In C: the seven opens for writing by root of small lower files with one name (one of them
+    // O_TRUNC), none set-ID, none open.
+    expect(actual.shown).toContain('trunc after its open: 100644 n=1 s=0, mtime moved true')
+    expect(actual.shown).toContain('trunc: 100644 n=1 s=1 J')
+    expect(actual.inC).toBe(7)
   })
 
   // The handle of an open answered in C borrows its copy's fd (Handles.lend): it takes a dup of its
