@@ -1219,9 +1219,10 @@ export class LowLevelBridge {
    * (notify_store): the reads that follow find them in the page cache and cost no request, which
    * halves the round trips of reading a small file the first time. A lone request waits here for
    * the disk (one read of at most STORE_MAX); with others waiting, only bytes cached below go. A
-   * file found uncached either way has the next ones read ahead (#uncachedRead). Only
-   * at the node's first open: until then the kernel holds none of its pages, so none is locked by
-   * an unanswered read or write (the store would wait for it: deadlock) and none was written since.
+   * file found uncached either way, or by C (`uncachedInC`: C started its read, which may have
+   * ended since), has the next ones read ahead (#uncachedRead). Only at the node's first open:
+   * until then the kernel holds none of its pages, so none is locked by an unanswered read or
+   * write (the store would wait for it: deadlock) and none was written since.
    * A store that fails costs nothing: the kernel then asks with a read. The kernel takes the file's
    * atime afresh after each read it sends, and so it does here when this read changed it.
    */
