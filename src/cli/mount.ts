@@ -11,7 +11,7 @@
  * `usage: ...` (a bad command line, exit 2), and closes it. LAYERFS_DETACH=1 asks it to leave its
  * starter's session (setsid), as spawn's `detached` does for a child of Node.
  */
-import { closeSync, lstatSync, openSync, statSync, writeSync } from 'node:fs'
+import { access, closeSync, lstatSync, openSync, statSync, writeSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import type { Daemon } from '../fuse/daemon.js'
 import { packageRoot } from '../sys/addon.js'
@@ -116,6 +116,9 @@ async function serve(opts: MountOptions, starter: Starter): Promise<number> {
     })
     if (stopRequested) void daemon.stop()
     report('ready')
+    // libuv starts its thread pool's threads at the first job: a job now, so that the first request
+    // that needs one (a big file's copy-up) does not wait for four threads to be made.
+    access('/', () => {})
     steadyJitLater()
     await daemon.closed
     // Copy-ups answered before their flush are named before the daemon goes.
