@@ -533,21 +533,20 @@ static int upper_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_n
 
 /* An open for writing of a marked lower file, by root, while no file of it is open: the copy-up
  * JS's open would make (copy_small_unnamed, as Core.#stageBehind makes it, with no change; for an
- * O_TRUNC open, with no bytes and a new mtime), answered passing through to it (open_answer). No file of it open (no open answered here, none
- * JS may hold: js_open): the kernel holds it in no I/O mode, and JS would pass a root writer's
- * open of a copy with one link through (the kernel drops the pages earlier reads cached when such
- * an open is answered). JS's record carries, besides open_answer's, the copy's bytes (size), the
- * lower inode number (offset) and whether the data came from the disk (valid); JS adopts the copy
- * as after a setattr answered here, and records the open as its own (ll-bridge.ts, #adoptOpen).
- * touch(1) of a lower file is such an open, a setattr of its times through it (made_setattr) and a
- * release; `echo x > file` is an O_TRUNC one. So is that of a marked file in the upper layer
- * (upper_open). 1 when answered; the mark
- * goes whatever happens, as at a setattr. */
+ * O_TRUNC open, with no bytes and a new mtime), answered passing through to it (open_answer). No
+ * file of it open (no open answered here, none JS may hold: js_open): the kernel holds it in no
+ * I/O mode, and JS would pass a root writer's open of a copy with one link through (the kernel
+ * drops the pages earlier reads cached when such an open is answered). JS's record carries,
+ * besides open_answer's, the copy's bytes (size), the lower inode number (offset) and whether the
+ * data came from the disk (valid); JS adopts the copy as after a setattr answered here, and
+ * records the open as its own (ll-bridge.ts, #adoptOpen). touch(1) of a lower file is such an
+ * open, a setattr of its times through it (made_setattr) and a release; `echo x > file` is an
+ * O_TRUNC one. So is that of a marked file in the upper layer (upper_open). 1 when answered; the
+ * mark goes whatever happens, as at a setattr. */
 int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, struct fuse_file_info *fi) {
     int access = fi->flags & O_ACCMODE;
     if (!s->cow_dir || s->queued || s->open_fh_count == 0 || !s->passthrough || !n->src || n->dir || n->held || n->made ||
-        n->opens || n->js_open || (access != O_WRONLY && access != O_RDWR) ||
-        (fi->flags & COW_OPEN_SLOW) ||
+        n->opens || n->js_open || (access != O_WRONLY && access != O_RDWR) || (fi->flags & COW_OPEN_SLOW) ||
         fuse_req_ctx(req)->uid != 0)
         return 0;
     if (n->upper) return upper_open(s, req, ino, n, fi);

@@ -372,8 +372,15 @@ export class LowLevelBridge {
   }
 
   #dispatch(r: Request): void {
+    if (r.op === 'open' && r.answered && r.copy === undefined) {
+      // No request: a first open answered in C read its file from the disk. JS reads the next
+      // ones ahead.
+      const node = this.#nodes.get(r.ino)
+      if (node) this.#uncachedRead(node)
+      return
+    }
     // (A directory C copied up for a rename it answered came with no request.)
-    if (!(r.op === 'setattr' && r.copy?.dir && r.copy.lifted) && !(r.op === 'open' && r.uncached && r.answered)) this.counts[r.op] = (this.counts[r.op] ?? 0) + 1
+    if (!(r.op === 'setattr' && r.copy?.dir && r.copy.lifted)) this.counts[r.op] = (this.counts[r.op] ?? 0) + 1
     if (r.op === 'forget') {
       this.#forget(r.ino, r.nlookup)
       return
@@ -384,12 +391,6 @@ export class LowLevelBridge {
     }
     if (r.op === 'open' && r.copy) {
       this.#adoptOpen(r, r.copy)
-      return
-    }
-    if (r.op === 'open' && r.answered) {
-      // A first open answered in C that read its file from the disk: JS reads the next ones ahead.
-      const node = this.#nodes.get(r.ino)
-      if (node) this.#uncachedRead(node)
       return
     }
     if (r.op === 'rename' && r.copy) {
