@@ -21,8 +21,8 @@ import { type Mode, WORKLOADS, WORKLOAD_NAMES, sampleKeys } from './workloads.js
 export const DEFAULT_DIR = '/var/tmp/layerfs-bench'
 
 const USAGE = `usage: layerfs bench [options]
-  --quick              small fixture (2k+3k files, 64 MiB big files), 2 reps: under 5 minutes
-  --reps N             repetitions per workload and driver (default 5; --quick 2; --check 3)
+  --quick              small fixture (2k+3k files, 64 MiB big files), 5 reps: about 3 minutes
+  --reps N             repetitions per workload and driver (default 5; --check 3)
   --drivers a,b        of: ${DRIVER_NAMES.join(', ')} (default: all available)
   --workloads x,y      of: ${WORKLOAD_NAMES.join(', ')}
   --modes cold,warm    for the read-only workloads (default both)
@@ -76,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2
   }
   const dir = resolve(values.dir ?? DEFAULT_DIR)
-  const reps = values.reps === undefined ? (values.quick ? 2 : values.check ? 3 : 5) : Number(values.reps)
+  const reps = values.reps === undefined ? (values.check ? 3 : 5) : Number(values.reps)
   if (!Number.isInteger(reps) || reps < 1) {
     process.stderr.write(`layerfs bench: --reps wants a positive integer\n`)
     return 2

@@ -118,6 +118,20 @@ programs_stack() { # driver dir: prints the runs' time
   return $ok
 }
 
+# A package manager's byte-compile step: the image's Python (the host's /usr as the one lower layer)
+# recompiling three of its standard packages (`compileall -f`), each .pyc written to a new file and
+# renamed over the lower one, on a fresh mount (the first run untimed). Undone even when it fails.
+compileall_stack() { # driver dir: prints the run's time
+  local d=$2 ok=0 t lib=${LDSO%/*} py=/lib/python3.11
+  mount_stack "$1" "$d" /usr || return 1
+  local ld="$d/m/${LDSO#/usr/}" libs="$d/m/${lib#/usr/}"
+  [ -d "$d/m$py/email" ] || py=$(cd "$d/m" && ls -d lib/python3.* | head -1) py=/${py#/}
+  t=$(ms "$ld" --library-path "$libs" "$d/m/bin/python3" -m compileall -f -q "$d/m$py/email" "$d/m$py/json" "$d/m$py/http") || ok=1
+  unmount_stack "$d"
+  [ $ok = 0 ] && echo "$t"
+  return $ok
+}
+
 ms() { # run "$@" silently, print its wall time in ms
   local start
   sync
@@ -160,6 +174,11 @@ run() { # workload: prints its time, or nothing when its tool is missing
     cat-4-warm) (cd "$M" && xargs -P4 -n100 cat < "$WORK/files" >/dev/null); ms bash -c "cd '$M' && xargs -P4 -n100 cat < '$WORK/files'" ;;
     stat-4-warm) (cd "$M" && xargs -P4 -n100 stat < "$WORK/files" >/dev/null); ms bash -c "cd '$M' && xargs -P4 -n100 stat < '$WORK/files'" ;;
     mkdir-lower) ms bash -c "cd '$M' && sed 's|\$|/new|' '$WORK/dirs' | head -400 | xargs mkdir" ;;
+    rm-rf-upper) [ -d "$M/nm-copy" ] || cp -a "$M/node_modules" "$M/nm-copy"; ms rm -rf "$M/nm-copy" ;;
+    mv-upper) [ -d "$M/cs" ] || run create-write-stat >/dev/null; ms node -e "const fs=require('fs');for(let i=0;i<3000;i++)fs.renameSync('$M/cs/f'+i,'$M/cs/g'+i)" ;;
+    cp-big) ms cp "$M/bigdata/big-0.bin" "$M/big-copy" ;;
+    dd-write) ms dd if=/dev/zero of="$M/dd.out" bs=1M count=128 conv=fsync ;;
+    py-compileall) if [ -x /usr/bin/python3 ] && [ -n "$LDSO" ]; then compileall_stack "$driver" "$WORK/$round-$driver-pyca"; fi ;;
     programs) if [ -n "$LDSO" ]; then programs_stack "$driver" "$WORK/$round-$driver-prog"; fi ;;
     py-import-cold) if [ -x /usr/bin/python3 ] && [ -n "$LDSO" ]; then py_stack "$driver" "$WORK/$round-$driver-pyc" cold; fi ;;
     py-import-warm) if [ -x /usr/bin/python3 ] && [ -n "$LDSO" ]; then py_stack "$driver" "$WORK/$round-$driver-pyw" warm; fi ;;
