@@ -175,6 +175,7 @@ run() { # workload: prints its time, or nothing when its tool is missing
     cat-4-warm) (cd "$M" && xargs -P4 -n100 cat < "$WORK/files" >/dev/null); ms bash -c "cd '$M' && xargs -P4 -n100 cat < '$WORK/files'" ;;
     stat-4-warm) (cd "$M" && xargs -P4 -n100 stat < "$WORK/files" >/dev/null); ms bash -c "cd '$M' && xargs -P4 -n100 stat < '$WORK/files'" ;;
     mkdir-lower) ms bash -c "cd '$M' && sed 's|\$|/new|' '$WORK/dirs' | head -400 | xargs mkdir" ;;
+    # (Last in the list: its deletions would slow the creates of every row after it, as above.)
     rm-rf-upper) [ -d "$M/nm-copy" ] || cp -a "$M/node_modules" "$M/nm-copy"; ms rm -rf "$M/nm-copy" ;;
     mv-upper) [ -d "$M/cs" ] || run create-write-stat >/dev/null; ms node -e "const fs=require('fs');for(let i=0;i<3000;i++)fs.renameSync('$M/cs/f'+i,'$M/cs/g'+i)" ;;
     cp-big) cat "$M/bigdata/big-0.bin" >/dev/null; ms cp "$M/bigdata/big-0.bin" "$M/big-copy" ;;
@@ -186,7 +187,7 @@ run() { # workload: prints its time, or nothing when its tool is missing
   esac
 }
 
-WORKLOADS=${SPOT_WORKLOADS:-"ls-lR-cold ls-lR-warm du-warm grep-r cp-a rm-rf-upper tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat mv-upper write-fsync-rename touch-lower setfattr-lower truncate-lower cp-al rm-rf-lower mv-lower-dir mount-cycle upper-cat upper-touch upper-chown overwrite-lower sed-i-lower stat-missing cat-4-cold cat-4-warm stat-4-warm mkdir-lower programs py-import-cold py-import-warm py-compileall cp-big dd-write"}
+WORKLOADS=${SPOT_WORKLOADS:-"ls-lR-cold ls-lR-warm du-warm grep-r cp-a tar-pipe git sqlite open-append-close mkdir-p-rm-rf symlinks create-write-stat mv-upper write-fsync-rename touch-lower setfattr-lower truncate-lower cp-al rm-rf-lower mv-lower-dir mount-cycle upper-cat upper-touch upper-chown overwrite-lower sed-i-lower stat-missing cat-4-cold cat-4-warm stat-4-warm mkdir-lower programs py-import-cold py-import-warm py-compileall cp-big dd-write rm-rf-upper"}
 results=$WORK/results.txt
 # The node_modules files and directories the stack shows (the changes layer removes some), by a
 # read-only kernel overlayfs mount of its layers.
