@@ -4,7 +4,7 @@
 // loader compiles the code with V8's code cache of it (see daemon-start.ts). Run by `npm run
 // build`, after tsc. A cache of the code built before goes.
 import { build } from 'esbuild'
-import { readFile, rm } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -33,4 +33,12 @@ await build({
   external: ['fuse-native'],
 })
 await build({ ...common, entryPoints: [`${root}/dist/src/cli/daemon-start.js`], outfile: `${root}/dist/layerfs-daemon.cjs` })
-if (/\bimport\(/.test(await readFile(code, 'utf8'))) throw new Error(`${code}: a dynamic import() is left, which the loader cannot run`)
+const text = await readFile(code, 'utf8')
+if (/\bimport\(/.test(text)) throw new Error(`${code}: a dynamic import() is left, which the loader cannot run`)
+// ASCII throughout, so that the loader reads the code as latin1 into a one-byte string: one
+// character outside ASCII makes V8 hold the whole source as two bytes a character, which took
+// 0.3 ms more to read and 0.9 ms more to compile from the cache at every mount here. esbuild
+// escapes such characters in strings, names and patterns (charset ascii), so what is left is in
+// comments, where a \u escape reads as well.
+const ascii = text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`)
+if (ascii !== text) await writeFile(code, ascii)

@@ -94,7 +94,8 @@ const cachePath = setting === 'off' ? undefined : setting || join(dist, 'layerfs
 
 const fd = openSync(codePath, 'r')
 const code = fstatSync(fd)
-const source = readFileSync(fd, 'utf8')
+// ASCII (scripts/bundle-daemon.mjs): latin1 reads it straight into a one-byte string.
+const source = readFileSync(fd, 'latin1')
 closeSync(fd)
 const key = `${code.size}:${code.mtimeMs}:${code.ino}`
 const found = cachePath === undefined ? undefined : readCache(cachePath, key, code.uid)

@@ -327,6 +327,13 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     expect(bundle).not.toContain('require("node:fs/promises")')
   })
 
+  it('bundles a daemon in ASCII, which its loader reads as latin1 (a one-byte string compiles faster)', async () => {
+    const bytes = await readFile(CODE)
+    expect(bytes.findIndex((b) => b >= 0x80)).toBe(-1)
+    // The sources do have such characters, in comments: the bundler escaped them.
+    expect(bytes.toString('latin1')).toMatch(/\\u\{[0-9a-f]+\}/)
+  })
+
   it('starts the daemon from the compiled modules when the bundle is older than them (tsc was run alone), through Node and through the installed command', async () => {
     const { mtime } = await stat(BUNDLE)
     const main = resolve('dist/src/cli/main.js')
