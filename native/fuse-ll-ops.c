@@ -6,6 +6,7 @@
 #include "fuse-ll.h"
 
 #include <errno.h>
+#include <linux/fs.h> /* FS_IOC_* */
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,12 +175,15 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, stru
 
 /* ioctl: the kernel sends only restricted ones, whose argument it copies in and out by the size in
  * the command: those of file attributes (chattr and lsattr: FS_IOC_GETFLAGS and SETFLAGS,
- * FS_IOC_FSGETXATTR and FSSETXATTR) are answered, the rest refused in JS. The input is the data
- * (size: its length), the room for the output is in offset. 32-bit callers are refused here. */
+ * FS_IOC_FSGETXATTR and FSSETXATTR) go to JS, which answers them. The input is the data (size: its
+ * length), the room for the output is in offset. Any other, and any from a 32-bit caller, is
+ * refused here, ENOTTY: isatty(3) asks each file it is given (TCGETS), and Python's open() asks it
+ * of every file, so a program's imports sent JS one request per module read. */
 static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi,
                      unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz) {
     (void)arg;
-    if (flags & FUSE_IOCTL_COMPAT) {
+    if ((flags & FUSE_IOCTL_COMPAT) ||
+        (cmd != FS_IOC_GETFLAGS && cmd != FS_IOC_SETFLAGS && cmd != FS_IOC_FSGETXATTR && cmd != FS_IOC_FSSETXATTR)) {
         fuse_reply_err(req, ENOTTY);
         return;
     }
