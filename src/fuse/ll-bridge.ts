@@ -653,17 +653,23 @@ export class LowLevelBridge {
         return this.#unmarkChild(r.parent, r.name)
       case 'rename':
         this.#unmarkChild(r.parent, r.name)
-        this.#unmarkChild(r.newparent, r.newname)
+        // The file a rename replaces loses its name for good, and the name then shows what moved
+        // there, which C looks up as the union shows it: an upper file is JS's, and a lower file
+        // renamed there keeps the directory's lookups from C until it is written (onMovePending).
+        // So its directory stays C's for the first lookups of other files (sed -i and atomic
+        // replaces rename over each file they change), unless the rename fails (#fail) or is an
+        // exchange, where the file keeps a name.
+        this.#unmarkChild(r.newparent, r.newname, (r.flags & 2 /* RENAME_EXCHANGE */) !== 0)
         return this.#unmarkMovedDirs(r)
       default:
     }
   }
 
-  #unmarkChild(parentId: number, name: string): void {
+  #unmarkChild(parentId: number, name: string, taint = true): void {
     const parent = this.#nodes.get(parentId)
     if (!parent) return
     const child = this.#nodes.child(parent, name)
-    this.#unmark(child)
+    this.#unmark(child, taint)
     this.#unprobe(child)
     if (child?.made) this.#session.writerEnd(child.id)
   }
@@ -893,6 +899,12 @@ export class LowLevelBridge {
 
   #fail(r: Request, err: unknown): void {
     const errno = toErrno(err, r.op, () => describe(r), this.#options.log)
+    // A file a failed rename would have replaced keeps its name, which C forgot (#unmarkChanged):
+    // C must not look it up as a new node (#taint), before the kernel can ask again.
+    if (r.op === 'rename') {
+      const dir = this.#nodes.get(r.newparent)
+      if (dir && this.#nodes.child(dir, r.newname)) this.#taint(dir)
+    }
     // One C answered already (a release, a copy-up's record): there is no one to tell.
     if (!r.answered) this.#session.replyErr(r.req, -errno)
   }

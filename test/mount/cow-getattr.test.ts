@@ -1227,6 +1227,46 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     expect(actual.inC).toBeGreaterThanOrEqual(6)
   })
 
+  it('keeps looking lower files up in C in a directory where new files replaced others by rename, as sed -i replaces them', async () => {
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
+      const names = ['a', 'b', 'c', 'd', 'e', 'f']
+      const { mnt, upper, handle } = await frame.stack(driver, '', async (top) => {
+        await mkdir(join(top, 'd'))
+        for (const name of names) await writeFile(join(top, 'd', name), `lower ${name}`)
+      })
+      try {
+        const shown: string[] = []
+        const show = async (step: string, name: string): Promise<void> => {
+          const st = await lstat(join(mnt, 'd', name))
+          shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} size ${st.size} ${await readFile(join(mnt, 'd', name), 'utf8')}`)
+        }
+        // sed -i of a, b and c: each read, its new text written to a new file, renamed over it.
+        for (const name of ['a', 'b', 'c']) {
+          const text = await readFile(join(mnt, 'd', name), 'utf8')
+          await writeFile(join(mnt, 'd', `.sed-${name}`), text.toUpperCase())
+          await rename(join(mnt, 'd', `.sed-${name}`), join(mnt, 'd', name))
+          await show('replaced', name)
+        }
+        // (The kernel's forgets of the replaced files reach JS first.)
+        await new Promise((r) => setTimeout(r, 200))
+        const lookups = await answeredInC(driver, mnt, 'cowFileLookups')
+        for (const name of ['d', 'e', 'f']) await show('first', name)
+        const inC = await lookups()
+        await mounts.unmount(handle)
+        const described = treeOf(upper, '', (st) => `${(st.mode & 0o7777).toString(8)}${st.isFile() ? ` size ${st.size}` : ''}`)
+        return { shown, upper: Object.entries(described).map(([path, what]) => `${path}: ${what}`), inC }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const actual = await sameAsKernel(run)
+    expect(actual.shown).toContain('replaced b: 100644 nlink 1 size 7 LOWER B')
+    expect(actual.shown).toContain('first e: 100644 nlink 1 size 7 lower e')
+    // The first lookups of the files after the replacements are C's: a rename over a file does not
+    // take the directory's lookups from C.
+    expect(actual.inC).toBe(3)
+  })
+
   // Lookups in C read a lower directory's names once four names were found missing there, and from
   // then on answer from them without an lstat (native/lower-names.c): every name must still come
   // out as the layers hold it, the one shadowing another, the one whited out, the one below both.
