@@ -135,6 +135,8 @@ export class LowLevelBridge {
   /** The marked files in the upper layer, which C answers for from their host paths (see
    *  #unmarkMovedDirs). */
   readonly #upperFiles = new Set<Node>()
+  /** Opens whose tryOpen #answerNow made, found waiting for a copy-up: #handle does not try again. */
+  readonly #openTried = new WeakSet<Request>()
   /** Directories marked for their lookups (#markProbe) whose host paths a rename may move. */
   readonly #movableProbes = new Set<Node>()
   /**
@@ -975,7 +977,10 @@ export class LowLevelBridge {
           return true
         }
         const fh = union.tryOpen(path, r.flags, r.waiting === 0)
-        if (fh === undefined) return false
+        if (fh === undefined) {
+          this.#openTried.add(r) // (#handle takes it next, with nothing run between)
+          return false
+        }
         this.#opened(r, path, fh, r.waiting === 0)
         return true
       }
@@ -1320,7 +1325,7 @@ export class LowLevelBridge {
       case 'open': {
         const node = this.#node(r.ino)
         const path = this.#nodes.path(node)
-        const fh = path === undefined ? union.reopenUnnamedSync(this.#handleOfUnnamed(node), r.flags) : await union.open(path, r.flags)
+        const fh = path === undefined ? union.reopenUnnamedSync(this.#handleOfUnnamed(node), r.flags) : await union.open(path, r.flags, this.#openTried.delete(r))
         await this.#opened(r, path, fh, false)
         return
       }

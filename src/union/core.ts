@@ -810,10 +810,11 @@ export class Core {
     return this.stager.stageNow(src, entry.kind, { ...options, origin }, true, st)
   }
 
-  /** Copy `rel` up with what `want` asks for and return its upper entry (see copyUpNow). */
-  async copyUp(rel: string, want: CopyUpWant, defer = false): Promise<Entry> {
-    for (;;) {
-      const now = this.copyUpNow(rel, want, false, undefined, defer)
+  /** Copy `rel` up with what `want` asks for and return its upper entry (see copyUpNow). `tried`:
+   *  the caller's copyUpNow of it just returned undefined, with nothing run since. */
+  async copyUp(rel: string, want: CopyUpWant, defer = false, tried = false): Promise<Entry> {
+    for (let first = true; ; first = false) {
+      const now = first && tried ? undefined : this.copyUpNow(rel, want, false, undefined, defer)
       if (now) return now
       const running = this.#inflight.get(rel)
       if (running) {

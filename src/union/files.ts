@@ -39,8 +39,16 @@ export function tryOpen(core: Core, rel: string, flags: number, alone = false): 
   return upper && openEntry(core, rel, upper, true, flags)
 }
 
-export async function open(core: Core, rel: string, flags: number): Promise<number> {
-  return tryOpen(core, rel, flags) ?? openEntry(core, rel, await core.copyUp(rel, copyUpWant(flags), true), true, flags)
+/** An open, waiting for a copy-up when it must. `tried`: the caller's tryOpen of the same open just
+ *  returned undefined, with nothing run since; its attempt to copy on the calling thread is not made
+ *  again, nor copyUp's first (each lstat'ed the lower file and asked the stager for a small copy: a
+ *  big file's first open for writing made three such attempts). */
+export async function open(core: Core, rel: string, flags: number, tried = false): Promise<number> {
+  if (!tried) {
+    const fh = tryOpen(core, rel, flags)
+    if (fh !== undefined) return fh
+  }
+  return openEntry(core, rel, await core.copyUp(rel, copyUpWant(flags), true, true), true, flags)
 }
 
 /** An O_TRUNC open needs none of the old bytes. */

@@ -345,8 +345,10 @@ export class Union {
     }
   }
 
-  open(path: string, flags: number): Promise<number> {
-    return files.open(this.#core, relPath(path), flags)
+  /** `tried`: the caller's tryOpen of the same open just returned undefined, with nothing run since
+   *  (see files.open). */
+  open(path: string, flags: number, tried = false): Promise<number> {
+    return files.open(this.#core, relPath(path), flags, tried)
   }
 
   /** open when no copy-up is needed (the fh), else undefined: call open then. `alone`, here and in

@@ -244,6 +244,26 @@ describe('copy-up', () => {
     expect(s.union.stats().copyUps.copyUps).toBe(1)
   })
 
+  it('copies a big file up once for an open whose tryOpen came first, as the FUSE bridge opens, beside plain opens', async () => {
+    const s = await stack([{ f: 'x'.repeat(100_000), g: 'y'.repeat(100_000) }])
+    // The bridge's way: tryOpen finds the copy must wait, then open(…, tried) waits for it.
+    expect(s.union.tryOpen('/f', constants.O_RDWR)).toBeUndefined()
+    const tried = s.union.open('/f', constants.O_RDWR, true)
+    const plain = s.union.open('/f', constants.O_RDWR)
+    const handles = await Promise.all([tried, plain])
+    await s.union.write(handles[0]!, Buffer.from('new'), 3, 0)
+    for (const fh of handles) await s.union.release(fh)
+    expect(s.union.stats().copyUps.copyUps).toBe(1)
+    expect((await readAll(s.union, '/f')).slice(0, 5)).toBe('newxx')
+    // And alone, with nothing in flight.
+    expect(s.union.tryOpen('/g', constants.O_WRONLY)).toBeUndefined()
+    const fh = await s.union.open('/g', constants.O_WRONLY, true)
+    await s.union.release(fh)
+    expect(s.union.stats().copyUps.copyUps).toBe(2)
+    expect((await s.union.getattr('/g')).size).toBe(100_000)
+    expect(await readAll(s.union, '/g')).toBe('y'.repeat(65_536)) // (readAll reads 64 KiB)
+  })
+
   for (const fsync of [true, false]) {
     // fsync'd copies are made unnamed (O_TMPFILE) and named when complete; unsynced ones by name.
     // A small file is copied on the calling thread, a big one on the thread pool.
