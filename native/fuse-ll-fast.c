@@ -286,10 +286,7 @@ void fll_fast_unpark(fll_session *s, int may_wait) {
             } else {
                 /* JS answers it (a first open that carries `first`), and may hold the file open. */
                 if (n) n->js_open = 1;
-                int kill = s->kill_suidgid;
-                s->kill_suidgid = 0; /* never asked at an open for reading */
-                fll_open_to_js(p->req, p->ino, &p->fi, 1, 1);
-                s->kill_suidgid = kill;
+                fll_open_to_js(p->req, p->ino, &p->fi, 1, 1, 0); /* (never asked at an open for reading) */
             }
         }
     }

@@ -89,13 +89,15 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino) { ino_op(req, FLL_READLI
  * that file uncached and started reading it. */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     int first = 0, uncached = 0;
-    if (fll_fast_open(fuse_req_userdata(req), req, ino, fi, &first, &uncached)) return;
-    fll_open_to_js(req, ino, fi, first, uncached);
+    fll_session *s = fuse_req_userdata(req);
+    if (fll_fast_open(s, req, ino, fi, &first, &uncached)) return;
+    fll_open_to_js(req, ino, fi, first, uncached, s->kill_suidgid);
 }
 
-void fll_open_to_js(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int first, int uncached) {
+void fll_open_to_js(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int first, int uncached, int kill_suidgid) {
     fll_rec *r = rec(req, FLL_OPEN);
     if (!r) return;
+    r->kill_suidgid = kill_suidgid; /* its own: a parked open is handed on while another is dispatched */
     r->ino = ino;
     with_fi(r, fi);
     r->size = (size_t)(first | uncached << 1);

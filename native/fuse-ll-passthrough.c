@@ -56,6 +56,12 @@ struct write_in {
     uint64_t fh, offset;
     uint32_t size, write_flags;
 };
+/* The header of the request in `buf`, or NULL when it cannot be read there (a buffer libfuse left
+ * in a pipe, or one shorter than a header). */
+static struct in_header *header_of(const struct fuse_buf *buf) {
+    return (buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header) ? NULL : buf->mem;
+}
+
 struct out_header {
     uint32_t len;
     int32_t error;
@@ -99,9 +105,8 @@ _Static_assert(sizeof(struct entry_out) == 128, "fuse_entry_out is 128 bytes");
 static int read_init_in(const struct fuse_buf *buf, struct init_in *in) {
     memset(in, 0, sizeof *in);
     const size_t min = offsetof(struct init_in, flags2);
-    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header) + min) return 0;
-    const struct in_header *ih = buf->mem;
-    if (ih->opcode != OP_INIT) return 0;
+    const struct in_header *ih = header_of(buf);
+    if (!ih || buf->size < sizeof *ih + min || ih->opcode != OP_INIT) return 0;
     size_t n = buf->size - sizeof *ih;
     memcpy(in, ih + 1, n < sizeof *in ? n : sizeof *in);
     return 1;
@@ -112,29 +117,26 @@ static int offers_passthrough(const struct init_in *in) {
 }
 
 int fll_is_init(const struct fuse_buf *buf) {
-    return !(buf->flags & FUSE_BUF_IS_FD) && buf->size >= sizeof(struct in_header) &&
-           ((const struct in_header *)buf->mem)->opcode == OP_INIT;
+    const struct in_header *ih = header_of(buf);
+    return ih && ih->opcode == OP_INIT;
 }
 
 int fll_take_tmpfile(struct fuse_buf *buf) {
-    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header)) return 0;
-    struct in_header *ih = buf->mem;
-    if (ih->opcode != OP_TMPFILE) return 0;
+    struct in_header *ih = header_of(buf);
+    if (!ih || ih->opcode != OP_TMPFILE) return 0;
     ih->opcode = OP_CREATE;
     return 1;
 }
 
 uint32_t fll_caller(const struct fuse_buf *buf) {
-    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header)) return 0;
-    return ((const struct in_header *)buf->mem)->pid;
+    const struct in_header *ih = header_of(buf);
+    return ih ? ih->pid : 0;
 }
 
 uint32_t fll_opcode(const struct fuse_buf *buf, uint64_t *nodeid) {
-    *nodeid = 0;
-    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header)) return 0;
-    const struct in_header *ih = buf->mem;
-    *nodeid = ih->nodeid;
-    return ih->opcode;
+    const struct in_header *ih = header_of(buf);
+    *nodeid = ih ? ih->nodeid : 0;
+    return ih ? ih->opcode : 0;
 }
 
 int fll_leaves_others(uint32_t opcode) {
@@ -165,8 +167,8 @@ int fll_leaves_others(uint32_t opcode) {
 }
 
 int fll_kills_suidgid(const struct fuse_buf *buf) {
-    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(struct in_header)) return 0;
-    const struct in_header *ih = buf->mem;
+    const struct in_header *ih = header_of(buf);
+    if (!ih) return 0;
     const void *arg = ih + 1;
     size_t len = buf->size - sizeof *ih;
     switch (ih->opcode) {

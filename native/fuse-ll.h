@@ -303,8 +303,9 @@ typedef struct fll_session {
 /* fuse-ll-ops.c */
 extern const struct fuse_lowlevel_ops fll_ops;
 void fll_push(fll_session *s, fll_rec *r);
-/* An open for JS to answer: `first`, the node's first; `uncached`, C started reading its file. */
-void fll_open_to_js(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int first, int uncached);
+/* An open for JS to answer: `first`, the node's first; `uncached`, C started reading its file;
+ * `kill_suidgid`, the open asks for set-ID bits to be cleared (killpriv v2). */
+void fll_open_to_js(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int first, int uncached, int kill_suidgid);
 
 /* fuse-ll-session.c */
 /* The session behind a handle object; NULL after throwing a TypeError. */
