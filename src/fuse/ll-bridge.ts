@@ -14,7 +14,7 @@
 import { closeSync, constants, readFileSync } from 'node:fs'
 import { codeCache } from '../sys/code-cache.js'
 import {
-  type Ctx, type EntryOut, FAST_FH, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
+  type Ctx, type EntryOut, FAST_FH, RENAME_EXCHANGE, type Request, SETATTR_ATIME, SETATTR_ATIME_NOW, SETATTR_GID,
   SETATTR_MODE, SETATTR_MTIME, SETATTR_MTIME_NOW, SETATTR_SIZE, SETATTR_UID, Session,
 } from '../sys/fuse-ll.js'
 import { relPath, splitPath } from '../layers/layer.js'
@@ -626,7 +626,7 @@ export class LowLevelBridge {
     if (this.#soleDirs.size === 0 && this.#movableProbes.size === 0 && this.#upperFiles.size === 0) return
     const union = this.#union
     const moves = union.isDirSync(this.#childPath(r.parent, r.name).path) ||
-      ((r.flags & 2 /* RENAME_EXCHANGE */) !== 0 && union.isDirSync(this.#childPath(r.newparent, r.newname).path))
+      ((r.flags & RENAME_EXCHANGE) !== 0 && union.isDirSync(this.#childPath(r.newparent, r.newname).path))
     if (!moves) return
     // (Not the root's: it never moves, nor has a directory above it that could.)
     const root = this.#nodes.root
@@ -661,7 +661,7 @@ export class LowLevelBridge {
         // So its directory stays C's for the first lookups of other files (sed -i and atomic
         // replaces rename over each file they change), unless the rename fails (#fail) or is an
         // exchange, where the file keeps a name.
-        this.#unmarkChild(r.newparent, r.newname, (r.flags & 2 /* RENAME_EXCHANGE */) !== 0)
+        this.#unmarkChild(r.newparent, r.newname, (r.flags & RENAME_EXCHANGE) !== 0)
         return this.#unmarkMovedDirs(r)
       default:
     }
@@ -1423,7 +1423,7 @@ export class LowLevelBridge {
 
   /** The node table follows a rename the union made; a replaced file's other names are told. */
   #renamed(r: Request & { op: 'rename' }, n: RenameNames): void {
-    const exchange = (r.flags & 2 /* RENAME_EXCHANGE */) !== 0
+    const exchange = (r.flags & RENAME_EXCHANGE) !== 0
     if (exchange) this.#nodes.exchange(n.parent, r.name, n.newParent, r.newname)
     else this.#nodes.move(n.parent, r.name, n.newParent, r.newname)
     // The kernel has dropped the ctime of what moved: naming a deferred copy there later moves only

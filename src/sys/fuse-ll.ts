@@ -218,6 +218,9 @@ const F = {
   WAITING: 28, KILL_SUIDGID: 29, COUNT: 30,
 } as const
 // What the kernel granted at INIT (FLL_GRANTED_*).
+/** The `valid` of a record of a first open C answered after reading its file from the disk
+ *  (native/fuse-ll.h: FLL_OPEN_UNCACHED, fuse-ll-fast.c: tell_uncached). */
+const OPEN_UNCACHED = 8
 const GRANTED_PASSTHROUGH = 1
 const GRANTED_KILLPRIV = 2
 // Reply layouts (FLL_A_*, FLL_E_*): an attr, an entry (attr + 4), readdirplus (entry + next), readdir.
@@ -402,8 +405,7 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
     case 'readlink': case 'statfs':
       return { req, ctx, op, ino }
     case 'open':
-      // (valid 8: FLL_OPEN_UNCACHED, native/fuse-ll-fast.c, tell_uncached)
-      if (f[F.ANSWERED] === 1 && f[F.VALID] === 8) return { req, ctx, op, ino, flags: 0, killSuidgid: false, waiting: 0, first: false, uncached: true, answered: true }
+      if (f[F.ANSWERED] === 1 && f[F.VALID] === OPEN_UNCACHED) return { req, ctx, op, ino, flags: 0, killSuidgid: false, waiting: 0, first: false, uncached: true, answered: true }
       if (f[F.ANSWERED] === 1) {
         const copy = { fh: f[F.FH]!, fd: f[F.RDEV]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: (f[F.VALID]! & 1) !== 0, backing: f[F.MODE]!, unsent: (f[F.VALID]! & 2) !== 0, upper: (f[F.VALID]! & 4) !== 0 }
         return { req, ctx, op, ino, flags: f[F.FLAGS]!, killSuidgid: false, waiting: 0, first: false, answered: true, copy }
