@@ -15,7 +15,7 @@ import { type DaemonStats, delta, statsOf } from '../helpers/daemon-stats.js'
 const fuse = fuseAvailable()
 if (!fuse.ok) console.warn(`skipping io-path mount tests: ${fuse.reason}`)
 const isRoot = process.getuid?.() === 0
-if (fuse.ok && !isRoot) console.warn('skipping the read-ahead mount test: dropping the page cache needs root')
+if (fuse.ok && !isRoot) console.warn('skipping the mount tests of read-ahead and of first opens of uncached files: dropping the page cache needs root')
 if (fuse.ok && !existsSync(resolve('dist/src/cli/main.js'))) throw new Error('build first: npm run build')
 
 /**
