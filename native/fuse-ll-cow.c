@@ -219,9 +219,10 @@ static struct timespec time_arg(const struct stat *attr, int to_set, int set, in
  * the directory's copy records its origin (the lower inode number, in the record's offset); the
  * directory was copied up for a rename answered here (fll_cow_rename), no setattr asked for it. */
 enum { COW_COLD = 1, COW_DIR = 2, COW_DIR_ORIGIN = 4, COW_DIR_LIFTED = 8 };
-/* Record flags of an answered lookup: the node is new (file_lookup), its inode number in the
- * record's offset; else a marked directory's (dir_lookup). */
-enum { COW_LOOKUP_NEW = 1 };
+/* Record flags of an answered lookup: the node is new (file_lookup, lower_dir_lookup), its inode
+ * number in the record's offset, and a directory (lower_dir_lookup), its layers in the record's
+ * rdev; else a marked directory's (dir_lookup). */
+enum { COW_LOOKUP_NEW = 1, COW_LOOKUP_DIR = 2 };
 /* fll_fast_node.dir: a lower directory; one in the upper layer (src empty). */
 /* A marked directory: a lower one (copied up at its setattr), one in the upper layer that merges
  * with a lower one (changed there), or one only in the upper layer (its getattr answered here). */
@@ -771,6 +772,55 @@ static int queue_touches(const fll_session *s, uint64_t parent, const char *name
     return 0;
 }
 
+/* Whether the first lookup of `name` in the directory node `p` (`parent`) may give it a new node
+ * here (file_lookup, lower_dir_lookup): JS marked the directory for it (positiveAllow), no forget
+ * waits for JS (it could drop a node of the directory's, or of a name not written yet), JS has ids
+ * left to give, nor a request about the directory but the lookup of another name waits
+ * (queue_touches); no node JS holds answers for the name unless C knows it by that name (in
+ * cow_names: then the lookup is JS's, which gives that node); not a `.wh.` name. */
+static int may_name_new(const fll_session *s, const fll_fast_node *p, fuse_ino_t parent, const char *name) {
+    return p->positive && !s->queued_forgets && s->ids_next < s->ids_end && strncmp(name, ".wh.", 4) != 0 &&
+           !name_entry(s->cow_names, parent, name) && !(s->queued && queue_touches(s, parent, name));
+}
+
+/* Whether a layer above `depth` of the directory node `p`'s host paths holds a `.wh.` file for
+ * `name` (the union's walk looks for one in every layer but the last, resolver.ts), or could not
+ * be asked. */
+static int marked_above(fll_session *s, const fll_fast_node *p, int depth, const char *name) {
+    /* (A name of the kernel's has at most NAME_MAX bytes; its marker may be too long to exist.) */
+    char marker[NAME_MAX + 5], marker_path[PATH_MAX];
+    struct stat ms;
+    snprintf(marker, sizeof marker, ".wh.%s", name);
+    const char *above = p->probe;
+    for (int i = 0; i < depth; i++, above += strlen(above) + 1)
+        if (fll_probe_name(s, above, i, marker, marker_path, &ms) != 0) return 1;
+    return 0;
+}
+
+/* Gives the new node `ino` (the next of the ids JS reserved) the name `name` in `parent` for JS: a
+ * record of the lookup answered here, with the node's inode number (offset), where the name was
+ * found in the directory's host paths (size), and for a directory (COW_LOOKUP_DIR in `flags`) the
+ * host paths it merges, a bit each (rdev); then the reply. */
+static void answer_new(fll_session *s, fuse_req_t req, fll_rec *r, fuse_ino_t parent, uint64_t ino, int depth,
+                       const struct stat *st, uint32_t flags, uint64_t layers) {
+    s->ids_next++;
+    struct fuse_entry_param out;
+    memset(&out, 0, sizeof out);
+    out.ino = ino;
+    out.attr = *st;
+    out.attr_timeout = s->cow_attr_timeout;
+    out.entry_timeout = s->cow_entry_timeout;
+    r->kind = FLL_LOOKUP;
+    r->parent = parent;
+    r->ino = ino;
+    r->offset = (int64_t)st->st_ino;
+    r->flags = COW_LOOKUP_NEW | flags;
+    r->size = (size_t)depth; /* where JS finds it too, without a walk (Union.learnLowerSync) */
+    r->rdev = layers;
+    fll_push(s, r);
+    FLL_SEND(s, req, fuse_reply_entry(req, &out));
+}
+
 /*
  * The first lookup of a small lower file, answered as a new node, with an id JS reserved for it
  * (lookupIds), marked as JS marks a lower file it looks up (cowAllow: its name, its first open),
@@ -778,34 +828,19 @@ static int queue_touches(const fll_session *s, uint64_t parent, const char *name
  * sources, a module loader's of the files it finds, the lookup of each file `mv` renames.
  *
  * The caller found the name first in the layer at `depth` of the directory node `p` (holder: its
- * host path `path`, its lstat *st), not pending. Answered only in a directory JS marked for it
- * (positiveAllow), and only when JS would show the name as the disk holds it: no forget waits for
- * JS (it could drop a node of the directory's, or of a name not written yet), nor a request about
- * the directory but the lookup of another name (queue_touches); no node JS holds answers for the
- * name unless C knows it by that name (in cow_names: then the lookup is JS's, which gives that
- * node); and the name is not pending (a rename answered here, not written yet, gave it or took it
- * away). JS takes the directory's mark away for good before it holds a node for such a file that
- * C does not know by name, or shows a name there otherwise than the disk does (a copy of its own
- * not named yet: ll-bridge.ts, #taint). The name must be missing from the upper layer (depth 0)
- * and found in a lower one as a regular file with one link and at most the size C copies up, with
- * no `.wh.` file for it in the layers above (the union's walk, resolver.ts; the probe paths stop
- * at the first opaque directory). Anything else, a `.wh.` name included, goes to JS. 1 when
- * answered.
+ * host path `path`, its lstat *st), not pending. Answered only when JS would show the name as the
+ * disk holds it (may_name_new). JS takes the directory's mark away for good before it holds a node
+ * for such a file that C does not know by name, or shows a name there otherwise than the disk does
+ * (a copy of its own not named yet: ll-bridge.ts, #taint). The name must be missing from the upper
+ * layer (depth 0) and found in a lower one as a regular file with one link and at most the size C
+ * copies up, with no `.wh.` file for it in the layers above (marked_above; the probe paths stop at
+ * the first opaque directory). Anything else goes to JS. 1 when answered.
  */
 static int file_lookup(fll_session *s, fuse_req_t req, const fll_fast_node *p, fuse_ino_t parent, const char *name,
                        int depth, const char *path, const struct stat *st) {
-    if (!p->positive || depth == 0 || !S_ISREG(st->st_mode) || st->st_nlink != 1 || st->st_size > s->cow_limit ||
-        (double)st->st_ino >= 9007199254740992.0 || s->queued_forgets || s->ids_next >= s->ids_end ||
-        strncmp(name, ".wh.", 4) == 0 || name_entry(s->cow_names, parent, name) ||
-        (s->queued && queue_touches(s, parent, name)))
+    if (depth == 0 || !S_ISREG(st->st_mode) || st->st_nlink != 1 || st->st_size > s->cow_limit ||
+        (double)st->st_ino >= 9007199254740992.0 || !may_name_new(s, p, parent, name) || marked_above(s, p, depth, name))
         return 0;
-    /* (A name of the kernel's has at most NAME_MAX bytes; its marker may be too long to exist.) */
-    char marker[NAME_MAX + 5], marker_path[PATH_MAX];
-    struct stat ms;
-    snprintf(marker, sizeof marker, ".wh.%s", name);
-    const char *above = p->probe;
-    for (int i = 0; i < depth; i++, above += strlen(above) + 1)
-        if (fll_probe_name(s, above, i, marker, marker_path, &ms) != 0) return 0;
     uint64_t ino = s->ids_next;
     fll_rec *r = calloc(1, sizeof *r);
     char *src = strdup(path);
@@ -821,22 +856,118 @@ static int file_lookup(fll_session *s, fuse_req_t req, const fll_fast_node *p, f
         free(r);
         return 0;
     }
-    s->ids_next++;
     s->cow_file_lookups++;
-    struct fuse_entry_param out;
-    memset(&out, 0, sizeof out);
-    out.ino = ino;
-    out.attr = *st;
-    out.attr_timeout = s->cow_attr_timeout;
-    out.entry_timeout = s->cow_entry_timeout;
-    r->kind = FLL_LOOKUP;
-    r->parent = parent;
-    r->ino = ino;
-    r->offset = (int64_t)st->st_ino;
-    r->flags = COW_LOOKUP_NEW;
-    r->size = (size_t)depth; /* where JS finds it too, without a walk (Union.learnLowerFileSync) */
-    fll_push(s, r);
-    FLL_SEND(s, req, fuse_reply_entry(req, &out));
+    answer_new(s, req, r, parent, ino, depth, st, 0, 0);
+    return 1;
+}
+
+/* The lower directory host paths a directory's node may merge: as many as the bits of a number JS
+ * reads exactly. */
+#define DIR_LAYERS_MAX 53
+
+/* Whether the directory at `path` is opaque, as the union reads it (whiteout.ts, hasOpaqueXattr and
+ * the `.wh..wh..opq` marker): 1, 0, or -1 when it could not be asked. */
+static int opaque_dir(const char *path) {
+    static const char *const names[] = {"trusted.overlay.opaque", "user.overlay.opaque"};
+    char value[64];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        ssize_t len = lgetxattr(path, names[i], value, sizeof value);
+        if (len >= 1 && value[0] == 'y') return 1;
+        /* Absent, no xattrs here, refused on this kind of file; a value longer than this is JS's to
+         * read (ERANGE, like any other error). */
+        if (len < 0 && errno != ENODATA && errno != ENOTSUP && errno != EPERM && errno != EACCES) return -1;
+    }
+    char marker[PATH_MAX];
+    struct stat st;
+    int len = snprintf(marker, sizeof marker, "%s/.wh..wh..opq", path);
+    if (len < 0 || len >= (int)sizeof marker) return 0; /* a marker too long to exist */
+    if (lstat(marker, &st) == 0) return 1;
+    return errno == ENOENT || errno == ENAMETOOLONG ? 0 : -1;
+}
+
+/* The host paths the lower directory `name`, found first at `depth` of the directory node `p`'s
+ * (its host path `path`), merges, as the union's walk merges them (resolver.ts, #walk): that one,
+ * then each below where the name is a directory too, past those without it that hold no `.wh.`
+ * marker for it, until one holds anything else or a marker, or the last merged one is opaque. A
+ * bit each, by its place in p's host paths; 0 when one could not be asked, or they are too many. */
+static uint64_t dir_layers(fll_session *s, const fll_fast_node *p, const char *name, int depth, const char *path) {
+    const char *dirs[DIR_LAYERS_MAX];
+    int count = 0;
+    for (const char *dir = p->probe; *dir; dir += strlen(dir) + 1) {
+        if (count == DIR_LAYERS_MAX) return 0;
+        dirs[count++] = dir;
+    }
+    uint64_t layers = (uint64_t)1 << depth;
+    char merged[PATH_MAX], probe[PATH_MAX], marker[NAME_MAX + 5];
+    snprintf(merged, sizeof merged, "%s", path);
+    snprintf(marker, sizeof marker, ".wh.%s", name);
+    for (int i = depth + 1; i < count; i++) {
+        int opaque = opaque_dir(merged);
+        if (opaque < 0) return 0;
+        if (opaque) break;
+        struct stat st;
+        int there = fll_probe_name(s, dirs[i], i, name, probe, &st);
+        if (there < 0) return 0;
+        if (!there) {
+            if (i == count - 1) break;
+            int hidden = fll_probe_name(s, dirs[i], i, marker, probe, &st);
+            if (hidden < 0) return 0;
+            if (hidden) break;
+            continue;
+        }
+        if (!S_ISDIR(st.st_mode)) break; /* a whiteout or a non-directory ends the merge */
+        layers |= (uint64_t)1 << i;
+        memcpy(merged, probe, sizeof merged);
+    }
+    return layers;
+}
+
+/*
+ * The first lookup of a lower directory, answered as a new node, with an id JS reserved for it,
+ * marked as JS marks a lower directory it looks up (cowAllow, for its getattrs, its setattrs'
+ * copy-up, its later lookups by name), and a record from which JS makes the node and marks it for
+ * the lookups in it (ll-bridge.ts, #lookedUpNew: its host paths are JS's to give, which knows of
+ * renames into it not written yet). `mv` of files in directories nothing looked up before, a
+ * build's or a loader's walk down to its files, `stat` of a deep path.
+ *
+ * As file_lookup answers a file (may_name_new, no `.wh.` file for it above), for a directory found
+ * first in a lower layer, whose layers could all be asked (dir_layers). Its attributes are its
+ * topmost layer's lstat, with one link when it merges more than one (attrs.ts). 1 when answered.
+ */
+static int lower_dir_lookup(fll_session *s, fuse_req_t req, const fll_fast_node *p, fuse_ino_t parent, const char *name,
+                            int depth, const char *path, const struct stat *st) {
+    if (depth == 0 || depth >= DIR_LAYERS_MAX || !S_ISDIR(st->st_mode) || (double)st->st_ino >= 9007199254740992.0 ||
+        !may_name_new(s, p, parent, name) || marked_above(s, p, depth, name))
+        return 0;
+    uint64_t layers = dir_layers(s, p, name, depth, path);
+    if (!layers) return 0;
+    /* Its copy's place in the upper layer: the directory's host path there (the first). */
+    size_t src_len = strlen(path), dst_len = strlen(p->probe) + 1 + strlen(name);
+    char *src = malloc(src_len + 1 + dst_len + 1);
+    fll_rec *r = calloc(1, sizeof *r);
+    if (!src || !r || !(r->name = strdup(name))) {
+        free(src);
+        if (r) free(r->name);
+        free(r);
+        return 0;
+    }
+    memcpy(src, path, src_len + 1);
+    sprintf(src + src_len + 1, "%s/%s", p->probe, name);
+    struct stat shown = *st;
+    int lone = (layers & (layers - 1)) == 0;
+    if (!lone) shown.st_nlink = 1;
+    /* (p may move: mark_node adds a node.) */
+    uint64_t ino = s->ids_next;
+    if (!mark_node(s, ino, src, COW_MARK_LOWER_DIR, lone, COW_FILE_LOWER, 0, 0, parent, name, (uint64_t)st->st_ino)) {
+        free(r->name);
+        free(r);
+        return 0;
+    }
+    s->cow_dir_first_lookups++;
+    answer_new(s, req, r, parent, ino, depth, &shown, COW_LOOKUP_DIR, layers);
+    /* JS marks it for the lookups in it from the record: the batch ends here, so that the next
+     * lookup, in it most often, finds it marked. */
+    s->deliver_now = 1;
     return 1;
 }
 
@@ -849,7 +980,9 @@ int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     char path[PATH_MAX];
     struct stat st;
     int depth = holder(s, n, name, path, &st);
-    if (depth != HOLDER_NONE) return depth > 0 && file_lookup(s, req, n, parent, name, depth, path, &st);
+    if (depth != HOLDER_NONE)
+        return depth > 0 && (S_ISDIR(st.st_mode) ? lower_dir_lookup(s, req, n, parent, name, depth, path, &st)
+                                                 : file_lookup(s, req, n, parent, name, depth, path, &st));
     s->cow_lookups++;
     size_t len = strlen(name);
     struct fll_missing *m = &s->missing[s->missing_next];

@@ -327,6 +327,7 @@ static void deliver(fll_session *s, const char *reason) {
     napi_open_handle_scope(env, &hs);
     napi_get_reference_value(env, s->self, &self);
     napi_open_callback_scope(env, self, s->actx, &cs);
+    s->deliver_now = 0;
     while (s->head) {
         fll_rec *r = s->head;
         s->head = r->next;
@@ -378,11 +379,12 @@ static void deliver(fll_session *s, const char *reason) {
  * get their turn before the rest; the poll handle is level-triggered and fires again at once. */
 #define BATCH 64
 
-/* Reads and dispatches requests until the kernel's queue is empty or BATCH are done; returns how
- * many were read. Sets *reason when the connection ended. */
+/* Reads and dispatches requests until the kernel's queue is empty, BATCH are done or a record JS
+ * should have before the next is queued (deliver_now); returns how many were read. Sets *reason
+ * when the connection ended. */
 static int read_batch(fll_session *s, const char **reason, char *failed, size_t cap) {
     int n = 0, drained = 0;
-    while (!*reason && n < BATCH) {
+    while (!*reason && n < BATCH && !s->deliver_now) {
         int res = fuse_session_receive_buf(s->se, &s->fbuf);
         if (res == -EAGAIN) { /* the kernel's queue is empty (or a request was withdrawn) */
             drained = 1;
@@ -764,8 +766,8 @@ napi_value fll_js_shutdown(napi_env env, napi_callback_info info) {
  * the opens the first ones, the ACLs set on files JS made, the opens for writing copied up, the
  * lookups of directories, the renames, the setxattrs of lower files, the first lookups of lower
  * files, the lower directories whose names those lookups read, the links of lower files, of
- * the opens, those passed through, and of the first opens, those that read from the disk]: in
- * the order of LOOP_STATS (src/sys/fuse-ll.ts), which names them. */
+ * the opens, those passed through, of the first opens, those that read from the disk, and the first
+ * lookups of lower directories]: in the order of LOOP_STATS (src/sys/fuse-ll.ts), which names them. */
 napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
     size_t argc = 1;
     napi_value argv[1], out, v;
@@ -780,7 +782,7 @@ napi_value fll_js_loop_stats(napi_env env, napi_callback_info info) {
                         (double)s->cow_opens,    (double)s->cow_dir_lookups, (double)s->cow_renames,
                         (double)s->cow_setxattrs, (double)s->cow_file_lookups,
                         (double)fll_lower_reads(s), (double)s->cow_links, (double)s->pass_opens,
-                        (double)s->first_uncached};
+                        (double)s->first_uncached, (double)s->cow_dir_first_lookups};
     const uint32_t count = sizeof stats / sizeof *stats;
     napi_create_array_with_length(env, count, &out);
     for (uint32_t i = 0; i < count; i++) {

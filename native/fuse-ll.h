@@ -266,6 +266,7 @@ typedef struct fll_session {
     uint64_t cow_lookups;    /* lookups of names missing from marked upper-only directories */
     uint64_t cow_dir_lookups; /* lookups of marked directories answered in C */
     uint64_t cow_file_lookups; /* first lookups of small lower files answered in C (file_lookup) */
+    uint64_t cow_dir_first_lookups; /* first lookups of lower directories answered in C (lower_dir_lookup) */
     fll_lower_names *lower_names; /* names of lower directories read for those lookups (lower-names.c) */
     uint64_t ids_next, ids_end; /* node ids JS reserved for those: [next, end) (lookupIds) */
     struct fll_cow_name **cow_names; /* the marked nodes' names, by (parent, name) hash */
@@ -282,6 +283,7 @@ typedef struct fll_session {
     uint32_t missing_next;
     double cow_entry_timeout; /* seconds a name looked up in C lives (JS's entry timeout) */
     uint32_t queued_forgets; /* forgets queued for JS: their nodes may be gone for JS already */
+    int deliver_now; /* a record JS should have before the next request is read (lower_dir_lookup) */
     uint64_t cow_opens;      /* opens for writing of marked lower files, copied up (fll_cow_open) */
     uint64_t open_fhs[FLL_OPEN_FHS]; /* file handles JS reserved for those opens (cowOpenFh) */
     uint32_t open_fh_count;

@@ -405,7 +405,7 @@ export class LowLevelBridge {
     }
     if (r.op === 'lookup' && r.child !== undefined) {
       if (r.shownIno === undefined) this.#lookedUp(r.child)
-      else this.#lookedUpNew(r.parent, r.name, r.child, r.shownIno, r.depth ?? -1)
+      else this.#lookedUpNew(r.parent, r.name, r.child, r.shownIno, r.depth ?? -1, r.layers)
       return
     }
     let answered: boolean
@@ -434,10 +434,13 @@ export class LowLevelBridge {
     node.ctimeExpired = false
   }
 
-  /** The first lookup of a small lower file answered in C (Session.positiveAllow): node `id`, one
-   *  JS reserved (#giveLookupIds), marked in C as #markCopyable marks a file it looks up, answers
-   *  for `name` in the directory node `parentId` from now on. No request or forget came between. */
-  #lookedUpNew(parentId: number, name: string, id: number, shownIno: number, depth: number): void {
+  /** The first lookup of a small lower file or, with `layers`, a lower directory, answered in C
+   *  (Session.positiveAllow): node `id`, one JS reserved (#giveLookupIds), marked in C as
+   *  #markCopyable marks one it looks up, answers for `name` in the directory node `parentId` from
+   *  now on. No request or forget came between. A directory is then marked for the lookups in it as
+   *  JS marks one it looks up (#markProbe): C leaves that to JS, which knows of the names not
+   *  written there yet. */
+  #lookedUpNew(parentId: number, name: string, id: number, shownIno: number, depth: number, layers?: number): void {
     const parent = this.#nodes.get(parentId)
     if (!parent) {
       this.#options.log(`layerfs: a lookup answered in C gave node ${id} a name in node ${parentId}, which is gone`)
@@ -450,15 +453,23 @@ export class LowLevelBridge {
     // writing answered in C next, touch(1)'s, walked the layers for it again).
     const path = this.#nodes.path(node)
     try {
-      if (path !== undefined) this.#union.learnLowerFileSync(path, depth)
+      if (path !== undefined) this.#union.learnLowerSync(path, depth, layers)
     } catch {
-      // Its directory could not be resolved: the union looks the file up itself when it needs it.
+      // Its directory could not be resolved: the union looks the name up itself when it needs it.
     }
     node.cow = true
     node.named = true
-    node.opened = true
-    node.fast = true
     if (--this.#lookupIdsLeft < LOOKUP_IDS / 4) this.#giveLookupIds()
+    if (layers === undefined) {
+      node.opened = true
+      node.fast = true
+      return
+    }
+    try {
+      if (path !== undefined) this.#markProbe(node, path)
+    } catch {
+      // Unreadable now: its lookups stay JS's.
+    }
   }
 
   /** A block of node ids for the lookups C answers (Session.lookupIds), in place of what is left of

@@ -78,8 +78,9 @@ export type Request = {
    *  (`name` empty), whose new kernel reference JS counts (see Session.cowAllow's `name`); or, with
    *  `shownIno`, the first lookup of a small lower file `name`, answered by `child`, a new node from
    *  the ids JS reserved (see Session.lookupIds), shown as inode `shownIno`, found at `depth` in the
-   *  directory's host paths (see Session.probeAllow). */
-  | { op: 'lookup'; parent: number; name: string; child?: number; shownIno?: number; depth?: number }
+   *  directory's host paths (see Session.probeAllow); with `layers` too, of a lower directory, which
+   *  merges the host paths of those bits (bit 0: the first). */
+  | { op: 'lookup'; parent: number; name: string; child?: number; shownIno?: number; depth?: number; layers?: number }
   | { op: 'forget'; ino: number; nlookup: number } // already replied in C; forget_multi becomes several
   | { op: 'getattr'; ino: number; fh?: number }
   | {
@@ -362,8 +363,13 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
   switch (op) {
     case 'lookup':
       if (f[F.ANSWERED] === 1) {
-        // (flags 1: a new node, native/fuse-ll-cow.c, file_lookup)
-        if (f[F.FLAGS] === 1) return { req, ctx, op, parent: f[F.PARENT]!, name: name!, child: ino, shownIno: f[F.OFFSET]!, depth: f[F.SIZE]!, answered: true }
+        // (flags 1: a new node, native/fuse-ll-cow.c, file_lookup; with 2, a directory and the host
+        // paths it merges, lower_dir_lookup)
+        const flags = f[F.FLAGS]!
+        if (flags & 1) {
+          const found = { req, ctx, op, parent: f[F.PARENT]!, name: name!, child: ino, shownIno: f[F.OFFSET]!, depth: f[F.SIZE]!, answered: true } as const
+          return flags & 2 ? { ...found, layers: f[F.RDEV]! } : found
+        }
         return { req, ctx, op, parent: f[F.PARENT]!, name: '', child: ino, answered: true }
       }
       return { req, ctx, op, parent: f[F.PARENT]!, name: name! }
@@ -448,7 +454,7 @@ export const FAST_FH = 2 ** 52
 export const LOOP_STATS = [
   'spins', 'spinsSkipped', 'spinCallers', 'fastOpens', 'cowSetattrs', 'cowGetattrs', 'dirEnds', 'cowGetxattrs',
   'cowListxattrs', 'cowLookups', 'firstOpens', 'madeSetxattrs', 'cowOpens', 'cowDirLookups', 'cowRenames', 'cowSetxattrs',
-  'cowFileLookups', 'lowerDirsRead', 'cowLinks', 'passOpens', 'firstOpensUncached',
+  'cowFileLookups', 'lowerDirsRead', 'cowLinks', 'passOpens', 'firstOpensUncached', 'cowDirFirstLookups',
 ] as const
 
 export type LoopStats = Record<(typeof LOOP_STATS)[number], number>

@@ -722,18 +722,29 @@ export class Union {
   /**
    * A lower file found outside the union at `depth` of the host paths probeDirsSync gave for its
    * directory (the first lookups of small lower files answered in C, native/fuse-ll-cow.c,
-   * file_lookup): the lookup cache holds it as the union's own lookup would have found it, unless it
-   * knows the name already. Found there, the name is missing from the layers above, whose `.wh.`
-   * names for it were looked for as a lookup does, and none of those is opaque (the host paths end
-   * at the first opaque one, as the directory's layers do).
+   * file_lookup), or with `layers` a lower directory found there, which merges the host paths of
+   * those bits (bit `depth` the first: lower_dir_lookup): the lookup cache holds it as the union's
+   * own lookup would have found it, unless it knows the name already. Found there, the name is
+   * missing from the layers above, whose `.wh.` names for it were looked for as a lookup does, and
+   * none of those is opaque (the host paths end at the first opaque one, as the directory's layers
+   * do); the directory's layers below were probed as the lookup's walk probes them.
    */
-  learnLowerFileSync(path: string, depth: number): void {
+  learnLowerSync(path: string, depth: number, layers?: number): void {
     const rel = relPath(path)
     const resolver = this.#core.resolver
     if (depth <= 0 || resolver.isCached(rel)) return
     const dir = resolver.resolve(splitPath(rel)[0])
-    const layer = dir?.kind === 'dir' ? this.#probeLayers(dir)[depth] : undefined
-    if (layer && !layer.writable) resolver.set(rel, { path: rel, kind: 'file', layer, dirLayers: NO_LAYERS })
+    if (dir?.kind !== 'dir') return
+    const probed = this.#probeLayers(dir)
+    const layer = probed[depth]
+    if (!layer || layer.writable) return
+    if (layers === undefined) {
+      resolver.set(rel, { path: rel, kind: 'file', layer, dirLayers: NO_LAYERS })
+      return
+    }
+    const dirLayers: Layer[] = []
+    for (let i = depth; i < probed.length; i++) if (Math.floor(layers / 2 ** i) % 2 === 1) dirLayers.push(probed[i]!)
+    resolver.set(rel, { path: rel, kind: 'dir', layer, dirLayers })
   }
 
   /** Whether `path` names a directory (from the resolver's cache when it holds the name). */

@@ -1227,6 +1227,139 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     expect(actual.inC).toBeGreaterThanOrEqual(6)
   })
 
+  // The first lookup of a lower directory is C's too: its layers probed as the union's walk merges
+  // them (a directory in each layer below, past a gap, until a whiteout, a file or an opaque one),
+  // its attributes its top layer's (one link when it merges), and JS marks it for the lookups in it
+  // from the record. Every directory here is looked up first by a stat, before any listing.
+  it('looks lower directories up in C as new nodes, merged and hidden as kernel overlayfs merges and hides them', async () => {
+    const dirs = ['m', 'm/sub', 'gap', 'o', 'x', 'f', 'lone', 'lone/s1', 'deep', 'deep/a', 'deep/a/b', 'wh']
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
+      const { mnt, upper, handle } = await frame.stack(driver, '', async (top, mid, bottom) => {
+        for (const [layer, dir, file] of [[top, 'm', 'a'], [mid, 'm', 'b'], [bottom, 'm', 'c'], [bottom, 'm/sub', 's'], [top, 'gap', 'a'],
+          [bottom, 'gap', 'c'], [top, 'o', 'a'], [mid, 'o', 'hidden'], [top, 'x', 'a'], [bottom, 'x', 'c'], [top, 'f', 'a'],
+          [mid, 'lone/s1', 's'], [mid, 'lone/s2', 's'], [bottom, 'deep/a/b', 'file'], [bottom, 'wh', 'c']] as const) {
+          await mkdir(join(layer, dir), { recursive: true })
+          await writeFile(join(layer, dir, file), `${dir}/${file}`)
+        }
+        lsetxattrSync(join(top, 'o'), 'trusted.overlay.opaque', Buffer.from('y'))
+        execFileSync('mknod', [join(mid, 'x'), 'c', '0', '0'])
+        execFileSync('mknod', [join(top, 'wh'), 'c', '0', '0'])
+        await writeFile(join(bottom, 'f'), 'a file below')
+        await chmod(join(top, 'm'), 0o750)
+        await chown(join(top, 'm'), 1000, 1001)
+      }, 3)
+      try {
+        const shown: string[] = []
+        const inos = new Map<string, bigint>()
+        const stats = async (step: string): Promise<void> => {
+          for (const name of dirs) {
+            const st = await lstat(join(mnt, name), { bigint: true }).catch((err: NodeJS.ErrnoException) => err.code ?? String(err))
+            if (typeof st === 'string') {
+              shown.push(`${step} ${name}: ${st}`)
+              continue
+            }
+            const was = inos.get(name)
+            if (was === undefined) inos.set(name, st.ino)
+            shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} ${st.uid}:${st.gid}${was === undefined ? '' : ` ino ${st.ino === was ? 'same' : 'other'}`}`)
+          }
+        }
+        const lists = async (step: string): Promise<void> => {
+          for (const name of dirs) {
+            const names = await readdir(join(mnt, name)).catch((err: NodeJS.ErrnoException) => [err.code ?? String(err)])
+            const texts: string[] = []
+            for (const entry of names.sort()) {
+              const text = await readFile(join(mnt, name, entry), 'utf8').catch((err: NodeJS.ErrnoException) => err.code ?? String(err))
+              texts.push(`${entry}=${text}`)
+            }
+            shown.push(`${step} ${name}: [${texts.join(' ')}]`)
+          }
+        }
+        const forget = (): void => writeFileSync('/proc/sys/vm/drop_caches', '2')
+        const lookups = await answeredInC(driver, mnt, 'cowDirFirstLookups')
+        await stats('first')
+        const inC = await lookups()
+        await lists('first')
+        forget()
+        await stats('forgotten')
+        await lists('forgotten')
+        // Changes in directories C looked up: a file made in the merged one (copied up), a
+        // directory made in one of a lower layer's, a rename down the deep path, one removed.
+        forget()
+        await writeFile(join(mnt, 'm', 'made'), 'made')
+        await mkdir(join(mnt, 'lone', 's1', 'new'))
+        await rename(join(mnt, 'deep', 'a', 'b', 'file'), join(mnt, 'deep', 'a', 'b', 'moved'))
+        await rm(join(mnt, 'gap'), { recursive: true })
+        await stats('changed')
+        await lists('changed')
+        await mounts.unmount(handle)
+        const described = treeOf(upper, '', (st) => st.isCharacterDevice() ? 'whiteout' : `${(st.mode & 0o7777).toString(8)}${st.isFile() ? ` size ${st.size}` : ''}`)
+        return { shown, upper: Object.entries(described).map(([path, what]) => `${path}: ${what}`), inC }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const actual = await sameAsKernel(run)
+    // What the comparison rests on: merged across the gap, hidden by the opaque directory, the
+    // whiteout and the file below, one link where the directory merges.
+    expect(actual.shown).toContain('first m: 40750 nlink 1 1000:1001')
+    expect(actual.shown).toContain('first m: [a=m/a b=m/b c=m/c sub=EISDIR]')
+    expect(actual.shown).toContain('first gap: [a=gap/a c=gap/c]')
+    expect(actual.shown).toContain('first o: [a=o/a]')
+    expect(actual.shown).toContain('first x: [a=x/a]')
+    expect(actual.shown).toContain('first f: [a=f/a]')
+    expect(actual.shown).toContain('first lone: 40755 nlink 4 0:0')
+    expect(actual.shown).toContain('first wh: ENOENT')
+    expect(actual.shown).toContain('changed deep/a/b: [moved=deep/a/b/file]')
+    // In C: the first lookups of the eleven directories that are there (wh is whited out).
+    expect(actual.inC).toBe(11)
+  })
+
+  // A lower directory C looked up is marked for the lookups in it by JS, from the record: C ends
+  // its batch of requests there and hands the record over before it reads the next request, which
+  // is most often the lookup of a name in that directory (a path's walk, 32 of them at once here).
+  it('hands JS a directory it looked up before the lookups in it, which it then answers too', async () => {
+    const count = 32
+    const { mnt, handle } = await frame.stack('layerfs', '', async (lower) => {
+      for (let i = 0; i < count; i++) {
+        await mkdir(join(lower, `d${i}`))
+        await writeFile(join(lower, `d${i}`, 'f'), `f${i}`)
+      }
+    })
+    try {
+      const dirs = await answeredInC('layerfs', mnt, 'cowDirFirstLookups')
+      const files = await answeredInC('layerfs', mnt, 'cowFileLookups')
+      await Promise.all(Array.from({ length: count }, (_, i) => lstat(join(mnt, `d${i}`, 'f'))))
+      expect([await dirs(), await files()]).toEqual([count, count])
+    } finally {
+      await mounts.unmount(handle)
+    }
+  })
+
+  // The OCI encoding, which kernel overlayfs does not read: a `.wh.` file ends a directory's merge
+  // as a whiteout does, and `.wh..wh..opq` inside one makes it opaque, in C's merge as in the
+  // union's walk (checked against what the layers mean, not against a kernel).
+  it('merges lower directories it looks up in C as the OCI whiteouts and opaque markers say', async () => {
+    const { mnt, handle } = await frame.stack('layerfs', '', async (top, mid, bottom) => {
+      for (const [layer, dir, file] of [[top, 'q', 'a'], [bottom, 'q', 'c'], [top, 'y', 'a'], [mid, 'y', 'b'], [top, 'k', 'a'], [mid, 'k', 'b'], [bottom, 'k', 'c']] as const) {
+        await mkdir(join(layer, dir), { recursive: true })
+        await writeFile(join(layer, dir, file), `${dir}/${file}`)
+      }
+      await writeFile(join(mid, '.wh.q'), '')
+      await writeFile(join(top, 'y', '.wh..wh..opq'), '')
+      await writeFile(join(mid, 'k', '.wh.c'), '')
+    }, 3)
+    try {
+      const lookups = await answeredInC('layerfs', mnt, 'cowDirFirstLookups')
+      for (const dir of ['q', 'y', 'k']) await lstat(join(mnt, dir))
+      const inC = await lookups()
+      const listed = await Promise.all(['q', 'y', 'k'].map(async (dir) => `${dir}: ${(await readdir(join(mnt, dir))).sort().join(',')}`))
+      expect(listed).toEqual(['q: a', 'y: a', 'k: a,b'])
+      expect(inC).toBe(3)
+    } finally {
+      await mounts.unmount(handle)
+    }
+  })
+
   it('keeps looking lower files up in C in a directory where new files replaced others by rename, as sed -i replaces them', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
       const names = ['a', 'b', 'c', 'd', 'e', 'f']
@@ -1331,7 +1464,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   })
 
   // A lower file looked up in C is known to the union as C found it, in the layer it found it in
-  // (Union.learnLowerFileSync), with no walk of its own: an append to it (O_APPEND, which JS
+  // (Union.learnLowerSync), with no walk of its own: an append to it (O_APPEND, which JS
   // copies up) must copy that layer's file, not one it hides or one above it.
   it('copies up the lower file a lookup in C found, from the layer it found it in', async () => {
     const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
