@@ -79,7 +79,7 @@ export type Request = {
    *  `shownIno`, the first lookup of a small lower file `name`, answered by `child`, a new node from
    *  the ids JS reserved (see Session.lookupIds), shown as inode `shownIno`, found at `depth` in the
    *  directory's host paths (see Session.probeAllow); with `layers` too, of a lower directory, which
-   *  merges the host paths of those bits (bit 0: the first). */
+   *  merges the host paths of those bits (a bit each by its place among them, `depth` the first). */
   | { op: 'lookup'; parent: number; name: string; child?: number; shownIno?: number; depth?: number; layers?: number }
   | { op: 'forget'; ino: number; nlookup: number } // already replied in C; forget_multi becomes several
   | { op: 'getattr'; ino: number; fh?: number }
