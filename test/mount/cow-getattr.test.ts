@@ -105,6 +105,12 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     return actual
   }
 
+  /** The upper layer `upper`, one line per entry: its mode and a file's size, or a whiteout. */
+  function upperTree(upper: string): string[] {
+    const described = treeOf(upper, '', (st) => st.isCharacterDevice() ? 'whiteout' : `${(st.mode & 0o7777).toString(8)}${st.isFile() ? ` size ${st.size}` : ''}`)
+    return Object.entries(described).map(([path, what]) => `${path}: ${what}`)
+  }
+
   /** getfacl's account of the tree `copy` under `root`, one entry per file, sorted (listing orders
    *  differ between the drivers). */
   function acls(root: string): string[] {
@@ -1207,8 +1213,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await show('made', ['u/a', 'u/c'])
         const inC = await lookups()
         await mounts.unmount(handle)
-        const described = treeOf(upper, '', (st) => st.isCharacterDevice() ? 'whiteout' : `${(st.mode & 0o7777).toString(8)}${st.isFile() ? ` size ${st.size}` : ''}`)
-        return { shown, upper: Object.entries(described).map(([path, what]) => `${path}: ${what}`), inC }
+        return { shown, upper: upperTree(upper), inC }
       } finally {
         await mounts.unmount(handle)
       }
@@ -1292,8 +1297,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await stats('changed')
         await lists('changed')
         await mounts.unmount(handle)
-        const described = treeOf(upper, '', (st) => st.isCharacterDevice() ? 'whiteout' : `${(st.mode & 0o7777).toString(8)}${st.isFile() ? ` size ${st.size}` : ''}`)
-        return { shown, upper: Object.entries(described).map(([path, what]) => `${path}: ${what}`), inC }
+        return { shown, upper: upperTree(upper), inC }
       } finally {
         await mounts.unmount(handle)
       }
@@ -1386,8 +1390,7 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         for (const name of ['d', 'e', 'f']) await show('first', name)
         const inC = await lookups()
         await mounts.unmount(handle)
-        const described = treeOf(upper, '', (st) => `${(st.mode & 0o7777).toString(8)}${st.isFile() ? ` size ${st.size}` : ''}`)
-        return { shown, upper: Object.entries(described).map(([path, what]) => `${path}: ${what}`), inC }
+        return { shown, upper: upperTree(upper), inC }
       } finally {
         await mounts.unmount(handle)
       }
