@@ -221,8 +221,9 @@ static struct timespec time_arg(const struct stat *attr, int to_set, int set, in
 enum { COW_COLD = 1, COW_DIR = 2, COW_DIR_ORIGIN = 4, COW_DIR_LIFTED = 8 };
 /* Record flags of an answered lookup: the node is new (file_lookup, lower_dir_lookup), its inode
  * number in the record's offset, and a directory (lower_dir_lookup), its layers in the record's
- * rdev; else a marked directory's (dir_lookup). */
-enum { COW_LOOKUP_NEW = 1, COW_LOOKUP_DIR = 2 };
+ * rdev, or a file JS copies up (held) whose opens for reading JS answers or, passed, C passes
+ * through (file_lookup); else a marked directory's (dir_lookup). */
+enum { COW_LOOKUP_NEW = 1, COW_LOOKUP_DIR = 2, COW_LOOKUP_HELD = 4, COW_LOOKUP_PASSED = 8 };
 /* fll_fast_node.dir: a lower directory; one in the upper layer (src empty). */
 /* A marked directory: a lower one (copied up at its setattr), one in the upper layer that merges
  * with a lower one (changed there), or one only in the upper layer (its getattr answered here). */
@@ -822,25 +823,32 @@ static void answer_new(fll_session *s, fuse_req_t req, fll_rec *r, fuse_ino_t pa
 }
 
 /*
- * The first lookup of a small lower file, answered as a new node, with an id JS reserved for it
- * (lookupIds), marked as JS marks a lower file it looks up (cowAllow: its name, its first open),
- * and a record from which JS makes the node (ll-bridge.ts, #lookedUpNew). A build's stats of its
- * sources, a module loader's of the files it finds, the lookup of each file `mv` renames.
+ * The first lookup of a lower file, answered as a new node, with an id JS reserved for it, marked
+ * as JS marks a lower file it looks up (cowAllow: its name; a small one, which C copies up, its
+ * first open too; a bigger one, held, its getattrs and xattr reads, and its opens for reading
+ * passed through from the size OpenFiles.passesLower says), and a record from which JS
+ * makes the node (ll-bridge.ts, #lookedUpNew). A build's stats of its sources, a module loader's of
+ * the files it finds, the lookup of each file `mv` renames, a program's and its libraries'.
  *
  * The caller found the name first in the layer at `depth` of the directory node `p` (holder: its
  * host path `path`, its lstat *st), not pending. Answered only when JS would show the name as the
  * disk holds it (may_name_new). JS takes the directory's mark away for good before it holds a node
  * for such a file that C does not know by name, or shows a name there otherwise than the disk does
  * (a copy of its own not named yet: ll-bridge.ts, #taint). The name must be missing from the upper
- * layer (depth 0) and found in a lower one as a regular file with one link and at most the size C
- * copies up, with no `.wh.` file for it in the layers above (marked_above; the probe paths stop at
- * the first opaque directory). Anything else goes to JS. 1 when answered.
+ * layer (depth 0) and found in a lower one as a regular file with one link (JS gives the names of
+ * a file with more no attributes to keep while another passes through, ll-bridge.ts, #attrTimeout),
+ * with no `.wh.` file for it in the layers above (marked_above; the probe paths stop at the first
+ * opaque directory). Anything else goes to JS. 1 when answered.
  */
 static int file_lookup(fll_session *s, fuse_req_t req, const fll_fast_node *p, fuse_ino_t parent, const char *name,
                        int depth, const char *path, const struct stat *st) {
-    if (depth == 0 || !S_ISREG(st->st_mode) || st->st_nlink != 1 || st->st_size > s->cow_limit ||
-        (double)st->st_ino >= 9007199254740992.0 || !may_name_new(s, p, parent, name) || marked_above(s, p, depth, name))
+    if (depth == 0 || !S_ISREG(st->st_mode) || st->st_nlink != 1 || (double)st->st_ino >= 9007199254740992.0 ||
+        !may_name_new(s, p, parent, name) || marked_above(s, p, depth, name))
         return 0;
+    /* (JS's Core.copiesBehind, OpenFiles.passesLower.) */
+    int copied = st->st_size <= s->cow_limit;
+    int passed = !copied && s->cow_pass_min > 0 && s->passthrough && st->st_size >= s->cow_pass_min && !(st->st_mode & 06000);
+    int kind = copied ? COW_FILE_LOWER : passed ? COW_FILE_PASSED : COW_FILE_HELD;
     uint64_t ino = s->ids_next;
     fll_rec *r = calloc(1, sizeof *r);
     char *src = strdup(path);
@@ -851,13 +859,13 @@ static int file_lookup(fll_session *s, fuse_req_t req, const fll_fast_node *p, f
         return 0;
     }
     /* (p may move: mark_node adds a node.) */
-    if (!mark_node(s, ino, src, 0, 0, 0, 1, 0, parent, name, (uint64_t)st->st_ino)) {
+    if (!mark_node(s, ino, src, 0, 0, kind, copied, 0, parent, name, (uint64_t)st->st_ino)) {
         free(r->name);
         free(r);
         return 0;
     }
     s->cow_file_lookups++;
-    answer_new(s, req, r, parent, ino, depth, st, 0, 0);
+    answer_new(s, req, r, parent, ino, depth, st, copied ? 0 : passed ? COW_LOOKUP_PASSED : COW_LOOKUP_HELD, 0);
     return 1;
 }
 
@@ -1516,16 +1524,17 @@ static int bool_arg(napi_env env, const napi_value *argv, size_t argc, size_t i,
  * made with their modes (STAGE_EXACT_MODE, see Stager.exactModes); a name missing from a directory
  * marked with probeAllow, negativeTimeout seconds (0: answered ENOENT). */
 napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
-    size_t argc = 7;
-    napi_value argv[7];
+    size_t argc = 8;
+    napi_value argv[8];
     if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
-    int64_t limit;
+    int64_t limit, pass_min = 0;
     double timeout, negative, entry;
     bool exact_mode = false;
     if (!s || !fll_int(env, argv[2], "maxSize", 0, 9007199254740991.0, &limit) ||
         !seconds_arg(env, argv, argc, 3, "attrTimeout", &timeout) || !bool_arg(env, argv, argc, 4, "exactModes", &exact_mode) ||
-        !seconds_arg(env, argv, argc, 5, "negativeTimeout", &negative) || !seconds_arg(env, argv, argc, 6, "entryTimeout", &entry))
+        !seconds_arg(env, argv, argc, 5, "negativeTimeout", &negative) || !seconds_arg(env, argv, argc, 6, "entryTimeout", &entry) ||
+        (argc > 7 && !fll_int(env, argv[7], "passLowerMin", 0, 9007199254740991.0, &pass_min)))
         return NULL;
     char *dir = fll_string(env, argv[1], "workDir");
     if (!dir) return NULL;
@@ -1550,6 +1559,7 @@ napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
     s->cow_attr_timeout = timeout;
     s->cow_negative_timeout = negative;
     s->cow_exact_mode = exact_mode;
+    s->cow_pass_min = pass_min;
     return NULL;
 }
 

@@ -265,7 +265,7 @@ typedef struct fll_session {
     uint64_t made_setxattrs; /* ACLs set on files JS made, through their creating open */
     uint64_t cow_lookups;    /* lookups of names missing from marked upper-only directories */
     uint64_t cow_dir_lookups; /* lookups of marked directories answered in C */
-    uint64_t cow_file_lookups; /* first lookups of small lower files answered in C (file_lookup) */
+    uint64_t cow_file_lookups; /* first lookups of lower files answered in C (file_lookup) */
     uint64_t cow_dir_first_lookups; /* first lookups of lower directories answered in C (lower_dir_lookup) */
     fll_lower_names *lower_names; /* names of lower directories read for those lookups (lower-names.c) */
     uint64_t ids_next, ids_end; /* node ids JS reserved for those: [next, end) (lookupIds) */
@@ -292,6 +292,8 @@ typedef struct fll_session {
     double cow_attr_timeout; /* seconds a copied-up directory's attributes live (JS's attr timeout) */
     double made_attr_timeout; /* seconds the attributes of a file JS made live (JS's attr timeout) */
     int cow_exact_mode;      /* copies are made with their modes (STAGE_EXACT_MODE) */
+    int64_t cow_pass_min;    /* a lower file of this size or more passes through when opened for reading (0:
+                              * none), as JS's OpenFiles.passesLower has it while passthrough is granted */
 
     fll_slot *slots;
     uint32_t nslots, free_head; /* free_head: index + 1, 0 = none */

@@ -25,7 +25,7 @@ import type { Attr, AttrChange, CopySource, DirEntry, Union } from '../union/uni
 import { toErrno } from './errno.js'
 import { ACL_XATTRS, type IdMap } from './id-map.js'
 import { type Node, NodeTable } from './nodes.js'
-import { OpenFiles, type PassthroughPolicy, STALE } from './open-files.js'
+import { OpenFiles, PASSTHROUGH_READ_MIN, type PassthroughPolicy, STALE } from './open-files.js'
 import { ReadAhead, listingOrder } from './read-ahead.js'
 import { STATS_XATTR } from './stats-xattr.js'
 
@@ -170,7 +170,8 @@ export class LowLevelBridge {
     // stored).
     const behind = options.ids ? undefined : union.copyBehind
     if (behind) {
-      this.#session.cowConfigure(behind.dir, behind.maxSize, options.attrTimeout, behind.exactModes, options.negativeTimeout > 0 ? options.negativeTimeout : 0, options.entryTimeout)
+      this.#session.cowConfigure(behind.dir, behind.maxSize, options.attrTimeout, behind.exactModes, options.negativeTimeout > 0 ? options.negativeTimeout : 0, options.entryTimeout,
+        options.passthrough === 'on' ? PASSTHROUGH_READ_MIN : 0)
       this.#session.cowRoom(behind.room)
       union.onCopyRoom = (room) => this.#session.cowRoom(room)
       // A directory copied up (by the union, or in C and adopted) has its later setattrs answered
@@ -405,7 +406,7 @@ export class LowLevelBridge {
     }
     if (r.op === 'lookup' && r.child !== undefined) {
       if (r.shownIno === undefined) this.#lookedUp(r.child)
-      else this.#lookedUpNew(r.parent, r.name, r.child, r.shownIno, r.depth ?? -1, r.layers)
+      else this.#lookedUpNew(r.parent, r.name, r.child, r.shownIno, r.depth ?? -1, r.layers, r.held)
       return
     }
     let answered: boolean
@@ -434,13 +435,13 @@ export class LowLevelBridge {
     node.ctimeExpired = false
   }
 
-  /** The first lookup of a small lower file or, with `layers`, a lower directory, answered in C
-   *  (Session.positiveAllow): node `id`, one JS reserved (#giveLookupIds), marked in C as
-   *  #markCopyable marks one it looks up, answers for `name` in the directory node `parentId` from
-   *  now on. No request or forget came between. A directory is then marked for the lookups in it as
-   *  JS marks one it looks up (#markProbe): C leaves that to JS, which knows of the names not
-   *  written there yet. */
-  #lookedUpNew(parentId: number, name: string, id: number, shownIno: number, depth: number, layers?: number): void {
+  /** The first lookup of a lower file (`held`: one too big for C to copy) or, with `layers`, a
+   *  lower directory, answered in C (Session.positiveAllow): node `id`, one JS reserved
+   *  (#giveLookupIds), marked in C as #markCopyable marks one it looks up, answers for `name` in the
+   *  directory node `parentId` from now on. No request or forget came between. A directory is then
+   *  marked for the lookups in it as JS marks one it looks up (#markProbe): C leaves that to JS,
+   *  which knows of the names not written there yet. */
+  #lookedUpNew(parentId: number, name: string, id: number, shownIno: number, depth: number, layers?: number, held?: 'held' | 'passed'): void {
     const parent = this.#nodes.get(parentId)
     if (!parent) {
       this.#options.log(`layerfs: a lookup answered in C gave node ${id} a name in node ${parentId}, which is gone`)
@@ -461,8 +462,10 @@ export class LowLevelBridge {
     node.named = true
     if (--this.#lookupIdsLeft < LOOKUP_IDS / 4) this.#giveLookupIds()
     if (layers === undefined) {
-      node.opened = true
-      node.fast = true
+      // A small file's first open may be C's; a held one's opens for reading pass through in C, or
+      // are JS's (#markCopyable).
+      if (held === undefined) node.opened = true
+      if (held !== 'held') node.fast = true
       return
     }
     try {

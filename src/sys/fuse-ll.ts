@@ -79,8 +79,10 @@ export type Request = {
    *  `shownIno`, the first lookup of a small lower file `name`, answered by `child`, a new node from
    *  the ids JS reserved (see Session.lookupIds), shown as inode `shownIno`, found at `depth` in the
    *  directory's host paths (see Session.probeAllow); with `layers` too, of a lower directory, which
-   *  merges the host paths of those bits (a bit each by its place among them, `depth` the first). */
-  | { op: 'lookup'; parent: number; name: string; child?: number; shownIno?: number; depth?: number; layers?: number }
+   *  merges the host paths of those bits (a bit each by its place among them, `depth` the first);
+   *  with `held`, of a lower file too big for C to copy, its opens for reading JS's ('held') or
+   *  passed through in C ('passed'). */
+  | { op: 'lookup'; parent: number; name: string; child?: number; shownIno?: number; depth?: number; layers?: number; held?: 'held' | 'passed' }
   | { op: 'forget'; ino: number; nlookup: number } // already replied in C; forget_multi becomes several
   | { op: 'getattr'; ino: number; fh?: number }
   | {
@@ -254,7 +256,7 @@ interface Addon {
   fuseLlGranted(h: Handle): number
   fuseLlLoopStats(h: Handle): number[]
   fuseLlSoleCaller(h: Handle): boolean
-  fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number): void
+  fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number, passLowerMin: number): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowOpenFh(h: Handle, fh: number): number
   fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parent?: number, name?: string | Buffer, kind?: number): number
@@ -364,11 +366,13 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
     case 'lookup':
       if (f[F.ANSWERED] === 1) {
         // (flags 1: a new node, native/fuse-ll-cow.c, file_lookup; with 2, a directory and the host
-        // paths it merges, lower_dir_lookup)
+        // paths it merges, lower_dir_lookup; with 4 or 8, a file JS copies up, held or passed)
         const flags = f[F.FLAGS]!
         if (flags & 1) {
           const found = { req, ctx, op, parent: f[F.PARENT]!, name: name!, child: ino, shownIno: f[F.OFFSET]!, depth: f[F.SIZE]!, answered: true } as const
-          return flags & 2 ? { ...found, layers: f[F.RDEV]! } : found
+          if (flags & 2) return { ...found, layers: f[F.RDEV]! }
+          if (flags & 12) return { ...found, held: flags & 8 ? 'passed' : 'held' }
+          return found
         }
         return { req, ctx, op, parent: f[F.PARENT]!, name: '', child: ino, answered: true }
       }
@@ -607,10 +611,12 @@ export class Session {
    * a copy may be made with its mode from the start (see Stager.exactModes). A name missing from a
    * directory marked with probeAllow is answered in C too, as a negative entry living
    * `negativeTimeout` seconds (0: ENOENT); and the lookup of a marked directory by the name
-   * cowAllow gave it, as an entry living `entryTimeout` seconds.
+   * cowAllow gave it, as an entry living `entryTimeout` seconds. A lower file looked up in C of
+   * `passLowerMin` bytes or more (0: none) passes through when opened for reading, while the kernel
+   * grants passthrough (see cowAllow's 'passed').
    */
-  cowConfigure(workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number): void {
-    this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize, attrTimeout, exactModes, negativeTimeout, entryTimeout)
+  cowConfigure(workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number, passLowerMin: number): void {
+    this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize, attrTimeout, exactModes, negativeTimeout, entryTimeout, passLowerMin)
   }
 
   /** How many more copies C may make before it is told again. */

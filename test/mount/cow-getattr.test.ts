@@ -1232,6 +1232,55 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     expect(actual.inC).toBeGreaterThanOrEqual(6)
   })
 
+  // Bigger lower files are looked up in C as well, held (C answers their getattrs, JS copies them
+  // up) and, from 1 MiB, their opens for reading passed through in C; a set-ID file is held, and
+  // a file with two links stays JS's. Each first looked up by a stat, then read and appended to.
+  it('looks bigger lower files up in C as held nodes, their reads passed through, and copies them up as kernel overlayfs does', async () => {
+    const names = ['big', 'mid', 'setid', 'linked1', 'linked2']
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number[] }> => {
+      const { mnt, upper, handle } = await frame.stack(driver, '', async (top, bottom) => {
+        await mkdir(join(top, 'h'))
+        await mkdir(join(bottom, 'h'))
+        await writeFile(join(top, 'h', 'big'), Buffer.alloc(2 << 20, 0x62))
+        await writeFile(join(bottom, 'h', 'big'), 'shadowed')
+        await writeFile(join(top, 'h', 'mid'), Buffer.alloc(100_000, 0x6d))
+        await writeFile(join(top, 'h', 'setid'), Buffer.alloc(2 << 20, 0x73))
+        await chmod(join(top, 'h', 'setid'), 0o4755)
+        await writeFile(join(top, 'h', 'linked1'), Buffer.alloc(100_000, 0x6c))
+        await link(join(top, 'h', 'linked1'), join(top, 'h', 'linked2'))
+      }, 2)
+      try {
+        const shown: string[] = []
+        const show = async (step: string): Promise<void> => {
+          for (const name of names) {
+            const st = await lstat(join(mnt, 'h', name))
+            const data = await readFile(join(mnt, 'h', name))
+            shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} size ${st.size} [${data.length} bytes, first ${data[0]} last ${data[data.length - 1]}]`)
+          }
+        }
+        const files = await answeredInC(driver, mnt, 'cowFileLookups')
+        const passed = await answeredInC(driver, mnt, 'passOpens')
+        for (const name of names) await lstat(join(mnt, 'h', name))
+        const lookups = await files()
+        await show('first')
+        const inC = [lookups, await passed()]
+        for (const name of ['big', 'mid', 'linked1']) await appendFile(join(mnt, 'h', name), 'appended')
+        await show('appended')
+        await mounts.unmount(handle)
+        return { shown, upper: upperTree(upper), inC: inC.every((n) => n !== undefined) ? inC as number[] : undefined }
+      } finally {
+        await mounts.unmount(handle)
+      }
+    }
+    const actual = await sameAsKernel(run)
+    expect(actual.shown).toContain('first big: 100644 nlink 1 size 2097152 [2097152 bytes, first 98 last 98]')
+    expect(actual.shown).toContain('appended big: 100644 nlink 1 size 2097160 [2097160 bytes, first 98 last 100]')
+    expect(actual.shown).toContain('appended linked2: 100644 nlink 2 size 100000 [100000 bytes, first 108 last 108]')
+    // In C: the lookups of big, mid and setid (not of the two names of one file), and the open of
+    // big for reading, passed through (mid is smaller than that, setid set-ID).
+    expect(actual.inC).toEqual([3, 1])
+  })
+
   // The first lookup of a lower directory is C's too: its layers probed as the union's walk merges
   // them (a directory in each layer below, past a gap, until a whiteout, a file or an opaque one),
   // its attributes its top layer's (one link when it merges), and JS marks it for the lookups in it
