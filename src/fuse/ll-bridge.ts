@@ -564,9 +564,11 @@ export class LowLevelBridge {
 
   /** `node`, the directory at `path` with attributes `attr`, as looked up or made: marked for its
    *  getattrs and setattrs where C may answer them (#markCopyable) and for the lookups in it
-   *  (#markProbe). */
+   *  (#markProbe). One C could not mark with its name keeps C's first lookups from its parent
+   *  (#taint: they would answer that name with a new node). */
   #markDir(node: Node, path: string, attr: Attr): void {
     this.#markCopyable(node, this.#union.copyBehindSource(path, attr), attr)
+    if (this.#cow && !node.named) this.#taint(node.parent)
     this.#markProbe(node, path)
   }
 
@@ -580,9 +582,9 @@ export class LowLevelBridge {
     if (!where || !this.#session.probeAllow(node.id, where.dirs)) return
     node.probe = true
     if (where.movable) this.#movableProbes.add(node)
-    // And its first lookups of small lower files, unless it may hold a name C would find otherwise
-    // than the union shows it: a node for it C does not know (#taint), or, the node or its files
-    // forgotten meanwhile, a name not written yet.
+    // And its first lookups of lower files and directories, unless it may hold a name C would find
+    // otherwise than the union shows it: a node for it C does not know (#taint), or, the node or its
+    // files forgotten meanwhile, a name not written yet.
     node.positive = !node.tainted && !this.#union.unwrittenInSync(path) && this.#session.positiveAllow(node.id, true)
   }
 
@@ -596,10 +598,10 @@ export class LowLevelBridge {
   }
 
   /**
-   * The directory `dir` may hold a node for a small lower file that C does not know by its name
-   * (its mark and name taken away while it still answers for it, or never given), or a name the disk
-   * does not show as the union does yet (a copy not named, a rename's old name not whited out):
-   * C's first lookups of files in it would answer that name with a new node, and the disk's file.
+   * The directory `dir` may hold a node for a lower file or directory that C does not know by its
+   * name (its mark and name taken away while it still answers for it, or never given), or a name the
+   * disk does not show as the union does yet (a copy not named, a rename's old name not whited out):
+   * C's first lookups of names in it would answer that name with a new node, and the disk's object.
    * They end, for as long as the directory's node lives.
    */
   #taint(dir: Node | undefined): void {
@@ -1523,6 +1525,8 @@ export class LowLevelBridge {
         this.#markCopyable(node, slice[i]!.src, slice[i]!.attr)
       }
       if (this.#cow && kind === S_IFDIR) {
+        // (As #markDir: a directory C could not mark with its name.)
+        if (!node.named) this.#taint(parent)
         const path = this.#nodes.path(node)
         if (path !== undefined) this.#markProbe(node, path)
       }

@@ -37,7 +37,7 @@ export interface Node {
   made: boolean
   /** A directory whose lookups of missing names are answered in C (Session.probeAllow). */
   probe: boolean
-  /** And its first lookups of small lower files (Session.positiveAllow). */
+  /** And its first lookups of lower files and directories (Session.positiveAllow). */
   positive: boolean
   /** A directory that may hold a name JS shows otherwise than its layers do, or a node for a small
    *  lower file C does not know by name: C never looks files up in it (LowLevelBridge.#taint). */

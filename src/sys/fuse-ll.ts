@@ -756,13 +756,14 @@ export class Session {
   }
 
   /**
-   * Whether the first lookup of a small lower file found in `node`, a directory marked with
-   * probeAllow, may be answered in C (`on`), as a new node (native/fuse-ll-cow.c, file_lookup): a
-   * regular file with one link, of at most cowConfigure's `maxSize` bytes, in a lower layer, missing
-   * from the upper one and hidden by no `.wh.` file above it, whose name no node C knows of holds
-   * (a node marked with cowAllow and a `name`), and that is not pending. It is marked as cowAllow
-   * marks a lower file (its name, its first open), and JS gets an answered lookup with the new
-   * node's id and inode number. False when not on, or `node` is not marked with probeAllow; a
+   * Whether the first lookup of a lower file or directory found in `node`, a directory marked with
+   * probeAllow, may be answered in C (`on`), as a new node (native/fuse-ll-cow.c, file_lookup,
+   * lower_dir_lookup): a regular file with one link or a directory, in a lower layer, missing from
+   * the upper one and hidden by no `.wh.` file above it, whose name no node C knows of holds (a node
+   * marked with cowAllow and a `name`), and that is not pending. It is marked as cowAllow marks a
+   * lower file (its name; of at most cowConfigure's `maxSize` bytes, its first open; bigger, held
+   * or passed) or directory, and JS gets an answered lookup with the new node's id and inode number
+   * (and a directory's layers). False when not on, or `node` is not marked with probeAllow; a
    * probeAllow or probeDeny of the node takes it away.
    */
   positiveAllow(node: number, on: boolean): boolean {

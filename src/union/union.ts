@@ -721,7 +721,7 @@ export class Union {
 
   /**
    * A lower file found outside the union at `depth` of the host paths probeDirsSync gave for its
-   * directory (the first lookups of small lower files answered in C, native/fuse-ll-cow.c,
+   * directory (the first lookups of lower files answered in C, native/fuse-ll-cow.c,
    * file_lookup), or with `layers` a lower directory found there, which merges the host paths of
    * those bits (bit `depth` the first: lower_dir_lookup): the lookup cache holds it as the union's
    * own lookup would have found it, unless it knows the name already. Found there, the name is
