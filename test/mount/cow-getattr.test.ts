@@ -105,6 +105,21 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
     return actual
   }
 
+  /** `script` on a stack of its own under kernel overlayfs, then under layerfs (frame.onBoth, which
+   *  unmounts each), and expects the same `shown` and the same upper layer (upperTree): layerfs's
+   *  result, for what the comparison rests on. */
+  async function sameOnBoth<T extends { shown: string[] }>(options: string, fill: (...lowers: string[]) => Promise<void>,
+    script: (stack: Stack, driver: 'kernel' | 'layerfs') => Promise<T>, lowers?: number): Promise<T> {
+    const uppers: string[] = []
+    const { kernel, layerfs } = await frame.onBoth(options, fill, (stack, driver) => {
+      uppers.push(stack.upper)
+      return script(stack, driver)
+    }, lowers)
+    expect(layerfs.shown).toEqual(kernel.shown)
+    expect(upperTree(uppers[1]!)).toEqual(upperTree(uppers[0]!))
+    return layerfs
+  }
+
   /** The upper layer `upper`, one line per entry: its mode and a file's size, or a whiteout. */
   function upperTree(upper: string): string[] {
     const described = treeOf(upper, '', (st) => st.isCharacterDevice() ? 'whiteout' : `${(st.mode & 0o7777).toString(8)}${st.isFile() ? ` size ${st.size}` : ''}`)
@@ -1149,76 +1164,69 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // kernel forgets the nodes and looks the names up again. Each change is made in a directory of its
   // own: one where a name was not written yet when a node was forgotten stays out of C's lookups.
   it('looks small lower files up in C as new nodes, never a name the disk does not show yet', async () => {
-    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
-      const { mnt, upper, handle } = await frame.stack(driver, ',entry_timeout=0,attr_timeout=0,flush_window=30000', async (top, bottom) => {
-        for (const dir of ['d', 't', 'r', 'u']) {
-          await mkdir(join(top, dir), { recursive: true })
-          for (const name of ['a', 'b', 'c']) await writeFile(join(top, dir, name), `lower ${dir}/${name}`)
-        }
-        await mkdir(join(top, 'd', 'sub'))
-        await mkdir(join(bottom, 'd'))
-        for (const name of ['below', 'gone']) await writeFile(join(bottom, 'd', name), `bottom ${name}`)
-        execFileSync('mknod', [join(top, 'd', 'gone'), 'c', '0', '0'])
-        await writeFile(join(top, 'd', 'big'), Buffer.alloc(100_000, 1))
-        await writeFile(join(top, 'd', 'hard1'), 'hard')
-        await link(join(top, 'd', 'hard1'), join(top, 'd', 'hard2'))
-      }, 2)
-      try {
-        const shown: string[] = []
-        const inos = new Map<string, bigint>()
-        const show = async (step: string, names: string[]): Promise<void> => {
-          for (const name of names) {
-            const st = await lstat(join(mnt, name), { bigint: true }).catch((err: NodeJS.ErrnoException) => err.code ?? String(err))
-            if (typeof st === 'string') {
-              shown.push(`${step} ${name}: ${st}`)
-              continue
-            }
-            const was = inos.get(name)
-            if (was === undefined) inos.set(name, st.ino)
-            const text = st.isFile() ? ` ${(await readFile(join(mnt, name), 'utf8')).slice(0, 12)}` : ''
-            const when = Number(st.mtimeMs) === OLD.getTime() ? 'set' : 'kept'
-            shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} size ${st.size} mtime ${when}${was === undefined ? '' : ` ino ${st.ino === was ? 'same' : 'other'}`}${text}`)
-          }
-        }
-        const forget = (): void => writeFileSync('/proc/sys/vm/drop_caches', '2')
-        const lookups = await answeredInC(driver, mnt, 'cowFileLookups')
-        const all = ['a', 'b', 'c', 'below', 'gone', 'big', 'hard1', 'hard2', 'sub'].map((name) => `d/${name}`)
-        await show('first', all)
-        forget()
-        await show('again', all)
-        // Copies not named yet: the new times and mode, not the lower file's; the directory held
-        // open, so that the kernel forgets its files and not it.
-        await show('first', ['t/a', 't/b'])
-        await utimes(join(mnt, 't/a'), OLD, OLD)
-        await chmod(join(mnt, 't/b'), 0o600)
-        await show('changed', ['t/a', 't/b', 't/c'])
-        const pinned = await open(join(mnt, 't'), 'r')
-        try {
-          forget()
-          await show('forgotten', ['t/a', 't/b', 't/c'])
-        } finally {
-          await pinned.close()
-        }
-        // A rename's old name is gone and its new one there, before the rename is written.
-        await rename(join(mnt, 'r/a'), join(mnt, 'r/a2'))
-        await show('renamed', ['r/a', 'r/b'])
-        forget()
-        await show('forgotten', ['r/a', 'r/a2', 'r/c'])
-        // Removed, then made again over its whiteout.
-        await unlink(join(mnt, 'u/a'))
-        await show('removed', ['u/a', 'u/b'])
-        forget()
-        await writeFile(join(mnt, 'u/a'), 'made')
-        forget()
-        await show('made', ['u/a', 'u/c'])
-        const inC = await lookups()
-        await mounts.unmount(handle)
-        return { shown, upper: upperTree(upper), inC }
-      } finally {
-        await mounts.unmount(handle)
+    const actual = await sameOnBoth(',entry_timeout=0,attr_timeout=0,flush_window=30000', async (top, bottom) => {
+      for (const dir of ['d', 't', 'r', 'u']) {
+        await mkdir(join(top, dir), { recursive: true })
+        for (const name of ['a', 'b', 'c']) await writeFile(join(top, dir, name), `lower ${dir}/${name}`)
       }
-    }
-    const actual = await sameAsKernel(run)
+      await mkdir(join(top, 'd', 'sub'))
+      await mkdir(join(bottom, 'd'))
+      for (const name of ['below', 'gone']) await writeFile(join(bottom, 'd', name), `bottom ${name}`)
+      execFileSync('mknod', [join(top, 'd', 'gone'), 'c', '0', '0'])
+      await writeFile(join(top, 'd', 'big'), Buffer.alloc(100_000, 1))
+      await writeFile(join(top, 'd', 'hard1'), 'hard')
+      await link(join(top, 'd', 'hard1'), join(top, 'd', 'hard2'))
+    }, async ({ mnt }, driver) => {
+      const shown: string[] = []
+      const inos = new Map<string, bigint>()
+      const show = async (step: string, names: string[]): Promise<void> => {
+        for (const name of names) {
+          const st = await lstat(join(mnt, name), { bigint: true }).catch((err: NodeJS.ErrnoException) => err.code ?? String(err))
+          if (typeof st === 'string') {
+            shown.push(`${step} ${name}: ${st}`)
+            continue
+          }
+          const was = inos.get(name)
+          if (was === undefined) inos.set(name, st.ino)
+          const text = st.isFile() ? ` ${(await readFile(join(mnt, name), 'utf8')).slice(0, 12)}` : ''
+          const when = Number(st.mtimeMs) === OLD.getTime() ? 'set' : 'kept'
+          shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} size ${st.size} mtime ${when}${was === undefined ? '' : ` ino ${st.ino === was ? 'same' : 'other'}`}${text}`)
+        }
+      }
+      const forget = (): void => writeFileSync('/proc/sys/vm/drop_caches', '2')
+      const lookups = await answeredInC(driver, mnt, 'cowFileLookups')
+      const all = ['a', 'b', 'c', 'below', 'gone', 'big', 'hard1', 'hard2', 'sub'].map((name) => `d/${name}`)
+      await show('first', all)
+      forget()
+      await show('again', all)
+      // Copies not named yet: the new times and mode, not the lower file's; the directory held
+      // open, so that the kernel forgets its files and not it.
+      await show('first', ['t/a', 't/b'])
+      await utimes(join(mnt, 't/a'), OLD, OLD)
+      await chmod(join(mnt, 't/b'), 0o600)
+      await show('changed', ['t/a', 't/b', 't/c'])
+      const pinned = await open(join(mnt, 't'), 'r')
+      try {
+        forget()
+        await show('forgotten', ['t/a', 't/b', 't/c'])
+      } finally {
+        await pinned.close()
+      }
+      // A rename's old name is gone and its new one there, before the rename is written.
+      await rename(join(mnt, 'r/a'), join(mnt, 'r/a2'))
+      await show('renamed', ['r/a', 'r/b'])
+      forget()
+      await show('forgotten', ['r/a', 'r/a2', 'r/c'])
+      // Removed, then made again over its whiteout.
+      await unlink(join(mnt, 'u/a'))
+      await show('removed', ['u/a', 'u/b'])
+      forget()
+      await writeFile(join(mnt, 'u/a'), 'made')
+      forget()
+      await show('made', ['u/a', 'u/c'])
+      const inC = await lookups()
+      return { shown, inC }
+    }, 2)
     // What the comparison rests on.
     expect(actual.shown).toContain('changed t/a: 100644 nlink 1 size 9 mtime set ino same lower t/a')
     expect(actual.shown).toContain('forgotten t/b: 100600 nlink 1 size 9 mtime kept ino same lower t/b')
@@ -1237,42 +1245,35 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // a file with two links stays JS's. Each first looked up by a stat, then read and appended to.
   it('looks bigger lower files up in C as held nodes, their reads passed through, and copies them up as kernel overlayfs does', async () => {
     const names = ['big', 'mid', 'setid', 'linked1', 'linked2']
-    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number[] }> => {
-      const { mnt, upper, handle } = await frame.stack(driver, '', async (top, bottom) => {
-        await mkdir(join(top, 'h'))
-        await mkdir(join(bottom, 'h'))
-        await writeFile(join(top, 'h', 'big'), Buffer.alloc(2 << 20, 0x62))
-        await writeFile(join(bottom, 'h', 'big'), 'shadowed')
-        await writeFile(join(top, 'h', 'mid'), Buffer.alloc(100_000, 0x6d))
-        await writeFile(join(top, 'h', 'setid'), Buffer.alloc(2 << 20, 0x73))
-        await chmod(join(top, 'h', 'setid'), 0o4755)
-        await writeFile(join(top, 'h', 'linked1'), Buffer.alloc(100_000, 0x6c))
-        await link(join(top, 'h', 'linked1'), join(top, 'h', 'linked2'))
-      }, 2)
-      try {
-        const shown: string[] = []
-        const show = async (step: string): Promise<void> => {
-          for (const name of names) {
-            const st = await lstat(join(mnt, 'h', name))
-            const data = await readFile(join(mnt, 'h', name))
-            shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} size ${st.size} [${data.length} bytes, first ${data[0]} last ${data[data.length - 1]}]`)
-          }
+    const actual = await sameOnBoth('', async (top, bottom) => {
+      await mkdir(join(top, 'h'))
+      await mkdir(join(bottom, 'h'))
+      await writeFile(join(top, 'h', 'big'), Buffer.alloc(2 << 20, 0x62))
+      await writeFile(join(bottom, 'h', 'big'), 'shadowed')
+      await writeFile(join(top, 'h', 'mid'), Buffer.alloc(100_000, 0x6d))
+      await writeFile(join(top, 'h', 'setid'), Buffer.alloc(2 << 20, 0x73))
+      await chmod(join(top, 'h', 'setid'), 0o4755)
+      await writeFile(join(top, 'h', 'linked1'), Buffer.alloc(100_000, 0x6c))
+      await link(join(top, 'h', 'linked1'), join(top, 'h', 'linked2'))
+    }, async ({ mnt }, driver) => {
+      const shown: string[] = []
+      const show = async (step: string): Promise<void> => {
+        for (const name of names) {
+          const st = await lstat(join(mnt, 'h', name))
+          const data = await readFile(join(mnt, 'h', name))
+          shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} size ${st.size} [${data.length} bytes, first ${data[0]} last ${data[data.length - 1]}]`)
         }
-        const files = await answeredInC(driver, mnt, 'cowFileLookups')
-        const passed = await answeredInC(driver, mnt, 'passOpens')
-        for (const name of names) await lstat(join(mnt, 'h', name))
-        const lookups = await files()
-        await show('first')
-        const inC = [lookups, await passed()]
-        for (const name of ['big', 'mid', 'linked1']) await appendFile(join(mnt, 'h', name), 'appended')
-        await show('appended')
-        await mounts.unmount(handle)
-        return { shown, upper: upperTree(upper), inC: inC.every((n) => n !== undefined) ? inC as number[] : undefined }
-      } finally {
-        await mounts.unmount(handle)
       }
-    }
-    const actual = await sameAsKernel(run)
+      const files = await answeredInC(driver, mnt, 'cowFileLookups')
+      const passed = await answeredInC(driver, mnt, 'passOpens')
+      for (const name of names) await lstat(join(mnt, 'h', name))
+      const lookups = await files()
+      await show('first')
+      const inC = [lookups, await passed()]
+      for (const name of ['big', 'mid', 'linked1']) await appendFile(join(mnt, 'h', name), 'appended')
+      await show('appended')
+      return { shown, inC: inC.every((n) => n !== undefined) ? inC as number[] : undefined }
+    }, 2)
     expect(actual.shown).toContain('first big: 100644 nlink 1 size 2097152 [2097152 bytes, first 98 last 98]')
     expect(actual.shown).toContain('appended big: 100644 nlink 1 size 2097160 [2097160 bytes, first 98 last 100]')
     expect(actual.shown).toContain('appended linked2: 100644 nlink 2 size 100000 [100000 bytes, first 108 last 108]')
@@ -1287,71 +1288,64 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   // from the record. Every directory here is looked up first by a stat, before any listing.
   it('looks lower directories up in C as new nodes, merged and hidden as kernel overlayfs merges and hides them', async () => {
     const dirs = ['m', 'm/sub', 'gap', 'o', 'x', 'f', 'lone', 'lone/s1', 'deep', 'deep/a', 'deep/a/b', 'wh']
-    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
-      const { mnt, upper, handle } = await frame.stack(driver, '', async (top, mid, bottom) => {
-        for (const [layer, dir, file] of [[top, 'm', 'a'], [mid, 'm', 'b'], [bottom, 'm', 'c'], [bottom, 'm/sub', 's'], [top, 'gap', 'a'],
-          [bottom, 'gap', 'c'], [top, 'o', 'a'], [mid, 'o', 'hidden'], [top, 'x', 'a'], [bottom, 'x', 'c'], [top, 'f', 'a'],
-          [mid, 'lone/s1', 's'], [mid, 'lone/s2', 's'], [bottom, 'deep/a/b', 'file'], [bottom, 'wh', 'c']] as const) {
-          await mkdir(join(layer, dir), { recursive: true })
-          await writeFile(join(layer, dir, file), `${dir}/${file}`)
-        }
-        lsetxattrSync(join(top, 'o'), 'trusted.overlay.opaque', Buffer.from('y'))
-        execFileSync('mknod', [join(mid, 'x'), 'c', '0', '0'])
-        execFileSync('mknod', [join(top, 'wh'), 'c', '0', '0'])
-        await writeFile(join(bottom, 'f'), 'a file below')
-        await chmod(join(top, 'm'), 0o750)
-        await chown(join(top, 'm'), 1000, 1001)
-      }, 3)
-      try {
-        const shown: string[] = []
-        const inos = new Map<string, bigint>()
-        const stats = async (step: string): Promise<void> => {
-          for (const name of dirs) {
-            const st = await lstat(join(mnt, name), { bigint: true }).catch((err: NodeJS.ErrnoException) => err.code ?? String(err))
-            if (typeof st === 'string') {
-              shown.push(`${step} ${name}: ${st}`)
-              continue
-            }
-            const was = inos.get(name)
-            if (was === undefined) inos.set(name, st.ino)
-            shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} ${st.uid}:${st.gid}${was === undefined ? '' : ` ino ${st.ino === was ? 'same' : 'other'}`}`)
-          }
-        }
-        const lists = async (step: string): Promise<void> => {
-          for (const name of dirs) {
-            const names = await readdir(join(mnt, name)).catch((err: NodeJS.ErrnoException) => [err.code ?? String(err)])
-            const texts: string[] = []
-            for (const entry of names.sort()) {
-              const text = await readFile(join(mnt, name, entry), 'utf8').catch((err: NodeJS.ErrnoException) => err.code ?? String(err))
-              texts.push(`${entry}=${text}`)
-            }
-            shown.push(`${step} ${name}: [${texts.join(' ')}]`)
-          }
-        }
-        const forget = (): void => writeFileSync('/proc/sys/vm/drop_caches', '2')
-        const lookups = await answeredInC(driver, mnt, 'cowDirFirstLookups')
-        await stats('first')
-        const inC = await lookups()
-        await lists('first')
-        forget()
-        await stats('forgotten')
-        await lists('forgotten')
-        // Changes in directories C looked up: a file made in the merged one (copied up), a
-        // directory made in one of a lower layer's, a rename down the deep path, one removed.
-        forget()
-        await writeFile(join(mnt, 'm', 'made'), 'made')
-        await mkdir(join(mnt, 'lone', 's1', 'new'))
-        await rename(join(mnt, 'deep', 'a', 'b', 'file'), join(mnt, 'deep', 'a', 'b', 'moved'))
-        await rm(join(mnt, 'gap'), { recursive: true })
-        await stats('changed')
-        await lists('changed')
-        await mounts.unmount(handle)
-        return { shown, upper: upperTree(upper), inC }
-      } finally {
-        await mounts.unmount(handle)
+    const actual = await sameOnBoth('', async (top, mid, bottom) => {
+      for (const [layer, dir, file] of [[top, 'm', 'a'], [mid, 'm', 'b'], [bottom, 'm', 'c'], [bottom, 'm/sub', 's'], [top, 'gap', 'a'],
+        [bottom, 'gap', 'c'], [top, 'o', 'a'], [mid, 'o', 'hidden'], [top, 'x', 'a'], [bottom, 'x', 'c'], [top, 'f', 'a'],
+        [mid, 'lone/s1', 's'], [mid, 'lone/s2', 's'], [bottom, 'deep/a/b', 'file'], [bottom, 'wh', 'c']] as const) {
+        await mkdir(join(layer, dir), { recursive: true })
+        await writeFile(join(layer, dir, file), `${dir}/${file}`)
       }
-    }
-    const actual = await sameAsKernel(run)
+      lsetxattrSync(join(top, 'o'), 'trusted.overlay.opaque', Buffer.from('y'))
+      execFileSync('mknod', [join(mid, 'x'), 'c', '0', '0'])
+      execFileSync('mknod', [join(top, 'wh'), 'c', '0', '0'])
+      await writeFile(join(bottom, 'f'), 'a file below')
+      await chmod(join(top, 'm'), 0o750)
+      await chown(join(top, 'm'), 1000, 1001)
+    }, async ({ mnt }, driver) => {
+      const shown: string[] = []
+      const inos = new Map<string, bigint>()
+      const stats = async (step: string): Promise<void> => {
+        for (const name of dirs) {
+          const st = await lstat(join(mnt, name), { bigint: true }).catch((err: NodeJS.ErrnoException) => err.code ?? String(err))
+          if (typeof st === 'string') {
+            shown.push(`${step} ${name}: ${st}`)
+            continue
+          }
+          const was = inos.get(name)
+          if (was === undefined) inos.set(name, st.ino)
+          shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} ${st.uid}:${st.gid}${was === undefined ? '' : ` ino ${st.ino === was ? 'same' : 'other'}`}`)
+        }
+      }
+      const lists = async (step: string): Promise<void> => {
+        for (const name of dirs) {
+          const names = await readdir(join(mnt, name)).catch((err: NodeJS.ErrnoException) => [err.code ?? String(err)])
+          const texts: string[] = []
+          for (const entry of names.sort()) {
+            const text = await readFile(join(mnt, name, entry), 'utf8').catch((err: NodeJS.ErrnoException) => err.code ?? String(err))
+            texts.push(`${entry}=${text}`)
+          }
+          shown.push(`${step} ${name}: [${texts.join(' ')}]`)
+        }
+      }
+      const forget = (): void => writeFileSync('/proc/sys/vm/drop_caches', '2')
+      const lookups = await answeredInC(driver, mnt, 'cowDirFirstLookups')
+      await stats('first')
+      const inC = await lookups()
+      await lists('first')
+      forget()
+      await stats('forgotten')
+      await lists('forgotten')
+      // Changes in directories C looked up: a file made in the merged one (copied up), a
+      // directory made in one of a lower layer's, a rename down the deep path, one removed.
+      forget()
+      await writeFile(join(mnt, 'm', 'made'), 'made')
+      await mkdir(join(mnt, 'lone', 's1', 'new'))
+      await rename(join(mnt, 'deep', 'a', 'b', 'file'), join(mnt, 'deep', 'a', 'b', 'moved'))
+      await rm(join(mnt, 'gap'), { recursive: true })
+      await stats('changed')
+      await lists('changed')
+      return { shown, inC }
+    }, 3)
     // What the comparison rests on: merged across the gap, hidden by the opaque directory, the
     // whiteout and the file below, one link where the directory merges.
     expect(actual.shown).toContain('first m: 40750 nlink 1 1000:1001')
@@ -1414,37 +1408,30 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
   })
 
   it('keeps looking lower files up in C in a directory where new files replaced others by rename, as sed -i replaces them', async () => {
-    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ shown: string[]; upper: string[]; inC?: number }> => {
-      const names = ['a', 'b', 'c', 'd', 'e', 'f']
-      const { mnt, upper, handle } = await frame.stack(driver, '', async (top) => {
-        await mkdir(join(top, 'd'))
-        for (const name of names) await writeFile(join(top, 'd', name), `lower ${name}`)
-      })
-      try {
-        const shown: string[] = []
-        const show = async (step: string, name: string): Promise<void> => {
-          const st = await lstat(join(mnt, 'd', name))
-          shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} size ${st.size} ${await readFile(join(mnt, 'd', name), 'utf8')}`)
-        }
-        // sed -i of a, b and c: each read, its new text written to a new file, renamed over it.
-        for (const name of ['a', 'b', 'c']) {
-          const text = await readFile(join(mnt, 'd', name), 'utf8')
-          await writeFile(join(mnt, 'd', `.sed-${name}`), text.toUpperCase())
-          await rename(join(mnt, 'd', `.sed-${name}`), join(mnt, 'd', name))
-          await show('replaced', name)
-        }
-        // (The kernel's forgets of the replaced files reach JS first.)
-        await new Promise((r) => setTimeout(r, 200))
-        const lookups = await answeredInC(driver, mnt, 'cowFileLookups')
-        for (const name of ['d', 'e', 'f']) await show('first', name)
-        const inC = await lookups()
-        await mounts.unmount(handle)
-        return { shown, upper: upperTree(upper), inC }
-      } finally {
-        await mounts.unmount(handle)
+    const names = ['a', 'b', 'c', 'd', 'e', 'f']
+    const actual = await sameOnBoth('', async (top) => {
+      await mkdir(join(top, 'd'))
+      for (const name of names) await writeFile(join(top, 'd', name), `lower ${name}`)
+    }, async ({ mnt }, driver) => {
+      const shown: string[] = []
+      const show = async (step: string, name: string): Promise<void> => {
+        const st = await lstat(join(mnt, 'd', name))
+        shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} size ${st.size} ${await readFile(join(mnt, 'd', name), 'utf8')}`)
       }
-    }
-    const actual = await sameAsKernel(run)
+      // sed -i of a, b and c: each read, its new text written to a new file, renamed over it.
+      for (const name of ['a', 'b', 'c']) {
+        const text = await readFile(join(mnt, 'd', name), 'utf8')
+        await writeFile(join(mnt, 'd', `.sed-${name}`), text.toUpperCase())
+        await rename(join(mnt, 'd', `.sed-${name}`), join(mnt, 'd', name))
+        await show('replaced', name)
+      }
+      // (The kernel's forgets of the replaced files reach JS first.)
+      await new Promise((r) => setTimeout(r, 200))
+      const lookups = await answeredInC(driver, mnt, 'cowFileLookups')
+      for (const name of ['d', 'e', 'f']) await show('first', name)
+      const inC = await lookups()
+      return { shown, inC }
+    })
     expect(actual.shown).toContain('replaced b: 100644 nlink 1 size 7 LOWER B')
     expect(actual.shown).toContain('first e: 100644 nlink 1 size 7 lower e')
     // The first lookups of the files after the replacements are C's: a rename over a file does not
