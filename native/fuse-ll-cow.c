@@ -944,8 +944,8 @@ static uint64_t dir_layers(fll_session *s, const fll_fast_node *p, const char *n
  */
 static int lower_dir_lookup(fll_session *s, fuse_req_t req, const fll_fast_node *p, fuse_ino_t parent, const char *name,
                             int depth, const char *path, const struct stat *st) {
-    if (depth == 0 || depth >= DIR_LAYERS_MAX || !S_ISDIR(st->st_mode) || (double)st->st_ino >= 9007199254740992.0 ||
-        !may_name_new(s, p, parent, name) || marked_above(s, p, depth, name))
+    if (depth == 0 || !S_ISDIR(st->st_mode) || (double)st->st_ino >= 9007199254740992.0 || !may_name_new(s, p, parent, name) ||
+        marked_above(s, p, depth, name))
         return 0;
     uint64_t layers = dir_layers(s, p, name, depth, path);
     if (!layers) return 0;

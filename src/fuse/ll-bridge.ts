@@ -568,7 +568,7 @@ export class LowLevelBridge {
    *  (#taint: they would answer that name with a new node). */
   #markDir(node: Node, path: string, attr: Attr): void {
     this.#markCopyable(node, this.#union.copyBehindSource(path, attr), attr)
-    if (this.#cow && !node.named) this.#taint(node.parent)
+    if (!node.named) this.#taint(node.parent)
     this.#markProbe(node, path)
   }
 
