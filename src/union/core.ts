@@ -14,6 +14,7 @@ import { closeSync, constants, existsSync, fsyncSync, linkSync, lstatSync, mkdir
 import { join } from 'node:path'
 import { Layer, joinPath, splitPath } from '../layers/layer.js'
 import { OPAQUE_MARKER, OPAQUE_XATTRS, WHITEOUT_PREFIX, whiteoutAt } from '../layers/whiteout.js'
+import { nowMs } from '../sys/clock.js'
 import { hostJoin, nameFromBytes, type HostPath } from '../sys/names.js'
 import { type CopyChange, RENAME_EXCHANGE, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, stTimeNs, syncfs, utimensatSync } from '../sys/native.js'
 import { DEFAULT_ACL } from './acl.js'
@@ -225,7 +226,7 @@ export class Core {
       this.ensureUpperDir(entry, fold)
       return entry
     }
-    const started = performance.now()
+    const started = nowMs()
     if (complete) {
       // Made empty (O_TRUNC), it needs none of the lower bytes.
       const from = want === true ? this.dataSource(entry) : undefined
@@ -318,7 +319,7 @@ export class Core {
    * copied up, or the name no longer means that file) is lost, as one whose flush fails.
    */
   adoptCopy(rel: string, fd: number, bytes: number, srcIno: number): void {
-    const started = performance.now()
+    const started = nowMs()
     const entry = this.resolver.resolve(rel)
     try {
       if (!entry || inUpper(entry) || entry.kind !== 'file') throw fsError('ESTALE', `/${rel} is no longer that lower file`)
@@ -388,7 +389,7 @@ export class Core {
   deferMove(source: Entry, toRel: string, finish: (dirTimes: boolean) => void): boolean {
     if (this.metacopy || inUpper(source) || this.#inflight.has(source.path)) return false
     const src = source.layer.path(source.path)
-    const started = performance.now()
+    const started = nowMs()
     const { staged, st } = this.#stageBehind(source, src, undefined)
     if (staged?.fd === undefined) return false
     const origin = originOf(st)
@@ -445,7 +446,7 @@ export class Core {
    * `onWritten`: see Moved.
    */
   adoptMove(fromRel: string, toRel: string, fd: number, bytes: number, srcIno: number, finish: (dirTimes: boolean) => void, onWritten: () => void): void {
-    const started = performance.now()
+    const started = nowMs()
     try {
       if (!this.#stillLower(fromRel)) throw fsError('ESTALE', `/${fromRel} is no longer that lower file`)
       this.ensureUpperDir(this.resolver.get(splitPath(fromRel)[0]))
@@ -854,7 +855,7 @@ export class Core {
   }
 
   async #copyUpData(entry: Entry, defer: boolean): Promise<Entry> {
-    const started = performance.now()
+    const started = nowMs()
     this.ensureUpperDir(this.resolver.get(splitPath(entry.path)[0]))
     const src = entry.layer.path(entry.path)
     const st = sourceOf(src)
@@ -909,7 +910,7 @@ export class Core {
   /** Give a metadata-only copy its data: a new copy with the upper file's metadata and the lower
    *  bytes, renamed over it. */
   async #complete(entry: Entry): Promise<Entry> {
-    const started = performance.now()
+    const started = nowMs()
     const staged = await this.stager.stage(this.requireUpper().path(entry.path), 'file', this.#completion(entry, this.dataSource(entry)))
     return this.#completed(entry, staged, started)
   }
@@ -939,7 +940,7 @@ export class Core {
   #count(staged: Staged, started: number): void {
     this.counters.copyUps++
     this.counters.copyUpBytes += staged.bytes
-    this.counters.copyUpMs += performance.now() - started
+    this.counters.copyUpMs += nowMs() - started
   }
 
   /** Move a finished copy into place. A copy-up is no change to the parent directory as users see
