@@ -8,7 +8,7 @@
  * Paths are merged-view paths ('/a/b', as FUSE gives them). Errors carry an errno name (`.code`).
  */
 
-import { closeSync, constants, mkdirSync, openSync, readdirSync, realpathSync, rmSync, statSync, statfsSync } from 'node:fs'
+import { closeSync, constants, mkdirSync, openSync, readdirSync, realpathSync, rmSync, rmdirSync, statSync, statfsSync } from 'node:fs'
 import { join, relative, resolve, sep } from 'node:path'
 import { layerRoot, readMountinfo, releaseRoot } from '../layers/held-root.js'
 import { Layer, joinPath, relPath, splitPath } from '../layers/layer.js'
@@ -913,10 +913,22 @@ function openUpper(options: UnionOptions, lowers: string[], claims: number[]): {
   const scratch = join(work, WORK_SUBDIR)
   // Leftovers of an interrupted copy-up or removal: never visible, safe to drop (unless another
   // mount is using them).
-  if (!workShared) rmSync(scratch, { recursive: true, force: true })
+  if (!workShared) removeTree(scratch)
   mkdirSync(scratch, { mode: 0o700, recursive: workShared })
   dropAcls(scratch)
   return { layer: new Layer(upper, 0, true), stager: new Stager(scratch, options.fsync ?? true) }
+}
+
+/** Remove whatever is at `path`, if anything. Missing or an empty directory, as a scratch area
+ *  mostly is at a mount, without rmSync: its recursive removal loads a module of Node's of its own
+ *  (0.4 ms of a mount here). */
+function removeTree(path: string): void {
+  try {
+    return rmdirSync(path)
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) return
+  }
+  rmSync(path, { recursive: true, force: true })
 }
 
 /**
