@@ -28,9 +28,9 @@ export function loadAddon<T>(): T {
   try {
     // process.dlopen, as require does for a .node file: through require, node:module was loaded
     // for it (createRequire in an ES module), 0.8 ms of a mount.
-    const module = { exports: {} as unknown }
-    process.dlopen(module, join(packageRoot(), 'build', 'Release', 'layerfs_native.node'))
-    addon = module.exports
+    const loaded = { exports: {} as unknown }
+    process.dlopen(loaded, join(packageRoot(), 'build', 'Release', 'layerfs_native.node'))
+    addon = loaded.exports
     return addon as T
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message : String(cause)
