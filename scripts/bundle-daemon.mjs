@@ -19,7 +19,8 @@ const common = {
   // lru-cache looks the global `performance` up as it loads, for the clock of its entries' times to
   // live, which the daemon's caches do not have: in Node 20 that first use loads node:perf_hooks
   // and ten internal modules, 2-3 ms of every mount here. It is given `Date` (its own fallback)
-  // instead; the daemon's own code times with src/sys/clock.ts.
+  // instead; the daemon's own code times with src/sys/clock.ts, and the build fails if any other
+  // module of the bundle names the global (below), which would get `Date` as well.
   define: { 'import.meta.url': '__bundleUrl', performance: 'Date' },
   // import() as a require in a promise: the loader runs the code as a vm.Script, which has no
   // module loader for a dynamic import.
@@ -30,17 +31,22 @@ const common = {
 }
 const code = `${root}/dist/layerfs-daemon-code.cjs`
 await rm(`${root}/dist/layerfs-daemon-code.cache`, { force: true })
-await build({
+const { metafile } = await build({
   ...common,
   entryPoints: [`${root}/dist/src/cli/daemon-main.js`],
   outfile: code,
   // fuse-native finds its prebuilt binary from its own directory: loaded from node_modules as is.
   external: ['fuse-native'],
+  metafile: true,
 })
+for (const input of Object.keys(metafile.inputs)) {
+  if (input.includes('node_modules/lru-cache/')) continue
+  const source = (await readFile(`${root}/${input}`, 'utf8')).replace(/\/\/.*|\/\*[^]*?\*\//g, '')
+  if (/\bperformance\b/.test(source)) throw new Error(`${input} uses the global \`performance\`, which the daemon's bundle makes \`Date\` (see define): time with src/sys/clock.ts`)
+}
 await build({ ...common, entryPoints: [`${root}/dist/src/cli/daemon-start.js`], outfile: `${root}/dist/layerfs-daemon.cjs` })
 const text = await readFile(code, 'utf8')
 if (/\bimport\(/.test(text)) throw new Error(`${code}: a dynamic import() is left, which the loader cannot run`)
-if (/\bperformance\b/.test(text.replace(/\/\/.*|\/\*[^]*?\*\//g, ''))) throw new Error(`${code}: \`performance\` is left in the code: a mount would load node:perf_hooks (see define)`)
 // ASCII throughout, so that the loader reads the code as latin1 into a one-byte string: one
 // character outside ASCII makes V8 hold the whole source as two bytes a character, which took
 // 0.3 ms more to read and 0.9 ms more to compile from the cache at every mount here. esbuild
