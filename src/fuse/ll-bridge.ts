@@ -613,9 +613,9 @@ export class LowLevelBridge {
   }
 
   /** A file looked up or listed by JS, with attributes `attr`: marked where C may answer for it
-   *  (#markCopyable). A small lower file (`source`) it could not mark, or a name not written yet
-   *  (`unwritten`), keeps C from looking files up in its directory (#taint); any other file C would
-   *  not look up as the union shows it (too big, hard-linked, in the upper layer). */
+   *  (#markCopyable). One C could not mark with its name (C's first lookups, which answer lower
+   *  files, would give it a second node), or a name not written yet (`unwritten`), keeps C from
+   *  looking names up in its directory (#taint). A file with no `source` C answers nothing for. */
   #markFile(node: Node, attr: Attr, source: CopySource | undefined, unwritten: boolean): void {
     if (source !== undefined) this.#markCopyable(node, source, attr)
     if ((source !== undefined && !node.named) || unwritten) this.#taint(node.parent)

@@ -39,8 +39,8 @@ export interface Node {
   probe: boolean
   /** And its first lookups of lower files and directories (Session.positiveAllow). */
   positive: boolean
-  /** A directory that may hold a name JS shows otherwise than its layers do, or a node for a small
-   *  lower file C does not know by name: C never looks files up in it (LowLevelBridge.#taint). */
+  /** A directory that may hold a name JS shows otherwise than its layers do, or a node for a lower
+   *  file or directory C does not know by name: C never looks names up in it (LowLevelBridge.#taint). */
   tainted: boolean
   /** C may know the node by its name (a mark with a name, Session.cowAllow, which outlives the mark
    *  when C copied the file up): it is told when the node goes (cowDeny). */

@@ -76,7 +76,7 @@ export type Request = {
 } & (
   /** `answered` (`child` set): the lookup of a marked directory answered in C by node `child`
    *  (`name` empty), whose new kernel reference JS counts (see Session.cowAllow's `name`); or, with
-   *  `shownIno`, the first lookup of a small lower file `name`, answered by `child`, a new node from
+   *  `shownIno`, the first lookup of a lower file `name`, answered by `child`, a new node from
    *  the ids JS reserved (see Session.lookupIds), shown as inode `shownIno`, found at `depth` in the
    *  directory's host paths (see Session.probeAllow); with `layers` too, of a lower directory, which
    *  merges the host paths of those bits (a bit each by its place among them, `depth` the first);
@@ -224,6 +224,13 @@ const F = {
 /** The `valid` of a record of a first open C answered after reading its file from the disk
  *  (native/fuse-ll.h: FLL_OPEN_UNCACHED, fuse-ll-fast.c: tell_uncached). */
 const OPEN_UNCACHED = 8
+/** The `flags` of a record of a lookup C answered (native/fuse-ll-cow.c, COW_LOOKUP_*): a new node
+ *  (file_lookup, lower_dir_lookup), a directory with the host paths it merges, a file JS copies up
+ *  whose opens for reading are JS's (held) or passed through in C (passed). */
+const LOOKUP_NEW = 1
+const LOOKUP_DIR = 2
+const LOOKUP_HELD = 4
+const LOOKUP_PASSED = 8
 const GRANTED_PASSTHROUGH = 1
 const GRANTED_KILLPRIV = 2
 // Reply layouts (FLL_A_*, FLL_E_*): an attr, an entry (attr + 4), readdirplus (entry + next), readdir.
@@ -365,13 +372,11 @@ function decode(op: Op, f: Float64Array, name: string | undefined, name2: string
   switch (op) {
     case 'lookup':
       if (f[F.ANSWERED] === 1) {
-        // (flags 1: a new node, native/fuse-ll-cow.c, file_lookup; with 2, a directory and the host
-        // paths it merges, lower_dir_lookup; with 4 or 8, a file JS copies up, held or passed)
         const flags = f[F.FLAGS]!
-        if (flags & 1) {
+        if (flags & LOOKUP_NEW) {
           const found = { req, ctx, op, parent: f[F.PARENT]!, name: name!, child: ino, shownIno: f[F.OFFSET]!, depth: f[F.SIZE]!, answered: true } as const
-          if (flags & 2) return { ...found, layers: f[F.RDEV]! }
-          if (flags & 12) return { ...found, held: flags & 8 ? 'passed' : 'held' }
+          if (flags & LOOKUP_DIR) return { ...found, layers: f[F.RDEV]! }
+          if (flags & (LOOKUP_HELD | LOOKUP_PASSED)) return { ...found, held: flags & LOOKUP_PASSED ? 'passed' : 'held' }
           return found
         }
         return { req, ctx, op, parent: f[F.PARENT]!, name: '', child: ino, answered: true }
