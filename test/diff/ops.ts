@@ -42,6 +42,17 @@ export type RenameFlag = 'noreplace' | 'exchange' | 'whiteout'
  *  through the other name ('write' over its start, 'append', 'truncate' to 2 bytes, an O_TRUNC
  *  open 'otrunc' that writes one byte). */
 export type HeldStep = 'read' | 'size' | 'write' | 'append' | 'truncate' | 'otrunc'
+/** Steps of mmap, on one descriptor of the file (opened 'r' or 'r+') and the one shared map of it
+ *  that 'share' makes (the whole file; writable when the descriptor is): 'shareWritable' asks for a
+ *  writable shared map whatever the descriptor ('ok' or its errno); 'private' writes 'PRV' into a
+ *  private map and gives what that map then holds; 'exec' maps it private and executable; 'poke'
+ *  writes 'MAP' at the shared map's start, 'pokeEnd' 'END' at its end; 'peek' gives its first 32
+ *  bytes; 'msync'; 'pwrite' writes 'PW' at 4 through the descriptor; 'otherRead' reads 32 bytes
+ *  through a second open, 'otherWrite' writes 'OW' at 8 through one; 'grow' truncates the file to
+ *  8 KiB and maps it again, 'shrink' to 2 bytes; 'size' is the descriptor's fstat; 'touched' whether
+ *  its mtime is past the fixtures' (2001). */
+export type MmapStep = 'share' | 'shareWritable' | 'private' | 'exec' | 'poke' | 'pokeEnd' | 'peek' | 'msync' | 'pwrite' | 'otherRead' | 'otherWrite' | 'grow' | 'shrink' | 'size' | 'touched'
+
 export type UnlinkedStep = 'mode' | 'ftruncate' | 'truncate' | 'reopen' | 'reopenRead' | 'fchmod' | 'fchown' | 'futimes' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'read'
 
 export type UserOp =
@@ -73,6 +84,8 @@ export type Op =
   /** open the first path for reading and keep it open while the steps change the file through the
    *  second (a hard link's other name): what each step gave, or its errno */
   | ['heldOpen', string, string, HeldStep[]]
+  /** memory maps of the file (see MmapStep): what each step gave, or its errno */
+  | ['mmap', string, 'r' | 'r+', MmapStep[]]
   | ['truncate', string, number]
   | ['unlink', string]
   | ['rmdir', string]
@@ -150,6 +163,7 @@ export interface OpTarget {
   open(p: string, flags: OpenFlags, spec: OpenSpec): Promise<{ read?: Buffer; stat?: RawStat }>
   unlinkedFd(p: string, flags: OpenFlags, steps: UnlinkedStep[]): Promise<string[]>
   heldOpen(held: string, other: string, steps: HeldStep[]): Promise<string[]>
+  mmap(p: string, flags: 'r' | 'r+', steps: MmapStep[]): Promise<string[]>
   tmpfile(dir: string, mode: number, content: string, names: string[]): Promise<number[]>
   removedDir(p: string, steps: RemovedDirStep[]): Promise<string[]>
   truncate(p: string, len: number): Promise<void>
@@ -379,6 +393,11 @@ export class FsTarget implements OpTarget {
     }
     return out
   }
+  async mmap(p: string, flags: 'r' | 'r+', steps: MmapStep[]): Promise<string[]> {
+    // Node has no mmap: one Python process runs every step, on one descriptor.
+    const out = await runOrErrno('python3', ['-c', MMAP_SCRIPT, this.abs(p), flags, ...steps])
+    return JSON.parse(out) as string[]
+  }
   async #heldStep(fh: fs.FileHandle, other: string, step: HeldStep): Promise<string> {
     switch (step) {
       case 'read': {
@@ -604,6 +623,57 @@ export class FsTarget implements OpTarget {
   }
 }
 
+/** What `mmap` runs: argv = [path, 'r' | 'r+', ...steps]; prints each step's result (bytes as
+ *  Latin-1 text) or errno name, as a JSON array. */
+const MMAP_SCRIPT = `
+import errno, json, mmap, os, sys
+path, flags, steps = sys.argv[1], sys.argv[2], sys.argv[3:]
+writable = flags == 'r+'
+fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
+shared = None
+def share():
+    global shared
+    if shared is not None: shared.close()
+    prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+    shared = mmap.mmap(fd, 0, mmap.MAP_SHARED, prot)
+def text(b): return bytes(b).decode('latin-1')
+def other_read():
+    o = os.open(path, os.O_RDONLY)
+    try: return text(os.pread(o, 32, 0))
+    finally: os.close(o)
+def other_write():
+    o = os.open(path, os.O_WRONLY)
+    try: os.pwrite(o, b'OW', 8); return 'ok'
+    finally: os.close(o)
+def step(s):
+    if s == 'share': share(); return 'ok'
+    if s == 'shareWritable':
+        mmap.mmap(fd, 0, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE).close(); return 'ok'
+    if s == 'private':
+        m = mmap.mmap(fd, 0, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE)
+        m[0:3] = b'PRV'; got = text(m[0:32]); m.close(); return got
+    if s == 'exec':
+        m = mmap.mmap(fd, 0, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_EXEC)
+        got = text(m[0:32]); m.close(); return got
+    if s == 'poke': shared[0:3] = b'MAP'; return 'ok'
+    if s == 'pokeEnd': shared[len(shared) - 3:] = b'END'; return 'ok'
+    if s == 'peek': return text(shared[0:32])
+    if s == 'msync': shared.flush(); return 'ok'
+    if s == 'pwrite': os.pwrite(fd, b'PW', 4); return 'ok'
+    if s == 'otherRead': return other_read()
+    if s == 'otherWrite': return other_write()
+    if s == 'grow': os.ftruncate(fd, 8192); share(); return 'ok'
+    if s == 'shrink': os.ftruncate(fd, 2); return 'ok'
+    if s == 'size': return str(os.fstat(fd).st_size)
+    if s == 'touched': return str(os.fstat(fd).st_mtime > 1e9 + 1e8)
+    raise ValueError(s)
+out = []
+for s in steps:
+    try: out.append(step(s))
+    except OSError as e: out.append(errno.errorcode.get(e.errno, str(e.errno)))
+print(json.dumps(out))
+`
+
 /** The child `asUser` runs: argv = [kind, absolute path, argument]; prints the errno code when it fails. */
 const USER_OP_SCRIPT = `
 const fs = require('node:fs')
@@ -730,6 +800,8 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
         return await t.unlinkedFd(op[1], op[2], op[3])
       case 'heldOpen':
         return await t.heldOpen(op[1], op[2], op[3])
+      case 'mmap':
+        return await t.mmap(op[1], op[2], op[3])
       case 'unlink':
         await t.unlink(op[1])
         return 'ok'

@@ -1302,4 +1302,59 @@ export const SCENARIOS: Scenario[] = [
       ops: [['chmod', 'p/q/r/f', 0o600], ['readdir', 'p/q'], ['stat', 'p/q/r']],
     },
   ]),
+  ...group('memory maps', [
+    // Programs map their files: loaders, databases (LMDB, SQLite's WAL index), compilers. A FUSE
+    // file is mapped through the kernel's pages of its node, or, passed through, of the backing file.
+    {
+      name: 'a shared map writes a lower file opened for writing (copied up at the open)',
+      layers: [{ 'd/a': 'lower a 0123456789abcdef' }],
+      ops: [
+        ['mmap', 'd/a', 'r+', ['share', 'peek', 'poke', 'peek', 'otherRead', 'msync', 'size', 'touched']],
+        ['readFile', 'd/a'], ['stat', 'd/a'], ['stat', 'd'],
+      ],
+    },
+    {
+      name: 'maps of a lower file opened for reading copy nothing up',
+      layers: [{ a: 'lower a 0123456789abcdef', 'x/b': 'lower b' }],
+      ops: [
+        ['mmap', 'a', 'r', ['share', 'peek', 'shareWritable', 'private', 'exec', 'peek', 'otherRead', 'size']],
+        ['mmap', 'x/b', 'r', ['exec', 'private']],
+        ['readFile', 'a'], ['stat', 'a'], ['readdir', 'x'],
+      ],
+    },
+    {
+      name: 'a private map of a lower file opened for writing changes nothing but copies it up',
+      layers: [{ p: 'private lower file' }],
+      ops: [['mmap', 'p', 'r+', ['private', 'share', 'peek']], ['readFile', 'p'], ['stat', 'p']],
+    },
+    {
+      name: 'a new file grown and written through a map, and read through another open',
+      layers: [{ d: { dir: true } }],
+      ops: [
+        ['writeFile', 'd/n', 'start'],
+        ['mmap', 'd/n', 'r+', ['share', 'grow', 'pokeEnd', 'poke', 'peek', 'otherRead', 'size', 'msync', 'touched']],
+        ['readFile', 'd/n'], ['stat', 'd/n'],
+      ],
+    },
+    {
+      name: 'a map of a file in the upper layer follows writes and truncation through other opens',
+      layers: [{ u: 'copied up 0123456789' }],
+      ops: [
+        ['writeFile', 'n', 'new file 0123456789'],
+        ['mmap', 'n', 'r+', ['share', 'pwrite', 'peek', 'otherWrite', 'peek', 'poke', 'otherRead', 'shrink', 'size', 'peek']],
+        ['readFile', 'n'],
+        ['chmod', 'u', 0o600],
+        ['mmap', 'u', 'r+', ['share', 'otherWrite', 'peek', 'pwrite', 'otherRead', 'poke', 'msync']],
+        ['readFile', 'u'], ['stat', 'u'],
+      ],
+    },
+    {
+      name: 'a shared map writes a big lower file (passed through) at both ends',
+      layers: [{ big: { file: 'big lower head', size: 2 << 20 } }],
+      ops: [
+        ['mmap', 'big', 'r+', ['share', 'peek', 'poke', 'pokeEnd', 'msync', 'otherRead', 'size', 'touched']],
+        ['readFile', 'big'], ['stat', 'big'],
+      ],
+    },
+  ]),
 ]

@@ -15,7 +15,7 @@ import { SCENARIOS } from './scenarios.js'
 import type { Scenario } from './spec.js'
 
 /** Scenario groups whose files are read and written (run again without passthrough). */
-const IO_GROUPS = ['open/create/truncate', 'big files', 'unprivileged writers', 'metacopy=on', 'hard links', 'deep copy-up']
+const IO_GROUPS = ['open/create/truncate', 'big files', 'unprivileged writers', 'metacopy=on', 'hard links', 'deep copy-up', 'memory maps']
 
 /** DIFF_DUMP=<dir>: write each scenario's two runs as JSON there (for investigating differences). */
 const dumpDir = process.env.DIFF_DUMP
