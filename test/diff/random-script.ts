@@ -1,6 +1,6 @@
 // The generator of the random differential scripts (random.test.ts): layers and operations drawn
 // from a seed over a few names, so that they collide.
-import type { Op, RenameFlag, UserOp } from './ops.js'
+import type { MmapStep, Op, RenameFlag, UserOp } from './ops.js'
 import type { Layer, Scenario } from './spec.js'
 
 /** mulberry32: small, fast, and the same sequence for a seed everywhere. */
@@ -198,5 +198,11 @@ function ioOp({ rnd, pick }: Draw, path: () => string, text: () => string, conte
   if (r < 0.8) return ['chmod', p, pick([0o600, 0o644, 0o2755])]
   if (r < 0.85) return ['setxattr', p, 'user.k', text() || 'v']
   if (r < 0.92) return ['readFile', p]
-  return ['readdir', pick(DIRS)]
+  if (r < 0.96) return ['readdir', pick(DIRS)]
+  // A shared map, then steps through it, its descriptor and other opens. Only a writer's open
+  // writes through another: a map of a lower file opened for reading keeps its old bytes on
+  // overlayfs and shows the copy's on layerfs (README, deliberate differences).
+  const flags = pick(['r', 'r+'] as const)
+  const steps: MmapStep[] = flags === 'r' ? ['peek', 'private', 'otherRead', 'size', 'peek'] : ['peek', 'poke', 'pwrite', 'otherRead', 'otherWrite', 'private', 'msync', 'grow', 'shrink', 'size', 'peek']
+  return ['mmap', p, flags, ['share', ...steps.filter(() => rnd() < 0.6)]]
 }
