@@ -667,7 +667,7 @@ def step(s):
     if s == 'shrink': os.ftruncate(fd, 2); return 'ok'
     if s == 'size': return str(os.fstat(fd).st_size)
     if s == 'touched': return str(os.fstat(fd).st_mtime > 1e9 + 1e8)
-    raise ValueError(s)
+    raise KeyError('no such step: ' + s)
 out = []
 for s in steps:
     try: out.append(step(s))
