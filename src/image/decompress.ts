@@ -81,10 +81,18 @@ export class AutoDecompress extends Transform {
       inner.end()
     }
     if (!this.decided) {
+      // Fewer than 4 bytes in all: too few for a compressed stream, and handed on as they are (a
+      // reader of 3 bytes of tar finds it truncated).
       this.decide()
       const rest = Buffer.concat(this.head)
       this.head = []
-      if (rest.length > 0) return this.forward(rest, (err) => (err ? cb(err) : finish()))
+      if (rest.length > 0) {
+        return this.forward(rest, (err, data?: unknown) => {
+          if (err) return cb(err)
+          if (data) this.push(data as Buffer)
+          finish()
+        })
+      }
     }
     finish()
   }
@@ -99,6 +107,9 @@ export class AutoDecompress extends Transform {
     inner?.on('data', (d: Buffer) => {
       if (!this.push(d)) inner.pause()
     })
+    // Its errors are ours, whenever they come: a Transform reports one through the write's callback
+    // and then emits it, when forward() listens no more.
+    inner?.on('error', (err) => this.destroy(err))
   }
 
   override _read(size: number): void {

@@ -12,7 +12,7 @@ import {
   CONTAINERD_NAME, MT, REF_NAME,
   type Descriptor, type DockerManifestEntry, type ImageConfig, type OciIndex, type OciManifest,
 } from './oci-types.js'
-import type { ImageSource } from './source.js'
+import { normalizeLayoutPath, type ImageSource } from './source.js'
 
 export interface ImageChoice {
   tag?: string
@@ -69,8 +69,13 @@ async function readBlob(src: ImageSource, d: Descriptor, what: string): Promise<
 }
 
 function checkConfig(config: ImageConfig, layerCount: number, label: string): void {
+  if (config === null || typeof config !== 'object') throw new ImageError(`image config in ${label} is not an object`)
   if (!config.rootfs || !Array.isArray(config.rootfs.diff_ids)) throw new ImageError(`image config in ${label} has no rootfs.diff_ids`)
-  for (const id of config.rootfs.diff_ids) digestHex(id)
+  if (config.history !== undefined && !Array.isArray(config.history)) throw new ImageError(`image config in ${label} has a history that is not a list`)
+  for (const id of config.rootfs.diff_ids) {
+    if (typeof id !== 'string') throw new ImageError(`image config in ${label} has a diff_id that is not a string`)
+    digestHex(id)
+  }
   if (config.rootfs.diff_ids.length !== layerCount) {
     throw new ImageError(`image in ${label} has ${layerCount} layers but its config lists ${config.rootfs.diff_ids.length} diff_ids`)
   }
@@ -93,14 +98,22 @@ export async function listCandidates(src: ImageSource): Promise<Candidate[]> {
   return out
 }
 
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string')
+
 function dockerCandidates(src: ImageSource, data: Buffer): Candidate[] {
   const entries = parseJson<DockerManifestEntry[]>(data, 'manifest.json')
   if (!Array.isArray(entries)) throw new ImageError(`manifest.json in ${src.label} is not a list`)
+  for (const e of entries as unknown[]) {
+    const entry = e as Partial<Record<keyof DockerManifestEntry, unknown>> | null
+    if (entry === null || typeof entry !== 'object' || typeof entry.Config !== 'string' || !isStringList(entry.Layers) ||
+      (entry.RepoTags != null && !isStringList(entry.RepoTags))) {
+      throw new ImageError(`malformed manifest.json in ${src.label}: each entry needs Config (a path), Layers (paths) and RepoTags (names, or none)`)
+    }
+  }
   return entries.map((e) => ({
     names: e.RepoTags ?? [],
     format: 'docker' as const,
     load: async (): Promise<ResolvedImage> => {
-      if (typeof e.Config !== 'string' || !Array.isArray(e.Layers)) throw new ImageError(`malformed manifest.json in ${src.label}`)
       const configBytes = await src.readFile(e.Config)
       if (!configBytes) throw new ImageError(`config ${e.Config} is missing from ${src.label}`)
       const configDigest = sha256Digest(configBytes)
@@ -112,7 +125,8 @@ function dockerCandidates(src: ImageSource, data: Buffer): Candidate[] {
       const config = parseJson<ImageConfig>(configBytes, e.Config)
       checkConfig(config, e.Layers.length, src.label)
       const layers: LayerBlob[] = []
-      for (const path of e.Layers) {
+      for (const given of e.Layers) {
+        const path = normalizeLayoutPath(given)
         const m = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(path)
         const blob: LayerBlob = { path }
         if (m?.[1]) blob.digest = `sha256:${m[1]}`
@@ -129,6 +143,7 @@ async function ociCandidates(src: ImageSource, index: OciIndex, inherited: strin
   if (depth > 8) throw new ImageError(`indexes nested too deep in ${src.label}`)
   if (!Array.isArray(index.manifests)) throw new ImageError(`index in ${src.label} has no manifests list`)
   for (const d of index.manifests) {
+    checkDescriptor(d, `an entry of the index in ${src.label}`)
     const names = [...inherited]
     for (const key of [REF_NAME, CONTAINERD_NAME]) {
       const n = d.annotations?.[key]
@@ -154,12 +169,22 @@ async function ociCandidates(src: ImageSource, index: OciIndex, inherited: strin
 
 async function loadOciManifest(src: ImageSource, d: Descriptor, names: string[]): Promise<ResolvedImage> {
   const manifest = parseJson<OciManifest>(await readBlob(src, d, 'manifest'), `manifest ${d.digest}`)
-  if (!manifest.config || !Array.isArray(manifest.layers)) throw new ImageError(`manifest ${d.digest} is malformed`)
+  if (manifest === null || typeof manifest !== 'object' || !Array.isArray(manifest.layers)) throw new ImageError(`manifest ${d.digest} is malformed`)
+  checkDescriptor(manifest.config, `the config of manifest ${d.digest}`)
+  for (const l of manifest.layers) checkDescriptor(l, `a layer of manifest ${d.digest}`)
   const configBytes = await readBlob(src, manifest.config, 'config')
   const config = parseJson<ImageConfig>(configBytes, `config ${manifest.config.digest}`)
   checkConfig(config, manifest.layers.length, src.label)
   const layers = manifest.layers.map((l) => ({ path: blobPath(l.digest), digest: l.digest, size: l.size, mediaType: l.mediaType }))
   return { format: 'oci', names, manifestDigest: d.digest, configDigest: manifest.config.digest, configBytes, config, layers }
+}
+
+/** A descriptor as the code reads it: an object with a sha256 digest and, if any, a numeric size. */
+function checkDescriptor(d: unknown, what: string): asserts d is Descriptor {
+  const desc = d as Partial<Record<keyof Descriptor, unknown>> | null
+  if (desc === null || typeof desc !== 'object' || typeof desc.digest !== 'string' || (desc.size !== undefined && typeof desc.size !== 'number')) {
+    throw new ImageError(`${what} is not a descriptor (an object with a digest and a size)`)
+  }
 }
 
 function nameMatches(name: string, tag: string): boolean {

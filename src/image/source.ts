@@ -31,6 +31,7 @@ export interface ImageSource {
 }
 
 export function normalizeLayoutPath(p: string): string {
+  if (p.split('/').includes('..')) throw new ImageError(`the image names the path '${p}', which points outside it ('..')`)
   return entryComponents(p).join('/')
 }
 
@@ -57,12 +58,16 @@ class DirSource implements ImageSource {
   }
 
   async sizeOf(p: string): Promise<number | undefined> {
+    let st
     try {
-      return (await stat(this.abs(p))).size
+      st = await stat(this.abs(p))
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) return undefined
       throw err
     }
+    // A device or a fifo (a blob linked to /dev/zero) would be read without end.
+    if (!st.isFile()) throw new ImageError(`${p} in ${this.label} is not a regular file`)
+    return st.size
   }
 
   async readFile(p: string): Promise<Buffer | undefined> {
@@ -74,7 +79,9 @@ class DirSource implements ImageSource {
       throw err
     }
     try {
-      const { size } = await fh.stat()
+      const st = await fh.stat()
+      if (!st.isFile()) throw new ImageError(`${p} in ${this.label} is not a regular file`)
+      const size = st.size
       if (size > MAX_METADATA_SIZE) throw new ImageError(`${p} in ${this.label} is too large for metadata (${size} bytes)`)
       return await fh.readFile()
     } finally {

@@ -8,7 +8,7 @@
  * Pids are only meaningful inside one pid namespace; a store shared across containers should not be
  * swept by two namespaces' imports at once.
  */
-import { lstat, readdir, rm } from 'node:fs/promises'
+import { chmod, lstat, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno } from '../layers/whiteout.js'
 
@@ -44,11 +44,33 @@ export async function sweepStaleTmp(dir: string, maxAgeMs = STALE_TMP_AGE_MS, no
       if (m) {
         if (pidRuns(Number(m[1]))) continue
       } else if (now - (await lstat(join(dir, name))).mtimeMs < maxAgeMs) continue
-      await rm(join(dir, name), { recursive: true, force: true })
+      await removeWorkDir(join(dir, name))
       removed.push(name)
     } catch {
       // Gone already (another sweep) or not ours to remove: leave it.
     }
   }
   return removed
+}
+
+/**
+ * Removes a work dir and everything in it. A layer unpacked by a user without CAP_DAC_OVERRIDE may
+ * hold directories its owner may not write in (mode 0555, as images ship /usr/bin): those are made
+ * writable, top down, and the removal tried again.
+ */
+export async function removeWorkDir(dir: string): Promise<void> {
+  try {
+    await rm(dir, { recursive: true, force: true })
+  } catch (err) {
+    if (!isErrno(err, 'EACCES', 'EPERM')) throw err
+    await openUp(dir)
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function openUp(dir: string): Promise<void> {
+  const st = await lstat(dir)
+  if (!st.isDirectory()) return
+  await chmod(dir, 0o700)
+  for (const name of await readdir(dir)) await openUp(join(dir, name))
 }

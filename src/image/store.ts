@@ -6,14 +6,14 @@
  * a failed unpack removes its temp dir; an existing layer is never rewritten (first writer wins).
  * Temp dirs a crashed import left behind are removed before this store's first import (stale-tmp.ts).
  */
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { isErrno } from '../layers/whiteout.js'
 import { probeCapabilities, type Capabilities } from './capabilities.js'
 import { digestHex } from './digest.js'
 import { ImageError } from './errors.js'
-import { sweepStaleTmp, workDirPrefix } from './stale-tmp.js'
+import { removeWorkDir, sweepStaleTmp, workDirPrefix } from './stale-tmp.js'
 import type { WhiteoutFormat } from './unpack.js'
 
 export interface LayerMeta {
@@ -107,11 +107,13 @@ export class LayerStore {
       } catch (err) {
         // Another import finished the same layer first: theirs is as good as ours.
         if (!isErrno(err, 'ENOTEMPTY', 'EEXIST')) throw err
-        await rm(tmp, { recursive: true, force: true })
+        await removeWorkDir(tmp)
       }
       return meta
     } catch (err) {
-      await rm(tmp, { recursive: true, force: true })
+      // The failure is what to report: one removing its leftovers must not take its place (the
+      // next import's sweep removes them).
+      await removeWorkDir(tmp).catch(() => {})
       throw err
     }
   }

@@ -12,11 +12,11 @@
  * Entry names and link targets are bytes, as a filesystem's names are: they come out as the union
  * carries names (sys/names.ts), escaped where they are not UTF-8, never replaced.
  */
-import { PassThrough, type Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import tar from 'tar-stream'
 import { nameFromBytes } from '../sys/names.js'
-import { ImageError } from './errors.js'
+import { ImageError, errorMessage } from './errors.js'
 import type { PaxRecords } from './pax.js'
 import { PaxTap } from './pax-tap.js'
 
@@ -76,19 +76,22 @@ export async function readTar(input: Readable, onEntry: EntryHandler, opts: Read
       header.name = entryName(header.name, raw?.get('path'))
       if (header.linkname != null) header.linkname = entryName(header.linkname, raw?.get('linkpath'))
       lastDataEnd = (header.byteOffset ?? 0) + (header.type === 'directory' ? 0 : header.size ?? 0)
-      const body = nodeStream(entry)
+      // A directory has no data in the archive, whatever its size field says (tar-stream reads none,
+      // and its stream of a directory declaring some never ends): its body is empty.
+      const body = header.type === 'directory' ? Readable.from([]) : nodeStream(entry)
       try {
         await onEntry(header, body)
         // Whatever the handler left unread is skipped, so the next header can be reached.
-        if (!body.readableEnded) {
+        if (!body.readableEnded && header.type !== 'directory') {
           const ended = new Promise((resolve) => body.once('end', resolve).once('close', resolve))
           body.resume()
           await ended
         }
       } catch (err) {
-        entryFailed = err
+        // A system call's error names a host path: say which entry it was for.
+        entryFailed = err instanceof ImageError || isEndOfData(err) ? err : new ImageError(`${opts.what}: entry '${header.name}': ${errorMessage(err)}`, { cause: err })
         entry.destroy()
-        throw err
+        throw entryFailed
       }
     }
   } catch (err) {

@@ -3,20 +3,24 @@
  * directory can serve as an overlay lower layer.
  *
  * Invariants: nothing is created outside `root` (see safe-path.ts); a symlink is created but never
- * followed; a hard link may only point at an entry already inside root; device nodes are made only when
- * `devices` is set (skipped and counted otherwise); an entry declaring more than `maxEntrySize` bytes
- * fails the whole layer. Whiteouts: `kernel` turns `.wh.NAME` into a char 0/0 device and
- * `.wh..wh..opq` into `trusted.overlay.opaque=y`; `marker` keeps the `.wh.` files as they are.
- * Directory mtimes are applied last, since creating children changes them.
+ * followed; a hard link may only point at an entry already inside root, and not at a name a whiteout
+ * deleted; device nodes are made only when `devices` is set (skipped and counted otherwise); an entry
+ * declaring more than `maxEntrySize` bytes fails the whole layer. Whiteouts: `kernel` turns `.wh.NAME`
+ * into a char 0/0 device and `.wh..wh..opq` into `trusted.overlay.opaque=y`; `marker` keeps the `.wh.`
+ * files as they are; a whiteout of `.` or `..` is refused in both.
+ * A directory's own metadata (owner, mode, xattrs, times) is applied last, deepest first, to the
+ * directory still there at the end: creating children changes its times, and a mode without the
+ * owner's write bit (0555, as images ship /usr/bin) would keep an unprivileged unpacker from making
+ * them. Until then it is the unpacker's, mode 0700.
  */
-import { constants } from 'node:fs'
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes } from 'node:fs/promises'
+import { constants, type Stats } from 'node:fs'
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, isErrno } from '../layers/whiteout.js'
 import { hostPath, type HostPath } from '../sys/names.js'
 import { lsetxattr, makedev, mknod } from '../sys/native.js'
-import { ImageError } from './errors.js'
+import { ImageError, errorMessage } from './errors.js'
 import { paxXattrs } from './pax.js'
 import { entryComponents, safeExisting, safeParent } from './safe-path.js'
 import { readTar, type TarHeader } from './tar-reader.js'
@@ -45,21 +49,48 @@ export interface UnpackStats {
 
 export const DEFAULT_MAX_ENTRY_SIZE = 64 * 1024 ** 3
 
+/** The directories whose entries the layer holds, by path under root: their headers, to apply at the
+ *  end. */
+type DirHeaders = Map<string, TarHeader>
+
 export async function unpackLayer(tarStream: Readable, root: string, opts: UnpackOptions): Promise<UnpackStats> {
   const stats: UnpackStats = { entries: 0, bytes: 0, skippedDevices: 0, skippedXattrs: 0 }
-  const dirTimes = new Map<string, Date>()
+  const dirs: DirHeaders = new Map()
   await readTar(
     tarStream,
     async (header, body) => {
       stats.entries++
-      await unpackEntry(root, header, body, opts, stats, dirTimes)
+      await unpackEntry(root, header, body, opts, stats, dirs)
     },
     { what: opts.what },
   )
-  // Deepest first, so setting a child's time does not disturb its parent's afterwards.
-  const dirs = [...dirTimes.entries()].sort((a, b) => b[0].length - a[0].length)
-  for (const [dir, mtime] of dirs) await utimes(hostPath(dir), mtime, mtime)
+  // Deepest first, so that a child's metadata does not disturb its parent's afterwards (its times),
+  // and the parent is still the unpacker's to write in while its children get theirs.
+  const order = [...dirs.entries()].sort((a, b) => b[0].length - a[0].length)
+  for (const [dir, h] of order) {
+    const target = hostPath(dir)
+    try {
+      // A directory removed by a later entry took its header along (forget): what is there is its own.
+      await applyMetadata(target, h, (h.mode ?? 0o755) & 0o7777, opts, stats)
+      const mtime = h.mtime ?? new Date(0)
+      await lutimes(target, mtime, mtime)
+    } catch (err) {
+      throw err instanceof ImageError ? err : new ImageError(`${opts.what}: directory '${h.name}': ${errorMessage(err)}`, { cause: err })
+    }
+  }
   return stats
+}
+
+/** Drops the headers of `path` and of every directory below it: a later entry removed them. */
+function forget(dirs: DirHeaders, path: string): void {
+  const below = path + '/'
+  for (const d of dirs.keys()) if (d === path || d.startsWith(below)) dirs.delete(d)
+}
+
+/** Removes what is at `target` (path under root `path`), and the headers of directories in it. */
+async function removeEntry(dirs: DirHeaders, path: string, target: HostPath, wasDir: boolean): Promise<void> {
+  await rm(target, { recursive: true, force: true })
+  if (wasDir) forget(dirs, path)
 }
 
 async function unpackEntry(
@@ -68,7 +99,7 @@ async function unpackEntry(
   body: Readable,
   opts: UnpackOptions,
   stats: UnpackStats,
-  dirTimes: Map<string, Date>,
+  dirs: DirHeaders,
 ): Promise<void> {
   const parts = entryComponents(h.name)
   const size = h.size ?? 0
@@ -84,24 +115,26 @@ async function unpackEntry(
     await lsetxattr(hostPath(parent), 'trusted.overlay.opaque', Buffer.from('y'))
     return
   }
+  if (base === WHITEOUT_PREFIX + '.' || base === WHITEOUT_PREFIX + '..') {
+    throw new ImageError(`${opts.what}: whiteout '${h.name}' deletes '${base.slice(WHITEOUT_PREFIX.length)}'`)
+  }
   if (base.startsWith(WHITEOUT_PREFIX) && base !== OPAQUE_MARKER && opts.whiteouts === 'kernel') {
     const victim = base.slice(WHITEOUT_PREFIX.length)
     // AUFS-internal names (.wh..wh.plnk etc.) carry nothing an overlay needs.
     if (victim.startsWith(WHITEOUT_PREFIX) || victim === '') return
-    const target = hostPath(join(parent, victim))
-    await rm(target, { recursive: true, force: true })
+    const path = join(parent, victim)
+    const target = hostPath(path)
+    const was = await lstatOrUndefined(target)
+    await removeEntry(dirs, path, target, was?.isDirectory() === true)
     await mknod(target, constants.S_IFCHR | 0o000, makedev(0, 0))
     return
   }
 
   const path = join(parent, base)
   const target = hostPath(path)
-  const existing = await lstat(target).catch((err: unknown) => {
-    if (isErrno(err, 'ENOENT')) return undefined
-    throw err
-  })
+  const existing = await lstatOrUndefined(target)
   if (existing && !(existing.isDirectory() && h.type === 'directory')) {
-    await rm(target, { recursive: true, force: true })
+    await removeEntry(dirs, path, target, existing.isDirectory())
   }
 
   switch (h.type) {
@@ -120,14 +153,19 @@ async function unpackEntry(
     }
     case 'directory':
       if (!existing?.isDirectory()) await mkdir(target, { mode: 0o700 })
-      break
+      dirs.set(path, h)
+      return // its metadata comes last (unpackLayer)
     case 'symlink':
-      await symlink(hostPath(h.linkname ?? ''), target)
+      if (!h.linkname) throw new ImageError(`symlink '${h.name}' has no target`)
+      await symlink(hostPath(h.linkname), target)
       break
     case 'link': {
       const source = hostPath(await safeExisting(root, h.linkname ?? ''))
       const st = await lstat(source)
       if (st.isDirectory()) throw new ImageError(`hard link '${h.name}' points at a directory`)
+      if (opts.whiteouts === 'kernel' && st.isCharacterDevice() && st.rdev === 0) {
+        throw new ImageError(`hard link target '${h.linkname}' does not exist in the layer (a whiteout deleted it)`)
+      }
       await link(source, target)
       return // a hard link shares its inode's metadata: touching it would rewrite the source's
     }
@@ -145,13 +183,21 @@ async function unpackEntry(
       break
     }
     default:
-      throw new ImageError(`entry '${h.name}' has an unsupported type '${h.type}'`)
+      throw new ImageError(`entry '${h.name}' has an unsupported type '${h.type ?? 'unknown to tar-stream'}'`)
   }
 
   await applyMetadata(target, h, mode, opts, stats)
   const mtime = h.mtime ?? new Date(0)
-  if (h.type === 'directory') dirTimes.set(path, mtime)
-  else await lutimes(target, mtime, mtime)
+  await lutimes(target, mtime, mtime)
+}
+
+async function lstatOrUndefined(target: HostPath): Promise<Stats | undefined> {
+  try {
+    return await lstat(target)
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined
+    throw err
+  }
 }
 
 async function applyMetadata(target: HostPath, h: TarHeader, mode: number, opts: UnpackOptions, stats: UnpackStats): Promise<void> {
