@@ -77,6 +77,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("fuseLlNotifyInvalInode", fll_js_notify_inval_inode),
         FN("fuseLlNotifyInvalInodeAsync", fll_js_notify_inval_inode_async),
         FN("fuseLlNotifyInvalEntry", fll_js_notify_inval_entry),
+        FN("fuseLlNotifyInvalEntryAsync", fll_js_notify_inval_entry_async),
         FN("fuseLlNotifyStore", fll_js_notify_store),
         FN("fuseLlFastAllow", fll_js_fast_allow),
         FN("fuseLlFastDeny", fll_js_fast_deny),

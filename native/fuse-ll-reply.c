@@ -400,15 +400,17 @@ typedef struct {
     napi_ref holder; /* the session's handle: `s` outlives the job */
     fll_session *s;
     struct fuse_session *se;
-    uint64_t ino;
+    uint64_t ino;    /* the inode, or the entry's parent */
     int64_t off, len;
+    char *name;      /* owned: an entry's name (notifyInvalEntryAsync); NULL: the inode's pages */
     int err;
 } inval_job;
 
 static void inval_execute(napi_env env, void *data) {
     (void)env;
     inval_job *j = data;
-    j->err = fuse_lowlevel_notify_inval_inode(j->se, (fuse_ino_t)j->ino, (off_t)j->off, (off_t)j->len);
+    j->err = j->name ? fuse_lowlevel_notify_inval_entry(j->se, (fuse_ino_t)j->ino, j->name, strlen(j->name))
+                     : fuse_lowlevel_notify_inval_inode(j->se, (fuse_ino_t)j->ino, (off_t)j->off, (off_t)j->len);
 }
 
 static void inval_complete(napi_env env, napi_status status, void *data) {
@@ -422,13 +424,40 @@ static void inval_complete(napi_env env, napi_status status, void *data) {
     napi_resolve_deferred(env, j->deferred, number(env, status == napi_ok ? j->err : -ECANCELED));
     napi_delete_async_work(env, j->work);
     napi_delete_reference(env, j->holder);
+    free(j->name);
     free(j);
+}
+
+/* Queues `j` (its promise made, its fields set) on the thread pool; or resolves its promise with
+ * `err`, or -ENOTCONN once the session no longer serves, and frees it. */
+static napi_value inval_queue(napi_env env, napi_value h, inval_job *j, napi_value promise, int err, const char *what) {
+    napi_value name;
+    fll_session *s = j->s;
+    if (err || s->fd_closed) {
+        napi_resolve_deferred(env, j->deferred, number(env, err ? err : -ENOTCONN));
+        free(j->name);
+        free(j);
+        return promise;
+    }
+    napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &name);
+    if (napi_create_reference(env, h, 1, &j->holder) != napi_ok ||
+        napi_create_async_work(env, NULL, name, inval_execute, inval_complete, j, &j->work) != napi_ok ||
+        napi_queue_async_work(env, j->work) != napi_ok) {
+        napi_resolve_deferred(env, j->deferred, number(env, -EAGAIN));
+        if (j->work) napi_delete_async_work(env, j->work);
+        if (j->holder) napi_delete_reference(env, j->holder);
+        free(j->name);
+        free(j);
+        return promise;
+    }
+    s->notifies++;
+    return promise;
 }
 
 /* notifyInvalInodeAsync(h, ino, offset, length) → a promise of 0 or -errno: notifyInvalInode, sent
  * from the thread pool (pages may be dropped while requests on the inode wait for JS). */
 napi_value fll_js_notify_inval_inode_async(napi_env env, napi_callback_info info) {
-    napi_value h, promise, name;
+    napi_value h, promise;
     fll_session *s;
     int err = 0;
     int64_t ino, off, len;
@@ -440,23 +469,35 @@ napi_value fll_js_notify_inval_inode_async(napi_env env, napi_callback_info info
         free(j);
         return NULL;
     }
-    if (err || s->fd_closed) {
-        napi_resolve_deferred(env, j->deferred, number(env, err ? err : -ENOTCONN));
+    return inval_queue(env, h, j, promise, err, "notifyInvalInode");
+}
+
+/* notifyInvalEntryAsync(h, parent, name) → a promise of 0 or -errno: notifyInvalEntry, sent from
+ * the thread pool. The kernel takes the parent directory's lock, which a request waiting for JS
+ * may hold, or a process waiting for an inode lock that such a request holds. */
+napi_value fll_js_notify_inval_entry_async(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3], promise;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    int err = 0;
+    int64_t parent;
+    char name[NAME_BUF];
+    fll_session *s = live(env, argv[0], &err);
+    if (!s || !fll_int(env, argv[1], "parent", 1, MAX_SAFE, &parent) || !get_name(env, argv[2], name)) return NULL;
+    inval_job *j = calloc(1, sizeof *j);
+    char *copy = strdup(name);
+    if (!j || !copy) {
         free(j);
-        return promise;
+        free(copy);
+        return napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
     }
-    napi_create_string_utf8(env, "notifyInvalInode", NAPI_AUTO_LENGTH, &name);
-    if (napi_create_reference(env, h, 1, &j->holder) != napi_ok ||
-        napi_create_async_work(env, NULL, name, inval_execute, inval_complete, j, &j->work) != napi_ok ||
-        napi_queue_async_work(env, j->work) != napi_ok) {
-        napi_resolve_deferred(env, j->deferred, number(env, -EAGAIN));
-        if (j->work) napi_delete_async_work(env, j->work);
-        if (j->holder) napi_delete_reference(env, j->holder);
+    *j = (inval_job){.s = s, .se = s->se, .ino = (uint64_t)parent, .name = copy};
+    if (napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+        free(copy);
         free(j);
-        return promise;
+        return NULL;
     }
-    s->notifies++;
-    return promise;
+    return inval_queue(env, argv[0], j, promise, err, "notifyInvalEntry");
 }
 
 /* notifyStore(h, ino, data, length): puts data[0, length) into the kernel's page cache of `ino` from

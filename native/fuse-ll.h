@@ -472,6 +472,7 @@ napi_value fll_js_reply_readdirplus(napi_env env, napi_callback_info info);
 napi_value fll_js_notify_inval_inode(napi_env env, napi_callback_info info);
 napi_value fll_js_notify_inval_inode_async(napi_env env, napi_callback_info info);
 napi_value fll_js_notify_inval_entry(napi_env env, napi_callback_info info);
+napi_value fll_js_notify_inval_entry_async(napi_env env, napi_callback_info info);
 napi_value fll_js_notify_store(napi_env env, napi_callback_info info);
 
 #endif

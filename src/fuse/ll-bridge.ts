@@ -974,6 +974,8 @@ export class LowLevelBridge {
         // node's new attributes.
         if ((r.valid & SETATTR_SIZE) !== 0 && this.#siblingOpen(r.ino)) return false
         const node = this.#node(r.ino)
+        // So does a change of owner or mode of a hard link's (see #dropSiblingNames).
+        if ((r.valid & OWNER_OR_MODE) !== 0 && this.#nodes.shared(node.ino)) return false
         const path = this.#nodes.path(node)
         if (path === undefined) {
           this.#setattrUnnamed(r, node)
@@ -1631,14 +1633,49 @@ export class LowLevelBridge {
   #replyChanged(r: Request & { op: 'setattr' }, path: string, attr: Attr): Promise<void> | undefined {
     if (r.killSuidgid && (attr.mode & 0o6000) !== 0 && this.#clearSetid(r.ino, r.ctx, path, r.fh)) attr = this.#union.getattrSync(path)
     const reply = (): void => this.#replyAttr(r.req, this.#nodes.get(r.ino), attr)
+    let waits: Array<Promise<void>> | undefined
     if ((r.valid & SETATTR_SIZE) !== 0) {
       const drop = this.#dropSiblingPages(r.ino)
-      if (drop !== undefined) return drop.then(reply)
+      if (drop !== undefined) (waits ??= []).push(drop)
     } else {
       this.#invalidateSiblings(this.#nodes.get(r.ino)?.ino, r.ino)
     }
+    if ((r.valid & OWNER_OR_MODE) !== 0) {
+      const names = this.#dropSiblingNames(r.ino)
+      if (names !== undefined) (waits ??= []).push(names)
+    }
+    if (waits !== undefined) return Promise.all(waits).then(reply)
     reply()
     return undefined
+  }
+
+  /**
+   * After a change of owner or mode through one name of a hard-linked file. The kernel checks a
+   * file's owner against the attributes it holds where it asks for none first (the sticky bit's
+   * rule at an unlink or a rename, the owner's at a chmod, chown or utimes), and the other names
+   * are other kernel inodes (one node per name), whose attributes an invalidation only marks
+   * stale: an unlink of another name in a sticky directory, by the file's new owner, failed with
+   * EPERM (found by the random scripts). So their names are dropped too, from the thread pool, and
+   * the next path walk looks each up: the lookup's reply gives its inode the new attributes. The
+   * reply waits for that, but at most SIBLING_NAMES_WAIT_MS: the kernel takes each name's
+   * directory lock, which a process may hold while it waits for this inode's lock, held until the
+   * reply (an unlink of this very name).
+   */
+  #dropSiblingNames(id: number): Promise<void> | undefined {
+    const ino = this.#nodes.get(id)?.ino
+    if (ino === undefined || !this.#nodes.shared(ino)) return undefined
+    const drops: Array<Promise<number>> = []
+    for (const node of this.#nodes.withIno(ino)) {
+      if (node.id !== id && node.parent !== undefined) drops.push(this.#session.notifyInvalEntryAsync(node.parent.id, node.name))
+    }
+    if (drops.length === 0) return undefined
+    return new Promise((resolve) => {
+      const late = setTimeout(resolve, SIBLING_NAMES_WAIT_MS)
+      void Promise.all(drops).then(() => {
+        clearTimeout(late)
+        resolve()
+      })
+    })
   }
 
   /**
@@ -1756,6 +1793,10 @@ function inGroup(ctx: Ctx, gid: number): boolean {
 }
 
 const ENODATA = 61
+/** A setattr's bits that the kernel's checks of a file's owner read (see #dropSiblingNames). */
+const OWNER_OR_MODE = SETATTR_MODE | SETATTR_UID | SETATTR_GID
+/** How long a setattr's reply waits for the other names of its hard link to be dropped. */
+const SIBLING_NAMES_WAIT_MS = 50
 const ENOTTY = 25
 // The file-attribute ioctls (linux/fs.h, 64-bit encodings), as the kernel passes them on.
 const FS_IOC_GETFLAGS = 0x80086601

@@ -299,6 +299,7 @@ interface Addon {
   fuseLlNotifyInvalInode(h: Handle, ino: number, offset: number, length: number): number
   fuseLlNotifyInvalInodeAsync(h: Handle, ino: number, offset: number, length: number): Promise<number>
   fuseLlNotifyInvalEntry(h: Handle, parent: number, name: string): number
+  fuseLlNotifyInvalEntryAsync(h: Handle, parent: number, name: string): Promise<number>
   fuseLlNotifyStore(h: Handle, ino: number, data: Uint8Array, length: number): number
 }
 
@@ -932,6 +933,12 @@ export class Session {
   /** 0 or -errno. Takes the parent's lock in the kernel: not while a request on that directory is unanswered. */
   notifyInvalEntry(parent: number, name: string): number {
     return this.#n.fuseLlNotifyInvalEntry(this.#h, parent, name)
+  }
+
+  /** notifyInvalEntry, sent from the thread pool: a promise of 0 or -errno. The kernel waits for
+   *  the parent's lock there, which a request waiting for this thread may hold. */
+  notifyInvalEntryAsync(parent: number, name: string): Promise<number> {
+    return this.#n.fuseLlNotifyInvalEntryAsync(this.#h, parent, name)
   }
 
   /**

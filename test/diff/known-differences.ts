@@ -142,6 +142,13 @@ const layerfsFuseNative: KnownDifference[] = [
     why: IOCTL,
   },
   {
+    scenario: 'after a chown or chmod through one name, the new owner removes and renames the others in a sticky directory',
+    driver: FN,
+    ops: [6, 9, 12, 13, 15],
+    fields: ['merged:s#mtime', 'merged:s/a', 'merged:s/b#nlink', 'merged:s/e', 'merged:s/f', 'upper:s#mtime', 'upper:s/a', 'upper:s/b#link', 'upper:s/b#nlink', 'upper:s/c#link', 'upper:s/d#link', 'upper:s/e', 'upper:s/f'],
+    why: "libfuse 2's high-level API gives each name of a hard link a node of its own, and fuse-native cannot tell the kernel to drop a name: the kernel checks the sticky bit's rule against the owner it holds for the other names until their attribute timeout, and refuses the new owner (EPERM)",
+  },
+  {
     scenario: 'a name held open reads what a write, append or truncate through another name made',
     driver: FN,
     ops: [2],
