@@ -31,6 +31,11 @@ export const isDir = (d: Difference): boolean => typeIs(d, 'dir')
  *  Both bridges serve the same union, so these hold for layerfs-fuse-native too. */
 const layerfsDeliberate: Omit<KnownDifference, 'driver'>[] = [
   {
+    scenario: 'rename onto another name of the same file, by a user who may not write in the directories',
+    ops: [0],
+    why: "overlayfs shows both names as one inode, and the kernel's rename of a file onto itself returns 0 before it checks any permission; layerfs shows each name as an inode of its own, so the kernel checks the caller's right to write in both directories first (EACCES). Done by root, the rename leaves both names, on both",
+  },
+  {
     scenario: 'SEEK_DATA and SEEK_HOLE find the holes of a sparse lower file, then of its copy',
     ops: [5],
     why: 'a copy-up keeps every hole of the lower file; the kernel copies each 1 MiB chunk that holds data whole, so its copy has data where the lower file had a hole',

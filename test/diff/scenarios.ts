@@ -855,6 +855,15 @@ export const SCENARIOS: Scenario[] = [
 
   ...group('hard links', [
     {
+      // Found by the random scripts (users seed 1357). A deliberate difference: overlayfs's one
+      // inode makes the rename a no-op before any permission check; layerfs's names are inodes of
+      // their own, and the kernel checks the caller's right to write in both directories first.
+      name: 'rename onto another name of the same file, by a user who may not write in the directories',
+      layers: [{ d: { dir: true } }],
+      upper: { d: { dir: true }, c: { file: 'one file', mode: 0o644 }, 'd/x': { hardlink: 'c' } },
+      ops: [['asUser', 1001, 1001, ['rename', 'c', 'd/x'], []], ['rename', 'c', 'd/x'], ['readdir', ''], ['readdir', 'd'], ['readFile', 'c']],
+    },
+    {
       // Found by the random scripts (users seed 1121, 60 operations). The kernel checks the sticky
       // bit's rule against the owner it holds for the name unlinked, without asking; layerfs shows
       // each name as a kernel inode of its own, so a chown through one name must reach the others'.
