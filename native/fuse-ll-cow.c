@@ -684,6 +684,13 @@ static int pending_add(fll_session *s, uint64_t parent, const char *name) {
     size_t len = strlen(name);
     fll_cow_name *e = malloc(sizeof *e + len + 1);
     if (!e) return 0;
+    /* A lookup's finding that the name was missing is void from now on: pending, the name is not
+     * missing, and once JS has written what gave it the name and dropped it (with no request, so
+     * js_epoch stays), the disk holds it (found_missing must not answer for it then). */
+    for (uint32_t i = 0; i < FLL_MISSING; i++) {
+        struct fll_missing *m = &s->missing[i];
+        if (m->parent == parent && strcmp(m->name, name) == 0) m->parent = 0;
+    }
     e->parent = parent;
     e->ino = 0;
     memcpy(e->name, name, len + 1);
