@@ -65,8 +65,14 @@ export const DEFAULT_SPIN_US = 50
  * `nodev` to overlayfs by default).
  */
 const KERNEL_FLAGS = new Set([
-  'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'relatime', 'norelatime',
-  'strictatime', 'nostrictatime', 'diratime', 'nodiratime', 'lazytime', 'nolazytime', 'sync', 'async', 'dirsync',
+  'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'sync', 'async', 'dirsync',
+])
+
+/** mount(8)'s other atime flags, which libfuse 3 refuses (its mount fails on them, as it did here
+ *  until 2026-12-05): dropped with a warning, as fuse-overlayfs drops them. A FUSE mount is
+ *  relatime unless `noatime` is given. */
+const ATIME_FLAGS = new Set([
+  'relatime', 'norelatime', 'strictatime', 'nostrictatime', 'diratime', 'nodiratime', 'lazytime', 'nolazytime',
 ])
 
 /** Generic options mount(8) or the kernel handle; accepted silently. */
@@ -111,7 +117,9 @@ export function parseMountArgs(argv: string[]): MountOptions {
   if ((opts.upper === undefined) !== (opts.work === undefined)) throw new UsageError('upperdir and workdir go together')
   if (opts.ids && opts.bridge !== 'll') throw new UsageError('uidmapping, gidmapping and squash_to_* need bridge=ll')
   if (opts.readOnly && opts.upper !== undefined) {
-    opts.warnings.push('ro: ignoring upperdir and workdir')
+    // Read-only, the upper layer is shown as the topmost one, as overlayfs shows it: a container's
+    // changes stay visible. Nothing is written, so the workdir is not needed.
+    opts.lowers.unshift(opts.upper)
     delete opts.upper
     delete opts.work
   }
@@ -184,6 +192,7 @@ function applyOptions(opts: MountOptions, list: string): void {
       }
       default:
         if (KERNEL_FLAGS.has(key) && eq < 0) opts.kernelFlags.push(key)
+        else if (ATIME_FLAGS.has(key) && eq < 0) opts.warnings.push(`ignoring ${key}: a FUSE mount takes no such flag (it is relatime, or noatime)`)
         else if (!PASSTHROUGH.has(key)) opts.warnings.push(`ignoring unknown option ${item}`)
     }
   }

@@ -11,7 +11,7 @@
  * `usage: ...` (a bad command line, exit 2), and closes it. LAYERFS_DETACH=1 asks it to leave its
  * starter's session (setsid), as spawn's `detached` does for a child of Node.
  */
-import { access, closeSync, lstatSync, openSync, statSync, writeSync } from 'node:fs'
+import { access, closeSync, lstatSync, openSync, realpathSync, statSync, writeSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import type { Daemon } from '../fuse/daemon.js'
 import { packageRoot } from '../sys/addon.js'
@@ -133,16 +133,22 @@ async function serve(opts: MountOptions, starter: Starter): Promise<number> {
   }
 }
 
+/** The mountpoint must be a directory nothing is mounted on (a mount there would hide it: layerfs
+ *  does not stack, where fuse-overlayfs and overlayfs do). A symlink is followed, as mount(2) does. */
 function checkMountpoint(mountpoint: string): void {
   let st
+  let real
   try {
     st = statSync(mountpoint)
-  } catch {
-    throw new Error(`mountpoint ${mountpoint}: no such directory`)
+    real = realpathSync.native(mountpoint)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new Error(`mountpoint ${mountpoint}: no such directory`)
+    throw new Error(`mountpoint ${mountpoint}: ${code ?? String(err)}${code === 'ENOTCONN' ? ' (a FUSE mount whose daemon is gone: fusermount3 -u it)' : ''}`)
   }
   if (!st.isDirectory()) throw new Error(`mountpoint ${mountpoint}: not a directory`)
-  const parent = lstatSync(dirname(mountpoint))
-  if (mountpoint !== '/' && parent.dev !== st.dev) throw new Error(`mountpoint ${mountpoint} is busy: something is mounted there already`)
+  const parent = lstatSync(dirname(real))
+  if (real !== '/' && parent.dev !== st.dev) throw new Error(`mountpoint ${mountpoint} is busy: something is mounted there already`)
 }
 
 function logger(path: string | undefined): (line: string) => void {
@@ -220,7 +226,7 @@ async function daemonize(argv: string[], opts: MountOptions): Promise<number> {
   const { spawn } = await import('node:child_process') // not in the daemon: 8 ms of its start
   const cli = daemonEntry()
   const logFd = opts.log ? openSync(opts.log, 'a') : 'ignore'
-  const child = spawn(process.execPath, [...DAEMON_V8_FLAGS, cli, ...argv, '-f'], {
+  const child = spawn(process.execPath, [...DAEMON_V8_FLAGS, cli, '-f', ...argv], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
     env: { ...daemonEnv(process.env), [READY_FD_ENV]: '3' },

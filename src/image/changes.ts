@@ -4,6 +4,7 @@
  * when it hides something, and an opaque directory also deletes what lower layers had under it.
  * Without them, present entries are A and whiteouts D.
  */
+import { refuseRedirect } from './layer-pack.js'
 import { walkLayer } from './layer-walk.js'
 import { applyLayer, type Tree } from './merged-tree.js'
 
@@ -27,6 +28,7 @@ export async function diffUpper(upper: string, lower: Tree | undefined): Promise
       if (!lower || lower.has(e.path)) out.set(e.path, 'D')
       continue
     }
+    if (e.kind === 'dir') await refuseRedirect(e.hostPath, e.path.slice(1))
     if (!lower) {
       out.set(e.path, 'A')
       continue

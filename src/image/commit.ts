@@ -147,7 +147,8 @@ export async function commitImage(opts: CommitOptions): Promise<CommitResult> {
   const staging = await mkdtemp(join(dirname(opts.out), '.layerfs-commit-'))
   try {
     const r = await buildLayout(staging, opts)
-    const repoTag = opts.tag.includes(':') ? opts.tag : `${opts.tag}:latest`
+    // A tag follows the last ':' after the last '/': `localhost:5000/app` names a registry's port.
+    const repoTag = opts.tag.slice(opts.tag.lastIndexOf('/') + 1).includes(':') ? opts.tag : `${opts.tag}:latest`
     await writeIndex(staging, r.manifest, repoTag)
     const blob = (d: Descriptor) => `blobs/sha256/${digestHex(d.digest)}`
     const manifestJson = [{ Config: blob(r.configDesc), RepoTags: [repoTag], Layers: r.layers.map(blob) }]

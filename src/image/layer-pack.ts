@@ -18,6 +18,25 @@ import { listNames } from './layer-walk.js'
 import { END_OF_ARCHIVE, encodeHeader, padding } from './tar-writer.js'
 
 const PRIVATE_XATTR = /^(trusted|user)\.(overlay|layerfs)\./
+const REDIRECT_XATTRS = ['trusted.overlay.redirect', 'user.overlay.redirect']
+
+/**
+ * A directory an overlayfs mounted with `redirect_dir=on` renamed: the upper holds only its changes,
+ * and its files stay in a lower layer under the old name, which this upper alone cannot give. Commit
+ * and diff refuse such an upper rather than drop the files (layerfs, like overlayfs by default,
+ * refuses to rename a lower directory: EXDEV, and tools copy it).
+ */
+export async function refuseRedirect(host: HostPath, relName: string): Promise<void> {
+  for (const name of REDIRECT_XATTRS) {
+    const to = await lgetxattr(host, name).catch((err: unknown) => {
+      if (isErrno(err, 'ENOTSUP', 'EOPNOTSUPP')) return undefined
+      throw err
+    })
+    if (to !== undefined) {
+      throw new ImageError(`${relName} is a directory renamed by an overlayfs mounted with redirect_dir=on (from ${to.toString()}): its files are in a lower layer under that name, which this upper does not hold; commit from an upper made with redirect_dir=off (the default)`)
+    }
+  }
+}
 
 async function xattrsOf(path: HostPath): Promise<Array<[string, Buffer]>> {
   let names: string[]
@@ -69,6 +88,7 @@ async function* walk(dir: string, rel: string, links: Map<string, string>): Asyn
     const xattrs = await xattrsOf(host)
     const header = { ...base, name: relName, ...(xattrs.length > 0 ? { xattrs } : {}) }
     if (st.isDirectory()) {
+      await refuseRedirect(host, relName)
       yield encodeHeader({ ...header, name: `${relName}/`, type: 'directory' })
       if (!(await readdir(host)).includes(OPAQUE_MARKER) && (await hasOpaqueXattr(host))) {
         yield encodeHeader({ name: `${relName}/${OPAQUE_MARKER}`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: st.mtime })

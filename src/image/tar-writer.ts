@@ -1,7 +1,8 @@
 /**
  * Encodes tar entry headers (ustar, as tar-stream's pack lays them out) with a PAX `x` header in
  * front when the entry needs one: a name or link target ustar cannot hold, a uid/gid over 6 octal
- * digits, or xattrs. tar-stream's pack writes PAX values as strings only; here every record is
+ * digits, an mtime before 1970 or past 11 octal digits (2242), or xattrs. Sizes and device numbers
+ * too big for their octal fields are written in base-256, as GNU tar writes them. tar-stream's pack writes PAX values as strings only; here every record is
  * written from bytes with its exact byte length, so binary xattr values survive, and so do names
  * that are not UTF-8 (union strings, sys/names.ts: their bytes go in the `path` and `linkpath`
  * records, marked `hdrcharset=BINARY` as POSIX has it).
@@ -37,6 +38,7 @@ const TYPEFLAG: Record<EntryType | 'pax-header', string> = {
   file: '0', link: '1', symlink: '2', 'character-device': '3', 'block-device': '4', directory: '5', fifo: '6', 'pax-header': 'x',
 }
 const MAX_ID = 0o777777 // 6 octal digits, as tar-stream writes ids
+const MAX_MTIME = 0o77777777777 // 11 octal digits
 
 export function padding(size: number): Buffer {
   return Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK)
@@ -76,26 +78,36 @@ interface RawHeader {
   devminor: number
 }
 
+/** `value` into the numeric field at [at, at + width): `digits` octal digits and a space where it
+ *  fits them (as tar-stream writes it), else base-256 (a first byte of 0x80, then the value
+ *  big-endian). */
+function numeric(buf: Buffer, at: number, width: number, digits: number, value: number): void {
+  if (value.toString(8).length <= digits) {
+    buf.write(oct(value, digits), at, 'latin1')
+    return
+  }
+  buf[at] = 0x80
+  let n = value
+  for (let i = at + width - 1; i > at; i--) {
+    buf[i] = n % 256
+    n = Math.floor(n / 256)
+  }
+}
+
 function ustar(h: RawHeader): Buffer {
   const buf = Buffer.alloc(BLOCK)
   buf.write(h.name, 0, 100, 'latin1')
   buf.write(oct(h.mode & 0o7777, 6), 100, 'latin1')
   buf.write(oct(h.uid, 6), 108, 'latin1')
   buf.write(oct(h.gid, 6), 116, 'latin1')
-  if (h.size.toString(8).length > 11) {
-    buf[124] = 0x80 // base-256
-    let n = h.size
-    for (let i = 135; i > 124; i--) {
-      buf[i] = n % 256
-      n = Math.floor(n / 256)
-    }
-  } else buf.write(oct(h.size, 11), 124, 'latin1')
+  numeric(buf, 124, 12, 11, h.size)
+  // Out of range, the PAX record holds the time (encodeHeader), and this field the nearest it can.
   buf.write(oct(h.mtime.getTime() / 1000, 11), 136, 'latin1')
   buf.write(TYPEFLAG[h.type], 156, 'latin1')
   buf.write(h.linkname, 157, 100, 'latin1')
   buf.write('ustar\x0000', 257, 'latin1')
-  buf.write(oct(h.devmajor, 6), 329, 'latin1')
-  buf.write(oct(h.devminor, 6), 337, 'latin1')
+  numeric(buf, 329, 8, 6, h.devmajor)
+  numeric(buf, 337, 8, 6, h.devminor)
   buf.write(h.prefix, 345, 155, 'latin1')
   let sum = 8 * 32
   for (let i = 0; i < BLOCK; i++) if (i < 148 || i >= 156) sum += buf[i] as number
@@ -112,6 +124,8 @@ export function encodeHeader(h: EntryHeader): Buffer {
   const records: Array<[string, Uint8Array | string]> = []
   if (h.uid > MAX_ID) records.push(['uid', String(h.uid)])
   if (h.gid > MAX_ID) records.push(['gid', String(h.gid)])
+  const seconds = Math.floor(h.mtime.getTime() / 1000)
+  if (seconds < 0 || seconds > MAX_MTIME) records.push(['mtime', String(seconds)])
   for (const [name, value] of h.xattrs ?? []) records.push([`SCHILY.xattr.${name}`, value])
   const base = {
     type: h.type, mode: h.mode, uid: Math.min(h.uid, MAX_ID), gid: Math.min(h.gid, MAX_ID), size: h.size, mtime: h.mtime,

@@ -72,7 +72,7 @@ export async function unpackLayer(tarStream: Readable, root: string, opts: Unpac
     try {
       // A directory removed by a later entry took its header along (forget): what is there is its own.
       await applyMetadata(target, h, (h.mode ?? 0o755) & 0o7777, opts, stats)
-      const mtime = h.mtime ?? new Date(0)
+      const mtime = mtimeOf(h)
       await lutimes(target, mtime, mtime)
     } catch (err) {
       throw err instanceof ImageError ? err : new ImageError(`${opts.what}: directory '${h.name}': ${errorMessage(err)}`, { cause: err })
@@ -187,8 +187,16 @@ async function unpackEntry(
   }
 
   await applyMetadata(target, h, mode, opts, stats)
-  const mtime = h.mtime ?? new Date(0)
+  const mtime = mtimeOf(h)
   await lutimes(target, mtime, mtime)
+}
+
+/** The entry's mtime: its PAX record where it has one (times before 1970 or past 2242, fractions of
+ *  a second), else the header's field. */
+function mtimeOf(h: TarHeader): Date {
+  const pax = h.pax?.mtime
+  if (pax !== undefined && /^-?[0-9]+(\.[0-9]+)?$/.test(pax)) return new Date(Number(pax) * 1000)
+  return h.mtime ?? new Date(0)
 }
 
 async function lstatOrUndefined(target: HostPath): Promise<Stats | undefined> {

@@ -9,7 +9,7 @@
  */
 
 import { closeSync, constants, mkdirSync, openSync, readdirSync, realpathSync, rmSync, rmdirSync, statSync, statfsSync } from 'node:fs'
-import { join, relative, resolve, sep } from 'node:path'
+import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { layerRoot, readMountinfo, releaseRoot } from '../layers/held-root.js'
 import { Layer, joinPath, relPath, splitPath } from '../layers/layer.js'
 import type { HostPath } from '../sys/names.js'
@@ -903,7 +903,13 @@ function openUpper(options: UnionOptions, lowers: string[], claims: number[]): {
   const { path: work, st: workSt } = requireDir(resolve(options.work), 'workdir')
   if (upperSt.dev !== workSt.dev) throw new Error(`upperdir ${upper} and workdir ${work} must be on the same filesystem`)
   if (isInside(work, upper) || isInside(upper, work)) throw new Error('upperdir and workdir must not contain each other')
-  for (const dir of lowers) if (dir === upper) throw new Error(`${dir} is both a lower layer and the upperdir`)
+  for (const dir of lowers) {
+    if (dir === upper) throw new Error(`${dir} is both a lower layer and the upperdir`)
+    // As overlayfs refuses: the union would empty the work directory's scratch area in a layer, or
+    // show its own changes as a lower layer's.
+    if (isInside(work, dir) || isInside(dir, work)) throw new Error(`workdir ${work} and lower layer ${dir} must not contain each other`)
+    if (isInside(dir, upper) || isInside(upper, dir)) throw new Error(`upperdir ${upper} and lower layer ${dir} must not contain each other`)
+  }
   const warn = options.onWarning ?? ((message: string) => process.emitWarning(message))
   const upperShared = claimDir(upper, claims)
   const workShared = claimDir(work, claims)
@@ -963,8 +969,10 @@ function requireDir(dir: string, what: string): { path: string; st: import('node
   try {
     st = statSync(dir)
     path = realpathSync.native(dir)
-  } catch {
-    throw new Error(`${what} ${dir}: no such directory`)
+  } catch (err) {
+    // Missing, or unreachable (EACCES, a dead FUSE mount's ENOTCONN): say which.
+    const code = (err as NodeJS.ErrnoException).code
+    throw new Error(code === 'ENOENT' ? `${what} ${dir}: no such directory` : `${what} ${dir}: ${code ?? String(err)}${code === 'ENOTCONN' ? ' (a FUSE mount whose daemon is gone: fusermount3 -u it)' : ''}`)
   }
   if (!st.isDirectory()) throw new Error(`${what} ${dir}: not a directory`)
   // A layer must be listable: the union merges it.
@@ -978,6 +986,7 @@ function requireDir(dir: string, what: string): { path: string; st: import('node
 
 function isInside(child: string, parent: string): boolean {
   const rel = relative(parent, child)
-  return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..')
+  // By whole components: `..w` is a name inside, `../w` a path outside.
+  return rel === '' || (rel !== '..' && !rel.startsWith('..' + sep) && !isAbsolute(rel))
 }
 

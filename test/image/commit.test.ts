@@ -123,6 +123,45 @@ describe('layerfs commit', () => {
     expect(await readFile(join(img.lowerDirs()[0]!, 'etc/conf'), 'utf8')).toBe('new')
   })
 
+  it('refuses, in commit and in diff, an upper whose directory overlayfs renamed with redirect_dir=on', async () => {
+    // Its files stay in the lower layer under the old name: a commit would drop them.
+    await mkdir(join(upper, 'moved'))
+    await writeFile(join(upper, 'moved/new'), 'n')
+    await lsetxattr(join(upper, 'moved'), isRoot ? 'trusted.overlay.redirect' : 'user.overlay.redirect', '/etc')
+    const c = await runCli(commit, ['--upper', upper, '--from', `${base}:v1`, '--tag', 'new', '-o', join(t.dir, 'out')])
+    expect(c.code).toBe(1)
+    expect(c.stderr).toMatch(/moved is a directory renamed by an overlayfs mounted with redirect_dir=on \(from \/etc\)/)
+    const d = await runCli(diff, ['--from', `${base}:v1`, upper])
+    expect(d.code).toBe(1)
+    expect(d.stderr).toMatch(/redirect_dir=on/)
+  })
+
+  it('keeps times before 1970 and after 2242, and big device numbers, through a commit and an import', async () => {
+    const { utimes, lutimes } = await import('node:fs/promises')
+    await writeFile(join(upper, 'old'), 'o')
+    await utimes(join(upper, 'old'), new Date(-302_486_400_000), new Date(-302_486_400_000)) // 1960
+    await writeFile(join(upper, 'far'), 'f')
+    await utimes(join(upper, 'far'), new Date(10_413_792_000_000), new Date(10_413_792_000_000)) // 2300
+    await symlink('old', join(upper, 'oldlink'))
+    await lutimes(join(upper, 'oldlink'), new Date(-1000), new Date(-1000))
+    if (isRoot) await mknod(join(upper, 'dev'), constants.S_IFCHR | 0o600, makedev(1, 300_000))
+    const out = join(t.dir, 'out.tar')
+    const r = await runCli(commit, ['--upper', upper, '--from', base, '--tag', 'localhost:5000/app', '-o', out, '--format', 'docker'])
+    expect(r.stderr).toBe('')
+    const img = await openImage(out, { store: join(t.dir, 'store') })
+    expect(img.names).toEqual(['localhost:5000/app:latest'])
+    const { lstat } = await import('node:fs/promises')
+    const top = img.lowerDirs()[0]!
+    expect((await lstat(join(top, 'old'))).mtimeMs).toBe(-302_486_400_000)
+    expect((await lstat(join(top, 'far'))).mtimeMs).toBe(10_413_792_000_000)
+    expect((await lstat(join(top, 'oldlink'))).mtimeMs).toBe(-1000)
+    if (isRoot) {
+      const { major, minor } = await import('../../src/sys/native.js')
+      const dev = Number((await lstat(join(top, 'dev'))).rdev)
+      expect([major(dev), minor(dev)]).toEqual([1, 300_000])
+    }
+  })
+
   it('fails with one line when the upper dir is missing', async () => {
     const r = await runCli(commit, ['--upper', join(t.dir, 'nope'), '--from', base, '--tag', 'x', '-o', join(t.dir, 'o')])
     expect(r.code).toBe(1)

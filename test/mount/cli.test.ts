@@ -1,8 +1,8 @@
 // The mount command as container tools use it: a daemon in its own process, the fuse-overlayfs
 // command line, readiness, clean unmounts, and one clear line for every bad input.
 import { execFile, spawn } from 'node:child_process'
-import { constants, existsSync } from 'node:fs'
-import { chmod, copyFile, lstat, mkdir, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { constants, existsSync, mkdirSync } from 'node:fs'
+import { chmod, copyFile, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { LAYERFS_COMMAND as LAUNCHER, MountSet, findMount, fuseAvailable, isMounted, mountFuse, processesNaming, runCmd } from '../helpers/mount.js'
@@ -46,6 +46,12 @@ async function codeCacheUse(mnt: string): Promise<string | undefined> {
   const r = await layerfs(['stats', mnt, '--json'])
   if (r.code !== 0) throw new Error(`layerfs stats: ${r.stderr}`)
   return (JSON.parse(r.stdout) as { codeCache?: string }).codeCache
+}
+
+/** `dir`, made (a case's arguments name it). */
+function made(dir: string): string {
+  mkdirSync(dir, { recursive: true })
+  return dir
 }
 
 /** `bin/layerfs ARGS`, the installed command. */
@@ -167,6 +173,47 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower}:${lower2}`, mnt], mnt))
     await expect(writeFile(join(mnt, 'base'), 'x')).rejects.toMatchObject({ code: 'EROFS' })
     expect(await readFile(join(mnt, 'base'), 'utf8')).toBe('base layer\n')
+  })
+
+  it('mounts read-only with an upperdir, showing the upper layer on top, as overlayfs does', async () => {
+    await fresh()
+    await writeFile(join(upper, 'base'), 'changed in the upper layer\n')
+    await writeFile(join(upper, 'added'), 'a')
+    mounts.add(await mountFuse([process.execPath, CLI, '-o', `ro,lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work}`, mnt], mnt))
+    expect((await readdir(mnt)).sort()).toEqual(['added', 'base', 'etc-hosts'])
+    expect(await readFile(join(mnt, 'base'), 'utf8')).toBe('changed in the upper layer\n')
+    await expect(writeFile(join(mnt, 'added'), 'x')).rejects.toMatchObject({ code: 'EROFS' })
+    expect(await readdir(work)).toEqual([])
+  })
+
+  it('takes the atime flags libfuse refuses with a warning, as fuse-overlayfs does, through Node and the installed command', async () => {
+    await fresh()
+    const args = ['-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},relatime,lazytime,noatime`, mnt]
+    const r = await layerfs(args)
+    if (isMounted(mnt)) mounts.add(await adopt(mnt))
+    expect(r.code).toBe(0)
+    expect(r.stderr).toBe('layerfs: warning: ignoring relatime: a FUSE mount takes no such flag (it is relatime, or noatime)\n' +
+      'layerfs: warning: ignoring lazytime: a FUSE mount takes no such flag (it is relatime, or noatime)\n')
+    expect((await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.includes(` ${mnt} `))).toMatch(/noatime/)
+    await mounts.unmountAll()
+    const l = await launcher(args)
+    if (isMounted(mnt)) mounts.add(await adopt(mnt))
+    expect({ code: l.code, stderr: l.stderr }).toEqual({ code: 0, stderr: r.stderr })
+  })
+
+  it('mounts on a symlink to a directory on another filesystem', async () => {
+    await fresh()
+    const target = await mkdtemp('/dev/shm/layerfs-cli-')
+    try {
+      await symlink(target, join(dir, `link${n}`))
+      const r = await launcher(['-o', `lowerdir=${lower}`, join(dir, `link${n}`)])
+      if (isMounted(target)) mounts.add(await adopt(target))
+      expect(r).toMatchObject({ code: 0, stderr: '' })
+      expect(await readdir(join(dir, `link${n}`))).toEqual(['etc-hosts'])
+      await mounts.unmountAll()
+    } finally {
+      await rm(target, { recursive: true, force: true })
+    }
   })
 
   it('still serves through the fuse-native bridge when asked (bridge=fuse-native)', async () => {
@@ -462,6 +509,10 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
       ['a squash to a name', () => ['-o', `lowerdir=${lower},squash_to_uid=root`, mnt], /squash_to_uid=root: not a uid or gid/],
       ['a mapping with bridge=fuse-native', () => ['-o', `lowerdir=${lower},squash_to_root,bridge=fuse-native`, mnt], /need bridge=ll/],
       ['upper and work on different filesystems', () => ['-o', `lowerdir=${lower},upperdir=${upper},workdir=/dev/shm`, mnt], /same filesystem/],
+      ['a workdir inside the upperdir, named ..w', () => ['-o', `lowerdir=${lower},upperdir=${upper},workdir=${made(`${upper}/..w`)}`, mnt], /upperdir and workdir must not contain each other/],
+      ['a workdir that is a lower layer', () => ['-o', `lowerdir=${lower},upperdir=${upper},workdir=${lower}`, mnt], /workdir .* and lower layer .* must not contain each other/],
+      ['a lower layer inside the upperdir', () => ['-o', `lowerdir=${made(`${upper}/..w`)},upperdir=${upper},workdir=${work}`, mnt], /upperdir .* and lower layer .* must not contain each other/],
+      ['a trailing -o', () => ['-o', `lowerdir=${lower}`, mnt, '-o'], /-o needs a value/],
     ]
     for (const [what, args, message] of cases) {
       it(`rejects ${what}, through Node and through the installed command alike`, async () => {
