@@ -158,7 +158,7 @@ function applyOptions(opts: MountOptions, list: string): void {
       case 'allow_other': opts.allowOther = true; break
       case 'acl': opts.acl = true; break
       case 'noacl': opts.acl = false; break
-      case 'debug': opts.debug = true; break
+      case 'debug': opts.debug = opts.foreground = true; break
       case 'log': opts.log = need(key, value); break
       case 'bridge':
         if (value !== 'll' && value !== 'fuse-native') throw new UsageError(`bridge=${value}: expected ll or fuse-native`)

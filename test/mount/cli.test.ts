@@ -475,6 +475,26 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     }
   })
 
+  it('stays in the foreground with -o debug, as libfuse does, and writes the FUSE debugging to stderr', async () => {
+    await fresh()
+    const child = spawn(LAUNCHER, ['-o', `lowerdir=${lower},debug`, mnt], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    try {
+      const deadline = Date.now() + 15_000
+      while (!isMounted(mnt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      expect(await readdir(mnt)).toEqual(['etc-hosts'])
+      expect(child.exitCode).toBe(null)
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+      expect((await layerfs(['umount', mnt])).code).toBe(0)
+      expect(await exited).toBe(0)
+      expect(stderr).toMatch(/opcode: INIT/)
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL')
+      if (isMounted(mnt)) await runCmd('fusermount3', ['-uz', mnt])
+    }
+  })
+
   it('exits by itself after layerfs umount', async () => {
     await fresh()
     const child = spawn(process.execPath, [CLI, '-f', '-o', `lowerdir=${lower}`, mnt], { stdio: 'ignore' })
