@@ -5,6 +5,7 @@
 import type { Stats } from 'node:fs'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { errorMessage } from './errors.js'
+import { hostPath } from '../sys/names.js'
 
 export const STORE_OPTION = { store: { type: 'string' } } as const
 export const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const
@@ -28,8 +29,11 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: s
 }
 
 /** Writes to stdout and waits, so a large listing is flushed before the process exits. */
+/** Writes `text` to stdout; names in it that are not UTF-8 (union strings with escaped bytes,
+ *  sys/names.ts) go out as their bytes, as `ls` prints them, not as U+FFFD. */
 export function out(text: string): Promise<void> {
-  return new Promise((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())))
+  const data = text.isWellFormed() ? text : hostPath(text)
+  return new Promise((resolve, reject) => process.stdout.write(data, (err) => (err ? reject(err) : resolve())))
 }
 
 export function modeString(st: Stats): string {

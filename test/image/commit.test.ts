@@ -76,6 +76,19 @@ describe('layerfs diff', () => {
     expect(r.stdout).not.toMatch(/var\/cache\/x/)
   })
 
+  it('prints a name that is not UTF-8 as its bytes, as ls does, not as U+FFFD', async () => {
+    const { spawnSync } = await import('node:child_process')
+    const { hostPath, nameFromBytes } = await import('../../src/sys/names.js')
+    const latin1 = nameFromBytes(Buffer.from('caf\xe9', 'latin1'))
+    await writeFile(hostPath(join(upper, 'etc', latin1)), '')
+    await writeFile(join(upper, 'etc', 'caf\ufffd'), '')
+    const r = spawnSync(process.execPath, [join(import.meta.dirname, '../../bin/layerfs.js'), 'diff', upper], { timeout: 20_000 })
+    expect(r.status).toBe(0)
+    const lines = r.stdout.toString('latin1').split('\n')
+    expect(lines).toContain('A /etc/caf\xe9')
+    expect(lines).toContain(`A /etc/${Buffer.from('caf\ufffd').toString('latin1')}`)
+  })
+
   it('accepts --lower with layer dirs topmost first', async () => {
     const img = await openImage(base, { store: join(t.dir, 'store') })
     const r = await runCli(diff, ['--lower', img.lowerDirs().join(':'), upper])
