@@ -472,18 +472,41 @@ napi_value fll_js_notify_inval_inode_async(napi_env env, napi_callback_info info
     return inval_queue(env, h, j, promise, err, "notifyInvalInode");
 }
 
+/* The arguments (h, parent, name) of notifyInvalEntry and notifyInvalEntryAsync: the session, or
+ * NULL once it has thrown. `*handle` is h; `*err` -ENOTCONN when the session no longer serves. */
+static fll_session *entry_args(napi_env env, napi_callback_info info, napi_value *handle, int *err, int64_t *parent, char *name) {
+    size_t argc = 3;
+    napi_value argv[3];
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    *handle = argv[0];
+    fll_session *s = live(env, argv[0], err);
+    if (!s || !fll_int(env, argv[1], "parent", 1, MAX_SAFE, parent) || !get_name(env, argv[2], name)) return NULL;
+    return s;
+}
+
+napi_value fll_js_notify_inval_entry(napi_env env, napi_callback_info info) {
+    napi_value h;
+    int err = 0;
+    int64_t parent;
+    char name[NAME_BUF];
+    fll_session *s = entry_args(env, info, &h, &err, &parent, name);
+    if (!s) return NULL;
+    if (!err) {
+        err = s->fd_closed ? -ENOTCONN : fuse_lowlevel_notify_inval_entry(s->se, (fuse_ino_t)parent, name, strlen(name));
+    }
+    return number(env, err);
+}
+
 /* notifyInvalEntryAsync(h, parent, name) → a promise of 0 or -errno: notifyInvalEntry, sent from
  * the thread pool. The kernel takes the parent directory's lock, which a request waiting for JS
  * may hold, or a process waiting for an inode lock that such a request holds. */
 napi_value fll_js_notify_inval_entry_async(napi_env env, napi_callback_info info) {
-    size_t argc = 3;
-    napi_value argv[3], promise;
-    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    napi_value h, promise;
     int err = 0;
     int64_t parent;
     char name[NAME_BUF];
-    fll_session *s = live(env, argv[0], &err);
-    if (!s || !fll_int(env, argv[1], "parent", 1, MAX_SAFE, &parent) || !get_name(env, argv[2], name)) return NULL;
+    fll_session *s = entry_args(env, info, &h, &err, &parent, name);
+    if (!s) return NULL;
     inval_job *j = calloc(1, sizeof *j);
     char *copy = strdup(name);
     if (!j || !copy) {
@@ -497,7 +520,7 @@ napi_value fll_js_notify_inval_entry_async(napi_env env, napi_callback_info info
         free(j);
         return NULL;
     }
-    return inval_queue(env, argv[0], j, promise, err, "notifyInvalEntry");
+    return inval_queue(env, h, j, promise, err, "notifyInvalEntry");
 }
 
 /* notifyStore(h, ino, data, length): puts data[0, length) into the kernel's page cache of `ino` from
@@ -523,17 +546,3 @@ napi_value fll_js_notify_store(napi_env env, napi_callback_info info) {
     return number(env, err);
 }
 
-napi_value fll_js_notify_inval_entry(napi_env env, napi_callback_info info) {
-    size_t argc = 3;
-    napi_value argv[3];
-    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-    int err = 0;
-    int64_t parent;
-    char name[NAME_BUF];
-    fll_session *s = live(env, argv[0], &err);
-    if (!s || !fll_int(env, argv[1], "parent", 1, MAX_SAFE, &parent) || !get_name(env, argv[2], name)) return NULL;
-    if (!err) {
-        err = s->fd_closed ? -ENOTCONN : fuse_lowlevel_notify_inval_entry(s->se, (fuse_ino_t)parent, name, strlen(name));
-    }
-    return number(env, err);
-}
