@@ -10,6 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The largest offset (or offset plus length) JS holds exactly: its numbers are doubles. Past it,
+ * JS would write at the wrong place (Node's write takes an offset it cannot hold as "the current
+ * position") or fail with an error of its own, so requests that reach past it are answered here,
+ * as a filesystem answers what is past its biggest file: EFBIG for writes, truncates and
+ * fallocate (ext4's limit is 16 TiB; none of the layers' filesystems holds a file of 8 PiB), end of
+ * file for reads, ENXIO for SEEK_DATA and SEEK_HOLE. */
+#define JS_OFFSET_MAX ((int64_t)9007199254740991) /* 2^53 - 1 */
+
+static int past_js(off_t off, uint64_t len) {
+    return off < 0 || (uint64_t)off > (uint64_t)JS_OFFSET_MAX || len > (uint64_t)JS_OFFSET_MAX - (uint64_t)off;
+}
+
 const char *const fll_op_names[FLL_OP_COUNT] = {
     "lookup", "forget", "getattr", "setattr", "readlink", "mknod", "mkdir", "unlink",
     "rmdir", "symlink", "rename", "link", "open", "read", "write", "flush", "release",
@@ -154,6 +166,10 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 /* fallocate(2) on an open file: the mode (FALLOC_FL_*), the range in offset and size. */
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info *fi) {
+    if (length < 0 || past_js(offset, (uint64_t)length)) {
+        fuse_reply_err(req, EFBIG);
+        return;
+    }
     fll_rec *r = rec(req, FLL_FALLOCATE);
     if (!r) return;
     r->ino = ino;
@@ -166,6 +182,10 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 
 /* lseek with SEEK_DATA or SEEK_HOLE (the kernel answers the other whences itself). */
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi) {
+    if (past_js(off, 0)) {
+        fuse_reply_err(req, ENXIO);
+        return;
+    }
     fll_rec *r = rec(req, FLL_LSEEK);
     if (!r) return;
     r->ino = ino;
@@ -219,6 +239,10 @@ static void sized(fuse_req_t req, int kind, fuse_ino_t ino, size_t size, off_t o
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+    if (past_js(off, size)) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
     sized(req, FLL_READ, ino, size, off, fi);
 }
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
@@ -237,6 +261,10 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi) {
+    if (past_js(off, size)) {
+        fuse_reply_err(req, EFBIG);
+        return;
+    }
     fll_rec *r = rec(req, FLL_WRITE);
     if (!r || !with_data(r, buf, size)) return;
     r->ino = ino;
@@ -247,6 +275,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi) {
+    if ((to_set & FUSE_SET_ATTR_SIZE) && past_js(attr->st_size, 0)) {
+        fuse_reply_err(req, EFBIG);
+        return;
+    }
     if (fll_cow_setattr(fuse_req_userdata(req), req, ino, attr, to_set, fi)) return;
     fll_rec *r = rec(req, FLL_SETATTR);
     if (!r) return;

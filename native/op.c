@@ -107,18 +107,26 @@ static int get_time(napi_env env, napi_value v, size_t i, struct timespec *ts) {
         ts->tv_nsec = UTIME_NOW;
         return 1;
     }
-    int64_t ns;
-    bool lossless;
-    if (t != napi_bigint || napi_get_value_bigint_int64(env, v, &ns, &lossless) != napi_ok)
+    /* Nanoseconds since 1970 as a bigint, which may pass int64 (2^63 ns is in 2262; the kernel takes
+     * seconds up to 2^63 and each filesystem clamps them to its range, ext4's ending in 2446). */
+    int sign;
+    size_t words = 2;
+    uint64_t w[2] = {0, 0};
+    if (t != napi_bigint || napi_get_value_bigint_words(env, v, &sign, &words, w) != napi_ok)
         return bad_arg(env, i, "a bigint, null or 'now'");
-    if (!lossless) return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "time out of range"), 0;
+    if (words > 2 || (w[1] >> 62) != 0) return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "time out of range"), 0;
+    __int128 ns = ((__int128)w[1] << 64) | w[0];
+    if (sign) ns = -ns;
     /* Floor division: times before 1970 still need 0 <= tv_nsec < 1e9. */
-    ts->tv_sec = ns / NS_PER_SEC;
-    ts->tv_nsec = ns % NS_PER_SEC;
-    if (ts->tv_nsec < 0) {
-        ts->tv_nsec += NS_PER_SEC;
-        ts->tv_sec -= 1;
+    __int128 sec = ns / NS_PER_SEC;
+    __int128 rem = ns % NS_PER_SEC;
+    if (rem < 0) {
+        rem += NS_PER_SEC;
+        sec -= 1;
     }
+    if (sec > INT64_MAX || sec < INT64_MIN) return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "time out of range"), 0;
+    ts->tv_sec = (time_t)sec;
+    ts->tv_nsec = (long)rem;
     return 1;
 }
 

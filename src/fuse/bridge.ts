@@ -16,6 +16,7 @@
 import Fuse from 'fuse-native'
 import type { TimeNs } from '../sys/native.js'
 import type { Attr, Union } from '../union/union.js'
+import { fsError } from '../union/errors.js'
 import { toErrno } from './errno.js'
 import { STATS_XATTR } from './stats-xattr.js'
 import type { PassthroughPolicy } from './open-files.js'
@@ -96,6 +97,9 @@ export function createBridge(union: Union, mountpoint: string, options: BridgeOp
     )
   }
 
+  /** Whether an offset (or an offset plus a length) is one JS holds exactly. */
+  const exact = (n: number): boolean => n >= 0 && n <= Number.MAX_SAFE_INTEGER
+
   /** Run an op whose callback takes a byte count or a negative errno (read, write). */
   function bytes(op: string, path: string, cb: (n: number) => void, fn: () => Promise<number>): void {
     counts[op] = (counts[op] ?? 0) + 1
@@ -115,15 +119,19 @@ export function createBridge(union: Union, mountpoint: string, options: BridgeOp
     readlink: (path: string, cb) => reply('readlink', path, cb, () => union.readlink(path)),
     open: (path: string, flags: number, cb) => reply('open', path, cb, () => union.open(path, flags)),
     create: (path: string, mode: number, cb) => reply('create', path, cb, () => union.create(path, mode)),
+    // Past 2^53 an offset is no longer an exact number here: no file is that big (a read finds its
+    // end), and none may become so (EFBIG), as the default bridge answers in C (fuse-ll-ops.c).
     read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb) =>
-      bytes('read', path, cb, () => union.read(fh, buf, len, pos)),
+      bytes('read', path, cb, () => (exact(pos + len) ? union.read(fh, buf, len, pos) : Promise.resolve(0))),
     write: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb) =>
-      bytes('write', path, cb, () => union.write(fh, buf, len, pos)),
+      bytes('write', path, cb, () => (exact(pos + len) ? union.write(fh, buf, len, pos) : Promise.reject(fsError('EFBIG')))),
     release: (path: string, fh: number, cb) => reply('release', path, cb, () => union.release(fh)),
     flush: (_path: string, _fh: number, cb) => cb(0),
     fsync: (path: string, datasync: number, fh: number, cb) => reply('fsync', path, cb, () => union.fsync(fh, datasync !== 0)),
-    truncate: (path: string, size: number, cb) => reply('truncate', path, cb, () => union.truncate(path, size)),
-    ftruncate: (path: string, fh: number, size: number, cb) => reply('ftruncate', path, cb, () => union.ftruncate(fh, size)),
+    truncate: (path: string, size: number, cb) =>
+      reply('truncate', path, cb, () => (exact(size) ? union.truncate(path, size) : Promise.reject(fsError('EFBIG')))),
+    ftruncate: (path: string, fh: number, size: number, cb) =>
+      reply('ftruncate', path, cb, () => (exact(size) ? union.ftruncate(fh, size) : Promise.reject(fsError('EFBIG')))),
     chmod: (path: string, mode: number, cb) => reply('chmod', path, cb, () => union.chmod(path, mode)),
     chown: (path: string, uid: number, gid: number, cb) => reply('chown', path, cb, () => union.chown(path, uid, gid)),
     utimens: (path: string, atime: number, mtime: number, cb) =>

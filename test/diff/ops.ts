@@ -86,6 +86,10 @@ export type Op =
   | ['heldOpen', string, string, HeldStep[]]
   /** memory maps of the file (see MmapStep): what each step gave, or its errno */
   | ['mmap', string, 'r' | 'r+', MmapStep[]]
+  /** offsets past 2^53 (JS's exact integers) and up to 2^63-1, on a descriptor opened 'r+': pwrite,
+   *  pread, ftruncate, truncate by path, fallocate, SEEK_DATA and SEEK_HOLE; each one's result or
+   *  errno, then the file's size */
+  | ['hugeOffsets', string]
   | ['truncate', string, number]
   | ['unlink', string]
   | ['rmdir', string]
@@ -164,6 +168,7 @@ export interface OpTarget {
   unlinkedFd(p: string, flags: OpenFlags, steps: UnlinkedStep[]): Promise<string[]>
   heldOpen(held: string, other: string, steps: HeldStep[]): Promise<string[]>
   mmap(p: string, flags: 'r' | 'r+', steps: MmapStep[]): Promise<string[]>
+  hugeOffsets(p: string): Promise<string[]>
   tmpfile(dir: string, mode: number, content: string, names: string[]): Promise<number[]>
   removedDir(p: string, steps: RemovedDirStep[]): Promise<string[]>
   truncate(p: string, len: number): Promise<void>
@@ -396,6 +401,10 @@ export class FsTarget implements OpTarget {
   async mmap(p: string, flags: 'r' | 'r+', steps: MmapStep[]): Promise<string[]> {
     // Node has no mmap: one Python process runs every step, on one descriptor.
     const out = await runOrErrno('python3', ['-c', MMAP_SCRIPT, this.abs(p), flags, ...steps])
+    return JSON.parse(out) as string[]
+  }
+  async hugeOffsets(p: string): Promise<string[]> {
+    const out = await runOrErrno('python3', ['-c', HUGE_OFFSETS_SCRIPT, this.abs(p)])
     return JSON.parse(out) as string[]
   }
   async #heldStep(fh: fs.FileHandle, other: string, step: HeldStep): Promise<string> {
@@ -676,6 +685,29 @@ for s in steps:
 print(json.dumps(out))
 `
 
+/** What `hugeOffsets` runs: argv = [path]; prints each call's result or errno name as a JSON array. */
+const HUGE_OFFSETS_SCRIPT = `
+import errno, json, os, sys
+path = sys.argv[1]
+fd = os.open(path, os.O_RDWR)
+out = []
+def call(f):
+    try: out.append(str(f()))
+    except OSError as e: out.append(errno.errorcode.get(e.errno, str(e.errno)))
+for off in (2**53 - 8, 2**53, 2**60, 2**63 - 2):
+    call(lambda: os.pwrite(fd, b'#', off))
+    call(lambda: len(os.pread(fd, 4, off)))
+for size in (2**53, 2**62):
+    call(lambda: os.ftruncate(fd, size))
+    call(lambda: os.truncate(path, size))
+call(lambda: os.posix_fallocate(fd, 2**53, 4096))
+call(lambda: os.lseek(fd, 2**63 - 1, os.SEEK_DATA))
+call(lambda: os.lseek(fd, 2**63 - 1, os.SEEK_HOLE))
+out.append(str(os.fstat(fd).st_size))
+out.append(os.pread(fd, 64, 0).decode('latin-1'))
+print(json.dumps(out))
+`
+
 /** The child `asUser` runs: argv = [kind, absolute path, argument]; prints the errno code when it fails. */
 const USER_OP_SCRIPT = `
 const fs = require('node:fs')
@@ -804,6 +836,8 @@ export async function runOp(t: OpTarget, op: Op, ctx: NormContext): Promise<Json
         return await t.heldOpen(op[1], op[2], op[3])
       case 'mmap':
         return await t.mmap(op[1], op[2], op[3])
+      case 'hugeOffsets':
+        return await t.hugeOffsets(op[1])
       case 'unlink':
         await t.unlink(op[1])
         return 'ok'

@@ -329,6 +329,25 @@ export const SCENARIOS: Scenario[] = [
     },
   ]),
   ...group('big files', [
+    {
+      // Offsets JS cannot hold exactly (past 2^53): the daemon wrote such a byte at the file's
+      // current position (Node takes an offset it cannot hold as "no offset"), and failed truncates
+      // and seeks with EIO; a filesystem refuses them as past its biggest file (found by probing
+      // beside kernel overlayfs, 2026-12-05). A lower file (copied up at the open) and a new one.
+      name: 'writes, reads, truncates and seeks at offsets past 2^53',
+      layers: [{ lower: 'lowerdata' }],
+      ops: [['hugeOffsets', 'lower'], ['readFile', 'lower'], ['writeFile', 'new', 'newdata'], ['hugeOffsets', 'new'], ['readFile', 'new']],
+    },
+    {
+      // Past 2262 a time no longer fits in an int64 of nanoseconds (ext4 keeps times to 2446).
+      name: 'times after 2262, on lower, copied-up and new files',
+      layers: [{ a: 'lower', b: 'lower b' }],
+      ops: [
+        ['utimes', 'a', 10_000_000_000, 10_000_000_005], ['chmod', 'b', 0o600], ['utimes', 'b', 11_000_000_000, 11_000_000_000],
+        ['utimes', 'b', 12_000_000_000, 12_000_000_000], ['writeFile', 'n', 'x'], ['utimes', 'n', 13_000_000_000, 13_000_000_000],
+        ['stat', 'a'], ['stat', 'b'], ['stat', 'n'],
+      ],
+    },
     // Files of 1 MiB and more, which layerfs lets the kernel read and write itself (FUSE passthrough):
     // lower reads from the lower file, then the copy-up and the writes to the upper copy.
     {
