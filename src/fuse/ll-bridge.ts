@@ -1059,7 +1059,10 @@ export class LowLevelBridge {
         return true
       }
       case 'listxattr': {
-        const names = this.#byName(this.#node(r.ino), (path) => union.listxattrSync(path), (fh) => union.flistxattrSync(fh), (removed) => [...removed.xattrs.keys()])
+        const all = this.#byName(this.#node(r.ino), (path) => union.listxattrSync(path), (fh) => union.flistxattrSync(fh), (removed) => [...removed.xattrs.keys()])
+        // The kernel lists trusted.* names to CAP_SYS_ADMIN only, as the daemon's filesystem lists
+        // them to it: a caller other than root does not see them (C answers only lists with none).
+        const names = r.ctx.uid === 0 ? all : all.filter((n) => !n.startsWith('trusted.'))
         const value = hostBytes(names.map((n) => n + '\0').join(''))
         if (r.size === 0) session.replyXattr(r.req, value.length)
         else if (value.length > r.size) session.replyErr(r.req, 34)

@@ -216,6 +216,19 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
     }
   })
 
+  it('lists trusted.* xattr names to root only, as the kernel does', async () => {
+    await fresh()
+    const { lsetxattr } = await import('../../src/sys/native.js')
+    await lsetxattr(join(lower, 'etc-hosts'), 'trusted.hidden', Buffer.from('1'))
+    await lsetxattr(join(lower, 'etc-hosts'), 'user.shown', Buffer.from('2'))
+    await chmod(dir, 0o755)
+    mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower}`, mnt], mnt))
+    const names = async (asUser: string[]) =>
+      (await runCmd('setpriv', [...asUser, 'getfattr', '-m', '-', '--absolute-names', join(mnt, 'etc-hosts')])).stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#')).sort()
+    expect(await names(['--reuid=0'])).toEqual(['trusted.hidden', 'user.shown'])
+    expect(await names(['--reuid=65534', '--regid=65534', '--clear-groups'])).toEqual(['user.shown'])
+  })
+
   it('still serves through the fuse-native bridge when asked (bridge=fuse-native)', async () => {
     await fresh()
     const h = mounts.add(await mountFuse([process.execPath, CLI, '-o', `lowerdir=${lower}:${lower2},upperdir=${upper},workdir=${work},bridge=fuse-native`, mnt], mnt))
