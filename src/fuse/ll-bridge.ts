@@ -100,7 +100,7 @@ export class LowLevelBridge {
   readonly #nodes = new NodeTable()
   /** Directory listings being read, by node id (there are no directory handles: opendir is ENOSYS),
    *  oldest first: taken at offset 0, dropped at the end of the listing or when evicted. */
-  readonly #listings = new Map<number, DirEntry[]>()
+  readonly #listings = new Map<number, Listing>()
   /** Directories removed while the kernel still holds them (an open fd, a working directory): the
    *  attributes they had, for what is still asked of them, and whether they were in the upper layer
    *  (see #setattrRemoved), and their xattrs (see #xattrRemoved). */
@@ -1470,7 +1470,8 @@ export class LowLevelBridge {
     // The kernel reads a directory from offset 0 to the empty reply that ends it, caching what it
     // gets (cache_readdir), so a listing taken at offset 0 serves the rest of that pass, up to the
     // reply that gives its last entry (the empty read after it is answered in C: #listingGiven); a
-    // rewind or a second reader starts a new one. Offsets index the listing.
+    // rewind or a second reader starts a new one. An offset is a name's cookie (see listingOf), not
+    // a place in one listing: a read continues after that name in whichever listing it meets.
     let list = r.offset === 0 ? undefined : this.#listings.get(r.ino)
     let fresh: string | undefined
     if (!list) {
@@ -1484,7 +1485,7 @@ export class LowLevelBridge {
       // thread reads it, and the trip to the pool and back only adds to its wait: its listings are
       // read here, at the reply.
       if (mayWait && r.op === 'readdirplus' && !this.#session.soleCaller && this.#union.readAhead(path) !== undefined) return false
-      list = this.#union.readdirPlusSync(path, this.#cow, true)
+      list = listingOf(this.#union.readdirPlusSync(path, this.#cow, true))
       // A directory listed is marked for its lookups too (its entries are, below): the root, never an
       // entry, and one whose mark a rename took away.
       if (this.#cow && !dir.probe) this.#markProbe(dir, path)
@@ -1492,11 +1493,12 @@ export class LowLevelBridge {
       if (this.#listings.size >= MAX_LISTINGS) this.#listings.delete(this.#listings.keys().next().value!)
       this.#listings.set(r.ino, list)
     }
-    if (r.offset >= list.length && this.#listings.get(r.ino) === list) this.#listings.delete(r.ino)
-    const slice = list.slice(r.offset, r.offset + Session.readdirCapacity(r.size, r.op === 'readdirplus'))
+    const start = after(list.cookies, r.offset)
+    if (start >= list.length && this.#listings.get(r.ino) === list) this.#listings.delete(r.ino)
+    const slice = list.slice(start, start + Session.readdirCapacity(r.size, r.op === 'readdirplus'))
     if (r.op === 'readdir') {
-      const fit = this.#session.replyReaddir(r.req, r.size, slice.map((e, i) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode, next: r.offset + i + 1 })))
-      this.#listingGiven(r, list, fit)
+      const fit = this.#session.replyReaddir(r.req, r.size, slice.map((e, i) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode, next: list.cookies[start + i]! })))
+      this.#listingGiven(r, list, start, fit)
       if (fresh !== undefined) this.#listed(r.ino, fresh, list)
       return true
     }
@@ -1508,7 +1510,7 @@ export class LowLevelBridge {
     const entries = slice.map((e, i) => {
       const node = isDot(e.name) ? undefined : this.#nodes.remember(parent, e.name, e.attr.ino)
       counted.push(node)
-      return { name: e.name, entry: this.#entry(node, e.attr), next: r.offset + i + 1 }
+      return { name: e.name, entry: this.#entry(node, e.attr), next: list.cookies[start + i]! }
     })
     const fit = this.#session.replyReaddirPlus(r.req, r.size, entries)
     // Its names not written yet, asked of the directory once (a listing is long, and has none most
@@ -1536,7 +1538,7 @@ export class LowLevelBridge {
         if (path !== undefined) this.#markProbe(node, path)
       }
     }
-    this.#listingGiven(r, list, fit)
+    this.#listingGiven(r, list, start, fit)
     if (fresh !== undefined) this.#listed(r.ino, fresh, list)
     return true
   }
@@ -1550,11 +1552,10 @@ export class LowLevelBridge {
   /** After a reply of `fit` entries of `list`: when it gave the last one, the reader's next read,
    *  at the end, comes back empty. That read is answered in C (Session.dirEnd), as it would be
    *  from the listing, which goes now. */
-  #listingGiven(r: Request & { op: 'readdir' | 'readdirplus' }, list: DirEntry[], fit: number): void {
-    const end = r.offset + fit
-    if (fit === 0 || end < list.length) return
+  #listingGiven(r: Request & { op: 'readdir' | 'readdirplus' }, list: Listing, start: number, fit: number): void {
+    if (fit === 0 || start + fit < list.length) return
     if (this.#listings.get(r.ino) === list) this.#listings.delete(r.ino)
-    this.#session.dirEnd(r.ino, end)
+    this.#session.dirEnd(r.ino, list.cookies[start + fit - 1]!)
   }
 
   /**
@@ -1813,6 +1814,54 @@ const STORE_MAX = 64 * 1024
 
 /** Listings kept between the reads of one pass; a reader that stops halfway leaves one behind. */
 const MAX_LISTINGS = 256
+
+/** A directory's entries as a listing gives them, each with its cookie (`cookies[i]`, the offset a
+ *  read after entry i starts at), increasing. */
+type Listing = DirEntry[] & { cookies: number[] }
+
+/**
+ * Entries in the order of their cookies: '.' and '..' first (1 and 2), then every other name by a
+ * 52-bit hash of it (3 and up). A read at a cookie continues after that name in any listing of the
+ * directory, taken when it may be. Cookies that indexed one listing (until 2026-12-05) shifted with
+ * every name made or removed before them: a reader whose next read met a listing other than the
+ * one its last read came from (another reader's, or one taken for it after the kernel's cache of
+ * the directory served its first entries) skipped or repeated names that had not changed (found
+ * by a stress run: two `ls` of a directory another process was changing). ext4 orders its
+ * listings by a hash of the names for the same reason. Names of one hash (one chance in 10^9 for
+ * two of 100,000) would give the second one's read at the first one's cookie: the second is left
+ * out of that pass.
+ */
+function listingOf(entries: DirEntry[]): Listing {
+  const keyed = entries.map((e) => ({ e, key: e.name === '.' ? 1 : e.name === '..' ? 2 : 3 + nameHash(e.name) }))
+  keyed.sort((a, b) => a.key - b.key)
+  const list = keyed.map((k) => k.e) as Listing
+  list.cookies = keyed.map((k) => k.key)
+  return list
+}
+
+/** The first index whose cookie is past `cookie` (0 for the listing's start). */
+function after(cookies: number[], cookie: number): number {
+  let lo = 0
+  let hi = cookies.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (cookies[mid]! <= cookie) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/** A 52-bit hash of a name's UTF-16 code units (two 32-bit FNV-1a with different bases). */
+function nameHash(name: string): number {
+  let a = 0x811c9dc5
+  let b = 0x050c5d1f
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    a = Math.imul(a ^ c, 0x01000193)
+    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 13)
+  }
+  return (a >>> 0) * 0x100000 + ((b >>> 0) & 0xfffff)
+}
 
 interface RenameNames {
   parent: Node
