@@ -1827,9 +1827,9 @@ type Listing = DirEntry[] & { cookies: number[] }
  * one its last read came from (another reader's, or one taken for it after the kernel's cache of
  * the directory served its first entries) skipped or repeated names that had not changed (found
  * by a stress run: two `ls` of a directory another process was changing). ext4 orders its
- * listings by a hash of the names for the same reason. Names of one hash (one chance in 10^9 for
- * two of 100,000) would give the second one's read at the first one's cookie: the second is left
- * out of that pass.
+ * listings by a hash of the names for the same reason. Two names of one hash (about one chance in
+ * a million among 100,000 names) would give the second one's read at the first one's cookie: the
+ * second is left out of a pass whose read stops between them.
  */
 function listingOf(entries: DirEntry[]): Listing {
   const keyed = entries.map((e) => ({ e, key: e.name === '.' ? 1 : e.name === '..' ? 2 : 3 + nameHash(e.name) }))
