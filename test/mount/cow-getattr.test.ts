@@ -7,7 +7,7 @@
 // stat below reaches the daemon; the same script runs on kernel overlayfs, and what stat shows must
 // agree.
 import { execFileSync } from 'node:child_process'
-import { constants, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { type BigIntStats, constants, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { type FileHandle, appendFile, chmod, chown, link, lstat, mkdir, open, readFile, readdir, rename, rm, truncate, unlink, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -66,6 +66,30 @@ const XATTR_FILES: Record<string, Record<string, Buffer>> = {
 }
 
 /** What stat shows of a name in `d` (statLine), against what it showed before the changes. */
+/**
+ * What lstat showed of names, step by step, as lines `step name: ...`: `show(step, names, line)`
+ * adds what `line` makes of each name's lstat, given ` ino same` or ` ino other` as its inode
+ * number compares with the first one shown of that name (nothing the first time), or, where the
+ * lstat fails, what `failed` makes of its error code.
+ */
+function stepLog(at: (name: string) => string, failed = (code: string): string => code) {
+  const lines: string[] = []
+  const inos = new Map<string, bigint>()
+  const show = async (step: string, names: string[], line: (name: string, st: BigIntStats, ino: string) => string | Promise<string>): Promise<void> => {
+    for (const name of names) {
+      const st = await lstat(at(name), { bigint: true }).catch((err: NodeJS.ErrnoException) => err.code ?? String(err))
+      if (typeof st === 'string') {
+        lines.push(`${step} ${name}: ${failed(st)}`)
+        continue
+      }
+      const was = inos.get(name)
+      if (was === undefined) inos.set(name, st.ino)
+      lines.push(`${step} ${name}: ${await line(name, st, was === undefined ? '' : ` ino ${st.ino === was ? 'same' : 'other'}`)}`)
+    }
+  }
+  return { lines, show }
+}
+
 function shown(mnt: string, name: string, before?: Before): Promise<string> {
   return statLine(join(mnt, 'd', name), { before, key: name })
 }
@@ -1032,21 +1056,12 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
         await writeFile(join(lower, 'd3', 'deep', 'g'), 'g')
       })
       try {
-        const shown: string[] = []
-        const inos = new Map<string, bigint>()
-        const show = async (step: string, names: string[]): Promise<void> => {
-          for (const name of names) {
-            const st = await lstat(join(mnt, name), { bigint: true }).catch(() => undefined)
-            if (!st) {
-              shown.push(`${step} ${name}: missing`)
-              continue
-            }
-            const was = inos.get(name)
-            if (was === undefined) inos.set(name, st.ino)
-            const list = st.isDirectory() ? (await readdir(join(mnt, name))).sort().join(',') : ''
-            shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink}${was === undefined ? '' : ` ino ${st.ino === was ? 'same' : 'other'}`} [${list}]`)
-          }
-        }
+        const log = stepLog((name) => join(mnt, name), () => 'missing')
+        const shown = log.lines
+        const show = (step: string, names: string[]): Promise<void> => log.show(step, names, async (name, st, ino) => {
+          const list = st.isDirectory() ? (await readdir(join(mnt, name))).sort().join(',') : ''
+          return `${st.mode.toString(8)} nlink ${st.nlink}${ino} [${list}]`
+        })
         const inC = async (): Promise<number> => driver === 'layerfs' ? (await statsOf(mnt)).loop!.cowDirLookups : 0
         execFileSync('ls', ['-lR', mnt], { stdio: 'ignore' })
         const c0 = await inC()
@@ -1093,18 +1108,12 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
       })
       try {
         const at = (name: string): string => join(mnt, name)
-        const inos = new Map<string, bigint>()
-        const shown: string[] = []
+        const log = stepLog(at)
+        const shown = log.lines
         const inC: number[] = []
         const count = async (): Promise<void> => { if (driver === 'layerfs') inC.push((await statsOf(mnt)).loop!.cowGetattrs) }
-        const show = async (step: string, names: string[]): Promise<void> => {
-          for (const name of names) {
-            const st = await lstat(at(name), { bigint: true })
-            const was = inos.get(name)
-            if (was === undefined) inos.set(name, st.ino)
-            shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} ${st.uid}:${st.gid}${was === undefined ? '' : ` ino ${st.ino === was ? 'same' : 'other'}`}`)
-          }
-        }
+        const show = (step: string, names: string[]): Promise<void> =>
+          log.show(step, names, (_name, st, ino) => `${st.mode.toString(8)} nlink ${st.nlink} ${st.uid}:${st.gid}${ino}`)
         await mkdir(at('a/b/c'), { recursive: true })
         await mkdir(at('merged/new'))
         await rm(at('gone'), { recursive: true })
@@ -1177,22 +1186,13 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
       await writeFile(join(top, 'd', 'hard1'), 'hard')
       await link(join(top, 'd', 'hard1'), join(top, 'd', 'hard2'))
     }, async ({ mnt }, driver) => {
-      const shown: string[] = []
-      const inos = new Map<string, bigint>()
-      const show = async (step: string, names: string[]): Promise<void> => {
-        for (const name of names) {
-          const st = await lstat(join(mnt, name), { bigint: true }).catch((err: NodeJS.ErrnoException) => err.code ?? String(err))
-          if (typeof st === 'string') {
-            shown.push(`${step} ${name}: ${st}`)
-            continue
-          }
-          const was = inos.get(name)
-          if (was === undefined) inos.set(name, st.ino)
-          const text = st.isFile() ? ` ${(await readFile(join(mnt, name), 'utf8')).slice(0, 12)}` : ''
-          const when = Number(st.mtimeMs) === OLD.getTime() ? 'set' : 'kept'
-          shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} size ${st.size} mtime ${when}${was === undefined ? '' : ` ino ${st.ino === was ? 'same' : 'other'}`}${text}`)
-        }
-      }
+      const log = stepLog((name) => join(mnt, name))
+      const shown = log.lines
+      const show = (step: string, names: string[]): Promise<void> => log.show(step, names, async (name, st, ino) => {
+        const text = st.isFile() ? ` ${(await readFile(join(mnt, name), 'utf8')).slice(0, 12)}` : ''
+        const when = Number(st.mtimeMs) === OLD.getTime() ? 'set' : 'kept'
+        return `${st.mode.toString(8)} nlink ${st.nlink} size ${st.size} mtime ${when}${ino}${text}`
+      })
       const forget = (): void => writeFileSync('/proc/sys/vm/drop_caches', '2')
       const lookups = await answeredInC(driver, mnt, 'cowFileLookups')
       const all = ['a', 'b', 'c', 'below', 'gone', 'big', 'hard1', 'hard2', 'sub'].map((name) => `d/${name}`)
@@ -1302,20 +1302,10 @@ describe.skipIf(!fuse.ok)('getattrs of marked lower files answered in C', () => 
       await chmod(join(top, 'm'), 0o750)
       await chown(join(top, 'm'), 1000, 1001)
     }, async ({ mnt }, driver) => {
-      const shown: string[] = []
-      const inos = new Map<string, bigint>()
-      const stats = async (step: string): Promise<void> => {
-        for (const name of dirs) {
-          const st = await lstat(join(mnt, name), { bigint: true }).catch((err: NodeJS.ErrnoException) => err.code ?? String(err))
-          if (typeof st === 'string') {
-            shown.push(`${step} ${name}: ${st}`)
-            continue
-          }
-          const was = inos.get(name)
-          if (was === undefined) inos.set(name, st.ino)
-          shown.push(`${step} ${name}: ${st.mode.toString(8)} nlink ${st.nlink} ${st.uid}:${st.gid}${was === undefined ? '' : ` ino ${st.ino === was ? 'same' : 'other'}`}`)
-        }
-      }
+      const log = stepLog((name) => join(mnt, name))
+      const shown = log.lines
+      const stats = (step: string): Promise<void> =>
+        log.show(step, dirs, (_name, st, ino) => `${st.mode.toString(8)} nlink ${st.nlink} ${st.uid}:${st.gid}${ino}`)
       const lists = async (step: string): Promise<void> => {
         for (const name of dirs) {
           const names = await readdir(join(mnt, name)).catch((err: NodeJS.ErrnoException) => [err.code ?? String(err)])
