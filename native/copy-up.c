@@ -401,11 +401,15 @@ static int commit_exec(op *o) {
 /* Names an unnamed copy TARGET (free: link(2) never replaces), gives PARENT back its times, and
  * closes the fd whatever happens. */
 static int link_exec(op *o) {
-    struct stat parent;
-    int err = lstat(o->name, &parent) < 0 ? errno : link_tmpfile(o->fd, o->dest);
-    if (!err) err = restore_times(o->name, &parent);
+    int err = link_unnamed(o->fd, o->dest, o->name);
     close(o->fd);
     return err;
+}
+
+int link_unnamed(int fd, const char *target, const char *parent) {
+    struct stat before;
+    int err = lstat(parent, &before) < 0 ? errno : link_tmpfile(fd, target);
+    return err ? err : restore_times(parent, &before);
 }
 
 /* The op slots of the caller's change (see stage_exec). */
@@ -482,11 +486,11 @@ napi_value js_stage_small_unnamed_sync(napi_env env, napi_callback_info info) {
                        &o->size, CHANGE_ARGS(o));
 }
 
-int copy_small_unnamed(const char *src, const char *dir, int exact_mode, int empty, int64_t limit, int64_t uid, int64_t gid,
+int copy_small_unnamed(const char *src, const char *dir, int exact_mode, int empty, int meta, int64_t limit, int64_t uid, int64_t gid,
                        int64_t mode, const struct timespec times[2], double *numbers, int *fd, int64_t *bytes, int *cold) {
     op o = {.path = (char *)src, .dest = (char *)dir, .fd = -1, .fd2 = -1, .mode = KIND_FILE,
-            .flags = (empty ? 0 : STAGE_DATA) | (exact_mode ? STAGE_EXACT_MODE : 0),
-            .limit = limit, .off = uid, .off2 = gid, .len = mode, .times = {times[0], times[1]}, .numbers = numbers};
+            .flags = (meta ? STAGE_META : empty ? 0 : STAGE_DATA) | (exact_mode ? STAGE_EXACT_MODE : 0),
+            .limit = meta ? INT64_MAX : limit, .off = uid, .off2 = gid, .len = mode, .times = {times[0], times[1]}, .numbers = numbers};
     int err = stage_small_exec(&o);
     free(o.name); /* the origin own_origin made; path and dest are the caller's */
     *fd = err ? -1 : o.fd;

@@ -31,6 +31,14 @@
  * request can come between the reply and the adoption: the record is queued first, and JS takes
  * records in order.
  *
+ * With metacopy on (cowConfigure's `meta`), a setattr's copy is a metadata-only one instead, as
+ * Core.copyUpNow makes one (copy_small_unnamed with `meta`: the file's size, no data, marked
+ * trusted.overlay.metacopy), and it waits for no flush: it is named here at once where its
+ * directory is in the upper layer, or can be copied up here with the lower ones above it, as for
+ * a rename (meta_name), and JS only takes note of it (Core.adoptCopy with no fd); else JS names it
+ * when it takes the record. The renames, links and setxattrs of lower files are JS's then (it
+ * makes metadata-only copies for those too, where C would copy the data).
+ *
  * A marked lower directory whose parent is in the upper layer by then (chmod -R and chown -R
  * change a directory before they list it) is copied up the same way, as Core.ensureUpperDir copies
  * one: under a temporary name in the work directory, with the change, its origin and times, then
@@ -134,6 +142,10 @@
 /* Nodes marked at most: the oldest marks go first (a walk marks every file it lists). */
 #define COW_MAX 65536
 
+/* Lower directories a rename or a metadata-only copy answered here copies up for one of its
+ * directories, at most. */
+#define LIFT_MAX 32
+
 /* A marked directory's name in its parent: its lookups are answered in C (fll_cow_lookup). */
 typedef struct fll_cow_name {
     struct fll_cow_name *next;
@@ -218,7 +230,7 @@ static struct timespec time_arg(const struct stat *attr, int to_set, int set, in
 /* Record flags of an answered setattr: the copy's data came from the disk; the copy is a directory;
  * the directory's copy records its origin (the lower inode number, in the record's offset); the
  * directory was copied up for a rename answered here (fll_cow_rename), no setattr asked for it. */
-enum { COW_COLD = 1, COW_DIR = 2, COW_DIR_ORIGIN = 4, COW_DIR_LIFTED = 8 };
+enum { COW_COLD = 1, COW_DIR = 2, COW_DIR_ORIGIN = 4, COW_DIR_LIFTED = 8, COW_META = 16, COW_NAMED = 32 };
 /* Record flags of an answered lookup: the node is new (file_lookup, lower_dir_lookup), its inode
  * number in the record's offset, and a directory (lower_dir_lookup), its layers in the record's
  * rdev, or a file JS copies up (held) whose opens for reading JS answers or, passed, C passes
@@ -382,15 +394,16 @@ typedef struct {
 } cow_copied;
 
 /* The copy of the marked lower file `n` a copy-up here makes (copy_small_unnamed, as
- * Core.#stageBehind makes one), with the change `c` folded in (NULL: none), into `k`: its fd. The
+ * Core.#stageBehind makes one; with `meta`, a metadata-only one, as Core.copyUpNow makes one for a
+ * setattr with metacopy on), with the change `c` folded in (NULL: none), into `k`: its fd. The
  * caller takes the mark. */
-static int cow_copy(fll_session *s, const fll_fast_node *n, const cow_change *c, cow_copied *k) {
+static int cow_copy(fll_session *s, const fll_fast_node *n, const cow_change *c, int meta, cow_copied *k) {
     if (!c) c = &NO_CHANGE;
     *k = (cow_copied){.fd = -1};
     /* A file in the upper layer, or a held one, is copied by nobody (its callers refuse it first). */
     if (n->upper || n->held) return -1;
     /* An error leaves no fd (copy_small_unnamed gives -1). */
-    copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, c->empty, s->cow_limit, c->uid, c->gid, c->mode, c->times,
+    copy_small_unnamed(n->src, s->cow_dir, s->cow_exact_mode, c->empty, meta, s->cow_limit, c->uid, c->gid, c->mode, c->times,
                        k->src, &k->fd, &k->bytes, &k->cold);
     k->lifts = cow_lifts(s, n);
     return k->fd;
@@ -406,28 +419,73 @@ static void copy_rec(fll_rec *r, const cow_copied *k) {
     r->lifts = k->lifts;
 }
 
-/* A marked lower file's setattr (see the top): 1 when answered. */
+static int upper_path(fll_session *s, uint64_t ino, char *out);
+static int lift_chain(fll_session *s, uint64_t ino, uint64_t *chain);
+static int lift(fll_session *s, const uint64_t *chain, int depth);
+
+/* Names the metadata-only copy `fd` of the marked file `n` at its name in its directory node
+ * `parent`, as Core names such a copy at once (the directory keeps its times). A directory still
+ * lower (`lifts`), and the lower ones above it, are copied up first, as for a rename answered here
+ * (lift_chain, lift: JS gets their records before this one's), unless a record queued before may
+ * copy directories up in JS. 1 when named; 0 when the copy is for JS to name (`lifts` still set
+ * where JS must copy directories up first); -1 when naming it failed (the request then goes to
+ * JS, which copies the file up its own way or says why not). `n` may have moved after. */
+static int meta_name(fll_session *s, const fll_fast_node *n, uint64_t parent, cow_copied *k, int fd) {
+    const fll_cow_name *e = n->named;
+    char dir[PATH_MAX], target[PATH_MAX];
+    if (!e || e->parent != parent || snprintf(target, sizeof target, "%s", e->name) >= (int)sizeof target) return 0;
+    if (k->lifts) {
+        uint64_t chain[LIFT_MAX];
+        int depth = s->queued_forgets || s->queued_lifts ? -1 : lift_chain(s, parent, chain);
+        if (depth < 0 || !lift(s, chain, depth)) return 0;
+        k->lifts = 0;
+    }
+    if (!upper_path(s, parent, dir)) return 0;
+    size_t len = strlen(dir), name = strlen(target);
+    if (len + 1 + name >= sizeof target) return 0;
+    memmove(target + len + 1, target, name + 1);
+    memcpy(target, dir, len);
+    target[len] = '/';
+    return link_unnamed(fd, target, dir) == 0 ? 1 : -1;
+}
+
+/* A marked lower file's setattr (see the top): 1 when answered. With metacopy on (cow_meta) the
+ * copy is a metadata-only one (COW_META): no data, so no flush to wait for, and no room taken from
+ * the copies that wait for theirs. It is named here (COW_NAMED; JS only takes note) or, when its
+ * directory is still lower, by JS as soon as it takes the record. */
 static int cow_file(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *n, const cow_change *c,
                     const struct stat *attr, int to_set) {
-    if (s->cow_room == 0) return 0;
+    int meta = s->cow_meta;
+    if (!meta && s->cow_room == 0) return 0;
     cow_copied k;
-    int fd = cow_copy(s, n, c, &k);
+    int fd = cow_copy(s, n, c, meta, &k);
     uint64_t shown = n->shown;
-    unmark_src(n);
-    if (fd < 0) return 0;
     struct stat st;
-    fll_rec *r = calloc(1, sizeof *r);
+    fll_rec *r = fd < 0 ? NULL : calloc(1, sizeof *r);
     /* killpriv (every chown asks for it): the copy's own chown cleared setuid and setgid as the
      * kernel clears them; what JS would still clear it checks by the mode, which only a set-ID
      * bit left over leaves to it. */
-    if (!r || fstat(fd, &st) < 0 || ((s->kill_suidgid || (to_set & COW_KILL)) && (st.st_mode & (S_ISUID | S_ISGID)))) {
+    int named = -1;
+    if (r && fstat(fd, &st) == 0 && !((s->kill_suidgid || (to_set & COW_KILL)) && (st.st_mode & (S_ISUID | S_ISGID)))) {
+        named = meta ? meta_name(s, n, n->parent, &k, fd) : 0;
+        n = fll_node_find(s, ino); /* lifted directories' copies may have moved it */
+    }
+    if (n) unmark_src(n);
+    if (named < 0) {
         free(r);
-        close(fd);
+        if (fd >= 0) close(fd);
         return 0;
     }
     copy_rec(r, &k);
-    s->cow_room--;
-    /* No time to live: the copy is not named yet (JS names it after its flush). */
+    if (named) {
+        close(fd);
+        r->fh = 0;
+        r->flags |= COW_NAMED;
+    }
+    if (meta) r->flags |= COW_META;
+    else s->cow_room--;
+    /* No time to live: the copy is not named yet (JS names it after its flush, or a metadata-only
+     * one when it takes the record), or JS has not taken note of it yet. */
     answer(s, req, ino, &st, shown, 0.0, r, attr, to_set, 0);
     return 1;
 }
@@ -554,7 +612,7 @@ int fll_cow_open(fll_session *s, fuse_req_t req, fuse_ino_t ino, fll_fast_node *
     if (n->upper) return upper_open(s, req, ino, n, fi);
     if (s->cow_room == 0) return 0;
     cow_copied k;
-    int fd = cow_copy(s, n, fi->flags & O_TRUNC ? &TRUNCATED : NULL, &k);
+    int fd = cow_copy(s, n, fi->flags & O_TRUNC ? &TRUNCATED : NULL, 0, &k);
     /* The mark goes (the caller drops the node if nothing else keeps it). */
     unmark_src(n);
     if (fd < 0) return 0;
@@ -1019,9 +1077,6 @@ int fll_cow_lookup(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
     return 1;
 }
 
-/* Lower directories a rename answered here copies up for one of its directories, at most. */
-#define LIFT_MAX 32
-
 /* The marked lower directories from the directory node `ino` up to the first one marked as in the
  * upper layer, into chain (LIFT_MAX), `ino` first: their count, or -1 when a mark on the way is
  * gone or there are more. */
@@ -1116,7 +1171,7 @@ static int move_copy(fll_session *s, const fll_fast_node *n, uint64_t ino, uint6
     if (!n || !n->src || n->dir || n->upper || n->held || n->made || n->opens || n->js_open || !missing_in(s, newparent, newname, 1) ||
         !move_chains(s, ino, parent, newparent, m))
         return 0;
-    return cow_copy(s, n, NULL, &m->copy) >= 0;
+    return cow_copy(s, n, NULL, 0, &m->copy) >= 0;
 }
 
 /* The copy a rename or link answered here carries to JS: its fd (fh), its bytes (size), the lower
@@ -1162,7 +1217,7 @@ static void touch_dir(const char *path) {
  */
 int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                    const char *newname, unsigned int flags) {
-    if (!s->cow_dir || !s->cow_names || !s->cow_pending || s->queued_forgets || s->queued_lifts || s->cow_room == 0 ||
+    if (!s->cow_dir || s->cow_meta || !s->cow_names || !s->cow_pending || s->queued_forgets || s->queued_lifts || s->cow_room == 0 ||
         (flags & ~(unsigned int)RENAME_NOREPLACE) || strncmp(newname, ".wh.", 4) == 0)
         return 0;
     const fll_cow_name *e = name_entry(s->cow_names, parent, name);
@@ -1223,7 +1278,7 @@ int fll_cow_rename(fll_session *s, fuse_req_t req, fuse_ino_t parent, const char
  * the file), and while JS has ids left to give. 1 when answered.
  */
 int fll_cow_link(fll_session *s, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
-    if (!s->cow_dir || !s->cow_pending || s->queued_forgets || s->queued_lifts || s->cow_room == 0 ||
+    if (!s->cow_dir || s->cow_meta || !s->cow_pending || s->queued_forgets || s->queued_lifts || s->cow_room == 0 ||
         s->ids_next >= s->ids_end || strncmp(newname, ".wh.", 4) == 0)
         return 0;
     fll_fast_node *n = fll_node_find(s, ino);
@@ -1432,13 +1487,13 @@ int fll_made_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char
  * markers). 1 when answered; the mark goes whatever happens, as at a setattr. */
 int fll_cow_setxattr(fll_session *s, fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                      size_t size, int flags) {
-    if (!s->cow_dir || s->queued || s->cow_room == 0 || strncmp(name, "user.", 5) != 0 ||
+    if (!s->cow_dir || s->cow_meta || s->queued || s->cow_room == 0 || strncmp(name, "user.", 5) != 0 ||
         strncmp(name, "user.overlay.", 13) == 0)
         return 0;
     fll_fast_node *n = fll_node_find(s, ino);
     if (!n || !n->src || n->dir || n->upper || n->held) return 0;
     cow_copied k;
-    int fd = cow_copy(s, n, NULL, &k);
+    int fd = cow_copy(s, n, NULL, 0, &k);
     unmark_src(n);
     if (fd < 0) return 0;
     fll_rec *r = calloc(1, sizeof *r);
@@ -1525,23 +1580,27 @@ static int bool_arg(napi_env env, const napi_value *argv, size_t argc, size_t i,
     return 0;
 }
 
-/* cowConfigure(handle, workDir, maxSize, attrTimeout, exactModes, negativeTimeout): setattrs of
+/* cowConfigure(handle, workDir, maxSize, attrTimeout, exactModes, negativeTimeout, entryTimeout, passLowerMin,
+ * meta): setattrs of
  * marked nodes may be answered in C, their copies made in workDir, for files of at most maxSize
  * bytes; a directory's attributes are given attrTimeout seconds to live; exactModes: copies may be
  * made with their modes (STAGE_EXACT_MODE, see Stager.exactModes); a name missing from a directory
- * marked with probeAllow, negativeTimeout seconds (0: answered ENOENT). */
+ * marked with probeAllow, negativeTimeout seconds (0: answered ENOENT); meta: metacopy is on (the
+ * copies of setattrs are metadata-only ones; renames, links and setxattrs of lower files go to JS,
+ * which makes those too). */
 napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
-    size_t argc = 8;
-    napi_value argv[8];
+    size_t argc = 9;
+    napi_value argv[9];
     if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
     fll_session *s = fll_unwrap(env, argv[0]);
     int64_t limit, pass_min = 0;
     double timeout, negative, entry;
-    bool exact_mode = false;
+    bool exact_mode = false, meta = false;
     if (!s || !fll_int(env, argv[2], "maxSize", 0, 9007199254740991.0, &limit) ||
         !seconds_arg(env, argv, argc, 3, "attrTimeout", &timeout) || !bool_arg(env, argv, argc, 4, "exactModes", &exact_mode) ||
         !seconds_arg(env, argv, argc, 5, "negativeTimeout", &negative) || !seconds_arg(env, argv, argc, 6, "entryTimeout", &entry) ||
-        (argc > 7 && !fll_int(env, argv[7], "passLowerMin", 0, 9007199254740991.0, &pass_min)))
+        (argc > 7 && !fll_int(env, argv[7], "passLowerMin", 0, 9007199254740991.0, &pass_min)) ||
+        !bool_arg(env, argv, argc, 8, "meta", &meta))
         return NULL;
     char *dir = fll_string(env, argv[1], "workDir");
     if (!dir) return NULL;
@@ -1566,6 +1625,7 @@ napi_value fll_js_cow_configure(napi_env env, napi_callback_info info) {
     s->cow_attr_timeout = timeout;
     s->cow_negative_timeout = negative;
     s->cow_exact_mode = exact_mode;
+    s->cow_meta = meta;
     s->cow_pass_min = pass_min;
     return NULL;
 }

@@ -292,6 +292,7 @@ typedef struct fll_session {
     double cow_attr_timeout; /* seconds a copied-up directory's attributes live (JS's attr timeout) */
     double made_attr_timeout; /* seconds the attributes of a file JS made live (JS's attr timeout) */
     int cow_exact_mode;      /* copies are made with their modes (STAGE_EXACT_MODE) */
+    int cow_meta;            /* a setattr's copy is a metadata-only one (metacopy=on, see cow_file) */
     int64_t cow_pass_min;    /* a lower file of this size or more passes through when opened for reading (0:
                               * none), as JS's OpenFiles.passesLower has it while passthrough is granted */
 

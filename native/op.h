@@ -82,9 +82,14 @@ void stat_numbers(double *out, const struct stat *st);
  * most `limit` bytes), 0 with the copy's fd and its bytes, or an errno (nothing left behind).
  * `numbers` receives SRC's lstat (ST_FIELDS); *cold whether its data had to be read from the disk.
  * `exact_mode`: a file made in DIR gets exactly the mode it is made with (see STAGE_EXACT_MODE);
- * `empty`: the copy gets none of SRC's bytes (an O_TRUNC open's). */
-int copy_small_unnamed(const char *src, const char *dir, int exact_mode, int empty, int64_t limit, int64_t uid, int64_t gid,
+ * `empty`: the copy gets none of SRC's bytes (an O_TRUNC open's); `meta`: it is a metadata-only copy
+ * (overlayfs metacopy: SRC's size with no data, marked trusted.overlay.metacopy), of any size. */
+int copy_small_unnamed(const char *src, const char *dir, int exact_mode, int empty, int meta, int64_t limit, int64_t uid, int64_t gid,
                        int64_t mode, const struct timespec times[2], double *numbers, int *fd, int64_t *bytes, int *cold);
+
+/* Names the unnamed copy open as FD (copy_small_unnamed) TARGET, which must be free, in the directory
+ * PARENT, which keeps its times (as linkCopy names one; FD stays open): 0 or an errno. */
+int link_unnamed(int fd, const char *target, const char *parent);
 
 /* The same for the lower directory SRC (a setattr of it answered in C, and every directory copy-up
  * of the union): copied up as stageCopySync copies a directory, under a temporary name in DIR,

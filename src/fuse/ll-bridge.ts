@@ -171,7 +171,7 @@ export class LowLevelBridge {
     const behind = options.ids ? undefined : union.copyBehind
     if (behind) {
       this.#session.cowConfigure(behind.dir, behind.maxSize, options.attrTimeout, behind.exactModes, options.negativeTimeout > 0 ? options.negativeTimeout : 0, options.entryTimeout,
-        options.passthrough === 'on' ? PASSTHROUGH_READ_MIN : 0)
+        options.passthrough === 'on' ? PASSTHROUGH_READ_MIN : 0, behind.meta)
       this.#session.cowRoom(behind.room)
       union.onCopyRoom = (room) => this.#session.cowRoom(room)
       // A directory copied up (by the union, or in C and adopted) has its later setattrs answered
@@ -842,9 +842,11 @@ export class LowLevelBridge {
   /** The copy of the lower file `node` (at `path`) C made at a setattr or an open: the union takes
    *  it over. A copy that read its data from the disk is what a reader going through a directory's
    *  files uncached makes (chmod -R of a layer not in the page cache): the next ones are read ahead. */
-  #adoptedFile(node: Node, path: string, copy: { fd: number; bytes: number; srcIno: number; cold: boolean }): void {
+  #adoptedFile(node: Node, path: string, copy: { fd: number; bytes: number; srcIno: number; cold: boolean; meta?: boolean }): void {
     node.cow = false
-    this.#union.adoptCopySync(path, copy.fd, copy.bytes, copy.srcIno)
+    this.#union.adoptCopySync(path, copy.fd, copy.bytes, copy.srcIno, copy.meta)
+    // A metadata-only copy read none of the file's data.
+    if (copy.meta) return
     if (copy.cold) this.#uncachedRead(node)
     else this.#cachedRead(node)
   }

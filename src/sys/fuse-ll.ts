@@ -101,11 +101,12 @@ export type Request = {
       killSuidgid: boolean
       waiting: number
       /** `answered`: the copy-up C made and answered for (see Session.cowConfigure): of a file, its
-       *  fd, its bytes of data, the lower file's inode number, and whether its data was read from
-       *  the disk; of a directory (`dir`), named already, the inode number it shows (`ino`, its
+       *  fd, its bytes of data, the lower file's inode number, whether its data was read from the
+       *  disk (fd -1: a metadata-only copy C named already), and whether it is a metadata-only copy
+       *  (`meta`, see cowConfigure); of a directory (`dir`), named already, the inode number it shows (`ino`, its
        *  lower one) when its copy recorded that as its origin, and whether it was copied up for a
        *  rename answered in C (`lifted`: no setattr asked for it). */
-      copy?: { dir: false; fd: number; bytes: number; srcIno: number; cold: boolean } | { dir: true; ino?: number; lifted: boolean }
+      copy?: { dir: false; fd: number; bytes: number; srcIno: number; cold: boolean; meta: boolean } | { dir: true; ino?: number; lifted: boolean }
     }
   | { op: 'readlink'; ino: number }
   | { op: 'mknod'; parent: number; name: string; mode: number; rdev: number }
@@ -263,7 +264,7 @@ interface Addon {
   fuseLlGranted(h: Handle): number
   fuseLlLoopStats(h: Handle): number[]
   fuseLlSoleCaller(h: Handle): boolean
-  fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number, passLowerMin: number): void
+  fuseLlCowConfigure(h: Handle, workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number, passLowerMin: number, meta: boolean): void
   fuseLlCowRoom(h: Handle, room: number): void
   fuseLlCowOpenFh(h: Handle, fh: number): number
   fuseLlCowAllow(h: Handle, node: number, src: string | Buffer, shownIno: number, dst?: string | Buffer, sole?: boolean, first?: boolean, busy?: boolean, parent?: number, name?: string | Buffer, kind?: number): number
@@ -357,11 +358,12 @@ function ctxOf(uid: number, gid: number, pid: number, umask: number): Ctx {
 
 /** The copy an answered setattr carries (see fuse-ll-cow.c: flags 1, its data came from the disk; 2,
  *  a directory; 4, one whose copy records its origin, the inode number in the offset; 8, one copied
- *  up for a rename). */
+ *  up for a rename; 16, a metadata-only copy of a file; 32, one named already, with no fd). */
 function answeredCopy(f: Float64Array): NonNullable<(Request & { op: 'setattr' })['copy']> {
   const flags = f[F.FLAGS]!
   if (flags & 2) return { dir: true, ino: flags & 4 ? f[F.OFFSET]! : undefined, lifted: (flags & 8) !== 0 }
-  return { dir: false, fd: f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: f[F.FLAGS] === 1 }
+  const named = (flags & 32) !== 0
+  return { dir: false, fd: named ? -1 : f[F.FH]!, bytes: f[F.SIZE]!, srcIno: f[F.OFFSET]!, cold: (flags & 1) !== 0, meta: (flags & 16) !== 0 }
 }
 
 /** The Request for a record: which fields an op carries follows native/fuse-ll-ops.c. */
@@ -619,10 +621,12 @@ export class Session {
    * `negativeTimeout` seconds (0: ENOENT); and the lookup of a marked directory by the name
    * cowAllow gave it, as an entry living `entryTimeout` seconds. A lower file looked up in C of
    * `passLowerMin` bytes or more (0: none) passes through when opened for reading, while the kernel
-   * grants passthrough (see cowAllow's 'passed').
+   * grants passthrough (see cowAllow's 'passed'). With `meta` (metacopy on), a setattr's copy is a
+   * metadata-only one, which C names at once where its directory is in the upper layer (else JS
+   * when it takes it), and takes no room; the renames, links and setxattrs of lower files are JS's.
    */
-  cowConfigure(workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number, passLowerMin: number): void {
-    this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize, attrTimeout, exactModes, negativeTimeout, entryTimeout, passLowerMin)
+  cowConfigure(workDir: string | Buffer, maxSize: number, attrTimeout: number, exactModes: boolean, negativeTimeout: number, entryTimeout: number, passLowerMin: number, meta: boolean): void {
+    this.#n.fuseLlCowConfigure(this.#h, workDir, maxSize, attrTimeout, exactModes, negativeTimeout, entryTimeout, passLowerMin, meta)
   }
 
   /** How many more copies C may make before it is told again. */

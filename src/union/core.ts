@@ -263,14 +263,15 @@ export class Core {
   /**
    * Where a copy of a small lower file may be made outside the union, with a setattr's change on it,
    * to be adopted as one of its own (adoptCopy): the work directory, the biggest file it may be
-   * for, and how many such copies may wait for their flush now (onCopyRoom tells the changes).
-   * Undefined where the union would not make such a copy itself (no flush behind, metacopy). The
-   * FUSE bridge answers such setattrs in C (native/fuse-ll-cow.c).
+   * for, how many such copies may wait for their flush now (onCopyRoom tells the changes), and
+   * whether a setattr's copy is a metadata-only one (metacopy on: named at its adoption, it waits
+   * for no flush). Undefined where the union would not make such a copy itself (no flush behind).
+   * The FUSE bridge answers such setattrs in C (native/fuse-ll-cow.c).
    */
-  get copyBehind(): { dir: HostPath; maxSize: number; room: number; exactModes: boolean } | undefined {
+  get copyBehind(): { dir: HostPath; maxSize: number; room: number; exactModes: boolean; meta: boolean } | undefined {
     const stager = this.#stager
-    if (!this.upper || !stager || this.metacopy || !this.flushBehind || !stager.syncsData || !stager.unnamed) return undefined
-    return { dir: stager.dir, maxSize: COPY_NOW_MAX, room: DEFERRED_MAX - this.#deferred.size, exactModes: stager.exactModes }
+    if (!this.upper || !stager || !this.flushBehind || !stager.syncsData || !stager.unnamed) return undefined
+    return { dir: stager.dir, maxSize: COPY_NOW_MAX, room: DEFERRED_MAX - this.#deferred.size, exactModes: stager.exactModes, meta: this.metacopy }
   }
 
   /** Whether a lower file, as listed or looked up, is one copyBehind is for (see there). */
@@ -314,13 +315,26 @@ export class Core {
 
   /**
    * Take over a copy of the lower file `rel` made outside the union (see copyBehind), held open as
-   * `fd`, of `bytes` bytes of data, from the lower inode `srcIno`: deferred as #stageBehind's are.
+   * `fd`, of `bytes` bytes of data, from the lower inode `srcIno`: deferred as #stageBehind's are,
+   * or, a metadata-only copy (`meta`), named now; one its maker named already has no fd (-1).
    * Its caller has been answered already: a copy that cannot be taken (its directory cannot be
    * copied up, or the name no longer means that file) is lost, as one whose flush fails.
    */
-  adoptCopy(rel: string, fd: number, bytes: number, srcIno: number): void {
+  adoptCopy(rel: string, fd: number, bytes: number, srcIno: number, meta = false): void {
     const started = nowMs()
     const entry = this.resolver.resolve(rel)
+    if (fd < 0) {
+      // Named at `rel` already, in a directory in the upper layer: the lower file it was made of is
+      // what the union still shows there; anything else (never seen) is read again from the disk.
+      if (entry?.kind === 'file' && !inUpper(entry)) {
+        this.#nowUpper(entry, BigInt(srcIno), meta)
+        this.resolver.set(rel, entry)
+      } else {
+        this.resolver.invalidate(rel)
+      }
+      this.#count({ fd, bytes }, started)
+      return
+    }
     try {
       if (!entry || inUpper(entry) || entry.kind !== 'file') throw fsError('ESTALE', `/${rel} is no longer that lower file`)
       this.ensureUpperDir(this.resolver.get(splitPath(rel)[0]))
@@ -328,7 +342,8 @@ export class Core {
       closeSync(fd)
       return this.#reportLost(rel, err)
     }
-    this.#copied(entry, { fd, bytes }, false, BigInt(srcIno), started, undefined, true)
+    // A metadata-only copy has no data to flush: named now, as copyUpNow names one.
+    this.#copied(entry, { fd, bytes }, meta, BigInt(srcIno), started, undefined, !meta)
   }
 
   /** Whether the flush and name of this lower file's copy may wait (see #defer), if it has one link. */

@@ -652,7 +652,7 @@ export class Union {
    * flush now, whether copies may be made with their modes from the start (Stager.exactModes), or undefined
    * when they may not be (see Core.copyBehind).
    */
-  get copyBehind(): { dir: HostPath; maxSize: number; room: number; exactModes: boolean } | undefined {
+  get copyBehind(): { dir: HostPath; maxSize: number; room: number; exactModes: boolean; meta: boolean } | undefined {
     return this.#core.copyBehind
   }
 
@@ -785,8 +785,8 @@ export class Union {
   }
 
   /** Take over the copy of the lower file at `path` made outside the union (see Core.adoptCopy). */
-  adoptCopySync(path: string, fd: number, bytes: number, srcIno: number): void {
-    this.#core.adoptCopy(relPath(path), fd, bytes, srcIno)
+  adoptCopySync(path: string, fd: number, bytes: number, srcIno: number, meta = false): void {
+    this.#core.adoptCopy(relPath(path), fd, bytes, srcIno, meta)
   }
 
   /** Take over the rename of the lower file at `from` to `to` made outside the union, its copy

@@ -314,6 +314,33 @@ export const SCENARIOS: Scenario[] = [
       ops: [['setxattr', 'f', 'user.k', 'v'], ['readFile', 'f'], ['unlink', 'f'], ['readdir', '']],
     },
     {
+      // chown -R's order: each directory listed, its files changed, then the directory itself. The
+      // first file of a lower directory copies that directory (and the lower ones above it) up
+      // first; a listed file's change is made and named without JS (native/fuse-ll-cow.c).
+      name: 'chown -R order: files listed and changed before their directories',
+      layers: [{ 't/a/b/g': { file: 'ggg', mode: 0o755 }, 't/a/f1': 'lower one', 't/a/f2': { file: 'two', xattrs: { 'user.k': 'v' } }, 't/h': 'h', 't/s': { file: 's', mode: 0o4755 } },
+        { 't/a/f1': 'hidden', 't/a/old': 'o' }],
+      options: ['metacopy=on'],
+      ops: [['readdir', 't'], ['readdir', 't/a'], ['readdir', 't/a/b'],
+        ['chown', 't/a/b/g', 1000, 1000], ['chown', 't/a/b', 1000, 1000], ['chown', 't/a/f1', 1000, 1000],
+        ['chown', 't/a/f2', 1000, 1000], ['chown', 't/a/old', 1000, 1000], ['chown', 't/a', 1000, 1000],
+        ['chown', 't/h', 1000, 1000], ['chown', 't/s', 1000, 1000], ['chown', 't', 1000, 1000],
+        ['stat', 't/a/b/g'], ['stat', 't/a/f1'], ['stat', 't/s'], ['stat', 't/a'], ['getxattr', 't/a/f2', 'user.k'],
+        ['readFile', 't/a/b/g'], ['readFile', 't/a/f1'], ['readFile', 't/a/old'],
+        ['appendFile', 't/a/f1', '+'], ['readFile', 't/a/f1'], ['rename', 't/a/f2', 't/a/f3'], ['readFile', 't/a/f3'],
+        ['truncate', 't/h', 0], ['stat', 't/h'], ['readdir', 't/a']],
+    },
+    {
+      // chmod -R's order: a directory changed before it is listed, then its files.
+      name: 'chmod -R order: each directory changed, listed, then its files',
+      layers: [{ 'd/e/f': 'deep data', 'd/g': { file: 'gg', mode: 0o600 }, 'd/e/big': { file: 'big head', size: 200 << 10 } }],
+      options: ['metacopy=on'],
+      ops: [['chmod', 'd', 0o750], ['readdir', 'd'], ['chmod', 'd/e', 0o750], ['readdir', 'd/e'], ['chmod', 'd/e/f', 0o640],
+        ['chmod', 'd/e/big', 0o640], ['chmod', 'd/g', 0o640], ['utimes', 'd/g', T1, T2],
+        ['stat', 'd/e/f'], ['stat', 'd/e/big'], ['stat', 'd/g'], ['stat', 'd/e'], ['readFile', 'd/e/f'], ['readFile', 'd/e/big'],
+        ['open', 'd/e/f', 'r+', { write: 'D' }], ['readFile', 'd/e/f'], ['stat', 'd/e/f']],
+    },
+    {
       // A metadata-only copy unlinked while open: its data is still the lower file's, until a size
       // change (a truncate by path, through /proc, of one open read-only) copies it into the copy.
       name: 'chmod, open, unlink: the open file reads the lower data and takes changes',

@@ -45,7 +45,8 @@ export interface MountFrame {
   /**
    * Fresh lower dirs (`lowers` of them, default 1), upper, work and mount point; `fill` writes the
    * lowers, then `driver` mounts them: kernel overlayfs, or layerfs with `options` (',name=value...')
-   * appended to the layer options. The differential tests run one script on each.
+   * appended to the layer options (the kernel takes those it has too: metacopy). The differential
+   * tests run one script on each.
    */
   stack(driver: 'kernel' | 'layerfs', options: string, fill: (...lowers: string[]) => Promise<void>, lowers?: number): Promise<Stack & { handle: MountHandle }>
   /**
@@ -85,7 +86,7 @@ export function mountFrame(label: string, dirMode?: number): MountFrame {
       for (const d of [...lowers, upper, work, mnt]) await mkdir(d, { recursive: true })
       await fill(...lowers)
       const handle = driver === 'kernel'
-        ? mounts.add(await mountOverlay({ lowers, upper, work, mnt }))
+        ? mounts.add(await mountOverlay({ lowers, upper, work, mnt, options: kernelOptions(options) }))
         : mounts.add(await mountFuse([CLI, '-o', `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}${options}`, mnt], mnt))
       return { mnt, upper, lowers, handle }
     },
@@ -116,4 +117,9 @@ export function layerfsSuite(label: string, dirMode?: number): LayerfsSuite {
       return { mnt, upper, lowers }
     },
   }
+}
+
+/** The options of a layerfs mount (',name=value...') that kernel overlayfs has too, as its -o list. */
+function kernelOptions(options: string): string[] {
+  return options.split(',').filter((o) => /^metacopy=/.test(o))
 }
