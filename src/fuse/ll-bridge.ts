@@ -1215,7 +1215,13 @@ export class LowLevelBridge {
       // The kernel looks the name up again and opens the node that replaces this one.
       this.#union.releaseSync(fh)
       if (node) {
-        this.#nodes.retire(node)
+        // Its files opened in C go on reading the lower data they pass through to, but their other
+        // requests (an fstat) are answered from a file of the node's: the copy this open made, which
+        // overlayfs would show them (#anchor). By its name they would reach whatever has it later
+        // (nothing, after an unlink; a directory made there, a type the kernel refuses: EIO).
+        this.#keepFastData(node)
+        if (this.#anchors.has(node.id) && node.parent) this.#nodes.detach(node.parent, node.name)
+        else this.#nodes.retire(node)
         this.#unmark(node)
         if (node.fast) this.#session.fastDeny(nodeId)
       }

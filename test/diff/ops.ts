@@ -40,8 +40,8 @@ export type RenameFlag = 'noreplace' | 'exchange' | 'whiteout'
 
 /** Steps of heldOpen: through the file held open ('read' its first bytes, its 'size'), or a change
  *  through the other name ('write' over its start, 'append', 'truncate' to 2 bytes, an O_TRUNC
- *  open 'otrunc' that writes one byte). */
-export type HeldStep = 'read' | 'size' | 'write' | 'append' | 'truncate' | 'otrunc'
+ *  open 'otrunc' that writes one byte, 'unlink' it, 'mkdir' a directory there). */
+export type HeldStep = 'read' | 'size' | 'write' | 'append' | 'truncate' | 'otrunc' | 'unlink' | 'mkdir'
 /** Steps of mmap, on one descriptor of the file (opened 'r' or 'r+') and the one shared map of it
  *  that 'share' makes (the whole file; writable when the descriptor is): 'shareWritable' asks for a
  *  writable shared map whatever the descriptor ('ok' or its errno); 'private' writes 'PRV' into a
@@ -427,6 +427,12 @@ export class FsTarget implements OpTarget {
         return 'ok'
       case 'otrunc':
         await fs.writeFile(other, 'T')
+        return 'ok'
+      case 'unlink':
+        await fs.unlink(other)
+        return 'ok'
+      case 'mkdir':
+        await fs.mkdir(other)
         return 'ok'
     }
   }

@@ -10,6 +10,8 @@
 //   DIFF_RANDOM_COUNT=N    how many seeds (default 24)
 //   DIFF_RANDOM_OPS=N      operations per script (default 30)
 //   DIFF_DUMP=<dir>        write each script's two runs there as JSON
+//   DIFF_RANDOM_OPTIONS=o  mount options for both sides (e.g. metacopy=on), comma-separated
+//   DIFF_RANDOM_FLAVOR=f   only scripts of that flavor (namespace, io, users)
 import { join } from 'node:path'
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -31,6 +33,8 @@ const firstSeed = Number(process.env.DIFF_RANDOM_SEED ?? 1)
 const count = Number(process.env.DIFF_RANDOM_COUNT ?? 24)
 const opsPerScript = Number(process.env.DIFF_RANDOM_OPS ?? 30)
 const dumpDir = process.env.DIFF_DUMP
+const mountOptions = (process.env.DIFF_RANDOM_OPTIONS ?? '').split(',').filter((o) => o !== '')
+const onlyFlavor = process.env.DIFF_RANDOM_FLAVOR
 
 /**
  * What the kernel leaves behind of a rename it refuses, which layerfs does not: overlayfs marks a
@@ -72,9 +76,10 @@ describe.skipIf(skipReason !== undefined)('differential: random scripts, kernel 
     // Other users: each of their operations is a process of its own (a second each way).
     ...(seed % 4 === 1 ? [{ seed, flavor: 'users' as const, driver: layerfs }] : []),
   ])
-  for (const { seed, flavor, driver } of runs) {
+  for (const { seed, flavor, driver } of runs.filter((run) => onlyFlavor === undefined || run.flavor === onlyFlavor)) {
     it(`${flavor} seed ${seed}${driver === layerfs ? '' : ' (passthrough=off)'}`, async () => {
-      const s = randomScript(seed, opsPerScript, flavor)
+      const drawn = randomScript(seed, opsPerScript, flavor)
+      const s = mountOptions.length > 0 ? { ...drawn, options: [...(drawn.options ?? []), ...mountOptions] } : drawn
       const startSec = Math.floor(Date.now() / 1000)
       const base = await makeTempDir('diff-random')
       liveBases.add(base)
