@@ -40,8 +40,9 @@ export type RenameFlag = 'noreplace' | 'exchange' | 'whiteout'
 
 /** Steps of heldOpen: through the file held open ('read' its first bytes, its 'size'), or a change
  *  through the other name ('write' over its start, 'append', 'truncate' to 2 bytes, an O_TRUNC
- *  open 'otrunc' that writes one byte, 'unlink' it, 'mkdir' a directory there). */
-export type HeldStep = 'read' | 'size' | 'write' | 'append' | 'truncate' | 'otrunc' | 'unlink' | 'mkdir'
+ *  open 'otrunc' that writes one byte, 'unlink' it, 'mkdir' a directory there), or 'renameTo': the
+ *  held name renamed to the other. */
+export type HeldStep = 'read' | 'size' | 'write' | 'append' | 'truncate' | 'otrunc' | 'unlink' | 'mkdir' | 'renameTo'
 /** Steps of mmap, on one descriptor of the file (opened 'r' or 'r+') and the one shared map of it
  *  that 'share' makes (the whole file; writable when the descriptor is): 'shareWritable' asks for a
  *  writable shared map whatever the descriptor ('ok' or its errno); 'private' writes 'PRV' into a
@@ -388,7 +389,7 @@ export class FsTarget implements OpTarget {
     try {
       for (const step of steps) {
         try {
-          out.push(await this.#heldStep(fh, this.abs(other), step))
+          out.push(step === 'renameTo' ? (await fs.rename(this.abs(held), this.abs(other)), 'ok') : await this.#heldStep(fh, this.abs(other), step))
         } catch (e) {
           out.push(String((e as { code?: string }).code ?? e))
         }
@@ -407,7 +408,7 @@ export class FsTarget implements OpTarget {
     const out = await runOrErrno('python3', ['-c', HUGE_OFFSETS_SCRIPT, this.abs(p)])
     return JSON.parse(out) as string[]
   }
-  async #heldStep(fh: fs.FileHandle, other: string, step: HeldStep): Promise<string> {
+  async #heldStep(fh: fs.FileHandle, other: string, step: Exclude<HeldStep, 'renameTo'>): Promise<string> {
     switch (step) {
       case 'read': {
         const buf = Buffer.alloc(64)

@@ -341,6 +341,17 @@ export const SCENARIOS: Scenario[] = [
         ['open', 'd/e/f', 'r+', { write: 'D' }], ['readFile', 'd/e/f'], ['stat', 'd/e/f']],
     },
     {
+      // A reader opened on the lower file, which a rename then copies up (metadata only, its data
+      // found through the redirect), reads what a write through the new name puts in the copy, as
+      // overlayfs's readers do; and so do later opens (no pages of the lower bytes left behind).
+      name: 'a reader of a file renamed (metadata only), then written, reads the new bytes',
+      layers: [{ f: 'lower data', small: 'abc', 'd/h': 'hole then' }],
+      options: ['metacopy=on'],
+      ops: [['heldOpen', 'f', 'g', ['read', 'renameTo', 'read', 'append', 'read', 'size', 'write', 'read']], ['readFile', 'g'],
+        ['heldOpen', 'small', 'small2', ['renameTo', 'truncate', 'read', 'size']], ['readFile', 'small2'],
+        ['heldOpen', 'd/h', 'd/h2', ['read', 'renameTo', 'otrunc', 'read', 'size']], ['readFile', 'd/h2']],
+    },
+    {
       // A metadata-only copy unlinked while open: its data is still the lower file's, until a size
       // change (a truncate by path, through /proc, of one open read-only) copies it into the copy.
       name: 'chmod, open, unlink: the open file reads the lower data and takes changes',
