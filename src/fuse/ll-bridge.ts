@@ -312,6 +312,8 @@ export class LowLevelBridge {
   #replyAttr(req: number, node: Node | undefined, attr: Attr): void {
     const timeout = this.#attrTimeout(node, attr)
     if (node) {
+      // A copy-up may change the number a file shows (see 'link'): its other names are found by it.
+      this.#nodes.setIno(node, attr.ino)
       node.attrsExpired = timeout === 0
       node.ctimeExpired = false
     }
@@ -364,8 +366,7 @@ export class LowLevelBridge {
   }
 
   /** Reply to a request that creates a name: look the new object up and count the reference. */
-  #replyNewEntry(req: number, parent: Node, name: string, path: string): { node: Node; attr: Attr } {
-    const attr = this.#union.getattrSync(path)
+  #replyNewEntry(req: number, parent: Node, name: string, path: string, attr = this.#union.getattrSync(path)): { node: Node; attr: Attr } {
     const node = this.#nodes.remember(parent, name, attr.ino)
     this.#session.replyEntry(req, this.#entry(node, attr))
     // A name given to a copy not named yet (a deferred link) took its attributes with no time to
@@ -1128,8 +1129,13 @@ export class LowLevelBridge {
         if (from === undefined) union.linkUnnamedSync(this.#handleOfUnnamed(source), path)
         else if (!union.tryLink(from, path, r.waiting === 0)) return false
         this.#fastDenyIno(source.ino)
+        // The file's number as shown now: a copy-up of a lower file with other names gave it the
+        // copy's own (overlayfs keeps no link to the lower names), which its node may not know yet,
+        // and the new name is found by it (#invalidateSiblings, #dropSiblingPages).
+        const attr = union.getattrSync(path)
+        this.#nodes.setIno(source, attr.ino)
         this.#linked(source)
-        this.#replyNewEntry(r.req, parent, r.newname, path)
+        this.#replyNewEntry(r.req, parent, r.newname, path, attr)
         return true
       }
       case 'unlink': {

@@ -126,6 +126,14 @@ export class NodeTable {
     return node
   }
 
+  /** The inode number `node` shows is `ino` now (a copy-up gave it the copy's own). */
+  setIno(node: Node, ino: number): void {
+    if (node.ino === ino) return
+    this.#unindexIno(node)
+    node.ino = ino
+    this.#indexIno(node)
+  }
+
   /** `count` node ids no node of this table will take: the first. */
   reserve(count: number): number {
     const first = this.#next

@@ -978,6 +978,17 @@ export const SCENARIOS: Scenario[] = [
         ['stat', 'd/b'], ['readFile', 'd/b']],
     },
     {
+      // Found by the random scripts (io seed 2848): a copy-up of a lower file with another name
+      // gives the copy a number of its own (the lower link is not kept), and a link made of it
+      // later must be found by that number when the first name is written: the new name showed
+      // the size and bytes of before the write.
+      name: 'a link of a copied-up lower hard link sees the writes through the first name',
+      layers: [{ y: 'one', x: { hardlink: 'y' }, 'a/c': { dir: true } }],
+      ops: [['open', 'y', ['O_RDWR', 'O_CREAT'], { write: 'three' }], ['link', 'y', 'a/c/b'], ['appendFile', 'y', 'one'],
+        ['readFile', 'a/c/b'], ['stat', 'a/c/b'], ['appendFile', 'a/c/b', '+'], ['readFile', 'y'], ['unlink', 'y'],
+        ['mmap', 'a/c/b', 'r+', ['share', 'peek']], ['readFile', 'a/c/b'], ['readFile', 'x']],
+    },
+    {
       // One inode in overlayfs: a file open under one name reads what was written through another,
       // at once. layerfs shows each name as an inode of its own to the kernel, which drops the
       // pages of the open name before the change is answered. A lower pair copies one name up and
