@@ -23,6 +23,8 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("stageCopyUnnamedSync", js_stage_copy_unnamed_sync),
         FN("stageSmallUnnamedSync", js_stage_small_unnamed_sync),
         FN("linkCopy", js_link_copy),
+        FN("fillCopy", js_fill_copy),
+        FN("fillCopySync", js_fill_copy_sync),
         FN("linkFd", js_link_fd),
         FN("fgetxattr", js_fgetxattr),
         FN("lsetxattr", js_lsetxattr),

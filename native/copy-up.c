@@ -48,6 +48,7 @@ enum { STAGE_DATA = 1, STAGE_FSYNC = 2, STAGE_META = 4, STAGE_UNNAMED = 8, STAGE
 
 #define ORIGIN_XATTR "trusted.layerfs.origin"
 #define METACOPY_XATTR "trusted.overlay.metacopy"
+#define REDIRECT_XATTR "trusted.overlay.redirect"
 #define IO_CHUNK (1 << 20)
 
 /* Mirrors isPrivateXattr in src/union/inode.ts: overlay markers (but not the escaped user copies
@@ -410,6 +411,50 @@ int link_unnamed(int fd, const char *target, const char *parent) {
     struct stat before;
     int err = lstat(parent, &before) < 0 ? errno : link_tmpfile(fd, target);
     return err ? err : restore_times(parent, &before);
+}
+
+/* fill: the metadata-only copy PATH given its data in place, as overlayfs gives it: the bytes of
+ * the NUL-terminated path DATA (none: the copy is made empty, for an open that truncates it)
+ * written into it at their offsets (holes stay holes), its times put back, an fsync when asked
+ * (STAGE_FSYNC), and only then its metacopy and redirect marks removed: until that last step it
+ * reads from below, so a crash or a full disk at any point leaves it as it was. Its inode, and so
+ * the number it shows, stays (a new copy renamed over it would be a new inode). */
+static int fill_exec(op *o) {
+    o->ret = 0;
+    int out = open(o->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (out < 0) return errno;
+    struct stat st;
+    int err = fstat(out, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+    if (!err && o->size > 0) {
+        int in = open((const char *)o->data, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat data_st;
+        if (in < 0 || fstat(in, &data_st) < 0) err = errno;
+        else err = copy_data(in, out, st.st_size, data_st.st_blocks, &o->ret);
+        if (in >= 0) close(in);
+    } else if (!err && ftruncate(out, 0) < 0) {
+        err = errno;
+    }
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    if (!err && futimens(out, times) < 0) err = errno;
+    if (!err && (o->flags & STAGE_FSYNC) && fsync(out) < 0) err = errno;
+    if (!err && fremovexattr(out, METACOPY_XATTR) < 0 && errno != ENODATA) err = errno;
+    if (!err && fremovexattr(out, REDIRECT_XATTR) < 0 && errno != ENODATA) err = errno;
+    if (close(out) < 0 && !err) err = errno;
+    return err;
+}
+
+/* fillCopy(path, dataFrom, flags) → bytes of data written: fill_exec on the pool; fillCopySync on
+ * the calling thread. */
+napi_value js_fill_copy(napi_env env, napi_callback_info info) {
+    op *o = op_new("copyup", fill_exec, op_done_number);
+    if (!o) return op_nomem(env);
+    return op_run(env, info, o, "sbu", &o->path, &o->data, &o->size, &o->flags);
+}
+
+napi_value js_fill_copy_sync(napi_env env, napi_callback_info info) {
+    op *o = op_new("copyup", fill_exec, op_done_number);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "sbu", &o->path, &o->data, &o->size, &o->flags);
 }
 
 /* The op slots of the caller's change (see stage_exec). */

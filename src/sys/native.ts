@@ -48,6 +48,8 @@ interface Addon {
   stageCopyUnnamedSync(src: HostPath, dir: HostPath, flags: number, origin: string, dataFrom: Uint8Array, ...rest: [...ChangeArgs, Float64Array?]): [number, number]
   stageSmallUnnamedSync(src: HostPath, dir: HostPath, flags: number, maxSize: number, st: Float64Array, dataFrom: Uint8Array, ...change: ChangeArgs): [number, number]
   linkCopy(fd: number, target: HostPath, parent: HostPath): void
+  fillCopy(path: HostPath, dataFrom: Uint8Array, flags: number): Promise<number>
+  fillCopySync(path: HostPath, dataFrom: Uint8Array, flags: number): number
   linkFd(fd: number, target: HostPath): void
   fgetxattr(fd: number, name: string): Buffer | undefined
   lsetxattr(path: HostPath, name: string, value: Uint8Array, flags: number): void
@@ -542,6 +544,25 @@ export function linkCopySync(fd: number, target: HostPath, parent: HostPath): vo
  *  fd stays open. On the calling thread. */
 export function linkFdSync(fd: number, target: HostPath): void {
   callSync((n) => n.linkFd(fd, target), target)
+}
+
+/**
+ * Give the metadata-only copy at `path` its data in place, as overlayfs does (its inode stays): the
+ * bytes of `dataFrom` (none: made empty) written at their offsets, its times put back, an fsync when
+ * asked, then its metacopy and redirect marks removed, last, so that a failure at any point leaves
+ * it reading from below as before. On the thread pool; resolves to the bytes written.
+ */
+export function fillCopy(path: HostPath, dataFrom: HostPath | undefined, fsync: boolean): Promise<number> {
+  return call((n) => n.fillCopy(path, fillFrom(dataFrom), fsync ? 2 : 0), path)
+}
+
+/** fillCopy on the calling thread. */
+export function fillCopySync(path: HostPath, dataFrom: HostPath | undefined, fsync: boolean): number {
+  return callSync((n) => n.fillCopySync(path, fillFrom(dataFrom), fsync ? 2 : 0), path)
+}
+
+function fillFrom(dataFrom: HostPath | undefined): Uint8Array {
+  return dataFrom === undefined ? new Uint8Array(0) : Buffer.concat([hostBytes(dataFrom), NUL])
 }
 
 const UNNAMED = 8

@@ -21,7 +21,7 @@ import { closeSync, constants, fsyncSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { HostPath } from '../sys/names.js'
 import {
-  type CopyChange, type StageOptions as CopyOptions, commitCopySync, copyDirSync, linkCopySync, linkFdSync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync, stageSmallUnnamedSync,
+  type CopyChange, type StageOptions as CopyOptions, commitCopySync, copyDirSync, fillCopy, fillCopySync, linkCopySync, linkFdSync, stageCopy, stageCopySync, stageCopyUnnamed, stageCopyUnnamedSync, stageSmallUnnamedSync,
 } from '../sys/native.js'
 import { defaultAclOf } from './acl.js'
 import type { Kind } from './entry.js'
@@ -177,6 +177,17 @@ export class Stager {
     } finally {
       closeSync(staged.fd)
     }
+  }
+
+  /** Give the metadata-only copy `path` its data in place, the bytes of `dataFrom` (none: made
+   *  empty), fsync'd when copies are (see fillCopy): on the thread pool, and on the calling thread.
+   *  The bytes written. */
+  fill(path: HostPath, dataFrom: HostPath | undefined): Promise<number> {
+    return fillCopy(path, dataFrom, this.#fsync)
+  }
+
+  fillNow(path: HostPath, dataFrom: HostPath | undefined): number {
+    return fillCopySync(path, dataFrom, this.#fsync)
   }
 
   /** Drop a copy that is not wanted after all (the name changed while it was made). */

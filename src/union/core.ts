@@ -18,7 +18,7 @@ import { nowMs } from '../sys/clock.js'
 import { hostJoin, nameFromBytes, type HostPath } from '../sys/names.js'
 import { type CopyChange, RENAME_EXCHANGE, ST, ST_FIELDS, lgetxattrSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, stTimeNs, syncfs, utimensatSync } from '../sys/native.js'
 import { DEFAULT_ACL } from './acl.js'
-import { METACOPY_XATTR, REDIRECT_XATTR, readOrigin } from './inode.js'
+import { METACOPY_XATTR, REDIRECT_XATTR } from './inode.js'
 import { type Entry, NO_LAYERS, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { Handles } from './handles.js'
@@ -231,7 +231,7 @@ export class Core {
       // Made empty (O_TRUNC), it needs none of the lower bytes.
       const from = want === true ? this.dataSource(entry) : undefined
       if (from !== undefined && !this.#copiesNow(lstatSync(from).size, alone)) return undefined
-      return this.#completed(entry, this.stager.stageNow(this.requireUpper().path(rel), 'file', this.#completion(entry, from)), started)
+      return this.#completed(entry, this.stager.fillNow(this.requireUpper().path(rel), from), started)
     }
     const meta = want === 'meta' && this.metacopy && entry.kind === 'file'
     const data = want !== false && !meta
@@ -922,33 +922,30 @@ export class Core {
     entry.metacopy = meta
   }
 
-  /** Give a metadata-only copy its data: a new copy with the upper file's metadata and the lower
-   *  bytes, renamed over it. */
+  /** Give a metadata-only copy its data, in place, as overlayfs does (Stager.fill): its inode, and
+   *  so the number it shows, stays (until 2026-12-05 a new copy was renamed over it, and a file
+   *  with other names in its layer, which records no origin, showed a new number). */
   async #complete(entry: Entry): Promise<Entry> {
     const started = nowMs()
-    const staged = await this.stager.stage(this.requireUpper().path(entry.path), 'file', this.#completion(entry, this.dataSource(entry)))
-    return this.#completed(entry, staged, started)
+    return this.#completed(entry, await this.stager.fill(this.requireUpper().path(entry.path), this.dataSource(entry)), started)
   }
 
-  /** How to complete a metadata-only copy: with the bytes of `dataFrom`, or none (empty). */
-  #completion(entry: Entry, dataFrom: HostPath | undefined): { data: boolean; origin: bigint | undefined; dataFrom: HostPath | undefined } {
-    const origin = readOrigin(this.requireUpper().path(entry.path))
-    return { data: dataFrom !== undefined, origin: origin === undefined ? undefined : BigInt(origin), dataFrom }
-  }
-
-  #completed(entry: Entry, staged: Staged, started: number): Entry {
+  /** `entry`'s metadata-only copy has its data now (`bytes` of it). No copy-up of the name ran
+   *  meanwhile (#inflight), nor a rename of it (renames copy up first, and wait for this one): the
+   *  inode filled is the one the entry named, wherever the name went since (removed, replaced). */
+  #completed(entry: Entry, bytes: number, started: number): Entry {
+    entry.metacopy = false
     const rel = entry.path
     const current = this.resolver.resolve(rel)
-    if (current !== entry || !this.isMetacopy(current)) {
-      this.stager.discard(staged)
+    if (current !== entry) {
       if (current) return current
       throw fsError('ENOENT', rel)
     }
-    this.#commit(staged, rel)
-    current.metacopy = false
     this.resolver.set(rel, current)
     this.handles.promote(rel, this.requireUpper().path(rel))
-    this.#count(staged, started)
+    // Its blocks, and its ctime, changed.
+    this.onAttrChange?.('/' + rel, false)
+    this.#count({ fd: -1, bytes }, started)
     return current
   }
 

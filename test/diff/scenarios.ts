@@ -352,6 +352,17 @@ export const SCENARIOS: Scenario[] = [
         ['heldOpen', 'd/h', 'd/h2', ['read', 'renameTo', 'otrunc', 'read', 'size']], ['readFile', 'd/h2']],
     },
     {
+      // Found by the random scripts run with metacopy=on (io seed 2612): a lower file with another
+      // name records no origin, so it shows its copy's own number, which must stay when its data
+      // follows (overlayfs writes the data into the copy itself).
+      name: 'a lower hard link copied up metadata only keeps its number when its data follows',
+      layers: [{ y: 'one', x: { hardlink: 'y' }, big: { file: 'lower head', size: 2 << 20 }, big2: { hardlink: 'big' } }],
+      options: ['metacopy=on'],
+      ops: [['chmod', 'y', 0o600], ['stat', 'y'], ['appendFile', 'y', ' two'], ['stat', 'y'], ['readFile', 'y'], ['stat', 'x'],
+        ['chmod', 'big', 0o600], ['stat', 'big'], ['open', 'big', 'r+', { write: 'W', at: 1 << 20 }], ['stat', 'big'], ['readFile', 'big'],
+        ['chown', 'x', 1000, 1000], ['open', 'x', ['O_WRONLY', 'O_TRUNC'], { write: 'new' }], ['stat', 'x'], ['readFile', 'x']],
+    },
+    {
       // A metadata-only copy unlinked while open: its data is still the lower file's, until a size
       // change (a truncate by path, through /proc, of one open read-only) copies it into the copy.
       name: 'chmod, open, unlink: the open file reads the lower data and takes changes',
