@@ -6,7 +6,7 @@
 // allocation could fail only at the flush).
 import { execFileSync } from 'node:child_process'
 import { existsSync, lstatSync, readFileSync } from 'node:fs'
-import { chmod, link, mkdir, open, rename, truncate, unlink, utimes, writeFile } from 'node:fs/promises'
+import { appendFile, chmod, link, mkdir, open, rename, truncate, unlink, utimes, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { lsetxattrSync } from '../../src/sys/native.js'
@@ -126,5 +126,73 @@ describe.skipIf(!fuse.ok)('copy-ups through the mount on a full upper layer', ()
     expect(inC.cowRenames).toBe(1)
     expect(inC.cowOpens).toBeGreaterThanOrEqual(2)
     expect(inC.cowSetxattrs).toBe(1)
+  })
+
+  // With metacopy=on, chmods make metadata-only copies (in C, once looked up), and a file's data
+  // follows at its first write or truncate, written into the copy itself; on a full disk that
+  // fails ENOSPC and the file still shows its lower bytes (its mark goes last), as on kernel
+  // overlayfs, and with room again the same changes land.
+  it('with metacopy=on, fails the copy-up of the data ENOSPC, still showing the lower bytes, as kernel overlayfs does', { timeout: 60_000 }, async () => {
+    const SIZE_META = 300 * 1024
+    const changes: Array<[string, (mnt: string) => Promise<unknown>]> = [
+      ['append', (mnt) => appendFile(join(mnt, 'd', 'm0'), '+')],
+      ['write', async (mnt) => {
+        const fh = await open(join(mnt, 'd', 'm1'), 'r+')
+        try {
+          await fh.write('W', 1000)
+        } finally {
+          await fh.close()
+        }
+      }],
+      ['truncate', (mnt) => truncate(join(mnt, 'd', 'm2'), SIZE_META - 1)],
+    ]
+    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ errors: string[]; whenFull: Record<string, string>; after: Record<string, string>; upper: Record<string, string> }> => {
+      const base = join(frame.dir, `r${++runs}`)
+      const lower = join(base, 'lower')
+      const small = join(base, 'small')
+      const mnt = join(base, 'mnt')
+      for (const d of [join(lower, 'd'), small, mnt]) await mkdir(d, { recursive: true })
+      for (let i = 0; i < changes.length; i++) {
+        await writeFile(join(lower, 'd', `m${i}`), Buffer.alloc(SIZE_META, 97 + i))
+        await utimes(join(lower, 'd', `m${i}`), M0, M0)
+      }
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'layerfs-full-disk', small], { timeout: 10_000 })
+      try {
+        const upper = join(small, 'upper')
+        const work = join(small, 'work')
+        await mkdir(upper)
+        await mkdir(work)
+        const handle = frame.mounts.add(driver === 'kernel'
+          ? await mountOverlay({ lowers: [lower], upper, work, mnt, options: ['metacopy=on'] })
+          : await mountFuse([LAYERFS_COMMAND, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},metacopy=on`, mnt], mnt))
+        try {
+          await writeFile(join(mnt, 'd', 'new'), 'n')
+          for (let i = 0; i < changes.length; i++) await chmod(join(mnt, 'd', `m${i}`), 0o640)
+          await fillUp(mnt)
+          const errors: string[] = []
+          for (const [name, change] of changes) {
+            errors.push(await change(mnt).then(() => `${name}: done`, (err: NodeJS.ErrnoException) => `${name}: ${err.code}`))
+          }
+          const whenFull = treeState(mnt)
+          await unlink(join(mnt, 'filler'))
+          for (const [, change] of changes) await change(mnt)
+          const after = treeState(mnt)
+          await frame.mounts.unmount(handle)
+          return { errors, whenFull, after, upper: treeState(upper) }
+        } finally {
+          await frame.mounts.unmount(handle)
+        }
+      } finally {
+        execFileSync('umount', [small], { timeout: 10_000 })
+      }
+    }
+    const expected = await run('kernel')
+    const actual = await run('layerfs')
+    expect(expected.errors).toEqual(changes.map(([name]) => `${name}: ENOSPC`))
+    expect(actual.errors).toEqual(expected.errors)
+    expect(actual.whenFull).toEqual(expected.whenFull)
+    for (let i = 0; i < changes.length; i++) expect(actual.whenFull[join('d', `m${i}`)]).toMatch(new RegExp(`^100640 ${SIZE_META} 1 `))
+    expect(actual.after).toEqual(expected.after)
+    expect(actual.upper).toEqual(expected.upper)
   })
 })
