@@ -41,8 +41,11 @@ export class Handle {
   /** What to open at the first use: a host path, or the layer holding the file at `path`. */
   readonly #source: HostPath | Layer
   readonly #flags: number
-  /** Merged-view path at open time; used only to find lower handles on copy-up. */
+  /** Merged-view path at open time (with `source`, where to open it). */
   readonly path: string
+  /** A lower handle's name now, by which a copy-up finds it (Handles.promote): `path`, until a
+   *  rename moves the file (its data still below, a metadata-only copy's) or replaces it (NO_NAME). */
+  named: string
   upper: boolean
   /** Shared with the entry for a lower file (its shape never changes): nothing copied per open. */
   readonly #shape: HandleShape
@@ -62,6 +65,7 @@ export class Handle {
     this.#source = source
     this.#flags = flags
     this.path = path
+    this.named = path
     this.upper = upper
     this.#shape = shape
   }
@@ -200,12 +204,7 @@ export class Handles {
     this.#generations[slot] = generation
     this.#slots[slot] = handle
     this.#size++
-    if (!handle.upper) {
-      const known = this.#lower.get(handle.path)
-      if (known === undefined) this.#lower.set(handle.path, handle)
-      else if (Array.isArray(known)) known.push(handle)
-      else this.#lower.set(handle.path, [known, handle])
-    }
+    if (!handle.upper) this.#addLower(handle)
     return generation * SLOTS + slot
   }
 
@@ -307,13 +306,58 @@ export class Handles {
     }
   }
 
-  #dropLower(handle: Handle): void {
-    if (handle.upper) return
-    const known = this.#lower.get(handle.path)
-    if (known === handle) this.#lower.delete(handle.path)
-    else if (Array.isArray(known)) {
-      known.splice(known.indexOf(handle), 1)
-      if (known.length === 1) this.#lower.set(handle.path, known[0]!)
+  /**
+   * A rename moved what was at `from` (a file, or a directory and what is under it) to `to`, or,
+   * `exchange`, swapped the two: the lower readers of what moved (a metadata-only copy's, whose
+   * data is still read at the old name) are found by the new name from now on, for promote; those
+   * of what `to` held, which no name shows any more, by none.
+   */
+  moveLower(from: string, to: string, exchange = false): void {
+    if (this.#lower.size === 0) return
+    const moved: Array<[string, Handle[]]> = []
+    for (const [key, readers] of this.#lower) {
+      const fromRest = below(key, from)
+      const toRest = fromRest === undefined ? below(key, to) : undefined
+      if (fromRest === undefined && toRest === undefined) continue
+      this.#lower.delete(key)
+      const list = Array.isArray(readers) ? readers : [readers]
+      if (fromRest !== undefined) moved.push([to + fromRest, list])
+      else if (exchange) moved.push([from + toRest!, list])
+      else for (const handle of list) handle.named = NO_NAME
+    }
+    for (const [name, list] of moved) {
+      for (const handle of list) {
+        handle.named = name
+        this.#addLower(handle)
+      }
     }
   }
+
+  #addLower(handle: Handle): void {
+    const known = this.#lower.get(handle.named)
+    if (known === undefined) this.#lower.set(handle.named, handle)
+    else if (Array.isArray(known)) known.push(handle)
+    else this.#lower.set(handle.named, [known, handle])
+  }
+
+  #dropLower(handle: Handle): void {
+    if (handle.upper) return
+    const known = this.#lower.get(handle.named)
+    if (known === handle) this.#lower.delete(handle.named)
+    else if (Array.isArray(known)) {
+      const at = known.indexOf(handle)
+      if (at >= 0) known.splice(at, 1)
+      if (known.length === 1) this.#lower.set(handle.named, known[0]!)
+    }
+  }
+}
+
+/** The name of a lower reader whose file no name shows any more (see Handles.moveLower). */
+const NO_NAME = '\0'
+
+/** What follows `dir` in `path` ('' for `dir` itself, '/x' for `dir/x`), or undefined when `path`
+ *  is not `dir` or under it. */
+function below(path: string, dir: string): string | undefined {
+  if (path === dir) return ''
+  return path.length > dir.length && path.startsWith(dir) && path[dir.length] === '/' ? path.slice(dir.length) : undefined
 }

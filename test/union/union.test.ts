@@ -3,7 +3,7 @@ import { closeSync, constants, fsyncSync, openSync, readdirSync, readlinkSync } 
 import { lstat, mkdir, readFile, readdir, rm, symlink, writeFile, truncate as truncatePath, open as openFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { lgetxattr, lsetxattr } from '../../src/sys/native.js'
+import { RENAME_EXCHANGE, lgetxattr, lsetxattr } from '../../src/sys/native.js'
 import { Union } from '../../src/union/union.js'
 import { type LayerSpec, OLD, type Stack, makeStack } from './fixture.js'
 
@@ -985,6 +985,32 @@ describe('metacopy (metadata-only copy-up)', () => {
     const s = await stack([{ f: 'old!' }], {}, { metacopy: true })
     await s.union.utimens('/f', 0n, 0n)
     await expectReaderSeesLaterWrite(s.union)
+  })
+
+  it('moves readers of a renamed metadata-only copy onto its data when it follows, by the name the file has then', async () => {
+    const s = await stack([{ f: 'lower f', g: 'lower g', h: 'lower h', 'k/x': 'lower x' }], {}, { metacopy: true })
+    const read = async (fh: number): Promise<string> => {
+      const buf = Buffer.alloc(64)
+      return buf.subarray(0, await s.union.read(fh, buf, 64, 0)).toString()
+    }
+    const [f, g, h] = [await s.union.open('/f', constants.O_RDONLY), await s.union.open('/g', constants.O_RDONLY), await s.union.open('/h', constants.O_RDONLY)]
+    // A rename (a metadata-only copy, its data read at the old name), then a directory of its own
+    // moved; an exchange of two; and a file replaced by a rename over it.
+    await s.union.mkdir('/m', 0o755)
+    await s.union.rename('/f', '/m/f2')
+    await s.union.rename('/m', '/n')
+    await s.union.chmod('/g', 0o600)
+    await s.union.chmod('/k/x', 0o600)
+    await s.union.rename('/g', '/k/x', RENAME_EXCHANGE)
+    await s.union.rename('/k/x', '/h')
+    expect([await read(f), await read(g), await read(h)]).toEqual(['lower f', 'lower g', 'lower h'])
+    await writeAt(s.union, '/n/f2', 'F', 0)
+    await writeAt(s.union, '/h', 'G', 0)
+    await writeAt(s.union, '/g', 'X', 0)
+    // f and g read their files' new bytes; h's file is gone (replaced): its reader keeps it.
+    expect([await read(f), await read(g), await read(h)]).toEqual(['Fower f', 'Gower g', 'lower h'])
+    expect(await readAll(s.union, '/g')).toBe('Xower x')
+    for (const fh of [f, g, h]) await s.union.release(fh)
   })
 
   it('copies up metadata only without waiting', async () => {
