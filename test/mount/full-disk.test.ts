@@ -63,17 +63,22 @@ describe.skipIf(!fuse.ok)('copy-ups through the mount on a full upper layer', ()
   const frame = mountFrame('full-disk-mount')
   let runs = 0
 
-  /** The operations on `driver`, first on a full disk (each one's error code), then after the
-   *  filler is gone: the merged view after each phase and the upper layer at rest. */
-  async function run(driver: 'kernel' | 'layerfs'): Promise<{ errors: string[]; whenFull: Record<string, string>; after: Record<string, string>; upper: Record<string, string>; inC?: NonNullable<Awaited<ReturnType<typeof statsOf>>['loop']> }> {
+  type Run = { errors: string[]; whenFull: Record<string, string>; after: Record<string, string>; upper: Record<string, string>; inC?: NonNullable<Awaited<ReturnType<typeof statsOf>>['loop']> }
+
+  /** `files` lower files d/<prefix><i> of `size` bytes on `driver` (mounted with `options`, both
+   *  sides, and an upper layer on a 2 MiB tmpfs): `prepare` runs first (untimed), then each of
+   *  `ops` on a full disk (its error code), then again once the filler is gone: the merged view
+   *  after each phase and the upper layer at rest. */
+  async function run(driver: 'kernel' | 'layerfs', options: string[], prefix: string, size: number, prepare: (mnt: string) => Promise<void>,
+    ops: Array<[string, (mnt: string) => Promise<unknown>]>): Promise<Run> {
     const base = join(frame.dir, `r${++runs}`)
     const lower = join(base, 'lower')
     const small = join(base, 'small')
     const mnt = join(base, 'mnt')
     for (const d of [join(lower, 'd'), small, mnt]) await mkdir(d, { recursive: true })
-    for (let i = 0; i < FILES; i++) {
-      await writeFile(join(lower, 'd', `a${i}`), Buffer.alloc(SIZE, 65 + i))
-      await utimes(join(lower, 'd', `a${i}`), M0, M0)
+    for (let i = 0; i < ops.length; i++) {
+      await writeFile(join(lower, 'd', `${prefix}${i}`), Buffer.alloc(size, 65 + i))
+      await utimes(join(lower, 'd', `${prefix}${i}`), M0, M0)
     }
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'layerfs-full-disk', small], { timeout: 10_000 })
     try {
@@ -82,20 +87,20 @@ describe.skipIf(!fuse.ok)('copy-ups through the mount on a full upper layer', ()
       await mkdir(upper)
       await mkdir(work)
       const handle = frame.mounts.add(driver === 'kernel'
-        ? await mountOverlay({ lowers: [lower], upper, work, mnt })
-        : await mountFuse([LAYERFS_COMMAND, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, mnt], mnt))
+        ? await mountOverlay({ lowers: [lower], upper, work, mnt, options })
+        : await mountFuse([LAYERFS_COMMAND, '-o', [`lowerdir=${lower},upperdir=${upper},workdir=${work}`, ...options].join(','), mnt], mnt))
       try {
-        // Looked up first, as C answers only for files it has marked; the directory copied up.
+        // The directory copied up by a new file in it.
         await writeFile(join(mnt, 'd', 'new'), 'n')
-        for (let i = 0; i < FILES; i++) lstatSync(join(mnt, 'd', `a${i}`))
+        await prepare(mnt)
         await fillUp(mnt)
         const errors: string[] = []
-        for (const [name, op] of OPS) {
+        for (const [name, op] of ops) {
           errors.push(await op(mnt).then(() => `${name}: done`, (err: NodeJS.ErrnoException) => `${name}: ${err.code}`))
         }
         const whenFull = treeState(mnt)
         await unlink(join(mnt, 'filler'))
-        for (const [, op] of OPS) await op(mnt)
+        for (const [, op] of ops) await op(mnt)
         const after = treeState(mnt)
         const inC = driver === 'layerfs' ? (await statsOf(mnt)).loop : undefined
         await frame.mounts.unmount(handle)
@@ -108,16 +113,28 @@ describe.skipIf(!fuse.ok)('copy-ups through the mount on a full upper layer', ()
     }
   }
 
-  it('fails each copy-up ENOSPC as kernel overlayfs does, keeps every file, and succeeds once there is room', { timeout: 60_000 }, async () => {
-    const expected = await run('kernel')
-    const actual = await run('layerfs')
+  /** The same on kernel overlayfs and on layerfs: both runs, kernel overlayfs's refusing every op on
+   *  the full disk, and the same errors, views and upper layers. */
+  async function compare(options: string[], prefix: string, size: number, prepare: (mnt: string) => Promise<void>,
+    ops: Array<[string, (mnt: string) => Promise<unknown>]>): Promise<{ expected: Run; actual: Run }> {
+    const expected = await run('kernel', options, prefix, size, prepare, ops)
+    const actual = await run('layerfs', options, prefix, size, prepare, ops)
     // What the comparison rests on: on the full disk, kernel overlayfs refused every copy-up.
-    expect(expected.errors).toEqual(OPS.map(([name]) => `${name}: ENOSPC`))
+    expect(expected.errors).toEqual(ops.map(([name]) => `${name}: ENOSPC`))
     expect(actual.errors).toEqual(expected.errors)
     expect(actual.whenFull).toEqual(expected.whenFull)
-    for (let i = 0; i < FILES; i++) expect(actual.whenFull[join('d', `a${i}`)]).toMatch(new RegExp(`^100644 ${SIZE} 1 `))
     expect(actual.after).toEqual(expected.after)
     expect(actual.upper).toEqual(expected.upper)
+    return { expected, actual }
+  }
+
+  it('fails each copy-up ENOSPC as kernel overlayfs does, keeps every file, and succeeds once there is room', { timeout: 60_000 }, async () => {
+    // Looked up first, as C answers only for files it has marked.
+    const lookUp = async (mnt: string): Promise<void> => {
+      for (let i = 0; i < FILES; i++) lstatSync(join(mnt, 'd', `a${i}`))
+    }
+    const { actual } = await compare([], 'a', SIZE, lookUp, OPS)
+    for (let i = 0; i < FILES; i++) expect(actual.whenFull[join('d', `a${i}`)]).toMatch(new RegExp(`^100644 ${SIZE} 1 `))
     // With room again, C answered the copy-ups it answers (chmod and utimes, the rename, the opens
     // for writing of the open and the truncate, the setxattr): on the full disk it had tried them
     // first, and left each to JS when its copy failed.
@@ -133,7 +150,7 @@ describe.skipIf(!fuse.ok)('copy-ups through the mount on a full upper layer', ()
   // fails ENOSPC and the file still shows its lower bytes (its mark goes last), as on kernel
   // overlayfs, and with room again the same changes land.
   it('with metacopy=on, fails the copy-up of the data ENOSPC, still showing the lower bytes, as kernel overlayfs does', { timeout: 60_000 }, async () => {
-    const SIZE_META = 300 * 1024
+    const size = 300 * 1024
     const changes: Array<[string, (mnt: string) => Promise<unknown>]> = [
       ['append', (mnt) => appendFile(join(mnt, 'd', 'm0'), '+')],
       ['write', async (mnt) => {
@@ -144,55 +161,12 @@ describe.skipIf(!fuse.ok)('copy-ups through the mount on a full upper layer', ()
           await fh.close()
         }
       }],
-      ['truncate', (mnt) => truncate(join(mnt, 'd', 'm2'), SIZE_META - 1)],
+      ['truncate', (mnt) => truncate(join(mnt, 'd', 'm2'), size - 1)],
     ]
-    const run = async (driver: 'kernel' | 'layerfs'): Promise<{ errors: string[]; whenFull: Record<string, string>; after: Record<string, string>; upper: Record<string, string> }> => {
-      const base = join(frame.dir, `r${++runs}`)
-      const lower = join(base, 'lower')
-      const small = join(base, 'small')
-      const mnt = join(base, 'mnt')
-      for (const d of [join(lower, 'd'), small, mnt]) await mkdir(d, { recursive: true })
-      for (let i = 0; i < changes.length; i++) {
-        await writeFile(join(lower, 'd', `m${i}`), Buffer.alloc(SIZE_META, 97 + i))
-        await utimes(join(lower, 'd', `m${i}`), M0, M0)
-      }
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'layerfs-full-disk', small], { timeout: 10_000 })
-      try {
-        const upper = join(small, 'upper')
-        const work = join(small, 'work')
-        await mkdir(upper)
-        await mkdir(work)
-        const handle = frame.mounts.add(driver === 'kernel'
-          ? await mountOverlay({ lowers: [lower], upper, work, mnt, options: ['metacopy=on'] })
-          : await mountFuse([LAYERFS_COMMAND, '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},metacopy=on`, mnt], mnt))
-        try {
-          await writeFile(join(mnt, 'd', 'new'), 'n')
-          for (let i = 0; i < changes.length; i++) await chmod(join(mnt, 'd', `m${i}`), 0o640)
-          await fillUp(mnt)
-          const errors: string[] = []
-          for (const [name, change] of changes) {
-            errors.push(await change(mnt).then(() => `${name}: done`, (err: NodeJS.ErrnoException) => `${name}: ${err.code}`))
-          }
-          const whenFull = treeState(mnt)
-          await unlink(join(mnt, 'filler'))
-          for (const [, change] of changes) await change(mnt)
-          const after = treeState(mnt)
-          await frame.mounts.unmount(handle)
-          return { errors, whenFull, after, upper: treeState(upper) }
-        } finally {
-          await frame.mounts.unmount(handle)
-        }
-      } finally {
-        execFileSync('umount', [small], { timeout: 10_000 })
-      }
+    const chmods = async (mnt: string): Promise<void> => {
+      for (let i = 0; i < changes.length; i++) await chmod(join(mnt, 'd', `m${i}`), 0o640)
     }
-    const expected = await run('kernel')
-    const actual = await run('layerfs')
-    expect(expected.errors).toEqual(changes.map(([name]) => `${name}: ENOSPC`))
-    expect(actual.errors).toEqual(expected.errors)
-    expect(actual.whenFull).toEqual(expected.whenFull)
-    for (let i = 0; i < changes.length; i++) expect(actual.whenFull[join('d', `m${i}`)]).toMatch(new RegExp(`^100640 ${SIZE_META} 1 `))
-    expect(actual.after).toEqual(expected.after)
-    expect(actual.upper).toEqual(expected.upper)
+    const { actual } = await compare(['metacopy=on'], 'm', size, chmods, changes)
+    for (let i = 0; i < changes.length; i++) expect(actual.whenFull[join('d', `m${i}`)]).toMatch(new RegExp(`^100640 ${size} 1 `))
   })
 })
