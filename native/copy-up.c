@@ -415,10 +415,11 @@ int link_unnamed(int fd, const char *target, const char *parent) {
 
 /* fill: the metadata-only copy PATH given its data in place, as overlayfs gives it: the bytes of
  * the NUL-terminated path DATA (none: the copy is made empty, for an open that truncates it)
- * written into it at their offsets (holes stay holes), its times put back, an fsync when asked
- * (STAGE_FSYNC), and only then its metacopy and redirect marks removed: until that last step it
- * reads from below, so a crash or a full disk at any point leaves it as it was. Its inode, and so
- * the number it shows, stays (a new copy renamed over it would be a new inode). */
+ * written into it at their offsets (holes stay holes), an fsync when asked (STAGE_FSYNC), and
+ * only then its metacopy and redirect marks removed: until that last step it reads from below, so
+ * a crash or a full disk at any point leaves it as it was. Its inode, and so the number it shows,
+ * stays (a new copy renamed over it would be a new inode). Its mtime is the time of the copy, as
+ * overlayfs's is once it has written the data (an open for writing alone moves it there). */
 static int fill_exec(op *o) {
     o->ret = 0;
     int out = open(o->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -434,8 +435,6 @@ static int fill_exec(op *o) {
     } else if (!err && ftruncate(out, 0) < 0) {
         err = errno;
     }
-    struct timespec times[2] = {st.st_atim, st.st_mtim};
-    if (!err && futimens(out, times) < 0) err = errno;
     if (!err && (o->flags & STAGE_FSYNC) && fsync(out) < 0) err = errno;
     if (!err && fremovexattr(out, METACOPY_XATTR) < 0 && errno != ENODATA) err = errno;
     if (!err && fremovexattr(out, REDIRECT_XATTR) < 0 && errno != ENODATA) err = errno;

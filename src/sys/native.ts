@@ -547,10 +547,11 @@ export function linkFdSync(fd: number, target: HostPath): void {
 }
 
 /**
- * Give the metadata-only copy at `path` its data in place, as overlayfs does (its inode stays): the
- * bytes of `dataFrom` (none: made empty) written at their offsets, its times put back, an fsync when
- * asked, then its metacopy and redirect marks removed, last, so that a failure at any point leaves
- * it reading from below as before. On the thread pool; resolves to the bytes written.
+ * Give the metadata-only copy at `path` its data in place, as overlayfs does (its inode stays, its
+ * mtime moves to now as the data is written): the bytes of `dataFrom` (none: made empty) written at
+ * their offsets, an fsync when asked, then its metacopy and redirect marks removed, last, so that a
+ * failure at any point leaves it reading from below as before. On the thread pool; resolves to the
+ * bytes written.
  */
 export function fillCopy(path: HostPath, dataFrom: HostPath | undefined, fsync: boolean): Promise<number> {
   return call((n) => n.fillCopy(path, fillFrom(dataFrom), fsync ? 2 : 0), path)
