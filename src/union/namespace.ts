@@ -16,7 +16,7 @@ import { byteLength, hostBytes, hostJoin, hostPath, type HostPath } from '../sys
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, linkFdSync, listNamesSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, stTimeNs, utimensatSync } from '../sys/native.js'
 import { REDIRECT_XATTR } from './inode.js'
 import { defaultAclOf } from './acl.js'
-import type { Core } from './core.js'
+import type { Core, CopyUpWant } from './core.js'
 import { type Entry, type Kind, NO_LAYERS, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import { mergedNames } from './readdir.js'
@@ -161,11 +161,17 @@ export function create(core: Core, rel: string, mode: number, owner?: Owner): { 
 }
 
 export function mkdir(core: Core, rel: string, mode: number, owner?: Owner): void {
-  createEntry(core, rel, 'dir', mode, (path, mode) => {
+  const entry = createEntry(core, rel, 'dir', mode, (path, mode) => {
     mkdirSync(path, { mode: mode & 0o7777 })
     // The setgid a directory inherits from its parent is the filesystem's to give, and stays.
     if (mode & core.umask) chmodSync(path, (mode & 0o7777) | (lstatSync(path).mode & S_ISGID))
   }, owner)
+  // With metacopy on, overlayfs (its redirect_dir on) marks every directory made in a merged one
+  // opaque: no lower layer has the name (else this would be EEXIST, or made over a whiteout,
+  // opaque already), so the mark changes nothing shown, and the upper layer is as overlayfs's.
+  if (core.metacopy && entry.lowerHas === false && core.resolver.get(splitPath(rel)[0]).dirLayers.length > 1) {
+    core.markOpaque(core.requireUpper().path(rel))
+  }
 }
 
 export function mknod(core: Core, rel: string, mode: number, rdev: number, owner?: Owner): void {
@@ -226,8 +232,11 @@ export function linkNow(core: Core, fromRel: string, rel: string, alone = false,
   core.requireUpper()
   checkFree(core, rel)
   // A small lower file's copy may wait for its flush, and the new name with it (Core.deferLink).
-  const copied = core.copyUpNow(fromRel, true, alone, undefined, !inUpper(source))
+  // With metacopy on, a metadata-only copy, as overlayfs makes one: its data is found by the
+  // redirect both names share, as overlayfs records it.
+  const copied = core.copyUpNow(fromRel, linkWant(core), alone, undefined, !inUpper(source))
   if (!copied) return false
+  keepDataReachable(core, copied)
   if (copied.staged !== undefined) {
     if (core.deferLink(copied, rel, outside)) return true
     core.settle(copied.path) // named, after an fsync of its own, then linked by name
@@ -242,7 +251,12 @@ export function linkNow(core: Core, fromRel: string, rel: string, alone = false,
 }
 
 export async function link(core: Core, fromRel: string, rel: string): Promise<void> {
-  while (!linkNow(core, fromRel, rel)) await core.copyUp(fromRel, true)
+  while (!linkNow(core, fromRel, rel)) await core.copyUp(fromRel, linkWant(core))
+}
+
+/** What a link needs of its source's copy-up: its data, or with metacopy on its metadata alone. */
+function linkWant(core: Core): CopyUpWant {
+  return core.metacopy ? 'meta' : true
 }
 
 export function unlink(core: Core, rel: string): void {

@@ -373,6 +373,24 @@ export const SCENARIOS: Scenario[] = [
         ['open', 'h', 'r+', { read: false }], ['stat', 'h']],
     },
     {
+      // Found by the random scripts run with metacopy=on (namespace seed 3043): a link copies its
+      // source up metadata only, as overlayfs does, the data found by the redirect both names share.
+      name: 'a link copies a lower file up metadata only, its data found from both names',
+      layers: [{ x: 'lower x', 'd/f': 'lower f', 'd/e': { dir: true } }],
+      options: ['metacopy=on'],
+      ops: [['link', 'x', 'd/y'], ['readFile', 'd/y'], ['stat', 'x'], ['link', 'd/f', 'd/e/g'], ['rename', 'd/f', 'd/h'],
+        ['readFile', 'd/e/g'], ['readFile', 'd/h'], ['appendFile', 'd/y', '+'], ['readFile', 'x'], ['stat', 'd/y'],
+        ['unlink', 'd/e/g'], ['readFile', 'd/h'], ['readdir', 'd']],
+    },
+    {
+      // Found by the random scripts run with metacopy=on (namespace seed 3000): overlayfs, its
+      // redirect_dir on, marks a directory made in a merged one opaque (nothing below has its name).
+      name: 'a directory made in a merged one is opaque in the upper layer, as overlayfs marks it',
+      layers: [{ d: { dir: true }, 'd/f': 'lower f' }, { d: { dir: true }, e: { dir: true } }],
+      options: ['metacopy=on'],
+      ops: [['mkdir', 'n'], ['mkdir', 'd/m'], ['mkdir', 'n/k'], ['mkdir', 'e/j'], ['writeFile', 'd/m/g', 'g'], ['readdir', 'd'], ['readdir', 'd/m']],
+    },
+    {
       // A metadata-only copy unlinked while open: its data is still the lower file's, until a size
       // change (a truncate by path, through /proc, of one open read-only) copies it into the copy.
       name: 'chmod, open, unlink: the open file reads the lower data and takes changes',
