@@ -1225,7 +1225,11 @@ export class LowLevelBridge {
         // requests (an fstat) are answered from a file of the node's: the copy this open made, which
         // overlayfs would show them (#anchor). By its name they would reach whatever has it later
         // (nothing, after an unlink; a directory made there, a type the kernel refuses: EIO).
-        this.#keepFastData(node)
+        try {
+          this.#keepFastData(node)
+        } catch {
+          // Gone meanwhile: they answer as a node with no file of its own does.
+        }
         if (this.#anchors.has(node.id) && node.parent) this.#nodes.detach(node.parent, node.name)
         else this.#nodes.retire(node)
         this.#unmark(node)
