@@ -310,12 +310,15 @@ export class Handles {
    * A rename moved what was at `from` (a file, or a directory and what is under it) to `to`, or,
    * `exchange`, swapped the two: the lower readers of what moved (a metadata-only copy's, whose
    * data is still read at the old name) are found by the new name from now on, for promote; those
-   * of what `to` held, which no name shows any more, by none.
+   * of what `to` held, which no name shows any more, by none. `trees`: either may be a directory.
    */
-  moveLower(from: string, to: string, exchange = false): void {
+  moveLower(from: string, to: string, exchange = false, trees = true): void {
     if (this.#lower.size === 0) return
     const moved: Array<[string, Handle[]]> = []
-    for (const [key, readers] of this.#lower) {
+    // Two files: their own names alone (no walk over every reader at each rename).
+    const keys = trees ? this.#lower.keys() : [from, to].filter((key) => this.#lower.has(key))
+    for (const key of [...keys]) {
+      const readers = this.#lower.get(key)!
       const fromRest = below(key, from)
       const toRest = fromRest === undefined ? below(key, to) : undefined
       if (fromRest === undefined && toRest === undefined) continue

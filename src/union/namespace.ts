@@ -460,7 +460,7 @@ function move(core: Core, from: Entry, to: Entry | undefined, toRel: string): vo
   removeMarker(core, toRel)
   // Readers of a metadata-only copy still read its lower data: a copy-up of its data at the new
   // name moves them to the copy.
-  core.handles.moveLower(from.path, toRel)
+  core.handles.moveLower(from.path, toRel, false, from.kind === 'dir' || to?.kind === 'dir')
   if (from.kind === 'dir' || to?.kind === 'dir') {
     core.resolver.invalidateTree(from.path)
     core.resolver.invalidateTree(toRel)
@@ -495,7 +495,7 @@ function exchangeEntries(core: Core, from: Entry, to: Entry | undefined): void {
   if (from.kind === 'dir' && mergedParent(to.path)) core.markOpaque(upper.path(from.path))
   if (to.kind === 'dir' && mergedParent(from.path)) core.markOpaque(upper.path(to.path))
   renameat2Sync(upper.path(from.path), upper.path(to.path), RENAME_EXCHANGE)
-  core.handles.moveLower(from.path, to.path, true)
+  core.handles.moveLower(from.path, to.path, true, from.kind === 'dir' || to.kind === 'dir')
   core.resolver.invalidateTree(from.path)
   core.resolver.invalidateTree(to.path)
 }
