@@ -28,9 +28,9 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: s
   return parseArgs({ args, options, allowPositionals: true, strict: true })
 }
 
-/** Writes to stdout and waits, so a large listing is flushed before the process exits. */
-/** Writes `text` to stdout; names in it that are not UTF-8 (union strings with escaped bytes,
- *  sys/names.ts) go out as their bytes, as `ls` prints them, not as U+FFFD. */
+/** Writes `text` to stdout and waits, so a large listing is flushed before the process exits.
+ *  Names in it that are not UTF-8 (union strings with escaped bytes, sys/names.ts) go out as their
+ *  bytes, as `ls` prints them, not as U+FFFD. */
 export function out(text: string): Promise<void> {
   const data = text.isWellFormed() ? text : hostPath(text)
   return new Promise((resolve, reject) => process.stdout.write(data, (err) => (err ? reject(err) : resolve())))

@@ -2,10 +2,11 @@
  * Encodes tar entry headers (ustar, as tar-stream's pack lays them out) with a PAX `x` header in
  * front when the entry needs one: a name or link target ustar cannot hold, a uid/gid over 6 octal
  * digits, an mtime before 1970 or past 11 octal digits (2242), or xattrs. Sizes and device numbers
- * too big for their octal fields are written in base-256, as GNU tar writes them. tar-stream's pack writes PAX values as strings only; here every record is
- * written from bytes with its exact byte length, so binary xattr values survive, and so do names
- * that are not UTF-8 (union strings, sys/names.ts: their bytes go in the `path` and `linkpath`
- * records, marked `hdrcharset=BINARY` as POSIX has it).
+ * too big for their octal fields are written in base-256, as GNU tar writes them. tar-stream's
+ * pack writes PAX values as strings only; here every record is written from bytes with its exact
+ * byte length, so binary xattr values survive, and so do names that are not UTF-8 (union strings,
+ * sys/names.ts: their bytes go in the `path` and `linkpath` records, marked `hdrcharset=BINARY`
+ * as POSIX has it).
  *
  * The caller writes the entry's data after the header bytes, then `padding(size)`, and ends the
  * archive with `END_OF_ARCHIVE`.

@@ -101,11 +101,11 @@ export type Request = {
       killSuidgid: boolean
       waiting: number
       /** `answered`: the copy-up C made and answered for (see Session.cowConfigure): of a file, its
-       *  fd, its bytes of data, the lower file's inode number, whether its data was read from the
-       *  disk (fd -1: a metadata-only copy C named already), and whether it is a metadata-only copy
-       *  (`meta`, see cowConfigure); of a directory (`dir`), named already, the inode number it shows (`ino`, its
-       *  lower one) when its copy recorded that as its origin, and whether it was copied up for a
-       *  rename answered in C (`lifted`: no setattr asked for it). */
+       *  fd (-1: a metadata-only copy C named already), its bytes of data, the lower file's inode
+       *  number, whether its data was read from the disk, and whether it is a metadata-only copy
+       *  (`meta`, see cowConfigure); of a directory (`dir`), named already, the inode number it
+       *  shows (`ino`, its lower one) when its copy recorded that as its origin, and whether it was
+       *  copied up for a rename answered in C (`lifted`: no setattr asked for it). */
       copy?: { dir: false; fd: number; bytes: number; srcIno: number; cold: boolean; meta: boolean } | { dir: true; ino?: number; lifted: boolean }
     }
   | { op: 'readlink'; ino: number }

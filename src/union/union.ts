@@ -649,8 +649,9 @@ export class Union {
   /**
    * Setattrs of small lower files may be answered outside the union, which then adopts their copies
    * (adoptCopySync): where to make them, how big a file may be and how many may wait for their
-   * flush now, whether copies may be made with their modes from the start (Stager.exactModes), or undefined
-   * when they may not be (see Core.copyBehind).
+   * flush now, whether copies may be made with their modes from the start (Stager.exactModes) and
+   * whether they are metadata-only ones (metacopy on), or undefined when they may not be made (see
+   * Core.copyBehind).
    */
   get copyBehind(): { dir: HostPath; maxSize: number; room: number; exactModes: boolean; meta: boolean } | undefined {
     return this.#core.copyBehind
