@@ -432,20 +432,16 @@ static int lift(fll_session *s, const uint64_t *chain, int depth);
  * JS, which copies the file up its own way or says why not). `n` may have moved after. */
 static int meta_name(fll_session *s, const fll_fast_node *n, uint64_t parent, cow_copied *k, int fd) {
     const fll_cow_name *e = n->named;
-    char dir[PATH_MAX], target[PATH_MAX];
-    if (!e || e->parent != parent || snprintf(target, sizeof target, "%s", e->name) >= (int)sizeof target) return 0;
+    char name[NAME_MAX + 1], dir[PATH_MAX], target[PATH_MAX];
+    /* Taken before the lifts, whose unmarks may free names. */
+    if (!e || e->parent != parent || snprintf(name, sizeof name, "%s", e->name) >= (int)sizeof name) return 0;
     if (k->lifts) {
         uint64_t chain[LIFT_MAX];
         int depth = s->queued_forgets || s->queued_lifts ? -1 : lift_chain(s, parent, chain);
         if (depth < 0 || !lift(s, chain, depth)) return 0;
         k->lifts = 0;
     }
-    if (!upper_path(s, parent, dir)) return 0;
-    size_t len = strlen(dir), name = strlen(target);
-    if (len + 1 + name >= sizeof target) return 0;
-    memmove(target + len + 1, target, name + 1);
-    memcpy(target, dir, len);
-    target[len] = '/';
+    if (!upper_path(s, parent, dir) || snprintf(target, sizeof target, "%s/%s", dir, name) >= (int)sizeof target) return 0;
     return link_unnamed(fd, target, dir) == 0 ? 1 : -1;
 }
 
