@@ -25,6 +25,7 @@ static napi_value init(napi_env env, napi_value exports) {
         FN("linkCopy", js_link_copy),
         FN("fillCopy", js_fill_copy),
         FN("fillCopySync", js_fill_copy_sync),
+        FN("fillCopyFdSync", js_fill_copy_fd_sync),
         FN("linkFd", js_link_fd),
         FN("fgetxattr", js_fgetxattr),
         FN("lsetxattr", js_lsetxattr),

@@ -413,37 +413,45 @@ int link_unnamed(int fd, const char *target, const char *parent) {
     return err ? err : restore_times(parent, &before);
 }
 
-/* fill: the metadata-only copy PATH given its data in place, as overlayfs gives it: the bytes of
- * the NUL-terminated path DATA (none: the copy is made empty, for an open that truncates it)
+/* fill: the metadata-only copy open for writing as OUT given its data in place, as overlayfs
+ * gives it: the bytes of IN (-1: none, the copy is made empty, for an open that truncates it)
  * written into it at their offsets (holes stay holes), an fsync when asked (STAGE_FSYNC), and
  * only then its metacopy and redirect marks removed: until that last step it reads from below, so
  * a crash or a full disk at any point leaves it as it was. Its inode, and so the number it shows,
  * stays (a new copy renamed over it would be a new inode). Its mtime is the time of the copy, as
  * overlayfs's is once it has written the data (an open for writing alone moves it there). */
+static int fill_fds(int out, int in, int flags, int64_t *moved) {
+    struct stat st, data_st;
+    int err = fstat(out, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+    if (!err && in >= 0) err = fstat(in, &data_st) < 0 ? errno : copy_data(in, out, st.st_size, data_st.st_blocks, moved);
+    else if (!err && ftruncate(out, 0) < 0) err = errno;
+    if (!err && (flags & STAGE_FSYNC) && fsync(out) < 0) err = errno;
+    if (!err && fremovexattr(out, METACOPY_XATTR) < 0 && errno != ENODATA) err = errno;
+    if (!err && fremovexattr(out, REDIRECT_XATTR) < 0 && errno != ENODATA) err = errno;
+    return err;
+}
+
+/* fill_fds of the copy at PATH, with the bytes of the file at the NUL-terminated path DATA (none:
+ * empty). */
 static int fill_exec(op *o) {
     o->ret = 0;
     int out = open(o->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
     if (out < 0) return errno;
-    struct stat st;
-    int err = fstat(out, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
-    if (!err && o->size > 0) {
-        int in = open((const char *)o->data, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        struct stat data_st;
-        if (in < 0 || fstat(in, &data_st) < 0) err = errno;
-        else err = copy_data(in, out, st.st_size, data_st.st_blocks, &o->ret);
-        if (in >= 0) close(in);
-    } else if (!err && ftruncate(out, 0) < 0) {
-        err = errno;
-    }
-    if (!err && (o->flags & STAGE_FSYNC) && fsync(out) < 0) err = errno;
-    if (!err && fremovexattr(out, METACOPY_XATTR) < 0 && errno != ENODATA) err = errno;
-    if (!err && fremovexattr(out, REDIRECT_XATTR) < 0 && errno != ENODATA) err = errno;
+    int in = o->size > 0 ? open((const char *)o->data, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    int err = o->size > 0 && in < 0 ? errno : fill_fds(out, in, o->flags, &o->ret);
+    if (in >= 0) close(in);
     if (close(out) < 0 && !err) err = errno;
     return err;
 }
 
+/* fill_fds of the copy open as o->fd (a file with no name left), with the bytes of o->fd2. */
+static int fill_fd_exec(op *o) {
+    o->ret = 0;
+    return fill_fds(o->fd, o->fd2, o->flags, &o->ret);
+}
+
 /* fillCopy(path, dataFrom, flags) → bytes of data written: fill_exec on the pool; fillCopySync on
- * the calling thread. */
+ * the calling thread; fillCopyFdSync(fd, dataFd, flags), fill_fd_exec on the calling thread. */
 napi_value js_fill_copy(napi_env env, napi_callback_info info) {
     op *o = op_new("copyup", fill_exec, op_done_number);
     if (!o) return op_nomem(env);
@@ -454,6 +462,12 @@ napi_value js_fill_copy_sync(napi_env env, napi_callback_info info) {
     op *o = op_new("copyup", fill_exec, op_done_number);
     if (!o) return op_nomem(env);
     return op_run_sync(env, info, o, "sbu", &o->path, &o->data, &o->size, &o->flags);
+}
+
+napi_value js_fill_copy_fd_sync(napi_env env, napi_callback_info info) {
+    op *o = op_new("copyup", fill_fd_exec, op_done_number);
+    if (!o) return op_nomem(env);
+    return op_run_sync(env, info, o, "iiu", &o->fd, &o->fd2, &o->flags);
 }
 
 /* The op slots of the caller's change (see stage_exec). */

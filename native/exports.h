@@ -17,6 +17,7 @@ napi_value js_stage_small_unnamed_sync(napi_env env, napi_callback_info info);
 napi_value js_link_copy(napi_env env, napi_callback_info info);
 napi_value js_fill_copy(napi_env env, napi_callback_info info);
 napi_value js_fill_copy_sync(napi_env env, napi_callback_info info);
+napi_value js_fill_copy_fd_sync(napi_env env, napi_callback_info info);
 napi_value js_link_fd(napi_env env, napi_callback_info info);
 napi_value js_fgetxattr(napi_env env, napi_callback_info info);
 napi_value js_lsetxattr(napi_env env, napi_callback_info info);

@@ -50,6 +50,7 @@ interface Addon {
   linkCopy(fd: number, target: HostPath, parent: HostPath): void
   fillCopy(path: HostPath, dataFrom: Uint8Array, flags: number): Promise<number>
   fillCopySync(path: HostPath, dataFrom: Uint8Array, flags: number): number
+  fillCopyFdSync(fd: number, dataFd: number, flags: number): number
   linkFd(fd: number, target: HostPath): void
   fgetxattr(fd: number, name: string): Buffer | undefined
   lsetxattr(path: HostPath, name: string, value: Uint8Array, flags: number): void
@@ -560,6 +561,12 @@ export function fillCopy(path: HostPath, dataFrom: HostPath | undefined, fsync: 
 /** fillCopy on the calling thread. */
 export function fillCopySync(path: HostPath, dataFrom: HostPath | undefined, fsync: boolean): number {
   return callSync((n) => n.fillCopySync(path, fillFrom(dataFrom), fsync ? 2 : 0), path)
+}
+
+/** fillCopySync of the copy open for writing as `fd` (one with no name left), with the bytes of the
+ *  file open as `dataFd`. */
+export function fillCopyFdSync(fd: number, dataFd: number, fsync: boolean): number {
+  return callSync((n) => n.fillCopyFdSync(fd, dataFd, fsync ? 2 : 0))
 }
 
 function fillFrom(dataFrom: HostPath | undefined): Uint8Array {

@@ -7,9 +7,9 @@
  * reports nlink 1, as overlayfs does: counting subdirectories across layers is not worth it, and 1 tells
  * find(1) not to rely on the count.
  */
-import { chmodSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, ftruncateSync, lchownSync, openSync, readSync, truncateSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, ftruncateSync, lchownSync, openSync, truncateSync } from 'node:fs'
 import {
-  type CopyChange, type FileAttr, ST, ST_FIELDS, dupFdSync, fgetxattrSync, fremovexattrSync, fsetxattrSync, ioctlPathSync, flistxattrSync, fstatNumbers,
+  type CopyChange, type FileAttr, ST, ST_FIELDS, dupFdSync, fgetxattrSync, fillCopyFdSync, fremovexattrSync, fsetxattrSync, ioctlPathSync, flistxattrSync, fstatNumbers,
   lgetxattrSync, llistxattrSync, lremovexattrSync, lsetxattrSync, lstatNumbers, futimensSync, utimensatSync, type TimeNs,
 } from '../sys/native.js'
 import type { Core, CopyUpWant, Fold } from './core.js'
@@ -17,7 +17,7 @@ import { DEFAULT_ACL } from './acl.js'
 import { type Entry, inUpper } from './entry.js'
 import { fsError, isCode } from './errors.js'
 import type { Handle } from './handles.js'
-import { METACOPY_XATTR, REDIRECT_XATTR, fromStoredXattr, readOrigin, toStoredXattr } from './inode.js'
+import { fromStoredXattr, readOrigin, toStoredXattr } from './inode.js'
 
 /** What getattr reports: the attributes as the kernel takes them. */
 export type Attr = FileAttr
@@ -160,21 +160,16 @@ export function fsetattr(core: Core, fh: number, change: AttrChange): void {
 /**
  * Give a metadata-only copy with no name left its data, as overlayfs does before such a file's size
  * changes (a truncate through /proc/PID/fd): the lower bytes are written into the copy itself,
- * reached through the handle's descriptor on it (a new copy could not take its place: there is no
- * name to rename it over), its markers are removed, and every handle on it reads the copy from then
- * on. Ranges of zeros stay holes (the copy is all hole until then). A failure (a full disk) leaves
- * the copy marked and the handles on the lower bytes, as they were.
+ * reached through the handle's descriptor on it, as Core gives a named one its data (fillCopy), its
+ * markers are removed, and every handle on it reads the copy from then on. The lower file's holes
+ * stay holes. A failure (a full disk) leaves the copy marked and the handles on the lower bytes, as
+ * they were.
  */
 export function completeUnnamed(core: Core, handle: Handle): void {
   const copy = openSync(`/proc/self/fd/${handle.meta}`, constants.O_RDWR)
   try {
-    copyNonZero(handle.fd, copy, fstatSync(copy).size)
-    fremovexattrSync(copy, METACOPY_XATTR)
-    try {
-      fremovexattrSync(copy, REDIRECT_XATTR)
-    } catch (err) {
-      if (!isCode(err, 'ENODATA')) throw err
-    }
+    // No name, so nothing to keep across a crash: no flush.
+    fillCopyFdSync(copy, handle.fd, false)
   } catch (err) {
     closeSync(copy)
     throw err
@@ -206,21 +201,8 @@ function sameFile(st: { dev: number; ino: number }, dev: number, ino: number): b
   return st.dev === dev && st.ino === ino
 }
 
-const CHUNK = 1 << 16
 
 /** Copy `size` bytes from `from` to `to` (same offsets), skipping chunks that are all zeros. */
-function copyNonZero(from: number, to: number, size: number): void {
-  const buf = Buffer.allocUnsafe(Math.min(size, CHUNK))
-  const zeros = Buffer.alloc(buf.length)
-  for (let at = 0; at < size;) {
-    const n = readSync(from, buf, 0, Math.min(buf.length, size - at), at)
-    if (n === 0) break
-    if (buf.compare(zeros, 0, n, 0, n) !== 0) {
-      for (let done = 0; done < n;) done += writeSync(to, buf, done, n - done, at + done)
-    }
-    at += n
-  }
-}
 
 export function fgetxattr(core: Core, fh: number, name: string): Buffer | undefined {
   return fgetxattrSync(unnamedFd(core, fh, false), stored(name))
