@@ -34,7 +34,7 @@ const USAGE = `usage:
   layerfs diff UPPER | commit ...             a container's changes, and committing them
 
 mount options: lowerdir, upperdir, workdir, ro, volatile, flush_behind=1|0, metacopy=on|off,
-  allow_other, cache_entries=N, entry_timeout=S, attr_timeout=S, negative_timeout=S,
+  redirect_dir=on|off, allow_other, cache_entries=N, entry_timeout=S, attr_timeout=S, negative_timeout=S,
   bridge=ll|fuse-native, passthrough=on|upper|off, spin=US, acl|noacl, uidmapping, gidmapping,
   squash_to_root, squash_to_uid=N, squash_to_gid=N, log=FILE, debug (see the README)
 `

@@ -27,6 +27,9 @@ export interface MountOptions {
   /** Milliseconds the copies flushed behind wait for the others of their batch (Core.flushWindowMs). */
   flushWindowMs: number
   metacopy: boolean
+  /** Rename directories that have lower layers (overlayfs `redirect_dir=on`, which `metacopy=on`
+   *  turns on): see namespace.ts, movableDir. */
+  redirectDir: boolean
   allowOther: boolean
   cacheEntries: number
   entryTimeout: number
@@ -84,11 +87,12 @@ const PASSTHROUGH = new Set([
 export function parseMountArgs(argv: string[]): MountOptions {
   const opts: MountOptions = {
     lowers: [], mountpoint: '', source: 'layerfs', foreground: false, debug: false, readOnly: false,
-    fsync: true, flushBehind: true, flushWindowMs: 20, metacopy: false, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
+    fsync: true, flushBehind: true, flushWindowMs: 20, metacopy: false, redirectDir: false, allowOther: process.getuid?.() === 0, cacheEntries: 100_000,
     entryTimeout: NaN, attrTimeout: NaN, negativeTimeout: NaN, spinUs: DEFAULT_SPIN_US, passthrough: 'on', acl: true, bridge: 'll',
     kernelFlags: process.getuid?.() === 0 ? ['suid'] : [], warnings: [],
   }
   const positional: string[] = []
+  const given: Given = {}
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === '-f') opts.foreground = true
@@ -96,8 +100,8 @@ export function parseMountArgs(argv: string[]): MountOptions {
     else if (arg === '-o') {
       const value = argv[++i]
       if (value === undefined) throw new UsageError('-o needs a value')
-      applyOptions(opts, value)
-    } else if (arg.startsWith('-o')) applyOptions(opts, arg.slice(2))
+      applyOptions(opts, value, given)
+    } else if (arg.startsWith('-o')) applyOptions(opts, arg.slice(2), given)
     else if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown flag ${arg}`)
     else positional.push(arg)
   }
@@ -115,6 +119,12 @@ export function parseMountArgs(argv: string[]): MountOptions {
     : { entryTimeout: 1, attrTimeout: 0, negativeTimeout: 1 }
   for (const key of ['entryTimeout', 'attrTimeout', 'negativeTimeout'] as const) if (Number.isNaN(opts[key])) opts[key] = timeouts[key]
   if ((opts.upper === undefined) !== (opts.work === undefined)) throw new UsageError('upperdir and workdir go together')
+  // As overlayfs: metacopy=on turns redirect_dir on, and refuses any other value given for it (a
+  // renamed metadata-only copy finds its data through a redirect).
+  if (opts.metacopy && given.redirectDir !== undefined && given.redirectDir !== 'on') {
+    throw new UsageError(`metacopy=on conflicts with redirect_dir=${given.redirectDir}`)
+  }
+  opts.redirectDir = given.redirectDir === undefined ? opts.metacopy : given.redirectDir === 'on'
   if (opts.ids && opts.bridge !== 'll') throw new UsageError('uidmapping, gidmapping and squash_to_* need bridge=ll')
   if (opts.readOnly && opts.upper !== undefined) {
     // Read-only, the upper layer is shown as the topmost one, as overlayfs shows it: a container's
@@ -126,7 +136,12 @@ export function parseMountArgs(argv: string[]): MountOptions {
   return opts
 }
 
-function applyOptions(opts: MountOptions, list: string): void {
+/** What applyOptions saw given explicitly, for the checks made once all are in. */
+interface Given {
+  redirectDir?: string
+}
+
+function applyOptions(opts: MountOptions, list: string, given: Given): void {
   for (const item of splitUnescaped(list, ',')) {
     if (item === '') continue
     const eq = item.indexOf('=')
@@ -154,6 +169,12 @@ function applyOptions(opts: MountOptions, list: string): void {
       case 'metacopy':
         if (value !== 'on' && value !== 'off') throw new UsageError(`metacopy=${value}: expected on or off`)
         opts.metacopy = value === 'on'
+        break
+      case 'redirect_dir':
+        // overlayfs's values; `follow` and `nofollow` concern redirects written by another mount,
+        // which layerfs never follows (it writes none): both leave directories unmovable, as `off`.
+        if (!['on', 'off', 'follow', 'nofollow'].includes(value)) throw new UsageError(`redirect_dir=${value}: expected on, off, follow or nofollow`)
+        given.redirectDir = value
         break
       case 'allow_other': opts.allowOther = true; break
       case 'acl': opts.acl = true; break

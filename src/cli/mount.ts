@@ -101,7 +101,7 @@ async function serve(opts: MountOptions, starter: Starter): Promise<number> {
     ])
     const union = await Union.open({
       lowers: opts.lowers, upper: opts.upper, work: opts.work, cacheEntries: opts.cacheEntries, fsync: opts.fsync,
-      metacopy: opts.metacopy, flushBehind: opts.flushBehind, flushWindowMs: opts.flushWindowMs,
+      metacopy: opts.metacopy, redirectDir: opts.redirectDir, flushBehind: opts.flushBehind, flushWindowMs: opts.flushWindowMs,
       unmappedLowers: opts.ids?.uids !== undefined || opts.ids?.gids !== undefined,
       onWarning: (warning) => {
         if (starter.waiting) starter.say(`warning: ${warning}`)

@@ -130,6 +130,8 @@ export class LowLevelBridge {
   #openHandlesGiven = 0
   /** Node ids of the last block C was given (#giveLookupIds) that no answered lookup named yet. */
   #lookupIdsLeft = 0
+  /** The directories with lower layers a rename is moving, and their trees copying up (#unmarkLowerTrees). */
+  readonly #movingTrees: Node[] = []
   /** The marked directories only in the upper layer (see #unmarkMovedDirs). */
   readonly #soleDirs = new Set<Node>()
   /** The marked files in the upper layer, which C answers for from their host paths (see
@@ -640,6 +642,7 @@ export class LowLevelBridge {
    *  beneath it are in the upper layer: the marks of both kinds, which C answers from their paths,
    *  all go (they come back at their next lookup or listing). */
   #unmarkMovedDirs(r: Request & { op: 'rename' }): void {
+    if (this.#union.redirectDir) this.#unmarkLowerTrees(r)
     if (this.#soleDirs.size === 0 && this.#movableProbes.size === 0 && this.#upperFiles.size === 0) return
     const union = this.#union
     const moves = union.isDirSync(this.#childPath(r.parent, r.name).path) ||
@@ -651,6 +654,43 @@ export class LowLevelBridge {
     for (const node of [...this.#movableProbes]) if (node !== root) this.#unprobe(node)
     // (The files in the upper layer, all of them: a file under the directory moves with it.)
     for (const node of [...this.#upperFiles]) this.#unmark(node)
+  }
+
+  /** With redirect_dir, a rename of a directory with lower layers copies its whole tree up first
+   *  (namespace.ts, movableDir): the marks of all the nodes under it go, those of lower files and
+   *  directories too, which C answers from their lower paths. The copies mark their directories
+   *  again, as in the upper layer (onDirCopiedUp), at paths the move then changes, and a rename that
+   *  waits for its copies lets other requests mark nodes there meanwhile: once it has moved, or been
+   *  refused, the marks go again (#movedTrees), and the kernel is told that the nodes' attributes
+   *  changed (the copies' ctimes, the links of hard-linked files and of directories that merged). */
+  #unmarkLowerTrees(r: Request & { op: 'rename' }): void {
+    this.#movingTrees.length = 0
+    const names: Array<[number, string]> = [[r.parent, r.name]]
+    if ((r.flags & RENAME_EXCHANGE) !== 0) names.push([r.newparent, r.newname])
+    for (const [parentId, name] of names) {
+      const parent = this.#nodes.get(parentId)
+      const dir = parent && this.#nodes.child(parent, name)
+      const path = dir && this.#nodes.path(dir)
+      if (!dir || path === undefined || !this.#union.dirHasLowerSync(path)) continue
+      this.#movingTrees.push(dir)
+      this.#unmarkTree(dir)
+    }
+  }
+
+  #unmarkTree(dir: Node): void {
+    for (const node of [dir, ...this.#nodes.descendants(dir)]) {
+      this.#unmark(node)
+      this.#unprobe(node)
+    }
+  }
+
+  /** After a rename that may have copied trees up (#unmarkLowerTrees), done or refused: their marks
+   *  go again, and the kernel drops their nodes' attributes. */
+  #movedTrees(): void {
+    for (const dir of this.#movingTrees.splice(0)) {
+      this.#unmarkTree(dir)
+      for (const node of [dir, ...this.#nodes.descendants(dir)]) if (!node.attrsExpired && this.#nodes.get(node.id) === node) this.#invalidate(node)
+    }
   }
 
   /** Before a request that may change a node or take its name: the node's mark goes (see
@@ -923,8 +963,18 @@ export class LowLevelBridge {
     // A file a failed rename would have replaced keeps its name, which C forgot (#unmarkChanged):
     // C must not look it up as a new node (#taint), before the kernel can ask again.
     if (r.op === 'rename') {
-      const dir = this.#nodes.get(r.newparent)
-      if (dir && this.#nodes.child(dir, r.newname)) this.#taint(dir)
+      const target = this.#nodes.get(r.newparent)
+      if (target && this.#nodes.child(target, r.newname)) this.#taint(target)
+      // A refused move may have copied some of a tree up (#movedTrees); and the host's own
+      // refusal may have changed the directories' times (ext4 refuses a RENAME_WHITEOUT onto a
+      // directory that is not empty after it has set the source directory's mtime), which the
+      // kernel, after a failed rename, keeps as it had them (random namespace seed 3318). Told before
+      // the caller has its answer, which lets it look again.
+      this.#movedTrees()
+      for (const id of new Set([r.parent, r.newparent])) {
+        const dir = this.#nodes.get(id)
+        if (dir && !dir.attrsExpired) this.#invalidate(dir)
+      }
     }
     // One C answered already (a release, a copy-up's record): there is no one to tell.
     if (!r.answered) this.#session.replyErr(r.req, -errno)
@@ -1472,6 +1522,7 @@ export class LowLevelBridge {
     const other = exchange ? this.#nodes.child(n.parent, r.name) : undefined
     if (other) other.ctimeExpired = true
     if (n.replaced !== undefined) this.#invalidateSiblings(n.replaced)
+    this.#movedTrees()
     this.#session.replyErr(r.req, 0)
   }
 

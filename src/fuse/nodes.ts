@@ -185,6 +185,14 @@ export class NodeTable {
     return parent.children?.get(name)
   }
 
+  /** The nodes under `dir`, at any depth (not `dir` itself). */
+  *descendants(dir: Node): Generator<Node> {
+    for (const child of dir.children?.values() ?? []) {
+      yield child
+      yield* this.descendants(child)
+    }
+  }
+
   /** The name is gone (unlink, rmdir): the node, if any, no longer has a path. */
   detach(parent: Node, name: string): void {
     const node = parent.children?.get(name)

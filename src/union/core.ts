@@ -125,6 +125,8 @@ export class Core {
 
   /** Copy up metadata only for metadata changes (metacopy=on). */
   readonly metacopy: boolean
+  /** Directories with lower layers may be renamed (redirect_dir=on; see namespace.ts, movableDir). */
+  redirectDir = false
 
   /** The process umask when the union opened: 0 in the daemon, which takes modes as the kernel
    *  computed them. Where it is not 0 (a union used in-process), creates put back what it took. */

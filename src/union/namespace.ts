@@ -6,8 +6,9 @@
  *
  * Where a lower layer still holds a removed name, a whiteout replaces it in the upper layer. Renames
  * of files copy up first and leave a whiteout behind when a lower layer holds the source name; a
- * directory that exists in a lower layer cannot be renamed (EXDEV, as overlayfs without redirect_dir):
- * tools such as mv then copy and delete.
+ * directory that exists in a lower layer cannot be renamed (EXDEV, as overlayfs without redirect_dir:
+ * tools such as mv then copy and delete), unless `redirect_dir=on` (or `metacopy=on`): its whole tree
+ * is copied up first, and it then moves as a directory only in the upper layer does (movableDir).
  */
 import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
 import { type Layer, splitPath } from '../layers/layer.js'
@@ -313,7 +314,7 @@ export function renameNow(core: Core, fromRel: string, toRel: string, flags: num
   if (toRel.startsWith(fromRel + '/')) throw fsError('EINVAL', 'a directory cannot move into itself')
   checkNewName(toRel)
   const target = core.resolver.resolve(toRel)
-  refuseEarly(source, target, toRel, flags)
+  refuseEarly(core, source, target, toRel, flags)
   // A name renamed to itself, or to another name of the same file: rename(2) does nothing (the
   // kernel's VFS answers it before overlayfs sees it; through FUSE, each name is an inode of its own).
   if (fromRel === toRel || sameUpperFile(core, source, target)) return true
@@ -334,16 +335,25 @@ export function renameNow(core: Core, fromRel: string, toRel: string, flags: num
  * names (and RENAME_NOREPLACE) and which checks that the directories can move before it copies up.
  * move and exchangeEntries check all of it again, after their copy-ups.
  */
-function refuseEarly(from: Entry, to: Entry | undefined, toRel: string, flags: number): void {
+function refuseEarly(core: Core, from: Entry, to: Entry | undefined, toRel: string, flags: number): void {
   if (flags & RENAME_EXCHANGE) {
     if (!to) throw fsError('ENOENT', toRel)
-    if (from.kind === 'dir') movableDir(from)
-    if (to.kind === 'dir') movableDir(to)
+    if (from.kind === 'dir') movableDir(core, from)
+    if (to.kind === 'dir') movableDir(core, to)
     return
   }
-  if (!to) return
-  if (flags & RENAME_NOREPLACE) throw fsError('EEXIST', toRel)
-  if (to.kind === 'dir' && from.kind !== 'dir') throw fsError('EISDIR', toRel)
+  if (to && (flags & RENAME_NOREPLACE)) throw fsError('EEXIST', toRel)
+  if (to?.kind === 'dir' && from.kind !== 'dir') throw fsError('EISDIR', toRel)
+  // A directory with lower layers has its whole tree copied up before it moves (redirect_dir): all
+  // that refuses the move refuses it before that, in overlayfs's order (move checks it again). A
+  // directory it would replace that is not empty refuses it too: only in the upper layer, the
+  // host's rename would, after the copies. (A directory renamed to its own name stays, as rename(2)
+  // leaves it.)
+  if (from.kind === 'dir' && hasLower(from) && from.path !== toRel) {
+    if (to && to.kind !== 'dir') throw fsError('ENOTDIR', toRel)
+    movableDir(core, from)
+    if (to && mergedNames(to).length > 0) throw fsError('ENOTEMPTY', toRel)
+  }
 }
 
 /** Whether `a` and `b` are two names (hard links) of one file of the upper layer. */
@@ -356,11 +366,37 @@ function sameUpperFile(core: Core, a: Entry, b: Entry | undefined): boolean {
   return probeStat[ST.INO] === ino && probeStat[ST.DEV] === dev
 }
 
-/** The names a rename copies up first: the files it moves (directories move only from the upper). */
+/** The names a rename copies up first: the files it moves, and a directory with lower layers (which
+ *  moves only with redirect_dir, movableDir) with everything under it. */
 function renameCopyUps(core: Core, source: Entry, toRel: string, flags: number): string[] {
-  const names = source.kind === 'dir' ? [] : [source.path]
-  if (flags & RENAME_EXCHANGE && core.resolver.get(toRel).kind !== 'dir') names.push(toRel)
+  const names: string[] = []
+  const add = (entry: Entry): void => {
+    if (entry.kind !== 'dir') names.push(entry.path)
+    else if (hasLower(entry)) treeCopyUps(core, entry, names)
+  }
+  add(source)
+  if (flags & RENAME_EXCHANGE) add(core.resolver.get(toRel))
   return names
+}
+
+/** A directory that merges with a lower one, or is only below. */
+function hasLower(dir: Entry): boolean {
+  return !inUpper(dir) || dir.dirLayers.length > 1
+}
+
+/** The names under the directory `dir` (itself first) that are not in the upper layer yet, each
+ *  directory before its names: what makes it a directory only in the upper layer, as the union
+ *  shows it. Below a directory only in the upper layer there is nothing to copy. */
+function treeCopyUps(core: Core, dir: Entry, names: string[]): void {
+  if (!inUpper(dir)) names.push(dir.path)
+  for (const name of mergedNames(dir)) {
+    const child = core.resolver.get(dir.path === '' ? name : `${dir.path}/${name}`)
+    if (child.kind === 'dir') {
+      if (hasLower(child)) treeCopyUps(core, child, names)
+    } else if (!inUpper(child)) {
+      names.push(child.path)
+    }
+  }
 }
 
 export async function rename(core: Core, fromRel: string, toRel: string, flags: number): Promise<void> {
@@ -413,9 +449,28 @@ function finishMove(core: Core, fromRel: string, toRel: string, dirTimes: boolea
  * redirect_dir). One that merges with nothing moves, even where a lower layer has the name (an
  * opaque directory made over a removed one, a directory over a whiteout): the move leaves a
  * whiteout there (see move), as overlayfs does.
+ *
+ * With redirect_dir on (core.redirectDir, as overlayfs's `redirect_dir=on`, which `metacopy=on`
+ * turns on) one with lower layers moves too, once the rename has copied up everything under it
+ * (renameCopyUps): in its new place no lower layer holds it (or it is made opaque there, as any
+ * directory moved into a merged one), so its upper copy is the whole of it. Overlayfs copies up
+ * the directory alone and records where its lower layers hold it (trusted.overlay.redirect); the
+ * view is the same, and the upper layer stays one that an OCI layer (layerfs commit, a naive diff)
+ * represents as it is: the new directory whole, a whiteout at the old name.
  */
-function movableDir(dir: Entry): void {
-  if (!inUpper(dir) || dir.dirLayers.length > 1) throw fsError('EXDEV', `${dir.path} has lower layers`)
+function movableDir(core: Core, dir: Entry): void {
+  if (hasLower(dir) && !core.redirectDir) throw fsError('EXDEV', `${dir.path} has lower layers`)
+}
+
+/** Before a directory with lower layers moves (redirect_dir), its tree copied up: the metadata-only
+ *  copies in it record where their data is below (keepDataReachable). */
+function keepTreeDataReachable(core: Core, dir: Entry): void {
+  if (!core.metacopy) return
+  for (const name of mergedNames(dir)) {
+    const child = core.resolver.get(dir.path === '' ? name : `${dir.path}/${name}`)
+    if (child.kind === 'dir') keepTreeDataReachable(core, child)
+    else keepDataReachable(core, child)
+  }
 }
 
 function move(core: Core, from: Entry, to: Entry | undefined, toRel: string): void {
@@ -428,11 +483,12 @@ function move(core: Core, from: Entry, to: Entry | undefined, toRel: string): vo
     if (to.kind === 'dir' && from.kind !== 'dir') throw fsError('EISDIR', toRel)
     if (to.kind !== 'dir' && from.kind === 'dir') throw fsError('ENOTDIR', toRel)
   }
-  if (from.kind === 'dir') movableDir(from)
+  if (from.kind === 'dir') movableDir(core, from)
   const toMerged = to !== undefined && (!inUpper(to) || to.dirLayers.length > 1)
   if (to?.kind === 'dir' && toMerged && mergedNames(to).length > 0) throw fsError('ENOTEMPTY', toRel)
   if (!inUpper(from)) throw fsError('ENOENT', from.path) // lost a race with an unlink
   keepDataReachable(core, from)
+  if (from.kind === 'dir' && hasLower(from)) keepTreeDataReachable(core, from)
   core.ensureUpperDir(core.resolver.get(splitPath(toRel)[0]))
   const toPath = upper.path(toRel)
   const sourceHasLower = core.resolver.lowerHas(from)
@@ -484,11 +540,13 @@ function renameWithWhiteout(core: Core, fromPath: HostPath, toPath: HostPath, fr
 
 function exchangeEntries(core: Core, from: Entry, to: Entry | undefined): void {
   if (!to) throw fsError('ENOENT', 'exchange target')
-  if (from.kind === 'dir') movableDir(from)
-  if (to.kind === 'dir') movableDir(to)
+  if (from.kind === 'dir') movableDir(core, from)
+  if (to.kind === 'dir') movableDir(core, to)
   if (!inUpper(from) || !inUpper(to)) throw fsError('ENOENT', 'exchange raced a removal')
-  keepDataReachable(core, from)
-  keepDataReachable(core, to)
+  for (const entry of [from, to]) {
+    keepDataReachable(core, entry)
+    if (entry.kind === 'dir' && hasLower(entry)) keepTreeDataReachable(core, entry)
+  }
   const upper = core.requireUpper()
   // A directory that lands in a merged directory is made opaque, as move does it (overlayfs too).
   const mergedParent = (rel: string): boolean => core.resolver.get(splitPath(rel)[0]).dirLayers.length > 1

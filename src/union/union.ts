@@ -40,6 +40,9 @@ export interface UnionOptions {
   fsync?: boolean
   /** Copy up metadata only for metadata changes (overlayfs `metacopy=on`, same on-disk marks). */
   metacopy?: boolean
+  /** Rename directories with lower layers too (overlayfs `redirect_dir=on`), copying up their trees
+   *  first (namespace.ts, movableDir); else EXDEV. Default: as `metacopy`, as overlayfs's. */
+  redirectDir?: boolean
   /** With fsync on: answer an open, setattr or rename that copies a lower file up before the copy
    *  is flushed, flush copies in batches (one syncfs each) and name them after; callers that need
    *  the name (link, xattr writes, a rename of a big file) share those flushes. The owner must call
@@ -159,6 +162,7 @@ export class Union {
       for (const dir of lowers) layers.push(new Layer(layerRoot(dir, mountinfo, options.unmappedLowers), layers.length, false))
       const core = new Core(layers, top?.stager, options.cacheEntries ?? 100_000, options.metacopy ?? false)
       core.flushBehind = options.flushBehind ?? false
+      core.redirectDir = options.redirectDir ?? core.metacopy
       if (options.flushWindowMs !== undefined) core.flushWindowMs = options.flushWindowMs
       return new Union(core, claims)
     } catch (err) {
@@ -749,6 +753,22 @@ export class Union {
   }
 
   /** Whether `path` names a directory (from the resolver's cache when it holds the name). */
+  /** Whether directories with lower layers may be renamed (redirect_dir: namespace.ts, movableDir). */
+  get redirectDir(): boolean {
+    return this.#core.redirectDir
+  }
+
+  /** Whether `path` is a directory that merges with a lower one, or is only below: with
+   *  redirectDir, a rename of it copies its whole tree up. */
+  dirHasLowerSync(path: string): boolean {
+    try {
+      const entry = this.#core.resolver.resolve(relPath(path))
+      return entry?.kind === 'dir' && (!inUpper(entry) || entry.dirLayers.length > 1)
+    } catch {
+      return false
+    }
+  }
+
   isDirSync(path: string): boolean {
     try {
       return this.#core.resolver.resolve(relPath(path))?.kind === 'dir'

@@ -54,7 +54,46 @@ const layerfsDeliberate: Omit<KnownDifference, 'driver'>[] = [
   },
 ]
 
-const layerfs: KnownDifference[] = layerfsDeliberate.map((k) => ({ ...k, driver: 'layerfs' as const }))
+/** A directory with lower layers moved under redirect_dir: overlayfs copies up the directory alone
+ *  and records where its lower layers hold it (trusted.overlay.redirect), so it merges on (one link
+ *  shown, whiteouts for names removed in it since); layerfs copies its whole tree up and moves a
+ *  directory only in the upper layer (opaque where a lower layer could show through), which shows
+ *  its own links, and an OCI layer can carry as it is (namespace.ts, movableDir). */
+const MOVED = 'a directory with lower layers moves with its tree copied up (layerfs) rather than with a redirect to its lower layers (overlayfs): the same names and contents, its own link count instead of a merged directory\'s 1, and an upper layer holding the whole tree'
+const movedDirs: Omit<KnownDifference, 'driver'>[] = [
+  {
+    scenario: 'redirect_dir: rename a lower directory, then change what moved',
+    fields: ['merged:d/e2#nlink', 'merged:d/e2/sub#nlink', 'upper:d/e2#opaque', 'upper:d/e2/f', 'upper:d/e2/h', 'upper:d/e2/sub/k'],
+    why: MOVED,
+  },
+  {
+    scenario: 'redirect_dir: rename a merged directory into another directory',
+    fields: ['merged:b/d#nlink', 'upper:b/d#opaque', 'upper:b/d/x'],
+    why: MOVED,
+  },
+  {
+    scenario: 'redirect_dir: a lower directory renamed onto a non-empty one, then onto an empty one',
+    fields: ['merged:empty#nlink', 'upper:empty#opaque', 'upper:empty/f'],
+    why: MOVED,
+  },
+  {
+    scenario: 'redirect_dir: exchange two lower directories',
+    fields: ['merged:p/a#nlink', 'merged:q/b#nlink', 'upper:p/a#opaque', 'upper:p/a/y', 'upper:p/a/z', 'upper:p/a/z/w', 'upper:q/b#opaque', 'upper:q/b/x'],
+    why: MOVED,
+  },
+  {
+    scenario: 'metacopy: a directory of metadata-only copies moves, and their data follows',
+    fields: ['merged:e#nlink', 'merged:s2#nlink', 'upper:e#opaque', 'upper:e/s', 'upper:s2#opaque'],
+    why: MOVED,
+  },
+  {
+    scenario: 'redirect_dir: a listed lower tree, changed, moved, then changed again',
+    fields: ['merged:e#nlink', 'merged:e/s#nlink', 'merged:e/s/t#nlink', 'upper:e#opaque', 'upper:e/f', 'upper:e/s/t/u'],
+    why: MOVED,
+  },
+]
+
+const layerfs: KnownDifference[] = [...layerfsDeliberate, ...movedDirs].map((k) => ({ ...k, driver: 'layerfs' as const }))
 
 const FN = 'layerfs-fuse-native' as const
 
@@ -79,7 +118,16 @@ const mtimeLost = (scenario: string, op: number, path: string): KnownDifference 
 
 const layerfsFuseNative: KnownDifference[] = [
   // (fuse-native has no lseek at all: SEEK_HOLE's own entry below covers that scenario)
-  ...layerfsDeliberate.filter((k) => !k.scenario.startsWith('SEEK_DATA')).map((k) => ({ ...k, driver: FN })),
+  ...[...layerfsDeliberate, ...movedDirs].filter((k) => !k.scenario.startsWith('SEEK_DATA') && !k.scenario.includes('exchange') && !k.scenario.includes('listed lower tree')).map((k) => ({ ...k, driver: FN })),
+  { ...movedDirs.find((k) => k.scenario.includes('listed lower tree'))!, driver: FN },
+  mtimeLost('redirect_dir: a listed lower tree, changed, moved, then changed again', 15, 'e/s/i'),
+  {
+    scenario: 'redirect_dir: exchange two lower directories',
+    driver: FN,
+    ops: [0, 1, 2, 3, 4],
+    fields: ['merged:p#mtime', 'merged:p#nlink', 'merged:p/a#nlink', 'merged:q/b#nlink', 'merged:p/a/x', 'merged:p/a/y', 'merged:p/a/z', 'merged:p/a/z/w', 'merged:q#ino', 'merged:q#mtime', 'merged:q#nlink', 'merged:q/b#ino', 'merged:q/b/x', 'merged:q/b/y', 'merged:q/b/z', 'merged:q/b/z/w', 'upper:p', 'upper:p/a', 'upper:q', 'upper:q/b'],
+    why: RENAME,
+  },
   {
     scenario: 'O_TMPFILE files, linked in lower and upper directories and over a whiteout',
     driver: FN,

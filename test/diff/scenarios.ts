@@ -271,10 +271,70 @@ export const SCENARIOS: Scenario[] = [
     },
   ]),
 
+  ...group('redirect_dir=on', [
+    // Directories with lower layers move (overlayfs records where their lower layers hold them,
+    // trusted.overlay.redirect; layerfs copies their trees up first): the views must agree.
+    {
+      name: 'redirect_dir: rename a lower directory, then change what moved',
+      layers: [{ 'd/f': 'top f', 'd/sub/g': 'g' }, { 'd/f': 'below f', 'd/h': 'h', 'd/sub/k': 'k' }],
+      options: ['redirect_dir=on'],
+      ops: [
+        ['rename', 'd', 'e'], ['readdir', ''], ['readdir', 'e'], ['readdir', 'e/sub'], ['readFile', 'e/f'], ['readFile', 'e/h'],
+        ['stat', 'd'], ['stat', 'e/f'], ['stat', 'e/sub/k'],
+        ['unlink', 'e/h'], ['appendFile', 'e/sub/g', ' more'], ['mkdir', 'd', 0o755], ['writeFile', 'd/f', 'new d'],
+        ['rename', 'e', 'd/e2'], ['readdir', 'd'], ['readdir', 'd/e2'], ['readFile', 'd/e2/sub/g'], ['readdir', 'd/e2/sub'],
+      ],
+    },
+    {
+      name: 'redirect_dir: rename a merged directory into another directory',
+      layers: [{ 'a/d/x': 'x', 'a/d/gone': 'gone', 'b/y': 'y' }],
+      upper: { a: { dir: true }, 'a/d': { dir: true }, 'a/d/up': 'up', 'a/d/gone': { whiteout: true } },
+      options: ['redirect_dir=on'],
+      ops: [['rename', 'a/d', 'b/d'], ['readdir', 'a'], ['readdir', 'b'], ['readdir', 'b/d'], ['readFile', 'b/d/x'], ['stat', 'b/d/x'], ['stat', 'a/d']],
+    },
+    {
+      // overlayfs refuses a target that is not empty before it copies anything up; one that merges
+      // and shows nothing is replaced.
+      name: 'redirect_dir: a lower directory renamed onto a non-empty one, then onto an empty one',
+      layers: [{ 'low/f': 'in low', 'full/g': 'in full', 'empty/gone': 'gone' }],
+      upper: { empty: { dir: true }, 'empty/gone': { whiteout: true } },
+      options: ['redirect_dir=on'],
+      ops: [['rename', 'low', 'full'], ['readdir', ''], ['rename', 'low', 'empty'], ['readdir', ''], ['readdir', 'empty'], ['rename', 'full', 'low/f']],
+    },
+    {
+      name: 'redirect_dir: exchange two lower directories',
+      layers: [{ 'p/a/x': 'ax', 'q/b/y': 'by', 'q/b/z/w': 'bzw' }],
+      options: ['redirect_dir=on'],
+      ops: [['renameat2', 'p/a', 'q/b', 'exchange'], ['readdir', 'p/a'], ['readdir', 'q/b'], ['readFile', 'q/b/x'], ['readFile', 'p/a/z/w'], ['readdir', 'p'], ['readdir', 'q']],
+    },
+    {
+      // Listed first, its files and directories are marked for C's setattrs, lookups and renames by
+      // their lower paths: the move takes those marks away, and the changes after it land in the copies.
+      name: 'redirect_dir: a listed lower tree, changed, moved, then changed again',
+      layers: [{ 'd/f': 'f', 'd/g': 'g', 'd/s/h': 'h', 'd/s/i': 'i', 'd/s/t/u': 'u' }],
+      options: ['redirect_dir=on'],
+      ops: [
+        ['readdir', 'd'], ['readdir', 'd/s'], ['stat', 'd/f'], ['stat', 'd/s/t'], ['chmod', 'd/g', 0o600], ['rename', 'd', 'e'],
+        ['chmod', 'e/f', 0o640], ['chmod', 'e/s/h', 0o600], ['utimes', 'e/s/i', T1, T2], ['rename', 'e/f', 'e/f2'], ['chmod', 'e/s/t', 0o700],
+        ['stat', 'd'], ['readdir', 'e'], ['readdir', 'e/s'], ['stat', 'e/s/h'], ['stat', 'e/s/i'], ['readFile', 'e/f2'], ['readdir', 'e/s/t'], ['readdir', ''],
+      ],
+    },
+    {
+      // With metacopy, a file changed by chmod keeps its bytes below; moved with its directory, it
+      // still reads them, and a write then copies them up.
+      name: 'metacopy: a directory of metadata-only copies moves, and their data follows',
+      layers: [{ 'd/f': 'lower bytes', 'd/s/g': 'deep bytes' }],
+      options: ['metacopy=on'],
+      ops: [
+        ['chmod', 'd/f', 0o600], ['chmod', 'd/s/g', 0o640], ['rename', 'd', 'e'], ['readFile', 'e/f'], ['readFile', 'e/s/g'],
+        ['appendFile', 'e/f', ' and more'], ['readFile', 'e/f'], ['stat', 'e/f'], ['rename', 'e/s', 's2'], ['readFile', 's2/g'], ['readdir', ''],
+      ],
+    },
+  ]),
+
   ...group('metacopy=on', [
     // Metadata changes copy up metadata only (the data stays below until written); every later change
-    // must see the lower bytes, as overlayfs does. Files only: the kernel's redirect_dir (which
-    // metacopy turns on) would also move lower directories, where layerfs answers EXDEV.
+    // must see the lower bytes, as overlayfs does.
     {
       name: 'chmod, then read the data from below',
       layers: [{ 'a/f': { file: 'lower data', mode: 0o644 } }],
@@ -835,6 +895,15 @@ export const SCENARIOS: Scenario[] = [
       layers: [{ 'm/low': 'lower', 'full/old': 'hidden' }],
       upper: { m: { dir: true }, 'm/d': { dir: true }, 'm/d/x': 'x', 'm/e': { dir: true }, full: { opaque: true }, 'full/kept': 'kept', 'solo/empty': { dir: true } },
       ops: [['rename', 'm/d', 'full'], ['readdir', 'full'], ['readdir', 'm/d'], ['rename', 'm/e', 'solo/empty'], ['readdir', 'solo']],
+    },
+    {
+      // ext4 refuses a rename with RENAME_WHITEOUT onto a directory that is not empty after it has
+      // set the source directory's mtime, and overlayfs shows that: the kernel keeps the attributes
+      // it had after a failed rename, so layerfs tells it (random namespace seed 3318).
+      name: 'a directory over a lower one renamed onto a non-empty directory: refused, its parent\'s new mtime shown',
+      layers: [{ 'p/a/old': 'hidden' }],
+      upper: { p: { dir: true }, 'p/a': { opaque: true }, 'p/a/x': 'x', 'p/b': { dir: true }, 'p/b/y': 'y' },
+      ops: [['stat', 'p'], ['rename', 'p/a', 'p/b'], ['stat', 'p'], ['readdir', 'p']],
     },
     {
       // An upper layer may hold a whiteout that hides nothing (the lower layer changed since): a

@@ -531,6 +531,8 @@ describe.skipIf(!fuse.ok)('layerfs mount', () => {
       ['a missing mountpoint', () => ['-o', `lowerdir=${lower}`, `${mnt}-nope`], /mountpoint .*: no such directory/],
       ['a bad number', () => ['-o', `lowerdir=${lower},cache_entries=lots`, mnt], /cache_entries=lots: not a number/],
       ['a bad metacopy value', () => ['-o', `lowerdir=${lower},metacopy=maybe`, mnt], /metacopy=maybe: expected on or off/],
+      ['a bad redirect_dir value', () => ['-o', `lowerdir=${lower},redirect_dir=yes`, mnt], /redirect_dir=yes: expected on, off, follow or nofollow/],
+      ['metacopy=on with redirect_dir=off', () => ['-o', `lowerdir=${lower},redirect_dir=off,metacopy=on`, mnt], /metacopy=on conflicts with redirect_dir=off/],
       ['a bad flush_behind value', () => ['-o', `lowerdir=${lower},flush_behind=yes`, mnt], /flush_behind=yes: expected 0 or 1/],
       ['a flush window out of range', () => ['-o', `lowerdir=${lower},flush_window=90000`, mnt], /flush_window=90000: expected milliseconds, 0 to 60000/],
       ['a bad passthrough value', () => ['-o', `lowerdir=${lower},passthrough=yes`, mnt], /passthrough=yes: expected on, upper or off/],
