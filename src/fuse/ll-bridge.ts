@@ -637,10 +637,11 @@ export class LowLevelBridge {
   }
 
   /** A rename that moves a directory (or exchanges one) moves the host paths of everything marked
-   *  under it. Only a directory only in the upper layer is renamed in place (one with lower layers
-   *  is EXDEV, namespace.ts), so all directories beneath it are such directories, and all files
-   *  beneath it are in the upper layer: the marks of both kinds, which C answers from their paths,
-   *  all go (they come back at their next lookup or listing). */
+   *  under it. A directory only in the upper layer is renamed in place, so all directories beneath
+   *  it are such directories, and all files beneath it are in the upper layer: the marks of both
+   *  kinds, which C answers from their paths, all go (they come back at their next lookup or
+   *  listing). One with lower layers is EXDEV (namespace.ts), or, with redirect_dir, has its
+   *  tree's marks taken away whatever their kind (#unmarkLowerTrees). */
   #unmarkMovedDirs(r: Request & { op: 'rename' }): void {
     if (this.#union.redirectDir) this.#unmarkLowerTrees(r)
     if (this.#soleDirs.size === 0 && this.#movableProbes.size === 0 && this.#upperFiles.size === 0) return

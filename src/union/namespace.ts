@@ -12,7 +12,7 @@
  */
 import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs'
 import { type Layer, splitPath } from '../layers/layer.js'
-import { WHITEOUT_PREFIX, isWhiteoutMode } from '../layers/whiteout.js'
+import { WHITEOUT_PREFIX, isWhiteoutMode, whiteoutTarget } from '../layers/whiteout.js'
 import { byteLength, hostBytes, hostJoin, hostPath, type HostPath } from '../sys/names.js'
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ST, ST_FIELDS, lgetxattrSync, linkFdSync, listNamesSync, lsetxattrSync, lstatIfAny, lstatNumbers, mknodSync, renameat2Sync, stTimeNs, utimensatSync } from '../sys/native.js'
 import { REDIRECT_XATTR } from './inode.js'
@@ -462,14 +462,39 @@ function movableDir(core: Core, dir: Entry): void {
   if (hasLower(dir) && !core.redirectDir) throw fsError('EXDEV', `${dir.path} has lower layers`)
 }
 
-/** Before a directory with lower layers moves (redirect_dir), its tree copied up: the metadata-only
- *  copies in it record where their data is below (keepDataReachable). */
+/**
+ * Before a directory with lower layers moves (redirect_dir), its tree copied up: the metadata-only
+ * copies in it record where their data is below (keepDataReachable); it is made opaque, which
+ * changes nothing shown (all it shows is in the upper layer now), wherever the move then takes it,
+ * or leaves it should the host refuse; and the whiteouts and markers under it go, which hide
+ * nothing then, and which overlayfs would list in a directory that merges with nothing.
+ */
+function detachTree(core: Core, dir: Entry): void {
+  keepTreeDataReachable(core, dir)
+  const path = core.requireUpper().path(dir.path)
+  core.markOpaque(path)
+  removeWhiteouts(path)
+  core.resolver.invalidateTree(dir.path)
+}
+
 function keepTreeDataReachable(core: Core, dir: Entry): void {
   if (!core.metacopy) return
   for (const name of mergedNames(dir)) {
     const child = core.resolver.get(dir.path === '' ? name : `${dir.path}/${name}`)
     if (child.kind === 'dir') keepTreeDataReachable(core, child)
     else keepDataReachable(core, child)
+  }
+}
+
+/** Remove the whiteouts (character devices 0/0, `.wh.NAME` markers) in the upper directory `dir`
+ *  and the directories below it. */
+function removeWhiteouts(dir: HostPath): void {
+  for (const name of readdirSafe(dir)) {
+    const path = hostJoin(dir, name)
+    if (!lstatIfAny(path, probeStat)) continue
+    const mode = probeStat[ST.MODE]!
+    if (isWhiteoutMode(mode, probeStat[ST.RDEV]!) || (whiteoutTarget(name) !== undefined && (mode & constants.S_IFMT) !== constants.S_IFDIR)) unlinkSync(path)
+    else if ((mode & constants.S_IFMT) === constants.S_IFDIR) removeWhiteouts(path)
   }
 }
 
@@ -488,7 +513,7 @@ function move(core: Core, from: Entry, to: Entry | undefined, toRel: string): vo
   if (to?.kind === 'dir' && toMerged && mergedNames(to).length > 0) throw fsError('ENOTEMPTY', toRel)
   if (!inUpper(from)) throw fsError('ENOENT', from.path) // lost a race with an unlink
   keepDataReachable(core, from)
-  if (from.kind === 'dir' && hasLower(from)) keepTreeDataReachable(core, from)
+  if (from.kind === 'dir' && hasLower(from)) detachTree(core, from)
   core.ensureUpperDir(core.resolver.get(splitPath(toRel)[0]))
   const toPath = upper.path(toRel)
   const sourceHasLower = core.resolver.lowerHas(from)
@@ -545,7 +570,7 @@ function exchangeEntries(core: Core, from: Entry, to: Entry | undefined): void {
   if (!inUpper(from) || !inUpper(to)) throw fsError('ENOENT', 'exchange raced a removal')
   for (const entry of [from, to]) {
     keepDataReachable(core, entry)
-    if (entry.kind === 'dir' && hasLower(entry)) keepTreeDataReachable(core, entry)
+    if (entry.kind === 'dir' && hasLower(entry)) detachTree(core, entry)
   }
   const upper = core.requireUpper()
   // A directory that lands in a merged directory is made opaque, as move does it (overlayfs too).

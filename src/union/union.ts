@@ -689,7 +689,8 @@ export class Union {
     if (entry.layer.writable && entry.dirLayers.length === 1) return { src: '', dst: entry.layer.path(entry.path), sole: true }
     // One in the upper layer that merges with lower ones shows its upper lstat with one link, as
     // one copied up while mounted does (onDirCopiedUp): the upper layer's from an earlier mount, the
-    // mount's root. Such a directory is never renamed (EXDEV), so its path stays its own.
+    // mount's root. Such a directory is renamed only with redirect_dir, whose bridge takes the
+    // marks of its tree away first (LowLevelBridge.#unmarkLowerTrees): its path stays its own.
     if (entry.layer.writable) return { src: '', dst: entry.layer.path(entry.path) }
     if (core.copiesDirBehind(entry)) {
       const source: CopySource = { src: entry.layer.path(entry.path), dst: core.requireUpper().path(entry.path) }

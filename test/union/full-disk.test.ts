@@ -55,4 +55,39 @@ describe.skipIf(!root)('copy-up on a full disk', () => {
     execFileSync('umount', [small], { timeout: 10_000 })
     small = ''
   })
+
+  it('a directory rename (redirect_dir) whose tree does not fit fails with ENOSPC and changes nothing shown', async () => {
+    dir = await makeTempDir('enospc-dir')
+    const lower = join(dir, 'lower')
+    await mkdir(join(lower, 'd', 'sub'), { recursive: true })
+    await mkdir(join(lower, 'fits', 'sub'), { recursive: true })
+    const big = Buffer.alloc(4 << 20, 7)
+    await writeFile(join(lower, 'd', 'a'), 'first')
+    await writeFile(join(lower, 'd', 'sub', 'big'), big)
+    await writeFile(join(lower, 'd', 'z'), 'last')
+    await writeFile(join(lower, 'fits', 'sub', 'f'), 'small')
+    small = join(dir, 'tmpfs')
+    await mkdir(small)
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'layerfs-test', small], { timeout: 10_000 })
+    const upper = join(small, 'upper')
+    const work = join(small, 'work')
+    await mkdir(upper)
+    await mkdir(work)
+    const union = await Union.open({ lowers: [lower], upper, work, redirectDir: true })
+    await union.unlink('/d/a')
+
+    await expect(union.rename('/d', '/e')).rejects.toMatchObject({ code: 'ENOSPC' })
+    expect((await union.readdir('/')).sort()).toEqual(['d', 'fits'])
+    expect((await union.readdir('/d')).sort()).toEqual(['sub', 'z'])
+    expect((await union.readdir('/d/sub')).sort()).toEqual(['big'])
+    expect((await readFile(join(lower, 'd', 'sub', 'big'))).equals(big)).toBe(true)
+
+    // A tree that fits moves, whole, and shows what it showed.
+    await union.rename('/fits', '/moved')
+    expect((await union.readdir('/')).sort()).toEqual(['d', 'moved'])
+    expect(await readFile(join(upper, 'moved', 'sub', 'f'), 'utf8')).toBe('small')
+    await union.close()
+    execFileSync('umount', [small], { timeout: 10_000 })
+    small = ''
+  })
 })
