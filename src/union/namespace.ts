@@ -401,7 +401,14 @@ function treeCopyUps(core: Core, dir: Entry, names: string[]): void {
 
 export async function rename(core: Core, fromRel: string, toRel: string, flags: number): Promise<void> {
   while (!renameNow(core, fromRel, toRel, flags)) {
-    for (const rel of renameCopyUps(core, core.resolver.get(fromRel), toRel, flags)) await core.copyUp(rel, 'meta')
+    for (const rel of renameCopyUps(core, core.resolver.get(fromRel), toRel, flags)) {
+      try {
+        await core.copyUp(rel, 'meta')
+      } catch (err) {
+        // Removed meanwhile from a tree being copied up (redirect_dir): renameNow looks again.
+        if (!isCode(err, 'ENOENT')) throw err
+      }
+    }
   }
 }
 
@@ -487,15 +494,21 @@ function keepTreeDataReachable(core: Core, dir: Entry): void {
 }
 
 /** Remove the whiteouts (character devices 0/0, `.wh.NAME` markers) in the upper directory `dir`
- *  and the directories below it. */
+ *  and the directories below it, each directory keeping its times (nothing it shows changed). */
 function removeWhiteouts(dir: HostPath): void {
+  let times: { atime: bigint; mtime: bigint } | undefined
   for (const name of readdirSafe(dir)) {
     const path = hostJoin(dir, name)
     if (!lstatIfAny(path, probeStat)) continue
     const mode = probeStat[ST.MODE]!
-    if (isWhiteoutMode(mode, probeStat[ST.RDEV]!) || (whiteoutTarget(name) !== undefined && (mode & constants.S_IFMT) !== constants.S_IFDIR)) unlinkSync(path)
-    else if ((mode & constants.S_IFMT) === constants.S_IFDIR) removeWhiteouts(path)
+    if (isWhiteoutMode(mode, probeStat[ST.RDEV]!) || (whiteoutTarget(name) !== undefined && (mode & constants.S_IFMT) !== constants.S_IFDIR)) {
+      if (!times && lstatIfAny(dir, probeStat)) times = { atime: stTimeNs(probeStat, ST.ATIME), mtime: stTimeNs(probeStat, ST.MTIME) }
+      unlinkSync(path)
+    } else if ((mode & constants.S_IFMT) === constants.S_IFDIR) {
+      removeWhiteouts(path)
+    }
   }
+  if (times) utimensatSync(dir, times.atime, times.mtime, true)
 }
 
 function move(core: Core, from: Entry, to: Entry | undefined, toRel: string): void {

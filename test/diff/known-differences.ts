@@ -68,7 +68,7 @@ const movedDirs: Omit<KnownDifference, 'driver'>[] = [
   },
   {
     scenario: 'redirect_dir: rename a merged directory into another directory',
-    fields: ['merged:b/d#nlink', 'upper:b/d#opaque', 'upper:b/d/x'],
+    fields: ['merged:b/d#nlink', 'upper:b/d#opaque', 'upper:b/d/gone', 'upper:b/d/x'],
     why: MOVED,
   },
   {
