@@ -459,8 +459,8 @@ function finishMove(core: Core, fromRel: string, toRel: string, dirTimes: boolea
  *
  * With redirect_dir on (core.redirectDir, as overlayfs's `redirect_dir=on`, which `metacopy=on`
  * turns on) one with lower layers moves too, once the rename has copied up everything under it
- * (renameCopyUps): in its new place no lower layer holds it (or it is made opaque there, as any
- * directory moved into a merged one), so its upper copy is the whole of it. Overlayfs copies up
+ * (renameCopyUps) and made it opaque (detachTree): its upper copy is the whole of it, wherever it
+ * goes. Overlayfs copies up
  * the directory alone and records where its lower layers hold it (trusted.overlay.redirect); the
  * view is the same, and the upper layer stays one that an OCI layer (layerfs commit, a naive diff)
  * represents as it is: the new directory whole, a whiteout at the old name.
