@@ -61,9 +61,9 @@ function treeState(root: string): Record<string, string> {
   return treeOf(root, 'tree', (st, path) => st.isDirectory() ? `dir ${st.mode.toString(8)}` : `${st.mode.toString(8)} ${st.nlink} ${readFileSync(path, 'utf8')}`)
 }
 
-function worker(mnt: string, seed: number, ops: number, deep: boolean): Promise<{ done: number; unexpected: string[] }> {
+function worker(mnt: string, seed: number, ops: number, shape: 'flat' | 'deep' | 'moves'): Promise<{ done: number; moved: number; unexpected: string[] }> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [WORKER, mnt, String(seed), String(ops), deep ? 'deep' : 'flat'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [WORKER, mnt, String(seed), String(ops), shape], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
     child.stdout.on('data', (b: Buffer) => (out += b))
@@ -71,7 +71,7 @@ function worker(mnt: string, seed: number, ops: number, deep: boolean): Promise<
     child.on('error', fail)
     child.on('close', (code) => {
       if (code !== 0) fail(new Error(`worker ${seed} exited ${code}: ${err}`))
-      else done(JSON.parse(out) as { done: number; unexpected: string[] })
+      else done(JSON.parse(out) as { done: number; moved: number; unexpected: string[] })
     })
   })
 }
@@ -87,6 +87,9 @@ describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
    *  own (fillUpper). */
   async function stress(options: string, drop: '2' | '3', deep = false, upperFiles = false): Promise<void> {
     const metacopy = options.includes('metacopy=on')
+    // With redirect_dir, the workers move the nested directories too.
+    const redirects = metacopy || options.includes('redirect_dir=on')
+    const shape = redirects && deep ? 'moves' : deep ? 'deep' : 'flat'
     const { mnt, upper, lowers, handle } = await frame.stack('layerfs', options, async (top, bottom) => {
       await fill(top!, bottom!, deep)
       if (upperFiles) await fillUpper(top!)
@@ -95,13 +98,15 @@ describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
     const dropping = isRoot ? setInterval(() => writeFileSync('/proc/sys/vm/drop_caches', drop), 200) : undefined
     let results
     try {
-      results = await Promise.all([1, 2, 3, 4].map((seed) => worker(mnt, seed * SEED, 2500, deep)))
+      results = await Promise.all([1, 2, 3, 4].map((seed) => worker(mnt, seed * SEED, 2500, shape)))
     } finally {
       clearInterval(dropping)
     }
     for (const r of results) expect(r.unexpected).toEqual([])
-    // Most operations did something (the rest met a name another worker had just taken away).
-    expect(results.reduce((n, r) => n + r.done, 0)).toBeGreaterThan(4000)
+    // Most operations did something (the rest met a name another worker had just taken away; with
+    // directories moving, a quarter of the names are in one that is elsewhere, or not yet made).
+    expect(results.reduce((n, r) => n + r.done, 0)).toBeGreaterThan(shape === 'moves' ? 2000 : 4000)
+    if (shape === 'moves') expect(results.reduce((n, r) => n + r.moved, 0)).toBeGreaterThan(20)
     const live = treeState(mnt)
     // Both halves of the daemon took part: renames and chmods of lower files answered in C (and
     // first lookups of lower files, logged: between the caches dropped every 0.2 s and the
@@ -124,7 +129,7 @@ describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
     const kwork = join(frame.dir, `kwork${runs}`)
     await mkdir(kmnt)
     await mkdir(kwork)
-    const kernel = frame.mounts.add(await mountOverlay({ lowers, upper, work: kwork, mnt: kmnt, options: metacopy ? ['metacopy=on'] : [] }))
+    const kernel = frame.mounts.add(await mountOverlay({ lowers, upper, work: kwork, mnt: kmnt, options: metacopy ? ['metacopy=on'] : redirects ? ['redirect_dir=on'] : [] }))
     const shown = treeState(kmnt)
     await frame.mounts.unmount(kernel)
     expect(shown).toEqual(live)
@@ -157,7 +162,13 @@ describe.skipIf(!fuse.ok)('four processes changing one tree at once', () => {
   // Metadata-only copies: the chmods of lower files answered in C make them and name them there
   // (copying their lower directories up first), beside JS's renames, writes and links of the same
   // files; the upper layer is then read by kernel overlayfs with metacopy=on too.
-  it('as much with metacopy on, in the nested tree', { timeout: 120_000 }, async () => {
+  it('as much with metacopy on, in the nested tree, its directories moved too', { timeout: 120_000 }, async () => {
     await stress(',metacopy=on', '2', true)
+  })
+
+  // redirect_dir: the nested lower directories renamed from one directory to another while the
+  // other workers change their files (each move copies its tree up first).
+  it('as much with redirect_dir on, the nested directories moved as their files change', { timeout: 120_000 }, async () => {
+    await stress(',redirect_dir=on', '2', true)
   })
 })
