@@ -24,13 +24,8 @@ describe.skipIf(!root)('copy-up on a full disk', () => {
     if (dir) await rm(dir, { recursive: true, force: true })
   })
 
-  it.each([false, true])('fails with ENOSPC and leaves no partial file anywhere (flushBehind %s)', async (flushBehind) => {
-    dir = await makeTempDir('enospc')
-    const lower = join(dir, 'lower')
-    await mkdir(lower)
-    const big = Buffer.alloc(4 << 20, 7)
-    await writeFile(join(lower, 'big'), big)
-    await writeFile(join(lower, 'small'), 'fits')
+  /** An upper and a work directory on a 1 MiB tmpfs mounted in `dir` (unmounted after each test). */
+  async function smallDisk(): Promise<{ upper: string; work: string }> {
     small = join(dir, 'tmpfs')
     await mkdir(small)
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'layerfs-test', small], { timeout: 10_000 })
@@ -38,6 +33,17 @@ describe.skipIf(!root)('copy-up on a full disk', () => {
     const work = join(small, 'work')
     await mkdir(upper)
     await mkdir(work)
+    return { upper, work }
+  }
+
+  it.each([false, true])('fails with ENOSPC and leaves no partial file anywhere (flushBehind %s)', async (flushBehind) => {
+    dir = await makeTempDir('enospc')
+    const lower = join(dir, 'lower')
+    await mkdir(lower)
+    const big = Buffer.alloc(4 << 20, 7)
+    await writeFile(join(lower, 'big'), big)
+    await writeFile(join(lower, 'small'), 'fits')
+    const { upper, work } = await smallDisk()
     const union = await Union.open({ lowers: [lower], upper, work, flushBehind })
 
     await expect(union.open('/big', constants.O_WRONLY)).rejects.toMatchObject({ code: 'ENOSPC' })
@@ -66,13 +72,7 @@ describe.skipIf(!root)('copy-up on a full disk', () => {
     await writeFile(join(lower, 'd', 'sub', 'big'), big)
     await writeFile(join(lower, 'd', 'z'), 'last')
     await writeFile(join(lower, 'fits', 'sub', 'f'), 'small')
-    small = join(dir, 'tmpfs')
-    await mkdir(small)
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'layerfs-test', small], { timeout: 10_000 })
-    const upper = join(small, 'upper')
-    const work = join(small, 'work')
-    await mkdir(upper)
-    await mkdir(work)
+    const { upper, work } = await smallDisk()
     const union = await Union.open({ lowers: [lower], upper, work, redirectDir: true })
     await union.unlink('/d/a')
 
