@@ -62,7 +62,7 @@ function kernelLeftovers(s: Scenario, results: Json[]): KnownPart[] {
  * shows 1). The upper layer is judged instead by what overlayfs itself shows of it: the stack
  * mounted by the kernel over each side's upper layer must show the same tree.
  */
-const redirects = mountOptions.includes('redirect_dir=on') || mountOptions.includes('metacopy=on')
+const redirects = (options: string[]): boolean => options.includes('redirect_dir=on') || options.includes('metacopy=on')
 
 /** A link count a moved tree's copy changes: a directory overlayfs shows merged (1) and layerfs
  *  moved whole, a lower file with other names that overlayfs leaves below and layerfs copied (1). */
@@ -116,11 +116,17 @@ describe.skipIf(skipReason !== undefined)('differential: random scripts, kernel 
     ...(seed % 2 === 0 ? [{ seed, flavor: 'io' as const, driver: seed % 4 === 0 ? layerfsWith('passthrough=off') : layerfs }] : []),
     // Other users: each of their operations is a process of its own (a second each way).
     ...(seed % 4 === 1 ? [{ seed, flavor: 'users' as const, driver: layerfs }] : []),
-  ])
-  for (const { seed, flavor, driver } of runs.filter((run) => onlyFlavor === undefined || run.flavor === onlyFlavor)) {
-    it(`${flavor} seed ${seed}${driver === layerfs ? '' : ' (passthrough=off)'}`, async () => {
+  ]).map((run) => ({ ...run, options: mountOptions }))
+  // With no options asked for, the first six namespace scripts and two io ones run again with
+  // directories moving (redirect_dir=on, and metacopy=on), compared as above.
+  if (mountOptions.length === 0) {
+    for (let i = 0; i < Math.min(count, 6); i++) runs.push({ seed: firstSeed + i, flavor: 'namespace', driver: layerfs, options: ['redirect_dir=on'] })
+    for (let i = 0; i < Math.min(count, 2); i++) runs.push({ seed: firstSeed + 2 * i, flavor: 'io', driver: layerfs, options: ['metacopy=on'] })
+  }
+  for (const { seed, flavor, driver, options } of runs.filter((run) => onlyFlavor === undefined || run.flavor === onlyFlavor)) {
+    it(`${flavor} seed ${seed}${driver === layerfs ? '' : ' (passthrough=off)'}${options === mountOptions ? '' : ` (${options.join(',')})`}`, async () => {
       const drawn = randomScript(seed, opsPerScript, flavor)
-      const s = mountOptions.length > 0 ? { ...drawn, options: [...(drawn.options ?? []), ...mountOptions] } : drawn
+      const s = options.length > 0 ? { ...drawn, options: [...(drawn.options ?? []), ...options] } : drawn
       const startSec = Math.floor(Date.now() / 1000)
       const base = await makeTempDir('diff-random')
       liveBases.add(base)
@@ -133,7 +139,7 @@ describe.skipIf(skipReason !== undefined)('differential: random scripts, kernel 
           await writeFile(join(dumpDir, `random-${flavor}-${seed}.json`), JSON.stringify({ scenario: s, kernel: a, driver: b }, null, 1))
         }
         let parts = kernelLeftovers(s, a.ops)
-        if (redirects) {
+        if (redirects(options)) {
           const views = diffSnapshots('merged', await kernelView(s, join(base, 'kernel'), startSec), await kernelView(s, join(base, 'driver'), startSec))
           // (overlayfs does not read the origins layerfs records: copies show their own numbers.)
           const unlike = views.filter((d) => !movedDirLinks(d) && !d.key.endsWith('#ino'))
