@@ -171,8 +171,9 @@ function applyOptions(opts: MountOptions, list: string, given: Given): void {
         opts.metacopy = value === 'on'
         break
       case 'redirect_dir':
-        // overlayfs's values; `follow` and `nofollow` concern redirects written by another mount,
-        // which layerfs never follows (it writes none): both leave directories unmovable, as `off`.
+        // overlayfs's values; `follow` and `nofollow` concern directory redirects written by
+        // another mount, which layerfs never follows (it writes none): both leave directories
+        // unmovable, as `off`.
         if (!['on', 'off', 'follow', 'nofollow'].includes(value)) throw new UsageError(`redirect_dir=${value}: expected on, off, follow or nofollow`)
         given.redirectDir = value
         break
