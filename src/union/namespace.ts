@@ -320,7 +320,14 @@ export function renameNow(core: Core, fromRel: string, toRel: string, flags: num
   if (fromRel === toRel || sameUpperFile(core, source, target)) return true
   if (!(flags & RENAME_EXCHANGE) && movedBehind(core, source, toRel)) return true
   // A rename changes no data: with metacopy on, the bytes stay below (see keepDataReachable).
-  for (const rel of renameCopyUps(core, source, toRel, flags)) if (!core.copyUpNow(rel, 'meta', alone)) return false
+  const copies = renameCopyUps(core, source, toRel, flags)
+  // A tree's files are copied as flush behind copies them, a batch to a syncfs (see rename).
+  if (copiesTreeBehind(core, source, toRel, flags) && copies.some((rel) => core.resolver.get(rel).kind !== 'dir')) return false
+  for (const rel of copies) if (!core.copyUpNow(rel, 'meta', alone)) return false
+  // A copy made in a tree while its rename waited (a chmod in it, say) may wait for its flush yet:
+  // named before the move, as Union.rename names what is below both names first.
+  if (source.kind === 'dir') core.settle(fromRel, true)
+  if (flags & RENAME_EXCHANGE) core.settle(toRel, true)
   const from = core.resolver.get(fromRel)
   const to = core.resolver.resolve(toRel)
   if (flags & RENAME_EXCHANGE) exchangeEntries(core, from, to)
@@ -401,15 +408,37 @@ function treeCopyUps(core: Core, dir: Entry, names: string[]): void {
 
 export async function rename(core: Core, fromRel: string, toRel: string, flags: number): Promise<void> {
   while (!renameNow(core, fromRel, toRel, flags)) {
-    for (const rel of renameCopyUps(core, core.resolver.get(fromRel), toRel, flags)) {
+    const source = core.resolver.get(fromRel)
+    const behind = copiesTreeBehind(core, source, toRel, flags)
+    const named: Array<Promise<void>> = []
+    for (const rel of renameCopyUps(core, source, toRel, flags)) {
       try {
-        await core.copyUp(rel, 'meta')
+        const entry = await core.copyUp(rel, 'meta', behind)
+        if (!behind) continue
+        // Named once a syncfs has written its batch (Core.#defer): one flush for hundreds of
+        // copies, where a copy made now is flushed alone (a tree move took four times as long).
+        named.push(core.whenNamed(entry))
+        if (core.deferredCopies >= TREE_BATCH) await Promise.all(named.splice(0))
       } catch (err) {
         // Removed meanwhile from a tree being copied up (redirect_dir): renameNow looks again.
         if (!isCode(err, 'ENOENT')) throw err
       }
     }
+    await Promise.all(named)
   }
+}
+
+/** How many copies of a tree wait for their flush at most before the move waits for them (Core
+ *  holds up to 512). */
+const TREE_BATCH = 256
+
+/** Whether the rename copies up a directory's tree (redirect_dir), and its copies may wait for
+ *  their flush (flush behind): made unnamed, flushed by the batch, then named (rename). Not
+ *  metadata-only copies (metacopy), which have no data to flush. */
+function copiesTreeBehind(core: Core, source: Entry, toRel: string, flags: number): boolean {
+  if (!core.flushBehind || !core.redirectDir || core.metacopy) return false
+  const dirs = [source, ...(flags & RENAME_EXCHANGE ? [core.resolver.resolve(toRel)] : [])]
+  return dirs.some((entry) => entry?.kind === 'dir' && hasLower(entry))
 }
 
 /**

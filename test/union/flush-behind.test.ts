@@ -474,3 +474,23 @@ describe('flushBehind: renames of lower files answered before their copy is flus
     expect((await readFile(join(upper, 'big2'))).equals(big)).toBe(true)
   })
 })
+
+describe('flushBehind with redirect_dir: a directory tree moved', () => {
+  it('copies the tree a batch to a flush, and writes what came into it meanwhile before it moves', async () => {
+    stack = await makeStack([lowerTree], {}, { flushBehind: true, redirectDir: true })
+    const { union, upper } = stack
+    // The move waits for its copies' flush; a lower file renamed into the tree meanwhile is a
+    // rename written after its own copy's flush (Core.deferMove), at a name under the old path.
+    const moving = union.rename('/d', '/e')
+    expect(union.tryRename('/top', '/d/top', 0)).toBe(true)
+    expect(union.stats().deferredCopies).toBeGreaterThan(0)
+    await moving
+    expect((await union.readdir('/')).sort()).toEqual(['e'])
+    expect((await union.readdir('/e')).sort()).toEqual(['a', 'b', 'c', 'sub', 'top'])
+    expect(await readFile(join(upper, 'e/top'), 'utf8')).toBe('top file')
+    expect(await readFile(join(upper, 'e/sub/e'), 'utf8')).toBe('echo')
+    expect(existsSync(join(upper, 'd/top'))).toBe(false)
+    await settled(union)
+    expect((await union.readdir('/e')).sort()).toEqual(['a', 'b', 'c', 'sub', 'top'])
+  })
+})

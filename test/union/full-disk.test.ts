@@ -62,7 +62,7 @@ describe.skipIf(!root)('copy-up on a full disk', () => {
     small = ''
   })
 
-  it('a directory rename (redirect_dir) whose tree does not fit fails with ENOSPC and changes nothing shown', async () => {
+  it.each([false, true])('a directory rename (redirect_dir) whose tree does not fit fails with ENOSPC and changes nothing shown (flushBehind %s)', async (flushBehind) => {
     dir = await makeTempDir('enospc-dir')
     const lower = join(dir, 'lower')
     await mkdir(join(lower, 'd', 'sub'), { recursive: true })
@@ -73,7 +73,7 @@ describe.skipIf(!root)('copy-up on a full disk', () => {
     await writeFile(join(lower, 'd', 'z'), 'last')
     await writeFile(join(lower, 'fits', 'sub', 'f'), 'small')
     const { upper, work } = await smallDisk()
-    const union = await Union.open({ lowers: [lower], upper, work, redirectDir: true })
+    const union = await Union.open({ lowers: [lower], upper, work, redirectDir: true, flushBehind })
     await union.unlink('/d/a')
 
     await expect(union.rename('/d', '/e')).rejects.toMatchObject({ code: 'ENOSPC' })
