@@ -322,7 +322,7 @@ export function renameNow(core: Core, fromRel: string, toRel: string, flags: num
   // A rename changes no data: with metacopy on, the bytes stay below (see keepDataReachable).
   const copies = renameCopyUps(core, source, toRel, flags)
   // A tree's files are copied as flush behind copies them, a batch to a syncfs (see rename).
-  if (copiesTreeBehind(core, source, toRel, flags) && copies.some((rel) => core.resolver.get(rel).kind !== 'dir')) return false
+  if (copiesTreeBehind(core, source, toRel, flags) && copies.some((rel) => filesToCopy(core.resolver.get(rel)))) return false
   for (const rel of copies) if (!core.copyUpNow(rel, 'meta', alone)) return false
   // A copy made in a tree while its rename waited (a chmod in it, say) may wait for its flush yet:
   // named before the move, as Union.rename names what is below both names first.
@@ -386,6 +386,12 @@ function renameCopyUps(core: Core, source: Entry, toRel: string, flags: number):
   return names
 }
 
+/** A file (not a directory) renameCopyUps lists that is not in the upper layer yet: the file an
+ *  exchange swaps with a directory is listed whether it is or not (copyUpNow returns it as it is). */
+function filesToCopy(entry: Entry): boolean {
+  return entry.kind !== 'dir' && !inUpper(entry)
+}
+
 /** A directory that merges with a lower one, or is only below. */
 function hasLower(dir: Entry): boolean {
   return !inUpper(dir) || dir.dirLayers.length > 1
@@ -421,7 +427,7 @@ export async function rename(core: Core, fromRel: string, toRel: string, flags: 
         if (core.deferredCopies >= TREE_BATCH) await Promise.all(named.splice(0))
       } catch (err) {
         // Removed meanwhile from a tree being copied up (redirect_dir): renameNow looks again.
-        if (!isCode(err, 'ENOENT')) throw err
+        if (!isCode(err, 'ENOENT') || core.resolver.resolve(rel) !== undefined) throw err
       }
     }
     await Promise.all(named)

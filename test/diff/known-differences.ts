@@ -91,6 +91,11 @@ const movedDirs: Omit<KnownDifference, 'driver'>[] = [
     fields: ['merged:e#nlink', 'merged:e/s#nlink', 'merged:e/s/t#nlink', 'upper:e#opaque', 'upper:e/f', 'upper:e/s/t/u'],
     why: MOVED,
   },
+  {
+    scenario: 'redirect_dir: exchange a lower directory with a lower file',
+    fields: ['merged:q/f#nlink', 'upper:q/f#opaque', 'upper:q/f/s', 'upper:q/f/s/y', 'upper:q/f/x'],
+    why: MOVED,
+  },
 ]
 
 const layerfs: KnownDifference[] = [...layerfsDeliberate, ...movedDirs].map((k) => ({ ...k, driver: 'layerfs' as const }))
@@ -121,6 +126,13 @@ const layerfsFuseNative: KnownDifference[] = [
   ...[...layerfsDeliberate, ...movedDirs].filter((k) => !k.scenario.startsWith('SEEK_DATA') && !k.scenario.includes('exchange') && !k.scenario.includes('listed lower tree')).map((k) => ({ ...k, driver: FN })),
   { ...movedDirs.find((k) => k.scenario.includes('listed lower tree'))!, driver: FN },
   mtimeLost('redirect_dir: a listed lower tree, changed, moved, then changed again', 15, 'e/s/i'),
+  {
+    scenario: 'redirect_dir: exchange a lower directory with a lower file',
+    driver: FN,
+    ops: [0, 3, 4, 5],
+    fields: ['merged:p#mtime', 'merged:p#nlink', 'merged:p/d#mode', 'merged:p/d#nlink', 'merged:p/d#sha256', 'merged:p/d#size', 'merged:p/d#type', 'merged:p/d/s', 'merged:p/d/s/y', 'merged:p/d/x', 'merged:q#ino', 'merged:q#mtime', 'merged:q#nlink', 'merged:q/f#ino', 'merged:q/f#mode', 'merged:q/f#sha256', 'merged:q/f#size', 'merged:q/f#type', 'merged:q/f/s', 'merged:q/f/s/y', 'merged:q/f/x', 'upper:p', 'upper:p/d', 'upper:q', 'upper:q/f'],
+    why: RENAME,
+  },
   {
     scenario: 'redirect_dir: exchange two lower directories',
     driver: FN,

@@ -308,6 +308,14 @@ export const SCENARIOS: Scenario[] = [
       ops: [['renameat2', 'p/a', 'q/b', 'exchange'], ['readdir', 'p/a'], ['readdir', 'q/b'], ['readFile', 'q/b/x'], ['readFile', 'p/a/z/w'], ['readdir', 'p'], ['readdir', 'q']],
     },
     {
+      // An exchange of a directory with lower layers and a file: the file is copied up with the
+      // tree (before 2026-12-05, with flush behind, the rename waited for it for ever).
+      name: 'redirect_dir: exchange a lower directory with a lower file',
+      layers: [{ 'p/d/x': 'dx', 'p/d/s/y': 'dsy', 'q/f': 'file' }],
+      options: ['redirect_dir=on'],
+      ops: [['renameat2', 'p/d', 'q/f', 'exchange'], ['readdir', 'p'], ['readdir', 'q'], ['readFile', 'p/d'], ['readdir', 'q/f'], ['readFile', 'q/f/s/y']],
+    },
+    {
       // Listed first, its files and directories are marked for C's setattrs, lookups and renames by
       // their lower paths: the move takes those marks away, and the changes after it land in the copies.
       name: 'redirect_dir: a listed lower tree, changed, moved, then changed again',
