@@ -8,6 +8,7 @@
 //  - the only processes ever killed are ones these helpers started: the mount command itself, and the
 //    daemon it forked (found by the unique mount point on its command line, and killed by PID).
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
 import { resolve } from 'node:path'
 import { describeCmd as describe, runCmd } from './exec.js'
 import { decodeMountPath, makeTempDir, removeTempDir } from './tmp.js'
@@ -285,6 +286,14 @@ function abortFuseConnection(dev: string): boolean {
   if (minor === undefined || minor === '') return false
   const f = `/sys/fs/fuse/connections/${minor}/abort`
   try {
+    // The control filesystem is not mounted on every machine (it was not on this one once).
+    if (!existsSync('/sys/fs/fuse/connections/' + minor)) {
+      try {
+        execFileSync('mount', ['-t', 'fusectl', 'none', '/sys/fs/fuse/connections'], { stdio: 'ignore', timeout: 5_000 })
+      } catch {
+        // mounted already (the connection is gone), or not root: the write below says
+      }
+    }
     writeFileSync(f, '1')
     return true
   } catch {
