@@ -393,7 +393,7 @@ function filesToCopy(entry: Entry): boolean {
 }
 
 /** A directory that merges with a lower one, or is only below. */
-function hasLower(dir: Entry): boolean {
+export function hasLower(dir: Entry): boolean {
   return !inUpper(dir) || dir.dirLayers.length > 1
 }
 
@@ -557,7 +557,7 @@ function move(core: Core, from: Entry, to: Entry | undefined, toRel: string): vo
     if (to.kind !== 'dir' && from.kind === 'dir') throw fsError('ENOTDIR', toRel)
   }
   if (from.kind === 'dir') movableDir(core, from)
-  const toMerged = to !== undefined && (!inUpper(to) || to.dirLayers.length > 1)
+  const toMerged = to !== undefined && hasLower(to)
   if (to?.kind === 'dir' && toMerged && mergedNames(to).length > 0) throw fsError('ENOTEMPTY', toRel)
   if (!inUpper(from)) throw fsError('ENOENT', from.path) // lost a race with an unlink
   keepDataReachable(core, from)

@@ -764,7 +764,7 @@ export class Union {
   dirHasLowerSync(path: string): boolean {
     try {
       const entry = this.#core.resolver.resolve(relPath(path))
-      return entry?.kind === 'dir' && (!inUpper(entry) || entry.dirLayers.length > 1)
+      return entry?.kind === 'dir' && names.hasLower(entry)
     } catch {
       return false
     }
